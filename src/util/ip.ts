@@ -1,0 +1,136 @@
+/**
+ * IP and CIDR helpers over ipaddr.js, in the forms kube-proxy uses.
+ *
+ * Addresses are handled as normalised strings ("10.180.0.1", "fd00:10::1") everywhere in kpsim;
+ * these helpers are the one place that parses them.
+ */
+import ipaddr from 'ipaddr.js';
+
+export type Family = 4 | 6;
+
+/** IPv4 dotted-quad with optional leading zeros, read as decimal (Go's ParseIPSloppy does so). */
+const SLOPPY_IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+function parseAddress(text: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
+  const v4 = SLOPPY_IPV4.exec(text);
+  if (v4) {
+    const octets = v4.slice(1).map((o) => Number.parseInt(o, 10));
+    return octets.every((o) => o <= 255) ? new ipaddr.IPv4(octets) : undefined;
+  }
+  // ipaddr.js would also take "0x0a.1" or "10.1" as IPv4: only a colon form may go on to IPv6.
+  if (!text.includes(':') || !ipaddr.IPv6.isValid(text)) return undefined;
+  const v6 = ipaddr.IPv6.parse(text);
+  // An IPv4-mapped IPv6 address is an IPv4 address to the kernel and to Go's net.ParseIP.
+  return v6.isIPv4MappedAddress() ? v6.toIPv4Address() : v6;
+}
+
+/** The normalised text of an IP address, or undefined when `text` is not one. */
+export function normalizeIP(text: string): string | undefined {
+  const addr = parseAddress(text.trim());
+  return addr?.toString();
+}
+
+export function isIP(text: string): boolean {
+  return normalizeIP(text) !== undefined;
+}
+
+/** 4 or 6 for an address (normalised or not); undefined when it is not an address. */
+export function ipFamily(text: string): Family | undefined {
+  const addr = parseAddress(text.trim());
+  if (!addr) return undefined;
+  return addr.kind() === 'ipv4' ? 4 : 6;
+}
+
+export interface Cidr {
+  readonly family: Family;
+  readonly prefixLength: number;
+  /** The network address, normalised, host bits cleared. */
+  readonly network: string;
+  /** "network/prefix", normalised. */
+  readonly text: string;
+  readonly addr: ipaddr.IPv4 | ipaddr.IPv6;
+}
+
+/**
+ * Parse "a.b.c.d/n" or "x::/n". A bare address is taken as a host route (/32 or /128) only when
+ * `allowBareIP` is set, as iptables does for -s/-d.
+ */
+export function parseCIDR(text: string, allowBareIP = false): Cidr | undefined {
+  const trimmed = text.trim();
+  const slash = trimmed.indexOf('/');
+  const addrText = slash < 0 ? trimmed : trimmed.slice(0, slash);
+  const addr = parseAddress(addrText);
+  if (!addr) return undefined;
+  const family: Family = addr.kind() === 'ipv4' ? 4 : 6;
+  const bits = family === 4 ? 32 : 128;
+  let prefixLength = bits;
+  if (slash >= 0) {
+    const lenText = trimmed.slice(slash + 1);
+    if (!/^\d{1,3}$/.test(lenText)) return undefined;
+    prefixLength = Number.parseInt(lenText, 10);
+    if (prefixLength > bits) return undefined;
+  } else if (!allowBareIP) {
+    return undefined;
+  }
+  const network = networkAddress(addr, prefixLength);
+  return { family, prefixLength, network: network.toString(), text: `${network.toString()}/${prefixLength}`, addr: network };
+}
+
+function networkAddress(addr: ipaddr.IPv4 | ipaddr.IPv6, prefixLength: number): ipaddr.IPv4 | ipaddr.IPv6 {
+  const bytes = addr.toByteArray();
+  for (let bit = prefixLength; bit < bytes.length * 8; bit++) {
+    const byteIndex = bit >> 3;
+    bytes[byteIndex] = bytes[byteIndex]! & ~(0x80 >> (bit & 7));
+  }
+  return ipaddr.fromByteArray(bytes);
+}
+
+/** Whether `ip` (any text form) lies inside `cidr`. Addresses of another family never do. */
+export function cidrContains(cidr: Cidr, ip: string): boolean {
+  const addr = parseAddress(ip);
+  if (!addr || addr.kind() !== cidr.addr.kind()) return false;
+  return addr.match(cidr.addr, cidr.prefixLength);
+}
+
+/** "ip:port", or "[ip]:port" for IPv6: the endpoint form kube-proxy hashes and prints. */
+export function joinHostPort(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+/** Split "ip:port" / "[ip]:port"; undefined when it is not that form or the port is not 0-65535. */
+export function splitHostPort(text: string): { ip: string; port: number } | undefined {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
+  if (!m) return undefined;
+  const ip = normalizeIP(m[1]!);
+  const port = Number.parseInt(m[2]!, 10);
+  if (ip === undefined || port > 65535) return undefined;
+  return { ip, port };
+}
+
+export function isLoopback(ip: string): boolean {
+  const addr = parseAddress(ip);
+  return addr !== undefined && addr.range() === 'loopback';
+}
+
+/** The address as an unsigned 32-bit integer (IPv4) or a bigint (IPv6), for hashing and ordering. */
+export function ipv4ToUint32(ip: string): number {
+  const addr = parseAddress(ip);
+  if (!addr || addr.kind() !== 'ipv4') throw new Error(`ipv4ToUint32: ${ip} is not an IPv4 address`);
+  const [a, b, c, d] = addr.toByteArray() as [number, number, number, number];
+  return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
+}
+
+export function ipToBytes(ip: string): number[] {
+  const addr = parseAddress(ip);
+  if (!addr) throw new Error(`ipToBytes: ${ip} is not an IP address`);
+  return addr.toByteArray();
+}
+
+export function familyName(family: Family): 'IPv4' | 'IPv6' {
+  return family === 4 ? 'IPv4' : 'IPv6';
+}
+
+/** The host route for an address: "/32" for IPv4, "/128" for IPv6. */
+export function hostPrefix(family: Family): number {
+  return family === 4 ? 32 : 128;
+}

@@ -1,0 +1,108 @@
+/**
+ * kube-proxy's CategorizeEndpoints (pkg/proxy/topology.go): which endpoints Cluster and Local
+ * traffic policy use on this node, with topology hints and the fallback to serving-terminating
+ * endpoints when no ready ones are left. Every proxy mode calls this, so they agree.
+ */
+import type { CategorizedEndpoints, EndpointInfo, ServicePortInfo } from '../tracker/types.js';
+
+/** The node's topology.kubernetes.io/zone label decides PreferSameZone. */
+export const ZONE_LABEL = 'topology.kubernetes.io/zone';
+
+type TopologyMode = '' | 'PreferSameZone' | 'PreferSameNode';
+
+export interface TopologyContext {
+  nodeName: string;
+  nodeLabels: Readonly<Record<string, string>>;
+  /** The PreferSameTrafficDistribution feature gate (node hints). */
+  preferSameTrafficDistribution: boolean;
+}
+
+export function categorizeEndpoints(endpoints: readonly EndpointInfo[], svc: ServicePortInfo, ctx: TopologyContext): CategorizedEndpoints {
+  if (endpoints.length === 0) return { clusterEndpoints: undefined, localEndpoints: undefined, allReachableEndpoints: [], hasAnyEndpoints: false };
+  const zone = ctx.nodeLabels[ZONE_LABEL] ?? '';
+  let topologyMode: TopologyMode = '';
+  let clusterEndpoints: EndpointInfo[] | undefined;
+  let hasAnyEndpoints = false;
+
+  if (svc.usesClusterEndpoints) {
+    topologyMode = topologyModeFromHints(endpoints, ctx, zone);
+    clusterEndpoints = endpoints.filter((ep) => ep.ready && availableForTopology(ep, topologyMode, ctx.nodeName, zone));
+    // No ready endpoint anywhere (topology would have been dropped otherwise): fall back to
+    // serving-terminating ones so connections keep working while pods drain.
+    if (clusterEndpoints.length === 0) clusterEndpoints = endpoints.filter((ep) => ep.serving && ep.terminating);
+    if (clusterEndpoints.length > 0) hasAnyEndpoints = true;
+  }
+  if (!svc.usesLocalEndpoints) {
+    return { clusterEndpoints, localEndpoints: undefined, allReachableEndpoints: clusterEndpoints ?? [], hasAnyEndpoints };
+  }
+
+  let hasLocalReady = false;
+  let hasLocalServingTerminating = false;
+  for (const ep of endpoints) {
+    if (ep.ready) {
+      hasAnyEndpoints = true;
+      if (ep.isLocal) hasLocalReady = true;
+    } else if (ep.serving && ep.terminating) {
+      hasAnyEndpoints = true;
+      if (ep.isLocal) hasLocalServingTerminating = true;
+    }
+  }
+  let localEndpoints: EndpointInfo[] | undefined;
+  let usesServingTerminating = false;
+  if (hasLocalReady) {
+    localEndpoints = endpoints.filter((ep) => ep.isLocal && ep.ready);
+  } else if (hasLocalServingTerminating) {
+    usesServingTerminating = true;
+    localEndpoints = endpoints.filter((ep) => ep.isLocal && ep.serving && ep.terminating);
+  }
+  if (!svc.usesClusterEndpoints) {
+    return { clusterEndpoints, localEndpoints, allReachableEndpoints: localEndpoints ?? [], hasAnyEndpoints };
+  }
+  if (topologyMode === '' && !usesServingTerminating) {
+    // clusterEndpoints then holds every ready endpoint, a superset of the local ready ones.
+    return { clusterEndpoints, localEndpoints, allReachableEndpoints: clusterEndpoints ?? [], hasAnyEndpoints };
+  }
+  const union = new Map<string, EndpointInfo>();
+  for (const ep of [...(clusterEndpoints ?? []), ...(localEndpoints ?? [])]) union.set(ep.endpoint, ep);
+  const allReachableEndpoints = [...union.values()].sort(byEndpointText);
+  return { clusterEndpoints, localEndpoints, allReachableEndpoints, hasAnyEndpoints };
+}
+
+export function byEndpointText(a: EndpointInfo, b: EndpointInfo): number {
+  return a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0;
+}
+
+/**
+ * PreferSameNode when the gate is on, every ready endpoint has node hints and one is for this
+ * node; else PreferSameZone when every ready endpoint has zone hints and one is for this zone.
+ */
+function topologyModeFromHints(endpoints: readonly EndpointInfo[], ctx: TopologyContext, zone: string): TopologyMode {
+  let hasReady = false;
+  let hasForNode = false;
+  let allHaveNodeHints = true;
+  let hasForZone = false;
+  let allHaveZoneHints = true;
+  for (const ep of endpoints) {
+    if (!ep.ready) continue;
+    hasReady = true;
+    if (ep.nodeHints.size === 0) allHaveNodeHints = false;
+    else if (ep.nodeHints.has(ctx.nodeName)) hasForNode = true;
+    if (ep.zoneHints.size === 0) allHaveZoneHints = false;
+    else if (ep.zoneHints.has(zone)) hasForZone = true;
+  }
+  if (!hasReady) return '';
+  if (ctx.preferSameTrafficDistribution && allHaveNodeHints && hasForNode) return 'PreferSameNode';
+  if (allHaveZoneHints && hasForZone) return 'PreferSameZone';
+  return '';
+}
+
+function availableForTopology(ep: EndpointInfo, mode: TopologyMode, nodeName: string, zone: string): boolean {
+  switch (mode) {
+    case '':
+      return true;
+    case 'PreferSameNode':
+      return ep.nodeHints.has(nodeName);
+    case 'PreferSameZone':
+      return ep.zoneHints.has(zone);
+  }
+}

@@ -160,7 +160,7 @@ function describeObject(doc: JsonObject, label: string): string {
   const meta = doc['metadata'];
   if (isObject(meta) && typeof meta['name'] === 'string' && meta['name'] !== '') {
     const ns = typeof meta['namespace'] === 'string' && meta['namespace'] !== '' ? meta['namespace'] : undefined;
-    const namespaced = kind !== 'Node' && kind !== 'KubeProxyConfiguration';
+    const namespaced = typeof doc['kind'] === 'string' && kind !== 'Node' && kind !== 'KubeProxyConfiguration';
     return namespaced ? `${kind} ${ns ?? 'default'}/${meta['name']}` : `${kind} ${meta['name']}`;
   }
   return label === '' ? kind : `${kind} (${label})`;

@@ -1,0 +1,147 @@
+/**
+ * buildProxierState: what kube-proxy's ServicePortMap and EndpointsMap hold for one node and
+ * family (pkg/proxy/serviceport.go, pkg/proxy/endpointslicecache.go).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { KpsimError } from '../../src/errors.js';
+import { clusterFromManifests } from '../../src/manifest/load.js';
+import { buildProxierState, resolveNode } from '../../src/tracker/proxier-state.js';
+
+const node = `apiVersion: v1
+kind: Node
+metadata: {name: test-node}
+status:
+  addresses: [{type: InternalIP, address: 192.168.0.2}, {type: InternalIP, address: "2001:db8::1"}]
+`;
+const config = `apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clusterCIDR: 10.0.0.0/8,fd00:10::/64
+`;
+
+function state(manifests: string, family: 4 | 6 = 4) {
+  const cluster = clusterFromManifests([
+    { file: 'node.yaml', text: node },
+    { file: 'kp.yaml', text: config },
+    { file: 'objects.yaml', text: manifests },
+  ]);
+  return buildProxierState(cluster, resolveNode(cluster, { node: 'test-node' }), family);
+}
+
+const summary = (s: ReturnType<typeof state>) =>
+  s.servicePorts.map((sp) => `${sp.info.spn}/${sp.info.protocol} ${sp.info.clusterIP}:${sp.info.port} -> ${sp.endpoints.map((e) => `${e.endpoint}${e.terminating ? '(t)' : ''}${e.isLocal ? '(l)' : ''}`).join(' ')}`);
+
+test('slice ports join service ports by name and protocol; endpoints sort as text', () => {
+  const s = state(`apiVersion: v1
+kind: Service
+metadata: {name: svc1, namespace: ns1}
+spec:
+  clusterIP: 172.30.0.41
+  ports: [{name: p80, port: 80, protocol: TCP}, {name: p53, port: 53, protocol: UDP}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: svc1-a, namespace: ns1, labels: {kubernetes.io/service-name: svc1}}
+addressType: IPv4
+endpoints:
+- {addresses: [10.1.1.1], nodeName: test-node}
+- {addresses: [10.1.1.11]}
+ports: [{name: p80, port: 8080, protocol: TCP}, {name: p53, port: 5353, protocol: TCP}, {name: p99, port: 99, protocol: UDP}]
+`);
+  // "10.1.1.11:8080" sorts before "10.1.1.1:8080" as text, as kube-proxy sorts them.
+  assert.deepEqual(summary(s), ['ns1/svc1:p53/UDP 172.30.0.41:53 -> ', 'ns1/svc1:p80/TCP 172.30.0.41:80 -> 10.1.1.11:8080 10.1.1.1:8080(l)']);
+});
+
+test('a non-terminating endpoint replaces a terminating one with the same address', () => {
+  const slices = (first: string, second: string) => `apiVersion: v1
+kind: Service
+metadata: {name: svc1, namespace: ns1}
+spec: {clusterIP: 172.30.0.41, ports: [{name: p80, port: 80, protocol: TCP}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: a, namespace: ns1, labels: {kubernetes.io/service-name: svc1}}
+addressType: IPv4
+endpoints: [{addresses: [10.0.0.1], conditions: {terminating: ${first}}}]
+ports: [{name: p80, port: 80, protocol: TCP}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: b, namespace: ns1, labels: {kubernetes.io/service-name: svc1}}
+addressType: IPv4
+endpoints: [{addresses: [10.0.0.1], conditions: {terminating: ${second}}}]
+ports: [{name: p80, port: 80, protocol: TCP}]
+`;
+  assert.deepEqual(summary(state(slices('false', 'true'))), ['ns1/svc1:p80/TCP 172.30.0.41:80 -> 10.0.0.1:80']);
+  assert.deepEqual(summary(state(slices('true', 'false'))), ['ns1/svc1:p80/TCP 172.30.0.41:80 -> 10.0.0.1:80']);
+  assert.deepEqual(summary(state(slices('true', 'true'))), ['ns1/svc1:p80/TCP 172.30.0.41:80 -> 10.0.0.1:80(t)']);
+});
+
+test('headless, ExternalName and other-family services get no service ports', () => {
+  const objects = `apiVersion: v1
+kind: Service
+metadata: {name: headless, namespace: ns1}
+spec: {clusterIP: None, ports: [{port: 80, protocol: TCP}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ext, namespace: ns1}
+spec: {type: ExternalName, externalName: example.com}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: v6only, namespace: ns1}
+spec: {clusterIP: "fd00:172:30::41", ports: [{port: 80, protocol: TCP}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dual, namespace: ns1}
+spec: {clusterIPs: [172.30.0.42, "fd00:172:30::42"], ports: [{port: 80, protocol: TCP}]}
+`;
+  assert.deepEqual(summary(state(objects, 4)), ['ns1/dual/TCP 172.30.0.42:80 -> ']);
+  assert.deepEqual(summary(state(objects, 6)), ['ns1/dual/TCP fd00:172:30::42:80 -> ', 'ns1/v6only/TCP fd00:172:30::41:80 -> ']);
+});
+
+test('policies, VIPs and source ranges are filtered per family', () => {
+  const objects = `apiVersion: v1
+kind: Service
+metadata: {name: lb, namespace: ns1}
+spec:
+  type: LoadBalancer
+  clusterIPs: [172.30.0.50, "fd00:172:30::50"]
+  externalTrafficPolicy: Local
+  healthCheckNodePort: 30000
+  externalIPs: [192.168.99.11, "2001:db8::99"]
+  loadBalancerSourceRanges: [" 203.0.113.0/25 ", "2001:db8:1::/64"]
+  ports: [{name: p80, port: 80, protocol: TCP, nodePort: 3001}]
+status:
+  loadBalancer:
+    ingress: [{ip: 1.2.3.4}, {ip: 5.6.7.8, ipMode: Proxy}, {ip: "2001:db8:2::1"}]
+`;
+  const info = state(objects, 4).servicePorts[0]!.info;
+  assert.deepEqual(
+    [info.externalIPs, info.loadBalancerVIPs, info.loadBalancerSourceRanges, info.externalPolicyLocal, info.healthCheckNodePort, info.usesLocalEndpoints],
+    [['192.168.99.11'], ['1.2.3.4'], ['203.0.113.0/25'], true, 30000, true],
+  );
+  const info6 = state(objects, 6).servicePorts[0]!.info;
+  assert.deepEqual([info6.externalIPs, info6.loadBalancerVIPs, info6.loadBalancerSourceRanges], [['2001:db8::99'], ['2001:db8:2::1'], ['2001:db8:1::/64']]);
+});
+
+test('the node, its addresses and the local detector', () => {
+  const s4 = state('');
+  const s6 = state('', 6);
+  assert.deepEqual(
+    [s4.nodeName, s4.nodeIPs, s4.localAddresses, s4.localDetector, s4.masqueradeMark],
+    ['test-node', ['192.168.0.2'], ['192.168.0.2', '127.0.0.1'], { mode: 'ClusterCIDR', cidrs: ['10.0.0.0/8'] }, '0x4000'],
+  );
+  assert.deepEqual([s6.nodeIPs, s6.localAddresses, s6.localDetector?.cidrs], [['2001:db8::1'], ['2001:db8::1', '::1'], ['fd00:10::/64']]);
+});
+
+test('an unknown --node is an error naming the known nodes', () => {
+  const cluster = clusterFromManifests([{ file: 'node.yaml', text: node }]);
+  assert.throws(
+    () => resolveNode(cluster, { node: 'nope' }),
+    (e: unknown) => e instanceof KpsimError && e.code === 'KPSIM_ERR_CONFIG_UNKNOWN_NODE' && e.message === 'node "nope" is not in the cluster (nodes: test-node); give its addresses with --node-ip',
+  );
+  assert.deepEqual(resolveNode(cluster, { node: 'nope', nodeIPs: ['10.9.9.9'] }).ips, ['10.9.9.9']);
+});

@@ -1,0 +1,32 @@
+/**
+ * The docs cannot drift from the code: every error code is in the README's error table with
+ * its meaning, the README names the test command CI runs, and the CLI's version is package.json's.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { codes } from '../../src/errors.js';
+import { VERSION } from '../../src/cli/version.js';
+
+const readme = readFileSync('README.md', 'utf8');
+
+test('every error code is documented in the README with its meaning', () => {
+  const missing = Object.entries(codes).filter(([code, meaning]) => !readme.includes(`| \`${code}\` | ${meaning} |`));
+  assert.deepEqual(missing.map(([code]) => code), [], 'add these rows to the README error table: | `CODE` | meaning |');
+});
+
+test('the README documents no error code that does not exist', () => {
+  const documented = [...readme.matchAll(/\| `(KPSIM_ERR_[A-Z_]+)` \|/g)].map((m) => m[1]!);
+  assert.deepEqual(documented.filter((code) => !(code in codes)), []);
+});
+
+test('CI runs the README test command', () => {
+  assert.match(readme, /npm test/);
+  assert.match(readFileSync('.ci/run', 'utf8'), /^npm test$/m);
+  assert.match(readme, /npm install && npm start/);
+});
+
+test('the CLI version is the package version', () => {
+  const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+  assert.equal(VERSION, pkg.version);
+});

@@ -1,0 +1,60 @@
+/**
+ * The `--probability` values of kube-proxy's load-balancing rules: Go's fmt "%0.10f" of 1/n.
+ *
+ * Go rounds the exact binary value of the float to 10 decimals, ties to even. JavaScript's
+ * toFixed breaks ties upwards instead, which differs for 1/2048 = 0.00048828125 exactly (Go
+ * writes 0.0004882812), so the value is rounded here from the float's exact bits.
+ */
+
+const DECIMALS = 10;
+const SCALE = 10n ** BigInt(DECIMALS);
+
+/** Go's strconv.FormatFloat(x, 'f', 10, 64) for a finite, non-negative x. */
+export function formatFixed10(x: number): string {
+  if (!Number.isFinite(x) || x < 0) throw new Error(`formatFixed10: ${x} is not a finite non-negative number`);
+  const { mantissa, exponent } = exactBinary(x);
+  // x = mantissa * 2^exponent; scaled = x * 10^10 as a fraction numerator / denominator.
+  let numerator = mantissa * SCALE;
+  let denominator = 1n;
+  if (exponent >= 0) numerator <<= BigInt(exponent);
+  else denominator <<= BigInt(-exponent);
+  let quotient = numerator / denominator;
+  const twiceRemainder = (numerator % denominator) * 2n;
+  if (twiceRemainder > denominator || (twiceRemainder === denominator && quotient % 2n === 1n)) quotient += 1n;
+  const digits = quotient.toString().padStart(DECIMALS + 1, '0');
+  return `${digits.slice(0, -DECIMALS)}.${digits.slice(-DECIMALS)}`;
+}
+
+/** The float as mantissa * 2^exponent, both exact. */
+function exactBinary(x: number): { mantissa: bigint; exponent: number } {
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, x);
+  const high = view.getUint32(0);
+  const low = view.getUint32(4);
+  const biasedExponent = (high >>> 20) & 0x7ff;
+  const fraction = (BigInt(high & 0xfffff) << 32n) | BigInt(low);
+  if (biasedExponent === 0) return { mantissa: fraction, exponent: -1074 };
+  return { mantissa: fraction | (1n << 52n), exponent: biasedExponent - 1075 };
+}
+
+/** kube-proxy's computeProbability(n): the chance that rule i of n remaining rules matches. */
+export function computeProbability(n: number): string {
+  return formatFixed10(1 / n);
+}
+
+/**
+ * Probabilities are 1/n for small n over and over; kube-proxy precomputes them for speed and so
+ * do we. A cache is a plain array indexed by n.
+ */
+export class ProbabilityCache {
+  private readonly values: string[] = [];
+
+  get(n: number): string {
+    let value = this.values[n];
+    if (value === undefined) {
+      value = computeProbability(n);
+      this.values[n] = value;
+    }
+    return value;
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The facts one kube-proxy sync works from, derived once from the ProxierState and the compile
+ * options before any rule is written (the fields kube-proxy's Proxier holds, plus the
+ * per-sync largeClusterMode).
+ */
+import type { ProxierState } from '../tracker/types.js';
+import type { Family } from '../util/ip.js';
+import { type NodePortAddresses, nodePortAddresses } from './node-port-addresses.js';
+import { ProbabilityCache } from './probability.js';
+import type { Chain, Table } from './types.js';
+
+/** Above this many endpoints in total kube-proxy drops the per-endpoint comments. */
+export const LARGE_CLUSTER_ENDPOINTS_THRESHOLD = 1000;
+
+/** nfacct counter names (pkg/proxy/metrics). */
+export const LOCALHOST_NODEPORT_ACCEPTED_COUNTER = 'localhost_nps_accepted_pkts';
+export const CT_STATE_INVALID_DROPPED_COUNTER = 'ct_state_invalid_dropped_pkts';
+
+export interface IptablesCompileOptions {
+  /**
+   * Add `--random-fully` to the MASQUERADE rule, as kube-proxy does when iptables supports it
+   * (iptables >= 1.6.2). Default false, like kube-proxy's unit-test fixture.
+   */
+  randomFully?: boolean;
+  /**
+   * The nfacct counters exist, so kube-proxy adds `-m nfacct` matches (default true, as on a
+   * node with nfacct support). iptables-restore rejects `-m nfacct` for a missing counter.
+   */
+  nfacct?: boolean;
+}
+
+/** The fixed chains of both tables, declared before any service is written. */
+export interface FixedChains {
+  readonly filterServices: Chain;
+  readonly filterExternalServices: Chain;
+  readonly filterForward: Chain;
+  readonly filterNodePorts: Chain;
+  readonly filterProxyFirewall: Chain;
+  readonly natServices: Chain;
+  readonly natNodePorts: Chain;
+  readonly natPostrouting: Chain;
+  readonly natMarkMasq: Chain;
+}
+
+export interface SyncContext {
+  readonly state: ProxierState;
+  readonly family: Family;
+  readonly masqueradeMark: string;
+  readonly masqueradeAll: boolean;
+  /** The local detector's CIDR (`-s CIDR` is pod traffic), or undefined when there is no detector. */
+  readonly localDetectorCIDR: string | undefined;
+  /** localhostNodePorts as kube-proxy ends up using it: IPv4 only, and only if node-port addresses include loopback. */
+  readonly localhostNodePorts: boolean;
+  readonly nodePortAddresses: NodePortAddresses;
+  readonly nfacctCounters: boolean;
+  readonly randomFully: boolean;
+  readonly tcpBeLiberal: boolean;
+  /** More than LARGE_CLUSTER_ENDPOINTS_THRESHOLD endpoints: no comments on SVC→SEP and SEP rules. */
+  readonly largeClusterMode: boolean;
+  /** The node's primary IP of this family (kube-proxy's nodeIP), used for the LB source-range self rule. */
+  readonly nodeIP: string;
+  readonly probabilities: ProbabilityCache;
+  readonly filter: Table;
+  readonly nat: Table;
+}
+
+export function totalEndpoints(state: ProxierState): number {
+  let total = 0;
+  for (const sp of state.servicePorts) total += sp.endpoints.length;
+  return total;
+}
+
+export function createSyncContext(state: ProxierState, options: IptablesCompileOptions, filter: Table, nat: Table): SyncContext {
+  const family = state.family;
+  const primaryNodeIP = state.nodeIPs[0];
+  const npa = nodePortAddresses(state.config.nodePortAddresses, family, primaryNodeIP);
+  return {
+    state,
+    family,
+    masqueradeMark: state.masqueradeMark,
+    masqueradeAll: state.config.masqueradeAll,
+    localDetectorCIDR: state.localDetector?.cidrs[0],
+    // The IPv6 proxier always gets false; for IPv4 the node-port addresses must include loopback.
+    localhostNodePorts: family === 4 && state.config.localhostNodePorts && npa.containsIPv4Loopback,
+    nodePortAddresses: npa,
+    nfacctCounters: options.nfacct ?? true,
+    randomFully: options.randomFully ?? false,
+    tcpBeLiberal: state.config.tcpBeLiberal,
+    largeClusterMode: totalEndpoints(state) > LARGE_CLUSTER_ENDPOINTS_THRESHOLD,
+    // Without a node IP of this family kube-proxy falls back to the loopback address.
+    nodeIP: primaryNodeIP ?? (family === 4 ? '127.0.0.1' : '::1'),
+    probabilities: new ProbabilityCache(),
+    filter,
+    nat,
+  };
+}

@@ -1,0 +1,360 @@
+/**
+ * Builders for tests, in the style of kube-proxy's proxier_test.go: makeService(ns, name, mutate)
+ * and makeSlice(ns, name, n, mutate) produce Kubernetes manifests (plain objects, as the API
+ * server would store them), which go through kpsim's real decoder into a ProxierState.
+ *
+ * fixtureState() stands on kube-proxy's test fixture: node "test-node" with the node IPs of
+ * NewFakeProxier (192.168.0.2 primary, 192.168.1.2, 192.168.99.11, 2001:db8::1, 2001:db8:1::2),
+ * pod CIDR 10.0.0.0/8 (fd00:10::/64 for IPv6) as the local detector, localhostNodePorts on.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { type IptablesCompileOptions, compileIptablesRules } from '../../src/iptables/compile.js';
+import { renderIptablesSave } from '../../src/iptables/render.js';
+import { clusterFromManifests, loadCluster } from '../../src/manifest/load.js';
+import type { Cluster } from '../../src/model/types.js';
+import { buildProxierState, familiesInUse, resolveNode } from '../../src/tracker/proxier-state.js';
+import type { ProxierState } from '../../src/tracker/types.js';
+import type { Family } from '../../src/util/ip.js';
+
+export const TEST_NODE_NAME = 'test-node';
+export const TEST_NODE_IP = '192.168.0.2';
+export const TEST_NODE_IP_ALT = '192.168.1.2';
+export const TEST_EXTERNAL_IP = '192.168.99.11';
+export const TEST_NODE_IPV6 = '2001:db8::1';
+export const TEST_NODE_IPV6_ALT = '2001:db8:1::2';
+export const TEST_EXTERNAL_CLIENT = '203.0.113.2';
+export const TEST_EXTERNAL_CLIENT_BLOCKED = '203.0.113.130';
+/** kube-proxy's testNodeIPs: what its test tracer treats as LOCAL (plus 127.0.0.1 and ::1). */
+export const TEST_NODE_IPS = [TEST_NODE_IP, TEST_NODE_IP_ALT, TEST_EXTERNAL_IP, TEST_NODE_IPV6, TEST_NODE_IPV6_ALT];
+
+export interface ServicePortManifest {
+  name?: string;
+  protocol?: 'TCP' | 'UDP' | 'SCTP';
+  port: number;
+  targetPort?: number | string;
+  nodePort?: number;
+}
+
+export interface ServiceManifest {
+  apiVersion: 'v1';
+  kind: 'Service';
+  metadata: { name: string; namespace: string; labels?: Record<string, string> };
+  spec: {
+    type?: 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
+    clusterIP?: string;
+    clusterIPs?: string[];
+    ipFamilies?: ('IPv4' | 'IPv6')[];
+    ipFamilyPolicy?: string;
+    ports?: ServicePortManifest[];
+    selector?: Record<string, string>;
+    externalIPs?: string[];
+    externalName?: string;
+    externalTrafficPolicy?: 'Cluster' | 'Local';
+    internalTrafficPolicy?: 'Cluster' | 'Local';
+    healthCheckNodePort?: number;
+    loadBalancerSourceRanges?: string[];
+    sessionAffinity?: 'None' | 'ClientIP';
+    sessionAffinityConfig?: { clientIP?: { timeoutSeconds?: number } };
+    trafficDistribution?: string;
+  };
+  status: { loadBalancer: { ingress?: { ip?: string; hostname?: string; ipMode?: 'VIP' | 'Proxy' }[] } };
+}
+
+export interface EndpointManifest {
+  addresses: string[];
+  conditions?: { ready?: boolean; serving?: boolean; terminating?: boolean };
+  nodeName?: string;
+  zone?: string;
+  hints?: { forZones?: { name: string }[]; forNodes?: { name: string }[] };
+  targetRef?: { kind: string; namespace?: string; name: string };
+}
+
+export interface EndpointSliceManifest {
+  apiVersion: 'discovery.k8s.io/v1';
+  kind: 'EndpointSlice';
+  metadata: { name: string; namespace: string; labels: Record<string, string> };
+  addressType: 'IPv4' | 'IPv6';
+  endpoints: EndpointManifest[];
+  ports: { name?: string; port?: number; protocol?: 'TCP' | 'UDP' | 'SCTP' }[];
+}
+
+export interface NodeManifest {
+  apiVersion: 'v1';
+  kind: 'Node';
+  metadata: { name: string; labels?: Record<string, string> };
+  spec: { podCIDR?: string; podCIDRs?: string[] };
+  status: { addresses: { type: string; address: string }[] };
+}
+
+export interface KubeProxyConfigurationManifest {
+  apiVersion: 'kubeproxy.config.k8s.io/v1alpha1';
+  kind: 'KubeProxyConfiguration';
+  mode?: string;
+  clusterCIDR?: string;
+  detectLocalMode?: string;
+  hostnameOverride?: string;
+  nodePortAddresses?: string[];
+  iptables?: { masqueradeAll?: boolean; masqueradeBit?: number; localhostNodePorts?: boolean };
+  conntrack?: { tcpBeLiberal?: boolean };
+  featureGates?: Record<string, boolean>;
+}
+
+export type Manifest = ServiceManifest | EndpointSliceManifest | NodeManifest | KubeProxyConfigurationManifest;
+
+/** kube-proxy's makeTestService: an empty Service that `mutate` fills in. */
+export function makeService(namespace: string, name: string, mutate: (svc: ServiceManifest) => void = () => {}): ServiceManifest {
+  const svc: ServiceManifest = { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace }, spec: {}, status: { loadBalancer: {} } };
+  mutate(svc);
+  return svc;
+}
+
+/** kube-proxy's makeTestEndpointSlice: slice `${name}-${sliceNum}` labelled for service `name`. */
+export function makeSlice(namespace: string, name: string, sliceNum: number, mutate: (eps: EndpointSliceManifest) => void): EndpointSliceManifest {
+  const eps: EndpointSliceManifest = {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name: `${name}-${sliceNum}`, namespace, labels: { 'kubernetes.io/service-name': name } },
+    addressType: 'IPv4',
+    endpoints: [],
+    ports: [],
+  };
+  mutate(eps);
+  return eps;
+}
+
+export function makeNode(name: string, addresses: readonly string[], mutate: (node: NodeManifest) => void = () => {}): NodeManifest {
+  const node: NodeManifest = {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name, labels: { 'kubernetes.io/hostname': name } },
+    spec: {},
+    status: { addresses: [...addresses.map((address) => ({ type: 'InternalIP', address })), { type: 'Hostname', address: name }] },
+  };
+  mutate(node);
+  return node;
+}
+
+export function makeProxyConfig(mutate: (config: KubeProxyConfigurationManifest) => void = () => {}): KubeProxyConfigurationManifest {
+  const config: KubeProxyConfigurationManifest = { apiVersion: 'kubeproxy.config.k8s.io/v1alpha1', kind: 'KubeProxyConfiguration', mode: 'iptables' };
+  mutate(config);
+  return config;
+}
+
+/** kube-proxy's fake proxier's node and configuration. */
+export function fixtureNode(): NodeManifest {
+  return makeNode(TEST_NODE_NAME, [TEST_NODE_IP, TEST_NODE_IP_ALT, TEST_EXTERNAL_IP, TEST_NODE_IPV6, TEST_NODE_IPV6_ALT]);
+}
+
+export function fixtureConfig(mutate: (config: KubeProxyConfigurationManifest) => void = () => {}): KubeProxyConfigurationManifest {
+  return makeProxyConfig((c) => {
+    c.clusterCIDR = '10.0.0.0/8,fd00:10::/64';
+    c.hostnameOverride = TEST_NODE_NAME;
+    c.iptables = { masqueradeAll: false, masqueradeBit: 14, localhostNodePorts: true };
+    mutate(c);
+  });
+}
+
+/** Manifests as one multi-document YAML text. */
+export function manifestsToYAML(manifests: readonly Manifest[]): string {
+  return manifests.map((m) => stringify(m, { lineWidth: 0 })).join('---\n');
+}
+
+export function clusterOf(manifests: readonly Manifest[]): Cluster {
+  return clusterFromManifests([{ file: 'test.yaml', text: manifestsToYAML(manifests) }]);
+}
+
+export interface FixtureOptions {
+  family?: Family;
+  /** Changes to the KubeProxyConfiguration (masqueradeAll, nodePortAddresses, ...). */
+  config?: (config: KubeProxyConfigurationManifest) => void;
+}
+
+/**
+ * The ProxierState of kube-proxy's fake proxier for these services and slices. Manifests that
+ * are not Services or EndpointSlices replace the fixture's node or configuration.
+ */
+export function fixtureState(manifests: readonly Manifest[], options: FixtureOptions = {}): ProxierState {
+  const hasNode = manifests.some((m) => m.kind === 'Node');
+  const hasConfig = manifests.some((m) => m.kind === 'KubeProxyConfiguration');
+  const all: Manifest[] = [...manifests];
+  if (!hasNode) all.push(fixtureNode());
+  if (!hasConfig) all.push(fixtureConfig(options.config));
+  const cluster = clusterOf(all);
+  return buildProxierState(cluster, resolveNode(cluster), options.family ?? 4);
+}
+
+/** One ready endpoint (kube-proxy's tests leave conditions nil: ready, serving, not terminating). */
+export function ep(address: string, nodeName?: string, conditions?: EndpointManifest['conditions']): EndpointManifest {
+  return { addresses: [address], ...(nodeName !== undefined ? { nodeName } : {}), ...(conditions !== undefined ? { conditions } : {}) };
+}
+
+/** A TCP port (kube-proxy's tests write Name/Port/Protocol). */
+export function tcpPort(name: string, port: number, extra: Partial<ServicePortManifest> = {}): ServicePortManifest {
+  return { name, port, protocol: 'TCP', ...extra };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The example clusters under rules/ and their golden iptables-save files.
+
+/** The repository root: the nearest folder above this file with a package.json and rules/. */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'rules'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('cannot find the repository root above ' + fileURLToPath(import.meta.url));
+    dir = parent;
+  }
+}
+
+export interface RulesCluster {
+  /** The folder name under rules/. */
+  readonly name: string;
+  readonly dir: string;
+  readonly cluster: Cluster;
+  /** The families kube-proxy runs a proxier for: one golden file each. */
+  readonly families: readonly Family[];
+}
+
+/** Every rules/<name>/ folder, loaded as kpsim loads it (node from hostnameOverride). */
+export async function loadRulesClusters(): Promise<RulesCluster[]> {
+  const rulesDir = join(repoRoot(), 'rules');
+  const names = readdirSync(rulesDir, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
+  const out: RulesCluster[] = [];
+  for (const name of names) {
+    const dir = join(rulesDir, name);
+    const cluster = await loadCluster(dir);
+    out.push({ name, dir, cluster, families: familiesInUse(cluster, resolveNode(cluster)) });
+  }
+  return out;
+}
+
+export function goldenFile(dir: string, family: Family): string {
+  return join(dir, `iptables-save.v${family}.txt`);
+}
+
+/** What the golden file of a cluster and family holds: the compiled ruleset, rendered. */
+export function renderGolden(cluster: Cluster, family: Family, options: IptablesCompileOptions = {}): string {
+  return renderIptablesSave(compileIptablesRules(goldenState(cluster, family), options));
+}
+
+export function goldenState(cluster: Cluster, family: Family): ProxierState {
+  return buildProxierState(cluster, resolveNode(cluster), family);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seeded cluster generation: rules/large-cluster and the compile benchmark.
+
+/** mulberry32: a small seeded PRNG, so generated clusters are the same on every run. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function ipv4Plus(base: string, offset: number): string {
+  const [a, b, c, d] = base.split('.').map(Number) as [number, number, number, number];
+  const n = (((a << 24) | (b << 16) | (c << 8) | d) >>> 0) + offset;
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+export interface GeneratedClusterOptions {
+  seed: number;
+  services: number;
+  endpointsPerService: number;
+  nodes: number;
+}
+
+/**
+ * A realistic mix: about 75% ClusterIP, 15% NodePort (a third of them eTP=Local), 10%
+ * LoadBalancer (half with loadBalancerSourceRanges and eTP=Local); some ClientIP affinity, some
+ * two-port services, a few terminating endpoints. The point of view is node-1.
+ */
+export function generateClusterManifests(options: GeneratedClusterOptions): Manifest[] {
+  const random = seededRandom(options.seed);
+  const manifests: Manifest[] = [];
+  for (let n = 1; n <= options.nodes; n++) {
+    manifests.push(makeNode(`node-${n}`, [ipv4Plus('192.168.0.10', n)], (node) => {
+      node.spec.podCIDRs = [`10.244.${n}.0/24`];
+    }));
+  }
+  manifests.push(makeProxyConfig((c) => {
+    c.clusterCIDR = '10.244.0.0/14';
+    c.hostnameOverride = 'node-1';
+  }));
+  let nextNodePort = 30000;
+  let nextPod = 1;
+  for (let i = 0; i < options.services; i++) {
+    const namespace = `ns-${i % 20}`;
+    const name = `svc-${i}`;
+    const kind = random();
+    const twoPorts = random() < 0.1;
+    const affinity = random() < 0.05;
+    manifests.push(makeService(namespace, name, (svc) => {
+      svc.spec.clusterIP = ipv4Plus('10.96.0.10', i);
+      svc.spec.clusterIPs = [svc.spec.clusterIP];
+      svc.spec.ports = [tcpPort('http', 80, { targetPort: 8080 })];
+      if (twoPorts) svc.spec.ports.push(tcpPort('https', 443, { targetPort: 8443 }));
+      svc.spec.type = 'ClusterIP';
+      if (kind >= 0.75) {
+        svc.spec.type = kind < 0.9 ? 'NodePort' : 'LoadBalancer';
+        for (const port of svc.spec.ports) port.nodePort = nextNodePort++;
+        if (kind >= 0.85 && kind < 0.9) svc.spec.externalTrafficPolicy = 'Local';
+      }
+      if (kind >= 0.9) {
+        svc.status.loadBalancer.ingress = [{ ip: ipv4Plus('198.18.0.1', i), ipMode: 'VIP' }];
+        if (kind >= 0.95) {
+          svc.spec.externalTrafficPolicy = 'Local';
+          svc.spec.healthCheckNodePort = nextNodePort++;
+          svc.spec.loadBalancerSourceRanges = ['203.0.113.0/24', '198.51.100.0/24'];
+        }
+      }
+      if (affinity) {
+        svc.spec.sessionAffinity = 'ClientIP';
+        svc.spec.sessionAffinityConfig = { clientIP: { timeoutSeconds: 10800 } };
+      }
+    }));
+    manifests.push(makeSlice(namespace, name, 1, (eps) => {
+      eps.metadata.name = `${name}-${(i * 7919).toString(36).padStart(5, 'a').slice(-5)}`;
+      eps.ports = [{ name: 'http', port: 8080, protocol: 'TCP' }];
+      if (twoPorts) eps.ports.push({ name: 'https', port: 8443, protocol: 'TCP' });
+      for (let e = 0; e < options.endpointsPerService; e++) {
+        const terminating = random() < 0.02;
+        const node = 1 + Math.floor(random() * options.nodes);
+        eps.endpoints.push({
+          addresses: [ipv4Plus('10.244.0.1', nextPod++)],
+          conditions: terminating ? { ready: false, serving: true, terminating: true } : { ready: true, serving: true, terminating: false },
+          nodeName: `node-${node}`,
+        });
+      }
+    }));
+  }
+  return manifests;
+}
+
+/** One `kubectl get -o yaml` style List per kind, as the files of rules/large-cluster. */
+export function largeClusterManifestFiles(): { file: string; text: string }[] {
+  // 50 services x 20 endpoints (1040 endpoint entries, some services have two ports): over the 1000-endpoint threshold of large-cluster mode, with
+  // golden files that stay a few hundred KB.
+  const manifests = generateClusterManifests({ seed: 20240601, services: 50, endpointsPerService: 20, nodes: 3 });
+  const list = (kind: Manifest['kind']) =>
+    stringify({ apiVersion: 'v1', items: manifests.filter((m) => m.kind === kind), kind: 'List', metadata: { resourceVersion: '' } }, { lineWidth: 0, sortMapEntries: true, indentSeq: false, aliasDuplicateObjects: false });
+  const header = '# Generated by test/helpers/regenerate-goldens.ts --large-cluster-manifests (seeded); do not edit.\n';
+  return [
+    { file: 'nodes.yaml', text: header + list('Node') },
+    { file: 'services.yaml', text: header + list('Service') },
+    { file: 'endpointslices.yaml', text: header + list('EndpointSlice') },
+    { file: 'kube-proxy.yaml', text: header + stringify(manifests.find((m) => m.kind === 'KubeProxyConfiguration'), { lineWidth: 0, indentSeq: false }) },
+  ];
+}

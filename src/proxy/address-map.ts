@@ -1,0 +1,339 @@
+/**
+ * Virtual addresses → loopback addresses, for the userspace proxy.
+ *
+ * The proxy cannot bind a ClusterIP, a node IP or a load balancer IP on this machine, and must
+ * never send traffic anywhere but loopback. So every virtual address a kube-proxy would serve on
+ * this node is given a loopback stand-in, and so is every pod:
+ *
+ *   ClusterIP     10.96.0.10:80     -> 127.10.0.1:80
+ *   NodePort      192.168.0.2:30080 -> 127.30.0.1:30080
+ *   ExternalIP    192.0.2.10:9000   -> 127.40.0.1:9000
+ *   LoadBalancer  203.0.113.50:443  -> 127.50.0.1:443
+ *   Backend       10.244.0.5:8080   -> 127.1.0.1:8080
+ *
+ * Each kind has its own block (127.K.0.0/16); within a block the distinct virtual IPs, sorted,
+ * get consecutive host numbers, so the map depends only on the cluster. Ports keep their number:
+ * a virtual IP's ports all land on the same loopback IP. IPv6 has only ::1, so there every
+ * (address, port) needs its own port on ::1: the first to ask for a port keeps it, later ones fall
+ * back to an ephemeral port. The proxy falls back the same way when binding fails (a privileged
+ * port without permission, a port in use) and records why in the map.
+ *
+ * Pure: planning takes proxier states and returns a map; binding happens in proxy.ts, which
+ * reports the ports it got through `withBoundPorts`.
+ */
+import { KpsimError } from '../errors.js';
+import type { Protocol } from '../model/types.js';
+import type { EndpointInfo, ProxierServicePort, ProxierState } from '../tracker/types.js';
+import { type Family, ipToBytes, ipFamily, joinHostPort, normalizeIP } from '../util/ip.js';
+
+export const virtualKinds = ['ClusterIP', 'NodePort', 'ExternalIP', 'LoadBalancer'] as const;
+export type VirtualKind = (typeof virtualKinds)[number];
+
+export interface HostPort {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** One address kube-proxy would serve on this node, and where the proxy serves it instead. */
+export interface VirtualEntry {
+  /** "ClusterIP 10.96.0.10:80/TCP": unique within a map. */
+  readonly key: string;
+  readonly kind: VirtualKind;
+  readonly spn: string;
+  readonly protocol: Protocol;
+  readonly family: Family;
+  readonly virtual: HostPort;
+  /** Where the proxy listens. Port 0 means "an ephemeral port, not bound yet". */
+  readonly loopback: HostPort;
+  /** Only TCP service ports are proxied. */
+  readonly proxied: boolean;
+  /** Set when the loopback port is not the service's own: the reason it fell back. */
+  readonly fallback?: string;
+  /** A remark shown in the map, e.g. why the entry is not proxied. */
+  readonly note?: string;
+}
+
+/** One pod endpoint and the loopback address its backend server listens on. */
+export interface BackendEntry {
+  /** The cluster address, "10.244.0.5:8080" or "[fd00::5]:8080". */
+  readonly endpoint: string;
+  readonly ip: string;
+  readonly port: number;
+  readonly family: Family;
+  readonly podName?: string;
+  /** Port 0 means "an ephemeral port, not bound yet". */
+  readonly loopback: HostPort;
+  readonly fallback?: string;
+  /** The service ports this endpoint serves (spn). */
+  readonly spns: readonly string[];
+}
+
+export interface LookupQuery {
+  /** Any kind when left out (ClusterIP first). */
+  kind?: VirtualKind;
+  /** The virtual (cluster-side) address, any text form. */
+  address: string;
+  port: number;
+  /** TCP when left out. */
+  protocol?: Protocol;
+}
+
+export interface PlanOptions {
+  /**
+   * 'service' (default) keeps each service's port number on loopback; 'ephemeral' asks the
+   * kernel for a free port everywhere (tests, and running beside something that holds the ports).
+   */
+  ports?: 'service' | 'ephemeral';
+}
+
+/** What binding produced for one entry: the port it got, and why it differs, if it does. */
+export interface BoundPort {
+  port: number;
+  fallback?: string;
+}
+
+/** The 127.K.0.0/16 block of each kind. */
+const LOOPBACK_BLOCK: Record<VirtualKind | 'Backend', number> = {
+  Backend: 1,
+  ClusterIP: 10,
+  NodePort: 30,
+  ExternalIP: 40,
+  LoadBalancer: 50,
+};
+const IPV6_LOOPBACK = '::1';
+/** Host numbers 1..65535 in a /16. */
+const BLOCK_CAPACITY = 65535;
+
+export class AddressMap {
+  readonly entries: readonly VirtualEntry[];
+  readonly backends: readonly BackendEntry[];
+  /** Things the map cannot show as an entry, e.g. a NodePort on a node without an address. */
+  readonly notes: readonly string[];
+  readonly #byVirtual = new Map<string, VirtualEntry>();
+  readonly #byKey = new Map<string, VirtualEntry>();
+  readonly #byEndpoint = new Map<string, BackendEntry>();
+
+  constructor(entries: readonly VirtualEntry[], backends: readonly BackendEntry[], notes: readonly string[] = []) {
+    this.entries = entries;
+    this.backends = backends;
+    this.notes = notes;
+    for (const entry of entries) {
+      this.#byKey.set(entry.key, entry);
+      const virtualKey = lookupKey(entry.kind, entry.virtual.address, entry.virtual.port, entry.protocol);
+      if (!this.#byVirtual.has(virtualKey)) this.#byVirtual.set(virtualKey, entry);
+    }
+    for (const backend of backends) this.#byEndpoint.set(backend.endpoint, backend);
+  }
+
+  /** The entry for a virtual address and port; undefined when the node serves no such address. */
+  lookup(query: LookupQuery): VirtualEntry | undefined {
+    const address = normalizeIP(query.address);
+    if (address === undefined) return undefined;
+    const protocol = query.protocol ?? 'TCP';
+    for (const kind of query.kind === undefined ? virtualKinds : [query.kind]) {
+      const entry = this.#byVirtual.get(lookupKey(kind, address, query.port, protocol));
+      if (entry !== undefined) return entry;
+    }
+    return undefined;
+  }
+
+  /** The entry with this key ("ClusterIP 10.96.0.10:80/TCP"). */
+  entry(key: string): VirtualEntry | undefined {
+    return this.#byKey.get(key);
+  }
+
+  /** The backend of an endpoint ("10.244.0.5:8080", "[fd00::5]:8080"). */
+  lookupBackend(endpoint: string): BackendEntry | undefined {
+    return this.#byEndpoint.get(endpoint);
+  }
+
+  /** The same map with the ports binding produced (entries and backends, by key / endpoint). */
+  withBoundPorts(bound: ReadonlyMap<string, BoundPort>): AddressMap {
+    const entries = this.entries.map((e) => {
+      const got = bound.get(e.key);
+      return got === undefined ? e : withPort(e, got);
+    });
+    const backends = this.backends.map((b) => {
+      const got = bound.get(b.endpoint);
+      return got === undefined ? b : withPort(b, got);
+    });
+    return new AddressMap(entries, backends, this.notes);
+  }
+
+  /** The printed map: one line per entry, then one per backend, then the notes. */
+  render(): string {
+    const rows: string[][] = [];
+    for (const e of this.entries) {
+      const target = e.proxied ? formatTarget(e.loopback, e.fallback) : `not proxied (${e.note ?? e.protocol})`;
+      rows.push([e.kind, formatVirtual(e.virtual, e.protocol), '->', target, e.spn + (e.proxied && e.note ? `  (${e.note})` : '')]);
+    }
+    for (const b of this.backends) {
+      rows.push(['Backend', b.endpoint, '->', formatTarget(b.loopback, b.fallback), b.podName ?? '']);
+    }
+    const lines = alignColumns(rows);
+    for (const note of this.notes) lines.push(`note: ${note}`);
+    return lines.join('\n') + (lines.length > 0 ? '\n' : '');
+  }
+
+  toJSON(): { entries: readonly VirtualEntry[]; backends: readonly BackendEntry[]; notes: readonly string[] } {
+    return { entries: this.entries, backends: this.backends, notes: this.notes };
+  }
+}
+
+/** The address map of one node: its states' virtual addresses and their endpoints' pods. */
+export function planAddressMap(states: readonly ProxierState[], options: PlanOptions = {}): AddressMap {
+  const ephemeral = options.ports === 'ephemeral';
+  const notes: string[] = [];
+  const wanted: Omit<VirtualEntry, 'loopback' | 'key'>[] = [];
+  for (const state of states) {
+    for (const sp of state.servicePorts) wanted.push(...virtualAddressesOf(sp, state, notes));
+  }
+  const hostNumbers = assignHostNumbers(wanted.map((w) => ({ block: w.kind, ip: w.virtual.address })));
+  const ports = new PortBook(ephemeral);
+  const entries = wanted.map((w): VirtualEntry => {
+    const address = loopbackAddress(w.family, w.kind, hostNumbers.get(`${w.kind}\0${w.virtual.address}`)!);
+    const key = entryKey(w.kind, w.virtual, w.protocol);
+    if (!w.proxied) return { ...w, key, loopback: { address, port: 0 } };
+    const { port, fallback } = ports.claim(address, w.virtual.port, key);
+    return { ...w, key, loopback: { address, port }, ...(fallback !== undefined ? { fallback } : {}) };
+  });
+
+  const endpoints = collectBackendEndpoints(states);
+  const backendHosts = assignHostNumbers(endpoints.map((e) => ({ block: 'Backend' as const, ip: e.info.ip })));
+  const backends = endpoints.map(({ info, spns }): BackendEntry => {
+    const family = ipFamily(info.ip)!;
+    const address = loopbackAddress(family, 'Backend', backendHosts.get(`Backend\0${info.ip}`)!);
+    const { port, fallback } = ports.claim(address, info.port, `Backend ${info.endpoint}`);
+    return {
+      endpoint: info.endpoint, ip: info.ip, port: info.port, family,
+      ...(info.podName !== undefined ? { podName: info.podName } : {}),
+      loopback: { address, port },
+      ...(fallback !== undefined ? { fallback } : {}),
+      spns,
+    };
+  });
+  return new AddressMap(entries, backends, notes);
+}
+
+/** "ClusterIP 10.96.0.10:80/TCP": the key of an entry. */
+export function entryKey(kind: VirtualKind, virtual: HostPort, protocol: Protocol): string {
+  return `${kind} ${joinHostPort(virtual.address, virtual.port)}/${protocol}`;
+}
+
+/** The addresses one service port is served on from this node, before loopback is assigned. */
+function virtualAddressesOf(sp: ProxierServicePort, state: ProxierState, notes: string[]): Omit<VirtualEntry, 'loopback' | 'key'>[] {
+  const { info } = sp;
+  const proxied = info.protocol === 'TCP';
+  const base = {
+    spn: info.spn,
+    protocol: info.protocol,
+    family: state.family,
+    proxied,
+    ...(proxied ? {} : { note: `${info.protocol} ports are not proxied` }),
+  };
+  const out: Omit<VirtualEntry, 'loopback' | 'key'>[] = [{ ...base, kind: 'ClusterIP', virtual: { address: info.clusterIP, port: info.port } }];
+  if (info.nodePort !== 0) {
+    const nodeIPs = state.nodeIPs.filter((ip) => ipFamily(ip) === state.family);
+    if (nodeIPs.length === 0) {
+      notes.push(`${info.spn} NodePort ${info.nodePort}/${info.protocol}: node ${state.nodeName} has no ${state.family === 4 ? 'IPv4' : 'IPv6'} address, so it is not served`);
+    }
+    for (const ip of nodeIPs) out.push({ ...base, kind: 'NodePort', virtual: { address: ip, port: info.nodePort } });
+  }
+  for (const ip of info.externalIPs) out.push({ ...base, kind: 'ExternalIP', virtual: { address: ip, port: info.port } });
+  for (const ip of info.loadBalancerVIPs) {
+    const note = info.loadBalancerSourceRanges.length > 0 && proxied
+      ? 'loadBalancerSourceRanges not enforced: every client is on loopback'
+      : base.note;
+    out.push({ ...base, ...(note !== undefined ? { note } : {}), kind: 'LoadBalancer', virtual: { address: ip, port: info.port } });
+  }
+  return out;
+}
+
+/** Every TCP endpoint of every service port, once, with the service ports it serves. */
+function collectBackendEndpoints(states: readonly ProxierState[]): { info: EndpointInfo; spns: string[] }[] {
+  const byEndpoint = new Map<string, { info: EndpointInfo; spns: string[] }>();
+  for (const state of states) {
+    for (const sp of state.servicePorts) {
+      if (sp.info.protocol !== 'TCP') continue;
+      for (const ep of sp.endpoints) {
+        const seen = byEndpoint.get(ep.endpoint);
+        if (seen === undefined) byEndpoint.set(ep.endpoint, { info: ep, spns: [sp.info.spn] });
+        else if (!seen.spns.includes(sp.info.spn)) seen.spns.push(sp.info.spn);
+      }
+    }
+  }
+  return [...byEndpoint.values()].sort((a, b) => compareAddress(a.info.ip, b.info.ip) || a.info.port - b.info.port);
+}
+
+/** Within each block, the distinct IPs in address order get host numbers 1, 2, 3, ... */
+function assignHostNumbers(items: readonly { block: VirtualKind | 'Backend'; ip: string }[]): Map<string, number> {
+  const byBlock = new Map<string, Set<string>>();
+  for (const { block, ip } of items) {
+    const set = byBlock.get(block) ?? new Set<string>();
+    byBlock.set(block, set.add(ip));
+  }
+  const numbers = new Map<string, number>();
+  for (const [block, ips] of byBlock) {
+    const sorted = [...ips].filter((ip) => ipFamily(ip) === 4).sort(compareAddress);
+    if (sorted.length > BLOCK_CAPACITY) {
+      throw new KpsimError('KPSIM_ERR_PROXY_LISTEN', `${sorted.length} ${block} addresses do not fit in 127.${LOOPBACK_BLOCK[block as VirtualKind]}.0.0/16 (at most ${BLOCK_CAPACITY})`);
+    }
+    sorted.forEach((ip, i) => numbers.set(`${block}\0${ip}`, i + 1));
+    // IPv6 addresses all share ::1; they still get an entry so lookups stay uniform.
+    for (const ip of ips) if (ipFamily(ip) === 6) numbers.set(`${block}\0${ip}`, 0);
+  }
+  return numbers;
+}
+
+function loopbackAddress(family: Family, block: VirtualKind | 'Backend', hostNumber: number): string {
+  if (family === 6) return IPV6_LOOPBACK;
+  return `127.${LOOPBACK_BLOCK[block]}.${hostNumber >> 8}.${hostNumber & 255}`;
+}
+
+/** Which ports on which loopback address are spoken for, in planning order. */
+class PortBook {
+  readonly #taken = new Map<string, string>();
+  constructor(readonly ephemeral: boolean) {}
+
+  claim(address: string, port: number, owner: string): BoundPort {
+    if (this.ephemeral) return { port: 0, fallback: 'ephemeral ports requested' };
+    const key = joinHostPort(address, port);
+    const holder = this.#taken.get(key);
+    if (holder !== undefined) return { port: 0, fallback: `port ${port} on ${address} is taken by ${holder}` };
+    this.#taken.set(key, owner);
+    return { port };
+  }
+}
+
+function withPort<T extends { loopback: HostPort; fallback?: string }>(item: T, got: BoundPort): T {
+  const fallback = got.fallback ?? item.fallback;
+  return { ...item, loopback: { address: item.loopback.address, port: got.port }, fallback };
+}
+
+function lookupKey(kind: VirtualKind, address: string, port: number, protocol: Protocol): string {
+  return `${kind}\0${address}\0${port}\0${protocol}`;
+}
+
+function formatVirtual(virtual: HostPort, protocol: Protocol): string {
+  const text = joinHostPort(virtual.address, virtual.port);
+  return protocol === 'TCP' ? text : `${text}/${protocol}`;
+}
+
+function formatTarget(loopback: HostPort, fallback: string | undefined): string {
+  const text = joinHostPort(loopback.address, loopback.port);
+  return fallback === undefined ? text : `${text} (ephemeral: ${fallback})`;
+}
+
+function alignColumns(rows: readonly string[][]): string[] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => { widths[i] = Math.max(widths[i] ?? 0, cell.length); });
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+}
+
+function compareAddress(a: string, b: string): number {
+  const x = ipToBytes(a);
+  const y = ipToBytes(b);
+  if (x.length !== y.length) return x.length - y.length;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+  return 0;
+}

@@ -1,0 +1,318 @@
+/**
+ * One proxied TCP connection: choose an endpoint, dial it (with growing timeouts, retrying on
+ * another endpoint as kube-proxy's userspace mode did), then relay bytes both ways until both
+ * sides are done.
+ *
+ * The relay is written out by hand rather than with pipe(): one 'data' handler per direction
+ * writes the chunk on and pauses the reader when the writer's buffer is full, and the writer's
+ * 'drain' resumes it. That bounds what the proxy holds per direction to about one socket buffer
+ * (the writable's high-water mark plus the chunk in hand), counts bytes without extra listeners,
+ * and keeps a FIN from one side a FIN to the other (allowHalfOpen), and a reset a reset.
+ *
+ * The IPVS virtual service sees the connection as the kernel would: counted active when it is
+ * scheduled, inactive once either side sends a FIN, gone when both sockets are closed. That is
+ * what lc, wlc and the other load-aware schedulers read.
+ */
+import net, { type Socket } from 'node:net';
+import type { VirtualService } from '../ipvs/virtual-service.js';
+import { connectAvoiding, destsToAvoid } from './pick.js';
+import { type EndpointErrorKind, type EndpointStats, type ListenerStats, errorKindOf } from './stats.js';
+
+/** An endpoint as one listener dials it. */
+export interface ListenerEndpoint {
+  /** The dest address in the virtual service: the endpoint's cluster address. */
+  readonly addr: string;
+  /** Its backend on loopback. */
+  readonly host: string;
+  readonly port: number;
+  readonly stats: EndpointStats;
+}
+
+/** What a connection needs from the listener that accepted it. */
+export interface ConnectionHost {
+  readonly vs: VirtualService;
+  /** The listener's current endpoints, by addr, in the order kube-proxy sorts them. */
+  readonly endpoints: ReadonlyMap<string, ListenerEndpoint>;
+  readonly stats: ListenerStats;
+  readonly dialTimeoutsMs: readonly number[];
+  /** 0: no idle timeout. */
+  readonly idleTimeoutMs: number;
+  /** What the scheduler sees of the client: its IP, or "ip:port" for the port-hashing flags. */
+  clientKey(client: Socket): string;
+  /** The connection is over (both sockets closed, or it never reached an endpoint). */
+  release(conn: ProxyConnection): void;
+}
+
+type Phase = 'dialing' | 'open' | 'done';
+
+const noop = (): void => {};
+
+export class ProxyConnection {
+  readonly client: Socket;
+  readonly #host: ConnectionHost;
+  #backend: Socket | undefined;
+  #target: ListenerEndpoint | undefined;
+  #phase: Phase = 'dialing';
+  #attempt = 0;
+  readonly #tried: string[] = [];
+  #dialTimer: NodeJS.Timeout | undefined;
+  /** Which counter of the virtual service holds this connection; undefined when none does. */
+  #counted: 'active' | 'inactive' | undefined;
+  #openSockets = 2;
+  readonly #clientKey: string;
+
+  constructor(host: ConnectionHost, client: Socket) {
+    this.#host = host;
+    this.client = client;
+    this.#clientKey = host.clientKey(client);
+  }
+
+  /** The socket to the endpoint, once dialed. */
+  get backend(): Socket | undefined {
+    return this.#backend;
+  }
+
+  /** The endpoint the connection goes to (or is being dialed). */
+  get target(): ListenerEndpoint | undefined {
+    return this.#target;
+  }
+
+  get phase(): Phase {
+    return this.#phase;
+  }
+
+  /** Bytes waiting in this connection's socket buffers (both directions). */
+  bufferedBytes(): number {
+    const c = this.client;
+    const b = this.#backend;
+    return c.writableLength + c.readableLength + (b === undefined ? 0 : b.writableLength + b.readableLength);
+  }
+
+  start(): void {
+    this.client.on('error', this.#onClientError);
+    this.client.on('close', this.#onClientCloseWhileDialing);
+    this.#dial();
+  }
+
+  /** Tear the connection down now (the proxy is closing). */
+  destroy(): void {
+    if (this.#phase === 'done') return;
+    if (this.#phase === 'dialing') {
+      this.#abortDial();
+      this.client.destroy();
+      return;
+    }
+    this.client.destroy();
+    this.#backend!.destroy();
+  }
+
+  // ---- dialing ----
+
+  #dial(): void {
+    const target = this.#pickTarget();
+    if (target === undefined) {
+      this.#giveUp();
+      return;
+    }
+    this.#target = target;
+    const backend = net.connect({ host: target.host, port: target.port, noDelay: true, allowHalfOpen: true });
+    this.#backend = backend;
+    backend.on('error', this.#onBackendError);
+    backend.once('connect', this.#onBackendConnect);
+    this.#dialTimer = setTimeout(this.#onDialTimeout, this.#host.dialTimeoutsMs[this.#attempt]);
+  }
+
+  /** The first attempt asks the scheduler; retries avoid what failed, as described in pick.ts. */
+  #pickTarget(): ListenerEndpoint | undefined {
+    const { vs, endpoints } = this.#host;
+    let addr: string | undefined;
+    if (this.#attempt === 0) {
+      addr = vs.connect(this.#clientKey, 'active');
+    } else {
+      const candidates = [...endpoints.keys()];
+      const avoid = destsToAvoid(candidates, this.#tried);
+      addr = connectAvoiding(vs, this.#clientKey, avoid);
+      if (addr === undefined) {
+        // The scheduler has nothing else (sh without fallback hashes to the failed dest, say):
+        // take the next endpoint in order ourselves and count it as the kernel counts a bound one.
+        addr = candidates.find((a) => !avoid.includes(a));
+        if (addr !== undefined) vs.bind(addr, 'active');
+      }
+    }
+    if (addr === undefined) return undefined;
+    this.#counted = 'active';
+    const target = endpoints.get(addr);
+    if (target === undefined) throw new Error(`virtual service chose ${addr}, which the listener does not know`);
+    return target;
+  }
+
+  #onDialTimeout = (): void => {
+    this.#dialTimer = undefined;
+    this.#dialFailed('timeout');
+  };
+
+  #dialFailed(kind: EndpointErrorKind): void {
+    const target = this.#target!;
+    target.stats.errors[kind]++;
+    this.#abortDial();
+    this.#tried.push(target.addr);
+    this.#attempt++;
+    if (this.#attempt >= this.#host.dialTimeoutsMs.length) {
+      this.#giveUp();
+      return;
+    }
+    this.#host.stats.retries++;
+    this.#dial();
+  }
+
+  /** Drop the dial in progress: its socket, its timer and its count in the virtual service. */
+  #abortDial(): void {
+    if (this.#dialTimer !== undefined) clearTimeout(this.#dialTimer);
+    this.#dialTimer = undefined;
+    const backend = this.#backend;
+    if (backend !== undefined) {
+      backend.removeAllListeners();
+      backend.on('error', noop);
+      backend.destroy();
+      this.#backend = undefined;
+    }
+    this.#uncount();
+  }
+
+  /** No endpoint could be reached, or none is left: reset the client, as the kernel would. */
+  #giveUp(): void {
+    this.#host.stats.failed++;
+    this.client.resetAndDestroy();
+    this.#finish();
+  }
+
+  #onClientCloseWhileDialing = (): void => {
+    if (this.#phase !== 'dialing') return;
+    this.#abortDial();
+    this.#finish();
+  };
+
+  #onBackendConnect = (): void => {
+    clearTimeout(this.#dialTimer);
+    this.#dialTimer = undefined;
+    this.#phase = 'open';
+    const client = this.client;
+    const backend = this.#backend!;
+    const target = this.#target!;
+    target.stats.connections++;
+    target.stats.active++;
+    this.#host.stats.forwarded++;
+
+    client.removeListener('close', this.#onClientCloseWhileDialing);
+    client.on('data', this.#onClientData);
+    backend.on('data', this.#onBackendData);
+    client.on('drain', this.#onClientDrain);
+    backend.on('drain', this.#onBackendDrain);
+    client.on('end', this.#onClientEnd);
+    backend.on('end', this.#onBackendEnd);
+    client.on('close', this.#onSocketClose);
+    backend.on('close', this.#onSocketClose);
+    if (this.#host.idleTimeoutMs > 0) {
+      // Every byte either way is read from or written to the client socket, so its timer alone
+      // measures the connection's idleness.
+      client.setTimeout(this.#host.idleTimeoutMs);
+      client.on('timeout', this.#onIdle);
+    }
+    client.resume();
+  };
+
+  // ---- relaying ----
+
+  #onClientData = (chunk: Buffer): void => {
+    const n = chunk.length;
+    this.#target!.stats.bytesIn += n;
+    this.#host.stats.bytesIn += n;
+    if (!this.#backend!.write(chunk)) this.client.pause();
+  };
+
+  #onBackendData = (chunk: Buffer): void => {
+    const n = chunk.length;
+    this.#target!.stats.bytesOut += n;
+    this.#host.stats.bytesOut += n;
+    if (!this.client.write(chunk)) this.#backend!.pause();
+  };
+
+  #onClientDrain = (): void => {
+    this.#backend!.resume();
+  };
+
+  #onBackendDrain = (): void => {
+    this.client.resume();
+  };
+
+  /** The client sent a FIN: pass it on, and keep relaying the other way. */
+  #onClientEnd = (): void => {
+    this.#deactivate();
+    const backend = this.#backend!;
+    if (!backend.destroyed) backend.end();
+  };
+
+  #onBackendEnd = (): void => {
+    this.#deactivate();
+    if (!this.client.destroyed) this.client.end();
+  };
+
+  #onIdle = (): void => {
+    this.#host.stats.idleTimeouts++;
+    this.client.destroy();
+    this.#backend!.destroy();
+  };
+
+  #onClientError = (err: NodeJS.ErrnoException): void => {
+    if (err.code === 'ECONNRESET') this.#host.stats.clientResets++;
+    if (this.#phase === 'dialing') {
+      this.#abortDial();
+      this.client.destroy();
+      this.#finish();
+      return;
+    }
+    const backend = this.#backend!;
+    if (err.code === 'ECONNRESET') backend.resetAndDestroy();
+    else backend.destroy();
+  };
+
+  #onBackendError = (err: NodeJS.ErrnoException): void => {
+    const kind = errorKindOf(err);
+    if (this.#phase === 'dialing') {
+      this.#dialFailed(kind);
+      return;
+    }
+    this.#target!.stats.errors[kind]++;
+    if (kind === 'reset') this.client.resetAndDestroy();
+    else this.client.destroy();
+  };
+
+  #onSocketClose = (): void => {
+    if (--this.#openSockets > 0) return;
+    this.#finish();
+  };
+
+  // ---- accounting ----
+
+  /** The first FIN moves the connection to the virtual service's inactive counter. */
+  #deactivate(): void {
+    if (this.#counted !== 'active') return;
+    this.#host.vs.close(this.#target!.addr);
+    this.#counted = 'inactive';
+  }
+
+  #uncount(): void {
+    if (this.#counted === undefined) return;
+    this.#host.vs.expire(this.#target!.addr, this.#counted);
+    this.#counted = undefined;
+  }
+
+  #finish(): void {
+    if (this.#phase === 'done') return;
+    const wasOpen = this.#phase === 'open';
+    this.#phase = 'done';
+    if (wasOpen) this.#target!.stats.active--;
+    this.#uncount();
+    this.#host.release(this);
+  }
+}

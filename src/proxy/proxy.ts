@@ -1,0 +1,276 @@
+/**
+ * The userspace proxy: one listener per TCP virtual address of the node (see address-map.ts),
+ * each scheduling new connections with an IPVS scheduler over the endpoints kube-proxy would
+ * use for that address, and relaying them to the endpoints' backends on loopback.
+ *
+ * Endpoint changes apply at run time (`updateState`, `removeEndpoint`): a removed endpoint leaves
+ * the schedulers at once, so new connections go elsewhere while its open ones finish.
+ */
+import { KpsimError } from '../errors.js';
+import { getScheduler } from '../ipvs/schedulers/registry.js';
+import type { ProxierServicePort, ProxierState } from '../tracker/types.js';
+import { type AddressMap, type BoundPort, type HostPort, type PlanOptions, type VirtualEntry, planAddressMap } from './address-map.js';
+import type { ProxyConnection } from './connection.js';
+import { type EndpointDirectory, Listener, type ListenerSettings } from './listener.js';
+import { type EndpointStats, type ListenerStats, type ProxyStats, copyEndpointStats, newEndpointStats } from './stats.js';
+
+/** A node's proxier states: one, several (one per family), or what loadClusterFromOptions returns. */
+export type ProxyInput = ProxierState | readonly ProxierState[] | { readonly states: readonly ProxierState[] };
+
+export interface ProxyOptions {
+  /** IPVS scheduler name, as ipvsadm prints it. Default rr (kube-proxy's default). */
+  scheduler?: string;
+  /** ipvsadm -b flags: sh-port, sh-fallback, mh-port, mh-fallback. */
+  schedulerFlags?: readonly string[];
+  /** Close a connection with no traffic either way for this long; 0 = never. Default 900 s, IPVS's established-TCP timeout. */
+  idleTimeoutMs?: number;
+  /** One dial attempt per entry, each with its timeout. Default 250, 500, 1000, 2000 ms, as kube-proxy's userspace mode. */
+  dialTimeoutsMs?: readonly number[];
+  /** Keep service ports on loopback ('service', default) or take ephemeral ones. Ignored when `map` is given. */
+  ports?: PlanOptions['ports'];
+  /** A planned map to use (startCluster passes one with the backends' bound ports). */
+  map?: AddressMap;
+  /** Where an endpoint's backend listens; default the map's backend entry. */
+  backendAddress?: (endpoint: string) => HostPort | undefined;
+  /** Clock in seconds for session-affinity timeouts; default monotonic time. */
+  now?: () => number;
+  /** Accept-queue length per listener. Default 4096 (the usual net.core.somaxconn). */
+  backlog?: number;
+}
+
+export interface CloseOptions {
+  /** Wait up to this long for open connections to finish before cutting them. Default 0. */
+  drainMs?: number;
+}
+
+export interface UpdateResult {
+  /** "listener key: endpoint" for each endpoint that joined a listener. */
+  readonly added: string[];
+  /** "listener key: endpoint" for each endpoint that left a listener (now draining there). */
+  readonly removed: string[];
+}
+
+export const DEFAULT_DIAL_TIMEOUTS_MS: readonly number[] = [250, 500, 1000, 2000];
+export const DEFAULT_IDLE_TIMEOUT_MS = 900_000;
+const DEFAULT_BACKLOG = 4096;
+
+export function statesOf(input: ProxyInput): readonly ProxierState[] {
+  if (Array.isArray(input)) return input as readonly ProxierState[];
+  if ('states' in input) return input.states;
+  return [input as ProxierState];
+}
+
+export class UserspaceProxy {
+  #map: AddressMap;
+  readonly #listeners: Listener[];
+  readonly #endpointStats: Map<string, EndpointStats>;
+  readonly #connections: Set<ProxyConnection>;
+  #drained: (() => void) | undefined;
+  #closing: Promise<void> | undefined;
+
+  /** Use startProxy. */
+  constructor(map: AddressMap, listeners: Listener[], endpointStats: Map<string, EndpointStats>, connections: Set<ProxyConnection>) {
+    this.#map = map;
+    this.#listeners = listeners;
+    this.#endpointStats = endpointStats;
+    this.#connections = connections;
+  }
+
+  /** The address map, with the ports the listeners actually bound. */
+  get map(): AddressMap {
+    return this.#map;
+  }
+
+  /** Counters per listener and per endpoint (copies). */
+  stats(): ProxyStats {
+    const listeners: ListenerStats[] = this.#listeners.map((l) => ({ ...l.stats }));
+    const endpoints = [...this.#endpointStats.values()].map(copyEndpointStats);
+    return { listeners, endpoints, active: this.#connections.size, bufferedBytes: this.bufferedBytes() };
+  }
+
+  /** Bytes held now in the socket buffers of every open connection, both directions. */
+  bufferedBytes(): number {
+    let total = 0;
+    for (const conn of this.#connections) total += conn.bufferedBytes();
+    return total;
+  }
+
+  /** Why a listener rejects or drops new connections now ('' when it forwards). */
+  reasonOf(key: string): string | undefined {
+    return this.#listeners.find((l) => l.entry.key === key)?.reason;
+  }
+
+  /**
+   * Apply new proxier states: each listener takes its service port's current endpoints. Service
+   * ports or addresses that are gone make their listeners reject; new ones get no listener (the
+   * address map is fixed when the proxy starts).
+   */
+  updateState(input: ProxyInput): UpdateResult {
+    const index = indexServicePorts(statesOf(input));
+    const added: string[] = [];
+    const removed: string[] = [];
+    for (const listener of this.#listeners) {
+      const sp = index.get(servicePortKey(listener.entry));
+      const change = listener.update(sp !== undefined && servesAddress(sp, listener.entry) ? sp : undefined);
+      for (const ep of change.added) added.push(`${listener.entry.key}: ${ep}`);
+      for (const ep of change.removed) removed.push(`${listener.entry.key}: ${ep}`);
+    }
+    this.#markDraining();
+    return { added, removed };
+  }
+
+  /**
+   * Take one endpoint out of rotation (of one service port's listeners, or of all): new
+   * connections go elsewhere, open ones finish. Returns how many listeners had it.
+   */
+  removeEndpoint(endpoint: string, spn?: string): number {
+    let count = 0;
+    for (const listener of this.#listeners) {
+      if (spn !== undefined && listener.entry.spn !== spn) continue;
+      if (listener.removeEndpoint(endpoint)) count++;
+    }
+    this.#markDraining();
+    return count;
+  }
+
+  /** Stop accepting, let open connections finish for up to `drainMs`, then cut the rest. */
+  close(options: CloseOptions = {}): Promise<void> {
+    this.#closing ??= this.#close(options.drainMs ?? 0);
+    return this.#closing;
+  }
+
+  async #close(drainMs: number): Promise<void> {
+    const closed = this.#listeners.map((l) => l.close());
+    if (drainMs > 0 && this.#connections.size > 0) await this.#waitForDrain(drainMs);
+    for (const conn of [...this.#connections]) conn.destroy();
+    await Promise.all(closed);
+  }
+
+  #waitForDrain(drainMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, drainMs);
+      const self = this;
+      function done(): void {
+        clearTimeout(timer);
+        self.#drained = undefined;
+        resolve();
+      }
+      this.#drained = done;
+    });
+  }
+
+  /** Called by the directory when a connection ends. */
+  connectionReleased(): void {
+    if (this.#connections.size === 0) this.#drained?.();
+  }
+
+  #markDraining(): void {
+    const inUse = new Set<string>();
+    for (const listener of this.#listeners) for (const addr of listener.endpoints.keys()) inUse.add(addr);
+    for (const stats of this.#endpointStats.values()) stats.draining = !inUse.has(stats.endpoint);
+  }
+}
+
+/** Bind a listener for every TCP virtual address of the states, and start proxying. */
+export async function startProxy(input: ProxyInput, options: ProxyOptions = {}): Promise<UserspaceProxy> {
+  const states = statesOf(input);
+  const settings = settingsOf(options);
+  const map = options.map ?? planAddressMap(states, { ports: options.ports ?? 'service' });
+  const index = indexServicePorts(states);
+  const endpointStats = new Map<string, EndpointStats>();
+  const connections = new Set<ProxyConnection>();
+  let proxy: UserspaceProxy | undefined;
+
+  const resolveBackend = (endpoint: string): HostPort | undefined => {
+    const address = options.backendAddress !== undefined ? options.backendAddress(endpoint) : map.lookupBackend(endpoint)?.loopback;
+    return address !== undefined && address.port !== 0 ? address : undefined;
+  };
+  const directory: EndpointDirectory = {
+    endpointStats(sp, endpoint) {
+      let stats = endpointStats.get(endpoint);
+      if (stats !== undefined) return stats;
+      const backend = resolveBackend(endpoint);
+      if (backend === undefined) return undefined;
+      stats = newEndpointStats(endpoint, backend, sp.endpoints.find((ep) => ep.endpoint === endpoint)?.podName);
+      endpointStats.set(endpoint, stats);
+      return stats;
+    },
+    track(conn) {
+      connections.add(conn);
+    },
+    release(conn) {
+      connections.delete(conn);
+      proxy?.connectionReleased();
+    },
+  };
+
+  const listeners: Listener[] = [];
+  for (const entry of map.entries) {
+    if (!entry.proxied) continue;
+    const sp = index.get(servicePortKey(entry));
+    if (sp === undefined) throw new Error(`address map entry ${entry.key} has no service port in the states`);
+    listeners.push(new Listener(entry, sp, settings, directory));
+  }
+
+  const bound = new Map<string, BoundPort>();
+  try {
+    for (const listener of listeners) bound.set(listener.entry.key, await listener.listen(settings.backlog));
+  } catch (e) {
+    await Promise.all(listeners.map((l) => l.close()));
+    throw e;
+  }
+  const boundMap = map.withBoundPorts(bound);
+  for (const listener of listeners) listener.settle(boundMap.entry(listener.entry.key)!);
+  proxy = new UserspaceProxy(boundMap, listeners, endpointStats, connections);
+  return proxy;
+}
+
+function settingsOf(options: ProxyOptions): ListenerSettings {
+  const scheduler = options.scheduler ?? 'rr';
+  getScheduler(scheduler, { path: 'scheduler' });
+  const dialTimeoutsMs = options.dialTimeoutsMs ?? DEFAULT_DIAL_TIMEOUTS_MS;
+  if (dialTimeoutsMs.length === 0 || dialTimeoutsMs.some((ms) => !(Number.isFinite(ms) && ms > 0))) {
+    throw new KpsimError('KPSIM_ERR_USAGE_BAD_FLAG', `dial timeouts ${JSON.stringify(dialTimeoutsMs)}: give one or more times in ms, each > 0`, { path: 'dialTimeoutsMs' });
+  }
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  // setTimeout caps at 2^31-1 ms; a longer idle timeout would fire at once.
+  if (!(Number.isFinite(idleTimeoutMs) && idleTimeoutMs >= 0 && idleTimeoutMs <= 2 ** 31 - 1)) {
+    throw new KpsimError('KPSIM_ERR_USAGE_BAD_FLAG', `idle timeout ${idleTimeoutMs} ms is not from 0 to ${2 ** 31 - 1}`, { path: 'idleTimeoutMs' });
+  }
+  return {
+    scheduler,
+    schedulerFlags: options.schedulerFlags ?? [],
+    dialTimeoutsMs,
+    idleTimeoutMs,
+    now: options.now ?? (() => performance.now() / 1000),
+    backlog: options.backlog ?? DEFAULT_BACKLOG,
+  };
+}
+
+function servicePortKey(entry: { family: number; spn: string; protocol: string }): string {
+  return `${entry.family}\0${entry.spn}\0${entry.protocol}`;
+}
+
+function indexServicePorts(states: readonly ProxierState[]): Map<string, ProxierServicePort> {
+  const index = new Map<string, ProxierServicePort>();
+  for (const state of states) {
+    for (const sp of state.servicePorts) index.set(servicePortKey({ family: state.family, spn: sp.info.spn, protocol: sp.info.protocol }), sp);
+  }
+  return index;
+}
+
+/** Whether the service port (as updated) still has the entry's virtual address. */
+function servesAddress(sp: ProxierServicePort, entry: VirtualEntry): boolean {
+  const { info } = sp;
+  const { address, port } = entry.virtual;
+  switch (entry.kind) {
+    case 'ClusterIP':
+      return info.clusterIP === address && info.port === port;
+    case 'NodePort':
+      return info.nodePort === port;
+    case 'ExternalIP':
+      return info.port === port && info.externalIPs.includes(address);
+    case 'LoadBalancer':
+      return info.port === port && info.loadBalancerVIPs.includes(address);
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * Addresses as 32-bit words, for matching a packet against -s/-d networks many times a second,
+ * and the node's view of an address: local or not, and its addrtype (RTN_*) type.
+ */
+import { ipToBytes, normalizeIP, type Family } from '../util/ip.js';
+import type { AddressSpec } from '../iptables/rule-values.js';
+
+/** One word for IPv4, four for IPv6, most significant first. */
+export type Words = readonly number[];
+
+export function bytesToWords(bytes: readonly number[]): number[] {
+  const words: number[] = [];
+  for (let i = 0; i < bytes.length; i += 4) {
+    words.push(((bytes[i]! << 24) | (bytes[i + 1]! << 16) | (bytes[i + 2]! << 8) | bytes[i + 3]!) >>> 0);
+  }
+  return words;
+}
+
+/** A network to test addresses against: (address & mask) === network, word by word. */
+export interface Network {
+  readonly network: Words;
+  readonly mask: Words;
+}
+
+export function networkOf(spec: AddressSpec): Network {
+  return { network: bytesToWords(spec.network), mask: bytesToWords(spec.mask) };
+}
+
+export function inNetwork(address: Words, net: Network): boolean {
+  if (address.length !== net.network.length) return false;
+  for (let i = 0; i < address.length; i++) {
+    if (((address[i]! & net.mask[i]!) >>> 0) !== net.network[i]) return false;
+  }
+  return true;
+}
+
+/** Parses each distinct address once: the same few endpoint addresses come back constantly. */
+export class AddressCache {
+  private readonly cache = new Map<string, Words>();
+
+  words(ip: string): Words {
+    let words = this.cache.get(ip);
+    if (!words) {
+      words = bytesToWords(ipToBytes(ip));
+      if (this.cache.size > 100_000) this.cache.clear(); // bounded: a long-lived tracer sees many clients
+      this.cache.set(ip, words);
+    }
+    return words;
+  }
+}
+
+const LOOPBACK_V4: Network = { network: [0x7f000000], mask: [0xff000000] };
+const MULTICAST_V4: Network = { network: [0xe0000000], mask: [0xf0000000] };
+const MULTICAST_V6: Network = { network: [0xff000000, 0, 0, 0], mask: [0xff000000, 0, 0, 0] };
+
+/**
+ * The node's addresses. As in the kernel's local routing table, all of 127.0.0.0/8 and ::1 are
+ * local besides the node's own addresses.
+ */
+export class LocalAddresses {
+  private readonly local: Set<string>;
+
+  constructor(addresses: readonly string[]) {
+    this.local = new Set(['::1']);
+    for (const address of addresses) {
+      const ip = normalizeIP(address);
+      if (ip !== undefined) this.local.add(ip);
+    }
+  }
+
+  isLocal(ip: string, words: Words): boolean {
+    return this.local.has(ip) || (words.length === 1 && inNetwork(words, LOOPBACK_V4));
+  }
+
+  /**
+   * The address type xt_addrtype sees (inet_addr_type): BROADCAST for 0.0.0.0 and
+   * 255.255.255.255, MULTICAST, LOCAL, else UNICAST (kpsim has no routes that would say
+   * BLACKHOLE, UNREACHABLE and the like).
+   */
+  addressType(ip: string, words: Words): string {
+    if (words.length === 1) {
+      if (words[0] === 0 || words[0] === 0xffffffff) return 'BROADCAST';
+      if (inNetwork(words, MULTICAST_V4)) return 'MULTICAST';
+    } else if (inNetwork(words, MULTICAST_V6)) {
+      return 'MULTICAST';
+    }
+    return this.isLocal(ip, words) ? 'LOCAL' : 'UNICAST';
+  }
+
+  familyOf(words: Words): Family {
+    return words.length === 1 ? 4 : 6;
+  }
+}

@@ -1,0 +1,339 @@
+/**
+ * A rule turned into what a walk needs, once per ruleset: one closure for the checks that only
+ * depend on the packet (addresses, protocol, ports, addrtype, mark, conntrack state, ipsets),
+ * the stateful steps (`recent`), the random steps (`statistic`, with the kernel's probability),
+ * and the target, resolved against the table's chains.
+ */
+import type { Family } from '../util/ip.js';
+import { renderRule } from '../iptables/render.js';
+import { readRuleSpec, TCP_FLAGS, type MatchSpec, type RuleSpec, type TargetSpec } from '../iptables/rule-spec.js';
+import { PROBABILITY_SCALE, parseAddressSpec, type PortRange } from '../iptables/rule-values.js';
+import { ChainIndex, pinnedKeyOf } from '../iptables/rule-index.js';
+import type { Rule, TableName } from '../iptables/types.js';
+import { bytesToWords, inNetwork, networkOf, type Network, type Words } from './addresses.js';
+import type { Ipset } from './ipsets.js';
+import type { Flow, PathState } from './walk-state.js';
+
+export type Predicate = (flow: Flow, state: PathState) => boolean;
+
+export interface RecentStep {
+  readonly command: 'set' | 'rcheck' | 'update' | 'remove';
+  readonly negated: boolean;
+  readonly list: string;
+  readonly seconds: number | undefined;
+  readonly hitcount: number | undefined;
+  /** undefined: all ones (kube-proxy's /32 or /128). */
+  readonly mask: Words | undefined;
+  readonly side: 'source' | 'dest';
+}
+
+export interface RandomStep {
+  /** random: stored probability (matches when a 31-bit draw is below it); nth: 1 in `every`. */
+  readonly mode: 'random' | 'nth';
+  readonly stored: number;
+  readonly every: number;
+  readonly negated: boolean;
+}
+
+export type CompiledTarget =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'accept' }
+  | { readonly kind: 'drop' }
+  | { readonly kind: 'reject' }
+  | { readonly kind: 'return' }
+  | { readonly kind: 'jump'; readonly chain: string; readonly goto: boolean }
+  | { readonly kind: 'dnat'; readonly ip: string | undefined; readonly port: number | undefined }
+  | { readonly kind: 'snat' }
+  | { readonly kind: 'masquerade' }
+  | { readonly kind: 'mark'; readonly value: number; readonly mask: number }
+  /** A jump to KUBE-MARK-MASQ when the ruleset does not have that chain: kube-proxy's OR-mark. */
+  | { readonly kind: 'mark-masq' }
+  /** A jump to KUBE-POSTROUTING when the ruleset does not have it: masquerade if marked. */
+  | { readonly kind: 'postrouting' }
+  /** An extension target kpsim does not model: the walk goes on past it. */
+  | { readonly kind: 'other'; readonly name: string };
+
+export interface CompiledRule {
+  readonly table: TableName;
+  readonly rule: Rule;
+  /** One of kube-proxy's built-in jumps, assumed because the ruleset lacks the chain. */
+  readonly assumed: boolean;
+  readonly test: Predicate | undefined;
+  readonly recent: readonly RecentStep[];
+  readonly randoms: readonly RandomStep[];
+  /** Chance the random steps all match: the product of theirs. */
+  readonly factor: number;
+  readonly target: CompiledTarget;
+  /** The -j/-g name as written ("" when the rule has none). */
+  readonly targetName: string;
+  /** Parts assumed to match, for the hop. */
+  readonly notes: readonly string[];
+  /** An assumed jump into a chain the ruleset lacks (kube-proxy would have made it, empty): no hop. */
+  readonly silent: boolean;
+  /** The rule as kpsim renders it, made on first use. */
+  text(): string;
+}
+
+export interface CompiledChain {
+  readonly table: TableName;
+  readonly name: string;
+  readonly builtin: boolean;
+  readonly policy: string | undefined;
+  readonly rules: readonly CompiledRule[];
+  readonly index: ChainIndex;
+}
+
+/** What a rule is compiled against: fixed for a prepared tracer. */
+export interface CompileEnv {
+  readonly family: Family;
+  readonly ipsets: ReadonlyMap<string, Ipset>;
+  readonly masqueradeMark: number;
+  hasChain(table: TableName, chain: string): boolean;
+}
+
+export function compileChain(
+  env: CompileEnv, table: TableName, name: string, rules: readonly Rule[],
+  info: { builtin: boolean; policy: string | undefined; assumed: boolean; useIndex: boolean },
+): CompiledChain {
+  const specs = rules.map((rule) => readRuleSpec(rule.args, env.family));
+  const compiled = rules.map((rule, i) => compileRule(env, table, rule, specs[i]!, info.assumed));
+  const index = new ChainIndex(specs.map(pinnedKeyOf), { useIndex: info.useIndex });
+  return { table, name, builtin: info.builtin, policy: info.policy, rules: compiled, index };
+}
+
+export function compileRule(env: CompileEnv, table: TableName, rule: Rule, spec: RuleSpec, assumed: boolean): CompiledRule {
+  const predicates: Predicate[] = [];
+  const notes: string[] = [...spec.notes];
+  const recent: RecentStep[] = [];
+  const randoms: RandomStep[] = [];
+
+  addGenericPredicates(spec, predicates);
+  for (const match of spec.matches) addMatch(env, match, predicates, recent, randoms, notes);
+
+  let factor = 1;
+  for (const r of randoms) factor *= randomChance(r);
+  const missingJump = spec.target?.kind === 'jump' && !env.hasChain(table, spec.target.name);
+  const silent = assumed && missingJump;
+  const target = silent ? { kind: 'none' as const } : compileTarget(env, table, spec.target, notes);
+  let text: string | undefined;
+  return {
+    table, rule, assumed, recent, randoms, factor, target, notes, silent,
+    test: combine(predicates),
+    targetName: targetNameOf(spec.target),
+    text: () => (text ??= renderRule(rule)),
+  };
+}
+
+/** The chance a random step matches: stored/2^31 for random (the kernel's comparison). */
+export function randomChance(step: RandomStep): number {
+  const p = step.mode === 'random' ? step.stored / PROBABILITY_SCALE : 1 / step.every;
+  return step.negated ? 1 - p : p;
+}
+
+function combine(predicates: readonly Predicate[]): Predicate | undefined {
+  if (predicates.length === 0) return undefined;
+  if (predicates.length === 1) return predicates[0];
+  return (flow, state) => {
+    for (let i = 0; i < predicates.length; i++) if (!predicates[i]!(flow, state)) return false;
+    return true;
+  };
+}
+
+function targetNameOf(target: TargetSpec | undefined): string {
+  if (!target) return '';
+  switch (target.kind) {
+    case 'standard': case 'jump': return target.name;
+    case 'reject': return 'REJECT';
+    case 'dnat': return 'DNAT';
+    case 'snat': return 'SNAT';
+    case 'masquerade': return 'MASQUERADE';
+    case 'mark': return 'MARK';
+  }
+}
+
+// ---------------------------------------------------------------- generic matches
+
+function addGenericPredicates(spec: RuleSpec, out: Predicate[]): void {
+  if (spec.protocol) {
+    const { name, negated } = spec.protocol;
+    out.push((flow) => (flow.proto === name) !== negated);
+  }
+  if (spec.destination) {
+    const nets = spec.destination.addresses.map(networkOf);
+    const negated = spec.destination.negated;
+    out.push((_flow, state) => anyIn(state.dstWords, nets) !== negated);
+  }
+  if (spec.source) {
+    const nets = spec.source.addresses.map(networkOf);
+    const negated = spec.source.negated;
+    out.push((flow) => anyIn(flow.srcWords, nets) !== negated);
+  }
+  if (spec.inInterface) {
+    const { name, negated } = spec.inInterface;
+    out.push((flow) => interfaceMatches(name, flow.inInterface) !== negated);
+  }
+  if (spec.outInterface) {
+    const { name, negated } = spec.outInterface;
+    out.push((flow) => interfaceMatches(name, flow.outInterface) !== negated);
+  }
+  if (spec.fragment) {
+    // The packet traced is a whole first packet, never a later fragment.
+    const negated = spec.fragment.negated;
+    out.push(() => negated);
+  }
+}
+
+function anyIn(address: Words, nets: readonly Network[]): boolean {
+  for (let i = 0; i < nets.length; i++) if (inNetwork(address, nets[i]!)) return true;
+  return false;
+}
+
+/** "eth0" exactly, or "veth+" as a prefix; an unknown interface matches no name. */
+function interfaceMatches(pattern: string, name: string | undefined): boolean {
+  if (name === undefined) return false;
+  return pattern.endsWith('+') ? name.startsWith(pattern.slice(0, -1)) : name === pattern;
+}
+
+function inRange(port: number, range: PortRange): boolean {
+  return port >= range.min && port <= range.max;
+}
+
+// ---------------------------------------------------------------- match modules
+
+/** The first packet of a TCP connection carries SYN alone. */
+const FIRST_PACKET_TCP_FLAGS = ['SYN'];
+
+function addMatch(
+  env: CompileEnv, match: MatchSpec, out: Predicate[], recent: RecentStep[], randoms: RandomStep[], notes: string[],
+): void {
+  switch (match.kind) {
+    case 'comment': case 'nfacct': case 'other':
+      return; // comment and nfacct always match; others are noted by the reader
+    case 'ports': {
+      const module = match.module;
+      out.push((flow) => flow.proto === module);
+      if (match.dport) {
+        const { range, negated } = match.dport;
+        out.push((_flow, state) => inRange(state.dport, range) !== negated);
+      }
+      if (match.sport) {
+        const { range, negated } = match.sport;
+        notes.push('--sport matches when the packet has no source port');
+        out.push((flow) => flow.sport === undefined || inRange(flow.sport, range) !== negated);
+      }
+      if (match.tcpFlags) {
+        const { mask, comp, negated } = match.tcpFlags;
+        const bits = (names: readonly string[]): number => names.reduce((acc, n) => acc | (1 << TCP_FLAGS.indexOf(n)), 0);
+        const matches = (bits(FIRST_PACKET_TCP_FLAGS) & bits(mask)) === bits(comp);
+        out.push(() => matches !== negated);
+      }
+      return;
+    }
+    case 'multiport': {
+      const { ports, negated, direction } = match;
+      const hit = (port: number | undefined): boolean => port !== undefined && ports.some((r) => inRange(port, r));
+      if (direction !== 'destination') notes.push('multiport source ports match when the packet has no source port');
+      out.push((flow, state) => {
+        const found = direction === 'destination' ? hit(state.dport)
+          : direction === 'source' ? (flow.sport === undefined || hit(flow.sport))
+            : hit(state.dport) || flow.sport === undefined || hit(flow.sport);
+        return found !== negated;
+      });
+      return;
+    }
+    case 'addrtype': {
+      const { srcType, dstType } = match;
+      if (srcType) out.push((flow) => srcType.types.includes(flow.srcType) !== srcType.negated);
+      if (dstType) out.push((_flow, state) => dstType.types.includes(state.dstType) !== dstType.negated);
+      return;
+    }
+    case 'mark': {
+      const { value, mask, negated } = match;
+      out.push((_flow, state) => (((state.mark & mask) >>> 0) === value) !== negated);
+      return;
+    }
+    case 'conntrack': {
+      const ctstate = match.ctstate;
+      if (!ctstate) return;
+      const { states, negated } = ctstate;
+      out.push((flow, state) => {
+        let any = false;
+        for (const s of states) {
+          if (flow.ctstates.has(s) || (s === 'DNAT' && state.dnatDone)) {
+            any = true;
+            break;
+          }
+        }
+        return any !== negated;
+      });
+      return;
+    }
+    case 'statistic':
+      if (match.mode === 'nth') notes.push(`statistic --mode nth: taken as 1 packet in ${match.every}`);
+      randoms.push({ mode: match.mode, stored: match.probabilityStored, every: match.every, negated: match.negated });
+      return;
+    case 'recent': {
+      if (match.rttl) notes.push('recent --rttl is not evaluated');
+      const maskSpec = match.mask === undefined ? undefined : parseAddressSpec(match.mask);
+      const mask = maskSpec && maskSpec.network.some((b) => b !== 0xff) ? bytesToWords(maskSpec.network) : undefined;
+      recent.push({
+        command: match.command, negated: match.negated, list: match.name, seconds: match.seconds,
+        hitcount: match.hitcount, mask, side: match.side,
+      });
+      return;
+    }
+    case 'set': {
+      const set = env.ipsets.get(match.setName);
+      const { flags, negated } = match;
+      if (!set) {
+        notes.push(`ipset ${match.setName} was not given: taken as empty`);
+        out.push(() => negated);
+        return;
+      }
+      if (set.unreadable.length > 0) notes.push(`ipset ${match.setName}: members not understood: ${set.unreadable.join(' ')}`);
+      out.push((flow, state) => set.has(
+        { proto: flow.proto, src: flow.srcWords, dst: state.dstWords, sport: flow.sport, dport: state.dport }, flags,
+      ) !== negated);
+      return;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- targets
+
+function compileTarget(env: CompileEnv, table: TableName, target: TargetSpec | undefined, notes: string[]): CompiledTarget {
+  if (!target) return { kind: 'none' };
+  switch (target.kind) {
+    case 'standard':
+      if (target.name === 'QUEUE') {
+        notes.push('QUEUE hands the packet to a program: the walk goes on');
+        return { kind: 'other', name: 'QUEUE' };
+      }
+      return { kind: target.name === 'ACCEPT' ? 'accept' : target.name === 'DROP' ? 'drop' : 'return' };
+    case 'reject':
+      return { kind: 'reject' };
+    case 'dnat': {
+      const to = target.to;
+      if (to && ((to.minIP !== to.maxIP) || (to.minPort !== to.maxPort))) notes.push('DNAT to a range: the first address and port taken');
+      return { kind: 'dnat', ip: to?.minIP, port: to?.minPort };
+    }
+    case 'snat':
+      return { kind: 'snat' };
+    case 'masquerade':
+      return { kind: 'masquerade' };
+    case 'mark':
+      return { kind: 'mark', value: target.value, mask: target.mask };
+    case 'jump':
+      if (env.hasChain(table, target.name)) return { kind: 'jump', chain: target.name, goto: target.goto };
+      if (table === 'nat' && target.name === 'KUBE-MARK-MASQ') {
+        notes.push(`KUBE-MARK-MASQ is not in the ruleset: kube-proxy's "-j MARK --or-mark 0x${env.masqueradeMark.toString(16)}" assumed`);
+        return { kind: 'mark-masq' };
+      }
+      if (table === 'nat' && target.name === 'KUBE-POSTROUTING') {
+        notes.push('KUBE-POSTROUTING is not in the ruleset: kube-proxy\'s "masquerade if marked" assumed');
+        return { kind: 'postrouting' };
+      }
+      notes.push(`-j ${target.name}: not a chain of this ruleset, not modelled; the walk goes on`);
+      return { kind: 'other', name: target.name };
+  }
+}

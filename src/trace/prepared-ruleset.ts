@@ -1,0 +1,71 @@
+/**
+ * One ruleset ready for tracing: its chains compiled on first use (a walk touches a handful of
+ * the thousands of chains kube-proxy writes), and the built-in chains a walk starts from,
+ * with kube-proxy's jumps assumed where the ruleset leaves a built-in chain out.
+ */
+import { isBuiltinChain, type Ruleset, type TableName } from '../iptables/types.js';
+import { compileChain, type CompileEnv, type CompiledChain } from './compile-rule.js';
+import { kubeProxyJumpRules } from './default-jumps.js';
+import type { Ipset } from './ipsets.js';
+
+export class PreparedRuleset {
+  private readonly chains = new Map<string, CompiledChain | null>();
+  private readonly env: CompileEnv;
+
+  constructor(
+    readonly ruleset: Ruleset,
+    ipsets: ReadonlyMap<string, Ipset>,
+    masqueradeMark: number,
+    private readonly useIndex: boolean,
+  ) {
+    this.env = {
+      family: ruleset.family,
+      ipsets,
+      masqueradeMark,
+      hasChain: (table, chain) => ruleset.tables.get(table)?.chains.has(chain) ?? false,
+    };
+  }
+
+  get family(): 4 | 6 {
+    return this.ruleset.family;
+  }
+
+  /** A chain of the ruleset, compiled; undefined when the table has no such chain. */
+  chain(table: TableName, name: string): CompiledChain | undefined {
+    const key = `${table} ${name}`;
+    const cached = this.chains.get(key);
+    if (cached !== undefined) return cached ?? undefined;
+    const source = this.ruleset.tables.get(table)?.chains.get(name);
+    const compiled = source
+      ? compileChain(this.env, table, name, source.rules, {
+        builtin: isBuiltinChain(table, name), policy: source.policy, assumed: false, useIndex: this.useIndex,
+      })
+      : null;
+    this.chains.set(key, compiled);
+    return compiled ?? undefined;
+  }
+
+  /**
+   * The built-in chain a hook starts from: the ruleset's own, or kube-proxy's jumps for it
+   * (marked assumed) when the ruleset does not have it.
+   */
+  builtinChain(table: TableName, name: string): CompiledChain {
+    const own = this.chain(table, name);
+    if (own) return own;
+    const key = `${table} ${name} (assumed)`;
+    let assumed = this.chains.get(key);
+    if (!assumed) {
+      const rules = kubeProxyJumpRules(this.ruleset.family, table, name);
+      assumed = compileChain(this.env, table, name, rules, { builtin: true, policy: undefined, assumed: true, useIndex: this.useIndex });
+      this.chains.set(key, assumed);
+    }
+    return assumed;
+  }
+
+  /** Compile every chain now (for measuring, or to fail early). */
+  warm(): void {
+    for (const table of this.ruleset.tables.values()) {
+      for (const name of table.chains.keys()) this.chain(table.name, name);
+    }
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The `recent` module's address lists, as a walk sees them: the lists given in the context
+ * (who was seen, how long ago, how often) plus what this walk itself did with --set, --update
+ * and --remove. A walk's changes live in a small persistent overlay, so forking a walk into
+ * statistic branches copies nothing.
+ *
+ * The kernel (xt_recent.c) keeps each list's addresses masked with the rule's --mask; kpsim
+ * masks both the stored address and the packet's before comparing.
+ */
+import { normalizeIP } from '../util/ip.js';
+import { bytesToWords, inNetwork, type Words } from './addresses.js';
+import type { RecentEntry, RecentState } from './types.js';
+import { ipToBytes } from '../util/ip.js';
+
+export interface RecentSeen {
+  readonly ageSeconds: number;
+  readonly hits: number;
+}
+
+interface StoredEntry extends RecentSeen {
+  readonly words: Words;
+}
+
+/** The lists from the context, ready for lookups. */
+export class RecentLists {
+  private readonly lists = new Map<string, Map<string, StoredEntry>>();
+
+  constructor(state: RecentState | undefined) {
+    for (const [name, entries] of Object.entries(state ?? {})) {
+      const list = new Map<string, StoredEntry>();
+      for (const entry of entries) {
+        const stored = readEntry(entry);
+        if (stored) list.set(stored.ip, stored.entry);
+      }
+      this.lists.set(name, list);
+    }
+  }
+
+  find(list: string, ip: string, words: Words, mask: Words | undefined): RecentSeen | undefined {
+    const entries = this.lists.get(list);
+    if (!entries) return undefined;
+    if (!mask) return entries.get(ip);
+    const masked = { network: words.map((w, i) => (w & mask[i]!) >>> 0), mask };
+    for (const entry of entries.values()) if (inNetwork(entry.words, masked)) return entry;
+    return undefined;
+  }
+}
+
+function readEntry(entry: RecentEntry): { ip: string; entry: StoredEntry } | undefined {
+  const address = typeof entry === 'string' ? entry : entry.address;
+  const ip = normalizeIP(address);
+  if (ip === undefined) return undefined;
+  const ageSeconds = typeof entry === 'string' ? 0 : entry.ageSeconds ?? 0;
+  const hits = typeof entry === 'string' ? 1 : entry.hits ?? 1;
+  return { ip, entry: { ageSeconds, hits, words: bytesToWords(ipToBytes(ip)) } };
+}
+
+/** One change made during a walk; the newest comes first. */
+export interface RecentChange {
+  readonly list: string;
+  readonly ip: string;
+  /** undefined: removed. */
+  readonly seen: RecentSeen | undefined;
+  readonly previous: RecentChange | undefined;
+}
+
+/** Looks a (list, address) up in a walk's changes first, then in the context's lists. */
+export function lookupRecent(
+  changes: RecentChange | undefined, lists: RecentLists, list: string, ip: string, words: Words, mask: Words | undefined,
+): RecentSeen | undefined {
+  for (let c = changes; c; c = c.previous) {
+    if (c.list === list && c.ip === ip) return c.seen;
+  }
+  return lists.find(list, ip, words, mask);
+}

@@ -1,0 +1,302 @@
+/**
+ * Walking a packet through the hooks and chains, as netfilter does for the first packet of a
+ * connection:
+ *
+ *   arriving:  nat PREROUTING → routing → filter INPUT (local) | filter FORWARD → nat POSTROUTING
+ *   from node: nat OUTPUT → filter OUTPUT → nat POSTROUTING → filter INPUT (when local)
+ *
+ * Within a hook the chains run as iptables runs them: rules in order, first a jump pushes a
+ * chain, RETURN or the end of a chain pops it, the end of a built-in chain applies its policy,
+ * ACCEPT ends the table for this hook, DNAT and MASQUERADE end the nat table, DROP and REJECT
+ * end the packet. A DNAT changes the destination the later hooks see, and routing then sends
+ * the packet to INPUT or FORWARD.
+ *
+ * A `statistic` rule is random. Walking all outcomes, the walk forks there: one path takes the
+ * rule (its chance multiplied by the rule's), the other goes on to the next rule (multiplied by
+ * the rest); paths are finished depth first, the taken branch before the other, and each
+ * matched rule is recorded once, in the order it was walked. Walking one sample, the random
+ * source decides instead, as the kernel's own random draw would.
+ */
+import { KpsimError } from '../errors.js';
+import { joinHostPort } from '../util/ip.js';
+import type { AddressCache, LocalAddresses, Words } from './addresses.js';
+import type { CompiledChain, CompiledRule, RandomStep } from './compile-rule.js';
+import type { PreparedRuleset } from './prepared-ruleset.js';
+import { lookupRecent, type RecentLists } from './recent.js';
+import type { Hop, Verdict } from './types.js';
+import { stageChain, stageTable, type Flow, type PathState, type Stage } from './walk-state.js';
+
+/** More paths than this means a ruleset that multiplies statistic branches; stop forking. */
+export const MAX_PATHS = 4096;
+
+/** Jumps deeper than this can only be a loop (iptables-restore refuses loops). */
+const MAX_DEPTH = 64;
+
+export interface WalkSetup {
+  readonly program: PreparedRuleset;
+  readonly flow: Flow;
+  readonly recentLists: RecentLists;
+  readonly local: LocalAddresses;
+  readonly addresses: AddressCache;
+  readonly masqueradeMark: number;
+  /** Sample mode: a source of uniform 32-bit integers. Absent: every outcome is walked. */
+  readonly draw?: () => number;
+}
+
+export interface PathOutcome {
+  readonly verdict: Verdict;
+  readonly endpoint: string | undefined;
+  readonly masquerade: boolean;
+  readonly probability: number;
+}
+
+export interface WalkResult {
+  readonly paths: PathOutcome[];
+  readonly hops: Hop[];
+  /** The walk stopped forking at MAX_PATHS. */
+  readonly truncated: boolean;
+}
+
+export function walk(setup: WalkSetup, start: PathState): WalkResult {
+  const walker = new Walker(setup);
+  const paths: PathOutcome[] = [];
+  let state: PathState | undefined = start;
+  while (state) {
+    walker.advance(state);
+    paths.push(outcomeOf(state));
+    state = walker.pending.pop();
+  }
+  return { paths, hops: walker.hops, truncated: walker.truncated };
+}
+
+function outcomeOf(state: PathState): PathOutcome {
+  const verdict: Verdict = state.verdict ?? (state.endpoint !== undefined ? 'DNAT' : state.accepted ? 'ACCEPT' : 'NONE');
+  const dropped = verdict === 'DROP' || verdict === 'REJECT';
+  return {
+    verdict,
+    endpoint: dropped ? undefined : state.endpoint,
+    masquerade: !dropped && state.masquerade,
+    probability: state.probability,
+  };
+}
+
+class Walker {
+  readonly pending: PathState[] = [];
+  readonly hops: Hop[] = [];
+  truncated = false;
+  private forks = 0;
+
+  constructor(private readonly setup: WalkSetup) {}
+
+  /** Run one path until it ends, leaving the other branches of its forks in `pending`. */
+  advance(state: PathState): void {
+    const { flow } = this.setup;
+    for (;;) {
+      if (state.verdict !== undefined || state.stage === 'done') return;
+      if (state.stack.length === 0) {
+        if (state.stageStarted) {
+          state.stage = this.nextStage(state.stage, state);
+          state.stageStarted = false;
+          continue;
+        }
+        const stage = state.stage;
+        state.stack.push(this.frame(this.setup.program.builtinChain(stageTable(stage), stageChain(stage)), state));
+        state.stageStarted = true;
+        continue;
+      }
+      const frame = state.stack[state.stack.length - 1]!;
+      if (frame.next >= frame.candidates.length) {
+        this.leaveChain(state);
+        continue;
+      }
+      const rule = frame.chain.rules[frame.candidates[frame.next++]!]!;
+      if (rule.test !== undefined && !rule.test(flow, state)) continue;
+      if (rule.recent.length > 0 && !this.recentMatches(rule, state)) continue;
+      if (rule.randoms.length > 0 && !this.takeRandom(rule, state)) continue;
+      if (!rule.silent) this.record(rule, state);
+      if (rule.recent.length > 0) this.applyRecent(rule, state);
+      this.applyTarget(rule, state);
+    }
+  }
+
+  private frame(chain: CompiledChain, state: PathState): { chain: CompiledChain; candidates: readonly number[]; next: number } {
+    return { chain, candidates: chain.index.candidates(state.dst, this.setup.flow.proto, state.dport), next: 0 };
+  }
+
+  /** Off the end of a chain, or RETURN: back to the caller; off a built-in chain: its policy. */
+  private leaveChain(state: PathState): void {
+    const frame = state.stack.pop()!;
+    if (state.stack.length > 0) return;
+    const builtin = frame.chain.builtin ? frame.chain : this.setup.program.builtinChain(stageTable(this.stage(state)), stageChain(this.stage(state)));
+    if (builtin.policy === 'DROP') {
+      this.hops.push({
+        table: builtin.table, chain: builtin.name, rule: `-P ${builtin.name} DROP`, target: 'DROP',
+        probability: state.probability, notes: ['the chain\'s policy'], depth: 0,
+      });
+      state.verdict = 'DROP';
+    }
+  }
+
+  private stage(state: PathState): Exclude<Stage, 'done'> {
+    if (state.stage === 'done') throw new Error('walk: no stage after done');
+    return state.stage;
+  }
+
+  private nextStage(stage: Stage, state: PathState): Stage {
+    const local = state.dstType === 'LOCAL';
+    switch (stage) {
+      case 'nat PREROUTING': return local ? 'filter INPUT' : 'filter FORWARD';
+      case 'filter FORWARD': return 'nat POSTROUTING';
+      case 'nat OUTPUT': return 'filter OUTPUT';
+      case 'filter OUTPUT': return 'nat POSTROUTING';
+      case 'nat POSTROUTING': return this.setup.flow.fromNode && local ? 'filter INPUT' : 'done';
+      default: return 'done';
+    }
+  }
+
+  private record(rule: CompiledRule, state: PathState): void {
+    const frame = state.stack[state.stack.length - 1]!;
+    this.hops.push({
+      table: rule.table,
+      chain: frame.chain.name,
+      rule: rule.text(),
+      target: rule.targetName,
+      probability: state.probability,
+      ...(rule.assumed ? { assumed: true as const } : {}),
+      ...(rule.notes.length > 0 ? { notes: rule.notes } : {}),
+      depth: state.stack.length - 1,
+    });
+  }
+
+  // ------------------------------------------------------------ statistic
+
+  /** Whether the path goes on with this rule matched; forks off the other branch. */
+  private takeRandom(rule: CompiledRule, state: PathState): boolean {
+    const draw = this.setup.draw;
+    if (draw) return rule.randoms.every((step) => drawMatches(step, draw));
+    const chance = rule.factor;
+    if (chance <= 0) return false;
+    if (chance >= 1) return true;
+    if (this.forks >= MAX_PATHS) {
+      this.truncated = true;
+      return false;
+    }
+    this.forks++;
+    const other = state.fork();
+    other.probability *= 1 - chance;
+    this.pending.push(other);
+    state.probability *= chance;
+    return true;
+  }
+
+  // ------------------------------------------------------------ recent
+
+  private recentMatches(rule: CompiledRule, state: PathState): boolean {
+    const { flow, recentLists } = this.setup;
+    for (const step of rule.recent) {
+      const { ip, words } = step.side === 'source' ? { ip: flow.src, words: flow.srcWords } : { ip: state.dst, words: state.dstWords };
+      const key = recentKey(ip, words, step.mask);
+      const seen = lookupRecent(state.recent, recentLists, step.list, key, words, step.mask);
+      let found: boolean;
+      if (step.command === 'set') {
+        found = true;
+      } else {
+        found = seen !== undefined;
+        if (found && step.command !== 'remove') {
+          if (step.seconds !== undefined && seen!.ageSeconds >= step.seconds) found = false;
+          if (step.hitcount !== undefined && seen!.hits < step.hitcount) found = false;
+        }
+      }
+      if (found === step.negated) return false;
+    }
+    return true;
+  }
+
+  private applyRecent(rule: CompiledRule, state: PathState): void {
+    const { flow, recentLists } = this.setup;
+    for (const step of rule.recent) {
+      if (step.command === 'rcheck') continue;
+      const { ip, words } = step.side === 'source' ? { ip: flow.src, words: flow.srcWords } : { ip: state.dst, words: state.dstWords };
+      const key = recentKey(ip, words, step.mask);
+      const seen = lookupRecent(state.recent, recentLists, step.list, key, words, step.mask);
+      const next = step.command === 'remove' ? undefined : { ageSeconds: 0, hits: (seen?.hits ?? 0) + 1 };
+      state.recent = { list: step.list, ip: key, seen: next, previous: state.recent };
+    }
+  }
+
+  // ------------------------------------------------------------ targets
+
+  private applyTarget(rule: CompiledRule, state: PathState): void {
+    const target = rule.target;
+    switch (target.kind) {
+      case 'none': case 'other':
+        return;
+      case 'accept':
+        if (rule.table === 'filter') state.accepted = true;
+        state.stack.length = 0;
+        return;
+      case 'drop':
+        state.verdict = 'DROP';
+        return;
+      case 'reject':
+        state.verdict = 'REJECT';
+        return;
+      case 'return':
+        this.leaveChain(state);
+        return;
+      case 'jump': {
+        const chain = this.setup.program.chain(rule.table, target.chain);
+        if (!chain) throw new Error(`walk: chain ${target.chain} vanished from table ${rule.table}`);
+        if (target.goto) state.stack.pop();
+        if (state.stack.length >= MAX_DEPTH) {
+          throw new KpsimError('KPSIM_ERR_IPTABLES_PARSE', `chain ${target.chain} is reached through a loop of jumps (iptables-restore refuses loops)`, { object: `table ${rule.table}` });
+        }
+        state.stack.push(this.frame(chain, state));
+        return;
+      }
+      case 'dnat':
+        this.dnat(state, target.ip ?? state.dst, target.port ?? state.dport);
+        state.stack.length = 0;
+        return;
+      case 'snat': case 'masquerade':
+        state.masquerade = true;
+        state.stack.length = 0;
+        return;
+      case 'mark':
+        state.mark = ((state.mark & ~target.mask) ^ target.value) >>> 0;
+        return;
+      case 'mark-masq':
+        state.mark = (state.mark | this.setup.masqueradeMark) >>> 0;
+        return;
+      case 'postrouting':
+        if ((state.mark & this.setup.masqueradeMark) !== 0) {
+          state.mark = (state.mark ^ this.setup.masqueradeMark) >>> 0;
+          state.masquerade = true;
+          state.stack.length = 0;
+        }
+        return;
+    }
+  }
+
+  private dnat(state: PathState, ip: string, port: number): void {
+    const words = this.setup.addresses.words(ip);
+    state.endpoint = joinHostPort(ip, port);
+    state.dst = ip;
+    state.dstWords = words;
+    state.dstType = this.setup.local.addressType(ip, words);
+    state.dport = port;
+    state.dnatDone = true;
+  }
+}
+
+function drawMatches(step: RandomStep, draw: () => number): boolean {
+  const value = draw();
+  const hit = step.mode === 'random' ? (value & 0x7fffffff) < step.stored : value / 0x100000000 < 1 / step.every;
+  return hit !== step.negated;
+}
+
+/** xt_recent keeps addresses masked with the rule's --mask. */
+function recentKey(ip: string, words: Words, mask: Words | undefined): string {
+  if (!mask) return ip;
+  return words.map((w, i) => ((w & mask[i]!) >>> 0).toString(16)).join(':');
+}

@@ -196,6 +196,42 @@ export function tcpPort(name: string, port: number, extra: Partial<ServicePortMa
   return { name, port, protocol: 'TCP', ...extra };
 }
 
+/** The services and slices of kube-proxy's TestOverallIPTablesRules. */
+export function overallServices(): Manifest[] {
+  const p80 = [{ name: 'p80', port: 80, protocol: 'TCP' as const }];
+  return [
+    makeService('ns1', 'svc1', (s) => { s.spec.clusterIP = '172.30.0.41'; s.spec.ports = [tcpPort('p80', 80)]; }),
+    makeService('ns2', 'svc2', (s) => {
+      s.spec.type = 'LoadBalancer';
+      s.spec.externalTrafficPolicy = 'Local';
+      s.spec.clusterIP = '172.30.0.42';
+      s.spec.ports = [tcpPort('p80', 80, { nodePort: 3001 })];
+      s.status.loadBalancer.ingress = [{ ip: '1.2.3.4' }];
+      s.spec.externalIPs = ['192.168.99.22'];
+      s.spec.healthCheckNodePort = 30000;
+    }),
+    makeService('ns3', 'svc3', (s) => { s.spec.type = 'NodePort'; s.spec.clusterIP = '172.30.0.43'; s.spec.ports = [tcpPort('p80', 80, { nodePort: 3003 })]; }),
+    makeService('ns4', 'svc4', (s) => { s.spec.type = 'NodePort'; s.spec.clusterIP = '172.30.0.44'; s.spec.externalIPs = ['192.168.99.33']; s.spec.ports = [tcpPort('p80', 80, { targetPort: 80 })]; }),
+    makeService('ns5', 'svc5', (s) => {
+      s.spec.type = 'LoadBalancer';
+      s.spec.externalTrafficPolicy = 'Cluster';
+      s.spec.clusterIP = '172.30.0.45';
+      s.spec.ports = [tcpPort('p80', 80, { nodePort: 3002 })];
+      s.status.loadBalancer.ingress = [{ ip: '5.6.7.8' }];
+      s.spec.healthCheckNodePort = 30000;
+      s.spec.loadBalancerSourceRanges = [' 203.0.113.0/25'];
+      s.spec.sessionAffinity = 'ClientIP';
+      s.spec.sessionAffinityConfig = { clientIP: { timeoutSeconds: 10800 } };
+    }),
+    makeService('ns6', 'svc6', (s) => { s.spec.type = 'ClusterIP'; s.spec.clusterIP = '172.30.0.46'; s.spec.ports = [tcpPort('p80', 80, { targetPort: 80 })]; }),
+    makeSlice('ns1', 'svc1', 1, (eps) => { eps.endpoints = [ep('10.180.0.1')]; eps.ports = p80; }),
+    makeSlice('ns2', 'svc2', 1, (eps) => { eps.endpoints = [ep('10.180.0.2')]; eps.ports = p80; }),
+    makeSlice('ns3', 'svc3', 1, (eps) => { eps.endpoints = [ep('10.180.0.3')]; eps.ports = p80; }),
+    makeSlice('ns4', 'svc4', 1, (eps) => { eps.endpoints = [ep('10.180.0.4'), ep('10.180.0.5', 'test-node')]; eps.ports = p80; }),
+    makeSlice('ns5', 'svc5', 1, (eps) => { eps.endpoints = [ep('10.180.0.3')]; eps.ports = p80; }),
+  ];
+}
+
 // ---------------------------------------------------------------------------------------------
 // The example clusters under rules/ and their golden iptables-save files.
 

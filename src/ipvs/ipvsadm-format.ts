@@ -1,0 +1,352 @@
+/**
+ * ipvsadm 1.31's list output, byte for byte (ipvsadm.c print_title, print_service_entry,
+ * print_largenum, print_conn; libipvs ipvs_cmp_services/ipvs_cmp_dests):
+ *
+ *   IP Virtual Server version 1.2.1 (size=4096)
+ *   Prot LocalAddress:Port Scheduler Flags
+ *     -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+ *   TCP  10.96.0.1:443 rr
+ *     -> 10.0.0.10:6443               Masq    1      2          1
+ *
+ * (the last column is printed with %-10u, so dest lines end in spaces). Formats: the default,
+ * --stats, --rate, --thresholds, --persistent-conn, --exact, -S (rules), -c (connections).
+ *
+ * Order: ipvsadm sorts services and dests with qsort unless --nosort. Its comparators subtract
+ * two unsigned 32-bit addresses into an int, so addresses more than 2^31 apart compare the wrong
+ * way round (10.x sorts after 192.x) and the comparison is not even transitive; the order that
+ * comes out is then the one glibc's qsort (a merge sort) makes, which `sortLikeGlibc` repeats.
+ * With --nosort services come in the kernel's hash-table order (see `kernelServiceOrder`) and
+ * dests in list order.
+ */
+import { ipToBytes } from '../util/ip.js';
+import {
+  type ForwardMethod,
+  type IpvsProtocol,
+  type IpvsTable,
+  PROTOCOL_NUMBERS,
+  type RealServer,
+  SVC_F_ONEPACKET,
+  SVC_F_PERSISTENT,
+  SVC_F_SCHED1,
+  SVC_F_SCHED2,
+  SVC_F_SCHED3,
+  type VirtualServer,
+  schedulerFlagNames,
+} from './table.js';
+
+/** The IPVS version the kernel reports since 2.6 (0x010201) and the default connection table size (2^12). */
+export const IPVS_VERSION = '1.2.1';
+export const DEFAULT_CONN_TAB_SIZE = 4096;
+
+/**
+ * The kernel hashes services into 256 buckets with `((size_t)ipvs >> 8)` mixed in, so the
+ * unsorted order differs per boot. 0x10 is the value that reproduces the reference capture.
+ */
+export const DEFAULT_SVC_HASH_SALT = 0x10;
+
+export interface IpvsadmListOptions {
+  stats?: boolean;
+  rate?: boolean;
+  thresholds?: boolean;
+  persistentConn?: boolean;
+  /** --exact: full numbers in --stats/--rate instead of K/M/G/T. */
+  exact?: boolean;
+  /** --nosort: kernel order. */
+  nosort?: boolean;
+  /** The "size=" in the header: the connection hash table size (2^conn_tab_bits). */
+  connTabSize?: number;
+  /** The per-boot bucket salt for --nosort (only its low 8 bits matter). */
+  hashSalt?: number;
+}
+
+const AF_INET = 2;
+const AF_INET6 = 10;
+
+// ---------------------------------------------------------------- numbers and padding
+
+function padRight(text: string, width: number): string {
+  return text.length >= width ? text : text + ' '.repeat(width - text.length);
+}
+
+function padLeft(text: string, width: number): string {
+  return text.length >= width ? text : ' '.repeat(width - text.length) + text;
+}
+
+/** print_largenum: "%9llu" below 10^8, else "%8llu" of the value in K, M, G or T. */
+export function formatLargeNumber(value: number, exact = false): string {
+  const digits = String(value);
+  if (exact) return padLeft(digits, digits.length <= 8 ? 9 : digits.length + 1);
+  if (value < 1e8) return padLeft(digits, 9);
+  if (value < 1e9) return `${padLeft(String(Math.floor(value / 1e3)), 8)}K`;
+  if (value < 1e11) return `${padLeft(String(Math.floor(value / 1e6)), 8)}M`;
+  if (value < 1e14) return `${padLeft(String(Math.floor(value / 1e9)), 8)}G`;
+  return `${padLeft(String(Math.floor(value / 1e12)), 8)}T`;
+}
+
+// ---------------------------------------------------------------- names
+
+/** addrport_to_anyname with -n: "ip:port", "[ip6]:port". */
+function addrPort(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+function protocolOption(protocol: IpvsProtocol): string {
+  return protocol === 'TCP' ? '-t' : protocol === 'UDP' ? '-u' : '--sctp-service';
+}
+
+/** The service column: "TCP  10.96.0.1:443" (cut to 33 characters for IPv4), or "FWM  7". */
+function serviceName(vs: VirtualServer, rule: boolean): string {
+  if (vs.fwmark !== 0) {
+    if (rule) return vs.family === 6 ? `-f ${vs.fwmark} -6` : `-f ${vs.fwmark}`;
+    return vs.family === 6 ? `FWM  ${vs.fwmark} IPv6` : `FWM  ${vs.fwmark}`;
+  }
+  const name = addrPort(vs.address, vs.port);
+  if (rule) return `${protocolOption(vs.protocol)} ${name}`;
+  const text = `${padRight(vs.protocol, 4)} ${name}`;
+  return vs.family === 6 ? text : text.slice(0, 33);
+}
+
+function destName(dest: RealServer, rule: boolean): string {
+  const name = addrPort(dest.ip, dest.port);
+  return rule || dest.family === 6 ? name : name.slice(0, 28);
+}
+
+/** inet_ntoa of a prefix-length netmask. */
+function dottedMask(prefix: number): string {
+  const value = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  return [24, 16, 8, 0].map((shift) => (value >>> shift) & 0xff).join('.');
+}
+
+function fullMask(vs: VirtualServer): number {
+  return vs.family === 4 ? 32 : 128;
+}
+
+const FORWARD_SWITCH: Readonly<Record<ForwardMethod, string>> = { Masq: '-m', Tunnel: '-i', Local: '-g', Route: '-g' };
+
+// ---------------------------------------------------------------- ordering
+
+/** glibc's qsort for arrays that fit its buffer: a top-down merge sort taking the left on ties (msort.c). */
+export function sortLikeGlibc<T>(items: readonly T[], compare: (a: T, b: T) => number): T[] {
+  const a = [...items];
+  const tmp = new Array<T>(a.length);
+  const sort = (lo: number, n: number): void => {
+    if (n <= 1) return;
+    const n1 = n >> 1;
+    const n2 = n - n1;
+    sort(lo, n1);
+    sort(lo + n1, n2);
+    let i = lo;
+    let j = lo + n1;
+    let k = 0;
+    let left = n1;
+    let right = n2;
+    while (left > 0 && right > 0) {
+      if (compare(a[i]!, a[j]!) <= 0) { tmp[k++] = a[i++]!; left--; } else { tmp[k++] = a[j++]!; right--; }
+    }
+    while (left-- > 0) tmp[k++] = a[i++]!;
+    // The rest of the right run is already in place.
+    for (let m = 0; m < k; m++) a[lo + m] = tmp[m]!;
+  };
+  sort(0, a.length);
+  return a;
+}
+
+/** The address as the 32-bit words ntohl gives (one for IPv4, four for IPv6). */
+function addressWords(ip: string): number[] {
+  const bytes = ipToBytes(ip);
+  const words: number[] = [];
+  for (let i = 0; i < bytes.length; i += 4) words.push(((bytes[i]! << 24) | (bytes[i + 1]! << 16) | (bytes[i + 2]! << 8) | bytes[i + 3]!) >>> 0);
+  return words;
+}
+
+/** `int r = u32 - u32`: the difference wrapped to a signed 32-bit int, as C does it. */
+function wrappedDifference(a: number, b: number): number {
+  return (a - b) | 0;
+}
+
+function compareAddresses(family: number, a: string, b: string): number {
+  const wa = addressWords(a);
+  const wb = addressWords(b);
+  if (family === 6) {
+    let r = 0;
+    for (let i = 0; r === 0 && i < 4; i++) r = wrappedDifference(wa[i]!, wb[i]!);
+    return r;
+  }
+  return wrappedDifference(wa[0]!, wb[0]!);
+}
+
+/** ipvs_cmp_services: fwmark, family, protocol, address, port. */
+export function compareServices(a: VirtualServer, b: VirtualServer): number {
+  let r = wrappedDifference(a.fwmark, b.fwmark);
+  if (r !== 0) return r;
+  r = (a.family === 6 ? AF_INET6 : AF_INET) - (b.family === 6 ? AF_INET6 : AF_INET);
+  if (r !== 0) return r;
+  r = PROTOCOL_NUMBERS[a.protocol] - PROTOCOL_NUMBERS[b.protocol];
+  if (r !== 0) return r;
+  r = compareAddresses(a.family, a.address, b.address);
+  if (r !== 0) return r;
+  return a.port - b.port;
+}
+
+/** ipvs_cmp_dests: address, then port. */
+export function compareDests(a: RealServer, b: RealServer): number {
+  const r = compareAddresses(a.family, a.ip, b.ip);
+  return r !== 0 ? r : a.port - b.port;
+}
+
+/**
+ * The order the kernel dumps services in (ip_vs_genl_dump_services): bucket 0 to 255 of the
+ * service table, each bucket newest first (hlist_add_head), then the fwmark table likewise.
+ * Bucket = ip_vs_svc_hashkey: (proto ^ ntohl(addr_fold) ^ salt ^ (port >> 8) ^ port) & 255, where
+ * an IPv6 address is folded by XOR of its words.
+ */
+export function kernelServiceOrder(services: readonly VirtualServer[], salt = DEFAULT_SVC_HASH_SALT): VirtualServer[] {
+  const bucketOf = (vs: VirtualServer): number => {
+    if (vs.fwmark !== 0) return 256 + ((salt ^ vs.fwmark) & 0xff);
+    const fold = addressWords(vs.address).reduce((x, w) => (x ^ w) >>> 0, 0);
+    return (PROTOCOL_NUMBERS[vs.protocol] ^ fold ^ salt ^ (vs.port >> 8) ^ vs.port) & 0xff;
+  };
+  // Creation order in, newest first within a bucket out.
+  return services
+    .map((vs, created) => ({ vs, created, bucket: bucketOf(vs) }))
+    .sort((x, y) => x.bucket - y.bucket || y.created - x.created)
+    .map((x) => x.vs);
+}
+
+function orderedServices(table: IpvsTable, opts: IpvsadmListOptions): VirtualServer[] {
+  return opts.nosort ? kernelServiceOrder(table.services, opts.hashSalt) : sortLikeGlibc(table.services, compareServices);
+}
+
+function orderedDests(vs: VirtualServer, nosort: boolean | undefined): RealServer[] {
+  return nosort ? vs.dests : sortLikeGlibc(vs.dests, compareDests);
+}
+
+// ---------------------------------------------------------------- -L
+
+function titleLines(opts: IpvsadmListOptions): string[] {
+  const columns = (a: string, widths: number[], names: string[], left: boolean): string =>
+    `${padRight(a, 33)}${names.map((n, i) => ` ${left ? padRight(n, widths[i]!) : padLeft(n, widths[i]!)}`).join('')}`;
+  if (opts.stats) return [columns('Prot LocalAddress:Port', [8, 8, 8, 8, 8], ['Conns', 'InPkts', 'OutPkts', 'InBytes', 'OutBytes'], false), '  -> RemoteAddress:Port'];
+  if (opts.rate) return [columns('Prot LocalAddress:Port', [8, 8, 8, 8, 8], ['CPS', 'InPPS', 'OutPPS', 'InBPS', 'OutBPS'], false), '  -> RemoteAddress:Port'];
+  if (opts.thresholds) return [columns('Prot LocalAddress:Port', [10, 10, 10, 10], ['Uthreshold', 'Lthreshold', 'ActiveConn', 'InActConn'], true), '  -> RemoteAddress:Port'];
+  if (opts.persistentConn) return [columns('Prot LocalAddress:Port', [9, 11, 10, 10], ['Weight', 'PersistConn', 'ActiveConn', 'InActConn'], true), '  -> RemoteAddress:Port'];
+  return ['Prot LocalAddress:Port Scheduler Flags', '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn'];
+}
+
+/** The service line of the default, --thresholds and --persistent-conn formats. */
+function serviceSummary(vs: VirtualServer): string {
+  let line = `${serviceName(vs, false)} ${vs.scheduler}`;
+  if (vs.flags & (SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3)) line += ` (${schedulerFlagNames(vs).join(',')})`;
+  if (vs.flags & SVC_F_PERSISTENT) {
+    line += ` persistent ${vs.timeoutSeconds}`;
+    if (vs.netmaskPrefix !== fullMask(vs)) line += vs.family === 4 ? ` mask ${dottedMask(vs.netmaskPrefix)}` : ` mask ${vs.netmaskPrefix}`;
+    if (vs.pe !== '') line += ` pe ${vs.pe}`;
+  }
+  if (vs.flags & SVC_F_ONEPACKET) line += ' ops';
+  return line;
+}
+
+function serviceLine(vs: VirtualServer, opts: IpvsadmListOptions): string {
+  const exact = opts.exact ?? false;
+  if (opts.stats) {
+    const s = vs.stats;
+    return padRight(serviceName(vs, false), 33) + [s.conns, s.inPkts, s.outPkts, s.inBytes, s.outBytes].map((n) => formatLargeNumber(n, exact)).join('');
+  }
+  if (opts.rate) {
+    const r = vs.rates;
+    return padRight(serviceName(vs, false), 33) + [r.cps, r.inPps, r.outPps, r.inBps, r.outBps].map((n) => formatLargeNumber(n, exact)).join('');
+  }
+  return serviceSummary(vs);
+}
+
+function destLine(dest: RealServer, opts: IpvsadmListOptions): string {
+  const name = `  -> ${padRight(destName(dest, false), 28)}`;
+  const exact = opts.exact ?? false;
+  if (opts.stats) {
+    const s = dest.stats;
+    return name + [s.conns, s.inPkts, s.outPkts, s.inBytes, s.outBytes].map((n) => formatLargeNumber(n, exact)).join('');
+  }
+  if (opts.rate) {
+    const r = dest.rates;
+    // The per-dest CPS and PPS columns are plain "%8llu", never scaled.
+    return `${name} ${padLeft(String(r.cps), 8)} ${padLeft(String(r.inPps), 8)} ${padLeft(String(r.outPps), 8)}${formatLargeNumber(r.inBps, exact)}${formatLargeNumber(r.outBps, exact)}`;
+  }
+  if (opts.thresholds) {
+    return `${name} ${[dest.upperThreshold, dest.lowerThreshold, dest.activeConns, dest.inactConns].map((n) => padRight(String(n), 10)).join(' ')}`;
+  }
+  if (opts.persistentConn) {
+    return `${name} ${padRight(String(dest.weight), 9)} ${padRight(String(dest.persistConns), 11)} ${padRight(String(dest.activeConns), 10)} ${padRight(String(dest.inactConns), 10)}`;
+  }
+  return `${name} ${padRight(dest.forward, 7)} ${padRight(String(dest.weight), 6)} ${padRight(String(dest.activeConns), 10)} ${padRight(String(dest.inactConns), 10)}`;
+}
+
+/** `ipvsadm -Ln [--stats|--rate|--thresholds|--persistent-conn] [--exact] [--nosort]`. */
+export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {}): string {
+  const lines = [`IP Virtual Server version ${IPVS_VERSION} (size=${opts.connTabSize ?? DEFAULT_CONN_TAB_SIZE})`, ...titleLines(opts)];
+  for (const vs of orderedServices(table, opts)) {
+    lines.push(serviceLine(vs, opts));
+    for (const dest of orderedDests(vs, opts.nosort)) lines.push(destLine(dest, opts));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+// ---------------------------------------------------------------- -S
+
+/** `ipvsadm -Sn [--nosort]`: the table as ipvsadm commands (no header). */
+export function formatIpvsadmSave(table: IpvsTable, opts: Pick<IpvsadmListOptions, 'nosort' | 'hashSalt'> = {}): string {
+  const lines: string[] = [];
+  for (const vs of orderedServices(table, opts)) {
+    const name = serviceName(vs, true);
+    let line = `-A ${name} -s ${vs.scheduler}`;
+    if (vs.flags & SVC_F_PERSISTENT) {
+      line += ` -p ${vs.timeoutSeconds}`;
+      if (vs.netmaskPrefix !== fullMask(vs)) line += vs.family === 4 ? ` -M ${dottedMask(vs.netmaskPrefix)}` : ` -M ${vs.netmaskPrefix}`;
+    }
+    if (vs.pe !== '') line += ` --pe ${vs.pe}`;
+    if (vs.flags & SVC_F_ONEPACKET) line += ' -o';
+    if (vs.flags & (SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3)) line += ` -b ${schedulerFlagNames(vs).join(',')}`;
+    lines.push(line);
+    for (const dest of orderedDests(vs, opts.nosort)) {
+      lines.push(`-a ${name} -r ${destName(dest, true)} ${FORWARD_SWITCH[dest.forward]} -w ${dest.weight}`);
+    }
+  }
+  return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
+}
+
+/** `ipvsadm -L --timeout`. */
+export function formatIpvsadmTimeout(tcpSeconds: number, tcpFinSeconds: number, udpSeconds: number): string {
+  return `Timeout (tcp tcpfin udp): ${tcpSeconds} ${tcpFinSeconds} ${udpSeconds}\n`;
+}
+
+// ---------------------------------------------------------------- -c
+
+/** One row of /proc/net/ip_vs_conn as `ipvsadm -Lnc` prints it. */
+export interface IpvsConnectionRow {
+  protocol: IpvsProtocol;
+  /** Seconds until the entry expires. */
+  expiresSeconds: number;
+  /** "ESTABLISHED", "CLOSE_WAIT", "UDP", "ASSURED" (a persistence template), ... */
+  state: string;
+  clientIP: string;
+  clientPort: number;
+  virtualIP: string;
+  virtualPort: number;
+  destIP: string;
+  destPort: number;
+}
+
+/** `ipvsadm -Lnc`: rows in the order given (the kernel's connection hash order). */
+export function formatIpvsadmConnections(rows: readonly IpvsConnectionRow[]): string {
+  const lines = ['IPVS connection entries', `pro expire ${padRight('state', 11)} ${padRight('source', 18)} ${padRight('virtual', 18)} destination`];
+  for (const row of rows) {
+    const minutes = Math.floor(row.expiresSeconds / 60);
+    const seconds = row.expiresSeconds % 60;
+    const expire = `${String(minutes).padStart(2, '0')}:${String(seconds).padStart(2, '0')}`;
+    lines.push([
+      padRight(row.protocol, 3), padRight(expire, 6), padRight(row.state, 11),
+      padRight(addrPort(row.clientIP, row.clientPort), 18), padRight(addrPort(row.virtualIP, row.virtualPort), 18),
+      addrPort(row.destIP, row.destPort),
+    ].join(' '));
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,70 @@
+/**
+ * Which real servers kube-proxy's IPVS proxier gives one virtual server (syncEndpoint in
+ * pkg/proxy/ipvs/proxier.go), and in which order the kernel then holds them.
+ *
+ * - The endpoints come from CategorizeEndpoints: cluster endpoints, or for a "node-local" virtual
+ *   server (ClusterIP with internalTrafficPolicy=Local; NodePort, externalIP and LoadBalancer with
+ *   externalTrafficPolicy=Local) the local ones, falling back to the cluster endpoints when there
+ *   is no local one (kubernetes#97081: pods on the node can still reach the service).
+ * - Each is added with weight 1 and Masq forwarding.
+ * - An endpoint that left the set is removed through the graceful termination manager
+ *   (graceful_termination.go): deleted at once for UDP and SCTP or when it has no connection,
+ *   otherwise set to weight 0 and re-checked every minute until its connections are gone. kpsim
+ *   compiles one sync from manifests, so it takes a terminating endpoint that would have been in
+ *   the set (local for a node-local server) as one kube-proxy is draining: weight 0, for TCP only.
+ * - kube-proxy adds the new dests in Go map order, which is random; kpsim adds them in endpoint
+ *   text order. The kernel links each new dest at the FRONT, so the list holds them reversed.
+ */
+import type { EndpointInfo, ProxierServicePort } from '../tracker/types.js';
+import type { Family } from '../util/ip.js';
+import { type IpvsProtocol, type RealServer, type VirtualServerOrigin, realServer } from './table.js';
+
+export interface RealServerOptions {
+  /** Model terminating endpoints as draining weight-0 dests (default true). */
+  gracefulTermination?: boolean;
+}
+
+export interface RealServerSelection {
+  /** In the kernel's list order (front first). */
+  readonly dests: RealServer[];
+  readonly scope: VirtualServerOrigin['endpointScope'];
+  /** The endpoints taking new connections (weight 1), sorted by endpoint text. */
+  readonly endpoints: readonly EndpointInfo[];
+}
+
+/** The endpoints syncEndpoint uses for a virtual server, and which set they came from. */
+export function selectEndpoints(sp: ProxierServicePort, onlyNodeLocalEndpoints: boolean): { endpoints: readonly EndpointInfo[]; scope: VirtualServerOrigin['endpointScope'] } {
+  const { clusterEndpoints, localEndpoints } = sp.categorized;
+  if (!onlyNodeLocalEndpoints) return { endpoints: clusterEndpoints ?? [], scope: 'cluster' };
+  if (localEndpoints !== undefined && localEndpoints.length > 0) return { endpoints: localEndpoints, scope: 'local' };
+  return { endpoints: clusterEndpoints ?? [], scope: 'local-fallback-cluster' };
+}
+
+/** kube-proxy's IsRsGracefulTerminationNeeded: only TCP dests wait for their connections. */
+export function isGracefulTerminationNeeded(protocol: IpvsProtocol): boolean {
+  return protocol === 'TCP';
+}
+
+export function realServersFor(sp: ProxierServicePort, onlyNodeLocalEndpoints: boolean, protocol: IpvsProtocol, family: Family, opts: RealServerOptions = {}): RealServerSelection {
+  const { endpoints, scope } = selectEndpoints(sp, onlyNodeLocalEndpoints);
+  const chosen = new Set<string>();
+  for (const ep of endpoints) chosen.add(ep.endpoint);
+
+  const draining = new Set<string>();
+  if ((opts.gracefulTermination ?? true) && isGracefulTerminationNeeded(protocol)) {
+    for (const ep of sp.endpoints) {
+      if (!ep.terminating || chosen.has(ep.endpoint)) continue;
+      if (scope === 'local' && !ep.isLocal) continue;
+      draining.add(ep.endpoint);
+    }
+  }
+
+  // sp.endpoints is sorted by endpoint text and holds every endpoint once: walking it gives the
+  // insertion order; reversing it puts each later dest in front, as the kernel links them.
+  const added: RealServer[] = [];
+  for (const ep of sp.endpoints) {
+    if (chosen.has(ep.endpoint)) added.push(realServer({ ip: ep.ip, port: ep.port, family }));
+    else if (draining.has(ep.endpoint)) added.push(realServer({ ip: ep.ip, port: ep.port, family, weight: 0, quiesced: true, draining: true }));
+  }
+  return { dests: added.reverse(), scope, endpoints };
+}

@@ -66,12 +66,14 @@ export function parseIptablesSave(text: string, opts: ParseOptions = {}): Rulese
   const tables: TableDraft[] = [];
   const rules: PendingRule[] = [];
   let current: TableDraft | undefined;
+  let lastLine = 0;
   const lines = text.split('\n');
 
   for (let index = 0; index < lines.length; index++) {
     const lineNumber = index + 1;
     const line = lines[index]!.replace(/\r$/, '').trim();
     if (line === '' || line.startsWith('#')) continue;
+    lastLine = lineNumber;
 
     if (line.startsWith('*')) {
       const name = line.slice(1);
@@ -112,7 +114,7 @@ export function parseIptablesSave(text: string, opts: ParseOptions = {}): Rulese
     const rule = readRuleLine(line, lineNumber, current.name, (detail) => report(lineNumber, detail));
     if (rule) rules.push(rule);
   }
-  if (current) report(lines.length, `table ${current.name} (line ${current.line}) has no COMMIT`);
+  if (current) report(lastLine, `table ${current.name} (line ${current.line}) has no COMMIT`);
 
   const family = opts.family ?? inferFamily(rules, report) ?? 4;
   const ruleset: Ruleset = { family, tables: new Map() };

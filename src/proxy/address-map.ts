@@ -24,6 +24,7 @@
 import { KpsimError } from '../errors.js';
 import type { Protocol } from '../model/types.js';
 import type { EndpointInfo, ProxierServicePort, ProxierState } from '../tracker/types.js';
+import { type ProxyInput, statesOf } from './input.js';
 import { type Family, ipToBytes, ipFamily, joinHostPort, normalizeIP } from '../util/ip.js';
 
 export const virtualKinds = ['ClusterIP', 'NodePort', 'ExternalIP', 'LoadBalancer'] as const;
@@ -181,7 +182,8 @@ export class AddressMap {
 }
 
 /** The address map of one node: its states' virtual addresses and their endpoints' pods. */
-export function planAddressMap(states: readonly ProxierState[], options: PlanOptions = {}): AddressMap {
+export function planAddressMap(input: ProxyInput, options: PlanOptions = {}): AddressMap {
+  const states = statesOf(input);
   const ephemeral = options.ports === 'ephemeral';
   const notes: string[] = [];
   const wanted: Omit<VirtualEntry, 'loopback' | 'key'>[] = [];

@@ -20,7 +20,7 @@ import { KpsimError } from '../errors.js';
 import { seededRng } from '../ipvs/schedulers/random.js';
 import { joinHostPort } from '../util/ip.js';
 import { type AddressMap, type BackendEntry, type BoundPort, type HostPort, type PlanOptions, planAddressMap } from './address-map.js';
-import { type ProxyInput, statesOf } from './proxy.js';
+import { type ProxyInput, statesOf } from './input.js';
 
 export interface FaultSchedule {
   /** Answer 500 to every Nth request this pod receives. */

@@ -5,7 +5,8 @@
  */
 import { AddressMap, planAddressMap } from './address-map.js';
 import { type BackendOptions, type BackendStats, type Backends, startBackends } from './backends.js';
-import { type CloseOptions, type ProxyInput, type ProxyOptions, type UpdateResult, type UserspaceProxy, startProxy, statesOf } from './proxy.js';
+import { type ProxyInput, statesOf } from './input.js';
+import { type CloseOptions, type ProxyOptions, type UpdateResult, type UserspaceProxy, startProxy } from './proxy.js';
 import type { ProxyStats } from './stats.js';
 
 export type StartClusterOptions = Omit<ProxyOptions, 'map' | 'backendAddress'> & Omit<BackendOptions, 'map' | 'ports'>;

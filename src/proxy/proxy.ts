@@ -11,11 +11,9 @@ import { getScheduler } from '../ipvs/schedulers/registry.js';
 import type { ProxierServicePort, ProxierState } from '../tracker/types.js';
 import { type AddressMap, type BoundPort, type HostPort, type PlanOptions, type VirtualEntry, planAddressMap } from './address-map.js';
 import type { ProxyConnection } from './connection.js';
+import { type ProxyInput, statesOf } from './input.js';
 import { type EndpointDirectory, Listener, type ListenerSettings } from './listener.js';
 import { type EndpointStats, type ListenerStats, type ProxyStats, copyEndpointStats, newEndpointStats } from './stats.js';
-
-/** A node's proxier states: one, several (one per family), or what loadClusterFromOptions returns. */
-export type ProxyInput = ProxierState | readonly ProxierState[] | { readonly states: readonly ProxierState[] };
 
 export interface ProxyOptions {
   /** IPVS scheduler name, as ipvsadm prints it. Default rr (kube-proxy's default). */
@@ -54,11 +52,7 @@ export const DEFAULT_DIAL_TIMEOUTS_MS: readonly number[] = [250, 500, 1000, 2000
 export const DEFAULT_IDLE_TIMEOUT_MS = 900_000;
 const DEFAULT_BACKLOG = 4096;
 
-export function statesOf(input: ProxyInput): readonly ProxierState[] {
-  if (Array.isArray(input)) return input as readonly ProxierState[];
-  if ('states' in input) return input.states;
-  return [input as ProxierState];
-}
+export { type ProxyInput, statesOf };
 
 export class UserspaceProxy {
   #map: AddressMap;

@@ -7,14 +7,20 @@
  * NewFakeProxier (192.168.0.2 primary, 192.168.1.2, 192.168.99.11, 2001:db8::1, 2001:db8:1::2),
  * pod CIDR 10.0.0.0/8 (fd00:10::/64 for IPv6) as the local detector, localhostNodePorts on.
  */
+import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { type IptablesCompileOptions, compileIptablesRules } from '../../src/iptables/compile.js';
+import { protocolWord } from '../../src/iptables/names.js';
 import { renderIptablesSave } from '../../src/iptables/render.js';
+import type { Ruleset } from '../../src/iptables/types.js';
 import { clusterFromManifests, loadCluster } from '../../src/manifest/load.js';
-import type { Cluster } from '../../src/model/types.js';
+import type { Cluster, Protocol } from '../../src/model/types.js';
+import { createTracer } from '../../src/trace/tracer.js';
+import type { Hop, Verdict } from '../../src/trace/types.js';
 import { buildProxierState, familiesInUse, resolveNode } from '../../src/tracker/proxier-state.js';
 import type { ProxierState } from '../../src/tracker/types.js';
 import type { Family } from '../../src/util/ip.js';
@@ -393,4 +399,79 @@ export function largeClusterManifestFiles(): { file: string; text: string }[] {
     { file: 'endpointslices.yaml', text: header + list('EndpointSlice') },
     { file: 'kube-proxy.yaml', text: header + stringify(manifests.find((m) => m.kind === 'KubeProxyConfiguration'), { lineWidth: 0, indentSeq: false }) },
   ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packet flows: kube-proxy's packetFlowTest tables, run through kpsim's tracer twice.
+
+/** What kpsim's own (kernel) semantics should give, when it is not what the kube-proxy row implies. */
+export interface KernelExpectation {
+  readonly verdict: Verdict;
+  readonly endpoints?: readonly string[];
+  readonly masq: boolean;
+  /** Why the kernel's answer differs from kube-proxy's test tracer here. */
+  readonly why: string;
+}
+
+/** kube-proxy's packetFlowTest: a packet and what its test tracer outputs for it. */
+export interface PacketFlowTest {
+  readonly name: string;
+  readonly sourceIP: string;
+  /** TCP when left out, as in kube-proxy's tests. */
+  readonly protocol?: Protocol;
+  readonly destIP: string;
+  readonly destPort: number;
+  /** "10.180.0.1:80, 10.180.2.1:80", "REJECT", "DROP", "ACCEPT" or "" (no match). */
+  readonly output: string;
+  readonly masq?: boolean;
+  readonly kernel?: KernelExpectation;
+}
+
+const SPECIAL_OUTPUTS = new Set(['ACCEPT', 'DROP', 'REJECT']);
+
+/** What the kube-proxy row means for a real node: the verdict, the endpoints (sorted), masquerading. */
+export function kernelExpectationOf(c: PacketFlowTest): Omit<KernelExpectation, 'why'> {
+  if (c.kernel) return c.kernel;
+  if (c.output === '') return { verdict: 'NONE', endpoints: [], masq: c.masq ?? false };
+  if (SPECIAL_OUTPUTS.has(c.output)) return { verdict: c.output as Verdict, endpoints: [], masq: c.masq ?? false };
+  return { verdict: 'DNAT', endpoints: c.output.split(', ').sort(), masq: c.masq ?? false };
+}
+
+function describeHops(hops: readonly Hop[]): string {
+  return hops.map((h) => `  ${h.table} ${h.rule}${h.probability !== undefined ? ` (p=${h.probability.toFixed(4)})` : ''}`).join('\n');
+}
+
+/**
+ * One subtest per row: with kube-proxy's test-tracer semantics the output string and masq flag
+ * must be kube-proxy's; with kpsim's kernel semantics the verdict, the endpoints (each equally
+ * likely) and masquerading must be what that output means on a node.
+ */
+export async function runPacketFlowTests(t: TestContext, ruleset: Ruleset | readonly Ruleset[], nodeIPs: readonly string[], cases: readonly PacketFlowTest[]): Promise<void> {
+  const rulesets: readonly Ruleset[] = Array.isArray(ruleset) ? ruleset : [ruleset as Ruleset];
+  const tracer = createTracer(rulesets, { localAddresses: nodeIPs });
+  for (const c of cases) {
+    await t.test(c.name, () => {
+      const packet = { proto: protocolWord(c.protocol ?? 'TCP'), src: c.sourceIP, dst: c.destIP, dport: c.destPort };
+      const what = `a ${packet.proto} packet from ${c.sourceIP} to ${c.destIP}:${c.destPort}`;
+
+      const kp = tracer.trace(packet, { semantics: 'kube-proxy-test' });
+      const got = kp.kubeProxyTest!;
+      assert.deepEqual({ output: got.output, masq: got.masq }, { output: c.output, masq: c.masq ?? false }, `kube-proxy test tracer, ${what}; matched:\n${describeHops(kp.hops)}`);
+
+      const want = kernelExpectationOf(c);
+      const kernel = tracer.trace(packet);
+      assert.deepEqual(
+        { verdict: kernel.verdict, endpoints: kernel.endpoints, masq: kernel.masquerade },
+        { verdict: want.verdict, endpoints: want.endpoints ?? [], masq: want.masq },
+        `kernel semantics, ${what}${c.kernel ? ` (${c.kernel.why})` : ''}; matched:\n${describeHops(kernel.hops)}`,
+      );
+      if (kernel.verdict === 'DNAT' && kernel.outcomes === undefined) {
+        // The --probability ladder must make every endpoint equally likely.
+        const n = kernel.endpoints.length;
+        for (const endpoint of kernel.endpoints) {
+          assert.ok(Math.abs(kernel.probabilities[endpoint]! - 1 / n) < 1e-6, `${endpoint} has probability ${kernel.probabilities[endpoint]}, not 1/${n}`);
+        }
+      }
+    });
+  }
 }

@@ -1,4 +1,93 @@
-/** `kpsim load`: not written yet. */
-import type { Command } from 'commander';
+/**
+ * `kpsim load`: real HTTP load through the userspace proxy to the cluster's backend pods, on
+ * loopback. iptables and IPVS modes are not load-tested with real bytes (kpsim does not install
+ * rules in the kernel): `kpsim simulate` and `kpsim compare` simulate them.
+ */
+import { type Command, Option } from 'commander';
+import { isSchedulerName } from '../ipvs/schedulers/registry.js';
+import { schedulerNames } from '../ipvs/schedulers/types.js';
+import { formatLoadReport } from '../load/format.js';
+import { runLoadTest } from '../load/load-test.js';
+import { startProgressBar } from '../load/progress.js';
+import { type TargetSpec, parseNodePortFlag, parseTargetFlag } from '../load/target.js';
+import {
+  type ClusterOptions, action, addClusterOptions, loadClusterFromOptions, parseIntegerFlag, parseNumberFlag, usageError,
+} from './common.js';
 
-export function registerLoad(_program: Command): void {}
+/** The proxy modes kube-proxy has; only userspace moves real bytes in kpsim. */
+const MODES = ['userspace', 'iptables', 'ipvs'] as const;
+
+export const LOAD_DEFAULTS = { connections: '10', duration: '10', pipelining: '1', mode: 'userspace' } as const;
+
+interface LoadFlags extends ClusterOptions {
+  target?: string;
+  nodeport?: string;
+  mode: string;
+  scheduler?: string;
+  connections: string;
+  duration: string;
+  pipelining: string;
+  keepalive: boolean;
+  json?: boolean;
+}
+
+export function registerLoad(program: Command): void {
+  const cmd = program
+    .command('load')
+    .description('send HTTP load through the userspace proxy to the cluster\'s backend pods (loopback only) and report req/s, latency, errors and the per-endpoint spread')
+    .option('--target <svc/NAME[:port]>', 'a service port, by its ClusterIP: svc/NAME, svc/NAMESPACE/NAME, optionally :PORT (name or number)')
+    .option('--nodeport <NODE:PORT>', 'a node port of this node: node name or node IP, and the port')
+    .addOption(new Option('--mode <mode>', 'proxy mode to load: userspace (iptables and ipvs are simulated by `kpsim simulate` and `kpsim compare`)').default(LOAD_DEFAULTS.mode))
+    .option('--scheduler <name>', `IPVS scheduler for the proxy: ${schedulerNames.join(', ')} (default: the config's ipvs.scheduler, else rr)`)
+    .option('--connections <n>', 'concurrent client connections', LOAD_DEFAULTS.connections)
+    .option('--duration <seconds>', 'how long to send load', LOAD_DEFAULTS.duration)
+    .option('--pipelining <n>', 'requests in flight per connection', LOAD_DEFAULTS.pipelining)
+    .option('--no-keepalive', 'one request per TCP connection (every request is a new connection for the scheduler)')
+    .option('--json', 'print the report as JSON (schema kpsim.load/v1)');
+  addClusterOptions(cmd);
+  cmd.action(action(async (flags: LoadFlags) => {
+    const target = targetOf(flags);
+    checkMode(flags.mode);
+    if (flags.scheduler !== undefined && !isSchedulerName(flags.scheduler)) {
+      throw usageError('--scheduler', `${JSON.stringify(flags.scheduler)} is not one of ${schedulerNames.join(', ')}`);
+    }
+    const connections = parseIntegerFlag('--connections', flags.connections, 1, 10_000);
+    const durationSeconds = parseNumberFlag('--duration', flags.duration, 0.1);
+    const pipelining = parseIntegerFlag('--pipelining', flags.pipelining, 1, 1000);
+    if (!flags.keepalive && pipelining > 1) throw usageError('--pipelining', 'pipelining needs keep-alive; leave out --no-keepalive or --pipelining');
+
+    const loaded = await loadClusterFromOptions(flags);
+    let progress: ReturnType<typeof startProgressBar> | undefined;
+    try {
+      const report = await runLoadTest(loaded, {
+        target,
+        ...(flags.scheduler !== undefined ? { scheduler: flags.scheduler } : {}),
+        connections,
+        durationSeconds,
+        pipelining,
+        keepAlive: flags.keepalive,
+        onStart: (_resolved, listener) => { progress = startProgressBar(`load ${listener}`, durationSeconds); },
+        onProgress: (p) => progress?.listener(p),
+      });
+      progress?.stop();
+      process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatLoadReport(report));
+    } finally {
+      progress?.stop();
+    }
+  }));
+}
+
+function targetOf(flags: LoadFlags): TargetSpec {
+  if (flags.target !== undefined && flags.nodeport !== undefined) throw usageError('--target', 'give --target or --nodeport, not both');
+  if (flags.target !== undefined) return parseTargetFlag(flags.target);
+  if (flags.nodeport !== undefined) return parseNodePortFlag(flags.nodeport);
+  throw usageError('--target', 'say where to send load: --target svc/NAME[:port] or --nodeport NODE:PORT');
+}
+
+function checkMode(mode: string): void {
+  if (mode === 'userspace') return;
+  if ((MODES as readonly string[]).includes(mode)) {
+    throw usageError('--mode', `${mode} is not load-tested with real bytes (kpsim installs no kernel rules); \`kpsim simulate\` and \`kpsim compare\` simulate ${mode} mode. Load tests run in userspace mode`);
+  }
+  throw usageError('--mode', `${JSON.stringify(mode)} is not a proxy mode; kpsim load runs userspace (iptables and ipvs are simulated by \`kpsim simulate\` and \`kpsim compare\`)`);
+}

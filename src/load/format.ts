@@ -17,7 +17,7 @@ export function formatLoadReport(report: LoadReport): string {
     `latency   p50 ${millis(latency.p50Ms)} ms  p90 ${millis(latency.p90Ms)} ms  p99 ${millis(latency.p99Ms)} ms  max ${millis(latency.maxMs)} ms`,
     `errors    ${errorSummary(report.errors)}`,
     '',
-    formatTable(
+    report.endpoints.length === 0 ? 'endpoints: none the listener can pick' : formatTable(
       [
         { header: 'endpoint' }, { header: 'pod' },
         { header: 'requests', align: 'right' }, { header: 'share', align: 'right' },
@@ -31,6 +31,7 @@ export function formatLoadReport(report: LoadReport): string {
     '',
     `spread    requests ${spreadSummary(report.spread.requests)}; connections ${spreadSummary(report.spread.connections)}`,
   );
+  for (const note of report.notes) lines.push(`note: ${note}`);
   return lines.join('\n') + '\n';
 }
 

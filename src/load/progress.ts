@@ -23,6 +23,7 @@ export function startProgressBar(label: string, durationSeconds: number, stream:
   );
   const total = Math.max(1, Math.round(durationSeconds));
   bar.start(total, 0, { responses: 0, rate: 0 });
+  let stopped = false;
   return {
     listener: (p: LoadProgress) => {
       bar.update(Math.min(total, Math.floor(p.elapsedSeconds)), {
@@ -30,6 +31,10 @@ export function startProgressBar(label: string, durationSeconds: number, stream:
         rate: p.elapsedSeconds > 0 ? Math.round(p.responses / p.elapsedSeconds) : 0,
       });
     },
-    stop: () => bar.stop(),
+    stop: () => {
+      if (stopped) return;
+      stopped = true;
+      bar.stop();
+    },
   };
 }

@@ -13,7 +13,8 @@
  *   errors:   { non2xx, timeouts, resets, refused, other, total },
  *   endpoints: [ { endpoint, pod, requests, requestShare, connections, connectionShare } ],
  *   unattributedRequests,
- *   spread:   { requests: Spread, connections: Spread }
+ *   spread:   { requests: Spread, connections: Spread },
+ *   notes: [string]
  * }
  *
  * requests.total counts complete responses of any status; the endpoints' `requests` plus
@@ -82,6 +83,8 @@ export interface LoadReport {
   endpoints: EndpointShare[];
   unattributedRequests: number;
   spread: { requests: Spread; connections: Spread };
+  /** Things to know when reading the figures (a listener that rejects everything, ...). */
+  notes: string[];
 }
 
 export interface LoadReportInput {
@@ -91,6 +94,7 @@ export interface LoadReportInput {
   run: LoadRunResult;
   /** The proxy's per-endpoint counters: every endpoint it could pick, including those it did not. */
   connections: readonly EndpointConnectionCount[];
+  notes?: readonly string[];
 }
 
 export function buildLoadReport(input: LoadReportInput): LoadReport {
@@ -112,6 +116,7 @@ export function buildLoadReport(input: LoadReportInput): LoadReport {
       requests: spreadOf(endpoints.map((e) => e.requests)),
       connections: spreadOf(endpoints.map((e) => e.connections)),
     },
+    notes: [...(input.notes ?? [])],
   };
 }
 

@@ -54,7 +54,7 @@ function resolveService(cluster: Cluster, states: readonly ProxierState[], spec:
   if (service === undefined) {
     const detail = candidates.length > 1
       ? `service ${spec.name} is in several namespaces (${candidates.map((s) => s.namespace).join(', ')}); name one: svc/NAMESPACE/${spec.name}`
-      : `service ${spec.namespace ?? '*'}/${spec.name} does not exist; services: ${serviceList(cluster)}`;
+      : `service ${spec.namespace === undefined ? `${spec.name} does not exist in any namespace` : `${spec.namespace}/${spec.name} does not exist`}; services: ${serviceList(cluster)}`;
     throw noTarget(detail);
   }
   const id = `${service.namespace}/${service.name}`;

@@ -55,7 +55,7 @@ for (const c of resolveCases) {
 }
 
 const missingCases: { spec: string; want: RegExp }[] = [
-  { spec: 'svc/nope', want: /service \*\/nope does not exist; services: default\/api, default\/docs, default\/dual, default\/empty, .*default\/web, kube-system\/kube-dns$/ },
+  { spec: 'svc/nope', want: /service nope does not exist in any namespace; services: default\/api, default\/docs, default\/dual, default\/empty, .*default\/web, kube-system\/kube-dns$/ },
   { spec: 'svc/kube-system/web', want: /service kube-system\/web does not exist; services: / },
   { spec: 'svc/web:https', want: /service default\/web has no TCP port "https"; its TCP ports: http 80$/ },
   { spec: 'svc/docs', want: /service default\/docs is ExternalName/ },

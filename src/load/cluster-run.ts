@@ -1,0 +1,74 @@
+/**
+ * One target on a running cluster: start the backend pods and the userspace proxy, find the
+ * loopback listener for the target, and read the proxy's per-endpoint connection counters for the
+ * endpoints that listener can pick. Shared by `kpsim load` and `kpsim compare`.
+ */
+import type { Cluster } from '../model/types.js';
+import { type PlanOptions, type RunningCluster, chooseEndpoints, startCluster } from '../proxy/index.js';
+import type { ProxierState } from '../tracker/types.js';
+import { joinHostPort } from '../util/ip.js';
+import type { EndpointConnectionCount } from './report.js';
+import type { ResolvedTarget } from './target.js';
+
+/** What kpsim needs of a loaded cluster (the CLI's LoadedCluster is one). */
+export interface ClusterView {
+  readonly cluster: Cluster;
+  readonly states: readonly ProxierState[];
+}
+
+export interface TargetOnCluster {
+  readonly running: RunningCluster;
+  /** "http://127.10.0.3:80/" */
+  readonly url: string;
+  /** "127.10.0.3:80" */
+  readonly listener: string;
+  /** The endpoints the listener may send new connections to (empty when it rejects or drops). */
+  readonly candidates: readonly { endpoint: string; pod: string }[];
+  /** Why the listener rejects or drops every connection; undefined when it forwards. */
+  readonly refusal: string | undefined;
+}
+
+export interface StartTargetOptions {
+  scheduler: string;
+  /** 'service' keeps service port numbers on loopback (falling back when taken); 'ephemeral' for tests. */
+  ports?: PlanOptions['ports'];
+}
+
+/** The scheduler kube-proxy's IPVS mode would use: the configuration's, else rr. */
+export function defaultScheduler(state: ProxierState): string {
+  return state.config.ipvsScheduler || 'rr';
+}
+
+export async function startTarget(view: ClusterView, target: ResolvedTarget, opts: StartTargetOptions): Promise<TargetOnCluster> {
+  const running = await startCluster(view.states, { scheduler: opts.scheduler, ...(opts.ports !== undefined ? { ports: opts.ports } : {}) });
+  try {
+    const entry = running.map.lookup({ kind: target.via, address: target.address, port: target.port });
+    if (entry === undefined || !entry.proxied || entry.loopback.port === 0) {
+      throw new Error(`the proxy has no listener for ${target.via} ${joinHostPort(target.address, target.port)}`);
+    }
+    const verdict = chooseEndpoints(target.servicePort, target.via);
+    const listener = joinHostPort(entry.loopback.address, entry.loopback.port);
+    return {
+      running,
+      url: `http://${listener}/`,
+      listener,
+      candidates: verdict.action === 'forward' ? verdict.endpoints.map((e) => ({ endpoint: e.endpoint, pod: e.podName ?? '' })) : [],
+      refusal: verdict.action === 'forward' ? undefined : `the proxy will ${verdict.action} every connection: ${verdict.reason}`,
+    };
+  } catch (e) {
+    await running.close();
+    throw e;
+  }
+}
+
+/** Connections placed per candidate endpoint so far (the proxy's counters, which only grow). */
+export function connectionCounts(on: TargetOnCluster): EndpointConnectionCount[] {
+  const byEndpoint = new Map(on.running.stats().proxy.endpoints.map((s) => [s.endpoint, s]));
+  return on.candidates.map((c) => ({ endpoint: c.endpoint, pod: c.pod || (byEndpoint.get(c.endpoint)?.podName ?? ''), connections: byEndpoint.get(c.endpoint)?.connections ?? 0 }));
+}
+
+/** after - before, per endpoint. */
+export function countsSince(before: readonly EndpointConnectionCount[], after: readonly EndpointConnectionCount[]): EndpointConnectionCount[] {
+  const start = new Map(before.map((c) => [c.endpoint, c.connections]));
+  return after.map((c) => ({ ...c, connections: c.connections - (start.get(c.endpoint) ?? 0) }));
+}

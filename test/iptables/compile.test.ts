@@ -2,7 +2,8 @@
  * compileIptablesRules against kube-proxy's own expectations (pkg/proxy/iptables/proxier_test.go
  * and proxier.go): chain-name hashes, --probability text, the large-cluster threshold, the
  * node-port address variants of TestNodePorts, the options of TestMasqueradeRule and
- * TestDropInvalidRule, and single-feature cases (TestBadIPs, ipMode Proxy, ExternalName).
+ * TestDropInvalidRule, single-feature cases (TestBadIPs, ipMode Proxy, ExternalName), and
+ * addBuiltinJumps (kube-proxy's EnsureChain / EnsureRule(Prepend) for the built-in chains).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -11,6 +12,7 @@ import { chainHash, endpointChainName, servicePortChainNames } from '../../src/i
 import { computeProbability, formatFixed10 } from '../../src/iptables/probability.js';
 import { renderRule } from '../../src/iptables/render.js';
 import type { Ruleset, TableName } from '../../src/iptables/types.js';
+import { type BuiltinJump, addBuiltinJumps } from '../../src/iptables/with-jumps.js';
 import type { Protocol } from '../../src/model/types.js';
 import { kubeProxyHash } from '../../src/util/hash.js';
 import {
@@ -508,4 +510,57 @@ test('IPv6 endpoints are written [ip]:port in DNAT and comments, bare in -s', ()
     `-A ${sep} -m comment --comment ns1/svc1:p80 -s fd00:10:180::1 -j KUBE-MARK-MASQ`,
     `-A ${sep} -m comment --comment ns1/svc1:p80 -m tcp -p tcp -j DNAT --to-destination [fd00:10:180::1]:80`,
   ]);
+});
+
+// ---------------------------------------------------------------------------------------------
+// addBuiltinJumps.
+
+const jumpCases: { name: string; family: 4 | 6; prepend: boolean; jumps: BuiltinJump[]; filterInput: string[]; declaredFilter: string[] }[] = [
+  {
+    name: 'appends jumps in the given order; built-in chains come first',
+    family: 4,
+    prepend: false,
+    jumps: [
+      { table: 'filter', chain: 'INPUT', args: ['-m', 'comment', '--comment', 'kubernetes health check service ports', '-j', 'KUBE-NODEPORTS'] },
+      { table: 'filter', chain: 'INPUT', args: ['-j', 'KUBE-FIREWALL'] },
+    ],
+    filterInput: ['-A INPUT -m comment --comment "kubernetes health check service ports" -j KUBE-NODEPORTS', '-A INPUT -j KUBE-FIREWALL'],
+    declaredFilter: ['INPUT', 'FORWARD', 'OUTPUT', 'KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES', 'KUBE-FORWARD', 'KUBE-NODEPORTS', 'KUBE-PROXY-FIREWALL', 'KUBE-FIREWALL'],
+  },
+  {
+    name: 'prepends like EnsureRule(Prepend), once per identical rule',
+    family: 4,
+    prepend: true,
+    jumps: [
+      { table: 'filter', chain: 'INPUT', args: ['-j', 'KUBE-NODEPORTS'] },
+      { table: 'filter', chain: 'INPUT', args: ['-j', 'KUBE-PROXY-FIREWALL'] },
+      { table: 'filter', chain: 'INPUT', args: ['-j', 'KUBE-NODEPORTS'] },
+    ],
+    filterInput: ['-A INPUT -j KUBE-PROXY-FIREWALL', '-A INPUT -j KUBE-NODEPORTS'],
+    declaredFilter: ['INPUT', 'FORWARD', 'OUTPUT', 'KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES', 'KUBE-FORWARD', 'KUBE-NODEPORTS', 'KUBE-PROXY-FIREWALL', 'KUBE-FIREWALL'],
+  },
+  {
+    name: 'creates a missing target chain, as EnsureChain does (KUBE-FIREWALL on IPv6)',
+    family: 6,
+    prepend: false,
+    jumps: [{ table: 'filter', chain: 'INPUT', args: ['-j', 'KUBE-FIREWALL'] }],
+    filterInput: ['-A INPUT -j KUBE-FIREWALL'],
+    declaredFilter: ['INPUT', 'FORWARD', 'OUTPUT', 'KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES', 'KUBE-FORWARD', 'KUBE-NODEPORTS', 'KUBE-PROXY-FIREWALL', 'KUBE-FIREWALL'],
+  },
+];
+for (const c of jumpCases) {
+  test(`addBuiltinJumps ${c.name}`, () => {
+    const ruleset = compile([], { family: c.family });
+    const before = JSON.stringify([...ruleset.tables.values()].map((t) => [...t.chains.values()]));
+    const withJumps = addBuiltinJumps(ruleset, c.jumps, { prepend: c.prepend });
+    assert.deepEqual(chainRules(withJumps, 'filter', 'INPUT'), c.filterInput);
+    assert.deepEqual(chainNames(withJumps, 'filter'), c.declaredFilter);
+    assert.deepEqual(chainNames(withJumps, 'nat'), ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING', 'KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ']);
+    assert.equal(withJumps.tables.get('filter')!.chains.get('INPUT')!.policy, 'ACCEPT');
+    assert.equal(JSON.stringify([...ruleset.tables.values()].map((t) => [...t.chains.values()])), before, 'the compiled ruleset is left as it was');
+  });
+}
+
+test('addBuiltinJumps refuses a jump from a chain that is not built in', () => {
+  assert.throws(() => addBuiltinJumps(compile([]), [{ table: 'nat', chain: 'KUBE-SERVICES', args: ['-j', 'KUBE-NODEPORTS'] }]), /not a built-in chain/);
 });

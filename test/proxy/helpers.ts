@@ -173,10 +173,9 @@ export function readToEnd(socket: Socket): Promise<ConnectionEnd> {
   });
 }
 
-/** Connect, then see how the proxy ends a connection it will not forward. */
-export async function connectAndWaitForEnd(target: HostPort): Promise<ConnectionEnd> {
-  const socket = await connect(target);
-  return readToEnd(socket);
+/** Connect and see how the connection ends (a reset may come before the handshake is seen). */
+export function connectAndWaitForEnd(target: HostPort): Promise<ConnectionEnd> {
+  return readToEnd(net.connect({ host: target.address, port: target.port }));
 }
 
 // ---- raw backends ----

@@ -112,7 +112,8 @@ export function compileRule(env: CompileEnv, table: TableName, rule: Rule, spec:
 
   let factor = 1;
   for (const r of randoms) factor *= randomChance(r);
-  const missingJump = spec.target?.kind === 'jump' && !env.hasChain(table, spec.target.name);
+  const missingJump = spec.target?.kind === 'jump' && !env.hasChain(table, spec.target.name)
+    && !(table === 'nat' && EMULATED_CHAINS.has(spec.target.name));
   const silent = assumed && missingJump;
   const target = silent ? { kind: 'none' as const } : compileTarget(env, table, spec.target, notes);
   let text: string | undefined;
@@ -123,6 +124,9 @@ export function compileRule(env: CompileEnv, table: TableName, rule: Rule, spec:
     text: () => (text ??= renderRule(rule)),
   };
 }
+
+/** kube-proxy chains whose effect is assumed when a ruleset jumps to them without having them. */
+const EMULATED_CHAINS = new Set(['KUBE-MARK-MASQ', 'KUBE-POSTROUTING']);
 
 /** The chance a random step matches: stored/2^31 for random (the kernel's comparison). */
 export function randomChance(step: RandomStep): number {

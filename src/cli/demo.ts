@@ -1,4 +1,119 @@
-/** `kpsim demo`: not written yet. */
+/**
+ * `kpsim demo`: the main job on a cluster, short and readable — what `npm start` runs on the
+ * bundled example. It compiles the node's iptables rules and IPVS table, traces one packet per
+ * kind of service the cluster has, and then compares the proxy modes on real traffic.
+ */
 import type { Command } from 'commander';
+import { countRules } from '../iptables/render.js';
+import { compileIpvsForStates, compileIptablesForStates } from '../node/compile-node.js';
+import { createNodeTracer } from '../node/trace-node.js';
+import type { Packet, TraceResult } from '../trace/types.js';
+import type { ProxierServicePort, ProxierState } from '../tracker/types.js';
+import { type ClusterOptions, type LoadedCluster, action, addClusterOptions, loadClusterFromOptions } from './common.js';
 
-export function registerDemo(_program: Command): void {}
+interface DemoOptions extends ClusterOptions {
+  compare?: boolean;
+}
+
+export function registerDemo(program: Command): void {
+  const cmd = program.command('demo').description('compile a cluster, trace a packet per kind of service, and compare the proxy modes (what npm start runs)');
+  addClusterOptions(cmd)
+    .option('--no-compare', 'skip the load comparison of the proxy modes')
+    .action(action(async (opts: DemoOptions) => {
+      const loaded = await loadClusterFromOptions(opts);
+      process.stdout.write(describeCompile(loaded));
+      process.stdout.write(describeTraces(loaded));
+    }));
+}
+
+function describeCompile(loaded: LoadedCluster): string {
+  const iptables = compileIptablesForStates(loaded.node, loaded.states);
+  const ipvs = compileIpvsForStates(loaded.node, loaded.states);
+  const lines = [`Node ${loaded.node.name} (${loaded.node.ips.join(', ') || 'no addresses'})`];
+  iptables.rulesets.forEach((ruleset, i) => {
+    const state = loaded.states[i]!;
+    const chains = [...ruleset.tables.values()].reduce((n, t) => n + t.chains.size, 0);
+    const virtualServers = ipvs.tables[i]!.table.services.length;
+    lines.push(
+      `  IPv${ruleset.family}: ${state.servicePorts.length} service ports; iptables mode: ${countRules(ruleset)} rules in ${chains} chains; ` +
+        `IPVS mode: ${virtualServers} virtual servers`,
+    );
+  });
+  lines.push('  (kpsim compile -f ... --mode iptables|ipvs prints them)', '');
+  return lines.join('\n') + '\n';
+}
+
+interface DemoPacket {
+  title: string;
+  packet: Packet;
+}
+
+/** One packet per kind of service the cluster has, each from where such traffic comes from. */
+export function demoPackets(state: ProxierState): DemoPacket[] {
+  const podSource = podAddress(state);
+  const external = state.family === 4 ? '203.0.113.9' : '2001:db8:ffff::9';
+  const out: DemoPacket[] = [];
+  const first = (pred: (sp: ProxierServicePort) => boolean): ProxierServicePort | undefined => state.servicePorts.find(pred);
+  const proto = (sp: ProxierServicePort): Packet['proto'] => sp.info.protocol.toLowerCase() as Packet['proto'];
+  const withEndpoints = first((sp) => sp.categorized.allReachableEndpoints.length > 1 && sp.info.internalPolicyLocal === false);
+  if (withEndpoints) {
+    out.push({ title: `a pod connects to ${withEndpoints.info.spn} (ClusterIP)`, packet: { proto: proto(withEndpoints), src: podSource, dst: withEndpoints.info.clusterIP, dport: withEndpoints.info.port } });
+  }
+  const nodePort = first((sp) => sp.info.nodePort !== 0 && !sp.info.externalPolicyLocal);
+  if (nodePort && state.nodeIPs[0]) {
+    out.push({ title: `an outside client reaches ${nodePort.info.spn} on its NodePort`, packet: { proto: proto(nodePort), src: external, dst: state.nodeIPs[0], dport: nodePort.info.nodePort } });
+  }
+  const lb = first((sp) => sp.info.loadBalancerVIPs.length > 0);
+  if (lb) {
+    out.push({ title: `an outside client reaches ${lb.info.spn} at its load balancer IP`, packet: { proto: proto(lb), src: lb.info.loadBalancerSourceRanges.length > 0 ? sourceIn(lb.info.loadBalancerSourceRanges[0]!) : external, dst: lb.info.loadBalancerVIPs[0]!, dport: lb.info.port } });
+    if (lb.info.loadBalancerSourceRanges.length > 0) {
+      out.push({ title: `a client outside ${lb.info.spn}'s loadBalancerSourceRanges`, packet: { proto: proto(lb), src: external, dst: lb.info.loadBalancerVIPs[0]!, dport: lb.info.port } });
+    }
+  }
+  const affinity = first((sp) => sp.info.sessionAffinityTimeoutSeconds > 0);
+  if (affinity) {
+    out.push({ title: `${affinity.info.spn} with ClientIP session affinity`, packet: { proto: proto(affinity), src: podSource, dst: affinity.info.clusterIP, dport: affinity.info.port } });
+  }
+  const empty = first((sp) => !sp.categorized.hasAnyEndpoints);
+  if (empty) out.push({ title: `${empty.info.spn} has no endpoints`, packet: { proto: proto(empty), src: podSource, dst: empty.info.clusterIP, dport: empty.info.port } });
+  const noLocal = first((sp) => sp.info.internalPolicyLocal && sp.categorized.hasAnyEndpoints && (sp.categorized.localEndpoints ?? []).length === 0);
+  if (noLocal) out.push({ title: `${noLocal.info.spn} (internalTrafficPolicy Local) from a node without one`, packet: { proto: proto(noLocal), src: podSource, dst: noLocal.info.clusterIP, dport: noLocal.info.port } });
+  return out;
+}
+
+function podAddress(state: ProxierState): string {
+  const cidr = state.localDetector?.cidrs[0];
+  if (cidr) return sourceIn(cidr, 77);
+  return state.family === 4 ? '10.99.0.77' : 'fd00:99::77';
+}
+
+/** An address inside a CIDR (the network address plus `offset`), for example sources. */
+function sourceIn(cidr: string, offset = 9): string {
+  const [network] = cidr.split('/') as [string];
+  if (network.includes(':')) return network.endsWith('::') ? `${network}${offset.toString(16)}` : network;
+  const parts = network.split('.').map(Number);
+  parts[3] = (parts[3]! + offset) & 255;
+  return parts.join('.');
+}
+
+function describeTraces(loaded: LoadedCluster): string {
+  const iptables = createNodeTracer(compileIptablesForStates(loaded.node, loaded.states));
+  const ipvs = createNodeTracer(compileIpvsForStates(loaded.node, loaded.states));
+  const lines: string[] = ['Packet traces (kpsim trace -f ... --src --dst --dport shows every rule crossed)'];
+  for (const state of loaded.states) {
+    for (const { title, packet } of demoPackets(state)) {
+      const viaIptables = iptables.trace(packet);
+      const viaIpvs = ipvs.trace(packet);
+      lines.push(`  ${title}`, `    ${packet.proto} ${packet.src} -> ${packet.dst}:${packet.dport}`);
+      lines.push(`    iptables: ${summarize(viaIptables)}`, `    ipvs:     ${summarize(viaIpvs)}`);
+    }
+  }
+  return lines.join('\n') + '\n\n';
+}
+
+function summarize(result: TraceResult): string {
+  const chains = [...new Set(result.hops.filter((h) => h.chain.startsWith('KUBE-') && h.table !== 'ipvs').map((h) => h.chain))].length;
+  const endpoints = result.endpoints.map((e) => `${e} ${(100 * (result.probabilities[e] ?? 0)).toFixed(1)}%`).join(', ');
+  const masq = result.masquerade ? ', masqueraded' : '';
+  return `${result.verdict}${endpoints === '' ? '' : ` to ${endpoints}`}${masq} (${chains} kube-proxy chains)`;
+}

@@ -1,4 +1,187 @@
-/** `kpsim trace`: not written yet. */
+/**
+ * `kpsim trace`: walk one packet (or a file of flows) through a node's rules and say every rule
+ * it crosses, the verdict, the endpoints it can reach with their probabilities, and whether it
+ * is masqueraded. The rules come from manifests (-f, compiled for --mode) or from iptables-save
+ * dumps (--iptables-save, e.g. from a real node).
+ */
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { KpsimError } from '../errors.js';
+import { parseIptablesSave } from '../iptables/parse.js';
+import { compileIptablesForStates, compileIpvsForStates } from '../node/compile-node.js';
+import { type NodeTracer, createNodeTracer, createRulesetTracer } from '../node/trace-node.js';
+import { formatTrace } from '../trace/format.js';
+import type { Packet, TraceOptions, TraceProtocol } from '../trace/types.js';
+import { normalizeIP } from '../util/ip.js';
+import {
+  type ClusterOptions,
+  EXIT_INPUT,
+  action,
+  addClusterOptions,
+  loadClusterFromOptions,
+  parseChoiceFlag,
+  parseIPFlag,
+  parseIntegerFlag,
+  parsePortFlag,
+  usageError,
+} from './common.js';
 
-export function registerTrace(_program: Command): void {}
+interface TraceCommandOptions extends ClusterOptions {
+  mode?: string;
+  proto?: string;
+  src?: string;
+  dst?: string;
+  dport?: string;
+  sport?: string;
+  json?: boolean;
+  flows?: string;
+  iptablesSave?: string[];
+  seed?: string;
+  fromNode?: boolean;
+  scheduler?: string;
+  semantics?: string;
+  nfacct?: boolean;
+}
+
+const PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
+const TRACE_MODES = ['iptables', 'ipvs'] as const;
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+export function registerTrace(program: Command): void {
+  const cmd = program
+    .command('trace')
+    .description('walk a packet through a node\'s rules: chains and rules crossed, verdict, reachable endpoints, masquerading');
+  addClusterOptions(cmd, { required: false })
+    .option('--iptables-save <file>', 'trace through an iptables-save or ip6tables-save dump instead of manifests (repeatable: one per family)', collect)
+    .option('--mode <mode>', `rules to trace through with -f: ${TRACE_MODES.join(' or ')} (default: the config's mode, else iptables)`)
+    .option('--proto <proto>', 'tcp, udp or sctp', 'tcp')
+    .option('--src <ip>', 'source address')
+    .option('--dst <ip>', 'destination address')
+    .option('--dport <port>', 'destination port')
+    .option('--sport <port>', 'source port (unknown by default: --sport matches are assumed)')
+    .option('--flows <file>', 'a JSON array of {proto, src, dst, dport}: one JSON line per flow')
+    .option('--seed <n>', 'also walk once with this random seed and report that concrete outcome as "sample"')
+    .option('--from-node', 'the packet is sent by the node itself (nat OUTPUT); default: when --src is a node address')
+    .option('--scheduler <name>', 'ipvs: scheduler (default: the config\'s ipvs.scheduler, else rr)')
+    .option('--semantics <kind>', 'kernel (default), or kube-proxy-test: reproduce kube-proxy\'s own unit-test tracer')
+    .option('--no-nfacct', 'compile without -m nfacct matches')
+    .option('--json', 'print the result as JSON')
+    .action(action(async (opts: TraceCommandOptions) => {
+      const exit = await runTrace(opts, (line) => process.stdout.write(line));
+      if (exit !== 0) process.exitCode = exit;
+    }));
+}
+
+/** Runs the command; returns the exit code (1 when a flow of --flows was bad). */
+export async function runTrace(opts: TraceCommandOptions, write: (text: string) => void): Promise<number> {
+  const traceOptions = readTraceOptions(opts);
+  const packets = opts.flows === undefined ? [readPacketFlags(opts)] : undefined;
+  const tracer = await buildTracer(opts);
+  if (packets) {
+    const result = tracer.trace(packets[0]!, traceOptions);
+    write(opts.json ? `${JSON.stringify(result)}\n` : `${formatTrace(result)}\n`);
+    return 0;
+  }
+  const flows = await readFlows(opts.flows!);
+  let exit = 0;
+  for (const flow of flows) {
+    try {
+      write(`${JSON.stringify({ flow, ...tracer.trace(flowToPacket(flow), traceOptions) })}\n`);
+    } catch (e) {
+      if (!(e instanceof KpsimError)) throw e;
+      write(`${JSON.stringify({ flow, error: e.toJSON() })}\n`);
+      exit = EXIT_INPUT;
+    }
+  }
+  return exit;
+}
+
+function readTraceOptions(opts: TraceCommandOptions): TraceOptions {
+  const semantics = opts.semantics === undefined ? undefined : parseChoiceFlag('--semantics', opts.semantics, ['kernel', 'kube-proxy-test'] as const);
+  return {
+    ...(opts.seed !== undefined ? { seed: parseIntegerFlag('--seed', opts.seed, 0) } : {}),
+    ...(opts.fromNode ? { fromNode: true } : {}),
+    ...(semantics !== undefined ? { semantics } : {}),
+  };
+}
+
+function readPacketFlags(opts: TraceCommandOptions): Packet {
+  for (const [flag, value] of [['--src', opts.src], ['--dst', opts.dst], ['--dport', opts.dport]] as const) {
+    if (value === undefined) throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', `${flag} is required (or give --flows FILE)`);
+  }
+  return {
+    proto: parseChoiceFlag('--proto', (opts.proto ?? 'tcp').toLowerCase(), PROTOCOLS),
+    src: parseIPFlag('--src', opts.src!),
+    dst: parseIPFlag('--dst', opts.dst!),
+    dport: parsePortFlag('--dport', opts.dport!),
+    ...(opts.sport !== undefined ? { sport: parsePortFlag('--sport', opts.sport) } : {}),
+  };
+}
+
+async function buildTracer(opts: TraceCommandOptions): Promise<NodeTracer> {
+  const dumps = opts.iptablesSave ?? [];
+  if (dumps.length > 0 && opts.file !== undefined) throw usageError('--iptables-save', 'give either -f manifests or --iptables-save dumps, not both');
+  if (dumps.length > 0) {
+    if (opts.mode === 'ipvs') throw usageError('--mode', 'ipvs needs manifests (-f): an iptables-save dump has no IPVS table');
+    const rulesets = await Promise.all(dumps.map(async (file) => parseIptablesSave(await readText(file), { file })));
+    const localAddresses = (opts.nodeIp ?? []).map((ip) => parseIPFlag('--node-ip', ip));
+    return createRulesetTracer(rulesets, { localAddresses });
+  }
+  if (opts.file === undefined) throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', 'give manifests with -f PATH... or a dump with --iptables-save FILE');
+  const loaded = await loadClusterFromOptions(opts);
+  const mode = parseChoiceFlag('--mode', opts.mode ?? (loaded.cluster.config.mode === 'ipvs' ? 'ipvs' : 'iptables'), TRACE_MODES);
+  if (mode === 'ipvs') {
+    return createNodeTracer(compileIpvsForStates(loaded.node, loaded.states, opts.scheduler !== undefined ? { scheduler: opts.scheduler } : {}));
+  }
+  return createNodeTracer(compileIptablesForStates(loaded.node, loaded.states, { nfacct: opts.nfacct ?? true }));
+}
+
+async function readText(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    throw new KpsimError('KPSIM_ERR_MANIFEST_READ', `cannot read: ${(e as Error).message}`, { file });
+  }
+}
+
+interface Flow {
+  proto?: unknown;
+  src?: unknown;
+  dst?: unknown;
+  dport?: unknown;
+  sport?: unknown;
+}
+
+async function readFlows(file: string): Promise<Flow[]> {
+  let value: unknown;
+  try {
+    value = JSON.parse(await readText(file));
+  } catch (e) {
+    if (e instanceof KpsimError) throw e;
+    throw new KpsimError('KPSIM_ERR_MANIFEST_SYNTAX', `not valid JSON: ${(e as Error).message}`, { file });
+  }
+  if (!Array.isArray(value)) throw new KpsimError('KPSIM_ERR_TRACE_BAD_PACKET', 'must be a JSON array of {proto, src, dst, dport}', { file });
+  return value as Flow[];
+}
+
+/** A flow from --flows as a packet; a bad field is a KPSIM_ERR_TRACE_BAD_PACKET naming it. */
+function flowToPacket(flow: Flow): Packet {
+  const bad = (field: string, detail: string): KpsimError => new KpsimError('KPSIM_ERR_TRACE_BAD_PACKET', detail, { path: field });
+  if (typeof flow !== 'object' || flow === null) throw bad('flow', 'is not an object');
+  const proto = String(flow.proto ?? 'tcp').toLowerCase();
+  if (!(PROTOCOLS as readonly string[]).includes(proto)) throw bad('proto', `${JSON.stringify(flow.proto)} is not tcp, udp or sctp`);
+  const src = typeof flow.src === 'string' ? normalizeIP(flow.src) : undefined;
+  if (src === undefined) throw bad('src', `${JSON.stringify(flow.src)} is not an IP address`);
+  const dst = typeof flow.dst === 'string' ? normalizeIP(flow.dst) : undefined;
+  if (dst === undefined) throw bad('dst', `${JSON.stringify(flow.dst)} is not an IP address`);
+  const dport = Number(flow.dport);
+  if (!Number.isInteger(dport) || dport < 1 || dport > 65535) throw bad('dport', `${JSON.stringify(flow.dport)} is not a port`);
+  const packet: Packet = { proto: proto as TraceProtocol, src, dst, dport };
+  if (flow.sport === undefined) return packet;
+  const sport = Number(flow.sport);
+  if (!Number.isInteger(sport) || sport < 1 || sport > 65535) throw bad('sport', `${JSON.stringify(flow.sport)} is not a port`);
+  return { ...packet, sport };
+}

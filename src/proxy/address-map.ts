@@ -332,6 +332,11 @@ function alignColumns(rows: readonly string[][]): string[] {
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
 }
 
+/** Order endpoints ("ip:port", "[ip]:port") by address, then port: IPv4 before IPv6. */
+export function compareEndpoints(a: { ip: string; port: number }, b: { ip: string; port: number }): number {
+  return compareAddress(a.ip, b.ip) || a.port - b.port;
+}
+
 function compareAddress(a: string, b: string): number {
   const x = ipToBytes(a);
   const y = ipToBytes(b);

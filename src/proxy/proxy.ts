@@ -9,7 +9,8 @@
 import { KpsimError } from '../errors.js';
 import { getScheduler } from '../ipvs/schedulers/registry.js';
 import type { ProxierServicePort, ProxierState } from '../tracker/types.js';
-import { type AddressMap, type BoundPort, type HostPort, type PlanOptions, type VirtualEntry, planAddressMap } from './address-map.js';
+import { splitHostPort } from '../util/ip.js';
+import { type AddressMap, type BoundPort, compareEndpoints, type HostPort, type PlanOptions, type VirtualEntry, planAddressMap } from './address-map.js';
 import type { ProxyConnection } from './connection.js';
 import { type ProxyInput, statesOf } from './input.js';
 import { type EndpointDirectory, Listener, type ListenerSettings } from './listener.js';
@@ -78,7 +79,7 @@ export class UserspaceProxy {
   /** Counters per listener and per endpoint (copies). */
   stats(): ProxyStats {
     const listeners: ListenerStats[] = this.#listeners.map((l) => ({ ...l.stats }));
-    const endpoints = [...this.#endpointStats.values()].map(copyEndpointStats);
+    const endpoints = [...this.#endpointStats.values()].sort(byEndpoint).map(copyEndpointStats);
     return { listeners, endpoints, active: this.#connections.size, bufferedBytes: this.bufferedBytes() };
   }
 
@@ -217,6 +218,10 @@ export async function startProxy(input: ProxyInput, options: ProxyOptions = {}):
   for (const listener of listeners) listener.settle(boundMap.entry(listener.entry.key)!);
   proxy = new UserspaceProxy(boundMap, listeners, endpointStats, connections);
   return proxy;
+}
+
+function byEndpoint(a: EndpointStats, b: EndpointStats): number {
+  return compareEndpoints(splitHostPort(a.endpoint)!, splitHostPort(b.endpoint)!);
 }
 
 function settingsOf(options: ProxyOptions): ListenerSettings {

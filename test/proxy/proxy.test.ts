@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import type { HostPort, VirtualKind } from '../../src/proxy/address-map.js';
 import { startCluster, type RunningCluster, type StartClusterOptions } from '../../src/proxy/cluster.js';
 import { startProxy } from '../../src/proxy/proxy.js';
@@ -33,7 +33,7 @@ function target(cluster: RunningCluster, kind: VirtualKind = 'ClusterIP', addres
   return entry.loopback;
 }
 
-test('rr sends consecutive connections round the endpoints in turn', async (t) => {
+test('rr sends consecutive connections round the endpoints in turn', async (t: TestContext) => {
   t.plan(4);
   await withCluster(webService({ endpoints: ['10.180.0.1', '10.180.0.2', '10.180.0.3'] }), {}, async (cluster) => {
     const pods: string[] = [];
@@ -47,7 +47,7 @@ test('rr sends consecutive connections round the endpoints in turn', async (t) =
   });
 });
 
-test('lc sends new connections to the idle endpoint while the other holds one open', async (t) => {
+test('lc sends new connections to the idle endpoint while the other holds one open', async (t: TestContext) => {
   t.plan(3);
   await withCluster(webService(), { scheduler: 'lc' }, async (cluster) => {
     const held = await connect(target(cluster));
@@ -67,7 +67,7 @@ test('lc sends new connections to the idle endpoint while the other holds one op
   });
 });
 
-test('rr does not look at load: with one endpoint busy it still alternates', async (t) => {
+test('rr does not look at load: with one endpoint busy it still alternates', async (t: TestContext) => {
   t.plan(1);
   await withCluster(webService(), { scheduler: 'rr' }, async (cluster) => {
     const held = await connect(target(cluster));
@@ -78,7 +78,7 @@ test('rr does not look at load: with one endpoint busy it still alternates', asy
   });
 });
 
-test('session affinity: the same client IP sticks to its endpoint until the timeout', async (t) => {
+test('session affinity: the same client IP sticks to its endpoint until the timeout', async (t: TestContext) => {
   t.plan(6);
   let seconds = 0;
   const manifests = webService({ mutate: (s) => { s.spec.sessionAffinity = 'ClientIP'; s.spec.sessionAffinityConfig = { clientIP: { timeoutSeconds: 10 } }; } });
@@ -101,7 +101,7 @@ test('session affinity: the same client IP sticks to its endpoint until the time
   });
 });
 
-test('a service with no endpoints answers with a reset (REJECT)', async (t) => {
+test('a service with no endpoints answers with a reset (REJECT)', async (t: TestContext) => {
   t.plan(3);
   await withCluster(webService({ endpoints: [] }), {}, async (cluster) => {
     const end = await connectAndWaitForEnd(target(cluster));
@@ -112,7 +112,7 @@ test('a service with no endpoints answers with a reset (REJECT)', async (t) => {
   });
 });
 
-test('externalTrafficPolicy Local without a local endpoint: the NodePort closes at once (DROP), the ClusterIP still forwards', async (t) => {
+test('externalTrafficPolicy Local without a local endpoint: the NodePort closes at once (DROP), the ClusterIP still forwards', async (t: TestContext) => {
   t.plan(5);
   const manifests = webService({
     remote: ['10.180.0.1', '10.180.0.2'],
@@ -129,7 +129,7 @@ test('externalTrafficPolicy Local without a local endpoint: the NodePort closes 
   });
 });
 
-test('externalTrafficPolicy Local with a local endpoint: the NodePort reaches only that one', async (t) => {
+test('externalTrafficPolicy Local with a local endpoint: the NodePort reaches only that one', async (t: TestContext) => {
   t.plan(1);
   const manifests = webService({
     remote: ['10.180.0.2'],
@@ -166,7 +166,7 @@ async function withRawBackends(
   await assertHandlesBack(baseline);
 }
 
-test('half-close, client first: the client\'s FIN reaches the backend, which can still answer', async (t) => {
+test('half-close, client first: the client\'s FIN reaches the backend, which can still answer', async (t: TestContext) => {
   t.plan(2);
   let backendSaw = '';
   await withRawBackends((socket) => {
@@ -181,7 +181,7 @@ test('half-close, client first: the client\'s FIN reaches the backend, which can
   });
 });
 
-test('half-close, backend first: its FIN reaches the client, which can still send', async (t) => {
+test('half-close, backend first: its FIN reaches the client, which can still send', async (t: TestContext) => {
   t.plan(3);
   let backendGot = '';
   let backendSawEnd = false;
@@ -203,7 +203,7 @@ test('half-close, backend first: its FIN reaches the client, which can still sen
   });
 });
 
-test('backpressure: a client that does not read does not make the proxy buffer without bound', async (t) => {
+test('backpressure: a client that does not read does not make the proxy buffer without bound', async (t: TestContext) => {
   t.plan(4);
   const total = 32 * 1024 * 1024;
   const chunk = Buffer.alloc(64 * 1024, 7);
@@ -238,7 +238,7 @@ test('backpressure: a client that does not read does not make the proxy buffer w
   });
 });
 
-test('idle timeout: a client that sends nothing is closed, and the proxy keeps serving others', async (t) => {
+test('idle timeout: a client that sends nothing is closed, and the proxy keeps serving others', async (t: TestContext) => {
   t.plan(4);
   await withRawBackends((socket) => {
     socket.on('data', (c: Buffer) => socket.write(c));

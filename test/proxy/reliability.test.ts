@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import http from 'node:http';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import type { HostPort } from '../../src/proxy/address-map.js';
 import { startBackends } from '../../src/proxy/backends.js';
 import { startCluster, type RunningCluster } from '../../src/proxy/cluster.js';
@@ -17,7 +17,7 @@ function clusterIP(cluster: { map: RunningCluster['map'] }): HostPort {
   return cluster.map.lookup({ kind: 'ClusterIP', address: '172.30.0.41', port: 80 })!.loopback;
 }
 
-test('a backend killed mid-request: the client sees the connection reset, the error is counted, the proxy goes on', async (t) => {
+test('a backend killed mid-request: the client sees the connection reset, the error is counted, the proxy goes on', async (t: TestContext) => {
   t.plan(6);
   const baseline = handleCounts();
   const cluster = await startCluster(stateOf(webService()), { ports: 'ephemeral', delayMs: 300 });
@@ -42,7 +42,7 @@ test('a backend killed mid-request: the client sees the connection reset, the er
   await assertHandlesBack(baseline);
 });
 
-test('a backend refusing connections: each dial to it is retried on another endpoint and succeeds', async (t) => {
+test('a backend refusing connections: each dial to it is retried on another endpoint and succeeds', async (t: TestContext) => {
   t.plan(5);
   const baseline = handleCounts();
   const cluster = await startCluster(stateOf(webService({ endpoints: ['10.180.0.1', '10.180.0.2', '10.180.0.3'] })), { ports: 'ephemeral' });
@@ -65,7 +65,7 @@ test('a backend refusing connections: each dial to it is retried on another endp
   await assertHandlesBack(baseline);
 });
 
-test('a backend that never completes the handshake: the dial times out and is retried elsewhere', async (t) => {
+test('a backend that never completes the handshake: the dial times out and is retried elsewhere', async (t: TestContext) => {
   t.plan(4);
   const baseline = handleCounts();
   const state = stateOf(webService());
@@ -92,7 +92,7 @@ test('a backend that never completes the handshake: the dial times out and is re
   await assertHandlesBack(baseline);
 });
 
-test('every dial failing: the client gets a reset once the attempts run out', async (t) => {
+test('every dial failing: the client gets a reset once the attempts run out', async (t: TestContext) => {
   t.plan(3);
   const baseline = handleCounts();
   const cluster = await startCluster(stateOf(webService()), { ports: 'ephemeral', dialTimeoutsMs: [100, 100, 100] });
@@ -110,7 +110,7 @@ test('every dial failing: the client gets a reset once the attempts run out', as
   await assertHandlesBack(baseline);
 });
 
-test('an endpoint removed under load: no request lost, new connections avoid it, open ones finish', async (t) => {
+test('an endpoint removed under load: no request lost, new connections avoid it, open ones finish', async (t: TestContext) => {
   t.plan(6);
   const baseline = handleCounts();
   const manifests = webService({ endpoints: ['10.180.0.1', '10.180.0.2', '10.180.0.3'] });
@@ -209,7 +209,7 @@ process.stdin.on('data', () => {});
 process.stdin.on('end', () => { for (const s of sockets) s.destroy(); });
 `;
 
-test('5000 concurrent connections: all answered and held open at once, then all released', async (t) => {
+test('5000 concurrent connections: all answered and held open at once, then all released', async (t: TestContext) => {
   t.plan(5);
   const total = 5000;
   const baseline = handleCounts();

@@ -1,0 +1,232 @@
+/**
+ * kpsim's JSON API (fastify): the cluster a server was started with, its compiled rules, and
+ * packet traces — the same answers as the CLI, over HTTP. Manifests can also be posted with a
+ * request, for a one-off compile or trace of another cluster.
+ *
+ *   GET  /v1/healthz
+ *   GET  /v1/cluster                       node, families, service ports and their endpoints
+ *   GET  /v1/rules?mode=&family=&format=   iptables-save / ipvsadm text (text/plain)
+ *   POST /v1/trace                         {proto, src, dst, dport, sport?, mode?, seed?, fromNode?, manifests?}
+ *   POST /v1/trace/batch                   {flows: [...], mode?, manifests?} → one result per flow
+ *
+ * Errors answer {code, message, file?, object?, path?}: 400 for bad input, 404 for an unknown
+ * node, 409 for conflicting objects; a 500 is a bug.
+ */
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { KpsimError, isKpsimError } from '../errors.js';
+import { renderCanonical } from '../iptables/canonical.js';
+import { renderIpvsCompile } from '../ipvs/compile.js';
+import { clusterFromManifests, type ManifestText } from '../manifest/load.js';
+import type { Cluster } from '../model/types.js';
+import { type CompiledIpvsNode, type CompiledIptables, compileIpvsForStates, compileIptablesForStates, proxierStatesFor, renderCompiledIptables } from '../node/compile-node.js';
+import { type NodeTracer, createNodeTracer } from '../node/trace-node.js';
+import type { NodeSelection } from '../tracker/proxier-state.js';
+import type { Packet, TraceOptions } from '../trace/types.js';
+
+export interface ApiOptions {
+  /** The cluster the server answers for (when requests carry no manifests). */
+  cluster?: Cluster;
+  node?: NodeSelection;
+  /** Allocate missing fields in posted manifests (--allocate). */
+  allocate?: boolean;
+}
+
+type Mode = 'iptables' | 'ipvs';
+
+interface TraceBody {
+  proto?: Packet['proto'];
+  src: string;
+  dst: string;
+  dport: number;
+  sport?: number;
+  mode?: Mode;
+  seed?: number;
+  fromNode?: boolean;
+  manifests?: ManifestText[];
+  node?: string;
+  nodeIPs?: string[];
+}
+
+interface BatchBody {
+  flows: { proto?: Packet['proto']; src: string; dst: string; dport: number; sport?: number }[];
+  mode?: Mode;
+  seed?: number;
+  manifests?: ManifestText[];
+  node?: string;
+  nodeIPs?: string[];
+}
+
+const manifestsSchema = {
+  type: 'array',
+  items: { type: 'object', required: ['file', 'text'], properties: { file: { type: 'string' }, text: { type: 'string' } }, additionalProperties: false },
+} as const;
+const flowProperties = {
+  proto: { type: 'string', enum: ['tcp', 'udp', 'sctp'] },
+  src: { type: 'string' },
+  dst: { type: 'string' },
+  dport: { type: 'integer', minimum: 1, maximum: 65535 },
+  sport: { type: 'integer', minimum: 1, maximum: 65535 },
+} as const;
+const commonProperties = {
+  mode: { type: 'string', enum: ['iptables', 'ipvs'] },
+  seed: { type: 'integer', minimum: 0 },
+  manifests: manifestsSchema,
+  node: { type: 'string' },
+  nodeIPs: { type: 'array', items: { type: 'string' } },
+} as const;
+
+/** Compiled rules of one cluster, made on first use and kept. */
+class CompiledCluster {
+  private iptables?: CompiledIptables;
+  private ipvs?: CompiledIpvsNode;
+  private readonly tracers = new Map<Mode, NodeTracer>();
+  readonly view: ReturnType<typeof proxierStatesFor>;
+
+  constructor(readonly cluster: Cluster, selection: NodeSelection) {
+    this.view = proxierStatesFor(cluster, selection);
+  }
+
+  compiled(mode: Mode): CompiledIptables | CompiledIpvsNode {
+    if (mode === 'iptables') return (this.iptables ??= compileIptablesForStates(this.view.node, this.view.states));
+    return (this.ipvs ??= compileIpvsForStates(this.view.node, this.view.states));
+  }
+
+  tracer(mode: Mode): NodeTracer {
+    let tracer = this.tracers.get(mode);
+    if (!tracer) {
+      tracer = createNodeTracer(this.compiled(mode));
+      this.tracers.set(mode, tracer);
+    }
+    return tracer;
+  }
+}
+
+export function buildApiServer(options: ApiOptions = {}): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
+  const served = options.cluster ? new CompiledCluster(options.cluster, options.node ?? {}) : undefined;
+
+  /** The cluster a request is about: its posted manifests, else the server's own. */
+  const clusterFor = (body: { manifests?: ManifestText[]; node?: string; nodeIPs?: string[] }): CompiledCluster => {
+    if (body.manifests) {
+      const cluster = clusterFromManifests(body.manifests, { allocate: options.allocate ?? false });
+      return new CompiledCluster(cluster, { ...(body.node !== undefined ? { node: body.node } : {}), ...(body.nodeIPs ? { nodeIPs: body.nodeIPs } : {}) });
+    }
+    if (!served) throw new KpsimError('KPSIM_ERR_API_BAD_REQUEST', 'this server has no cluster: post manifests with the request', { path: 'manifests' });
+    return served;
+  };
+
+  app.setErrorHandler((error: FastifyError | KpsimError, _request, reply) => {
+    if (isKpsimError(error)) return reply.status(statusOf(error)).send(error.toJSON());
+    if (error.validation) {
+      const detail = error.validation.map((v) => `${v.instancePath || 'body'} ${v.message ?? 'is not valid'}`).join('; ');
+      return reply.status(400).send({ code: 'KPSIM_ERR_API_BAD_REQUEST', message: detail });
+    }
+    if (typeof error.statusCode === 'number' && error.statusCode < 500) {
+      return reply.status(error.statusCode).send({ code: 'KPSIM_ERR_API_BAD_REQUEST', message: error.message });
+    }
+    return reply.status(500).send({ code: 'INTERNAL', message: `internal error: ${error.message}` });
+  });
+
+  app.get('/v1/healthz', async () => ({ ok: true }));
+
+  app.get('/v1/cluster', async () => {
+    const c = clusterFor({});
+    return {
+      node: { name: c.view.node.name, ips: c.view.node.ips },
+      families: c.view.states.map((s) => s.family),
+      servicePorts: c.view.states.flatMap((s) =>
+        s.servicePorts.map((sp) => ({
+          family: s.family,
+          name: sp.info.spn,
+          protocol: sp.info.protocol,
+          clusterIP: sp.info.clusterIP,
+          port: sp.info.port,
+          nodePort: sp.info.nodePort,
+          externalIPs: sp.info.externalIPs,
+          loadBalancerVIPs: sp.info.loadBalancerVIPs,
+          endpoints: sp.endpoints.map((e) => ({ endpoint: e.endpoint, ready: e.ready, serving: e.serving, terminating: e.terminating, local: e.isLocal })),
+          reachable: sp.categorized.allReachableEndpoints.map((e) => e.endpoint),
+        })),
+      ),
+      warnings: c.cluster.warnings,
+    };
+  });
+
+  app.get<{ Querystring: { mode?: Mode; family?: '4' | '6'; format?: 'kube-proxy' | 'canonical' } }>(
+    '/v1/rules',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: { mode: { type: 'string', enum: ['iptables', 'ipvs'] }, family: { type: 'string', enum: ['4', '6'] }, format: { type: 'string', enum: ['kube-proxy', 'canonical'] } },
+          additionalProperties: false,
+        },
+      },
+    },
+    async (request, reply) => {
+      const c = clusterFor({});
+      const family = request.query.family === undefined ? undefined : Number(request.query.family);
+      const states = c.view.states.filter((s) => family === undefined || s.family === family);
+      if (states.length === 0) throw new KpsimError('KPSIM_ERR_API_BAD_REQUEST', `the cluster has no IPv${family} services or node addresses`, { path: 'family' });
+      reply.type('text/plain; charset=utf-8');
+      if ((request.query.mode ?? 'iptables') === 'ipvs') return states.map((s) => renderIpvsCompile(s)).join('');
+      const compiled = compileIptablesForStates(c.view.node, states);
+      return renderCompiledIptables(compiled, request.query.format === 'canonical' ? renderCanonical : undefined);
+    },
+  );
+
+  app.post<{ Body: TraceBody }>(
+    '/v1/trace',
+    { schema: { body: { type: 'object', required: ['src', 'dst', 'dport'], properties: { ...flowProperties, ...commonProperties, fromNode: { type: 'boolean' } }, additionalProperties: false } } },
+    async (request) => {
+      const body = request.body;
+      const tracer = clusterFor(body).tracer(body.mode ?? 'iptables');
+      return tracer.trace(packetOf(body), traceOptionsOf(body));
+    },
+  );
+
+  app.post<{ Body: BatchBody }>(
+    '/v1/trace/batch',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['flows'],
+          properties: { flows: { type: 'array', items: { type: 'object', required: ['src', 'dst', 'dport'], properties: flowProperties, additionalProperties: false } }, ...commonProperties },
+          additionalProperties: false,
+        },
+      },
+    },
+    async (request) => {
+      const body = request.body;
+      const tracer = clusterFor(body).tracer(body.mode ?? 'iptables');
+      const options = traceOptionsOf(body);
+      return body.flows.map((flow) => {
+        try {
+          return tracer.trace(packetOf(flow), options);
+        } catch (e) {
+          if (isKpsimError(e)) return { error: e.toJSON() };
+          throw e;
+        }
+      });
+    },
+  );
+
+  return app;
+}
+
+function packetOf(flow: { proto?: Packet['proto']; src: string; dst: string; dport: number; sport?: number }): Packet {
+  return { proto: flow.proto ?? 'tcp', src: flow.src, dst: flow.dst, dport: flow.dport, ...(flow.sport !== undefined ? { sport: flow.sport } : {}) };
+}
+
+function traceOptionsOf(body: { seed?: number; fromNode?: boolean }): TraceOptions {
+  return { ...(body.seed !== undefined ? { seed: body.seed } : {}), ...(body.fromNode !== undefined ? { fromNode: body.fromNode } : {}) };
+}
+
+/** HTTP status for an error about the request's input. */
+export function statusOf(error: KpsimError): number {
+  if (error.code === 'KPSIM_ERR_CONFIG_UNKNOWN_NODE') return 404;
+  if (error.code === 'KPSIM_ERR_MODEL_DUPLICATE') return 409;
+  if (error.code === 'KPSIM_ERR_MODEL_INVALID' && error.problems.every((p) => p.code === 'KPSIM_ERR_MODEL_DUPLICATE')) return 409;
+  return 400;
+}

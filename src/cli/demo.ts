@@ -55,7 +55,9 @@ export function demoPackets(state: ProxierState): DemoPacket[] {
   const out: DemoPacket[] = [];
   const first = (pred: (sp: ProxierServicePort) => boolean): ProxierServicePort | undefined => state.servicePorts.find(pred);
   const proto = (sp: ProxierServicePort): Packet['proto'] => sp.info.protocol.toLowerCase() as Packet['proto'];
-  const withEndpoints = first((sp) => sp.categorized.allReachableEndpoints.length > 1 && sp.info.internalPolicyLocal === false);
+  const withEndpoints = [...state.servicePorts]
+    .filter((sp) => !sp.info.internalPolicyLocal && sp.info.sessionAffinityTimeoutSeconds === 0)
+    .sort((a, b) => b.categorized.allReachableEndpoints.length - a.categorized.allReachableEndpoints.length)[0];
   if (withEndpoints) {
     out.push({ title: `a pod connects to ${withEndpoints.info.spn} (ClusterIP)`, packet: { proto: proto(withEndpoints), src: podSource, dst: withEndpoints.info.clusterIP, dport: withEndpoints.info.port } });
   }

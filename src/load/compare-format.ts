@@ -36,7 +36,7 @@ export function formatCompareReport(report: CompareReport): string {
       [
         { header: 'mode' }, { header: 'kind' }, { header: 'connections per endpoint' },
         { header: 'max/mean', align: 'right' }, { header: 'chi-square p', align: 'right' },
-        { header: 'requests max/mean', align: 'right' },
+        { header: 'requests max/mean', align: 'right' }, { header: 'refused', align: 'right' },
         { header: 'rules/lookup', align: 'right' }, { header: 'decisions/s', align: 'right' },
       ],
       report.rows.filter((r) => r.mode !== 'direct').map((r) => spreadCells(r)),
@@ -56,6 +56,7 @@ function spreadCells(r: CompareRow): string[] {
     conn && conn.total > 0 ? conn.maxOverMean.toFixed(2) : '-',
     conn ? pValue(conn.pValue) : '-',
     r.requestSpread && r.requestSpread.total > 0 ? r.requestSpread.maxOverMean.toFixed(2) : '-',
+    r.refusedConnections === null ? '-' : String(r.refusedConnections),
     r.decision?.rulesPerLookup != null ? r.decision.rulesPerLookup.toFixed(1) : '-',
     r.decision ? rate(r.decision.decisionsPerSecond) : '-',
   ];

@@ -12,12 +12,13 @@
  *   rows: [ {
  *     label, mode: "direct" | "userspace" | "iptables" | "ipvs", scheduler, measured,
  *     listener,                                     loopback address loaded (measured rows)
- *     requestsPerSecond, relativeToDirect,          measured rows; null when simulated
+ *     requests, requestsPerSecond, relativeToDirect, measured rows (responses, any status); null when simulated
  *     latency: { count, meanMs, p50Ms, p90Ms, p99Ms, maxMs } | null,
  *     addedLatencyMs: { p50, p99 } | null,          vs the direct row
  *     errors: { non2xx, timeouts, resets, refused, other, total } | null,
  *     endpoints: [ { endpoint, pod, requests, connections } ],   requests null when simulated
  *     requestSpread, connectionSpread: Spread | null,
+ *     refusedConnections,                           simulated rows: connections no endpoint took
  *     decision: { rulesPerLookup, decisionsPerSecond } | null    per new connection, in-process
  *   } ],
  *   notes: [string]
@@ -55,6 +56,8 @@ export interface CompareRow {
   scheduler: string | null;
   measured: boolean;
   listener: string | null;
+  /** Complete responses of the measured run; the endpoints' requests add up to it. */
+  requests: number | null;
   requestsPerSecond: number | null;
   relativeToDirect: number | null;
   latency: LatencySummary | null;
@@ -63,6 +66,8 @@ export interface CompareRow {
   endpoints: CompareEndpoint[];
   requestSpread: Spread | null;
   connectionSpread: Spread | null;
+  /** Simulated rows: connections of the stream that were refused (REJECT, DROP, no dest); null when measured. */
+  refusedConnections: number | null;
   decision: DecisionCost | null;
 }
 
@@ -92,6 +97,7 @@ export function directRow(run: LoadRunResult, listener: string): CompareRow {
     scheduler: null,
     measured: true,
     listener,
+    requests: run.responses,
     requestsPerSecond,
     relativeToDirect: 1,
     latency: run.latency,
@@ -100,6 +106,7 @@ export function directRow(run: LoadRunResult, listener: string): CompareRow {
     endpoints: run.endpoints.map((e) => ({ endpoint: e.endpoint, pod: e.pod, requests: e.requests, connections: 0 })),
     requestSpread: null,
     connectionSpread: null,
+    refusedConnections: null,
     decision: null,
   };
 }
@@ -114,6 +121,7 @@ export function proxyRow(scheduler: string, run: LoadRunResult, listener: string
     scheduler,
     measured: true,
     listener,
+    requests: run.responses,
     requestsPerSecond,
     relativeToDirect: direct.requestsPerSecond ? requestsPerSecond / direct.requestsPerSecond : null,
     latency: run.latency,
@@ -122,6 +130,7 @@ export function proxyRow(scheduler: string, run: LoadRunResult, listener: string
     endpoints: shares.map((s) => ({ endpoint: s.endpoint, pod: s.pod, requests: s.requests, connections: s.connections })),
     requestSpread: spreadOf(shares.map((s) => s.requests)),
     connectionSpread: spreadOf(shares.map((s) => s.connections)),
+    refusedConnections: null,
     decision: null,
   };
 }
@@ -132,6 +141,7 @@ export function simulatedRow(
   scheduler: string | null,
   placed: readonly { endpoint: string; pod: string; connections: number }[],
   decision: DecisionCost,
+  refusedConnections: number,
 ): CompareRow {
   const endpoints = [...placed].sort((a, b) => (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0)).map((p) => ({ ...p, requests: null }));
   return {
@@ -140,6 +150,7 @@ export function simulatedRow(
     scheduler,
     measured: false,
     listener: null,
+    requests: null,
     requestsPerSecond: null,
     relativeToDirect: null,
     latency: null,
@@ -148,6 +159,7 @@ export function simulatedRow(
     endpoints,
     requestSpread: null,
     connectionSpread: spreadOf(endpoints.map((e) => e.connections)),
+    refusedConnections,
     decision,
   };
 }

@@ -1,0 +1,177 @@
+/**
+ * `kpsim compare`'s core (and `kpsim demo`'s): the same load sent straight to one backend pod
+ * (the baseline) and through the userspace proxy with each scheduler, with real bytes on
+ * loopback; then iptables and IPVS mode simulated on one stream of new connections. One report.
+ */
+import { KpsimError } from '../errors.js';
+import { getScheduler } from '../ipvs/schedulers/registry.js';
+import { chooseEndpoints } from '../proxy/index.js';
+import { joinHostPort } from '../util/ip.js';
+import { type ClusterView, type TargetOnCluster, connectionCounts, countsSince, startTarget } from './cluster-run.js';
+import { COMPARE_REPORT_SCHEMA, type CompareReport, type CompareRow, directRow, proxyRow } from './compare-report.js';
+import { describeStream, simulateIptables, simulateIpvs, type StreamShape } from './simulate-modes.js';
+import { type ResolvedTarget, type TargetSpec, resolveTarget, targetAddress } from './target.js';
+import type { LoadRunOptions, LoadRunResult } from './types.js';
+import { type LoadThread, loadThreadDescriptions, runLoadOn } from './worker-runner.js';
+
+export interface CompareOptions {
+  /** Default: the TCP service port with the most endpoints, by its ClusterIP. */
+  target?: TargetSpec;
+  /** IPVS scheduler names, for the userspace proxy and the simulated IPVS rows. Default rr, lc. */
+  schedulers?: readonly string[];
+  /** Concurrent client connections. Default 10. */
+  connections?: number;
+  /** Seconds of load per measured row. Default 3. */
+  durationSeconds?: number;
+  /** Untimed load before each measured row, so the JIT and the sockets are warm. Default 0.5 s. */
+  warmupSeconds?: number;
+  /** New connections in the stream the simulated rows replay. Default 10000. */
+  streamConnections?: number;
+  /** Seed of the iptables random draws. Default 1. */
+  seed?: number;
+  /** Where the load generator runs. Default 'worker'. */
+  loadThread?: LoadThread;
+  ports?: 'service' | 'ephemeral';
+  /** One line per step ("[2/6] userspace rr ..."), for a progress display. */
+  onProgress?: (line: string) => void;
+}
+
+export const COMPARE_DEFAULTS = {
+  schedulers: ['rr', 'lc'],
+  connections: 10,
+  durationSeconds: 3,
+  warmupSeconds: 0.5,
+  streamConnections: 10_000,
+  seed: 1,
+} as const;
+
+/** Seconds between two new connections of the simulated stream. */
+const STREAM_INTERVAL_SECONDS = 0.001;
+
+export async function runCompare(view: ClusterView, opts: CompareOptions = {}): Promise<CompareReport> {
+  const schedulers = [...(opts.schedulers ?? COMPARE_DEFAULTS.schedulers)];
+  for (const name of schedulers) getScheduler(name);
+  const connections = opts.connections ?? COMPARE_DEFAULTS.connections;
+  const durationSeconds = opts.durationSeconds ?? COMPARE_DEFAULTS.durationSeconds;
+  const warmupSeconds = opts.warmupSeconds ?? COMPARE_DEFAULTS.warmupSeconds;
+  const thread = opts.loadThread ?? 'worker';
+  const progress = opts.onProgress ?? ((): void => undefined);
+  const notes: string[] = [];
+
+  const target = resolveTarget(view.cluster, view.states, opts.target ?? defaultTarget(view, notes));
+  const verdict = chooseEndpoints(target.servicePort, target.via);
+  if (verdict.action !== 'forward') throw new KpsimError('KPSIM_ERR_PROXY_NO_TARGET', `nothing to compare: ${verdict.reason}`);
+  const baselineEndpoint = verdict.endpoints[0]!;
+
+  const totalSteps = 2 + 2 * schedulers.length;
+  let step = 0;
+  const say = (text: string): void => progress(`[${++step}/${totalSteps}] ${text}`);
+  const load = (url: string, beforeMeasuring?: () => void): Promise<LoadRunResult> =>
+    measure(thread, { url, connections, durationSeconds }, warmupSeconds, beforeMeasuring);
+
+  const rows: CompareRow[] = [];
+  let direct: CompareRow | undefined;
+  let baselineListener = '';
+  for (const scheduler of schedulers) {
+    const on = await startTarget(view, target, { scheduler, ...(opts.ports !== undefined ? { ports: opts.ports } : {}) });
+    try {
+      if (direct === undefined) {
+        const backend = on.running.backends.address(baselineEndpoint.endpoint);
+        if (backend === undefined) throw new Error(`no backend pod runs for ${baselineEndpoint.endpoint}`);
+        baselineListener = joinHostPort(backend.address, backend.port);
+        say(`direct to ${baselineEndpoint.endpoint} at ${baselineListener}: ${durationSeconds} s of load`);
+        direct = directRow(await load(`http://${baselineListener}/`), baselineListener);
+        progress(`    ${summary(direct)}`);
+        rows.push(direct);
+      }
+      say(`userspace proxy, scheduler ${scheduler}, at ${on.listener}: ${durationSeconds} s of load`);
+      const row = await proxyLoad(on, scheduler, direct, load);
+      progress(`    ${summary(row)}`);
+      rows.push(row);
+    } finally {
+      await on.running.close();
+    }
+  }
+
+  const shape: StreamShape = {
+    connections: opts.streamConnections ?? COMPARE_DEFAULTS.streamConnections,
+    concurrent: connections,
+    clientIP: target.state.nodeIPs[0] ?? (target.state.family === 4 ? '127.0.0.1' : '::1'),
+    intervalSeconds: STREAM_INTERVAL_SECONDS,
+  };
+  const candidates = verdict.endpoints.map((e) => ({ endpoint: e.endpoint, pod: e.podName ?? '' }));
+  say(`iptables mode, simulated: ${shape.connections} new connections through the compiled rules`);
+  rows.push(simulateIptables(target, candidates, shape, opts.seed ?? COMPARE_DEFAULTS.seed));
+  for (const scheduler of schedulers) {
+    say(`ipvs mode, scheduler ${scheduler}, simulated: ${shape.connections} new connections`);
+    rows.push(simulateIpvs(target, candidates, shape, scheduler));
+  }
+
+  notes.push(...explain(target, connections, rows));
+  return {
+    schema: COMPARE_REPORT_SCHEMA,
+    target: { spec: target.spec, service: target.servicePort.info.spn, via: target.via, address: targetAddress(target) },
+    settings: { connections, durationSeconds, pipelining: 1, keepAlive: true, loadGenerator: loadThreadDescriptions[thread] },
+    baseline: { endpoint: baselineEndpoint.endpoint, pod: baselineEndpoint.podName ?? '', listener: baselineListener },
+    stream: describeStream(shape),
+    rows,
+    notes,
+  };
+}
+
+type Load = (url: string, beforeMeasuring?: () => void) => Promise<LoadRunResult>;
+
+async function proxyLoad(on: TargetOnCluster, scheduler: string, direct: CompareRow, load: Load): Promise<CompareRow> {
+  let before = connectionCounts(on);
+  const run = await load(on.url, () => { before = connectionCounts(on); });
+  return proxyRow(scheduler, run, on.listener, countsSince(before, connectionCounts(on)), direct);
+}
+
+/** A warm-up run, then the measured one; `beforeMeasuring` runs between them (to read counters). */
+async function measure(thread: LoadThread, opts: LoadRunOptions, warmupSeconds: number, beforeMeasuring?: () => void): Promise<LoadRunResult> {
+  if (warmupSeconds > 0) await runLoadOn(thread, { ...opts, durationSeconds: warmupSeconds });
+  beforeMeasuring?.();
+  return runLoadOn(thread, opts);
+}
+
+/** The TCP service port with the most endpoints the proxy would use for its ClusterIP. */
+export function defaultTarget(view: ClusterView, notes: string[]): TargetSpec {
+  let best: { spec: TargetSpec; endpoints: number } | undefined;
+  for (const state of view.states) {
+    for (const sp of state.servicePorts) {
+      if (sp.info.protocol !== 'TCP') continue;
+      const verdict = chooseEndpoints(sp, 'ClusterIP');
+      const endpoints = verdict.action === 'forward' ? verdict.endpoints.length : 0;
+      if (endpoints > (best?.endpoints ?? 0)) {
+        const { namespace, name, port } = sp.info.svcPortName;
+        const text = `svc/${namespace}/${name}${port === '' ? '' : `:${port}`}`;
+        best = { spec: { kind: 'service', text, namespace, name, ...(port === '' ? {} : { port }) }, endpoints };
+      }
+    }
+  }
+  if (best === undefined) throw new KpsimError('KPSIM_ERR_PROXY_NO_TARGET', 'no TCP service has endpoints to send load to');
+  notes.push(`target ${best.spec.text} chosen as the service port with the most endpoints (${best.endpoints}); choose another with --target`);
+  return best.spec;
+}
+
+function summary(row: CompareRow): string {
+  const rps = row.requestsPerSecond ?? 0;
+  const relative = row.mode === 'direct' || row.relativeToDirect === null ? '' : ` (${row.relativeToDirect.toFixed(2)}x direct)`;
+  return `${Math.round(rps)} req/s${relative}, p99 ${row.latency?.p99Ms.toFixed(3) ?? '-'} ms, ${row.errors?.total ?? 0} errors`;
+}
+
+/** Notes that keep the table from being misread. */
+function explain(target: ResolvedTarget, connections: number, rows: readonly CompareRow[]): string[] {
+  const notes = [
+    `measured rows keep ${connections} connections open (keep-alive), so the proxy placed only those; their requests follow the connections`,
+    'decisions/s is the speed of kpsim\'s own simulation in this process (the tracer walks the rules, the replay runs the scheduler), not the kernel\'s; rules/lookup is the iptables cost that grows with the number of services',
+  ];
+  if (target.servicePort.info.sessionAffinityTimeoutSeconds > 0) {
+    notes.push('the service has ClientIP session affinity and every connection comes from one client address, so each mode keeps one endpoint');
+  }
+  const refused = rows.filter((r) => (r.refusedConnections ?? 0) > 0);
+  for (const r of refused) notes.push(`${r.label}: ${r.refusedConnections} of the stream's connections found no endpoint`);
+  const direct = rows.find((r) => r.mode === 'direct');
+  if (direct && direct.requestsPerSecond !== null && direct.requestsPerSecond === 0) notes.push('the direct row got no responses: ratios are not meaningful');
+  return notes;
+}

@@ -8,7 +8,8 @@
  * `spn + protocol + endpoint`, where spn is ServicePortName.String() ("ns/name:port") and
  * protocol is lower case ("tcp").
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
+import { sha256AsciiPrefix } from './sha256.js';
 import type { Protocol } from '../model/types.js';
 
 // Fixed chains, with kube-proxy's spelling.
@@ -32,23 +33,25 @@ export const SEP_PREFIX = 'KUBE-SEP-';
 export const MAX_CHAIN_NAME_LENGTH = 28;
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+const BASE32_CODES = Array.from(BASE32, (c) => c.charCodeAt(0));
+
+const digest = new Uint8Array(10);
 
 /**
  * base32(sha256(input))[0:16]. Sixteen base32 characters are exactly the first ten bytes of the
- * digest, so only those are encoded (this runs once per endpoint: 100k times for a big cluster).
+ * digest, so only those are computed and encoded, five bits at a time. This runs once per
+ * endpoint (100k times for a big cluster): see sha256.ts for why the hash is not node:crypto's.
  */
 export function chainHash(input: string): string {
-  const digest = createHash('sha256').update(input).digest();
-  let out = '';
-  // Two groups of 5 bytes = 40 bits = 8 characters each.
-  for (let group = 0; group < 10; group += 5) {
-    const hi = digest[group]!;
-    const lo = (digest[group + 1]! * 0x1000000 + digest[group + 2]! * 0x10000 + digest[group + 3]! * 0x100 + digest[group + 4]!) >>> 0;
-    // 40-bit value = hi * 2^32 + lo; read it 5 bits at a time from the top.
-    const bits = hi * 0x100000000 + lo;
-    for (let shift = 35; shift >= 0; shift -= 5) out += BASE32[Math.floor(bits / 2 ** shift) % 32];
-  }
-  return out;
+  let d: Uint8Array = digest;
+  if (!sha256AsciiPrefix(input, d, 10)) d = crypto.createHash('sha256').update(input).digest();
+  const c = BASE32_CODES;
+  return String.fromCharCode(
+    c[d[0]! >> 3]!, c[((d[0]! & 7) << 2) | (d[1]! >> 6)]!, c[(d[1]! >> 1) & 31]!, c[((d[1]! & 1) << 4) | (d[2]! >> 4)]!,
+    c[((d[2]! & 15) << 1) | (d[3]! >> 7)]!, c[(d[3]! >> 2) & 31]!, c[((d[3]! & 3) << 3) | (d[4]! >> 5)]!, c[d[4]! & 31]!,
+    c[d[5]! >> 3]!, c[((d[5]! & 7) << 2) | (d[6]! >> 6)]!, c[(d[6]! >> 1) & 31]!, c[((d[6]! & 1) << 4) | (d[7]! >> 4)]!,
+    c[((d[7]! & 15) << 1) | (d[8]! >> 7)]!, c[(d[8]! >> 2) & 31]!, c[((d[8]! & 3) << 3) | (d[9]! >> 5)]!, c[d[9]! & 31]!,
+  );
 }
 
 /** kube-proxy's lower-case protocol word, as used in hashes and in `-m tcp -p tcp`. */

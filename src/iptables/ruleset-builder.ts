@@ -20,9 +20,11 @@ export function tableOf(ruleset: Ruleset, name: TableName): Table {
 
 /** Declare a chain; declaring one twice is a bug in the compiler (iptables-restore would take it, kube-proxy never does it). */
 export function declareChain(table: Table, name: string, policy?: string): Chain {
-  if (table.chains.has(name)) throw new Error(`chain ${name} declared twice in table ${table.name}`);
   const chain: Chain = policy === undefined ? { name, rules: [] } : { name, policy, rules: [] };
+  // One map operation, not has() then set(): this runs once per endpoint.
+  const before = table.chains.size;
   table.chains.set(name, chain);
+  if (table.chains.size === before) throw new Error(`chain ${name} declared twice in table ${table.name}`);
   return chain;
 }
 

@@ -104,7 +104,8 @@ export function writeServicePortRules(ctx: SyncContext, fixed: FixedChains, sp: 
   if (facts.usesExternalTrafficChain) writeExternalChain(ctx, facts, svc.externalPolicyLocal);
   if (facts.usesFWChain) writeFirewallChain(ctx, svc, facts);
 
-  const sepNames = endpointChainNames(facts.spn, sp);
+  const reachable = sp.categorized.allReachableEndpoints;
+  const sepNames = new EndpointChainNames(facts.spn, reachable, sp);
   let internalMasqueradeWritten = internalMasquerade === undefined;
   if (facts.usesClusterPolicyChain) {
     const chain = declareChain(ctx.nat, facts.clusterPolicyChain);
@@ -124,7 +125,7 @@ export function writeServicePortRules(ctx: SyncContext, fixed: FixedChains, sp: 
   }
   if (!internalMasqueradeWritten) throw new Error(`${facts.spn}: internal traffic chain ${facts.internalPolicyChain} has internal endpoints but was not written`);
 
-  for (const ep of sp.categorized.allReachableEndpoints) writeEndpointChain(ctx, svc, facts, ep, sepNames.get(ep)!);
+  for (let i = 0; i < reachable.length; i++) writeEndpointChain(ctx, svc, facts, reachable[i]!, sepNames.names[i]!);
 }
 
 /** Rules in the top-level chains that send each of the service's destinations to its chains (or reject/drop them). */
@@ -256,17 +257,27 @@ function writeFirewallChain(ctx: SyncContext, svc: ServicePortInfo, facts: Servi
   appendRule(chain, ['-m', 'comment', '--comment', `other traffic to ${facts.spn} will be dropped by KUBE-PROXY-FIREWALL`]);
 }
 
-/** The KUBE-SEP chain name of every reachable endpoint, hashed once per endpoint. */
-function endpointChainNames(spn: string, sp: ProxierServicePort): Map<EndpointInfo, string> {
-  const names = new Map<EndpointInfo, string>();
-  for (const ep of sp.categorized.allReachableEndpoints) names.set(ep, endpointChainName(spn, sp.info.protocol, ep.endpoint));
-  return names;
-}
+/**
+ * The KUBE-SEP chain name of every reachable endpoint, hashed once per endpoint. The cluster
+ * (or local) list is usually the reachable list itself, so names are looked up by position;
+ * otherwise by endpoint.
+ */
+class EndpointChainNames {
+  readonly names: readonly string[];
+  private byEndpoint: Map<EndpointInfo, string> | undefined;
 
-function sepNameOf(sepNames: Map<EndpointInfo, string>, ep: EndpointInfo, spn: string): string {
-  const name = sepNames.get(ep);
-  if (name === undefined) throw new Error(`${spn}: endpoint ${ep.endpoint} is used but not among the reachable endpoints`);
-  return name;
+  constructor(private readonly spn: string, private readonly reachable: readonly EndpointInfo[], sp: ProxierServicePort) {
+    this.names = reachable.map((ep) => endpointChainName(spn, sp.info.protocol, ep.endpoint));
+  }
+
+  /** The chain of `list[i]`. */
+  nameAt(list: readonly EndpointInfo[], i: number): string {
+    if (list === this.reachable) return this.names[i]!;
+    this.byEndpoint ??= new Map(this.reachable.map((ep, j) => [ep, this.names[j]!]));
+    const name = this.byEndpoint.get(list[i]!);
+    if (name === undefined) throw new Error(`${this.spn}: endpoint ${list[i]!.endpoint} is used but not among the reachable endpoints`);
+    return name;
+  }
 }
 
 /** SVC / SVL: session-affinity checks first, then one rule per endpoint with probability 1/(remaining). */
@@ -276,12 +287,13 @@ function writeServiceToEndpointRules(
   svc: ServicePortInfo,
   spn: string,
   endpoints: readonly EndpointInfo[],
-  sepNames: Map<EndpointInfo, string>,
+  sepNames: EndpointChainNames,
 ): void {
   if (svc.sessionAffinityTimeoutSeconds > 0) {
     const seconds = String(svc.sessionAffinityTimeoutSeconds);
-    for (const ep of endpoints) {
-      const sep = sepNameOf(sepNames, ep, spn);
+    for (let i = 0; i < endpoints.length; i++) {
+      const ep = endpoints[i]!;
+      const sep = sepNames.nameAt(endpoints, i);
       const args = ctx.largeClusterMode ? [] : ['-m', 'comment', '--comment', `${spn} -> ${ep.endpoint}`];
       args.push('-m', 'recent', '--name', sep, '--rcheck', '--seconds', seconds, '--reap', '-j', sep);
       appendRule(chain, args);
@@ -290,7 +302,7 @@ function writeServiceToEndpointRules(
   const n = endpoints.length;
   for (let i = 0; i < n; i++) {
     const ep = endpoints[i]!;
-    const sep = sepNameOf(sepNames, ep, spn);
+    const sep = sepNames.nameAt(endpoints, i);
     const args = ctx.largeClusterMode ? [] : ['-m', 'comment', '--comment', `${spn} -> ${ep.endpoint}`];
     // Each rule but the last matches with probability 1/(rules left), so the choice is uniform.
     if (i < n - 1) args.push('-m', 'statistic', '--mode', 'random', '--probability', ctx.probabilities.get(n - i));

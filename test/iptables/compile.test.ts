@@ -80,8 +80,9 @@ for (const c of endpointChainCases) {
   });
 }
 
-test('the 10-byte hash encoder agrees with the full base32 encoding', () => {
-  const inputs = ['', 'a', 'ns1/svc1:p80tcp', 'kube-system/kube-dns:dns-tcptcp[fd00:10:244::2]:53', 'x'.repeat(300)];
+test('the chain hash agrees with base32(sha256) from node:crypto, at every block boundary', () => {
+  const inputs = ['', 'a', 'ns1/svc1:p80tcp', 'kube-system/kube-dns:dns-tcptcp[fd00:10:244::2]:53', 'x'.repeat(300), 'ns1/ünïcode:p80tcp'];
+  for (const length of [54, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128]) inputs.push('k'.repeat(length));
   for (let i = 0; i < 200; i++) inputs.push(`ns${i}/svc-${i * 7}:p${i}udp10.${i % 256}.${(i * 3) % 256}.1:${1000 + i}`);
   for (const input of inputs) assert.equal(chainHash(input), kubeProxyHash(input), input);
 });

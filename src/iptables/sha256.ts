@@ -1,0 +1,94 @@
+/**
+ * SHA-256 (FIPS 180-4) of a short string, for chain names. kube-proxy hashes one string per
+ * endpoint; calling into node:crypto costs more than the hash itself for such short inputs
+ * (a Buffer in, a Buffer out, a native call), so this runs the rounds in JavaScript over one
+ * reused message schedule and returns the first ten digest bytes kube-proxy's names use.
+ * Tested against node:crypto (test/iptables/compile.test.ts).
+ */
+
+const K = new Int32Array([
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+  0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+  0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+]);
+const H0 = new Int32Array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]);
+
+/** Reused between calls: the hash state, the message schedule, the padded message bytes. */
+const H = new Int32Array(8);
+const W = new Int32Array(64);
+let message = new Uint8Array(256);
+
+/**
+ * The first `length` bytes (at most 32) of SHA-256 over the UTF-8 bytes of `input`, written to
+ * `out`. Returns false, writing nothing, when `input` is not plain ASCII (callers then use
+ * node:crypto; chain-name inputs are always ASCII in practice).
+ */
+export function sha256AsciiPrefix(input: string, out: Uint8Array, length: number): boolean {
+  const n = input.length;
+  const blocks = ((n + 8) >>> 6) + 1;
+  const size = blocks * 64;
+  if (message.length < size) message = new Uint8Array(size * 2);
+  const m = message;
+  for (let i = 0; i < n; i++) {
+    const code = input.charCodeAt(i);
+    if (code > 0x7f) return false;
+    m[i] = code;
+  }
+  m[n] = 0x80;
+  m.fill(0, n + 1, size - 4);
+  // Bit length in the last 8 bytes (the high 4 are 0 for any string this short).
+  const bits = n * 8;
+  m[size - 4] = bits >>> 24;
+  m[size - 3] = (bits >>> 16) & 0xff;
+  m[size - 2] = (bits >>> 8) & 0xff;
+  m[size - 1] = bits & 0xff;
+
+  H.set(H0);
+  for (let block = 0; block < blocks; block++) compress(m, block * 64);
+  for (let i = 0; i < length; i++) out[i] = (H[i >>> 2]! >>> (24 - 8 * (i & 3))) & 0xff;
+  return true;
+}
+
+function compress(m: Uint8Array, offset: number): void {
+  for (let t = 0; t < 16; t++) {
+    const j = offset + t * 4;
+    W[t] = (m[j]! << 24) | (m[j + 1]! << 16) | (m[j + 2]! << 8) | m[j + 3]!;
+  }
+  for (let t = 16; t < 64; t++) {
+    const w15 = W[t - 15]!;
+    const w2 = W[t - 2]!;
+    const s0 = ((w15 >>> 7) | (w15 << 25)) ^ ((w15 >>> 18) | (w15 << 14)) ^ (w15 >>> 3);
+    const s1 = ((w2 >>> 17) | (w2 << 15)) ^ ((w2 >>> 19) | (w2 << 13)) ^ (w2 >>> 10);
+    W[t] = (W[t - 16]! + s0 + W[t - 7]! + s1) | 0;
+  }
+  let a = H[0]!, b = H[1]!, c = H[2]!, d = H[3]!, e = H[4]!, f = H[5]!, g = H[6]!, h = H[7]!;
+  for (let t = 0; t < 64; t++) {
+    const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+    const ch = (e & f) ^ (~e & g);
+    const t1 = (h + S1 + ch + K[t]! + W[t]!) | 0;
+    const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+    const maj = (a & b) ^ (a & c) ^ (b & c);
+    const t2 = (S0 + maj) | 0;
+    h = g;
+    g = f;
+    f = e;
+    e = (d + t1) | 0;
+    d = c;
+    c = b;
+    b = a;
+    a = (t1 + t2) | 0;
+  }
+  H[0] = (H[0]! + a) | 0;
+  H[1] = (H[1]! + b) | 0;
+  H[2] = (H[2]! + c) | 0;
+  H[3] = (H[3]! + d) | 0;
+  H[4] = (H[4]! + e) | 0;
+  H[5] = (H[5]! + f) | 0;
+  H[6] = (H[6]! + g) | 0;
+  H[7] = (H[7]! + h) | 0;
+}

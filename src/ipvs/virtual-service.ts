@@ -291,7 +291,7 @@ export class VirtualService {
       dest = {
         addr, ip: hostPort.ip, port: hostPort.port, family, ipFold: foldAddress(hostPort.ip),
         weight: 0, lastWeight: 0, activeConns: 0, inactConns: 0, persistConns: 0,
-        upperThreshold: 0, lowerThreshold: 0, overloaded: false, available: false, seq: 0,
+        upperThreshold: 0, lowerThreshold: 0, overloaded: false, available: false, seq: 0, heapIndex: -1,
       } as LinkedDest;
     }
     if (spec.activeConns !== undefined) dest.activeConns = spec.activeConns;
@@ -572,13 +572,15 @@ export class VirtualService {
   }
 
   #destInList(addr: string): LinkedDest {
-    const dest = this.#byAddr.get(this.#canonicalAddr(addr));
+    const dest = this.#byAddr.get(addr) ?? this.#byAddr.get(this.#canonicalAddr(addr));
     if (dest === undefined) throw new KpsimError('KPSIM_ERR_IPVS_UNKNOWN_DEST', `${addr} is not a real server of this service`, { ...this.#where, path: 'addr' });
     return dest;
   }
 
   /** A dest of the service, or a deleted one whose connections have not all expired yet. */
-  #destWithConns(addr: string): LinkedDest {
+  #destWithConns(addr: string): Dest {
+    const found = this.#byAddr.get(addr) ?? this.#trash.get(addr);
+    if (found !== undefined) return found;
     const key = this.#canonicalAddr(addr);
     const dest = this.#byAddr.get(key) ?? this.#trash.get(key);
     if (dest === undefined) throw new KpsimError('KPSIM_ERR_IPVS_UNKNOWN_DEST', `${addr} is not a real server of this service`, { ...this.#where, path: 'addr' });
@@ -592,7 +594,6 @@ export class VirtualService {
 
   /** The addr as the service keys it ("[ip6]:port", normalised); unparsable text stays as it is. */
   #canonicalAddr(addr: string): string {
-    if (this.#byAddr.has(addr)) return addr;
     const hostPort = typeof addr === 'string' ? splitHostPort(addr) : undefined;
     if (!hostPort) return addr;
     return hostPort.ip.includes(':') ? `[${hostPort.ip}]:${hostPort.port}` : `${hostPort.ip}:${hostPort.port}`;

@@ -4,14 +4,14 @@
  * replaces its candidate only on a strictly smaller overhead, so the first dest in list order wins
  * ties; the weight's size plays no other part.
  */
-import { byListPosition, leastLoadScheduler, type LoadSnapshot } from './least-conn-index.js';
-import { connOverhead, type Scheduler } from './types.js';
+import { byListPosition, leastLoadScheduler } from './least-conn-index.js';
+import { connOverhead, type Dest, type Scheduler } from './types.js';
 
-function byOverhead(a: LoadSnapshot, b: LoadSnapshot): number {
-  return a.load - b.load || byListPosition(a, b);
+function byOverhead(a: Dest, b: Dest): number {
+  return connOverhead(a) - connOverhead(b) || byListPosition(a, b);
 }
 
 export const lc: Scheduler = {
   name: 'lc',
-  init: (service) => leastLoadScheduler(service.dests, byOverhead, connOverhead),
+  init: (service) => leastLoadScheduler(service.dests, byOverhead),
 };

@@ -4,20 +4,18 @@
  * inactive connections do not matter); when every available dest is busy, sed's rule applies:
  * smallest (activeconns + 1) / weight, first in list order on ties.
  */
-import { byListPosition, leastLoadScheduler, type LoadSnapshot } from './least-conn-index.js';
-import { expectedDelayOverhead } from './sed.js';
-import type { Scheduler } from './types.js';
-import { byLoadPerWeight } from './wlc.js';
+import { byListPosition, leastLoadScheduler } from './least-conn-index.js';
+import { byExpectedDelay } from './sed.js';
+import type { Dest, Scheduler } from './types.js';
 
-/** load is activeconns + 1, so an idle dest has load 1. */
-function idleFirstThenExpectedDelay(a: LoadSnapshot, b: LoadSnapshot): number {
-  const aIdle = a.load === 1;
-  const bIdle = b.load === 1;
+function idleFirstThenExpectedDelay(a: Dest, b: Dest): number {
+  const aIdle = a.activeConns === 0;
+  const bIdle = b.activeConns === 0;
   if (aIdle !== bIdle) return aIdle ? -1 : 1;
-  return aIdle ? byListPosition(a, b) : byLoadPerWeight(a, b);
+  return aIdle ? byListPosition(a, b) : byExpectedDelay(a, b);
 }
 
 export const nq: Scheduler = {
   name: 'nq',
-  init: (service) => leastLoadScheduler(service.dests, idleFirstThenExpectedDelay, expectedDelayOverhead),
+  init: (service) => leastLoadScheduler(service.dests, idleFirstThenExpectedDelay),
 };

@@ -14,7 +14,10 @@ export function expectedDelayOverhead(dest: Dest): number {
   return dest.activeConns + 1;
 }
 
+/** (active + 1) / weight, first in list order on ties. */
+export const byExpectedDelay = byLoadPerWeight(expectedDelayOverhead);
+
 export const sed: Scheduler = {
   name: 'sed',
-  init: (service) => leastLoadScheduler(service.dests, byLoadPerWeight, expectedDelayOverhead),
+  init: (service) => leastLoadScheduler(service.dests, byExpectedDelay),
 };

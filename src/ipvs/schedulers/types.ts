@@ -53,6 +53,8 @@ export interface Dest {
    * List order is therefore descending `seq`, which lets an index order ties as the list does.
    */
   seq: number;
+  /** Position in the least-connection index of its service, -1 when not in it (the index's own). */
+  heapIndex: number;
 }
 
 /** The packet fields a scheduler hashes on: the new connection's source and destination. */

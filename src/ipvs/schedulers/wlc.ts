@@ -5,20 +5,22 @@
  * products. A weight-0 dest can never win (its side of the product is 0) and ties keep the earlier
  * dest, so the pick is the first dest in list order with the smallest overhead / weight.
  */
-import { byListPosition, leastLoadScheduler, type LoadSnapshot } from './least-conn-index.js';
+import { byListPosition, leastLoadScheduler } from './least-conn-index.js';
 import { connOverhead, type Dest, type Scheduler } from './types.js';
 
 /**
  * overhead/weight without division: the kernel's cross-multiplication. Products stay below 2^53
  * (overhead < 2^31 by the kernel's int, weight <= 65535 by ipvsadm), so doubles compare exactly.
  */
-export function byLoadPerWeight(a: LoadSnapshot, b: LoadSnapshot): number {
-  return a.load * b.weight - b.load * a.weight || byListPosition(a, b);
+export function byLoadPerWeight(load: (dest: Dest) => number): (a: Dest, b: Dest) => number {
+  return (a, b) => load(a) * b.weight - load(b) * a.weight || byListPosition(a, b);
 }
+
+const byOverheadPerWeight = byLoadPerWeight(connOverhead);
 
 export const wlc: Scheduler = {
   name: 'wlc',
-  init: (service) => leastLoadScheduler(service.dests, byLoadPerWeight, connOverhead),
+  init: (service) => leastLoadScheduler(service.dests, byOverheadPerWeight),
 };
 
 /**

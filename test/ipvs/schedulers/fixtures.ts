@@ -9,8 +9,8 @@ export function addrOf(name: string): string {
 }
 
 /** The letter of a dest addr, "-" for "no destination available". */
-export function nameOf(addr: string | undefined): string {
-  if (addr === undefined) return '-';
+export function nameOf(addr: string | null | undefined): string {
+  if (addr === undefined || addr === null) return '-';
   const lastOctet = Number(addr.split(':')[0]!.split('.')[3]);
   return String.fromCharCode(64 + lastOctet);
 }

@@ -1,5 +1,5 @@
 /**
- * The heap index behind lc, wlc, sed and nq must pick exactly what the kernel's linear scan picks,
+ * The index behind lc, wlc, sed and nq must pick exactly what the kernel's linear scan picks,
  * ties included, under any sequence of front inserts, deletes, weight changes, counter changes and
  * OVERLOAD flips. The scans below are written straight from ip_vs_lc.c, ip_vs_wlc.c, ip_vs_sed.c
  * and ip_vs_nq.c and compared after every operation of seeded random sequences.
@@ -68,7 +68,7 @@ function newDest(n: number, weight: number): LinkedDest {
   return {
     addr: `10.1.${n >> 8}.${n & 255}:80`, ip: `10.1.${n >> 8}.${n & 255}`, port: 80, family: 4, ipFold: 0,
     weight, lastWeight: weight, activeConns: 0, inactConns: 0, persistConns: 0, upperThreshold: 0, lowerThreshold: 0,
-    overloaded: false, available: true, seq: n,
+    overloaded: false, available: true, seq: n, heapIndex: -1,
   } as LinkedDest;
 }
 

@@ -15,6 +15,7 @@
  */
 import net, { type Socket } from 'node:net';
 import type { VirtualService } from '../ipvs/virtual-service.js';
+import { backendReadBuffers } from './buffer-pool.js';
 import { connectAvoiding, destsToAvoid } from './pick.js';
 import { type EndpointErrorKind, type EndpointStats, type ListenerStats, errorKindOf } from './stats.js';
 
@@ -115,7 +116,10 @@ export class ProxyConnection {
       return;
     }
     this.#target = target;
-    const backend = net.connect({ host: target.host, port: target.port, noDelay: true, allowHalfOpen: true });
+    const backend = net.connect({
+      host: target.host, port: target.port, noDelay: true, allowHalfOpen: true,
+      onread: { buffer: this.#readBuffer, callback: this.#onBackendRead },
+    });
     this.#backend = backend;
     backend.on('error', this.#onBackendError);
     backend.once('connect', this.#onBackendConnect);
@@ -205,7 +209,6 @@ export class ProxyConnection {
 
     client.removeListener('close', this.#onClientCloseWhileDialing);
     client.on('data', this.#onClientData);
-    backend.on('data', this.#onBackendData);
     client.on('drain', this.#onClientDrain);
     backend.on('drain', this.#onBackendDrain);
     client.on('end', this.#onClientEnd);
@@ -230,11 +233,22 @@ export class ProxyConnection {
     if (!this.#backend!.write(chunk)) this.client.pause();
   };
 
-  #onBackendData = (chunk: Buffer): void => {
-    const n = chunk.length;
+  /** Where the backend socket reads next (see buffer-pool.ts). */
+  #readBuf: Buffer | undefined;
+  #readBuffer = (): Buffer => (this.#readBuf ??= backendReadBuffers.take());
+
+  /**
+   * The backend's bytes, read into #readBuf and written on to the client. Returning false
+   * stops reading until the client drains (then `resume` restarts it).
+   */
+  #onBackendRead = (n: number, buf: Buffer): boolean => {
     this.#target!.stats.bytesOut += n;
     this.#host.stats.bytesOut += n;
-    if (!this.client.write(chunk)) this.#backend!.pause();
+    const client = this.client;
+    const ok = client.write(buf.subarray(0, n));
+    // A write that did not complete at once still holds `buf`: read into another one next time.
+    if (client.writableLength > 0) this.#readBuf = undefined;
+    return ok;
   };
 
   #onClientDrain = (): void => {
@@ -312,6 +326,9 @@ export class ProxyConnection {
     const wasOpen = this.#phase === 'open';
     this.#phase = 'done';
     if (wasOpen) this.#target!.stats.active--;
+    // No write holds the read buffer once both sockets are closed, or if nothing was relayed.
+    if (this.#readBuf !== undefined && (!wasOpen || this.#openSockets === 0)) backendReadBuffers.give(this.#readBuf);
+    this.#readBuf = undefined;
     this.#uncount();
     this.#host.release(this);
   }

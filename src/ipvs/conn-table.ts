@@ -142,6 +142,9 @@ export class ConnTable {
   #nextId = 1;
 
   constructor(vs: VirtualService, opts: ConnTableOptions = {}) {
+    if (vs.protocol === 'sctp') {
+      throw new KpsimError('KPSIM_ERR_USAGE_BAD_FLAG', 'SCTP connection states (ip_vs_proto_sctp.c) are not modelled; use a tcp or udp service', { path: 'protocol' });
+    }
     this.#vs = vs;
     this.#tcpTimeouts = { ...defaultTcpTimeoutsSeconds, ...opts.tcpTimeoutsSeconds };
     this.#udpTimeout = opts.udpTimeoutSeconds ?? DEFAULT_UDP_TIMEOUT_SECONDS;
@@ -208,9 +211,16 @@ export class ConnTable {
     return after && this.packet(after, 'input', { ack: true });
   }
 
-  /** An orderly close started by the client: FIN, the server's FIN, the last ACK (TIME_WAIT). */
+  /**
+   * An orderly close started by the client: FIN, the server's FIN, the last ACK (TIME_WAIT).
+   * UDP has no close: the entry simply runs out its timeout.
+   */
   closeFromClient(conn: Connection): Connection | undefined {
-    if (conn.protocol === 'udp') return this.#entries.has(conn.id) ? this.#view(this.#entries.get(conn.id)!) : undefined;
+    if (conn.protocol === 'udp') {
+      this.expireDue();
+      const entry = this.#entries.get(conn.id);
+      return entry && this.#view(entry);
+    }
     let after = this.packet(conn, 'input', { fin: true, ack: true });
     after = after && this.packet(after, 'output', { fin: true, ack: true });
     return after && this.packet(after, 'input', { ack: true });

@@ -24,6 +24,8 @@ import {
   schedulerFlagNames, type Dest, type Flow, type SchedulerFlag, type SchedulerName, type ServiceScheduler,
 } from './schedulers/types.js';
 
+export { schedulerNames, type SchedulerName, type SchedulerFlag } from './schedulers/types.js';
+
 /** Which counter a connection is in: TCP states ESTABLISHED/SYN_* are active, everything else not. */
 export type ConnState = 'active' | 'inactive';
 export type ServiceProtocol = 'tcp' | 'udp' | 'sctp';
@@ -230,8 +232,14 @@ export class VirtualService {
       if (!(schedulerFlagNames as readonly string[]).includes(flag)) {
         this.#usage('flags', `unknown scheduler flag ${JSON.stringify(flag)}: valid flags are ${schedulerFlagNames.join(', ')}`);
       }
+      // ipvsadm refuses sh-* flags on a non-sh service and mh-* flags on a non-mh one.
+      const owner = flag.slice(0, 2);
+      if (owner !== this.scheduler) this.#usage('flags', `${flag} is a flag of the ${owner} scheduler, not of ${this.scheduler}`);
     }
     this.flags = [...new Set(flags as readonly SchedulerFlag[])];
+    for (const [name, value] of [['rng', opts.rng], ['now', opts.now]] as const) {
+      if (value !== undefined && typeof value !== 'function') this.#usage(name, `${name} must be a function`);
+    }
 
     this.persistence = opts.persistence === undefined ? undefined : this.#persistenceOf(opts.persistence);
     this.expireQuiescentTemplate = opts.sysctl?.expireQuiescentTemplate ?? false;

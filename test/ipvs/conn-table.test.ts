@@ -208,3 +208,7 @@ test('a service with an injected clock: expireDue fires what fell due', () => {
   table.expireDue();
   assert.deepEqual(counters(table), [[0, 0]]);
 });
+
+test('SCTP services are refused: their state machine is not modelled', () => {
+  assert.throws(() => new ConnTable(createScheduler('rr', { protocol: 'sctp' })), (e: unknown) => (e as { code?: string }).code === 'KPSIM_ERR_USAGE_BAD_FLAG');
+});

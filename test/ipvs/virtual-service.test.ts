@@ -69,6 +69,11 @@ test('bad options are usage errors', () => {
     assert.equal(codeOf(() => createScheduler('rr', opts)), 'KPSIM_ERR_USAGE_BAD_FLAG', JSON.stringify(opts));
   }
   assert.equal(codeOf(() => createScheduler('rr', { now: () => 5 }).advance(1)), 'KPSIM_ERR_USAGE_BAD_FLAG');
+  // A scheduler's flags belong to it: sh-port on an mh service (or mh-port on sh) is refused.
+  assert.equal(codeOf(() => createScheduler('mh', { flags: ['sh-port'] })), 'KPSIM_ERR_USAGE_BAD_FLAG');
+  assert.equal(codeOf(() => createScheduler('rr', { flags: ['mh-fallback'] })), 'KPSIM_ERR_USAGE_BAD_FLAG');
+  assert.equal(codeOf(() => createScheduler('sh', { flags: ['sh-port', 'sh-fallback'] })), undefined);
+  assert.equal(codeOf(() => createScheduler('twos', { rng: 4 as unknown as () => number })), 'KPSIM_ERR_USAGE_BAD_FLAG');
 });
 
 test('IPv6 dests are written "[addr]:port" and normalised', () => {

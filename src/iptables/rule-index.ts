@@ -4,35 +4,37 @@
  *
  * A rule "pins" a packet when its spec makes the destination port, protocol and (optionally)
  * destination address necessary: `-d 172.30.0.41/32 -p tcp -m tcp --dport 80` pins
- * (172.30.0.41, tcp, 80); `-p tcp -m tcp --dport 30001` pins (any address, tcp, 30001). Such
- * a rule can only match packets with that key, so it goes into a hash map under the key. Every
- * other rule stays in an ordered list. A lookup merges the map's candidates for the packet's
- * exact key and its any-address key with the ordered list, by rule position: the caller then
- * evaluates the rules in exactly the order the kernel would, skipping only rules that could
- * not have matched.
+ * (172.30.0.41, tcp, 80); `-p tcp -m tcp --dport 30001` and `-d 127.0.0.0/8 -p tcp --dport
+ * 30001` pin (any address, tcp, 30001). Such a rule can only match packets with that key, so it
+ * goes into a hash map under the key. Every other rule stays in an ordered list. A lookup
+ * merges the map's candidates for the packet's exact key and its any-address key with the
+ * ordered list, by rule position: the caller then evaluates the rules in exactly the order the
+ * kernel would, skipping only rules that could not have matched.
  *
  * kube-proxy's KUBE-SERVICES (one rule per service port and VIP) and KUBE-NODEPORTS (one per
- * node port) are almost entirely pinned, so a lookup there costs a couple of rules.
+ * node port) are almost entirely pinned, so a lookup there costs a couple of rules. Lookups
+ * allocate nothing once a key has been seen: merged lists are kept beside the buckets.
  */
 import { hostOf, isHostAddress } from './rule-values.js';
 import type { RuleSpec } from './rule-spec.js';
 
-const PINNABLE_PROTOCOLS = new Set(['tcp', 'udp', 'sctp']);
+const PROTOCOL_CODES: Readonly<Record<string, number>> = { tcp: 6, udp: 17, sctp: 132 };
 
 /** Below this many rules a chain is scanned whole: cheaper than the lookups. */
 const SMALL_CHAIN = 12;
 
-export function indexKey(dst: string, proto: string, dport: number): string {
-  return `${dst}|${proto}|${dport}`;
+/** What a rule pins: protocol and port, and the destination address when it is one host. */
+export interface PinnedKey {
+  /** undefined: any address. */
+  readonly dst: string | undefined;
+  readonly proto: string;
+  readonly dport: number;
 }
 
-/** The key `dst` for rules that pin protocol and port but not the address. */
-export const ANY_ADDRESS = '*';
-
-/** The key that a rule pins, or undefined when its matches leave any of the three open. */
-export function pinnedKeyOf(spec: RuleSpec): string | undefined {
+/** The key that a rule pins, or undefined when its matches leave protocol or port open. */
+export function pinnedKeyOf(spec: RuleSpec): PinnedKey | undefined {
   const protocol = spec.protocol;
-  if (!protocol || protocol.negated || !PINNABLE_PROTOCOLS.has(protocol.name)) return undefined;
+  if (!protocol || protocol.negated || PROTOCOL_CODES[protocol.name] === undefined) return undefined;
   let dport: number | undefined;
   for (const match of spec.matches) {
     if (match.kind === 'ports' && match.module === protocol.name && match.dport && !match.dport.negated
@@ -43,19 +45,31 @@ export function pinnedKeyOf(spec: RuleSpec): string | undefined {
   }
   if (dport === undefined) return undefined;
   const destination = spec.destination;
-  if (!destination) return indexKey(ANY_ADDRESS, protocol.name, dport);
-  if (destination.negated || destination.addresses.length !== 1 || !isHostAddress(destination.addresses[0]!)) return undefined;
-  return indexKey(hostOf(destination.addresses[0]!), protocol.name, dport);
+  // A network, a negation or a list still leaves protocol and port necessary: the any-address
+  // bucket holds such rules, and the full match decides the address.
+  if (!destination || destination.negated || destination.addresses.length !== 1 || !isHostAddress(destination.addresses[0]!)) {
+    return { dst: undefined, proto: protocol.name, dport };
+  }
+  return { dst: hostOf(destination.addresses[0]!), proto: protocol.name, dport };
+}
+
+/** Rules under one key, and their merge with the rules that must always be looked at. */
+interface Bucket {
+  readonly own: number[];
+  /** exact bucket: own + the any-address bucket + unpinned; any-address bucket: own + unpinned. */
+  merged: readonly number[] | undefined;
 }
 
 export class ChainIndex {
   private readonly all: readonly number[];
-  private readonly byKey = new Map<string, number[]>();
+  /** dst → (protocol, port) → bucket. */
+  private readonly byHost = new Map<string, Map<number, Bucket>>();
+  private readonly anyHost = new Map<number, Bucket>();
   private readonly unpinned: number[] = [];
   private readonly small: boolean;
 
   /** `keys[i]` is the pinned key of rule i (undefined when the rule is not pinned). */
-  constructor(keys: readonly (string | undefined)[], options: { useIndex?: boolean } = {}) {
+  constructor(keys: readonly (PinnedKey | undefined)[], options: { useIndex?: boolean } = {}) {
     this.all = keys.map((_, i) => i);
     this.small = keys.length < SMALL_CHAIN || options.useIndex === false;
     if (this.small) return;
@@ -64,20 +78,32 @@ export class ChainIndex {
         this.unpinned.push(i);
         return;
       }
-      const list = this.byKey.get(key);
-      if (list) list.push(i);
-      else this.byKey.set(key, [i]);
+      const port = portKey(key.proto, key.dport);
+      let buckets = this.anyHost;
+      if (key.dst !== undefined) {
+        buckets = this.byHost.get(key.dst) ?? new Map();
+        this.byHost.set(key.dst, buckets);
+      }
+      const bucket = buckets.get(port);
+      if (bucket) bucket.own.push(i);
+      else buckets.set(port, { own: [i], merged: undefined });
     });
   }
 
   /** Positions of the rules that may match a packet to (dst, proto, dport), in rule order. */
   candidates(dst: string, proto: string, dport: number): readonly number[] {
     if (this.small) return this.all;
-    const exact = this.byKey.get(indexKey(dst, proto, dport));
-    const anyAddress = this.byKey.get(indexKey(ANY_ADDRESS, proto, dport));
-    if (!exact && !anyAddress) return this.unpinned;
-    return mergeSorted(mergeSorted(exact ?? [], anyAddress ?? []), this.unpinned);
+    const port = portKey(proto, dport);
+    const any = this.anyHost.get(port);
+    const exact = this.byHost.get(dst)?.get(port);
+    if (exact) return exact.merged ??= mergeSorted(mergeSorted(exact.own, any?.own ?? []), this.unpinned);
+    if (any) return any.merged ??= mergeSorted(any.own, this.unpinned);
+    return this.unpinned;
   }
+}
+
+function portKey(proto: string, dport: number): number {
+  return (PROTOCOL_CODES[proto] ?? 255) * 65536 + dport;
 }
 
 function mergeSorted(a: readonly number[], b: readonly number[]): readonly number[] {

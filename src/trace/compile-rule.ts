@@ -70,6 +70,8 @@ export interface CompiledRule {
   readonly notes: readonly string[];
   /** An assumed jump into a chain the ruleset lacks (kube-proxy would have made it, empty): no hop. */
   readonly silent: boolean;
+  /** The jump target, compiled, once the walk first needs it (kept to skip the lookup after). */
+  jumpChain: CompiledChain | undefined;
   /** The rule as kpsim renders it, made on first use. */
   text(): string;
 }
@@ -118,7 +120,7 @@ export function compileRule(env: CompileEnv, table: TableName, rule: Rule, spec:
   const target = silent ? { kind: 'none' as const } : compileTarget(env, table, spec.target, notes);
   let text: string | undefined;
   return {
-    table, rule, assumed, recent, randoms, factor, target, notes, silent,
+    table, rule, assumed, recent, randoms, factor, target, notes, silent, jumpChain: undefined,
     test: combine(predicates),
     targetName: targetNameOf(spec.target),
     text: () => (text ??= renderRule(rule)),

@@ -7,9 +7,13 @@ import { isBuiltinChain, type Ruleset, type TableName } from '../iptables/types.
 import { compileChain, type CompileEnv, type CompiledChain } from './compile-rule.js';
 import { kubeProxyJumpRules } from './default-jumps.js';
 import type { Ipset } from './ipsets.js';
+import { stageChain, stageTable, type Stage } from './walk-state.js';
 
 export class PreparedRuleset {
-  private readonly chains = new Map<string, CompiledChain | null>();
+  /** table → chain → compiled chain (null: the table has no such chain). */
+  private readonly chains = new Map<TableName, Map<string, CompiledChain | null>>();
+  private readonly assumedBuiltins = new Map<TableName, Map<string, CompiledChain>>();
+  private readonly stages = new Map<Stage, CompiledChain>();
   private readonly env: CompileEnv;
 
   constructor(
@@ -32,8 +36,12 @@ export class PreparedRuleset {
 
   /** A chain of the ruleset, compiled; undefined when the table has no such chain. */
   chain(table: TableName, name: string): CompiledChain | undefined {
-    const key = `${table} ${name}`;
-    const cached = this.chains.get(key);
+    let byName = this.chains.get(table);
+    if (!byName) {
+      byName = new Map();
+      this.chains.set(table, byName);
+    }
+    const cached = byName.get(name);
     if (cached !== undefined) return cached ?? undefined;
     const source = this.ruleset.tables.get(table)?.chains.get(name);
     const compiled = source
@@ -41,7 +49,7 @@ export class PreparedRuleset {
         builtin: isBuiltinChain(table, name), policy: source.policy, assumed: false, useIndex: this.useIndex,
       })
       : null;
-    this.chains.set(key, compiled);
+    byName.set(name, compiled);
     return compiled ?? undefined;
   }
 
@@ -52,14 +60,28 @@ export class PreparedRuleset {
   builtinChain(table: TableName, name: string): CompiledChain {
     const own = this.chain(table, name);
     if (own) return own;
-    const key = `${table} ${name} (assumed)`;
-    let assumed = this.chains.get(key);
+    let byName = this.assumedBuiltins.get(table);
+    if (!byName) {
+      byName = new Map();
+      this.assumedBuiltins.set(table, byName);
+    }
+    let assumed = byName.get(name);
     if (!assumed) {
       const rules = kubeProxyJumpRules(this.ruleset.family, table, name);
       assumed = compileChain(this.env, table, name, rules, { builtin: true, policy: undefined, assumed: true, useIndex: this.useIndex });
-      this.chains.set(key, assumed);
+      byName.set(name, assumed);
     }
     return assumed;
+  }
+
+  /** The built-in chain a walk starts a stage with (see builtinChain), kept per stage. */
+  stageBuiltin(stage: Exclude<Stage, 'done'>): CompiledChain {
+    let chain = this.stages.get(stage);
+    if (!chain) {
+      chain = this.builtinChain(stageTable(stage), stageChain(stage));
+      this.stages.set(stage, chain);
+    }
+    return chain;
   }
 
   /** Compile every chain now (for measuring, or to fail early). */

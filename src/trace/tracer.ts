@@ -9,7 +9,7 @@
  * draws (repeatable for a given seed). See walk.ts for the hooks and chain semantics.
  */
 import { KpsimError } from '../errors.js';
-import { ipFamily, normalizeIP, type Family } from '../util/ip.js';
+import { normalizeIP, type Family } from '../util/ip.js';
 import type { Ruleset } from '../iptables/types.js';
 import { AddressCache, LocalAddresses } from './addresses.js';
 import { Ipset } from './ipsets.js';
@@ -17,14 +17,18 @@ import { traceKubeProxyTest } from './kube-proxy-test.js';
 import { PreparedRuleset } from './prepared-ruleset.js';
 import { RecentLists } from './recent.js';
 import { createSeededRandom } from './seeded-random.js';
-import type { Hop, Packet, TraceContext, TraceOptions, TraceResult, TraceSample, Verdict } from './types.js';
-import { walk, type PathOutcome, type WalkSetup } from './walk.js';
+import type { Packet, TraceContext, TraceOptions, TraceResult, TraceSample, Verdict } from './types.js';
+import { walk, type PathOutcome, type WalkResult, type WalkSetup } from './walk.js';
+import type { HopLog } from './hop-log.js';
 import { PathState, type Flow } from './walk-state.js';
 
 export const DEFAULT_MASQUERADE_MARK = 0x4000;
 
 export interface Tracer {
+  /** Every outcome, and a seeded sample when `opts.seed` is given. */
   trace(packet: Packet, opts?: TraceOptions): TraceResult;
+  /** Only the one walk drawn with `seed`: cheaper than `trace` when one outcome is enough. */
+  sample(packet: Packet, seed: number, opts?: TraceOptions): TraceSample;
   /** Compile and index every chain now, rather than on first use. */
   warm(): void;
 }
@@ -49,33 +53,39 @@ export function createTracer(
   const addresses = new AddressCache();
   const contextRecent = new RecentLists(context.recent);
 
+  const prepare = (packet: Packet, opts: TraceOptions): { checked: CheckedPacket; program: PreparedRuleset; setup: WalkSetup; start: () => PathState } => {
+    const checked = checkPacket(packet);
+    const program = programs.get(checked.family);
+    if (!program) {
+      throw new KpsimError('KPSIM_ERR_TRACE_BAD_PACKET', `an IPv${checked.family} packet, but there is no IPv${checked.family} ruleset`, { path: 'packet.dst' });
+    }
+    const flow = makeFlow(checked, opts, local, addresses);
+    const setup: WalkSetup = {
+      program, flow, local, addresses, masqueradeMark,
+      recentLists: opts.recent ? new RecentLists(opts.recent) : contextRecent,
+    };
+    return { checked, program, setup, start: () => startState(checked, flow, opts, local, addresses) };
+  };
+
   return {
     warm: () => {
       for (const program of programs.values()) program.warm();
     },
+    sample: (packet, seed, opts = {}) => {
+      const { setup, start } = prepare(packet, opts);
+      return sampleOf(walkSample(setup, start(), seed));
+    },
     trace: (packet, opts = {}) => {
-      const checked = checkPacket(packet);
-      const program = programs.get(checked.family);
-      if (!program) {
-        throw new KpsimError('KPSIM_ERR_TRACE_BAD_PACKET', `an IPv${checked.family} packet, but there is no IPv${checked.family} ruleset`, { path: 'packet.dst' });
-      }
+      const { program, setup, start } = prepare(packet, opts);
       if (opts.semantics === 'kube-proxy-test') {
         return kubeProxyTestResult(program.ruleset, packet, context.localAddresses);
       }
-      const flow = makeFlow(checked, opts, local, addresses);
-      const setup: WalkSetup = {
-        program, flow, local, addresses, masqueradeMark,
-        recentLists: opts.recent ? new RecentLists(opts.recent) : contextRecent,
-      };
-      const start = (): PathState => startState(checked, flow, opts, local, addresses);
       const all = walk(setup, start());
-      const result = summarize(all.paths, all.hops, flow.fromNode ? 'OUTPUT' : 'PREROUTING');
       if (all.truncated) {
-        (result.hops as Hop[]).push({ table: '', chain: '', rule: '', target: '', notes: [`more than ${all.paths.length} branches: the rest were not walked`] });
+        all.hops.note({ table: '', chain: '', rule: '', target: '', notes: [`more than ${all.paths.length} branches: the rest were not walked`] });
       }
-      if (opts.seed === undefined) return result;
-      const one = walk({ ...setup, draw: createSeededRandom(opts.seed) }, start());
-      return { ...result, sample: sampleOf(one.paths[0]!, one.hops) };
+      const sample = opts.seed === undefined ? undefined : sampleOf(walkSample(setup, start(), opts.seed));
+      return summarize(all.paths, all.hops, setup.flow.fromNode ? 'OUTPUT' : 'PREROUTING', sample);
     },
   };
 }
@@ -106,20 +116,31 @@ function checkPacket(packet: Packet): CheckedPacket {
   const bad = (path: string, detail: string): KpsimError => new KpsimError('KPSIM_ERR_TRACE_BAD_PACKET', detail, { path });
   const proto = String(packet.proto).toLowerCase();
   if (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp') throw bad('packet.proto', `${packet.proto} is not tcp, udp or sctp`);
-  const src = normalizeIP(String(packet.src));
+  const src = normalizeAddress(String(packet.src));
   if (src === undefined) throw bad('packet.src', `${packet.src} is not an IP address`);
-  const dst = normalizeIP(String(packet.dst));
+  const dst = normalizeAddress(String(packet.dst));
   if (dst === undefined) throw bad('packet.dst', `${packet.dst} is not an IP address`);
-  const family = ipFamily(dst)!;
-  if (ipFamily(src) !== family) throw bad('packet.src', `${packet.src} and ${packet.dst} are of different families`);
+  const family: Family = dst.includes(':') ? 6 : 4;
+  if ((src.includes(':') ? 6 : 4) !== family) throw bad('packet.src', `${packet.src} and ${packet.dst} are of different families`);
   if (!isPort(packet.dport, false)) throw bad('packet.dport', `${packet.dport} is not a port (1-65535)`);
   if (packet.sport !== undefined && !isPort(packet.sport, false)) throw bad('packet.sport', `${packet.sport} is not a port (1-65535)`);
   return { proto, src, dst, dport: packet.dport, sport: packet.sport, family };
 }
 
+
+/** An IPv4 address already in normal form (no leading zeros): the common case, checked cheaply. */
+const PLAIN_IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
+function normalizeAddress(text: string): string | undefined {
+  return PLAIN_IPV4.test(text) ? text : normalizeIP(text);
+}
+
 function isPort(value: unknown, allowZero: boolean): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value <= 65535 && (allowZero ? value >= 0 : value >= 1);
 }
+
+/** The first packet of a connection. */
+const FIRST_PACKET_STATES: ReadonlySet<string> = new Set(['NEW']);
 
 function makeFlow(packet: CheckedPacket, opts: TraceOptions, local: LocalAddresses, addresses: AddressCache): Flow {
   const srcWords = addresses.words(packet.src);
@@ -131,7 +152,7 @@ function makeFlow(packet: CheckedPacket, opts: TraceOptions, local: LocalAddress
     sport: packet.sport,
     inInterface: opts.inInterface,
     outInterface: opts.outInterface,
-    ctstates: new Set((opts.ctstate ?? ['NEW']).map((s) => s.toUpperCase())),
+    ctstates: opts.ctstate ? new Set(opts.ctstate.map((s) => s.toUpperCase())) : FIRST_PACKET_STATES,
     fromNode: opts.fromNode ?? local.isLocal(packet.src, srcWords),
   };
 }
@@ -153,56 +174,68 @@ function startState(packet: CheckedPacket, flow: Flow, opts: TraceOptions, local
 /** When branches end differently and tie, the first of these wins. */
 const VERDICT_ORDER: readonly Verdict[] = ['DNAT', 'REJECT', 'DROP', 'ACCEPT', 'NONE'];
 
-function summarize(paths: readonly PathOutcome[], hops: Hop[], origin: 'PREROUTING' | 'OUTPUT'): TraceResult {
-  const byVerdict = new Map<Verdict, number>();
-  const probabilities: Record<string, number> = {};
-  const masqueradeByEndpoint: Record<string, boolean> = {};
+function walkSample(setup: WalkSetup, start: PathState, seed: number): WalkResult {
+  return walk({ ...setup, draw: createSeededRandom(seed) }, start);
+}
+
+function summarize(paths: readonly PathOutcome[], hops: HopLog, origin: 'PREROUTING' | 'OUTPUT', sample: TraceSample | undefined): TraceResult {
+  const byVerdict: Partial<Record<Verdict, number>> = {};
+  let verdicts = 0;
+  const dnat: PathOutcome[] = [];
   let masquerade = false;
   for (const path of paths) {
-    byVerdict.set(path.verdict, (byVerdict.get(path.verdict) ?? 0) + path.probability);
+    const sum = byVerdict[path.verdict];
+    if (sum === undefined) verdicts++;
+    byVerdict[path.verdict] = (sum ?? 0) + path.probability;
     masquerade ||= path.masquerade;
-    if (path.endpoint === undefined || path.verdict !== 'DNAT') continue;
-    probabilities[path.endpoint] = (probabilities[path.endpoint] ?? 0) + path.probability;
-    masqueradeByEndpoint[path.endpoint] = (masqueradeByEndpoint[path.endpoint] ?? false) || path.masquerade;
+    if (path.endpoint !== undefined && path.verdict === 'DNAT') dnat.push(path);
   }
   let verdict: Verdict = 'NONE';
   let best = -1;
   for (const candidate of VERDICT_ORDER) {
-    const p = byVerdict.get(candidate);
+    const p = byVerdict[candidate];
     if (p !== undefined && p > best) {
       verdict = candidate;
       best = p;
     }
   }
-  const endpoints = Object.keys(probabilities).sort();
-  const result: TraceResult = {
-    verdict,
-    endpoints,
-    probabilities: sortedRecord(probabilities, endpoints),
-    masquerade,
-    masqueradeByEndpoint: sortedRecord(masqueradeByEndpoint, endpoints),
-    hops,
+  // Records keyed in endpoint order, so JSON output lists them sorted.
+  dnat.sort((a, b) => (a.endpoint! < b.endpoint! ? -1 : a.endpoint! > b.endpoint! ? 1 : 0));
+  const endpoints: string[] = [];
+  const probabilities: Record<string, number> = {};
+  const masqueradeByEndpoint: Record<string, boolean> = {};
+  for (const path of dnat) {
+    const endpoint = path.endpoint!;
+    if (probabilities[endpoint] === undefined) {
+      endpoints.push(endpoint);
+      probabilities[endpoint] = path.probability;
+      masqueradeByEndpoint[endpoint] = path.masquerade;
+    } else {
+      probabilities[endpoint] += path.probability;
+      masqueradeByEndpoint[endpoint] ||= path.masquerade;
+    }
+  }
+  const result: TraceResult & { outcomes?: Partial<Record<Verdict, number>>; sample?: TraceSample } = {
+    verdict, endpoints, probabilities, masquerade, masqueradeByEndpoint,
+    get hops() { return hops.toHops(); },
     origin,
   };
-  if (byVerdict.size <= 1) return result;
-  const outcomes: Partial<Record<Verdict, number>> = {};
-  for (const v of VERDICT_ORDER) if (byVerdict.has(v)) outcomes[v] = byVerdict.get(v)!;
-  return { ...result, outcomes };
+  if (verdicts > 1) {
+    const outcomes: Partial<Record<Verdict, number>> = {};
+    for (const v of VERDICT_ORDER) if (byVerdict[v] !== undefined) outcomes[v] = byVerdict[v];
+    result.outcomes = outcomes;
+  }
+  if (sample) result.sample = sample;
+  return result;
 }
 
-function sortedRecord<T>(record: Record<string, T>, keys: readonly string[]): Record<string, T> {
-  const out: Record<string, T> = {};
-  for (const key of keys) out[key] = record[key]!;
-  return out;
-}
-
-function sampleOf(path: PathOutcome, hops: readonly Hop[]): TraceSample {
-  return {
-    ...(path.verdict === 'DNAT' && path.endpoint !== undefined ? { endpoint: path.endpoint } : {}),
-    verdict: path.verdict,
-    masquerade: path.masquerade,
-    hops: hops.map(({ probability: _p, ...rest }) => rest),
-  };
+/** The sampled walk's hops carry no probability (the hop log leaves it out in sample mode). */
+function sampleOf(one: WalkResult): TraceSample {
+  const path = one.paths[0]!;
+  const log = one.hops;
+  return path.verdict === 'DNAT' && path.endpoint !== undefined
+    ? { endpoint: path.endpoint, verdict: path.verdict, masquerade: path.masquerade, get hops() { return log.toHops(); } }
+    : { verdict: path.verdict, masquerade: path.masquerade, get hops() { return log.toHops(); } };
 }
 
 function kubeProxyTestResult(ruleset: Ruleset, packet: Packet, nodeIPs: readonly string[]): TraceResult {

@@ -85,9 +85,20 @@ export class PathState {
 
   /** A copy that can go its own way; frames are copied, the rest is values or persistent. */
   fork(): PathState {
-    const copy = Object.create(PathState.prototype) as PathState;
-    Object.assign(copy, this);
-    copy.stack = this.stack.map((f) => ({ chain: f.chain, candidates: f.candidates, next: f.next }));
+    const copy = new PathState(this);
+    copy.dnatDone = this.dnatDone;
+    copy.probability = this.probability;
+    copy.endpoint = this.endpoint;
+    copy.masquerade = this.masquerade;
+    copy.accepted = this.accepted;
+    copy.verdict = this.verdict;
+    copy.recent = this.recent;
+    copy.stageStarted = this.stageStarted;
+    const stack = this.stack;
+    for (let i = 0; i < stack.length; i++) {
+      const f = stack[i]!;
+      copy.stack.push({ chain: f.chain, candidates: f.candidates, next: f.next });
+    }
     return copy;
   }
 }

@@ -23,8 +23,9 @@ import type { AddressCache, LocalAddresses, Words } from './addresses.js';
 import type { CompiledChain, CompiledRule, RandomStep } from './compile-rule.js';
 import type { PreparedRuleset } from './prepared-ruleset.js';
 import { lookupRecent, type RecentLists } from './recent.js';
-import type { Hop, Verdict } from './types.js';
-import { stageChain, stageTable, type Flow, type PathState, type Stage } from './walk-state.js';
+import { HopLog } from './hop-log.js';
+import type { Verdict } from './types.js';
+import type { Flow, PathState, Stage } from './walk-state.js';
 
 /** More paths than this means a ruleset that multiplies statistic branches; stop forking. */
 export const MAX_PATHS = 4096;
@@ -52,7 +53,7 @@ export interface PathOutcome {
 
 export interface WalkResult {
   readonly paths: PathOutcome[];
-  readonly hops: Hop[];
+  readonly hops: HopLog;
   /** The walk stopped forking at MAX_PATHS. */
   readonly truncated: boolean;
 }
@@ -82,11 +83,13 @@ function outcomeOf(state: PathState): PathOutcome {
 
 class Walker {
   readonly pending: PathState[] = [];
-  readonly hops: Hop[] = [];
+  readonly hops: HopLog;
   truncated = false;
   private forks = 0;
 
-  constructor(private readonly setup: WalkSetup) {}
+  constructor(private readonly setup: WalkSetup) {
+    this.hops = new HopLog(setup.draw === undefined);
+  }
 
   /** Run one path until it ends, leaving the other branches of its forks in `pending`. */
   advance(state: PathState): void {
@@ -99,8 +102,7 @@ class Walker {
           state.stageStarted = false;
           continue;
         }
-        const stage = state.stage;
-        state.stack.push(this.frame(this.setup.program.builtinChain(stageTable(stage), stageChain(stage)), state));
+        state.stack.push(this.frame(this.setup.program.stageBuiltin(state.stage), state));
         state.stageStarted = true;
         continue;
       }
@@ -127,12 +129,9 @@ class Walker {
   private leaveChain(state: PathState): void {
     const frame = state.stack.pop()!;
     if (state.stack.length > 0) return;
-    const builtin = frame.chain.builtin ? frame.chain : this.setup.program.builtinChain(stageTable(this.stage(state)), stageChain(this.stage(state)));
+    const builtin = frame.chain.builtin ? frame.chain : this.setup.program.stageBuiltin(this.stage(state));
     if (builtin.policy === 'DROP') {
-      this.hops.push({
-        table: builtin.table, chain: builtin.name, rule: `-P ${builtin.name} DROP`, target: 'DROP',
-        probability: state.probability, notes: ['the chain\'s policy'], depth: 0,
-      });
+      this.hops.policy(builtin, state.probability);
       state.verdict = 'DROP';
     }
   }
@@ -155,17 +154,8 @@ class Walker {
   }
 
   private record(rule: CompiledRule, state: PathState): void {
-    const frame = state.stack[state.stack.length - 1]!;
-    this.hops.push({
-      table: rule.table,
-      chain: frame.chain.name,
-      rule: rule.text(),
-      target: rule.targetName,
-      probability: state.probability,
-      ...(rule.assumed ? { assumed: true as const } : {}),
-      ...(rule.notes.length > 0 ? { notes: rule.notes } : {}),
-      depth: state.stack.length - 1,
-    });
+    const depth = state.stack.length - 1;
+    this.hops.rule(rule, state.stack[depth]!.chain.name, state.probability, depth);
   }
 
   // ------------------------------------------------------------ statistic
@@ -245,13 +235,16 @@ class Walker {
         this.leaveChain(state);
         return;
       case 'jump': {
-        const chain = this.setup.program.chain(rule.table, target.chain);
+        const chain = rule.jumpChain ??= this.setup.program.chain(rule.table, target.chain);
         if (!chain) throw new Error(`walk: chain ${target.chain} vanished from table ${rule.table}`);
-        if (target.goto) state.stack.pop();
         if (state.stack.length >= MAX_DEPTH) {
           throw new KpsimError('KPSIM_ERR_IPTABLES_PARSE', `chain ${target.chain} is reached through a loop of jumps (iptables-restore refuses loops)`, { object: `table ${rule.table}` });
         }
-        state.stack.push(this.frame(chain, state));
+        const frame = this.frame(chain, state);
+        // A jump into a chain with no rule that can match comes straight back: no frame needed.
+        if (frame.candidates.length === 0 && !target.goto) return;
+        if (target.goto) state.stack.pop();
+        state.stack.push(frame);
         return;
       }
       case 'dnat':

@@ -14,7 +14,7 @@
  * Time is simulated seconds from an injected clock; the default clock is a manual one that starts
  * at 0 and moves only with `advance`.
  */
-import { KpsimError, type ErrorCode, type Where } from '../errors.js';
+import { KpsimError, type Where } from '../errors.js';
 import { ipFamily, normalizeIP, parseCIDR, splitHostPort, type Family } from '../util/ip.js';
 import { DestList, type LinkedDest } from './schedulers/dest-list.js';
 import { foldAddress } from './schedulers/hash.js';
@@ -212,19 +212,21 @@ export class VirtualService {
   readonly #where: Where;
 
   constructor(name: string, opts: VirtualServiceOptions = {}) {
-    this.#where = { object: `virtual service ${opts.address ?? name}` };
+    this.#where = opts.address === undefined ? {} : { object: `virtual service ${opts.address}` };
     const scheduler = getScheduler(name, this.#where);
     this.scheduler = scheduler.name;
     this.protocol = opts.protocol ?? 'tcp';
     if (!['tcp', 'udp', 'sctp'].includes(this.protocol)) this.#usage('protocol', `${String(this.protocol)} is not tcp, udp or sctp`);
 
+    // The packet's destination (what dh, lblc and lblcr hash) is the service's own address.
+    this.#dstIP = '0.0.0.0';
     if (opts.address !== undefined) {
       const hostPort = splitHostPort(opts.address);
       if (!hostPort) this.#usage('address', `${opts.address} is not "ip:port"`);
       this.#address = opts.address;
       this.#family = ipFamily(hostPort.ip);
+      this.#dstIP = hostPort.ip;
     }
-    this.#dstIP = opts.address !== undefined ? splitHostPort(opts.address)!.ip : '0.0.0.0';
     this.#dstFold = foldAddress(this.#dstIP);
 
     const flags = opts.flags ?? [];
@@ -369,7 +371,7 @@ export class VirtualService {
     this.#sched.countersChanged?.(dest);
   }
 
-  /** A connection of the dest expired (ip_vs_unbind_dest); a deleted dest may still expire its. */
+  /** A connection of the dest expired (ip_vs_unbind_dest); a deleted dest's connections still can. */
   expire(addr: string, state: ConnState = 'inactive'): void {
     const dest = this.#destWithConns(addr);
     this.#requireConn(dest, state);
@@ -407,11 +409,6 @@ export class VirtualService {
       return dest === undefined ? undefined : { dest };
     }
     return this.#assignPersistent(parsed);
-  }
-
-  /** The dest with this addr, in the service or in the trash; undefined if neither. */
-  findDest(addr: string): Dest | undefined {
-    return this.#byAddr.get(addr) ?? this.#trash.get(addr);
   }
 
   /** A connection was bound to a dest (ip_vs_bind_dest): count it and check the upper threshold. */
@@ -512,8 +509,11 @@ export class VirtualService {
     const family = ipFamily(ip)!;
     if (this.#family !== undefined && family !== this.#family) this.#usage('client', `${text} is IPv${family} but the service is IPv${this.#family}`);
     parsed = { ip, family, flow: { srcFold: foldAddress(ip), srcPort: port, dstIP: this.#dstIP, dstFold: this.#dstFold } };
-    if (this.#clients.size >= CLIENT_CACHE_LIMIT) this.#clients.clear();
-    this.#clients.set(text, parsed);
+    // Until the first dest fixes the family, a client is not remembered (its family is unchecked).
+    if (this.#family !== undefined) {
+      if (this.#clients.size >= CLIENT_CACHE_LIMIT) this.#clients.clear();
+      this.#clients.set(text, parsed);
+    }
     return parsed;
   }
 
@@ -607,8 +607,8 @@ export class VirtualService {
     return hostPort.ip.includes(':') ? `[${hostPort.ip}]:${hostPort.port}` : `${hostPort.ip}:${hostPort.port}`;
   }
 
-  #usage(path: string, detail: string, code: ErrorCode = 'KPSIM_ERR_USAGE_BAD_FLAG'): never {
-    throw new KpsimError(code, detail, { ...this.#where, path });
+  #usage(path: string, detail: string): never {
+    throw new KpsimError('KPSIM_ERR_USAGE_BAD_FLAG', detail, { ...this.#where, path });
   }
 }
 

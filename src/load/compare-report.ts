@@ -44,7 +44,7 @@ export interface CompareEndpoint {
 }
 
 export interface DecisionCost {
-  /** iptables rules a new connection's first packet is matched against; null when not rule-driven. */
+  /** iptables rules a new connection's first packet is checked against in that mode (simulated rows); null for measured rows. */
   rulesPerLookup: number | null;
   /** New-connection decisions per second, measured in this process. */
   decisionsPerSecond: number;

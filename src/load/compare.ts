@@ -14,6 +14,10 @@ import { type ResolvedTarget, type TargetSpec, resolveTarget, targetAddress } fr
 import type { LoadRunOptions, LoadRunResult } from './types.js';
 import { type LoadThread, loadThreadDescriptions, runLoadOn } from './worker-runner.js';
 
+// The report's formatter, beside the core that makes the report (kpsim demo uses both).
+export { formatCompareReport } from './compare-format.js';
+export type { CompareReport, CompareRow } from './compare-report.js';
+
 export interface CompareOptions {
   /** Default: the TCP service port with the most endpoints, by its ClusterIP. */
   target?: TargetSpec;
@@ -164,7 +168,8 @@ function summary(row: CompareRow): string {
 function explain(target: ResolvedTarget, connections: number, rows: readonly CompareRow[]): string[] {
   const notes = [
     `measured rows keep ${connections} connections open (keep-alive), so the proxy placed only those; their requests follow the connections`,
-    'decisions/s is the speed of kpsim\'s own simulation in this process (the tracer walks the rules, the replay runs the scheduler), not the kernel\'s; rules/lookup is the iptables cost that grows with the number of services',
+    'decisions/s is the speed of kpsim\'s own simulation in this process (the tracer walks the rules, the replay runs the scheduler), not the kernel\'s',
+    'rules/lookup: iptables rules a new connection\'s first packet is checked against, up to each match; iptables mode scans KUBE-SERVICES one service at a time, IPVS mode matches ipsets, so only iptables mode grows with the number of services',
   ];
   if (target.servicePort.info.sessionAffinityTimeoutSeconds > 0) {
     notes.push('the service has ClientIP session affinity and every connection comes from one client address, so each mode keeps one endpoint');

@@ -3,17 +3,20 @@
  * iptables mode (the compiled rules, walked by the packet tracer with its seeded random draw) and
  * to its IPVS mode (the compiled virtual server, replayed through each scheduler with the
  * connection table). No bytes move; what comes out is where each connection would have gone, and
- * what one decision costs here: rules the first packet is checked against, and decisions per
- * second of kpsim's own simulation, timed in this process.
+ * what one decision costs: the iptables rules the first packet is checked against in that mode
+ * (iptables mode scans KUBE-SERVICES linearly; IPVS mode matches ipsets, a cost that does not
+ * grow with the number of services), and decisions per second of kpsim's own simulation, timed
+ * in this process.
  */
 import { performance } from 'node:perf_hooks';
 import { compileIptablesRules } from '../iptables/compile.js';
 import { renderRule } from '../iptables/render.js';
 import type { Ruleset } from '../iptables/types.js';
-import { compileIpvs } from '../ipvs/compile.js';
+import { type IpvsCompiled, compileIpvs } from '../ipvs/compile.js';
 import { liveServiceOf } from '../ipvs/live-service.js';
 import { type ConnectionEvent, replayConnections } from '../ipvs/replay.js';
 import { destAddr } from '../ipvs/table.js';
+import { traceIpvs } from '../trace/ipvs.js';
 import { createTracer } from '../trace/tracer.js';
 import type { Hop, RecentState, TraceSample } from '../trace/types.js';
 import { joinHostPort } from '../util/ip.js';
@@ -109,7 +112,11 @@ export function simulateIptables(target: ResolvedTarget, candidates: readonly Ca
   }, refused);
 }
 
-/** IPVS mode: kube-proxy's virtual server for the target, replayed through `scheduler`. */
+/**
+ * IPVS mode: kube-proxy's virtual server for the target, replayed through `scheduler`. The
+ * iptables rules an IPVS-mode packet still passes (ipset matches in KUBE-SERVICES, masquerade)
+ * are counted from the IPVS-mode tracer on the first packets of the stream.
+ */
 export function simulateIpvs(target: ResolvedTarget, candidates: readonly Candidate[], shape: StreamShape, scheduler: string): CompareRow {
   const compiled = compileIpvs(target.state, { scheduler });
   const vs = compiled.table.services.find((s) => s.address === target.address && s.port === target.port && s.protocol === 'TCP');
@@ -124,9 +131,26 @@ export function simulateIpvs(target: ResolvedTarget, candidates: readonly Candid
   // Dests IPVS lists but the proxy would not pick (draining, weight 0) are shown too.
   const known = [...candidates, ...vs.dests.map((d) => ({ endpoint: destAddr(d), pod: '' })).filter((d) => !candidates.some((c) => c.endpoint === d.endpoint))];
   return simulatedRow('ipvs', scheduler, placements(known, counts), {
-    rulesPerLookup: null,
+    rulesPerLookup: ipvsRulesPerLookup(compiled, target, shape),
     decisionsPerSecond: seconds > 0 ? shape.connections / seconds : 0,
   }, report.refused);
+}
+
+/** Packets traced through IPVS mode for its rules-per-lookup figure: the count is the same for each. */
+const IPVS_TRACED_PACKETS = 100;
+const IPTABLES_TABLES: ReadonlySet<string> = new Set(['raw', 'mangle', 'nat', 'filter']);
+
+function ipvsRulesPerLookup(compiled: IpvsCompiled, target: ResolvedTarget, shape: StreamShape): number {
+  const positions = rulePositions(compiled.ruleset);
+  const packets = Math.min(IPVS_TRACED_PACKETS, shape.connections);
+  let checked = 0;
+  for (let i = 0; i < packets; i++) {
+    const { ip, port } = clientOf(shape, i);
+    const result = traceIpvs(compiled, { proto: 'tcp', src: ip, sport: port, dst: target.address, dport: target.port }, { seed: i + 1 });
+    const hops = (result.sample?.hops ?? result.hops).filter((hop) => IPTABLES_TABLES.has(hop.table));
+    checked += rulesCheckedOnPath(hops, positions);
+  }
+  return packets > 0 ? checked / packets : 0;
 }
 
 /** "table chain rule-text" → 1-based position of the rule in its chain. */

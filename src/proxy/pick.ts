@@ -16,11 +16,13 @@ import type { VirtualService } from '../ipvs/virtual-service.js';
  * scheduler finds no other dest (then the caller may bind one itself).
  */
 export function connectAvoiding(vs: VirtualService, client: string, avoid: readonly string[]): string | undefined {
+  if (avoid.length === 0) return vs.connect(client, 'active');
+  const weights = new Map(vs.dests().map((d) => [d.addr, d.weight]));
   const quiesced: { addr: string; weight: number }[] = [];
   for (const addr of avoid) {
-    const dest = vs.findDest(addr);
-    if (dest === undefined || !dest.available || dest.weight === 0) continue;
-    quiesced.push({ addr, weight: dest.weight });
+    const weight = weights.get(addr);
+    if (weight === undefined || weight === 0) continue;
+    quiesced.push({ addr, weight });
     vs.setWeight(addr, 0);
   }
   try {

@@ -10,7 +10,7 @@ import { type TestContext, test } from 'node:test';
 import type { HostPort, VirtualKind } from '../../src/proxy/address-map.js';
 import { startCluster, type RunningCluster, type StartClusterOptions } from '../../src/proxy/cluster.js';
 import { startProxy } from '../../src/proxy/proxy.js';
-import type { Manifest } from '../helpers/cluster-builders.js';
+import { type Manifest, fixtureState } from '../helpers/cluster-builders.js';
 import {
   assertHandlesBack, connect, connectAndWaitForEnd, eventually, handleCounts, httpGet, rawServer, readToEnd, sleep, stateOf, webService,
 } from './helpers.js';
@@ -261,4 +261,47 @@ test('idle timeout: a client that sends nothing is closed, and the proxy keeps s
     await eventually(() => proxy.stats().active === 0);
     t.assert.strictEqual(proxy.stats().listeners.find((l) => l.kind === 'ClusterIP')?.idleTimeouts, 1);
   });
+});
+
+test('removeEndpoint drains: its open connection keeps working, new connections go elsewhere', async (t: TestContext) => {
+  t.plan(5);
+  await withRawBackends((socket) => {
+    socket.on('data', (c: Buffer) => socket.write(c));
+    socket.on('end', () => socket.end());
+  }, { endpoints: ['10.180.0.1', '10.180.0.2'] }, async (front, proxy) => {
+    const held = await connect(front);
+    t.assert.ok(await eventually(() => proxy.stats().endpoints.some((e) => e.active === 1)));
+    const busy = proxy.stats().endpoints.find((e) => e.active === 1)!.endpoint;
+    t.assert.strictEqual(proxy.removeEndpoint(busy), 1, 'one listener (the ClusterIP) had it');
+    const echoed = new Promise<string>((resolve) => held.once('data', (c: Buffer) => resolve(c.toString())));
+    held.write('still here');
+    t.assert.strictEqual(await echoed, 'still here', 'the open connection still reaches the removed endpoint');
+    for (let i = 0; i < 3; i++) (await connect(front)).destroy();
+    await eventually(() => proxy.stats().active === 1);
+    const stats = proxy.stats().endpoints.find((e) => e.endpoint === busy)!;
+    t.assert.deepStrictEqual([stats.connections, stats.draining], [1, true], 'no new connection reached it');
+    held.end();
+    t.assert.ok(await eventually(() => proxy.stats().active === 0), 'the drained connection finishes');
+  });
+});
+
+test('IPv6: the ClusterIP is served on ::1 and reaches IPv6 endpoints', async (t: TestContext) => {
+  t.plan(2);
+  const baseline = handleCounts();
+  const manifests = webService({
+    clusterIP: 'fd00:30::41',
+    endpoints: ['fd00:10::1', 'fd00:10::2'],
+    mutate: (s) => { s.spec.ipFamilies = ['IPv6']; },
+  });
+  for (const m of manifests) if (m.kind === 'EndpointSlice') m.addressType = 'IPv6';
+  const cluster = await startCluster(fixtureState(manifests, { family: 6 }), { ports: 'ephemeral' });
+  try {
+    const front = cluster.map.lookup({ address: 'fd00:30::41', port: 80 })!.loopback;
+    t.assert.strictEqual(front.address, '::1');
+    const served = [await httpGet(front), await httpGet(front)].map((a) => a.endpoint).sort();
+    t.assert.deepStrictEqual(served, ['[fd00:10::1]:8080', '[fd00:10::2]:8080']);
+  } finally {
+    await cluster.close();
+  }
+  await assertHandlesBack(baseline);
 });

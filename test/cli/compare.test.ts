@@ -49,12 +49,18 @@ test('compare on the default target: every row, in order, with counts that add u
   t.assert.match(json.notes[0]!, /target svc\/default\/web:http chosen as the service port with the most endpoints \(3\)/);
 });
 
-test('the text report shows both tables and every row', async (t) => {
+test('the text report shows every mode in one table, then the endpoints', async (t) => {
   const report = await runCompare(view, { ...tiny, target: parseTargetFlag('svc/api'), schedulers: ['rr'], loadThread: 'main' });
   const text = formatCompareReport(report);
-  const want = ['kpsim compare: default/api:grpc via ClusterIP 10.96.30.40:9000', 'Real bytes over loopback:', 'userspace rr', 'How new connections spread', 'iptables      simulated', 'ipvs rr       simulated', 'ClientIP session affinity'];
-  t.plan(want.length + 1);
+  const want = [
+    'kpsim compare: default/api:grpc via ClusterIP 10.96.30.40:9000', 'direct: straight to 10.244.0.11:9000 (api-7f6e5d4c3-efghi)',
+    'sim: 300 new connections from 192.168.0.2, 2 open at a time', 'Connections per endpoint', 'ClientIP session affinity',
+  ];
+  t.plan(want.length + 3);
   for (const w of want) t.assert.equal(text.includes(w), true, `missing ${JSON.stringify(w)} in:\n${text}`);
+  const table = text.split('\n').filter((line) => /^  (direct|userspace|iptables|ipvs) /.test(line)).map((line) => line.trim().split(/\s{2,}/).slice(0, 2));
+  t.assert.deepEqual(table, [['direct', 'real'], ['userspace rr', 'real'], ['iptables', 'sim'], ['ipvs rr', 'sim']], text);
+  t.assert.match(text, /\n  10\.244\.1\.12:9000 +api-7f6e5d4c3-jklmn +[0-9]+\/[0-9]+ +(0|300) +(0|300)\n/, text);
   // Affinity and one client address: every mode keeps a single endpoint.
   t.assert.deepEqual(report.rows.filter((r) => r.mode !== 'direct').map((r) => r.endpoints.filter((e) => e.connections > 0).length), [1, 1, 1]);
 });

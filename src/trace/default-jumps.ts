@@ -18,7 +18,7 @@
  * which is what `iptables -L` shows on a kubeadm node.
  */
 import type { Family } from '../util/ip.js';
-import { BUILTIN_CHAINS, type Rule, type TableName } from '../iptables/types.js';
+import { BUILTIN_CHAINS, type Chain, type Rule, type Ruleset, type TableName } from '../iptables/types.js';
 
 export interface JumpRule {
   readonly table: TableName;
@@ -100,4 +100,26 @@ export function kubeProxyJumpRules(family: Family, table: TableName, chain: stri
   return kubeProxyJumpsInChainOrder(family, opts)
     .filter((r) => r.table === table && r.chain === chain)
     .map((r) => ({ chain: r.chain, args: r.args }));
+}
+
+/**
+ * The ruleset as it sits on a node after kube-proxy's sync: every built-in chain of its tables
+ * declared (first, in the kernel's order), holding kube-proxy's jumps into the chains the
+ * ruleset has. A built-in chain the ruleset already has is kept as it is. The result loads
+ * with one iptables-restore, and traces like the restore input with the jumps assumed.
+ */
+export function withKubeProxyJumps(ruleset: Ruleset, opts: KubeProxyJumpOptions = {}): Ruleset {
+  const jumps = kubeProxyJumpsInChainOrder(ruleset.family, opts);
+  const tables = new Map(ruleset.tables);
+  for (const [name, table] of ruleset.tables) {
+    const chains = new Map<string, Chain>();
+    for (const builtin of BUILTIN_CHAINS[name]) chains.set(builtin, table.chains.get(builtin) ?? { name: builtin, rules: [] });
+    for (const jump of jumps) {
+      if (jump.table !== name || !table.chains.has(jump.target) || table.chains.has(jump.chain)) continue;
+      chains.get(jump.chain)!.rules.push({ chain: jump.chain, args: [...jump.args] });
+    }
+    for (const [chainName, chain] of table.chains) chains.set(chainName, chain);
+    tables.set(name, { name: table.name, chains });
+  }
+  return { family: ruleset.family, tables };
 }

@@ -14,8 +14,8 @@ import { parseIptablesSave } from '../../src/iptables/parse.js';
 import { renderCanonical } from '../../src/iptables/canonical.js';
 import { renderIptablesSave } from '../../src/iptables/render.js';
 import { compileIptablesRules } from '../../src/iptables/compile.js';
-import { BUILTIN_CHAINS, type Chain, type Ruleset } from '../../src/iptables/types.js';
-import { kubeProxyJumpsInChainOrder } from '../../src/trace/default-jumps.js';
+import type { Ruleset } from '../../src/iptables/types.js';
+import { withKubeProxyJumps } from '../../src/trace/default-jumps.js';
 import { createTracer } from '../../src/trace/tracer.js';
 import type { Packet } from '../../src/trace/types.js';
 import { fixtureState, overallServices, TEST_NODE_IPS } from '../helpers/cluster-builders.js';
@@ -94,26 +94,6 @@ function withoutNfacct(ruleset: Ruleset): Ruleset {
   return { family: ruleset.family, tables };
 }
 
-/**
- * The ruleset as it sits on a node: every built-in chain declared, holding kube-proxy's jumps
- * (those whose target chain the ruleset has). A kernel's dump always lists the built-in chains,
- * so it is this form, not the jump-less restore input, that its dump must trace like.
- */
-function withKubeProxyJumps(ruleset: Ruleset): Ruleset {
-  const tables = new Map(ruleset.tables);
-  for (const [name, table] of ruleset.tables) {
-    const chains = new Map<string, Chain>();
-    for (const builtin of BUILTIN_CHAINS[name]) chains.set(builtin, table.chains.get(builtin) ?? { name: builtin, rules: [] });
-    for (const jump of kubeProxyJumpsInChainOrder(ruleset.family)) {
-      if (jump.table !== name || !table.chains.has(jump.target) || table.chains.has(jump.chain)) continue;
-      chains.get(jump.chain)!.rules.push({ chain: jump.chain, args: [...jump.args] });
-    }
-    for (const [chainName, chain] of table.chains) chains.set(chainName, chain);
-    tables.set(name, { name: table.name, chains });
-  }
-  return { family: ruleset.family, tables };
-}
-
 const FORMS = `*filter
 :KUBE-SERVICES - [0:0]
 :KUBE-FORWARD - [0:0]
@@ -168,6 +148,8 @@ const packets: Packet[] = [
 
 for (const c of cases) {
   test(`kernel round trip: ${c.name}`, { skip }, (t) => {
+    // A kernel's dump lists every built-in chain, so it must trace like the ruleset with
+    // kube-proxy's jumps written out, not like the jump-less restore input.
     const restoreInput = c.ruleset();
     const ruleset = withKubeProxyJumps(restoreInput);
     const kernel = roundTrip(t, ruleset);

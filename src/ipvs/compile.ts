@@ -45,15 +45,17 @@ import {
 } from './ipsets.js';
 import { type NoNodeAccessEntry, buildIpvsIptables } from './iptables-rules.js';
 import { type IpvsadmListOptions, formatIpvsadmList } from './ipvsadm-format.js';
-import { realServersFor } from './real-servers.js';
+import { type RealServerSelection, copyDests, realServersFor } from './real-servers.js';
 import { getScheduler } from './schedulers/registry.js';
 import {
   type IpvsProtocol,
   type IpvsTable,
+  type RealServer,
   SVC_F_PERSISTENT,
   SVC_F_SCHED2,
   type VirtualServer,
   type VirtualServerKind,
+  type VirtualServerOrigin,
   virtualServer,
   virtualServerKey,
 } from './table.js';
@@ -123,6 +125,8 @@ class IpvsSync {
   /** kube-proxy's nodeIP for this family: the source-range check for the node's own traffic. */
   readonly #nodeIP: string;
   readonly #noNodeAccess: NoNodeAccessEntry[] = [];
+  /** This service port's real-server selections, by onlyNodeLocal (see #selection). */
+  readonly #selections = new Map<boolean, RealServerSelection>();
   readonly #warnings: string[] = [];
 
   constructor(state: ProxierState, scheduler: string, options: IpvsCompileOptions) {
@@ -137,6 +141,7 @@ class IpvsSync {
 
   /** The body of syncProxyRules' loop over the service map, for one service port. */
   servicePort(sp: ProxierServicePort): void {
+    this.#selections.clear();
     const info = sp.info;
     const protocol = info.protocol;
     const word = protocolWord(protocol);
@@ -209,6 +214,18 @@ class IpvsSync {
     this.#ipsets.get(set)!.entries.add(entry);
   }
 
+  /**
+   * The real servers of one of the port's virtual servers: the selection is the same for every
+   * server with the same endpoint policy, so it is made once per port and copied.
+   */
+  #selection(sp: ProxierServicePort, onlyNodeLocal: boolean): { dests: RealServer[]; scope: VirtualServerOrigin['endpointScope'] } {
+    const cached = this.#selections.get(onlyNodeLocal);
+    if (cached !== undefined) return { dests: copyDests(cached.dests), scope: cached.scope };
+    const selection = realServersFor(sp, onlyNodeLocal, sp.info.protocol, this.#state.family, { gracefulTermination: this.#options.gracefulTermination ?? true });
+    this.#selections.set(onlyNodeLocal, selection);
+    return selection;
+  }
+
   /** syncService + syncEndpoint for one address of the service port. */
   #virtualServer(sp: ProxierServicePort, kind: VirtualServerKind, address: string, port: number, onlyNodeLocal: boolean, bind: boolean): void {
     const info = sp.info;
@@ -217,7 +234,7 @@ class IpvsSync {
     // kube-proxy's FlagSourceHash (0x10) for mh: hash on the source port too (ipvsadm: mh-port).
     if (this.#scheduler === 'mh') flags |= SVC_F_SCHED2;
     const family = this.#state.family;
-    const selection = realServersFor(sp, onlyNodeLocal, info.protocol, family, { gracefulTermination: this.#options.gracefulTermination ?? true });
+    const selection = this.#selection(sp, onlyNodeLocal);
     const vs = virtualServer({
       protocol: info.protocol,
       address,

@@ -153,6 +153,11 @@ export function sortLikeGlibc<T>(items: readonly T[], compare: (a: T, b: T) => n
 
 /** The address as the 32-bit words ntohl gives (one for IPv4, four for IPv6). */
 function addressWords(ip: string): number[] {
+  if (!ip.includes(':')) {
+    // Normalised IPv4 text: four decimal octets, no need for the general parser.
+    const [a, b, c, d] = ip.split('.').map(Number) as [number, number, number, number];
+    return [((a << 24) | (b << 16) | (c << 8) | d) >>> 0];
+  }
   const bytes = ipToBytes(ip);
   const words: number[] = [];
   for (let i = 0; i < bytes.length; i += 4) words.push(((bytes[i]! << 24) | (bytes[i + 1]! << 16) | (bytes[i + 2]! << 8) | bytes[i + 3]!) >>> 0);
@@ -164,9 +169,7 @@ function wrappedDifference(a: number, b: number): number {
   return (a - b) | 0;
 }
 
-function compareAddresses(family: number, a: string, b: string): number {
-  const wa = addressWords(a);
-  const wb = addressWords(b);
+function compareWords(family: number, wa: readonly number[], wb: readonly number[]): number {
   if (family === 6) {
     let r = 0;
     for (let i = 0; r === 0 && i < 4; i++) r = wrappedDifference(wa[i]!, wb[i]!);
@@ -175,23 +178,50 @@ function compareAddresses(family: number, a: string, b: string): number {
   return wrappedDifference(wa[0]!, wb[0]!);
 }
 
+/** An entry with its address words worked out once (a sort compares each entry many times). */
+interface Keyed<T> {
+  readonly item: T;
+  readonly words: readonly number[];
+}
+
+function compareKeyedServices(a: Keyed<VirtualServer>, b: Keyed<VirtualServer>): number {
+  const x = a.item;
+  const y = b.item;
+  let r = wrappedDifference(x.fwmark, y.fwmark);
+  if (r !== 0) return r;
+  r = (x.family === 6 ? AF_INET6 : AF_INET) - (y.family === 6 ? AF_INET6 : AF_INET);
+  if (r !== 0) return r;
+  r = PROTOCOL_NUMBERS[x.protocol] - PROTOCOL_NUMBERS[y.protocol];
+  if (r !== 0) return r;
+  r = compareWords(x.family, a.words, b.words);
+  if (r !== 0) return r;
+  return x.port - y.port;
+}
+
+function compareKeyedDests(a: Keyed<RealServer>, b: Keyed<RealServer>): number {
+  const r = compareWords(a.item.family, a.words, b.words);
+  return r !== 0 ? r : a.item.port - b.item.port;
+}
+
 /** ipvs_cmp_services: fwmark, family, protocol, address, port. */
 export function compareServices(a: VirtualServer, b: VirtualServer): number {
-  let r = wrappedDifference(a.fwmark, b.fwmark);
-  if (r !== 0) return r;
-  r = (a.family === 6 ? AF_INET6 : AF_INET) - (b.family === 6 ? AF_INET6 : AF_INET);
-  if (r !== 0) return r;
-  r = PROTOCOL_NUMBERS[a.protocol] - PROTOCOL_NUMBERS[b.protocol];
-  if (r !== 0) return r;
-  r = compareAddresses(a.family, a.address, b.address);
-  if (r !== 0) return r;
-  return a.port - b.port;
+  return compareKeyedServices({ item: a, words: addressWords(a.address) }, { item: b, words: addressWords(b.address) });
 }
 
 /** ipvs_cmp_dests: address, then port. */
 export function compareDests(a: RealServer, b: RealServer): number {
-  const r = compareAddresses(a.family, a.ip, b.ip);
-  return r !== 0 ? r : a.port - b.port;
+  return compareKeyedDests({ item: a, words: addressWords(a.ip) }, { item: b, words: addressWords(b.ip) });
+}
+
+/** ipvsadm's qsort of the services (glibc's merge sort with ipvs_cmp_services). */
+export function sortServices(services: readonly VirtualServer[]): VirtualServer[] {
+  return sortLikeGlibc(services.map((item) => ({ item, words: addressWords(item.address) })), compareKeyedServices).map((k) => k.item);
+}
+
+/** ipvsadm's qsort of one service's dests (ipvs_cmp_dests). */
+export function sortDests(dests: readonly RealServer[]): RealServer[] {
+  if (dests.length < 2) return [...dests];
+  return sortLikeGlibc(dests.map((item) => ({ item, words: addressWords(item.ip) })), compareKeyedDests).map((k) => k.item);
 }
 
 /**
@@ -214,11 +244,11 @@ export function kernelServiceOrder(services: readonly VirtualServer[], salt = DE
 }
 
 function orderedServices(table: IpvsTable, opts: IpvsadmListOptions): VirtualServer[] {
-  return opts.nosort ? kernelServiceOrder(table.services, opts.hashSalt) : sortLikeGlibc(table.services, compareServices);
+  return opts.nosort ? kernelServiceOrder(table.services, opts.hashSalt) : sortServices(table.services);
 }
 
 function orderedDests(vs: VirtualServer, nosort: boolean | undefined): RealServer[] {
-  return nosort ? vs.dests : sortLikeGlibc(vs.dests, compareDests);
+  return nosort ? vs.dests : sortDests(vs.dests);
 }
 
 // ---------------------------------------------------------------- -L

@@ -47,24 +47,25 @@ export function isGracefulTerminationNeeded(protocol: IpvsProtocol): boolean {
 
 export function realServersFor(sp: ProxierServicePort, onlyNodeLocalEndpoints: boolean, protocol: IpvsProtocol, family: Family, opts: RealServerOptions = {}): RealServerSelection {
   const { endpoints, scope } = selectEndpoints(sp, onlyNodeLocalEndpoints);
-  const chosen = new Set<string>();
-  for (const ep of endpoints) chosen.add(ep.endpoint);
-
-  const draining = new Set<string>();
-  if ((opts.gracefulTermination ?? true) && isGracefulTerminationNeeded(protocol)) {
-    for (const ep of sp.endpoints) {
-      if (!ep.terminating || chosen.has(ep.endpoint)) continue;
-      if (scope === 'local' && !ep.isLocal) continue;
-      draining.add(ep.endpoint);
+  const drain = (opts.gracefulTermination ?? true) && isGracefulTerminationNeeded(protocol);
+  // The selected endpoints are a filter of sp.endpoints (same objects, same order, sorted by
+  // endpoint text), so one walk over sp.endpoints gives the insertion order of both kinds.
+  // Reversing it then puts each later dest in front, as the kernel links them.
+  const added: RealServer[] = [];
+  let next = 0;
+  for (const ep of sp.endpoints) {
+    if (next < endpoints.length && endpoints[next] === ep) {
+      next++;
+      added.push(realServer({ ip: ep.ip, port: ep.port, family }));
+    } else if (drain && ep.terminating && (scope !== 'local' || ep.isLocal)) {
+      added.push(realServer({ ip: ep.ip, port: ep.port, family, weight: 0, quiesced: true, draining: true }));
     }
   }
-
-  // sp.endpoints is sorted by endpoint text and holds every endpoint once: walking it gives the
-  // insertion order; reversing it puts each later dest in front, as the kernel links them.
-  const added: RealServer[] = [];
-  for (const ep of sp.endpoints) {
-    if (chosen.has(ep.endpoint)) added.push(realServer({ ip: ep.ip, port: ep.port, family }));
-    else if (draining.has(ep.endpoint)) added.push(realServer({ ip: ep.ip, port: ep.port, family, weight: 0, quiesced: true, draining: true }));
-  }
+  if (next !== endpoints.length) throw new Error(`realServersFor: the endpoints of ${sp.info.spn} are not a subsequence of its endpoint list`);
   return { dests: added.reverse(), scope, endpoints };
+}
+
+/** Fresh dest records with the same contents, for another virtual server of the same port. */
+export function copyDests(dests: readonly RealServer[]): RealServer[] {
+  return dests.map((d) => ({ ...d }));
 }

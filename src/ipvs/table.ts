@@ -54,8 +54,9 @@ export interface RealServer {
   /** ipvsadm -x / -y; 0 = no limit. kube-proxy never sets them. */
   upperThreshold: number;
   lowerThreshold: number;
-  stats: IpvsStats;
-  rates: IpvsRates;
+  /** Replaced as a whole when counters change (a fresh table shares one frozen zero record). */
+  stats: Readonly<IpvsStats>;
+  rates: Readonly<IpvsRates>;
   /**
    * What kube-proxy did to it, for the simulator and the tracer: `weight 0` on a dest that was
    * added with weight 1 and then quiesced (graceful termination) is an edit, which matters to mh
@@ -97,8 +98,8 @@ export interface VirtualServer {
   pe: string;
   /** In the kernel's list order: the dest added last is first. */
   dests: RealServer[];
-  stats: IpvsStats;
-  rates: IpvsRates;
+  stats: Readonly<IpvsStats>;
+  rates: Readonly<IpvsRates>;
   /** Set by the compiler. */
   readonly origin?: VirtualServerOrigin;
 }
@@ -108,13 +109,9 @@ export interface IpvsTable {
   readonly services: VirtualServer[];
 }
 
-export function zeroStats(): IpvsStats {
-  return { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
-}
-
-export function zeroRates(): IpvsRates {
-  return { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 };
-}
+/** The counters of a fresh service or dest, shared (frozen) so a big table does not repeat them. */
+export const ZERO_STATS: Readonly<IpvsStats> = Object.freeze({ conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 });
+export const ZERO_RATES: Readonly<IpvsRates> = Object.freeze({ cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 });
 
 export interface RealServerSpec {
   ip: string;
@@ -149,8 +146,8 @@ export function realServer(spec: RealServerSpec): RealServer {
     persistConns: spec.persistConns ?? 0,
     upperThreshold: spec.upperThreshold ?? 0,
     lowerThreshold: spec.lowerThreshold ?? 0,
-    stats: { ...zeroStats(), ...spec.stats },
-    rates: { ...zeroRates(), ...spec.rates },
+    stats: spec.stats ? { ...ZERO_STATS, ...spec.stats } : ZERO_STATS,
+    rates: spec.rates ? { ...ZERO_RATES, ...spec.rates } : ZERO_RATES,
     ...(spec.quiesced ? { quiesced: true } : {}),
     ...(spec.draining ? { draining: true } : {}),
   };
@@ -191,8 +188,8 @@ export function virtualServer(spec: VirtualServerSpec): VirtualServer {
     netmaskPrefix: spec.netmaskPrefix ?? (family === 4 ? 32 : 128),
     pe: spec.pe ?? '',
     dests: spec.dests ?? [],
-    stats: { ...zeroStats(), ...spec.stats },
-    rates: { ...zeroRates(), ...spec.rates },
+    stats: spec.stats ? { ...ZERO_STATS, ...spec.stats } : ZERO_STATS,
+    rates: spec.rates ? { ...ZERO_RATES, ...spec.rates } : ZERO_RATES,
     ...(spec.origin ? { origin: spec.origin } : {}),
   };
 }

@@ -12,7 +12,8 @@ export const fo: Scheduler = {
       schedule(): Dest | undefined {
         let highest: Dest | undefined;
         let highestWeight = 0;
-        for (const dest of service.dests) {
+        const list = service.dests;
+        for (let dest = list.first(); dest !== undefined; dest = list.after(dest)) {
           if (!dest.overloaded && dest.weight > highestWeight) {
             highest = dest;
             highestWeight = dest.weight;

@@ -39,7 +39,8 @@ export function expiredByFullCheck(createdAt: number, lastUse: number, now: numb
  */
 export function isLocalityOverloaded(dest: Dest, service: SchedulerService): boolean {
   if (dest.activeConns <= dest.weight) return false;
-  for (const other of service.dests) {
+  const list = service.dests;
+  for (let other = list.first(); other !== undefined; other = list.after(other)) {
     if (other.activeConns * 2 < other.weight) return true;
   }
   return false;

@@ -12,7 +12,8 @@ export const ovf: Scheduler = {
     return {
       schedule(): Dest | undefined {
         let highest: Dest | undefined;
-        for (const dest of service.dests) {
+        const list = service.dests;
+        for (let dest = list.first(); dest !== undefined; dest = list.after(dest)) {
           const weight = dest.weight;
           if (dest.overloaded || dest.activeConns > weight || weight === 0) continue;
           if (highest === undefined || weight > highest.weight) highest = dest;

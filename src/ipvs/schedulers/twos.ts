@@ -14,8 +14,9 @@ export const twos: Scheduler = {
     const randomU32 = (): number => Math.floor(context.rng() * 0x100000000) >>> 0;
     return {
       schedule(): Dest | undefined {
+        const list = service.dests;
         let totalWeight = 0;
-        for (const dest of service.dests) if (isAvailable(dest)) totalWeight += dest.weight;
+        for (let dest = list.first(); dest !== undefined; dest = list.after(dest)) if (isAvailable(dest)) totalWeight += dest.weight;
         if (totalWeight === 0) return undefined;
         totalWeight += 1;
         let r1 = randomU32() % totalWeight;
@@ -23,7 +24,7 @@ export const twos: Scheduler = {
 
         let choice1: Dest | undefined;
         let choice2: Dest | undefined;
-        for (const dest of service.dests) {
+        for (let dest = list.first(); dest !== undefined; dest = list.after(dest)) {
           if (!isAvailable(dest)) continue;
           r1 -= dest.weight;
           r2 -= dest.weight;

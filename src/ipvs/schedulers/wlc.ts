@@ -5,6 +5,7 @@
  * products. A weight-0 dest can never win (its side of the product is 0) and ties keep the earlier
  * dest, so the pick is the first dest in list order with the smallest overhead / weight.
  */
+import type { DestList } from './dest-list.js';
 import { byListPosition, leastLoadScheduler } from './least-conn-index.js';
 import { connOverhead, type Dest, type Scheduler } from './types.js';
 
@@ -27,10 +28,10 @@ export const wlc: Scheduler = {
  * The kernel's wlc walk itself, as lblc and lblcr run it on a cache miss (__ip_vs_lblc_schedule,
  * __ip_vs_lblcr_schedule): first available dest, replaced on a strictly smaller overhead/weight.
  */
-export function weightedLeastConnection(dests: Iterable<Dest>): Dest | undefined {
+export function weightedLeastConnection(list: DestList): Dest | undefined {
   let least: Dest | undefined;
   let leastOverhead = 0;
-  for (const dest of dests) {
+  for (let dest = list.first(); dest !== undefined; dest = list.after(dest)) {
     if (dest.overloaded) continue;
     if (least === undefined) {
       if (dest.weight > 0) {

@@ -48,6 +48,11 @@ type Phase = 'dialing' | 'open' | 'done';
 
 const noop = (): void => {};
 
+/** Close with an RST, as the kernel answers for a connection it cannot place. */
+function reset(socket: Socket): void {
+  if (!socket.destroyed) socket.resetAndDestroy();
+}
+
 export class ProxyConnection {
   readonly client: Socket;
   readonly #host: ConnectionHost;
@@ -186,7 +191,7 @@ export class ProxyConnection {
   /** No endpoint could be reached, or none is left: reset the client, as the kernel would. */
   #giveUp(): void {
     this.#host.stats.failed++;
-    this.client.resetAndDestroy();
+    reset(this.client);
     this.#finish();
   }
 
@@ -286,7 +291,7 @@ export class ProxyConnection {
       return;
     }
     const backend = this.#backend!;
-    if (err.code === 'ECONNRESET') backend.resetAndDestroy();
+    if (err.code === 'ECONNRESET') reset(backend);
     else backend.destroy();
   };
 
@@ -297,7 +302,7 @@ export class ProxyConnection {
       return;
     }
     this.#target!.stats.errors[kind]++;
-    if (kind === 'reset') this.client.resetAndDestroy();
+    if (kind === 'reset') reset(this.client);
     else this.client.destroy();
   };
 

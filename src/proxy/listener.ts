@@ -210,6 +210,12 @@ export class Listener implements ConnectionHost {
         client.destroy();
         return;
       case 'forward': {
+        // A client that reset before we got to it has no peer address left to schedule on.
+        if (client.remoteAddress === undefined) {
+          stats.clientResets++;
+          client.destroy();
+          return;
+        }
         stats.active++;
         const conn = new ProxyConnection(this, client);
         this.#directory.track(conn);

@@ -5,7 +5,7 @@
  * back where they were.
  */
 import assert from 'node:assert/strict';
-import type { Socket } from 'node:net';
+import { type Server, type Socket, createServer } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import type { HostPort, VirtualKind } from '../../src/proxy/address-map.js';
 import { startCluster, type RunningCluster, type StartClusterOptions } from '../../src/proxy/cluster.js';
@@ -304,4 +304,41 @@ test('IPv6: the ClusterIP is served on ::1 and reaches IPv6 endpoints', async (t
     await cluster.close();
   }
   await assertHandlesBack(baseline);
+});
+
+test('a service port already in use on its loopback address falls back to an ephemeral port, and the map says so', async (t: TestContext) => {
+  t.plan(4);
+  const baseline = handleCounts();
+  // A port no other test plans: the ClusterIP is the only one, so it lands on 127.10.0.1.
+  const manifests = webService({ mutate: (s) => { s.spec.ports![0]!.port = 18097; } });
+  const squatter = await rawServer('127.2.0.9', (s) => s.destroy());
+  const occupied = await new Promise<Server>((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen({ host: '127.10.0.1', port: 18097 }, () => resolve(server));
+  });
+  const proxy = await startProxy(stateOf(manifests), { backendAddress: () => squatter.address });
+  try {
+    const entry = proxy.map.lookup({ address: '172.30.0.41', port: 18097 })!;
+    t.assert.strictEqual(entry.loopback.address, '127.10.0.1');
+    t.assert.notStrictEqual(entry.loopback.port, 18097);
+    t.assert.strictEqual(entry.fallback, 'port 18097 is in use');
+    t.assert.match(proxy.map.render(), /172\.30\.0\.41:18097 +-> +127\.10\.0\.1:\d+ \(ephemeral: port 18097 is in use\)/);
+  } finally {
+    await proxy.close();
+    await new Promise((resolve) => occupied.close(resolve));
+    await squatter.close();
+  }
+  await assertHandlesBack(baseline);
+});
+
+test('updateState adds an endpoint at run time: a backend starts for it and it takes traffic', async (t: TestContext) => {
+  t.plan(3);
+  await withCluster(webService({ endpoints: ['10.180.0.1'] }), {}, async (cluster) => {
+    t.assert.strictEqual((await httpGet(target(cluster))).endpoint, '10.180.0.1:8080');
+    const change = await cluster.updateState(stateOf(webService({ endpoints: ['10.180.0.1', '10.180.0.9'] })));
+    t.assert.deepStrictEqual(change, { added: ['ClusterIP 172.30.0.41:80/TCP: 10.180.0.9:8080'], removed: [] });
+    const served = new Set([(await httpGet(target(cluster))).endpoint, (await httpGet(target(cluster))).endpoint]);
+    t.assert.deepStrictEqual([...served].sort(), ['10.180.0.1:8080', '10.180.0.9:8080']);
+  });
 });

@@ -55,6 +55,12 @@ interface NodeTracers {
   readonly afterFromNode: Tracer;
   readonly localAddresses: ReadonlySet<string>;
   readonly masqueradeMark: number;
+  /** Virtual servers by protocol, address and port (ip_vs_svc_table). */
+  readonly services: ReadonlyMap<string, VirtualServer>;
+}
+
+function serviceKey(protocol: string, address: string, port: number): string {
+  return `${protocol.toUpperCase()} ${address} ${port}`;
 }
 
 const tracersByCompiled = new WeakMap<IpvsCompiled, NodeTracers>();
@@ -69,7 +75,7 @@ export function traceIpvs(compiled: IpvsCompiled, packet: Packet, opts: TraceOpt
     throw new KpsimError('KPSIM_ERR_TRACE_BAD_PACKET', `an IPv${ipFamily(dst)} packet, but this IPVS table is IPv${compiled.family}`, { path: 'packet.dst' });
   }
   const fromNode = opts.fromNode ?? (isLoopback(src) || tracers.localAddresses.has(src));
-  const vs = findVirtualServer(compiled, packet.proto, dst, packet.dport);
+  const vs = tracers.services.get(serviceKey(packet.proto, dst, packet.dport));
   if (vs === undefined) return tracers.full.trace(packet, { ...opts, fromNode });
 
   const before = (fromNode ? tracers.beforeFromNode : tracers.full).trace(packet, { ...opts, fromNode });
@@ -78,7 +84,7 @@ export function traceIpvs(compiled: IpvsCompiled, packet: Packet, opts: TraceOpt
   const marked = before.hops.some((hop) => hop.chain === 'KUBE-MARK-MASQ');
   const mark = ((opts.mark ?? 0) | (marked ? tracers.masqueradeMark : 0)) >>> 0;
 
-  const ipsets = setsHolding(compiled, packet, dst);
+  const ipsets = setsHolding(compiled, packet, src, dst);
   const setHops: Hop[] = ipsets.map((set) => ({ table: 'ipset', chain: set.name, rule: memberText(set, dst, packet), target: 'match', depth: 0 }));
   const label = virtualServerLabel(vs);
   const vsHop: Hop = { table: 'ipvs', chain: fromNode ? 'LOCAL_OUT' : 'LOCAL_IN', rule: virtualServerRule(vs), target: label, depth: 0 };
@@ -136,8 +142,7 @@ export function traceIpvs(compiled: IpvsCompiled, packet: Packet, opts: TraceOpt
 
 /** The virtual server for (protocol, address, port), as ip_vs_service_find looks it up. */
 export function findVirtualServer(compiled: IpvsCompiled, proto: string, dst: string, dport: number): VirtualServer | undefined {
-  const protocol = proto.toUpperCase();
-  return compiled.table.services.find((vs) => vs.fwmark === 0 && vs.protocol === protocol && vs.address === dst && vs.port === dport);
+  return nodeTracers(compiled).services.get(serviceKey(proto, dst, dport));
 }
 
 /** "TCP  10.96.0.10:53 rr", with flags and persistence as ipvsadm -Ln shows them. */
@@ -187,9 +192,9 @@ function memberText(set: IPSet, dst: string, packet: Packet): string {
 }
 
 /** The sets that classify the destination (address and port as the IPVS-mode rules match them). */
-function setsHolding(compiled: IpvsCompiled, packet: Packet, dst: string): IPSet[] {
+function setsHolding(compiled: IpvsCompiled, packet: Packet, src: string, dst: string): IPSet[] {
   const proto = packet.proto.toLowerCase();
-  const tuple = { src: String(packet.src), dst, protocol: proto, dport: packet.dport, ...(packet.sport !== undefined ? { sport: packet.sport } : {}) };
+  const tuple = { src, dst, protocol: proto, dport: packet.dport, ...(packet.sport !== undefined ? { sport: packet.sport } : {}) };
   const held: IPSet[] = [];
   for (const def of IPSET_DEFINITIONS) {
     const set = compiled.ipsets.get(def.baseName)!;
@@ -218,6 +223,7 @@ function nodeTracers(compiled: IpvsCompiled): NodeTracers {
     afterFromNode: createTracer(withEmptyChains(ruleset, [['nat', 'PREROUTING'], ['nat', 'OUTPUT']]), context),
     localAddresses: new Set(localAddresses),
     masqueradeMark,
+    services: new Map(compiled.table.services.filter((vs) => vs.fwmark === 0).map((vs) => [serviceKey(vs.protocol, vs.address, vs.port), vs])),
   };
   tracersByCompiled.set(compiled, tracers);
   return tracers;

@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { countRules } from '../iptables/render.js';
+import { formatCompareReport, runCompare } from '../load/compare.js';
 import { compileIpvsForStates, compileIptablesForStates } from '../node/compile-node.js';
 import { createNodeTracer } from '../node/trace-node.js';
 import type { Packet, TraceResult } from '../trace/types.js';
@@ -23,6 +24,10 @@ export function registerDemo(program: Command): void {
       const loaded = await loadClusterFromOptions(opts);
       process.stdout.write(describeCompile(loaded));
       process.stdout.write(describeTraces(loaded));
+      if (opts.compare === false) return;
+      process.stdout.write('Proxy modes compared on one service (kpsim compare; real bytes on loopback for direct and userspace rows)\n');
+      const report = await runCompare(loaded, { onProgress: (line) => process.stderr.write(`compare ${line}\n`) });
+      process.stdout.write(formatCompareReport(report));
     }));
 }
 

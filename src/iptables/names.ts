@@ -36,22 +36,60 @@ const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 const BASE32_CODES = Array.from(BASE32, (c) => c.charCodeAt(0));
 
 const digest = new Uint8Array(10);
+/** The 16 base32 character codes of the last hash computed. */
+const hashCodes = new Array<number>(16).fill(0);
+/** Reused character-code buffers, one per name length. */
+const nameBuffers = new Map<number, number[]>();
 
 /**
- * base32(sha256(input))[0:16]. Sixteen base32 characters are exactly the first ten bytes of the
- * digest, so only those are computed and encoded, five bits at a time. This runs once per
- * endpoint (100k times for a big cluster): see sha256.ts for why the hash is not node:crypto's.
+ * base32(sha256(input))[0:16] into hashCodes. Sixteen base32 characters are exactly the first
+ * ten bytes of the digest, so only those are computed and encoded, five bits at a time. This
+ * runs once per endpoint (100k times for a big cluster): see sha256.ts for why the hash is not
+ * node:crypto's.
  */
-export function chainHash(input: string): string {
+function computeHash(input: string): void {
   let d: Uint8Array = digest;
   if (!sha256AsciiPrefix(input, d, 10)) d = crypto.createHash('sha256').update(input).digest();
   const c = BASE32_CODES;
-  return String.fromCharCode(
-    c[d[0]! >> 3]!, c[((d[0]! & 7) << 2) | (d[1]! >> 6)]!, c[(d[1]! >> 1) & 31]!, c[((d[1]! & 1) << 4) | (d[2]! >> 4)]!,
-    c[((d[2]! & 15) << 1) | (d[3]! >> 7)]!, c[(d[3]! >> 2) & 31]!, c[((d[3]! & 3) << 3) | (d[4]! >> 5)]!, c[d[4]! & 31]!,
-    c[d[5]! >> 3]!, c[((d[5]! & 7) << 2) | (d[6]! >> 6)]!, c[(d[6]! >> 1) & 31]!, c[((d[6]! & 1) << 4) | (d[7]! >> 4)]!,
-    c[((d[7]! & 15) << 1) | (d[8]! >> 7)]!, c[(d[8]! >> 2) & 31]!, c[((d[8]! & 3) << 3) | (d[9]! >> 5)]!, c[d[9]! & 31]!,
-  );
+  const h = hashCodes;
+  h[0] = c[d[0]! >> 3]!;
+  h[1] = c[((d[0]! & 7) << 2) | (d[1]! >> 6)]!;
+  h[2] = c[(d[1]! >> 1) & 31]!;
+  h[3] = c[((d[1]! & 1) << 4) | (d[2]! >> 4)]!;
+  h[4] = c[((d[2]! & 15) << 1) | (d[3]! >> 7)]!;
+  h[5] = c[(d[3]! >> 2) & 31]!;
+  h[6] = c[((d[3]! & 3) << 3) | (d[4]! >> 5)]!;
+  h[7] = c[d[4]! & 31]!;
+  h[8] = c[d[5]! >> 3]!;
+  h[9] = c[((d[5]! & 7) << 2) | (d[6]! >> 6)]!;
+  h[10] = c[(d[6]! >> 1) & 31]!;
+  h[11] = c[((d[6]! & 1) << 4) | (d[7]! >> 4)]!;
+  h[12] = c[((d[7]! & 15) << 1) | (d[8]! >> 7)]!;
+  h[13] = c[(d[8]! >> 2) & 31]!;
+  h[14] = c[((d[8]! & 3) << 3) | (d[9]! >> 5)]!;
+  h[15] = c[d[9]! & 31]!;
+}
+
+/**
+ * prefix + the last computed hash, as one flat string. (prefix + hash would be a concatenated
+ * string, which V8 must flatten, i.e. copy, when it becomes a Map key: once per chain.)
+ */
+function nameWithLastHash(prefix: string): string {
+  const p = prefix.length;
+  let out = nameBuffers.get(p);
+  if (out === undefined) {
+    out = new Array<number>(p + 16).fill(0);
+    nameBuffers.set(p, out);
+  }
+  for (let i = 0; i < p; i++) out[i] = prefix.charCodeAt(i);
+  for (let i = 0; i < 16; i++) out[p + i] = hashCodes[i]!;
+  return String.fromCharCode.apply(null, out);
+}
+
+/** base32(sha256(input))[0:16]: the part after the prefix of every hashed chain name. */
+export function chainHash(input: string): string {
+  computeHash(input);
+  return nameWithLastHash('');
 }
 
 /** kube-proxy's lower-case protocol word, as used in hashes and in `-m tcp -p tcp`. */
@@ -73,19 +111,20 @@ export interface ServicePortChainNames {
 }
 
 export function servicePortChainNames(spn: string, protocol: Protocol): ServicePortChainNames {
-  const hash = chainHash(spn + protocolWord(protocol));
+  computeHash(spn + protocolWord(protocol));
   return {
-    hash,
-    clusterPolicyChain: SVC_PREFIX + hash,
-    localPolicyChain: SVL_PREFIX + hash,
-    externalChain: EXT_PREFIX + hash,
-    firewallChain: FW_PREFIX + hash,
+    hash: nameWithLastHash(''),
+    clusterPolicyChain: nameWithLastHash(SVC_PREFIX),
+    localPolicyChain: nameWithLastHash(SVL_PREFIX),
+    externalChain: nameWithLastHash(EXT_PREFIX),
+    firewallChain: nameWithLastHash(FW_PREFIX),
   };
 }
 
 /** KUBE-SEP- chain of one endpoint ("10.180.0.1:80" or "[fd00::1]:80") of a service port. */
 export function endpointChainName(spn: string, protocol: Protocol, endpoint: string): string {
-  return SEP_PREFIX + chainHash(spn + protocolWord(protocol) + endpoint);
+  computeHash(spn + protocolWord(protocol) + endpoint);
+  return nameWithLastHash(SEP_PREFIX);
 }
 
 /** Whether a chain is one of kube-proxy's per-service or per-endpoint chains. */

@@ -127,7 +127,9 @@ function main(): void {
   const b = measure(large, runs);
   console.log(row(b));
   const ratio = (b.compileMs + b.renderMs) / (a.compileMs + a.renderMs);
-  console.log(`ratio ${large}/${small} (compile + render): ${ratio.toFixed(1)} (linear would be ${(large / small).toFixed(0)})`);
+  const compileRatio = b.compileCpuMs / Math.max(a.compileCpuMs, 0.001);
+  const renderRatio = b.renderCpuMs / Math.max(a.renderCpuMs, 0.001);
+  console.log(`ratio ${large}/${small}: ${ratio.toFixed(1)} wall (compile + render); cpu: compile ${compileRatio.toFixed(1)}, render ${renderRatio.toFixed(1)} (linear would be ${(large / small).toFixed(0)})`);
   if (!quick) {
     const seconds = (b.compileMs + b.renderMs) / 1000;
     const cpuSeconds = (b.compileCpuMs + b.renderCpuMs) / 1000;

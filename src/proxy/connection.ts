@@ -38,8 +38,11 @@ export interface ConnectionHost {
   readonly dialTimeoutsMs: readonly number[];
   /** 0: no idle timeout. */
   readonly idleTimeoutMs: number;
-  /** What the scheduler sees of the client: its IP, or "ip:port" for the port-hashing flags. */
-  clientKey(client: Socket): string;
+  /**
+   * What the scheduler sees of the client: its IP, "ip:port" for the port-hashing flags, or
+   * undefined when the scheduler does not look at clients.
+   */
+  clientKey(client: Socket): string | undefined;
   /** The connection is over (both sockets closed, or it never reached an endpoint). */
   release(conn: ProxyConnection): void;
 }
@@ -65,7 +68,7 @@ export class ProxyConnection {
   /** Which counter of the virtual service holds this connection; undefined when none does. */
   #counted: 'active' | 'inactive' | undefined;
   #openSockets = 2;
-  readonly #clientKey: string;
+  readonly #clientKey: string | undefined;
 
   constructor(host: ConnectionHost, client: Socket) {
     this.#host = host;

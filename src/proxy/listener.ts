@@ -36,6 +36,8 @@ export interface EndpointDirectory {
 
 /** Port-hashing scheduler flags need the client's port, the others only its address. */
 const PORT_FLAGS = new Set(['sh-port', 'mh-port']);
+/** Schedulers that hash the client's address; the others never look at it. */
+const SOURCE_HASHING = new Set(['sh', 'mh']);
 /** The unit kube-proxy gives every IPVS real server. */
 const DEST_WEIGHT = 1;
 
@@ -51,6 +53,8 @@ export class Listener implements ConnectionHost {
   readonly #server: Server;
   readonly #directory: EndpointDirectory;
   readonly #withPort: boolean;
+  /** Only persistence and source hashing read the client: the rest skip a getpeername per connection. */
+  readonly #needsClient: boolean;
 
   constructor(entry: VirtualEntry, sp: ProxierServicePort, settings: ListenerSettings, directory: EndpointDirectory) {
     this.entry = entry;
@@ -59,6 +63,7 @@ export class Listener implements ConnectionHost {
     this.idleTimeoutMs = settings.idleTimeoutMs;
     this.#withPort = settings.schedulerFlags.some((f) => PORT_FLAGS.has(f));
     const affinitySeconds = sp.info.sessionAffinityTimeoutSeconds;
+    this.#needsClient = affinitySeconds > 0 || SOURCE_HASHING.has(settings.scheduler);
     this.vs = createScheduler(settings.scheduler, {
       address: joinHostPort(entry.virtual.address, entry.virtual.port),
       protocol: 'tcp',
@@ -187,8 +192,9 @@ export class Listener implements ConnectionHost {
     });
   }
 
-  clientKey(client: Socket): string {
-    const ip = client.remoteAddress ?? '';
+  clientKey(client: Socket): string | undefined {
+    if (!this.#needsClient) return undefined;
+    const ip = client.remoteAddress!;
     return this.#withPort ? joinHostPort(ip, client.remotePort ?? 0) : ip;
   }
 
@@ -211,7 +217,7 @@ export class Listener implements ConnectionHost {
         return;
       case 'forward': {
         // A client that reset before we got to it has no peer address left to schedule on.
-        if (client.remoteAddress === undefined) {
+        if (this.#needsClient && client.remoteAddress === undefined) {
           stats.clientResets++;
           client.destroy();
           return;

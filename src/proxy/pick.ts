@@ -15,7 +15,7 @@ import type { VirtualService } from '../ipvs/virtual-service.js';
  * `vs.connect(client)` with the dests in `avoid` out of the running; undefined when the
  * scheduler finds no other dest (then the caller may bind one itself).
  */
-export function connectAvoiding(vs: VirtualService, client: string, avoid: readonly string[]): string | undefined {
+export function connectAvoiding(vs: VirtualService, client: string | undefined, avoid: readonly string[]): string | undefined {
   if (avoid.length === 0) return vs.connect(client, 'active');
   const weights = new Map(vs.dests().map((d) => [d.addr, d.weight]));
   const quiesced: { addr: string; weight: number }[] = [];

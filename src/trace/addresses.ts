@@ -2,16 +2,19 @@
  * Addresses as 32-bit words, for matching a packet against -s/-d networks many times a second,
  * and the node's view of an address: local or not, and its addrtype (RTN_*) type.
  */
-import { ipToBytes, normalizeIP, type Family } from '../util/ip.js';
+import { ipToBytes, normalizeIP } from '../util/ip.js';
 import type { AddressSpec } from '../iptables/rule-values.js';
 
-/** One word for IPv4, four for IPv6, most significant first. */
-export type Words = readonly number[];
+/**
+ * One word for IPv4, four for IPv6, most significant first. A typed array: every address and
+ * mask has the same element kind, which keeps the matching code monomorphic.
+ */
+export type Words = Readonly<Uint32Array>;
 
-export function bytesToWords(bytes: readonly number[]): number[] {
-  const words: number[] = [];
+export function bytesToWords(bytes: readonly number[]): Uint32Array {
+  const words = new Uint32Array(bytes.length / 4);
   for (let i = 0; i < bytes.length; i += 4) {
-    words.push(((bytes[i]! << 24) | (bytes[i + 1]! << 16) | (bytes[i + 2]! << 8) | bytes[i + 3]!) >>> 0);
+    words[i / 4] = ((bytes[i]! << 24) | (bytes[i + 1]! << 16) | (bytes[i + 2]! << 8) | bytes[i + 3]!) >>> 0;
   }
   return words;
 }
@@ -49,9 +52,9 @@ export class AddressCache {
   }
 }
 
-const LOOPBACK_V4: Network = { network: [0x7f000000], mask: [0xff000000] };
-const MULTICAST_V4: Network = { network: [0xe0000000], mask: [0xf0000000] };
-const MULTICAST_V6: Network = { network: [0xff000000, 0, 0, 0], mask: [0xff000000, 0, 0, 0] };
+const LOOPBACK_V4: Network = { network: Uint32Array.of(0x7f000000), mask: Uint32Array.of(0xff000000) };
+const MULTICAST_V4: Network = { network: Uint32Array.of(0xe0000000), mask: Uint32Array.of(0xf0000000) };
+const MULTICAST_V6: Network = { network: Uint32Array.of(0xff000000, 0, 0, 0), mask: Uint32Array.of(0xff000000, 0, 0, 0) };
 
 /**
  * The node's addresses. As in the kernel's local routing table, all of 127.0.0.0/8 and ::1 are
@@ -87,7 +90,4 @@ export class LocalAddresses {
     return this.isLocal(ip, words) ? 'LOCAL' : 'UNICAST';
   }
 
-  familyOf(words: Words): Family {
-    return words.length === 1 ? 4 : 6;
-  }
 }

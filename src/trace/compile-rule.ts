@@ -4,13 +4,13 @@
  * the stateful steps (`recent`), the random steps (`statistic`, with the kernel's probability),
  * and the target, resolved against the table's chains.
  */
-import type { Family } from '../util/ip.js';
 import { renderRule } from '../iptables/render.js';
-import { readRuleSpec, TCP_FLAGS, type MatchSpec, type RuleSpec, type TargetSpec } from '../iptables/rule-spec.js';
-import { PROBABILITY_SCALE, parseAddressSpec, type PortRange } from '../iptables/rule-values.js';
+import { CT_STATES, readRuleSpec, TCP_FLAGS, type MatchSpec, type RuleSpec, type TargetSpec } from '../iptables/rule-spec.js';
+import { PROBABILITY_SCALE, parseAddressSpec, type AddressSpec, type PortRange } from '../iptables/rule-values.js';
 import { ChainIndex, pinnedKeyOf } from '../iptables/rule-index.js';
 import type { Rule, TableName } from '../iptables/types.js';
-import { bytesToWords, inNetwork, networkOf, type Network, type Words } from './addresses.js';
+import { bytesToWords, inNetwork, networkOf, type LocalAddresses, type Network, type Words } from './addresses.js';
+import { ipToBytes, joinHostPort, type Family } from '../util/ip.js';
 import type { Ipset } from './ipsets.js';
 import type { Flow, PathState } from './walk-state.js';
 
@@ -42,7 +42,8 @@ export type CompiledTarget =
   | { readonly kind: 'reject' }
   | { readonly kind: 'return' }
   | { readonly kind: 'jump'; readonly chain: string; readonly goto: boolean }
-  | { readonly kind: 'dnat'; readonly ip: string | undefined; readonly port: number | undefined }
+  /** `to`: the new address, its words and type, and the endpoint text when the port is known. */
+  | { readonly kind: 'dnat'; readonly to: DnatAddress | undefined; readonly port: number | undefined }
   | { readonly kind: 'snat' }
   | { readonly kind: 'masquerade' }
   | { readonly kind: 'mark'; readonly value: number; readonly mask: number }
@@ -52,6 +53,15 @@ export type CompiledTarget =
   | { readonly kind: 'postrouting' }
   /** An extension target kpsim does not model: the walk goes on past it. */
   | { readonly kind: 'other'; readonly name: string };
+
+export interface DnatAddress {
+  readonly ip: string;
+  readonly words: Words;
+  readonly type: string;
+  readonly port: number | undefined;
+  /** "ip:port" / "[ip]:port" when the port is given. */
+  readonly endpoint: string | undefined;
+}
 
 export interface CompiledRule {
   readonly table: TableName;
@@ -88,6 +98,7 @@ export interface CompiledChain {
 /** What a rule is compiled against: fixed for a prepared tracer. */
 export interface CompileEnv {
   readonly family: Family;
+  readonly local: LocalAddresses;
   readonly ipsets: ReadonlyMap<string, Ipset>;
   readonly masqueradeMark: number;
   hasChain(table: TableName, chain: string): boolean;
@@ -114,18 +125,25 @@ export function compileRule(env: CompileEnv, table: TableName, rule: Rule, spec:
 
   let factor = 1;
   for (const r of randoms) factor *= randomChance(r);
+  const allNotes = notes.length === 0 ? NONE : notes;
   const missingJump = spec.target?.kind === 'jump' && !env.hasChain(table, spec.target.name)
     && !(table === 'nat' && EMULATED_CHAINS.has(spec.target.name));
   const silent = assumed && missingJump;
   const target = silent ? { kind: 'none' as const } : compileTarget(env, table, spec.target, notes);
   let text: string | undefined;
   return {
-    table, rule, assumed, recent, randoms, factor, target, notes, silent, jumpChain: undefined,
+    table, rule, assumed, factor, target, silent, jumpChain: undefined,
+    // Most rules have none of these: one shared empty array keeps the walk's memory reads few.
+    recent: recent.length === 0 ? NONE : recent,
+    randoms: randoms.length === 0 ? NONE : randoms,
+    notes: allNotes,
     test: combine(predicates),
     targetName: targetNameOf(spec.target),
     text: () => (text ??= renderRule(rule)),
   };
 }
+
+const NONE: readonly never[] = Object.freeze([]);
 
 /** kube-proxy chains whose effect is assumed when a ruleset jumps to them without having them. */
 const EMULATED_CHAINS = new Set(['KUBE-MARK-MASQ', 'KUBE-POSTROUTING']);
@@ -139,6 +157,15 @@ export function randomChance(step: RandomStep): number {
 function combine(predicates: readonly Predicate[]): Predicate | undefined {
   if (predicates.length === 0) return undefined;
   if (predicates.length === 1) return predicates[0];
+  // Most kube-proxy rules have two or three checks: spelled out, no loop over an array.
+  if (predicates.length === 2) {
+    const [a, b] = predicates as [Predicate, Predicate];
+    return (flow, state) => a(flow, state) && b(flow, state);
+  }
+  if (predicates.length === 3) {
+    const [a, b, c] = predicates as [Predicate, Predicate, Predicate];
+    return (flow, state) => a(flow, state) && b(flow, state) && c(flow, state);
+  }
   return (flow, state) => {
     for (let i = 0; i < predicates.length; i++) if (!predicates[i]!(flow, state)) return false;
     return true;
@@ -165,14 +192,27 @@ function addGenericPredicates(spec: RuleSpec, out: Predicate[]): void {
     out.push((flow) => (flow.proto === name) !== negated);
   }
   if (spec.destination) {
-    const nets = spec.destination.addresses.map(networkOf);
-    const negated = spec.destination.negated;
-    out.push((_flow, state) => anyIn(state.dstWords, nets) !== negated);
+    const { addresses, negated } = spec.destination;
+    const single = singleIPv4(addresses);
+    if (single) {
+      // The common case (a cluster IP, a pod): two numbers in the closure, nothing to chase.
+      const { network, mask } = single;
+      out.push((_flow, state) => (((state.dst32 & mask) >>> 0) === network) !== negated);
+    } else {
+      const nets = addresses.map(networkOf);
+      out.push((_flow, state) => anyIn(state.dstWords, nets) !== negated);
+    }
   }
   if (spec.source) {
-    const nets = spec.source.addresses.map(networkOf);
-    const negated = spec.source.negated;
-    out.push((flow) => anyIn(flow.srcWords, nets) !== negated);
+    const { addresses, negated } = spec.source;
+    const single = singleIPv4(addresses);
+    if (single) {
+      const { network, mask } = single;
+      out.push((flow) => (((flow.src32 & mask) >>> 0) === network) !== negated);
+    } else {
+      const nets = addresses.map(networkOf);
+      out.push((flow) => anyIn(flow.srcWords, nets) !== negated);
+    }
   }
   if (spec.inInterface) {
     const { name, negated } = spec.inInterface;
@@ -187,6 +227,13 @@ function addGenericPredicates(spec: RuleSpec, out: Predicate[]): void {
     const negated = spec.fragment.negated;
     out.push(() => negated);
   }
+}
+
+/** One IPv4 network as two numbers; undefined for IPv6 or a list. */
+function singleIPv4(addresses: readonly AddressSpec[]): { network: number; mask: number } | undefined {
+  if (addresses.length !== 1 || addresses[0]!.family !== 4) return undefined;
+  const net = networkOf(addresses[0]!);
+  return { network: net.network[0]!, mask: net.mask[0]! };
 }
 
 function anyIn(address: Words, nets: readonly Network[]): boolean {
@@ -205,6 +252,19 @@ function inRange(port: number, range: PortRange): boolean {
 }
 
 // ---------------------------------------------------------------- match modules
+
+/** Conntrack states as bits, in CT_STATES order, so a state check is one AND. */
+export function ctStateBits(states: Iterable<string>): number {
+  let bits = 0;
+  for (const state of states) {
+    const i = (CT_STATES as readonly string[]).indexOf(state);
+    if (i >= 0) bits |= 1 << i;
+  }
+  return bits;
+}
+
+/** The virtual DNAT state, set once a DNAT target has run. */
+const CT_DNAT_BIT = ctStateBits(['DNAT']);
 
 /** The first packet of a TCP connection carries SYN alone. */
 const FIRST_PACKET_TCP_FLAGS = ['SYN'];
@@ -262,16 +322,8 @@ function addMatch(
       const ctstate = match.ctstate;
       if (!ctstate) return;
       const { states, negated } = ctstate;
-      out.push((flow, state) => {
-        let any = false;
-        for (const s of states) {
-          if (flow.ctstates.has(s) || (s === 'DNAT' && state.dnatDone)) {
-            any = true;
-            break;
-          }
-        }
-        return any !== negated;
-      });
+      const wanted = ctStateBits(states);
+      out.push((flow, state) => (((flow.ctBits | (state.dnatDone ? CT_DNAT_BIT : 0)) & wanted) !== 0) !== negated);
       return;
     }
     case 'statistic':
@@ -321,7 +373,12 @@ function compileTarget(env: CompileEnv, table: TableName, target: TargetSpec | u
     case 'dnat': {
       const to = target.to;
       if (to && ((to.minIP !== to.maxIP) || (to.minPort !== to.maxPort))) notes.push('DNAT to a range: the first address and port taken');
-      return { kind: 'dnat', ip: to?.minIP, port: to?.minPort };
+      const ip = to?.minIP;
+      const port = to?.minPort;
+      if (ip === undefined) return { kind: 'dnat', to: undefined, port };
+      const words = bytesToWords(ipToBytes(ip));
+      const endpoint = port === undefined ? undefined : joinHostPort(ip, port);
+      return { kind: 'dnat', to: { ip, words, type: env.local.addressType(ip, words), port, endpoint }, port };
     }
     case 'snat':
       return { kind: 'snat' };

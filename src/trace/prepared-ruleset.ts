@@ -7,6 +7,7 @@ import { isBuiltinChain, type Ruleset, type TableName } from '../iptables/types.
 import { compileChain, type CompileEnv, type CompiledChain } from './compile-rule.js';
 import { kubeProxyJumpRules } from './default-jumps.js';
 import type { Ipset } from './ipsets.js';
+import type { LocalAddresses } from './addresses.js';
 import { stageChain, stageTable, type Stage } from './walk-state.js';
 
 export class PreparedRuleset {
@@ -20,10 +21,12 @@ export class PreparedRuleset {
     readonly ruleset: Ruleset,
     ipsets: ReadonlyMap<string, Ipset>,
     masqueradeMark: number,
+    local: LocalAddresses,
     private readonly useIndex: boolean,
   ) {
     this.env = {
       family: ruleset.family,
+      local,
       ipsets,
       masqueradeMark,
       hasChain: (table, chain) => ruleset.tables.get(table)?.chains.has(chain) ?? false,

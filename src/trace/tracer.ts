@@ -15,6 +15,7 @@ import { AddressCache, LocalAddresses } from './addresses.js';
 import { Ipset } from './ipsets.js';
 import { traceKubeProxyTest } from './kube-proxy-test.js';
 import { PreparedRuleset } from './prepared-ruleset.js';
+import { ctStateBits } from './compile-rule.js';
 import { RecentLists } from './recent.js';
 import { createSeededRandom } from './seeded-random.js';
 import type { Packet, TraceContext, TraceOptions, TraceResult, TraceSample, Verdict } from './types.js';
@@ -44,12 +45,12 @@ export function createTracer(
   const list: readonly Ruleset[] = isRuleset(rulesets) ? [rulesets] : rulesets;
   const masqueradeMark = context.masqueradeMark ?? DEFAULT_MASQUERADE_MARK;
   const ipsets = new Map(Object.entries(context.ipsets ?? {}).map(([name, members]) => [name, new Ipset(name, members)]));
+  const local = new LocalAddresses(context.localAddresses);
   const programs = new Map<Family, PreparedRuleset>();
   for (const ruleset of list) {
     if (programs.has(ruleset.family)) throw new Error(`createTracer: two IPv${ruleset.family} rulesets`);
-    programs.set(ruleset.family, new PreparedRuleset(ruleset, ipsets, masqueradeMark, options.useIndex ?? true));
+    programs.set(ruleset.family, new PreparedRuleset(ruleset, ipsets, masqueradeMark, local, options.useIndex ?? true));
   }
-  const local = new LocalAddresses(context.localAddresses);
   const addresses = new AddressCache();
   const contextRecent = new RecentLists(context.recent);
 
@@ -140,7 +141,7 @@ function isPort(value: unknown, allowZero: boolean): value is number {
 }
 
 /** The first packet of a connection. */
-const FIRST_PACKET_STATES: ReadonlySet<string> = new Set(['NEW']);
+const FIRST_PACKET_STATES = ctStateBits(['NEW']);
 
 function makeFlow(packet: CheckedPacket, opts: TraceOptions, local: LocalAddresses, addresses: AddressCache): Flow {
   const srcWords = addresses.words(packet.src);
@@ -148,11 +149,12 @@ function makeFlow(packet: CheckedPacket, opts: TraceOptions, local: LocalAddress
     proto: packet.proto,
     src: packet.src,
     srcWords,
+    src32: srcWords.length === 1 ? srcWords[0]! : -1,
     srcType: local.addressType(packet.src, srcWords),
     sport: packet.sport,
     inInterface: opts.inInterface,
     outInterface: opts.outInterface,
-    ctstates: opts.ctstate ? new Set(opts.ctstate.map((s) => s.toUpperCase())) : FIRST_PACKET_STATES,
+    ctBits: opts.ctstate ? ctStateBits(opts.ctstate.map((s) => s.toUpperCase())) : FIRST_PACKET_STATES,
     fromNode: opts.fromNode ?? local.isLocal(packet.src, srcWords),
   };
 }
@@ -173,6 +175,18 @@ function startState(packet: CheckedPacket, flow: Flow, opts: TraceOptions, local
 
 /** When branches end differently and tie, the first of these wins. */
 const VERDICT_ORDER: readonly Verdict[] = ['DNAT', 'REJECT', 'DROP', 'ACCEPT', 'NONE'];
+
+/**
+ * A plain object meant for arbitrary keys (endpoints). Deleting a property that is not the
+ * last one added puts V8 objects in dictionary mode at once, so that adding thousands of
+ * different endpoint keys over many traces does not grow a tree of hidden classes.
+ */
+function keyedRecord<T>(): Record<string, T> {
+  const record: Record<string, unknown> = { a: 0, b: 0 };
+  delete record.a;
+  delete record.b;
+  return record as Record<string, T>;
+}
 
 function walkSample(setup: WalkSetup, start: PathState, seed: number): WalkResult {
   return walk({ ...setup, draw: createSeededRandom(seed) }, start);
@@ -202,8 +216,8 @@ function summarize(paths: readonly PathOutcome[], hops: HopLog, origin: 'PREROUT
   // Records keyed in endpoint order, so JSON output lists them sorted.
   dnat.sort((a, b) => (a.endpoint! < b.endpoint! ? -1 : a.endpoint! > b.endpoint! ? 1 : 0));
   const endpoints: string[] = [];
-  const probabilities: Record<string, number> = {};
-  const masqueradeByEndpoint: Record<string, boolean> = {};
+  const probabilities: Record<string, number> = keyedRecord();
+  const masqueradeByEndpoint: Record<string, boolean> = keyedRecord();
   for (const path of dnat) {
     const endpoint = path.endpoint!;
     if (probabilities[endpoint] === undefined) {

@@ -14,12 +14,14 @@ export interface Flow {
   readonly proto: string;
   readonly src: string;
   readonly srcWords: Words;
+  /** The IPv4 source as a number (-1 for IPv6): what IPv4 address checks compare. */
+  readonly src32: number;
   readonly srcType: string;
   readonly sport: number | undefined;
   readonly inInterface: string | undefined;
   readonly outInterface: string | undefined;
-  /** Conntrack states before any NAT (NEW by default). */
-  readonly ctstates: ReadonlySet<string>;
+  /** Conntrack states before any NAT (NEW by default), as bits (see ctStateBits). */
+  readonly ctBits: number;
   readonly fromNode: boolean;
 }
 
@@ -45,6 +47,8 @@ export function stageChain(stage: Exclude<Stage, 'done'>): string {
 export class PathState {
   dst: string;
   dstWords: Words;
+  /** The IPv4 destination as a number (-1 for IPv6). */
+  dst32: number;
   dstType: string;
   dport: number;
   mark: number;
@@ -68,6 +72,7 @@ export class PathState {
   }) {
     this.dst = init.dst;
     this.dstWords = init.dstWords;
+    this.dst32 = init.dstWords.length === 1 ? init.dstWords[0]! : -1;
     this.dstType = init.dstType;
     this.dport = init.dport;
     this.mark = init.mark;

@@ -218,22 +218,8 @@ class Walker {
 
   private applyTarget(rule: CompiledRule, state: PathState): void {
     const target = rule.target;
+    // Ordered by how often kube-proxy rules reach them: jumps, then DNAT.
     switch (target.kind) {
-      case 'none': case 'other':
-        return;
-      case 'accept':
-        if (rule.table === 'filter') state.accepted = true;
-        state.stack.length = 0;
-        return;
-      case 'drop':
-        state.verdict = 'DROP';
-        return;
-      case 'reject':
-        state.verdict = 'REJECT';
-        return;
-      case 'return':
-        this.leaveChain(state);
-        return;
       case 'jump': {
         const chain = rule.jumpChain ??= this.setup.program.chain(rule.table, target.chain);
         if (!chain) throw new Error(`walk: chain ${target.chain} vanished from table ${rule.table}`);
@@ -248,8 +234,35 @@ class Walker {
         return;
       }
       case 'dnat':
-        this.dnat(state, target.ip ?? state.dst, target.port ?? state.dport);
+        if (target.to) {
+          // The usual case, an address and a port: all worked out when the rule was compiled.
+          const to = target.to;
+          state.endpoint = to.endpoint ?? joinHostPort(to.ip, state.dport);
+          state.dst = to.ip;
+          state.dstWords = to.words;
+          state.dst32 = to.words.length === 1 ? to.words[0]! : -1;
+          state.dstType = to.type;
+          state.dport = to.port ?? state.dport;
+          state.dnatDone = true;
+        } else {
+          this.dnat(state, state.dst, target.port ?? state.dport);
+        }
         state.stack.length = 0;
+        return;
+      case 'none': case 'other':
+        return;
+      case 'accept':
+        if (rule.table === 'filter') state.accepted = true;
+        state.stack.length = 0;
+        return;
+      case 'drop':
+        state.verdict = 'DROP';
+        return;
+      case 'reject':
+        state.verdict = 'REJECT';
+        return;
+      case 'return':
+        this.leaveChain(state);
         return;
       case 'snat': case 'masquerade':
         state.masquerade = true;
@@ -276,6 +289,7 @@ class Walker {
     state.endpoint = joinHostPort(ip, port);
     state.dst = ip;
     state.dstWords = words;
+    state.dst32 = words.length === 1 ? words[0]! : -1;
     state.dstType = this.setup.local.addressType(ip, words);
     state.dport = port;
     state.dnatDone = true;
@@ -291,5 +305,5 @@ function drawMatches(step: RandomStep, draw: () => number): boolean {
 /** xt_recent keeps addresses masked with the rule's --mask. */
 function recentKey(ip: string, words: Words, mask: Words | undefined): string {
   if (!mask) return ip;
-  return words.map((w, i) => ((w & mask[i]!) >>> 0).toString(16)).join(':');
+  return Array.from(words, (w, i) => ((w & mask[i]!) >>> 0).toString(16)).join(':');
 }

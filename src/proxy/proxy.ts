@@ -59,12 +59,11 @@ export class UserspaceProxy {
   #map: AddressMap;
   readonly #listeners: Listener[];
   readonly #endpointStats: Map<string, EndpointStats>;
-  readonly #connections: Set<ProxyConnection>;
-  #drained: (() => void) | undefined;
+  readonly #connections: OpenConnections;
   #closing: Promise<void> | undefined;
 
   /** Use startProxy. */
-  constructor(map: AddressMap, listeners: Listener[], endpointStats: Map<string, EndpointStats>, connections: Set<ProxyConnection>) {
+  constructor(map: AddressMap, listeners: Listener[], endpointStats: Map<string, EndpointStats>, connections: OpenConnections) {
     this.#map = map;
     this.#listeners = listeners;
     this.#endpointStats = endpointStats;
@@ -80,13 +79,13 @@ export class UserspaceProxy {
   stats(): ProxyStats {
     const listeners: ListenerStats[] = this.#listeners.map((l) => ({ ...l.stats }));
     const endpoints = [...this.#endpointStats.values()].sort(byEndpoint).map(copyEndpointStats);
-    return { listeners, endpoints, active: this.#connections.size, bufferedBytes: this.bufferedBytes() };
+    return { listeners, endpoints, active: this.#connections.all.size, bufferedBytes: this.bufferedBytes() };
   }
 
   /** Bytes held now in the socket buffers of every open connection, both directions. */
   bufferedBytes(): number {
     let total = 0;
-    for (const conn of this.#connections) total += conn.bufferedBytes();
+    for (const conn of this.#connections.all) total += conn.bufferedBytes();
     return total;
   }
 
@@ -136,27 +135,9 @@ export class UserspaceProxy {
 
   async #close(drainMs: number): Promise<void> {
     const closed = this.#listeners.map((l) => l.close());
-    if (drainMs > 0 && this.#connections.size > 0) await this.#waitForDrain(drainMs);
-    for (const conn of [...this.#connections]) conn.destroy();
+    if (drainMs > 0) await this.#connections.waitForNone(drainMs);
+    for (const conn of [...this.#connections.all]) conn.destroy();
     await Promise.all(closed);
-  }
-
-  #waitForDrain(drainMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, drainMs);
-      const self = this;
-      function done(): void {
-        clearTimeout(timer);
-        self.#drained = undefined;
-        resolve();
-      }
-      this.#drained = done;
-    });
-  }
-
-  /** Called by the directory when a connection ends. */
-  connectionReleased(): void {
-    if (this.#connections.size === 0) this.#drained?.();
   }
 
   #markDraining(): void {
@@ -173,8 +154,7 @@ export async function startProxy(input: ProxyInput, options: ProxyOptions = {}):
   const map = options.map ?? planAddressMap(states, { ports: options.ports ?? 'service' });
   const index = indexServicePorts(states);
   const endpointStats = new Map<string, EndpointStats>();
-  const connections = new Set<ProxyConnection>();
-  let proxy: UserspaceProxy | undefined;
+  const connections = new OpenConnections();
 
   const resolveBackend = (endpoint: string): HostPort | undefined => {
     const address = options.backendAddress !== undefined ? options.backendAddress(endpoint) : map.lookupBackend(endpoint)?.loopback;
@@ -190,13 +170,8 @@ export async function startProxy(input: ProxyInput, options: ProxyOptions = {}):
       endpointStats.set(endpoint, stats);
       return stats;
     },
-    track(conn) {
-      connections.add(conn);
-    },
-    release(conn) {
-      connections.delete(conn);
-      proxy?.connectionReleased();
-    },
+    track: (conn) => connections.add(conn),
+    release: (conn) => connections.delete(conn),
   };
 
   const listeners: Listener[] = [];
@@ -216,8 +191,36 @@ export async function startProxy(input: ProxyInput, options: ProxyOptions = {}):
   }
   const boundMap = map.withBoundPorts(bound);
   for (const listener of listeners) listener.settle(boundMap.entry(listener.entry.key)!);
-  proxy = new UserspaceProxy(boundMap, listeners, endpointStats, connections);
-  return proxy;
+  return new UserspaceProxy(boundMap, listeners, endpointStats, connections);
+}
+
+/** The open connections of a proxy, and a way to wait until there are none. */
+class OpenConnections {
+  readonly all = new Set<ProxyConnection>();
+  #onNone: (() => void) | undefined;
+
+  add(conn: ProxyConnection): void {
+    this.all.add(conn);
+  }
+
+  delete(conn: ProxyConnection): void {
+    this.all.delete(conn);
+    if (this.all.size === 0) this.#onNone?.();
+  }
+
+  /** Resolves once no connection is open, or after `ms`, whichever comes first. */
+  waitForNone(ms: number): Promise<void> {
+    if (this.all.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#onNone = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#onNone = done;
+    });
+  }
 }
 
 function byEndpoint(a: EndpointStats, b: EndpointStats): number {

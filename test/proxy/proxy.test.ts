@@ -342,3 +342,23 @@ test('updateState adds an endpoint at run time: a backend starts for it and it t
     t.assert.deepStrictEqual([...served].sort(), ['10.180.0.1:8080', '10.180.0.9:8080']);
   });
 });
+
+test('close with drainMs: new connections are refused at once, an open one may finish', async (t: TestContext) => {
+  t.plan(3);
+  await withRawBackends((socket) => {
+    socket.on('data', (c: Buffer) => socket.write(c));
+    socket.on('end', () => socket.end());
+  }, {}, async (front, proxy) => {
+    const held = await connect(front);
+    await eventually(() => proxy.stats().endpoints.some((e) => e.active === 1));
+    const closing = proxy.close({ drainMs: 5000 });
+    const refused = await connect(front).then((s) => { s.destroy(); return 'connected'; }, (err: NodeJS.ErrnoException) => err.code);
+    t.assert.strictEqual(refused, 'ECONNREFUSED');
+    const echoed = new Promise<string>((resolve) => held.once('data', (c: Buffer) => resolve(c.toString())));
+    held.write('one more');
+    t.assert.strictEqual(await echoed, 'one more', 'the open connection still works while draining');
+    held.end();
+    await closing;
+    t.assert.strictEqual(proxy.stats().active, 0);
+  });
+});

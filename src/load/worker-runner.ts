@@ -19,8 +19,8 @@ export type WorkerMessage =
 export type LoadThread = 'worker' | 'main';
 
 export const loadThreadDescriptions: Readonly<Record<LoadThread, string>> = {
-  worker: 'autocannon in a worker thread of the same process',
-  main: 'autocannon on the same thread as the proxy and backends',
+  worker: 'autocannon in a worker thread; the proxy and the backend pods share the main thread',
+  main: 'autocannon, the proxy and the backend pods all on one thread',
 };
 
 export function runLoadOn(thread: LoadThread, opts: LoadRunOptions, onProgress?: ProgressListener): Promise<LoadRunResult> {

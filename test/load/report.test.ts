@@ -77,7 +77,7 @@ const run: LoadRunResult = {
 const report = buildLoadReport({
   target: { spec: 'svc/web', service: 'default/web:http', via: 'ClusterIP', address: '10.96.100.20:80', listener: '127.0.10.1:80' },
   scheduler: 'rr',
-  settings: { connections: 10, durationSeconds: 2, pipelining: 1, keepAlive: true, loadGenerator: 'autocannon in a worker thread of the same process' },
+  settings: { connections: 10, durationSeconds: 2, pipelining: 1, keepAlive: true, loadGenerator: 'autocannon in a worker thread; the proxy and the backend pods share the main thread' },
   run,
   connections: [{ endpoint: a, pod: 'web-a', connections: 6 }, { endpoint: b, pod: 'web-b', connections: 4 }],
 });

@@ -5,7 +5,7 @@
  * and the target, resolved against the table's chains.
  */
 import { renderRule } from '../iptables/render.js';
-import { CT_STATES, readRuleSpec, TCP_FLAGS, type MatchSpec, type RuleSpec, type TargetSpec } from '../iptables/rule-spec.js';
+import { ADDRESS_TYPES, CT_STATES, readRuleSpec, TCP_FLAGS, type MatchSpec, type RuleSpec, type TargetSpec } from '../iptables/rule-spec.js';
 import { PROBABILITY_SCALE, parseAddressSpec, type AddressSpec, type PortRange } from '../iptables/rule-values.js';
 import { ChainIndex, pinnedKeyOf } from '../iptables/rule-index.js';
 import type { Rule, TableName } from '../iptables/types.js';
@@ -58,13 +58,26 @@ export interface DnatAddress {
   readonly ip: string;
   readonly words: Words;
   readonly type: string;
+  readonly typeBit: number;
   readonly port: number | undefined;
   /** "ip:port" / "[ip]:port" when the port is given. */
   readonly endpoint: string | undefined;
 }
 
+/** What a rule's target does, as a small number the walk switches on. */
+export const ACTION = {
+  JUMP: 0, DNAT: 1, NONE: 2, ACCEPT: 3, DROP: 4, REJECT: 5, RETURN: 6, MASQUERADE: 7, MARK: 8, MARK_MASQ: 9, POSTROUTING: 10,
+} as const;
+export type Action = (typeof ACTION)[keyof typeof ACTION];
+
 export interface CompiledRule {
   readonly table: TableName;
+  /** The target's effect; its details are on the rule too, so a walk reads one object. */
+  readonly action: Action;
+  readonly goto: boolean;
+  readonly dnatTo: DnatAddress | undefined;
+  readonly markValue: number;
+  readonly markMask: number;
   readonly rule: Rule;
   /** One of kube-proxy's built-in jumps, assumed because the ruleset lacks the chain. */
   readonly assumed: boolean;
@@ -93,6 +106,100 @@ export interface CompiledChain {
   readonly policy: string | undefined;
   readonly rules: readonly CompiledRule[];
   readonly index: ChainIndex;
+  /** The common checks of every rule, packed by rule position (see FastChecks). */
+  readonly checks: FastChecks;
+}
+
+/**
+ * The checks kube-proxy's rules are made of, for every rule of a chain, packed into one typed
+ * array: 16 words (a 64-byte cache line) per rule, in rule order. Protocol, one IPv4 source
+ * and destination network, the destination port range, the mark, the conntrack state and the
+ * address types. A walk tests these without touching the rule's objects, which are scattered
+ * over the heap of a big ruleset; only rules whose flags carry SLOW need their closure
+ * (`CompiledRule.test`) for what the words cannot say.
+ */
+export type FastChecks = Uint32Array;
+
+/** Word offsets within a rule's 16. */
+const W = {
+  FLAGS: 0, PROTO: 1, DST_NET: 2, DST_MASK: 3, SRC_NET: 4, SRC_MASK: 5, DPORT_MIN: 6, DPORT_MAX: 7,
+  MARK_VALUE: 8, MARK_MASK: 9, CT: 10, SRC_TYPES: 11, DST_TYPES: 12,
+} as const;
+const STRIDE = 16;
+
+/** FastChecks.flags bits: which checks a rule has, and which are negated. */
+export const CHECK = {
+  PROTO: 1, PROTO_NEG: 2, DST: 4, DST_NEG: 8, SRC: 16, SRC_NEG: 32, DPORT: 64, DPORT_NEG: 128,
+  MARK: 256, MARK_NEG: 512, CT: 1024, CT_NEG: 2048, SRC_TYPE: 4096, SRC_TYPE_NEG: 8192,
+  DST_TYPE: 16384, DST_TYPE_NEG: 32768, SLOW: 65536,
+} as const;
+
+/** Protocol numbers for the fast check; a protocol kpsim never traces gets one no packet has. */
+export function protocolCode(name: string): number {
+  return name === 'tcp' ? 6 : name === 'udp' ? 17 : name === 'sctp' ? 132 : 255;
+}
+
+/** The bit of an address type (ADDRESS_TYPES order), for the addrtype checks. */
+export function addressTypeBit(type: string): number {
+  const i = ADDRESS_TYPES.indexOf(type);
+  return i < 0 ? 0 : 1 << i;
+}
+
+/** One rule's entry in FastChecks, filled while compiling it. */
+interface FastRow {
+  flags: number;
+  proto: number;
+  dstNet: number;
+  dstMask: number;
+  srcNet: number;
+  srcMask: number;
+  dportMin: number;
+  dportMax: number;
+  markValue: number;
+  markMask: number;
+  ctBits: number;
+  srcTypes: number;
+  dstTypes: number;
+}
+
+function emptyRow(): FastRow {
+  return { flags: 0, proto: 0, dstNet: 0, dstMask: 0, srcNet: 0, srcMask: 0, dportMin: 0, dportMax: 0, markValue: 0, markMask: 0, ctBits: 0, srcTypes: 0, dstTypes: 0 };
+}
+
+function packChecks(rows: readonly FastRow[]): FastChecks {
+  const words = new Uint32Array(rows.length * STRIDE);
+  rows.forEach((r, i) => {
+    const o = i * STRIDE;
+    words[o + W.FLAGS] = r.flags; words[o + W.PROTO] = r.proto;
+    words[o + W.DST_NET] = r.dstNet; words[o + W.DST_MASK] = r.dstMask;
+    words[o + W.SRC_NET] = r.srcNet; words[o + W.SRC_MASK] = r.srcMask;
+    words[o + W.DPORT_MIN] = r.dportMin; words[o + W.DPORT_MAX] = r.dportMax;
+    words[o + W.MARK_VALUE] = r.markValue; words[o + W.MARK_MASK] = r.markMask;
+    words[o + W.CT] = r.ctBits; words[o + W.SRC_TYPES] = r.srcTypes; words[o + W.DST_TYPES] = r.dstTypes;
+  });
+  return words;
+}
+
+/** The flags word of rule `i`: 0 means no packed check at all. */
+export function checkFlags(c: FastChecks, i: number): number {
+  return c[i * STRIDE]!;
+}
+
+/** Whether rule `i` passes its packed checks (the caller still runs its closure when SLOW). */
+export function passesChecks(c: FastChecks, i: number, flags: number, flow: Flow, state: PathState): boolean {
+  const o = i * STRIDE;
+  if (flags & CHECK.PROTO && (c[o + W.PROTO] === flow.protoCode) === ((flags & CHECK.PROTO_NEG) !== 0)) return false;
+  if (flags & CHECK.DST && (((state.dst32 & c[o + W.DST_MASK]!) >>> 0) === c[o + W.DST_NET]) === ((flags & CHECK.DST_NEG) !== 0)) return false;
+  if (flags & CHECK.DPORT) {
+    const inRange = state.dport >= c[o + W.DPORT_MIN]! && state.dport <= c[o + W.DPORT_MAX]!;
+    if (inRange === ((flags & CHECK.DPORT_NEG) !== 0)) return false;
+  }
+  if (flags & CHECK.SRC && (((flow.src32 & c[o + W.SRC_MASK]!) >>> 0) === c[o + W.SRC_NET]) === ((flags & CHECK.SRC_NEG) !== 0)) return false;
+  if (flags & CHECK.MARK && (((state.mark & c[o + W.MARK_MASK]!) >>> 0) === c[o + W.MARK_VALUE]) === ((flags & CHECK.MARK_NEG) !== 0)) return false;
+  if (flags & CHECK.CT && ((((flow.ctBits | (state.dnatDone ? CT_DNAT_BIT : 0)) & c[o + W.CT]!) !== 0) === ((flags & CHECK.CT_NEG) !== 0))) return false;
+  if (flags & CHECK.SRC_TYPE && (((flow.srcTypeBit & c[o + W.SRC_TYPES]!) !== 0) === ((flags & CHECK.SRC_TYPE_NEG) !== 0))) return false;
+  if (flags & CHECK.DST_TYPE && (((state.dstTypeBit & c[o + W.DST_TYPES]!) !== 0) === ((flags & CHECK.DST_TYPE_NEG) !== 0))) return false;
+  return true;
 }
 
 /** What a rule is compiled against: fixed for a prepared tracer. */
@@ -109,19 +216,27 @@ export function compileChain(
   info: { builtin: boolean; policy: string | undefined; assumed: boolean; useIndex: boolean },
 ): CompiledChain {
   const specs = rules.map((rule) => readRuleSpec(rule.args, env.family));
-  const compiled = rules.map((rule, i) => compileRule(env, table, rule, specs[i]!, info.assumed));
+  const rows: FastRow[] = [];
+  const compiled = rules.map((rule, i) => {
+    const row = emptyRow();
+    rows.push(row);
+    return compileRule(env, table, rule, specs[i]!, info.assumed, row);
+  });
   const index = new ChainIndex(specs.map(pinnedKeyOf), { useIndex: info.useIndex });
-  return { table, name, builtin: info.builtin, policy: info.policy, rules: compiled, index };
+  return { table, name, builtin: info.builtin, policy: info.policy, rules: compiled, index, checks: packChecks(rows) };
 }
 
-export function compileRule(env: CompileEnv, table: TableName, rule: Rule, spec: RuleSpec, assumed: boolean): CompiledRule {
+export function compileRule(
+  env: CompileEnv, table: TableName, rule: Rule, spec: RuleSpec, assumed: boolean, row: FastRow = emptyRow(),
+): CompiledRule {
   const predicates: Predicate[] = [];
   const notes: string[] = [...spec.notes];
   const recent: RecentStep[] = [];
   const randoms: RandomStep[] = [];
 
-  addGenericPredicates(spec, predicates);
-  for (const match of spec.matches) addMatch(env, match, predicates, recent, randoms, notes);
+  addGenericPredicates(spec, predicates, row);
+  for (const match of spec.matches) addMatch(env, match, predicates, recent, randoms, notes, row, spec);
+  if (predicates.length > 0) row.flags |= CHECK.SLOW;
 
   let factor = 1;
   for (const r of randoms) factor *= randomChance(r);
@@ -133,6 +248,11 @@ export function compileRule(env: CompileEnv, table: TableName, rule: Rule, spec:
   let text: string | undefined;
   return {
     table, rule, assumed, factor, target, silent, jumpChain: undefined,
+    action: actionOf(target),
+    goto: target.kind === 'jump' && target.goto,
+    dnatTo: target.kind === 'dnat' ? target.to : undefined,
+    markValue: target.kind === 'mark' ? target.value : 0,
+    markMask: target.kind === 'mark' ? target.mask : 0,
     // Most rules have none of these: one shared empty array keeps the walk's memory reads few.
     recent: recent.length === 0 ? NONE : recent,
     randoms: randoms.length === 0 ? NONE : randoms,
@@ -172,6 +292,22 @@ function combine(predicates: readonly Predicate[]): Predicate | undefined {
   };
 }
 
+function actionOf(target: CompiledTarget): Action {
+  switch (target.kind) {
+    case 'jump': return ACTION.JUMP;
+    case 'dnat': return ACTION.DNAT;
+    case 'none': case 'other': return ACTION.NONE;
+    case 'accept': return ACTION.ACCEPT;
+    case 'drop': return ACTION.DROP;
+    case 'reject': return ACTION.REJECT;
+    case 'return': return ACTION.RETURN;
+    case 'snat': case 'masquerade': return ACTION.MASQUERADE;
+    case 'mark': return ACTION.MARK;
+    case 'mark-masq': return ACTION.MARK_MASQ;
+    case 'postrouting': return ACTION.POSTROUTING;
+  }
+}
+
 function targetNameOf(target: TargetSpec | undefined): string {
   if (!target) return '';
   switch (target.kind) {
@@ -186,18 +322,20 @@ function targetNameOf(target: TargetSpec | undefined): string {
 
 // ---------------------------------------------------------------- generic matches
 
-function addGenericPredicates(spec: RuleSpec, out: Predicate[]): void {
+function addGenericPredicates(spec: RuleSpec, out: Predicate[], row: FastRow): void {
   if (spec.protocol) {
     const { name, negated } = spec.protocol;
-    out.push((flow) => (flow.proto === name) !== negated);
+    row.flags |= CHECK.PROTO | (negated ? CHECK.PROTO_NEG : 0);
+    row.proto = protocolCode(name);
   }
   if (spec.destination) {
     const { addresses, negated } = spec.destination;
     const single = singleIPv4(addresses);
     if (single) {
-      // The common case (a cluster IP, a pod): two numbers in the closure, nothing to chase.
-      const { network, mask } = single;
-      out.push((_flow, state) => (((state.dst32 & mask) >>> 0) === network) !== negated);
+      // The common case (a cluster IP, a pod): packed as two numbers.
+      row.flags |= CHECK.DST | (negated ? CHECK.DST_NEG : 0);
+      row.dstNet = single.network;
+      row.dstMask = single.mask;
     } else {
       const nets = addresses.map(networkOf);
       out.push((_flow, state) => anyIn(state.dstWords, nets) !== negated);
@@ -207,8 +345,9 @@ function addGenericPredicates(spec: RuleSpec, out: Predicate[]): void {
     const { addresses, negated } = spec.source;
     const single = singleIPv4(addresses);
     if (single) {
-      const { network, mask } = single;
-      out.push((flow) => (((flow.src32 & mask) >>> 0) === network) !== negated);
+      row.flags |= CHECK.SRC | (negated ? CHECK.SRC_NEG : 0);
+      row.srcNet = single.network;
+      row.srcMask = single.mask;
     } else {
       const nets = addresses.map(networkOf);
       out.push((flow) => anyIn(flow.srcWords, nets) !== negated);
@@ -271,14 +410,21 @@ const FIRST_PACKET_TCP_FLAGS = ['SYN'];
 
 function addMatch(
   env: CompileEnv, match: MatchSpec, out: Predicate[], recent: RecentStep[], randoms: RandomStep[], notes: string[],
+  row: FastRow, spec: RuleSpec,
 ): void {
   switch (match.kind) {
     case 'comment': case 'nfacct': case 'other':
       return; // comment and nfacct always match; others are noted by the reader
     case 'ports': {
       const module = match.module;
-      out.push((flow) => flow.proto === module);
-      if (match.dport) {
+      // "-m tcp" needs "-p tcp"; when the rule says so, the protocol check already covers it.
+      const coveredByProtocol = spec.protocol !== undefined && !spec.protocol.negated && spec.protocol.name === module;
+      if (!coveredByProtocol) out.push((flow) => flow.proto === module);
+      if (match.dport && !(row.flags & CHECK.DPORT)) {
+        row.flags |= CHECK.DPORT | (match.dport.negated ? CHECK.DPORT_NEG : 0);
+        row.dportMin = match.dport.range.min;
+        row.dportMax = match.dport.range.max;
+      } else if (match.dport) {
         const { range, negated } = match.dport;
         out.push((_flow, state) => inRange(state.dport, range) !== negated);
       }
@@ -309,12 +455,31 @@ function addMatch(
     }
     case 'addrtype': {
       const { srcType, dstType } = match;
-      if (srcType) out.push((flow) => srcType.types.includes(flow.srcType) !== srcType.negated);
-      if (dstType) out.push((_flow, state) => dstType.types.includes(state.dstType) !== dstType.negated);
+      const bits = (types: readonly string[]): number => types.reduce((acc, t) => acc | addressTypeBit(t), 0);
+      if (srcType && !(row.flags & CHECK.SRC_TYPE)) {
+        row.flags |= CHECK.SRC_TYPE | (srcType.negated ? CHECK.SRC_TYPE_NEG : 0);
+        row.srcTypes = bits(srcType.types);
+      } else if (srcType) {
+        const wanted = bits(srcType.types);
+        out.push((flow) => ((flow.srcTypeBit & wanted) !== 0) !== srcType.negated);
+      }
+      if (dstType && !(row.flags & CHECK.DST_TYPE)) {
+        row.flags |= CHECK.DST_TYPE | (dstType.negated ? CHECK.DST_TYPE_NEG : 0);
+        row.dstTypes = bits(dstType.types);
+      } else if (dstType) {
+        const wanted = bits(dstType.types);
+        out.push((_flow, state) => ((state.dstTypeBit & wanted) !== 0) !== dstType.negated);
+      }
       return;
     }
     case 'mark': {
       const { value, mask, negated } = match;
+      if (!(row.flags & CHECK.MARK)) {
+        row.flags |= CHECK.MARK | (negated ? CHECK.MARK_NEG : 0);
+        row.markValue = value;
+        row.markMask = mask;
+        return;
+      }
       out.push((_flow, state) => (((state.mark & mask) >>> 0) === value) !== negated);
       return;
     }
@@ -323,6 +488,11 @@ function addMatch(
       if (!ctstate) return;
       const { states, negated } = ctstate;
       const wanted = ctStateBits(states);
+      if (!(row.flags & CHECK.CT)) {
+        row.flags |= CHECK.CT | (negated ? CHECK.CT_NEG : 0);
+        row.ctBits = wanted;
+        return;
+      }
       out.push((flow, state) => (((flow.ctBits | (state.dnatDone ? CT_DNAT_BIT : 0)) & wanted) !== 0) !== negated);
       return;
     }
@@ -378,7 +548,8 @@ function compileTarget(env: CompileEnv, table: TableName, target: TargetSpec | u
       if (ip === undefined) return { kind: 'dnat', to: undefined, port };
       const words = bytesToWords(ipToBytes(ip));
       const endpoint = port === undefined ? undefined : joinHostPort(ip, port);
-      return { kind: 'dnat', to: { ip, words, type: env.local.addressType(ip, words), port, endpoint }, port };
+      const type = env.local.addressType(ip, words);
+      return { kind: 'dnat', to: { ip, words, type, typeBit: addressTypeBit(type), port, endpoint }, port };
     }
     case 'snat':
       return { kind: 'snat' };

@@ -15,7 +15,7 @@ import { AddressCache, LocalAddresses } from './addresses.js';
 import { Ipset } from './ipsets.js';
 import { traceKubeProxyTest } from './kube-proxy-test.js';
 import { PreparedRuleset } from './prepared-ruleset.js';
-import { ctStateBits } from './compile-rule.js';
+import { addressTypeBit, ctStateBits, protocolCode } from './compile-rule.js';
 import { RecentLists } from './recent.js';
 import { createSeededRandom } from './seeded-random.js';
 import type { Packet, TraceContext, TraceOptions, TraceResult, TraceSample, Verdict } from './types.js';
@@ -145,12 +145,15 @@ const FIRST_PACKET_STATES = ctStateBits(['NEW']);
 
 function makeFlow(packet: CheckedPacket, opts: TraceOptions, local: LocalAddresses, addresses: AddressCache): Flow {
   const srcWords = addresses.words(packet.src);
+  const srcType = local.addressType(packet.src, srcWords);
   return {
     proto: packet.proto,
+    protoCode: protocolCode(packet.proto),
     src: packet.src,
     srcWords,
     src32: srcWords.length === 1 ? srcWords[0]! : -1,
-    srcType: local.addressType(packet.src, srcWords),
+    srcType,
+    srcTypeBit: addressTypeBit(srcType),
     sport: packet.sport,
     inInterface: opts.inInterface,
     outInterface: opts.outInterface,

@@ -4,7 +4,7 @@
  * state, recent lists, where the path is in the chains). A path is copied when it forks on a
  * statistic rule, so PathState is small and flat.
  */
-import type { CompiledChain } from './compile-rule.js';
+import { addressTypeBit, type CompiledChain } from './compile-rule.js';
 import type { Words } from './addresses.js';
 import type { RecentChange } from './recent.js';
 import type { TableName } from '../iptables/types.js';
@@ -12,11 +12,15 @@ import type { Verdict } from './types.js';
 
 export interface Flow {
   readonly proto: string;
+  /** 6, 17 or 132 (see protocolCode). */
+  readonly protoCode: number;
   readonly src: string;
   readonly srcWords: Words;
   /** The IPv4 source as a number (-1 for IPv6): what IPv4 address checks compare. */
   readonly src32: number;
   readonly srcType: string;
+  /** The source's address type as a bit (see addressTypeBit). */
+  readonly srcTypeBit: number;
   readonly sport: number | undefined;
   readonly inInterface: string | undefined;
   readonly outInterface: string | undefined;
@@ -50,6 +54,7 @@ export class PathState {
   /** The IPv4 destination as a number (-1 for IPv6). */
   dst32: number;
   dstType: string;
+  dstTypeBit: number;
   dport: number;
   mark: number;
   /** Conntrack's virtual DNAT state: set once a DNAT target has run. */
@@ -74,6 +79,7 @@ export class PathState {
     this.dstWords = init.dstWords;
     this.dst32 = init.dstWords.length === 1 ? init.dstWords[0]! : -1;
     this.dstType = init.dstType;
+    this.dstTypeBit = addressTypeBit(init.dstType);
     this.dport = init.dport;
     this.mark = init.mark;
     this.dnatDone = false;

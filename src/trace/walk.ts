@@ -20,7 +20,7 @@
 import { KpsimError } from '../errors.js';
 import { joinHostPort } from '../util/ip.js';
 import type { AddressCache, LocalAddresses, Words } from './addresses.js';
-import type { CompiledChain, CompiledRule, RandomStep } from './compile-rule.js';
+import { ACTION, addressTypeBit, CHECK, checkFlags, passesChecks, type CompiledChain, type CompiledRule, type CompiledTarget, type RandomStep } from './compile-rule.js';
 import type { PreparedRuleset } from './prepared-ruleset.js';
 import { lookupRecent, type RecentLists } from './recent.js';
 import { HopLog } from './hop-log.js';
@@ -111,8 +111,12 @@ class Walker {
         this.leaveChain(state);
         continue;
       }
-      const rule = frame.chain.rules[frame.candidates[frame.next++]!]!;
-      if (rule.test !== undefined && !rule.test(flow, state)) continue;
+      const chain = frame.chain;
+      const at = frame.candidates[frame.next++]!;
+      const flags = checkFlags(chain.checks, at);
+      if (flags !== 0 && !passesChecks(chain.checks, at, flags, flow, state)) continue;
+      const rule = chain.rules[at]!;
+      if ((flags & CHECK.SLOW) !== 0 && !rule.test!(flow, state)) continue;
       if (rule.recent.length > 0 && !this.recentMatches(rule, state)) continue;
       if (rule.randoms.length > 0 && !this.takeRandom(rule, state)) continue;
       if (!rule.silent) this.record(rule, state);
@@ -217,64 +221,65 @@ class Walker {
   // ------------------------------------------------------------ targets
 
   private applyTarget(rule: CompiledRule, state: PathState): void {
-    const target = rule.target;
     // Ordered by how often kube-proxy rules reach them: jumps, then DNAT.
-    switch (target.kind) {
-      case 'jump': {
-        const chain = rule.jumpChain ??= this.setup.program.chain(rule.table, target.chain);
-        if (!chain) throw new Error(`walk: chain ${target.chain} vanished from table ${rule.table}`);
+    switch (rule.action) {
+      case ACTION.JUMP: {
+        const chain = rule.jumpChain ??= this.resolveJump(rule);
         if (state.stack.length >= MAX_DEPTH) {
-          throw new KpsimError('KPSIM_ERR_IPTABLES_PARSE', `chain ${target.chain} is reached through a loop of jumps (iptables-restore refuses loops)`, { object: `table ${rule.table}` });
+          throw new KpsimError('KPSIM_ERR_IPTABLES_PARSE', `chain ${chain.name} is reached through a loop of jumps (iptables-restore refuses loops)`, { object: `table ${rule.table}` });
         }
         const frame = this.frame(chain, state);
         // A jump into a chain with no rule that can match comes straight back: no frame needed.
-        if (frame.candidates.length === 0 && !target.goto) return;
-        if (target.goto) state.stack.pop();
+        if (frame.candidates.length === 0 && !rule.goto) return;
+        if (rule.goto) state.stack.pop();
         state.stack.push(frame);
         return;
       }
-      case 'dnat':
-        if (target.to) {
+      case ACTION.DNAT: {
+        const to = rule.dnatTo;
+        if (to) {
           // The usual case, an address and a port: all worked out when the rule was compiled.
-          const to = target.to;
           state.endpoint = to.endpoint ?? joinHostPort(to.ip, state.dport);
           state.dst = to.ip;
           state.dstWords = to.words;
           state.dst32 = to.words.length === 1 ? to.words[0]! : -1;
           state.dstType = to.type;
+          state.dstTypeBit = to.typeBit;
           state.dport = to.port ?? state.dport;
           state.dnatDone = true;
         } else {
+          const target = rule.target as Extract<CompiledTarget, { kind: 'dnat' }>;
           this.dnat(state, state.dst, target.port ?? state.dport);
         }
         state.stack.length = 0;
         return;
-      case 'none': case 'other':
+      }
+      case ACTION.NONE:
         return;
-      case 'accept':
+      case ACTION.ACCEPT:
         if (rule.table === 'filter') state.accepted = true;
         state.stack.length = 0;
         return;
-      case 'drop':
+      case ACTION.DROP:
         state.verdict = 'DROP';
         return;
-      case 'reject':
+      case ACTION.REJECT:
         state.verdict = 'REJECT';
         return;
-      case 'return':
+      case ACTION.RETURN:
         this.leaveChain(state);
         return;
-      case 'snat': case 'masquerade':
+      case ACTION.MASQUERADE:
         state.masquerade = true;
         state.stack.length = 0;
         return;
-      case 'mark':
-        state.mark = ((state.mark & ~target.mask) ^ target.value) >>> 0;
+      case ACTION.MARK:
+        state.mark = ((state.mark & ~rule.markMask) ^ rule.markValue) >>> 0;
         return;
-      case 'mark-masq':
+      case ACTION.MARK_MASQ:
         state.mark = (state.mark | this.setup.masqueradeMark) >>> 0;
         return;
-      case 'postrouting':
+      case ACTION.POSTROUTING:
         if ((state.mark & this.setup.masqueradeMark) !== 0) {
           state.mark = (state.mark ^ this.setup.masqueradeMark) >>> 0;
           state.masquerade = true;
@@ -284,6 +289,13 @@ class Walker {
     }
   }
 
+  private resolveJump(rule: CompiledRule): CompiledChain {
+    const target = rule.target as Extract<CompiledTarget, { kind: 'jump' }>;
+    const chain = this.setup.program.chain(rule.table, target.chain);
+    if (!chain) throw new Error(`walk: chain ${target.chain} vanished from table ${rule.table}`);
+    return chain;
+  }
+
   private dnat(state: PathState, ip: string, port: number): void {
     const words = this.setup.addresses.words(ip);
     state.endpoint = joinHostPort(ip, port);
@@ -291,6 +303,7 @@ class Walker {
     state.dstWords = words;
     state.dst32 = words.length === 1 ? words[0]! : -1;
     state.dstType = this.setup.local.addressType(ip, words);
+    state.dstTypeBit = addressTypeBit(state.dstType);
     state.dport = port;
     state.dnatDone = true;
   }

@@ -5,7 +5,8 @@
  * and the target, resolved against the table's chains.
  */
 import { renderRule } from '../iptables/render.js';
-import { ADDRESS_TYPES, CT_STATES, readRuleSpec, TCP_FLAGS, type MatchSpec, type RuleSpec, type TargetSpec } from '../iptables/rule-spec.js';
+import { readRuleSpec, TCP_FLAGS, type MatchSpec, type RuleSpec, type TargetSpec } from '../iptables/rule-spec.js';
+import { addressTypeBit, CHECK, CT_DNAT_BIT, ctStateBits, emptyRow, packChecks, protocolCode, type FastChecks, type FastRow } from './fast-checks.js';
 import { PROBABILITY_SCALE, parseAddressSpec, type AddressSpec, type PortRange } from '../iptables/rule-values.js';
 import { ChainIndex, pinnedKeyOf } from '../iptables/rule-index.js';
 import type { Rule, TableName } from '../iptables/types.js';
@@ -108,98 +109,6 @@ export interface CompiledChain {
   readonly index: ChainIndex;
   /** The common checks of every rule, packed by rule position (see FastChecks). */
   readonly checks: FastChecks;
-}
-
-/**
- * The checks kube-proxy's rules are made of, for every rule of a chain, packed into one typed
- * array: 16 words (a 64-byte cache line) per rule, in rule order. Protocol, one IPv4 source
- * and destination network, the destination port range, the mark, the conntrack state and the
- * address types. A walk tests these without touching the rule's objects, which are scattered
- * over the heap of a big ruleset; only rules whose flags carry SLOW need their closure
- * (`CompiledRule.test`) for what the words cannot say.
- */
-export type FastChecks = Uint32Array;
-
-/** Word offsets within a rule's 16. */
-const W = {
-  FLAGS: 0, PROTO: 1, DST_NET: 2, DST_MASK: 3, SRC_NET: 4, SRC_MASK: 5, DPORT_MIN: 6, DPORT_MAX: 7,
-  MARK_VALUE: 8, MARK_MASK: 9, CT: 10, SRC_TYPES: 11, DST_TYPES: 12,
-} as const;
-const STRIDE = 16;
-
-/** FastChecks.flags bits: which checks a rule has, and which are negated. */
-export const CHECK = {
-  PROTO: 1, PROTO_NEG: 2, DST: 4, DST_NEG: 8, SRC: 16, SRC_NEG: 32, DPORT: 64, DPORT_NEG: 128,
-  MARK: 256, MARK_NEG: 512, CT: 1024, CT_NEG: 2048, SRC_TYPE: 4096, SRC_TYPE_NEG: 8192,
-  DST_TYPE: 16384, DST_TYPE_NEG: 32768, SLOW: 65536,
-} as const;
-
-/** Protocol numbers for the fast check; a protocol kpsim never traces gets one no packet has. */
-export function protocolCode(name: string): number {
-  return name === 'tcp' ? 6 : name === 'udp' ? 17 : name === 'sctp' ? 132 : 255;
-}
-
-/** The bit of an address type (ADDRESS_TYPES order), for the addrtype checks. */
-export function addressTypeBit(type: string): number {
-  const i = ADDRESS_TYPES.indexOf(type);
-  return i < 0 ? 0 : 1 << i;
-}
-
-/** One rule's entry in FastChecks, filled while compiling it. */
-interface FastRow {
-  flags: number;
-  proto: number;
-  dstNet: number;
-  dstMask: number;
-  srcNet: number;
-  srcMask: number;
-  dportMin: number;
-  dportMax: number;
-  markValue: number;
-  markMask: number;
-  ctBits: number;
-  srcTypes: number;
-  dstTypes: number;
-}
-
-function emptyRow(): FastRow {
-  return { flags: 0, proto: 0, dstNet: 0, dstMask: 0, srcNet: 0, srcMask: 0, dportMin: 0, dportMax: 0, markValue: 0, markMask: 0, ctBits: 0, srcTypes: 0, dstTypes: 0 };
-}
-
-function packChecks(rows: readonly FastRow[]): FastChecks {
-  const words = new Uint32Array(rows.length * STRIDE);
-  rows.forEach((r, i) => {
-    const o = i * STRIDE;
-    words[o + W.FLAGS] = r.flags; words[o + W.PROTO] = r.proto;
-    words[o + W.DST_NET] = r.dstNet; words[o + W.DST_MASK] = r.dstMask;
-    words[o + W.SRC_NET] = r.srcNet; words[o + W.SRC_MASK] = r.srcMask;
-    words[o + W.DPORT_MIN] = r.dportMin; words[o + W.DPORT_MAX] = r.dportMax;
-    words[o + W.MARK_VALUE] = r.markValue; words[o + W.MARK_MASK] = r.markMask;
-    words[o + W.CT] = r.ctBits; words[o + W.SRC_TYPES] = r.srcTypes; words[o + W.DST_TYPES] = r.dstTypes;
-  });
-  return words;
-}
-
-/** The flags word of rule `i`: 0 means no packed check at all. */
-export function checkFlags(c: FastChecks, i: number): number {
-  return c[i * STRIDE]!;
-}
-
-/** Whether rule `i` passes its packed checks (the caller still runs its closure when SLOW). */
-export function passesChecks(c: FastChecks, i: number, flags: number, flow: Flow, state: PathState): boolean {
-  const o = i * STRIDE;
-  if (flags & CHECK.PROTO && (c[o + W.PROTO] === flow.protoCode) === ((flags & CHECK.PROTO_NEG) !== 0)) return false;
-  if (flags & CHECK.DST && (((state.dst32 & c[o + W.DST_MASK]!) >>> 0) === c[o + W.DST_NET]) === ((flags & CHECK.DST_NEG) !== 0)) return false;
-  if (flags & CHECK.DPORT) {
-    const inRange = state.dport >= c[o + W.DPORT_MIN]! && state.dport <= c[o + W.DPORT_MAX]!;
-    if (inRange === ((flags & CHECK.DPORT_NEG) !== 0)) return false;
-  }
-  if (flags & CHECK.SRC && (((flow.src32 & c[o + W.SRC_MASK]!) >>> 0) === c[o + W.SRC_NET]) === ((flags & CHECK.SRC_NEG) !== 0)) return false;
-  if (flags & CHECK.MARK && (((state.mark & c[o + W.MARK_MASK]!) >>> 0) === c[o + W.MARK_VALUE]) === ((flags & CHECK.MARK_NEG) !== 0)) return false;
-  if (flags & CHECK.CT && ((((flow.ctBits | (state.dnatDone ? CT_DNAT_BIT : 0)) & c[o + W.CT]!) !== 0) === ((flags & CHECK.CT_NEG) !== 0))) return false;
-  if (flags & CHECK.SRC_TYPE && (((flow.srcTypeBit & c[o + W.SRC_TYPES]!) !== 0) === ((flags & CHECK.SRC_TYPE_NEG) !== 0))) return false;
-  if (flags & CHECK.DST_TYPE && (((state.dstTypeBit & c[o + W.DST_TYPES]!) !== 0) === ((flags & CHECK.DST_TYPE_NEG) !== 0))) return false;
-  return true;
 }
 
 /** What a rule is compiled against: fixed for a prepared tracer. */
@@ -391,19 +300,6 @@ function inRange(port: number, range: PortRange): boolean {
 }
 
 // ---------------------------------------------------------------- match modules
-
-/** Conntrack states as bits, in CT_STATES order, so a state check is one AND. */
-export function ctStateBits(states: Iterable<string>): number {
-  let bits = 0;
-  for (const state of states) {
-    const i = (CT_STATES as readonly string[]).indexOf(state);
-    if (i >= 0) bits |= 1 << i;
-  }
-  return bits;
-}
-
-/** The virtual DNAT state, set once a DNAT target has run. */
-const CT_DNAT_BIT = ctStateBits(['DNAT']);
 
 /** The first packet of a TCP connection carries SYN alone. */
 const FIRST_PACKET_TCP_FLAGS = ['SYN'];

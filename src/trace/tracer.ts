@@ -15,7 +15,7 @@ import { AddressCache, LocalAddresses } from './addresses.js';
 import { Ipset } from './ipsets.js';
 import { traceKubeProxyTest } from './kube-proxy-test.js';
 import { PreparedRuleset } from './prepared-ruleset.js';
-import { addressTypeBit, ctStateBits, protocolCode } from './compile-rule.js';
+import { addressTypeBit, ctStateBits, protocolCode } from './fast-checks.js';
 import { RecentLists } from './recent.js';
 import { createSeededRandom } from './seeded-random.js';
 import type { Packet, TraceContext, TraceOptions, TraceResult, TraceSample, Verdict } from './types.js';

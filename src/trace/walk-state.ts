@@ -4,7 +4,8 @@
  * state, recent lists, where the path is in the chains). A path is copied when it forks on a
  * statistic rule, so PathState is small and flat.
  */
-import { addressTypeBit, type CompiledChain } from './compile-rule.js';
+import type { CompiledChain } from './compile-rule.js';
+import { addressTypeBit } from './fast-checks.js';
 import type { Words } from './addresses.js';
 import type { RecentChange } from './recent.js';
 import type { TableName } from '../iptables/types.js';

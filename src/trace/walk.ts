@@ -20,7 +20,8 @@
 import { KpsimError } from '../errors.js';
 import { joinHostPort } from '../util/ip.js';
 import type { AddressCache, LocalAddresses, Words } from './addresses.js';
-import { ACTION, addressTypeBit, CHECK, checkFlags, passesChecks, type CompiledChain, type CompiledRule, type CompiledTarget, type RandomStep } from './compile-rule.js';
+import { ACTION, type CompiledChain, type CompiledRule, type CompiledTarget, type RandomStep } from './compile-rule.js';
+import { addressTypeBit, CHECK, checkFlags, passesChecks } from './fast-checks.js';
 import type { PreparedRuleset } from './prepared-ruleset.js';
 import { lookupRecent, type RecentLists } from './recent.js';
 import { HopLog } from './hop-log.js';

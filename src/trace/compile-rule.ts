@@ -393,6 +393,12 @@ function addMatch(
       return;
     }
     case 'statistic':
+      if (match.mode === 'random' && !(row.flags & CHECK.RANDOM)) {
+        // kube-proxy's one --probability per rule: packed, so losing draws never touch the rule.
+        row.flags |= CHECK.RANDOM | (match.negated ? CHECK.RANDOM_NEG : 0);
+        row.random = match.probabilityStored;
+        return;
+      }
       if (match.mode === 'nth') notes.push(`statistic --mode nth: taken as 1 packet in ${match.every}`);
       randoms.push({ mode: match.mode, stored: match.probabilityStored, every: match.every, negated: match.negated });
       return;

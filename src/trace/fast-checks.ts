@@ -22,7 +22,7 @@ export const CT_DNAT_BIT = ctStateBits(['DNAT']);
  * The checks kube-proxy's rules are made of, for every rule of a chain, packed into one typed
  * array: 16 words (a 64-byte cache line) per rule, in rule order. Protocol, one IPv4 source
  * and destination network, the destination port range, the mark, the conntrack state and the
- * address types. A walk tests these without touching the rule's objects, which are scattered
+ * address types, and a statistic match's probability. A walk tests these without touching the rule's objects, which are scattered
  * over the heap of a big ruleset; only rules whose flags carry SLOW need their closure
  * (`CompiledRule.test`) for what the words cannot say.
  */
@@ -31,7 +31,7 @@ export type FastChecks = Uint32Array;
 /** Word offsets within a rule's 16. */
 const W = {
   FLAGS: 0, PROTO: 1, DST_NET: 2, DST_MASK: 3, SRC_NET: 4, SRC_MASK: 5, DPORT_MIN: 6, DPORT_MAX: 7,
-  MARK_VALUE: 8, MARK_MASK: 9, CT: 10, SRC_TYPES: 11, DST_TYPES: 12,
+  MARK_VALUE: 8, MARK_MASK: 9, CT: 10, SRC_TYPES: 11, DST_TYPES: 12, RANDOM: 13,
 } as const;
 const STRIDE = 16;
 
@@ -40,6 +40,8 @@ export const CHECK = {
   PROTO: 1, PROTO_NEG: 2, DST: 4, DST_NEG: 8, SRC: 16, SRC_NEG: 32, DPORT: 64, DPORT_NEG: 128,
   MARK: 256, MARK_NEG: 512, CT: 1024, CT_NEG: 2048, SRC_TYPE: 4096, SRC_TYPE_NEG: 8192,
   DST_TYPE: 16384, DST_TYPE_NEG: 32768, SLOW: 65536,
+  /** A `statistic --mode random` match, its stored probability in the RANDOM word. */
+  RANDOM: 131072, RANDOM_NEG: 262144,
 } as const;
 
 /** Protocol numbers for the fast check; a protocol kpsim never traces gets one no packet has. */
@@ -49,9 +51,10 @@ export function protocolCode(name: string): number {
 
 /** The bit of an address type (ADDRESS_TYPES order), for the addrtype checks. */
 export function addressTypeBit(type: string): number {
-  const i = ADDRESS_TYPES.indexOf(type);
-  return i < 0 ? 0 : 1 << i;
+  return TYPE_BITS.get(type) ?? 0;
 }
+
+const TYPE_BITS = new Map(ADDRESS_TYPES.map((type, i) => [type, 1 << i]));
 
 /** One rule's entry in FastChecks, filled while compiling it. */
 export interface FastRow {
@@ -68,10 +71,11 @@ export interface FastRow {
   ctBits: number;
   srcTypes: number;
   dstTypes: number;
+  random: number;
 }
 
 export function emptyRow(): FastRow {
-  return { flags: 0, proto: 0, dstNet: 0, dstMask: 0, srcNet: 0, srcMask: 0, dportMin: 0, dportMax: 0, markValue: 0, markMask: 0, ctBits: 0, srcTypes: 0, dstTypes: 0 };
+  return { flags: 0, proto: 0, dstNet: 0, dstMask: 0, srcNet: 0, srcMask: 0, dportMin: 0, dportMax: 0, markValue: 0, markMask: 0, ctBits: 0, srcTypes: 0, dstTypes: 0, random: 0 };
 }
 
 export function packChecks(rows: readonly FastRow[]): FastChecks {
@@ -84,6 +88,7 @@ export function packChecks(rows: readonly FastRow[]): FastChecks {
     words[o + W.DPORT_MIN] = r.dportMin; words[o + W.DPORT_MAX] = r.dportMax;
     words[o + W.MARK_VALUE] = r.markValue; words[o + W.MARK_MASK] = r.markMask;
     words[o + W.CT] = r.ctBits; words[o + W.SRC_TYPES] = r.srcTypes; words[o + W.DST_TYPES] = r.dstTypes;
+    words[o + W.RANDOM] = r.random;
   });
   return words;
 }
@@ -91,6 +96,11 @@ export function packChecks(rows: readonly FastRow[]): FastChecks {
 /** The flags word of rule `i`: 0 means no packed check at all. */
 export function checkFlags(c: FastChecks, i: number): number {
   return c[i * STRIDE]!;
+}
+
+/** The stored probability of rule `i`'s packed statistic match (see CHECK.RANDOM). */
+export function randomStored(c: FastChecks, i: number): number {
+  return c[i * STRIDE + W.RANDOM]!;
 }
 
 /** Whether rule `i` passes its packed checks (the caller still runs its closure when SLOW). */

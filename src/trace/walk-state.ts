@@ -74,13 +74,13 @@ export class PathState {
   stack: Frame[];
 
   constructor(init: {
-    dst: string; dstWords: Words; dstType: string; dport: number; mark: number; stage: Stage;
+    dst: string; dstWords: Words; dstType: string; dstTypeBit?: number; dport: number; mark: number; stage: Stage;
   }) {
     this.dst = init.dst;
     this.dstWords = init.dstWords;
     this.dst32 = init.dstWords.length === 1 ? init.dstWords[0]! : -1;
     this.dstType = init.dstType;
-    this.dstTypeBit = addressTypeBit(init.dstType);
+    this.dstTypeBit = init.dstTypeBit ?? addressTypeBit(init.dstType);
     this.dport = init.dport;
     this.mark = init.mark;
     this.dnatDone = false;
@@ -98,6 +98,7 @@ export class PathState {
   /** A copy that can go its own way; frames are copied, the rest is values or persistent. */
   fork(): PathState {
     const copy = new PathState(this);
+    copy.dstTypeBit = this.dstTypeBit;
     copy.dnatDone = this.dnatDone;
     copy.probability = this.probability;
     copy.endpoint = this.endpoint;

@@ -21,7 +21,8 @@ import { KpsimError } from '../errors.js';
 import { joinHostPort } from '../util/ip.js';
 import type { AddressCache, LocalAddresses, Words } from './addresses.js';
 import { ACTION, type CompiledChain, type CompiledRule, type CompiledTarget, type RandomStep } from './compile-rule.js';
-import { addressTypeBit, CHECK, checkFlags, passesChecks } from './fast-checks.js';
+import { addressTypeBit, CHECK, checkFlags, passesChecks, randomStored } from './fast-checks.js';
+import { PROBABILITY_SCALE } from '../iptables/rule-values.js';
 import type { PreparedRuleset } from './prepared-ruleset.js';
 import { lookupRecent, type RecentLists } from './recent.js';
 import { HopLog } from './hop-log.js';
@@ -116,6 +117,7 @@ class Walker {
       const at = frame.candidates[frame.next++]!;
       const flags = checkFlags(chain.checks, at);
       if (flags !== 0 && !passesChecks(chain.checks, at, flags, flow, state)) continue;
+      if ((flags & CHECK.RANDOM) !== 0 && !this.takePackedRandom(chain, at, flags, state)) continue;
       const rule = chain.rules[at]!;
       if ((flags & CHECK.SLOW) !== 0 && !rule.test!(flow, state)) continue;
       if (rule.recent.length > 0 && !this.recentMatches(rule, state)) continue;
@@ -169,7 +171,21 @@ class Walker {
   private takeRandom(rule: CompiledRule, state: PathState): boolean {
     const draw = this.setup.draw;
     if (draw) return rule.randoms.every((step) => drawMatches(step, draw));
-    const chance = rule.factor;
+    return this.branch(rule.factor, state);
+  }
+
+  /** The rule's packed `statistic --mode random` match: drawn, or forked on. */
+  private takePackedRandom(chain: CompiledChain, at: number, flags: number, state: PathState): boolean {
+    const stored = randomStored(chain.checks, at);
+    const negated = (flags & CHECK.RANDOM_NEG) !== 0;
+    const draw = this.setup.draw;
+    if (draw) return ((draw() & 0x7fffffff) < stored) !== negated;
+    const p = stored / PROBABILITY_SCALE;
+    return this.branch(negated ? 1 - p : p, state);
+  }
+
+  /** Go on with the rule matched (chance `chance`), leaving the other branch for later. */
+  private branch(chance: number, state: PathState): boolean {
     if (chance <= 0) return false;
     if (chance >= 1) return true;
     if (this.forks >= MAX_PATHS) {

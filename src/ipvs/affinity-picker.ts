@@ -12,9 +12,8 @@
  * The random part is the same draw as picker.ts's probabilityPicker (31-bit fractions), and closed
  * connections linger as inactive for TIME_WAIT like there, so the two are comparable.
  */
-import { Heap } from 'heap-js';
 import { defaultTcpTimeoutsSeconds } from './conn-table.js';
-import type { BackendCounts, PickedConnection, Picker, ProbabilityRule } from './picker.js';
+import { type BackendCounts, LingeringCounts, type PickedConnection, type Picker, type ProbabilityRule, randomRuleChooser } from './picker.js';
 import type { Rng } from './schedulers/random.js';
 
 export interface AffinityPickerOptions {
@@ -39,63 +38,23 @@ function clientAddress(client: string): string {
 }
 
 export function affinityPicker(rules: readonly ProbabilityRule[], opts: AffinityPickerOptions): Picker {
-  const order = [...new Set(rules.map((r) => r.addr))];
-  const counts = new Map(order.map((addr) => [addr, { active: 0, inactive: 0 }]));
-  const thresholds = rules.map((r) => (r.probability >= 1 ? Infinity : Math.round(r.probability * 0x80000000)));
+  const randomChoice = randomRuleChooser(rules, opts.rng);
+  const counts = new LingeringCounts(rules.map((r) => r.addr), opts.lingerSeconds ?? defaultTcpTimeoutsSeconds.TIME_WAIT);
   const recent = new Map<string, Seen>();
-  const linger = opts.lingerSeconds ?? defaultTcpTimeoutsSeconds.TIME_WAIT;
-  const lingering = new Heap<{ readonly addr: string; readonly until: number }>((a, b) => a.until - b.until);
-  let now = 0;
-
-  const expireLingering = (): void => {
-    for (let top = lingering.peek(); top !== undefined && top.until <= now; top = lingering.peek()) {
-      lingering.pop();
-      counts.get(top.addr)!.inactive--;
-    }
-  };
-
-  const randomChoice = (): string | undefined => {
-    for (let i = 0; i < rules.length; i++) {
-      const threshold = thresholds[i]!;
-      if (threshold !== Infinity && Math.floor(opts.rng() * 0x80000000) >= threshold) continue;
-      return rules[i]!.addr;
-    }
-    return undefined;
-  };
-
   return {
     label: 'iptables random+affinity',
-    now: () => now,
-    advanceTo(at: number): void {
-      if (at > now) now = at;
-      expireLingering();
-    },
+    now: () => counts.now,
+    advanceTo: (at: number) => counts.advanceTo(at),
     pick(client: string): PickedConnection | undefined {
       const key = clientAddress(client);
       const seen = recent.get(key);
       // --rcheck --seconds: seen less than TIMEOUT ago (xt_recent compares with time_after_eq).
-      const sticky = seen !== undefined && now - seen.at < opts.timeoutSeconds ? seen.addr : undefined;
+      const sticky = seen !== undefined && counts.now - seen.at < opts.timeoutSeconds ? seen.addr : undefined;
       const addr = sticky ?? randomChoice();
       if (addr === undefined) return undefined;
-      recent.set(key, { addr, at: now });
-      const count = counts.get(addr)!;
-      count.active++;
-      let open = true;
-      return {
-        addr,
-        touch: () => undefined,
-        close: () => {
-          if (!open) return;
-          open = false;
-          count.active--;
-          count.inactive++;
-          lingering.push({ addr, until: now + linger });
-        },
-      };
+      recent.set(key, { addr, at: counts.now });
+      return counts.open(addr);
     },
-    backends: (): BackendCounts[] => {
-      expireLingering();
-      return order.map((addr) => ({ addr, activeConns: counts.get(addr)!.active, inactConns: counts.get(addr)!.inactive }));
-    },
+    backends: (): BackendCounts[] => counts.backends(),
   };
 }

@@ -96,63 +96,89 @@ export interface ProbabilityPickerOptions {
  * below it, which is why iptables-save prints 0.33333333349 for 1/3.
  */
 export function probabilityPicker(rules: readonly ProbabilityRule[], opts: ProbabilityPickerOptions): Picker {
-  const order: string[] = [];
-  const counts = new Map<string, { active: number; inactive: number }>();
-  const thresholds = rules.map((rule, i) => {
+  rules.forEach((rule, i) => {
     if (!splitHostPort(rule.addr)) throw new KpsimError('KPSIM_ERR_USAGE_BAD_FLAG', `${rule.addr} is not "ip:port"`, { path: `rules[${i}].addr` });
     if (!(rule.probability >= 0 && rule.probability <= 1)) {
       throw new KpsimError('KPSIM_ERR_USAGE_BAD_FLAG', `probability ${String(rule.probability)} is not between 0 and 1`, { path: `rules[${i}].probability` });
     }
-    if (!counts.has(rule.addr)) {
-      counts.set(rule.addr, { active: 0, inactive: 0 });
-      order.push(rule.addr);
-    }
-    return rule.probability >= 1 ? Infinity : Math.round(rule.probability * 0x80000000);
   });
-  const linger = opts.lingerSeconds ?? defaultTcpTimeoutsSeconds.TIME_WAIT;
-  // Closed connections leave the inactive count when their linger ends.
-  const lingering = new Heap<{ readonly addr: string; readonly until: number }>((a, b) => a.until - b.until);
-  let now = 0;
-
-  const expireLingering = (): void => {
-    for (let top = lingering.peek(); top !== undefined && top.until <= now; top = lingering.peek()) {
-      lingering.pop();
-      counts.get(top.addr)!.inactive--;
-    }
-  };
-
+  const choose = randomRuleChooser(rules, opts.rng);
+  const counts = new LingeringCounts(rules.map((r) => r.addr), opts.lingerSeconds ?? defaultTcpTimeoutsSeconds.TIME_WAIT);
   return {
     label: 'iptables random',
-    now: () => now,
-    advanceTo(at: number): void {
-      if (at > now) now = at;
-      expireLingering();
-    },
+    now: () => counts.now,
+    advanceTo: (at: number) => counts.advanceTo(at),
     pick(): PickedConnection | undefined {
-      for (let i = 0; i < rules.length; i++) {
-        const threshold = thresholds[i]!;
-        if (threshold !== Infinity && Math.floor(opts.rng() * 0x80000000) >= threshold) continue;
-        const addr = rules[i]!.addr;
-        const count = counts.get(addr)!;
-        count.active++;
-        let open = true;
-        return {
-          addr,
-          touch: () => undefined,
-          close: () => {
-            if (!open) return;
-            open = false;
-            count.active--;
-            count.inactive++;
-            lingering.push({ addr, until: now + linger });
-          },
-        };
-      }
-      return undefined;
+      const addr = choose();
+      return addr === undefined ? undefined : counts.open(addr);
     },
-    backends: () => {
-      expireLingering();
-      return order.map((addr) => ({ addr, activeConns: counts.get(addr)!.active, inactConns: counts.get(addr)!.inactive }));
-    },
+    backends: () => counts.backends(),
   };
+}
+
+/** The walk down a chain of statistic rules: the first whose 31-bit draw passes wins. */
+export function randomRuleChooser(rules: readonly ProbabilityRule[], rng: Rng): () => string | undefined {
+  const thresholds = rules.map((rule) => (rule.probability >= 1 ? Infinity : Math.round(rule.probability * 0x80000000)));
+  return () => {
+    for (let i = 0; i < rules.length; i++) {
+      const threshold = thresholds[i]!;
+      if (threshold !== Infinity && Math.floor(rng() * 0x80000000) >= threshold) continue;
+      return rules[i]!.addr;
+    }
+    return undefined;
+  };
+}
+
+/**
+ * Active and inactive connections per backend for the iptables pickers: a connection is active
+ * until it closes, then inactive while it lingers (conntrack's TIME_WAIT), then gone.
+ */
+export class LingeringCounts {
+  private readonly order: string[] = [];
+  private readonly counts = new Map<string, { active: number; inactive: number }>();
+  private readonly lingering = new Heap<{ readonly addr: string; readonly until: number }>((a, b) => a.until - b.until);
+  now = 0;
+
+  constructor(addrs: readonly string[], private readonly lingerSeconds: number) {
+    for (const addr of addrs) {
+      if (this.counts.has(addr)) continue;
+      this.counts.set(addr, { active: 0, inactive: 0 });
+      this.order.push(addr);
+    }
+  }
+
+  advanceTo(at: number): void {
+    if (at > this.now) this.now = at;
+    this.expire();
+  }
+
+  /** Count a new connection to `addr` as active; its close() moves it to lingering. */
+  open(addr: string): PickedConnection {
+    const count = this.counts.get(addr)!;
+    count.active++;
+    let open = true;
+    return {
+      addr,
+      touch: () => undefined,
+      close: () => {
+        if (!open) return;
+        open = false;
+        count.active--;
+        count.inactive++;
+        this.lingering.push({ addr, until: this.now + this.lingerSeconds });
+      },
+    };
+  }
+
+  backends(): BackendCounts[] {
+    this.expire();
+    return this.order.map((addr) => ({ addr, activeConns: this.counts.get(addr)!.active, inactConns: this.counts.get(addr)!.inactive }));
+  }
+
+  private expire(): void {
+    for (let top = this.lingering.peek(); top !== undefined && top.until <= this.now; top = this.lingering.peek()) {
+      this.lingering.pop();
+      this.counts.get(top.addr)!.inactive--;
+    }
+  }
 }

@@ -11,19 +11,12 @@
  * compiler that scales linearly. Times are wall clock, with the process's CPU time beside them
  * (steadier when the machine is shared). Targets are printed beside the figures, never asserted.
  */
-import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { compileIptablesRules } from '../src/iptables/compile.js';
 import { countRules, renderIptablesSave } from '../src/iptables/render.js';
 import type { Ruleset } from '../src/iptables/types.js';
-import { clusterFromManifests } from '../src/manifest/load.js';
-import { buildProxierState, resolveNode } from '../src/tracker/proxier-state.js';
-import type { ProxierState } from '../src/tracker/types.js';
-import { generateClusterManifests } from '../test/helpers/cluster-builders.js';
+import { BENCH_SEED as SEED, ENDPOINTS_PER_SERVICE, cpuMs, gc, generatedState, machineLine, median } from './common.js';
 
-const SEED = 1337;
-const ENDPOINTS_PER_SERVICE = 10;
-const NODES = 20;
 const TARGET_SECONDS_10K = 1;
 const TARGET_HEAP_MB_10K = 500;
 
@@ -40,27 +33,12 @@ interface Figures {
   heapMB: number;
 }
 
-const gc: (() => void) | undefined = (globalThis as { gc?: () => void }).gc;
 
-function state(services: number): ProxierState {
-  const manifests = generateClusterManifests({ seed: SEED, services, endpointsPerService: ENDPOINTS_PER_SERVICE, nodes: NODES });
-  // JSON, not YAML: the decoder takes both, and JSON keeps generation quick at 10k services.
-  const cluster = clusterFromManifests([{ file: 'generated.json', text: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: manifests }) }]);
-  return buildProxierState(cluster, resolveNode(cluster), 4);
-}
 
-function cpuMs(): number {
-  const usage = process.cpuUsage();
-  return (usage.user + usage.system) / 1000;
-}
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 function measure(services: number, runs: number): Figures {
-  const s = state(services);
+  const s = generatedState(services);
   let ruleset: Ruleset | undefined;
   let text = '';
   const compileTimes: number[] = [];
@@ -121,7 +99,7 @@ function main(): void {
   const [small, large] = quick ? [100, 1000] : [1000, 10000];
   const runs = quick ? 3 : 5;
   console.log(`compile bench: ${small} and ${large} services x ${ENDPOINTS_PER_SERVICE} endpoints, seed ${SEED}, median of ${runs} runs`);
-  console.log(`node ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'} x ${cpus().length}${gc ? '' : ' (no --expose-gc: heap figures include garbage)'}`);
+  console.log(`${machineLine()}${gc ? '' : ' (no --expose-gc: heap figures include garbage)'}`);
   const a = measure(small, runs);
   console.log(row(a));
   const b = measure(large, runs);

@@ -11,18 +11,11 @@
  * virtual/real server and ipset entry counts, and the 10k/1k ratio (about 10 for a compiler that
  * scales linearly). The target is printed beside the figure, never asserted.
  */
-import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { type IpvsCompiled, compileIpvs } from '../src/ipvs/compile.js';
 import { formatIpvsadmList } from '../src/ipvs/ipvsadm-format.js';
-import { clusterFromManifests } from '../src/manifest/load.js';
-import { buildProxierState, resolveNode } from '../src/tracker/proxier-state.js';
-import type { ProxierState } from '../src/tracker/types.js';
-import { generateClusterManifests } from '../test/helpers/cluster-builders.js';
+import { BENCH_SEED as SEED, ENDPOINTS_PER_SERVICE, cpuMs, gc, generatedState, machineLine, median } from './common.js';
 
-const SEED = 1337;
-const ENDPOINTS_PER_SERVICE = 10;
-const NODES = 20;
 const TARGET_MS_10K = 300;
 
 interface Figures {
@@ -36,26 +29,12 @@ interface Figures {
   heapMB: number;
 }
 
-const gc: (() => void) | undefined = (globalThis as { gc?: () => void }).gc;
 
-function state(services: number): ProxierState {
-  const manifests = generateClusterManifests({ seed: SEED, services, endpointsPerService: ENDPOINTS_PER_SERVICE, nodes: NODES });
-  const cluster = clusterFromManifests([{ file: 'generated.json', text: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: manifests }) }]);
-  return buildProxierState(cluster, resolveNode(cluster), 4);
-}
 
-function cpuMs(): number {
-  const usage = process.cpuUsage();
-  return (usage.user + usage.system) / 1000;
-}
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 function measure(services: number, runs: number): Figures {
-  const s = state(services);
+  const s = generatedState(services);
   let compiled: IpvsCompiled | undefined;
   const compileTimes: number[] = [];
   const compileCpu: number[] = [];
@@ -108,7 +87,7 @@ function main(): void {
   const [small, large] = quick ? [100, 1000] : [1000, 10000];
   const runs = quick ? 3 : 5;
   console.log(`ipvs compile bench: ${small} and ${large} services x ${ENDPOINTS_PER_SERVICE} endpoints, seed ${SEED}, median of ${runs} runs`);
-  console.log(`node ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'} x ${cpus().length}${gc ? '' : ' (no --expose-gc: heap figures include garbage)'}`);
+  console.log(`${machineLine()}${gc ? '' : ' (no --expose-gc: heap figures include garbage)'}`);
   const a = measure(small, runs);
   console.log(row(a));
   const b = measure(large, runs);

@@ -19,7 +19,7 @@
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { seededRng } from '../src/ipvs/schedulers/random.js';
+import { seededRng } from '../src/util/random.js';
 import { schedulerNames, type SchedulerName } from '../src/ipvs/schedulers/types.js';
 import { createScheduler, type VirtualService } from '../src/ipvs/virtual-service.js';
 

@@ -22,7 +22,7 @@ import { type ChiSquareResult, chiSquareTest, maxOverMean } from '../ipvs/fairne
 import { liveServiceOf } from '../ipvs/live-service.js';
 import { type Picker, type ProbabilityRule, ipvsPicker, probabilityPicker } from '../ipvs/picker.js';
 import { type ConnectionEvent, replayConnections } from '../ipvs/replay.js';
-import { seededRng } from '../ipvs/schedulers/random.js';
+import { seededRng } from '../util/random.js';
 import { isSchedulerName } from '../ipvs/schedulers/registry.js';
 import { schedulerNames } from '../ipvs/schedulers/types.js';
 import { destAddr } from '../ipvs/table.js';

@@ -14,7 +14,7 @@
  */
 import { defaultTcpTimeoutsSeconds } from './conn-table.js';
 import { type BackendCounts, LingeringCounts, type PickedConnection, type Picker, type ProbabilityRule, randomRuleChooser } from './picker.js';
-import type { Rng } from './schedulers/random.js';
+import type { Rng } from '../util/random.js';
 
 export interface AffinityPickerOptions {
   readonly rng: Rng;

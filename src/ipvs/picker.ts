@@ -11,7 +11,7 @@ import { Heap } from 'heap-js';
 import { KpsimError } from '../errors.js';
 import { splitHostPort } from '../util/ip.js';
 import { ConnTable, defaultTcpTimeoutsSeconds, type Connection, type ConnTableOptions } from './conn-table.js';
-import type { Rng } from './schedulers/random.js';
+import type { Rng } from '../util/random.js';
 import type { VirtualService } from './virtual-service.js';
 
 /** A connection a picker placed. Both calls happen at the picker's current time. */

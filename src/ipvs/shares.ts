@@ -19,7 +19,7 @@
  * For one given client, sh and mh are not random at all: `pickFor` gives the concrete dest.
  */
 import { MH_TABLE_SIZE, mhHash } from './schedulers/mh.js';
-import { seededRng } from './schedulers/random.js';
+import { seededRng } from '../util/random.js';
 import { type RealServer, type VirtualServer, destAddr } from './table.js';
 import { liveServiceOf } from './live-service.js';
 

@@ -18,7 +18,7 @@ import { KpsimError, type Where } from '../errors.js';
 import { ipFamily, normalizeIP, parseCIDR, splitHostPort, type Family } from '../util/ip.js';
 import { DestList, type LinkedDest } from './schedulers/dest-list.js';
 import { foldAddress } from './schedulers/hash.js';
-import { seededRng } from './schedulers/random.js';
+import { seededRng } from '../util/random.js';
 import { getScheduler } from './schedulers/registry.js';
 import {
   schedulerFlagNames, type Dest, type Flow, type SchedulerFlag, type SchedulerName, type ServiceScheduler,

@@ -17,7 +17,7 @@
 import net, { type Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { KpsimError } from '../errors.js';
-import { seededRng } from '../ipvs/schedulers/random.js';
+import { seededRng } from '../util/random.js';
 import { joinHostPort } from '../util/ip.js';
 import { type AddressMap, type BackendEntry, type BoundPort, type HostPort, type PlanOptions, planAddressMap } from './address-map.js';
 import { type ProxyInput, statesOf } from './input.js';

@@ -12,7 +12,7 @@ import {
 } from '../../src/cli/simulate.js';
 import { isKpsimError } from '../../src/errors.js';
 import { affinityPicker } from '../../src/ipvs/affinity-picker.js';
-import { seededRng } from '../../src/ipvs/schedulers/random.js';
+import { seededRng } from '../../src/util/random.js';
 import { loadCluster } from '../../src/manifest/load.js';
 import { buildProxierStates, resolveNode } from '../../src/tracker/proxier-state.js';
 import { runCli } from '../helpers/run-cli.js';

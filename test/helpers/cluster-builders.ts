@@ -7,6 +7,7 @@
  * NewFakeProxier (192.168.0.2 primary, 192.168.1.2, 192.168.99.11, 2001:db8::1, 2001:db8:1::2),
  * pod CIDR 10.0.0.0/8 (fd00:10::/64 for IPv6) as the local detector, localhostNodePorts on.
  */
+import { seededRng } from '../../src/util/random.js';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -293,17 +294,8 @@ export function goldenState(cluster: Cluster, family: Family): ProxierState {
 // ---------------------------------------------------------------------------------------------
 // Seeded cluster generation: rules/large-cluster and the compile benchmark.
 
-/** mulberry32: a small seeded PRNG, so generated clusters are the same on every run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded PRNG, so generated clusters are the same on every run. */
+export const seededRandom = seededRng;
 
 function ipv4Plus(base: string, offset: number): string {
   const [a, b, c, d] = base.split('.').map(Number) as [number, number, number, number];

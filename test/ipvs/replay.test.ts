@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ipvsPicker, kubeProxyProbabilities, probabilityPicker } from '../../src/ipvs/picker.js';
 import { replayConnections, type ConnectionEvent } from '../../src/ipvs/replay.js';
-import { seededRng } from '../../src/ipvs/schedulers/random.js';
+import { seededRng } from '../../src/util/random.js';
 import { addrOf, nameOf, rows, serviceWith } from './schedulers/fixtures.js';
 
 const open = (at: number, client: string, extra: Partial<Extract<ConnectionEvent, { kind: 'open' }>> = {}): ConnectionEvent => ({ kind: 'open', at, client, ...extra });

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DestList, type LinkedDest } from '../../../src/ipvs/schedulers/dest-list.js';
-import { seededRng, type Rng } from '../../../src/ipvs/schedulers/random.js';
+import { seededRng, type Rng } from '../../../src/util/random.js';
 import { getScheduler } from '../../../src/ipvs/schedulers/registry.js';
 import type { Dest, ServiceScheduler } from '../../../src/ipvs/schedulers/types.js';
 import { createScheduler } from '../../../src/ipvs/virtual-service.js';

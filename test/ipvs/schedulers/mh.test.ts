@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { hsiphashKey, hsiphashU32 } from '../../../src/ipvs/schedulers/hash.js';
 import { MH_KEY1, MH_KEY2 } from '../../../src/ipvs/schedulers/mh.js';
-import { seededRng } from '../../../src/ipvs/schedulers/random.js';
+import { seededRng } from '../../../src/util/random.js';
 import { addrOf, nameOf, serviceWith, type DestRow } from './fixtures.js';
 
 const MASK64 = (1n << 64n) - 1n;

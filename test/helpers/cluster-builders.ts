@@ -7,7 +7,6 @@
  * NewFakeProxier (192.168.0.2 primary, 192.168.1.2, 192.168.99.11, 2001:db8::1, 2001:db8:1::2),
  * pod CIDR 10.0.0.0/8 (fd00:10::/64 for IPv6) as the local detector, localhostNodePorts on.
  */
-import { seededRng } from '../../src/util/random.js';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -25,6 +24,7 @@ import type { Hop, Verdict } from '../../src/trace/types.js';
 import { buildProxierState, familiesInUse, resolveNode } from '../../src/tracker/proxier-state.js';
 import type { ProxierState } from '../../src/tracker/types.js';
 import type { Family } from '../../src/util/ip.js';
+import { seededRng } from '../../src/util/random.js';
 
 export const TEST_NODE_NAME = 'test-node';
 export const TEST_NODE_IP = '192.168.0.2';

@@ -146,6 +146,8 @@ export function compileRule(
   addGenericPredicates(spec, predicates, row);
   for (const match of spec.matches) addMatch(env, match, predicates, recent, randoms, notes, row, spec);
   if (predicates.length > 0) row.flags |= CHECK.SLOW;
+  if (recent.length > 0) row.flags |= CHECK.RECENT;
+  if (randoms.length > 0) row.flags |= CHECK.MORE_RANDOM;
 
   let factor = 1;
   for (const r of randoms) factor *= randomChance(r);

@@ -42,6 +42,8 @@ export const CHECK = {
   DST_TYPE: 16384, DST_TYPE_NEG: 32768, SLOW: 65536,
   /** A `statistic --mode random` match, its stored probability in the RANDOM word. */
   RANDOM: 131072, RANDOM_NEG: 262144,
+  /** The rule has `recent` steps, or more random steps than the packed one (see CompiledRule). */
+  RECENT: 524288, MORE_RANDOM: 1048576,
 } as const;
 
 /** Protocol numbers for the fast check; a protocol kpsim never traces gets one no packet has. */

@@ -54,7 +54,7 @@ export function createTracer(
   const addresses = new AddressCache();
   const contextRecent = new RecentLists(context.recent);
 
-  const prepare = (packet: Packet, opts: TraceOptions): { checked: CheckedPacket; program: PreparedRuleset; setup: WalkSetup; start: () => PathState } => {
+  const prepare = (packet: Packet, opts: TraceOptions): { program: PreparedRuleset; setup: WalkSetup; start: () => PathState } => {
     const checked = checkPacket(packet);
     const program = programs.get(checked.family);
     if (!program) {
@@ -65,7 +65,7 @@ export function createTracer(
       program, flow, local, addresses, masqueradeMark,
       recentLists: opts.recent ? new RecentLists(opts.recent) : contextRecent,
     };
-    return { checked, program, setup, start: () => startState(checked, flow, opts, local, addresses) };
+    return { program, setup, start: () => startState(checked, flow, opts, local, addresses) };
   };
 
   return {

@@ -115,15 +115,18 @@ class Walker {
       }
       const chain = frame.chain;
       const at = frame.candidates[frame.next++]!;
+      // The packed checks first; the rule's own object (cold memory in a big ruleset) is read
+      // only when they pass and something else is needed. Every deterministic check runs
+      // before a random one, so a fork is made only for a rule that can match.
       const flags = checkFlags(chain.checks, at);
       if (flags !== 0 && !passesChecks(chain.checks, at, flags, flow, state)) continue;
+      if ((flags & CHECK.SLOW) !== 0 && !chain.rules[at]!.test!(flow, state)) continue;
+      if ((flags & CHECK.RECENT) !== 0 && !this.recentMatches(chain.rules[at]!, state)) continue;
       if ((flags & CHECK.RANDOM) !== 0 && !this.takePackedRandom(chain, at, flags, state)) continue;
+      if ((flags & CHECK.MORE_RANDOM) !== 0 && !this.takeRandom(chain.rules[at]!, state)) continue;
       const rule = chain.rules[at]!;
-      if ((flags & CHECK.SLOW) !== 0 && !rule.test!(flow, state)) continue;
-      if (rule.recent.length > 0 && !this.recentMatches(rule, state)) continue;
-      if (rule.randoms.length > 0 && !this.takeRandom(rule, state)) continue;
       if (!rule.silent) this.record(rule, state);
-      if (rule.recent.length > 0) this.applyRecent(rule, state);
+      if ((flags & CHECK.RECENT) !== 0) this.applyRecent(rule, state);
       this.applyTarget(rule, state);
     }
   }

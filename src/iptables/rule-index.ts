@@ -55,18 +55,24 @@ export function pinnedKeyOf(spec: RuleSpec): PinnedKey | undefined {
 
 /** Rules under one key, and their merge with the rules that must always be looked at. */
 interface Bucket {
+  /** (protocol, port) of the key, see portKey. */
+  readonly port: number;
   readonly own: number[];
   /** exact bucket: own + the any-address bucket + unpinned; any-address bucket: own + unpinned. */
   merged: readonly number[] | undefined;
+  /** The next bucket of the same address (another port): usually there is none. */
+  next: Bucket | undefined;
 }
 
 export class ChainIndex {
-  private readonly all: readonly number[];
-  /** dst → (protocol, port) → bucket. */
-  private readonly byHost = new Map<string, Map<number, Bucket>>();
+  /** Every position, in order: the candidates of a chain scanned whole. */
+  readonly all: readonly number[];
+  /** dst → its buckets, one per (protocol, port), as a short list: one Map lookup per packet. */
+  private readonly byHost = new Map<string, Bucket>();
   private readonly anyHost = new Map<number, Bucket>();
   private readonly unpinned: number[] = [];
-  private readonly small: boolean;
+  /** The chain is scanned whole (small, or indexing turned off): see `all`. */
+  readonly small: boolean;
 
   /** `keys[i]` is the pinned key of rule i (undefined when the rule is not pinned). */
   constructor(keys: readonly (PinnedKey | undefined)[], options: { useIndex?: boolean } = {}) {
@@ -79,14 +85,17 @@ export class ChainIndex {
         return;
       }
       const port = portKey(key.proto, key.dport);
-      let buckets = this.anyHost;
-      if (key.dst !== undefined) {
-        buckets = this.byHost.get(key.dst) ?? new Map();
-        this.byHost.set(key.dst, buckets);
+      if (key.dst === undefined) {
+        const bucket = this.anyHost.get(port);
+        if (bucket) bucket.own.push(i);
+        else this.anyHost.set(port, { port, own: [i], merged: undefined, next: undefined });
+        return;
       }
-      const bucket = buckets.get(port);
+      const first = this.byHost.get(key.dst);
+      let bucket = first;
+      while (bucket && bucket.port !== port) bucket = bucket.next;
       if (bucket) bucket.own.push(i);
-      else buckets.set(port, { own: [i], merged: undefined });
+      else this.byHost.set(key.dst, { port, own: [i], merged: undefined, next: first });
     });
   }
 
@@ -95,7 +104,8 @@ export class ChainIndex {
     if (this.small) return this.all;
     const port = portKey(proto, dport);
     const any = this.anyHost.get(port);
-    const exact = this.byHost.get(dst)?.get(port);
+    let exact = this.byHost.get(dst);
+    while (exact && exact.port !== port) exact = exact.next;
     if (exact) return exact.merged ??= mergeSorted(mergeSorted(exact.own, any?.own ?? []), this.unpinned);
     if (any) return any.merged ??= mergeSorted(any.own, this.unpinned);
     return this.unpinned;

@@ -58,6 +58,8 @@ export type CompiledTarget =
 export interface DnatAddress {
   readonly ip: string;
   readonly words: Words;
+  /** The IPv4 address as a number (-1 for IPv6), kept here so a DNAT need not read `words`. */
+  readonly dst32: number;
   readonly type: string;
   readonly typeBit: number;
   readonly port: number | undefined;
@@ -96,8 +98,8 @@ export interface CompiledRule {
   readonly silent: boolean;
   /** The jump target, compiled, once the walk first needs it (kept to skip the lookup after). */
   jumpChain: CompiledChain | undefined;
-  /** The rule as kpsim renders it, made on first use. */
-  text(): string;
+  /** The rule as kpsim renders it, made on first use (see ruleText). */
+  renderedText: string | undefined;
 }
 
 export interface CompiledChain {
@@ -139,7 +141,8 @@ export function compileRule(
   env: CompileEnv, table: TableName, rule: Rule, spec: RuleSpec, assumed: boolean, row: FastRow = emptyRow(),
 ): CompiledRule {
   const predicates: Predicate[] = [];
-  const notes: string[] = [...spec.notes];
+  // A rule from the parser has no problems; one built by hand might: say what was ignored.
+  const notes: string[] = [...spec.notes, ...spec.problems.map((p) => `ignored, iptables would refuse it: ${p}`)];
   const recent: RecentStep[] = [];
   const randoms: RandomStep[] = [];
 
@@ -156,7 +159,6 @@ export function compileRule(
     && !(table === 'nat' && EMULATED_CHAINS.has(spec.target.name));
   const silent = assumed && missingJump;
   const target = silent ? { kind: 'none' as const } : compileTarget(env, table, spec.target, notes);
-  let text: string | undefined;
   return {
     table, rule, assumed, factor, target, silent, jumpChain: undefined,
     action: actionOf(target),
@@ -170,7 +172,7 @@ export function compileRule(
     notes: allNotes,
     test: combine(predicates),
     targetName: targetNameOf(spec.target),
-    text: () => (text ??= renderRule(rule)),
+    renderedText: undefined,
   };
 }
 
@@ -178,6 +180,11 @@ const NONE: readonly never[] = Object.freeze([]);
 
 /** kube-proxy chains whose effect is assumed when a ruleset jumps to them without having them. */
 const EMULATED_CHAINS = new Set(['KUBE-MARK-MASQ', 'KUBE-POSTROUTING']);
+
+/** The rule as kpsim renders it (render.ts renderRule), made once: most rules are never shown. */
+export function ruleText(rule: CompiledRule): string {
+  return (rule.renderedText ??= renderRule(rule.rule));
+}
 
 /** The chance a random step matches: stored/2^31 for random (the kernel's comparison). */
 export function randomChance(step: RandomStep): number {
@@ -453,7 +460,8 @@ function compileTarget(env: CompileEnv, table: TableName, target: TargetSpec | u
       const words = bytesToWords(ipToBytes(ip));
       const endpoint = port === undefined ? undefined : joinHostPort(ip, port);
       const type = env.local.addressType(ip, words);
-      return { kind: 'dnat', to: { ip, words, type, typeBit: addressTypeBit(type), port, endpoint }, port };
+      const dst32 = words.length === 1 ? words[0]! : -1;
+      return { kind: 'dnat', to: { ip, words, dst32, type, typeBit: addressTypeBit(type), port, endpoint }, port };
     }
     case 'snat':
       return { kind: 'snat' };

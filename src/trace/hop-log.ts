@@ -5,7 +5,7 @@
  * through a getter written in the result's object literal: an own, enumerable property, so
  * JSON.stringify, spreading and deepEqual see a plain array.
  */
-import type { CompiledChain, CompiledRule } from './compile-rule.js';
+import { ruleText, type CompiledChain, type CompiledRule } from './compile-rule.js';
 import type { Hop } from './types.js';
 
 /**
@@ -56,7 +56,7 @@ export class HopLog {
       const probability = this.probabilities[i]!;
       const depth = this.depths[i]!;
       const hop: { -readonly [K in keyof Hop]: Hop[K] } = 'rule' in what
-        ? { table: what.table, chain, rule: what.text(), target: what.targetName }
+        ? { table: what.table, chain, rule: ruleText(what), target: what.targetName }
         : { table: what.table, chain, rule: `-P ${chain} DROP`, target: 'DROP' };
       if (this.withProbability) hop.probability = probability;
       if ('rule' in what) {

@@ -192,7 +192,7 @@ function keyedRecord<T>(): Record<string, T> {
 }
 
 function walkSample(setup: WalkSetup, start: PathState, seed: number): WalkResult {
-  return walk({ ...setup, draw: createSeededRandom(seed) }, start);
+  return walk(setup, start, createSeededRandom(seed));
 }
 
 function summarize(paths: readonly PathOutcome[], hops: HopLog, origin: 'PREROUTING' | 'OUTPUT', sample: TraceSample | undefined): TraceResult {
@@ -246,13 +246,16 @@ function summarize(paths: readonly PathOutcome[], hops: HopLog, origin: 'PREROUT
   return result;
 }
 
-/** The sampled walk's hops carry no probability (the hop log leaves it out in sample mode). */
+/**
+ * The sampled walk's outcome. Its few hops are made at once (cheaper than a lazy getter in an
+ * object literal); they carry no probability (the hop log leaves it out in sample mode).
+ */
 function sampleOf(one: WalkResult): TraceSample {
   const path = one.paths[0]!;
-  const log = one.hops;
+  const hops = one.hops.toHops();
   return path.verdict === 'DNAT' && path.endpoint !== undefined
-    ? { endpoint: path.endpoint, verdict: path.verdict, masquerade: path.masquerade, get hops() { return log.toHops(); } }
-    : { verdict: path.verdict, masquerade: path.masquerade, get hops() { return log.toHops(); } };
+    ? { endpoint: path.endpoint, verdict: path.verdict, masquerade: path.masquerade, hops }
+    : { verdict: path.verdict, masquerade: path.masquerade, hops };
 }
 
 function kubeProxyTestResult(ruleset: Ruleset, packet: Packet, nodeIPs: readonly string[]): TraceResult {

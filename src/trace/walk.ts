@@ -42,9 +42,10 @@ export interface WalkSetup {
   readonly local: LocalAddresses;
   readonly addresses: AddressCache;
   readonly masqueradeMark: number;
-  /** Sample mode: a source of uniform 32-bit integers. Absent: every outcome is walked. */
-  readonly draw?: () => number;
 }
+
+/** Sample mode: a source of uniform 32-bit integers. */
+export type Draw = () => number;
 
 export interface PathOutcome {
   readonly verdict: Verdict;
@@ -60,8 +61,9 @@ export interface WalkResult {
   readonly truncated: boolean;
 }
 
-export function walk(setup: WalkSetup, start: PathState): WalkResult {
-  const walker = new Walker(setup);
+/** Walk every outcome, or, given `draw`, the one outcome its draws pick. */
+export function walk(setup: WalkSetup, start: PathState, draw?: Draw): WalkResult {
+  const walker = new Walker(setup, draw);
   const paths: PathOutcome[] = [];
   let state: PathState | undefined = start;
   while (state) {
@@ -89,8 +91,8 @@ class Walker {
   truncated = false;
   private forks = 0;
 
-  constructor(private readonly setup: WalkSetup) {
-    this.hops = new HopLog(setup.draw === undefined);
+  constructor(private readonly setup: WalkSetup, private readonly draw: Draw | undefined) {
+    this.hops = new HopLog(draw === undefined);
   }
 
   /** Run one path until it ends, leaving the other branches of its forks in `pending`. */
@@ -132,7 +134,8 @@ class Walker {
   }
 
   private frame(chain: CompiledChain, state: PathState): { chain: CompiledChain; candidates: readonly number[]; next: number } {
-    return { chain, candidates: chain.index.candidates(state.dst, this.setup.flow.proto, state.dport), next: 0 };
+    const index = chain.index;
+    return { chain, candidates: index.small ? index.all : index.candidates(state.dst, this.setup.flow.proto, state.dport), next: 0 };
   }
 
   /** Off the end of a chain, or RETURN: back to the caller; off a built-in chain: its policy. */
@@ -172,7 +175,7 @@ class Walker {
 
   /** Whether the path goes on with this rule matched; forks off the other branch. */
   private takeRandom(rule: CompiledRule, state: PathState): boolean {
-    const draw = this.setup.draw;
+    const draw = this.draw;
     if (draw) return rule.randoms.every((step) => drawMatches(step, draw));
     return this.branch(rule.factor, state);
   }
@@ -181,7 +184,7 @@ class Walker {
   private takePackedRandom(chain: CompiledChain, at: number, flags: number, state: PathState): boolean {
     const stored = randomStored(chain.checks, at);
     const negated = (flags & CHECK.RANDOM_NEG) !== 0;
-    const draw = this.setup.draw;
+    const draw = this.draw;
     if (draw) return ((draw() & 0x7fffffff) < stored) !== negated;
     const p = stored / PROBABILITY_SCALE;
     return this.branch(negated ? 1 - p : p, state);
@@ -262,7 +265,7 @@ class Walker {
           state.endpoint = to.endpoint ?? joinHostPort(to.ip, state.dport);
           state.dst = to.ip;
           state.dstWords = to.words;
-          state.dst32 = to.words.length === 1 ? to.words[0]! : -1;
+          state.dst32 = to.dst32;
           state.dstType = to.type;
           state.dstTypeBit = to.typeBit;
           state.dport = to.port ?? state.dport;

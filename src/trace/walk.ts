@@ -5,7 +5,7 @@
  *   arriving:  nat PREROUTING → routing → filter INPUT (local) | filter FORWARD → nat POSTROUTING
  *   from node: nat OUTPUT → filter OUTPUT → nat POSTROUTING → filter INPUT (when local)
  *
- * Within a hook the chains run as iptables runs them: rules in order, first a jump pushes a
+ * Within a hook the chains run as iptables runs them: rules in order, a jump pushes a
  * chain, RETURN or the end of a chain pops it, the end of a built-in chain applies its policy,
  * ACCEPT ends the table for this hook, DNAT and MASQUERADE end the nat table, DROP and REJECT
  * end the packet. A DNAT changes the destination the later hooks see, and routing then sends
@@ -15,7 +15,13 @@
  * rule (its chance multiplied by the rule's), the other goes on to the next rule (multiplied by
  * the rest); paths are finished depth first, the taken branch before the other, and each
  * matched rule is recorded once, in the order it was walked. Walking one sample, the random
- * source decides instead, as the kernel's own random draw would.
+ * source decides instead, as the kernel's own random draw would (a 31-bit draw below the stored
+ * probability). A rule's deterministic checks run before its draw, so draws are made only for
+ * rules that can match; the chances are the kernel's, the sequence of draws is kpsim's own.
+ *
+ * Simplifications, each noted where it applies: `recent --set/--update/--remove` take effect
+ * when the whole rule matches; `statistic --mode nth` counts as 1 in `every`; the mangle and raw
+ * tables are not walked; interfaces are unknown unless given.
  */
 import { KpsimError } from '../errors.js';
 import { joinHostPort } from '../util/ip.js';

@@ -17,7 +17,7 @@ import { traceKubeProxyTest } from './kube-proxy-test.js';
 import { PreparedRuleset } from './prepared-ruleset.js';
 import { addressTypeBit, ctStateBits, protocolCode } from './fast-checks.js';
 import { RecentLists } from './recent.js';
-import { createSeededRandom } from './seeded-random.js';
+import { seededUint32 } from '../util/random.js';
 import type { Packet, TraceContext, TraceOptions, TraceResult, TraceSample, Verdict } from './types.js';
 import { walk, type PathOutcome, type WalkResult, type WalkSetup } from './walk.js';
 import type { HopLog } from './hop-log.js';
@@ -192,7 +192,7 @@ function keyedRecord<T>(): Record<string, T> {
 }
 
 function walkSample(setup: WalkSetup, start: PathState, seed: number): WalkResult {
-  return walk(setup, start, createSeededRandom(seed));
+  return walk(setup, start, seededUint32(seed));
 }
 
 function summarize(paths: readonly PathOutcome[], hops: HopLog, origin: 'PREROUTING' | 'OUTPUT', sample: TraceSample | undefined): TraceResult {

@@ -53,6 +53,15 @@ export function pinnedKeyOf(spec: RuleSpec): PinnedKey | undefined {
   return { dst: hostOf(destination.addresses[0]!), proto: protocol.name, dport };
 }
 
+/**
+ * The index of a chain whose rules' specs are `specs`: pinned keys are read only for a chain
+ * big enough to be indexed (most kube-proxy chains are scanned whole).
+ */
+export function indexChain(specs: readonly RuleSpec[], options: { useIndex?: boolean } = {}): ChainIndex {
+  const whole = specs.length < SMALL_CHAIN || options.useIndex === false;
+  return new ChainIndex(whole ? new Array<undefined>(specs.length) : specs.map(pinnedKeyOf), options);
+}
+
 /** Rules under one key, and their merge with the rules that must always be looked at. */
 interface Bucket {
   /** (protocol, port) of the key, see portKey. */
@@ -64,38 +73,69 @@ interface Bucket {
   next: Bucket | undefined;
 }
 
+/**
+ * The `all` list of a chain of n rules, shared by every chain of that length: kube-proxy's
+ * ~100k KUBE-SEP and KUBE-SVC chains have a handful of lengths between them, so the walk reads
+ * the same few arrays (warm in cache) and building the index allocates none for them.
+ */
+const SHARED_ALL: (readonly number[])[] = [];
+const MAX_SHARED_ALL = 64;
+
+function positions(n: number): readonly number[] {
+  if (n > MAX_SHARED_ALL) return Array.from({ length: n }, (_, i) => i);
+  return (SHARED_ALL[n] ??= Object.freeze(Array.from({ length: n }, (_, i) => i)));
+}
+
+const NO_HOSTS: ReadonlyMap<string, Bucket> = new Map();
+const NO_PORTS: ReadonlyMap<number, Bucket> = new Map();
+
 export class ChainIndex {
   /** Every position, in order: the candidates of a chain scanned whole. */
   readonly all: readonly number[];
-  /** dst → its buckets, one per (protocol, port), as a short list: one Map lookup per packet. */
-  private readonly byHost = new Map<string, Bucket>();
-  private readonly anyHost = new Map<number, Bucket>();
-  private readonly unpinned: number[] = [];
+  /**
+   * dst → its buckets, one per (protocol, port), as a short list: one Map lookup per packet.
+   * A chain scanned whole shares empty maps: two Maps per KUBE-SEP chain were a third of the
+   * index's memory at 10k services.
+   */
+  private readonly byHost: ReadonlyMap<string, Bucket>;
+  private readonly anyHost: ReadonlyMap<number, Bucket>;
+  private readonly unpinned: readonly number[];
   /** The chain is scanned whole (small, or indexing turned off): see `all`. */
   readonly small: boolean;
 
   /** `keys[i]` is the pinned key of rule i (undefined when the rule is not pinned). */
   constructor(keys: readonly (PinnedKey | undefined)[], options: { useIndex?: boolean } = {}) {
-    this.all = keys.map((_, i) => i);
+    this.all = positions(keys.length);
     this.small = keys.length < SMALL_CHAIN || options.useIndex === false;
-    if (this.small) return;
+    if (this.small) {
+      this.byHost = NO_HOSTS;
+      this.anyHost = NO_PORTS;
+      this.unpinned = positions(0);
+      return;
+    }
+    const byHost = new Map<string, Bucket>();
+    const anyHost = new Map<number, Bucket>();
+    this.byHost = byHost;
+    this.anyHost = anyHost;
+    const unpinned: number[] = [];
+    this.unpinned = unpinned;
     keys.forEach((key, i) => {
       if (key === undefined) {
-        this.unpinned.push(i);
+        unpinned.push(i);
         return;
       }
       const port = portKey(key.proto, key.dport);
       if (key.dst === undefined) {
-        const bucket = this.anyHost.get(port);
+        const bucket = anyHost.get(port);
         if (bucket) bucket.own.push(i);
-        else this.anyHost.set(port, { port, own: [i], merged: undefined, next: undefined });
+        else anyHost.set(port, { port, own: [i], merged: undefined, next: undefined });
         return;
       }
-      const first = this.byHost.get(key.dst);
+      const first = byHost.get(key.dst);
       let bucket = first;
       while (bucket && bucket.port !== port) bucket = bucket.next;
       if (bucket) bucket.own.push(i);
-      else this.byHost.set(key.dst, { port, own: [i], merged: undefined, next: first });
+      else byHost.set(key.dst, { port, own: [i], merged: undefined, next: first });
     });
   }
 

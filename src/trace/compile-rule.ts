@@ -6,9 +6,9 @@
  */
 import { renderRule } from '../iptables/render.js';
 import { readRuleSpec, TCP_FLAGS, type MatchSpec, type RuleSpec, type TargetSpec } from '../iptables/rule-spec.js';
-import { addressTypeBit, CHECK, CT_DNAT_BIT, ctStateBits, emptyRow, packChecks, protocolCode, type FastChecks, type FastRow } from './fast-checks.js';
+import { addressTypeBit, CHECK, CT_DNAT_BIT, ctStateBits, emptyRow, packChecks, protocolCode, type ChecksSlab, type FastChecks, type FastRow } from './fast-checks.js';
 import { PROBABILITY_SCALE, parseAddressSpec, type AddressSpec, type PortRange } from '../iptables/rule-values.js';
-import { ChainIndex, pinnedKeyOf } from '../iptables/rule-index.js';
+import { indexChain, type ChainIndex } from '../iptables/rule-index.js';
 import type { Rule, TableName } from '../iptables/types.js';
 import { bytesToWords, inNetwork, networkOf, type LocalAddresses, type Network, type Words } from './addresses.js';
 import { ipToBytes, joinHostPort, type Family } from '../util/ip.js';
@@ -119,6 +119,8 @@ export interface CompileEnv {
   readonly local: LocalAddresses;
   readonly ipsets: ReadonlyMap<string, Ipset>;
   readonly masqueradeMark: number;
+  /** Where the chains' packed checks are kept (see ChecksSlab); each its own array without. */
+  readonly slab?: ChecksSlab;
   hasChain(table: TableName, chain: string): boolean;
 }
 
@@ -133,8 +135,8 @@ export function compileChain(
     rows.push(row);
     return compileRule(env, table, rule, specs[i]!, info.assumed, row);
   });
-  const index = new ChainIndex(specs.map(pinnedKeyOf), { useIndex: info.useIndex });
-  return { table, name, builtin: info.builtin, policy: info.policy, rules: compiled, index, checks: packChecks(rows) };
+  const index = indexChain(specs, { useIndex: info.useIndex });
+  return { table, name, builtin: info.builtin, policy: info.policy, rules: compiled, index, checks: packChecks(rows, env.slab) };
 }
 
 export function compileRule(

@@ -80,8 +80,33 @@ export function emptyRow(): FastRow {
   return { flags: 0, proto: 0, dstNet: 0, dstMask: 0, srcNet: 0, srcMask: 0, dportMin: 0, dportMax: 0, markValue: 0, markMask: 0, ctBits: 0, srcTypes: 0, dstTypes: 0, random: 0 };
 }
 
-export function packChecks(rows: readonly FastRow[]): FastChecks {
-  const words = new Uint32Array(rows.length * STRIDE);
+/** Buffers of this many words (256 KiB) are shared by the chains packed into them. */
+const SLAB_WORDS = 1 << 16;
+
+/**
+ * Hands out FastChecks as views into a few large buffers. A Uint32Array of its own per chain
+ * meant an ArrayBuffer and a malloc'd store for each of kube-proxy's ~120k small chains at 10k
+ * services, which the GC tracks one by one; views into shared buffers are plain heap objects,
+ * and chains compiled together sit together in memory.
+ */
+export class ChecksSlab {
+  private buffer = new Uint32Array(0);
+  private used = 0;
+
+  take(words: number): Uint32Array {
+    if (words > SLAB_WORDS / 4) return new Uint32Array(words);
+    if (this.used + words > this.buffer.length) {
+      this.buffer = new Uint32Array(SLAB_WORDS);
+      this.used = 0;
+    }
+    const view = this.buffer.subarray(this.used, this.used + words);
+    this.used += words;
+    return view;
+  }
+}
+
+export function packChecks(rows: readonly FastRow[], slab?: ChecksSlab): FastChecks {
+  const words = slab ? slab.take(rows.length * STRIDE) : new Uint32Array(rows.length * STRIDE);
   rows.forEach((r, i) => {
     const o = i * STRIDE;
     words[o + W.FLAGS] = r.flags; words[o + W.PROTO] = r.proto;

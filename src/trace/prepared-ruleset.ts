@@ -6,6 +6,7 @@
 import { isBuiltinChain, type Ruleset, type TableName } from '../iptables/types.js';
 import { compileChain, type CompileEnv, type CompiledChain } from './compile-rule.js';
 import { kubeProxyJumpRules } from './default-jumps.js';
+import { ChecksSlab } from './fast-checks.js';
 import type { Ipset } from './ipsets.js';
 import type { LocalAddresses } from './addresses.js';
 import { stageChain, stageTable, type Stage } from './walk-state.js';
@@ -29,6 +30,7 @@ export class PreparedRuleset {
       local,
       ipsets,
       masqueradeMark,
+      slab: new ChecksSlab(),
       hasChain: (table, chain) => ruleset.tables.get(table)?.chains.has(chain) ?? false,
     };
   }

@@ -75,6 +75,8 @@ export type Action = (typeof ACTION)[keyof typeof ACTION];
 
 export interface CompiledRule {
   readonly table: TableName;
+  /** The name of the chain the rule is in (for its hop). */
+  readonly chain: string;
   /** The target's effect; its details are on the rule too, so a walk reads one object. */
   readonly action: Action;
   readonly goto: boolean;
@@ -133,7 +135,7 @@ export function compileChain(
   const compiled = rules.map((rule, i) => {
     const row = emptyRow();
     rows.push(row);
-    return compileRule(env, table, rule, specs[i]!, info.assumed, row);
+    return compileRule(env, table, rule, specs[i]!, info.assumed, row, name);
   });
   const index = indexChain(specs, { useIndex: info.useIndex });
   return { table, name, builtin: info.builtin, policy: info.policy, rules: compiled, index, checks: packChecks(rows, env.slab) };
@@ -141,6 +143,7 @@ export function compileChain(
 
 export function compileRule(
   env: CompileEnv, table: TableName, rule: Rule, spec: RuleSpec, assumed: boolean, row: FastRow = emptyRow(),
+  chain: string = rule.chain,
 ): CompiledRule {
   const predicates: Predicate[] = [];
   // A rule from the parser has no problems; one built by hand might: say what was ignored.
@@ -162,7 +165,7 @@ export function compileRule(
   const silent = assumed && missingJump;
   const target = silent ? { kind: 'none' as const } : compileTarget(env, table, spec.target, notes);
   return {
-    table, rule, assumed, factor, target, silent, jumpChain: undefined,
+    table, chain, rule, assumed, factor, target, silent, jumpChain: undefined,
     action: actionOf(target),
     goto: target.kind === 'jump' && target.goto,
     dnatTo: target.kind === 'dnat' ? target.to : undefined,

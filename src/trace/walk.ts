@@ -62,19 +62,27 @@ export interface PathOutcome {
 
 export interface WalkResult {
   readonly paths: PathOutcome[];
-  readonly hops: HopLog;
+  /** undefined when the walk was asked not to record hops. */
+  readonly hops: HopLog | undefined;
   /** The walk stopped forking at MAX_PATHS. */
   readonly truncated: boolean;
 }
 
-/** Walk every outcome, or, given `draw`, the one outcome its draws pick. */
-export function walk(setup: WalkSetup, start: PathState, draw?: Draw): WalkResult {
-  const walker = new Walker(setup, draw);
+/**
+ * Walk every outcome, or, given `draw`, the one outcome its draws pick. With `recordHops`
+ * false the hops are not kept: the walk is a pure function of its setup and start, so a caller
+ * can walk again with hops when someone asks for them.
+ */
+export function walk(setup: WalkSetup, start: PathState, draw?: Draw, recordHops = true): WalkResult {
+  const walker = new Walker(setup, draw, recordHops);
   const paths: PathOutcome[] = [];
   let state: PathState | undefined = start;
   while (state) {
     walker.advance(state);
     paths.push(outcomeOf(state));
+    // Finished: its object (and stack arrays) serve the next fork, so a walk of n branches
+    // makes about two PathStates rather than n.
+    walker.spare.push(state);
     state = walker.pending.pop();
   }
   return { paths, hops: walker.hops, truncated: walker.truncated };
@@ -93,12 +101,14 @@ function outcomeOf(state: PathState): PathOutcome {
 
 class Walker {
   readonly pending: PathState[] = [];
-  readonly hops: HopLog;
+  /** Finished paths, to be reused by forks. */
+  readonly spare: PathState[] = [];
+  readonly hops: HopLog | undefined;
   truncated = false;
   private forks = 0;
 
-  constructor(private readonly setup: WalkSetup, private readonly draw: Draw | undefined) {
-    this.hops = new HopLog(draw === undefined);
+  constructor(private readonly setup: WalkSetup, private readonly draw: Draw | undefined, recordHops: boolean) {
+    this.hops = recordHops ? new HopLog(draw === undefined) : undefined;
   }
 
   /** Run one path until it ends, leaving the other branches of its forks in `pending`. */
@@ -106,23 +116,27 @@ class Walker {
     const { flow } = this.setup;
     for (;;) {
       if (state.verdict !== undefined || state.stage === 'done') return;
-      if (state.stack.length === 0) {
+      const top = state.depth - 1;
+      if (top < 0) {
         if (state.stageStarted) {
           state.stage = this.nextStage(state.stage, state);
           state.stageStarted = false;
           continue;
         }
-        state.stack.push(this.frame(this.setup.program.stageBuiltin(state.stage), state));
+        const builtin = this.setup.program.stageBuiltin(state.stage);
+        state.push(builtin, this.candidates(builtin, state));
         state.stageStarted = true;
         continue;
       }
-      const frame = state.stack[state.stack.length - 1]!;
-      if (frame.next >= frame.candidates.length) {
+      const candidates = state.candidates[top]!;
+      const next = state.nexts[top]!;
+      if (next >= candidates.length) {
         this.leaveChain(state);
         continue;
       }
-      const chain = frame.chain;
-      const at = frame.candidates[frame.next++]!;
+      state.nexts[top] = next + 1;
+      const chain = state.chains[top]!;
+      const at = candidates[next]!;
       // The packed checks first; the rule's own object (cold memory in a big ruleset) is read
       // only when they pass and something else is needed. Every deterministic check runs
       // before a random one, so a fork is made only for a rule that can match.
@@ -139,18 +153,18 @@ class Walker {
     }
   }
 
-  private frame(chain: CompiledChain, state: PathState): { chain: CompiledChain; candidates: readonly number[]; next: number } {
+  private candidates(chain: CompiledChain, state: PathState): readonly number[] {
     const index = chain.index;
-    return { chain, candidates: index.small ? index.all : index.candidates(state.dst, this.setup.flow.proto, state.dport), next: 0 };
+    return index.small ? index.all : index.candidates(state.dst, this.setup.flow.proto, state.dport);
   }
 
   /** Off the end of a chain, or RETURN: back to the caller; off a built-in chain: its policy. */
   private leaveChain(state: PathState): void {
-    const frame = state.stack.pop()!;
-    if (state.stack.length > 0) return;
-    const builtin = frame.chain.builtin ? frame.chain : this.setup.program.stageBuiltin(this.stage(state));
+    const left = state.chains[--state.depth]!;
+    if (state.depth > 0) return;
+    const builtin = left.builtin ? left : this.setup.program.stageBuiltin(this.stage(state));
     if (builtin.policy === 'DROP') {
-      this.hops.policy(builtin, state.probability);
+      this.hops?.policy(builtin, state.probability);
       state.verdict = 'DROP';
     }
   }
@@ -173,8 +187,7 @@ class Walker {
   }
 
   private record(rule: CompiledRule, state: PathState): void {
-    const depth = state.stack.length - 1;
-    this.hops.rule(rule, state.stack[depth]!.chain.name, state.probability, depth);
+    this.hops?.rule(rule, state.probability, state.depth - 1);
   }
 
   // ------------------------------------------------------------ statistic
@@ -205,7 +218,7 @@ class Walker {
       return false;
     }
     this.forks++;
-    const other = state.fork();
+    const other = this.spare.pop()?.copyFrom(state) ?? state.fork();
     other.probability *= 1 - chance;
     this.pending.push(other);
     state.probability *= chance;
@@ -254,14 +267,14 @@ class Walker {
     switch (rule.action) {
       case ACTION.JUMP: {
         const chain = rule.jumpChain ??= this.resolveJump(rule);
-        if (state.stack.length >= MAX_DEPTH) {
+        if (state.depth >= MAX_DEPTH) {
           throw new KpsimError('KPSIM_ERR_IPTABLES_PARSE', `chain ${chain.name} is reached through a loop of jumps (iptables-restore refuses loops)`, { object: `table ${rule.table}` });
         }
-        const frame = this.frame(chain, state);
+        const candidates = this.candidates(chain, state);
         // A jump into a chain with no rule that can match comes straight back: no frame needed.
-        if (frame.candidates.length === 0 && !rule.goto) return;
-        if (rule.goto) state.stack.pop();
-        state.stack.push(frame);
+        if (candidates.length === 0 && !rule.goto) return;
+        if (rule.goto) state.depth--;
+        state.push(chain, candidates);
         return;
       }
       case ACTION.DNAT: {
@@ -280,14 +293,14 @@ class Walker {
           const target = rule.target as Extract<CompiledTarget, { kind: 'dnat' }>;
           this.dnat(state, state.dst, target.port ?? state.dport);
         }
-        state.stack.length = 0;
+        state.depth = 0;
         return;
       }
       case ACTION.NONE:
         return;
       case ACTION.ACCEPT:
         if (rule.table === 'filter') state.accepted = true;
-        state.stack.length = 0;
+        state.depth = 0;
         return;
       case ACTION.DROP:
         state.verdict = 'DROP';
@@ -300,7 +313,7 @@ class Walker {
         return;
       case ACTION.MASQUERADE:
         state.masquerade = true;
-        state.stack.length = 0;
+        state.depth = 0;
         return;
       case ACTION.MARK:
         state.mark = ((state.mark & ~rule.markMask) ^ rule.markValue) >>> 0;
@@ -312,7 +325,7 @@ class Walker {
         if ((state.mark & this.setup.masqueradeMark) !== 0) {
           state.mark = (state.mark ^ this.setup.masqueradeMark) >>> 0;
           state.masquerade = true;
-          state.stack.length = 0;
+          state.depth = 0;
         }
         return;
     }

@@ -111,8 +111,14 @@ export interface CompiledChain {
   readonly policy: string | undefined;
   readonly rules: readonly CompiledRule[];
   readonly index: ChainIndex;
-  /** The common checks of every rule, packed by rule position (see FastChecks). */
+  /**
+   * `index.all` when the chain is scanned whole, else undefined: kept here so that entering
+   * one of the ~100k small chains reads no second object.
+   */
+  readonly whole: readonly number[] | undefined;
+  /** The common checks of every rule (see FastChecks): rule i is row `checksRow + i`. */
   readonly checks: FastChecks;
+  readonly checksRow: number;
 }
 
 /** What a rule is compiled against: fixed for a prepared tracer. */
@@ -138,7 +144,11 @@ export function compileChain(
     return compileRule(env, table, rule, specs[i]!, info.assumed, row, name);
   });
   const index = indexChain(specs, { useIndex: info.useIndex });
-  return { table, name, builtin: info.builtin, policy: info.policy, rules: compiled, index, checks: packChecks(rows, env.slab) };
+  const packed = packChecks(rows, env.slab);
+  return {
+    table, name, builtin: info.builtin, policy: info.policy, rules: compiled, index,
+    whole: index.small ? index.all : undefined, checks: packed.words, checksRow: packed.row,
+  };
 }
 
 export function compileRule(

@@ -83,32 +83,41 @@ export function emptyRow(): FastRow {
 /** Buffers of this many words (256 KiB) are shared by the chains packed into them. */
 const SLAB_WORDS = 1 << 16;
 
+/** Where a chain's rows are: rule i of the chain is row `row + i` of `words`. */
+export interface PackedChecks {
+  readonly words: FastChecks;
+  readonly row: number;
+}
+
 /**
- * Hands out FastChecks as views into a few large buffers. A Uint32Array of its own per chain
+ * Hands out rows of a few large buffers to the chains. A Uint32Array of its own per chain
  * meant an ArrayBuffer and a malloc'd store for each of kube-proxy's ~120k small chains at 10k
- * services, which the GC tracks one by one; views into shared buffers are plain heap objects,
- * and chains compiled together sit together in memory.
+ * services, which the GC tracks one by one; a view per chain still cost the walk one more
+ * object to read (cold memory) per chain entered. A chain keeps the shared buffer (whose
+ * header stays in cache) and its first row.
  */
 export class ChecksSlab {
   private buffer = new Uint32Array(0);
   private used = 0;
 
-  take(words: number): Uint32Array {
-    if (words > SLAB_WORDS / 4) return new Uint32Array(words);
+  take(rows: number): PackedChecks {
+    const words = rows * STRIDE;
+    if (words > SLAB_WORDS / 4) return { words: new Uint32Array(words), row: 0 };
     if (this.used + words > this.buffer.length) {
       this.buffer = new Uint32Array(SLAB_WORDS);
       this.used = 0;
     }
-    const view = this.buffer.subarray(this.used, this.used + words);
+    const row = this.used / STRIDE;
     this.used += words;
-    return view;
+    return { words: this.buffer, row };
   }
 }
 
-export function packChecks(rows: readonly FastRow[], slab?: ChecksSlab): FastChecks {
-  const words = slab ? slab.take(rows.length * STRIDE) : new Uint32Array(rows.length * STRIDE);
-  rows.forEach((r, i) => {
-    const o = i * STRIDE;
+export function packChecks(rows: readonly FastRow[], slab?: ChecksSlab): PackedChecks {
+  const packed = slab ? slab.take(rows.length) : { words: new Uint32Array(rows.length * STRIDE), row: 0 };
+  const words = packed.words;
+  rows.forEach((r, j) => {
+    const o = (packed.row + j) * STRIDE;
     words[o + W.FLAGS] = r.flags; words[o + W.PROTO] = r.proto;
     words[o + W.DST_NET] = r.dstNet; words[o + W.DST_MASK] = r.dstMask;
     words[o + W.SRC_NET] = r.srcNet; words[o + W.SRC_MASK] = r.srcMask;
@@ -117,20 +126,20 @@ export function packChecks(rows: readonly FastRow[], slab?: ChecksSlab): FastChe
     words[o + W.CT] = r.ctBits; words[o + W.SRC_TYPES] = r.srcTypes; words[o + W.DST_TYPES] = r.dstTypes;
     words[o + W.RANDOM] = r.random;
   });
-  return words;
+  return packed;
 }
 
-/** The flags word of rule `i`: 0 means no packed check at all. */
+/** The flags word of row `i` (a rule; see PackedChecks): 0 means no packed check at all. */
 export function checkFlags(c: FastChecks, i: number): number {
   return c[i * STRIDE]!;
 }
 
-/** The stored probability of rule `i`'s packed statistic match (see CHECK.RANDOM). */
+/** The stored probability of row `i`'s packed statistic match (see CHECK.RANDOM). */
 export function randomStored(c: FastChecks, i: number): number {
   return c[i * STRIDE + W.RANDOM]!;
 }
 
-/** Whether rule `i` passes its packed checks (the caller still runs its closure when SLOW). */
+/** Whether row `i` passes its packed checks (the caller still runs its closure when SLOW). */
 export function passesChecks(c: FastChecks, i: number, flags: number, flow: Flow, state: PathState): boolean {
   const o = i * STRIDE;
   if (flags & CHECK.PROTO && (c[o + W.PROTO] === flow.protoCode) === ((flags & CHECK.PROTO_NEG) !== 0)) return false;

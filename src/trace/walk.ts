@@ -140,11 +140,12 @@ class Walker {
       // The packed checks first; the rule's own object (cold memory in a big ruleset) is read
       // only when they pass and something else is needed. Every deterministic check runs
       // before a random one, so a fork is made only for a rule that can match.
-      const flags = checkFlags(chain.checks, at);
-      if (flags !== 0 && !passesChecks(chain.checks, at, flags, flow, state)) continue;
+      const row = chain.checksRow + at;
+      const flags = checkFlags(chain.checks, row);
+      if (flags !== 0 && !passesChecks(chain.checks, row, flags, flow, state)) continue;
       if ((flags & CHECK.SLOW) !== 0 && !chain.rules[at]!.test!(flow, state)) continue;
       if ((flags & CHECK.RECENT) !== 0 && !this.recentMatches(chain.rules[at]!, state)) continue;
-      if ((flags & CHECK.RANDOM) !== 0 && !this.takePackedRandom(chain, at, flags, state)) continue;
+      if ((flags & CHECK.RANDOM) !== 0 && !this.takePackedRandom(chain, row, flags, state)) continue;
       if ((flags & CHECK.MORE_RANDOM) !== 0 && !this.takeRandom(chain.rules[at]!, state)) continue;
       const rule = chain.rules[at]!;
       if (!rule.silent) this.record(rule, state);
@@ -154,8 +155,7 @@ class Walker {
   }
 
   private candidates(chain: CompiledChain, state: PathState): readonly number[] {
-    const index = chain.index;
-    return index.small ? index.all : index.candidates(state.dst, this.setup.flow.proto, state.dport);
+    return chain.whole ?? chain.index.candidates(state.dst, this.setup.flow.proto, state.dport);
   }
 
   /** Off the end of a chain, or RETURN: back to the caller; off a built-in chain: its policy. */
@@ -200,8 +200,8 @@ class Walker {
   }
 
   /** The rule's packed `statistic --mode random` match: drawn, or forked on. */
-  private takePackedRandom(chain: CompiledChain, at: number, flags: number, state: PathState): boolean {
-    const stored = randomStored(chain.checks, at);
+  private takePackedRandom(chain: CompiledChain, row: number, flags: number, state: PathState): boolean {
+    const stored = randomStored(chain.checks, row);
     const negated = (flags & CHECK.RANDOM_NEG) !== 0;
     const draw = this.draw;
     if (draw) return ((draw() & 0x7fffffff) < stored) !== negated;

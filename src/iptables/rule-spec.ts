@@ -475,20 +475,24 @@ export function readRuleSpec(args: readonly string[], family: Family): RuleSpec 
   for (const match of matches) notes.push(...match.notes);
   const target = dealt.target ? readTarget(dealt.target, family, problems, notes) : undefined;
 
-  return {
-    ...(source ? { source } : {}),
-    ...(destination ? { destination } : {}),
-    ...(inInterface ? { inInterface } : {}),
-    ...(outInterface ? { outInterface } : {}),
-    ...(protocol ? { protocol } : {}),
-    ...(fragment ? { fragment } : {}),
-    ...(dealt.onlyFamily ? { onlyFamily: dealt.onlyFamily } : {}),
-    matches,
-    ...(target ? { target } : {}),
-    problems,
-    notes,
-  };
+  // Assigned one by one, in the order of the fields: object spreads of optional parts were a
+  // tenth of the time to read a 10k-service ruleset (368k rules).
+  const spec: Mutable<RuleSpec> = {} as Mutable<RuleSpec>;
+  if (source) spec.source = source;
+  if (destination) spec.destination = destination;
+  if (inInterface) spec.inInterface = inInterface;
+  if (outInterface) spec.outInterface = outInterface;
+  if (protocol) spec.protocol = protocol;
+  if (fragment) spec.fragment = fragment;
+  if (dealt.onlyFamily) spec.onlyFamily = dealt.onlyFamily;
+  spec.matches = matches;
+  if (target) spec.target = target;
+  spec.problems = problems;
+  spec.notes = notes;
+  return spec;
 }
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 function readAddress(option: RawOption | undefined, family: Family, problems: string[]): AddressMatch | undefined {
   if (!option) return undefined;
@@ -530,7 +534,7 @@ function readMatch(instance: MatchInstance, family: Family, protocol: ProtocolMa
     case 'comment': {
       const comment = reader.value('--comment') ?? '';
       if (comment.length > 255) problems.push('--comment: longer than 255 characters');
-      return { ...base, kind: 'comment', comment, notes, other };
+      return { module: base.module, implicit: base.implicit, kind: 'comment', comment, notes, other };
     }
     case 'tcp': case 'udp': case 'sctp': {
       if (!protocol || protocol.negated || protocol.name !== instance.module) {
@@ -547,11 +551,13 @@ function readMatch(instance: MatchInstance, family: Family, protocol: ProtocolMa
         other.push(rest);
         notes.push(`-m ${instance.module} ${rest.name} is not evaluated`);
       }
-      return {
-        ...base, kind: 'ports', module: instance.module,
-        ...(sport ? { sport } : {}), ...(dport ? { dport } : {}), ...(tcpFlags ? { tcpFlags } : {}),
-        notes, other,
-      } as PortsMatch;
+      const ports: Mutable<PortsMatch> = { module: instance.module, implicit: base.implicit, kind: 'ports' } as Mutable<PortsMatch>;
+      if (sport) ports.sport = sport;
+      if (dport) ports.dport = dport;
+      if (tcpFlags) ports.tcpFlags = tcpFlags;
+      ports.notes = notes;
+      ports.other = other;
+      return ports;
     }
     case 'multiport': {
       if (!protocol || protocol.negated || !PORT_PROTOCOLS.has(protocol.name)) {
@@ -563,7 +569,7 @@ function readMatch(instance: MatchInstance, family: Family, protocol: ProtocolMa
       const ports = option ? parsePortList(option.values[0]!) : undefined;
       if (option && !ports) problems.push(`${option.name} ${option.values[0]}: not a list of at most 15 ports`);
       const direction = option?.name === '--sports' ? 'source' : option?.name === '--dports' ? 'destination' : 'either';
-      return { ...base, kind: 'multiport', negated: option?.negated ?? false, direction, ports: ports ?? [], notes, other };
+      return { module: base.module, implicit: base.implicit, kind: 'multiport', negated: option?.negated ?? false, direction, ports: ports ?? [], notes, other };
     }
     case 'addrtype': {
       const readTypes = (name: string): { negated: boolean; types: string[] } | undefined => {
@@ -579,17 +585,21 @@ function readMatch(instance: MatchInstance, family: Family, protocol: ProtocolMa
       const limitIfaceIn = reader.option('--limit-iface-in') !== undefined;
       const limitIfaceOut = reader.option('--limit-iface-out') !== undefined;
       if (limitIfaceIn || limitIfaceOut) notes.push('-m addrtype --limit-iface-in/out is not evaluated');
-      return {
-        ...base, kind: 'addrtype', ...(srcType ? { srcType } : {}), ...(dstType ? { dstType } : {}),
-        limitIfaceIn, limitIfaceOut, notes, other,
-      };
+      const addrtype: Mutable<AddrtypeMatch> = { module: base.module, implicit: base.implicit, kind: 'addrtype' } as Mutable<AddrtypeMatch>;
+      if (srcType) addrtype.srcType = srcType;
+      if (dstType) addrtype.dstType = dstType;
+      addrtype.limitIfaceIn = limitIfaceIn;
+      addrtype.limitIfaceOut = limitIfaceOut;
+      addrtype.notes = notes;
+      addrtype.other = other;
+      return addrtype;
     }
     case 'mark': {
       const option = reader.option('--mark');
       const parsed = option ? parseMarkMask(option.values[0]!) : undefined;
       if (!option) problems.push('-m mark needs --mark');
       else if (!parsed) problems.push(`--mark ${option.values[0]}: not a mark (value[/mask], 32 bits)`);
-      return { ...base, kind: 'mark', negated: option?.negated ?? false, value: parsed?.value ?? 0, mask: parsed?.mask ?? U32_MAX, notes, other };
+      return { module: base.module, implicit: base.implicit, kind: 'mark', negated: option?.negated ?? false, value: parsed?.value ?? 0, mask: parsed?.mask ?? U32_MAX, notes, other };
     }
     case 'conntrack': case 'state': {
       const stateOption = reader.option(instance.module === 'state' ? '--state' : '--ctstate');
@@ -604,14 +614,18 @@ function readMatch(instance: MatchInstance, family: Family, protocol: ProtocolMa
         other.push(rest);
         notes.push(`-m conntrack ${rest.name} is not evaluated`);
       }
-      return { ...base, kind: 'conntrack', ...(ctstate ? { ctstate } : {}), notes, other };
+      const conntrack: Mutable<ConntrackMatch> = { module: base.module, implicit: base.implicit, kind: 'conntrack' } as Mutable<ConntrackMatch>;
+      if (ctstate) conntrack.ctstate = ctstate;
+      conntrack.notes = notes;
+      conntrack.other = other;
+      return conntrack;
     }
     case 'statistic':
       return readStatistic(base, reader, problems, notes, other);
     case 'recent':
       return readRecent(base, reader, family, problems, notes, other);
     case 'nfacct':
-      return { ...base, kind: 'nfacct', name: reader.value('--nfacct-name') ?? '', notes, other };
+      return { module: base.module, implicit: base.implicit, kind: 'nfacct', name: reader.value('--nfacct-name') ?? '', notes, other };
     case 'set': {
       const option = reader.option('--match-set');
       if (!option) problems.push('-m set needs --match-set NAME FLAGS');
@@ -625,13 +639,13 @@ function readMatch(instance: MatchInstance, family: Family, protocol: ProtocolMa
         notes.push(`-m set ${rest.name} is not evaluated`);
       }
       return {
-        ...base, kind: 'set', negated: option?.negated ?? false, setName: option?.values[0] ?? '',
+        module: base.module, implicit: base.implicit, kind: 'set', negated: option?.negated ?? false, setName: option?.values[0] ?? '',
         flags: flags.filter((f): f is 'src' | 'dst' => f === 'src' || f === 'dst'), notes, other,
       };
     }
     default:
       notes.push(`-m ${instance.module} is not modelled`);
-      return { ...base, kind: 'other', notes, other: instance.options };
+      return { module: base.module, implicit: base.implicit, kind: 'other', notes, other: instance.options };
   }
 }
 
@@ -668,7 +682,7 @@ function readStatistic(
     const p = probability ? parseProbability(probability.values[0]!) : undefined;
     if (!probability) problems.push('statistic --mode random needs --probability');
     else if (p === undefined) problems.push(`--probability ${probability.values[0]}: not a number from 0 to 1`);
-    return { ...base, kind: 'statistic', mode: 'random', negated, probabilityStored: probabilityToKernel(p ?? 1), every: 0, packet: 0, notes, other };
+    return { module: base.module, implicit: base.implicit, kind: 'statistic', mode: 'random', negated, probabilityStored: probabilityToKernel(p ?? 1), every: 0, packet: 0, notes, other };
   }
   if (mode !== 'nth') problems.push(`statistic --mode ${mode ?? '(missing)'}: must be random or nth`);
   const everyValue = every ? parseUnsigned(every.values[0]!, U32_MAX) : undefined;
@@ -678,7 +692,7 @@ function readStatistic(
     if (packetValue === undefined) problems.push('statistic --mode nth needs --packet P');
     else if (everyValue !== undefined && packetValue >= everyValue) problems.push('statistic --packet must be smaller than --every');
   }
-  return { ...base, kind: 'statistic', mode: 'nth', negated, probabilityStored: 0, every: everyValue ?? 1, packet: packetValue ?? 0, notes, other };
+  return { module: base.module, implicit: base.implicit, kind: 'statistic', mode: 'nth', negated, probabilityStored: 0, every: everyValue ?? 1, packet: packetValue ?? 0, notes, other };
 }
 
 function readRecent(
@@ -708,7 +722,7 @@ function readRecent(
   const reap = reader.option('--reap') !== undefined;
   if (reap && seconds === undefined) problems.push('recent --reap needs --seconds');
   return {
-    ...base, kind: 'recent', command, negated, seconds: seconds || undefined, reap, hitcount: hitcount || undefined,
+    module: base.module, implicit: base.implicit, kind: 'recent', command, negated, seconds: seconds || undefined, reap, hitcount: hitcount || undefined,
     rttl: reader.option('--rttl') !== undefined, name: reader.value('--name') ?? 'DEFAULT', mask,
     side: reader.option('--rdest') !== undefined ? 'dest' : 'source', notes, other,
   };

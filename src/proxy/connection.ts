@@ -16,6 +16,7 @@
 import net, { type Socket } from 'node:net';
 import type { VirtualService } from '../ipvs/virtual-service.js';
 import { backendReadBuffers } from './buffer-pool.js';
+import type { IdleMember, IdleSweep } from './idle-sweep.js';
 import { connectAvoiding, destsToAvoid } from './pick.js';
 import { type EndpointErrorKind, type EndpointStats, type ListenerStats, errorKindOf } from './stats.js';
 
@@ -36,8 +37,8 @@ export interface ConnectionHost {
   readonly endpoints: ReadonlyMap<string, ListenerEndpoint>;
   readonly stats: ListenerStats;
   readonly dialTimeoutsMs: readonly number[];
-  /** 0: no idle timeout. */
-  readonly idleTimeoutMs: number;
+  /** Closes open connections that stay idle; undefined: no idle timeout. */
+  readonly idle: IdleSweep | undefined;
   /**
    * What the scheduler sees of the client: its IP, "ip:port" for the port-hashing flags, or
    * undefined when the scheduler does not look at clients.
@@ -56,19 +57,34 @@ function reset(socket: Socket): void {
   if (!socket.destroyed) socket.resetAndDestroy();
 }
 
-export class ProxyConnection {
+/**
+ * Pass a FIN on to `socket`. Once `socket` has sent its own FIN (its 'end' came, so everything
+ * before it was read) and holds no unsent bytes, both directions are over, and close() sends the
+ * very FIN that shutdown() would, after whatever the kernel still queues. That skips the shutdown
+ * request, its two epoll changes and a loop turn, once per connection that ends normally.
+ */
+function passFin(socket: Socket): void {
+  if (socket.destroyed) return;
+  if (socket.readableEnded && socket.writableLength === 0) socket.destroy();
+  else socket.end();
+}
+
+export class ProxyConnection implements IdleMember {
   readonly client: Socket;
   readonly #host: ConnectionHost;
   #backend: Socket | undefined;
   #target: ListenerEndpoint | undefined;
   #phase: Phase = 'dialing';
   #attempt = 0;
-  readonly #tried: string[] = [];
+  /** Endpoints whose dial failed, in order; made on the first failure. */
+  #tried: string[] | undefined;
   #dialTimer: NodeJS.Timeout | undefined;
   /** Which counter of the virtual service holds this connection; undefined when none does. */
   #counted: 'active' | 'inactive' | undefined;
   #openSockets = 2;
   readonly #clientKey: string | undefined;
+  /** See IdleSweep: the sweep's tick when bytes last moved. */
+  idleTick = 0;
 
   constructor(host: ConnectionHost, client: Socket) {
     this.#host = host;
@@ -142,7 +158,7 @@ export class ProxyConnection {
       addr = vs.connect(this.#clientKey, 'active');
     } else {
       const candidates = [...endpoints.keys()];
-      const avoid = destsToAvoid(candidates, this.#tried);
+      const avoid = destsToAvoid(candidates, this.#tried ?? []);
       addr = connectAvoiding(vs, this.#clientKey, avoid);
       if (addr === undefined) {
         // The scheduler has nothing else (sh without fallback hashes to the failed dest, say):
@@ -167,7 +183,7 @@ export class ProxyConnection {
     const target = this.#target!;
     target.stats.errors[kind]++;
     this.#abortDial();
-    this.#tried.push(target.addr);
+    (this.#tried ??= []).push(target.addr);
     this.#attempt++;
     if (this.#attempt >= this.#host.dialTimeoutsMs.length) {
       this.#giveUp();
@@ -223,18 +239,16 @@ export class ProxyConnection {
     backend.on('end', this.#onBackendEnd);
     client.on('close', this.#onSocketClose);
     backend.on('close', this.#onSocketClose);
-    if (this.#host.idleTimeoutMs > 0) {
-      // Every byte either way is read from or written to the client socket, so its timer alone
-      // measures the connection's idleness.
-      client.setTimeout(this.#host.idleTimeoutMs);
-      client.on('timeout', this.#onIdle);
-    }
+    // Every byte either way passes #onClientData or #onBackendRead, which mark the connection busy.
+    this.#host.idle?.add(this);
     client.resume();
   };
 
   // ---- relaying ----
 
   #onClientData = (chunk: Buffer): void => {
+    const idle = this.#host.idle;
+    if (idle !== undefined) this.idleTick = idle.tick;
     const n = chunk.length;
     this.#target!.stats.bytesIn += n;
     this.#host.stats.bytesIn += n;
@@ -250,6 +264,8 @@ export class ProxyConnection {
    * stops reading until the client drains (then `resume` restarts it).
    */
   #onBackendRead = (n: number, buf: Buffer): boolean => {
+    const idle = this.#host.idle;
+    if (idle !== undefined) this.idleTick = idle.tick;
     this.#target!.stats.bytesOut += n;
     this.#host.stats.bytesOut += n;
     const client = this.client;
@@ -270,20 +286,20 @@ export class ProxyConnection {
   /** The client sent a FIN: pass it on, and keep relaying the other way. */
   #onClientEnd = (): void => {
     this.#deactivate();
-    const backend = this.#backend!;
-    if (!backend.destroyed) backend.end();
+    passFin(this.#backend!);
   };
 
   #onBackendEnd = (): void => {
     this.#deactivate();
-    if (!this.client.destroyed) this.client.end();
+    passFin(this.client);
   };
 
-  #onIdle = (): void => {
+  /** Called by the idle sweep: no byte moved either way for the whole idle timeout. */
+  onIdle(): void {
     this.#host.stats.idleTimeouts++;
     this.client.destroy();
     this.#backend!.destroy();
-  };
+  }
 
   #onClientError = (err: NodeJS.ErrnoException): void => {
     if (err.code === 'ECONNRESET') this.#host.stats.clientResets++;
@@ -333,7 +349,10 @@ export class ProxyConnection {
     if (this.#phase === 'done') return;
     const wasOpen = this.#phase === 'open';
     this.#phase = 'done';
-    if (wasOpen) this.#target!.stats.active--;
+    if (wasOpen) {
+      this.#target!.stats.active--;
+      this.#host.idle?.delete(this);
+    }
     // No write holds the read buffer once both sockets are closed, or if nothing was relayed.
     if (this.#readBuf !== undefined && (!wasOpen || this.#openSockets === 0)) backendReadBuffers.give(this.#readBuf);
     this.#readBuf = undefined;

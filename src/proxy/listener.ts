@@ -11,6 +11,7 @@ import { joinHostPort } from '../util/ip.js';
 import type { BoundPort, VirtualEntry } from './address-map.js';
 import { type ConnectionHost, type ListenerEndpoint, ProxyConnection } from './connection.js';
 import { type ListenerVerdict, chooseEndpoints } from './endpoint-choice.js';
+import { IdleSweep } from './idle-sweep.js';
 import type { EndpointStats, ListenerStats } from './stats.js';
 
 export interface ListenerSettings {
@@ -47,7 +48,7 @@ export class Listener implements ConnectionHost {
   readonly stats: ListenerStats;
   readonly endpoints = new Map<string, ListenerEndpoint>();
   readonly dialTimeoutsMs: readonly number[];
-  readonly idleTimeoutMs: number;
+  readonly idle: IdleSweep | undefined;
   /** Why the listener rejects or drops, when it does. */
   reason = '';
   readonly #server: Server;
@@ -60,7 +61,7 @@ export class Listener implements ConnectionHost {
     this.entry = entry;
     this.#directory = directory;
     this.dialTimeoutsMs = settings.dialTimeoutsMs;
-    this.idleTimeoutMs = settings.idleTimeoutMs;
+    this.idle = settings.idleTimeoutMs > 0 ? new IdleSweep(settings.idleTimeoutMs) : undefined;
     this.#withPort = settings.schedulerFlags.some((f) => PORT_FLAGS.has(f));
     const affinitySeconds = sp.info.sessionAffinityTimeoutSeconds;
     this.#needsClient = affinitySeconds > 0 || SOURCE_HASHING.has(settings.scheduler);

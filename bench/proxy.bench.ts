@@ -6,7 +6,9 @@
  *
  * Printed, never asserted: req/s of each path as a ratio to direct, with keep-alive and without
  * (one request per TCP connection), as the median of a few interleaved rounds; then latency at a
- * moderate fixed request rate and the p99 each proxy adds over direct. Targets are printed beside
+ * moderate fixed request rate and the p99 each proxy adds over direct. Under each throughput table,
+ * the CPU time each proxy spent per response (kpsim's main thread, haproxy's process), which
+ * holds steadier than req/s when something else shares the cores. Targets are printed beside
  * the figures: the proxy keeps >= 90% of direct req/s with keep-alive and >= 1.0x HAProxy's req/s,
  * and adds < 1 ms p99 at moderate load.
  *
@@ -18,6 +20,7 @@
  * Ratios from one run compare; absolute req/s across runs or machines do not.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { type AddressInfo, connect, createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -112,6 +115,7 @@ async function stopProcess(child: ChildProcess, signal: NodeJS.Signals = 'SIGTER
 
 interface Haproxy {
   readonly address: HostPort;
+  readonly pid: number | undefined;
   readonly version: string;
   stop(): Promise<void>;
 }
@@ -154,6 +158,7 @@ async function startHaproxy(backend: HostPort, version: string): Promise<Haproxy
   }
   return {
     address,
+    pid: child.pid,
     version,
     stop: async () => {
       await stopProcess(child);
@@ -189,11 +194,32 @@ async function waitUntilAccepting(target: HostPort, child: ChildProcess): Promis
 interface Path {
   readonly name: string;
   readonly url: string;
+  /** CPU time (ms) of whatever forwards this path's traffic, when it can be read; see cpuMsOf. */
+  readonly cpuMs?: () => number | undefined;
 }
 
 interface PathResult {
   readonly path: Path;
   readonly runs: LoadRunResult[];
+  /** Per run: forwarder CPU µs per response (only for paths with cpuMs). */
+  readonly cpuUsPerRequest: number[];
+}
+
+/** Linux's USER_HZ, the unit of utime and stime in /proc stat files. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/**
+ * User + system CPU time in ms of one thread (`/proc/PID/task/TID/stat`) or process
+ * (`/proc/PID/stat`); undefined where /proc is not there. The proxy shares this process with the
+ * load generator's thread, so it is read for the main thread alone.
+ */
+function cpuMsOf(statFile: string): number | undefined {
+  try {
+    const fields = readFileSync(statFile, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
 }
 
 async function load(path: Path, opts: Omit<LoadRunOptions, 'url'>): Promise<LoadRunResult> {
@@ -201,13 +227,25 @@ async function load(path: Path, opts: Omit<LoadRunOptions, 'url'>): Promise<Load
 }
 
 /** Rounds of every path in turn (so drift in the machine's load hits all paths alike). */
+/**
+ * Rounds of every path in turn (so drift in the machine's load hits all paths alike). Each round
+ * starts one path further on, so no path always follows the same one (without keep-alive each
+ * run leaves thousands of TIME_WAIT sockets behind for the next).
+ */
 async function interleaved(paths: readonly Path[], opts: Omit<LoadRunOptions, 'url'>, rounds: number): Promise<PathResult[]> {
-  const results = paths.map((path) => ({ path, runs: [] as LoadRunResult[] }));
+  const results: PathResult[] = paths.map((path) => ({ path, runs: [], cpuUsPerRequest: [] }));
   for (const path of paths) await load(path, { ...opts, durationSeconds: WARMUP_SECONDS });
   for (let round = 0; round < rounds; round++) {
-    for (const result of results) {
+    for (let i = 0; i < results.length; i++) {
+      const result = results[(round + i) % results.length]!;
       process.stderr.write(`  round ${round + 1}/${rounds}: ${result.path.name}\n`);
-      result.runs.push(await load(result.path, opts));
+      const cpuBefore = result.path.cpuMs?.();
+      const run = await load(result.path, opts);
+      const cpuAfter = result.path.cpuMs?.();
+      result.runs.push(run);
+      if (cpuBefore !== undefined && cpuAfter !== undefined && run.responses > 0) {
+        result.cpuUsPerRequest.push(((cpuAfter - cpuBefore) * 1000) / run.responses);
+      }
     }
   }
   return results;
@@ -254,6 +292,17 @@ function throughputTable(title: string, results: readonly PathResult[], targets:
     [{ header: 'path' }, { header: 'req/s', align: 'right' }, { header: 'vs direct', align: 'right' }, { header: 'p50 ms', align: 'right' }, { header: 'p99 ms', align: 'right' }, { header: 'errors', align: 'right' }, { header: 'target' }],
     rows, '  ',
   )}`;
+}
+
+/** The forwarders' CPU per response: steadier than req/s when other work shares the cores. */
+function cpuLine(results: readonly PathResult[]): string {
+  const measured = results.filter((r) => r.cpuUsPerRequest.length > 0);
+  if (measured.length === 0) return 'CPU per request: not measured (no /proc)';
+  const perPath = measured.map((r) => ({ name: r.path.name, us: median(r.cpuUsPerRequest) }));
+  const kpsim = perPath.find((p) => p.name.startsWith('kpsim'));
+  const haproxy = perPath.find((p) => p.name.startsWith('haproxy'));
+  const ratio = kpsim !== undefined && haproxy !== undefined ? `; kpsim / haproxy ${(kpsim.us / haproxy.us).toFixed(2)}x` : '';
+  return `CPU per request (median of rounds): ${perPath.map((p) => `${p.name} ${p.us.toFixed(1)} µs`).join(', ')}${ratio}`;
 }
 
 function latencyTable(title: string, results: readonly PathResult[]): string {
@@ -305,10 +354,11 @@ async function main(): Promise<void> {
         console.log(`haproxy rows skipped: it did not start (${e instanceof Error ? e.message : String(e)})`);
       }
     }
+    const haproxyStat = haproxy?.pid !== undefined ? `/proc/${haproxy.pid}/stat` : undefined;
     const paths: Path[] = [
       { name: 'direct', url: `http://${backend.address.address}:${backend.address.port}/` },
-      { name: 'kpsim userspace proxy', url: `http://${listener.address}:${listener.port}/` },
-      ...(haproxy ? [{ name: 'haproxy (mode tcp)', url: `http://${haproxy.address.address}:${haproxy.address.port}/` }] : []),
+      { name: 'kpsim userspace proxy', url: `http://${listener.address}:${listener.port}/`, cpuMs: () => cpuMsOf(`/proc/${process.pid}/task/${process.pid}/stat`) },
+      ...(haproxy ? [{ name: 'haproxy (mode tcp)', url: `http://${haproxy.address.address}:${haproxy.address.port}/`, cpuMs: () => (haproxyStat !== undefined ? cpuMsOf(haproxyStat) : undefined) }] : []),
     ];
     const base = { connections: CONNECTIONS, durationSeconds: SECONDS_PER_RUN };
 
@@ -328,9 +378,11 @@ async function main(): Promise<void> {
       if (vsHaproxy !== undefined) parts.push(`>= ${TARGETS.proxyVsHaproxyKeepAlive.toFixed(2)}x haproxy (is ${vsHaproxy.toFixed(2)}x): ${verdict(vsHaproxy >= TARGETS.proxyVsHaproxyKeepAlive)}`);
       return parts.join('; ');
     }));
+    console.log(cpuLine(keepAlive));
     console.log('');
     console.log(throughputTable('Without keep-alive (one request per TCP connection):', noKeepAlive, (name, _ratio, vsHaproxy) =>
       (name.startsWith('kpsim') && vsHaproxy !== undefined ? `(is ${vsHaproxy.toFixed(2)}x haproxy)` : '')));
+    console.log(cpuLine(noKeepAlive));
     console.log('');
     console.log(latencyTable(
       `Latency at moderate load: ${moderate} req/s fixed (autocannon overallRate, at most an eighth of direct's keep-alive req/s) over ${MODERATE_CONNECTIONS} keep-alive connections:`,

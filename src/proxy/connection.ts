@@ -115,7 +115,9 @@ export class ProxyConnection implements IdleMember {
 
   start(): void {
     this.client.on('error', this.#onClientError);
-    this.client.on('close', this.#onClientCloseWhileDialing);
+    // One 'close' listener for the whole life of the client (see #onClientClose): cheaper than
+    // swapping listeners when the dial completes.
+    this.client.on('close', this.#onClientClose);
     this.#dial();
   }
 
@@ -146,7 +148,8 @@ export class ProxyConnection implements IdleMember {
     });
     this.#backend = backend;
     backend.on('error', this.#onBackendError);
-    backend.once('connect', this.#onBackendConnect);
+    // 'connect' comes at most once; `on` spares the once-wrapper made per connection.
+    backend.on('connect', this.#onBackendConnect);
     this.#dialTimer = setTimeout(this.#onDialTimeout, this.#host.dialTimeoutsMs[this.#attempt]);
   }
 
@@ -214,10 +217,13 @@ export class ProxyConnection implements IdleMember {
     this.#finish();
   }
 
-  #onClientCloseWhileDialing = (): void => {
-    if (this.#phase !== 'dialing') return;
-    this.#abortDial();
-    this.#finish();
+  #onClientClose = (): void => {
+    if (this.#phase === 'open') {
+      this.#onSocketClose();
+    } else if (this.#phase === 'dialing') {
+      this.#abortDial();
+      this.#finish();
+    }
   };
 
   #onBackendConnect = (): void => {
@@ -231,13 +237,11 @@ export class ProxyConnection implements IdleMember {
     target.stats.active++;
     this.#host.stats.forwarded++;
 
-    client.removeListener('close', this.#onClientCloseWhileDialing);
     client.on('data', this.#onClientData);
     client.on('drain', this.#onClientDrain);
     backend.on('drain', this.#onBackendDrain);
     client.on('end', this.#onClientEnd);
     backend.on('end', this.#onBackendEnd);
-    client.on('close', this.#onSocketClose);
     backend.on('close', this.#onSocketClose);
     // Every byte either way passes #onClientData or #onBackendRead, which mark the connection busy.
     this.#host.idle?.add(this);

@@ -36,6 +36,8 @@ export interface Tracer {
 export interface CreateTracerOptions {
   /** false: scan every chain rule by rule (the baseline the index is measured against). */
   readonly useIndex?: boolean;
+  /** false: every path walks every stage itself (the baseline stage reuse is tested against). */
+  readonly reuseStages?: boolean;
 }
 
 export function createTracer(
@@ -61,7 +63,7 @@ export function createTracer(
     }
     const flow = makeFlow(checked, opts, local, addresses);
     const setup: WalkSetup = {
-      program, flow, local, addresses, masqueradeMark,
+      program, flow, local, addresses, masqueradeMark, reuseStages: options.reuseStages ?? true,
       recentLists: opts.recent ? new RecentLists(opts.recent) : contextRecent,
     };
     return { program, setup, start: () => startState(checked, flow, opts, local, addresses) };

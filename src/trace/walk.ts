@@ -34,6 +34,7 @@ import { lookupRecent, type RecentLists } from './recent.js';
 import { HopLog } from './hop-log.js';
 import type { Verdict } from './types.js';
 import type { Flow, PathState, Stage } from './walk-state.js';
+import { StageMemo, UNCLEAN_CHECKS } from './stage-memo.js';
 
 /** More paths than this means a ruleset that multiplies statistic branches; stop forking. */
 export const MAX_PATHS = 4096;
@@ -48,6 +49,8 @@ export interface WalkSetup {
   readonly local: LocalAddresses;
   readonly addresses: AddressCache;
   readonly masqueradeMark: number;
+  /** false: walk every stage of every path (see StageMemo; the baseline it is tested against). */
+  readonly reuseStages?: boolean;
 }
 
 /** Sample mode: a source of uniform 32-bit integers. */
@@ -106,22 +109,36 @@ class Walker {
   readonly hops: HopLog | undefined;
   truncated = false;
   private forks = 0;
+  /** Stages recorded by one path for the next (all outcomes, no hops). */
+  private readonly memo: StageMemo | undefined;
+  private readonly lookup = (chain: CompiledChain, state: PathState): readonly number[] => this.candidates(chain, state);
 
   constructor(private readonly setup: WalkSetup, private readonly draw: Draw | undefined, recordHops: boolean) {
     this.hops = recordHops ? new HopLog(draw === undefined) : undefined;
+    this.memo = !recordHops && draw === undefined && setup.reuseStages !== false ? new StageMemo() : undefined;
   }
 
   /** Run one path until it ends, leaving the other branches of its forks in `pending`. */
   advance(state: PathState): void {
     const { flow } = this.setup;
+    const memo = this.memo;
     for (;;) {
-      if (state.verdict !== undefined || state.stage === 'done') return;
+      if (state.verdict !== undefined || state.stage === 'done') {
+        memo?.end(state);
+        return;
+      }
       const top = state.depth - 1;
       if (top < 0) {
         if (state.stageStarted) {
+          memo?.end(state);
           state.stage = this.nextStage(state.stage, state);
           state.stageStarted = false;
           continue;
+        }
+        if (memo) {
+          state.stageStarted = true;
+          if (memo.replay(state, this.lookup)) continue;
+          memo.begin(state);
         }
         const builtin = this.setup.program.stageBuiltin(state.stage);
         state.push(builtin, this.candidates(builtin, state));
@@ -142,6 +159,7 @@ class Walker {
       // before a random one, so a fork is made only for a rule that can match.
       const row = chain.checksRow + at;
       const flags = checkFlags(chain.checks, row);
+      if ((flags & UNCLEAN_CHECKS) !== 0 && memo?.recording) memo.spoil();
       if (flags !== 0 && !passesChecks(chain.checks, row, flags, flow, state)) continue;
       if ((flags & CHECK.SLOW) !== 0 && !chain.rules[at]!.test!(flow, state)) continue;
       if ((flags & CHECK.RECENT) !== 0 && !this.recentMatches(chain.rules[at]!, state)) continue;
@@ -155,7 +173,10 @@ class Walker {
   }
 
   private candidates(chain: CompiledChain, state: PathState): readonly number[] {
-    return chain.whole ?? chain.index.candidates(state.dst, this.setup.flow.proto, state.dport);
+    if (chain.whole) return chain.whole;
+    const found = chain.index.candidates(state.dst, this.setup.flow.proto, state.dport);
+    this.memo?.looked(chain, found);
+    return found;
   }
 
   /** Off the end of a chain, or RETURN: back to the caller; off a built-in chain: its policy. */
@@ -278,6 +299,7 @@ class Walker {
         return;
       }
       case ACTION.DNAT: {
+        this.memo?.spoil();
         const to = rule.dnatTo;
         if (to) {
           // The usual case, an address and a port: all worked out when the rule was compiled.

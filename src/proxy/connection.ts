@@ -251,8 +251,7 @@ export class ProxyConnection implements IdleMember {
   // ---- relaying ----
 
   #onClientData = (chunk: Buffer): void => {
-    const idle = this.#host.idle;
-    if (idle !== undefined) this.idleTick = idle.tick;
+    this.#markBusy();
     const n = chunk.length;
     this.#target!.stats.bytesIn += n;
     this.#host.stats.bytesIn += n;
@@ -268,8 +267,7 @@ export class ProxyConnection implements IdleMember {
    * stops reading until the client drains (then `resume` restarts it).
    */
   #onBackendRead = (n: number, buf: Buffer): boolean => {
-    const idle = this.#host.idle;
-    if (idle !== undefined) this.idleTick = idle.tick;
+    this.#markBusy();
     this.#target!.stats.bytesOut += n;
     this.#host.stats.bytesOut += n;
     const client = this.client;
@@ -280,10 +278,18 @@ export class ProxyConnection implements IdleMember {
   };
 
   #onClientDrain = (): void => {
+    // A pending write to the client finishing is activity too (socket timeouts counted it).
+    this.#markBusy();
     this.#backend!.resume();
   };
 
+  #markBusy(): void {
+    const idle = this.#host.idle;
+    if (idle !== undefined) this.idleTick = idle.tick;
+  }
+
   #onBackendDrain = (): void => {
+    this.#markBusy();
     this.client.resume();
   };
 

@@ -185,11 +185,15 @@ export class Listener implements ConnectionHost {
   /** Stop accepting; resolves once every connection it accepted is closed. */
   close(): Promise<void> {
     return new Promise((resolve) => {
-      if (!this.#server.listening) {
+      const done = (): void => {
+        this.idle?.stop();
         resolve();
+      };
+      if (!this.#server.listening) {
+        done();
         return;
       }
-      this.#server.close(() => resolve());
+      this.#server.close(done);
     });
   }
 

@@ -21,7 +21,11 @@ export interface ProxyOptions {
   scheduler?: string;
   /** ipvsadm -b flags: sh-port, sh-fallback, mh-port, mh-fallback. */
   schedulerFlags?: readonly string[];
-  /** Close a connection with no traffic either way for this long; 0 = never. Default 900 s, IPVS's established-TCP timeout. */
+  /**
+   * Close a connection with no traffic either way for this long; 0 = never. Default 900 s, IPVS's
+   * established-TCP timeout. Checked eight times per timeout (see idle-sweep.ts), so a connection
+   * closes up to an eighth of it later.
+   */
   idleTimeoutMs?: number;
   /** One dial attempt per entry, each with its timeout. Default 250, 500, 1000, 2000 ms, as kube-proxy's userspace mode. */
   dialTimeoutsMs?: readonly number[];

@@ -62,6 +62,9 @@ function reset(socket: Socket): void {
  * before it was read) and holds no unsent bytes, both directions are over, and close() sends the
  * very FIN that shutdown() would, after whatever the kernel still queues. That skips the shutdown
  * request, its two epoll changes and a loop turn, once per connection that ends normally.
+ * Proxy bench without keep-alive, with the idle sweep (idle-sweep.ts): the proxy's CPU per
+ * connection went from 179 to 162 µs (haproxy: 95 µs); the rest is mostly node's own cost of
+ * making, connecting and tearing down two net.Sockets, and the kernel's.
  */
 function passFin(socket: Socket): void {
   if (socket.destroyed) return;

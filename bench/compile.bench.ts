@@ -33,10 +33,6 @@ interface Figures {
   heapMB: number;
 }
 
-
-
-
-
 function measure(services: number, runs: number): Figures {
   const s = generatedState(services);
   let ruleset: Ruleset | undefined;

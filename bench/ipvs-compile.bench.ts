@@ -29,10 +29,6 @@ interface Figures {
   heapMB: number;
 }
 
-
-
-
-
 function measure(services: number, runs: number): Figures {
   const s = generatedState(services);
   let compiled: IpvsCompiled | undefined;

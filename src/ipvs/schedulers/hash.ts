@@ -10,6 +10,7 @@
  * order of magnitude slower, and mh hashes on every pick and 2 × dests times per table rebuild.
  */
 import { ipToBytes } from '../../util/ip.js';
+import { isAvailable, type Dest } from './types.js';
 
 const GOLDEN_RATIO_32 = 0x61c88647;
 
@@ -98,4 +99,18 @@ export function hsiphashU32(value: number, key: HsiphashKey): number {
   sipround();
   sipround();
   return (v0l ^ v1l ^ v2l ^ v3l) >>> 0;
+}
+
+/**
+ * The fallback walk of the hashing schedulers (sh-fallback, mh-fallback in ip_vs_sh.c and
+ * ip_vs_mh.c): when the hashed dest is unavailable, rehash with offsets 0, 1, ... (each offset
+ * added to the first slot) and take the first available dest; an empty slot ends the walk.
+ */
+export function rehashFallback(first: number, size: number, destAt: (roffset: number) => Dest | undefined): Dest | undefined {
+  for (let offset = 0; offset < size; offset++) {
+    const candidate = destAt((offset + first) % size);
+    if (candidate === undefined) return undefined;
+    if (isAvailable(candidate)) return candidate;
+  }
+  return undefined;
 }

@@ -16,7 +16,7 @@
  * The table is rebuilt on every add, delete and edit; with more than M dests the kernel refuses to
  * rebuild (EINVAL, ignored by its caller), so the previous table stays in use.
  */
-import { hsiphashKey, hsiphashU32 } from './hash.js';
+import { hsiphashKey, hsiphashU32, rehashFallback } from './hash.js';
 import { isAvailable, type Dest, type Flow, type Scheduler, type SchedulerService, type ServiceScheduler } from './types.js';
 
 export const MH_TABLE_SIZE = 4093;
@@ -132,13 +132,7 @@ export const mh: Scheduler = {
         if (dest === undefined) return undefined;
         if (isAvailable(dest)) return dest;
         if (!fallback) return undefined;
-        for (let offset = 0; offset < MH_TABLE_SIZE; offset++) {
-          const roffset = (offset + first) % MH_TABLE_SIZE;
-          const candidate = table.lookup[mhHash(flow.srcFold, port, roffset) % MH_TABLE_SIZE];
-          if (candidate === undefined) break;
-          if (isAvailable(candidate)) return candidate;
-        }
-        return undefined;
+        return rehashFallback(first, MH_TABLE_SIZE, (roffset) => table.lookup[mhHash(flow.srcFold, port, roffset) % MH_TABLE_SIZE]);
       },
       addDest: reassign,
       delDest: reassign,

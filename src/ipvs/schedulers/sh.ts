@@ -11,7 +11,7 @@
  * empty bucket ends the search.
  */
 import type { LinkedDest } from './dest-list.js';
-import { hash32 } from './hash.js';
+import { hash32, rehashFallback } from './hash.js';
 import { isAvailable, type Dest, type Flow, type Scheduler, type SchedulerService, type ServiceScheduler } from './types.js';
 
 const TAB_BITS = 8;
@@ -61,13 +61,7 @@ export const sh: Scheduler = {
         if (dest === undefined) return undefined;
         if (isAvailable(dest)) return dest;
         if (!fallback) return undefined;
-        for (let offset = 0; offset < TAB_SIZE; offset++) {
-          const roffset = (offset + first) % TAB_SIZE;
-          const candidate = buckets[shBucket(flow.srcFold, port, roffset)];
-          if (candidate === undefined) break;
-          if (isAvailable(candidate)) return candidate;
-        }
-        return undefined;
+        return rehashFallback(first, TAB_SIZE, (roffset) => buckets[shBucket(flow.srcFold, port, roffset)]);
       },
       addDest: reassign,
       delDest: reassign,

@@ -42,3 +42,31 @@ export function median(values: readonly number[]): number {
 export function machineLine(): string {
   return `node ${process.version}, ${cpus()[0]?.model.trim() ?? 'unknown CPU'} x ${cpus().length}, load average ${loadavg()[0]!.toFixed(2)}`;
 }
+
+export interface StepTimes {
+  /** Median wall time in ms. */
+  readonly wallMs: number;
+  /** Median CPU time of the process in ms. */
+  readonly cpuMs: number;
+}
+
+/**
+ * Runs `steps` in order, once to warm up and then `runs` times, collecting garbage before each
+ * run (with --expose-gc); returns each step's median wall and CPU time.
+ */
+export function timeSteps(runs: number, steps: readonly (() => void)[]): StepTimes[] {
+  const wall = steps.map((): number[] => []);
+  const cpu = steps.map((): number[] => []);
+  for (let i = 0; i <= runs; i++) {
+    gc?.();
+    steps.forEach((step, s) => {
+      const c0 = cpuMs();
+      const t0 = performance.now();
+      step();
+      if (i === 0) return;
+      wall[s]!.push(performance.now() - t0);
+      cpu[s]!.push(cpuMs() - c0);
+    });
+  }
+  return steps.map((_, s) => ({ wallMs: median(wall[s]!), cpuMs: median(cpu[s]!) }));
+}

@@ -11,11 +11,10 @@
  * compiler that scales linearly. Times are wall clock, with the process's CPU time beside them
  * (steadier when the machine is shared). Targets are printed beside the figures, never asserted.
  */
-import { performance } from 'node:perf_hooks';
 import { compileIptablesRules } from '../src/iptables/compile.js';
 import { countRules, renderIptablesSave } from '../src/iptables/render.js';
 import type { Ruleset } from '../src/iptables/types.js';
-import { BENCH_SEED as SEED, ENDPOINTS_PER_SERVICE, cpuMs, gc, generatedState, machineLine, median } from './common.js';
+import { BENCH_SEED as SEED, ENDPOINTS_PER_SERVICE, type StepTimes, gc, generatedState, machineLine, timeSteps } from './common.js';
 
 const TARGET_SECONDS_10K = 1;
 const TARGET_HEAP_MB_10K = 500;
@@ -37,30 +36,14 @@ function measure(services: number, runs: number): Figures {
   const s = generatedState(services);
   let ruleset: Ruleset | undefined;
   let text = '';
-  const compileTimes: number[] = [];
-  const renderTimes: number[] = [];
-  const compileCpu: number[] = [];
-  const renderCpu: number[] = [];
-  // One warm-up run, then `runs` measured ones.
-  for (let i = 0; i <= runs; i++) {
-    ruleset = undefined;
-    text = '';
-    gc?.();
-    const c0 = cpuMs();
-    const t0 = performance.now();
-    ruleset = compileIptablesRules(s);
-    const t1 = performance.now();
-    const c1 = cpuMs();
-    text = renderIptablesSave(ruleset);
-    const t2 = performance.now();
-    const c2 = cpuMs();
-    if (i > 0) {
-      compileTimes.push(t1 - t0);
-      renderTimes.push(t2 - t1);
-      compileCpu.push(c1 - c0);
-      renderCpu.push(c2 - c1);
-    }
-  }
+  const [compile, render] = timeSteps(runs, [
+    () => {
+      ruleset = compileIptablesRules(s);
+    },
+    () => {
+      text = renderIptablesSave(ruleset!);
+    },
+  ]) as [StepTimes, StepTimes];
   gc?.();
   const heapMB = process.memoryUsage().heapUsed / 1048576;
   let endpoints = 0;
@@ -68,10 +51,10 @@ function measure(services: number, runs: number): Figures {
   return {
     services,
     endpoints,
-    compileMs: median(compileTimes),
-    renderMs: median(renderTimes),
-    compileCpuMs: median(compileCpu),
-    renderCpuMs: median(renderCpu),
+    compileMs: compile.wallMs,
+    renderMs: render.wallMs,
+    compileCpuMs: compile.cpuMs,
+    renderCpuMs: render.cpuMs,
     rules: countRules(ruleset!),
     textBytes: text.length,
     heapMB,

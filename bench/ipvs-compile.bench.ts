@@ -11,10 +11,9 @@
  * virtual/real server and ipset entry counts, and the 10k/1k ratio (about 10 for a compiler that
  * scales linearly). The target is printed beside the figure, never asserted.
  */
-import { performance } from 'node:perf_hooks';
 import { type IpvsCompiled, compileIpvs } from '../src/ipvs/compile.js';
 import { formatIpvsadmList } from '../src/ipvs/ipvsadm-format.js';
-import { BENCH_SEED as SEED, ENDPOINTS_PER_SERVICE, cpuMs, gc, generatedState, machineLine, median } from './common.js';
+import { BENCH_SEED as SEED, ENDPOINTS_PER_SERVICE, type StepTimes, gc, generatedState, machineLine, timeSteps } from './common.js';
 
 const TARGET_MS_10K = 300;
 
@@ -32,26 +31,14 @@ interface Figures {
 function measure(services: number, runs: number): Figures {
   const s = generatedState(services);
   let compiled: IpvsCompiled | undefined;
-  const compileTimes: number[] = [];
-  const compileCpu: number[] = [];
-  const listTimes: number[] = [];
-  // One warm-up run, then `runs` measured ones.
-  for (let i = 0; i <= runs; i++) {
-    compiled = undefined;
-    gc?.();
-    const c0 = cpuMs();
-    const t0 = performance.now();
-    compiled = compileIpvs(s);
-    const t1 = performance.now();
-    const c1 = cpuMs();
-    formatIpvsadmList(compiled.table);
-    const t2 = performance.now();
-    if (i > 0) {
-      compileTimes.push(t1 - t0);
-      compileCpu.push(c1 - c0);
-      listTimes.push(t2 - t1);
-    }
-  }
+  const [compile, list] = timeSteps(runs, [
+    () => {
+      compiled = compileIpvs(s);
+    },
+    () => {
+      formatIpvsadmList(compiled!.table);
+    },
+  ]) as [StepTimes, StepTimes];
   gc?.();
   const c = compiled!;
   return {
@@ -59,9 +46,9 @@ function measure(services: number, runs: number): Figures {
     virtualServers: c.table.services.length,
     realServers: c.table.services.reduce((n, vs) => n + vs.dests.length, 0),
     ipsetEntries: [...c.ipsets.values()].reduce((n, set) => n + set.entries.size, 0),
-    compileMs: median(compileTimes),
-    compileCpuMs: median(compileCpu),
-    listMs: median(listTimes),
+    compileMs: compile.wallMs,
+    compileCpuMs: compile.cpuMs,
+    listMs: list.wallMs,
     heapMB: process.memoryUsage().heapUsed / 1048576,
   };
 }

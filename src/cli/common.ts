@@ -28,7 +28,8 @@ export interface ClusterOptions {
   quiet?: boolean;
 }
 
-function collect(value: string, previous: string[] | undefined): string[] {
+/** Commander's reducer for a repeatable flag: every value, in order. */
+export function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 

@@ -18,6 +18,7 @@ import {
   EXIT_INPUT,
   action,
   addClusterOptions,
+  collect,
   loadClusterFromOptions,
   parseChoiceFlag,
   parseIPFlag,
@@ -45,10 +46,6 @@ interface TraceCommandOptions extends ClusterOptions {
 
 const PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
 const TRACE_MODES = ['iptables', 'ipvs'] as const;
-
-function collect(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value];
-}
 
 export function registerTrace(program: Command): void {
   const cmd = program

@@ -9,7 +9,7 @@
 import { KpsimError } from '../errors.js';
 import type { Cluster } from '../model/types.js';
 import type { ProxierServicePort, ProxierState } from '../tracker/types.js';
-import { ipFamily, joinHostPort, normalizeIP } from '../util/ip.js';
+import { ipFamily, joinHostPort, normalizeIP, splitHostPortText } from '../util/ip.js';
 import type { TargetVia } from './report.js';
 
 export type TargetSpec =
@@ -38,10 +38,10 @@ export function parseTargetFlag(value: string): TargetSpec {
 
 /** `--nodeport NODE:PORT`: a node name or node IP, and a node port. */
 export function parseNodePortFlag(value: string): TargetSpec {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(value) ?? /^([^:[\]]+):(\d+)$/.exec(value);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || !(port >= 1 && port <= 65535)) throw usage('--nodeport', `${JSON.stringify(value)} is not NODE:PORT (a node name or IP, and a port 1-65535)`);
-  return { kind: 'nodePort', text: value, node: m[1]!, port };
+  const parts = splitHostPortText(value);
+  const port = parts ? Number(parts.portText) : NaN;
+  if (!parts || !(port >= 1 && port <= 65535)) throw usage('--nodeport', `${JSON.stringify(value)} is not NODE:PORT (a node name or IP, and a port 1-65535)`);
+  return { kind: 'nodePort', text: value, node: parts.host, port };
 }
 
 export function resolveTarget(cluster: Cluster, states: readonly ProxierState[], spec: TargetSpec): ResolvedTarget {

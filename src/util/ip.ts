@@ -97,12 +97,18 @@ export function joinHostPort(ip: string, port: number): string {
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
+/** "host:port" / "[host]:port" split as written (the host may be a name); undefined when not that form. */
+export function splitHostPortText(text: string): { host: string; portText: string } | undefined {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
+  return m ? { host: m[1]!, portText: m[2]! } : undefined;
+}
+
 /** Split "ip:port" / "[ip]:port"; undefined when it is not that form or the port is not 0-65535. */
 export function splitHostPort(text: string): { ip: string; port: number } | undefined {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
-  if (!m) return undefined;
-  const ip = normalizeIP(m[1]!);
-  const port = Number.parseInt(m[2]!, 10);
+  const parts = splitHostPortText(text);
+  if (!parts) return undefined;
+  const ip = normalizeIP(parts.host);
+  const port = Number.parseInt(parts.portText, 10);
   if (ip === undefined || port > 65535) return undefined;
   return { ip, port };
 }

@@ -53,6 +53,8 @@ export const codes = {
 
   // api: the HTTP API
   KPSIM_ERR_API_BAD_REQUEST: 'a request to the API is not valid',
+  // Never thrown as a KpsimError: the code of the API's 500 answer, a bug in kpsim.
+  KPSIM_ERR_INTERNAL: 'a bug in kpsim (HTTP 500; please report it)',
 } as const;
 
 export type ErrorCode = keyof typeof codes;

@@ -20,8 +20,10 @@ import {
   type NodeCompileOptions,
   compileIpvsForNode,
   compileIptablesForNode,
-  renderCompiledIptables,
+  compileNode,
+  renderCompiled,
 } from './node/compile-node.js';
+import type { CompiledNode, OutputFormat, RulesMode } from './node/mode-driver.js';
 import { createNodeTracer, createRulesetTracer, type NodeTracer } from './node/trace-node.js';
 import type { Packet, TraceContext, TraceOptions, TraceResult } from './trace/types.js';
 
@@ -37,6 +39,8 @@ export { renderCanonical } from './iptables/canonical.js';
 export type { Packet, TraceContext, TraceOptions, TraceResult, Hop, Verdict, TraceSample } from './trace/types.js';
 export { formatTrace } from './trace/format.js';
 export type { CompiledIptables, CompiledIpvsNode, NodeCompileOptions } from './node/compile-node.js';
+export type { CompiledNode, OutputFormat, RulesMode } from './node/mode-driver.js';
+export { RULES_MODES } from './node/modes.js';
 export type { NodeTracer } from './node/trace-node.js';
 export { createScheduler } from './ipvs/virtual-service.js';
 export { schedulerNames } from './ipvs/schedulers/types.js';
@@ -47,13 +51,27 @@ export function compileIptables(cluster: Cluster, opts: NodeCompileOptions = {})
 }
 
 /** kube-proxy's IPVS mode on one node. */
-export function compileIpvs(cluster: Cluster, opts: NodeCompileOptions & IpvsCompileOptions = {}): CompiledIpvsNode {
+export function compileIpvs(cluster: Cluster, opts: NodeCompileOptions & Pick<IpvsCompileOptions, 'scheduler' | 'randomFully'> = {}): CompiledIpvsNode {
   return compileIpvsForNode(cluster, opts);
+}
+
+/** One node in any mode kpsim compiles: `compile(cluster, 'ipvs', {node: 'node-a'})`. */
+export function compile(cluster: Cluster, mode: RulesMode, opts: NodeCompileOptions = {}): CompiledNode {
+  return compileNode(cluster, mode, opts);
 }
 
 /** The iptables-save text of compiled rules (every family, each introduced by a comment line). */
 export function renderIptables(compiled: CompiledIptables): string {
-  return renderCompiledIptables(compiled);
+  return renderCompiled(compiled);
+}
+
+/**
+ * The text of compiled rules in any mode, exactly as `kpsim compile` prints it: `kube-proxy`
+ * (the default: iptables-save, ipvsadm -Ln), or one of the mode's other formats (`canonical`;
+ * `stats`, `rate`, `ipsets`, `iptables` for IPVS mode).
+ */
+export function renderRules(compiled: CompiledNode, format: OutputFormat = 'kube-proxy'): string {
+  return renderCompiled(compiled, format);
 }
 
 /** iptables-save or ip6tables-save text (kpsim's, or a real node's) → a Ruleset. */
@@ -61,7 +79,7 @@ export function parseIptablesSave(text: string, opts: ParseOptions = {}): Rulese
   return parseText(text, opts);
 }
 
-export type TraceTarget = CompiledIptables | CompiledIpvsNode | Ruleset | readonly Ruleset[];
+export type TraceTarget = CompiledNode | Ruleset | readonly Ruleset[];
 
 /**
  * Walk one packet through a node's rules. For compiled rules the node's addresses come with
@@ -78,6 +96,6 @@ export function createTracerFor(rules: TraceTarget, context: Partial<TraceContex
   return createRulesetTracer(rulesets, { ...context, localAddresses: context.localAddresses ?? [] });
 }
 
-function isCompiled(rules: TraceTarget): rules is CompiledIptables | CompiledIpvsNode {
+function isCompiled(rules: TraceTarget): rules is CompiledNode {
   return !Array.isArray(rules) && 'mode' in rules;
 }

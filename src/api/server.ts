@@ -5,7 +5,7 @@
  *
  *   GET  /v1/healthz
  *   GET  /v1/cluster                       node, families, service ports and their endpoints
- *   GET  /v1/rules?mode=&family=&format=   iptables-save / ipvsadm text (text/plain)
+ *   GET  /v1/rules?mode=&family=&format=   the mode's text (text/plain): what `kpsim compile` prints
  *   POST /v1/trace                         {proto, src, dst, dport, sport?, mode?, seed?, fromNode?, manifests?}
  *   POST /v1/trace/batch                   {flows: [...], mode?, manifests?} → one result per flow
  *
@@ -14,12 +14,12 @@
  */
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { KpsimError, isKpsimError } from '../errors.js';
-import { renderCanonical } from '../iptables/canonical.js';
-import { renderIpvsCompile } from '../ipvs/compile.js';
 import { clusterFromManifests, type ManifestText } from '../manifest/load.js';
 import type { Cluster } from '../model/types.js';
-import { type CompiledIpvsNode, type CompiledIptables, compileIpvsForStates, compileIptablesForStates, proxierStatesFor, renderCompiledIptables } from '../node/compile-node.js';
-import { type NodeTracer, createNodeTracer } from '../node/trace-node.js';
+import { proxierStatesFor } from '../node/compile-node.js';
+import type { CompiledNode, OutputFormat, RulesMode } from '../node/mode-driver.js';
+import { RULES_MODES, defaultRulesMode, modeDriver } from '../node/modes.js';
+import type { NodeTracer } from '../node/trace-node.js';
 import type { NodeSelection } from '../tracker/proxier-state.js';
 import type { Packet, TraceOptions } from '../trace/types.js';
 
@@ -31,7 +31,8 @@ export interface ApiOptions {
   allocate?: boolean;
 }
 
-type Mode = 'iptables' | 'ipvs';
+type Mode = RulesMode;
+const FORMATS: readonly OutputFormat[] = ['kube-proxy', 'canonical', 'stats', 'rate', 'ipsets', 'iptables'];
 
 interface TraceBody {
   proto?: Packet['proto'];
@@ -68,7 +69,7 @@ const flowProperties = {
   sport: { type: 'integer', minimum: 1, maximum: 65535 },
 } as const;
 const commonProperties = {
-  mode: { type: 'string', enum: ['iptables', 'ipvs'] },
+  mode: { type: 'string', enum: RULES_MODES },
   seed: { type: 'integer', minimum: 0 },
   manifests: manifestsSchema,
   node: { type: 'string' },
@@ -77,27 +78,26 @@ const commonProperties = {
 
 /** Compiled rules of one cluster, made on first use and kept. */
 class CompiledCluster {
-  private iptables?: CompiledIptables;
-  private ipvs?: CompiledIpvsNode;
-  private readonly tracers = new Map<Mode, NodeTracer>();
+  private readonly compiledByMode = new Map<Mode, CompiledNode>();
   readonly view: ReturnType<typeof proxierStatesFor>;
 
   constructor(readonly cluster: Cluster, selection: NodeSelection) {
     this.view = proxierStatesFor(cluster, selection);
   }
 
-  compiled(mode: Mode): CompiledIptables | CompiledIpvsNode {
-    if (mode === 'iptables') return (this.iptables ??= compileIptablesForStates(this.view.node, this.view.states));
-    return (this.ipvs ??= compileIpvsForStates(this.view.node, this.view.states));
+  /** The mode a request leaves out: the cluster's configured one, as the CLI takes it. */
+  get defaultMode(): Mode {
+    return defaultRulesMode(this.cluster.config);
   }
 
-  tracer(mode: Mode): NodeTracer {
-    let tracer = this.tracers.get(mode);
-    if (!tracer) {
-      tracer = createNodeTracer(this.compiled(mode));
-      this.tracers.set(mode, tracer);
-    }
-    return tracer;
+  compiled(mode: Mode): CompiledNode {
+    let compiled = this.compiledByMode.get(mode);
+    if (!compiled) this.compiledByMode.set(mode, (compiled = modeDriver(mode).compile(this.view.node, this.view.states)));
+    return compiled;
+  }
+
+  tracer(mode: Mode = this.defaultMode): NodeTracer {
+    return modeDriver(mode).tracer(this.compiled(mode));
   }
 }
 
@@ -124,7 +124,7 @@ export function buildApiServer(options: ApiOptions = {}): FastifyInstance {
     if (typeof error.statusCode === 'number' && error.statusCode < 500) {
       return reply.status(error.statusCode).send({ code: 'KPSIM_ERR_API_BAD_REQUEST', message: error.message });
     }
-    return reply.status(500).send({ code: 'INTERNAL', message: `internal error: ${error.message}` });
+    return reply.status(500).send({ code: 'KPSIM_ERR_INTERNAL', message: `internal error: ${error.message}` });
   });
 
   app.get('/v1/healthz', async () => ({ ok: true }));
@@ -152,26 +152,31 @@ export function buildApiServer(options: ApiOptions = {}): FastifyInstance {
     };
   });
 
-  app.get<{ Querystring: { mode?: Mode; family?: '4' | '6'; format?: 'kube-proxy' | 'canonical' } }>(
+  app.get<{ Querystring: { mode?: Mode; family?: '4' | '6'; format?: OutputFormat } }>(
     '/v1/rules',
     {
       schema: {
         querystring: {
           type: 'object',
-          properties: { mode: { type: 'string', enum: ['iptables', 'ipvs'] }, family: { type: 'string', enum: ['4', '6'] }, format: { type: 'string', enum: ['kube-proxy', 'canonical'] } },
+          properties: { mode: { type: 'string', enum: RULES_MODES }, family: { type: 'string', enum: ['4', '6'] }, format: { type: 'string', enum: FORMATS } },
           additionalProperties: false,
         },
       },
     },
     async (request, reply) => {
       const c = clusterFor({});
+      const mode = request.query.mode ?? c.defaultMode;
+      const driver = modeDriver(mode);
+      const format = request.query.format ?? 'kube-proxy';
+      if (!driver.formats.includes(format)) {
+        throw new KpsimError('KPSIM_ERR_API_BAD_REQUEST', `format ${format} does not apply to ${mode} mode (${driver.formats.join(', ')})`, { path: 'format' });
+      }
       const family = request.query.family === undefined ? undefined : Number(request.query.family);
       const states = c.view.states.filter((s) => family === undefined || s.family === family);
       if (states.length === 0) throw new KpsimError('KPSIM_ERR_API_BAD_REQUEST', `the cluster has no IPv${family} services or node addresses`, { path: 'family' });
       reply.type('text/plain; charset=utf-8');
-      if ((request.query.mode ?? 'iptables') === 'ipvs') return states.map((s) => renderIpvsCompile(s)).join('');
-      const compiled = compileIptablesForStates(c.view.node, states);
-      return renderCompiledIptables(compiled, request.query.format === 'canonical' ? renderCanonical : undefined);
+      const compiled = family === undefined ? c.compiled(mode) : driver.compile(c.view.node, states);
+      return driver.render(compiled, format);
     },
   );
 
@@ -180,7 +185,7 @@ export function buildApiServer(options: ApiOptions = {}): FastifyInstance {
     { schema: { body: { type: 'object', required: ['src', 'dst', 'dport'], properties: { ...flowProperties, ...commonProperties, fromNode: { type: 'boolean' } }, additionalProperties: false } } },
     async (request) => {
       const body = request.body;
-      const tracer = clusterFor(body).tracer(body.mode ?? 'iptables');
+      const tracer = clusterFor(body).tracer(body.mode);
       return tracer.trace(packetOf(body), traceOptionsOf(body));
     },
   );
@@ -199,7 +204,7 @@ export function buildApiServer(options: ApiOptions = {}): FastifyInstance {
     },
     async (request) => {
       const body = request.body;
-      const tracer = clusterFor(body).tracer(body.mode ?? 'iptables');
+      const tracer = clusterFor(body).tracer(body.mode);
       const options = traceOptionsOf(body);
       return body.flows.map((flow) => {
         try {

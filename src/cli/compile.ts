@@ -1,5 +1,6 @@
 /**
- * `kpsim compile`: the rules kube-proxy writes on one node.
+ * `kpsim compile`: the rules kube-proxy writes on one node, in any mode kpsim compiles
+ * (src/node/modes.ts), in the mode's default output or one of its other views:
  *
  *   --mode iptables   iptables-save text (IPv6 as ip6tables-save), as kube-proxy hands it to
  *                     iptables-restore; --canonical prints it as a kernel's iptables-save
@@ -8,9 +9,8 @@
  *                     ruleset IPVS mode keeps).
  */
 import { type Command, Option } from 'commander';
-import { renderIpvsCompile } from '../ipvs/compile.js';
-import { renderCanonical } from '../iptables/canonical.js';
-import { compileIptablesForStates, renderCompiledIptables } from '../node/compile-node.js';
+import type { ModeCompileOptions, OutputFormat } from '../node/mode-driver.js';
+import { RULES_MODES, defaultRulesMode, modeDriver, parseRulesMode } from '../node/modes.js';
 import type { Family } from '../util/ip.js';
 import { type ClusterOptions, action, addClusterOptions, loadClusterFromOptions, parseChoiceFlag, usageError } from './common.js';
 
@@ -28,7 +28,24 @@ interface CompileOptions extends ClusterOptions {
   rate?: boolean;
 }
 
-export const COMPILE_MODES = ['iptables', 'ipvs'] as const;
+export const COMPILE_MODES = RULES_MODES;
+
+/** The flags that choose an output format, and the format each chooses. */
+const FORMAT_FLAGS: readonly { flag: string; key: keyof CompileOptions; format: OutputFormat }[] = [
+  { flag: '--canonical', key: 'canonical', format: 'canonical' },
+  { flag: '--stats', key: 'stats', format: 'stats' },
+  { flag: '--rate', key: 'rate', format: 'rate' },
+  { flag: '--ipsets', key: 'ipsets', format: 'ipsets' },
+  { flag: '--iptables', key: 'iptables', format: 'iptables' },
+];
+
+/** The flags that set compile options (--no-nfacct sets nfacct to false: only that counts as given). */
+const OPTION_FLAGS: readonly { flag: string; option: keyof ModeCompileOptions; given: (o: CompileOptions) => boolean }[] = [
+  { flag: '--with-jumps', option: 'withJumps', given: (o) => o.withJumps === true },
+  { flag: '--no-nfacct', option: 'nfacct', given: (o) => o.nfacct === false },
+  { flag: '--random-fully', option: 'randomFully', given: (o) => o.randomFully === true },
+  { flag: '--scheduler', option: 'scheduler', given: (o) => o.scheduler !== undefined },
+];
 
 export function registerCompile(program: Command): void {
   const cmd = program
@@ -54,26 +71,23 @@ export function registerCompile(program: Command): void {
 export async function compileText(opts: CompileOptions): Promise<string> {
   const family = parseFamilyFlag(opts.family);
   const loaded = await loadClusterFromOptions(opts);
-  const mode = parseChoiceFlag('--mode', opts.mode ?? (loaded.cluster.config.mode === 'ipvs' ? 'ipvs' : 'iptables'), COMPILE_MODES);
+  const mode = opts.mode === undefined ? defaultRulesMode(loaded.cluster.config) : parseRulesMode(opts.mode, '--mode');
+  const driver = modeDriver(mode);
+  const formats = FORMAT_FLAGS.filter((f) => opts[f.key] === true);
+  if (formats.length > 1) throw usageError(formats[1]!.flag, `give one of ${formats.map((f) => f.flag).join(', ')}`);
+  const format = formats[0]?.format ?? 'kube-proxy';
+  if (!driver.formats.includes(format)) throw usageError(formats[0]!.flag, `does not apply to ${mode} mode`);
+  const ignored = OPTION_FLAGS.find((f) => f.given(opts) && !driver.options.includes(f.option));
+  if (ignored) throw usageError(ignored.flag, `does not apply to ${mode} mode`);
   const states = loaded.states.filter((s) => family === undefined || s.family === family);
   if (states.length === 0) throw usageError('--family', `the cluster has no IPv${family} services or node addresses`);
-  if (mode === 'iptables') {
-    const compiled = compileIptablesForStates(loaded.node, states, {
-      withJumps: opts.withJumps ?? false,
-      nfacct: opts.nfacct ?? true,
-      randomFully: opts.randomFully ?? false,
-    });
-    return renderCompiledIptables(compiled, opts.canonical ? renderCanonical : undefined);
-  }
-  const texts = states.map((state) => renderIpvsCompile(state, {
+  const compiled = driver.compile(loaded.node, states, {
+    withJumps: opts.withJumps ?? false,
+    nfacct: opts.nfacct ?? true,
+    randomFully: opts.randomFully ?? false,
     ...(opts.scheduler !== undefined ? { scheduler: opts.scheduler } : {}),
-    stats: opts.stats ?? false,
-    rate: opts.rate ?? false,
-    ipsets: opts.ipsets ?? false,
-    iptables: opts.iptables ?? false,
-  }));
-  if (texts.length === 1) return texts[0]!;
-  return texts.map((text, i) => `# IPv${states[i]!.family}, node ${loaded.node.name}\n${text}`).join('');
+  });
+  return driver.render(compiled, format);
 }
 
 export function parseFamilyFlag(value: string | undefined): Family | undefined {

@@ -4,10 +4,8 @@
  * kind of service the cluster has, and then compares the proxy modes on real traffic.
  */
 import type { Command } from 'commander';
-import { countRules } from '../iptables/render.js';
 import { formatCompareReport, runCompare } from '../load/compare.js';
-import { compileIpvsForStates, compileIptablesForStates } from '../node/compile-node.js';
-import { createNodeTracer } from '../node/trace-node.js';
+import { RULES_MODES, modeDriver } from '../node/modes.js';
 import type { Packet, TraceResult } from '../trace/types.js';
 import type { ProxierServicePort, ProxierState } from '../tracker/types.js';
 import { type ClusterOptions, type LoadedCluster, action, addClusterOptions, loadClusterFromOptions } from './common.js';
@@ -32,19 +30,15 @@ export function registerDemo(program: Command): void {
 }
 
 function describeCompile(loaded: LoadedCluster): string {
-  const iptables = compileIptablesForStates(loaded.node, loaded.states);
-  const ipvs = compileIpvsForStates(loaded.node, loaded.states);
-  const lines = [`Node ${loaded.node.name} (${loaded.node.ips.join(', ') || 'no addresses'})`];
-  iptables.rulesets.forEach((ruleset, i) => {
-    const state = loaded.states[i]!;
-    const chains = [...ruleset.tables.values()].reduce((n, t) => n + t.chains.size, 0);
-    const virtualServers = ipvs.tables[i]!.table.services.length;
-    lines.push(
-      `  IPv${ruleset.family}: ${state.servicePorts.length} service ports; iptables mode: ${countRules(ruleset)} rules in ${chains} chains; ` +
-        `IPVS mode: ${virtualServers} virtual servers`,
-    );
+  const summaries = RULES_MODES.map((mode) => {
+    const driver = modeDriver(mode);
+    return driver.summarize(driver.compile(loaded.node, loaded.states));
   });
-  lines.push('  (kpsim compile -f ... --mode iptables|ipvs prints them)', '');
+  const lines = [`Node ${loaded.node.name} (${loaded.node.ips.join(', ') || 'no addresses'})`];
+  loaded.states.forEach((state, i) => {
+    lines.push(`  IPv${state.family}: ${state.servicePorts.length} service ports; ${summaries.map((perFamily) => perFamily[i]!).join('; ')}`);
+  });
+  lines.push(`  (kpsim compile -f ... --mode ${RULES_MODES.join('|')} prints them)`, '');
   return lines.join('\n') + '\n';
 }
 
@@ -104,15 +98,16 @@ function sourceIn(cidr: string, offset = 9): string {
 }
 
 function describeTraces(loaded: LoadedCluster): string {
-  const iptables = createNodeTracer(compileIptablesForStates(loaded.node, loaded.states));
-  const ipvs = createNodeTracer(compileIpvsForStates(loaded.node, loaded.states));
+  const tracers = RULES_MODES.map((mode) => {
+    const driver = modeDriver(mode);
+    return { mode, tracer: driver.tracer(driver.compile(loaded.node, loaded.states)) };
+  });
+  const width = Math.max(...RULES_MODES.map((m) => m.length)) + 1;
   const lines: string[] = ['Packet traces (kpsim trace -f ... --src --dst --dport shows every rule crossed)'];
   for (const state of loaded.states) {
     for (const { title, packet } of demoPackets(state)) {
-      const viaIptables = iptables.trace(packet);
-      const viaIpvs = ipvs.trace(packet);
       lines.push(`  ${title}`, `    ${packet.proto} ${packet.src} -> ${packet.dst}:${packet.dport}`);
-      lines.push(`    iptables: ${summarize(viaIptables)}`, `    ipvs:     ${summarize(viaIpvs)}`);
+      for (const { mode, tracer } of tracers) lines.push(`    ${`${mode}:`.padEnd(width)} ${summarize(tracer.trace(packet))}`);
     }
   }
   return lines.join('\n') + '\n\n';

@@ -7,9 +7,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { KpsimError } from '../errors.js';
-import { parseIptablesSave } from '../iptables/parse.js';
-import { compileIptablesForStates, compileIpvsForStates } from '../node/compile-node.js';
-import { type NodeTracer, createNodeTracer, createRulesetTracer } from '../node/trace-node.js';
+import { DUMP_READERS, RULES_MODES, defaultRulesMode, modeDriver, parseRulesMode } from '../node/modes.js';
+import type { NodeTracer } from '../node/trace-node.js';
 import { formatTrace } from '../trace/format.js';
 import type { Packet, TraceOptions, TraceProtocol } from '../trace/types.js';
 import { normalizeIP } from '../util/ip.js';
@@ -45,7 +44,7 @@ interface TraceCommandOptions extends ClusterOptions {
 }
 
 const PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
-const TRACE_MODES = ['iptables', 'ipvs'] as const;
+const TRACE_MODES = RULES_MODES;
 
 export function registerTrace(program: Command): void {
   const cmd = program
@@ -119,21 +118,36 @@ function readPacketFlags(opts: TraceCommandOptions): Packet {
 }
 
 async function buildTracer(opts: TraceCommandOptions): Promise<NodeTracer> {
-  const dumps = opts.iptablesSave ?? [];
-  if (dumps.length > 0 && opts.file !== undefined) throw usageError('--iptables-save', 'give either -f manifests or --iptables-save dumps, not both');
-  if (dumps.length > 0) {
-    if (opts.mode === 'ipvs') throw usageError('--mode', 'ipvs needs manifests (-f): an iptables-save dump has no IPVS table');
-    const rulesets = await Promise.all(dumps.map(async (file) => parseIptablesSave(await readText(file), { file })));
+  const dumps = DUMP_READERS.map((reader) => ({ reader, files: dumpFilesOf(opts, reader.flag) })).filter((d) => d.files.length > 0);
+  if (dumps.length > 1) throw usageError(dumps[1]!.reader.flag, `give dumps of one mode: ${dumps.map((d) => d.reader.flag).join(' or ')}`);
+  const dump = dumps[0];
+  if (dump !== undefined) {
+    if (opts.file !== undefined) throw usageError(dump.reader.flag, `give either -f manifests or ${dump.reader.flag} dumps, not both`);
+    if (opts.mode !== undefined && opts.mode !== dump.reader.mode) {
+      throw usageError('--mode', `${opts.mode} needs manifests (-f): ${dump.reader.flag} is a ${dump.reader.mode}-mode dump`);
+    }
+    const texts = await Promise.all(dump.files.map(async (file) => ({ file, text: await readText(file) })));
     const localAddresses = (opts.nodeIp ?? []).map((ip) => parseIPFlag('--node-ip', ip));
-    return createRulesetTracer(rulesets, { localAddresses });
+    return dump.reader.tracer(texts, { localAddresses });
   }
-  if (opts.file === undefined) throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', 'give manifests with -f PATH... or a dump with --iptables-save FILE');
+  if (opts.file === undefined) {
+    throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', `give manifests with -f PATH... or a dump with ${DUMP_READERS.map((r) => `${r.flag} FILE`).join(' or ')}`);
+  }
   const loaded = await loadClusterFromOptions(opts);
-  const mode = parseChoiceFlag('--mode', opts.mode ?? (loaded.cluster.config.mode === 'ipvs' ? 'ipvs' : 'iptables'), TRACE_MODES);
-  if (mode === 'ipvs') {
-    return createNodeTracer(compileIpvsForStates(loaded.node, loaded.states, opts.scheduler !== undefined ? { scheduler: opts.scheduler } : {}));
-  }
-  return createNodeTracer(compileIptablesForStates(loaded.node, loaded.states, { nfacct: opts.nfacct ?? true }));
+  const mode = opts.mode === undefined ? defaultRulesMode(loaded.cluster.config) : parseRulesMode(opts.mode, '--mode');
+  const driver = modeDriver(mode);
+  if (opts.scheduler !== undefined && !driver.options.includes('scheduler')) throw usageError('--scheduler', `does not apply to ${mode} mode`);
+  return driver.tracer(driver.compile(loaded.node, loaded.states, {
+    nfacct: opts.nfacct ?? true,
+    ...(opts.scheduler !== undefined ? { scheduler: opts.scheduler } : {}),
+  }));
+}
+
+/** The files given with a dump flag (--iptables-save FILE, repeatable). */
+function dumpFilesOf(opts: TraceCommandOptions, flag: string): string[] {
+  const key = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof TraceCommandOptions;
+  const value = opts[key];
+  return Array.isArray(value) ? value : [];
 }
 
 async function readText(file: string): Promise<string> {

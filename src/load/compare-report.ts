@@ -24,6 +24,7 @@
  *   notes: [string]
  * }
  */
+import type { RulesMode } from '../node/mode-driver.js';
 import type { ErrorCounts } from './error-kinds.js';
 import type { LatencySummary } from './percentiles.js';
 import { type EndpointConnectionCount, type LoadSettings, type TargetVia, endpointShares, ratePerSecond } from './report.js';
@@ -32,7 +33,7 @@ import type { LoadRunResult } from './types.js';
 
 export const COMPARE_REPORT_SCHEMA = 'kpsim.compare/v1';
 
-export type CompareMode = 'direct' | 'userspace' | 'iptables' | 'ipvs';
+export type CompareMode = 'direct' | 'userspace' | RulesMode;
 
 export interface CompareEndpoint {
   endpoint: string;
@@ -137,7 +138,7 @@ export function proxyRow(scheduler: string, run: LoadRunResult, listener: string
 
 /** A simulated row: where the stream's connections went, and what each decision cost. */
 export function simulatedRow(
-  mode: 'iptables' | 'ipvs',
+  mode: RulesMode,
   scheduler: string | null,
   placed: readonly { endpoint: string; pod: string; connections: number }[],
   decision: DecisionCost,

@@ -4,12 +4,15 @@
  * loopback; then iptables and IPVS mode simulated on one stream of new connections. One report.
  */
 import { KpsimError } from '../errors.js';
+import type { ResolvedNode } from '../tracker/proxier-state.js';
 import { getScheduler } from '../ipvs/schedulers/registry.js';
 import { chooseEndpoints } from '../proxy/index.js';
 import { joinHostPort } from '../util/ip.js';
 import { type ClusterView, type TargetOnCluster, connectionCounts, countsSince, startTarget } from './cluster-run.js';
 import { COMPARE_REPORT_SCHEMA, type CompareReport, type CompareRow, directRow, proxyRow } from './compare-report.js';
-import { describeStream, simulateIptables, simulateIpvs, type StreamShape } from './simulate-modes.js';
+import { describeStream, simulatedRows, type StreamShape } from './simulate-modes.js';
+import { RULES_MODES, modeDriver } from '../node/modes.js';
+import { runCount } from '../simulate/simulation.js';
 import { type ResolvedTarget, type TargetSpec, resolveTarget, targetAddress } from './target.js';
 import type { LoadRunOptions, LoadRunResult } from './types.js';
 import { type LoadThread, loadThreadDescriptions, runLoadOn } from './worker-runner.js';
@@ -52,7 +55,10 @@ export const COMPARE_DEFAULTS = {
 /** Seconds between two new connections of the simulated stream. */
 const STREAM_INTERVAL_SECONDS = 0.001;
 
-export async function runCompare(view: ClusterView, opts: CompareOptions = {}): Promise<CompareReport> {
+/** The cluster and the node whose view the simulated rows compile. */
+export type CompareView = ClusterView & { readonly node: ResolvedNode };
+
+export async function runCompare(view: CompareView, opts: CompareOptions = {}): Promise<CompareReport> {
   const schedulers = [...(opts.schedulers ?? COMPARE_DEFAULTS.schedulers)];
   for (const name of schedulers) getScheduler(name);
   const connections = opts.connections ?? COMPARE_DEFAULTS.connections;
@@ -67,7 +73,7 @@ export async function runCompare(view: ClusterView, opts: CompareOptions = {}): 
   if (verdict.action !== 'forward') throw new KpsimError('KPSIM_ERR_PROXY_NO_TARGET', `nothing to compare: ${verdict.reason}`);
   const baselineEndpoint = verdict.endpoints[0]!;
 
-  const totalSteps = 2 + 2 * schedulers.length;
+  const totalSteps = 1 + schedulers.length + runCount(RULES_MODES, schedulers);
   let step = 0;
   const say = (text: string): void => progress(`[${++step}/${totalSteps}] ${text}`);
   const load = (url: string, beforeMeasuring?: () => void): Promise<LoadRunResult> =>
@@ -104,12 +110,10 @@ export async function runCompare(view: ClusterView, opts: CompareOptions = {}): 
     intervalSeconds: STREAM_INTERVAL_SECONDS,
   };
   const candidates = verdict.endpoints.map((e) => ({ endpoint: e.endpoint, pod: e.podName ?? '' }));
-  say(`iptables mode, simulated: ${shape.connections} new connections through the compiled rules`);
-  rows.push(simulateIptables(target, candidates, shape, opts.seed ?? COMPARE_DEFAULTS.seed));
-  for (const scheduler of schedulers) {
-    say(`ipvs mode, scheduler ${scheduler}, simulated: ${shape.connections} new connections`);
-    rows.push(simulateIpvs(target, candidates, shape, scheduler));
-  }
+  rows.push(...simulatedRows(view.node, target, candidates, shape, {
+    modes: RULES_MODES, schedulers, seed: opts.seed ?? COMPARE_DEFAULTS.seed,
+    onRun: (mode, scheduler) => say(`${mode} mode${modeDriver(mode).variants(schedulers).length > 1 ? `, scheduler ${scheduler}` : ''}, simulated: ${shape.connections} new connections`),
+  }));
 
   notes.push(...explain(target, connections, rows));
   return {

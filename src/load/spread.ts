@@ -5,7 +5,7 @@
  * spread at least this uneven if every endpoint were equally likely. A low p-value (< 0.01) says
  * the spread is not random-even: a sticky scheduler, session affinity, or a skewed picker.
  */
-import { chiSquareTest, maxOverMean } from '../ipvs/fairness.js';
+import { chiSquareTest, maxOverMean } from '../simulate/fairness.js';
 
 export interface Spread {
   /** Endpoints counted, including those that got nothing. */

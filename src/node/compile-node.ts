@@ -1,39 +1,27 @@
 /**
- * One node's data plane, compiled: the proxier states of the families in use and, per mode, the
- * iptables rulesets or the IPVS tables. The CLI, the API and the library all start here, so they
- * answer alike.
+ * One node's data plane, compiled: the proxier states of the families in use and, in the mode
+ * asked for, what that mode's driver compiles from them (modes.ts). The CLI, the API and the
+ * library all start here, so they answer alike.
  */
-import { compileIpvs, type IpvsCompiled, type IpvsCompileOptions } from '../ipvs/compile.js';
-import { compileIptablesRules, type IptablesCompileOptions } from '../iptables/compile.js';
-import { renderIptablesSave } from '../iptables/render.js';
-import type { Ruleset } from '../iptables/types.js';
-import { addBuiltinJumps } from '../iptables/with-jumps.js';
 import type { Cluster } from '../model/types.js';
-import { kubeProxyJumpsInChainOrder } from '../trace/default-jumps.js';
 import { buildProxierStates, type NodeSelection, type ResolvedNode, resolveNode } from '../tracker/proxier-state.js';
 import type { ProxierState } from '../tracker/types.js';
 import type { Family } from '../util/ip.js';
+import type { CompiledNode, ModeCompileOptions, OutputFormat, RulesMode } from './mode-driver.js';
+import { driverOf, modeDriver } from './modes.js';
+import { type CompiledIptables, compileIptablesForStates, renderRulesetsPerFamily } from './modes/iptables.js';
+import { type CompiledIpvsNode, compileIpvsForStates } from './modes/ipvs.js';
+import { renderIptablesSave } from '../iptables/render.js';
+import type { Ruleset } from '../iptables/types.js';
 
-export interface NodeCompileOptions extends NodeSelection, IptablesCompileOptions {
+export type { CompiledIptables } from './modes/iptables.js';
+export type { CompiledIpvsNode } from './modes/ipvs.js';
+export { compileIptablesForStates } from './modes/iptables.js';
+export { compileIpvsForStates } from './modes/ipvs.js';
+
+export interface NodeCompileOptions extends NodeSelection, ModeCompileOptions {
   /** Only this family (default: every family the node or the services use). */
   family?: Family;
-  /** Add the built-in chains with kube-proxy's jumps, so the text loads as a complete ruleset. */
-  withJumps?: boolean;
-}
-
-export interface CompiledIptables {
-  readonly mode: 'iptables';
-  readonly node: ResolvedNode;
-  /** One per family, IPv4 first; rulesets[i] is compiled from states[i]. */
-  readonly states: readonly ProxierState[];
-  readonly rulesets: readonly Ruleset[];
-}
-
-export interface CompiledIpvsNode {
-  readonly mode: 'ipvs';
-  readonly node: ResolvedNode;
-  readonly states: readonly ProxierState[];
-  readonly tables: readonly IpvsCompiled[];
 }
 
 export function proxierStatesFor(cluster: Cluster, opts: NodeCompileOptions = {}): { node: ResolvedNode; states: ProxierState[] } {
@@ -46,16 +34,15 @@ function selectionOf(opts: NodeSelection): NodeSelection {
   return { ...(opts.node !== undefined ? { node: opts.node } : {}), ...(opts.nodeIPs !== undefined ? { nodeIPs: opts.nodeIPs } : {}) };
 }
 
-export function compileIptablesForStates(node: ResolvedNode, states: readonly ProxierState[], opts: NodeCompileOptions = {}): CompiledIptables {
-  const compileOptions: IptablesCompileOptions = {
-    ...(opts.nfacct !== undefined ? { nfacct: opts.nfacct } : {}),
-    ...(opts.randomFully !== undefined ? { randomFully: opts.randomFully } : {}),
-  };
-  const rulesets = states.map((state) => {
-    const ruleset = compileIptablesRules(state, compileOptions);
-    return opts.withJumps ? addBuiltinJumps(ruleset, kubeProxyJumpsInChainOrder(state.family)) : ruleset;
-  });
-  return { mode: 'iptables', node, states, rulesets };
+/** One node of `cluster` compiled in `mode`. */
+export function compileNode(cluster: Cluster, mode: RulesMode, opts: NodeCompileOptions = {}): CompiledNode {
+  const { node, states } = proxierStatesFor(cluster, opts);
+  return modeDriver(mode).compile(node, states, opts);
+}
+
+/** The text of compiled rules in one of the mode's formats (default: what the mode hands the kernel). */
+export function renderCompiled(compiled: CompiledNode, format: OutputFormat = 'kube-proxy'): string {
+  return driverOf(compiled).render(compiled, format);
 }
 
 /** kube-proxy's iptables mode on one node: `compileIptables(cluster, {node: 'node-a'})`. */
@@ -64,12 +51,8 @@ export function compileIptablesForNode(cluster: Cluster, opts: NodeCompileOption
   return compileIptablesForStates(node, states, opts);
 }
 
-export function compileIpvsForStates(node: ResolvedNode, states: readonly ProxierState[], opts: IpvsCompileOptions = {}): CompiledIpvsNode {
-  return { mode: 'ipvs', node, states, tables: states.map((state) => compileIpvs(state, opts)) };
-}
-
 /** kube-proxy's IPVS mode on one node. */
-export function compileIpvsForNode(cluster: Cluster, opts: NodeCompileOptions & IpvsCompileOptions = {}): CompiledIpvsNode {
+export function compileIpvsForNode(cluster: Cluster, opts: NodeCompileOptions = {}): CompiledIpvsNode {
   const { node, states } = proxierStatesFor(cluster, opts);
   return compileIpvsForStates(node, states, opts);
 }
@@ -79,8 +62,5 @@ export function compileIpvsForNode(cluster: Cluster, opts: NodeCompileOptions & 
  * it is for (iptables-restore and ip6tables-restore read `#` lines as comments).
  */
 export function renderCompiledIptables(compiled: CompiledIptables, render: (r: Ruleset) => string = renderIptablesSave): string {
-  if (compiled.rulesets.length === 1) return render(compiled.rulesets[0]!);
-  return compiled.rulesets
-    .map((ruleset) => `# ${ruleset.family === 4 ? 'iptables-save' : 'ip6tables-save'} (IPv${ruleset.family}), node ${compiled.node.name}\n${render(ruleset)}`)
-    .join('');
+  return renderRulesetsPerFamily(compiled.node, compiled.rulesets, render);
 }

@@ -1,40 +1,21 @@
 /**
- * Tracing packets on one node, in either mode: the tracer context (the node's local addresses,
- * the masquerade mark) comes from what was compiled, and each packet goes to the proxier of its
- * family. Prepared once, then used for any number of packets (`--flows`).
+ * Tracing packets on one node, in any mode: the mode's driver makes the tracer (the tracer
+ * context, the node's local addresses and masquerade mark, comes from what was compiled), and
+ * each packet goes to the proxier of its family. Prepared once, then used for any number of
+ * packets (`--flows`).
  */
-import { KpsimError } from '../errors.js';
 import type { Ruleset } from '../iptables/types.js';
-import { traceIpvs } from '../trace/ipvs.js';
 import { createTracer } from '../trace/tracer.js';
-import type { Packet, TraceContext, TraceOptions, TraceResult } from '../trace/types.js';
-import type { ProxierState } from '../tracker/types.js';
-import { ipFamily } from '../util/ip.js';
-import type { CompiledIpvsNode, CompiledIptables } from './compile-node.js';
+import type { TraceContext } from '../trace/types.js';
+import type { CompiledNode } from './mode-driver.js';
+import { driverOf } from './modes.js';
+import type { NodeTracer } from './trace-context.js';
 
-export interface NodeTracer {
-  trace(packet: Packet, opts?: TraceOptions): TraceResult;
-}
+export type { NodeTracer } from './trace-context.js';
+export { traceContextOf } from './trace-context.js';
 
-/** The node's addresses and mark, as the compiled states know them. */
-export function traceContextOf(states: readonly ProxierState[]): TraceContext {
-  const localAddresses = [...new Set(states.flatMap((s) => s.localAddresses))];
-  const mark = states[0]?.masqueradeMark;
-  return { localAddresses, ...(mark !== undefined ? { masqueradeMark: Number.parseInt(mark, 16) } : {}) };
-}
-
-export function createNodeTracer(compiled: CompiledIptables | CompiledIpvsNode): NodeTracer {
-  if (compiled.mode === 'iptables') return createTracer(compiled.rulesets, traceContextOf(compiled.states));
-  return {
-    trace: (packet, opts = {}) => {
-      const family = ipFamily(String(packet.dst));
-      const table = compiled.tables.find((t) => t.family === family) ?? (family === undefined ? compiled.tables[0] : undefined);
-      if (!table) {
-        throw new KpsimError('KPSIM_ERR_TRACE_BAD_PACKET', `an IPv${family} packet, but node ${compiled.node.name} has no IPv${family} IPVS table`, { path: 'packet.dst' });
-      }
-      return traceIpvs(table, packet, opts);
-    },
-  };
+export function createNodeTracer(compiled: CompiledNode): NodeTracer {
+  return driverOf(compiled).tracer(compiled);
 }
 
 /** A tracer over rulesets read from iptables-save dumps, with the node's addresses given. */

@@ -16,9 +16,9 @@ import { Ipset } from './ipsets.js';
 import { traceKubeProxyTest } from './kube-proxy-test.js';
 import { PreparedRuleset } from './prepared-ruleset.js';
 import { addressTypeBit, ctStateBits, protocolCode } from './fast-checks.js';
-import { RecentLists } from './recent.js';
+import { type RecentChange, RecentLists } from './recent.js';
 import { seededUint32 } from '../util/random.js';
-import type { Hop, Packet, TraceContext, TraceOptions, TraceResult, TraceSample, Verdict } from './types.js';
+import type { Hop, Packet, RecentUpdate, TraceContext, TraceOptions, TraceResult, TraceSample, Verdict } from './types.js';
 import { walk, type PathOutcome, type WalkResult, type WalkSetup } from './walk.js';
 import { PathState, type Flow } from './walk-state.js';
 
@@ -315,9 +315,24 @@ function summarize(paths: readonly PathOutcome[], makeHops: () => Hop[], origin:
 function sampleOf(one: WalkResult): TraceSample {
   const path = one.paths[0]!;
   const hops = one.hops!.toHops();
-  return path.verdict === 'DNAT' && path.endpoint !== undefined
+  const sample: { -readonly [K in keyof TraceSample]: TraceSample[K] } = path.verdict === 'DNAT' && path.endpoint !== undefined
     ? { endpoint: path.endpoint, verdict: path.verdict, masquerade: path.masquerade, hops }
     : { verdict: path.verdict, masquerade: path.masquerade, hops };
+  if (path.recent !== undefined) sample.recent = recentUpdatesOf(path.recent);
+  return sample;
+}
+
+/** A walk's changes to `recent` lists, oldest first, the last change of each (list, address) only. */
+function recentUpdatesOf(newestFirst: RecentChange): RecentUpdate[] {
+  const updates: RecentUpdate[] = [];
+  const seen = new Set<string>();
+  for (let c: RecentChange | undefined = newestFirst; c; c = c.previous) {
+    const key = `${c.list} ${c.ip}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    updates.push(c.seen === undefined ? { list: c.list, address: c.ip, removed: true } : { list: c.list, address: c.ip });
+  }
+  return updates.reverse();
 }
 
 function kubeProxyTestResult(ruleset: Ruleset, packet: Packet, nodeIPs: readonly string[]): TraceResult {

@@ -79,11 +79,20 @@ export interface Hop {
   readonly depth?: number;
 }
 
+/** A `recent --set/--update` (or `--remove`) the walk made: kube-proxy's ClientIP affinity memory. */
+export interface RecentUpdate {
+  readonly list: string;
+  readonly address: string;
+  readonly removed?: true;
+}
+
 export interface TraceSample {
   readonly endpoint?: string;
   readonly verdict: Verdict;
   readonly masquerade: boolean;
   readonly hops: readonly Hop[];
+  /** The `recent` lists this walk changed, oldest first (absent when it changed none). */
+  readonly recent?: readonly RecentUpdate[];
 }
 
 export interface TraceResult {

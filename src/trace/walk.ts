@@ -30,7 +30,7 @@ import { ACTION, type CompiledChain, type CompiledRule, type CompiledTarget, typ
 import { addressTypeBit, CHECK, checkFlags, passesChecks, randomStored } from './fast-checks.js';
 import { PROBABILITY_SCALE } from '../iptables/rule-values.js';
 import type { PreparedRuleset } from './prepared-ruleset.js';
-import { lookupRecent, type RecentLists } from './recent.js';
+import { lookupRecent, type RecentChange, type RecentLists } from './recent.js';
 import { HopLog } from './hop-log.js';
 import type { Verdict } from './types.js';
 import type { Flow, PathState, Stage } from './walk-state.js';
@@ -61,6 +61,8 @@ export interface PathOutcome {
   readonly endpoint: string | undefined;
   readonly masquerade: boolean;
   readonly probability: number;
+  /** The path's changes to `recent` lists, newest first (what a sampled walk leaves behind). */
+  readonly recent: RecentChange | undefined;
 }
 
 export interface WalkResult {
@@ -99,6 +101,7 @@ function outcomeOf(state: PathState): PathOutcome {
     endpoint: dropped ? undefined : state.endpoint,
     masquerade: !dropped && state.masquerade,
     probability: state.probability,
+    recent: state.recent,
   };
 }
 

@@ -13,7 +13,8 @@ import { buildProxierStates, resolveNode } from '../../src/tracker/proxier-state
 import { runCli, runInProcess } from '../load/cli-harness.js';
 
 const cluster = await loadCluster('rules/example');
-const view = { cluster, states: buildProxierStates(cluster, resolveNode(cluster)) };
+const node = resolveNode(cluster);
+const view = { cluster, node, states: buildProxierStates(cluster, node) };
 const STREAM = 300;
 const tiny = { connections: 2, durationSeconds: 0.5, warmupSeconds: 0, streamConnections: STREAM, ports: 'ephemeral' as const };
 

@@ -11,14 +11,14 @@ import {
   type SimulationOptions, type SimulationReport, formatSimulationReport, runSimulation, simulationOptions, workload,
 } from '../../src/cli/simulate.js';
 import { isKpsimError } from '../../src/errors.js';
-import { affinityPicker } from '../../src/ipvs/affinity-picker.js';
-import { seededRng } from '../../src/util/random.js';
 import { loadCluster } from '../../src/manifest/load.js';
 import { buildProxierStates, resolveNode } from '../../src/tracker/proxier-state.js';
 import { runCli } from '../helpers/run-cli.js';
 
 const cluster = await loadCluster('rules/example');
-const states = buildProxierStates(cluster, resolveNode(cluster));
+const node = resolveNode(cluster);
+const states = buildProxierStates(cluster, node);
+const view = { node, states };
 
 function options(overrides: Partial<SimulationOptions> = {}): SimulationOptions {
   return { modes: ['iptables', 'ipvs'], schedulers: ['rr'], connections: 3000, durationSeconds: 60, keepalive: false, seed: 7, ...overrides };
@@ -31,14 +31,14 @@ function run(report: SimulationReport, mode: string, scheduler: string) {
 }
 
 test('without --target: the first service port (by name) with endpoints, and the report says so', () => {
-  const report = runSimulation(states, options({ connections: 200 }));
+  const report = runSimulation(view, options({ connections: 200 }));
   assert.equal(report.target.servicePort, 'default/api:grpc');
   assert.equal(report.target.chosenBy, 'first-with-endpoints');
   assert.match(formatSimulationReport(report), /the first service port with endpoints; choose another with --target/);
 });
 
 test('every connection is counted once, in every run', () => {
-  const report = runSimulation(states, options({ target: 'svc/web', schedulers: ['rr', 'lc', 'sh', 'mh', 'twos'] }));
+  const report = runSimulation(view, options({ target: 'svc/web', schedulers: ['rr', 'lc', 'sh', 'mh', 'twos'] }));
   assert.equal(report.runs.length, 6);
   for (const r of report.runs) {
     const received = r.endpoints.reduce((s, e) => s + e.received, 0);
@@ -48,7 +48,7 @@ test('every connection is counted once, in every run', () => {
 });
 
 test('rr gives exactly connections/n to n equal dests: chi-square 0, p = 1', () => {
-  const r = run(runSimulation(states, options({ target: 'svc/web', modes: ['ipvs'] })), 'ipvs', 'rr');
+  const r = run(runSimulation(view, options({ target: 'svc/web', modes: ['ipvs'] })), 'ipvs', 'rr');
   assert.deepEqual(r.endpoints.map((e) => [e.endpoint, e.received, e.expectedShare]), [
     ['10.244.0.5:8080', 1000, 1 / 3], ['10.244.1.6:8080', 1000, 1 / 3], ['10.244.1.7:8080', 1000, 1 / 3],
   ]);
@@ -58,7 +58,7 @@ test('rr gives exactly connections/n to n equal dests: chi-square 0, p = 1', () 
 });
 
 test('iptables: the rules\' probabilities are the expected shares, and a random spread fits them', () => {
-  const r = run(runSimulation(states, options({ target: 'svc/web', modes: ['iptables'], connections: 6000 })), 'iptables', 'random');
+  const r = run(runSimulation(view, options({ target: 'svc/web', modes: ['iptables'], connections: 6000 })), 'iptables', 'random');
   for (const e of r.endpoints) assert.ok(Math.abs(e.expectedShare - 1 / 3) < 1e-9, `${e.endpoint} expects ${e.expectedShare}`);
   // Not a statement about speed: a seeded random draw that fits its own distribution.
   assert.ok(r.fairness.chiSquare.pValue > 0.001, `p = ${r.fairness.chiSquare.pValue}`);
@@ -66,7 +66,7 @@ test('iptables: the rules\' probabilities are the expected shares, and a random 
 });
 
 test('long-lived connections: lc keeps the open connections level, random does not do better', () => {
-  const report = runSimulation(states, options({ target: 'svc/web', schedulers: ['lc'], keepalive: true, connections: 3000 }));
+  const report = runSimulation(view, options({ target: 'svc/web', schedulers: ['lc'], keepalive: true, connections: 3000 }));
   const lc = run(report, 'ipvs', 'lc');
   const random = run(report, 'iptables', 'random');
   const open = lc.endpoints.map((e) => e.active);
@@ -76,7 +76,7 @@ test('long-lived connections: lc keeps the open connections level, random does n
 });
 
 test('a draining weight-0 dest expects nothing and receives nothing (shop\'s terminating endpoint)', () => {
-  const r = run(runSimulation(states, options({ target: 'svc/shop', modes: ['ipvs'], schedulers: ['rr', 'wlc'] })), 'ipvs', 'rr');
+  const r = run(runSimulation(view, options({ target: 'svc/shop', modes: ['ipvs'], schedulers: ['rr', 'wlc'] })), 'ipvs', 'rr');
   const draining = r.endpoints.find((e) => e.endpoint === '10.244.1.10:8443');
   assert.ok(draining);
   assert.equal(draining.expectedShare, 0);
@@ -85,7 +85,7 @@ test('a draining weight-0 dest expects nothing and receives nothing (shop\'s ter
 });
 
 test('UDP service ports replay through IPVS too (every UDP flow stays inactive)', () => {
-  const r = run(runSimulation(states, options({ target: 'svc/kube-system/kube-dns:dns', modes: ['ipvs'] })), 'ipvs', 'rr');
+  const r = run(runSimulation(view, options({ target: 'svc/kube-system/kube-dns:dns', modes: ['ipvs'] })), 'ipvs', 'rr');
   assert.deepEqual(r.endpoints.map((e) => e.received), [1500, 1500]);
   assert.ok(r.endpoints.every((e) => e.active === 0));
 });
@@ -101,22 +101,8 @@ test('the workload is the same for the same seed and differs for another', () =>
   }
 });
 
-test('iptables affinity: a client stays on its endpoint while it comes back within the timeout', () => {
-  const picker = affinityPicker([{ addr: 'a:1', probability: 0.5 }, { addr: 'b:1', probability: 1 }], { rng: seededRng(1), timeoutSeconds: 10 });
-  const first = picker.pick('100.64.0.1:40000')!.addr;
-  for (let t = 5; t <= 40; t += 5) {
-    picker.advanceTo(t);
-    assert.equal(picker.pick('100.64.0.1:40001')!.addr, first, `at ${t} s (each pick refreshes the recent entry)`);
-  }
-  // Gone for longer than the timeout: a fresh random pick, over many clients both endpoints show up.
-  picker.advanceTo(100);
-  const seen = new Set<string>();
-  for (let i = 0; i < 50; i++) seen.add(picker.pick(`100.64.1.${i}:40000`)!.addr);
-  assert.deepEqual([...seen].sort(), ['a:1', 'b:1']);
-});
-
 test('the JSON report keeps its documented keys', () => {
-  const report = JSON.parse(JSON.stringify(runSimulation(states, options({ connections: 100, target: 'svc/web' })))) as Record<string, unknown>;
+  const report = JSON.parse(JSON.stringify(runSimulation(view, options({ connections: 100, target: 'svc/web' })))) as Record<string, unknown>;
   assert.deepEqual(Object.keys(report).sort(), ['runs', 'schema', 'target', 'workload']);
   assert.equal(report['schema'], 'kpsim.simulate/v1');
   const first = (report['runs'] as Record<string, unknown>[])[0]!;

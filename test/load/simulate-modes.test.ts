@@ -1,13 +1,16 @@
 import { test } from 'node:test';
 import { chooseEndpoints } from '../../src/proxy/index.js';
 import { loadCluster } from '../../src/manifest/load.js';
-import { clientOf, connectionStream, recentListsSet, rulesCheckedOnPath, simulateIptables, simulateIpvs, type StreamShape } from '../../src/load/simulate-modes.js';
+import { compareStream, simulatedRows, type StreamShape } from '../../src/load/simulate-modes.js';
+import { rulesCheckedOnPath } from '../../src/node/rules-checked.js';
+import type { CompareRow } from '../../src/load/compare-report.js';
 import { parseNodePortFlag, parseTargetFlag, resolveTarget } from '../../src/load/target.js';
 import type { Hop } from '../../src/trace/types.js';
 import { buildProxierStates, resolveNode } from '../../src/tracker/proxier-state.js';
 
 const cluster = await loadCluster('rules/example');
-const states = buildProxierStates(cluster, resolveNode(cluster));
+const node = resolveNode(cluster);
+const states = buildProxierStates(cluster, node);
 const shape: StreamShape = { connections: 600, concurrent: 10, clientIP: '192.168.0.2', intervalSeconds: 0.001 };
 
 function targetOf(spec: string) {
@@ -18,16 +21,16 @@ function targetOf(spec: string) {
 }
 
 test('the stream: one client, ephemeral ports in turn, a fixed number open at a time', (t) => {
-  t.plan(4);
-  const events = connectionStream({ connections: 3, concurrent: 2, clientIP: '10.0.0.1', intervalSeconds: 0.5 });
+  t.plan(3);
+  const events = compareStream({ connections: 3, concurrent: 2, clientIP: '10.0.0.1', intervalSeconds: 0.5 });
   t.assert.deepEqual(events, [
     { kind: 'open', at: 0, client: '10.0.0.1:32768', durationSeconds: 1 },
     { kind: 'open', at: 0.5, client: '10.0.0.1:32769', durationSeconds: 1 },
     { kind: 'open', at: 1, client: '10.0.0.1:32770', durationSeconds: 1 },
   ]);
-  t.assert.deepEqual(clientOf(shape, 28231), { ip: '192.168.0.2', port: 60999 });
-  t.assert.deepEqual(clientOf(shape, 28232), { ip: '192.168.0.2', port: 32768 }, 'ports wrap around the range');
-  t.assert.deepEqual(connectionStream({ ...shape, clientIP: 'fd00::1', connections: 1 })[0], { kind: 'open', at: 0, client: '[fd00::1]:32768', durationSeconds: 0.01 });
+  const wrapped = compareStream({ ...shape, connections: 28233 });
+  t.assert.deepEqual([wrapped[28231]!.client, wrapped[28232]!.client], ['192.168.0.2:60999', '192.168.0.2:32768'], 'ports wrap around the range');
+  t.assert.deepEqual(compareStream({ ...shape, clientIP: 'fd00::1', connections: 1 })[0], { kind: 'open', at: 0, client: '[fd00::1]:32768', durationSeconds: 0.01 });
 });
 
 const hop = (table: string, chain: string, rule: string, depth: number): Hop => ({ table, chain, rule, target: '', depth });
@@ -65,14 +68,12 @@ for (const c of pathCases) {
   });
 }
 
-test('recent lists are read from the rules that --set them, not those that --rcheck', (t) => {
-  t.plan(1);
-  const hops = [
-    hop('nat', 'KUBE-SVC-X', '-A KUBE-SVC-X -m recent --name KUBE-SEP-A --rcheck --seconds 600 --reap -j KUBE-SEP-A', 2),
-    hop('nat', 'KUBE-SEP-B', '-A KUBE-SEP-B -m comment --comment default/api:grpc -m recent --name KUBE-SEP-B --set -m tcp -p tcp -j DNAT --to-destination 10.0.0.2:9000', 3),
-  ];
-  t.assert.deepEqual(recentListsSet(hops), ['KUBE-SEP-B']);
-});
+/** The one row of `mode` (IPVS: with `scheduler`) that compare's simulation makes. */
+function rowOf(target: ReturnType<typeof targetOf>['target'], candidates: ReturnType<typeof targetOf>['candidates'], stream: StreamShape, mode: 'iptables' | 'ipvs', scheduler: string | undefined, seed: number): CompareRow {
+  const rows = simulatedRows(node, target, candidates, stream, { modes: [mode], schedulers: scheduler === undefined ? ['rr'] : [scheduler], seed });
+  if (rows.length !== 1) throw new Error(`${mode}: ${rows.length} rows`);
+  return rows[0]!;
+}
 
 const simulationCases: { name: string; spec: string; mode: 'iptables' | 'ipvs'; scheduler?: string; check: (counts: number[], refused: number) => boolean }[] = [
   { name: 'iptables spreads a ClusterIP randomly over its three endpoints', spec: 'svc/web', mode: 'iptables', check: (c) => c.length === 3 && c.every((n) => n > 150) },
@@ -86,7 +87,7 @@ for (const c of simulationCases) {
   test(`simulated: ${c.name}`, (t) => {
     t.plan(4);
     const { target, candidates } = targetOf(c.spec);
-    const row = c.mode === 'iptables' ? simulateIptables(target, candidates, shape, 1) : simulateIpvs(target, candidates, shape, c.scheduler!);
+    const row = rowOf(target, candidates, shape, c.mode, c.scheduler, 1);
     const counts = row.endpoints.map((e) => e.connections);
     t.assert.equal(counts.reduce((a, b) => a + b, 0) + row.refusedConnections!, shape.connections, 'every connection is placed or refused');
     t.assert.equal(c.check(counts, row.refusedConnections!), true, `${row.label}: ${JSON.stringify(row.endpoints)}`);
@@ -98,7 +99,7 @@ for (const c of simulationCases) {
 test('simulated ipvs sh with the client hashed to a draining dest refuses (no sh-fallback), as the kernel does', (t) => {
   t.plan(2);
   const { target, candidates } = targetOf('svc/shop');
-  const row = simulateIpvs(target, candidates, shape, 'sh');
+  const row = rowOf(target, candidates, shape, 'ipvs', 'sh', 1);
   t.assert.equal(row.endpoints.some((e) => e.endpoint === '10.244.1.10:8443'), true, 'the draining dest is listed');
   // Every connection comes from one client address, so all hash to the same (draining) bucket.
   t.assert.equal(row.refusedConnections, shape.connections, JSON.stringify(row.endpoints));
@@ -107,14 +108,14 @@ test('simulated ipvs sh with the client hashed to a draining dest refuses (no sh
 test('IPVS mode checks fewer rules per new connection than iptables mode on a ClusterIP', (t) => {
   t.plan(1);
   const { target, candidates } = targetOf('svc/web');
-  const iptables = simulateIptables(target, candidates, shape, 1).decision!.rulesPerLookup!;
-  const ipvs = simulateIpvs(target, candidates, shape, 'rr').decision!.rulesPerLookup!;
+  const iptables = rowOf(target, candidates, shape, 'iptables', undefined, 1).decision!.rulesPerLookup!;
+  const ipvs = rowOf(target, candidates, shape, 'ipvs', 'rr', 1).decision!.rulesPerLookup!;
   t.assert.equal(ipvs < iptables, true, `ipvs ${ipvs}, iptables ${iptables}`);
 });
 
 test('the same seed gives the same iptables spread', (t) => {
   t.plan(1);
   const { target, candidates } = targetOf('svc/web');
-  const counts = (seed: number): number[] => simulateIptables(target, candidates, { ...shape, connections: 100 }, seed).endpoints.map((e) => e.connections);
+  const counts = (seed: number): number[] => rowOf(target, candidates, { ...shape, connections: 100 }, 'iptables', undefined, seed).endpoints.map((e) => e.connections);
   t.assert.deepEqual(counts(7), counts(7));
 });

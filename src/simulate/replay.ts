@@ -1,6 +1,6 @@
 /**
  * The replay simulator: a stream of connection events played against a Picker (an IPVS virtual
- * service, or an iptables-style probability chain), reporting where each connection went and
+ * service, or a mode's rules walked by the tracer), reporting where each connection went and
  * what every backend holds at the end. `kpsim simulate` and `kpsim compare` run on this.
  *
  * Events are taken in time order (a stable sort, so equal times keep their input order). A
@@ -13,7 +13,7 @@
 import { Heap } from 'heap-js';
 import { KpsimError } from '../errors.js';
 import { ipvsPicker, type BackendCounts, type PickedConnection, type Picker } from './picker.js';
-import { VirtualService } from './virtual-service.js';
+import { VirtualService } from '../ipvs/virtual-service.js';
 
 export type ConnectionEvent =
   | {
@@ -28,6 +28,9 @@ export type ConnectionEvent =
     readonly keepaliveSeconds?: number;
   }
   | { readonly kind: 'close'; readonly at: number; readonly id: string };
+
+/** A new connection of the stream. */
+export type OpenEvent = Extract<ConnectionEvent, { kind: 'open' }>;
 
 export interface ReplayOptions {
   /** Run the clock on to this time after the last event (default: the last event's time). */

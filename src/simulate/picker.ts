@@ -1,18 +1,15 @@
 /**
  * A Picker chooses the backend of each new connection and is told when connections close and
- * when time passes. It is what the replay simulator drives, so different proxy modes can be
- * compared on one stream of connections:
+ * when time passes. It is what the replay simulator drives, so that the proxy modes can be
+ * compared on one stream of connections. Each mode's driver (src/node/modes/) makes its own:
  * - `ipvsPicker`: an IPVS virtual service with its connection table (TCP state machine, timers,
  *   persistence templates), so least-connection schedulers see real active/inactive counts;
- * - `probabilityPicker`: kube-proxy's iptables mode, a chain of `-m statistic --mode random
- *   --probability p` rules tried in order, the first that matches wins.
+ * - `ruleWalkPicker` (rule-walk-picker.ts): the compiled rules walked by the tracer with the
+ *   kernel's random draw, `recent` lists kept between connections (iptables mode).
  */
 import { Heap } from 'heap-js';
-import { KpsimError } from '../errors.js';
-import { splitHostPort } from '../util/ip.js';
-import { ConnTable, defaultTcpTimeoutsSeconds, type Connection, type ConnTableOptions } from './conn-table.js';
-import type { Rng } from '../util/random.js';
-import type { VirtualService } from './virtual-service.js';
+import { ConnTable, type Connection, type ConnTableOptions } from '../ipvs/conn-table.js';
+import type { VirtualService } from '../ipvs/virtual-service.js';
 
 /** A connection a picker placed. Both calls happen at the picker's current time. */
 export interface PickedConnection {
@@ -71,66 +68,9 @@ export function ipvsPicker(vs: VirtualService, opts: ConnTableOptions = {}): Pic
   };
 }
 
-/** One `-m statistic --mode random --probability p -j KUBE-SEP-…` rule; p = 1 means no statistic match. */
-export interface ProbabilityRule {
-  readonly addr: string;
-  readonly probability: number;
-}
-
-/** kube-proxy's chain for n endpoints: endpoint i (0-based) matches with probability 1/(n - i). */
-export function kubeProxyProbabilities(addrs: readonly string[]): ProbabilityRule[] {
-  return addrs.map((addr, i) => ({ addr, probability: 1 / (addrs.length - i) }));
-}
-
-export interface ProbabilityPickerOptions {
-  /** Random source in [0, 1); draws 31 random bits per statistic rule, as xt_statistic does. */
-  readonly rng: Rng;
-  /** How long a closed connection stays (conntrack's TCP TIME_WAIT, 120 s), counted inactive. */
-  readonly lingerSeconds?: number;
-}
-
 /**
- * iptables' random endpoint choice: the rules are tried in order and the first whose statistic
- * matches wins; a rule with probability 1 always matches. xt_statistic keeps the probability as a
- * 31-bit fraction (iptables stores lround(p * 2^31)) and matches when a random 31-bit number is
- * below it, which is why iptables-save prints 0.33333333349 for 1/3.
- */
-export function probabilityPicker(rules: readonly ProbabilityRule[], opts: ProbabilityPickerOptions): Picker {
-  rules.forEach((rule, i) => {
-    if (!splitHostPort(rule.addr)) throw new KpsimError('KPSIM_ERR_USAGE_BAD_FLAG', `${rule.addr} is not "ip:port"`, { path: `rules[${i}].addr` });
-    if (!(rule.probability >= 0 && rule.probability <= 1)) {
-      throw new KpsimError('KPSIM_ERR_USAGE_BAD_FLAG', `probability ${String(rule.probability)} is not between 0 and 1`, { path: `rules[${i}].probability` });
-    }
-  });
-  const choose = randomRuleChooser(rules, opts.rng);
-  const counts = new LingeringCounts(rules.map((r) => r.addr), opts.lingerSeconds ?? defaultTcpTimeoutsSeconds.TIME_WAIT);
-  return {
-    label: 'iptables random',
-    now: () => counts.now,
-    advanceTo: (at: number) => counts.advanceTo(at),
-    pick(): PickedConnection | undefined {
-      const addr = choose();
-      return addr === undefined ? undefined : counts.open(addr);
-    },
-    backends: () => counts.backends(),
-  };
-}
-
-/** The walk down a chain of statistic rules: the first whose 31-bit draw passes wins. */
-export function randomRuleChooser(rules: readonly ProbabilityRule[], rng: Rng): () => string | undefined {
-  const thresholds = rules.map((rule) => (rule.probability >= 1 ? Infinity : Math.round(rule.probability * 0x80000000)));
-  return () => {
-    for (let i = 0; i < rules.length; i++) {
-      const threshold = thresholds[i]!;
-      if (threshold !== Infinity && Math.floor(rng() * 0x80000000) >= threshold) continue;
-      return rules[i]!.addr;
-    }
-    return undefined;
-  };
-}
-
-/**
- * Active and inactive connections per backend for the iptables pickers: a connection is active
+ * Active and inactive connections per backend for pickers without a connection table of their
+ * own (iptables mode's conntrack is not modelled beyond this): a connection is active
  * until it closes, then inactive while it lingers (conntrack's TIME_WAIT), then gone.
  */
 export class LingeringCounts {
@@ -154,7 +94,12 @@ export class LingeringCounts {
 
   /** Count a new connection to `addr` as active; its close() moves it to lingering. */
   open(addr: string): PickedConnection {
-    const count = this.counts.get(addr)!;
+    let count = this.counts.get(addr);
+    if (count === undefined) {
+      // A backend nobody listed (the rules reached an endpoint the caller did not expect).
+      this.counts.set(addr, (count = { active: 0, inactive: 0 }));
+      this.order.push(addr);
+    }
     count.active++;
     let open = true;
     return {
@@ -163,8 +108,8 @@ export class LingeringCounts {
       close: () => {
         if (!open) return;
         open = false;
-        count.active--;
-        count.inactive++;
+        count!.active--;
+        count!.inactive++;
         this.lingering.push({ addr, until: this.now + this.lingerSeconds });
       },
     };

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   chiSquarePValue, chiSquareTest, logGamma, maxOverMean, regularizedGammaP, regularizedGammaQ,
-} from '../../src/ipvs/fairness.js';
+} from '../../src/simulate/fairness.js';
 
 function close(actual: number, expected: number, relative: number, what: string): void {
   const error = Math.abs(actual - expected) / Math.max(Math.abs(expected), Number.MIN_VALUE);

@@ -1,0 +1,104 @@
+/**
+ * What a proxy mode is to the rest of kpsim: one driver per mode, looked up in one table
+ * (modes.ts). The CLI, the API, the library, `demo`, `compare` and `simulate` ask the driver to
+ * compile a node, render it, trace through it and place connections on it, and never branch on
+ * the mode themselves, so that they answer alike by construction. A new mode is a folder beside
+ * src/iptables/ and src/ipvs/ plus one driver here.
+ */
+import type { Picker } from '../simulate/picker.js';
+import type { Packet, TraceContext } from '../trace/types.js';
+import type { ResolvedNode } from '../tracker/proxier-state.js';
+import type { ProxierServicePort, ProxierState } from '../tracker/types.js';
+import type { Rng } from '../util/random.js';
+import type { NodeTracer } from './trace-context.js';
+
+/** The modes kpsim compiles (the userspace proxy runs for real instead: src/proxy/). */
+export type RulesMode = 'iptables' | 'ipvs';
+
+/**
+ * What a mode can print. `kube-proxy` is what the mode hands to the kernel (iptables-restore
+ * input, the IPVS table as `ipvsadm -Ln` lists it); the others are the mode's other views.
+ */
+export type OutputFormat = 'kube-proxy' | 'canonical' | 'stats' | 'rate' | 'ipsets' | 'iptables';
+
+/** Every option any mode's compiler takes; a mode reads the ones it knows. */
+export interface ModeCompileOptions {
+  /** iptables: add the built-in chains with kube-proxy's jumps. */
+  withJumps?: boolean;
+  /** iptables: keep the `-m nfacct` matches of localhost node ports (default true). */
+  nfacct?: boolean;
+  /** Add --random-fully to MASQUERADE rules. */
+  randomFully?: boolean;
+  /** ipvs: instead of the configuration's ipvs.scheduler. */
+  scheduler?: string;
+}
+
+/** One node compiled in one mode: what every driver's compile returns. */
+export interface CompiledNode {
+  readonly mode: RulesMode;
+  readonly node: ResolvedNode;
+  /** One per family, IPv4 first. */
+  readonly states: readonly ProxierState[];
+}
+
+/** The service port a simulation sends new connections to, and where. */
+export interface SimulationTarget {
+  readonly state: ProxierState;
+  readonly servicePort: ProxierServicePort;
+  /** The address and port connections are made to (a ClusterIP, or a node address and node port). */
+  readonly address: string;
+  readonly port: number;
+  readonly proto: Packet['proto'];
+}
+
+export interface PickerOptions {
+  /** Seed of the mode's own random draws (iptables' statistic, IPVS's twos). */
+  readonly seed: number;
+  /** Another random source for the same purpose, when the caller keeps one. */
+  readonly rng?: Rng;
+}
+
+/** One run of a mode in a simulation: the options it is compiled with and its report label. */
+export interface ModeVariant {
+  /** "random" for iptables; the scheduler for IPVS. */
+  readonly scheduler: string;
+  readonly options: ModeCompileOptions;
+}
+
+export interface ModeDriver<C extends CompiledNode = CompiledNode> {
+  readonly mode: RulesMode;
+  /** What `kpsim compile --mode X` prints by default, for --help. */
+  readonly describe: string;
+  /** The formats this mode renders; the first is the default. */
+  readonly formats: readonly OutputFormat[];
+  /** The compile options this mode reads (the CLI refuses the others with a usage error). */
+  readonly options: readonly (keyof ModeCompileOptions)[];
+
+  compile(node: ResolvedNode, states: readonly ProxierState[], opts?: ModeCompileOptions): C;
+  /** The text of every family, as one would feed it to (or read it from) the kernel. */
+  render(compiled: C, format: OutputFormat): string;
+  tracer(compiled: C): NodeTracer;
+
+  /** A one-line summary per family, for `kpsim demo` (same order as `compiled.states`). */
+  summarize(compiled: C): string[];
+
+  /** The runs a simulation makes of this mode: one, or one per IPVS scheduler asked for. */
+  variants(schedulers: readonly string[]): ModeVariant[];
+  /** Places new connections to `target` as this mode would on the node. */
+  picker(compiled: C, target: SimulationTarget, opts: PickerOptions): Picker;
+  /** Each endpoint's share of new connections in the long run, for fairness tests. */
+  expectedShares(compiled: C, target: SimulationTarget): Map<string, number>;
+  /**
+   * The rules a new connection's first packet is checked against in this mode, on average over
+   * `packets` (up to each rule that matched: a lower bound).
+   */
+  rulesPerLookup(compiled: C, packets: readonly Packet[]): number;
+}
+
+/** A mode's view of rules read from a node's dump (iptables-save text, ...), when it has one. */
+export interface DumpReader {
+  /** The flag that names a dump file, e.g. --iptables-save. */
+  readonly flag: string;
+  readonly mode: RulesMode;
+  tracer(texts: readonly { file: string; text: string }[], context: TraceContext): NodeTracer;
+}

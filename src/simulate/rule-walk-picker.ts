@@ -1,0 +1,89 @@
+/**
+ * A Picker that places each new connection by walking the node's compiled rules with the
+ * tracer, as the kernel walks them for a connection's first packet: every `statistic` rule
+ * draws its own random number (the tracer's seeded draw, the kernel's 31-bit comparison), and
+ * what a walk writes to `recent` lists (kube-proxy's ClientIP affinity: `-m recent --set` in
+ * each KUBE-SEP chain) is kept and shown to later connections with its age, so `--rcheck
+ * --seconds T --reap` sends a client back to its endpoint while it keeps coming within T.
+ *
+ * Only the client's own entries are shown to a walk: kube-proxy's recent rules match the source
+ * address unmasked (--rsource, no --mask), so no other entry could match.
+ */
+import { defaultTcpTimeoutsSeconds } from '../ipvs/conn-table.js';
+import type { Packet, RecentEntry, TraceOptions, TraceSample } from '../trace/types.js';
+import { splitHostPort } from '../util/ip.js';
+import { seededUint32 } from '../util/random.js';
+import { LingeringCounts, type PickedConnection, type Picker } from './picker.js';
+
+/** What the picker needs of a tracer: one sampled walk. */
+export interface SampleTracer {
+  sample(packet: Packet, seed: number, opts?: TraceOptions): TraceSample;
+}
+
+export interface RuleWalkPickerOptions {
+  /** Where the connections go: the packet of each is this with the client's address and port. */
+  readonly packet: Omit<Packet, 'src' | 'sport'>;
+  /** Endpoints to list even when nothing was placed on them (the target's endpoints). */
+  readonly endpoints: readonly string[];
+  /** Seed of the walks' random draws. */
+  readonly seed: number;
+  /** What the picker reports itself as ("iptables random"). */
+  readonly label: string;
+  /** How long a closed connection stays counted inactive (conntrack's TCP TIME_WAIT, 120 s). */
+  readonly lingerSeconds?: number;
+}
+
+interface Seen {
+  at: number;
+  hits: number;
+}
+
+export function ruleWalkPicker(tracer: SampleTracer, opts: RuleWalkPickerOptions): Picker {
+  const nextSeed = seededUint32(opts.seed);
+  const counts = new LingeringCounts(opts.endpoints, opts.lingerSeconds ?? defaultTcpTimeoutsSeconds.TIME_WAIT);
+  /** address → list → when it was last set, and how often. */
+  const recent = new Map<string, Map<string, Seen>>();
+
+  const recentOf = (address: string): Record<string, RecentEntry[]> | undefined => {
+    const lists = recent.get(address);
+    if (lists === undefined) return undefined;
+    const state: Record<string, RecentEntry[]> = {};
+    for (const [list, seen] of lists) state[list] = [{ address, ageSeconds: counts.now - seen.at, hits: seen.hits }];
+    return state;
+  };
+
+  const remember = (sample: TraceSample): void => {
+    for (const update of sample.recent ?? []) {
+      let lists = recent.get(update.address);
+      if (update.removed) {
+        lists?.delete(update.list);
+        continue;
+      }
+      if (lists === undefined) recent.set(update.address, (lists = new Map()));
+      const seen = lists.get(update.list);
+      if (seen) {
+        seen.at = counts.now;
+        seen.hits++;
+      } else {
+        lists.set(update.list, { at: counts.now, hits: 1 });
+      }
+    }
+  };
+
+  return {
+    label: opts.label,
+    now: () => counts.now,
+    advanceTo: (at: number) => counts.advanceTo(at),
+    pick(client: string): PickedConnection | undefined {
+      // "ip:port" as the replay names clients; a bare address walks with the port unknown.
+      const parts = splitHostPort(client);
+      const host = parts?.ip ?? client;
+      const packet: Packet = { ...opts.packet, src: host, ...(parts ? { sport: parts.port } : {}) };
+      const state = recentOf(host);
+      const sample = tracer.sample(packet, nextSeed(), state !== undefined ? { recent: state } : {});
+      remember(sample);
+      return sample.endpoint === undefined ? undefined : counts.open(sample.endpoint);
+    },
+    backends: () => counts.backends(),
+  };
+}

@@ -4,15 +4,15 @@
  * 0 done, 1 bad input, 2 bad usage; a stack trace only with --debug.
  */
 import { type Command, Option } from 'commander';
-import { KpsimError, isKpsimError } from '../errors.js';
+import { KpsimError } from '../errors.js';
+import { reportError } from './report.js';
 import { loadCluster } from '../manifest/load.js';
 import type { Cluster, Warning } from '../model/types.js';
 import { type ResolvedNode, buildProxierStates, resolveNode } from '../tracker/proxier-state.js';
 import type { ProxierState } from '../tracker/types.js';
 import { type Family, normalizeIP, parseCIDR } from '../util/ip.js';
 
-export const EXIT_INPUT = 1;
-export const EXIT_USAGE = 2;
+export { EXIT_INPUT, EXIT_USAGE, reportError } from './report.js';
 
 export interface ClusterOptions {
   file?: string[];
@@ -145,16 +145,4 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | 
       process.exitCode = reportError(e, debug);
     }
   };
-}
-
-export function reportError(e: unknown, debug: boolean): number {
-  if (isKpsimError(e)) {
-    process.stderr.write(`kpsim: ${e.message}\n`);
-    if (debug && e.stack) process.stderr.write(`${e.stack}\n`);
-    return e.code.startsWith('KPSIM_ERR_USAGE_') ? EXIT_USAGE : EXIT_INPUT;
-  }
-  const err = e instanceof Error ? e : new Error(String(e));
-  process.stderr.write(`kpsim: internal error: ${err.message}${debug ? '' : ' (run with --debug for the stack trace)'}\n`);
-  if (debug && err.stack) process.stderr.write(`${err.stack}\n`);
-  return 70;
 }

@@ -7,6 +7,7 @@ import { buildApiServer } from '../api/server.js';
 import { KpsimError } from '../errors.js';
 import { isLoopback } from '../util/ip.js';
 import { type ClusterOptions, action, addClusterOptions, loadClusterFromOptions, parseIPFlag, parseIntegerFlag, usageError } from './common.js';
+import { summaryOf } from './command-table.js';
 
 interface ServeOptions extends ClusterOptions {
   port?: string;
@@ -14,7 +15,7 @@ interface ServeOptions extends ClusterOptions {
 }
 
 export function registerServe(program: Command): void {
-  const cmd = program.command('serve').description('serve the JSON API (cluster, rules, packet traces) on loopback');
+  const cmd = program.command('serve').description(summaryOf('serve'));
   addClusterOptions(cmd, { required: false })
     .option('--port <port>', 'TCP port (0 picks a free one)', '8080')
     .option('--host <address>', 'loopback address to listen on', '127.0.0.1')

@@ -25,6 +25,7 @@ import {
   parsePortFlag,
   usageError,
 } from './common.js';
+import { summaryOf } from './command-table.js';
 
 interface TraceCommandOptions extends ClusterOptions {
   mode?: string;
@@ -49,7 +50,7 @@ const TRACE_MODES = RULES_MODES;
 export function registerTrace(program: Command): void {
   const cmd = program
     .command('trace')
-    .description('walk a packet through a node\'s rules: chains and rules crossed, verdict, reachable endpoints, masquerading');
+    .description(summaryOf('trace'));
   addClusterOptions(cmd, { required: false })
     .option('--iptables-save <file>', 'trace through an iptables-save or ip6tables-save dump instead of manifests (repeatable: one per family)', collect)
     .option('--mode <mode>', `rules to trace through with -f: ${TRACE_MODES.join(' or ')} (default: the config's mode, else iptables)`)

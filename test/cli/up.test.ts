@@ -7,10 +7,10 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import http from 'node:http';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { repoRoot } from '../helpers/cluster-builders.js';
+import { cliEntry } from '../helpers/run-cli.js';
 
-const mainScript = fileURLToPath(new URL(`../../src/cli/main.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url));
+const mainScript = cliEntry();
 const example = join(repoRoot(), 'rules', 'example');
 
 /** The CLI in a child process (under tsx when the tests run from source). */

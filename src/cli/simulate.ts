@@ -232,7 +232,8 @@ function iptablesRun(state: ProxierState, sp: ProxierServicePort, events: readon
 
 /** IPVS: the ClusterIP virtual server compiled with the scheduler, replayed with its connection table. */
 function ipvsRun(state: ProxierState, sp: ProxierServicePort, scheduler: string, events: readonly ConnectionEvent[], opts: SimulationOptions, counting: (p: Picker) => Picker): SimulationRun {
-  const compiled = compileIpvs(state, { scheduler });
+  // A replay over time: terminating endpoints kube-proxy would still be draining stay as weight-0 dests.
+  const compiled = compileIpvs(state, { scheduler, gracefulTermination: true });
   const vs = compiled.table.services.find((v) => v.address === sp.info.clusterIP && v.port === sp.info.port && v.protocol === sp.info.protocol);
   if (!vs) throw new Error(`simulate: no virtual server for ${sp.info.spn}`);
   const live = liveServiceOf(vs, { rng: seededRng(opts.seed ^ 0x1b873593) });

@@ -5,7 +5,9 @@
  * - one virtual server per ClusterIP:port, per externalIP:port, per LoadBalancer ingress IP:port
  *   and, for a node port, per node address, each with the configured scheduler (default rr),
  *   persistence for ClientIP affinity and the mh-port flag for mh;
- * - their real servers (real-servers.ts), weight 1, Masq; draining ones at weight 0;
+ * - their real servers (real-servers.ts): the endpoints the categorisation selects, weight 1,
+ *   Masq (no weight-0 "draining" dest: that needs a table from before the sync, see
+ *   `gracefulTermination`);
  * - the addresses bound to the dummy interface kube-ipvs0;
  * - the ipsets (ipsets.ts) and the iptables rules that match them (iptables-rules.ts).
  *
@@ -68,7 +70,11 @@ export interface IpvsCompileOptions {
   scheduler?: string;
   /** Add --random-fully to the MASQUERADE rule (kube-proxy does when iptables supports it). Default false. */
   randomFully?: boolean;
-  /** Keep terminating endpoints of TCP services as draining weight-0 dests (default true). */
+  /**
+   * Model the table some time into a rollout: terminating endpoints of TCP services that
+   * kube-proxy would still be draining appear as weight-0 dests (real-servers.ts). Default
+   * false: what one sync from the objects writes, which has none.
+   */
   gracefulTermination?: boolean;
 }
 
@@ -221,7 +227,7 @@ class IpvsSync {
   #selection(sp: ProxierServicePort, onlyNodeLocal: boolean): { dests: RealServer[]; scope: VirtualServerOrigin['endpointScope'] } {
     const cached = this.#selections.get(onlyNodeLocal);
     if (cached !== undefined) return { dests: copyDests(cached.dests), scope: cached.scope };
-    const selection = realServersFor(sp, onlyNodeLocal, sp.info.protocol, this.#state.family, { gracefulTermination: this.#options.gracefulTermination ?? true });
+    const selection = realServersFor(sp, onlyNodeLocal, sp.info.protocol, this.#state.family, { gracefulTermination: this.#options.gracefulTermination ?? false });
     this.#selections.set(onlyNodeLocal, selection);
     return selection;
   }

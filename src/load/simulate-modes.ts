@@ -118,7 +118,8 @@ export function simulateIptables(target: ResolvedTarget, candidates: readonly Ca
  * are counted from the IPVS-mode tracer on the first packets of the stream.
  */
 export function simulateIpvs(target: ResolvedTarget, candidates: readonly Candidate[], shape: StreamShape, scheduler: string): CompareRow {
-  const compiled = compileIpvs(target.state, { scheduler });
+  // A replay over time: terminating endpoints kube-proxy would still be draining stay as weight-0 dests.
+  const compiled = compileIpvs(target.state, { scheduler, gracefulTermination: true });
   const vs = compiled.table.services.find((s) => s.address === target.address && s.port === target.port && s.protocol === 'TCP');
   if (vs === undefined) throw new Error(`IPVS mode has no virtual server for ${joinHostPort(target.address, target.port)}`);
   const events = connectionStream(shape);

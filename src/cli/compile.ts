@@ -71,6 +71,7 @@ export async function compileText(opts: CompileOptions): Promise<string> {
     rate: opts.rate ?? false,
     ipsets: opts.ipsets ?? false,
     iptables: opts.iptables ?? false,
+    randomFully: opts.randomFully ?? false,
   }));
   if (texts.length === 1) return texts[0]!;
   return texts.map((text, i) => `# IPv${states[i]!.family}, node ${loaded.node.name}\n${text}`).join('');

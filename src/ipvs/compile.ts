@@ -336,6 +336,8 @@ export interface RenderIpvsCompileOptions {
   iptables?: boolean;
   /** Instead of the configuration's ipvs.scheduler. */
   scheduler?: string;
+  /** Add --random-fully to KUBE-POSTROUTING's MASQUERADE rule, as in iptables mode. Default false. */
+  randomFully?: boolean;
 }
 
 /**
@@ -344,7 +346,10 @@ export interface RenderIpvsCompileOptions {
  * zero counters, so --stats and --rate show zeros in ipvsadm's columns.
  */
 export function renderIpvsCompile(state: ProxierState, opts: RenderIpvsCompileOptions = {}): string {
-  const compiled = compileIpvs(state, opts.scheduler !== undefined ? { scheduler: opts.scheduler } : {});
+  const compiled = compileIpvs(state, {
+    ...(opts.scheduler !== undefined ? { scheduler: opts.scheduler } : {}),
+    ...(opts.randomFully !== undefined ? { randomFully: opts.randomFully } : {}),
+  });
   if (opts.ipsets) return renderIPSets(compiled.ipsets.values());
   if (opts.iptables) return renderIptablesSave(compiled.ruleset);
   const list: IpvsadmListOptions = { ...(opts.stats ? { stats: true } : {}), ...(opts.rate ? { rate: true } : {}) };

@@ -145,3 +145,35 @@ test('an unknown --node is an error naming the known nodes', () => {
   );
   assert.deepEqual(resolveNode(cluster, { node: 'nope', nodeIPs: ['10.9.9.9'] }).ips, ['10.9.9.9']);
 });
+
+// proxyutil.IsVIPMode: the LoadBalancerIPMode gate decides whether an ipMode Proxy ingress is
+// programmed; every proxy mode takes ServicePortInfo.loadBalancerVIPs, so they agree.
+const ipModeGateCases: { gate: string; want: string[]; warns: boolean }[] = [
+  { gate: '', want: ['1.2.3.4', '1.2.3.6'], warns: false },
+  { gate: 'featureGates: {LoadBalancerIPMode: true}\n', want: ['1.2.3.4', '1.2.3.6'], warns: false },
+  { gate: 'featureGates: {LoadBalancerIPMode: false}\n', want: ['1.2.3.4', '1.2.3.5', '1.2.3.6'], warns: true },
+];
+for (const c of ipModeGateCases) {
+  test(`LoadBalancerIPMode ${c.gate === '' ? 'by default' : c.gate.trim()}: load-balancer VIPs ${c.want.join(', ')}`, () => {
+    const cluster = clusterFromManifests([
+      { file: 'node.yaml', text: node },
+      { file: 'kp.yaml', text: `${config}${c.gate}` },
+      { file: 'lb.yaml', text: `apiVersion: v1
+kind: Service
+metadata: {name: lb, namespace: ns1}
+spec:
+  type: LoadBalancer
+  clusterIP: 172.30.0.50
+  ports: [{name: p80, port: 80, protocol: TCP, nodePort: 3001}]
+status:
+  loadBalancer:
+    ingress: [{ip: 1.2.3.4, ipMode: VIP}, {ip: 1.2.3.5, ipMode: Proxy}, {ip: 1.2.3.6}]
+` },
+    ]);
+    const info = buildProxierState(cluster, resolveNode(cluster, { node: 'test-node' }), 4).servicePorts[0]!.info;
+    assert.deepEqual(info.loadBalancerVIPs, c.want);
+    const warning = cluster.warnings.find((w) => w.path === 'featureGates.LoadBalancerIPMode');
+    assert.equal(warning !== undefined, c.warns, JSON.stringify(cluster.warnings));
+    if (warning) assert.match(warning.message, /kube-proxy 1\.32 and later refuse to start with this gate off/);
+  });
+}

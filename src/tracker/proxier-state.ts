@@ -67,11 +67,24 @@ function readNodeIPs(flagIPs: readonly string[] | undefined, node: Node | undefi
   return node ? nodeObjectIPs(node) : [];
 }
 
-/** The families a proxier runs for: those of the node's IPs and of the services' ClusterIPs. */
+/**
+ * The families kube-proxy runs a proxier for on this node, IPv4 first. kube-proxy runs one per
+ * family the host supports (cmd/kube-proxy/app/server.go, platformCheckSupported: nearly always
+ * both), and each proxier writes its base rules even when no service has an address of its
+ * family. kpsim cannot look at the host, so it counts a family as running when the cluster says
+ * the node is dual-stack: the node has an address of it, a service a ClusterIP of it, or the
+ * configuration or the node names a CIDR of it (clusterCIDR, nodePortAddresses, podCIDRs).
+ */
 export function familiesInUse(cluster: Cluster, node: ResolvedNode): Family[] {
   const families = new Set<Family>();
   for (const ip of node.ips) families.add(ipFamily(ip)!);
   for (const svc of cluster.services) for (const ip of svc.clusterIPs) families.add(ipFamily(ip)!);
+  const { clusterCIDRs, nodePortAddresses } = cluster.config;
+  for (const text of [...clusterCIDRs, ...nodePortAddresses, ...node.podCIDRs]) {
+    // nodePortAddresses may hold the word "primary", which names no family.
+    const cidr = parseCIDR(text);
+    if (cidr) families.add(cidr.family);
+  }
   if (families.size === 0) families.add(4);
   return [...families].sort();
 }

@@ -48,3 +48,42 @@ for (const c of randomFullyCases) {
     assert.equal(/ --random-fully( |$)/.test(rule), c.randomFully, rule);
   });
 }
+
+const dualStackConfig = clusterFile('dual-config', ['192.168.0.2'], '10.0.0.0/8,fd00:10::/64');
+const dualStackNode = clusterFile('dual-node', ['192.168.0.2', '2001:db8::1'], '10.0.0.0/8');
+
+// kube-proxy's IPv6 proxier writes its base rules with no IPv6 service (TestDismissLocalhostRuleExist:
+// the first KUBE-SERVICES rule of IPVS mode returns ::1/128); iptables mode's IPv6 ruleset masquerades
+// marked traffic and never allows localhost node ports.
+const ipv6BaseCases: { name: string; file: string; args: string[]; want: RegExp[] }[] = [
+  { name: 'ipvs --iptables, dual-stack clusterCIDR', file: dualStackConfig, args: ['--mode', 'ipvs', '--iptables'], want: [/^\*nat\n/, /\n-A KUBE-SERVICES -s ::1\/128 -j RETURN\n/, /KUBE-6-IPVS-IPS dst -j REJECT\n/] },
+  { name: 'ipvs --iptables, IPv6 node address', file: dualStackNode, args: ['--mode', 'ipvs', '--iptables'], want: [/\n-A KUBE-SERVICES -s ::1\/128 -j RETURN\n/] },
+  { name: 'ipvs --ipsets, dual-stack clusterCIDR', file: dualStackConfig, args: ['--mode', 'ipvs', '--ipsets'], want: [/^create KUBE-6-LOOP-BACK hash:ip,port,ip family inet6 /] },
+  { name: 'ipvs, dual-stack clusterCIDR: an empty table', file: dualStackConfig, args: ['--mode', 'ipvs'], want: [/^IP Virtual Server version 1\.2\.1 \(size=4096\)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port {11}Forward Weight ActiveConn InActConn\n$/] },
+  { name: 'iptables, dual-stack clusterCIDR', file: dualStackConfig, args: ['--mode', 'iptables'], want: [/\n-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE\n/, /--dst-type LOCAL ! -d ::1\/128 -j KUBE-NODEPORTS\n/] },
+];
+for (const c of ipv6BaseCases) {
+  test(`compile --family 6 without IPv6 services (${c.name}): the IPv6 proxier's base rules`, () => {
+    const got = runCli(['compile', '-q', '-f', c.file, '--family', '6', ...c.args]);
+    assert.equal(got.status, 0, got.stderr);
+    for (const re of c.want) assert.match(got.stdout, re);
+    assert.doesNotMatch(got.stdout, /172\.30\.0\.41|192\.168\.0\.2/, 'no IPv4 address in the IPv6 output');
+  });
+}
+
+test('compile without --family on a dual-stack node prints the IPv6 ruleset after the IPv4 one, in both modes', () => {
+  for (const args of [['--mode', 'iptables'], ['--mode', 'ipvs', '--iptables']]) {
+    const got = runCli(['compile', '-q', '-f', dualStackConfig, ...args]);
+    assert.equal(got.status, 0, got.stderr);
+    const headers = got.stdout.split('\n').filter((line) => line.startsWith('# '));
+    assert.equal(headers.length, 2, `${args.join(' ')}: ${headers.join(' | ')}`);
+    assert.match(headers[0]!, /IPv4/);
+    assert.match(headers[1]!, /IPv6/);
+  }
+});
+
+test('compile --family 6 on an IPv4-only cluster is a usage error', () => {
+  const got = runCli(['compile', '-q', '-f', v4Only, '--mode', 'ipvs', '--iptables', '--family', '6']);
+  assert.equal(got.status, 2);
+  assert.match(got.stderr, /--family: the cluster has no IPv6/);
+});

@@ -31,6 +31,22 @@ function describeTable(compiled: IpvsCompiled): string[] {
 
 const p80 = [{ name: 'p80', port: 80, protocol: 'TCP' as const }];
 
+/** A TCP and a UDP port with one ready, one serving-terminating, one terminating and one unready endpoint. */
+function readyTerminatingAndUnready(): Manifest[] {
+  return [
+    makeService('ns1', 'term', (s) => { s.spec.clusterIP = '172.30.0.49'; s.spec.ports = [tcpPort('p80', 80), { name: 'dns', protocol: 'UDP', port: 53 }]; }),
+    makeSlice('ns1', 'term', 1, (eps) => {
+      eps.endpoints = [
+        ep('10.180.0.1'),
+        ep('10.180.0.2', undefined, { ready: false, serving: true, terminating: true }),
+        ep('10.180.0.3', undefined, { ready: false, serving: false, terminating: true }),
+        ep('10.180.0.4', undefined, { ready: false, serving: false, terminating: false }),
+      ];
+      eps.ports = [{ name: 'p80', port: 80, protocol: 'TCP' }, { name: 'dns', port: 53, protocol: 'UDP' }];
+    }),
+  ];
+}
+
 interface CompileCase {
   name: string;
   manifests: Manifest[];
@@ -175,18 +191,7 @@ const cases: CompileCase[] = [
   },
   {
     name: 'one sync writes the selected endpoints only: serving-terminating, not-serving and not-ready endpoints are no real servers',
-    manifests: [
-      makeService('ns1', 'term', (s) => { s.spec.clusterIP = '172.30.0.49'; s.spec.ports = [tcpPort('p80', 80), { name: 'dns', protocol: 'UDP', port: 53 }]; }),
-      makeSlice('ns1', 'term', 1, (eps) => {
-        eps.endpoints = [
-          ep('10.180.0.1'),
-          ep('10.180.0.2', undefined, { ready: false, serving: true, terminating: true }),
-          ep('10.180.0.3', undefined, { ready: false, serving: false, terminating: true }),
-          ep('10.180.0.4', undefined, { ready: false, serving: false, terminating: false }),
-        ];
-        eps.ports = [{ name: 'p80', port: 80, protocol: 'TCP' }, { name: 'dns', port: 53, protocol: 'UDP' }];
-      }),
-    ],
+    manifests: readyTerminatingAndUnready(),
     want: [
       'UDP 172.30.0.49:53 rr ClusterIP: 10.180.0.1:53:w1',
       'TCP 172.30.0.49:80 rr ClusterIP: 10.180.0.1:80:w1',
@@ -194,18 +199,7 @@ const cases: CompileCase[] = [
   },
   {
     name: 'over time (gracefulTermination): terminating TCP endpoints are still draining at weight 0, in their list places; UDP ones are gone',
-    manifests: [
-      makeService('ns1', 'term', (s) => { s.spec.clusterIP = '172.30.0.49'; s.spec.ports = [tcpPort('p80', 80), { name: 'dns', protocol: 'UDP', port: 53 }]; }),
-      makeSlice('ns1', 'term', 1, (eps) => {
-        eps.endpoints = [
-          ep('10.180.0.1'),
-          ep('10.180.0.2', undefined, { ready: false, serving: true, terminating: true }),
-          ep('10.180.0.3', undefined, { ready: false, serving: false, terminating: true }),
-          ep('10.180.0.4', undefined, { ready: false, serving: false, terminating: false }),
-        ];
-        eps.ports = [{ name: 'p80', port: 80, protocol: 'TCP' }, { name: 'dns', port: 53, protocol: 'UDP' }];
-      }),
-    ],
+    manifests: readyTerminatingAndUnready(),
     options: { gracefulTermination: true },
     // UDP dests are deleted at once (IsRsGracefulTerminationNeeded); an unready, not terminating endpoint is simply absent.
     want: [

@@ -31,7 +31,7 @@ export interface ServicePort {
 export interface LoadBalancerIngress {
   ip?: string;
   hostname?: string;
-  /** 'Proxy' ingresses are ignored by kube-proxy (the load balancer proxies itself). */
+  /** 'Proxy' ingresses are ignored by kube-proxy (the load balancer proxies itself), unless the LoadBalancerIPMode gate is off (feature-gates.ts). */
   ipMode?: 'VIP' | 'Proxy';
 }
 

@@ -195,12 +195,12 @@ const warnCases: WarnCase[] = [
     name: 'unused kinds are skipped and said once',
     files: {
       'all.yaml': [
-        'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\n',
-        'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: b}\n',
+        'apiVersion: batch/v1\nkind: Job\nmetadata: {name: a}\n',
+        'apiVersion: batch/v1\nkind: Job\nmetadata: {name: b}\n',
         'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n',
       ].join('---\n'),
     },
-    want: ['|||skipped 3 objects of kinds kpsim does not use: Deployment (apps/v1) x2, ConfigMap (v1) x1'],
+    want: ['|||skipped 3 objects of kinds kpsim does not use: Job (batch/v1) x2, ConfigMap (v1) x1'],
   },
   {
     name: 'missing protocol without --allocate: the port is ignored',

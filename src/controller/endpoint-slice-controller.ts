@@ -242,7 +242,7 @@ function serviceWarnings(service: Service, pods: readonly Pod[], result: Service
   if (withoutIP.length > 0) {
     warnings.push({
       ...at(service, 'spec.selector'),
-      message: `${countOf(withoutIP.length, pods.length)} selected by ${selector} ${withoutIP.length === 1 ? 'has' : 'have'} no status.podIP yet (${sample(withoutIP)}), so ${withoutIP.length === 1 ? 'it is' : 'they are'} not endpoints (--allocate schedules pods and gives them addresses)`,
+      message: `${countOf(withoutIP.length, pods.length)} selected by ${selector} ${withoutIP.length === 1 ? 'has' : 'have'} no status.podIP yet (${sample(withoutIP)}), so ${withoutIP.length === 1 ? 'it is not an endpoint' : 'they are not endpoints'} (--allocate schedules pods and gives them addresses)`,
     });
   }
   if (result.podsOnUnknownNodes.length > 0) {

@@ -25,7 +25,10 @@ export function decodeWorkload(kind: WorkloadKind, doc: JsonObject, r: FieldRead
   if (!meta) return undefined;
   const spec = r.object_(doc, 'spec', '') ?? {};
   const replicas = kind === 'DaemonSet' ? 0 : (r.integer(spec, 'replicas', 'spec', 0, 2 ** 31 - 1) ?? 1);
+  const problemsBefore = r.problems.length;
   const selector = readLabelSelector(spec, 'selector', 'spec', r);
+  // A selector with a bad requirement cannot be built, so the API server does not match the template against it.
+  const selectorValid = r.problems.length === problemsBefore;
   const templateObject = r.object_(spec, 'template', 'spec');
   if (!templateObject) r.fail('KPSIM_ERR_MODEL_MISSING_FIELD', 'spec.template', 'Required value');
   const template = templateObject ?? {};
@@ -42,7 +45,7 @@ export function decodeWorkload(kind: WorkloadKind, doc: JsonObject, r: FieldRead
     r.fail('KPSIM_ERR_MODEL_BAD_FIELD', 'spec.selector', `Invalid value: {}: empty selector is invalid for ${EMPTY_SELECTOR_WORDS[kind]}`);
     return undefined;
   }
-  if (templateObject && !matchesSelector(selector, templateLabels)) {
+  if (templateObject && selectorValid && !matchesSelector(selector, templateLabels)) {
     r.fail('KPSIM_ERR_MODEL_BAD_FIELD', 'spec.template.metadata.labels', `Invalid value: ${labelsValueText(templateLabels)}: \`selector\` does not match template \`labels\``);
   }
   const workload: Workload = {

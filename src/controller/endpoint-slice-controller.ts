@@ -19,7 +19,7 @@ import { generateNamePrefix } from '../model/fields.js';
 import { formatSelectorMap, matchesMap } from '../model/label-selector.js';
 import type { EndpointPort, EndpointSlice, Node, Pod, Service, Warning } from '../model/types.js';
 import { GeneratedNames } from '../util/generated-names.js';
-import { type AddressType, addressTypesForService, endpointPorts, findPort, podToEndpoint, portMapKey, shouldPodBeInEndpoints } from './pod-endpoint.js';
+import { type AddressType, addressTypesForService, endpointPorts, podToEndpoint, portMapKey, shouldPodBeInEndpoints } from './pod-endpoint.js';
 import { endpointSliceLabels } from './slice-meta.js';
 import { addTopologyAwareHints, addTrafficDistributionHints, cpuRatiosByZone, topologyHintsEnabled, usableTrafficDistribution } from './topology-hints.js';
 
@@ -57,6 +57,8 @@ export interface ServiceSlices {
   podsOnUnknownNodes: Pod[];
   /** Per address type, the controller's reason for giving no topology hints (when they were asked for). */
   hintsDisabled: { addressType: AddressType; reason: string }[];
+  /** The listed pods grouped by the ports they offer (a group's slices carry those ports). */
+  portGroups: { ports: EndpointPort[]; pods: Pod[] }[];
 }
 
 /** Derives the EndpointSlices of every Service with a selector that has none given. */
@@ -108,23 +110,14 @@ export interface ReconcileContext {
 
 /** The slices the controller writes for one Service, from the pods its selector matched. */
 export function reconcileServiceSlices(service: Service, pods: readonly Pod[], context: ReconcileContext): ServiceSlices {
-  const result: ServiceSlices = { slices: [], podsOnUnknownNodes: [], hintsDisabled: [] };
+  const result: ServiceSlices = { slices: [], podsOnUnknownNodes: [], hintsDisabled: [], portGroups: [] };
   const hintsEnabled = topologyHintsEnabled(service);
   const trafficDistribution = hintsEnabled ? undefined : usableTrafficDistribution(service, context.preferSameTrafficDistribution);
   const addressTypes = addressTypesForService(service);
+  const groups = groupByPorts(service, pods);
+  result.portGroups = [...groups.values()];
+  const prefix = generateNamePrefix(service.name);
   for (const addressType of addressTypes) {
-    const groups = new Map<string, { ports: EndpointPort[]; pods: Pod[] }>();
-    for (const pod of pods) {
-      if (!shouldPodBeInEndpoints(pod)) continue;
-      const ports = endpointPorts(service, pod);
-      const key = portMapKey(ports);
-      let group = groups.get(key);
-      if (!group) {
-        group = { ports, pods: [] };
-        groups.set(key, group);
-      }
-      group.pods.push(pod);
-    }
     const slices: EndpointSlice[] = [];
     for (const [key, group] of groups) {
       const endpoints = [];
@@ -139,13 +132,13 @@ export function reconcileServiceSlices(service: Service, pods: readonly Pod[], c
         if (endpoint.addresses.length > 0) endpoints.push(endpoint);
       }
       for (let start = 0, n = 0; start < endpoints.length; start += context.maxEndpointsPerSlice, n++) {
-        const name = context.names.generate(service.namespace, generateNamePrefix(service.name), `${service.name}\0${addressType}\0${key}\0${n}`);
+        const name = context.names.generate(service.namespace, prefix, `${service.name}\0${addressType}\0${key}`, n);
         slices.push(newSlice(service, name, addressType, group.ports, endpoints.slice(start, start + context.maxEndpointsPerSlice)));
       }
     }
     // When nothing would be written, a placeholder: a slice with no ports and no endpoints.
     if (slices.length === 0) {
-      const name = context.names.generate(service.namespace, generateNamePrefix(service.name), `${service.name}\0${addressType}\0placeholder`);
+      const name = context.names.generate(service.namespace, prefix, `${service.name}\0${addressType}\0placeholder`);
       slices.push(newSlice(service, name, addressType, [], []));
     }
     if (hintsEnabled) {
@@ -157,6 +150,31 @@ export function reconcileServiceSlices(service: Service, pods: readonly Pod[], c
     result.slices.push(...slices);
   }
   return result;
+}
+
+/**
+ * The pods to list, grouped by the ports they offer (insertion order). Pods of one template
+ * share their ports list, so each distinct list is resolved against the Service once.
+ */
+function groupByPorts(service: Service, pods: readonly Pod[]): Map<string, { ports: EndpointPort[]; pods: Pod[] }> {
+  const groups = new Map<string, { ports: EndpointPort[]; pods: Pod[] }>();
+  const resolved = new Map<Pod['spec']['ports'], { ports: EndpointPort[]; key: string }>();
+  for (const pod of pods) {
+    if (!shouldPodBeInEndpoints(pod)) continue;
+    let found = resolved.get(pod.spec.ports);
+    if (!found) {
+      const ports = endpointPorts(service, pod);
+      found = { ports, key: portMapKey(ports) };
+      resolved.set(pod.spec.ports, found);
+    }
+    let group = groups.get(found.key);
+    if (!group) {
+      group = { ports: found.ports, pods: [] };
+      groups.set(found.key, group);
+    }
+    group.pods.push(pod);
+  }
+  return groups;
 }
 
 function newSlice(service: Service, name: string, addressType: AddressType, ports: EndpointPort[], endpoints: EndpointSlice['endpoints']): EndpointSlice {
@@ -173,33 +191,38 @@ function newSlice(service: Service, name: string, addressType: AddressType, port
   };
 }
 
-/** Pods by namespace and by label pair, so a selector looks at the pods of its rarest pair only. */
+/** Pods by namespace, label key and label value, so a selector looks at the pods of its rarest pair only. */
 export class PodIndex {
-  private readonly byNamespace = new Map<string, Map<string, Pod[]>>();
+  private readonly byNamespace = new Map<string, Map<string, Map<string, Pod[]>>>();
 
   constructor(pods: readonly Pod[]) {
     for (const pod of pods) {
-      let byLabel = this.byNamespace.get(pod.namespace);
-      if (!byLabel) {
-        byLabel = new Map();
-        this.byNamespace.set(pod.namespace, byLabel);
+      let byKey = this.byNamespace.get(pod.namespace);
+      if (!byKey) {
+        byKey = new Map();
+        this.byNamespace.set(pod.namespace, byKey);
       }
       for (const key in pod.labels) {
-        const pair = `${key}=${pod.labels[key]}`;
-        const list = byLabel.get(pair);
+        let byValue = byKey.get(key);
+        if (!byValue) {
+          byValue = new Map();
+          byKey.set(key, byValue);
+        }
+        const value = pod.labels[key]!;
+        const list = byValue.get(value);
         if (list) list.push(pod);
-        else byLabel.set(pair, [pod]);
+        else byValue.set(value, [pod]);
       }
     }
   }
 
   /** The pods of `namespace` whose labels include every pair of `selector` (a non-empty map), in input order. */
   select(namespace: string, selector: Readonly<Record<string, string>>): Pod[] {
-    const byLabel = this.byNamespace.get(namespace);
-    if (!byLabel) return [];
+    const byKey = this.byNamespace.get(namespace);
+    if (!byKey) return [];
     let smallest: Pod[] | undefined;
     for (const key in selector) {
-      const list = byLabel.get(`${key}=${selector[key]}`);
+      const list = byKey.get(key)?.get(selector[key]!);
       if (!list) return [];
       if (!smallest || list.length < smallest.length) smallest = list;
     }
@@ -252,18 +275,19 @@ function serviceWarnings(service: Service, pods: readonly Pod[], result: Service
       message: `${countOf(result.podsOnUnknownNodes.length, pods.length)} selected by ${selector} ${result.podsOnUnknownNodes.length === 1 ? 'runs' : 'run'} on node${missing.length === 1 ? '' : 's'} not in the cluster (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}), so the controller leaves ${result.podsOnUnknownNodes.length === 1 ? 'it' : 'them'} out: give the Node objects too`,
     });
   }
-  const listed = pods.filter((p) => shouldPodBeInEndpoints(p));
+  const listed = result.portGroups.reduce((n, g) => n + g.pods.length, 0);
   service.ports.forEach((port, i) => {
-    if (typeof port.targetPort !== 'string' || listed.length === 0) return;
-    const lacking = listed.filter((p) => findPort(p, port) === undefined);
+    if (typeof port.targetPort !== 'string' || listed === 0) return;
+    // The pods of a group that lacks this port are the ones the named targetPort did not resolve for.
+    const lacking = result.portGroups.filter((g) => !g.ports.some((p) => p.name === port.name && p.protocol === port.protocol)).flatMap((g) => g.pods);
     if (lacking.length === 0) return;
     const what = `port named ${JSON.stringify(port.targetPort)} (${port.protocol})`;
     warnings.push({
       ...at(service, `spec.ports[${i}].targetPort`),
       message:
-        lacking.length === listed.length
+        lacking.length === listed
           ? `no pod selected by ${selector} has a ${what}: the pods are listed without this port, so it has no endpoints`
-          : `${countOf(lacking.length, listed.length)} selected by ${selector} ${lacking.length === 1 ? 'has' : 'have'} no ${what} (${sample(lacking)}): listed without this port, so ${lacking.length === 1 ? 'it is' : 'they are'} not among its endpoints`,
+          : `${countOf(lacking.length, listed)} selected by ${selector} ${lacking.length === 1 ? 'has' : 'have'} no ${what} (${sample(lacking)}): listed without this port, so ${lacking.length === 1 ? 'it is' : 'they are'} not among its endpoints`,
     });
   });
   for (const { addressType, reason } of result.hintsDisabled) {

@@ -41,10 +41,10 @@ export function podToEndpoint(pod: Pod, node: Node | undefined, service: Service
   return endpoint;
 }
 
-/** The pod's addresses of the slice's family, in status.podIPs order. */
+/** The pod's addresses of the slice's family, in status.podIPs order (normalised: only IPv6 text has a colon). */
 function endpointAddresses(pod: Pod, addressType: AddressType): string[] {
-  const family = addressType === 'IPv4' ? 4 : 6;
-  return pod.podIPs.filter((ip) => ipFamily(ip) === family);
+  const v6 = addressType === 'IPv6';
+  return pod.podIPs.filter((ip) => ip.includes(':') === v6);
 }
 
 /** A pod's hostname goes into the endpoint when its subdomain names this Service (a StatefulSet's pods and its headless Service). */

@@ -30,14 +30,21 @@ export function kubeProxyHash(input: string): string {
   return base32Std(createHash('sha256').update(input).digest()).slice(0, 16);
 }
 
+const FNV32_OFFSET_BASIS = 0x811c9dc5;
+
 /** 32-bit FNV-1a of the UTF-16 code units of `text` (Go's hash/fnv New32a over ASCII input). */
 export function fnv32a(text: string): number {
-  let hash = 0x811c9dc5;
+  return fnv32aUpdate(FNV32_OFFSET_BASIS, text);
+}
+
+/** Continues an FNV-1a hash over more text: fnv32aUpdate(fnv32a(a), b) === fnv32a(a + b). */
+export function fnv32aUpdate(hash: number, text: string): number {
+  let h = hash;
   for (let i = 0; i < text.length; i++) {
-    hash ^= text.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
   }
-  return hash >>> 0;
+  return h >>> 0;
 }
 
 /**
@@ -78,7 +85,7 @@ export function controllerHash(value: unknown): string {
 }
 
 /** murmur3's 32-bit finaliser: spreads every input bit over the output. */
-function mix32(h: number): number {
+export function mix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -88,14 +95,17 @@ function mix32(h: number): number {
 }
 
 /**
- * `length` characters of the safe alphabet drawn from a hash of `key`: what kpsim puts where
- * the API server would put a random generateName suffix, so the same input gives the same name.
+ * `length` characters of the safe alphabet drawn from a hash of `key` (or from `hash`, an
+ * FNV-1a state the caller built): what kpsim puts where the API server would put a random
+ * generateName suffix, so the same input gives the same name.
  */
-export function stableSuffix(key: string, length = 5): string {
-  let h = mix32(fnv32a(key));
+export function stableSuffix(key: string | number, length = 5): string {
+  const seed = typeof key === 'number' ? key : fnv32a(key);
+  let h = mix32(seed);
   let out = '';
   for (let i = 0; i < length; i++) {
-    if (i > 0 && i % 6 === 0) h = mix32(h ^ fnv32a(`${key}#${i}`));
+    // 27^6 < 2^32: six characters per 32 bits, then a fresh mix.
+    if (i > 0 && i % 6 === 0) h = mix32(h ^ Math.imul(seed, i + 1));
     out += SAFE_ALPHABET[h % SAFE_ALPHABET.length];
     h = Math.floor(h / SAFE_ALPHABET.length);
   }

@@ -6,17 +6,23 @@
  */
 import { nodeIPs } from '../model/node.js';
 import type { Node } from '../model/types.js';
-import { type Cidr, bigIntToIP, cidrSize, ipFamily, ipToBigInt, parseCIDR } from '../util/ip.js';
+import { type Cidr, bigIntToIP, cidrSize, ipFamily, ipToBigInt, ipv4ToUint32, parseCIDR, uint32ToIPv4 } from '../util/ip.js';
 
 /** host-local's default rangeStart: the network address plus two. */
-const RANGE_START_OFFSET = 2n;
+const RANGE_START_OFFSET = 2;
 
+/** One pod CIDR of a node; offsets from its network address (numbers: a node's range is small enough). */
 interface Range {
   readonly cidr: Cidr;
-  readonly base: bigint;
-  readonly last: bigint;
-  next: bigint;
+  /** The network address: a number for IPv4, a bigint for IPv6. */
+  readonly base: number | bigint;
+  /** The last offset handed out is size - 2 (the last address is the broadcast address). */
+  readonly end: number;
+  next: number;
 }
+
+/** Offsets beyond this are never reached by the pods of one node; keeps IPv6 /64 ranges in plain numbers. */
+const MAX_OFFSET = 2 ** 31;
 
 export class PodAddressPool {
   private readonly ranges = new Map<string, Range[]>();
@@ -42,13 +48,11 @@ export class PodAddressPool {
   }
 
   private next(range: Range): string | undefined {
-    while (range.next < range.last) {
-      const ip = bigIntToIP(range.base + range.next, range.cidr.family);
+    while (range.next < range.end) {
+      const ip = typeof range.base === 'number' ? uint32ToIPv4(range.base + range.next) : bigIntToIP(range.base + BigInt(range.next), range.cidr.family);
       range.next++;
-      if (!this.inUse.has(ip)) {
-        this.inUse.add(ip);
-        return ip;
-      }
+      // The cursor never comes back, so only addresses given in the input can be in the way.
+      if (!this.inUse.has(ip)) return ip;
     }
     return undefined;
   }
@@ -59,7 +63,12 @@ export class PodAddressPool {
       ranges = node.podCIDRs
         .map((text) => parseCIDR(text))
         .filter((c): c is Cidr => c !== undefined)
-        .map((cidr) => ({ cidr, base: ipToBigInt(cidr.network), last: cidrSize(cidr) - 1n, next: RANGE_START_OFFSET }));
+        .map((cidr) => ({
+          cidr,
+          base: cidr.family === 4 ? ipv4ToUint32(cidr.network) : ipToBigInt(cidr.network),
+          end: Number(cidrSize(cidr) - 1n > BigInt(MAX_OFFSET) ? BigInt(MAX_OFFSET) : cidrSize(cidr) - 1n),
+          next: RANGE_START_OFFSET,
+        }));
       this.ranges.set(node.name, ranges);
     }
     return ranges;

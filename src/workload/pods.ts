@@ -21,16 +21,19 @@ export function readyByAnnotation(annotations: Readonly<Record<string, string>>)
   return annotations[READY_ANNOTATION] !== 'false';
 }
 
-/** A new, unscheduled pod of `owner` from its template. */
-export function podFromTemplate(owner: Workload, name: string, extraLabels: Record<string, string>, spec: Partial<PodSpec> = {}): Pod {
+/**
+ * A new, unscheduled pod of `owner` from its template. Pods without labels of their own share
+ * the template's labels object (pods are data: nothing mutates labels).
+ */
+export function podFromTemplate(owner: Workload, name: string, extraLabels?: Record<string, string>, spec: Partial<PodSpec> = {}): Pod {
   return {
     kind: 'Pod',
     origin: { file: owner.origin.file, object: `Pod ${owner.namespace}/${name}` },
     namespace: owner.namespace,
     name,
-    labels: { ...owner.template.labels, ...extraLabels },
+    labels: extraLabels ? { ...owner.template.labels, ...extraLabels } : owner.template.labels,
     annotations: owner.template.annotations,
-    ownerReferences: [{ apiVersion: 'apps/v1', kind: owner.kind, name: owner.name, controller: true }],
+    ownerReferences: controllerReference(owner),
     spec: { ...owner.template.spec, ...spec },
     podIPs: [],
     phase: 'Pending',
@@ -38,6 +41,18 @@ export function podFromTemplate(owner: Workload, name: string, extraLabels: Reco
     terminating: false,
     generated: true,
   };
+}
+
+const references = new WeakMap<Workload, Pod['ownerReferences']>();
+
+/** The owner reference of a workload's pods: one list shared by all of them. */
+function controllerReference(owner: Workload): Pod['ownerReferences'] {
+  let list = references.get(owner);
+  if (!list) {
+    list = [{ apiVersion: 'apps/v1', kind: owner.kind, name: owner.name, controller: true }];
+    references.set(owner, list);
+  }
+  return list;
 }
 
 /**

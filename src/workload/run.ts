@@ -184,9 +184,9 @@ class ControlPlaneRun {
     const mine = this.claim(set).filter((k) => !isTerminal(this.pods[k]!) && !this.pods[k]!.terminating);
     if (mine.length > set.replicas) this.warnSurplus(set, mine.length);
     const created: Pod[] = [];
+    const prefix = generateNamePrefix(set.name);
     for (let i = 0; created.length < set.replicas - mine.length; i++) {
-      const name = this.names.generate(set.namespace, generateNamePrefix(set.name), `${set.name}\0${i}`);
-      created.push(podFromTemplate(set, name, {}));
+      created.push(podFromTemplate(set, this.names.generate(set.namespace, prefix, set.name, i)));
     }
     this.schedule(set, created, mine);
   }
@@ -229,6 +229,7 @@ class ControlPlaneRun {
     const tolerations = daemonSetTolerations(set.template.spec);
     const onNodes = new Set(this.claim(set).map((k) => this.pods[k]!.spec.nodeName));
     const failures: string[] = [];
+    const prefix = generateNamePrefix(set.name);
     this.nodes.forEach((node, i) => {
       const failure = nodeFitFailure(set.template.spec, tolerations, node);
       if (failure !== undefined) {
@@ -236,7 +237,7 @@ class ControlPlaneRun {
         return;
       }
       if (onNodes.has(node.name)) return;
-      const name = this.names.generate(set.namespace, generateNamePrefix(set.name), `${set.name}\0${node.name}`);
+      const name = this.names.generate(set.namespace, prefix, `${set.name}\0${node.name}`);
       this.pods.push(podFromTemplate(set, name, daemonSetPodLabels(set), { nodeName: node.name, tolerations }));
       this.scheduler.count(i);
     });
@@ -299,10 +300,16 @@ class ControlPlaneRun {
       const index = this.nodeIndex.get(pod.spec.nodeName);
       const result = index === undefined ? { reason: `node ${pod.spec.nodeName} is not in the cluster` } : pool.allocate(this.nodes[index]!, pod.spec.hostNetwork);
       if ('reason' in result) {
-        failed.set(result.reason, [...(failed.get(result.reason) ?? []), `${pod.namespace}/${pod.name}`]);
+        const list = failed.get(result.reason);
+        if (list) list.push(`${pod.namespace}/${pod.name}`);
+        else failed.set(result.reason, [`${pod.namespace}/${pod.name}`]);
         return;
       }
-      const started: Pod = { ...pod, podIPs: result.ips, phase: 'Running', ready: readyByAnnotation(pod.annotations), generated: true };
+      // Pods the controllers made here are kpsim's own to fill in; given ones are copied.
+      const started: Pod = pod.generated ? pod : { ...pod, generated: true };
+      started.podIPs = result.ips;
+      started.phase = 'Running';
+      started.ready = readyByAnnotation(pod.annotations);
       this.pods[k] = started;
     });
     for (const [reason, pods] of failed) {

@@ -49,7 +49,7 @@ function podIPs(prefix: string): string[] {
 }
 
 function summary(r: TraceResult): { verdict: string; endpoints: string[] } {
-  return { verdict: r.verdict, endpoints: r.endpoints };
+  return { verdict: r.verdict, endpoints: [...r.endpoints] };
 }
 
 const modes = {

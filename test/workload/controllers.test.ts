@@ -240,7 +240,7 @@ test('pods that exist count: owned and adopted orphans; only the rest are made',
 
 test('a Deployment whose ReplicaSets are in the input makes no other', () => {
   const deployment = workload('Deployment', 'web');
-  const rs = { ...workload('ReplicaSet', 'web-abc'), metadata: { name: 'web-abc', namespace: 'default', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', controller: true, uid: 'x' }] } };
+  const rs: Manifest = { ...workload('ReplicaSet', 'web-abc'), metadata: { name: 'web-abc', namespace: 'default', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', controller: true, uid: 'x' }] } };
   (rs['spec'] as Manifest)['selector'] = { matchLabels: { app: 'web' } };
   (rs['spec'] as Manifest)['template'] = (deployment['spec'] as Manifest)['template'];
   const cluster = load([deployment, rs]);

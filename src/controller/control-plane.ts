@@ -36,8 +36,9 @@ export function runControlPlane(cluster: Cluster, options: ControlPlaneOptions =
     if (result.problems.length > 0) throw aggregateErrors(result.problems);
     ({ nodes, pods, workloads } = result);
     warnings.push(...result.warnings);
-    if (config.clusterCIDRs.length === 0 && nodes.some((n) => n.podCIDRs.length > 0)) {
-      // A cluster whose pod network kpsim laid out has kube-proxy configured for it, as kubeadm and kind do.
+    if (result.createdNodes && config.clusterCIDRs.length === 0) {
+      // A cluster kpsim laid out has kube-proxy configured for its pod network, as kubeadm and
+      // kind do. Given Nodes describe a cluster whose kube-proxy the input configures: left alone.
       config = { ...config, clusterCIDRs: [...clusterCIDRs] };
       warnings.push({ message: `kube-proxy's clusterCIDR is not set: taken as ${clusterCIDRs.join(',')}, where --allocate gave the pods their addresses` });
     }

@@ -13,24 +13,28 @@ export const DEFAULT_CLUSTER_CIDR = '10.244.0.0/16';
 export const DEFAULT_NODE_COUNT = 3;
 /** kube-controller-manager --node-cidr-mask-size: a /24 per node for IPv4, a /64 for IPv6. */
 const NODE_CIDR_MASK = { 4: 24, 6: 64 } as const;
-/** Created nodes' addresses: 192.168.0.2 on (192.168.0.1 is the network's gateway), 2001:db8::2 on when dual-stack. */
+/** Created nodes' addresses: 192.168.0.2 on (192.168.0.1 is the network's gateway), 2001:db8::2 on for IPv6. */
 const NODE_NETWORK_V4 = '192.168.0.0';
 const NODE_NETWORK_V6_PREFIX = '2001:db8::';
 const FIRST_NODE_HOST = 2;
 
 /**
- * `count` nodes named node-1, node-2, ... (and `extraNames` after them): Ready, with an
- * InternalIP per family of the cluster CIDRs and the usual hostname and OS labels. Their pod
+ * `count` nodes named node-1, node-2, ... (and `extraNames`, the nodes given pods name, after
+ * them): Ready, with an InternalIP per family of the cluster CIDRs and the usual hostname, OS
+ * and architecture labels. Their pod
  * CIDRs come from assignPodCIDRs.
  */
 export function createNodes(count: number, clusterCIDRs: readonly Cidr[], extraNames: readonly string[] = [], file = '(--allocate)'): Node[] {
   const numbered = Array.from({ length: count }, (_, i) => `node-${i + 1}`);
   const names = [...numbered, ...extraNames.filter((n) => !numbered.includes(n))];
-  const dualStack = clusterCIDRs.some((c) => c.family === 6);
+  // A node has an address of each family its pods have (IPv4 when the cluster CIDRs say nothing).
+  const v6 = clusterCIDRs.some((c) => c.family === 6);
+  const v4 = clusterCIDRs.some((c) => c.family === 4) || !v6;
   return names.map((name, i) => {
     const host = FIRST_NODE_HOST + i;
-    const addresses = [{ type: 'InternalIP', address: uint32ToIPv4(ipv4ToUint32(NODE_NETWORK_V4) + host) }];
-    if (dualStack) addresses.push({ type: 'InternalIP', address: `${NODE_NETWORK_V6_PREFIX}${host.toString(16)}` });
+    const addresses: Node['addresses'] = [];
+    if (v4) addresses.push({ type: 'InternalIP', address: uint32ToIPv4(ipv4ToUint32(NODE_NETWORK_V4) + host) });
+    if (v6) addresses.push({ type: 'InternalIP', address: `${NODE_NETWORK_V6_PREFIX}${host.toString(16)}` });
     addresses.push({ type: 'Hostname', address: name });
     return {
       kind: 'Node',

@@ -285,3 +285,16 @@ test('hostNetwork pods take the node address', () => {
   const cluster = load([workload('DaemonSet', 'proxy', {}, { spec: { hostNetwork: true } })], { nodes: 2 });
   assert.deepEqual((cluster.pods ?? []).map((p: Pod) => `${p.spec.nodeName} ${p.podIPs.join(',')}`), ['node-1 192.168.0.2', 'node-2 192.168.0.3']);
 });
+
+test('an IPv6-only cluster CIDR: IPv6-only nodes and pods', () => {
+  const cluster = load([workload('Deployment', 'web', { replicas: 1 })], { nodes: 1, clusterCIDR: 'fd00:10:244::/56' });
+  assert.deepEqual(cluster.nodes.map((n) => `${n.addresses.filter((a) => a.type === 'InternalIP').map((a) => a.address).join(',')} ${n.podCIDRs.join(',')}`), ['2001:db8::2 fd00:10:244::/64']);
+  assert.deepEqual((cluster.pods ?? []).map((p) => p.podIPs.join(',')), ['fd00:10:244::2']);
+});
+
+test("kube-proxy's clusterCIDR: set to the cluster CIDR when kpsim created the nodes, left alone for given Nodes", () => {
+  const created = load([workload('Deployment', 'web', { replicas: 1 })]);
+  assert.deepEqual(created.config.clusterCIDRs, ['10.244.0.0/16']);
+  const given = load([workload('Deployment', 'web', { replicas: 1 }), node('n1', { podCIDRs: ['10.244.0.0/24'] })]);
+  assert.deepEqual(given.config.clusterCIDRs, []);
+});

@@ -10,7 +10,7 @@ import { matchesSelector } from '../model/label-selector.js';
 import type { Cluster, Warning } from '../model/types.js';
 import { DEFAULT_CLUSTER_CIDR } from '../workload/node-pool.js';
 import { runWorkloadControllers } from '../workload/run.js';
-import { deriveEndpointSlices } from './endpoint-slice-controller.js';
+import { PodIndex, deriveEndpointSlices } from './endpoint-slice-controller.js';
 
 export interface ControlPlaneOptions {
   /** Run the workload controllers, the scheduler and the kubelets (--allocate). */
@@ -59,9 +59,9 @@ export function runControlPlane(cluster: Cluster, options: ControlPlaneOptions =
 
 /** Without --allocate nothing runs the workload controllers: say so for each workload that has no pods in the input. */
 function workloadsWithoutPods(cluster: Cluster): Warning[] {
-  const pods = cluster.pods ?? [];
+  const index = new PodIndex(cluster.pods ?? []);
   return (cluster.workloads ?? [])
-    .filter((w) => !pods.some((p) => p.namespace === w.namespace && matchesSelector(w.selector, p.labels)))
+    .filter((w) => !index.select(w.namespace, w.selector.matchLabels).some((p) => matchesSelector(w.selector, p.labels)))
     .map((w) => ({
       file: w.origin.file,
       object: w.origin.object,

@@ -194,6 +194,7 @@ function newSlice(service: Service, name: string, addressType: AddressType, port
 /** Pods by namespace, label key and label value, so a selector looks at the pods of its rarest pair only. */
 export class PodIndex {
   private readonly byNamespace = new Map<string, Map<string, Map<string, Pod[]>>>();
+  private readonly inNamespace = new Map<string, Pod[]>();
 
   constructor(pods: readonly Pod[]) {
     for (const pod of pods) {
@@ -201,7 +202,9 @@ export class PodIndex {
       if (!byKey) {
         byKey = new Map();
         this.byNamespace.set(pod.namespace, byKey);
+        this.inNamespace.set(pod.namespace, []);
       }
+      this.inNamespace.get(pod.namespace)!.push(pod);
       for (const key in pod.labels) {
         let byValue = byKey.get(key);
         if (!byValue) {
@@ -216,15 +219,15 @@ export class PodIndex {
     }
   }
 
-  /** The pods of `namespace` whose labels include every pair of `selector` (a non-empty map), in input order. */
+  /** The pods of `namespace` whose labels include every pair of `selector` (all of them for an empty map), in input order. */
   select(namespace: string, selector: Readonly<Record<string, string>>): Pod[] {
     const byKey = this.byNamespace.get(namespace);
     if (!byKey) return [];
-    let smallest: Pod[] | undefined;
+    let smallest: Pod[] | undefined = this.inNamespace.get(namespace);
     for (const key in selector) {
       const list = byKey.get(key)?.get(selector[key]!);
       if (!list) return [];
-      if (!smallest || list.length < smallest.length) smallest = list;
+      if (list.length < smallest!.length) smallest = list;
     }
     return (smallest ?? []).filter((pod) => matchesMap(selector, pod.labels));
   }

@@ -298,3 +298,29 @@ test("kube-proxy's clusterCIDR: set to the cluster CIDR when kpsim created the n
   const given = load([workload('Deployment', 'web', { replicas: 1 }), node('n1', { podCIDRs: ['10.244.0.0/24'] })]);
   assert.deepEqual(given.config.clusterCIDRs, []);
 });
+
+test('a dump of a live cluster (Deployment, its ReplicaSet, its running pods): --allocate makes nothing new, the slices come from the pods', () => {
+  const deployment = workload('Deployment', 'web', { replicas: 2 });
+  const rs: Manifest = {
+    ...workload('ReplicaSet', 'web-7d9c', { replicas: 2 }),
+    metadata: { name: 'web-7d9c', namespace: 'default', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', controller: true, uid: 'd' }] },
+  };
+  (rs['spec'] as Manifest)['selector'] = { matchLabels: { app: 'web' } };
+  (rs['spec'] as Manifest)['template'] = (deployment['spec'] as Manifest)['template'];
+  const running = (name: string, ip: string, nodeName: string): Manifest => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: 'default', labels: { app: 'web' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-7d9c', controller: true, uid: 'r' }] },
+    spec: { nodeName, containers: [{ name: 'app', image: 'app:1', ports: [{ name: 'http', containerPort: 8080 }] }] },
+    status: { phase: 'Running', podIP: ip, conditions: [{ type: 'Ready', status: 'True' }] },
+  });
+  const service: Manifest = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'default' }, spec: { clusterIP: '10.96.0.50', selector: { app: 'web' }, ports: [{ port: 80, protocol: 'TCP', targetPort: 'http' }] } };
+  const manifests = [deployment, rs, running('web-7d9c-aaaaa', '10.244.0.7', 'n1'), running('web-7d9c-bbbbb', '10.244.1.7', 'n2'), service, node('n1', { podCIDRs: ['10.244.0.0/24'] }), node('n2', { podCIDRs: ['10.244.1.0/24'] })];
+  for (const allocate of [false, true]) {
+    const cluster = clusterFromManifests([{ file: 'dump.yaml', text: manifests.map((m) => stringify(m)).join('---\n') }], { allocate });
+    assert.deepEqual(podLines(cluster), ['web-7d9c-aaaaa n1 10.244.0.7 ready', 'web-7d9c-bbbbb n2 10.244.1.7 ready'], `allocate ${String(allocate)}`);
+    const endpoints = cluster.endpointSlices.flatMap((s) => s.endpoints.map((e) => `${e.addresses[0]} ${e.targetRef?.name}`));
+    assert.deepEqual(endpoints, ['10.244.0.7 web-7d9c-aaaaa', '10.244.1.7 web-7d9c-bbbbb']);
+    assert.deepEqual(cluster.warnings.filter((w) => w.object !== undefined), [], JSON.stringify(cluster.warnings));
+  }
+});

@@ -43,7 +43,7 @@ export function addClusterOptions(cmd: Command, { required = true }: { required?
     .option('--config <file>', 'a KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1)')
     .option('--node <name>', "the node whose point of view to take (default: the config's hostnameOverride, else the first Node)")
     .option('--node-ip <ip>', "the node's IP address, instead of its Node object's (repeatable)", collect)
-    .option('--cluster-cidr <cidrs>', 'pod CIDRs, comma-separated (overrides the config\'s clusterCIDR)')
+    .option('--cluster-cidr <cidrs>', 'pod CIDRs, comma-separated: kube-proxy\'s clusterCIDR (overrides the config\'s), and where --allocate takes node pod CIDRs from (default 10.244.0.0/16)')
     .option('--masquerade-all', 'masquerade all traffic to service IPs (iptables.masqueradeAll)')
     .option('--allocate', 'do what the cluster would: protocols, ClusterIPs and node ports as the API server; pods of Deployments, ReplicaSets, StatefulSets and DaemonSets as the controllers, the scheduler and the kubelets')
     .option('--nodes <n>', 'with --allocate and no Node objects: how many nodes to create (default 3)')

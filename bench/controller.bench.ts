@@ -13,6 +13,7 @@
  * own view of them on one node (buildProxierState), the work every node does with what the
  * controller writes. CPU time is printed beside wall time (steadier on a shared machine).
  */
+import { cpus, loadavg } from 'node:os';
 import { deriveEndpointSlices } from '../src/controller/endpoint-slice-controller.js';
 import { clusterFromManifests } from '../src/manifest/load.js';
 import type { Cluster, EndpointSlice, Pod } from '../src/model/types.js';
@@ -133,6 +134,8 @@ function main(): void {
   const total = f.workloads.wallMs + f.slices.wallMs;
   const totalCpu = f.workloads.cpuMs + f.slices.cpuMs;
   console.log(`ratio to the baseline: controllers ${(total / Math.max(f.baseline.wallMs, 0.001)).toFixed(1)}x (wall), ${(totalCpu / Math.max(f.baseline.cpuMs, 0.001)).toFixed(1)}x (cpu); EndpointSlice controller alone ${(f.slices.wallMs / Math.max(f.baseline.wallMs, 0.001)).toFixed(1)}x`);
+  const [load] = loadavg();
+  if (load! > cpus().length) console.log(`note: load average ${load!.toFixed(1)} on ${cpus().length} CPUs: wall time includes waiting for a CPU; cpu time is the work done`);
   if (!quick) {
     console.log(`target: ${shape.deployments * shape.replicas} pods from ${shape.deployments} Deployments over ${shape.nodes} nodes into EndpointSlices in < ${TARGET_SECONDS} s: ${(total / 1000).toFixed(2)} s wall, ${(totalCpu / 1000).toFixed(2)} s cpu (${total / 1000 < TARGET_SECONDS ? 'met' : 'NOT met'})`);
   }

@@ -5,9 +5,9 @@
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { runControlPlane } from '../controller/control-plane.js';
 import { KpsimError, aggregateErrors } from '../errors.js';
 import { DEFAULT_NODE_PORT_RANGE, type NodePortRange, parseNodePortRange } from '../model/allocate.js';
-import { runControlPlane } from '../controller/control-plane.js';
 import { assembleCluster } from '../model/cluster.js';
 import type { Cluster, Warning } from '../model/types.js';
 import { parseCIDR } from '../util/ip.js';

@@ -61,19 +61,6 @@ export function formatSelectorMap(selector: Readonly<Record<string, string>>): s
     .join(',');
 }
 
-/** "app=web,tier in (a,b),!canary", as labels.Selector's String() prints it. */
-export function formatSelector(selector: LabelSelector): string {
-  const parts = Object.keys(selector.matchLabels)
-    .sort()
-    .map((k) => `${k}=${selector.matchLabels[k]}`);
-  for (const r of selector.matchExpressions) {
-    if (r.operator === 'Exists') parts.push(r.key);
-    else if (r.operator === 'DoesNotExist') parts.push(`!${r.key}`);
-    else parts.push(`${r.key} ${r.operator === 'In' ? 'in' : 'notin'} (${[...r.values].sort().join(',')})`);
-  }
-  return parts.join(',');
-}
-
 /**
  * A label map as the API server prints an "Invalid value" since v1.34: JSON, keys sorted, null
  * when there are none (older servers printed Go syntax, map[string]string{"app":"web"}).

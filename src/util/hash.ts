@@ -93,21 +93,3 @@ export function mix32(h: number): number {
   h ^= h >>> 16;
   return h >>> 0;
 }
-
-/**
- * `length` characters of the safe alphabet drawn from a hash of `key` (or from `hash`, an
- * FNV-1a state the caller built): what kpsim puts where the API server would put a random
- * generateName suffix, so the same input gives the same name.
- */
-export function stableSuffix(key: string | number, length = 5): string {
-  const seed = typeof key === 'number' ? key : fnv32a(key);
-  let h = mix32(seed);
-  let out = '';
-  for (let i = 0; i < length; i++) {
-    // 27^6 < 2^32: six characters per 32 bits, then a fresh mix.
-    if (i > 0 && i % 6 === 0) h = mix32(h ^ Math.imul(seed, i + 1));
-    out += SAFE_ALPHABET[h % SAFE_ALPHABET.length];
-    h = Math.floor(h / SAFE_ALPHABET.length);
-  }
-  return out;
-}

@@ -3,7 +3,7 @@
  * controller adds, the owner reference, and the name (generateName for ReplicaSets and
  * DaemonSets, "name-ordinal" for StatefulSets).
  */
-import type { Pod, PodSpec, Workload } from '../model/types.js';
+import type { OwnerReference, Pod, PodSpec, Workload } from '../model/types.js';
 
 export const POD_TEMPLATE_HASH_LABEL = 'pod-template-hash';
 export const CONTROLLER_REVISION_HASH_LABEL = 'controller-revision-hash';
@@ -21,11 +21,17 @@ export function readyByAnnotation(annotations: Readonly<Record<string, string>>)
   return annotations[READY_ANNOTATION] !== 'false';
 }
 
+/** The owner references of a workload's pods: the workload, as their controller. */
+export function controllerReferences(owner: Workload): OwnerReference[] {
+  return [{ apiVersion: 'apps/v1', kind: owner.kind, name: owner.name, controller: true }];
+}
+
 /**
- * A new, unscheduled pod of `owner` from its template. Pods without labels of their own share
- * the template's labels object (pods are data: nothing mutates labels).
+ * A new, unscheduled pod of `owner` from its template. The pods of one workload share its
+ * owner references and, when they have no labels of their own, the template's labels (pods are
+ * data: nothing mutates them).
  */
-export function podFromTemplate(owner: Workload, name: string, extraLabels?: Record<string, string>, spec: Partial<PodSpec> = {}): Pod {
+export function podFromTemplate(owner: Workload, name: string, ownerReferences: OwnerReference[], extraLabels?: Record<string, string>, spec: Partial<PodSpec> = {}): Pod {
   return {
     kind: 'Pod',
     origin: { file: owner.origin.file, object: `Pod ${owner.namespace}/${name}` },
@@ -33,7 +39,7 @@ export function podFromTemplate(owner: Workload, name: string, extraLabels?: Rec
     name,
     labels: extraLabels ? { ...owner.template.labels, ...extraLabels } : owner.template.labels,
     annotations: owner.template.annotations,
-    ownerReferences: controllerReference(owner),
+    ownerReferences,
     spec: { ...owner.template.spec, ...spec },
     podIPs: [],
     phase: 'Pending',
@@ -41,18 +47,6 @@ export function podFromTemplate(owner: Workload, name: string, extraLabels?: Rec
     terminating: false,
     generated: true,
   };
-}
-
-const references = new WeakMap<Workload, Pod['ownerReferences']>();
-
-/** The owner reference of a workload's pods: one list shared by all of them. */
-function controllerReference(owner: Workload): Pod['ownerReferences'] {
-  let list = references.get(owner);
-  if (!list) {
-    list = [{ apiVersion: 'apps/v1', kind: owner.kind, name: owner.name, controller: true }];
-    references.set(owner, list);
-  }
-  return list;
 }
 
 /**
@@ -70,7 +64,7 @@ export function replicaSetOf(deployment: Workload): Workload {
     namespace: deployment.namespace,
     name,
     labels,
-    ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: deployment.name, controller: true }],
+    ownerReferences: controllerReferences(deployment),
     replicas: deployment.replicas,
     selector: { matchLabels: { ...deployment.selector.matchLabels, [POD_TEMPLATE_HASH_LABEL]: hash }, matchExpressions: deployment.selector.matchExpressions },
     template: { ...deployment.template, labels },

@@ -26,7 +26,7 @@ import { GeneratedNames } from '../util/generated-names.js';
 import { type Cidr, parseCIDR } from '../util/ip.js';
 import { DEFAULT_CLUSTER_CIDR, DEFAULT_NODE_COUNT, assignPodCIDRs, createNodes } from './node-pool.js';
 import { PodAddressPool } from './pod-ipam.js';
-import { daemonSetPodLabels, podFromTemplate, readyByAnnotation, replicaSetOf, statefulSetPodLabels } from './pods.js';
+import { controllerReferences, daemonSetPodLabels, podFromTemplate, readyByAnnotation, replicaSetOf, statefulSetPodLabels } from './pods.js';
 import { Scheduler, daemonSetTolerations, nodeFitFailure, unschedulableMessage } from './scheduler.js';
 
 export interface WorkloadControllerInput {
@@ -80,7 +80,7 @@ export function runWorkloadControllers(input: WorkloadControllerInput, options: 
   }
   if (assignment.problems.length > 0) return { nodes, pods: [...input.pods], workloads: [...input.workloads], createdNodes, warnings, problems: assignment.problems };
 
-  const run = new ControlPlaneRun(nodes, input.pods, input.workloads, options.seed ?? 0);
+  const run = new WorkloadPass(nodes, input.pods, input.workloads, options.seed ?? 0);
   run.scheduleBarePods();
   for (const workload of input.workloads) run.reconcile(workload);
   run.startPods();
@@ -100,7 +100,7 @@ function isTerminal(pod: Pod): boolean {
 }
 
 /** The controllers' shared state during one pass: the pods so far, who owns them, the scheduler. */
-class ControlPlaneRun {
+class WorkloadPass {
   readonly pods: Pod[];
   readonly workloads: Workload[] = [];
   readonly warnings: Warning[] = [];
@@ -185,8 +185,9 @@ class ControlPlaneRun {
     if (mine.length > set.replicas) this.warnSurplus(set, mine.length);
     const created: Pod[] = [];
     const prefix = generateNamePrefix(set.name);
-    for (let i = 0; created.length < set.replicas - mine.length; i++) {
-      created.push(podFromTemplate(set, this.names.generate(set.namespace, prefix, set.name, i)));
+    const owners = controllerReferences(set);
+    for (let i = 0; i < set.replicas - mine.length; i++) {
+      created.push(podFromTemplate(set, this.names.generate(set.namespace, prefix, set.name, i), owners));
     }
     this.schedule(set, created, mine);
   }
@@ -195,6 +196,7 @@ class ControlPlaneRun {
     const mine = this.claim(set);
     const byName = new Map(mine.map((k) => [this.pods[k]!.name, k]));
     const ordered = set.podManagementPolicy === 'OrderedReady';
+    const owners = controllerReferences(set);
     const created: Pod[] = [];
     const end = set.ordinalsStart + set.replicas;
     for (let ordinal = set.ordinalsStart; ordinal < end; ordinal++) {
@@ -209,7 +211,7 @@ class ControlPlaneRun {
         continue;
       } else {
         this.names.reserve(set.namespace, name);
-        created.push(podFromTemplate(set, name, statefulSetPodLabels(set, name, ordinal), { hostname: name, subdomain: set.serviceName }));
+        created.push(podFromTemplate(set, name, owners, statefulSetPodLabels(set, name, ordinal), { hostname: name, subdomain: set.serviceName }));
         ready = readyByAnnotation(set.template.annotations);
       }
       if (ordered && !ready && ordinal < end - 1) {
@@ -230,6 +232,8 @@ class ControlPlaneRun {
     const onNodes = new Set(this.claim(set).map((k) => this.pods[k]!.spec.nodeName));
     const failures: string[] = [];
     const prefix = generateNamePrefix(set.name);
+    const owners = controllerReferences(set);
+    const labels = daemonSetPodLabels(set);
     this.nodes.forEach((node, i) => {
       const failure = nodeFitFailure(set.template.spec, tolerations, node);
       if (failure !== undefined) {
@@ -238,7 +242,7 @@ class ControlPlaneRun {
       }
       if (onNodes.has(node.name)) return;
       const name = this.names.generate(set.namespace, prefix, `${set.name}\0${node.name}`);
-      this.pods.push(podFromTemplate(set, name, daemonSetPodLabels(set), { nodeName: node.name, tolerations }));
+      this.pods.push(podFromTemplate(set, name, owners, labels, { nodeName: node.name, tolerations }));
       this.scheduler.count(i);
     });
     if (failures.length === this.nodes.length) {

@@ -43,6 +43,12 @@ export type { CompiledNode, OutputFormat, RulesMode } from './node/mode-driver.j
 export { RULES_MODES } from './node/modes.js';
 export type { NodeTracer } from './node/trace-node.js';
 export { createScheduler } from './ipvs/virtual-service.js';
+export { deriveEndpointSlices, reconcileServiceSlices, PodIndex, DEFAULT_MAX_ENDPOINTS_PER_SLICE } from './controller/endpoint-slice-controller.js';
+export type { EndpointSliceControllerInput, EndpointSliceControllerOptions, DerivedEndpointSlices, ServiceSlices, ReconcileContext } from './controller/endpoint-slice-controller.js';
+export { runControlPlane } from './controller/control-plane.js';
+export type { ControlPlaneOptions } from './controller/control-plane.js';
+export { runWorkloadControllers } from './workload/run.js';
+export type { WorkloadControllerInput, WorkloadControllerOptions, WorkloadControllerResult } from './workload/run.js';
 export { schedulerNames } from './ipvs/schedulers/types.js';
 
 /** kube-proxy's iptables mode on one node (default: the config's hostnameOverride, else the first Node). */

@@ -22,6 +22,7 @@ export interface ClusterOptions {
   clusterCidr?: string;
   masqueradeAll?: boolean;
   allocate?: boolean;
+  nodes?: string;
   serviceClusterIpRange?: string;
   serviceNodePortRange?: string;
   debug?: boolean;
@@ -35,16 +36,17 @@ export function collect(value: string, previous: string[] | undefined): string[]
 
 /** -f PATH... and the options that choose the node and adjust kube-proxy's configuration. */
 export function addClusterOptions(cmd: Command, { required = true }: { required?: boolean } = {}): Command {
-  const file = new Option('-f, --file <path...>', 'manifest files or folders (YAML or JSON: Service, EndpointSlice, Endpoints, Node, KubeProxyConfiguration)');
+  const file = new Option('-f, --file <path...>', 'manifest files or folders, or - for standard input (YAML or JSON: Service, EndpointSlice, Endpoints, Node, Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, KubeProxyConfiguration)');
   if (required) file.makeOptionMandatory();
   return cmd
     .addOption(file)
     .option('--config <file>', 'a KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1)')
     .option('--node <name>', "the node whose point of view to take (default: the config's hostnameOverride, else the first Node)")
     .option('--node-ip <ip>', "the node's IP address, instead of its Node object's (repeatable)", collect)
-    .option('--cluster-cidr <cidrs>', 'pod CIDRs, comma-separated (overrides the config\'s clusterCIDR)')
+    .option('--cluster-cidr <cidrs>', 'pod CIDRs, comma-separated: kube-proxy\'s clusterCIDR (overrides the config\'s), and where --allocate takes node pod CIDRs from (default 10.244.0.0/16)')
     .option('--masquerade-all', 'masquerade all traffic to service IPs (iptables.masqueradeAll)')
-    .option('--allocate', 'fill in protocols, ClusterIPs and node ports as the API server would')
+    .option('--allocate', 'do what the cluster would: protocols, ClusterIPs and node ports as the API server; pods of Deployments, ReplicaSets, StatefulSets and DaemonSets as the controllers, the scheduler and the kubelets')
+    .option('--nodes <n>', 'with --allocate and no Node objects: how many nodes to create (default 3)')
     .option('--service-cluster-ip-range <cidrs>', 'service CIDRs, one per family, for --allocate and for checking ClusterIPs')
     .option('--service-node-port-range <range>', 'node-port range for --allocate and for warnings', '30000-32767')
     .option('-q, --quiet', 'do not print warnings')
@@ -65,6 +67,8 @@ export async function loadClusterFromOptions(opts: ClusterOptions): Promise<Load
     allocate: opts.allocate ?? false,
     ...(opts.serviceClusterIpRange !== undefined ? { serviceClusterIPRange: opts.serviceClusterIpRange } : {}),
     ...(opts.serviceNodePortRange !== undefined ? { serviceNodePortRange: opts.serviceNodePortRange } : {}),
+    ...(opts.nodes !== undefined ? { nodes: parseIntegerFlag('--nodes', opts.nodes, 0, 100_000) } : {}),
+    ...(opts.clusterCidr !== undefined ? { clusterCIDR: opts.clusterCidr } : {}),
   });
   applyConfigOverrides(cluster, opts);
   const node = resolveNode(cluster, { ...(opts.node !== undefined ? { node: opts.node } : {}), ...(opts.nodeIp ? { nodeIPs: opts.nodeIp } : {}) });

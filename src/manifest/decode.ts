@@ -1,18 +1,21 @@
 /**
  * Manifest text + file name → typed objects. Pure: the file reading is in load.ts.
  *
- * Accepts YAML (one or many documents) and JSON, `kind: List` (and any *List) with items, and
- * the kinds kube-proxy reads. Other kinds are counted and skipped: a folder of real manifests
- * also holds Deployments and ConfigMaps.
+ * Accepts YAML (one or many documents) and JSON, `kind: List` (and any *List) with items, the
+ * kinds kube-proxy reads, and the kinds its EndpointSlices come from (Pods; Deployments,
+ * ReplicaSets, StatefulSets, DaemonSets). Other kinds are counted and skipped: a folder of real
+ * manifests also holds ConfigMaps and Jobs.
  */
 import { LineCounter, parseAllDocuments } from 'yaml';
 import { KpsimError } from '../errors.js';
 import { decodeEndpointSlice, decodeLegacyEndpoints } from '../model/endpoint-slice.js';
 import { FieldReader, type Json, type JsonObject, isObject } from '../model/fields.js';
 import { decodeNode } from '../model/node.js';
+import { decodePod } from '../model/pod.js';
 import { decodeProxyConfig } from '../model/proxy-config.js';
 import { decodeService } from '../model/service.js';
-import type { EndpointSlice, Node, ProxyConfig, Service, Warning } from '../model/types.js';
+import type { EndpointSlice, Node, Pod, ProxyConfig, Service, Warning, Workload, WorkloadKind } from '../model/types.js';
+import { WORKLOAD_KINDS, decodeWorkload } from '../model/workload.js';
 
 export interface DecodeOptions {
   /** Fill in what the API server always defaults (protocol TCP). */
@@ -24,6 +27,8 @@ export interface DecodedManifest {
   endpointSlices: EndpointSlice[];
   nodes: Node[];
   configs: ProxyConfig[];
+  pods: Pod[];
+  workloads: Workload[];
   /** Kinds kpsim does not use, with how many objects of each were skipped. */
   skippedKinds: Map<string, number>;
   problems: KpsimError[];
@@ -31,7 +36,7 @@ export interface DecodedManifest {
 }
 
 export function emptyDecodedManifest(): DecodedManifest {
-  return { services: [], endpointSlices: [], nodes: [], configs: [], skippedKinds: new Map(), problems: [], warnings: [] };
+  return { services: [], endpointSlices: [], nodes: [], configs: [], pods: [], workloads: [], skippedKinds: new Map(), problems: [], warnings: [] };
 }
 
 /** Decode one file's text; `file` names it in messages. Problems are collected, never thrown. */
@@ -48,6 +53,8 @@ export function mergeDecoded(a: DecodedManifest, b: DecodedManifest): void {
   a.endpointSlices.push(...b.endpointSlices);
   a.nodes.push(...b.nodes);
   a.configs.push(...b.configs);
+  a.pods.push(...b.pods);
+  a.workloads.push(...b.workloads);
   for (const [kind, n] of b.skippedKinds) a.skippedKinds.set(kind, (a.skippedKinds.get(kind) ?? 0) + n);
   a.problems.push(...b.problems);
   a.warnings.push(...b.warnings);
@@ -140,8 +147,15 @@ function decodeKnownKind(key: string, doc: JsonObject, r: FieldReader, out: Deco
     case 'kubeproxy.config.k8s.io/v1alpha1 KubeProxyConfiguration':
       out.configs.push(decodeProxyConfig(doc, r));
       return true;
-    default:
-      return false;
+    case 'v1 Pod':
+      pushDefined(out.pods, decodePod(doc, r));
+      return true;
+    default: {
+      const kind = key.startsWith('apps/v1 ') ? key.slice('apps/v1 '.length) : '';
+      if (!(WORKLOAD_KINDS as readonly string[]).includes(kind)) return false;
+      pushDefined(out.workloads, decodeWorkload(kind as WorkloadKind, doc, r));
+      return true;
+    }
   }
 }
 

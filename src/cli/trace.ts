@@ -10,6 +10,7 @@ import { KpsimError } from '../errors.js';
 import { parseIptablesSave } from '../iptables/parse.js';
 import { compileIptablesForStates, compileIpvsForStates } from '../node/compile-node.js';
 import { type NodeTracer, createNodeTracer, createRulesetTracer } from '../node/trace-node.js';
+import { wantsLiveSource } from '../source/kubeconfig.js';
 import { formatTrace } from '../trace/format.js';
 import type { Packet, TraceOptions, TraceProtocol } from '../trace/types.js';
 import { normalizeIP } from '../util/ip.js';
@@ -127,7 +128,7 @@ async function buildTracer(opts: TraceCommandOptions): Promise<NodeTracer> {
     const localAddresses = (opts.nodeIp ?? []).map((ip) => parseIPFlag('--node-ip', ip));
     return createRulesetTracer(rulesets, { localAddresses });
   }
-  if (opts.file === undefined) throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', 'give manifests with -f PATH... or a dump with --iptables-save FILE');
+  if (opts.file === undefined && !wantsLiveSource(opts)) throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', 'give manifests with -f PATH..., a live cluster with --kubeconfig FILE (or --context, --server), or a dump with --iptables-save FILE');
   const loaded = await loadClusterFromOptions(opts);
   const mode = parseChoiceFlag('--mode', opts.mode ?? (loaded.cluster.config.mode === 'ipvs' ? 'ipvs' : 'iptables'), TRACE_MODES);
   if (mode === 'ipvs') {

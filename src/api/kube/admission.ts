@@ -146,7 +146,7 @@ export interface Admitted {
 }
 
 /**
- * Validates one object written through the API (defaults already applied): kpsim's decoding,
+ * Validates one object written through the API and applies the API server's defaults: kpsim's decoding,
  * the ClusterIP and node-port allocation a Service needs, and the checks across Services. On
  * success the allocated values are written into `obj`; on failure a 422 StatusError.
  */
@@ -159,10 +159,15 @@ export function admit(
   otherServices: () => readonly Service[],
   options: AdmissionOptions,
 ): Admitted {
-  const decoded = decodeObject(obj, file, { apiDefaults: true });
+  // Validate what the client sent (so the words are those kpsim gives for the same file), then
+  // default it and decode the result for the typed form.
+  const sent = decodeObject(obj, file, { apiDefaults: true });
   const object = describe(type, obj, name);
-  const problems = [...decoded.problems, ...immutableProblems(type, obj, old, { file, object })];
+  const problems = [...sent.problems, ...immutableProblems(type, obj, old, { file, object })];
   if (problems.length > 0) throw invalid(type, name, problems);
+  applyDefaults(type, obj);
+  const decoded = decodeObject(obj, file, { apiDefaults: true });
+  if (decoded.problems.length > 0) throw invalid(type, name, decoded.problems);
   const warnings = [...decoded.warnings];
   const service = decoded.services[0];
   if (type === SERVICES && service) {
@@ -179,7 +184,8 @@ export function admit(
     } catch (e) {
       if (!(e instanceof KpsimErrorClass)) throw e;
       const list = e.problems.length > 0 ? e.problems : [e];
-      throw invalid(type, name, list.filter((p) => p.object === service.origin.object && p.file === service.origin.file).concat(list.filter((p) => p.object !== service.origin.object || p.file !== service.origin.file)));
+      const mine = list.filter((p) => p.object === service.origin.object && p.file === service.origin.file);
+      throw invalid(type, name, mine.length > 0 ? mine : list);
     }
   }
   return { decoded, warnings };

@@ -243,7 +243,8 @@ export async function kubeApiPlugin(app: FastifyInstance, options: KubeApiOption
     const aggregated = wantsAggregated(request.headers.accept);
     if (aggregated) {
       reply.header('content-type', AGGREGATED_CONTENT_TYPE.replace(';v=v2;', `;v=${aggregated.version};`));
-      return JSON.stringify(aggregatedDiscovery(core, aggregated.version));
+      // A Buffer, so fastify sends the Content-Type exactly as set (client-go parses its parameters).
+      return Buffer.from(JSON.stringify(aggregatedDiscovery(core, aggregated.version)));
     }
     return core ? legacyCoreVersions() : legacyGroupList();
   }

@@ -16,7 +16,7 @@ import { type LoadOptions, type ManifestObject, clusterFromDecoded } from '../..
 import { assembleCluster } from '../../model/cluster.js';
 import { type Json, type JsonObject, isObject } from '../../model/fields.js';
 import type { Cluster, EndpointSlice, Node, ProxyConfig, Service, Warning } from '../../model/types.js';
-import { type AdmissionOptions, admit, applyDefaults, prepareWrite, writeBackAllocation } from './admission.js';
+import { type AdmissionOptions, admit, prepareWrite, writeBackAllocation } from './admission.js';
 import { type PatchType, applyConfiguration, jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
 import { NAMESPACES, RESOURCES, type ResourceType, apiVersionOf } from './resources.js';
 import { alreadyExists, badRequest, conflict, forbidden, internalError, notFound } from './status.js';
@@ -406,7 +406,6 @@ export class KubeStore {
 
   private prepareCreate(type: ResourceType, namespace: string, name: string, body: JsonObject, options: WriteOptions): { changes: PendingChange[]; result: WriteResult } {
     const key = objectKey(type, namespace, name);
-    applyDefaults(type, body);
     const obj = prepareWrite(type, body, undefined, undefined);
     const admitted = admit(type, name, obj, undefined, options.source ?? 'api', this.otherServices(type, key), this.options.admission);
     const changes: PendingChange[] = [];
@@ -426,7 +425,6 @@ export class KubeStore {
 
   private prepareUpdate(type: ResourceType, namespace: string, name: string, body: JsonObject, current: JsonObject, options: WriteOptions): { changes: PendingChange[]; result: WriteResult } {
     const key = objectKey(type, namespace, name);
-    applyDefaults(type, body);
     const obj = prepareWrite(type, body, current, options.subresource);
     const admitted = admit(type, name, obj, current, options.source ?? 'api', this.otherServices(type, key), this.options.admission);
     const meta = metadataOf(obj);

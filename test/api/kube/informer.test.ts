@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { CoreV1Api, KubeConfig, type V1Service, makeInformer } from '@kubernetes/client-node';
 import { SERVICES } from '../../../src/api/kube/resources.js';
+import type { JsonObject } from '../../../src/model/fields.js';
 import { type StartedApi, startKubeApi } from '../../helpers/kube-api.js';
 
 let api: StartedApi;
@@ -24,7 +25,7 @@ function clientFor(url: string): KubeConfig {
   return kc;
 }
 
-function svc(name: string, clusterIP: string, port = 80): Record<string, unknown> {
+function svc(name: string, clusterIP: string, port = 80): JsonObject {
   return { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' }, spec: { clusterIP, ports: [{ port, protocol: 'TCP' }] } };
 }
 

@@ -8,6 +8,7 @@ import { EXIT_USAGE, reportError } from './common.js';
 import { registerCompare } from './compare.js';
 import { registerCompile } from './compile.js';
 import { registerDemo } from './demo.js';
+import { registerDump } from './dump.js';
 import { registerLoad } from './load.js';
 import { registerServe } from './serve.js';
 import { registerSimulate } from './simulate.js';
@@ -21,7 +22,7 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError('(add --help for usage)')
     .exitOverride();
-  for (const register of [registerDemo, registerCompile, registerTrace, registerSimulate, registerUp, registerLoad, registerCompare, registerServe]) {
+  for (const register of [registerDemo, registerCompile, registerTrace, registerSimulate, registerUp, registerLoad, registerCompare, registerServe, registerDump]) {
     register(program);
   }
   for (const command of program.commands) command.exitOverride();

@@ -11,7 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { spawn } from 'node:child_process';
+import { SERVICES } from '../../../src/api/kube/resources.js';
 import { type Kubectl, type StartedApi, kubectlFor, kubectlMissing, startKubeApi } from '../../helpers/kube-api.js';
+import { runCliAsync } from '../../helpers/run-cli.js';
 
 const missing = kubectlMissing();
 const work = mkdtempSync(join(tmpdir(), 'kpsim-kubectl-test-'));
@@ -65,7 +67,7 @@ describe('kubectl against a server seeded with rules/example', { skip: missing }
     const table = rows(got.stdout);
     const header = table.find((r) => r[0] === 'NAMESPACE' && r[2] === 'TYPE');
     assert.deepEqual(header, ['NAMESPACE', 'NAME', 'TYPE', 'CLUSTER-IP', 'EXTERNAL-IP', 'PORT(S)', 'AGE'], got.stdout);
-    const expected = api.store.list(api.store.cluster() && (await import('../../../src/api/kube/resources.js')).SERVICES);
+    const expected = api.store.list(SERVICES);
     const services = table.filter((r) => r[1]?.startsWith('service/'));
     assert.equal(services.length, expected.length, got.stdout);
     assert.deepEqual(services.find((r) => r[1] === 'service/web')?.slice(0, 6), ['default', 'service/web', 'NodePort', '10.96.100.20', '<none>', '80:30080/TCP'], got.stdout);
@@ -91,7 +93,9 @@ describe('kubectl against a server seeded with rules/example', { skip: missing }
     const bad = writeFile('bad.yaml', svcYaml('bad', '  ports: [{port: 70000, protocol: TCP}]'));
     const got = await k.run(['create', '-f', bad]);
     assert.equal(got.status, 1);
-    assert.match(got.stderr, /The Service "bad" is invalid: \n\* spec\.ports\[0\]\.port: 70000 is not a port/);
+    assert.equal(got.stderr, 'The Service "bad" is invalid: spec.ports[0].port: 70000 is not a port\n');
+    const fromFile = await runCliAsync(['compile', '-f', bad]);
+    assert.equal(fromFile.stderr, `kpsim: ${bad}: Service default/bad: spec.ports[0].port: 70000 is not a port\n`, 'the same words as for the file');
     const absent = await k.run(['get', 'svc', 'bad']);
     assert.match(absent.stderr, /Error from server \(NotFound\): services "bad" not found/, 'nothing half-written');
   });

@@ -158,6 +158,8 @@ export function admit(
   file: string,
   otherServices: () => readonly Service[],
   options: AdmissionOptions,
+  /** The typed form of `old`, when this is an update. */
+  previous?: Service,
 ): Admitted {
   // Validate what the client sent (so the words are those kpsim gives for the same file), then
   // default it and decode the result for the typed form.
@@ -170,7 +172,9 @@ export function admit(
   if (decoded.problems.length > 0) throw invalid(type, name, decoded.problems);
   const warnings = [...decoded.warnings];
   const service = decoded.services[0];
-  if (type === SERVICES && service) {
+  // The checks across Services concern addresses and ports only; a write that leaves them as
+  // they were (a label, an annotation, a selector) was checked when they were set.
+  if (type === SERVICES && service && !(previous && sameAllocation(previous, service))) {
     const others = otherServices();
     const allocation = allocateServiceFields([service], { serviceCIDRs: options.serviceCIDRs, nodePortRange: options.nodePortRange }, others);
     if (allocation.length > 0) throw invalid(type, name, allocation);
@@ -189,6 +193,11 @@ export function admit(
     }
   }
   return { decoded, warnings };
+}
+
+function sameAllocation(a: Service, b: Service): boolean {
+  const ports = (s: Service): string => s.ports.map((p) => `${p.nodePort}/${p.protocol}`).join(',');
+  return a.type === b.type && a.clusterIPs.join(',') === b.clusterIPs.join(',') && ports(a) === ports(b) && a.healthCheckNodePort === b.healthCheckNodePort && a.headless === b.headless;
 }
 
 function describe(type: ResourceType, obj: JsonObject, name: string): string {

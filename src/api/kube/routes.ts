@@ -407,12 +407,33 @@ export async function kubeApiPlugin(app: FastifyInstance, options: KubeApiOption
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache, private', 'transfer-encoding': 'chunked' });
     res.flushHeaders();
+    // Lines are gathered and written once per turn of the event loop: when writes come faster
+    // than the loop turns, a watcher gets several events in one socket write instead of one each
+    // (measured: the fan-out to 100 watchers is bound by per-write cost, bench/api.bench.ts).
+    let pending: string[] = [];
+    let pendingBytes = 0;
+    let scheduled = false;
+    const flush = (): void => {
+      scheduled = false;
+      if (pending.length === 0 || res.writableEnded) return;
+      res.write(pending.length === 1 ? pending[0]! : pending.join(''));
+      pending = [];
+      pendingBytes = 0;
+    };
     const sink: WatchSink = {
       write: (line) => {
-        res.write(line);
-        return res.writableLength <= bufferLimit;
+        pending.push(line);
+        pendingBytes += line.length;
+        if (!scheduled) {
+          scheduled = true;
+          setImmediate(flush);
+        }
+        return res.writableLength + pendingBytes <= bufferLimit;
       },
-      end: () => res.end(),
+      end: () => {
+        flush();
+        res.end();
+      },
       onClose: (listener) => res.on('close', listener),
     };
     hub.watch({

@@ -426,7 +426,8 @@ export class KubeStore {
   private prepareUpdate(type: ResourceType, namespace: string, name: string, body: JsonObject, current: JsonObject, options: WriteOptions): { changes: PendingChange[]; result: WriteResult } {
     const key = objectKey(type, namespace, name);
     const obj = prepareWrite(type, body, current, options.subresource);
-    const admitted = admit(type, name, obj, current, options.source ?? 'api', this.otherServices(type, key), this.options.admission);
+    const previous = this.table(type).objects.get(key)?.decoded.services[0];
+    const admitted = admit(type, name, obj, current, options.source ?? 'api', this.otherServices(type, key), this.options.admission, previous);
     const meta = metadataOf(obj);
     if (sameExceptResourceVersion(obj, current)) {
       // A write that changes nothing is not a change: no new resourceVersion, no event (as etcd's guaranteed update).

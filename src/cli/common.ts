@@ -111,8 +111,7 @@ export async function loadClusterFromOptions(opts: ClusterOptions): Promise<Load
   let cluster: Cluster;
   if (wantsLiveSource(opts)) {
     const { objects, warnings } = await loadClusterObjects(opts);
-    const { config: _config, ...options } = loadOptionsOf(opts);
-    cluster = clusterFromObjects(objects, options);
+    cluster = clusterFromObjects(objects, loadOptionsFromFlags(opts));
     cluster.warnings.unshift(...warnings);
   } else {
     cluster = await loadCluster(opts.file ?? [], loadOptionsOf(opts));

@@ -99,12 +99,8 @@ function parseTarget(group: string, version: string, rest: string[]): Target | u
     if (text === 'status' && type.subresources.includes('status')) return 'status';
     throw pathNotFound();
   };
-  if (rest[0] === 'namespaces' && group === '' && rest.length >= 3 && rest[2] !== 'status') {
-    const type = resource(rest[2]!);
-    if (!type.namespaced || rest.length > 5) throw pathNotFound();
-    return { type, namespace: rest[1]!, ...(rest[3] !== undefined ? { name: rest[3] } : {}), ...(rest[4] !== undefined ? { subresource: subresourceOf(type, rest[4]) } : {}) };
-  }
-  if (rest[0] === 'namespaces' && group !== '' && rest.length >= 3) {
+  // /namespaces/{ns}/{resource}/...; in the core group /namespaces/{name}/status is the Namespace's own status.
+  if (rest[0] === 'namespaces' && rest.length >= 3 && !(group === '' && rest[2] === 'status')) {
     const type = resource(rest[2]!);
     if (!type.namespaced || rest.length > 5) throw pathNotFound();
     return { type, namespace: rest[1]!, ...(rest[3] !== undefined ? { name: rest[3] } : {}), ...(rest[4] !== undefined ? { subresource: subresourceOf(type, rest[4]) } : {}) };

@@ -19,7 +19,7 @@ import type { Cluster, EndpointSlice, Node, ProxyConfig, Service, Warning } from
 import { type AdmissionOptions, admit, prepareWrite, writeBackAllocation } from './admission.js';
 import { type PatchType, applyConfiguration, jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
 import { NAMESPACES, RESOURCES, type ResourceType, apiVersionOf } from './resources.js';
-import { alreadyExists, badRequest, conflict, forbidden, internalError, notFound } from './status.js';
+import { alreadyExists, badRequest, conflict, forbidden, internalError, invalid, notFound } from './status.js';
 
 export type ChangeType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
@@ -179,7 +179,7 @@ export class KubeStore {
       const decoded = decodeObject(doc, file, { apiDefaults: options.allocate ?? false });
       mergeDecoded(total, decoded);
       const type = isObject(doc) ? resourceOf(doc) : undefined;
-      if (type && isObject(doc) && decoded.problems.length === 0) entries.push({ type, object: structuredClone(doc), decoded });
+      if (type && isObject(doc) && decoded.problems.length === 0) entries.push({ type, object: { ...structuredClone(doc), apiVersion: apiVersionOf(type) }, decoded });
     }
     if (this.config && total.configs.length === 0) total.configs.push(this.config);
     const cluster = clusterFromDecoded(total, options);
@@ -282,7 +282,7 @@ export class KubeStore {
       const meta = metadataOf(obj);
       if (stringField(meta, 'name') === undefined) {
         const prefix = stringField(meta, 'generateName');
-        if (prefix === undefined) throw this.invalidName(type, 'metadata.name: name or generateName is required');
+        if (prefix === undefined) throw invalid(type, '', [new KpsimError('KPSIM_ERR_MODEL_MISSING_FIELD', 'name or generateName is required', { path: 'metadata.name' })]);
         meta['name'] = generateName(prefix, (n) => this.table(type).objects.has(objectKey(type, namespace, n)));
       }
       const name = nameOf(obj);
@@ -390,10 +390,6 @@ export class KubeStore {
     }
     delete meta['managedFields'];
     return obj;
-  }
-
-  private invalidName(type: ResourceType, message: string): Error {
-    return badRequest(`${type.kind} is invalid: ${message}`);
   }
 
   private otherServices(type: ResourceType, key: string): () => Service[] {
@@ -546,8 +542,12 @@ function generateName(prefix: string, taken: (name: string) => boolean): string 
   }
 }
 
-/** The served kind of a document, from its apiVersion and kind. */
+/**
+ * The served kind of a document, from its apiVersion and kind. A discovery.k8s.io/v1beta1
+ * EndpointSlice (which kpsim's file reader accepts) is served as v1, as the API server converts it.
+ */
 export function resourceOf(doc: JsonObject): ResourceType | undefined {
+  if (doc['apiVersion'] === 'discovery.k8s.io/v1beta1' && doc['kind'] === 'EndpointSlice') return RESOURCES.find((r) => r.kind === 'EndpointSlice');
   return RESOURCES.find((r) => apiVersionOf(r) === doc['apiVersion'] && r.kind === doc['kind']);
 }
 

@@ -29,8 +29,11 @@ import type { Packet, TraceContext, TraceOptions, TraceResult } from './trace/ty
 
 export { KpsimError, codes, isKpsimError } from './errors.js';
 export type { ErrorCode, Where } from './errors.js';
-export { loadCluster, clusterFromManifests } from './manifest/load.js';
-export type { LoadOptions, ManifestText } from './manifest/load.js';
+export { loadCluster, clusterFromManifests, clusterFromObjects } from './manifest/load.js';
+export type { LoadOptions, ManifestText, ManifestObject } from './manifest/load.js';
+export { loadLiveCluster, readLiveObjects } from './source/live.js';
+export type { LiveRead, LiveReadOptions } from './source/live.js';
+export type { LiveSourceOptions } from './source/kubeconfig.js';
 export type * from './model/types.js';
 export type { ProxierState, ProxierServicePort, ServicePortInfo, EndpointInfo, CategorizedEndpoints } from './tracker/types.js';
 export type { Ruleset, Table, Chain, Rule, TableName } from './iptables/types.js';

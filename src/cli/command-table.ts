@@ -52,8 +52,13 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   {
     name: 'serve',
-    summary: 'serve the JSON API (cluster, rules, packet traces) on loopback',
+    summary: 'serve the JSON API (cluster, rules, packet traces) and the Kubernetes API (kubectl, client-node) on loopback',
     load: async () => (await import('./serve.js')).registerServe,
+  },
+  {
+    name: 'dump',
+    summary: 'write what kpsim reads from a cluster (a live one: --kubeconfig, --context, --server) as manifests, replayable with -f DIR',
+    load: async () => (await import('./dump.js')).registerDump,
   },
 ];
 

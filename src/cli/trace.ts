@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { KpsimError } from '../errors.js';
 import { DUMP_READERS, RULES_MODES, defaultRulesMode, modeDriver, parseRulesMode } from '../node/modes.js';
 import type { NodeTracer } from '../node/trace-node.js';
+import { wantsLiveSource } from '../source/kubeconfig.js';
 import { formatTrace } from '../trace/format.js';
 import type { Packet, TraceOptions, TraceProtocol } from '../trace/types.js';
 import { normalizeIP } from '../util/ip.js';
@@ -131,8 +132,8 @@ async function buildTracer(opts: TraceCommandOptions): Promise<NodeTracer> {
     const localAddresses = (opts.nodeIp ?? []).map((ip) => parseIPFlag('--node-ip', ip));
     return dump.reader.tracer(texts, { localAddresses });
   }
-  if (opts.file === undefined) {
-    throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', `give manifests with -f PATH... or a dump with ${DUMP_READERS.map((r) => `${r.flag} FILE`).join(' or ')}`);
+  if (opts.file === undefined && !wantsLiveSource(opts)) {
+    throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', `give manifests with -f PATH..., a live cluster with --kubeconfig FILE (or --context, --server), or a dump with ${DUMP_READERS.map((r) => `${r.flag} FILE`).join(' or ')}`);
   }
   const loaded = await loadClusterFromOptions(opts);
   const mode = opts.mode === undefined ? defaultRulesMode(loaded.cluster.config) : parseRulesMode(opts.mode, '--mode');

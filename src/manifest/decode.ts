@@ -42,9 +42,25 @@ export function emptyDecodedManifest(): DecodedManifest {
 /** Decode one file's text; `file` names it in messages. Problems are collected, never thrown. */
 export function decodeManifest(text: string, file: string, options: DecodeOptions = {}): DecodedManifest {
   const out = emptyDecodedManifest();
-  const documents = looksLikeJSON(text, file) ? parseJSON(text, file, out) : parseYAML(text, file, out);
+  const documents = parseDocuments(text, file, out.problems);
   documents.forEach((doc, index) => decodeDocument(doc, file, documentLabel(documents.length, index), options, out));
   return out;
+}
+
+/** Decode one object already parsed (from the API or a live cluster); `file` names its source in messages. */
+export function decodeObject(doc: Json, file: string, options: DecodeOptions = {}): DecodedManifest {
+  const out = emptyDecodedManifest();
+  decodeDocument(doc, file, '', options, out);
+  return out;
+}
+
+/**
+ * A file's text → its documents (YAML, one or many, or JSON), without decoding them; syntax
+ * problems are added to `problems` naming the file. For callers that keep the objects as they
+ * are (the API's store).
+ */
+export function parseDocuments(text: string, file: string, problems: KpsimError[]): Json[] {
+  return looksLikeJSON(text, file) ? parseJSON(text, file, problems) : parseYAML(text, file, problems);
 }
 
 /** Merge b into a (for many files). */
@@ -70,17 +86,20 @@ function documentLabel(count: number, index: number): string {
   return count > 1 ? `document ${index + 1}` : '';
 }
 
-function parseJSON(text: string, file: string, out: DecodedManifest): Json[] {
+function parseJSON(text: string, file: string, problems: KpsimError[]): Json[] {
   try {
     const value = JSON.parse(text) as Json;
     return Array.isArray(value) ? value : [value];
   } catch (e) {
-    out.problems.push(new KpsimError('KPSIM_ERR_MANIFEST_SYNTAX', `not valid JSON: ${(e as Error).message}`, { file }));
+    problems.push(new KpsimError('KPSIM_ERR_MANIFEST_SYNTAX', `not valid JSON: ${(e as Error).message}`, { file }));
     return [];
   }
 }
 
-function parseYAML(text: string, file: string, out: DecodedManifest): Json[] {
+/** Aliases one document may expand; more is a billion-laughs document, refused before it grows. */
+export const MAX_YAML_ALIASES = 100;
+
+function parseYAML(text: string, file: string, problems: KpsimError[]): Json[] {
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false });
   const list = Array.isArray(docs) ? docs : [];
@@ -91,11 +110,22 @@ function parseYAML(text: string, file: string, out: DecodedManifest): Json[] {
       for (const err of errors) {
         const pos = lineCounter.linePos(err.pos[0]);
         const detail = `not valid YAML: ${err.message.split('\n')[0]}`;
-        out.problems.push(new KpsimError('KPSIM_ERR_MANIFEST_SYNTAX', detail, { file, path: `line ${pos.line} column ${pos.col}` }));
+        problems.push(new KpsimError('KPSIM_ERR_MANIFEST_SYNTAX', detail, { file, path: `line ${pos.line} column ${pos.col}` }));
       }
       continue;
     }
-    values.push(doc.toJS({ maxAliasCount: 100 }) as Json);
+    try {
+      values.push(doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }) as Json);
+    } catch (e) {
+      // The yaml library refuses a document whose aliases would expand past the limit (a
+      // "billion laughs" bomb) with a ReferenceError; that is a problem of the file, not a bug.
+      // An alias to an anchor not yet set is a ReferenceError too.
+      if (!(e instanceof ReferenceError)) throw e;
+      const detail = /excessive alias count/i.test(e.message)
+        ? `not accepted: its aliases expand to more than ${MAX_YAML_ALIASES} copies (a YAML alias bomb?)`
+        : `not valid YAML: ${e.message}`;
+      problems.push(new KpsimError('KPSIM_ERR_MANIFEST_SYNTAX', detail, { file }));
+    }
   }
   return values;
 }

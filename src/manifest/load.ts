@@ -11,7 +11,8 @@ import { DEFAULT_NODE_PORT_RANGE, type NodePortRange, parseNodePortRange } from 
 import { assembleCluster } from '../model/cluster.js';
 import type { Cluster, Warning } from '../model/types.js';
 import { parseCIDR } from '../util/ip.js';
-import { type DecodedManifest, decodeManifest, emptyDecodedManifest, mergeDecoded } from './decode.js';
+import type { Json } from '../model/fields.js';
+import { type DecodedManifest, decodeManifest, decodeObject, emptyDecodedManifest, mergeDecoded, parseDocuments } from './decode.js';
 
 /** Files above this size are refused with a clear error rather than read into memory. */
 export const MAX_MANIFEST_BYTES = 256 * 1024 * 1024;
@@ -47,20 +48,59 @@ export interface ManifestText {
 
 /** Load manifests from files and folders into a validated Cluster; throws one KpsimError listing every problem. */
 export async function loadCluster(paths: string | readonly string[], options: LoadOptions = {}): Promise<Cluster> {
+  if (paths.length === 0) throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', 'no manifest given (-f FILE or FOLDER)');
+  return clusterFromManifests(await readManifestTexts(paths, options.config), options);
+}
+
+/** The texts of files and folders (recursively) and of the --config file, in order. */
+export async function readManifestTexts(paths: string | readonly string[], config?: string): Promise<ManifestText[]> {
   const list = typeof paths === 'string' ? [paths] : paths;
-  if (list.length === 0) throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', 'no manifest given (-f FILE or FOLDER)');
+  if (list.length === 0 && config === undefined) throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', 'no manifest given (-f FILE or FOLDER)');
   if (list.filter((p) => p === '-').length > 1) throw new KpsimError('KPSIM_ERR_USAGE_BAD_FLAG', '-f -: standard input can be read only once');
   const files: string[] = [];
   for (const path of list) files.push(...(path === '-' ? [STDIN_FILE] : await expandPath(path)));
   const texts = await Promise.all(files.map(async (file) => ({ file, text: file === STDIN_FILE ? await readStdin() : await readManifestFile(file) })));
-  if (options.config !== undefined) texts.push({ file: options.config, text: await readManifestFile(options.config) });
-  return clusterFromManifests(texts, options);
+  if (config !== undefined) texts.push({ file: config, text: await readManifestFile(config) });
+  return texts;
+}
+
+/**
+ * The documents of manifest texts, parsed but not decoded (kpsim serve keeps them as they are);
+ * a syntax problem in any file is thrown, naming it, before anything is used.
+ */
+export function parseManifestObjects(texts: readonly ManifestText[]): ManifestObject[] {
+  const problems: KpsimError[] = [];
+  const objects: ManifestObject[] = [];
+  for (const { file, text } of texts) for (const doc of parseDocuments(text, file, problems)) objects.push({ file, doc });
+  if (problems.length > 0) throw aggregateErrors(problems);
+  return objects;
 }
 
 /** The same, from texts already in memory (pure: for tests and the API). */
 export function clusterFromManifests(texts: readonly ManifestText[], options: LoadOptions = {}): Cluster {
   const decoded = emptyDecodedManifest();
   for (const { file, text } of texts) mergeDecoded(decoded, decodeManifest(text, file, { apiDefaults: options.allocate ?? false }));
+  return clusterFromDecoded(decoded, options);
+}
+
+/** An object already parsed, and what names its source in messages (a file, a server's URL). */
+export interface ManifestObject {
+  file: string;
+  doc: Json;
+}
+
+/** The same, from objects already parsed (a live cluster's lists, the API's store). */
+export function clusterFromObjects(objects: readonly ManifestObject[], options: LoadOptions = {}): Cluster {
+  const decoded = emptyDecodedManifest();
+  for (const { file, doc } of objects) mergeDecoded(decoded, decodeObject(doc, file, { apiDefaults: options.allocate ?? false }));
+  return clusterFromDecoded(decoded, options);
+}
+
+/**
+ * Decoded objects → one validated Cluster: the flag values, every problem at once, the
+ * skipped-kinds warning. With `allocate`, the decoded Services get their ClusterIPs and node ports.
+ */
+export function clusterFromDecoded(decoded: DecodedManifest, options: LoadOptions = {}): Cluster {
   const usageProblems: KpsimError[] = [];
   const serviceCIDRs = readCIDRsFlag('--service-cluster-ip-range', options.serviceClusterIPRange, usageProblems);
   const clusterCIDRs = readCIDRsFlag('--cluster-cidr', options.clusterCIDR, usageProblems);

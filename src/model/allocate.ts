@@ -101,8 +101,10 @@ export interface AllocateOptions {
 /**
  * Fills in ClusterIPs, ipFamilies, node ports and health-check node ports that the API server
  * would have allocated. Mutates the services; returns the problems (an exhausted range).
+ * `reserved` services only hold addresses and ports (the API server's store, when one Service
+ * is created among those it already has): they are never changed.
  */
-export function allocateServiceFields(services: readonly Service[], options: AllocateOptions): KpsimError[] {
+export function allocateServiceFields(services: readonly Service[], options: AllocateOptions, reserved: readonly Service[] = []): KpsimError[] {
   const cidrs = options.serviceCIDRs.map((text) => parseCIDR(text)).filter((c): c is Cidr => c !== undefined);
   const addressAllocators = new Map<4 | 6, AddressAllocator>(cidrs.map((c) => [c.family, new AddressAllocator(c)]));
   const ports = new PortAllocator(options.nodePortRange);
@@ -115,7 +117,7 @@ export function allocateServiceFields(services: readonly Service[], options: All
     kubernetesIPs.set(family, ip);
     allocator.reserve(ip);
   }
-  for (const svc of services) {
+  for (const svc of [...reserved, ...services]) {
     for (const ip of svc.clusterIPs) addressAllocators.get(ipFamily(ip)!)?.reserve(ip);
     for (const p of svc.ports) if (p.nodePort !== 0) ports.reserve(p.nodePort);
     if (svc.healthCheckNodePort !== 0) ports.reserve(svc.healthCheckNodePort);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { KpsimError } from '../../src/errors.js';
 import { clusterFromManifests, type LoadOptions } from '../../src/manifest/load.js';
+import { aliasBomb } from '../helpers/bad-inputs.js';
 
 const svc = (name: string, spec: string, ns = 'default'): string => `apiVersion: v1
 kind: Service
@@ -62,6 +63,16 @@ const badCases: BadCase[] = [
     name: 'malformed YAML gives the line',
     files: { 'bad.yaml': 'apiVersion: v1\nkind: Service\nmetadata: {name: web\n' },
     want: [{ code: 'KPSIM_ERR_MANIFEST_SYNTAX', message: 'bad.yaml: line 4 column 1: not valid YAML: Flow map in block collection must be sufficiently indented and end with a }' }],
+  },
+  {
+    name: 'a YAML alias bomb (billion laughs) names the file',
+    files: { 'bomb.yaml': aliasBomb },
+    want: [{ code: 'KPSIM_ERR_MANIFEST_SYNTAX', message: 'bomb.yaml: not accepted: its aliases expand to more than 100 copies (a YAML alias bomb?)' }],
+  },
+  {
+    name: 'an alias to an anchor not yet set',
+    files: { 'alias.yaml': 'a: *nope\nb: &nope 1\n' },
+    want: [{ code: 'KPSIM_ERR_MANIFEST_SYNTAX', message: 'alias.yaml: not valid YAML: Unresolved alias (the anchor must be set before the alias): nope' }],
   },
   {
     name: 'malformed JSON',

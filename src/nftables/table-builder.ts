@@ -1,0 +1,71 @@
+/**
+ * Filling a table the way kube-proxy fills a knftables transaction: add a chain (once), add
+ * rules to it in order, add a set or map, add elements. Adding the same chain or set twice is
+ * a no-op, as `add chain` is in nft; adding an element whose key exists replaces its value,
+ * as knftables' fake does.
+ */
+import type { NftBaseChain, NftChain, NftElement, NftFamily, NftRule, NftSet, NftTable } from './types.js';
+
+export function createTable(family: NftFamily, name: string, comment?: string): NftTable {
+  return { family, name, ...(comment !== undefined ? { comment } : {}), sets: new Map(), chains: new Map() };
+}
+
+export function ensureChain(table: NftTable, name: string, extra: { comment?: string; base?: NftBaseChain } = {}): NftChain {
+  let chain = table.chains.get(name);
+  if (chain === undefined) {
+    chain = { name, ...extra, rules: [] };
+    table.chains.set(name, chain);
+  }
+  return chain;
+}
+
+export function chainOf(table: NftTable, name: string): NftChain {
+  const chain = table.chains.get(name);
+  if (!chain) throw new Error(`chain ${name} is not in table ${table.family} ${table.name}`);
+  return chain;
+}
+
+export function addRule(chain: NftChain, text: string, comment?: string): void {
+  const rule: NftRule = comment === undefined ? { text } : { text, comment };
+  chain.rules.push(rule);
+}
+
+export type SetSpec = Omit<NftSet, 'elements'>;
+
+export function ensureSet(table: NftTable, spec: SetSpec): NftSet {
+  let set = table.sets.get(spec.name);
+  if (set === undefined) {
+    set = { ...spec, elements: [] };
+    table.sets.set(spec.name, set);
+  }
+  return set;
+}
+
+export function setOf(table: NftTable, name: string): NftSet {
+  const set = table.sets.get(name);
+  if (!set) throw new Error(`set ${name} is not in table ${table.family} ${table.name}`);
+  return set;
+}
+
+export function addElement(set: NftSet, element: NftElement): void {
+  set.elements.push(element);
+}
+
+function byName<T extends { readonly name: string }>(a: T, b: T): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/**
+ * Put the table's objects in knftables' dump order (Fake.Dump): chains by name, then sets by
+ * name, then maps by name. The script is written in this order, so it is also the order a
+ * kernel lists them in after loading it.
+ */
+export function sortTable(table: NftTable): void {
+  const chains = [...table.chains.values()].sort(byName);
+  table.chains.clear();
+  for (const chain of chains) table.chains.set(chain.name, chain);
+  const all = [...table.sets.values()];
+  const ordered = [...all.filter((s) => s.kind === 'set').sort(byName), ...all.filter((s) => s.kind === 'map').sort(byName)];
+  table.sets.clear();
+  for (const set of ordered) table.sets.set(set.name, set);
+}

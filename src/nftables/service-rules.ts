@@ -125,7 +125,7 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   const reachable = sp.categorized.allReachableEndpoints;
   const names = reachable.map((ep) => endpointNames(svc.svcPortName, ep.endpoint));
 
-  writeElements(ctx, maps, svc, facts);
+  writeElements(maps, svc, facts);
 
   // Chains are created in kube-proxy's order, though the table is sorted by name at the end.
   for (const n of names) ensureChain(ctx.table, n.chain);
@@ -156,7 +156,7 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
 }
 
 /** The elements that capture the port's cluster IP, external IPs, LB IPs and node port. */
-function writeElements(ctx: NftSyncContext, maps: ServiceMaps, svc: ServicePortInfo, facts: ServicePortFacts): void {
+function writeElements(maps: ServiceMaps, svc: ServicePortInfo, facts: ServicePortFacts): void {
   const { protocol, port } = facts;
   const comment = svc.spn;
 

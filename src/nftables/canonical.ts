@@ -19,6 +19,7 @@
  *   	}
  *   }
  */
+import { durationText } from './durations.js';
 import { elementsPerLine, joinElements, sortedElements } from './elements.js';
 import { elementText } from './render-script.js';
 import { parseRuleText } from './rule-parse.js';
@@ -77,23 +78,6 @@ export function priorityText(family: NftFamily, hook: string, priority: number):
     return offset > 0 ? `${std.name} + ${offset}` : offset < 0 ? `${std.name} - ${-offset}` : std.name;
   }
   return String(priority);
-}
-
-/** nft's time_print: "3h", "1m30s", "24d20h31m23s". */
-export function durationText(seconds: number): string {
-  let rest = Math.floor(seconds);
-  const days = Math.floor(rest / 86400);
-  rest -= days * 86400;
-  const hours = Math.floor(rest / 3600);
-  rest -= hours * 3600;
-  const minutes = Math.floor(rest / 60);
-  rest -= minutes * 60;
-  let out = '';
-  if (days > 0) out += `${days}d`;
-  if (hours > 0) out += `${hours}h`;
-  if (minutes > 0) out += `${minutes}m`;
-  if (rest > 0 || out === '') out += `${rest}s`;
-  return out;
 }
 
 function quoted(text: string): string {

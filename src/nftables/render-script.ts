@@ -11,6 +11,7 @@
  *   add rule ip kube-proxy cluster-ips-check ip daddr @cluster-ips reject comment "..."
  *   add element ip kube-proxy service-ips { 172.30.0.41 . tcp . 80 : goto service-... }
  */
+import { durationText } from './durations.js';
 import type { NftChain, NftElement, NftRuleset, NftSet, NftTable } from './types.js';
 
 /** Go's %q for the plain text nft accepts in a comment. */
@@ -54,6 +55,8 @@ function setLine(prefix: string, set: NftSet): string {
 
 export function elementText(element: NftElement): string {
   let text = element.key.join(' . ');
+  if (element.timeoutSeconds !== undefined) text += ` timeout ${durationText(element.timeoutSeconds)}`;
+  if (element.expiresSeconds !== undefined) text += ` expires ${durationText(element.expiresSeconds)}`;
   if (element.comment !== undefined) text += ` comment ${quoteComment(element.comment)}`;
   if (element.value !== undefined && element.value.length > 0) text += ` : ${element.value.join(' . ')}`;
   return text;

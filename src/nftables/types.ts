@@ -47,6 +47,10 @@ export interface NftElement {
   /** A map element's value: ["goto service-ULMVA6XW-ns1/svc1/tcp/p80"], ["drop"]. */
   readonly value?: readonly string[];
   readonly comment?: string;
+  /** An element's own timeout, when it differs from its set's (parsed dumps). */
+  readonly timeoutSeconds?: number;
+  /** Seconds until a dynamic set's element expires, as a live node listed it (parsed dumps). */
+  readonly expiresSeconds?: number;
 }
 
 export interface NftSet {

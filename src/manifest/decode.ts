@@ -12,6 +12,7 @@ import { FieldReader, type Json, type JsonObject, isObject } from '../model/fiel
 import { decodeNode } from '../model/node.js';
 import { decodeProxyConfig } from '../model/proxy-config.js';
 import { decodeService } from '../model/service.js';
+import { decodeServiceCIDR } from '../model/service-cidr.js';
 import type { EndpointSlice, Node, ProxyConfig, Service, Warning } from '../model/types.js';
 
 export interface DecodeOptions {
@@ -24,6 +25,8 @@ export interface DecodedManifest {
   endpointSlices: EndpointSlice[];
   nodes: Node[];
   configs: ProxyConfig[];
+  /** spec.cidrs of every ServiceCIDR. */
+  serviceCIDRs: string[];
   /** Kinds kpsim does not use, with how many objects of each were skipped. */
   skippedKinds: Map<string, number>;
   problems: KpsimError[];
@@ -31,7 +34,7 @@ export interface DecodedManifest {
 }
 
 export function emptyDecodedManifest(): DecodedManifest {
-  return { services: [], endpointSlices: [], nodes: [], configs: [], skippedKinds: new Map(), problems: [], warnings: [] };
+  return { services: [], endpointSlices: [], nodes: [], configs: [], serviceCIDRs: [], skippedKinds: new Map(), problems: [], warnings: [] };
 }
 
 /** Decode one file's text; `file` names it in messages. Problems are collected, never thrown. */
@@ -48,6 +51,7 @@ export function mergeDecoded(a: DecodedManifest, b: DecodedManifest): void {
   a.endpointSlices.push(...b.endpointSlices);
   a.nodes.push(...b.nodes);
   a.configs.push(...b.configs);
+  a.serviceCIDRs.push(...b.serviceCIDRs);
   for (const [kind, n] of b.skippedKinds) a.skippedKinds.set(kind, (a.skippedKinds.get(kind) ?? 0) + n);
   a.problems.push(...b.problems);
   a.warnings.push(...b.warnings);
@@ -136,6 +140,10 @@ function decodeKnownKind(key: string, doc: JsonObject, r: FieldReader, out: Deco
       return true;
     case 'v1 Node':
       pushDefined(out.nodes, decodeNode(doc, r));
+      return true;
+    case 'networking.k8s.io/v1 ServiceCIDR':
+    case 'networking.k8s.io/v1beta1 ServiceCIDR':
+      out.serviceCIDRs.push(...(decodeServiceCIDR(doc, r) ?? []));
       return true;
     case 'kubeproxy.config.k8s.io/v1alpha1 KubeProxyConfiguration':
       out.configs.push(decodeProxyConfig(doc, r));

@@ -14,6 +14,8 @@ export interface ClusterInput {
   endpointSlices: EndpointSlice[];
   nodes: Node[];
   configs: ProxyConfig[];
+  /** From ServiceCIDR objects. */
+  serviceCIDRs?: string[];
   warnings: Warning[];
 }
 
@@ -52,7 +54,8 @@ export function assembleCluster(input: ClusterInput, options: AssembleOptions = 
   warnUnknownServices(input.endpointSlices, services, warnings);
 
   if (problems.length > 0) throw aggregateErrors(problems);
-  return { services, endpointSlices: input.endpointSlices, nodes: input.nodes, config, warnings };
+  const serviceCIDRs = [...new Set(input.serviceCIDRs ?? [])];
+  return { services, endpointSlices: input.endpointSlices, nodes: input.nodes, config, ...(serviceCIDRs.length > 0 ? { serviceCIDRs } : {}), warnings };
 }
 
 function whereOf(obj: { origin: { file: string; object: string } }, path?: string): Where {

@@ -162,5 +162,7 @@ export interface Cluster {
   endpointSlices: EndpointSlice[];
   nodes: Node[];
   config: ProxyConfig;
+  /** The ServiceCIDR objects' ranges (any family); kube-proxy's nftables mode drops unallocated addresses in them. */
+  serviceCIDRs?: string[];
   warnings: Warning[];
 }

@@ -17,7 +17,7 @@ import { type BackendCounts, LingeringCounts, type PickedConnection, type Picker
 import { KpsimError } from '../errors.js';
 import type { Rng } from '../util/random.js';
 import { splitHostPort } from '../util/ip.js';
-import { numgenIndex } from '../trace/nftables/walk.js';
+import { numgenIndex } from './numgen.js';
 
 export interface NftablesPickerOptions {
   /** Random source in [0, 1); one 32-bit draw per new connection, as numgen. */

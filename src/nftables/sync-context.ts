@@ -9,9 +9,10 @@ import type { NftTable } from './types.js';
 
 export interface NftablesCompileOptions {
   /**
-   * The ServiceCIDRs kube-proxy knows (OnServiceCIDRsChanged; networking.k8s.io ServiceCIDR
-   * objects, any family). With them, traffic to an unallocated address in a service CIDR is
-   * dropped (cluster-ips-check). Default: none, as when kube-proxy has seen no ServiceCIDR.
+   * The ServiceCIDRs kube-proxy knows (OnServiceCIDRsChanged, any family), instead of the
+   * state's (networking.k8s.io ServiceCIDR objects among the manifests). With them, traffic to
+   * an unallocated address in a service CIDR is dropped (cluster-ips-check); without any, as
+   * when kube-proxy has seen no ServiceCIDR, that rule is left out.
    */
   serviceCIDRs?: readonly string[];
 }
@@ -56,7 +57,7 @@ export function createNftSyncContext(state: ProxierState, options: NftablesCompi
   const ipX = family === 4 ? 'ip' : 'ip6';
   const npa = nftablesNodePortAddresses(state);
   const detector = state.localDetector?.cidrs[0];
-  const serviceCIDRs = (options.serviceCIDRs ?? [])
+  const serviceCIDRs = (options.serviceCIDRs ?? state.serviceCIDRs ?? [])
     .map((c) => parseCIDR(c))
     .filter((c) => c !== undefined && c.family === family)
     .map((c) => c!.text);

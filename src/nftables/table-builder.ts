@@ -47,7 +47,29 @@ export function setOf(table: NftTable, name: string): NftSet {
   return set;
 }
 
+/** Each set's element positions by key, for the duplicate check. */
+const positions = new WeakMap<NftSet, Map<string, number>>();
+
+/**
+ * Add an element, as kube-proxy's nftElementStorage.ensureElem does: a key already there with
+ * the same value is left as it is (a service's cluster IP is added once per port); with another
+ * value the old element is deleted and the new one added at the end.
+ */
 export function addElement(set: NftSet, element: NftElement): void {
+  let byKey = positions.get(set);
+  if (!byKey) {
+    byKey = new Map();
+    positions.set(set, byKey);
+  }
+  const key = element.key.length === 1 ? element.key[0]! : element.key.join(' . ');
+  const at = byKey.get(key);
+  if (at !== undefined) {
+    const old = set.elements[at]!;
+    if ((old.value ?? []).join(' . ') === (element.value ?? []).join(' . ')) return;
+    set.elements.splice(at, 1);
+    for (const [k, i] of byKey) if (i > at) byKey.set(k, i - 1);
+  }
+  byKey.set(key, set.elements.length);
   set.elements.push(element);
 }
 

@@ -15,7 +15,7 @@
  *
  * `numgen random mod N` is random. Walking all outcomes, the walk forks there, one path per
  * verdict-map entry, each with the chance the kernel gives it (reciprocal_scale of a 32-bit
- * random number: index i is drawn by ceil((i+1)·2³²/N) − ceil(i·2³²/N) of the 2³² numbers).
+ * random number, see nftables/numgen.ts).
  * Walking one sample, a 32-bit draw picks the index. Paths are finished depth first, the
  * first entry before the others; each matched rule is recorded once, in walk order.
  *
@@ -28,6 +28,7 @@ import { addressValue, intervalContains, parseAddressInterval } from '../../nfta
 import type { Operand, RelOp, Selector, Statement, Verdict as NftVerdict } from '../../nftables/rule-ast.js';
 import { statementText, verdictText } from '../../nftables/rule-print.js';
 import { elementText } from '../../nftables/render-script.js';
+import { numgenIndex, numgenProbabilities } from '../../nftables/numgen.js';
 import { tableId, type NftElement } from '../../nftables/types.js';
 import { joinHostPort, normalizeIP, splitHostPortText } from '../../util/ip.js';
 import type { LocalAddresses } from '../addresses.js';
@@ -121,23 +122,6 @@ export interface NftWalkResult {
   readonly truncated: boolean;
   /** Rules evaluated (matched or not), over all paths: the work the kernel does for this packet. */
   readonly rulesEvaluated: number;
-}
-
-/** The exact chance of each numgen index: reciprocal_scale over 32-bit random numbers. */
-export function numgenProbabilities(mod: number): number[] {
-  const out = new Array<number>(mod);
-  let previous = 0;
-  for (let i = 0; i < mod; i++) {
-    const bound = Math.ceil(((i + 1) * 0x100000000) / mod);
-    out[i] = (bound - previous) / 0x100000000;
-    previous = bound;
-  }
-  return out;
-}
-
-/** The index a 32-bit random number gives (reciprocal_scale). */
-export function numgenIndex(random32: number, mod: number): number {
-  return Math.floor(((random32 >>> 0) * mod) / 0x100000000);
 }
 
 type Value = { readonly kind: 'value'; readonly parts: readonly string[] } | { readonly kind: 'absent' } | { readonly kind: 'unknown'; readonly why: string };

@@ -13,7 +13,7 @@ import { sha256AsciiPrefix } from '../iptables/sha256.js';
 import { protocolWord } from '../iptables/names.js';
 import type { ServicePortName } from '../tracker/types.js';
 import { base32Std } from '../util/hash.js';
-import { splitHostPort } from '../util/ip.js';
+import { splitHostPortText } from '../util/ip.js';
 
 export const KUBE_PROXY_TABLE = 'kube-proxy';
 export const TABLE_COMMENT = 'rules for kube-proxy';
@@ -108,9 +108,10 @@ export function servicePortChainNameBase(spn: ServicePortName): string {
  * allowed in chain names, so an IPv6 address is written with dots instead.
  */
 export function endpointChainNameBase(spn: ServicePortName, endpoint: string): string {
-  const hp = splitHostPort(endpoint);
+  // The address as the endpoint's text has it (kube-proxy does not reformat it).
+  const hp = splitHostPortText(endpoint);
   if (!hp) throw new Error(`endpoint ${endpoint} is not ip:port`);
-  return hashAndTruncate(`${servicePortText(spn)}__${hp.ip.replaceAll(':', '.')}/${hp.port}`);
+  return hashAndTruncate(`${servicePortText(spn)}__${hp.host.replaceAll(':', '.')}/${hp.portText}`);
 }
 
 export interface ServicePortChains {

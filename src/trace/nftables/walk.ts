@@ -475,14 +475,13 @@ class NftWalker {
     let found: boolean;
     if (right.kind === 'ref') {
       const set = this.setup.program.set(rule.table, right.set);
-      if (set) {
-        const element = set.lookup(v.parts);
-        if (element) lookups.push({ set: right.set, element: elementText(element) });
-        found = element !== undefined;
-      } else {
-        found = this.dynamicMember(right.set, v.parts, notes);
-      }
-      if (!found && set && set.set.flags?.includes('dynamic')) found = this.dynamicMember(right.set, v.parts, notes);
+      if (!set) return { unknown: `@${right.set} is not in the table` };
+      const element = set.lookup(v.parts);
+      if (element) lookups.push({ set: right.set, element: elementText(element) });
+      found = element !== undefined;
+      // A dynamic set (kube-proxy's affinity sets) is filled by the packet path: its members
+      // come from the trace context, as `recent` lists do in iptables mode.
+      if (!found && set.set.flags?.includes('dynamic')) found = this.dynamicMember(right.set, set.set.timeoutSeconds, v.parts, notes);
     } else {
       const items = right.kind === 'list' ? right.items : [right.text];
       found = items.some((item) => valueMatches(left, v.parts, item, op));
@@ -491,13 +490,20 @@ class NftWalker {
     return op === '!=' ? !found : found;
   }
 
-  /** Membership of a dynamic set (an affinity set) from the context's lists. */
-  private dynamicMember(set: string, parts: readonly string[], notes: string[]): boolean {
+  /**
+   * Membership of a dynamic set (an affinity set) from the context's lists: an address added
+   * `ageSeconds` ago is still there while that is less than the set's timeout.
+   */
+  private dynamicMember(set: string, timeoutSeconds: number | undefined, parts: readonly string[], notes: string[]): boolean {
     if (parts.length !== 1) return false;
     const ip = normalizeIP(parts[0]!);
     if (ip === undefined) return false;
     const seen = this.setup.dynamic.find(set, ip, this.setup.addresses.words(ip), undefined);
     if (!seen) return false;
+    if (timeoutSeconds !== undefined && seen.ageSeconds >= timeoutSeconds) {
+      notes.push(`${ip} was added to @${set} ${seen.ageSeconds} s ago: expired (timeout ${timeoutSeconds} s)`);
+      return false;
+    }
     notes.push(`${ip} is in @${set} (added ${seen.ageSeconds} s ago)`);
     return true;
   }

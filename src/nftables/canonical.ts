@@ -20,7 +20,7 @@
  *   }
  */
 import { durationText } from './durations.js';
-import { elementsPerLine, joinElements, sortedElements } from './elements.js';
+import { elementsPerLine, joinElements, keyPartText, keyTypes, sortedElements } from './elements.js';
 import { elementText } from './render-script.js';
 import { parseRuleText } from './rule-parse.js';
 import { canonicalRuleText } from './rule-print.js';
@@ -115,7 +115,8 @@ function setBlock(set: NftSet, updated: boolean): string {
   if (set.gcIntervalSeconds !== undefined) lines.push(`\t\tgc-interval ${durationText(set.gcIntervalSeconds)}`);
   if (set.comment !== undefined) lines.push(`\t\tcomment ${quoted(set.comment)}`);
   if (set.elements.length > 0) {
-    const texts = sortedElements(set).map(elementText);
+    const types = keyTypes(set);
+    const texts = sortedElements(set).map((e) => elementText(types ? { ...e, key: e.key.map((part, i) => keyPartText(types[i], part)) } : e));
     lines.push(`\t\telements = ${joinElements(texts, elementsPerLine(set))}`);
   }
   lines.push('\t}');
@@ -128,7 +129,7 @@ function baseLine(family: NftFamily, base: NftBaseChain): string {
 }
 
 export function canonicalRule(rule: NftRule): string {
-  const text = canonicalRuleText(parseRuleText(rule.text), rule.text);
+  const text = rule.listed ? rule.text : canonicalRuleText(parseRuleText(rule.text), rule.text);
   return rule.comment === undefined ? text : `${text} comment ${quoted(rule.comment)}`;
 }
 

@@ -8,7 +8,7 @@
  * one little-endian number: so `10.0.0.1 . tcp . 80` sorts by the port's low byte first, then
  * its high byte, the protocol, and the address from its last byte.
  */
-import { addressValue } from './addresses.js';
+import { addressText, addressValue } from './addresses.js';
 import type { NftElement, NftSet } from './types.js';
 
 /** /etc/protocols numbers of the protocol names nft prints. */
@@ -48,6 +48,23 @@ function partBytes(type: string, text: string): number[] | undefined {
     }
     default:
       return undefined;
+  }
+}
+
+/** A key part as nft prints it for its type: marks as 8 hex digits, addresses normalised. */
+export function keyPartText(type: string | undefined, text: string): string {
+  switch (type) {
+    case 'mark': {
+      const v = /^0x[0-9a-f]+$/i.test(text) ? Number.parseInt(text, 16) : /^\d+$/.test(text) ? Number(text) : Number.NaN;
+      return Number.isFinite(v) ? `0x${(v >>> 0).toString(16).padStart(8, '0')}` : text;
+    }
+    case 'ipv4_addr':
+    case 'ipv6_addr': {
+      const a = addressValue(text);
+      return a ? addressText(a.family, a.value) : text;
+    }
+    default:
+      return text;
   }
 }
 

@@ -350,7 +350,7 @@ class DumpParser {
       }
       if (line.text.endsWith('{')) throw new ParseError(line.number, line.column, `a block cannot start inside chain ${name} (is a "}" missing above?)`);
       const rule = splitRuleComment(line.text);
-      rules.push(rule.comment === undefined ? { text: rule.text } : { text: rule.text, comment: rule.comment });
+      rules.push(rule.comment === undefined ? { text: rule.text, listed: true } : { text: rule.text, comment: rule.comment, listed: true });
       const parsed = parseRuleText(rule.text);
       if (parsed.unknown !== undefined) {
         this.skipped.push({ table: tableName, chain: name, what: `rule "${rule.text}"`, reason: `not evaluated: ${parsed.unknown}` });

@@ -252,13 +252,15 @@ class RuleParser {
           parts = [];
           if (t === '}') break;
         } else {
-          parts.push(t);
+          parts.push(this.tokens[this.i - 1]!.quoted ? `"${t}"` : t);
         }
       }
       return { kind: 'list', items };
     }
     this.i++;
     if (!first.quoted && first.text.startsWith('@')) return { kind: 'ref', set: first.text.slice(1) };
+    // A quoted string (an interface name) keeps its quotes, as nft prints them.
+    if (first.quoted) return { kind: 'value', text: `"${first.text}"` };
     // A flag list such as "ct state new,established" arrives as words and commas.
     let text = first.text;
     while (this.peek() === ',') {

@@ -108,7 +108,8 @@ export function statementText(st: Statement): string {
     case 'masquerade':
       return ['masquerade', ...st.args].join(' ');
     case 'noop':
-      return st.text;
+      // A new counter lists with its (zero) counts.
+      return st.text === 'counter' ? 'counter packets 0 bytes 0' : st.text;
   }
 }
 

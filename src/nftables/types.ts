@@ -18,6 +18,8 @@ export interface NftRule {
   /** The rule's statements as text, without its comment ("ip daddr @cluster-ips reject"). */
   readonly text: string;
   readonly comment?: string;
+  /** The text is as `nft list ruleset` printed it (a parsed dump): already in canonical form. */
+  readonly listed?: true;
 }
 
 /** What makes a chain a base chain: it is attached to a netfilter hook. */

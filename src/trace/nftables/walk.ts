@@ -623,7 +623,8 @@ function partSelector(sel: Selector, i: number): Selector {
   return sel.kind === 'concat' ? sel.parts[i] ?? sel : sel;
 }
 
-function partMatches(sel: Selector, value: string, item: string, op: RelOp): boolean {
+function partMatches(sel: Selector, value: string, quotedItem: string, op: RelOp): boolean {
+  const item = quotedItem.startsWith('"') && quotedItem.endsWith('"') ? quotedItem.slice(1, -1) : quotedItem;
   if (sel.kind === 'payload' && (sel.field === 'saddr' || sel.field === 'daddr')) {
     const iv = parseAddressInterval(item);
     const v = addressValue(value);

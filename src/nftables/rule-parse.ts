@@ -57,9 +57,15 @@ const VERDICTS = new Set<VerdictKind>(['accept', 'drop', 'continue', 'return', '
 const TRANSPORT = new Set(['th', 'tcp', 'udp', 'sctp', 'udplite', 'dccp']);
 /** Meta keys nft prints without "meta". */
 const UNQUALIFIED_META = new Set(['iif', 'oif', 'iifname', 'oifname', 'iiftype', 'oiftype', 'iifgroup', 'oifgroup', 'mark', 'skuid', 'skgid', 'rtclassid']);
+/** Words that start a statement other than a match: they end the flags of a NAT or reject. */
+const STATEMENT_WORDS = new Set(['comment', 'dnat', 'snat', 'masquerade', 'redirect', 'reject', 'update', 'add', 'limit', 'meta', 'ct', 'mark']);
 const REL_OPS = new Set<RelOp>(['==', '!=', '<', '>', '<=', '>=']);
-/** Statements that never change a packet's fate, and the words that may follow them. */
-const NOOP_STATEMENTS = new Set(['counter', 'log', 'notrack', 'flow', 'synproxy']);
+/** Statements that never change a packet's fate, with the words each may take (a value after each). */
+const NOOP_STATEMENTS: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+  ['counter', new Set(['packets', 'bytes'])],
+  ['log', new Set(['prefix', 'level', 'group', 'snaplen', 'queue-threshold', 'flags'])],
+  ['notrack', new Set<string>()],
+]);
 
 class RuleParser {
   private i = 0;
@@ -135,12 +141,13 @@ class RuleParser {
         if (this.peek(1) === 'mark' && this.peek(2) === 'set') return this.markSet('ct', 3);
         break;
     }
-    if (NOOP_STATEMENTS.has(word)) return this.noop();
+    const noopArgs = NOOP_STATEMENTS.get(word);
+    if (noopArgs) return this.noop(noopArgs);
     return this.match();
   }
 
   private isStatementStart(word: string): boolean {
-    return VERDICTS.has(word as VerdictKind) || NOOP_STATEMENTS.has(word) || word === 'comment';
+    return VERDICTS.has(word as VerdictKind) || NOOP_STATEMENTS.has(word) || STATEMENT_WORDS.has(word);
   }
 
   private verdict(): Verdict {
@@ -189,10 +196,13 @@ class RuleParser {
   }
 
   /** counter [packets N bytes N], log [prefix "x"] [...]: kept as text. */
-  private noop(): Statement {
+  private noop(args: ReadonlySet<string>): Statement {
     const start = this.i;
     this.next();
-    while (!this.done() && !this.isStatementStart(this.peek()!) && !this.looksLikeSelector(this.peek()!)) this.next();
+    while (!this.done() && args.has(this.peek()!)) {
+      this.next();
+      this.next();
+    }
     return { kind: 'noop', text: this.textFrom(start) };
   }
 
@@ -204,10 +214,6 @@ class RuleParser {
 
   private textFrom(start: number): string {
     return this.tokens.slice(start, this.i).map((t) => (t.quoted ? `"${t.text}"` : t.text)).join(' ');
-  }
-
-  private looksLikeSelector(word: string): boolean {
-    return word === 'ip' || word === 'ip6' || word === 'meta' || word === 'ct' || word === 'fib' || TRANSPORT.has(word) || UNQUALIFIED_META.has(word);
   }
 
   /** SELECTOR (vmap MAP | [OP] OPERAND) */

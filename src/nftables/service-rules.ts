@@ -127,7 +127,7 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
 
   writeElements(maps, svc, facts);
 
-  // Chains are created in kube-proxy's order, though the table is sorted by name at the end.
+  // Chains are created in kube-proxy's order: the endpoints' first, then the policy chains.
   for (const n of names) ensureChain(ctx.table, n.chain);
   const clusterChain = facts.usesClusterPolicyChain ? ensureChain(ctx.table, facts.clusterPolicyChain) : undefined;
   const localChain = facts.usesLocalPolicyChain ? ensureChain(ctx.table, facts.localPolicyChain) : undefined;

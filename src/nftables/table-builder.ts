@@ -10,10 +10,12 @@ export function createTable(family: NftFamily, name: string, comment?: string): 
   return { family, name, ...(comment !== undefined ? { comment } : {}), sets: new Map(), chains: new Map() };
 }
 
-export function ensureChain(table: NftTable, name: string, extra: { comment?: string; base?: NftBaseChain } = {}): NftChain {
+const NO_EXTRA: { comment?: string; base?: NftBaseChain } = {};
+
+export function ensureChain(table: NftTable, name: string, extra = NO_EXTRA): NftChain {
   let chain = table.chains.get(name);
   if (chain === undefined) {
-    chain = { name, ...extra, rules: [] };
+    chain = extra === NO_EXTRA ? { name, rules: [] } : { name, ...extra, rules: [] };
     table.chains.set(name, chain);
   }
   return chain;
@@ -71,23 +73,4 @@ export function addElement(set: NftSet, element: NftElement): void {
   }
   byKey.set(key, set.elements.length);
   set.elements.push(element);
-}
-
-function byName<T extends { readonly name: string }>(a: T, b: T): number {
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
-}
-
-/**
- * Put the table's objects in knftables' dump order (Fake.Dump): chains by name, then sets by
- * name, then maps by name. The script is written in this order, so it is also the order a
- * kernel lists them in after loading it.
- */
-export function sortTable(table: NftTable): void {
-  const chains = [...table.chains.values()].sort(byName);
-  table.chains.clear();
-  for (const chain of chains) table.chains.set(chain.name, chain);
-  const all = [...table.sets.values()];
-  const ordered = [...all.filter((s) => s.kind === 'set').sort(byName), ...all.filter((s) => s.kind === 'map').sort(byName)];
-  table.sets.clear();
-  for (const set of ordered) table.sets.set(set.name, set);
 }

@@ -25,7 +25,10 @@ export interface NftTracer {
   trace(packet: Packet, opts?: TraceOptions): TraceResult;
   /** Only the one walk drawn with `seed`. */
   sample(packet: Packet, seed: number, opts?: TraceOptions): TraceSample;
-  /** Rules the kernel evaluates for this packet, over every outcome (for comparisons with iptables mode). */
+  /**
+   * Rules the kernel evaluates for this packet, matched or not, on one walk (drawn with
+   * `opts.seed`, default 1): what a first packet costs, for comparisons with iptables mode.
+   */
   rulesEvaluated(packet: Packet, opts?: TraceOptions): number;
   /** Index every set and read every rule now, rather than on first use. */
   warm(): void;
@@ -83,7 +86,7 @@ export function createNftTracer(rulesets: NftRuleset | readonly NftRuleset[], co
     },
     rulesEvaluated: (packet, opts = {}) => {
       const { setup, start } = prepare(packet, opts);
-      return walkNft(setup, start, undefined, false).rulesEvaluated;
+      return walkNft(setup, start, seededUint32(opts.seed ?? 1), false).rulesEvaluated;
     },
     trace: (packet, opts = {}) => {
       const { setup, start } = prepare(packet, opts);

@@ -7,6 +7,7 @@
  * with ClientIP affinity. A port without endpoints gets elements only (and its firewall chain).
  */
 import { protocolWord } from '../iptables/names.js';
+import { policyFacts } from '../topology/policy-facts.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { cidrContains, parseCIDR } from '../util/ip.js';
 import {
@@ -74,21 +75,10 @@ interface ServicePortFacts {
 function servicePortFacts(sp: ProxierServicePort): ServicePortFacts {
   const svc = sp.info;
   const chains = servicePortChains(svc.svcPortName);
-  const { clusterEndpoints, localEndpoints, hasAnyEndpoints: hasEndpoints } = sp.categorized;
-  const hasLocalEndpoints = (localEndpoints?.length ?? 0) > 0;
-
-  let internalTrafficChain = chains.clusterPolicyChain;
-  let hasInternalEndpoints = hasEndpoints;
-  if (svc.internalPolicyLocal) {
-    internalTrafficChain = chains.localPolicyChain;
-    if (!hasLocalEndpoints) hasInternalEndpoints = false;
-  }
-  let externalPolicyChain = chains.clusterPolicyChain;
-  let hasExternalEndpoints = hasEndpoints;
-  if (svc.externalPolicyLocal) {
-    externalPolicyChain = chains.localPolicyChain;
-    if (!hasLocalEndpoints) hasExternalEndpoints = false;
-  }
+  const policy = policyFacts(sp);
+  const { hasEndpoints, hasInternalEndpoints, hasExternalEndpoints } = policy;
+  const internalTrafficChain = policy.internalPolicyLocal ? chains.localPolicyChain : chains.clusterPolicyChain;
+  const externalPolicyChain = policy.externalPolicyLocal ? chains.localPolicyChain : chains.clusterPolicyChain;
 
   let internalFilterVerdict = '';
   let externalFilterVerdict = '';
@@ -105,14 +95,14 @@ function servicePortFacts(sp: ProxierServicePort): ServicePortFacts {
     protocol: protocolWord(svc.protocol),
     port: String(svc.port),
     ...chains,
-    usesClusterPolicyChain: (clusterEndpoints?.length ?? 0) > 0 && svc.usesClusterEndpoints,
-    usesLocalPolicyChain: hasLocalEndpoints && svc.usesLocalEndpoints,
+    usesClusterPolicyChain: policy.usesClusterPolicy,
+    usesLocalPolicyChain: policy.usesLocalPolicy,
     hasEndpoints,
     internalTrafficChain,
     hasInternalEndpoints,
     externalPolicyChain,
     hasExternalEndpoints,
-    usesExternalTrafficChain: hasEndpoints && svc.externallyAccessible,
+    usesExternalTrafficChain: policy.usesExternalTrafficChain,
     usesFWChain: svc.loadBalancerVIPs.length > 0 && svc.loadBalancerSourceRanges.length > 0,
     internalFilterVerdict,
     externalFilterVerdict,

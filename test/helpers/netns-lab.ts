@@ -11,11 +11,32 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import type { TestContext } from 'node:test';
+import { type Manifest, ep, makeNode, makeProxyConfig, makeService, makeSlice } from './cluster-builders.js';
 
 export const POD_IPS = ['10.99.1.2', '10.99.1.3', '10.99.1.4'];
 export const NODE_UPLINK = '10.99.0.1';
 export const NODE_BRIDGE = '10.99.1.1';
 export const CLIENT = '10.99.0.2';
+
+/** The lab's cluster: node-a (both node addresses), pod CIDR 10.99.1.0/24, service web (NodePort 30080) over the three pods. */
+export function labManifests(): Manifest[] {
+  return [
+    makeNode('node-a', [NODE_UPLINK, NODE_BRIDGE]),
+    makeProxyConfig((c) => {
+      c.clusterCIDR = '10.99.1.0/24';
+      c.hostnameOverride = 'node-a';
+    }),
+    makeService('default', 'web', (s) => {
+      s.spec.type = 'NodePort';
+      s.spec.clusterIP = '10.96.0.10';
+      s.spec.ports = [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30080 }];
+    }),
+    makeSlice('default', 'web', 1, (eps) => {
+      eps.endpoints = POD_IPS.map((ip) => ep(ip, 'node-a'));
+      eps.ports = [{ name: 'http', port: 8080, protocol: 'TCP' }];
+    }),
+  ];
+}
 
 export type LabNamespace = 'client' | 'node' | 'pod1' | 'pod2' | 'pod3';
 

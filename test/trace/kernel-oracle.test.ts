@@ -21,8 +21,8 @@ import type { Ruleset } from '../../src/iptables/types.js';
 import { withKubeProxyJumps } from '../../src/trace/default-jumps.js';
 import { createTracer } from '../../src/trace/tracer.js';
 import { buildProxierState, resolveNode } from '../../src/tracker/proxier-state.js';
-import { clusterOf, ep, makeNode, makeProxyConfig, makeService, makeSlice } from '../helpers/cluster-builders.js';
-import { CLIENT, type LabNamespace, NODE_BRIDGE, NODE_UPLINK, POD_IPS, buildLab, connect } from '../helpers/netns-lab.js';
+import { clusterOf } from '../helpers/cluster-builders.js';
+import { CLIENT, type LabNamespace, NODE_UPLINK, POD_IPS, buildLab, connect, labManifests } from '../helpers/netns-lab.js';
 
 const CONNECTIONS = 30;
 
@@ -40,22 +40,7 @@ const skip = why();
 
 /** The cluster: one NodePort service over the three pods, all on this node. */
 function ruleset(): { rules: Ruleset; localAddresses: readonly string[] } {
-  const cluster = clusterOf([
-    makeNode('node-a', [NODE_UPLINK, NODE_BRIDGE]),
-    makeProxyConfig((c) => {
-      c.clusterCIDR = '10.99.1.0/24';
-      c.hostnameOverride = 'node-a';
-    }),
-    makeService('default', 'web', (s) => {
-      s.spec.type = 'NodePort';
-      s.spec.clusterIP = '10.96.0.10';
-      s.spec.ports = [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30080 }];
-    }),
-    makeSlice('default', 'web', 1, (eps) => {
-      eps.endpoints = POD_IPS.map((ip) => ep(ip, 'node-a'));
-      eps.ports = [{ name: 'http', port: 8080, protocol: 'TCP' }];
-    }),
-  ]);
+  const cluster = clusterOf(labManifests());
   const state = buildProxierState(cluster, resolveNode(cluster), 4);
   const rules = compileIptablesRules(state, { nfacct: false, randomFully: true });
   return { rules, localAddresses: state.localAddresses };

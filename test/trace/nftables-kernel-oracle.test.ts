@@ -21,8 +21,8 @@ import { renderNftScript } from '../../src/nftables/render-script.js';
 import type { NftRuleset } from '../../src/nftables/types.js';
 import { createNftTracer } from '../../src/trace/nftables/tracer.js';
 import { buildProxierState, resolveNode } from '../../src/tracker/proxier-state.js';
-import { clusterOf, ep, makeNode, makeProxyConfig, makeService, makeSlice } from '../helpers/cluster-builders.js';
-import { CLIENT, type LabNamespace, NODE_BRIDGE, NODE_UPLINK, POD_IPS, buildLab, connect, labUnavailable, sh } from '../helpers/netns-lab.js';
+import { clusterOf, makeService } from '../helpers/cluster-builders.js';
+import { CLIENT, type LabNamespace, NODE_UPLINK, POD_IPS, buildLab, connect, labManifests, labUnavailable, sh } from '../helpers/netns-lab.js';
 
 const CONNECTIONS = 30;
 const CLUSTER_IP = '10.96.0.10';
@@ -33,20 +33,7 @@ const skip = labUnavailable(['nft', 'conntrack']);
 /** A NodePort service over the three pods, all on this node, and a service without endpoints. */
 function ruleset(): { rules: NftRuleset; localAddresses: readonly string[] } {
   const cluster = clusterOf([
-    makeNode('node-a', [NODE_UPLINK, NODE_BRIDGE]),
-    makeProxyConfig((c) => {
-      c.clusterCIDR = '10.99.1.0/24';
-      c.hostnameOverride = 'node-a';
-    }),
-    makeService('default', 'web', (s) => {
-      s.spec.type = 'NodePort';
-      s.spec.clusterIP = CLUSTER_IP;
-      s.spec.ports = [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30080 }];
-    }),
-    makeSlice('default', 'web', 1, (eps) => {
-      eps.endpoints = POD_IPS.map((ip) => ep(ip, 'node-a'));
-      eps.ports = [{ name: 'http', port: 8080, protocol: 'TCP' }];
-    }),
+    ...labManifests(),
     makeService('default', 'empty', (s) => {
       s.spec.clusterIP = EMPTY_CLUSTER_IP;
       s.spec.ports = [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }];

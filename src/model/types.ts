@@ -9,7 +9,7 @@ export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 export type IPFamilyName = 'IPv4' | 'IPv6';
 export type ServiceType = 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
 export type TrafficPolicy = 'Cluster' | 'Local';
-export type ProxyMode = 'iptables' | 'ipvs' | 'userspace';
+export type ProxyMode = 'iptables' | 'ipvs' | 'nftables' | 'userspace';
 
 /** Where an object came from, for error messages: "svc.yaml", "Service default/web". */
 export interface Origin {

@@ -326,3 +326,13 @@ test('ServiceCIDR objects among the manifests give the drop rule; none, no rule'
   assert.equal(chainRules(compileNftablesRules(state), 'cluster-ips-check')![1], 'ip daddr { 172.30.0.0/16,172.50.0.0/16 } drop comment "Drop traffic to unallocated ClusterIPs"');
   assert.equal(chainRules(compile(overallServices(), { serviceCIDRs: [] }), 'cluster-ips-check')!.length, 1);
 });
+
+test('a KubeProxyConfiguration with mode: nftables is read (nftables mode\'s node-port default follows)', () => {
+  const cluster = clusterFromManifests([
+    { file: 'svc.yaml', text: manifestsToYAML([...nodePortService, fixtureNode()]) },
+    { file: 'kube-proxy.yaml', text: 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: nftables\nclusterCIDR: 10.0.0.0/8\nhostnameOverride: test-node\n' },
+  ]);
+  assert.equal(cluster.config.mode, 'nftables');
+  const rs = compileNftablesRules(buildProxierState(cluster, resolveNode(cluster), 4));
+  assert.deepEqual(elements(rs, 'nodeport-ips'), ['192.168.0.2']);
+});

@@ -78,7 +78,7 @@ const outputCases: OutputCase[] = [
     name: '--scheduler lc names lc on every virtual server',
     cluster: 'example',
     args: { mode: 'ipvs', scheduler: 'lc' },
-    want: () => golden('example', 'ipvsadm.txt').replace(/^((?:TCP|UDP|SCTP) +\S+) rr\b/gm, '$1 lc'),
+    want: () => changed(golden('example', 'ipvsadm.txt'), golden('example', 'ipvsadm.txt').replace(/^((?:TCP|UDP|SCTP) +\S+) rr\b/gm, '$1 lc')),
   },
 ];
 

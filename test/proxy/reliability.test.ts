@@ -4,6 +4,7 @@
  * at once. The proxy stays up, counts each failure against its endpoint, loses no completed
  * request, and leaves no socket, server or timer behind.
  */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { type TestContext, test } from 'node:test';
@@ -20,21 +21,31 @@ function clusterIP(cluster: { map: RunningCluster['map'] }): HostPort {
 test('a backend killed mid-request: the client sees the connection reset, the error is counted, the proxy goes on', async (t: TestContext) => {
   t.plan(6);
   const baseline = handleCounts();
-  // The backends answer only after 30 s: the request is surely still in flight when the test
-  // kills its backend, however slowly this machine gets there.
-  const cluster = await startCluster(stateOf(webService()), { ports: 'ephemeral', delayMs: 30_000 });
+  // The backends' answer delay runs on a mocked clock, moved by hand: the first request is surely
+  // still in flight when the test kills its backend, however slow the machine.
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const cluster = await startCluster(stateOf(webService()), { ports: 'ephemeral', delayMs: 300 });
   try {
     const front = clusterIP(cluster);
     const inFlight = httpGet(front).then(() => 'answered', (err: NodeJS.ErrnoException) => err.code ?? err.message);
-    t.assert.ok(await eventually(() => cluster.backends.stats().some((b) => b.activeConnections === 1)), 'the request reached a backend');
-    const victim = cluster.backends.stats().find((b) => b.activeConnections === 1)!.endpoint;
+    t.assert.ok(await eventually(() => cluster.backends.stats().some((b) => b.requests === 1)), 'the request reached a backend');
+    const victim = cluster.backends.stats().find((b) => b.requests === 1)!.endpoint;
     await cluster.backends.kill(victim);
     t.assert.strictEqual(await inFlight, 'ECONNRESET', 'the reset reaches the client');
     await eventually(() => cluster.proxy.stats().active === 0);
     const victimStats = cluster.proxy.stats().endpoints.find((e) => e.endpoint === victim)!;
     t.assert.strictEqual(victimStats.errors.reset, 1, JSON.stringify(victimStats));
     // The dead pod no longer listens: new connections meet a refusal and are retried elsewhere.
-    const after = [await httpGet(front), await httpGet(front), await httpGet(front)];
+    // Each answer waits for the mocked clock: moved on once a backend has the request.
+    const handled = (): number => cluster.backends.stats().reduce((n, b) => n + b.requests, 0);
+    const answered = async (): Promise<Awaited<ReturnType<typeof httpGet>>> => {
+      const before = handled();
+      const answer = httpGet(front);
+      assert.ok(await eventually(() => handled() === before + 1), 'the request reached a backend');
+      t.mock.timers.tick(300);
+      return answer;
+    };
+    const after = [await answered(), await answered(), await answered()];
     t.assert.deepStrictEqual(after.map((a) => a.status), [200, 200, 200]);
     t.assert.ok(after.every((a) => a.endpoint !== victim), 'none was served by the dead pod');
     t.assert.ok(cluster.proxy.stats().endpoints.find((e) => e.endpoint === victim)!.errors.refused >= 1, 'its refusals are counted');

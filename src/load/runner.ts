@@ -74,6 +74,7 @@ export async function runLoad(opts: LoadRunOptions, onProgress?: ProgressListene
           pipelining,
           timeout: opts.timeoutSeconds ?? 10,
           ...(opts.overallRate !== undefined ? { overallRate: opts.overallRate } : {}),
+          ...(opts.amount !== undefined ? { amount: opts.amount } : {}),
           ...(keepAlive ? {} : { headers: { connection: 'close' } }),
           setupClient,
         },

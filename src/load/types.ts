@@ -16,6 +16,12 @@ export interface LoadRunOptions {
   overallRate?: number;
   /** A request with no response after this long counts as a timeout: whole seconds >= 1 (autocannon's limit), default 10. */
   timeoutSeconds?: number;
+  /**
+   * Stop after this many requests instead of after durationSeconds (autocannon's `amount`, at
+   * least `connections`): a run of a known size, whatever the machine's speed. With keep-alive
+   * each is answered; without, autocannon also counts the request it drops at each reconnect.
+   */
+  amount?: number;
 }
 
 export interface StatusClassCounts {

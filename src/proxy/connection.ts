@@ -14,25 +14,17 @@
  * what lc, wlc and the other load-aware schedulers read.
  */
 import net, { type Socket } from 'node:net';
-import type { VirtualService } from '../ipvs/virtual-service.js';
 import { backendReadBuffers } from './buffer-pool.js';
 import type { IdleMember, IdleSweep } from './idle-sweep.js';
 import { connectAvoiding, destsToAvoid } from './pick.js';
-import { type EndpointErrorKind, type EndpointStats, type ListenerStats, errorKindOf } from './stats.js';
+import { type EndpointErrorKind, type ListenerStats, errorKindOf } from './stats.js';
+import type { ConnectionScheduler, ListenerEndpoint } from './virtual-server.js';
 
-/** An endpoint as one listener dials it. */
-export interface ListenerEndpoint {
-  /** The dest address in the virtual service: the endpoint's cluster address. */
-  readonly addr: string;
-  /** Its backend on loopback. */
-  readonly host: string;
-  readonly port: number;
-  readonly stats: EndpointStats;
-}
+export type { ListenerEndpoint };
 
 /** What a connection needs from the listener that accepted it. */
 export interface ConnectionHost {
-  readonly vs: VirtualService;
+  readonly vs: ConnectionScheduler;
   /** The listener's current endpoints, by addr, in the order kube-proxy sorts them. */
   readonly endpoints: ReadonlyMap<string, ListenerEndpoint>;
   readonly stats: ListenerStats;

@@ -1,102 +1,74 @@
 /**
- * One proxy listener: the loopback stand-in for one virtual address (a ClusterIP, a node IP's
- * NodePort, an external IP, a load balancer IP) of one TCP service port. Like an IPVS virtual
- * server it has its own scheduler state, persistence templates and connection counts.
+ * One TCP proxy listener: the loopback stand-in for one virtual address (a ClusterIP, a node IP's
+ * NodePort, an external IP, a load balancer IP) of one TCP service port. Its scheduling half
+ * (the IPVS virtual server) is virtual-server.ts; this file accepts and hands each connection
+ * to connection.ts.
  */
 import net, { type Server, type Socket } from 'node:net';
 import { KpsimError } from '../errors.js';
-import { type VirtualService, createScheduler } from '../ipvs/virtual-service.js';
 import type { ProxierServicePort } from '../tracker/types.js';
 import { joinHostPort } from '../util/ip.js';
 import type { BoundPort, VirtualEntry } from './address-map.js';
-import { type ConnectionHost, type ListenerEndpoint, ProxyConnection } from './connection.js';
-import { type ListenerVerdict, chooseEndpoints } from './endpoint-choice.js';
+import { type ConnectionHost, ProxyConnection } from './connection.js';
 import { IdleSweep } from './idle-sweep.js';
-import type { EndpointStats, ListenerStats } from './stats.js';
+import type { ListenerStats } from './stats.js';
+import {
+  type ConnectionScheduler, type EndpointDirectory, type ListenerEndpoint, type SchedulingSettings, VirtualServer,
+} from './virtual-server.js';
 
-export interface ListenerSettings {
-  readonly scheduler: string;
-  readonly schedulerFlags: readonly string[];
+export interface ListenerSettings extends SchedulingSettings {
   readonly dialTimeoutsMs: readonly number[];
   readonly idleTimeoutMs: number;
-  /** Seconds, for persistence (session affinity) timeouts. */
-  readonly now: () => number;
+  /** UDP associations close after this long without a datagram either way. */
+  readonly udpIdleTimeoutMs: number;
   /** Keep this many pending connections in the kernel's accept queue. */
   readonly backlog: number;
 }
 
-/** Where the proxy finds an endpoint's backend, and its shared counters. */
-export interface EndpointDirectory {
-  /** The counters of an endpoint, created on first use; undefined when it has no backend. */
-  endpointStats(sp: ProxierServicePort, endpoint: string): EndpointStats | undefined;
+/** Where the proxy finds an endpoint's backend, its shared counters, and its open connections. */
+export interface ConnectionDirectory extends EndpointDirectory {
   /** The connection has ended: forget it. */
-  release(conn: ProxyConnection): void;
+  release(conn: OpenConnection): void;
   /** A new connection: remember it until release. */
-  track(conn: ProxyConnection): void;
+  track(conn: OpenConnection): void;
 }
 
-/** Port-hashing scheduler flags need the client's port, the others only its address. */
-const PORT_FLAGS = new Set(['sh-port', 'mh-port']);
-/** Schedulers that hash the client's address; the others never look at it. */
-const SOURCE_HASHING = new Set(['sh', 'mh']);
-/** The unit kube-proxy gives every IPVS real server. */
-const DEST_WEIGHT = 1;
+/** What the proxy keeps of an open connection or association, to count and to cut it. */
+export interface OpenConnection {
+  bufferedBytes(): number;
+  destroy(): void;
+}
 
 export class Listener implements ConnectionHost {
-  entry: VirtualEntry;
-  readonly vs: VirtualService;
+  readonly virtual: VirtualServer;
+  readonly vs: ConnectionScheduler;
   readonly stats: ListenerStats;
-  readonly endpoints = new Map<string, ListenerEndpoint>();
+  readonly endpoints: ReadonlyMap<string, ListenerEndpoint>;
   readonly dialTimeoutsMs: readonly number[];
   readonly idle: IdleSweep | undefined;
-  /** Why the listener rejects or drops, when it does. */
-  reason = '';
   readonly #server: Server;
-  readonly #directory: EndpointDirectory;
-  readonly #withPort: boolean;
-  /** Only persistence and source hashing read the client: the rest skip a getpeername per connection. */
+  readonly #directory: ConnectionDirectory;
   readonly #needsClient: boolean;
 
-  constructor(entry: VirtualEntry, sp: ProxierServicePort, settings: ListenerSettings, directory: EndpointDirectory) {
-    this.entry = entry;
+  constructor(entry: VirtualEntry, sp: ProxierServicePort, settings: ListenerSettings, directory: ConnectionDirectory) {
+    this.virtual = new VirtualServer(entry, sp, settings, directory);
+    this.vs = this.virtual.vs;
+    this.stats = this.virtual.stats;
+    this.endpoints = this.virtual.endpoints;
+    this.#needsClient = this.virtual.needsClient;
     this.#directory = directory;
     this.dialTimeoutsMs = settings.dialTimeoutsMs;
     this.idle = settings.idleTimeoutMs > 0 ? new IdleSweep(settings.idleTimeoutMs) : undefined;
-    this.#withPort = settings.schedulerFlags.some((f) => PORT_FLAGS.has(f));
-    const affinitySeconds = sp.info.sessionAffinityTimeoutSeconds;
-    this.#needsClient = affinitySeconds > 0 || SOURCE_HASHING.has(settings.scheduler);
-    this.vs = createScheduler(settings.scheduler, {
-      address: joinHostPort(entry.virtual.address, entry.virtual.port),
-      protocol: 'tcp',
-      flags: settings.schedulerFlags,
-      now: settings.now,
-      // kube-proxy's IPVS mode: ClientIP affinity is persistence with the affinity timeout and
-      // a full-address netmask, and net.ipv4.vs.expire_quiescent_template=1.
-      ...(affinitySeconds > 0 ? { persistence: { timeoutSeconds: affinitySeconds } } : {}),
-      sysctl: { expireQuiescentTemplate: true },
-    });
-    this.stats = {
-      key: entry.key,
-      kind: entry.kind,
-      spn: entry.spn,
-      protocol: entry.protocol,
-      virtual: entry.virtual,
-      loopback: entry.loopback,
-      verdict: 'reject',
-      accepted: 0,
-      active: 0,
-      forwarded: 0,
-      rejected: 0,
-      dropped: 0,
-      failed: 0,
-      retries: 0,
-      idleTimeouts: 0,
-      clientResets: 0,
-      bytesIn: 0,
-      bytesOut: 0,
-    };
     this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, this.#onConnection);
-    this.update(sp);
+  }
+
+  get entry(): VirtualEntry {
+    return this.virtual.entry;
+  }
+
+  /** Why the listener rejects or drops new connections now ('' when it forwards). */
+  get reason(): string {
+    return this.virtual.reason;
   }
 
   /** Bind the loopback address: the planned port, else an ephemeral one (and say why). */
@@ -123,63 +95,16 @@ export class Listener implements ConnectionHost {
     }
   }
 
-  /** The entry as binding settled it (the port it got, and why it differs). */
   settle(entry: VirtualEntry): void {
-    this.entry = entry;
-    this.stats.loopback = entry.loopback;
+    this.virtual.settle(entry);
   }
 
-  /**
-   * Apply the service port's current endpoints: removed ones leave the scheduler at once (their
-   * open connections finish; the kernel keeps such a dest in its trash until they do), new ones
-   * join it. Returns the endpoints added and removed.
-   */
   update(sp: ProxierServicePort | undefined): { added: string[]; removed: string[] } {
-    const verdict: ListenerVerdict = sp === undefined
-      ? { action: 'reject', reason: `${this.entry.spn} no longer exists` }
-      : chooseEndpoints(sp, this.entry.kind);
-    this.stats.verdict = verdict.action;
-    this.reason = verdict.action === 'forward' ? '' : verdict.reason;
-    const wanted = new Map<string, EndpointStats>();
-    if (verdict.action === 'forward') {
-      for (const ep of verdict.endpoints) {
-        const stats = this.#directory.endpointStats(sp!, ep.endpoint);
-        if (stats !== undefined) wanted.set(ep.endpoint, stats);
-      }
-    }
-    const removed: string[] = [];
-    for (const addr of [...this.endpoints.keys()]) {
-      if (wanted.has(addr)) continue;
-      this.vs.removeDest(addr);
-      this.endpoints.delete(addr);
-      removed.push(addr);
-    }
-    const added: string[] = [];
-    for (const [addr, stats] of wanted) {
-      if (this.endpoints.has(addr)) continue;
-      this.vs.addDest({ addr, weight: DEST_WEIGHT });
-      this.endpoints.set(addr, { addr, host: stats.backend.address, port: stats.backend.port, stats });
-      added.push(addr);
-    }
-    if (added.length > 0) this.#restoreOrder();
-    // With no endpoint left to forward to, the listener rejects like a service without any.
-    if (this.stats.verdict === 'forward' && this.endpoints.size === 0) {
-      this.stats.verdict = 'reject';
-      this.reason = `${this.entry.spn} has no endpoint with a backend`;
-    }
-    return { added, removed };
+    return this.virtual.update(sp);
   }
 
-  /** Stop sending new connections to one endpoint; true when the listener had it. */
   removeEndpoint(addr: string): boolean {
-    if (!this.endpoints.has(addr)) return false;
-    this.vs.removeDest(addr);
-    this.endpoints.delete(addr);
-    if (this.endpoints.size === 0 && this.stats.verdict === 'forward') {
-      this.stats.verdict = 'reject';
-      this.reason = `${this.entry.spn} has no endpoints left`;
-    }
-    return true;
+    return this.virtual.removeEndpoint(addr);
   }
 
   /** Stop accepting; resolves once every connection it accepted is closed. */
@@ -199,8 +124,7 @@ export class Listener implements ConnectionHost {
 
   clientKey(client: Socket): string | undefined {
     if (!this.#needsClient) return undefined;
-    const ip = client.remoteAddress!;
-    return this.#withPort ? joinHostPort(ip, client.remotePort ?? 0) : ip;
+    return this.virtual.clientKey(client.remoteAddress!, client.remotePort ?? 0);
   }
 
   release(conn: ProxyConnection): void {
@@ -234,13 +158,6 @@ export class Listener implements ConnectionHost {
       }
     }
   };
-
-  /** Keep the endpoint map in kube-proxy's order (sorted by endpoint text) after additions. */
-  #restoreOrder(): void {
-    const sorted = [...this.endpoints.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    this.endpoints.clear();
-    for (const [addr, ep] of sorted) this.endpoints.set(addr, ep);
-  }
 }
 
 function listenOn(server: Server, host: string, port: number, backlog: number): Promise<number> {

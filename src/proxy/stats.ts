@@ -22,9 +22,11 @@ export interface EndpointStats {
   /** The cluster address, "10.244.0.5:8080". */
   readonly endpoint: string;
   readonly podName?: string;
-  /** Where the proxy dials it. */
+  /** Where the proxy dials it (TCP). */
   readonly backend: HostPort;
-  /** Connections that reached the endpoint. */
+  /** Where the proxy sends its UDP datagrams, when it serves a UDP port. */
+  readonly udpBackend?: HostPort;
+  /** Connections that reached the endpoint (UDP: associations opened to it). */
   connections: number;
   /** Of those, open now. */
   active: number;
@@ -67,6 +69,10 @@ export interface ListenerStats {
   clientResets: number;
   bytesIn: number;
   bytesOut: number;
+  /** UDP: datagrams received from clients (every one, forwarded or not). */
+  datagramsIn: number;
+  /** UDP: replies relayed back to clients from the service address. */
+  datagramsOut: number;
 }
 
 export interface ProxyStats {
@@ -78,11 +84,12 @@ export interface ProxyStats {
   readonly bufferedBytes: number;
 }
 
-export function newEndpointStats(endpoint: string, backend: HostPort, podName: string | undefined): EndpointStats {
+export function newEndpointStats(endpoint: string, backend: HostPort, podName: string | undefined, udpBackend?: HostPort): EndpointStats {
   return {
     endpoint,
     ...(podName !== undefined ? { podName } : {}),
     backend,
+    ...(udpBackend !== undefined ? { udpBackend } : {}),
     connections: 0,
     active: 0,
     bytesIn: 0,

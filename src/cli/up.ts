@@ -11,8 +11,9 @@ import { isSchedulerName } from '../ipvs/schedulers/registry.js';
 import { schedulerNames } from '../ipvs/schedulers/types.js';
 import { type ClusterStats, type RunningCluster, startCluster } from '../proxy/index.js';
 import { type ClusterOptions, action, addClusterOptions, loadClusterFromOptions, parseIntegerFlag, parseNumberFlag, usageError } from './common.js';
+import { type NodeRunFlags, addNodeRunOptions, parseNodeRunFlags } from './node-flags.js';
 
-interface UpOptions extends ClusterOptions {
+interface UpOptions extends ClusterOptions, NodeRunFlags {
   scheduler?: string;
   delay?: string;
   payload?: string;
@@ -34,7 +35,8 @@ export function registerUp(program: Command): void {
     .option('--payload <bytes>', 'backend response body size in bytes (default: the bare JSON)')
     .option('--idle-timeout <s>', 'close a connection idle this many seconds (0: never)', '900')
     .option('--ephemeral-ports', 'bind ephemeral ports instead of the services\' and pods\' own')
-    .option('--json', 'print the address map, then the final counters, as JSON lines')
+    .option('--json', 'print the address map, then the final counters, as JSON lines');
+  addNodeRunOptions(cmd)
     .action(action(async (opts: UpOptions) => {
       await runUp(opts);
     }));
@@ -50,6 +52,7 @@ async function runUp(opts: UpOptions): Promise<void> {
   }
   const loaded = await loadClusterFromOptions(opts);
   const scheduler = opts.scheduler ?? (loaded.cluster.config.ipvsScheduler || 'rr');
+  const node = parseNodeRunFlags(opts, loaded);
 
   // Listen for the signals before anything starts, so that one arriving early still closes cleanly.
   const stopping = stopSignal();
@@ -61,6 +64,7 @@ async function runUp(opts: UpOptions): Promise<void> {
       ...(payloadBytes !== undefined ? { payloadBytes } : {}),
       idleTimeoutMs: idleTimeoutSeconds * 1000,
       ports: opts.ephemeralPorts ? 'ephemeral' : 'service',
+      ...node,
     });
   } catch (e) {
     stopping.stop();
@@ -98,8 +102,14 @@ function printStarted(cluster: RunningCluster, scheduler: string, json: boolean)
     return;
   }
   const proxied = map.entries.filter((e) => e.proxied).length;
+  const count = (server: string): number => map.backends.filter((b) => (b.server ?? 'pod') === server).length;
+  const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+  const others = [
+    ...(count('user') > 0 ? [`${plural(count('user'), 'endpoint')} on your servers`] : []),
+    ...(count('none') > 0 ? [`${plural(count('none'), 'endpoint')} unreachable (no pod)`] : []),
+  ];
   process.stdout.write(map.render());
-  process.stdout.write(`\nkpsim up: ${proxied} address${proxied === 1 ? '' : 'es'} proxied (scheduler ${scheduler}), ${map.backends.length} backend pod${map.backends.length === 1 ? '' : 's'}; Ctrl-C to stop\n`);
+  process.stdout.write(`\nkpsim up: ${proxied} address${proxied === 1 ? '' : 'es'} proxied (scheduler ${scheduler}), ${plural(count('pod'), 'backend pod')}${others.map((o) => `, ${o}`).join('')}; Ctrl-C to stop\n`);
 }
 
 function printStopped(stats: ClusterStats, signal: NodeJS.Signals, json: boolean): void {

@@ -85,7 +85,7 @@ export function simulateIptables(target: ResolvedTarget, candidates: readonly Ca
   const traceOne = (i: number, recent: Record<string, string[]>): TraceSample => {
     const { ip, port } = clientOf(shape, i);
     const sample = tracer.trace(
-      { proto: 'tcp', src: ip, sport: port, dst: target.address, dport: target.port },
+      { proto: protoOf(target), src: ip, sport: port, dst: target.address, dport: target.port },
       { seed: seed + i, recent: recent as RecentState },
     ).sample!;
     for (const name of recentListsSet(sample.hops)) recent[name] = [ip];
@@ -119,7 +119,7 @@ export function simulateIptables(target: ResolvedTarget, candidates: readonly Ca
  */
 export function simulateIpvs(target: ResolvedTarget, candidates: readonly Candidate[], shape: StreamShape, scheduler: string): CompareRow {
   const compiled = compileIpvs(target.state, { scheduler });
-  const vs = compiled.table.services.find((s) => s.address === target.address && s.port === target.port && s.protocol === 'TCP');
+  const vs = compiled.table.services.find((s) => s.address === target.address && s.port === target.port && s.protocol === target.servicePort.info.protocol);
   if (vs === undefined) throw new Error(`IPVS mode has no virtual server for ${joinHostPort(target.address, target.port)}`);
   const events = connectionStream(shape);
   replayConnections(liveServiceOf(vs), events.slice(0, WARMUP_DECISIONS));
@@ -146,7 +146,7 @@ function ipvsRulesPerLookup(compiled: IpvsCompiled, target: ResolvedTarget, shap
   let checked = 0;
   for (let i = 0; i < packets; i++) {
     const { ip, port } = clientOf(shape, i);
-    const result = traceIpvs(compiled, { proto: 'tcp', src: ip, sport: port, dst: target.address, dport: target.port }, { seed: i + 1 });
+    const result = traceIpvs(compiled, { proto: protoOf(target), src: ip, sport: port, dst: target.address, dport: target.port }, { seed: i + 1 });
     const hops = (result.sample?.hops ?? result.hops).filter((hop) => IPTABLES_TABLES.has(hop.table));
     checked += rulesCheckedOnPath(hops, positions);
   }
@@ -200,4 +200,9 @@ export function recentListsSet(hops: readonly Hop[]): string[] {
     if (m) names.push(m[1]!.replace(/^"(.*)"$/, '$1'));
   }
   return names;
+}
+
+/** The tracer's protocol for the target's service port. */
+function protoOf(target: ResolvedTarget): 'tcp' | 'udp' {
+  return target.servicePort.info.protocol === 'UDP' ? 'udp' : 'tcp';
 }

@@ -23,6 +23,11 @@ export const loadThreadDescriptions: Readonly<Record<LoadThread, string>> = {
   main: 'autocannon, the proxy and the backend pods all on one thread',
 };
 
+export const udpLoadGeneratorDescriptions: Readonly<Record<LoadThread, string>> = {
+  worker: 'kpsim\'s UDP sender in a worker thread; the proxy and the backend pods share the main thread',
+  main: 'kpsim\'s UDP sender, the proxy and the backend pods all on one thread',
+};
+
 export function runLoadOn(thread: LoadThread, opts: LoadRunOptions, onProgress?: ProgressListener): Promise<LoadRunResult> {
   return thread === 'worker' ? runLoadInWorker(opts, onProgress) : runLoad(opts, onProgress);
 }

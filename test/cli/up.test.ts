@@ -119,7 +119,7 @@ test('up --no-pods --backend: no pod runs, your server takes the service\'s conn
   child.kill('SIGINT');
   const { code, stdout } = await done;
   t.assert.strictEqual(code, 0);
-  const down = JSON.parse(stdout.trim().split('\n').at(-1)!) as DownEvent & { stats: { proxy: { endpoints: { endpoint: string; connections: number; errors: { refused: number } }[] } } };
+  const down = JSON.parse(stdout.trim().split('\n').at(-1)!) as { stats: { proxy: { endpoints: { endpoint: string; connections: number; errors: { refused: number } }[] } } };
   const byEndpoint = new Map(down.stats.proxy.endpoints.map((e) => [e.endpoint, e]));
   t.assert.strictEqual(byEndpoint.get('10.244.1.7:8080')?.connections, 3);
   t.assert.ok((byEndpoint.get('10.244.0.5:8080')?.errors.refused ?? 0) + (byEndpoint.get('10.244.1.6:8080')?.errors.refused ?? 0) > 0, 'the dead endpoints refused dials');

@@ -4,13 +4,15 @@
  * (the IPVS virtual server) is virtual-server.ts; this file accepts and hands each connection
  * to connection.ts.
  */
-import net, { type Server, type Socket } from 'node:net';
+import net, { type Server } from 'node:net';
 import { KpsimError } from '../errors.js';
 import type { ProxierServicePort } from '../tracker/types.js';
 import { joinHostPort } from '../util/ip.js';
 import type { BoundPort, VirtualEntry } from './address-map.js';
 import { type ConnectionHost, ProxyConnection } from './connection.js';
+import { DialWatch } from './dial-watch.js';
 import { IdleSweep } from './idle-sweep.js';
+import { type PeerName, type TcpHandle, serverHandleOf } from './raw-tcp.js';
 import type { ListenerStats } from './stats.js';
 import {
   type ConnectionScheduler, type EndpointDirectory, type ListenerEndpoint, type SchedulingSettings, VirtualServer,
@@ -45,6 +47,7 @@ export class Listener implements ConnectionHost {
   readonly stats: ListenerStats;
   readonly endpoints: ReadonlyMap<string, ListenerEndpoint>;
   readonly dialTimeoutsMs: readonly number[];
+  readonly dials: DialWatch;
   readonly idle: IdleSweep | undefined;
   readonly #server: Server;
   readonly #directory: ConnectionDirectory;
@@ -58,8 +61,11 @@ export class Listener implements ConnectionHost {
     this.#needsClient = this.virtual.needsClient;
     this.#directory = directory;
     this.dialTimeoutsMs = settings.dialTimeoutsMs;
+    this.dials = new DialWatch(Math.min(...settings.dialTimeoutsMs));
     this.idle = settings.idleTimeoutMs > 0 ? new IdleSweep(settings.idleTimeoutMs) : undefined;
-    this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, this.#onConnection);
+    // Connections never reach net.Server's 'connection': #takeAccepts has its handle hand over
+    // each accepted handle as it is, before any net.Socket is made (see connection.ts).
+    this.#server = net.createServer();
   }
 
   get entry(): VirtualEntry {
@@ -73,6 +79,12 @@ export class Listener implements ConnectionHost {
 
   /** Bind the loopback address: the planned port, else an ephemeral one (and say why). */
   async listen(backlog: number): Promise<BoundPort> {
+    const bound = await this.#bind(backlog);
+    this.#takeAccepts();
+    return bound;
+  }
+
+  async #bind(backlog: number): Promise<BoundPort> {
     const { address, port } = this.entry.loopback;
     if (port !== 0) {
       try {
@@ -112,6 +124,7 @@ export class Listener implements ConnectionHost {
     return new Promise((resolve) => {
       const done = (): void => {
         this.idle?.stop();
+        this.dials.stop();
         resolve();
       };
       if (!this.#server.listening) {
@@ -122,43 +135,58 @@ export class Listener implements ConnectionHost {
     });
   }
 
-  clientKey(client: Socket): string | undefined {
-    if (!this.#needsClient) return undefined;
-    return this.virtual.clientKey(client.remoteAddress!, client.remotePort ?? 0);
-  }
-
   release(conn: ProxyConnection): void {
     this.stats.active--;
     this.#directory.release(conn);
   }
 
-  #onConnection = (client: Socket): void => {
+  /**
+   * Take accepted connections as raw handles, and set TCP_NODELAY once on the listening socket
+   * (Linux copies it to every socket accepted from it) instead of once per connection.
+   */
+  #takeAccepts(): void {
+    const handle = serverHandleOf(this.#server);
+    if (handle === undefined) throw new Error(`listener ${this.entry.key} has no handle after listening`);
+    handle.setNoDelay(true);
+    handle.onconnection = this.#onConnection;
+  }
+
+  #onConnection = (err: number, client: TcpHandle | undefined): void => {
+    // An accept that failed (EMFILE, say): the connection stays in the kernel's queue.
+    if (err !== 0 || client === undefined) return;
     const stats = this.stats;
     stats.accepted++;
     switch (stats.verdict) {
       case 'reject':
         stats.rejected++;
-        client.resetAndDestroy();
+        client.reset(noop);
         return;
       case 'drop':
         stats.dropped++;
-        client.destroy();
+        client.close(noop);
         return;
       case 'forward': {
-        // A client that reset before we got to it has no peer address left to schedule on.
-        if (this.#needsClient && client.remoteAddress === undefined) {
-          stats.clientResets++;
-          client.destroy();
-          return;
+        let clientKey: string | undefined;
+        if (this.#needsClient) {
+          // A client that reset before we got to it has no peer address left to schedule on.
+          const peer: PeerName = {};
+          if (client.getpeername(peer) !== 0 || peer.address === undefined) {
+            stats.clientResets++;
+            client.close(noop);
+            return;
+          }
+          clientKey = this.virtual.clientKey(peer.address, peer.port ?? 0);
         }
         stats.active++;
-        const conn = new ProxyConnection(this, client);
+        const conn = new ProxyConnection(this, client, clientKey);
         this.#directory.track(conn);
         conn.start();
       }
     }
   };
 }
+
+function noop(): void {}
 
 function listenOn(server: Server, host: string, port: number, backlog: number): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -24,7 +24,7 @@
 import { BufferPool } from './buffer-pool.js';
 import type { DialMember, DialWatch } from './dial-watch.js';
 import type { IdleMember, IdleSweep } from './idle-sweep.js';
-import { connectAvoiding, destsToAvoid } from './pick.js';
+import { destsToAvoid } from './pick.js';
 import {
   type ConnectRequest, type ShutdownRequest, type TcpHandle, type WriteRequest, UV_EOF, errorName, lastWriteWasAsync, newConnectRequest,
   newShutdownRequest, newSocketHandle, newWriteRequest, readResult,
@@ -165,6 +165,9 @@ export class ProxyConnection implements IdleMember, DialMember {
     this.#target = target;
     const backend = newSocketHandle() as LinkedHandle;
     backend[CONN] = this;
+    // Nagle would hold a request back behind an unacknowledged one for a delayed ACK (40 ms).
+    // libuv sets it when it makes the socket, in connect.
+    backend.setNoDelay(true);
     this.#backend = backend;
     const req = newConnectRequest() as LinkedConnect;
     req[CONN] = this;
@@ -187,7 +190,7 @@ export class ProxyConnection implements IdleMember, DialMember {
     } else {
       const candidates = [...endpoints.keys()];
       const avoid = destsToAvoid(candidates, this.#tried ?? []);
-      addr = connectAvoiding(vs, this.#clientKey, avoid);
+      addr = vs.connectAvoiding(this.#clientKey, avoid);
       if (addr === undefined) {
         // The scheduler has nothing else (sh without fallback hashes to the failed dest, say):
         // take the next endpoint in order ourselves and count it as the kernel counts a bound one.

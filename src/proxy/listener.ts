@@ -43,19 +43,17 @@ export interface OpenConnection {
 
 export class Listener implements ConnectionHost {
   readonly virtual: VirtualServer;
-  readonly vs: ConnectionScheduler;
   readonly stats: ListenerStats;
   readonly endpoints: ReadonlyMap<string, ListenerEndpoint>;
   readonly dialTimeoutsMs: readonly number[];
   readonly dials: DialWatch;
   readonly idle: IdleSweep | undefined;
-  readonly #server: Server;
+  #server: Server;
   readonly #directory: ConnectionDirectory;
   readonly #needsClient: boolean;
 
   constructor(entry: VirtualEntry, sp: ProxierServicePort, settings: ListenerSettings, directory: ConnectionDirectory) {
     this.virtual = new VirtualServer(entry, sp, settings, directory);
-    this.vs = this.virtual.vs;
     this.stats = this.virtual.stats;
     this.endpoints = this.virtual.endpoints;
     this.#needsClient = this.virtual.needsClient;
@@ -66,6 +64,11 @@ export class Listener implements ConnectionHost {
     // Connections never reach net.Server's 'connection': #takeAccepts has its handle hand over
     // each accepted handle as it is, before any net.Socket is made (see connection.ts).
     this.#server = net.createServer();
+  }
+
+  /** The virtual service, as connections use it. */
+  get vs(): ConnectionScheduler {
+    return this.virtual.scheduler;
   }
 
   get entry(): VirtualEntry {
@@ -79,32 +82,19 @@ export class Listener implements ConnectionHost {
 
   /** Bind the loopback address: the planned port, else an ephemeral one (and say why). */
   async listen(backlog: number): Promise<BoundPort> {
-    const bound = await this.#bind(backlog);
+    const bound = await bindTcpServer(this.#server, this.entry, backlog);
     this.#takeAccepts();
     return bound;
   }
 
-  async #bind(backlog: number): Promise<BoundPort> {
-    const { address, port } = this.entry.loopback;
-    if (port !== 0) {
-      try {
-        return { port: await listenOn(this.#server, address, port, backlog) };
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code !== 'EADDRINUSE' && code !== 'EACCES') throw listenError(this.entry.key, address, port, e);
-        const reason = code === 'EACCES' ? `no permission to bind port ${port}` : `port ${port} is in use`;
-        return { port: await this.#listenEphemeral(address, backlog), fallback: reason };
-      }
-    }
-    return { port: await this.#listenEphemeral(address, backlog) };
-  }
-
-  async #listenEphemeral(address: string, backlog: number): Promise<number> {
-    try {
-      return await listenOn(this.#server, address, 0, backlog);
-    } catch (e) {
-      throw listenError(this.entry.key, address, 0, e);
-    }
+  /**
+   * Accept on a server already listening (a worker's copy of a listening socket the main thread
+   * bound: workers.ts), instead of binding one. Call from its 'listening' callback, before any
+   * connection can reach net.Server's own accept.
+   */
+  adopt(server: Server): void {
+    this.#server = server;
+    this.#takeAccepts();
   }
 
   settle(entry: VirtualEntry): void {
@@ -187,6 +177,27 @@ export class Listener implements ConnectionHost {
 }
 
 function noop(): void {}
+
+/** Listen on the entry's loopback address: the planned port, else an ephemeral one (and say why). */
+export async function bindTcpServer(server: Server, entry: VirtualEntry, backlog: number): Promise<BoundPort> {
+  const { address, port } = entry.loopback;
+  const ephemeral = async (): Promise<number> => {
+    try {
+      return await listenOn(server, address, 0, backlog);
+    } catch (e) {
+      throw listenError(entry.key, address, 0, e);
+    }
+  };
+  if (port === 0) return { port: await ephemeral() };
+  try {
+    return { port: await listenOn(server, address, port, backlog) };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EADDRINUSE' && code !== 'EACCES') throw listenError(entry.key, address, port, e);
+    const reason = code === 'EACCES' ? `no permission to bind port ${port}` : `port ${port} is in use`;
+    return { port: await ephemeral(), fallback: reason };
+  }
+}
 
 function listenOn(server: Server, host: string, port: number, backlog: number): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -9,13 +9,13 @@
  * sets it for IPVS mode) the client's persistence template to it is dropped and a new one made.
  * Weights are restored at once, so other clients do not notice. Only the retry path pays for this.
  */
-import type { ConnectionScheduler } from './virtual-server.js';
+import type { VirtualService } from '../ipvs/virtual-service.js';
 
 /**
  * `vs.connect(client)` with the dests in `avoid` out of the running; undefined when the
  * scheduler finds no other dest (then the caller may bind one itself).
  */
-export function connectAvoiding(vs: ConnectionScheduler, client: string | undefined, avoid: readonly string[]): string | undefined {
+export function connectAvoiding(vs: VirtualService, client: string | undefined, avoid: readonly string[]): string | undefined {
   if (avoid.length === 0) return vs.connect(client, 'active');
   const weights = new Map(vs.dests().map((d) => [d.addr, d.weight]));
   const quiesced: { addr: string; weight: number }[] = [];

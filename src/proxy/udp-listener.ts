@@ -23,7 +23,6 @@ import { type ConnectionScheduler, type ListenerEndpoint, VirtualServer } from '
 
 export class UdpListener implements AssociationHost {
   readonly virtual: VirtualServer;
-  readonly vs: ConnectionScheduler;
   readonly stats: ListenerStats;
   readonly endpoints: ReadonlyMap<string, ListenerEndpoint>;
   readonly idle: IdleSweep;
@@ -34,7 +33,6 @@ export class UdpListener implements AssociationHost {
 
   constructor(entry: VirtualEntry, sp: ProxierServicePort, settings: ListenerSettings, directory: ConnectionDirectory) {
     this.virtual = new VirtualServer(entry, sp, settings, directory);
-    this.vs = this.virtual.vs;
     this.stats = this.virtual.stats;
     this.endpoints = this.virtual.endpoints;
     this.#directory = directory;
@@ -43,6 +41,11 @@ export class UdpListener implements AssociationHost {
     this.#socket.on('message', this.#onMessage);
     // A send to a client that has gone (ICMP unreachable) surfaces here; the datagram is lost.
     this.#socket.on('error', noop);
+  }
+
+  /** The virtual service, as connections use it. */
+  get vs(): ConnectionScheduler {
+    return this.virtual.scheduler;
   }
 
   get entry(): VirtualEntry {

@@ -4,11 +4,12 @@
  * counts, and the endpoints kube-proxy would use for its address (see endpoint-choice.ts).
  * Sockets live in listener.ts (TCP) and udp-listener.ts (UDP).
  */
-import { type VirtualService, createScheduler } from '../ipvs/virtual-service.js';
+import { type ConnState, type VirtualService, createScheduler } from '../ipvs/virtual-service.js';
 import type { ProxierServicePort } from '../tracker/types.js';
 import { joinHostPort } from '../util/ip.js';
 import type { VirtualEntry } from './address-map.js';
 import { type ListenerVerdict, chooseEndpoints } from './endpoint-choice.js';
+import { connectAvoiding } from './pick.js';
 import type { EndpointStats, ListenerStats } from './stats.js';
 
 /** An endpoint as one listener reaches it. */
@@ -22,10 +23,33 @@ export interface ListenerEndpoint {
 }
 
 /**
- * What a connection asks of the virtual service: the VirtualService methods the proxy uses.
- * With several workers (workers.ts) it is a replica kept in step with the others'.
+ * What a connection asks of its virtual service. On one thread these are the VirtualService's
+ * own methods; with several workers, each goes through the log that keeps the workers'
+ * replicas of the virtual service in step (op-log.ts).
  */
-export type ConnectionScheduler = Pick<VirtualService, 'connect' | 'bind' | 'close' | 'expire' | 'setWeight' | 'dests'>;
+export interface ConnectionScheduler {
+  /** Schedule a new connection and count it in `state`; undefined when no dest is available. */
+  connect(client: string | undefined, state: ConnState): string | undefined;
+  /** `connect` with the dests in `avoid` out of the running (a retried dial: pick.ts). */
+  connectAvoiding(client: string | undefined, avoid: readonly string[]): string | undefined;
+  /** Count a connection on a dest the caller chose. */
+  bind(addr: string, state: ConnState): void;
+  /** An active connection became inactive (its first FIN). */
+  close(addr: string): void;
+  /** A connection is gone. */
+  expire(addr: string, state: ConnState): void;
+}
+
+/** The virtual service's own methods, for a proxy on one thread. */
+export function localScheduler(vs: VirtualService): ConnectionScheduler {
+  return {
+    connect: (client, state) => vs.connect(client, state),
+    connectAvoiding: (client, avoid) => connectAvoiding(vs, client, avoid),
+    bind: (addr, state) => vs.bind(addr, state),
+    close: (addr) => vs.close(addr),
+    expire: (addr, state) => vs.expire(addr, state),
+  };
+}
 
 export interface SchedulingSettings {
   readonly scheduler: string;
@@ -50,6 +74,8 @@ const DEST_WEIGHT = 1;
 export class VirtualServer {
   entry: VirtualEntry;
   readonly vs: VirtualService;
+  /** How connections reach `vs`: directly, or through the workers' log (workers.ts). */
+  scheduler: ConnectionScheduler;
   readonly stats: ListenerStats;
   /** The endpoints new connections may go to, by addr, in kube-proxy's order (sorted by text). */
   readonly endpoints = new Map<string, ListenerEndpoint>();
@@ -76,6 +102,7 @@ export class VirtualServer {
       ...(affinitySeconds > 0 ? { persistence: { timeoutSeconds: affinitySeconds } } : {}),
       sysctl: { expireQuiescentTemplate: true },
     });
+    this.scheduler = localScheduler(this.vs);
     this.stats = newListenerStats(entry);
     this.update(sp);
   }

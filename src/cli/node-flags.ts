@@ -4,27 +4,31 @@
  *   --backend ENDPOINT=HOST:PORT   an endpoint served by your own server (repeatable)
  *   --no-pods                      no built-in backend pods at all
  *   --udp-timeout DURATION         kube-proxy's udpIdleTimeout (default: the config's, else 250ms)
+ *   --workers N                    the proxy on N threads sharing the listeners (proxy/workers.ts)
  */
 import type { Command } from 'commander';
 import type { NodeRunOptions } from '../load/cluster-run.js';
 import { parseGoDurationSeconds } from '../model/proxy-config.js';
 import { type HostPort, planAddressMap } from '../proxy/address-map.js';
 import { userBackendProblem } from '../proxy/cluster.js';
+import { MAX_WORKERS } from '../proxy/workers.js';
 import { joinHostPort, normalizeIP, splitHostPortText } from '../util/ip.js';
-import { type LoadedCluster, collect, usageError } from './common.js';
+import { type LoadedCluster, collect, parseIntegerFlag, usageError } from './common.js';
 
 export interface NodeRunFlags {
   backend?: string[];
   /** Commander's `--no-pods`: false when given. */
   pods?: boolean;
   udpTimeout?: string;
+  workers?: string;
 }
 
 export function addNodeRunOptions(cmd: Command): Command {
   return cmd
     .option('--backend <ENDPOINT=HOST:PORT>', 'send an endpoint\'s traffic to your own server on loopback instead of a built-in pod, e.g. 10.244.0.5:8080=127.0.0.1:3000 (repeatable)', collect)
     .option('--no-pods', 'start no built-in backend pods: endpoints without a --backend are unreachable, as dead pods')
-    .option('--udp-timeout <duration>', 'close a UDP association idle this long, e.g. 250ms, 2s (kube-proxy\'s udpIdleTimeout; default: the config\'s, else 250ms)');
+    .option('--udp-timeout <duration>', 'close a UDP association idle this long, e.g. 250ms, 2s (kube-proxy\'s udpIdleTimeout; default: the config\'s, else 250ms)')
+    .option('--workers <n>', `run the proxy on N threads sharing the listening sockets, with one scheduler state (1 to ${MAX_WORKERS}; default 1)`, '1');
 }
 
 /** The flags as startCluster options, checked against the cluster (usage errors name the flag). */
@@ -39,10 +43,12 @@ export function parseNodeRunFlags(flags: NodeRunFlags, loaded: LoadedCluster): N
     userBackends.set(endpoint, server);
   }
   const udpSeconds = flags.udpTimeout === undefined ? loaded.cluster.config.udpIdleTimeoutSeconds : parseDurationFlag('--udp-timeout', flags.udpTimeout);
+  const workers = parseIntegerFlag('--workers', flags.workers ?? '1', 1, MAX_WORKERS);
   return {
     ...(userBackends.size > 0 ? { userBackends } : {}),
     ...(flags.pods === false ? { pods: false } : {}),
     udpIdleTimeoutMs: udpSeconds * 1000,
+    ...(workers > 1 ? { workers } : {}),
   };
 }
 

@@ -70,8 +70,9 @@ async function runUp(opts: UpOptions): Promise<void> {
     stopping.stop();
     throw e;
   }
-  printStarted(cluster, scheduler, opts.json ?? false);
+  printStarted(cluster, scheduler, opts.json ?? false, node.workers ?? 1);
   const signal = await stopping.signal;
+  await cluster.proxy.refreshStats();
   const stats = cluster.stats();
   await cluster.close();
   printStopped(stats, signal, opts.json ?? false);
@@ -95,10 +96,10 @@ function stopSignal(): { signal: Promise<NodeJS.Signals>; stop: () => void } {
   return { signal, stop };
 }
 
-function printStarted(cluster: RunningCluster, scheduler: string, json: boolean): void {
+function printStarted(cluster: RunningCluster, scheduler: string, json: boolean, workers: number): void {
   const map = cluster.map;
   if (json) {
-    process.stdout.write(`${JSON.stringify({ event: 'up', scheduler, map })}\n`);
+    process.stdout.write(`${JSON.stringify({ event: 'up', scheduler, ...(workers > 1 ? { workers } : {}), map })}\n`);
     return;
   }
   const proxied = map.entries.filter((e) => e.proxied).length;
@@ -109,7 +110,7 @@ function printStarted(cluster: RunningCluster, scheduler: string, json: boolean)
     ...(count('none') > 0 ? [`${plural(count('none'), 'endpoint')} unreachable (no pod)`] : []),
   ];
   process.stdout.write(map.render());
-  process.stdout.write(`\nkpsim up: ${proxied} address${proxied === 1 ? '' : 'es'} proxied (scheduler ${scheduler}), ${plural(count('pod'), 'backend pod')}${others.map((o) => `, ${o}`).join('')}; Ctrl-C to stop\n`);
+  process.stdout.write(`\nkpsim up: ${proxied} address${proxied === 1 ? '' : 'es'} proxied (scheduler ${scheduler}${workers > 1 ? `, ${workers} workers` : ''}), ${plural(count('pod'), 'backend pod')}${others.map((o) => `, ${o}`).join('')}; Ctrl-C to stop\n`);
 }
 
 function printStopped(stats: ClusterStats, signal: NodeJS.Signals, json: boolean): void {

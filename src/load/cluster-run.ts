@@ -28,8 +28,8 @@ export interface TargetOnCluster {
   readonly refusal: string | undefined;
 }
 
-/** What `kpsim up`, `load` and `compare` share about how the node runs (--backend, --no-pods, --udp-timeout). */
-export type NodeRunOptions = Pick<StartClusterOptions, 'userBackends' | 'pods' | 'udpIdleTimeoutMs'>;
+/** What `kpsim up`, `load` and `compare` share about how the node runs (--backend, --no-pods, --udp-timeout, --workers). */
+export type NodeRunOptions = Pick<StartClusterOptions, 'userBackends' | 'pods' | 'udpIdleTimeoutMs' | 'workers'>;
 
 export interface StartTargetOptions extends NodeRunOptions {
   scheduler: string;
@@ -43,13 +43,14 @@ export function defaultScheduler(state: ProxierState): string {
 }
 
 export async function startTarget(view: ClusterView, target: ResolvedTarget, opts: StartTargetOptions): Promise<TargetOnCluster> {
-  const { scheduler, ports, userBackends, pods, udpIdleTimeoutMs } = opts;
+  const { scheduler, ports, userBackends, pods, udpIdleTimeoutMs, workers } = opts;
   const running = await startCluster(view.states, {
     scheduler,
     ...(ports !== undefined ? { ports } : {}),
     ...(userBackends !== undefined ? { userBackends } : {}),
     ...(pods !== undefined ? { pods } : {}),
     ...(udpIdleTimeoutMs !== undefined ? { udpIdleTimeoutMs } : {}),
+    ...(workers !== undefined ? { workers } : {}),
   });
   try {
     const protocol = target.servicePort.info.protocol;
@@ -73,7 +74,8 @@ export async function startTarget(view: ClusterView, target: ResolvedTarget, opt
 }
 
 /** Connections placed per candidate endpoint so far (the proxy's counters, which only grow). */
-export function connectionCounts(on: TargetOnCluster): EndpointConnectionCount[] {
+export async function connectionCounts(on: TargetOnCluster): Promise<EndpointConnectionCount[]> {
+  await on.running.proxy.refreshStats();
   const byEndpoint = new Map(on.running.stats().proxy.endpoints.map((s) => [s.endpoint, s]));
   return on.candidates.map((c) => ({ endpoint: c.endpoint, pod: c.pod || (byEndpoint.get(c.endpoint)?.podName ?? ''), connections: byEndpoint.get(c.endpoint)?.connections ?? 0 }));
 }

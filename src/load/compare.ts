@@ -9,7 +9,7 @@ import type { Protocol } from '../model/types.js';
 import { type HostPort, chooseEndpoints } from '../proxy/index.js';
 import { joinHostPort } from '../util/ip.js';
 import { type ClusterView, type NodeRunOptions, type TargetOnCluster, connectionCounts, countsSince, startTarget } from './cluster-run.js';
-import { nodeRunOptionsOf } from './load-test.js';
+import { nodeRunOptionsOf, withWorkers } from './load-test.js';
 import { COMPARE_REPORT_SCHEMA, type CompareReport, type CompareRow, directRow, proxyRow } from './compare-report.js';
 import { describeStream, simulateIptables, simulateIpvs, type StreamShape } from './simulate-modes.js';
 import { type ResolvedTarget, type TargetSpec, resolveTarget, targetAddress } from './target.js';
@@ -84,7 +84,7 @@ export async function runCompare(view: ClusterView, opts: CompareOptions = {}): 
   const totalSteps = 2 + 2 * schedulers.length;
   let step = 0;
   const say = (text: string): void => progress(`[${++step}/${totalSteps}] ${text}`);
-  const load = (url: string, beforeMeasuring?: () => void): Promise<LoadRunResult> =>
+  const load = (url: string, beforeMeasuring?: () => Promise<void>): Promise<LoadRunResult> =>
     measure(thread, { url, connections, durationSeconds, ...(udp ? { protocol: 'udp' as const, overallRate: opts.rate ?? DEFAULT_UDP_RATE } : {}) }, warmupSeconds, beforeMeasuring);
 
   const rows: CompareRow[] = [];
@@ -131,8 +131,9 @@ export async function runCompare(view: ClusterView, opts: CompareOptions = {}): 
     target: { spec: target.spec, service: target.servicePort.info.spn, via: target.via, address: targetAddress(target) },
     settings: {
       connections, durationSeconds, pipelining: 1, keepAlive: !udp,
-      loadGenerator: udp ? udpLoadGeneratorDescriptions[thread] : loadThreadDescriptions[thread],
+      loadGenerator: withWorkers(udp ? udpLoadGeneratorDescriptions[thread] : loadThreadDescriptions[thread], opts.workers),
       ...(udp ? { protocol, rate: opts.rate ?? DEFAULT_UDP_RATE } : {}),
+      ...((opts.workers ?? 1) > 1 ? { workers: opts.workers } : {}),
     },
     baseline: { endpoint: baselineEndpoint.endpoint, pod: baselineEndpoint.podName ?? '', listener: baselineListener },
     stream: describeStream(shape),
@@ -141,18 +142,18 @@ export async function runCompare(view: ClusterView, opts: CompareOptions = {}): 
   };
 }
 
-type Load = (url: string, beforeMeasuring?: () => void) => Promise<LoadRunResult>;
+type Load = (url: string, beforeMeasuring?: () => Promise<void>) => Promise<LoadRunResult>;
 
 async function proxyLoad(on: TargetOnCluster, scheduler: string, direct: CompareRow, load: Load): Promise<CompareRow> {
-  let before = connectionCounts(on);
-  const run = await load(on.url, () => { before = connectionCounts(on); });
-  return proxyRow(scheduler, run, on.listener, countsSince(before, connectionCounts(on)), direct);
+  let before = await connectionCounts(on);
+  const run = await load(on.url, async () => { before = await connectionCounts(on); });
+  return proxyRow(scheduler, run, on.listener, countsSince(before, await connectionCounts(on)), direct);
 }
 
 /** A warm-up run, then the measured one; `beforeMeasuring` runs between them (to read counters). */
-async function measure(thread: LoadThread, opts: LoadRunOptions, warmupSeconds: number, beforeMeasuring?: () => void): Promise<LoadRunResult> {
+async function measure(thread: LoadThread, opts: LoadRunOptions, warmupSeconds: number, beforeMeasuring?: () => Promise<void>): Promise<LoadRunResult> {
   if (warmupSeconds > 0) await runLoadOn(thread, { ...opts, durationSeconds: warmupSeconds });
-  beforeMeasuring?.();
+  await beforeMeasuring?.();
   return runLoadOn(thread, opts);
 }
 

@@ -10,6 +10,12 @@ import type { ProgressListener } from './types.js';
 import { DEFAULT_UDP_RATE } from './udp-runner.js';
 import { type LoadThread, loadThreadDescriptions, runLoadOn, udpLoadGeneratorDescriptions } from './worker-runner.js';
 
+/** The load generator's description, saying where the proxy runs when it has workers. */
+export function withWorkers(description: string, workers: number | undefined): string {
+  if (workers === undefined || workers <= 1) return description;
+  return `${description.replace(/the proxy and the backend pods share the main thread/, 'the backend pods on the main thread')}; the proxy on ${workers} worker threads (UDP on the main thread)`;
+}
+
 /** The node-running options of a load or compare run, without the unset ones. */
 export function nodeRunOptionsOf(opts: NodeRunOptions & { ports?: 'service' | 'ephemeral' }): NodeRunOptions & { ports?: 'service' | 'ephemeral' } {
   return {
@@ -17,6 +23,7 @@ export function nodeRunOptionsOf(opts: NodeRunOptions & { ports?: 'service' | 'e
     ...(opts.userBackends !== undefined ? { userBackends: opts.userBackends } : {}),
     ...(opts.pods !== undefined ? { pods: opts.pods } : {}),
     ...(opts.udpIdleTimeoutMs !== undefined ? { udpIdleTimeoutMs: opts.udpIdleTimeoutMs } : {}),
+    ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
   };
 }
 
@@ -53,7 +60,7 @@ export async function runLoadTest(view: ClusterView, opts: LoadTestOptions): Pro
   const on = await startTarget(view, target, { scheduler, ...nodeRunOptionsOf(opts) });
   try {
     opts.onStart?.(target, on.listener);
-    const before = connectionCounts(on);
+    const before = await connectionCounts(on);
     const run = await runLoadOn(thread, {
       url: on.url,
       connections: opts.connections,
@@ -79,13 +86,14 @@ export async function runLoadTest(view: ClusterView, opts: LoadTestOptions): Pro
         durationSeconds: opts.durationSeconds,
         pipelining: udp ? 1 : pipelining,
         keepAlive: udp ? false : keepAlive,
-        loadGenerator: udp ? udpLoadGeneratorDescriptions[thread] : loadThreadDescriptions[thread],
+        loadGenerator: withWorkers(udp ? udpLoadGeneratorDescriptions[thread] : loadThreadDescriptions[thread], opts.workers),
         ...(udp ? { protocol } : {}),
         ...(opts.rate !== undefined || udp ? { rate: opts.rate ?? DEFAULT_UDP_RATE } : {}),
         ...(opts.requests !== undefined ? { requests: opts.requests } : {}),
+        ...((opts.workers ?? 1) > 1 ? { workers: opts.workers } : {}),
       },
       run,
-      connections: countsSince(before, connectionCounts(on)),
+      connections: countsSince(before, await connectionCounts(on)),
       notes,
     });
   } finally {

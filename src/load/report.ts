@@ -6,7 +6,7 @@
  *   schema: "kpsim.load/v1",
  *   target:   { spec, service, via: "ClusterIP" | "NodePort", address, listener },
  *   mode: "userspace", scheduler,
- *   settings: { connections, durationSeconds, pipelining, keepAlive, loadGenerator, protocol?, rate?, requests? },
+ *   settings: { connections, durationSeconds, pipelining, keepAlive, loadGenerator, protocol?, rate?, requests?, workers? },
  *   elapsedSeconds,
  *   requests: { total, perSecond, statusClasses: { "1xx", "2xx", "3xx", "4xx", "5xx" } },
  *   latency:  { count, meanMs, p50Ms, p90Ms, p99Ms, maxMs },
@@ -62,6 +62,8 @@ export interface LoadSettings {
   rate?: number;
   /** The request count the run stopped at, when one was given. */
   requests?: number;
+  /** Proxy worker threads, when more than one (--workers). */
+  workers?: number;
 }
 
 /** New connections the proxy placed on one endpoint. */

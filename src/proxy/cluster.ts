@@ -14,8 +14,9 @@ import { isLoopback, joinHostPort } from '../util/ip.js';
 import { AddressMap, type BackendEntry, type BackendServer, type HostPort, planAddressMap } from './address-map.js';
 import { type BackendOptions, type BackendStats, type Backends, startBackends } from './backends.js';
 import { type ProxyInput, statesOf } from './input.js';
-import { type CloseOptions, type ProxyOptions, type UpdateResult, type UserspaceProxy, startProxy } from './proxy.js';
+import { type CloseOptions, type ProxyOptions, type RunningProxy, type UpdateResult, startProxy } from './proxy.js';
 import type { ProxyStats } from './stats.js';
+import { startWorkerProxy } from './workers.js';
 
 export type StartClusterOptions = Omit<ProxyOptions, 'map' | 'backendAddress'> & Omit<BackendOptions, 'map' | 'ports'> & {
   /** Endpoints ("10.244.0.5:8080") served by your own servers on loopback; no pod runs for them. */
@@ -32,7 +33,8 @@ export interface ClusterStats {
 export interface RunningCluster {
   /** Virtual addresses and backends, with the ports they bound. */
   readonly map: AddressMap;
-  readonly proxy: UserspaceProxy;
+  /** The proxy: on this thread, or on `workers` threads (workers.ts). */
+  readonly proxy: RunningProxy;
   /** kpsim's backend pods (none for endpoints with a user backend, or with pods: false). */
   readonly backends: Backends;
   stats(): ClusterStats;
@@ -62,10 +64,11 @@ export async function startCluster(input: ProxyInput, options: StartClusterOptio
   }))).values()];
   const serverOf = (endpoint: string): BackendServer => (backends.backend(endpoint) ? 'pod' : users.has(endpoint) ? 'user' : 'none');
 
-  let proxy: UserspaceProxy;
+  let proxy: RunningProxy;
   try {
     const withBackends = new AddressMap(plan.entries, backendEntries(), plan.notes);
-    proxy = await startProxy(states, {
+    const start = (options.workers ?? 1) > 1 ? startWorkerProxy : startProxy;
+    proxy = await start(states, {
       ...options,
       map: withBackends,
       backendAddress: (endpoint, protocol) => {

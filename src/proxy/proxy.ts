@@ -46,6 +46,12 @@ export interface ProxyOptions {
   now?: () => number;
   /** Accept-queue length per listener. Default 4096 (the usual net.core.somaxconn). */
   backlog?: number;
+  /**
+   * Proxy threads sharing the TCP listening sockets (startCluster, startWorkerProxy; startProxy
+   * runs one). Default 1. With more, every TCP virtual service is kept in step across them (see
+   * op-log.ts), UDP stays on the calling thread, and `now` is the process's monotonic clock.
+   */
+  workers?: number;
 }
 
 export interface CloseOptions {
@@ -68,9 +74,29 @@ const DEFAULT_BACKLOG = 4096;
 
 export { type ProxyInput, statesOf };
 
-type ProxyListener = Listener | UdpListener;
+export type ProxyListener = Listener | UdpListener;
 
-export class UserspaceProxy {
+/** A running proxy, on one thread (UserspaceProxy) or several (workers.ts). */
+export interface RunningProxy {
+  /** The address map, with the ports the listeners actually bound. */
+  readonly map: AddressMap;
+  /** Counters per listener and per endpoint (copies); with workers, as of their last report. */
+  stats(): ProxyStats;
+  /** Resolves once stats() counts everything done so far (workers report at once). */
+  refreshStats(): Promise<void>;
+  /** Bytes held now in the socket buffers of every open connection, both directions. */
+  bufferedBytes(): number;
+  /** Why a listener rejects or drops new connections now ('' when it forwards). */
+  reasonOf(key: string): string | undefined;
+  /** Apply new proxier states (see UserspaceProxy.updateState). */
+  updateState(input: ProxyInput): UpdateResult;
+  /** Take one endpoint out of rotation (see UserspaceProxy.removeEndpoint). */
+  removeEndpoint(endpoint: string, spn?: string): number;
+  /** Stop accepting, let open connections finish for up to `drainMs`, then cut the rest. */
+  close(options?: CloseOptions): Promise<void>;
+}
+
+export class UserspaceProxy implements RunningProxy {
   #map: AddressMap;
   readonly #listeners: ProxyListener[];
   readonly #endpointStats: Map<string, EndpointStats>;
@@ -95,6 +121,11 @@ export class UserspaceProxy {
     const listeners: ListenerStats[] = this.#listeners.map((l) => ({ ...l.stats }));
     const endpoints = [...this.#endpointStats.values()].sort(byEndpoint).map(copyEndpointStats);
     return { listeners, endpoints, active: this.#connections.all.size, bufferedBytes: this.bufferedBytes() };
+  }
+
+  /** Counters are counted on this thread: stats() is always current. */
+  refreshStats(): Promise<void> {
+    return Promise.resolve();
   }
 
   /** Bytes held now in the socket buffers of every open connection, both directions. */
@@ -162,8 +193,19 @@ export class UserspaceProxy {
   }
 }
 
-/** Bind a listener for every TCP virtual address of the states, and start proxying. */
+/** Bind a listener for every TCP and UDP virtual address of the states, and start proxying (on this thread). */
 export async function startProxy(input: ProxyInput, options: ProxyOptions = {}): Promise<UserspaceProxy> {
+  return (await assembleProxy(input, options)).proxy;
+}
+
+/** How a listener gets its socket: its own bind (the default), or a socket made elsewhere (workers). */
+export type ListenerBinder = (listener: ProxyListener, index: number) => Promise<BoundPort>;
+
+/**
+ * The proxy and its listeners (one per proxied entry of the map, in map order), each given its
+ * socket by `bind`.
+ */
+export async function assembleProxy(input: ProxyInput, options: ProxyOptions = {}, bind?: ListenerBinder): Promise<{ proxy: UserspaceProxy; listeners: readonly ProxyListener[] }> {
   const states = statesOf(input);
   const settings = settingsOf(options);
   const map = options.map ?? planAddressMap(states, { ports: options.ports ?? 'service' });
@@ -200,18 +242,17 @@ export async function startProxy(input: ProxyInput, options: ProxyOptions = {}):
     listeners.push(entry.protocol === 'UDP' ? new UdpListener(entry, sp, settings, directory) : new Listener(entry, sp, settings, directory));
   }
 
+  const ownBind: ListenerBinder = (listener) => (listener instanceof UdpListener ? listener.listen() : listener.listen(settings.backlog));
   const bound = new Map<string, BoundPort>();
   try {
-    for (const listener of listeners) {
-      bound.set(listener.entry.key, listener instanceof UdpListener ? await listener.listen() : await listener.listen(settings.backlog));
-    }
+    for (const [i, listener] of listeners.entries()) bound.set(listener.entry.key, await (bind ?? ownBind)(listener, i));
   } catch (e) {
     await Promise.all(listeners.map((l) => l.close()));
     throw e;
   }
   const boundMap = map.withBoundPorts(bound);
   for (const listener of listeners) listener.settle(boundMap.entry(listener.entry.key)!);
-  return new UserspaceProxy(boundMap, listeners, endpointStats, connections);
+  return { proxy: new UserspaceProxy(boundMap, listeners, endpointStats, connections), listeners };
 }
 
 /** The open connections (and UDP associations) of a proxy, and a way to wait until there are none. */
@@ -247,7 +288,7 @@ function byEndpoint(a: EndpointStats, b: EndpointStats): number {
   return compareEndpoints(splitHostPort(a.endpoint)!, splitHostPort(b.endpoint)!);
 }
 
-function settingsOf(options: ProxyOptions): ListenerSettings {
+export function settingsOf(options: ProxyOptions): ListenerSettings {
   const scheduler = options.scheduler ?? 'rr';
   getScheduler(scheduler, { path: 'scheduler' });
   const dialTimeoutsMs = options.dialTimeoutsMs ?? DEFAULT_DIAL_TIMEOUTS_MS;

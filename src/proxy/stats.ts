@@ -82,6 +82,22 @@ export interface ProxyStats {
   readonly active: number;
   /** Bytes held in the proxy's socket buffers now (see Proxy.bufferedBytes). */
   readonly bufferedBytes: number;
+  /** With several workers: each one's share and its use of the scheduling log (op-log.ts). */
+  readonly workers?: WorkerStats[];
+}
+
+export interface WorkerStats {
+  readonly worker: number;
+  /** TCP connections it accepted. */
+  readonly accepted: number;
+  /** Of those, open now. */
+  readonly active: number;
+  /** Scheduling-log entries it wrote: one per connection scheduled, going inactive, or gone. */
+  readonly written: number;
+  /** Entries of the other workers (and endpoint changes) it applied to its replicas. */
+  readonly replayed: number;
+  /** Times it found the log's lock held and waited. */
+  readonly lockWaits: number;
 }
 
 export function newEndpointStats(endpoint: string, backend: HostPort, podName: string | undefined, udpBackend?: HostPort): EndpointStats {

@@ -67,7 +67,10 @@ test('load through a NodePort without keep-alive: one proxied connection per req
   const connections = sum(report, 'connections');
   // Each response came over its own connection; a connection still open at the end has no response yet.
   t.assert.equal(connections >= report.requests.total && connections <= report.requests.total + 2 * 2, true, `${connections} connections, ${report.requests.total} responses`);
-  t.assert.equal(report.endpoints.every((e) => e.connections > 0), true, JSON.stringify(report.endpoints));
+  // lc with two clients: a closed connection leaves the counters at once, so lc keeps using the
+  // first two dests in list order (ties go to the first); how often a third is reached depends on
+  // how long connections linger, so only the two are asserted.
+  t.assert.equal(report.endpoints.filter((e) => e.connections > 0).length >= 2, true, JSON.stringify(report.endpoints));
 });
 
 test('a service with no endpoints: every connection is reset, and the report says why', async (t) => {

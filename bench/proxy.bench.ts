@@ -106,6 +106,18 @@ interface Forwarder {
   readonly address: HostPort;
   readonly pid: number;
   stop(): Promise<void>;
+  /** kpsim: its final counters, once stopped. */
+  readonly final?: () => KpsimFinal | undefined;
+}
+
+/** What `kpsim up --json` prints when it stops: the parts the bench reads. */
+interface KpsimFinal {
+  stats: {
+    proxy: {
+      listeners: { forwarded: number }[];
+      workers?: { worker: number; accepted: number; written: number; replayed: number; lockWaits: number }[];
+    };
+  };
 }
 
 async function firstLine(child: ChildProcess, what: string): Promise<string> {
@@ -131,11 +143,21 @@ async function startKpsim(folder: string, backend: HostPort, workers: number, no
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const up = JSON.parse(await firstLine(child, 'kpsim up')) as { map: { entries: { kind: string; proxied: boolean; loopback: HostPort }[] } };
   const entry = up.map.entries.find((e) => e.kind === 'ClusterIP' && e.proxied)!;
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => { output += d.toString(); });
   return {
     name: workers > 1 ? `kpsim --workers ${workers}` : 'kpsim',
     address: entry.loopback,
     pid: child.pid!,
     stop: () => stopProcess(child, 'SIGINT'),
+    final: () => {
+      const last = output.trim().split('\n').at(-1);
+      try {
+        return last === undefined || last === '' ? undefined : JSON.parse(last) as KpsimFinal;
+      } catch {
+        return undefined;
+      }
+    },
   };
 }
 
@@ -505,6 +527,7 @@ async function main(): Promise<void> {
       const kpsim = await startKpsim(folder, backend.address, workers);
       forwarders.push(kpsim);
       const paths = [pathOf(kpsim)];
+      if (workers > 1) paths.unshift(single[1]!);
       if (version !== undefined) {
         const haproxy = await startHaproxy(folder, backend.address, workers);
         forwarders.push(haproxy);
@@ -512,7 +535,8 @@ async function main(): Promise<void> {
       }
       return paths;
     };
-    const single = [direct, ...(await start(1))];
+    const single: Path[] = [];
+    single.push(direct, ...(await start(1)));
     const wrk = (keepAlive: boolean, connections = CONNECTIONS, pace?: number): Runner => (path, seconds) =>
       runWrk({ url: path.url, seconds, connections, keepAlive, ...(pace !== undefined ? { rate: pace } : {}) }, folder);
     const autocannon = (keepAlive: boolean): Runner => async (path, seconds) =>
@@ -538,13 +562,17 @@ async function main(): Promise<void> {
     sections.push(table('autocannon (worker thread of the bench process), keep-alive', acKeepAlive, () => ''));
     sections.push(table('autocannon, no keep-alive', acNoKeepAlive, () => ''));
 
+    const scaled: Forwarder[] = [];
     for (const workers of WORKERS.filter((w) => w > 1)) {
       if (!hasWrk) break;
       const paths = await start(workers);
-      const keepAlive = (await interleaved(`workers ${workers} keep-alive`, paths, wrk(true))).map(summarize);
-      const noKeepAlive = (await interleaved(`workers ${workers} no keep-alive`, paths, wrk(false))).map(summarize);
-      sections.push(table(`wrk, keep-alive: kpsim --workers ${workers} against haproxy nbthread ${workers}`, keepAlive, () => ''));
-      sections.push(table(`wrk, no keep-alive: kpsim --workers ${workers} against haproxy nbthread ${workers}`, noKeepAlive, () => ''));
+      scaled.push(forwarders.find((f) => f.name === `kpsim --workers ${workers}`)!);
+      const keepAlive = (await interleaved(`workers ${workers} keep-alive`, paths, wrk(true, 2 * CONNECTIONS))).map(summarize);
+      const noKeepAlive = (await interleaved(`workers ${workers} no keep-alive`, paths, wrk(false, 2 * CONNECTIONS))).map(summarize);
+      const versus = (s: Summary, vs: { rps: number; cpu: number } | undefined): string =>
+        (s.name.startsWith('kpsim --workers') && vs !== undefined ? `(is ${vs.rps.toFixed(2)}x haproxy's req/s at ${vs.cpu.toFixed(2)}x its CPU/req)` : '');
+      sections.push(table(`wrk (${2 * CONNECTIONS} connections), keep-alive: kpsim --workers ${workers} against haproxy nbthread ${workers}, kpsim on one thread beside`, keepAlive, versus));
+      sections.push(table(`wrk (${2 * CONNECTIONS} connections), no keep-alive: kpsim --workers ${workers} against haproxy nbthread ${workers}, kpsim on one thread beside`, noKeepAlive, versus));
     }
 
     if (PROFILE && hasWrk) {
@@ -563,6 +591,23 @@ async function main(): Promise<void> {
         }
       }
       sections.push(lines.join('\n'));
+    }
+
+    // The workers' use of the scheduling log, over every connection they served.
+    for (const f of scaled) {
+      await f.stop();
+      const proxy = f.final?.()?.stats.proxy;
+      if (proxy?.workers === undefined) continue;
+      const connections = proxy.listeners.reduce((sum, l) => sum + l.forwarded, 0);
+      const per = (n: number): string => (connections > 0 ? (n / connections).toFixed(2) : '-');
+      const written = proxy.workers.reduce((sum, w) => sum + w.written, 0);
+      const replayed = proxy.workers.reduce((sum, w) => sum + w.replayed, 0);
+      const waits = proxy.workers.reduce((sum, w) => sum + w.lockWaits, 0);
+      sections.push([
+        `${f.name}: scheduler state across workers, over the ${connections} connections it served in the rounds above:`,
+        `  accepted per worker ${proxy.workers.map((w) => w.accepted).join(' / ')}; scheduling-log entries written ${per(written)} and replayed ${per(replayed)} per connection; the lock found held ${per(waits)} times per connection`,
+        '  (each worker applies every entry: its own as it writes it, the others\' as it next takes the lock or every 20 ms; replayed entries are the cost of one scheduler state)',
+      ].join('\n'));
     }
 
     console.log('');

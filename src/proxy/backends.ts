@@ -29,6 +29,7 @@ import { joinHostPort } from '../util/ip.js';
 import {
   type AddressMap, type BackendEntry, type BoundPort, type HostPort, type PlanOptions, planAddressMap, udpBindingKey,
 } from './address-map.js';
+import { bindWithFallback } from './bind-fallback.js';
 import { type ProxyInput, statesOf } from './input.js';
 import { identityTrailer, udpReply } from './udp-reply.js';
 
@@ -163,20 +164,8 @@ export class Backend {
   }
 
   /** The planned port, else an ephemeral one when it is taken or privileged (and say why). */
-  async #bindWithFallback(planned: HostPort, bind: (host: string, port: number) => Promise<number>): Promise<BoundPort> {
-    const { address, port } = planned;
-    try {
-      return { port: await bind(address, port) };
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (port === 0 || (code !== 'EADDRINUSE' && code !== 'EACCES')) throw backendListenError(this.entry, address, port, e);
-      const reason = code === 'EACCES' ? `no permission to bind port ${port}` : `port ${port} is in use`;
-      try {
-        return { port: await bind(address, 0), fallback: reason };
-      } catch (again) {
-        throw backendListenError(this.entry, address, 0, again);
-      }
-    }
+  #bindWithFallback(planned: HostPort, bind: (host: string, port: number) => Promise<number>): Promise<BoundPort> {
+    return bindWithFallback(planned, bind, (port, cause) => backendListenError(this.entry, planned.address, port, cause));
   }
 
   /** Where it listens. */

@@ -9,14 +9,12 @@ import { KpsimError } from '../errors.js';
 import type { ProxierServicePort } from '../tracker/types.js';
 import { joinHostPort } from '../util/ip.js';
 import type { BoundPort, VirtualEntry } from './address-map.js';
+import { bindWithFallback } from './bind-fallback.js';
 import { type ConnectionHost, ProxyConnection } from './connection.js';
 import { DialWatch } from './dial-watch.js';
 import { IdleSweep } from './idle-sweep.js';
 import { type PeerName, type TcpHandle, serverHandleOf } from './raw-tcp.js';
-import type { ListenerStats } from './stats.js';
-import {
-  type ConnectionScheduler, type EndpointDirectory, type ListenerEndpoint, type SchedulingSettings, VirtualServer,
-} from './virtual-server.js';
+import { type EndpointDirectory, type SchedulingSettings, VirtualServer, VirtualServerListener } from './virtual-server.js';
 
 export interface ListenerSettings extends SchedulingSettings {
   readonly dialTimeoutsMs: readonly number[];
@@ -41,10 +39,7 @@ export interface OpenConnection {
   destroy(): void;
 }
 
-export class Listener implements ConnectionHost {
-  readonly virtual: VirtualServer;
-  readonly stats: ListenerStats;
-  readonly endpoints: ReadonlyMap<string, ListenerEndpoint>;
+export class Listener extends VirtualServerListener implements ConnectionHost {
   readonly dialTimeoutsMs: readonly number[];
   readonly dials: DialWatch;
   readonly idle: IdleSweep | undefined;
@@ -53,9 +48,7 @@ export class Listener implements ConnectionHost {
   readonly #needsClient: boolean;
 
   constructor(entry: VirtualEntry, sp: ProxierServicePort, settings: ListenerSettings, directory: ConnectionDirectory) {
-    this.virtual = new VirtualServer(entry, sp, settings, directory);
-    this.stats = this.virtual.stats;
-    this.endpoints = this.virtual.endpoints;
+    super(new VirtualServer(entry, sp, settings, directory));
     this.#needsClient = this.virtual.needsClient;
     this.#directory = directory;
     this.dialTimeoutsMs = settings.dialTimeoutsMs;
@@ -64,20 +57,6 @@ export class Listener implements ConnectionHost {
     // Connections never reach net.Server's 'connection': #takeAccepts has its handle hand over
     // each accepted handle as it is, before any net.Socket is made (see connection.ts).
     this.#server = net.createServer();
-  }
-
-  /** The virtual service, as connections use it. */
-  get vs(): ConnectionScheduler {
-    return this.virtual.scheduler;
-  }
-
-  get entry(): VirtualEntry {
-    return this.virtual.entry;
-  }
-
-  /** Why the listener rejects or drops new connections now ('' when it forwards). */
-  get reason(): string {
-    return this.virtual.reason;
   }
 
   /** Bind the loopback address: the planned port, else an ephemeral one (and say why). */
@@ -95,18 +74,6 @@ export class Listener implements ConnectionHost {
   adopt(server: Server): void {
     this.#server = server;
     this.#takeAccepts();
-  }
-
-  settle(entry: VirtualEntry): void {
-    this.virtual.settle(entry);
-  }
-
-  update(sp: ProxierServicePort | undefined): { added: string[]; removed: string[] } {
-    return this.virtual.update(sp);
-  }
-
-  removeEndpoint(addr: string): boolean {
-    return this.virtual.removeEndpoint(addr);
   }
 
   /** Stop accepting; resolves once every connection it accepted is closed. */
@@ -179,24 +146,8 @@ export class Listener implements ConnectionHost {
 function noop(): void {}
 
 /** Listen on the entry's loopback address: the planned port, else an ephemeral one (and say why). */
-export async function bindTcpServer(server: Server, entry: VirtualEntry, backlog: number): Promise<BoundPort> {
-  const { address, port } = entry.loopback;
-  const ephemeral = async (): Promise<number> => {
-    try {
-      return await listenOn(server, address, 0, backlog);
-    } catch (e) {
-      throw listenError(entry.key, address, 0, e);
-    }
-  };
-  if (port === 0) return { port: await ephemeral() };
-  try {
-    return { port: await listenOn(server, address, port, backlog) };
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'EADDRINUSE' && code !== 'EACCES') throw listenError(entry.key, address, port, e);
-    const reason = code === 'EACCES' ? `no permission to bind port ${port}` : `port ${port} is in use`;
-    return { port: await ephemeral(), fallback: reason };
-  }
+export function bindTcpServer(server: Server, entry: VirtualEntry, backlog: number): Promise<BoundPort> {
+  return bindWithFallback(entry.loopback, (host, port) => listenOn(server, host, port, backlog), (port, cause) => listenError(entry.key, entry.loopback.address, port, cause));
 }
 
 function listenOn(server: Server, host: string, port: number, backlog: number): Promise<number> {

@@ -15,16 +15,13 @@ import { KpsimError } from '../errors.js';
 import type { ProxierServicePort } from '../tracker/types.js';
 import { joinHostPort } from '../util/ip.js';
 import type { BoundPort, VirtualEntry } from './address-map.js';
+import { bindWithFallback } from './bind-fallback.js';
 import { IdleSweep } from './idle-sweep.js';
 import type { ConnectionDirectory, ListenerSettings } from './listener.js';
-import type { ListenerStats } from './stats.js';
 import { type AssociationHost, UdpAssociation } from './udp-association.js';
-import { type ConnectionScheduler, type ListenerEndpoint, VirtualServer } from './virtual-server.js';
+import { VirtualServer, VirtualServerListener } from './virtual-server.js';
 
-export class UdpListener implements AssociationHost {
-  readonly virtual: VirtualServer;
-  readonly stats: ListenerStats;
-  readonly endpoints: ReadonlyMap<string, ListenerEndpoint>;
+export class UdpListener extends VirtualServerListener implements AssociationHost {
   readonly idle: IdleSweep;
   readonly #socket: Socket;
   readonly #associations = new Map<string, UdpAssociation>();
@@ -32,9 +29,7 @@ export class UdpListener implements AssociationHost {
   #bound = false;
 
   constructor(entry: VirtualEntry, sp: ProxierServicePort, settings: ListenerSettings, directory: ConnectionDirectory) {
-    this.virtual = new VirtualServer(entry, sp, settings, directory);
-    this.stats = this.virtual.stats;
-    this.endpoints = this.virtual.endpoints;
+    super(new VirtualServer(entry, sp, settings, directory));
     this.#directory = directory;
     this.idle = new IdleSweep(settings.udpIdleTimeoutMs);
     this.#socket = dgram.createSocket(entry.family === 6 ? 'udp6' : 'udp4');
@@ -43,50 +38,14 @@ export class UdpListener implements AssociationHost {
     this.#socket.on('error', noop);
   }
 
-  /** The virtual service, as connections use it. */
-  get vs(): ConnectionScheduler {
-    return this.virtual.scheduler;
-  }
-
-  get entry(): VirtualEntry {
-    return this.virtual.entry;
-  }
-
-  get reason(): string {
-    return this.virtual.reason;
-  }
-
   /** Open associations, by client "address:port". */
   get associations(): ReadonlyMap<string, UdpAssociation> {
     return this.#associations;
   }
 
   /** Bind the loopback address: the planned port, else an ephemeral one (and say why). */
-  async listen(): Promise<BoundPort> {
-    const { address, port } = this.entry.loopback;
-    if (port !== 0) {
-      try {
-        return { port: await this.#bind(address, port) };
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code !== 'EADDRINUSE' && code !== 'EACCES') throw bindError(this.entry.key, address, port, e);
-        const reason = code === 'EACCES' ? `no permission to bind port ${port}` : `port ${port} is in use`;
-        return { port: await this.#bindEphemeral(address), fallback: reason };
-      }
-    }
-    return { port: await this.#bindEphemeral(address) };
-  }
-
-  settle(entry: VirtualEntry): void {
-    this.virtual.settle(entry);
-  }
-
-  update(sp: ProxierServicePort | undefined): { added: string[]; removed: string[] } {
-    return this.virtual.update(sp);
-  }
-
-  removeEndpoint(addr: string): boolean {
-    return this.virtual.removeEndpoint(addr);
+  listen(): Promise<BoundPort> {
+    return bindWithFallback(this.entry.loopback, (host, port) => this.#bind(host, port), (port, cause) => bindError(this.entry.key, this.entry.loopback.address, port, cause));
   }
 
   reply(datagram: Buffer, clientPort: number, clientAddress: string): void {
@@ -146,14 +105,6 @@ export class UdpListener implements AssociationHost {
     this.#associations.set(key, association);
     this.#directory.track(association);
     return association;
-  }
-
-  async #bindEphemeral(address: string): Promise<number> {
-    try {
-      return await this.#bind(address, 0);
-    } catch (e) {
-      throw bindError(this.entry.key, address, 0, e);
-    }
   }
 
   #bind(address: string, port: number): Promise<number> {

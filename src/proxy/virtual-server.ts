@@ -185,6 +185,45 @@ export class VirtualServer {
   }
 }
 
+/** What the TCP and the UDP listener share: their virtual server, seen through. */
+export abstract class VirtualServerListener {
+  readonly virtual: VirtualServer;
+  readonly stats: ListenerStats;
+  readonly endpoints: ReadonlyMap<string, ListenerEndpoint>;
+
+  constructor(virtual: VirtualServer) {
+    this.virtual = virtual;
+    this.stats = virtual.stats;
+    this.endpoints = virtual.endpoints;
+  }
+
+  /** The virtual service, as connections use it. */
+  get vs(): ConnectionScheduler {
+    return this.virtual.scheduler;
+  }
+
+  get entry(): VirtualEntry {
+    return this.virtual.entry;
+  }
+
+  /** Why the listener rejects or drops new connections now ('' when it forwards). */
+  get reason(): string {
+    return this.virtual.reason;
+  }
+
+  settle(entry: VirtualEntry): void {
+    this.virtual.settle(entry);
+  }
+
+  update(sp: ProxierServicePort | undefined): { added: string[]; removed: string[] } {
+    return this.virtual.update(sp);
+  }
+
+  removeEndpoint(addr: string): boolean {
+    return this.virtual.removeEndpoint(addr);
+  }
+}
+
 function newListenerStats(entry: VirtualEntry): ListenerStats {
   return {
     key: entry.key,

@@ -2,7 +2,7 @@
  * Proxy benchmark: HTTP through kpsim's userspace proxy against the same backend reached
  * directly, and through HAProxy in TCP mode with as many threads as kpsim has workers, in one run.
  *
- *   npm run build && node dist/bench/proxy.bench.js [--quick] [--workers 1,2] [--profile]
+ *   npm run build && node dist/bench/proxy.bench.js [--quick] [--rounds N] [--workers 1,2] [--profile]
  *
  * Who runs where (2 cores are shared by all of it, so the layout is part of the result):
  *   - the backend: one kpsim backend pod (fastify) in its own process (this file with --role backend);
@@ -46,7 +46,7 @@ const PROFILE = argv.includes('--profile');
 const WORKERS = (valueOf('--workers') ?? '1,2').split(',').map(Number).filter((n) => Number.isInteger(n) && n >= 1);
 const CONNECTIONS = 10;
 const SECONDS = QUICK ? 2 : 5;
-const ROUNDS = QUICK ? 1 : 3;
+const ROUNDS = Number(valueOf('--rounds') ?? (QUICK ? 1 : 3));
 const WARMUP_SECONDS = 1;
 /** The moderate load: this many req/s over few keep-alive connections, wrk pacing each one. */
 const MODERATE_RATE = 2000;

@@ -122,17 +122,22 @@ function printStopped(stats: ClusterStats, signal: NodeJS.Signals, json: boolean
     e.endpoint, e.podName ?? '', String(e.connections), String(e.active), String(e.bytesIn), String(e.bytesOut),
     String(e.errors.refused), String(e.errors.timeout), String(e.errors.reset), String(e.errors.other), e.draining ? 'draining' : '',
   ]);
-  const listenerRows = stats.proxy.listeners.filter((l) => l.accepted > 0).map((l) => [
+  const used = stats.proxy.listeners.filter((l) => l.accepted > 0);
+  const udp = used.some((l) => l.protocol === 'UDP');
+  const listenerRows = used.map((l) => [
     l.key, l.verdict, String(l.accepted), String(l.forwarded), String(l.rejected), String(l.dropped), String(l.failed),
-    String(l.retries), String(l.idleTimeouts),
+    String(l.retries), String(l.idleTimeouts), ...(udp ? [String(l.datagramsIn), String(l.datagramsOut)] : []),
   ]);
+  const workerLines = (stats.proxy.workers ?? []).map((w) =>
+    `worker ${w.worker}: ${w.accepted} connections accepted; scheduling log: ${w.written} entries written, ${w.replayed} replayed, lock found held ${w.lockWaits} times`);
   const out = [
     `\nkpsim up: ${signal}: closed; counters:\n`,
     ...table(['ENDPOINT', 'POD', 'CONNS', 'ACTIVE', 'BYTES-IN', 'BYTES-OUT', 'REFUSED', 'TIMEOUT', 'RESET', 'OTHER', ''], endpointRows),
     '',
     ...(listenerRows.length === 0
       ? ['no connections were accepted']
-      : table(['LISTENER', 'VERDICT', 'ACCEPTED', 'FORWARDED', 'REJECTED', 'DROPPED', 'FAILED', 'RETRIES', 'IDLE-CLOSED'], listenerRows)),
+      : table(['LISTENER', 'VERDICT', 'ACCEPTED', 'FORWARDED', 'REJECTED', 'DROPPED', 'FAILED', 'RETRIES', 'IDLE-CLOSED', ...(udp ? ['DGRAMS-IN', 'DGRAMS-OUT'] : [])], listenerRows)),
+    ...(workerLines.length > 0 ? ['', ...workerLines] : []),
   ];
   process.stdout.write(`${out.join('\n')}\n`);
 }

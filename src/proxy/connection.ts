@@ -21,7 +21,7 @@
  * scheduled, inactive once either side sends a FIN, gone when both sockets are closed. That is
  * what lc, wlc and the other load-aware schedulers read.
  */
-import { BufferPool } from './buffer-pool.js';
+import { type ReadSlot, ReadSlotPool } from './buffer-pool.js';
 import type { DialMember, DialWatch } from './dial-watch.js';
 import type { IdleMember, IdleSweep } from './idle-sweep.js';
 import { destsToAvoid } from './pick.js';
@@ -70,7 +70,7 @@ type LinkedShutdown = ShutdownRequest & Linked & { side: 'client' | 'backend' };
  * Read buffers, one per direction of an open connection, reused across connections. 16 KiB
  * holds a whole HTTP response for most requests; 5000 open connections take 160 MiB.
  */
-const readBuffers = new BufferPool(16 * 1024, 2048);
+const readBuffers = new ReadSlotPool(16 * 1024, 2048);
 
 /**
  * The write request every write starts with. A write the kernel takes at once never touches
@@ -100,9 +100,11 @@ export class ProxyConnection implements IdleMember, DialMember {
   #tried: string[] | undefined;
   /** Which counter of the virtual service holds this connection; undefined when none does. */
   #counted: 'active' | 'inactive' | undefined;
-  /** Per direction: the read buffer, and whether a write of it is still pending. */
-  #buffers: [Buffer | undefined, Buffer | undefined] = [undefined, undefined];
-  #pending: [boolean, boolean] = [false, false];
+  /** Per direction (to the backend, to the client): the read buffer, and whether a write of it is still pending. */
+  #toBackendSlot: ReadSlot | undefined;
+  #toClientSlot: ReadSlot | undefined;
+  #toBackendPending = false;
+  #toClientPending = false;
   /** Per side (client, backend): its FIN was read. */
   #clientEnded = false;
   #backendEnded = false;
@@ -268,11 +270,11 @@ export class ProxyConnection implements IdleMember, DialMember {
     this.#host.idle?.add(this);
     const client = this.#client;
     const backend = this.#backend!;
-    const toBackend = (this.#buffers[TO_BACKEND] = readBuffers.take());
-    const toClient = (this.#buffers[TO_CLIENT] = readBuffers.take());
-    client.useUserBuffer(toBackend);
+    const toBackend = (this.#toBackendSlot = readBuffers.take());
+    const toClient = (this.#toClientSlot = readBuffers.take());
+    client.useUserBuffer(toBackend.buffer);
     client.onread = onClientRead;
-    backend.useUserBuffer(toClient);
+    backend.useUserBuffer(toClient.buffer);
     backend.onread = onBackendRead;
     client.readStart();
     backend.readStart();
@@ -305,10 +307,10 @@ export class ProxyConnection implements IdleMember, DialMember {
       listener.bytesOut += n;
     }
     const to = direction === TO_BACKEND ? this.#backend! : this.#client;
-    const buffer = this.#buffers[direction]!;
+    const slot = direction === TO_BACKEND ? this.#toBackendSlot! : this.#toClientSlot!;
     const req = writeRequest();
     req.handle = to;
-    const err = to.writeBuffer(req, n === buffer.length ? buffer : buffer.subarray(0, n));
+    const err = to.writeBuffer(req, slot.view(n));
     if (err !== 0) {
       this.#onError(direction === TO_BACKEND ? 'backend' : 'client', err);
       return;
@@ -318,13 +320,15 @@ export class ProxyConnection implements IdleMember, DialMember {
       req[CONN] = this;
       req.direction = direction;
       spareWrite = undefined;
-      this.#pending[direction] = true;
+      if (direction === TO_BACKEND) this.#toBackendPending = true;
+      else this.#toClientPending = true;
       (direction === TO_BACKEND ? this.#client : this.#backend!).readStop();
     }
   }
 
   onWriteDone(direction: Direction, status: number): void {
-    this.#pending[direction] = false;
+    if (direction === TO_BACKEND) this.#toBackendPending = false;
+    else this.#toClientPending = false;
     if (this.#phase !== 'open' || this.#closing) return;
     if (status < 0) {
       this.#onError(direction === TO_BACKEND ? 'backend' : 'client', status);
@@ -349,7 +353,7 @@ export class ProxyConnection implements IdleMember, DialMember {
     this.#deactivate();
     // A shutdown still in progress only waits for pending writes to drain before its FIN; with
     // none pending, close sends that FIN too (both receive queues are empty after a FIN).
-    if (this.#clientEnded && this.#backendEnded && !this.#pending[TO_BACKEND] && !this.#pending[TO_CLIENT]) {
+    if (this.#clientEnded && this.#backendEnded && !this.#toBackendPending && !this.#toClientPending) {
       this.#closeBoth();
       return;
     }
@@ -439,11 +443,10 @@ export class ProxyConnection implements IdleMember, DialMember {
       this.#host.idle?.delete(this);
     }
     // Both handles are closed: nothing reads into or writes from the buffers any more.
-    for (const direction of [TO_BACKEND, TO_CLIENT] as const) {
-      const buffer = this.#buffers[direction];
-      if (buffer !== undefined) readBuffers.give(buffer);
-      this.#buffers[direction] = undefined;
-    }
+    if (this.#toBackendSlot !== undefined) readBuffers.give(this.#toBackendSlot);
+    if (this.#toClientSlot !== undefined) readBuffers.give(this.#toClientSlot);
+    this.#toBackendSlot = undefined;
+    this.#toClientSlot = undefined;
     this.#client[CONN] = undefined;
     if (this.#backend !== undefined) this.#backend[CONN] = undefined;
     this.#uncount();

@@ -170,13 +170,21 @@ test('load --no-pods: every endpoint is unreachable, so every dial is refused an
   t.assert.deepEqual(report.endpoints.map((e) => e.connections), [0, 0, 0], 'no connection reached an endpoint');
 });
 
+test('load --workers 2: the proxy on two threads places every connection once, as one round robin', async (t) => {
+  t.plan(3);
+  const report = await runLoadTest(view, { target: parseTargetFlag('svc/web'), connections: 6, durationSeconds: 1, ports: 'ephemeral', workers: 2 });
+  t.assert.equal(report.settings.workers, 2);
+  t.assert.deepEqual(report.endpoints.map((e) => e.connections), [2, 2, 2], 'keep-alive: the six client connections, rr over both workers');
+  t.assert.equal(report.errors.total, 0, JSON.stringify(report.errors));
+});
+
 test('kpsim load --proto udp --json, and the node flags\' usage errors', async (t) => {
-  t.plan(5);
+  t.plan(7);
   const out = await runCli(['load', '-f', 'rules/example', '-q', '--target', 'svc/kube-system/kube-dns', '--proto', 'udp', '--connections', '2', '--requests', '50', '--rate', '500', '--duration', '20', '--json']);
   t.assert.equal(out.exitCode, 0, out.stderr);
   const report = JSON.parse(out.stdout) as LoadReport;
   t.assert.deepEqual(report.datagrams, { sent: 50, answered: 50, lost: 0, late: 0 });
-  for (const [args, flag] of [[['--backend', '10.244.0.5:8080=192.0.2.1:80'], '--backend'], [['--udp-timeout', '0s'], '--udp-timeout'], [['--proto', 'sctp'], '--proto']] as const) {
+  for (const [args, flag] of [[['--backend', '10.244.0.5:8080=192.0.2.1:80'], '--backend'], [['--udp-timeout', '0s'], '--udp-timeout'], [['--proto', 'sctp'], '--proto'], [['--workers', '0'], '--workers'], [['--workers', '65'], '--workers']] as const) {
     const bad = await runInProcess(registerLoad, ['load', '-f', 'rules/example', '-q', '--target', 'svc/web', ...args]);
     t.assert.match(`${bad.exitCode} ${bad.stderr}`, new RegExp(`^2 kpsim: ${flag}: `), bad.stderr);
   }

@@ -452,18 +452,23 @@ function table(title: string, rows: readonly Summary[], target: (s: Summary, vsH
 
 // ------------------------------------------------------------------ profile
 
-/** Self time per function from a V8 .cpuprofile: the top `n`, and the share of (program), GC and idle. */
+/**
+ * Self time per function from a V8 .cpuprofile, from the first connection on (startup left out):
+ * the top `n`. Time in a native call (a syscall, Node's C++) is the calling function's.
+ */
 function profileSummary(file: string, n: number): string[] {
-  interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }
+  interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }
   const profile = JSON.parse(readFileSync(file, 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const first = profile.samples.findIndex((id) => byId.get(id)!.callFrame.url.includes('/proxy/connection'));
   const self = new Map<string, number>();
   let total = 0;
   profile.samples.forEach((id, i) => {
+    if (first < 0 || i < first) return;
     const node = byId.get(id)!;
     const dt = profile.timeDeltas[i] ?? 0;
     const { functionName, url, lineNumber } = node.callFrame;
-    const where = url === '' ? '' : ` ${url.replace(/^.*\/(dist|node_modules)\//, '$1/').replace(/^node:/, 'node:')}:${lineNumber + 1}`;
+    const where = url === '' ? '' : ` ${url.replace(/^.*\/(dist|node_modules)\//, '$1/')}:${lineNumber + 1}`;
     const key = `${functionName || '(anonymous)'}${where}`;
     self.set(key, (self.get(key) ?? 0) + dt);
     total += dt;
@@ -472,9 +477,30 @@ function profileSummary(file: string, n: number): string[] {
   const busy = total - idle;
   const top = [...self.entries()].filter(([k]) => k !== '(idle)').sort((a, b) => b[1] - a[1]).slice(0, n);
   return [
-    `  ${(busy / 1000).toFixed(0)} ms on CPU of ${(total / 1000).toFixed(0)} ms profiled; self time, share of the time on CPU:`,
+    `  ${(busy / 1000).toFixed(0)} ms on CPU of ${(total / 1000).toFixed(0)} ms profiled after startup; self time, share of the time on CPU:`,
     ...top.map(([k, t]) => `  ${((100 * t) / Math.max(1, busy)).toFixed(1).padStart(5)}%  ${k}`),
   ];
+}
+
+/**
+ * `perf record` of a process for one wrk run without keep-alive: where its CPU time goes, by
+ * binary (the kernel, node's own C++ with V8 and libuv, libc, JIT-compiled JavaScript), and the
+ * busiest user-space symbols. Empty when perf cannot record here.
+ */
+async function perfSplit(pid: number, url: string, folder: string): Promise<string[]> {
+  const data = join(folder, `perf-${pid}.data`);
+  const recorder = spawn('perf', ['record', '-F', '999', '-o', data, '-p', String(pid)], { stdio: 'ignore' });
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  await runWrk({ url, seconds: 4, connections: CONNECTIONS, keepAlive: false }, folder);
+  await stopProcess(recorder, 'SIGINT');
+  const report = (sort: string): string[] => {
+    const out = spawnSync('perf', ['report', '-i', data, '--no-children', '--sort', sort, '--stdio', '-g', 'none'], { encoding: 'utf8' });
+    return (out.stdout ?? '').split('\n').filter((l) => /^\s+[\d.]+%/.test(l)).map((l) => l.trim().replace(/\s+/g, ' '));
+  };
+  const byBinary = report('dso').slice(0, 5);
+  if (byBinary.length === 0) return [];
+  const userSymbols = report('sym').filter((l) => l.includes('[.]')).slice(0, 8);
+  return [`  by binary: ${byBinary.join(', ')}`, `  busiest user-space symbols: ${userSymbols.join(', ')}`];
 }
 
 /** `strace -c -f -p PID` for the length of one wrk run: syscalls per request. */
@@ -485,7 +511,7 @@ async function straceCounts(pid: number, url: string, folder: string): Promise<s
   const run = await runWrk({ url, seconds: 3, connections: CONNECTIONS, keepAlive: false }, folder);
   await stopProcess(tracer, 'SIGINT');
   const text = readFileSync(out, 'utf8');
-  const rows = text.split('\n').filter((l) => /^\s*[\d.]+\s+[\d.]+\s+\d+\s+\d+/.test(l)).map((l) => l.trim().split(/\s+/));
+  const rows = text.split('\n').filter((l) => /^\s*[\d.]+\s+[\d.]+\s+\d+\s+\d+/.test(l) && !/\stotal\s*$/.test(l)).map((l) => l.trim().split(/\s+/));
   const perRequest = rows
     .map((cols) => ({ name: cols[cols.length - 1]!, calls: Number(cols[3]) }))
     .sort((a, b) => b.calls - a.calls)
@@ -584,11 +610,15 @@ async function main(): Promise<void> {
       const file = existsSync(profDir) ? readdirSync(profDir).find((f) => f.endsWith('.cpuprofile')) : undefined;
       const lines = ['Profile of kpsim without keep-alive (--cpu-prof, main thread):'];
       if (file !== undefined) lines.push(...profileSummary(join(profDir, file), 30));
-      const hasStrace = spawnSync('strace', ['-V']).error === undefined;
-      if (hasStrace) {
-        for (const f of forwarders.filter((x) => !x.name.includes('workers') && !x.name.includes('nbthread 2'))) {
-          lines.push(`${f.name}: ${(await straceCounts(f.pid, `http://${f.address.address}:${f.address.port}/`, folder)).join('')}`);
+      const singles = forwarders.filter((x) => !x.name.includes('workers') && !/nbthread [2-9]/.test(x.name));
+      if (spawnSync('perf', ['--version']).error === undefined) {
+        for (const f of singles) {
+          const split = await perfSplit(f.pid, `http://${f.address.address}:${f.address.port}/`, folder);
+          if (split.length > 0) lines.push(`${f.name}, perf record (no keep-alive):`, ...split);
         }
+      }
+      if (spawnSync('strace', ['-V']).error === undefined) {
+        for (const f of singles) lines.push(`${f.name}: ${(await straceCounts(f.pid, `http://${f.address.address}:${f.address.port}/`, folder)).join('')}`);
       }
       sections.push(lines.join('\n'));
     }

@@ -129,7 +129,7 @@ function printStopped(stats: ClusterStats, signal: NodeJS.Signals, json: boolean
     String(l.retries), String(l.idleTimeouts), ...(udp ? [String(l.datagramsIn), String(l.datagramsOut)] : []),
   ]);
   const workerLines = (stats.proxy.workers ?? []).map((w) =>
-    `worker ${w.worker}: ${w.accepted} connections accepted; scheduling log: ${w.written} entries written, ${w.replayed} replayed, lock found held ${w.lockWaits} times`);
+    `worker ${w.worker}: ${w.accepted} connection${w.accepted === 1 ? '' : 's'} accepted; scheduling log: ${w.written} entries written, ${w.replayed} replayed, lock found held ${w.lockWaits} times`);
   const out = [
     `\nkpsim up: ${signal}: closed; counters:\n`,
     ...table(['ENDPOINT', 'POD', 'CONNS', 'ACTIVE', 'BYTES-IN', 'BYTES-OUT', 'REFUSED', 'TIMEOUT', 'RESET', 'OTHER', ''], endpointRows),

@@ -14,7 +14,7 @@ import { COMPARE_REPORT_SCHEMA, type CompareReport, type CompareRow, directRow, 
 import { describeStream, simulateIptables, simulateIpvs, type StreamShape } from './simulate-modes.js';
 import { type ResolvedTarget, type TargetSpec, resolveTarget, targetAddress } from './target.js';
 import type { LoadRunOptions, LoadRunResult } from './types.js';
-import { DEFAULT_UDP_RATE } from './udp-runner.js';
+import { DEFAULT_UDP_RATE, DEFAULT_UDP_TIMEOUT_SECONDS } from './udp-runner.js';
 import { type LoadThread, loadThreadDescriptions, runLoadOn, udpLoadGeneratorDescriptions } from './worker-runner.js';
 
 // The report's formatter, beside the core that makes the report (kpsim demo uses both).
@@ -194,7 +194,7 @@ function summary(row: CompareRow): string {
 function explain(target: ResolvedTarget, connections: number, rows: readonly CompareRow[], udp: boolean): string[] {
   const notes = [
     udp
-      ? `measured rows send datagrams from ${connections} client sockets, each one association at the proxy while it is active; a datagram not answered within 1 s is lost and counted in errors`
+      ? `measured rows send datagrams from ${connections} client sockets, each one association at the proxy while it is active; a datagram not answered within ${DEFAULT_UDP_TIMEOUT_SECONDS} s is lost and counted in errors`
       : `measured rows keep ${connections} connections open (keep-alive), so the proxy placed only those; their requests follow the connections`,
     'decisions/s is the speed of kpsim\'s own simulation in this process (the tracer walks the rules, the replay runs the scheduler), not the kernel\'s',
     'rules/lookup: iptables rules a new connection\'s first packet is checked against, up to each match; iptables mode scans KUBE-SERVICES one service at a time, IPVS mode matches ipsets, so only iptables mode grows with the number of services',

@@ -7,7 +7,7 @@ import { type ClusterView, type NodeRunOptions, connectionCounts, countsSince, d
 import { type LoadReport, buildLoadReport } from './report.js';
 import { type ResolvedTarget, type TargetSpec, resolveTarget, targetAddress } from './target.js';
 import type { ProgressListener } from './types.js';
-import { DEFAULT_UDP_RATE } from './udp-runner.js';
+import { DEFAULT_UDP_RATE, DEFAULT_UDP_TIMEOUT_SECONDS } from './udp-runner.js';
 import { type LoadThread, loadThreadDescriptions, runLoadOn, udpLoadGeneratorDescriptions } from './worker-runner.js';
 
 /** The load generator's description, saying where the proxy runs when it has workers. */
@@ -77,7 +77,7 @@ export async function runLoadTest(view: ClusterView, opts: LoadTestOptions): Pro
     if (run.unattributed > 0 && opts.userBackends !== undefined && opts.userBackends.size > 0) {
       notes.push('responses from your own servers (--backend) name no endpoint unless they send kpsim\'s headers (UDP: echo the request and add the identity); the connection counts are the proxy\'s own');
     }
-    if (udp) notes.push(`UDP: each of the ${opts.connections} client sockets is one association at the proxy; one idle for the UDP timeout ends, and that socket's next datagram opens a new one (a new pick). A datagram not answered within 1 s counts as lost`);
+    if (udp) notes.push(`UDP: each of the ${opts.connections} client sockets is one association at the proxy; one idle for the UDP timeout ends, and that socket's next datagram opens a new one (a new pick). A datagram not answered within ${DEFAULT_UDP_TIMEOUT_SECONDS} s counts as lost`);
     return buildLoadReport({
       target: { spec: target.spec, service: target.servicePort.info.spn, via: target.via, address: targetAddress(target), listener: on.listener },
       scheduler,

@@ -126,15 +126,6 @@ export class ProxyConnection implements IdleMember, DialMember {
     this.#clientKey = clientKey;
   }
 
-  /** The endpoint the connection goes to (or is being dialed). */
-  get target(): ListenerEndpoint | undefined {
-    return this.#target;
-  }
-
-  get phase(): Phase {
-    return this.#phase;
-  }
-
   /** Bytes waiting to be written, both directions (at most one buffer each). */
   bufferedBytes(): number {
     return this.#client.writeQueueSize + (this.#backend?.writeQueueSize ?? 0);

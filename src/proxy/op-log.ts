@@ -22,16 +22,27 @@
  *   [2 + w] entries applied by worker w, then the ring of ENTRY_WORDS-word entries.
  */
 
-export const ENTRY_WORDS = 24;
-/** Entries in the ring: 1.5 MiB. */
+/**
+ * An entry's words: [0] kind | listener << 8, [1] state, [2] dest, [4..5] time (a float64),
+ * [6] avoided count, [7..] avoided dests, [AT_KEY_LENGTH] client key length (-1: none), then the
+ * key's bytes.
+ */
+export const ENTRY_WORDS = 32;
+/** Entries in the ring: 2 MiB. */
 export const RING_ENTRIES = 1 << 14;
 const LOCK = 0;
 const TAIL = 1;
 const APPLIED = 2;
 /** Client keys ("ip" or "ip:port", IPv6 in brackets) of up to this many bytes. */
 export const MAX_CLIENT_BYTES = 48;
-/** Dests a retry avoids: at most one per earlier dial attempt. */
-export const MAX_AVOID = 4;
+/**
+ * Dests a retry avoids: at most one per earlier dial attempt (3 with kube-proxy's four dial
+ * timeouts). A longer list is cut here, the same for every worker, so the replicas still agree.
+ */
+export const MAX_AVOID = 12;
+const AT_AVOID = 6;
+const AT_KEY_LENGTH = AT_AVOID + 1 + MAX_AVOID;
+const AT_KEY = AT_KEY_LENGTH + 1;
 
 export const OpKind = {
   Connect: 1,
@@ -149,18 +160,19 @@ export class OpLog {
     words[at + 2] = entry.dest;
     this.#times[(at + 4) >> 1] = entry.time;
     const avoid = entry.avoid;
-    words[at + 6] = Math.min(avoid.length, MAX_AVOID);
-    for (let i = 0; i < Math.min(avoid.length, MAX_AVOID); i++) words[at + 7 + i] = avoid[i]!;
+    const avoided = Math.min(avoid.length, MAX_AVOID);
+    words[at + AT_AVOID] = avoided;
+    for (let i = 0; i < avoided; i++) words[at + AT_AVOID + 1 + i] = avoid[i]!;
     const client = entry.client;
     if (client === undefined) {
-      words[at + 11] = -1;
+      words[at + AT_KEY_LENGTH] = -1;
     } else {
       const bytes = this.#bytes;
-      const start = (at + 12) * 4;
+      const start = (at + AT_KEY) * 4;
       const length = Math.min(client.length, MAX_CLIENT_BYTES);
       // Client keys are addresses and ports: ASCII.
       for (let i = 0; i < length; i++) bytes[start + i] = client.charCodeAt(i);
-      words[at + 11] = length;
+      words[at + AT_KEY_LENGTH] = length;
     }
     Atomics.store(words, TAIL, (position + 1) | 0);
     this.counters.written++;
@@ -177,14 +189,14 @@ export class OpLog {
     into.state = words[at + 1]!;
     into.dest = words[at + 2]!;
     into.time = this.#times[(at + 4) >> 1]!;
-    const avoidCount = words[at + 6]!;
-    into.avoid.length = avoidCount;
-    for (let i = 0; i < avoidCount; i++) into.avoid[i] = words[at + 7 + i]!;
-    const length = words[at + 11]!;
+    const avoided = words[at + AT_AVOID]!;
+    into.avoid.length = avoided;
+    for (let i = 0; i < avoided; i++) into.avoid[i] = words[at + AT_AVOID + 1 + i]!;
+    const length = words[at + AT_KEY_LENGTH]!;
     if (length < 0) {
       into.client = undefined;
     } else {
-      const start = (at + 12) * 4;
+      const start = (at + AT_KEY) * 4;
       let text = '';
       for (let i = 0; i < length; i++) text += String.fromCharCode(this.#bytes[start + i]!);
       into.client = text;

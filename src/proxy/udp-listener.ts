@@ -38,11 +38,6 @@ export class UdpListener extends VirtualServerListener implements AssociationHos
     this.#socket.on('error', noop);
   }
 
-  /** Open associations, by client "address:port". */
-  get associations(): ReadonlyMap<string, UdpAssociation> {
-    return this.#associations;
-  }
-
   /** Bind the loopback address: the planned port, else an ephemeral one (and say why). */
   listen(): Promise<BoundPort> {
     return bindWithFallback(this.entry.loopback, (host, port) => this.#bind(host, port), (port, cause) => bindError(this.entry.key, this.entry.loopback.address, port, cause));

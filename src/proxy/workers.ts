@@ -72,10 +72,6 @@ export class WorkerProxy implements RunningProxy {
     return this.#map;
   }
 
-  get workers(): number {
-    return this.#workers.length;
-  }
-
   stats(): ProxyStats {
     const mirror = this.#mirror.stats();
     const udp = this.#udp.stats();

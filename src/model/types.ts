@@ -297,6 +297,8 @@ export interface ProxyConfig {
   ipvsTCPTimeoutSeconds: number;
   ipvsTCPFinTimeoutSeconds: number;
   ipvsUDPTimeoutSeconds: number;
+  /** udpIdleTimeout (userspace mode): how long an idle UDP association stays open; 0.25 s by default. */
+  udpIdleTimeoutSeconds: number;
   /** CIDRs, or the word 'primary'; [] means all local addresses. */
   nodePortAddresses: string[];
   hostnameOverride: string;

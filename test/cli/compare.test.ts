@@ -74,6 +74,27 @@ test('kpsim compare --json prints the report', async (t) => {
   t.assert.match(out.stderr, /^compare \[1\/5\] direct to /m);
 });
 
+test('compare --proto udp: UDP rows for the DNS service, every datagram answered, and its simulated rows', async (t) => {
+  t.plan(5);
+  const report = await runCompare(view, { ...tiny, protocol: 'UDP', rate: 400, schedulers: ['rr'] });
+  t.assert.deepEqual([report.target.service, report.target.address, report.settings.protocol], ['kube-system/kube-dns:dns', '10.96.0.10:53', 'UDP']);
+  t.assert.deepEqual(report.rows.map((r) => r.label), ['direct', 'userspace rr', 'iptables', 'ipvs rr', 'nftables']);
+  const measured = report.rows.filter((r) => r.measured);
+  t.assert.deepEqual(measured.map((r) => r.errors?.total), [0, 0], 'no datagram lost');
+  t.assert.deepEqual(report.rows[1]!.endpoints.map((e) => [e.endpoint, e.connections]), [['10.244.0.2:53', 1], ['10.244.1.3:53', 1]], 'two client sockets, two associations, one per pod');
+  t.assert.deepEqual(report.rows.filter((r) => !r.measured).map((r) => r.endpoints.reduce((sum, e) => sum + e.connections, 0)), [STREAM, STREAM, STREAM]);
+});
+
+test('compare --no-pods with a --backend: the direct row goes to your server', async (t) => {
+  t.plan(2);
+  const { startCountingBackend } = await import('../load/fixtures.js');
+  const mine = await startCountingBackend({ endpoints: ['10.244.1.6:8080'] });
+  t.after(() => mine.close());
+  const report = await runCompare(view, { ...tiny, target: parseTargetFlag('svc/web'), schedulers: ['rr'], pods: false, userBackends: new Map([['10.244.1.6:8080', { address: '127.0.0.1', port: mine.port }]]) });
+  t.assert.deepEqual([report.baseline.endpoint, report.baseline.listener], ['10.244.1.6:8080', `127.0.0.1:${mine.port}`]);
+  t.assert.equal(report.rows[1]!.errors!.total, 0, 'the proxy retried the dead endpoints on your server: no client saw an error');
+});
+
 const usageCases: { name: string; args: string[]; flag: string }[] = [
   { name: 'unknown scheduler', args: ['--schedulers', 'rr,fastest'], flag: '--schedulers' },
   { name: 'empty scheduler list', args: ['--schedulers', ','], flag: '--schedulers' },
@@ -81,6 +102,8 @@ const usageCases: { name: string; args: string[]; flag: string }[] = [
   { name: 'zero connections', args: ['--connections', '0'], flag: '--connections' },
   { name: 'duration not a number', args: ['--duration', 'long'], flag: '--duration' },
   { name: 'malformed target', args: ['--target', 'node-a:30080'], flag: '--target' },
+  { name: 'unknown protocol', args: ['--proto', 'icmp'], flag: '--proto' },
+  { name: 'a backend that is not an endpoint', args: ['--backend', '10.9.9.9:80=127.0.0.1:80'], flag: '--backend' },
 ];
 
 for (const c of usageCases) {

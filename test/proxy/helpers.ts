@@ -4,6 +4,7 @@
  * backend that never answers a SYN), and the open-handle check every test ends with.
  */
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net, { type AddressInfo, type Server, type Socket } from 'node:net';
@@ -300,5 +301,59 @@ export async function stuckServer(host: string): Promise<StuckServer> {
       Atomics.notify(flag, 0);
       await new Promise((resolve) => worker.once('exit', resolve));
     },
+  };
+}
+
+// ---- UDP ----
+
+/** A one-port UDP service "ns1/<name>:dns" on port 53 with the given endpoints (targetPort 5353). */
+export function udpService(options: WebServiceOptions = {}): Manifest[] {
+  const manifests = webService({ name: 'dns', clusterIP: '172.30.0.10', targetPort: 5353, ...options });
+  for (const m of manifests) {
+    if (m.kind === 'Service') (m as ServiceManifest).spec.ports = [{ name: 'dns', port: 53, protocol: 'UDP', targetPort: options.targetPort ?? 5353 }];
+    else if (m.kind === 'EndpointSlice') (m as { ports: { name: string; port: number; protocol: string }[] }).ports = [{ name: 'dns', port: options.targetPort ?? 5353, protocol: 'UDP' }];
+  }
+  return manifests;
+}
+
+export interface UdpAnswer {
+  /** The reply as text after the request (the backend's identity JSON), or '' for no reply. */
+  readonly identity: { pod: string; endpoint: string } | undefined;
+  /** Where the reply came from. */
+  readonly from: HostPort | undefined;
+}
+
+/**
+ * A UDP client on its own socket (so its own association at the proxy): `ask` sends one datagram
+ * and resolves with the reply, or with no identity when none comes within `waitMs`.
+ */
+export interface UdpClient {
+  ask(text: string, waitMs?: number): Promise<UdpAnswer>;
+  close(): Promise<void>;
+}
+
+export async function udpClient(target: HostPort): Promise<UdpClient> {
+  const socket = dgram.createSocket(target.address.includes(':') ? 'udp6' : 'udp4');
+  socket.on('error', () => {});
+  await new Promise<void>((resolve) => socket.bind({ address: target.address.includes(':') ? '::1' : '127.0.0.1', port: 0 }, resolve));
+  return {
+    ask(text: string, waitMs = 2000): Promise<UdpAnswer> {
+      return new Promise((resolve) => {
+        const onMessage = (reply: Buffer, rinfo: dgram.RemoteInfo): void => {
+          const body = reply.toString();
+          if (!body.startsWith(`${text}\n`)) return;
+          clearTimeout(timer);
+          socket.removeListener('message', onMessage);
+          resolve({ identity: JSON.parse(body.slice(text.length + 1)) as { pod: string; endpoint: string }, from: { address: rinfo.address, port: rinfo.port } });
+        };
+        const timer = setTimeout(() => {
+          socket.removeListener('message', onMessage);
+          resolve({ identity: undefined, from: undefined });
+        }, waitMs);
+        socket.on('message', onMessage);
+        socket.send(text, target.port, target.address);
+      });
+    },
+    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
   };
 }

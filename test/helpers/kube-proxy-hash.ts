@@ -1,6 +1,7 @@
 /**
- * kube-proxy's chain-name hash: the first 16 characters of the RFC 4648 base32 encoding of the
- * SHA-256 of the input. Chain names are limited to 28 characters, so "KUBE-SVC-" plus 16 fit.
+ * kube-proxy's chain-name hash written the plain way (node:crypto's SHA-256, then RFC 4648
+ * base32, first 16 characters), as an oracle for the compiler's own (src/iptables/names.ts,
+ * which hashes in JavaScript and encodes only the ten bytes it needs, for speed).
  */
 import { createHash } from 'node:crypto';
 

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { buildApiServer } from '../api/server.js';
 import { KpsimError } from '../errors.js';
-import { isLoopback } from '../util/ip.js';
+import { isLoopback, joinHostPort } from '../util/ip.js';
 import { type ClusterOptions, action, addClusterOptions, loadClusterFromOptions, parseIPFlag, parseIntegerFlag, usageError } from './common.js';
 
 interface ServeOptions extends ClusterOptions {
@@ -30,11 +30,11 @@ export function registerServe(program: Command): void {
       try {
         await app.listen({ port, host });
       } catch (e) {
-        throw new KpsimError('KPSIM_ERR_PROXY_LISTEN', `cannot listen on ${host}:${port}: ${(e as Error).message}`);
+        throw new KpsimError('KPSIM_ERR_PROXY_LISTEN', `cannot listen on ${joinHostPort(host, port)}: ${(e as Error).message}`);
       }
       const address = app.server.address();
-      const where = typeof address === 'object' && address ? `${address.address}:${address.port}` : String(address);
-      process.stdout.write(`kpsim API on http://${where.includes(':') && !where.includes('.') ? `[${where}]` : where}/v1/ (Ctrl-C stops it)\n`);
+      const where = typeof address === 'object' && address ? joinHostPort(address.address, address.port) : String(address);
+      process.stdout.write(`kpsim API on http://${where}/v1/ (Ctrl-C stops it)\n`);
       await new Promise<void>((resolve) => {
         const stop = (): void => {
           process.off('SIGINT', stop);

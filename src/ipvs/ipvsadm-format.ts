@@ -18,7 +18,7 @@
  * With --nosort services come in the kernel's hash-table order (see `kernelServiceOrder`) and
  * dests in list order.
  */
-import { ipToBytes } from '../util/ip.js';
+import { ipToBytes, joinHostPort } from '../util/ip.js';
 import {
   type ForwardMethod,
   type IpvsProtocol,
@@ -85,11 +85,6 @@ export function formatLargeNumber(value: number, exact = false): string {
 
 // ---------------------------------------------------------------- names
 
-/** addrport_to_anyname with -n: "ip:port", "[ip6]:port". */
-function addrPort(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
-
 function protocolOption(protocol: IpvsProtocol): string {
   return protocol === 'TCP' ? '-t' : protocol === 'UDP' ? '-u' : '--sctp-service';
 }
@@ -100,14 +95,14 @@ function serviceName(vs: VirtualServer, rule: boolean): string {
     if (rule) return vs.family === 6 ? `-f ${vs.fwmark} -6` : `-f ${vs.fwmark}`;
     return vs.family === 6 ? `FWM  ${vs.fwmark} IPv6` : `FWM  ${vs.fwmark}`;
   }
-  const name = addrPort(vs.address, vs.port);
+  const name = joinHostPort(vs.address, vs.port);
   if (rule) return `${protocolOption(vs.protocol)} ${name}`;
   const text = `${padRight(vs.protocol, 4)} ${name}`;
   return vs.family === 6 ? text : text.slice(0, 33);
 }
 
 function destName(dest: RealServer, rule: boolean): string {
-  const name = addrPort(dest.ip, dest.port);
+  const name = joinHostPort(dest.ip, dest.port);
   return rule || dest.family === 6 ? name : name.slice(0, 28);
 }
 
@@ -374,8 +369,8 @@ export function formatIpvsadmConnections(rows: readonly IpvsConnectionRow[]): st
     const expire = `${String(minutes).padStart(2, '0')}:${String(seconds).padStart(2, '0')}`;
     lines.push([
       padRight(row.protocol, 3), padRight(expire, 6), padRight(row.state, 11),
-      padRight(addrPort(row.clientIP, row.clientPort), 18), padRight(addrPort(row.virtualIP, row.virtualPort), 18),
-      addrPort(row.destIP, row.destPort),
+      padRight(joinHostPort(row.clientIP, row.clientPort), 18), padRight(joinHostPort(row.virtualIP, row.virtualPort), 18),
+      joinHostPort(row.destIP, row.destPort),
     ].join(' '));
   }
   return `${lines.join('\n')}\n`;

@@ -15,7 +15,7 @@
  * at 0 and moves only with `advance`.
  */
 import { KpsimError, type Where } from '../errors.js';
-import { ipFamily, normalizeIP, parseCIDR, splitHostPort, type Family } from '../util/ip.js';
+import { ipFamily, joinHostPort, normalizeIP, parseCIDR, splitHostPort, type Family } from '../util/ip.js';
 import { DestList, type LinkedDest } from './schedulers/dest-list.js';
 import { foldAddress } from './schedulers/hash.js';
 import { seededRng } from '../util/random.js';
@@ -287,7 +287,7 @@ export class VirtualService {
       throw new KpsimError('KPSIM_ERR_IPVS_BAD_DEST', `${spec.addr} is IPv${family} but the service is IPv${this.#family} (masquerading keeps the family)`, where);
     }
     this.#checkDestNumbers(spec);
-    const addr = family === 6 ? `[${hostPort.ip}]:${hostPort.port}` : `${hostPort.ip}:${hostPort.port}`;
+    const addr = joinHostPort(hostPort.ip, hostPort.port);
     if (this.#byAddr.has(addr)) throw new KpsimError('KPSIM_ERR_IPVS_DUPLICATE_DEST', `${addr} is already a real server of this service`, where);
     this.#family = family;
 
@@ -604,7 +604,7 @@ export class VirtualService {
   #canonicalAddr(addr: string): string {
     const hostPort = typeof addr === 'string' ? splitHostPort(addr) : undefined;
     if (!hostPort) return addr;
-    return hostPort.ip.includes(':') ? `[${hostPort.ip}]:${hostPort.port}` : `${hostPort.ip}:${hostPort.port}`;
+    return joinHostPort(hostPort.ip, hostPort.port);
   }
 
   #usage(path: string, detail: string): never {

@@ -18,7 +18,7 @@
  * With --nosort services come in the kernel's hash-table order (see `kernelServiceOrder`) and
  * dests in list order.
  */
-import { ipToBytes, joinHostPort } from '../util/ip.js';
+import { dottedNetmask, ipToBytes, joinHostPort } from '../util/ip.js';
 import {
   type ForwardMethod,
   type IpvsProtocol,
@@ -104,12 +104,6 @@ function serviceName(vs: VirtualServer, rule: boolean): string {
 function destName(dest: RealServer, rule: boolean): string {
   const name = joinHostPort(dest.ip, dest.port);
   return rule || dest.family === 6 ? name : name.slice(0, 28);
-}
-
-/** inet_ntoa of a prefix-length netmask. */
-function dottedMask(prefix: number): string {
-  const value = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-  return [24, 16, 8, 0].map((shift) => (value >>> shift) & 0xff).join('.');
 }
 
 function fullMask(vs: VirtualServer): number {
@@ -264,7 +258,7 @@ function serviceSummary(vs: VirtualServer): string {
   if (vs.flags & (SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3)) line += ` (${schedulerFlagNames(vs).join(',')})`;
   if (vs.flags & SVC_F_PERSISTENT) {
     line += ` persistent ${vs.timeoutSeconds}`;
-    if (vs.netmaskPrefix !== fullMask(vs)) line += vs.family === 4 ? ` mask ${dottedMask(vs.netmaskPrefix)}` : ` mask ${vs.netmaskPrefix}`;
+    if (vs.netmaskPrefix !== fullMask(vs)) line += vs.family === 4 ? ` mask ${dottedNetmask(vs.netmaskPrefix)}` : ` mask ${vs.netmaskPrefix}`;
     if (vs.pe !== '') line += ` pe ${vs.pe}`;
   }
   if (vs.flags & SVC_F_ONEPACKET) line += ' ops';
@@ -325,7 +319,7 @@ export function formatIpvsadmSave(table: IpvsTable, opts: Pick<IpvsadmListOption
     let line = `-A ${name} -s ${vs.scheduler}`;
     if (vs.flags & SVC_F_PERSISTENT) {
       line += ` -p ${vs.timeoutSeconds}`;
-      if (vs.netmaskPrefix !== fullMask(vs)) line += vs.family === 4 ? ` -M ${dottedMask(vs.netmaskPrefix)}` : ` -M ${vs.netmaskPrefix}`;
+      if (vs.netmaskPrefix !== fullMask(vs)) line += vs.family === 4 ? ` -M ${dottedNetmask(vs.netmaskPrefix)}` : ` -M ${vs.netmaskPrefix}`;
     }
     if (vs.pe !== '') line += ` --pe ${vs.pe}`;
     if (vs.flags & SVC_F_ONEPACKET) line += ' -o';

@@ -15,7 +15,7 @@
  * at 0 and moves only with `advance`.
  */
 import { KpsimError, type Where } from '../errors.js';
-import { ipFamily, joinHostPort, normalizeIP, parseCIDR, splitHostPort, type Family } from '../util/ip.js';
+import { dottedNetmaskPrefix, ipFamily, joinHostPort, parseCIDR, splitHostOptionalPort, splitHostPort, type Family } from '../util/ip.js';
 import { DestList, type LinkedDest } from './schedulers/dest-list.js';
 import { foldAddress } from './schedulers/hash.js';
 import { seededRng } from '../util/random.js';
@@ -172,19 +172,11 @@ function isCount(value: unknown, max: number): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= max;
 }
 
-/** A dotted IPv4 mask or a prefix length as a prefix length; undefined when it is neither. */
-function maskPrefixLength(mask: string | number): number | undefined {
+/** ipvsadm -M: a prefix length, or a dotted IPv4 mask, as a prefix length; undefined when it is neither. */
+function netmaskPrefix(mask: string | number): number | undefined {
   if (typeof mask === 'number') return Number.isInteger(mask) && mask >= 0 && mask <= 128 ? mask : undefined;
-  if (/^\d{1,3}$/.test(mask)) return maskPrefixLength(Number.parseInt(mask, 10));
-  const octets = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(mask);
-  if (!octets) return undefined;
-  const bytes = octets.slice(1).map((o) => Number.parseInt(o, 10));
-  if (bytes.some((b) => b > 255)) return undefined;
-  const value = ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
-  const prefix = Math.clz32(~value >>> 0);
-  // Contiguous ones then zeros only.
-  const rebuilt = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-  return rebuilt === value ? prefix : undefined;
+  if (/^\d{1,3}$/.test(mask)) return netmaskPrefix(Number.parseInt(mask, 10));
+  return dottedNetmaskPrefix(mask);
 }
 
 export class VirtualService {
@@ -501,9 +493,9 @@ export class VirtualService {
     if (client === undefined) {
       ip = this.#family === 6 ? '::' : '0.0.0.0';
     } else {
-      const hostPort = splitHostPort(client);
-      if (hostPort) ({ ip, port } = hostPort);
-      else ip = normalizeIP(client.replace(/^\[(.*)\]$/, '$1'));
+      const address = splitHostOptionalPort(client);
+      ip = address?.ip;
+      port = address?.port ?? 0;
     }
     if (ip === undefined) this.#usage('client', `${text} is not "ip:port" or "[ip]:port"`);
     const family = ipFamily(ip)!;
@@ -572,7 +564,7 @@ export class VirtualService {
     const { timeoutSeconds, netmask } = persistence;
     if (!(Number.isInteger(timeoutSeconds) && timeoutSeconds >= 1)) this.#usage('persistence.timeoutSeconds', `${String(timeoutSeconds)} is not a whole number of seconds >= 1`);
     if (netmask === undefined) return { timeoutSeconds, prefixLength: undefined };
-    const prefixLength = maskPrefixLength(netmask);
+    const prefixLength = netmaskPrefix(netmask);
     if (prefixLength === undefined) this.#usage('persistence.netmask', `${String(netmask)} is not a dotted netmask or a prefix length`);
     if (typeof netmask === 'string' && netmask.includes('.') && this.#family === 6) this.#usage('persistence.netmask', 'an IPv6 service takes a prefix length, not a dotted netmask');
     if (prefixLength > 32 && this.#family !== 6) this.#usage('persistence.netmask', `prefix length ${prefixLength} needs an IPv6 service address`);

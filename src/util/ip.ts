@@ -113,6 +113,22 @@ export function splitHostPort(text: string): { ip: string; port: number } | unde
   return { ip, port };
 }
 
+/** A host as written in a URL or beside a port: "[fd00::1]" → "fd00::1"; other text as it is. */
+export function unbracketHost(text: string): string {
+  return text.length >= 2 && text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
+}
+
+/**
+ * An address with or without a port: "ip:port", "[ip]:port", "ip" or "[ip]" (the port is
+ * undefined then); undefined when it is none of these.
+ */
+export function splitHostOptionalPort(text: string): { ip: string; port: number | undefined } | undefined {
+  const hostPort = splitHostPort(text);
+  if (hostPort) return hostPort;
+  const ip = normalizeIP(unbracketHost(text));
+  return ip === undefined ? undefined : { ip, port: undefined };
+}
+
 export function isLoopback(ip: string): boolean {
   const addr = parseAddress(ip);
   return addr !== undefined && addr.range() === 'loopback';
@@ -139,4 +155,47 @@ export function familyName(family: Family): 'IPv4' | 'IPv6' {
 /** The host route for an address: "/32" for IPv4, "/128" for IPv6. */
 export function hostPrefix(family: Family): number {
   return family === 4 ? 32 : 128;
+}
+
+// ---------------------------------------------------------------- netmasks
+
+/** The mask of a prefix length as bytes (4 for IPv4, 16 for IPv6): 24 → [255, 255, 255, 0]. */
+export function prefixMaskBytes(prefixLength: number, family: Family): number[] {
+  const bytes: number[] = [];
+  for (let i = 0; i < (family === 4 ? 4 : 16); i++) {
+    const inByte = Math.max(0, Math.min(8, prefixLength - i * 8));
+    bytes.push((0xff << (8 - inByte)) & 0xff);
+  }
+  return bytes;
+}
+
+/** The prefix length of a mask given as bytes; undefined when its ones are not contiguous. */
+export function maskPrefixLength(mask: readonly number[]): number | undefined {
+  let length = 0;
+  let seenZero = false;
+  for (const byte of mask) {
+    for (let bit = 7; bit >= 0; bit--) {
+      const set = (byte >> bit) & 1;
+      if (set && seenZero) return undefined;
+      if (set) length++;
+      else seenZero = true;
+    }
+  }
+  return length;
+}
+
+/**
+ * A dotted IPv4 netmask ("255.255.255.0", as ipvsadm -M and ifconfig take one) as a prefix
+ * length; undefined when the text is not a dotted quad or its ones are not contiguous.
+ */
+export function dottedNetmaskPrefix(text: string): number | undefined {
+  const octets = SLOPPY_IPV4.exec(text);
+  if (!octets) return undefined;
+  const bytes = octets.slice(1).map((o) => Number.parseInt(o, 10));
+  return bytes.every((b) => b <= 255) ? maskPrefixLength(bytes) : undefined;
+}
+
+/** The dotted IPv4 netmask of a prefix length: inet_ntoa of the mask (24 → "255.255.255.0"). */
+export function dottedNetmask(prefixLength: number): string {
+  return prefixMaskBytes(prefixLength, 4).join('.');
 }

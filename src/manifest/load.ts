@@ -1,6 +1,7 @@
 /**
- * The only place that reads manifest files: files and folders (recursively: *.yaml, *.yml,
- * *.json), plus the --config file, into one validated Cluster.
+ * The only place that reads input files: manifests from files and folders (recursively: *.yaml,
+ * *.yml, *.json) plus the --config file, into one validated Cluster; and, with `readInputFile`,
+ * the CLI's other inputs (iptables-save dumps, --flows).
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -38,8 +39,8 @@ export async function loadCluster(paths: string | readonly string[], options: Lo
   if (list.length === 0) throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', 'no manifest given (-f FILE or FOLDER)');
   const files: string[] = [];
   for (const path of list) files.push(...(await expandPath(path)));
-  const texts = await Promise.all(files.map(async (file) => ({ file, text: await readManifestFile(file) })));
-  if (options.config !== undefined) texts.push({ file: options.config, text: await readManifestFile(options.config) });
+  const texts = await Promise.all(files.map(async (file) => ({ file, text: await readInputFile(file) })));
+  if (options.config !== undefined) texts.push({ file: options.config, text: await readInputFile(options.config) });
   return clusterFromManifests(texts, options);
 }
 
@@ -113,7 +114,11 @@ async function expandPath(path: string): Promise<string[]> {
   return files;
 }
 
-async function readManifestFile(file: string): Promise<string> {
+/**
+ * One input file's text. A file that cannot be read is KPSIM_ERR_MANIFEST_READ with the reason
+ * in plain words ("no such file or folder"), one above MAX_MANIFEST_BYTES KPSIM_ERR_MANIFEST_TOO_LARGE.
+ */
+export async function readInputFile(file: string): Promise<string> {
   try {
     const info = await stat(file);
     if (info.size > MAX_MANIFEST_BYTES) {

@@ -33,6 +33,8 @@ const cases: Case[] = [
   { name: 'a missing -f', args: ['compile'], status: 2, stderr: /required option '-f, --file <path...>' not specified/ },
   { name: 'a bad manifest names file, object and field', args: ['compile', '-f', badService], status: 1, stderr: new RegExp(`^kpsim: ${badService.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: Service default/web: spec.ports\\[0\\].port: 70000 is not a port\\n$`) },
   { name: 'a missing file', args: ['compile', '-f', join(dir, 'nope.yaml')], status: 1, stderr: /nope\.yaml: cannot read: no such file or folder\n$/ },
+  { name: 'a missing --iptables-save dump reads as a missing manifest does', args: ['trace', '--iptables-save', join(dir, 'nope.rules'), '--src', '10.0.0.5', '--dst', '10.96.0.1', '--dport', '80'], status: 1, stderr: /^kpsim: [^\n]*nope\.rules: cannot read: no such file or folder\n$/ },
+  { name: 'a missing --flows file reads as a missing manifest does', args: [...trace, '--flows', join(dir, 'nope.json')], status: 1, stderr: /^kpsim: [^\n]*nope\.json: cannot read: no such file or folder\n$/ },
   { name: 'an unknown --node', args: ['compile', '-q', '-f', 'rules/example', '--node', 'node-z'], status: 1, stderr: /node "node-z" is not in the cluster \(nodes: node-a, node-b\)/ },
   { name: '--help', args: ['--help'], status: 0, stdout: /Usage: kpsim/ },
   { name: 'compile --help lists the stable flags', args: ['compile', '--help'], status: 0, stdout: /--node-ip[\s\S]*--with-jumps/ },

@@ -345,22 +345,17 @@ export class VirtualService {
     return assignment.dest.addr;
   }
 
-  /** One active connection of the dest becomes inactive (a TCP FIN or RST). */
+  /**
+   * One active connection of the dest becomes inactive (a TCP FIN or RST; set_tcp_state leaving
+   * the active states). A deleted dest's connections still can.
+   */
   close(addr: string): void {
-    const dest = this.#destWithConns(addr);
-    this.#requireConn(dest, 'active');
-    dest.activeConns--;
-    dest.inactConns++;
-    this.#sched.countersChanged?.(dest);
+    this.#moveConn(addr, 'active', 'inactive');
   }
 
-  /** One inactive connection of the dest becomes active (a SYN on a newly bound connection). */
+  /** One inactive connection of the dest becomes active (set_tcp_state entering an active state, e.g. a SYN). */
   activate(addr: string): void {
-    const dest = this.#destWithConns(addr);
-    this.#requireConn(dest, 'inactive');
-    dest.inactConns--;
-    dest.activeConns++;
-    this.#sched.countersChanged?.(dest);
+    this.#moveConn(addr, 'inactive', 'active');
   }
 
   /** A connection of the dest expired (ip_vs_unbind_dest); a deleted dest's connections still can. */
@@ -370,7 +365,10 @@ export class VirtualService {
     this.#unbindDest(dest, state);
   }
 
-  /** Count a connection on a dest of the service without scheduling it (the caller placed it). */
+  /**
+   * Count a connection on a dest of the service (ip_vs_bind_dest: the upper threshold is
+   * checked) without scheduling it: the caller placed it.
+   */
   bind(addr: string, state: ConnState): void {
     this.#bindDest(this.#destInList(addr), state);
   }
@@ -401,24 +399,6 @@ export class VirtualService {
       return dest === undefined ? undefined : { dest };
     }
     return this.#assignPersistent(parsed);
-  }
-
-  /** A connection was bound to a dest (ip_vs_bind_dest): count it and check the upper threshold. */
-  bindConnection(dest: Dest, state: ConnState): void {
-    this.#bindDest(dest, state);
-  }
-
-  /** A bound connection changed counter (ip_vs_proto_tcp set_tcp_state). */
-  moveConnection(dest: Dest, from: ConnState, to: ConnState): void {
-    if (from === to) return;
-    if (from === 'active') dest.activeConns--; else dest.inactConns--;
-    if (to === 'active') dest.activeConns++; else dest.inactConns++;
-    this.#sched.countersChanged?.(dest);
-  }
-
-  /** A bound connection expired (ip_vs_unbind_dest). */
-  unbindConnection(dest: Dest, state: ConnState): void {
-    this.#unbindDest(dest, state);
   }
 
   // ---- internals ----
@@ -522,6 +502,14 @@ export class VirtualService {
   #bindDest(dest: Dest, state: ConnState): void {
     if (state === 'active') dest.activeConns++; else dest.inactConns++;
     if (dest.upperThreshold !== 0 && this.#totalConns(dest) >= dest.upperThreshold) dest.overloaded = true;
+    this.#sched.countersChanged?.(dest);
+  }
+
+  #moveConn(addr: string, from: ConnState, to: ConnState): void {
+    const dest = this.#destWithConns(addr);
+    this.#requireConn(dest, from);
+    if (from === 'active') dest.activeConns--; else dest.inactConns--;
+    if (to === 'active') dest.activeConns++; else dest.inactConns++;
     this.#sched.countersChanged?.(dest);
   }
 

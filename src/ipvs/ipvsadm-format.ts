@@ -18,7 +18,8 @@
  * With --nosort services come in the kernel's hash-table order (see `kernelServiceOrder`) and
  * dests in list order.
  */
-import { dottedNetmask, ipToBytes, joinHostPort } from '../util/ip.js';
+import { dottedNetmask, ipToWords, joinHostPort } from '../util/ip.js';
+import { foldAddress } from './schedulers/hash.js';
 import {
   type ForwardMethod,
   type IpvsProtocol,
@@ -147,10 +148,7 @@ function addressWords(ip: string): number[] {
     const [a, b, c, d] = ip.split('.').map(Number) as [number, number, number, number];
     return [((a << 24) | (b << 16) | (c << 8) | d) >>> 0];
   }
-  const bytes = ipToBytes(ip);
-  const words: number[] = [];
-  for (let i = 0; i < bytes.length; i += 4) words.push(((bytes[i]! << 24) | (bytes[i + 1]! << 16) | (bytes[i + 2]! << 8) | bytes[i + 3]!) >>> 0);
-  return words;
+  return Array.from(ipToWords(ip));
 }
 
 /** `int r = u32 - u32`: the difference wrapped to a signed 32-bit int, as C does it. */
@@ -222,7 +220,7 @@ export function sortDests(dests: readonly RealServer[]): RealServer[] {
 export function kernelServiceOrder(services: readonly VirtualServer[], salt = DEFAULT_SVC_HASH_SALT): VirtualServer[] {
   const bucketOf = (vs: VirtualServer): number => {
     if (vs.fwmark !== 0) return 256 + ((salt ^ vs.fwmark) & 0xff);
-    const fold = addressWords(vs.address).reduce((x, w) => (x ^ w) >>> 0, 0);
+    const fold = foldAddress(vs.address);
     return (PROTOCOL_NUMBERS[vs.protocol] ^ fold ^ salt ^ (vs.port >> 8) ^ vs.port) & 0xff;
   };
   // Creation order in, newest first within a bucket out.

@@ -5,6 +5,7 @@
  * and the target, resolved against the table's chains.
  */
 import { renderRule } from '../iptables/render.js';
+import type { RecentCheck } from '../iptables/matches/module.js';
 import { matchModuleOf } from '../iptables/matches/registry.js';
 import { readRuleSpec, type RuleSpec, type TargetSpec } from '../iptables/rule-spec.js';
 import { addressTypeBit, CHECK, emptyRow, packChecks, protocolCode, type ChecksSlab, type FastChecks, type FastRow } from './fast-checks.js';
@@ -12,23 +13,15 @@ import { RuleChecks } from './match-checks.js';
 import { PROBABILITY_SCALE, type AddressSpec } from '../iptables/rule-values.js';
 import { indexChain, type ChainIndex } from '../iptables/rule-index.js';
 import type { Rule, TableName } from '../iptables/types.js';
-import { bytesToWords, inNetwork, networkOf, type LocalAddresses, type Network, type Words } from './addresses.js';
-import { ipToBytes, joinHostPort, type Family } from '../util/ip.js';
+import { inNetwork, networkOf, type LocalAddresses, type Network } from './addresses.js';
+import { ipToWords, joinHostPort, type Family, type Words } from '../util/ip.js';
 import type { Ipset } from './ipsets.js';
 import type { Flow, PathState } from './walk-state.js';
 
 export type Predicate = (flow: Flow, state: PathState) => boolean;
 
-export interface RecentStep {
-  readonly command: 'set' | 'rcheck' | 'update' | 'remove';
-  readonly negated: boolean;
-  readonly list: string;
-  readonly seconds: number | undefined;
-  readonly hitcount: number | undefined;
-  /** undefined: all ones (kube-proxy's /32 or /128). */
-  readonly mask: Words | undefined;
-  readonly side: 'source' | 'dest';
-}
+/** A `-m recent` step as the recent module states it (src/iptables/matches/recent.ts). */
+export type RecentStep = RecentCheck;
 
 export interface RandomStep {
   /** random: stored probability (matches when a 31-bit draw is below it); nth: 1 in `every`. */
@@ -340,7 +333,7 @@ function compileTarget(env: CompileEnv, table: TableName, target: TargetSpec | u
       const ip = to?.minIP;
       const port = to?.minPort;
       if (ip === undefined) return { kind: 'dnat', to: undefined, port };
-      const words = bytesToWords(ipToBytes(ip));
+      const words = ipToWords(ip);
       const endpoint = port === undefined ? undefined : joinHostPort(ip, port);
       const type = env.local.addressType(ip, words);
       const dst32 = words.length === 1 ? words[0]! : -1;

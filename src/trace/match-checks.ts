@@ -6,7 +6,6 @@
  */
 import type { IpsetLookup, MatchChecks, PacketTest, ProtocolMatch, RecentCheck } from '../iptables/matches/module.js';
 import type { PortRange } from '../iptables/rule-values.js';
-import { bytesToWords } from './addresses.js';
 import type { Predicate, RandomStep, RecentStep } from './compile-rule.js';
 import { addressTypeBit, CHECK, CT_DNAT_BIT, ctStateBits, type FastRow } from './fast-checks.js';
 import type { Ipset } from './ipsets.js';
@@ -98,10 +97,7 @@ export class RuleChecks implements MatchChecks {
   }
 
   recent(check: RecentCheck): void {
-    this.recents.push({
-      command: check.command, negated: check.negated, list: check.list, seconds: check.seconds,
-      hitcount: check.hitcount, mask: check.maskBytes === undefined ? undefined : bytesToWords(check.maskBytes), side: check.side,
-    });
+    this.recents.push(check);
   }
 
   ipset(name: string): IpsetLookup | undefined {

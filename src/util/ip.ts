@@ -148,6 +148,26 @@ export function ipToBytes(ip: string): number[] {
   return addr.toByteArray();
 }
 
+/**
+ * An address as 32-bit words, most significant first: one for IPv4, four for IPv6 (what ntohl
+ * gives word by word). A typed array: every address and mask has the same element kind, which
+ * keeps the code that matches them monomorphic.
+ */
+export type Words = Readonly<Uint32Array>;
+
+/** Address or mask bytes (4 or 16) as Words. */
+export function bytesToWords(bytes: readonly number[]): Uint32Array {
+  const words = new Uint32Array(bytes.length / 4);
+  for (let i = 0; i < bytes.length; i += 4) {
+    words[i / 4] = ((bytes[i]! << 24) | (bytes[i + 1]! << 16) | (bytes[i + 2]! << 8) | bytes[i + 3]!) >>> 0;
+  }
+  return words;
+}
+
+export function ipToWords(ip: string): Uint32Array {
+  return bytesToWords(ipToBytes(ip));
+}
+
 export function familyName(family: Family): 'IPv4' | 'IPv6' {
   return family === 4 ? 'IPv4' : 'IPv6';
 }

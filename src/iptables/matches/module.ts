@@ -11,7 +11,7 @@
  * per-module part under src/trace/ would have kept the trace types out of this file, but made a
  * module two files that must be kept in step; this way adding a module is one file and one line.
  */
-import type { Family } from '../../util/ip.js';
+import type { Family, Words } from '../../util/ip.js';
 import type { PortRange } from '../rule-values.js';
 
 /** An option as written: name (aliases folded to iptables-save's name), values, negation. */
@@ -127,13 +127,13 @@ export interface CheckedFlow {
   readonly proto: string;
   /** undefined when the trace was not given one. */
   readonly sport: number | undefined;
-  readonly srcWords: Readonly<Uint32Array>;
+  readonly srcWords: Words;
 }
 
 /** What one path of the walk may have changed (the tracer's PathState): after a DNAT, the new destination. */
 export interface CheckedPath {
   readonly dport: number;
-  readonly dstWords: Readonly<Uint32Array>;
+  readonly dstWords: Words;
 }
 
 export type PacketTest = (flow: CheckedFlow, path: CheckedPath) => boolean;
@@ -145,8 +145,8 @@ export interface RecentCheck {
   readonly list: string;
   readonly seconds: number | undefined;
   readonly hitcount: number | undefined;
-  /** The --mask as bytes; undefined when all ones (kube-proxy's /32 or /128). */
-  readonly maskBytes: readonly number[] | undefined;
+  /** The --mask; undefined when all ones (kube-proxy's /32 or /128). */
+  readonly mask: Words | undefined;
   readonly side: 'source' | 'dest';
 }
 
@@ -155,7 +155,7 @@ export interface IpsetLookup {
   /** Members kpsim could not read (left out of the set). */
   readonly unreadable: readonly string[];
   has(
-    packet: { readonly proto: string; readonly src: Readonly<Uint32Array>; readonly dst: Readonly<Uint32Array>; readonly sport: number | undefined; readonly dport: number },
+    packet: { readonly proto: string; readonly src: Words; readonly dst: Words; readonly sport: number | undefined; readonly dport: number },
     flags: readonly ('src' | 'dst')[],
   ): boolean;
 }

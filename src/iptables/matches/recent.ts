@@ -2,6 +2,7 @@
  * `-m recent` (xt_recent): named lists of addresses seen, with --set, --rcheck, --update and
  * --remove; kube-proxy's ClientIP session affinity (`--rcheck --seconds T --reap`).
  */
+import { bytesToWords } from '../../util/ip.js';
 import { parseAddressSpec, parseUnsigned, U32_MAX } from '../rule-values.js';
 import { not, type MatchBase, type MatchModule } from './module.js';
 
@@ -78,7 +79,7 @@ export const recent: MatchModule<RecentMatch> = {
     const maskSpec = match.mask === undefined ? undefined : parseAddressSpec(match.mask);
     checks.recent({
       command: match.command, negated: match.negated, list: match.name, seconds: match.seconds, hitcount: match.hitcount,
-      maskBytes: maskSpec && maskSpec.network.some((b) => b !== 0xff) ? maskSpec.network : undefined, side: match.side,
+      mask: maskSpec && maskSpec.network.some((b) => b !== 0xff) ? bytesToWords(maskSpec.network) : undefined, side: match.side,
     });
   },
 };

@@ -19,7 +19,7 @@
  *   types come out in the kernel's bit order.
  */
 import type { Family } from '../util/ip.js';
-import { renderRawOption } from './matches/module.js';
+import { not, renderRawOption } from './matches/module.js';
 import { mergeNativePortMatches } from './matches/ports.js';
 import { matchModuleOf } from './matches/registry.js';
 import { readRuleSpec, type MatchSpec, type RuleSpec, type TargetSpec } from './rule-spec.js';
@@ -81,7 +81,6 @@ export function renderCanonicalRule(rule: Rule, family: Family): string[] {
 
 function renderGeneric(spec: RuleSpec, source: AddressSpec | undefined, destination: AddressSpec | undefined): string[] {
   const parts: string[] = [];
-  const not = (negated: boolean): string => (negated ? '! ' : '');
   if (source) parts.push(`${not(spec.source!.negated)}-s ${source.text}`);
   if (destination) parts.push(`${not(spec.destination!.negated)}-d ${destination.text}`);
   if (spec.inInterface) parts.push(`${not(spec.inInterface.negated)}-i ${spec.inInterface.name}`);

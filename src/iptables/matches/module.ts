@@ -208,5 +208,5 @@ export function saveString(value: string): string {
 /** An option kpsim keeps without modelling it, printed back as written (quoted where needed). */
 export function renderRawOption(option: RawOption): string {
   const values = option.values.map((v) => (v === '' || /[\s"'\\]/.test(v) ? saveString(v) : v));
-  return [`${option.negated ? '! ' : ''}${option.name}`, ...values].join(' ');
+  return [`${not(option.negated)}${option.name}`, ...values].join(' ');
 }

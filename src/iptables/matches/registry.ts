@@ -17,6 +17,9 @@ import { statistic } from './statistic.js';
 
 const MODULES = [comment, ports, multiport, addrtype, mark, conntrack, statistic, recent, nfacct, set, other] as const;
 
+/** Every module, `other` (any name no module has) last. */
+export const MATCH_MODULES: readonly MatchModule<MatchSpec>[] = MODULES;
+
 /** A match as read, whatever its module: the union of what every module's reader returns. */
 export type MatchSpec = ReturnType<(typeof MODULES)[number]['read']>;
 
@@ -24,7 +27,7 @@ type AnyMatchModule = MatchModule<MatchSpec>;
 
 const BY_NAME = new Map<string, { readonly module: AnyMatchModule; readonly options: ModuleOptions }>();
 const BY_KIND = new Map<string, AnyMatchModule>();
-for (const module of MODULES as readonly AnyMatchModule[]) {
+for (const module of MATCH_MODULES) {
   if (BY_KIND.has(module.kind)) throw new Error(`two match modules of kind ${module.kind}`);
   BY_KIND.set(module.kind, module);
   for (const [name, options] of Object.entries(module.names)) {

@@ -46,6 +46,10 @@ export interface ModuleOptions {
   readonly aliases?: Readonly<Record<string, string>>;
 }
 
+/**
+ * One module. Its functions are declared as methods, whose parameters TypeScript compares both
+ * ways: that lets each module, typed with its own match, stand in the registry's one list.
+ */
 export interface MatchModule<M extends MatchBase & { readonly kind: string }> {
   readonly kind: M['kind'];
   /** The names `-m` loads it by (conntrack also answers to "state"), each with its options. */

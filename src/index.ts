@@ -29,8 +29,11 @@ import type { Packet, TraceContext, TraceOptions, TraceResult } from './trace/ty
 
 export { KpsimError, codes, isKpsimError } from './errors.js';
 export type { ErrorCode, Where } from './errors.js';
-export { loadCluster, clusterFromManifests } from './manifest/load.js';
-export type { LoadOptions, ManifestText } from './manifest/load.js';
+export { loadCluster, clusterFromManifests, clusterFromObjects } from './manifest/load.js';
+export type { LoadOptions, ManifestText, ManifestObject } from './manifest/load.js';
+export { loadLiveCluster, readLiveObjects } from './source/live.js';
+export type { LiveRead, LiveReadOptions } from './source/live.js';
+export type { LiveSourceOptions } from './source/kubeconfig.js';
 export type * from './model/types.js';
 export type { ProxierState, ProxierServicePort, ServicePortInfo, EndpointInfo, CategorizedEndpoints } from './tracker/types.js';
 export type { Ruleset, Table, Chain, Rule, TableName } from './iptables/types.js';
@@ -43,6 +46,12 @@ export type { CompiledNode, OutputFormat, RulesMode } from './node/mode-driver.j
 export { RULES_MODES } from './node/modes.js';
 export type { NodeTracer } from './node/trace-node.js';
 export { createScheduler } from './ipvs/virtual-service.js';
+export { deriveEndpointSlices, reconcileServiceSlices, PodIndex, DEFAULT_MAX_ENDPOINTS_PER_SLICE } from './controller/endpoint-slice-controller.js';
+export type { EndpointSliceControllerInput, EndpointSliceControllerOptions, DerivedEndpointSlices, ServiceSlices, ReconcileContext } from './controller/endpoint-slice-controller.js';
+export { runControlPlane } from './controller/control-plane.js';
+export type { ControlPlaneOptions } from './controller/control-plane.js';
+export { runWorkloadControllers } from './workload/run.js';
+export type { WorkloadControllerInput, WorkloadControllerOptions, WorkloadControllerResult } from './workload/run.js';
 export { schedulerNames } from './ipvs/schedulers/types.js';
 
 /** kube-proxy's iptables mode on one node (default: the config's hostnameOverride, else the first Node). */

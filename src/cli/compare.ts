@@ -11,6 +11,7 @@ import { COMPARE_DEFAULTS, runCompare } from '../load/compare.js';
 import { formatCompareReport } from '../load/compare-format.js';
 import { parseTargetFlag } from '../load/target.js';
 import { type ClusterOptions, action, addClusterOptions, loadClusterFromOptions, parseIntegerFlag, parseNumberFlag, usageError } from './common.js';
+import { summaryOf } from './command-table.js';
 
 interface CompareFlags extends ClusterOptions {
   target?: string;
@@ -23,7 +24,7 @@ interface CompareFlags extends ClusterOptions {
 export function registerCompare(program: Command): void {
   const cmd = program
     .command('compare')
-    .description('compare direct-to-pod, the userspace proxy (real bytes on loopback) and simulated iptables and IPVS modes on one service: req/s, added latency, spread over endpoints, decision cost')
+    .description(summaryOf('compare'))
     .option('--target <svc/NAME[:port]>', 'the service port to compare on (default: the TCP service port with the most endpoints)')
     .option('--schedulers <list>', `IPVS schedulers for the proxy and the IPVS rows, comma-separated: ${schedulerNames.join(', ')}`, COMPARE_DEFAULTS.schedulers.join(','))
     .option('--connections <n>', 'concurrent client connections', String(COMPARE_DEFAULTS.connections))

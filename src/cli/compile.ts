@@ -13,6 +13,7 @@ import type { ModeCompileOptions, OutputFormat } from '../node/mode-driver.js';
 import { RULES_MODES, defaultRulesMode, modeDriver, parseRulesMode } from '../node/modes.js';
 import type { Family } from '../util/ip.js';
 import { type ClusterOptions, action, addClusterOptions, loadClusterFromOptions, parseChoiceFlag, usageError } from './common.js';
+import { summaryOf } from './command-table.js';
 
 interface CompileOptions extends ClusterOptions {
   mode?: string;
@@ -50,7 +51,7 @@ const OPTION_FLAGS: readonly { flag: string; option: keyof ModeCompileOptions; g
 export function registerCompile(program: Command): void {
   const cmd = program
     .command('compile')
-    .description("print the rules kube-proxy writes on one node: iptables-save text, or the IPVS table as ipvsadm -Ln shows it");
+    .description(summaryOf('compile'));
   addClusterOptions(cmd)
     .option('--mode <mode>', `proxy mode: ${COMPILE_MODES.join(' or ')} (default: the config's mode, else iptables)`)
     .addOption(new Option('--family <4|6>', 'only this IP family (default: every family in use, IPv4 first)'))

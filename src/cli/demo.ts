@@ -9,13 +9,14 @@ import { RULES_MODES, modeDriver } from '../node/modes.js';
 import type { Packet, TraceResult } from '../trace/types.js';
 import type { ProxierServicePort, ProxierState } from '../tracker/types.js';
 import { type ClusterOptions, type LoadedCluster, action, addClusterOptions, loadClusterFromOptions } from './common.js';
+import { summaryOf } from './command-table.js';
 
 interface DemoOptions extends ClusterOptions {
   compare?: boolean;
 }
 
 export function registerDemo(program: Command): void {
-  const cmd = program.command('demo').description('compile a cluster, trace a packet per kind of service, and compare the proxy modes (what npm start runs)');
+  const cmd = program.command('demo').description(summaryOf('demo'));
   addClusterOptions(cmd)
     .option('--no-compare', 'skip the load comparison of the proxy modes')
     .action(action(async (opts: DemoOptions) => {

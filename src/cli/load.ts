@@ -13,6 +13,7 @@ import { type TargetSpec, parseNodePortFlag, parseTargetFlag } from '../load/tar
 import {
   type ClusterOptions, action, addClusterOptions, loadClusterFromOptions, parseIntegerFlag, parseNumberFlag, usageError,
 } from './common.js';
+import { summaryOf } from './command-table.js';
 
 /** The proxy modes kube-proxy has; only userspace moves real bytes in kpsim. */
 const MODES = ['userspace', 'iptables', 'ipvs'] as const;
@@ -34,7 +35,7 @@ interface LoadFlags extends ClusterOptions {
 export function registerLoad(program: Command): void {
   const cmd = program
     .command('load')
-    .description('send HTTP load through the userspace proxy to the cluster\'s backend pods (loopback only) and report req/s, latency, errors and the per-endpoint spread')
+    .description(summaryOf('load'))
     .option('--target <svc/NAME[:port]>', 'a service port, by its ClusterIP: svc/NAME, svc/NAMESPACE/NAME, optionally :PORT (name or number)')
     .option('--nodeport <NODE:PORT>', 'a node port of this node: node name or node IP, and the port')
     .addOption(new Option('--mode <mode>', 'proxy mode to load: userspace (iptables and ipvs are simulated by `kpsim simulate` and `kpsim compare`)').default(LOAD_DEFAULTS.mode))

@@ -1,36 +1,42 @@
 #!/usr/bin/env node
 /**
- * kpsim's command line: one file per command, registered here. Usage errors (unknown flags,
- * missing arguments, bad values) exit 2 naming the flag; errors in the input exit 1.
+ * kpsim's command line: one file per command, listed in command-table.ts and loaded only when
+ * it runs. Usage errors (unknown flags, missing arguments, bad values) exit 2 naming the flag;
+ * errors in the input exit 1.
  */
 import { Command, CommanderError } from 'commander';
-import { EXIT_USAGE, reportError } from './common.js';
-import { registerCompare } from './compare.js';
-import { registerCompile } from './compile.js';
-import { registerDemo } from './demo.js';
-import { registerLoad } from './load.js';
-import { registerServe } from './serve.js';
-import { registerSimulate } from './simulate.js';
-import { registerTrace } from './trace.js';
-import { registerUp } from './up.js';
+import { COMMANDS } from './command-table.js';
+import { EXIT_USAGE, reportError } from './report.js';
 import { VERSION } from './version.js';
 
-export function buildProgram(): Command {
+/**
+ * The program with the command `argv` names fully registered (its module loaded); every other
+ * command only by name and summary, enough for `kpsim --help` and commander's suggestions.
+ */
+export async function buildProgram(argv: readonly string[]): Promise<Command> {
   const program = new Command('kpsim')
     .description('A kube-proxy-style data plane simulator: iptables and IPVS rules, packet traces, a userspace proxy and load tests')
     .version(VERSION)
     .showHelpAfterError('(add --help for usage)')
     .exitOverride();
-  for (const register of [registerDemo, registerCompile, registerTrace, registerSimulate, registerUp, registerLoad, registerCompare, registerServe]) {
-    register(program);
+  const wanted = commandNamed(argv.slice(2));
+  for (const entry of COMMANDS) {
+    if (entry.name === wanted) (await entry.load())(program);
+    else program.command(entry.name).description(entry.summary);
   }
   for (const command of program.commands) command.exitOverride();
   return program;
 }
 
+/** The command the arguments run: the first word that is not an option (`help X` runs X's help). */
+function commandNamed(args: readonly string[]): string | undefined {
+  const words = args.filter((a) => !a.startsWith('-'));
+  return words[0] === 'help' ? words[1] : words[0];
+}
+
 async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
   try {
+    const program = await buildProgram(argv);
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {

@@ -29,6 +29,7 @@ import {
   type ClusterOptions, type LoadedCluster, action, addClusterOptions, loadClusterFromOptions, parseChoiceFlag, parseIntegerFlag,
   parseNumberFlag, usageError,
 } from './common.js';
+import { summaryOf } from './command-table.js';
 
 export type { SimulationOptions, SimulationReport, SimulationRun, EndpointOutcome, Fairness } from '../simulate/simulation.js';
 export { workload, KEEPALIVE_SECONDS, SHORT_LIFETIME_SECONDS } from '../simulate/simulation.js';
@@ -126,7 +127,7 @@ export function simulationOptions(flags: SimulateFlags, loaded: Pick<LoadedClust
 export function registerSimulate(program: Command): void {
   const cmd = program
     .command('simulate')
-    .description('replay seeded connections to a service through iptables (random) and IPVS schedulers, and compare how evenly they spread');
+    .description(summaryOf('simulate'));
   addClusterOptions(cmd)
     .addOption(new Option('--mode <modes>', `proxy modes, comma-separated: ${SIMULATE_MODES.join(', ')} (default: all)`))
     .option('--scheduler <names>', 'IPVS schedulers, comma-separated, one run each (default: the config\'s ipvs.scheduler, else rr)')

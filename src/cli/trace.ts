@@ -9,6 +9,7 @@ import { KpsimError } from '../errors.js';
 import { readInputFile } from '../manifest/load.js';
 import { DUMP_READERS, RULES_MODES, defaultRulesMode, modeDriver, parseRulesMode } from '../node/modes.js';
 import type { NodeTracer } from '../node/trace-node.js';
+import { wantsLiveSource } from '../source/kubeconfig.js';
 import { formatTrace } from '../trace/format.js';
 import type { Packet, TraceOptions, TraceProtocol } from '../trace/types.js';
 import { normalizeIP } from '../util/ip.js';
@@ -25,6 +26,7 @@ import {
   parsePortFlag,
   usageError,
 } from './common.js';
+import { summaryOf } from './command-table.js';
 
 interface TraceCommandOptions extends ClusterOptions {
   mode?: string;
@@ -49,7 +51,7 @@ const TRACE_MODES = RULES_MODES;
 export function registerTrace(program: Command): void {
   const cmd = program
     .command('trace')
-    .description('walk a packet through a node\'s rules: chains and rules crossed, verdict, reachable endpoints, masquerading');
+    .description(summaryOf('trace'));
   addClusterOptions(cmd, { required: false })
     .option('--iptables-save <file>', 'trace through an iptables-save or ip6tables-save dump instead of manifests (repeatable: one per family)', collect)
     .option('--mode <mode>', `rules to trace through with -f: ${TRACE_MODES.join(' or ')} (default: the config's mode, else iptables)`)
@@ -130,8 +132,8 @@ async function buildTracer(opts: TraceCommandOptions): Promise<NodeTracer> {
     const localAddresses = (opts.nodeIp ?? []).map((ip) => parseIPFlag('--node-ip', ip));
     return dump.reader.tracer(texts, { localAddresses });
   }
-  if (opts.file === undefined) {
-    throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', `give manifests with -f PATH... or a dump with ${DUMP_READERS.map((r) => `${r.flag} FILE`).join(' or ')}`);
+  if (opts.file === undefined && !wantsLiveSource(opts)) {
+    throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', `give manifests with -f PATH..., a live cluster with --kubeconfig FILE (or --context, --server), or a dump with ${DUMP_READERS.map((r) => `${r.flag} FILE`).join(' or ')}`);
   }
   const loaded = await loadClusterFromOptions(opts);
   const mode = opts.mode === undefined ? defaultRulesMode(loaded.cluster.config) : parseRulesMode(opts.mode, '--mode');

@@ -11,6 +11,7 @@ import { isSchedulerName } from '../ipvs/schedulers/registry.js';
 import { schedulerNames } from '../ipvs/schedulers/types.js';
 import { type ClusterStats, type RunningCluster, startCluster } from '../proxy/index.js';
 import { type ClusterOptions, action, addClusterOptions, loadClusterFromOptions, parseIntegerFlag, parseNumberFlag, usageError } from './common.js';
+import { summaryOf } from './command-table.js';
 
 interface UpOptions extends ClusterOptions {
   scheduler?: string;
@@ -27,7 +28,7 @@ const MAX_IDLE_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 export function registerUp(program: Command): void {
   const cmd = program
     .command('up')
-    .description('start backend pods for the cluster\'s endpoints and a userspace proxy for its services, on loopback, until interrupted');
+    .description(summaryOf('up'));
   addClusterOptions(cmd)
     .option('--scheduler <name>', `IPVS scheduler that picks endpoints: ${schedulerNames.join(', ')} (default: the config's ipvs.scheduler, else rr)`)
     .option('--delay <ms>', 'backend response delay in milliseconds', '0')

@@ -5,7 +5,9 @@
  * - one virtual server per ClusterIP:port, per externalIP:port, per LoadBalancer ingress IP:port
  *   and, for a node port, per node address, each with the configured scheduler (default rr),
  *   persistence for ClientIP affinity and the mh-port flag for mh;
- * - their real servers (real-servers.ts), weight 1, Masq; draining ones at weight 0;
+ * - their real servers (real-servers.ts): the endpoints the categorisation selects, weight 1,
+ *   Masq (no weight-0 "draining" dest: that needs a table from before the sync, see
+ *   `gracefulTermination`);
  * - the addresses bound to the dummy interface kube-ipvs0;
  * - the ipsets (ipsets.ts) and the iptables rules that match them (iptables-rules.ts).
  *
@@ -13,7 +15,6 @@
  * ProxierState's order (by name), which is also the order virtual servers are created in.
  */
 import { nodePortAddresses, nodePortIPs } from '../iptables/node-port-addresses.js';
-import { renderIptablesSave } from '../iptables/render.js';
 import type { Ruleset } from '../iptables/types.js';
 import type { ProxierServicePort, ProxierState } from '../tracker/types.js';
 import { type Family, cidrContains, isLoopback, parseCIDR } from '../util/ip.js';
@@ -41,10 +42,8 @@ import {
   ipPortEntry,
   ipPortIPEntry,
   ipPortNetEntry,
-  renderIPSets,
 } from './ipsets.js';
 import { type NoNodeAccessEntry, buildIpvsIptables } from './iptables-rules.js';
-import { type IpvsadmListOptions, formatIpvsadmList } from './ipvsadm-format.js';
 import { type RealServerSelection, copyDests, realServersFor } from './real-servers.js';
 import { getScheduler } from './schedulers/registry.js';
 import {
@@ -68,7 +67,11 @@ export interface IpvsCompileOptions {
   scheduler?: string;
   /** Add --random-fully to the MASQUERADE rule (kube-proxy does when iptables supports it). Default false. */
   randomFully?: boolean;
-  /** Keep terminating endpoints of TCP services as draining weight-0 dests (default true). */
+  /**
+   * Model the table some time into a rollout: terminating endpoints of TCP services that
+   * kube-proxy would still be draining appear as weight-0 dests (real-servers.ts). Default
+   * false: what one sync from the objects writes, which has none.
+   */
   gracefulTermination?: boolean;
 }
 
@@ -221,7 +224,7 @@ class IpvsSync {
   #selection(sp: ProxierServicePort, onlyNodeLocal: boolean): { dests: RealServer[]; scope: VirtualServerOrigin['endpointScope'] } {
     const cached = this.#selections.get(onlyNodeLocal);
     if (cached !== undefined) return { dests: copyDests(cached.dests), scope: cached.scope };
-    const selection = realServersFor(sp, onlyNodeLocal, sp.info.protocol, this.#state.family, { gracefulTermination: this.#options.gracefulTermination ?? true });
+    const selection = realServersFor(sp, onlyNodeLocal, sp.info.protocol, this.#state.family, { gracefulTermination: this.#options.gracefulTermination ?? false });
     this.#selections.set(onlyNodeLocal, selection);
     return selection;
   }
@@ -315,32 +318,4 @@ function nodePortSets(protocol: IpvsProtocol): [IPSetBaseName, IPSetBaseName] {
     case 'SCTP':
       return [KUBE_NODE_PORT_SCTP, KUBE_NODE_PORT_LOCAL_SCTP];
   }
-}
-
-// ---------------------------------------------------------------- rendering for `kpsim compile --mode ipvs`
-
-export interface RenderIpvsCompileOptions {
-  /** `ipvsadm -Ln --stats` instead of `ipvsadm -Ln`. */
-  stats?: boolean;
-  /** `ipvsadm -Ln --rate`. */
-  rate?: boolean;
-  /** `ipset save` text of kube-proxy's sets instead of the IPVS table. */
-  ipsets?: boolean;
-  /** `iptables-save` text of the IPVS-mode ruleset instead of the IPVS table. */
-  iptables?: boolean;
-  /** Instead of the configuration's ipvs.scheduler. */
-  scheduler?: string;
-}
-
-/**
- * The text `kpsim compile --mode ipvs` prints for one proxier: by default `ipvsadm -Ln`;
- * `ipsets` gives `ipset save`, `iptables` gives `iptables-save`. A freshly compiled table has
- * zero counters, so --stats and --rate show zeros in ipvsadm's columns.
- */
-export function renderIpvsCompile(state: ProxierState, opts: RenderIpvsCompileOptions = {}): string {
-  const compiled = compileIpvs(state, opts.scheduler !== undefined ? { scheduler: opts.scheduler } : {});
-  if (opts.ipsets) return renderIPSets(compiled.ipsets.values());
-  if (opts.iptables) return renderIptablesSave(compiled.ruleset);
-  const list: IpvsadmListOptions = { ...(opts.stats ? { stats: true } : {}), ...(opts.rate ? { rate: true } : {}) };
-  return formatIpvsadmList(compiled.table, list);
 }

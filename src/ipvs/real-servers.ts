@@ -5,13 +5,19 @@
  * - The endpoints come from CategorizeEndpoints: cluster endpoints, or for a "node-local" virtual
  *   server (ClusterIP with internalTrafficPolicy=Local; NodePort, externalIP and LoadBalancer with
  *   externalTrafficPolicy=Local) the local ones, falling back to the cluster endpoints when there
- *   is no local one (kubernetes#97081: pods on the node can still reach the service).
+ *   is no local one (kubernetes#97081: pods on the node can still reach the service). Ready
+ *   endpoints; serving-terminating ones only when no endpoint is ready (per policy). An endpoint
+ *   outside that set is never added.
  * - Each is added with weight 1 and Masq forwarding.
- * - An endpoint that left the set is removed through the graceful termination manager
+ * - A real server that leaves the set is removed through the graceful termination manager
  *   (graceful_termination.go): deleted at once for UDP and SCTP or when it has no connection,
- *   otherwise set to weight 0 and re-checked every minute until its connections are gone. kpsim
- *   compiles one sync from manifests, so it takes a terminating endpoint that would have been in
- *   the set (local for a node-local server) as one kube-proxy is draining: weight 0, for TCP only.
+ *   otherwise set to weight 0 and re-checked every minute until its connections are gone. Weight 0
+ *   is therefore history: it needs a real server that was in the kernel's table, with open
+ *   connections, before the endpoint left the set. One sync from the objects (what `compile`
+ *   shows) never writes one. `gracefulTermination` models the table some time into a rollout
+ *   instead (for replays over time): a terminating endpoint that would be in the set were it
+ *   ready (local for a node-local server) is taken as one kube-proxy is still draining, at
+ *   weight 0, for TCP only.
  * - kube-proxy adds the new dests in Go map order, which is random; kpsim adds them in endpoint
  *   text order. The kernel links each new dest at the FRONT, so the list holds them reversed.
  */
@@ -20,7 +26,10 @@ import type { Family } from '../util/ip.js';
 import { type IpvsProtocol, type RealServer, type VirtualServerOrigin, realServer } from './table.js';
 
 export interface RealServerOptions {
-  /** Model terminating endpoints as draining weight-0 dests (default true). */
+  /**
+   * Add the terminating endpoints kube-proxy would still be draining some time into a rollout,
+   * as weight-0 dests (TCP only). Default false: what one sync from the objects writes.
+   */
   gracefulTermination?: boolean;
 }
 
@@ -47,7 +56,7 @@ export function isGracefulTerminationNeeded(protocol: IpvsProtocol): boolean {
 
 export function realServersFor(sp: ProxierServicePort, onlyNodeLocalEndpoints: boolean, protocol: IpvsProtocol, family: Family, opts: RealServerOptions = {}): RealServerSelection {
   const { endpoints, scope } = selectEndpoints(sp, onlyNodeLocalEndpoints);
-  const drain = (opts.gracefulTermination ?? true) && isGracefulTerminationNeeded(protocol);
+  const drain = (opts.gracefulTermination ?? false) && isGracefulTerminationNeeded(protocol);
   // The selected endpoints are a filter of sp.endpoints (same objects, same order, sorted by
   // endpoint text), so one walk over sp.endpoints gives the insertion order of both kinds.
   // Reversing it then puts each later dest in front, as the kernel links them.

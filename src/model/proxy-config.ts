@@ -80,6 +80,10 @@ export function decodeProxyConfig(doc: JsonObject, r: FieldReader): ProxyConfig 
     if (typeof value === 'boolean') config.featureGates[name] = value;
     else r.fail('KPSIM_ERR_CONFIG_BAD_FIELD', child('featureGates', name), `${JSON.stringify(value)} is not true or false`);
   }
+  if (config.featureGates['LoadBalancerIPMode'] === false) {
+    // GA and locked to true in 1.32: only kube-proxy 1.30 and 1.31 accept the gate off.
+    r.warn(child('featureGates', 'LoadBalancerIPMode'), 'kube-proxy 1.32 and later refuse to start with this gate off (1.30 and 1.31 accept it); kpsim compiles as those would: load-balancer ingress IPs with ipMode Proxy get rules too');
+  }
   return config;
 }
 

@@ -27,7 +27,11 @@ export interface ServicePortInfo {
   readonly nodePort: number;
   /** Of this family only. */
   readonly externalIPs: readonly string[];
-  /** status.loadBalancer.ingress[].ip of this family, VIP mode only. */
+  /**
+   * status.loadBalancer.ingress[].ip of this family that kube-proxy programs: VIP mode only
+   * (model/feature-gates.ts isVIPMode: every ingress IP when the LoadBalancerIPMode gate is off).
+   * Every proxy mode takes its load-balancer IPs from here.
+   */
   readonly loadBalancerVIPs: readonly string[];
   /** Of this family only, normalised "network/prefix". */
   readonly loadBalancerSourceRanges: readonly string[];

@@ -31,6 +31,11 @@ export interface ModeCompileOptions {
   randomFully?: boolean;
   /** ipvs: instead of the configuration's ipvs.scheduler. */
   scheduler?: string;
+  /**
+   * ipvs: the table some time into a rollout, terminating TCP endpoints still draining at weight 0
+   * (what the simulations replay); a compile from manifests is one sync and has none (default).
+   */
+  gracefulTermination?: boolean;
 }
 
 /** One node compiled in one mode: what every driver's compile returns. */

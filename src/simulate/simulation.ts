@@ -80,7 +80,8 @@ export function simulateModes(
     const driver = modeDriver(mode);
     for (const variant of driver.variants(opts.schedulers)) {
       opts.onRun?.(mode, variant.scheduler);
-      const compiled = driver.compile(node, [target.state], { ...opts.compile, ...variant.options });
+      // A replay runs over time: terminating endpoints kube-proxy would still be draining stay (IPVS: weight 0).
+      const compiled = driver.compile(node, [target.state], { gracefulTermination: true, ...opts.compile, ...variant.options });
       if (opts.warmupEvents && opts.warmupEvents.length > 0) {
         replayConnections(driver.picker(compiled, target, { seed: opts.seed }), opts.warmupEvents);
       }

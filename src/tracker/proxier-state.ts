@@ -4,8 +4,9 @@
  * categorised (pkg/proxy/topology.go).
  */
 import { KpsimError } from '../errors.js';
+import { featureGateEnabled, isVIPMode } from '../model/feature-gates.js';
 import { nodeIPs as nodeObjectIPs } from '../model/node.js';
-import type { Cluster, EndpointSlice, Node, Protocol, Service, ServicePort, Warning } from '../model/types.js';
+import type { Cluster, EndpointSlice, Node, Protocol, ProxyConfig, Service, ServicePort, Warning } from '../model/types.js';
 import { byEndpointText, categorizeEndpoints, type TopologyContext } from '../topology/categorize.js';
 import { type Family, ipFamily, isLoopback, joinHostPort, normalizeIP, parseCIDR } from '../util/ip.js';
 import type { EndpointInfo, LocalDetector, ProxierServicePort, ProxierState, ServicePortInfo, ServicePortName } from './types.js';
@@ -66,11 +67,24 @@ function readNodeIPs(flagIPs: readonly string[] | undefined, node: Node | undefi
   return node ? nodeObjectIPs(node) : [];
 }
 
-/** The families a proxier runs for: those of the node's IPs and of the services' ClusterIPs. */
+/**
+ * The families kube-proxy runs a proxier for on this node, IPv4 first. kube-proxy runs one per
+ * family the host supports (cmd/kube-proxy/app/server.go, platformCheckSupported: nearly always
+ * both), and each proxier writes its base rules even when no service has an address of its
+ * family. kpsim cannot look at the host, so it counts a family as running when the cluster says
+ * the node is dual-stack: the node has an address of it, a service a ClusterIP of it, or the
+ * configuration or the node names a CIDR of it (clusterCIDR, nodePortAddresses, podCIDRs).
+ */
 export function familiesInUse(cluster: Cluster, node: ResolvedNode): Family[] {
   const families = new Set<Family>();
   for (const ip of node.ips) families.add(ipFamily(ip)!);
   for (const svc of cluster.services) for (const ip of svc.clusterIPs) families.add(ipFamily(ip)!);
+  const { clusterCIDRs, nodePortAddresses } = cluster.config;
+  for (const text of [...clusterCIDRs, ...nodePortAddresses, ...node.podCIDRs]) {
+    // nodePortAddresses may hold the word "primary", which names no family.
+    const cidr = parseCIDR(text);
+    if (cidr) families.add(cidr.family);
+  }
   if (families.size === 0) families.add(4);
   return [...families].sort();
 }
@@ -81,12 +95,12 @@ export function buildProxierState(cluster: Cluster, node: ResolvedNode, family: 
   const topology: TopologyContext = {
     nodeName: node.name,
     nodeLabels: node.labels,
-    preferSameTrafficDistribution: cluster.config.featureGates['PreferSameTrafficDistribution'] ?? true,
+    preferSameTrafficDistribution: featureGateEnabled(cluster.config, 'PreferSameTrafficDistribution'),
   };
   const endpointsBySpn = collectEndpoints(cluster.endpointSlices, family, node.name);
   const servicePorts: ProxierServicePort[] = [];
   for (const svc of cluster.services) {
-    for (const info of servicePortInfos(svc, family)) {
+    for (const info of servicePortInfos(svc, family, cluster.config)) {
       const endpoints = [...(endpointsBySpn.get(endpointsKey(info.svcPortName))?.values() ?? [])].sort(byEndpointText);
       servicePorts.push({ info, endpoints, categorized: categorizeEndpoints(endpoints, info, topology) });
     }
@@ -123,18 +137,19 @@ function endpointsKey(n: { namespace: string; name: string; port: string; protoc
 }
 
 /** kube-proxy skips ExternalName and headless services, and those without a ClusterIP of this family. */
-function servicePortInfos(svc: Service, family: Family): ServicePortInfo[] {
+function servicePortInfos(svc: Service, family: Family, config: ProxyConfig): ServicePortInfo[] {
   if (svc.type === 'ExternalName' || svc.headless) return [];
   const clusterIP = svc.clusterIPs.find((ip) => ipFamily(ip) === family);
   if (clusterIP === undefined) return [];
-  return svc.ports.filter((p) => p.port !== 0).map((p) => servicePortInfo(svc, p, clusterIP, family));
+  return svc.ports.filter((p) => p.port !== 0).map((p) => servicePortInfo(svc, p, clusterIP, family, config));
 }
 
-function servicePortInfo(svc: Service, port: ServicePort, clusterIP: string, family: Family): ServicePortInfo {
+function servicePortInfo(svc: Service, port: ServicePort, clusterIP: string, family: Family, config: ProxyConfig): ServicePortInfo {
   const svcPortName: ServicePortName = { namespace: svc.namespace, name: svc.name, port: port.name, protocol: port.protocol };
   const externalIPs = svc.externalIPs.filter((ip) => ipFamily(ip) === family);
+  // An ipMode Proxy ingress is the load balancer's business, unless the LoadBalancerIPMode gate is off.
   const loadBalancerVIPs = svc.loadBalancerIngress
-    .filter((ing) => ing.ip !== undefined && ing.ipMode !== 'Proxy' && ipFamily(ing.ip) === family)
+    .filter((ing) => ing.ip !== undefined && isVIPMode(ing, config) && ipFamily(ing.ip) === family)
     .map((ing) => ing.ip!);
   const loadBalancerSourceRanges = svc.loadBalancerSourceRanges.map((c) => parseCIDR(c)).filter((c) => c?.family === family).map((c) => c!.text);
   const externallyAccessible = port.nodePort !== 0 || loadBalancerVIPs.length > 0 || externalIPs.length > 0;

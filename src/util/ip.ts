@@ -219,3 +219,46 @@ export function dottedNetmaskPrefix(text: string): number | undefined {
 export function dottedNetmask(prefixLength: number): string {
   return prefixMaskBytes(prefixLength, 4).join('.');
 }
+
+// ---------------------------------------------------------------- address arithmetic
+
+/** The address as an unsigned integer (any family): for address arithmetic. */
+export function ipToBigInt(ip: string): bigint {
+  return ipToBytes(ip).reduce((n, b) => (n << 8n) | BigInt(b), 0n);
+}
+
+/** The normalised text of an address given as an unsigned integer of `family`. */
+export function bigIntToIP(value: bigint, family: Family): string {
+  if (family === 4) return uint32ToIPv4(Number(value & 0xffffffffn));
+  const bytes: number[] = [];
+  for (let i = 15; i >= 0; i--) bytes.push(Number((value >> BigInt(i * 8)) & 0xffn));
+  return ipaddr.fromByteArray(bytes).toString();
+}
+
+/** Dotted-quad text of an unsigned 32-bit integer. */
+export function uint32ToIPv4(n: number): string {
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
+/** How many addresses a CIDR holds (network and broadcast included). */
+export function cidrSize(cidr: Cidr): bigint {
+  return 1n << BigInt(hostPrefix(cidr.family) - cidr.prefixLength);
+}
+
+/**
+ * The index-th block of prefix length `prefixLength` inside `cidr` ("10.244.0.0/16", 24, 3 →
+ * 10.244.3.0/24), or undefined when the CIDR holds fewer blocks or the blocks are larger than it.
+ */
+export function nthSubnet(cidr: Cidr, prefixLength: number, index: number): Cidr | undefined {
+  if (prefixLength < cidr.prefixLength || prefixLength > hostPrefix(cidr.family)) return undefined;
+  const count = 1n << BigInt(prefixLength - cidr.prefixLength);
+  if (BigInt(index) >= count) return undefined;
+  const base = ipToBigInt(cidr.network) + (BigInt(index) << BigInt(hostPrefix(cidr.family) - prefixLength));
+  return parseCIDR(`${bigIntToIP(base, cidr.family)}/${prefixLength}`);
+}
+
+/** Whether two CIDRs share any address. */
+export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  if (a.family !== b.family) return false;
+  return a.prefixLength <= b.prefixLength ? cidrContains(a, b.network) : cidrContains(b, a.network);
+}

@@ -7,10 +7,10 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import http from 'node:http';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { repoRoot } from '../helpers/cluster-builders.js';
+import { cliEntry } from '../helpers/run-cli.js';
 
-const mainScript = fileURLToPath(new URL(`../../src/cli/main.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url));
+const mainScript = cliEntry();
 const example = join(repoRoot(), 'rules', 'example');
 
 /** The CLI in a child process (under tsx when the tests run from source). */
@@ -105,7 +105,7 @@ const badRuns: { name: string; args: string[]; code: number; stderr: RegExp }[] 
   { name: 'an unknown scheduler is a usage error', args: ['up', '-f', example, '--scheduler', 'fastest'], code: 2, stderr: /--scheduler: "fastest" is not an IPVS scheduler: rr, wrr, lc/ },
   { name: 'a negative delay is a usage error', args: ['up', '-f', example, '--delay', '-5'], code: 2, stderr: /--delay: "-5" is not a number >= 0/ },
   { name: 'a payload that is not a whole number is a usage error', args: ['up', '-f', example, '--payload', '1.5'], code: 2, stderr: /--payload: "1.5" is not a whole number/ },
-  { name: 'no -f is a usage error', args: ['up'], code: 2, stderr: /required option '-f, --file <path\.\.\.>' not specified/ },
+  { name: 'no -f is a usage error', args: ['up'], code: 2, stderr: /no cluster given: -f PATH\.\.\. \(manifests\), or a live cluster/ },
   { name: 'a manifest that is not there is bad input', args: ['up', '-f', join(example, 'missing.yaml')], code: 1, stderr: /missing\.yaml: cannot read: no such file or folder/ },
 ];
 

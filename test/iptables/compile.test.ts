@@ -432,13 +432,20 @@ test('TestBadIPs: sloppy addresses and CIDRs are written in canonical form', () 
   ]);
 });
 
-const ingressModeCases: { name: string; ipMode?: 'VIP' | 'Proxy'; expectRule: boolean }[] = [
-  { name: 'ipMode Proxy', ipMode: 'Proxy', expectRule: false },
-  { name: 'ipMode VIP', ipMode: 'VIP', expectRule: true },
-  { name: 'ipMode unset', expectRule: true },
+// With the LoadBalancerIPMode gate off (kube-proxy 1.30 and 1.31 allow it; kube-proxy's test
+// emulates 1.31 for it), every ingress IP gets its rules, as before the feature.
+const ingressModeCases: { name: string; ipModeEnabled: boolean; ipMode?: 'VIP' | 'Proxy'; expectRule: boolean }[] = [
+  { name: 'LoadBalancerIPMode disabled, ipMode Proxy', ipModeEnabled: false, ipMode: 'Proxy', expectRule: true },
+  { name: 'LoadBalancerIPMode disabled, ipMode VIP', ipModeEnabled: false, ipMode: 'VIP', expectRule: true },
+  { name: 'LoadBalancerIPMode disabled, ipMode unset', ipModeEnabled: false, expectRule: true },
+  { name: 'LoadBalancerIPMode enabled, ipMode Proxy', ipModeEnabled: true, ipMode: 'Proxy', expectRule: false },
+  { name: 'LoadBalancerIPMode enabled, ipMode VIP', ipModeEnabled: true, ipMode: 'VIP', expectRule: true },
+  { name: 'LoadBalancerIPMode enabled, ipMode unset', ipModeEnabled: true, expectRule: true },
 ];
 for (const c of ingressModeCases) {
   test(`TestLoadBalancerIngressRouteTypeProxy: ${c.name}`, () => {
+    // Enabled is the default: those cases leave featureGates out.
+    const config = c.ipModeEnabled ? undefined : (k: KubeProxyConfigurationManifest) => { k.featureGates = { LoadBalancerIPMode: false }; };
     const ruleset = compile([
       makeService('ns1', 'svc1', (s) => {
         s.spec.type = 'LoadBalancer';
@@ -447,8 +454,9 @@ for (const c of ingressModeCases) {
         s.status.loadBalancer.ingress = [{ ip: '1.2.3.4', ...(c.ipMode ? { ipMode: c.ipMode } : {}) }];
       }),
       makeSlice('ns1', 'svc1', 1, (eps) => { eps.endpoints = [ep('10.180.0.1')]; eps.ports = [{ name: 'p80', port: 80, protocol: 'TCP' }]; }),
-    ]);
-    assert.equal(chainRules(ruleset, 'nat', 'KUBE-SERVICES').some((r) => r.includes('-d 1.2.3.4 ')), c.expectRule);
+    ], config ? { config } : {});
+    const rules = chainRules(ruleset, 'nat', 'KUBE-SERVICES');
+    assert.equal(rules.some((r) => r.includes('-d 1.2.3.4 ')), c.expectRule, rules.join('\n'));
   });
 }
 

@@ -31,6 +31,22 @@ function describeTable(compiled: IpvsCompiled): string[] {
 
 const p80 = [{ name: 'p80', port: 80, protocol: 'TCP' as const }];
 
+/** A TCP and a UDP port with one ready, one serving-terminating, one terminating and one unready endpoint. */
+function readyTerminatingAndUnready(): Manifest[] {
+  return [
+    makeService('ns1', 'term', (s) => { s.spec.clusterIP = '172.30.0.49'; s.spec.ports = [tcpPort('p80', 80), { name: 'dns', protocol: 'UDP', port: 53 }]; }),
+    makeSlice('ns1', 'term', 1, (eps) => {
+      eps.endpoints = [
+        ep('10.180.0.1'),
+        ep('10.180.0.2', undefined, { ready: false, serving: true, terminating: true }),
+        ep('10.180.0.3', undefined, { ready: false, serving: false, terminating: true }),
+        ep('10.180.0.4', undefined, { ready: false, serving: false, terminating: false }),
+      ];
+      eps.ports = [{ name: 'p80', port: 80, protocol: 'TCP' }, { name: 'dns', port: 53, protocol: 'UDP' }];
+    }),
+  ];
+}
+
 interface CompileCase {
   name: string;
   manifests: Manifest[];
@@ -174,19 +190,17 @@ const cases: CompileCase[] = [
     want: ['TCP 172.30.0.47:80 rr ClusterIP: 10.180.0.7:80:w1', 'TCP 172.30.0.48:80 rr ClusterIP: '],
   },
   {
-    name: 'terminating TCP endpoints drain at weight 0 (graceful termination), in their list places',
-    manifests: [
-      makeService('ns1', 'term', (s) => { s.spec.clusterIP = '172.30.0.49'; s.spec.ports = [tcpPort('p80', 80), { name: 'dns', protocol: 'UDP', port: 53 }]; }),
-      makeSlice('ns1', 'term', 1, (eps) => {
-        eps.endpoints = [
-          ep('10.180.0.1'),
-          ep('10.180.0.2', undefined, { ready: false, serving: true, terminating: true }),
-          ep('10.180.0.3', undefined, { ready: false, serving: false, terminating: true }),
-          ep('10.180.0.4', undefined, { ready: false, serving: false, terminating: false }),
-        ];
-        eps.ports = [{ name: 'p80', port: 80, protocol: 'TCP' }, { name: 'dns', port: 53, protocol: 'UDP' }];
-      }),
+    name: 'one sync writes the selected endpoints only: serving-terminating, not-serving and not-ready endpoints are no real servers',
+    manifests: readyTerminatingAndUnready(),
+    want: [
+      'UDP 172.30.0.49:53 rr ClusterIP: 10.180.0.1:53:w1',
+      'TCP 172.30.0.49:80 rr ClusterIP: 10.180.0.1:80:w1',
     ],
+  },
+  {
+    name: 'over time (gracefulTermination): terminating TCP endpoints are still draining at weight 0, in their list places; UDP ones are gone',
+    manifests: readyTerminatingAndUnready(),
+    options: { gracefulTermination: true },
     // UDP dests are deleted at once (IsRsGracefulTerminationNeeded); an unready, not terminating endpoint is simply absent.
     want: [
       'UDP 172.30.0.49:53 rr ClusterIP: 10.180.0.1:53:w1',
@@ -194,16 +208,7 @@ const cases: CompileCase[] = [
     ],
   },
   {
-    name: 'graceful termination off: terminating endpoints are gone',
-    manifests: [
-      makeService('ns1', 'term', (s) => { s.spec.clusterIP = '172.30.0.49'; s.spec.ports = [tcpPort('p80', 80)]; }),
-      makeSlice('ns1', 'term', 1, (eps) => { eps.endpoints = [ep('10.180.0.1'), ep('10.180.0.2', undefined, { ready: false, serving: true, terminating: true })]; eps.ports = p80; }),
-    ],
-    options: { gracefulTermination: false },
-    want: ['TCP 172.30.0.49:80 rr ClusterIP: 10.180.0.1:80:w1'],
-  },
-  {
-    name: 'no ready endpoint: serving-terminating ones take traffic (weight 1), non-serving ones drain',
+    name: 'no ready endpoint: serving-terminating ones take traffic (weight 1), a non-serving one is no real server',
     manifests: [
       makeService('ns1', 'term', (s) => { s.spec.clusterIP = '172.30.0.49'; s.spec.ports = [tcpPort('p80', 80)]; }),
       makeSlice('ns1', 'term', 1, (eps) => {
@@ -211,10 +216,22 @@ const cases: CompileCase[] = [
         eps.ports = p80;
       }),
     ],
+    want: ['TCP 172.30.0.49:80 rr ClusterIP: 10.180.0.2:80:w1'],
+  },
+  {
+    name: 'over time (gracefulTermination), no ready endpoint: serving-terminating ones take traffic, non-serving ones drain',
+    manifests: [
+      makeService('ns1', 'term', (s) => { s.spec.clusterIP = '172.30.0.49'; s.spec.ports = [tcpPort('p80', 80)]; }),
+      makeSlice('ns1', 'term', 1, (eps) => {
+        eps.endpoints = [ep('10.180.0.2', undefined, { ready: false, serving: true, terminating: true }), ep('10.180.0.3', undefined, { ready: false, serving: false, terminating: true })];
+        eps.ports = p80;
+      }),
+    ],
+    options: { gracefulTermination: true },
     want: ['TCP 172.30.0.49:80 rr ClusterIP: 10.180.0.3:80:w0, 10.180.0.2:80:w1'],
   },
   {
-    name: 'a node-local virtual server drains only local terminating endpoints',
+    name: 'over time (gracefulTermination): a node-local virtual server drains only local terminating endpoints',
     manifests: [
       makeService('ns2', 'svc2', (s) => { s.spec.type = 'NodePort'; s.spec.externalTrafficPolicy = 'Local'; s.spec.clusterIP = '172.30.0.42'; s.spec.ports = [tcpPort('p80', 80, { nodePort: 3001 })]; }),
       makeSlice('ns2', 'svc2', 1, (eps) => {
@@ -227,6 +244,7 @@ const cases: CompileCase[] = [
       }),
     ],
     config: (c) => { c.nodePortAddresses = ['192.168.0.2/32']; },
+    options: { gracefulTermination: true },
     want: [
       'TCP 172.30.0.42:80 rr ClusterIP: 10.180.0.7:80:w0, 10.180.0.6:80:w0, 10.180.0.5:80:w1',
       'TCP 192.168.0.2:3001 rr NodePort: 10.180.0.6:80:w0, 10.180.0.5:80:w1',

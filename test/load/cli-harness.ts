@@ -4,10 +4,9 @@
  * or as the real CLI in a child process.
  */
 import { spawn } from 'node:child_process';
-import { extname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { EXIT_USAGE } from '../../src/cli/common.js';
+import { cliEntry } from '../helpers/run-cli.js';
 
 export interface CommandOutcome {
   exitCode: number;
@@ -43,10 +42,9 @@ export async function runInProcess(register: (program: Command) => void, args: r
   return { exitCode, stderr: err.join('') };
 }
 
-/** The real CLI in a child process (sources under tsx, or the compiled main.js). */
+/** The real CLI in a child process (sources under tsx, or the installed entry point). */
 export function runCli(args: readonly string[]): Promise<CommandOutcome> {
-  const isSource = extname(fileURLToPath(import.meta.url)) === '.ts';
-  const main = fileURLToPath(new URL(`../../src/cli/main${isSource ? '.ts' : '.js'}`, import.meta.url));
+  const main = cliEntry();
   return new Promise((resolve, reject) => {
     // The test runner's own flags must not reach the CLI; a loader (tsx) must.
     const execArgv = process.execArgv.filter((a) => !a.startsWith('--test'));

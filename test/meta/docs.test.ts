@@ -30,3 +30,13 @@ test('the CLI version is the package version', () => {
   const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
   assert.equal(VERSION, pkg.version);
 });
+
+test('the README\'s trace --json example shows the probabilities kpsim prints for that flow', async () => {
+  const { loadCluster } = await import('../../src/manifest/load.js');
+  const { compileIptables, tracePacket } = await import('../../src/index.js');
+  const m = /"probabilities":(\{[^}]*\})/.exec(readme);
+  assert.ok(m, 'the README has a "probabilities" example');
+  const documented = JSON.parse(m[1]!) as Record<string, number>;
+  const result = tracePacket(compileIptables(await loadCluster('rules/example')), { proto: 'tcp', src: '10.244.1.20', dst: '10.96.100.20', dport: 80 });
+  assert.deepEqual(documented, JSON.parse(JSON.stringify(result.probabilities)), 'update the README example from `kpsim trace --json`');
+});

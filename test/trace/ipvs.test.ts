@@ -16,7 +16,7 @@ import { ep, fixtureState, makeService, makeSlice, tcpPort } from '../helpers/cl
 const p80 = [{ name: 'p80', port: 80, protocol: 'TCP' as const }];
 
 /** The fixture: node test-node (192.168.0.2, 192.168.1.2, 192.168.99.11), pod CIDR 10.0.0.0/8. */
-function fixture(scheduler?: string): IpvsCompiled {
+function fixture(scheduler?: string, gracefulTermination = false): IpvsCompiled {
   return compileIpvs(fixtureState([
     makeService('ns1', 'web', (s) => { s.spec.type = 'NodePort'; s.spec.clusterIP = '172.30.0.41'; s.spec.ports = [tcpPort('p80', 80, { nodePort: 30080 })]; }),
     makeSlice('ns1', 'web', 1, (eps) => {
@@ -32,7 +32,7 @@ function fixture(scheduler?: string): IpvsCompiled {
     makeService('ns3', 'empty', (s) => { s.spec.clusterIP = '172.30.0.46'; s.spec.ports = [tcpPort('p80', 80)]; }),
     makeService('ns4', 'dns', (s) => { s.spec.clusterIP = '172.30.0.10'; s.spec.ports = [{ name: 'dns', protocol: 'UDP', port: 53 }]; }),
     makeSlice('ns4', 'dns', 1, (eps) => { eps.endpoints = [ep('10.180.0.8'), ep('10.180.0.9')]; eps.ports = [{ name: 'dns', protocol: 'UDP', port: 53 }]; }),
-  ]), scheduler !== undefined ? { scheduler } : {});
+  ]), { ...(scheduler !== undefined ? { scheduler } : {}), gracefulTermination });
 }
 
 interface FlowCase {
@@ -55,9 +55,9 @@ const half = { '10.180.0.1:80': false, '10.180.0.2:80': false };
 
 const flows: FlowCase[] = [
   {
-    name: 'pod to ClusterIP: both ready endpoints, no masquerade; the draining one is not a candidate',
+    name: 'pod to ClusterIP: both ready endpoints, no masquerade; the terminating one is no real server',
     packet: { proto: 'tcp', src: '10.0.0.2', dst: '172.30.0.41', dport: 80 },
-    // Dests were added .1, .2, .3 (text order): the list is .3 (w0), .2, .1, and rr's first pick skips weight 0.
+    // Dests were added .1, .2 (text order): the list is .2, .1, and rr's first pick is the front.
     want: { verdict: 'DNAT', endpoints: ['10.180.0.1:80', '10.180.0.2:80'], masqueradeByEndpoint: half, masquerade: false, sample: '10.180.0.2:80', origin: 'PREROUTING', hop: 'ipvs LOCAL_IN TCP  172.30.0.41:80 rr' },
   },
   {
@@ -147,8 +147,18 @@ test('trace ipvs: the JSON contract of the iptables tracer, plus the IPVS fields
   assert.deepEqual(realServerHops.map((h) => `${h.rule} => ${h.target}`), ['-> 10.180.0.1:80 Masq 1 => 10.180.0.1:80', '-> 10.180.0.2:80 Masq 1 => 10.180.0.2:80']);
 });
 
-test('trace ipvs with sh: bucket shares, and the sample is this client\'s bucket', () => {
+test('trace ipvs with sh: two real servers share the 256 buckets, and the sample is this client\'s bucket', () => {
   const sh = fixture('sh');
+  const got = traceIpvs(sh, { proto: 'tcp', src: '10.244.7.9', dst: '172.30.0.41', dport: 80, sport: 40000 });
+  assert.equal(got.probabilityBasis, 'buckets');
+  // List .2, .1: buckets dealt one each from the front, 128 each.
+  assert.deepEqual(got.probabilities, { '10.180.0.1:80': 0.5, '10.180.0.2:80': 0.5 });
+  const bucket = Math.imul(((10 << 24) | (244 << 16) | (7 << 8) | 9) >>> 0, 0x61c88647) >>> 24;
+  assert.equal(got.sample?.endpoint, ['10.180.0.2:80', '10.180.0.1:80'][bucket % 2], `bucket ${bucket}`);
+});
+
+test('trace ipvs with sh over time (gracefulTermination): the draining dest keeps its buckets, which find nothing', () => {
+  const sh = fixture('sh', true);
   const got = traceIpvs(sh, { proto: 'tcp', src: '10.244.7.9', dst: '172.30.0.41', dport: 80, sport: 40000 });
   assert.equal(got.probabilityBasis, 'buckets');
   // List .3 (w0), .2, .1: buckets dealt one each from the front, 86/85/85; the weight-0 dest's

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { KpsimError } from '../../src/errors.js';
 import { clusterFromManifests } from '../../src/manifest/load.js';
-import { buildProxierState, resolveNode } from '../../src/tracker/proxier-state.js';
+import { buildProxierState, familiesInUse, resolveNode } from '../../src/tracker/proxier-state.js';
 
 const node = `apiVersion: v1
 kind: Node
@@ -144,4 +144,80 @@ test('an unknown --node is an error naming the known nodes', () => {
     (e: unknown) => e instanceof KpsimError && e.code === 'KPSIM_ERR_CONFIG_UNKNOWN_NODE' && e.message === 'node "nope" is not in the cluster (nodes: test-node); give its addresses with --node-ip',
   );
   assert.deepEqual(resolveNode(cluster, { node: 'nope', nodeIPs: ['10.9.9.9'] }).ips, ['10.9.9.9']);
+});
+
+// proxyutil.IsVIPMode: the LoadBalancerIPMode gate decides whether an ipMode Proxy ingress is
+// programmed; every proxy mode takes ServicePortInfo.loadBalancerVIPs, so they agree.
+const ipModeGateCases: { gate: string; want: string[]; warns: boolean }[] = [
+  { gate: '', want: ['1.2.3.4', '1.2.3.6'], warns: false },
+  { gate: 'featureGates: {LoadBalancerIPMode: true}\n', want: ['1.2.3.4', '1.2.3.6'], warns: false },
+  { gate: 'featureGates: {LoadBalancerIPMode: false}\n', want: ['1.2.3.4', '1.2.3.5', '1.2.3.6'], warns: true },
+];
+for (const c of ipModeGateCases) {
+  test(`LoadBalancerIPMode ${c.gate === '' ? 'by default' : c.gate.trim()}: load-balancer VIPs ${c.want.join(', ')}`, () => {
+    const cluster = clusterFromManifests([
+      { file: 'node.yaml', text: node },
+      { file: 'kp.yaml', text: `${config}${c.gate}` },
+      { file: 'lb.yaml', text: `apiVersion: v1
+kind: Service
+metadata: {name: lb, namespace: ns1}
+spec:
+  type: LoadBalancer
+  clusterIP: 172.30.0.50
+  ports: [{name: p80, port: 80, protocol: TCP, nodePort: 3001}]
+status:
+  loadBalancer:
+    ingress: [{ip: 1.2.3.4, ipMode: VIP}, {ip: 1.2.3.5, ipMode: Proxy}, {ip: 1.2.3.6}]
+` },
+    ]);
+    const info = buildProxierState(cluster, resolveNode(cluster, { node: 'test-node' }), 4).servicePorts[0]!.info;
+    assert.deepEqual(info.loadBalancerVIPs, c.want);
+    const warning = cluster.warnings.find((w) => w.path === 'featureGates.LoadBalancerIPMode');
+    assert.equal(warning !== undefined, c.warns, JSON.stringify(cluster.warnings));
+    if (warning) assert.match(warning.message, /kube-proxy 1\.32 and later refuse to start with this gate off/);
+  });
+}
+
+// kube-proxy runs a proxier per family the host supports, whatever the services; kpsim counts a
+// family as running when the cluster says the node is dual-stack.
+const familyCases: { name: string; nodeIPs: string[]; podCIDRs?: string[]; kubeProxy: string; serviceIP?: string; want: number[] }[] = [
+  { name: 'an IPv4 node with an IPv4 configuration', nodeIPs: ['192.168.0.2'], kubeProxy: 'clusterCIDR: 10.0.0.0/8', want: [4] },
+  { name: 'nothing says IPv4 or IPv6: IPv4', nodeIPs: [], kubeProxy: '', want: [4] },
+  { name: 'an IPv6 node address, no IPv6 service', nodeIPs: ['192.168.0.2', '2001:db8::1'], kubeProxy: 'clusterCIDR: 10.0.0.0/8', want: [4, 6] },
+  { name: 'a dual-stack clusterCIDR, no IPv6 node address or service', nodeIPs: ['192.168.0.2'], kubeProxy: 'clusterCIDR: 10.0.0.0/8,fd00:10::/64', want: [4, 6] },
+  { name: 'an IPv6 nodePortAddresses CIDR ("primary" names no family)', nodeIPs: ['192.168.0.2'], kubeProxy: 'nodePortAddresses: [primary, "2001:db8::/64"]', want: [4, 6] },
+  { name: 'dual-stack podCIDRs on the Node', nodeIPs: ['192.168.0.2'], podCIDRs: ['10.0.1.0/24', 'fd00:10:0:1::/64'], kubeProxy: '', want: [4, 6] },
+  { name: 'an IPv6-only node with an IPv4 service', nodeIPs: ['2001:db8::1'], kubeProxy: 'clusterCIDR: fd00:10::/64', serviceIP: '172.30.0.41', want: [4, 6] },
+];
+for (const c of familyCases) {
+  test(`families with a proxier: ${c.name} -> IPv${c.want.join(', IPv')}`, () => {
+    const nodeText = `apiVersion: v1
+kind: Node
+metadata: {name: test-node}
+spec: {podCIDRs: ${JSON.stringify(c.podCIDRs ?? [])}}
+status:
+  addresses: ${JSON.stringify(c.nodeIPs.map((address) => ({ type: 'InternalIP', address })))}
+`;
+    const service = c.serviceIP === undefined ? '' : `apiVersion: v1
+kind: Service
+metadata: {name: svc1, namespace: ns1}
+spec: {clusterIP: ${c.serviceIP}, ports: [{name: p80, port: 80, protocol: TCP}]}
+`;
+    const cluster = clusterFromManifests([
+      { file: 'node.yaml', text: nodeText },
+      { file: 'kp.yaml', text: `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n${c.kubeProxy}\n` },
+      { file: 'svc.yaml', text: service },
+    ]);
+    const resolved = resolveNode(cluster, { node: 'test-node' });
+    assert.deepEqual(familiesInUse(cluster, resolved), c.want);
+  });
+}
+
+test('an IPv6 proxier on a node without an IPv6 address: no node IP, loopback as its local address, no service ports', () => {
+  const cluster = clusterFromManifests([
+    { file: 'node.yaml', text: 'apiVersion: v1\nkind: Node\nmetadata: {name: test-node}\nstatus:\n  addresses: [{type: InternalIP, address: 192.168.0.2}]\n' },
+    { file: 'kp.yaml', text: config },
+  ]);
+  const s6 = buildProxierState(cluster, resolveNode(cluster, { node: 'test-node' }), 6);
+  assert.deepEqual([s6.nodeIPs, s6.localAddresses, s6.localDetector?.cidrs, s6.servicePorts.length], [[], ['::1'], ['fd00:10::/64'], 0]);
 });

@@ -30,6 +30,7 @@ export function compileIpvsForStates(node: ResolvedNode, states: readonly Proxie
   const options = {
     ...(opts.scheduler !== undefined ? { scheduler: opts.scheduler } : {}),
     ...(opts.randomFully !== undefined ? { randomFully: opts.randomFully } : {}),
+    ...(opts.gracefulTermination !== undefined ? { gracefulTermination: opts.gracefulTermination } : {}),
   };
   return { mode: 'ipvs', node, states, tables: states.map((state) => compileIpvs(state, options)) };
 }

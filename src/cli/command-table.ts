@@ -1,0 +1,70 @@
+/**
+ * kpsim's commands by name: what `kpsim --help` lists, and how to load each. main.ts imports a
+ * command's module only when that command runs, so `kpsim --version` or `kpsim trace` do not pay
+ * for fastify, autocannon and the proxy (a script that calls `kpsim trace` per flow pays the
+ * start-up every time). This module stays light: commander's types only.
+ */
+import type { Command } from 'commander';
+
+export interface CommandEntry {
+  readonly name: string;
+  /** The one line `kpsim --help` prints (the command's own --help prints the same). */
+  readonly summary: string;
+  /** Loads the command's module and returns its register function. */
+  readonly load: () => Promise<(program: Command) => void>;
+}
+
+export const COMMANDS: readonly CommandEntry[] = [
+  {
+    name: 'demo',
+    summary: 'compile a cluster, trace a packet per kind of service, and compare the proxy modes (what npm start runs)',
+    load: async () => (await import('./demo.js')).registerDemo,
+  },
+  {
+    name: 'compile',
+    summary: 'print the rules kube-proxy writes on one node: iptables-save text, or the IPVS table as ipvsadm -Ln shows it',
+    load: async () => (await import('./compile.js')).registerCompile,
+  },
+  {
+    name: 'trace',
+    summary: 'walk a packet through a node\'s rules: chains and rules crossed, verdict, reachable endpoints, masquerading',
+    load: async () => (await import('./trace.js')).registerTrace,
+  },
+  {
+    name: 'simulate',
+    summary: 'replay seeded connections to a service through iptables (random) and IPVS schedulers, and compare how evenly they spread',
+    load: async () => (await import('./simulate.js')).registerSimulate,
+  },
+  {
+    name: 'up',
+    summary: 'start backend pods for the cluster\'s endpoints and a userspace proxy for its services, on loopback, until interrupted',
+    load: async () => (await import('./up.js')).registerUp,
+  },
+  {
+    name: 'load',
+    summary: 'send HTTP load through the userspace proxy to the cluster\'s backend pods (loopback only) and report req/s, latency, errors and the per-endpoint spread',
+    load: async () => (await import('./load.js')).registerLoad,
+  },
+  {
+    name: 'compare',
+    summary: 'compare direct-to-pod, the userspace proxy (real bytes on loopback) and simulated iptables and IPVS modes on one service: req/s, added latency, spread over endpoints, decision cost',
+    load: async () => (await import('./compare.js')).registerCompare,
+  },
+  {
+    name: 'serve',
+    summary: 'serve the JSON API (cluster, rules, packet traces) and the Kubernetes API (kubectl, client-node) on loopback',
+    load: async () => (await import('./serve.js')).registerServe,
+  },
+  {
+    name: 'dump',
+    summary: 'write what kpsim reads from a cluster (a live one: --kubeconfig, --context, --server) as manifests, replayable with -f DIR',
+    load: async () => (await import('./dump.js')).registerDump,
+  },
+];
+
+/** The summary of a command, for its own `.description(...)`. */
+export function summaryOf(name: string): string {
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (!entry) throw new Error(`no command ${name} in the command table`);
+  return entry.summary;
+}

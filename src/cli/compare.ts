@@ -1,6 +1,6 @@
 /**
  * `kpsim compare`: the same load direct to one backend pod and through the userspace proxy with
- * each scheduler (real bytes on loopback), beside iptables and IPVS mode simulated on one stream
+ * each scheduler (real bytes on loopback), beside the compiled modes (iptables, IPVS, nftables) simulated on one stream
  * of new connections: throughput, added latency, how evenly the endpoints are loaded, and what
  * each new-connection decision costs.
  */

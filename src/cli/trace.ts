@@ -54,6 +54,7 @@ export function registerTrace(program: Command): void {
     .description(summaryOf('trace'));
   addClusterOptions(cmd, { required: false })
     .option('--iptables-save <file>', 'trace through an iptables-save or ip6tables-save dump instead of manifests (repeatable: one per family)', collect)
+    .option('--nft-ruleset <file>', 'trace through an `nft list ruleset` dump instead of manifests (repeatable)', collect)
     .option('--mode <mode>', `rules to trace through with -f: ${TRACE_MODES.join(' or ')} (default: the config's mode, else iptables)`)
     .option('--proto <proto>', 'tcp, udp or sctp', 'tcp')
     .option('--src <ip>', 'source address')

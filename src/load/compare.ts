@@ -173,7 +173,7 @@ function explain(target: ResolvedTarget, connections: number, rows: readonly Com
   const notes = [
     `measured rows keep ${connections} connections open (keep-alive), so the proxy placed only those; their requests follow the connections`,
     'decisions/s is the speed of kpsim\'s own simulation in this process (the tracer walks the rules, the replay runs the scheduler), not the kernel\'s',
-    'rules/lookup: iptables rules a new connection\'s first packet is checked against, up to each match; iptables mode scans KUBE-SERVICES one service at a time, IPVS mode matches ipsets, so only iptables mode grows with the number of services',
+    'rules/lookup: rules a new connection\'s first packet is checked against, up to each match; iptables mode scans KUBE-SERVICES one service at a time, IPVS mode matches ipsets and nftables mode looks its verdict maps up, so only iptables mode grows with the number of services',
   ];
   if (target.servicePort.info.sessionAffinityTimeoutSeconds > 0) {
     notes.push('the service has ClientIP session affinity and every connection comes from one client address, so each mode keeps one endpoint');

@@ -5,7 +5,7 @@
 import { child, type FieldReader, type JsonObject } from './fields.js';
 import type { ProxyConfig, ProxyMode } from './types.js';
 
-const MODES: readonly ProxyMode[] = ['iptables', 'ipvs', 'userspace'];
+const MODES: readonly ProxyMode[] = ['iptables', 'ipvs', 'nftables', 'userspace'];
 const DETECT_LOCAL_MODES = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'] as const;
 
 export function defaultProxyConfig(): ProxyConfig {
@@ -46,8 +46,7 @@ export function decodeProxyConfig(doc: JsonObject, r: FieldReader): ProxyConfig 
   r.object = 'KubeProxyConfiguration';
   const config: ProxyConfig = { ...defaultProxyConfig(), origin: { file: r.file, object: r.object } };
   const mode = r.string(doc, 'mode', '');
-  if (mode === 'nftables') r.fail('KPSIM_ERR_CONFIG_BAD_FIELD', 'mode', '"nftables" is not simulated by kpsim (iptables, ipvs or userspace)');
-  else if (mode !== undefined && mode !== '') config.mode = r.oneOf(doc, 'mode', '', MODES, 'iptables');
+  if (mode !== undefined && mode !== '') config.mode = r.oneOf(doc, 'mode', '', MODES, 'iptables');
   const clusterCIDR = r.string(doc, 'clusterCIDR', '');
   if (clusterCIDR !== undefined) {
     config.clusterCIDRs = clusterCIDR

@@ -9,7 +9,7 @@ export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 export type IPFamilyName = 'IPv4' | 'IPv6';
 export type ServiceType = 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
 export type TrafficPolicy = 'Cluster' | 'Local';
-export type ProxyMode = 'iptables' | 'ipvs' | 'userspace';
+export type ProxyMode = 'iptables' | 'ipvs' | 'nftables' | 'userspace';
 
 /** Where an object came from, for error messages: "svc.yaml", "Service default/web". */
 export interface Origin {
@@ -317,6 +317,8 @@ export interface Cluster {
   endpointSlices: EndpointSlice[];
   nodes: Node[];
   config: ProxyConfig;
+  /** The ServiceCIDR objects' ranges (any family); kube-proxy's nftables mode drops unallocated addresses in them. */
+  serviceCIDRs?: string[];
   warnings: Warning[];
   /** The Pods: as given, plus those --allocate's controllers made. */
   pods?: Pod[];

@@ -106,7 +106,7 @@ function isRuleset(value: Ruleset | readonly Ruleset[]): value is Ruleset {
 
 // ---------------------------------------------------------------- the packet
 
-interface CheckedPacket {
+export interface CheckedPacket {
   readonly proto: 'tcp' | 'udp' | 'sctp';
   readonly src: string;
   readonly dst: string;
@@ -115,7 +115,8 @@ interface CheckedPacket {
   readonly family: Family;
 }
 
-function checkPacket(packet: Packet): CheckedPacket {
+/** A packet checked and normalised (shared with the nftables tracer). */
+export function checkPacket(packet: Packet): CheckedPacket {
   const bad = (path: string, detail: string): KpsimError => new KpsimError('KPSIM_ERR_TRACE_BAD_PACKET', detail, { path });
   const proto = String(packet.proto).toLowerCase();
   if (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp') throw bad('packet.proto', `${packet.proto} is not tcp, udp or sctp`);
@@ -256,7 +257,8 @@ function sortByEndpoint(paths: PathOutcome[]): void {
   }
 }
 
-function summarize(paths: readonly PathOutcome[], makeHops: () => Hop[], origin: 'PREROUTING' | 'OUTPUT', sample: TraceSample | undefined): TraceResult {
+/** Every path's outcome → the TraceResult (shared with the nftables tracer). */
+export function summarize(paths: readonly PathOutcome[], makeHops: () => Hop[], origin: 'PREROUTING' | 'OUTPUT', sample: TraceSample | undefined): TraceResult {
   let hops: Hop[] | undefined;
   const byVerdict: Partial<Record<Verdict, number>> = {};
   let verdicts = 0;

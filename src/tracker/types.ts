@@ -39,4 +39,6 @@ export interface ProxierState {
   readonly masqueradeMark: string;
   /** Sorted by spn, then protocol. */
   readonly servicePorts: readonly ProxierServicePort[];
+  /** This family's ServiceCIDRs (networking.k8s.io ServiceCIDR objects); absent when none are known. */
+  readonly serviceCIDRs?: readonly string[];
 }

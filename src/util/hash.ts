@@ -1,8 +1,31 @@
 /**
- * The hashes the controllers name things with: Go's 32-bit FNV-1a, the safe-encoded controller
- * hash (pod-template-hash, controller-revision-hash) over kpsim's canonical JSON, and murmur3's
- * finaliser. (kube-proxy's chain-name hash is src/iptables/names.ts.)
+ * The hashes kpsim names things with: RFC 4648 base32 (kube-proxy's nftables names encode a
+ * SHA-256 with it), Go's 32-bit FNV-1a, the safe-encoded controller hash (pod-template-hash,
+ * controller-revision-hash) over kpsim's canonical JSON, and murmur3's finaliser. (kube-proxy's
+ * iptables chain-name hash is src/iptables/names.ts.)
  */
+
+const BASE32_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+/** RFC 4648 base32 (upper case, with '=' padding), as Go's base32.StdEncoding writes it. */
+export function base32Std(bytes: Uint8Array): string {
+  let out = '';
+  let buffer = 0;
+  let bits = 0;
+  for (const byte of bytes) {
+    buffer = (buffer << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out += BASE32_ALPHABET[(buffer >>> bits) & 31];
+    }
+    buffer &= (1 << bits) - 1;
+  }
+  if (bits > 0) out += BASE32_ALPHABET[(buffer << (5 - bits)) & 31];
+  while (out.length % 8 !== 0) out += '=';
+  return out;
+}
+
 const FNV32_OFFSET_BASIS = 0x811c9dc5;
 
 /** 32-bit FNV-1a of the UTF-16 code units of `text` (Go's hash/fnv New32a over ASCII input). */

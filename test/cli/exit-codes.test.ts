@@ -30,7 +30,7 @@ const trace = ['trace', '-q', '-f', 'rules/example'];
 const cases: Case[] = [
   { name: 'a bad --dport', args: [...trace, '--src', '10.244.1.5', '--dst', '10.96.100.20', '--dport', '99999'], status: 2, stderr: /^kpsim: --dport: "99999" is not a port \(1-65535\)\n$/ },
   { name: 'an address that is not one', args: [...trace, '--src', '10.244.1.500', '--dst', '10.96.100.20', '--dport', '80'], status: 2, stderr: /^kpsim: --src: "10.244.1.500" is not an IP address\n$/ },
-  { name: 'an unknown --mode', args: ['compile', '-q', '-f', 'rules/example', '--mode', 'nftables'], status: 2, stderr: /^kpsim: --mode: "nftables" is not one of iptables, ipvs\n$/ },
+  { name: 'an unknown --mode', args: ['compile', '-q', '-f', 'rules/example', '--mode', 'bpf'], status: 2, stderr: /^kpsim: --mode: "bpf" is not one of iptables, ipvs, nftables\n$/ },
   { name: 'an unknown --proto', args: [...trace, '--proto', 'icmp', '--src', '10.244.1.5', '--dst', '10.96.100.20', '--dport', '80'], status: 2, stderr: /--proto: "icmp" is not one of tcp, udp, sctp/ },
   { name: 'an unknown flag', args: ['compile', '-f', 'rules/example', '--frobnicate'], status: 2, stderr: /unknown option '--frobnicate'/ },
   { name: 'an unknown command', args: ['frobnicate'], status: 2, stderr: /unknown command 'frobnicate'/ },

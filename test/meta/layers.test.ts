@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
 import { test } from 'node:test';
 
-const LAYERS = ['errors.ts', 'util', 'model', 'workload', 'controller', 'manifest', 'topology', 'tracker', 'iptables', 'ipvs', 'trace'];
+const LAYERS = ['errors.ts', 'util', 'model', 'workload', 'controller', 'manifest', 'topology', 'tracker', 'iptables', 'nftables', 'ipvs', 'trace'];
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {

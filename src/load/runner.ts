@@ -6,7 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
-import { isLoopback } from '../util/ip.js';
+import { isLoopback, unbracketHost } from '../util/ip.js';
 import { EndpointTally, responseOrigin } from './endpoint-tally.js';
 import { ErrorTally } from './error-kinds.js';
 import { LatencySamples, summarizeLatency } from './percentiles.js';
@@ -127,6 +127,6 @@ function errorCode(err: unknown): string | undefined {
 
 /** kpsim sends load only to loopback; anything else reaching here is a bug. */
 export function checkLoopbackURL(url: string): void {
-  const host = new URL(url).hostname.replace(/^\[(.*)\]$/, '$1');
+  const host = unbracketHost(new URL(url).hostname);
   if (!isLoopback(host)) throw new Error(`refusing to send load to ${host}: kpsim sends traffic to loopback only`);
 }

@@ -4,7 +4,7 @@
  * iptables and the nftables proxier): which policy's endpoints internal (ClusterIP) and
  * external (node port, external IP, load-balancer IP) traffic uses, and whether there are any.
  */
-import type { ProxierServicePort } from '../tracker/types.js';
+import type { CategorizedEndpoints, ServicePortInfo } from '../model/proxy-info.js';
 
 export interface PolicyFacts {
   /** Some usable endpoint exists anywhere in the cluster. */
@@ -28,7 +28,8 @@ export interface PolicyFacts {
   readonly usesExternalTrafficChain: boolean;
 }
 
-export function policyFacts(sp: ProxierServicePort): PolicyFacts {
+/** The facts of a service port and its categorised endpoints (the tracker's ProxierServicePort is one). */
+export function policyFacts(sp: { readonly info: ServicePortInfo; readonly categorized: CategorizedEndpoints }): PolicyFacts {
   const svc = sp.info;
   const { clusterEndpoints, localEndpoints, hasAnyEndpoints: hasEndpoints } = sp.categorized;
   const hasLocalEndpoints = (localEndpoints?.length ?? 0) > 0;

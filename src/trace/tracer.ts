@@ -9,9 +9,9 @@
  * draws (repeatable for a given seed). See walk.ts for the hooks and chain semantics.
  */
 import { KpsimError } from '../errors.js';
-import { normalizeIP, type Family } from '../util/ip.js';
+import { normalizeIP, type Family, type Words } from '../util/ip.js';
 import type { Ruleset } from '../iptables/types.js';
-import { AddressCache, LocalAddresses, type Words } from './addresses.js';
+import { AddressCache, LocalAddresses } from './addresses.js';
 import { Ipset } from './ipsets.js';
 import { traceKubeProxyTest } from './kube-proxy-test.js';
 import { PreparedRuleset } from './prepared-ruleset.js';

@@ -140,6 +140,20 @@ export function randomStored(c: FastChecks, i: number): number {
   return c[i * STRIDE + W.RANDOM]!;
 }
 
+/** The packed checks that read the packet's source (address and address type), with their negations. */
+export const SOURCE_CHECKS = CHECK.SRC | CHECK.SRC_NEG | CHECK.SRC_TYPE | CHECK.SRC_TYPE_NEG;
+
+/**
+ * Whether row `i` passes its packed source checks (SOURCE_CHECKS of `flags`): they read the flow
+ * alone, so the answer can be asked again for another packet (see decisions.ts).
+ */
+export function passesSourceChecks(c: FastChecks, i: number, flags: number, flow: Flow): boolean {
+  const o = i * STRIDE;
+  if (flags & CHECK.SRC && (((flow.src32 & c[o + W.SRC_MASK]!) >>> 0) === c[o + W.SRC_NET]) === ((flags & CHECK.SRC_NEG) !== 0)) return false;
+  if (flags & CHECK.SRC_TYPE && (((flow.srcTypeBit & c[o + W.SRC_TYPES]!) !== 0) === ((flags & CHECK.SRC_TYPE_NEG) !== 0))) return false;
+  return true;
+}
+
 /** Whether row `i` passes its packed checks (the caller still runs its closure when SLOW). */
 export function passesChecks(c: FastChecks, i: number, flags: number, flow: Flow, state: PathState): boolean {
   const o = i * STRIDE;

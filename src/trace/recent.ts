@@ -72,3 +72,9 @@ export function lookupRecent(
   }
   return lists.find(list, ip, words, mask);
 }
+
+/** xt_recent keeps addresses masked with the rule's --mask. */
+export function recentKey(ip: string, words: Words, mask: Words | undefined): string {
+  if (!mask) return ip;
+  return Array.from(words, (w, i) => ((w & mask[i]!) >>> 0).toString(16)).join(':');
+}

@@ -20,6 +20,8 @@ import { type RecentChange, RecentLists } from './recent.js';
 import { seededUint32 } from '../util/random.js';
 import type { Hop, Packet, RecentUpdate, TraceContext, TraceOptions, TraceResult, TraceSample, Verdict } from './types.js';
 import { walk, type PathOutcome, type WalkResult, type WalkSetup } from './walk.js';
+import { DecisionLog, MISS, recentChangesOf, UNPREDICTABLE } from './decisions.js';
+import { type CacheSlot, type SampleLeaf, WalkCache } from './walk-cache.js';
 import { PathState, type Flow } from './walk-state.js';
 
 export const DEFAULT_MASQUERADE_MARK = 0x4000;
@@ -38,6 +40,11 @@ export interface CreateTracerOptions {
   readonly useIndex?: boolean;
   /** false: every path walks every stage itself (the baseline stage reuse is tested against). */
   readonly reuseStages?: boolean;
+  /**
+   * false: walk every packet, keeping no walk for later packets (the baseline the cache is
+   * measured and tested against; see walk-cache.ts).
+   */
+  readonly cache?: boolean;
 }
 
 export function createTracer(
@@ -55,8 +62,9 @@ export function createTracer(
   const addresses = new AddressCache();
   const facts = new AddressFactsCache(addresses, local);
   const contextRecent = new RecentLists(context.recent);
+  const cache = options.cache === false ? undefined : new WalkCache();
 
-  const prepare = (packet: Packet, opts: TraceOptions): { program: PreparedRuleset; setup: WalkSetup; start: () => PathState } => {
+  const prepare = (packet: Packet, opts: TraceOptions): Prepared => {
     const checked = checkPacket(packet);
     const program = programs.get(checked.family);
     if (!program) {
@@ -67,30 +75,132 @@ export function createTracer(
       program, flow, local, addresses, masqueradeMark, reuseStages: options.reuseStages ?? true,
       recentLists: opts.recent ? new RecentLists(opts.recent) : contextRecent,
     };
-    return { program, setup, start: () => startState(checked, flow, opts, facts) };
+    const slot = cache !== undefined && keptWalks(opts) ? cache.slot(checked.dst, flow.protoCode, checked.dport, flow.fromNode) : undefined;
+    return { program, setup, slot, start: () => startState(checked, flow, opts, facts) };
+  };
+
+  /** Every outcome, without a sample: a walk kept earlier when one took the same decisions. */
+  const allOutcomes = ({ setup, slot, start }: Prepared): TraceResult => {
+    const origin = setup.flow.fromNode ? 'OUTPUT' : 'PREROUTING';
+    const found = slot?.all.find(setup.flow, setup.recentLists, undefined) ?? UNPREDICTABLE;
+    if (found !== MISS && found !== UNPREDICTABLE) return found;
+    const log = found === MISS ? new DecisionLog() : undefined;
+    // Hops are left out of this walk and made by walking again when read: most callers (a load
+    // test, the bench) never read them, and recording ~100 hops for a 10-endpoint service
+    // was half the bytes a trace allocated (13.6 kB per trace at 1k services before).
+    const all = walk(setup, start(), undefined, false, log);
+    const result = summarize(all.paths, () => hopsOf(walk(setup, start())), origin, undefined);
+    if (log !== undefined) cache!.added(slot!.all.insert(log, result));
+    return result;
+  };
+
+  /** The one walk drawn with `seed`: a walk kept earlier when one took the same decisions and draws. */
+  const seeded = ({ setup, slot, start }: Prepared, seed: number): TraceSample => {
+    const found = slot?.one.find(setup.flow, setup.recentLists, seededUint32(seed)) ?? UNPREDICTABLE;
+    if (found !== MISS && found !== UNPREDICTABLE) return sampleFromLeaf(found, setup.flow);
+    const log = found === MISS ? new DecisionLog() : undefined;
+    const one = walk(setup, start(), seededUint32(seed), true, log);
+    const sample = sampleOf(one);
+    if (log !== undefined) cache!.added(slot!.one.insert(log, leafOf(one, log)));
+    return sample;
   };
 
   return {
     warm: () => {
       for (const program of programs.values()) program.warm();
     },
-    sample: (packet, seed, opts = {}) => {
-      const { setup, start } = prepare(packet, opts);
-      return sampleOf(walkSample(setup, start(), seed));
-    },
+    sample: (packet, seed, opts = {}) => seeded(prepare(packet, opts), seed),
     trace: (packet, opts = {}) => {
-      const { program, setup, start } = prepare(packet, opts);
+      const prepared = prepare(packet, opts);
       if (opts.semantics === 'kube-proxy-test') {
-        return kubeProxyTestResult(program.ruleset, packet, context.localAddresses);
+        return kubeProxyTestResult(prepared.program.ruleset, packet, context.localAddresses);
       }
-      // Hops are left out of this walk and made by walking again when read: most callers (a load
-      // test, the bench) never read them, and recording ~100 hops for a 10-endpoint service
-      // was half the bytes a trace allocated (13.6 kB per trace at 1k services before).
-      const all = walk(setup, start(), undefined, false);
-      const sample = opts.seed === undefined ? undefined : sampleOf(walkSample(setup, start(), opts.seed));
-      return summarize(all.paths, () => hopsOf(walk(setup, start())), setup.flow.fromNode ? 'OUTPUT' : 'PREROUTING', sample);
+      const origin = prepared.setup.flow.fromNode ? 'OUTPUT' : 'PREROUTING';
+      if (opts.sampleOnly) return sampleOnlyResult(seeded(prepared, seedOfSampleOnly(opts)), origin);
+      const sample = opts.seed === undefined ? undefined : seeded(prepared, opts.seed);
+      return withSample(allOutcomes(prepared), sample);
     },
   };
+}
+
+/** A packet ready to walk: its program and setup, and its cache slot when its walks are kept. */
+interface Prepared {
+  readonly program: PreparedRuleset;
+  readonly setup: WalkSetup;
+  readonly slot: CacheSlot | undefined;
+  readonly start: () => PathState;
+}
+
+/** Walks with the default conntrack state, mark and interfaces are kept (see walk-cache.ts). */
+function keptWalks(opts: TraceOptions): boolean {
+  return opts.ctstate === undefined && opts.mark === undefined && opts.inInterface === undefined && opts.outInterface === undefined;
+}
+
+/** The seed of a `sampleOnly` trace, which has to have one (shared with the nftables tracer). */
+export function seedOfSampleOnly(opts: TraceOptions): number {
+  if (opts.seed === undefined) {
+    throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', 'sampleOnly walks the one outcome drawn with a seed: give a seed too', { path: 'seed' });
+  }
+  return opts.seed;
+}
+
+/**
+ * The answer of a `sampleOnly` trace (shared with the nftables tracer): the sampled walk's
+ * verdict, endpoint, masquerade and hops in the fields of every outcome, which it stands for;
+ * no probabilities (none were worked out), `sample` as with a seed, and `sampleOnly: true`.
+ */
+export function sampleOnlyResult(sample: TraceSample, origin: 'PREROUTING' | 'OUTPUT'): TraceResult {
+  const endpoint = sample.endpoint;
+  const masqueradeByEndpoint: Record<string, boolean> = keyedRecord();
+  if (endpoint !== undefined) masqueradeByEndpoint[endpoint] = sample.masquerade;
+  return {
+    verdict: sample.verdict,
+    endpoints: endpoint === undefined ? [] : [endpoint],
+    probabilities: {},
+    masquerade: sample.masquerade,
+    masqueradeByEndpoint,
+    hops: sample.hops,
+    origin,
+    sample,
+    sampleOnly: true,
+  };
+}
+
+/**
+ * A result of its own for the caller, with `sample` when given: the every-outcome result may be
+ * a kept walk's, whose fields (read only) it shares, hops included (made once, when first read).
+ */
+function withSample(base: TraceResult, sample: TraceSample | undefined): TraceResult {
+  const result: { -readonly [K in keyof TraceResult]: TraceResult[K] } = {
+    verdict: base.verdict, endpoints: base.endpoints, probabilities: base.probabilities, masquerade: base.masquerade,
+    masqueradeByEndpoint: base.masqueradeByEndpoint,
+    get hops() { return base.hops; },
+    origin: base.origin,
+  };
+  if (base.outcomes !== undefined) result.outcomes = base.outcomes;
+  if (sample !== undefined) result.sample = sample;
+  return result;
+}
+
+/** A sampled walk's answer as kept: its recent changes with the source left open. */
+function leafOf(one: WalkResult, log: DecisionLog): SampleLeaf {
+  const path = one.paths[0]!;
+  return {
+    verdict: path.verdict,
+    endpoint: path.verdict === 'DNAT' ? path.endpoint : undefined,
+    masquerade: path.masquerade,
+    hops: one.hops!.toHops(),
+    recent: log.recent.length > 0 ? [...log.recent] : undefined,
+  };
+}
+
+/** A kept sampled walk as this packet's sample (the same fields, in the same order, as sampleOf). */
+function sampleFromLeaf(leaf: SampleLeaf, flow: Flow): TraceSample {
+  const sample: { -readonly [K in keyof TraceSample]: TraceSample[K] } = leaf.endpoint !== undefined
+    ? { endpoint: leaf.endpoint, verdict: leaf.verdict, masquerade: leaf.masquerade, hops: leaf.hops }
+    : { verdict: leaf.verdict, masquerade: leaf.masquerade, hops: leaf.hops };
+  if (leaf.recent !== undefined) sample.recent = recentUpdatesOf(recentChangesOf(leaf.recent, flow)!);
+  return sample;
 }
 
 /** Trace one packet through a node's rulesets (IPv4 and/or IPv6). */
@@ -233,10 +343,6 @@ function hopsOf(all: WalkResult): Hop[] {
     hops.note({ table: '', chain: '', rule: '', target: '', notes: [`more than ${all.paths.length} branches: the rest were not walked`] });
   }
   return hops.toHops();
-}
-
-function walkSample(setup: WalkSetup, start: PathState, seed: number): WalkResult {
-  return walk(setup, start, seededUint32(seed));
 }
 
 /**

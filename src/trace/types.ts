@@ -43,6 +43,12 @@ export interface TraceOptions {
   /** Also walk once with a seeded random source and report that walk as `sample`. */
   readonly seed?: number;
   /**
+   * Walk only the outcome drawn with `seed` (which must be given), not every outcome: the
+   * result's verdict, endpoints, masquerade and hops are the sample's, its probabilities empty,
+   * and it says `sampleOnly: true`.
+   */
+  readonly sampleOnly?: boolean;
+  /**
    * Whether the packet leaves the node itself (nat OUTPUT, filter OUTPUT) rather than arriving
    * (nat PREROUTING). Default: true when the source is one of the node's addresses.
    */
@@ -119,6 +125,8 @@ export interface TraceResult {
   readonly sample?: TraceSample;
   /** The packet's hooks: "PREROUTING" (arriving) or "OUTPUT" (sent by the node). */
   readonly origin?: 'PREROUTING' | 'OUTPUT';
+  /** The answer is the one walk drawn with the seed (TraceOptions.sampleOnly), not every outcome. */
+  readonly sampleOnly?: true;
   /** With semantics 'kube-proxy-test': the tracer's own output string and masq flag. */
   readonly kubeProxyTest?: { readonly output: string; readonly masq: boolean };
 }

@@ -113,6 +113,24 @@ export class PathState {
     return new PathState(this).copyFrom(this);
   }
 
+  /**
+   * The path's values without its call stack, frozen: what a rule's closure reads of the path,
+   * kept so the closure can be asked again later for another packet (see decisions.ts).
+   */
+  snapshot(): PathState {
+    const copy = new PathState(this);
+    copy.dst32 = this.dst32;
+    copy.dnatDone = this.dnatDone;
+    copy.probability = this.probability;
+    copy.endpoint = this.endpoint;
+    copy.masquerade = this.masquerade;
+    copy.accepted = this.accepted;
+    copy.verdict = this.verdict;
+    copy.recent = this.recent;
+    copy.stageStarted = this.stageStarted;
+    return copy;
+  }
+
   /** Become a copy of `other` (reusing this state's arrays). */
   copyFrom(other: PathState): this {
     this.dst = other.dst;

@@ -24,16 +24,18 @@
  * tables are not walked; interfaces are unknown unless given.
  */
 import { KpsimError } from '../errors.js';
-import { joinHostPort, type Words } from '../util/ip.js';
+import { joinHostPort } from '../util/ip.js';
 import type { AddressCache, LocalAddresses } from './addresses.js';
 import { ACTION, type CompiledChain, type CompiledRule, type CompiledTarget, type RandomStep } from './compile-rule.js';
-import { addressTypeBit, CHECK, checkFlags, passesChecks, randomStored } from './fast-checks.js';
+import { addressTypeBit, CHECK, checkFlags, passesChecks, passesSourceChecks, randomStored, SOURCE_CHECKS } from './fast-checks.js';
 import { PROBABILITY_SCALE } from '../iptables/rule-values.js';
 import type { PreparedRuleset } from './prepared-ruleset.js';
-import { lookupRecent, type RecentChange, type RecentLists } from './recent.js';
+import { lookupRecent, recentKey, type RecentChange, type RecentLists } from './recent.js';
+import type { DecisionLog, Draw } from './decisions.js';
 import { HopLog } from './hop-log.js';
 import type { Verdict } from './types.js';
 import type { Flow, PathState, Stage } from './walk-state.js';
+export type { Draw } from './decisions.js';
 import { StageMemo, UNCLEAN_CHECKS } from './stage-memo.js';
 
 /** More paths than this means a ruleset that multiplies statistic branches; stop forking. */
@@ -52,9 +54,6 @@ export interface WalkSetup {
   /** false: walk every stage of every path (see StageMemo; the baseline it is tested against). */
   readonly reuseStages?: boolean;
 }
-
-/** Sample mode: a source of uniform 32-bit integers. */
-export type Draw = () => number;
 
 export interface PathOutcome {
   readonly verdict: Verdict;
@@ -76,10 +75,11 @@ export interface WalkResult {
 /**
  * Walk every outcome, or, given `draw`, the one outcome its draws pick. With `recordHops`
  * false the hops are not kept: the walk is a pure function of its setup and start, so a caller
- * can walk again with hops when someone asks for them.
+ * can walk again with hops when someone asks for them. Given `log`, every decision that reads
+ * the packet's source or a random draw is logged there (see decisions.ts).
  */
-export function walk(setup: WalkSetup, start: PathState, draw?: Draw, recordHops = true): WalkResult {
-  const walker = new Walker(setup, draw, recordHops);
+export function walk(setup: WalkSetup, start: PathState, draw?: Draw, recordHops = true, log?: DecisionLog): WalkResult {
+  const walker = new Walker(setup, draw, recordHops, log);
   const paths: PathOutcome[] = [];
   let state: PathState | undefined = start;
   while (state) {
@@ -116,7 +116,10 @@ class Walker {
   private readonly memo: StageMemo | undefined;
   private readonly lookup = (chain: CompiledChain, state: PathState): readonly number[] => this.candidates(chain, state);
 
-  constructor(private readonly setup: WalkSetup, private readonly draw: Draw | undefined, recordHops: boolean) {
+  constructor(
+    private readonly setup: WalkSetup, private readonly draw: Draw | undefined, recordHops: boolean,
+    private readonly log: DecisionLog | undefined,
+  ) {
     this.hops = recordHops ? new HopLog(draw === undefined) : undefined;
     this.memo = !recordHops && draw === undefined && setup.reuseStages !== false ? new StageMemo() : undefined;
   }
@@ -163,16 +166,69 @@ class Walker {
       const row = chain.checksRow + at;
       const flags = checkFlags(chain.checks, row);
       if ((flags & UNCLEAN_CHECKS) !== 0 && memo?.recording) memo.spoil();
-      if (flags !== 0 && !passesChecks(chain.checks, row, flags, flow, state)) continue;
-      if ((flags & CHECK.SLOW) !== 0 && !chain.rules[at]!.test!(flow, state)) continue;
-      if ((flags & CHECK.RECENT) !== 0 && !this.recentMatches(chain.rules[at]!, state)) continue;
-      if ((flags & CHECK.RANDOM) !== 0 && !this.takePackedRandom(chain, row, flags, state)) continue;
-      if ((flags & CHECK.MORE_RANDOM) !== 0 && !this.takeRandom(chain.rules[at]!, state)) continue;
+      if (this.log !== undefined) {
+        if (!this.passesLogged(chain, row, at, flags, state)) continue;
+      } else {
+        if (flags !== 0 && !passesChecks(chain.checks, row, flags, flow, state)) continue;
+        if ((flags & CHECK.SLOW) !== 0 && !chain.rules[at]!.test!(flow, state)) continue;
+        if ((flags & CHECK.RECENT) !== 0 && !recentMatches(chain.rules[at]!, flow, this.setup.recentLists, state)) continue;
+        if ((flags & CHECK.RANDOM) !== 0 && !this.takePackedRandom(chain, row, flags, state)) continue;
+        if ((flags & CHECK.MORE_RANDOM) !== 0 && !this.takeRandom(chain.rules[at]!, state)) continue;
+      }
       const rule = chain.rules[at]!;
       if (!rule.silent) this.record(rule, state);
       if ((flags & CHECK.RECENT) !== 0) this.applyRecent(rule, state);
       this.applyTarget(rule, state);
     }
+  }
+
+  /**
+   * The rule's checks as in `advance`, each decision that reads the source or a draw logged
+   * with a way to ask it again (decisions.ts). The checks that read only the path run first:
+   * their answers follow from the destination side and the decisions before.
+   */
+  private passesLogged(chain: CompiledChain, row: number, at: number, flags: number, state: PathState): boolean {
+    const log = this.log!;
+    const { flow, recentLists } = this.setup;
+    const checks = chain.checks;
+    if (flags !== 0 && !passesChecks(checks, row, flags & ~SOURCE_CHECKS, flow, state)) return false;
+    if ((flags & SOURCE_CHECKS) !== 0) {
+      const ok = passesSourceChecks(checks, row, flags, flow);
+      log.add((f) => passesSourceChecks(checks, row, flags, f), ok);
+      if (!ok) return false;
+    }
+    const rule = chain.rules[at]!;
+    if ((flags & CHECK.SLOW) !== 0) {
+      const test = rule.test!;
+      const ok = test(flow, state);
+      const frozen = state.snapshot();
+      log.add((f) => test(f, frozen), ok);
+      if (!ok) return false;
+    }
+    if ((flags & CHECK.RECENT) !== 0) {
+      // The path's own changes hold the source's address: no decision can ask them again.
+      if (state.recent !== undefined) log.unpredictable = true;
+      const ok = recentMatches(rule, flow, recentLists, state);
+      const frozen = state.snapshot();
+      log.add((f, lists) => recentMatches(rule, f, lists, frozen), ok);
+      if (!ok) return false;
+    }
+    const draw = this.draw;
+    if ((flags & CHECK.RANDOM) !== 0) {
+      const ok = this.takePackedRandom(chain, row, flags, state);
+      if (draw !== undefined) {
+        const stored = randomStored(checks, row);
+        const negated = (flags & CHECK.RANDOM_NEG) !== 0;
+        log.add((_f, _l, d) => ((d!() & 0x7fffffff) < stored) !== negated, ok);
+      }
+      if (!ok) return false;
+    }
+    if ((flags & CHECK.MORE_RANDOM) !== 0) {
+      const ok = this.takeRandom(rule, state);
+      if (draw !== undefined) log.add((_f, _l, d) => rule.randoms.every((step) => drawMatches(step, d!)), ok);
+      if (!ok) return false;
+    }
+    return true;
   }
 
   private candidates(chain: CompiledChain, state: PathState): readonly number[] {
@@ -251,27 +307,6 @@ class Walker {
 
   // ------------------------------------------------------------ recent
 
-  private recentMatches(rule: CompiledRule, state: PathState): boolean {
-    const { flow, recentLists } = this.setup;
-    for (const step of rule.recent) {
-      const { ip, words } = step.side === 'source' ? { ip: flow.src, words: flow.srcWords } : { ip: state.dst, words: state.dstWords };
-      const key = recentKey(ip, words, step.mask);
-      const seen = lookupRecent(state.recent, recentLists, step.list, key, words, step.mask);
-      let found: boolean;
-      if (step.command === 'set') {
-        found = true;
-      } else {
-        found = seen !== undefined;
-        if (found && step.command !== 'remove') {
-          if (step.seconds !== undefined && seen!.ageSeconds >= step.seconds) found = false;
-          if (step.hitcount !== undefined && seen!.hits < step.hitcount) found = false;
-        }
-      }
-      if (found === step.negated) return false;
-    }
-    return true;
-  }
-
   private applyRecent(rule: CompiledRule, state: PathState): void {
     const { flow, recentLists } = this.setup;
     for (const step of rule.recent) {
@@ -281,6 +316,7 @@ class Walker {
       const seen = lookupRecent(state.recent, recentLists, step.list, key, words, step.mask);
       const next = step.command === 'remove' ? undefined : { ageSeconds: 0, hits: (seen?.hits ?? 0) + 1 };
       state.recent = { list: step.list, ip: key, seen: next, previous: state.recent };
+      this.log?.recent.push({ list: step.list, ip: step.side === 'source' ? undefined : key, mask: step.mask, removed: next === undefined });
     }
   }
 
@@ -382,8 +418,23 @@ function drawMatches(step: RandomStep, draw: () => number): boolean {
   return hit !== step.negated;
 }
 
-/** xt_recent keeps addresses masked with the rule's --mask. */
-function recentKey(ip: string, words: Words, mask: Words | undefined): string {
-  if (!mask) return ip;
-  return Array.from(words, (w, i) => ((w & mask[i]!) >>> 0).toString(16)).join(':');
+/** Whether the rule's `recent` steps all match, for this flow and these lists. */
+function recentMatches(rule: CompiledRule, flow: Flow, recentLists: RecentLists, state: PathState): boolean {
+  for (const step of rule.recent) {
+    const { ip, words } = step.side === 'source' ? { ip: flow.src, words: flow.srcWords } : { ip: state.dst, words: state.dstWords };
+    const key = recentKey(ip, words, step.mask);
+    const seen = lookupRecent(state.recent, recentLists, step.list, key, words, step.mask);
+    let found: boolean;
+    if (step.command === 'set') {
+      found = true;
+    } else {
+      found = seen !== undefined;
+      if (found && step.command !== 'remove') {
+        if (step.seconds !== undefined && seen!.ageSeconds >= step.seconds) found = false;
+        if (step.hitcount !== undefined && seen!.hits < step.hitcount) found = false;
+      }
+    }
+    if (found === step.negated) return false;
+  }
+  return true;
 }

@@ -1,0 +1,68 @@
+/**
+ * Walks kept for later packets. A walk's answer follows from the destination side of the packet
+ * (destination address, port, protocol, and whether the node sends it) and from the decisions
+ * it took that read the source or a draw (decisions.ts). So the cache is keyed by the
+ * destination side, and under each key a DecisionTrie holds the walks made so far: one for
+ * every outcome (TraceResult without a sample), one for seeded samples.
+ *
+ * Only walks with the default conntrack state, mark and interfaces are kept (the tracer walks
+ * the others every time): those are what load tests, the simulator and the bench ask.
+ */
+import { DecisionTrie, type RecentTemplate } from './decisions.js';
+import type { Hop, TraceResult, Verdict } from './types.js';
+
+/** A sampled walk's answer, its recent changes kept with the source's address left open. */
+export interface SampleLeaf {
+  readonly verdict: Verdict;
+  readonly endpoint: string | undefined;
+  readonly masquerade: boolean;
+  readonly hops: Hop[];
+  readonly recent: readonly RecentTemplate[] | undefined;
+}
+
+/** The walks of one destination side. */
+export interface CacheSlot {
+  readonly protoCode: number;
+  readonly dport: number;
+  readonly fromNode: boolean;
+  /** Every outcome, the result without `sample` (shared: copied before it is handed out). */
+  readonly all: DecisionTrie<TraceResult>;
+  readonly one: DecisionTrie<SampleLeaf>;
+}
+
+/**
+ * Trie nodes kept before the cache starts over: about 100 bytes each, so some 100 MB at most.
+ * A load test of 10k services x 10 endpoints keeps ~30 per destination for every outcome and
+ * ~40 for samples.
+ */
+const MAX_NODES = 1_000_000;
+
+export class WalkCache {
+  private readonly byDst = new Map<string, CacheSlot[]>();
+  private nodes = 0;
+
+  /** The slot of a destination side, made empty when new. */
+  slot(dst: string, protoCode: number, dport: number, fromNode: boolean): CacheSlot {
+    let slots = this.byDst.get(dst);
+    if (slots === undefined) {
+      slots = [];
+      this.byDst.set(dst, slots);
+    }
+    for (let i = 0; i < slots.length; i++) {
+      const s = slots[i]!;
+      if (s.dport === dport && s.protoCode === protoCode && s.fromNode === fromNode) return s;
+    }
+    const made: CacheSlot = { protoCode, dport, fromNode, all: new DecisionTrie(), one: new DecisionTrie() };
+    slots.push(made);
+    return made;
+  }
+
+  /** Count nodes a walk added; past MAX_NODES everything kept is let go. */
+  added(nodes: number): void {
+    this.nodes += nodes;
+    if (this.nodes > MAX_NODES) {
+      this.byDst.clear();
+      this.nodes = 0;
+    }
+  }
+}

@@ -1,18 +1,23 @@
 /**
  * Trace benchmark: packets through a node's kube-proxy rules at 1k and 10k services x 10
- * endpoints (about 38k and 368k rules).
+ * endpoints (about 38k and 368k rules), and `kpsim simulate`'s rule-walking picker at 1M
+ * connections.
  *
- *   npx tsc -p . && node dist/bench/trace.bench.js [--quick]
+ *   npx tsc -p . && node --expose-gc dist/bench/trace.bench.js [--quick]
  *
  * The cluster is generated in-process from a seed (bench/common.ts, the same mix as the
  * compile benchmark) and compiled with kpsim's compiler; that is not timed. Timed: preparing
  * the tracer (compiling and indexing every chain, `warm`), the first trace of a fresh tracer
- * (what the CLI pays: chains are compiled on first use), tracing all outcomes of a packet, and
- * walking one seeded outcome. The packets are cluster-IP and node-port connections from pods
- * and from outside, picked with a seed. Each rate is the median of several rounds, in lookups
- * per second of wall time and per CPU-second (steadier on a shared machine); at 1k, the ratio
- * against a tracer that scans every chain rule by rule (the same run, the same packets). The
- * target (100k lookups/s at 10k services) is printed beside the figure, never asserted.
+ * (what the CLI pays: chains are compiled on first use), tracing all outcomes of a packet,
+ * walking one seeded outcome (`sample`, and `trace` with `sampleOnly`), each with the walks
+ * kept by destination side and source decisions (walk-cache.ts, the default) and without (every
+ * packet walked: the baseline, same run, same packets). The packets are cluster-IP and
+ * node-port connections from pods (sources drawn from the whole pod range, so most lookups meet
+ * a source their destination has not seen yet) and from outside, picked with a seed; "first
+ * pass" is the rate over packets none of which was traced before, "steady" the rate once each
+ * has been. Each rate is the median of several rounds, in lookups per second of wall time and
+ * per CPU-second (steadier on a shared machine); at 1k, the ratio of the index against a tracer
+ * that scans every chain rule by rule. Targets are printed beside the figures, never asserted.
  */
 import { performance } from 'node:perf_hooks';
 import { compileIptablesRules } from '../src/iptables/compile.js';
@@ -23,9 +28,12 @@ import type { Packet } from '../src/trace/types.js';
 import type { ProxierState } from '../src/tracker/types.js';
 import { seededRandom } from '../test/helpers/cluster-builders.js';
 import { BENCH_NODES as NODES, BENCH_SEED as SEED, ENDPOINTS_PER_SERVICE, cpuMs, gc, generatedState, machineLine, median } from './common.js';
+import { simulationBench } from './simulate-picker.js';
 
-const TARGET_LOOKUPS_PER_SECOND = 100_000;
-const PACKETS = 4096;
+/** At 10k services x 10 endpoints (issue 13). */
+const TARGET_ALL_OUTCOMES = 500_000;
+const TARGET_ONE_OUTCOME = 1_000_000;
+const PACKETS = 16384;
 
 interface Setup {
   services: number;
@@ -50,7 +58,7 @@ function packetsFor(state: ProxierState): Packet[] {
     const roll = random();
     if (roll < 0.8 || withNodePort.length === 0) {
       const sp = ports[Math.floor(random() * ports.length)]!;
-      const src = roll < 0.7 ? `10.244.${1 + Math.floor(random() * NODES)}.${2 + Math.floor(random() * 250)}` : '203.0.113.7';
+      const src = roll < 0.7 ? `10.244.${Math.floor(random() * NODES)}.${2 + Math.floor(random() * 250)}` : `203.0.113.${1 + Math.floor(random() * 250)}`;
       packets.push({ proto: 'tcp', src, dst: sp.info.clusterIP, dport: sp.info.port });
     } else {
       const sp = withNodePort[Math.floor(random() * withNodePort.length)]!;
@@ -99,11 +107,11 @@ interface Build {
   cpuMs: number;
 }
 
-function prepare(s: Setup, useIndex: boolean): Build {
+function prepare(s: Setup, useIndex: boolean, cache = true): Build {
   gc?.();
   const c0 = cpuMs();
   const t0 = performance.now();
-  const tracer = createTracer(s.ruleset, { localAddresses: s.localAddresses }, { useIndex });
+  const tracer = createTracer(s.ruleset, { localAddresses: s.localAddresses }, { useIndex, cache });
   tracer.warm();
   return { tracer, ms: performance.now() - t0, cpuMs: cpuMs() - c0 };
 }
@@ -121,7 +129,21 @@ function fmt(n: number): string {
   return Math.round(n).toLocaleString('en-US');
 }
 
-function main(): void {
+/** Lookups per second over one pass of packets never traced before by `tracer`. */
+function firstPass(lookup: (packet: Packet, i: number) => void, packets: readonly Packet[]): Rate {
+  gc?.();
+  const c0 = cpuMs();
+  const t0 = performance.now();
+  for (let i = 0; i < packets.length; i++) lookup(packets[i]!, i);
+  const ms = performance.now() - t0;
+  return { wall: (packets.length / ms) * 1000, cpu: (packets.length / (cpuMs() - c0)) * 1000 };
+}
+
+function ratio(a: Rate, b: Rate): string {
+  return `${(a.wall / b.wall).toFixed(1)}x (CPU: ${(a.cpu / b.cpu).toFixed(1)}x)`;
+}
+
+async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const sizes = quick ? [1000, 3000] : [1000, 10000];
   const seconds = quick ? 0.5 : 3;
@@ -132,19 +154,35 @@ function main(): void {
     const first = firstTrace(s);
     const build = prepare(s, true);
     const tracer = build.tracer;
-    const all = rate(seconds, rounds, (p) => tracer.trace(p), s.packets);
-    const one = rate(seconds, rounds, (p, i) => tracer.sample(p, i), s.packets);
-    console.log(`${services} services x ${ENDPOINTS_PER_SERVICE} endpoints: ${fmt(countRules(s.ruleset))} rules`);
+    const uncached = prepare(s, true, false).tracer;
+    const big = services >= 10000;
+    const target = (n: number): string => (big ? `  (target >= ${fmt(n)})` : '');
+    console.log(`${services} services x ${ENDPOINTS_PER_SERVICE} endpoints: ${fmt(countRules(s.ruleset))} rules, ${fmt(s.packets.length)} packets`);
     console.log(`  index built (every chain): ${build.ms.toFixed(0)} ms (${build.cpuMs.toFixed(0)} ms CPU); first trace of a fresh tracer: ${first.ms.toFixed(0)} ms (${first.cpuMs.toFixed(0)} ms CPU)`);
-    const target = services >= 10000 ? `  (target > ${fmt(TARGET_LOOKUPS_PER_SECOND)})` : '';
-    console.log(`  all outcomes:       ${show(all)}${target}`);
-    console.log(`  one seeded outcome: ${show(one)}${target}`);
+    // Each kind of lookup on a tracer of its own, so that its first pass meets an empty cache.
+    const kinds: { name: string; goal: number; lookup: (t: Tracer) => (p: Packet, i: number) => void }[] = [
+      { name: 'all outcomes', goal: TARGET_ALL_OUTCOMES, lookup: (t) => (p) => t.trace(p) },
+      { name: 'one seeded outcome (sample)', goal: TARGET_ONE_OUTCOME, lookup: (t) => (p, i) => t.sample(p, i & 1023) },
+      { name: 'one outcome (trace sampleOnly)', goal: TARGET_ONE_OUTCOME, lookup: (t) => (p, i) => t.trace(p, { seed: i & 1023, sampleOnly: true }) },
+    ];
+    for (const kind of kinds) {
+      const fresh = kind === kinds[0] ? tracer : prepare(s, true).tracer;
+      const cold = firstPass(kind.lookup(fresh), s.packets);
+      const steady = rate(seconds, rounds, kind.lookup(fresh), s.packets);
+      const walked = rate(seconds, rounds, kind.lookup(uncached), s.packets);
+      console.log(`  ${kind.name}:`);
+      console.log(`    kept walks, steady:     ${show(steady)}${target(kind.goal)}; / every packet walked = ${ratio(steady, walked)}`);
+      console.log(`    kept walks, first pass: ${show(cold)}; / every packet walked = ${ratio(cold, walked)}`);
+      console.log(`    every packet walked:    ${show(walked)}`);
+    }
     if (services === 1000) {
-      const linear = prepare(s, false).tracer;
+      const linear = prepare(s, false, false).tracer;
+      const indexed = rate(seconds, rounds, (p) => uncached.trace(p), s.packets);
       const scan = rate(seconds, rounds, (p) => linear.trace(p), s.packets);
-      console.log(`  linear scan, all outcomes: ${show(scan)}; index / linear = ${(all.wall / scan.wall).toFixed(1)}x (CPU: ${(all.cpu / scan.cpu).toFixed(1)}x)`);
+      console.log(`  linear scan, all outcomes, every packet walked: ${show(scan)}; index / linear = ${ratio(indexed, scan)}`);
     }
   }
+  for (const line of await simulationBench(quick)) console.log(line);
 }
 
-main();
+await main();

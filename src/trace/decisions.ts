@@ -20,6 +20,7 @@
  * there, since every decision before was the same.
  */
 import type { Words } from '../util/ip.js';
+import { passesSourceChecks, type FastChecks } from './fast-checks.js';
 import { recentKey, type RecentChange, type RecentLists } from './recent.js';
 import type { Flow } from './walk-state.js';
 
@@ -38,9 +39,20 @@ export interface RecentTemplate {
   readonly removed: boolean;
 }
 
+/**
+ * One decision: a packed source check of a rule (FastChecks row, the common case, asked without
+ * a call), or any other as a function.
+ */
+interface Decision {
+  readonly decide: Decide | undefined;
+  readonly checks: FastChecks | undefined;
+  readonly row: number;
+  readonly flags: number;
+}
+
 /** The decisions of one walk, in walk order, with their answers. */
 export class DecisionLog {
-  readonly decides: Decide[] = [];
+  readonly decisions: Decision[] = [];
   readonly results: boolean[] = [];
   /** The changes a sampled walk made to recent lists, in order. */
   readonly recent: RecentTemplate[] = [];
@@ -52,7 +64,14 @@ export class DecisionLog {
 
   add(decide: Decide, result: boolean): void {
     if (this.unpredictable) return;
-    this.decides.push(decide);
+    this.decisions.push({ decide, checks: undefined, row: 0, flags: 0 });
+    this.results.push(result);
+  }
+
+  /** Row `row`'s packed source checks (passesSourceChecks with `flags`) answered `result`. */
+  addSourceChecks(checks: FastChecks, row: number, flags: number, result: boolean): void {
+    if (this.unpredictable) return;
+    this.decisions.push({ decide: undefined, checks, row, flags });
     this.results.push(result);
   }
 }
@@ -67,73 +86,85 @@ export function recentChangesOf(templates: readonly RecentTemplate[], flow: Flow
   return changes;
 }
 
-interface DecisionNode<L> {
-  readonly decide: Decide;
-  yes: Next<L>;
-  no: Next<L>;
-}
+const PACKED = 0;
+const CALL = 1;
+const LEAF = 2;
 
-/** A walk's answer; `value` undefined: unpredictable from here (see DecisionLog). */
-interface Leaf<L> {
-  readonly decide: undefined;
-  readonly value: L | undefined;
-}
+/**
+ * A decision (PACKED or CALL) with where each answer leads (undefined: nobody walked there
+ * yet), or a LEAF: a walk's answer (`value` undefined: unpredictable from here, see
+ * DecisionLog). One shape for all, so that following the trie stays monomorphic.
+ */
+class TrieNode<L> {
+  yes: TrieNode<L> | undefined = undefined;
+  no: TrieNode<L> | undefined = undefined;
 
-type Next<L> = DecisionNode<L> | Leaf<L> | undefined;
+  constructor(
+    readonly kind: number,
+    readonly decide: Decide | undefined,
+    readonly checks: FastChecks | undefined,
+    readonly row: number,
+    readonly flags: number,
+    readonly value: L | undefined,
+  ) {}
+
+  static of<L>(d: Decision): TrieNode<L> {
+    return new TrieNode<L>(d.decide === undefined ? PACKED : CALL, d.decide, d.checks, d.row, d.flags, undefined);
+  }
+}
 
 /** Looked up: a walk's answer, or why there is none. */
 export const MISS = Symbol('no walk took these decisions yet');
 export const UNPREDICTABLE = Symbol('the walk must be made');
 
 export class DecisionTrie<L> {
-  private root: Next<L> = undefined;
+  private root: TrieNode<L> | undefined = undefined;
 
   /** The answer of the walk that took the same decisions as `flow` would, or MISS / UNPREDICTABLE. */
   find(flow: Flow, lists: RecentLists, draw: Draw | undefined): L | typeof MISS | typeof UNPREDICTABLE {
-    let next = this.root;
-    while (next !== undefined) {
-      const decide = next.decide;
-      if (decide === undefined) return next.value === undefined ? UNPREDICTABLE : next.value;
-      next = decide(flow, lists, draw) ? next.yes : next.no;
+    let node = this.root;
+    while (node !== undefined) {
+      const kind = node.kind;
+      if (kind === PACKED) {
+        node = passesSourceChecks(node.checks!, node.row, node.flags, flow) ? node.yes : node.no;
+      } else if (kind === CALL) {
+        node = node.decide!(flow, lists, draw) ? node.yes : node.no;
+      } else {
+        return node.value === undefined ? UNPREDICTABLE : node.value;
+      }
     }
     return MISS;
   }
 
   /** Keep a walk's decisions and answer; returns how many nodes were added. */
   insert(log: DecisionLog, value: L): number {
-    const leaf: Leaf<L> = { decide: undefined, value: log.unpredictable ? undefined : value };
-    const n = log.decides.length;
+    const leaf = new TrieNode<L>(LEAF, undefined, undefined, 0, 0, log.unpredictable ? undefined : value);
+    const n = log.decisions.length;
     if (n === 0) {
       this.root = leaf;
       return 1;
     }
     let added = 0;
-    let node: DecisionNode<L>;
-    if (this.root === undefined || this.root.decide === undefined) {
-      node = { decide: log.decides[0]!, yes: undefined, no: undefined };
-      this.root = node;
+    if (this.root === undefined || this.root.kind === LEAF) {
+      this.root = TrieNode.of(log.decisions[0]!);
       added++;
-    } else {
-      node = this.root;
     }
+    let node = this.root;
     for (let i = 0; i < n; i++) {
       const yes = log.results[i]!;
-      const last = i === n - 1;
       const next = yes ? node.yes : node.no;
-      if (last) {
-        if (next === undefined) added++;
-        if (yes) node.yes = leaf;
-        else node.no = leaf;
-        break;
+      let child: TrieNode<L>;
+      if (i === n - 1) {
+        child = leaf;
+      } else if (next === undefined || next.kind === LEAF) {
+        child = TrieNode.of(log.decisions[i + 1]!);
+      } else {
+        child = next;
       }
-      let child: DecisionNode<L>;
-      if (next === undefined || next.decide === undefined) {
-        child = { decide: log.decides[i + 1]!, yes: undefined, no: undefined };
+      if (child !== next) {
         if (yes) node.yes = child;
         else node.no = child;
         added++;
-      } else {
-        child = next;
       }
       node = child;
     }

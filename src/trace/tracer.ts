@@ -64,44 +64,50 @@ export function createTracer(
   const contextRecent = new RecentLists(context.recent);
   const cache = options.cache === false ? undefined : new WalkCache();
 
+  /** A packet checked, with its flow and recent lists; the walk's setup is made only if it walks. */
   const prepare = (packet: Packet, opts: TraceOptions): Prepared => {
-    const checked = checkPacket(packet);
+    const checked = checkKnownPacket(packet, facts) ?? checkPacket(packet);
     const program = programs.get(checked.family);
     if (!program) {
       throw new KpsimError('KPSIM_ERR_TRACE_BAD_PACKET', `an IPv${checked.family} packet, but there is no IPv${checked.family} ruleset`, { path: 'packet.dst' });
     }
-    const flow = makeFlow(checked, opts, facts);
-    const setup: WalkSetup = {
-      program, flow, local, addresses, masqueradeMark, reuseStages: options.reuseStages ?? true,
-      recentLists: opts.recent ? new RecentLists(opts.recent) : contextRecent,
-    };
+    const flow = flowOf(checked, opts, facts);
+    const recentLists = opts.recent ? new RecentLists(opts.recent) : contextRecent;
     const slot = cache !== undefined && keptWalks(opts) ? cache.slot(checked.dst, flow.protoCode, checked.dport, flow.fromNode) : undefined;
-    return { program, setup, slot, start: () => startState(checked, flow, opts, facts) };
+    return { program, checked, opts, flow, recentLists, slot };
   };
 
-  /** Every outcome, without a sample: a walk kept earlier when one took the same decisions. */
-  const allOutcomes = ({ setup, slot, start }: Prepared): TraceResult => {
-    const origin = setup.flow.fromNode ? 'OUTPUT' : 'PREROUTING';
-    const found = slot?.all.find(setup.flow, setup.recentLists, undefined) ?? UNPREDICTABLE;
+  const walkSetup = (p: Prepared): WalkSetup => ({
+    program: p.program, flow: p.flow, local, addresses, masqueradeMark, reuseStages: options.reuseStages ?? true, recentLists: p.recentLists,
+  });
+
+  /**
+   * Every outcome, without a sample: a walk kept earlier when one took the same decisions (the
+   * kept result itself, shared: results are read only).
+   */
+  const allOutcomes = (p: Prepared): TraceResult => {
+    const found = p.slot?.all.find(p.flow, p.recentLists, undefined) ?? UNPREDICTABLE;
     if (found !== MISS && found !== UNPREDICTABLE) return found;
     const log = found === MISS ? new DecisionLog() : undefined;
+    const setup = walkSetup(p);
+    const start = (): PathState => startState(p.checked, p.flow, p.opts, facts);
     // Hops are left out of this walk and made by walking again when read: most callers (a load
     // test, the bench) never read them, and recording ~100 hops for a 10-endpoint service
     // was half the bytes a trace allocated (13.6 kB per trace at 1k services before).
     const all = walk(setup, start(), undefined, false, log);
-    const result = summarize(all.paths, () => hopsOf(walk(setup, start())), origin, undefined);
-    if (log !== undefined) cache!.added(slot!.all.insert(log, result));
+    const result = summarize(all.paths, () => hopsOf(walk(setup, start())), p.flow.fromNode ? 'OUTPUT' : 'PREROUTING', undefined);
+    if (log !== undefined) cache!.added(p.slot!.all.insert(log, result));
     return result;
   };
 
   /** The one walk drawn with `seed`: a walk kept earlier when one took the same decisions and draws. */
-  const seeded = ({ setup, slot, start }: Prepared, seed: number): TraceSample => {
-    const found = slot?.one.find(setup.flow, setup.recentLists, seededUint32(seed)) ?? UNPREDICTABLE;
-    if (found !== MISS && found !== UNPREDICTABLE) return sampleFromLeaf(found, setup.flow);
+  const seeded = (p: Prepared, seed: number): TraceSample => {
+    const found = p.slot?.one.find(p.flow, p.recentLists, seededUint32(seed)) ?? UNPREDICTABLE;
+    if (found !== MISS && found !== UNPREDICTABLE) return sampleFromLeaf(found, p.flow);
     const log = found === MISS ? new DecisionLog() : undefined;
-    const one = walk(setup, start(), seededUint32(seed), true, log);
+    const one = walk(walkSetup(p), startState(p.checked, p.flow, p.opts, facts), seededUint32(seed), true, log);
     const sample = sampleOf(one);
-    if (log !== undefined) cache!.added(slot!.one.insert(log, leafOf(one, log)));
+    if (log !== undefined) cache!.added(p.slot!.one.insert(log, leafOf(sample, log)));
     return sample;
   };
 
@@ -115,20 +121,21 @@ export function createTracer(
       if (opts.semantics === 'kube-proxy-test') {
         return kubeProxyTestResult(prepared.program.ruleset, packet, context.localAddresses);
       }
-      const origin = prepared.setup.flow.fromNode ? 'OUTPUT' : 'PREROUTING';
-      if (opts.sampleOnly) return sampleOnlyResult(seeded(prepared, seedOfSampleOnly(opts)), origin);
-      const sample = opts.seed === undefined ? undefined : seeded(prepared, opts.seed);
-      return withSample(allOutcomes(prepared), sample);
+      if (opts.sampleOnly) return sampleOnlyResult(seeded(prepared, seedOfSampleOnly(opts)), prepared.flow.fromNode ? 'OUTPUT' : 'PREROUTING');
+      const all = allOutcomes(prepared);
+      return opts.seed === undefined ? all : withSample(all, seeded(prepared, opts.seed));
     },
   };
 }
 
-/** A packet ready to walk: its program and setup, and its cache slot when its walks are kept. */
+/** A packet ready to walk, and its cache slot when its walks are kept. */
 interface Prepared {
   readonly program: PreparedRuleset;
-  readonly setup: WalkSetup;
+  readonly checked: CheckedPacket;
+  readonly opts: TraceOptions;
+  readonly flow: Flow;
+  readonly recentLists: RecentLists;
   readonly slot: CacheSlot | undefined;
-  readonly start: () => PathState;
 }
 
 /** Walks with the default conntrack state, mark and interfaces are kept (see walk-cache.ts). */
@@ -182,25 +189,15 @@ function withSample(base: TraceResult, sample: TraceSample | undefined): TraceRe
   return result;
 }
 
-/** A sampled walk's answer as kept: its recent changes with the source left open. */
-function leafOf(one: WalkResult, log: DecisionLog): SampleLeaf {
-  const path = one.paths[0]!;
-  return {
-    verdict: path.verdict,
-    endpoint: path.verdict === 'DNAT' ? path.endpoint : undefined,
-    masquerade: path.masquerade,
-    hops: one.hops!.toHops(),
-    recent: log.recent.length > 0 ? [...log.recent] : undefined,
-  };
+/** A sampled walk's answer as kept: the sample itself (shared) unless it changed recent lists. */
+function leafOf(sample: TraceSample, log: DecisionLog): SampleLeaf {
+  return { sample, recent: log.recent.length > 0 ? [...log.recent] : undefined };
 }
 
-/** A kept sampled walk as this packet's sample (the same fields, in the same order, as sampleOf). */
+/** A kept sampled walk as this packet's sample: its recent changes made with this packet's source. */
 function sampleFromLeaf(leaf: SampleLeaf, flow: Flow): TraceSample {
-  const sample: { -readonly [K in keyof TraceSample]: TraceSample[K] } = leaf.endpoint !== undefined
-    ? { endpoint: leaf.endpoint, verdict: leaf.verdict, masquerade: leaf.masquerade, hops: leaf.hops }
-    : { verdict: leaf.verdict, masquerade: leaf.masquerade, hops: leaf.hops };
-  if (leaf.recent !== undefined) sample.recent = recentUpdatesOf(recentChangesOf(leaf.recent, flow)!);
-  return sample;
+  if (leaf.recent === undefined) return leaf.sample;
+  return { ...leaf.sample, recent: recentUpdatesOf(recentChangesOf(leaf.recent, flow)!) };
 }
 
 /** Trace one packet through a node's rulesets (IPv4 and/or IPv6). */
@@ -242,6 +239,22 @@ export function checkPacket(packet: Packet): CheckedPacket {
 }
 
 
+/**
+ * The packet checked as checkPacket would, when both its addresses were seen before (so are
+ * normalised addresses) and the rest is plainly right; undefined: let checkPacket check it
+ * (and word what is wrong).
+ */
+function checkKnownPacket(packet: Packet, facts: AddressFactsCache): CheckedPacket | undefined {
+  const { proto, src, dst, dport, sport } = packet;
+  if (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp') return undefined;
+  if (typeof src !== 'string' || typeof dst !== 'string') return undefined;
+  const srcFacts = facts.known(src);
+  const dstFacts = facts.known(dst);
+  if (srcFacts === undefined || dstFacts === undefined || srcFacts.words.length !== dstFacts.words.length) return undefined;
+  if (!isPort(dport, false) || (sport !== undefined && !isPort(sport, false))) return undefined;
+  return { proto, src, dst, dport, sport, family: dstFacts.words.length === 1 ? 4 : 6 };
+}
+
 /** An IPv4 address already in normal form (no leading zeros): the common case, checked cheaply. */
 const PLAIN_IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 
@@ -262,6 +275,8 @@ interface AddressFacts {
   readonly type: string;
   readonly typeBit: number;
   readonly local: boolean;
+  /** The last flow made with this address as its source and the default options (see flowOf). */
+  flow: Flow | undefined;
 }
 
 /**
@@ -273,17 +288,36 @@ class AddressFactsCache {
 
   constructor(private readonly addresses: AddressCache, private readonly local: LocalAddresses) {}
 
+  /** An address's facts when it was seen before: a string found here is a normalised address. */
+  known(text: string): AddressFacts | undefined {
+    return this.cache.get(text);
+  }
+
   of(ip: string): AddressFacts {
     let facts = this.cache.get(ip);
     if (!facts) {
       const words = this.addresses.words(ip);
       const type = this.local.addressType(ip, words);
-      facts = { words, type, typeBit: addressTypeBit(type), local: this.local.isLocal(ip, words) };
+      facts = { words, type, typeBit: addressTypeBit(type), local: this.local.isLocal(ip, words), flow: undefined };
       if (this.cache.size > 100_000) this.cache.clear(); // bounded, as AddressCache is
       this.cache.set(ip, facts);
     }
     return facts;
   }
+}
+
+/**
+ * The packet's flow. With the default options (what load tests and the simulator trace) the
+ * source's last flow serves again when it had the same protocol, port and origin: flows are
+ * read only.
+ */
+function flowOf(packet: CheckedPacket, opts: TraceOptions, facts: AddressFactsCache): Flow {
+  if (opts.inInterface !== undefined || opts.outInterface !== undefined || opts.ctstate !== undefined) return makeFlow(packet, opts, facts);
+  const src = facts.of(packet.src);
+  const last = src.flow;
+  const fromNode = opts.fromNode ?? src.local;
+  if (last !== undefined && last.proto === packet.proto && last.sport === packet.sport && last.fromNode === fromNode) return last;
+  return (src.flow = makeFlow(packet, opts, facts));
 }
 
 function makeFlow(packet: CheckedPacket, opts: TraceOptions, facts: AddressFactsCache): Flow {

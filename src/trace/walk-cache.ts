@@ -9,14 +9,11 @@
  * the others every time): those are what load tests, the simulator and the bench ask.
  */
 import { DecisionTrie, type RecentTemplate } from './decisions.js';
-import type { Hop, TraceResult, Verdict } from './types.js';
+import type { TraceResult, TraceSample } from './types.js';
 
-/** A sampled walk's answer, its recent changes kept with the source's address left open. */
+/** A sampled walk's answer: the sample (shared), and its recent changes with the source's address left open. */
 export interface SampleLeaf {
-  readonly verdict: Verdict;
-  readonly endpoint: string | undefined;
-  readonly masquerade: boolean;
-  readonly hops: Hop[];
+  readonly sample: TraceSample;
   readonly recent: readonly RecentTemplate[] | undefined;
 }
 

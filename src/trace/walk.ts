@@ -194,7 +194,7 @@ class Walker {
     if (flags !== 0 && !passesChecks(checks, row, flags & ~SOURCE_CHECKS, flow, state)) return false;
     if ((flags & SOURCE_CHECKS) !== 0) {
       const ok = passesSourceChecks(checks, row, flags, flow);
-      log.add((f) => passesSourceChecks(checks, row, flags, f), ok);
+      log.addSourceChecks(checks, row, flags, ok);
       if (!ok) return false;
     }
     const rule = chain.rules[at]!;

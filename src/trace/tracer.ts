@@ -33,6 +33,8 @@ export interface Tracer {
   sample(packet: Packet, seed: number, opts?: TraceOptions): TraceSample;
   /** Compile and index every chain now, rather than on first use. */
   warm(): void;
+  /** Lookups that could be answered from kept walks, and how many were (see walk-cache.ts). */
+  cacheStats(): { readonly lookups: number; readonly hits: number };
 }
 
 export interface CreateTracerOptions {
@@ -63,6 +65,8 @@ export function createTracer(
   const facts = new AddressFactsCache(addresses, local);
   const contextRecent = new RecentLists(context.recent);
   const cache = options.cache === false ? undefined : new WalkCache();
+  let lookups = 0;
+  let hits = 0;
 
   /** A packet checked, with its flow and recent lists; the walk's setup is made only if it walks. */
   const prepare = (packet: Packet, opts: TraceOptions): Prepared => {
@@ -87,7 +91,11 @@ export function createTracer(
    */
   const allOutcomes = (p: Prepared): TraceResult => {
     const found = p.slot?.all.find(p.flow, p.recentLists, undefined) ?? UNPREDICTABLE;
-    if (found !== MISS && found !== UNPREDICTABLE) return found;
+    if (p.slot !== undefined) lookups++;
+    if (found !== MISS && found !== UNPREDICTABLE) {
+      hits++;
+      return found;
+    }
     const log = found === MISS ? new DecisionLog() : undefined;
     const setup = walkSetup(p);
     const start = (): PathState => startState(p.checked, p.flow, p.opts, facts);
@@ -103,7 +111,11 @@ export function createTracer(
   /** The one walk drawn with `seed`: a walk kept earlier when one took the same decisions and draws. */
   const seeded = (p: Prepared, seed: number): TraceSample => {
     const found = p.slot?.one.find(p.flow, p.recentLists, seededUint32(seed)) ?? UNPREDICTABLE;
-    if (found !== MISS && found !== UNPREDICTABLE) return sampleFromLeaf(found, p.flow);
+    if (p.slot !== undefined) lookups++;
+    if (found !== MISS && found !== UNPREDICTABLE) {
+      hits++;
+      return sampleFromLeaf(found, p.flow);
+    }
     const log = found === MISS ? new DecisionLog() : undefined;
     const one = walk(walkSetup(p), startState(p.checked, p.flow, p.opts, facts), seededUint32(seed), true, log);
     const sample = sampleOf(one);
@@ -115,6 +127,7 @@ export function createTracer(
     warm: () => {
       for (const program of programs.values()) program.warm();
     },
+    cacheStats: () => ({ lookups, hits }),
     sample: (packet, seed, opts = {}) => seeded(prepare(packet, opts), seed),
     trace: (packet, opts = {}) => {
       const prepared = prepare(packet, opts);

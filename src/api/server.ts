@@ -6,8 +6,8 @@
  *   GET  /v1/healthz
  *   GET  /v1/cluster                       node, families, service ports and their endpoints
  *   GET  /v1/rules?mode=&family=&format=   the mode's text (text/plain): what `kpsim compile` prints
- *   POST /v1/trace                         {proto, src, dst, dport, sport?, mode?, seed?, fromNode?, manifests?}
- *   POST /v1/trace/batch                   {flows: [...], mode?, manifests?} → one result per flow
+ *   POST /v1/trace                         {proto, src, dst, dport, sport?, mode?, seed?, sampleOnly?, fromNode?, manifests?}
+ *   POST /v1/trace/batch                   {flows: [...], mode?, seed?, sampleOnly?, manifests?} → one result per flow
  *
  * Errors answer {code, message, file?, object?, path?}: 400 for bad input, 404 for an unknown
  * node, 409 for conflicting objects; a 500 is a bug.
@@ -55,6 +55,7 @@ interface TraceBody {
   sport?: number;
   mode?: Mode;
   seed?: number;
+  sampleOnly?: boolean;
   fromNode?: boolean;
   manifests?: ManifestText[];
   node?: string;
@@ -65,6 +66,7 @@ interface BatchBody {
   flows: { proto?: Packet['proto']; src: string; dst: string; dport: number; sport?: number }[];
   mode?: Mode;
   seed?: number;
+  sampleOnly?: boolean;
   manifests?: ManifestText[];
   node?: string;
   nodeIPs?: string[];
@@ -84,6 +86,7 @@ const flowProperties = {
 const commonProperties = {
   mode: { type: 'string', enum: RULES_MODES },
   seed: { type: 'integer', minimum: 0 },
+  sampleOnly: { type: 'boolean' },
   manifests: manifestsSchema,
   node: { type: 'string' },
   nodeIPs: { type: 'array', items: { type: 'string' } },
@@ -246,8 +249,12 @@ function packetOf(flow: { proto?: Packet['proto']; src: string; dst: string; dpo
   return { proto: flow.proto ?? 'tcp', src: flow.src, dst: flow.dst, dport: flow.dport, ...(flow.sport !== undefined ? { sport: flow.sport } : {}) };
 }
 
-function traceOptionsOf(body: { seed?: number; fromNode?: boolean }): TraceOptions {
-  return { ...(body.seed !== undefined ? { seed: body.seed } : {}), ...(body.fromNode !== undefined ? { fromNode: body.fromNode } : {}) };
+function traceOptionsOf(body: { seed?: number; sampleOnly?: boolean; fromNode?: boolean }): TraceOptions {
+  return {
+    ...(body.seed !== undefined ? { seed: body.seed } : {}),
+    ...(body.sampleOnly !== undefined ? { sampleOnly: body.sampleOnly } : {}),
+    ...(body.fromNode !== undefined ? { fromNode: body.fromNode } : {}),
+  };
 }
 
 /** HTTP status for an error about the request's input. */

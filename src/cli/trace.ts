@@ -39,6 +39,7 @@ interface TraceCommandOptions extends ClusterOptions {
   flows?: string;
   iptablesSave?: string[];
   seed?: string;
+  sampleOnly?: boolean;
   fromNode?: boolean;
   scheduler?: string;
   semantics?: string;
@@ -63,6 +64,7 @@ export function registerTrace(program: Command): void {
     .option('--sport <port>', 'source port (unknown by default: --sport matches are assumed)')
     .option('--flows <file>', 'a JSON array of {proto, src, dst, dport}: one JSON line per flow')
     .option('--seed <n>', 'also walk once with this random seed and report that concrete outcome as "sample"')
+    .option('--sample-only', 'walk only the outcome drawn with --seed, not every outcome (needs --seed)')
     .option('--from-node', 'the packet is sent by the node itself (nat OUTPUT); default: when --src is a node address')
     .option('--scheduler <name>', 'ipvs: scheduler (default: the config\'s ipvs.scheduler, else rr)')
     .option('--semantics <kind>', 'kernel (default), or kube-proxy-test: reproduce kube-proxy\'s own unit-test tracer')
@@ -100,8 +102,12 @@ export async function runTrace(opts: TraceCommandOptions, write: (text: string) 
 
 function readTraceOptions(opts: TraceCommandOptions): TraceOptions {
   const semantics = opts.semantics === undefined ? undefined : parseChoiceFlag('--semantics', opts.semantics, ['kernel', 'kube-proxy-test'] as const);
+  if (opts.sampleOnly && opts.seed === undefined) {
+    throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', '--sample-only walks the one outcome drawn with --seed N: give --seed too');
+  }
   return {
     ...(opts.seed !== undefined ? { seed: parseIntegerFlag('--seed', opts.seed, 0) } : {}),
+    ...(opts.sampleOnly ? { sampleOnly: true } : {}),
     ...(opts.fromNode ? { fromNode: true } : {}),
     ...(semantics !== undefined ? { semantics } : {}),
   };

@@ -30,7 +30,7 @@ import { type ShareBasis, pickFor, schedulerShares } from '../ipvs/shares.js';
 import { type VirtualServer, destAddr, isPersistent, schedulerFlagNames, serviceAddr } from '../ipvs/table.js';
 import type { Chain, Ruleset, Table, TableName } from '../iptables/types.js';
 import { ipFamily, isLoopback, joinHostPort, normalizeIP } from '../util/ip.js';
-import { createTracer, type Tracer } from './tracer.js';
+import { createTracer, sampleOnlyResult, seedOfSampleOnly, type Tracer } from './tracer.js';
 import type { Hop, Packet, TraceOptions, TraceResult, TraceSample, Verdict } from './types.js';
 
 export interface IpvsTraceResult extends TraceResult {
@@ -66,6 +66,19 @@ function serviceKey(protocol: string, address: string, port: number): string {
 const tracersByCompiled = new WeakMap<IpvsCompiled, NodeTracers>();
 
 export function traceIpvs(compiled: IpvsCompiled, packet: Packet, opts: TraceOptions = {}): IpvsTraceResult {
+  if (opts.sampleOnly) {
+    // The scheduler's pick comes with every outcome worked out (the iptables parts around IPVS
+    // are walked per real server): the answer is cut down to it.
+    const { sampleOnly: _, ...allOptions } = opts;
+    const full = traceIpvs(compiled, packet, { ...allOptions, seed: seedOfSampleOnly(opts) });
+    const { virtualServer, scheduler, ipsets } = full;
+    return {
+      ...sampleOnlyResult(full.sample!, full.origin ?? 'PREROUTING'),
+      ...(virtualServer !== undefined ? { virtualServer } : {}),
+      ...(scheduler !== undefined ? { scheduler } : {}),
+      ...(ipsets !== undefined ? { ipsets } : {}),
+    };
+  }
   const tracers = nodeTracers(compiled);
   const src = normalizeIP(String(packet.src));
   const dst = normalizeIP(String(packet.dst));

@@ -166,6 +166,25 @@ test('trace --seed: the same seed draws the same walk; the draws cover every end
   assert.equal((await traceJson(opts)).sample, undefined, 'no sample without --seed');
 });
 
+test('trace --seed N --sample-only: the outcome --seed draws, alone, in every mode; the process says it needs --seed', async () => {
+  for (const mode of ['iptables', 'nftables', 'ipvs']) {
+    const opts = { file: [EXAMPLE], mode, ...packet(POD, '10.96.100.20', 80) };
+    for (const seed of ['1', '2', '5']) {
+      const full = await traceJson({ ...opts, seed });
+      const only = await traceJson({ ...opts, seed, sampleOnly: true });
+      assert.deepEqual(only.sample, full.sample, `${mode} --seed ${seed}`);
+      assert.equal(only.sampleOnly, true);
+      assert.equal(only.verdict, full.sample!.verdict);
+      assert.deepEqual(only.endpoints, [full.sample!.endpoint]);
+      assert.ok(webEndpoints.includes(only.endpoints[0]!), `${mode}: ${only.endpoints[0]} is one of web's endpoints`);
+      assert.deepEqual(only.probabilities, {});
+    }
+  }
+  const run = runCli(['trace', '-q', '-f', 'rules/example', '--src', POD, '--dst', '10.96.100.20', '--dport', '80', '--sample-only']);
+  assert.equal(run.status, 2, run.stderr);
+  assert.match(run.stderr, /--sample-only walks the one outcome drawn with --seed N: give --seed too/);
+});
+
 test('trace --semantics kube-proxy-test: kube-proxy\'s own test tracer\'s output string', async () => {
   const r = await traceJson({ file: [EXAMPLE], semantics: 'kube-proxy-test', ...packet(POD, '10.96.100.20', 80) });
   assert.deepEqual(r.kubeProxyTest, { output: webEndpoints.join(', '), masq: false });

@@ -69,6 +69,16 @@ for (const rc of clusters) {
         const what = `${packet.proto} ${packet.src} -> ${packet.dst}:${packet.dport}`;
         assert.deepEqual(JSON.parse(res.body), JSON.parse(cli), `${what}: the API differs from the CLI`);
         assert.deepEqual(JSON.parse(JSON.stringify(library)), JSON.parse(cli), `${what}: the library differs from the CLI`);
+        // The seeded outcome alone: the same on all three, and the sample of every outcome.
+        let cliOnly = '';
+        await runTrace({ file: [rc.dir], ...folderFlags(rc.dir), mode, ...quiet, json: true, proto: packet.proto, src: packet.src, dst: packet.dst, dport: String(packet.dport), seed: '3', sampleOnly: true }, (text) => { cliOnly += text; });
+        const resOnly = await app.inject({ method: 'POST', url: '/v1/trace', payload: { ...packet, mode, seed: 3, sampleOnly: true } });
+        assert.equal(resOnly.statusCode, 200, resOnly.body);
+        const libraryOnly = tracePacket(compiled, packet, { seed: 3, sampleOnly: true });
+        assert.deepEqual(JSON.parse(resOnly.body), JSON.parse(cliOnly), `${what}: sampleOnly: the API differs from the CLI`);
+        assert.deepEqual(JSON.parse(JSON.stringify(libraryOnly)), JSON.parse(cliOnly), `${what}: sampleOnly: the library differs from the CLI`);
+        assert.equal(JSON.parse(cliOnly).sampleOnly, true);
+        assert.deepEqual(JSON.parse(cliOnly).sample, JSON.parse(cli).sample, `${what}: sampleOnly walks the sample of every outcome`);
       }
     });
   }

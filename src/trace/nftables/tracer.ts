@@ -14,7 +14,7 @@ import { seededUint32 } from '../../util/random.js';
 import type { Family } from '../../util/ip.js';
 import { AddressCache, LocalAddresses } from '../addresses.js';
 import { RecentLists } from '../recent.js';
-import { checkPacket, summarize } from '../tracer.js';
+import { checkPacket, sampleOnlyResult, seedOfSampleOnly, summarize } from '../tracer.js';
 import type { Hop, Packet, TraceContext, TraceOptions, TraceResult, TraceSample } from '../types.js';
 import { KpsimError } from '../../errors.js';
 import { NftProgram } from './program.js';
@@ -92,6 +92,8 @@ export function createNftTracer(rulesets: NftRuleset | readonly NftRuleset[], co
     },
     trace: (packet, opts = {}) => {
       const { setup, start } = prepare(packet, opts);
+      const origin = setup.flow.fromNode ? 'OUTPUT' : 'PREROUTING';
+      if (opts.sampleOnly) return sampleOnlyResult(sampleOf(walkNft(setup, start, seededUint32(seedOfSampleOnly(opts)))), origin);
       const all = walkNft(setup, start, undefined, false);
       const sample = opts.seed === undefined ? undefined : sampleOf(walkNft(setup, start, seededUint32(opts.seed)));
       const makeHops = (): Hop[] => {
@@ -100,7 +102,7 @@ export function createNftTracer(rulesets: NftRuleset | readonly NftRuleset[], co
         if (walk.truncated) hops.push({ table: '', chain: '', rule: '', target: '', notes: [`more than ${MAX_NFT_PATHS} branches: the rest were not walked`] });
         return hops;
       };
-      return summarize(all.paths, makeHops, setup.flow.fromNode ? 'OUTPUT' : 'PREROUTING', sample);
+      return summarize(all.paths, makeHops, origin, sample);
     },
   };
 }

@@ -7,8 +7,8 @@
  * The kernel (xt_recent.c) keeps each list's addresses masked with the rule's --mask; kpsim
  * masks both the stored address and the packet's before comparing.
  */
-import { ipToWords, normalizeIP, type Words } from '../util/ip.js';
-import { inNetwork } from './addresses.js';
+import { ipToWords, type Words } from '../util/ip.js';
+import { inNetwork, normalizeAddress } from './addresses.js';
 import type { RecentEntry, RecentState } from './types.js';
 
 export interface RecentSeen {
@@ -17,7 +17,9 @@ export interface RecentSeen {
 }
 
 interface StoredEntry extends RecentSeen {
-  readonly words: Words;
+  readonly ip: string;
+  /** The address as words, made when a --mask lookup first needs them. */
+  words: Words | undefined;
 }
 
 /** The lists from the context, ready for lookups. */
@@ -29,7 +31,7 @@ export class RecentLists {
       const list = new Map<string, StoredEntry>();
       for (const entry of entries) {
         const stored = readEntry(entry);
-        if (stored) list.set(stored.ip, stored.entry);
+        if (stored) list.set(stored.ip, stored);
       }
       this.lists.set(name, list);
     }
@@ -40,18 +42,18 @@ export class RecentLists {
     if (!entries) return undefined;
     if (!mask) return entries.get(ip);
     const masked = { network: words.map((w, i) => (w & mask[i]!) >>> 0), mask };
-    for (const entry of entries.values()) if (inNetwork(entry.words, masked)) return entry;
+    for (const entry of entries.values()) if (inNetwork((entry.words ??= ipToWords(entry.ip)), masked)) return entry;
     return undefined;
   }
 }
 
-function readEntry(entry: RecentEntry): { ip: string; entry: StoredEntry } | undefined {
+function readEntry(entry: RecentEntry): StoredEntry | undefined {
   const address = typeof entry === 'string' ? entry : entry.address;
-  const ip = normalizeIP(address);
+  const ip = normalizeAddress(address);
   if (ip === undefined) return undefined;
   const ageSeconds = typeof entry === 'string' ? 0 : entry.ageSeconds ?? 0;
   const hits = typeof entry === 'string' ? 1 : entry.hits ?? 1;
-  return { ip, entry: { ageSeconds, hits, words: ipToWords(ip) } };
+  return { ageSeconds, hits, ip, words: undefined };
 }
 
 /** One change made during a walk; the newest comes first. */

@@ -9,9 +9,9 @@
  * draws (repeatable for a given seed). See walk.ts for the hooks and chain semantics.
  */
 import { KpsimError } from '../errors.js';
-import { normalizeIP, type Family, type Words } from '../util/ip.js';
+import { type Family, type Words } from '../util/ip.js';
 import type { Ruleset } from '../iptables/types.js';
-import { AddressCache, LocalAddresses } from './addresses.js';
+import { AddressCache, LocalAddresses, normalizeAddress } from './addresses.js';
 import { Ipset } from './ipsets.js';
 import { traceKubeProxyTest } from './kube-proxy-test.js';
 import { PreparedRuleset } from './prepared-ruleset.js';
@@ -268,12 +268,6 @@ function checkKnownPacket(packet: Packet, facts: AddressFactsCache): CheckedPack
   return { proto, src, dst, dport, sport, family: dstFacts.words.length === 1 ? 4 : 6 };
 }
 
-/** An IPv4 address already in normal form (no leading zeros): the common case, checked cheaply. */
-const PLAIN_IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-
-function normalizeAddress(text: string): string | undefined {
-  return PLAIN_IPV4.test(text) ? text : normalizeIP(text);
-}
 
 function isPort(value: unknown, allowZero: boolean): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value <= 65535 && (allowZero ? value >= 0 : value >= 1);

@@ -15,6 +15,11 @@ import type { RulesMode, SimulationTarget } from '../../src/node/mode-driver.js'
 import { chiSquareTest } from '../../src/simulate/fairness.js';
 import { type ConnectionEvent, replayConnections } from '../../src/simulate/replay.js';
 import { buildProxierStates, resolveNode } from '../../src/tracker/proxier-state.js';
+import type { CompiledIptables } from '../../src/node/modes/iptables.js';
+import { traceContextOf } from '../../src/node/trace-context.js';
+import { ruleWalkPicker } from '../../src/simulate/rule-walk-picker.js';
+import { workload } from '../../src/simulate/simulation.js';
+import { createTracer } from '../../src/trace/tracer.js';
 
 const cluster = await loadCluster('rules/example');
 const node = resolveNode(cluster);
@@ -86,3 +91,26 @@ for (const mode of MODES) {
     assert.notDeepEqual(picks(7), picks(8));
   });
 }
+
+test('iptables: kept walks place the simulator\'s seeded stream exactly as walking every connection does', () => {
+  const driver = modeDriver('iptables');
+  const compiled = driver.compile(node, states, { gracefulTermination: true }) as CompiledIptables;
+  // simulate's own stream: 20k connections from clients spread over a /16 (many come back, so
+  // affinity entries are found, refreshed and expire), ports from the ephemeral range.
+  const events = workload(states[0]!, { connections: 20_000, durationSeconds: 3000, keepalive: false, seed: 11 });
+  for (const name of ['api', 'web']) {
+    const target = targetOf(name);
+    const kept = replayConnections(driver.picker(compiled, target, { seed: 4 }), events, { endAt: 3000 });
+    const walking = createTracer(compiled.rulesets, traceContextOf(compiled.states), { cache: false });
+    const walked = replayConnections(ruleWalkPicker(walking, {
+      packet: { proto: 'tcp', dst: target.address, dport: target.port },
+      endpoints: target.servicePort.categorized.allReachableEndpoints.map((e) => e.endpoint),
+      seed: 4, label: 'iptables random',
+    }), events, { endAt: 3000 });
+    assert.equal(kept.picks.length, events.length);
+    const differ = kept.picks.findIndex((p, i) => p !== walked.picks[i]);
+    assert.equal(differ, -1, `${name}: connection ${differ} (${JSON.stringify(events[differ])}) went to ${kept.picks[differ]}, walked: ${walked.picks[differ]}`);
+    assert.deepEqual(kept.backends, walked.backends);
+    assert.ok(new Set(kept.picks).size > 1, `${name}: the stream spreads over several endpoints`);
+  }
+});

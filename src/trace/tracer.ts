@@ -77,7 +77,7 @@ export function createTracer(
     }
     const flow = flowOf(checked, opts, facts);
     const recentLists = opts.recent ? new RecentLists(opts.recent) : contextRecent;
-    const slot = cache !== undefined && keptWalks(opts) ? cache.slot(checked.dst, flow.protoCode, checked.dport, flow.fromNode) : undefined;
+    const slot = cache !== undefined && keptWalks(opts) ? cache.slot(checked.dst, flow.protoCode, checked.dport, flow.fromNode, (opts.mark ?? 0) >>> 0) : undefined;
     return { program, checked, opts, flow, recentLists, slot };
   };
 
@@ -151,9 +151,9 @@ interface Prepared {
   readonly slot: CacheSlot | undefined;
 }
 
-/** Walks with the default conntrack state, mark and interfaces are kept (see walk-cache.ts). */
+/** Walks with the default conntrack state and interfaces are kept (see walk-cache.ts). */
 function keptWalks(opts: TraceOptions): boolean {
-  return opts.ctstate === undefined && opts.mark === undefined && opts.inInterface === undefined && opts.outInterface === undefined;
+  return opts.ctstate === undefined && opts.inInterface === undefined && opts.outInterface === undefined;
 }
 
 /** The seed of a `sampleOnly` trace, which has to have one (shared with the nftables tracer). */

@@ -1,12 +1,13 @@
 /**
  * Walks kept for later packets. A walk's answer follows from the destination side of the packet
- * (destination address, port, protocol, and whether the node sends it) and from the decisions
+ * (destination address, port, protocol, its mark, and whether the node sends it) and from the decisions
  * it took that read the source or a draw (decisions.ts). So the cache is keyed by the
  * destination side, and under each key a DecisionTrie holds the walks made so far: one for
  * every outcome (TraceResult without a sample), one for seeded samples.
  *
- * Only walks with the default conntrack state, mark and interfaces are kept (the tracer walks
- * the others every time): those are what load tests, the simulator and the bench ask.
+ * Only walks with the default conntrack state and interfaces are kept (the tracer walks the
+ * others every time): those are what load tests, the simulator, IPVS mode's walks after the
+ * virtual server (with the mark set before it) and the bench ask.
  */
 import { DecisionTrie, type RecentTemplate } from './decisions.js';
 import type { TraceResult, TraceSample } from './types.js';
@@ -22,6 +23,7 @@ export interface CacheSlot {
   readonly protoCode: number;
   readonly dport: number;
   readonly fromNode: boolean;
+  readonly mark: number;
   /** Every outcome, the result without `sample` (shared: copied before it is handed out). */
   readonly all: DecisionTrie<TraceResult>;
   readonly one: DecisionTrie<SampleLeaf>;
@@ -39,7 +41,7 @@ export class WalkCache {
   private nodes = 0;
 
   /** The slot of a destination side, made empty when new. */
-  slot(dst: string, protoCode: number, dport: number, fromNode: boolean): CacheSlot {
+  slot(dst: string, protoCode: number, dport: number, fromNode: boolean, mark: number): CacheSlot {
     let slots = this.byDst.get(dst);
     if (slots === undefined) {
       slots = [];
@@ -47,9 +49,9 @@ export class WalkCache {
     }
     for (let i = 0; i < slots.length; i++) {
       const s = slots[i]!;
-      if (s.dport === dport && s.protoCode === protoCode && s.fromNode === fromNode) return s;
+      if (s.dport === dport && s.protoCode === protoCode && s.fromNode === fromNode && s.mark === mark) return s;
     }
-    const made: CacheSlot = { protoCode, dport, fromNode, all: new DecisionTrie(), one: new DecisionTrie() };
+    const made: CacheSlot = { protoCode, dport, fromNode, mark, all: new DecisionTrie(), one: new DecisionTrie() };
     slots.push(made);
     return made;
   }

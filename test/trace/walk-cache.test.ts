@@ -9,8 +9,8 @@
  *   draw: each `-s` network's first and last address and the addresses just outside it (the
  *   cluster CIDR, load-balancer source ranges, hairpin /32s of endpoints, loopback), the node's
  *   addresses and their neighbours, and the endpoints themselves (hairpin);
- * - all outcomes, seeded samples, `sampleOnly`, and affinity states (a client in a `recent`
- *   list seen just inside, at and just past its timeout);
+ * - all outcomes, seeded samples, `sampleOnly`, marks, origins, and affinity states (a client in
+ *   a `recent` list seen just inside, at and just past its timeout);
  * - packets sent in an order where each boundary pair comes back to back, so that the second
  *   of a pair is the one the kept walk of the first could wrongly answer.
  *
@@ -190,7 +190,8 @@ for (const c of cases) {
           const packet: Packet = { proto: 'tcp', src, dst, dport };
           const roll = random();
           const seed = Math.floor(random() * 1000);
-          const opts: TraceOptions = roll < 0.4 ? {} : roll < 0.7 ? { seed } : roll < 0.9 ? { seed, sampleOnly: true } : { seed, fromNode: random() < 0.5 };
+          const opts: TraceOptions = roll < 0.35 ? {} : roll < 0.6 ? { seed } : roll < 0.8 ? { seed, sampleOnly: true }
+            : roll < 0.9 ? { seed, mark: [0x4000, 0x8000, 0][Math.floor(random() * 3)]! } : { seed, fromNode: random() < 0.5 };
           compare(packet, opts);
         }
       }

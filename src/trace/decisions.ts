@@ -39,11 +39,18 @@ export interface RecentTemplate {
   readonly removed: boolean;
 }
 
+const PACKED = 0;
+const DRAW = 1;
+const CALL = 2;
+const LEAF = 3;
+
 /**
- * One decision: a packed source check of a rule (FastChecks row, the common case, asked without
- * a call), or any other as a function.
+ * One decision: a packed source check of a rule (FastChecks row and flags, the common case), a
+ * packed statistic draw (`row` the stored probability, `flags` 1 when negated), both asked
+ * without a call; or any other as a function.
  */
 interface Decision {
+  readonly kind: number;
   readonly decide: Decide | undefined;
   readonly checks: FastChecks | undefined;
   readonly row: number;
@@ -64,14 +71,21 @@ export class DecisionLog {
 
   add(decide: Decide, result: boolean): void {
     if (this.unpredictable) return;
-    this.decisions.push({ decide, checks: undefined, row: 0, flags: 0 });
+    this.decisions.push({ kind: CALL, decide, checks: undefined, row: 0, flags: 0 });
     this.results.push(result);
   }
 
   /** Row `row`'s packed source checks (passesSourceChecks with `flags`) answered `result`. */
   addSourceChecks(checks: FastChecks, row: number, flags: number, result: boolean): void {
     if (this.unpredictable) return;
-    this.decisions.push({ decide: undefined, checks, row, flags });
+    this.decisions.push({ kind: PACKED, decide: undefined, checks, row, flags });
+    this.results.push(result);
+  }
+
+  /** A `statistic --mode random` draw below `stored` (the kernel's 31-bit comparison) answered `result`. */
+  addDraw(stored: number, negated: boolean, result: boolean): void {
+    if (this.unpredictable) return;
+    this.decisions.push({ kind: DRAW, decide: undefined, checks: undefined, row: stored, flags: negated ? 1 : 0 });
     this.results.push(result);
   }
 }
@@ -86,12 +100,9 @@ export function recentChangesOf(templates: readonly RecentTemplate[], flow: Flow
   return changes;
 }
 
-const PACKED = 0;
-const CALL = 1;
-const LEAF = 2;
 
 /**
- * A decision (PACKED or CALL) with where each answer leads (undefined: nobody walked there
+ * A decision (PACKED, DRAW or CALL) with where each answer leads (undefined: nobody walked there
  * yet), or a LEAF: a walk's answer (`value` undefined: unpredictable from here, see
  * DecisionLog). One shape for all, so that following the trie stays monomorphic.
  */
@@ -109,7 +120,7 @@ class TrieNode<L> {
   ) {}
 
   static of<L>(d: Decision): TrieNode<L> {
-    return new TrieNode<L>(d.decide === undefined ? PACKED : CALL, d.decide, d.checks, d.row, d.flags, undefined);
+    return new TrieNode<L>(d.kind, d.decide, d.checks, d.row, d.flags, undefined);
   }
 }
 
@@ -127,6 +138,8 @@ export class DecisionTrie<L> {
       const kind = node.kind;
       if (kind === PACKED) {
         node = passesSourceChecks(node.checks!, node.row, node.flags, flow) ? node.yes : node.no;
+      } else if (kind === DRAW) {
+        node = ((draw!() & 0x7fffffff) < node.row) !== (node.flags !== 0) ? node.yes : node.no;
       } else if (kind === CALL) {
         node = node.decide!(flow, lists, draw) ? node.yes : node.no;
       } else {

@@ -70,14 +70,17 @@ export function createTracer(
 
   /** A packet checked, with its flow and recent lists; the walk's setup is made only if it walks. */
   const prepare = (packet: Packet, opts: TraceOptions): Prepared => {
-    const checked = checkKnownPacket(packet, facts) ?? checkPacket(packet);
+    const known = checkKnownPacket(packet, facts);
+    const checked = known ?? checkPacket(packet);
     const program = programs.get(checked.family);
     if (!program) {
       throw new KpsimError('KPSIM_ERR_TRACE_BAD_PACKET', `an IPv${checked.family} packet, but there is no IPv${checked.family} ruleset`, { path: 'packet.dst' });
     }
     const flow = flowOf(checked, opts, facts);
     const recentLists = opts.recent ? new RecentLists(opts.recent) : contextRecent;
-    const slot = cache !== undefined && keptWalks(opts) ? cache.slot(checked.dst, flow.protoCode, checked.dport, flow.fromNode, (opts.mark ?? 0) >>> 0) : undefined;
+    const slot = cache !== undefined && keptWalks(opts)
+      ? cache.slot(known?.dstFacts ?? facts.of(checked.dst), flow.protoCode, checked.dport, flow.fromNode, (opts.mark ?? 0) >>> 0)
+      : undefined;
     return { program, checked, opts, flow, recentLists, slot };
   };
 
@@ -257,7 +260,7 @@ export function checkPacket(packet: Packet): CheckedPacket {
  * normalised addresses) and the rest is plainly right; undefined: let checkPacket check it
  * (and word what is wrong).
  */
-function checkKnownPacket(packet: Packet, facts: AddressFactsCache): CheckedPacket | undefined {
+function checkKnownPacket(packet: Packet, facts: AddressFactsCache): (CheckedPacket & { readonly dstFacts: AddressFacts }) | undefined {
   const { proto, src, dst, dport, sport } = packet;
   if (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp') return undefined;
   if (typeof src !== 'string' || typeof dst !== 'string') return undefined;
@@ -265,7 +268,7 @@ function checkKnownPacket(packet: Packet, facts: AddressFactsCache): CheckedPack
   const dstFacts = facts.known(dst);
   if (srcFacts === undefined || dstFacts === undefined || srcFacts.words.length !== dstFacts.words.length) return undefined;
   if (!isPort(dport, false) || (sport !== undefined && !isPort(sport, false))) return undefined;
-  return { proto, src, dst, dport, sport, family: dstFacts.words.length === 1 ? 4 : 6 };
+  return { proto, src, dst, dport, sport, family: dstFacts.words.length === 1 ? 4 : 6, dstFacts };
 }
 
 
@@ -284,6 +287,8 @@ interface AddressFacts {
   readonly local: boolean;
   /** The last flow made with this address as its source and the default options (see flowOf). */
   flow: Flow | undefined;
+  /** The kept walks to this address (see walk-cache.ts). */
+  slots: CacheSlot[] | undefined;
 }
 
 /**
@@ -305,7 +310,7 @@ class AddressFactsCache {
     if (!facts) {
       const words = this.addresses.words(ip);
       const type = this.local.addressType(ip, words);
-      facts = { words, type, typeBit: addressTypeBit(type), local: this.local.isLocal(ip, words), flow: undefined };
+      facts = { words, type, typeBit: addressTypeBit(type), local: this.local.isLocal(ip, words), flow: undefined, slots: undefined };
       if (this.cache.size > 100_000) this.cache.clear(); // bounded, as AddressCache is
       this.cache.set(ip, facts);
     }

@@ -36,16 +36,25 @@ export interface CacheSlot {
  */
 const MAX_NODES = 1_000_000;
 
+/**
+ * Where a destination address's slots are kept: on what the tracer already looks up for that
+ * address (its facts), so a lookup pays no map of its own.
+ */
+export interface SlotHolder {
+  slots: CacheSlot[] | undefined;
+}
+
 export class WalkCache {
-  private readonly byDst = new Map<string, CacheSlot[]>();
+  /** The holders given slots, to let go of them all at once. */
+  private holders: SlotHolder[] = [];
   private nodes = 0;
 
-  /** The slot of a destination side, made empty when new. */
-  slot(dst: string, protoCode: number, dport: number, fromNode: boolean, mark: number): CacheSlot {
-    let slots = this.byDst.get(dst);
+  /** The slot of a destination side (the address's holder, then the rest), made empty when new. */
+  slot(holder: SlotHolder, protoCode: number, dport: number, fromNode: boolean, mark: number): CacheSlot {
+    let slots = holder.slots;
     if (slots === undefined) {
-      slots = [];
-      this.byDst.set(dst, slots);
+      slots = holder.slots = [];
+      this.holders.push(holder);
     }
     for (let i = 0; i < slots.length; i++) {
       const s = slots[i]!;
@@ -60,7 +69,8 @@ export class WalkCache {
   added(nodes: number): void {
     this.nodes += nodes;
     if (this.nodes > MAX_NODES) {
-      this.byDst.clear();
+      for (const holder of this.holders) holder.slots = undefined;
+      this.holders = [];
       this.nodes = 0;
     }
   }

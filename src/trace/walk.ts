@@ -219,7 +219,7 @@ class Walker {
       if (draw !== undefined) {
         const stored = randomStored(checks, row);
         const negated = (flags & CHECK.RANDOM_NEG) !== 0;
-        log.add((_f, _l, d) => ((d!() & 0x7fffffff) < stored) !== negated, ok);
+        log.addDraw(stored, negated, ok);
       }
       if (!ok) return false;
     }

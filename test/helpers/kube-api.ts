@@ -8,12 +8,14 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { type KubeApi, admissionOptions, createKubeApi } from '../../src/api/kube/index.js';
+import { type ControllerOptions, Controllers, type KubeApi, admissionOptions, createKubeApi } from '../../src/api/kube/index.js';
 import { buildApiServer } from '../../src/api/server.js';
-import { type ManifestObject, parseManifestObjects } from '../../src/manifest/load.js';
+import { type LoadOptions, type ManifestObject, parseManifestObjects } from '../../src/manifest/load.js';
 import { type CliResult, runAsync } from './run-cli.js';
 
 export interface StartedApi extends KubeApi {
+  /** The controllers, when started (`controllers` option). */
+  controllers?: Controllers;
   app: FastifyInstance;
   url: string;
   port: number;
@@ -31,6 +33,10 @@ export interface StartOptions {
   bodyLimitBytes?: number;
   /** Runs on the app before it listens (extra hooks). */
   prepare?: (app: FastifyInstance) => void;
+  /** Seed as the files are read with these options (allocate: true is --allocate). */
+  seedOptions?: LoadOptions;
+  /** Run the controllers on the store, as kpsim serve does (true: their defaults). */
+  controllers?: ControllerOptions | true;
 }
 
 function filesUnder(path: string): string[] {
@@ -53,7 +59,9 @@ export async function startKubeApi(options: StartOptions = {}): Promise<StartedA
       ...(options.bodyLimitBytes !== undefined ? { bodyLimitBytes: options.bodyLimitBytes } : {}),
     },
   );
-  api.store.seed([...manifestObjects(options.files ?? []), ...(options.objects ?? [])]);
+  api.store.seed([...manifestObjects(options.files ?? []), ...(options.objects ?? [])], options.seedOptions ?? {});
+  const controllers = options.controllers ? new Controllers(api.store, options.controllers === true ? {} : options.controllers) : undefined;
+  await controllers?.start();
   const app = buildApiServer({
     currentCluster: () => api.store.cluster(),
     kube: api.options,
@@ -67,10 +75,12 @@ export async function startKubeApi(options: StartOptions = {}): Promise<StartedA
   const url = `${options.https ? 'https' : 'http'}://127.0.0.1:${address.port}`;
   return {
     ...api,
+    ...(controllers ? { controllers } : {}),
     app,
     url,
     port: address.port,
     close: async () => {
+      controllers?.stop();
       api.hub.stop();
       await app.close();
     },

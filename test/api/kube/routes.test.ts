@@ -80,13 +80,17 @@ describe('discovery and OpenAPI', () => {
     const services = items[0]!.versions[0]!.resources.find((r) => r.resource === 'services');
     assert.deepEqual(services?.shortNames, ['svc']);
     const apis = await call(api, 'GET', '/apis', undefined, { accept: 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList' });
-    assert.deepEqual((apis.body['items'] as { metadata: { name: string } }[]).map((i) => i.metadata.name), ['discovery.k8s.io']);
+    assert.deepEqual((apis.body['items'] as { metadata: { name: string } }[]).map((i) => i.metadata.name), ['apps', 'discovery.k8s.io']);
+    const apps = (apis.body['items'] as { versions: { resources: { resource: string; shortNames?: string[]; subresources?: { subresource: string; responseKind: { group: string; kind: string } }[] }[] }[] }[])[0]!.versions[0]!.resources;
+    const deployments = apps.find((r) => r.resource === 'deployments');
+    assert.deepEqual(deployments?.shortNames, ['deploy']);
+    assert.deepEqual(deployments?.subresources?.map((s) => `${s.subresource} ${s.responseKind.group}/${s.responseKind.kind}`), ['scale autoscaling/Scale', 'status apps/Deployment'], 'kubectl scale finds the scale subresource');
   });
 
   test('legacy discovery: versions, groups and resource lists', async () => {
     assert.deepEqual((await call(api, 'GET', '/api')).body['versions'], ['v1']);
     const groups = (await call(api, 'GET', '/apis')).body['groups'] as { name: string }[];
-    assert.deepEqual(groups.map((g) => g.name), ['discovery.k8s.io']);
+    assert.deepEqual(groups.map((g) => g.name), ['apps', 'discovery.k8s.io']);
     const core = (await call(api, 'GET', '/api/v1')).body['resources'] as { name: string; namespaced: boolean; shortNames?: string[] }[];
     assert.deepEqual(core.map((r) => `${r.name}${r.namespaced ? '' : ' (cluster)'}${r.shortNames ? ` ${r.shortNames.join(',')}` : ''}`), [
       'namespaces (cluster) ns',
@@ -96,6 +100,22 @@ describe('discovery and OpenAPI', () => {
       'endpoints ep',
       'nodes (cluster) no',
       'nodes/status (cluster)',
+      'pods po',
+      'pods/status',
+    ]);
+    const apps = (await call(api, 'GET', '/apis/apps/v1')).body['resources'] as { name: string; kind: string; group?: string }[];
+    assert.deepEqual(apps.map((r) => `${r.name} ${r.group ? `${r.group}/` : ''}${r.kind}`), [
+      'deployments Deployment',
+      'deployments/scale autoscaling/Scale',
+      'deployments/status Deployment',
+      'replicasets ReplicaSet',
+      'replicasets/scale autoscaling/Scale',
+      'replicasets/status ReplicaSet',
+      'statefulsets StatefulSet',
+      'statefulsets/scale autoscaling/Scale',
+      'statefulsets/status StatefulSet',
+      'daemonsets DaemonSet',
+      'daemonsets/status DaemonSet',
     ]);
     assert.equal(((await call(api, 'GET', '/apis/discovery.k8s.io/v1')).body['resources'] as { name: string }[])[0]!.name, 'endpointslices');
   });
@@ -140,7 +160,7 @@ describe('lists, errors and writes', () => {
   });
 
   const errorCases: { name: string; method: string; path: string; body?: string | object; headers?: Record<string, string>; code: number; reason: string; message?: RegExp }[] = [
-    { name: 'an unknown path', method: 'GET', path: '/api/v1/pods', code: 404, reason: 'NotFound', message: /the server could not find the requested resource/ },
+    { name: 'an unknown path', method: 'GET', path: '/api/v1/configmaps', code: 404, reason: 'NotFound', message: /the server could not find the requested resource/ },
     { name: 'a missing object', method: 'GET', path: '/api/v1/namespaces/default/services/nope', code: 404, reason: 'NotFound', message: /^services "nope" not found$/ },
     { name: 'a missing slice names the group', method: 'GET', path: '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/nope', code: 404, reason: 'NotFound', message: /^endpointslices\.discovery\.k8s\.io "nope" not found$/ },
     { name: 'creating what exists', method: 'POST', path: '/api/v1/namespaces/default/services', body: svbodyJSON('web'), code: 409, reason: 'AlreadyExists', message: /^services "web" already exists$/ },

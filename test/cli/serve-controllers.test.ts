@@ -5,32 +5,16 @@
  * controllers go on managing what they wrote before a restart.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { cliEntry } from '../helpers/run-cli.js';
+import { startServe } from '../helpers/serve-process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kpsim-serve-controllers-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-async function serve(args: string[]): Promise<{ child: ChildProcessWithoutNullStreams; url: string; stop: () => Promise<number | null> }> {
-  const child = spawn(process.execPath, [...process.execArgv, cliEntry(), 'serve', '-q', '--port', '0', ...args], { stdio: 'pipe' });
-  let out = '';
-  let err = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      const m = /the Kubernetes API on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    void exited.then((code) => reject(new Error(`serve exited ${code}: ${err}`)));
-  });
-  return { child, url, stop: async () => (child.kill('SIGTERM'), exited) };
-}
+const serve = startServe;
 
 async function scale(url: string, replicas: number): Promise<void> {
   const res = await fetch(`${url}/apis/apps/v1/namespaces/default/deployments/nginx/scale`, { method: 'PATCH', headers: { 'content-type': 'application/merge-patch+json' }, body: JSON.stringify({ spec: { replicas } }) });

@@ -61,7 +61,7 @@ function addresses(slices: readonly EndpointSlice[]): string[] {
   return slices.flatMap((s) => s.endpoints.map((e) => `${e.addresses[0]}${e.conditions.ready ? '' : ' not-ready'}`)).sort();
 }
 
-const first = (pods: Manifest[], max = 100, service: Manifest = {}): { cluster: Cluster; slices: EndpointSlice[] } => {
+const first = (pods: Manifest[], service: Manifest = {}): { cluster: Cluster; slices: EndpointSlice[] } => {
   const cluster = clusterOf(pods, service);
   return { cluster, slices: cluster.endpointSlices };
 };
@@ -139,7 +139,7 @@ const scenarios: { name: string; before: Manifest[]; after: Manifest[]; max?: nu
 
 for (const s of scenarios) {
   test(`reconciler: ${s.name}`, () => {
-    const { slices: before } = first(s.before, s.max);
+    const { slices: before } = first(s.before);
     const derivedWithMax = s.max !== undefined ? reconcile(clusterOf(s.before), [], s.max).create : before;
     const cluster = clusterOf(s.after);
     const changes = reconcile(cluster, derivedWithMax, s.max ?? 100);

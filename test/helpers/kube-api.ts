@@ -4,6 +4,7 @@
  * cache and home folders (never ~/.kube).
  */
 import { spawnSync } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -114,4 +115,43 @@ export function kubectlFor(server: string): Kubectl {
       runAsync('kubectl', ['--server', server, '--cache-dir', join(home, 'cache'), ...args], { env: { ...env, ...(opts.env ?? {}) }, ...(opts.input !== undefined ? { input: opts.input } : {}), ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}) }),
     cleanup: () => rmSync(home, { recursive: true, force: true }),
   };
+}
+
+export interface WatchEvent {
+  type: string;
+  object: Record<string, unknown>;
+}
+
+/**
+ * A watch stream's lines as they arrive (`events`), and a promise of them once `count` arrived
+ * or the stream ended (the watch is then closed).
+ */
+export function watchLines(api: { url: string }, path: string, count = Number.POSITIVE_INFINITY): { lines: Promise<WatchEvent[]>; events: WatchEvent[]; abort: () => void } {
+  const lines: WatchEvent[] = [];
+  let abort = (): void => undefined;
+  const done = new Promise<WatchEvent[]>((resolve, reject) => {
+    const req = httpRequest(`${api.url}${path}`, (res) => {
+      let buffer = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buffer += chunk;
+        let nl;
+        while ((nl = buffer.indexOf('\n')) >= 0) {
+          lines.push(JSON.parse(buffer.slice(0, nl)) as WatchEvent);
+          buffer = buffer.slice(nl + 1);
+          if (lines.length >= count) {
+            req.destroy();
+            resolve(lines);
+          }
+        }
+      });
+      res.on('end', () => resolve(lines));
+      res.on('close', () => resolve(lines));
+    });
+    req.on('error', (e) => (lines.length >= count ? resolve(lines) : reject(e)));
+    abort = () => req.destroy();
+    req.end();
+  });
+  done.catch(() => undefined);
+  return { lines: done, events: lines, abort };
 }

@@ -6,11 +6,10 @@
  * garbage collector follows deletions; a pass that has nothing to change writes nothing.
  */
 import assert from 'node:assert/strict';
-import { request as httpRequest } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { CONTROLLERS_ACTOR } from '../../../src/api/kube/controllers.js';
 import { DEPLOYMENTS, SERVICES } from '../../../src/api/kube/resources.js';
-import { type StartedApi, startKubeApi } from '../../helpers/kube-api.js';
+import { type StartedApi, startKubeApi, watchLines } from '../../helpers/kube-api.js';
 
 interface Obj {
   metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string; labels?: Record<string, string>; ownerReferences?: { kind: string; name: string; uid: string }[] };
@@ -39,7 +38,14 @@ async function trace(api: StartedApi, dst: string): Promise<{ verdict: string; e
   return (await call(api, 'POST', '/v1/trace', { src: '10.244.0.200', dst, dport: 80 })).body as { verdict: string; endpoints: string[] };
 }
 
-function deployment(name: string, replicas: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
+interface WorkloadManifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string };
+  spec: Record<string, unknown> & { template: { metadata: { labels: Record<string, string> }; spec: Record<string, unknown> } };
+}
+
+function deployment(name: string, replicas: number, extra: Record<string, unknown> = {}): WorkloadManifest {
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -62,24 +68,10 @@ function endpointsOf(slices: readonly Slice[]): string[] {
   return slices.flatMap((s) => (s.endpoints ?? []).filter((e) => e.conditions.ready === true).map((e) => `${e.addresses[0]}:${s.ports?.[0]?.port ?? ''}`)).sort();
 }
 
-/** Reads a watch until `stop` says so (or it ends). */
+/** The events of a watch as they arrive (the objects typed as these tests read them). */
 function watch(api: StartedApi, path: string): { events: { type: string; object: Obj }[]; close: () => void } {
-  const events: { type: string; object: Obj }[] = [];
-  const req = httpRequest(`${api.url}${path}`, (res) => {
-    let buffer = '';
-    res.setEncoding('utf8');
-    res.on('data', (chunk: string) => {
-      buffer += chunk;
-      let nl;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        events.push(JSON.parse(buffer.slice(0, nl)) as (typeof events)[number]);
-        buffer = buffer.slice(nl + 1);
-      }
-    });
-  });
-  req.on('error', () => undefined);
-  req.end();
-  return { events, close: () => req.destroy() };
+  const stream = watchLines(api, path);
+  return { events: stream.events as unknown as { type: string; object: Obj }[], close: stream.abort };
 }
 
 /** Waits (bounded) until `ready` holds: watch lines arrive on their own socket. */
@@ -130,7 +122,7 @@ describe('a Deployment and its Service written through the API', () => {
     const traced = await trace(api, clusterIP);
     assert.equal(traced.verdict, 'DNAT');
     assert.deepEqual([...traced.endpoints].sort(), addresses);
-    const deploy = (await call(api, 'GET', '/apis/apps/v1/namespaces/default/deployments/web')).body as Obj;
+    const deploy = (await call(api, 'GET', '/apis/apps/v1/namespaces/default/deployments/web')).body as unknown as Obj;
     assert.deepEqual([deploy.status?.['replicas'], deploy.status?.['readyReplicas'], deploy.status?.['updatedReplicas']], [3, 3, 3], JSON.stringify(deploy.status));
   });
 
@@ -203,7 +195,7 @@ describe('a Deployment and its Service written through the API', () => {
     const traced = await trace(api, clusterIP);
     assert.ok(!traced.endpoints.includes(`${pod!.status!.podIP}:8080`), JSON.stringify(traced));
     assert.equal(traced.endpoints.length, 1);
-    const deploy = (await call(api, 'GET', '/apis/apps/v1/namespaces/default/deployments/web')).body as Obj;
+    const deploy = (await call(api, 'GET', '/apis/apps/v1/namespaces/default/deployments/web')).body as unknown as Obj;
     assert.equal(deploy.status?.['readyReplicas'], 1, 'the Deployment counts one Ready pod');
   });
 
@@ -226,7 +218,7 @@ describe('workloads of every kind, on three nodes', () => {
   test('a StatefulSet: pods name-0, -1, -2 in order, each endpoint with its hostname behind a headless Service', async () => {
     const headless = service('db', { clusterIP: 'None', ports: [{ port: 5432 }] });
     assert.equal((await call(api, 'POST', '/api/v1/namespaces/default/services', headless)).status, 201);
-    const set = { ...deployment('db', 3), kind: 'StatefulSet' } as Record<string, unknown> & { spec: Record<string, unknown> };
+    const set: WorkloadManifest = { ...deployment('db', 3), kind: 'StatefulSet' };
     set.spec['serviceName'] = 'db';
     const created = await call(api, 'POST', '/apis/apps/v1/namespaces/default/statefulsets', set);
     assert.equal(created.status, 201, JSON.stringify(created.body));
@@ -240,7 +232,7 @@ describe('workloads of every kind, on three nodes', () => {
   });
 
   test('a DaemonSet: one pod on each of the 3 nodes; its status counts them', async () => {
-    const ds = { ...deployment('agent', 1), kind: 'DaemonSet' } as Record<string, unknown> & { spec: Record<string, unknown> };
+    const ds: WorkloadManifest = { ...deployment('agent', 1), kind: 'DaemonSet' };
     delete ds.spec['replicas'];
     assert.equal((await call(api, 'POST', '/apis/apps/v1/namespaces/default/daemonsets', ds)).status, 201);
     const pods = await list(api, '/api/v1/namespaces/default/pods?labelSelector=app%3Dagent');
@@ -248,7 +240,7 @@ describe('workloads of every kind, on three nodes', () => {
     assert.equal(nodes.length, 3);
     assert.deepEqual(pods.map((p) => p.spec?.nodeName).sort(), nodes);
     assert.ok(pods.every((p) => p.status?.phase === 'Running'));
-    const status = ((await call(api, 'GET', '/apis/apps/v1/namespaces/default/daemonsets/agent')).body as Obj).status!;
+    const status = ((await call(api, 'GET', '/apis/apps/v1/namespaces/default/daemonsets/agent')).body as unknown as Obj).status!;
     assert.deepEqual([status['desiredNumberScheduled'], status['currentNumberScheduled'], status['numberReady']], [3, 3, 3], JSON.stringify(status));
   });
 
@@ -265,7 +257,7 @@ describe('workloads of every kind, on three nodes', () => {
   });
 
   test('a workload the API server refuses: 422 in its words, nothing stored', async () => {
-    const bad = deployment('bad', 1) as { spec: { template: { metadata: { labels: Record<string, string> } } } };
+    const bad = deployment('bad', 1);
     bad.spec.template.metadata.labels = { app: 'other' };
     const got = await call(api, 'POST', '/apis/apps/v1/namespaces/default/deployments', bad);
     assert.equal(got.status, 422);

@@ -7,12 +7,11 @@
  * transitions).
  */
 import assert from 'node:assert/strict';
-import { request as httpRequest } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { AGGREGATED_CONTENT_TYPE } from '../../../src/api/kube/discovery.js';
 import { SERVICES } from '../../../src/api/kube/resources.js';
 import { aliasBomb } from '../../helpers/bad-inputs.js';
-import { type StartedApi, startKubeApi } from '../../helpers/kube-api.js';
+import { type StartedApi, startKubeApi, watchLines } from '../../helpers/kube-api.js';
 
 interface Reply {
   status: number;
@@ -37,36 +36,6 @@ async function call(api: StartedApi, method: string, path: string, body?: string
 }
 
 const svcBody = (name: string, spec: Record<string, unknown>, namespace = 'default'): Record<string, unknown> => ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace }, spec });
-
-/** Reads a watch stream's lines until `count` arrived or the stream ended. */
-function watchLines(api: StartedApi, path: string, count: number): { lines: Promise<{ type: string; object: Record<string, unknown> }[]>; abort: () => void } {
-  const lines: { type: string; object: Record<string, unknown> }[] = [];
-  let abort = (): void => undefined;
-  const done = new Promise<typeof lines>((resolve, reject) => {
-    const req = httpRequest(`${api.url}${path}`, (res) => {
-      let buffer = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        buffer += chunk;
-        let nl;
-        while ((nl = buffer.indexOf('\n')) >= 0) {
-          lines.push(JSON.parse(buffer.slice(0, nl)) as (typeof lines)[number]);
-          buffer = buffer.slice(nl + 1);
-          if (lines.length >= count) {
-            req.destroy();
-            resolve(lines);
-          }
-        }
-      });
-      res.on('end', () => resolve(lines));
-      res.on('close', () => resolve(lines));
-    });
-    req.on('error', (e) => (lines.length >= count ? resolve(lines) : reject(e)));
-    abort = () => req.destroy();
-    req.end();
-  });
-  return { lines: done, abort };
-}
 
 describe('discovery and OpenAPI', () => {
   let api: StartedApi;

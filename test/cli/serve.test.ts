@@ -8,12 +8,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import { startServe } from '../helpers/serve-process.js';
 import { runCliAsync } from '../helpers/run-cli.js';
 
-const mainScript = fileURLToPath(new URL(`../../src/cli/main.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'kpsim-serve-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const tokenFile = join(dir, 'token');

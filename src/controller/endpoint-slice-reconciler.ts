@@ -91,10 +91,10 @@ function sameHints(a: Endpoint, b: Endpoint): boolean {
   return text(a) === text(b);
 }
 
-/** One group of desired endpoints: the ports they share, in pod order, by key. */
+/** One group of desired endpoints: the ports they share, in pod order. */
 interface DesiredGroup {
   ports: EndpointPort[];
-  endpoints: Map<string, Endpoint>;
+  endpoints: Endpoint[];
   pods: Pod[];
 }
 
@@ -138,7 +138,7 @@ export function reconcileEndpointSlices(service: Service, pods: readonly Pod[], 
   for (const addressType of addressTypes) {
     const desired = new Map<string, DesiredGroup>();
     for (const [key, group] of groups) {
-      const endpoints = new Map<string, Endpoint>();
+      const endpoints: Endpoint[] = [];
       for (const pod of group.pods) {
         const node = context.nodesByName.get(pod.spec.nodeName);
         if (!node && !(service.publishNotReadyAddresses ?? false)) {
@@ -147,7 +147,7 @@ export function reconcileEndpointSlices(service: Service, pods: readonly Pod[], 
           continue;
         }
         const endpoint = podToEndpoint(pod, node, service, addressType);
-        if (endpoint.addresses.length > 0) endpoints.set(endpointKey(endpoint), endpoint);
+        if (endpoint.addresses.length > 0) endpoints.push(endpoint);
       }
       desired.set(key, { ports: group.ports, endpoints, pods: group.pods });
     }
@@ -219,41 +219,44 @@ function reconcileByPortMapping(
   group: DesiredGroup,
   context: ReconcileContext,
 ): { create: EndpointSlice[]; update: EndpointSlice[]; delete: EndpointSlice[]; unchanged: EndpointSlice[] } {
-  const wanted = new Map(group.endpoints);
   const labels = endpointSliceLabels(service);
   const updated = new Map<string, EndpointSlice>();
   const unchanged = new Map<string, EndpointSlice>();
   const deleted: EndpointSlice[] = [];
-  for (const slice of existing) {
-    const kept: Endpoint[] = [];
-    let changed = false;
-    for (const endpoint of slice.endpoints) {
-      const key = endpointKey(endpoint);
-      const got = wanted.get(key);
-      if (!got) continue;
-      kept.push(got);
-      if (!sameBeyondKey(got, endpoint)) changed = true;
-      wanted.delete(key);
+  // The endpoints still to place, in pod order. Keyed only when there are slices to compare with
+  // (a Service seen for the first time, the files' case, needs no keys).
+  let remaining: Endpoint[] = group.endpoints;
+  if (existing.length > 0) {
+    const wanted = new Map<string, Endpoint>();
+    for (const endpoint of group.endpoints) wanted.set(endpointKey(endpoint), endpoint);
+    for (const slice of existing) {
+      const kept: Endpoint[] = [];
+      let changed = false;
+      for (const endpoint of slice.endpoints) {
+        const key = endpointKey(endpoint);
+        const got = wanted.get(key);
+        if (!got) continue;
+        kept.push(got);
+        if (!sameBeyondKey(got, endpoint)) changed = true;
+        wanted.delete(key);
+      }
+      if (changed || kept.length !== slice.endpoints.length) {
+        if (kept.length === 0) deleted.push(slice);
+        else updated.set(slice.name, { ...slice, labels, endpoints: kept });
+      } else if (!sameLabels(slice.labels, labels)) {
+        updated.set(slice.name, { ...slice, labels, endpoints: slice.endpoints.map((e) => ({ ...e })) });
+      } else {
+        unchanged.set(slice.name, slice);
+      }
     }
-    const labelsChanged = !sameLabels(slice.labels, labels);
-    if (changed || kept.length !== slice.endpoints.length) {
-      if (kept.length === 0) deleted.push(slice);
-      else updated.set(slice.name, { ...slice, labels, endpoints: kept });
-    } else if (labelsChanged) {
-      updated.set(slice.name, { ...slice, labels, endpoints: slice.endpoints.map((e) => ({ ...e })) });
-    } else {
-      unchanged.set(slice.name, slice);
-    }
+    remaining = [...wanted.values()];
   }
+  let next = 0;
   const take = (slice: EndpointSlice): void => {
-    for (const [key, endpoint] of wanted) {
-      if (slice.endpoints.length >= context.maxEndpointsPerSlice) return;
-      slice.endpoints.push(endpoint);
-      wanted.delete(key);
-    }
+    while (next < remaining.length && slice.endpoints.length < context.maxEndpointsPerSlice) slice.endpoints.push(remaining[next++]!);
   };
   // 2. Fill the slices being updated, the fullest first.
-  if (wanted.size > 0 && updated.size > 0) {
+  if (next < remaining.length && updated.size > 0) {
     const fullestFirst = [...updated.values()].map((s, i) => ({ s, i })).sort((a, b) => b.s.endpoints.length - a.s.endpoints.length || a.i - b.i);
     for (const { s } of fullestFirst) take(s);
   }
@@ -261,10 +264,11 @@ function reconcileByPortMapping(
   const created: EndpointSlice[] = [];
   let n = 0;
   const prefix = generateNamePrefix(service.name);
-  while (wanted.size > 0) {
+  while (next < remaining.length) {
     let fill: EndpointSlice | undefined;
-    if (wanted.size < context.maxEndpointsPerSlice && unchanged.size > 0) {
-      const best = sliceToFill([...unchanged.values()], wanted.size, context.maxEndpointsPerSlice);
+    const left = remaining.length - next;
+    if (left < context.maxEndpointsPerSlice && unchanged.size > 0) {
+      const best = sliceToFill([...unchanged.values()], left, context.maxEndpointsPerSlice);
       if (best) {
         unchanged.delete(best.name);
         fill = { ...best, labels, endpoints: best.endpoints.map((e) => ({ ...e })) };
@@ -306,7 +310,7 @@ function hintSlices(service: Service, addressType: AddressType, toCreate: Endpoi
   // Work on copies of the unchanged slices' endpoints; keep a slice unchanged when its hints come out the same.
   const copies = unchanged.map((slice) => ({ ...slice, endpoints: slice.endpoints.map((e) => ({ ...e })) }));
   const all = [...toCreate, ...toUpdate, ...copies];
-  for (const slice of all) for (const e of slice.endpoints) delete e.hints;
+  for (const slice of all) for (const e of slice.endpoints) if (e.hints !== undefined) delete e.hints;
   if (hintsEnabled) {
     const reason = addTopologyAwareHints(all, context.cpuRatios());
     if (reason !== undefined) out.hintsDisabled.push({ addressType, reason });

@@ -31,7 +31,7 @@ import { cpuRatiosByZone } from '../../controller/topology-hints.js';
 import { SERVICE_NAME_LABEL } from '../../model/endpoint-slice.js';
 import { type Json, type JsonObject, isObject } from '../../model/fields.js';
 import { matchesMap } from '../../model/label-selector.js';
-import type { Node, Pod, Service, Warning, Workload } from '../../model/types.js';
+import type { EndpointSlice, Node, Pod, Service, Warning, Workload } from '../../model/types.js';
 import { GeneratedNames } from '../../util/generated-names.js';
 import { type OwnerObject, boundPod, nodeWithPodCIDRs, podManifest, replicaSetAnnotations, replicaSetManifest, runningPodStatus } from '../../workload/manifests.js';
 import { DEFAULT_CLUSTER_CIDR } from '../../workload/node-pool.js';
@@ -57,9 +57,6 @@ import type { KubeStore, StoreEvent, WriteOptions } from './store.js';
 
 /** The actor on the controllers' writes (StoreEvent.actor). */
 export const CONTROLLERS_ACTOR = 'kube-controller-manager';
-
-/** Rounds of the workload controllers in one pass: the second finds nothing to do unless a write was refused. */
-const MAX_WORKLOAD_ROUNDS = 3;
 
 export interface ControllerOptions {
   /** The pod network node IPAM hands out pod CIDRs from (--cluster-cidr, else kube-proxy's clusterCIDR; default 10.244.0.0/16). */
@@ -269,8 +266,10 @@ export class Controllers {
     const warnings: Warning[] = [];
     await this.collectGarbage();
     if (this.workloadsDirty) {
+      // One run reaches the fixed point (fed its own result, the pass makes no change); a write
+      // the store refused marks the workloads dirty again and schedules another pass.
       this.workloadsDirty = false;
-      for (let round = 0; round < MAX_WORKLOAD_ROUNDS; round++) if (!(await this.syncWorkloads(now, round === 0 ? warnings : []))) break;
+      await this.syncWorkloads(now, warnings);
     }
     await this.syncSlices(warnings);
     this.report(warnings);
@@ -331,8 +330,8 @@ export class Controllers {
     return this.options.clusterCIDRs ?? (config && config.clusterCIDRs.length > 0 ? config.clusterCIDRs : [DEFAULT_CLUSTER_CIDR]);
   }
 
-  /** One run of the workload controllers over the store; true when it wrote anything. */
-  private async syncWorkloads(now: Date, warnings: Warning[]): Promise<boolean> {
+  /** One run of the workload controllers over the store. */
+  private async syncWorkloads(now: Date, warnings: Warning[]): Promise<void> {
     const nodeEntries = this.store.listDecoded(NODES);
     const nodes = nodeEntries.flatMap(({ decoded }) => decoded.nodes);
     const storedPods = new Map<string, { object: JsonObject; pod: Pod }>();
@@ -350,19 +349,16 @@ export class Controllers {
       },
     );
     warnings.push(...result.warnings, ...result.problems.map((p) => ({ ...(p.file !== undefined ? { file: p.file } : {}), ...(p.object !== undefined ? { object: p.object } : {}), message: p.detail })));
-    if (result.problems.length > 0) return false;
+    if (result.problems.length > 0) return;
     const time = rfc3339(now);
-    let wrote = false;
-    const did = async (action: (options: WriteOptions) => Promise<unknown>): Promise<void> => {
-      if (await this.write(action)) wrote = true;
-    };
 
     // Node IPAM.
+    const storedNodes = new Map(nodeEntries.map((e) => [e.decoded.nodes[0]?.name ?? '', e]));
     for (const node of result.nodes) {
-      const stored = nodeEntries.find((e) => e.decoded.nodes[0]?.name === node.name);
+      const stored = storedNodes.get(node.name);
       const spec = stored && isObject(stored.object['spec']) ? stored.object['spec'] : {};
       if (stored && node.podCIDRs.length > 0 && !sameJson(spec['podCIDRs'], node.podCIDRs)) {
-        await did((o) => this.store.update(NODES, '', node.name, nodeWithPodCIDRs(stored.object, node.podCIDRs), o));
+        await this.write((o) => this.store.update(NODES, '', node.name, nodeWithPodCIDRs(stored.object, node.podCIDRs), o));
       }
     }
     // The Deployment controller: ReplicaSets made or rescaled.
@@ -372,17 +368,17 @@ export class Controllers {
       const ref = rs.ownerReferences.find((o) => o.controller && o.kind === 'Deployment');
       const deployment = ref ? this.store.get(DEPLOYMENTS, rs.namespace, ref.name) : undefined;
       if (!stored && deployment && rs.generated) {
-        await did((o) => this.store.create(REPLICA_SETS, rs.namespace, replicaSetManifest(deployment, rs, this.ownerOf(DEPLOYMENTS, deployment), this.nextRevision(rs.namespace, entryOf(deployment).uid)), o));
+        await this.write((o) => this.store.create(REPLICA_SETS, rs.namespace, replicaSetManifest(deployment, rs, this.ownerOf(DEPLOYMENTS, deployment), this.nextRevision(rs.namespace, entryOf(deployment).uid)), o));
       } else if (stored && deployment && (stored['spec'] as JsonObject | undefined)?.['replicas'] !== rs.replicas) {
         const revision = Number(meta(stored)['annotations'] && (meta(stored)['annotations'] as JsonObject)['deployment.kubernetes.io/revision']) || 1;
         const next: JsonObject = { ...stored, metadata: { ...meta(stored), annotations: { ...(isObject(meta(stored)['annotations']) ? (meta(stored)['annotations'] as JsonObject) : {}), ...replicaSetAnnotations(deployment, rs.replicas, revision) } }, spec: { ...(stored['spec'] as JsonObject), replicas: rs.replicas } };
-        await did((o) => this.store.update(REPLICA_SETS, rs.namespace, rs.name, next, o));
+        await this.write((o) => this.store.update(REPLICA_SETS, rs.namespace, rs.name, next, o));
       }
     }
     // Pods deleted (scale-down), created, bound, started.
     for (const pod of result.deletedPods) {
       const uid = storedPods.get(`${pod.namespace}/${pod.name}`)?.pod.uid;
-      await did((o) => this.store.delete(PODS, pod.namespace, pod.name, uid !== undefined ? { uid } : {}, o));
+      await this.write((o) => this.store.delete(PODS, pod.namespace, pod.name, uid !== undefined ? { uid } : {}, o));
     }
     const created: Pod[] = [];
     for (const pod of result.pods) {
@@ -390,29 +386,25 @@ export class Controllers {
       const owner = this.templateOwner(pod);
       if (!owner) continue;
       this.usedPodNames.add(`${pod.namespace}/${pod.name}`);
-      if (await this.write((o) => this.store.create(PODS, pod.namespace, podManifest(pod, owner.template, owner.ref), o))) {
-        wrote = true;
-        created.push(pod);
-      }
+      if (await this.write((o) => this.store.create(PODS, pod.namespace, podManifest(pod, owner.template, owner.ref), o))) created.push(pod);
     }
     const placed = [...created, ...result.pods.filter((p) => storedPods.has(`${p.namespace}/${p.name}`))];
     for (const pod of placed) {
       const before = storedPods.get(`${pod.namespace}/${pod.name}`)?.pod;
       if (pod.spec.nodeName === '' || (before && before.spec.nodeName !== '')) continue;
       const current = this.store.get(PODS, pod.namespace, pod.name);
-      if (current) await did((o) => this.store.update(PODS, pod.namespace, pod.name, boundPod(current, pod.spec.nodeName, time), o));
+      if (current) await this.write((o) => this.store.update(PODS, pod.namespace, pod.name, boundPod(current, pod.spec.nodeName, time), o));
     }
     const nodesByName = new Map(result.nodes.map((n) => [n.name, n]));
     for (const pod of placed) {
       const before = storedPods.get(`${pod.namespace}/${pod.name}`)?.pod;
       if (pod.podIPs.length === 0 || (before && before.podIPs.length > 0)) continue;
       const current = this.store.get(PODS, pod.namespace, pod.name);
-      if (current) await did((o) => this.store.update(PODS, pod.namespace, pod.name, { ...current, status: runningPodStatus(current, pod, nodesByName.get(pod.spec.nodeName), time) }, { ...o, subresource: 'status' }));
+      if (current) await this.write((o) => this.store.update(PODS, pod.namespace, pod.name, { ...current, status: runningPodStatus(current, pod, nodesByName.get(pod.spec.nodeName), time) }, { ...o, subresource: 'status' }));
       if (current) this.markServicesOf(pod.namespace, [pod.labels]);
     }
     for (const pod of result.deletedPods) this.markServicesOf(pod.namespace, [pod.labels]);
-    if (await this.syncStatuses(result.workloads, result.pods, result.nodes, time)) wrote = true;
-    return wrote;
+    await this.syncStatuses(result.workloads, result.pods, result.nodes, time);
   }
 
   private ownerOf(type: ResourceType, obj: JsonObject): OwnerObject {
@@ -443,7 +435,7 @@ export class Controllers {
   }
 
   /** Each workload's status, written when it changed. */
-  private async syncStatuses(workloads: readonly Workload[], pods: readonly Pod[], nodes: readonly Node[], now: string): Promise<boolean> {
+  private async syncStatuses(workloads: readonly Workload[], pods: readonly Pod[], nodes: readonly Node[], now: string): Promise<void> {
     const byOwner = new Map<string, Pod[]>();
     for (const pod of pods) {
       if (pod.phase === 'Succeeded' || pod.phase === 'Failed' || pod.terminating) continue;
@@ -455,7 +447,15 @@ export class Controllers {
       else byOwner.set(key, [pod]);
     }
     const podsOf = (w: Workload): Pod[] => byOwner.get(`${w.kind}\0${w.namespace}\0${w.name}`) ?? [];
-    let wrote = false;
+    const replicaSetsOf = new Map<string, Workload[]>();
+    for (const rs of workloads) {
+      const ref = rs.kind === 'ReplicaSet' ? rs.ownerReferences.find((o) => o.controller && o.kind === 'Deployment') : undefined;
+      if (!ref) continue;
+      const key = `${rs.namespace}/${ref.name}`;
+      const list = replicaSetsOf.get(key);
+      if (list) list.push(rs);
+      else replicaSetsOf.set(key, [rs]);
+    }
     for (const w of workloads) {
       const type = WORKLOAD_RESOURCES.find((r) => r.kind === w.kind)!;
       const stored = this.store.get(type, w.namespace, w.name);
@@ -470,15 +470,14 @@ export class Controllers {
         const mine = podsOf(w);
         status = daemonSetStatus(mine, fits.size, mine.filter((p) => p.spec.nodeName !== '' && !fits.has(p.spec.nodeName)).length, generation);
       } else {
-        const replicaSets = workloads.filter((rs) => rs.kind === 'ReplicaSet' && rs.namespace === w.namespace && rs.ownerReferences.some((o) => o.controller && o.kind === 'Deployment' && o.name === w.name));
+        const replicaSets = replicaSetsOf.get(`${w.namespace}/${w.name}`) ?? [];
         const base = w.template.baseHash ?? w.template.hash;
         const current = replicaSets.find((rs) => rs.replicas > 0 && (rs.template.baseHash ?? rs.template.hash) === base) ?? replicaSets.find((rs) => (rs.template.baseHash ?? rs.template.hash) === base);
         status = deploymentStatus(w, stored, current?.name, current ? podsOf(current) : [], replicaSets.flatMap(podsOf), generation, now);
       }
       if (sameJson(stored['status'], status)) continue;
-      if (await this.write((o) => this.store.update(type, w.namespace, w.name, { ...stored, status }, { ...o, subresource: 'status' }))) wrote = true;
+      await this.write((o) => this.store.update(type, w.namespace, w.name, { ...stored, status }, { ...o, subresource: 'status' }));
     }
-    return wrote;
   }
 
   /** The EndpointSlice controller, for the Services marked dirty (all of them after a Node changed). */
@@ -494,9 +493,16 @@ export class Controllers {
     const podUIDs = new Map(podEntries.map(({ object }) => [`${entryOf(object).namespace}/${entryOf(object).name}`, entryOf(object).uid]));
     const index = new PodIndex(pods);
     const nodes = this.store.listDecoded(NODES).flatMap(({ decoded }) => decoded.nodes);
-    const slices = this.store.listDecoded(ENDPOINT_SLICES);
     const names = new GeneratedNames(this.options.seed ?? 0);
-    for (const { object } of slices) names.reserve(entryOf(object).namespace, entryOf(object).name);
+    const slicesOf = new Map<string, { object: JsonObject; decoded: { endpointSlices: EndpointSlice[] } }[]>();
+    for (const slice of this.store.listDecoded(ENDPOINT_SLICES)) {
+      const { namespace, name } = entryOf(slice.object);
+      names.reserve(namespace, name);
+      const key = `${namespace}/${labelsOf(slice.object)[SERVICE_NAME_LABEL] ?? ''}`;
+      const list = slicesOf.get(key);
+      if (list) list.push(slice);
+      else slicesOf.set(key, [slice]);
+    }
     let ratios: Map<string, number> | undefined | null = null;
     const context: ReconcileContext = {
       nodesByName: new Map(nodes.map((n) => [n.name, n])),
@@ -507,7 +513,7 @@ export class Controllers {
     };
     for (const { entry, service } of todo) {
       if (!service || service.type === 'ExternalName' || service.selector === undefined) continue;
-      const mine = slices.filter(({ object }) => entryOf(object).namespace === entry.namespace && labelsOf(object)[SERVICE_NAME_LABEL] === entry.name);
+      const mine = slicesOf.get(`${entry.namespace}/${entry.name}`) ?? [];
       if (this.frozen.has(entry.uid)) {
         if (mine.length > 0) continue;
         this.frozen.delete(entry.uid);

@@ -10,7 +10,7 @@
  */
 import { nodeIPs } from '../model/node.js';
 import type { Node } from '../model/types.js';
-import { type Cidr, bigIntToIP, cidrSize, ipFamily, ipToBigInt, ipv4ToUint32, parseCIDR, uint32ToIPv4 } from '../util/ip.js';
+import { type Cidr, bigIntToIP, cidrContains, cidrSize, ipFamily, ipToBigInt, ipv4ToUint32, parseCIDR, uint32ToIPv4 } from '../util/ip.js';
 
 /** host-local's default rangeStart: the network address plus two. */
 const RANGE_START_OFFSET = 2;
@@ -54,6 +54,21 @@ export class PodAddressPool {
       ips.push(ip);
     }
     return { ips };
+  }
+
+  /**
+   * Takes up where the node's kubelet left off after a restart: each range goes on after the
+   * highest of `ips` in it (the pods' addresses there), as host-local's last_reserved_ip would
+   * have it when addresses were handed out in order.
+   */
+  resumeAfter(node: Node, ips: readonly string[]): void {
+    for (const range of this.rangesOf(node)) {
+      for (const ip of ips) {
+        if (!cidrContains(range.cidr, ip)) continue;
+        const offset = typeof range.base === 'number' ? ipv4ToUint32(ip) - range.base : Number(ipToBigInt(ip) - range.base);
+        if (offset >= range.next && offset < range.end) range.next = offset + 1;
+      }
+    }
   }
 
   private next(range: Range): string | undefined {

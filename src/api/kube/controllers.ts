@@ -151,7 +151,13 @@ export class Controllers {
   /** Subscribes to the store and runs the first pass (the starting objects' statuses, anything the seed left to do). */
   start(): Promise<void> {
     this.freezeGivenSlices();
-    for (const { object } of this.store.listDecoded(PODS)) this.usedPodNames.add(`${entryOf(object).namespace}/${entryOf(object).name}`);
+    // The kubelets' address ranges go on after the addresses the pods have (host-local's last_reserved_ip).
+    const ipsOnNode = new Map<string, string[]>();
+    for (const { object, decoded } of this.store.listDecoded(PODS)) {
+      this.usedPodNames.add(`${entryOf(object).namespace}/${entryOf(object).name}`);
+      for (const pod of decoded.pods) ipsOnNode.set(pod.spec.nodeName, [...(ipsOnNode.get(pod.spec.nodeName) ?? []), ...pod.podIPs]);
+    }
+    for (const { decoded } of this.store.listDecoded(NODES)) for (const node of decoded.nodes) this.addresses.resumeAfter(node, ipsOnNode.get(node.name) ?? []);
     this.unsubscribe = this.store.onChange((event) => this.observe(event));
     this.schedule();
     return this.idle();

@@ -266,6 +266,32 @@ describe('workloads of every kind, on three nodes', () => {
   });
 });
 
+describe('a Deployment seeded with --allocate (rules/nginx-deployment)', () => {
+  test('a new template right after the start: a new ReplicaSet, the old one at 0, new pods on new addresses, the slice kept', async () => {
+    const api = await startKubeApi({ files: ['rules/nginx-deployment'], seedOptions: { allocate: true }, controllers: true });
+    try {
+      const before = await list(api, '/api/v1/namespaces/default/pods');
+      const [slice] = await list<Slice>(api, sliceOf('nginx-service'));
+      const [oldSet] = await list(api, '/apis/apps/v1/namespaces/default/replicasets');
+      const patch = { spec: { template: { spec: { containers: [{ name: 'nginx', image: 'nginx:1.25' }] } } } };
+      assert.equal((await call(api, 'PATCH', '/apis/apps/v1/namespaces/default/deployments/nginx', patch, 'application/strategic-merge-patch+json')).status, 200);
+      const sets = (await list(api, '/apis/apps/v1/namespaces/default/replicasets')).map((rs) => [rs.metadata.name, rs.spec?.['replicas']]);
+      assert.equal(sets.length, 2, JSON.stringify(sets));
+      assert.deepEqual(sets.find(([name]) => name === oldSet!.metadata.name), [oldSet!.metadata.name, 0]);
+      const after = await list(api, '/api/v1/namespaces/default/pods');
+      assert.equal(after.length, 3);
+      assert.ok(after.every((p) => p.metadata.ownerReferences?.[0]?.name !== oldSet!.metadata.name && p.status?.phase === 'Running'));
+      const oldIPs = new Set(before.map((p) => p.status?.podIP));
+      assert.ok(after.every((p) => !oldIPs.has(p.status?.podIP)), `host-local goes on after the seeded pods' addresses: ${after.map((p) => p.status?.podIP).join(' ')}`);
+      const slices = await list<Slice>(api, sliceOf('nginx-service'));
+      assert.deepEqual(slices.map((s) => s.metadata.name), [slice!.metadata.name]);
+      assert.deepEqual(endpointsOf(slices), after.map((p) => `${p.status!.podIP}:8080`).sort());
+    } finally {
+      await api.close();
+    }
+  });
+});
+
 describe('EndpointSlices given with the starting objects', () => {
   test('rules/example: the web Service keeps its given slices while its Deployment runs pods', async () => {
     const api = await startKubeApi({ files: ['rules/example'], controllers: true });

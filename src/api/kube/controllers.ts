@@ -155,7 +155,11 @@ export class Controllers {
     const ipsOnNode = new Map<string, string[]>();
     for (const { object, decoded } of this.store.listDecoded(PODS)) {
       this.usedPodNames.add(`${entryOf(object).namespace}/${entryOf(object).name}`);
-      for (const pod of decoded.pods) ipsOnNode.set(pod.spec.nodeName, [...(ipsOnNode.get(pod.spec.nodeName) ?? []), ...pod.podIPs]);
+      for (const pod of decoded.pods) {
+        const ips = ipsOnNode.get(pod.spec.nodeName);
+        if (ips) ips.push(...pod.podIPs);
+        else ipsOnNode.set(pod.spec.nodeName, [...pod.podIPs]);
+      }
     }
     for (const { decoded } of this.store.listDecoded(NODES)) for (const node of decoded.nodes) this.addresses.resumeAfter(node, ipsOnNode.get(node.name) ?? []);
     this.unsubscribe = this.store.onChange((event) => this.observe(event));

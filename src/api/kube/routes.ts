@@ -5,8 +5,11 @@
  *
  *   /api/v1/{resource}                              cluster-scoped kinds, or every namespace's
  *   /api/v1/{resource}/{name}[/status]
- *   /api/v1/namespaces/{namespace}/{resource}[/{name}[/status]]
+ *   /api/v1/namespaces/{namespace}/{resource}[/{name}[/status|/scale]]
  *   /apis/{group}/{version}/...                     the same for named groups
+ *
+ * `/scale` (Deployments, ReplicaSets, StatefulSets) answers GET, PUT and PATCH with an
+ * autoscaling/v1 Scale, as `kubectl scale` expects (scale.ts).
  *
  * Every error is a `Status`. Bodies are JSON or YAML (a YAML alias bomb is a 400), at most
  * `bodyLimitBytes` (413 beyond). Human-readable `kubectl get` asks for a Table and gets one.

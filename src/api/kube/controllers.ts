@@ -58,6 +58,9 @@ import type { KubeStore, StoreEvent, WriteOptions } from './store.js';
 /** The actor on the controllers' writes (StoreEvent.actor). */
 export const CONTROLLERS_ACTOR = 'kube-controller-manager';
 
+/** Warnings remembered as said; past this many the memory starts again (a warning may then be said again). */
+const MAX_REPORTED = 10_000;
+
 export interface ControllerOptions {
   /** The pod network node IPAM hands out pod CIDRs from (--cluster-cidr, else kube-proxy's clusterCIDR; default 10.244.0.0/16). */
   clusterCIDRs?: readonly string[];
@@ -69,7 +72,7 @@ export interface ControllerOptions {
   preferSameTrafficDistribution?: boolean;
   /** Clock for timestamps and the ReplicaSet controller's ages. */
   now?: () => Date;
-  /** Called once for each warning a pass gives that the last pass did not (a pod that cannot be scheduled, ...). */
+  /** Called once for each warning the controllers give (a pod that cannot be scheduled, ...), when it first appears. */
   onWarning?: (warning: Warning) => void;
 }
 
@@ -131,7 +134,8 @@ export class Controllers {
   private readonly dirtyServices = new Set<string>();
   private allServicesDirty = true;
   private workloadsDirty = true;
-  private lastWarnings = new Set<string>();
+  /** Warnings already handed to onWarning. */
+  private readonly reported = new Set<string>();
   private currentWarnings: Warning[] = [];
   private unsubscribe: (() => void) | undefined;
   private queue: Promise<void> = Promise.resolve();
@@ -285,14 +289,16 @@ export class Controllers {
     this.report(warnings);
   }
 
+  /** Keeps the pass's warnings and hands on those never given before (each is said once). */
   private report(warnings: Warning[]): void {
     this.currentWarnings = warnings;
-    const texts = new Set(warnings.map((w) => [w.object, w.path, w.message].filter((p) => p !== undefined).join(': ')));
     for (const w of warnings) {
-      const text = [w.object, w.path, w.message].filter((p) => p !== undefined).join(': ');
-      if (!this.lastWarnings.has(text)) this.options.onWarning?.(w);
+      const text = [w.file, w.object, w.path, w.message].filter((p) => p !== undefined).join(': ');
+      if (this.reported.has(text)) continue;
+      if (this.reported.size >= MAX_REPORTED) this.reported.clear();
+      this.reported.add(text);
+      this.options.onWarning?.(w);
     }
-    this.lastWarnings = texts;
   }
 
   /** One write of the controllers; false when the store refused it (another writer changed the object first): the pass runs again. */
@@ -490,22 +496,34 @@ export class Controllers {
     }
   }
 
-  /** The EndpointSlice controller, for the Services marked dirty (all of them after a Node changed). */
+  /**
+   * The EndpointSlice controller, for the Services marked dirty (all of them after a Node
+   * changed). Only the namespaces of those Services are read: a write to one Service costs what
+   * its namespace holds, not what the cluster holds.
+   */
   private async syncSlices(warnings: Warning[]): Promise<void> {
-    const services = this.store.listDecoded(SERVICES).map(({ object, decoded }) => ({ entry: entryOf(object), service: decoded.services[0] }));
-    const dirty = this.allServicesDirty ? undefined : new Set(this.dirtyServices);
+    const all = this.allServicesDirty;
+    const dirty = [...this.dirtyServices].sort();
     this.allServicesDirty = false;
     this.dirtyServices.clear();
-    const todo = services.filter(({ entry }) => dirty === undefined || dirty.has(`${entry.namespace}/${entry.name}`));
+    const candidates = all
+      ? this.store.listDecoded(SERVICES)
+      : dirty.flatMap((key) => {
+          const found = this.store.getDecoded(SERVICES, key.slice(0, key.indexOf('/')), key.slice(key.indexOf('/') + 1));
+          return found ? [found] : [];
+        });
+    const todo = candidates
+      .map(({ object, decoded }) => ({ entry: entryOf(object), service: decoded.services[0] }))
+      .filter((t): t is { entry: Entry; service: Service } => t.service !== undefined && t.service.type !== 'ExternalName' && t.service.selector !== undefined);
     if (todo.length === 0) return;
-    const podEntries = this.store.listDecoded(PODS);
-    const pods = podEntries.flatMap(({ decoded }) => decoded.pods);
+    const namespaces = all ? [undefined] : [...new Set(todo.map((t) => t.entry.namespace))];
+    const podEntries = namespaces.flatMap((ns) => this.store.listDecoded(PODS, ns));
     const podUIDs = new Map(podEntries.map(({ object }) => [`${entryOf(object).namespace}/${entryOf(object).name}`, entryOf(object).uid]));
-    const index = new PodIndex(pods);
+    const index = new PodIndex(podEntries.flatMap(({ decoded }) => decoded.pods));
     const nodes = this.store.listDecoded(NODES).flatMap(({ decoded }) => decoded.nodes);
     const names = new GeneratedNames(this.options.seed ?? 0);
     const slicesOf = new Map<string, { object: JsonObject; decoded: { endpointSlices: EndpointSlice[] } }[]>();
-    for (const slice of this.store.listDecoded(ENDPOINT_SLICES)) {
+    for (const slice of namespaces.flatMap((ns) => this.store.listDecoded(ENDPOINT_SLICES, ns))) {
       const { namespace, name } = entryOf(slice.object);
       names.reserve(namespace, name);
       const key = `${namespace}/${labelsOf(slice.object)[SERVICE_NAME_LABEL] ?? ''}`;
@@ -522,7 +540,6 @@ export class Controllers {
       preferSameTrafficDistribution: this.options.preferSameTrafficDistribution ?? this.store.proxyConfig()?.featureGates['PreferSameTrafficDistribution'] ?? true,
     };
     for (const { entry, service } of todo) {
-      if (!service || service.type === 'ExternalName' || service.selector === undefined) continue;
       const mine = slicesOf.get(`${entry.namespace}/${entry.name}`) ?? [];
       if (this.frozen.has(entry.uid)) {
         if (mine.length > 0) continue;
@@ -531,7 +548,7 @@ export class Controllers {
       const existing: (ExistingSlice & { object: JsonObject })[] = mine
         .filter(({ object }) => labelsOf(object)[MANAGED_BY_LABEL] === CONTROLLER_NAME)
         .flatMap(({ object, decoded }) => decoded.endpointSlices.map((slice) => ({ slice, object, ownedByService: ownerUIDs(object).includes(entry.uid) })));
-      const changes = reconcileEndpointSlices(service, index.select(service.namespace, service.selector), existing, context);
+      const changes = reconcileEndpointSlices(service, index.select(service.namespace, service.selector!), existing, context);
       await this.writeSlices(service, entry, changes, existing, (namespace, name) => podUIDs.get(`${namespace}/${name}`));
       warnings.push(...sliceWarnings(service, changes.podsOnUnknownNodes.length));
     }

@@ -260,6 +260,11 @@ export class KubeStore {
     return out;
   }
 
+  /** One object with its typed form (as kpsim's model decoded it). */
+  getDecoded(type: ResourceType, namespace: string, name: string): { object: JsonObject; decoded: DecodedManifest } | undefined {
+    return this.table(type).objects.get(objectKey(type, namespace, name));
+  }
+
   /** The objects of a kind with their typed forms (as kpsim's model decoded them), in key order. */
   listDecoded(type: ResourceType, namespace?: string): { object: JsonObject; decoded: DecodedManifest }[] {
     const table = this.table(type);

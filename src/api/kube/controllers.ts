@@ -202,6 +202,7 @@ export class Controllers {
         await this.pass();
       } catch (e) {
         this.failure = e;
+        this.options.onWarning?.({ message: `the controllers stopped on a change (a bug in kpsim: please report it): ${e instanceof Error ? e.message : String(e)}` });
       }
     });
   }

@@ -256,6 +256,17 @@ describe('workloads of every kind, on three nodes', () => {
     assert.equal(agents.length, 2, 'the DaemonSet runs on the two nodes left');
   });
 
+  test('a bare Pod (kubectl run): defaulted, scheduled by the scheduler, started by the kubelet', async () => {
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'solo', labels: { run: 'solo' } }, spec: { containers: [{ name: 'solo', image: 'busybox' }] } };
+    const created = await call(api, 'POST', '/api/v1/namespaces/default/pods', pod);
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.deepEqual([(created.body['status'] as { phase: string }).phase, (created.body['spec'] as { restartPolicy: string }).restartPolicy], ['Pending', 'Always'], 'the API server answers the pod as created: Pending, defaulted');
+    const got = (await call(api, 'GET', '/api/v1/namespaces/default/pods/solo')).body as unknown as Obj;
+    assert.equal(got.status?.phase, 'Running');
+    assert.ok(got.spec?.nodeName && got.status?.podIP, JSON.stringify(got));
+    assert.deepEqual(got.status?.conditions?.map((c) => `${c.type}=${c.status}`), ['PodReadyToStartContainers=True', 'Initialized=True', 'Ready=True', 'ContainersReady=True', 'PodScheduled=True']);
+  });
+
   test('a workload the API server refuses: 422 in its words, nothing stored', async () => {
     const bad = deployment('bad', 1);
     bad.spec.template.metadata.labels = { app: 'other' };

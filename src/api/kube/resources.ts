@@ -98,8 +98,11 @@ export const DAEMON_SETS: ResourceType = {
 /** The apps/v1 workloads, in the order their controllers run. */
 export const WORKLOAD_RESOURCES: readonly ResourceType[] = [DEPLOYMENTS, REPLICA_SETS, STATEFUL_SETS, DAEMON_SETS];
 
-/** In the order discovery lists them and the store keeps them. */
-export const RESOURCES: readonly ResourceType[] = [NAMESPACES, SERVICES, ENDPOINTS, NODES, PODS, ...WORKLOAD_RESOURCES, ENDPOINT_SLICES];
+/**
+ * In the order discovery lists them and the store keeps them. Pods come before Services and the
+ * apps group is in name order, as on a real server, so `kubectl get all` prints them in its order.
+ */
+export const RESOURCES: readonly ResourceType[] = [NAMESPACES, PODS, SERVICES, ENDPOINTS, NODES, DAEMON_SETS, DEPLOYMENTS, REPLICA_SETS, STATEFUL_SETS, ENDPOINT_SLICES];
 
 /** "v1" or "discovery.k8s.io/v1". */
 export function apiVersionOf(type: ResourceType): string {

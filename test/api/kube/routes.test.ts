@@ -51,6 +51,7 @@ describe('discovery and OpenAPI', () => {
     const apis = await call(api, 'GET', '/apis', undefined, { accept: 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList' });
     assert.deepEqual((apis.body['items'] as { metadata: { name: string } }[]).map((i) => i.metadata.name), ['apps', 'discovery.k8s.io']);
     const apps = (apis.body['items'] as { versions: { resources: { resource: string; shortNames?: string[]; subresources?: { subresource: string; responseKind: { group: string; kind: string } }[] }[] }[] }[])[0]!.versions[0]!.resources;
+    assert.deepEqual(apps.map((r) => r.resource), ['daemonsets', 'deployments', 'replicasets', 'statefulsets']);
     const deployments = apps.find((r) => r.resource === 'deployments');
     assert.deepEqual(deployments?.shortNames, ['deploy']);
     assert.deepEqual(deployments?.subresources?.map((s) => `${s.subresource} ${s.responseKind.group}/${s.responseKind.kind}`), ['scale autoscaling/Scale', 'status apps/Deployment'], 'kubectl scale finds the scale subresource');
@@ -64,16 +65,18 @@ describe('discovery and OpenAPI', () => {
     assert.deepEqual(core.map((r) => `${r.name}${r.namespaced ? '' : ' (cluster)'}${r.shortNames ? ` ${r.shortNames.join(',')}` : ''}`), [
       'namespaces (cluster) ns',
       'namespaces/status (cluster)',
+      'pods po',
+      'pods/status',
       'services svc',
       'services/status',
       'endpoints ep',
       'nodes (cluster) no',
       'nodes/status (cluster)',
-      'pods po',
-      'pods/status',
     ]);
     const apps = (await call(api, 'GET', '/apis/apps/v1')).body['resources'] as { name: string; kind: string; group?: string }[];
     assert.deepEqual(apps.map((r) => `${r.name} ${r.group ? `${r.group}/` : ''}${r.kind}`), [
+      'daemonsets DaemonSet',
+      'daemonsets/status DaemonSet',
       'deployments Deployment',
       'deployments/scale autoscaling/Scale',
       'deployments/status Deployment',
@@ -83,8 +86,6 @@ describe('discovery and OpenAPI', () => {
       'statefulsets StatefulSet',
       'statefulsets/scale autoscaling/Scale',
       'statefulsets/status StatefulSet',
-      'daemonsets DaemonSet',
-      'daemonsets/status DaemonSet',
     ]);
     assert.equal(((await call(api, 'GET', '/apis/discovery.k8s.io/v1')).body['resources'] as { name: string }[])[0]!.name, 'endpointslices');
   });

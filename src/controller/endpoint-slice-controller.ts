@@ -7,13 +7,14 @@
  * namespace; per address type of the Service, the pods grouped by the ports they offer (a named
  * targetPort resolves per pod), each group cut into slices of at most maxEndpointsPerSlice
  * endpoints; a placeholder slice (no ports, no endpoints) when there is nothing to list; then
- * topology hints. The controller reconciles against the slices it wrote before; kpsim derives
- * from nothing, which is what the controller writes for a Service it sees for the first time.
- * Go fills slices from a set in random order; kpsim fills them in pod order.
+ * topology hints. The controller reconciles against the slices it wrote before
+ * (endpoint-slice-reconciler.ts); for files kpsim derives from nothing, which is what the
+ * controller writes for a Service it sees for the first time. Go fills slices from a set in
+ * random order; kpsim fills them in pod order.
  *
- * Slices given in the input (a dump of a live cluster, or written through an API) always win:
- * a Service that has any gets none derived. A live store calls deriveEndpointSlices on every
- * change with the slices it holds from others as `givenSlices`.
+ * Slices given in the input (a dump of a live cluster) always win: a Service that has any gets
+ * none derived. kpsim serve's controllers reconcile the slices they wrote before with
+ * reconcileEndpointSlices instead, as a live cluster's controller does.
  */
 import { formatSelectorMap, matchesMap } from '../model/label-selector.js';
 import type { EndpointPort, EndpointSlice, Node, Pod, Service, Warning } from '../model/types.js';

@@ -291,8 +291,8 @@ export class Controllers {
   }
 
   /** Keeps the pass's warnings and hands on those never given before (each is said once). */
-  private report(warnings: Warning[]): void {
-    this.currentWarnings = warnings;
+  private report(warnings: Warning[], ofThePass = true): void {
+    if (ofThePass) this.currentWarnings = warnings;
     for (const w of warnings) {
       const text = [w.file, w.object, w.path, w.message].filter((p) => p !== undefined).join(': ');
       if (this.reported.has(text)) continue;
@@ -302,7 +302,12 @@ export class Controllers {
     }
   }
 
-  /** One write of the controllers; false when the store refused it (another writer changed the object first): the pass runs again. */
+  /**
+   * One write of the controllers; false when the store refused it. Refused because another writer
+   * got there first (409, or 404 for an object deleted meanwhile), the pass runs again on the new
+   * state; refused for what it is (a pod the API server would not take from a template), the
+   * controllers say so once and do not retry, so a refusal never turns into a stream of writes.
+   */
   private async write(action: (options: WriteOptions) => Promise<unknown>): Promise<boolean> {
     try {
       await action({ actor: CONTROLLERS_ACTOR, source: '(controllers)' });
@@ -311,9 +316,13 @@ export class Controllers {
     } catch (e) {
       if (!isStatusError(e) || e.status.code >= 500) throw e;
       this.stats.refused++;
-      this.workloadsDirty = true;
-      this.allServicesDirty = true;
-      this.schedule();
+      if (e.status.code === 409 || e.status.code === 404) {
+        this.workloadsDirty = true;
+        this.allServicesDirty = true;
+        this.schedule();
+      } else {
+        this.report([{ message: `the controllers' write was refused: ${e.status.message}` }], false);
+      }
       return false;
     }
   }

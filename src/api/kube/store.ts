@@ -294,8 +294,7 @@ export class KubeStore {
     const workloads: Workload[] = [];
     const warnings: Warning[] = [];
     for (const type of RESOURCES) {
-      for (const key of this.table(type).keys()) {
-        const { decoded } = this.table(type).objects.get(key)!;
+      for (const { decoded } of this.table(type).objects.values()) {
         services.push(...decoded.services);
         endpointSlices.push(...decoded.endpointSlices);
         nodes.push(...decoded.nodes);

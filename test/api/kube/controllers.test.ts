@@ -277,6 +277,31 @@ describe('workloads of every kind, on three nodes', () => {
   });
 });
 
+describe('a write the API server refuses the controllers', () => {
+  test('said once, not retried: a StatefulSet whose pod names would be too long', async () => {
+    const said: string[] = [];
+    const api = await startKubeApi({ seedOptions: { allocate: true }, controllers: { onWarning: (w) => said.push(w.message) } });
+    try {
+      const name = `db${'x'.repeat(250)}`; // 252 characters: a valid name, but name-0 is longer than 253
+      const set: WorkloadManifest = { ...deployment(name, 2), kind: 'StatefulSet' };
+      set.spec.template.metadata.labels = { app: name.slice(0, 63) };
+      set.spec['selector'] = { matchLabels: { app: name.slice(0, 63) } };
+      assert.equal((await call(api, 'POST', '/apis/apps/v1/namespaces/default/statefulsets', set)).status, 201);
+      await api.controllers!.idle();
+      const { passes, refused } = api.controllers!.stats;
+      assert.ok(refused >= 1, 'the pod was refused');
+      const refusals = said.filter((m) => m.includes('refused'));
+      assert.equal(refusals.length, 2, `one for each of the two pods: ${said.join('\n')}`);
+      assert.match(refusals[0]!, /Pod ".*-0" is invalid: metadata\.name/);
+      await new Promise((r) => setTimeout(r, 100));
+      await api.controllers!.idle();
+      assert.deepEqual([api.controllers!.stats.passes, api.controllers!.stats.refused], [passes, refused], 'no pass after the refusal: nothing retries by itself');
+    } finally {
+      await api.close();
+    }
+  });
+});
+
 describe('a Deployment seeded with --allocate (rules/nginx-deployment)', () => {
   test('a new template right after the start: a new ReplicaSet, the old one at 0, new pods on new addresses, the slice kept', async () => {
     const api = await startKubeApi({ files: ['rules/nginx-deployment'], seedOptions: { allocate: true }, controllers: true });

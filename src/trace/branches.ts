@@ -22,6 +22,11 @@ import type { Hop, TraceResult, Verdict } from './types.js';
 export interface TraceBranch {
   /** The path's hops, as indexes into the trace's hops, in walk order. */
   readonly hops: readonly number[];
+  /**
+   * How many of them the path shares with the paths walked before it (0 for the first path):
+   * its own hops, those the JSON lists for it alone, start there.
+   */
+  readonly resumedAt: number;
   /** The path's chance (its last hop's); undefined when the hops carry none. */
   readonly probability: number | undefined;
   readonly verdict: Verdict;
@@ -46,6 +51,7 @@ const RELATIVE_SLACK = 1e-9;
 export function traceBranches(result: TraceResult): TraceBranches {
   const hops = result.hops;
   const paths: number[][] = [];
+  const resumedAt: number[] = [];
   const notes: Hop[] = [];
   let current: number[] = [];
   hops.forEach((hop, i) => {
@@ -58,12 +64,14 @@ export function traceBranches(result: TraceResult): TraceBranches {
       return;
     }
     paths.push(current);
-    current = [...forkPrefix(hops, current, hop), i];
+    current = forkPrefix(hops, current, hop);
+    resumedAt.push(current.length);
+    current.push(i);
   });
   if (current.length > 0) paths.push(current);
   const shared = sharedLength(paths);
   return {
-    branches: paths.map((path) => branchOf(result, path)),
+    branches: paths.map((path, k) => branchOf(result, path, k === 0 ? 0 : resumedAt[k - 1]!)),
     shared,
     notes,
   };
@@ -124,7 +132,7 @@ function sharedLength(paths: readonly (readonly number[])[]): number {
   return n;
 }
 
-function branchOf(result: TraceResult, path: readonly number[]): TraceBranch {
+function branchOf(result: TraceResult, path: readonly number[], resumedAt: number): TraceBranch {
   const hops = path.map((i) => result.hops[i]!);
   const last = hops[hops.length - 1];
   const verdict = verdictOf(hops);
@@ -135,7 +143,7 @@ function branchOf(result: TraceResult, path: readonly number[]): TraceBranch {
     : dnat !== undefined && result.masqueradeByEndpoint[dnat] !== undefined
       ? result.masqueradeByEndpoint[dnat]!
       : hops.some((h) => /^(MASQUERADE|SNAT)$|^(masquerade|snat)\b/.test(h.target));
-  return { hops: path, probability: last?.probability, verdict, endpoint, masquerade };
+  return { hops: path, resumedAt, probability: last?.probability, verdict, endpoint, masquerade };
 }
 
 /** How a path ended: the last REJECT or DROP, else a DNAT on the way, else an ACCEPT, else nothing. */

@@ -87,13 +87,15 @@ function headerOf(result: TraceResult, packet: Packet | undefined): string {
 }
 
 /**
- * A branch's own hops in two parts: the head, in the hook where the paths parted (the pick and
- * the DNAT), and the tail, the later hooks.
+ * A branch's own hops (after those every path shares, and those it shares with the branches
+ * before it: a path resumed at an inner fork) in two parts: the head, in the hook where it
+ * parted from the others (the pick and the DNAT), and the tail, the later hooks.
  */
 function splitBranch(hops: readonly Hop[], branch: TraceBranch, shared: number): { head: number[]; tail: number[] } {
-  const own = branch.hops.slice(shared);
+  const from = Math.max(shared, branch.resumedAt);
+  const own = branch.hops.slice(from);
   let hook: Hop | undefined;
-  for (const i of branch.hops.slice(0, shared + 1)) if ((hops[i]!.depth ?? 0) === 0) hook = hops[i];
+  for (const i of branch.hops.slice(0, from + 1)) if ((hops[i]!.depth ?? 0) === 0) hook = hops[i];
   const split = own.findIndex((i) => {
     const h = hops[i]!;
     return (h.depth ?? 0) === 0 && (hook === undefined || h.table !== hook.table || h.chain !== hook.chain);

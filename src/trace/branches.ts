@@ -157,7 +157,8 @@ function verdictOf(hops: readonly Hop[]): Verdict {
 }
 
 function isDnat(hop: Hop): boolean {
-  return hop.target === 'DNAT' || hop.target.startsWith('dnat ') || (hop.table === 'ipvs' && hop.target.includes(':'));
+  // IPVS: a real server ("-> 10.244.0.5:8080 Masq 1"), not the virtual server's hop.
+  return hop.target === 'DNAT' || hop.target.startsWith('dnat ') || (hop.table === 'ipvs' && hop.rule.startsWith('-> '));
 }
 
 /**

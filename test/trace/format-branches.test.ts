@@ -2,11 +2,11 @@
  * The trace for people, by outcome (formatTraceBranches): over every example cluster in rules/,
  * in every mode, one packet per kind of service (ClusterIP, NodePort, load balancer with and
  * outside its source ranges, session affinity, no endpoints, internal and external traffic
- * policy Local, a pod reaching itself through its Service), the text must carry everything the
- * JSON says (every endpoint with its probability and masquerading, every outcome, the verdict),
- * print the hops every path shares once, give one branch per endpoint, and print later hooks
- * every branch took alike once. Then hand-made results for what the clusters do not show
- * (goto, nested forks, a branch that is rejected after its DNAT, notes).
+ * policy Local, a pod reaching itself through its Service, the node itself), the text must
+ * carry everything the JSON says (every endpoint with its probability and masquerading, every
+ * outcome, the verdict), print the hops every path shares once, give one branch per endpoint,
+ * and print later hooks every branch took alike once. Then hand-made results for what the
+ * clusters do not show (goto, nested forks, a branch rejected after its DNAT, notes).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -23,7 +23,7 @@ import { loadRulesClusters } from '../helpers/cluster-builders.js';
 
 const clusters = await loadRulesClusters();
 
-/** Beyond demoPackets: eTP Local through a NodePort from outside, and a pod that is one of its Service's endpoints. */
+/** Beyond demoPackets: eTP Local through a NodePort from outside, a pod that is one of its Service's endpoints, the node itself. */
 function morePackets(state: ProxierState): { title: string; packet: Packet }[] {
   const out: { title: string; packet: Packet }[] = [];
   const external = state.family === 4 ? '203.0.113.9' : '2001:db8:ffff::9';
@@ -35,6 +35,10 @@ function morePackets(state: ProxierState): { title: string; packet: Packet }[] {
   const hairpin = state.servicePorts.find((sp) => sp.categorized.allReachableEndpoints.length > 1 && !sp.info.internalPolicyLocal);
   if (hairpin) {
     out.push({ title: `a pod of ${hairpin.info.spn} reaches its own Service (hairpin)`, packet: { proto: proto(hairpin.info.protocol), src: hairpin.categorized.allReachableEndpoints[0]!.ip, dst: hairpin.info.clusterIP, dport: hairpin.info.port } });
+  }
+  const spread = state.servicePorts.find((sp) => sp.categorized.allReachableEndpoints.length > 1);
+  if (spread && state.nodeIPs[0]) {
+    out.push({ title: `the node itself connects to ${spread.info.spn} (nat OUTPUT)`, packet: { proto: proto(spread.info.protocol), src: state.nodeIPs[0], dst: spread.info.clusterIP, dport: spread.info.port } });
   }
   return out;
 }

@@ -17,7 +17,7 @@ import { RULES_MODES } from '../../src/node/modes.js';
 import { formatHop, formatProbability } from '../../src/trace/format.js';
 import { formatTraceBranches } from '../../src/trace/format-branches.js';
 import { ANSI_STYLE, stripStyle } from '../../src/trace/text-style.js';
-import type { Hop, Packet, TraceResult } from '../../src/trace/types.js';
+import type { Hop, Packet, TraceResult, TraceSample } from '../../src/trace/types.js';
 import type { ProxierState } from '../../src/tracker/types.js';
 import { loadRulesClusters } from '../helpers/cluster-builders.js';
 
@@ -107,6 +107,38 @@ function checkText(r: TraceResult, text: string, what: string): void {
   if (r.sample) assert.match(text, new RegExp(`^sample: ${r.sample.verdict}${r.sample.endpoint ? ` ${escape(r.sample.endpoint)}` : ''}`, 'm'), evidence);
 }
 
+/**
+ * Identical later hooks are printed once: each endpoint's concrete walk, drawn with seeds (the
+ * tracer's own sampled walks, not the branches the renderer reads back), gives what the hooks
+ * after its DNAT did; when every endpoint's is the same, the text holds it once under "then, on
+ * every branch:", else each different one once and "then as branch N" for the repeats.
+ */
+function checkTails(r: TraceResult, text: string, sampleWith: (seed: number) => TraceSample, what: string): void {
+  if (r.endpoints.length < 2 || r.outcomes) return;
+  const tails = new Map<string, string[]>();
+  for (let seed = 1; seed <= 200 && tails.size < r.endpoints.length; seed++) {
+    const s = sampleWith(seed);
+    if (s.endpoint === undefined || tails.has(s.endpoint)) continue;
+    let dnat = -1;
+    s.hops.forEach((h, i) => { if (h.target === 'DNAT' || h.target.startsWith('dnat ')) dnat = i; });
+    const from = s.hops.findIndex((h, i) => i > dnat && (h.depth ?? 0) === 0);
+    tails.set(s.endpoint, from < 0 ? [] : s.hops.slice(from).map((h) => formatHop(h, false)));
+  }
+  assert.equal(tails.size, r.endpoints.length, `${what}: 200 seeds reach every endpoint`);
+  const lines = text.split('\n');
+  const distinct = [...new Set([...tails.values()].map((t) => t.join('\n')))];
+  const evidence = `${what}\n--- text:\n${text}\n--- tails by endpoint:\n${[...tails].map(([e, t]) => `${e}:\n${t.join('\n')}`).join('\n')}`;
+  if (distinct.length === 1 && distinct[0] !== '') {
+    assert.equal(lines.filter((l) => l === 'then, on every branch:').length, 1, evidence);
+    for (const line of tails.values().next().value!) assert.equal(lines.filter((l) => l === line).length, 1, `${evidence}\nprinted more than once: ${line}`);
+  } else {
+    assert.ok(!lines.includes('then, on every branch:'), evidence);
+    if (!distinct.includes('')) {
+      assert.equal(lines.filter((l) => /^ {2}then as branch \d+$/.test(l)).length, r.endpoints.length - distinct.length, `${evidence}\nrepeated tails are referred to`);
+    }
+  }
+}
+
 let traced = 0;
 let branched = 0;
 for (const rc of clusters) {
@@ -123,6 +155,7 @@ for (const rc of clusters) {
         checkText(r, plain, what);
         const coloured = formatTraceBranches(r, { packet, style: ANSI_STYLE }).join('\n');
         assert.equal(stripStyle(coloured), plain, `${what}: colours change nothing but colour`);
+        if (mode !== 'ipvs') checkTails(r, plain, (seed) => tracePacket(compiled, packet, { seed }).sample!, what);
         traced++;
         if (/^branch 1 of/m.test(plain)) branched++;
       }

@@ -73,6 +73,7 @@ export function registerTrace(program: Command): void {
     .option('--no-nfacct', 'compile without -m nfacct matches')
     .option('--json', 'print the result as JSON')
     .option('--verbose', 'print the full walk instead: every hop in walk order, each branch\'s filter and POSTROUTING hops again')
+    .addHelpText('after', '\nWithout --json: the hops every path shares, then one branch per outcome (its chance, its own\nhops), the later hooks once when every branch took them alike, and the verdict as a table.\nColoured on a terminal; not when piped, nor with NO_COLOR set.')
     .action(action(async (opts: TraceCommandOptions) => {
       const exit = await runTrace(opts, (line) => process.stdout.write(line), styleFor(process.stdout, process.env));
       if (exit !== 0) process.exitCode = exit;

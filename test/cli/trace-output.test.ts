@@ -101,8 +101,10 @@ for (const c of terminalCases) {
   });
 }
 
-test('trace --help lists --verbose', () => {
-  assert.match(ok(['trace', '--help']), /--verbose +print the full walk/);
+test('trace --help lists --verbose and says when the output is coloured', () => {
+  const help = ok(['trace', '--help']);
+  assert.match(help, /--verbose +print the full walk/);
+  assert.match(help, /Coloured on a terminal; not when piped, nor with NO_COLOR set\./);
 });
 
 test('demo (process): an IPv6 destination is [address]:port', () => {

@@ -12,7 +12,10 @@
  *
  * A hop that breaks these starts a path resumed at a fork: the path walked before it, up to the
  * last hop of that path in the same chain at the same depth (the rule that took the branch
- * this path did not), and then the new hops.
+ * this path did not), and then the new hops. A path resumed in a hook's base chain itself (at
+ * depth 0: no kube-proxy rule forks there, a hand-written `statistic` rule in PREROUTING could)
+ * is told apart only when its chance is larger than the path's before; `formatTrace` (--verbose)
+ * prints the walk as it was recorded, whatever it holds.
  *
  * Pure: only the hops are read (no mode-specific knowledge beyond the target's spelling).
  */

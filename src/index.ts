@@ -46,6 +46,8 @@ export { renderIptablesSave } from './iptables/render.js';
 export { renderCanonical } from './iptables/canonical.js';
 export type { Packet, TraceContext, TraceOptions, TraceResult, Hop, Verdict, TraceSample } from './trace/types.js';
 export { formatTrace } from './trace/format.js';
+export { formatTraceBranches, type BranchFormatOptions } from './trace/format-branches.js';
+export { ANSI_STYLE, PLAIN_STYLE, type TextStyle } from './trace/text-style.js';
 export type { CompiledIptables, CompiledIpvsNode, NodeCompileOptions } from './node/compile-node.js';
 export type { CompiledNftables } from './node/modes/nftables.js';
 export type { NftRuleset, NftTable, NftChain, NftSet, NftRule } from './nftables/types.js';

@@ -8,6 +8,7 @@ import { formatCompareReport, runCompare } from '../load/compare.js';
 import { RULES_MODES, modeDriver } from '../node/modes.js';
 import type { Packet, TraceResult } from '../trace/types.js';
 import type { ProxierServicePort, ProxierState } from '../tracker/types.js';
+import { joinHostPort } from '../util/ip.js';
 import { type ClusterOptions, type LoadedCluster, action, addClusterOptions, loadClusterFromOptions } from './common.js';
 import { summaryOf } from './command-table.js';
 
@@ -107,7 +108,7 @@ function describeTraces(loaded: LoadedCluster): string {
   const lines: string[] = ['Packet traces (kpsim trace -f ... --src --dst --dport shows every rule crossed)'];
   for (const state of loaded.states) {
     for (const { title, packet } of demoPackets(state)) {
-      lines.push(`  ${title}`, `    ${packet.proto} ${packet.src} -> ${packet.dst}:${packet.dport}`);
+      lines.push(`  ${title}`, `    ${packet.proto} ${packet.src} -> ${joinHostPort(packet.dst, packet.dport)}`);
       for (const { mode, tracer } of tracers) lines.push(`    ${`${mode}:`.padEnd(width)} ${summarize(tracer.trace(packet))}`);
     }
   }

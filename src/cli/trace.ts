@@ -11,6 +11,8 @@ import { DUMP_READERS, RULES_MODES, defaultRulesMode, modeDriver, parseRulesMode
 import type { NodeTracer } from '../node/trace-node.js';
 import { wantsLiveSource } from '../source/kubeconfig.js';
 import { formatTrace } from '../trace/format.js';
+import { formatTraceBranches } from '../trace/format-branches.js';
+import { PLAIN_STYLE, type TextStyle } from '../trace/text-style.js';
 import type { Packet, TraceOptions, TraceProtocol } from '../trace/types.js';
 import { normalizeIP } from '../util/ip.js';
 import {
@@ -27,6 +29,7 @@ import {
   usageError,
 } from './common.js';
 import { summaryOf } from './command-table.js';
+import { styleFor } from './colour.js';
 
 interface TraceCommandOptions extends ClusterOptions {
   mode?: string;
@@ -36,6 +39,7 @@ interface TraceCommandOptions extends ClusterOptions {
   dport?: string;
   sport?: string;
   json?: boolean;
+  verbose?: boolean;
   flows?: string;
   iptablesSave?: string[];
   seed?: string;
@@ -68,20 +72,25 @@ export function registerTrace(program: Command): void {
     .option('--semantics <kind>', 'kernel (default), or kube-proxy-test: reproduce kube-proxy\'s own unit-test tracer')
     .option('--no-nfacct', 'compile without -m nfacct matches')
     .option('--json', 'print the result as JSON')
+    .option('--verbose', 'print the full walk instead: every hop in walk order, each branch\'s filter and POSTROUTING hops again')
+    .addHelpText('after', '\nWithout --json: the hops every path shares, then one branch per outcome (its chance, its own\nhops), the later hooks once when every branch took them alike, and the verdict as a table.\nColoured on a terminal; not when piped, nor with NO_COLOR set.')
     .action(action(async (opts: TraceCommandOptions) => {
-      const exit = await runTrace(opts, (line) => process.stdout.write(line));
+      const exit = await runTrace(opts, (line) => process.stdout.write(line), styleFor(process.stdout, process.env));
       if (exit !== 0) process.exitCode = exit;
     }));
 }
 
-/** Runs the command; returns the exit code (1 when a flow of --flows was bad). */
-export async function runTrace(opts: TraceCommandOptions, write: (text: string) => void): Promise<number> {
+/**
+ * Runs the command; returns the exit code (1 when a flow of --flows was bad). `style` colours the
+ * human output (the caller knows whether it goes to a terminal).
+ */
+export async function runTrace(opts: TraceCommandOptions, write: (text: string) => void, style: TextStyle = PLAIN_STYLE): Promise<number> {
   const traceOptions = readTraceOptions(opts);
   const packets = opts.flows === undefined ? [readPacketFlags(opts)] : undefined;
   const tracer = await buildTracer(opts);
   if (packets) {
     const result = tracer.trace(packets[0]!, traceOptions);
-    write(opts.json ? `${JSON.stringify(result)}\n` : `${formatTrace(result)}\n`);
+    write(opts.json ? `${JSON.stringify(result)}\n` : opts.verbose ? `${formatTrace(result)}\n` : `${formatTraceBranches(result, { style, packet: packets[0]! }).join('\n')}\n`);
     return 0;
   }
   const flows = await readFlows(opts.flows!);

@@ -40,3 +40,18 @@ test('the README\'s trace --json example shows the probabilities kpsim prints fo
   const result = tracePacket(compileIptables(await loadCluster('rules/example')), { proto: 'tcp', src: '10.244.1.20', dst: '10.96.100.20', dport: 80 });
   assert.deepEqual(documented, JSON.parse(JSON.stringify(result.probabilities)), 'update the README example from `kpsim trace --json`');
 });
+
+test('the README\'s human trace example is what kpsim trace prints for that flow, line for line (rules shortened with "...")', async () => {
+  const { loadCluster } = await import('../../src/manifest/load.js');
+  const { compileIptables, formatTraceBranches, tracePacket } = await import('../../src/index.js');
+  const m = /```\n(tcp 10\.244\.1\.20 -> 10\.96\.100\.20:80,[^`]*)```/.exec(readme);
+  assert.ok(m, 'the README has a human trace example');
+  const packet = { proto: 'tcp', src: '10.244.1.20', dst: '10.96.100.20', dport: 80 } as const;
+  const printed = formatTraceBranches(tracePacket(compileIptables(await loadCluster('rules/example')), packet), { packet });
+  const documented = m[1]!.trimEnd().split('\n');
+  const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  assert.equal(documented.length, printed.length, `update the README example from \`kpsim trace\`:\n${printed.join('\n')}`);
+  documented.forEach((line, i) => {
+    assert.match(printed[i]!, new RegExp(`^${line.split(' ... ').map(escape).join(' .+ ')}$`), `README example line ${i + 1}`);
+  });
+});

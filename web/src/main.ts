@@ -79,6 +79,7 @@ async function start(): Promise<void> {
   show(traceInUrl && location.hash === '' ? 'trace' : viewOfLocation());
   if (traceInUrl) await runTrace(cluster);
   follow();
+  document.body.dataset['readyMs'] = String(Math.round(performance.now()));
   document.body.dataset['ready'] = 'true';
 }
 

@@ -120,7 +120,7 @@ function hopItem(hop: Hop): HTMLLIElement {
     el('span', { class: 'chain' }, `${hop.table} ${hop.chain}`),
     hop.probability !== undefined && hop.probability < 1 ? ` (p=${hop.probability.toFixed(4)})` : '',
     el('br'),
-    hop.rule,
+    el('code', { class: 'rule' }, hop.rule),
     ...(hop.notes ?? []).map((n) => el('div', { class: 'muted' }, n)),
   );
 }

@@ -194,16 +194,16 @@ export function pathTo(graph: RulesGraph, id: string): string[] {
   return path;
 }
 
-/** Chains whose name or comments contain every word of the query, up to `limit`. */
+/**
+ * Chains whose name or comments contain every word of the query, up to `limit`: chains named
+ * by the query first, then the smallest (a service's own chains before KUBE-SERVICES, whose
+ * comments name every service).
+ */
 export function searchChains(graph: RulesGraph, query: string, limit: number): { matches: GraphChain[]; total: number } {
   const words = query.toLowerCase().split(/\s+/).filter((w) => w !== '');
-  const matches: GraphChain[] = [];
-  let total = 0;
-  if (words.length === 0) return { matches, total };
-  for (const chain of graph.chains.values()) {
-    if (!words.every((w) => chain.searchText.includes(w))) continue;
-    total++;
-    if (matches.length < limit) matches.push(chain);
-  }
-  return { matches, total };
+  if (words.length === 0) return { matches: [], total: 0 };
+  const all = [...graph.chains.values()].filter((c) => words.every((w) => c.searchText.includes(w)));
+  const named = (c: GraphChain): number => (words.every((w) => c.name.toLowerCase().includes(w)) ? 0 : 1);
+  all.sort((a, b) => named(a) - named(b) || a.ruleCount - b.ruleCount);
+  return { matches: all.slice(0, limit), total: all.length };
 }

@@ -170,7 +170,7 @@ export function buildApiServer(options: ApiOptions = {}): FastifyInstance {
   webPlugin(app, {
     served: (node) => {
       const c = clusterFor(node !== undefined ? { node } : {});
-      return { defaultMode: c.defaultMode, view: { ...c.view, cluster: c.cluster }, compiled: (mode) => c.compiled(mode) };
+      return { defaultMode: c.defaultMode, view: { ...c.view, cluster: c.cluster }, compiled: (mode) => c.compiled(mode), tracer: (mode) => c.tracer(mode) };
     },
     ...(options.kube ? { store: options.kube.store } : {}),
   });

@@ -17,7 +17,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { KubeStore } from './kube/store.js';
-import { type RulesGraph, childrenOf, graphsOf, pathTo, searchChains, summaryOf } from './rules-graph.js';
+import { type GraphEdge, type RulesGraph, childrenOf, graphsOf, pathTo, searchChains, summaryOf } from './rules-graph.js';
 import { KpsimError, isKpsimError } from '../errors.js';
 import { isSchedulerName } from '../ipvs/schedulers/registry.js';
 import { schedulerNames } from '../ipvs/schedulers/types.js';
@@ -27,12 +27,14 @@ import { parseTargetFlag } from '../load/target.js';
 import type { CompiledNode, RulesMode } from '../node/mode-driver.js';
 import { RULES_MODES } from '../node/modes.js';
 import { type CompiledIpvsNode, kernelTableOf } from '../node/modes/ipvs.js';
+import type { NodeTracer } from '../node/trace-context.js';
 
 /** What the page's routes read of the served cluster. */
 export interface ServedRules {
   readonly defaultMode: RulesMode;
   readonly view: CompareView;
   compiled(mode: RulesMode): CompiledNode;
+  tracer(mode: RulesMode): NodeTracer;
 }
 
 export interface WebOptions {
@@ -63,6 +65,39 @@ export function defaultWebRoot(): string | undefined {
 
 const graphCache = new WeakMap<CompiledNode, RulesGraph[]>();
 
+function graphsFor(compiled: CompiledNode): RulesGraph[] {
+  let graphs = graphCache.get(compiled);
+  if (!graphs) graphCache.set(compiled, (graphs = graphsOf(compiled)));
+  return graphs;
+}
+
+/**
+ * Once the page has the cluster, the server prepares what the page asks next (the default mode's
+ * rules, their graph, the tracer's chain index), one step per turn of the event loop so that
+ * requests in between are answered. On a 10k-service cluster that is seconds of work a reader
+ * would otherwise wait for on the first click.
+ */
+function warmUp(served: ServedRules, warmed: WeakSet<object>): void {
+  if (warmed.has(served.view.cluster)) return;
+  warmed.add(served.view.cluster);
+  const mode = served.defaultMode;
+  const steps = [
+    () => graphsFor(served.compiled(mode)),
+    () => (served.tracer(mode) as NodeTracer & { warm?: () => void }).warm?.(),
+  ];
+  const next = (): void => {
+    const step = steps.shift();
+    if (!step) return;
+    try {
+      step();
+    } catch {
+      return; // The request that needs it will say what is wrong.
+    }
+    setImmediate(next);
+  };
+  setImmediate(next);
+}
+
 function badRequest(message: string, path: string): KpsimError {
   return new KpsimError('KPSIM_ERR_API_BAD_REQUEST', message, { path });
 }
@@ -79,6 +114,11 @@ export function webPlugin(app: FastifyInstance, options: WebOptions): void {
     const type = STATIC_TYPES[request.params.file];
     if (type === undefined) return reply.status(404).send({ code: 'KPSIM_ERR_API_BAD_REQUEST', message: `no such file: ${request.params.file}` });
     return reply.type(type).send(read(request.params.file));
+  });
+
+  const warmed = new WeakSet<object>();
+  app.addHook('onResponse', async (request, reply) => {
+    if (request.url === '/v1/cluster' && reply.statusCode === 200) warmUp(options.served(), warmed);
   });
 
   app.get('/v1/events', (request, reply) => {
@@ -105,8 +145,7 @@ export function webPlugin(app: FastifyInstance, options: WebOptions): void {
     const served = options.served(query.node === undefined || query.node === '' ? undefined : query.node);
     const mode = query.mode === undefined || query.mode === '' ? served.defaultMode : parseMode(query.mode);
     const compiled = served.compiled(mode);
-    let graphs = graphCache.get(compiled);
-    if (!graphs) graphCache.set(compiled, (graphs = graphsOf(compiled)));
+    const graphs = graphsFor(compiled);
     const family = query.family === undefined || query.family === '' ? graphs[0]?.family : Number(query.family);
     const graph = graphs.find((g) => g.family === family);
     if (!graph) throw badRequest(`node ${compiled.node.name} has no IPv${family} rules in ${mode} mode`, 'family');
@@ -132,10 +171,10 @@ export function webPlugin(app: FastifyInstance, options: WebOptions): void {
     if (!chain) throw badRequest(`no chain ${request.query.id ?? ''} in the IPv${graph.family} rules`, 'id');
     const limit = limitOf(request.query.limit, 100);
     const children = childrenOf(graph, chain);
-    const texts = chain.ruleTexts();
+    const to = targetsByRule(chain.edges);
     return {
       chain: summaryOf(chain),
-      rules: texts.map((text, index) => ({ text, to: chain.edges.filter((e) => e.rule === index).map((e) => e.to) })),
+      rules: chain.ruleTexts().map((text, index) => ({ text, to: to.get(index) ?? [] })),
       children: children.slice(0, limit).map(summaryOf),
       more: Math.max(0, children.length - limit),
       path: pathTo(graph, chain.id),
@@ -201,6 +240,17 @@ export function webPlugin(app: FastifyInstance, options: WebOptions): void {
       reply.raw.end();
     }
   });
+}
+
+/** Each rule's jump targets, by rule index (KUBE-SERVICES has a rule per service: no scan per rule). */
+function targetsByRule(edges: readonly GraphEdge[]): Map<number, string[]> {
+  const by = new Map<number, string[]>();
+  for (const e of edges) {
+    const list = by.get(e.rule);
+    if (list) list.push(e.to);
+    else by.set(e.rule, [e.to]);
+  }
+  return by;
 }
 
 function openEventStream(reply: FastifyReply): void {

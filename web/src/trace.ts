@@ -125,7 +125,8 @@ function hopItem(hop: Hop): HTMLLIElement {
   );
 }
 
-function renderResult(mode: string, result: TraceResult): HTMLElement {
+/** The result's box, and what draws its graph and chart once the box is in the page (both measure their containers). */
+function renderResult(mode: string, result: TraceResult): { box: HTMLElement; draw: () => void } {
   const canvas = el('canvas', { 'aria-label': `probability of each endpoint in ${mode} mode` });
   const graph = el('div', { class: 'trace-graph', 'data-testid': 'trace-graph' });
   const box = el(
@@ -143,12 +144,11 @@ function renderResult(mode: string, result: TraceResult): HTMLElement {
     el('h4', {}, `Hops (${result.hops.length})`),
     el('ol', { class: 'hops' }, ...result.hops.map(hopItem)),
   );
-  // Drawn once the box is in the page (cytoscape and Chart.js measure their containers).
-  queueMicrotask(() => {
+  const draw = (): void => {
     drawPath(graph, result);
     if (result.endpoints.length > 0) barChart(canvas, result.endpoints, [{ label: 'probability', data: result.endpoints.map((e) => result.probabilities[e] ?? 0) }], 'probability');
-  });
-  return box;
+  };
+  return { box, draw };
 }
 
 /** The form's values as the page's query string. */
@@ -172,7 +172,10 @@ export async function runTrace(cluster: ClusterView | undefined): Promise<void> 
   try {
     const results = await Promise.all(modes.map((mode) =>
       postJson<TraceResult>('/v1/trace', { src: req.src, dst: req.dst, dport: req.dport, proto: req.proto, mode, ...(req.node !== '' && req.node !== cluster?.node.name ? { node: req.node } : {}) })));
-    byId('trace-results').replaceChildren(...results.map((r, i) => renderResult(modes[i]!, r)));
+    const rendered = results.map((r, i) => renderResult(modes[i]!, r));
+    byId('trace-results').replaceChildren(...rendered.map((r) => r.box));
+    for (const r of rendered) r.draw();
+    // From the click to the drawn path: the browser test prints it.
     byId('trace-results').dataset['ms'] = String(Math.round(performance.now() - started));
   } catch (e) {
     byId('trace-results').replaceChildren();

@@ -118,12 +118,18 @@ export function webPlugin(app: FastifyInstance, options: WebOptions): void {
 
   const warmed = new WeakSet<object>();
   app.addHook('onResponse', async (request, reply) => {
-    if (request.url === '/v1/cluster' && reply.statusCode === 200) warmUp(options.served(), warmed);
+    if (request.url === '/v1/cluster' && reply.statusCode === 200) {
+      try {
+        warmUp(options.served(), warmed);
+      } catch {
+        // Nothing to prepare: the next request says why.
+      }
+    }
   });
 
   app.get('/v1/events', (request, reply) => {
     openEventStream(reply);
-    const send = (event: string, data: unknown): void => void reply.raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    const send = sender(reply);
     send('hello', { resourceVersion: options.store?.resourceVersion ?? 0 });
     // One event per burst of changes (a kubectl apply of many objects), not one per object.
     let pending: NodeJS.Timeout | undefined;
@@ -133,7 +139,7 @@ export function webPlugin(app: FastifyInstance, options: WebOptions): void {
         send('change', { resourceVersion: options.store?.resourceVersion ?? 0 });
       }, 50);
     });
-    const keepAlive = setInterval(() => reply.raw.write(': keep-alive\n\n'), 15_000);
+    const keepAlive = setInterval(() => send('', undefined), 15_000);
     request.raw.on('close', () => {
       unsubscribe?.();
       clearInterval(keepAlive);
@@ -218,7 +224,7 @@ export function webPlugin(app: FastifyInstance, options: WebOptions): void {
     comparing = true;
     const view = options.served().view;
     openEventStream(reply);
-    const send = (event: string, data: unknown): void => void reply.raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    const send = sender(reply);
     try {
       const report = await runCompare(view, {
         ...(target !== undefined ? { target } : {}),
@@ -237,7 +243,7 @@ export function webPlugin(app: FastifyInstance, options: WebOptions): void {
       send('error', isKpsimError(e) ? e.toJSON() : { code: 'KPSIM_ERR_INTERNAL', message: `internal error: ${(e as Error).message}` });
     } finally {
       comparing = false;
-      reply.raw.end();
+      if (!reply.raw.destroyed) reply.raw.end();
     }
   });
 }
@@ -251,6 +257,17 @@ function targetsByRule(edges: readonly GraphEdge[]): Map<number, string[]> {
     else by.set(e.rule, [e.to]);
   }
   return by;
+}
+
+/**
+ * Writes one server-sent event (an empty name writes a keep-alive comment); nothing once the
+ * client has gone (a compare keeps running to its end after the page is closed).
+ */
+function sender(reply: FastifyReply): (event: string, data: unknown) => void {
+  return (event, data) => {
+    if (reply.raw.destroyed || reply.raw.writableEnded) return;
+    reply.raw.write(event === '' ? ': keep-alive\n\n' : `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  };
 }
 
 function openEventStream(reply: FastifyReply): void {

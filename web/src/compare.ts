@@ -11,7 +11,7 @@ interface CompareRow {
   requestsPerSecond: number | null;
   latency: { p50Ms: number; p99Ms: number } | null;
   connectionSpread: { maxOverMean: number } | null;
-  endpoints: { endpoint: string; connections: number }[];
+  endpoints: { endpoint: string; connections: number; requests: number | null }[];
   decision: { rulesPerLookup: number | null; decisionsPerSecond: number } | null;
 }
 
@@ -39,16 +39,18 @@ export function fillCompareTargets(view: ClusterView): void {
   select.value = options.includes(was) ? was : '';
 }
 
+/** A measured row's share of requests (its few keep-alive connections say little), a simulated row's of new connections. */
 function shareOf(row: CompareRow, endpoint: string): number | null {
-  const total = row.endpoints.reduce((n, e) => n + e.connections, 0);
+  const count = (e: CompareRow['endpoints'][number]): number => (row.measured ? e.requests ?? 0 : e.connections);
+  const total = row.endpoints.reduce((n, e) => n + count(e), 0);
   const e = row.endpoints.find((x) => x.endpoint === endpoint);
-  return e && total > 0 ? e.connections / total : null;
+  return e && total > 0 ? count(e) / total : null;
 }
 
 function draw(rows: CompareRow[]): void {
   const spread = rows.filter((r) => r.mode !== 'direct');
   const endpoints = [...new Set(spread.flatMap((r) => r.endpoints.map((e) => e.endpoint)))].sort();
-  barChart(byId<HTMLCanvasElement>('compare-shares'), endpoints, spread.map((r) => ({ label: r.label, data: endpoints.map((e) => shareOf(r, e)) })), 'share of new connections');
+  barChart(byId<HTMLCanvasElement>('compare-shares'), endpoints, spread.map((r) => ({ label: r.label, data: endpoints.map((e) => shareOf(r, e)) })), 'share (requests measured, new connections simulated)');
   const measured = rows.filter((r) => r.latency !== null);
   barChart(byId<HTMLCanvasElement>('compare-latency'), measured.map((r) => r.label), [
     { label: 'p50 ms', data: measured.map((r) => r.latency?.p50Ms ?? null) },

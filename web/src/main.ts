@@ -2,7 +2,7 @@
  * kpsim's web page: the views (cluster, rules, trace, compare), the live state (the server's
  * `change` events refetch the cluster), and the hash that picks the view.
  */
-import { type ClusterView, byId, getJson, messageOf, showMessage } from './api.js';
+import { type ClusterView, byId, el, getJson, messageOf, showMessage } from './api.js';
 import { renderCluster } from './cluster.js';
 import { fillCompareTargets, setupCompare } from './compare.js';
 import { loadRules, setupRules, showRulesGraph } from './rules.js';
@@ -16,7 +16,15 @@ let rulesShown = false;
 let rulesStale = true;
 
 function rulesSelection(): { mode: string; node?: string } {
-  return { mode: byId<HTMLSelectElement>('rules-mode').value };
+  const node = byId<HTMLSelectElement>('rules-node').value;
+  return { mode: byId<HTMLSelectElement>('rules-mode').value, ...(node !== '' && node !== cluster?.node.name ? { node } : {}) };
+}
+
+function fillRulesNodes(view: ClusterView): void {
+  const select = byId<HTMLSelectElement>('rules-node');
+  const was = select.value;
+  select.replaceChildren(...view.nodes.map((n) => el('option', { value: n.name }, n.name)));
+  select.value = view.nodes.some((n) => n.name === was) ? was : view.node.name;
 }
 
 function show(view: View): void {
@@ -45,6 +53,7 @@ async function refreshCluster(): Promise<void> {
   renderCluster(cluster);
   fillTraceChoices(cluster);
   fillCompareTargets(cluster);
+  fillRulesNodes(cluster);
   byId('live').textContent = `live · resourceVersion ${cluster.resourceVersion ?? '-'}`;
   document.body.dataset['resourceVersion'] = String(cluster.resourceVersion ?? 0);
 }

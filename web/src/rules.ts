@@ -137,6 +137,7 @@ export async function loadRules(next: RulesSelection): Promise<void> {
 export function setupRules(current: () => RulesSelection): void {
   const reload = (): void => void loadRules(current()).catch((e: unknown) => showMessage(messageOf(e)));
   byId('rules-mode').addEventListener('change', reload);
+  byId('rules-node').addEventListener('change', reload);
   byId('rules-family').addEventListener('change', () => {
     selection = { ...selection, family: Number(byId<HTMLSelectElement>('rules-family').value) };
     void loadRules(selection).catch((e: unknown) => showMessage(messageOf(e)));

@@ -270,6 +270,25 @@ describe('the web page on rules/example', { skip: missing }, () => {
     await page.screenshot({ path: join(shots, 'ipvs.png'), fullPage: true });
   });
 
+  test('a trace\'s path shown on the rules graph marks every chain it crossed', async () => {
+    const cluster = (await (await fetch(`${api.url}/v1/cluster`)).json()) as { node: { ips: string[] }; servicePorts: ServicePortJson[] };
+    const flow = flowsOf(cluster.servicePorts, cluster.node.ips[0]!).find((f) => f.why.startsWith('NodePort'))!;
+    const json = await cliTrace(flow);
+    // Chains the tracer assumed (the built-in chains' jumps, absent from kube-proxy's output) are not in the graph.
+    const ids = [...new Set(json.hops.map((h) => `${h.table}|${h.chain}`))];
+    const inGraph = [];
+    for (const id of ids) if ((await fetch(`${api.url}/v1/graph/chain?mode=iptables&id=${encodeURIComponent(id)}`)).status === 200) inGraph.push(id);
+    assert.ok(inGraph.length > 2, `chains of the trace in the graph: ${inGraph.join(', ')}`);
+    await page.goto(`${api.url}/#trace`);
+    await page.waitForSelector('body[data-ready="true"]');
+    await submitTrace(page, flow);
+    await page.getByTestId('show-on-rules').click();
+    await page.waitForSelector('body[data-rules-hits]');
+    assert.equal(await page.getAttribute('body', 'data-rules-hits'), String(inGraph.length));
+    assert.equal(new URL(page.url()).hash, '#rules');
+    await page.screenshot({ path: join(shots, 'rules-trace.png'), fullPage: true });
+  });
+
   test('compare runs from the page with its progress and draws every row', async () => {
     await page.goto(`${api.url}/#compare`);
     await page.waitForSelector('body[data-ready="true"]');

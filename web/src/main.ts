@@ -5,8 +5,8 @@
 import { type ClusterView, byId, el, getJson, messageOf, showMessage } from './api.js';
 import { renderCluster } from './cluster.js';
 import { fillCompareTargets, setupCompare } from './compare.js';
-import { loadRules, setupRules, showRulesGraph } from './rules.js';
-import { fillTraceChoices, formFromUrl, runTrace, setupTrace } from './trace.js';
+import { loadRules, setupRules, showRulesGraph, showTraceOnRules } from './rules.js';
+import { SHOW_TRACE, type ShowTrace, fillTraceChoices, formFromUrl, runTrace, setupTrace } from './trace.js';
 
 const VIEWS = ['cluster', 'rules', 'trace', 'compare'] as const;
 type View = (typeof VIEWS)[number];
@@ -78,6 +78,14 @@ async function start(): Promise<void> {
   setupCompare();
   for (const id of ['filter-ns', 'filter-name']) byId(id).addEventListener('input', () => cluster && renderCluster(cluster));
   window.addEventListener('hashchange', () => show(viewOfLocation()));
+  document.addEventListener(SHOW_TRACE, (ev) => {
+    const { mode, node, hops } = (ev as CustomEvent<ShowTrace>).detail;
+    byId<HTMLSelectElement>('rules-mode').value = mode;
+    byId<HTMLSelectElement>('rules-node').value = node;
+    rulesStale = false; // drawn here, with the trace's path
+    location.hash = '#rules';
+    void showTraceOnRules(rulesSelection(), hops).catch((e: unknown) => showMessage(messageOf(e)));
+  });
   try {
     await refreshCluster();
   } catch (e) {

@@ -3,7 +3,7 @@
  * the reader expands it (a click), so that a 10k-service ruleset stays a few dozen nodes on screen;
  * a search draws a chain's path from its root. IPVS mode adds the table as a table.
  */
-import { type ChainDetail, type ChainSummary, type GraphRoots, type IpvsView, type SearchResult, byId, el, getJson, messageOf, query, showMessage } from './api.js';
+import { type ChainDetail, type ChainSummary, type GraphRoots, type Hop, type IpvsView, type SearchResult, byId, el, getJson, messageOf, query, showMessage } from './api.js';
 import { type Graph, createGraph, layout } from './graph.js';
 
 export interface RulesSelection { mode: string; family?: number; node?: string }
@@ -132,6 +132,36 @@ export async function loadRules(next: RulesSelection): Promise<void> {
   document.body.dataset['rulesMs'] = String(Math.round(performance.now() - started));
   document.body.dataset['rulesDrawn'] = String(cy.nodes().length);
   await renderIpvs();
+}
+
+/**
+ * A trace's path on the rules graph: the chains its hops crossed are drawn (with the chains
+ * leading to them) and marked, and so are the jumps between them. Chains the tracer assumed
+ * (kube-proxy's jumps from the built-in chains, absent from its output) are not in the graph.
+ */
+export async function showTraceOnRules(next: RulesSelection, hops: readonly Hop[]): Promise<void> {
+  await loadRules(next);
+  const ids = [...new Set(hops.map((h) => `${h.table}|${h.chain}`))];
+  const found: string[] = [];
+  for (const id of ids) {
+    let detail: ChainDetail;
+    try {
+      detail = await getJson<ChainDetail>(`/v1/graph/chain?${params({ id, limit: 50 })}`);
+    } catch {
+      continue;
+    }
+    for (const step of detail.path) await expand(step, false);
+    found.push(id);
+  }
+  const cy = graph();
+  cy.elements().removeClass('hit');
+  for (const id of found) cy.getElementById(id).addClass('hit');
+  for (let i = 1; i < hops.length; i++) {
+    cy.getElementById(`${hops[i - 1]!.table}|${hops[i - 1]!.chain}->${hops[i]!.table}|${hops[i]!.chain}`).addClass('hit');
+  }
+  layout(cy);
+  cy.fit(cy.nodes('.hit'), 30);
+  document.body.dataset['rulesHits'] = String(cy.nodes('.hit').length);
 }
 
 export function setupRules(current: () => RulesSelection): void {

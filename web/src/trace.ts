@@ -7,6 +7,10 @@ import { ApiError, type ClusterView, type Hop, type TraceResult, byId, el, messa
 import { barChart } from './charts.js';
 import { createGraph, layout } from './graph.js';
 
+/** The event a result's "Show on the rules graph" sends to the page (main.ts). */
+export const SHOW_TRACE = 'kpsim:show-trace';
+export interface ShowTrace { mode: string; node: string; hops: readonly Hop[] }
+
 export const TRACE_FIELDS = ['src', 'dst', 'dport', 'proto', 'node', 'mode'] as const;
 type Field = (typeof TRACE_FIELDS)[number];
 
@@ -126,7 +130,9 @@ function hopItem(hop: Hop): HTMLLIElement {
 }
 
 /** The result's box, and what draws its graph and chart once the box is in the page (both measure their containers). */
-function renderResult(mode: string, result: TraceResult): { box: HTMLElement; draw: () => void } {
+function renderResult(mode: string, node: string, result: TraceResult): { box: HTMLElement; draw: () => void } {
+  const onRules = el('button', { type: 'button', 'data-testid': 'show-on-rules' }, 'Show on the rules graph');
+  onRules.addEventListener('click', () => document.dispatchEvent(new CustomEvent<ShowTrace>(SHOW_TRACE, { detail: { mode, node, hops: result.hops } })));
   const canvas = el('canvas', { 'aria-label': `probability of each endpoint in ${mode} mode` });
   const graph = el('div', { class: 'trace-graph', 'data-testid': 'trace-graph' });
   const box = el(
@@ -137,6 +143,7 @@ function renderResult(mode: string, result: TraceResult): { box: HTMLElement; dr
     el('p', {}, 'Masquerade: ', el('b', { 'data-testid': 'masquerade' }, result.masquerade ? 'yes' : 'no'),
       result.outcomes ? ` · outcomes ${Object.entries(result.outcomes).map(([v, p]) => `${v} ${pct(p)}`).join(', ')}` : ''),
     graph,
+    onRules,
     el('h4', {}, `Endpoints (${result.endpoints.length})`),
     el('ul', {}, ...result.endpoints.map((e) => el('li', { 'data-testid': 'endpoint', 'data-endpoint': e, 'data-probability': String(result.probabilities[e]), 'data-masquerade': String(result.masqueradeByEndpoint[e] ?? false) },
       `${e} p=${(result.probabilities[e] ?? 0).toFixed(10)}${result.masqueradeByEndpoint[e] ? ' (masqueraded)' : ''}`))),
@@ -172,7 +179,7 @@ export async function runTrace(cluster: ClusterView | undefined): Promise<void> 
   try {
     const results = await Promise.all(modes.map((mode) =>
       postJson<TraceResult>('/v1/trace', { src: req.src, dst: req.dst, dport: req.dport, proto: req.proto, mode, ...(req.node !== '' && req.node !== cluster?.node.name ? { node: req.node } : {}) })));
-    const rendered = results.map((r, i) => renderResult(modes[i]!, r));
+    const rendered = results.map((r, i) => renderResult(modes[i]!, req.node, r));
     byId('trace-results').replaceChildren(...rendered.map((r) => r.box));
     for (const r of rendered) r.draw();
     // From the click to the drawn path: the browser test prints it.

@@ -52,7 +52,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   {
     name: 'serve',
-    summary: 'serve the JSON API (cluster, rules, packet traces) and the Kubernetes API (kubectl, client-node) on loopback',
+    summary: 'serve the JSON API (cluster, rules, packet traces), a web page that shows them, and the Kubernetes API (kubectl, client-node) on loopback',
     load: async () => (await import('./serve.js')).registerServe,
   },
   {

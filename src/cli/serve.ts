@@ -113,7 +113,7 @@ export function registerServe(program: Command): void {
       const where = typeof address === 'object' && address ? joinHostPort(address.address, address.port) : String(address);
       const url = `${https ? 'https' : 'http'}://${where}`;
       if (!isLoopback(host) && !https) process.stderr.write('warning: serving a non-loopback address without TLS: the bearer token travels in clear text (give --tls-cert-file)\n');
-      process.stdout.write(`kpsim API on ${url}/v1/ and the Kubernetes API on ${url} (kubectl --server ${url}) (Ctrl-C stops it)\n`);
+      process.stdout.write(`kpsim API on ${url}/v1/, the web page on ${url}/ and the Kubernetes API on ${url} (kubectl --server ${url}) (Ctrl-C stops it)\n`);
       await new Promise<void>((resolve) => {
         const stop = (): void => {
           process.off('SIGINT', stop);

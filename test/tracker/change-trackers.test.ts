@@ -6,30 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeObject } from '../../src/manifest/decode.js';
-import type { Json } from '../../src/model/fields.js';
-import type { EndpointSlice, Service } from '../../src/model/types.js';
 import { EndpointsChangeTracker } from '../../src/tracker/endpoints-change-tracker.js';
-import { buildProxierState, proxierNodeContext, resolveNode } from '../../src/tracker/proxier-state.js';
+import { proxierNodeContext, resolveNode } from '../../src/tracker/proxier-state.js';
 import { ProxierView } from '../../src/tracker/proxier-view.js';
 import { ServiceChangeTracker } from '../../src/tracker/service-change-tracker.js';
 import type { ProxierState } from '../../src/tracker/types.js';
 import { seededRng } from '../../src/util/random.js';
 import {
-  type EndpointSliceManifest, type Manifest, type ServiceManifest, TEST_NODE_NAME, clusterOf, ep, fixtureConfig, fixtureNode, makeService, makeSlice, tcpPort,
+  type EndpointSliceManifest, type ServiceManifest, TEST_NODE_NAME, clusterOf, ep, fixtureConfig, fixtureNode, makeService, makeSlice, tcpPort,
 } from '../helpers/cluster-builders.js';
-
-function decodeService(m: ServiceManifest): Service {
-  const out = decodeObject(m as unknown as Json, 'test');
-  assert.deepEqual(out.problems.map((p) => p.message), []);
-  return out.services[0]!;
-}
-
-function decodeSlice(m: EndpointSliceManifest): EndpointSlice {
-  const out = decodeObject(m as unknown as Json, 'test');
-  assert.deepEqual(out.problems.map((p) => p.message), []);
-  return out.endpointSlices[0]!;
-}
+import { ProxierDriver, decodeService, decodeSlice } from '../helpers/proxier-driver.js';
 
 const base = [fixtureNode(), fixtureConfig()];
 const cluster0 = clusterOf(base);
@@ -109,58 +95,13 @@ function summary(state: ProxierState): string[] {
 test('after random informer events the view is what buildProxierState gives for the same objects', () => {
   for (const seed of [1, 2, 3]) {
     const rng = seededRng(seed);
-    const pick = <T>(list: readonly T[]): T => list[Math.floor(rng() * list.length)]!;
-    const t = trackers();
-    const services = new Map<string, ServiceManifest>();
-    const slices = new Map<string, EndpointSliceManifest>();
-    const names = ['a', 'b', 'c', 'd', 'e', 'f'];
+    const driver = new ProxierDriver(base);
     const log: string[] = [];
     for (let step = 0; step < 120; step++) {
-      const name = pick(names);
-      const r = rng();
-      if (r < 0.35) {
-        const prev = services.get(name);
-        const next = makeService('ns1', name, (s) => {
-          s.spec.clusterIP = `172.30.${names.indexOf(name)}.${pick([1, 2])}`;
-          s.spec.ports = rng() < 0.7 ? [tcpPort('http', 80)] : [tcpPort('http', 80), { name: 'dns', port: 53, protocol: 'UDP' }];
-          if (rng() < 0.3) { s.spec.type = 'NodePort'; s.spec.ports[0]!.nodePort = 30000 + names.indexOf(name); }
-          if (rng() < 0.2) s.spec.internalTrafficPolicy = 'Local';
-          if (rng() < 0.1) s.spec.clusterIP = 'None';
-        });
-        services.set(name, next);
-        t.services.update(prev && decodeService(prev), decodeService(next));
-        log.push(`svc ${name} ${next.spec.clusterIP}`);
-      } else if (r < 0.45) {
-        const prev = services.get(name);
-        services.delete(name);
-        t.services.update(prev && decodeService(prev), undefined);
-        log.push(`delete svc ${name}`);
-      } else if (r < 0.85) {
-        const sliceNum = pick([1, 2]);
-        const slice = makeSlice('ns1', name, sliceNum, (s) => {
-          s.ports = [{ name: 'http', port: 8080, protocol: 'TCP' }, { name: 'dns', port: 5353, protocol: 'UDP' }];
-          const count = Math.floor(rng() * 4);
-          for (let i = 0; i < count; i++) {
-            const terminating = rng() < 0.3;
-            s.endpoints.push(ep(`10.0.${names.indexOf(name)}.${1 + Math.floor(rng() * 6)}`, pick([TEST_NODE_NAME, 'other']), terminating ? { ready: false, serving: rng() < 0.5, terminating: true } : undefined));
-          }
-        });
-        slices.set(slice.metadata.name, slice);
-        t.endpoints.endpointSliceUpdate(decodeSlice(slice), false);
-        log.push(`slice ${slice.metadata.name} ${slice.endpoints.map((e) => e.addresses[0]).join(',')}`);
-      } else {
-        const sliceName = `${name}-${pick([1, 2])}`;
-        const slice = slices.get(sliceName) ?? makeSlice('ns1', name, Number(sliceName.slice(-1)), () => {});
-        slices.delete(sliceName);
-        t.endpoints.endpointSliceUpdate(decodeSlice(slice), true);
-        log.push(`delete slice ${sliceName}`);
-      }
+      log.push(driver.randomChange(rng, TEST_NODE_NAME));
       if (rng() < 0.3 || step === 119) {
-        const got = t.view.update(t.services, t.endpoints).state;
-        const all: Manifest[] = [...base, ...services.values(), ...slices.values()];
-        const cluster = clusterOf(all);
-        const want = buildProxierState(cluster, resolveNode(cluster), 4);
-        assert.deepEqual(summary(got), summary(want), `seed ${seed} step ${step}; events:\n${log.join('\n')}`);
+        const got = driver.update().state;
+        assert.deepEqual(summary(got), summary(driver.fullState()), `seed ${seed} step ${step}; events:\n${log.join('\n')}`);
         log.push('-- sync');
       }
     }

@@ -11,7 +11,8 @@
  * copying their lines. Rules of one chain are kept together, as elsewhere in kpsim (kube-proxy
  * interleaves chains in its buffer; the order inside each chain is its own).
  */
-import type { TableName } from './types.js';
+import { renderRule } from './render.js';
+import { type Ruleset, type TableName, isBuiltinChain } from './types.js';
 
 /** A chain's rule lines ("-A CHAIN ..."), in segments to be read in order. */
 export type ChainRules = readonly (readonly string[])[];
@@ -59,4 +60,22 @@ export function lineCount(segments: ChainRules): number {
 /** The lines of a chain, in one list. */
 export function chainLines(segments: ChainRules): string[] {
   return segments.length === 1 ? [...segments[0]!] : segments.flat();
+}
+
+/**
+ * A whole ruleset's user chains as one restore payload (what IPVS mode restores every sync: all
+ * its KUBE- chains). The built-in chains' jumps are not part of it: kube-proxy ensures them one
+ * rule at a time.
+ */
+export function rulesetPayload(ruleset: Ruleset): RestorePayload {
+  const tables: RestoreTable[] = [];
+  for (const table of ruleset.tables.values()) {
+    const chains = new Map<string, ChainRules>();
+    for (const chain of table.chains.values()) {
+      if (isBuiltinChain(table.name, chain.name)) continue;
+      chains.set(chain.name, [chain.rules.map((rule) => renderRule(rule))]);
+    }
+    tables.push({ name: table.name, chains, deleted: [] });
+  }
+  return { tables };
 }

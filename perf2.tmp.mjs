@@ -1,0 +1,30 @@
+import { generatedState } from './dist/bench/common.js';
+import { IptablesRulesWriter } from './dist/src/iptables/incremental-sync.js';
+import { IptablesKernel } from './dist/src/iptables/kernel-tables.js';
+import { renderRestore } from './dist/src/iptables/restore.js';
+const state = generatedState(10000);
+const w = new IptablesRulesWriter();
+const k = new IptablesKernel(4);
+let c0 = process.cpuUsage();
+const r0 = w.sync({ state, full: true, updatedServices: new Set() });
+let c = process.cpuUsage(c0); console.log('full gen cpu', (c.user + c.system) / 1000);
+c0 = process.cpuUsage(); k.restore(r0.payload); c = process.cpuUsage(c0); console.log('full apply cpu', (c.user + c.system) / 1000);
+const gen = [], app = [];
+let st = state;
+for (let i = 0; i < 40; i++) {
+  const idx = 5000 + i;
+  const sp = st.servicePorts[idx];
+  const sp2 = { ...sp, endpoints: sp.endpoints.slice(1), categorized: { ...sp.categorized, clusterEndpoints: sp.categorized.clusterEndpoints?.slice(1), allReachableEndpoints: sp.categorized.allReachableEndpoints.slice(1) } };
+  const ports = [...st.servicePorts]; ports[idx] = sp2;
+  st = { ...st, servicePorts: ports };
+  globalThis.gc?.();
+  let a = process.cpuUsage();
+  const r = w.sync({ state: st, full: false, updatedServices: new Set([`${sp.info.svcPortName.namespace}/${sp.info.svcPortName.name}`]) });
+  let b = process.cpuUsage(a); gen.push((b.user + b.system) / 1000);
+  a = process.cpuUsage();
+  k.restore(r.payload);
+  b = process.cpuUsage(a); app.push((b.user + b.system) / 1000);
+  if (i === 0) console.log('payload bytes', renderRestore(r.payload).length);
+}
+const med = (x) => x.sort((a, b) => a - b)[x.length >> 1];
+console.log('partial gen median cpu', med(gen), 'apply median cpu', med(app));

@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { formatIpvsadmList } from '../../src/ipvs/ipvsadm-format.js';
 import { ENDPOINT_SLICES, SERVICES } from '../../src/api/kube/resources.js';
+import type { SyncEvent } from '../../src/agent/proxier.js';
+import type { Json } from '../../src/model/fields.js';
 import { compileNode } from '../../src/node/compile-node.js';
 import type { CompiledIpvsNode } from '../../src/node/modes/ipvs.js';
 import { kernelTableOf } from '../../src/node/modes/ipvs.js';
@@ -37,13 +39,13 @@ test('iptables mode: a full first sync, then a partial one per change, each leav
     const families = t.agent.families;
     assert.deepEqual(families, [4, 6], `the example node is dual-stack; log:\n${t.log.join('\n')}`);
     for (const family of families) {
-      const event = t.events.find((e) => e.family === family)!;
+      const event: SyncEvent = t.events.find((e) => e.family === family)!;
       assert.deepEqual(chainDifferences(compiledChains(api.store.cluster(), node, family), chainsOfSave(stateText(event, 'iptables-save'))), [], `IPv${family} after the first sync`);
     }
 
     // One endpoint of web goes: a partial sync writes web's chains and leaves the others.
     const slice = api.store.get(ENDPOINT_SLICES, 'default', 'web-x7k2p')!;
-    const endpoints = slice['endpoints'] as unknown[];
+    const endpoints = slice['endpoints'] as Json[];
     const from = t.events.length;
     await api.store.patch(ENDPOINT_SLICES, 'default', 'web-x7k2p', 'merge', { endpoints: endpoints.slice(1) });
     const partial = await t.nextSync((e) => e.family === 4 && e.updatedServices.length > 0, from);

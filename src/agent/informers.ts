@@ -104,9 +104,10 @@ export class ResilientInformer {
       this.#failed(e);
       return;
     }
-    if (this.#stopping) return;
-    // start() returns after the list was handed out; unless it failed on the way, we are synced.
-    if (!this.#failing && !this.#synced) {
+    if (this.#stopping || this.#failing) return;
+    // start() returns once the list was handed out and the watch got its answer: connected.
+    this.#recovered();
+    if (!this.#synced) {
       this.#synced = true;
       for (const resolve of this.#syncedWaiters.splice(0)) resolve();
     }

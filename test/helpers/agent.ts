@@ -24,6 +24,8 @@ export interface TestAgent {
   readonly log: string[];
   /** The first sync event after now that `matches`, or that happened already since `from`. */
   nextSync(matches?: (e: SyncEvent) => boolean, from?: number): Promise<SyncEvent>;
+  /** The first log line from index `from` on that matches. */
+  logged(pattern: RegExp, from: number): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -31,6 +33,15 @@ export interface TestAgent {
 export async function startTestAgent(url: string, options: Partial<AgentOptions> & Pick<AgentOptions, 'mode'>): Promise<TestAgent> {
   const events: SyncEvent[] = [];
   const log: string[] = [];
+  const logWaiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
+  const addLog = (line: string): void => {
+    log.push(line);
+    for (const w of [...logWaiters]) {
+      if (!w.pattern.test(line)) continue;
+      logWaiters.splice(logWaiters.indexOf(w), 1);
+      w.resolve(line);
+    }
+  };
   const waiters: { from: number; matches: (e: SyncEvent) => boolean; resolve: (e: SyncEvent) => void }[] = [];
   const onSync = (e: SyncEvent): void => {
     events.push(e);
@@ -46,7 +57,7 @@ export async function startTestAgent(url: string, options: Partial<AgentOptions>
     metricsBindAddress: '127.0.0.1:0',
     healthzBindAddress: '127.0.0.1:0',
     processMetrics: false,
-    log: (line) => log.push(line),
+    log: addLog,
     onSync,
     ...options,
   });
@@ -58,6 +69,11 @@ export async function startTestAgent(url: string, options: Partial<AgentOptions>
       const done = events.slice(from).find(matches);
       if (done !== undefined) return Promise.resolve(done);
       return new Promise((resolve) => waiters.push({ from, matches, resolve }));
+    },
+    logged(pattern, from) {
+      const done = log.slice(from).find((l) => pattern.test(l));
+      if (done !== undefined) return Promise.resolve(done);
+      return new Promise((resolve) => logWaiters.push({ pattern, resolve }));
     },
     stop: () => agent.stop(),
   };

@@ -38,6 +38,9 @@ export const codes = {
   // iptables: parsing iptables-save text
   KPSIM_ERR_IPTABLES_PARSE: 'iptables-save text could not be parsed',
 
+  // nftables: parsing `nft list ruleset` text
+  KPSIM_ERR_NFTABLES_PARSE: '`nft list ruleset` text could not be parsed',
+
   // trace: packets and flows
   KPSIM_ERR_TRACE_BAD_PACKET: 'a packet or flow to trace is not valid',
 

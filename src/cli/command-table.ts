@@ -32,7 +32,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   {
     name: 'simulate',
-    summary: 'replay seeded connections to a service through iptables (random) and IPVS schedulers, and compare how evenly they spread',
+    summary: 'replay seeded connections to a service through each mode (iptables and nftables: the rules walked; IPVS: each scheduler), and compare how evenly they spread',
     load: async () => (await import('./simulate.js')).registerSimulate,
   },
   {
@@ -47,7 +47,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   {
     name: 'compare',
-    summary: 'compare direct-to-pod, the userspace proxy (real bytes on loopback) and simulated iptables and IPVS modes on one service: req/s, added latency, spread over endpoints, decision cost',
+    summary: 'compare direct-to-pod, the userspace proxy (real bytes on loopback) and the simulated iptables, IPVS and nftables modes on one service: req/s, added latency, spread over endpoints, decision cost',
     load: async () => (await import('./compare.js')).registerCompare,
   },
   {

@@ -4,15 +4,14 @@
  * unless --token-file is given; serves HTTPS with --tls-cert-file and --tls-private-key-file.
  * Runs until interrupted.
  */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { type KubeApi, DataDir, admissionOptions, createKubeApi } from '../api/kube/index.js';
 import { buildApiServer } from '../api/server.js';
 import { KpsimError } from '../errors.js';
-import type { ManifestObject } from '../manifest/load.js';
+import { readInputFile, type ManifestObject } from '../manifest/load.js';
 import { isObject } from '../model/fields.js';
 import { resolveNode } from '../tracker/proxier-state.js';
-import { isLoopback } from '../util/ip.js';
+import { isLoopback, joinHostPort } from '../util/ip.js';
 import {
   type ClusterOptions,
   action,
@@ -34,14 +33,6 @@ interface ServeOptions extends ClusterOptions {
   tokenFile?: string;
   tlsCertFile?: string;
   tlsPrivateKeyFile?: string;
-}
-
-async function readFlagFile(flag: string, file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (e) {
-    throw new KpsimError('KPSIM_ERR_MANIFEST_READ', `${flag}: cannot read: ${(e as Error).message}`, { file });
-  }
 }
 
 function isProxyConfig(object: ManifestObject): boolean {
@@ -90,9 +81,9 @@ export function registerServe(program: Command): void {
       const host = parseIPFlag('--host', opts.host ?? '127.0.0.1');
       if (!isLoopback(host) && opts.tokenFile === undefined) throw usageError('--host', `${host} is not a loopback address: serving another address needs --token-file (a bearer token every client must send)`);
       if ((opts.tlsCertFile === undefined) !== (opts.tlsPrivateKeyFile === undefined)) throw usageError('--tls-cert-file', 'give both --tls-cert-file and --tls-private-key-file');
-      const token = opts.tokenFile !== undefined ? (await readFlagFile('--token-file', opts.tokenFile)).split('\n')[0]!.trim() : undefined;
+      const token = opts.tokenFile !== undefined ? (await readInputFile(opts.tokenFile, '--token-file')).split('\n')[0]!.trim() : undefined;
       if (token === '') throw usageError('--token-file', `${opts.tokenFile} holds no token on its first line`);
-      const https = opts.tlsCertFile !== undefined ? { cert: await readFlagFile('--tls-cert-file', opts.tlsCertFile), key: await readFlagFile('--tls-private-key-file', opts.tlsPrivateKeyFile!) } : undefined;
+      const https = opts.tlsCertFile !== undefined ? { cert: await readInputFile(opts.tlsCertFile, '--tls-cert-file'), key: await readInputFile(opts.tlsPrivateKeyFile!, '--tls-private-key-file') } : undefined;
       const api = await seededApi(opts);
       const selection = { ...(opts.node !== undefined ? { node: opts.node } : {}), ...(opts.nodeIp ? { nodeIPs: opts.nodeIp } : {}) };
       // An unknown --node is an input error now, not on the first request.
@@ -109,11 +100,11 @@ export function registerServe(program: Command): void {
       try {
         await app.listen({ port, host });
       } catch (e) {
-        throw new KpsimError('KPSIM_ERR_PROXY_LISTEN', `cannot listen on ${host}:${port}: ${(e as Error).message}`);
+        throw new KpsimError('KPSIM_ERR_PROXY_LISTEN', `cannot listen on ${joinHostPort(host, port)}: ${(e as Error).message}`);
       }
       const address = app.server.address();
-      const where = typeof address === 'object' && address ? `${address.address}:${address.port}` : String(address);
-      const url = `${https ? 'https' : 'http'}://${where.includes(':') && !where.includes('.') ? `[${where}]` : where}`;
+      const where = typeof address === 'object' && address ? joinHostPort(address.address, address.port) : String(address);
+      const url = `${https ? 'https' : 'http'}://${where}`;
       if (!isLoopback(host) && !https) process.stderr.write('warning: serving a non-loopback address without TLS: the bearer token travels in clear text (give --tls-cert-file)\n');
       process.stdout.write(`kpsim API on ${url}/v1/ and the Kubernetes API on ${url} (kubectl --server ${url}) (Ctrl-C stops it)\n`);
       await new Promise<void>((resolve) => {

@@ -156,7 +156,7 @@ export async function runChurn(options: ChurnOptions = {}): Promise<ChurnReport>
     const endpoints = POD_IPS.map((ip) => `${ip}:${TARGET_PORT}`);
     const podOf = new Map(endpoints.map((endpoint, i) => [endpoint, `${SERVICE}-${i}`]));
     await backends.start(POD_IPS.map((ip, i) => ({
-      endpoint: endpoints[i]!, ip, port: TARGET_PORT, family: 4 as const, podName: `${SERVICE}-${i}`, loopback: { address: `127.1.0.${i + 1}`, port: 0 }, spns: [`${NAMESPACE}/${SERVICE}:http`],
+      endpoint: endpoints[i]!, ip, port: TARGET_PORT, family: 4 as const, podName: `${SERVICE}-${i}`, loopback: { address: `127.1.0.${i + 1}`, port: 0 }, spns: [`${NAMESPACE}/${SERVICE}:http`], protocols: ['TCP'],
     })));
 
     // Their readiness probes, writing the EndpointSlice through the API.

@@ -14,6 +14,7 @@ import { decodeNode } from '../model/node.js';
 import { decodePod } from '../model/pod.js';
 import { decodeProxyConfig } from '../model/proxy-config.js';
 import { decodeService } from '../model/service.js';
+import { decodeServiceCIDR } from '../model/service-cidr.js';
 import type { EndpointSlice, Node, Pod, ProxyConfig, Service, Warning, Workload, WorkloadKind } from '../model/types.js';
 import { WORKLOAD_KINDS, decodeWorkload } from '../model/workload.js';
 
@@ -29,6 +30,8 @@ export interface DecodedManifest {
   configs: ProxyConfig[];
   pods: Pod[];
   workloads: Workload[];
+  /** spec.cidrs of every ServiceCIDR. */
+  serviceCIDRs: string[];
   /** Kinds kpsim does not use, with how many objects of each were skipped. */
   skippedKinds: Map<string, number>;
   problems: KpsimError[];
@@ -36,7 +39,7 @@ export interface DecodedManifest {
 }
 
 export function emptyDecodedManifest(): DecodedManifest {
-  return { services: [], endpointSlices: [], nodes: [], configs: [], pods: [], workloads: [], skippedKinds: new Map(), problems: [], warnings: [] };
+  return { services: [], endpointSlices: [], nodes: [], configs: [], pods: [], workloads: [], serviceCIDRs: [], skippedKinds: new Map(), problems: [], warnings: [] };
 }
 
 /** Decode one file's text; `file` names it in messages. Problems are collected, never thrown. */
@@ -71,6 +74,7 @@ export function mergeDecoded(a: DecodedManifest, b: DecodedManifest): void {
   a.configs.push(...b.configs);
   a.pods.push(...b.pods);
   a.workloads.push(...b.workloads);
+  a.serviceCIDRs.push(...b.serviceCIDRs);
   for (const [kind, n] of b.skippedKinds) a.skippedKinds.set(kind, (a.skippedKinds.get(kind) ?? 0) + n);
   a.problems.push(...b.problems);
   a.warnings.push(...b.warnings);
@@ -173,6 +177,10 @@ function decodeKnownKind(key: string, doc: JsonObject, r: FieldReader, out: Deco
       return true;
     case 'v1 Node':
       pushDefined(out.nodes, decodeNode(doc, r));
+      return true;
+    case 'networking.k8s.io/v1 ServiceCIDR':
+    case 'networking.k8s.io/v1beta1 ServiceCIDR':
+      out.serviceCIDRs.push(...(decodeServiceCIDR(doc, r) ?? []));
       return true;
     case 'kubeproxy.config.k8s.io/v1alpha1 KubeProxyConfiguration':
       out.configs.push(decodeProxyConfig(doc, r));

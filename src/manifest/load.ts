@@ -1,7 +1,8 @@
 /**
- * The only place that reads manifest files: files and folders (recursively: *.yaml, *.yml,
- * *.json), standard input ("-"), plus the --config file, into one validated Cluster; then the
- * control plane (controller/control-plane.ts) derives what the cluster would add.
+ * The only place that reads input files: manifests from files and folders (recursively: *.yaml,
+ * *.yml, *.json), standard input ("-"), plus the --config file, into one validated Cluster (then
+ * the control plane, controller/control-plane.ts, derives what the cluster would add); and, with
+ * `readInputFile`, the CLI's other inputs (iptables-save dumps, --flows, serve's flag files).
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -59,8 +60,8 @@ export async function readManifestTexts(paths: string | readonly string[], confi
   if (list.filter((p) => p === '-').length > 1) throw new KpsimError('KPSIM_ERR_USAGE_BAD_FLAG', '-f -: standard input can be read only once');
   const files: string[] = [];
   for (const path of list) files.push(...(path === '-' ? [STDIN_FILE] : await expandPath(path)));
-  const texts = await Promise.all(files.map(async (file) => ({ file, text: file === STDIN_FILE ? await readStdin() : await readManifestFile(file) })));
-  if (config !== undefined) texts.push({ file: config, text: await readManifestFile(config) });
+  const texts = await Promise.all(files.map(async (file) => ({ file, text: file === STDIN_FILE ? await readStdin() : await readInputFile(file) })));
+  if (config !== undefined) texts.push({ file: config, text: await readInputFile(config) });
   return texts;
 }
 
@@ -205,16 +206,22 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-async function readManifestFile(file: string): Promise<string> {
+/**
+ * One input file's text. A file that cannot be read is KPSIM_ERR_MANIFEST_READ with the reason
+ * in plain words ("no such file or folder"), one above MAX_MANIFEST_BYTES KPSIM_ERR_MANIFEST_TOO_LARGE;
+ * `flag` (e.g. "--token-file") names the flag that gave the file, in the message.
+ */
+export async function readInputFile(file: string, flag?: string): Promise<string> {
+  const said = flag === undefined ? '' : `${flag}: `;
   try {
     const info = await stat(file);
     if (info.size > MAX_MANIFEST_BYTES) {
-      throw new KpsimError('KPSIM_ERR_MANIFEST_TOO_LARGE', `is ${Math.round(info.size / 1048576)} MiB; kpsim reads files up to ${MAX_MANIFEST_BYTES / 1048576} MiB`, { file });
+      throw new KpsimError('KPSIM_ERR_MANIFEST_TOO_LARGE', `${said}is ${Math.round(info.size / 1048576)} MiB; kpsim reads files up to ${MAX_MANIFEST_BYTES / 1048576} MiB`, { file });
     }
     return await readFile(file, 'utf8');
   } catch (e) {
     if (e instanceof KpsimError) throw e;
-    throw new KpsimError('KPSIM_ERR_MANIFEST_READ', `cannot read: ${systemReason(e)}`, { file });
+    throw new KpsimError('KPSIM_ERR_MANIFEST_READ', `${said}cannot read: ${systemReason(e)}`, { file });
   }
 }
 

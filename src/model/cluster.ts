@@ -14,6 +14,8 @@ export interface ClusterInput {
   endpointSlices: EndpointSlice[];
   nodes: Node[];
   configs: ProxyConfig[];
+  /** From ServiceCIDR objects. */
+  serviceCIDRs?: string[];
   warnings: Warning[];
   pods?: Pod[];
   workloads?: Workload[];
@@ -56,7 +58,8 @@ export function assembleCluster(input: ClusterInput, options: AssembleOptions = 
   warnUnknownServices(input.endpointSlices, services, warnings);
 
   if (problems.length > 0) throw aggregateErrors(problems);
-  return { services, endpointSlices: input.endpointSlices, nodes: input.nodes, config, warnings, pods: input.pods ?? [], workloads: input.workloads ?? [] };
+  const serviceCIDRs = [...new Set(input.serviceCIDRs ?? [])];
+  return { services, endpointSlices: input.endpointSlices, nodes: input.nodes, config, ...(serviceCIDRs.length > 0 ? { serviceCIDRs } : {}), warnings, pods: input.pods ?? [], workloads: input.workloads ?? [] };
 }
 
 function whereOf(obj: { origin: { file: string; object: string } }, path?: string): Where {

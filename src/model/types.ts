@@ -9,7 +9,7 @@ export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 export type IPFamilyName = 'IPv4' | 'IPv6';
 export type ServiceType = 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
 export type TrafficPolicy = 'Cluster' | 'Local';
-export type ProxyMode = 'iptables' | 'ipvs' | 'userspace';
+export type ProxyMode = 'iptables' | 'ipvs' | 'nftables' | 'userspace';
 
 /** Where an object came from, for error messages: "svc.yaml", "Service default/web". */
 export interface Origin {
@@ -297,6 +297,8 @@ export interface ProxyConfig {
   ipvsTCPTimeoutSeconds: number;
   ipvsTCPFinTimeoutSeconds: number;
   ipvsUDPTimeoutSeconds: number;
+  /** udpIdleTimeout (userspace mode): how long an idle UDP association stays open; 0.25 s by default. */
+  udpIdleTimeoutSeconds: number;
   /** CIDRs, or the word 'primary'; [] means all local addresses. */
   nodePortAddresses: string[];
   hostnameOverride: string;
@@ -328,6 +330,8 @@ export interface Cluster {
   endpointSlices: EndpointSlice[];
   nodes: Node[];
   config: ProxyConfig;
+  /** The ServiceCIDR objects' ranges (any family); kube-proxy's nftables mode drops unallocated addresses in them. */
+  serviceCIDRs?: string[];
   warnings: Warning[];
   /** The Pods: as given, plus those --allocate's controllers made. */
   pods?: Pod[];

@@ -4,7 +4,7 @@
  * endpoints when no ready ones are left. Every proxy mode calls this, so they agree.
  */
 import { ZONE_LABEL } from '../model/node.js';
-import type { CategorizedEndpoints, EndpointInfo, ServicePortInfo } from '../tracker/types.js';
+import type { CategorizedEndpoints, EndpointInfo, ServicePortInfo } from '../model/proxy-info.js';
 
 /** The node's topology.kubernetes.io/zone label decides PreferSameZone. */
 export { ZONE_LABEL };

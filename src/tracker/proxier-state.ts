@@ -103,11 +103,14 @@ export interface ProxierNodeContext {
   readonly localDetector: LocalDetector | undefined;
   readonly masqueradeMark: string;
   readonly topology: TopologyContext;
+  /** This family's ServiceCIDRs (networking.k8s.io ServiceCIDR objects), when any are known. */
+  readonly serviceCIDRs?: readonly string[];
 }
 
-export function proxierNodeContext(config: ProxyConfig, node: ResolvedNode, family: Family): ProxierNodeContext {
+export function proxierNodeContext(config: ProxyConfig, node: ResolvedNode, family: Family, serviceCIDRsOfCluster?: readonly string[]): ProxierNodeContext {
   const nodeIPs = node.ips.filter((ip) => ipFamily(ip) === family);
   const loopback = family === 4 ? '127.0.0.1' : '::1';
+  const serviceCIDRs = (serviceCIDRsOfCluster ?? []).filter((c) => parseCIDR(c)?.family === family);
   return {
     family,
     nodeName: node.name,
@@ -122,6 +125,7 @@ export function proxierNodeContext(config: ProxyConfig, node: ResolvedNode, fami
       nodeLabels: node.labels,
       preferSameTrafficDistribution: featureGateEnabled(config, 'PreferSameTrafficDistribution'),
     },
+    ...(serviceCIDRs.length > 0 ? { serviceCIDRs } : {}),
   };
 }
 
@@ -148,11 +152,12 @@ export function assembleProxierState(ctx: ProxierNodeContext, servicePorts: read
     localDetector: ctx.localDetector,
     masqueradeMark: ctx.masqueradeMark,
     servicePorts,
+    ...(ctx.serviceCIDRs !== undefined ? { serviceCIDRs: ctx.serviceCIDRs } : {}),
   };
 }
 
 export function buildProxierState(cluster: Cluster, node: ResolvedNode, family: Family): ProxierState {
-  const ctx = proxierNodeContext(cluster.config, node, family);
+  const ctx = proxierNodeContext(cluster.config, node, family, cluster.serviceCIDRs);
   const endpointsBySpn = collectEndpoints(cluster.endpointSlices, family, node.name);
   const servicePorts: ProxierServicePort[] = [];
   for (const svc of cluster.services) {

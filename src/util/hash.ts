@@ -1,8 +1,9 @@
 /**
- * kube-proxy's chain-name hash: the first 16 characters of the RFC 4648 base32 encoding of the
- * SHA-256 of the input. Chain names are limited to 28 characters, so "KUBE-SVC-" plus 16 fit.
+ * The hashes kpsim names things with: RFC 4648 base32 (kube-proxy's nftables names encode a
+ * SHA-256 with it), Go's 32-bit FNV-1a, the safe-encoded controller hash (pod-template-hash,
+ * controller-revision-hash) over kpsim's canonical JSON, and murmur3's finaliser. (kube-proxy's
+ * iptables chain-name hash is src/iptables/names.ts.)
  */
-import { createHash } from 'node:crypto';
 
 const BASE32_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
@@ -23,11 +24,6 @@ export function base32Std(bytes: Uint8Array): string {
   if (bits > 0) out += BASE32_ALPHABET[(buffer << (5 - bits)) & 31];
   while (out.length % 8 !== 0) out += '=';
   return out;
-}
-
-/** The 16-character hash kube-proxy puts after KUBE-SVC-, KUBE-SEP- and the other prefixes. */
-export function kubeProxyHash(input: string): string {
-  return base32Std(createHash('sha256').update(input).digest()).slice(0, 16);
 }
 
 const FNV32_OFFSET_BASIS = 0x811c9dc5;

@@ -216,6 +216,20 @@ const badCases: BadCase[] = [
     want: [{ code: 'KPSIM_ERR_MODEL_DUPLICATE', message: 'b.yaml: Deployment default/web: metadata.name: is defined twice (also in a.yaml)' }],
   },
   {
+    name: 'a udpIdleTimeout that is not a duration',
+    files: {
+      'a.yaml': 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nudpIdleTimeout: soon\n',
+    },
+    want: [{ code: 'KPSIM_ERR_CONFIG_BAD_FIELD', message: 'a.yaml: KubeProxyConfiguration: udpIdleTimeout: "soon" is not a duration such as "900s" or "15m"' }],
+  },
+  {
+    name: 'a udpIdleTimeout of 0',
+    files: {
+      'a.yaml': 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nudpIdleTimeout: 0s\n',
+    },
+    want: [{ code: 'KPSIM_ERR_CONFIG_BAD_FIELD', message: 'a.yaml: KubeProxyConfiguration: udpIdleTimeout: "0s": must be greater than 0' }],
+  },
+  {
     name: 'a bad --service-cluster-ip-range is a usage problem',
     files: { 'svc.yaml': svc('web', '  clusterIP: 10.96.0.5') },
     options: { serviceClusterIPRange: '10.96.0.0/40' },
@@ -331,6 +345,11 @@ for (const c of warnCases) {
     );
   });
 }
+
+test('udpIdleTimeout: kube-proxy\'s 250ms by default, else the config\'s', () => {
+  const config = (text: string) => load({ 'kp.yaml': `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n${text}` }).config.udpIdleTimeoutSeconds;
+  assert.deepEqual([config(''), config('udpIdleTimeout: 2s\n'), config('udpIdleTimeout: 100ms\n')], [0.25, 2, 0.1]);
+});
 
 test('a kind: List is read item by item', () => {
   const list = {

@@ -59,8 +59,13 @@ export const ENDPOINT_SLICES: ResourceType = {
   fieldSelectors: { addressType: (o) => field(o, 'addressType') },
 };
 
+export const SERVICE_CIDRS: ResourceType = {
+  resource: 'servicecidrs', singular: 'servicecidr', kind: 'ServiceCIDR', group: 'networking.k8s.io', version: 'v1', namespaced: false,
+  shortNames: [], categories: [], subresources: ['status'], createOnUpdate: false, fieldSelectors: {},
+};
+
 /** In the order discovery lists them and the store keeps them. */
-export const RESOURCES: readonly ResourceType[] = [NAMESPACES, SERVICES, ENDPOINTS, NODES, ENDPOINT_SLICES];
+export const RESOURCES: readonly ResourceType[] = [NAMESPACES, SERVICES, ENDPOINTS, NODES, ENDPOINT_SLICES, SERVICE_CIDRS];
 
 /** "v1" or "discovery.k8s.io/v1". */
 export function apiVersionOf(type: ResourceType): string {

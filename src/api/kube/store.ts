@@ -259,17 +259,19 @@ export class KubeStore {
     const services: Service[] = [];
     const endpointSlices: EndpointSlice[] = [];
     const nodes: Node[] = [];
+    const serviceCIDRs: string[] = [];
     const warnings: Warning[] = [];
     for (const type of RESOURCES) {
       for (const { decoded } of this.table(type).objects.values()) {
         services.push(...decoded.services);
         endpointSlices.push(...decoded.endpointSlices);
         nodes.push(...decoded.nodes);
+        serviceCIDRs.push(...decoded.serviceCIDRs);
         warnings.push(...decoded.warnings);
       }
     }
     const cluster = assembleCluster(
-      { services, endpointSlices, nodes, configs: this.config ? [this.config] : [], warnings },
+      { services, endpointSlices, nodes, configs: this.config ? [this.config] : [], serviceCIDRs, warnings },
       { ...(this.options.admission.checkServiceCIDRs ? { serviceCIDRs: this.options.admission.serviceCIDRs } : {}), nodePortRange: this.options.admission.nodePortRange },
     );
     this.snapshot = { rv: this.rv, cluster };

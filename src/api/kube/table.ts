@@ -8,7 +8,7 @@
  */
 import type { Json, JsonObject } from '../../model/fields.js';
 import { isObject } from '../../model/fields.js';
-import { ENDPOINTS, ENDPOINT_SLICES, NAMESPACES, NODES, type ResourceType, SERVICES } from './resources.js';
+import { ENDPOINTS, ENDPOINT_SLICES, NAMESPACES, NODES, type ResourceType, SERVICE_CIDRS, SERVICES } from './resources.js';
 
 export interface TableColumn {
   name: string;
@@ -33,6 +33,8 @@ const COLUMNS = new Map<ResourceType, TableColumn[]>([
   [NODES, [NAME, col('Status', 'The status of the node.'), col('Roles', 'The roles of the node.'), AGE, col('Version', 'Kubelet version.'), col('Internal-IP', 'The internal IP of the node.', 1), col('External-IP', 'The external IP of the node.', 1), col('OS-Image', 'OS image reported by the node.', 1), col('Kernel-Version', 'Kernel version reported by the node.', 1), col('Container-Runtime', 'Container runtime reported by the node.', 1)]],
   [NAMESPACES, [NAME, col('Status', 'The status of the namespace.'), AGE]],
   [ENDPOINT_SLICES, [NAME, col('AddressType', 'addressType specifies the type of address carried by this EndpointSlice.'), col('Ports', 'ports specifies the list of network ports exposed by each endpoint in this slice.'), col('Endpoints', 'endpoints is a list of unique endpoints in this slice.'), AGE]],
+  // pkg/printers/internalversion printServiceCIDR.
+  [SERVICE_CIDRS, [NAME, col('CIDRs', 'CIDRs defines the IP blocks in CIDR notation (e.g. "192.168.0.0/24" or "2001:db8::/64") from which to assign service cluster IPs.'), AGE]],
 ]);
 
 /**
@@ -173,12 +175,17 @@ function endpointSliceCells(slice: JsonObject, now: number): Json[] {
   return [str(get(slice, 'metadata', 'name')), str(get(slice, 'addressType')), ports.length > 0 ? ports.join(',') : '<unset>', firstThree(addresses), age(slice, now)];
 }
 
+function serviceCIDRCells(cidr: JsonObject, now: number): Json[] {
+  return [str(get(cidr, 'metadata', 'name')), list(get(cidr, 'spec', 'cidrs')).map(str).join(','), age(cidr, now)];
+}
+
 const CELLS = new Map<ResourceType, (obj: JsonObject, now: number) => Json[]>([
   [SERVICES, serviceCells],
   [ENDPOINTS, endpointsCells],
   [NODES, nodeCells],
   [NAMESPACES, namespaceCells],
   [ENDPOINT_SLICES, endpointSliceCells],
+  [SERVICE_CIDRS, serviceCIDRCells],
 ]);
 
 function rowObject(obj: JsonObject, include: IncludeObject): Json | undefined {

@@ -80,13 +80,13 @@ describe('discovery and OpenAPI', () => {
     const services = items[0]!.versions[0]!.resources.find((r) => r.resource === 'services');
     assert.deepEqual(services?.shortNames, ['svc']);
     const apis = await call(api, 'GET', '/apis', undefined, { accept: 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList' });
-    assert.deepEqual((apis.body['items'] as { metadata: { name: string } }[]).map((i) => i.metadata.name), ['discovery.k8s.io']);
+    assert.deepEqual((apis.body['items'] as { metadata: { name: string } }[]).map((i) => i.metadata.name), ['discovery.k8s.io', 'networking.k8s.io']);
   });
 
   test('legacy discovery: versions, groups and resource lists', async () => {
     assert.deepEqual((await call(api, 'GET', '/api')).body['versions'], ['v1']);
     const groups = (await call(api, 'GET', '/apis')).body['groups'] as { name: string }[];
-    assert.deepEqual(groups.map((g) => g.name), ['discovery.k8s.io']);
+    assert.deepEqual(groups.map((g) => g.name), ['discovery.k8s.io', 'networking.k8s.io']);
     const core = (await call(api, 'GET', '/api/v1')).body['resources'] as { name: string; namespaced: boolean; shortNames?: string[] }[];
     assert.deepEqual(core.map((r) => `${r.name}${r.namespaced ? '' : ' (cluster)'}${r.shortNames ? ` ${r.shortNames.join(',')}` : ''}`), [
       'namespaces (cluster) ns',

@@ -6,11 +6,13 @@ import { KpsimError } from '../errors.js';
 import type { ModeSyncer } from './syncer.js';
 import { ipvsSyncer } from './syncers/ipvs.js';
 import { iptablesSyncer } from './syncers/iptables.js';
+import { nftablesSyncer } from './syncers/nftables.js';
 import { userspaceSyncer } from './syncers/userspace.js';
 
 const syncers: Readonly<Record<string, ModeSyncer>> = {
   iptables: iptablesSyncer,
   ipvs: ipvsSyncer,
+  nftables: nftablesSyncer,
   userspace: userspaceSyncer,
 };
 

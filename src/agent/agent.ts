@@ -24,7 +24,7 @@ import { type LiveSourceOptions, resolveKubeConfig } from '../source/kubeconfig.
 import { type ProxierNodeContext, type ResolvedNode, proxierNodeContext } from '../tracker/proxier-state.js';
 import { type Family, ipFamily, normalizeIP, parseCIDR } from '../util/ip.js';
 import { type NodeStatus, ProxyHealth, type RunningServer, startHealthServer, startMetricsServer } from './healthz.js';
-import { type InformerHandlers, proxyInformers, type ResilientInformer } from './informers.js';
+import { type InformerHandlers, type ProxyInformers, proxyInformers } from './informers.js';
 import { ProxyMetrics } from './metrics.js';
 import { FamilyProxier, type SyncEvent } from './proxier.js';
 import { RulesDir } from './rules-dir.js';
@@ -90,7 +90,9 @@ export class ProxyAgent {
   readonly #services = new Map<string, Service>();
   readonly #slices = new Map<string, EndpointSlice>();
   readonly #servers: RunningServer[] = [];
-  #informers: { services: ResilientInformer; endpointSlices: ResilientInformer; node: ResilientInformer } | undefined;
+  #informers: ProxyInformers | undefined;
+  /** ServiceCIDR objects' CIDRs, by object name. */
+  readonly #serviceCIDRs = new Map<string, readonly string[]>();
   #rulesDir: RulesDir | undefined;
   #node: ResolvedNode | undefined;
   #nodeStatus: NodeStatus | undefined;
@@ -151,7 +153,7 @@ export class ProxyAgent {
     this.#stopped = true;
     for (const proxier of this.#proxiers.values()) proxier.stop();
     const informers = this.#informers;
-    if (informers) await Promise.all([informers.services.stop(), informers.endpointSlices.stop(), informers.node.stop()]);
+    if (informers) await Promise.all([informers.services.stop(), informers.endpointSlices.stop(), informers.node.stop(), informers.serviceCIDRs.stop()]);
     await this.#writing;
     await Promise.all(this.#servers.map((s) => s.close()));
     await this.#syncer.close?.(this.#shared);
@@ -179,7 +181,7 @@ export class ProxyAgent {
     }
 
     const informerOptions = { log: this.#log, timers: this.#timers, server };
-    this.#informers = proxyInformers(kubeConfig, this.nodeName, { services: this.#serviceHandlers(), endpointSlices: this.#sliceHandlers(), node: this.#nodeHandlers() }, informerOptions);
+    this.#informers = proxyInformers(kubeConfig, this.nodeName, { services: this.#serviceHandlers(), endpointSlices: this.#sliceHandlers(), node: this.#nodeHandlers(), serviceCIDRs: this.#serviceCIDRHandlers() }, informerOptions);
     await this.#informers.node.start();
     if (this.#stopped) return;
     const node = this.#resolveNode();
@@ -210,10 +212,12 @@ export class ProxyAgent {
         startedAt,
         nextSeq: () => ++this.#seq,
         onSync: (event) => this.#synced_(event),
+        serviceCIDRs: () => this.#allServiceCIDRs(),
         log: this.#log,
       }));
     }
-    await Promise.all([this.#informers.services.start(), this.#informers.endpointSlices.start()]);
+    // The ServiceCIDRs are listed before the first sync too, so that it has them (nftables mode's cluster-ips-check).
+    await Promise.all([this.#informers.services.start(), this.#informers.endpointSlices.start(), this.#informers.serviceCIDRs.start()]);
     if (this.#stopped) return;
     this.#synced = true;
     const families = this.#familiesInUse();
@@ -250,6 +254,28 @@ export class ProxyAgent {
   }
 
   #nodeJSON: JsonObject | undefined;
+
+  /**
+   * OnServiceCIDRsChanged: the proxiers get every ServiceCIDR's CIDRs; as in kube-proxy, they
+   * are used from the next full sync on (nftables mode's "Drop traffic to unallocated
+   * ClusterIPs" rule is written by setup), not synced for.
+   */
+  #serviceCIDRHandlers(): InformerHandlers {
+    const put = (obj: JsonObject): void => {
+      const out = decodeObject(obj, 'api');
+      if (out.problems.length > 0) {
+        this.#log(`skipping ServiceCIDR ${keyOf(obj)}: kpsim cannot read it (${out.problems.map((p) => p.message).join('; ')})`);
+        return;
+      }
+      this.#serviceCIDRs.set(keyOf(obj), out.serviceCIDRs);
+    };
+    return { add: put, update: put, delete: (obj) => this.#serviceCIDRs.delete(keyOf(obj)) };
+  }
+
+  /** Every ServiceCIDR's CIDRs, each once, in name order of their objects. */
+  #allServiceCIDRs(): string[] {
+    return [...new Set([...this.#serviceCIDRs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).flatMap(([, cidrs]) => cidrs))];
+  }
 
   #nodeHandlers(): InformerHandlers {
     const set = (obj: JsonObject | undefined): void => {

@@ -12,7 +12,7 @@
  * watch gets through), as client-go's reflector does. Objects reach the handlers as the API
  * server's JSON (client-node hands list items as typed objects and watch events as JSON).
  */
-import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type KubernetesListObject, type KubernetesObject, ListWatch, Watch } from '@kubernetes/client-node';
+import { CoreV1Api, DiscoveryV1Api, NetworkingV1Api, type KubeConfig, type KubernetesListObject, type KubernetesObject, ListWatch, Watch } from '@kubernetes/client-node';
 import type { JsonObject } from '../model/fields.js';
 import { describeSourceError, toManifest } from '../source/live.js';
 import type { RunnerTimers } from './runner.js';
@@ -55,6 +55,8 @@ export class ResilientInformer {
     handlers: InformerHandlers,
     private readonly options: InformerOptions,
     selectors: { labelSelector?: string; fieldSelector?: string } = {},
+    /** A resource the server may not serve (404): then it counts as synced and empty, and is not retried. */
+    private readonly optional = false,
   ) {
     const listed = async (): Promise<KubernetesListObject<KubernetesObject>> => {
       const result = await list();
@@ -120,6 +122,16 @@ export class ResilientInformer {
 
   #failed(err: unknown): void {
     if (this.#stopping) return;
+    if (this.optional && (err as { code?: unknown }).code === 404) {
+      this.options.log(`${this.what}: not served by ${this.options.server}; going on without them`);
+      this.#stopping = true;
+      void this.#watch.stop();
+      if (!this.#synced) {
+        this.#synced = true;
+        for (const resolve of this.#syncedWaiters.splice(0)) resolve();
+      }
+      return;
+    }
     this.#failing = true;
     if (this.#retry !== undefined) return;
     const message = describeSourceError(err, this.options.server, this.what).message;
@@ -133,20 +145,30 @@ export class ResilientInformer {
   }
 }
 
-/** The three informers kube-proxy runs, for one node. */
+export interface ProxyInformers {
+  readonly services: ResilientInformer;
+  readonly endpointSlices: ResilientInformer;
+  readonly node: ResilientInformer;
+  /** networking.k8s.io/v1 ServiceCIDRs (kube-proxy's OnServiceCIDRsChanged); optional on the server. */
+  readonly serviceCIDRs: ResilientInformer;
+}
+
+/** The informers kube-proxy runs, for one node. */
 export function proxyInformers(
   kc: KubeConfig,
   nodeName: string,
-  handlers: { services: InformerHandlers; endpointSlices: InformerHandlers; node: InformerHandlers },
+  handlers: { services: InformerHandlers; endpointSlices: InformerHandlers; node: InformerHandlers; serviceCIDRs: InformerHandlers },
   options: InformerOptions,
-): { services: ResilientInformer; endpointSlices: ResilientInformer; node: ResilientInformer } {
+): ProxyInformers {
   const core = kc.makeApiClient(CoreV1Api);
   const discovery = kc.makeApiClient(DiscoveryV1Api);
+  const networking = kc.makeApiClient(NetworkingV1Api);
   const fieldSelector = `metadata.name=${nodeName}`;
   type AnyList = KubernetesListObject<KubernetesObject>;
   return {
     services: new ResilientInformer('Services', kc, '/api/v1/services', () => core.listServiceForAllNamespaces({ labelSelector: PROXY_LABEL_SELECTOR }) as Promise<AnyList>, { apiVersion: 'v1', kind: 'Service' }, handlers.services, options, { labelSelector: PROXY_LABEL_SELECTOR }),
     endpointSlices: new ResilientInformer('EndpointSlices', kc, '/apis/discovery.k8s.io/v1/endpointslices', () => discovery.listEndpointSliceForAllNamespaces({ labelSelector: PROXY_LABEL_SELECTOR }) as Promise<AnyList>, { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice' }, handlers.endpointSlices, options, { labelSelector: PROXY_LABEL_SELECTOR }),
     node: new ResilientInformer(`Node ${nodeName}`, kc, '/api/v1/nodes', () => core.listNode({ fieldSelector }) as Promise<AnyList>, { apiVersion: 'v1', kind: 'Node' }, handlers.node, options, { fieldSelector }),
+    serviceCIDRs: new ResilientInformer('ServiceCIDRs', kc, '/apis/networking.k8s.io/v1/servicecidrs', () => networking.listServiceCIDR() as Promise<AnyList>, { apiVersion: 'networking.k8s.io/v1', kind: 'ServiceCIDR' }, handlers.serviceCIDRs, options, {}, true),
   };
 }

@@ -66,6 +66,8 @@ export interface FamilyProxierOptions {
   readonly startedAt: number;
   readonly nextSeq: () => number;
   readonly onSync: (event: SyncEvent) => Promise<void> | void;
+  /** The ServiceCIDRs known now (any family). */
+  readonly serviceCIDRs?: () => readonly string[];
   readonly log: (line: string) => void;
 }
 
@@ -164,7 +166,7 @@ export class FamilyProxier {
     m.endpointChangesPending.set(0);
     let result;
     try {
-      result = await o.syncer.sync({ update, full, now });
+      result = await o.syncer.sync({ update, full, now, ...(o.serviceCIDRs !== undefined ? { serviceCIDRs: o.serviceCIDRs() } : {}) });
     } catch (e) {
       // A throw is a bug in kpsim, not the kernel refusing: say so, and recover as from a failure.
       result = { ok: false, error: `internal error: ${(e as Error).stack ?? String(e)}`, payload: [], summary: 'failed' };

@@ -6,7 +6,9 @@
  *   DIR/IPv4.iptables-save                    the tables now (rewritten after every sync)
  *
  * Each mode names its files (ipvs: ".ipvs" payloads, "ipvsadm", "ipset-save" and
- * "iptables-save" states; userspace: ".userspace" listener changes, "address-map"). State files
+ * "iptables-save" states; nftables: ".nft" transactions, ".nft-cleanup" stale-chain deletions,
+ * "nft-ruleset" state (both families' tables, as nft list ruleset prints them); userspace:
+ * ".userspace" listener changes, "address-map"). State files
  * are written to a temporary name and renamed, so a reader never sees half of one.
  */
 import { mkdir, rename, writeFile } from 'node:fs/promises';

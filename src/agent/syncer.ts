@@ -31,6 +31,8 @@ export interface SyncRequest {
   readonly full: boolean;
   /** ms since the epoch. */
   readonly now: number;
+  /** The ServiceCIDRs the agent knows (every family), when it watches them. */
+  readonly serviceCIDRs?: readonly string[];
 }
 
 export interface SyncResult {

@@ -1,5 +1,5 @@
 /**
- * kpsim's agent against kpsim's Kubernetes API, in iptables and IPVS mode: the first sync is
+ * kpsim's agent against kpsim's Kubernetes API, in iptables, IPVS and nftables mode: the first sync is
  * full and leaves what `kpsim compile` prints for the same objects; a change written through
  * the API reaches the kernel in a partial sync that writes only the changed Service's chains;
  * the metrics server serves kube-proxy's metrics and the health server answers as kube-proxy's.
@@ -13,6 +13,10 @@ import type { Json } from '../../src/model/fields.js';
 import { compileNode } from '../../src/node/compile-node.js';
 import type { CompiledIpvsNode } from '../../src/node/modes/ipvs.js';
 import { kernelTableOf } from '../../src/node/modes/ipvs.js';
+import type { CompiledNftables } from '../../src/node/modes/nftables.js';
+import { modeDriver } from '../../src/node/modes.js';
+import { parseNftRuleset } from '../../src/nftables/parse.js';
+import { nftDifference } from '../helpers/nft-sync.js';
 import { type StartedApi, startKubeApi } from '../helpers/kube-api.js';
 import { type TestAgent, chainDifferences, chainsOfSave, compiledChains, startTestAgent, stateText } from '../helpers/agent.js';
 
@@ -101,5 +105,45 @@ test('IPVS mode: the first sync leaves the compiled table; a new Service adds it
   } finally {
     await t?.stop();
     await api.store.delete(SERVICES, 'default', 'added').catch(() => undefined);
+  }
+});
+
+test('nftables mode: a full first transaction leaves the compiled tables; a change comes as its chains and elements', async () => {
+  let t: TestAgent | undefined;
+  try {
+    const c = config();
+    t = await startTestAgent(api.url, { mode: 'nftables', config: { ...c, syncPeriods: { ...c.syncPeriods, nftables: { syncPeriodSeconds: 30, minSyncPeriodSeconds: 0 } } } });
+    await t.nextSync((e) => e.family === 6, 0);
+    const lastOf = (family: number) => [...t!.events].reverse().find((e) => e.family === family)!;
+    assert.ok(lastOf(4).full && lastOf(4).ok, lastOf(4).error);
+    const compiled = compileNode(api.store.cluster(), 'nftables', { node: t.agent.nodeName });
+    // Both tables in one kernel, listed as `kpsim compile --mode nftables --format canonical` prints them.
+    assert.equal(stateText(lastOf(6), 'nft-ruleset'), modeDriver('nftables').render(compiled, 'canonical'), 'the kernel lists what a full compile writes');
+    const first = lastOf(4).payload.find((a) => a.name === 'nft')!.text();
+    assert.match(first, /^add table ip kube-proxy \{ comment "rules for kube-proxy" ; \}$/m);
+    assert.match(first, /^add rule ip kube-proxy cluster-ips-check ip daddr \{ 10\.96\.0\.0\/12 \} drop comment "Drop traffic to unallocated ClusterIPs"$/m, 'the ServiceCIDRs were listed before the first sync');
+
+    // One endpoint of web goes: web's chains are rewritten, the removed endpoint's chain flushed, nothing else.
+    const slice = api.store.get(ENDPOINT_SLICES, 'default', 'web-x7k2p')!;
+    const endpoints = slice['endpoints'] as Json[];
+    const from = t.events.length;
+    await api.store.patch(ENDPOINT_SLICES, 'default', 'web-x7k2p', 'merge', { endpoints: endpoints.slice(1) });
+    const partial = await t.nextSync((e) => e.family === 4 && e.updatedServices.length > 0, from);
+    assert.equal(partial.full, false, `the change came in a partial sync; log:\n${t.log.join('\n')}`);
+    const tx = partial.payload.find((a) => a.name === 'nft')!.text();
+    assert.doesNotMatch(tx, /^add table/m, 'no setup in a partial transaction');
+    assert.match(tx, /^flush chain ip kube-proxy service-\S+-default\/web\/tcp\/http$/m, `web's service chain is rewritten:\n${tx}`);
+    assert.match(tx, /^flush chain ip kube-proxy endpoint-\S+-default\/web\/tcp\/http__/m);
+    assert.doesNotMatch(tx, /default\/shop\//, 'shop\'s chains are not in the transaction');
+    const listed = parseNftRuleset(stateText(partial, 'nft-ruleset'));
+    const now = compileNode(api.store.cluster(), 'nftables', { node: t.agent.nodeName }) as CompiledNftables;
+    assert.equal(nftDifference({ ...listed, tables: listed.tables.filter((tb) => tb.family === 'ip') }, now.rulesets[0]!), undefined, 'IPv4 after the partial sync');
+
+    const metrics = await (await fetch(`http://${t.agent.metricsAddress}/metrics`)).text();
+    assert.match(metrics, /^kubeproxy_sync_proxy_rules_nftables_sync_failures_total\{ip_family="IPv4"\} 0$|^# TYPE kubeproxy_sync_proxy_rules_nftables_sync_failures_total counter$/m);
+    assert.match(metrics, /^kubeproxy_sync_partial_proxy_rules_duration_seconds_count\{ip_family="IPv4"\} [1-9]\d*$/m);
+    assert.equal(await (await fetch(`http://${t.agent.metricsAddress}/proxyMode`)).text(), 'nftables');
+  } finally {
+    await t?.stop();
   }
 });

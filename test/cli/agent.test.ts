@@ -50,9 +50,22 @@ test('--once in IPVS mode writes the sync as ipvsadm, ipset and ip commands', as
   assert.equal(readFileSync(join(rulesDir, 'IPv4.ipvsadm'), 'utf8'), readFileSync('rules/example/ipvsadm.txt', 'utf8'));
 });
 
+test('--once in nftables mode writes the transaction and the ruleset it left: what compile --canonical prints', async () => {
+  const rulesDir = join(dir, 'nftables');
+  const r = await runCliAsync(['agent', '--master', api.url, '--config', 'rules/example/kube-proxy.yaml', '--proxy-mode', 'nftables', '--once', '--rules-dir', rulesDir, '--metrics-bind-address', '', '--healthz-bind-address', '', '-q']);
+  assert.equal(r.status, 0, r.stderr);
+  const files = readdirSync(rulesDir).sort();
+  assert.deepEqual(files.filter((f) => /^\d{6}-/.test(f)).map((f) => f.replace(/^\d{6}-/, '')).sort(), ['IPv4-full.nft', 'IPv6-full.nft']);
+  const payload = readFileSync(join(rulesDir, files.find((f) => f.endsWith('IPv4-full.nft'))!), 'utf8');
+  assert.match(payload, /^add table ip kube-proxy \{ comment "rules for kube-proxy" ; \}\nadd chain ip kube-proxy filter-prerouting-pre-dnat\ndelete chain ip kube-proxy filter-prerouting-pre-dnat$/m);
+  const compiled = runCli(['compile', '-q', '-f', 'rules/example', '--mode', 'nftables', '--canonical']);
+  assert.equal(compiled.status, 0, compiled.stderr);
+  assert.equal(readFileSync(join(rulesDir, 'IPv6.nft-ruleset'), 'utf8'), compiled.stdout, 'both tables, as nft list ruleset would print them');
+});
+
 test('bad flag values are usage errors naming the flag', () => {
   const cases: { args: string[]; flag: RegExp }[] = [
-    { args: ['--proxy-mode', 'ebpf'], flag: /--proxy-mode: "ebpf" is not one of iptables, ipvs, userspace/ },
+    { args: ['--proxy-mode', 'ebpf'], flag: /--proxy-mode: "ebpf" is not one of iptables, ipvs, nftables, userspace/ },
     { args: ['--iptables-min-sync-period', 'soon'], flag: /--iptables-min-sync-period: "soon" is not a duration/ },
     { args: ['--ipvs-scheduler', 'fastest'], flag: /--ipvs-scheduler: "fastest" is not an IPVS scheduler/ },
     { args: ['--node-ip', '10.0.0.300'], flag: /--node-ip: "10.0.0.300" is not an IP address/ },

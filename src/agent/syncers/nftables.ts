@@ -36,7 +36,7 @@ export const nftablesSyncer: ModeSyncer = {
     const ipFamily = ipFamilyLabel(context.family);
     const m = context.metrics.m;
     return {
-      sync({ update, full, now }) {
+      sync({ update, full, now, serviceCIDRs }) {
         const payload: SyncArtifact[] = [];
         const cleanup = writer.staleChainCleanup(family, now);
         let cleanupNote = '';
@@ -59,6 +59,7 @@ export const nftablesSyncer: ModeSyncer = {
           now,
           existingChains: kernel.chainNames(family),
           existingSets: kernel.setNames(family),
+          ...(serviceCIDRs !== undefined ? { options: { serviceCIDRs } } : {}),
         });
         payload.push({ name: 'nft', text: () => renderTransaction(result.tx) });
         const summary = `${full ? 'full' : 'partial'} transaction: ${describeTransaction(result.tx)} (${result.servicePortsWritten} service ports' chains written, ${result.staleChainsFlushed} stale chains flushed)${cleanupNote}`;

@@ -1,6 +1,6 @@
 /**
  * `kpsim simulate --events`: connections over a timeline of endpoint changes, in each mode's
- * kernel. Table-driven over the stories users ask about: a UDP (DNS) pod deleted, with and
+ * kernel (conntrack in iptables and nftables mode, IPVS's connection table). Table-driven over the stories users ask about: a UDP (DNS) pod deleted, with and
  * without kube-proxy's conntrack cleanup; a TCP pod deleted; a TCP pod terminating (still
  * serving); the service deleted. Each row states what must happen and the report is the evidence.
  */
@@ -22,7 +22,7 @@ function run(target: string, events: string): TimelineReport {
   const timeline = parseTimeline(events, 'events.yaml');
   const chosen = chooseTarget(states, target);
   const opts = { connections: 300, durationSeconds: 60, keepalive: true, seed: 7 };
-  return simulateTimeline({ cluster, node }, chosen, workload(chosen.state, opts), timeline, 'events.yaml', { modes: ['iptables', 'ipvs'], schedulers: ['rr'], seed: 7, durationSeconds: 60 });
+  return simulateTimeline({ cluster, node }, chosen, workload(chosen.state, opts), timeline, 'events.yaml', { modes: ['iptables', 'ipvs', 'nftables'], schedulers: ['rr'], seed: 7, durationSeconds: 60 });
 }
 
 function endpoint(r: TimelineRun, ep: string) {
@@ -78,7 +78,7 @@ const cases: { name: string; target: string; events: string; check: (r: Timeline
 for (const c of cases) {
   test(c.name, () => {
     const report = run(c.target, c.events);
-    assert.deepEqual(report.runs.map((r) => r.mode), ['iptables', 'ipvs']);
+    assert.deepEqual(report.runs.map((r) => r.mode), ['iptables', 'ipvs', 'nftables']);
     for (const r of report.runs) {
       try {
         c.check(r);
@@ -90,12 +90,14 @@ for (const c of cases) {
   });
 }
 
-test('without kube-proxy\'s cleanup, iptables mode\'s UDP flows stay blackholed; IPVS moves them (expire_nodest_conn)', () => {
+test('without kube-proxy\'s cleanup, iptables and nftables mode\'s UDP flows stay blackholed; IPVS moves them (expire_nodest_conn)', () => {
   const report = run('svc/kube-system/kube-dns:dns', 'conntrackCleanup: false\nevents:\n- {at: 20, endpoint: "10.244.1.3:53", change: removed}\n');
-  const [iptables, ipvs] = report.runs as [TimelineRun, TimelineRun];
+  const [iptables, ipvs, nftables] = report.runs as [TimelineRun, TimelineRun, TimelineRun];
   const text = formatTimelineReport(report);
-  assert.ok(endpoint(iptables, '10.244.1.3:53').openAtEnd > 0, `flows stuck on the deleted pod:\n${text}`);
-  assert.ok(since(iptables, 40, 'blackholed') > 0, `still blackholed long after the sync:\n${text}`);
+  for (const r of [iptables, nftables]) {
+    assert.ok(endpoint(r, '10.244.1.3:53').openAtEnd > 0, `${r.mode}: flows stuck on the deleted pod:\n${text}`);
+    assert.ok(since(r, 40, 'blackholed') > 0, `${r.mode}: still blackholed long after the sync:\n${text}`);
+  }
   assert.equal(endpoint(ipvs, '10.244.1.3:53').openAtEnd, 0, text);
   assert.equal(since(ipvs, 25, 'blackholed'), 0, text);
 });

@@ -5,8 +5,8 @@
  *   changed meanwhile, and its tables equal a full compile of the API's objects (no lost, stale
  *   or duplicated rule);
  * - objects kpsim cannot read: each is logged with its name and skipped, the rest is synced;
- * - a sync the kernel refuses: counted as a (partial) restore failure, and the next sync is full
- *   and leaves the right tables.
+ * - a sync the kernel refuses (iptables-restore, nft -f): counted as a (partial) restore failure
+ *   or an nftables sync failure, and the next sync is full and leaves the right tables.
  * Every wait is for an event (a sync, a log line), never for a time.
  */
 import assert from 'node:assert/strict';
@@ -16,12 +16,16 @@ import { WatchHub } from '../../src/api/kube/watch.js';
 import { ENDPOINT_SLICES, SERVICES } from '../../src/api/kube/resources.js';
 import { buildApiServer } from '../../src/api/server.js';
 import type { Json, JsonObject } from '../../src/model/fields.js';
+import { parseNftRuleset } from '../../src/nftables/parse.js';
+import { compileNode } from '../../src/node/compile-node.js';
+import type { CompiledNftables } from '../../src/node/modes/nftables.js';
 import { type StartedApi, startKubeApi } from '../helpers/kube-api.js';
+import { nftDifference } from '../helpers/nft-sync.js';
 import { type TestAgent, chainDifferences, chainsOfSave, compiledChains, startTestAgent, stateText } from '../helpers/agent.js';
 
 function fastConfig(api: StartedApi, syncPeriodSeconds = 30) {
   const c = api.store.cluster().config;
-  return { ...c, syncPeriods: { ...c.syncPeriods, iptables: { syncPeriodSeconds, minSyncPeriodSeconds: 0 } } };
+  return { ...c, syncPeriods: { ...c.syncPeriods, iptables: { syncPeriodSeconds, minSyncPeriodSeconds: 0 }, nftables: { syncPeriodSeconds, minSyncPeriodSeconds: 0 } } };
 }
 
 function svc(name: string, clusterIP: string): JsonObject {
@@ -156,6 +160,43 @@ test('a sync the kernel refuses makes the next one full, and the tables come out
     const metrics = await (await fetch(`http://${t.agent.metricsAddress}/metrics`)).text();
     assert.match(metrics, /^kubeproxy_sync_proxy_rules_iptables_restore_failures_total\{ip_family="IPv4"\} 1$/m);
     assert.match(metrics, /^kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total\{ip_family="IPv4"\} 1$/m);
+  } finally {
+    await t?.stop();
+    await api.close();
+  }
+});
+
+test('nftables mode: a transaction the kernel refuses makes the next one full, and the table comes out right', async () => {
+  const api = await startKubeApi({ files: ['rules/example'] });
+  let t: TestAgent | undefined;
+  let refuse = false;
+  try {
+    t = await startTestAgent(api.url, {
+      mode: 'nftables',
+      config: fastConfig(api, 1),
+      kernelHook: ({ family }) => {
+        if (refuse && family === 4) {
+          refuse = false;
+          throw new Error('Error: Could not process rule: No such file or directory');
+        }
+      },
+    });
+    await t.nextSync((e) => e.family === 6, 0);
+    refuse = true;
+    const from = t.events.length;
+    await api.store.create(SERVICES, 'default', svc('refused', '10.96.88.1'));
+    const failed = await t.nextSync((e) => e.family === 4, from);
+    assert.equal(failed.ok, false);
+    assert.equal(failed.full, false, 'the refused sync was a partial one');
+    const retry = await t.nextSync((e) => e.family === 4, t.events.indexOf(failed) + 1);
+    assert.equal(retry.full, true, `after a failure the next sync is full; log:\n${t.log.join('\n')}`);
+    assert.ok(retry.ok, retry.error);
+    assert.match(retry.payload.find((a) => a.name === 'nft')!.text(), /^add element ip kube-proxy no-endpoint-services \{ 10\.96\.88\.1 \. tcp \. 80 comment "default\/refused:http" : goto reject-chain \}$/m, 'the Service the refused transaction carried (no endpoints: rejected) is written');
+    const listed = parseNftRuleset(stateText(retry, 'nft-ruleset'));
+    const compiled = compileNode(api.store.cluster(), 'nftables', { node: t.agent.nodeName }) as CompiledNftables;
+    assert.equal(nftDifference({ ...listed, tables: listed.tables.filter((tb) => tb.family === 'ip') }, compiled.rulesets[0]!), undefined, 'after the full sync that followed the failure');
+    const metrics = await (await fetch(`http://${t.agent.metricsAddress}/metrics`)).text();
+    assert.match(metrics, /^kubeproxy_sync_proxy_rules_nftables_sync_failures_total\{ip_family="IPv4"\} 1$/m);
   } finally {
     await t?.stop();
     await api.close();

@@ -10,7 +10,9 @@
  *    under 5 ms, i.e. proportional to what changed.
  * 2. IPVS mode: the first sync (everything added) against the diff after one Service's change
  *    (compile of the desired table, the difference, applied).
- * 3. nftables mode, when the build has it.
+ * 3. nftables mode: the full transaction against a partial one after one Service's endpoints
+ *    changed (the stale-chain cleanup, the writer, the kernel model), median of N, with the
+ *    transaction's size handed to nft -f.
  * 4. Network programming latency: kpsim's API in this process with the same cluster, kpsim agent
  *    (iptables mode, minSyncPeriod 0: sync as soon as a change comes) watching it through
  *    client-node, and EndpointSlice updates written at 100 changes/s, each stamped with
@@ -22,9 +24,6 @@
  */
 import { ProxyAgent } from '../src/agent/agent.js';
 import type { SyncEvent } from '../src/agent/proxier.js';
-import { modeSyncer } from '../src/agent/syncers.js';
-import { AGENT_MODES } from '../src/agent/syncers.js';
-import { ProxyMetrics } from '../src/agent/metrics.js';
 import { admissionOptions, createKubeApi } from '../src/api/kube/index.js';
 import { ENDPOINT_SLICES } from '../src/api/kube/resources.js';
 import { buildApiServer } from '../src/api/server.js';
@@ -32,6 +31,9 @@ import { compileIpvs } from '../src/ipvs/compile.js';
 import { IpvsKernel, renderIpvsPayload } from '../src/ipvs/kernel-ipvs.js';
 import { IptablesRulesWriter } from '../src/iptables/incremental-sync.js';
 import { IptablesKernel } from '../src/iptables/kernel-tables.js';
+import { NftablesRulesWriter } from '../src/nftables/incremental-sync.js';
+import { NftKernel } from '../src/nftables/kernel-nftables.js';
+import { renderTransaction } from '../src/nftables/transaction.js';
 import { renderRestore } from '../src/iptables/restore.js';
 import { decodeObject } from '../src/manifest/decode.js';
 import { clusterFromManifests } from '../src/manifest/load.js';
@@ -161,20 +163,35 @@ function ipvsBench(manifests: readonly Manifest[]): void {
 }
 
 function nftablesBench(manifests: readonly Manifest[]): void {
-  if (!AGENT_MODES.includes('nftables')) {
-    console.log('nftables  not in this build: no figures');
-    return;
-  }
   const t = trackedCluster(manifests);
-  const syncer = modeSyncer('nftables').create({ family: 4, metrics: new ProxyMetrics([], { processMetrics: false }), config: () => t.cluster.config, syncPeriodMs: 30_000, options: {}, shared: new Map(), log: () => {} });
-  const sync = (full: boolean): Timed<unknown> => timed(() => {
+  const writer = new NftablesRulesWriter();
+  const kernel = new NftKernel();
+  let now = 1_000_000;
+  const sync = (full: boolean) => {
+    const cleanup = writer.staleChainCleanup('ip', now);
+    if (cleanup) kernel.apply(cleanup);
     const update = t.view.update(t.services, t.endpoints);
-    return syncer.sync({ update, full, now: Date.now() });
-  });
-  const first = sync(true);
-  t.endpoints.endpointSliceUpdate(decodeSlice(changedSlice(manifests, 31)), false);
-  const partial = sync(false);
-  console.log(`nftables  full sync ${ms(first.wallMs)} ms wall (${ms(first.cpuMs)} cpu); partial ${ms(partial.wallMs)} ms wall (${ms(partial.cpuMs)} cpu)`);
+    const result = writer.sync({ state: update.state, full, updatedServices: update.updatedServices, now, existingChains: kernel.chainNames('ip'), existingSets: kernel.setNames('ip') });
+    kernel.apply(result.tx);
+    return result;
+  };
+  gc?.();
+  const full = timed(() => sync(true));
+  const fullBytes = renderTransaction(full.value.tx).length;
+  const partials: Timed<{ bytes: number; ops: number }>[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    t.endpoints.endpointSliceUpdate(decodeSlice(changedSlice(manifests, 31 + r * 101)), false);
+    now += 2000;
+    gc?.();
+    const run = timed(() => sync(false));
+    partials.push({ ...run, value: { bytes: renderTransaction(run.value.tx).length, ops: run.value.tx.ops.length } });
+  }
+  const pWall = median(partials.map((p) => p.wallMs));
+  const pCpu = median(partials.map((p) => p.cpuMs));
+  const pBytes = median(partials.map((p) => p.value.bytes));
+  console.log(`nftables  full sync     ${ms(full.wallMs).padStart(8)} ms wall  ${ms(full.cpuMs).padStart(8)} ms cpu  transaction ${mb(fullBytes)} (${full.value.tx.ops.length} operations)`);
+  console.log(`nftables  partial sync  ${ms(pWall).padStart(8)} ms wall  ${ms(pCpu).padStart(8)} ms cpu  transaction ${(pBytes / 1024).toFixed(1)} KB (${median(partials.map((p) => p.value.ops))} operations; one Service changed; median of ${ROUNDS})`);
+  console.log(`  ratio full/partial: ${(full.wallMs / pWall).toFixed(0)}x wall, ${(full.cpuMs / Math.max(pCpu, 0.001)).toFixed(0)}x cpu; transaction ${(fullBytes / pBytes).toFixed(0)}x smaller (element changes and the changed chains only; every service port's elements are still checked, as kube-proxy's element stores do)`);
 }
 
 async function latencyBench(manifests: readonly Manifest[]): Promise<void> {

@@ -57,7 +57,7 @@ export function registerAgent(program: Command): void {
     .option('--context <name>', 'the kubeconfig context')
     .option('--hostname-override <name>', 'this node\'s name (default: the config\'s hostnameOverride, else the host name)')
     .option('--proxy-mode <mode>', `${AGENT_MODES.join(', ')} (default: the config's mode, else iptables)`)
-    .option('--config <file>', 'a KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1): mode, clusterCIDR, iptables/ipvs syncPeriod and minSyncPeriod, ...')
+    .option('--config <file>', 'a KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1): mode, clusterCIDR, iptables/ipvs/nftables syncPeriod and minSyncPeriod, ...')
     .option('--metrics-bind-address <host:port>', 'where /metrics is served (empty: not at all)', DEFAULT_METRICS_BIND_ADDRESS)
     .option('--healthz-bind-address <host:port>', 'where /healthz and /livez are served (empty: not at all)', DEFAULT_HEALTHZ_BIND_ADDRESS)
     .option('--rules-dir <dir>', 'write each sync\'s payload and the full state it left into this folder')
@@ -97,7 +97,7 @@ function duration(flag: string, text: string | undefined): number | undefined {
 export async function agentOptionsOf(flags: AgentFlags): Promise<AgentOptions> {
   if (flags.master !== undefined && flags.server !== undefined && flags.master !== flags.server) throw usageError('--master', 'give --master or --server, not both');
   const config = await readConfig(flags);
-  const mode = flags.proxyMode ?? (config.mode === 'ipvs' ? 'ipvs' : config.mode === 'userspace' ? 'userspace' : 'iptables');
+  const mode = flags.proxyMode ?? (isAgentMode(config.mode) ? config.mode : 'iptables');
   if (!isAgentMode(mode)) throw usageError('--proxy-mode', `${JSON.stringify(mode)} is not one of ${AGENT_MODES.join(', ')}`);
   if (flags.clusterCidr !== undefined) {
     config.clusterCIDRs = flags.clusterCidr.split(',').map((text) => {

@@ -150,10 +150,16 @@ export class UserspaceProxy implements RunningProxy {
    * address map is fixed when the proxy starts).
    */
   updateState(input: ProxyInput): UpdateResult {
-    const index = indexServicePorts(statesOf(input));
+    return this.#update(statesOf(input), () => true);
+  }
+
+  /** Each listener `serves` picks takes its service port's endpoints from `states`. */
+  #update(states: readonly ProxierState[], serves: (listener: ProxyListener) => boolean): UpdateResult {
+    const index = indexServicePorts(states);
     const added: string[] = [];
     const removed: string[] = [];
     for (const listener of this.#listeners) {
+      if (!serves(listener)) continue;
       const sp = index.get(servicePortKey(listener.entry));
       const change = listener.update(sp !== undefined && servesAddress(sp, listener.entry) ? sp : undefined);
       for (const ep of change.added) added.push(`${listener.entry.key}: ${ep}`);
@@ -227,18 +233,7 @@ export class UserspaceProxy implements RunningProxy {
    * listeners of other families are left alone.
    */
   updateFamily(state: ProxierState): UpdateResult {
-    const index = indexServicePorts([state]);
-    const added: string[] = [];
-    const removed: string[] = [];
-    for (const listener of this.#listeners) {
-      if (listener.entry.family !== state.family) continue;
-      const sp = index.get(servicePortKey(listener.entry));
-      const change = listener.update(sp !== undefined && servesAddress(sp, listener.entry) ? sp : undefined);
-      for (const ep of change.added) added.push(`${listener.entry.key}: ${ep}`);
-      for (const ep of change.removed) removed.push(`${listener.entry.key}: ${ep}`);
-    }
-    this.#markDraining();
-    return { added, removed };
+    return this.#update([state], (listener) => listener.entry.family === state.family);
   }
 
   /** Stop accepting, let open connections finish for up to `drainMs`, then cut the rest. */

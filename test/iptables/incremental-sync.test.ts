@@ -17,6 +17,7 @@ import type { TableName } from '../../src/iptables/types.js';
 import type { ProxierState } from '../../src/tracker/types.js';
 import { seededRng } from '../../src/util/random.js';
 import { TEST_NODE_NAME, fixtureConfig, fixtureNode, goldenState, loadRulesClusters, makeService, makeSlice, ep, tcpPort } from '../helpers/cluster-builders.js';
+import { chainDifferences } from '../helpers/agent.js';
 import { ProxierDriver } from '../helpers/proxier-driver.js';
 
 const clusters = await loadRulesClusters();
@@ -52,16 +53,6 @@ function kernelChains(kernel: IptablesKernel): Map<string, string[]> {
   return out;
 }
 
-function differences(want: Map<string, string[]>, got: Map<string, string[]>): string[] {
-  const out: string[] = [];
-  for (const [chain, rules] of want) {
-    const have = got.get(chain);
-    if (have === undefined) out.push(`missing chain ${chain}`);
-    else if (have.join('\n') !== rules.join('\n')) out.push(`chain ${chain} differs:\n  want ${rules.join('\n       ')}\n  got  ${have.join('\n       ')}`);
-  }
-  for (const chain of got.keys()) if (!want.has(chain)) out.push(`stale chain ${chain}`);
-  return out;
-}
 
 test('after random histories, partial restores leave the tables a full compile writes', () => {
   for (const seed of [11, 12, 13, 14]) {
@@ -79,7 +70,7 @@ test('after random histories, partial restores leave the tables a full compile w
       first = false;
       kernel.restore(result.payload);
       const want = compiledChains(update.state);
-      const diff = differences(want, kernelChains(kernel));
+      const diff = chainDifferences(want, kernelChains(kernel));
       assert.deepEqual(diff, [], `seed ${seed} step ${step}:\n${diff.join('\n')}\nevents:\n${log.join('\n')}`);
       // The payload's own chains are those of the changed services only.
       const changedPorts = update.state.servicePorts.filter((sp) => update.updatedServices.has(`${sp.info.svcPortName.namespace}/${sp.info.svcPortName.name}`)).length;
@@ -122,7 +113,7 @@ test('a partial sync names only the changed service\'s chains and deletes its st
   assert.match(text, /^-X KUBE-SEP-/m);
   assert.deepEqual(result.payload.tables[1]!.deleted, [endpointChainName('ns1/web:p80', 'TCP', '10.0.1.2:8080')]);
   kernel.restore(result.payload);
-  assert.deepEqual(differences(compiledChains(second.state), kernelChains(kernel)), []);
+  assert.deepEqual(chainDifferences(compiledChains(second.state), kernelChains(kernel)), []);
 });
 
 test('the kernel model refuses a restore the kernel would refuse, and changes nothing', () => {

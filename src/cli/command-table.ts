@@ -56,6 +56,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./serve.js')).registerServe,
   },
   {
+    name: 'agent',
+    summary: 'run kube-proxy\'s sync loop on one node against a live API server (iptables, ipvs or userspace mode): partial syncs, kube-proxy\'s metrics and health checks, each sync\'s rules in --rules-dir',
+    load: async () => (await import('./agent.js')).registerAgent,
+  },
+  {
     name: 'dump',
     summary: 'write what kpsim reads from a cluster (a live one: --kubeconfig, --context, --server) as manifests, replayable with -f DIR',
     load: async () => (await import('./dump.js')).registerDump,

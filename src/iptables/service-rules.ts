@@ -13,7 +13,7 @@ import { type FixedChains, LOCALHOST_NODEPORT_ACCEPTED_COUNTER, type SyncContext
 import type { Chain } from './types.js';
 
 /** What kube-proxy decides about a service port before writing any of its rules. */
-interface ServicePortFacts {
+export interface ServicePortFacts {
   readonly spn: string;
   /** "tcp", "udp" or "sctp". */
   readonly protocol: string;
@@ -43,7 +43,7 @@ interface FilterVerdict {
   readonly comment: string;
 }
 
-function servicePortFacts(sp: ProxierServicePort): ServicePortFacts {
+export function servicePortFacts(sp: ProxierServicePort): ServicePortFacts {
   const svc = sp.info;
   const names = servicePortChainNames(svc.spn, svc.protocol);
   const policy = policyFacts(sp);

@@ -309,23 +309,36 @@ export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {
 
 // ---------------------------------------------------------------- -S
 
+/** How ipvsadm names a virtual service in a command: "-t 10.96.0.1:443", "-u [fd00::a]:53". */
+export function ipvsadmServiceName(vs: VirtualServer): string {
+  return serviceName(vs, true);
+}
+
+/** The options of `-A`/`-E` after the service name: " -s rr -p 10800", as ipvsadm -S writes them. */
+export function ipvsadmServiceOptions(vs: VirtualServer): string {
+  let line = ` -s ${vs.scheduler}`;
+  if (vs.flags & SVC_F_PERSISTENT) {
+    line += ` -p ${vs.timeoutSeconds}`;
+    if (vs.netmaskPrefix !== fullMask(vs)) line += vs.family === 4 ? ` -M ${dottedNetmask(vs.netmaskPrefix)}` : ` -M ${vs.netmaskPrefix}`;
+  }
+  if (vs.pe !== '') line += ` --pe ${vs.pe}`;
+  if (vs.flags & SVC_F_ONEPACKET) line += ' -o';
+  if (vs.flags & (SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3)) line += ` -b ${schedulerFlagNames(vs).join(',')}`;
+  return line;
+}
+
+/** The options of `-a`/`-e` naming a real server: "-r 10.244.0.5:8080 -m -w 1". */
+export function ipvsadmDestOptions(dest: RealServer): string {
+  return `-r ${destName(dest, true)} ${FORWARD_SWITCH[dest.forward]} -w ${dest.weight}`;
+}
+
 /** `ipvsadm -Sn [--nosort]`: the table as ipvsadm commands (no header). */
 export function formatIpvsadmSave(table: IpvsTable, opts: Pick<IpvsadmListOptions, 'nosort' | 'hashSalt'> = {}): string {
   const lines: string[] = [];
   for (const vs of orderedServices(table, opts)) {
     const name = serviceName(vs, true);
-    let line = `-A ${name} -s ${vs.scheduler}`;
-    if (vs.flags & SVC_F_PERSISTENT) {
-      line += ` -p ${vs.timeoutSeconds}`;
-      if (vs.netmaskPrefix !== fullMask(vs)) line += vs.family === 4 ? ` -M ${dottedNetmask(vs.netmaskPrefix)}` : ` -M ${vs.netmaskPrefix}`;
-    }
-    if (vs.pe !== '') line += ` --pe ${vs.pe}`;
-    if (vs.flags & SVC_F_ONEPACKET) line += ' -o';
-    if (vs.flags & (SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3)) line += ` -b ${schedulerFlagNames(vs).join(',')}`;
-    lines.push(line);
-    for (const dest of orderedDests(vs, opts.nosort)) {
-      lines.push(`-a ${name} -r ${destName(dest, true)} ${FORWARD_SWITCH[dest.forward]} -w ${dest.weight}`);
-    }
+    lines.push(`-A ${name}${ipvsadmServiceOptions(vs)}`);
+    for (const dest of orderedDests(vs, opts.nosort)) lines.push(`-a ${name} ${ipvsadmDestOptions(dest)}`);
   }
   return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
 }

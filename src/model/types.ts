@@ -322,6 +322,17 @@ export interface ProxyConfig {
   nodePortAddresses: string[];
   hostnameOverride: string;
   featureGates: Record<string, boolean>;
+  /**
+   * iptables.syncPeriod/minSyncPeriod, ipvs.*, nftables.* in seconds, kube-proxy's defaults
+   * applied (30 s and 1 s; IPVS's minSyncPeriod defaults to 0). In v1alpha1 each mode reads its
+   * own section (pkg/proxy/apis/config/v1alpha1/conversion.go); userspace reads iptables'.
+   */
+  syncPeriods: Record<'iptables' | 'ipvs' | 'nftables', SyncPeriods>;
+}
+
+export interface SyncPeriods {
+  syncPeriodSeconds: number;
+  minSyncPeriodSeconds: number;
 }
 
 /** A problem that is not fatal: kpsim goes on, and says what the consequence is. */

@@ -78,6 +78,11 @@ export interface ModeDriver<C extends CompiledNode = CompiledNode> {
   readonly formats: readonly OutputFormat[];
   /** The compile options this mode reads (the CLI refuses the others with a usage error). */
   readonly options: readonly (keyof ModeCompileOptions)[];
+  /**
+   * What holds this mode's connections over time (`kpsim simulate --events`): the kernel's
+   * conntrack table in front of the rules (iptables, nftables), or IPVS's own connection table.
+   */
+  readonly connectionTable: 'conntrack' | 'ipvs';
 
   compile(node: ResolvedNode, states: readonly ProxierState[], opts?: ModeCompileOptions): C;
   /** The text of every family, as one would feed it to (or read it from) the kernel. */

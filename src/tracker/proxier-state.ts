@@ -89,36 +89,84 @@ export function familiesInUse(cluster: Cluster, node: ResolvedNode): Family[] {
   return [...families].sort();
 }
 
-export function buildProxierState(cluster: Cluster, node: ResolvedNode, family: Family): ProxierState {
+/**
+ * What a proxier knows besides its service ports: the node, its addresses and labels, the
+ * configuration and the local detector. An agent keeps this while service ports come and go.
+ */
+export interface ProxierNodeContext {
+  readonly family: Family;
+  readonly nodeName: string;
+  readonly nodeIPs: readonly string[];
+  readonly localAddresses: readonly string[];
+  readonly nodeLabels: Readonly<Record<string, string>>;
+  readonly config: ProxyConfig;
+  readonly localDetector: LocalDetector | undefined;
+  readonly masqueradeMark: string;
+  readonly topology: TopologyContext;
+  /** This family's ServiceCIDRs (networking.k8s.io ServiceCIDR objects), when any are known. */
+  readonly serviceCIDRs?: readonly string[];
+}
+
+export function proxierNodeContext(config: ProxyConfig, node: ResolvedNode, family: Family, serviceCIDRsOfCluster?: readonly string[]): ProxierNodeContext {
   const nodeIPs = node.ips.filter((ip) => ipFamily(ip) === family);
   const loopback = family === 4 ? '127.0.0.1' : '::1';
-  const topology: TopologyContext = {
-    nodeName: node.name,
-    nodeLabels: node.labels,
-    preferSameTrafficDistribution: featureGateEnabled(cluster.config, 'PreferSameTrafficDistribution'),
-  };
-  const endpointsBySpn = collectEndpoints(cluster.endpointSlices, family, node.name);
-  const servicePorts: ProxierServicePort[] = [];
-  for (const svc of cluster.services) {
-    for (const info of servicePortInfos(svc, family, cluster.config)) {
-      const endpoints = [...(endpointsBySpn.get(endpointsKey(info.svcPortName))?.values() ?? [])].sort(byEndpointText);
-      servicePorts.push({ info, endpoints, categorized: categorizeEndpoints(endpoints, info, topology) });
-    }
-  }
-  servicePorts.sort((a, b) => compareText(a.info.spn + '\0' + a.info.protocol, b.info.spn + '\0' + b.info.protocol));
-  const serviceCIDRs = (cluster.serviceCIDRs ?? []).filter((c) => parseCIDR(c)?.family === family);
+  const serviceCIDRs = (serviceCIDRsOfCluster ?? []).filter((c) => parseCIDR(c)?.family === family);
   return {
     family,
     nodeName: node.name,
     nodeIPs,
     localAddresses: [...nodeIPs.filter((ip) => !isLoopback(ip)), loopback],
     nodeLabels: node.labels,
-    config: cluster.config,
-    localDetector: localDetector(cluster, node, family),
-    masqueradeMark: `0x${(1 << cluster.config.masqueradeBit >>> 0).toString(16)}`,
-    servicePorts,
+    config,
+    localDetector: localDetector(config, node, family),
+    masqueradeMark: `0x${(1 << config.masqueradeBit >>> 0).toString(16)}`,
+    topology: {
+      nodeName: node.name,
+      nodeLabels: node.labels,
+      preferSameTrafficDistribution: featureGateEnabled(config, 'PreferSameTrafficDistribution'),
+    },
     ...(serviceCIDRs.length > 0 ? { serviceCIDRs } : {}),
   };
+}
+
+/** One service port with its endpoints (deduplicated and sorted as kube-proxy sorts them), categorised. */
+export function proxierServicePort(info: ServicePortInfo, endpoints: Iterable<EndpointInfo>, topology: TopologyContext): ProxierServicePort {
+  const sorted = [...endpoints].sort(byEndpointText);
+  return { info, endpoints: sorted, categorized: categorizeEndpoints(sorted, info, topology) };
+}
+
+/** The order of state.servicePorts: by spn, then protocol. */
+export function servicePortSortKey(info: ServicePortInfo): string {
+  return `${info.spn}\0${info.protocol}`;
+}
+
+/** A ProxierState from its node context and its service ports, which must be in servicePortSortKey order. */
+export function assembleProxierState(ctx: ProxierNodeContext, servicePorts: readonly ProxierServicePort[]): ProxierState {
+  return {
+    family: ctx.family,
+    nodeName: ctx.nodeName,
+    nodeIPs: ctx.nodeIPs,
+    localAddresses: ctx.localAddresses,
+    nodeLabels: ctx.nodeLabels,
+    config: ctx.config,
+    localDetector: ctx.localDetector,
+    masqueradeMark: ctx.masqueradeMark,
+    servicePorts,
+    ...(ctx.serviceCIDRs !== undefined ? { serviceCIDRs: ctx.serviceCIDRs } : {}),
+  };
+}
+
+export function buildProxierState(cluster: Cluster, node: ResolvedNode, family: Family): ProxierState {
+  const ctx = proxierNodeContext(cluster.config, node, family, cluster.serviceCIDRs);
+  const endpointsBySpn = collectEndpoints(cluster.endpointSlices, family, node.name);
+  const servicePorts: ProxierServicePort[] = [];
+  for (const svc of cluster.services) {
+    for (const info of servicePortInfos(svc, family, cluster.config)) {
+      servicePorts.push(proxierServicePort(info, endpointsBySpn.get(servicePortKey(info.svcPortName))?.values() ?? [], ctx.topology));
+    }
+  }
+  servicePorts.sort((a, b) => compareText(servicePortSortKey(a.info), servicePortSortKey(b.info)));
+  return assembleProxierState(ctx, servicePorts);
 }
 
 /** One ProxierState per family in use, IPv4 first. */
@@ -134,12 +182,13 @@ export function servicePortNameString(n: ServicePortName): string {
   return n.port === '' ? `${n.namespace}/${n.name}` : `${n.namespace}/${n.name}:${n.port}`;
 }
 
-function endpointsKey(n: { namespace: string; name: string; port: string; protocol: Protocol }): string {
+/** kube-proxy's ServicePortName as a map key: namespace/name, port name and protocol. */
+export function servicePortKey(n: { namespace: string; name: string; port: string; protocol: Protocol }): string {
   return `${n.namespace}/${n.name}\0${n.port}\0${n.protocol}`;
 }
 
 /** kube-proxy skips ExternalName and headless services, and those without a ClusterIP of this family. */
-function servicePortInfos(svc: Service, family: Family, config: ProxyConfig): ServicePortInfo[] {
+export function servicePortInfos(svc: Service, family: Family, config: ProxyConfig): ServicePortInfo[] {
   if (svc.type === 'ExternalName' || svc.headless) return [];
   const clusterIP = svc.clusterIPs.find((ip) => ipFamily(ip) === family);
   if (clusterIP === undefined) return [];
@@ -179,15 +228,15 @@ function servicePortInfo(svc: Service, port: ServicePort, clusterIP: string, fam
   };
 }
 
-/** Endpoints per service port, deduplicated by "ip:port" (a non-terminating entry wins). */
-function collectEndpoints(slices: readonly EndpointSlice[], family: Family, nodeName: string): Map<string, Map<string, EndpointInfo>> {
+/** Endpoints per service port (servicePortKey), deduplicated by "ip:port" (a non-terminating entry wins). */
+export function collectEndpoints(slices: readonly EndpointSlice[], family: Family, nodeName: string): Map<string, Map<string, EndpointInfo>> {
   const bySpn = new Map<string, Map<string, EndpointInfo>>();
   const addressType = family === 4 ? 'IPv4' : 'IPv6';
   for (const slice of slices) {
     if (slice.serviceName === '' || slice.addressType !== addressType) continue;
     for (const port of slice.ports) {
       if (port.port === undefined || port.port === 0) continue;
-      const key = endpointsKey({ namespace: slice.namespace, name: slice.serviceName, port: port.name, protocol: port.protocol });
+      const key = servicePortKey({ namespace: slice.namespace, name: slice.serviceName, port: port.name, protocol: port.protocol });
       const set = bySpn.get(key) ?? new Map<string, EndpointInfo>();
       bySpn.set(key, set);
       for (const ep of slice.endpoints) {
@@ -217,9 +266,9 @@ function endpointInfo(ep: EndpointSlice['endpoints'][number], port: number, node
   };
 }
 
-function localDetector(cluster: Cluster, node: ResolvedNode, family: Family): LocalDetector | undefined {
-  const mode = cluster.config.detectLocalMode;
-  const source = mode === 'NodeCIDR' ? node.podCIDRs : mode === 'ClusterCIDR' || mode === '' ? cluster.config.clusterCIDRs : [];
+function localDetector(config: ProxyConfig, node: Pick<ResolvedNode, 'podCIDRs'>, family: Family): LocalDetector | undefined {
+  const mode = config.detectLocalMode;
+  const source = mode === 'NodeCIDR' ? node.podCIDRs : mode === 'ClusterCIDR' || mode === '' ? config.clusterCIDRs : [];
   const cidrs = source.filter((c) => parseCIDR(c)?.family === family);
   if (cidrs.length === 0) return undefined;
   return { mode: mode === 'NodeCIDR' ? 'NodeCIDR' : 'ClusterCIDR', cidrs };

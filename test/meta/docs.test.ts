@@ -55,3 +55,22 @@ test('the README\'s human trace example is what kpsim trace prints for that flow
     assert.match(printed[i]!, new RegExp(`^${line.split(' ... ').map(escape).join(' .+ ')}$`), `README example line ${i + 1}`);
   });
 });
+
+test('the README documents every flag of kpsim agent and every metric it serves', async () => {
+  const { Command } = await import('commander');
+  const { registerAgent } = await import('../../src/cli/agent.js');
+  const { ProxyMetrics } = await import('../../src/agent/metrics.js');
+  const { AGENT_MODES, modeSyncer } = await import('../../src/agent/syncers.js');
+  const program = new Command();
+  registerAgent(program);
+  const flags = program.commands[0]!.options.map((o) => o.long!).filter((f) => f !== '--help');
+  const section = readme.slice(readme.indexOf('### `kpsim agent`'), readme.indexOf('### `kpsim dump`'));
+  assert.ok(section.length > 0, 'the README has a kpsim agent section before kpsim dump');
+  assert.deepEqual(flags.filter((f) => !section.includes(`\`${f}`) && !section.includes(`, \`${f}`)), [], 'document these flags in the kpsim agent section');
+  const names = new Set<string>();
+  for (const mode of AGENT_MODES) {
+    const metrics = new ProxyMetrics(modeSyncer(mode).metrics, { processMetrics: false });
+    for (const m of await metrics.registry.getMetricsAsJSON()) names.add(m.name);
+  }
+  assert.deepEqual([...names].filter((n) => !section.includes(n) && !section.includes(n.replace(/^kubeproxy_sync_proxy_rules/, '...'))), [], 'document these metrics in the kpsim agent section');
+});

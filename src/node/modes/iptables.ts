@@ -60,6 +60,7 @@ export const iptablesDriver: ModeDriver<CompiledIptables> = {
   describe: 'iptables-save text, as kube-proxy hands it to iptables-restore',
   formats: ['kube-proxy', 'canonical'],
   options: ['withJumps', 'nfacct', 'randomFully'],
+  connectionTable: 'conntrack',
   compile: compileIptablesForStates,
   render(compiled, format: OutputFormat) {
     return renderRulesetsPerFamily(compiled.node, compiled.rulesets, format === 'canonical' ? renderCanonical : renderIptablesSave);

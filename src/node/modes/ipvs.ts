@@ -78,6 +78,7 @@ export const ipvsDriver: ModeDriver<CompiledIpvsNode> = {
   describe: 'the IPVS table as ipvsadm -Ln lists it',
   formats: ['kube-proxy', 'stats', 'rate', 'ipsets', 'iptables'],
   options: ['scheduler', 'randomFully'],
+  connectionTable: 'ipvs',
   compile: compileIpvsForStates,
   render(compiled, format) {
     switch (format) {

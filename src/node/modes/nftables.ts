@@ -54,6 +54,7 @@ export function nftRulePositions(rulesets: readonly NftRuleset[]): Map<string, n
 export const nftablesDriver: ModeDriver<CompiledNftables> = {
   mode: 'nftables',
   describe: 'the kube-proxy table as kube-proxy hands it to nft -f',
+  connectionTable: 'conntrack',
   formats: ['kube-proxy', 'canonical'],
   options: [],
   compile: (node, states) => compileNftablesForStates(node, states),

@@ -32,6 +32,9 @@ export function screenshotDir(): string {
 /** A page that fails the test on a script error or a console error. */
 export async function newPage(browser: Browser, errors: string[]): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  // Waits are for correctness, not speed: the server shares this process and a busy machine can
+  // hold a click for longer than playwright's 30 s default. Times are printed, never asserted.
+  page.setDefaultTimeout(300_000);
   page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
   page.on('console', (m) => {
     // An error answer the page handles (the tests ask for some) is logged by the browser too.

@@ -51,6 +51,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./compare.js')).registerCompare,
   },
   {
+    name: 'generate',
+    summary: 'write a realistic cluster of the size asked for (up to Kubernetes\' 5,000 nodes, 150,000 pods, 10,000 services) as manifests the API server would store',
+    load: async () => (await import('./generate.js')).registerGenerate,
+  },
+  {
     name: 'serve',
     summary: 'serve the JSON API (cluster, rules, packet traces) on loopback',
     load: async () => (await import('./serve.js')).registerServe,

@@ -14,15 +14,34 @@
  */
 import type { ProxierState } from '../tracker/types.js';
 import { declareFixedChains, writeForwardRules, writeMasqueradeAndFirewallRules, writeNodePortDispatch } from './fixed-rules.js';
+import { countRules } from './render.js';
 import { createRuleset, tableOf } from './ruleset-builder.js';
 import { writeServicePortRules } from './service-rules.js';
+import { applyFragment } from './shared-rules.js';
 import { type IptablesCompileOptions, createSyncContext } from './sync-context.js';
 import type { Ruleset } from './types.js';
 
 export type { IptablesCompileOptions } from './sync-context.js';
 export { LARGE_CLUSTER_ENDPOINTS_THRESHOLD } from './sync-context.js';
+export { IptablesSharedWork } from './shared-rules.js';
 
 export function compileIptablesRules(state: ProxierState, options: IptablesCompileOptions = {}): Ruleset {
+  return syncRules(state, options, false).ruleset;
+}
+
+/**
+ * How many rules and chains compileIptablesRules writes. With `options.shared` the service ports'
+ * fragments are added up, not put together into a ruleset: counting a node of a big cluster
+ * costs what that node changes, not its whole ruleset.
+ */
+export function countIptablesRules(state: ProxierState, options: IptablesCompileOptions = {}): { rules: number; chains: number } {
+  const { ruleset, sharedRules, sharedChains } = syncRules(state, options, true);
+  let chains = sharedChains;
+  for (const table of ruleset.tables.values()) chains += table.chains.size;
+  return { rules: countRules(ruleset) + sharedRules, chains };
+}
+
+function syncRules(state: ProxierState, options: IptablesCompileOptions, countOnly: boolean): { ruleset: Ruleset; sharedRules: number; sharedChains: number } {
   const ruleset = createRuleset(state.family, ['filter', 'nat']);
   const filter = tableOf(ruleset, 'filter');
   const nat = tableOf(ruleset, 'nat');
@@ -31,10 +50,29 @@ export function compileIptablesRules(state: ProxierState, options: IptablesCompi
   const ctx = createSyncContext(state, options, filter, nat);
   writeMasqueradeAndFirewallRules(ctx, fixed);
 
-  for (const sp of state.servicePorts) writeServicePortRules(ctx, fixed, sp);
+  const shared = options.shared?.forContext(ctx);
+  const only = options.onlyServicePorts;
+  let sharedRules = 0;
+  let sharedChains = 0;
+  const ports = state.servicePorts;
+  for (let i = 0; i < ports.length; i++) {
+    const sp = ports[i]!;
+    if (only !== undefined && !only(sp.info)) continue;
+    if (shared === undefined) {
+      writeServicePortRules(ctx, fixed, sp);
+      continue;
+    }
+    const fragment = shared.fragment(ctx, sp, i);
+    if (countOnly) {
+      sharedRules += fragment.ruleCount;
+      sharedChains += fragment.chains.length + fragment.endpointChains.length;
+    } else {
+      applyFragment(fragment, fixed, nat);
+    }
+  }
 
   // This must be the last rule in nat KUBE-SERVICES: every service's own rules come first.
   writeNodePortDispatch(ctx, fixed);
   writeForwardRules(ctx, fixed);
-  return ruleset;
+  return { ruleset, sharedRules, sharedChains };
 }

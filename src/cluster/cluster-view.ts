@@ -1,0 +1,115 @@
+/**
+ * Every node's point of view of one cluster, with the work that does not depend on the node done
+ * once: per IP family, the service ports with their endpoints and categorisation as a node
+ * without local endpoints sees them (tracker/proxier-state.ts FamilyServicePorts). A node's
+ * ProxierStates are then that, plus its own endpoints, zone and addresses: the same states
+ * `buildProxierStates(cluster, node)` gives, made in time proportional to what the node changes.
+ *
+ * The modes share their own node-independent work the same way (ModeDriver.shareAcrossNodes):
+ * a ClusterView keeps one shared work object per mode and compile options.
+ */
+import type { Cluster, Node } from '../model/types.js';
+import type { CompiledNode, ModeCompileOptions, RulesMode, SharedModeWork } from '../node/mode-driver.js';
+import { modeDriver } from '../node/modes.js';
+import {
+  type FamilyServicePorts,
+  type NodeOverlayOptions,
+  type ResolvedNode,
+  buildFamilyServicePorts,
+  familiesInUse,
+  familiesOfServices,
+  proxierStateOn,
+  resolveNode,
+} from '../tracker/proxier-state.js';
+import type { ProxierState } from '../tracker/types.js';
+import type { Family } from '../util/ip.js';
+
+export interface NodeStatesOptions extends NodeOverlayOptions {
+  /** Only this family (default: every family the node uses). */
+  family?: Family;
+}
+
+export class ClusterView {
+  readonly cluster: Cluster;
+  readonly #serviceFamilies: ReadonlySet<Family>;
+  readonly #families = new Map<Family, FamilyServicePorts>();
+  readonly #nodesByName: ReadonlyMap<string, Node>;
+  readonly #shared = new Map<string, SharedModeWork>();
+
+  /** The cluster must not change while the view is used: the view keeps what it worked out. */
+  constructor(cluster: Cluster) {
+    this.cluster = cluster;
+    this.#serviceFamilies = familiesOfServices(cluster);
+    this.#nodesByName = new Map(cluster.nodes.map((n) => [n.name, n]));
+  }
+
+  /** The Node objects, in input order. */
+  get nodes(): readonly Node[] {
+    return this.cluster.nodes;
+  }
+
+  nodeObject(name: string): Node | undefined {
+    return this.#nodesByName.get(name);
+  }
+
+  /** A node's name and addresses, as `--node NAME` resolves them. */
+  resolve(name: string): ResolvedNode {
+    return resolveNode(this.cluster, { node: name });
+  }
+
+  /** The node kpsim takes without --node: the config's hostnameOverride, else the first Node. */
+  resolveDefault(): ResolvedNode {
+    return resolveNode(this.cluster);
+  }
+
+  /** The service ports every node of this family shares (built on first use). */
+  familyPorts(family: Family): FamilyServicePorts {
+    let shared = this.#families.get(family);
+    if (shared === undefined) {
+      shared = buildFamilyServicePorts(this.cluster, family);
+      this.#families.set(family, shared);
+    }
+    return shared;
+  }
+
+  familiesOf(node: ResolvedNode): Family[] {
+    return familiesInUse(this.cluster, node, this.#serviceFamilies);
+  }
+
+  /** The node's ProxierStates, one per family in use, IPv4 first (what buildProxierStates gives). */
+  statesOf(node: ResolvedNode, opts: NodeStatesOptions = {}): ProxierState[] {
+    const overlay: NodeOverlayOptions = opts.only !== undefined ? { only: opts.only } : {};
+    return this.familiesOf(node)
+      .filter((f) => opts.family === undefined || f === opts.family)
+      .map((family) => proxierStateOn(this.familyPorts(family), this.cluster, node, overlay));
+  }
+
+  /**
+   * The mode's work shared across this cluster's nodes for these options (undefined when the
+   * mode shares none: each node is then compiled on its own).
+   */
+  sharedWork(mode: RulesMode, opts: ModeCompileOptions = {}): SharedModeWork | undefined {
+    const driver = modeDriver(mode);
+    if (driver.shareAcrossNodes === undefined) return undefined;
+    const { shared: _shared, onlyServicePorts: _only, ...keyed } = opts;
+    const key = `${mode}\0${JSON.stringify(keyed, Object.keys(keyed).sort())}`;
+    let work = this.#shared.get(key);
+    if (work === undefined) {
+      work = driver.shareAcrossNodes(opts);
+      this.#shared.set(key, work);
+    }
+    return work;
+  }
+
+  /** One node compiled in `mode`, reusing what earlier nodes of this view compiled. */
+  compile(mode: RulesMode, node: ResolvedNode, opts: ModeCompileOptions & NodeStatesOptions = {}): CompiledNode {
+    const { family, only, ...compileOptions } = opts;
+    const states = this.statesOf(node, { ...(family !== undefined ? { family } : {}), ...(only !== undefined ? { only } : {}) });
+    const shared = this.sharedWork(mode, compileOptions);
+    return modeDriver(mode).compile(node, states, {
+      ...compileOptions,
+      ...(shared !== undefined ? { shared } : {}),
+      ...(only !== undefined ? { onlyServicePorts: only } : {}),
+    });
+  }
+}

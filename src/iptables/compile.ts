@@ -35,13 +35,17 @@ export function compileIptablesRules(state: ProxierState, options: IptablesCompi
  * costs what that node changes, not its whole ruleset.
  */
 export function countIptablesRules(state: ProxierState, options: IptablesCompileOptions = {}): { rules: number; chains: number } {
-  const { ruleset, sharedRules, sharedChains } = syncRules(state, options, true);
+  const { ruleset, sharedRules, sharedChains } = syncRules(state, options, options.onlyServicePorts === undefined ? 'baseline' : true);
   let chains = sharedChains;
   for (const table of ruleset.tables.values()) chains += table.chains.size;
   return { rules: countRules(ruleset) + sharedRules, chains };
 }
 
-function syncRules(state: ProxierState, options: IptablesCompileOptions, countOnly: boolean): { ruleset: Ruleset; sharedRules: number; sharedChains: number } {
+/**
+ * One sync. With shared work, `countOnly` adds up the ports' fragments instead of putting them
+ * into the ruleset ('baseline': only where the ports differ from a node counted before).
+ */
+function syncRules(state: ProxierState, options: IptablesCompileOptions, countOnly: boolean | 'baseline'): { ruleset: Ruleset; sharedRules: number; sharedChains: number } {
   const ruleset = createRuleset(state.family, ['filter', 'nat']);
   const filter = tableOf(ruleset, 'filter');
   const nat = tableOf(ruleset, 'nat');
@@ -55,7 +59,12 @@ function syncRules(state: ProxierState, options: IptablesCompileOptions, countOn
   let sharedRules = 0;
   let sharedChains = 0;
   const ports = state.servicePorts;
-  for (let i = 0; i < ports.length; i++) {
+  if (shared !== undefined && countOnly === 'baseline') {
+    const counted = shared.count(ctx, ports);
+    sharedRules = counted.rules;
+    sharedChains = counted.chains;
+  }
+  for (let i = 0; i < ports.length && (shared === undefined || countOnly !== 'baseline'); i++) {
     const sp = ports[i]!;
     if (only !== undefined && !only(sp.info)) continue;
     if (shared === undefined) {

@@ -14,8 +14,10 @@
  * alone (test/cluster/shared-compile.test.ts holds them equal). Fragments are shared between
  * nodes, so their rules and chains must never change once written.
  */
+import { sameEndpoints } from '../topology/categorize.js';
+import { SourceRangeCheck } from '../tracker/source-ranges.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
-import { type Cidr, cidrContains, parseCIDR } from '../util/ip.js';
+import { PositionCache } from '../util/position-cache.js';
 import { shareChainRendering } from './render.js';
 import { adoptChain } from './ruleset-builder.js';
 import { writeServicePortRules } from './service-rules.js';
@@ -72,21 +74,17 @@ interface PortWork {
   readonly references: { readonly sp: ProxierServicePort; readonly allowFromNode: boolean; readonly fragment: PortFragment }[];
 }
 
-/** A port object seen at one position of the states' servicePorts, with its fragments by firewall bit. */
-interface PositionEntry {
-  readonly sp: ProxierServicePort;
-  readonly fragments: [PortFragment | undefined, PortFragment | undefined];
-}
+/** A port's fragments by the node-dependent firewall bit (false, true). */
+type FragmentPair = [PortFragment | undefined, PortFragment | undefined];
 
 export class ContextWork {
   /**
-   * The port objects seen at each position of the states' servicePorts, with their fragments:
-   * nodes of one cluster and family list the same ports in the same order, and most of them as
-   * the very same objects (one per zone for a topology-aware port).
+   * Fragments by position in the states' servicePorts and port object: nodes of one cluster and
+   * family list the same ports in the same order, and most of them as the very same objects.
    */
-  readonly #positions: PositionEntry[][] = [];
+  readonly #positions = new PositionCache<ProxierServicePort, FragmentPair>(KEPT_VARIANTS);
   readonly #byInfo = new WeakMap<ServicePortInfo, PortWork>();
-  readonly #firewall = new FirewallCheck();
+  readonly #firewall = new SourceRangeCheck();
 
   /**
    * The rules of `sp`, the port at position `index` of the node's servicePorts, on the node
@@ -95,17 +93,8 @@ export class ContextWork {
   fragment(ctx: SyncContext, sp: ProxierServicePort, index: number): PortFragment {
     const allowFromNode = this.#firewall.allowsNode(sp.info, ctx.nodeIP);
     const slot = allowFromNode ? 1 : 0;
-    const seen = this.#positions[index];
-    let entry: PositionEntry | undefined;
-    if (seen !== undefined) {
-      for (let i = 0; i < seen.length; i++) {
-        if (seen[i]!.sp === sp) {
-          entry = seen[i]!;
-          break;
-        }
-      }
-    }
-    const known = entry?.fragments[slot];
+    const pair = this.#positions.get(index, sp);
+    const known = pair?.[slot];
     if (known !== undefined) return known;
 
     let work = this.#byInfo.get(sp.info);
@@ -121,16 +110,58 @@ export class ContextWork {
       fragment = writeFragment(ctx, sp, work.reuse);
       if (shareable || work.references.length === 0) keepLast(work.references, { sp, allowFromNode, fragment });
     }
-    if (entry !== undefined) {
-      entry.fragments[slot] = fragment;
-    } else if (shareable || seen === undefined) {
-      const fragments: PositionEntry['fragments'] = [undefined, undefined];
-      fragments[slot] = fragment;
-      if (seen === undefined) this.#positions[index] = [{ sp, fragments }];
-      else keepLast(seen, { sp, fragments });
-    }
+    const kept: FragmentPair = pair ?? [undefined, undefined];
+    kept[slot] = fragment;
+    this.#positions.set(index, sp, kept, shareable);
     return fragment;
   }
+
+  #baseline: Baseline | undefined;
+
+  /** The rules and chains the ports write on the node `ctx` is for, counted against a baseline node. */
+  count(ctx: SyncContext, ports: readonly ProxierServicePort[]): { rules: number; chains: number } {
+    let base = this.#baseline;
+    if (base === undefined || base.ports.length !== ports.length) {
+      const fragments = ports.map((sp, i) => this.fragment(ctx, sp, i));
+      let rules = 0;
+      let chains = 0;
+      for (const f of fragments) {
+        rules += f.ruleCount;
+        chains += f.chains.length + f.endpointChains.length;
+      }
+      const nodeDependent = ports.map((sp) => sp.info.loadBalancerSourceRanges.length > 0 && sp.info.loadBalancerVIPs.length > 0);
+      base = { ports: [...ports], fragments, nodeDependent, rules, chains };
+      this.#baseline = base;
+      return { rules, chains };
+    }
+    let rules = base.rules;
+    let chains = base.chains;
+    const basePorts = base.ports;
+    const nodeDependent = base.nodeDependent;
+    for (let i = 0; i < ports.length; i++) {
+      const sp = ports[i]!;
+      if (sp === basePorts[i] && !nodeDependent[i]) continue;
+      const f = this.fragment(ctx, sp, i);
+      const b = base.fragments[i]!;
+      rules += f.ruleCount - b.ruleCount;
+      chains += f.chains.length + f.endpointChains.length - b.chains.length - b.endpointChains.length;
+    }
+    return { rules, chains };
+  }
+}
+
+/**
+ * The sums over one node's ports, to count another node by what differs: nodes share most port
+ * objects at the same positions, so a node's count is the baseline's plus, at each position
+ * where its port is another object (or the node's IP matters: source ranges), the difference.
+ */
+interface Baseline {
+  readonly ports: readonly ProxierServicePort[];
+  readonly fragments: readonly PortFragment[];
+  /** Positions whose rules read the node's IP (loadBalancerSourceRanges): counted on every node. */
+  readonly nodeDependent: readonly boolean[];
+  readonly rules: number;
+  readonly chains: number;
 }
 
 /** Append, dropping the oldest beyond KEPT_VARIANTS. */
@@ -207,36 +238,6 @@ export function applyFragment(fragment: PortFragment, fixed: FixedChains, nat: T
   for (const chain of fragment.endpointChains) adoptChain(nat, chain);
 }
 
-/**
- * The firewall chain's self rule: the node's own IP inside a loadBalancerSourceRanges CIDR lets
- * traffic from the VIP itself in (service-rules.ts writeFirewallChain). The only per-port rule
- * that reads the node's address; worked out once per port and node.
- */
-class FirewallCheck {
-  readonly #ranges = new WeakMap<ServicePortInfo, Cidr[]>();
-  #nodeIP = '';
-  #answers = new WeakMap<ServicePortInfo, boolean>();
-
-  allowsNode(info: ServicePortInfo, nodeIP: string): boolean {
-    if (info.loadBalancerSourceRanges.length === 0 || info.loadBalancerVIPs.length === 0) return false;
-    if (nodeIP !== this.#nodeIP) {
-      this.#nodeIP = nodeIP;
-      this.#answers = new WeakMap();
-    }
-    let answer = this.#answers.get(info);
-    if (answer === undefined) {
-      let ranges = this.#ranges.get(info);
-      if (ranges === undefined) {
-        ranges = info.loadBalancerSourceRanges.map((r) => parseCIDR(r)).filter((c): c is Cidr => c !== undefined);
-        this.#ranges.set(info, ranges);
-      }
-      answer = ranges.some((cidr) => cidrContains(cidr, nodeIP));
-      this.#answers.set(info, answer);
-    }
-    return answer;
-  }
-}
-
 /** Whether two views of one port write the same rules: writeServicePortRules reads only these. */
 function sameRulesInput(a: ProxierServicePort, b: ProxierServicePort): boolean {
   if (a === b) return true;
@@ -247,20 +248,6 @@ function sameRulesInput(a: ProxierServicePort, b: ProxierServicePort): boolean {
     && sameEndpoints(x.clusterEndpoints, y.clusterEndpoints)
     && sameEndpoints(x.localEndpoints, y.localEndpoints)
     && sameEndpoints(x.allReachableEndpoints, y.allReachableEndpoints);
-}
-
-/** The same endpoints in the same order (undefined is none: the rules read `?? []` and `?.length ?? 0`). */
-function sameEndpoints(a: readonly EndpointInfo[] | undefined, b: readonly EndpointInfo[] | undefined): boolean {
-  if (a === b) return true;
-  const n = a?.length ?? 0;
-  if (n !== (b?.length ?? 0)) return false;
-  for (let i = 0; i < n; i++) {
-    // Mostly the very same objects (a node copies only its local endpoints): compare those first.
-    const x = a![i]!;
-    const y = b![i]!;
-    if (x !== y && x.endpoint !== y.endpoint) return false;
-  }
-  return true;
 }
 
 /** The chains of one port that any node may take over (see PortChainReuse). */

@@ -51,6 +51,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./compare.js')).registerCompare,
   },
   {
+    name: 'nodes',
+    summary: 'every node\'s view in one table: rules or virtual servers per mode, local endpoints, Local-policy services without local endpoints, health check answers',
+    load: async () => (await import('./nodes.js')).registerNodes,
+  },
+  {
     name: 'generate',
     summary: 'write a realistic cluster of the size asked for (up to Kubernetes\' 5,000 nodes, 150,000 pods, 10,000 services) as manifests the API server would store',
     load: async () => (await import('./generate.js')).registerGenerate,

@@ -60,6 +60,14 @@ export interface LoadedCluster {
 
 /** Load the cluster the options name, apply the flag overrides, and print the warnings. */
 export async function loadClusterFromOptions(opts: ClusterOptions): Promise<LoadedCluster> {
+  const cluster = await loadClusterWithOverrides(opts);
+  const node = resolveNode(cluster, { ...(opts.node !== undefined ? { node: opts.node } : {}), ...(opts.nodeIp ? { nodeIPs: opts.nodeIp } : {}) });
+  if (!opts.quiet) printWarnings([...cluster.warnings, ...node.warnings]);
+  return { cluster, node, states: buildProxierStates(cluster, node) };
+}
+
+/** The cluster the options name, with the flag overrides applied (no node chosen, nothing printed). */
+export async function loadClusterWithOverrides(opts: ClusterOptions): Promise<Cluster> {
   const cluster = await loadCluster(opts.file ?? [], {
     ...(opts.config !== undefined ? { config: opts.config } : {}),
     allocate: opts.allocate ?? false,
@@ -67,9 +75,7 @@ export async function loadClusterFromOptions(opts: ClusterOptions): Promise<Load
     ...(opts.serviceNodePortRange !== undefined ? { serviceNodePortRange: opts.serviceNodePortRange } : {}),
   });
   applyConfigOverrides(cluster, opts);
-  const node = resolveNode(cluster, { ...(opts.node !== undefined ? { node: opts.node } : {}), ...(opts.nodeIp ? { nodeIPs: opts.nodeIp } : {}) });
-  if (!opts.quiet) printWarnings([...cluster.warnings, ...node.warnings]);
-  return { cluster, node, states: buildProxierStates(cluster, node) };
+  return cluster;
 }
 
 function applyConfigOverrides(cluster: Cluster, opts: ClusterOptions): void {

@@ -22,7 +22,8 @@ import {
   resolveNode,
 } from '../tracker/proxier-state.js';
 import type { ProxierState } from '../tracker/types.js';
-import type { Family } from '../util/ip.js';
+import { nodeIPs } from '../model/node.js';
+import { type Cidr, type Family, cidrContains, parseCIDR } from '../util/ip.js';
 
 export interface NodeStatesOptions extends NodeOverlayOptions {
   /** Only this family (default: every family the node uses). */
@@ -72,6 +73,26 @@ export class ClusterView {
     return shared;
   }
 
+  /** The positions in the family's servicePorts of the ports with an endpoint on the node. */
+  positionsOnNode(family: Family, nodeName: string): readonly number[] {
+    return this.familyPorts(family).portsByNode.get(nodeName) ?? [];
+  }
+
+  readonly #localPolicyPositions = new Map<Family, number[]>();
+
+  /** The positions of the ports that use local endpoints (externalTrafficPolicy or internalTrafficPolicy Local). */
+  localPolicyPositions(family: Family): readonly number[] {
+    let positions = this.#localPolicyPositions.get(family);
+    if (positions === undefined) {
+      positions = [];
+      this.familyPorts(family).servicePorts.forEach((sp, i) => {
+        if (sp.info.usesLocalEndpoints) positions!.push(i);
+      });
+      this.#localPolicyPositions.set(family, positions);
+    }
+    return positions;
+  }
+
   familiesOf(node: ResolvedNode): Family[] {
     return familiesInUse(this.cluster, node, this.#serviceFamilies);
   }
@@ -99,6 +120,47 @@ export class ClusterView {
       this.#shared.set(key, work);
     }
     return work;
+  }
+
+  #endpointNodes: Map<string, string> | undefined;
+  #nodesByAddress: Map<string, Node> | undefined;
+  #podCIDRs: { readonly cidr: Cidr; readonly node: Node }[] | undefined;
+
+  /**
+   * The node an endpoint address runs on, from its EndpointSlices' nodeName (the first slice
+   * that names one), or undefined.
+   */
+  endpointNode(ip: string): string | undefined {
+    if (this.#endpointNodes === undefined) {
+      this.#endpointNodes = new Map();
+      for (const slice of this.cluster.endpointSlices) {
+        for (const ep of slice.endpoints) {
+          const address = ep.addresses[0];
+          if (address !== undefined && ep.nodeName !== undefined && !this.#endpointNodes.has(address)) this.#endpointNodes.set(address, ep.nodeName);
+        }
+      }
+    }
+    return this.#endpointNodes.get(ip);
+  }
+
+  /** The Node with this address (InternalIP or ExternalIP). */
+  nodeWithAddress(ip: string): Node | undefined {
+    if (this.#nodesByAddress === undefined) {
+      this.#nodesByAddress = new Map();
+      for (const node of this.cluster.nodes) for (const a of nodeIPs(node)) if (!this.#nodesByAddress.has(a)) this.#nodesByAddress.set(a, node);
+    }
+    return this.#nodesByAddress.get(ip);
+  }
+
+  /**
+   * The node a pod address lives on, with flat pod routing: an endpoint's nodeName, else the
+   * node whose podCIDR holds the address.
+   */
+  podNode(ip: string): string | undefined {
+    const named = this.endpointNode(ip);
+    if (named !== undefined) return named;
+    this.#podCIDRs ??= this.cluster.nodes.flatMap((node) => node.podCIDRs.map((text) => ({ cidr: parseCIDR(text)!, node })).filter((c) => c.cidr !== undefined));
+    return this.#podCIDRs.find((c) => cidrContains(c.cidr, ip))?.node.name;
   }
 
   /** One node compiled in `mode`, reusing what earlier nodes of this view compiled. */

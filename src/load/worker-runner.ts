@@ -4,11 +4,10 @@
  * generator for the proxy, and the figures would measure their contention. In a worker thread
  * autocannon gets its own loop (and, on a 2-core machine, most of the other core).
  */
-import { extname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { checkLoopbackURL, runLoad } from './runner.js';
 import type { LoadProgress, LoadRunOptions, LoadRunResult, ProgressListener } from './types.js';
+import { startModuleWorker } from './worker-thread.js';
 
 export type WorkerMessage =
   | { type: 'progress'; progress: LoadProgress }
@@ -27,18 +26,9 @@ export function runLoadOn(thread: LoadThread, opts: LoadRunOptions, onProgress?:
   return thread === 'worker' ? runLoadInWorker(opts, onProgress) : runLoad(opts, onProgress);
 }
 
-/**
- * Compiled, this module is worker-runner.js beside load-worker.js. Run from the sources under tsx
- * (the tests), the entry is load-worker.ts, and Node 20 does not pass tsx's loader on to worker
- * threads, so the worker registers it before importing the entry.
- */
+/** Compiled (or bundled), this module sits beside load-worker.js; from the sources, beside load-worker.ts. */
 function startWorker(opts: LoadRunOptions): Worker {
-  const isSource = extname(fileURLToPath(import.meta.url)) === '.ts';
-  const entry = new URL(`./load-worker${isSource ? '.ts' : '.js'}`, import.meta.url);
-  if (!isSource) return new Worker(entry, { workerData: opts });
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const bootstrap = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`;
-  return new Worker(bootstrap, { eval: true, workerData: opts });
+  return startModuleWorker(import.meta.url, 'load-worker', opts);
 }
 
 export async function runLoadInWorker(opts: LoadRunOptions, onProgress?: ProgressListener): Promise<LoadRunResult> {

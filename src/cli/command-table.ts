@@ -56,6 +56,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./nodes.js')).registerNodes,
   },
   {
+    name: 'diff-nodes',
+    summary: 'how two nodes\' rules differ in one mode, and why: their addresses, zones and local endpoints',
+    load: async () => (await import('./diff-nodes.js')).registerDiffNodes,
+  },
+  {
     name: 'generate',
     summary: 'write a realistic cluster of the size asked for (up to Kubernetes\' 5,000 nodes, 150,000 pods, 10,000 services) as manifests the API server would store',
     load: async () => (await import('./generate.js')).registerGenerate,

@@ -113,6 +113,18 @@ export function splitHostPort(text: string): { ip: string; port: number } | unde
   return { ip, port };
 }
 
+/** The address after `ip` (the first host of a network address): "10.244.1.0" → "10.244.1.1". */
+export function nextAddress(ip: string): string {
+  const addr = parseAddress(ip);
+  if (!addr) throw new Error(`nextAddress: ${ip} is not an IP address`);
+  const bytes = addr.toByteArray();
+  for (let i = bytes.length - 1; i >= 0; i--) {
+    bytes[i] = (bytes[i]! + 1) & 0xff;
+    if (bytes[i] !== 0) break;
+  }
+  return ipaddr.fromByteArray(bytes).toString();
+}
+
 export function isLoopback(ip: string): boolean {
   const addr = parseAddress(ip);
   return addr !== undefined && addr.range() === 'loopback';

@@ -8,23 +8,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ClusterView } from '../../src/cluster/cluster-view.js';
-import { generateCluster } from '../../src/generate/cluster.js';
-import { clusterFromManifests } from '../../src/manifest/load.js';
 import type { Cluster } from '../../src/model/types.js';
 import { compileNode } from '../../src/node/compile-node.js';
 import type { ModeCompileOptions } from '../../src/node/mode-driver.js';
 import { RULES_MODES, modeDriver } from '../../src/node/modes.js';
 import { buildProxierStates } from '../../src/tracker/proxier-state.js';
 import { loadRulesClusters } from '../helpers/cluster-builders.js';
-
-/** A generated cluster, loaded as kpsim loads the files `kpsim generate` writes. */
-export function generatedCluster(opts: { nodes: number; pods: number; services: number; seed: number }): Cluster {
-  const generated = generateCluster(opts);
-  return clusterFromManifests(generated.files.map((f) => ({
-    file: f.path,
-    text: JSON.stringify(f.single ? f.objects[0] : { apiVersion: 'v1', kind: 'List', items: f.objects }),
-  })));
-}
+import { generatedCluster } from '../helpers/generated-cluster.js';
 
 interface Case {
   readonly name: string;

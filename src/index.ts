@@ -42,6 +42,18 @@ export type { CompiledIptables, CompiledIpvsNode, NodeCompileOptions } from './n
 export type { CompiledNode, OutputFormat, RulesMode } from './node/mode-driver.js';
 export { RULES_MODES } from './node/modes.js';
 export type { NodeTracer } from './node/trace-node.js';
+export { ClusterView } from './cluster/cluster-view.js';
+export { traceCluster, EXCLUDE_FROM_LOAD_BALANCERS_LABEL } from './cluster/cluster-trace.js';
+export type { ClusterTraceResult, ClusterTraceOptions, Client, EntryNode, Delivery, ReplyPath } from './cluster/cluster-trace.js';
+export { HealthChecks, healthCheckBody } from './cluster/health-check.js';
+export type { HealthCheckAnswer } from './cluster/health-check.js';
+export { summarizeNode } from './cluster/node-summary.js';
+export type { NodeSummary } from './cluster/node-summary.js';
+export { diffNodes } from './cluster/diff-nodes.js';
+export type { NodeDifference, DiffReason } from './cluster/diff-nodes.js';
+export { generateCluster } from './generate/cluster.js';
+export type { GenerateOptions, GeneratedCluster, GeneratedFile, GeneratedSummary } from './generate/cluster.js';
+export type { ModeCompileOptions, ModeSize, SharedModeWork } from './node/mode-driver.js';
 export { createScheduler } from './ipvs/virtual-service.js';
 export { schedulerNames } from './ipvs/schedulers/types.js';
 

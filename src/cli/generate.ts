@@ -45,7 +45,8 @@ export function registerGenerate(program: Command): void {
     }));
 }
 
-async function writeCluster(dir: string, files: readonly GeneratedFile[]): Promise<void> {
+/** Write the files into `dir`, which must be new or empty. */
+export async function writeCluster(dir: string, files: readonly GeneratedFile[]): Promise<void> {
   let existing: string[] = [];
   try {
     existing = await readdir(dir);

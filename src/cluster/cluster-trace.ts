@@ -36,11 +36,11 @@ import type { ModeCompileOptions, RulesMode } from '../node/mode-driver.js';
 import { modeDriver } from '../node/modes.js';
 import type { Packet, TraceOptions, TraceResult, Verdict } from '../trace/types.js';
 import type { ResolvedNode } from '../tracker/proxier-state.js';
-import type { ServicePortInfo } from '../tracker/types.js';
+import type { ProxierState, ServicePortInfo } from '../tracker/types.js';
 import { SourceRangeCheck } from '../tracker/source-ranges.js';
 import { type Family, ipFamily, joinHostPort, nextAddress, parseCIDR, splitHostPort } from '../util/ip.js';
 import type { ClusterView } from './cluster-view.js';
-import { type HealthCheckAnswer, HealthChecks, hasHealthCheck } from './health-check.js';
+import { type HealthCheckAnswer, type HealthChecks, hasHealthCheck } from './health-check.js';
 
 /** The label that keeps a node out of every load balancer (the service controller honours it). */
 export const EXCLUDE_FROM_LOAD_BALANCERS_LABEL = 'node.kubernetes.io/exclude-from-external-load-balancers';
@@ -132,8 +132,7 @@ export function traceCluster(view: ClusterView, packet: Packet, opts: ClusterTra
   if (view.nodes.length === 0) throw new KpsimError('KPSIM_ERR_TRACE_BAD_PACKET', 'a cluster-wide trace needs the cluster\'s Node objects, and the input has none', { path: 'packet' });
   const client = classifyClient(view, packet.src);
   const relevant = relevantPorts(view, family, packet);
-  const healthChecks = new HealthChecks(view.cluster);
-  const entries = entryNodes(view, packet, client, relevant, healthChecks, opts.via);
+  const entries = entryNodes(view, packet, client, relevant, view.healthChecks, opts.via);
   const tracer = new EntryTracer(view, packet, family, relevant, opts);
   const nodes: EntryNode[] = entries.nodes.map((e) => ({ ...e, trace: tracer.trace(e.node) }));
 
@@ -200,10 +199,8 @@ function entryNodes(view: ClusterView, packet: Packet, client: Client, relevant:
   const how = vip !== undefined ? 'the load balancer sends to' : 'the network routes the external IP to';
   if (excluded > 0) notes.push(`${excluded} node${excluded === 1 ? '' : 's'} labelled ${EXCLUDE_FROM_LOAD_BALANCERS_LABEL} left out`);
   let chosen: readonly Node[] = candidates;
-  let answers: Map<string, HealthCheckAnswer> | undefined;
   if (hasHealthCheck(svc) && target.externalPolicyLocal) {
-    answers = new Map(candidates.map((n) => [n.name, healthChecks.answer(svc, n.name)!]));
-    const healthy = candidates.filter((n) => answers!.get(n.name)!.status === 200);
+    const healthy = candidates.filter((n) => healthChecks.status(svc, n.name) === 200);
     const port = svc.healthCheckNodePort;
     if (healthy.length > 0) {
       chosen = healthy;
@@ -215,9 +212,10 @@ function entryNodes(view: ClusterView, packet: Packet, client: Client, relevant:
     notes.push(`${how} every node in equal shares${target.externalPolicyLocal ? ' (externalTrafficPolicy Local, but no health check node port: nodes without a local endpoint drop it)' : ''}`);
   }
   const reason = vip !== undefined ? `load balancer ${packet.dst}` : `external IP ${packet.dst} routed to the cluster`;
+  const asked = hasHealthCheck(svc) && target.externalPolicyLocal;
   return {
     nodes: chosen.map((n) => {
-      const healthCheck = answers?.get(n.name);
+      const healthCheck = asked ? healthChecks.answer(svc, n.name) : undefined;
       return { node: n.name, share: 1 / chosen.length, reason, ...(healthCheck !== undefined ? { healthCheck } : {}) };
     }),
     notes,
@@ -252,22 +250,25 @@ class EntryTracer {
 
   trace(name: string): TraceResult {
     const node = this.view.resolve(name);
-    const key = this.#classOf(node);
+    const states = this.view.statesOf(node, { only: this.#only });
+    const key = this.#classOf(node, states);
     let result = key === undefined ? undefined : this.#traces.get(key);
     if (result === undefined) {
-      const compiled = this.view.compile(this.opts.mode, node, { ...this.opts.compile, only: this.#only });
-      result = modeDriver(this.opts.mode).tracer(compiled).trace(this.packet, this.opts.trace ?? {});
+      const driver = modeDriver(this.opts.mode);
+      const shared = this.view.sharedWork(this.opts.mode, this.opts.compile ?? {});
+      const compiled = driver.compile(node, states, { ...this.opts.compile, ...(shared !== undefined ? { shared } : {}), onlyServicePorts: this.#only });
+      result = driver.tracer(compiled).trace(this.packet, this.opts.trace ?? {});
       if (key !== undefined) this.#traces.set(key, result);
     }
     return result;
   }
 
   /** The key of nodes with the same trace, or undefined for a node that is its own. */
-  #classOf(node: ResolvedNode): string | undefined {
+  #classOf(node: ResolvedNode, states: readonly ProxierState[]): string | undefined {
     const ownAddress = (ip: string): boolean => node.ips.includes(ip) || ip.startsWith('127.') || ip === '::1';
     if (ownAddress(this.packet.src) || ownAddress(this.packet.dst)) return undefined;
     if (this.view.cluster.config.detectLocalMode === 'NodeCIDR') return undefined;
-    const state = this.view.statesOf(node, { family: this.family, only: this.#only })[0];
+    const state = states.find((s) => s.family === this.family);
     if (state === undefined) return undefined;
     const nodeIP = state.nodeIPs[0] ?? (this.family === 4 ? '127.0.0.1' : '::1');
     const parts: (number | string)[] = [];

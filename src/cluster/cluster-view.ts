@@ -23,7 +23,8 @@ import {
 } from '../tracker/proxier-state.js';
 import type { ProxierState } from '../tracker/types.js';
 import { nodeIPs } from '../model/node.js';
-import { type Cidr, type Family, cidrContains, parseCIDR } from '../util/ip.js';
+import { type Family, parseCIDR } from '../util/ip.js';
+import { HealthChecks } from './health-check.js';
 
 export interface NodeStatesOptions extends NodeOverlayOptions {
   /** Only this family (default: every family the node uses). */
@@ -33,7 +34,7 @@ export interface NodeStatesOptions extends NodeOverlayOptions {
 export class ClusterView {
   readonly cluster: Cluster;
   readonly #serviceFamilies: ReadonlySet<Family>;
-  readonly #families = new Map<Family, FamilyServicePorts>();
+  readonly #familyPorts = new Map<Family, FamilyServicePorts>();
   readonly #nodesByName: ReadonlyMap<string, Node>;
   readonly #shared = new Map<string, SharedModeWork>();
 
@@ -53,9 +54,18 @@ export class ClusterView {
     return this.#nodesByName.get(name);
   }
 
+  readonly #resolved = new Map<string, ResolvedNode>();
+
   /** A node's name and addresses, as `--node NAME` resolves them. */
   resolve(name: string): ResolvedNode {
-    return resolveNode(this.cluster, { node: name });
+    let node = this.#resolved.get(name);
+    if (node === undefined) {
+      const object = this.#nodesByName.get(name);
+      // resolveNode looks the name up among every node: hand it the one node instead.
+      node = resolveNode(object !== undefined ? { ...this.cluster, nodes: [object] } : this.cluster, { node: name });
+      this.#resolved.set(name, node);
+    }
+    return node;
   }
 
   /** The node kpsim takes without --node: the config's hostnameOverride, else the first Node. */
@@ -65,10 +75,10 @@ export class ClusterView {
 
   /** The service ports every node of this family shares (built on first use). */
   familyPorts(family: Family): FamilyServicePorts {
-    let shared = this.#families.get(family);
+    let shared = this.#familyPorts.get(family);
     if (shared === undefined) {
       shared = buildFamilyServicePorts(this.cluster, family);
-      this.#families.set(family, shared);
+      this.#familyPorts.set(family, shared);
     }
     return shared;
   }
@@ -93,8 +103,15 @@ export class ClusterView {
     return positions;
   }
 
+  readonly #families = new WeakMap<ResolvedNode, Family[]>();
+
   familiesOf(node: ResolvedNode): Family[] {
-    return familiesInUse(this.cluster, node, this.#serviceFamilies);
+    let families = this.#families.get(node);
+    if (families === undefined) {
+      families = familiesInUse(this.cluster, node, this.#serviceFamilies);
+      this.#families.set(node, families);
+    }
+    return families;
   }
 
   /** The node's ProxierStates, one per family in use, IPv4 first (what buildProxierStates gives). */
@@ -124,7 +141,14 @@ export class ClusterView {
 
   #endpointNodes: Map<string, string> | undefined;
   #nodesByAddress: Map<string, Node> | undefined;
-  #podCIDRs: { readonly cidr: Cidr; readonly node: Node }[] | undefined;
+  /** Pod CIDRs by prefix length, then network address: the node of each. */
+  #podCIDRs: Map<number, Map<string, string>> | undefined;
+  #healthChecks: HealthChecks | undefined;
+
+  /** Every node's health check answers (worked out once per service). */
+  get healthChecks(): HealthChecks {
+    return (this.#healthChecks ??= new HealthChecks(this.cluster));
+  }
 
   /**
    * The node an endpoint address runs on, from its EndpointSlices' nodeName (the first slice
@@ -159,8 +183,25 @@ export class ClusterView {
   podNode(ip: string): string | undefined {
     const named = this.endpointNode(ip);
     if (named !== undefined) return named;
-    this.#podCIDRs ??= this.cluster.nodes.flatMap((node) => node.podCIDRs.map((text) => ({ cidr: parseCIDR(text)!, node })).filter((c) => c.cidr !== undefined));
-    return this.#podCIDRs.find((c) => cidrContains(c.cidr, ip))?.node.name;
+    if (this.#podCIDRs === undefined) {
+      this.#podCIDRs = new Map();
+      for (const node of this.cluster.nodes) {
+        for (const text of node.podCIDRs) {
+          const cidr = parseCIDR(text);
+          if (cidr === undefined) continue;
+          let byNetwork = this.#podCIDRs.get(cidr.prefixLength);
+          if (byNetwork === undefined) this.#podCIDRs.set(cidr.prefixLength, (byNetwork = new Map()));
+          if (!byNetwork.has(cidr.network)) byNetwork.set(cidr.network, node.name);
+        }
+      }
+    }
+    // A cluster's pod CIDRs come in one or two sizes: look the address's network up in each.
+    for (const [prefix, byNetwork] of this.#podCIDRs) {
+      const network = parseCIDR(`${ip}/${prefix}`)?.network;
+      const node = network !== undefined ? byNetwork.get(network) : undefined;
+      if (node !== undefined) return node;
+    }
+    return undefined;
   }
 
   /** One node compiled in `mode`, reusing what earlier nodes of this view compiled. */

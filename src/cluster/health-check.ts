@@ -67,6 +67,12 @@ export class HealthChecks {
     return this.#services;
   }
 
+  /** The status `node` answers for `svc` (undefined when the service has no health check). */
+  status(svc: Service, node: string): 200 | 503 | undefined {
+    if (!hasHealthCheck(svc)) return undefined;
+    return (this.#readyIPs(svc).get(node)?.size ?? 0) > 0 ? 200 : 503;
+  }
+
   /** What `node` answers for `svc` (undefined when the service has no health check). */
   answer(svc: Service, node: string): HealthCheckAnswer | undefined {
     if (!hasHealthCheck(svc)) return undefined;

@@ -57,7 +57,7 @@ export function summarizeNode(view: ClusterView, name: string, healthChecks: Hea
   let ok = 0;
   let unavailable = 0;
   for (const svc of healthChecks.services) {
-    if (healthChecks.answer(svc, name)!.status === 200) ok++;
+    if (healthChecks.status(svc, name) === 200) ok++;
     else unavailable++;
   }
   const zone = node.labels[ZONE_LABEL];

@@ -112,6 +112,8 @@ export interface FamilyServicePorts {
   readonly preferSameTrafficDistribution: boolean;
   /** Topology ports as categorised for a zone (or node) where the node has no endpoint of them. */
   readonly topologyCache: Map<string, ProxierServicePort>;
+  /** The local detector, when it is the same for every node (not NodeCIDR). */
+  localDetector?: { readonly detector: LocalDetector | undefined };
 }
 
 /** No node's point of view: categorising for it gives what a node without local endpoints gets. */
@@ -205,7 +207,8 @@ export function proxierStateOn(shared: FamilyServicePorts, cluster: Cluster, nod
     localAddresses: [...nodeIPs.filter((ip) => !isLoopback(ip)), loopback],
     nodeLabels: node.labels,
     config: cluster.config,
-    localDetector: localDetector(cluster, node, family),
+    // With the cluster's CIDRs (not the node's own) every node has the same detector.
+    localDetector: cluster.config.detectLocalMode === 'NodeCIDR' ? localDetector(cluster, node, family) : (shared.localDetector ??= { detector: localDetector(cluster, node, family) }).detector,
     masqueradeMark: `0x${(1 << cluster.config.masqueradeBit >>> 0).toString(16)}`,
     servicePorts,
   };

@@ -34,6 +34,7 @@ import { KpsimError } from '../errors.js';
 import type { Node } from '../model/types.js';
 import type { ModeCompileOptions, RulesMode } from '../node/mode-driver.js';
 import { modeDriver } from '../node/modes.js';
+import { VERDICT_ORDER, mostLikelyVerdict } from '../trace/tracer.js';
 import type { Packet, TraceOptions, TraceResult, Verdict } from '../trace/types.js';
 import type { ResolvedNode } from '../tracker/proxier-state.js';
 import type { ProxierState, ServicePortInfo } from '../tracker/types.js';
@@ -120,8 +121,6 @@ export interface ClusterTraceOptions {
   /** Passed to each node's trace (seed, semantics, ...). */
   readonly trace?: Omit<TraceOptions, 'fromNode'>;
 }
-
-const VERDICT_ORDER: readonly Verdict[] = ['DNAT', 'REJECT', 'DROP', 'ACCEPT', 'NONE'];
 
 /** Trace a packet across the cluster of `view`. */
 export function traceCluster(view: ClusterView, packet: Packet, opts: ClusterTraceOptions): ClusterTraceResult {
@@ -245,7 +244,10 @@ class EntryTracer {
     private readonly relevant: ReadonlySet<ServicePortInfo>,
     private readonly opts: ClusterTraceOptions,
   ) {
-    this.#only = (info) => relevant.has(info);
+    // Compiles ask this of every port of every entry node: rule out the ports on another port
+    // number with a number compare before the set lookup.
+    const dport = packet.dport;
+    this.#only = (info) => (info.port === dport || info.nodePort === dport || info.healthCheckNodePort === dport) && relevant.has(info);
   }
 
   trace(name: string): TraceResult {
@@ -257,7 +259,9 @@ class EntryTracer {
       const driver = modeDriver(this.opts.mode);
       const shared = this.view.sharedWork(this.opts.mode, this.opts.compile ?? {});
       const compiled = driver.compile(node, states, { ...this.opts.compile, ...(shared !== undefined ? { shared } : {}), onlyServicePorts: this.#only });
-      result = driver.tracer(compiled).trace(this.packet, this.opts.trace ?? {});
+      // A plain copy: a tracer's result works its hops out on demand, keeping the tracer (and
+      // the node's rules) alive; thousands of entry nodes must not each keep theirs.
+      result = { ...driver.tracer(compiled).trace(this.packet, this.opts.trace ?? {}) };
       if (key !== undefined) this.#traces.set(key, result);
     }
     return result;
@@ -367,15 +371,7 @@ function aggregate(nodes: readonly EntryNode[]): Pick<ClusterTraceResult, 'verdi
       masqueradeByEndpoint.set(endpoint, (masqueradeByEndpoint.get(endpoint) ?? false) || (trace.masqueradeByEndpoint[endpoint] ?? false));
     }
   }
-  let verdict: Verdict = 'NONE';
-  let best = -1;
-  for (const candidate of VERDICT_ORDER) {
-    const p = byVerdict[candidate];
-    if (p !== undefined && p > best) {
-      verdict = candidate;
-      best = p;
-    }
-  }
+  const verdict = mostLikelyVerdict(byVerdict);
   const endpoints = [...probabilities.keys()].sort(compareEndpoints);
   const kinds = Object.keys(byVerdict).length;
   return {

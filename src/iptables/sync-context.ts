@@ -94,9 +94,7 @@ export interface PortChainReuse {
 }
 
 export function totalEndpoints(state: ProxierState): number {
-  let total = 0;
-  for (const sp of state.servicePorts) total += sp.endpoints.length;
-  return total;
+  return state.endpointCount;
 }
 
 export function createSyncContext(state: ProxierState, options: IptablesCompileOptions, filter: Table, nat: Table): SyncContext {

@@ -112,6 +112,8 @@ export interface FamilyServicePorts {
   readonly preferSameTrafficDistribution: boolean;
   /** Topology ports as categorised for a zone (or node) where the node has no endpoint of them. */
   readonly topologyCache: Map<string, ProxierServicePort>;
+  /** The endpoints of every port, added up. */
+  readonly endpointCount: number;
   /** The local detector, when it is the same for every node (not NodeCIDR). */
   localDetector?: { readonly detector: LocalDetector | undefined };
 }
@@ -142,7 +144,9 @@ export function buildFamilyServicePorts(cluster: Cluster, family: Family): Famil
     const topology = topologySensitivity(sp, preferSameTrafficDistribution);
     if (topology !== undefined) topologyPorts.set(i, topology);
   });
-  return { family, servicePorts, portsByNode, topologyPorts, preferSameTrafficDistribution, topologyCache: new Map() };
+  let endpointCount = 0;
+  for (const sp of servicePorts) endpointCount += sp.endpoints.length;
+  return { family, servicePorts, portsByNode, topologyPorts, preferSameTrafficDistribution, topologyCache: new Map(), endpointCount };
 }
 
 /**
@@ -211,6 +215,7 @@ export function proxierStateOn(shared: FamilyServicePorts, cluster: Cluster, nod
     localDetector: cluster.config.detectLocalMode === 'NodeCIDR' ? localDetector(cluster, node, family) : (shared.localDetector ??= { detector: localDetector(cluster, node, family) }).detector,
     masqueradeMark: `0x${(1 << cluster.config.masqueradeBit >>> 0).toString(16)}`,
     servicePorts,
+    endpointCount: shared.endpointCount,
   };
 }
 

@@ -31,7 +31,7 @@ interface Property {
 
 const endpointsOf = (svc: string, ns: string): { nodeName: string; addresses: string[]; conditions: { ready: boolean; serving: boolean; terminating: boolean } }[] =>
   ofKind('EndpointSlice')
-    .filter((s) => s.metadata.namespace === ns && (s.metadata as { labels: Record<string, string> }).labels['kubernetes.io/service-name'] === svc && s['addressType'] === 'IPv4')
+    .filter((s) => s.metadata.namespace === ns && (s.metadata as unknown as { labels: Record<string, string> }).labels['kubernetes.io/service-name'] === svc && s['addressType'] === 'IPv4')
     .flatMap((s) => s['endpoints'] as ReturnType<typeof endpointsOf>);
 
 const properties: Property[] = [

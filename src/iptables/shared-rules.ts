@@ -17,7 +17,7 @@
 import { sameEndpoints } from '../topology/categorize.js';
 import { SourceRangeCheck } from '../tracker/source-ranges.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
-import { PositionCache } from '../util/position-cache.js';
+import { PositionCache, changedPositions } from '../util/position-cache.js';
 import { shareChainRendering } from './render.js';
 import { adoptChain } from './ruleset-builder.js';
 import { writeServicePortRules } from './service-rules.js';
@@ -136,12 +136,8 @@ export class ContextWork {
     }
     let rules = base.rules;
     let chains = base.chains;
-    const basePorts = base.ports;
-    const nodeDependent = base.nodeDependent;
-    for (let i = 0; i < ports.length; i++) {
-      const sp = ports[i]!;
-      if (sp === basePorts[i] && !nodeDependent[i]) continue;
-      const f = this.fragment(ctx, sp, i);
+    for (const i of changedPositions(ports, base.ports, base.nodeDependent)) {
+      const f = this.fragment(ctx, ports[i]!, i);
       const b = base.fragments[i]!;
       rules += f.ruleCount - b.ruleCount;
       chains += f.chains.length + f.endpointChains.length - b.chains.length - b.endpointChains.length;
@@ -243,10 +239,11 @@ function sameRulesInput(a: ProxierServicePort, b: ProxierServicePort): boolean {
   if (a === b) return true;
   const x = a.categorized;
   const y = b.categorized;
+  // The local endpoints first: short lists, and where two nodes' views of a port differ.
   return a.info === b.info
     && x.hasAnyEndpoints === y.hasAnyEndpoints
-    && sameEndpoints(x.clusterEndpoints, y.clusterEndpoints)
     && sameEndpoints(x.localEndpoints, y.localEndpoints)
+    && sameEndpoints(x.clusterEndpoints, y.clusterEndpoints)
     && sameEndpoints(x.allReachableEndpoints, y.allReachableEndpoints);
 }
 

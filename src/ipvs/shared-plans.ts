@@ -11,9 +11,10 @@
 import { sameEndpoints } from '../topology/categorize.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import type { Family } from '../util/ip.js';
-import { PositionCache } from '../util/position-cache.js';
+import { PositionCache, changedPositions } from '../util/position-cache.js';
 import { SourceRangeCheck } from '../tracker/source-ranges.js';
 import { type PlanSums, type PortPlan, addPlan } from './compile.js';
+import { shareServerRendering } from './ipvsadm-format.js';
 import type { VirtualServer, VirtualServerKind, VirtualServerOrigin } from './table.js';
 
 /** The endpoints a virtual server's real servers come from (real-servers.ts selectEndpoints). */
@@ -109,6 +110,7 @@ export class PlanCache {
     // One per address and policy for the view most nodes share, a few more for zones.
     if (servers.length >= KEPT_VARIANTS * (1 + info.externalIPs.length + info.loadBalancerVIPs.length)) servers.shift();
     servers.push({ kind, address, onlyNodeLocal, scope: selected.scope, endpoints: selected.endpoints, vs });
+    shareServerRendering(vs);
   }
 
   /** Which port (by name) made each virtual server key, and every address with a server on it. */
@@ -156,12 +158,9 @@ export class PlanCache {
       return { ...sums };
     }
     const sums = { ...base.sums };
-    const basePorts = base.ports;
-    for (let i = 0; i < ports.length; i++) {
-      const sp = ports[i]!;
-      if (sp === basePorts[i]) continue;
+    for (const i of changedPositions(ports, base.ports)) {
       addPlan(sums, base.plans[i]!, -1);
-      addPlan(sums, planOf(sp, i), 1);
+      addPlan(sums, planOf(ports[i]!, i), 1);
     }
     return sums;
   }
@@ -183,8 +182,8 @@ export class PlanCache {
  */
 function sameIpvsInput(a: ProxierServicePort, b: ProxierServicePort): boolean {
   return a === b || (a.info === b.info
-    && sameEndpoints(a.categorized.clusterEndpoints, b.categorized.clusterEndpoints)
-    && sameEndpoints(a.categorized.localEndpoints, b.categorized.localEndpoints));
+    && sameEndpoints(a.categorized.localEndpoints, b.categorized.localEndpoints)
+    && sameEndpoints(a.categorized.clusterEndpoints, b.categorized.clusterEndpoints));
 }
 
 function keepLast<T>(list: T[], item: T): void {

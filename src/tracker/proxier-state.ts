@@ -131,7 +131,9 @@ export function buildFamilyServicePorts(cluster: Cluster, family: Family): Famil
       servicePorts.push({ info, endpoints, categorized: categorizeEndpoints(endpoints, info, { ...NO_NODE, preferSameTrafficDistribution }) });
     }
   }
-  servicePorts.sort((a, b) => compareText(a.info.spn + '\0' + a.info.protocol, b.info.spn + '\0' + b.info.protocol));
+  // By spn, then protocol: each key made once, not twice per comparison (10k services, 150k comparisons).
+  const keys = new Map(servicePorts.map((sp) => [sp, `${sp.info.spn}\0${sp.info.protocol}`]));
+  servicePorts.sort((a, b) => compareText(keys.get(a)!, keys.get(b)!));
   const portsByNode = new Map<string, number[]>();
   const topologyPorts = new Map<number, 'zone' | 'node'>();
   servicePorts.forEach((sp, i) => {

@@ -43,3 +43,19 @@ export class PositionCache<K extends object, V> {
     seen.push({ key, value });
   }
 }
+
+/**
+ * The positions where `current` holds another object than `baseline` (or where `always` is
+ * set): what a node's view changes against a node seen before. A small function of its own so
+ * that V8 optimizes the loop once (it runs over every port of every node).
+ */
+export function changedPositions<T>(current: readonly T[], baseline: readonly T[], always?: readonly boolean[]): number[] {
+  const changed: number[] = [];
+  const n = current.length;
+  if (always === undefined) {
+    for (let i = 0; i < n; i++) if (current[i] !== baseline[i]) changed.push(i);
+  } else {
+    for (let i = 0; i < n; i++) if (current[i] !== baseline[i] || always[i] === true) changed.push(i);
+  }
+  return changed;
+}

@@ -35,6 +35,7 @@ export function registerNodes(program: Command): void {
     .option('--no-nfacct', 'iptables: count without the -m nfacct matches')
     .option('--json', 'print {nodes: [...]} as JSON')
     .action(action(async (opts: NodesCommandOptions) => {
+      if (opts.node !== undefined || opts.nodeIp !== undefined) throw usageError(opts.node !== undefined ? '--node' : '--node-ip', 'kpsim nodes takes every Node of the input as it is');
       const modes = opts.mode === undefined ? RULES_MODES : [...new Set(opts.mode.split(',').map((m) => parseRulesMode(m.trim(), '--mode')))];
       if (opts.scheduler !== undefined && !modes.some((m) => modeDriver(m).options.includes('scheduler'))) throw usageError('--scheduler', `does not apply to ${modes.join(', ')}`);
       const workers = opts.workers === undefined ? availableParallelism() : parseIntegerFlag('--workers', opts.workers, 1, 256);

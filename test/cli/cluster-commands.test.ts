@@ -111,6 +111,8 @@ const usage: UsageCase[] = [
   { name: 'generate into a folder that is not empty', args: ['generate', ...small, '-o', dir], status: 2, stderr: /^kpsim: -o: .* is not empty/ },
   { name: 'generate more pods than 110 a node', args: ['generate', '--nodes', '2', '--pods', '300', '--services', '5', '-o', join(dir, 'x')], status: 2, stderr: /--pods: 300 is not a whole number from 0 to 220/ },
   { name: 'nodes with a bad --workers', args: ['nodes', '-f', 'rules/example', '--workers', '0'], status: 2, stderr: /--workers: "0" is not a whole number from 1 to 256/ },
+  { name: 'nodes with --node', args: ['nodes', '-f', 'rules/example', '--node', 'node-a'], status: 2, stderr: /--node: kpsim nodes takes every Node of the input as it is/ },
+  { name: 'nodes with --node-ip', args: ['nodes', '-f', 'rules/example', '--node-ip', '10.0.0.9'], status: 2, stderr: /--node-ip: kpsim nodes takes every Node of the input as it is/ },
   { name: 'nodes with an unknown --mode', args: ['nodes', '-f', 'rules/example', '--mode', 'iptables,nope'], status: 2, stderr: /--mode: "nope" is not one of/ },
   { name: 'diff-nodes with an unknown node', args: ['diff-nodes', 'node-a', 'node-z', '-q', '-f', 'rules/example'], status: 1, stderr: /node "node-z" is not in the cluster/ },
   { name: '--via without --cluster', args: ['trace', '-q', '-f', 'rules/example', '--src', '10.244.1.5', '--dst', '10.96.100.20', '--dport', '80', '--via', 'node-a'], status: 2, stderr: /--via: needs --cluster/ },

@@ -1,7 +1,8 @@
 /**
- * `kpsim load`: real HTTP load through the userspace proxy to the cluster's backend pods, on
- * loopback. iptables and IPVS modes are not load-tested with real bytes (kpsim does not install
- * rules in the kernel): `kpsim simulate` and `kpsim compare` simulate them.
+ * `kpsim load`: real HTTP load (or, with --proto udp, request/response datagrams) through the
+ * userspace proxy to the cluster's backend pods or your own servers, on loopback. iptables and
+ * IPVS modes are not load-tested with real bytes (kpsim does not install rules in the kernel):
+ * `kpsim simulate` and `kpsim compare` simulate them.
  */
 import { type Command, Option } from 'commander';
 import { isSchedulerName } from '../ipvs/schedulers/registry.js';
@@ -11,17 +12,25 @@ import { runLoadTest } from '../load/load-test.js';
 import { startProgressBar } from '../load/progress.js';
 import { type TargetSpec, parseNodePortFlag, parseTargetFlag } from '../load/target.js';
 import {
-  type ClusterOptions, action, addClusterOptions, loadClusterFromOptions, parseIntegerFlag, parseNumberFlag, usageError,
+  type ClusterOptions, action, addClusterOptions, loadClusterFromOptions, parseChoiceFlag, parseIntegerFlag, parseNumberFlag, usageError,
 } from './common.js';
 import { summaryOf } from './command-table.js';
+import { type NodeRunFlags, addNodeRunOptions, parseNodeRunFlags } from './node-flags.js';
 
 /** The proxy modes kube-proxy has; only userspace moves real bytes in kpsim. */
 const MODES = ['userspace', 'iptables', 'ipvs'] as const;
 
-export const LOAD_DEFAULTS = { connections: '10', duration: '10', pipelining: '1', mode: 'userspace' } as const;
+export const LOAD_DEFAULTS = { connections: '10', duration: '10', pipelining: '1', mode: 'userspace', proto: 'tcp' } as const;
 
-interface LoadFlags extends ClusterOptions {
+/** Bounds on --rate and --requests: every load loop is bounded in count and time. */
+const MAX_RATE = 1_000_000;
+const MAX_REQUESTS = 100_000_000;
+
+interface LoadFlags extends ClusterOptions, NodeRunFlags {
   target?: string;
+  proto: string;
+  rate?: string;
+  requests?: string;
   nodeport?: string;
   mode: string;
   scheduler?: string;
@@ -44,7 +53,11 @@ export function registerLoad(program: Command): void {
     .option('--duration <seconds>', 'how long to send load', LOAD_DEFAULTS.duration)
     .option('--pipelining <n>', 'requests in flight per connection', LOAD_DEFAULTS.pipelining)
     .option('--no-keepalive', 'one request per TCP connection (every request is a new connection for the scheduler)')
+    .option('--proto <tcp|udp>', 'the service port\'s protocol: tcp (HTTP) or udp (request/response datagrams; --connections client sockets)', LOAD_DEFAULTS.proto)
+    .option('--rate <n>', 'requests per second in total (default: tcp as fast as possible, udp 1000)')
+    .option('--requests <n>', 'stop after this many requests (or at --duration, whichever comes first)')
     .option('--json', 'print the report as JSON (schema kpsim.load/v1)');
+  addNodeRunOptions(cmd);
   addClusterOptions(cmd);
   cmd.action(action(async (flags: LoadFlags) => {
     const target = targetOf(flags);
@@ -56,8 +69,13 @@ export function registerLoad(program: Command): void {
     const durationSeconds = parseNumberFlag('--duration', flags.duration, 0.1);
     const pipelining = parseIntegerFlag('--pipelining', flags.pipelining, 1, 1000);
     if (!flags.keepalive && pipelining > 1) throw usageError('--pipelining', 'pipelining needs keep-alive; leave out --no-keepalive or --pipelining');
+    const protocol = parseChoiceFlag('--proto', flags.proto.toLowerCase(), ['tcp', 'udp'] as const) === 'udp' ? 'UDP' : 'TCP';
+    if (protocol === 'UDP' && pipelining > 1) throw usageError('--pipelining', 'UDP has no pipelining: every datagram is its own request');
+    const rate = flags.rate === undefined ? undefined : parseIntegerFlag('--rate', flags.rate, 1, MAX_RATE);
+    const requests = flags.requests === undefined ? undefined : parseIntegerFlag('--requests', flags.requests, 1, MAX_REQUESTS);
 
     const loaded = await loadClusterFromOptions(flags);
+    const node = parseNodeRunFlags(flags, loaded);
     let progress: ReturnType<typeof startProgressBar> | undefined;
     try {
       const report = await runLoadTest(loaded, {
@@ -67,6 +85,10 @@ export function registerLoad(program: Command): void {
         durationSeconds,
         pipelining,
         keepAlive: flags.keepalive,
+        protocol,
+        ...(rate !== undefined ? { rate } : {}),
+        ...(requests !== undefined ? { requests } : {}),
+        ...node,
         onStart: (_resolved, listener) => { progress = startProgressBar(`load ${listener}`, durationSeconds); },
         onProgress: (p) => progress?.listener(p),
       });

@@ -9,7 +9,7 @@ import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { KpsimError } from '../errors.js';
 import type { ModeSummaryLines, NodeSummary } from '../cluster/node-summary.js';
-import { startModuleWorker } from '../load/worker-thread.js';
+import { startModuleWorker } from '../proxy/module-worker.js';
 import { formatTable } from '../load/table.js';
 import type { Warning } from '../model/types.js';
 import type { ModeCompileOptions, ModeSize, RulesMode } from '../node/mode-driver.js';

@@ -376,7 +376,7 @@ export function generateCluster(opts: GenerateOptions): GeneratedCluster {
       path: 'workloads.json',
       objects: [
         ...allWorkloads.filter((w) => w.kind === 'Deployment').map((w) => deploymentObject(mint, w.namespace, w.name, w.replicas, w.containerPorts)),
-        ...replicaSets.map((rs) => replicaSetObject(mint, rs.w.namespace, `${rs.w.name}-${rs.hash}`, rs.w.name, rs.hash, rs.replicas)),
+        ...replicaSets.map((rs) => replicaSetObject(mint, rs.w.namespace, `${rs.w.name}-${rs.hash}`, rs.w.name, rs.hash, rs.replicas, rs.w.containerPorts)),
         ...allWorkloads.filter((w) => w.kind === 'DaemonSet').map((w) => daemonSetObject(mint, w.namespace, w.name, nodeCount, w.containerPorts)),
       ],
     },

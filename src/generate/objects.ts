@@ -247,7 +247,7 @@ export function deploymentObject(mint: ObjectMinter, namespace: string, name: st
   };
 }
 
-export function replicaSetObject(mint: ObjectMinter, namespace: string, name: string, deployment: string, hash: string, replicas: number): ApiObject {
+export function replicaSetObject(mint: ObjectMinter, namespace: string, name: string, deployment: string, hash: string, replicas: number, ports: readonly ServicePortSpec[]): ApiObject {
   return {
     apiVersion: 'apps/v1',
     kind: 'ReplicaSet',
@@ -255,7 +255,8 @@ export function replicaSetObject(mint: ObjectMinter, namespace: string, name: st
       labels: { app: deployment, 'pod-template-hash': hash },
       ownerReferences: [{ apiVersion: 'apps/v1', blockOwnerDeletion: true, controller: true, kind: 'Deployment', name: deployment, uid: mint.uid() }],
     }),
-    spec: { replicas, selector: { matchLabels: { app: deployment, 'pod-template-hash': hash } } },
+    // The Deployment's template with the pod-template-hash label, as the deployment controller writes it.
+    spec: { replicas, selector: { matchLabels: { app: deployment, 'pod-template-hash': hash } }, template: podTemplate(deployment, ports, hash) },
     status: { replicas },
   };
 }

@@ -5,9 +5,9 @@
  * autocannon gets its own loop (and, on a 2-core machine, most of the other core).
  */
 import type { Worker } from 'node:worker_threads';
+import { startModuleWorker } from '../proxy/module-worker.js';
 import { checkLoopbackURL, runLoad } from './runner.js';
 import type { LoadProgress, LoadRunOptions, LoadRunResult, ProgressListener } from './types.js';
-import { startModuleWorker } from './worker-thread.js';
 
 export type WorkerMessage =
   | { type: 'progress'; progress: LoadProgress }
@@ -22,11 +22,15 @@ export const loadThreadDescriptions: Readonly<Record<LoadThread, string>> = {
   main: 'autocannon, the proxy and the backend pods all on one thread',
 };
 
+export const udpLoadGeneratorDescriptions: Readonly<Record<LoadThread, string>> = {
+  worker: 'kpsim\'s UDP sender in a worker thread; the proxy and the backend pods share the main thread',
+  main: 'kpsim\'s UDP sender, the proxy and the backend pods all on one thread',
+};
+
 export function runLoadOn(thread: LoadThread, opts: LoadRunOptions, onProgress?: ProgressListener): Promise<LoadRunResult> {
   return thread === 'worker' ? runLoadInWorker(opts, onProgress) : runLoad(opts, onProgress);
 }
 
-/** Compiled (or bundled), this module sits beside load-worker.js; from the sources, beside load-worker.ts. */
 function startWorker(opts: LoadRunOptions): Worker {
   return startModuleWorker(import.meta.url, 'load-worker', opts);
 }

@@ -114,6 +114,8 @@ export interface FamilyServicePorts {
   readonly topologyCache: Map<string, ProxierServicePort>;
   /** The endpoints of every port, added up. */
   readonly endpointCount: number;
+  /** This family's ServiceCIDRs (networking.k8s.io ServiceCIDR objects); empty when none are known. */
+  readonly serviceCIDRs: readonly string[];
   /** The local detector, when it is the same for every node (not NodeCIDR). */
   localDetector?: { readonly detector: LocalDetector | undefined };
 }
@@ -148,7 +150,8 @@ export function buildFamilyServicePorts(cluster: Cluster, family: Family): Famil
   });
   let endpointCount = 0;
   for (const sp of servicePorts) endpointCount += sp.endpoints.length;
-  return { family, servicePorts, portsByNode, topologyPorts, preferSameTrafficDistribution, topologyCache: new Map(), endpointCount };
+  const serviceCIDRs = (cluster.serviceCIDRs ?? []).filter((c) => parseCIDR(c)?.family === family);
+  return { family, servicePorts, portsByNode, topologyPorts, preferSameTrafficDistribution, topologyCache: new Map(), endpointCount, serviceCIDRs };
 }
 
 /**
@@ -206,6 +209,7 @@ export function proxierStateOn(shared: FamilyServicePorts, cluster: Cluster, nod
     }
     servicePorts[i] = onNode;
   }
+  const serviceCIDRs = shared.serviceCIDRs;
   return {
     family,
     nodeName: node.name,
@@ -218,6 +222,7 @@ export function proxierStateOn(shared: FamilyServicePorts, cluster: Cluster, nod
     masqueradeMark: `0x${(1 << cluster.config.masqueradeBit >>> 0).toString(16)}`,
     servicePorts,
     endpointCount: shared.endpointCount,
+    ...(serviceCIDRs.length > 0 ? { serviceCIDRs } : {}),
   };
 }
 

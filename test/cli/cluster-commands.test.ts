@@ -60,6 +60,7 @@ test('nodes from worker threads answers what one thread answers, one summary per
   for (const n of nodes) {
     assert.ok(n.modes['iptables']!.count > 0 && n.modes['iptables']!.unit === 'rules', JSON.stringify(n));
     assert.ok(n.modes['ipvs']!.count > 0 && n.modes['ipvs']!.unit === 'virtual servers', JSON.stringify(n));
+    assert.ok(n.modes['nftables']!.count > 0 && n.modes['nftables']!.unit === 'rules', JSON.stringify(n));
   }
 });
 
@@ -81,6 +82,9 @@ test('diff-nodes says why two nodes differ and lists the lines only one has', ()
   assert.ok(diff.onlyA.length > 0 && diff.onlyB.length > 0, got.stdout);
   const human = runCli(['diff-nodes', 'node-0001', 'node-0002', '-q', '-f', clusterDir]);
   assert.match(human.stdout, /^node-0001 and node-0002, iptables mode: \d+ lines only on node-0001, \d+ only on node-0002\nwhy:\n  addresses: /);
+  const nft = runCli(['diff-nodes', 'node-0001', 'node-0002', '-q', '-f', clusterDir, '--mode', 'nftables']);
+  assert.equal(nft.status, 0, nft.stderr);
+  assert.match(nft.stdout, /^node-0001 and node-0002, nftables mode: \d+ lines only on node-0001, \d+ only on node-0002\nwhy:\n  addresses: /);
 });
 
 test('trace --cluster: the ingress load balancer (externalTrafficPolicy Local, a pod on every node) enters every node and stays there', () => {
@@ -97,6 +101,11 @@ test('trace --cluster: the ingress load balancer (externalTrafficPolicy Local, a
   assert.match(human.stdout, /^client 203\.0\.113\.9 \(outside the cluster\), iptables mode\n/);
   assert.match(human.stdout, /\nentry nodes \(8\):\n  node-0001  share 0\.125  health check 200 \(1 local endpoint\)  DNAT to 1 endpoint\n/);
   assert.match(human.stdout, /\ndeliveries:\n  ENTRY NODE\s+ENDPOINT\s+NODE\s+CROSS NODE\s+SOURCE SEEN BY POD\s+P\s+REPLY\n/);
+  const nft = runCli(['trace', '--cluster', '-q', '-f', clusterDir, '--src', '203.0.113.9', '--dst', vip, '--dport', '80', '--json', '--mode', 'nftables']);
+  assert.equal(nft.status, 0, nft.stderr);
+  const n = JSON.parse(nft.stdout) as typeof r & { endpoints: string[]; probabilities: Record<string, number> };
+  const i = JSON.parse(json.stdout) as typeof n;
+  assert.deepEqual([n.verdict, n.nodes.map((x) => [x.node, x.share]), n.deliveries, n.probabilities], [i.verdict, i.nodes.map((x) => [x.node, x.share]), i.deliveries, i.probabilities], 'nftables mode answers as iptables mode');
 });
 
 interface UsageCase {

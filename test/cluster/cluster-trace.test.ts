@@ -1,7 +1,7 @@
 /**
  * Cluster-wide packet flows, one table row per service kind and traffic policy: the entry nodes
  * and their shares, the endpoints with their probabilities, whether each delivery crossed nodes
- * and the source address the pod sees, in iptables and IPVS mode.
+ * and the source address the pod sees, in iptables, IPVS and nftables mode.
  *
  * The cluster: three nodes, each with a /24 of the pod network 10.244.0.0/16 (the local
  * detector), and a service for each case.
@@ -315,7 +315,7 @@ function rounded(w: Want): Want {
   };
 }
 
-for (const mode of ['iptables', 'ipvs'] as const) {
+for (const mode of ['iptables', 'ipvs', 'nftables'] as const) {
   for (const c of cases) {
     test(`${mode}: ${c.name}`, () => {
       const view = new ClusterView(c.cluster ?? withDetector);
@@ -361,7 +361,7 @@ test('each entry node\'s trace is the trace of the node compiled whole and alone
     { proto: 'tcp', src: OUTSIDE, dst: nodeIP, dport: np.ports[0]!.nodePort },
     { proto: 'udp', src: cluster.endpointSlices[5]!.endpoints[0]!.addresses[0]!, dst: '10.96.0.10', dport: 53 },
   ];
-  for (const mode of ['iptables', 'ipvs'] as const) {
+  for (const mode of ['iptables', 'ipvs', 'nftables'] as const) {
     for (const packet of packets) {
       const result = traceCluster(view, packet, { mode });
       assert.ok(result.nodes.length > 0, `${mode} ${JSON.stringify(packet)}: no entry node`);

@@ -120,14 +120,16 @@ export async function loadClusterFromOptions(opts: ClusterOptions): Promise<Load
 
 /** The cluster the options name (files or a live cluster), with the flag overrides applied (no node chosen, nothing printed). */
 export async function loadClusterWithOverrides(opts: ClusterOptions): Promise<Cluster> {
-  let cluster: Cluster;
-  if (wantsLiveSource(opts)) {
-    const { objects, warnings } = await loadClusterObjects(opts);
-    cluster = clusterFromObjects(objects, loadOptionsFromFlags(opts));
-    cluster.warnings.unshift(...warnings);
-  } else {
-    cluster = await loadCluster(opts.file ?? [], loadOptionsOf(opts));
-  }
+  if (wantsLiveSource(opts)) return clusterFromReadObjects(await loadClusterObjects(opts), opts);
+  const cluster = await loadCluster(opts.file ?? [], loadOptionsOf(opts));
+  applyConfigOverrides(cluster.config, opts);
+  return cluster;
+}
+
+/** The cluster of objects loadClusterObjects read, with the flag overrides applied. */
+export function clusterFromReadObjects(read: { objects: ManifestObject[]; warnings: Warning[] }, opts: ClusterOptions): Cluster {
+  const cluster = clusterFromObjects(read.objects, loadOptionsFromFlags(opts));
+  cluster.warnings.unshift(...read.warnings);
   applyConfigOverrides(cluster.config, opts);
   return cluster;
 }

@@ -11,11 +11,17 @@ import { HealthChecks } from '../cluster/health-check.js';
 import { type NodeSummary, summarizeNode } from '../cluster/node-summary.js';
 import type { Warning } from '../model/types.js';
 import type { ModeCompileOptions, RulesMode } from '../node/mode-driver.js';
-import { type ClusterOptions, loadClusterWithOverrides } from './common.js';
+import type { ManifestObject } from '../manifest/load.js';
+import { type ClusterOptions, clusterFromReadObjects, loadClusterWithOverrides } from './common.js';
 
 export interface NodesJob {
   /** Plain data only: the job crosses to worker threads. */
   readonly cluster: ClusterOptions;
+  /**
+   * The objects, read once by the calling thread, when the source can be read only once or is
+   * better read once: standard input, a live cluster. Else every thread reads the files itself.
+   */
+  readonly read?: { readonly objects: ManifestObject[]; readonly warnings: Warning[] };
   readonly modes: readonly RulesMode[];
   readonly compile: ModeCompileOptions;
   readonly share: { readonly index: number; readonly count: number };
@@ -32,7 +38,7 @@ const BATCH = 50;
 
 export async function runNodesJob(job: NodesJob, post: (message: NodesMessage) => void): Promise<void> {
   try {
-    const cluster = await loadClusterWithOverrides(job.cluster);
+    const cluster = job.read !== undefined ? clusterFromReadObjects(job.read, job.cluster) : await loadClusterWithOverrides(job.cluster);
     // Every share reads the same input; the first one reports it.
     if (job.share.index === 0) post({ type: 'cluster', nodes: cluster.nodes.map((n) => n.name), warnings: cluster.warnings });
     const view = new ClusterView(cluster);

@@ -14,7 +14,8 @@ import { formatTable } from '../load/table.js';
 import type { Warning } from '../model/types.js';
 import type { ModeCompileOptions, ModeSize, RulesMode } from '../node/mode-driver.js';
 import { RULES_MODES, modeDriver, parseRulesMode } from '../node/modes.js';
-import { type ClusterOptions, action, addClusterOptions, parseIntegerFlag, printWarnings, usageError } from './common.js';
+import { wantsLiveSource } from '../source/kubeconfig.js';
+import { type ClusterOptions, action, addClusterOptions, loadClusterObjects, parseIntegerFlag, printWarnings, usageError } from './common.js';
 import { summaryOf } from './command-table.js';
 import { type NodesJob, type NodesMessage, runNodesJob } from './nodes-job.js';
 
@@ -43,7 +44,11 @@ export function registerNodes(program: Command): void {
         ...(opts.nfacct === false ? { nfacct: false } : {}),
         ...(opts.scheduler !== undefined ? { scheduler: opts.scheduler } : {}),
       };
-      const result = await summarizeNodes({ cluster: clusterOptionsOf(opts), modes, compile }, workers);
+      const cluster = clusterOptionsOf(opts);
+      // Standard input can be read once, and a live cluster is better asked once: read here, the threads share the objects.
+      const readOnce = wantsLiveSource(opts) || (opts.file ?? []).includes('-');
+      const read = readOnce ? await loadClusterObjects(opts) : undefined;
+      const result = await summarizeNodes({ cluster, modes, compile, ...(read !== undefined ? { read: { objects: read.objects, warnings: read.warnings } } : {}) }, workers);
       if (!opts.quiet) printWarnings(result.warnings);
       process.stdout.write(opts.json ? `${JSON.stringify({ nodes: result.summaries })}\n` : formatNodes(result.summaries, modes));
     }));
@@ -51,7 +56,7 @@ export function registerNodes(program: Command): void {
 
 /** The cluster options as plain data (commander's option object carries more). */
 function clusterOptionsOf(opts: NodesCommandOptions): ClusterOptions {
-  const keys = ['file', 'config', 'allocate', 'serviceClusterIpRange', 'serviceNodePortRange', 'clusterCidr', 'masqueradeAll'] as const;
+  const keys = ['file', 'config', 'allocate', 'nodes', 'serviceClusterIpRange', 'serviceNodePortRange', 'clusterCidr', 'masqueradeAll', 'kubeconfig', 'context', 'server'] as const;
   const out: Record<string, unknown> = {};
   for (const key of keys) if (opts[key] !== undefined) out[key] = opts[key];
   return out as ClusterOptions;

@@ -262,12 +262,26 @@ export function generateCluster(opts: GenerateOptions): GeneratedCluster {
     }
   };
   const podsPlaced = { count: 0 };
+  // generateName as the controllers set it ("<daemonset>-", "<replicaset>-"): the API server
+  // adds five random characters and never gives out a name twice in a namespace.
+  const podNames = new Set<string>();
+  const podName = (w: Workload, hash: string): string => {
+    const prefix = w.kind === 'DaemonSet' ? `${w.name}-` : `${w.name}-${hash}-`;
+    for (;;) {
+      const name = prefix + mint.suffix(5);
+      const key = `${w.namespace}/${name}`;
+      if (!podNames.has(key)) {
+        podNames.add(key);
+        return name;
+      }
+    }
+  };
   const place = (w: Workload, node: number, phase: GeneratedPod['state'], hash: string): GeneratedPod => {
     const k = podsOnNode[node]!++;
     podsPlaced.count++;
     const pod: GeneratedPod = {
       namespace: w.namespace,
-      name: `${w.name}-${hash}-${mint.suffix(5)}`,
+      name: podName(w, hash),
       uid: mint.uid(),
       node,
       nodeName: nodeNames[node]!,

@@ -109,7 +109,12 @@ function servicePortFacts(sp: ProxierServicePort): ServicePortFacts {
   };
 }
 
-export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: ProxierServicePort): void {
+/**
+ * `endpointChains`: the port's endpoint chains other nodes wrote, by endpoint text (they depend
+ * on the port, the endpoint and the proxier-wide facts only), taken over; those written now are
+ * added to it.
+ */
+export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: ProxierServicePort, endpointChains?: Map<string, NftChain>): void {
   const svc = sp.info;
   const facts = servicePortFacts(sp);
   const reachable = sp.categorized.allReachableEndpoints;
@@ -118,7 +123,12 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   writeElements(maps, svc, facts);
 
   // Chains are created in kube-proxy's order: the endpoints' first, then the policy chains.
-  for (const n of names) ensureChain(ctx.table, n.chain);
+  const taken = reachable.map((ep) => endpointChains?.get(ep.endpoint));
+  for (let i = 0; i < names.length; i++) {
+    const chain = taken[i];
+    if (chain === undefined) ensureChain(ctx.table, names[i]!.chain);
+    else ctx.table.chains.set(chain.name, chain);
+  }
   const clusterChain = facts.usesClusterPolicyChain ? ensureChain(ctx.table, facts.clusterPolicyChain) : undefined;
   const localChain = facts.usesLocalPolicyChain ? ensureChain(ctx.table, facts.localPolicyChain) : undefined;
 
@@ -142,7 +152,11 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   if (clusterChain) writeServiceToEndpointRules(ctx, clusterChain, svc, sp.categorized.clusterEndpoints ?? [], nameOf);
   if (localChain) writeServiceToEndpointRules(ctx, localChain, svc, sp.categorized.localEndpoints ?? [], nameOf);
 
-  for (let i = 0; i < reachable.length; i++) writeEndpointChain(ctx, svc, reachable[i]!, names[i]!);
+  for (let i = 0; i < reachable.length; i++) {
+    if (taken[i] !== undefined) continue;
+    const chain = writeEndpointChain(ctx, svc, reachable[i]!, names[i]!);
+    endpointChains?.set(reachable[i]!.endpoint, chain);
+  }
 }
 
 /** The elements that capture the port's cluster IP, external IPs, LB IPs and node port. */
@@ -275,9 +289,10 @@ function writeServiceToEndpointRules(
 }
 
 /** endpoint-: hairpin masquerade (a pod reaching itself through the service), affinity, DNAT. */
-function writeEndpointChain(ctx: NftSyncContext, svc: ServicePortInfo, ep: EndpointInfo, n: EndpointNames): void {
+function writeEndpointChain(ctx: NftSyncContext, svc: ServicePortInfo, ep: EndpointInfo, n: EndpointNames): NftChain {
   const chain = ensureChain(ctx.table, n.chain);
   addRule(chain, `${ctx.ipX} saddr ${ep.ip} jump ${MARK_MASQ_CHAIN}`);
   if (svc.sessionAffinityTimeoutSeconds > 0) addRule(chain, `update @${n.affinitySet} { ${ctx.ipX} saddr }`);
   addRule(chain, `meta l4proto ${protocolWord(svc.protocol)} dnat to ${ep.endpoint}`);
+  return chain;
 }

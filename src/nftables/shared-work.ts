@@ -17,7 +17,7 @@
  * nodes, so their chains and elements must never change once written.
  */
 import { SourceRangeCheck } from '../tracker/source-ranges.js';
-import type { ProxierServicePort } from '../tracker/types.js';
+import type { ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { PositionCache, changedPositions } from '../util/position-cache.js';
 import { CLUSTER_IPS_SET } from './names.js';
 import { serviceMapsOf, writeServicePort } from './service-rules.js';
@@ -82,6 +82,8 @@ interface Baseline {
 export class NftContextWork {
   readonly #positions = new PositionCache<ProxierServicePort, FragmentPair>(KEPT_VARIANTS);
   readonly #firewall = new SourceRangeCheck();
+  /** Each port's endpoint chains by endpoint: the same on every node, whatever else the node's view of the port changes. */
+  readonly #endpointChains = new WeakMap<ServicePortInfo, Map<string, NftChain>>();
   #baseline: Baseline | undefined;
 
   /** What `sp`, the port at `index` of the node's servicePorts, writes on the node `ctx` is for. */
@@ -90,7 +92,9 @@ export class NftContextWork {
     const pair = this.#positions.get(index, sp);
     const known = pair?.[slot];
     if (known !== undefined) return known;
-    const fragment = writeFragment(ctx, sp);
+    let endpointChains = this.#endpointChains.get(sp.info);
+    if (endpointChains === undefined) this.#endpointChains.set(sp.info, (endpointChains = new Map()));
+    const fragment = writeFragment(ctx, sp, endpointChains);
     const kept: FragmentPair = pair ?? [undefined, undefined];
     kept[slot] = fragment;
     // A node's own view of a port (a local endpoint) is its alone: it must not push out what others share.
@@ -129,7 +133,7 @@ export class NftContextWork {
 }
 
 /** Write the port into a table of empty shared sets and keep what it wrote. */
-function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort): NftPortFragment {
+function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, endpointChains: Map<string, NftChain>): NftPortFragment {
   const scratch: NftTable = createTable(ctx.table.family, ctx.table.name);
   // The shared sets and maps a port adds elements to, empty.
   const shared = new Set<string>();
@@ -138,7 +142,7 @@ function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort): NftPortFrag
     shared.add(set.name);
   }
   const scratchCtx: NftSyncContext = { ...ctx, table: scratch };
-  writeServicePort(scratchCtx, serviceMapsOf(scratchCtx), sp);
+  writeServicePort(scratchCtx, serviceMapsOf(scratchCtx), sp, endpointChains);
   const chains = [...scratch.chains.values()];
   let ruleCount = 0;
   for (const chain of chains) ruleCount += chain.rules.length;

@@ -7,6 +7,7 @@
  * with ClientIP affinity. A port without endpoints gets elements only (and its firewall chain).
  */
 import { protocolWord } from '../iptables/names.js';
+import { sameEndpoints } from '../topology/categorize.js';
 import { policyFacts } from '../topology/policy-facts.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { cidrContains, parseCIDR } from '../util/ip.js';
@@ -110,11 +111,18 @@ function servicePortFacts(sp: ProxierServicePort): ServicePortFacts {
 }
 
 /**
- * `endpointChains`: the port's endpoint chains other nodes wrote, by endpoint text (they depend
- * on the port, the endpoint and the proxier-wide facts only), taken over; those written now are
- * added to it.
+ * What other nodes wrote for a port that this node may take over (shared-work.ts): chains that
+ * depend only on the port, its endpoints and the proxier-wide facts. What is written now is
+ * kept in it.
  */
-export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: ProxierServicePort, endpointChains?: Map<string, NftChain>): void {
+export interface NftPortReuse {
+  /** The endpoint chains, by endpoint text. */
+  readonly endpointChains: Map<string, NftChain>;
+  /** The service- chain last written, the endpoints it sends to, and whether it starts with the masquerade rule. */
+  clusterChain?: { readonly endpoints: readonly EndpointInfo[]; readonly masquerade: boolean; readonly chain: NftChain };
+}
+
+export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: ProxierServicePort, reuse?: NftPortReuse): void {
   const svc = sp.info;
   const facts = servicePortFacts(sp);
   const reachable = sp.categorized.allReachableEndpoints;
@@ -123,16 +131,28 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   writeElements(maps, svc, facts);
 
   // Chains are created in kube-proxy's order: the endpoints' first, then the policy chains.
+  const endpointChains = reuse?.endpointChains;
   const taken = reachable.map((ep) => endpointChains?.get(ep.endpoint));
   for (let i = 0; i < names.length; i++) {
     const chain = taken[i];
     if (chain === undefined) ensureChain(ctx.table, names[i]!.chain);
     else ctx.table.chains.set(chain.name, chain);
   }
-  const clusterChain = facts.usesClusterPolicyChain ? ensureChain(ctx.table, facts.clusterPolicyChain) : undefined;
+  // The service- chain is the same wherever the port has the same cluster endpoints (a node's
+  // own endpoint changes only the local- chain): take it over when another node wrote it.
+  const clusterEndpoints = sp.categorized.clusterEndpoints ?? [];
+  const masqueradeInCluster = facts.hasInternalEndpoints && facts.internalTrafficChain === facts.clusterPolicyChain;
+  const known = reuse?.clusterChain;
+  const takenCluster = facts.usesClusterPolicyChain && known !== undefined && known.masquerade === masqueradeInCluster && sameEndpoints(known.endpoints, clusterEndpoints)
+    ? known.chain
+    : undefined;
+  if (takenCluster !== undefined) ctx.table.chains.set(takenCluster.name, takenCluster);
+  const clusterChain = facts.usesClusterPolicyChain && takenCluster === undefined ? ensureChain(ctx.table, facts.clusterPolicyChain) : undefined;
   const localChain = facts.usesLocalPolicyChain ? ensureChain(ctx.table, facts.localPolicyChain) : undefined;
 
-  if (facts.hasInternalEndpoints) writeInternalMasquerade(ctx, ensureChain(ctx.table, facts.internalTrafficChain), svc);
+  if (facts.hasInternalEndpoints && !(takenCluster !== undefined && masqueradeInCluster)) {
+    writeInternalMasquerade(ctx, ensureChain(ctx.table, facts.internalTrafficChain), svc);
+  }
   if (facts.usesExternalTrafficChain) writeExternalChain(ctx, svc, facts);
   if (facts.usesFWChain) writeFirewallChain(ctx, svc, facts);
 
@@ -149,7 +169,10 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   }
 
   const nameOf = endpointNameLookup(reachable, names);
-  if (clusterChain) writeServiceToEndpointRules(ctx, clusterChain, svc, sp.categorized.clusterEndpoints ?? [], nameOf);
+  if (clusterChain) {
+    writeServiceToEndpointRules(ctx, clusterChain, svc, clusterEndpoints, nameOf);
+    if (reuse !== undefined) reuse.clusterChain = { endpoints: clusterEndpoints, masquerade: masqueradeInCluster, chain: clusterChain };
+  }
   if (localChain) writeServiceToEndpointRules(ctx, localChain, svc, sp.categorized.localEndpoints ?? [], nameOf);
 
   for (let i = 0; i < reachable.length; i++) {

@@ -20,7 +20,7 @@ import { SourceRangeCheck } from '../tracker/source-ranges.js';
 import type { ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { PositionCache, changedPositions } from '../util/position-cache.js';
 import { CLUSTER_IPS_SET } from './names.js';
-import { serviceMapsOf, writeServicePort } from './service-rules.js';
+import { type NftPortReuse, serviceMapsOf, writeServicePort } from './service-rules.js';
 import type { NftSyncContext } from './sync-context.js';
 import { addElement, createTable } from './table-builder.js';
 import type { NftChain, NftElement, NftSet, NftTable } from './types.js';
@@ -82,8 +82,8 @@ interface Baseline {
 export class NftContextWork {
   readonly #positions = new PositionCache<ProxierServicePort, FragmentPair>(KEPT_VARIANTS);
   readonly #firewall = new SourceRangeCheck();
-  /** Each port's endpoint chains by endpoint: the same on every node, whatever else the node's view of the port changes. */
-  readonly #endpointChains = new WeakMap<ServicePortInfo, Map<string, NftChain>>();
+  /** Each port's chains that do not depend on the node: its endpoint chains, and its service- chain over the same endpoints. */
+  readonly #reuse = new WeakMap<ServicePortInfo, NftPortReuse>();
   #baseline: Baseline | undefined;
 
   /** What `sp`, the port at `index` of the node's servicePorts, writes on the node `ctx` is for. */
@@ -92,9 +92,9 @@ export class NftContextWork {
     const pair = this.#positions.get(index, sp);
     const known = pair?.[slot];
     if (known !== undefined) return known;
-    let endpointChains = this.#endpointChains.get(sp.info);
-    if (endpointChains === undefined) this.#endpointChains.set(sp.info, (endpointChains = new Map()));
-    const fragment = writeFragment(ctx, sp, endpointChains);
+    let reuse = this.#reuse.get(sp.info);
+    if (reuse === undefined) this.#reuse.set(sp.info, (reuse = { endpointChains: new Map() }));
+    const fragment = writeFragment(ctx, sp, reuse);
     const kept: FragmentPair = pair ?? [undefined, undefined];
     kept[slot] = fragment;
     // A node's own view of a port (a local endpoint) is its alone: it must not push out what others share.
@@ -133,7 +133,7 @@ export class NftContextWork {
 }
 
 /** Write the port into a table of empty shared sets and keep what it wrote. */
-function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, endpointChains: Map<string, NftChain>): NftPortFragment {
+function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: NftPortReuse): NftPortFragment {
   const scratch: NftTable = createTable(ctx.table.family, ctx.table.name);
   // The shared sets and maps a port adds elements to, empty.
   const shared = new Set<string>();
@@ -142,7 +142,7 @@ function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, endpointChai
     shared.add(set.name);
   }
   const scratchCtx: NftSyncContext = { ...ctx, table: scratch };
-  writeServicePort(scratchCtx, serviceMapsOf(scratchCtx), sp, endpointChains);
+  writeServicePort(scratchCtx, serviceMapsOf(scratchCtx), sp, reuse);
   const chains = [...scratch.chains.values()];
   let ruleCount = 0;
   for (const chain of chains) ruleCount += chain.rules.length;

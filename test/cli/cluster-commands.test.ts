@@ -64,6 +64,18 @@ test('nodes from worker threads answers what one thread answers, one summary per
   }
 });
 
+test('nodes from standard input: read once, the threads answer as they do from the files', () => {
+  const files = readdirSync('rules/example').filter((f) => f.endsWith('.yaml')).sort();
+  const input = files.map((f) => readFileSync(join('rules/example', f), 'utf8')).join('\n---\n');
+  const piped = runCli(['nodes', '-q', '-f', '-', '--json', '--workers', '2'], { input });
+  const fromFiles = runCli(['nodes', '-q', '-f', 'rules/example', '--json', '--workers', '1']);
+  assert.equal(piped.status, 0, piped.stderr);
+  assert.equal(fromFiles.status, 0, fromFiles.stderr);
+  const nodes = (JSON.parse(piped.stdout) as { nodes: { node: string }[] }).nodes;
+  assert.ok(nodes.length >= 2, piped.stdout);
+  assert.equal(piped.stdout, fromFiles.stdout);
+});
+
 test('nodes prints one table row per node', () => {
   const got = runCli(['nodes', '-q', '-f', clusterDir, '--mode', 'iptables']);
   assert.equal(got.status, 0, got.stderr);

@@ -146,7 +146,7 @@ async function buildClusterTracer(opts: TraceCommandOptions): Promise<CommandTra
   for (const reader of DUMP_READERS) {
     if (dumpFilesOf(opts, reader.flag).length > 0) throw usageError(reader.flag, '--cluster traces through manifests (-f), not a node\'s dump');
   }
-  if (opts.file === undefined) throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', '--cluster needs the cluster\'s manifests: -f PATH...');
+  if (opts.file === undefined && !wantsLiveSource(opts)) throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', '--cluster needs a cluster: -f PATH... (manifests), or a live cluster with --kubeconfig FILE, --context NAME or --server URL');
   if (opts.node !== undefined || opts.nodeIp !== undefined) throw usageError(opts.node !== undefined ? '--node' : '--node-ip', 'a cluster-wide trace takes every node as it is: name entry nodes with --via');
   const cluster = await loadClusterWithOverrides(opts);
   if (!opts.quiet) printWarnings(cluster.warnings);

@@ -71,8 +71,11 @@ export { deriveEndpointSlices, reconcileServiceSlices, PodIndex, DEFAULT_MAX_END
 export type { EndpointSliceControllerInput, EndpointSliceControllerOptions, DerivedEndpointSlices, ServiceSlices, ReconcileContext } from './controller/endpoint-slice-controller.js';
 export { runControlPlane } from './controller/control-plane.js';
 export type { ControlPlaneOptions } from './controller/control-plane.js';
+export { reconcileEndpointSlices } from './controller/endpoint-slice-reconciler.js';
+export type { ExistingSlice, SliceChanges } from './controller/endpoint-slice-reconciler.js';
 export { runWorkloadControllers } from './workload/run.js';
-export type { WorkloadControllerInput, WorkloadControllerOptions, WorkloadControllerResult } from './workload/run.js';
+export type { LiveOptions, WorkloadControllerInput, WorkloadControllerOptions, WorkloadControllerResult } from './workload/run.js';
+export { podsToDelete } from './workload/scale-down.js';
 export { schedulerNames } from './ipvs/schedulers/types.js';
 
 /** kube-proxy's iptables mode on one node (default: the config's hostnameOverride, else the first Node). */

@@ -5,7 +5,7 @@
  * Runs until interrupted.
  */
 import type { Command } from 'commander';
-import { type KubeApi, DataDir, admissionOptions, createKubeApi } from '../api/kube/index.js';
+import { type KubeApi, Controllers, DataDir, admissionOptions, createKubeApi } from '../api/kube/index.js';
 import { buildApiServer } from '../api/server.js';
 import { KpsimError } from '../errors.js';
 import { readInputFile, type ManifestObject } from '../manifest/load.js';
@@ -85,6 +85,13 @@ export function registerServe(program: Command): void {
       if (token === '') throw usageError('--token-file', `${opts.tokenFile} holds no token on its first line`);
       const https = opts.tlsCertFile !== undefined ? { cert: await readInputFile(opts.tlsCertFile, '--tls-cert-file'), key: await readInputFile(opts.tlsPrivateKeyFile!, '--tls-private-key-file') } : undefined;
       const api = await seededApi(opts);
+      // The controllers, the scheduler and the kubelets, live on the store from now on.
+      const controllers = new Controllers(api.store, {
+        onWarning: (w) => {
+          if (!opts.quiet) printWarnings([w]);
+        },
+      });
+      await controllers.start();
       const selection = { ...(opts.node !== undefined ? { node: opts.node } : {}), ...(opts.nodeIp ? { nodeIPs: opts.nodeIp } : {}) };
       // An unknown --node is an input error now, not on the first request.
       const node = resolveNode(api.store.cluster(), selection);
@@ -111,6 +118,7 @@ export function registerServe(program: Command): void {
         const stop = (): void => {
           process.off('SIGINT', stop);
           process.off('SIGTERM', stop);
+          controllers.stop();
           api.hub.stop();
           void app.close().then(() => resolve());
         };

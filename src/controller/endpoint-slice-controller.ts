@@ -22,6 +22,7 @@ import { GeneratedNames } from '../util/generated-names.js';
 import { type ReconcileContext, reconcileEndpointSlices } from './endpoint-slice-reconciler.js';
 import type { AddressType } from './pod-endpoint.js';
 import { cpuRatiosByZone } from './topology-hints.js';
+import { CONTROLLER_NAME, MANAGED_BY_LABEL } from './slice-meta.js';
 
 /** kube-controller-manager's --max-endpoints-per-slice default. */
 export const DEFAULT_MAX_ENDPOINTS_PER_SLICE = 100;
@@ -88,7 +89,10 @@ export function deriveEndpointSlices(input: EndpointSliceControllerInput, option
     const pods = index.select(service.namespace, service.selector);
     const givenForService = slicesByService.get(`${service.namespace}/${service.name}`);
     if (givenForService) {
-      if (pods.length > 0) out.warnings.push(givenSlicesWin(service, givenForService, pods.length));
+      // Slices the controller itself wrote (a dump of a running cluster: `kubectl get -o yaml`,
+      // `kpsim generate`) are what it makes of those pods: nothing to say.
+      const controllers = givenForService.every((slice) => slice.labels[MANAGED_BY_LABEL] === CONTROLLER_NAME);
+      if (pods.length > 0 && !controllers) out.warnings.push(givenSlicesWin(service, givenForService, pods.length));
       continue;
     }
     if (pods.length === 0 && input.pods.length > 0) out.warnings.push(selectorMatchesNothing(service));

@@ -14,9 +14,11 @@
  */
 import type { ProxierState } from '../tracker/types.js';
 import { declareFixedChains, writeForwardRules, writeMasqueradeAndFirewallRules, writeNodePortDispatch } from './fixed-rules.js';
-import { createRuleset, tableOf } from './ruleset-builder.js';
+import { type RuleSink, RulesetSink } from './rule-sink.js';
+import { createRuleset } from './ruleset-builder.js';
 import { writeServicePortRules } from './service-rules.js';
 import { type IptablesCompileOptions, createSyncContext } from './sync-context.js';
+import { IptablesTextSink } from './text-sink.js';
 import type { Ruleset } from './types.js';
 
 export type { IptablesCompileOptions } from './sync-context.js';
@@ -24,11 +26,28 @@ export { LARGE_CLUSTER_ENDPOINTS_THRESHOLD } from './sync-context.js';
 
 export function compileIptablesRules(state: ProxierState, options: IptablesCompileOptions = {}): Ruleset {
   const ruleset = createRuleset(state.family, ['filter', 'nat']);
-  const filter = tableOf(ruleset, 'filter');
-  const nat = tableOf(ruleset, 'nat');
+  writeSync(state, options, new RulesetSink(ruleset));
+  return ruleset;
+}
 
-  const fixed = declareFixedChains(filter, nat);
-  const ctx = createSyncContext(state, options, filter, nat);
+/**
+ * The iptables-save text of the same sync, written straight into one buffer: exactly
+ * renderIptablesSave(compileIptablesRules(state, options)), at a fraction of the cost in time
+ * and memory when only the text is wanted (no Ruleset is built).
+ */
+export function compileIptablesSave(state: ProxierState, options: IptablesCompileOptions = {}): string {
+  let endpoints = 0;
+  for (const sp of state.servicePorts) endpoints += sp.endpoints.length;
+  // About 350 bytes of text per endpoint (its SVC rule and its SEP chain) and 250 per service port.
+  const sink = new IptablesTextSink(['filter', 'nat'], 65536 + 350 * endpoints + 250 * state.servicePorts.length);
+  writeSync(state, options, sink);
+  return sink.finish();
+}
+
+/** syncProxyRules: every chain and rule of one sync, written to `out`. */
+function writeSync<C>(state: ProxierState, options: IptablesCompileOptions, out: RuleSink<C>): void {
+  const fixed = declareFixedChains(out);
+  const ctx = createSyncContext(state, options, out);
   writeMasqueradeAndFirewallRules(ctx, fixed);
 
   for (const sp of state.servicePorts) writeServicePortRules(ctx, fixed, sp);
@@ -36,5 +55,4 @@ export function compileIptablesRules(state: ProxierState, options: IptablesCompi
   // This must be the last rule in nat KUBE-SERVICES: every service's own rules come first.
   writeNodePortDispatch(ctx, fixed);
   writeForwardRules(ctx, fixed);
-  return ruleset;
 }

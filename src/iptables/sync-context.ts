@@ -7,7 +7,8 @@ import type { ProxierState } from '../tracker/types.js';
 import type { Family } from '../util/ip.js';
 import { type NodePortAddresses, nodePortAddresses } from './node-port-addresses.js';
 import { ProbabilityCache } from './probability.js';
-import type { Chain, Table } from './types.js';
+import type { RuleSink } from './rule-sink.js';
+import type { Chain } from './types.js';
 
 /** Above this many endpoints in total kube-proxy drops the per-endpoint comments. */
 export const LARGE_CLUSTER_ENDPOINTS_THRESHOLD = 1000;
@@ -29,20 +30,20 @@ export interface IptablesCompileOptions {
   nfacct?: boolean;
 }
 
-/** The fixed chains of both tables, declared before any service is written. */
-export interface FixedChains {
-  readonly filterServices: Chain;
-  readonly filterExternalServices: Chain;
-  readonly filterForward: Chain;
-  readonly filterNodePorts: Chain;
-  readonly filterProxyFirewall: Chain;
-  readonly natServices: Chain;
-  readonly natNodePorts: Chain;
-  readonly natPostrouting: Chain;
-  readonly natMarkMasq: Chain;
+/** The fixed chains of both tables, declared before any service is written (`C`: the sink's chain handle). */
+export interface FixedChains<C = Chain> {
+  readonly filterServices: C;
+  readonly filterExternalServices: C;
+  readonly filterForward: C;
+  readonly filterNodePorts: C;
+  readonly filterProxyFirewall: C;
+  readonly natServices: C;
+  readonly natNodePorts: C;
+  readonly natPostrouting: C;
+  readonly natMarkMasq: C;
 }
 
-export interface SyncContext {
+export interface SyncContext<C = Chain> {
   readonly state: ProxierState;
   readonly family: Family;
   readonly masqueradeMark: string;
@@ -60,8 +61,8 @@ export interface SyncContext {
   /** The node's primary IP of this family (kube-proxy's nodeIP), used for the LB source-range self rule. */
   readonly nodeIP: string;
   readonly probabilities: ProbabilityCache;
-  readonly filter: Table;
-  readonly nat: Table;
+  /** Where chains and rules go. */
+  readonly out: RuleSink<C>;
 }
 
 export function totalEndpoints(state: ProxierState): number {
@@ -70,7 +71,7 @@ export function totalEndpoints(state: ProxierState): number {
   return total;
 }
 
-export function createSyncContext(state: ProxierState, options: IptablesCompileOptions, filter: Table, nat: Table): SyncContext {
+export function createSyncContext<C>(state: ProxierState, options: IptablesCompileOptions, out: RuleSink<C>): SyncContext<C> {
   const family = state.family;
   const primaryNodeIP = state.nodeIPs[0];
   const npa = nodePortAddresses(state.config.nodePortAddresses, family, primaryNodeIP);
@@ -90,7 +91,6 @@ export function createSyncContext(state: ProxierState, options: IptablesCompileO
     // Without a node IP of this family kube-proxy falls back to the loopback address.
     nodeIP: primaryNodeIP ?? (family === 4 ? '127.0.0.1' : '::1'),
     probabilities: new ProbabilityCache(),
-    filter,
-    nat,
+    out,
   };
 }

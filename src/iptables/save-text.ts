@@ -93,13 +93,36 @@ export class TextBuffer {
     let p = this.length;
     for (let i = 0; i < n; i++) {
       const c = token.charCodeAt(i);
-      // What needsQuotes looks for, and anything not ASCII: both go the slow way.
+      // What needsQuotes looks for, and anything not ASCII.
       if (c === 32 || (c >= 9 && c <= 13) || c === 34 || c === 39 || c === 92 || c > 127) {
-        this.write(quoteToken(token));
+        this.writeQuoted(token);
         return;
       }
       b[p++] = c;
     }
+    this.length = p;
+  }
+
+  /**
+   * A token that needs quotes or is not ASCII. An ASCII token is quoted here as quoteToken would
+   * (double quotes around, a backslash before " and \): comments with spaces are on every
+   * service port. Anything else goes through quoteToken and the UTF-8 encoder.
+   */
+  private writeQuoted(token: string): void {
+    const n = token.length;
+    const b = this.reserve(2 * n + 2);
+    let p = this.length;
+    b[p++] = 34;
+    for (let i = 0; i < n; i++) {
+      const c = token.charCodeAt(i);
+      if (c > 127) {
+        this.write(quoteToken(token));
+        return;
+      }
+      if (c === 34 || c === 92) b[p++] = 92;
+      b[p++] = c;
+    }
+    b[p++] = 34;
     this.length = p;
   }
 
@@ -125,6 +148,7 @@ export class TextBuffer {
 
   /** Bytes [start, end) of another buffer. */
   append(from: TextBuffer, start: number, end: number): void {
+    if (end <= start) return;
     const b = this.reserve(end - start);
     from.bytes.copy(b, this.length, start, end);
     this.length += end - start;

@@ -126,15 +126,58 @@ export class TextBuffer {
     this.length = p;
   }
 
-  /** `-A CHAIN arg arg ...` and a newline: one rule as kube-proxy writes it. */
+  /**
+   * `-A CHAIN arg arg ...` and a newline: one rule as kube-proxy writes it. This is most of the
+   * text, so the line is written in one loop with room made once; a token that needs quotes (or
+   * a chain name or token that is not ASCII) is handed to the slower writers.
+   */
   writeRule(chain: string, args: readonly string[]): void {
-    this.write('-A ');
-    this.write(chain);
-    for (let i = 0; i < args.length; i++) {
-      this.writeCode(32);
-      this.writeToken(args[i]!);
+    let need = chain.length + 4;
+    for (let i = 0; i < args.length; i++) need += args[i]!.length + 1;
+    let b = this.reserve(need);
+    const lineStart = this.length;
+    let p = lineStart;
+    b[p++] = 45; // -
+    b[p++] = 65; // A
+    b[p++] = 32;
+    for (let i = 0; i < chain.length; i++) {
+      const c = chain.charCodeAt(i);
+      if (c > 127) {
+        this.length = lineStart;
+        this.write('-A ');
+        this.write(chain);
+        b = this.reserve(need);
+        p = this.length;
+        break;
+      }
+      b[p++] = c;
     }
-    this.writeCode(10);
+    for (let i = 0; i < args.length; i++) {
+      b[p++] = 32;
+      const token = args[i]!;
+      const n = token.length;
+      const start = p;
+      let plain = n > 0;
+      for (let j = 0; j < n; j++) {
+        const c = token.charCodeAt(j);
+        // What needsQuotes looks for, and anything not ASCII.
+        if (c === 32 || (c >= 9 && c <= 13) || c === 34 || c === 39 || c === 92 || c > 127) {
+          plain = false;
+          break;
+        }
+        b[p++] = c;
+      }
+      if (!plain) {
+        this.length = start;
+        if (n === 0) this.write('""');
+        else this.writeQuoted(token);
+        // The quoted token took more room than counted: make room for the rest of the line again.
+        b = this.reserve(need);
+        p = this.length;
+      }
+    }
+    b[p++] = 10;
+    this.length = p;
   }
 
   /** `:CHAIN POLICY [0:0]` and a newline: a chain declaration (policy "-" for a user chain). */

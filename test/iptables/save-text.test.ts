@@ -93,6 +93,18 @@ test('renderIptablesSave writes every token as quoteToken quotes it', async (t) 
   }
 });
 
+test('a chain name that is not ASCII is written as UTF-8, in its declaration and its rules', () => {
+  const ruleset = createRuleset(4, ['filter', 'nat']);
+  const sink = new RulesetSink(ruleset);
+  sink.appendRule(sink.declareChain('filter', 'KUBE-A'), ['-j', 'ACCEPT']);
+  const chain = sink.declareChain('nat', 'KUBE-ÉTÉ');
+  sink.appendRule(chain, ['-m', 'comment', '--comment', 'été 2', '-j', 'ACCEPT']);
+  sink.appendRule(chain, ['-j', 'RETURN']);
+  const got = renderIptablesSave(ruleset);
+  assertSameText(got, renderByLines(ruleset), 'non-ASCII chain');
+  assert.ok(got.includes('-A KUBE-ÉTÉ -m comment --comment "été 2" -j ACCEPT\n-A KUBE-ÉTÉ -j RETURN\n'), got);
+});
+
 test('a TextBuffer that starts small grows without losing or reordering bytes', () => {
   const buffer = new TextBuffer(1);
   const want: string[] = [];

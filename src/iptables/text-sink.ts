@@ -13,7 +13,7 @@
  * table: declarations, then for each chain its run of the body and its own buffer; neighbouring
  * runs of the body are copied in one piece.
  */
-import { TextBuffer } from './save-text.js';
+import { TextBuffer, giveBackTextBuffer, takeTextBuffer } from './save-text.js';
 import type { RuleSink } from './rule-sink.js';
 import type { TableName } from './types.js';
 
@@ -55,14 +55,17 @@ export class IptablesTextSink implements RuleSink<TextChain> {
   private readonly body: TextBuffer;
   /** The chain whose rules end the body. */
   private filling = -1;
+  /** finish() has given the body buffer back. */
+  private finished = false;
 
   /** `tables` in output order; `expectedBytes` sizes the body buffer (it grows if need be). */
   constructor(tables: readonly TableName[], expectedBytes = 1 << 20) {
     for (const name of tables) this.tables.set(name, { name, declarations: new TextBuffer(1 << 16), chains: new IntList() });
-    this.body = new TextBuffer(expectedBytes);
+    this.body = takeTextBuffer(expectedBytes);
   }
 
   declareChain(table: TableName, name: string): TextChain {
+    if (this.finished) throw new Error('the text sink is finished');
     const text = this.tables.get(table);
     if (!text) throw new Error(`the text sink has no ${table} table`);
     const id = this.bodyStart.length;
@@ -74,6 +77,7 @@ export class IptablesTextSink implements RuleSink<TextChain> {
   }
 
   appendRule(chain: TextChain, args: readonly string[]): void {
+    if (this.finished) throw new Error('the text sink is finished');
     const id = chain.id;
     if (id !== this.filling && id === this.bodyStart.length - 1 && this.bodyStart.values[id] === -1) {
       // The last chain declared, and still empty: everything in the body was declared before it.
@@ -95,13 +99,15 @@ export class IptablesTextSink implements RuleSink<TextChain> {
    * the few chains with their own buffer) are copied into one buffer of the final size, which
    * becomes one string: Node keeps a string this long outside V8's heap, so the text costs the
    * garbage collector nothing to hold. (Joining strings of the pieces would make the text twice
-   * on the heap, and a full collection with it.)
+   * on the heap, and a full collection with it.) The sink cannot be written to after.
    */
   finish(): string {
+    if (this.finished) throw new Error('the text sink is finished');
+    this.finished = true;
     let size = this.body.length;
     for (const table of this.tables.values()) size += table.declarations.length + 32;
     for (const own of this.own.values()) size += own.length;
-    const out = new TextBuffer(size);
+    const out = takeTextBuffer(size);
     const bodyStart = this.bodyStart.values;
     const bodyEnd = this.bodyEnd.values;
     const body = this.body;
@@ -132,6 +138,9 @@ export class IptablesTextSink implements RuleSink<TextChain> {
       out.append(body, start, end);
       out.write('COMMIT\n');
     }
-    return out.toString();
+    const text = out.toString();
+    giveBackTextBuffer(body);
+    giveBackTextBuffer(out);
+    return text;
   }
 }

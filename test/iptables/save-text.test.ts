@@ -64,6 +64,25 @@ test('a generated cluster of 300 services (large-cluster mode, every service typ
   assertSameText(compileIptablesSave(state), want, 'compileIptablesSave');
 });
 
+test('buffers kept between compiles leave nothing behind: large, small, then large again give the same texts', () => {
+  const states = [300, 3, 300].map((services) => {
+    const cluster = clusterOf(generateClusterManifests({ seed: 11, services, endpointsPerService: 4, nodes: 3 }));
+    return buildProxierState(cluster, resolveNode(cluster), 4);
+  });
+  const texts = states.map((state) => compileIptablesSave(state));
+  states.forEach((state, i) => assertSameText(texts[i]!, renderByLines(compileIptablesRules(state)), `compile ${i + 1} of 3`));
+  assert.ok(texts[1]!.length < texts[0]!.length / 10, 'the small cluster should be much smaller');
+});
+
+test('a finished text sink refuses more writes', () => {
+  const sink = new IptablesTextSink(['nat'], 16);
+  const chain = sink.declareChain('nat', 'A');
+  sink.appendRule(chain, ['-j', 'RETURN']);
+  assert.equal(sink.finish(), '*nat\n:A - [0:0]\n-A A -j RETURN\nCOMMIT\n');
+  assert.throws(() => sink.appendRule(chain, ['-j', 'RETURN']), /finished/);
+  assert.throws(() => sink.finish(), /finished/);
+});
+
 const ODD_TOKENS: readonly { name: string; token: string }[] = [
   { name: 'empty', token: '' },
   { name: 'a space', token: 'ns1/svc1:p80 cluster IP' },

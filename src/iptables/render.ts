@@ -10,7 +10,7 @@
  * double-quoted (kube-proxy quotes exactly the comments that have spaces in them and leaves
  * "ns1/svc1:p80" bare). See canonical.ts for the form a kernel's iptables-save prints back.
  */
-import { TextBuffer, quoteToken } from './save-text.js';
+import { type TextBuffer, giveBackTextBuffer, quoteToken, takeTextBuffer } from './save-text.js';
 import type { Chain, Rule, Ruleset, Table } from './types.js';
 
 export { quoteToken } from './save-text.js';
@@ -49,15 +49,18 @@ export function renderIptablesSave(ruleset: Ruleset, quote: (token: string) => s
     for (const table of ruleset.tables.values()) parts.push(renderTable(table, quote));
     return parts.join('');
   }
-  const out = new TextBuffer(estimatedSize(ruleset));
+  const out = takeTextBuffer(estimatedSize(ruleset));
   for (const table of ruleset.tables.values()) writeTable(out, table);
-  return out.toString();
+  const text = out.toString();
+  giveBackTextBuffer(out);
+  return text;
 }
 
 /**
- * About the size of the text, so the buffer is allocated once: growing it by doubling would
- * allocate twice the text again outside the heap, and V8 answers that with full collections,
- * which cost most when the ruleset being rendered is large. Two bytes per rule cover the quotes
+ * About the size of the text, so the buffer is allocated once (or a spare one from the last
+ * render is reused): growing it by doubling would allocate twice the text again outside the
+ * heap, and V8 answers that with full collections, which cost most when the ruleset being
+ * rendered is large. Two bytes per rule cover the quotes
  * around a comment; what is not covered grows the buffer.
  */
 function estimatedSize(ruleset: Ruleset): number {

@@ -12,6 +12,10 @@
  * port, all through the sync) goes to that chain's own buffer instead. finish() lays out each
  * table: declarations, then for each chain its run of the body and its own buffer; neighbouring
  * runs of the body are copied in one piece.
+ *
+ * Unlike the Ruleset sink, this one does not check that a chain is declared once (that would
+ * mean a set of every name): the compiler is the same code for both, and the tests run it
+ * through both.
  */
 import { TextBuffer, giveBackTextBuffer, takeTextBuffer } from './save-text.js';
 import type { RuleSink } from './rule-sink.js';

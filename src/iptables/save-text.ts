@@ -224,6 +224,8 @@ export class TextBuffer {
  * weakly, so an idle process gives the memory back at its next full collection.
  */
 const spares: WeakRef<TextBuffer>[] = [];
+/** A direct compile uses two (the body and the output); more would only hold memory. */
+const MAX_SPARES = 2;
 
 /** A spare buffer (one with room for `capacity` bytes if there is one), or a new one. */
 export function takeTextBuffer(capacity: number): TextBuffer {
@@ -243,5 +245,5 @@ export function takeTextBuffer(capacity: number): TextBuffer {
 
 /** Give a buffer back once nothing reads its bytes any more. */
 export function giveBackTextBuffer(buffer: TextBuffer): void {
-  if (spares.length < 4) spares.push(new WeakRef(buffer));
+  if (spares.length < MAX_SPARES) spares.push(new WeakRef(buffer));
 }

@@ -14,45 +14,123 @@
  */
 import type { ProxierState } from '../tracker/types.js';
 import { declareFixedChains, writeForwardRules, writeMasqueradeAndFirewallRules, writeNodePortDispatch } from './fixed-rules.js';
+import { countRules } from './render.js';
 import { type RuleSink, RulesetSink } from './rule-sink.js';
-import { createRuleset } from './ruleset-builder.js';
+import { createRuleset, tableOf } from './ruleset-builder.js';
 import { writeServicePortRules } from './service-rules.js';
-import { type IptablesCompileOptions, createSyncContext } from './sync-context.js';
+import { applyFragment } from './shared-rules.js';
+import { type FixedChains, type IptablesCompileOptions, type SyncContext, createSyncContext } from './sync-context.js';
 import { IptablesTextSink } from './text-sink.js';
-import type { Ruleset } from './types.js';
+import type { Chain, Ruleset, Table } from './types.js';
 
 export type { IptablesCompileOptions } from './sync-context.js';
 export { LARGE_CLUSTER_ENDPOINTS_THRESHOLD } from './sync-context.js';
+export { IptablesSharedWork } from './shared-rules.js';
 
 export function compileIptablesRules(state: ProxierState, options: IptablesCompileOptions = {}): Ruleset {
-  const ruleset = createRuleset(state.family, ['filter', 'nat']);
-  writeSync(state, options, new RulesetSink(ruleset));
-  return ruleset;
+  return syncRules(state, options, false).ruleset;
+}
+
+/**
+ * How many rules and chains compileIptablesRules writes. With `options.shared` the service ports'
+ * fragments are added up, not put together into a ruleset: counting a node of a big cluster
+ * costs what that node changes, not its whole ruleset.
+ */
+export function countIptablesRules(state: ProxierState, options: IptablesCompileOptions = {}): { rules: number; chains: number } {
+  const { ruleset, sharedRules, sharedChains } = syncRules(state, options, options.onlyServicePorts === undefined ? 'baseline' : true);
+  let chains = sharedChains;
+  for (const table of ruleset.tables.values()) chains += table.chains.size;
+  return { rules: countRules(ruleset) + sharedRules, chains };
 }
 
 /**
  * The iptables-save text of the same sync, written straight into one buffer: exactly
  * renderIptablesSave(compileIptablesRules(state, options)), at a fraction of the cost in time
- * and memory when only the text is wanted (no Ruleset is built).
+ * and memory when only the text is wanted (no Ruleset is built). `options.shared` is not read:
+ * fragments shared across nodes are rule objects, and the text of one node is written afresh.
  */
 export function compileIptablesSave(state: ProxierState, options: IptablesCompileOptions = {}): string {
   let endpoints = 0;
   for (const sp of state.servicePorts) endpoints += sp.endpoints.length;
   // About 350 bytes of text per endpoint (its SVC rule and its SEP chain) and 250 per service port.
   const sink = new IptablesTextSink(['filter', 'nat'], 65536 + 350 * endpoints + 250 * state.servicePorts.length);
-  writeSync(state, options, sink);
+  writeSync(state, options, sink, (ctx, fixed) => writeEachServicePort(ctx, fixed, state, options));
   return sink.finish();
 }
 
-/** syncProxyRules: every chain and rule of one sync, written to `out`. */
-function writeSync<C>(state: ProxierState, options: IptablesCompileOptions, out: RuleSink<C>): void {
+/**
+ * One sync into a Ruleset. With shared work, `countOnly` adds up the ports' fragments instead of
+ * putting them into the ruleset ('baseline': only where the ports differ from a node counted before).
+ */
+function syncRules(state: ProxierState, options: IptablesCompileOptions, countOnly: boolean | 'baseline'): { ruleset: Ruleset; sharedRules: number; sharedChains: number } {
+  const ruleset = createRuleset(state.family, ['filter', 'nat']);
+  const nat = tableOf(ruleset, 'nat');
+  const counted = writeSync(state, options, new RulesetSink(ruleset), (ctx, fixed) => writeServicePorts(ctx, fixed, nat, state, options, countOnly));
+  return { ruleset, ...counted };
+}
+
+/** syncProxyRules: every chain and rule of one sync, written to `out`; `writePorts` writes the service ports' rules. */
+function writeSync<C, R>(state: ProxierState, options: IptablesCompileOptions, out: RuleSink<C>, writePorts: (ctx: SyncContext<C>, fixed: FixedChains<C>) => R): R {
   const fixed = declareFixedChains(out);
   const ctx = createSyncContext(state, options, out);
   writeMasqueradeAndFirewallRules(ctx, fixed);
 
-  for (const sp of state.servicePorts) writeServicePortRules(ctx, fixed, sp);
+  const result = writePorts(ctx, fixed);
 
   // This must be the last rule in nat KUBE-SERVICES: every service's own rules come first.
   writeNodePortDispatch(ctx, fixed);
   writeForwardRules(ctx, fixed);
+  return result;
+}
+
+/**
+ * Every service port's rules, each written in full (`options.onlyServicePorts` honoured). A
+ * function of its own: V8 then optimizes this hot loop once and keeps it, where inside the sync
+ * it was compiled on the fly for the loop alone and thrown away at the first call after it (a
+ * cost a cluster-wide trace, which compiles thousands of nodes, pays each time).
+ */
+function writeEachServicePort<C>(ctx: SyncContext<C>, fixed: FixedChains<C>, state: ProxierState, options: IptablesCompileOptions): void {
+  const only = options.onlyServicePorts;
+  const ports = state.servicePorts;
+  for (let i = 0; i < ports.length; i++) {
+    const sp = ports[i]!;
+    if (only !== undefined && !only(sp.info)) continue;
+    writeServicePortRules(ctx, fixed, sp);
+  }
+}
+
+/** Every service port's rules into a Ruleset: written, or with `options.shared` taken from other nodes' fragments (see syncRules). */
+function writeServicePorts(
+  ctx: SyncContext<Chain>,
+  fixed: FixedChains<Chain>,
+  nat: Table,
+  state: ProxierState,
+  options: IptablesCompileOptions,
+  countOnly: boolean | 'baseline',
+): { sharedRules: number; sharedChains: number } {
+  const shared = options.shared?.forContext(ctx);
+  if (shared === undefined) {
+    writeEachServicePort(ctx, fixed, state, options);
+    return { sharedRules: 0, sharedChains: 0 };
+  }
+  const only = options.onlyServicePorts;
+  const ports = state.servicePorts;
+  if (countOnly === 'baseline') {
+    const counted = shared.count(ctx, ports);
+    return { sharedRules: counted.rules, sharedChains: counted.chains };
+  }
+  let sharedRules = 0;
+  let sharedChains = 0;
+  for (let i = 0; i < ports.length; i++) {
+    const sp = ports[i]!;
+    if (only !== undefined && !only(sp.info)) continue;
+    const fragment = shared.fragment(ctx, sp, i);
+    if (countOnly) {
+      sharedRules += fragment.ruleCount;
+      sharedChains += fragment.chains.length + fragment.endpointChains.length;
+    } else {
+      applyFragment(fragment, fixed, nat);
+    }
+  }
+  return { sharedRules, sharedChains };
 }

@@ -5,7 +5,7 @@
  * 370k rule objects for a 10k-service cluster only to print them. The compiler is the same code
  * for both, so both say the same thing.
  */
-import { appendRule, declareChain, tableOf } from './ruleset-builder.js';
+import { adoptChain, appendRule, declareChain, tableOf } from './ruleset-builder.js';
 import type { Chain, Ruleset, TableName } from './types.js';
 
 /** `C` is the sink's handle of a declared chain. */
@@ -14,6 +14,12 @@ export interface RuleSink<C> {
   declareChain(table: TableName, name: string): C;
   /** Append a rule to a declared chain; its rules are printed in the order they are appended. */
   appendRule(chain: C, args: readonly string[]): void;
+  /**
+   * Declare a chain another compile wrote, with its rules (shared-rules.ts: a cluster's nodes
+   * share chains that do not depend on the node). Only a sink whose handles outlive a compile
+   * can: the Ruleset sink.
+   */
+  adoptChain(table: TableName, chain: C): void;
 }
 
 /** Writes into a Ruleset that has the tables written to. */
@@ -26,5 +32,9 @@ export class RulesetSink implements RuleSink<Chain> {
 
   appendRule(chain: Chain, args: readonly string[]): void {
     appendRule(chain, args);
+  }
+
+  adoptChain(table: TableName, chain: Chain): void {
+    adoptChain(tableOf(this.ruleset, table), chain);
   }
 }

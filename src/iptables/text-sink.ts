@@ -99,6 +99,14 @@ export class IptablesTextSink implements RuleSink<TextChain> {
   }
 
   /**
+   * A text chain belongs to the compile that wrote it: its rules are bytes in that sink's body,
+   * gone when it finishes. Sharing work across nodes goes through the Ruleset sink.
+   */
+  adoptChain(_table: TableName, chain: TextChain): void {
+    throw new Error(`the text sink cannot adopt chain ${chain.name} written by another compile`);
+  }
+
+  /**
    * The iptables-save text of every table. The pieces (a table's declarations, runs of the body,
    * the few chains with their own buffer) are copied into one buffer of the final size, which
    * becomes one string: Node keeps a string this long outside V8's heap, so the text costs the

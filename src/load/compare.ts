@@ -48,6 +48,8 @@ export interface CompareOptions extends NodeRunOptions {
   ports?: 'service' | 'ephemeral';
   /** One line per step ("[2/6] userspace rr ..."), for a progress display. */
   onProgress?: (line: string) => void;
+  /** Each row as soon as it is complete (the web page draws them as they come). */
+  onRow?: (row: CompareRow) => void;
 }
 
 export const COMPARE_DEFAULTS = {
@@ -73,6 +75,7 @@ export async function runCompare(view: CompareView, opts: CompareOptions = {}): 
   const warmupSeconds = opts.warmupSeconds ?? COMPARE_DEFAULTS.warmupSeconds;
   const thread = opts.loadThread ?? 'worker';
   const progress = opts.onProgress ?? ((): void => undefined);
+  const completed = opts.onRow ?? ((): void => undefined);
   const notes: string[] = [];
 
   const protocol = opts.protocol ?? 'TCP';
@@ -107,11 +110,13 @@ export async function runCompare(view: CompareView, opts: CompareOptions = {}): 
         direct = directRow(await load(udp ? `udp://${baselineListener}` : `http://${baselineListener}/`), baselineListener);
         progress(`    ${summary(direct)}`);
         rows.push(direct);
+        completed(direct);
       }
       say(`userspace proxy, scheduler ${scheduler}, at ${on.listener}: ${durationSeconds} s of load`);
       const row = await proxyLoad(on, scheduler, direct, load);
       progress(`    ${summary(row)}`);
       rows.push(row);
+      completed(row);
     } finally {
       await on.running.close();
     }
@@ -124,10 +129,12 @@ export async function runCompare(view: CompareView, opts: CompareOptions = {}): 
     intervalSeconds: STREAM_INTERVAL_SECONDS,
   };
   const candidates = verdict.endpoints.map((e) => ({ endpoint: e.endpoint, pod: e.podName ?? '' }));
-  rows.push(...simulatedRows(view.node, target, candidates, shape, {
+  const simulated = simulatedRows(view.node, target, candidates, shape, {
     modes: RULES_MODES, schedulers, seed: opts.seed ?? COMPARE_DEFAULTS.seed,
     onRun: (mode, scheduler) => say(`${mode} mode${modeDriver(mode).variants(schedulers).length > 1 ? `, scheduler ${scheduler}` : ''}, simulated: ${shape.connections} new connections`),
-  }));
+  });
+  rows.push(...simulated);
+  simulated.forEach(completed);
 
   notes.push(...explain(target, connections, rows, udp));
   return {

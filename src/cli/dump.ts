@@ -23,6 +23,7 @@ const FILES: readonly { kind: string; file: string }[] = [
   { kind: 'EndpointSlice', file: 'endpointslices.yaml' },
   { kind: 'Endpoints', file: 'endpoints.yaml' },
   { kind: 'Node', file: 'nodes.yaml' },
+  { kind: 'ServiceCIDR', file: 'servicecidrs.yaml' },
   { kind: 'KubeProxyConfiguration', file: 'kube-proxy-config.yaml' },
 ];
 

@@ -24,6 +24,7 @@ import { declareFixedChains, writeForwardRules, writeMasqueradeAndFirewallRules,
 import { isServiceChainName } from './names.js';
 import { renderRule } from './render.js';
 import type { ChainRules, RestorePayload, RestoreTable } from './restore.js';
+import { RulesetSink } from './rule-sink.js';
 import { createRuleset, tableOf } from './ruleset-builder.js';
 import { servicePortFacts, writeServicePortRules } from './service-rules.js';
 import { type FixedChains, type IptablesCompileOptions, type SyncContext, createSyncContext } from './sync-context.js';
@@ -262,16 +263,17 @@ function lowerBound(length: number, keyAt: (i: number) => string, key: string): 
 /** A sync context over tables holding only the top-level chains, for writing one service port at a time. */
 interface Scratch {
   readonly ctx: SyncContext;
+  readonly nat: Table;
   readonly fixed: FixedChains;
   readonly fixedNames: ReadonlySet<string>;
 }
 
 function scratchContext(state: ProxierState, options: IptablesCompileOptions): Scratch {
   const ruleset = createRuleset(state.family, ['filter', 'nat']);
-  const filter = tableOf(ruleset, 'filter');
   const nat = tableOf(ruleset, 'nat');
-  const fixed = declareFixedChains(filter, nat);
-  return { ctx: createSyncContext(state, options, filter, nat), fixed, fixedNames: new Set(nat.chains.keys()) };
+  const sink = new RulesetSink(ruleset);
+  const fixed = declareFixedChains(sink);
+  return { ctx: createSyncContext(state, options, sink), nat, fixedNames: new Set(nat.chains.keys()), fixed };
 }
 
 function writeFragment(scratch: Scratch, sp: ProxierServicePort): Fragment {
@@ -286,11 +288,11 @@ function writeFragment(scratch: Scratch, sp: ProxierServicePort): Fragment {
   });
   const own = new Map<string, readonly string[]>();
   let ownRules = 0;
-  for (const chain of [...ctx.nat.chains.values()]) {
+  for (const chain of [...scratch.nat.chains.values()]) {
     if (scratch.fixedNames.has(chain.name)) continue;
     own.set(chain.name, chain.rules.map((rule) => renderRule(rule)));
     ownRules += chain.rules.length;
-    ctx.nat.chains.delete(chain.name);
+    scratch.nat.chains.delete(chain.name);
   }
   const facts = servicePortFacts(sp);
   return {
@@ -310,8 +312,9 @@ function frameOf(state: ProxierState, options: IptablesCompileOptions): Frame {
   const ruleset = createRuleset(state.family, ['filter', 'nat']);
   const filter = tableOf(ruleset, 'filter');
   const nat = tableOf(ruleset, 'nat');
-  const fixed = declareFixedChains(filter, nat);
-  const ctx = createSyncContext(state, options, filter, nat);
+  const sink = new RulesetSink(ruleset);
+  const fixed = declareFixedChains(sink);
+  const ctx = createSyncContext(state, options, sink);
   writeMasqueradeAndFirewallRules(ctx, fixed);
   const before = harvest(filter, nat);
   writeNodePortDispatch(ctx, fixed);

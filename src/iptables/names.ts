@@ -9,7 +9,7 @@
  * protocol is lower case ("tcp").
  */
 import * as crypto from 'node:crypto';
-import { sha256AsciiPrefix } from './sha256.js';
+import { sha256AsciiPrefixOf } from './sha256.js';
 import type { Protocol } from '../model/types.js';
 
 // Fixed chains, with kube-proxy's spelling.
@@ -42,14 +42,14 @@ const hashCodes = new Array<number>(16).fill(0);
 const nameBuffers = new Map<number, number[]>();
 
 /**
- * base32(sha256(input))[0:16] into hashCodes. Sixteen base32 characters are exactly the first
+ * base32(sha256(first + second + third))[0:16] into hashCodes. Sixteen base32 characters are exactly the first
  * ten bytes of the digest, so only those are computed and encoded, five bits at a time. This
  * runs once per endpoint (100k times for a big cluster): see sha256.ts for why the hash is not
  * node:crypto's.
  */
-function computeHash(input: string): void {
+function computeHash(first: string, second = '', third = ''): void {
   let d: Uint8Array = digest;
-  if (!sha256AsciiPrefix(input, d, 10)) d = crypto.createHash('sha256').update(input).digest();
+  if (!sha256AsciiPrefixOf(first, second, third, d, 10)) d = crypto.createHash('sha256').update(first + second + third).digest();
   const c = BASE32_CODES;
   const h = hashCodes;
   h[0] = c[d[0]! >> 3]!;
@@ -111,7 +111,7 @@ export interface ServicePortChainNames {
 }
 
 export function servicePortChainNames(spn: string, protocol: Protocol): ServicePortChainNames {
-  computeHash(spn + protocolWord(protocol));
+  computeHash(spn, protocolWord(protocol));
   return {
     hash: nameWithLastHash(''),
     clusterPolicyChain: nameWithLastHash(SVC_PREFIX),
@@ -123,7 +123,7 @@ export function servicePortChainNames(spn: string, protocol: Protocol): ServiceP
 
 /** KUBE-SEP- chain of one endpoint ("10.180.0.1:80" or "[fd00::1]:80") of a service port. */
 export function endpointChainName(spn: string, protocol: Protocol, endpoint: string): string {
-  computeHash(spn + protocolWord(protocol) + endpoint);
+  computeHash(spn, protocolWord(protocol), endpoint);
   return nameWithLastHash(SEP_PREFIX);
 }
 

@@ -10,25 +10,10 @@
  * double-quoted (kube-proxy quotes exactly the comments that have spaces in them and leaves
  * "ns1/svc1:p80" bare). See canonical.ts for the form a kernel's iptables-save prints back.
  */
+import { type TextBuffer, giveBackTextBuffer, quoteToken, takeTextBuffer } from './save-text.js';
 import type { Chain, Rule, Ruleset, Table } from './types.js';
 
-/** Whether a token has white space, a quote or a backslash: checked by char code (hot path). */
-function needsQuotes(token: string): boolean {
-  for (let i = 0; i < token.length; i++) {
-    const c = token.charCodeAt(i);
-    // space, \t \n \v \f \r, " ' \ (and any other white space is rare enough for the regex below)
-    if (c === 32 || (c >= 9 && c <= 13) || c === 34 || c === 39 || c === 92) return true;
-    if (c > 127 && /\s/.test(token[i]!)) return true;
-  }
-  return false;
-}
-
-/** A token as kube-proxy writes it into the restore buffer. */
-export function quoteToken(token: string): string {
-  if (token === '') return '""';
-  if (!needsQuotes(token)) return token;
-  return `"${token.replace(/(["\\])/g, '\\$1')}"`;
-}
+export { quoteToken } from './save-text.js';
 
 export function renderRule(rule: Rule, quote: (token: string) => string = quoteToken): string {
   const parts = new Array<string>(rule.args.length + 2);
@@ -83,11 +68,55 @@ export function renderTable(table: Table, quote: (token: string) => string = quo
   return lines.join('\n');
 }
 
-/** The whole ruleset: every table in order, each ending in COMMIT. */
+/**
+ * The whole ruleset: every table in order, each ending in COMMIT. With kube-proxy's quoting (the
+ * default) it is written into one buffer (save-text.ts); renderTable's line-joining is the same
+ * text, kept for other quoting.
+ */
 export function renderIptablesSave(ruleset: Ruleset, quote: (token: string) => string = quoteToken): string {
-  const parts: string[] = [];
-  for (const table of ruleset.tables.values()) parts.push(renderTable(table, quote));
-  return parts.join('');
+  if (quote !== quoteToken) {
+    const parts: string[] = [];
+    for (const table of ruleset.tables.values()) parts.push(renderTable(table, quote));
+    return parts.join('');
+  }
+  const out = takeTextBuffer(estimatedSize(ruleset));
+  for (const table of ruleset.tables.values()) writeTable(out, table);
+  const text = out.toString();
+  giveBackTextBuffer(out);
+  return text;
+}
+
+/**
+ * About the size of the text, so the buffer is allocated once (or a spare one from the last
+ * render is reused): growing it by doubling would allocate twice the text again outside the
+ * heap, and V8 answers that with full collections, which cost most when the ruleset being
+ * rendered is large. Two bytes per rule cover the quotes
+ * around a comment; what is not covered grows the buffer.
+ */
+function estimatedSize(ruleset: Ruleset): number {
+  let size = 4096;
+  for (const table of ruleset.tables.values()) {
+    for (const chain of table.chains.values()) {
+      size += 2 * chain.name.length + 16;
+      const rules = chain.rules;
+      for (let i = 0; i < rules.length; i++) {
+        const args = rules[i]!.args;
+        size += chain.name.length + 6;
+        for (let j = 0; j < args.length; j++) size += args[j]!.length + 1;
+      }
+    }
+  }
+  return size;
+}
+
+function writeTable(out: TextBuffer, table: Table): void {
+  out.write(`*${table.name}\n`);
+  for (const chain of table.chains.values()) out.writeChainDeclaration(chain.name, chain.policy);
+  for (const chain of table.chains.values()) {
+    const rules = chain.rules;
+    for (let i = 0; i < rules.length; i++) out.writeRule(rules[i]!.chain, rules[i]!.args);
+  }
+  out.write('COMMIT\n');
 }
 
 /** Number of rules in a ruleset (all tables), for reports and benchmarks. */

@@ -41,6 +41,6 @@ export function chainOf(table: Table, name: string): Chain {
   return chain;
 }
 
-export function appendRule(chain: Chain, args: string[]): void {
+export function appendRule(chain: Chain, args: readonly string[]): void {
   chain.rules.push({ chain: chain.name, args });
 }

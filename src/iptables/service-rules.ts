@@ -8,9 +8,7 @@ import { policyFacts } from '../topology/policy-facts.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { cidrContains, parseCIDR } from '../util/ip.js';
 import { KUBE_MARK_MASQ, endpointChainName, protocolWord, servicePortChainNames } from './names.js';
-import { adoptChain, appendRule, declareChain } from './ruleset-builder.js';
 import { type FixedChains, LOCALHOST_NODEPORT_ACCEPTED_COUNTER, type PortChainReuse, type SyncContext } from './sync-context.js';
-import type { Chain } from './types.js';
 
 /** What kube-proxy decides about a service port before writing any of its rules. */
 export interface ServicePortFacts {
@@ -83,7 +81,7 @@ export function servicePortFacts(sp: ProxierServicePort): ServicePortFacts {
   };
 }
 
-export function writeServicePortRules(ctx: SyncContext, fixed: FixedChains, sp: ProxierServicePort): void {
+export function writeServicePortRules<C>(ctx: SyncContext<C>, fixed: FixedChains<C>, sp: ProxierServicePort): void {
   const svc = sp.info;
   const facts = servicePortFacts(sp);
   writeDestinationCaptureRules(ctx, fixed, svc, facts);
@@ -114,7 +112,7 @@ export function writeServicePortRules(ctx: SyncContext, fixed: FixedChains, sp: 
     const name = sepNames.names[i]!;
     const written = ctx.reuse?.endpointChain(name);
     if (written !== undefined) {
-      adoptChain(ctx.nat, written);
+      ctx.out.adoptChain('nat', written);
     } else {
       const chain = writeEndpointChain(ctx, svc, facts, reachable[i]!, name);
       ctx.reuse?.keepEndpointChain(chain);
@@ -123,8 +121,8 @@ export function writeServicePortRules(ctx: SyncContext, fixed: FixedChains, sp: 
 }
 
 /** KUBE-SVC or KUBE-SVL: the internal masquerade rule when it is the internal policy chain, then the endpoints. */
-function writePolicyChain(
-  ctx: SyncContext,
+function writePolicyChain<C>(
+  ctx: SyncContext<C>,
   name: string,
   masquerade: string[] | undefined,
   svc: ServicePortInfo,
@@ -134,45 +132,45 @@ function writePolicyChain(
 ): void {
   const written = ctx.reuse?.policyChain(name, endpoints, masquerade !== undefined);
   if (written !== undefined) {
-    adoptChain(ctx.nat, written);
+    ctx.out.adoptChain('nat', written);
     return;
   }
-  const chain = declareChain(ctx.nat, name);
-  if (masquerade) appendRule(chain, masquerade);
+  const chain = ctx.out.declareChain('nat', name);
+  if (masquerade) ctx.out.appendRule(chain, masquerade);
   writeServiceToEndpointRules(ctx, chain, svc, spn, endpoints, sepNames);
   ctx.reuse?.keepPolicyChain(chain, endpoints, masquerade !== undefined);
 }
 
 /** Rules in the top-level chains that send each of the service's destinations to its chains (or reject/drop them). */
-function writeDestinationCaptureRules(ctx: SyncContext, fixed: FixedChains, svc: ServicePortInfo, facts: ServicePortFacts): void {
+function writeDestinationCaptureRules<C>(ctx: SyncContext<C>, fixed: FixedChains<C>, svc: ServicePortInfo, facts: ServicePortFacts): void {
   const { spn, protocol, port } = facts;
 
   // Cluster IP.
   if (facts.hasInternalEndpoints) {
-    appendRule(fixed.natServices, ['-m', 'comment', '--comment', `${spn} cluster IP`, '-m', protocol, '-p', protocol, '-d', svc.clusterIP, '--dport', port, '-j', facts.internalPolicyChain]);
+    ctx.out.appendRule(fixed.natServices, ['-m', 'comment', '--comment', `${spn} cluster IP`, '-m', protocol, '-p', protocol, '-d', svc.clusterIP, '--dport', port, '-j', facts.internalPolicyChain]);
   } else {
     const verdict = facts.internalFilter!;
-    appendRule(fixed.filterServices, ['-m', 'comment', '--comment', verdict.comment, '-m', protocol, '-p', protocol, '-d', svc.clusterIP, '--dport', port, '-j', verdict.target]);
+    ctx.out.appendRule(fixed.filterServices, ['-m', 'comment', '--comment', verdict.comment, '-m', protocol, '-p', protocol, '-d', svc.clusterIP, '--dport', port, '-j', verdict.target]);
   }
 
   // External IPs.
   for (const externalIP of svc.externalIPs) {
     if (facts.hasEndpoints) {
-      appendRule(fixed.natServices, ['-m', 'comment', '--comment', `${spn} external IP`, '-m', protocol, '-p', protocol, '-d', externalIP, '--dport', port, '-j', facts.externalChain]);
+      ctx.out.appendRule(fixed.natServices, ['-m', 'comment', '--comment', `${spn} external IP`, '-m', protocol, '-p', protocol, '-d', externalIP, '--dport', port, '-j', facts.externalChain]);
     }
     if (!facts.hasExternalEndpoints) {
       const verdict = facts.externalFilter!;
-      appendRule(fixed.filterExternalServices, ['-m', 'comment', '--comment', verdict.comment, '-m', protocol, '-p', protocol, '-d', externalIP, '--dport', port, '-j', verdict.target]);
+      ctx.out.appendRule(fixed.filterExternalServices, ['-m', 'comment', '--comment', verdict.comment, '-m', protocol, '-p', protocol, '-d', externalIP, '--dport', port, '-j', verdict.target]);
     }
   }
 
   // Load-balancer VIPs.
   for (const vip of svc.loadBalancerVIPs) {
     if (facts.hasEndpoints) {
-      appendRule(fixed.natServices, ['-m', 'comment', '--comment', `${spn} loadbalancer IP`, '-m', protocol, '-p', protocol, '-d', vip, '--dport', port, '-j', facts.loadBalancerTrafficChain]);
+      ctx.out.appendRule(fixed.natServices, ['-m', 'comment', '--comment', `${spn} loadbalancer IP`, '-m', protocol, '-p', protocol, '-d', vip, '--dport', port, '-j', facts.loadBalancerTrafficChain]);
     }
     if (facts.usesFWChain) {
-      appendRule(fixed.filterProxyFirewall, [
+      ctx.out.appendRule(fixed.filterProxyFirewall, [
         '-m', 'comment', '--comment', `${spn} traffic not accepted by ${facts.firewallChain}`,
         '-m', protocol, '-p', protocol, '-d', vip, '--dport', port, '-j', 'DROP',
       ]);
@@ -181,7 +179,7 @@ function writeDestinationCaptureRules(ctx: SyncContext, fixed: FixedChains, svc:
   if (!facts.hasExternalEndpoints) {
     const verdict = facts.externalFilter!;
     for (const vip of svc.loadBalancerVIPs) {
-      appendRule(fixed.filterExternalServices, ['-m', 'comment', '--comment', verdict.comment, '-m', protocol, '-p', protocol, '-d', vip, '--dport', port, '-j', verdict.target]);
+      ctx.out.appendRule(fixed.filterExternalServices, ['-m', 'comment', '--comment', verdict.comment, '-m', protocol, '-p', protocol, '-d', vip, '--dport', port, '-j', verdict.target]);
     }
   }
 
@@ -190,16 +188,16 @@ function writeDestinationCaptureRules(ctx: SyncContext, fixed: FixedChains, svc:
     const nodePort = String(svc.nodePort);
     if (facts.hasEndpoints) {
       if (ctx.localhostNodePorts && ctx.family === 4 && ctx.nfacctCounters) {
-        appendRule(fixed.natNodePorts, [
+        ctx.out.appendRule(fixed.natNodePorts, [
           '-m', 'comment', '--comment', spn, '-m', protocol, '-p', protocol, '-d', '127.0.0.0/8', '--dport', nodePort,
           '-m', 'nfacct', '--nfacct-name', LOCALHOST_NODEPORT_ACCEPTED_COUNTER, '-j', facts.externalChain,
         ]);
       }
-      appendRule(fixed.natNodePorts, ['-m', 'comment', '--comment', spn, '-m', protocol, '-p', protocol, '--dport', nodePort, '-j', facts.externalChain]);
+      ctx.out.appendRule(fixed.natNodePorts, ['-m', 'comment', '--comment', spn, '-m', protocol, '-p', protocol, '--dport', nodePort, '-j', facts.externalChain]);
     }
     if (!facts.hasExternalEndpoints) {
       const verdict = facts.externalFilter!;
-      appendRule(fixed.filterExternalServices, [
+      ctx.out.appendRule(fixed.filterExternalServices, [
         '-m', 'comment', '--comment', verdict.comment, '-m', 'addrtype', '--dst-type', 'LOCAL',
         '-m', protocol, '-p', protocol, '--dport', nodePort, '-j', verdict.target,
       ]);
@@ -208,7 +206,7 @@ function writeDestinationCaptureRules(ctx: SyncContext, fixed: FixedChains, svc:
 
   // Health check node port: accepted whether or not this node has endpoints.
   if (svc.healthCheckNodePort !== 0) {
-    appendRule(fixed.filterNodePorts, [
+    ctx.out.appendRule(fixed.filterNodePorts, [
       '-m', 'comment', '--comment', `${spn} health check node port`, '-m', 'tcp', '-p', 'tcp', '--dport', String(svc.healthCheckNodePort), '-j', 'ACCEPT',
     ]);
   }
@@ -219,7 +217,7 @@ function writeDestinationCaptureRules(ctx: SyncContext, fixed: FixedChains, svc:
  * off-cluster clients may route the service range to any node, which may bounce the packet to
  * another node. Without a local detector and without masqueradeAll there is no such rule.
  */
-function internalMasqueradeRule(ctx: SyncContext, svc: ServicePortInfo, facts: ServicePortFacts): string[] | undefined {
+function internalMasqueradeRule<C>(ctx: SyncContext<C>, svc: ServicePortInfo, facts: ServicePortFacts): string[] | undefined {
   const args = ['-m', 'comment', '--comment', `${facts.spn} cluster IP`, '-m', facts.protocol, '-p', facts.protocol, '-d', svc.clusterIP, '--dport', facts.port];
   if (ctx.masqueradeAll) {
     args.push('-j', KUBE_MARK_MASQ);
@@ -233,43 +231,43 @@ function internalMasqueradeRule(ctx: SyncContext, svc: ServicePortInfo, facts: S
 }
 
 /** KUBE-EXT: masquerading and the short-circuit for traffic from this node, then the external policy chain. */
-function writeExternalChain(ctx: SyncContext, facts: ServicePortFacts, externalPolicyLocal: boolean): void {
-  const chain = declareChain(ctx.nat, facts.externalChain);
+function writeExternalChain<C>(ctx: SyncContext<C>, facts: ServicePortFacts, externalPolicyLocal: boolean): void {
+  const chain = ctx.out.declareChain('nat', facts.externalChain);
   const spn = facts.spn;
   if (!externalPolicyLocal) {
     // Endpoints may be on other nodes: masquerade so replies come back through this node.
-    appendRule(chain, ['-m', 'comment', '--comment', `masquerade traffic for ${spn} external destinations`, '-j', KUBE_MARK_MASQ]);
+    ctx.out.appendRule(chain, ['-m', 'comment', '--comment', `masquerade traffic for ${spn} external destinations`, '-j', KUBE_MARK_MASQ]);
   } else {
     if (ctx.localDetectorCIDR !== undefined) {
       // Pod traffic to an external destination is treated as if it went out to the load
       // balancer and came back: it may use any endpoint, and keeps its source.
-      appendRule(chain, ['-m', 'comment', '--comment', `pod traffic for ${spn} external destinations`, '-s', ctx.localDetectorCIDR, '-j', facts.clusterPolicyChain]);
+      ctx.out.appendRule(chain, ['-m', 'comment', '--comment', `pod traffic for ${spn} external destinations`, '-s', ctx.localDetectorCIDR, '-j', facts.clusterPolicyChain]);
     }
     // Traffic from the node itself gets a node address as source (the LB IP is local), so masquerade it ...
-    appendRule(chain, ['-m', 'comment', '--comment', `masquerade LOCAL traffic for ${spn} external destinations`, '-m', 'addrtype', '--src-type', 'LOCAL', '-j', KUBE_MARK_MASQ]);
+    ctx.out.appendRule(chain, ['-m', 'comment', '--comment', `masquerade LOCAL traffic for ${spn} external destinations`, '-m', 'addrtype', '--src-type', 'LOCAL', '-j', KUBE_MARK_MASQ]);
     // ... and send it to every endpoint.
-    appendRule(chain, ['-m', 'comment', '--comment', `route LOCAL traffic for ${spn} external destinations`, '-m', 'addrtype', '--src-type', 'LOCAL', '-j', facts.clusterPolicyChain]);
+    ctx.out.appendRule(chain, ['-m', 'comment', '--comment', `route LOCAL traffic for ${spn} external destinations`, '-m', 'addrtype', '--src-type', 'LOCAL', '-j', facts.clusterPolicyChain]);
   }
-  if (facts.hasExternalEndpoints) appendRule(chain, ['-j', facts.externalPolicyChain]);
+  if (facts.hasExternalEndpoints) ctx.out.appendRule(chain, ['-j', facts.externalPolicyChain]);
 }
 
 /** KUBE-FW: loadBalancerSourceRanges for VIP-like load balancers that keep the client's source. */
-function writeFirewallChain(ctx: SyncContext, svc: ServicePortInfo, facts: ServicePortFacts): void {
-  const chain = declareChain(ctx.nat, facts.firewallChain);
+function writeFirewallChain<C>(ctx: SyncContext<C>, svc: ServicePortInfo, facts: ServicePortFacts): void {
+  const chain = ctx.out.declareChain('nat', facts.firewallChain);
   const comment = `${facts.spn} loadbalancer IP`;
   let allowFromNode = false;
   for (const range of svc.loadBalancerSourceRanges) {
-    appendRule(chain, ['-m', 'comment', '--comment', comment, '-s', range, '-j', facts.externalChain]);
+    ctx.out.appendRule(chain, ['-m', 'comment', '--comment', comment, '-s', range, '-j', facts.externalChain]);
     const cidr = parseCIDR(range);
     if (cidr && cidrContains(cidr, ctx.nodeIP)) allowFromNode = true;
   }
   if (allowFromNode) {
     // The VIP is often a local address of the node, so a request from the node to the VIP comes
     // back with the VIP as source without going to the load balancer: allow that too.
-    for (const vip of svc.loadBalancerVIPs) appendRule(chain, ['-m', 'comment', '--comment', comment, '-s', vip, '-j', facts.externalChain]);
+    for (const vip of svc.loadBalancerVIPs) ctx.out.appendRule(chain, ['-m', 'comment', '--comment', comment, '-s', vip, '-j', facts.externalChain]);
   }
   // A packet that reaches the end was not DNATed; KUBE-PROXY-FIREWALL drops it in filter.
-  appendRule(chain, ['-m', 'comment', '--comment', `other traffic to ${facts.spn} will be dropped by KUBE-PROXY-FIREWALL`]);
+  ctx.out.appendRule(chain, ['-m', 'comment', '--comment', `other traffic to ${facts.spn} will be dropped by KUBE-PROXY-FIREWALL`]);
 }
 
 /**
@@ -282,7 +280,7 @@ class EndpointChainNames {
   #byEndpoint: Map<EndpointInfo, string> | undefined;
   readonly #protocol: ProxierServicePort['info']['protocol'];
 
-  constructor(private readonly spn: string, private readonly reachable: readonly EndpointInfo[], sp: ProxierServicePort, private readonly reuse?: PortChainReuse) {
+  constructor(private readonly spn: string, private readonly reachable: readonly EndpointInfo[], sp: ProxierServicePort, private readonly reuse?: PortChainReuse<unknown>) {
     this.#protocol = sp.info.protocol;
   }
 
@@ -309,9 +307,9 @@ class EndpointChainNames {
 }
 
 /** SVC / SVL: session-affinity checks first, then one rule per endpoint with probability 1/(remaining). */
-function writeServiceToEndpointRules(
-  ctx: SyncContext,
-  chain: Chain,
+function writeServiceToEndpointRules<C>(
+  ctx: SyncContext<C>,
+  chain: C,
   svc: ServicePortInfo,
   spn: string,
   endpoints: readonly EndpointInfo[],
@@ -324,7 +322,7 @@ function writeServiceToEndpointRules(
       const sep = sepNames.nameAt(endpoints, i);
       const args = ctx.largeClusterMode ? [] : ['-m', 'comment', '--comment', `${spn} -> ${ep.endpoint}`];
       args.push('-m', 'recent', '--name', sep, '--rcheck', '--seconds', seconds, '--reap', '-j', sep);
-      appendRule(chain, args);
+      ctx.out.appendRule(chain, args);
     }
   }
   const n = endpoints.length;
@@ -335,19 +333,19 @@ function writeServiceToEndpointRules(
     // Each rule but the last matches with probability 1/(rules left), so the choice is uniform.
     if (i < n - 1) args.push('-m', 'statistic', '--mode', 'random', '--probability', ctx.probabilities.get(n - i));
     args.push('-j', sep);
-    appendRule(chain, args);
+    ctx.out.appendRule(chain, args);
   }
 }
 
 /** KUBE-SEP: hairpin masquerade (a pod reaching itself through the service), then DNAT. */
-function writeEndpointChain(ctx: SyncContext, svc: ServicePortInfo, facts: ServicePortFacts, ep: EndpointInfo, sep: string): Chain {
-  const chain = declareChain(ctx.nat, sep);
+function writeEndpointChain<C>(ctx: SyncContext<C>, svc: ServicePortInfo, facts: ServicePortFacts, ep: EndpointInfo, sep: string): C {
+  const chain = ctx.out.declareChain('nat', sep);
   const hairpin = ctx.largeClusterMode ? [] : ['-m', 'comment', '--comment', facts.spn];
   hairpin.push('-s', ep.ip, '-j', KUBE_MARK_MASQ);
-  appendRule(chain, hairpin);
+  ctx.out.appendRule(chain, hairpin);
   const dnat = ctx.largeClusterMode ? [] : ['-m', 'comment', '--comment', facts.spn];
   if (svc.sessionAffinityTimeoutSeconds > 0) dnat.push('-m', 'recent', '--name', sep, '--set');
   dnat.push('-m', facts.protocol, '-p', facts.protocol, '-j', 'DNAT', '--to-destination', ep.endpoint);
-  appendRule(chain, dnat);
+  ctx.out.appendRule(chain, dnat);
   return chain;
 }

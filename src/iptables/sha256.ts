@@ -18,10 +18,10 @@ const K = new Int32Array([
 ]);
 const H0 = new Int32Array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]);
 
-/** Reused between calls: the hash state, the message schedule, the padded message bytes. */
+/** Reused between calls: the hash state, the message schedule, the padded message as big-endian words. */
 const H = new Int32Array(8);
 const W = new Int32Array(64);
-let message = new Uint8Array(256);
+let words = new Int32Array(64);
 
 /**
  * The first `length` bytes (at most 32) of SHA-256 over the UTF-8 bytes of `input`, written to
@@ -29,36 +29,47 @@ let message = new Uint8Array(256);
  * node:crypto; chain-name inputs are always ASCII in practice).
  */
 export function sha256AsciiPrefix(input: string, out: Uint8Array, length: number): boolean {
-  const n = input.length;
+  return sha256AsciiPrefixOf(input, '', '', out, length);
+}
+
+/**
+ * sha256AsciiPrefix of the concatenation a + b + c, without making it: kube-proxy hashes
+ * `spn + protocol + endpoint` once per endpoint, and the characters are read from the parts
+ * straight into the message words.
+ */
+export function sha256AsciiPrefixOf(a: string, b: string, c: string, out: Uint8Array, length: number): boolean {
+  const n = a.length + b.length + c.length;
   const blocks = ((n + 8) >>> 6) + 1;
-  const size = blocks * 64;
-  if (message.length < size) message = new Uint8Array(size * 2);
-  const m = message;
-  for (let i = 0; i < n; i++) {
-    const code = input.charCodeAt(i);
-    if (code > 0x7f) return false;
-    m[i] = code;
-  }
-  m[n] = 0x80;
-  m.fill(0, n + 1, size - 4);
+  const size = blocks * 16;
+  if (words.length < size) words = new Int32Array(size * 2);
+  const m = words;
+  m.fill(0, 0, size);
+  let pos = loadAscii(m, a, 0);
+  if (pos >= 0) pos = loadAscii(m, b, pos);
+  if (pos >= 0) pos = loadAscii(m, c, pos);
+  if (pos < 0) return false;
+  m[n >>> 2]! |= 0x80 << (24 - 8 * (n & 3));
   // Bit length in the last 8 bytes (the high 4 are 0 for any string this short).
-  const bits = n * 8;
-  m[size - 4] = bits >>> 24;
-  m[size - 3] = (bits >>> 16) & 0xff;
-  m[size - 2] = (bits >>> 8) & 0xff;
-  m[size - 1] = bits & 0xff;
+  m[size - 1] = n * 8;
 
   H.set(H0);
-  for (let block = 0; block < blocks; block++) compress(m, block * 64);
+  for (let block = 0; block < blocks; block++) compress(m, block * 16);
   for (let i = 0; i < length; i++) out[i] = (H[i >>> 2]! >>> (24 - 8 * (i & 3))) & 0xff;
   return true;
 }
 
-function compress(m: Uint8Array, offset: number): void {
-  for (let t = 0; t < 16; t++) {
-    const j = offset + t * 4;
-    W[t] = (m[j]! << 24) | (m[j + 1]! << 16) | (m[j + 2]! << 8) | m[j + 3]!;
+/** The characters of `s` as message bytes from byte `pos` on; the position after, or -1 if one is not ASCII. */
+function loadAscii(m: Int32Array, s: string, pos: number): number {
+  for (let i = 0; i < s.length; i++, pos++) {
+    const code = s.charCodeAt(i);
+    if (code > 0x7f) return -1;
+    m[pos >>> 2]! |= code << (24 - 8 * (pos & 3));
   }
+  return pos;
+}
+
+function compress(m: Int32Array, offset: number): void {
+  for (let t = 0; t < 16; t++) W[t] = m[offset + t]!;
   for (let t = 16; t < 64; t++) {
     const w15 = W[t - 15]!;
     const w2 = W[t - 2]!;

@@ -19,7 +19,8 @@ import { SourceRangeCheck } from '../tracker/source-ranges.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { PositionCache, changedPositions } from '../util/position-cache.js';
 import { shareChainRendering } from './render.js';
-import { adoptChain } from './ruleset-builder.js';
+import { RulesetSink } from './rule-sink.js';
+import { adoptChain, createRuleset, tableOf } from './ruleset-builder.js';
 import { writeServicePortRules } from './service-rules.js';
 import type { FixedChains, PortChainReuse, SyncContext } from './sync-context.js';
 import type { Chain, Rule, Table } from './types.js';
@@ -173,10 +174,11 @@ function hasLocalEndpoint(sp: ProxierServicePort): boolean {
 /** Write the port's rules into empty chains and keep them as a fragment. */
 function writeFragment(ctx: SyncContext, sp: ProxierServicePort, reuse: PortReuse): PortFragment {
   const fixed = emptyFixedChains();
-  const nat: Table = { name: 'nat', chains: new Map() };
-  const filter: Table = { name: 'filter', chains: new Map() };
+  const scratch = createRuleset(ctx.family, ['filter', 'nat']);
+  const nat = tableOf(scratch, 'nat');
+  const filter = tableOf(scratch, 'filter');
   reuse.taken = undefined;
-  writeServicePortRules({ ...ctx, nat, filter, reuse }, fixed, sp);
+  writeServicePortRules({ ...ctx, out: new RulesetSink(scratch), reuse }, fixed, sp);
   if (filter.chains.size > 0) throw new Error(`${sp.info.spn}: a service port declared filter chains; fragments keep nat chains only`);
   const parts: [keyof FixedChains, readonly Rule[]][] = [];
   let ruleCount = 0;

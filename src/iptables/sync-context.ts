@@ -8,7 +8,8 @@ import type { IptablesSharedWork } from './shared-rules.js';
 import type { Family } from '../util/ip.js';
 import { type NodePortAddresses, nodePortAddresses } from './node-port-addresses.js';
 import { ProbabilityCache } from './probability.js';
-import type { Chain, Table } from './types.js';
+import type { RuleSink } from './rule-sink.js';
+import type { Chain } from './types.js';
 
 /** Above this many endpoints in total kube-proxy drops the per-endpoint comments. */
 export const LARGE_CLUSTER_ENDPOINTS_THRESHOLD = 1000;
@@ -34,20 +35,20 @@ export interface IptablesCompileOptions {
   onlyServicePorts?: (info: ServicePortInfo) => boolean;
 }
 
-/** The fixed chains of both tables, declared before any service is written. */
-export interface FixedChains {
-  readonly filterServices: Chain;
-  readonly filterExternalServices: Chain;
-  readonly filterForward: Chain;
-  readonly filterNodePorts: Chain;
-  readonly filterProxyFirewall: Chain;
-  readonly natServices: Chain;
-  readonly natNodePorts: Chain;
-  readonly natPostrouting: Chain;
-  readonly natMarkMasq: Chain;
+/** The fixed chains of both tables, declared before any service is written (`C`: the sink's chain handle). */
+export interface FixedChains<C = Chain> {
+  readonly filterServices: C;
+  readonly filterExternalServices: C;
+  readonly filterForward: C;
+  readonly filterNodePorts: C;
+  readonly filterProxyFirewall: C;
+  readonly natServices: C;
+  readonly natNodePorts: C;
+  readonly natPostrouting: C;
+  readonly natMarkMasq: C;
 }
 
-export interface SyncContext {
+export interface SyncContext<C = Chain> {
   readonly state: ProxierState;
   readonly family: Family;
   readonly masqueradeMark: string;
@@ -65,26 +66,27 @@ export interface SyncContext {
   /** The node's primary IP of this family (kube-proxy's nodeIP), used for the LB source-range self rule. */
   readonly nodeIP: string;
   readonly probabilities: ProbabilityCache;
-  readonly filter: Table;
-  readonly nat: Table;
+  /** Where chains and rules go. */
+  readonly out: RuleSink<C>;
   /** Chains of this service port that a compile of another node wrote alike (shared-rules.ts). */
-  readonly reuse?: PortChainReuse;
+  readonly reuse?: PortChainReuse<C>;
 }
 
 /**
  * What the compile of one service port can take over from the compiles of other nodes of the
  * same cluster: chain names already hashed, and chains whose rules depend only on what is the
  * same on every node (an endpoint's KUBE-SEP chain; a policy chain over the same endpoints).
+ * A chain taken over is handed to the sink's adoptChain (`C`: the sink's chain handle).
  */
-export interface PortChainReuse {
+export interface PortChainReuse<C = Chain> {
   /** The KUBE-SEP chain name of one of the port's endpoints; `hash` makes it when it is new. */
   endpointChainName(endpoint: string, hash: () => string): string;
   /** The KUBE-SEP chain of that name written before, if any. */
-  endpointChain(name: string): Chain | undefined;
-  keepEndpointChain(chain: Chain): void;
+  endpointChain(name: string): C | undefined;
+  keepEndpointChain(chain: C): void;
   /** A KUBE-SVC/KUBE-SVL chain written before over the same endpoints, with or without the masquerade rule. */
-  policyChain(name: string, endpoints: readonly EndpointInfo[], masquerade: boolean): Chain | undefined;
-  keepPolicyChain(chain: Chain, endpoints: readonly EndpointInfo[], masquerade: boolean): void;
+  policyChain(name: string, endpoints: readonly EndpointInfo[], masquerade: boolean): C | undefined;
+  keepPolicyChain(chain: C, endpoints: readonly EndpointInfo[], masquerade: boolean): void;
   /**
    * Whether the KUBE-SEP chains of exactly these endpoints were written before and are kept as
    * one block: then the caller leaves them out and the block is added for it (a big service has
@@ -97,7 +99,7 @@ export function totalEndpoints(state: ProxierState): number {
   return state.endpointCount;
 }
 
-export function createSyncContext(state: ProxierState, options: IptablesCompileOptions, filter: Table, nat: Table): SyncContext {
+export function createSyncContext<C>(state: ProxierState, options: IptablesCompileOptions, out: RuleSink<C>): SyncContext<C> {
   const family = state.family;
   const primaryNodeIP = state.nodeIPs[0];
   const npa = nodePortAddresses(state.config.nodePortAddresses, family, primaryNodeIP);
@@ -117,7 +119,6 @@ export function createSyncContext(state: ProxierState, options: IptablesCompileO
     // Without a node IP of this family kube-proxy falls back to the loopback address.
     nodeIP: primaryNodeIP ?? (family === 4 ? '127.0.0.1' : '::1'),
     probabilities: new ProbabilityCache(),
-    filter,
-    nat,
+    out,
   };
 }

@@ -1,5 +1,5 @@
 /**
- * A live cluster as a source: the Services, EndpointSlices and Nodes an API server holds (and
+ * A live cluster as a source: the Services, EndpointSlices, Nodes and ServiceCIDRs an API server holds (and
  * kube-system's kube-proxy ConfigMap's KubeProxyConfiguration, unless --config gives one),
  * listed through @kubernetes/client-node, page by page, read only. The objects then go through
  * the same decoding and validation as files (manifest/load.ts), so a live cluster gives the same
@@ -8,7 +8,7 @@
  * Failures are one line each: the server cannot be reached, its certificate is not trusted, it
  * refused the credentials (401/403), or it answered something else.
  */
-import { type ApiException, CoreV1Api, DiscoveryV1Api } from '@kubernetes/client-node';
+import { type ApiException, CoreV1Api, DiscoveryV1Api, NetworkingV1Api } from '@kubernetes/client-node';
 import { KpsimError } from '../errors.js';
 import { parseDocuments } from '../manifest/decode.js';
 import { type LoadOptions, type ManifestObject, clusterFromObjects } from '../manifest/load.js';
@@ -148,6 +148,7 @@ export async function readLiveObjects(options: LiveReadOptions): Promise<LiveRea
   const { server } = resolved;
   const core = resolved.kubeConfig.makeApiClient(CoreV1Api);
   const discovery = resolved.kubeConfig.makeApiClient(DiscoveryV1Api);
+  const networking = resolved.kubeConfig.makeApiClient(NetworkingV1Api);
   const timeoutMs = options.timeoutMs ?? 30_000;
   const read = async <T>(what: string, request: () => Promise<T>): Promise<T> => {
     try {
@@ -160,10 +161,29 @@ export async function readLiveObjects(options: LiveReadOptions): Promise<LiveRea
   const services = await read('services', () => listAll((c) => core.listServiceForAllNamespaces(page(c)), 'v1', 'Service'));
   const slices = await read('endpointslices', () => listAll((c) => discovery.listEndpointSliceForAllNamespaces(page(c)), 'discovery.k8s.io/v1', 'EndpointSlice'));
   const nodes = await read('nodes', () => listAll((c) => core.listNode(page(c)), 'v1', 'Node'));
-  const objects: ManifestObject[] = [...services, ...slices, ...nodes].map((doc) => ({ file: server, doc }));
   const warnings: Warning[] = [];
+  const serviceCIDRs = await readServiceCIDRs(() => withTimeout(listAll((c) => networking.listServiceCIDR(page(c)), 'networking.k8s.io/v1', 'ServiceCIDR'), timeoutMs, server), server, warnings);
+  const objects: ManifestObject[] = [...services, ...slices, ...nodes, ...serviceCIDRs].map((doc) => ({ file: server, doc }));
   if (options.readProxyConfig) objects.push(...(await readProxyConfigMap(core, server, timeoutMs, warnings)));
   return { objects, server, warnings };
+}
+
+/**
+ * The ServiceCIDRs (nftables mode writes its cluster-ips-check rules from them). A server older
+ * than networking.k8s.io/v1 ServiceCIDR (Kubernetes 1.33) has none to give: 404 is no ServiceCIDR,
+ * as kube-proxy then has none; a refusal is a warning, since the other kinds are enough for every
+ * other mode.
+ */
+async function readServiceCIDRs(list: () => Promise<JsonObject[]>, server: string, warnings: Warning[]): Promise<JsonObject[]> {
+  try {
+    return await list();
+  } catch (e) {
+    if (isApiException(e) && e.code === 404) return [];
+    const error = describeSourceError(e, server, 'servicecidrs');
+    if (error.code !== 'KPSIM_ERR_SOURCE_AUTH' && error.code !== 'KPSIM_ERR_SOURCE_RESPONSE') throw error;
+    warnings.push({ message: `${error.message}: read without ServiceCIDRs (nftables mode then writes no cluster-ips-check rules)` });
+    return [];
+  }
 }
 
 /**

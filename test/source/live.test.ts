@@ -111,10 +111,9 @@ describe('a live cluster over HTTPS with a bearer token', { skip: opensslMissing
   });
 
   test('nodes and trace --cluster: every node of the live cluster, as the manifests give them (read once for the worker threads)', async () => {
-    // nftables mode left out: a live cluster is read without its ServiceCIDRs (src/source/live.ts),
-    // which rules/example has and nftables mode writes its cluster-ips-check rules from.
-    const nodesFromFiles = ok(await runCliAsync(['nodes', '-q', '-f', 'rules/example', '--mode', 'iptables,ipvs', '--json', '--workers', '1'], { env: env() }), 'nodes -f');
-    const nodesLive = ok(await runCliAsync(['nodes', '-q', '--kubeconfig', good, '--context', 'test', '--mode', 'iptables,ipvs', '--json', '--workers', '2'], { env: env() }), 'nodes --kubeconfig');
+    // nftables mode too: its cluster-ips-check rules come from the ServiceCIDRs the live read lists.
+    const nodesFromFiles = ok(await runCliAsync(['nodes', '-q', '-f', 'rules/example', '--mode', 'iptables,ipvs,nftables', '--json', '--workers', '1'], { env: env() }), 'nodes -f');
+    const nodesLive = ok(await runCliAsync(['nodes', '-q', '--kubeconfig', good, '--context', 'test', '--mode', 'iptables,ipvs,nftables', '--json', '--workers', '2'], { env: env() }), 'nodes --kubeconfig');
     assert.equal(nodesLive, nodesFromFiles);
     const cluster = ['trace', '--cluster', '-q', '--src', '10.244.1.5', '--dst', '10.96.100.20', '--dport', '80', '--json'];
     const traceFromFiles = JSON.parse(ok(await runCliAsync([...cluster, '-f', 'rules/example'], { env: env() }), 'trace --cluster -f')) as unknown;
@@ -125,8 +124,8 @@ describe('a live cluster over HTTPS with a bearer token', { skip: opensslMissing
   test('dump writes manifests that replay to the same rules', async () => {
     const out = join(work, 'dump');
     const dumped = ok(await runCliAsync(['dump', '--kubeconfig', good, '-o', out], { env: env() }), 'dump');
-    assert.match(dumped, /^wrote 9 Services, 8 EndpointSlices, 2 Nodes, 1 KubeProxyConfiguration to /);
-    assert.deepEqual(readdirSync(out).sort(), ['endpointslices.yaml', 'kube-proxy-config.yaml', 'nodes.yaml', 'services.yaml']);
+    assert.match(dumped, /^wrote 9 Services, 8 EndpointSlices, 2 Nodes, 1 ServiceCIDR, 1 KubeProxyConfiguration to /);
+    assert.deepEqual(readdirSync(out).sort(), ['endpointslices.yaml', 'kube-proxy-config.yaml', 'nodes.yaml', 'servicecidrs.yaml', 'services.yaml']);
     const replayed = ok(await runCliAsync(['compile', '-q', '-f', out], { env: env() }), 'compile -f dump');
     const fromFiles = ok(await runCliAsync(['compile', '-q', '-f', 'rules/example'], { env: env() }), 'compile -f');
     assert.equal(replayed, fromFiles);

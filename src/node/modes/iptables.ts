@@ -4,7 +4,7 @@
  * placed by walking the rules with the kernel's random draw.
  */
 import { renderCanonical } from '../../iptables/canonical.js';
-import { IptablesSharedWork, compileIptablesRules, countIptablesRules, type IptablesCompileOptions } from '../../iptables/compile.js';
+import { IptablesSharedWork, compileIptablesRules, compileIptablesSave, countIptablesRules, type IptablesCompileOptions } from '../../iptables/compile.js';
 import { parseIptablesSave } from '../../iptables/parse.js';
 import { countRules, renderIptablesSave } from '../../iptables/render.js';
 import type { Ruleset } from '../../iptables/types.js';
@@ -33,24 +33,46 @@ function iptablesOptions(opts: ModeCompileOptions): IptablesCompileOptions {
   };
 }
 
+/**
+ * The rulesets are compiled when first read: `kpsim compile` only prints the text, which
+ * compileIptablesSave writes straight from the states at a fraction of the cost (render below).
+ */
 export function compileIptablesForStates(node: ResolvedNode, states: readonly ProxierState[], opts: ModeCompileOptions = {}): CompiledIptables {
   const compileOptions = iptablesOptions(opts);
-  const rulesets = states.map((state) => {
-    const ruleset = compileIptablesRules(state, compileOptions);
-    return opts.withJumps ? addBuiltinJumps(ruleset, kubeProxyJumpsInChainOrder(state.family)) : ruleset;
-  });
-  return { mode: 'iptables', node, states, rulesets };
+  let rulesets: readonly Ruleset[] | undefined;
+  const compiled: CompiledIptables = {
+    mode: 'iptables',
+    node,
+    states,
+    get rulesets(): readonly Ruleset[] {
+      return (rulesets ??= states.map((state) => {
+        const ruleset = compileIptablesRules(state, compileOptions);
+        return opts.withJumps ? addBuiltinJumps(ruleset, kubeProxyJumpsInChainOrder(state.family)) : ruleset;
+      }));
+    },
+  };
+  // Without the built-in jumps, kube-proxy's text needs no Ruleset (while none has been made).
+  // Nodes of one cluster (shared work) render from the fragments they share instead.
+  if (!opts.withJumps && compileOptions.shared === undefined) {
+    directTexts.set(compiled, () => (rulesets === undefined ? states.map((state) => compileIptablesSave(state, compileOptions)) : undefined));
+  }
+  return compiled;
 }
+
+/** The text of each family written straight from the states, or undefined once the rulesets exist. */
+const directTexts = new WeakMap<CompiledIptables, () => string[] | undefined>();
 
 /**
  * iptables-save text of every family, each after a comment line naming the tool it is for
  * (iptables-restore and ip6tables-restore read `#` lines as comments) when there are two.
  */
 export function renderRulesetsPerFamily(node: ResolvedNode, rulesets: readonly Ruleset[], render: (r: Ruleset) => string = renderIptablesSave): string {
-  if (rulesets.length === 1) return render(rulesets[0]!);
-  return rulesets
-    .map((ruleset) => `# ${ruleset.family === 4 ? 'iptables-save' : 'ip6tables-save'} (IPv${ruleset.family}), node ${node.name}\n${render(ruleset)}`)
-    .join('');
+  return textsPerFamily(node, rulesets.map((ruleset) => ({ family: ruleset.family, text: render(ruleset) })));
+}
+
+function textsPerFamily(node: ResolvedNode, texts: readonly { family: 4 | 6; text: string }[]): string {
+  if (texts.length === 1) return texts[0]!.text;
+  return texts.map(({ family, text }) => `# ${family === 4 ? 'iptables-save' : 'ip6tables-save'} (IPv${family}), node ${node.name}\n${text}`).join('');
 }
 
 /** The tracer of compiled rules, made once per compiled node (indexes are built on first use). */
@@ -69,6 +91,8 @@ export const iptablesDriver: ModeDriver<CompiledIptables> = {
   connectionTable: 'conntrack',
   compile: compileIptablesForStates,
   render(compiled, format: OutputFormat) {
+    const direct = format === 'kube-proxy' ? directTexts.get(compiled)?.() : undefined;
+    if (direct) return textsPerFamily(compiled.node, direct.map((text, i) => ({ family: compiled.states[i]!.family, text })));
     return renderRulesetsPerFamily(compiled.node, compiled.rulesets, format === 'canonical' ? renderCanonical : renderIptablesSave);
   },
   tracer: tracerOf,

@@ -1,0 +1,40 @@
+/**
+ * Where the compiler writes its chains and rules. kube-proxy writes them into one text buffer
+ * per table; kpsim writes them either into a Ruleset (what the tracer walks and the renderers
+ * print) or straight into iptables-save text (text-sink.ts), so `kpsim compile` need not build
+ * 370k rule objects for a 10k-service cluster only to print them. The compiler is the same code
+ * for both, so both say the same thing.
+ */
+import { adoptChain, appendRule, declareChain, tableOf } from './ruleset-builder.js';
+import type { Chain, Ruleset, TableName } from './types.js';
+
+/** `C` is the sink's handle of a declared chain. */
+export interface RuleSink<C> {
+  /** Declare a chain (`:NAME - [0:0]`); chains are printed in the order they are declared. */
+  declareChain(table: TableName, name: string): C;
+  /** Append a rule to a declared chain; its rules are printed in the order they are appended. */
+  appendRule(chain: C, args: readonly string[]): void;
+  /**
+   * Declare a chain another compile wrote, with its rules (shared-rules.ts: a cluster's nodes
+   * share chains that do not depend on the node). Only a sink whose handles outlive a compile
+   * can: the Ruleset sink.
+   */
+  adoptChain(table: TableName, chain: C): void;
+}
+
+/** Writes into a Ruleset that has the tables written to. */
+export class RulesetSink implements RuleSink<Chain> {
+  constructor(private readonly ruleset: Ruleset) {}
+
+  declareChain(table: TableName, name: string): Chain {
+    return declareChain(tableOf(this.ruleset, table), name);
+  }
+
+  appendRule(chain: Chain, args: readonly string[]): void {
+    appendRule(chain, args);
+  }
+
+  adoptChain(table: TableName, chain: Chain): void {
+    adoptChain(tableOf(this.ruleset, table), chain);
+  }
+}

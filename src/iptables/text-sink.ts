@@ -1,0 +1,158 @@
+/**
+ * A RuleSink that writes iptables-save text straight away, in the layout renderIptablesSave
+ * gives a Ruleset (each table's declarations, then each chain's rules in declaration order,
+ * then COMMIT), without a rule object, a line string, or anything else the garbage collector
+ * would have to keep until the end: the sink holds bytes and numbers only, and a chain's name
+ * lives in the handle the compiler holds while it writes that chain.
+ *
+ * Declarations are copied into their table's buffer as chains are declared. Rules are copied
+ * into one body buffer as they come: kube-proxy declares a service's chains one after the other
+ * and fills each before declaring the next, so the body is mostly in declaration order already.
+ * A rule for a chain declared before the one being filled (KUBE-SERVICES gets a rule per service
+ * port, all through the sync) goes to that chain's own buffer instead. finish() lays out each
+ * table: declarations, then for each chain its run of the body and its own buffer; neighbouring
+ * runs of the body are copied in one piece.
+ *
+ * Unlike the Ruleset sink, this one does not check that a chain is declared once (that would
+ * mean a set of every name): the compiler is the same code for both, and the tests run it
+ * through both.
+ */
+import { TextBuffer, giveBackTextBuffer, takeTextBuffer } from './save-text.js';
+import type { RuleSink } from './rule-sink.js';
+import type { TableName } from './types.js';
+
+export interface TextChain {
+  /** Number in declaration order, over all tables. */
+  readonly id: number;
+  readonly name: string;
+}
+
+/** A growable list of 32-bit integers (no pointers for the garbage collector to trace). */
+class IntList {
+  values = new Int32Array(1024);
+  length = 0;
+
+  push(value: number): void {
+    if (this.length === this.values.length) {
+      const values = new Int32Array(this.values.length * 2);
+      values.set(this.values);
+      this.values = values;
+    }
+    this.values[this.length++] = value;
+  }
+}
+
+interface TableText {
+  readonly name: TableName;
+  readonly declarations: TextBuffer;
+  /** Its chains' ids in declaration order. */
+  readonly chains: IntList;
+}
+
+export class IptablesTextSink implements RuleSink<TextChain> {
+  private readonly tables = new Map<TableName, TableText>();
+  /** Each chain's run of the body, [start, end); start is -1 when it has none. */
+  private readonly bodyStart = new IntList();
+  private readonly bodyEnd = new IntList();
+  /** The rules a chain got while another chain was being filled, by chain id. */
+  private readonly own = new Map<number, TextBuffer>();
+  private readonly body: TextBuffer;
+  /** The chain whose rules end the body. */
+  private filling = -1;
+  /** finish() has given the body buffer back. */
+  private finished = false;
+
+  /** `tables` in output order; `expectedBytes` sizes the body buffer (it grows if need be). */
+  constructor(tables: readonly TableName[], expectedBytes = 1 << 20) {
+    for (const name of tables) this.tables.set(name, { name, declarations: new TextBuffer(1 << 16), chains: new IntList() });
+    this.body = takeTextBuffer(expectedBytes);
+  }
+
+  declareChain(table: TableName, name: string): TextChain {
+    if (this.finished) throw new Error('the text sink is finished');
+    const text = this.tables.get(table);
+    if (!text) throw new Error(`the text sink has no ${table} table`);
+    const id = this.bodyStart.length;
+    this.bodyStart.push(-1);
+    this.bodyEnd.push(-1);
+    text.chains.push(id);
+    text.declarations.writeChainDeclaration(name, undefined);
+    return { id, name };
+  }
+
+  appendRule(chain: TextChain, args: readonly string[]): void {
+    if (this.finished) throw new Error('the text sink is finished');
+    const id = chain.id;
+    if (id !== this.filling && id === this.bodyStart.length - 1 && this.bodyStart.values[id] === -1) {
+      // The last chain declared, and still empty: everything in the body was declared before it.
+      this.filling = id;
+      this.bodyStart.values[id] = this.body.length;
+    }
+    if (id === this.filling) {
+      this.body.writeRule(chain.name, args);
+      this.bodyEnd.values[id] = this.body.length;
+      return;
+    }
+    let own = this.own.get(id);
+    if (own === undefined) this.own.set(id, (own = new TextBuffer(4096)));
+    own.writeRule(chain.name, args);
+  }
+
+  /**
+   * A text chain belongs to the compile that wrote it: its rules are bytes in that sink's body,
+   * gone when it finishes. Sharing work across nodes goes through the Ruleset sink.
+   */
+  adoptChain(_table: TableName, chain: TextChain): void {
+    throw new Error(`the text sink cannot adopt chain ${chain.name} written by another compile`);
+  }
+
+  /**
+   * The iptables-save text of every table. The pieces (a table's declarations, runs of the body,
+   * the few chains with their own buffer) are copied into one buffer of the final size, which
+   * becomes one string: Node keeps a string this long outside V8's heap, so the text costs the
+   * garbage collector nothing to hold. (Joining strings of the pieces would make the text twice
+   * on the heap, and a full collection with it.) The sink cannot be written to after.
+   */
+  finish(): string {
+    if (this.finished) throw new Error('the text sink is finished');
+    this.finished = true;
+    let size = this.body.length;
+    for (const table of this.tables.values()) size += table.declarations.length + 32;
+    for (const own of this.own.values()) size += own.length;
+    const out = takeTextBuffer(size);
+    const bodyStart = this.bodyStart.values;
+    const bodyEnd = this.bodyEnd.values;
+    const body = this.body;
+    for (const table of this.tables.values()) {
+      out.write(`*${table.name}\n`);
+      out.append(table.declarations, 0, table.declarations.length);
+      // A run of the body not copied yet: chains filled one after the other are copied together.
+      let start = 0;
+      let end = 0;
+      const chains = table.chains.values;
+      for (let i = 0; i < table.chains.length; i++) {
+        const id = chains[i]!;
+        const s = bodyStart[id]!;
+        if (s >= 0) {
+          if (s !== end) {
+            out.append(body, start, end);
+            start = s;
+          }
+          end = bodyEnd[id]!;
+        }
+        const own = this.own.get(id);
+        if (own !== undefined) {
+          out.append(body, start, end);
+          start = end;
+          out.append(own, 0, own.length);
+        }
+      }
+      out.append(body, start, end);
+      out.write('COMMIT\n');
+    }
+    const text = out.toString();
+    giveBackTextBuffer(body);
+    giveBackTextBuffer(out);
+    return text;
+  }
+}

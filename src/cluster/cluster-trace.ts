@@ -130,9 +130,9 @@ export function traceCluster(view: ClusterView, packet: Packet, opts: ClusterTra
   }
   if (view.nodes.length === 0) throw new KpsimError('KPSIM_ERR_TRACE_BAD_PACKET', 'a cluster-wide trace needs the cluster\'s Node objects, and the input has none', { path: 'packet' });
   const client = classifyClient(view, packet.src);
-  const relevant = relevantPorts(view, family, packet);
+  const { relevant, positions } = relevantPorts(view, family, packet);
   const entries = entryNodes(view, packet, client, relevant, view.healthChecks, opts.via);
-  const tracer = new EntryTracer(view, packet, family, relevant, opts);
+  const tracer = new EntryTracer(view, packet, family, relevant, positions, opts);
   const nodes: EntryNode[] = entries.nodes.map((e) => ({ ...e, trace: tracer.trace(e.node) }));
 
   let deliveryCount = 0;
@@ -152,18 +152,45 @@ function classifyClient(view: ClusterView, src: string): Client {
   return { kind: 'outside', address: src };
 }
 
-/** The service ports of the packet's family that a packet to dst:dport can hit on any node. */
-function relevantPorts(view: ClusterView, family: Family, packet: Packet): ReadonlySet<ServicePortInfo> {
+interface RelevantPorts {
+  readonly relevant: ReadonlySet<ServicePortInfo>;
+  /** Their positions in the family's servicePorts (and every node's state of the family), in order. */
+  readonly positions: readonly number[];
+}
+
+/**
+ * The service ports of the packet's family that a packet to dst:dport can hit on any node: among
+ * those with that address or node port (the view's index), not every port of the cluster.
+ */
+function relevantPorts(view: ClusterView, family: Family, packet: Packet): RelevantPorts {
   const proto = packet.proto.toUpperCase();
-  const out = new Set<ServicePortInfo>();
-  for (const { info } of view.familyPorts(family).servicePorts) {
+  const relevant = new Set<ServicePortInfo>();
+  const positions: number[] = [];
+  const servicePorts = view.familyPorts(family).servicePorts;
+  for (const i of view.positionsFor(family, packet.dst, packet.dport)) {
+    const info = servicePorts[i]!.info;
     const sameProto = info.protocol === proto;
     const atAddress = info.port === packet.dport && (info.clusterIP === packet.dst || info.externalIPs.includes(packet.dst) || info.loadBalancerVIPs.includes(packet.dst));
     const atNodePort = info.nodePort === packet.dport;
     const atHealthCheck = info.healthCheckNodePort === packet.dport && packet.proto === 'tcp';
-    if ((sameProto && (atAddress || atNodePort)) || atHealthCheck) out.add(info);
+    if ((sameProto && (atAddress || atNodePort)) || atHealthCheck) {
+      relevant.add(info);
+      positions.push(i);
+    }
   }
-  return out;
+  return { relevant, positions };
+}
+
+/** The nodes load balancers may send to, per view (the same for every trace of its cluster). */
+const balancerCandidates = new WeakMap<ClusterView, readonly Node[]>();
+
+function candidatesOf(view: ClusterView): readonly Node[] {
+  let candidates = balancerCandidates.get(view);
+  if (candidates === undefined) {
+    candidates = view.nodes.filter((n) => !(EXCLUDE_FROM_LOAD_BALANCERS_LABEL in n.labels));
+    balancerCandidates.set(view, candidates);
+  }
+  return candidates;
 }
 
 interface EntryChoice {
@@ -193,7 +220,7 @@ function entryNodes(view: ClusterView, packet: Packet, client: Client, relevant:
   }
   const svc = target.service;
   const notes: string[] = [];
-  const candidates = view.nodes.filter((n) => !(EXCLUDE_FROM_LOAD_BALANCERS_LABEL in n.labels));
+  const candidates = candidatesOf(view);
   const excluded = view.nodes.length - candidates.length;
   const how = vip !== undefined ? 'the load balancer sends to' : 'the network routes the external IP to';
   if (excluded > 0) notes.push(`${excluded} node${excluded === 1 ? '' : 's'} labelled ${EXCLUDE_FROM_LOAD_BALANCERS_LABEL} left out`);
@@ -226,7 +253,8 @@ function single(node: string, reason: string): EntryChoice {
 }
 
 /**
- * Traces on entry nodes, compiled with only the relevant ports. Nodes whose view of those ports
+ * Traces on entry nodes, compiled with only the relevant ports of the packet's family (the
+ * tracer of a node looks only at its table of that family). Nodes whose view of those ports
  * is the same (the same objects: no local endpoint of them, the same zone) share one trace,
  * unless the packet's source or destination is one of the node's own addresses, the node's IP
  * decides a source-range rule, or the local detector is the node's own pod CIDR.
@@ -236,14 +264,18 @@ class EntryTracer {
   readonly #ids = new WeakMap<object, number>();
   readonly #sourceRanges = new SourceRangeCheck();
   readonly #only: (info: ServicePortInfo) => boolean;
+  /** Where the relevant ports are in each node's state of the family: compiles look only there. */
+  readonly #positions: ReadonlyMap<Family, readonly number[]>;
 
   constructor(
     private readonly view: ClusterView,
     private readonly packet: Packet,
     private readonly family: Family,
-    private readonly relevant: ReadonlySet<ServicePortInfo>,
+    relevant: ReadonlySet<ServicePortInfo>,
+    positions: readonly number[],
     private readonly opts: ClusterTraceOptions,
   ) {
+    this.#positions = new Map([[family, positions]]);
     // Compiles ask this of every port of every entry node: rule out the ports on another port
     // number with a number compare before the set lookup.
     const dport = packet.dport;
@@ -252,13 +284,13 @@ class EntryTracer {
 
   trace(name: string): TraceResult {
     const node = this.view.resolve(name);
-    const states = this.view.statesOf(node, { only: this.#only });
+    const states = this.view.statesOf(node, { only: this.#only, family: this.family });
     const key = this.#classOf(node, states);
     let result = key === undefined ? undefined : this.#traces.get(key);
     if (result === undefined) {
       const driver = modeDriver(this.opts.mode);
       const shared = this.view.sharedWork(this.opts.mode, this.opts.compile ?? {});
-      const compiled = driver.compile(node, states, { ...this.opts.compile, ...(shared !== undefined ? { shared } : {}), onlyServicePorts: this.#only });
+      const compiled = driver.compile(node, states, { ...this.opts.compile, ...(shared !== undefined ? { shared } : {}), onlyServicePorts: this.#only, servicePortPositions: this.#positions });
       // A plain copy: a tracer's result works its hops out on demand, keeping the tracer (and
       // the node's rules) alive; thousands of entry nodes must not each keep theirs.
       result = { ...driver.tracer(compiled).trace(this.packet, this.opts.trace ?? {}) };
@@ -276,23 +308,11 @@ class EntryTracer {
     if (state === undefined) return undefined;
     const nodeIP = state.nodeIPs[0] ?? (this.family === 4 ? '127.0.0.1' : '::1');
     const parts: (number | string)[] = [];
-    for (const positions of this.#relevantPositions()) {
-      const sp = state.servicePorts[positions]!;
+    for (const position of this.#positions.get(this.family)!) {
+      const sp = state.servicePorts[position]!;
       parts.push(this.#idOf(sp), this.#sourceRanges.allowsNode(sp.info, nodeIP) ? 1 : 0);
     }
     return parts.join(',');
-  }
-
-  #positions: number[] | undefined;
-
-  #relevantPositions(): number[] {
-    if (this.#positions === undefined) {
-      this.#positions = [];
-      this.view.familyPorts(this.family).servicePorts.forEach((sp, i) => {
-        if (this.relevant.has(sp.info)) this.#positions!.push(i);
-      });
-    }
-    return this.#positions;
   }
 
   #nextId = 0;

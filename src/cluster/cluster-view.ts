@@ -26,6 +26,13 @@ import { nodeIPs } from '../model/node.js';
 import { type Family, parseCIDR } from '../util/ip.js';
 import { HealthChecks } from './health-check.js';
 
+/** Service port positions by what a packet is addressed to (ClusterView.positionsFor). */
+interface PortIndex {
+  readonly byAddress: Map<string | number, number[]>;
+  readonly byNodePort: Map<string | number, number[]>;
+  readonly byHealthCheckNodePort: Map<string | number, number[]>;
+}
+
 export interface NodeStatesOptions extends NodeOverlayOptions {
   /** Only this family (default: every family the node uses). */
   family?: Family;
@@ -88,6 +95,38 @@ export class ClusterView {
     return this.familyPorts(family).portsByNode.get(nodeName) ?? [];
   }
 
+  readonly #portIndex = new Map<Family, PortIndex>();
+
+  /**
+   * The positions in the family's servicePorts of the ports a packet to address:port may concern:
+   * those with the address as ClusterIP, external IP or load-balancer IP, and those with the
+   * port as node port or health check node port; in order. A packet's trace looks at these
+   * instead of every port of the cluster.
+   */
+  positionsFor(family: Family, address: string, port: number): readonly number[] {
+    let index = this.#portIndex.get(family);
+    if (index === undefined) {
+      index = { byAddress: new Map(), byNodePort: new Map(), byHealthCheckNodePort: new Map() };
+      const add = (map: Map<string | number, number[]>, k: string | number, i: number): void => {
+        const list = map.get(k);
+        if (list === undefined) map.set(k, [i]);
+        else if (list[list.length - 1] !== i) list.push(i);
+      };
+      const { byAddress, byNodePort, byHealthCheckNodePort } = index;
+      this.familyPorts(family).servicePorts.forEach(({ info }, i) => {
+        add(byAddress, info.clusterIP, i);
+        for (const ip of info.externalIPs) add(byAddress, ip, i);
+        for (const ip of info.loadBalancerVIPs) add(byAddress, ip, i);
+        if (info.nodePort !== 0) add(byNodePort, info.nodePort, i);
+        if (info.healthCheckNodePort !== 0) add(byHealthCheckNodePort, info.healthCheckNodePort, i);
+      });
+      this.#portIndex.set(family, index);
+    }
+    const lists = [index.byAddress.get(address), index.byNodePort.get(port), index.byHealthCheckNodePort.get(port)].filter((l) => l !== undefined);
+    if (lists.length === 1) return lists[0]!;
+    return [...new Set(lists.flat())].sort((a, b) => a - b);
+  }
+
   readonly #localPolicyPositions = new Map<Family, number[]>();
 
   /** The positions of the ports that use local endpoints (externalTrafficPolicy or internalTrafficPolicy Local). */
@@ -129,7 +168,7 @@ export class ClusterView {
   sharedWork(mode: RulesMode, opts: ModeCompileOptions = {}): SharedModeWork | undefined {
     const driver = modeDriver(mode);
     if (driver.shareAcrossNodes === undefined) return undefined;
-    const { shared: _shared, onlyServicePorts: _only, ...keyed } = opts;
+    const { shared: _shared, onlyServicePorts: _only, servicePortPositions: _positions, ...keyed } = opts;
     const key = `${mode}\0${JSON.stringify(keyed, Object.keys(keyed).sort())}`;
     let work = this.#shared.get(key);
     if (work === undefined) {

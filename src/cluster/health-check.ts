@@ -53,8 +53,8 @@ export function hasHealthCheck(svc: Service): boolean {
 /** Every node's answer for every service with a health check, worked out once per service. */
 export class HealthChecks {
   readonly #cluster: Cluster;
-  /** Per service (namespace/name): ready endpoint IPs of its primary family, by node. */
-  readonly #readyByNode = new Map<string, Map<string, Set<string>>>();
+  /** Per service: ready endpoint IPs of its primary family, by node (a balancer asks every node: no key text per question). */
+  readonly #readyByNode = new WeakMap<Service, Map<string, Set<string>>>();
   readonly #services: readonly Service[];
 
   constructor(cluster: Cluster) {
@@ -87,10 +87,10 @@ export class HealthChecks {
   }
 
   #readyIPs(svc: Service): Map<string, Set<string>> {
-    const key = `${svc.namespace}/${svc.name}`;
-    let byNode = this.#readyByNode.get(key);
+    let byNode = this.#readyByNode.get(svc);
     if (byNode !== undefined) return byNode;
     byNode = new Map();
+    const key = `${svc.namespace}/${svc.name}`;
     const addressType = ipFamily(svc.clusterIPs[0]!) === 6 ? 'IPv6' : 'IPv4';
     for (const slice of this.#slicesOf(key)) {
       if (slice.addressType !== addressType) continue;
@@ -103,7 +103,7 @@ export class HealthChecks {
         ips.add(ep.addresses[0]!);
       }
     }
-    this.#readyByNode.set(key, byNode);
+    this.#readyByNode.set(svc, byNode);
     return byNode;
   }
 

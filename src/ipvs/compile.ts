@@ -79,6 +79,8 @@ export interface IpvsCompileOptions {
   shared?: IpvsSharedWork;
   /** Write only these service ports (the rest as always): for tracing one packet. */
   onlyServicePorts?: (info: ServicePortInfo) => boolean;
+  /** With onlyServicePorts: per family, the positions in state.servicePorts of the ports it takes (the others are not looked at). */
+  servicePortPositions?: ReadonlyMap<Family, readonly number[]>;
 }
 
 export interface IpvsCompiled {
@@ -185,6 +187,13 @@ function planOf(sp: ProxierServicePort, index: number, sync: IpvsSync, plans: Pl
 function forEachPlan(state: ProxierState, options: IpvsCompileOptions, sync: IpvsSync, plans: PlanCache | undefined, use: (plan: PortPlan) => void): void {
   const only = options.onlyServicePorts;
   const ports = state.servicePorts;
+  const positions = only !== undefined ? options.servicePortPositions?.get(state.family) : undefined;
+  if (positions !== undefined) {
+    // A big cluster's ports are scattered over the heap: visiting only these is what makes one
+    // packet's compile cheap.
+    for (const i of positions) use(planOf(ports[i]!, i, sync, plans));
+    return;
+  }
   for (let i = 0; i < ports.length; i++) {
     const sp = ports[i]!;
     if (only !== undefined && !only(sp.info)) continue;

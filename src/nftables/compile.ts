@@ -28,11 +28,16 @@ export function compileNftablesRules(state: ProxierState, options: NftablesCompi
   const shared = options.shared?.forContext(ctx);
   const only = options.onlyServicePorts;
   const ports = state.servicePorts;
-  for (let i = 0; i < ports.length; i++) {
+  const write = (i: number): void => {
     const sp = ports[i]!;
-    if (only !== undefined && !only(sp.info)) continue;
     if (shared === undefined) writeServicePort(ctx, maps, sp);
     else applyFragment(table, shared.fragment(ctx, sp, i));
+  };
+  const positions = only !== undefined ? options.servicePortPositions?.get(state.family) : undefined;
+  if (positions !== undefined) {
+    for (const i of positions) write(i);
+  } else {
+    for (let i = 0; i < ports.length; i++) if (only === undefined || only(ports[i]!.info)) write(i);
   }
   return { family: state.family, tables: [table], skipped: [] };
 }

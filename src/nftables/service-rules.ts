@@ -26,7 +26,7 @@ import {
 } from './names.js';
 import type { NftSyncContext } from './sync-context.js';
 import { addElement, addRule, ensureChain, ensureSet, setOf } from './table-builder.js';
-import type { NftChain, NftSet } from './types.js';
+import type { NftChain, NftRule, NftSet } from './types.js';
 
 /** The maps and sets every service port writes into, looked up once per sync. */
 export interface ServiceMaps {
@@ -311,11 +311,27 @@ function writeServiceToEndpointRules(
   addRule(chain, `numgen random mod ${endpoints.length} vmap { ${vmap.join(' , ')} }`);
 }
 
-/** endpoint-: hairpin masquerade (a pod reaching itself through the service), affinity, DNAT. */
+/**
+ * endpoint-: hairpin masquerade (a pod reaching itself through the service), affinity, DNAT.
+ *
+ * A cluster has one of these per endpoint (150k at 5,000 nodes), kept across nodes by the
+ * shared work: each is made compact. The rules' texts are joined flat (a template literal makes
+ * a tree of concatenations, twice the bytes) and the rules array has no room to grow (an array
+ * grown by push has room for 16).
+ */
 function writeEndpointChain(ctx: NftSyncContext, svc: ServicePortInfo, ep: EndpointInfo, n: EndpointNames): NftChain {
-  const chain = ensureChain(ctx.table, n.chain);
-  addRule(chain, `${ctx.ipX} saddr ${ep.ip} jump ${MARK_MASQ_CHAIN}`);
-  if (svc.sessionAffinityTimeoutSeconds > 0) addRule(chain, `update @${n.affinitySet} { ${ctx.ipX} saddr }`);
-  addRule(chain, `meta l4proto ${protocolWord(svc.protocol)} dnat to ${ep.endpoint}`);
+  const masquerade: NftRule = { text: [ctx.ipX, ' saddr ', ep.ip, ' jump ', MARK_MASQ_CHAIN].join('') };
+  const dnat: NftRule = { text: ['meta l4proto ', protocolWord(svc.protocol), ' dnat to ', ep.endpoint].join('') };
+  const rules = svc.sessionAffinityTimeoutSeconds > 0
+    ? [masquerade, { text: `update @${n.affinitySet} { ${ctx.ipX} saddr }` }, dnat]
+    : [masquerade, dnat];
+  const declared = ctx.table.chains.get(n.chain);
+  if (declared !== undefined && declared.rules.length > 0) {
+    declared.rules.push(...rules);
+    return declared;
+  }
+  // The chain declared empty first (for kube-proxy's order) is replaced in place: a Map keeps a key's position.
+  const chain: NftChain = declared === undefined ? { name: n.chain, rules } : { ...declared, rules };
+  ctx.table.chains.set(n.chain, chain);
   return chain;
 }

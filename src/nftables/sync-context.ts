@@ -26,6 +26,8 @@ export interface NftablesCompileOptions {
    * to these ports crosses.
    */
   onlyServicePorts?: (info: ServicePortInfo) => boolean;
+  /** With onlyServicePorts: per family, the positions in state.servicePorts of the ports it takes (the others are not looked at). */
+  servicePortPositions?: ReadonlyMap<Family, readonly number[]>;
 }
 
 export interface NftSyncContext {

@@ -9,6 +9,7 @@ import type { Picker } from '../simulate/picker.js';
 import type { Packet, TraceContext } from '../trace/types.js';
 import type { ResolvedNode } from '../tracker/proxier-state.js';
 import type { ProxierServicePort, ProxierState, ServicePortInfo } from '../tracker/types.js';
+import type { Family } from '../util/ip.js';
 import type { Rng } from '../util/random.js';
 import type { NodeTracer } from './trace-context.js';
 
@@ -48,6 +49,12 @@ export interface ModeCompileOptions {
    * and write them all.
    */
   onlyServicePorts?: (info: ServicePortInfo) => boolean;
+  /**
+   * With onlyServicePorts, per family: the positions in that family's state.servicePorts of every
+   * port it takes, in order, so that a compile need not ask it of every port of a big cluster.
+   * A family not in the map is asked port by port. A mode may ignore it.
+   */
+  servicePortPositions?: ReadonlyMap<Family, readonly number[]>;
 }
 
 /** A mode's work shared by the compiles of every node of one cluster (opaque to everyone but the mode). */

@@ -83,6 +83,8 @@ export function emptyRow(): FastRow {
 
 /** Buffers of this many words (256 KiB) are shared by the chains packed into them. */
 const SLAB_WORDS = 1 << 16;
+/** The first buffer of a slab (4 KiB): each next one twice the last, up to SLAB_WORDS. */
+const FIRST_SLAB_WORDS = 1 << 10;
 
 /** Where a chain's rows are: rule i of the chain is row `row + i` of `words`. */
 export interface PackedChecks {
@@ -105,7 +107,10 @@ export class ChecksSlab {
     const words = rows * STRIDE;
     if (words > SLAB_WORDS / 4) return { words: new Uint32Array(words), row: 0 };
     if (this.used + words > this.buffer.length) {
-      this.buffer = new Uint32Array(SLAB_WORDS);
+      // The buffers grow from small: a node traced for one packet compiles a few chains, and a
+      // full-size buffer each (a cluster-wide trace makes several tracers per entry node) was
+      // most of what such a trace allocated.
+      this.buffer = new Uint32Array(Math.min(SLAB_WORDS, Math.max(FIRST_SLAB_WORDS, this.buffer.length * 2, words)));
       this.used = 0;
     }
     const row = this.used / STRIDE;

@@ -229,11 +229,25 @@ function nodeTracers(compiled: IpvsCompiled): NodeTracers {
   const masqueradeMark = Number.parseInt(state.masqueradeMark, 16);
   const context = { localAddresses, ipsets, masqueradeMark };
   const ruleset = compiled.ruleset;
+  // Each tracer made when first needed: a packet from outside never needs the node's own two
+  // (a cluster-wide trace makes these for every entry node, and uses each once).
+  let full: Tracer | undefined;
+  let beforeFromNode: Tracer | undefined;
+  let afterArriving: Tracer | undefined;
+  let afterFromNode: Tracer | undefined;
   const tracers: NodeTracers = {
-    full: createTracer(ruleset, context),
-    beforeFromNode: createTracer(withEmptyChains(ruleset, [['filter', 'OUTPUT'], ['nat', 'POSTROUTING'], ['filter', 'INPUT']]), context),
-    afterArriving: createTracer(withEmptyChains(ruleset, [['nat', 'PREROUTING'], ['nat', 'OUTPUT'], ['filter', 'INPUT']]), context),
-    afterFromNode: createTracer(withEmptyChains(ruleset, [['nat', 'PREROUTING'], ['nat', 'OUTPUT']]), context),
+    get full() {
+      return (full ??= createTracer(ruleset, context));
+    },
+    get beforeFromNode() {
+      return (beforeFromNode ??= createTracer(withEmptyChains(ruleset, [['filter', 'OUTPUT'], ['nat', 'POSTROUTING'], ['filter', 'INPUT']]), context));
+    },
+    get afterArriving() {
+      return (afterArriving ??= createTracer(withEmptyChains(ruleset, [['nat', 'PREROUTING'], ['nat', 'OUTPUT'], ['filter', 'INPUT']]), context));
+    },
+    get afterFromNode() {
+      return (afterFromNode ??= createTracer(withEmptyChains(ruleset, [['nat', 'PREROUTING'], ['nat', 'OUTPUT']]), context));
+    },
     localAddresses: new Set(localAddresses),
     masqueradeMark,
     services: new Map(compiled.table.services.filter((vs) => vs.fwmark === 0).map((vs) => [serviceKey(vs.protocol, vs.address, vs.port), vs])),

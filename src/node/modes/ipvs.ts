@@ -39,6 +39,7 @@ function ipvsOptions(opts: ModeCompileOptions): IpvsCompileOptions {
     ...(opts.gracefulTermination !== undefined ? { gracefulTermination: opts.gracefulTermination } : {}),
     ...(opts.shared instanceof IpvsSharedWork ? { shared: opts.shared } : {}),
     ...(opts.onlyServicePorts !== undefined ? { onlyServicePorts: opts.onlyServicePorts } : {}),
+    ...(opts.servicePortPositions !== undefined ? { servicePortPositions: opts.servicePortPositions } : {}),
   };
 }
 

@@ -29,6 +29,7 @@ function nftablesOptions(opts: ModeCompileOptions): NftablesCompileOptions {
   return {
     ...(opts.shared instanceof NftablesSharedWork ? { shared: opts.shared } : {}),
     ...(opts.onlyServicePorts !== undefined ? { onlyServicePorts: opts.onlyServicePorts } : {}),
+    ...(opts.servicePortPositions !== undefined ? { servicePortPositions: opts.servicePortPositions } : {}),
   };
 }
 

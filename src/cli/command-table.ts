@@ -51,6 +51,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./compare.js')).registerCompare,
   },
   {
+    name: 'lab',
+    summary: 'run the compiled rules in the real kernel (root): network namespaces for the node, a client and the endpoints\' pods; up, status, down, sync-bench',
+    load: async () => (await import('./lab.js')).registerLab,
+  },
+  {
     name: 'serve',
     summary: 'serve the JSON API (cluster, rules, packet traces) on loopback',
     load: async () => (await import('./serve.js')).registerServe,

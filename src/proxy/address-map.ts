@@ -67,6 +67,11 @@ export interface BackendEntry {
   readonly fallback?: string;
   /** The service ports this endpoint serves (spn). */
   readonly spns: readonly string[];
+  /**
+   * A socket already bound to the endpoint's own address and listening, inherited from whoever
+   * made it (kpsim lab binds each in its pod's network namespace): served instead of `loopback`.
+   */
+  readonly listenFd?: number;
 }
 
 export interface LookupQuery {

@@ -202,7 +202,7 @@ export class Backend {
     const server = this.#app.server;
     const bound = await new Promise<number>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host, port, backlog: 4096 }, () => {
+      server.listen(this.entry.listenFd !== undefined ? { fd: this.entry.listenFd } : { host, port, backlog: 4096 }, () => {
         server.removeListener('error', reject);
         resolve((server.address() as net.AddressInfo).port);
       });

@@ -74,6 +74,8 @@ export function hasCommand(name: string): boolean {
  */
 export interface Monitor {
   readonly child: ChildProcess;
+  /** What it printed so far. */
+  output(): string;
   /** Stops it (SIGTERM, then SIGKILL) and returns everything it printed. */
   stop(): Promise<string>;
 }
@@ -85,8 +87,18 @@ export function startMonitor(argv: readonly string[]): Monitor {
   child.stderr!.on('data', (b: Buffer) => out.push(b));
   child.on('error', () => undefined);
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  let text = '';
+  let joined = 0;
+  const output = (): string => {
+    if (joined < out.length) {
+      text += Buffer.concat(out.slice(joined)).toString('utf8');
+      joined = out.length;
+    }
+    return text;
+  };
   return {
     child,
+    output,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
@@ -94,7 +106,7 @@ export function startMonitor(argv: readonly string[]): Monitor {
         await exited;
         clearTimeout(timer);
       }
-      return Buffer.concat(out).toString('utf8');
+      return output();
     },
   };
 }

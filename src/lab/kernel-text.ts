@@ -46,24 +46,38 @@ export const TRACE_TABLE = 'kpsim-trace';
 
 const TRACE_LINE = /^trace id (\S+) (\S+) (\S+) (\S+) (packet: .*|rule .*|policy .*|verdict .*|unknown .*)$/;
 
+/** A try's own key: its protocol, source address and source port (NAT changes the rest). */
+export function sourceKeyText(k: Pick<FlowKey, 'proto' | 'src' | 'sport'>): string {
+  return `${k.proto} ${k.src} ${k.sport}`;
+}
+
 /**
- * `nft -a monitor trace` → one entry per traced packet. A packet's events share a trace id, but
- * ids are reused for later packets, so a new packet starts wherever the trace table marks one.
+ * `nft -a monitor trace` → one entry per traced connection attempt, keyed by its source (see
+ * sourceKeyText). The kernel forgets a packet's trace mark on some paths (a frame a pod sends
+ * through the bridge is traced at the bridge's prerouting, then passed up without it), so the
+ * trace table marks packets again at every hook; each time the trace starts over, under the same
+ * or a new id, and the pieces are put back together by source.
  */
 export function parseNftTrace(text: string): TracedPacket[] {
-  const packets: { id: string; key: FlowKey | undefined; events: TraceEvent[] }[] = [];
+  const bySource = new Map<string, { id: string; key: FlowKey | undefined; events: TraceEvent[] }>();
   const open = new Map<string, { id: string; key: FlowKey | undefined; events: TraceEvent[] }>();
+  const packets: { id: string; key: FlowKey | undefined; events: TraceEvent[] }[] = [];
   for (const raw of text.split('\n')) {
     const m = TRACE_LINE.exec(raw.trim());
     if (!m) continue;
     const [, id, family, table, chain, rest] = m as unknown as [string, string, string, string, string, string];
     const ownTable = table === TRACE_TABLE;
     if (rest.startsWith('packet: ')) {
-      if (ownTable) {
-        const packet = { id, key: readPacketKey(rest), events: [] as TraceEvent[] };
+      if (!ownTable) continue;
+      const key = readPacketKey(rest);
+      const source = key === undefined ? `unknown ${id}` : sourceKeyText(key);
+      let packet = bySource.get(source);
+      if (packet === undefined) {
+        packet = { id, key, events: [] };
+        bySource.set(source, packet);
         packets.push(packet);
-        open.set(id, packet);
       }
+      open.set(id, packet);
       continue;
     }
     if (ownTable) continue;

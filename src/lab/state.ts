@@ -113,5 +113,5 @@ export function listStates(dir: string): LabState[] {
 
 /** Removes a lab's record and the files beside it. */
 export function removeStateFiles(dir: string, id: string): void {
-  for (const suffix of ['.json', '.json.tmp', '.pods.sock', '.pods.log', '.pods.spec']) rmSync(join(dir, `${id}${suffix}`), { force: true });
+  for (const suffix of ['.json', '.json.tmp', '.pods.sock', '.pods.log', '.pods.spec', '.pods.spec.lines']) rmSync(join(dir, `${id}${suffix}`), { force: true });
 }

@@ -74,8 +74,10 @@ export function hasCommand(name: string): boolean {
  */
 export interface Monitor {
   readonly child: ChildProcess;
-  /** What it printed so far. */
+  /** What it printed on stdout so far. */
   output(): string;
+  /** What it printed on stderr. */
+  errors(): string;
   /** Stops it (SIGTERM, then SIGKILL) and returns everything it printed. */
   stop(): Promise<string>;
 }
@@ -84,7 +86,10 @@ export function startMonitor(argv: readonly string[]): Monitor {
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
   child.stdout!.on('data', (b: Buffer) => out.push(b));
-  child.stderr!.on('data', (b: Buffer) => out.push(b));
+  // Kept apart: nft writes warnings ("XT target MASQUERADE not found") to stderr in the middle of
+  // the lines it prints to stdout.
+  const err: Buffer[] = [];
+  child.stderr!.on('data', (b: Buffer) => err.push(b));
   child.on('error', () => undefined);
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
   let text = '';
@@ -99,6 +104,7 @@ export function startMonitor(argv: readonly string[]): Monitor {
   return {
     child,
     output,
+    errors: () => Buffer.concat(err).toString('utf8'),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');

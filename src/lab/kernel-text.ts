@@ -59,9 +59,10 @@ export function sourceKeyText(k: Pick<FlowKey, 'proto' | 'src' | 'sport'>): stri
  * or a new id, and the pieces are put back together by source.
  */
 export function parseNftTrace(text: string): TracedPacket[] {
-  const bySource = new Map<string, { id: string; key: FlowKey | undefined; events: TraceEvent[] }>();
-  const open = new Map<string, { id: string; key: FlowKey | undefined; events: TraceEvent[] }>();
-  const packets: { id: string; key: FlowKey | undefined; events: TraceEvent[] }[] = [];
+  type Building = { id: string; key: FlowKey | undefined; events: TraceEvent[]; hooks: Set<string> };
+  const bySource = new Map<string, Building>();
+  const open = new Map<string, Building>();
+  const packets: Building[] = [];
   for (const raw of text.split('\n')) {
     const m = TRACE_LINE.exec(raw.trim());
     if (!m) continue;
@@ -73,10 +74,16 @@ export function parseNftTrace(text: string): TracedPacket[] {
       const source = key === undefined ? `unknown ${id}` : sourceKeyText(key);
       let packet = bySource.get(source);
       if (packet === undefined) {
-        packet = { id, key, events: [] };
+        packet = { id, key, events: [], hooks: new Set<string>() };
         bySource.set(source, packet);
         packets.push(packet);
       }
+      // The same hook again for the same source: a retransmission (a SYN sent again), not the first packet.
+      if (packet.hooks.has(chain)) {
+        open.delete(id);
+        continue;
+      }
+      packet.hooks.add(chain);
       open.set(id, packet);
       continue;
     }
@@ -86,7 +93,7 @@ export function parseNftTrace(text: string): TracedPacket[] {
     const event = readEvent(`${family} ${table}`, chain, rest);
     if (event !== undefined) packet.events.push(event);
   }
-  return packets;
+  return packets.map(({ id, key, events }) => ({ id, key, events }));
 }
 
 function readEvent(table: string, chain: string, rest: string): TraceEvent | undefined {

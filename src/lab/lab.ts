@@ -39,6 +39,8 @@ export interface LabUpOptions {
   readonly stateDir?: string;
   readonly namePrefix?: string;
   readonly onStep?: (line: string) => void;
+  /** What compileForLab(input, mode) gave, when the caller already has it. */
+  readonly rulesets?: readonly LoadedRuleset[];
 }
 
 /** The ruleset one family loads, as the mode's driver compiled and rendered it. */
@@ -82,7 +84,7 @@ export function compileForLab(input: LabInput, mode: LabMode): LoadedRuleset[] {
 
 export async function labUp(input: LabInput, opts: LabUpOptions): Promise<Lab> {
   const kernel = kernelMode(opts.mode);
-  const rulesets = compileForLab(input, opts.mode);
+  const rulesets = opts.rulesets ?? compileForLab(input, opts.mode);
   const driver = modeDriver(opts.mode as Parameters<typeof modeDriver>[0]);
   const dir = opts.stateDir ?? stateDir();
   const id = checkLabId(opts.id ?? randomBytes(3).toString('hex'));

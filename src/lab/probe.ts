@@ -12,6 +12,7 @@
  * listening, whatever a busy machine did to their start-up.
  */
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { KpsimError } from '../errors.js';
 import { type Family, ipFamily } from '../util/ip.js';
 import { inNamespace, type Monitor, run, startMonitor } from './exec.js';
@@ -112,18 +113,23 @@ function udpTry(f, sport) {
   await it.next();
   const out = [];
   let order = 0;
-  for (const f of job.flows) {
+  // Traced tries one at a time: a burst of traced packets overruns nft's monitor, which then
+  // loses events silently. Untraced tries go 64 at a time, unless the flow is sequential.
+  const run = async (f, sports, width) => {
     const tryOne = f.proto === 'udp' ? udpTry : tcpTry;
-    const width = f.sequential ? 1 : 64;
     let next = 0;
     const worker = async () => {
-      while (next < f.sports.length) {
-        const sport = f.sports[next++];
+      while (next < sports.length) {
+        const sport = sports[next++];
         const n = order++;
         out.push([f.index, n, sport, await tryOne(f, sport)]);
       }
     };
-    await Promise.all(Array.from({ length: Math.min(width, f.sports.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(width, sports.length) }, worker));
+  };
+  for (const f of job.flows) {
+    await run(f, f.sports.slice(0, f.traced), 1);
+    await run(f, f.sports.slice(f.traced), f.sequential ? 1 : 64);
   }
   say({ tries: out });
   lines.close();
@@ -174,6 +180,9 @@ export async function probe(lab: Lab, flows: readonly ProbeFlow[]): Promise<Prob
   } finally {
     traceText = await trace.stop();
     conntrackText = await conntrack.stop();
+    // What the kernel's monitors printed, kept for a person to read when a path looks wrong.
+    const keep = process.env['KPSIM_LAB_TRACE_LOG'];
+    if (keep) writeFileSync(keep, `${traceText}\n# conntrack -E\n${conntrackText}`);
     await run(inNamespace(node, ['nft', 'delete', 'table', 'inet', TRACE_TABLE]), { allowFailure: true });
   }
   const entries = new Map(parseConntrack(conntrackText).map((e) => [flowKeyText(e.key), e]));

@@ -65,11 +65,20 @@ function upWithoutLinkLocal(dev: string): string[] {
   return [`link set ${dev} addrgenmode none`, `link set ${dev} up`];
 }
 
+/**
+ * A fixed IPv6 link-local address: the kernel sends a neighbour solicitation for a forwarded
+ * packet from the outgoing interface's link-local address, and with none it sends nothing.
+ * Unique on each link: the node is ::1 on all of its, the client ::2, pod N fe80::1:N.
+ */
+function linkLocal(plan: LabPlan, dev: string, host: string): string[] {
+  return plan.families.includes(6) ? [`addr add fe80::${host}/64 dev ${dev} nodad`] : [];
+}
+
 function nodeLines(plan: LabPlan, pods: readonly PlannedPod[]): string[] {
-  const lines = ['link set lo up', ...upWithoutLinkLocal(IFACES.uplink)];
+  const lines = ['link set lo up', ...upWithoutLinkLocal(IFACES.uplink), ...linkLocal(plan, IFACES.uplink, '1')];
   for (const ip of uplinkAddresses(plan)) lines.push(addAddress(ip, IFACES.uplink));
   for (const [dev, addresses] of [[IFACES.bridge, plan.podGateways], [IFACES.fabric, plan.fabricAddresses]] as const) {
-    lines.push(`link add ${dev} type bridge`, `link set ${dev} addrgenmode none`);
+    lines.push(`link add ${dev} type bridge`, `link set ${dev} addrgenmode none`, ...linkLocal(plan, dev, '1'));
     for (const family of plan.families) lines.push(addAddress(addresses[family]!, dev));
     lines.push(`link set ${dev} up`);
   }
@@ -95,7 +104,7 @@ export function uplinkAddresses(plan: LabPlan): string[] {
 }
 
 function clientLines(plan: LabPlan): string[] {
-  const lines = ['link set lo up', ...upWithoutLinkLocal(IFACES.uplink)];
+  const lines = ['link set lo up', ...upWithoutLinkLocal(IFACES.uplink), ...linkLocal(plan, IFACES.uplink, '2')];
   for (const ip of plan.clientSources) lines.push(addAddress(ip, IFACES.uplink));
   for (const family of plan.families) {
     const gateway = plan.fabricAddresses[family]!;
@@ -107,7 +116,7 @@ function clientLines(plan: LabPlan): string[] {
 }
 
 function podLines(plan: LabPlan, pod: PlannedPod): string[] {
-  const lines = ['link set lo up', ...upWithoutLinkLocal(IFACES.podEth)];
+  const lines = ['link set lo up', ...upWithoutLinkLocal(IFACES.podEth), ...linkLocal(plan, IFACES.podEth, `1:${Number(pod.hostInterface!.slice(1)).toString(16)}`)];
   for (const ip of pod.ips) lines.push(addAddress(ip, IFACES.podEth));
   for (const family of plan.families) {
     if (!pod.ips.some((ip) => ipFamily(ip) === family)) continue;

@@ -46,6 +46,7 @@ export async function checkNode(input: LabInput, opts: DifferentialOptions): Pro
   const t0 = performance.now();
   const lab = await labUp(input, {
     mode: opts.mode, rulesets, clientSources: plan.clientSources, servers,
+    placeEndpoint: (ip) => plan.endpointIPs.has(ip),
     ...(opts.stateDir !== undefined ? { stateDir: opts.stateDir } : {}),
     ...(opts.namePrefix !== undefined ? { namePrefix: opts.namePrefix } : {}),
     ...(opts.id !== undefined ? { id: opts.id } : {}),
@@ -55,10 +56,10 @@ export async function checkNode(input: LabInput, opts: DifferentialOptions): Pro
     const flows: ProbeFlow[] = [];
     const owner: number[] = [];
     cases.forEach((c, i) => {
-      for (const src of c.sources) {
-        flows.push({ proto: c.proto, src, dst: c.dst, dport: c.dport, tries: c.triesPerSource, traced: c.tracedPerSource, sequential: c.sequential, timeoutMs: c.timeoutMs });
+      c.sources.forEach((src, n) => {
+        flows.push({ proto: c.proto, src, dst: c.dst, dport: c.dport, tries: c.triesPerSource, traced: n < c.tracedSources ? c.tracedPerSource : 0, sequential: c.sequential, timeoutMs: c.timeoutMs });
         owner.push(i);
-      }
+      });
     });
     const result = await probe(lab, flows);
     const index = new PathIndex(lab.kernel, rulesets, result.handles, result.kernelRules);

@@ -69,41 +69,43 @@ export function hasCommand(name: string): boolean {
 }
 
 /**
- * A command left running (a trace monitor, conntrack -E) whose output is collected until it is
- * stopped. `ready` resolves once it has had time to subscribe to the kernel's events.
+ * A command left running (a trace monitor) whose output is collected until it is stopped, and
+ * handed line by line to `onLine` as it comes: a listener that keeps up means the command never
+ * blocks on a full pipe (a blocked `nft monitor` stops reading the kernel's events, which are
+ * then lost).
  */
 export interface Monitor {
   readonly child: ChildProcess;
-  /** What it printed on stdout so far. */
-  output(): string;
+  /** Bytes it printed on stdout so far. */
+  bytes(): number;
   /** What it printed on stderr. */
   errors(): string;
-  /** Stops it (SIGTERM, then SIGKILL) and returns everything it printed. */
+  /** Stops it (SIGTERM, then SIGKILL) and returns everything it printed on stdout. */
   stop(): Promise<string>;
 }
 
-export function startMonitor(argv: readonly string[]): Monitor {
+export function startMonitor(argv: readonly string[], onLine?: (line: string) => void): Monitor {
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
-  child.stdout!.on('data', (b: Buffer) => out.push(b));
+  let bytes = 0;
+  let partial = '';
+  child.stdout!.on('data', (b: Buffer) => {
+    out.push(b);
+    bytes += b.length;
+    if (onLine === undefined) return;
+    const lines = (partial + b.toString('utf8')).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) onLine(line);
+  });
   // Kept apart: nft writes warnings ("XT target MASQUERADE not found") to stderr in the middle of
   // the lines it prints to stdout.
   const err: Buffer[] = [];
   child.stderr!.on('data', (b: Buffer) => err.push(b));
   child.on('error', () => undefined);
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  let text = '';
-  let joined = 0;
-  const output = (): string => {
-    if (joined < out.length) {
-      text += Buffer.concat(out.slice(joined)).toString('utf8');
-      joined = out.length;
-    }
-    return text;
-  };
   return {
     child,
-    output,
+    bytes: () => bytes,
     errors: () => Buffer.concat(err).toString('utf8'),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
@@ -112,7 +114,7 @@ export function startMonitor(argv: readonly string[]): Monitor {
         await exited;
         clearTimeout(timer);
       }
-      return output();
+      return Buffer.concat(out).toString('utf8');
     },
   };
 }
@@ -129,4 +131,13 @@ function shortCommand(argv: readonly string[]): string {
 
 function firstLines(text: string): string {
   return text.trim().split('\n').slice(0, 4).join('; ');
+}
+
+/** Runs `fn` over the items, at most `limit` at a time. */
+export async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

@@ -8,7 +8,7 @@
  */
 import type { NodeTracer } from '../node/trace-context.js';
 import type { Packet, TraceResult } from '../trace/types.js';
-import type { ProxierState } from '../tracker/types.js';
+import type { ProxierServicePort, ProxierState } from '../tracker/types.js';
 import { type Family, cidrContains, ipFamily, normalizeIP, parseCIDR } from '../util/ip.js';
 import type { L4 } from './kernel-text.js';
 import { addToAddress } from './plan.js';
@@ -29,8 +29,9 @@ export interface FlowCase {
   /** One or more sources; each sends `triesPerSource` tries. */
   readonly sources: readonly string[];
   readonly triesPerSource: number;
-  /** Traced tries per source (the first ones). */
+  /** Traced tries per source (the first ones), of the first `tracedSources` sources. */
   readonly tracedPerSource: number;
+  readonly tracedSources: number;
   /** Tries in order, one at a time: the service keeps ClientIP affinity. */
   readonly sequential: boolean;
   /** Whether every category the trace predicts must be seen (false when the tries cannot be enough, e.g. one fixed source under affinity). */
@@ -46,6 +47,11 @@ export interface FlowPlanOptions {
   readonly missProbability?: number;
   /** Most tries of one case. Default 2000. */
   readonly maxTries?: number;
+  /**
+   * At most this many service ports per family: a larger cluster is sampled (every kind of
+   * service port first, then evenly), to bound the time a check takes. Default: all of them.
+   */
+  readonly maxServicePorts?: number;
 }
 
 /** The flows of one node, every family, and the client addresses they need. */
@@ -55,7 +61,16 @@ export interface FlowPlan {
   readonly clientSources: readonly string[];
   /** Service ports left out, with why. */
   readonly skipped: readonly string[];
+  /** The endpoints the cases can reach (what a lab must give pods to). */
+  readonly endpointIPs: ReadonlySet<string>;
 }
+
+/**
+ * Traced tries per case (per source): each traced try's rule path is compared with kpsim's for
+ * the endpoint it reached. nft prints traces a few thousand events a second, so a check traces a
+ * few tries per case and measures the distribution on the rest.
+ */
+export const TRACED_PER_CASE = 6;
 
 /** Pools of client addresses outside every cluster range (CGNAT and IPv6 documentation space). */
 const EXTERNAL_POOL: Record<Family, string> = { 4: '100.64.0.0', 6: '2001:db8:c11e::' };
@@ -137,10 +152,14 @@ export function planFlows(states: readonly ProxierState[], tracerFor: (family: F
   const alloc = allocator(new Set(reserved));
   const cases: FlowCase[] = [];
   const skipped: string[] = [];
+  const endpointIPs = new Set<string>();
   for (const state of states) {
     const tracer = tracerFor(state.family);
     const nodeIP = state.nodeIPs[0];
-    for (const sp of state.servicePorts) {
+    const chosen = sampleServicePorts(state.servicePorts, opts.maxServicePorts ?? Infinity);
+    if (chosen.length < state.servicePorts.length) skipped.push(`IPv${state.family}: ${chosen.length} of ${state.servicePorts.length} service ports checked (a sample: every kind, then evenly)`);
+    for (const sp of chosen) {
+      for (const e of sp.categorized.allReachableEndpoints) endpointIPs.add(e.ip);
       const proto = sp.info.protocol.toLowerCase() as L4;
       if (proto === 'sctp') {
         skipped.push(`${sp.info.spn}: SCTP is not probed (Node has no SCTP sockets)`);
@@ -166,7 +185,8 @@ export function planFlows(states: readonly ProxierState[], tracerFor: (family: F
           name: `${sp.info.spn} ${kind} ${first}${sources.length > 1 ? ` (+${sources.length - 1} more)` : ''} -> ${dst.includes(':') ? `[${dst}]` : dst}:${dport}/${proto}`,
           kind, spn: sp.info.spn, family: state.family, proto, dst, dport, fromNode, sources,
           triesPerSource,
-          tracedPerSource: affinity ? triesPerSource : Math.min(triesPerSource, Math.max(3, 2 * categories.size)),
+          tracedPerSource: Math.min(triesPerSource, TRACED_PER_CASE),
+          tracedSources: Math.max(1, Math.floor(TRACED_PER_CASE / triesPerSource)),
           sequential: affinity,
           coverage: !(affinity && fixed),
           timeoutMs: dropped ? 300 : 2000,
@@ -198,5 +218,31 @@ export function planFlows(states: readonly ProxierState[], tracerFor: (family: F
       }
     }
   }
-  return { cases, clientSources: alloc.used.filter((ip) => ipFamily(ip) !== undefined && normalizeIP(ip) === ip), skipped };
+  return { cases, clientSources: alloc.used.filter((ip) => ipFamily(ip) !== undefined && normalizeIP(ip) === ip), skipped, endpointIPs };
+}
+
+/**
+ * Up to `max` service ports: the first of each kind (protocol, node port, load balancer, source
+ * ranges, external IPs, traffic policies, affinity, with or without endpoints), then others
+ * evenly spaced; in their own order.
+ */
+export function sampleServicePorts(ports: readonly ProxierServicePort[], max: number): ProxierServicePort[] {
+  if (ports.length <= max) return [...ports];
+  const kind = (sp: ProxierServicePort): string => {
+    const i = sp.info;
+    return [i.protocol, i.nodePort > 0, i.loadBalancerVIPs.length > 0, i.loadBalancerSourceRanges.length > 0, i.externalIPs.length > 0,
+      i.externalPolicyLocal, i.internalPolicyLocal, i.sessionAffinityTimeoutSeconds > 0, sp.categorized.allReachableEndpoints.length === 0].join(',');
+  };
+  const picked = new Set<number>();
+  const kinds = new Set<string>();
+  ports.forEach((sp, i) => {
+    const k = kind(sp);
+    if (!kinds.has(k) && picked.size < max) {
+      kinds.add(k);
+      picked.add(i);
+    }
+  });
+  const step = ports.length / Math.max(1, max - picked.size);
+  for (let x = 0; picked.size < max && x < ports.length; x += step) picked.add(Math.floor(x));
+  return ports.filter((_, i) => picked.has(i));
 }

@@ -5,7 +5,7 @@
  * removes one, from its record or from nothing but its name prefix.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { KpsimError } from '../errors.js';
 import type { CompiledNode, ModeDriver } from '../node/mode-driver.js';
@@ -13,7 +13,7 @@ import { isRulesMode, modeDriver } from '../node/modes.js';
 import type { ResolvedNode } from '../tracker/proxier-state.js';
 import type { ProxierState } from '../tracker/types.js';
 import type { Family } from '../util/ip.js';
-import { inNamespace, run } from './exec.js';
+import { forEachLimited, inNamespace, run } from './exec.js';
 import { type KernelMode, type LabMode, kernelMode, labUnavailable } from './kernel-modes.js';
 import { type LabPlan, planLab, plannedEndpoints } from './plan.js';
 import { type PodsStats, readPodsStats, startPods } from './pods.js';
@@ -41,6 +41,8 @@ export interface LabUpOptions {
   readonly onStep?: (line: string) => void;
   /** What compileForLab(input, mode) gave, when the caller already has it. */
   readonly rulesets?: readonly LoadedRuleset[];
+  /** Which endpoints get a pod (default all): see PlanOptions.placeEndpoint. */
+  readonly placeEndpoint?: (ip: string) => boolean;
 }
 
 /** The ruleset one family loads, as the mode's driver compiled and rendered it. */
@@ -90,15 +92,20 @@ export async function labUp(input: LabInput, opts: LabUpOptions): Promise<Lab> {
   const id = checkLabId(opts.id ?? randomBytes(3).toString('hex'));
   if (readState(dir, id) !== undefined) throw new KpsimError('KPSIM_ERR_USAGE_BAD_FLAG', `--id: a lab ${id} is already up (kpsim lab down --id ${id})`);
   const prefix = `${opts.namePrefix ?? namePrefix()}-${id}`;
-  const plan = planLab(input.node, input.states, { prefix, ...(opts.clientSources !== undefined ? { clientSources: opts.clientSources } : {}) });
+  const plan = planLab(input.node, input.states, {
+    prefix,
+    ...(opts.clientSources !== undefined ? { clientSources: opts.clientSources } : {}),
+    ...(opts.placeEndpoint !== undefined ? { placeEndpoint: opts.placeEndpoint } : {}),
+  });
   const commands = topologyCommands(plan, kernel.sysctls(input.states));
   const say = opts.onStep ?? ((): void => undefined);
 
   const state: LabState = {
     schema: LAB_STATE_SCHEMA, id, prefix, mode: opts.mode, node: input.node.name, files: [...(opts.files ?? [])],
     createdAt: new Date().toISOString(), status: 'creating', namespaces: [...commands.perNamespace.keys()],
-    processes: [], plan, loaded: [],
+    processes: [], plan, loaded: [], warnings: neighbourWarnings(plan),
   };
+  for (const w of state.warnings) say(`warning: ${w}`);
   writeState(dir, state);
   const lab = makeLab(state, plan, kernel, driver, rulesets, dir);
   try {
@@ -112,7 +119,8 @@ export async function labUp(input: LabInput, opts: LabUpOptions): Promise<Lab> {
       state.loaded.push({ family: r.family, tool: loaded.tool, bytes: Buffer.byteLength(r.text), ms: loaded.ms });
       say(`IPv${r.family} rules: ${loaded.tool}, ${Buffer.byteLength(r.text)} bytes in ${loaded.ms.toFixed(0)} ms`);
     }
-    const sockets = plannedEndpoints(plan).map((e) => ({ ...e.port, ns: e.ns, ...(e.podName !== undefined ? { podName: e.podName } : {}) }));
+    // Node has no SCTP sockets: an SCTP endpoint is NATed to like any other, and nobody answers.
+    const sockets = plannedEndpoints(plan).filter((e) => e.port.protocol !== 'SCTP').map((e) => ({ ...e.port, ns: e.ns, ...(e.podName !== undefined ? { podName: e.podName } : {}) }));
     if ((opts.servers ?? true) && sockets.length > 0) {
       const marker = `kpsim-lab-pods:${prefix}`;
       const controlSocket = join(dir, `${id}.pods.sock`);
@@ -197,13 +205,37 @@ export async function namespacesNamed(prefix: string): Promise<string[]> {
 
 /** Stops every process still in the namespaces (all of them started by the lab), then deletes them. */
 async function removeNamespaces(namespaces: readonly string[]): Promise<number[]> {
-  const stopped: number[] = [];
-  for (const ns of namespaces) {
-    const pids = (await run(['ip', 'netns', 'pids', ns], { allowFailure: true })).stdout.split('\n').filter((l) => /^\d+$/.test(l)).map(Number);
-    stopped.push(...signalAndWait(pids));
-  }
+  const stopped = signalAndWait(processesIn(namespaces));
   if (namespaces.length > 0) await run(['ip', '-force', '-batch', '-'], { input: `${namespaces.map((n) => `netns del ${n}`).join('\n')}\n`, allowFailure: true });
   return stopped;
+}
+
+/**
+ * The processes whose network namespace is one of these, in one pass over /proc (what
+ * `ip netns pids` does for one namespace; a thousand namespaces are one pass, not a thousand).
+ */
+function processesIn(namespaces: readonly string[]): number[] {
+  const wanted = new Set<string>();
+  for (const ns of namespaces) {
+    try {
+      const st = statSync(`/run/netns/${ns}`);
+      wanted.add(`${st.dev}:${st.ino}`);
+    } catch {
+      // already gone
+    }
+  }
+  if (wanted.size === 0) return [];
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const st = statSync(`/proc/${entry}/ns/net`);
+      if (wanted.has(`${st.dev}:${st.ino}`)) pids.push(Number(entry));
+    } catch {
+      // gone, or not ours to look at
+    }
+  }
+  return pids;
 }
 
 function stopRecordedProcesses(processes: readonly LabProcess[]): number[] {
@@ -251,13 +283,6 @@ function signalAndWait(pids: readonly number[]): number[] {
   return signalled;
 }
 
-async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
 
 export interface LabStatus {
   readonly state: LabState;
@@ -273,4 +298,26 @@ export async function labStatuses(dir: string): Promise<LabStatus[]> {
     namespacesPresent: state.namespaces.filter((n) => present.has(n)).length,
     processesAlive: state.processes.filter((p) => commandLineOf(p.pid).includes(p.marker)).length,
   }));
+}
+
+/**
+ * The kernel keeps one neighbour table for all namespaces (its gc_thresh3 is the host's): the
+ * node and each pod hold an entry per peer, about two per pod, and past the limit new peers
+ * are unreachable.
+ */
+function neighbourWarnings(plan: LabPlan): string[] {
+  const warnings: string[] = [];
+  for (const family of plan.families) {
+    const pods = plan.pods.filter((p) => p.placement !== 'host' && p.ips.some((ip) => (ip.includes(':') ? 6 : 4) === family)).length;
+    let limit: number;
+    try {
+      limit = Number(readFileSync(`/proc/sys/net/ipv${family}/neigh/default/gc_thresh3`, 'utf8'));
+    } catch {
+      continue;
+    }
+    if (2 * pods + plan.clientSources.length > limit) {
+      warnings.push(`${pods} IPv${family} pods need about ${2 * pods} neighbour entries, the kernel keeps ${limit} (net.ipv${family}.neigh.default.gc_thresh3, shared by all namespaces): some pods may be unreachable`);
+    }
+  }
+  return warnings;
 }

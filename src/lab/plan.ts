@@ -88,6 +88,11 @@ export interface PlanOptions {
   readonly prefix: string;
   /** Addresses the client namespace holds; default one per family (DEFAULT_CLIENT). */
   readonly clientSources?: readonly string[];
+  /**
+   * Which endpoints get a pod (default all). One left out is still DNATed to by the rules; its
+   * packets go nowhere. For checks that send to a few services of a large cluster.
+   */
+  readonly placeEndpoint?: (ip: string) => boolean;
 }
 
 /**
@@ -106,6 +111,7 @@ export function planLab(node: ResolvedNode, states: readonly ProxierState[], opt
   for (const state of states) {
     for (const sp of state.servicePorts) {
       for (const e of sp.categorized.allReachableEndpoints) {
+        if (opts.placeEndpoint !== undefined && !opts.placeEndpoint(e.ip)) continue;
         const placement: PlannedPod['placement'] = isNodeIP.has(e.ip) ? 'host' : e.isLocal ? 'local' : 'remote';
         let draft = byIP.get(e.ip);
         if (draft === undefined) {

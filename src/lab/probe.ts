@@ -8,14 +8,14 @@
  * from every other's. Only tries from the traced port range are traced (a `meta nftrace set 1`
  * rule on the source port, in a table of kpsim's own at a priority before the raw table), so
  * that a thousand untraced tries to measure a distribution do not flood the trace. Each prober
- * first sends a canary datagram and waits until both monitors have seen it: then they are
- * listening, whatever a busy machine did to their start-up.
+ * first sends a canary datagram and waits until the trace monitor has seen it (the packets of
+ * that source reach the node and are heard), and traces only while no other prober does.
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { KpsimError } from '../errors.js';
 import { type Family, ipFamily } from '../util/ip.js';
-import { inNamespace, type Monitor, run, startMonitor } from './exec.js';
+import { forEachLimited, inNamespace, type Monitor, run, startMonitor } from './exec.js';
 import { type ConntrackEntry, type FlowKey, type L4, TRACE_TABLE, type TracedPacket, flowKeyText, parseConntrack, parseNftTrace, parseRuleHandles, sourceKeyText } from './kernel-text.js';
 import type { Lab } from './lab.js';
 import { type LabPlan, namespaceOf } from './plan.js';
@@ -34,7 +34,11 @@ export interface ProbeFlow {
   readonly timeoutMs?: number;
 }
 
-export type TryOutcome = 'connected' | 'refused' | 'timeout' | 'unreachable' | 'sent' | 'busy' | 'error';
+/**
+ * What the sender saw. 'denied': the node's own OUTPUT rules refused to send it (EPERM), which a
+ * REJECT and a DROP there both give.
+ */
+export type TryOutcome = 'connected' | 'refused' | 'timeout' | 'unreachable' | 'denied' | 'sent' | 'busy' | 'error';
 
 export interface ProbeTry {
   readonly flow: number;
@@ -56,14 +60,21 @@ export interface ProbeResult {
   readonly ms: number;
 }
 
-/** Source port ranges, per source address. */
+/** Source port ranges, per source address (canaries: one port per prober). */
+const BEACON_PORT = 9800;
 const CANARY_PORT = 9900;
+/** The node's conntrack timeouts of closed, unanswered and half-open connections, kept long while probing. */
+const CONNTRACK_TIMEOUTS = ['tcp_timeout_close', 'tcp_timeout_close_wait', 'tcp_timeout_fin_wait', 'tcp_timeout_last_ack', 'tcp_timeout_syn_sent',
+  'tcp_timeout_syn_recv', 'tcp_timeout_time_wait', 'tcp_timeout_unacknowledged', 'tcp_timeout_max_retrans', 'udp_timeout', 'udp_timeout_stream']
+  .map((name) => `net.netfilter.nf_conntrack_${name}`);
+/** Probers at once: each traces one try at a time, and nft's monitor keeps up with a few such streams. */
+const PROBER_CONCURRENCY = 4;
 const TRACED_PORTS = { first: 10_000, last: 29_999 };
 const UNTRACED_PORTS = { first: 30_000, last: 65_499 };
 
 /** The table that marks the lab's traced tries. Priority -350: before conntrack and the raw table. */
 function traceTableScript(): string {
-  const mark = (l4: L4): string => `${l4} sport ${CANARY_PORT}-${TRACED_PORTS.last}${l4 === 'tcp' ? ' tcp flags & (fin | syn | rst | ack) == syn' : ''} meta nftrace set 1`;
+  const mark = (l4: L4): string => `${l4} sport ${BEACON_PORT}-${TRACED_PORTS.last}${l4 === 'tcp' ? ' tcp flags & (fin | syn | rst | ack) == syn' : ''} meta nftrace set 1`;
   const chain = (hook: string): string =>
     `  chain ${hook} {\n    type filter hook ${hook} priority -350; policy accept;\n${(['tcp', 'udp', 'sctp'] as const).map((l4) => `    ${mark(l4)}\n`).join('')}  }\n`;
   // Marked again at every hook: some paths (bridged frames passed up to the node) lose the mark.
@@ -76,8 +87,10 @@ interface ProberJob {
 }
 
 /**
- * The prober, run with `node -e` in a source namespace: job on stdin, then "go" once the monitors
- * listen. Writes {"canary":true}, then {"tries":[[flow, order, sport, outcome], …]}.
+ * The prober, run with `node -e` in a source namespace. Reads its job, sends its canary and says
+ * {"canary":true}; on "go" (its turn to trace) makes its traced tries one by one, saying
+ * {"traced":PORT,"outcome":…} after each and waiting for "go"; says {"tracedAll":true}; on "go"
+ * makes the untraced tries and says {"tries":[[flow, order, sport, outcome], …]}.
  */
 const PROBER = String.raw`
 const net = require('node:net'), dgram = require('node:dgram'), readline = require('node:readline');
@@ -91,7 +104,7 @@ function tcpTry(f, sport) {
     s.once('connect', () => { clearTimeout(timer); s.resetAndDestroy(); resolve('connected'); });
     s.once('error', (e) => {
       clearTimeout(timer);
-      resolve(e.code === 'ECONNREFUSED' ? 'refused' : e.code === 'EADDRINUSE' ? 'busy'
+      resolve(e.code === 'ECONNREFUSED' ? 'refused' : e.code === 'EADDRINUSE' ? 'busy' : e.code === 'EPERM' ? 'denied'
         : (e.code === 'EHOSTUNREACH' || e.code === 'ENETUNREACH') ? 'unreachable' : e.code === 'ECONNRESET' ? 'connected' : 'error');
     });
   });
@@ -100,23 +113,41 @@ function udpTry(f, sport) {
   return new Promise((resolve) => {
     const s = dgram.createSocket(f.src.includes(':') ? 'udp6' : 'udp4');
     s.once('error', (e) => { s.close(); resolve(e.code === 'EADDRINUSE' ? 'busy' : 'error'); });
-    s.bind({ address: f.src, port: sport, exclusive: true }, () => s.send('kpsim', f.dport, f.dst, (err) => { s.close(); resolve(err ? 'error' : 'sent'); }));
+    s.bind({ address: f.src, port: sport, exclusive: true }, () => s.send('kpsim', f.dport, f.dst, (err) => { s.close(); resolve(err ? (err.code === 'EPERM' ? 'denied' : 'error') : 'sent'); }));
   });
 }
 (async () => {
   const job = JSON.parse((await it.next()).value);
+  // The canary again every half second until the answer: one lost on a busy machine is not the end.
   const c = dgram.createSocket(job.canary.src.includes(':') ? 'udp6' : 'udp4');
   await new Promise((r) => c.bind({ address: job.canary.src, port: job.canary.sport }, r));
-  await new Promise((r) => c.send('kpsim canary', 9, job.canary.dst, () => r()));
-  c.close();
+  const again = () => c.send('kpsim canary', 9, job.canary.dst, () => undefined);
+  again();
+  const repeat = setInterval(again, 500);
   say({ canary: true });
   await it.next();
+  clearInterval(repeat);
+  c.close();
   const out = [];
   let order = 0;
-  // Traced tries one at a time: a burst of traced packets overruns nft's monitor, which then
-  // loses events silently. Untraced tries go 64 at a time, unless the flow is sequential.
-  const run = async (f, sports, width) => {
+  // Traced tries one at a time, only while no other prober traces, and each only once nft's
+  // monitor has printed the one before (the orchestrator answers each): nft reads the trace
+  // slower than packets come, and what overruns it is lost without a word. Untraced tries go
+  // 64 at a time, unless the flow is sequential.
+  for (const f of job.flows) {
     const tryOne = f.proto === 'udp' ? udpTry : tcpTry;
+    for (const sport of f.sports.slice(0, f.traced)) {
+      const outcome = await tryOne(f, sport);
+      out.push([f.index, order++, sport, outcome]);
+      say({ traced: sport, outcome });
+      await it.next();
+    }
+  }
+  say({ tracedAll: true });
+  await it.next();
+  for (const f of job.flows) {
+    const tryOne = f.proto === 'udp' ? udpTry : tcpTry;
+    const sports = f.sports.slice(f.traced);
     let next = 0;
     const worker = async () => {
       while (next < sports.length) {
@@ -125,11 +156,7 @@ function udpTry(f, sport) {
         out.push([f.index, n, sport, await tryOne(f, sport)]);
       }
     };
-    await Promise.all(Array.from({ length: Math.min(width, sports.length) }, worker));
-  };
-  for (const f of job.flows) {
-    await run(f, f.sports.slice(0, f.traced), 1);
-    await run(f, f.sports.slice(f.traced), f.sequential ? 1 : 64);
+    await Promise.all(Array.from({ length: Math.min(f.sequential ? 1 : 64, sports.length) }, worker));
   }
   say({ tries: out });
   lines.close();
@@ -160,29 +187,48 @@ export async function probe(lab: Lab, flows: readonly ProbeFlow[]): Promise<Prob
   await run(inNamespace(node, ['nft', '-f', '-']), { input: traceTableScript() });
   const listing = await run(inNamespace(node, ['nft', '-a', 'list', 'ruleset']));
   const kernelRules = await lab.kernel.kernelRuleTexts(node, lab.rulesets.map((r) => r.family));
-  const trace = startMonitor(inNamespace(node, ['nft', '-a', 'monitor', 'trace']));
-  const conntrack = startMonitor(inNamespace(node, ['conntrack', '-E', '-e', 'NEW', '-o', 'extended', '--buffer-size', '33554432']));
+  const heard = new TraceWatcher();
+  const trace = startMonitor(inNamespace(node, ['nft', '-a', 'monitor', 'trace']), (line) => heard.line(line));
+  heard.monitor = trace;
+  // conntrack's record is read once at the end (`conntrack -E` loses events when thousands of
+  // connections a second are made, even with a large buffer): until then every entry must stay,
+  // so the node keeps closed and unanswered ones for an hour while the probe runs.
+  const timeouts = (await run(inNamespace(node, ['sysctl', ...CONNTRACK_TIMEOUTS]))).stdout;
+  await run(inNamespace(node, ['sysctl', '-qw', ...CONNTRACK_TIMEOUTS.map((k) => `${k}=3600`)]));
+  await beaconHeard(node, heard);
   const collected: { flow: number; order: number; sport: number; outcome: TryOutcome; src: string }[] = [];
   let traceText = '';
   let conntrackText = '';
   try {
-    let canary = CANARY_PORT;
-    for (const group of groups) {
+    // Sources in different namespaces do not interact: their probers run side by side, one of
+    // them tracing at a time.
+    const tracing = new Mutex();
+    await forEachLimited(groups.map((group, i) => ({ group, canary: CANARY_PORT + i })), PROBER_CONCURRENCY, async ({ group, canary }) => {
       const job: ProberJob = {
-        canary: { src: group.flows[0]!.src, sport: canary++, dst: canaryDestination(lab.plan, group.ns, ipFamily(group.flows[0]!.src)!) },
+        canary: { src: group.flows[0]!.src, sport: canary, dst: canaryDestination(lab.plan, group.ns, ipFamily(group.flows[0]!.src)!) },
         flows: group.flows,
       };
-      const tries = await runProber(group.ns, job, () => monitorsHeard([trace, conntrack], job.canary.src, job.canary.sport));
+      const tries = await runProber(group.ns, job, {
+        ready: async () => {
+          await heard.wait(job.canary.sport, 30_000);
+          return tracing.acquire();
+        },
+        traced: async (sport) => {
+          await heard.wait(sport, 5000).catch(() => undefined);
+          await quiet(trace, 15);
+        },
+      });
       const byIndex = new Map(group.flows.map((f) => [f.index, f]));
       for (const [flow, order, sport, outcome] of tries) collected.push({ flow, order, sport, outcome, src: byIndex.get(flow)!.src });
-    }
-    await quiet([trace, conntrack]);
+    });
+    await quiet(trace);
+    conntrackText = (await run(inNamespace(node, ['conntrack', '-L', '-o', 'extended']))).stdout;
   } finally {
     traceText = await trace.stop();
-    conntrackText = await conntrack.stop();
+    await run(inNamespace(node, ['sysctl', '-qw', ...timeouts.split('\n').filter((l) => l.includes(' = ')).map((l) => l.replace(' = ', '='))]), { allowFailure: true });
     // What the kernel's monitors printed, kept for a person to read when a path looks wrong.
     const keep = process.env['KPSIM_LAB_TRACE_LOG'];
-    if (keep) writeFileSync(keep, `${traceText}\n# conntrack -E\n${conntrackText}`);
+    if (keep) writeFileSync(keep, `${traceText}\n# conntrack -L\n${conntrackText}`);
     await run(inNamespace(node, ['nft', 'delete', 'table', 'inet', TRACE_TABLE]), { allowFailure: true });
   }
   const entries = new Map(parseConntrack(conntrackText).map((e) => [flowKeyText(e.key), e]));
@@ -224,13 +270,26 @@ function groupBySource(plan: LabPlan, flows: readonly ProbeFlow[]): SourceGroup[
   return [...groups.values()];
 }
 
-/** Runs one prober; `ready` resolves once the monitors have seen its canary. */
-function runProber(ns: string, job: ProberJob, ready: () => Promise<void>): Promise<[number, number, number, TryOutcome][]> {
+interface ProberHooks {
+  /** Resolves once the monitor has heard the canary and the prober may trace, with the function ending its turn. */
+  ready(): Promise<() => void>;
+  /** Resolves once the monitor has printed a traced try (or has waited long enough). */
+  traced(sport: number): Promise<void>;
+}
+
+/** Runs one prober through its turns (see PROBER). */
+function runProber(ns: string, job: ProberJob, hooks: ProberHooks): Promise<[number, number, number, TryOutcome][]> {
   return new Promise((resolve, reject) => {
     const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', PROBER], { stdio: ['pipe', 'pipe', 'pipe'] });
     let buffered = '';
     let stderr = '';
     let result: [number, number, number, TryOutcome][] | undefined;
+    let endTurn = (): void => undefined;
+    const go = (): boolean => child.stdin.write('go\n');
+    const fail = (e: Error): void => {
+      child.kill();
+      reject(e);
+    };
     const timer = setTimeout(() => child.kill('SIGKILL'), 600_000);
     child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
     child.stdout.on('data', (b: Buffer) => {
@@ -239,14 +298,29 @@ function runProber(ns: string, job: ProberJob, ready: () => Promise<void>): Prom
       while ((nl = buffered.indexOf('\n')) >= 0) {
         const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
-        const message = JSON.parse(line) as { canary?: true; tries?: [number, number, number, TryOutcome][]; error?: string };
-        if (message.canary) ready().then(() => child.stdin.write('go\n'), (e: Error) => child.kill() && reject(e));
+        const message = JSON.parse(line) as { canary?: true; traced?: number; outcome?: TryOutcome; tracedAll?: true; tries?: [number, number, number, TryOutcome][]; error?: string };
+        if (message.canary) {
+          hooks.ready().then((release) => {
+            endTurn = release;
+            go();
+          }, fail);
+        }
+        if (message.traced !== undefined) {
+          // A try that never left (its port was taken, a socket error) has nothing to wait for.
+          if (message.outcome === 'busy' || message.outcome === 'error') go();
+          else hooks.traced(message.traced).then(go, fail);
+        }
+        if (message.tracedAll) {
+          endTurn();
+          go();
+        }
         if (message.tries) result = message.tries;
         if (message.error) stderr += message.error;
       }
     });
     child.on('close', (code) => {
       clearTimeout(timer);
+      endTurn();
       if (result !== undefined) resolve(result);
       else reject(new KpsimError('KPSIM_ERR_LAB_COMMAND', `the prober in ${ns} exited (${code}): ${stderr.trim().split('\n').slice(-3).join('; ')}`));
     });
@@ -254,33 +328,85 @@ function runProber(ns: string, job: ProberJob, ready: () => Promise<void>): Prom
   });
 }
 
-/** Until both monitors have printed the canary (from `src`, port `sport`), at most 20 s. */
-async function monitorsHeard(monitors: readonly Monitor[], src: string, sport: number): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  const seen = (m: Monitor): boolean => m.output().includes(`sport ${sport} `) || m.output().includes(`sport=${sport} `);
-  while (!monitors.every(seen)) {
-    if (Date.now() > deadline) throw new KpsimError('KPSIM_ERR_LAB_COMMAND', `the kernel's monitors (nft monitor trace, conntrack -E) did not report the canary from ${src} port ${sport} within 20 s`);
-    await sleep(20);
+/** Which source ports the trace monitor has printed a packet of (its own table's packet lines), as they come. */
+class TraceWatcher {
+  readonly #sports = new Set<number>();
+  monitor: Monitor | undefined;
+
+  line(line: string): void {
+    if (!line.includes(` ${TRACE_TABLE} `) || !line.includes(' packet: ')) return;
+    const m = / sport (\d+) /.exec(line);
+    if (m) this.#sports.add(Number(m[1]));
+  }
+
+  has(sport: number): boolean {
+    return this.#sports.has(sport);
+  }
+
+  /** Until a packet from `sport` is printed; KPSIM_ERR_LAB_COMMAND after `ms`, or if the monitor exits. */
+  async wait(sport: number, ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!this.has(sport)) {
+      const child = this.monitor!.child;
+      if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
+        const why = this.monitor!.errors().trim();
+        throw new KpsimError('KPSIM_ERR_LAB_COMMAND', `nft's trace monitor did not report a packet from port ${sport}${child.exitCode !== null || child.signalCode !== null ? ': it exited' : ` within ${ms / 1000} s`}${why === '' ? '' : `: ${why.slice(0, 300)}`}`);
+      }
+      await sleep(5);
+    }
   }
 }
 
-/** Until the monitors have printed nothing new for a while: the kernel's events arrive after the packets. */
-async function quiet(monitors: readonly Monitor[]): Promise<void> {
+/**
+ * Until nft's monitor has subscribed: it first reads the whole ruleset (seconds, for thousands of
+ * services on a busy machine), and hears nothing before. A beacon in the node sends a traced
+ * datagram every 100 ms until one is printed (at most 120 s).
+ */
+async function beaconHeard(node: string, heard: TraceWatcher): Promise<void> {
+  const beacon = startMonitor(inNamespace(node, [process.execPath, '-e',
+    `const s = require('node:dgram').createSocket('udp4'); s.bind(${BEACON_PORT}, '127.0.0.1', () => setInterval(() => s.send('kpsim beacon', 9, '127.0.0.1'), 100)); setTimeout(() => process.exit(0), 120000);`]));
+  try {
+    await heard.wait(BEACON_PORT, 120_000);
+  } finally {
+    await beacon.stop();
+  }
+}
+
+/**
+ * Until the monitor has printed nothing new for `ms`: the kernel's events arrive after the
+ * packets, and nft prints them slower than they come (a couple of thousand a second on a busy
+ * machine: each is looked up in its copy of the ruleset); what it has not read when its socket
+ * buffer fills is lost.
+ */
+async function quiet(monitor: Monitor, ms = 300): Promise<void> {
   const deadline = Date.now() + 15_000;
   let last = -1;
   let stableSince = Date.now();
   while (Date.now() < deadline) {
-    const size = monitors.reduce((n, m) => n + m.output().length, 0);
+    const size = monitor.bytes();
     if (size !== last) {
       last = size;
       stableSince = Date.now();
-    } else if (Date.now() - stableSince >= 300) {
+    } else if (Date.now() - stableSince >= ms) {
       return;
     }
-    await sleep(50);
+    await sleep(Math.min(50, ms / 3));
   }
 }
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** One holder at a time; `acquire` resolves with the function that lets the next one in. */
+class Mutex {
+  #tail: Promise<void> = Promise.resolve();
+
+  acquire(): Promise<() => void> {
+    let release!: () => void;
+    const next = new Promise<void>((resolve) => { release = resolve; });
+    const turn = this.#tail.then(() => release);
+    this.#tail = this.#tail.then(() => next);
+    return turn;
+  }
 }

@@ -45,6 +45,8 @@ export interface LabState {
   readonly plan: LabPlan;
   /** What was loaded, per family: the tool and the size of the ruleset. */
   loaded: { family: 4 | 6; tool: string; bytes: number; ms: number }[];
+  /** What may not work as it should in this lab. */
+  readonly warnings: readonly string[];
 }
 
 /** Where lab records live. */

@@ -78,7 +78,8 @@ function nodeLines(plan: LabPlan, pods: readonly PlannedPod[]): string[] {
   const lines = ['link set lo up', ...upWithoutLinkLocal(IFACES.uplink), ...linkLocal(plan, IFACES.uplink, '1')];
   for (const ip of uplinkAddresses(plan)) lines.push(addAddress(ip, IFACES.uplink));
   for (const [dev, addresses] of [[IFACES.bridge, plan.podGateways], [IFACES.fabric, plan.fabricAddresses]] as const) {
-    lines.push(`link add ${dev} type bridge`, `link set ${dev} addrgenmode none`, ...linkLocal(plan, dev, '1'));
+    // No forwarding delay: a new port forwards at once (a bridge without STP otherwise waits 15 s on some ports).
+    lines.push(`link add ${dev} type bridge forward_delay 0 stp_state 0`, `link set ${dev} addrgenmode none`, ...linkLocal(plan, dev, '1'));
     for (const family of plan.families) lines.push(addAddress(addresses[family]!, dev));
     lines.push(`link set ${dev} up`);
   }
@@ -89,7 +90,17 @@ function nodeLines(plan: LabPlan, pods: readonly PlannedPod[]): string[] {
     lines.push(`link set ${pod.hostInterface!} type bridge_slave hairpin on`, `link set ${pod.hostInterface!} up`);
     for (const ip of pod.ips) lines.push(`route add ${hostCidr(ip)} dev ${bridge}`);
   }
-  for (const ip of plan.clientSources) lines.push(`route add ${hostCidr(ip)} dev ${IFACES.uplink}`);
+  // Each client source through the client's first address of its family (IPv6: its link-local):
+  // one neighbour entry for the client, not one per source. The kernel's neighbour table is
+  // shared by every namespace and holds 1024 entries by default.
+  for (const family of plan.families) {
+    const sources = plan.clientSources.filter((ip) => ipFamily(ip) === family);
+    const gateway = family === 6 ? 'fe80::2' : sources[0];
+    if (family === 4 && gateway !== undefined) lines.push(`route add ${hostCidr(gateway)} dev ${IFACES.uplink}`);
+    for (const ip of sources) {
+      if (ip !== gateway) lines.push(`route add ${hostCidr(ip)} via ${gateway} dev ${IFACES.uplink}`);
+    }
+  }
   // Service addresses are routed out like any other off-node address; nat OUTPUT rewrites them
   // first. Without a route, a connect() from the node fails before the rules see the packet.
   for (const family of plan.families) lines.push(`route add ${family === 4 ? 'default' : '::/0'} dev ${IFACES.uplink}`);

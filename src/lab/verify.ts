@@ -71,17 +71,26 @@ export class PathIndex {
   }
 }
 
-/** What a try came to, in the trace's terms: an endpoint ("10.0.0.5:80"), REJECT, DROP or NONE (no NAT). */
-export function kernelCategory(t: ProbeTry): string {
-  if (t.conntrack !== undefined) return isDnat(t.conntrack) ? joinHostPort(t.conntrack.replySource.ip, t.conntrack.replySource.port) : 'NONE';
+/**
+ * What a try came to, in the trace's terms: an endpoint ("10.0.0.5:80"), REJECT, DROP or NONE (no
+ * NAT), or "A|B" when what the kernel left cannot tell A from B.
+ *
+ * A trace that ends in a dropping rule decides (kube-proxy's REJECT is iptables' REJECT target,
+ * which drops the packet after answering it; the kernel's listing says which rule it was). Else
+ * conntrack: a connection that was confirmed before a later rule refused it (a packet the node
+ * sends to itself is confirmed on its way out, then refused on its way in) looks like one let
+ * through, unless the client was refused.
+ */
+export function kernelCategory(t: ProbeTry, index: PathIndex): string {
   const last = t.trace?.events.filter((e) => e.kind === 'rule' || e.kind === 'policy').at(-1);
-  if (last !== undefined) {
-    if (/\breject\b/i.test(last.text) || /REJECT/.test(last.text)) return 'REJECT';
-    if (last.verdict === 'drop') return 'DROP';
+  if (last !== undefined && last.verdict === 'drop') return /\breject\b/i.test(index.event(last).text) ? 'REJECT' : 'DROP';
+  if (t.conntrack !== undefined) {
+    if (isDnat(t.conntrack)) return joinHostPort(t.conntrack.replySource.ip, t.conntrack.replySource.port);
+    return t.outcome === 'refused' && t.trace === undefined ? 'NONE|REJECT' : 'NONE';
   }
   if (t.outcome === 'refused') return 'REJECT';
   if (t.outcome === 'timeout') return 'DROP';
-  // A UDP datagram that left no connection and was not traced: refused or dropped, unseen which.
+  // A datagram, or a packet the node's own rules refused to send: refused or dropped, unseen which.
   return 'REJECT|DROP';
 }
 
@@ -151,16 +160,16 @@ export function verifyCase(c: FlowCase, tries: readonly (ProbeTry & { readonly s
     const recent: RecentState = state.recent;
     const predicted = tracer.trace(packet, { fromNode: c.fromNode, recent });
     const categories = predictedCategories(predicted);
-    const got = kernelCategory(t);
+    const got = kernelCategory(t, index);
     kernelCounts.set(got, (kernelCounts.get(got) ?? 0) + 1);
     const fresh = sameCategories(categories, freshCategories);
     if (fresh) {
       freshTries++;
       if (freshCounts.has(got)) freshCounts.set(got, freshCounts.get(got)! + 1);
     }
-    const allowed = got === 'REJECT|DROP' ? categories.has('REJECT') || categories.has('DROP') : categories.has(got);
+    const allowed = got.split('|').some((k) => categories.has(k));
     if (!allowed) {
-      problems.push(`try from ${t.src} port ${t.sport}: the kernel ${describeCategory(got, t.conntrack)}; kpsim predicts ${[...categories.keys()].join(', ')}`);
+      problems.push(`try from ${t.src} port ${t.sport}: the kernel ${describeCategory(got, t.conntrack)}, the client saw ${t.outcome}${t.trace !== undefined ? ', traced' : ''}; kpsim predicts ${[...categories.keys()].join(', ')}`);
       continue;
     }
     checkTry(c, t, got, predicted, index, opts, problems);
@@ -169,7 +178,7 @@ export function verifyCase(c: FlowCase, tries: readonly (ProbeTry & { readonly s
     if (!samples.has(sampleKey)) samples.set(sampleKey, findSample(tracer, packet, c.fromNode, recent, got, opts.maxSeeds ?? 2000));
     const sample = samples.get(sampleKey);
     if (sample?.recent !== undefined) applyRecent(state, sample.recent);
-    if (t.trace !== undefined && got !== 'REJECT|DROP' && !compared.has(`${got} ${t.src}`)) {
+    if (t.trace !== undefined && !got.includes('|') && !compared.has(`${got} ${t.src}`)) {
       compared.add(`${got} ${t.src}`);
       if (sample === undefined) {
         problems.push(`try from ${t.src} port ${t.sport}: kpsim's trace found no walk to ${got} in ${opts.maxSeeds ?? 2000} seeds`);
@@ -182,7 +191,7 @@ export function verifyCase(c: FlowCase, tries: readonly (ProbeTry & { readonly s
       if (firstDifference >= 0) {
         problems.push(`path to ${got} from ${t.src} differs at step ${firstDifference + 1}:\n${formatPaths(kernelPath, tracePath, firstDifference)}`);
       }
-    } else if (t.traced && t.trace === undefined && got !== 'REJECT|DROP') {
+    } else if (t.traced && t.trace === undefined && t.outcome !== 'denied' && got !== 'REJECT|DROP') {
       problems.push(`try from ${t.src} port ${t.sport} was traced but nft's monitor reported nothing for it`);
     }
   }
@@ -200,7 +209,7 @@ export function verifyCase(c: FlowCase, tries: readonly (ProbeTry & { readonly s
   }
   if (c.coverage) {
     for (const [k, p] of freshCategories) {
-      const seen = (freshCounts.get(k) ?? 0) > 0 || ((k === 'REJECT' || k === 'DROP') && (kernelCounts.get('REJECT|DROP') ?? 0) > 0);
+      const seen = [...kernelCounts.keys()].some((got) => got.split('|').includes(k));
       if (p > 0 && !seen) problems.push(`kpsim predicts ${k} with p=${p.toPrecision(4)}, the kernel never chose it in ${freshTries} fresh tries`);
     }
   }
@@ -243,7 +252,7 @@ function kernelMasqueraded(c: FlowCase, t: ProbeTry, index: PathIndex): boolean 
 function describeCategory(category: string, entry: ConntrackEntry | undefined): string {
   if (entry !== undefined && isDnat(entry)) return `DNATed it to ${category}${isSnat(entry) ? ' and masqueraded it' : ''}`;
   if (category === 'NONE') return 'let it through without NAT';
-  if (category === 'REJECT|DROP') return 'refused or dropped it (no connection)';
+  if (category.includes('|')) return `${category.split('|').join(' or ')} (the kernel's records cannot tell which)`;
   return `${category === 'REJECT' ? 'rejected' : 'dropped'} it`;
 }
 
@@ -259,7 +268,7 @@ function findSample(tracer: NodeTracer, packet: Packet, fromNode: boolean, recen
     const sample = tracer.trace(packet, { fromNode, recent, seed }).sample;
     if (sample === undefined) return undefined;
     const landed = sample.verdict === 'DNAT' && sample.endpoint !== undefined ? sample.endpoint : sample.verdict === 'ACCEPT' || sample.verdict === 'NONE' ? 'NONE' : sample.verdict;
-    if (landed === category || (category === 'REJECT|DROP' && (landed === 'REJECT' || landed === 'DROP'))) return sample;
+    if (category.split('|').includes(landed)) return sample;
   }
   return undefined;
 }

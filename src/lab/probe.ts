@@ -60,7 +60,7 @@ export interface ProbeResult {
   readonly ms: number;
 }
 
-/** Source port ranges, per source address (canaries: one port per prober). */
+/** Source port ranges (canaries: one port per prober). */
 const BEACON_PORT = 9800;
 const CANARY_PORT = 9900;
 /** The node's conntrack timeouts of closed, unanswered and half-open connections, kept long while probing. */
@@ -249,19 +249,22 @@ interface SourceGroup {
   readonly flows: (ProbeFlow & { index: number; sports: number[] })[];
 }
 
-/** Flows by the namespace they are sent from, each try given a source port unique to its address. */
+/**
+ * Flows by the namespace they are sent from, each try given a source port of its own in the whole
+ * probe, whatever its address: the node masquerades many sources to one address and keeps their
+ * ports where it can, so two tries with one port from two sources would want the same NAT tuple,
+ * and the kernel then drops or remaps one of them.
+ */
 function groupBySource(plan: LabPlan, flows: readonly ProbeFlow[]): SourceGroup[] {
   const groups = new Map<string, SourceGroup>();
-  const cursors = new Map<string, { traced: number; untraced: number }>();
+  const cursor = { traced: TRACED_PORTS.first, untraced: UNTRACED_PORTS.first };
   flows.forEach((flow, index) => {
     const ns = sourceNamespace(plan, flow.src);
-    const cursor = cursors.get(flow.src) ?? { traced: TRACED_PORTS.first, untraced: UNTRACED_PORTS.first };
-    cursors.set(flow.src, cursor);
     const traced = Math.min(flow.traced, flow.tries);
     const sports: number[] = [];
     for (let i = 0; i < flow.tries; i++) sports.push(i < traced ? cursor.traced++ : cursor.untraced++);
     if (cursor.traced > TRACED_PORTS.last + 1 || cursor.untraced > UNTRACED_PORTS.last + 1) {
-      throw new Error(`probe: too many tries from ${flow.src} for one run (at most ${TRACED_PORTS.last - TRACED_PORTS.first + 1} traced and ${UNTRACED_PORTS.last - UNTRACED_PORTS.first + 1} untraced)`);
+      throw new Error(`probe: too many tries for one run (at most ${TRACED_PORTS.last - TRACED_PORTS.first + 1} traced and ${UNTRACED_PORTS.last - UNTRACED_PORTS.first + 1} untraced)`);
     }
     const group = groups.get(ns) ?? { ns, flows: [] };
     group.flows.push({ ...flow, index, sports });

@@ -10,6 +10,7 @@ import { schedulerNames } from '../ipvs/schedulers/types.js';
 import { COMPARE_DEFAULTS, runCompare } from '../load/compare.js';
 import { formatCompareReport } from '../load/compare-format.js';
 import { parseTargetFlag } from '../load/target.js';
+import { LAB_MODES, type LabMode, parseLabMode } from '../lab/kernel-modes.js';
 import { type ClusterOptions, action, addClusterOptions, loadClusterFromOptions, parseIntegerFlag, parseNumberFlag, usageError } from './common.js';
 import { summaryOf } from './command-table.js';
 
@@ -18,6 +19,7 @@ interface CompareFlags extends ClusterOptions {
   schedulers: string;
   connections: string;
   duration: string;
+  kernel?: string | true;
   json?: boolean;
 }
 
@@ -29,6 +31,7 @@ export function registerCompare(program: Command): void {
     .option('--schedulers <list>', `IPVS schedulers for the proxy and the IPVS rows, comma-separated: ${schedulerNames.join(', ')}`, COMPARE_DEFAULTS.schedulers.join(','))
     .option('--connections <n>', 'concurrent client connections', String(COMPARE_DEFAULTS.connections))
     .option('--duration <seconds>', 'seconds of load per measured row', String(COMPARE_DEFAULTS.durationSeconds))
+    .option('--kernel [modes]', 'also send the load through each mode\'s rules in a real kernel (a kpsim lab, root): iptables, nftables, ipvs, comma-separated (default: all; those this machine cannot run are left out with a note)')
     .option('--json', 'print the report as JSON (schema kpsim.compare/v1)');
   addClusterOptions(cmd);
   cmd.action(action(async (flags: CompareFlags) => {
@@ -36,16 +39,30 @@ export function registerCompare(program: Command): void {
     const schedulers = parseSchedulers(flags.schedulers);
     const connections = parseIntegerFlag('--connections', flags.connections, 1, 10_000);
     const durationSeconds = parseNumberFlag('--duration', flags.duration, 0.1);
+    const kernelModes = flags.kernel === undefined ? undefined : parseKernelModes(flags.kernel);
     const loaded = await loadClusterFromOptions(flags);
+    const kernelNotes: string[] = [];
+    const measured = kernelModes === undefined ? undefined
+      : (await import('../lab/kernel-load.js')).kernelCompareRows(loaded, kernelModes, kernelNotes, { files: flags.file ?? [] });
     const report = await runCompare(loaded, {
+      ...(measured !== undefined ? { measured } : {}),
       ...(target !== undefined ? { target } : {}),
       schedulers,
       connections,
       durationSeconds,
       onProgress: (line) => process.stderr.write(`compare ${line}\n`),
     });
+    report.notes.push(...kernelNotes);
     process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatCompareReport(report));
   }));
+}
+
+/** --kernel (every mode) or --kernel iptables,nftables. */
+function parseKernelModes(value: string | true): LabMode[] {
+  if (value === true) return [...LAB_MODES];
+  const modes = value.split(',').map((m) => m.trim()).filter((m) => m !== '').map((m) => parseLabMode(m, '--kernel'));
+  if (modes.length === 0) throw usageError('--kernel', `give modes, e.g. iptables,nftables (or --kernel alone for ${LAB_MODES.join(', ')})`);
+  return [...new Set(modes)];
 }
 
 /** "rr,lc" → ["rr", "lc"]: each a scheduler ipvsadm knows, none twice. */

@@ -1,7 +1,8 @@
 /**
- * `kpsim load`: real HTTP load through the userspace proxy to the cluster's backend pods, on
- * loopback. iptables and IPVS modes are not load-tested with real bytes (kpsim does not install
- * rules in the kernel): `kpsim simulate` and `kpsim compare` simulate them.
+ * `kpsim load`: real HTTP load to the cluster's backend pods, through the userspace proxy on
+ * loopback (--mode userspace), or through a proxy mode's rules in a real kernel
+ * (--mode kernel-iptables, ...: a kpsim lab, root). `kpsim simulate` and `kpsim compare`
+ * simulate the modes without a kernel.
  */
 import { type Command, Option } from 'commander';
 import { isSchedulerName } from '../ipvs/schedulers/registry.js';
@@ -9,14 +10,17 @@ import { schedulerNames } from '../ipvs/schedulers/types.js';
 import { formatLoadReport } from '../load/format.js';
 import { runLoadTest } from '../load/load-test.js';
 import { startProgressBar } from '../load/progress.js';
+import type { LoadProgress } from '../load/types.js';
 import { type TargetSpec, parseNodePortFlag, parseTargetFlag } from '../load/target.js';
 import {
   type ClusterOptions, action, addClusterOptions, loadClusterFromOptions, parseIntegerFlag, parseNumberFlag, usageError,
 } from './common.js';
 import { summaryOf } from './command-table.js';
 
-/** The proxy modes kube-proxy has; only userspace moves real bytes in kpsim. */
+/** The proxy modes kube-proxy has; userspace moves real bytes on loopback, kernel-* through a kernel lab. */
 const MODES = ['userspace', 'iptables', 'ipvs'] as const;
+const KERNEL_MODES = ['kernel-iptables', 'kernel-nftables', 'kernel-ipvs'] as const;
+type KernelLoadMode = (typeof KERNEL_MODES)[number];
 
 export const LOAD_DEFAULTS = { connections: '10', duration: '10', pipelining: '1', mode: 'userspace' } as const;
 
@@ -38,7 +42,7 @@ export function registerLoad(program: Command): void {
     .description(summaryOf('load'))
     .option('--target <svc/NAME[:port]>', 'a service port, by its ClusterIP: svc/NAME, svc/NAMESPACE/NAME, optionally :PORT (name or number)')
     .option('--nodeport <NODE:PORT>', 'a node port of this node: node name or node IP, and the port')
-    .addOption(new Option('--mode <mode>', 'proxy mode to load: userspace (iptables and ipvs are simulated by `kpsim simulate` and `kpsim compare`)').default(LOAD_DEFAULTS.mode))
+    .addOption(new Option('--mode <mode>', `proxy mode to load: userspace (the proxy on loopback), or ${KERNEL_MODES.join(', ')} (that mode's rules in a real kernel: a kpsim lab, root)`).default(LOAD_DEFAULTS.mode))
     .option('--scheduler <name>', `IPVS scheduler for the proxy: ${schedulerNames.join(', ')} (default: the config's ipvs.scheduler, else rr)`)
     .option('--connections <n>', 'concurrent client connections', LOAD_DEFAULTS.connections)
     .option('--duration <seconds>', 'how long to send load', LOAD_DEFAULTS.duration)
@@ -60,16 +64,24 @@ export function registerLoad(program: Command): void {
     const loaded = await loadClusterFromOptions(flags);
     let progress: ReturnType<typeof startProgressBar> | undefined;
     try {
-      const report = await runLoadTest(loaded, {
+      const common = {
         target,
-        ...(flags.scheduler !== undefined ? { scheduler: flags.scheduler } : {}),
         connections,
         durationSeconds,
         pipelining,
         keepAlive: flags.keepalive,
-        onStart: (_resolved, listener) => { progress = startProgressBar(`load ${listener}`, durationSeconds); },
-        onProgress: (p) => progress?.listener(p),
-      });
+        onStart: (_resolved: unknown, listener: string) => { progress = startProgressBar(`load ${listener}`, durationSeconds); },
+        onProgress: (p: LoadProgress) => progress?.listener(p),
+      };
+      if (isKernelMode(flags.mode)) {
+        if (flags.scheduler !== undefined) throw usageError('--scheduler', `${flags.mode} picks endpoints with its own rules; --scheduler is for userspace mode`);
+        const { runKernelLoadTest } = await import('../lab/kernel-load.js');
+        const report = await runKernelLoadTest(loaded, { ...common, mode: flags.mode.slice('kernel-'.length) as 'iptables' | 'nftables' | 'ipvs', lab: { files: flags.file ?? [] } });
+        progress?.stop();
+        process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatLoadReport(report));
+        return;
+      }
+      const report = await runLoadTest(loaded, { ...common, ...(flags.scheduler !== undefined ? { scheduler: flags.scheduler } : {}) });
       progress?.stop();
       process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatLoadReport(report));
     } finally {
@@ -85,10 +97,14 @@ function targetOf(flags: LoadFlags): TargetSpec {
   throw usageError('--target', 'say where to send load: --target svc/NAME[:port] or --nodeport NODE:PORT');
 }
 
+function isKernelMode(mode: string): mode is KernelLoadMode {
+  return (KERNEL_MODES as readonly string[]).includes(mode);
+}
+
 function checkMode(mode: string): void {
-  if (mode === 'userspace') return;
+  if (mode === 'userspace' || isKernelMode(mode)) return;
   if ((MODES as readonly string[]).includes(mode)) {
-    throw usageError('--mode', `${mode} is not load-tested with real bytes (kpsim installs no kernel rules); \`kpsim simulate\` and \`kpsim compare\` simulate ${mode} mode. Load tests run in userspace mode`);
+    throw usageError('--mode', `${mode}: kpsim load sends real bytes through the userspace proxy (userspace) or a mode's rules in a real kernel (kernel-${mode}, root); \`kpsim simulate\` and \`kpsim compare\` simulate ${mode} mode`);
   }
-  throw usageError('--mode', `${JSON.stringify(mode)} is not a proxy mode; kpsim load runs userspace (iptables and ipvs are simulated by \`kpsim simulate\` and \`kpsim compare\`)`);
+  throw usageError('--mode', `${JSON.stringify(mode)} is not one of userspace, ${KERNEL_MODES.join(', ')}`);
 }

@@ -164,11 +164,15 @@ function modeNotCompiled(mode: LabMode): string | undefined {
  */
 export function labUnavailable(mode: LabMode): string | undefined {
   if (process.getuid?.() !== 0) return 'the kernel lab needs root (it makes network namespaces and loads netfilter rules)';
-  for (const tool of ['ip', 'nft', 'conntrack', 'perl', ...kernelMode(mode).tools]) {
-    if (!hasCommand(tool)) return `the kernel lab needs ${tool} (Debian packages: iproute2 nftables conntrack iptables nfacct perl-base)`;
-  }
+  const missing = (tools: readonly string[]): string | undefined => {
+    const tool = tools.find((t) => !hasCommand(t));
+    return tool === undefined ? undefined : `the kernel lab needs ${tool} (Debian packages: iproute2 nftables conntrack iptables nfacct perl-base)`;
+  };
+  const common = missing(['ip', 'nft', 'conntrack', 'perl']);
+  if (common !== undefined) return common;
   if (!existsSync('/proc/sys/net/bridge/bridge-nf-call-iptables')) return 'the kernel lab needs bridge netfilter (br_netfilter), as kube-proxy does';
-  return kernelMode(mode).unavailable();
+  // The kernel (or kpsim) first: no IPVS in the kernel is the one line to say, not a missing ipvsadm.
+  return kernelMode(mode).unavailable() ?? missing(kernelMode(mode).tools);
 }
 
 /** The kernel's rule listing of `nft list ruleset`, each rule's text by chain ("ip kube-proxy services"). */

@@ -79,12 +79,15 @@ $ENV{KPSIM_LAB_FDS} = join(',', @fds);
 exec { $cmd[0] } @cmd or die "kpsim-lab: exec $cmd[0]: $!\n";
 `;
 
-/** The pods entry and the Node arguments to run it (the bundle's, or the source under tsx in tests). */
-export function podsEntry(): { argv: string[] } {
+/**
+ * How to run one of the lab's helper entries (lab-pods, lab-load) with Node: the bundle's file
+ * beside the CLI (dist/cli/), tsc's beside this module (dist/src/lab/), or the source under tsx
+ * when the tests run from TypeScript. Each is an entry of package.json's bundle script.
+ */
+export function helperEntry(name: 'lab-pods' | 'lab-load'): string[] {
   const isSource = extname(fileURLToPath(import.meta.url)) === '.ts';
-  if (isSource) return { argv: [process.execPath, '--import', 'tsx', fileURLToPath(new URL('./lab-pods.ts', import.meta.url))] };
-  // Bundled, this module is a chunk beside the CLI's entries in dist/cli/; compiled by tsc, beside lab-pods.js.
-  return { argv: [process.execPath, fileURLToPath(new URL('./lab-pods.js', import.meta.url))] };
+  if (isSource) return [process.execPath, '--import', 'tsx', fileURLToPath(new URL(`./${name}.ts`, import.meta.url))];
+  return [process.execPath, fileURLToPath(new URL(`./${name}.js`, import.meta.url))];
 }
 
 export interface StartPodsOptions {
@@ -110,7 +113,7 @@ export async function startPods(opts: StartPodsOptions): Promise<{ pid: number }
   let child: ChildProcess;
   try {
     child = spawn('perl', ['-e', SOCKET_FACTORY, String(setns), String(CLONE_NEWNET), listFile, opts.home,
-      ...podsEntry().argv, '--spec', opts.specFile, '--lab', opts.marker], { detached: true, stdio: ['ignore', log, log] });
+      ...helperEntry('lab-pods'), '--spec', opts.specFile, '--lab', opts.marker], { detached: true, stdio: ['ignore', log, log] });
   } finally {
     closeSync(log);
   }

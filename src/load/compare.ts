@@ -41,6 +41,25 @@ export interface CompareOptions {
   ports?: 'service' | 'ephemeral';
   /** One line per step ("[2/6] userspace rr ..."), for a progress display. */
   onProgress?: (line: string) => void;
+  /** Rows measured elsewhere against the same direct row (kpsim lab's kernel rows), after the proxy's. */
+  measured?: ExtraRows;
+}
+
+/** Rows another module measures: how many steps they take, and the rows. */
+export interface ExtraRows {
+  readonly steps: number;
+  rows(context: ExtraRowsContext): Promise<CompareRow[]>;
+}
+
+export interface ExtraRowsContext {
+  readonly target: ResolvedTarget;
+  readonly direct: CompareRow;
+  readonly connections: number;
+  readonly durationSeconds: number;
+  readonly warmupSeconds: number;
+  /** Reports a step ("[4/8] …"). */
+  readonly say: (text: string) => void;
+  readonly progress: (line: string) => void;
 }
 
 export const COMPARE_DEFAULTS = {
@@ -73,7 +92,7 @@ export async function runCompare(view: CompareView, opts: CompareOptions = {}): 
   if (verdict.action !== 'forward') throw new KpsimError('KPSIM_ERR_PROXY_NO_TARGET', `nothing to compare: ${verdict.reason}`);
   const baselineEndpoint = verdict.endpoints[0]!;
 
-  const totalSteps = 1 + schedulers.length + runCount(RULES_MODES, schedulers);
+  const totalSteps = 1 + schedulers.length + (opts.measured?.steps ?? 0) + runCount(RULES_MODES, schedulers);
   let step = 0;
   const say = (text: string): void => progress(`[${++step}/${totalSteps}] ${text}`);
   const load = (url: string, beforeMeasuring?: () => void): Promise<LoadRunResult> =>
@@ -101,6 +120,10 @@ export async function runCompare(view: CompareView, opts: CompareOptions = {}): 
     } finally {
       await on.running.close();
     }
+  }
+
+  if (opts.measured !== undefined && direct !== undefined) {
+    rows.push(...await opts.measured.rows({ target, direct, connections, durationSeconds, warmupSeconds, say, progress }));
   }
 
   const shape: StreamShape = {

@@ -8,8 +8,8 @@ import { formatTable, millis, percent, pValue, rate } from './table.js';
 export function formatLoadReport(report: LoadReport): string {
   const { target, settings, requests, latency } = report;
   const lines = [
-    `kpsim load: ${target.service} via ${target.via} ${target.address} (proxy listener ${target.listener})`,
-    `  mode userspace, scheduler ${report.scheduler}; ${settings.connections} connections, ${settings.durationSeconds} s, ` +
+    `kpsim load: ${target.service} via ${target.via} ${target.address} (${report.mode === 'userspace' ? `proxy listener ${target.listener}` : `from a kernel lab's client namespace to ${target.listener}`})`,
+    `  mode ${report.mode}, scheduler ${report.scheduler}; ${settings.connections} connections, ${settings.durationSeconds} s, ` +
       `${settings.keepAlive ? 'keep-alive' : 'no keep-alive'}, pipelining ${settings.pipelining}; ${settings.loadGenerator}`,
     '',
     `requests  ${requests.total} in ${report.elapsedSeconds.toFixed(1)} s = ${rate(requests.perSecond)} req/s` +

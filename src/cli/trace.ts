@@ -14,6 +14,7 @@ import type { Packet, TraceOptions, TraceProtocol } from '../trace/types.js';
 import { normalizeIP } from '../util/ip.js';
 import {
   type ClusterOptions,
+  type LoadedCluster,
   EXIT_INPUT,
   action,
   addClusterOptions,
@@ -42,7 +43,12 @@ interface TraceCommandOptions extends ClusterOptions {
   scheduler?: string;
   semantics?: string;
   nfacct?: boolean;
+  verify?: boolean;
+  tries?: string;
 }
+
+/** `--verify` found the kernel disagreeing with kpsim: the command ran, the answer is "no". */
+const EXIT_DISAGREE = 3;
 
 const PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
 const TRACE_MODES = RULES_MODES;
@@ -65,6 +71,8 @@ export function registerTrace(program: Command): void {
     .option('--scheduler <name>', 'ipvs: scheduler (default: the config\'s ipvs.scheduler, else rr)')
     .option('--semantics <kind>', 'kernel (default), or kube-proxy-test: reproduce kube-proxy\'s own unit-test tracer')
     .option('--no-nfacct', 'compile without -m nfacct matches')
+    .option('--verify', 'also send the flow through the node\'s rules in a real kernel (a kpsim lab, root) and print the kernel\'s answer beside kpsim\'s: the DNAT (conntrack), masquerade, the rule path (nft monitor trace), the first difference; --json adds a "kernel" field')
+    .option('--tries <n>', 'with --verify: connections to send (default 1)')
     .option('--json', 'print the result as JSON')
     .action(action(async (opts: TraceCommandOptions) => {
       const exit = await runTrace(opts, (line) => process.stdout.write(line));
@@ -76,11 +84,25 @@ export function registerTrace(program: Command): void {
 export async function runTrace(opts: TraceCommandOptions, write: (text: string) => void): Promise<number> {
   const traceOptions = readTraceOptions(opts);
   const packets = opts.flows === undefined ? [readPacketFlags(opts)] : undefined;
-  const tracer = await buildTracer(opts);
+  if (opts.verify && (packets === undefined || opts.iptablesSave !== undefined || opts.file === undefined)) {
+    throw usageError('--verify', 'runs one flow given with --src/--dst/--dport from manifests (-f), not --flows or dumps');
+  }
+  const tries = opts.tries === undefined ? undefined : parseIntegerFlag('--tries', opts.tries, 1, 10_000);
+  if (tries !== undefined && !opts.verify) throw usageError('--tries', 'goes with --verify');
+  const loaded = opts.verify ? await loadClusterFromOptions(opts) : undefined;
+  const tracer = await buildTracer(opts, loaded);
   if (packets) {
     const result = tracer.trace(packets[0]!, traceOptions);
-    write(opts.json ? `${JSON.stringify(result)}\n` : `${formatTrace(result)}\n`);
-    return 0;
+    if (loaded === undefined) {
+      write(opts.json ? `${JSON.stringify(result)}\n` : `${formatTrace(result)}\n`);
+      return 0;
+    }
+    const { verifyPacket, formatKernelVerification } = await import('../lab/verify-flow.js');
+    const { parseLabMode } = await import('../lab/kernel-modes.js');
+    const mode = parseLabMode(opts.mode ?? defaultRulesMode(loaded.cluster.config), '--mode');
+    const kernel = await verifyPacket(loaded, packets[0]!, { mode, ...(opts.fromNode ? { fromNode: true } : {}), ...(tries !== undefined ? { tries } : {}), lab: { files: opts.file ?? [] } });
+    write(opts.json ? `${JSON.stringify({ ...result, kernel })}\n` : `${formatTrace(result)}\n${formatKernelVerification(kernel)}`);
+    return kernel.agrees ? 0 : EXIT_DISAGREE;
   }
   const flows = await readFlows(opts.flows!);
   let exit = 0;
@@ -118,7 +140,7 @@ function readPacketFlags(opts: TraceCommandOptions): Packet {
   };
 }
 
-async function buildTracer(opts: TraceCommandOptions): Promise<NodeTracer> {
+async function buildTracer(opts: TraceCommandOptions, preloaded?: LoadedCluster): Promise<NodeTracer> {
   const dumps = DUMP_READERS.map((reader) => ({ reader, files: dumpFilesOf(opts, reader.flag) })).filter((d) => d.files.length > 0);
   if (dumps.length > 1) throw usageError(dumps[1]!.reader.flag, `give dumps of one mode: ${dumps.map((d) => d.reader.flag).join(' or ')}`);
   const dump = dumps[0];
@@ -134,7 +156,7 @@ async function buildTracer(opts: TraceCommandOptions): Promise<NodeTracer> {
   if (opts.file === undefined) {
     throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', `give manifests with -f PATH... or a dump with ${DUMP_READERS.map((r) => `${r.flag} FILE`).join(' or ')}`);
   }
-  const loaded = await loadClusterFromOptions(opts);
+  const loaded = preloaded ?? await loadClusterFromOptions(opts);
   const mode = opts.mode === undefined ? defaultRulesMode(loaded.cluster.config) : parseRulesMode(opts.mode, '--mode');
   const driver = modeDriver(mode);
   if (opts.scheduler !== undefined && !driver.options.includes('scheduler')) throw usageError('--scheduler', `does not apply to ${mode} mode`);

@@ -9,11 +9,12 @@
  */
 import { type Command, Option } from 'commander';
 import { KpsimError } from '../errors.js';
-import { LAB_MODES, parseLabMode } from '../lab/kernel-modes.js';
+import { LAB_MODES, kernelRelease, parseLabMode } from '../lab/kernel-modes.js';
+import { type SyncBenchResult, generatedCluster, runSyncBench } from '../lab/sync-bench.js';
 import { type DownReport, labDown, labDownAll, labDownNamed, labStatuses, labUp } from '../lab/lab.js';
 import { IFACES, type LabPlan } from '../lab/plan.js';
 import { checkLabId, namePrefix, readState, stateDir } from '../lab/state.js';
-import { type ClusterOptions, action, addClusterOptions, collect, loadClusterFromOptions, parseIPFlag } from './common.js';
+import { type ClusterOptions, action, addClusterOptions, collect, loadClusterFromOptions, parseIPFlag, parseIntegerFlag } from './common.js';
 import { summaryOf } from './command-table.js';
 
 interface UpFlags extends ClusterOptions {
@@ -94,9 +95,44 @@ export function registerLab(program: Command): void {
       process.stdout.write(summaryOfDown(report));
     }));
 
+  const bench = lab.command('sync-bench').description('time the kernel taking kube-proxy\'s syncs, full and after a one-service change (iptables-restore full and partial, nft -f full and incremental), beside kpsim\'s compile time')
+    .option('--services <n>', 'generate a cluster of this many services (when no -f is given)', '1000')
+    .option('--endpoints <n>', 'endpoints per generated service', '10')
+    .option('--modes <list>', `modes to time, comma-separated: ${LAB_MODES.join(', ')}`, LAB_MODES.join(','))
+    .option('--runs <n>', 'runs per figure (the median is printed)', '3')
+    .option('--json', 'print the rows as JSON');
+  addClusterOptions(bench, { required: false });
+  bench.action(action(async (flags: ClusterOptions & { services: string; endpoints: string; modes: string; runs: string; json?: boolean }) => {
+    const modes = [...new Set(flags.modes.split(',').map((m) => m.trim()).filter((m) => m !== '').map((m) => parseLabMode(m, '--modes')))];
+    const runs = parseIntegerFlag('--runs', flags.runs, 1, 100);
+    let target;
+    if (flags.file !== undefined) {
+      target = await loadClusterFromOptions(flags);
+    } else {
+      target = generatedCluster(parseIntegerFlag('--services', flags.services, 1, 100_000), parseIntegerFlag('--endpoints', flags.endpoints, 1, 1000));
+    }
+    const result = await runSyncBench(target.cluster, target.node, { modes, runs, ...(flags.json ? {} : { onStep: (line: string) => process.stderr.write(`sync-bench: ${line}\n`) }) });
+    if (flags.json) {
+      process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      return;
+    }
+    process.stdout.write(formatSyncBench(result, runs));
+  }));
+
   for (const sub of lab.commands) sub.exitOverride();
 }
 
+function formatSyncBench(result: SyncBenchResult, runs: number): string {
+  const header = ['mode', 'services', 'endpoints', 'kpsim compile ms', 'first load ms', 'full sync', 'ms', 'one-service sync', 'ms', 'no-change ms'];
+  const rows = result.rows.map((r) => [r.mode, String(r.services), String(r.endpoints), r.compileMs.toFixed(1), r.loadMs.toFixed(1),
+    `${r.fullName} (${r.fullBytes} B)`, r.fullMs.toFixed(1), `${r.partialName} (${r.partialBytes} B)`, r.partialMs.toFixed(1), r.noChangeMs.toFixed(1)]);
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
+  const lines = all.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+  lines.push('', `medians of ${runs} runs of each tool, start to exit, on kernel ${kernelRelease()}; a partial sync rewrites the whole filter table and nat's fixed chains even when nothing changed (no-change ms)`);
+  for (const s of result.skipped) lines.push(`skipped: ${s}`);
+  return `${lines.join('\n')}\n`;
+}
 function summaryOfDown(r: DownReport): string {
   if (r.labs.length === 0 && r.namespaces.length === 0) return 'no lab was up\n';
   return `removed ${r.labs.length > 0 ? `lab ${r.labs.join(', ')}: ` : ''}${r.namespaces.length} namespace${r.namespaces.length === 1 ? '' : 's'}, ${r.processes.length} process${r.processes.length === 1 ? '' : 'es'} stopped\n`;

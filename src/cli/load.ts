@@ -104,7 +104,7 @@ function isKernelMode(mode: string): mode is KernelLoadMode {
 function checkMode(mode: string): void {
   if (mode === 'userspace' || isKernelMode(mode)) return;
   if ((MODES as readonly string[]).includes(mode)) {
-    throw usageError('--mode', `${mode}: kpsim load sends real bytes through the userspace proxy (userspace) or a mode's rules in a real kernel (kernel-${mode}, root); \`kpsim simulate\` and \`kpsim compare\` simulate ${mode} mode`);
+    throw usageError('--mode', `${mode} mode is not load-tested with real bytes on loopback: \`kpsim simulate\` and \`kpsim compare\` simulate it, and --mode kernel-${mode} runs its rules in a real kernel (a kpsim lab, root)`);
   }
   throw usageError('--mode', `${JSON.stringify(mode)} is not one of userspace, ${KERNEL_MODES.join(', ')}`);
 }

@@ -204,7 +204,7 @@ export function verifyCase(c: FlowCase, tries: readonly (ProbeTry & { readonly s
     const test = chiSquareTest(observed, expected);
     chiSquare = { statistic: test.statistic, degreesOfFreedom: test.degreesOfFreedom, pValue: test.pValue, alpha: opts.alpha, tries: freshTries };
     if (test.pValue < opts.alpha) {
-      problems.push(`the kernel's choices do not follow kpsim's probabilities: chi-square ${test.statistic.toFixed(2)} on ${test.degreesOfFreedom} df, p=${test.pValue.toExponential(2)} < alpha ${opts.alpha} (observed ${formatCounts(freshCounts)}; expected shares ${formatShares(freshCategories)})`);
+      problems.push(`the kernel's choices do not follow kpsim's probabilities: chi-square ${test.statistic.toFixed(2)} on ${test.degreesOfFreedom} df, p=${test.pValue.toExponential(2)} < alpha ${opts.alpha.toExponential(0)} (observed ${formatCounts(freshCounts)}; expected shares ${formatShares(freshCategories)})`);
     }
   }
   if (c.coverage) {

@@ -73,7 +73,7 @@ const TRACED_PORTS = { first: 10_000, last: 29_999 };
 const UNTRACED_PORTS = { first: 30_000, last: 65_499 };
 
 /** The table that marks the lab's traced tries. Priority -350: before conntrack and the raw table. */
-function traceTableScript(): string {
+export function traceTableScript(): string {
   const mark = (l4: L4): string => `${l4} sport ${BEACON_PORT}-${TRACED_PORTS.last}${l4 === 'tcp' ? ' tcp flags & (fin | syn | rst | ack) == syn' : ''} meta nftrace set 1`;
   const chain = (hook: string): string =>
     `  chain ${hook} {\n    type filter hook ${hook} priority -350; policy accept;\n${(['tcp', 'udp', 'sctp'] as const).map((l4) => `    ${mark(l4)}\n`).join('')}  }\n`;

@@ -7,7 +7,7 @@ import { driverOf } from '../node/modes.js';
 import type { Family } from '../util/ip.js';
 import { type FlowCase, type FlowPlanOptions, planFlows } from './flows.js';
 import type { LabMode } from './kernel-modes.js';
-import { type LabInput, compileForLab, labUp } from './lab.js';
+import { type LabInput, type LabUpOptions, compileForLab, labUp } from './lab.js';
 import { type ProbeFlow, probe } from './probe.js';
 import { type CaseReport, PathIndex, verifyCase } from './verify.js';
 
@@ -19,10 +19,8 @@ export interface DifferentialOptions extends FlowPlanOptions {
   readonly alpha?: number;
   /** Only the cases this keeps (all by default). */
   readonly filter?: (c: FlowCase) => boolean;
-  readonly stateDir?: string;
-  readonly namePrefix?: string;
-  readonly id?: string;
-  readonly servers?: boolean;
+  /** How the lab is made (its id, where it is recorded, whether the pods serve); the rest the check decides. */
+  readonly lab?: Pick<LabUpOptions, 'id' | 'stateDir' | 'namePrefix' | 'servers'>;
 }
 
 export interface DifferentialReport {
@@ -41,15 +39,12 @@ export async function checkNode(input: LabInput, opts: DifferentialOptions): Pro
   const reserved = [...input.node.ips, ...input.states.flatMap((s) => s.servicePorts.flatMap((sp) => sp.categorized.allReachableEndpoints.map((e) => e.ip)))];
   const plan = planFlows(input.states, tracerFor, reserved, opts);
   const cases = plan.cases.filter(opts.filter ?? (() => true));
-  const servers = opts.servers ?? true;
+  const servers = opts.lab?.servers ?? true;
 
   const t0 = performance.now();
   const lab = await labUp(input, {
-    mode: opts.mode, rulesets, clientSources: plan.clientSources, servers,
+    ...opts.lab, mode: opts.mode, rulesets, clientSources: plan.clientSources, servers,
     placeEndpoint: (ip) => plan.endpointIPs.has(ip),
-    ...(opts.stateDir !== undefined ? { stateDir: opts.stateDir } : {}),
-    ...(opts.namePrefix !== undefined ? { namePrefix: opts.namePrefix } : {}),
-    ...(opts.id !== undefined ? { id: opts.id } : {}),
   });
   const t1 = performance.now();
   try {

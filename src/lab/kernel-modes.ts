@@ -109,9 +109,16 @@ const nftablesMode: KernelMode = {
   renderedRules: (text) => nftRenderedRules(text),
   kernelTable: (table) => table,
   async resetAffinity(ns) {
+    // ClientIP affinity lives in kube-proxy's affinity-* sets (one per endpoint): emptied, one line each.
     const listed = await run(inNamespace(ns, ['nft', 'list', 'sets']));
-    const flushes = [...listed.stdout.matchAll(/^table (\S+ \S+) \{|^\s*set (affinity-\S+) \{/gm)]
-      .reduce<{ table: string; lines: string[] }>((acc, m) => (m[1] !== undefined ? { ...acc, table: m[1] } : { ...acc, lines: [...acc.lines, `flush set ${acc.table} ${m[2]}`] }), { table: '', lines: [] }).lines;
+    const flushes: string[] = [];
+    let table = '';
+    for (const line of listed.stdout.split('\n')) {
+      const t = /^table (\S+ \S+) \{/.exec(line);
+      if (t) table = t[1]!;
+      const set = /^\s*set (affinity-\S+) \{/.exec(line);
+      if (set) flushes.push(`flush set ${table} ${set[1]}`);
+    }
     if (flushes.length > 0) await run(inNamespace(ns, ['nft', '-f', '-']), { input: `${flushes.join('\n')}\n` });
   },
   fullSync: (_family, text) => ({ argv: ['nft', '-f', '-'], input: nftFullScript(text) }),

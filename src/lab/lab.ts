@@ -56,7 +56,6 @@ export interface Lab {
   readonly state: LabState;
   readonly plan: LabPlan;
   readonly kernel: KernelMode;
-  readonly driver: ModeDriver<CompiledNode>;
   readonly rulesets: readonly LoadedRuleset[];
   readonly stateDir: string;
   /** The pods' counters (none when the lab runs without servers). */
@@ -87,7 +86,6 @@ export function compileForLab(input: LabInput, mode: LabMode): LoadedRuleset[] {
 export async function labUp(input: LabInput, opts: LabUpOptions): Promise<Lab> {
   const kernel = kernelMode(opts.mode);
   const rulesets = opts.rulesets ?? compileForLab(input, opts.mode);
-  const driver = modeDriver(opts.mode as Parameters<typeof modeDriver>[0]);
   const dir = opts.stateDir ?? stateDir();
   const id = checkLabId(opts.id ?? randomBytes(3).toString('hex'));
   if (readState(dir, id) !== undefined) throw new KpsimError('KPSIM_ERR_USAGE_BAD_FLAG', `--id: a lab ${id} is already up (kpsim lab down --id ${id})`);
@@ -107,7 +105,7 @@ export async function labUp(input: LabInput, opts: LabUpOptions): Promise<Lab> {
   };
   for (const w of state.warnings) say(`warning: ${w}`);
   writeState(dir, state);
-  const lab = makeLab(state, plan, kernel, driver, rulesets, dir);
+  const lab = makeLab(state, plan, kernel, rulesets, dir);
   try {
     say(`namespaces: ${state.namespaces.length} (node, client, ${plan.pods.filter((p) => p.placement !== 'host').length} pods)`);
     await run(['ip', '-batch', '-'], { input: `${commands.host.join('\n')}\n` });
@@ -139,9 +137,9 @@ export async function labUp(input: LabInput, opts: LabUpOptions): Promise<Lab> {
   }
 }
 
-function makeLab(state: LabState, plan: LabPlan, kernel: KernelMode, driver: ModeDriver<CompiledNode>, rulesets: readonly LoadedRuleset[], dir: string): Lab {
+function makeLab(state: LabState, plan: LabPlan, kernel: KernelMode, rulesets: readonly LoadedRuleset[], dir: string): Lab {
   return {
-    state, plan, kernel, driver, rulesets, stateDir: dir,
+    state, plan, kernel, rulesets, stateDir: dir,
     podsStats() {
       return state.podsSocket === undefined ? Promise.resolve({ backends: [], udp: [] }) : readPodsStats(state.podsSocket);
     },
@@ -149,13 +147,6 @@ function makeLab(state: LabState, plan: LabPlan, kernel: KernelMode, driver: Mod
       await labDown(dir, state);
     },
   };
-}
-
-/** The lab recorded under `id`. */
-export function findLab(id: string, dir: string = stateDir()): LabState {
-  const state = readState(dir, checkLabId(id));
-  if (state === undefined) throw new KpsimError('KPSIM_ERR_LAB_NOT_FOUND', `no lab ${id} is up (kpsim lab status lists them; records are in ${dir})`);
-  return state;
 }
 
 export interface DownReport {

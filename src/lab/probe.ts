@@ -164,7 +164,7 @@ function udpTry(f, sport) {
 `;
 
 /** Where a source address sends from: the namespace holding it. */
-export function sourceNamespace(plan: LabPlan, src: string): string {
+function sourceNamespace(plan: LabPlan, src: string): string {
   const ns = namespaceOf(plan, src);
   if (ns === undefined) throw new KpsimError('KPSIM_ERR_TRACE_BAD_PACKET', `no namespace of the lab holds ${src}: give it to the client (--client-ip ${src})`);
   return ns;

@@ -52,7 +52,7 @@ test('the kernel agrees with kpsim\'s trace on every example cluster (iptables m
       const cluster = await loadCluster([join('rules', name)]);
       const node = resolveNode(cluster);
       const states = buildProxierStates(cluster, node);
-      const report = await checkNode({ node, states }, { mode: 'iptables', stateDir, namePrefix: PREFIX, id: String(++n), maxServicePorts: MAX_SERVICE_PORTS });
+      const report = await checkNode({ node, states }, { mode: 'iptables', maxServicePorts: MAX_SERVICE_PORTS, lab: { stateDir, namePrefix: PREFIX, id: String(++n) } });
       const failures = report.cases.filter((c) => c.problems.length > 0);
       assert.deepEqual(
         failures.map((c) => `${c.name}:\n  ${c.problems.join('\n  ')}`),

@@ -38,6 +38,9 @@ export const codes = {
   // iptables: parsing iptables-save text
   KPSIM_ERR_IPTABLES_PARSE: 'iptables-save text could not be parsed',
 
+  // nftables: parsing `nft list ruleset` text
+  KPSIM_ERR_NFTABLES_PARSE: '`nft list ruleset` text could not be parsed',
+
   // trace: packets and flows
   KPSIM_ERR_TRACE_BAD_PACKET: 'a packet or flow to trace is not valid',
 
@@ -58,6 +61,17 @@ export const codes = {
 
   // api: the HTTP API
   KPSIM_ERR_API_BAD_REQUEST: 'a request to the API is not valid',
+  KPSIM_ERR_API_STORAGE: "the API server's --data-dir could not be read or written",
+
+  // source: live clusters read through a kubeconfig or --server
+  KPSIM_ERR_SOURCE_KUBECONFIG: 'the kubeconfig could not be read, or names no usable cluster or context',
+  KPSIM_ERR_SOURCE_UNREACHABLE: "the cluster's API server could not be reached",
+  KPSIM_ERR_SOURCE_TLS: "the API server's certificate could not be verified",
+  KPSIM_ERR_SOURCE_AUTH: 'the API server refused the credentials (401 Unauthorized or 403 Forbidden)',
+  KPSIM_ERR_SOURCE_RESPONSE: 'the API server answered with an error or a body kpsim cannot read',
+
+  // output: files kpsim writes
+  KPSIM_ERR_OUTPUT_WRITE: 'an output file or folder could not be written',
   // Never thrown as a KpsimError: the code of the API's 500 answer, a bug in kpsim.
   KPSIM_ERR_INTERNAL: 'a bug in kpsim (HTTP 500; please report it)',
 } as const;
@@ -77,12 +91,15 @@ export class KpsimError extends Error {
   readonly where: Where;
   /** The separate problems, when this error stands for several (KPSIM_ERR_MODEL_INVALID). */
   readonly problems: readonly KpsimError[];
+  /** The message without its location: what the API puts beside the field in a Status cause. */
+  readonly detail: string;
 
   constructor(code: ErrorCode, detail: string, where: Where = {}, options?: ErrorOptions & { problems?: readonly KpsimError[] }) {
     super(formatLocated(where, detail), options);
     this.code = code;
     this.where = where;
     this.problems = options?.problems ?? [];
+    this.detail = detail;
   }
 
   get file(): string | undefined { return this.where.file; }

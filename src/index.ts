@@ -25,12 +25,20 @@ import {
 } from './node/compile-node.js';
 import type { CompiledNode, OutputFormat, RulesMode } from './node/mode-driver.js';
 import { createNodeTracer, createRulesetTracer, type NodeTracer } from './node/trace-node.js';
+import { type CompiledNftables, compileNftablesForStates } from './node/modes/nftables.js';
+import { proxierStatesFor } from './node/compile-node.js';
+import { parseNftRuleset as parseNftText } from './nftables/parse.js';
+import type { NftRuleset } from './nftables/types.js';
+import { createNftTracer } from './trace/nftables/tracer.js';
 import type { Packet, TraceContext, TraceOptions, TraceResult } from './trace/types.js';
 
 export { KpsimError, codes, isKpsimError } from './errors.js';
 export type { ErrorCode, Where } from './errors.js';
-export { loadCluster, clusterFromManifests } from './manifest/load.js';
-export type { LoadOptions, ManifestText } from './manifest/load.js';
+export { loadCluster, clusterFromManifests, clusterFromObjects } from './manifest/load.js';
+export type { LoadOptions, ManifestText, ManifestObject } from './manifest/load.js';
+export { loadLiveCluster, readLiveObjects } from './source/live.js';
+export type { LiveRead, LiveReadOptions } from './source/live.js';
+export type { LiveSourceOptions } from './source/kubeconfig.js';
 export type * from './model/types.js';
 export type { ProxierState, ProxierServicePort, ServicePortInfo, EndpointInfo, CategorizedEndpoints } from './tracker/types.js';
 export type { Ruleset, Table, Chain, Rule, TableName } from './iptables/types.js';
@@ -39,10 +47,20 @@ export { renderCanonical } from './iptables/canonical.js';
 export type { Packet, TraceContext, TraceOptions, TraceResult, Hop, Verdict, TraceSample } from './trace/types.js';
 export { formatTrace } from './trace/format.js';
 export type { CompiledIptables, CompiledIpvsNode, NodeCompileOptions } from './node/compile-node.js';
+export type { CompiledNftables } from './node/modes/nftables.js';
+export type { NftRuleset, NftTable, NftChain, NftSet, NftRule } from './nftables/types.js';
+export { renderNftScript } from './nftables/render-script.js';
+export { renderNftCanonical } from './nftables/canonical.js';
 export type { CompiledNode, OutputFormat, RulesMode } from './node/mode-driver.js';
 export { RULES_MODES } from './node/modes.js';
 export type { NodeTracer } from './node/trace-node.js';
 export { createScheduler } from './ipvs/virtual-service.js';
+export { deriveEndpointSlices, reconcileServiceSlices, PodIndex, DEFAULT_MAX_ENDPOINTS_PER_SLICE } from './controller/endpoint-slice-controller.js';
+export type { EndpointSliceControllerInput, EndpointSliceControllerOptions, DerivedEndpointSlices, ServiceSlices, ReconcileContext } from './controller/endpoint-slice-controller.js';
+export { runControlPlane } from './controller/control-plane.js';
+export type { ControlPlaneOptions } from './controller/control-plane.js';
+export { runWorkloadControllers } from './workload/run.js';
+export type { WorkloadControllerInput, WorkloadControllerOptions, WorkloadControllerResult } from './workload/run.js';
 export { schedulerNames } from './ipvs/schedulers/types.js';
 
 /** kube-proxy's iptables mode on one node (default: the config's hostnameOverride, else the first Node). */
@@ -53,6 +71,17 @@ export function compileIptables(cluster: Cluster, opts: NodeCompileOptions = {})
 /** kube-proxy's IPVS mode on one node. */
 export function compileIpvs(cluster: Cluster, opts: NodeCompileOptions & Pick<IpvsCompileOptions, 'scheduler' | 'randomFully'> = {}): CompiledIpvsNode {
   return compileIpvsForNode(cluster, opts);
+}
+
+/** kube-proxy's nftables mode on one node: the `kube-proxy` table of each family. */
+export function compileNftables(cluster: Cluster, opts: NodeCompileOptions = {}): CompiledNftables {
+  const { node, states } = proxierStatesFor(cluster, opts);
+  return compileNftablesForStates(node, states);
+}
+
+/** `nft list ruleset` text (kpsim's, or a real node's, with every table on it) → an NftRuleset. */
+export function parseNftRuleset(text: string, opts: { file?: string } = {}): NftRuleset {
+  return parseNftText(text, opts);
 }
 
 /** One node in any mode kpsim compiles: `compile(cluster, 'ipvs', {node: 'node-a'})`. */
@@ -79,7 +108,7 @@ export function parseIptablesSave(text: string, opts: ParseOptions = {}): Rulese
   return parseText(text, opts);
 }
 
-export type TraceTarget = CompiledNode | Ruleset | readonly Ruleset[];
+export type TraceTarget = CompiledNode | Ruleset | readonly Ruleset[] | NftRuleset | readonly NftRuleset[];
 
 /**
  * Walk one packet through a node's rules. For compiled rules the node's addresses come with
@@ -92,8 +121,16 @@ export function tracePacket(rules: TraceTarget, packet: Packet, opts: Partial<Tr
 /** A tracer prepared once for many packets (indexes the rules; far faster than tracePacket in a loop). */
 export function createTracerFor(rules: TraceTarget, context: Partial<TraceContext> = {}): NodeTracer {
   if (isCompiled(rules)) return createNodeTracer(rules);
-  const rulesets = Array.isArray(rules) ? (rules as readonly Ruleset[]) : [rules as Ruleset];
-  return createRulesetTracer(rulesets, { ...context, localAddresses: context.localAddresses ?? [] });
+  const list: readonly (Ruleset | NftRuleset)[] = Array.isArray(rules) ? rules : [rules as Ruleset | NftRuleset];
+  const withAddresses = { ...context, localAddresses: context.localAddresses ?? [] };
+  if (list.length > 0 && list.every(isNftRuleset)) return createNftTracer(list, withAddresses);
+  if (list.some(isNftRuleset)) throw new TypeError('createTracerFor: give iptables rulesets or nftables rulesets, not both');
+  return createRulesetTracer(list as readonly Ruleset[], withAddresses);
+}
+
+/** An nftables ruleset holds a list of tables; an iptables one a map of them. */
+function isNftRuleset(rules: Ruleset | NftRuleset): rules is NftRuleset {
+  return Array.isArray(rules.tables);
 }
 
 function isCompiled(rules: TraceTarget): rules is CompiledNode {

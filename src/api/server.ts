@@ -11,8 +11,13 @@
  *
  * Errors answer {code, message, file?, object?, path?}: 400 for bad input, 404 for an unknown
  * node, 409 for conflicting objects; a 500 is a bug.
+ *
+ * With `kube`, the same server also answers the Kubernetes API (src/api/kube/routes.ts), and
+ * the routes above read its store's live cluster (`currentCluster`).
  */
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { requireBearerToken } from './auth.js';
+import { type KubeApiOptions, kubeApiPlugin } from './kube/routes.js';
 import { KpsimError, isKpsimError } from '../errors.js';
 import { clusterFromManifests, type ManifestText } from '../manifest/load.js';
 import type { Cluster } from '../model/types.js';
@@ -26,6 +31,14 @@ import type { Packet, TraceOptions } from '../trace/types.js';
 export interface ApiOptions {
   /** The cluster the server answers for (when requests carry no manifests). */
   cluster?: Cluster;
+  /** The cluster as it is now, asked on every request (the Kubernetes API store's); wins over `cluster`. */
+  currentCluster?: () => Cluster;
+  /** Serve the Kubernetes API from this store and watch hub too. */
+  kube?: KubeApiOptions;
+  /** Every request but /version and health checks must carry `Authorization: Bearer <token>`. */
+  token?: string;
+  /** Serve HTTPS with this key and certificate (PEM). */
+  https?: { key: string | Buffer; cert: string | Buffer };
   node?: NodeSelection;
   /** Allocate missing fields in posted manifests (--allocate). */
   allocate?: boolean;
@@ -102,8 +115,16 @@ class CompiledCluster {
 }
 
 export function buildApiServer(options: ApiOptions = {}): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
-  const served = options.cluster ? new CompiledCluster(options.cluster, options.node ?? {}) : undefined;
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024, ...(options.https ? { https: options.https } : {}) }) as unknown as FastifyInstance;
+  if (options.token !== undefined) requireBearerToken(app, options.token);
+  if (options.kube) void app.register(kubeApiPlugin, options.kube);
+  let served: CompiledCluster | undefined;
+  /** The served cluster, compiled anew when the live cluster has changed since the last request. */
+  const servedCluster = (): CompiledCluster | undefined => {
+    const cluster = options.currentCluster?.() ?? options.cluster;
+    if (cluster && served?.cluster !== cluster) served = new CompiledCluster(cluster, options.node ?? {});
+    return served;
+  };
 
   /** The cluster a request is about: its posted manifests, else the server's own. */
   const clusterFor = (body: { manifests?: ManifestText[]; node?: string; nodeIPs?: string[] }): CompiledCluster => {
@@ -111,8 +132,9 @@ export function buildApiServer(options: ApiOptions = {}): FastifyInstance {
       const cluster = clusterFromManifests(body.manifests, { allocate: options.allocate ?? false });
       return new CompiledCluster(cluster, { ...(body.node !== undefined ? { node: body.node } : {}), ...(body.nodeIPs ? { nodeIPs: body.nodeIPs } : {}) });
     }
-    if (!served) throw new KpsimError('KPSIM_ERR_API_BAD_REQUEST', 'this server has no cluster: post manifests with the request', { path: 'manifests' });
-    return served;
+    const current = servedCluster();
+    if (!current) throw new KpsimError('KPSIM_ERR_API_BAD_REQUEST', 'this server has no cluster: post manifests with the request', { path: 'manifests' });
+    return current;
   };
 
   app.setErrorHandler((error: FastifyError | KpsimError, _request, reply) => {

@@ -32,7 +32,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   {
     name: 'simulate',
-    summary: 'replay seeded connections to a service through iptables (random) and IPVS schedulers, and compare how evenly they spread',
+    summary: 'replay seeded connections to a service through each mode (iptables and nftables: the rules walked; IPVS: each scheduler), and compare how evenly they spread',
     load: async () => (await import('./simulate.js')).registerSimulate,
   },
   {
@@ -47,7 +47,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   {
     name: 'compare',
-    summary: 'compare direct-to-pod, the userspace proxy (real bytes on loopback), simulated iptables and IPVS modes and, with --kernel, their rules in a real kernel, on one service: req/s, added latency, spread over endpoints, decision cost',
+    summary: 'compare direct-to-pod, the userspace proxy (real bytes on loopback), the simulated iptables, IPVS and nftables modes and, with --kernel, their rules in a real kernel, on one service: req/s, added latency, spread over endpoints, decision cost',
     load: async () => (await import('./compare.js')).registerCompare,
   },
   {
@@ -57,8 +57,13 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   {
     name: 'serve',
-    summary: 'serve the JSON API (cluster, rules, packet traces) on loopback',
+    summary: 'serve the JSON API (cluster, rules, packet traces) and the Kubernetes API (kubectl, client-node) on loopback',
     load: async () => (await import('./serve.js')).registerServe,
+  },
+  {
+    name: 'dump',
+    summary: 'write what kpsim reads from a cluster (a live one: --kubeconfig, --context, --server) as manifests, replayable with -f DIR',
+    load: async () => (await import('./dump.js')).registerDump,
   },
 ];
 

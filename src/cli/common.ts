@@ -6,8 +6,10 @@
 import { type Command, Option } from 'commander';
 import { KpsimError } from '../errors.js';
 import { reportError } from './report.js';
-import { loadCluster } from '../manifest/load.js';
-import type { Cluster, Warning } from '../model/types.js';
+import { type LoadOptions, type ManifestObject, clusterFromObjects, loadCluster, parseManifestObjects, readManifestTexts } from '../manifest/load.js';
+import type { Cluster, ProxyConfig, Warning } from '../model/types.js';
+import { wantsLiveSource } from '../source/kubeconfig.js';
+import { readLiveObjects } from '../source/live.js';
 import { type ResolvedNode, buildProxierStates, resolveNode } from '../tracker/proxier-state.js';
 import type { ProxierState } from '../tracker/types.js';
 import { type Family, normalizeIP, parseCIDR } from '../util/ip.js';
@@ -22,8 +24,13 @@ export interface ClusterOptions {
   clusterCidr?: string;
   masqueradeAll?: boolean;
   allocate?: boolean;
+  nodes?: string;
   serviceClusterIpRange?: string;
   serviceNodePortRange?: string;
+  /** A live cluster instead of -f: --kubeconfig, --context, --server. */
+  kubeconfig?: string;
+  context?: string;
+  server?: string;
   debug?: boolean;
   quiet?: boolean;
 }
@@ -33,18 +40,33 @@ export function collect(value: string, previous: string[] | undefined): string[]
   return [...(previous ?? []), value];
 }
 
-/** -f PATH... and the options that choose the node and adjust kube-proxy's configuration. */
+/**
+ * -f PATH... (or a live cluster: --kubeconfig, --context, --server) and the options that choose
+ * the node and adjust kube-proxy's configuration. With `required`, a command run with neither
+ * files nor a live cluster is a usage error.
+ */
 export function addClusterOptions(cmd: Command, { required = true }: { required?: boolean } = {}): Command {
-  const file = new Option('-f, --file <path...>', 'manifest files or folders (YAML or JSON: Service, EndpointSlice, Endpoints, Node, KubeProxyConfiguration)');
-  if (required) file.makeOptionMandatory();
+  const file = new Option('-f, --file <path...>', 'manifest files or folders, or - for standard input (YAML or JSON: Service, EndpointSlice, Endpoints, Node, Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, KubeProxyConfiguration)');
+  if (required) {
+    cmd.hook('preAction', (_command, actionCommand) => {
+      const opts = actionCommand.opts<ClusterOptions>();
+      if (opts.file === undefined && !wantsLiveSource(opts)) {
+        throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', 'no cluster given: -f PATH... (manifests), or a live cluster with --kubeconfig FILE, --context NAME or --server URL');
+      }
+    });
+  }
   return cmd
     .addOption(file)
+    .option('--kubeconfig <file>', 'read a live cluster through this kubeconfig instead of -f (read only; KUBECONFIG and ~/.kube/config are used for --context and --server alone)')
+    .option('--context <name>', 'the kubeconfig context of the live cluster (default: its current-context)')
+    .option('--server <url>', "the live cluster's API server URL (replaces the context's; alone, reads anonymously)")
     .option('--config <file>', 'a KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1)')
     .option('--node <name>', "the node whose point of view to take (default: the config's hostnameOverride, else the first Node)")
     .option('--node-ip <ip>', "the node's IP address, instead of its Node object's (repeatable)", collect)
-    .option('--cluster-cidr <cidrs>', 'pod CIDRs, comma-separated (overrides the config\'s clusterCIDR)')
+    .option('--cluster-cidr <cidrs>', 'pod CIDRs, comma-separated: kube-proxy\'s clusterCIDR (overrides the config\'s), and where --allocate takes node pod CIDRs from (default 10.244.0.0/16)')
     .option('--masquerade-all', 'masquerade all traffic to service IPs (iptables.masqueradeAll)')
-    .option('--allocate', 'fill in protocols, ClusterIPs and node ports as the API server would')
+    .option('--allocate', 'do what the cluster would: protocols, ClusterIPs and node ports as the API server; pods of Deployments, ReplicaSets, StatefulSets and DaemonSets as the controllers, the scheduler and the kubelets')
+    .option('--nodes <n>', 'with --allocate and no Node objects: how many nodes to create (default 3)')
     .option('--service-cluster-ip-range <cidrs>', 'service CIDRs, one per family, for --allocate and for checking ClusterIPs')
     .option('--service-node-port-range <range>', 'node-port range for --allocate and for warnings', '30000-32767')
     .option('-q, --quiet', 'do not print warnings')
@@ -58,29 +80,68 @@ export interface LoadedCluster {
   states: ProxierState[];
 }
 
-/** Load the cluster the options name, apply the flag overrides, and print the warnings. */
-export async function loadClusterFromOptions(opts: ClusterOptions): Promise<LoadedCluster> {
-  const cluster = await loadCluster(opts.file ?? [], {
+function loadOptionsOf(opts: ClusterOptions): LoadOptions {
+  return {
     ...(opts.config !== undefined ? { config: opts.config } : {}),
     allocate: opts.allocate ?? false,
     ...(opts.serviceClusterIpRange !== undefined ? { serviceClusterIPRange: opts.serviceClusterIpRange } : {}),
     ...(opts.serviceNodePortRange !== undefined ? { serviceNodePortRange: opts.serviceNodePortRange } : {}),
+    ...(opts.nodes !== undefined ? { nodes: parseIntegerFlag('--nodes', opts.nodes, 0, 100_000) } : {}),
+    ...(opts.clusterCidr !== undefined ? { clusterCIDR: opts.clusterCidr } : {}),
+  };
+}
+
+/**
+ * The objects the options name, parsed but not decoded: the -f files' documents, or what a live
+ * cluster holds (its kube-proxy ConfigMap's configuration too, unless --config is given), plus
+ * the --config file's. For commands that keep the objects themselves (serve, dump).
+ */
+export async function loadClusterObjects(opts: ClusterOptions): Promise<{ objects: ManifestObject[]; warnings: Warning[]; server?: string }> {
+  const live = wantsLiveSource(opts);
+  if (live && opts.file !== undefined) throw usageError('-f', 'give -f manifests or a live cluster (--kubeconfig, --context, --server), not both');
+  const configObjects = opts.config !== undefined ? parseManifestObjects(await readManifestTexts([], opts.config)) : [];
+  if (!live) return { objects: [...parseManifestObjects(await readManifestTexts(opts.file ?? [])), ...configObjects], warnings: [] };
+  const read = await readLiveObjects({
+    ...(opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : {}),
+    ...(opts.context !== undefined ? { context: opts.context } : {}),
+    ...(opts.server !== undefined ? { server: opts.server } : {}),
+    readProxyConfig: opts.config === undefined,
   });
-  applyConfigOverrides(cluster, opts);
+  return { objects: [...read.objects, ...configObjects], warnings: read.warnings, server: read.server };
+}
+
+/** Load the cluster the options name (files or a live cluster), apply the flag overrides, and print the warnings. */
+export async function loadClusterFromOptions(opts: ClusterOptions): Promise<LoadedCluster> {
+  let cluster: Cluster;
+  if (wantsLiveSource(opts)) {
+    const { objects, warnings } = await loadClusterObjects(opts);
+    cluster = clusterFromObjects(objects, loadOptionsFromFlags(opts));
+    cluster.warnings.unshift(...warnings);
+  } else {
+    cluster = await loadCluster(opts.file ?? [], loadOptionsOf(opts));
+  }
+  applyConfigOverrides(cluster.config, opts);
   const node = resolveNode(cluster, { ...(opts.node !== undefined ? { node: opts.node } : {}), ...(opts.nodeIp ? { nodeIPs: opts.nodeIp } : {}) });
   if (!opts.quiet) printWarnings([...cluster.warnings, ...node.warnings]);
   return { cluster, node, states: buildProxierStates(cluster, node) };
 }
 
-function applyConfigOverrides(cluster: Cluster, opts: ClusterOptions): void {
+/** The load options (allocation, ranges) the flags give, for callers that decode objects themselves. */
+export function loadOptionsFromFlags(opts: ClusterOptions): LoadOptions {
+  const { config: _config, ...options } = loadOptionsOf(opts);
+  return options;
+}
+
+/** --cluster-cidr and --masquerade-all, over the configuration the input gave. */
+export function applyConfigOverrides(config: ProxyConfig, opts: ClusterOptions): void {
   if (opts.clusterCidr !== undefined) {
-    cluster.config.clusterCIDRs = opts.clusterCidr.split(',').map((text) => {
+    config.clusterCIDRs = opts.clusterCidr.split(',').map((text) => {
       const cidr = parseCIDR(text.trim());
       if (!cidr) throw usageError('--cluster-cidr', `${JSON.stringify(text)} is not a CIDR`);
       return cidr.text;
     });
   }
-  if (opts.masqueradeAll) cluster.config.masqueradeAll = true;
+  if (opts.masqueradeAll) config.masqueradeAll = true;
 }
 
 export function printWarnings(warnings: readonly Warning[]): void {

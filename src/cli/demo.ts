@@ -114,8 +114,13 @@ function describeTraces(loaded: LoadedCluster): string {
   return lines.join('\n') + '\n\n';
 }
 
+const BUILTIN_CHAINS: ReadonlySet<string> = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
+const LOOKUP_TABLES: ReadonlySet<string> = new Set(['ipvs', 'ipset']);
+
 function summarize(result: TraceResult): string {
-  const chains = [...new Set(result.hops.filter((h) => h.chain.startsWith('KUBE-') && h.table !== 'ipvs').map((h) => h.chain))].length;
+  // kube-proxy's own chains: every chain the path entered but the kernel's built-in ones (the
+  // IPVS tracer's `ipvs` and `ipset` hops are lookups, not chains).
+  const chains = [...new Set(result.hops.filter((h) => !LOOKUP_TABLES.has(h.table) && !BUILTIN_CHAINS.has(h.chain)).map((h) => `${h.table} ${h.chain}`))].length;
   const endpoints = result.endpoints.map((e) => `${e} ${(100 * (result.probabilities[e] ?? 0)).toFixed(1)}%`).join(', ');
   const masq = result.masquerade ? ', masqueraded' : '';
   return `${result.verdict}${endpoints === '' ? '' : ` to ${endpoints}`}${masq} (${chains} kube-proxy chains)`;

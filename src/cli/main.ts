@@ -35,6 +35,13 @@ function commandNamed(args: readonly string[]): string | undefined {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // Output piped into a reader that stops early (`kpsim compile ... | head`) is not an error.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw e;
+    });
+  }
   try {
     const program = await buildProgram(argv);
     await program.parseAsync(argv);

@@ -80,7 +80,10 @@ export function formatSimulationReport(report: SimulationReport): string {
     `workload: ${w.connections} connections from ${w.clients} over ${w.durationSeconds} s, lifetimes exponential with mean ${w.meanLifetimeSeconds} s${w.keepalive ? `, keepalive every ${KEEPALIVE_SECONDS} s` : ''}, seed ${w.seed}`,
   ];
   for (const run of report.runs) {
-    const title = run.mode === 'iptables' ? `iptables (random${run.affinity ? ', recent affinity' : ''})` : `ipvs ${run.scheduler}${run.affinity ? ' (persistent)' : ''}`;
+    // A mode without schedulers to choose runs once, as "random" (its rules' random draw).
+    const title = run.scheduler === 'random'
+      ? `${run.mode} (random${run.affinity ? ', ClientIP affinity' : ''})`
+      : `${run.mode} ${run.scheduler}${run.affinity ? ' (persistent)' : ''}`;
     const width = Math.max(24, title.length + 2, ...run.endpoints.map((e) => e.endpoint.length + 4));
     lines.push('', `${title.padEnd(width)}${'received'.padStart(10)}${'share'.padStart(9)}${'expected'.padStart(10)}${'active'.padStart(8)}${'inactive'.padStart(10)}`);
     for (const e of run.endpoints) {

@@ -4,11 +4,12 @@
  * is masqueraded. The rules come from manifests (-f, compiled for --mode) or from iptables-save
  * dumps (--iptables-save, e.g. from a real node).
  */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { KpsimError } from '../errors.js';
+import { readInputFile } from '../manifest/load.js';
 import { DUMP_READERS, RULES_MODES, defaultRulesMode, modeDriver, parseRulesMode } from '../node/modes.js';
 import type { NodeTracer } from '../node/trace-node.js';
+import { wantsLiveSource } from '../source/kubeconfig.js';
 import { formatTrace } from '../trace/format.js';
 import type { Packet, TraceOptions, TraceProtocol } from '../trace/types.js';
 import { normalizeIP } from '../util/ip.js';
@@ -59,6 +60,7 @@ export function registerTrace(program: Command): void {
     .description(summaryOf('trace'));
   addClusterOptions(cmd, { required: false })
     .option('--iptables-save <file>', 'trace through an iptables-save or ip6tables-save dump instead of manifests (repeatable: one per family)', collect)
+    .option('--nft-ruleset <file>', 'trace through an `nft list ruleset` dump instead of manifests (repeatable)', collect)
     .option('--mode <mode>', `rules to trace through with -f: ${TRACE_MODES.join(' or ')} (default: the config's mode, else iptables)`)
     .option('--proto <proto>', 'tcp, udp or sctp', 'tcp')
     .option('--src <ip>', 'source address')
@@ -149,12 +151,12 @@ async function buildTracer(opts: TraceCommandOptions, preloaded?: LoadedCluster)
     if (opts.mode !== undefined && opts.mode !== dump.reader.mode) {
       throw usageError('--mode', `${opts.mode} needs manifests (-f): ${dump.reader.flag} is a ${dump.reader.mode}-mode dump`);
     }
-    const texts = await Promise.all(dump.files.map(async (file) => ({ file, text: await readText(file) })));
+    const texts = await Promise.all(dump.files.map(async (file) => ({ file, text: await readInputFile(file) })));
     const localAddresses = (opts.nodeIp ?? []).map((ip) => parseIPFlag('--node-ip', ip));
     return dump.reader.tracer(texts, { localAddresses });
   }
-  if (opts.file === undefined) {
-    throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', `give manifests with -f PATH... or a dump with ${DUMP_READERS.map((r) => `${r.flag} FILE`).join(' or ')}`);
+  if (opts.file === undefined && !wantsLiveSource(opts)) {
+    throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', `give manifests with -f PATH..., a live cluster with --kubeconfig FILE (or --context, --server), or a dump with ${DUMP_READERS.map((r) => `${r.flag} FILE`).join(' or ')}`);
   }
   const loaded = preloaded ?? await loadClusterFromOptions(opts);
   const mode = opts.mode === undefined ? defaultRulesMode(loaded.cluster.config) : parseRulesMode(opts.mode, '--mode');
@@ -173,14 +175,6 @@ function dumpFilesOf(opts: TraceCommandOptions, flag: string): string[] {
   return Array.isArray(value) ? value : [];
 }
 
-async function readText(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (e) {
-    throw new KpsimError('KPSIM_ERR_MANIFEST_READ', `cannot read: ${(e as Error).message}`, { file });
-  }
-}
-
 interface Flow {
   proto?: unknown;
   src?: unknown;
@@ -192,7 +186,7 @@ interface Flow {
 async function readFlows(file: string): Promise<Flow[]> {
   let value: unknown;
   try {
-    value = JSON.parse(await readText(file));
+    value = JSON.parse(await readInputFile(file));
   } catch (e) {
     if (e instanceof KpsimError) throw e;
     throw new KpsimError('KPSIM_ERR_MANIFEST_SYNTAX', `not valid JSON: ${(e as Error).message}`, { file });

@@ -12,8 +12,9 @@ import { schedulerNames } from '../ipvs/schedulers/types.js';
 import { type ClusterStats, type RunningCluster, startCluster } from '../proxy/index.js';
 import { type ClusterOptions, action, addClusterOptions, loadClusterFromOptions, parseIntegerFlag, parseNumberFlag, usageError } from './common.js';
 import { summaryOf } from './command-table.js';
+import { type NodeRunFlags, addNodeRunOptions, parseNodeRunFlags } from './node-flags.js';
 
-interface UpOptions extends ClusterOptions {
+interface UpOptions extends ClusterOptions, NodeRunFlags {
   scheduler?: string;
   delay?: string;
   payload?: string;
@@ -35,7 +36,8 @@ export function registerUp(program: Command): void {
     .option('--payload <bytes>', 'backend response body size in bytes (default: the bare JSON)')
     .option('--idle-timeout <s>', 'close a connection idle this many seconds (0: never)', '900')
     .option('--ephemeral-ports', 'bind ephemeral ports instead of the services\' and pods\' own')
-    .option('--json', 'print the address map, then the final counters, as JSON lines')
+    .option('--json', 'print the address map, then the final counters, as JSON lines');
+  addNodeRunOptions(cmd)
     .action(action(async (opts: UpOptions) => {
       await runUp(opts);
     }));
@@ -51,6 +53,7 @@ async function runUp(opts: UpOptions): Promise<void> {
   }
   const loaded = await loadClusterFromOptions(opts);
   const scheduler = opts.scheduler ?? (loaded.cluster.config.ipvsScheduler || 'rr');
+  const node = parseNodeRunFlags(opts, loaded);
 
   // Listen for the signals before anything starts, so that one arriving early still closes cleanly.
   const stopping = stopSignal();
@@ -62,13 +65,15 @@ async function runUp(opts: UpOptions): Promise<void> {
       ...(payloadBytes !== undefined ? { payloadBytes } : {}),
       idleTimeoutMs: idleTimeoutSeconds * 1000,
       ports: opts.ephemeralPorts ? 'ephemeral' : 'service',
+      ...node,
     });
   } catch (e) {
     stopping.stop();
     throw e;
   }
-  printStarted(cluster, scheduler, opts.json ?? false);
+  printStarted(cluster, scheduler, opts.json ?? false, node.workers ?? 1);
   const signal = await stopping.signal;
+  await cluster.proxy.refreshStats();
   const stats = cluster.stats();
   await cluster.close();
   printStopped(stats, signal, opts.json ?? false);
@@ -92,15 +97,21 @@ function stopSignal(): { signal: Promise<NodeJS.Signals>; stop: () => void } {
   return { signal, stop };
 }
 
-function printStarted(cluster: RunningCluster, scheduler: string, json: boolean): void {
+function printStarted(cluster: RunningCluster, scheduler: string, json: boolean, workers: number): void {
   const map = cluster.map;
   if (json) {
-    process.stdout.write(`${JSON.stringify({ event: 'up', scheduler, map })}\n`);
+    process.stdout.write(`${JSON.stringify({ event: 'up', scheduler, ...(workers > 1 ? { workers } : {}), map })}\n`);
     return;
   }
   const proxied = map.entries.filter((e) => e.proxied).length;
+  const count = (server: string): number => map.backends.filter((b) => (b.server ?? 'pod') === server).length;
+  const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+  const others = [
+    ...(count('user') > 0 ? [`${plural(count('user'), 'endpoint')} on your servers`] : []),
+    ...(count('none') > 0 ? [`${plural(count('none'), 'endpoint')} unreachable (no pod)`] : []),
+  ];
   process.stdout.write(map.render());
-  process.stdout.write(`\nkpsim up: ${proxied} address${proxied === 1 ? '' : 'es'} proxied (scheduler ${scheduler}), ${map.backends.length} backend pod${map.backends.length === 1 ? '' : 's'}; Ctrl-C to stop\n`);
+  process.stdout.write(`\nkpsim up: ${proxied} address${proxied === 1 ? '' : 'es'} proxied (scheduler ${scheduler}${workers > 1 ? `, ${workers} workers` : ''}), ${plural(count('pod'), 'backend pod')}${others.map((o) => `, ${o}`).join('')}; Ctrl-C to stop\n`);
 }
 
 function printStopped(stats: ClusterStats, signal: NodeJS.Signals, json: boolean): void {
@@ -112,17 +123,22 @@ function printStopped(stats: ClusterStats, signal: NodeJS.Signals, json: boolean
     e.endpoint, e.podName ?? '', String(e.connections), String(e.active), String(e.bytesIn), String(e.bytesOut),
     String(e.errors.refused), String(e.errors.timeout), String(e.errors.reset), String(e.errors.other), e.draining ? 'draining' : '',
   ]);
-  const listenerRows = stats.proxy.listeners.filter((l) => l.accepted > 0).map((l) => [
+  const used = stats.proxy.listeners.filter((l) => l.accepted > 0);
+  const udp = used.some((l) => l.protocol === 'UDP');
+  const listenerRows = used.map((l) => [
     l.key, l.verdict, String(l.accepted), String(l.forwarded), String(l.rejected), String(l.dropped), String(l.failed),
-    String(l.retries), String(l.idleTimeouts),
+    String(l.retries), String(l.idleTimeouts), ...(udp ? [String(l.datagramsIn), String(l.datagramsOut)] : []),
   ]);
+  const workerLines = (stats.proxy.workers ?? []).map((w) =>
+    `worker ${w.worker}: ${w.accepted} connection${w.accepted === 1 ? '' : 's'} accepted; scheduling log: ${w.written} entries written, ${w.replayed} replayed, lock found held ${w.lockWaits} times`);
   const out = [
     `\nkpsim up: ${signal}: closed; counters:\n`,
     ...table(['ENDPOINT', 'POD', 'CONNS', 'ACTIVE', 'BYTES-IN', 'BYTES-OUT', 'REFUSED', 'TIMEOUT', 'RESET', 'OTHER', ''], endpointRows),
     '',
     ...(listenerRows.length === 0
       ? ['no connections were accepted']
-      : table(['LISTENER', 'VERDICT', 'ACCEPTED', 'FORWARDED', 'REJECTED', 'DROPPED', 'FAILED', 'RETRIES', 'IDLE-CLOSED'], listenerRows)),
+      : table(['LISTENER', 'VERDICT', 'ACCEPTED', 'FORWARDED', 'REJECTED', 'DROPPED', 'FAILED', 'RETRIES', 'IDLE-CLOSED', ...(udp ? ['DGRAMS-IN', 'DGRAMS-OUT'] : [])], listenerRows)),
+    ...(workerLines.length > 0 ? ['', ...workerLines] : []),
   ];
   process.stdout.write(`${out.join('\n')}\n`);
 }

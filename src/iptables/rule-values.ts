@@ -7,7 +7,7 @@
  * Every reader returns undefined for a value iptables would refuse; callers turn that into a
  * problem report with the rule's location.
  */
-import { ipToBytes, normalizeIP, type Family } from '../util/ip.js';
+import { ipToBytes, maskPrefixLength, normalizeIP, prefixMaskBytes, type Family } from '../util/ip.js';
 
 // ---------------------------------------------------------------- numbers
 
@@ -120,13 +120,13 @@ export function parseAddressSpec(text: string): AddressSpec | undefined {
   const bits = family === 4 ? 32 : 128;
   let mask: number[];
   if (slash < 0) {
-    mask = prefixMask(bits, bits);
+    mask = prefixMaskBytes(bits, family);
   } else {
     const maskText = text.slice(slash + 1);
     if (/^[0-9]{1,3}$/.test(maskText)) {
       const length = Number.parseInt(maskText, 10);
       if (length > bits) return undefined;
-      mask = prefixMask(length, bits);
+      mask = prefixMaskBytes(length, family);
     } else {
       const maskIP = normalizeIP(maskText);
       if (maskIP === undefined || (maskIP.includes(':') ? 6 : 4) !== family) return undefined;
@@ -134,33 +134,10 @@ export function parseAddressSpec(text: string): AddressSpec | undefined {
     }
   }
   const network = ipToBytes(ip).map((byte, i) => byte & mask[i]!);
-  const prefixLength = contiguousPrefix(mask);
+  const prefixLength = maskPrefixLength(mask);
   const networkText = bytesToText(network, family);
   const maskPart = prefixLength !== undefined ? String(prefixLength) : bytesToText(mask, family);
   return { family, network, mask, prefixLength, text: `${networkText}/${maskPart}` };
-}
-
-function prefixMask(length: number, bits: number): number[] {
-  const bytes: number[] = [];
-  for (let i = 0; i < bits / 8; i++) {
-    const inByte = Math.max(0, Math.min(8, length - i * 8));
-    bytes.push((0xff << (8 - inByte)) & 0xff);
-  }
-  return bytes;
-}
-
-function contiguousPrefix(mask: readonly number[]): number | undefined {
-  let length = 0;
-  let seenZero = false;
-  for (const byte of mask) {
-    for (let bit = 7; bit >= 0; bit--) {
-      const set = (byte >> bit) & 1;
-      if (set && seenZero) return undefined;
-      if (set) length++;
-      else seenZero = true;
-    }
-  }
-  return length;
 }
 
 function bytesToText(bytes: readonly number[], family: Family): string {

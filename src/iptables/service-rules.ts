@@ -4,6 +4,7 @@
  * capture its destinations (cluster IP, external IPs, LB VIPs, node port, health check), then
  * its own chains: KUBE-EXT, KUBE-FW, KUBE-SVC, KUBE-SVL and one KUBE-SEP per endpoint.
  */
+import { policyFacts } from '../topology/policy-facts.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { cidrContains, parseCIDR } from '../util/ip.js';
 import { KUBE_MARK_MASQ, endpointChainName, protocolWord, servicePortChainNames } from './names.js';
@@ -45,21 +46,10 @@ interface FilterVerdict {
 function servicePortFacts(sp: ProxierServicePort): ServicePortFacts {
   const svc = sp.info;
   const names = servicePortChainNames(svc.spn, svc.protocol);
-  const { clusterEndpoints, localEndpoints, hasAnyEndpoints: hasEndpoints } = sp.categorized;
-  const hasLocalEndpoints = (localEndpoints?.length ?? 0) > 0;
-
-  let internalPolicyChain = names.clusterPolicyChain;
-  let hasInternalEndpoints = hasEndpoints;
-  if (svc.internalPolicyLocal) {
-    internalPolicyChain = names.localPolicyChain;
-    if (!hasLocalEndpoints) hasInternalEndpoints = false;
-  }
-  let externalPolicyChain = names.clusterPolicyChain;
-  let hasExternalEndpoints = hasEndpoints;
-  if (svc.externalPolicyLocal) {
-    externalPolicyChain = names.localPolicyChain;
-    if (!hasLocalEndpoints) hasExternalEndpoints = false;
-  }
+  const policy = policyFacts(sp);
+  const { hasEndpoints, hasInternalEndpoints, hasExternalEndpoints } = policy;
+  const internalPolicyChain = policy.internalPolicyLocal ? names.localPolicyChain : names.clusterPolicyChain;
+  const externalPolicyChain = policy.externalPolicyLocal ? names.localPolicyChain : names.clusterPolicyChain;
   const usesFWChain = hasEndpoints && svc.loadBalancerVIPs.length > 0 && svc.loadBalancerSourceRanges.length > 0;
 
   let internalFilter: FilterVerdict | undefined;
@@ -78,14 +68,14 @@ function servicePortFacts(sp: ProxierServicePort): ServicePortFacts {
     protocol: protocolWord(svc.protocol),
     port: String(svc.port),
     ...names,
-    usesClusterPolicyChain: (clusterEndpoints?.length ?? 0) > 0 && svc.usesClusterEndpoints,
-    usesLocalPolicyChain: hasLocalEndpoints && svc.usesLocalEndpoints,
+    usesClusterPolicyChain: policy.usesClusterPolicy,
+    usesLocalPolicyChain: policy.usesLocalPolicy,
     hasEndpoints,
     internalPolicyChain,
     hasInternalEndpoints,
     externalPolicyChain,
     hasExternalEndpoints,
-    usesExternalTrafficChain: hasEndpoints && svc.externallyAccessible,
+    usesExternalTrafficChain: policy.usesExternalTrafficChain,
     usesFWChain,
     loadBalancerTrafficChain: usesFWChain ? names.firewallChain : names.externalChain,
     internalFilter,

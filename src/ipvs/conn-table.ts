@@ -184,7 +184,7 @@ export class ConnTable {
       state: protocol === 'udp' ? 'UDP' : 'NONE', counted: 'inactive', expiresAt: now + NEW_CONN_TIMEOUT_SECONDS, alive: true,
     };
     this.#entries.set(entry.id, entry);
-    this.#vs.bindConnection(entry.dest, 'inactive');
+    this.#vs.bind(entry.dest.addr, 'inactive');
     assignment.template?.control();
     if (protocol === 'tcp') this.#transition(entry, 'input', { syn: true });
     else this.#rearm(entry, this.#udpTimeout);
@@ -258,7 +258,10 @@ export class ConnTable {
     const next = nextTcpState(state, direction, flags);
     if (next !== state) {
       const counted: ConnState = isActiveTcpState(next) ? 'active' : 'inactive';
-      this.#vs.moveConnection(entry.dest, entry.counted, counted);
+      if (counted !== entry.counted) {
+        if (counted === 'active') this.#vs.activate(entry.dest.addr);
+        else this.#vs.close(entry.dest.addr);
+      }
       entry.counted = counted;
       entry.state = next;
     }
@@ -275,7 +278,7 @@ export class ConnTable {
   #expire(entry: ConnEntry, at: number): void {
     entry.alive = false;
     this.#entries.delete(entry.id);
-    this.#vs.unbindConnection(entry.dest, entry.counted);
+    this.#vs.expire(entry.dest.addr, entry.counted);
     entry.template?.release(at);
   }
 

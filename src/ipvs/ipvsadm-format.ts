@@ -18,7 +18,8 @@
  * With --nosort services come in the kernel's hash-table order (see `kernelServiceOrder`) and
  * dests in list order.
  */
-import { ipToBytes } from '../util/ip.js';
+import { dottedNetmask, ipToWords, joinHostPort } from '../util/ip.js';
+import { foldAddress } from './schedulers/hash.js';
 import {
   type ForwardMethod,
   type IpvsProtocol,
@@ -85,11 +86,6 @@ export function formatLargeNumber(value: number, exact = false): string {
 
 // ---------------------------------------------------------------- names
 
-/** addrport_to_anyname with -n: "ip:port", "[ip6]:port". */
-function addrPort(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
-
 function protocolOption(protocol: IpvsProtocol): string {
   return protocol === 'TCP' ? '-t' : protocol === 'UDP' ? '-u' : '--sctp-service';
 }
@@ -100,21 +96,15 @@ function serviceName(vs: VirtualServer, rule: boolean): string {
     if (rule) return vs.family === 6 ? `-f ${vs.fwmark} -6` : `-f ${vs.fwmark}`;
     return vs.family === 6 ? `FWM  ${vs.fwmark} IPv6` : `FWM  ${vs.fwmark}`;
   }
-  const name = addrPort(vs.address, vs.port);
+  const name = joinHostPort(vs.address, vs.port);
   if (rule) return `${protocolOption(vs.protocol)} ${name}`;
   const text = `${padRight(vs.protocol, 4)} ${name}`;
   return vs.family === 6 ? text : text.slice(0, 33);
 }
 
 function destName(dest: RealServer, rule: boolean): string {
-  const name = addrPort(dest.ip, dest.port);
+  const name = joinHostPort(dest.ip, dest.port);
   return rule || dest.family === 6 ? name : name.slice(0, 28);
-}
-
-/** inet_ntoa of a prefix-length netmask. */
-function dottedMask(prefix: number): string {
-  const value = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-  return [24, 16, 8, 0].map((shift) => (value >>> shift) & 0xff).join('.');
 }
 
 function fullMask(vs: VirtualServer): number {
@@ -158,10 +148,7 @@ function addressWords(ip: string): number[] {
     const [a, b, c, d] = ip.split('.').map(Number) as [number, number, number, number];
     return [((a << 24) | (b << 16) | (c << 8) | d) >>> 0];
   }
-  const bytes = ipToBytes(ip);
-  const words: number[] = [];
-  for (let i = 0; i < bytes.length; i += 4) words.push(((bytes[i]! << 24) | (bytes[i + 1]! << 16) | (bytes[i + 2]! << 8) | bytes[i + 3]!) >>> 0);
-  return words;
+  return Array.from(ipToWords(ip));
 }
 
 /** `int r = u32 - u32`: the difference wrapped to a signed 32-bit int, as C does it. */
@@ -233,7 +220,7 @@ export function sortDests(dests: readonly RealServer[]): RealServer[] {
 export function kernelServiceOrder(services: readonly VirtualServer[], salt = DEFAULT_SVC_HASH_SALT): VirtualServer[] {
   const bucketOf = (vs: VirtualServer): number => {
     if (vs.fwmark !== 0) return 256 + ((salt ^ vs.fwmark) & 0xff);
-    const fold = addressWords(vs.address).reduce((x, w) => (x ^ w) >>> 0, 0);
+    const fold = foldAddress(vs.address);
     return (PROTOCOL_NUMBERS[vs.protocol] ^ fold ^ salt ^ (vs.port >> 8) ^ vs.port) & 0xff;
   };
   // Creation order in, newest first within a bucket out.
@@ -269,7 +256,7 @@ function serviceSummary(vs: VirtualServer): string {
   if (vs.flags & (SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3)) line += ` (${schedulerFlagNames(vs).join(',')})`;
   if (vs.flags & SVC_F_PERSISTENT) {
     line += ` persistent ${vs.timeoutSeconds}`;
-    if (vs.netmaskPrefix !== fullMask(vs)) line += vs.family === 4 ? ` mask ${dottedMask(vs.netmaskPrefix)}` : ` mask ${vs.netmaskPrefix}`;
+    if (vs.netmaskPrefix !== fullMask(vs)) line += vs.family === 4 ? ` mask ${dottedNetmask(vs.netmaskPrefix)}` : ` mask ${vs.netmaskPrefix}`;
     if (vs.pe !== '') line += ` pe ${vs.pe}`;
   }
   if (vs.flags & SVC_F_ONEPACKET) line += ' ops';
@@ -330,7 +317,7 @@ export function formatIpvsadmSave(table: IpvsTable, opts: Pick<IpvsadmListOption
     let line = `-A ${name} -s ${vs.scheduler}`;
     if (vs.flags & SVC_F_PERSISTENT) {
       line += ` -p ${vs.timeoutSeconds}`;
-      if (vs.netmaskPrefix !== fullMask(vs)) line += vs.family === 4 ? ` -M ${dottedMask(vs.netmaskPrefix)}` : ` -M ${vs.netmaskPrefix}`;
+      if (vs.netmaskPrefix !== fullMask(vs)) line += vs.family === 4 ? ` -M ${dottedNetmask(vs.netmaskPrefix)}` : ` -M ${vs.netmaskPrefix}`;
     }
     if (vs.pe !== '') line += ` --pe ${vs.pe}`;
     if (vs.flags & SVC_F_ONEPACKET) line += ' -o';
@@ -374,8 +361,8 @@ export function formatIpvsadmConnections(rows: readonly IpvsConnectionRow[]): st
     const expire = `${String(minutes).padStart(2, '0')}:${String(seconds).padStart(2, '0')}`;
     lines.push([
       padRight(row.protocol, 3), padRight(expire, 6), padRight(row.state, 11),
-      padRight(addrPort(row.clientIP, row.clientPort), 18), padRight(addrPort(row.virtualIP, row.virtualPort), 18),
-      addrPort(row.destIP, row.destPort),
+      padRight(joinHostPort(row.clientIP, row.clientPort), 18), padRight(joinHostPort(row.virtualIP, row.virtualPort), 18),
+      joinHostPort(row.destIP, row.destPort),
     ].join(' '));
   }
   return `${lines.join('\n')}\n`;

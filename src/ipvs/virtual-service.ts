@@ -15,7 +15,7 @@
  * at 0 and moves only with `advance`.
  */
 import { KpsimError, type Where } from '../errors.js';
-import { ipFamily, normalizeIP, parseCIDR, splitHostPort, type Family } from '../util/ip.js';
+import { dottedNetmaskPrefix, ipFamily, joinHostPort, parseCIDR, splitHostOptionalPort, splitHostPort, type Family } from '../util/ip.js';
 import { DestList, type LinkedDest } from './schedulers/dest-list.js';
 import { foldAddress } from './schedulers/hash.js';
 import { seededRng } from '../util/random.js';
@@ -172,19 +172,11 @@ function isCount(value: unknown, max: number): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= max;
 }
 
-/** A dotted IPv4 mask or a prefix length as a prefix length; undefined when it is neither. */
-function maskPrefixLength(mask: string | number): number | undefined {
+/** ipvsadm -M: a prefix length, or a dotted IPv4 mask, as a prefix length; undefined when it is neither. */
+function netmaskPrefix(mask: string | number): number | undefined {
   if (typeof mask === 'number') return Number.isInteger(mask) && mask >= 0 && mask <= 128 ? mask : undefined;
-  if (/^\d{1,3}$/.test(mask)) return maskPrefixLength(Number.parseInt(mask, 10));
-  const octets = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(mask);
-  if (!octets) return undefined;
-  const bytes = octets.slice(1).map((o) => Number.parseInt(o, 10));
-  if (bytes.some((b) => b > 255)) return undefined;
-  const value = ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
-  const prefix = Math.clz32(~value >>> 0);
-  // Contiguous ones then zeros only.
-  const rebuilt = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-  return rebuilt === value ? prefix : undefined;
+  if (/^\d{1,3}$/.test(mask)) return netmaskPrefix(Number.parseInt(mask, 10));
+  return dottedNetmaskPrefix(mask);
 }
 
 export class VirtualService {
@@ -287,7 +279,7 @@ export class VirtualService {
       throw new KpsimError('KPSIM_ERR_IPVS_BAD_DEST', `${spec.addr} is IPv${family} but the service is IPv${this.#family} (masquerading keeps the family)`, where);
     }
     this.#checkDestNumbers(spec);
-    const addr = family === 6 ? `[${hostPort.ip}]:${hostPort.port}` : `${hostPort.ip}:${hostPort.port}`;
+    const addr = joinHostPort(hostPort.ip, hostPort.port);
     if (this.#byAddr.has(addr)) throw new KpsimError('KPSIM_ERR_IPVS_DUPLICATE_DEST', `${addr} is already a real server of this service`, where);
     this.#family = family;
 
@@ -353,22 +345,17 @@ export class VirtualService {
     return assignment.dest.addr;
   }
 
-  /** One active connection of the dest becomes inactive (a TCP FIN or RST). */
+  /**
+   * One active connection of the dest becomes inactive (a TCP FIN or RST; set_tcp_state leaving
+   * the active states). A deleted dest's connections still can.
+   */
   close(addr: string): void {
-    const dest = this.#destWithConns(addr);
-    this.#requireConn(dest, 'active');
-    dest.activeConns--;
-    dest.inactConns++;
-    this.#sched.countersChanged?.(dest);
+    this.#moveConn(addr, 'active', 'inactive');
   }
 
-  /** One inactive connection of the dest becomes active (a SYN on a newly bound connection). */
+  /** One inactive connection of the dest becomes active (set_tcp_state entering an active state, e.g. a SYN). */
   activate(addr: string): void {
-    const dest = this.#destWithConns(addr);
-    this.#requireConn(dest, 'inactive');
-    dest.inactConns--;
-    dest.activeConns++;
-    this.#sched.countersChanged?.(dest);
+    this.#moveConn(addr, 'inactive', 'active');
   }
 
   /** A connection of the dest expired (ip_vs_unbind_dest); a deleted dest's connections still can. */
@@ -378,7 +365,10 @@ export class VirtualService {
     this.#unbindDest(dest, state);
   }
 
-  /** Count a connection on a dest of the service without scheduling it (the caller placed it). */
+  /**
+   * Count a connection on a dest of the service (ip_vs_bind_dest: the upper threshold is
+   * checked) without scheduling it: the caller placed it.
+   */
   bind(addr: string, state: ConnState): void {
     this.#bindDest(this.#destInList(addr), state);
   }
@@ -409,24 +399,6 @@ export class VirtualService {
       return dest === undefined ? undefined : { dest };
     }
     return this.#assignPersistent(parsed);
-  }
-
-  /** A connection was bound to a dest (ip_vs_bind_dest): count it and check the upper threshold. */
-  bindConnection(dest: Dest, state: ConnState): void {
-    this.#bindDest(dest, state);
-  }
-
-  /** A bound connection changed counter (ip_vs_proto_tcp set_tcp_state). */
-  moveConnection(dest: Dest, from: ConnState, to: ConnState): void {
-    if (from === to) return;
-    if (from === 'active') dest.activeConns--; else dest.inactConns--;
-    if (to === 'active') dest.activeConns++; else dest.inactConns++;
-    this.#sched.countersChanged?.(dest);
-  }
-
-  /** A bound connection expired (ip_vs_unbind_dest). */
-  unbindConnection(dest: Dest, state: ConnState): void {
-    this.#unbindDest(dest, state);
   }
 
   // ---- internals ----
@@ -501,9 +473,9 @@ export class VirtualService {
     if (client === undefined) {
       ip = this.#family === 6 ? '::' : '0.0.0.0';
     } else {
-      const hostPort = splitHostPort(client);
-      if (hostPort) ({ ip, port } = hostPort);
-      else ip = normalizeIP(client.replace(/^\[(.*)\]$/, '$1'));
+      const address = splitHostOptionalPort(client);
+      ip = address?.ip;
+      port = address?.port ?? 0;
     }
     if (ip === undefined) this.#usage('client', `${text} is not "ip:port" or "[ip]:port"`);
     const family = ipFamily(ip)!;
@@ -530,6 +502,14 @@ export class VirtualService {
   #bindDest(dest: Dest, state: ConnState): void {
     if (state === 'active') dest.activeConns++; else dest.inactConns++;
     if (dest.upperThreshold !== 0 && this.#totalConns(dest) >= dest.upperThreshold) dest.overloaded = true;
+    this.#sched.countersChanged?.(dest);
+  }
+
+  #moveConn(addr: string, from: ConnState, to: ConnState): void {
+    const dest = this.#destWithConns(addr);
+    this.#requireConn(dest, from);
+    if (from === 'active') dest.activeConns--; else dest.inactConns--;
+    if (to === 'active') dest.activeConns++; else dest.inactConns++;
     this.#sched.countersChanged?.(dest);
   }
 
@@ -572,7 +552,7 @@ export class VirtualService {
     const { timeoutSeconds, netmask } = persistence;
     if (!(Number.isInteger(timeoutSeconds) && timeoutSeconds >= 1)) this.#usage('persistence.timeoutSeconds', `${String(timeoutSeconds)} is not a whole number of seconds >= 1`);
     if (netmask === undefined) return { timeoutSeconds, prefixLength: undefined };
-    const prefixLength = maskPrefixLength(netmask);
+    const prefixLength = netmaskPrefix(netmask);
     if (prefixLength === undefined) this.#usage('persistence.netmask', `${String(netmask)} is not a dotted netmask or a prefix length`);
     if (typeof netmask === 'string' && netmask.includes('.') && this.#family === 6) this.#usage('persistence.netmask', 'an IPv6 service takes a prefix length, not a dotted netmask');
     if (prefixLength > 32 && this.#family !== 6) this.#usage('persistence.netmask', `prefix length ${prefixLength} needs an IPv6 service address`);
@@ -604,7 +584,7 @@ export class VirtualService {
   #canonicalAddr(addr: string): string {
     const hostPort = typeof addr === 'string' ? splitHostPort(addr) : undefined;
     if (!hostPort) return addr;
-    return hostPort.ip.includes(':') ? `[${hostPort.ip}]:${hostPort.port}` : `${hostPort.ip}:${hostPort.port}`;
+    return joinHostPort(hostPort.ip, hostPort.port);
   }
 
   #usage(path: string, detail: string): never {

@@ -141,7 +141,7 @@ function makeLab(state: LabState, plan: LabPlan, kernel: KernelMode, rulesets: r
   return {
     state, plan, kernel, rulesets, stateDir: dir,
     podsStats() {
-      return state.podsSocket === undefined ? Promise.resolve({ backends: [], udp: [] }) : readPodsStats(state.podsSocket);
+      return state.podsSocket === undefined ? Promise.resolve({ backends: [] }) : readPodsStats(state.podsSocket);
     },
     async down() {
       await labDown(dir, state);

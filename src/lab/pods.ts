@@ -1,7 +1,7 @@
 /**
  * The lab's backend pods: one process serving every endpoint of the lab, each on its own IP and
  * port inside its own pod namespace, with the same backend servers `kpsim up` runs
- * (src/proxy/backends.ts) for TCP and a small responder for UDP.
+ * (src/proxy/backends.ts), TCP and UDP.
  *
  * A socket belongs to the network namespace of the thread that made it, and Node cannot switch
  * namespaces. So a short Perl program (perl-base is in every Debian) enters each pod's namespace
@@ -26,15 +26,9 @@ export interface PodSocket extends PodPort {
   readonly podName?: string;
 }
 
-export interface UdpStats {
-  readonly endpoint: string;
-  readonly podName?: string;
-  readonly datagrams: number;
-}
-
 export interface PodsStats {
+  /** One per endpoint: TCP connections and requests, UDP datagrams. */
   readonly backends: readonly BackendStats[];
-  readonly udp: readonly UdpStats[];
 }
 
 /** What the pods process reads (its own spec file): sockets in the order of the inherited descriptors. */

@@ -4,7 +4,7 @@
  * endpoints that listener can pick. Shared by `kpsim load` and `kpsim compare`.
  */
 import type { Cluster } from '../model/types.js';
-import { type PlanOptions, type RunningCluster, chooseEndpoints, startCluster } from '../proxy/index.js';
+import { type PlanOptions, type RunningCluster, type StartClusterOptions, chooseEndpoints, startCluster } from '../proxy/index.js';
 import type { ProxierState } from '../tracker/types.js';
 import { joinHostPort } from '../util/ip.js';
 import type { EndpointConnectionCount } from './report.js';
@@ -18,7 +18,7 @@ export interface ClusterView {
 
 export interface TargetOnCluster {
   readonly running: RunningCluster;
-  /** "http://127.10.0.3:80/" */
+  /** "http://127.10.0.3:80/", or "udp://127.10.0.10:53" for a UDP service port. */
   readonly url: string;
   /** "127.10.0.3:80" */
   readonly listener: string;
@@ -28,7 +28,10 @@ export interface TargetOnCluster {
   readonly refusal: string | undefined;
 }
 
-export interface StartTargetOptions {
+/** What `kpsim up`, `load` and `compare` share about how the node runs (--backend, --no-pods, --udp-timeout, --workers). */
+export type NodeRunOptions = Pick<StartClusterOptions, 'userBackends' | 'pods' | 'udpIdleTimeoutMs' | 'workers'>;
+
+export interface StartTargetOptions extends NodeRunOptions {
   scheduler: string;
   /** 'service' keeps service port numbers on loopback (falling back when taken); 'ephemeral' for tests. */
   ports?: PlanOptions['ports'];
@@ -40,9 +43,18 @@ export function defaultScheduler(state: ProxierState): string {
 }
 
 export async function startTarget(view: ClusterView, target: ResolvedTarget, opts: StartTargetOptions): Promise<TargetOnCluster> {
-  const running = await startCluster(view.states, { scheduler: opts.scheduler, ...(opts.ports !== undefined ? { ports: opts.ports } : {}) });
+  const { scheduler, ports, userBackends, pods, udpIdleTimeoutMs, workers } = opts;
+  const running = await startCluster(view.states, {
+    scheduler,
+    ...(ports !== undefined ? { ports } : {}),
+    ...(userBackends !== undefined ? { userBackends } : {}),
+    ...(pods !== undefined ? { pods } : {}),
+    ...(udpIdleTimeoutMs !== undefined ? { udpIdleTimeoutMs } : {}),
+    ...(workers !== undefined ? { workers } : {}),
+  });
   try {
-    const entry = running.map.lookup({ kind: target.via, address: target.address, port: target.port });
+    const protocol = target.servicePort.info.protocol;
+    const entry = running.map.lookup({ kind: target.via, address: target.address, port: target.port, protocol });
     if (entry === undefined || !entry.proxied || entry.loopback.port === 0) {
       throw new Error(`the proxy has no listener for ${target.via} ${joinHostPort(target.address, target.port)}`);
     }
@@ -50,7 +62,7 @@ export async function startTarget(view: ClusterView, target: ResolvedTarget, opt
     const listener = joinHostPort(entry.loopback.address, entry.loopback.port);
     return {
       running,
-      url: `http://${listener}/`,
+      url: protocol === 'UDP' ? `udp://${listener}` : `http://${listener}/`,
       listener,
       candidates: verdict.action === 'forward' ? verdict.endpoints.map((e) => ({ endpoint: e.endpoint, pod: e.podName ?? '' })) : [],
       refusal: verdict.action === 'forward' ? undefined : `the proxy will ${verdict.action} every connection: ${verdict.reason}`,
@@ -62,7 +74,8 @@ export async function startTarget(view: ClusterView, target: ResolvedTarget, opt
 }
 
 /** Connections placed per candidate endpoint so far (the proxy's counters, which only grow). */
-export function connectionCounts(on: TargetOnCluster): EndpointConnectionCount[] {
+export async function connectionCounts(on: TargetOnCluster): Promise<EndpointConnectionCount[]> {
+  await on.running.proxy.refreshStats();
   const byEndpoint = new Map(on.running.stats().proxy.endpoints.map((s) => [s.endpoint, s]));
   return on.candidates.map((c) => ({ endpoint: c.endpoint, pod: c.pod || (byEndpoint.get(c.endpoint)?.podName ?? ''), connections: byEndpoint.get(c.endpoint)?.connections ?? 0 }));
 }

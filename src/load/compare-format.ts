@@ -9,8 +9,10 @@ import { formatTable, pValue, rate, signedMillis } from './table.js';
 export function formatCompareReport(report: CompareReport): string {
   const { target, settings } = report;
   const lines = [
-    `kpsim compare: ${target.service} via ${target.via} ${target.address}`,
-    `  real: ${settings.connections} connections, ${settings.durationSeconds} s per row, ${settings.keepAlive ? 'keep-alive' : 'no keep-alive'}; ${settings.loadGenerator}`,
+    `kpsim compare: ${target.service} via ${target.via} ${target.address}${settings.protocol === 'UDP' ? '/UDP' : ''}`,
+    settings.protocol === 'UDP'
+      ? `  real: UDP, ${settings.connections} client sockets, ${rate(settings.rate ?? 0)} datagrams/s, ${settings.durationSeconds} s per row; ${settings.loadGenerator}`
+      : `  real: ${settings.connections} connections, ${settings.durationSeconds} s per row, ${settings.keepAlive ? 'keep-alive' : 'no keep-alive'}; ${settings.loadGenerator}`,
     `  direct: straight to ${report.baseline.endpoint} (${report.baseline.pod || 'no pod name'}) at ${report.baseline.listener}`,
     `  sim: ${report.stream.description}`,
     '',

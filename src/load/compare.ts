@@ -6,24 +6,31 @@
 import { KpsimError } from '../errors.js';
 import type { ResolvedNode } from '../tracker/proxier-state.js';
 import { getScheduler } from '../ipvs/schedulers/registry.js';
-import { chooseEndpoints } from '../proxy/index.js';
+import type { Protocol } from '../model/types.js';
+import { type HostPort, chooseEndpoints } from '../proxy/index.js';
 import { joinHostPort } from '../util/ip.js';
-import { type ClusterView, type TargetOnCluster, connectionCounts, countsSince, startTarget } from './cluster-run.js';
+import { type ClusterView, type NodeRunOptions, type TargetOnCluster, connectionCounts, countsSince, startTarget } from './cluster-run.js';
+import { nodeRunOptionsOf, withWorkers } from './load-test.js';
 import { COMPARE_REPORT_SCHEMA, type CompareReport, type CompareRow, directRow, proxyRow } from './compare-report.js';
 import { describeStream, simulatedRows, type StreamShape } from './simulate-modes.js';
 import { RULES_MODES, modeDriver } from '../node/modes.js';
 import { runCount } from '../simulate/simulation.js';
 import { type ResolvedTarget, type TargetSpec, resolveTarget, targetAddress } from './target.js';
 import type { LoadRunOptions, LoadRunResult } from './types.js';
-import { type LoadThread, loadThreadDescriptions, runLoadOn } from './worker-runner.js';
+import { DEFAULT_UDP_RATE, DEFAULT_UDP_TIMEOUT_SECONDS } from './udp-runner.js';
+import { type LoadThread, loadThreadDescriptions, runLoadOn, udpLoadGeneratorDescriptions } from './worker-runner.js';
 
 // The report's formatter, beside the core that makes the report (kpsim demo uses both).
 export { formatCompareReport } from './compare-format.js';
 export type { CompareReport, CompareRow } from './compare-report.js';
 
-export interface CompareOptions {
-  /** Default: the TCP service port with the most endpoints, by its ClusterIP. */
+export interface CompareOptions extends NodeRunOptions {
+  /** Default: the service port of the protocol with the most endpoints, by its ClusterIP. */
   target?: TargetSpec;
+  /** TCP (HTTP load, default) or UDP (request/response datagrams at `rate`). */
+  protocol?: Protocol;
+  /** UDP: datagrams per second in total for each measured row. Default 1000. */
+  rate?: number;
   /** IPVS scheduler names, for the userspace proxy and the simulated IPVS rows. Default rr, lc. */
   schedulers?: readonly string[];
   /** Concurrent client connections. Default 10. */
@@ -87,29 +94,36 @@ export async function runCompare(view: CompareView, opts: CompareOptions = {}): 
   const progress = opts.onProgress ?? ((): void => undefined);
   const notes: string[] = [];
 
-  const target = resolveTarget(view.cluster, view.states, opts.target ?? defaultTarget(view, notes));
+  const protocol = opts.protocol ?? 'TCP';
+  const udp = protocol === 'UDP';
+  const target = resolveTarget(view.cluster, view.states, opts.target ?? defaultTarget(view, notes, protocol), protocol);
   const verdict = chooseEndpoints(target.servicePort, target.via);
   if (verdict.action !== 'forward') throw new KpsimError('KPSIM_ERR_PROXY_NO_TARGET', `nothing to compare: ${verdict.reason}`);
-  const baselineEndpoint = verdict.endpoints[0]!;
+  // The direct row needs a live backend: a pod, or your server; with --no-pods, the first endpoint that has one.
+  const live = (endpoint: string): boolean => opts.pods !== false || (opts.userBackends?.has(endpoint) ?? false);
+  const baselineEndpoint = verdict.endpoints.find((e) => live(e.endpoint));
+  if (baselineEndpoint === undefined) {
+    throw new KpsimError('KPSIM_ERR_PROXY_NO_TARGET', `nothing to send the direct row's load to: no endpoint of ${target.servicePort.info.spn} has a pod or a --backend`);
+  }
 
   const totalSteps = 1 + schedulers.length + (opts.measured?.steps ?? 0) + runCount(RULES_MODES, schedulers);
   let step = 0;
   const say = (text: string): void => progress(`[${++step}/${totalSteps}] ${text}`);
-  const load = (url: string, beforeMeasuring?: () => void): Promise<LoadRunResult> =>
-    measure(thread, { url, connections, durationSeconds }, warmupSeconds, beforeMeasuring);
+  const load = (url: string, beforeMeasuring?: () => Promise<void>): Promise<LoadRunResult> =>
+    measure(thread, { url, connections, durationSeconds, ...(udp ? { protocol: 'udp' as const, overallRate: opts.rate ?? DEFAULT_UDP_RATE } : {}) }, warmupSeconds, beforeMeasuring);
 
   const rows: CompareRow[] = [];
   let direct: CompareRow | undefined;
   let baselineListener = '';
   for (const scheduler of schedulers) {
-    const on = await startTarget(view, target, { scheduler, ...(opts.ports !== undefined ? { ports: opts.ports } : {}) });
+    const on = await startTarget(view, target, { scheduler, ...nodeRunOptionsOf(opts) });
     try {
       if (direct === undefined) {
-        const backend = on.running.backends.address(baselineEndpoint.endpoint);
-        if (backend === undefined) throw new Error(`no backend pod runs for ${baselineEndpoint.endpoint}`);
+        const backend = backendOf(on, baselineEndpoint.endpoint, protocol);
+        if (backend === undefined) throw new Error(`no backend runs for ${baselineEndpoint.endpoint}`);
         baselineListener = joinHostPort(backend.address, backend.port);
         say(`direct to ${baselineEndpoint.endpoint} at ${baselineListener}: ${durationSeconds} s of load`);
-        direct = directRow(await load(`http://${baselineListener}/`), baselineListener);
+        direct = directRow(await load(udp ? `udp://${baselineListener}` : `http://${baselineListener}/`), baselineListener);
         progress(`    ${summary(direct)}`);
         rows.push(direct);
       }
@@ -138,11 +152,16 @@ export async function runCompare(view: CompareView, opts: CompareOptions = {}): 
     onRun: (mode, scheduler) => say(`${mode} mode${modeDriver(mode).variants(schedulers).length > 1 ? `, scheduler ${scheduler}` : ''}, simulated: ${shape.connections} new connections`),
   }));
 
-  notes.push(...explain(target, connections, rows));
+  notes.push(...explain(target, connections, rows, udp));
   return {
     schema: COMPARE_REPORT_SCHEMA,
     target: { spec: target.spec, service: target.servicePort.info.spn, via: target.via, address: targetAddress(target) },
-    settings: { connections, durationSeconds, pipelining: 1, keepAlive: true, loadGenerator: loadThreadDescriptions[thread] },
+    settings: {
+      connections, durationSeconds, pipelining: 1, keepAlive: !udp,
+      loadGenerator: withWorkers(udp ? udpLoadGeneratorDescriptions[thread] : loadThreadDescriptions[thread], opts.workers),
+      ...(udp ? { protocol, rate: opts.rate ?? DEFAULT_UDP_RATE } : {}),
+      ...((opts.workers ?? 1) > 1 ? { workers: opts.workers } : {}),
+    },
     baseline: { endpoint: baselineEndpoint.endpoint, pod: baselineEndpoint.podName ?? '', listener: baselineListener },
     stream: describeStream(shape),
     rows,
@@ -150,27 +169,34 @@ export async function runCompare(view: CompareView, opts: CompareOptions = {}): 
   };
 }
 
-type Load = (url: string, beforeMeasuring?: () => void) => Promise<LoadRunResult>;
+type Load = (url: string, beforeMeasuring?: () => Promise<void>) => Promise<LoadRunResult>;
 
 async function proxyLoad(on: TargetOnCluster, scheduler: string, direct: CompareRow, load: Load): Promise<CompareRow> {
-  let before = connectionCounts(on);
-  const run = await load(on.url, () => { before = connectionCounts(on); });
-  return proxyRow(scheduler, run, on.listener, countsSince(before, connectionCounts(on)), direct);
+  let before = await connectionCounts(on);
+  const run = await load(on.url, async () => { before = await connectionCounts(on); });
+  return proxyRow(scheduler, run, on.listener, countsSince(before, await connectionCounts(on)), direct);
 }
 
 /** A warm-up run, then the measured one; `beforeMeasuring` runs between them (to read counters). */
-async function measure(thread: LoadThread, opts: LoadRunOptions, warmupSeconds: number, beforeMeasuring?: () => void): Promise<LoadRunResult> {
+async function measure(thread: LoadThread, opts: LoadRunOptions, warmupSeconds: number, beforeMeasuring?: () => Promise<void>): Promise<LoadRunResult> {
   if (warmupSeconds > 0) await runLoadOn(thread, { ...opts, durationSeconds: warmupSeconds });
-  beforeMeasuring?.();
+  await beforeMeasuring?.();
   return runLoadOn(thread, opts);
 }
 
-/** The TCP service port with the most endpoints the proxy would use for its ClusterIP. */
-export function defaultTarget(view: ClusterView, notes: string[]): TargetSpec {
+/** Where an endpoint's backend takes this protocol's traffic (its pod, your server). */
+function backendOf(on: TargetOnCluster, endpoint: string, protocol: Protocol): HostPort | undefined {
+  const entry = on.running.map.lookupBackend(endpoint);
+  if (entry === undefined || entry.server === 'none') return undefined;
+  return protocol === 'UDP' ? entry.udpLoopback : entry.loopback;
+}
+
+/** The service port of the protocol (TCP unless told) with the most endpoints the proxy would use for its ClusterIP. */
+export function defaultTarget(view: ClusterView, notes: string[], protocol: Protocol = 'TCP'): TargetSpec {
   let best: { spec: TargetSpec; endpoints: number } | undefined;
   for (const state of view.states) {
     for (const sp of state.servicePorts) {
-      if (sp.info.protocol !== 'TCP') continue;
+      if (sp.info.protocol !== protocol) continue;
       const verdict = chooseEndpoints(sp, 'ClusterIP');
       const endpoints = verdict.action === 'forward' ? verdict.endpoints.length : 0;
       if (endpoints > (best?.endpoints ?? 0)) {
@@ -180,7 +206,7 @@ export function defaultTarget(view: ClusterView, notes: string[]): TargetSpec {
       }
     }
   }
-  if (best === undefined) throw new KpsimError('KPSIM_ERR_PROXY_NO_TARGET', 'no TCP service has endpoints to send load to');
+  if (best === undefined) throw new KpsimError('KPSIM_ERR_PROXY_NO_TARGET', `no ${protocol} service has endpoints to send load to`);
   notes.push(`target ${best.spec.text} chosen as the service port with the most endpoints (${best.endpoints}); choose another with --target`);
   return best.spec;
 }
@@ -192,11 +218,13 @@ function summary(row: CompareRow): string {
 }
 
 /** Notes that keep the table from being misread. */
-function explain(target: ResolvedTarget, connections: number, rows: readonly CompareRow[]): string[] {
+function explain(target: ResolvedTarget, connections: number, rows: readonly CompareRow[], udp: boolean): string[] {
   const notes = [
-    `measured rows keep ${connections} connections open (keep-alive), so the proxy placed only those; their requests follow the connections`,
+    udp
+      ? `measured rows send datagrams from ${connections} client sockets, each one association at the proxy while it is active; a datagram not answered within ${DEFAULT_UDP_TIMEOUT_SECONDS} s is lost and counted in errors`
+      : `measured rows keep ${connections} connections open (keep-alive), so the proxy placed only those; their requests follow the connections`,
     'decisions/s is the speed of kpsim\'s own simulation in this process (the tracer walks the rules, the replay runs the scheduler), not the kernel\'s',
-    'rules/lookup: iptables rules a new connection\'s first packet is checked against, up to each match; iptables mode scans KUBE-SERVICES one service at a time, IPVS mode matches ipsets, so only iptables mode grows with the number of services',
+    'rules/lookup: rules a new connection\'s first packet is checked against, up to each match; iptables mode scans KUBE-SERVICES one service at a time, IPVS mode matches ipsets and nftables mode looks its verdict maps up, so only iptables mode grows with the number of services',
   ];
   if (target.servicePort.info.sessionAffinityTimeoutSeconds > 0) {
     notes.push('the service has ClientIP session affinity and every connection comes from one client address, so each mode keeps one endpoint');

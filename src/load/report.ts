@@ -6,7 +6,7 @@
  *   schema: "kpsim.load/v1",
  *   target:   { spec, service, via: "ClusterIP" | "NodePort", address, listener },
  *   mode: "userspace" | "kernel-iptables" | "kernel-nftables" | "kernel-ipvs", scheduler,
- *   settings: { connections, durationSeconds, pipelining, keepAlive, loadGenerator },
+ *   settings: { connections, durationSeconds, pipelining, keepAlive, loadGenerator, protocol?, rate?, requests?, workers? },
  *   elapsedSeconds,
  *   requests: { total, perSecond, statusClasses: { "1xx", "2xx", "3xx", "4xx", "5xx" } },
  *   latency:  { count, meanMs, p50Ms, p90Ms, p99Ms, maxMs },
@@ -14,8 +14,14 @@
  *   endpoints: [ { endpoint, pod, requests, requestShare, connections, connectionShare } ],
  *   unattributedRequests,
  *   spread:   { requests: Spread, connections: Spread },
+ *   datagrams?: { sent, answered, lost, late },       UDP runs only
  *   notes: [string]
  * }
+ *
+ * UDP runs (settings.protocol "UDP"): a request is a datagram, a response its answer; lost
+ * datagrams (not answered within the timeout) are counted in errors.timeouts and in
+ * datagrams.lost; "connections" are the associations the proxy opened, one per client socket
+ * while it stays active.
  *
  * requests.total counts complete responses of any status; the endpoints' `requests` plus
  * `unattributedRequests` add up to it. Shares are fractions (0..1) of requests.total and of the
@@ -24,7 +30,7 @@
 import type { EndpointRequestCount } from './endpoint-tally.js';
 import type { ErrorCounts } from './error-kinds.js';
 import type { LatencySummary } from './percentiles.js';
-import type { LoadRunResult, StatusClassCounts } from './types.js';
+import type { DatagramCounts, LoadRunResult, StatusClassCounts } from './types.js';
 import { type Spread, spreadOf } from './spread.js';
 
 export const LOAD_REPORT_SCHEMA = 'kpsim.load/v1';
@@ -53,6 +59,14 @@ export interface LoadSettings {
   keepAlive: boolean;
   /** How the load generator ran, in words. */
   loadGenerator: string;
+  /** The service port's protocol; absent means TCP. */
+  protocol?: 'TCP' | 'UDP' | 'SCTP';
+  /** The fixed total request rate, when there was one (UDP always has one). */
+  rate?: number;
+  /** The request count the run stopped at, when one was given. */
+  requests?: number;
+  /** Proxy worker threads, when more than one (--workers). */
+  workers?: number;
 }
 
 /** New connections the proxy placed on one endpoint. */
@@ -86,6 +100,8 @@ export interface LoadReport {
   endpoints: EndpointShare[];
   unattributedRequests: number;
   spread: { requests: Spread; connections: Spread };
+  /** UDP runs: what became of the datagrams sent. */
+  datagrams?: DatagramCounts;
   /** Things to know when reading the figures (a listener that rejects everything, ...). */
   notes: string[];
 }
@@ -121,6 +137,7 @@ export function buildLoadReport(input: LoadReportInput): LoadReport {
       requests: spreadOf(endpoints.map((e) => e.requests)),
       connections: spreadOf(endpoints.map((e) => e.connections)),
     },
+    ...(run.datagrams !== undefined ? { datagrams: { ...run.datagrams } } : {}),
     notes: [...(input.notes ?? [])],
   };
 }

@@ -1,16 +1,17 @@
 /**
- * Drives autocannon at one loopback address and counts what came back: responses by status
+ * Drives autocannon at one loopback address (or, for UDP, udp-runner.ts) and counts what came back: responses by status
  * class, each response's latency (as a float, see percentiles.ts), errors by kind, and requests
  * per endpoint from the backends' `x-kpsim-*` headers. Runs in the calling thread; see
  * worker-runner.ts to run it off the thread that serves the proxy.
  */
 import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
-import { isLoopback } from '../util/ip.js';
+import { isLoopback, unbracketHost } from '../util/ip.js';
 import { EndpointTally, responseOrigin } from './endpoint-tally.js';
 import { ErrorTally } from './error-kinds.js';
 import { LatencySamples, summarizeLatency } from './percentiles.js';
 import type { LoadRunOptions, LoadRunResult, ProgressListener, StatusClassCounts } from './types.js';
+import { runUdpLoad } from './udp-runner.js';
 
 const PROGRESS_INTERVAL_MS = 250;
 
@@ -32,6 +33,7 @@ interface ParsedHeadersInfo {
  */
 export async function runLoad(opts: LoadRunOptions, onProgress?: ProgressListener, checkTarget: (url: string) => void = checkLoopbackURL): Promise<LoadRunResult> {
   checkTarget(opts.url);
+  if (opts.protocol === 'udp') return runUdpLoad(opts, onProgress);
   const keepAlive = opts.keepAlive ?? true;
   const pipelining = opts.pipelining ?? 1;
   if (!keepAlive && pipelining > 1) throw new Error('pipelining needs keep-alive connections');
@@ -78,12 +80,18 @@ export async function runLoad(opts: LoadRunOptions, onProgress?: ProgressListene
           pipelining,
           timeout: opts.timeoutSeconds ?? 10,
           ...(opts.overallRate !== undefined ? { overallRate: opts.overallRate } : {}),
+          ...(opts.amount !== undefined ? { amount: opts.amount } : {}),
           ...(keepAlive ? {} : { headers: { connection: 'close' } }),
           setupClient,
         },
         (err: unknown) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve()),
       );
       instance.on('error', (err: unknown) => reject(err instanceof Error ? err : new Error(String(err))));
+      // With `amount`, autocannon ignores the duration: stop it there ourselves, whichever comes first.
+      if (opts.amount !== undefined) {
+        const stopAt = setTimeout(() => instance.stop(), opts.durationSeconds * 1000);
+        instance.once('done', () => clearTimeout(stopAt));
+      }
     });
   } finally {
     if (ticker) clearInterval(ticker);
@@ -123,6 +131,6 @@ function errorCode(err: unknown): string | undefined {
 
 /** kpsim sends load only to loopback; anything else reaching here is a bug. */
 export function checkLoopbackURL(url: string): void {
-  const host = new URL(url).hostname.replace(/^\[(.*)\]$/, '$1');
+  const host = unbracketHost(new URL(url).hostname);
   if (!isLoopback(host)) throw new Error(`refusing to send load to ${host}: kpsim sends traffic to loopback only`);
 }

@@ -69,7 +69,7 @@ export function simulatedRows(
   node: ResolvedNode, target: ResolvedTarget, candidates: readonly Candidate[], shape: StreamShape,
   opts: { modes: readonly RulesMode[]; schedulers: readonly string[]; seed: number; onRun?: (mode: RulesMode, scheduler: string) => void },
 ): CompareRow[] {
-  const simulationTarget: SimulationTarget = { state: target.state, servicePort: target.servicePort, address: target.address, port: target.port, proto: 'tcp' };
+  const simulationTarget: SimulationTarget = { state: target.state, servicePort: target.servicePort, address: target.address, port: target.port, proto: protoOf(target) };
   // The warm-up's clients are other ports of the same host: their connections are not the stream's.
   const warmupEvents = compareStream({ ...shape, connections: Math.min(WARMUP_DECISIONS, shape.connections) }, shape.connections);
   const runs = simulateModes(node, simulationTarget, compareStream(shape), {
@@ -85,4 +85,9 @@ export function simulatedRows(
       decisionsPerSecond: run.seconds > 0 ? shape.connections / run.seconds : 0,
     }, run.report.refused);
   });
+}
+
+/** The tracer's protocol for the target's service port. */
+function protoOf(target: ResolvedTarget): 'tcp' | 'udp' {
+  return target.servicePort.info.protocol === 'UDP' ? 'udp' : 'tcp';
 }

@@ -1,13 +1,13 @@
 /**
- * What `--target svc/NAME[:port]` and `--nodeport NODE:PORT` name: one TCP service port of the
- * node's proxier state, and the cluster-side address the load is meant for (its ClusterIP, or the
+ * What `--target svc/NAME[:port]` and `--nodeport NODE:PORT` name: one TCP (or, with
+ * `--proto udp`, UDP) service port of the node's proxier state, and the cluster-side address the load is meant for (its ClusterIP, or the
  * node's IP and node port). The proxy's address map then gives the loopback listener for it.
  *
  * A malformed flag is a usage error naming the flag (exit 2); a well-formed name of something the
  * cluster does not have is KPSIM_ERR_PROXY_NO_TARGET (exit 1) and lists what does exist.
  */
 import { KpsimError } from '../errors.js';
-import type { Cluster } from '../model/types.js';
+import type { Cluster, Protocol } from '../model/types.js';
 import type { ProxierServicePort, ProxierState } from '../tracker/types.js';
 import { ipFamily, joinHostPort, normalizeIP, splitHostPortText } from '../util/ip.js';
 import type { TargetVia } from './report.js';
@@ -44,11 +44,12 @@ export function parseNodePortFlag(value: string): TargetSpec {
   return { kind: 'nodePort', text: value, node: parts.host, port };
 }
 
-export function resolveTarget(cluster: Cluster, states: readonly ProxierState[], spec: TargetSpec): ResolvedTarget {
-  return spec.kind === 'service' ? resolveService(cluster, states, spec) : resolveNodePort(cluster, states, spec);
+/** The service port the spec names, of the given protocol (TCP unless told). */
+export function resolveTarget(cluster: Cluster, states: readonly ProxierState[], spec: TargetSpec, protocol: Protocol = 'TCP'): ResolvedTarget {
+  return spec.kind === 'service' ? resolveService(cluster, states, spec, protocol) : resolveNodePort(cluster, states, spec, protocol);
 }
 
-function resolveService(cluster: Cluster, states: readonly ProxierState[], spec: Extract<TargetSpec, { kind: 'service' }>): ResolvedTarget {
+function resolveService(cluster: Cluster, states: readonly ProxierState[], spec: Extract<TargetSpec, { kind: 'service' }>, protocol: Protocol): ResolvedTarget {
   const candidates = cluster.services.filter((s) => s.name === spec.name && (spec.namespace === undefined || s.namespace === spec.namespace));
   const service = candidates.length > 1 ? candidates.find((s) => s.namespace === 'default') : candidates[0];
   if (service === undefined) {
@@ -68,22 +69,24 @@ function resolveService(cluster: Cluster, states: readonly ProxierState[], spec:
   for (const state of states) {
     const ports = ofService(state);
     if (ports.length === 0) continue;
-    const tcp = ports.filter((sp) => sp.info.protocol === 'TCP');
+    const ofProtocol = ports.filter((sp) => sp.info.protocol === protocol);
     const chosen = spec.port === undefined
-      ? tcp[0]
-      : tcp.find((sp) => sp.info.svcPortName.port === spec.port || String(sp.info.port) === spec.port);
+      ? ofProtocol[0]
+      : ofProtocol.find((sp) => sp.info.svcPortName.port === spec.port || String(sp.info.port) === spec.port);
     if (chosen === undefined) {
-      const list = tcp.map((sp) => `${sp.info.svcPortName.port || '(unnamed)'} ${sp.info.port}`).join(', ') || 'none';
+      const list = ofProtocol.map((sp) => `${sp.info.svcPortName.port || '(unnamed)'} ${sp.info.port}`).join(', ') || 'none';
+      const other = ports.filter((sp) => sp.info.protocol !== protocol).map((sp) => sp.info.protocol);
+      const hint = other.length > 0 && ofProtocol.length === 0 ? ` (it has ${[...new Set(other)].join(', ')} ports: choose with --proto)` : '';
       throw noTarget(spec.port === undefined
-        ? `service ${id} has no TCP port (only TCP is proxied)`
-        : `service ${id} has no TCP port ${JSON.stringify(spec.port)}; its TCP ports: ${list}`);
+        ? `service ${id} has no ${protocol} port${hint}`
+        : `service ${id} has no ${protocol} port ${JSON.stringify(spec.port)}; its ${protocol} ports: ${list}${hint}`);
     }
     return { spec: spec.text, via: 'ClusterIP', state, servicePort: chosen, address: chosen.info.clusterIP, port: chosen.info.port };
   }
   throw noTarget(`service ${id} has no ClusterIP kube-proxy serves`);
 }
 
-function resolveNodePort(cluster: Cluster, states: readonly ProxierState[], spec: Extract<TargetSpec, { kind: 'nodePort' }>): ResolvedTarget {
+function resolveNodePort(cluster: Cluster, states: readonly ProxierState[], spec: Extract<TargetSpec, { kind: 'nodePort' }>, protocol: Protocol): ResolvedTarget {
   const asIP = normalizeIP(spec.node);
   const here = states[0]?.nodeName ?? '';
   const isThisNode = (state: ProxierState): boolean => (asIP !== undefined ? state.nodeIPs.includes(asIP) : state.nodeName === spec.node);
@@ -97,10 +100,10 @@ function resolveNodePort(cluster: Cluster, states: readonly ProxierState[], spec
   }
   const address = asIP ?? state.nodeIPs[0];
   if (address === undefined) throw noTarget(`node ${state.nodeName} has no IPv${state.family} address to serve node ports on`);
-  const chosen = state.servicePorts.find((sp) => sp.info.nodePort === spec.port && sp.info.protocol === 'TCP');
+  const chosen = state.servicePorts.find((sp) => sp.info.nodePort === spec.port && sp.info.protocol === protocol);
   if (chosen === undefined) {
-    const list = state.servicePorts.filter((sp) => sp.info.nodePort !== 0 && sp.info.protocol === 'TCP').map((sp) => `${sp.info.nodePort} (${sp.info.spn})`);
-    throw noTarget(`node port ${spec.port} is not a TCP node port of any IPv${state.family} service; node ports: ${list.join(', ') || 'none'}`);
+    const list = state.servicePorts.filter((sp) => sp.info.nodePort !== 0 && sp.info.protocol === protocol).map((sp) => `${sp.info.nodePort} (${sp.info.spn})`);
+    throw noTarget(`node port ${spec.port} is not a ${protocol} node port of any IPv${state.family} service; ${protocol === 'TCP' ? '' : 'UDP '}node ports: ${list.join(', ') || 'none'}`);
   }
   return { spec: spec.text, via: 'NodePort', state, servicePort: chosen, address, port: spec.port };
 }

@@ -1,18 +1,22 @@
 /**
  * Manifest text + file name → typed objects. Pure: the file reading is in load.ts.
  *
- * Accepts YAML (one or many documents) and JSON, `kind: List` (and any *List) with items, and
- * the kinds kube-proxy reads. Other kinds are counted and skipped: a folder of real manifests
- * also holds Deployments and ConfigMaps.
+ * Accepts YAML (one or many documents) and JSON, `kind: List` (and any *List) with items, the
+ * kinds kube-proxy reads, and the kinds its EndpointSlices come from (Pods; Deployments,
+ * ReplicaSets, StatefulSets, DaemonSets). Other kinds are counted and skipped: a folder of real
+ * manifests also holds ConfigMaps and Jobs.
  */
 import { LineCounter, parseAllDocuments } from 'yaml';
 import { KpsimError } from '../errors.js';
 import { decodeEndpointSlice, decodeLegacyEndpoints } from '../model/endpoint-slice.js';
 import { FieldReader, type Json, type JsonObject, isObject } from '../model/fields.js';
 import { decodeNode } from '../model/node.js';
+import { decodePod } from '../model/pod.js';
 import { decodeProxyConfig } from '../model/proxy-config.js';
 import { decodeService } from '../model/service.js';
-import type { EndpointSlice, Node, ProxyConfig, Service, Warning } from '../model/types.js';
+import { decodeServiceCIDR } from '../model/service-cidr.js';
+import type { EndpointSlice, Node, Pod, ProxyConfig, Service, Warning, Workload, WorkloadKind } from '../model/types.js';
+import { WORKLOAD_KINDS, decodeWorkload } from '../model/workload.js';
 
 export interface DecodeOptions {
   /** Fill in what the API server always defaults (protocol TCP). */
@@ -24,6 +28,10 @@ export interface DecodedManifest {
   endpointSlices: EndpointSlice[];
   nodes: Node[];
   configs: ProxyConfig[];
+  pods: Pod[];
+  workloads: Workload[];
+  /** spec.cidrs of every ServiceCIDR. */
+  serviceCIDRs: string[];
   /** Kinds kpsim does not use, with how many objects of each were skipped. */
   skippedKinds: Map<string, number>;
   problems: KpsimError[];
@@ -31,15 +39,31 @@ export interface DecodedManifest {
 }
 
 export function emptyDecodedManifest(): DecodedManifest {
-  return { services: [], endpointSlices: [], nodes: [], configs: [], skippedKinds: new Map(), problems: [], warnings: [] };
+  return { services: [], endpointSlices: [], nodes: [], configs: [], pods: [], workloads: [], serviceCIDRs: [], skippedKinds: new Map(), problems: [], warnings: [] };
 }
 
 /** Decode one file's text; `file` names it in messages. Problems are collected, never thrown. */
 export function decodeManifest(text: string, file: string, options: DecodeOptions = {}): DecodedManifest {
   const out = emptyDecodedManifest();
-  const documents = looksLikeJSON(text, file) ? parseJSON(text, file, out) : parseYAML(text, file, out);
+  const documents = parseDocuments(text, file, out.problems);
   documents.forEach((doc, index) => decodeDocument(doc, file, documentLabel(documents.length, index), options, out));
   return out;
+}
+
+/** Decode one object already parsed (from the API or a live cluster); `file` names its source in messages. */
+export function decodeObject(doc: Json, file: string, options: DecodeOptions = {}): DecodedManifest {
+  const out = emptyDecodedManifest();
+  decodeDocument(doc, file, '', options, out);
+  return out;
+}
+
+/**
+ * A file's text → its documents (YAML, one or many, or JSON), without decoding them; syntax
+ * problems are added to `problems` naming the file. For callers that keep the objects as they
+ * are (the API's store).
+ */
+export function parseDocuments(text: string, file: string, problems: KpsimError[]): Json[] {
+  return looksLikeJSON(text, file) ? parseJSON(text, file, problems) : parseYAML(text, file, problems);
 }
 
 /** Merge b into a (for many files). */
@@ -48,6 +72,9 @@ export function mergeDecoded(a: DecodedManifest, b: DecodedManifest): void {
   a.endpointSlices.push(...b.endpointSlices);
   a.nodes.push(...b.nodes);
   a.configs.push(...b.configs);
+  a.pods.push(...b.pods);
+  a.workloads.push(...b.workloads);
+  a.serviceCIDRs.push(...b.serviceCIDRs);
   for (const [kind, n] of b.skippedKinds) a.skippedKinds.set(kind, (a.skippedKinds.get(kind) ?? 0) + n);
   a.problems.push(...b.problems);
   a.warnings.push(...b.warnings);
@@ -63,17 +90,20 @@ function documentLabel(count: number, index: number): string {
   return count > 1 ? `document ${index + 1}` : '';
 }
 
-function parseJSON(text: string, file: string, out: DecodedManifest): Json[] {
+function parseJSON(text: string, file: string, problems: KpsimError[]): Json[] {
   try {
     const value = JSON.parse(text) as Json;
     return Array.isArray(value) ? value : [value];
   } catch (e) {
-    out.problems.push(new KpsimError('KPSIM_ERR_MANIFEST_SYNTAX', `not valid JSON: ${(e as Error).message}`, { file }));
+    problems.push(new KpsimError('KPSIM_ERR_MANIFEST_SYNTAX', `not valid JSON: ${(e as Error).message}`, { file }));
     return [];
   }
 }
 
-function parseYAML(text: string, file: string, out: DecodedManifest): Json[] {
+/** Aliases one document may expand; more is a billion-laughs document, refused before it grows. */
+export const MAX_YAML_ALIASES = 100;
+
+function parseYAML(text: string, file: string, problems: KpsimError[]): Json[] {
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false });
   const list = Array.isArray(docs) ? docs : [];
@@ -84,11 +114,22 @@ function parseYAML(text: string, file: string, out: DecodedManifest): Json[] {
       for (const err of errors) {
         const pos = lineCounter.linePos(err.pos[0]);
         const detail = `not valid YAML: ${err.message.split('\n')[0]}`;
-        out.problems.push(new KpsimError('KPSIM_ERR_MANIFEST_SYNTAX', detail, { file, path: `line ${pos.line} column ${pos.col}` }));
+        problems.push(new KpsimError('KPSIM_ERR_MANIFEST_SYNTAX', detail, { file, path: `line ${pos.line} column ${pos.col}` }));
       }
       continue;
     }
-    values.push(doc.toJS({ maxAliasCount: 100 }) as Json);
+    try {
+      values.push(doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }) as Json);
+    } catch (e) {
+      // The yaml library refuses a document whose aliases would expand past the limit (a
+      // "billion laughs" bomb) with a ReferenceError; that is a problem of the file, not a bug.
+      // An alias to an anchor not yet set is a ReferenceError too.
+      if (!(e instanceof ReferenceError)) throw e;
+      const detail = /excessive alias count/i.test(e.message)
+        ? `not accepted: its aliases expand to more than ${MAX_YAML_ALIASES} copies (a YAML alias bomb?)`
+        : `not valid YAML: ${e.message}`;
+      problems.push(new KpsimError('KPSIM_ERR_MANIFEST_SYNTAX', detail, { file }));
+    }
   }
   return values;
 }
@@ -137,11 +178,22 @@ function decodeKnownKind(key: string, doc: JsonObject, r: FieldReader, out: Deco
     case 'v1 Node':
       pushDefined(out.nodes, decodeNode(doc, r));
       return true;
+    case 'networking.k8s.io/v1 ServiceCIDR':
+    case 'networking.k8s.io/v1beta1 ServiceCIDR':
+      out.serviceCIDRs.push(...(decodeServiceCIDR(doc, r) ?? []));
+      return true;
     case 'kubeproxy.config.k8s.io/v1alpha1 KubeProxyConfiguration':
       out.configs.push(decodeProxyConfig(doc, r));
       return true;
-    default:
-      return false;
+    case 'v1 Pod':
+      pushDefined(out.pods, decodePod(doc, r));
+      return true;
+    default: {
+      const kind = key.startsWith('apps/v1 ') ? key.slice('apps/v1 '.length) : '';
+      if (!(WORKLOAD_KINDS as readonly string[]).includes(kind)) return false;
+      pushDefined(out.workloads, decodeWorkload(kind as WorkloadKind, doc, r));
+      return true;
+    }
   }
 }
 

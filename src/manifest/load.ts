@@ -1,15 +1,19 @@
 /**
- * The only place that reads manifest files: files and folders (recursively: *.yaml, *.yml,
- * *.json), plus the --config file, into one validated Cluster.
+ * The only place that reads input files: manifests from files and folders (recursively: *.yaml,
+ * *.yml, *.json), standard input ("-"), plus the --config file, into one validated Cluster (then
+ * the control plane, controller/control-plane.ts, derives what the cluster would add); and, with
+ * `readInputFile`, the CLI's other inputs (iptables-save dumps, --flows, serve's flag files).
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { runControlPlane } from '../controller/control-plane.js';
 import { KpsimError, aggregateErrors } from '../errors.js';
 import { DEFAULT_NODE_PORT_RANGE, type NodePortRange, parseNodePortRange } from '../model/allocate.js';
 import { assembleCluster } from '../model/cluster.js';
 import type { Cluster, Warning } from '../model/types.js';
 import { parseCIDR } from '../util/ip.js';
-import { type DecodedManifest, decodeManifest, emptyDecodedManifest, mergeDecoded } from './decode.js';
+import type { Json } from '../model/fields.js';
+import { type DecodedManifest, decodeManifest, decodeObject, emptyDecodedManifest, mergeDecoded, parseDocuments } from './decode.js';
 
 /** Files above this size are refused with a clear error rather than read into memory. */
 export const MAX_MANIFEST_BYTES = 256 * 1024 * 1024;
@@ -24,7 +28,18 @@ export interface LoadOptions {
   serviceClusterIPRange?: string | readonly string[];
   /** --service-node-port-range: "30000-32767" or a range. */
   serviceNodePortRange?: string | NodePortRange;
+  /** --nodes: how many nodes --allocate creates when the input has no Node objects (default 3). */
+  nodes?: number;
+  /** --cluster-cidr: the pod CIDRs (one per family) node pod CIDRs come from under --allocate; default kube-proxy's clusterCIDR, else 10.244.0.0/16. */
+  clusterCIDR?: string | readonly string[];
+  /** kube-controller-manager --max-endpoints-per-slice for the slices kpsim derives (default 100). */
+  maxEndpointsPerSlice?: number;
+  /** Mixed into the hashes that stand for random name suffixes (default 0): another seed, other names. */
+  seed?: number;
 }
+
+/** The file name standard input goes by in messages (-f -). */
+export const STDIN_FILE = '<stdin>';
 
 export interface ManifestText {
   /** Names the text in messages, as a file name would. */
@@ -34,44 +49,107 @@ export interface ManifestText {
 
 /** Load manifests from files and folders into a validated Cluster; throws one KpsimError listing every problem. */
 export async function loadCluster(paths: string | readonly string[], options: LoadOptions = {}): Promise<Cluster> {
+  if (paths.length === 0) throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', 'no manifest given (-f FILE or FOLDER)');
+  return clusterFromManifests(await readManifestTexts(paths, options.config), options);
+}
+
+/** The texts of files and folders (recursively) and of the --config file, in order. */
+export async function readManifestTexts(paths: string | readonly string[], config?: string): Promise<ManifestText[]> {
   const list = typeof paths === 'string' ? [paths] : paths;
-  if (list.length === 0) throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', 'no manifest given (-f FILE or FOLDER)');
+  if (list.length === 0 && config === undefined) throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', 'no manifest given (-f FILE or FOLDER)');
+  if (list.filter((p) => p === '-').length > 1) throw new KpsimError('KPSIM_ERR_USAGE_BAD_FLAG', '-f -: standard input can be read only once');
   const files: string[] = [];
-  for (const path of list) files.push(...(await expandPath(path)));
-  const texts = await Promise.all(files.map(async (file) => ({ file, text: await readManifestFile(file) })));
-  if (options.config !== undefined) texts.push({ file: options.config, text: await readManifestFile(options.config) });
-  return clusterFromManifests(texts, options);
+  for (const path of list) files.push(...(path === '-' ? [STDIN_FILE] : await expandPath(path)));
+  const texts = await Promise.all(files.map(async (file) => ({ file, text: file === STDIN_FILE ? await readStdin() : await readInputFile(file) })));
+  if (config !== undefined) texts.push({ file: config, text: await readInputFile(config) });
+  return texts;
+}
+
+/**
+ * The documents of manifest texts, parsed but not decoded (kpsim serve keeps them as they are);
+ * a syntax problem in any file is thrown, naming it, before anything is used.
+ */
+export function parseManifestObjects(texts: readonly ManifestText[]): ManifestObject[] {
+  const problems: KpsimError[] = [];
+  const objects: ManifestObject[] = [];
+  for (const { file, text } of texts) for (const doc of parseDocuments(text, file, problems)) objects.push({ file, doc });
+  if (problems.length > 0) throw aggregateErrors(problems);
+  return objects;
 }
 
 /** The same, from texts already in memory (pure: for tests and the API). */
 export function clusterFromManifests(texts: readonly ManifestText[], options: LoadOptions = {}): Cluster {
   const decoded = emptyDecodedManifest();
   for (const { file, text } of texts) mergeDecoded(decoded, decodeManifest(text, file, { apiDefaults: options.allocate ?? false }));
-  const usageProblems: KpsimError[] = [];
-  const serviceCIDRs = readServiceCIDRs(options.serviceClusterIPRange, usageProblems);
-  const nodePortRange = readNodePortRange(options.serviceNodePortRange, usageProblems);
-  if (usageProblems.length > 0) throw aggregateErrors(usageProblems);
-  if (decoded.problems.length > 0) throw aggregateErrors(decoded.problems);
-  const warnings: Warning[] = [...decoded.warnings, ...skippedKindsWarning(decoded)];
-  return assembleCluster(
-    { ...decoded, warnings },
-    { allocate: options.allocate ?? false, ...(serviceCIDRs ? { serviceCIDRs } : {}), nodePortRange },
-  );
+  return clusterFromDecoded(decoded, options);
 }
 
-function readServiceCIDRs(value: LoadOptions['serviceClusterIPRange'], problems: KpsimError[]): string[] | undefined {
+/** An object already parsed, and what names its source in messages (a file, a server's URL). */
+export interface ManifestObject {
+  file: string;
+  doc: Json;
+}
+
+/** The same, from objects already parsed (a live cluster's lists, the API's store). */
+export function clusterFromObjects(objects: readonly ManifestObject[], options: LoadOptions = {}): Cluster {
+  const decoded = emptyDecodedManifest();
+  for (const { file, doc } of objects) mergeDecoded(decoded, decodeObject(doc, file, { apiDefaults: options.allocate ?? false }));
+  return clusterFromDecoded(decoded, options);
+}
+
+/**
+ * Decoded objects → one validated Cluster: the flag values, every problem at once, the
+ * skipped-kinds warning. With `allocate`, the decoded Services get their ClusterIPs and node ports.
+ */
+export function clusterFromDecoded(decoded: DecodedManifest, options: LoadOptions = {}): Cluster {
+  const usageProblems: KpsimError[] = [];
+  const serviceCIDRs = readCIDRsFlag('--service-cluster-ip-range', options.serviceClusterIPRange, usageProblems);
+  const clusterCIDRs = readCIDRsFlag('--cluster-cidr', options.clusterCIDR, usageProblems);
+  const nodePortRange = readNodePortRange(options.serviceNodePortRange, usageProblems);
+  checkCount('--nodes', options.nodes, 0, usageProblems);
+  checkCount('maxEndpointsPerSlice', options.maxEndpointsPerSlice, 1, usageProblems);
+  if (usageProblems.length > 0) throw aggregateErrors(usageProblems);
+  if (decoded.problems.length > 0) throw aggregateErrors(decoded.problems);
+  const warnings: Warning[] = [...decoded.warnings, ...skippedKindsWarning(decoded), ...ignoredNodesFlag(options, decoded)];
+  const allocate = options.allocate ?? false;
+  const cluster = assembleCluster({ ...decoded, warnings }, { allocate, ...(serviceCIDRs ? { serviceCIDRs } : {}), nodePortRange });
+  return runControlPlane(cluster, {
+    allocate,
+    ...(options.nodes !== undefined ? { nodeCount: options.nodes } : {}),
+    ...(clusterCIDRs ? { clusterCIDRs } : {}),
+    ...(options.maxEndpointsPerSlice !== undefined ? { maxEndpointsPerSlice: options.maxEndpointsPerSlice } : {}),
+    ...(options.seed !== undefined ? { seed: options.seed } : {}),
+  });
+}
+
+/** A list of CIDRs given as "a,b" or a list: one per family. */
+function readCIDRsFlag(flag: string, value: string | readonly string[] | undefined, problems: KpsimError[]): string[] | undefined {
   if (value === undefined) return undefined;
   const texts = typeof value === 'string' ? value.split(',') : [...value];
   const cidrs: string[] = [];
   for (const text of texts.map((t) => t.trim()).filter((t) => t !== '')) {
     const cidr = parseCIDR(text);
-    if (!cidr) problems.push(new KpsimError('KPSIM_ERR_USAGE_BAD_FLAG', `--service-cluster-ip-range: ${JSON.stringify(text)} is not a CIDR`));
+    if (!cidr) problems.push(new KpsimError('KPSIM_ERR_USAGE_BAD_FLAG', `${flag}: ${JSON.stringify(text)} is not a CIDR`));
     else cidrs.push(cidr.text);
   }
   if (cidrs.length === 2 && parseCIDR(cidrs[0]!)!.family === parseCIDR(cidrs[1]!)!.family) {
-    problems.push(new KpsimError('KPSIM_ERR_USAGE_BAD_FLAG', '--service-cluster-ip-range: give at most one CIDR per family'));
+    problems.push(new KpsimError('KPSIM_ERR_USAGE_BAD_FLAG', `${flag}: give at most one CIDR per family`));
   }
   return cidrs;
+}
+
+function checkCount(flag: string, value: number | undefined, min: number, problems: KpsimError[]): void {
+  if (value !== undefined && (!Number.isInteger(value) || value < min)) {
+    problems.push(new KpsimError('KPSIM_ERR_USAGE_BAD_FLAG', `${flag}: ${JSON.stringify(value)} is not a whole number >= ${min}`));
+  }
+}
+
+/** --nodes counts only when --allocate creates the nodes: say when it does nothing. */
+function ignoredNodesFlag(options: LoadOptions, decoded: DecodedManifest): Warning[] {
+  if (options.nodes === undefined) return [];
+  if (!options.allocate) return [{ message: '--nodes is ignored without --allocate (which creates the nodes)' }];
+  if (decoded.nodes.length > 0) return [{ message: `--nodes is ignored: the input has ${decoded.nodes.length} Node object${decoded.nodes.length === 1 ? '' : 's'}` }];
+  return [];
 }
 
 function readNodePortRange(value: LoadOptions['serviceNodePortRange'], problems: KpsimError[]): NodePortRange {
@@ -113,16 +191,37 @@ async function expandPath(path: string): Promise<string[]> {
   return files;
 }
 
-async function readManifestFile(file: string): Promise<string> {
+/** All of standard input (-f -), as kubectl apply -f - reads it; refused above the file size limit. */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    size += buffer.length;
+    if (size > MAX_MANIFEST_BYTES) {
+      throw new KpsimError('KPSIM_ERR_MANIFEST_TOO_LARGE', `is over ${MAX_MANIFEST_BYTES / 1048576} MiB; kpsim reads up to ${MAX_MANIFEST_BYTES / 1048576} MiB`, { file: STDIN_FILE });
+    }
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * One input file's text. A file that cannot be read is KPSIM_ERR_MANIFEST_READ with the reason
+ * in plain words ("no such file or folder"), one above MAX_MANIFEST_BYTES KPSIM_ERR_MANIFEST_TOO_LARGE;
+ * `flag` (e.g. "--token-file") names the flag that gave the file, in the message.
+ */
+export async function readInputFile(file: string, flag?: string): Promise<string> {
+  const said = flag === undefined ? '' : `${flag}: `;
   try {
     const info = await stat(file);
     if (info.size > MAX_MANIFEST_BYTES) {
-      throw new KpsimError('KPSIM_ERR_MANIFEST_TOO_LARGE', `is ${Math.round(info.size / 1048576)} MiB; kpsim reads files up to ${MAX_MANIFEST_BYTES / 1048576} MiB`, { file });
+      throw new KpsimError('KPSIM_ERR_MANIFEST_TOO_LARGE', `${said}is ${Math.round(info.size / 1048576)} MiB; kpsim reads files up to ${MAX_MANIFEST_BYTES / 1048576} MiB`, { file });
     }
     return await readFile(file, 'utf8');
   } catch (e) {
     if (e instanceof KpsimError) throw e;
-    throw new KpsimError('KPSIM_ERR_MANIFEST_READ', `cannot read: ${systemReason(e)}`, { file });
+    throw new KpsimError('KPSIM_ERR_MANIFEST_READ', `${said}cannot read: ${systemReason(e)}`, { file });
   }
 }
 

@@ -4,12 +4,13 @@
  *
  * The API server picks at random; kpsim picks the lowest free value, in input order, so the same
  * input always gives the same cluster. Addresses and ports already used by other objects are
- * never handed out twice.
+ * never handed out twice. As in the API server, the network address of a service range is never
+ * handed out and its first address belongs to the default/kubernetes Service, whether or not
+ * that Service is in the input.
  */
-import ipaddr from 'ipaddr.js';
 import { Netmask } from 'netmask';
 import { KpsimError } from '../errors.js';
-import { type Cidr, ipFamily, parseCIDR } from '../util/ip.js';
+import { type Cidr, bigIntToIP, ipFamily, ipToBigInt, parseCIDR } from '../util/ip.js';
 import type { IPFamilyName, Service } from './types.js';
 
 export interface NodePortRange {
@@ -33,10 +34,10 @@ class AddressAllocator {
     if (cidr.family === 4) {
       // netmask knows the usable host range of an IPv4 block (network and broadcast excluded).
       const block = new Netmask(cidr.text);
-      this.first = BigInt(ipaddr.IPv4.parse(block.first).toByteArray().reduce((n, b) => n * 256 + b, 0));
-      this.last = BigInt(ipaddr.IPv4.parse(block.last).toByteArray().reduce((n, b) => n * 256 + b, 0));
+      this.first = ipToBigInt(block.first);
+      this.last = ipToBigInt(block.last);
     } else {
-      const base = bytesToBigInt(cidr.addr.toByteArray());
+      const base = ipToBigInt(cidr.network);
       const size = 1n << BigInt(128 - cidr.prefixLength);
       this.first = size > 1n ? base + 1n : base;
       this.last = base + size - 1n;
@@ -46,6 +47,11 @@ class AddressAllocator {
 
   reserve(ip: string): void {
     this.used.add(ip);
+  }
+
+  /** The first host address: the API server gives it to default/kubernetes. */
+  firstHost(): string | undefined {
+    return this.first <= this.last ? bigIntToIP(this.first, this.cidr.family) : undefined;
   }
 
   allocate(): string | undefined {
@@ -59,17 +65,6 @@ class AddressAllocator {
     }
     return undefined;
   }
-}
-
-function bytesToBigInt(bytes: number[]): bigint {
-  return bytes.reduce((n, b) => (n << 8n) | BigInt(b), 0n);
-}
-
-function bigIntToIP(value: bigint, family: 4 | 6): string {
-  const length = family === 4 ? 4 : 16;
-  const bytes: number[] = [];
-  for (let i = length - 1; i >= 0; i--) bytes.push(Number((value >> BigInt(i * 8)) & 0xffn));
-  return ipaddr.fromByteArray(bytes).toString();
 }
 
 /** Hands out the lowest free port of the node-port range. */
@@ -106,12 +101,23 @@ export interface AllocateOptions {
 /**
  * Fills in ClusterIPs, ipFamilies, node ports and health-check node ports that the API server
  * would have allocated. Mutates the services; returns the problems (an exhausted range).
+ * `reserved` services only hold addresses and ports (the API server's store, when one Service
+ * is created among those it already has): they are never changed.
  */
-export function allocateServiceFields(services: readonly Service[], options: AllocateOptions): KpsimError[] {
+export function allocateServiceFields(services: readonly Service[], options: AllocateOptions, reserved: readonly Service[] = []): KpsimError[] {
   const cidrs = options.serviceCIDRs.map((text) => parseCIDR(text)).filter((c): c is Cidr => c !== undefined);
   const addressAllocators = new Map<4 | 6, AddressAllocator>(cidrs.map((c) => [c.family, new AddressAllocator(c)]));
   const ports = new PortAllocator(options.nodePortRange);
-  for (const svc of services) {
+  // The API server's own Service takes the first address of each range (the apiserver creates
+  // it with that address at start-up): reserve it for default/kubernetes alone.
+  const kubernetesIPs = new Map<4 | 6, string>();
+  for (const [family, allocator] of addressAllocators) {
+    const ip = allocator.firstHost();
+    if (ip === undefined) continue;
+    kubernetesIPs.set(family, ip);
+    allocator.reserve(ip);
+  }
+  for (const svc of [...reserved, ...services]) {
     for (const ip of svc.clusterIPs) addressAllocators.get(ipFamily(ip)!)?.reserve(ip);
     for (const p of svc.ports) if (p.nodePort !== 0) ports.reserve(p.nodePort);
     if (svc.healthCheckNodePort !== 0) ports.reserve(svc.healthCheckNodePort);
@@ -122,9 +128,10 @@ export function allocateServiceFields(services: readonly Service[], options: All
     const where = { file: svc.origin.file, object: svc.origin.object };
     if (svc.type !== 'ExternalName' && !svc.headless && svc.clusterIPs.length === 0) {
       const families: (4 | 6)[] = svc.ipFamilies.length > 0 ? svc.ipFamilies.map((f) => (f === 'IPv4' ? 4 : 6)) : [primaryFamily];
+      const isKubernetes = svc.namespace === 'default' && svc.name === 'kubernetes';
       for (const family of families) {
         const allocator = addressAllocators.get(family);
-        const ip = allocator?.allocate();
+        const ip = (isKubernetes ? kubernetesIPs.get(family) : undefined) ?? allocator?.allocate();
         if (ip === undefined) {
           const reason = allocator ? `${allocator.cidr.text} is full` : `no IPv${family} range in --service-cluster-ip-range`;
           problems.push(new KpsimError('KPSIM_ERR_MODEL_ALLOCATION', `no ClusterIP could be allocated: ${reason}`, { ...where, path: 'spec.clusterIP' }));

@@ -7,14 +7,18 @@ import { KpsimError, aggregateErrors, type Where } from '../errors.js';
 import { type Cidr, cidrContains, ipFamily, parseCIDR } from '../util/ip.js';
 import { type AllocateOptions, DEFAULT_NODE_PORT_RANGE, type NodePortRange, allocateServiceFields } from './allocate.js';
 import { defaultProxyConfig } from './proxy-config.js';
-import type { Cluster, EndpointSlice, Node, ProxyConfig, Service, Warning } from './types.js';
+import type { Cluster, EndpointSlice, Node, Origin, Pod, ProxyConfig, Service, Warning, Workload } from './types.js';
 
 export interface ClusterInput {
   services: Service[];
   endpointSlices: EndpointSlice[];
   nodes: Node[];
   configs: ProxyConfig[];
+  /** From ServiceCIDR objects. */
+  serviceCIDRs?: string[];
   warnings: Warning[];
+  pods?: Pod[];
+  workloads?: Workload[];
 }
 
 export interface AssembleOptions {
@@ -38,6 +42,8 @@ export function assembleCluster(input: ClusterInput, options: AssembleOptions = 
   checkDuplicateNames(services, problems);
   checkDuplicateNames(input.endpointSlices, problems);
   checkDuplicateNames(input.nodes, problems);
+  checkDuplicateNames(input.pods ?? [], problems);
+  for (const kind of new Set((input.workloads ?? []).map((w) => w.kind))) checkDuplicateNames((input.workloads ?? []).filter((w) => w.kind === kind), problems);
   checkFamilies(services, problems);
 
   const nodePortRange = options.nodePortRange ?? DEFAULT_NODE_PORT_RANGE;
@@ -52,17 +58,24 @@ export function assembleCluster(input: ClusterInput, options: AssembleOptions = 
   warnUnknownServices(input.endpointSlices, services, warnings);
 
   if (problems.length > 0) throw aggregateErrors(problems);
-  return { services, endpointSlices: input.endpointSlices, nodes: input.nodes, config, warnings };
+  const serviceCIDRs = [...new Set(input.serviceCIDRs ?? [])];
+  return { services, endpointSlices: input.endpointSlices, nodes: input.nodes, config, ...(serviceCIDRs.length > 0 ? { serviceCIDRs } : {}), warnings, pods: input.pods ?? [], workloads: input.workloads ?? [] };
 }
 
 function whereOf(obj: { origin: { file: string; object: string } }, path?: string): Where {
   return { file: obj.origin.file, object: obj.origin.object, ...(path !== undefined ? { path } : {}) };
 }
 
-function checkDuplicateNames(objects: readonly (Service | EndpointSlice | Node)[], problems: KpsimError[]): void {
-  const seen = new Map<string, Service | EndpointSlice | Node>();
+interface Named {
+  readonly origin: Origin;
+  readonly name: string;
+  readonly namespace?: string;
+}
+
+function checkDuplicateNames(objects: readonly Named[], problems: KpsimError[]): void {
+  const seen = new Map<string, Named>();
   for (const obj of objects) {
-    const key = 'namespace' in obj ? `${obj.namespace}/${obj.name}` : obj.name;
+    const key = obj.namespace !== undefined ? `${obj.namespace}/${obj.name}` : obj.name;
     const first = seen.get(key);
     if (first) {
       problems.push(new KpsimError('KPSIM_ERR_MODEL_DUPLICATE', `is defined twice (also in ${first.origin.file})`, whereOf(obj, 'metadata.name')));

@@ -157,3 +157,13 @@ export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 export function isDNSLabel(name: string): boolean {
   return name.length <= 63 && DNS_LABEL.test(name);
 }
+
+/**
+ * The generateName prefix controllers use for their objects: "name-", or the bare name when
+ * "name-" plus generated characters would not be a valid name (getPodsPrefix,
+ * getEndpointSlicePrefix: NameIsDNSSubdomain with the trailing dash masked).
+ */
+export function generateNamePrefix(name: string): string {
+  const prefix = `${name}-`;
+  return isDNSSubdomain(`${prefix}a`) ? prefix : name;
+}

@@ -1,10 +1,12 @@
-/** metadata.name / namespace / labels, shared by every kind. */
-import { type FieldReader, type JsonObject, isDNSSubdomain } from './fields.js';
+/** metadata.name / namespace / labels / annotations, shared by every kind; ownerReferences. */
+import { child, type FieldReader, type JsonObject, isDNSSubdomain, isObject } from './fields.js';
+import type { OwnerReference } from './types.js';
 
 export interface Metadata {
   name: string;
   namespace: string;
   labels: Record<string, string>;
+  annotations: Record<string, string>;
 }
 
 /**
@@ -23,5 +25,29 @@ export function readMetadata(doc: JsonObject, r: FieldReader, kind: string, name
   }
   if (name !== undefined) r.object = namespaced ? `${kind} ${namespace}/${name}` : `${kind} ${name}`;
   const labels = r.stringMap(meta, 'labels', 'metadata');
-  return name === undefined ? undefined : { name, namespace, labels };
+  const annotations = r.stringMap(meta, 'annotations', 'metadata');
+  return name === undefined ? undefined : { name, namespace, labels, annotations };
+}
+
+/** metadata.ownerReferences: which controller owns the object (a ReplicaSet's Pods, a Deployment's ReplicaSets). */
+export function readOwnerReferences(doc: JsonObject, r: FieldReader): OwnerReference[] {
+  const meta = isObject(doc['metadata']) ? doc['metadata'] : {};
+  return r.list(meta, 'ownerReferences', 'metadata').flatMap((o, i) => {
+    const path = child('metadata.ownerReferences', i);
+    if (!isObject(o)) {
+      r.fail('KPSIM_ERR_MODEL_BAD_FIELD', path, 'is not an object');
+      return [];
+    }
+    const apiVersion = r.string(o, 'apiVersion', path, true);
+    const kind = r.string(o, 'kind', path, true);
+    const name = r.string(o, 'name', path, true);
+    if (apiVersion === undefined || kind === undefined || name === undefined) return [];
+    return [{ apiVersion, kind, name, controller: r.boolean(o, 'controller', path) ?? false }];
+  });
+}
+
+/** Whether the object's metadata has the key at all (deletionTimestamp: any value means terminating). */
+export function hasMetadataField(doc: JsonObject, key: string): boolean {
+  const meta = doc['metadata'];
+  return isObject(meta) && meta[key] !== undefined && meta[key] !== null;
 }

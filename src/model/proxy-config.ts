@@ -5,7 +5,7 @@
 import { child, type FieldReader, type JsonObject } from './fields.js';
 import type { ProxyConfig, ProxyMode } from './types.js';
 
-const MODES: readonly ProxyMode[] = ['iptables', 'ipvs', 'userspace'];
+const MODES: readonly ProxyMode[] = ['iptables', 'ipvs', 'nftables', 'userspace'];
 const DETECT_LOCAL_MODES = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'] as const;
 
 export function defaultProxyConfig(): ProxyConfig {
@@ -22,6 +22,7 @@ export function defaultProxyConfig(): ProxyConfig {
     ipvsTCPTimeoutSeconds: 0,
     ipvsTCPFinTimeoutSeconds: 0,
     ipvsUDPTimeoutSeconds: 0,
+    udpIdleTimeoutSeconds: 0.25,
     nodePortAddresses: [],
     hostnameOverride: '',
     featureGates: {},
@@ -46,8 +47,7 @@ export function decodeProxyConfig(doc: JsonObject, r: FieldReader): ProxyConfig 
   r.object = 'KubeProxyConfiguration';
   const config: ProxyConfig = { ...defaultProxyConfig(), origin: { file: r.file, object: r.object } };
   const mode = r.string(doc, 'mode', '');
-  if (mode === 'nftables') r.fail('KPSIM_ERR_CONFIG_BAD_FIELD', 'mode', '"nftables" is not simulated by kpsim (iptables, ipvs or userspace)');
-  else if (mode !== undefined && mode !== '') config.mode = r.oneOf(doc, 'mode', '', MODES, 'iptables');
+  if (mode !== undefined && mode !== '') config.mode = r.oneOf(doc, 'mode', '', MODES, 'iptables');
   const clusterCIDR = r.string(doc, 'clusterCIDR', '');
   if (clusterCIDR !== undefined) {
     config.clusterCIDRs = clusterCIDR
@@ -70,6 +70,13 @@ export function decodeProxyConfig(doc: JsonObject, r: FieldReader): ProxyConfig 
   config.ipvsTCPTimeoutSeconds = readDuration(ipvs, 'tcpTimeout', r);
   config.ipvsTCPFinTimeoutSeconds = readDuration(ipvs, 'tcpFinTimeout', r);
   config.ipvsUDPTimeoutSeconds = readDuration(ipvs, 'udpTimeout', r);
+  // userspace mode's udpIdleTimeout (v1alpha1 until kube-proxy 1.26): must be greater than 0.
+  const udpIdleText = doc['udpIdleTimeout'];
+  const udpIdle = readDuration(doc, 'udpIdleTimeout', r, '');
+  if (udpIdle > 0) config.udpIdleTimeoutSeconds = udpIdle;
+  else if (typeof udpIdleText === 'string' && parseGoDurationSeconds(udpIdleText) === 0) {
+    r.fail('KPSIM_ERR_CONFIG_BAD_FIELD', 'udpIdleTimeout', `${JSON.stringify(udpIdleText)}: must be greater than 0`);
+  }
   config.nodePortAddresses = r
     .list(doc, 'nodePortAddresses', '')
     .map((a, i) => (a === 'primary' ? 'primary' : r.cidr(a, child('nodePortAddresses', i))))
@@ -87,12 +94,12 @@ export function decodeProxyConfig(doc: JsonObject, r: FieldReader): ProxyConfig 
   return config;
 }
 
-function readDuration(parent: JsonObject, key: string, r: FieldReader): number {
+function readDuration(parent: JsonObject, key: string, r: FieldReader, parentPath = 'ipvs'): number {
   const value = parent[key];
   if (value === undefined || value === null) return 0;
   const seconds = typeof value === 'string' ? parseGoDurationSeconds(value) : undefined;
   if (seconds === undefined) {
-    r.fail('KPSIM_ERR_CONFIG_BAD_FIELD', child('ipvs', key), `${JSON.stringify(value)} is not a duration such as "900s" or "15m"`);
+    r.fail('KPSIM_ERR_CONFIG_BAD_FIELD', parentPath === '' ? key : child(parentPath, key), `${JSON.stringify(value)} is not a duration such as "900s" or "15m"`);
     return 0;
   }
   return seconds;

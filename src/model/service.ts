@@ -51,6 +51,11 @@ export function decodeService(doc: JsonObject, r: FieldReader): Service | undefi
   const trafficDistribution = r.string(spec, 'trafficDistribution', 'spec');
   if (trafficDistribution !== undefined) service.trafficDistribution = trafficDistribution;
   if (service.sessionAffinity === 'ClientIP') service.sessionAffinityTimeoutSeconds = readAffinityTimeout(spec, r);
+  // An empty selector is stored as none (protobuf keeps no empty map): no EndpointSlices either way.
+  const selector = r.stringMap(spec, 'selector', 'spec');
+  if (Object.keys(selector).length > 0) service.selector = selector;
+  service.publishNotReadyAddresses = r.boolean(spec, 'publishNotReadyAddresses', 'spec') ?? false;
+  if (Object.keys(meta.annotations).length > 0) service.annotations = meta.annotations;
   checkPortNames(service, r);
   return service;
 }

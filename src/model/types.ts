@@ -9,7 +9,7 @@ export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 export type IPFamilyName = 'IPv4' | 'IPv6';
 export type ServiceType = 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
 export type TrafficPolicy = 'Cluster' | 'Local';
-export type ProxyMode = 'iptables' | 'ipvs' | 'userspace';
+export type ProxyMode = 'iptables' | 'ipvs' | 'nftables' | 'userspace';
 
 /** Where an object came from, for error messages: "svc.yaml", "Service default/web". */
 export interface Origin {
@@ -61,6 +61,16 @@ export interface Service {
   /** spec.healthCheckNodePort, 0 when not set. */
   healthCheckNodePort: number;
   trafficDistribution?: string;
+  /**
+   * spec.selector; undefined when the Service has none (an empty one is stored as none: the API
+   * server keeps objects as protobuf, where an empty map and no map are the same). Only a
+   * Service with a selector gets EndpointSlices from the EndpointSlice controller.
+   */
+  selector?: Record<string, string>;
+  /** spec.publishNotReadyAddresses: the controller marks every endpoint ready. */
+  publishNotReadyAddresses?: boolean;
+  /** metadata.annotations (service.kubernetes.io/topology-mode turns on topology-aware hints). */
+  annotations?: Record<string, string>;
 }
 
 export interface EndpointConditions {
@@ -114,6 +124,14 @@ export interface NodeAddress {
   address: string;
 }
 
+export type TaintEffect = 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+
+export interface Taint {
+  key: string;
+  value: string;
+  effect: TaintEffect;
+}
+
 export interface Node {
   readonly kind: 'Node';
   readonly origin: Origin;
@@ -121,6 +139,142 @@ export interface Node {
   labels: Record<string, string>;
   addresses: NodeAddress[];
   podCIDRs: string[];
+  /** spec.taints (the scheduler and the DaemonSet controller read them). */
+  taints?: Taint[];
+  /** spec.unschedulable (kubectl cordon). */
+  unschedulable?: boolean;
+  /** status.conditions Ready; undefined when the manifest has no Ready condition. */
+  ready?: boolean;
+  /** status.allocatable.cpu in millicores; undefined when not given (topology-aware hints need it). */
+  allocatableCPUMillis?: number;
+  /** status.allocatable.pods; undefined when not given (the kubelet's default is 110). */
+  allocatablePods?: number;
+  /** Made by --allocate (the input had no Node objects), not read from the input. */
+  generated?: boolean;
+}
+
+/** metav1.LabelSelector: every matchLabels pair and every requirement must hold. */
+export interface LabelSelectorRequirement {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+  values: string[];
+}
+
+export interface LabelSelector {
+  matchLabels: Record<string, string>;
+  matchExpressions: LabelSelectorRequirement[];
+}
+
+/** v1.NodeSelectorRequirement (node affinity): on labels, or on the node's name (matchFields). */
+export interface NodeSelectorRequirement {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist' | 'Gt' | 'Lt';
+  values: string[];
+}
+
+/** One term of requiredDuringSchedulingIgnoredDuringExecution: every requirement must hold. */
+export interface NodeSelectorTerm {
+  matchExpressions: NodeSelectorRequirement[];
+  matchFields: NodeSelectorRequirement[];
+}
+
+export interface Toleration {
+  /** "" with operator Exists tolerates every taint. */
+  key: string;
+  operator: 'Equal' | 'Exists';
+  value: string;
+  /** "" tolerates every effect. */
+  effect: TaintEffect | '';
+}
+
+export interface ContainerPort {
+  /** "" when unnamed. */
+  name: string;
+  containerPort: number;
+  protocol: Protocol;
+}
+
+/** The parts of a PodSpec the scheduler, the kubelet and the EndpointSlice controller read. */
+export interface PodSpec {
+  /** "" when not scheduled. */
+  nodeName: string;
+  hostname: string;
+  subdomain: string;
+  hostNetwork: boolean;
+  nodeSelector: Record<string, string>;
+  tolerations: Toleration[];
+  /** affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms (any one must hold); undefined when not set. */
+  requiredNodeAffinity?: NodeSelectorTerm[];
+  /**
+   * Ports by container, in the order FindPort searches them: the containers, then the sidecars
+   * (init containers with restartPolicy Always).
+   */
+  ports: ContainerPort[];
+  /** Scheduling fields kpsim reads but does not model ("affinity.podAntiAffinity", ...), to say so. */
+  unmodelled: string[];
+}
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  controller: boolean;
+}
+
+export interface Pod {
+  readonly kind: 'Pod';
+  readonly origin: Origin;
+  namespace: string;
+  name: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  ownerReferences: OwnerReference[];
+  spec: PodSpec;
+  /** status.podIPs (status.podIP is authoritative for the first, as the API server converts them). */
+  podIPs: string[];
+  /** status.phase; "" when not set. */
+  phase: string;
+  /** status.conditions Ready is True. */
+  ready: boolean;
+  /** metadata.deletionTimestamp is set: the pod is terminating. */
+  terminating: boolean;
+  /** Made or completed by --allocate (scheduled, given addresses), rather than read as stored. */
+  generated?: boolean;
+}
+
+export type WorkloadKind = 'Deployment' | 'ReplicaSet' | 'StatefulSet' | 'DaemonSet';
+
+export interface PodTemplate {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  spec: PodSpec;
+  /**
+   * A stable hash of spec.template as written, in the form of the controllers' hashes
+   * ("5d8f7c9b6"): the ReplicaSet's pod-template-hash, the controller-revision-hash.
+   */
+  hash: string;
+}
+
+/** An apps/v1 Deployment, ReplicaSet, StatefulSet or DaemonSet. */
+export interface Workload {
+  readonly kind: WorkloadKind;
+  readonly origin: Origin;
+  namespace: string;
+  name: string;
+  labels: Record<string, string>;
+  ownerReferences: OwnerReference[];
+  /** spec.replicas (1 when not set); unused for a DaemonSet. */
+  replicas: number;
+  selector: LabelSelector;
+  template: PodTemplate;
+  /** StatefulSet: spec.serviceName ("" when not set), the pods' subdomain. */
+  serviceName: string;
+  /** StatefulSet: spec.podManagementPolicy. */
+  podManagementPolicy: 'OrderedReady' | 'Parallel';
+  /** StatefulSet: spec.ordinals.start. */
+  ordinalsStart: number;
+  /** Made by --allocate (a Deployment's ReplicaSet), not read from the input. */
+  generated?: boolean;
 }
 
 /** The KubeProxyConfiguration subset kpsim honours, defaults applied. */
@@ -143,6 +297,8 @@ export interface ProxyConfig {
   ipvsTCPTimeoutSeconds: number;
   ipvsTCPFinTimeoutSeconds: number;
   ipvsUDPTimeoutSeconds: number;
+  /** udpIdleTimeout (userspace mode): how long an idle UDP association stays open; 0.25 s by default. */
+  udpIdleTimeoutSeconds: number;
   /** CIDRs, or the word 'primary'; [] means all local addresses. */
   nodePortAddresses: string[];
   hostnameOverride: string;
@@ -159,8 +315,15 @@ export interface Warning {
 
 export interface Cluster {
   services: Service[];
+  /** As given, plus those the EndpointSlice controller derives for Services with a selector. */
   endpointSlices: EndpointSlice[];
   nodes: Node[];
   config: ProxyConfig;
+  /** The ServiceCIDR objects' ranges (any family); kube-proxy's nftables mode drops unallocated addresses in them. */
+  serviceCIDRs?: string[];
   warnings: Warning[];
+  /** The Pods: as given, plus those --allocate's controllers made. */
+  pods?: Pod[];
+  /** Deployments, ReplicaSets, StatefulSets and DaemonSets: as given, plus the ReplicaSets --allocate made. */
+  workloads?: Workload[];
 }

@@ -13,7 +13,7 @@ import type { Rng } from '../util/random.js';
 import type { NodeTracer } from './trace-context.js';
 
 /** The modes kpsim compiles (the userspace proxy runs for real instead: src/proxy/). */
-export type RulesMode = 'iptables' | 'ipvs';
+export type RulesMode = 'iptables' | 'ipvs' | 'nftables';
 
 /**
  * What a mode can print. `kube-proxy` is what the mode hands to the kernel (iptables-restore

@@ -7,18 +7,20 @@ import type { ProxyConfig } from '../model/types.js';
 import type { CompiledNode, DumpReader, ModeDriver, RulesMode } from './mode-driver.js';
 import { iptablesDriver, iptablesDumpReader } from './modes/iptables.js';
 import { ipvsDriver } from './modes/ipvs.js';
+import { nftablesDriver, nftablesDumpReader } from './modes/nftables.js';
 
 // Each driver is typed for its own compiled node; the table hands them out for any.
 const drivers: Readonly<Record<RulesMode, ModeDriver<CompiledNode>>> = {
   iptables: iptablesDriver as unknown as ModeDriver<CompiledNode>,
   ipvs: ipvsDriver as unknown as ModeDriver<CompiledNode>,
+  nftables: nftablesDriver as unknown as ModeDriver<CompiledNode>,
 };
 
 /** The modes kpsim compiles, in the order they are listed and compared. */
 export const RULES_MODES: readonly RulesMode[] = Object.keys(drivers) as RulesMode[];
 
 /** Readers of real nodes' dumps, by the flag that names them. */
-export const DUMP_READERS: readonly DumpReader[] = [iptablesDumpReader];
+export const DUMP_READERS: readonly DumpReader[] = [iptablesDumpReader, nftablesDumpReader];
 
 export function modeDriver(mode: RulesMode): ModeDriver<CompiledNode> {
   return drivers[mode];

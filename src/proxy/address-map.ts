@@ -46,7 +46,7 @@ export interface VirtualEntry {
   readonly virtual: HostPort;
   /** Where the proxy listens. Port 0 means "an ephemeral port, not bound yet". */
   readonly loopback: HostPort;
-  /** Only TCP service ports are proxied. */
+  /** TCP and UDP service ports are proxied; SCTP ports are not. */
   readonly proxied: boolean;
   /** Set when the loopback port is not the service's own: the reason it fell back. */
   readonly fallback?: string;
@@ -62,7 +62,10 @@ export interface BackendEntry {
   readonly port: number;
   readonly family: Family;
   readonly podName?: string;
-  /** Port 0 means "an ephemeral port, not bound yet". */
+  /**
+   * Where its TCP server listens (for an endpoint of UDP ports only, where its UDP responder
+   * does). Port 0 means "an ephemeral port, not bound yet".
+   */
   readonly loopback: HostPort;
   readonly fallback?: string;
   /** The service ports this endpoint serves (spn). */
@@ -72,7 +75,20 @@ export interface BackendEntry {
    * made it (kpsim lab binds each in its pod's network namespace): served instead of `loopback`.
    */
   readonly listenFd?: number;
+  /** The same for its UDP responder: a datagram socket already bound, served instead of `udpLoopback`. */
+  readonly udpListenFd?: number;
+  /** The protocols its service ports use (TCP, UDP), in that order. */
+  readonly protocols: readonly Protocol[];
+  /** Where its UDP responder listens, when it serves a UDP port; port 0 as for `loopback`. */
+  readonly udpLoopback?: HostPort;
+  /**
+   * What answers there: 'pod', kpsim's backend pod (the default); 'user', a server of yours
+   * (`--backend`); 'none', nothing (`--no-pods`), so a dial is refused as by a dead pod.
+   */
+  readonly server?: BackendServer;
 }
+
+export type BackendServer = 'pod' | 'user' | 'none';
 
 export interface LookupQuery {
   /** Any kind when left out (ClusterIP first). */
@@ -107,6 +123,9 @@ const LOOPBACK_BLOCK: Record<VirtualKind | 'Backend', number> = {
   LoadBalancer: 50,
 };
 const IPV6_LOOPBACK = '::1';
+/** What the userspace proxy forwards: kube-proxy's userspace mode had TCP and UDP proxy sockets. */
+const PROXIED_PROTOCOLS: ReadonlySet<Protocol> = new Set(['TCP', 'UDP']);
+const PROTOCOL_ORDER: readonly Protocol[] = ['TCP', 'UDP', 'SCTP'];
 /** Host numbers 1..65535 in a /16. */
 const BLOCK_CAPACITY = 65535;
 
@@ -131,6 +150,13 @@ export class AddressMap {
     for (const backend of backends) this.#byEndpoint.set(backend.endpoint, backend);
   }
 
+  /** Where an endpoint's backend takes this protocol's traffic ("not bound" is port 0). */
+  backendAddress(endpoint: string, protocol: Protocol = 'TCP'): HostPort | undefined {
+    const backend = this.#byEndpoint.get(endpoint);
+    if (backend === undefined) return undefined;
+    return protocol === 'UDP' ? backend.udpLoopback : backend.loopback;
+  }
+
   /** The entry for a virtual address and port; undefined when the node serves no such address. */
   lookup(query: LookupQuery): VirtualEntry | undefined {
     const address = normalizeIP(query.address);
@@ -153,7 +179,10 @@ export class AddressMap {
     return this.#byEndpoint.get(endpoint);
   }
 
-  /** The same map with the ports binding produced (entries and backends, by key / endpoint). */
+  /**
+   * The same map with the ports binding produced: entries by key, backends by endpoint (their
+   * TCP server, or their only one) and by udpBindingKey(endpoint) (their UDP responder).
+   */
   withBoundPorts(bound: ReadonlyMap<string, BoundPort>): AddressMap {
     const entries = this.entries.map((e) => {
       const got = bound.get(e.key);
@@ -161,9 +190,17 @@ export class AddressMap {
     });
     const backends = this.backends.map((b) => {
       const got = bound.get(b.endpoint);
-      return got === undefined ? b : withPort(b, got);
+      let next = got === undefined ? b : withPort(b, got);
+      const udp = bound.get(udpBindingKey(b.endpoint));
+      if (udp !== undefined && b.udpLoopback !== undefined) next = { ...next, udpLoopback: { address: b.udpLoopback.address, port: udp.port } };
+      return next;
     });
     return new AddressMap(entries, backends, this.notes);
+  }
+
+  /** The same map with each backend's server kind set (see BackendEntry.server). */
+  withServers(serverOf: (endpoint: string) => BackendServer): AddressMap {
+    return new AddressMap(this.entries, this.backends.map((b) => ({ ...b, server: serverOf(b.endpoint) })), this.notes);
   }
 
   /** The printed map: one line per entry, then one per backend, then the notes. */
@@ -173,9 +210,7 @@ export class AddressMap {
       const target = e.proxied ? formatTarget(e.loopback, e.fallback) : `not proxied (${e.note ?? e.protocol})`;
       rows.push([e.kind, formatVirtual(e.virtual, e.protocol), '->', target, e.spn + (e.proxied && e.note ? `  (${e.note})` : '')]);
     }
-    for (const b of this.backends) {
-      rows.push(['Backend', b.endpoint, '->', formatTarget(b.loopback, b.fallback), b.podName ?? '']);
-    }
+    for (const b of this.backends) rows.push(['Backend', b.endpoint, '->', formatBackendTarget(b), backendRemark(b)]);
     const lines = alignColumns(rows);
     for (const note of this.notes) lines.push(`note: ${note}`);
     return lines.join('\n') + (lines.length > 0 ? '\n' : '');
@@ -201,25 +236,35 @@ export function planAddressMap(input: ProxyInput, options: PlanOptions = {}): Ad
     const address = loopbackAddress(w.family, w.kind, hostNumbers.get(`${w.kind}\0${w.virtual.address}`)!);
     const key = entryKey(w.kind, w.virtual, w.protocol);
     if (!w.proxied) return { ...w, key, loopback: { address, port: 0 } };
-    const { port, fallback } = ports.claim(address, w.virtual.port, key);
+    const { port, fallback } = ports.claim(address, w.virtual.port, w.protocol, key);
     return { ...w, key, loopback: { address, port }, ...(fallback !== undefined ? { fallback } : {}) };
   });
 
   const endpoints = collectBackendEndpoints(states);
   const backendHosts = assignHostNumbers(endpoints.map((e) => ({ block: 'Backend' as const, ip: e.info.ip })));
-  const backends = endpoints.map(({ info, spns }): BackendEntry => {
+  const backends = endpoints.map(({ info, spns, protocols }): BackendEntry => {
     const family = ipFamily(info.ip)!;
     const address = loopbackAddress(family, 'Backend', backendHosts.get(`Backend\0${info.ip}`)!);
-    const { port, fallback } = ports.claim(address, info.port, `Backend ${info.endpoint}`);
+    const first = protocols[0]!;
+    const { port, fallback } = ports.claim(address, info.port, first, `Backend ${info.endpoint}`);
+    const udp = !protocols.includes('UDP') ? undefined
+      : first === 'UDP' ? { port } : ports.claim(address, info.port, 'UDP', `Backend ${info.endpoint}/UDP`);
     return {
       endpoint: info.endpoint, ip: info.ip, port: info.port, family,
       ...(info.podName !== undefined ? { podName: info.podName } : {}),
       loopback: { address, port },
       ...(fallback !== undefined ? { fallback } : {}),
       spns,
+      protocols,
+      ...(udp !== undefined ? { udpLoopback: { address, port: udp.port } } : {}),
     };
   });
   return new AddressMap(entries, backends, notes);
+}
+
+/** The key under which withBoundPorts takes the port an endpoint's UDP responder bound. */
+export function udpBindingKey(endpoint: string): string {
+  return `${endpoint}/UDP`;
 }
 
 /** "ClusterIP 10.96.0.10:80/TCP": the key of an entry. */
@@ -230,7 +275,7 @@ export function entryKey(kind: VirtualKind, virtual: HostPort, protocol: Protoco
 /** The addresses one service port is served on from this node, before loopback is assigned. */
 function virtualAddressesOf(sp: ProxierServicePort, state: ProxierState, notes: string[]): Omit<VirtualEntry, 'loopback' | 'key'>[] {
   const { info } = sp;
-  const proxied = info.protocol === 'TCP';
+  const proxied = PROXIED_PROTOCOLS.has(info.protocol);
   const base = {
     spn: info.spn,
     protocol: info.protocol,
@@ -256,20 +301,27 @@ function virtualAddressesOf(sp: ProxierServicePort, state: ProxierState, notes: 
   return out;
 }
 
-/** Every TCP endpoint of every service port, once, with the service ports it serves. */
-function collectBackendEndpoints(states: readonly ProxierState[]): { info: EndpointInfo; spns: string[] }[] {
-  const byEndpoint = new Map<string, { info: EndpointInfo; spns: string[] }>();
+/** Every endpoint of every proxied service port, once, with the service ports and protocols it serves. */
+function collectBackendEndpoints(states: readonly ProxierState[]): { info: EndpointInfo; spns: string[]; protocols: Protocol[] }[] {
+  const byEndpoint = new Map<string, { info: EndpointInfo; spns: string[]; protocols: Protocol[] }>();
   for (const state of states) {
     for (const sp of state.servicePorts) {
-      if (sp.info.protocol !== 'TCP') continue;
+      const protocol = sp.info.protocol;
+      if (!PROXIED_PROTOCOLS.has(protocol)) continue;
       for (const ep of sp.endpoints) {
         const seen = byEndpoint.get(ep.endpoint);
-        if (seen === undefined) byEndpoint.set(ep.endpoint, { info: ep, spns: [sp.info.spn] });
-        else if (!seen.spns.includes(sp.info.spn)) seen.spns.push(sp.info.spn);
+        if (seen === undefined) {
+          byEndpoint.set(ep.endpoint, { info: ep, spns: [sp.info.spn], protocols: [protocol] });
+          continue;
+        }
+        if (!seen.spns.includes(sp.info.spn)) seen.spns.push(sp.info.spn);
+        if (!seen.protocols.includes(protocol)) seen.protocols.push(protocol);
       }
     }
   }
-  return [...byEndpoint.values()].sort((a, b) => compareAddress(a.info.ip, b.info.ip) || a.info.port - b.info.port);
+  const all = [...byEndpoint.values()];
+  for (const e of all) e.protocols.sort((a, b) => PROTOCOL_ORDER.indexOf(a) - PROTOCOL_ORDER.indexOf(b));
+  return all.sort((a, b) => compareAddress(a.info.ip, b.info.ip) || a.info.port - b.info.port);
 }
 
 /** Within each block, the distinct IPs in address order get host numbers 1, 2, 3, ... */
@@ -297,14 +349,17 @@ function loopbackAddress(family: Family, block: VirtualKind | 'Backend', hostNum
   return `127.${LOOPBACK_BLOCK[block]}.${hostNumber >> 8}.${hostNumber & 255}`;
 }
 
-/** Which ports on which loopback address are spoken for, in planning order. */
+/**
+ * Which ports on which loopback address are spoken for, in planning order. TCP and UDP ports
+ * are separate spaces, as in the kernel: DNS's 53/TCP and 53/UDP share a loopback port number.
+ */
 class PortBook {
   readonly #taken = new Map<string, string>();
   constructor(readonly ephemeral: boolean) {}
 
-  claim(address: string, port: number, owner: string): BoundPort {
+  claim(address: string, port: number, protocol: Protocol, owner: string): BoundPort {
     if (this.ephemeral) return { port: 0, fallback: 'ephemeral ports requested' };
-    const key = joinHostPort(address, port);
+    const key = `${joinHostPort(address, port)}/${protocol}`;
     const holder = this.#taken.get(key);
     if (holder !== undefined) return { port: 0, fallback: `port ${port} on ${address} is taken by ${holder}` };
     this.#taken.set(key, owner);
@@ -324,6 +379,20 @@ function lookupKey(kind: VirtualKind, address: string, port: number, protocol: P
 function formatVirtual(virtual: HostPort, protocol: Protocol): string {
   const text = joinHostPort(virtual.address, virtual.port);
   return protocol === 'TCP' ? text : `${text}/${protocol}`;
+}
+
+/** "127.1.0.3:53", with "(tcp, udp :5353)" when it serves UDP on another port too. */
+function formatBackendTarget(b: BackendEntry): string {
+  const text = formatTarget(b.loopback, b.fallback);
+  if (b.protocols.length < 2 || b.udpLoopback === undefined) return b.protocols[0] === 'UDP' ? `${text}/UDP` : text;
+  return b.udpLoopback.port === b.loopback.port ? `${text} (tcp, udp)` : `${text} (udp :${b.udpLoopback.port})`;
+}
+
+function backendRemark(b: BackendEntry): string {
+  const pod = b.podName ?? '';
+  if (b.server === 'user') return `${pod}${pod === '' ? '' : ' '}(your server, --backend)`.trim();
+  if (b.server === 'none') return `${pod}${pod === '' ? '' : ' '}(no pod: unreachable)`.trim();
+  return pod;
 }
 
 function formatTarget(loopback: HostPort, fallback: string | undefined): string {

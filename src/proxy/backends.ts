@@ -13,14 +13,25 @@
  * request costs fastify's routing and one write. Failure schedules make a pod misbehave on
  * purpose: 500s every Nth request or at a seeded probability, connections destroyed every Nth
  * request, or the listening socket closed after a while (new connections are then refused).
+ *
+ * An endpoint of a UDP service port also gets a UDP responder on its loopback address (the same
+ * port number as its TCP server when it has both, as DNS pods have): it answers DNS queries with
+ * a TXT record naming the pod and echoes anything else with the pod's identity after it (see
+ * udp-reply.ts). Its failure schedule drops the datagrams that would have been 500s, and a
+ * refused or killed pod closes its UDP socket (datagrams to it then meet ICMP port-unreachable).
  */
+import dgram from 'node:dgram';
 import net, { type Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { KpsimError } from '../errors.js';
 import { seededRng } from '../util/random.js';
 import { joinHostPort } from '../util/ip.js';
-import { type AddressMap, type BackendEntry, type BoundPort, type HostPort, type PlanOptions, planAddressMap } from './address-map.js';
+import {
+  type AddressMap, type BackendEntry, type BoundPort, type HostPort, type PlanOptions, planAddressMap, udpBindingKey,
+} from './address-map.js';
+import { bindWithFallback } from './bind-fallback.js';
 import { type ProxyInput, statesOf } from './input.js';
+import { identityTrailer, udpReply } from './udp-reply.js';
 
 export interface FaultSchedule {
   /** Answer 500 to every Nth request this pod receives. */
@@ -61,7 +72,9 @@ export interface BackendStats {
   readonly connections: number;
   readonly activeConnections: number;
   readonly requests: number;
-  /** Requests answered with 500 by the failure schedule. */
+  /** UDP datagrams received (answered or dropped by the failure schedule). */
+  readonly datagrams: number;
+  /** Requests answered with 500 (UDP: datagrams dropped) by the failure schedule. */
   readonly failed: number;
   /** Connections destroyed by the failure schedule or by kill. */
   readonly destroyed: number;
@@ -88,8 +101,11 @@ export class Backend {
   readonly #rng: () => number;
   readonly #connections = new Map<Socket, ConnectionState>();
   readonly #timers = new Set<NodeJS.Timeout>();
+  #udp: dgram.Socket | undefined;
+  #udpTrailer: Buffer | undefined;
   #nextConnectionId = 1;
   #requests = 0;
+  #datagrams = 0;
   #totalConnections = 0;
   #failed = 0;
   #destroyed = 0;
@@ -118,22 +134,25 @@ export class Backend {
     this.#app.server.on('connection', this.#onConnection);
   }
 
-  async start(): Promise<BoundPort> {
-    const { address, port } = this.entry.loopback;
-    let bound: BoundPort;
-    if (port === 0) {
-      bound = { port: await this.#listen(address, 0) };
-    } else {
-      try {
-        bound = { port: await this.#listen(address, port) };
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code !== 'EADDRINUSE' && code !== 'EACCES') throw backendListenError(this.entry, address, port, e);
-        const reason = code === 'EACCES' ? `no permission to bind port ${port}` : `port ${port} is in use`;
-        bound = { port: await this.#listen(address, 0), fallback: reason };
-      }
+  /** Listen: its TCP server and, for an endpoint of a UDP port, its UDP responder. Returns the bound ports by binding key. */
+  async start(): Promise<Map<string, BoundPort>> {
+    const bound = new Map<string, BoundPort>();
+    const { protocols } = this.entry;
+    if (protocols.includes('TCP')) {
+      const tcp = await this.#bindWithFallback(this.entry.loopback, (host, port) => this.#listen(host, port));
+      this.entry = { ...this.entry, loopback: { address: this.entry.loopback.address, port: tcp.port }, ...(tcp.fallback !== undefined ? { fallback: tcp.fallback } : {}) };
+      bound.set(this.entry.endpoint, tcp);
     }
-    this.entry = { ...this.entry, loopback: { address, port: bound.port }, ...(bound.fallback !== undefined ? { fallback: bound.fallback } : {}) };
+    if (protocols.includes('UDP')) {
+      const planned = this.entry.udpLoopback ?? this.entry.loopback;
+      const udp = await this.#bindWithFallback(planned, (host, port) => this.#bindUdp(host, port));
+      this.entry = { ...this.entry, udpLoopback: { address: planned.address, port: udp.port } };
+      if (!protocols.includes('TCP')) {
+        this.entry = { ...this.entry, loopback: this.entry.udpLoopback!, ...(udp.fallback !== undefined ? { fallback: udp.fallback } : {}) };
+        bound.set(this.entry.endpoint, udp);
+      }
+      bound.set(udpBindingKey(this.entry.endpoint), udp);
+    }
     if (this.#faults.refuseAfterMs !== undefined) {
       const timer = setTimeout(() => {
         this.#timers.delete(timer);
@@ -142,6 +161,11 @@ export class Backend {
       this.#timers.add(timer);
     }
     return bound;
+  }
+
+  /** The planned port, else an ephemeral one when it is taken or privileged (and say why). */
+  #bindWithFallback(planned: HostPort, bind: (host: string, port: number) => Promise<number>): Promise<BoundPort> {
+    return bindWithFallback(planned, bind, (port, cause) => backendListenError(this.entry, planned.address, port, cause));
   }
 
   /** Where it listens. */
@@ -158,22 +182,27 @@ export class Backend {
       connections: this.#totalConnections,
       activeConnections: this.#connections.size,
       requests: this.#requests,
+      datagrams: this.#datagrams,
       failed: this.#failed,
       destroyed: this.#destroyed,
     };
   }
 
-  /** Stop accepting: new connections are refused; open ones go on. */
-  refuse(): Promise<void> {
-    if (!this.#listening) return Promise.resolve();
+  /** Stop accepting: new connections are refused; open ones go on. The UDP responder closes. */
+  async refuse(): Promise<void> {
+    await this.#closeUdp();
+    if (!this.#listening) return;
     this.#listening = false;
     // net.Server's own close: http.Server.close would also drop idle keep-alive connections.
-    return new Promise((resolve) => net.Server.prototype.close.call(this.#app.server, () => resolve()));
+    await new Promise<void>((resolve) => net.Server.prototype.close.call(this.#app.server, () => resolve()));
   }
 
   /** Listen again on the same address after refuse or kill. */
   async restore(): Promise<void> {
-    if (this.#listening) return;
+    if (this.entry.protocols.includes('UDP') && this.#udp === undefined) {
+      await this.#bindUdp(this.entry.udpLoopback!.address, this.entry.udpLoopback!.port);
+    }
+    if (this.#listening || !this.entry.protocols.includes('TCP')) return;
     await this.#listen(this.entry.loopback.address, this.entry.loopback.port);
   }
 
@@ -192,8 +221,48 @@ export class Backend {
     this.#timers.clear();
     for (const socket of this.#connections.keys()) socket.destroy();
     this.#listening = false;
+    await this.#closeUdp();
     await this.#app.close();
   }
+
+  #bindUdp(host: string, port: number): Promise<number> {
+    const socket = dgram.createSocket(this.entry.family === 6 ? 'udp6' : 'udp4');
+    return new Promise((resolve, reject) => {
+      socket.once('error', (err) => {
+        socket.close();
+        reject(err);
+      });
+      socket.bind(this.entry.udpListenFd !== undefined ? { fd: this.entry.udpListenFd } : { address: host, port, exclusive: true }, () => {
+        socket.removeAllListeners('error');
+        // A reply to a client that has gone is lost, as it would be on a network.
+        socket.on('error', noop);
+        socket.on('message', this.#onDatagram);
+        this.#udp = socket;
+        resolve(socket.address().port);
+      });
+    });
+  }
+
+  #closeUdp(): Promise<void> {
+    const socket = this.#udp;
+    if (socket === undefined) return Promise.resolve();
+    this.#udp = undefined;
+    return new Promise((resolve) => socket.close(() => resolve()));
+  }
+
+  #onDatagram = (datagram: Buffer, from: dgram.RemoteInfo): void => {
+    const n = ++this.#datagrams;
+    const faults = this.#faults;
+    const fail = (faults.failEvery !== undefined && n % faults.failEvery === 0)
+      || (faults.failProbability !== undefined && this.#rng() < faults.failProbability);
+    if (fail) {
+      this.#failed++;
+      return;
+    }
+    const identity = { pod: this.entry.podName ?? '', endpoint: this.entry.endpoint };
+    this.#udpTrailer ??= identityTrailer(identity);
+    this.#udp?.send(udpReply(datagram, identity, this.#udpTrailer), from.port, from.address);
+  };
 
   async #listen(host: string, port: number): Promise<number> {
     // fastify must boot (routes, hooks) before its server may take requests; after that the
@@ -284,9 +353,14 @@ export class Backends {
     return [...this.#byEndpoint.values()].map((b) => b.entry);
   }
 
-  /** Where an endpoint's backend listens; undefined when there is none. */
+  /** Where an endpoint's backend listens (TCP, or UDP when it serves UDP only); undefined when there is none. */
   address(endpoint: string): HostPort | undefined {
     return this.#byEndpoint.get(endpoint)?.loopback;
+  }
+
+  /** Where an endpoint's UDP responder listens; undefined when it has none. */
+  udpAddress(endpoint: string): HostPort | undefined {
+    return this.#byEndpoint.get(endpoint)?.entry.udpLoopback;
   }
 
   backend(endpoint: string): Backend | undefined {
@@ -307,7 +381,7 @@ export class Backends {
         ?? this.#options.faults ?? {};
       const backend = new Backend(entry, this.#options, faults, this.#nextSeed++);
       this.#byEndpoint.set(entry.endpoint, backend);
-      bound.set(entry.endpoint, await backend.start());
+      for (const [key, port] of await backend.start()) bound.set(key, port);
     }
     return bound;
   }
@@ -343,7 +417,7 @@ export class Backends {
   }
 }
 
-/** Start a backend pod for every TCP endpoint of the states. */
+/** Start a backend pod for every endpoint of the states' TCP and UDP service ports. */
 export async function startBackends(input: ProxyInput, options: BackendOptions = {}): Promise<Backends> {
   checkBackendOptions(options);
   const map = options.map ?? planAddressMap(statesOf(input), { ports: options.ports ?? 'service' });

@@ -1,24 +1,38 @@
 /**
- * Read buffers for the proxy's backend sockets, reused across connections.
+ * Read buffers for the proxy's connections, reused across connections (connection.ts).
  *
- * A backend socket reads straight into its own buffer (net's `onread` option) instead of
- * allocating a 64 KiB buffer per read and pushing it through a Readable: the response direction
- * then costs no allocation per chunk. A buffer goes back to the pool when its connection closes;
- * one still held by a pending write is simply left to the garbage collector.
+ * Each side of a connection reads straight into a buffer of its own (libuv's user buffer)
+ * instead of a buffer allocated per read; a chunk read is written on as a view of its first n
+ * bytes. The slot keeps the last view it made: request/response traffic reads the same sizes
+ * over and over, and one connection after another reuses the slot, so most writes make no new
+ * view. A slot goes back to the pool when its connection is closed.
  */
-export class BufferPool {
-  readonly #free: Buffer[] = [];
+export class ReadSlot {
+  readonly buffer: Buffer;
+  #view: Buffer;
 
-  constructor(readonly bufferBytes: number, readonly maxFree: number) {}
-
-  take(): Buffer {
-    return this.#free.pop() ?? Buffer.allocUnsafe(this.bufferBytes);
+  constructor(bytes: number) {
+    this.buffer = Buffer.allocUnsafe(bytes);
+    this.#view = this.buffer;
   }
 
-  give(buffer: Buffer): void {
-    if (this.#free.length < this.maxFree && buffer.length === this.bufferBytes) this.#free.push(buffer);
+  /** The first `n` bytes of the buffer. */
+  view(n: number): Buffer {
+    if (this.#view.length !== n) this.#view = n === this.buffer.length ? this.buffer : this.buffer.subarray(0, n);
+    return this.#view;
   }
 }
 
-/** 16 KiB: a whole HTTP response in one read for most requests, and 80 MiB for 5000 connections. */
-export const backendReadBuffers = new BufferPool(16 * 1024, 1024);
+export class ReadSlotPool {
+  readonly #free: ReadSlot[] = [];
+
+  constructor(readonly bufferBytes: number, readonly maxFree: number) {}
+
+  take(): ReadSlot {
+    return this.#free.pop() ?? new ReadSlot(this.bufferBytes);
+  }
+
+  give(slot: ReadSlot): void {
+    if (this.#free.length < this.maxFree) this.#free.push(slot);
+  }
+}

@@ -1,185 +1,79 @@
 /**
- * One proxy listener: the loopback stand-in for one virtual address (a ClusterIP, a node IP's
- * NodePort, an external IP, a load balancer IP) of one TCP service port. Like an IPVS virtual
- * server it has its own scheduler state, persistence templates and connection counts.
+ * One TCP proxy listener: the loopback stand-in for one virtual address (a ClusterIP, a node IP's
+ * NodePort, an external IP, a load balancer IP) of one TCP service port. Its scheduling half
+ * (the IPVS virtual server) is virtual-server.ts; this file accepts and hands each connection
+ * to connection.ts.
  */
-import net, { type Server, type Socket } from 'node:net';
+import net, { type Server } from 'node:net';
 import { KpsimError } from '../errors.js';
-import { type VirtualService, createScheduler } from '../ipvs/virtual-service.js';
 import type { ProxierServicePort } from '../tracker/types.js';
 import { joinHostPort } from '../util/ip.js';
 import type { BoundPort, VirtualEntry } from './address-map.js';
-import { type ConnectionHost, type ListenerEndpoint, ProxyConnection } from './connection.js';
-import { type ListenerVerdict, chooseEndpoints } from './endpoint-choice.js';
+import { bindWithFallback } from './bind-fallback.js';
+import { type ConnectionHost, ProxyConnection } from './connection.js';
+import { DialWatch } from './dial-watch.js';
 import { IdleSweep } from './idle-sweep.js';
-import type { EndpointStats, ListenerStats } from './stats.js';
+import { type PeerName, type TcpHandle, serverHandleOf } from './raw-tcp.js';
+import { type EndpointDirectory, type SchedulingSettings, VirtualServer, VirtualServerListener } from './virtual-server.js';
 
-export interface ListenerSettings {
-  readonly scheduler: string;
-  readonly schedulerFlags: readonly string[];
+export interface ListenerSettings extends SchedulingSettings {
   readonly dialTimeoutsMs: readonly number[];
   readonly idleTimeoutMs: number;
-  /** Seconds, for persistence (session affinity) timeouts. */
-  readonly now: () => number;
+  /** UDP associations close after this long without a datagram either way. */
+  readonly udpIdleTimeoutMs: number;
   /** Keep this many pending connections in the kernel's accept queue. */
   readonly backlog: number;
 }
 
-/** Where the proxy finds an endpoint's backend, and its shared counters. */
-export interface EndpointDirectory {
-  /** The counters of an endpoint, created on first use; undefined when it has no backend. */
-  endpointStats(sp: ProxierServicePort, endpoint: string): EndpointStats | undefined;
+/** Where the proxy finds an endpoint's backend, its shared counters, and its open connections. */
+export interface ConnectionDirectory extends EndpointDirectory {
   /** The connection has ended: forget it. */
-  release(conn: ProxyConnection): void;
+  release(conn: OpenConnection): void;
   /** A new connection: remember it until release. */
-  track(conn: ProxyConnection): void;
+  track(conn: OpenConnection): void;
 }
 
-/** Port-hashing scheduler flags need the client's port, the others only its address. */
-const PORT_FLAGS = new Set(['sh-port', 'mh-port']);
-/** Schedulers that hash the client's address; the others never look at it. */
-const SOURCE_HASHING = new Set(['sh', 'mh']);
-/** The unit kube-proxy gives every IPVS real server. */
-const DEST_WEIGHT = 1;
+/** What the proxy keeps of an open connection or association, to count and to cut it. */
+export interface OpenConnection {
+  bufferedBytes(): number;
+  destroy(): void;
+}
 
-export class Listener implements ConnectionHost {
-  entry: VirtualEntry;
-  readonly vs: VirtualService;
-  readonly stats: ListenerStats;
-  readonly endpoints = new Map<string, ListenerEndpoint>();
+export class Listener extends VirtualServerListener implements ConnectionHost {
   readonly dialTimeoutsMs: readonly number[];
+  readonly dials: DialWatch;
   readonly idle: IdleSweep | undefined;
-  /** Why the listener rejects or drops, when it does. */
-  reason = '';
-  readonly #server: Server;
-  readonly #directory: EndpointDirectory;
-  readonly #withPort: boolean;
-  /** Only persistence and source hashing read the client: the rest skip a getpeername per connection. */
+  #server: Server;
+  readonly #directory: ConnectionDirectory;
   readonly #needsClient: boolean;
 
-  constructor(entry: VirtualEntry, sp: ProxierServicePort, settings: ListenerSettings, directory: EndpointDirectory) {
-    this.entry = entry;
+  constructor(entry: VirtualEntry, sp: ProxierServicePort, settings: ListenerSettings, directory: ConnectionDirectory) {
+    super(new VirtualServer(entry, sp, settings, directory));
+    this.#needsClient = this.virtual.needsClient;
     this.#directory = directory;
     this.dialTimeoutsMs = settings.dialTimeoutsMs;
+    this.dials = new DialWatch(Math.min(...settings.dialTimeoutsMs));
     this.idle = settings.idleTimeoutMs > 0 ? new IdleSweep(settings.idleTimeoutMs) : undefined;
-    this.#withPort = settings.schedulerFlags.some((f) => PORT_FLAGS.has(f));
-    const affinitySeconds = sp.info.sessionAffinityTimeoutSeconds;
-    this.#needsClient = affinitySeconds > 0 || SOURCE_HASHING.has(settings.scheduler);
-    this.vs = createScheduler(settings.scheduler, {
-      address: joinHostPort(entry.virtual.address, entry.virtual.port),
-      protocol: 'tcp',
-      flags: settings.schedulerFlags,
-      now: settings.now,
-      // kube-proxy's IPVS mode: ClientIP affinity is persistence with the affinity timeout and
-      // a full-address netmask, and net.ipv4.vs.expire_quiescent_template=1.
-      ...(affinitySeconds > 0 ? { persistence: { timeoutSeconds: affinitySeconds } } : {}),
-      sysctl: { expireQuiescentTemplate: true },
-    });
-    this.stats = {
-      key: entry.key,
-      kind: entry.kind,
-      spn: entry.spn,
-      protocol: entry.protocol,
-      virtual: entry.virtual,
-      loopback: entry.loopback,
-      verdict: 'reject',
-      accepted: 0,
-      active: 0,
-      forwarded: 0,
-      rejected: 0,
-      dropped: 0,
-      failed: 0,
-      retries: 0,
-      idleTimeouts: 0,
-      clientResets: 0,
-      bytesIn: 0,
-      bytesOut: 0,
-    };
-    this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, this.#onConnection);
-    this.update(sp);
+    // Connections never reach net.Server's 'connection': #takeAccepts has its handle hand over
+    // each accepted handle as it is, before any net.Socket is made (see connection.ts).
+    this.#server = net.createServer();
   }
 
   /** Bind the loopback address: the planned port, else an ephemeral one (and say why). */
   async listen(backlog: number): Promise<BoundPort> {
-    const { address, port } = this.entry.loopback;
-    if (port !== 0) {
-      try {
-        return { port: await listenOn(this.#server, address, port, backlog) };
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code !== 'EADDRINUSE' && code !== 'EACCES') throw listenError(this.entry.key, address, port, e);
-        const reason = code === 'EACCES' ? `no permission to bind port ${port}` : `port ${port} is in use`;
-        return { port: await this.#listenEphemeral(address, backlog), fallback: reason };
-      }
-    }
-    return { port: await this.#listenEphemeral(address, backlog) };
-  }
-
-  async #listenEphemeral(address: string, backlog: number): Promise<number> {
-    try {
-      return await listenOn(this.#server, address, 0, backlog);
-    } catch (e) {
-      throw listenError(this.entry.key, address, 0, e);
-    }
-  }
-
-  /** The entry as binding settled it (the port it got, and why it differs). */
-  settle(entry: VirtualEntry): void {
-    this.entry = entry;
-    this.stats.loopback = entry.loopback;
+    const bound = await bindTcpServer(this.#server, this.entry, backlog);
+    this.#takeAccepts();
+    return bound;
   }
 
   /**
-   * Apply the service port's current endpoints: removed ones leave the scheduler at once (their
-   * open connections finish; the kernel keeps such a dest in its trash until they do), new ones
-   * join it. Returns the endpoints added and removed.
+   * Accept on a server already listening (a worker's copy of a listening socket the main thread
+   * bound: workers.ts), instead of binding one. Call from its 'listening' callback, before any
+   * connection can reach net.Server's own accept.
    */
-  update(sp: ProxierServicePort | undefined): { added: string[]; removed: string[] } {
-    const verdict: ListenerVerdict = sp === undefined
-      ? { action: 'reject', reason: `${this.entry.spn} no longer exists` }
-      : chooseEndpoints(sp, this.entry.kind);
-    this.stats.verdict = verdict.action;
-    this.reason = verdict.action === 'forward' ? '' : verdict.reason;
-    const wanted = new Map<string, EndpointStats>();
-    if (verdict.action === 'forward') {
-      for (const ep of verdict.endpoints) {
-        const stats = this.#directory.endpointStats(sp!, ep.endpoint);
-        if (stats !== undefined) wanted.set(ep.endpoint, stats);
-      }
-    }
-    const removed: string[] = [];
-    for (const addr of [...this.endpoints.keys()]) {
-      if (wanted.has(addr)) continue;
-      this.vs.removeDest(addr);
-      this.endpoints.delete(addr);
-      removed.push(addr);
-    }
-    const added: string[] = [];
-    for (const [addr, stats] of wanted) {
-      if (this.endpoints.has(addr)) continue;
-      this.vs.addDest({ addr, weight: DEST_WEIGHT });
-      this.endpoints.set(addr, { addr, host: stats.backend.address, port: stats.backend.port, stats });
-      added.push(addr);
-    }
-    if (added.length > 0) this.#restoreOrder();
-    // With no endpoint left to forward to, the listener rejects like a service without any.
-    if (this.stats.verdict === 'forward' && this.endpoints.size === 0) {
-      this.stats.verdict = 'reject';
-      this.reason = `${this.entry.spn} has no endpoint with a backend`;
-    }
-    return { added, removed };
-  }
-
-  /** Stop sending new connections to one endpoint; true when the listener had it. */
-  removeEndpoint(addr: string): boolean {
-    if (!this.endpoints.has(addr)) return false;
-    this.vs.removeDest(addr);
-    this.endpoints.delete(addr);
-    if (this.endpoints.size === 0 && this.stats.verdict === 'forward') {
-      this.stats.verdict = 'reject';
-      this.reason = `${this.entry.spn} has no endpoints left`;
-    }
-    return true;
+  adopt(server: Server): void {
+    this.#server = server;
+    this.#takeAccepts();
   }
 
   /** Stop accepting; resolves once every connection it accepted is closed. */
@@ -187,6 +81,7 @@ export class Listener implements ConnectionHost {
     return new Promise((resolve) => {
       const done = (): void => {
         this.idle?.stop();
+        this.dials.stop();
         resolve();
       };
       if (!this.#server.listening) {
@@ -197,50 +92,62 @@ export class Listener implements ConnectionHost {
     });
   }
 
-  clientKey(client: Socket): string | undefined {
-    if (!this.#needsClient) return undefined;
-    const ip = client.remoteAddress!;
-    return this.#withPort ? joinHostPort(ip, client.remotePort ?? 0) : ip;
-  }
-
   release(conn: ProxyConnection): void {
     this.stats.active--;
     this.#directory.release(conn);
   }
 
-  #onConnection = (client: Socket): void => {
+  /**
+   * Take accepted connections as raw handles, and set TCP_NODELAY once on the listening socket
+   * (Linux copies it to every socket accepted from it) instead of once per connection.
+   */
+  #takeAccepts(): void {
+    const handle = serverHandleOf(this.#server);
+    if (handle === undefined) throw new Error(`listener ${this.entry.key} has no handle after listening`);
+    handle.setNoDelay(true);
+    handle.onconnection = this.#onConnection;
+  }
+
+  #onConnection = (err: number, client: TcpHandle | undefined): void => {
+    // An accept that failed (EMFILE, say): the connection stays in the kernel's queue.
+    if (err !== 0 || client === undefined) return;
     const stats = this.stats;
     stats.accepted++;
     switch (stats.verdict) {
       case 'reject':
         stats.rejected++;
-        client.resetAndDestroy();
+        client.reset(noop);
         return;
       case 'drop':
         stats.dropped++;
-        client.destroy();
+        client.close(noop);
         return;
       case 'forward': {
-        // A client that reset before we got to it has no peer address left to schedule on.
-        if (this.#needsClient && client.remoteAddress === undefined) {
-          stats.clientResets++;
-          client.destroy();
-          return;
+        let clientKey: string | undefined;
+        if (this.#needsClient) {
+          // A client that reset before we got to it has no peer address left to schedule on.
+          const peer: PeerName = {};
+          if (client.getpeername(peer) !== 0 || peer.address === undefined) {
+            stats.clientResets++;
+            client.close(noop);
+            return;
+          }
+          clientKey = this.virtual.clientKey(peer.address, peer.port ?? 0);
         }
         stats.active++;
-        const conn = new ProxyConnection(this, client);
+        const conn = new ProxyConnection(this, client, clientKey);
         this.#directory.track(conn);
         conn.start();
       }
     }
   };
+}
 
-  /** Keep the endpoint map in kube-proxy's order (sorted by endpoint text) after additions. */
-  #restoreOrder(): void {
-    const sorted = [...this.endpoints.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    this.endpoints.clear();
-    for (const [addr, ep] of sorted) this.endpoints.set(addr, ep);
-  }
+function noop(): void {}
+
+/** Listen on the entry's loopback address: the planned port, else an ephemeral one (and say why). */
+export function bindTcpServer(server: Server, entry: VirtualEntry, backlog: number): Promise<BoundPort> {
+  return bindWithFallback(entry.loopback, (host, port) => listenOn(server, host, port, backlog), (port, cause) => listenError(entry.key, entry.loopback.address, port, cause));
 }
 
 function listenOn(server: Server, host: string, port: number, backlog: number): Promise<number> {

@@ -1,20 +1,22 @@
 /**
- * The userspace proxy: one listener per TCP virtual address of the node (see address-map.ts),
- * each scheduling new connections with an IPVS scheduler over the endpoints kube-proxy would
- * use for that address, and relaying them to the endpoints' backends on loopback.
+ * The userspace proxy: one listener per TCP and UDP virtual address of the node (see
+ * address-map.ts), each scheduling new connections (UDP: new client associations) with an IPVS
+ * scheduler over the endpoints kube-proxy would use for that address, and relaying them to the
+ * endpoints' backends on loopback.
  *
  * Endpoint changes apply at run time (`updateState`, `removeEndpoint`): a removed endpoint leaves
  * the schedulers at once, so new connections go elsewhere while its open ones finish.
  */
 import { KpsimError } from '../errors.js';
+import type { Protocol } from '../model/types.js';
 import { getScheduler } from '../ipvs/schedulers/registry.js';
 import type { ProxierServicePort, ProxierState } from '../tracker/types.js';
 import { splitHostPort } from '../util/ip.js';
 import { type AddressMap, type BoundPort, compareEndpoints, type HostPort, type PlanOptions, type VirtualEntry, planAddressMap } from './address-map.js';
-import type { ProxyConnection } from './connection.js';
 import { type ProxyInput, statesOf } from './input.js';
-import { type EndpointDirectory, Listener, type ListenerSettings } from './listener.js';
+import { type ConnectionDirectory, Listener, type ListenerSettings, type OpenConnection } from './listener.js';
 import { type EndpointStats, type ListenerStats, type ProxyStats, copyEndpointStats, newEndpointStats } from './stats.js';
+import { UdpListener } from './udp-listener.js';
 
 export interface ProxyOptions {
   /** IPVS scheduler name, as ipvsadm prints it. Default rr (kube-proxy's default). */
@@ -27,18 +29,29 @@ export interface ProxyOptions {
    * closes up to an eighth of it later.
    */
   idleTimeoutMs?: number;
+  /**
+   * Close a UDP association after this long without a datagram either way: kube-proxy's
+   * udpIdleTimeout, 250 ms by default. Checked as the TCP idle timeout is.
+   */
+  udpIdleTimeoutMs?: number;
   /** One dial attempt per entry, each with its timeout. Default 250, 500, 1000, 2000 ms, as kube-proxy's userspace mode. */
   dialTimeoutsMs?: readonly number[];
   /** Keep service ports on loopback ('service', default) or take ephemeral ones. Ignored when `map` is given. */
   ports?: PlanOptions['ports'];
   /** A planned map to use (startCluster passes one with the backends' bound ports). */
   map?: AddressMap;
-  /** Where an endpoint's backend listens; default the map's backend entry. */
-  backendAddress?: (endpoint: string) => HostPort | undefined;
+  /** Where an endpoint's backend takes this protocol's traffic; default the map's backend entry. */
+  backendAddress?: (endpoint: string, protocol: Protocol) => HostPort | undefined;
   /** Clock in seconds for session-affinity timeouts; default monotonic time. */
   now?: () => number;
   /** Accept-queue length per listener. Default 4096 (the usual net.core.somaxconn). */
   backlog?: number;
+  /**
+   * Proxy threads sharing the TCP listening sockets (startCluster, startWorkerProxy; startProxy
+   * runs one). Default 1. With more, every TCP virtual service is kept in step across them (see
+   * op-log.ts), UDP stays on the calling thread, and `now` is the process's monotonic clock.
+   */
+  workers?: number;
 }
 
 export interface CloseOptions {
@@ -55,19 +68,43 @@ export interface UpdateResult {
 
 export const DEFAULT_DIAL_TIMEOUTS_MS: readonly number[] = [250, 500, 1000, 2000];
 export const DEFAULT_IDLE_TIMEOUT_MS = 900_000;
+/** kube-proxy's udpIdleTimeout default (KubeProxyConfiguration v1alpha1, userspace mode). */
+export const DEFAULT_UDP_IDLE_TIMEOUT_MS = 250;
 const DEFAULT_BACKLOG = 4096;
 
 export { type ProxyInput, statesOf };
 
-export class UserspaceProxy {
+export type ProxyListener = Listener | UdpListener;
+
+/** A running proxy, on one thread (UserspaceProxy) or several (workers.ts). */
+export interface RunningProxy {
+  /** The address map, with the ports the listeners actually bound. */
+  readonly map: AddressMap;
+  /** Counters per listener and per endpoint (copies); with workers, as of their last report. */
+  stats(): ProxyStats;
+  /** Resolves once stats() counts everything done so far (workers report at once). */
+  refreshStats(): Promise<void>;
+  /** Bytes held now in the socket buffers of every open connection, both directions. */
+  bufferedBytes(): number;
+  /** Why a listener rejects or drops new connections now ('' when it forwards). */
+  reasonOf(key: string): string | undefined;
+  /** Apply new proxier states (see UserspaceProxy.updateState). */
+  updateState(input: ProxyInput): UpdateResult;
+  /** Take one endpoint out of rotation (see UserspaceProxy.removeEndpoint). */
+  removeEndpoint(endpoint: string, spn?: string): number;
+  /** Stop accepting, let open connections finish for up to `drainMs`, then cut the rest. */
+  close(options?: CloseOptions): Promise<void>;
+}
+
+export class UserspaceProxy implements RunningProxy {
   #map: AddressMap;
-  readonly #listeners: Listener[];
+  readonly #listeners: ProxyListener[];
   readonly #endpointStats: Map<string, EndpointStats>;
   readonly #connections: OpenConnections;
   #closing: Promise<void> | undefined;
 
   /** Use startProxy. */
-  constructor(map: AddressMap, listeners: Listener[], endpointStats: Map<string, EndpointStats>, connections: OpenConnections) {
+  constructor(map: AddressMap, listeners: ProxyListener[], endpointStats: Map<string, EndpointStats>, connections: OpenConnections) {
     this.#map = map;
     this.#listeners = listeners;
     this.#endpointStats = endpointStats;
@@ -84,6 +121,11 @@ export class UserspaceProxy {
     const listeners: ListenerStats[] = this.#listeners.map((l) => ({ ...l.stats }));
     const endpoints = [...this.#endpointStats.values()].sort(byEndpoint).map(copyEndpointStats);
     return { listeners, endpoints, active: this.#connections.all.size, bufferedBytes: this.bufferedBytes() };
+  }
+
+  /** Counters are counted on this thread: stats() is always current. */
+  refreshStats(): Promise<void> {
+    return Promise.resolve();
   }
 
   /** Bytes held now in the socket buffers of every open connection, both directions. */
@@ -151,8 +193,19 @@ export class UserspaceProxy {
   }
 }
 
-/** Bind a listener for every TCP virtual address of the states, and start proxying. */
+/** Bind a listener for every TCP and UDP virtual address of the states, and start proxying (on this thread). */
 export async function startProxy(input: ProxyInput, options: ProxyOptions = {}): Promise<UserspaceProxy> {
+  return (await assembleProxy(input, options)).proxy;
+}
+
+/** How a listener gets its socket: its own bind (the default), or a socket made elsewhere (workers). */
+export type ListenerBinder = (listener: ProxyListener, index: number) => Promise<BoundPort>;
+
+/**
+ * The proxy and its listeners (one per proxied entry of the map, in map order), each given its
+ * socket by `bind`.
+ */
+export async function assembleProxy(input: ProxyInput, options: ProxyOptions = {}, bind?: ListenerBinder): Promise<{ proxy: UserspaceProxy; listeners: readonly ProxyListener[] }> {
   const states = statesOf(input);
   const settings = settingsOf(options);
   const map = options.map ?? planAddressMap(states, { ports: options.ports ?? 'service' });
@@ -160,54 +213,58 @@ export async function startProxy(input: ProxyInput, options: ProxyOptions = {}):
   const endpointStats = new Map<string, EndpointStats>();
   const connections = new OpenConnections();
 
-  const resolveBackend = (endpoint: string): HostPort | undefined => {
-    const address = options.backendAddress !== undefined ? options.backendAddress(endpoint) : map.lookupBackend(endpoint)?.loopback;
+  const resolveBackend = (endpoint: string, protocol: Protocol): HostPort | undefined => {
+    const address = options.backendAddress !== undefined ? options.backendAddress(endpoint, protocol) : map.backendAddress(endpoint, protocol);
     return address !== undefined && address.port !== 0 ? address : undefined;
   };
-  const directory: EndpointDirectory = {
+  const directory: ConnectionDirectory = {
     endpointStats(sp, endpoint) {
+      if (resolveBackend(endpoint, sp.info.protocol) === undefined) return undefined;
       let stats = endpointStats.get(endpoint);
-      if (stats !== undefined) return stats;
-      const backend = resolveBackend(endpoint);
-      if (backend === undefined) return undefined;
-      stats = newEndpointStats(endpoint, backend, sp.endpoints.find((ep) => ep.endpoint === endpoint)?.podName);
-      endpointStats.set(endpoint, stats);
+      if (stats === undefined) {
+        // One counter set per endpoint, whichever of its protocols the listeners use.
+        const udp = resolveBackend(endpoint, 'UDP');
+        const podName = sp.endpoints.find((ep) => ep.endpoint === endpoint)?.podName;
+        stats = newEndpointStats(endpoint, resolveBackend(endpoint, 'TCP') ?? udp!, podName, udp);
+        endpointStats.set(endpoint, stats);
+      }
       return stats;
     },
     track: (conn) => connections.add(conn),
     release: (conn) => connections.delete(conn),
   };
 
-  const listeners: Listener[] = [];
+  const listeners: ProxyListener[] = [];
   for (const entry of map.entries) {
     if (!entry.proxied) continue;
     const sp = index.get(servicePortKey(entry));
     if (sp === undefined) throw new Error(`address map entry ${entry.key} has no service port in the states`);
-    listeners.push(new Listener(entry, sp, settings, directory));
+    listeners.push(entry.protocol === 'UDP' ? new UdpListener(entry, sp, settings, directory) : new Listener(entry, sp, settings, directory));
   }
 
+  const ownBind: ListenerBinder = (listener) => (listener instanceof UdpListener ? listener.listen() : listener.listen(settings.backlog));
   const bound = new Map<string, BoundPort>();
   try {
-    for (const listener of listeners) bound.set(listener.entry.key, await listener.listen(settings.backlog));
+    for (const [i, listener] of listeners.entries()) bound.set(listener.entry.key, await (bind ?? ownBind)(listener, i));
   } catch (e) {
     await Promise.all(listeners.map((l) => l.close()));
     throw e;
   }
   const boundMap = map.withBoundPorts(bound);
   for (const listener of listeners) listener.settle(boundMap.entry(listener.entry.key)!);
-  return new UserspaceProxy(boundMap, listeners, endpointStats, connections);
+  return { proxy: new UserspaceProxy(boundMap, listeners, endpointStats, connections), listeners };
 }
 
-/** The open connections of a proxy, and a way to wait until there are none. */
+/** The open connections (and UDP associations) of a proxy, and a way to wait until there are none. */
 class OpenConnections {
-  readonly all = new Set<ProxyConnection>();
+  readonly all = new Set<OpenConnection>();
   #onNone: (() => void) | undefined;
 
-  add(conn: ProxyConnection): void {
+  add(conn: OpenConnection): void {
     this.all.add(conn);
   }
 
-  delete(conn: ProxyConnection): void {
+  delete(conn: OpenConnection): void {
     this.all.delete(conn);
     if (this.all.size === 0) this.#onNone?.();
   }
@@ -231,7 +288,7 @@ function byEndpoint(a: EndpointStats, b: EndpointStats): number {
   return compareEndpoints(splitHostPort(a.endpoint)!, splitHostPort(b.endpoint)!);
 }
 
-function settingsOf(options: ProxyOptions): ListenerSettings {
+export function settingsOf(options: ProxyOptions): ListenerSettings {
   const scheduler = options.scheduler ?? 'rr';
   getScheduler(scheduler, { path: 'scheduler' });
   const dialTimeoutsMs = options.dialTimeoutsMs ?? DEFAULT_DIAL_TIMEOUTS_MS;
@@ -243,11 +300,17 @@ function settingsOf(options: ProxyOptions): ListenerSettings {
   if (!(Number.isFinite(idleTimeoutMs) && idleTimeoutMs >= 0 && idleTimeoutMs <= 2 ** 31 - 1)) {
     throw new KpsimError('KPSIM_ERR_USAGE_BAD_FLAG', `idle timeout ${idleTimeoutMs} ms is not from 0 to ${2 ** 31 - 1}`, { path: 'idleTimeoutMs' });
   }
+  const udpIdleTimeoutMs = options.udpIdleTimeoutMs ?? DEFAULT_UDP_IDLE_TIMEOUT_MS;
+  // kube-proxy: "Must be greater than 0"; an association never timing out would never end.
+  if (!(Number.isFinite(udpIdleTimeoutMs) && udpIdleTimeoutMs > 0 && udpIdleTimeoutMs <= 2 ** 31 - 1)) {
+    throw new KpsimError('KPSIM_ERR_USAGE_BAD_FLAG', `UDP idle timeout ${udpIdleTimeoutMs} ms is not > 0 and <= ${2 ** 31 - 1}`, { path: 'udpIdleTimeoutMs' });
+  }
   return {
     scheduler,
     schedulerFlags: options.schedulerFlags ?? [],
     dialTimeoutsMs,
     idleTimeoutMs,
+    udpIdleTimeoutMs,
     now: options.now ?? (() => performance.now() / 1000),
     backlog: options.backlog ?? DEFAULT_BACKLOG,
   };

@@ -22,9 +22,11 @@ export interface EndpointStats {
   /** The cluster address, "10.244.0.5:8080". */
   readonly endpoint: string;
   readonly podName?: string;
-  /** Where the proxy dials it. */
+  /** Where the proxy dials it (TCP). */
   readonly backend: HostPort;
-  /** Connections that reached the endpoint. */
+  /** Where the proxy sends its UDP datagrams, when it serves a UDP port. */
+  readonly udpBackend?: HostPort;
+  /** Connections that reached the endpoint (UDP: associations opened to it). */
   connections: number;
   /** Of those, open now. */
   active: number;
@@ -67,6 +69,10 @@ export interface ListenerStats {
   clientResets: number;
   bytesIn: number;
   bytesOut: number;
+  /** UDP: datagrams received from clients (every one, forwarded or not). */
+  datagramsIn: number;
+  /** UDP: replies relayed back to clients from the service address. */
+  datagramsOut: number;
 }
 
 export interface ProxyStats {
@@ -76,13 +82,30 @@ export interface ProxyStats {
   readonly active: number;
   /** Bytes held in the proxy's socket buffers now (see Proxy.bufferedBytes). */
   readonly bufferedBytes: number;
+  /** With several workers: each one's share and its use of the scheduling log (op-log.ts). */
+  readonly workers?: WorkerStats[];
 }
 
-export function newEndpointStats(endpoint: string, backend: HostPort, podName: string | undefined): EndpointStats {
+export interface WorkerStats {
+  readonly worker: number;
+  /** TCP connections it accepted. */
+  readonly accepted: number;
+  /** Of those, open now. */
+  readonly active: number;
+  /** Scheduling-log entries it wrote: one per connection scheduled, going inactive, or gone. */
+  readonly written: number;
+  /** Entries of the other workers (and endpoint changes) it applied to its replicas. */
+  readonly replayed: number;
+  /** Times it found the log's lock held and waited. */
+  readonly lockWaits: number;
+}
+
+export function newEndpointStats(endpoint: string, backend: HostPort, podName: string | undefined, udpBackend?: HostPort): EndpointStats {
   return {
     endpoint,
     ...(podName !== undefined ? { podName } : {}),
     backend,
+    ...(udpBackend !== undefined ? { udpBackend } : {}),
     connections: 0,
     active: 0,
     bytesIn: 0,

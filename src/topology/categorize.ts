@@ -3,10 +3,11 @@
  * traffic policy use on this node, with topology hints and the fallback to serving-terminating
  * endpoints when no ready ones are left. Every proxy mode calls this, so they agree.
  */
-import type { CategorizedEndpoints, EndpointInfo, ServicePortInfo } from '../tracker/types.js';
+import { ZONE_LABEL } from '../model/node.js';
+import type { CategorizedEndpoints, EndpointInfo, ServicePortInfo } from '../model/proxy-info.js';
 
 /** The node's topology.kubernetes.io/zone label decides PreferSameZone. */
-export const ZONE_LABEL = 'topology.kubernetes.io/zone';
+export { ZONE_LABEL };
 
 type TopologyMode = '' | 'PreferSameZone' | 'PreferSameNode';
 

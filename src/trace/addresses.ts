@@ -2,22 +2,8 @@
  * Addresses as 32-bit words, for matching a packet against -s/-d networks many times a second,
  * and the node's view of an address: local or not, and its addrtype (RTN_*) type.
  */
-import { ipToBytes, normalizeIP } from '../util/ip.js';
+import { bytesToWords, ipToWords, normalizeIP, type Words } from '../util/ip.js';
 import type { AddressSpec } from '../iptables/rule-values.js';
-
-/**
- * One word for IPv4, four for IPv6, most significant first. A typed array: every address and
- * mask has the same element kind, which keeps the matching code monomorphic.
- */
-export type Words = Readonly<Uint32Array>;
-
-export function bytesToWords(bytes: readonly number[]): Uint32Array {
-  const words = new Uint32Array(bytes.length / 4);
-  for (let i = 0; i < bytes.length; i += 4) {
-    words[i / 4] = ((bytes[i]! << 24) | (bytes[i + 1]! << 16) | (bytes[i + 2]! << 8) | bytes[i + 3]!) >>> 0;
-  }
-  return words;
-}
 
 /** A network to test addresses against: (address & mask) === network, word by word. */
 export interface Network {
@@ -44,7 +30,7 @@ export class AddressCache {
   words(ip: string): Words {
     let words = this.cache.get(ip);
     if (!words) {
-      words = bytesToWords(ipToBytes(ip));
+      words = ipToWords(ip);
       if (this.cache.size > 100_000) this.cache.clear(); // bounded: a long-lived tracer sees many clients
       this.cache.set(ip, words);
     }

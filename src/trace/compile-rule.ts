@@ -5,28 +5,23 @@
  * and the target, resolved against the table's chains.
  */
 import { renderRule } from '../iptables/render.js';
-import { readRuleSpec, TCP_FLAGS, type MatchSpec, type RuleSpec, type TargetSpec } from '../iptables/rule-spec.js';
-import { addressTypeBit, CHECK, CT_DNAT_BIT, ctStateBits, emptyRow, packChecks, protocolCode, type ChecksSlab, type FastChecks, type FastRow } from './fast-checks.js';
-import { PROBABILITY_SCALE, parseAddressSpec, type AddressSpec, type PortRange } from '../iptables/rule-values.js';
+import type { RecentCheck } from '../iptables/matches/module.js';
+import { matchModuleOf } from '../iptables/matches/registry.js';
+import { readRuleSpec, type RuleSpec, type TargetSpec } from '../iptables/rule-spec.js';
+import { addressTypeBit, CHECK, emptyRow, packChecks, protocolCode, type ChecksSlab, type FastChecks, type FastRow } from './fast-checks.js';
+import { RuleChecks } from './match-checks.js';
+import { PROBABILITY_SCALE, type AddressSpec } from '../iptables/rule-values.js';
 import { indexChain, type ChainIndex } from '../iptables/rule-index.js';
 import type { Rule, TableName } from '../iptables/types.js';
-import { bytesToWords, inNetwork, networkOf, type LocalAddresses, type Network, type Words } from './addresses.js';
-import { ipToBytes, joinHostPort, type Family } from '../util/ip.js';
+import { inNetwork, networkOf, type LocalAddresses, type Network } from './addresses.js';
+import { ipToWords, joinHostPort, type Family, type Words } from '../util/ip.js';
 import type { Ipset } from './ipsets.js';
 import type { Flow, PathState } from './walk-state.js';
 
 export type Predicate = (flow: Flow, state: PathState) => boolean;
 
-export interface RecentStep {
-  readonly command: 'set' | 'rcheck' | 'update' | 'remove';
-  readonly negated: boolean;
-  readonly list: string;
-  readonly seconds: number | undefined;
-  readonly hitcount: number | undefined;
-  /** undefined: all ones (kube-proxy's /32 or /128). */
-  readonly mask: Words | undefined;
-  readonly side: 'source' | 'dest';
-}
+/** A `-m recent` step as the recent module states it (src/iptables/matches/recent.ts). */
+export type RecentStep = RecentCheck;
 
 export interface RandomStep {
   /** random: stored probability (matches when a 31-bit draw is below it); nth: 1 in `every`. */
@@ -155,14 +150,14 @@ export function compileRule(
   env: CompileEnv, table: TableName, rule: Rule, spec: RuleSpec, assumed: boolean, row: FastRow = emptyRow(),
   chain: string = rule.chain,
 ): CompiledRule {
-  const predicates: Predicate[] = [];
   // A rule from the parser has no problems; one built by hand might: say what was ignored.
   const notes: string[] = [...spec.notes, ...spec.problems.map((p) => `ignored, iptables would refuse it: ${p}`)];
-  const recent: RecentStep[] = [];
-  const randoms: RandomStep[] = [];
+  const checks = new RuleChecks(spec.protocol, row, env.ipsets, notes);
+  const { predicates, recents: recent, randoms } = checks;
 
   addGenericPredicates(spec, predicates, row);
-  for (const match of spec.matches) addMatch(env, match, predicates, recent, randoms, notes, row, spec);
+  // Each match module states its checks (src/iptables/matches/); RuleChecks packs or keeps them.
+  for (const match of spec.matches) matchModuleOf(match).compile(match, checks);
   if (predicates.length > 0) row.flags |= CHECK.SLOW;
   if (recent.length > 0) row.flags |= CHECK.RECENT;
   if (randoms.length > 0) row.flags |= CHECK.MORE_RANDOM;
@@ -319,140 +314,6 @@ function interfaceMatches(pattern: string, name: string | undefined): boolean {
   return pattern.endsWith('+') ? name.startsWith(pattern.slice(0, -1)) : name === pattern;
 }
 
-function inRange(port: number, range: PortRange): boolean {
-  return port >= range.min && port <= range.max;
-}
-
-// ---------------------------------------------------------------- match modules
-
-/** The first packet of a TCP connection carries SYN alone. */
-const FIRST_PACKET_TCP_FLAGS = ['SYN'];
-
-function addMatch(
-  env: CompileEnv, match: MatchSpec, out: Predicate[], recent: RecentStep[], randoms: RandomStep[], notes: string[],
-  row: FastRow, spec: RuleSpec,
-): void {
-  switch (match.kind) {
-    case 'comment': case 'nfacct': case 'other':
-      return; // comment and nfacct always match; others are noted by the reader
-    case 'ports': {
-      const module = match.module;
-      // "-m tcp" needs "-p tcp"; when the rule says so, the protocol check already covers it.
-      const coveredByProtocol = spec.protocol !== undefined && !spec.protocol.negated && spec.protocol.name === module;
-      if (!coveredByProtocol) out.push((flow) => flow.proto === module);
-      if (match.dport && !(row.flags & CHECK.DPORT)) {
-        row.flags |= CHECK.DPORT | (match.dport.negated ? CHECK.DPORT_NEG : 0);
-        row.dportMin = match.dport.range.min;
-        row.dportMax = match.dport.range.max;
-      } else if (match.dport) {
-        const { range, negated } = match.dport;
-        out.push((_flow, state) => inRange(state.dport, range) !== negated);
-      }
-      if (match.sport) {
-        const { range, negated } = match.sport;
-        notes.push('--sport matches when the packet has no source port');
-        out.push((flow) => flow.sport === undefined || inRange(flow.sport, range) !== negated);
-      }
-      if (match.tcpFlags) {
-        const { mask, comp, negated } = match.tcpFlags;
-        const bits = (names: readonly string[]): number => names.reduce((acc, n) => acc | (1 << TCP_FLAGS.indexOf(n)), 0);
-        const matches = (bits(FIRST_PACKET_TCP_FLAGS) & bits(mask)) === bits(comp);
-        out.push(() => matches !== negated);
-      }
-      return;
-    }
-    case 'multiport': {
-      const { ports, negated, direction } = match;
-      const hit = (port: number | undefined): boolean => port !== undefined && ports.some((r) => inRange(port, r));
-      if (direction !== 'destination') notes.push('multiport source ports match when the packet has no source port');
-      out.push((flow, state) => {
-        const found = direction === 'destination' ? hit(state.dport)
-          : direction === 'source' ? (flow.sport === undefined || hit(flow.sport))
-            : hit(state.dport) || flow.sport === undefined || hit(flow.sport);
-        return found !== negated;
-      });
-      return;
-    }
-    case 'addrtype': {
-      const { srcType, dstType } = match;
-      const bits = (types: readonly string[]): number => types.reduce((acc, t) => acc | addressTypeBit(t), 0);
-      if (srcType && !(row.flags & CHECK.SRC_TYPE)) {
-        row.flags |= CHECK.SRC_TYPE | (srcType.negated ? CHECK.SRC_TYPE_NEG : 0);
-        row.srcTypes = bits(srcType.types);
-      } else if (srcType) {
-        const wanted = bits(srcType.types);
-        out.push((flow) => ((flow.srcTypeBit & wanted) !== 0) !== srcType.negated);
-      }
-      if (dstType && !(row.flags & CHECK.DST_TYPE)) {
-        row.flags |= CHECK.DST_TYPE | (dstType.negated ? CHECK.DST_TYPE_NEG : 0);
-        row.dstTypes = bits(dstType.types);
-      } else if (dstType) {
-        const wanted = bits(dstType.types);
-        out.push((_flow, state) => ((state.dstTypeBit & wanted) !== 0) !== dstType.negated);
-      }
-      return;
-    }
-    case 'mark': {
-      const { value, mask, negated } = match;
-      if (!(row.flags & CHECK.MARK)) {
-        row.flags |= CHECK.MARK | (negated ? CHECK.MARK_NEG : 0);
-        row.markValue = value;
-        row.markMask = mask;
-        return;
-      }
-      out.push((_flow, state) => (((state.mark & mask) >>> 0) === value) !== negated);
-      return;
-    }
-    case 'conntrack': {
-      const ctstate = match.ctstate;
-      if (!ctstate) return;
-      const { states, negated } = ctstate;
-      const wanted = ctStateBits(states);
-      if (!(row.flags & CHECK.CT)) {
-        row.flags |= CHECK.CT | (negated ? CHECK.CT_NEG : 0);
-        row.ctBits = wanted;
-        return;
-      }
-      out.push((flow, state) => (((flow.ctBits | (state.dnatDone ? CT_DNAT_BIT : 0)) & wanted) !== 0) !== negated);
-      return;
-    }
-    case 'statistic':
-      if (match.mode === 'random' && !(row.flags & CHECK.RANDOM)) {
-        // kube-proxy's one --probability per rule: packed, so losing draws never touch the rule.
-        row.flags |= CHECK.RANDOM | (match.negated ? CHECK.RANDOM_NEG : 0);
-        row.random = match.probabilityStored;
-        return;
-      }
-      if (match.mode === 'nth') notes.push(`statistic --mode nth: taken as 1 packet in ${match.every}`);
-      randoms.push({ mode: match.mode, stored: match.probabilityStored, every: match.every, negated: match.negated });
-      return;
-    case 'recent': {
-      if (match.rttl) notes.push('recent --rttl is not evaluated');
-      const maskSpec = match.mask === undefined ? undefined : parseAddressSpec(match.mask);
-      const mask = maskSpec && maskSpec.network.some((b) => b !== 0xff) ? bytesToWords(maskSpec.network) : undefined;
-      recent.push({
-        command: match.command, negated: match.negated, list: match.name, seconds: match.seconds,
-        hitcount: match.hitcount, mask, side: match.side,
-      });
-      return;
-    }
-    case 'set': {
-      const set = env.ipsets.get(match.setName);
-      const { flags, negated } = match;
-      if (!set) {
-        notes.push(`ipset ${match.setName} was not given: taken as empty`);
-        out.push(() => negated);
-        return;
-      }
-      if (set.unreadable.length > 0) notes.push(`ipset ${match.setName}: members not understood: ${set.unreadable.join(' ')}`);
-      out.push((flow, state) => set.has(
-        { proto: flow.proto, src: flow.srcWords, dst: state.dstWords, sport: flow.sport, dport: state.dport }, flags,
-      ) !== negated);
-      return;
-    }
-  }
-}
-
 // ---------------------------------------------------------------- targets
 
 function compileTarget(env: CompileEnv, table: TableName, target: TargetSpec | undefined, notes: string[]): CompiledTarget {
@@ -472,7 +333,7 @@ function compileTarget(env: CompileEnv, table: TableName, target: TargetSpec | u
       const ip = to?.minIP;
       const port = to?.minPort;
       if (ip === undefined) return { kind: 'dnat', to: undefined, port };
-      const words = bytesToWords(ipToBytes(ip));
+      const words = ipToWords(ip);
       const endpoint = port === undefined ? undefined : joinHostPort(ip, port);
       const type = env.local.addressType(ip, words);
       const dst32 = words.length === 1 ? words[0]! : -1;

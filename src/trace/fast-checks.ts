@@ -2,7 +2,8 @@
  * The common checks of a chain's rules, packed for speed (see FastChecks), and the packet's
  * side of them: protocol codes, conntrack state bits, address type bits.
  */
-import { ADDRESS_TYPES, CT_STATES } from '../iptables/rule-spec.js';
+import { ADDRESS_TYPES } from '../iptables/matches/addrtype.js';
+import { CT_STATES } from '../iptables/matches/conntrack.js';
 import type { Flow, PathState } from './walk-state.js';
 
 /** Conntrack states as bits, in CT_STATES order, so a state check is one AND. */

@@ -8,7 +8,8 @@
  * "dst,dst" for hash:ip,port and "dst,dst,src" for hash:ip,port,ip / hash:ip,port,net).
  */
 import { parseAddressSpec } from '../iptables/rule-values.js';
-import { inNetwork, networkOf, type Network, type Words } from './addresses.js';
+import type { Words } from '../util/ip.js';
+import { inNetwork, networkOf, type Network } from './addresses.js';
 
 type MemberPart =
   | { readonly kind: 'address'; readonly net: Network }

@@ -7,10 +7,9 @@
  * The kernel (xt_recent.c) keeps each list's addresses masked with the rule's --mask; kpsim
  * masks both the stored address and the packet's before comparing.
  */
-import { normalizeIP } from '../util/ip.js';
-import { bytesToWords, inNetwork, type Words } from './addresses.js';
+import { ipToWords, normalizeIP, type Words } from '../util/ip.js';
+import { inNetwork } from './addresses.js';
 import type { RecentEntry, RecentState } from './types.js';
-import { ipToBytes } from '../util/ip.js';
 
 export interface RecentSeen {
   readonly ageSeconds: number;
@@ -52,7 +51,7 @@ function readEntry(entry: RecentEntry): { ip: string; entry: StoredEntry } | und
   if (ip === undefined) return undefined;
   const ageSeconds = typeof entry === 'string' ? 0 : entry.ageSeconds ?? 0;
   const hits = typeof entry === 'string' ? 1 : entry.hits ?? 1;
-  return { ip, entry: { ageSeconds, hits, words: bytesToWords(ipToBytes(ip)) } };
+  return { ip, entry: { ageSeconds, hits, words: ipToWords(ip) } };
 }
 
 /** One change made during a walk; the newest comes first. */

@@ -9,9 +9,9 @@
  * draws (repeatable for a given seed). See walk.ts for the hooks and chain semantics.
  */
 import { KpsimError } from '../errors.js';
-import { normalizeIP, type Family } from '../util/ip.js';
+import { normalizeIP, type Family, type Words } from '../util/ip.js';
 import type { Ruleset } from '../iptables/types.js';
-import { AddressCache, LocalAddresses, type Words } from './addresses.js';
+import { AddressCache, LocalAddresses } from './addresses.js';
 import { Ipset } from './ipsets.js';
 import { traceKubeProxyTest } from './kube-proxy-test.js';
 import { PreparedRuleset } from './prepared-ruleset.js';
@@ -106,7 +106,7 @@ function isRuleset(value: Ruleset | readonly Ruleset[]): value is Ruleset {
 
 // ---------------------------------------------------------------- the packet
 
-interface CheckedPacket {
+export interface CheckedPacket {
   readonly proto: 'tcp' | 'udp' | 'sctp';
   readonly src: string;
   readonly dst: string;
@@ -115,7 +115,8 @@ interface CheckedPacket {
   readonly family: Family;
 }
 
-function checkPacket(packet: Packet): CheckedPacket {
+/** A packet checked and normalised (shared with the nftables tracer). */
+export function checkPacket(packet: Packet): CheckedPacket {
   const bad = (path: string, detail: string): KpsimError => new KpsimError('KPSIM_ERR_TRACE_BAD_PACKET', detail, { path });
   const proto = String(packet.proto).toLowerCase();
   if (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp') throw bad('packet.proto', `${packet.proto} is not tcp, udp or sctp`);
@@ -256,7 +257,8 @@ function sortByEndpoint(paths: PathOutcome[]): void {
   }
 }
 
-function summarize(paths: readonly PathOutcome[], makeHops: () => Hop[], origin: 'PREROUTING' | 'OUTPUT', sample: TraceSample | undefined): TraceResult {
+/** Every path's outcome → the TraceResult (shared with the nftables tracer). */
+export function summarize(paths: readonly PathOutcome[], makeHops: () => Hop[], origin: 'PREROUTING' | 'OUTPUT', sample: TraceSample | undefined): TraceResult {
   let hops: Hop[] | undefined;
   const byVerdict: Partial<Record<Verdict, number>> = {};
   let verdicts = 0;

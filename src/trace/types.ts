@@ -77,6 +77,14 @@ export interface Hop {
   readonly notes?: readonly string[];
   /** Call depth: 0 for a built-in chain, 1 for a chain it jumps to, and so on. */
   readonly depth?: number;
+  /** nftables: the set and map lookups of the rule, each with the element that matched. */
+  readonly lookups?: readonly SetLookup[];
+}
+
+/** A set or map lookup in an nftables rule: the set (absent for an anonymous map) and the element that matched. */
+export interface SetLookup {
+  readonly set?: string;
+  readonly element: string;
 }
 
 /** A `recent --set/--update` (or `--remove`) the walk made: kube-proxy's ClientIP affinity memory. */

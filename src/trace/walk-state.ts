@@ -6,7 +6,7 @@
  */
 import type { CompiledChain } from './compile-rule.js';
 import { addressTypeBit } from './fast-checks.js';
-import type { Words } from './addresses.js';
+import type { Words } from '../util/ip.js';
 import type { RecentChange } from './recent.js';
 import type { TableName } from '../iptables/types.js';
 import type { Verdict } from './types.js';

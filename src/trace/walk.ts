@@ -24,8 +24,8 @@
  * tables are not walked; interfaces are unknown unless given.
  */
 import { KpsimError } from '../errors.js';
-import { joinHostPort } from '../util/ip.js';
-import type { AddressCache, LocalAddresses, Words } from './addresses.js';
+import { joinHostPort, type Words } from '../util/ip.js';
+import type { AddressCache, LocalAddresses } from './addresses.js';
 import { ACTION, type CompiledChain, type CompiledRule, type CompiledTarget, type RandomStep } from './compile-rule.js';
 import { addressTypeBit, CHECK, checkFlags, passesChecks, randomStored } from './fast-checks.js';
 import { PROBABILITY_SCALE } from '../iptables/rule-values.js';

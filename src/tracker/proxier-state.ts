@@ -106,6 +106,7 @@ export function buildProxierState(cluster: Cluster, node: ResolvedNode, family: 
     }
   }
   servicePorts.sort((a, b) => compareText(a.info.spn + '\0' + a.info.protocol, b.info.spn + '\0' + b.info.protocol));
+  const serviceCIDRs = (cluster.serviceCIDRs ?? []).filter((c) => parseCIDR(c)?.family === family);
   return {
     family,
     nodeName: node.name,
@@ -116,6 +117,7 @@ export function buildProxierState(cluster: Cluster, node: ResolvedNode, family: 
     localDetector: localDetector(cluster, node, family),
     masqueradeMark: `0x${(1 << cluster.config.masqueradeBit >>> 0).toString(16)}`,
     servicePorts,
+    ...(serviceCIDRs.length > 0 ? { serviceCIDRs } : {}),
   };
 }
 

@@ -113,6 +113,22 @@ export function splitHostPort(text: string): { ip: string; port: number } | unde
   return { ip, port };
 }
 
+/** A host as written in a URL or beside a port: "[fd00::1]" → "fd00::1"; other text as it is. */
+export function unbracketHost(text: string): string {
+  return text.length >= 2 && text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
+}
+
+/**
+ * An address with or without a port: "ip:port", "[ip]:port", "ip" or "[ip]" (the port is
+ * undefined then); undefined when it is none of these.
+ */
+export function splitHostOptionalPort(text: string): { ip: string; port: number | undefined } | undefined {
+  const hostPort = splitHostPort(text);
+  if (hostPort) return hostPort;
+  const ip = normalizeIP(unbracketHost(text));
+  return ip === undefined ? undefined : { ip, port: undefined };
+}
+
 export function isLoopback(ip: string): boolean {
   const addr = parseAddress(ip);
   return addr !== undefined && addr.range() === 'loopback';
@@ -132,6 +148,26 @@ export function ipToBytes(ip: string): number[] {
   return addr.toByteArray();
 }
 
+/**
+ * An address as 32-bit words, most significant first: one for IPv4, four for IPv6 (what ntohl
+ * gives word by word). A typed array: every address and mask has the same element kind, which
+ * keeps the code that matches them monomorphic.
+ */
+export type Words = Readonly<Uint32Array>;
+
+/** Address or mask bytes (4 or 16) as Words. */
+export function bytesToWords(bytes: readonly number[]): Uint32Array {
+  const words = new Uint32Array(bytes.length / 4);
+  for (let i = 0; i < bytes.length; i += 4) {
+    words[i / 4] = ((bytes[i]! << 24) | (bytes[i + 1]! << 16) | (bytes[i + 2]! << 8) | bytes[i + 3]!) >>> 0;
+  }
+  return words;
+}
+
+export function ipToWords(ip: string): Uint32Array {
+  return bytesToWords(ipToBytes(ip));
+}
+
 export function familyName(family: Family): 'IPv4' | 'IPv6' {
   return family === 4 ? 'IPv4' : 'IPv6';
 }
@@ -139,4 +175,90 @@ export function familyName(family: Family): 'IPv4' | 'IPv6' {
 /** The host route for an address: "/32" for IPv4, "/128" for IPv6. */
 export function hostPrefix(family: Family): number {
   return family === 4 ? 32 : 128;
+}
+
+// ---------------------------------------------------------------- netmasks
+
+/** The mask of a prefix length as bytes (4 for IPv4, 16 for IPv6): 24 → [255, 255, 255, 0]. */
+export function prefixMaskBytes(prefixLength: number, family: Family): number[] {
+  const bytes: number[] = [];
+  for (let i = 0; i < (family === 4 ? 4 : 16); i++) {
+    const inByte = Math.max(0, Math.min(8, prefixLength - i * 8));
+    bytes.push((0xff << (8 - inByte)) & 0xff);
+  }
+  return bytes;
+}
+
+/** The prefix length of a mask given as bytes; undefined when its ones are not contiguous. */
+export function maskPrefixLength(mask: readonly number[]): number | undefined {
+  let length = 0;
+  let seenZero = false;
+  for (const byte of mask) {
+    for (let bit = 7; bit >= 0; bit--) {
+      const set = (byte >> bit) & 1;
+      if (set && seenZero) return undefined;
+      if (set) length++;
+      else seenZero = true;
+    }
+  }
+  return length;
+}
+
+/**
+ * A dotted IPv4 netmask ("255.255.255.0", as ipvsadm -M and ifconfig take one) as a prefix
+ * length; undefined when the text is not a dotted quad or its ones are not contiguous.
+ */
+export function dottedNetmaskPrefix(text: string): number | undefined {
+  const octets = SLOPPY_IPV4.exec(text);
+  if (!octets) return undefined;
+  const bytes = octets.slice(1).map((o) => Number.parseInt(o, 10));
+  return bytes.every((b) => b <= 255) ? maskPrefixLength(bytes) : undefined;
+}
+
+/** The dotted IPv4 netmask of a prefix length: inet_ntoa of the mask (24 → "255.255.255.0"). */
+export function dottedNetmask(prefixLength: number): string {
+  return prefixMaskBytes(prefixLength, 4).join('.');
+}
+
+// ---------------------------------------------------------------- address arithmetic
+
+/** The address as an unsigned integer (any family): for address arithmetic. */
+export function ipToBigInt(ip: string): bigint {
+  return ipToBytes(ip).reduce((n, b) => (n << 8n) | BigInt(b), 0n);
+}
+
+/** The normalised text of an address given as an unsigned integer of `family`. */
+export function bigIntToIP(value: bigint, family: Family): string {
+  if (family === 4) return uint32ToIPv4(Number(value & 0xffffffffn));
+  const bytes: number[] = [];
+  for (let i = 15; i >= 0; i--) bytes.push(Number((value >> BigInt(i * 8)) & 0xffn));
+  return ipaddr.fromByteArray(bytes).toString();
+}
+
+/** Dotted-quad text of an unsigned 32-bit integer. */
+export function uint32ToIPv4(n: number): string {
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
+/** How many addresses a CIDR holds (network and broadcast included). */
+export function cidrSize(cidr: Cidr): bigint {
+  return 1n << BigInt(hostPrefix(cidr.family) - cidr.prefixLength);
+}
+
+/**
+ * The index-th block of prefix length `prefixLength` inside `cidr` ("10.244.0.0/16", 24, 3 →
+ * 10.244.3.0/24), or undefined when the CIDR holds fewer blocks or the blocks are larger than it.
+ */
+export function nthSubnet(cidr: Cidr, prefixLength: number, index: number): Cidr | undefined {
+  if (prefixLength < cidr.prefixLength || prefixLength > hostPrefix(cidr.family)) return undefined;
+  const count = 1n << BigInt(prefixLength - cidr.prefixLength);
+  if (BigInt(index) >= count) return undefined;
+  const base = ipToBigInt(cidr.network) + (BigInt(index) << BigInt(hostPrefix(cidr.family) - prefixLength));
+  return parseCIDR(`${bigIntToIP(base, cidr.family)}/${prefixLength}`);
+}
+
+/** Whether two CIDRs share any address. */
+export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  if (a.family !== b.family) return false;
+  return a.prefixLength <= b.prefixLength ? cidrContains(a, b.network) : cidrContains(b, a.network);
 }

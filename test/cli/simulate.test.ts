@@ -114,7 +114,7 @@ const usageCases: { flags: Record<string, string>; flag: string }[] = [
   { flags: { connections: '0' }, flag: '--connections' },
   { flags: { connections: 'many' }, flag: '--connections' },
   { flags: { duration: '0' }, flag: '--duration' },
-  { flags: { mode: 'iptables,nftables' }, flag: '--mode' },
+  { flags: { mode: 'iptables,bpf' }, flag: '--mode' },
   { flags: { scheduler: 'rr,fancy' }, flag: '--scheduler' },
   { flags: { seed: '-1' }, flag: '--seed' },
   { flags: { target: 'web' }, flag: '--target' },
@@ -139,7 +139,8 @@ test('the command: exit 0 with a report, exit 2 naming the flag on bad usage', (
   assert.match(ok.stdout, /^target: default\/web:http TCP 10\.96\.100\.20:80$/m);
   assert.match(ok.stdout, /^iptables \(random\)/m);
   assert.match(ok.stdout, /^ipvs lc/m);
-  assert.equal(ok.stdout.match(/fairness: received max\/mean/g)?.length, 3);
+  assert.match(ok.stdout, /^nftables \(random\)/m);
+  assert.equal(ok.stdout.match(/fairness: received max\/mean/g)?.length, 4, 'iptables, ipvs rr, ipvs lc, nftables');
   const bad = runCli(['simulate', '-f', 'rules/example', '-q', '--scheduler', 'fancy']);
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--scheduler: unknown scheduler "fancy": valid schedulers are rr, wrr/);

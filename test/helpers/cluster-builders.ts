@@ -8,7 +8,7 @@
  * pod CIDR 10.0.0.0/8 (fd00:10::/64 for IPv6) as the local detector, localhostNodePorts on.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +17,7 @@ import { type IptablesCompileOptions, compileIptablesRules } from '../../src/ipt
 import { protocolWord } from '../../src/iptables/names.js';
 import { renderIptablesSave } from '../../src/iptables/render.js';
 import type { Ruleset } from '../../src/iptables/types.js';
-import { clusterFromManifests, loadCluster } from '../../src/manifest/load.js';
+import { type LoadOptions, clusterFromManifests, loadCluster } from '../../src/manifest/load.js';
 import type { Cluster, Protocol } from '../../src/model/types.js';
 import { createTracer } from '../../src/trace/tracer.js';
 import type { Hop, Verdict } from '../../src/trace/types.js';
@@ -262,7 +262,31 @@ export interface RulesCluster {
   readonly families: readonly Family[];
 }
 
-/** Every rules/<name>/ folder, loaded as kpsim loads it (node from hostnameOverride). */
+/**
+ * The load options a rules folder asks for in its kpsim.flags file: the kpsim flags its goldens
+ * were compiled with (`kpsim compile -f rules/<name> $(cat rules/<name>/kpsim.flags)`), for
+ * folders of manifests as written rather than as stored. Only the flags that change the cluster.
+ */
+export function rulesFolderOptions(dir: string): LoadOptions {
+  const file = join(dir, RULES_FLAGS_FILE);
+  if (!existsSync(file)) return {};
+  const words = readFileSync(file, 'utf8').split(/\s+/).filter((w) => w !== '');
+  const options: LoadOptions = {};
+  for (let i = 0; i < words.length; i++) {
+    const flag = words[i]!;
+    if (flag === '--allocate') options.allocate = true;
+    else if (flag === '--nodes') options.nodes = Number(words[++i]);
+    else if (flag === '--cluster-cidr') options.clusterCIDR = words[++i]!;
+    else if (flag === '--service-cluster-ip-range') options.serviceClusterIPRange = words[++i]!;
+    else throw new Error(`${file}: ${flag} is not a flag the rules folders may use`);
+  }
+  return options;
+}
+
+/** The file that names a rules folder's load flags. */
+export const RULES_FLAGS_FILE = 'kpsim.flags';
+
+/** Every rules/<name>/ folder, loaded as kpsim loads it (node from hostnameOverride; flags from kpsim.flags). */
 export async function loadRulesClusters(): Promise<RulesCluster[]> {
   const rulesDir = join(repoRoot(), 'rules');
   const names = readdirSync(rulesDir, { withFileTypes: true })
@@ -272,7 +296,7 @@ export async function loadRulesClusters(): Promise<RulesCluster[]> {
   const out: RulesCluster[] = [];
   for (const name of names) {
     const dir = join(rulesDir, name);
-    const cluster = await loadCluster(dir);
+    const cluster = await loadCluster(dir, rulesFolderOptions(dir));
     out.push({ name, dir, cluster, families: familiesInUse(cluster, resolveNode(cluster)) });
   }
   return out;

@@ -11,9 +11,10 @@
  * --large-cluster-manifests also regenerates the manifests of rules/large-cluster (seeded, so
  * the same every time) before compiling.
  */
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { goldenFile, largeClusterManifestFiles, loadRulesClusters, renderGolden, repoRoot } from './cluster-builders.js';
+import { goldenFile, largeClusterManifestFiles, renderGolden, repoRoot } from './cluster-builders.js';
+import { regenerateFamilyGoldens, runGoldenScript } from './golden-files.js';
 
 async function main(): Promise<void> {
   if (process.argv.includes('--large-cluster-manifests')) {
@@ -21,29 +22,7 @@ async function main(): Promise<void> {
     for (const { file, text } of largeClusterManifestFiles()) writeFileSync(join(dir, file), text);
     console.log(`wrote manifests of ${dir}`);
   }
-  for (const rc of await loadRulesClusters()) {
-    for (const family of [4, 6] as const) {
-      const file = goldenFile(rc.dir, family);
-      if (rc.families.includes(family)) {
-        writeFileSync(file, renderGolden(rc.cluster, family));
-        console.log(`wrote ${file}`);
-      } else if (existsSync(file)) {
-        // The cluster no longer has this family: a stale golden would never be checked.
-        rmSync(file);
-        console.log(`removed ${file}`);
-      }
-    }
-  }
+  await regenerateFamilyGoldens(goldenFile, (cluster, family) => renderGolden(cluster, family));
 }
 
-if (process.env['NODE_TEST_CONTEXT'] !== undefined) {
-  // `node --test dist/test/` runs every file under a test/ folder, this one too: it must not
-  // rewrite the goldens the tests are about to check.
-  const { test } = await import('node:test');
-  test('regenerate-goldens is a script, not a test', { skip: 'run it by hand to rewrite the goldens' }, () => {});
-} else {
-  main().catch((e: unknown) => {
-    console.error(e);
-    process.exitCode = 1;
-  });
-}
+await runGoldenScript('regenerate-goldens', main);

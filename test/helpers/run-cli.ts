@@ -3,7 +3,7 @@
  * dist/cli/main.js, which `npm test` builds) under `npm test`, or the TypeScript source through
  * the same loader when tests run with tsx.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -29,4 +29,29 @@ export function runCli(args: readonly string[], opts: { input?: string; cwd?: st
     timeout: 60_000,
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/**
+ * The same, without blocking: for tests whose server runs in the test's own process (a
+ * blocking spawn would stop it from answering).
+ */
+export function runCliAsync(args: readonly string[], opts: { input?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  return runAsync(process.execPath, [...process.execArgv, cliEntry(), ...args], opts);
+}
+
+/** Any program, without blocking; its output as text. Killed after `timeoutMs` (60 s). */
+export function runAsync(command: string, args: readonly string[], opts: { input?: string; cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { cwd: opts.cwd ?? process.cwd(), env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
 }

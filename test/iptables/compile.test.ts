@@ -14,7 +14,7 @@ import { renderRule } from '../../src/iptables/render.js';
 import type { Ruleset, TableName } from '../../src/iptables/types.js';
 import { type BuiltinJump, addBuiltinJumps } from '../../src/iptables/with-jumps.js';
 import type { Protocol } from '../../src/model/types.js';
-import { kubeProxyHash } from '../../src/util/hash.js';
+import { kubeProxyHash } from '../helpers/kube-proxy-hash.js';
 import {
   type KubeProxyConfigurationManifest,
   type Manifest,

@@ -168,6 +168,14 @@ const flows: Record<string, PacketFlowTest[]> = {
     { name: 'an endpoint without hints: every endpoint', sourceIP: POD, destIP: '10.96.11.12', destPort: 80, output: '10.244.0.10:8080, 10.244.1.11:8080' },
     { name: 'node hints (PreferSameNode): this node only', sourceIP: POD, destIP: '10.96.11.13', destPort: 80, output: '10.244.0.12:8080' },
   ],
+  // Manifests as written (kpsim.flags: --allocate): the nginx Deployment's three pods, one per
+  // created node (node-1 192.168.0.2 is this one), behind nginx-service's first free ClusterIP.
+  'nginx-deployment': [
+    { name: 'pod to nginx-service: the three pods the Deployment made', sourceIP: POD, destIP: '10.96.0.2', destPort: 80, output: '10.244.0.2:8080, 10.244.1.2:8080, 10.244.2.2:8080' },
+    { name: 'another node to nginx-service is masqueraded', sourceIP: OTHER_NODE, destIP: '10.96.0.2', destPort: 80, output: '10.244.0.2:8080, 10.244.1.2:8080, 10.244.2.2:8080', masq: true },
+    { name: 'hairpin from one of its pods', sourceIP: '10.244.0.2', destIP: '10.96.0.2', destPort: 80, output: '10.244.0.2:8080, 10.244.1.2:8080, 10.244.2.2:8080', masq: true },
+    { name: "10.96.0.1 is default/kubernetes's, never handed out", sourceIP: POD, destIP: '10.96.0.1', destPort: 80, output: '' },
+  ],
   example: [
     { name: 'node port', sourceIP: CLIENT, destIP: NODE, destPort: 30080, output: '10.244.0.5:8080, 10.244.1.6:8080, 10.244.1.7:8080', masq: true },
     { name: 'LB with source range, eTP=Local', sourceIP: '198.51.100.7', destIP: '203.0.113.50', destPort: 443, output: '10.244.0.8:8443' },

@@ -227,3 +227,9 @@ test('notes, not problems: things kpsim keeps but does not evaluate', () => {
   assert.ok(got.notes.some((n) => /service names/.test(n)));
   assert.ok(got.notes.some((n) => /--ctstatus/.test(n)));
 });
+
+test('a module named like an object property ("-m constructor") is an unknown module, its options kept', () => {
+  const got = spec('-m constructor --foo x -j ACCEPT');
+  assert.deepEqual(got.problems, []);
+  assert.deepEqual(got.matches.map((m) => [m.kind, m.module, m.other.map((o) => o.name)]), [['other', 'constructor', ['--foo']]]);
+});

@@ -1,11 +1,13 @@
 /**
- * The ipvsadm formatter against real ipvsadm 1.31 output (/work/shared/reference/ipvsadm-sample.txt,
- * captured on Linux 6.1): the test builds the same table, with the same counters, as the capture
- * and compares every block byte for byte, trailing spaces included. Then smaller tables for what
- * the capture does not show: K/M/G/T scaling, IPv6, masks, flags, and the sort quirk.
+ * The ipvsadm formatter against real ipvsadm 1.31 output (test/fixtures/ipvsadm-1.31-sample.txt:
+ * verbatim stdout of ipvsadm 1.31, Debian 1:1.31-1+b1, on Linux 6.1; its header says how it was
+ * made): the test builds the same table, with the same counters, as the capture and compares every
+ * block byte for byte, trailing spaces included. Then smaller tables for what the capture does not
+ * show: K/M/G/T scaling, IPv6, masks, flags, and the sort quirk.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   type IpvsConnectionRow,
@@ -30,8 +32,9 @@ import {
   realServer,
   virtualServer,
 } from '../../src/ipvs/table.js';
+import { repoRoot } from '../helpers/cluster-builders.js';
 
-const SAMPLE_PATH = '/work/shared/reference/ipvsadm-sample.txt';
+const SAMPLE_PATH = join(repoRoot(), 'test', 'fixtures', 'ipvsadm-1.31-sample.txt');
 
 /** The capture's blocks by their "==== title ====" marker; each block's text ends with a newline. */
 function readSampleBlocks(text: string): Map<string, string> {
@@ -167,16 +170,20 @@ const sampleCases: { block: string; render: (table: IpvsTable) => string }[] = [
   },
 ];
 
-const sample = existsSync(SAMPLE_PATH) ? readSampleBlocks(readFileSync(SAMPLE_PATH, 'utf8')) : undefined;
-const skipReason = sample === undefined ? `${SAMPLE_PATH} is not on this machine` : false;
+// The capture is part of the repository: a missing file is a failure, never a skip.
+const sample = readSampleBlocks(readFileSync(SAMPLE_PATH, 'utf8'));
 
-test('the capture has every block the formatter is compared with', { skip: skipReason }, () => {
-  for (const c of sampleCases) assert.ok(sample!.has(c.block), `block "${c.block}" missing from the capture`);
+test('the capture has every block the formatter is compared with, trailing spaces intact', () => {
+  for (const c of sampleCases) assert.ok(sample.has(c.block), `block "${c.block}" missing from ${SAMPLE_PATH}`);
+  // ipvsadm prints a real server's last column with %-10u: an editor that strips trailing
+  // spaces would make every comparison below fail for the wrong reason, so say it here.
+  const dests = sample.get('ipvsadm -Ln')!.split('\n').filter((l) => l.startsWith('  -> 10.'));
+  assert.ok(dests.length > 0 && dests.every((l) => l.endsWith(' '.repeat(9))), `real-server lines of ${SAMPLE_PATH} lost their trailing spaces:\n${dests.join('\n')}`);
 });
 
 for (const c of sampleCases) {
-  test(`byte for byte like ipvsadm 1.31: ${c.block}`, { skip: skipReason }, () => {
-    const want = sample!.get(c.block);
+  test(`byte for byte like ipvsadm 1.31: ${c.block}`, () => {
+    const want = sample.get(c.block);
     assert.ok(want !== undefined && want.length > 0, `block "${c.block}" missing from the capture`);
     assert.equal(c.render(sampleTable()), want);
   });

@@ -1,6 +1,8 @@
-/** Real servers on loopback for the load tests: fastify backends and raw sockets that misbehave. */
+/** Real servers on loopback for the load tests: fastify backends, raw sockets that misbehave, UDP responders. */
+import dgram from 'node:dgram';
 import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { udpReply } from '../../src/proxy/udp-reply.js';
 
 export interface CountingBackend {
   readonly url: string;
@@ -70,5 +72,38 @@ export async function closedPort(): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export interface UdpResponder {
+  readonly url: string;
+  /** Datagrams it received. */
+  received(): number;
+  close(): Promise<void>;
+}
+
+/** A UDP responder that answers as kpsim's pods do, except every `dropEvery`th datagram, which it drops. */
+export async function startUdpResponder(options: { endpoint: string; pod?: string; dropEvery?: number }): Promise<UdpResponder> {
+  const socket = dgram.createSocket('udp4');
+  let received = 0;
+  socket.on('message', (datagram, from) => {
+    received++;
+    if (options.dropEvery !== undefined && received % options.dropEvery === 0) return;
+    socket.send(udpReply(datagram, { pod: options.pod ?? `pod-${options.endpoint}`, endpoint: options.endpoint }), from.port, from.address);
+  });
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  return {
+    url: `udp://127.0.0.1:${socket.address().port}`,
+    received: () => received,
+    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+  };
+}
+
+/** A loopback UDP port nothing listens on (bound, then released). */
+export async function closedUdpPort(): Promise<number> {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const { port } = socket.address();
+  await new Promise<void>((resolve) => socket.close(() => resolve()));
   return port;
 }

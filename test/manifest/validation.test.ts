@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { KpsimError } from '../../src/errors.js';
 import { clusterFromManifests, type LoadOptions } from '../../src/manifest/load.js';
+import { aliasBomb } from '../helpers/bad-inputs.js';
 
 const svc = (name: string, spec: string, ns = 'default'): string => `apiVersion: v1
 kind: Service
@@ -23,6 +24,26 @@ metadata:
 addressType: IPv4
 ${body}
 `;
+
+const workload = (kind: string, name: string, spec: string): string => `apiVersion: apps/v1
+kind: ${kind}
+metadata: {name: ${name}}
+spec:
+${spec}
+`;
+
+const podManifest = (name: string, labels: string, extra = ''): string => `apiVersion: v1
+kind: Pod
+metadata: {name: ${name}, labels: ${labels}}
+spec:
+  nodeName: n1
+  containers: [{name: app, image: app, ports: [{name: web, containerPort: 8080}]}]
+status:
+  podIP: 10.244.0.5
+  conditions: [{type: Ready, status: "True"}]
+${extra}`;
+
+const nodeManifest = 'apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nstatus: {addresses: [{type: InternalIP, address: 192.168.0.2}]}\n';
 
 interface BadCase {
   name: string;
@@ -42,6 +63,16 @@ const badCases: BadCase[] = [
     name: 'malformed YAML gives the line',
     files: { 'bad.yaml': 'apiVersion: v1\nkind: Service\nmetadata: {name: web\n' },
     want: [{ code: 'KPSIM_ERR_MANIFEST_SYNTAX', message: 'bad.yaml: line 4 column 1: not valid YAML: Flow map in block collection must be sufficiently indented and end with a }' }],
+  },
+  {
+    name: 'a YAML alias bomb (billion laughs) names the file',
+    files: { 'bomb.yaml': aliasBomb },
+    want: [{ code: 'KPSIM_ERR_MANIFEST_SYNTAX', message: 'bomb.yaml: not accepted: its aliases expand to more than 100 copies (a YAML alias bomb?)' }],
+  },
+  {
+    name: 'an alias to an anchor not yet set',
+    files: { 'alias.yaml': 'a: *nope\nb: &nope 1\n' },
+    want: [{ code: 'KPSIM_ERR_MANIFEST_SYNTAX', message: 'alias.yaml: not valid YAML: Unresolved alias (the anchor must be set before the alias): nope' }],
   },
   {
     name: 'malformed JSON',
@@ -138,6 +169,67 @@ const badCases: BadCase[] = [
     want: [{ code: 'KPSIM_ERR_MODEL_BAD_FIELD', message: 'kp.yaml: KubeProxyConfiguration: iptables.masqueradeBit: 40 is not between 0 and 31' }],
   },
   {
+    name: 'a workload without a selector, as the API server says it',
+    files: { 'deploy.yaml': workload('Deployment', 'web', '  replicas: 2\n  template: {metadata: {labels: {app: web}}}') },
+    want: [{ code: 'KPSIM_ERR_MODEL_MISSING_FIELD', message: 'deploy.yaml: Deployment default/web: spec.selector: Required value' }],
+  },
+  {
+    name: 'a selector its template does not match, as the API server says it',
+    files: { 'deploy.yaml': workload('Deployment', 'web', '  selector: {matchLabels: {app: web}}\n  template: {metadata: {labels: {app: check-out, tier: web}}}') },
+    want: [{ code: 'KPSIM_ERR_MODEL_BAD_FIELD', message: 'deploy.yaml: Deployment default/web: spec.template.metadata.labels: Invalid value: {"app":"check-out","tier":"web"}: `selector` does not match template `labels`' }],
+  },
+  {
+    name: 'a template without labels',
+    files: { 'ds.yaml': workload('DaemonSet', 'agent', '  selector: {matchExpressions: [{key: app, operator: Exists}]}\n  template: {spec: {containers: []}}') },
+    want: [{ code: 'KPSIM_ERR_MODEL_BAD_FIELD', message: 'ds.yaml: DaemonSet default/agent: spec.template.metadata.labels: Invalid value: null: `selector` does not match template `labels`' }],
+  },
+  {
+    name: 'an empty selector, in each kind\'s words',
+    files: {
+      'rs.yaml': workload('ReplicaSet', 'web', '  selector: {}\n  template: {metadata: {labels: {app: web}}}'),
+      'sts.yaml': workload('StatefulSet', 'db', '  selector: {matchLabels: {}}\n  template: {metadata: {labels: {app: db}}}'),
+    },
+    want: [
+      { code: 'KPSIM_ERR_MODEL_BAD_FIELD', message: 'rs.yaml: ReplicaSet default/web: spec.selector: Invalid value: {}: empty selector is invalid for deployment' },
+      { code: 'KPSIM_ERR_MODEL_BAD_FIELD', message: 'sts.yaml: StatefulSet default/db: spec.selector: Invalid value: {}: empty selector is invalid for statefulset' },
+    ],
+  },
+  {
+    name: 'a selector requirement the API server refuses',
+    files: { 'deploy.yaml': workload('Deployment', 'web', '  selector: {matchExpressions: [{key: app, operator: In}, {key: tier, operator: Near, values: [a]}]}\n  template: {metadata: {labels: {app: web}}}') },
+    want: [
+      { code: 'KPSIM_ERR_MODEL_BAD_FIELD', message: "deploy.yaml: Deployment default/web: spec.selector.matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn'" },
+      { code: 'KPSIM_ERR_MODEL_BAD_FIELD', message: 'deploy.yaml: Deployment default/web: spec.selector.matchExpressions[1].operator: Unsupported value: "Near": supported values: "In", "NotIn", "Exists", "DoesNotExist"' },
+    ],
+  },
+  {
+    name: 'a pod with a bad address and a container port that is not one',
+    files: { 'pod.yaml': 'apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: a, ports: [{containerPort: 0}]}]\nstatus: {podIP: 10.244.0.300}\n' },
+    want: [
+      { code: 'KPSIM_ERR_MODEL_BAD_PORT', message: 'pod.yaml: Pod default/p: spec.containers[0].ports[0].containerPort: 0 is not a port' },
+      { code: 'KPSIM_ERR_MODEL_BAD_IP', message: 'pod.yaml: Pod default/p: status.podIP: "10.244.0.300" is not an IP address' },
+    ],
+  },
+  {
+    name: 'two workloads of a kind with one name',
+    files: { 'a.yaml': workload('Deployment', 'web', '  selector: {matchLabels: {app: web}}\n  template: {metadata: {labels: {app: web}}}'), 'b.yaml': workload('Deployment', 'web', '  selector: {matchLabels: {app: web}}\n  template: {metadata: {labels: {app: web}}}') },
+    want: [{ code: 'KPSIM_ERR_MODEL_DUPLICATE', message: 'b.yaml: Deployment default/web: metadata.name: is defined twice (also in a.yaml)' }],
+  },
+  {
+    name: 'a udpIdleTimeout that is not a duration',
+    files: {
+      'a.yaml': 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nudpIdleTimeout: soon\n',
+    },
+    want: [{ code: 'KPSIM_ERR_CONFIG_BAD_FIELD', message: 'a.yaml: KubeProxyConfiguration: udpIdleTimeout: "soon" is not a duration such as "900s" or "15m"' }],
+  },
+  {
+    name: 'a udpIdleTimeout of 0',
+    files: {
+      'a.yaml': 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nudpIdleTimeout: 0s\n',
+    },
+    want: [{ code: 'KPSIM_ERR_CONFIG_BAD_FIELD', message: 'a.yaml: KubeProxyConfiguration: udpIdleTimeout: "0s": must be greater than 0' }],
+  },
+  {
     name: 'a bad --service-cluster-ip-range is a usage problem',
     files: { 'svc.yaml': svc('web', '  clusterIP: 10.96.0.5') },
     options: { serviceClusterIPRange: '10.96.0.0/40' },
@@ -195,17 +287,47 @@ const warnCases: WarnCase[] = [
     name: 'unused kinds are skipped and said once',
     files: {
       'all.yaml': [
-        'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\n',
-        'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: b}\n',
+        'apiVersion: batch/v1\nkind: Job\nmetadata: {name: a}\n',
+        'apiVersion: batch/v1\nkind: Job\nmetadata: {name: b}\n',
         'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n',
       ].join('---\n'),
     },
-    want: ['|||skipped 3 objects of kinds kpsim does not use: Deployment (apps/v1) x2, ConfigMap (v1) x1'],
+    want: ['|||skipped 3 objects of kinds kpsim does not use: Job (batch/v1) x2, ConfigMap (v1) x1'],
   },
   {
     name: 'missing protocol without --allocate: the port is ignored',
     files: { 'svc.yaml': svc('web', '  clusterIP: 10.96.0.5\n  ports: [{port: 80}]') },
     want: ['svc.yaml|Service default/web|spec.ports[0].protocol|not set, so kube-proxy would not match this port: it is ignored (--allocate defaults it to TCP as the API server does)'],
+  },
+  {
+    name: 'a selector that matches no pod names the service and the selector',
+    files: { 'svc.yaml': svc('web', '  clusterIP: 10.96.0.5\n  selector: {app: web, tier: front}\n  ports: [{port: 80, protocol: TCP}]'), 'pod.yaml': podManifest('api-1', '{app: api}'), 'node.yaml': nodeManifest },
+    want: ['svc.yaml|Service default/web|spec.selector|app=web,tier=front matches no pod in namespace default, so the service has no endpoints'],
+  },
+  {
+    name: 'a named targetPort no pod has names the service, the port and the pods',
+    files: { 'svc.yaml': svc('web', '  clusterIP: 10.96.0.5\n  selector: {app: web}\n  ports: [{port: 80, protocol: TCP, targetPort: http}]'), 'pod.yaml': podManifest('web-1', '{app: web}'), 'node.yaml': nodeManifest },
+    want: ['svc.yaml|Service default/web|spec.ports[0].targetPort|no pod selected by app=web has a port named "http" (TCP): the pods are listed without this port, so it has no endpoints'],
+  },
+  {
+    name: 'a named targetPort some pods lack',
+    files: {
+      'svc.yaml': svc('web', '  clusterIP: 10.96.0.5\n  selector: {app: web}\n  ports: [{port: 80, protocol: TCP, targetPort: web}]'),
+      'pods.yaml': [podManifest('web-1', '{app: web}'), podManifest('web-2', '{app: web}').replace('name: web, containerPort', 'name: http, containerPort')].join('---\n'),
+      'node.yaml': nodeManifest,
+    },
+    want: ['svc.yaml|Service default/web|spec.ports[0].targetPort|1 of the 2 pods selected by app=web has no port named "web" (TCP) (web-2): listed without this port, so it is not among its endpoints'],
+  },
+  {
+    name: 'pods without an address, pods on nodes the input lacks',
+    files: {
+      'svc.yaml': svc('web', '  clusterIP: 10.96.0.5\n  selector: {app: web}\n  ports: [{port: 80, protocol: TCP, targetPort: 8080}]'),
+      'pods.yaml': [podManifest('web-1', '{app: web}'), podManifest('web-2', '{app: web}').replace('podIP: 10.244.0.5', 'phase: Pending')].join('---\n'),
+    },
+    want: [
+      'svc.yaml|Service default/web|spec.selector|1 of the 2 pods selected by app=web has no status.podIP yet (web-2), so it is not an endpoint (--allocate schedules pods and gives them addresses)',
+      'svc.yaml|Service default/web|spec.selector|1 of the 2 pods selected by app=web runs on node not in the cluster (n1), so the controller leaves it out: give the Node objects too',
+    ],
   },
   {
     name: 'missing ClusterIP without --allocate',
@@ -223,6 +345,11 @@ for (const c of warnCases) {
     );
   });
 }
+
+test('udpIdleTimeout: kube-proxy\'s 250ms by default, else the config\'s', () => {
+  const config = (text: string) => load({ 'kp.yaml': `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n${text}` }).config.udpIdleTimeoutSeconds;
+  assert.deepEqual([config(''), config('udpIdleTimeout: 2s\n'), config('udpIdleTimeout: 100ms\n')], [0.25, 2, 0.1]);
+});
 
 test('a kind: List is read item by item', () => {
   const list = {

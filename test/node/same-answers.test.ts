@@ -16,7 +16,8 @@ import { compile, renderRules, tracePacket } from '../../src/index.js';
 import type { OutputFormat } from '../../src/node/mode-driver.js';
 import { RULES_MODES, modeDriver } from '../../src/node/modes.js';
 import { proxierStatesFor } from '../../src/node/compile-node.js';
-import { loadRulesClusters } from '../helpers/cluster-builders.js';
+import { loadRulesClusters, rulesFolderOptions } from '../helpers/cluster-builders.js';
+import type { ClusterOptions } from '../../src/cli/common.js';
 import { runCli } from '../helpers/run-cli.js';
 
 const FORMAT_FLAG: Readonly<Record<OutputFormat, string | undefined>> = {
@@ -26,6 +27,17 @@ const FORMAT_FLAG: Readonly<Record<OutputFormat, string | undefined>> = {
 const clusters = await loadRulesClusters();
 const quiet = { quiet: true };
 
+/** The CLI flags of a rules folder's kpsim.flags (e.g. --allocate), as the command line has them. */
+function folderFlags(dir: string): ClusterOptions {
+  const o = rulesFolderOptions(dir);
+  return {
+    ...(o.allocate ? { allocate: true } : {}),
+    ...(o.nodes !== undefined ? { nodes: String(o.nodes) } : {}),
+    ...(o.clusterCIDR !== undefined ? { clusterCidr: [o.clusterCIDR].flat().join(',') } : {}),
+    ...(o.serviceClusterIPRange !== undefined ? { serviceClusterIpRange: [o.serviceClusterIPRange].flat().join(',') } : {}),
+  };
+}
+
 for (const rc of clusters) {
   const app = buildApiServer({ cluster: rc.cluster });
   after(() => app.close());
@@ -34,7 +46,7 @@ for (const rc of clusters) {
     for (const format of modeDriver(mode).formats) {
       test(`${rc.name}: ${mode} ${format}: the CLI, the API and the library print the same bytes`, async () => {
         const flag = FORMAT_FLAG[format];
-        const cli = await compileText({ file: [rc.dir], mode, ...quiet, ...(flag ? { [flag.slice(2)]: true } : {}) });
+        const cli = await compileText({ file: [rc.dir], ...folderFlags(rc.dir), mode, ...quiet, ...(flag ? { [flag.slice(2)]: true } : {}) });
         const res = await app.inject({ method: 'GET', url: `/v1/rules?mode=${mode}&format=${format}` });
         assert.equal(res.statusCode, 200, res.body);
         const library = renderRules(compile(rc.cluster, mode), format);
@@ -50,7 +62,7 @@ for (const rc of clusters) {
       const compiled = compile(rc.cluster, mode);
       for (const packet of packets) {
         let cli = '';
-        await runTrace({ file: [rc.dir], mode, ...quiet, json: true, proto: packet.proto, src: packet.src, dst: packet.dst, dport: String(packet.dport), seed: '3' }, (text) => { cli += text; });
+        await runTrace({ file: [rc.dir], ...folderFlags(rc.dir), mode, ...quiet, json: true, proto: packet.proto, src: packet.src, dst: packet.dst, dport: String(packet.dport), seed: '3' }, (text) => { cli += text; });
         const res = await app.inject({ method: 'POST', url: '/v1/trace', payload: { ...packet, mode, seed: 3 } });
         assert.equal(res.statusCode, 200, res.body);
         const library = tracePacket(compiled, packet, { seed: 3 });

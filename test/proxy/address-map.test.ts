@@ -65,13 +65,50 @@ for (const c of lookups) {
   });
 }
 
-test('UDP ports are in the map but not proxied, and take no loopback port', () => {
+test('UDP ports are proxied on the same loopback IP, their port number kept beside TCP ports', () => {
   const map = planAddressMap(exampleStates());
   const udp = map.lookup({ kind: 'ClusterIP', address: '172.30.0.41', port: 53, protocol: 'UDP' });
   assert.ok(udp);
-  assert.equal(udp.proxied, false);
-  assert.equal(udp.loopback.port, 0);
-  assert.match(map.render(), /ClusterIP +172\.30\.0\.41:53\/UDP +-> +not proxied \(UDP ports are not proxied\) +ns1\/web:dns/);
+  assert.equal(udp.proxied, true);
+  assert.deepEqual(udp.loopback, { address: '127.10.0.1', port: 53 });
+  assert.match(map.render(), /ClusterIP +172\.30\.0\.41:53\/UDP +-> +127\.10\.0\.1:53 +ns1\/web:dns/);
+});
+
+test('a TCP and a UDP port of one number both keep it: they are separate port spaces', () => {
+  const manifests = [
+    fixtureConfig(),
+    makeService('kube-system', 'dns', (s) => {
+      s.spec.clusterIP = '172.30.0.10';
+      s.spec.ports = [{ name: 'dns', port: 53, protocol: 'UDP', targetPort: 53 }, tcpPort('dns-tcp', 53)];
+    }),
+    makeSlice('kube-system', 'dns', 1, (eps) => {
+      eps.endpoints = [ep('10.180.0.5', TEST_NODE_NAME)];
+      eps.ports = [{ name: 'dns', port: 53, protocol: 'UDP' }, { name: 'dns-tcp', port: 53, protocol: 'TCP' }];
+    }),
+  ];
+  const map = planAddressMap(stateOf(manifests));
+  for (const protocol of ['TCP', 'UDP'] as const) {
+    const entry = map.lookup({ address: '172.30.0.10', port: 53, protocol });
+    assert.deepEqual([entry?.loopback, entry?.fallback], [{ address: '127.10.0.1', port: 53 }, undefined], `${protocol}\n${map.render()}`);
+  }
+  const backend = map.lookupBackend('10.180.0.5:53')!;
+  assert.deepEqual([backend.protocols, backend.loopback, backend.udpLoopback], [['TCP', 'UDP'], { address: '127.1.0.1', port: 53 }, { address: '127.1.0.1', port: 53 }]);
+  assert.deepEqual([map.backendAddress('10.180.0.5:53', 'UDP'), map.backendAddress('10.180.0.5:53', 'TCP')], [backend.udpLoopback, backend.loopback]);
+  assert.match(map.render(), /^Backend +10\.180\.0\.5:53 +-> +127\.1\.0\.1:53 \(tcp, udp\)/m);
+});
+
+test('SCTP ports stay in the map, not proxied', () => {
+  const manifests = [
+    fixtureConfig(),
+    makeService('ns1', 'sig', (s) => {
+      s.spec.clusterIP = '172.30.0.60';
+      s.spec.ports = [{ name: 'sctp', port: 3868, protocol: 'SCTP', targetPort: 3868 }];
+    }),
+  ];
+  const map = planAddressMap(stateOf(manifests));
+  const entry = map.lookup({ address: '172.30.0.60', port: 3868, protocol: 'SCTP' });
+  assert.deepEqual([entry?.proxied, entry?.loopback.port], [false, 0]);
+  assert.match(map.render(), /not proxied \(SCTP ports are not proxied\)/);
 });
 
 test('the second IPv6 entry says why it has no port of its own', () => {
@@ -82,10 +119,12 @@ test('the second IPv6 entry says why it has no port of its own', () => {
 
 test('backends: one loopback IP per pod IP in address order, ports kept, pod names shown', () => {
   const map = planAddressMap(exampleStates());
-  assert.deepEqual(map.backends.map((b) => [b.endpoint, `${b.loopback.address}:${b.loopback.port}`, b.podName ?? '']), [
-    ['10.180.0.1:8080', '127.1.0.1:8080', ''],
-    ['10.180.0.2:8080', '127.1.0.2:8080', 'web-b'],
-  ], 'UDP endpoints get no backend');
+  assert.deepEqual(map.backends.map((b) => [b.endpoint, `${b.loopback.address}:${b.loopback.port}`, b.podName ?? '', b.protocols.join()]), [
+    ['10.180.0.1:53', '127.1.0.1:53', '', 'UDP'],
+    ['10.180.0.1:8080', '127.1.0.1:8080', '', 'TCP'],
+    ['10.180.0.2:53', '127.1.0.2:53', 'web-b', 'UDP'],
+    ['10.180.0.2:8080', '127.1.0.2:8080', 'web-b', 'TCP'],
+  ], 'UDP endpoints get a backend too');
   assert.deepEqual(map.lookupBackend('10.180.0.2:8080')?.spns, ['ns1/web:http']);
 });
 

@@ -112,6 +112,9 @@ test('closeEvery destroys the connection instead of answering', async (t: TestCo
 
 test('refuseAfterMs closes the listening socket: new connections are refused, open ones go on', async (t: TestContext) => {
   t.plan(3);
+  // The fault's timer is driven by hand: the first request is surely answered before it fires,
+  // however slow the machine (the helpers' waits keep the real clock).
+  t.mock.timers.enable({ apis: ['setTimeout'] });
   await withBackends({ faults: { refuseAfterMs: 100 } }, async (backends) => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const target = backends.address(EP1)!;
@@ -123,6 +126,7 @@ test('refuseAfterMs closes the listening socket: new connections are refused, op
     });
     try {
       t.assert.strictEqual(await get(), 200);
+      t.mock.timers.tick(100);
       await eventually(() => !backends.stats()[0]!.listening);
       t.assert.strictEqual(await get(), 200, 'the open keep-alive connection still works');
       t.assert.strictEqual(await httpGet(target).then(() => 'answered', (err: NodeJS.ErrnoException) => err.code), 'ECONNREFUSED');
@@ -134,15 +138,21 @@ test('refuseAfterMs closes the listening socket: new connections are refused, op
 
 test('kill resets open connections and refuses new ones; restore listens again', async (t: TestContext) => {
   t.plan(3);
+  // The answer's delay runs on a mocked clock: the first request is surely still unanswered when
+  // the test kills its backend, however slow the machine; the last is let through by hand.
+  t.mock.timers.enable({ apis: ['setTimeout'] });
   await withBackends({ delayMs: 500 }, async (backends) => {
     const target = backends.address(EP1)!;
     const pending = httpGet(target).then(() => 'answered', (err: NodeJS.ErrnoException) => err.code);
-    await eventually(() => backends.stats()[0]!.activeConnections === 1);
+    await eventually(() => backends.stats()[0]!.requests === 1);
     await backends.kill(EP1);
     t.assert.strictEqual(await pending, 'ECONNRESET');
     t.assert.strictEqual(await httpGet(target).then(() => 'answered', (err: NodeJS.ErrnoException) => err.code), 'ECONNREFUSED');
     await backends.restore(EP1);
-    t.assert.strictEqual((await httpGet(target)).status, 200);
+    const answer = httpGet(target);
+    await eventually(() => backends.stats()[0]!.requests === 2);
+    t.mock.timers.tick(500);
+    t.assert.strictEqual((await answer).status, 200);
   });
 });
 

@@ -4,6 +4,8 @@
  * backend that never answers a SYN), and the open-handle check every test ends with.
  */
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net, { type AddressInfo, type Server, type Socket } from 'node:net';
 import { Worker } from 'node:worker_threads';
@@ -72,13 +74,26 @@ export function handleCounts(): HandleCounts {
 }
 
 /**
+ * The real timers, taken before any test can mock them (t.mock.timers replaces the globals):
+ * the waits below must go on in real time while a test drives the code's own timers by hand.
+ */
+const realSetTimeout = globalThis.setTimeout;
+const realNow = Date.now;
+
+/**
+ * How long a wait for something that should happen may take before the test gives up: a bound
+ * against hanging, never a speed requirement, so generous enough for a loaded machine.
+ */
+export const WAIT_LIMIT_MS = 30_000;
+
+/**
  * Wait (a bounded while: closing handles take a few loop turns) until the open handles are what
  * they were at `baseline`, then assert they are.
  */
-export async function assertHandlesBack(baseline: HandleCounts, waitMs = 5000): Promise<void> {
-  const deadline = Date.now() + waitMs;
+export async function assertHandlesBack(baseline: HandleCounts, waitMs = WAIT_LIMIT_MS): Promise<void> {
+  const deadline = realNow() + waitMs;
   let now = handleCounts();
-  while (!sameCounts(now, baseline) && Date.now() < deadline) {
+  while (!sameCounts(now, baseline) && realNow() < deadline) {
     await sleep(20);
     now = handleCounts();
   }
@@ -92,14 +107,14 @@ function sameCounts(a: HandleCounts, b: HandleCounts): boolean {
 }
 
 export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Promise((resolve) => realSetTimeout(resolve, ms));
 }
 
 /** Poll `check` until it holds (bounded); the caller asserts afterwards. */
-export async function eventually(check: () => boolean, waitMs = 5000): Promise<boolean> {
-  const deadline = Date.now() + waitMs;
+export async function eventually(check: () => boolean, waitMs = WAIT_LIMIT_MS): Promise<boolean> {
+  const deadline = realNow() + waitMs;
   while (!check()) {
-    if (Date.now() > deadline) return false;
+    if (realNow() > deadline) return false;
     await sleep(10);
   }
   return true;
@@ -227,13 +242,30 @@ export interface StuckServer {
   close(): Promise<void>;
 }
 
+/**
+ * How many connections wait in the accept queue of the IPv4 listener host:port: the rx_queue
+ * column of /proc/net/tcp, which for a listening socket is its accept backlog's current length.
+ */
+function acceptQueue(host: string, port: number): number | undefined {
+  const want = `${host.split('.').reverse().map((b) => Number(b).toString(16).padStart(2, '0')).join('').toUpperCase()}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] !== want || f[3] !== '0A') continue;
+    return parseInt(f[4]!.split(':')[1]!, 16);
+  }
+  return undefined;
+}
+
+/** The stuck listener's backlog: Linux queues one connection more than that, then drops SYNs. */
+const STUCK_BACKLOG = 1;
+
 export async function stuckServer(host: string): Promise<StuckServer> {
   const flag = new Int32Array(new SharedArrayBuffer(4));
   const worker = new Worker(`
     const { parentPort, workerData } = require('node:worker_threads');
     const net = require('node:net');
     const server = net.createServer();
-    server.listen({ host: workerData.host, port: 0, backlog: 1 }, () => {
+    server.listen({ host: workerData.host, port: 0, backlog: workerData.backlog }, () => {
       parentPort.postMessage(server.address().port);
       // Block the event loop: nothing is accepted until the test lets go.
       setImmediate(() => {
@@ -242,25 +274,24 @@ export async function stuckServer(host: string): Promise<StuckServer> {
         parentPort.close();
       });
     });
-  `, { eval: true, workerData: { host, flag } });
+  `, { eval: true, workerData: { host, flag, backlog: STUCK_BACKLOG } });
   const port = await new Promise<number>((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);
   });
-  // Fill the accept queue: connect until a handshake no longer completes.
+  // Fill the accept queue: one connection at a time, each waited for until the kernel shows it
+  // queued (/proc), up to backlog + 1; the next SYN is dropped. Counted, not guessed from a
+  // handshake that did not finish within some time.
   const fillers: Socket[] = [];
-  for (let i = 0; i < 8; i++) {
+  while (fillers.length < STUCK_BACKLOG + 1) {
+    assert.equal(acceptQueue(host, port), fillers.length, `the accept queue of ${host}:${port} holds exactly the fillers`);
     const filler = net.connect({ host, port });
     filler.on('error', () => {});
     fillers.push(filler);
-    const connected = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), 300);
-      filler.once('connect', () => {
-        clearTimeout(timer);
-        resolve(true);
-      });
-    });
-    if (!connected) break;
+    await new Promise<void>((resolve) => filler.once('connect', () => resolve()));
+    // The listener queues the connection when the client's ACK arrives, just after 'connect';
+    // nothing accepts, so every filler stays queued.
+    assert.ok(await eventually(() => acceptQueue(host, port) === fillers.length), `filler ${fillers.length} reached the accept queue: ${acceptQueue(host, port)}`);
   }
   return {
     address: { address: host, port },
@@ -270,5 +301,59 @@ export async function stuckServer(host: string): Promise<StuckServer> {
       Atomics.notify(flag, 0);
       await new Promise((resolve) => worker.once('exit', resolve));
     },
+  };
+}
+
+// ---- UDP ----
+
+/** A one-port UDP service "ns1/<name>:dns" on port 53 with the given endpoints (targetPort 5353). */
+export function udpService(options: WebServiceOptions = {}): Manifest[] {
+  const manifests = webService({ name: 'dns', clusterIP: '172.30.0.10', targetPort: 5353, ...options });
+  for (const m of manifests) {
+    if (m.kind === 'Service') (m as ServiceManifest).spec.ports = [{ name: 'dns', port: 53, protocol: 'UDP', targetPort: options.targetPort ?? 5353 }];
+    else if (m.kind === 'EndpointSlice') (m as { ports: { name: string; port: number; protocol: string }[] }).ports = [{ name: 'dns', port: options.targetPort ?? 5353, protocol: 'UDP' }];
+  }
+  return manifests;
+}
+
+export interface UdpAnswer {
+  /** The reply as text after the request (the backend's identity JSON), or '' for no reply. */
+  readonly identity: { pod: string; endpoint: string } | undefined;
+  /** Where the reply came from. */
+  readonly from: HostPort | undefined;
+}
+
+/**
+ * A UDP client on its own socket (so its own association at the proxy): `ask` sends one datagram
+ * and resolves with the reply, or with no identity when none comes within `waitMs`.
+ */
+export interface UdpClient {
+  ask(text: string, waitMs?: number): Promise<UdpAnswer>;
+  close(): Promise<void>;
+}
+
+export async function udpClient(target: HostPort): Promise<UdpClient> {
+  const socket = dgram.createSocket(target.address.includes(':') ? 'udp6' : 'udp4');
+  socket.on('error', () => {});
+  await new Promise<void>((resolve) => socket.bind({ address: target.address.includes(':') ? '::1' : '127.0.0.1', port: 0 }, resolve));
+  return {
+    ask(text: string, waitMs = 2000): Promise<UdpAnswer> {
+      return new Promise((resolve) => {
+        const onMessage = (reply: Buffer, rinfo: dgram.RemoteInfo): void => {
+          const body = reply.toString();
+          if (!body.startsWith(`${text}\n`)) return;
+          clearTimeout(timer);
+          socket.removeListener('message', onMessage);
+          resolve({ identity: JSON.parse(body.slice(text.length + 1)) as { pod: string; endpoint: string }, from: { address: rinfo.address, port: rinfo.port } });
+        };
+        const timer = setTimeout(() => {
+          socket.removeListener('message', onMessage);
+          resolve({ identity: undefined, from: undefined });
+        }, waitMs);
+        socket.on('message', onMessage);
+        socket.send(text, target.port, target.address);
+      });
+    },
+    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
   };
 }

@@ -239,23 +239,38 @@ test('backpressure: a client that does not read does not make the proxy buffer w
 });
 
 test('idle timeout: a client that sends nothing is closed, and the proxy keeps serving others', async (t: TestContext) => {
-  t.plan(4);
+  t.plan(5);
+  // The idle sweep's clock is driven by hand (its setInterval is mocked): 800 ms of idle timeout
+  // is 8 ticks of 100 ms, and between ticks the busy client's bytes have surely gone through,
+  // since the test waits for their echo. Nothing depends on how fast this machine is.
+  t.mock.timers.enable({ apis: ['setInterval'] });
+  const IDLE_MS = 800;
+  const TICK_MS = IDLE_MS / 8;
   await withRawBackends((socket) => {
     socket.on('data', (c: Buffer) => socket.write(c));
     socket.on('end', () => socket.end());
-  }, { idleTimeoutMs: 300 }, async (front, proxy) => {
+  }, { idleTimeoutMs: IDLE_MS }, async (front, proxy) => {
     const silent = await connect(front);
-    const silentEnd = readToEnd(silent);
+    let silentClosed = false;
+    const silentEnd = readToEnd(silent).then((end) => { silentClosed = true; return end; });
     const chatty = await connect(front);
     let echoed = '';
     chatty.on('data', (c: Buffer) => { echoed += c.toString(); });
-    for (let i = 0; i < 5; i++) {
-      chatty.write(`${i}`);
-      await sleep(100);
+    t.assert.ok(await eventually(() => proxy.stats().endpoints.reduce((n, e) => n + e.active, 0) === 2), 'both connections reached the backend');
+    // 12 ticks: past the silent one's timeout (it closes between 8 and 9 ticks after its last
+    // byte); the chatty one moves a byte in every tick, so it never goes 8 ticks still.
+    for (let i = 0; i < 12; i++) {
+      chatty.write(`${i % 10}`);
+      assert.ok(await eventually(() => echoed.length === i + 1), `echo ${i}`);
+      // After 8 ticks (a full timeout, to the tick) the silent one is still open: closing it now
+      // would be early. (Its FIN would have come back with the echo just awaited.)
+      if (i === 8) assert.equal(silentClosed, false, 'the silent client was closed before its timeout ran out');
+      t.mock.timers.tick(TICK_MS);
     }
+    assert.ok(await eventually(() => silentClosed), 'the silent client was closed after 9 ticks');
     const end = await silentEnd;
-    t.assert.strictEqual(end.how, 'end', 'the silent client was closed');
-    t.assert.strictEqual(echoed, '01234', 'the busy client, active throughout, kept its connection');
+    t.assert.strictEqual(end.how, 'end', 'the silent client was closed with a FIN');
+    t.assert.strictEqual(echoed, '012345678901', 'the busy client, active throughout, kept its connection');
     t.assert.strictEqual(chatty.destroyed, false);
     chatty.destroy();
     await eventually(() => proxy.stats().active === 0);

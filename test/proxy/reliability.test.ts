@@ -4,6 +4,7 @@
  * at once. The proxy stays up, counts each failure against its endpoint, loses no completed
  * request, and leaves no socket, server or timer behind.
  */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { type TestContext, test } from 'node:test';
@@ -11,7 +12,7 @@ import type { HostPort } from '../../src/proxy/address-map.js';
 import { startBackends } from '../../src/proxy/backends.js';
 import { startCluster, type RunningCluster } from '../../src/proxy/cluster.js';
 import { startProxy } from '../../src/proxy/proxy.js';
-import { assertHandlesBack, eventually, handleCounts, httpGet, sleep, stateOf, stuckServer, webService } from './helpers.js';
+import { assertHandlesBack, eventually, handleCounts, httpGet, stateOf, stuckServer, webService } from './helpers.js';
 
 function clusterIP(cluster: { map: RunningCluster['map'] }): HostPort {
   return cluster.map.lookup({ kind: 'ClusterIP', address: '172.30.0.41', port: 80 })!.loopback;
@@ -20,19 +21,31 @@ function clusterIP(cluster: { map: RunningCluster['map'] }): HostPort {
 test('a backend killed mid-request: the client sees the connection reset, the error is counted, the proxy goes on', async (t: TestContext) => {
   t.plan(6);
   const baseline = handleCounts();
+  // The backends' answer delay runs on a mocked clock, moved by hand: the first request is surely
+  // still in flight when the test kills its backend, however slow the machine.
+  t.mock.timers.enable({ apis: ['setTimeout'] });
   const cluster = await startCluster(stateOf(webService()), { ports: 'ephemeral', delayMs: 300 });
   try {
     const front = clusterIP(cluster);
     const inFlight = httpGet(front).then(() => 'answered', (err: NodeJS.ErrnoException) => err.code ?? err.message);
-    t.assert.ok(await eventually(() => cluster.backends.stats().some((b) => b.activeConnections === 1)), 'the request reached a backend');
-    const victim = cluster.backends.stats().find((b) => b.activeConnections === 1)!.endpoint;
+    t.assert.ok(await eventually(() => cluster.backends.stats().some((b) => b.requests === 1)), 'the request reached a backend');
+    const victim = cluster.backends.stats().find((b) => b.requests === 1)!.endpoint;
     await cluster.backends.kill(victim);
     t.assert.strictEqual(await inFlight, 'ECONNRESET', 'the reset reaches the client');
     await eventually(() => cluster.proxy.stats().active === 0);
     const victimStats = cluster.proxy.stats().endpoints.find((e) => e.endpoint === victim)!;
     t.assert.strictEqual(victimStats.errors.reset, 1, JSON.stringify(victimStats));
     // The dead pod no longer listens: new connections meet a refusal and are retried elsewhere.
-    const after = [await httpGet(front), await httpGet(front), await httpGet(front)];
+    // Each answer waits for the mocked clock: moved on once a backend has the request.
+    const handled = (): number => cluster.backends.stats().reduce((n, b) => n + b.requests, 0);
+    const answered = async (): Promise<Awaited<ReturnType<typeof httpGet>>> => {
+      const before = handled();
+      const answer = httpGet(front);
+      assert.ok(await eventually(() => handled() === before + 1), 'the request reached a backend');
+      t.mock.timers.tick(300);
+      return answer;
+    };
+    const after = [await answered(), await answered(), await answered()];
     t.assert.deepStrictEqual(after.map((a) => a.status), [200, 200, 200]);
     t.assert.ok(after.every((a) => a.endpoint !== victim), 'none was served by the dead pod');
     t.assert.ok(cluster.proxy.stats().endpoints.find((e) => e.endpoint === victim)!.errors.refused >= 1, 'its refusals are counted');
@@ -111,7 +124,7 @@ test('every dial failing: the client gets a reset once the attempts run out', as
 });
 
 test('an endpoint removed under load: no request lost, new connections avoid it, open ones finish', async (t: TestContext) => {
-  t.plan(6);
+  t.plan(7);
   const baseline = handleCounts();
   const manifests = webService({ endpoints: ['10.180.0.1', '10.180.0.2', '10.180.0.3'] });
   const cluster = await startCluster(stateOf(manifests), { ports: 'ephemeral', delayMs: 5 });
@@ -139,7 +152,10 @@ test('an endpoint removed under load: no request lost, new connections avoid it,
       }
     };
     const workers = Array.from({ length: 24 }, worker);
-    await sleep(300);
+    // Under way: the agent has opened all its keep-alive connections (rr spreads them over the
+    // three endpoints), so from here on it only reuses them.
+    const opened = (): number => cluster.proxy.stats().endpoints.reduce((n, e) => n + e.connections, 0);
+    t.assert.ok(await eventually(() => opened() >= 12 && cluster.proxy.stats().endpoints.find((e) => e.endpoint === removed)!.active > 0), `the load is on every endpoint (${opened()} connections)`);
     const connectionsBefore = cluster.proxy.stats().endpoints.find((e) => e.endpoint === removed)!.connections;
     removedAt = issued;
     const without = stateOf(webService({ endpoints: ['10.180.0.1', '10.180.0.3'] }));
@@ -148,7 +164,9 @@ test('an endpoint removed under load: no request lost, new connections avoid it,
     // New connections, on top of the keep-alive load.
     const fresh = [];
     for (let i = 0; i < 6; i++) fresh.push(await httpGet(front));
-    await sleep(300);
+    // Keep the load going until the removed endpoint's open connections have served requests
+    // issued after the removal (and a good many requests in all), however long that takes here.
+    const servedAfter = await eventually(() => servedByRemovedAfter.length > 0 && issued > removedAt + 100);
     stop = true;
     await Promise.all(workers);
     const stats = cluster.proxy.stats().endpoints.find((e) => e.endpoint === removed)!;
@@ -156,7 +174,7 @@ test('an endpoint removed under load: no request lost, new connections avoid it,
     t.assert.strictEqual(ok, issued, 'every request issued was answered');
     t.assert.ok(fresh.every((a) => a.endpoint !== removed), `new connections avoid it: ${fresh.map((a) => a.endpoint)}`);
     t.assert.strictEqual(stats.connections, connectionsBefore, 'no new connection reached it after the removal');
-    t.assert.ok(stats.draining && servedByRemovedAfter.length > 0, `its open keep-alive connections went on being served (${servedByRemovedAfter.length} requests)`);
+    t.assert.ok(stats.draining && servedAfter, `its open keep-alive connections went on being served (${servedByRemovedAfter.length} requests)`);
   } finally {
     agent.destroy();
     await cluster.close();

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { categorizeEndpoints } from '../../src/topology/categorize.js';
-import type { EndpointInfo, ServicePortInfo } from '../../src/tracker/types.js';
+import type { EndpointInfo, ServicePortInfo } from '../../src/model/proxy-info.js';
 
 interface Ep {
   ep: string;

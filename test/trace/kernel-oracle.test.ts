@@ -1,20 +1,22 @@
 /**
- * Real traffic as the oracle: kpsim's compiled rules (plus kube-proxy's jumps) are loaded into
- * a "node" network namespace wired to a client and three pods, real TCP connections are made,
- * and each pod reports which of them answered and what source address it saw. The tracer's
- * answer for the same flow must agree: every pod that answered is one of its endpoints (and,
- * over enough connections, every endpoint answers), and the pod sees the node's address
- * exactly when the tracer says that endpoint's path masquerades.
+ * The kernel's conntrack as the oracle: kpsim's compiled rules (plus kube-proxy's jumps) are
+ * loaded into a "node" network namespace wired to a client and three pods, and real TCP
+ * connections are made to a ClusterIP and a NodePort, from outside, from a pod and from the node
+ * itself. For every connection the node's conntrack table says where the kernel's DNAT sent it
+ * (the reply tuple's source) and whether it was source-NATed (the reply tuple's destination is
+ * not the client): that endpoint must be one of the tracer's endpoints for the flow (and, over
+ * enough connections, every one of them is used), and the source NAT must happen exactly when
+ * the tracer says that endpoint's path masquerades. The pods' own answers (which pod, and the
+ * peer address it saw) must tell the same story as conntrack.
  *
  *   client 10.99.0.2 --veth-- node 10.99.0.1 / br0 10.99.1.1 --veth-- pods 10.99.1.2-4
  *
- * Needs root, `ip`, iptables-nft and bridge netfilter; skipped with the reason otherwise.
- * Everything it starts is stopped by PID and every namespace is deleted afterwards.
+ * Needs root, iproute2, iptables-nft, conntrack and bridge netfilter; skipped with the reason
+ * otherwise. Everything it starts is stopped by PID and every namespace is deleted afterwards.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { compileIptablesRules } from '../../src/iptables/compile.js';
 import { renderIptablesSave } from '../../src/iptables/render.js';
 import type { Ruleset } from '../../src/iptables/types.js';
@@ -22,24 +24,17 @@ import { withKubeProxyJumps } from '../../src/trace/default-jumps.js';
 import { createTracer } from '../../src/trace/tracer.js';
 import { buildProxierState, resolveNode } from '../../src/tracker/proxier-state.js';
 import { clusterOf, ep, makeNode, makeProxyConfig, makeService, makeSlice } from '../helpers/cluster-builders.js';
+import { createNamespace, kernelSkipReason, mustInNamespace } from '../helpers/netns.js';
 
-const CONNECTIONS = 30;
+// Each connection picks one of three endpoints at random: all three are used in 45 connections
+// but for a chance of 3 * (2/3)^45, about 4e-8.
+const CONNECTIONS = 45;
 const POD_IPS = ['10.99.1.2', '10.99.1.3', '10.99.1.4'];
 const NODE_UPLINK = '10.99.0.1';
 const NODE_BRIDGE = '10.99.1.1';
 const CLIENT = '10.99.0.2';
 
-function why(): string | false {
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces and iptables)';
-  const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-  if (!has('ip')) return 'needs iproute2 (ip)';
-  const restore = has('iptables-nft-restore') ? 'iptables-nft-restore' : 'iptables-restore';
-  if (!has(restore)) return 'needs iptables';
-  if (!existsSync('/proc/sys/net/bridge/bridge-nf-call-iptables')) return 'needs bridge netfilter (br_netfilter)';
-  return false;
-}
-
-const skip = why();
+const skip = kernelSkipReason(['conntrack'], { bridgeNetfilter: true });
 
 /** The cluster: one NodePort service over the three pods, all on this node. */
 function ruleset(): { rules: Ruleset; localAddresses: readonly string[] } {
@@ -70,21 +65,25 @@ const [name, addr] = process.argv.slice(1);
 net.createServer((s) => { s.end(name + ' ' + s.remoteAddress + '\\n'); }).listen(8080, addr, () => console.log('ready'));
 `;
 
+// Connection i leaves from source port firstPort + i: no two connections share a conntrack
+// tuple (a reused one would replace the entry of an earlier connection), and each answer can be
+// matched with its conntrack entry. The idle timeout only keeps a lost connection from hanging.
 const CLIENT_PROGRAM = `
 const net = require('node:net');
-const [dst, port, count, src] = process.argv.slice(1);
+const [dst, port, count, src, firstPort] = process.argv.slice(1);
 const seen = [];
 (async () => {
   for (let i = 0; i < Number(count); i++) {
+    const localPort = Number(firstPort) + i;
     const line = await new Promise((resolve) => {
-      const s = net.connect({ host: dst, port: Number(port), localAddress: src || undefined, timeout: 2000 });
+      const s = net.connect({ host: dst, port: Number(port), localAddress: src || undefined, localPort, timeout: 20000 });
       let data = '';
       s.on('data', (d) => { data += d; });
       s.on('end', () => resolve(data.trim()));
       s.on('timeout', () => { s.destroy(); resolve('timeout'); });
       s.on('error', (e) => resolve('error ' + e.code));
     });
-    seen.push(line);
+    seen.push(localPort + ' ' + line);
   }
   console.log(JSON.stringify(seen));
 })();
@@ -100,15 +99,15 @@ function sh(args: string[]): void {
 }
 
 async function buildLab(t: TestContext, rules: Ruleset): Promise<Lab> {
-  const prefix = `kpsim-test-${process.pid}-o`;
   const names = ['client', 'node', 'pod1', 'pod2', 'pod3'] as const;
-  const ns = (name: (typeof names)[number]): string => `${prefix}-${name}`;
   const children: ChildProcess[] = [];
+  // Added before the namespaces' clean-ups, and after hooks run in the order they were added:
+  // the responders are killed (by PID) before their namespaces are deleted.
   t.after(() => {
     for (const child of children) child.kill('SIGKILL');
-    for (const name of names) spawnSync('ip', ['netns', 'del', ns(name)]);
   });
-  for (const name of names) sh(['ip', 'netns', 'add', ns(name)]);
+  const created = new Map(names.map((name) => [name, createNamespace(t, name)]));
+  const ns = (name: (typeof names)[number]): string => created.get(name)!;
   const inNs = (name: (typeof names)[number], ...cmd: string[]): void => sh(['ip', '-n', ns(name), ...cmd]);
 
   sh(['ip', 'link', 'add', 'c0', 'netns', ns('client'), 'type', 'veth', 'peer', 'name', 'n0', 'netns', ns('node')]);
@@ -149,43 +148,81 @@ async function buildLab(t: TestContext, rules: Ruleset): Promise<Lab> {
 }
 
 /** Make `count` connections from a namespace; each answer is "endpoint peer-address". */
-function connect(lab: Lab, from: Parameters<Lab['ns']>[0], dst: string, port: number, count: number, src = ''): { endpoint: string; peer: string }[] {
-  const r = spawnSync('ip', ['netns', 'exec', lab.ns(from), process.execPath, '-e', CLIENT_PROGRAM, dst, String(port), String(count), src], { encoding: 'utf8', timeout: 60_000 });
+/** Make `count` connections from a namespace, from source ports firstPort, firstPort + 1, ... */
+function connect(lab: Lab, from: Parameters<Lab['ns']>[0], dst: string, port: number, count: number, firstPort: number, src = ''): { clientPort: number; endpoint: string; peer: string }[] {
+  const r = spawnSync('ip', ['netns', 'exec', lab.ns(from), process.execPath, '-e', CLIENT_PROGRAM, dst, String(port), String(count), src, String(firstPort)], { encoding: 'utf8', timeout: 120_000 });
   assert.equal(r.status, 0, r.stderr);
   const lines = JSON.parse(r.stdout) as string[];
   return lines.map((line) => {
-    const [endpoint, peer] = line.split(' ');
-    return { endpoint: endpoint!, peer: peer ?? '' };
+    const [clientPort, endpoint, peer] = line.split(' ');
+    return { clientPort: Number(clientPort), endpoint: endpoint ?? '', peer: peer ?? '' };
   });
 }
 
-test('real traffic agrees with the tracer', { skip, timeout: 60_000 }, async (t) => {
+/** One connection as the node's conntrack table recorded it. */
+interface Tracked {
+  client: string;
+  clientPort: number;
+  /** Where the kernel's DNAT sent it: the reply tuple's source. */
+  endpoint: string;
+  /** The address the endpoint answered to: the client, unless the connection was source-NATed. */
+  replyTo: string;
+}
+
+/** The node's conntrack entries of TCP connections from `src` to `dst`:`port`. */
+function conntrackEntries(lab: Lab, src: string, dst: string, port: number): Tracked[] {
+  const out = mustInNamespace(lab.ns('node'), ['conntrack', '-L', '-p', 'tcp', '--orig-src', src, '--orig-dst', dst, '--orig-port-dst', String(port)]);
+  return out.split('\n').filter((line) => line.trim() !== '').map((line) => {
+    const tuples = [...line.matchAll(/src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)/g)];
+    assert.equal(tuples.length, 2, `a conntrack entry with an original and a reply tuple: ${line}`);
+    const [original, reply] = tuples as [RegExpMatchArray, RegExpMatchArray];
+    return { client: `${original[1]}:${original[3]}`, clientPort: Number(original[3]), endpoint: `${reply[1]}:${reply[3]}`, replyTo: reply[2]! };
+  });
+}
+
+test('the kernel\'s conntrack agrees with the tracer: DNAT and masquerade of real connections', { skip, timeout: 180_000 }, async (t) => {
   const { rules, localAddresses } = ruleset();
   const lab = await buildLab(t, rules);
   const tracer = createTracer(rules, { localAddresses });
 
-  const flows: { name: string; from: Parameters<Lab['ns']>[0]; src: string; dst: string; port: number }[] = [
-    { name: 'outside client to the cluster IP', from: 'client', src: CLIENT, dst: '10.96.0.10', port: 80 },
-    { name: 'outside client to the node port', from: 'client', src: CLIENT, dst: NODE_UPLINK, port: 30080 },
-    { name: 'a pod to its own service (hairpin on one path)', from: 'pod1', src: POD_IPS[0]!, dst: '10.96.0.10', port: 80 },
+  const everyPod = POD_IPS.map((ip) => `${ip}:8080`);
+  // Which endpoints' connections are source-NATed: what the test expects of both the tracer and
+  // the kernel, so that a regression shared by both (no masquerading at all) fails too.
+  const flows: { name: string; from: Parameters<Lab['ns']>[0]; src: string; dst: string; port: number; masqueraded: readonly string[] }[] = [
+    { name: 'ClusterIP from outside the cluster CIDR (masqueraded)', from: 'client', src: CLIENT, dst: '10.96.0.10', port: 80, masqueraded: everyPod },
+    { name: 'NodePort from outside (masqueraded)', from: 'client', src: CLIENT, dst: NODE_UPLINK, port: 30080, masqueraded: everyPod },
+    { name: 'ClusterIP from a pod (masqueraded only when it reaches itself: hairpin)', from: 'pod1', src: POD_IPS[0]!, dst: '10.96.0.10', port: 80, masqueraded: [`${POD_IPS[0]}:8080`] },
     // From its uplink address, so that masquerading (to br0's address) can be seen.
-    { name: 'the node itself to the cluster IP', from: 'node', src: NODE_UPLINK, dst: '10.96.0.10', port: 80 },
+    { name: 'ClusterIP from the node itself (masqueraded to the bridge address)', from: 'node', src: NODE_UPLINK, dst: '10.96.0.10', port: 80, masqueraded: everyPod },
   ];
 
-  for (const flow of flows) {
+  for (const [i, flow] of flows.entries()) {
     await t.test(flow.name, () => {
       const traced = tracer.trace({ proto: 'tcp', src: flow.src, dst: flow.dst, dport: flow.port });
-      const answers = connect(lab, flow.from, flow.dst, flow.port, CONNECTIONS, flow.from === 'node' ? flow.src : '');
+      assert.equal(traced.verdict, 'DNAT');
+      // Only this flow's connections in the table: it is the node namespace's own, made by this test.
+      mustInNamespace(lab.ns('node'), ['conntrack', '-F']);
+      const answers = connect(lab, flow.from, flow.dst, flow.port, CONNECTIONS, 20_000 + 100 * i, flow.from === 'node' ? flow.src : '');
       const failed = answers.filter((a) => !a.endpoint.includes(':'));
       assert.deepEqual(failed, [], 'every connection answered');
-      const seen = [...new Set(answers.map((a) => a.endpoint))].sort();
-      assert.equal(traced.verdict, 'DNAT');
-      assert.deepEqual(seen, traced.endpoints, `pods that answered vs the tracer's endpoints`);
-      for (const answer of answers) {
-        const masqueraded = answer.peer !== flow.src;
-        assert.equal(masqueraded, traced.masqueradeByEndpoint[answer.endpoint],
-          `${answer.endpoint} saw ${answer.peer}; the tracer says masquerade=${traced.masqueradeByEndpoint[answer.endpoint]}`);
+
+      const tracked = conntrackEntries(lab, flow.src, flow.dst, flow.port);
+      assert.equal(tracked.length, CONNECTIONS, `one conntrack entry per connection:\n${JSON.stringify(tracked, null, 1)}`);
+      for (const entry of tracked) {
+        assert.ok(traced.endpoints.includes(entry.endpoint), `conntrack DNATed ${entry.client} to ${entry.endpoint}, not one of the tracer's endpoints ${traced.endpoints.join(', ')}`);
+        const snat = entry.replyTo !== flow.src;
+        assert.equal(snat, traced.masqueradeByEndpoint[entry.endpoint],
+          `conntrack: ${entry.client} -> ${entry.endpoint} answered to ${entry.replyTo} (source NAT: ${snat}); the tracer says masquerade=${traced.masqueradeByEndpoint[entry.endpoint]}`);
       }
+      const used = [...new Set(tracked.map((e) => e.endpoint))].sort();
+      assert.deepEqual(used, traced.endpoints, `endpoints conntrack used in ${CONNECTIONS} connections vs the tracer's endpoints`);
+      const masqueraded = [...new Set(tracked.filter((e) => e.replyTo !== flow.src).map((e) => e.endpoint))].sort();
+      assert.deepEqual(masqueraded, [...flow.masqueraded].sort(), 'endpoints whose connections conntrack shows source-NATed');
+
+      // Connection by connection, the pods saw the same: which of them answered, and from which address.
+      const fromConntrack = tracked.map((e) => `${e.clientPort} ${e.endpoint} ${e.replyTo}`).sort();
+      const fromPods = answers.map((a) => `${a.clientPort} ${a.endpoint} ${a.peer}`).sort();
+      assert.deepEqual(fromPods, fromConntrack, 'per client port: the answering pod and the peer address it saw vs conntrack\'s reply tuple');
     });
   }
 });

@@ -1,0 +1,70 @@
+/**
+ * The control plane between the manifests people keep and what kube-proxy reads: with
+ * --allocate, the workload controllers, the scheduler and the kubelets turn workloads into
+ * running pods (workload/run.ts); always, the EndpointSlice controller turns the pods into
+ * EndpointSlices for every Service with a selector that has none given. Pure: the cluster in,
+ * a new cluster out, or one error listing every problem.
+ */
+import { aggregateErrors } from '../errors.js';
+import { matchesSelector } from '../model/label-selector.js';
+import type { Cluster, Warning } from '../model/types.js';
+import { DEFAULT_CLUSTER_CIDR } from '../workload/node-pool.js';
+import { runWorkloadControllers } from '../workload/run.js';
+import { PodIndex, deriveEndpointSlices } from './endpoint-slice-controller.js';
+
+export interface ControlPlaneOptions {
+  /** Run the workload controllers, the scheduler and the kubelets (--allocate). */
+  allocate?: boolean;
+  /** Nodes to create when the input has none (--nodes; default 3). */
+  nodeCount?: number;
+  /** The cluster CIDRs pod CIDRs come from (--cluster-cidr); else kube-proxy's clusterCIDR, else 10.244.0.0/16. */
+  clusterCIDRs?: readonly string[];
+  /** kube-controller-manager --max-endpoints-per-slice (default 100). */
+  maxEndpointsPerSlice?: number;
+  /** Mixed into the hashes that stand for the API server's random name suffixes (default 0). */
+  seed?: number;
+}
+
+export function runControlPlane(cluster: Cluster, options: ControlPlaneOptions = {}): Cluster {
+  const warnings: Warning[] = [...cluster.warnings];
+  let { nodes, config } = cluster;
+  let pods = cluster.pods ?? [];
+  let workloads = cluster.workloads ?? [];
+  if (options.allocate) {
+    const clusterCIDRs = options.clusterCIDRs ?? (config.clusterCIDRs.length > 0 ? config.clusterCIDRs : [DEFAULT_CLUSTER_CIDR]);
+    const result = runWorkloadControllers({ nodes, pods, workloads }, { clusterCIDRs, ...(options.nodeCount !== undefined ? { nodeCount: options.nodeCount } : {}), ...(options.seed !== undefined ? { seed: options.seed } : {}) });
+    if (result.problems.length > 0) throw aggregateErrors(result.problems);
+    ({ nodes, pods, workloads } = result);
+    warnings.push(...result.warnings);
+    if (result.createdNodes && config.clusterCIDRs.length === 0) {
+      // A cluster kpsim laid out has kube-proxy configured for its pod network, as kubeadm and
+      // kind do. Given Nodes describe a cluster whose kube-proxy the input configures: left alone.
+      config = { ...config, clusterCIDRs: [...clusterCIDRs] };
+      warnings.push({ message: `kube-proxy's clusterCIDR is not set: taken as ${clusterCIDRs.join(',')}, where --allocate gave the pods their addresses` });
+    }
+  } else {
+    warnings.push(...workloadsWithoutPods(cluster));
+  }
+  const derived = deriveEndpointSlices(
+    { services: cluster.services, pods, nodes, givenSlices: cluster.endpointSlices },
+    {
+      preferSameTrafficDistribution: config.featureGates['PreferSameTrafficDistribution'] ?? true,
+      ...(options.maxEndpointsPerSlice !== undefined ? { maxEndpointsPerSlice: options.maxEndpointsPerSlice } : {}),
+      ...(options.seed !== undefined ? { seed: options.seed } : {}),
+    },
+  );
+  warnings.push(...derived.warnings);
+  return { ...cluster, nodes, config, pods, workloads, endpointSlices: [...cluster.endpointSlices, ...derived.slices], warnings };
+}
+
+/** Without --allocate nothing runs the workload controllers: say so for each workload that has no pods in the input. */
+function workloadsWithoutPods(cluster: Cluster): Warning[] {
+  const index = new PodIndex(cluster.pods ?? []);
+  return (cluster.workloads ?? [])
+    .filter((w) => !index.select(w.namespace, w.selector.matchLabels).some((p) => matchesSelector(w.selector, p.labels)))
+    .map((w) => ({
+      file: w.origin.file,
+      object: w.origin.object,
+      message: 'has no pods in the input, and makes none without --allocate (which runs the workload controllers, the scheduler and the kubelets as a cluster would)',
+    }));
+}

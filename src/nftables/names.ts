@@ -1,0 +1,159 @@
+/**
+ * kube-proxy's nftables names (pkg/proxy/nftables/proxier.go): the table, its fixed chains,
+ * sets and maps, and the per-service and per-endpoint chains named by hashAndTruncate.
+ *
+ * Everything lives inside the `kube-proxy` table, so no name carries a "KUBE-" prefix. A
+ * service port's chains are `<prefix><H>-ns/name/proto/portName`, an endpoint's
+ * `<prefix><H>-ns/name/proto/portName__IP/port`, where H is the first 8 characters of the
+ * base32 SHA-256 of the text after it. Unlike iptables' 28-character names these are readable;
+ * the hash keeps names unique if one ever has to be cut to knftables' length limit.
+ */
+import { createHash } from 'node:crypto';
+import { sha256AsciiPrefix } from '../iptables/sha256.js';
+import { protocolWord } from '../iptables/names.js';
+import type { ServicePortName } from '../tracker/types.js';
+import { base32Std } from '../util/hash.js';
+import { splitHostPortText } from '../util/ip.js';
+
+export const KUBE_PROXY_TABLE = 'kube-proxy';
+export const TABLE_COMMENT = 'rules for kube-proxy';
+
+// Base chains (after kubernetes#132456).
+export const FILTER_PREROUTING_PRE_DNAT = 'filter-prerouting-pre-dnat';
+export const FILTER_OUTPUT_PRE_DNAT = 'filter-output-pre-dnat';
+export const FILTER_INPUT = 'filter-input';
+export const FILTER_FORWARD = 'filter-forward';
+export const FILTER_OUTPUT = 'filter-output';
+export const NAT_PREROUTING = 'nat-prerouting';
+export const NAT_OUTPUT = 'nat-output';
+export const NAT_POSTROUTING = 'nat-postrouting';
+
+// Service dispatch.
+export const SERVICES_CHAIN = 'services';
+export const SERVICE_IPS_MAP = 'service-ips';
+export const SERVICE_NODEPORTS_MAP = 'service-nodeports';
+export const NODEPORT_IPS_SET = 'nodeport-ips';
+export const CLUSTER_IPS_SET = 'cluster-ips';
+export const CLUSTER_IPS_CHECK_CHAIN = 'cluster-ips-check';
+
+// Services without (local) endpoints.
+export const SERVICE_ENDPOINTS_CHECK_CHAIN = 'service-endpoints-check';
+export const NODEPORT_ENDPOINTS_CHECK_CHAIN = 'nodeport-endpoints-check';
+export const NO_ENDPOINT_SERVICES_MAP = 'no-endpoint-services';
+export const NO_ENDPOINT_NODEPORTS_MAP = 'no-endpoint-nodeports';
+export const REJECT_CHAIN = 'reject-chain';
+
+// loadBalancerSourceRanges.
+export const FIREWALL_IPS_MAP = 'firewall-ips';
+export const FIREWALL_CHECK_CHAIN = 'firewall-check';
+
+// Masquerading.
+export const MARK_MASQ_CHAIN = 'mark-for-masquerade';
+export const MASQUERADING_CHAIN = 'masquerading';
+
+// Per service port and endpoint.
+export const CLUSTER_POLICY_PREFIX = 'service-';
+export const LOCAL_POLICY_PREFIX = 'local-';
+export const EXTERNAL_PREFIX = 'external-';
+export const FIREWALL_PREFIX = 'firewall-';
+export const ENDPOINT_PREFIX = 'endpoint-';
+export const AFFINITY_PREFIX = 'affinity-';
+
+/** knftables.NameLengthMax (256) minus the longest prefix with its hyphen (16). */
+const NAME_BASE_LENGTH_MAX = 256 - 16;
+
+const BASE32_CODES = Array.from('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', (ch) => ch.charCodeAt(0));
+const digest = new Uint8Array(5);
+
+/**
+ * The first 8 base32 characters of SHA-256(name): 40 bits, the first five digest bytes. This
+ * runs once per endpoint, so it uses the same short-input SHA-256 as the iptables names.
+ */
+function hash8(name: string): string {
+  if (!sha256AsciiPrefix(name, digest, 5)) return base32Std(createHash('sha256').update(name).digest()).slice(0, 8);
+  const d = digest;
+  const c = BASE32_CODES;
+  // One call, one flat string (eight one-character concatenations made eight strings).
+  return String.fromCharCode(
+    c[d[0]! >> 3]!,
+    c[((d[0]! & 7) << 2) | (d[1]! >> 6)]!,
+    c[(d[1]! >> 1) & 31]!,
+    c[((d[1]! & 1) << 4) | (d[2]! >> 4)]!,
+    c[((d[2]! & 15) << 1) | (d[3]! >> 7)]!,
+    c[(d[3]! >> 2) & 31]!,
+    c[((d[3]! & 3) << 3) | (d[4]! >> 5)]!,
+    c[d[4]! & 31]!,
+  );
+}
+
+/**
+ * kube-proxy's hashAndTruncate: "HASH-name", cut to 237 characters plus "..." when longer
+ * than 240 (it never is for a service port; an endpoint with a long IPv6 address could be).
+ */
+export function hashAndTruncate(name: string): string {
+  const base = `${hash8(name)}-${name}`;
+  return base.length > NAME_BASE_LENGTH_MAX ? `${base.slice(0, NAME_BASE_LENGTH_MAX - 3)}...` : base;
+}
+
+/** "ns/name/proto/portName": "/" cannot occur in any part, so it separates them. */
+function servicePortText(spn: ServicePortName): string {
+  return `${spn.namespace}/${spn.name}/${protocolWord(spn.protocol)}/${spn.port}`;
+}
+
+/** servicePortChainNameBase: "ULMVA6XW-ns1/svc1/tcp/p80". */
+export function servicePortChainNameBase(spn: ServicePortName): string {
+  return hashAndTruncate(servicePortText(spn));
+}
+
+/**
+ * servicePortEndpointChainNameBase: "5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80". Colons are not
+ * allowed in chain names, so an IPv6 address is written with dots instead.
+ */
+export function endpointChainNameBase(spn: ServicePortName, endpoint: string): string {
+  // The address as the endpoint's text has it (kube-proxy does not reformat it).
+  const hp = splitHostPortText(endpoint);
+  if (!hp) throw new Error(`endpoint ${endpoint} is not ip:port`);
+  return hashAndTruncate(`${servicePortText(spn)}__${hp.host.replaceAll(':', '.')}/${hp.portText}`);
+}
+
+export interface ServicePortChains {
+  /** service-: the endpoints for Cluster traffic policy. */
+  readonly clusterPolicyChain: string;
+  /** local-: the endpoints for Local traffic policy. */
+  readonly localPolicyChain: string;
+  /** external-: every external destination (node port, external IP, LB IP) goes here. */
+  readonly externalChain: string;
+  /** firewall-: loadBalancerSourceRanges. */
+  readonly firewallChain: string;
+}
+
+export function servicePortChains(spn: ServicePortName): ServicePortChains {
+  const base = servicePortChainNameBase(spn);
+  return {
+    clusterPolicyChain: CLUSTER_POLICY_PREFIX + base,
+    localPolicyChain: LOCAL_POLICY_PREFIX + base,
+    externalChain: EXTERNAL_PREFIX + base,
+    firewallChain: FIREWALL_PREFIX + base,
+  };
+}
+
+export interface EndpointNames {
+  readonly chain: string;
+  /** Made when asked for: only services with ClientIP affinity have the sets. */
+  readonly affinitySet: string;
+}
+
+export function endpointNames(spn: ServicePortName, endpoint: string): EndpointNames {
+  const base = endpointChainNameBase(spn, endpoint);
+  return {
+    chain: ENDPOINT_PREFIX + base,
+    get affinitySet() {
+      return AFFINITY_PREFIX + base;
+    },
+  };
+}
+
+/** kube-proxy's isServiceChainName: its own fixed chains never contain "/". */
+export function isServiceChainName(chain: string): boolean {
+  return chain.includes('/');
+}

@@ -1,0 +1,283 @@
+/**
+ * One service port, as kube-proxy's nftables syncProxyRules writes it: first the named facts
+ * (hasEndpoints, hasInternalEndpoints, usesFWChain, ...), then the elements that send each of
+ * its destinations somewhere (service-ips, service-nodeports, firewall-ips, or the
+ * no-endpoint maps), then its chains: service- / local- (endpoint selection), external-,
+ * firewall-, one endpoint- chain per reachable endpoint, and an affinity- set per endpoint
+ * with ClientIP affinity. A port without endpoints gets elements only (and its firewall chain).
+ */
+import { protocolWord } from '../iptables/names.js';
+import { policyFacts } from '../topology/policy-facts.js';
+import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
+import { cidrContains, parseCIDR } from '../util/ip.js';
+import {
+  CLUSTER_IPS_SET,
+  FIREWALL_IPS_MAP,
+  MARK_MASQ_CHAIN,
+  NO_ENDPOINT_NODEPORTS_MAP,
+  NO_ENDPOINT_SERVICES_MAP,
+  REJECT_CHAIN,
+  SERVICE_IPS_MAP,
+  SERVICE_NODEPORTS_MAP,
+  type EndpointNames,
+  endpointNames,
+  servicePortChains,
+} from './names.js';
+import type { NftSyncContext } from './sync-context.js';
+import { addElement, addRule, ensureChain, ensureSet, setOf } from './table-builder.js';
+import type { NftChain, NftSet } from './types.js';
+
+/** The maps and sets every service port writes into, looked up once per sync. */
+export interface ServiceMaps {
+  readonly clusterIPs: NftSet;
+  readonly serviceIPs: NftSet;
+  readonly serviceNodePorts: NftSet;
+  readonly noEndpointServices: NftSet;
+  readonly noEndpointNodePorts: NftSet;
+  readonly firewallIPs: NftSet;
+}
+
+export function serviceMapsOf(ctx: NftSyncContext): ServiceMaps {
+  return {
+    clusterIPs: setOf(ctx.table, CLUSTER_IPS_SET),
+    serviceIPs: setOf(ctx.table, SERVICE_IPS_MAP),
+    serviceNodePorts: setOf(ctx.table, SERVICE_NODEPORTS_MAP),
+    noEndpointServices: setOf(ctx.table, NO_ENDPOINT_SERVICES_MAP),
+    noEndpointNodePorts: setOf(ctx.table, NO_ENDPOINT_NODEPORTS_MAP),
+    firewallIPs: setOf(ctx.table, FIREWALL_IPS_MAP),
+  };
+}
+
+/** What kube-proxy decides about a service port before writing anything for it. */
+interface ServicePortFacts {
+  readonly protocol: string;
+  readonly port: string;
+  readonly clusterPolicyChain: string;
+  readonly localPolicyChain: string;
+  readonly externalChain: string;
+  readonly firewallChain: string;
+  readonly usesClusterPolicyChain: boolean;
+  readonly usesLocalPolicyChain: boolean;
+  readonly hasEndpoints: boolean;
+  readonly internalTrafficChain: string;
+  readonly hasInternalEndpoints: boolean;
+  readonly externalPolicyChain: string;
+  readonly hasExternalEndpoints: boolean;
+  /** Based on hasEndpoints, not hasExternalEndpoints: the short-circuit rules are needed even with no local endpoints. */
+  readonly usesExternalTrafficChain: boolean;
+  /** Unlike iptables mode, independent of endpoints: the source ranges are checked before anything else. */
+  readonly usesFWChain: boolean;
+  /** "goto reject-chain" with no endpoints at all, "drop" when only local ones are missing. */
+  readonly internalFilterVerdict: string;
+  readonly externalFilterVerdict: string;
+}
+
+function servicePortFacts(sp: ProxierServicePort): ServicePortFacts {
+  const svc = sp.info;
+  const chains = servicePortChains(svc.svcPortName);
+  const policy = policyFacts(sp);
+  const { hasEndpoints, hasInternalEndpoints, hasExternalEndpoints } = policy;
+  const internalTrafficChain = policy.internalPolicyLocal ? chains.localPolicyChain : chains.clusterPolicyChain;
+  const externalPolicyChain = policy.externalPolicyLocal ? chains.localPolicyChain : chains.clusterPolicyChain;
+
+  let internalFilterVerdict = '';
+  let externalFilterVerdict = '';
+  if (!hasEndpoints) {
+    internalFilterVerdict = `goto ${REJECT_CHAIN}`;
+    externalFilterVerdict = `goto ${REJECT_CHAIN}`;
+  } else {
+    // Endpoints exist, but not on this node for a Local policy: drop what is not short-circuited.
+    if (!hasInternalEndpoints) internalFilterVerdict = 'drop';
+    if (!hasExternalEndpoints) externalFilterVerdict = 'drop';
+  }
+
+  return {
+    protocol: protocolWord(svc.protocol),
+    port: String(svc.port),
+    ...chains,
+    usesClusterPolicyChain: policy.usesClusterPolicy,
+    usesLocalPolicyChain: policy.usesLocalPolicy,
+    hasEndpoints,
+    internalTrafficChain,
+    hasInternalEndpoints,
+    externalPolicyChain,
+    hasExternalEndpoints,
+    usesExternalTrafficChain: policy.usesExternalTrafficChain,
+    usesFWChain: svc.loadBalancerVIPs.length > 0 && svc.loadBalancerSourceRanges.length > 0,
+    internalFilterVerdict,
+    externalFilterVerdict,
+  };
+}
+
+export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: ProxierServicePort): void {
+  const svc = sp.info;
+  const facts = servicePortFacts(sp);
+  const reachable = sp.categorized.allReachableEndpoints;
+  const names = reachable.map((ep) => endpointNames(svc.svcPortName, ep.endpoint));
+
+  writeElements(maps, svc, facts);
+
+  // Chains are created in kube-proxy's order: the endpoints' first, then the policy chains.
+  for (const n of names) ensureChain(ctx.table, n.chain);
+  const clusterChain = facts.usesClusterPolicyChain ? ensureChain(ctx.table, facts.clusterPolicyChain) : undefined;
+  const localChain = facts.usesLocalPolicyChain ? ensureChain(ctx.table, facts.localPolicyChain) : undefined;
+
+  if (facts.hasInternalEndpoints) writeInternalMasquerade(ctx, ensureChain(ctx.table, facts.internalTrafficChain), svc);
+  if (facts.usesExternalTrafficChain) writeExternalChain(ctx, svc, facts);
+  if (facts.usesFWChain) writeFirewallChain(ctx, svc, facts);
+
+  if (svc.sessionAffinityTimeoutSeconds > 0) {
+    for (const n of names) {
+      ensureSet(ctx.table, {
+        kind: 'set', name: n.affinitySet, type: ctx.addrType,
+        // "dynamic" too: without it some kernels add it themselves, and the next add would
+        // then look like a change of flags and fail.
+        flags: ['dynamic', 'timeout'],
+        timeoutSeconds: svc.sessionAffinityTimeoutSeconds,
+      });
+    }
+  }
+
+  const nameOf = endpointNameLookup(reachable, names);
+  if (clusterChain) writeServiceToEndpointRules(ctx, clusterChain, svc, sp.categorized.clusterEndpoints ?? [], nameOf);
+  if (localChain) writeServiceToEndpointRules(ctx, localChain, svc, sp.categorized.localEndpoints ?? [], nameOf);
+
+  for (let i = 0; i < reachable.length; i++) writeEndpointChain(ctx, svc, reachable[i]!, names[i]!);
+}
+
+/** The elements that capture the port's cluster IP, external IPs, LB IPs and node port. */
+function writeElements(maps: ServiceMaps, svc: ServicePortInfo, facts: ServicePortFacts): void {
+  const { protocol, port } = facts;
+  const comment = svc.spn;
+
+  addElement(maps.clusterIPs, { key: [svc.clusterIP] });
+  if (facts.hasInternalEndpoints) {
+    addElement(maps.serviceIPs, { key: [svc.clusterIP, protocol, port], value: [`goto ${facts.internalTrafficChain}`] });
+  } else {
+    addElement(maps.noEndpointServices, { key: [svc.clusterIP, protocol, port], value: [facts.internalFilterVerdict], comment });
+  }
+
+  for (const externalIP of svc.externalIPs) {
+    if (facts.hasEndpoints) {
+      addElement(maps.serviceIPs, { key: [externalIP, protocol, port], value: [`goto ${facts.externalChain}`] });
+    }
+    if (!facts.hasExternalEndpoints) {
+      // No endpoints at all (reject), or none for external traffic (drop what was not short-circuited).
+      addElement(maps.noEndpointServices, { key: [externalIP, protocol, port], value: [facts.externalFilterVerdict], comment });
+    }
+  }
+
+  for (const vip of svc.loadBalancerVIPs) {
+    if (facts.hasEndpoints) {
+      addElement(maps.serviceIPs, { key: [vip, protocol, port], value: [`goto ${facts.externalChain}`] });
+    }
+    if (facts.usesFWChain) {
+      addElement(maps.firewallIPs, { key: [vip, protocol, port], value: [`goto ${facts.firewallChain}`] });
+    }
+  }
+  if (!facts.hasExternalEndpoints) {
+    for (const vip of svc.loadBalancerVIPs) {
+      addElement(maps.noEndpointServices, { key: [vip, protocol, port], value: [facts.externalFilterVerdict], comment });
+    }
+  }
+
+  // Node ports are not subject to loadBalancerSourceRanges, and kube-proxy cannot change that.
+  if (svc.nodePort !== 0) {
+    const nodePort = String(svc.nodePort);
+    if (facts.hasEndpoints) {
+      addElement(maps.serviceNodePorts, { key: [protocol, nodePort], value: [`goto ${facts.externalChain}`] });
+    }
+    if (!facts.hasExternalEndpoints) {
+      addElement(maps.noEndpointNodePorts, { key: [protocol, nodePort], value: [facts.externalFilterVerdict], comment });
+    }
+  }
+}
+
+/**
+ * Off-cluster traffic to the cluster IP is masqueraded: a node may be used as a router into the
+ * service range, and the endpoint may be on another node. The rule needs no port match
+ * (kubernetes#131492): a packet reaches this chain with the cluster IP only through service-ips.
+ */
+function writeInternalMasquerade(ctx: NftSyncContext, chain: NftChain, svc: ServicePortInfo): void {
+  if (ctx.masqueradeAll) {
+    addRule(chain, `${ctx.ipX} daddr ${svc.clusterIP} jump ${MARK_MASQ_CHAIN}`);
+  } else if (ctx.ifNotLocal !== undefined) {
+    addRule(chain, `${ctx.ipX} daddr ${svc.clusterIP} ${ctx.ifNotLocal} jump ${MARK_MASQ_CHAIN}`);
+  }
+}
+
+/** external-: every external destination comes here, then to the external policy chain. */
+function writeExternalChain(ctx: NftSyncContext, svc: ServicePortInfo, facts: ServicePortFacts): void {
+  const chain = ensureChain(ctx.table, facts.externalChain);
+  if (!svc.externalPolicyLocal) {
+    // Endpoints may be on other nodes: masquerade so replies come back through this node.
+    addRule(chain, `jump ${MARK_MASQ_CHAIN}`);
+  } else {
+    if (ctx.ifLocal !== undefined) {
+      // Pod traffic to an external destination is treated as if it went out to the load
+      // balancer and came back: it may use any endpoint, and keeps its source.
+      addRule(chain, `${ctx.ifLocal} goto ${facts.clusterPolicyChain}`, 'short-circuit pod traffic');
+    }
+    // Traffic from the node itself gets a node address as source (the LB IP is local), so
+    // masquerade it, and send it to every endpoint.
+    addRule(chain, `fib saddr type local jump ${MARK_MASQ_CHAIN}`, 'masquerade local traffic');
+    addRule(chain, `fib saddr type local goto ${facts.clusterPolicyChain}`, 'short-circuit local traffic');
+  }
+  if (facts.hasExternalEndpoints) addRule(chain, `goto ${facts.externalPolicyChain}`);
+}
+
+/** firewall-: loadBalancerSourceRanges, checked before DNAT through firewall-ips. */
+function writeFirewallChain(ctx: NftSyncContext, svc: ServicePortInfo, facts: ServicePortFacts): void {
+  const chain = ensureChain(ctx.table, facts.firewallChain);
+  const sources: string[] = [];
+  let allowFromNode = false;
+  for (const range of svc.loadBalancerSourceRanges) {
+    sources.push(range);
+    const cidr = parseCIDR(range);
+    if (cidr && cidrContains(cidr, ctx.nodeIP)) allowFromNode = true;
+  }
+  // The VIP is often a local address of the node, so a request from the node to the VIP comes
+  // back with the VIP as source without going to the load balancer: allow that too.
+  if (allowFromNode) sources.push(...svc.loadBalancerVIPs);
+  addRule(chain, `${ctx.ipX} saddr != { ${sources.join(' , ')} } drop`);
+}
+
+type EndpointNameOf = (list: readonly EndpointInfo[], i: number) => EndpointNames;
+
+/**
+ * The names of `list[i]`. The cluster (or local) list is usually the reachable list itself, so
+ * names are found by position; otherwise by endpoint.
+ */
+function endpointNameLookup(reachable: readonly EndpointInfo[], names: readonly EndpointNames[]): EndpointNameOf {
+  let byEndpoint: Map<EndpointInfo, EndpointNames> | undefined;
+  return (list, i) => {
+    if (list === reachable) return names[i]!;
+    byEndpoint ??= new Map(reachable.map((ep, j) => [ep, names[j]!]));
+    const found = byEndpoint.get(list[i]!);
+    if (found === undefined) throw new Error(`endpoint ${list[i]!.endpoint} is used but not among the reachable endpoints`);
+    return found;
+  };
+}
+
+/** service- / local-: affinity checks first, then one numgen verdict map over the endpoints. */
+function writeServiceToEndpointRules(
+  ctx: NftSyncContext, chain: NftChain, svc: ServicePortInfo, endpoints: readonly EndpointInfo[], nameOf: EndpointNameOf,
+): void {
+  if (svc.sessionAffinityTimeoutSeconds > 0) {
+    for (let i = 0; i < endpoints.length; i++) {
+      const n = nameOf(endpoints, i);
+      addRule(chain, `${ctx.ipX} saddr @${n.affinitySet} goto ${n.chain}`);
+    }
+  }
+  const vmap = new Array<string>(endpoints.length);
+  for (let i = 0; i < endpoints.length; i++) vmap[i] = `${i} : goto ${nameOf(endpoints, i).chain}`;
+  addRule(chain, `numgen random mod ${endpoints.length} vmap { ${vmap.join(' , ')} }`);
+}
+
+/** endpoint-: hairpin masquerade (a pod reaching itself through the service), affinity, DNAT. */
+function writeEndpointChain(ctx: NftSyncContext, svc: ServicePortInfo, ep: EndpointInfo, n: EndpointNames): void {
+  const chain = ensureChain(ctx.table, n.chain);
+  addRule(chain, `${ctx.ipX} saddr ${ep.ip} jump ${MARK_MASQ_CHAIN}`);
+  if (svc.sessionAffinityTimeoutSeconds > 0) addRule(chain, `update @${n.affinitySet} { ${ctx.ipX} saddr }`);
+  addRule(chain, `meta l4proto ${protocolWord(svc.protocol)} dnat to ${ep.endpoint}`);
+}

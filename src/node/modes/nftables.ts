@@ -1,0 +1,108 @@
+/**
+ * kube-proxy's nftables mode as a mode driver: the `kube-proxy` table of each family, printed as
+ * kube-proxy hands it to `nft -f` or as `nft list ruleset` prints it back, the nftables tracer,
+ * and connections placed by walking the table with the kernel's numgen draw (affinity sets kept
+ * between connections, as `recent` lists are in iptables mode).
+ */
+import { canonicalRule, renderNftCanonical } from '../../nftables/canonical.js';
+import { compileNftablesRules } from '../../nftables/compile.js';
+import { parseNftRuleset } from '../../nftables/parse.js';
+import { countNftRules, renderNftScript } from '../../nftables/render-script.js';
+import type { NftRuleset } from '../../nftables/types.js';
+import { ruleWalkPicker } from '../../simulate/rule-walk-picker.js';
+import { createNftTracer, type NftTracer } from '../../trace/nftables/tracer.js';
+import type { ResolvedNode } from '../../tracker/proxier-state.js';
+import type { ProxierState } from '../../tracker/types.js';
+import type { CompiledNode, DumpReader, ModeDriver } from '../mode-driver.js';
+import { rulesCheckedOnPath } from '../rules-checked.js';
+import { traceContextOf } from '../trace-context.js';
+import { freshClient } from './iptables.js';
+
+export interface CompiledNftables extends CompiledNode {
+  readonly mode: 'nftables';
+  /** One per family, IPv4 first: each holds its family's `kube-proxy` table. */
+  readonly rulesets: readonly NftRuleset[];
+}
+
+export function compileNftablesForStates(node: ResolvedNode, states: readonly ProxierState[]): CompiledNftables {
+  return { mode: 'nftables', node, states, rulesets: states.map((state) => compileNftablesRules(state)) };
+}
+
+const tracers = new WeakMap<CompiledNftables, NftTracer>();
+function tracerOf(compiled: CompiledNftables): NftTracer {
+  let tracer = tracers.get(compiled);
+  if (!tracer) tracers.set(compiled, (tracer = createNftTracer(compiled.rulesets, traceContextOf(compiled.states))));
+  return tracer;
+}
+
+/** "family table chain rule" → the rule's 1-based position in its chain, as the tracer's hops name them. */
+export function nftRulePositions(rulesets: readonly NftRuleset[]): Map<string, number> {
+  const positions = new Map<string, number>();
+  for (const ruleset of rulesets) {
+    for (const table of ruleset.tables) {
+      for (const chain of table.chains.values()) {
+        chain.rules.forEach((rule, i) => {
+          const key = `${table.family} ${table.name} ${chain.name} ${canonicalRule(rule)}`;
+          if (!positions.has(key)) positions.set(key, i + 1);
+        });
+      }
+    }
+  }
+  return positions;
+}
+
+export const nftablesDriver: ModeDriver<CompiledNftables> = {
+  mode: 'nftables',
+  describe: 'the kube-proxy table as kube-proxy hands it to nft -f',
+  formats: ['kube-proxy', 'canonical'],
+  options: [],
+  compile: (node, states) => compileNftablesForStates(node, states),
+  render(compiled, format) {
+    if (format === 'canonical') {
+      // `nft list ruleset` of a node holding both tables lists them one after the other.
+      return compiled.rulesets.map(renderNftCanonical).join('');
+    }
+    if (compiled.rulesets.length === 1) return renderNftScript(compiled.rulesets[0]!);
+    // One file nft -f loads whole: each family's table after a comment line.
+    return compiled.rulesets
+      .map((ruleset, i) => `# nft -f (IPv${compiled.states[i]!.family}), node ${compiled.node.name}\n${renderNftScript(ruleset)}`)
+      .join('');
+  },
+  tracer: tracerOf,
+  summarize: (compiled) => compiled.rulesets.map((ruleset) => {
+    const counted = countNftRules(ruleset);
+    const sets = ruleset.tables.reduce((n, t) => n + t.sets.size, 0);
+    return `nftables mode: ${counted.rules} rules in ${counted.chains} chains, ${sets} sets and maps`;
+  }),
+  variants: () => [{ scheduler: 'random', options: {} }],
+  picker(compiled, target, opts) {
+    return ruleWalkPicker(tracerOf(compiled), {
+      packet: { proto: target.proto, dst: target.address, dport: target.port },
+      endpoints: target.servicePort.categorized.allReachableEndpoints.map((e) => e.endpoint),
+      seed: opts.seed,
+      label: 'nftables numgen',
+    });
+  },
+  expectedShares(compiled, target) {
+    const traced = tracerOf(compiled).trace({ proto: target.proto, src: freshClient(target.state.family), dst: target.address, dport: target.port }, { fromNode: false });
+    return new Map(traced.endpoints.map((e) => [e, traced.probabilities[e] ?? 0]));
+  },
+  rulesPerLookup(compiled, packets) {
+    const positions = nftRulePositions(compiled.rulesets);
+    const tracer = tracerOf(compiled);
+    let checked = 0;
+    packets.forEach((packet, i) => {
+      checked += rulesCheckedOnPath(tracer.sample(packet, i + 1).hops, positions);
+    });
+    return packets.length > 0 ? checked / packets.length : 0;
+  },
+};
+
+/** `nft list ruleset` dumps of a real node (--nft-ruleset): traced with the node's addresses given. */
+export const nftablesDumpReader: DumpReader = {
+  flag: '--nft-ruleset',
+  mode: 'nftables',
+  tracer(texts, context) {
+    return createNftTracer(texts.map(({ file, text }) => parseNftRuleset(text, { file })), context);
+  },
+};

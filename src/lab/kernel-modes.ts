@@ -9,12 +9,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { KpsimError } from '../errors.js';
 import type { ModeCompileOptions } from '../node/mode-driver.js';
-import { isRulesMode } from '../node/modes.js';
+import { driverOf, isRulesMode } from '../node/modes.js';
 import type { ProxierState } from '../tracker/types.js';
 import type { Family } from '../util/ip.js';
 import { hasCommand, inNamespace, run } from './exec.js';
 import { iptablesSaveRules } from './kernel-text.js';
-import { iptablesPartialRestore, nftFullScript, nftIncrementalScript, nftRenderedRules } from './sync-text.js';
+import type { LoadedRuleset } from './lab.js';
+import { iptablesPartialRestore, nftFullScript, nftIncrementalScript } from './sync-text.js';
 
 export const LAB_MODES = ['iptables', 'nftables', 'ipvs'] as const;
 export type LabMode = (typeof LAB_MODES)[number];
@@ -39,8 +40,11 @@ export interface KernelMode {
   load(ns: string, family: Family, text: string): Promise<{ tool: string; ms: number }>;
   /** The rules of each chain as the kernel prints them back, keyed "ip nat KUBE-SERVICES". */
   kernelRuleTexts(ns: string, families: readonly Family[]): Promise<Map<string, string[]>>;
-  /** The rules of each chain of the rendered text, in order, keyed the kernel's way. */
-  renderedRules(text: string, family: Family): Map<string, string[]>;
+  /**
+   * The rules of each chain of what was loaded, in order, keyed the kernel's way, in the form the
+   * mode's tracer names its hops' rules with.
+   */
+  renderedRules(ruleset: LoadedRuleset): Map<string, string[]>;
   /** The kernel's name of a trace hop's table: iptables' "nat" is nft's "ip nat". */
   kernelTable(hopTable: string, family: Family): string;
   /** Forgets every client's session affinity, so the next connection from any source is a fresh one. */
@@ -81,7 +85,7 @@ const iptablesMode: KernelMode = {
     }
     return all;
   },
-  renderedRules: (text, family) => iptablesSaveRules(text, family),
+  renderedRules: (r) => iptablesSaveRules(r.text, r.family),
   kernelTable: (table, family) => `${family === 4 ? 'ip' : 'ip6'} ${table}`,
   async resetAffinity(ns) {
     // ClientIP affinity lives in the `recent` match's lists; "/" clears one.
@@ -106,7 +110,9 @@ const nftablesMode: KernelMode = {
     const listed = await run(inNamespace(ns, ['nft', 'list', 'ruleset']));
     return nftListedRules(listed.stdout);
   },
-  renderedRules: (text) => nftRenderedRules(text),
+  // The tracer names rules as `nft list ruleset` prints them (the driver's canonical rendering,
+  // which the kernel prints back byte for byte), not as the `nft -f` script wrote them.
+  renderedRules: (r) => nftListedRules(driverOf(r.compiled).render(r.compiled, 'canonical')),
   kernelTable: (table) => table,
   async resetAffinity(ns) {
     // ClientIP affinity lives in kube-proxy's affinity-* sets (one per endpoint): emptied, one line each.
@@ -194,7 +200,7 @@ export function nftListedRules(text: string): Map<string, string[]> {
     for (const ch of line.replace(/"[^"]*"/g, '')) depth += ch === '{' ? 1 : ch === '}' ? -1 : 0;
     if (before === 0) table = /^table (\S+ \S+) \{/.exec(line)?.[1];
     else if (before === 1) chain = /^chain (\S+) \{/.exec(line)?.[1];
-    else if (before === 2 && depth === 2 && chain !== undefined && table !== undefined && line !== '' && !/^(type|policy) /.test(line)) {
+    else if (before === 2 && depth === 2 && chain !== undefined && table !== undefined && line !== '' && !/^(type|policy|comment) /.test(line)) {
       const key = `${table} ${chain}`;
       chains.set(key, [...(chains.get(key) ?? []), line.replace(/\s*# handle \d+$/, '')]);
     }

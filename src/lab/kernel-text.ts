@@ -56,12 +56,17 @@ export function sourceKeyText(k: Pick<FlowKey, 'proto' | 'src' | 'sport'>): stri
  * sourceKeyText). The kernel forgets a packet's trace mark on some paths (a frame a pod sends
  * through the bridge is traced at the bridge's prerouting, then passed up without it), so the
  * trace table marks packets again at every hook; each time the trace starts over, under the same
- * or a new id, and the pieces are put back together by source.
+ * or a new id, and the pieces are put back together by source. A packet the node sends to itself
+ * is masqueraded on its way out (nftables mode's `masquerade fully-random` gives it a new source
+ * port) and comes back in through lo under a new id: that piece is joined to the packet it
+ * continues by what NAT left alone, its IP ID (IPv6: flow label) and destination.
  */
 export function parseNftTrace(text: string): TracedPacket[] {
   type Building = { id: string; key: FlowKey | undefined; events: TraceEvent[]; hooks: Set<string> };
   const bySource = new Map<string, Building>();
   const open = new Map<string, Building>();
+  /** The packet last seen with this wire identity (see wireIdentity), for pieces NAT renamed. */
+  const byWire = new Map<string, Building>();
   const packets: Building[] = [];
   for (const raw of text.split('\n')) {
     const m = TRACE_LINE.exec(raw.trim());
@@ -72,7 +77,15 @@ export function parseNftTrace(text: string): TracedPacket[] {
       if (!ownTable) continue;
       const key = readPacketKey(rest);
       const source = key === undefined ? `unknown ${id}` : sourceKeyText(key);
+      const wire = wireIdentity(rest);
       let packet = bySource.get(source);
+      if (packet === undefined && wire !== undefined && /\biif "lo"/.test(rest)) {
+        const continued = byWire.get(wire);
+        if (continued !== undefined && !continued.hooks.has(chain)) {
+          packet = continued;
+          bySource.set(source, packet);
+        }
+      }
       if (packet === undefined) {
         packet = { id, key, events: [], hooks: new Set<string>() };
         bySource.set(source, packet);
@@ -85,6 +98,7 @@ export function parseNftTrace(text: string): TracedPacket[] {
       }
       packet.hooks.add(chain);
       open.set(id, packet);
+      if (wire !== undefined) byWire.set(wire, packet);
       continue;
     }
     if (ownTable) continue;
@@ -94,6 +108,14 @@ export function parseNftTrace(text: string): TracedPacket[] {
     if (event !== undefined) packet.events.push(event);
   }
   return packets.map(({ id, key, events }) => ({ id, key, events }));
+}
+
+/** What NAT leaves of a packet: its IP ID (IPv6: flow label), destination address and port. */
+function wireIdentity(line: string): string | undefined {
+  const id = /\bip id (\d+)/.exec(line)?.[1] ?? /\bip6 flowlabel (\d+)/.exec(line)?.[1];
+  const dst = /\bip6? daddr (\S+)/.exec(line)?.[1];
+  const dport = /\b(?:tcp|udp|sctp) dport (\d+)/.exec(line)?.[1];
+  return id === undefined || dst === undefined || dport === undefined ? undefined : `${id} ${dst} ${dport}`;
 }
 
 function readEvent(table: string, chain: string, rest: string): TraceEvent | undefined {

@@ -148,15 +148,3 @@ export function nftIncrementalScript(before: string, after: string): string {
   for (const id of old.sets.keys()) if (!now.sets.has(id)) out.push(`delete ${old.sets.get(id)!.split(' ')[1]} ${id}`);
   return `${out.join('\n')}\n`;
 }
-
-/** The rules of each chain of a knftables script, keyed "ip kube-proxy services" as nft names them. */
-export function nftRenderedRules(text: string): Map<string, string[]> {
-  const chains = new Map<string, string[]>();
-  for (const line of text.split('\n')) {
-    const m = /^add rule (\S+) (\S+) (\S+) (.*)$/.exec(line);
-    if (!m) continue;
-    const key = `${m[1]} ${m[2]} ${m[3]}`;
-    chains.set(key, [...(chains.get(key) ?? []), m[4]!]);
-  }
-  return chains;
-}

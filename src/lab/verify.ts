@@ -22,6 +22,7 @@ import type { FlowCase } from './flows.js';
 import { predictedCategories } from './flows.js';
 import { type ConntrackEntry, type TraceEvent, isDnat, isSnat } from './kernel-text.js';
 import type { KernelMode } from './kernel-modes.js';
+import type { LoadedRuleset } from './lab.js';
 import type { ProbeTry } from './probe.js';
 
 /** One rule on a path, named by its place. */
@@ -38,11 +39,11 @@ export class PathIndex {
 
   constructor(
     private readonly kernel: KernelMode,
-    rulesets: readonly { family: Family; text: string }[],
+    rulesets: readonly LoadedRuleset[],
     private readonly handles: ReadonlyMap<string, readonly number[]>,
     private readonly kernelRules: ReadonlyMap<string, readonly string[]>,
   ) {
-    for (const r of rulesets) this.#rendered.set(r.family, kernel.renderedRules(r.text, r.family));
+    for (const r of rulesets) this.#rendered.set(r.family, kernel.renderedRules(r));
   }
 
   hop(hop: Hop, family: Family): PathStep {
@@ -88,7 +89,9 @@ export function kernelCategory(t: ProbeTry, index: PathIndex): string {
     if (isDnat(t.conntrack)) return joinHostPort(t.conntrack.replySource.ip, t.conntrack.replySource.port);
     return t.outcome === 'refused' && t.trace === undefined ? 'NONE|REJECT' : 'NONE';
   }
-  if (t.outcome === 'refused') return 'REJECT';
+  // Refused with no record in conntrack (the kernel drops a connection's entry when a RST answers
+  // its SYN): a traced try whose rules dropped nothing was refused by the stack, nothing listening.
+  if (t.outcome === 'refused') return t.trace !== undefined ? 'NONE' : 'REJECT';
   if (t.outcome === 'timeout') return 'DROP';
   // A datagram, or a packet the node's own rules refused to send: refused or dropped, unseen which.
   return 'REJECT|DROP';
@@ -245,7 +248,8 @@ function checkTry(c: FlowCase, t: ProbeTry & { src: string }, got: string, predi
  */
 function kernelMasqueraded(c: FlowCase, t: ProbeTry, index: PathIndex): boolean | undefined {
   if (t.conntrack !== undefined && isSnat(t.conntrack)) return true;
-  if (t.trace !== undefined) return index.kernelPath(t.trace.events).some((step) => /\bmasquerade\b/i.test(step.text));
+  // The MASQUERADE target or masquerade statement itself, not a jump to a chain named for it (mark-for-masquerade).
+  if (t.trace !== undefined) return index.kernelPath(t.trace.events).some((step) => /(^|\s)masquerade(\s|$)/i.test(step.text));
   return c.fromNode ? undefined : false;
 }
 

@@ -1,6 +1,7 @@
 /**
- * The differential check: every example cluster's node, its rules loaded into a real kernel in a
- * lab (namespaces for the node, a client and the pods), and for every service port the flows of
+ * The differential check: every example cluster's node (loaded as its goldens are, with its
+ * kpsim.flags), its rules loaded into a real kernel in a lab (namespaces for the node, a client
+ * and the pods), in iptables mode and in nftables mode, and for every service port the flows of
  * src/lab/flows.ts sent through it: from outside, from a pod, from the node, from the service's
  * own endpoint (hairpin), to node ports, external and load-balancer IPs, from inside and outside
  * source ranges, TCP and UDP. Each flow is judged against kpsim's trace of the same rules:
@@ -24,35 +25,34 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkNode } from '../../src/lab/differential.js';
-import { labUnavailable } from '../../src/lab/kernel-modes.js';
+import { type LabMode, labUnavailable } from '../../src/lab/kernel-modes.js';
 import { labDownNamed } from '../../src/lab/lab.js';
-import { loadCluster } from '../../src/manifest/load.js';
 import { buildProxierStates, resolveNode } from '../../src/tracker/proxier-state.js';
+import { loadRulesClusters } from '../helpers/cluster-builders.js';
 
-const skip = labUnavailable('iptables') ?? false;
+const MODES: readonly LabMode[] = ['iptables', 'nftables'];
 const PREFIX = `kpsim-test-${process.pid}`;
 /** At most this many service ports per family and cluster: every example but large-cluster has 10 or fewer. */
 const MAX_SERVICE_PORTS = 10;
 
-const clusters = readdirSync('rules', { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+const clusters = await loadRulesClusters();
+let labs = 0;
 
-test('the kernel agrees with kpsim\'s trace on every example cluster (iptables mode)', { skip, timeout: 20 * 60_000 }, async (t) => {
+for (const mode of MODES) test(`the kernel agrees with kpsim's trace on every example cluster (${mode} mode)`, { skip: labUnavailable(mode) ?? false, timeout: 10 * 60_000 }, async (t) => {
   const stateDir = mkdtempSync(join(tmpdir(), 'kpsim-lab-test-'));
   t.after(async () => {
     await labDownNamed(`${PREFIX}-`);
     rmSync(stateDir, { recursive: true, force: true });
   });
-  let n = 0;
-  for (const name of clusters) {
+  for (const { name, cluster } of clusters) {
     await t.test(name, async () => {
-      const cluster = await loadCluster([join('rules', name)]);
       const node = resolveNode(cluster);
       const states = buildProxierStates(cluster, node);
-      const report = await checkNode({ node, states }, { mode: 'iptables', maxServicePorts: MAX_SERVICE_PORTS, lab: { stateDir, namePrefix: PREFIX, id: String(++n) } });
+      const report = await checkNode({ node, states }, { mode, maxServicePorts: MAX_SERVICE_PORTS, lab: { stateDir, namePrefix: PREFIX, id: String(++labs) } });
       const failures = report.cases.filter((c) => c.problems.length > 0);
       assert.deepEqual(
         failures.map((c) => `${c.name}:\n  ${c.problems.join('\n  ')}`),
@@ -62,7 +62,7 @@ test('the kernel agrees with kpsim\'s trace on every example cluster (iptables m
       // A check that sent nothing would pass: each cluster with services has flows, each flow tries.
       const servicePorts = states.reduce((sum, s) => sum + s.servicePorts.length, 0);
       if (servicePorts > 0) assert.ok(report.cases.length > 0 && report.tries >= report.cases.length, `${report.cases.length} flows, ${report.tries} tries for ${servicePorts} service ports`);
-      t.diagnostic(`${name}: ${report.cases.length} flows, ${report.tries} tries; lab up ${(report.ms.up / 1000).toFixed(1)} s, probe ${(report.ms.probe / 1000).toFixed(1)} s, down ${(report.ms.down / 1000).toFixed(1)} s${report.skipped.length > 0 ? `; ${report.skipped.join('; ')}` : ''}`);
+      t.diagnostic(`${mode} ${name}: ${report.cases.length} flows, ${report.tries} tries; lab up ${(report.ms.up / 1000).toFixed(1)} s, probe ${(report.ms.probe / 1000).toFixed(1)} s, down ${(report.ms.down / 1000).toFixed(1)} s${report.skipped.length > 0 ? `; ${report.skipped.join('; ')}` : ''}`);
     });
   }
 });

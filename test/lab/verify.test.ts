@@ -27,7 +27,7 @@ async function setup(): Promise<{ c: FlowCase; tracer: ReturnType<ReturnType<typ
   // The lab's own compile (not loaded: no kernel here), so the rule places are what a lab loads.
   const ruleset = compileForLab({ node, states }, 'iptables')[0];
   const kernel = kernelMode('iptables');
-  const rendered = kernel.renderedRules(ruleset!.text, 4);
+  const rendered = kernel.renderedRules(ruleset!);
   // A kernel listing: handles 1..n in each chain, texts as rendered.
   const handles = new Map([...rendered].map(([chain, rules]) => [chain, rules.map((_, i) => i + 1)]));
   const index = new PathIndex(kernel, [ruleset!], handles, rendered);

@@ -34,6 +34,30 @@ trace id cccc0003 inet kpsim-trace prerouting packet: iif "cbr0" ip saddr 10.244
 trace id cccc0003 ip filter FORWARD rule  counter packets 5 bytes 380 jump KUBE-FORWARD # handle 15 (verdict jump KUBE-FORWARD)
 `;
 
+/**
+ * nftables mode: the node connects to its own service, masqueraded (fully-random: a new source
+ * port) on the way out through lo, and comes back in under a new id; a second connection from
+ * another port of the same address comes in through lo too, and must not be joined to the first.
+ */
+const LOOPED = `trace id 0000a001 inet kpsim-trace output packet: oif "eth0" ip saddr 192.168.0.2 ip daddr 10.96.0.1 ip dscp cs0 ip ecn not-ect ip ttl 64 ip id 31957 ip protocol tcp ip length 60 tcp sport 10051 tcp dport 443 tcp flags == syn tcp window 64240
+trace id 0000a001 ip kube-proxy nat-output rule jump services # handle 63 (verdict jump services)
+trace id 0000a001 inet kpsim-trace postrouting packet: oif "lo" ip saddr 192.168.0.2 ip daddr 192.168.0.2 ip dscp cs0 ip ecn not-ect ip ttl 64 ip id 31957 ip protocol tcp ip length 60 tcp sport 10051 tcp dport 6443 tcp flags == syn tcp window 64240
+trace id 0000a001 ip kube-proxy masquerading rule masquerade fully-random # handle 71 (verdict accept)
+trace id 0000b002 inet kpsim-trace prerouting packet: iif "lo" @ll,0,112 0x800 ip saddr 192.168.0.2 ip daddr 192.168.0.2 ip dscp cs0 ip ecn not-ect ip ttl 64 ip id 31957 ip protocol tcp ip length 60 tcp sport 6422 tcp dport 6443 tcp flags == syn tcp window 64240
+trace id 0000b002 ip kube-proxy filter-prerouting-pre-dnat rule ct state new jump firewall-check # handle 54 (verdict jump firewall-check)
+trace id 0000b002 ip kube-proxy filter-input rule ct state new jump nodeport-endpoints-check # handle 56 (verdict jump nodeport-endpoints-check)
+trace id 0000c003 inet kpsim-trace input packet: iif "lo" @ll,0,112 0x800 ip saddr 192.168.0.2 ip daddr 192.168.0.2 ip dscp cs0 ip ecn not-ect ip ttl 64 ip id 4083 ip protocol tcp ip length 60 tcp sport 10052 tcp dport 6443 tcp flags == syn tcp window 64240
+trace id 0000c003 ip kube-proxy filter-input rule ct state new jump nodeport-endpoints-check # handle 56 (verdict jump nodeport-endpoints-check)
+`;
+
+test('nft trace: a packet the node sent itself, back in through lo with a new source port, joins its try by IP ID and destination', () => {
+  const packets = parseNftTrace(LOOPED);
+  assert.deepEqual(packets.map((p) => `${sourceKeyText(p.key!)}: ${p.events.map((e) => `${e.chain} ${e.handle}`).join(', ')}`), [
+    'tcp 192.168.0.2 10051: nat-output 63, masquerading 71, filter-prerouting-pre-dnat 54, filter-input 56',
+    'tcp 192.168.0.2 10052: filter-input 56',
+  ]);
+});
+
 test('nft trace: a try\'s rules in order, the trace table\'s own left out, policies and handles read', () => {
   const [packet, ...rest] = parseNftTrace(FORWARDED);
   assert.equal(rest.length, 0);

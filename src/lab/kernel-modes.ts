@@ -6,6 +6,7 @@
  * sync is written). A mode kpsim does not compile yet is listed here already and says so when
  * asked; when its driver lands in modes.ts, it runs with no change here.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { KpsimError } from '../errors.js';
 import type { ModeCompileOptions } from '../node/mode-driver.js';
@@ -136,6 +137,8 @@ const ipvsMode: KernelMode = {
   mode: 'ipvs',
   tools: ['ipvsadm', 'ipset'],
   unavailable() {
+    // kube-proxy loads the module itself when it starts in IPVS mode; so does the lab.
+    if (!existsSync('/proc/net/ip_vs') && hasCommand('modprobe')) spawnSync('modprobe', ['ip_vs'], { stdio: 'ignore', timeout: 10_000 });
     if (!existsSync('/proc/net/ip_vs')) return 'IPVS: this kernel has no ip_vs (CONFIG_IP_VS is not set, or the module cannot be loaded), so kernel-ipvs is skipped';
     return 'IPVS: kpsim\'s lab does not load IPVS tables yet';
   },

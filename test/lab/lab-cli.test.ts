@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ import { labDownNamed, namespacesNamed } from '../../src/lab/lab.js';
 import type { LabState } from '../../src/lab/state.js';
 import type { CompareReport } from '../../src/load/compare-report.js';
 import type { LoadReport } from '../../src/load/report.js';
-import { runCli } from '../helpers/run-cli.js';
+import { cliEntry, runCli } from '../helpers/run-cli.js';
 
 const skip = labUnavailable('iptables') ?? false;
 const PREFIX = `kpsim-test-${process.pid}`;
@@ -70,6 +70,25 @@ test('after a crash that lost the record, lab down still finds the lab by its na
   assert.match(again.stderr, /^kpsim: no lab cli2 is up/);
 });
 
+test('lab up killed half-way (SIGKILL, once its namespaces appear): lab down removes everything it made', { skip, timeout: 120_000 }, async () => {
+  // large-cluster's lab has a hundred namespaces and more: there is time to kill it half-made.
+  const child = spawn(process.execPath, [...process.execArgv, cliEntry(), 'lab', 'up', '-f', 'rules/large-cluster', '-q', '--id', 'cli3'], { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const deadline = Date.now() + 60_000;
+  let seen: string[] = [];
+  while (seen.length === 0 && child.exitCode === null && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    seen = await namespacesNamed(`${PREFIX}-cli3-`);
+  }
+  child.kill('SIGKILL');
+  await exited;
+  assert.ok(seen.length > 0, 'lab up made namespaces before it was killed');
+  const down = runCli(['lab', 'down', '--id', 'cli3']);
+  assert.equal(down.status, 0, down.stderr);
+  assert.deepEqual(await namespacesNamed(`${PREFIX}-cli3-`), [], down.stdout);
+  assert.ok(!existsSync(join(stateDir, 'cli3.json')), 'its record is gone too');
+});
+
 test('kpsim load --mode kernel-iptables sends the load through the kernel and counts each endpoint\'s share', { skip, timeout: 120_000 }, async () => {
   const out = runCli(['load', '-f', 'rules/example', '-q', '--target', 'svc/web', '--mode', 'kernel-iptables', '--connections', '6', '--duration', '1', '--json']);
   assert.equal(out.status, 0, out.stderr);
@@ -84,12 +103,14 @@ test('kpsim load --mode kernel-iptables sends the load through the kernel and co
 });
 
 test('kpsim compare --kernel adds the kernel\'s row beside the userspace proxy', { skip, timeout: 120_000 }, () => {
-  const out = runCli(['compare', '-f', 'rules/example', '-q', '--target', 'svc/web', '--kernel', 'iptables,ipvs', '--duration', '0.5', '--schedulers', 'rr', '--json']);
+  const out = runCli(['compare', '-f', 'rules/example', '-q', '--target', 'svc/web', '--kernel', 'iptables,nftables,ipvs', '--duration', '0.5', '--schedulers', 'rr', '--json']);
   assert.equal(out.status, 0, out.stderr);
   const report = JSON.parse(out.stdout) as CompareReport;
   const kernel = report.rows.find((r) => r.mode === 'kernel-iptables');
   assert.ok(kernel?.measured && (kernel.requests ?? 0) > 0 && kernel.relativeToDirect !== null, JSON.stringify(kernel));
-  assert.deepEqual(report.rows.map((r) => r.label).slice(0, 3), ['direct', 'userspace rr', 'kernel iptables']);
+  const nftables = report.rows.find((r) => r.mode === 'kernel-nftables');
+  assert.ok(nftables?.measured && (nftables.requests ?? 0) > 0 && nftables.relativeToDirect !== null, JSON.stringify(nftables));
+  assert.deepEqual(report.rows.map((r) => r.label).slice(0, 4), ['direct', 'userspace rr', 'kernel iptables', 'kernel nftables']);
   if (!existsSync('/proc/net/ip_vs')) assert.ok(report.notes.some((n) => /kernel ipvs left out: IPVS: this kernel has no ip_vs/.test(n)), report.notes.join('\n'));
 });
 
@@ -128,6 +149,8 @@ const usage: { name: string; args: string[]; flag: string }[] = [
   { name: '--verify with --flows', args: ['trace', '-f', 'rules/example', '--flows', 'x.json', '--verify', '-q'], flag: '--verify' },
   { name: '--tries without --verify', args: ['trace', '-f', 'rules/example', '--src', '1.2.3.4', '--dst', '10.96.100.20', '--dport', '80', '--tries', '2', '-q'], flag: '--tries' },
   { name: 'an unknown --kernel mode', args: ['compare', '-f', 'rules/example', '--kernel', 'ebpf', '-q'], flag: '--kernel' },
+  { name: 'UDP through a kernel mode', args: ['load', '-f', 'rules/example', '--target', 'svc/kube-system/kube-dns', '--proto', 'udp', '--mode', 'kernel-nftables', '-q'], flag: '--proto' },
+  { name: 'a proxy flag with a kernel mode', args: ['load', '-f', 'rules/example', '--target', 'svc/web', '--mode', 'kernel-iptables', '--workers', '2', '-q'], flag: '--workers' },
 ];
 for (const c of usage) {
   test(`usage error exits 2 naming the flag: ${c.name}`, () => {

@@ -9,6 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { KpsimError } from '../errors.js';
+import { braceDelta } from '../nftables/parse.js';
 import type { ModeCompileOptions } from '../node/mode-driver.js';
 import { driverOf, isRulesMode } from '../node/modes.js';
 import type { ProxierState } from '../tracker/types.js';
@@ -200,7 +201,7 @@ export function nftListedRules(text: string): Map<string, string[]> {
   for (const raw of text.split('\n')) {
     const line = raw.trim();
     const before = depth;
-    for (const ch of line.replace(/"[^"]*"/g, '')) depth += ch === '{' ? 1 : ch === '}' ? -1 : 0;
+    depth += braceDelta(line);
     if (before === 0) table = /^table (\S+ \S+) \{/.exec(line)?.[1];
     else if (before === 1) chain = /^chain (\S+) \{/.exec(line)?.[1];
     else if (before === 2 && depth === 2 && chain !== undefined && table !== undefined && line !== '' && !/^(type|policy|comment) /.test(line)) {

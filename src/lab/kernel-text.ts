@@ -8,6 +8,8 @@
  * with its handle, which names the rule exactly whatever syntax printed it.
  */
 
+import { braceDelta } from '../nftables/parse.js';
+
 export type L4 = 'tcp' | 'udp' | 'sctp';
 
 /** A connection's first packet, as both tools print it. */
@@ -186,7 +188,7 @@ export function parseRuleHandles(text: string): Map<string, number[]> {
   for (const raw of text.split('\n')) {
     const line = raw.trim();
     const before = depth;
-    depth += braceBalance(line);
+    depth += braceDelta(line);
     if (before === 0) {
       const t = /^table (\S+) (\S+) \{/.exec(line);
       table = t ? `${t[1]} ${t[2]}` : undefined;
@@ -203,18 +205,6 @@ export function parseRuleHandles(text: string): Map<string, number[]> {
     if (h && chain !== undefined) chain.push(Number(h[1]));
   }
   return chains;
-}
-
-/** Opening minus closing braces outside double quotes. */
-function braceBalance(line: string): number {
-  let n = 0;
-  let quoted = false;
-  for (const ch of line) {
-    if (ch === '"') quoted = !quoted;
-    else if (!quoted && ch === '{') n++;
-    else if (!quoted && ch === '}') n--;
-  }
-  return n;
 }
 
 function unquote(name: string): string {

@@ -5,13 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { kernelMode, labUnavailable } from '../../src/lab/kernel-modes.js';
 import { withOneServiceChanged } from '../../src/lab/sync-bench.js';
 import { iptablesPartialRestore, nftFullScript, nftIncrementalScript } from '../../src/lab/sync-text.js';
 import { loadCluster } from '../../src/manifest/load.js';
+import { braceDelta } from '../../src/nftables/parse.js';
 import { modeDriver } from '../../src/node/modes.js';
 import { buildProxierStates, resolveNode } from '../../src/tracker/proxier-state.js';
+import { createNamespace, mustInNamespace } from '../helpers/netns.js';
 
 /** kube-proxy's iptables text of the example's IPv4 proxier, before and after one endpoint is added. */
 async function iptablesTexts(): Promise<{ before: string; after: string; jumps: string }> {
@@ -73,52 +74,70 @@ test('nftables incremental sync: new chains added, a changed chain flushed and w
 
 // ---------------------------------------------------------------- in a real kernel
 
-const skip = labUnavailable('iptables') ?? false;
-const NS = `kpsim-test-${process.pid}-sync`;
-
-function sh(argv: string[], input?: string): string {
-  const r = spawnSync(argv[0]!, argv.slice(1), { input: input ?? '', encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
+const skip = labUnavailable('nftables') ?? false;
 
 /** The -A lines of iptables-save, chain by chain (counters and the header left out). */
 function savedRules(ns: string): string {
-  return sh(['ip', 'netns', 'exec', ns, 'iptables-save']).split('\n').filter((l) => l.startsWith('-A ') || l.startsWith('*')).join('\n');
+  return mustInNamespace(ns, ['iptables-save']).split('\n').filter((l) => l.startsWith('-A ') || l.startsWith('*')).join('\n');
+}
+
+/**
+ * A listing's chains, sets and maps in name order: nft lists them in the order they were made,
+ * and a chain an incremental sync adds comes after those a full load made before it.
+ */
+function blocksInAnyOrder(listing: string): string {
+  const blocks: string[] = [];
+  let depth = 0;
+  for (const line of listing.split('\n')) {
+    if (depth === 1 && line.trim() !== '') {
+      if (line.trim().endsWith('{')) blocks.push(line);
+      else if (blocks.length > 0 && !line.trim().startsWith('}')) blocks[blocks.length - 1] += `\n${line}`;
+      else blocks.push(line);
+    } else if (depth > 1) blocks[blocks.length - 1] += `\n${line}`;
+    depth += braceDelta(line);
+  }
+  return blocks.sort().join('\n');
+}
+
+/** The nftables driver's `nft -f` script of the example's IPv4 proxier, before and after one endpoint is added. */
+async function nftablesTexts(): Promise<{ before: string; after: string }> {
+  const cluster = await loadCluster(['rules/example']);
+  const node = resolveNode(cluster);
+  const driver = modeDriver('nftables');
+  const text = (c: typeof cluster): string => driver.render(driver.compile(node, buildProxierStates(c, node).filter((s) => s.family === 4), {}), 'kube-proxy');
+  return { before: text(cluster), after: text(withOneServiceChanged(cluster)) };
 }
 
 test('in the kernel: a partial iptables sync ends where loading the new rules does', { skip }, async (t) => {
-  t.after(() => spawnSync('ip', ['netns', 'del', NS]));
   const { before, after, jumps } = await iptablesTexts();
   const iptables = kernelMode('iptables');
-  sh(['ip', 'netns', 'add', NS]);
-  await iptables.load(NS, 4, jumps);
-  for (const step of [iptables.fullSync(4, before), iptables.partialSync(4, before, after)]) sh(['ip', 'netns', 'exec', NS, ...step.argv], step.input);
-  const synced = savedRules(NS);
+  const synced = createNamespace(t, 'sync-partial');
+  await iptables.load(synced, 4, jumps);
+  for (const step of [iptables.fullSync(4, before), iptables.partialSync(4, before, after)]) mustInNamespace(synced, step.argv, step.input);
   // The same built-in jumps, then `after` in full over them.
-  sh(['ip', 'netns', 'del', NS]);
-  sh(['ip', 'netns', 'add', NS]);
-  await iptables.load(NS, 4, jumps);
+  const loaded = createNamespace(t, 'sync-full');
+  await iptables.load(loaded, 4, jumps);
   const full = iptables.fullSync(4, after);
-  sh(['ip', 'netns', 'exec', NS, ...full.argv], full.input);
-  assert.equal(synced, savedRules(NS));
+  mustInNamespace(loaded, full.argv, full.input);
+  assert.equal(savedRules(synced), savedRules(loaded));
 });
 
-test('in the kernel: an incremental nftables sync ends where loading the new table does', { skip }, async (t) => {
-  t.after(() => spawnSync('ip', ['netns', 'del', NS]));
+test('in the kernel: an incremental nftables sync of the driver\'s tables ends where loading the new table does', { skip }, async (t) => {
+  const { before, after } = await nftablesTexts();
   const nftables = kernelMode('nftables');
-  const listing = (): string => sh(['ip', 'netns', 'exec', NS, 'nft', 'list', 'ruleset']);
-  sh(['ip', 'netns', 'add', NS]);
-  await nftables.load(NS, 4, NFT_BEFORE);
-  const step = nftables.partialSync(4, NFT_BEFORE, NFT_AFTER);
-  sh(['ip', 'netns', 'exec', NS, ...step.argv], step.input);
-  const synced = listing();
-  sh(['ip', 'netns', 'del', NS]);
-  sh(['ip', 'netns', 'add', NS]);
-  await nftables.load(NS, 4, NFT_AFTER);
-  assert.equal(synced, listing());
-  // And back again, which deletes the new chain and element.
-  const back = nftables.partialSync(4, NFT_AFTER, NFT_BEFORE);
-  sh(['ip', 'netns', 'exec', NS, ...back.argv], back.input);
-  assert.doesNotMatch(listing(), /10\.244\.1\.6|10\.96\.0\.11/);
+  const listing = (ns: string): string => blocksInAnyOrder(mustInNamespace(ns, ['nft', 'list', 'ruleset']));
+  const synced = createNamespace(t, 'sync-incremental');
+  await nftables.load(synced, 4, before);
+  const step = nftables.partialSync(4, before, after);
+  assert.ok(step.input.length < after.length / 2, `an incremental sync writes the change, not the table: ${step.input.length} of ${after.length} bytes`);
+  mustInNamespace(synced, step.argv, step.input);
+  const loaded = createNamespace(t, 'sync-new');
+  await nftables.load(loaded, 4, after);
+  assert.equal(listing(synced), listing(loaded));
+  // And back again, which deletes the new endpoint's chain and elements.
+  const back = nftables.partialSync(4, after, before);
+  mustInNamespace(synced, back.argv, back.input);
+  const fresh = createNamespace(t, 'sync-before');
+  await nftables.load(fresh, 4, before);
+  assert.equal(listing(synced), listing(fresh));
 });

@@ -119,6 +119,7 @@ test('kpsim trace --verify: the kernel beside the trace, agreeing', { skip, time
     { name: 'outside client to a ClusterIP', args: ['--src', '203.0.113.9', '--dst', '10.96.100.20', '--dport', '80', '--tries', '3'] },
     { name: 'a pod to its own service (hairpin, UDP)', args: ['--src', '10.244.0.2', '--dst', '10.96.0.10', '--dport', '53', '--proto', 'udp'] },
     { name: 'a service without endpoints (REJECT)', args: ['--src', '203.0.113.9', '--dst', '10.96.40.50', '--dport', '80'] },
+    { name: 'nftables mode: the node to its own kubernetes endpoint (masqueraded, back in through lo)', args: ['--mode', 'nftables', '--from-node', '--src', '192.168.0.2', '--dst', '10.96.0.1', '--dport', '443'] },
   ];
   for (const c of cases) {
     const out = runCli(['trace', '-f', 'rules/example', '-q', '--verify', '--json', ...c.args]);

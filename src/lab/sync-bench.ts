@@ -7,6 +7,7 @@
  * transaction of the changed chains and elements), and a sync after no change. Each is the
  * median of a few runs of the tool, start to exit.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { KpsimError } from '../errors.js';
 import { clusterFromManifests } from '../manifest/load.js';
@@ -98,6 +99,13 @@ export async function runSyncBench(cluster: Cluster, node: ResolvedNode, opts: S
       const initial = compileForLab({ node, states: [stateBefore] }, mode)[0]!;
       const ns = `${opts.namePrefix ?? namePrefix()}-sync-${randomBytes(3).toString('hex')}`;
       await run(['ip', 'netns', 'add', ns]);
+      // Interrupted (Ctrl-C, a kill): the namespace goes with the run (exit 130 or 143).
+      const onSignal = (signal: NodeJS.Signals): void => {
+        spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      };
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
       try {
         const services = stateBefore.servicePorts.length;
         const endpoints = stateBefore.servicePorts.reduce((n, sp) => n + sp.categorized.allReachableEndpoints.length, 0);
@@ -123,6 +131,8 @@ export async function runSyncBench(cluster: Cluster, node: ResolvedNode, opts: S
           fullName: kernel.syncNames.full, partialName: kernel.syncNames.partial,
         });
       } finally {
+        process.removeListener('SIGINT', onSignal);
+        process.removeListener('SIGTERM', onSignal);
         await run(['ip', 'netns', 'del', ns], { allowFailure: true });
       }
     }

@@ -10,13 +10,13 @@
  *   - every endpoint it predicts is chosen: the tries per flow make a miss less likely than 1e-6
  *     per endpoint (n (1 - p_min)^tries <= 1e-6), and at least 5 are expected per endpoint;
  *   - the kernel's choices follow the predicted probabilities: Pearson's chi-square, alpha = 1e-6
- *     per flow (about 400 flows a mode, 800 a run: a false alarm about once in 1 200 runs);
+ *     per flow (about 380 flows a mode, 760 a run: a false alarm about once in 1 300 runs);
  *   - masquerade, REJECT and DROP as predicted (conntrack, the client's errors, the trace);
  *   - the rules each traced try matched (nft's trace, six tries a flow) are, place by place, the
  *     path kpsim's trace takes to the endpoint that try reached.
  *
  * Time: a cluster takes 2 to 25 s here (lab up, tries, lab down), large-cluster 40 to 95 s; a
- * mode about 4 minutes on a busy two-core machine. large-cluster is sampled to
+ * mode about 3 minutes on a busy two-core machine (184 s iptables, 174 s nftables at load 16). large-cluster is sampled to
  * 5 of its 52 service ports (every kind first, then evenly; about 100 pods): every endpoint
  * would be a thousand namespaces, and the kernel's neighbour table, shared by every namespace on
  * the machine, holds 1024 entries.

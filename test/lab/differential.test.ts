@@ -17,9 +17,9 @@
  *
  * Time: a cluster takes 2 to 25 s here (lab up, tries, lab down), large-cluster about 40 s; a
  * mode about 3 minutes on a busy two-core machine (184 s iptables, 174 s nftables at load
- * average 16). large-cluster is sampled to 5 of its 52 service ports (every kind first, then evenly; about 100 pods): every endpoint
- * would be a thousand namespaces, and the kernel's neighbour table, shared by every namespace on
- * the machine, holds 1024 entries.
+ * average 16). large-cluster is sampled to 5 of its 52 service ports (every kind first, then
+ * evenly; about 100 pods): every endpoint would be a thousand namespaces, and the kernel's
+ * neighbour table, shared by every namespace on the machine, holds 1024 entries.
  *
  * Needs root, ip, iptables, nft, conntrack and perl; skipped with the reason otherwise. The lab's
  * namespaces are named kpsim-test-<pid>-<n>-... and removed after each cluster, whatever happens.

@@ -59,6 +59,9 @@ export interface KernelMode {
   readonly syncNames: { readonly full: string; readonly partial: string };
 }
 
+/** A whole ruleset loaded at once: 10k services are 47 MB for nft -f, minutes on a busy machine. */
+const LOAD_TIMEOUT_MS = 30 * 60_000;
+
 const restoreTool = (family: Family): string => (family === 4 ? 'iptables-restore' : 'ip6tables-restore');
 const saveTool = (family: Family): string => (family === 4 ? 'iptables-save' : 'ip6tables-save');
 
@@ -76,7 +79,7 @@ const iptablesMode: KernelMode = {
     for (const name of new Set([...text.matchAll(/--nfacct-name\s+(\S+)/g)].map((m) => m[1]!))) {
       await run(inNamespace(ns, ['nfacct', 'add', name]), { allowFailure: true });
     }
-    const r = await run(inNamespace(ns, [restoreTool(family)]), { input: text });
+    const r = await run(inNamespace(ns, [restoreTool(family)]), { input: text, timeoutMs: LOAD_TIMEOUT_MS });
     return { tool: restoreTool(family), ms: r.ms };
   },
   async kernelRuleTexts(ns, families) {
@@ -105,7 +108,7 @@ const nftablesMode: KernelMode = {
   compileOptions: {},
   sysctls: () => [],
   async load(ns, _family, text) {
-    const r = await run(inNamespace(ns, ['nft', '-f', '-']), { input: text });
+    const r = await run(inNamespace(ns, ['nft', '-f', '-']), { input: text, timeoutMs: LOAD_TIMEOUT_MS });
     return { tool: 'nft -f', ms: r.ms };
   },
   async kernelRuleTexts(ns) {

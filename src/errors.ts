@@ -70,6 +70,9 @@ export const codes = {
   KPSIM_ERR_SOURCE_AUTH: 'the API server refused the credentials (401 Unauthorized or 403 Forbidden)',
   KPSIM_ERR_SOURCE_RESPONSE: 'the API server answered with an error or a body kpsim cannot read',
 
+  // agent: kpsim agent's syncs
+  KPSIM_ERR_AGENT_SYNC: 'a sync of kpsim agent failed (the kernel refused its payload)',
+
   // output: files kpsim writes
   KPSIM_ERR_OUTPUT_WRITE: 'an output file or folder could not be written',
   // Never thrown as a KpsimError: the code of the API's 500 answer, a bug in kpsim.

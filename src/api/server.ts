@@ -8,6 +8,7 @@
  *   GET  /v1/rules?mode=&family=&format=   the mode's text (text/plain): what `kpsim compile` prints
  *   POST /v1/trace                         {proto, src, dst, dport, sport?, mode?, seed?, fromNode?, manifests?}
  *   POST /v1/trace/batch                   {flows: [...], mode?, manifests?} → one result per flow
+ *   GET  /                                 the web page, with the routes only it uses (web.ts)
  *
  * Errors answer {code, message, file?, object?, path?}: 400 for bad input, 404 for an unknown
  * node, 409 for conflicting objects; a 500 is a bug.
@@ -18,8 +19,10 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { requireBearerToken } from './auth.js';
 import { type KubeApiOptions, kubeApiPlugin } from './kube/routes.js';
+import { webPlugin } from './web.js';
 import { KpsimError, isKpsimError } from '../errors.js';
 import { clusterFromManifests, type ManifestText } from '../manifest/load.js';
+import { ZONE_LABEL } from '../model/node.js';
 import type { Cluster } from '../model/types.js';
 import { proxierStatesFor } from '../node/compile-node.js';
 import type { CompiledNode, OutputFormat, RulesMode } from '../node/mode-driver.js';
@@ -118,11 +121,25 @@ export function buildApiServer(options: ApiOptions = {}): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024, ...(options.https ? { https: options.https } : {}) }) as unknown as FastifyInstance;
   if (options.token !== undefined) requireBearerToken(app, options.token);
   if (options.kube) void app.register(kubeApiPlugin, options.kube);
-  let served: CompiledCluster | undefined;
-  /** The served cluster, compiled anew when the live cluster has changed since the last request. */
-  const servedCluster = (): CompiledCluster | undefined => {
+  let servedFrom: Cluster | undefined;
+  const servedByNode = new Map<string, CompiledCluster>();
+  /**
+   * The served cluster from the server's node (or another node's point of view, when a request
+   * names one), compiled anew when the live cluster has changed since the last request.
+   */
+  const servedCluster = (node?: string): CompiledCluster | undefined => {
     const cluster = options.currentCluster?.() ?? options.cluster;
-    if (cluster && served?.cluster !== cluster) served = new CompiledCluster(cluster, options.node ?? {});
+    if (!cluster) return undefined;
+    if (servedFrom !== cluster) {
+      servedFrom = cluster;
+      servedByNode.clear();
+    }
+    const key = node ?? '';
+    let served = servedByNode.get(key);
+    if (!served) {
+      served = new CompiledCluster(cluster, node === undefined ? options.node ?? {} : { node });
+      servedByNode.set(key, served);
+    }
     return served;
   };
 
@@ -132,7 +149,7 @@ export function buildApiServer(options: ApiOptions = {}): FastifyInstance {
       const cluster = clusterFromManifests(body.manifests, { allocate: options.allocate ?? false });
       return new CompiledCluster(cluster, { ...(body.node !== undefined ? { node: body.node } : {}), ...(body.nodeIPs ? { nodeIPs: body.nodeIPs } : {}) });
     }
-    const current = servedCluster();
+    const current = servedCluster(body.node === '' ? undefined : body.node);
     if (!current) throw new KpsimError('KPSIM_ERR_API_BAD_REQUEST', 'this server has no cluster: post manifests with the request', { path: 'manifests' });
     return current;
   };
@@ -150,26 +167,60 @@ export function buildApiServer(options: ApiOptions = {}): FastifyInstance {
   });
 
   app.get('/v1/healthz', async () => ({ ok: true }));
+  webPlugin(app, {
+    served: (node) => {
+      const c = clusterFor(node !== undefined ? { node } : {});
+      return { defaultMode: c.defaultMode, view: { ...c.view, cluster: c.cluster }, compiled: (mode) => c.compiled(mode), tracer: (mode) => c.tracer(mode) };
+    },
+    ...(options.kube ? { store: options.kube.store } : {}),
+  });
 
   app.get('/v1/cluster', async () => {
     const c = clusterFor({});
     return {
       node: { name: c.view.node.name, ips: c.view.node.ips },
       families: c.view.states.map((s) => s.family),
+      defaultMode: c.defaultMode,
+      ...(options.kube ? { resourceVersion: options.kube.store.resourceVersion } : {}),
       servicePorts: c.view.states.flatMap((s) =>
-        s.servicePorts.map((sp) => ({
-          family: s.family,
-          name: sp.info.spn,
-          protocol: sp.info.protocol,
-          clusterIP: sp.info.clusterIP,
-          port: sp.info.port,
-          nodePort: sp.info.nodePort,
-          externalIPs: sp.info.externalIPs,
-          loadBalancerVIPs: sp.info.loadBalancerVIPs,
-          endpoints: sp.endpoints.map((e) => ({ endpoint: e.endpoint, ready: e.ready, serving: e.serving, terminating: e.terminating, local: e.isLocal })),
-          reachable: sp.categorized.allReachableEndpoints.map((e) => e.endpoint),
-        })),
+        s.servicePorts.map((sp) => {
+          const svc = sp.info.service;
+          return {
+            family: s.family,
+            name: sp.info.spn,
+            namespace: svc.namespace,
+            service: svc.name,
+            portName: sp.info.svcPortName.port,
+            type: svc.type,
+            protocol: sp.info.protocol,
+            clusterIP: sp.info.clusterIP,
+            port: sp.info.port,
+            nodePort: sp.info.nodePort,
+            externalIPs: sp.info.externalIPs,
+            loadBalancerVIPs: sp.info.loadBalancerVIPs,
+            loadBalancerSourceRanges: sp.info.loadBalancerSourceRanges,
+            externalTrafficPolicy: svc.externalTrafficPolicy,
+            internalTrafficPolicy: svc.internalTrafficPolicy,
+            sessionAffinity: svc.sessionAffinity,
+            sessionAffinityTimeoutSeconds: sp.info.sessionAffinityTimeoutSeconds,
+            healthCheckNodePort: sp.info.healthCheckNodePort,
+            endpoints: sp.endpoints.map((e) => ({
+              endpoint: e.endpoint, ready: e.ready, serving: e.serving, terminating: e.terminating, local: e.isLocal,
+              ...(e.nodeName !== undefined ? { node: e.nodeName } : {}),
+              ...(e.zone !== undefined ? { zone: e.zone } : {}),
+              ...(e.podName !== undefined ? { pod: e.podName } : {}),
+            })),
+            reachable: sp.categorized.allReachableEndpoints.map((e) => e.endpoint),
+          };
+        }),
       ),
+      nodes: c.cluster.nodes.map((n) => ({
+        name: n.name,
+        addresses: n.addresses.map((a) => `${a.type} ${a.address}`),
+        podCIDRs: n.podCIDRs,
+        ...(n.labels[ZONE_LABEL] !== undefined ? { zone: n.labels[ZONE_LABEL] } : {}),
+        ready: n.ready !== false,
+      })),
       warnings: c.cluster.warnings,
     };
   });

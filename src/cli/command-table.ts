@@ -56,9 +56,29 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./lab.js')).registerLab,
   },
   {
+    name: 'nodes',
+    summary: 'every node\'s view in one table: rules or virtual servers per mode, local endpoints, Local-policy services without local endpoints, health check answers',
+    load: async () => (await import('./nodes.js')).registerNodes,
+  },
+  {
+    name: 'diff-nodes',
+    summary: 'how two nodes\' rules differ in one mode, and why: their addresses, zones and local endpoints',
+    load: async () => (await import('./diff-nodes.js')).registerDiffNodes,
+  },
+  {
+    name: 'generate',
+    summary: 'write a realistic cluster of the size asked for (up to Kubernetes\' 5,000 nodes, 150,000 pods, 10,000 services) as manifests the API server would store',
+    load: async () => (await import('./generate.js')).registerGenerate,
+  },
+  {
     name: 'serve',
-    summary: 'serve the JSON API (cluster, rules, packet traces) and the Kubernetes API (kubectl, client-node) on loopback',
+    summary: 'serve the JSON API (cluster, rules, packet traces), a web page that shows them, and the Kubernetes API (kubectl, client-node) on loopback',
     load: async () => (await import('./serve.js')).registerServe,
+  },
+  {
+    name: 'agent',
+    summary: 'run kube-proxy\'s sync loop on one node against a live API server (iptables, ipvs or userspace mode): partial syncs, kube-proxy\'s metrics and health checks, each sync\'s rules in --rules-dir',
+    load: async () => (await import('./agent.js')).registerAgent,
   },
   {
     name: 'dump',

@@ -112,18 +112,26 @@ export async function loadClusterObjects(opts: ClusterOptions): Promise<{ object
 
 /** Load the cluster the options name (files or a live cluster), apply the flag overrides, and print the warnings. */
 export async function loadClusterFromOptions(opts: ClusterOptions): Promise<LoadedCluster> {
-  let cluster: Cluster;
-  if (wantsLiveSource(opts)) {
-    const { objects, warnings } = await loadClusterObjects(opts);
-    cluster = clusterFromObjects(objects, loadOptionsFromFlags(opts));
-    cluster.warnings.unshift(...warnings);
-  } else {
-    cluster = await loadCluster(opts.file ?? [], loadOptionsOf(opts));
-  }
-  applyConfigOverrides(cluster.config, opts);
+  const cluster = await loadClusterWithOverrides(opts);
   const node = resolveNode(cluster, { ...(opts.node !== undefined ? { node: opts.node } : {}), ...(opts.nodeIp ? { nodeIPs: opts.nodeIp } : {}) });
   if (!opts.quiet) printWarnings([...cluster.warnings, ...node.warnings]);
   return { cluster, node, states: buildProxierStates(cluster, node) };
+}
+
+/** The cluster the options name (files or a live cluster), with the flag overrides applied (no node chosen, nothing printed). */
+export async function loadClusterWithOverrides(opts: ClusterOptions): Promise<Cluster> {
+  if (wantsLiveSource(opts)) return clusterFromReadObjects(await loadClusterObjects(opts), opts);
+  const cluster = await loadCluster(opts.file ?? [], loadOptionsOf(opts));
+  applyConfigOverrides(cluster.config, opts);
+  return cluster;
+}
+
+/** The cluster of objects loadClusterObjects read, with the flag overrides applied. */
+export function clusterFromReadObjects(read: { objects: ManifestObject[]; warnings: Warning[] }, opts: ClusterOptions): Cluster {
+  const cluster = clusterFromObjects(read.objects, loadOptionsFromFlags(opts));
+  cluster.warnings.unshift(...read.warnings);
+  applyConfigOverrides(cluster.config, opts);
+  return cluster;
 }
 
 /** The load options (allocation, ranges) the flags give, for callers that decode objects themselves. */

@@ -2,24 +2,49 @@
  * `kpsim demo`: the main job on a cluster, short and readable — what `npm start` runs on the
  * bundled example. It compiles the node's iptables rules and IPVS table, traces one packet per
  * kind of service the cluster has, and then compares the proxy modes on real traffic.
+ *
+ * `kpsim demo --churn` runs the self-healing scenario instead (src/load/churn.ts): no -f, its
+ * own cluster of one Service and three pods, kpsim's API, `kpsim agent` in userspace mode and
+ * load; one pod is killed under load and comes back.
  */
 import type { Command } from 'commander';
+import { KpsimError } from '../errors.js';
 import { formatCompareReport, runCompare } from '../load/compare.js';
+import { wantsLiveSource } from '../source/kubeconfig.js';
 import { RULES_MODES, modeDriver } from '../node/modes.js';
 import type { Packet, TraceResult } from '../trace/types.js';
 import type { ProxierServicePort, ProxierState } from '../tracker/types.js';
-import { type ClusterOptions, type LoadedCluster, action, addClusterOptions, loadClusterFromOptions } from './common.js';
+import { joinHostPort } from '../util/ip.js';
+import { type ClusterOptions, type LoadedCluster, action, addClusterOptions, loadClusterFromOptions, parseIntegerFlag, usageError } from './common.js';
 import { summaryOf } from './command-table.js';
 
 interface DemoOptions extends ClusterOptions {
   compare?: boolean;
+  churn?: boolean;
+  requests?: string;
+  json?: boolean;
 }
 
 export function registerDemo(program: Command): void {
   const cmd = program.command('demo').description(summaryOf('demo'));
-  addClusterOptions(cmd)
+  addClusterOptions(cmd, { required: false })
     .option('--no-compare', 'skip the load comparison of the proxy modes')
+    .option('--churn', 'the self-healing scenario: kill one of three pods under load, with kpsim serve, readiness probes and kpsim agent in userspace mode (no -f)')
+    .option('--requests <n>', 'with --churn: requests counted in each phase', '2000')
+    .option('--json', 'with --churn: print the report as JSON (kpsim.churn/v1)')
     .action(action(async (opts: DemoOptions) => {
+      if (opts.churn) {
+        if (opts.file !== undefined || wantsLiveSource(opts)) throw usageError('--churn', 'runs its own cluster: give no -f or live cluster with it');
+        const requestsPerPhase = parseIntegerFlag('--requests', opts.requests ?? '2000', 10, 1_000_000);
+        // The scenario brings the API server, the agent and client-node: loaded only when asked for.
+        const { formatChurnReport, runChurn } = await import('../load/churn.js');
+        const report = await runChurn({ requestsPerPhase, log: opts.quiet ? () => {} : (line) => process.stderr.write(`churn: ${line}\n`) });
+        process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatChurnReport(report));
+        return;
+      }
+      if (opts.file === undefined && !wantsLiveSource(opts)) {
+        throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', 'no cluster given: -f PATH... (manifests), or a live cluster with --kubeconfig FILE, --context NAME or --server URL');
+      }
       const loaded = await loadClusterFromOptions(opts);
       process.stdout.write(describeCompile(loaded));
       process.stdout.write(describeTraces(loaded));
@@ -107,7 +132,7 @@ function describeTraces(loaded: LoadedCluster): string {
   const lines: string[] = ['Packet traces (kpsim trace -f ... --src --dst --dport shows every rule crossed)'];
   for (const state of loaded.states) {
     for (const { title, packet } of demoPackets(state)) {
-      lines.push(`  ${title}`, `    ${packet.proto} ${packet.src} -> ${packet.dst}:${packet.dport}`);
+      lines.push(`  ${title}`, `    ${packet.proto} ${packet.src} -> ${joinHostPort(packet.dst, packet.dport)}`);
       for (const { mode, tracer } of tracers) lines.push(`    ${`${mode}:`.padEnd(width)} ${summarize(tracer.trace(packet))}`);
     }
   }

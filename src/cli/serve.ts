@@ -5,7 +5,7 @@
  * Runs until interrupted.
  */
 import type { Command } from 'commander';
-import { type KubeApi, DataDir, admissionOptions, createKubeApi } from '../api/kube/index.js';
+import { type KubeApi, Controllers, DataDir, admissionOptions, createKubeApi } from '../api/kube/index.js';
 import { buildApiServer } from '../api/server.js';
 import { KpsimError } from '../errors.js';
 import { readInputFile, type ManifestObject } from '../manifest/load.js';
@@ -85,6 +85,13 @@ export function registerServe(program: Command): void {
       if (token === '') throw usageError('--token-file', `${opts.tokenFile} holds no token on its first line`);
       const https = opts.tlsCertFile !== undefined ? { cert: await readInputFile(opts.tlsCertFile, '--tls-cert-file'), key: await readInputFile(opts.tlsPrivateKeyFile!, '--tls-private-key-file') } : undefined;
       const api = await seededApi(opts);
+      // The controllers, the scheduler and the kubelets, live on the store from now on.
+      const controllers = new Controllers(api.store, {
+        onWarning: (w) => {
+          if (!opts.quiet) printWarnings([w]);
+        },
+      });
+      await controllers.start();
       const selection = { ...(opts.node !== undefined ? { node: opts.node } : {}), ...(opts.nodeIp ? { nodeIPs: opts.nodeIp } : {}) };
       // An unknown --node is an input error now, not on the first request.
       const node = resolveNode(api.store.cluster(), selection);
@@ -106,11 +113,12 @@ export function registerServe(program: Command): void {
       const where = typeof address === 'object' && address ? joinHostPort(address.address, address.port) : String(address);
       const url = `${https ? 'https' : 'http'}://${where}`;
       if (!isLoopback(host) && !https) process.stderr.write('warning: serving a non-loopback address without TLS: the bearer token travels in clear text (give --tls-cert-file)\n');
-      process.stdout.write(`kpsim API on ${url}/v1/ and the Kubernetes API on ${url} (kubectl --server ${url}) (Ctrl-C stops it)\n`);
+      process.stdout.write(`kpsim API on ${url}/v1/, the web page on ${url}/ and the Kubernetes API on ${url} (kubectl --server ${url}) (Ctrl-C stops it)\n`);
       await new Promise<void>((resolve) => {
         const stop = (): void => {
           process.off('SIGINT', stop);
           process.off('SIGTERM', stop);
+          controllers.stop();
           api.hub.stop();
           void app.close().then(() => resolve());
         };

@@ -11,6 +11,7 @@
  * every 30 s so IPVS does not time them out, so least-connection schedulers see open
  * connections and random or round-robin picks leave some endpoints holding more of them.
  */
+import { readFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { KpsimError } from '../errors.js';
@@ -23,6 +24,9 @@ import {
   KEEPALIVE_SECONDS, type ProgressCallback, type SimulationOptions, type SimulationReport, type TargetChoice,
   firstWithEndpoints, runCount, simulationReport,
 } from '../simulate/simulation.js';
+import { parseTimeline } from '../simulate/cluster-timeline.js';
+import { formatTimelineReport, simulateTimeline } from '../simulate/timeline.js';
+import { workload } from '../simulate/simulation.js';
 import type { ResolvedNode } from '../tracker/proxier-state.js';
 import type { ProxierState } from '../tracker/types.js';
 import {
@@ -107,6 +111,7 @@ interface SimulateFlags extends ClusterOptions {
   target?: string;
   seed?: string;
   json?: boolean;
+  events?: string;
 }
 
 /** The flags as simulation options; usage errors name the flag. */
@@ -139,10 +144,20 @@ export function registerSimulate(program: Command): void {
     .option('--keepalive', 'long-lived connections (mean lifetime: the whole duration), so open connections pile up')
     .option('--target <svc>', 'svc/NAME[:port] or svc/NAMESPACE/NAME[:port] (default: the first service port with endpoints)')
     .option('--seed <n>', 'seed for clients, arrivals, lifetimes and random picks', '1')
-    .option('--json', 'print the report as JSON (kpsim.simulate/v1)')
+    .option('--json', 'print the report as JSON (kpsim.simulate/v1; with --events kpsim.simulate-events/v1)')
+    .option('--events <file>', 'a timeline of cluster changes (endpoints added, removed, terminating; the service deleted) replayed against the connections: kept, broken, rebalanced, blackholed UDP, per endpoint and over time')
     .action(action(async (flags: SimulateFlags) => {
       const loaded = await loadClusterFromOptions(flags);
       const opts = simulationOptions(flags, loaded);
+      if (flags.events !== undefined) {
+        const timeline = parseTimeline(await readTimelineFile(flags.events), flags.events);
+        const chosen = chooseTarget(loaded.states, opts.target);
+        const report = simulateTimeline(loaded, chosen, workload(chosen.state, opts), timeline, flags.events, {
+          modes: opts.modes, schedulers: opts.schedulers, seed: opts.seed, durationSeconds: opts.durationSeconds,
+        });
+        process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatTimelineReport(report));
+        return;
+      }
       const bar = progressBar(opts);
       let report: SimulationReport;
       try {
@@ -152,6 +167,14 @@ export function registerSimulate(program: Command): void {
       }
       process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatSimulationReport(report));
     }));
+}
+
+async function readTimelineFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    throw new KpsimError('KPSIM_ERR_MANIFEST_READ', `--events: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
+  }
 }
 
 /** A progress bar on stderr, only for big runs on a terminal. */

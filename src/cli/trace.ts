@@ -11,7 +11,12 @@ import { DUMP_READERS, RULES_MODES, defaultRulesMode, modeDriver, parseRulesMode
 import type { NodeTracer } from '../node/trace-node.js';
 import { wantsLiveSource } from '../source/kubeconfig.js';
 import { formatTrace } from '../trace/format.js';
-import type { Packet, TraceOptions, TraceProtocol } from '../trace/types.js';
+import { formatTraceBranches } from '../trace/format-branches.js';
+import { PLAIN_STYLE, type TextStyle } from '../trace/text-style.js';
+import type { Packet, TraceOptions, TraceProtocol, TraceResult } from '../trace/types.js';
+import { ClusterView } from '../cluster/cluster-view.js';
+import { type ClusterTraceResult, traceCluster } from '../cluster/cluster-trace.js';
+import { formatClusterTrace } from './trace-cluster-format.js';
 import { normalizeIP } from '../util/ip.js';
 import {
   type ClusterOptions,
@@ -21,13 +26,16 @@ import {
   addClusterOptions,
   collect,
   loadClusterFromOptions,
+  loadClusterWithOverrides,
   parseChoiceFlag,
+  printWarnings,
   parseIPFlag,
   parseIntegerFlag,
   parsePortFlag,
   usageError,
 } from './common.js';
 import { summaryOf } from './command-table.js';
+import { styleFor } from './colour.js';
 
 interface TraceCommandOptions extends ClusterOptions {
   mode?: string;
@@ -37,6 +45,7 @@ interface TraceCommandOptions extends ClusterOptions {
   dport?: string;
   sport?: string;
   json?: boolean;
+  verbose?: boolean;
   flows?: string;
   iptablesSave?: string[];
   seed?: string;
@@ -46,6 +55,8 @@ interface TraceCommandOptions extends ClusterOptions {
   nfacct?: boolean;
   verify?: boolean;
   tries?: string;
+  cluster?: boolean;
+  via?: string[];
 }
 
 /** `--verify` found the kernel disagreeing with kpsim: the command ran, the answer is "no". */
@@ -75,35 +86,46 @@ export function registerTrace(program: Command): void {
     .option('--no-nfacct', 'compile without -m nfacct matches')
     .option('--verify', 'also send the flow through the node\'s rules in a real kernel (a kpsim lab, root) and print the kernel\'s answer beside kpsim\'s: the DNAT (conntrack), masquerade, the rule path (nft monitor trace), the first difference; --json adds a "kernel" field')
     .option('--tries <n>', 'with --verify: connections to send (default 1)')
+    .option('--cluster', 'across the cluster: the entry nodes and their shares, each one\'s trace, the deliveries (endpoint, its node, whether the packet crossed nodes, the source the pod sees) and the reply path')
+    .option('--via <node>', 'with --cluster: the node the packet enters at (repeatable; equal shares), for a route kpsim cannot know', collect)
     .option('--json', 'print the result as JSON')
+    .option('--verbose', 'print the full walk instead: every hop in walk order, each branch\'s filter and POSTROUTING hops again')
+    .addHelpText('after', '\nWithout --json: the hops every path shares, then one branch per outcome (its chance, its own\nhops), the later hooks once when every branch took them alike, and the verdict as a table.\nColoured on a terminal; not when piped, nor with NO_COLOR set.')
     .action(action(async (opts: TraceCommandOptions) => {
-      const exit = await runTrace(opts, (line) => process.stdout.write(line));
+      const exit = await runTrace(opts, (line) => process.stdout.write(line), styleFor(process.stdout, process.env));
       if (exit !== 0) process.exitCode = exit;
     }));
 }
 
-/** Runs the command; returns the exit code (1 when a flow of --flows was bad). */
-export async function runTrace(opts: TraceCommandOptions, write: (text: string) => void): Promise<number> {
+/**
+ * Runs the command; returns the exit code (1 when a flow of --flows was bad). `style` colours the
+ * human output (the caller knows whether it goes to a terminal).
+ */
+export async function runTrace(opts: TraceCommandOptions, write: (text: string) => void, style: TextStyle = PLAIN_STYLE): Promise<number> {
   const traceOptions = readTraceOptions(opts);
   const packets = opts.flows === undefined ? [readPacketFlags(opts)] : undefined;
+  if (opts.via !== undefined && !opts.cluster) throw usageError('--via', 'needs --cluster');
+  if (opts.cluster && opts.fromNode) throw usageError('--from-node', 'with --cluster the source address says who sends the packet (a node\'s address: that node)');
   if (opts.verify && (packets === undefined || opts.iptablesSave !== undefined || opts.file === undefined)) {
     throw usageError('--verify', 'runs one flow given with --src/--dst/--dport from manifests (-f), not --flows or dumps');
   }
+  if (opts.verify && opts.cluster) throw usageError('--verify', 'runs the flow through one node\'s rules in a lab, not --cluster');
   const tries = opts.tries === undefined ? undefined : parseIntegerFlag('--tries', opts.tries, 1, 10_000);
   if (tries !== undefined && !opts.verify) throw usageError('--tries', 'goes with --verify');
   const loaded = opts.verify ? await loadClusterFromOptions(opts) : undefined;
-  const tracer = await buildTracer(opts, loaded);
+  const tracer: CommandTracer = opts.cluster ? erase(await buildClusterTracer(opts)) : erase(await buildTracer(opts, style, loaded));
   if (packets) {
     const result = tracer.trace(packets[0]!, traceOptions);
     if (loaded === undefined) {
-      write(opts.json ? `${JSON.stringify(result)}\n` : `${formatTrace(result)}\n`);
+      write(opts.json ? `${JSON.stringify(result)}\n` : `${tracer.format(result, packets[0]!)}\n`);
       return 0;
     }
     const { verifyPacket, formatKernelVerification } = await import('../lab/verify-flow.js');
     const { parseLabMode } = await import('../lab/kernel-modes.js');
     const mode = parseLabMode(opts.mode ?? defaultRulesMode(loaded.cluster.config), '--mode');
     const kernel = await verifyPacket(loaded, packets[0]!, { mode, ...(opts.fromNode ? { fromNode: true } : {}), ...(tries !== undefined ? { tries } : {}), lab: { files: opts.file ?? [] } });
-    write(opts.json ? `${JSON.stringify({ ...result, kernel })}\n` : `${formatTrace(result)}\n${formatKernelVerification(kernel)}`);
+    // kpsim's side as trace prints it (by outcome, or the full walk with --verbose), then the kernel's.
+    write(opts.json ? `${JSON.stringify({ ...result, kernel })}\n` : `${tracer.format(result, packets[0]!)}\n${formatKernelVerification(kernel)}`);
     return kernel.agrees ? 0 : EXIT_DISAGREE;
   }
   const flows = await readFlows(opts.flows!);
@@ -142,7 +164,49 @@ function readPacketFlags(opts: TraceCommandOptions): Packet {
   };
 }
 
-async function buildTracer(opts: TraceCommandOptions, preloaded?: LoadedCluster): Promise<NodeTracer> {
+/** A tracer with its human format: one node's, or the cluster's (--cluster). */
+interface CommandTracer<R extends object = object> {
+  trace(packet: Packet, opts: TraceOptions): R;
+  /** The human text; `packet` is the one traced (one node's text names it in its first line). */
+  format(result: R, packet: Packet): string;
+}
+
+/** One shape for either tracer: each formats what it traced itself. */
+function erase<R extends object>(tracer: CommandTracer<R>): CommandTracer {
+  return { trace: (packet, opts) => tracer.trace(packet, opts), format: (result, packet) => tracer.format(result as R, packet) };
+}
+
+async function buildClusterTracer(opts: TraceCommandOptions): Promise<CommandTracer<ClusterTraceResult>> {
+  for (const reader of DUMP_READERS) {
+    if (dumpFilesOf(opts, reader.flag).length > 0) throw usageError(reader.flag, '--cluster traces through manifests (-f), not a node\'s dump');
+  }
+  if (opts.file === undefined && !wantsLiveSource(opts)) throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', '--cluster needs a cluster: -f PATH... (manifests), or a live cluster with --kubeconfig FILE, --context NAME or --server URL');
+  if (opts.node !== undefined || opts.nodeIp !== undefined) throw usageError(opts.node !== undefined ? '--node' : '--node-ip', 'a cluster-wide trace takes every node as it is: name entry nodes with --via');
+  const cluster = await loadClusterWithOverrides(opts);
+  if (!opts.quiet) printWarnings(cluster.warnings);
+  const mode = opts.mode === undefined ? defaultRulesMode(cluster.config) : parseRulesMode(opts.mode, '--mode');
+  if (opts.scheduler !== undefined && !modeDriver(mode).options.includes('scheduler')) throw usageError('--scheduler', `does not apply to ${mode} mode`);
+  const view = new ClusterView(cluster);
+  const compile = { nfacct: opts.nfacct ?? true, ...(opts.scheduler !== undefined ? { scheduler: opts.scheduler } : {}) };
+  return {
+    trace: (packet, traceOptions) => {
+      const { fromNode: _fromNode, ...rest } = traceOptions;
+      return traceCluster(view, packet, { mode, compile, ...(opts.via !== undefined ? { via: opts.via } : {}), trace: rest });
+    },
+    format: (result) => formatClusterTrace(result, mode),
+  };
+}
+
+/** One node's tracer; its text is by outcome, or the full walk with --verbose. */
+async function buildTracer(opts: TraceCommandOptions, style: TextStyle, preloaded?: LoadedCluster): Promise<CommandTracer<TraceResult>> {
+  const tracer = await buildNodeTracer(opts, preloaded);
+  return {
+    trace: (packet, traceOptions) => tracer.trace(packet, traceOptions),
+    format: (result, packet) => (opts.verbose ? formatTrace(result) : formatTraceBranches(result, { style, packet }).join('\n')),
+  };
+}
+
+async function buildNodeTracer(opts: TraceCommandOptions, preloaded?: LoadedCluster): Promise<NodeTracer> {
   const dumps = DUMP_READERS.map((reader) => ({ reader, files: dumpFilesOf(opts, reader.flag) })).filter((d) => d.files.length > 0);
   if (dumps.length > 1) throw usageError(dumps[1]!.reader.flag, `give dumps of one mode: ${dumps.map((d) => d.reader.flag).join(' or ')}`);
   const dump = dumps[0];

@@ -61,6 +61,8 @@ export function runControlPlane(cluster: Cluster, options: ControlPlaneOptions =
 function workloadsWithoutPods(cluster: Cluster): Warning[] {
   const index = new PodIndex(cluster.pods ?? []);
   return (cluster.workloads ?? [])
+    // Scaled to zero, a workload has no pods in a running cluster either.
+    .filter((w) => w.kind === 'DaemonSet' || w.replicas > 0)
     .filter((w) => !index.select(w.namespace, w.selector.matchLabels).some((p) => matchesSelector(w.selector, p.labels)))
     .map((w) => ({
       file: w.origin.file,

@@ -7,21 +7,22 @@
  * namespace; per address type of the Service, the pods grouped by the ports they offer (a named
  * targetPort resolves per pod), each group cut into slices of at most maxEndpointsPerSlice
  * endpoints; a placeholder slice (no ports, no endpoints) when there is nothing to list; then
- * topology hints. The controller reconciles against the slices it wrote before; kpsim derives
- * from nothing, which is what the controller writes for a Service it sees for the first time.
- * Go fills slices from a set in random order; kpsim fills them in pod order.
+ * topology hints. The controller reconciles against the slices it wrote before
+ * (endpoint-slice-reconciler.ts); for files kpsim derives from nothing, which is what the
+ * controller writes for a Service it sees for the first time. Go fills slices from a set in
+ * random order; kpsim fills them in pod order.
  *
- * Slices given in the input (a dump of a live cluster, or written through an API) always win:
- * a Service that has any gets none derived. A live store calls deriveEndpointSlices on every
- * change with the slices it holds from others as `givenSlices`.
+ * Slices given in the input (a dump of a live cluster) always win: a Service that has any gets
+ * none derived. kpsim serve's controllers reconcile the slices they wrote before with
+ * reconcileEndpointSlices instead, as a live cluster's controller does.
  */
-import { generateNamePrefix } from '../model/fields.js';
 import { formatSelectorMap, matchesMap } from '../model/label-selector.js';
 import type { EndpointPort, EndpointSlice, Node, Pod, Service, Warning } from '../model/types.js';
 import { GeneratedNames } from '../util/generated-names.js';
-import { type AddressType, addressTypesForService, endpointPorts, podToEndpoint, portMapKey, shouldPodBeInEndpoints } from './pod-endpoint.js';
-import { endpointSliceLabels } from './slice-meta.js';
-import { addTopologyAwareHints, addTrafficDistributionHints, cpuRatiosByZone, topologyHintsEnabled, usableTrafficDistribution } from './topology-hints.js';
+import { type ReconcileContext, reconcileEndpointSlices } from './endpoint-slice-reconciler.js';
+import type { AddressType } from './pod-endpoint.js';
+import { cpuRatiosByZone } from './topology-hints.js';
+import { CONTROLLER_NAME, MANAGED_BY_LABEL } from './slice-meta.js';
 
 /** kube-controller-manager's --max-endpoints-per-slice default. */
 export const DEFAULT_MAX_ENDPOINTS_PER_SLICE = 100;
@@ -88,7 +89,10 @@ export function deriveEndpointSlices(input: EndpointSliceControllerInput, option
     const pods = index.select(service.namespace, service.selector);
     const givenForService = slicesByService.get(`${service.namespace}/${service.name}`);
     if (givenForService) {
-      if (pods.length > 0) out.warnings.push(givenSlicesWin(service, givenForService, pods.length));
+      // Slices the controller itself wrote (a dump of a running cluster: `kubectl get -o yaml`,
+      // `kpsim generate`) are what it makes of those pods: nothing to say.
+      const controllers = givenForService.every((slice) => slice.labels[MANAGED_BY_LABEL] === CONTROLLER_NAME);
+      if (pods.length > 0 && !controllers) out.warnings.push(givenSlicesWin(service, givenForService, pods.length));
       continue;
     }
     if (pods.length === 0 && input.pods.length > 0) out.warnings.push(selectorMatchesNothing(service));
@@ -99,96 +103,12 @@ export function deriveEndpointSlices(input: EndpointSliceControllerInput, option
   return out;
 }
 
-export interface ReconcileContext {
-  nodesByName: ReadonlyMap<string, Node>;
-  /** Each zone's share of the nodes' CPU (topology-aware hints); computed on first use. */
-  cpuRatios: () => Map<string, number> | undefined;
-  names: GeneratedNames;
-  maxEndpointsPerSlice: number;
-  preferSameTrafficDistribution: boolean;
-}
+export type { ReconcileContext } from './endpoint-slice-reconciler.js';
 
-/** The slices the controller writes for one Service, from the pods its selector matched. */
+/** The slices the controller writes for one Service, from the pods its selector matched, when it has written none before. */
 export function reconcileServiceSlices(service: Service, pods: readonly Pod[], context: ReconcileContext): ServiceSlices {
-  const result: ServiceSlices = { slices: [], podsOnUnknownNodes: [], hintsDisabled: [], portGroups: [] };
-  const hintsEnabled = topologyHintsEnabled(service);
-  const trafficDistribution = hintsEnabled ? undefined : usableTrafficDistribution(service, context.preferSameTrafficDistribution);
-  const addressTypes = addressTypesForService(service);
-  const groups = groupByPorts(service, pods);
-  result.portGroups = [...groups.values()];
-  const prefix = generateNamePrefix(service.name);
-  for (const addressType of addressTypes) {
-    const slices: EndpointSlice[] = [];
-    for (const [key, group] of groups) {
-      const endpoints = [];
-      for (const pod of group.pods) {
-        const node = context.nodesByName.get(pod.spec.nodeName);
-        if (!node && !(service.publishNotReadyAddresses ?? false)) {
-          // The pod garbage collector would remove it; meanwhile the slice goes on without it.
-          if (addressType === addressTypes[0]) result.podsOnUnknownNodes.push(pod);
-          continue;
-        }
-        const endpoint = podToEndpoint(pod, node, service, addressType);
-        if (endpoint.addresses.length > 0) endpoints.push(endpoint);
-      }
-      for (let start = 0, n = 0; start < endpoints.length; start += context.maxEndpointsPerSlice, n++) {
-        const name = context.names.generate(service.namespace, prefix, `${service.name}\0${addressType}\0${key}`, n);
-        slices.push(newSlice(service, name, addressType, group.ports, endpoints.slice(start, start + context.maxEndpointsPerSlice)));
-      }
-    }
-    // When nothing would be written, a placeholder: a slice with no ports and no endpoints.
-    if (slices.length === 0) {
-      const name = context.names.generate(service.namespace, prefix, `${service.name}\0${addressType}\0placeholder`);
-      slices.push(newSlice(service, name, addressType, [], []));
-    }
-    if (hintsEnabled) {
-      const reason = addTopologyAwareHints(slices, context.cpuRatios());
-      if (reason !== undefined) result.hintsDisabled.push({ addressType, reason });
-    } else if (trafficDistribution !== undefined) {
-      addTrafficDistributionHints(slices, trafficDistribution);
-    }
-    result.slices.push(...slices);
-  }
-  return result;
-}
-
-/**
- * The pods to list, grouped by the ports they offer (insertion order). Pods of one template
- * share their ports list, so each distinct list is resolved against the Service once.
- */
-function groupByPorts(service: Service, pods: readonly Pod[]): Map<string, { ports: EndpointPort[]; pods: Pod[] }> {
-  const groups = new Map<string, { ports: EndpointPort[]; pods: Pod[] }>();
-  const resolved = new Map<Pod['spec']['ports'], { ports: EndpointPort[]; key: string }>();
-  for (const pod of pods) {
-    if (!shouldPodBeInEndpoints(pod)) continue;
-    let found = resolved.get(pod.spec.ports);
-    if (!found) {
-      const ports = endpointPorts(service, pod);
-      found = { ports, key: portMapKey(ports) };
-      resolved.set(pod.spec.ports, found);
-    }
-    let group = groups.get(found.key);
-    if (!group) {
-      group = { ports: found.ports, pods: [] };
-      groups.set(found.key, group);
-    }
-    group.pods.push(pod);
-  }
-  return groups;
-}
-
-function newSlice(service: Service, name: string, addressType: AddressType, ports: EndpointPort[], endpoints: EndpointSlice['endpoints']): EndpointSlice {
-  return {
-    kind: 'EndpointSlice',
-    origin: { file: service.origin.file, object: `EndpointSlice ${service.namespace}/${name}` },
-    namespace: service.namespace,
-    name,
-    labels: endpointSliceLabels(service),
-    serviceName: service.name,
-    addressType,
-    endpoints,
-    ports,
-  };
+  const { create, podsOnUnknownNodes, hintsDisabled, portGroups } = reconcileEndpointSlices(service, pods, [], context);
+  return { slices: create, podsOnUnknownNodes, hintsDisabled, portGroups };
 }
 
 /** Pods by namespace, label key and label value, so a selector looks at the pods of its rarest pair only. */

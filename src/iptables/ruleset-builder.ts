@@ -28,6 +28,13 @@ export function declareChain(table: Table, name: string, policy?: string): Chain
   return chain;
 }
 
+/** Put a chain written for another node's ruleset (same name, same rules) into this one; once only, as declareChain. */
+export function adoptChain(table: Table, chain: Chain): void {
+  const before = table.chains.size;
+  table.chains.set(chain.name, chain);
+  if (table.chains.size === before) throw new Error(`chain ${chain.name} declared twice in table ${table.name}`);
+}
+
 export function chainOf(table: Table, name: string): Chain {
   const chain = table.chains.get(name);
   if (!chain) throw new Error(`chain ${name} is not declared in table ${table.name}`);

@@ -8,12 +8,12 @@ import { policyFacts } from '../topology/policy-facts.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { cidrContains, parseCIDR } from '../util/ip.js';
 import { KUBE_MARK_MASQ, endpointChainName, protocolWord, servicePortChainNames } from './names.js';
-import { appendRule, declareChain } from './ruleset-builder.js';
-import { type FixedChains, LOCALHOST_NODEPORT_ACCEPTED_COUNTER, type SyncContext } from './sync-context.js';
+import { adoptChain, appendRule, declareChain } from './ruleset-builder.js';
+import { type FixedChains, LOCALHOST_NODEPORT_ACCEPTED_COUNTER, type PortChainReuse, type SyncContext } from './sync-context.js';
 import type { Chain } from './types.js';
 
 /** What kube-proxy decides about a service port before writing any of its rules. */
-interface ServicePortFacts {
+export interface ServicePortFacts {
   readonly spn: string;
   /** "tcp", "udp" or "sctp". */
   readonly protocol: string;
@@ -43,7 +43,7 @@ interface FilterVerdict {
   readonly comment: string;
 }
 
-function servicePortFacts(sp: ProxierServicePort): ServicePortFacts {
+export function servicePortFacts(sp: ProxierServicePort): ServicePortFacts {
   const svc = sp.info;
   const names = servicePortChainNames(svc.spn, svc.protocol);
   const policy = policyFacts(sp);
@@ -95,27 +95,52 @@ export function writeServicePortRules(ctx: SyncContext, fixed: FixedChains, sp: 
   if (facts.usesFWChain) writeFirewallChain(ctx, svc, facts);
 
   const reachable = sp.categorized.allReachableEndpoints;
-  const sepNames = new EndpointChainNames(facts.spn, reachable, sp);
+  const sepNames = new EndpointChainNames(facts.spn, reachable, sp, ctx.reuse);
   let internalMasqueradeWritten = internalMasquerade === undefined;
   if (facts.usesClusterPolicyChain) {
-    const chain = declareChain(ctx.nat, facts.clusterPolicyChain);
-    if (internalMasquerade && facts.internalPolicyChain === chain.name) {
-      appendRule(chain, internalMasquerade);
-      internalMasqueradeWritten = true;
-    }
-    writeServiceToEndpointRules(ctx, chain, svc, facts.spn, sp.categorized.clusterEndpoints ?? [], sepNames);
+    const masquerade = facts.internalPolicyChain === facts.clusterPolicyChain ? internalMasquerade : undefined;
+    if (masquerade) internalMasqueradeWritten = true;
+    writePolicyChain(ctx, facts.clusterPolicyChain, masquerade, svc, facts.spn, sp.categorized.clusterEndpoints ?? [], sepNames);
   }
   if (facts.usesLocalPolicyChain) {
-    const chain = declareChain(ctx.nat, facts.localPolicyChain);
-    if (internalMasquerade && facts.internalPolicyChain === chain.name) {
-      appendRule(chain, internalMasquerade);
-      internalMasqueradeWritten = true;
-    }
-    writeServiceToEndpointRules(ctx, chain, svc, facts.spn, sp.categorized.localEndpoints ?? [], sepNames);
+    const masquerade = facts.internalPolicyChain === facts.localPolicyChain ? internalMasquerade : undefined;
+    if (masquerade) internalMasqueradeWritten = true;
+    writePolicyChain(ctx, facts.localPolicyChain, masquerade, svc, facts.spn, sp.categorized.localEndpoints ?? [], sepNames);
   }
   if (!internalMasqueradeWritten) throw new Error(`${facts.spn}: internal traffic chain ${facts.internalPolicyChain} has internal endpoints but was not written`);
 
-  for (let i = 0; i < reachable.length; i++) writeEndpointChain(ctx, svc, facts, reachable[i]!, sepNames.names[i]!);
+  if (ctx.reuse?.takeEndpointChains(reachable)) return;
+  for (let i = 0; i < reachable.length; i++) {
+    const name = sepNames.names[i]!;
+    const written = ctx.reuse?.endpointChain(name);
+    if (written !== undefined) {
+      adoptChain(ctx.nat, written);
+    } else {
+      const chain = writeEndpointChain(ctx, svc, facts, reachable[i]!, name);
+      ctx.reuse?.keepEndpointChain(chain);
+    }
+  }
+}
+
+/** KUBE-SVC or KUBE-SVL: the internal masquerade rule when it is the internal policy chain, then the endpoints. */
+function writePolicyChain(
+  ctx: SyncContext,
+  name: string,
+  masquerade: string[] | undefined,
+  svc: ServicePortInfo,
+  spn: string,
+  endpoints: readonly EndpointInfo[],
+  sepNames: EndpointChainNames,
+): void {
+  const written = ctx.reuse?.policyChain(name, endpoints, masquerade !== undefined);
+  if (written !== undefined) {
+    adoptChain(ctx.nat, written);
+    return;
+  }
+  const chain = declareChain(ctx.nat, name);
+  if (masquerade) appendRule(chain, masquerade);
+  writeServiceToEndpointRules(ctx, chain, svc, spn, endpoints, sepNames);
+  ctx.reuse?.keepPolicyChain(chain, endpoints, masquerade !== undefined);
 }
 
 /** Rules in the top-level chains that send each of the service's destinations to its chains (or reject/drop them). */
@@ -248,23 +273,36 @@ function writeFirewallChain(ctx: SyncContext, svc: ServicePortInfo, facts: Servi
 }
 
 /**
- * The KUBE-SEP chain name of every reachable endpoint, hashed once per endpoint. The cluster
- * (or local) list is usually the reachable list itself, so names are looked up by position;
- * otherwise by endpoint.
+ * The KUBE-SEP chain name of every reachable endpoint, hashed once per endpoint (and, with
+ * `reuse`, once for every node). The cluster (or local) list is usually the reachable list
+ * itself, so names are looked up by position; otherwise by endpoint.
  */
 class EndpointChainNames {
-  readonly names: readonly string[];
-  private byEndpoint: Map<EndpointInfo, string> | undefined;
+  #names: readonly string[] | undefined;
+  #byEndpoint: Map<EndpointInfo, string> | undefined;
+  readonly #protocol: ProxierServicePort['info']['protocol'];
 
-  constructor(private readonly spn: string, private readonly reachable: readonly EndpointInfo[], sp: ProxierServicePort) {
-    this.names = reachable.map((ep) => endpointChainName(spn, sp.info.protocol, ep.endpoint));
+  constructor(private readonly spn: string, private readonly reachable: readonly EndpointInfo[], sp: ProxierServicePort, private readonly reuse?: PortChainReuse) {
+    this.#protocol = sp.info.protocol;
+  }
+
+  /** The names of the reachable endpoints' chains, in order (made on first use). */
+  get names(): readonly string[] {
+    this.#names ??= this.reachable.map((ep) => this.#name(ep));
+    return this.#names;
+  }
+
+  #name(ep: EndpointInfo): string {
+    const hash = (): string => endpointChainName(this.spn, this.#protocol, ep.endpoint);
+    return this.reuse ? this.reuse.endpointChainName(ep.endpoint, hash) : hash();
   }
 
   /** The chain of `list[i]`. */
   nameAt(list: readonly EndpointInfo[], i: number): string {
+    if (this.reuse) return this.#name(list[i]!);
     if (list === this.reachable) return this.names[i]!;
-    this.byEndpoint ??= new Map(this.reachable.map((ep, j) => [ep, this.names[j]!]));
-    const name = this.byEndpoint.get(list[i]!);
+    this.#byEndpoint ??= new Map(this.reachable.map((ep, j) => [ep, this.names[j]!]));
+    const name = this.#byEndpoint.get(list[i]!);
     if (name === undefined) throw new Error(`${this.spn}: endpoint ${list[i]!.endpoint} is used but not among the reachable endpoints`);
     return name;
   }
@@ -302,7 +340,7 @@ function writeServiceToEndpointRules(
 }
 
 /** KUBE-SEP: hairpin masquerade (a pod reaching itself through the service), then DNAT. */
-function writeEndpointChain(ctx: SyncContext, svc: ServicePortInfo, facts: ServicePortFacts, ep: EndpointInfo, sep: string): void {
+function writeEndpointChain(ctx: SyncContext, svc: ServicePortInfo, facts: ServicePortFacts, ep: EndpointInfo, sep: string): Chain {
   const chain = declareChain(ctx.nat, sep);
   const hairpin = ctx.largeClusterMode ? [] : ['-m', 'comment', '--comment', facts.spn];
   hairpin.push('-s', ep.ip, '-j', KUBE_MARK_MASQ);
@@ -311,4 +349,5 @@ function writeEndpointChain(ctx: SyncContext, svc: ServicePortInfo, facts: Servi
   if (svc.sessionAffinityTimeoutSeconds > 0) dnat.push('-m', 'recent', '--name', sep, '--set');
   dnat.push('-m', facts.protocol, '-p', facts.protocol, '-j', 'DNAT', '--to-destination', ep.endpoint);
   appendRule(chain, dnat);
+  return chain;
 }

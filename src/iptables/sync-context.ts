@@ -3,7 +3,8 @@
  * options before any rule is written (the fields kube-proxy's Proxier holds, plus the
  * per-sync largeClusterMode).
  */
-import type { ProxierState } from '../tracker/types.js';
+import type { EndpointInfo, ProxierState, ServicePortInfo } from '../tracker/types.js';
+import type { IptablesSharedWork } from './shared-rules.js';
 import type { Family } from '../util/ip.js';
 import { type NodePortAddresses, nodePortAddresses } from './node-port-addresses.js';
 import { ProbabilityCache } from './probability.js';
@@ -27,6 +28,10 @@ export interface IptablesCompileOptions {
    * node with nfacct support). iptables-restore rejects `-m nfacct` for a missing counter.
    */
   nfacct?: boolean;
+  /** Fragments written for other nodes of the same cluster (shared-rules.ts): the same rules, sooner. */
+  shared?: IptablesSharedWork;
+  /** Write only these service ports (the fixed rules as always): for tracing one packet. */
+  onlyServicePorts?: (info: ServicePortInfo) => boolean;
 }
 
 /** The fixed chains of both tables, declared before any service is written. */
@@ -62,12 +67,34 @@ export interface SyncContext {
   readonly probabilities: ProbabilityCache;
   readonly filter: Table;
   readonly nat: Table;
+  /** Chains of this service port that a compile of another node wrote alike (shared-rules.ts). */
+  readonly reuse?: PortChainReuse;
+}
+
+/**
+ * What the compile of one service port can take over from the compiles of other nodes of the
+ * same cluster: chain names already hashed, and chains whose rules depend only on what is the
+ * same on every node (an endpoint's KUBE-SEP chain; a policy chain over the same endpoints).
+ */
+export interface PortChainReuse {
+  /** The KUBE-SEP chain name of one of the port's endpoints; `hash` makes it when it is new. */
+  endpointChainName(endpoint: string, hash: () => string): string;
+  /** The KUBE-SEP chain of that name written before, if any. */
+  endpointChain(name: string): Chain | undefined;
+  keepEndpointChain(chain: Chain): void;
+  /** A KUBE-SVC/KUBE-SVL chain written before over the same endpoints, with or without the masquerade rule. */
+  policyChain(name: string, endpoints: readonly EndpointInfo[], masquerade: boolean): Chain | undefined;
+  keepPolicyChain(chain: Chain, endpoints: readonly EndpointInfo[], masquerade: boolean): void;
+  /**
+   * Whether the KUBE-SEP chains of exactly these endpoints were written before and are kept as
+   * one block: then the caller leaves them out and the block is added for it (a big service has
+   * thousands, and a Local policy gives every node its own view of the port, but not of them).
+   */
+  takeEndpointChains(endpoints: readonly EndpointInfo[]): boolean;
 }
 
 export function totalEndpoints(state: ProxierState): number {
-  let total = 0;
-  for (const sp of state.servicePorts) total += sp.endpoints.length;
-  return total;
+  return state.endpointCount;
 }
 
 export function createSyncContext(state: ProxierState, options: IptablesCompileOptions, filter: Table, nat: Table): SyncContext {

@@ -16,8 +16,10 @@
  */
 import { nodePortAddresses, nodePortIPs } from '../iptables/node-port-addresses.js';
 import type { Ruleset } from '../iptables/types.js';
-import type { ProxierServicePort, ProxierState } from '../tracker/types.js';
-import { type Family, cidrContains, isLoopback, parseCIDR } from '../util/ip.js';
+import type { ProxierServicePort, ProxierState, ServicePortInfo } from '../tracker/types.js';
+import { type Family, isLoopback } from '../util/ip.js';
+import { SourceRangeCheck } from '../tracker/source-ranges.js';
+import type { IpvsSharedWork, PlanCache } from './shared-plans.js';
 import {
   type IPSet,
   type IPSetBaseName,
@@ -44,7 +46,7 @@ import {
   ipPortNetEntry,
 } from './ipsets.js';
 import { type NoNodeAccessEntry, buildIpvsIptables } from './iptables-rules.js';
-import { type RealServerSelection, copyDests, realServersFor } from './real-servers.js';
+import { type RealServerSelection, copyDests, realServersFor, selectEndpoints } from './real-servers.js';
 import { getScheduler } from './schedulers/registry.js';
 import {
   type IpvsProtocol,
@@ -73,6 +75,10 @@ export interface IpvsCompileOptions {
    * false: what one sync from the objects writes, which has none.
    */
   gracefulTermination?: boolean;
+  /** Plans of service ports written for other nodes of the same cluster (shared-plans.ts): the same table, sooner. */
+  shared?: IpvsSharedWork;
+  /** Write only these service ports (the rest as always): for tracing one packet. */
+  onlyServicePorts?: (info: ServicePortInfo) => boolean;
 }
 
 export interface IpvsCompiled {
@@ -105,13 +111,137 @@ export function resolveScheduler(state: ProxierState, override?: string): string
 
 export function compileIpvs(state: ProxierState, options: IpvsCompileOptions = {}): IpvsCompiled {
   const scheduler = resolveScheduler(state, options.scheduler);
-  const sync = new IpvsSync(state, scheduler, options);
-  for (const sp of state.servicePorts) sync.servicePort(sp);
+  const plans = options.shared?.forSync(state.family, scheduler, options.gracefulTermination ?? false);
+  const sync = new IpvsSync(state, scheduler, options, plans);
+  forEachPlan(state, options, sync, plans, (plan) => sync.apply(plan));
   return sync.finish(options.randomFully ?? false);
+}
+
+/** The figures of an IPVS table: its virtual servers and their real servers. */
+export interface IpvsCounts {
+  readonly virtualServers: number;
+  readonly realServers: number;
+}
+
+export function countTable(compiled: IpvsCompiled): IpvsCounts {
+  let realServers = 0;
+  for (const vs of compiled.table.services) realServers += vs.dests.length;
+  return { virtualServers: compiled.table.services.length, realServers };
+}
+
+/**
+ * How many virtual and real servers compileIpvs makes. With `options.shared` the ports' plans
+ * are added up instead of put together into a table (a node of a big cluster then costs what it
+ * changes), unless two service ports could claim one virtual server on this node: then the
+ * table is made, as kube-proxy's later port wins it.
+ */
+export function countIpvs(state: ProxierState, options: IpvsCompileOptions = {}): IpvsCounts {
+  if (options.shared === undefined) return countTable(compileIpvs(state, options));
+  const scheduler = resolveScheduler(state, options.scheduler);
+  const plans = options.shared.forSync(state.family, scheduler, options.gracefulTermination ?? false);
+  const sync = new IpvsSync(state, scheduler, options, plans);
+  const nodePortAddresses = sync.nodePortAddresses.length;
+  const sums = options.onlyServicePorts === undefined
+    ? plans.count(state.servicePorts, (sp, i) => planOf(sp, i, sync, plans))
+    : sumPlans(state, options, sync, plans);
+  if (plans.mayClaimTwice(sync.nodePortAddresses)) return countTable(compileIpvs(state, options));
+  return {
+    virtualServers: sums.servers + nodePortAddresses * sums.nodePorts,
+    realServers: sums.realServers + nodePortAddresses * sums.nodePortRealServers,
+  };
+}
+
+/** What plans add up to (node-port servers per node-port address). */
+export interface PlanSums {
+  servers: number;
+  realServers: number;
+  nodePorts: number;
+  nodePortRealServers: number;
+}
+
+export function addPlan(sums: PlanSums, plan: PortPlan, sign: 1 | -1): void {
+  sums.servers += sign * plan.servers;
+  sums.realServers += sign * plan.realServers;
+  if (plan.hasNodePort) {
+    sums.nodePorts += sign;
+    sums.nodePortRealServers += sign * plan.nodePortRealServers;
+  }
+}
+
+function sumPlans(state: ProxierState, options: IpvsCompileOptions, sync: IpvsSync, plans: PlanCache): PlanSums {
+  const sums: PlanSums = { servers: 0, realServers: 0, nodePorts: 0, nodePortRealServers: 0 };
+  forEachPlan(state, options, sync, plans, (plan) => addPlan(sums, plan, 1));
+  return sums;
+}
+
+function planOf(sp: ProxierServicePort, index: number, sync: IpvsSync, plans: PlanCache | undefined): PortPlan {
+  const allowFromNode = sync.allowsNode(sp.info);
+  return plans !== undefined
+    ? plans.plan(sp, index, allowFromNode, () => sync.plan(sp, allowFromNode), () => loopbackEntries(sp))
+    : sync.plan(sp, allowFromNode);
+}
+
+/** The plan of every service port compiled, in order (from other nodes' work when shared). */
+function forEachPlan(state: ProxierState, options: IpvsCompileOptions, sync: IpvsSync, plans: PlanCache | undefined, use: (plan: PortPlan) => void): void {
+  const only = options.onlyServicePorts;
+  const ports = state.servicePorts;
+  for (let i = 0; i < ports.length; i++) {
+    const sp = ports[i]!;
+    if (only !== undefined && !only(sp.info)) continue;
+    use(planOf(sp, i, sync, plans));
+  }
 }
 
 function protocolWord(protocol: IpvsProtocol): 'tcp' | 'udp' | 'sctp' {
   return protocol === 'TCP' ? 'tcp' : protocol === 'UDP' ? 'udp' : 'sctp';
+}
+
+/**
+ * What one service port adds to a node's IPVS state, worked out from the port alone (plus the
+ * node's own IP being inside its loadBalancerSourceRanges or not), so that nodes where the port
+ * looks the same share it: the ipset entries and virtual servers whose addresses are not the
+ * node's, in the order syncProxyRules makes them. The node's part (which addresses go on
+ * kube-ipvs0, the node-port virtual servers on its own addresses) is added when applied.
+ */
+export interface PortPlan {
+  readonly spn: string;
+  /** KUBE-LOOP-BACK entries of the port's local endpoints (hairpin): the node's own part. */
+  readonly loopback: readonly string[];
+  readonly ops: readonly PlanOp[];
+  /** Virtual servers on service addresses, and their real servers. */
+  readonly servers: number;
+  readonly realServers: number;
+  /** Whether there is a node port, and the real servers of each of its virtual servers. */
+  readonly hasNodePort: boolean;
+  readonly nodePortRealServers: number;
+}
+
+/** Hairpin: a local endpoint reaching its own service is masqueraded (KUBE-LOOP-BACK). */
+function loopbackEntries(sp: ProxierServicePort): string[] {
+  const word = protocolWord(sp.info.protocol);
+  const entries: string[] = [];
+  for (const ep of sp.endpoints) if (ep.isLocal) entries.push(ipPortIPEntry(ep.ip, word, ep.port, ep.ip));
+  return entries;
+}
+
+type PlanOp =
+  | { readonly op: 'entry'; readonly set: IPSetBaseName; readonly entry: string }
+  /** A virtual server on a service address; bound to kube-ipvs0 always, or unless the node owns the address. */
+  | { readonly op: 'server'; readonly vs: VirtualServer; readonly key: string; readonly bind: 'always' | 'unless-node-address' }
+  | { readonly op: 'noNodeAccess'; readonly entry: NoNodeAccessEntry }
+  /** The node port on every node-port address; without any, kube-proxy skips the rest of the port. */
+  | { readonly op: 'nodePorts'; readonly nodePort: NodePortPlan };
+
+interface NodePortPlan {
+  readonly protocol: IpvsProtocol;
+  readonly port: number;
+  readonly externalPolicyLocal: boolean;
+  readonly flags: number;
+  readonly timeoutSeconds: number;
+  readonly origin: VirtualServerOrigin;
+  /** The real servers of the first node-port virtual server; copies for the others (made once, kept). */
+  readonly dests: RealServer[];
+  readonly copies: RealServer[][];
 }
 
 /** One sync's working state, the fields syncProxyRules keeps in locals. */
@@ -128,62 +258,160 @@ class IpvsSync {
   /** kube-proxy's nodeIP for this family: the source-range check for the node's own traffic. */
   readonly #nodeIP: string;
   readonly #noNodeAccess: NoNodeAccessEntry[] = [];
-  /** This service port's real-server selections, by onlyNodeLocal (see #selection). */
-  readonly #selections = new Map<boolean, RealServerSelection>();
   readonly #warnings: string[] = [];
+  /** Virtual servers other nodes made alike (shared-plans.ts). */
+  readonly #plans: PlanCache | undefined;
 
-  constructor(state: ProxierState, scheduler: string, options: IpvsCompileOptions) {
+  constructor(state: ProxierState, scheduler: string, options: IpvsCompileOptions, plans?: PlanCache) {
     this.#state = state;
     this.#scheduler = scheduler;
     this.#options = options;
+    this.#plans = plans;
     this.#ipsets = createIPSets(state.family);
     this.#nodeAddresses = new Set(state.nodeIPs.filter((ip) => isNodeAddress(ip, state.family)));
     this.#nodeIP = state.nodeIPs[0] ?? (state.family === 4 ? '127.0.0.1' : '::1');
     this.#nodePortIPs = this.#nodePortTargets();
   }
 
-  /** The body of syncProxyRules' loop over the service map, for one service port. */
-  servicePort(sp: ProxierServicePort): void {
-    this.#selections.clear();
+  /** Whether the node's own IP is inside the port's loadBalancerSourceRanges (the only per-port fact of the node a plan depends on). */
+  allowsNode(info: ServicePortInfo): boolean {
+    return (this.#plans?.sourceRanges ?? this.#sourceRanges).allowsNode(info, this.#nodeIP);
+  }
+
+  readonly #sourceRanges = new SourceRangeCheck();
+
+  /** The body of syncProxyRules' loop over the service map, for one service port, as a plan. */
+  plan(sp: ProxierServicePort, allowFromNode: boolean): PortPlan {
+    const ops: PlanOp[] = [];
+    const selections = new Map<boolean, RealServerSelection>();
     const info = sp.info;
     const protocol = info.protocol;
     const word = protocolWord(protocol);
+    const entry = (set: IPSetBaseName, value: string): void => {
+      ops.push({ op: 'entry', set, entry: value });
+    };
 
-    // Hairpin: a local endpoint reaching its own service is masqueraded (KUBE-LOOP-BACK).
-    for (const ep of sp.endpoints) {
-      if (ep.isLocal) this.#add(KUBE_LOOP_BACK, ipPortIPEntry(ep.ip, word, ep.port, ep.ip));
-    }
-
-    this.#add(KUBE_CLUSTER_IP, ipPortEntry(info.clusterIP, word, info.port));
-    this.#virtualServer(sp, 'ClusterIP', info.clusterIP, info.port, info.internalPolicyLocal, true);
+    entry(KUBE_CLUSTER_IP, ipPortEntry(info.clusterIP, word, info.port));
+    ops.push(this.#server(sp, selections, 'ClusterIP', info.clusterIP, info.port, info.internalPolicyLocal, 'always'));
 
     for (const externalIP of info.externalIPs) {
-      this.#add(info.externalPolicyLocal ? KUBE_EXTERNAL_IP_LOCAL : KUBE_EXTERNAL_IP, ipPortEntry(externalIP, word, info.port));
+      entry(info.externalPolicyLocal ? KUBE_EXTERNAL_IP_LOCAL : KUBE_EXTERNAL_IP, ipPortEntry(externalIP, word, info.port));
       // An address the node already has must not be added to the dummy device.
-      this.#virtualServer(sp, 'ExternalIP', externalIP, info.port, info.externalPolicyLocal, !this.#nodeAddresses.has(externalIP));
+      ops.push(this.#server(sp, selections, 'ExternalIP', externalIP, info.port, info.externalPolicyLocal, 'unless-node-address'));
     }
 
     for (const ingress of info.loadBalancerVIPs) {
-      const entry = ipPortEntry(ingress, word, info.port);
-      this.#add(KUBE_LOAD_BALANCER, entry);
-      if (info.externalPolicyLocal) this.#add(KUBE_LOAD_BALANCER_LOCAL, entry);
-      if (info.loadBalancerSourceRanges.length > 0) this.#sourceRanges(ingress, word, info.port, info.loadBalancerSourceRanges);
-      this.#virtualServer(sp, 'LoadBalancer', ingress, info.port, info.externalPolicyLocal, !this.#nodeAddresses.has(ingress));
+      const lbEntry = ipPortEntry(ingress, word, info.port);
+      entry(KUBE_LOAD_BALANCER, lbEntry);
+      if (info.externalPolicyLocal) entry(KUBE_LOAD_BALANCER_LOCAL, lbEntry);
+      if (info.loadBalancerSourceRanges.length > 0) {
+        // LoadBalancer source ranges: the FW set, the allowed CIDRs, and the node's own access.
+        entry(KUBE_LOAD_BALANCER_FW, lbEntry);
+        for (const range of info.loadBalancerSourceRanges) entry(KUBE_LOAD_BALANCER_SOURCE_CIDR, ipPortNetEntry(ingress, word, info.port, range));
+        // Traffic from the LB's own backends is often routed straight back to this node: with the
+        // node inside the ranges it may pass (source = VIP); otherwise the node is kept out.
+        if (allowFromNode) entry(KUBE_LOAD_BALANCER_SOURCE_IP, ipPortIPEntry(ingress, word, info.port, ingress));
+        else ops.push({ op: 'noNodeAccess', entry: { ip: ingress, protocol: word, port: info.port } });
+      }
+      ops.push(this.#server(sp, selections, 'LoadBalancer', ingress, info.port, info.externalPolicyLocal, 'unless-node-address'));
     }
 
     if (info.nodePort !== 0) {
-      // kube-proxy `continue`s here when it found no node address, skipping the health check port too.
-      if (this.#nodePortIPs.length === 0) return;
-      const entries = protocol === 'SCTP'
-        ? this.#nodePortIPs.map((ip) => ipPortEntry(ip, 'sctp', info.nodePort))
-        : [String(info.nodePort)];
-      const [plainSet, localSet] = nodePortSets(protocol);
-      for (const entry of entries) this.#add(plainSet, entry);
-      if (info.externalPolicyLocal) for (const entry of entries) this.#add(localSet, entry);
-      for (const ip of this.#nodePortIPs) this.#virtualServer(sp, 'NodePort', ip, info.nodePort, info.externalPolicyLocal, false);
+      const { dests, scope } = this.#selection(sp, selections, info.externalPolicyLocal);
+      ops.push({
+        op: 'nodePorts',
+        nodePort: {
+          protocol,
+          port: info.nodePort,
+          externalPolicyLocal: info.externalPolicyLocal,
+          flags: this.#flags(info),
+          timeoutSeconds: info.sessionAffinityTimeoutSeconds,
+          origin: { spn: info.spn, kind: 'NodePort', endpointScope: scope },
+          dests,
+          copies: [],
+        },
+      });
     }
 
-    if (info.healthCheckNodePort !== 0) this.#add(KUBE_HEALTH_CHECK_NODE_PORT, String(info.healthCheckNodePort));
+    if (info.healthCheckNodePort !== 0) entry(KUBE_HEALTH_CHECK_NODE_PORT, String(info.healthCheckNodePort));
+    let servers = 0;
+    let realServers = 0;
+    let nodePort: NodePortPlan | undefined;
+    for (const op of ops) {
+      if (op.op === 'server') {
+        servers++;
+        realServers += op.vs.dests.length;
+      } else if (op.op === 'nodePorts') {
+        nodePort = op.nodePort;
+      }
+    }
+    return {
+      spn: info.spn,
+      loopback: loopbackEntries(sp),
+      ops,
+      servers,
+      realServers,
+      hasNodePort: nodePort !== undefined,
+      nodePortRealServers: nodePort?.dests.length ?? 0,
+    };
+  }
+
+  /** The node's own addresses that get node-port virtual servers. */
+  get nodePortAddresses(): readonly string[] {
+    return this.#nodePortIPs;
+  }
+
+  /** Add a port's plan to this node. */
+  apply(plan: PortPlan): void {
+    const loopback = this.#ipsets.get(KUBE_LOOP_BACK)!.entries;
+    for (const entry of plan.loopback) loopback.add(entry);
+    for (const op of plan.ops) {
+      switch (op.op) {
+        case 'entry':
+          this.#ipsets.get(op.set)!.entries.add(op.entry);
+          break;
+        case 'server':
+          this.#addServer(op.vs, op.key, op.bind === 'always' || !this.#nodeAddresses.has(op.vs.address));
+          break;
+        case 'noNodeAccess':
+          this.#noNodeAccess.push(op.entry);
+          break;
+        case 'nodePorts':
+          // kube-proxy `continue`s here when it found no node address, skipping the health check port too.
+          if (this.#nodePortIPs.length === 0) return;
+          this.#nodePorts(op.nodePort);
+          break;
+      }
+    }
+  }
+
+  #nodePorts(np: NodePortPlan): void {
+    const entries = np.protocol === 'SCTP' ? this.#nodePortIPs.map((ip) => ipPortEntry(ip, 'sctp', np.port)) : [String(np.port)];
+    const [plainSet, localSet] = nodePortSets(np.protocol);
+    for (const entry of entries) this.#ipsets.get(plainSet)!.entries.add(entry);
+    if (np.externalPolicyLocal) for (const entry of entries) this.#ipsets.get(localSet)!.entries.add(entry);
+    const family = this.#state.family;
+    this.#nodePortIPs.forEach((ip, k) => {
+      // Each server has its own real servers, as kube-proxy adds them: copies made once per address position.
+      let dests = np.dests;
+      if (k > 0) {
+        dests = np.copies[k - 1] ?? copyDests(np.dests);
+        np.copies[k - 1] = dests;
+      }
+      const vs = virtualServer({
+        protocol: np.protocol,
+        address: ip,
+        port: np.port,
+        family,
+        scheduler: this.#scheduler,
+        flags: np.flags,
+        timeoutSeconds: np.timeoutSeconds,
+        netmaskPrefix: family === 4 ? 32 : 128,
+        dests,
+        origin: np.origin,
+      });
+      this.#addServer(vs, virtualServerKey(vs), false);
+    });
   }
 
   finish(randomFully: boolean): IpvsCompiled {
@@ -213,67 +441,58 @@ class IpvsSync {
     };
   }
 
-  #add(set: IPSetBaseName, entry: string): void {
-    this.#ipsets.get(set)!.entries.add(entry);
-  }
-
   /**
    * The real servers of one of the port's virtual servers: the selection is the same for every
    * server with the same endpoint policy, so it is made once per port and copied.
    */
-  #selection(sp: ProxierServicePort, onlyNodeLocal: boolean): { dests: RealServer[]; scope: VirtualServerOrigin['endpointScope'] } {
-    const cached = this.#selections.get(onlyNodeLocal);
+  #selection(sp: ProxierServicePort, selections: Map<boolean, RealServerSelection>, onlyNodeLocal: boolean): { dests: RealServer[]; scope: VirtualServerOrigin['endpointScope'] } {
+    const cached = selections.get(onlyNodeLocal);
     if (cached !== undefined) return { dests: copyDests(cached.dests), scope: cached.scope };
     const selection = realServersFor(sp, onlyNodeLocal, sp.info.protocol, this.#state.family, { gracefulTermination: this.#options.gracefulTermination ?? false });
-    this.#selections.set(onlyNodeLocal, selection);
+    selections.set(onlyNodeLocal, selection);
     return selection;
   }
 
-  /** syncService + syncEndpoint for one address of the service port. */
-  #virtualServer(sp: ProxierServicePort, kind: VirtualServerKind, address: string, port: number, onlyNodeLocal: boolean, bind: boolean): void {
-    const info = sp.info;
-    const persistent = info.sessionAffinityTimeoutSeconds > 0;
-    let flags = persistent ? SVC_F_PERSISTENT : 0;
+  #flags(info: ServicePortInfo): number {
+    let flags = info.sessionAffinityTimeoutSeconds > 0 ? SVC_F_PERSISTENT : 0;
     // kube-proxy's FlagSourceHash (0x10) for mh: hash on the source port too (ipvsadm: mh-port).
     if (this.#scheduler === 'mh') flags |= SVC_F_SCHED2;
+    return flags;
+  }
+
+  /** syncService + syncEndpoint for one service address of the port (the node's own ones: #nodePorts). */
+  #server(sp: ProxierServicePort, selections: Map<boolean, RealServerSelection>, kind: VirtualServerKind, address: string, port: number, onlyNodeLocal: boolean, bind: 'always' | 'unless-node-address'): PlanOp {
+    const info = sp.info;
     const family = this.#state.family;
-    const selection = this.#selection(sp, onlyNodeLocal);
+    const selected = this.#plans !== undefined ? selectEndpoints(sp, onlyNodeLocal) : undefined;
+    const kept = selected !== undefined ? this.#plans!.server(info, kind, address, onlyNodeLocal, selected) : undefined;
+    if (kept !== undefined) return { op: 'server', vs: kept, key: virtualServerKey(kept), bind };
+    const selection = this.#selection(sp, selections, onlyNodeLocal);
     const vs = virtualServer({
       protocol: info.protocol,
       address,
       port,
       family,
       scheduler: this.#scheduler,
-      flags,
-      timeoutSeconds: persistent ? info.sessionAffinityTimeoutSeconds : 0,
+      flags: this.#flags(info),
+      timeoutSeconds: info.sessionAffinityTimeoutSeconds,
       netmaskPrefix: family === 4 ? 32 : 128,
       dests: selection.dests,
       origin: { spn: info.spn, kind, endpointScope: selection.scope },
     });
-    const key = virtualServerKey(vs);
+    if (selected !== undefined) this.#plans!.keepServer(info, kind, address, onlyNodeLocal, selected, vs);
+    return { op: 'server', vs, key: virtualServerKey(vs), bind };
+  }
+
+  #addServer(vs: VirtualServer, key: string, bind: boolean): void {
     const existing = this.#services.get(key);
     if (existing?.origin !== undefined) {
       // The second service port rewrites the same kernel service: its real servers win.
-      this.#warnings.push(`${info.spn} (${kind}) and ${existing.origin.spn} (${existing.origin.kind}) both claim ${key}: the IPVS service keeps ${info.spn}'s real servers`);
+      this.#warnings.push(`${vs.origin!.spn} (${vs.origin!.kind}) and ${existing.origin.spn} (${existing.origin.kind}) both claim ${key}: the IPVS service keeps ${vs.origin!.spn}'s real servers`);
       this.#services.delete(key);
     }
     this.#services.set(key, vs);
-    if (bind) this.#bound.add(address);
-  }
-
-  /** LoadBalancer source ranges: the FW set, the allowed CIDRs, and the node's own access. */
-  #sourceRanges(ingress: string, word: 'tcp' | 'udp' | 'sctp', port: number, ranges: readonly string[]): void {
-    this.#add(KUBE_LOAD_BALANCER_FW, ipPortEntry(ingress, word, port));
-    let allowFromNode = false;
-    for (const range of ranges) {
-      this.#add(KUBE_LOAD_BALANCER_SOURCE_CIDR, ipPortNetEntry(ingress, word, port, range));
-      const cidr = parseCIDR(range);
-      if (cidr && cidrContains(cidr, this.#nodeIP)) allowFromNode = true;
-    }
-    // Traffic from the LB's own backends is often routed straight back to this node: with the
-    // node inside the ranges it may pass (source = VIP); otherwise the node is kept out.
-    if (allowFromNode) this.#add(KUBE_LOAD_BALANCER_SOURCE_IP, ipPortIPEntry(ingress, word, port, ingress));
-    else this.#noNodeAccess.push({ ip: ingress, protocol: word, port });
+    if (bind) this.#bound.add(vs.address);
   }
 
   /**

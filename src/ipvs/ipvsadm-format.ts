@@ -202,7 +202,17 @@ export function compareDests(a: RealServer, b: RealServer): number {
 
 /** ipvsadm's qsort of the services (glibc's merge sort with ipvs_cmp_services). */
 export function sortServices(services: readonly VirtualServer[]): VirtualServer[] {
-  return sortLikeGlibc(services.map((item) => ({ item, words: addressWords(item.address) })), compareKeyedServices).map((k) => k.item);
+  return sortLikeGlibc(services.map((item) => ({ item, words: serverWords(item) })), compareKeyedServices).map((k) => k.item);
+}
+
+const wordsOfShared = new WeakMap<VirtualServer, number[]>();
+
+/** The service's address words, kept for shared servers (every node's table sorts them). */
+function serverWords(vs: VirtualServer): number[] {
+  if (!sharedServers.has(vs)) return addressWords(vs.address);
+  let words = wordsOfShared.get(vs);
+  if (words === undefined) wordsOfShared.set(vs, (words = addressWords(vs.address)));
+  return words;
 }
 
 /** ipvsadm's qsort of one service's dests (ipvs_cmp_dests). */
@@ -297,35 +307,70 @@ function destLine(dest: RealServer, opts: IpvsadmListOptions): string {
   return `${name} ${padRight(dest.forward, 7)} ${padRight(String(dest.weight), 6)} ${padRight(String(dest.activeConns), 10)} ${padRight(String(dest.inactConns), 10)}`;
 }
 
+/**
+ * Virtual servers that many nodes' tables share (shared-plans.ts), with their lines in each list
+ * format once printed: the next node's table joins them instead of sorting and printing every
+ * real server again. Such servers never change once made (a compiled table is data; live
+ * services have their own dests).
+ */
+const sharedServers = new WeakSet<VirtualServer>();
+const printedServers = new WeakMap<VirtualServer, Map<string, string>>();
+
+/** Mark a virtual server that several tables share, so that its lines are printed once per format. */
+export function shareServerRendering(vs: VirtualServer): void {
+  sharedServers.add(vs);
+}
+
+function serviceBlock(vs: VirtualServer, opts: IpvsadmListOptions): string {
+  const print = (): string => [serviceLine(vs, opts), ...orderedDests(vs, opts.nosort).map((dest) => destLine(dest, opts))].join('\n');
+  if (!sharedServers.has(vs)) return print();
+  const format = `${opts.stats ? 's' : ''}${opts.rate ? 'r' : ''}${opts.thresholds ? 't' : ''}${opts.persistentConn ? 'p' : ''}${opts.exact ? 'e' : ''}${opts.nosort ? 'n' : ''}`;
+  let byFormat = printedServers.get(vs);
+  if (byFormat === undefined) printedServers.set(vs, (byFormat = new Map()));
+  let block = byFormat.get(format);
+  if (block === undefined) byFormat.set(format, (block = print()));
+  return block;
+}
+
 /** `ipvsadm -Ln [--stats|--rate|--thresholds|--persistent-conn] [--exact] [--nosort]`. */
 export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {}): string {
   const lines = [`IP Virtual Server version ${IPVS_VERSION} (size=${opts.connTabSize ?? DEFAULT_CONN_TAB_SIZE})`, ...titleLines(opts)];
-  for (const vs of orderedServices(table, opts)) {
-    lines.push(serviceLine(vs, opts));
-    for (const dest of orderedDests(vs, opts.nosort)) lines.push(destLine(dest, opts));
-  }
+  for (const vs of orderedServices(table, opts)) lines.push(serviceBlock(vs, opts));
   return `${lines.join('\n')}\n`;
 }
 
 // ---------------------------------------------------------------- -S
+
+/** How ipvsadm names a virtual service in a command: "-t 10.96.0.1:443", "-u [fd00::a]:53". */
+export function ipvsadmServiceName(vs: VirtualServer): string {
+  return serviceName(vs, true);
+}
+
+/** The options of `-A`/`-E` after the service name: " -s rr -p 10800", as ipvsadm -S writes them. */
+export function ipvsadmServiceOptions(vs: VirtualServer): string {
+  let line = ` -s ${vs.scheduler}`;
+  if (vs.flags & SVC_F_PERSISTENT) {
+    line += ` -p ${vs.timeoutSeconds}`;
+    if (vs.netmaskPrefix !== fullMask(vs)) line += vs.family === 4 ? ` -M ${dottedNetmask(vs.netmaskPrefix)}` : ` -M ${vs.netmaskPrefix}`;
+  }
+  if (vs.pe !== '') line += ` --pe ${vs.pe}`;
+  if (vs.flags & SVC_F_ONEPACKET) line += ' -o';
+  if (vs.flags & (SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3)) line += ` -b ${schedulerFlagNames(vs).join(',')}`;
+  return line;
+}
+
+/** The options of `-a`/`-e` naming a real server: "-r 10.244.0.5:8080 -m -w 1". */
+export function ipvsadmDestOptions(dest: RealServer): string {
+  return `-r ${destName(dest, true)} ${FORWARD_SWITCH[dest.forward]} -w ${dest.weight}`;
+}
 
 /** `ipvsadm -Sn [--nosort]`: the table as ipvsadm commands (no header). */
 export function formatIpvsadmSave(table: IpvsTable, opts: Pick<IpvsadmListOptions, 'nosort' | 'hashSalt'> = {}): string {
   const lines: string[] = [];
   for (const vs of orderedServices(table, opts)) {
     const name = serviceName(vs, true);
-    let line = `-A ${name} -s ${vs.scheduler}`;
-    if (vs.flags & SVC_F_PERSISTENT) {
-      line += ` -p ${vs.timeoutSeconds}`;
-      if (vs.netmaskPrefix !== fullMask(vs)) line += vs.family === 4 ? ` -M ${dottedNetmask(vs.netmaskPrefix)}` : ` -M ${vs.netmaskPrefix}`;
-    }
-    if (vs.pe !== '') line += ` --pe ${vs.pe}`;
-    if (vs.flags & SVC_F_ONEPACKET) line += ' -o';
-    if (vs.flags & (SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3)) line += ` -b ${schedulerFlagNames(vs).join(',')}`;
-    lines.push(line);
-    for (const dest of orderedDests(vs, opts.nosort)) {
-      lines.push(`-a ${name} -r ${destName(dest, true)} ${FORWARD_SWITCH[dest.forward]} -w ${dest.weight}`);
-    }
+    lines.push(`-A ${name}${ipvsadmServiceOptions(vs)}`);
+    for (const dest of orderedDests(vs, opts.nosort)) lines.push(`-a ${name} ${ipvsadmDestOptions(dest)}`);
   }
   return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
 }

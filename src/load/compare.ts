@@ -50,6 +50,8 @@ export interface CompareOptions extends NodeRunOptions {
   onProgress?: (line: string) => void;
   /** Rows measured elsewhere against the same direct row (kpsim lab's kernel rows), after the proxy's. */
   measured?: ExtraRows;
+  /** Each row as soon as it is complete (the web page draws them as they come). */
+  onRow?: (row: CompareRow) => void;
 }
 
 /** Rows another module measures: how many steps they take, and the rows. */
@@ -92,6 +94,7 @@ export async function runCompare(view: CompareView, opts: CompareOptions = {}): 
   const warmupSeconds = opts.warmupSeconds ?? COMPARE_DEFAULTS.warmupSeconds;
   const thread = opts.loadThread ?? 'worker';
   const progress = opts.onProgress ?? ((): void => undefined);
+  const completed = opts.onRow ?? ((): void => undefined);
   const notes: string[] = [];
 
   const protocol = opts.protocol ?? 'TCP';
@@ -126,18 +129,22 @@ export async function runCompare(view: CompareView, opts: CompareOptions = {}): 
         direct = directRow(await load(udp ? `udp://${baselineListener}` : `http://${baselineListener}/`), baselineListener);
         progress(`    ${summary(direct)}`);
         rows.push(direct);
+        completed(direct);
       }
       say(`userspace proxy, scheduler ${scheduler}, at ${on.listener}: ${durationSeconds} s of load`);
       const row = await proxyLoad(on, scheduler, direct, load);
       progress(`    ${summary(row)}`);
       rows.push(row);
+      completed(row);
     } finally {
       await on.running.close();
     }
   }
 
   if (opts.measured !== undefined && direct !== undefined) {
-    rows.push(...await opts.measured.rows({ target, direct, connections, durationSeconds, warmupSeconds, say, progress }));
+    const measured = await opts.measured.rows({ target, direct, connections, durationSeconds, warmupSeconds, say, progress });
+    rows.push(...measured);
+    measured.forEach(completed);
   }
 
   const shape: StreamShape = {
@@ -147,10 +154,12 @@ export async function runCompare(view: CompareView, opts: CompareOptions = {}): 
     intervalSeconds: STREAM_INTERVAL_SECONDS,
   };
   const candidates = verdict.endpoints.map((e) => ({ endpoint: e.endpoint, pod: e.podName ?? '' }));
-  rows.push(...simulatedRows(view.node, target, candidates, shape, {
+  const simulated = simulatedRows(view.node, target, candidates, shape, {
     modes: RULES_MODES, schedulers, seed: opts.seed ?? COMPARE_DEFAULTS.seed,
     onRun: (mode, scheduler) => say(`${mode} mode${modeDriver(mode).variants(schedulers).length > 1 ? `, scheduler ${scheduler}` : ''}, simulated: ${shape.connections} new connections`),
-  }));
+  });
+  rows.push(...simulated);
+  simulated.forEach(completed);
 
   notes.push(...explain(target, connections, rows, udp));
   return {

@@ -62,6 +62,21 @@ export function formatSelectorMap(selector: Readonly<Record<string, string>>): s
 }
 
 /**
+ * metav1.FormatLabelSelector: the selector's requirements in key order, as labels.Selector
+ * prints them ("app=web,tier in (a,b),!legacy"); "<none>" for an empty one.
+ */
+export function formatLabelSelector(selector: LabelSelector): string {
+  const parts: { key: string; text: string }[] = Object.keys(selector.matchLabels).map((key) => ({ key, text: `${key}=${selector.matchLabels[key]}` }));
+  for (const r of selector.matchExpressions) {
+    const values = [...r.values].sort().join(',');
+    const text = r.operator === 'In' ? `${r.key} in (${values})` : r.operator === 'NotIn' ? `${r.key} notin (${values})` : r.operator === 'Exists' ? r.key : `!${r.key}`;
+    parts.push({ key: r.key, text });
+  }
+  parts.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return parts.length > 0 ? parts.map((p) => p.text).join(',') : '<none>';
+}
+
+/**
  * A label map as the API server prints an "Invalid value" since v1.34: JSON, keys sorted, null
  * when there are none (older servers printed Go syntax, map[string]string{"app":"web"}).
  */

@@ -42,8 +42,16 @@ export function readOwnerReferences(doc: JsonObject, r: FieldReader): OwnerRefer
     const kind = r.string(o, 'kind', path, true);
     const name = r.string(o, 'name', path, true);
     if (apiVersion === undefined || kind === undefined || name === undefined) return [];
-    return [{ apiVersion, kind, name, controller: r.boolean(o, 'controller', path) ?? false }];
+    const uid = r.string(o, 'uid', path);
+    return [{ apiVersion, kind, name, controller: r.boolean(o, 'controller', path) ?? false, ...(uid !== undefined && uid !== '' ? { uid } : {}) }];
   });
+}
+
+/** A string in the object's metadata (uid, creationTimestamp) as the API server set it; undefined when absent or not a string. */
+export function metadataString(doc: JsonObject, key: string): string | undefined {
+  const meta = doc['metadata'];
+  const value = isObject(meta) ? meta[key] : undefined;
+  return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
 /** Whether the object's metadata has the key at all (deletionTimestamp: any value means terminating). */

@@ -5,7 +5,7 @@
  */
 import { child, type FieldReader, type Json, type JsonObject, isObject } from './fields.js';
 import { readNodeSelectorTerms } from './label-selector.js';
-import { hasMetadataField, readMetadata, readOwnerReferences } from './metadata.js';
+import { hasMetadataField, metadataString, readMetadata, readOwnerReferences } from './metadata.js';
 import { PROTOCOLS } from './service.js';
 import type { ContainerPort, Pod, PodSpec, Protocol, TaintEffect, Toleration } from './types.js';
 
@@ -31,9 +31,12 @@ export function decodePod(doc: JsonObject, r: FieldReader): Pod | undefined {
   const spec = readPodSpec(specObject, 'spec', r);
   const podIPs = readPodIPs(status, r);
   const phase = r.string(status, 'phase', 'status') ?? '';
-  const ready = r
-    .list(status, 'conditions', 'status')
-    .some((c) => isObject(c) && c['type'] === 'Ready' && c['status'] === 'True');
+  const readyCondition = r.list(status, 'conditions', 'status').find((c): c is JsonObject => isObject(c) && c['type'] === 'Ready' && c['status'] === 'True');
+  const ready = readyCondition !== undefined;
+  const uid = metadataString(doc, 'uid');
+  const creationTimestamp = metadataString(doc, 'creationTimestamp');
+  const readySince = typeof readyCondition?.['lastTransitionTime'] === 'string' ? readyCondition['lastTransitionTime'] : undefined;
+  const restarts = (Array.isArray(status['containerStatuses']) ? status['containerStatuses'] : []).reduce<number>((most, c) => Math.max(most, isObject(c) && typeof c['restartCount'] === 'number' ? c['restartCount'] : 0), 0);
   return {
     kind: 'Pod',
     origin: { file: r.file, object: r.object },
@@ -47,6 +50,10 @@ export function decodePod(doc: JsonObject, r: FieldReader): Pod | undefined {
     phase,
     ready,
     terminating: hasMetadataField(doc, 'deletionTimestamp'),
+    ...(uid !== undefined ? { uid } : {}),
+    ...(creationTimestamp !== undefined ? { creationTimestamp } : {}),
+    ...(readySince !== undefined ? { readySince } : {}),
+    ...(restarts > 0 ? { restarts } : {}),
   };
 }
 

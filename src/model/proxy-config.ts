@@ -26,6 +26,11 @@ export function defaultProxyConfig(): ProxyConfig {
     nodePortAddresses: [],
     hostnameOverride: '',
     featureGates: {},
+    syncPeriods: {
+      iptables: { syncPeriodSeconds: 30, minSyncPeriodSeconds: 1 },
+      ipvs: { syncPeriodSeconds: 30, minSyncPeriodSeconds: 0 },
+      nftables: { syncPeriodSeconds: 30, minSyncPeriodSeconds: 1 },
+    },
   };
 }
 
@@ -67,12 +72,20 @@ export function decodeProxyConfig(doc: JsonObject, r: FieldReader): ProxyConfig 
   const ipvs = r.object_(doc, 'ipvs', '') ?? {};
   config.ipvsScheduler = r.string(ipvs, 'scheduler', 'ipvs') ?? '';
   config.ipvsStrictARP = r.boolean(ipvs, 'strictARP', 'ipvs') ?? false;
-  config.ipvsTCPTimeoutSeconds = readDuration(ipvs, 'tcpTimeout', r);
-  config.ipvsTCPFinTimeoutSeconds = readDuration(ipvs, 'tcpFinTimeout', r);
-  config.ipvsUDPTimeoutSeconds = readDuration(ipvs, 'udpTimeout', r);
+  config.ipvsTCPTimeoutSeconds = readDuration(ipvs, 'ipvs', 'tcpTimeout', r);
+  config.ipvsTCPFinTimeoutSeconds = readDuration(ipvs, 'ipvs', 'tcpFinTimeout', r);
+  config.ipvsUDPTimeoutSeconds = readDuration(ipvs, 'ipvs', 'udpTimeout', r);
+  const nftables = r.object_(doc, 'nftables', '') ?? {};
+  for (const [section, values] of [['iptables', iptables], ['ipvs', ipvs], ['nftables', nftables]] as const) {
+    // An unset (or zero) period keeps kube-proxy's default, as its defaulting does.
+    const sync = readDuration(values, section, 'syncPeriod', r);
+    const minSync = readDuration(values, section, 'minSyncPeriod', r);
+    if (sync > 0) config.syncPeriods[section].syncPeriodSeconds = sync;
+    if (minSync > 0) config.syncPeriods[section].minSyncPeriodSeconds = minSync;
+  }
   // userspace mode's udpIdleTimeout (v1alpha1 until kube-proxy 1.26): must be greater than 0.
   const udpIdleText = doc['udpIdleTimeout'];
-  const udpIdle = readDuration(doc, 'udpIdleTimeout', r, '');
+  const udpIdle = readDuration(doc, '', 'udpIdleTimeout', r);
   if (udpIdle > 0) config.udpIdleTimeoutSeconds = udpIdle;
   else if (typeof udpIdleText === 'string' && parseGoDurationSeconds(udpIdleText) === 0) {
     r.fail('KPSIM_ERR_CONFIG_BAD_FIELD', 'udpIdleTimeout', `${JSON.stringify(udpIdleText)}: must be greater than 0`);
@@ -94,12 +107,13 @@ export function decodeProxyConfig(doc: JsonObject, r: FieldReader): ProxyConfig 
   return config;
 }
 
-function readDuration(parent: JsonObject, key: string, r: FieldReader, parentPath = 'ipvs'): number {
+/** A duration field of `section` ('' for a top-level field), in seconds; 0 when unset. */
+function readDuration(parent: JsonObject, section: string, key: string, r: FieldReader): number {
   const value = parent[key];
   if (value === undefined || value === null) return 0;
   const seconds = typeof value === 'string' ? parseGoDurationSeconds(value) : undefined;
   if (seconds === undefined) {
-    r.fail('KPSIM_ERR_CONFIG_BAD_FIELD', parentPath === '' ? key : child(parentPath, key), `${JSON.stringify(value)} is not a duration such as "900s" or "15m"`);
+    r.fail('KPSIM_ERR_CONFIG_BAD_FIELD', section === '' ? key : child(section, key), `${JSON.stringify(value)} is not a duration such as "900s" or "15m"`);
     return 0;
   }
   return seconds;

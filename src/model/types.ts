@@ -219,6 +219,8 @@ export interface OwnerReference {
   kind: string;
   name: string;
   controller: boolean;
+  /** The owner's metadata.uid, when given (a live cluster's garbage collector follows it). */
+  uid?: string;
 }
 
 export interface Pod {
@@ -240,6 +242,14 @@ export interface Pod {
   terminating: boolean;
   /** Made or completed by --allocate (scheduled, given addresses), rather than read as stored. */
   generated?: boolean;
+  /** metadata.uid, when stored. */
+  uid?: string;
+  /** metadata.creationTimestamp (RFC 3339), when stored: the ReplicaSet controller deletes the newest first. */
+  creationTimestamp?: string;
+  /** When the Ready condition last became True (its lastTransitionTime), when stored and Ready. */
+  readySince?: string;
+  /** The most restarts of any of its containers (status.containerStatuses restartCount). */
+  restarts?: number;
 }
 
 export type WorkloadKind = 'Deployment' | 'ReplicaSet' | 'StatefulSet' | 'DaemonSet';
@@ -253,6 +263,11 @@ export interface PodTemplate {
    * ("5d8f7c9b6"): the ReplicaSet's pod-template-hash, the controller-revision-hash.
    */
   hash: string;
+  /**
+   * The same hash of the template without its pod-template-hash label: a Deployment's and the
+   * ReplicaSet made from it agree on it (the Deployment controller's EqualIgnoreHash).
+   */
+  baseHash?: string;
 }
 
 /** An apps/v1 Deployment, ReplicaSet, StatefulSet or DaemonSet. */
@@ -275,6 +290,10 @@ export interface Workload {
   ordinalsStart: number;
   /** Made by --allocate (a Deployment's ReplicaSet), not read from the input. */
   generated?: boolean;
+  /** metadata.uid, when stored. */
+  uid?: string;
+  /** metadata.creationTimestamp (RFC 3339), when stored. */
+  creationTimestamp?: string;
 }
 
 /** The KubeProxyConfiguration subset kpsim honours, defaults applied. */
@@ -303,6 +322,17 @@ export interface ProxyConfig {
   nodePortAddresses: string[];
   hostnameOverride: string;
   featureGates: Record<string, boolean>;
+  /**
+   * iptables.syncPeriod/minSyncPeriod, ipvs.*, nftables.* in seconds, kube-proxy's defaults
+   * applied (30 s and 1 s; IPVS's minSyncPeriod defaults to 0). In v1alpha1 each mode reads its
+   * own section (pkg/proxy/apis/config/v1alpha1/conversion.go); userspace reads iptables'.
+   */
+  syncPeriods: Record<'iptables' | 'ipvs' | 'nftables', SyncPeriods>;
+}
+
+export interface SyncPeriods {
+  syncPeriodSeconds: number;
+  minSyncPeriodSeconds: number;
 }
 
 /** A problem that is not fatal: kpsim goes on, and says what the consequence is. */

@@ -6,7 +6,7 @@
 import { controllerHash } from '../util/hash.js';
 import { type FieldReader, type JsonObject, isObject } from './fields.js';
 import { labelsValueText, matchesSelector, readLabelSelector } from './label-selector.js';
-import { readMetadata, readOwnerReferences } from './metadata.js';
+import { metadataString, readMetadata, readOwnerReferences } from './metadata.js';
 import { readPodSpec } from './pod.js';
 import type { Workload, WorkloadKind } from './types.js';
 
@@ -57,11 +57,15 @@ export function decodeWorkload(kind: WorkloadKind, doc: JsonObject, r: FieldRead
     ownerReferences: readOwnerReferences(doc, r),
     replicas,
     selector,
-    template: { labels: templateLabels, annotations: templateAnnotations, spec: podSpec, hash: controllerHash(template) },
+    template: { labels: templateLabels, annotations: templateAnnotations, spec: podSpec, hash: controllerHash(template), baseHash: controllerHash(withoutTemplateHash(template)) },
     serviceName: '',
     podManagementPolicy: 'OrderedReady',
     ordinalsStart: 0,
   };
+  const uid = metadataString(doc, 'uid');
+  const creationTimestamp = metadataString(doc, 'creationTimestamp');
+  if (uid !== undefined) workload.uid = uid;
+  if (creationTimestamp !== undefined) workload.creationTimestamp = creationTimestamp;
   if (kind === 'StatefulSet') {
     workload.serviceName = r.string(spec, 'serviceName', 'spec') ?? '';
     workload.podManagementPolicy = r.oneOf(spec, 'podManagementPolicy', 'spec', ['OrderedReady', 'Parallel'] as const, 'OrderedReady');
@@ -69,4 +73,13 @@ export function decodeWorkload(kind: WorkloadKind, doc: JsonObject, r: FieldRead
     workload.ordinalsStart = (ordinals ? r.integer(ordinals, 'start', 'spec.ordinals', 0, 2 ** 31 - 1) : undefined) ?? 0;
   }
   return workload;
+}
+
+/** The template without the pod-template-hash label the Deployment controller adds to its ReplicaSets' templates. */
+function withoutTemplateHash(template: JsonObject): JsonObject {
+  const meta = isObject(template['metadata']) ? template['metadata'] : undefined;
+  const labels = meta && isObject(meta['labels']) ? meta['labels'] : undefined;
+  if (!labels || !('pod-template-hash' in labels)) return template;
+  const { 'pod-template-hash': _hash, ...rest } = labels;
+  return { ...template, metadata: { ...meta, labels: rest } };
 }

@@ -143,7 +143,21 @@ export interface EndpointNames {
   readonly affinitySet: string;
 }
 
+/**
+ * Names by service port and endpoint: every node of a cluster names a port's endpoints alike,
+ * and each name is a SHA-256 (a DaemonSet's port, on every node, has an endpoint per node).
+ */
+const namesByPort = new WeakMap<ServicePortName, Map<string, EndpointNames>>();
+
 export function endpointNames(spn: ServicePortName, endpoint: string): EndpointNames {
+  let byEndpoint = namesByPort.get(spn);
+  if (byEndpoint === undefined) namesByPort.set(spn, (byEndpoint = new Map()));
+  let names = byEndpoint.get(endpoint);
+  if (names === undefined) byEndpoint.set(endpoint, (names = makeEndpointNames(spn, endpoint)));
+  return names;
+}
+
+function makeEndpointNames(spn: ServicePortName, endpoint: string): EndpointNames {
   const base = endpointChainNameBase(spn, endpoint);
   return {
     chain: ENDPOINT_PREFIX + base,

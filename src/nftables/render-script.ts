@@ -19,14 +19,14 @@ export function quoteComment(text: string): string {
   return JSON.stringify(text);
 }
 
-function tableLine(table: NftTable): string {
+export function tableLine(table: NftTable): string {
   const parts: string[] = [];
   if (table.comment !== undefined) parts.push(` comment ${quoteComment(table.comment)} ;`);
   if (table.flags && table.flags.length > 0) parts.push(` flags ${table.flags.join(',')} ;`);
   return `add table ${table.family} ${table.name}${parts.length > 0 ? ` {${parts.join('')} }` : ''}`;
 }
 
-function chainLine(prefix: string, chain: NftChain): string {
+export function chainLine(prefix: string, chain: NftChain): string {
   const parts: string[] = [];
   if (chain.base) {
     const b = chain.base;
@@ -40,7 +40,7 @@ function chainLine(prefix: string, chain: NftChain): string {
   return `add chain ${prefix} ${chain.name}${parts.length > 0 ? ` {${parts.join('')} }` : ''}`;
 }
 
-function setLine(prefix: string, set: NftSet): string {
+export function setLine(prefix: string, set: NftSet): string {
   let text = `add ${set.kind} ${prefix} ${set.name} {`;
   text += set.typeOf !== undefined ? ` typeof ${set.typeOf} ;` : ` type ${set.type} ;`;
   if (set.flags && set.flags.length > 0) text += ` flags ${set.flags.join(',')} ;`;

@@ -7,6 +7,7 @@
  * with ClientIP affinity. A port without endpoints gets elements only (and its firewall chain).
  */
 import { protocolWord } from '../iptables/names.js';
+import { sameEndpoints } from '../topology/categorize.js';
 import { policyFacts } from '../topology/policy-facts.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { cidrContains, parseCIDR } from '../util/ip.js';
@@ -109,7 +110,19 @@ function servicePortFacts(sp: ProxierServicePort): ServicePortFacts {
   };
 }
 
-export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: ProxierServicePort): void {
+/**
+ * What other nodes wrote for a port that this node may take over (shared-work.ts): chains that
+ * depend only on the port, its endpoints and the proxier-wide facts. What is written now is
+ * kept in it.
+ */
+export interface NftPortReuse {
+  /** The endpoint chains, by endpoint text. */
+  readonly endpointChains: Map<string, NftChain>;
+  /** The service- chain last written, the endpoints it sends to, and whether it starts with the masquerade rule. */
+  clusterChain?: { readonly endpoints: readonly EndpointInfo[]; readonly masquerade: boolean; readonly chain: NftChain };
+}
+
+export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: ProxierServicePort, reuse?: NftPortReuse): void {
   const svc = sp.info;
   const facts = servicePortFacts(sp);
   const reachable = sp.categorized.allReachableEndpoints;
@@ -118,11 +131,28 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   writeElements(maps, svc, facts);
 
   // Chains are created in kube-proxy's order: the endpoints' first, then the policy chains.
-  for (const n of names) ensureChain(ctx.table, n.chain);
-  const clusterChain = facts.usesClusterPolicyChain ? ensureChain(ctx.table, facts.clusterPolicyChain) : undefined;
+  const endpointChains = reuse?.endpointChains;
+  const taken = reachable.map((ep) => endpointChains?.get(ep.endpoint));
+  for (let i = 0; i < names.length; i++) {
+    const chain = taken[i];
+    if (chain === undefined) ensureChain(ctx.table, names[i]!.chain);
+    else ctx.table.chains.set(chain.name, chain);
+  }
+  // The service- chain is the same wherever the port has the same cluster endpoints (a node's
+  // own endpoint changes only the local- chain): take it over when another node wrote it.
+  const clusterEndpoints = sp.categorized.clusterEndpoints ?? [];
+  const masqueradeInCluster = facts.hasInternalEndpoints && facts.internalTrafficChain === facts.clusterPolicyChain;
+  const known = reuse?.clusterChain;
+  const takenCluster = facts.usesClusterPolicyChain && known !== undefined && known.masquerade === masqueradeInCluster && sameEndpoints(known.endpoints, clusterEndpoints)
+    ? known.chain
+    : undefined;
+  if (takenCluster !== undefined) ctx.table.chains.set(takenCluster.name, takenCluster);
+  const clusterChain = facts.usesClusterPolicyChain && takenCluster === undefined ? ensureChain(ctx.table, facts.clusterPolicyChain) : undefined;
   const localChain = facts.usesLocalPolicyChain ? ensureChain(ctx.table, facts.localPolicyChain) : undefined;
 
-  if (facts.hasInternalEndpoints) writeInternalMasquerade(ctx, ensureChain(ctx.table, facts.internalTrafficChain), svc);
+  if (facts.hasInternalEndpoints && !(takenCluster !== undefined && masqueradeInCluster)) {
+    writeInternalMasquerade(ctx, ensureChain(ctx.table, facts.internalTrafficChain), svc);
+  }
   if (facts.usesExternalTrafficChain) writeExternalChain(ctx, svc, facts);
   if (facts.usesFWChain) writeFirewallChain(ctx, svc, facts);
 
@@ -139,10 +169,17 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   }
 
   const nameOf = endpointNameLookup(reachable, names);
-  if (clusterChain) writeServiceToEndpointRules(ctx, clusterChain, svc, sp.categorized.clusterEndpoints ?? [], nameOf);
+  if (clusterChain) {
+    writeServiceToEndpointRules(ctx, clusterChain, svc, clusterEndpoints, nameOf);
+    if (reuse !== undefined) reuse.clusterChain = { endpoints: clusterEndpoints, masquerade: masqueradeInCluster, chain: clusterChain };
+  }
   if (localChain) writeServiceToEndpointRules(ctx, localChain, svc, sp.categorized.localEndpoints ?? [], nameOf);
 
-  for (let i = 0; i < reachable.length; i++) writeEndpointChain(ctx, svc, reachable[i]!, names[i]!);
+  for (let i = 0; i < reachable.length; i++) {
+    if (taken[i] !== undefined) continue;
+    const chain = writeEndpointChain(ctx, svc, reachable[i]!, names[i]!);
+    endpointChains?.set(reachable[i]!.endpoint, chain);
+  }
 }
 
 /** The elements that capture the port's cluster IP, external IPs, LB IPs and node port. */
@@ -275,9 +312,10 @@ function writeServiceToEndpointRules(
 }
 
 /** endpoint-: hairpin masquerade (a pod reaching itself through the service), affinity, DNAT. */
-function writeEndpointChain(ctx: NftSyncContext, svc: ServicePortInfo, ep: EndpointInfo, n: EndpointNames): void {
+function writeEndpointChain(ctx: NftSyncContext, svc: ServicePortInfo, ep: EndpointInfo, n: EndpointNames): NftChain {
   const chain = ensureChain(ctx.table, n.chain);
   addRule(chain, `${ctx.ipX} saddr ${ep.ip} jump ${MARK_MASQ_CHAIN}`);
   if (svc.sessionAffinityTimeoutSeconds > 0) addRule(chain, `update @${n.affinitySet} { ${ctx.ipX} saddr }`);
   addRule(chain, `meta l4proto ${protocolWord(svc.protocol)} dnat to ${ep.endpoint}`);
+  return chain;
 }

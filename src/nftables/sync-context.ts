@@ -3,7 +3,8 @@
  * options before anything is written: what kube-proxy's nftables Proxier holds in its fields.
  */
 import { type NodePortAddresses, nodePortAddresses, nodePortIPs } from '../iptables/node-port-addresses.js';
-import type { ProxierState } from '../tracker/types.js';
+import type { ProxierState, ServicePortInfo } from '../tracker/types.js';
+import type { NftablesSharedWork } from './shared-work.js';
 import { type Family, isLoopback, parseCIDR } from '../util/ip.js';
 import type { NftTable } from './types.js';
 
@@ -15,6 +16,16 @@ export interface NftablesCompileOptions {
    * when kube-proxy has seen no ServiceCIDR, that rule is left out.
    */
   serviceCIDRs?: readonly string[];
+  /**
+   * What compiles of other nodes of the same cluster wrote that this one can take over
+   * (shared-work.ts): the table is the same, only made sooner.
+   */
+  shared?: NftablesSharedWork;
+  /**
+   * Write only these service ports (and everything else of the table as usual): what one packet
+   * to these ports crosses.
+   */
+  onlyServicePorts?: (info: ServicePortInfo) => boolean;
 }
 
 export interface NftSyncContext {

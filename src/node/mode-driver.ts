@@ -8,7 +8,7 @@
 import type { Picker } from '../simulate/picker.js';
 import type { Packet, TraceContext } from '../trace/types.js';
 import type { ResolvedNode } from '../tracker/proxier-state.js';
-import type { ProxierServicePort, ProxierState } from '../tracker/types.js';
+import type { ProxierServicePort, ProxierState, ServicePortInfo } from '../tracker/types.js';
 import type { Rng } from '../util/random.js';
 import type { NodeTracer } from './trace-context.js';
 
@@ -36,6 +36,33 @@ export interface ModeCompileOptions {
    * (what the simulations replay); a compile from manifests is one sync and has none (default).
    */
   gracefulTermination?: boolean;
+  /**
+   * What compiles of other nodes of the same cluster did that this one can take over
+   * (ModeDriver.shareAcrossNodes): the result is the same, only faster. A mode without sharing
+   * ignores it.
+   */
+  shared?: SharedModeWork;
+  /**
+   * Write only these service ports, and the rest of the node's rules as usual: what one packet to
+   * these ports crosses (a cluster-wide trace compiles many nodes this way). A mode may ignore it
+   * and write them all.
+   */
+  onlyServicePorts?: (info: ServicePortInfo) => boolean;
+}
+
+/** A mode's work shared by the compiles of every node of one cluster (opaque to everyone but the mode). */
+export interface SharedModeWork {
+  readonly mode: RulesMode;
+}
+
+/** How much a mode wrote on a node, for `kpsim nodes`. */
+export interface ModeSize {
+  /** The headline figure: rules (iptables), virtual servers (IPVS), ... */
+  readonly count: number;
+  /** What `count` counts, plural: "rules", "virtual servers". */
+  readonly unit: string;
+  /** Other figures, by name ("chains", "real servers"). */
+  readonly details: Readonly<Record<string, number>>;
 }
 
 /** One node compiled in one mode: what every driver's compile returns. */
@@ -78,6 +105,11 @@ export interface ModeDriver<C extends CompiledNode = CompiledNode> {
   readonly formats: readonly OutputFormat[];
   /** The compile options this mode reads (the CLI refuses the others with a usage error). */
   readonly options: readonly (keyof ModeCompileOptions)[];
+  /**
+   * What holds this mode's connections over time (`kpsim simulate --events`): the kernel's
+   * conntrack table in front of the rules (iptables, nftables), or IPVS's own connection table.
+   */
+  readonly connectionTable: 'conntrack' | 'ipvs';
 
   compile(node: ResolvedNode, states: readonly ProxierState[], opts?: ModeCompileOptions): C;
   /** The text of every family, as one would feed it to (or read it from) the kernel. */
@@ -86,6 +118,20 @@ export interface ModeDriver<C extends CompiledNode = CompiledNode> {
 
   /** A one-line summary per family, for `kpsim demo` (same order as `compiled.states`). */
   summarize(compiled: C): string[];
+
+  /**
+   * Optional: the work this mode can share between the compiles of different nodes of one
+   * cluster with these options (pass it back as `opts.shared`). Without it every node is
+   * compiled on its own.
+   */
+  shareAcrossNodes?(opts: ModeCompileOptions): SharedModeWork;
+  /** Optional: what `kpsim nodes` shows of a compiled node (every family together). */
+  size?(compiled: C): ModeSize;
+  /**
+   * Optional: the same figures as size(compile(...)), without keeping the node's rules: with
+   * `opts.shared`, a mode may add up what it shares instead of assembling every node's rules.
+   */
+  sizeOf?(node: ResolvedNode, states: readonly ProxierState[], opts?: ModeCompileOptions): ModeSize;
 
   /** The runs a simulation makes of this mode: one, or one per IPVS scheduler asked for. */
   variants(schedulers: readonly string[]): ModeVariant[];

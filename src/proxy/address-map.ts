@@ -273,7 +273,7 @@ export function entryKey(kind: VirtualKind, virtual: HostPort, protocol: Protoco
 }
 
 /** The addresses one service port is served on from this node, before loopback is assigned. */
-function virtualAddressesOf(sp: ProxierServicePort, state: ProxierState, notes: string[]): Omit<VirtualEntry, 'loopback' | 'key'>[] {
+export function virtualAddressesOf(sp: ProxierServicePort, state: ProxierState, notes: string[]): Omit<VirtualEntry, 'loopback' | 'key'>[] {
   const { info } = sp;
   const proxied = PROXIED_PROTOCOLS.has(info.protocol);
   const base = {
@@ -344,7 +344,7 @@ function assignHostNumbers(items: readonly { block: VirtualKind | 'Backend'; ip:
   return numbers;
 }
 
-function loopbackAddress(family: Family, block: VirtualKind | 'Backend', hostNumber: number): string {
+export function loopbackAddress(family: Family, block: VirtualKind | 'Backend', hostNumber: number): string {
   if (family === 6) return IPV6_LOOPBACK;
   return `127.${LOOPBACK_BLOCK[block]}.${hostNumber >> 8}.${hostNumber & 255}`;
 }

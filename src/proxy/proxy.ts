@@ -12,7 +12,7 @@ import type { Protocol } from '../model/types.js';
 import { getScheduler } from '../ipvs/schedulers/registry.js';
 import type { ProxierServicePort, ProxierState } from '../tracker/types.js';
 import { splitHostPort } from '../util/ip.js';
-import { type AddressMap, type BoundPort, compareEndpoints, type HostPort, type PlanOptions, type VirtualEntry, planAddressMap } from './address-map.js';
+import { AddressMap, type BoundPort, compareEndpoints, type HostPort, type PlanOptions, type VirtualEntry, planAddressMap } from './address-map.js';
 import { type ProxyInput, statesOf } from './input.js';
 import { type ConnectionDirectory, Listener, type ListenerSettings, type OpenConnection } from './listener.js';
 import { type EndpointStats, type ListenerStats, type ProxyStats, copyEndpointStats, newEndpointStats } from './stats.js';
@@ -101,14 +101,18 @@ export class UserspaceProxy implements RunningProxy {
   readonly #listeners: ProxyListener[];
   readonly #endpointStats: Map<string, EndpointStats>;
   readonly #connections: OpenConnections;
+  readonly #settings: ListenerSettings;
+  readonly #directory: ConnectionDirectory;
   #closing: Promise<void> | undefined;
 
   /** Use startProxy. */
-  constructor(map: AddressMap, listeners: ProxyListener[], endpointStats: Map<string, EndpointStats>, connections: OpenConnections) {
+  constructor(map: AddressMap, listeners: ProxyListener[], endpointStats: Map<string, EndpointStats>, connections: OpenConnections, settings: ListenerSettings, directory: ConnectionDirectory) {
     this.#map = map;
     this.#listeners = listeners;
     this.#endpointStats = endpointStats;
     this.#connections = connections;
+    this.#settings = settings;
+    this.#directory = directory;
   }
 
   /** The address map, with the ports the listeners actually bound. */
@@ -146,10 +150,16 @@ export class UserspaceProxy implements RunningProxy {
    * address map is fixed when the proxy starts).
    */
   updateState(input: ProxyInput): UpdateResult {
-    const index = indexServicePorts(statesOf(input));
+    return this.#update(statesOf(input), () => true);
+  }
+
+  /** Each listener `serves` picks takes its service port's endpoints from `states`. */
+  #update(states: readonly ProxierState[], serves: (listener: ProxyListener) => boolean): UpdateResult {
+    const index = indexServicePorts(states);
     const added: string[] = [];
     const removed: string[] = [];
     for (const listener of this.#listeners) {
+      if (!serves(listener)) continue;
       const sp = index.get(servicePortKey(listener.entry));
       const change = listener.update(sp !== undefined && servesAddress(sp, listener.entry) ? sp : undefined);
       for (const ep of change.added) added.push(`${listener.entry.key}: ${ep}`);
@@ -171,6 +181,59 @@ export class UserspaceProxy implements RunningProxy {
     }
     this.#markDraining();
     return count;
+  }
+
+  // ------------------------------------------------------------ live reconfiguration (an agent)
+  //
+  // The address map above is fixed when the proxy starts; an agent that follows a cluster
+  // changes it as it goes: a listener per new virtual address, and listeners that stop when
+  // their address goes away. A removed listener stops accepting at once; connections it
+  // accepted run on until they end, and an endpoint that leaves drains the same way (its
+  // connections finish, new ones go elsewhere): no established connection is dropped.
+
+  /** The keys of the listeners, in the order they were added. */
+  listenerKeys(): string[] {
+    return this.#listeners.map((l) => l.entry.key);
+  }
+
+  /**
+   * Listen on one more virtual address (its loopback port, else an ephemeral one, as at start);
+   * `sp` gives its endpoints. Returns the entry with the port it bound.
+   */
+  async addListener(entry: VirtualEntry, sp: ProxierServicePort): Promise<VirtualEntry> {
+    if (this.#closing !== undefined) throw new Error('the proxy is closing');
+    if (this.#listeners.some((l) => l.entry.key === entry.key)) throw new Error(`a listener for ${entry.key} already exists`);
+    const listener = entry.protocol === 'UDP' ? new UdpListener(entry, sp, this.#settings, this.#directory) : new Listener(entry, sp, this.#settings, this.#directory);
+    const bound = listener instanceof UdpListener ? await listener.listen() : await listener.listen(this.#settings.backlog);
+    const settled: VirtualEntry = { ...entry, loopback: { address: entry.loopback.address, port: bound.port }, ...(bound.fallback !== undefined ? { fallback: bound.fallback } : {}) };
+    listener.settle(settled);
+    this.#listeners.push(listener);
+    this.#map = new AddressMap([...this.#map.entries.filter((e) => e.key !== entry.key), settled], this.#map.backends, this.#map.notes);
+    this.#markDraining();
+    return settled;
+  }
+
+  /**
+   * Stop listening on a virtual address. The connections it accepted go on until they end
+   * (close() cuts them); resolves once the listening socket is closed.
+   */
+  async removeListener(key: string): Promise<boolean> {
+    const at = this.#listeners.findIndex((l) => l.entry.key === key);
+    if (at < 0) return false;
+    const [listener] = this.#listeners.splice(at, 1);
+    this.#map = new AddressMap(this.#map.entries.filter((e) => e.key !== key), this.#map.backends, this.#map.notes);
+    // close() stops accepting now and settles once its last connection has ended.
+    void listener!.close();
+    this.#markDraining();
+    return true;
+  }
+
+  /**
+   * updateState for one IP family's listeners only (each family's proxier syncs on its own):
+   * listeners of other families are left alone.
+   */
+  updateFamily(state: ProxierState): UpdateResult {
+    return this.#update([state], (listener) => listener.entry.family === state.family);
   }
 
   /** Stop accepting, let open connections finish for up to `drainMs`, then cut the rest. */
@@ -252,7 +315,7 @@ export async function assembleProxy(input: ProxyInput, options: ProxyOptions = {
   }
   const boundMap = map.withBoundPorts(bound);
   for (const listener of listeners) listener.settle(boundMap.entry(listener.entry.key)!);
-  return { proxy: new UserspaceProxy(boundMap, listeners, endpointStats, connections), listeners };
+  return { proxy: new UserspaceProxy(boundMap, listeners, endpointStats, connections, settings, directory), listeners };
 }
 
 /** The open connections (and UDP associations) of a proxy, and a way to wait until there are none. */

@@ -20,7 +20,7 @@ import type { Packet } from '../trace/types.js';
 import { joinHostPort, splitHostPort } from '../util/ip.js';
 import { type ChiSquareResult, chiSquareTest, maxOverMean } from './fairness.js';
 import type { Picker } from './picker.js';
-import { type ConnectionEvent, type ReplayReport, replayConnections } from './replay.js';
+import { type ConnectionEvent, type OpenEvent, type ReplayReport, replayConnections } from './replay.js';
 import { connectionStream, SPREAD_CLIENTS } from './stream.js';
 
 export type SimulateMode = RulesMode;
@@ -235,7 +235,7 @@ export function firstWithEndpoints(states: readonly ProxierState[]): TargetChoic
 }
 
 /** `simulate`'s stream: clients spread over a /16, arrivals uniform over the duration. */
-export function workload(state: ProxierState, opts: Pick<SimulationOptions, 'connections' | 'durationSeconds' | 'keepalive' | 'seed'>): ConnectionEvent[] {
+export function workload(state: ProxierState, opts: Pick<SimulationOptions, 'connections' | 'durationSeconds' | 'keepalive' | 'seed'>): OpenEvent[] {
   return connectionStream({
     connections: opts.connections,
     family: state.family,

@@ -124,7 +124,7 @@ interface Page {
  * managedFields. client-node's models use the API's JSON field names, so a JSON round trip is
  * enough (dates come back as RFC 3339 text).
  */
-function toManifest(item: unknown, apiVersion: string, kind: string): JsonObject {
+export function toManifest(item: unknown, apiVersion: string, kind: string): JsonObject {
   const json = JSON.parse(JSON.stringify(item)) as JsonObject;
   const meta = isObject(json['metadata']) ? { ...json['metadata'] } : {};
   delete meta['managedFields'];

@@ -69,6 +69,23 @@ export function categorizeEndpoints(endpoints: readonly EndpointInfo[], svc: Ser
   return { clusterEndpoints, localEndpoints, allReachableEndpoints, hasAnyEndpoints };
 }
 
+/**
+ * The same endpoints in the same order, by their "ip:port" text (undefined is none). Two nodes'
+ * views of one port hold mostly the very same objects (a node copies only its local endpoints),
+ * so identity is checked first.
+ */
+export function sameEndpoints(a: readonly EndpointInfo[] | undefined, b: readonly EndpointInfo[] | undefined): boolean {
+  if (a === b) return true;
+  const n = a?.length ?? 0;
+  if (n !== (b?.length ?? 0)) return false;
+  for (let i = 0; i < n; i++) {
+    const x = a![i]!;
+    const y = b![i]!;
+    if (x !== y && x.endpoint !== y.endpoint) return false;
+  }
+  return true;
+}
+
 export function byEndpointText(a: EndpointInfo, b: EndpointInfo): number {
   return a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0;
 }

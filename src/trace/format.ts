@@ -9,6 +9,7 @@
  *   endpoints:
  *     10.180.0.1:80  p=0.5  masquerade
  */
+import { PLAIN_STYLE, type TextStyle } from './text-style.js';
 import type { Hop, TraceResult } from './types.js';
 
 export function formatTrace(result: TraceResult): string {
@@ -45,18 +46,21 @@ export function formatTrace(result: TraceResult): string {
 }
 
 function formatHops(hops: readonly Hop[], withProbability: boolean): string[] {
-  return hops.map((hop) => {
-    const indent = '  '.repeat(hop.depth ?? 0);
-    const where = hop.table === '' ? '' : `${hop.table} ${hop.chain}: `;
-    const marks: string[] = [];
-    if (withProbability && hop.probability !== undefined && hop.probability < 1) marks.push(`[p=${formatProbability(hop.probability)}]`);
-    if (hop.assumed) marks.push('(assumed)');
-    if (hop.notes && hop.notes.length > 0) marks.push(`(${hop.notes.join('; ')})`);
-    return `${indent}${where}${hop.rule}${marks.length > 0 ? `  ${marks.join(' ')}` : ''}`;
-  });
+  return hops.map((hop) => formatHop(hop, withProbability));
+}
+
+/** One hop: indented by its depth, where it is, the rule, then its chance and remarks. */
+export function formatHop(hop: Hop, withProbability: boolean, style: TextStyle = PLAIN_STYLE): string {
+  const indent = '  '.repeat(hop.depth ?? 0);
+  const where = hop.table === '' ? '' : `${style.location(`${hop.table} ${hop.chain}:`)} `;
+  const marks: string[] = [];
+  if (withProbability && hop.probability !== undefined && hop.probability < 1) marks.push(`[p=${formatProbability(hop.probability)}]`);
+  if (hop.assumed) marks.push('(assumed)');
+  if (hop.notes && hop.notes.length > 0) marks.push(`(${hop.notes.join('; ')})`);
+  return `${indent}${where}${hop.rule}${marks.length > 0 ? `  ${style.faint(marks.join(' '))}` : ''}`;
 }
 
 /** Enough digits to tell the kernel's 1/3 (0.3333333335) from 1/3. */
-function formatProbability(p: number): string {
+export function formatProbability(p: number): string {
   return Number(p.toPrecision(10)).toString();
 }

@@ -212,7 +212,22 @@ function startState(packet: CheckedPacket, flow: Flow, opts: TraceOptions, facts
 // ---------------------------------------------------------------- the answer
 
 /** When branches end differently and tie, the first of these wins. */
-const VERDICT_ORDER: readonly Verdict[] = ['DNAT', 'REJECT', 'DROP', 'ACCEPT', 'NONE'];
+/** Verdicts in the order ties are broken (and `outcomes` are listed). */
+export const VERDICT_ORDER: readonly Verdict[] = ['DNAT', 'REJECT', 'DROP', 'ACCEPT', 'NONE'];
+
+/** The verdict with the largest total probability, ties to the first in VERDICT_ORDER; NONE when there is none. */
+export function mostLikelyVerdict(byVerdict: Readonly<Partial<Record<Verdict, number>>>): Verdict {
+  let verdict: Verdict = 'NONE';
+  let best = -1;
+  for (const candidate of VERDICT_ORDER) {
+    const p = byVerdict[candidate];
+    if (p !== undefined && p > best) {
+      verdict = candidate;
+      best = p;
+    }
+  }
+  return verdict;
+}
 
 /**
  * A plain object meant for arbitrary keys (endpoints). Deleting a property that is not the
@@ -271,15 +286,7 @@ export function summarize(paths: readonly PathOutcome[], makeHops: () => Hop[], 
     masquerade ||= path.masquerade;
     if (path.endpoint !== undefined && path.verdict === 'DNAT') dnat.push(path);
   }
-  let verdict: Verdict = 'NONE';
-  let best = -1;
-  for (const candidate of VERDICT_ORDER) {
-    const p = byVerdict[candidate];
-    if (p !== undefined && p > best) {
-      verdict = candidate;
-      best = p;
-    }
-  }
+  const verdict = mostLikelyVerdict(byVerdict);
   // Records keyed in endpoint order, so JSON output lists them sorted.
   sortByEndpoint(dnat);
   const endpoints: string[] = [];

@@ -7,7 +7,7 @@ import { KpsimError } from '../errors.js';
 import { featureGateEnabled, isVIPMode } from '../model/feature-gates.js';
 import { nodeIPs as nodeObjectIPs } from '../model/node.js';
 import type { Cluster, EndpointSlice, Node, Protocol, ProxyConfig, Service, ServicePort, Warning } from '../model/types.js';
-import { byEndpointText, categorizeEndpoints, type TopologyContext } from '../topology/categorize.js';
+import { ZONE_LABEL, byEndpointText, categorizeEndpoints, type TopologyContext } from '../topology/categorize.js';
 import { type Family, ipFamily, isLoopback, joinHostPort, normalizeIP, parseCIDR } from '../util/ip.js';
 import type { EndpointInfo, LocalDetector, ProxierServicePort, ProxierState, ServicePortInfo, ServicePortName } from './types.js';
 
@@ -75,10 +75,9 @@ function readNodeIPs(flagIPs: readonly string[] | undefined, node: Node | undefi
  * the node is dual-stack: the node has an address of it, a service a ClusterIP of it, or the
  * configuration or the node names a CIDR of it (clusterCIDR, nodePortAddresses, podCIDRs).
  */
-export function familiesInUse(cluster: Cluster, node: ResolvedNode): Family[] {
-  const families = new Set<Family>();
+export function familiesInUse(cluster: Cluster, node: ResolvedNode, serviceFamilies: ReadonlySet<Family> = familiesOfServices(cluster)): Family[] {
+  const families = new Set<Family>(serviceFamilies);
   for (const ip of node.ips) families.add(ipFamily(ip)!);
-  for (const svc of cluster.services) for (const ip of svc.clusterIPs) families.add(ipFamily(ip)!);
   const { clusterCIDRs, nodePortAddresses } = cluster.config;
   for (const text of [...clusterCIDRs, ...nodePortAddresses, ...node.podCIDRs]) {
     // nodePortAddresses may hold the word "primary", which names no family.
@@ -89,24 +88,128 @@ export function familiesInUse(cluster: Cluster, node: ResolvedNode): Family[] {
   return [...families].sort();
 }
 
-export function buildProxierState(cluster: Cluster, node: ResolvedNode, family: Family): ProxierState {
-  const nodeIPs = node.ips.filter((ip) => ipFamily(ip) === family);
-  const loopback = family === 4 ? '127.0.0.1' : '::1';
-  const topology: TopologyContext = {
-    nodeName: node.name,
-    nodeLabels: node.labels,
-    preferSameTrafficDistribution: featureGateEnabled(cluster.config, 'PreferSameTrafficDistribution'),
-  };
-  const endpointsBySpn = collectEndpoints(cluster.endpointSlices, family, node.name);
+/** The families of the services' ClusterIPs (the same for every node: worked out once for many). */
+export function familiesOfServices(cluster: Cluster): Set<Family> {
+  const families = new Set<Family>();
+  for (const svc of cluster.services) for (const ip of svc.clusterIPs) families.add(ipFamily(ip)!);
+  return families;
+}
+
+/**
+ * What the proxiers of one family share on every node: the service ports and their endpoints as
+ * a node without a local endpoint sees them (kube-proxy's ServicePortMap and EndpointsMap do
+ * not depend on the node, except for each endpoint's isLocal and the topology the node is in).
+ * A node's ProxierState is this plus what its own endpoints and zone change (proxierStateOn).
+ */
+export interface FamilyServicePorts {
+  readonly family: Family;
+  /** Sorted by spn, then protocol; categorised for a node with no local endpoint. */
+  readonly servicePorts: readonly ProxierServicePort[];
+  /** The positions in servicePorts of the ports with an endpoint on each node (by node name). */
+  readonly portsByNode: ReadonlyMap<string, readonly number[]>;
+  /** The positions of the ports whose categorisation depends on the node's zone or name (topology hints). */
+  readonly topologyPorts: ReadonlyMap<number, 'zone' | 'node'>;
+  readonly preferSameTrafficDistribution: boolean;
+  /** Topology ports as categorised for a zone (or node) where the node has no endpoint of them. */
+  readonly topologyCache: Map<string, ProxierServicePort>;
+  /** The endpoints of every port, added up. */
+  readonly endpointCount: number;
+  /** This family's ServiceCIDRs (networking.k8s.io ServiceCIDR objects); empty when none are known. */
+  readonly serviceCIDRs: readonly string[];
+  /** The local detector, when it is the same for every node (not NodeCIDR). */
+  localDetector?: { readonly detector: LocalDetector | undefined };
+}
+
+/** No node's point of view: categorising for it gives what a node without local endpoints gets. */
+const NO_NODE: TopologyContext = { nodeName: '', nodeLabels: {}, preferSameTrafficDistribution: false };
+
+export function buildFamilyServicePorts(cluster: Cluster, family: Family): FamilyServicePorts {
+  const preferSameTrafficDistribution = featureGateEnabled(cluster.config, 'PreferSameTrafficDistribution');
+  const endpointsBySpn = collectEndpoints(cluster.endpointSlices, family, '');
   const servicePorts: ProxierServicePort[] = [];
   for (const svc of cluster.services) {
     for (const info of servicePortInfos(svc, family, cluster.config)) {
-      const endpoints = [...(endpointsBySpn.get(endpointsKey(info.svcPortName))?.values() ?? [])].sort(byEndpointText);
-      servicePorts.push({ info, endpoints, categorized: categorizeEndpoints(endpoints, info, topology) });
+      const endpoints = [...(endpointsBySpn.get(servicePortKey(info.svcPortName))?.values() ?? [])].sort(byEndpointText);
+      servicePorts.push({ info, endpoints, categorized: categorizeEndpoints(endpoints, info, { ...NO_NODE, preferSameTrafficDistribution }) });
     }
   }
-  servicePorts.sort((a, b) => compareText(a.info.spn + '\0' + a.info.protocol, b.info.spn + '\0' + b.info.protocol));
+  // By spn, then protocol: each key made once, not twice per comparison (10k services, 150k comparisons).
+  const keys = new Map(servicePorts.map((sp) => [sp, `${sp.info.spn}\0${sp.info.protocol}`]));
+  servicePorts.sort((a, b) => compareText(keys.get(a)!, keys.get(b)!));
+  const portsByNode = new Map<string, number[]>();
+  const topologyPorts = new Map<number, 'zone' | 'node'>();
+  servicePorts.forEach((sp, i) => {
+    for (const ep of sp.endpoints) {
+      if (ep.nodeName === undefined || ep.nodeName === '') continue;
+      const list = portsByNode.get(ep.nodeName);
+      if (list === undefined) portsByNode.set(ep.nodeName, [i]);
+      else if (list[list.length - 1] !== i) list.push(i);
+    }
+    const topology = topologySensitivity(sp, preferSameTrafficDistribution);
+    if (topology !== undefined) topologyPorts.set(i, topology);
+  });
+  let endpointCount = 0;
+  for (const sp of servicePorts) endpointCount += sp.endpoints.length;
   const serviceCIDRs = (cluster.serviceCIDRs ?? []).filter((c) => parseCIDR(c)?.family === family);
+  return { family, servicePorts, portsByNode, topologyPorts, preferSameTrafficDistribution, topologyCache: new Map(), endpointCount, serviceCIDRs };
+}
+
+/**
+ * Whether the port's cluster endpoints can depend on where the node is: they do when every ready
+ * endpoint has zone hints (PreferSameZone for a node of a hinted zone), or, with the
+ * PreferSameTrafficDistribution gate, node hints (see topology/categorize.ts).
+ */
+function topologySensitivity(sp: ProxierServicePort, gate: boolean): 'zone' | 'node' | undefined {
+  if (!sp.info.usesClusterEndpoints) return undefined;
+  let hasReady = false;
+  let allHaveZoneHints = true;
+  let allHaveNodeHints = true;
+  for (const ep of sp.endpoints) {
+    if (!ep.ready) continue;
+    hasReady = true;
+    if (ep.zoneHints.size === 0) allHaveZoneHints = false;
+    if (ep.nodeHints.size === 0) allHaveNodeHints = false;
+  }
+  if (!hasReady) return undefined;
+  if (gate && allHaveNodeHints) return 'node';
+  return allHaveZoneHints ? 'zone' : undefined;
+}
+
+export interface NodeOverlayOptions {
+  /**
+   * Give the node its own view of only these ports; the others stay as a node without local
+   * endpoints sees them. For compiles that write only these ports (one packet's trace).
+   */
+  only?: (info: ServicePortInfo) => boolean;
+}
+
+/** One node's ProxierState of the family: the shared ports with the node's own endpoints and topology applied. */
+export function proxierStateOn(shared: FamilyServicePorts, cluster: Cluster, node: ResolvedNode, opts: NodeOverlayOptions = {}): ProxierState {
+  const family = shared.family;
+  const nodeIPs = node.ips.filter((ip) => ipFamily(ip) === family);
+  const loopback = family === 4 ? '127.0.0.1' : '::1';
+  const topology: TopologyContext = { nodeName: node.name, nodeLabels: node.labels, preferSameTrafficDistribution: shared.preferSameTrafficDistribution };
+  const servicePorts = shared.servicePorts.slice();
+  const local = shared.portsByNode.get(node.name) ?? [];
+  for (const i of local) {
+    const sp = servicePorts[i]!;
+    if (opts.only && !opts.only(sp.info)) continue;
+    const endpoints = sp.endpoints.map((ep) => (ep.nodeName === node.name ? { ...ep, isLocal: true } : ep));
+    servicePorts[i] = { info: sp.info, endpoints, categorized: categorizeEndpoints(endpoints, sp.info, topology) };
+  }
+  for (const [i, by] of shared.topologyPorts) {
+    const sp = servicePorts[i]!;
+    if (sp !== shared.servicePorts[i] || (opts.only && !opts.only(sp.info))) continue;
+    // The node has no endpoint of this port: its view depends only on its zone (or name).
+    const key = `${i}\0${by === 'node' ? node.name : (node.labels[ZONE_LABEL] ?? '')}`;
+    let onNode = shared.topologyCache.get(key);
+    if (onNode === undefined) {
+      onNode = { info: sp.info, endpoints: sp.endpoints, categorized: categorizeEndpoints(sp.endpoints, sp.info, topology) };
+      shared.topologyCache.set(key, onNode);
+    }
+    servicePorts[i] = onNode;
+  }
+  const serviceCIDRs = shared.serviceCIDRs;
   return {
     family,
     nodeName: node.name,
@@ -114,11 +217,85 @@ export function buildProxierState(cluster: Cluster, node: ResolvedNode, family: 
     localAddresses: [...nodeIPs.filter((ip) => !isLoopback(ip)), loopback],
     nodeLabels: node.labels,
     config: cluster.config,
-    localDetector: localDetector(cluster, node, family),
+    // With the cluster's CIDRs (not the node's own) every node has the same detector.
+    localDetector: cluster.config.detectLocalMode === 'NodeCIDR' ? localDetector(cluster.config, node, family) : (shared.localDetector ??= { detector: localDetector(cluster.config, node, family) }).detector,
     masqueradeMark: `0x${(1 << cluster.config.masqueradeBit >>> 0).toString(16)}`,
     servicePorts,
+    endpointCount: shared.endpointCount,
     ...(serviceCIDRs.length > 0 ? { serviceCIDRs } : {}),
   };
+}
+
+/**
+ * What a proxier knows besides its service ports: the node, its addresses and labels, the
+ * configuration and the local detector. An agent keeps this while service ports come and go.
+ */
+export interface ProxierNodeContext {
+  readonly family: Family;
+  readonly nodeName: string;
+  readonly nodeIPs: readonly string[];
+  readonly localAddresses: readonly string[];
+  readonly nodeLabels: Readonly<Record<string, string>>;
+  readonly config: ProxyConfig;
+  readonly localDetector: LocalDetector | undefined;
+  readonly masqueradeMark: string;
+  readonly topology: TopologyContext;
+  /** This family's ServiceCIDRs (networking.k8s.io ServiceCIDR objects), when any are known. */
+  readonly serviceCIDRs?: readonly string[];
+}
+
+export function proxierNodeContext(config: ProxyConfig, node: ResolvedNode, family: Family, serviceCIDRsOfCluster?: readonly string[]): ProxierNodeContext {
+  const nodeIPs = node.ips.filter((ip) => ipFamily(ip) === family);
+  const loopback = family === 4 ? '127.0.0.1' : '::1';
+  const serviceCIDRs = (serviceCIDRsOfCluster ?? []).filter((c) => parseCIDR(c)?.family === family);
+  return {
+    family,
+    nodeName: node.name,
+    nodeIPs,
+    localAddresses: [...nodeIPs.filter((ip) => !isLoopback(ip)), loopback],
+    nodeLabels: node.labels,
+    config,
+    localDetector: localDetector(config, node, family),
+    masqueradeMark: `0x${(1 << config.masqueradeBit >>> 0).toString(16)}`,
+    topology: {
+      nodeName: node.name,
+      nodeLabels: node.labels,
+      preferSameTrafficDistribution: featureGateEnabled(config, 'PreferSameTrafficDistribution'),
+    },
+    ...(serviceCIDRs.length > 0 ? { serviceCIDRs } : {}),
+  };
+}
+
+/** One service port with its endpoints (deduplicated and sorted as kube-proxy sorts them), categorised. */
+export function proxierServicePort(info: ServicePortInfo, endpoints: Iterable<EndpointInfo>, topology: TopologyContext): ProxierServicePort {
+  const sorted = [...endpoints].sort(byEndpointText);
+  return { info, endpoints: sorted, categorized: categorizeEndpoints(sorted, info, topology) };
+}
+
+/** The order of state.servicePorts: by spn, then protocol. */
+export function servicePortSortKey(info: ServicePortInfo): string {
+  return `${info.spn}\0${info.protocol}`;
+}
+
+/** A ProxierState from its node context and its service ports, which must be in servicePortSortKey order. */
+export function assembleProxierState(ctx: ProxierNodeContext, servicePorts: readonly ProxierServicePort[]): ProxierState {
+  return {
+    family: ctx.family,
+    nodeName: ctx.nodeName,
+    nodeIPs: ctx.nodeIPs,
+    localAddresses: ctx.localAddresses,
+    nodeLabels: ctx.nodeLabels,
+    config: ctx.config,
+    localDetector: ctx.localDetector,
+    masqueradeMark: ctx.masqueradeMark,
+    servicePorts,
+    endpointCount: servicePorts.reduce((n, sp) => n + sp.endpoints.length, 0),
+    ...(ctx.serviceCIDRs !== undefined ? { serviceCIDRs: ctx.serviceCIDRs } : {}),
+  };
+}
+
+export function buildProxierState(cluster: Cluster, node: ResolvedNode, family: Family): ProxierState {
+  return proxierStateOn(buildFamilyServicePorts(cluster, family), cluster, node);
 }
 
 /** One ProxierState per family in use, IPv4 first. */
@@ -134,12 +311,13 @@ export function servicePortNameString(n: ServicePortName): string {
   return n.port === '' ? `${n.namespace}/${n.name}` : `${n.namespace}/${n.name}:${n.port}`;
 }
 
-function endpointsKey(n: { namespace: string; name: string; port: string; protocol: Protocol }): string {
+/** kube-proxy's ServicePortName as a map key: namespace/name, port name and protocol. */
+export function servicePortKey(n: { namespace: string; name: string; port: string; protocol: Protocol }): string {
   return `${n.namespace}/${n.name}\0${n.port}\0${n.protocol}`;
 }
 
 /** kube-proxy skips ExternalName and headless services, and those without a ClusterIP of this family. */
-function servicePortInfos(svc: Service, family: Family, config: ProxyConfig): ServicePortInfo[] {
+export function servicePortInfos(svc: Service, family: Family, config: ProxyConfig): ServicePortInfo[] {
   if (svc.type === 'ExternalName' || svc.headless) return [];
   const clusterIP = svc.clusterIPs.find((ip) => ipFamily(ip) === family);
   if (clusterIP === undefined) return [];
@@ -179,15 +357,15 @@ function servicePortInfo(svc: Service, port: ServicePort, clusterIP: string, fam
   };
 }
 
-/** Endpoints per service port, deduplicated by "ip:port" (a non-terminating entry wins). */
-function collectEndpoints(slices: readonly EndpointSlice[], family: Family, nodeName: string): Map<string, Map<string, EndpointInfo>> {
+/** Endpoints per service port (servicePortKey), deduplicated by "ip:port" (a non-terminating entry wins). */
+export function collectEndpoints(slices: readonly EndpointSlice[], family: Family, nodeName: string): Map<string, Map<string, EndpointInfo>> {
   const bySpn = new Map<string, Map<string, EndpointInfo>>();
   const addressType = family === 4 ? 'IPv4' : 'IPv6';
   for (const slice of slices) {
     if (slice.serviceName === '' || slice.addressType !== addressType) continue;
     for (const port of slice.ports) {
       if (port.port === undefined || port.port === 0) continue;
-      const key = endpointsKey({ namespace: slice.namespace, name: slice.serviceName, port: port.name, protocol: port.protocol });
+      const key = servicePortKey({ namespace: slice.namespace, name: slice.serviceName, port: port.name, protocol: port.protocol });
       const set = bySpn.get(key) ?? new Map<string, EndpointInfo>();
       bySpn.set(key, set);
       for (const ep of slice.endpoints) {
@@ -209,17 +387,23 @@ function endpointInfo(ep: EndpointSlice['endpoints'][number], port: number, node
     ready: ep.conditions.ready ?? true,
     serving: ep.conditions.serving ?? true,
     terminating: ep.conditions.terminating ?? false,
-    zoneHints: new Set(ep.hints?.forZones ?? []),
-    nodeHints: new Set(ep.hints?.forNodes ?? []),
+    zoneHints: hintSet(ep.hints?.forZones),
+    nodeHints: hintSet(ep.hints?.forNodes),
     ...(ep.nodeName !== undefined ? { nodeName: ep.nodeName } : {}),
     ...(ep.zone !== undefined ? { zone: ep.zone } : {}),
     ...(ep.targetRef !== undefined ? { podName: ep.targetRef.name } : {}),
   };
 }
 
-function localDetector(cluster: Cluster, node: ResolvedNode, family: Family): LocalDetector | undefined {
-  const mode = cluster.config.detectLocalMode;
-  const source = mode === 'NodeCIDR' ? node.podCIDRs : mode === 'ClusterCIDR' || mode === '' ? cluster.config.clusterCIDRs : [];
+/** One empty set for every endpoint without hints (most of them): a large cluster has 100k endpoints. */
+const NO_HINTS: ReadonlySet<string> = new Set();
+function hintSet(names: readonly string[] | undefined): ReadonlySet<string> {
+  return names === undefined || names.length === 0 ? NO_HINTS : new Set(names);
+}
+
+function localDetector(config: ProxyConfig, node: Pick<ResolvedNode, 'podCIDRs'>, family: Family): LocalDetector | undefined {
+  const mode = config.detectLocalMode;
+  const source = mode === 'NodeCIDR' ? node.podCIDRs : mode === 'ClusterCIDR' || mode === '' ? config.clusterCIDRs : [];
   const cidrs = source.filter((c) => parseCIDR(c)?.family === family);
   if (cidrs.length === 0) return undefined;
   return { mode: mode === 'NodeCIDR' ? 'NodeCIDR' : 'ClusterCIDR', cidrs };

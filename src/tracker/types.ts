@@ -39,6 +39,11 @@ export interface ProxierState {
   readonly masqueradeMark: string;
   /** Sorted by spn, then protocol. */
   readonly servicePorts: readonly ProxierServicePort[];
+  /**
+   * The endpoints of every service port, added up (the same on every node): what kube-proxy's
+   * iptables proxier compares with its large-cluster threshold.
+   */
+  readonly endpointCount: number;
   /** This family's ServiceCIDRs (networking.k8s.io ServiceCIDR objects); absent when none are known. */
   readonly serviceCIDRs?: readonly string[];
 }

@@ -113,6 +113,18 @@ export function splitHostPort(text: string): { ip: string; port: number } | unde
   return { ip, port };
 }
 
+/** The address after `ip` (the first host of a network address): "10.244.1.0" → "10.244.1.1". */
+export function nextAddress(ip: string): string {
+  const addr = parseAddress(ip);
+  if (!addr) throw new Error(`nextAddress: ${ip} is not an IP address`);
+  const bytes = addr.toByteArray();
+  for (let i = bytes.length - 1; i >= 0; i--) {
+    bytes[i] = (bytes[i]! + 1) & 0xff;
+    if (bytes[i] !== 0) break;
+  }
+  return ipaddr.fromByteArray(bytes).toString();
+}
+
 /** A host as written in a URL or beside a port: "[fd00::1]" → "fd00::1"; other text as it is. */
 export function unbracketHost(text: string): string {
   return text.length >= 2 && text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;

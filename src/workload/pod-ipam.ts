@@ -1,12 +1,16 @@
 /**
  * Pod addresses as the kubelet's network plugin hands them out with host-local IPAM: one per
- * pod CIDR of the node, the lowest free one from the second address of the range on (the
- * first is the node's gateway to its pods), never the last (the broadcast address). Pods with
- * hostNetwork take the node's own addresses. Addresses already in use by given pods are skipped.
+ * pod CIDR of the node, from the second address of the range on (the first is the node's
+ * gateway to its pods), never the last (the broadcast address). Like host-local, a pool
+ * remembers the last address it gave in each range and goes on from there, wrapping around at
+ * the end, so an address freed by a deleted pod is not handed out again at once (host-local's
+ * last_reserved_ip); a new pool starts at the beginning, so a cluster laid out in one pass gets
+ * the lowest addresses. Pods with hostNetwork take the node's own addresses. Addresses in use
+ * by other pods are skipped.
  */
 import { nodeIPs } from '../model/node.js';
 import type { Node } from '../model/types.js';
-import { type Cidr, bigIntToIP, cidrSize, ipFamily, ipToBigInt, ipv4ToUint32, parseCIDR, uint32ToIPv4 } from '../util/ip.js';
+import { type Cidr, bigIntToIP, cidrContains, cidrSize, ipFamily, ipToBigInt, ipv4ToUint32, parseCIDR, uint32ToIPv4 } from '../util/ip.js';
 
 /** host-local's default rangeStart: the network address plus two. */
 const RANGE_START_OFFSET = 2;
@@ -28,7 +32,12 @@ export class PodAddressPool {
   private readonly ranges = new Map<string, Range[]>();
 
   /** `inUse`: addresses of pods that have them already. */
-  constructor(private readonly inUse: Set<string> = new Set()) {}
+  constructor(private inUse: Set<string> = new Set()) {}
+
+  /** The addresses pods hold now (a pool kept from one pass of a live cluster to the next). */
+  use(inUse: Set<string>): void {
+    this.inUse = inUse;
+  }
 
   /** One address per pod CIDR of the node (the node's own for hostNetwork); a reason when a range is full. */
   allocate(node: Node, hostNetwork: boolean): { ips: string[] } | { reason: string } {
@@ -47,12 +56,31 @@ export class PodAddressPool {
     return { ips };
   }
 
+  /**
+   * Takes up where the node's kubelet left off after a restart: each range goes on after the
+   * highest of `ips` in it (the pods' addresses there), as host-local's last_reserved_ip would
+   * have it when addresses were handed out in order.
+   */
+  resumeAfter(node: Node, ips: readonly string[]): void {
+    for (const range of this.rangesOf(node)) {
+      for (const ip of ips) {
+        if (!cidrContains(range.cidr, ip)) continue;
+        const offset = typeof range.base === 'number' ? ipv4ToUint32(ip) - range.base : Number(ipToBigInt(ip) - range.base);
+        if (offset >= range.next && offset < range.end) range.next = offset + 1;
+      }
+    }
+  }
+
   private next(range: Range): string | undefined {
-    while (range.next < range.end) {
+    const size = range.end - RANGE_START_OFFSET;
+    for (let tried = 0; tried < size; tried++) {
+      if (range.next >= range.end) range.next = RANGE_START_OFFSET;
       const ip = typeof range.base === 'number' ? uint32ToIPv4(range.base + range.next) : bigIntToIP(range.base + BigInt(range.next), range.cidr.family);
       range.next++;
-      // The cursor never comes back, so only addresses given in the input can be in the way.
-      if (!this.inUse.has(ip)) return ip;
+      if (!this.inUse.has(ip)) {
+        this.inUse.add(ip);
+        return ip;
+      }
     }
     return undefined;
   }

@@ -16,7 +16,16 @@
  * Names are the controllers' (ReplicaSet name-hash, pods name-xxxxx, StatefulSet name-0), their
  * random parts drawn from a stable hash (util/generated-names.ts), so the same input always
  * gives the same cluster. Not modelled: rollouts (a Deployment's one ReplicaSet holds all its
- * replicas), deleting surplus pods, scale-down, Jobs and CronJobs, ReplicationControllers.
+ * replicas), Jobs and CronJobs, ReplicationControllers.
+ *
+ * A live cluster (`live`, kpsim serve) runs the same pass on every change, and the controllers
+ * then also take away: a Deployment scales its current ReplicaSet (the one whose template is its
+ * own) to its replicas and the others to 0, making a new one when its template changed (the end
+ * of a rollout, at once); a ReplicaSet with more pods than replicas deletes the surplus in the
+ * ReplicaSet controller's order (scale-down.ts); a StatefulSet deletes the pods of ordinals past
+ * its replicas, the highest first; a DaemonSet deletes its pods on nodes it may not run on, and
+ * all but the oldest where it has several. Nodes are never created, names once used are not
+ * drawn again, and the kubelets' address ranges go on from where they were (pod-ipam.ts).
  */
 import type { KpsimError } from '../errors.js';
 import { generateNamePrefix } from '../model/fields.js';
@@ -27,6 +36,7 @@ import { type Cidr, parseCIDR } from '../util/ip.js';
 import { DEFAULT_CLUSTER_CIDR, DEFAULT_NODE_COUNT, assignPodCIDRs, createNodes } from './node-pool.js';
 import { PodAddressPool } from './pod-ipam.js';
 import { controllerReferences, daemonSetPodLabels, podFromTemplate, readyByAnnotation, replicaSetOf, statefulSetPodLabels } from './pods.js';
+import { podsToDelete } from './scale-down.js';
 import { Scheduler, daemonSetTolerations, nodeFitFailure, unschedulableMessage } from './scheduler.js';
 
 export interface WorkloadControllerInput {
@@ -42,6 +52,17 @@ export interface WorkloadControllerOptions {
   clusterCIDRs?: readonly string[];
   /** Mixed into the hash that stands for the API server's random name suffixes. */
   seed?: number;
+  /** Run as a live cluster's controllers do (see the module comment). */
+  live?: LiveOptions;
+}
+
+export interface LiveOptions {
+  /** The clock (ms since the epoch): the ReplicaSet controller compares pods' ages on a logarithmic scale. */
+  now: number;
+  /** Pod names given out before (to pods deleted since): a new pod never gets one. */
+  usedNames?: Iterable<{ namespace: string; name: string }>;
+  /** The kubelets' address ranges, kept from one pass to the next. */
+  addresses?: PodAddressPool;
 }
 
 export interface WorkloadControllerResult {
@@ -56,13 +77,15 @@ export interface WorkloadControllerResult {
   warnings: Warning[];
   /** Allocation failures (no pod CIDR left): the caller reports them all and applies nothing. */
   problems: KpsimError[];
+  /** Live only: the pods the controllers delete (they are not in `pods`). */
+  deletedPods: Pod[];
 }
 
 export function runWorkloadControllers(input: WorkloadControllerInput, options: WorkloadControllerOptions = {}): WorkloadControllerResult {
   const clusterCIDRs = (options.clusterCIDRs ?? [DEFAULT_CLUSTER_CIDR]).map((c) => parseCIDR(c)).filter((c): c is Cidr => c !== undefined);
   const warnings: Warning[] = [];
   let nodes = [...input.nodes];
-  const createdNodes = nodes.length === 0;
+  const createdNodes = nodes.length === 0 && options.live === undefined;
   if (createdNodes) {
     // Nodes the given pods name are created too, so they keep their place.
     const named = [...new Set(input.pods.map((p) => p.spec.nodeName).filter((n) => n !== ''))];
@@ -78,13 +101,14 @@ export function runWorkloadControllers(input: WorkloadControllerInput, options: 
       warnings.push({ file: n.origin.file, object: n.origin.object, path: 'spec.podCIDRs', message: `not set: --allocate gave it ${podCIDRs.join(',')} from the cluster CIDR, as kube-controller-manager's node IPAM does` });
     }
   }
-  if (assignment.problems.length > 0) return { nodes, pods: [...input.pods], workloads: [...input.workloads], createdNodes, warnings, problems: assignment.problems };
+  if (assignment.problems.length > 0) return { nodes, pods: [...input.pods], workloads: [...input.workloads], createdNodes, warnings, problems: assignment.problems, deletedPods: [] };
 
-  const run = new WorkloadPass(nodes, input.pods, input.workloads, options.seed ?? 0);
+  const run = new WorkloadPass(nodes, input.pods, input.workloads, options.seed ?? 0, options.live);
   run.scheduleBarePods();
   for (const workload of input.workloads) run.reconcile(workload);
   run.startPods();
-  return { nodes, pods: run.pods, workloads: run.workloads, createdNodes, warnings: [...warnings, ...run.warnings], problems: [] };
+  const deletedPods = run.deletedPods();
+  return { nodes, pods: run.livePods(), workloads: run.workloads, createdNodes, warnings: [...warnings, ...run.warnings], problems: [], deletedPods };
 }
 
 function describeNode(node: Node): string {
@@ -93,6 +117,14 @@ function describeNode(node: Node): string {
 
 function ownerKey(kind: string, namespace: string, name: string): string {
   return `${kind}\0${namespace}\0${name}`;
+}
+
+/** Older first; an object without a creation time (not stored yet) after those with one. */
+function compareCreation(a: string | undefined, b: string | undefined): number {
+  if (a === b) return 0;
+  if (a === undefined) return 1;
+  if (b === undefined) return -1;
+  return Date.parse(a) - Date.parse(b);
 }
 
 function isTerminal(pod: Pod): boolean {
@@ -116,15 +148,23 @@ class WorkloadPass {
   private readonly controllers = new Set<string>();
   /** Deployments whose ReplicaSets are in the input. */
   private readonly deploymentsWithReplicaSets = new Set<string>();
+  /** Live: a Deployment's ReplicaSets, by the Deployment ("Deployment\0ns\0name"). */
+  private readonly replicaSetsOf = new Map<string, Workload[]>();
+  /** Live: the replicas a Deployment gives each of its ReplicaSets ("ReplicaSet\0ns\0name"). */
+  private readonly replicasFor = new Map<string, number>();
+  /** Live: indices of the pods deleted in this pass. */
+  private readonly deleted = new Set<number>();
 
   constructor(
     private readonly nodes: readonly Node[],
     inputPods: readonly Pod[],
     inputWorkloads: readonly Workload[],
     seed: number,
+    private readonly live: LiveOptions | undefined,
   ) {
     this.pods = [...inputPods];
     this.names = new GeneratedNames(seed);
+    for (const { namespace, name } of live?.usedNames ?? []) this.names.reserve(namespace, name);
     this.scheduler = new Scheduler(nodes);
     this.nodeIndex = new Map(nodes.map((n, i) => [n.name, i]));
     this.pods.forEach((pod, k) => {
@@ -141,8 +181,23 @@ class WorkloadPass {
     for (const w of inputWorkloads) {
       this.controllers.add(ownerKey(w.kind, w.namespace, w.name));
       const controller = w.ownerReferences.find((o) => o.controller && o.kind === 'Deployment');
-      if (w.kind === 'ReplicaSet' && controller) this.deploymentsWithReplicaSets.add(ownerKey('Deployment', w.namespace, controller.name));
+      if (w.kind === 'ReplicaSet' && controller) {
+        const key = ownerKey('Deployment', w.namespace, controller.name);
+        this.deploymentsWithReplicaSets.add(key);
+        const list = this.replicaSetsOf.get(key);
+        if (list) list.push(w);
+        else this.replicaSetsOf.set(key, [w]);
+      }
     }
+  }
+
+  /** The pods after the pass: without those deleted. */
+  livePods(): Pod[] {
+    return this.deleted.size === 0 ? this.pods : this.pods.filter((_, k) => !this.deleted.has(k));
+  }
+
+  deletedPods(): Pod[] {
+    return [...this.deleted].map((k) => this.pods[k]!); // in the order the controllers delete them
   }
 
   /** Pods given without a node and without addresses, whose controller is not in the input: the scheduler places them one by one. */
@@ -162,17 +217,21 @@ class WorkloadPass {
   }
 
   reconcile(workload: Workload): void {
-    this.workloads.push(workload);
-    switch (workload.kind) {
+    const replicas = this.replicasFor.get(ownerKey(workload.kind, workload.namespace, workload.name));
+    const set = replicas !== undefined && replicas !== workload.replicas ? { ...workload, replicas } : workload;
+    this.workloads.push(set);
+    switch (set.kind) {
       case 'Deployment': {
-        if (this.deploymentsWithReplicaSets.has(ownerKey('Deployment', workload.namespace, workload.name))) return;
-        const replicaSet = replicaSetOf(workload);
+        const key = ownerKey('Deployment', set.namespace, set.name);
+        if (this.live) return this.scaleReplicaSets(set, this.replicaSetsOf.get(key) ?? []);
+        if (this.deploymentsWithReplicaSets.has(key)) return;
+        const replicaSet = replicaSetOf(set);
         this.workloads.push(replicaSet);
         this.reconcileReplicaSet(replicaSet);
         return;
       }
       case 'ReplicaSet':
-        return this.reconcileReplicaSet(workload);
+        return this.reconcileReplicaSet(set);
       case 'StatefulSet':
         return this.reconcileStatefulSet(workload);
       case 'DaemonSet':
@@ -180,9 +239,31 @@ class WorkloadPass {
     }
   }
 
+  /**
+   * Live: the Deployment controller at the end of a rollout. The ReplicaSet whose template is the
+   * Deployment's (the oldest, if several) gets its replicas, made when there is none; the others
+   * go to 0. Their pods follow when each ReplicaSet's turn comes.
+   */
+  private scaleReplicaSets(deployment: Workload, replicaSets: readonly Workload[]): void {
+    const base = deployment.template.baseHash ?? deployment.template.hash;
+    const byAge = [...replicaSets].sort((a, b) => compareCreation(a.creationTimestamp, b.creationTimestamp) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const current = byAge.find((rs) => (rs.template.baseHash ?? rs.template.hash) === base);
+    for (const rs of replicaSets) this.replicasFor.set(ownerKey('ReplicaSet', rs.namespace, rs.name), rs === current ? deployment.replicas : 0);
+    if (current) return;
+    const replicaSet = replicaSetOf(deployment);
+    this.workloads.push(replicaSet);
+    this.reconcileReplicaSet(replicaSet);
+  }
+
   private reconcileReplicaSet(set: Workload): void {
     const mine = this.claim(set).filter((k) => !isTerminal(this.pods[k]!) && !this.pods[k]!.terminating);
-    if (mine.length > set.replicas) this.warnSurplus(set, mine.length);
+    if (mine.length > set.replicas) {
+      if (this.live) {
+        this.deleteSurplus(set, mine);
+        return this.schedule(set, [], mine.filter((k) => !this.deleted.has(k)));
+      }
+      this.warnSurplus(set, mine.length);
+    }
     const created: Pod[] = [];
     const prefix = generateNamePrefix(set.name);
     const owners = controllerReferences(set);
@@ -192,8 +273,25 @@ class WorkloadPass {
     this.schedule(set, created, mine);
   }
 
+  /** Live: the ReplicaSet controller deletes the pods it needs least (getPodsToDelete), ranked against the pods of its Deployment's other ReplicaSets. */
+  private deleteSurplus(set: Workload, mine: readonly number[]): void {
+    const deployment = set.ownerReferences.find((o) => o.controller && o.kind === 'Deployment');
+    const siblings = deployment ? (this.replicaSetsOf.get(ownerKey('Deployment', set.namespace, deployment.name)) ?? []) : [set];
+    const related = siblings.flatMap((rs) => this.owned.get(ownerKey('ReplicaSet', rs.namespace, rs.name)) ?? []);
+    const active = [...new Set([...mine, ...related])].map((k) => this.pods[k]!).filter((p) => !isTerminal(p) && !p.terminating);
+    const doomed = new Set(podsToDelete(mine.map((k) => this.pods[k]!), active, mine.length - set.replicas, this.live!.now));
+    for (const k of mine) if (doomed.has(this.pods[k]!)) this.deleted.add(k);
+  }
+
   private reconcileStatefulSet(set: Workload): void {
-    const mine = this.claim(set);
+    let mine = this.claim(set);
+    if (this.live) {
+      // Ordinals past the replicas (or before ordinals.start) go, the highest first.
+      const ordinalOf = (k: number): number => Number(/-(\d+)$/.exec(this.pods[k]!.name)?.[1] ?? Number.NaN);
+      const condemned = mine.filter((k) => this.pods[k]!.name.startsWith(`${set.name}-`) && !(ordinalOf(k) >= set.ordinalsStart && ordinalOf(k) < set.ordinalsStart + set.replicas));
+      for (const k of condemned.sort((a, b) => ordinalOf(b) - ordinalOf(a))) this.deleted.add(k);
+      mine = mine.filter((k) => !this.deleted.has(k));
+    }
     const byName = new Map(mine.map((k) => [this.pods[k]!.name, k]));
     const ordered = set.podManagementPolicy === 'OrderedReady';
     const owners = controllerReferences(set);
@@ -229,7 +327,9 @@ class WorkloadPass {
 
   private reconcileDaemonSet(set: Workload): void {
     const tolerations = daemonSetTolerations(set.template.spec);
-    const onNodes = new Set(this.claim(set).map((k) => this.pods[k]!.spec.nodeName));
+    const claimed = this.claim(set);
+    if (this.live) this.deleteMisplacedDaemons(set, claimed, tolerations);
+    const onNodes = new Set(claimed.filter((k) => !this.deleted.has(k)).map((k) => this.pods[k]!.spec.nodeName));
     const failures: string[] = [];
     const prefix = generateNamePrefix(set.name);
     const owners = controllerReferences(set);
@@ -247,6 +347,29 @@ class WorkloadPass {
     });
     if (failures.length === this.nodes.length) {
       this.warnings.push({ file: set.origin.file, object: set.origin.object, message: `runs on no node: ${unschedulableMessage(this.nodes.length, failures)}` });
+    }
+  }
+
+  /** Live: a DaemonSet's pods on nodes it may not run on go, and on each node all but the oldest. */
+  private deleteMisplacedDaemons(set: Workload, claimed: readonly number[], tolerations: ReturnType<typeof daemonSetTolerations>): void {
+    const byNode = new Map<string, number[]>();
+    for (const k of claimed) {
+      const pod = this.pods[k]!;
+      if (pod.spec.nodeName === '' || isTerminal(pod) || pod.terminating) continue;
+      const list = byNode.get(pod.spec.nodeName);
+      if (list) list.push(k);
+      else byNode.set(pod.spec.nodeName, [k]);
+    }
+    for (const [nodeName, ks] of byNode) {
+      const index = this.nodeIndex.get(nodeName);
+      // Pods on nodes that are gone are the pod garbage collector's.
+      if (index === undefined) continue;
+      if (nodeFitFailure(set.template.spec, tolerations, this.nodes[index]!) !== undefined) {
+        for (const k of ks) this.deleted.add(k);
+        continue;
+      }
+      const oldestFirst = [...ks].sort((a, b) => compareCreation(this.pods[a]!.creationTimestamp, this.pods[b]!.creationTimestamp) || a - b);
+      for (const k of oldestFirst.slice(1)) this.deleted.add(k);
     }
   }
 
@@ -297,10 +420,12 @@ class WorkloadPass {
 
   /** The kubelets: every placed pod without addresses gets them, runs, and is Ready unless its annotation says not. */
   startPods(): void {
-    const pool = new PodAddressPool(new Set(this.pods.flatMap((p) => p.podIPs)));
+    const inUse = new Set(this.livePods().flatMap((p) => p.podIPs));
+    const pool = this.live?.addresses ?? new PodAddressPool(inUse);
+    pool.use(inUse);
     const failed = new Map<string, string[]>();
     this.pods.forEach((pod, k) => {
-      if (pod.podIPs.length > 0 || pod.spec.nodeName === '' || isTerminal(pod)) return;
+      if (pod.podIPs.length > 0 || pod.spec.nodeName === '' || isTerminal(pod) || this.deleted.has(k)) return;
       const index = this.nodeIndex.get(pod.spec.nodeName);
       const result = index === undefined ? { reason: `node ${pod.spec.nodeName} is not in the cluster` } : pool.allocate(this.nodes[index]!, pod.spec.hostNetwork);
       if ('reason' in result) {

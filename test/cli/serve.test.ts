@@ -5,45 +5,20 @@
  * Usage errors (another address without a token, half the TLS flags) exit 2 before binding.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
+import { startServe } from '../helpers/serve-process.js';
 import { runCliAsync } from '../helpers/run-cli.js';
 
-const mainScript = fileURLToPath(new URL(`../../src/cli/main.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'kpsim-serve-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const tokenFile = join(dir, 'token');
 writeFileSync(tokenFile, 'sesame\n');
 const dataDir = join(dir, 'data');
 
-/** Starts `kpsim serve`, resolves with its URL once it listens. */
-async function serve(args: string[]): Promise<{ child: ChildProcessWithoutNullStreams; url: string; stop: () => Promise<number | null> }> {
-  const child = spawn(process.execPath, [...process.execArgv, mainScript, 'serve', '-q', '--port', '0', ...args], { stdio: 'pipe' });
-  let out = '';
-  let err = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      const m = /the Kubernetes API on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    void exited.then((code) => reject(new Error(`serve exited ${code}: ${err}`)));
-  });
-  return {
-    child,
-    url,
-    stop: async () => {
-      child.kill('SIGTERM');
-      return exited;
-    },
-  };
-}
+const serve = startServe;
 
 const auth = { authorization: 'Bearer sesame' };
 

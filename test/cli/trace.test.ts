@@ -149,9 +149,18 @@ test('trace: the human output says the verdict, each endpoint with its chance, a
   const { exit, text } = await trace({ file: [EXAMPLE], ...packet(OUTSIDE, NODE_A, 30080) });
   assert.equal(exit, 0);
   assert.match(text, /^verdict: DNAT$/m);
-  // Each endpoint with its chance and, since this path masquerades, saying so.
-  for (const e of json.endpoints) assert.match(text, new RegExp(`^ {2}${e.replace(/[.[\]]/g, '\\$&')} {2}p=0\\.33333333\\d\\d {2}masquerade$`, 'm'));
+  // Each endpoint with its chance and, since this path masquerades, saying so: a row of the
+  // outcome table, and its branch.
+  json.endpoints.forEach((e, k) => {
+    const at = e.replace(/[.[\]]/g, '\\$&');
+    assert.match(text, new RegExp(`^ {2}DNAT +${at} +0\\.33333333\\d\\d +yes +${k + 1}$`, 'm'), text);
+    assert.match(text, new RegExp(`^branch ${k + 1} of 3, p=0\\.33333333\\d\\d: DNAT to ${at}, masqueraded$`, 'm'), text);
+  });
   assert.match(text, /^masquerade: yes$/m);
+  // --verbose: the full walk, then the endpoints as a list.
+  const verbose = (await trace({ file: [EXAMPLE], verbose: true, ...packet(OUTSIDE, NODE_A, 30080) })).text;
+  for (const e of json.endpoints) assert.match(verbose, new RegExp(`^ {2}${e.replace(/[.[\]]/g, '\\$&')} {2}p=0\\.33333333\\d\\d {2}masquerade$`, 'm'), verbose);
+  assert.equal(verbose.match(/^nat POSTROUTING: /gm)?.length, 3, `the walk repeats POSTROUTING per branch:\n${verbose}`);
 });
 
 test('trace --seed: the same seed draws the same walk; the draws cover every endpoint', async () => {

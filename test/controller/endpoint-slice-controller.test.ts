@@ -290,6 +290,20 @@ test('controller: given EndpointSlices for a service win over its pods, and kpsi
   );
 });
 
+test('controller: slices the controller wrote itself (a dump of a running cluster) win without a word', () => {
+  const given = {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name: 'web-abcde', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web', 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' } },
+    addressType: 'IPv4',
+    endpoints: [{ addresses: ['10.244.3.3'], conditions: { ready: true } }],
+    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+  };
+  const cluster = load([svc('web', {}), pod('web-1'), given, ...NODES]);
+  assert.deepEqual(cluster.endpointSlices.map((s) => s.name), ['web-abcde']);
+  assert.deepEqual(cluster.warnings.map((w) => `${w.object}: ${w.path}: ${w.message}`), []);
+});
+
 /** Nodes for topology-aware hints: Ready, a zone, allocatable CPU. */
 function zonedNode(name: string, zone: string, cpu: string): Manifest {
   return node(name, { 'topology.kubernetes.io/zone': zone }, { conditions: [{ type: 'Ready', status: 'True' }], allocatable: { cpu } });

@@ -4,16 +4,19 @@
  * cache and home folders (never ~/.kube).
  */
 import { spawnSync } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { type KubeApi, admissionOptions, createKubeApi } from '../../src/api/kube/index.js';
+import { type ControllerOptions, Controllers, type KubeApi, admissionOptions, createKubeApi } from '../../src/api/kube/index.js';
 import { buildApiServer } from '../../src/api/server.js';
-import { type ManifestObject, parseManifestObjects } from '../../src/manifest/load.js';
+import { type LoadOptions, type ManifestObject, parseManifestObjects } from '../../src/manifest/load.js';
 import { type CliResult, runAsync } from './run-cli.js';
 
 export interface StartedApi extends KubeApi {
+  /** The controllers, when started (`controllers` option). */
+  controllers?: Controllers;
   app: FastifyInstance;
   url: string;
   port: number;
@@ -31,6 +34,10 @@ export interface StartOptions {
   bodyLimitBytes?: number;
   /** Runs on the app before it listens (extra hooks). */
   prepare?: (app: FastifyInstance) => void;
+  /** Seed as the files are read with these options (allocate: true is --allocate). */
+  seedOptions?: LoadOptions;
+  /** Run the controllers on the store, as kpsim serve does (true: their defaults). */
+  controllers?: ControllerOptions | true;
 }
 
 function filesUnder(path: string): string[] {
@@ -53,7 +60,9 @@ export async function startKubeApi(options: StartOptions = {}): Promise<StartedA
       ...(options.bodyLimitBytes !== undefined ? { bodyLimitBytes: options.bodyLimitBytes } : {}),
     },
   );
-  api.store.seed([...manifestObjects(options.files ?? []), ...(options.objects ?? [])]);
+  api.store.seed([...manifestObjects(options.files ?? []), ...(options.objects ?? [])], options.seedOptions ?? {});
+  const controllers = options.controllers ? new Controllers(api.store, options.controllers === true ? {} : options.controllers) : undefined;
+  await controllers?.start();
   const app = buildApiServer({
     currentCluster: () => api.store.cluster(),
     kube: api.options,
@@ -67,10 +76,12 @@ export async function startKubeApi(options: StartOptions = {}): Promise<StartedA
   const url = `${options.https ? 'https' : 'http'}://127.0.0.1:${address.port}`;
   return {
     ...api,
+    ...(controllers ? { controllers } : {}),
     app,
     url,
     port: address.port,
     close: async () => {
+      controllers?.stop();
       api.hub.stop();
       await app.close();
     },
@@ -104,4 +115,43 @@ export function kubectlFor(server: string): Kubectl {
       runAsync('kubectl', ['--server', server, '--cache-dir', join(home, 'cache'), ...args], { env: { ...env, ...(opts.env ?? {}) }, ...(opts.input !== undefined ? { input: opts.input } : {}), ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}) }),
     cleanup: () => rmSync(home, { recursive: true, force: true }),
   };
+}
+
+export interface WatchEvent {
+  type: string;
+  object: Record<string, unknown>;
+}
+
+/**
+ * A watch stream's lines as they arrive (`events`), and a promise of them once `count` arrived
+ * or the stream ended (the watch is then closed).
+ */
+export function watchLines(api: { url: string }, path: string, count = Number.POSITIVE_INFINITY): { lines: Promise<WatchEvent[]>; events: WatchEvent[]; abort: () => void } {
+  const lines: WatchEvent[] = [];
+  let abort = (): void => undefined;
+  const done = new Promise<WatchEvent[]>((resolve, reject) => {
+    const req = httpRequest(`${api.url}${path}`, (res) => {
+      let buffer = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buffer += chunk;
+        let nl;
+        while ((nl = buffer.indexOf('\n')) >= 0) {
+          lines.push(JSON.parse(buffer.slice(0, nl)) as WatchEvent);
+          buffer = buffer.slice(nl + 1);
+          if (lines.length >= count) {
+            req.destroy();
+            resolve(lines);
+          }
+        }
+      });
+      res.on('end', () => resolve(lines));
+      res.on('close', () => resolve(lines));
+    });
+    req.on('error', (e) => (lines.length >= count ? resolve(lines) : reject(e)));
+    abort = () => req.destroy();
+    req.end();
+  });
+  done.catch(() => undefined);
+  return { lines: done, events: lines, abort };
 }

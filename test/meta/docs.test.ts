@@ -40,3 +40,37 @@ test('the README\'s trace --json example shows the probabilities kpsim prints fo
   const result = tracePacket(compileIptables(await loadCluster('rules/example')), { proto: 'tcp', src: '10.244.1.20', dst: '10.96.100.20', dport: 80 });
   assert.deepEqual(documented, JSON.parse(JSON.stringify(result.probabilities)), 'update the README example from `kpsim trace --json`');
 });
+
+test('the README\'s human trace example is what kpsim trace prints for that flow, line for line (rules shortened with "...")', async () => {
+  const { loadCluster } = await import('../../src/manifest/load.js');
+  const { compileIptables, formatTraceBranches, tracePacket } = await import('../../src/index.js');
+  const m = /```\n(tcp 10\.244\.1\.20 -> 10\.96\.100\.20:80,[^`]*)```/.exec(readme);
+  assert.ok(m, 'the README has a human trace example');
+  const packet = { proto: 'tcp', src: '10.244.1.20', dst: '10.96.100.20', dport: 80 } as const;
+  const printed = formatTraceBranches(tracePacket(compileIptables(await loadCluster('rules/example')), packet), { packet });
+  const documented = m[1]!.trimEnd().split('\n');
+  const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  assert.equal(documented.length, printed.length, `update the README example from \`kpsim trace\`:\n${printed.join('\n')}`);
+  documented.forEach((line, i) => {
+    assert.match(printed[i]!, new RegExp(`^${line.split(' ... ').map(escape).join(' .+ ')}$`), `README example line ${i + 1}`);
+  });
+});
+
+test('the README documents every flag of kpsim agent and every metric it serves', async () => {
+  const { Command } = await import('commander');
+  const { registerAgent } = await import('../../src/cli/agent.js');
+  const { ProxyMetrics } = await import('../../src/agent/metrics.js');
+  const { AGENT_MODES, modeSyncer } = await import('../../src/agent/syncers.js');
+  const program = new Command();
+  registerAgent(program);
+  const flags = program.commands[0]!.options.map((o) => o.long!).filter((f) => f !== '--help');
+  const section = readme.slice(readme.indexOf('### `kpsim agent`'), readme.indexOf('### `kpsim dump`'));
+  assert.ok(section.length > 0, 'the README has a kpsim agent section before kpsim dump');
+  assert.deepEqual(flags.filter((f) => !section.includes(`\`${f}`) && !section.includes(`, \`${f}`)), [], 'document these flags in the kpsim agent section');
+  const names = new Set<string>();
+  for (const mode of AGENT_MODES) {
+    const metrics = new ProxyMetrics(modeSyncer(mode).metrics, { processMetrics: false });
+    for (const m of await metrics.registry.getMetricsAsJSON()) names.add(m.name);
+  }
+  assert.deepEqual([...names].filter((n) => !section.includes(n) && !section.includes(n.replace(/^kubeproxy_sync_proxy_rules/, '...'))), [], 'document these metrics in the kpsim agent section');
+});

@@ -281,6 +281,11 @@ test('without --allocate a workload makes no pods, and kpsim says so', () => {
   );
 });
 
+test('without --allocate a workload scaled to zero needs no pods: nothing to say', () => {
+  const cluster = clusterFromManifests([{ file: 'app.yaml', text: stringify(workload('Deployment', 'web', { replicas: 0 })) }]);
+  assert.deepEqual(cluster.warnings.map((w) => `${w.object}: ${w.message}`), []);
+});
+
 test('hostNetwork pods take the node address', () => {
   const cluster = load([workload('DaemonSet', 'proxy', {}, { spec: { hostNetwork: true } })], { nodes: 2 });
   assert.deepEqual((cluster.pods ?? []).map((p: Pod) => `${p.spec.nodeName} ${p.podIPs.join(',')}`), ['node-1 192.168.0.2', 'node-2 192.168.0.3']);

@@ -14,7 +14,8 @@ import { assembleCluster } from '../../model/cluster.js';
 import { type Json, type JsonObject, isObject } from '../../model/fields.js';
 import type { Service, Warning } from '../../model/types.js';
 import { ipFamily } from '../../util/ip.js';
-import { ENDPOINTS, ENDPOINT_SLICES, NAMESPACES, NODES, type ResourceType, SERVICES } from './resources.js';
+import { formatSelectorJson } from './scale.js';
+import { DAEMON_SETS, DEPLOYMENTS, ENDPOINTS, ENDPOINT_SLICES, NAMESPACES, NODES, PODS, REPLICA_SETS, type ResourceType, SERVICES, STATEFUL_SETS, type Subresource, WORKLOAD_RESOURCES } from './resources.js';
 import { invalid } from './status.js';
 
 export interface AdmissionOptions {
@@ -61,6 +62,73 @@ export function applyDefaults(type: ResourceType, obj: JsonObject): void {
     const spec = mapAt(obj, 'spec');
     if (!Array.isArray(spec['finalizers'])) spec['finalizers'] = ['kubernetes'];
     mapAt(obj, 'status')['phase'] = 'Active';
+  } else if (type === PODS) {
+    defaultPodSpec(mapAt(obj, 'spec'));
+  } else if (WORKLOAD_RESOURCES.includes(type)) {
+    defaultWorkload(type, mapAt(obj, 'spec'));
+  }
+}
+
+function setDefault(obj: JsonObject, key: string, value: Json): void {
+  if (isUnset(obj[key])) obj[key] = value;
+}
+
+/** The image pull policy the API server gives a container: Always for :latest or no tag, else IfNotPresent. */
+function defaultPullPolicy(image: Json | undefined): string {
+  const text = typeof image === 'string' ? image : '';
+  const name = text.split('@')[0]!;
+  const slash = name.lastIndexOf('/');
+  const colon = name.lastIndexOf(':');
+  const tag = colon > slash ? name.slice(colon + 1) : '';
+  return text.includes('@') || (tag !== '' && tag !== 'latest') ? 'IfNotPresent' : 'Always';
+}
+
+/**
+ * SetDefaults_PodSpec and SetDefaults_Container (pkg/apis/core/v1/defaults.go), the Priority
+ * admission plugin's priority 0 and DefaultTolerationSeconds' not-ready and unreachable tolerations.
+ * Applied to Pods; a workload's template is kept as written, so its pod-template-hash stays
+ * the one of the manifest (kpsim hashes the template as stored).
+ */
+function defaultPodSpec(spec: JsonObject): void {
+  setDefault(spec, 'restartPolicy', 'Always');
+  setDefault(spec, 'terminationGracePeriodSeconds', 30);
+  setDefault(spec, 'dnsPolicy', 'ClusterFirst');
+  if (!isObject(spec['securityContext'])) spec['securityContext'] = {};
+  setDefault(spec, 'schedulerName', 'default-scheduler');
+  setDefault(spec, 'enableServiceLinks', true);
+  setDefault(spec, 'priority', 0);
+  setDefault(spec, 'preemptionPolicy', 'PreemptLowerPriority');
+  for (const key of ['containers', 'initContainers']) {
+    for (const container of listAt(spec, key)) {
+      if (!isObject(container)) continue;
+      setDefault(container, 'terminationMessagePath', '/dev/termination-log');
+      setDefault(container, 'terminationMessagePolicy', 'File');
+      setDefault(container, 'imagePullPolicy', defaultPullPolicy(container['image']));
+      if (!isObject(container['resources'])) container['resources'] = {};
+      for (const port of listAt(container, 'ports')) if (isObject(port)) setDefault(port, 'protocol', 'TCP');
+    }
+  }
+  const tolerations = Array.isArray(spec['tolerations']) ? spec['tolerations'] : [];
+  for (const key of ['node.kubernetes.io/not-ready', 'node.kubernetes.io/unreachable']) {
+    const has = tolerations.some((t) => isObject(t) && (t['key'] === key || (isUnset(t['key']) && t['operator'] === 'Exists')) && (isUnset(t['effect']) || t['effect'] === 'NoExecute'));
+    if (!has) tolerations.push({ key, operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 });
+  }
+  spec['tolerations'] = tolerations;
+}
+
+/** SetDefaults_Deployment, _ReplicaSet, _StatefulSet, _DaemonSet (pkg/apis/apps/v1/defaults.go), the template left as written. */
+function defaultWorkload(type: ResourceType, spec: JsonObject): void {
+  if (type !== DAEMON_SETS) setDefault(spec, 'replicas', 1);
+  if (type !== REPLICA_SETS) setDefault(spec, 'revisionHistoryLimit', 10);
+  if (type === DEPLOYMENTS) {
+    setDefault(spec, 'strategy', { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: '25%', maxSurge: '25%' } });
+    setDefault(spec, 'progressDeadlineSeconds', 600);
+  } else if (type === STATEFUL_SETS) {
+    setDefault(spec, 'podManagementPolicy', 'OrderedReady');
+    setDefault(spec, 'updateStrategy', { type: 'RollingUpdate', rollingUpdate: { partition: 0 } });
+    setDefault(spec, 'persistentVolumeClaimRetentionPolicy', { whenDeleted: 'Retain', whenScaled: 'Retain' });
+  } else if (type === DAEMON_SETS) {
+    setDefault(spec, 'updateStrategy', { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } });
   }
 }
 
@@ -84,28 +152,43 @@ function defaultService(obj: JsonObject): void {
   if (!isUnset(spec['clusterIP']) && !Array.isArray(spec['clusterIPs'])) spec['clusterIPs'] = [spec['clusterIP'] as Json];
 }
 
+/** Kinds whose status only the /status subresource (and the controllers behind it) may write. */
+function statusIsSeparate(type: ResourceType): boolean {
+  return type === SERVICES || type === NODES || type === NAMESPACES || type === PODS || WORKLOAD_RESOURCES.includes(type);
+}
+
 /**
  * PrepareForCreate / PrepareForUpdate: on create a Service's status is cleared (the server sets
- * it); on update of the main resource a Service's, Node's or Namespace's status stays the old
- * one, and a write to `/status` changes only the status. uid and creation time never change,
- * and a Service keeps the ClusterIPs and node ports it was given when the new object leaves
- * them out.
+ * it), a Pod's is Pending and a workload's empty, and a workload's metadata.generation is 1; on
+ * update of the main resource the status of these kinds stays the old one (and a workload's
+ * generation goes up when its spec changes), and a write to `/status` changes only the status.
+ * uid and creation time never change, and a Service keeps the ClusterIPs and node ports it was
+ * given when the new object leaves them out.
  */
-export function prepareWrite(type: ResourceType, next: JsonObject, old: JsonObject | undefined, subresource: 'status' | undefined): JsonObject {
+export function prepareWrite(type: ResourceType, next: JsonObject, old: JsonObject | undefined, subresource: Subresource | undefined): JsonObject {
   if (old === undefined) {
     if (type === SERVICES) next['status'] = { loadBalancer: {} };
+    else if (type === PODS) next['status'] = { phase: 'Pending' };
+    else if (WORKLOAD_RESOURCES.includes(type)) {
+      next['status'] = {};
+      mapAt(next, 'metadata')['generation'] = 1;
+    }
     return next;
   }
   let out = next;
   if (subresource === 'status') {
     out = { ...structuredClone(old), status: next['status'] ?? {} };
-  } else if (type === SERVICES || type === NODES || type === NAMESPACES) {
+  } else if (statusIsSeparate(type)) {
     if (old['status'] !== undefined) out['status'] = structuredClone(old['status']);
     else delete out['status'];
   }
   const meta = mapAt(out, 'metadata');
   const oldMeta = isObject(old['metadata']) ? old['metadata'] : {};
   for (const key of ['uid', 'creationTimestamp'] as const) if (oldMeta[key] !== undefined) meta[key] = oldMeta[key]!;
+  if (WORKLOAD_RESOURCES.includes(type)) {
+    const generation = typeof oldMeta['generation'] === 'number' ? oldMeta['generation'] : 1;
+    meta['generation'] = subresource !== 'status' && JSON.stringify(out['spec'] ?? null) !== JSON.stringify(old['spec'] ?? null) ? generation + 1 : generation;
+  }
   if (type === SERVICES && subresource === undefined) keepAllocations(out, old);
   return out;
 }
@@ -128,11 +211,19 @@ function keepAllocations(next: JsonObject, old: JsonObject): void {
   }
 }
 
-/** A ClusterIP may not change once set (ValidateServiceUpdate), unless the type goes to or from ExternalName. */
+/**
+ * Fields that may not change once set: a Service's ClusterIP (ValidateServiceUpdate; unless the
+ * type goes to or from ExternalName) and a workload's selector (apps/v1 validation).
+ */
 function immutableProblems(type: ResourceType, next: JsonObject, old: JsonObject | undefined, where: { file: string; object: string }): KpsimError[] {
-  if (type !== SERVICES || old === undefined) return [];
+  if (old === undefined) return [];
   const spec = isObject(next['spec']) ? next['spec'] : {};
   const oldSpec = isObject(old['spec']) ? old['spec'] : {};
+  if (WORKLOAD_RESOURCES.includes(type)) {
+    if (JSON.stringify(spec['selector'] ?? null) === JSON.stringify(oldSpec['selector'] ?? null)) return [];
+    return [new KpsimErrorClass('KPSIM_ERR_MODEL_BAD_FIELD', `Invalid value: ${JSON.stringify(formatSelectorJson(spec['selector']))}: field is immutable`, { ...where, path: 'spec.selector' })];
+  }
+  if (type !== SERVICES) return [];
   if (spec['type'] === 'ExternalName' || oldSpec['type'] === 'ExternalName') return [];
   if (isUnset(oldSpec['clusterIP']) || spec['clusterIP'] === oldSpec['clusterIP']) return [];
   return [new KpsimErrorClass('KPSIM_ERR_MODEL_BAD_FIELD', `${JSON.stringify(spec['clusterIP'] ?? '')} may not change once set (it is ${JSON.stringify(oldSpec['clusterIP'])})`, { ...where, path: 'spec.clusterIP' })];

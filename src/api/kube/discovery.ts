@@ -11,7 +11,7 @@
  *   `/openapi/v2` stays 404, which kubectl tolerates.
  */
 import { createHash } from 'node:crypto';
-import { RESOURCES, type ResourceType, VERBS, groupVersions } from './resources.js';
+import { RESOURCES, type ResourceType, type Subresource, VERBS, groupVersions } from './resources.js';
 
 export const SERVER_VERSION = { major: '1', minor: '33', gitVersion: 'v1.33.1', gitCommit: '', gitTreeState: 'clean', buildDate: '', goVersion: '', compiler: 'gc', platform: 'linux/amd64', emulationMajor: '1', emulationMinor: '33', minCompatibilityMajor: '1', minCompatibilityMinor: '32' } as const;
 
@@ -33,6 +33,11 @@ function resourcesOf(group: string, version: string): ResourceType[] {
   return RESOURCES.filter((r) => r.group === group && r.version === version);
 }
 
+/** What a subresource answers: the object itself, or an autoscaling/v1 Scale. */
+function subresourceKind(r: ResourceType, subresource: Subresource): { group: string; version: string; kind: string } {
+  return subresource === 'scale' ? { group: 'autoscaling', version: 'v1', kind: 'Scale' } : { group: r.group, version: r.version, kind: r.kind };
+}
+
 function aggregatedResource(r: ResourceType): Record<string, unknown> {
   return {
     resource: r.resource,
@@ -43,7 +48,7 @@ function aggregatedResource(r: ResourceType): Record<string, unknown> {
     ...(r.shortNames.length > 0 ? { shortNames: [...r.shortNames] } : {}),
     ...(r.categories.length > 0 ? { categories: [...r.categories] } : {}),
     ...(r.subresources.length > 0
-      ? { subresources: r.subresources.map((s) => ({ subresource: s, responseKind: { group: r.group, version: r.version, kind: r.kind }, verbs: ['get', 'patch', 'update'] })) }
+      ? { subresources: r.subresources.map((s) => ({ subresource: s, responseKind: subresourceKind(r, s), verbs: ['get', 'patch', 'update'] })) }
       : {}),
   };
 }
@@ -102,7 +107,10 @@ export function resourceList(group: string, version: string): Record<string, unk
         ...(r.shortNames.length > 0 ? { shortNames: [...r.shortNames] } : {}),
         ...(r.categories.length > 0 ? { categories: [...r.categories] } : {}),
       },
-      ...r.subresources.map((s) => ({ name: `${r.resource}/${s}`, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: ['get', 'patch', 'update'] })),
+      ...r.subresources.map((s) => {
+        const kind = subresourceKind(r, s);
+        return { name: `${r.resource}/${s}`, singularName: '', namespaced: r.namespaced, ...(s === 'scale' ? { group: kind.group, version: kind.version } : {}), kind: kind.kind, verbs: ['get', 'patch', 'update'] };
+      }),
     ]),
   };
 }

@@ -3,6 +3,7 @@
  * fastify plugin (routes.ts) that src/api/server.ts registers. In-process users (an agent,
  * controllers) take the store itself: `store.onChange(listener)` for every committed change,
  * `store.create/update/patch/delete` to write, `store.cluster()` for the live Cluster.
+ * `new Controllers(store).start()` runs the cluster's controllers on it (controllers.ts).
  */
 import { DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDRS, parseNodePortRange } from '../../model/allocate.js';
 import type { NodePortRange } from '../../model/allocate.js';
@@ -15,6 +16,8 @@ import { WatchHub, type WatchHubOptions } from './watch.js';
 export { KubeStore } from './store.js';
 export type { ChangeListener, StoreEvent, WriteResult, Persistence } from './store.js';
 export { WatchHub } from './watch.js';
+export { Controllers, CONTROLLERS_ACTOR } from './controllers.js';
+export type { ControllerOptions, ControllerStats } from './controllers.js';
 export { DataDir } from './data-dir.js';
 export { kubeApiPlugin } from './routes.js';
 export type { KubeApiOptions } from './routes.js';

@@ -73,7 +73,38 @@ const COMMON_STRATEGIES: Readonly<Record<string, ListStrategy>> = {
   'metadata.finalizers': { strategy: 'merge' },
   'metadata.ownerReferences': { strategy: 'merge', mergeKey: 'uid' },
 };
+/** A PodSpec's lists (core/v1 PodSpec, Container), at `prefix` ("spec." in a Pod, "spec.template.spec." in a workload). */
+function podSpecStrategies(prefix: string): Record<string, ListStrategy> {
+  const out: Record<string, ListStrategy> = {};
+  for (const containers of ['containers', 'initContainers', 'ephemeralContainers']) {
+    out[`${prefix}${containers}`] = { strategy: 'merge', mergeKey: 'name' };
+    out[`${prefix}${containers}.ports`] = { strategy: 'merge', mergeKey: 'containerPort' };
+    out[`${prefix}${containers}.env`] = { strategy: 'merge', mergeKey: 'name' };
+    out[`${prefix}${containers}.volumeMounts`] = { strategy: 'merge', mergeKey: 'mountPath' };
+    out[`${prefix}${containers}.volumeDevices`] = { strategy: 'merge', mergeKey: 'devicePath' };
+  }
+  out[`${prefix}volumes`] = { strategy: 'merge', mergeKey: 'name' };
+  out[`${prefix}imagePullSecrets`] = { strategy: 'merge', mergeKey: 'name' };
+  out[`${prefix}hostAliases`] = { strategy: 'merge', mergeKey: 'ip' };
+  return out;
+}
+
+const WORKLOAD_STRATEGIES: Readonly<Record<string, ListStrategy>> = {
+  ...podSpecStrategies('spec.template.spec.'),
+  'status.conditions': { strategy: 'merge', mergeKey: 'type' },
+};
+
 const STRATEGIES: Readonly<Record<string, Readonly<Record<string, ListStrategy>>>> = {
+  Pod: {
+    ...podSpecStrategies('spec.'),
+    'status.conditions': { strategy: 'merge', mergeKey: 'type' },
+    'status.podIPs': { strategy: 'merge', mergeKey: 'ip' },
+    'status.hostIPs': { strategy: 'merge', mergeKey: 'ip' },
+  },
+  Deployment: WORKLOAD_STRATEGIES,
+  ReplicaSet: WORKLOAD_STRATEGIES,
+  StatefulSet: WORKLOAD_STRATEGIES,
+  DaemonSet: WORKLOAD_STRATEGIES,
   Service: {
     'spec.ports': { strategy: 'merge', mergeKey: 'port' },
     'status.conditions': { strategy: 'merge', mergeKey: 'type' },

@@ -16,13 +16,15 @@ export interface ResourceType {
   readonly namespaced: boolean;
   readonly shortNames: readonly string[];
   readonly categories: readonly string[];
-  /** "status" where the real API has that subresource. */
-  readonly subresources: readonly 'status'[];
+  /** The subresources kpsim serves, where the real API has them: "status", and "scale" (an autoscaling/v1 Scale). */
+  readonly subresources: readonly Subresource[];
   /** A PUT to a missing object creates it (the registry strategy's AllowCreateOnUpdate). */
   readonly createOnUpdate: boolean;
   /** Field selector keys beyond metadata.name and metadata.namespace, with how to read each. */
   readonly fieldSelectors: Readonly<Record<string, (obj: JsonObject) => string>>;
 }
+
+export type Subresource = 'status' | 'scale';
 
 export const VERBS = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'] as const;
 
@@ -59,13 +61,53 @@ export const ENDPOINT_SLICES: ResourceType = {
   fieldSelectors: { addressType: (o) => field(o, 'addressType') },
 };
 
+export const PODS: ResourceType = {
+  resource: 'pods', singular: 'pod', kind: 'Pod', group: '', version: 'v1', namespaced: true,
+  shortNames: ['po'], categories: ['all'], subresources: ['status'], createOnUpdate: false,
+  // pkg/registry/core/pod: PodToSelectableFields.
+  fieldSelectors: {
+    'spec.nodeName': (o) => field(o, 'spec', 'nodeName'),
+    'spec.restartPolicy': (o) => field(o, 'spec', 'restartPolicy'),
+    'spec.schedulerName': (o) => field(o, 'spec', 'schedulerName'),
+    'spec.serviceAccountName': (o) => field(o, 'spec', 'serviceAccountName'),
+    'spec.hostNetwork': (o) => field(o, 'spec', 'hostNetwork') || 'false',
+    'status.phase': (o) => field(o, 'status', 'phase'),
+    'status.podIP': (o) => field(o, 'status', 'podIP'),
+    'status.nominatedNodeName': (o) => field(o, 'status', 'nominatedNodeName'),
+  },
+};
+export const DEPLOYMENTS: ResourceType = {
+  resource: 'deployments', singular: 'deployment', kind: 'Deployment', group: 'apps', version: 'v1', namespaced: true,
+  shortNames: ['deploy'], categories: ['all'], subresources: ['scale', 'status'], createOnUpdate: false, fieldSelectors: {},
+};
+export const REPLICA_SETS: ResourceType = {
+  resource: 'replicasets', singular: 'replicaset', kind: 'ReplicaSet', group: 'apps', version: 'v1', namespaced: true,
+  shortNames: ['rs'], categories: ['all'], subresources: ['scale', 'status'], createOnUpdate: false,
+  // pkg/registry/apps/replicaset: ReplicaSetToSelectableFields adds status.replicas.
+  fieldSelectors: { 'status.replicas': (o) => field(o, 'status', 'replicas') || '0' },
+};
+export const STATEFUL_SETS: ResourceType = {
+  resource: 'statefulsets', singular: 'statefulset', kind: 'StatefulSet', group: 'apps', version: 'v1', namespaced: true,
+  shortNames: ['sts'], categories: ['all'], subresources: ['scale', 'status'], createOnUpdate: false, fieldSelectors: {},
+};
+export const DAEMON_SETS: ResourceType = {
+  resource: 'daemonsets', singular: 'daemonset', kind: 'DaemonSet', group: 'apps', version: 'v1', namespaced: true,
+  shortNames: ['ds'], categories: ['all'], subresources: ['status'], createOnUpdate: false, fieldSelectors: {},
+};
+
 export const SERVICE_CIDRS: ResourceType = {
   resource: 'servicecidrs', singular: 'servicecidr', kind: 'ServiceCIDR', group: 'networking.k8s.io', version: 'v1', namespaced: false,
   shortNames: [], categories: [], subresources: ['status'], createOnUpdate: false, fieldSelectors: {},
 };
 
-/** In the order discovery lists them and the store keeps them. */
-export const RESOURCES: readonly ResourceType[] = [NAMESPACES, SERVICES, ENDPOINTS, NODES, ENDPOINT_SLICES, SERVICE_CIDRS];
+/** The apps/v1 workloads, in the order their controllers run. */
+export const WORKLOAD_RESOURCES: readonly ResourceType[] = [DEPLOYMENTS, REPLICA_SETS, STATEFUL_SETS, DAEMON_SETS];
+
+/**
+ * In the order discovery lists them and the store keeps them. Pods come before Services and the
+ * apps group is in name order, as on a real server, so `kubectl get all` prints them in its order.
+ */
+export const RESOURCES: readonly ResourceType[] = [NAMESPACES, PODS, SERVICES, ENDPOINTS, NODES, DAEMON_SETS, DEPLOYMENTS, REPLICA_SETS, STATEFUL_SETS, ENDPOINT_SLICES, SERVICE_CIDRS];
 
 /** "v1" or "discovery.k8s.io/v1". */
 export function apiVersionOf(type: ResourceType): string {

@@ -5,8 +5,11 @@
  *
  *   /api/v1/{resource}                              cluster-scoped kinds, or every namespace's
  *   /api/v1/{resource}/{name}[/status]
- *   /api/v1/namespaces/{namespace}/{resource}[/{name}[/status]]
+ *   /api/v1/namespaces/{namespace}/{resource}[/{name}[/status|/scale]]
  *   /apis/{group}/{version}/...                     the same for named groups
+ *
+ * `/scale` (Deployments, ReplicaSets, StatefulSets) answers GET, PUT and PATCH with an
+ * autoscaling/v1 Scale, as `kubectl scale` expects (scale.ts).
  *
  * Every error is a `Status`. Bodies are JSON or YAML (a YAML alias bomb is a 400), at most
  * `bodyLimitBytes` (413 beyond). Human-readable `kubectl get` asks for a Table and gets one.
@@ -30,7 +33,7 @@ import {
   wantsAggregated,
 } from './discovery.js';
 import { PATCH_CONTENT_TYPES } from './patch.js';
-import { type ResourceType, apiVersionOf, findResource } from './resources.js';
+import { type ResourceType, type Subresource, apiVersionOf, findResource } from './resources.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
 import {
   type Status,
@@ -70,7 +73,7 @@ interface Target {
   /** Set for namespaced kinds reached through /namespaces/{ns}/; undefined means every namespace. */
   namespace?: string;
   name?: string;
-  subresource?: 'status';
+  subresource?: Subresource;
 }
 
 type Query = Record<string, string | undefined>;
@@ -94,9 +97,10 @@ function parseTarget(group: string, version: string, rest: string[]): Target | u
     if (!type) throw pathNotFound();
     return type;
   };
-  const subresourceOf = (type: ResourceType, text: string | undefined): 'status' | undefined => {
+  const subresourceOf = (type: ResourceType, text: string | undefined): Subresource | undefined => {
     if (text === undefined) return undefined;
-    if (text === 'status' && type.subresources.includes('status')) return 'status';
+    const found = type.subresources.find((s) => s === text);
+    if (found) return found;
     throw pathNotFound();
   };
   // /namespaces/{ns}/{resource}/...; in the core group /namespaces/{name}/status is the Namespace's own status.
@@ -255,6 +259,8 @@ export async function kubeApiPlugin(app: FastifyInstance, options: KubeApiOption
     }
     const query = queryOf(request);
     const dryRun = query['dryRun'] === 'All';
+    if (target.subresource === 'scale') return scale(request, reply, target, dryRun);
+    const subresource = target.subresource;
     switch (request.method) {
       case 'GET':
         if (target.name === undefined) return isTrue(query['watch']) ? watch(request, reply, target, query) : list(request, target, query);
@@ -268,7 +274,7 @@ export async function kubeApiPlugin(app: FastifyInstance, options: KubeApiOption
         if (target.name === undefined) throw methodNotAllowed();
         const result = await store.update(target.type, target.namespace ?? '', target.name, asObject(bodyOf(request, WRITE_CONTENT_TYPES), target.type), {
           dryRun,
-          ...(target.subresource ? { subresource: target.subresource } : {}),
+          ...(subresource ? { subresource } : {}),
         });
         return written(reply, result.object, result.warnings, result.created ? 201 : 200);
       }
@@ -279,7 +285,7 @@ export async function kubeApiPlugin(app: FastifyInstance, options: KubeApiOption
         if (!patchType) throw unsupportedMediaType(contentType, Object.keys(PATCH_CONTENT_TYPES));
         if (patchType === 'apply' && !query['fieldManager']) throw badRequest('PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch');
         const body = bodyOf(request, [contentType]);
-        const result = await store.patch(target.type, target.namespace ?? '', target.name, patchType, body, { dryRun, ...(target.subresource ? { subresource: target.subresource } : {}) });
+        const result = await store.patch(target.type, target.namespace ?? '', target.name, patchType, body, { dryRun, ...(subresource ? { subresource } : {}) });
         return written(reply, result.object, result.warnings, result.created ? 201 : 200);
       }
       case 'DELETE': {
@@ -300,6 +306,29 @@ export async function kubeApiPlugin(app: FastifyInstance, options: KubeApiOption
           { ...(typeof pre['uid'] === 'string' ? { uid: pre['uid'] } : {}), ...(typeof pre['resourceVersion'] === 'string' ? { resourceVersion: pre['resourceVersion'] } : {}) },
           { dryRun: isDryRun },
         );
+      }
+      default:
+        throw methodNotAllowed();
+    }
+  }
+
+  /** The `scale` subresource: GET, PUT and PATCH of the object as an autoscaling/v1 Scale. */
+  async function scale(request: FastifyRequest, reply: FastifyReply, target: Target, dryRun: boolean): Promise<unknown> {
+    const namespace = target.namespace ?? '';
+    const name = target.name!;
+    switch (request.method) {
+      case 'GET':
+        return store.getScale(target.type, namespace, name);
+      case 'PUT': {
+        const result = await store.writeScale(target.type, namespace, name, { scale: bodyOf(request, WRITE_CONTENT_TYPES) }, { dryRun });
+        return written(reply, result.object, result.warnings, 200);
+      }
+      case 'PATCH': {
+        const contentType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+        const patchType = PATCH_CONTENT_TYPES[contentType];
+        if (!patchType) throw unsupportedMediaType(contentType, Object.keys(PATCH_CONTENT_TYPES));
+        const result = await store.writeScale(target.type, namespace, name, { patchType, patch: bodyOf(request, [contentType]) }, { dryRun });
+        return written(reply, result.object, result.warnings, 200);
       }
       default:
         throw methodNotAllowed();

@@ -15,10 +15,12 @@ import { type DecodedManifest, decodeObject, emptyDecodedManifest, mergeDecoded 
 import { type LoadOptions, type ManifestObject, clusterFromDecoded } from '../../manifest/load.js';
 import { assembleCluster } from '../../model/cluster.js';
 import { type Json, type JsonObject, isObject } from '../../model/fields.js';
-import type { Cluster, EndpointSlice, Node, ProxyConfig, Service, Warning } from '../../model/types.js';
+import type { Cluster, EndpointSlice, Node, Pod, ProxyConfig, Service, Warning, Workload } from '../../model/types.js';
 import { type AdmissionOptions, admit, prepareWrite, writeBackAllocation } from './admission.js';
+import { derivedObjects } from './derived.js';
 import { type PatchType, applyConfiguration, jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
 import { NAMESPACES, RESOURCES, type ResourceType, apiVersionOf } from './resources.js';
+import { scaleOf, scaledObject } from './scale.js';
 import { alreadyExists, badRequest, conflict, forbidden, internalError, invalid, notFound } from './status.js';
 
 export type ChangeType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -31,6 +33,8 @@ export interface StoreEvent {
   /** The state before the change (absent for ADDED). */
   readonly previous?: JsonObject;
   readonly resourceVersion: number;
+  /** Who wrote it, when the writer said (WriteOptions.actor): the controllers inside the server mark their own writes. */
+  readonly actor?: string;
 }
 
 export type ChangeListener = (event: StoreEvent) => void;
@@ -58,6 +62,8 @@ export interface WriteOptions {
   subresource?: 'status';
   /** Name file-like origin of the object in messages; "api" by default. */
   source?: string;
+  /** Who writes: carried on the change events (StoreEvent.actor). */
+  actor?: string;
 }
 
 export interface WriteResult {
@@ -200,6 +206,17 @@ export class KubeStore {
       meta['creationTimestamp'] ??= timestamp(this.now());
       this.table(type).set(key, { object, decoded });
     }
+    // What the cluster's controllers would have written for these objects (-f with --allocate: the
+    // workloads' pods; always: the EndpointSlices of Services with selectors), stored as objects.
+    const derived = derivedObjects(cluster, (type, namespace, name) => this.get(type, namespace, name), timestamp(this.now()), () => randomUUID());
+    for (const { type, object } of derived) {
+      const meta = metadataOf(object);
+      meta['resourceVersion'] = String(++this.rv);
+      meta['uid'] ??= randomUUID();
+      meta['creationTimestamp'] ??= timestamp(this.now());
+      this.table(type).set(objectKey(type, namespaceOf(object), nameOf(object)), { object, decoded: decodeObject(object, '(controllers)', { apiDefaults: true }) });
+      entries.push({ type, object, decoded: emptyDecodedManifest() });
+    }
     for (const namespace of new Set([...SYSTEM_NAMESPACES, ...entries.filter((e) => e.type.namespaced).map((e) => namespaceOf(e.object))])) {
       if (!this.table(NAMESPACES).objects.has(namespace)) this.table(NAMESPACES).set(namespace, { object: this.newNamespace(namespace, ++this.rv), decoded: emptyDecodedManifest() });
     }
@@ -243,6 +260,20 @@ export class KubeStore {
     return out;
   }
 
+  /** One object with its typed form (as kpsim's model decoded it). */
+  getDecoded(type: ResourceType, namespace: string, name: string): { object: JsonObject; decoded: DecodedManifest } | undefined {
+    return this.table(type).objects.get(objectKey(type, namespace, name));
+  }
+
+  /** The objects of a kind with their typed forms (as kpsim's model decoded them), in key order. */
+  listDecoded(type: ResourceType, namespace?: string): { object: JsonObject; decoded: DecodedManifest }[] {
+    const table = this.table(type);
+    const prefix = type.namespaced && namespace !== undefined ? `${namespace}/` : undefined;
+    const out: { object: JsonObject; decoded: DecodedManifest }[] = [];
+    for (const key of table.keys()) if (prefix === undefined || key.startsWith(prefix)) out.push(table.objects.get(key)!);
+    return out;
+  }
+
   /** Every stored object with its kind, kinds in RESOURCES order (for writing a fresh --data-dir). */
   entries(): { type: ResourceType; object: JsonObject }[] {
     return RESOURCES.flatMap((type) => this.list(type).map((object) => ({ type, object })));
@@ -260,6 +291,8 @@ export class KubeStore {
     const endpointSlices: EndpointSlice[] = [];
     const nodes: Node[] = [];
     const serviceCIDRs: string[] = [];
+    const pods: Pod[] = [];
+    const workloads: Workload[] = [];
     const warnings: Warning[] = [];
     for (const type of RESOURCES) {
       for (const { decoded } of this.table(type).objects.values()) {
@@ -267,11 +300,13 @@ export class KubeStore {
         endpointSlices.push(...decoded.endpointSlices);
         nodes.push(...decoded.nodes);
         serviceCIDRs.push(...decoded.serviceCIDRs);
+        pods.push(...decoded.pods);
+        workloads.push(...decoded.workloads);
         warnings.push(...decoded.warnings);
       }
     }
     const cluster = assembleCluster(
-      { services, endpointSlices, nodes, configs: this.config ? [this.config] : [], serviceCIDRs, warnings },
+      { services, endpointSlices, nodes, pods, workloads, configs: this.config ? [this.config] : [], serviceCIDRs, warnings },
       { ...(this.options.admission.checkServiceCIDRs ? { serviceCIDRs: this.options.admission.serviceCIDRs } : {}), nodePortRange: this.options.admission.nodePortRange },
     );
     this.snapshot = { rv: this.rv, cluster };
@@ -325,6 +360,24 @@ export class KubeStore {
     });
   }
 
+  /** GET of the `scale` subresource: the object as an autoscaling/v1 Scale. */
+  getScale(type: ResourceType, namespace: string, name: string): JsonObject {
+    const current = this.get(type, namespace, name);
+    if (!current) throw notFound(type, name);
+    return scaleOf(current);
+  }
+
+  /** PUT or PATCH of the `scale` subresource: the Scale (or the patch applied to it) sets spec.replicas; answers the new Scale. */
+  async writeScale(type: ResourceType, namespace: string, name: string, change: { scale: Json } | { patchType: PatchType; patch: Json }, options: WriteOptions = {}): Promise<WriteResult> {
+    const result = await this.write(options, () => {
+      const current = this.get(type, namespace, name);
+      if (!current) throw notFound(type, name);
+      const scale = 'scale' in change ? change.scale : patchedObject(type, scaleOf(current), change.patchType === 'apply' ? 'merge' : change.patchType, change.patch);
+      return this.prepareUpdate(type, namespace, name, scaledObject(type, current, scale), current, options);
+    });
+    return { ...result, object: scaleOf(result.object) };
+  }
+
   /** DELETE: answers the object as it was; deleting a namespace deletes what is in it. */
   delete(type: ResourceType, namespace: string, name: string, preconditions: DeletePreconditions = {}, options: WriteOptions = {}): Promise<JsonObject> {
     return this.write(options, () => {
@@ -342,10 +395,10 @@ export class KubeStore {
       let rv = this.rv;
       if (type === NAMESPACES) {
         for (const inner of RESOURCES.filter((r) => r.namespaced)) {
-          for (const obj of this.list(inner, name)) changes.push(this.deletion(inner, name, nameOf(obj), obj, ++rv));
+          for (const obj of this.list(inner, name)) changes.push(this.deletion(inner, name, nameOf(obj), obj, ++rv, options));
         }
       }
-      const change = this.deletion(type, namespace, name, current, ++rv);
+      const change = this.deletion(type, namespace, name, current, ++rv, options);
       changes.push(change);
       return { changes, result: change.event.object };
     });
@@ -358,7 +411,7 @@ export class KubeStore {
       const changes = this.list(type, namespace)
         .filter(matches)
         .filter((obj) => !(type === NAMESPACES && UNDELETABLE_NAMESPACES.has(nameOf(obj))))
-        .map((obj) => this.deletion(type, namespaceOf(obj), nameOf(obj), obj, ++rv));
+        .map((obj) => this.deletion(type, namespaceOf(obj), nameOf(obj), obj, ++rv, options));
       return { changes, result: changes.map((c) => c.event.object) };
     });
   }
@@ -417,7 +470,7 @@ export class KubeStore {
     meta['resourceVersion'] = String(++rv);
     meta['uid'] = randomUUID();
     meta['creationTimestamp'] = timestamp(this.now());
-    changes.push({ key, stored: { object: obj, decoded: admitted.decoded }, event: { type: 'ADDED', resource: type, object: obj, resourceVersion: rv } });
+    changes.push({ key, stored: { object: obj, decoded: admitted.decoded }, event: { type: 'ADDED', resource: type, object: obj, resourceVersion: rv, ...actorOf(options) } });
     return { changes, result: { object: obj, warnings: admitted.warnings, created: true } };
   }
 
@@ -434,15 +487,15 @@ export class KubeStore {
     const rv = this.rv + 1;
     meta['resourceVersion'] = String(rv);
     return {
-      changes: [{ key, stored: { object: obj, decoded: admitted.decoded }, event: { type: 'MODIFIED', resource: type, object: obj, previous: current, resourceVersion: rv } }],
+      changes: [{ key, stored: { object: obj, decoded: admitted.decoded }, event: { type: 'MODIFIED', resource: type, object: obj, previous: current, resourceVersion: rv, ...actorOf(options) } }],
       result: { object: obj, warnings: admitted.warnings, created: false },
     };
   }
 
-  private deletion(type: ResourceType, namespace: string, name: string, current: JsonObject, rv: number): PendingChange {
+  private deletion(type: ResourceType, namespace: string, name: string, current: JsonObject, rv: number, options: WriteOptions = {}): PendingChange {
     const last = structuredClone(current);
     metadataOf(last)['resourceVersion'] = String(rv);
-    return { key: objectKey(type, namespace, name), event: { type: 'DELETED', resource: type, object: last, previous: current, resourceVersion: rv } };
+    return { key: objectKey(type, namespace, name), event: { type: 'DELETED', resource: type, object: last, previous: current, resourceVersion: rv, ...actorOf(options) } };
   }
 
   private newNamespace(name: string, rv: number): JsonObject {
@@ -514,6 +567,10 @@ function runSync<T>(prepare: () => { changes: PendingChange[]; result: T }, opti
   const { changes, result } = prepare();
   if (!options.dryRun && changes.length > 0) commit(changes);
   return result;
+}
+
+function actorOf(options: WriteOptions): { actor?: string } {
+  return options.actor !== undefined ? { actor: options.actor } : {};
 }
 
 function sameExceptResourceVersion(a: JsonObject, b: JsonObject): boolean {

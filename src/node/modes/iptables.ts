@@ -4,7 +4,7 @@
  * placed by walking the rules with the kernel's random draw.
  */
 import { renderCanonical } from '../../iptables/canonical.js';
-import { compileIptablesRules, type IptablesCompileOptions } from '../../iptables/compile.js';
+import { IptablesSharedWork, compileIptablesRules, countIptablesRules, type IptablesCompileOptions } from '../../iptables/compile.js';
 import { parseIptablesSave } from '../../iptables/parse.js';
 import { countRules, renderIptablesSave } from '../../iptables/render.js';
 import type { Ruleset } from '../../iptables/types.js';
@@ -14,7 +14,7 @@ import { kubeProxyJumpsInChainOrder } from '../../trace/default-jumps.js';
 import { createTracer, type Tracer } from '../../trace/tracer.js';
 import type { ResolvedNode } from '../../tracker/proxier-state.js';
 import type { ProxierState } from '../../tracker/types.js';
-import type { CompiledNode, DumpReader, ModeCompileOptions, ModeDriver, OutputFormat } from '../mode-driver.js';
+import type { CompiledNode, DumpReader, ModeCompileOptions, ModeDriver, ModeSize, OutputFormat } from '../mode-driver.js';
 import { rulesCheckedOnPath, rulePositions } from '../rules-checked.js';
 import { traceContextOf } from '../trace-context.js';
 
@@ -24,11 +24,17 @@ export interface CompiledIptables extends CompiledNode {
   readonly rulesets: readonly Ruleset[];
 }
 
-export function compileIptablesForStates(node: ResolvedNode, states: readonly ProxierState[], opts: ModeCompileOptions = {}): CompiledIptables {
-  const compileOptions: IptablesCompileOptions = {
+function iptablesOptions(opts: ModeCompileOptions): IptablesCompileOptions {
+  return {
     ...(opts.nfacct !== undefined ? { nfacct: opts.nfacct } : {}),
     ...(opts.randomFully !== undefined ? { randomFully: opts.randomFully } : {}),
+    ...(opts.shared instanceof IptablesSharedWork ? { shared: opts.shared } : {}),
+    ...(opts.onlyServicePorts !== undefined ? { onlyServicePorts: opts.onlyServicePorts } : {}),
   };
+}
+
+export function compileIptablesForStates(node: ResolvedNode, states: readonly ProxierState[], opts: ModeCompileOptions = {}): CompiledIptables {
+  const compileOptions = iptablesOptions(opts);
   const rulesets = states.map((state) => {
     const ruleset = compileIptablesRules(state, compileOptions);
     return opts.withJumps ? addBuiltinJumps(ruleset, kubeProxyJumpsInChainOrder(state.family)) : ruleset;
@@ -60,11 +66,35 @@ export const iptablesDriver: ModeDriver<CompiledIptables> = {
   describe: 'iptables-save text, as kube-proxy hands it to iptables-restore',
   formats: ['kube-proxy', 'canonical'],
   options: ['withJumps', 'nfacct', 'randomFully'],
+  connectionTable: 'conntrack',
   compile: compileIptablesForStates,
   render(compiled, format: OutputFormat) {
     return renderRulesetsPerFamily(compiled.node, compiled.rulesets, format === 'canonical' ? renderCanonical : renderIptablesSave);
   },
   tracer: tracerOf,
+  shareAcrossNodes: () => new IptablesSharedWork(),
+  size(compiled) {
+    let rules = 0;
+    let chains = 0;
+    for (const ruleset of compiled.rulesets) {
+      rules += countRules(ruleset);
+      for (const table of ruleset.tables.values()) chains += table.chains.size;
+    }
+    return rulesSize(rules, chains);
+  },
+  sizeOf(_node, states, opts = {}) {
+    // --with-jumps adds built-in chains: count what compile writes then.
+    if (opts.withJumps) return iptablesDriver.size!(compileIptablesForStates(_node, states, opts));
+    const compileOptions = iptablesOptions(opts);
+    let rules = 0;
+    let chains = 0;
+    for (const state of states) {
+      const counted = countIptablesRules(state, compileOptions);
+      rules += counted.rules;
+      chains += counted.chains;
+    }
+    return rulesSize(rules, chains);
+  },
   summarize(compiled) {
     return compiled.rulesets.map((ruleset) => {
       const chains = [...ruleset.tables.values()].reduce((n, t) => n + t.chains.size, 0);
@@ -94,6 +124,10 @@ export const iptablesDriver: ModeDriver<CompiledIptables> = {
     return packets.length > 0 ? checked / packets.length : 0;
   },
 };
+
+function rulesSize(rules: number, chains: number): ModeSize {
+  return { count: rules, unit: 'rules', details: { chains } };
+}
 
 /** A client the rules have never seen (no recent lists), outside the cluster: the expected shares. */
 export function freshClient(family: 4 | 6): string {

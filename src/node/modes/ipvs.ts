@@ -3,7 +3,8 @@
  * (one per family), printed as ipvsadm, ipset and iptables-save print them, the IPVS tracer,
  * and connections placed by the kernel's scheduler with its connection table.
  */
-import { compileIpvs, type IpvsCompiled } from '../../ipvs/compile.js';
+import { compileIpvs, countIpvs, countTable, type IpvsCompiled, type IpvsCompileOptions, type IpvsCounts } from '../../ipvs/compile.js';
+import { IpvsSharedWork } from '../../ipvs/shared-plans.js';
 import { renderIPSets } from '../../ipvs/ipsets.js';
 import { formatIpvsadmList } from '../../ipvs/ipvsadm-format.js';
 import { liveServiceOf } from '../../ipvs/live-service.js';
@@ -15,7 +16,7 @@ import type { ResolvedNode } from '../../tracker/proxier-state.js';
 import type { ProxierState } from '../../tracker/types.js';
 import { ipFamily, joinHostPort } from '../../util/ip.js';
 import { seededRng } from '../../util/random.js';
-import type { CompiledNode, ModeCompileOptions, ModeDriver, SimulationTarget } from '../mode-driver.js';
+import type { CompiledNode, ModeCompileOptions, ModeDriver, ModeSize, SimulationTarget } from '../mode-driver.js';
 import { rulePositions, rulesCheckedOnPath } from '../rules-checked.js';
 import type { NodeTracer } from '../trace-context.js';
 import { renderRulesetsPerFamily } from './iptables.js';
@@ -27,12 +28,28 @@ export interface CompiledIpvsNode extends CompiledNode {
 }
 
 export function compileIpvsForStates(node: ResolvedNode, states: readonly ProxierState[], opts: ModeCompileOptions = {}): CompiledIpvsNode {
-  const options = {
+  const options = ipvsOptions(opts);
+  return { mode: 'ipvs', node, states, tables: states.map((state) => compileIpvs(state, options)) };
+}
+
+function ipvsOptions(opts: ModeCompileOptions): IpvsCompileOptions {
+  return {
     ...(opts.scheduler !== undefined ? { scheduler: opts.scheduler } : {}),
     ...(opts.randomFully !== undefined ? { randomFully: opts.randomFully } : {}),
     ...(opts.gracefulTermination !== undefined ? { gracefulTermination: opts.gracefulTermination } : {}),
+    ...(opts.shared instanceof IpvsSharedWork ? { shared: opts.shared } : {}),
+    ...(opts.onlyServicePorts !== undefined ? { onlyServicePorts: opts.onlyServicePorts } : {}),
   };
-  return { mode: 'ipvs', node, states, tables: states.map((state) => compileIpvs(state, options)) };
+}
+
+function ipvsSize(counts: readonly IpvsCounts[]): ModeSize {
+  let virtualServers = 0;
+  let realServers = 0;
+  for (const c of counts) {
+    virtualServers += c.virtualServers;
+    realServers += c.realServers;
+  }
+  return { count: virtualServers, unit: 'virtual servers', details: { 'real servers': realServers } };
 }
 
 /**
@@ -78,6 +95,7 @@ export const ipvsDriver: ModeDriver<CompiledIpvsNode> = {
   describe: 'the IPVS table as ipvsadm -Ln lists it',
   formats: ['kube-proxy', 'stats', 'rate', 'ipsets', 'iptables'],
   options: ['scheduler', 'randomFully'],
+  connectionTable: 'ipvs',
   compile: compileIpvsForStates,
   render(compiled, format) {
     switch (format) {
@@ -93,6 +111,12 @@ export const ipvsDriver: ModeDriver<CompiledIpvsNode> = {
   },
   tracer: tracerOf,
   summarize: (compiled) => compiled.tables.map((t) => `IPVS mode: ${t.table.services.length} virtual servers`),
+  shareAcrossNodes: () => new IpvsSharedWork(),
+  size: (compiled) => ipvsSize(compiled.tables.map(countTable)),
+  sizeOf(_node, states, opts = {}) {
+    const options = ipvsOptions(opts);
+    return ipvsSize(states.map((state) => countIpvs(state, options)));
+  },
   variants: (schedulers) => schedulers.map((scheduler) => ({ scheduler, options: { scheduler } })),
   picker(compiled, target, opts) {
     const vs = virtualServerFor(compiled, target);

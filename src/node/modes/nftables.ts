@@ -5,7 +5,8 @@
  * between connections, as `recent` lists are in iptables mode).
  */
 import { canonicalRule, renderNftCanonical } from '../../nftables/canonical.js';
-import { compileNftablesRules } from '../../nftables/compile.js';
+import { type NftCounts, type NftablesCompileOptions, NftablesSharedWork, compileNftablesRules, countNftablesRules } from '../../nftables/compile.js';
+import { countTable } from '../../nftables/shared-work.js';
 import { parseNftRuleset } from '../../nftables/parse.js';
 import { countNftRules, renderNftScript } from '../../nftables/render-script.js';
 import type { NftRuleset } from '../../nftables/types.js';
@@ -13,7 +14,7 @@ import { ruleWalkPicker } from '../../simulate/rule-walk-picker.js';
 import { createNftTracer, type NftTracer } from '../../trace/nftables/tracer.js';
 import type { ResolvedNode } from '../../tracker/proxier-state.js';
 import type { ProxierState } from '../../tracker/types.js';
-import type { CompiledNode, DumpReader, ModeDriver } from '../mode-driver.js';
+import type { CompiledNode, DumpReader, ModeCompileOptions, ModeDriver, ModeSize } from '../mode-driver.js';
 import { rulesCheckedOnPath } from '../rules-checked.js';
 import { traceContextOf } from '../trace-context.js';
 import { freshClient } from './iptables.js';
@@ -24,8 +25,27 @@ export interface CompiledNftables extends CompiledNode {
   readonly rulesets: readonly NftRuleset[];
 }
 
-export function compileNftablesForStates(node: ResolvedNode, states: readonly ProxierState[]): CompiledNftables {
-  return { mode: 'nftables', node, states, rulesets: states.map((state) => compileNftablesRules(state)) };
+function nftablesOptions(opts: ModeCompileOptions): NftablesCompileOptions {
+  return {
+    ...(opts.shared instanceof NftablesSharedWork ? { shared: opts.shared } : {}),
+    ...(opts.onlyServicePorts !== undefined ? { onlyServicePorts: opts.onlyServicePorts } : {}),
+  };
+}
+
+export function compileNftablesForStates(node: ResolvedNode, states: readonly ProxierState[], opts: ModeCompileOptions = {}): CompiledNftables {
+  const options = nftablesOptions(opts);
+  return { mode: 'nftables', node, states, rulesets: states.map((state) => compileNftablesRules(state, options)) };
+}
+
+function nftablesSize(counts: readonly NftCounts[]): ModeSize {
+  const sum = { rules: 0, chains: 0, sets: 0, elements: 0 };
+  for (const c of counts) {
+    sum.rules += c.rules;
+    sum.chains += c.chains;
+    sum.sets += c.sets;
+    sum.elements += c.elements;
+  }
+  return { count: sum.rules, unit: 'rules', details: { chains: sum.chains, 'sets and maps': sum.sets, elements: sum.elements } };
 }
 
 const tracers = new WeakMap<CompiledNftables, NftTracer>();
@@ -54,9 +74,10 @@ export function nftRulePositions(rulesets: readonly NftRuleset[]): Map<string, n
 export const nftablesDriver: ModeDriver<CompiledNftables> = {
   mode: 'nftables',
   describe: 'the kube-proxy table as kube-proxy hands it to nft -f',
+  connectionTable: 'conntrack',
   formats: ['kube-proxy', 'canonical'],
   options: [],
-  compile: (node, states) => compileNftablesForStates(node, states),
+  compile: compileNftablesForStates,
   render(compiled, format) {
     if (format === 'canonical') {
       // `nft list ruleset` of a node holding both tables lists them one after the other.
@@ -69,6 +90,12 @@ export const nftablesDriver: ModeDriver<CompiledNftables> = {
       .join('');
   },
   tracer: tracerOf,
+  shareAcrossNodes: () => new NftablesSharedWork(),
+  size: (compiled) => nftablesSize(compiled.rulesets.flatMap((ruleset) => ruleset.tables.map(countTable))),
+  sizeOf(_node, states, opts = {}) {
+    const options = nftablesOptions(opts);
+    return nftablesSize(states.map((state) => countNftablesRules(state, options)));
+  },
   summarize: (compiled) => compiled.rulesets.map((ruleset) => {
     const counted = countNftRules(ruleset);
     const sets = ruleset.tables.reduce((n, t) => n + t.sets.size, 0);

@@ -7,12 +7,11 @@
  * transitions).
  */
 import assert from 'node:assert/strict';
-import { request as httpRequest } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { AGGREGATED_CONTENT_TYPE } from '../../../src/api/kube/discovery.js';
 import { SERVICES } from '../../../src/api/kube/resources.js';
 import { aliasBomb } from '../../helpers/bad-inputs.js';
-import { type StartedApi, startKubeApi } from '../../helpers/kube-api.js';
+import { type StartedApi, startKubeApi, watchLines } from '../../helpers/kube-api.js';
 
 interface Reply {
   status: number;
@@ -38,36 +37,6 @@ async function call(api: StartedApi, method: string, path: string, body?: string
 
 const svcBody = (name: string, spec: Record<string, unknown>, namespace = 'default'): Record<string, unknown> => ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace }, spec });
 
-/** Reads a watch stream's lines until `count` arrived or the stream ended. */
-function watchLines(api: StartedApi, path: string, count: number): { lines: Promise<{ type: string; object: Record<string, unknown> }[]>; abort: () => void } {
-  const lines: { type: string; object: Record<string, unknown> }[] = [];
-  let abort = (): void => undefined;
-  const done = new Promise<typeof lines>((resolve, reject) => {
-    const req = httpRequest(`${api.url}${path}`, (res) => {
-      let buffer = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        buffer += chunk;
-        let nl;
-        while ((nl = buffer.indexOf('\n')) >= 0) {
-          lines.push(JSON.parse(buffer.slice(0, nl)) as (typeof lines)[number]);
-          buffer = buffer.slice(nl + 1);
-          if (lines.length >= count) {
-            req.destroy();
-            resolve(lines);
-          }
-        }
-      });
-      res.on('end', () => resolve(lines));
-      res.on('close', () => resolve(lines));
-    });
-    req.on('error', (e) => (lines.length >= count ? resolve(lines) : reject(e)));
-    abort = () => req.destroy();
-    req.end();
-  });
-  return { lines: done, abort };
-}
-
 describe('discovery and OpenAPI', () => {
   let api: StartedApi;
   before(async () => (api = await startKubeApi({ files: ['rules/example'] })));
@@ -80,22 +49,43 @@ describe('discovery and OpenAPI', () => {
     const services = items[0]!.versions[0]!.resources.find((r) => r.resource === 'services');
     assert.deepEqual(services?.shortNames, ['svc']);
     const apis = await call(api, 'GET', '/apis', undefined, { accept: 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList' });
-    assert.deepEqual((apis.body['items'] as { metadata: { name: string } }[]).map((i) => i.metadata.name), ['discovery.k8s.io', 'networking.k8s.io']);
+    assert.deepEqual((apis.body['items'] as { metadata: { name: string } }[]).map((i) => i.metadata.name), ['apps', 'discovery.k8s.io', 'networking.k8s.io']);
+    const apps = (apis.body['items'] as { versions: { resources: { resource: string; shortNames?: string[]; subresources?: { subresource: string; responseKind: { group: string; kind: string } }[] }[] }[] }[])[0]!.versions[0]!.resources;
+    assert.deepEqual(apps.map((r) => r.resource), ['daemonsets', 'deployments', 'replicasets', 'statefulsets']);
+    const deployments = apps.find((r) => r.resource === 'deployments');
+    assert.deepEqual(deployments?.shortNames, ['deploy']);
+    assert.deepEqual(deployments?.subresources?.map((s) => `${s.subresource} ${s.responseKind.group}/${s.responseKind.kind}`), ['scale autoscaling/Scale', 'status apps/Deployment'], 'kubectl scale finds the scale subresource');
   });
 
   test('legacy discovery: versions, groups and resource lists', async () => {
     assert.deepEqual((await call(api, 'GET', '/api')).body['versions'], ['v1']);
     const groups = (await call(api, 'GET', '/apis')).body['groups'] as { name: string }[];
-    assert.deepEqual(groups.map((g) => g.name), ['discovery.k8s.io', 'networking.k8s.io']);
+    assert.deepEqual(groups.map((g) => g.name), ['apps', 'discovery.k8s.io', 'networking.k8s.io']);
     const core = (await call(api, 'GET', '/api/v1')).body['resources'] as { name: string; namespaced: boolean; shortNames?: string[] }[];
     assert.deepEqual(core.map((r) => `${r.name}${r.namespaced ? '' : ' (cluster)'}${r.shortNames ? ` ${r.shortNames.join(',')}` : ''}`), [
       'namespaces (cluster) ns',
       'namespaces/status (cluster)',
+      'pods po',
+      'pods/status',
       'services svc',
       'services/status',
       'endpoints ep',
       'nodes (cluster) no',
       'nodes/status (cluster)',
+    ]);
+    const apps = (await call(api, 'GET', '/apis/apps/v1')).body['resources'] as { name: string; kind: string; group?: string }[];
+    assert.deepEqual(apps.map((r) => `${r.name} ${r.group ? `${r.group}/` : ''}${r.kind}`), [
+      'daemonsets DaemonSet',
+      'daemonsets/status DaemonSet',
+      'deployments Deployment',
+      'deployments/scale autoscaling/Scale',
+      'deployments/status Deployment',
+      'replicasets ReplicaSet',
+      'replicasets/scale autoscaling/Scale',
+      'replicasets/status ReplicaSet',
+      'statefulsets StatefulSet',
+      'statefulsets/scale autoscaling/Scale',
+      'statefulsets/status StatefulSet',
     ]);
     assert.equal(((await call(api, 'GET', '/apis/discovery.k8s.io/v1')).body['resources'] as { name: string }[])[0]!.name, 'endpointslices');
   });
@@ -140,7 +130,7 @@ describe('lists, errors and writes', () => {
   });
 
   const errorCases: { name: string; method: string; path: string; body?: string | object; headers?: Record<string, string>; code: number; reason: string; message?: RegExp }[] = [
-    { name: 'an unknown path', method: 'GET', path: '/api/v1/pods', code: 404, reason: 'NotFound', message: /the server could not find the requested resource/ },
+    { name: 'an unknown path', method: 'GET', path: '/api/v1/configmaps', code: 404, reason: 'NotFound', message: /the server could not find the requested resource/ },
     { name: 'a missing object', method: 'GET', path: '/api/v1/namespaces/default/services/nope', code: 404, reason: 'NotFound', message: /^services "nope" not found$/ },
     { name: 'a missing slice names the group', method: 'GET', path: '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/nope', code: 404, reason: 'NotFound', message: /^endpointslices\.discovery\.k8s\.io "nope" not found$/ },
     { name: 'creating what exists', method: 'POST', path: '/api/v1/namespaces/default/services', body: svbodyJSON('web'), code: 409, reason: 'AlreadyExists', message: /^services "web" already exists$/ },

@@ -1,0 +1,223 @@
+/**
+ * The seed's scale: the generated 5,000-node / 150,000-pod / 10,000-service cluster (kpsim
+ * generate, seed 1), in one run:
+ *
+ * 1. load the manifests (the files `kpsim generate` writes, read from a temporary folder);
+ * 2. compile and render one node's view in every mode (target: under 2 s, heap under 1 GB),
+ *    the node-independent work (the family's service ports) included;
+ * 3. the second node's view after the first (target: a small fraction of the first), against
+ *    the same node compiled alone without sharing (the baseline);
+ * 4. `kpsim nodes` over every node, in worker threads, one per core (target: under 60 s on 2
+ *    cores);
+ * 5. cluster-wide traces of a packet from outside to a LoadBalancer with externalTrafficPolicy
+ *    Local (target: under 50 ms, for the median such service), on a view that has traced
+ *    before, and the first one on a fresh view; beside it the largest one, the DaemonSet-backed
+ *    ingress controller (every node an entry node, measured on 500 of them) and one with
+ *    externalTrafficPolicy Cluster.
+ *
+ *   npm run bench:scale [-- --quick]      (--quick: 500 nodes, 15,000 pods, 1,000 services)
+ *
+ * Wall time with the process's CPU time beside it (all threads: on a busy machine CPU time is
+ * the steadier figure); ratios against a baseline measured in the same run. Nothing is asserted.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ClusterView } from '../src/cluster/cluster-view.js';
+import { traceCluster } from '../src/cluster/cluster-trace.js';
+import { writeCluster } from '../src/cli/generate.js';
+import { summarizeNodes } from '../src/cli/nodes.js';
+import { generateCluster } from '../src/generate/cluster.js';
+import { loadCluster } from '../src/manifest/load.js';
+import type { Cluster } from '../src/model/types.js';
+import { compileNode } from '../src/node/compile-node.js';
+import { RULES_MODES, modeDriver } from '../src/node/modes.js';
+import type { Packet } from '../src/trace/types.js';
+import { cpuMs, gc, machineLine, median } from './common.js';
+
+const quick = process.argv.includes('--quick');
+const SIZE = quick ? { nodes: 500, pods: 15000, services: 1000 } : { nodes: 5000, pods: 150000, services: 10000 };
+const SEED = 1;
+const TARGETS = { firstNodeMs: 2000, heapMB: 1024, nodesMs: 60000, traceMs: 50 };
+
+interface Timed<T> {
+  readonly value: T;
+  readonly wallMs: number;
+  readonly cpuMs: number;
+}
+
+function timed<T>(fn: () => T): Timed<T> {
+  const c0 = cpuMs();
+  const t0 = performance.now();
+  const value = fn();
+  return { value, wallMs: performance.now() - t0, cpuMs: cpuMs() - c0 };
+}
+
+async function timedAsync<T>(fn: () => Promise<T>): Promise<Timed<T>> {
+  const c0 = cpuMs();
+  const t0 = performance.now();
+  const value = await fn();
+  return { value, wallMs: performance.now() - t0, cpuMs: cpuMs() - c0 };
+}
+
+const ms = (t: { wallMs: number; cpuMs: number }): string => `${t.wallMs.toFixed(0).padStart(6)} ms (cpu ${t.cpuMs.toFixed(0).padStart(6)})`;
+const heapMB = (): number => {
+  gc?.();
+  return process.memoryUsage().heapUsed / 1048576;
+};
+const target = (label: string): string => `  [target ${label}]`;
+
+/** One node's view in every mode, compiled and rendered through `view`: the states, then each mode. */
+function nodeView(view: ClusterView, name: string): { steps: { label: string; t: Timed<number> }[]; total: { wallMs: number; cpuMs: number }; keep: unknown[] } {
+  const keep: unknown[] = [];
+  const node = view.resolve(name);
+  const steps: { label: string; t: Timed<number> }[] = [];
+  steps.push({ label: 'proxier states (every family)', t: timed(() => view.statesOf(node).length) });
+  for (const mode of RULES_MODES) {
+    const driver = modeDriver(mode);
+    steps.push({
+      label: `${mode}: compile + render`,
+      t: timed(() => {
+        const compiled = view.compile(mode, node);
+        const text = driver.render(compiled, driver.formats[0]!);
+        keep.push(compiled, text);
+        return text.length;
+      }),
+    });
+  }
+  const total = steps.reduce((sum, s) => ({ wallMs: sum.wallMs + s.t.wallMs, cpuMs: sum.cpuMs + s.t.cpuMs }), { wallMs: 0, cpuMs: 0 });
+  return { steps, total, keep };
+}
+
+function printView(title: string, v: ReturnType<typeof nodeView>): void {
+  console.log(title);
+  for (const s of v.steps) console.log(`  ${s.label.padEnd(32)} ${ms(s.t)}${s.t.value > 1 ? `  ${(s.t.value / 1048576).toFixed(1)} MB text` : ''}`);
+  console.log(`  ${'total'.padEnd(32)} ${ms(v.total)}`);
+}
+
+/**
+ * Cluster-wide traces from outside to load balancers with externalTrafficPolicy Local: the
+ * median one of a Deployment (the target), the largest one of a Deployment, and the ingress
+ * controller's, a DaemonSet with a pod on every node (every node an entry node, each with its
+ * own view of the port: the worst case). Then one with externalTrafficPolicy Cluster.
+ */
+function traces(cluster: Cluster): void {
+  const fresh = new ClusterView(cluster);
+  const lbs = cluster.services
+    .filter((svc) => svc.type === 'LoadBalancer' && svc.externalTrafficPolicy === 'Local' && svc.loadBalancerIngress[0]?.ip !== undefined)
+    .map((svc) => ({ svc, endpoints: new Set(cluster.endpointSlices.filter((sl) => sl.namespace === svc.namespace && sl.serviceName === svc.name).flatMap((sl) => sl.endpoints.map((e) => e.addresses[0]))).size }))
+    .filter((x) => x.endpoints > 0);
+  const deployments = lbs.filter((x) => x.svc.name !== 'ingress-controller').sort((a, b) => a.endpoints - b.endpoints);
+  const picks = [
+    { what: 'median eTP Local LB', pick: deployments[Math.floor(deployments.length / 2)] },
+    { what: 'largest eTP Local LB of a Deployment', pick: deployments.at(-1) },
+  ];
+  const packetTo = (svc: Cluster['services'][number]): Packet => ({ proto: 'tcp', src: '203.0.113.9', dst: svc.loadBalancerIngress[0]!.ip!, dport: svc.ports[0]!.port });
+  console.log('5. cluster-wide traces from outside to load balancers (iptables mode, then the median one in the other modes)');
+  let first = true;
+  for (const { what, pick } of picks) {
+    if (pick === undefined) continue;
+    const packet = packetTo(pick.svc);
+    if (first) {
+      // The first trace on a fresh view builds the family's shared service ports.
+      const cold = timed(() => traceCluster(fresh, packet, { mode: 'iptables' }));
+      console.log(`  ${'the first trace, on a fresh view'.padEnd(44)} ${ms(cold)}  (builds the family's shared ports)`);
+      first = false;
+    }
+    const rounds = pick.endpoints > 1000 ? 1 : quick ? 5 : 11;
+    const runs: Timed<ReturnType<typeof traceCluster>>[] = [];
+    for (let i = 0; i < rounds; i++) runs.push(timed(() => traceCluster(fresh, packet, { mode: 'iptables' })));
+    const t = { wallMs: median(runs.map((r) => r.wallMs)), cpuMs: median(runs.map((r) => r.cpuMs)) };
+    const r = runs[0]!.value;
+    const label = `${what} (${pick.endpoints} endpoints)`;
+    const perEntry = `${(t.wallMs / r.nodes.length).toFixed(2)} ms per entry node`;
+    console.log(`  ${label.padEnd(44)} ${ms(t)}  ${r.nodes.length} entry nodes, ${r.deliveries.length} deliveries, ${perEntry}${what.startsWith('median') ? target(`under ${TARGETS.traceMs} ms`) : ''}`);
+  }
+  // The median one in the other modes, on the same view (each mode shares its own work).
+  const medianPick = picks[0]!.pick;
+  if (medianPick !== undefined) {
+    for (const mode of RULES_MODES.filter((m) => m !== 'iptables')) {
+      const packet = packetTo(medianPick.svc);
+      traceCluster(fresh, packet, { mode });
+      const runs = Array.from({ length: quick ? 5 : 11 }, () => timed(() => traceCluster(fresh, packet, { mode })));
+      const t = { wallMs: median(runs.map((r) => r.wallMs)), cpuMs: median(runs.map((r) => r.cpuMs)) };
+      console.log(`  ${`median eTP Local LB, ${mode} mode`.padEnd(44)} ${ms(t)}  ${runs[0]!.value.nodes.length} entry nodes${target(`under ${TARGETS.traceMs} ms`)}`);
+    }
+  }
+  // The DaemonSet-backed ingress controller: every node is an entry node with its own view of
+  // the port (its own local endpoint), so every node is compiled and traced: the worst case,
+  // measured on the first 500 entry nodes (named with `via`, as --via does).
+  const ingress = lbs.find((x) => x.svc.name === 'ingress-controller');
+  if (ingress !== undefined) {
+    const via = cluster.nodes.slice(0, 500).map((n) => n.name);
+    const t = timed(() => traceCluster(fresh, packetTo(ingress.svc), { mode: 'iptables', via }));
+    const label = `DaemonSet eTP Local LB, ${via.length} of its ${cluster.nodes.length} entry nodes`;
+    console.log(`  ${label.padEnd(44)} ${ms(t)}  ${(t.wallMs / via.length).toFixed(2)} ms per entry node (cpu ${(t.cpuMs / via.length).toFixed(2)})`);
+  }
+  // externalTrafficPolicy Cluster: every node an entry node, one shared trace.
+  const lbCluster = cluster.services
+    .filter((svc) => svc.type === 'LoadBalancer' && svc.externalTrafficPolicy === 'Cluster' && svc.loadBalancerIngress[0]?.ip !== undefined && !svc.name.startsWith('frontend'))[0];
+  if (lbCluster !== undefined) {
+    const t = timed(() => traceCluster(fresh, packetTo(lbCluster), { mode: 'iptables' }));
+    console.log(`  ${`eTP Cluster LB ${lbCluster.namespace}/${lbCluster.name}`.padEnd(44)} ${ms(t)}  ${t.value.nodes.length} entry nodes (one shared trace), ${t.value.deliveries.length} deliveries`);
+  }
+}
+
+/** Generate the cluster into `dir` (the objects are dropped once written). */
+async function generateInto(dir: string): Promise<void> {
+  const generated = timed(() => generateCluster({ ...SIZE, seed: SEED }));
+  await writeCluster(dir, generated.value.files);
+  const s = generated.value.summary;
+  console.log(`generated (not a target) ${ms(generated)}: ${s.endpointSlices} EndpointSlices, ${s.endpoints} endpoints; largest ${s.largestServices.map((l) => `${l.name} ${l.endpoints}`).join(', ')}`);
+}
+
+async function main(): Promise<void> {
+  console.log(`scale bench: ${SIZE.nodes} nodes, ${SIZE.pods} pods, ${SIZE.services} services (kpsim generate, seed ${SEED}); ${machineLine()}`);
+  const dir = mkdtempSync(join(tmpdir(), 'kpsim-scale-'));
+  try {
+    await generateInto(dir);
+
+    // 1. load
+    const loaded = await timedAsync(() => loadCluster(dir));
+    const cluster: Cluster = loaded.value;
+    console.log(`1. load the manifests            ${ms(loaded)}  heap ${heapMB().toFixed(0)} MB with the cluster loaded`);
+
+    // 2. the first node, every mode
+    const view = new ClusterView(cluster);
+    const names = cluster.nodes.map((n) => n.name);
+    const first = nodeView(view, names[0]!);
+    const heapFirst = heapMB();
+    printView(`2. one node's view in every mode (${names[0]}), the shared work included`, first);
+    console.log(`  ${'heap after'.padEnd(32)} ${heapFirst.toFixed(0).padStart(6)} MB${target(`under ${TARGETS.heapMB} MB`)}`);
+    console.log(`  ${'total'.padEnd(32)} ${(first.total.wallMs / 1000).toFixed(2)} s wall${target(`under ${TARGETS.firstNodeMs / 1000} s`)}`);
+    first.keep.length = 0;
+
+    // 3. the second node, against the same node alone
+    const second = nodeView(view, names[1]!);
+    printView(`3. the second node's view (${names[1]}) after the first`, second);
+    const alone = timed(() => {
+      let n = 0;
+      for (const mode of RULES_MODES) {
+        const compiled = compileNode(cluster, mode, { node: names[1]! });
+        n += modeDriver(mode).render(compiled, modeDriver(mode).formats[0]!).length;
+      }
+      return n;
+    });
+    console.log(`  ${'baseline: the node alone'.padEnd(32)} ${ms(alone)}`);
+    console.log(`  second / first ${(second.total.wallMs / first.total.wallMs).toFixed(3)} wall, ${(second.total.cpuMs / first.total.cpuMs).toFixed(3)} cpu; second / alone ${(second.total.wallMs / alone.wallMs).toFixed(3)} wall${target('a small fraction of the first')}`);
+    second.keep.length = 0;
+
+    // 5 before 4: the traces on this process's view (the workers of step 4 have their own).
+    traces(cluster);
+
+    // 4. kpsim nodes over every node
+    const workers = availableParallelism();
+    const nodes = await timedAsync(() => summarizeNodes({ cluster: { file: [dir] }, modes: RULES_MODES, compile: {} }, workers));
+    console.log(`4. kpsim nodes, ${nodes.value.summaries.length} nodes, ${RULES_MODES.join(' + ')}, ${workers} worker threads: ${ms(nodes)}${target(`under ${TARGETS.nodesMs / 1000} s on 2 cores`)}`);
+    console.log(`  per node ${(nodes.wallMs / names.length).toFixed(1)} ms wall, ${(nodes.cpuMs / names.length).toFixed(1)} ms cpu (each worker also loads the cluster: step 1); the second node's view alone ${second.total.wallMs.toFixed(0)} ms`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,302 @@
+/**
+ * iptables-mode work shared by the compiles of every node of one cluster.
+ *
+ * kube-proxy writes each service port's rules from facts of the port (its endpoints, as the node
+ * categorises them) and of the proxier (mark, local detector, large-cluster mode, ...). On two
+ * nodes of one cluster most ports look the same: a node that has no endpoint of a port sees it
+ * as every other such node does. So the rules one port writes (into the fixed chains, and its own
+ * chains) are kept as a fragment, and another node whose port has the same rules input takes the
+ * fragment instead of writing them again; a node whose port differs (a local endpoint under a
+ * Local traffic policy) writes the port again but takes over the chains that do not depend on
+ * the node: each endpoint's KUBE-SEP chain, and KUBE-SVC/KUBE-SVL over the same endpoints.
+ *
+ * Nothing else is different: a node's ruleset is the one compileIptablesRules writes for it
+ * alone (test/cluster/shared-compile.test.ts holds them equal). Fragments are shared between
+ * nodes, so their rules and chains must never change once written.
+ */
+import { sameEndpoints } from '../topology/categorize.js';
+import { SourceRangeCheck } from '../tracker/source-ranges.js';
+import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
+import { PositionCache, changedPositions } from '../util/position-cache.js';
+import { shareChainRendering } from './render.js';
+import { adoptChain } from './ruleset-builder.js';
+import { writeServicePortRules } from './service-rules.js';
+import type { FixedChains, PortChainReuse, SyncContext } from './sync-context.js';
+import type { Chain, Rule, Table } from './types.js';
+
+/** What one service port wrote on a node. */
+export interface PortFragment {
+  /** Rules for the fixed chains, by the chain's key in FixedChains, in the order they were written. */
+  readonly fixed: readonly (readonly [keyof FixedChains, readonly Rule[]])[];
+  /** The port's own nat chains, in the order they were declared, but for the KUBE-SEP chains. */
+  readonly chains: readonly Chain[];
+  /** Its KUBE-SEP chains, declared last (one block, which fragments of other nodes may share). */
+  readonly endpointChains: readonly Chain[];
+  /** Every rule of the fragment (fixed and own chains). */
+  readonly ruleCount: number;
+}
+
+/** A port's KUBE-SEP chains for one list of endpoints. */
+interface EndpointChainBlock {
+  readonly endpoints: readonly EndpointInfo[];
+  readonly chains: readonly Chain[];
+  readonly ruleCount: number;
+}
+
+/** The work of compiles with one set of compile options; per sync context inside. */
+export class IptablesSharedWork {
+  readonly mode = 'iptables' as const;
+  readonly #contexts = new Map<string, ContextWork>();
+
+  /** The fragments made under the same proxier-wide facts as `ctx`. */
+  forContext(ctx: SyncContext): ContextWork {
+    // Everything writeServicePortRules reads from the context except the node's IP (the
+    // firewall chain's self rule: part of each fragment's key) and the tables it writes to.
+    const key = [
+      ctx.family, ctx.masqueradeMark, ctx.masqueradeAll, ctx.localDetectorCIDR ?? '', ctx.localhostNodePorts,
+      ctx.nfacctCounters, ctx.largeClusterMode,
+    ].join('\0');
+    let work = this.#contexts.get(key);
+    if (work === undefined) {
+      work = new ContextWork();
+      this.#contexts.set(key, work);
+    }
+    return work;
+  }
+}
+
+interface PortWork {
+  readonly reuse: PortReuse;
+  /**
+   * Fragments and the ports they were written for, taken by another node whose port has the
+   * same rules input: the view most nodes share, and one per zone for a topology-aware port.
+   */
+  readonly references: { readonly sp: ProxierServicePort; readonly allowFromNode: boolean; readonly fragment: PortFragment }[];
+}
+
+/** A port's fragments by the node-dependent firewall bit (false, true). */
+type FragmentPair = [PortFragment | undefined, PortFragment | undefined];
+
+export class ContextWork {
+  /**
+   * Fragments by position in the states' servicePorts and port object: nodes of one cluster and
+   * family list the same ports in the same order, and most of them as the very same objects.
+   */
+  readonly #positions = new PositionCache<ProxierServicePort, FragmentPair>(KEPT_VARIANTS);
+  readonly #byInfo = new WeakMap<ServicePortInfo, PortWork>();
+  readonly #firewall = new SourceRangeCheck();
+
+  /**
+   * The rules of `sp`, the port at position `index` of the node's servicePorts, on the node
+   * `ctx` is for: taken over when some node wrote the same, else written now.
+   */
+  fragment(ctx: SyncContext, sp: ProxierServicePort, index: number): PortFragment {
+    const allowFromNode = this.#firewall.allowsNode(sp.info, ctx.nodeIP);
+    const slot = allowFromNode ? 1 : 0;
+    const pair = this.#positions.get(index, sp);
+    const known = pair?.[slot];
+    if (known !== undefined) return known;
+
+    let work = this.#byInfo.get(sp.info);
+    if (work === undefined) {
+      work = { reuse: new PortReuse(), references: [] };
+      this.#byInfo.set(sp.info, work);
+    }
+    let fragment = work.references.find((r) => r.allowFromNode === allowFromNode && sameRulesInput(r.sp, sp))?.fragment;
+    // A node's own view of the port (a local endpoint under a Local policy) is its alone: keep
+    // only views that other nodes may share.
+    const shareable = !hasLocalEndpoint(sp);
+    if (fragment === undefined) {
+      fragment = writeFragment(ctx, sp, work.reuse);
+      if (shareable || work.references.length === 0) keepLast(work.references, { sp, allowFromNode, fragment });
+    }
+    const kept: FragmentPair = pair ?? [undefined, undefined];
+    kept[slot] = fragment;
+    this.#positions.set(index, sp, kept, shareable);
+    return fragment;
+  }
+
+  #baseline: Baseline | undefined;
+
+  /** The rules and chains the ports write on the node `ctx` is for, counted against a baseline node. */
+  count(ctx: SyncContext, ports: readonly ProxierServicePort[]): { rules: number; chains: number } {
+    let base = this.#baseline;
+    if (base === undefined || base.ports.length !== ports.length) {
+      const fragments = ports.map((sp, i) => this.fragment(ctx, sp, i));
+      let rules = 0;
+      let chains = 0;
+      for (const f of fragments) {
+        rules += f.ruleCount;
+        chains += f.chains.length + f.endpointChains.length;
+      }
+      const nodeDependent = ports.map((sp) => sp.info.loadBalancerSourceRanges.length > 0 && sp.info.loadBalancerVIPs.length > 0);
+      base = { ports: [...ports], fragments, nodeDependent, rules, chains };
+      this.#baseline = base;
+      return { rules, chains };
+    }
+    let rules = base.rules;
+    let chains = base.chains;
+    for (const i of changedPositions(ports, base.ports, base.nodeDependent)) {
+      const f = this.fragment(ctx, ports[i]!, i);
+      const b = base.fragments[i]!;
+      rules += f.ruleCount - b.ruleCount;
+      chains += f.chains.length + f.endpointChains.length - b.chains.length - b.endpointChains.length;
+    }
+    return { rules, chains };
+  }
+}
+
+/**
+ * The sums over one node's ports, to count another node by what differs: nodes share most port
+ * objects at the same positions, so a node's count is the baseline's plus, at each position
+ * where its port is another object (or the node's IP matters: source ranges), the difference.
+ */
+interface Baseline {
+  readonly ports: readonly ProxierServicePort[];
+  readonly fragments: readonly PortFragment[];
+  /** Positions whose rules read the node's IP (loadBalancerSourceRanges): counted on every node. */
+  readonly nodeDependent: readonly boolean[];
+  readonly rules: number;
+  readonly chains: number;
+}
+
+/** Append, dropping the oldest beyond KEPT_VARIANTS. */
+function keepLast<T>(list: T[], item: T): void {
+  if (list.length >= KEPT_VARIANTS) list.shift();
+  list.push(item);
+}
+
+function hasLocalEndpoint(sp: ProxierServicePort): boolean {
+  return sp.endpoints.some((ep) => ep.isLocal);
+}
+
+/** Write the port's rules into empty chains and keep them as a fragment. */
+function writeFragment(ctx: SyncContext, sp: ProxierServicePort, reuse: PortReuse): PortFragment {
+  const fixed = emptyFixedChains();
+  const nat: Table = { name: 'nat', chains: new Map() };
+  const filter: Table = { name: 'filter', chains: new Map() };
+  reuse.taken = undefined;
+  writeServicePortRules({ ...ctx, nat, filter, reuse }, fixed, sp);
+  if (filter.chains.size > 0) throw new Error(`${sp.info.spn}: a service port declared filter chains; fragments keep nat chains only`);
+  const parts: [keyof FixedChains, readonly Rule[]][] = [];
+  let ruleCount = 0;
+  for (const key of Object.keys(fixed) as (keyof FixedChains)[]) {
+    const rules = fixed[key].rules;
+    if (rules.length === 0) continue;
+    parts.push([key, rules]);
+    ruleCount += rules.length;
+  }
+  const declared = [...nat.chains.values()];
+  let block: EndpointChainBlock | undefined = reuse.taken;
+  let chains = declared;
+  if (block === undefined) {
+    // The KUBE-SEP chains are the last ones writeServicePortRules declares, one per reachable endpoint.
+    const endpoints = sp.categorized.allReachableEndpoints;
+    const written = declared.slice(declared.length - endpoints.length);
+    chains = declared.slice(0, declared.length - endpoints.length);
+    let blockRules = 0;
+    for (const chain of written) {
+      blockRules += chain.rules.length;
+      shareChainRendering(chain);
+    }
+    block = { endpoints, chains: written, ruleCount: blockRules };
+    reuse.keepEndpointChainBlock(block);
+  }
+  for (const chain of chains) {
+    ruleCount += chain.rules.length;
+    shareChainRendering(chain);
+  }
+  return { fixed: parts, chains, endpointChains: block.chains, ruleCount: ruleCount + block.ruleCount };
+}
+
+function emptyFixedChains(): FixedChains {
+  const chain = (name: string): Chain => ({ name, rules: [] });
+  return {
+    filterServices: chain('KUBE-SERVICES'),
+    filterExternalServices: chain('KUBE-EXTERNAL-SERVICES'),
+    filterForward: chain('KUBE-FORWARD'),
+    filterNodePorts: chain('KUBE-NODEPORTS'),
+    filterProxyFirewall: chain('KUBE-PROXY-FIREWALL'),
+    natServices: chain('KUBE-SERVICES'),
+    natNodePorts: chain('KUBE-NODEPORTS'),
+    natPostrouting: chain('KUBE-POSTROUTING'),
+    natMarkMasq: chain('KUBE-MARK-MASQ'),
+  };
+}
+
+/** Add a fragment to a node's ruleset: its fixed-chain rules at the end of those chains, its own chains declared. */
+export function applyFragment(fragment: PortFragment, fixed: FixedChains, nat: Table): void {
+  for (const [key, rules] of fragment.fixed) {
+    const target = fixed[key].rules;
+    for (const rule of rules) target.push(rule);
+  }
+  for (const chain of fragment.chains) adoptChain(nat, chain);
+  for (const chain of fragment.endpointChains) adoptChain(nat, chain);
+}
+
+/** Whether two views of one port write the same rules: writeServicePortRules reads only these. */
+function sameRulesInput(a: ProxierServicePort, b: ProxierServicePort): boolean {
+  if (a === b) return true;
+  const x = a.categorized;
+  const y = b.categorized;
+  // The local endpoints first: short lists, and where two nodes' views of a port differ.
+  return a.info === b.info
+    && x.hasAnyEndpoints === y.hasAnyEndpoints
+    && sameEndpoints(x.localEndpoints, y.localEndpoints)
+    && sameEndpoints(x.clusterEndpoints, y.clusterEndpoints)
+    && sameEndpoints(x.allReachableEndpoints, y.allReachableEndpoints);
+}
+
+/** The chains of one port that any node may take over (see PortChainReuse). */
+class PortReuse implements PortChainReuse {
+  readonly #names = new Map<string, string>();
+  readonly #endpointChains = new Map<string, Chain>();
+  readonly #policyChains = new Map<string, { endpoints: readonly EndpointInfo[]; masquerade: boolean; chain: Chain }[]>();
+
+  endpointChainName(endpoint: string, hash: () => string): string {
+    let name = this.#names.get(endpoint);
+    if (name === undefined) {
+      name = hash();
+      this.#names.set(endpoint, name);
+    }
+    return name;
+  }
+
+  endpointChain(name: string): Chain | undefined {
+    return this.#endpointChains.get(name);
+  }
+
+  keepEndpointChain(chain: Chain): void {
+    this.#endpointChains.set(chain.name, chain);
+  }
+
+  policyChain(name: string, endpoints: readonly EndpointInfo[], masquerade: boolean): Chain | undefined {
+    return this.#policyChains.get(name)?.find((c) => c.masquerade === masquerade && sameEndpoints(c.endpoints, endpoints))?.chain;
+  }
+
+  keepPolicyChain(chain: Chain, endpoints: readonly EndpointInfo[], masquerade: boolean): void {
+    // A policy chain over a node's own local endpoints is that node's alone: keep only a few
+    // (enough for the zones of a topology-aware service).
+    const list = this.#policyChains.get(chain.name) ?? [];
+    if (list.length >= KEPT_VARIANTS) list.shift();
+    list.push({ endpoints, masquerade, chain });
+    this.#policyChains.set(chain.name, list);
+  }
+
+  /** The block the last takeEndpointChains gave (read by writeFragment). */
+  taken: EndpointChainBlock | undefined;
+  readonly #blocks: EndpointChainBlock[] = [];
+
+  takeEndpointChains(endpoints: readonly EndpointInfo[]): boolean {
+    this.taken = this.#blocks.find((b) => sameEndpoints(b.endpoints, endpoints));
+    return this.taken !== undefined;
+  }
+
+  keepEndpointChainBlock(block: EndpointChainBlock): void {
+    if (this.#blocks.length >= KEPT_VARIANTS) this.#blocks.shift();
+    this.#blocks.push(block);
+  }
+}
+
+/** How many views of one port's policy chains and endpoint chains are kept. */
+const KEPT_VARIANTS = 4;

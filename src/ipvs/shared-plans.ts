@@ -1,0 +1,192 @@
+/**
+ * IPVS-mode work shared by the compiles of every node of one cluster: each service port's plan
+ * (its ipset entries and the virtual servers on service addresses, compile.ts PortPlan), kept for
+ * the next node that holds the same port, or a port with the same endpoints; and the virtual
+ * servers themselves, kept for a node whose port differs elsewhere (a local endpoint of an
+ * externalTrafficPolicy Local service changes its load-balancer servers, not its ClusterIP one).
+ *
+ * A node's table is the one compileIpvs writes for it alone (test/cluster/shared-compile.test.ts).
+ * Plans and virtual servers are shared between nodes' tables, so they must never change.
+ */
+import { sameEndpoints } from '../topology/categorize.js';
+import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
+import type { Family } from '../util/ip.js';
+import { PositionCache, changedPositions } from '../util/position-cache.js';
+import { SourceRangeCheck } from '../tracker/source-ranges.js';
+import { type PlanSums, type PortPlan, addPlan } from './compile.js';
+import { shareServerRendering } from './ipvsadm-format.js';
+import type { VirtualServer, VirtualServerKind, VirtualServerOrigin } from './table.js';
+
+/** The endpoints a virtual server's real servers come from (real-servers.ts selectEndpoints). */
+interface Selected {
+  readonly endpoints: readonly EndpointInfo[];
+  readonly scope: VirtualServerOrigin['endpointScope'];
+}
+
+export class IpvsSharedWork {
+  readonly mode = 'ipvs' as const;
+  readonly #syncs = new Map<string, PlanCache>();
+
+  /** The plans made under the same sync-wide facts. */
+  forSync(family: Family, scheduler: string, gracefulTermination: boolean): PlanCache {
+    const key = `${family}\0${scheduler}\0${gracefulTermination}`;
+    let cache = this.#syncs.get(key);
+    if (cache === undefined) {
+      // Draining real servers depend on every endpoint's state: plans are then shared only by identity.
+      cache = new PlanCache(!gracefulTermination);
+      this.#syncs.set(key, cache);
+    }
+    return cache;
+  }
+}
+
+/** A port's plans by the node-dependent source-range bit (false, true). */
+type PlanPair = [PortPlan | undefined, PortPlan | undefined];
+
+interface KeptServer {
+  readonly kind: VirtualServerKind;
+  readonly address: string;
+  readonly onlyNodeLocal: boolean;
+  readonly scope: VirtualServerOrigin['endpointScope'];
+  readonly endpoints: readonly EndpointInfo[];
+  readonly vs: VirtualServer;
+}
+
+interface InfoWork {
+  readonly references: { readonly sp: ProxierServicePort; readonly allowFromNode: boolean; readonly plan: PortPlan }[];
+  readonly servers: KeptServer[];
+}
+
+const KEPT_VARIANTS = 4;
+
+export class PlanCache {
+  readonly #positions = new PositionCache<ProxierServicePort, PlanPair>(KEPT_VARIANTS);
+  readonly #byInfo = new WeakMap<ServicePortInfo, InfoWork>();
+  /** Plans may be shared between ports with the same endpoints (not just the same port object). */
+  readonly #byContent: boolean;
+
+  constructor(byContent: boolean) {
+    this.#byContent = byContent;
+  }
+
+  /**
+   * The plan of `sp`, the port at position `index` of the node's servicePorts: one made before
+   * for the same port, or for a port with the same endpoints (with this node's own KUBE-LOOP-BACK
+   * entries), else `make()`.
+   */
+  plan(sp: ProxierServicePort, index: number, allowFromNode: boolean, make: () => PortPlan, loopback: () => readonly string[]): PortPlan {
+    const slot = allowFromNode ? 1 : 0;
+    const pair = this.#positions.get(index, sp);
+    const known = pair?.[slot];
+    if (known !== undefined) return known;
+    const work = this.#work(sp.info);
+    const shareable = !sp.endpoints.some((ep) => ep.isLocal);
+    let plan: PortPlan | undefined;
+    if (this.#byContent) {
+      const ref = work.references.find((r) => r.allowFromNode === allowFromNode && sameIpvsInput(r.sp, sp));
+      if (ref !== undefined) plan = ref.plan.loopback.length === 0 && shareable ? ref.plan : { ...ref.plan, loopback: loopback() };
+    }
+    if (plan === undefined) {
+      plan = make();
+      this.#register(plan);
+      if (this.#byContent && (shareable || work.references.length === 0)) keepLast(work.references, { sp, allowFromNode, plan });
+    }
+    const kept: PlanPair = pair ?? [undefined, undefined];
+    kept[slot] = plan;
+    this.#positions.set(index, sp, kept, shareable);
+    return plan;
+  }
+
+  /** A virtual server made before for this port, address and endpoints (undefined when plans are shared by identity only). */
+  server(info: ServicePortInfo, kind: VirtualServerKind, address: string, onlyNodeLocal: boolean, selected: Selected): VirtualServer | undefined {
+    if (!this.#byContent) return undefined;
+    return this.#work(info).servers.find((s) =>
+      s.kind === kind && s.address === address && s.onlyNodeLocal === onlyNodeLocal && s.scope === selected.scope && sameEndpoints(s.endpoints, selected.endpoints))?.vs;
+  }
+
+  keepServer(info: ServicePortInfo, kind: VirtualServerKind, address: string, onlyNodeLocal: boolean, selected: Selected, vs: VirtualServer): void {
+    if (!this.#byContent) return;
+    const servers = this.#work(info).servers;
+    // One per address and policy for the view most nodes share, a few more for zones.
+    if (servers.length >= KEPT_VARIANTS * (1 + info.externalIPs.length + info.loadBalancerVIPs.length)) servers.shift();
+    servers.push({ kind, address, onlyNodeLocal, scope: selected.scope, endpoints: selected.endpoints, vs });
+    shareServerRendering(vs);
+  }
+
+  /** Which port (by name) made each virtual server key, and every address with a server on it. */
+  readonly #keys = new Map<string, string>();
+  readonly #addresses = new Set<string>();
+  #claimedTwice = false;
+
+  #register(plan: PortPlan): void {
+    for (const op of plan.ops) {
+      if (op.op !== 'server') continue;
+      const owner = this.#keys.get(op.key);
+      if (owner !== undefined && owner !== plan.spn) this.#claimedTwice = true;
+      this.#keys.set(op.key, plan.spn);
+      this.#addresses.add(op.vs.address);
+    }
+  }
+
+  /**
+   * Whether two service ports may claim one virtual server on a node with these node-port
+   * addresses: two ports with one service address and port, or a node-port address that is also
+   * a service address. Plans then cannot simply be added up (compile.ts countIpvs).
+   */
+  mayClaimTwice(nodePortAddresses: readonly string[]): boolean {
+    return this.#claimedTwice || nodePortAddresses.some((ip) => this.#addresses.has(ip));
+  }
+
+  /** The nodes' IPs in loadBalancerSourceRanges, checked once per port and node. */
+  readonly sourceRanges = new SourceRangeCheck();
+
+  #baseline: { readonly ports: readonly ProxierServicePort[]; readonly plans: readonly PortPlan[]; readonly sums: PlanSums } | undefined;
+
+  /**
+   * The plans' sums over the ports, counted against a baseline node: nodes share most port
+   * objects at the same positions, so only the positions where a node's port is another object
+   * are looked at (counts do not depend on the node's IP).
+   */
+  count(ports: readonly ProxierServicePort[], planOf: (sp: ProxierServicePort, index: number) => PortPlan): PlanSums {
+    let base = this.#baseline;
+    if (base === undefined || base.ports.length !== ports.length) {
+      const plans = ports.map((sp, i) => planOf(sp, i));
+      const sums: PlanSums = { servers: 0, realServers: 0, nodePorts: 0, nodePortRealServers: 0 };
+      for (const plan of plans) addPlan(sums, plan, 1);
+      base = { ports: [...ports], plans, sums };
+      this.#baseline = base;
+      return { ...sums };
+    }
+    const sums = { ...base.sums };
+    for (const i of changedPositions(ports, base.ports)) {
+      addPlan(sums, base.plans[i]!, -1);
+      addPlan(sums, planOf(ports[i]!, i), 1);
+    }
+    return sums;
+  }
+
+  #work(info: ServicePortInfo): InfoWork {
+    let work = this.#byInfo.get(info);
+    if (work === undefined) {
+      work = { references: [], servers: [] };
+      this.#byInfo.set(info, work);
+    }
+    return work;
+  }
+}
+
+/**
+ * Whether two views of one port make the same plan but for KUBE-LOOP-BACK: the plan reads the
+ * cluster and local endpoints (real servers) and the port; draining servers are left out here
+ * (the cache is not by content with gracefulTermination).
+ */
+function sameIpvsInput(a: ProxierServicePort, b: ProxierServicePort): boolean {
+  return a === b || (a.info === b.info
+    && sameEndpoints(a.categorized.localEndpoints, b.categorized.localEndpoints)
+    && sameEndpoints(a.categorized.clusterEndpoints, b.categorized.clusterEndpoints));
+}
+
+function keepLast<T>(list: T[], item: T): void {
+  if (list.length >= KEPT_VARIANTS) list.shift();
+  list.push(item);
+}

@@ -1,0 +1,182 @@
+/**
+ * nftables-mode work shared by the compiles of every node of one cluster (as iptables/shared-rules.ts
+ * is for iptables mode).
+ *
+ * kube-proxy writes each service port from facts of the port (its endpoints, as the node
+ * categorises them) and of the proxier (family, masqueradeAll, the local detector); only the
+ * firewall chain reads the node itself (whether its IP is inside loadBalancerSourceRanges). On two
+ * nodes of one cluster most ports are the very same objects (a node without an endpoint of a port
+ * sees it as every other such node does), so what one port writes is kept as a fragment: its own
+ * chains, the sets it declares and the elements it adds to the shared maps, in order. Another
+ * node takes the fragment over instead of writing the port again.
+ *
+ * Counting a node (`kpsim nodes`) goes further: a baseline node is compiled once, and every other
+ * node is counted as the baseline plus, at each position where its port is another object, the
+ * difference between the two ports' fragments. Nothing is different from the node compiled
+ * alone (test/cluster/shared-compile.test.ts holds them equal). Fragments are shared between
+ * nodes, so their chains and elements must never change once written.
+ */
+import { SourceRangeCheck } from '../tracker/source-ranges.js';
+import type { ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
+import { PositionCache, changedPositions } from '../util/position-cache.js';
+import { CLUSTER_IPS_SET } from './names.js';
+import { type NftPortReuse, serviceMapsOf, writeServicePort } from './service-rules.js';
+import type { NftSyncContext } from './sync-context.js';
+import { addElement, createTable } from './table-builder.js';
+import type { NftChain, NftElement, NftSet, NftTable } from './types.js';
+
+/** What one service port wrote on a node. */
+export interface NftPortFragment {
+  /** The port's own chains, in the order it declared them. */
+  readonly chains: readonly NftChain[];
+  /** The sets it declared (session affinity), in order. */
+  readonly sets: readonly NftSet[];
+  /** The elements it added to the shared sets and maps, by set name, in order. */
+  readonly elements: readonly (readonly [string, NftElement])[];
+  readonly ruleCount: number;
+  /** Elements added to sets other than cluster-ips (whose one element per IP every port of a service adds again). */
+  readonly mapElements: number;
+}
+
+/** How much a node's kube-proxy table holds. */
+export interface NftCounts {
+  rules: number;
+  chains: number;
+  sets: number;
+  elements: number;
+}
+
+/** Variants kept per position: a few zones' views of a topology-aware port, and the most common one. */
+const KEPT_VARIANTS = 4;
+
+/** A port's fragments by whether the node's IP is in its source ranges (false, true). */
+type FragmentPair = [NftPortFragment | undefined, NftPortFragment | undefined];
+
+/** The work of compiles of one cluster; per proxier-wide facts inside. */
+export class NftablesSharedWork {
+  readonly mode = 'nftables' as const;
+  readonly #contexts = new Map<string, NftContextWork>();
+
+  /** The fragments made under the same proxier-wide facts as `ctx`. */
+  forContext(ctx: NftSyncContext): NftContextWork {
+    // Everything writeServicePort reads from the context but the node's IP (the firewall
+    // chain's self rule: a fragment slot of its own) and the table it writes to.
+    const key = [ctx.family, ctx.masqueradeAll, ctx.ifLocal ?? '', ctx.ifNotLocal ?? ''].join('\0');
+    let work = this.#contexts.get(key);
+    if (work === undefined) {
+      work = new NftContextWork();
+      this.#contexts.set(key, work);
+    }
+    return work;
+  }
+}
+
+/** A node's counts against: one node of the context compiled whole, with its ports' fragments. */
+interface Baseline {
+  readonly ports: readonly ProxierServicePort[];
+  readonly fragments: (NftPortFragment | undefined)[];
+  /** What the ports wrote on the baseline node (the node's fixed part left out). */
+  readonly counts: NftCounts;
+}
+
+export class NftContextWork {
+  readonly #positions = new PositionCache<ProxierServicePort, FragmentPair>(KEPT_VARIANTS);
+  readonly #firewall = new SourceRangeCheck();
+  /** Each port's chains that do not depend on the node: its endpoint chains, and its service- chain over the same endpoints. */
+  readonly #reuse = new WeakMap<ServicePortInfo, NftPortReuse>();
+  #baseline: Baseline | undefined;
+
+  /** What `sp`, the port at `index` of the node's servicePorts, writes on the node `ctx` is for. */
+  fragment(ctx: NftSyncContext, sp: ProxierServicePort, index: number): NftPortFragment {
+    const slot = this.#firewall.allowsNode(sp.info, ctx.nodeIP) ? 1 : 0;
+    const pair = this.#positions.get(index, sp);
+    const known = pair?.[slot];
+    if (known !== undefined) return known;
+    let reuse = this.#reuse.get(sp.info);
+    if (reuse === undefined) this.#reuse.set(sp.info, (reuse = { endpointChains: new Map() }));
+    const fragment = writeFragment(ctx, sp, reuse);
+    const kept: FragmentPair = pair ?? [undefined, undefined];
+    kept[slot] = fragment;
+    // A node's own view of a port (a local endpoint) is its alone: it must not push out what others share.
+    this.#positions.set(index, sp, kept, !sp.endpoints.some((ep) => ep.isLocal));
+    return fragment;
+  }
+
+  /**
+   * What the ports write on the node `ctx` is for. `wholeCount` counts what a whole compile of
+   * the node's ports writes (for the baseline, once).
+   */
+  count(ctx: NftSyncContext, ports: readonly ProxierServicePort[], wholeCount: () => NftCounts): NftCounts {
+    const base = this.#baseline;
+    if (base === undefined || base.ports.length !== ports.length) {
+      const counts = wholeCount();
+      this.#baseline = { ports: [...ports], fragments: [], counts };
+      return { ...counts };
+    }
+    const counts = { ...base.counts };
+    for (const i of changedPositions(ports, base.ports)) {
+      const sp = ports[i]!;
+      const was = base.ports[i]!;
+      // Another service port at this position: not the list the baseline had.
+      if (sp.info !== was.info) return wholeCount();
+      const f = this.fragment(ctx, sp, i);
+      const b = (base.fragments[i] ??= this.fragment(ctx, was, i));
+      counts.rules += f.ruleCount - b.ruleCount;
+      counts.chains += f.chains.length - b.chains.length;
+      counts.sets += f.sets.length - b.sets.length;
+      counts.elements += f.mapElements - b.mapElements;
+    }
+    // The firewall chain's one rule reads the node's IP, but is one rule on every node: counts
+    // do not depend on it.
+    return counts;
+  }
+}
+
+/** Write the port into a table of empty shared sets and keep what it wrote. */
+function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: NftPortReuse): NftPortFragment {
+  const scratch: NftTable = createTable(ctx.table.family, ctx.table.name);
+  // The shared sets and maps a port adds elements to, empty.
+  const shared = new Set<string>();
+  for (const set of Object.values(serviceMapsOf(ctx))) {
+    scratch.sets.set(set.name, { ...set, elements: [] });
+    shared.add(set.name);
+  }
+  const scratchCtx: NftSyncContext = { ...ctx, table: scratch };
+  writeServicePort(scratchCtx, serviceMapsOf(scratchCtx), sp, reuse);
+  const chains = [...scratch.chains.values()];
+  let ruleCount = 0;
+  for (const chain of chains) ruleCount += chain.rules.length;
+  const sets: NftSet[] = [];
+  const elements: [string, NftElement][] = [];
+  let mapElements = 0;
+  for (const [name, set] of scratch.sets) {
+    if (!shared.has(name)) {
+      sets.push(set);
+      continue;
+    }
+    for (const element of set.elements) elements.push([name, element]);
+    if (name !== CLUSTER_IPS_SET) mapElements += set.elements.length;
+  }
+  return { chains, sets, elements, ruleCount, mapElements };
+}
+
+/** Put a fragment into the node's table: its chains and sets after those already there, its elements into the shared maps. */
+export function applyFragment(table: NftTable, fragment: NftPortFragment): void {
+  for (const chain of fragment.chains) table.chains.set(chain.name, chain);
+  for (const set of fragment.sets) table.sets.set(set.name, set);
+  for (const [name, element] of fragment.elements) addElement(table.sets.get(name)!, element);
+}
+
+/** Rules, chains, sets and elements of a table. */
+export function countTable(table: NftTable): NftCounts {
+  let rules = 0;
+  let elements = 0;
+  for (const chain of table.chains.values()) rules += chain.rules.length;
+  for (const set of table.sets.values()) elements += set.elements.length;
+  return { rules, chains: table.chains.size, sets: table.sets.size, elements };
+}
+
+/** The difference a - b, field by field. */
+export function subtractCounts(a: NftCounts, b: NftCounts): NftCounts {
+  return { rules: a.rules - b.rules, chains: a.chains - b.chains, sets: a.sets - b.sets, elements: a.elements - b.elements };
+}

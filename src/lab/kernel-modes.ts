@@ -17,7 +17,10 @@ import type { Family } from '../util/ip.js';
 import { hasCommand, inNamespace, run } from './exec.js';
 import { iptablesSaveRules } from './kernel-text.js';
 import type { LoadedRuleset } from './lab.js';
-import { iptablesPartialRestore, nftFullScript, nftIncrementalScript } from './sync-text.js';
+import { IptablesRulesWriter } from '../iptables/incremental-sync.js';
+import { renderRestore } from '../iptables/restore.js';
+import { NftablesRulesWriter } from '../nftables/incremental-sync.js';
+import { type NftTransaction, renderTransaction } from '../nftables/transaction.js';
 
 export const LAB_MODES = ['iptables', 'nftables', 'ipvs'] as const;
 export type LabMode = (typeof LAB_MODES)[number];
@@ -26,6 +29,18 @@ export type LabMode = (typeof LAB_MODES)[number];
 export interface SyncStep {
   readonly argv: readonly string[];
   readonly input: string;
+}
+
+/**
+ * The syncs `lab sync-bench` times, written in this order by one of the agent's rules writers (as
+ * kube-proxy's proxier writes them, keeping what it wrote before): a full sync of `before`, a
+ * one-service sync to `after` and one back, and a sync after no change.
+ */
+export interface SyncSteps {
+  readonly full: SyncStep;
+  readonly forth: SyncStep;
+  readonly back: SyncStep;
+  readonly noChange: SyncStep;
 }
 
 export interface KernelMode {
@@ -51,10 +66,11 @@ export interface KernelMode {
   kernelTable(hopTable: string, family: Family): string;
   /** Forgets every client's session affinity, so the next connection from any source is a fresh one. */
   resetAffinity(ns: string): Promise<void>;
-  /** kube-proxy's full sync of `text` over a loaded ruleset. */
-  fullSync(family: Family, text: string): SyncStep;
-  /** kube-proxy's partial (iptables) or incremental (nftables) sync from `before` to `after`. */
-  partialSync(family: Family, before: string, after: string): SyncStep;
+  /**
+   * kube-proxy's syncs over a loaded `before`: full, then partial (iptables) or incremental
+   * (nftables) to `after`, where the Service `changed` ("namespace/name") differs, and back.
+   */
+  syncSteps(before: ProxierState, after: ProxierState, changed: string): SyncSteps;
   /** Words for the sync kinds, for reports: "iptables-restore full" ... */
   readonly syncNames: { readonly full: string; readonly partial: string };
 }
@@ -96,8 +112,15 @@ const iptablesMode: KernelMode = {
     // ClientIP affinity lives in the `recent` match's lists; "/" clears one.
     await run(inNamespace(ns, ['sh', '-c', 'for f in /proc/net/xt_recent/*; do [ -e "$f" ] && echo / > "$f"; done; true']));
   },
-  fullSync: (family, text) => ({ argv: [restoreTool(family), '--noflush', '--counters'], input: text }),
-  partialSync: (family, before, after) => ({ argv: [restoreTool(family), '--noflush', '--counters'], input: iptablesPartialRestore(before, after) }),
+  syncSteps(before, after, changed) {
+    // Stale chains are left for a later cleanup (kube-proxy does it once a syncPeriod in large
+    // clusters): the chain the change adds stays, flushed, and the next change rewrites it.
+    const writer = new IptablesRulesWriter();
+    const argv = [restoreTool(before.family as Family), '--noflush', '--counters'];
+    const step = (state: ProxierState, full: boolean, updated: readonly string[]): SyncStep =>
+      ({ argv, input: renderRestore(writer.sync({ state, full, updatedServices: new Set(updated) }).payload) });
+    return { full: step(before, true, []), forth: step(after, false, [changed]), back: step(before, false, [changed]), noChange: step(before, false, []) };
+  },
   syncNames: { full: 'iptables-restore full', partial: 'iptables-restore partial' },
 };
 
@@ -132,8 +155,20 @@ const nftablesMode: KernelMode = {
     }
     if (flushes.length > 0) await run(inNamespace(ns, ['nft', '-f', '-']), { input: `${flushes.join('\n')}\n` });
   },
-  fullSync: (_family, text) => ({ argv: ['nft', '-f', '-'], input: nftFullScript(text) }),
-  partialSync: (_family, before, after) => ({ argv: ['nft', '-f', '-'], input: nftIncrementalScript(before, after) }),
+  syncSteps(before, after, changed) {
+    // What the kernel holds is what the table's transactions added: the lab loaded `before`, and
+    // a chain the change adds stays, flushed as stale, for the cleanup a second later (not timed).
+    const writer = new NftablesRulesWriter();
+    const chains = new Set<string>();
+    const sets = new Set<string>();
+    let now = 0;
+    const step = (state: ProxierState, full: boolean, updated: readonly string[]): SyncStep => {
+      const { tx } = writer.sync({ state, full, updatedServices: new Set(updated), now: now++, existingChains: [...chains], existingSets: [...sets] });
+      addedNames(tx, chains, sets);
+      return { argv: ['nft', '-f', '-'], input: renderTransaction(tx) };
+    };
+    return { full: step(before, true, []), forth: step(after, false, [changed]), back: step(before, false, [changed]), noChange: step(before, false, []) };
+  },
   syncNames: { full: 'nft -f full', partial: 'nft -f incremental' },
 };
 
@@ -153,10 +188,21 @@ const ipvsMode: KernelMode = {
   renderedRules: () => new Map(),
   kernelTable: (table) => table,
   resetAffinity: () => Promise.resolve(),
-  fullSync: () => ({ argv: [], input: '' }),
-  partialSync: () => ({ argv: [], input: '' }),
+  syncSteps() {
+    const none = { argv: [], input: '' };
+    return { full: none, forth: none, back: none, noChange: none };
+  },
   syncNames: { full: 'ipvsadm full', partial: 'ipvsadm partial' },
 };
+
+/** The chains and sets a transaction adds, into those the kernel holds. */
+function addedNames(tx: NftTransaction, chains: Set<string>, sets: Set<string>): void {
+  for (const op of tx.ops) {
+    if (op.verb !== 'add') continue;
+    if (op.kind === 'chain') chains.add(op.name);
+    else if (op.kind === 'set') sets.add(op.set.name);
+  }
+}
 
 const kernelModes: Readonly<Record<LabMode, KernelMode>> = { iptables: iptablesMode, nftables: nftablesMode, ipvs: ipvsMode };
 

@@ -4,8 +4,9 @@
  * into a namespace of its own; then, timed: kube-proxy's full sync of the same rules, and the
  * sync after a one-service change (one endpoint added to one service), partial in iptables mode
  * (iptables-restore --noflush with the changed chains only), incremental in nftables mode (a
- * transaction of the changed chains and elements), and a sync after no change. Each is the
- * median of a few runs of the tool, start to exit.
+ * transaction of the changed chains and elements), and a sync after no change, each written by
+ * the agent's rules writer for the mode (kernel-modes.ts syncSteps). Each is the median of a few
+ * runs of the tool, start to exit.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -58,6 +59,11 @@ export interface SyncBenchOptions {
 
 /** The cluster after a one-service change: one more endpoint in the first slice that has any. */
 export function withOneServiceChanged(cluster: Cluster): Cluster {
+  return oneServiceChange(cluster).cluster;
+}
+
+/** withOneServiceChanged, and the Service it changed ("namespace/name"). */
+export function oneServiceChange(cluster: Cluster): { cluster: Cluster; service: string } {
   const slices = cluster.endpointSlices.map((s) => ({ ...s, endpoints: [...s.endpoints] }));
   const slice = slices.find((s) => s.endpoints.length > 0 && s.addressType !== 'FQDN');
   if (slice === undefined) throw new KpsimError('KPSIM_ERR_MODEL_INVALID', 'the cluster has no endpoint to change: sync-bench needs a service with endpoints');
@@ -66,14 +72,15 @@ export function withOneServiceChanged(cluster: Cluster): Cluster {
   let ip = template.addresses[0]!;
   do ip = addToAddress(ip, 1)!; while (taken.has(ip));
   slice.endpoints.push({ ...template, addresses: [ip], targetRef: { kind: 'Pod', name: 'sync-bench-new-pod' } });
-  return { ...cluster, endpointSlices: slices };
+  return { cluster: { ...cluster, endpointSlices: slices }, service: `${slice.namespace}/${slice.serviceName}` };
 }
 
 export async function runSyncBench(cluster: Cluster, node: ResolvedNode, opts: SyncBenchOptions): Promise<SyncBenchResult> {
   const runs = opts.runs ?? 3;
   const say = opts.onStep ?? ((): void => undefined);
   const before = { node, states: buildProxierStates(cluster, node) };
-  const after = { node, states: buildProxierStates(withOneServiceChanged(cluster), node) };
+  const change = oneServiceChange(cluster);
+  const after = { node, states: buildProxierStates(change.cluster, node) };
   const rows: SyncBenchRow[] = [];
   const skipped: string[] = [];
   for (const mode of opts.modes) {
@@ -89,13 +96,12 @@ export async function runSyncBench(cluster: Cluster, node: ResolvedNode, opts: S
       const stateAfter = after.states.find((s) => s.family === family)!;
       // What kube-proxy writes on each sync (no built-in jumps: those it ensures once, apart).
       const compileMs: number[] = [];
-      let fullText = '';
       for (let i = 0; i < runs; i++) {
         const t0 = performance.now();
-        fullText = driver.render(driver.compile(node, [stateBefore], {}), 'kube-proxy');
+        driver.render(driver.compile(node, [stateBefore], {}), 'kube-proxy');
         compileMs.push(performance.now() - t0);
       }
-      const afterText = driver.render(driver.compile(node, [stateAfter], {}), 'kube-proxy');
+      const syncs = kernel.syncSteps(stateBefore, stateAfter, change.service);
       const initial = compileForLab({ node, states: [stateBefore] }, mode)[0]!;
       const ns = `${opts.namePrefix ?? namePrefix()}-sync-${randomBytes(3).toString('hex')}`;
       await run(['ip', 'netns', 'add', ns]);
@@ -112,18 +118,15 @@ export async function runSyncBench(cluster: Cluster, node: ResolvedNode, opts: S
         say(`${mode} IPv${family}: ${services} service ports, ${endpoints} endpoints; loading ${Buffer.byteLength(initial.text)} bytes`);
         const loadMs = (await kernel.load(ns, family, initial.text)).ms;
         const timed = async (step: { argv: readonly string[]; input: string }): Promise<number> => (await run(inNamespace(ns, step.argv), { input: step.input, timeoutMs: 1_800_000 })).ms;
-        const full = kernel.fullSync(family, fullText);
+        const { full, forth, back, noChange } = syncs;
         const fullMs: number[] = [];
         for (let i = 0; i < runs; i++) fullMs.push(await timed(full));
         // One-service syncs there and back: each is the same size of change, and none needs a
         // full sync to set the stage for the next.
-        const forth = kernel.partialSync(family, fullText, afterText);
-        const back = kernel.partialSync(family, afterText, fullText);
         const partialMs: number[] = [];
         for (let i = 0; i < runs; i++) partialMs.push(await timed(i % 2 === 0 ? forth : back));
         if (runs % 2 === 1) await timed(back);
         const noChangeMs: number[] = [];
-        const noChange = kernel.partialSync(family, fullText, fullText);
         for (let i = 0; i < runs; i++) noChangeMs.push(await timed(noChange));
         rows.push({
           mode, services, endpoints, compileMs: median(compileMs), loadMs, fullMs: median(fullMs), partialMs: median(partialMs), noChangeMs: median(noChangeMs),

@@ -54,6 +54,11 @@ export const codes = {
   KPSIM_ERR_PROXY_LISTEN: 'a proxy listener or backend could not be started',
   KPSIM_ERR_PROXY_NO_TARGET: 'the service or node port to send load to does not exist',
 
+  // lab: the kernel lab (network namespaces, the kernel's own rules)
+  KPSIM_ERR_LAB_UNAVAILABLE: 'the kernel lab cannot run here (not root, a tool or a kernel feature is missing)',
+  KPSIM_ERR_LAB_COMMAND: 'a command the kernel lab ran failed (ip, iptables-restore, nft, conntrack)',
+  KPSIM_ERR_LAB_NOT_FOUND: 'no kernel lab with that id is up',
+
   // api: the HTTP API
   KPSIM_ERR_API_BAD_REQUEST: 'a request to the API is not valid',
   KPSIM_ERR_API_STORAGE: "the API server's --data-dir could not be read or written",

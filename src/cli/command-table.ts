@@ -42,13 +42,18 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   {
     name: 'load',
-    summary: 'send HTTP load through the userspace proxy to the cluster\'s backend pods (loopback only) and report req/s, latency, errors and the per-endpoint spread',
+    summary: 'send HTTP load to the cluster\'s backend pods, through the userspace proxy (loopback) or a mode\'s rules in a real kernel (kpsim lab), and report req/s, latency, errors and the per-endpoint spread',
     load: async () => (await import('./load.js')).registerLoad,
   },
   {
     name: 'compare',
-    summary: 'compare direct-to-pod, the userspace proxy (real bytes on loopback) and the simulated iptables, IPVS and nftables modes on one service: req/s, added latency, spread over endpoints, decision cost',
+    summary: 'compare direct-to-pod, the userspace proxy (real bytes on loopback), the simulated iptables, IPVS and nftables modes and, with --kernel, their rules in a real kernel, on one service: req/s, added latency, spread over endpoints, decision cost',
     load: async () => (await import('./compare.js')).registerCompare,
+  },
+  {
+    name: 'lab',
+    summary: 'run the compiled rules in the real kernel (root): network namespaces for the node, a client and the endpoints\' pods; up, status, down, sync-bench',
+    load: async () => (await import('./lab.js')).registerLab,
   },
   {
     name: 'nodes',

@@ -1,8 +1,9 @@
 /**
- * `kpsim load`: real HTTP load (or, with --proto udp, request/response datagrams) through the
- * userspace proxy to the cluster's backend pods or your own servers, on loopback. iptables and
- * IPVS modes are not load-tested with real bytes (kpsim does not install rules in the kernel):
- * `kpsim simulate` and `kpsim compare` simulate them.
+ * `kpsim load`: real HTTP load (or, with --proto udp, request/response datagrams) to the
+ * cluster's backend pods: through the userspace proxy on loopback (--mode userspace, to kpsim's
+ * pods or your own servers), or through a proxy mode's rules in a real kernel
+ * (--mode kernel-iptables, kernel-nftables, kernel-ipvs: a kpsim lab, root). `kpsim simulate` and
+ * `kpsim compare` simulate the modes without a kernel.
  */
 import { type Command, Option } from 'commander';
 import { isSchedulerName } from '../ipvs/schedulers/registry.js';
@@ -10,6 +11,8 @@ import { schedulerNames } from '../ipvs/schedulers/types.js';
 import { formatLoadReport } from '../load/format.js';
 import { runLoadTest } from '../load/load-test.js';
 import { startProgressBar } from '../load/progress.js';
+import type { LoadProgress } from '../load/types.js';
+import { parseLabMode } from '../lab/kernel-modes.js';
 import { type TargetSpec, parseNodePortFlag, parseTargetFlag } from '../load/target.js';
 import {
   type ClusterOptions, action, addClusterOptions, loadClusterFromOptions, parseChoiceFlag, parseIntegerFlag, parseNumberFlag, usageError,
@@ -17,8 +20,10 @@ import {
 import { summaryOf } from './command-table.js';
 import { type NodeRunFlags, addNodeRunOptions, parseNodeRunFlags } from './node-flags.js';
 
-/** The proxy modes kube-proxy has; only userspace moves real bytes in kpsim. */
-const MODES = ['userspace', 'iptables', 'ipvs'] as const;
+/** The proxy modes kube-proxy has; userspace moves real bytes on loopback, kernel-* through a kernel lab. */
+const MODES = ['userspace', 'iptables', 'ipvs', 'nftables'] as const;
+const KERNEL_MODES = ['kernel-iptables', 'kernel-nftables', 'kernel-ipvs'] as const;
+type KernelLoadMode = (typeof KERNEL_MODES)[number];
 
 export const LOAD_DEFAULTS = { connections: '10', duration: '10', pipelining: '1', mode: 'userspace', proto: 'tcp' } as const;
 
@@ -47,7 +52,7 @@ export function registerLoad(program: Command): void {
     .description(summaryOf('load'))
     .option('--target <svc/NAME[:port]>', 'a service port, by its ClusterIP: svc/NAME, svc/NAMESPACE/NAME, optionally :PORT (name or number)')
     .option('--nodeport <NODE:PORT>', 'a node port of this node: node name or node IP, and the port')
-    .addOption(new Option('--mode <mode>', 'proxy mode to load: userspace (iptables and ipvs are simulated by `kpsim simulate` and `kpsim compare`)').default(LOAD_DEFAULTS.mode))
+    .addOption(new Option('--mode <mode>', `proxy mode to load: userspace (the proxy on loopback), or ${KERNEL_MODES.join(', ')} (that mode's rules in a real kernel: a kpsim lab, root)`).default(LOAD_DEFAULTS.mode))
     .option('--scheduler <name>', `IPVS scheduler for the proxy: ${schedulerNames.join(', ')} (default: the config's ipvs.scheduler, else rr)`)
     .option('--connections <n>', 'concurrent client connections', LOAD_DEFAULTS.connections)
     .option('--duration <seconds>', 'how long to send load', LOAD_DEFAULTS.duration)
@@ -74,13 +79,13 @@ export function registerLoad(program: Command): void {
     const rate = flags.rate === undefined ? undefined : parseIntegerFlag('--rate', flags.rate, 1, MAX_RATE);
     const requests = flags.requests === undefined ? undefined : parseIntegerFlag('--requests', flags.requests, 1, MAX_REQUESTS);
 
+    if (isKernelMode(flags.mode)) checkKernelFlags(flags);
+
     const loaded = await loadClusterFromOptions(flags);
-    const node = parseNodeRunFlags(flags, loaded);
     let progress: ReturnType<typeof startProgressBar> | undefined;
     try {
-      const report = await runLoadTest(loaded, {
+      const common = {
         target,
-        ...(flags.scheduler !== undefined ? { scheduler: flags.scheduler } : {}),
         connections,
         durationSeconds,
         pipelining,
@@ -88,10 +93,12 @@ export function registerLoad(program: Command): void {
         protocol,
         ...(rate !== undefined ? { rate } : {}),
         ...(requests !== undefined ? { requests } : {}),
-        ...node,
-        onStart: (_resolved, listener) => { progress = startProgressBar(`load ${listener}`, durationSeconds); },
-        onProgress: (p) => progress?.listener(p),
-      });
+        onStart: (_resolved: unknown, listener: string) => { progress = startProgressBar(`load ${listener}`, durationSeconds); },
+        onProgress: (p: LoadProgress) => progress?.listener(p),
+      } as const;
+      const report = isKernelMode(flags.mode)
+        ? await (await import('../lab/kernel-load.js')).runKernelLoadTest(loaded, { ...common, mode: parseLabMode(flags.mode.slice('kernel-'.length), '--mode'), lab: { files: flags.file ?? [] } })
+        : await runLoadTest(loaded, { ...common, ...(flags.scheduler !== undefined ? { scheduler: flags.scheduler } : {}), ...parseNodeRunFlags(flags, loaded) });
       progress?.stop();
       process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatLoadReport(report));
     } finally {
@@ -107,10 +114,25 @@ function targetOf(flags: LoadFlags): TargetSpec {
   throw usageError('--target', 'say where to send load: --target svc/NAME[:port] or --nodeport NODE:PORT');
 }
 
+function isKernelMode(mode: string): mode is KernelLoadMode {
+  return (KERNEL_MODES as readonly string[]).includes(mode);
+}
+
 function checkMode(mode: string): void {
-  if (mode === 'userspace') return;
+  if (mode === 'userspace' || isKernelMode(mode)) return;
   if ((MODES as readonly string[]).includes(mode)) {
-    throw usageError('--mode', `${mode} is not load-tested with real bytes (kpsim installs no kernel rules); \`kpsim simulate\` and \`kpsim compare\` simulate ${mode} mode. Load tests run in userspace mode`);
+    throw usageError('--mode', `${mode} mode is not load-tested with real bytes on loopback: \`kpsim simulate\` and \`kpsim compare\` simulate it, and --mode kernel-${mode} runs its rules in a real kernel (a kpsim lab, root)`);
   }
-  throw usageError('--mode', `${JSON.stringify(mode)} is not a proxy mode; kpsim load runs userspace (iptables and ipvs are simulated by \`kpsim simulate\` and \`kpsim compare\`)`);
+  throw usageError('--mode', `${JSON.stringify(mode)} is not one of userspace, ${KERNEL_MODES.join(', ')}`);
+}
+
+/** The flags that shape the userspace proxy's node have no meaning for a kernel's rules. */
+function checkKernelFlags(flags: LoadFlags): void {
+  if (flags.scheduler !== undefined) throw usageError('--scheduler', `${flags.mode} picks endpoints with its own rules; --scheduler is for userspace mode`);
+  const proxyOnly: [string, boolean][] = [
+    ['--backend', (flags.backend ?? []).length > 0], ['--no-pods', flags.pods === false],
+    ['--workers', flags.workers !== undefined && flags.workers !== '1'], ['--udp-timeout', flags.udpTimeout !== undefined],
+  ];
+  const given = proxyOnly.find(([, set]) => set);
+  if (given !== undefined) throw usageError(given[0], `${given[0]} shapes the userspace proxy's node; ${flags.mode} runs the lab's own pods behind the kernel's rules`);
 }

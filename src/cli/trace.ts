@@ -20,6 +20,7 @@ import { formatClusterTrace } from './trace-cluster-format.js';
 import { normalizeIP } from '../util/ip.js';
 import {
   type ClusterOptions,
+  type LoadedCluster,
   EXIT_INPUT,
   action,
   addClusterOptions,
@@ -53,9 +54,14 @@ interface TraceCommandOptions extends ClusterOptions {
   scheduler?: string;
   semantics?: string;
   nfacct?: boolean;
+  verify?: boolean;
+  tries?: string;
   cluster?: boolean;
   via?: string[];
 }
+
+/** `--verify` found the kernel disagreeing with kpsim: the command ran, the answer is "no". */
+const EXIT_DISAGREE = 3;
 
 const PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
 const TRACE_MODES = RULES_MODES;
@@ -80,6 +86,8 @@ export function registerTrace(program: Command): void {
     .option('--scheduler <name>', 'ipvs: scheduler (default: the config\'s ipvs.scheduler, else rr)')
     .option('--semantics <kind>', 'kernel (default), or kube-proxy-test: reproduce kube-proxy\'s own unit-test tracer')
     .option('--no-nfacct', 'compile without -m nfacct matches')
+    .option('--verify', 'also send the flow through the node\'s rules in a real kernel (a kpsim lab, root) and print the kernel\'s answer beside kpsim\'s: the DNAT (conntrack), masquerade, the rule path (nft monitor trace), the first difference; --json adds a "kernel" field')
+    .option('--tries <n>', 'with --verify: connections to send (default 1)')
     .option('--cluster', 'across the cluster: the entry nodes and their shares, each one\'s trace, the deliveries (endpoint, its node, whether the packet crossed nodes, the source the pod sees) and the reply path')
     .option('--via <node>', 'with --cluster: the node the packet enters at (repeatable; equal shares), for a route kpsim cannot know', collect)
     .option('--json', 'print the result as JSON')
@@ -102,11 +110,27 @@ export async function runTrace(opts: TraceCommandOptions, write: (text: string) 
   // A cluster-wide answer weighs every entry node's outcomes by their chances: one drawn walk has none.
   if (opts.cluster && opts.sampleOnly) throw usageError('--sample-only', 'a cluster-wide trace weighs every outcome on every entry node: use --seed N alone for a drawn sample on each');
   if (opts.cluster && opts.fromNode) throw usageError('--from-node', 'with --cluster the source address says who sends the packet (a node\'s address: that node)');
-  const tracer: CommandTracer = opts.cluster ? erase(await buildClusterTracer(opts)) : erase(await buildTracer(opts, style));
+  if (opts.verify && (packets === undefined || opts.iptablesSave !== undefined || opts.file === undefined)) {
+    throw usageError('--verify', 'runs one flow given with --src/--dst/--dport from manifests (-f), not --flows or dumps');
+  }
+  if (opts.verify && opts.cluster) throw usageError('--verify', 'runs the flow through one node\'s rules in a lab, not --cluster');
+  const tries = opts.tries === undefined ? undefined : parseIntegerFlag('--tries', opts.tries, 1, 10_000);
+  if (tries !== undefined && !opts.verify) throw usageError('--tries', 'goes with --verify');
+  const loaded = opts.verify ? await loadClusterFromOptions(opts) : undefined;
+  const tracer: CommandTracer = opts.cluster ? erase(await buildClusterTracer(opts)) : erase(await buildTracer(opts, style, loaded));
   if (packets) {
     const result = tracer.trace(packets[0]!, traceOptions);
-    write(opts.json ? `${JSON.stringify(result)}\n` : `${tracer.format(result, packets[0]!)}\n`);
-    return 0;
+    if (loaded === undefined) {
+      write(opts.json ? `${JSON.stringify(result)}\n` : `${tracer.format(result, packets[0]!)}\n`);
+      return 0;
+    }
+    const { verifyPacket, formatKernelVerification } = await import('../lab/verify-flow.js');
+    const { parseLabMode } = await import('../lab/kernel-modes.js');
+    const mode = parseLabMode(opts.mode ?? defaultRulesMode(loaded.cluster.config), '--mode');
+    const kernel = await verifyPacket(loaded, packets[0]!, { mode, ...(opts.fromNode ? { fromNode: true } : {}), ...(tries !== undefined ? { tries } : {}), lab: { files: opts.file ?? [] } });
+    // kpsim's side as trace prints it (by outcome, or the full walk with --verbose), then the kernel's.
+    write(opts.json ? `${JSON.stringify({ ...result, kernel })}\n` : `${tracer.format(result, packets[0]!)}\n${formatKernelVerification(kernel)}`);
+    return kernel.agrees ? 0 : EXIT_DISAGREE;
   }
   const flows = await readFlows(opts.flows!);
   let exit = 0;
@@ -182,15 +206,15 @@ async function buildClusterTracer(opts: TraceCommandOptions): Promise<CommandTra
 }
 
 /** One node's tracer; its text is by outcome, or the full walk with --verbose. */
-async function buildTracer(opts: TraceCommandOptions, style: TextStyle): Promise<CommandTracer<TraceResult>> {
-  const tracer = await buildNodeTracer(opts);
+async function buildTracer(opts: TraceCommandOptions, style: TextStyle, preloaded?: LoadedCluster): Promise<CommandTracer<TraceResult>> {
+  const tracer = await buildNodeTracer(opts, preloaded);
   return {
     trace: (packet, traceOptions) => tracer.trace(packet, traceOptions),
     format: (result, packet) => (opts.verbose ? formatTrace(result) : formatTraceBranches(result, { style, packet }).join('\n')),
   };
 }
 
-async function buildNodeTracer(opts: TraceCommandOptions): Promise<NodeTracer> {
+async function buildNodeTracer(opts: TraceCommandOptions, preloaded?: LoadedCluster): Promise<NodeTracer> {
   const dumps = DUMP_READERS.map((reader) => ({ reader, files: dumpFilesOf(opts, reader.flag) })).filter((d) => d.files.length > 0);
   if (dumps.length > 1) throw usageError(dumps[1]!.reader.flag, `give dumps of one mode: ${dumps.map((d) => d.reader.flag).join(' or ')}`);
   const dump = dumps[0];
@@ -206,7 +230,7 @@ async function buildNodeTracer(opts: TraceCommandOptions): Promise<NodeTracer> {
   if (opts.file === undefined && !wantsLiveSource(opts)) {
     throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', `give manifests with -f PATH..., a live cluster with --kubeconfig FILE (or --context, --server), or a dump with ${DUMP_READERS.map((r) => `${r.flag} FILE`).join(' or ')}`);
   }
-  const loaded = await loadClusterFromOptions(opts);
+  const loaded = preloaded ?? await loadClusterFromOptions(opts);
   const mode = opts.mode === undefined ? defaultRulesMode(loaded.cluster.config) : parseRulesMode(opts.mode, '--mode');
   const driver = modeDriver(mode);
   if (opts.scheduler !== undefined && !driver.options.includes('scheduler')) throw usageError('--scheduler', `does not apply to ${mode} mode`);

@@ -10,7 +10,7 @@
  *   baseline: { endpoint, pod, listener },          the backend the direct row loads
  *   stream:   { connections, concurrent, client, description },   what the simulated rows replay
  *   rows: [ {
- *     label, mode: "direct" | "userspace" | "iptables" | "ipvs", scheduler, measured,
+ *     label, mode: "direct" | "userspace" | "iptables" | "ipvs" | "kernel-iptables" | …, scheduler, measured,
  *     listener,                                     loopback address loaded (measured rows)
  *     requests, requestsPerSecond, relativeToDirect, measured rows (responses, any status); null when simulated
  *     latency: { count, meanMs, p50Ms, p90Ms, p99Ms, maxMs } | null,
@@ -33,7 +33,7 @@ import type { LoadRunResult } from './types.js';
 
 export const COMPARE_REPORT_SCHEMA = 'kpsim.compare/v1';
 
-export type CompareMode = 'direct' | 'userspace' | RulesMode;
+export type CompareMode = 'direct' | 'userspace' | RulesMode | `kernel-${'iptables' | 'nftables' | 'ipvs'}`;
 
 export interface CompareEndpoint {
   endpoint: string;
@@ -114,11 +114,16 @@ export function directRow(run: LoadRunResult, listener: string): CompareRow {
 
 /** A userspace-proxy row: real bytes through the proxy, compared with the direct row. */
 export function proxyRow(scheduler: string, run: LoadRunResult, listener: string, connections: readonly EndpointConnectionCount[], direct: CompareRow): CompareRow {
+  return measuredRow(`userspace ${scheduler}`, 'userspace', scheduler, run, listener, connections, direct);
+}
+
+/** A row of real bytes through something (the userspace proxy, a kernel lab's rules), compared with the direct row. */
+export function measuredRow(label: string, mode: CompareMode, scheduler: string | null, run: LoadRunResult, listener: string, connections: readonly EndpointConnectionCount[], direct: CompareRow): CompareRow {
   const requestsPerSecond = ratePerSecond(run.responses, run.elapsedSeconds);
   const shares = endpointShares(run.endpoints, connections, run.responses);
   return {
-    label: `userspace ${scheduler}`,
-    mode: 'userspace',
+    label,
+    mode,
     scheduler,
     measured: true,
     listener,

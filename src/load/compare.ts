@@ -48,8 +48,27 @@ export interface CompareOptions extends NodeRunOptions {
   ports?: 'service' | 'ephemeral';
   /** One line per step ("[2/6] userspace rr ..."), for a progress display. */
   onProgress?: (line: string) => void;
+  /** Rows measured elsewhere against the same direct row (kpsim lab's kernel rows), after the proxy's. */
+  measured?: ExtraRows;
   /** Each row as soon as it is complete (the web page draws them as they come). */
   onRow?: (row: CompareRow) => void;
+}
+
+/** Rows another module measures: how many steps they take, and the rows. */
+export interface ExtraRows {
+  readonly steps: number;
+  rows(context: ExtraRowsContext): Promise<CompareRow[]>;
+}
+
+export interface ExtraRowsContext {
+  readonly target: ResolvedTarget;
+  readonly direct: CompareRow;
+  readonly connections: number;
+  readonly durationSeconds: number;
+  readonly warmupSeconds: number;
+  /** Reports a step ("[4/8] …"). */
+  readonly say: (text: string) => void;
+  readonly progress: (line: string) => void;
 }
 
 export const COMPARE_DEFAULTS = {
@@ -90,7 +109,7 @@ export async function runCompare(view: CompareView, opts: CompareOptions = {}): 
     throw new KpsimError('KPSIM_ERR_PROXY_NO_TARGET', `nothing to send the direct row's load to: no endpoint of ${target.servicePort.info.spn} has a pod or a --backend`);
   }
 
-  const totalSteps = 1 + schedulers.length + runCount(RULES_MODES, schedulers);
+  const totalSteps = 1 + schedulers.length + (opts.measured?.steps ?? 0) + runCount(RULES_MODES, schedulers);
   let step = 0;
   const say = (text: string): void => progress(`[${++step}/${totalSteps}] ${text}`);
   const load = (url: string, beforeMeasuring?: () => Promise<void>): Promise<LoadRunResult> =>
@@ -120,6 +139,12 @@ export async function runCompare(view: CompareView, opts: CompareOptions = {}): 
     } finally {
       await on.running.close();
     }
+  }
+
+  if (opts.measured !== undefined && direct !== undefined) {
+    const measured = await opts.measured.rows({ target, direct, connections, durationSeconds, warmupSeconds, say, progress });
+    rows.push(...measured);
+    measured.forEach(completed);
   }
 
   const shape: StreamShape = {

@@ -16,8 +16,8 @@ export function formatLoadReport(report: LoadReport): string {
     ? `${settings.connections} client sockets, ${settings.durationSeconds} s, ${limits.join(', ')}`
     : `${settings.connections} connections, ${settings.durationSeconds} s, ${settings.keepAlive ? 'keep-alive' : 'no keep-alive'}, pipelining ${settings.pipelining}${limits.length > 0 ? `, ${limits.join(', ')}` : ''}`;
   const lines = [
-    `kpsim load: ${target.service} via ${target.via} ${target.address}${udp ? '/UDP' : ''} (proxy listener ${target.listener})`,
-    `  mode userspace, scheduler ${report.scheduler}; ${shape}; ${settings.loadGenerator}`,
+    `kpsim load: ${target.service} via ${target.via} ${target.address}${udp ? '/UDP' : ''} (${report.mode === 'userspace' ? `proxy listener ${target.listener}` : `from a kernel lab's client namespace to ${target.listener}`})`,
+    `  mode ${report.mode}, scheduler ${report.scheduler}; ${shape}; ${settings.loadGenerator}`,
     '',
     `requests  ${requests.total} in ${report.elapsedSeconds.toFixed(1)} s = ${rate(requests.perSecond)} req/s` +
       `  (${report.datagrams !== undefined ? datagramSummary(report.datagrams) : statusSummary(requests.statusClasses)})`,

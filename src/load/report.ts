@@ -5,7 +5,7 @@
  * {
  *   schema: "kpsim.load/v1",
  *   target:   { spec, service, via: "ClusterIP" | "NodePort", address, listener },
- *   mode: "userspace", scheduler,
+ *   mode: "userspace" | "kernel-iptables" | "kernel-nftables" | "kernel-ipvs", scheduler,
  *   settings: { connections, durationSeconds, pipelining, keepAlive, loadGenerator, protocol?, rate?, requests?, workers? },
  *   elapsedSeconds,
  *   requests: { total, perSecond, statusClasses: { "1xx", "2xx", "3xx", "4xx", "5xx" } },
@@ -37,6 +37,9 @@ export const LOAD_REPORT_SCHEMA = 'kpsim.load/v1';
 
 export type TargetVia = 'ClusterIP' | 'NodePort';
 
+/** What moved the bytes: the userspace proxy, or a proxy mode's rules in a real kernel (kpsim lab). */
+export type LoadMode = 'userspace' | 'kernel-iptables' | 'kernel-nftables' | 'kernel-ipvs';
+
 export interface LoadTargetInfo {
   /** As the user wrote it: "svc/web", "svc/default/web:http", "node-a:30080". */
   spec: string;
@@ -45,7 +48,7 @@ export interface LoadTargetInfo {
   via: TargetVia;
   /** The address inside the simulated cluster: "10.96.100.20:80", "192.168.0.2:30080". */
   address: string;
-  /** The loopback address the proxy listens on for it, where the load went. */
+  /** Where the load went: the proxy's loopback listener, or the service address itself in a kernel lab. */
   listener: string;
 }
 
@@ -87,7 +90,7 @@ export interface EndpointShare {
 export interface LoadReport {
   schema: typeof LOAD_REPORT_SCHEMA;
   target: LoadTargetInfo;
-  mode: 'userspace';
+  mode: LoadMode;
   scheduler: string;
   settings: LoadSettings;
   elapsedSeconds: number;
@@ -104,11 +107,13 @@ export interface LoadReport {
 }
 
 export interface LoadReportInput {
+  /** Default 'userspace'. */
+  mode?: LoadMode;
   target: LoadTargetInfo;
   scheduler: string;
   settings: LoadSettings;
   run: LoadRunResult;
-  /** The proxy's per-endpoint counters: every endpoint it could pick, including those it did not. */
+  /** Per-endpoint new connections (the proxy's counters, or the lab's pods'): every endpoint that could be picked. */
   connections: readonly EndpointConnectionCount[];
   notes?: readonly string[];
 }
@@ -119,7 +124,7 @@ export function buildLoadReport(input: LoadReportInput): LoadReport {
   return {
     schema: LOAD_REPORT_SCHEMA,
     target: input.target,
-    mode: 'userspace',
+    mode: input.mode ?? 'userspace',
     scheduler: input.scheduler,
     settings: input.settings,
     elapsedSeconds: run.elapsedSeconds,

@@ -27,8 +27,12 @@ interface ParsedHeadersInfo {
   headers?: unknown;
 }
 
-export async function runLoad(opts: LoadRunOptions, onProgress?: ProgressListener): Promise<LoadRunResult> {
-  checkLoopbackURL(opts.url);
+/**
+ * `checkTarget` refuses a URL the load may not go to: anything but loopback by default. kpsim lab
+ * runs this inside a client network namespace it made, and checks that instead.
+ */
+export async function runLoad(opts: LoadRunOptions, onProgress?: ProgressListener, checkTarget: (url: string) => void = checkLoopbackURL): Promise<LoadRunResult> {
+  checkTarget(opts.url);
   if (opts.protocol === 'udp') return runUdpLoad(opts, onProgress);
   const keepAlive = opts.keepAlive ?? true;
   const pipelining = opts.pipelining ?? 1;

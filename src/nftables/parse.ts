@@ -360,7 +360,8 @@ class DumpParser {
   }
 }
 
-function braceDelta(text: string): number {
+/** Opening minus closing braces outside double quotes (a line of nft's text). */
+export function braceDelta(text: string): number {
   let depth = 0;
   let inQuote = false;
   for (const c of text) {

@@ -70,6 +70,13 @@ export interface BackendEntry {
   readonly fallback?: string;
   /** The service ports this endpoint serves (spn). */
   readonly spns: readonly string[];
+  /**
+   * A socket already bound to the endpoint's own address and listening, inherited from whoever
+   * made it (kpsim lab binds each in its pod's network namespace): served instead of `loopback`.
+   */
+  readonly listenFd?: number;
+  /** The same for its UDP responder: a datagram socket already bound, served instead of `udpLoopback`. */
+  readonly udpListenFd?: number;
   /** The protocols its service ports use (TCP, UDP), in that order. */
   readonly protocols: readonly Protocol[];
   /** Where its UDP responder listens, when it serves a UDP port; port 0 as for `loopback`. */

@@ -232,7 +232,7 @@ export class Backend {
         socket.close();
         reject(err);
       });
-      socket.bind({ address: host, port, exclusive: true }, () => {
+      socket.bind(this.entry.udpListenFd !== undefined ? { fd: this.entry.udpListenFd } : { address: host, port, exclusive: true }, () => {
         socket.removeAllListeners('error');
         // A reply to a client that has gone is lost, as it would be on a network.
         socket.on('error', noop);
@@ -271,7 +271,7 @@ export class Backend {
     const server = this.#app.server;
     const bound = await new Promise<number>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host, port, backlog: 4096 }, () => {
+      server.listen(this.entry.listenFd !== undefined ? { fd: this.entry.listenFd } : { host, port, backlog: 4096 }, () => {
         server.removeListener('error', reject);
         resolve((server.address() as net.AddressInfo).port);
       });

@@ -142,6 +142,39 @@ test('several tables: base chains by priority across tables; accept only ends it
   assert.equal(tracer.trace({ proto: 'tcp', src: '198.51.100.9', dst: '192.0.2.1', dport: 22 }).verdict, 'DROP');
 });
 
+const SELF = `table ip self {
+	chain out-nat {
+		type nat hook output priority -100; policy accept;
+		tcp dport 80 dnat to 192.0.2.1:8080
+	}
+
+	chain pre {
+		type filter hook prerouting priority 0; policy accept;
+		tcp dport 8080 meta mark set 0x00000002
+	}
+
+	chain pre-nat {
+		type nat hook prerouting priority -100; policy accept;
+		tcp dport 8080 dnat to 192.0.2.1:9090
+	}
+
+	chain in {
+		type filter hook input priority 0; policy drop;
+		meta mark 0x00000002 tcp dport 8080 accept
+	}
+}
+`;
+
+test('the node to itself: back in through lo, prerouting\'s filter chains run, its nat chains do not (the NAT was set up on the way out)', () => {
+  const r = createNftTracer(parseNftRuleset(SELF), { localAddresses: ['192.0.2.1'] }).trace({ proto: 'tcp', src: '192.0.2.1', dst: '192.0.2.1', dport: 80 });
+  assert.deepEqual(r.hops.map((h) => `${h.chain}: ${h.rule}`), [
+    'out-nat: tcp dport 80 dnat to 192.0.2.1:8080',
+    'pre: tcp dport 8080 meta mark set 0x00000002',
+    'in: meta mark 0x00000002 tcp dport 8080 accept',
+  ]);
+  assert.deepEqual({ verdict: r.verdict, endpoints: r.endpoints }, { verdict: 'DNAT', endpoints: ['192.0.2.1:8080'] });
+});
+
 test('bad packets: KPSIM_ERR_TRACE_BAD_PACKET naming the field; no table of the family', () => {
   const tracer = tracerFor(overallServices());
   const bad = (packet: Parameters<typeof tracer.trace>[0], path: string): void => {

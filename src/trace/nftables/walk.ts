@@ -2,7 +2,7 @@
  * Walking the first packet of a connection through nftables base chains, as the kernel does:
  *
  *   arriving:  prerouting → routing → input (local) | forward → postrouting
- *   from node: output → postrouting → input (when local)
+ *   from node: output → postrouting → (back in through lo) prerouting → input (when local)
  *
  * At each hook the base chains of every table of the packet's family run in priority order.
  * In a chain, rules run in order and a rule's statements left to right: a match that fails
@@ -11,7 +11,9 @@
  * return or the end of a regular chain comes back). The end of a base chain applies its
  * policy. dnat, snat and masquerade accept the packet in their chain, and once a nat chain has
  * set up a mapping the hook's later nat chains are skipped (nf_nat_inet_fn). A DNAT changes
- * the destination later hooks and the routing decision see.
+ * the destination later hooks and the routing decision see. A packet the node sends to itself
+ * passes prerouting on its way back in through lo, where only non-nat chains run: both of its
+ * NAT mappings were set up on the way out (nf_nat_inet_fn skips nat chains once they are).
  *
  * `numgen random mod N` is random. Walking all outcomes, the walk forks there, one path per
  * verdict-map entry, each with the chance the kernel gives it (reciprocal_scale of a 32-bit
@@ -86,6 +88,8 @@ class NftPath {
   dnatDone = false;
   /** A nat chain of the current hook set up a mapping: the hook's other nat chains are skipped. */
   natInHook = false;
+  /** Sent by the node to itself and come back in through lo: its NAT is settled. */
+  looped = false;
   probability = 1;
   hook: Hook | 'done' = 'prerouting';
   /** Index of the current base chain in its hook; -1 before the first. */
@@ -105,6 +109,7 @@ class NftPath {
     p.verdict = this.verdict;
     p.dnatDone = this.dnatDone;
     p.natInHook = this.natInHook;
+    p.looped = this.looped;
     p.probability = this.probability;
     p.hook = this.hook;
     p.baseIndex = this.baseIndex;
@@ -209,12 +214,13 @@ class NftWalker {
     for (let i = path.baseIndex + 1; i < chains.length; i++) {
       const entry = chains[i]!;
       // nat chains see only a connection's first packet, and only until one sets up a mapping.
-      if (entry.base.type === 'nat' && (path.natInHook || !this.setup.flow.ctState.includes('new'))) continue;
+      if (entry.base.type === 'nat' && (path.natInHook || path.looped || !this.setup.flow.ctState.includes('new'))) continue;
       path.baseIndex = i;
       path.stack.push({ chain: this.setup.program.compile(entry.table, entry.chain), next: 0 });
       return;
     }
     path.hook = this.nextHook(path, hook);
+    if (hook === 'postrouting' && path.hook === 'prerouting') path.looped = true;
     path.baseIndex = -1;
     path.natInHook = false;
   }
@@ -226,10 +232,10 @@ class NftWalker {
   private nextHook(path: NftPath, hook: Hook): Hook | 'done' {
     const local = this.isLocal(path.dst);
     switch (hook) {
-      case 'prerouting': return local ? 'input' : 'forward';
+      case 'prerouting': return local || path.looped ? 'input' : 'forward';
       case 'forward': return 'postrouting';
       case 'output': return 'postrouting';
-      case 'postrouting': return this.setup.flow.fromNode && local ? 'input' : 'done';
+      case 'postrouting': return this.setup.flow.fromNode && local ? 'prerouting' : 'done';
       case 'input': return 'done';
     }
   }

@@ -9,14 +9,14 @@ import { parseIptablesSave } from '../../iptables/parse.js';
 import { countRules, renderIptablesSave } from '../../iptables/render.js';
 import type { Ruleset } from '../../iptables/types.js';
 import { addBuiltinJumps } from '../../iptables/with-jumps.js';
-import { ruleWalkPicker } from '../../simulate/rule-walk-picker.js';
 import { kubeProxyJumpsInChainOrder } from '../../trace/default-jumps.js';
 import { createTracer, type Tracer } from '../../trace/tracer.js';
 import type { ResolvedNode } from '../../tracker/proxier-state.js';
 import type { ProxierState } from '../../tracker/types.js';
 import type { CompiledNode, DumpReader, ModeCompileOptions, ModeDriver, ModeSize, OutputFormat } from '../mode-driver.js';
-import { rulesCheckedOnPath, rulePositions } from '../rules-checked.js';
+import { rulePositions } from '../rules-checked.js';
 import { traceContextOf } from '../trace-context.js';
+import { ruleWalkSimulation } from './rule-walk.js';
 
 export interface CompiledIptables extends CompiledNode {
   readonly mode: 'iptables';
@@ -125,37 +125,11 @@ export const iptablesDriver: ModeDriver<CompiledIptables> = {
       return `iptables mode: ${countRules(ruleset)} rules in ${chains} chains`;
     });
   },
-  variants: () => [{ scheduler: 'random', options: {} }],
-  picker(compiled, target, opts) {
-    return ruleWalkPicker(tracerOf(compiled), {
-      packet: { proto: target.proto, dst: target.address, dport: target.port },
-      endpoints: target.servicePort.categorized.allReachableEndpoints.map((e) => e.endpoint),
-      seed: opts.seed,
-      label: 'iptables random',
-    });
-  },
-  expectedShares(compiled, target) {
-    const traced = tracerOf(compiled).trace({ proto: target.proto, src: freshClient(target.state.family), dst: target.address, dport: target.port }, { fromNode: false });
-    return new Map(traced.endpoints.map((e) => [e, traced.probabilities[e] ?? 0]));
-  },
-  rulesPerLookup(compiled, packets) {
-    const positions = rulePositions(compiled.rulesets);
-    const tracer = tracerOf(compiled);
-    let checked = 0;
-    packets.forEach((packet, i) => {
-      checked += rulesCheckedOnPath(tracer.sample(packet, i + 1).hops, positions);
-    });
-    return packets.length > 0 ? checked / packets.length : 0;
-  },
+  ...ruleWalkSimulation({ tracerOf, rulePositions: (compiled) => rulePositions(compiled.rulesets), label: 'iptables random' }),
 };
 
 function rulesSize(rules: number, chains: number): ModeSize {
   return { count: rules, unit: 'rules', details: { chains } };
-}
-
-/** A client the rules have never seen (no recent lists), outside the cluster: the expected shares. */
-export function freshClient(family: 4 | 6): string {
-  return family === 4 ? '100.64.0.1' : '2001:db8:c11e::1';
 }
 
 /** iptables-save dumps of a real node (--iptables-save): traced with the node's addresses given. */

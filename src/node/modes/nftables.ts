@@ -10,14 +10,12 @@ import { countTable } from '../../nftables/shared-work.js';
 import { parseNftRuleset } from '../../nftables/parse.js';
 import { countNftRules, renderNftScript } from '../../nftables/render-script.js';
 import type { NftRuleset } from '../../nftables/types.js';
-import { ruleWalkPicker } from '../../simulate/rule-walk-picker.js';
 import { createNftTracer, type NftTracer } from '../../trace/nftables/tracer.js';
 import type { ResolvedNode } from '../../tracker/proxier-state.js';
 import type { ProxierState } from '../../tracker/types.js';
 import type { CompiledNode, DumpReader, ModeCompileOptions, ModeDriver, ModeSize } from '../mode-driver.js';
-import { rulesCheckedOnPath } from '../rules-checked.js';
 import { traceContextOf } from '../trace-context.js';
-import { freshClient } from './iptables.js';
+import { ruleWalkSimulation } from './rule-walk.js';
 
 export interface CompiledNftables extends CompiledNode {
   readonly mode: 'nftables';
@@ -102,28 +100,7 @@ export const nftablesDriver: ModeDriver<CompiledNftables> = {
     const sets = ruleset.tables.reduce((n, t) => n + t.sets.size, 0);
     return `nftables mode: ${counted.rules} rules in ${counted.chains} chains, ${sets} sets and maps`;
   }),
-  variants: () => [{ scheduler: 'random', options: {} }],
-  picker(compiled, target, opts) {
-    return ruleWalkPicker(tracerOf(compiled), {
-      packet: { proto: target.proto, dst: target.address, dport: target.port },
-      endpoints: target.servicePort.categorized.allReachableEndpoints.map((e) => e.endpoint),
-      seed: opts.seed,
-      label: 'nftables numgen',
-    });
-  },
-  expectedShares(compiled, target) {
-    const traced = tracerOf(compiled).trace({ proto: target.proto, src: freshClient(target.state.family), dst: target.address, dport: target.port }, { fromNode: false });
-    return new Map(traced.endpoints.map((e) => [e, traced.probabilities[e] ?? 0]));
-  },
-  rulesPerLookup(compiled, packets) {
-    const positions = nftRulePositions(compiled.rulesets);
-    const tracer = tracerOf(compiled);
-    let checked = 0;
-    packets.forEach((packet, i) => {
-      checked += rulesCheckedOnPath(tracer.sample(packet, i + 1).hops, positions);
-    });
-    return packets.length > 0 ? checked / packets.length : 0;
-  },
+  ...ruleWalkSimulation({ tracerOf, rulePositions: (compiled) => nftRulePositions(compiled.rulesets), label: 'nftables numgen' }),
 };
 
 /** `nft list ruleset` dumps of a real node (--nft-ruleset): traced with the node's addresses given. */

@@ -85,23 +85,13 @@ export function labUnavailable(tools: readonly string[]): string | false {
 }
 
 /**
- * Build the topology, let `load` install the rules in the node namespace, start the pods'
- * responders.
+ * The lab's links, addresses and routes in namespaces already made: the client behind the
+ * node's uplink, the node forwarding, the three pods on the node's bridge (hairpin ports).
  */
-export async function buildLab(t: TestContext, tag: string, load: (nodeNs: string) => void): Promise<Lab> {
-  const prefix = `kpsim-test-${process.pid}-${tag}`;
-  const names = ['client', 'node', 'pod1', 'pod2', 'pod3'] as const;
-  const ns = (name: LabNamespace): string => `${prefix}-${name}`;
-  const children: ChildProcess[] = [];
-  t.after(() => {
-    for (const child of children) child.kill('SIGKILL');
-    for (const name of names) spawnSync('ip', ['netns', 'del', ns(name)]);
-  });
-  for (const name of names) sh(['ip', 'netns', 'add', ns(name)]);
+export function wireLab(ns: (name: LabNamespace) => string): void {
   const inNs = (name: LabNamespace, ...cmd: string[]): void => {
     sh(['ip', '-n', ns(name), ...cmd]);
   };
-
   sh(['ip', 'link', 'add', 'c0', 'netns', ns('client'), 'type', 'veth', 'peer', 'name', 'n0', 'netns', ns('node')]);
   inNs('client', 'addr', 'add', `${CLIENT}/24`, 'dev', 'c0');
   inNs('client', 'link', 'set', 'c0', 'up');
@@ -127,6 +117,23 @@ export async function buildLab(t: TestContext, tag: string, load: (nodeNs: strin
     inNs(pod, 'link', 'set', 'lo', 'up');
     inNs(pod, 'route', 'add', 'default', 'via', NODE_BRIDGE);
   }
+}
+
+/**
+ * Build the topology, let `load` install the rules in the node namespace, start the pods'
+ * responders.
+ */
+export async function buildLab(t: TestContext, tag: string, load: (nodeNs: string) => void): Promise<Lab> {
+  const prefix = `kpsim-test-${process.pid}-${tag}`;
+  const names = ['client', 'node', 'pod1', 'pod2', 'pod3'] as const;
+  const ns = (name: LabNamespace): string => `${prefix}-${name}`;
+  const children: ChildProcess[] = [];
+  t.after(() => {
+    for (const child of children) child.kill('SIGKILL');
+    for (const name of names) spawnSync('ip', ['netns', 'del', ns(name)]);
+  });
+  for (const name of names) sh(['ip', 'netns', 'add', ns(name)]);
+  wireLab(ns);
   load(ns('node'));
 
   await Promise.all((['pod1', 'pod2', 'pod3'] as const).map((pod, i) => new Promise<void>((resolve, reject) => {

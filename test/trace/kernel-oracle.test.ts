@@ -25,14 +25,11 @@ import { createTracer } from '../../src/trace/tracer.js';
 import { buildProxierState, resolveNode } from '../../src/tracker/proxier-state.js';
 import { clusterOf, ep, makeNode, makeProxyConfig, makeService, makeSlice } from '../helpers/cluster-builders.js';
 import { createNamespace, kernelSkipReason, mustInNamespace } from '../helpers/netns.js';
+import { CLIENT, NODE_BRIDGE, NODE_UPLINK, POD_IPS, wireLab } from '../helpers/netns-lab.js';
 
 // Each connection picks one of three endpoints at random: all three are used in 45 connections
 // but for a chance of 3 * (2/3)^45, about 4e-8.
 const CONNECTIONS = 45;
-const POD_IPS = ['10.99.1.2', '10.99.1.3', '10.99.1.4'];
-const NODE_UPLINK = '10.99.0.1';
-const NODE_BRIDGE = '10.99.1.1';
-const CLIENT = '10.99.0.2';
 
 const skip = kernelSkipReason(['conntrack'], { bridgeNetfilter: true });
 
@@ -93,11 +90,6 @@ interface Lab {
   ns: (name: 'client' | 'node' | 'pod1' | 'pod2' | 'pod3') => string;
 }
 
-function sh(args: string[]): void {
-  const r = spawnSync(args[0]!, args.slice(1), { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${args.join(' ')}: ${r.stderr}`);
-}
-
 async function buildLab(t: TestContext, rules: Ruleset): Promise<Lab> {
   const names = ['client', 'node', 'pod1', 'pod2', 'pod3'] as const;
   const children: ChildProcess[] = [];
@@ -108,33 +100,8 @@ async function buildLab(t: TestContext, rules: Ruleset): Promise<Lab> {
   });
   const created = new Map(names.map((name) => [name, createNamespace(t, name)]));
   const ns = (name: (typeof names)[number]): string => created.get(name)!;
-  const inNs = (name: (typeof names)[number], ...cmd: string[]): void => sh(['ip', '-n', ns(name), ...cmd]);
 
-  sh(['ip', 'link', 'add', 'c0', 'netns', ns('client'), 'type', 'veth', 'peer', 'name', 'n0', 'netns', ns('node')]);
-  inNs('client', 'addr', 'add', `${CLIENT}/24`, 'dev', 'c0');
-  inNs('client', 'link', 'set', 'c0', 'up');
-  inNs('client', 'link', 'set', 'lo', 'up');
-  inNs('client', 'route', 'add', 'default', 'via', NODE_UPLINK);
-  inNs('node', 'addr', 'add', `${NODE_UPLINK}/24`, 'dev', 'n0');
-  inNs('node', 'link', 'set', 'n0', 'up');
-  inNs('node', 'link', 'set', 'lo', 'up');
-  inNs('node', 'link', 'add', 'br0', 'type', 'bridge');
-  inNs('node', 'addr', 'add', `${NODE_BRIDGE}/24`, 'dev', 'br0');
-  inNs('node', 'link', 'set', 'br0', 'up');
-  // Service addresses are routed like any off-node address (nat OUTPUT rewrites them first).
-  inNs('node', 'route', 'add', 'default', 'via', CLIENT);
-  sh(['ip', 'netns', 'exec', ns('node'), 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
-  for (const [i, pod] of (['pod1', 'pod2', 'pod3'] as const).entries()) {
-    sh(['ip', 'link', 'add', 'eth0', 'netns', ns(pod), 'type', 'veth', 'peer', 'name', `vp${i}`, 'netns', ns('node')]);
-    inNs('node', 'link', 'set', `vp${i}`, 'master', 'br0');
-    inNs('node', 'link', 'set', `vp${i}`, 'up');
-    // A pod reaching its own service comes back through its own bridge port (kubelet sets this).
-    inNs('node', 'link', 'set', `vp${i}`, 'type', 'bridge_slave', 'hairpin', 'on');
-    inNs(pod, 'addr', 'add', `${POD_IPS[i]}/24`, 'dev', 'eth0');
-    inNs(pod, 'link', 'set', 'eth0', 'up');
-    inNs(pod, 'link', 'set', 'lo', 'up');
-    inNs(pod, 'route', 'add', 'default', 'via', NODE_BRIDGE);
-  }
+  wireLab(ns);
   const restore = spawnSync('ip', ['netns', 'exec', ns('node'), 'iptables-restore'], { input: renderIptablesSave(withKubeProxyJumps(rules)), encoding: 'utf8' });
   if (restore.status !== 0) throw new Error(`iptables-restore: ${restore.stderr}`);
 

@@ -5,13 +5,14 @@
  *
  *   client 10.99.0.2 --veth-- node 10.99.0.1 / br0 10.99.1.1 --veth-- pods 10.99.1.2-4
  *
- * Namespaces are named kpsim-test-<pid>-<tag>-...; everything started is stopped by PID and
- * every namespace deleted when the test ends.
+ * Namespaces are named kpsim-test-<pid>-<n>-<tag>-... (helpers/netns.ts); everything started is
+ * stopped by PID and every namespace deleted when the test ends.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import type { TestContext } from 'node:test';
 import { type Manifest, ep, makeNode, makeProxyConfig, makeService, makeSlice } from './cluster-builders.js';
+import { createNamespace } from './netns.js';
 
 export const POD_IPS = ['10.99.1.2', '10.99.1.3', '10.99.1.4'];
 export const NODE_UPLINK = '10.99.0.1';
@@ -50,19 +51,24 @@ const [name, addr] = process.argv.slice(1);
 net.createServer((s) => { s.end(name + ' ' + s.remoteAddress + '\\n'); }).listen(8080, addr, () => console.log('ready'));
 `;
 
+// With firstPort, connection i leaves from source port firstPort + i: no two connections share
+// a conntrack tuple (a reused one would replace the entry of an earlier connection), and each
+// answer can be matched with its conntrack entry. Every answer starts with the source port used.
 const CLIENT_PROGRAM = `
 const net = require('node:net');
-const [dst, port, count, src, timeout] = process.argv.slice(1);
+const [dst, port, count, src, timeout, firstPort] = process.argv.slice(1);
 const seen = [];
 (async () => {
   for (let i = 0; i < Number(count); i++) {
+    const localPort = firstPort ? Number(firstPort) + i : undefined;
     const line = await new Promise((resolve) => {
-      const s = net.connect({ host: dst, port: Number(port), localAddress: src || undefined, timeout: Number(timeout) });
+      const s = net.connect({ host: dst, port: Number(port), localAddress: src || undefined, localPort, timeout: Number(timeout) });
       let data = '';
+      const answer = (text) => resolve((s.localPort ?? localPort ?? 0) + ' ' + text);
       s.on('data', (d) => { data += d; });
-      s.on('end', () => resolve(data.trim()));
-      s.on('timeout', () => { s.destroy(); resolve('timeout'); });
-      s.on('error', (e) => resolve('error ' + e.code));
+      s.on('end', () => answer(data.trim()));
+      s.on('timeout', () => { s.destroy(); answer('timeout'); });
+      s.on('error', (e) => answer('error ' + e.code));
     });
     seen.push(line);
   }
@@ -124,15 +130,15 @@ export function wireLab(ns: (name: LabNamespace) => string): void {
  * responders.
  */
 export async function buildLab(t: TestContext, tag: string, load: (nodeNs: string) => void): Promise<Lab> {
-  const prefix = `kpsim-test-${process.pid}-${tag}`;
   const names = ['client', 'node', 'pod1', 'pod2', 'pod3'] as const;
-  const ns = (name: LabNamespace): string => `${prefix}-${name}`;
   const children: ChildProcess[] = [];
+  // Added before the namespaces' clean-ups, and after hooks run in the order they were added:
+  // the responders are killed (by PID) before their namespaces are deleted.
   t.after(() => {
     for (const child of children) child.kill('SIGKILL');
-    for (const name of names) spawnSync('ip', ['netns', 'del', ns(name)]);
   });
-  for (const name of names) sh(['ip', 'netns', 'add', ns(name)]);
+  const created = new Map(names.map((name) => [name, createNamespace(t, `${tag}-${name}`)]));
+  const ns = (name: LabNamespace): string => created.get(name)!;
   wireLab(ns);
   load(ns('node'));
 
@@ -146,19 +152,35 @@ export async function buildLab(t: TestContext, tag: string, load: (nodeNs: strin
 }
 
 export interface Answer {
+  /** The client's source port of this connection. */
+  readonly clientPort: number;
   /** "ip:port" of the pod that answered; or "timeout", "error ECONNREFUSED", ... */
   readonly endpoint: string;
   /** The source address the pod saw. */
   readonly peer: string;
 }
 
+export interface ConnectOptions {
+  /** Source address to bind (a node's own address, say). */
+  readonly src?: string;
+  /** Idle timeout per connection (default 2 s). */
+  readonly timeoutMs?: number;
+  /** Connection i leaves from source port firstPort + i (default: ports the kernel picks). */
+  readonly firstPort?: number;
+}
+
 /** Make `count` connections from a namespace, one after the other. */
-export function connect(lab: Lab, from: LabNamespace, dst: string, port: number, count: number, opts: { src?: string; timeoutMs?: number } = {}): Answer[] {
-  const r = spawnSync('ip', ['netns', 'exec', lab.ns(from), process.execPath, '-e', CLIENT_PROGRAM, dst, String(port), String(count), opts.src ?? '', String(opts.timeoutMs ?? 2000)], { encoding: 'utf8', timeout: 60_000 });
+export function connect(lab: Lab, from: LabNamespace, dst: string, port: number, count: number, opts: ConnectOptions = {}): Answer[] {
+  const args = [dst, String(port), String(count), opts.src ?? '', String(opts.timeoutMs ?? 2000), opts.firstPort === undefined ? '' : String(opts.firstPort)];
+  const r = spawnSync('ip', ['netns', 'exec', lab.ns(from), process.execPath, '-e', CLIENT_PROGRAM, ...args], { encoding: 'utf8', timeout: 120_000 });
   assert.equal(r.status, 0, r.stderr);
   const lines = JSON.parse(r.stdout) as string[];
   return lines.map((line) => {
-    const [endpoint, peer] = line.split(' ');
-    return { endpoint: line.startsWith('error ') ? line : endpoint!, peer: line.startsWith('error ') ? '' : peer ?? '' };
+    const space = line.indexOf(' ');
+    const clientPort = Number(line.slice(0, space));
+    const text = line.slice(space + 1);
+    if (text.startsWith('error ')) return { clientPort, endpoint: text, peer: '' };
+    const [endpoint, peer] = text.split(' ');
+    return { clientPort, endpoint: endpoint!, peer: peer ?? '' };
   });
 }

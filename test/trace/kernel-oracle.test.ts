@@ -14,18 +14,18 @@
  * Needs root, iproute2, iptables-nft, conntrack and bridge netfilter; skipped with the reason
  * otherwise. Everything it starts is stopped by PID and every namespace is deleted afterwards.
  */
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { compileIptablesRules } from '../../src/iptables/compile.js';
 import { renderIptablesSave } from '../../src/iptables/render.js';
 import type { Ruleset } from '../../src/iptables/types.js';
 import { withKubeProxyJumps } from '../../src/trace/default-jumps.js';
 import { createTracer } from '../../src/trace/tracer.js';
 import { buildProxierState, resolveNode } from '../../src/tracker/proxier-state.js';
-import { clusterOf, ep, makeNode, makeProxyConfig, makeService, makeSlice } from '../helpers/cluster-builders.js';
-import { createNamespace, kernelSkipReason, mustInNamespace } from '../helpers/netns.js';
-import { CLIENT, NODE_BRIDGE, NODE_UPLINK, POD_IPS, wireLab } from '../helpers/netns-lab.js';
+import { clusterOf } from '../helpers/cluster-builders.js';
+import { kernelSkipReason, mustInNamespace } from '../helpers/netns.js';
+import { CLIENT, type Lab, type LabNamespace, NODE_UPLINK, POD_IPS, buildLab, connect, labManifests } from '../helpers/netns-lab.js';
 
 // Each connection picks one of three endpoints at random: all three are used in 45 connections
 // but for a chance of 3 * (2/3)^45, about 4e-8.
@@ -33,97 +33,19 @@ const CONNECTIONS = 45;
 
 const skip = kernelSkipReason(['conntrack'], { bridgeNetfilter: true });
 
-/** The cluster: one NodePort service over the three pods, all on this node. */
+/** The lab's cluster (netns-lab.ts): one NodePort service over the three pods, all on this node. */
 function ruleset(): { rules: Ruleset; localAddresses: readonly string[] } {
-  const cluster = clusterOf([
-    makeNode('node-a', [NODE_UPLINK, NODE_BRIDGE]),
-    makeProxyConfig((c) => {
-      c.clusterCIDR = '10.99.1.0/24';
-      c.hostnameOverride = 'node-a';
-    }),
-    makeService('default', 'web', (s) => {
-      s.spec.type = 'NodePort';
-      s.spec.clusterIP = '10.96.0.10';
-      s.spec.ports = [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30080 }];
-    }),
-    makeSlice('default', 'web', 1, (eps) => {
-      eps.endpoints = POD_IPS.map((ip) => ep(ip, 'node-a'));
-      eps.ports = [{ name: 'http', port: 8080, protocol: 'TCP' }];
-    }),
-  ]);
+  const cluster = clusterOf(labManifests());
   const state = buildProxierState(cluster, resolveNode(cluster), 4);
   const rules = compileIptablesRules(state, { nfacct: false, randomFully: true });
   return { rules, localAddresses: state.localAddresses };
 }
 
-const RESPONDER = `
-const net = require('node:net');
-const [name, addr] = process.argv.slice(1);
-net.createServer((s) => { s.end(name + ' ' + s.remoteAddress + '\\n'); }).listen(8080, addr, () => console.log('ready'));
-`;
-
-// Connection i leaves from source port firstPort + i: no two connections share a conntrack
-// tuple (a reused one would replace the entry of an earlier connection), and each answer can be
-// matched with its conntrack entry. The idle timeout only keeps a lost connection from hanging.
-const CLIENT_PROGRAM = `
-const net = require('node:net');
-const [dst, port, count, src, firstPort] = process.argv.slice(1);
-const seen = [];
-(async () => {
-  for (let i = 0; i < Number(count); i++) {
-    const localPort = Number(firstPort) + i;
-    const line = await new Promise((resolve) => {
-      const s = net.connect({ host: dst, port: Number(port), localAddress: src || undefined, localPort, timeout: 20000 });
-      let data = '';
-      s.on('data', (d) => { data += d; });
-      s.on('end', () => resolve(data.trim()));
-      s.on('timeout', () => { s.destroy(); resolve('timeout'); });
-      s.on('error', (e) => resolve('error ' + e.code));
-    });
-    seen.push(localPort + ' ' + line);
-  }
-  console.log(JSON.stringify(seen));
-})();
-`;
-
-interface Lab {
-  ns: (name: 'client' | 'node' | 'pod1' | 'pod2' | 'pod3') => string;
-}
-
-async function buildLab(t: TestContext, rules: Ruleset): Promise<Lab> {
-  const names = ['client', 'node', 'pod1', 'pod2', 'pod3'] as const;
-  const children: ChildProcess[] = [];
-  // Added before the namespaces' clean-ups, and after hooks run in the order they were added:
-  // the responders are killed (by PID) before their namespaces are deleted.
-  t.after(() => {
-    for (const child of children) child.kill('SIGKILL');
-  });
-  const created = new Map(names.map((name) => [name, createNamespace(t, name)]));
-  const ns = (name: (typeof names)[number]): string => created.get(name)!;
-
-  wireLab(ns);
-  const restore = spawnSync('ip', ['netns', 'exec', ns('node'), 'iptables-restore'], { input: renderIptablesSave(withKubeProxyJumps(rules)), encoding: 'utf8' });
-  if (restore.status !== 0) throw new Error(`iptables-restore: ${restore.stderr}`);
-
-  await Promise.all((['pod1', 'pod2', 'pod3'] as const).map((pod, i) => new Promise<void>((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', ns(pod), process.execPath, '-e', RESPONDER, `${POD_IPS[i]}:8080`, POD_IPS[i]!]);
-    children.push(child);
-    child.stdout.once('data', () => resolve());
-    child.once('exit', (code) => reject(new Error(`responder in ${pod} exited with ${code}`)));
-  })));
-  return { ns };
-}
-
-/** Make `count` connections from a namespace; each answer is "endpoint peer-address". */
-/** Make `count` connections from a namespace, from source ports firstPort, firstPort + 1, ... */
-function connect(lab: Lab, from: Parameters<Lab['ns']>[0], dst: string, port: number, count: number, firstPort: number, src = ''): { clientPort: number; endpoint: string; peer: string }[] {
-  const r = spawnSync('ip', ['netns', 'exec', lab.ns(from), process.execPath, '-e', CLIENT_PROGRAM, dst, String(port), String(count), src, String(firstPort)], { encoding: 'utf8', timeout: 120_000 });
-  assert.equal(r.status, 0, r.stderr);
-  const lines = JSON.parse(r.stdout) as string[];
-  return lines.map((line) => {
-    const [clientPort, endpoint, peer] = line.split(' ');
-    return { clientPort: Number(clientPort), endpoint: endpoint ?? '', peer: peer ?? '' };
-  });
+function loadRules(rules: Ruleset): (nodeNs: string) => void {
+  return (nodeNs) => {
+    const restore = spawnSync('ip', ['netns', 'exec', nodeNs, 'iptables-restore'], { input: renderIptablesSave(withKubeProxyJumps(rules)), encoding: 'utf8' });
+    if (restore.status !== 0) throw new Error(`iptables-restore: ${restore.stderr}`);
+  };
 }
 
 /** One connection as the node's conntrack table recorded it. */
@@ -149,13 +71,13 @@ function conntrackEntries(lab: Lab, src: string, dst: string, port: number): Tra
 
 test('the kernel\'s conntrack agrees with the tracer: DNAT and masquerade of real connections', { skip, timeout: 180_000 }, async (t) => {
   const { rules, localAddresses } = ruleset();
-  const lab = await buildLab(t, rules);
+  const lab = await buildLab(t, 'ipto', loadRules(rules));
   const tracer = createTracer(rules, { localAddresses });
 
   const everyPod = POD_IPS.map((ip) => `${ip}:8080`);
   // Which endpoints' connections are source-NATed: what the test expects of both the tracer and
   // the kernel, so that a regression shared by both (no masquerading at all) fails too.
-  const flows: { name: string; from: Parameters<Lab['ns']>[0]; src: string; dst: string; port: number; masqueraded: readonly string[] }[] = [
+  const flows: { name: string; from: LabNamespace; src: string; dst: string; port: number; masqueraded: readonly string[] }[] = [
     { name: 'ClusterIP from outside the cluster CIDR (masqueraded)', from: 'client', src: CLIENT, dst: '10.96.0.10', port: 80, masqueraded: everyPod },
     { name: 'NodePort from outside (masqueraded)', from: 'client', src: CLIENT, dst: NODE_UPLINK, port: 30080, masqueraded: everyPod },
     { name: 'ClusterIP from a pod (masqueraded only when it reaches itself: hairpin)', from: 'pod1', src: POD_IPS[0]!, dst: '10.96.0.10', port: 80, masqueraded: [`${POD_IPS[0]}:8080`] },
@@ -169,7 +91,9 @@ test('the kernel\'s conntrack agrees with the tracer: DNAT and masquerade of rea
       assert.equal(traced.verdict, 'DNAT');
       // Only this flow's connections in the table: it is the node namespace's own, made by this test.
       mustInNamespace(lab.ns('node'), ['conntrack', '-F']);
-      const answers = connect(lab, flow.from, flow.dst, flow.port, CONNECTIONS, 20_000 + 100 * i, flow.from === 'node' ? flow.src : '');
+      // Fixed source ports: each answer is matched with its conntrack entry; the long idle timeout
+      // only keeps a lost connection from hanging.
+      const answers = connect(lab, flow.from, flow.dst, flow.port, CONNECTIONS, { firstPort: 20_000 + 100 * i, timeoutMs: 20_000, ...(flow.from === 'node' ? { src: flow.src } : {}) });
       const failed = answers.filter((a) => !a.endpoint.includes(':'));
       assert.deepEqual(failed, [], 'every connection answered');
 

@@ -6,7 +6,7 @@
  * a new cluster out, or one error listing every problem.
  */
 import { aggregateErrors } from '../errors.js';
-import { matchesSelector } from '../model/label-selector.js';
+import { matchesMap, matchesSelector } from '../model/label-selector.js';
 import type { Cluster, Warning } from '../model/types.js';
 import { DEFAULT_CLUSTER_CIDR } from '../workload/node-pool.js';
 import { runWorkloadControllers } from '../workload/run.js';
@@ -57,13 +57,22 @@ export function runControlPlane(cluster: Cluster, options: ControlPlaneOptions =
   return { ...cluster, nodes, config, pods, workloads, endpointSlices: [...cluster.endpointSlices, ...derived.slices], warnings };
 }
 
-/** Without --allocate nothing runs the workload controllers: say so for each workload that has no pods in the input. */
+/**
+ * Without --allocate nothing runs the workload controllers: say so for each workload that has no
+ * pods in the input, unless the input already holds EndpointSlices of a Service selecting its
+ * pods (a folder of manifests written beside its endpoints: the slices are what kube-proxy reads).
+ */
 function workloadsWithoutPods(cluster: Cluster): Warning[] {
   const index = new PodIndex(cluster.pods ?? []);
+  const slicedServices = new Set(cluster.endpointSlices.map((s) => `${s.namespace}/${s.serviceName}`));
+  const endpointsGiven = (namespace: string, podLabels: Readonly<Record<string, string>>): boolean =>
+    cluster.services.some((svc) => svc.namespace === namespace && svc.selector !== undefined
+      && slicedServices.has(`${svc.namespace}/${svc.name}`) && matchesMap(svc.selector, podLabels));
   return (cluster.workloads ?? [])
     // Scaled to zero, a workload has no pods in a running cluster either.
     .filter((w) => w.kind === 'DaemonSet' || w.replicas > 0)
     .filter((w) => !index.select(w.namespace, w.selector.matchLabels).some((p) => matchesSelector(w.selector, p.labels)))
+    .filter((w) => !endpointsGiven(w.namespace, w.template.labels))
     .map((w) => ({
       file: w.origin.file,
       object: w.origin.object,

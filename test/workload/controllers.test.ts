@@ -281,6 +281,22 @@ test('without --allocate a workload makes no pods, and kpsim says so', () => {
   );
 });
 
+test('without --allocate a workload whose Service has EndpointSlices in the input: the slices stand for its pods, nothing to say', () => {
+  const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'default' }, spec: { clusterIP: '10.96.0.10', selector: { app: 'web' }, ports: [{ port: 80, protocol: 'TCP' }] } };
+  const slice = { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'web-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } }, addressType: 'IPv4', endpoints: [{ addresses: ['10.244.0.5'] }], ports: [{ port: 8080, protocol: 'TCP' }] };
+  const otherService = { ...service, metadata: { name: 'api', namespace: 'default' }, spec: { ...service.spec, clusterIP: '10.96.0.11', selector: { app: 'api' } } };
+  const rows: { name: string; manifests: object[]; warned: boolean }[] = [
+    { name: 'Service selecting the pods, with a slice', manifests: [workload('Deployment', 'web'), service, slice], warned: false },
+    { name: 'Service selecting the pods, no slice', manifests: [workload('Deployment', 'web'), service], warned: true },
+    { name: 'a slice of a Service selecting other pods', manifests: [workload('Deployment', 'web'), otherService, { ...slice, metadata: { ...slice.metadata, labels: { 'kubernetes.io/service-name': 'api' } } }], warned: true },
+  ];
+  for (const row of rows) {
+    const cluster = clusterFromManifests([{ file: 'app.yaml', text: row.manifests.map((m) => stringify(m)).join('---\n') }]);
+    const warned = cluster.warnings.some((w) => w.object === 'Deployment default/web' && w.message.startsWith('has no pods in the input'));
+    assert.equal(warned, row.warned, `${row.name}: warnings ${JSON.stringify(cluster.warnings.map((w) => `${w.object}: ${w.message}`))}`);
+  }
+});
+
 test('without --allocate a workload scaled to zero needs no pods: nothing to say', () => {
   const cluster = clusterFromManifests([{ file: 'app.yaml', text: stringify(workload('Deployment', 'web', { replicas: 0 })) }]);
   assert.deepEqual(cluster.warnings.map((w) => `${w.object}: ${w.message}`), []);

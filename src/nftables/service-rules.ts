@@ -73,7 +73,22 @@ interface ServicePortFacts {
   readonly externalFilterVerdict: string;
 }
 
+/**
+ * Each service port's facts, kept for as long as its ProxierServicePort lives (with what they
+ * were made from, to be sure): a function of the port and its categorised endpoints alone, and
+ * kube-proxy names a port's chains once, when it makes the servicePortInfo, not at every sync.
+ */
+const keptFacts = new WeakMap<ProxierServicePort, { readonly info: ServicePortInfo; readonly categorized: ProxierServicePort['categorized']; readonly facts: ServicePortFacts }>();
+
 function servicePortFacts(sp: ProxierServicePort): ServicePortFacts {
+  const kept = keptFacts.get(sp);
+  if (kept !== undefined && kept.info === sp.info && kept.categorized === sp.categorized) return kept.facts;
+  const facts = factsOf(sp);
+  keptFacts.set(sp, { info: sp.info, categorized: sp.categorized, facts });
+  return facts;
+}
+
+function factsOf(sp: ProxierServicePort): ServicePortFacts {
   const svc = sp.info;
   const chains = servicePortChains(svc.svcPortName);
   const policy = policyFacts(sp);

@@ -395,10 +395,9 @@ function writeServiceToEndpointRules<C>(
 
 /** KUBE-SEP: hairpin masquerade (a pod reaching itself through the service), then DNAT. */
 function writeEndpointChain<C>(ctx: SyncContext<C>, svc: ServicePortInfo, facts: ServicePortFacts, ep: EndpointInfo, sep: string): C {
-  const chain = ctx.out.declareChain('nat', sep);
   const large = ctx.largeClusterMode;
   const protocol = facts.protocol;
-  ctx.out.appendRule(chain, large ? ['-s', ep.ip, '-j', KUBE_MARK_MASQ] : ['-m', 'comment', '--comment', facts.spn, '-s', ep.ip, '-j', KUBE_MARK_MASQ]);
+  const hairpin = large ? ['-s', ep.ip, '-j', KUBE_MARK_MASQ] : ['-m', 'comment', '--comment', facts.spn, '-s', ep.ip, '-j', KUBE_MARK_MASQ];
   let dnat: string[];
   if (svc.sessionAffinityTimeoutSeconds > 0) {
     dnat = large
@@ -409,6 +408,5 @@ function writeEndpointChain<C>(ctx: SyncContext<C>, svc: ServicePortInfo, facts:
       ? ['-m', protocol, '-p', protocol, '-j', 'DNAT', '--to-destination', ep.endpoint]
       : ['-m', 'comment', '--comment', facts.spn, '-m', protocol, '-p', protocol, '-j', 'DNAT', '--to-destination', ep.endpoint];
   }
-  ctx.out.appendRule(chain, dnat);
-  return chain;
+  return ctx.out.writeChain('nat', sep, [hairpin, dnat]);
 }

@@ -6,6 +6,7 @@
  */
 import { policyFacts } from '../topology/policy-facts.js';
 import type { Protocol } from '../model/types.js';
+import { KeptPerServicePort } from '../tracker/kept-per-port.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { cidrContains, parseCIDR } from '../util/ip.js';
 import { KUBE_MARK_MASQ, endpointChainName, protocolWord, servicePortChainNames } from './names.js';
@@ -43,19 +44,15 @@ interface FilterVerdict {
 }
 
 /**
- * Each service port's facts, kept for as long as its ProxierServicePort lives (with what they
- * were made from, to be sure): they are a function of the port and its categorised endpoints
- * alone, and kube-proxy hashes a port's chain names once, when it makes the servicePortInfo
- * (newServiceInfo), not at every sync. A 10k-service sync need not hash 10k names again.
+ * Each service port's facts, worked out once: they are a function of the port and its
+ * categorised endpoints alone, and kube-proxy names a port's chains once, when it makes the
+ * servicePortInfo (newServiceInfo), not at every sync. A 10k-service sync need not hash 10k
+ * names again.
  */
-const keptFacts = new WeakMap<ProxierServicePort, { readonly info: ServicePortInfo; readonly categorized: ProxierServicePort['categorized']; readonly facts: ServicePortFacts }>();
+const keptFacts = new KeptPerServicePort(factsOf);
 
 export function servicePortFacts(sp: ProxierServicePort): ServicePortFacts {
-  const kept = keptFacts.get(sp);
-  if (kept !== undefined && kept.info === sp.info && kept.categorized === sp.categorized) return kept.facts;
-  const facts = factsOf(sp);
-  keptFacts.set(sp, { info: sp.info, categorized: sp.categorized, facts });
-  return facts;
+  return keptFacts.get(sp);
 }
 
 function factsOf(sp: ProxierServicePort): ServicePortFacts {

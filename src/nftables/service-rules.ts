@@ -9,6 +9,7 @@
 import { protocolWord } from '../iptables/names.js';
 import { sameEndpoints } from '../topology/categorize.js';
 import { policyFacts } from '../topology/policy-facts.js';
+import { KeptPerServicePort } from '../tracker/kept-per-port.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { cidrContains, parseCIDR } from '../util/ip.js';
 import {
@@ -74,18 +75,15 @@ interface ServicePortFacts {
 }
 
 /**
- * Each service port's facts, kept for as long as its ProxierServicePort lives (with what they
- * were made from, to be sure): a function of the port and its categorised endpoints alone, and
- * kube-proxy names a port's chains once, when it makes the servicePortInfo, not at every sync.
+ * Each service port's facts, worked out once: they are a function of the port and its
+ * categorised endpoints alone, and kube-proxy names a port's chains once, when it makes the
+ * servicePortInfo (newServiceInfo), not at every sync. A 10k-service sync need not hash 10k
+ * names again.
  */
-const keptFacts = new WeakMap<ProxierServicePort, { readonly info: ServicePortInfo; readonly categorized: ProxierServicePort['categorized']; readonly facts: ServicePortFacts }>();
+const keptFacts = new KeptPerServicePort(factsOf);
 
 function servicePortFacts(sp: ProxierServicePort): ServicePortFacts {
-  const kept = keptFacts.get(sp);
-  if (kept !== undefined && kept.info === sp.info && kept.categorized === sp.categorized) return kept.facts;
-  const facts = factsOf(sp);
-  keptFacts.set(sp, { info: sp.info, categorized: sp.categorized, facts });
-  return facts;
+  return keptFacts.get(sp);
 }
 
 function factsOf(sp: ProxierServicePort): ServicePortFacts {

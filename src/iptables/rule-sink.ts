@@ -15,6 +15,13 @@ export interface RuleSink<C> {
   /** Append a rule to a declared chain; its rules are printed in the order they are appended. */
   appendRule(chain: C, args: readonly string[]): void;
   /**
+   * Declare a chain and append its rules, all known at once (a KUBE-SEP chain): what
+   * declareChain and an appendRule per rule do, but a Ruleset gets the chain's rules in an
+   * array of exactly their number (one grown by push has room for 16 more, and a big cluster
+   * has 100k of these chains).
+   */
+  writeChain(table: TableName, name: string, rules: readonly (readonly string[])[]): C;
+  /**
    * Declare a chain another compile wrote, with its rules (shared-rules.ts: a cluster's nodes
    * share chains that do not depend on the node). Only a sink whose handles outlive a compile
    * can: the Ruleset sink.
@@ -32,6 +39,12 @@ export class RulesetSink implements RuleSink<Chain> {
 
   appendRule(chain: Chain, args: readonly string[]): void {
     appendRule(chain, args);
+  }
+
+  writeChain(table: TableName, name: string, rules: readonly (readonly string[])[]): Chain {
+    const chain: Chain = { name, rules: rules.map((args) => ({ chain: name, args })) };
+    adoptChain(tableOf(this.ruleset, table), chain);
+    return chain;
   }
 
   adoptChain(table: TableName, chain: Chain): void {

@@ -107,7 +107,7 @@ export class TextBuffer {
     for (let i = 0; i < n; i++) {
       const c = token.charCodeAt(i);
       // What needsQuotes looks for, and anything not ASCII.
-      if (c === 32 || (c >= 9 && c <= 13) || c === 34 || c === 39 || c === 92 || c > 127) {
+      if (c <= 39 ? c === 32 || (c >= 9 && c <= 13) || c === 34 || c === 39 : c === 92 || c > 127) {
         this.writeQuoted(token);
         return;
       }
@@ -173,8 +173,9 @@ export class TextBuffer {
       let plain = n > 0;
       for (let j = 0; j < n; j++) {
         const c = token.charCodeAt(j);
-        // What needsQuotes looks for, and anything not ASCII.
-        if (c === 32 || (c >= 9 && c <= 13) || c === 34 || c === 39 || c === 92 || c > 127) {
+        // What needsQuotes looks for, and anything not ASCII. Letters, digits, '-', '.', '/' and ':'
+        // are all above 39, so most characters take one comparison and the second branch.
+        if (c <= 39 ? c === 32 || (c >= 9 && c <= 13) || c === 34 || c === 39 : c === 92 || c > 127) {
           plain = false;
           break;
         }

@@ -5,6 +5,8 @@
  * its own chains: KUBE-EXT, KUBE-FW, KUBE-SVC, KUBE-SVL and one KUBE-SEP per endpoint.
  */
 import { policyFacts } from '../topology/policy-facts.js';
+import type { Protocol } from '../model/types.js';
+import { KeptPerServicePort } from '../tracker/kept-per-port.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { cidrContains, parseCIDR } from '../util/ip.js';
 import { KUBE_MARK_MASQ, endpointChainName, protocolWord, servicePortChainNames } from './names.js';
@@ -41,7 +43,19 @@ interface FilterVerdict {
   readonly comment: string;
 }
 
+/**
+ * Each service port's facts, worked out once: they are a function of the port and its
+ * categorised endpoints alone, and kube-proxy names a port's chains once, when it makes the
+ * servicePortInfo (newServiceInfo), not at every sync. A 10k-service sync need not hash 10k
+ * names again.
+ */
+const keptFacts = new KeptPerServicePort(factsOf);
+
 export function servicePortFacts(sp: ProxierServicePort): ServicePortFacts {
+  return keptFacts.get(sp);
+}
+
+function factsOf(sp: ProxierServicePort): ServicePortFacts {
   const svc = sp.info;
   const names = servicePortChainNames(svc.spn, svc.protocol);
   const policy = policyFacts(sp);
@@ -93,7 +107,7 @@ export function writeServicePortRules<C>(ctx: SyncContext<C>, fixed: FixedChains
   if (facts.usesFWChain) writeFirewallChain(ctx, svc, facts);
 
   const reachable = sp.categorized.allReachableEndpoints;
-  const sepNames = new EndpointChainNames(facts.spn, reachable, sp, ctx.reuse);
+  const sepNames = new EndpointChainNames(facts.spn, svc.protocol, reachable, ctx.reuse);
   let internalMasqueradeWritten = internalMasquerade === undefined;
   if (facts.usesClusterPolicyChain) {
     const masquerade = facts.internalPolicyChain === facts.clusterPolicyChain ? internalMasquerade : undefined;
@@ -218,14 +232,10 @@ function writeDestinationCaptureRules<C>(ctx: SyncContext<C>, fixed: FixedChains
  * another node. Without a local detector and without masqueradeAll there is no such rule.
  */
 function internalMasqueradeRule<C>(ctx: SyncContext<C>, svc: ServicePortInfo, facts: ServicePortFacts): string[] | undefined {
-  const args = ['-m', 'comment', '--comment', `${facts.spn} cluster IP`, '-m', facts.protocol, '-p', facts.protocol, '-d', svc.clusterIP, '--dport', facts.port];
-  if (ctx.masqueradeAll) {
-    args.push('-j', KUBE_MARK_MASQ);
-    return args;
-  }
+  const { spn, protocol, port } = facts;
+  if (ctx.masqueradeAll) return ['-m', 'comment', '--comment', `${spn} cluster IP`, '-m', protocol, '-p', protocol, '-d', svc.clusterIP, '--dport', port, '-j', KUBE_MARK_MASQ];
   if (ctx.localDetectorCIDR !== undefined) {
-    args.push('!', '-s', ctx.localDetectorCIDR, '-j', KUBE_MARK_MASQ);
-    return args;
+    return ['-m', 'comment', '--comment', `${spn} cluster IP`, '-m', protocol, '-p', protocol, '-d', svc.clusterIP, '--dport', port, '!', '-s', ctx.localDetectorCIDR, '-j', KUBE_MARK_MASQ];
   }
   return undefined;
 }
@@ -271,36 +281,69 @@ function writeFirewallChain<C>(ctx: SyncContext<C>, svc: ServicePortInfo, facts:
 }
 
 /**
+ * The KUBE-SEP chain names of a port's reachable endpoints, by position, kept for as long as
+ * that list lives. kube-proxy hashes an endpoint's chain name once, when it makes the
+ * endpointInfo (newEndpointInfo in pkg/proxy/iptables/proxier.go), not at every sync; the
+ * tracker never changes a list once made, so a list seen before has the same names. (A
+ * compile with `reuse` takes its names from there instead: across a cluster's nodes one
+ * port's lists differ, its endpoints' names do not.)
+ */
+interface KeptEndpointNames {
+  readonly spn: string;
+  readonly protocol: Protocol;
+  readonly names: readonly string[];
+  /** By endpoint, for a policy's list that is not the reachable list itself (made on first use). */
+  byEndpoint?: Map<EndpointInfo, string>;
+}
+
+const keptEndpointNames = new WeakMap<readonly EndpointInfo[], KeptEndpointNames>();
+
+/**
  * The KUBE-SEP chain name of every reachable endpoint, hashed once per endpoint (and, with
  * `reuse`, once for every node). The cluster (or local) list is usually the reachable list
  * itself, so names are looked up by position; otherwise by endpoint.
  */
 class EndpointChainNames {
-  #names: readonly string[] | undefined;
-  #byEndpoint: Map<EndpointInfo, string> | undefined;
-  readonly #protocol: ProxierServicePort['info']['protocol'];
+  #kept: KeptEndpointNames | undefined;
 
-  constructor(private readonly spn: string, private readonly reachable: readonly EndpointInfo[], sp: ProxierServicePort, private readonly reuse?: PortChainReuse<unknown>) {
-    this.#protocol = sp.info.protocol;
-  }
+  constructor(
+    private readonly spn: string,
+    private readonly protocol: Protocol,
+    private readonly reachable: readonly EndpointInfo[],
+    private readonly reuse?: PortChainReuse<unknown>,
+  ) {}
 
   /** The names of the reachable endpoints' chains, in order (made on first use). */
   get names(): readonly string[] {
-    this.#names ??= this.reachable.map((ep) => this.#name(ep));
-    return this.#names;
+    return this.#keptNames().names;
+  }
+
+  #keptNames(): KeptEndpointNames {
+    if (this.#kept !== undefined) return this.#kept;
+    const reachable = this.reachable;
+    let kept = this.reuse ? undefined : keptEndpointNames.get(reachable);
+    if (kept === undefined || kept.spn !== this.spn || kept.protocol !== this.protocol || kept.names.length !== reachable.length) {
+      const names = new Array<string>(reachable.length);
+      for (let i = 0; i < reachable.length; i++) names[i] = this.#name(reachable[i]!);
+      kept = { spn: this.spn, protocol: this.protocol, names };
+      if (!this.reuse) keptEndpointNames.set(reachable, kept);
+    }
+    this.#kept = kept;
+    return kept;
   }
 
   #name(ep: EndpointInfo): string {
-    const hash = (): string => endpointChainName(this.spn, this.#protocol, ep.endpoint);
-    return this.reuse ? this.reuse.endpointChainName(ep.endpoint, hash) : hash();
+    if (this.reuse) return this.reuse.endpointChainName(ep.endpoint, () => endpointChainName(this.spn, this.protocol, ep.endpoint));
+    return endpointChainName(this.spn, this.protocol, ep.endpoint);
   }
 
   /** The chain of `list[i]`. */
   nameAt(list: readonly EndpointInfo[], i: number): string {
     if (this.reuse) return this.#name(list[i]!);
-    if (list === this.reachable) return this.names[i]!;
-    this.#byEndpoint ??= new Map(this.reachable.map((ep, j) => [ep, this.names[j]!]));
-    const name = this.#byEndpoint.get(list[i]!);
+    const kept = this.#keptNames();
+    if (list === this.reachable) return kept.names[i]!;
+    kept.byEndpoint ??= new Map(this.reachable.map((ep, j) => [ep, kept.names[j]!]));
+    const name = kept.byEndpoint.get(list[i]!);
     if (name === undefined) throw new Error(`${this.spn}: endpoint ${list[i]!.endpoint} is used but not among the reachable endpoints`);
     return name;
   }
@@ -315,37 +358,52 @@ function writeServiceToEndpointRules<C>(
   endpoints: readonly EndpointInfo[],
   sepNames: EndpointChainNames,
 ): void {
+  // Each rule's arguments are one array literal of exactly its length: a Ruleset keeps 300k of
+  // them for a 10k-service cluster, and an array grown by push keeps spare room.
+  const large = ctx.largeClusterMode;
   if (svc.sessionAffinityTimeoutSeconds > 0) {
     const seconds = String(svc.sessionAffinityTimeoutSeconds);
     for (let i = 0; i < endpoints.length; i++) {
-      const ep = endpoints[i]!;
       const sep = sepNames.nameAt(endpoints, i);
-      const args = ctx.largeClusterMode ? [] : ['-m', 'comment', '--comment', `${spn} -> ${ep.endpoint}`];
-      args.push('-m', 'recent', '--name', sep, '--rcheck', '--seconds', seconds, '--reap', '-j', sep);
-      ctx.out.appendRule(chain, args);
+      ctx.out.appendRule(
+        chain,
+        large
+          ? ['-m', 'recent', '--name', sep, '--rcheck', '--seconds', seconds, '--reap', '-j', sep]
+          : ['-m', 'comment', '--comment', `${spn} -> ${endpoints[i]!.endpoint}`, '-m', 'recent', '--name', sep, '--rcheck', '--seconds', seconds, '--reap', '-j', sep],
+      );
     }
   }
   const n = endpoints.length;
   for (let i = 0; i < n; i++) {
-    const ep = endpoints[i]!;
     const sep = sepNames.nameAt(endpoints, i);
-    const args = ctx.largeClusterMode ? [] : ['-m', 'comment', '--comment', `${spn} -> ${ep.endpoint}`];
-    // Each rule but the last matches with probability 1/(rules left), so the choice is uniform.
-    if (i < n - 1) args.push('-m', 'statistic', '--mode', 'random', '--probability', ctx.probabilities.get(n - i));
-    args.push('-j', sep);
+    let args: string[];
+    if (i < n - 1) {
+      // Each rule but the last matches with probability 1/(rules left), so the choice is uniform.
+      const probability = ctx.probabilities.get(n - i);
+      args = large
+        ? ['-m', 'statistic', '--mode', 'random', '--probability', probability, '-j', sep]
+        : ['-m', 'comment', '--comment', `${spn} -> ${endpoints[i]!.endpoint}`, '-m', 'statistic', '--mode', 'random', '--probability', probability, '-j', sep];
+    } else {
+      args = large ? ['-j', sep] : ['-m', 'comment', '--comment', `${spn} -> ${endpoints[i]!.endpoint}`, '-j', sep];
+    }
     ctx.out.appendRule(chain, args);
   }
 }
 
 /** KUBE-SEP: hairpin masquerade (a pod reaching itself through the service), then DNAT. */
 function writeEndpointChain<C>(ctx: SyncContext<C>, svc: ServicePortInfo, facts: ServicePortFacts, ep: EndpointInfo, sep: string): C {
-  const chain = ctx.out.declareChain('nat', sep);
-  const hairpin = ctx.largeClusterMode ? [] : ['-m', 'comment', '--comment', facts.spn];
-  hairpin.push('-s', ep.ip, '-j', KUBE_MARK_MASQ);
-  ctx.out.appendRule(chain, hairpin);
-  const dnat = ctx.largeClusterMode ? [] : ['-m', 'comment', '--comment', facts.spn];
-  if (svc.sessionAffinityTimeoutSeconds > 0) dnat.push('-m', 'recent', '--name', sep, '--set');
-  dnat.push('-m', facts.protocol, '-p', facts.protocol, '-j', 'DNAT', '--to-destination', ep.endpoint);
-  ctx.out.appendRule(chain, dnat);
-  return chain;
+  const large = ctx.largeClusterMode;
+  const protocol = facts.protocol;
+  const hairpin = large ? ['-s', ep.ip, '-j', KUBE_MARK_MASQ] : ['-m', 'comment', '--comment', facts.spn, '-s', ep.ip, '-j', KUBE_MARK_MASQ];
+  let dnat: string[];
+  if (svc.sessionAffinityTimeoutSeconds > 0) {
+    dnat = large
+      ? ['-m', 'recent', '--name', sep, '--set', '-m', protocol, '-p', protocol, '-j', 'DNAT', '--to-destination', ep.endpoint]
+      : ['-m', 'comment', '--comment', facts.spn, '-m', 'recent', '--name', sep, '--set', '-m', protocol, '-p', protocol, '-j', 'DNAT', '--to-destination', ep.endpoint];
+  } else {
+    dnat = large
+      ? ['-m', protocol, '-p', protocol, '-j', 'DNAT', '--to-destination', ep.endpoint]
+      : ['-m', 'comment', '--comment', facts.spn, '-m', protocol, '-p', protocol, '-j', 'DNAT', '--to-destination', ep.endpoint];
+  }
+  return ctx.out.writeChain('nat', sep, [hairpin, dnat]);
 }

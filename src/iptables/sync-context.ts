@@ -99,6 +99,9 @@ export function totalEndpoints(state: ProxierState): number {
   return state.endpointCount;
 }
 
+/** 1/n as kube-proxy prints it, for every sync: the strings depend on n alone. */
+const PROBABILITIES = new ProbabilityCache();
+
 export function createSyncContext<C>(state: ProxierState, options: IptablesCompileOptions, out: RuleSink<C>): SyncContext<C> {
   const family = state.family;
   const primaryNodeIP = state.nodeIPs[0];
@@ -118,7 +121,7 @@ export function createSyncContext<C>(state: ProxierState, options: IptablesCompi
     largeClusterMode: totalEndpoints(state) > LARGE_CLUSTER_ENDPOINTS_THRESHOLD,
     // Without a node IP of this family kube-proxy falls back to the loopback address.
     nodeIP: primaryNodeIP ?? (family === 4 ? '127.0.0.1' : '::1'),
-    probabilities: new ProbabilityCache(),
+    probabilities: PROBABILITIES,
     out,
   };
 }

@@ -98,6 +98,12 @@ export class IptablesTextSink implements RuleSink<TextChain> {
     own.writeRule(chain.name, args);
   }
 
+  writeChain(table: TableName, name: string, rules: readonly (readonly string[])[]): TextChain {
+    const chain = this.declareChain(table, name);
+    for (let i = 0; i < rules.length; i++) this.appendRule(chain, rules[i]!);
+    return chain;
+  }
+
   /**
    * A text chain belongs to the compile that wrote it: its rules are bytes in that sink's body,
    * gone when it finishes. Sharing work across nodes goes through the Ruleset sink.

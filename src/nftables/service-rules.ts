@@ -9,6 +9,7 @@
 import { protocolWord } from '../iptables/names.js';
 import { sameEndpoints } from '../topology/categorize.js';
 import { policyFacts } from '../topology/policy-facts.js';
+import { KeptPerServicePort } from '../tracker/kept-per-port.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { cidrContains, parseCIDR } from '../util/ip.js';
 import {
@@ -73,7 +74,19 @@ interface ServicePortFacts {
   readonly externalFilterVerdict: string;
 }
 
+/**
+ * Each service port's facts, worked out once: they are a function of the port and its
+ * categorised endpoints alone, and kube-proxy names a port's chains once, when it makes the
+ * servicePortInfo (newServiceInfo), not at every sync. A 10k-service sync need not hash 10k
+ * names again.
+ */
+const keptFacts = new KeptPerServicePort(factsOf);
+
 function servicePortFacts(sp: ProxierServicePort): ServicePortFacts {
+  return keptFacts.get(sp);
+}
+
+function factsOf(sp: ProxierServicePort): ServicePortFacts {
   const svc = sp.info;
   const chains = servicePortChains(svc.svcPortName);
   const policy = policyFacts(sp);

@@ -371,6 +371,24 @@ test('above 1000 endpoints SVC->SEP and SEP rules lose their comments, nothing e
   assert.match(svc[1]!, /^-A KUBE-SVC-XPGD46QRK7WJZT7O -m statistic --mode random --probability 0.0020040080 -j KUBE-SEP-/);
 });
 
+test('chain names kept between syncs: the same state again gives the same rules, and a port with a new name or protocol over the same endpoint lists is hashed afresh', () => {
+  const state = fixtureState(overallServices());
+  const first = compileIptablesRules(state);
+  assert.deepEqual(compileIptablesRules(state), first, 'a second sync of the same state differs from the first');
+  const sp = state.servicePorts.find((p) => p.categorized.allReachableEndpoints.length > 0)!;
+  for (const change of [{ spn: `${sp.info.spn}x` }, { protocol: 'UDP' as const }]) {
+    // The same endpoint list objects (where the names are kept) under another service port.
+    const info = { ...sp.info, ...change };
+    const renamed = { ...state, servicePorts: [{ ...sp, info }] };
+    const nat = compileIptablesRules(renamed).tables.get('nat')!;
+    const seps = [...nat.chains.keys()].filter((c) => c.startsWith('KUBE-SEP-')).sort();
+    const want = sp.categorized.allReachableEndpoints.map((e) => endpointChainName(info.spn, info.protocol, e.endpoint)).sort();
+    assert.deepEqual(seps, want, `${JSON.stringify(change)}: KUBE-SEP chains ${seps.join(' ')}, want ${want.join(' ')}`);
+    const svc = servicePortChainNames(info.spn, info.protocol).clusterPolicyChain;
+    assert.ok(nat.chains.has(svc), `${JSON.stringify(change)}: no ${svc} among ${[...nat.chains.keys()].join(' ')}`);
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // Single features.
 

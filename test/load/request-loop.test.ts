@@ -22,7 +22,7 @@ for (const c of cases) {
     let requests = 0;
     let held: (() => void) | undefined;
     const heldSeen = new Promise<void>((resolve) => { held = resolve; });
-    const server = http.createServer((req, res) => {
+    const server = http.createServer((_req, res) => {
       requests++;
       // The first request is held (on the wire), then its connection is reset; later ones are answered.
       if (requests === 1) {

@@ -19,9 +19,10 @@
  * machine was during the runs is printed too. Targets are printed beside the figures with
  * ratios against haproxy and direct from the same run; absolute figures across runs do not compare.
  *
- * --profile adds, for kpsim without keep-alive: the functions with the most self time in a
- * --cpu-prof profile of the proxy process, and `strace -c` syscall counts per connection for
- * kpsim and haproxy (the kernel work each asks for).
+ * --profile adds, for kpsim without and with keep-alive: the functions with the most self time in a
+ * --cpu-prof profile of the proxy process, a `perf record` split by binary (the kernel's share),
+ * and `strace -c` syscall counts per connection or request for kpsim and haproxy (the kernel
+ * work each asks for).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
@@ -483,15 +484,15 @@ function profileSummary(file: string, n: number): string[] {
 }
 
 /**
- * `perf record` of a process for one wrk run without keep-alive: where its CPU time goes, by
+ * `perf record` of a process for one wrk run (with or without keep-alive): where its CPU time goes, by
  * binary (the kernel, node's own C++ with V8 and libuv, libc, JIT-compiled JavaScript), and the
  * busiest user-space symbols. Empty when perf cannot record here.
  */
-async function perfSplit(pid: number, url: string, folder: string): Promise<string[]> {
-  const data = join(folder, `perf-${pid}.data`);
+async function perfSplit(pid: number, url: string, folder: string, keepAlive: boolean): Promise<string[]> {
+  const data = join(folder, `perf-${pid}-${keepAlive ? 'ka' : 'close'}.data`);
   const recorder = spawn('perf', ['record', '-F', '999', '-o', data, '-p', String(pid)], { stdio: 'ignore' });
   await new Promise((resolve) => setTimeout(resolve, 500));
-  await runWrk({ url, seconds: 4, connections: CONNECTIONS, keepAlive: false }, folder);
+  await runWrk({ url, seconds: 4, connections: CONNECTIONS, keepAlive }, folder);
   await stopProcess(recorder, 'SIGINT');
   const report = (sort: string): string[] => {
     const out = spawnSync('perf', ['report', '-i', data, '--no-children', '--sort', sort, '--stdio', '-g', 'none'], { encoding: 'utf8' });
@@ -503,12 +504,12 @@ async function perfSplit(pid: number, url: string, folder: string): Promise<stri
   return [`  by binary: ${byBinary.join(', ')}`, `  busiest user-space symbols: ${userSymbols.join(', ')}`];
 }
 
-/** `strace -c -f -p PID` for the length of one wrk run: syscalls per request. */
-async function straceCounts(pid: number, url: string, folder: string): Promise<string[]> {
-  const out = join(folder, `strace-${pid}.txt`);
+/** `strace -c -f -p PID` for the length of one wrk run: syscalls per request (per connection without keep-alive). */
+async function straceCounts(pid: number, url: string, folder: string, keepAlive: boolean): Promise<string[]> {
+  const out = join(folder, `strace-${pid}-${keepAlive ? 'ka' : 'close'}.txt`);
   const tracer = spawn('strace', ['-c', '-f', '-o', out, '-p', String(pid)], { stdio: 'ignore' });
   await new Promise((resolve) => setTimeout(resolve, 500));
-  const run = await runWrk({ url, seconds: 3, connections: CONNECTIONS, keepAlive: false }, folder);
+  const run = await runWrk({ url, seconds: 3, connections: CONNECTIONS, keepAlive }, folder);
   await stopProcess(tracer, 'SIGINT');
   const text = readFileSync(out, 'utf8');
   const rows = text.split('\n').filter((l) => /^\s*[\d.]+\s+[\d.]+\s+\d+\s+\d+/.test(l) && !/\stotal\s*$/.test(l)).map((l) => l.trim().split(/\s+/));
@@ -518,7 +519,8 @@ async function straceCounts(pid: number, url: string, folder: string): Promise<s
     .slice(0, 14)
     .map((r) => `${r.name} ${(r.calls / Math.max(1, run.requests)).toFixed(2)}`);
   const totalCalls = rows.reduce((sum, cols) => sum + Number(cols[3]), 0);
-  return [`${(totalCalls / Math.max(1, run.requests)).toFixed(1)} syscalls per connection (${run.requests} connections under strace): ${perRequest.join(', ')}`];
+  const per = keepAlive ? 'request' : 'connection';
+  return [`${(totalCalls / Math.max(1, run.requests)).toFixed(1)} syscalls per ${per} (${run.requests} ${per}s under strace): ${perRequest.join(', ')}`];
 }
 
 // ------------------------------------------------------------------ main
@@ -602,25 +604,30 @@ async function main(): Promise<void> {
     }
 
     if (PROFILE && hasWrk) {
-      process.stderr.write('profiling kpsim without keep-alive\n');
-      const profDir = join(folder, 'prof');
-      const profiled = await startKpsim(folder, backend.address, 1, ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
-      await runWrk({ url: `http://${profiled.address.address}:${profiled.address.port}/`, seconds: SECONDS, connections: CONNECTIONS, keepAlive: false }, folder);
-      await profiled.stop();
-      const file = existsSync(profDir) ? readdirSync(profDir).find((f) => f.endsWith('.cpuprofile')) : undefined;
-      const lines = ['Profile of kpsim without keep-alive (--cpu-prof, main thread):'];
-      if (file !== undefined) lines.push(...profileSummary(join(profDir, file), 30));
       const singles = forwarders.filter((x) => !x.name.includes('workers') && !/nbthread [2-9]/.test(x.name));
-      if (spawnSync('perf', ['--version']).error === undefined) {
-        for (const f of singles) {
-          const split = await perfSplit(f.pid, `http://${f.address.address}:${f.address.port}/`, folder);
-          if (split.length > 0) lines.push(`${f.name}, perf record (no keep-alive):`, ...split);
+      const hasPerf = spawnSync('perf', ['--version']).error === undefined;
+      const hasStrace = spawnSync('strace', ['-V']).error === undefined;
+      for (const keepAlive of [false, true]) {
+        const how = keepAlive ? 'with keep-alive' : 'without keep-alive';
+        process.stderr.write(`profiling kpsim ${how}\n`);
+        const profDir = join(folder, `prof-${keepAlive ? 'ka' : 'close'}`);
+        const profiled = await startKpsim(folder, backend.address, 1, ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
+        await runWrk({ url: `http://${profiled.address.address}:${profiled.address.port}/`, seconds: SECONDS, connections: CONNECTIONS, keepAlive }, folder);
+        await profiled.stop();
+        const file = existsSync(profDir) ? readdirSync(profDir).find((f) => f.endsWith('.cpuprofile')) : undefined;
+        const lines = [`Profile of kpsim ${how} (--cpu-prof, main thread):`];
+        if (file !== undefined) lines.push(...profileSummary(join(profDir, file), 30));
+        if (hasPerf) {
+          for (const f of singles) {
+            const split = await perfSplit(f.pid, `http://${f.address.address}:${f.address.port}/`, folder, keepAlive);
+            if (split.length > 0) lines.push(`${f.name}, perf record (${how}):`, ...split);
+          }
         }
+        if (hasStrace) {
+          for (const f of singles) lines.push(`${f.name} (${how}): ${(await straceCounts(f.pid, `http://${f.address.address}:${f.address.port}/`, folder, keepAlive)).join('')}`);
+        }
+        sections.push(lines.join('\n'));
       }
-      if (spawnSync('strace', ['-V']).error === undefined) {
-        for (const f of singles) lines.push(`${f.name}: ${(await straceCounts(f.pid, `http://${f.address.address}:${f.address.port}/`, folder)).join('')}`);
-      }
-      sections.push(lines.join('\n'));
     }
 
     // The workers' use of the scheduling log, over every connection they served.

@@ -8,7 +8,9 @@
  *
  * What it measures: requests that failed (the target is only those on the wire on the killed
  * pod when it died: a new connection to the dead pod is retried on another endpoint by the
- * proxy, and once the agent has synced none goes there), the time from the kill to the
+ * proxy, and once the agent has synced none goes there; a request is known to be on the killed
+ * pod's connection from an earlier answer on it, and a new connection whose first request was
+ * on the wire at the kill is counted apart, its pod unknown), the time from the kill to the
  * endpoint being not ready in the API and to the agent's sync that took it out, and each pod's
  * share of the answers before, during and after. Phases are counted in requests, not seconds.
  */
@@ -20,7 +22,7 @@ import { defaultProxyConfig } from '../model/proxy-config.js';
 import type { Json } from '../model/fields.js';
 import { Backends } from '../proxy/backends.js';
 import { ReadinessProber } from './readiness-prober.js';
-import { RequestLoop } from './request-loop.js';
+import { RequestLoop, UNANSWERED_AT_SNAPSHOT } from './request-loop.js';
 
 export interface ChurnOptions {
   /** HTTP clients sending one request after another. Default 8. */
@@ -59,7 +61,13 @@ export interface ChurnReport {
     readonly failed: number;
     /** Failures on connections that had been answered by the killed pod (the only ones expected). */
     readonly failedOnKilledPodConnections: number;
-    /** Failures on connections to the other pods or on new connections (the target: 0). */
+    /**
+     * Failures of requests that were on the wire at the kill on connections that had not
+     * answered yet (new connections): which pod they reached is unknown, and may be the killed
+     * one; at most inFlightUnattributed.
+     */
+    readonly failedUnattributedInFlight: number;
+    /** Failures on connections to the other pods or on new connections opened after the kill (the target: 0). */
     readonly failedElsewhere: number;
     /** Failures among requests started after the kill (on idle keep-alive connections to the killed pod, reset by its death). */
     readonly failedAfterKill: number;
@@ -199,7 +207,10 @@ export async function runChurn(options: ChurnOptions = {}): Promise<ChurnReport>
     log(`agent: ClusterIP ${CLUSTER_IP}:80 -> ${listener.loopback.address}:${listener.loopback.port}`);
 
     // Load, phase by phase.
-    const loop = new RequestLoop({ host: listener.loopback.address, port: listener.loopback.port, clients, requestsPerConnection, maxRequests: perPhase * 6 + 10_000 });
+    const loop = new RequestLoop({
+      host: listener.loopback.address, port: listener.loopback.port, clients, requestsPerConnection, maxRequests: perPhase * 6 + 10_000,
+      onFailed: (f) => log(`request ${f.request} (phase ${f.phase}, request ${f.requestOnConnection} on its connection) failed: ${f.error} on a connection to ${f.on || 'nothing yet (new)'}`),
+    });
     loop.phase = 'before';
     loop.start();
     cleanups.unshift(() => loop.stop());
@@ -244,7 +255,8 @@ export async function runChurn(options: ChurnOptions = {}): Promise<ChurnReport>
         total: all.reduce((n, c) => n + c.requests, 0),
         failed: all.reduce((n, c) => n + c.failed, 0),
         failedOnKilledPodConnections: all.reduce((n, c) => n + (c.failedOn.get(victim) ?? 0), 0),
-        failedElsewhere: all.reduce((n, c) => n + c.failed - (c.failedOn.get(victim) ?? 0), 0),
+        failedUnattributedInFlight: all.reduce((n, c) => n + (c.failedOn.get(UNANSWERED_AT_SNAPSHOT) ?? 0), 0),
+        failedElsewhere: all.reduce((n, c) => n + c.failed - (c.failedOn.get(victim) ?? 0) - (c.failedOn.get(UNANSWERED_AT_SNAPSHOT) ?? 0), 0),
         failedAfterKill,
         inFlightOnKilledPod: inFlight.byEndpoint.get(victim) ?? 0,
         inFlightUnattributed: inFlight.unknown,
@@ -281,7 +293,7 @@ export function formatChurnReport(r: ChurnReport): string {
     `  load: ${r.load.clients} clients on keep-alive connections (a new one every ${r.load.requestsPerConnection} requests), pods answer in ${r.load.backendDelayMs} ms; readiness probe every ${r.probe.periodMs} ms, failure threshold ${r.probe.failureThreshold}; agent minSyncPeriod ${r.minSyncPeriodSeconds} s`,
     `  killed ${r.killed.pod} (${r.killed.endpoint}) under load, then brought it back`,
     '',
-    `  requests: ${q.total}, failed ${q.failed}: ${q.failedOnKilledPodConnections} on the killed pod's connections, ${q.failedElsewhere} elsewhere (target: only those on the killed pod, 0 elsewhere)`,
+    `  requests: ${q.total}, failed ${q.failed}: ${q.failedOnKilledPodConnections} on the killed pod's connections, ${q.failedUnattributedInFlight} on new connections on the wire at the kill (pod unknown), ${q.failedElsewhere} elsewhere (target: only those on the killed pod, 0 elsewhere)`,
     `    at the kill the pod had ${q.killedPodConnections} connections open; on the wire: ${q.inFlightOnKilledPod} on the killed pod's connections, ${q.inFlightUnattributed} on connections not yet answered; ${q.failedAfterKill} of the failed requests started after the kill (reusing an idle connection to the killed pod)`,
     `  kill -> endpoint not ready in the API: ${r.timings.killToNotReadyMs.toFixed(0)} ms; kill -> agent's rules updated: ${r.timings.killToRulesUpdatedMs.toFixed(0)} ms; back -> rules updated: ${r.timings.restoreToRulesUpdatedMs.toFixed(0)} ms`,
     '',

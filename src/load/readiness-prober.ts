@@ -61,7 +61,7 @@ export class ReadinessProber {
     if (this.#probing) return;
     this.#probing = true;
     try {
-      const results = await Promise.all(this.options.pods.map(async (pod) => ({ pod, ok: await probe(pod.address(), this.options.periodMs) })));
+      const results = await Promise.all(this.options.pods.map(async (pod) => ({ pod, ok: await tcpProbe(pod.address(), this.options.periodMs) })));
       for (const { pod, ok } of results) {
         const failures = ok ? 0 : (this.#failures.get(pod.ip) ?? 0) + 1;
         this.#failures.set(pod.ip, failures);
@@ -108,16 +108,26 @@ export class ReadinessProber {
   }
 }
 
-/** A tcpSocket probe: does something accept a connection there within `timeoutMs`? */
-function probe(address: { address: string; port: number } | undefined, timeoutMs: number): Promise<boolean> {
+/**
+ * A tcpSocket probe: does something accept a connection there within `timeoutMs`?
+ *
+ * The timeout is judged after the loop turn's I/O (setImmediate): timers run before I/O in a
+ * libuv turn, so when this process stalls (a loaded machine) the timer would fire before the
+ * connect that completed meanwhile is read, and a live pod would be probed not ready. The
+ * kubelet's probe does not share the pod's fate that way.
+ */
+export function tcpProbe(address: { address: string; port: number } | undefined, timeoutMs: number): Promise<boolean> {
   if (address === undefined) return Promise.resolve(false);
   return new Promise((resolve) => {
     const socket = net.connect({ host: address.address, port: address.port });
+    let settled = false;
     const done = (ok: boolean): void => {
+      if (settled) return;
+      settled = true;
       socket.destroy();
       resolve(ok);
     };
-    socket.setTimeout(timeoutMs, () => done(false));
+    socket.setTimeout(timeoutMs, () => setImmediate(() => done(false)));
     socket.once('connect', () => done(true));
     socket.once('error', () => done(false));
   });

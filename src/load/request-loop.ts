@@ -18,6 +18,8 @@ export interface RequestLoopOptions {
   readonly requestsPerConnection: number;
   /** A hard bound on requests in all. */
   readonly maxRequests: number;
+  /** Called for each failed request: its number, phase, error and the failedOn key it is counted under. */
+  readonly onFailed?: (failure: { request: number; phase: string; error: string; on: string; requestOnConnection: number }) => void;
 }
 
 export interface PhaseCounts {
@@ -26,7 +28,11 @@ export interface PhaseCounts {
   /** Answers per endpoint ("10.244.1.1:8080"). */
   readonly byEndpoint: Map<string, number>;
   readonly errors: Map<string, number>;
-  /** Failures by the endpoint the failed request's connection had answered from ("" for a new connection). */
+  /**
+   * Failures by the endpoint the failed request's connection had answered from: "" for a new
+   * connection, UNANSWERED_AT_SNAPSHOT for one whose first request was on the wire at the last
+   * inFlight() (its endpoint is unknown: no answer came back on it).
+   */
   readonly failedOn: Map<string, number>;
 }
 
@@ -37,6 +43,9 @@ export interface InFlight {
   readonly unknown: number;
 }
 
+/** failedOn's key for requests on the wire, on connections that had not answered yet, at the last inFlight(). */
+export const UNANSWERED_AT_SNAPSHOT = '(unanswered at the snapshot)';
+
 export class RequestLoop {
   #phase = 'start';
   #stopped = false;
@@ -45,12 +54,17 @@ export class RequestLoop {
   readonly #endpointOf = new WeakMap<Socket, string>();
   /** Per client: the socket of its request on the wire, or null when idle. */
   readonly #onWire: (Socket | null | 'connecting')[];
+  /** Per client: the number of its request on the wire (see #onWire). */
+  readonly #onWireRequest: number[];
+  /** Requests that inFlight() last counted as unknown (their connection had not answered). */
+  #unansweredAtSnapshot = new Set<number>();
   readonly #waiters: { phase: string; count: number; resolve: () => void }[] = [];
   readonly #agents: http.Agent[];
   #running: Promise<void>[] = [];
 
   constructor(private readonly options: RequestLoopOptions) {
     this.#onWire = Array.from({ length: options.clients }, () => null);
+    this.#onWireRequest = Array.from({ length: options.clients }, () => 0);
     this.#agents = Array.from({ length: options.clients }, () => new http.Agent({ keepAlive: true, maxSockets: 1 }));
   }
 
@@ -89,26 +103,33 @@ export class RequestLoop {
     return new Promise((resolve) => this.#waiters.push({ phase, count, resolve }));
   }
 
+  /**
+   * What is on the wire now. The requests it counts as unknown are remembered: should one of
+   * them fail, its endpoint stays unknown (it may well have been the pod that died), and it is
+   * counted under UNANSWERED_AT_SNAPSHOT rather than as a failure on a new connection.
+   */
   inFlight(): InFlight {
     const byEndpoint = new Map<string, number>();
-    let unknown = 0;
-    for (const socket of this.#onWire) {
-      if (socket === null) continue;
+    this.#unansweredAtSnapshot = new Set();
+    this.#onWire.forEach((socket, client) => {
+      if (socket === null) return;
       const endpoint = socket === 'connecting' ? undefined : this.#endpointOf.get(socket);
-      if (endpoint === undefined) unknown++;
+      if (endpoint === undefined) this.#unansweredAtSnapshot.add(this.#onWireRequest[client]!);
       else byEndpoint.set(endpoint, (byEndpoint.get(endpoint) ?? 0) + 1);
-    }
-    return { byEndpoint, unknown };
+    });
+    return { byEndpoint, unknown: this.#unansweredAtSnapshot.size };
   }
 
   async #client(agent: http.Agent, index: number): Promise<void> {
     let onConnection = 0;
     while (!this.#stopped && this.#total < this.options.maxRequests) {
-      this.#total++;
+      const request = ++this.#total;
       onConnection++;
+      const nth = onConnection;
       const close = onConnection >= this.options.requestsPerConnection;
       if (close) onConnection = 0;
       const phase = this.#phase;
+      this.#onWireRequest[index] = request;
       const outcome = await this.#request(agent, index, close);
       const counts = this.counts(phase);
       counts.requests++;
@@ -116,7 +137,9 @@ export class RequestLoop {
       else {
         counts.failed++;
         counts.errors.set(outcome.error, (counts.errors.get(outcome.error) ?? 0) + 1);
-        counts.failedOn.set(outcome.connectionEndpoint ?? '', (counts.failedOn.get(outcome.connectionEndpoint ?? '') ?? 0) + 1);
+        const on = outcome.connectionEndpoint ?? (this.#unansweredAtSnapshot.has(request) ? UNANSWERED_AT_SNAPSHOT : '');
+        counts.failedOn.set(on, (counts.failedOn.get(on) ?? 0) + 1);
+        this.options.onFailed?.({ request, phase, error: outcome.error, on, requestOnConnection: nth });
         // A failed connection is gone: the next request opens a new one.
         onConnection = 0;
       }

@@ -7,6 +7,13 @@
  * shortest timeout. A dial thus times out up to an eighth of that timeout late. The interval stops
  * after a few ticks without a dial (not at the first: under steady load a tick often falls
  * between two connections, and restarting it cost a timer per such gap).
+ *
+ * A deadline found passed is acted on only after the loop's I/O of that turn: timers run before
+ * I/O in a libuv loop turn, so after the process stalled (a loaded machine, a long GC) the check
+ * would see deadlines passed for dials whose connect already completed in the kernel and only
+ * waits to be read. The kernel's SYN timeout does not stall with the process; so an expired dial
+ * is looked at again from setImmediate (after the poll phase), and given up only if it is still
+ * pending and still past its deadline (a retry has a deadline of its own).
  */
 import { performance } from 'node:perf_hooks';
 
@@ -28,14 +35,17 @@ export class DialWatch {
   #emptyTicks = 0;
 
   readonly #now: () => number;
+  readonly #afterIo: (fn: () => void) => void;
 
   /**
    * `shortestTimeoutMs`: the shortest dial timeout, which sets how often deadlines are checked;
-   * `now`: a millisecond clock (tests pass their own).
+   * `now`: a millisecond clock; `afterIo`: runs a function after this loop turn's I/O (tests
+   * pass their own of both).
    */
-  constructor(shortestTimeoutMs: number, now: () => number = () => performance.now()) {
+  constructor(shortestTimeoutMs: number, now: () => number = () => performance.now(), afterIo: (fn: () => void) => void = setImmediate) {
     this.#periodMs = Math.max(1, shortestTimeoutMs / SLICES);
     this.#now = now;
+    this.#afterIo = afterIo;
   }
 
   /** Watch a dial that must complete within `timeoutMs` from now. */
@@ -59,12 +69,22 @@ export class DialWatch {
 
   #check = (): void => {
     const now = this.#now();
+    let expired: DialMember[] | undefined;
     for (const member of this.#members) {
-      if (now < member.dialDeadline) continue;
-      this.#members.delete(member);
-      member.onDialTimeout();
+      if (now >= member.dialDeadline) (expired ??= []).push(member);
     }
+    if (expired !== undefined) this.#afterIo(() => this.#expire(expired));
     if (this.#members.size > 0) this.#emptyTicks = 0;
     else if (++this.#emptyTicks >= IDLE_TICKS) this.stop();
   };
+
+  /** Give up the dials still pending and past their deadline (see the file's comment). */
+  #expire(members: readonly DialMember[]): void {
+    const now = this.#now();
+    for (const member of members) {
+      if (!this.#members.has(member) || now < member.dialDeadline) continue;
+      this.#members.delete(member);
+      member.onDialTimeout();
+    }
+  }
 }

@@ -1,6 +1,8 @@
 /**
  * Dial timeouts on one timer, on mocked timers and a test clock: a dial past its deadline is
- * given up once, a dial that completed (deleted) never, and each dial keeps its own timeout.
+ * given up once, a dial that completed (deleted) never, and each dial keeps its own timeout. A
+ * dial whose deadline the check found passed but whose connect completed in the same loop turn
+ * (the process stalled) is not given up: expiry waits for the turn's I/O.
  */
 import { type TestContext, test } from 'node:test';
 import { type DialMember, DialWatch } from '../../src/proxy/dial-watch.js';
@@ -24,7 +26,8 @@ for (const c of cases) {
     t.plan(1);
     t.mock.timers.enable({ apis: ['setInterval'] });
     let now = 1000;
-    const watch = new DialWatch(80, () => now);
+    const afterIo: (() => void)[] = [];
+    const watch = new DialWatch(80, () => now, (fn) => afterIo.push(fn));
     const d = dial();
     const other = dial();
     watch.add(d, c.timeoutMs);
@@ -33,8 +36,36 @@ for (const c of cases) {
       now += 10;
       if (c.completesAtMs !== undefined && ms === c.completesAtMs) watch.delete(d);
       t.mock.timers.tick(10);
+      for (const fn of afterIo.splice(0)) fn();
     }
     watch.stop();
     t.assert.strictEqual(d.timedOut, c.want, `timed out ${d.timedOut} time(s) after ${c.runMs} ms`);
+  });
+}
+
+/** The check runs, then the turn's I/O (the connect completes, or not), then what the check deferred. */
+const stalls: { name: string; completesInTheTurn: boolean; retriedInTheTurnMs?: number; want: number }[] = [
+  { name: 'its connect completed in the same turn: not given up', completesInTheTurn: true, want: 0 },
+  { name: 'still pending after the turn\'s I/O: given up', completesInTheTurn: false, want: 1 },
+  { name: 'failed and retried in the same turn: the retry keeps its own deadline', completesInTheTurn: false, retriedInTheTurnMs: 500, want: 0 },
+];
+
+for (const c of stalls) {
+  test(`dial watch after a stall: ${c.name}`, (t: TestContext) => {
+    t.mock.timers.enable({ apis: ['setInterval'] });
+    let now = 1000;
+    const afterIo: (() => void)[] = [];
+    const watch = new DialWatch(80, () => now, (fn) => afterIo.push(fn));
+    const d = dial();
+    watch.add(d, 80);
+    // The process stalls for 300 ms: the next check finds the deadline long passed.
+    now += 300;
+    t.mock.timers.tick(10);
+    t.assert.strictEqual(afterIo.length, 1, 'the check defers the expiry');
+    if (c.completesInTheTurn) watch.delete(d);
+    if (c.retriedInTheTurnMs !== undefined) watch.add(d, c.retriedInTheTurnMs);
+    for (const fn of afterIo.splice(0)) fn();
+    watch.stop();
+    t.assert.strictEqual(d.timedOut, c.want, `timed out ${d.timedOut} time(s)`);
   });
 }

@@ -17,7 +17,7 @@
 import { sameEndpoints } from '../topology/categorize.js';
 import { SourceRangeCheck } from '../tracker/source-ranges.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
-import { PositionCache, changedPositions } from '../util/position-cache.js';
+import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline } from '../util/position-cache.js';
 import { shareChainRendering } from './render.js';
 import { RulesetSink } from './rule-sink.js';
 import { adoptChain, createRuleset, tableOf } from './ruleset-builder.js';
@@ -117,12 +117,12 @@ export class ContextWork {
     return fragment;
   }
 
-  #baseline: Baseline | undefined;
+  readonly #baselines: Baseline[] = [];
 
   /** The rules and chains the ports write on the node `ctx` is for, counted against a baseline node. */
   count(ctx: SyncContext, ports: readonly ProxierServicePort[]): { rules: number; chains: number } {
-    let base = this.#baseline;
-    if (base === undefined || base.ports.length !== ports.length) {
+    const nearest = nearestBaseline(this.#baselines, ports, (b) => b.nodeDependent);
+    if (nearest === undefined) {
       const fragments = ports.map((sp, i) => this.fragment(ctx, sp, i));
       let rules = 0;
       let chains = 0;
@@ -131,17 +131,25 @@ export class ContextWork {
         chains += f.chains.length + f.endpointChains.length;
       }
       const nodeDependent = ports.map((sp) => sp.info.loadBalancerSourceRanges.length > 0 && sp.info.loadBalancerVIPs.length > 0);
-      base = { ports: [...ports], fragments, nodeDependent, rules, chains };
-      this.#baseline = base;
+      if (this.#baselines.length < MAX_BASELINES) this.#baselines.push({ ports: [...ports], fragments, nodeDependent, rules, chains });
       return { rules, chains };
     }
+    const { base, changed } = nearest;
     let rules = base.rules;
     let chains = base.chains;
-    for (const i of changedPositions(ports, base.ports, base.nodeDependent)) {
+    const written: PortFragment[] = [];
+    for (const i of changed) {
       const f = this.fragment(ctx, ports[i]!, i);
       const b = base.fragments[i]!;
       rules += f.ruleCount - b.ruleCount;
       chains += f.chains.length + f.endpointChains.length - b.chains.length - b.endpointChains.length;
+      written.push(f);
+    }
+    if (keepAsBaseline(changed, ports.length, this.#baselines.length)) {
+      // This node as a baseline: the nearest one's fragments but where this node differs.
+      const fragments = base.fragments.slice();
+      changed.forEach((i, k) => (fragments[i] = written[k]!));
+      this.#baselines.push({ ports: [...ports], fragments, nodeDependent: base.nodeDependent, rules, chains });
     }
     return { rules, chains };
   }

@@ -19,7 +19,7 @@
 import { SourceRangeCheck } from '../tracker/source-ranges.js';
 import { sameEndpoints } from '../topology/categorize.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
-import { PositionCache, changedPositions } from '../util/position-cache.js';
+import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline } from '../util/position-cache.js';
 import { CLUSTER_IPS_SET } from './names.js';
 import { type NftPortReuse, serviceMapsOf, writeServicePort } from './service-rules.js';
 import type { NftSyncContext } from './sync-context.js';
@@ -105,7 +105,7 @@ export class NftablesSharedWork {
   }
 }
 
-/** A node's counts against: one node of the context compiled whole, with its ports' fragments. */
+/** A node's counts against: a node of the context counted before (the first compiled whole), with its ports' fragments. */
 interface Baseline {
   readonly ports: readonly ProxierServicePort[];
   readonly fragments: (NftPortFragment | undefined)[];
@@ -118,7 +118,7 @@ export class NftContextWork {
   readonly #firewall = new SourceRangeCheck();
   /** Each port's chains that do not depend on the node: its endpoint chains, and its service- chain over the same endpoints. */
   readonly #reuse = new WeakMap<ServicePortInfo, PortChains>();
-  #baseline: Baseline | undefined;
+  readonly #baselines: Baseline[] = [];
 
   /** What `sp`, the port at `index` of the node's servicePorts, writes on the node `ctx` is for. */
   fragment(ctx: NftSyncContext, sp: ProxierServicePort, index: number): NftPortFragment {
@@ -141,25 +141,28 @@ export class NftContextWork {
    * the node's ports writes (for the baseline, once).
    */
   count(ctx: NftSyncContext, ports: readonly ProxierServicePort[], wholeCount: () => NftCounts): NftCounts {
-    const base = this.#baseline;
-    if (base === undefined || base.ports.length !== ports.length) {
+    const nearest = nearestBaseline(this.#baselines, ports);
+    if (nearest === undefined) {
       const counts = wholeCount();
-      this.#baseline = { ports: [...ports], fragments: [], counts };
+      if (this.#baselines.length < MAX_BASELINES) this.#baselines.push({ ports: [...ports], fragments: [], counts });
       return { ...counts };
     }
+    const { base, changed } = nearest;
     const counts = { ...base.counts };
-    for (const i of changedPositions(ports, base.ports)) {
+    for (const i of changed) {
       const sp = ports[i]!;
       const was = base.ports[i]!;
       // Another service port at this position: not the list the baseline had.
       if (sp.info !== was.info) return wholeCount();
       const f = this.fragment(ctx, sp, i);
+      // Counts do not depend on the node's IP (below): any node's context counts the baseline's port.
       const b = (base.fragments[i] ??= this.fragment(ctx, was, i));
       counts.rules += f.ruleCount - b.ruleCount;
       counts.chains += f.chains.length + f.endpointChains.chains.length - b.chains.length - b.endpointChains.chains.length;
       counts.sets += f.sets.length - b.sets.length;
       counts.elements += f.mapElements - b.mapElements;
     }
+    if (keepAsBaseline(changed, ports.length, this.#baselines.length)) this.#baselines.push({ ports: [...ports], fragments: [], counts: { ...counts } });
     // The firewall chain's one rule reads the node's IP, but is one rule on every node: counts
     // do not depend on it.
     return counts;

@@ -144,9 +144,20 @@ export function sortLikeGlibc<T>(items: readonly T[], compare: (a: T, b: T) => n
 /** The address as the 32-bit words ntohl gives (one for IPv4, four for IPv6). */
 function addressWords(ip: string): number[] {
   if (!ip.includes(':')) {
-    // Normalised IPv4 text: four decimal octets, no need for the general parser.
-    const [a, b, c, d] = ip.split('.').map(Number) as [number, number, number, number];
-    return [((a << 24) | (b << 16) | (c << 8) | d) >>> 0];
+    // Normalised IPv4 text: four decimal octets, no need for the general parser (nor for
+    // split and map: a table's render reads every real server's address).
+    let word = 0;
+    let octet = 0;
+    for (let i = 0; i < ip.length; i++) {
+      const c = ip.charCodeAt(i);
+      if (c === 46) {
+        word = (word << 8) | octet;
+        octet = 0;
+      } else {
+        octet = octet * 10 + (c - 48);
+      }
+    }
+    return [((word << 8) | octet) >>> 0];
   }
   return Array.from(ipToWords(ip));
 }

@@ -70,7 +70,10 @@ export function changedPositions<T>(current: readonly T[], baseline: readonly T[
 export const NEW_BASELINE_SHARE = 32;
 export const MAX_BASELINES = 8;
 
-/** Of `baselines`, the one whose ports differ from `ports` at the fewest positions, with those positions. */
+/**
+ * Of `baselines`, the one whose ports differ from `ports` at the fewest positions, with those
+ * positions; the first one near enough not to be kept as another baseline ends the search.
+ */
 export function nearestBaseline<T, B extends { readonly ports: readonly T[] }>(
   baselines: readonly B[], ports: readonly T[], always?: (base: B) => readonly boolean[],
 ): { base: B; changed: number[] } | undefined {
@@ -79,6 +82,7 @@ export function nearestBaseline<T, B extends { readonly ports: readonly T[] }>(
     if (base.ports.length !== ports.length) continue;
     const changed = changedPositions(ports, base.ports, always?.(base));
     if (best === undefined || changed.length < best.changed.length) best = { base, changed };
+    if (changed.length * NEW_BASELINE_SHARE <= ports.length) break;
   }
   return best;
 }

@@ -15,6 +15,7 @@
  * nodes, so their rules and chains must never change once written.
  */
 import { sameEndpoints } from '../topology/categorize.js';
+import { EndpointBlocks } from '../topology/endpoint-blocks.js';
 import { SourceRangeCheck } from '../tracker/source-ranges.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline } from '../util/position-cache.js';
@@ -185,7 +186,7 @@ function writeFragment(ctx: SyncContext, sp: ProxierServicePort, reuse: PortReus
   const scratch = createRuleset(ctx.family, ['filter', 'nat']);
   const nat = tableOf(scratch, 'nat');
   const filter = tableOf(scratch, 'filter');
-  reuse.taken = undefined;
+  reuse.blocks.taken = undefined;
   writeServicePortRules({ ...ctx, out: new RulesetSink(scratch), reuse }, fixed, sp);
   if (filter.chains.size > 0) throw new Error(`${sp.info.spn}: a service port declared filter chains; fragments keep nat chains only`);
   const parts: [keyof FixedChains, readonly Rule[]][] = [];
@@ -197,7 +198,7 @@ function writeFragment(ctx: SyncContext, sp: ProxierServicePort, reuse: PortReus
     ruleCount += rules.length;
   }
   const declared = [...nat.chains.values()];
-  let block: EndpointChainBlock | undefined = reuse.taken;
+  let block: EndpointChainBlock | undefined = reuse.blocks.taken;
   let chains = declared;
   if (block === undefined) {
     // The KUBE-SEP chains are the last ones writeServicePortRules declares, one per reachable endpoint.
@@ -210,7 +211,7 @@ function writeFragment(ctx: SyncContext, sp: ProxierServicePort, reuse: PortReus
       shareChainRendering(chain);
     }
     block = { endpoints, chains: written, ruleCount: blockRules };
-    reuse.keepEndpointChainBlock(block);
+    reuse.blocks.keep(block);
   }
   for (const chain of chains) {
     ruleCount += chain.rules.length;
@@ -293,18 +294,11 @@ class PortReuse implements PortChainReuse {
     this.#policyChains.set(chain.name, list);
   }
 
-  /** The block the last takeEndpointChains gave (read by writeFragment). */
-  taken: EndpointChainBlock | undefined;
-  readonly #blocks: EndpointChainBlock[] = [];
+  /** Whole KUBE-SEP blocks; the one the last takeEndpointChains gave is read by writeFragment. */
+  readonly blocks = new EndpointBlocks<EndpointChainBlock>(KEPT_VARIANTS);
 
   takeEndpointChains(endpoints: readonly EndpointInfo[]): boolean {
-    this.taken = this.#blocks.find((b) => sameEndpoints(b.endpoints, endpoints));
-    return this.taken !== undefined;
-  }
-
-  keepEndpointChainBlock(block: EndpointChainBlock): void {
-    if (this.#blocks.length >= KEPT_VARIANTS) this.#blocks.shift();
-    this.#blocks.push(block);
+    return this.blocks.take(endpoints);
   }
 }
 

@@ -17,7 +17,7 @@
  * nodes, so their chains and elements must never change once written.
  */
 import { SourceRangeCheck } from '../tracker/source-ranges.js';
-import { sameEndpoints } from '../topology/categorize.js';
+import { EndpointBlocks } from '../topology/endpoint-blocks.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline } from '../util/position-cache.js';
 import { CLUSTER_IPS_SET } from './names.js';
@@ -57,18 +57,11 @@ interface EndpointChainBlock {
 class PortChains implements NftPortReuse {
   readonly endpointChains = new Map<string, NftChain>();
   clusterChain?: NftPortReuse['clusterChain'];
-  /** The block the last takeEndpointChains gave (read by writeFragment). */
-  taken: EndpointChainBlock | undefined;
-  readonly #blocks: EndpointChainBlock[] = [];
+  /** Whole blocks; the one the last takeEndpointChains gave is read by writeFragment. */
+  readonly blocks = new EndpointBlocks<EndpointChainBlock>(KEPT_VARIANTS);
 
   takeEndpointChains(reachable: readonly EndpointInfo[]): boolean {
-    this.taken = this.#blocks.find((b) => sameEndpoints(b.endpoints, reachable));
-    return this.taken !== undefined;
-  }
-
-  keepBlock(block: EndpointChainBlock): void {
-    if (this.#blocks.length >= KEPT_VARIANTS) this.#blocks.shift();
-    this.#blocks.push(block);
+    return this.blocks.take(reachable);
   }
 }
 
@@ -179,10 +172,10 @@ function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: PortC
     shared.add(set.name);
   }
   const scratchCtx: NftSyncContext = { ...ctx, table: scratch };
-  reuse.taken = undefined;
+  reuse.blocks.taken = undefined;
   writeServicePort(scratchCtx, serviceMapsOf(scratchCtx), sp, reuse);
   let chains = [...scratch.chains.values()];
-  let block: EndpointChainBlock | undefined = reuse.taken;
+  let block: EndpointChainBlock | undefined = reuse.blocks.taken;
   if (block === undefined) {
     // The endpoint- chains are the first ones writeServicePort declares, one per reachable endpoint.
     const endpoints = sp.categorized.allReachableEndpoints;
@@ -191,7 +184,7 @@ function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: PortC
     let blockRules = 0;
     for (const chain of written) blockRules += chain.rules.length;
     block = { endpoints, chains: written, ruleCount: blockRules };
-    reuse.keepBlock(block);
+    reuse.blocks.keep(block);
   }
   let ruleCount = block.ruleCount;
   for (const chain of chains) ruleCount += chain.rules.length;

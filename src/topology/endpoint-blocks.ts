@@ -3,7 +3,7 @@
  * another node's compile reaching the very same endpoints takes it over instead of walking them
  * again: the view most nodes share, and a few more (a zone's, for a topology-aware port).
  */
-import type { EndpointInfo } from '../tracker/types.js';
+import type { EndpointInfo } from '../model/proxy-info.js';
 import { sameEndpoints } from './categorize.js';
 
 export interface EndpointBlock {

@@ -6,7 +6,7 @@
  */
 import type { ModeCompileOptions, ModeSize, RulesMode } from '../node/mode-driver.js';
 import { modeDriver } from '../node/modes.js';
-import type { ProxierState } from '../tracker/types.js';
+import type { ProxierState, ServicePortInfo } from '../tracker/types.js';
 import type { Family } from '../util/ip.js';
 import { ZONE_LABEL } from '../topology/categorize.js';
 import type { ClusterView } from './cluster-view.js';
@@ -92,10 +92,19 @@ function localPolicyDrops(view: ClusterView, states: readonly ProxierState[]): N
       const sp = state.servicePorts[i]!;
       const { hasAnyEndpoints, localEndpoints } = sp.categorized;
       if (!hasAnyEndpoints || (localEndpoints?.length ?? 0) > 0) continue;
-      const name = `${sp.info.svcPortName.namespace}/${sp.info.svcPortName.name}`;
+      const name = serviceNameOf(sp.info);
       if (sp.info.externalPolicyLocal && sp.info.externallyAccessible) external.add(name);
       if (sp.info.internalPolicyLocal) internal.add(name);
     }
   }
   return { externalTrafficPolicyLocal: external.size, internalTrafficPolicyLocal: internal.size };
+}
+
+/** "namespace/name" of a port's service, made once per port (every node asks again). */
+const serviceNames = new WeakMap<ServicePortInfo, string>();
+
+function serviceNameOf(info: ServicePortInfo): string {
+  let name = serviceNames.get(info);
+  if (name === undefined) serviceNames.set(info, (name = `${info.svcPortName.namespace}/${info.svcPortName.name}`));
+  return name;
 }

@@ -15,9 +15,10 @@
  * nodes, so their rules and chains must never change once written.
  */
 import { sameEndpoints } from '../topology/categorize.js';
+import { EndpointBlocks } from '../topology/endpoint-blocks.js';
 import { SourceRangeCheck } from '../tracker/source-ranges.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
-import { PositionCache, changedPositions } from '../util/position-cache.js';
+import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline } from '../util/position-cache.js';
 import { shareChainRendering } from './render.js';
 import { RulesetSink } from './rule-sink.js';
 import { adoptChain, createRuleset, tableOf } from './ruleset-builder.js';
@@ -117,12 +118,12 @@ export class ContextWork {
     return fragment;
   }
 
-  #baseline: Baseline | undefined;
+  readonly #baselines: Baseline[] = [];
 
   /** The rules and chains the ports write on the node `ctx` is for, counted against a baseline node. */
   count(ctx: SyncContext, ports: readonly ProxierServicePort[]): { rules: number; chains: number } {
-    let base = this.#baseline;
-    if (base === undefined || base.ports.length !== ports.length) {
+    const nearest = nearestBaseline(this.#baselines, ports, (b) => b.nodeDependent);
+    if (nearest === undefined) {
       const fragments = ports.map((sp, i) => this.fragment(ctx, sp, i));
       let rules = 0;
       let chains = 0;
@@ -131,17 +132,25 @@ export class ContextWork {
         chains += f.chains.length + f.endpointChains.length;
       }
       const nodeDependent = ports.map((sp) => sp.info.loadBalancerSourceRanges.length > 0 && sp.info.loadBalancerVIPs.length > 0);
-      base = { ports: [...ports], fragments, nodeDependent, rules, chains };
-      this.#baseline = base;
+      if (this.#baselines.length < MAX_BASELINES) this.#baselines.push({ ports: [...ports], fragments, nodeDependent, rules, chains });
       return { rules, chains };
     }
+    const { base, changed } = nearest;
     let rules = base.rules;
     let chains = base.chains;
-    for (const i of changedPositions(ports, base.ports, base.nodeDependent)) {
+    const written: PortFragment[] = [];
+    for (const i of changed) {
       const f = this.fragment(ctx, ports[i]!, i);
       const b = base.fragments[i]!;
       rules += f.ruleCount - b.ruleCount;
       chains += f.chains.length + f.endpointChains.length - b.chains.length - b.endpointChains.length;
+      written.push(f);
+    }
+    if (keepAsBaseline(changed, ports.length, this.#baselines.length)) {
+      // This node as a baseline: the nearest one's fragments but where this node differs.
+      const fragments = base.fragments.slice();
+      changed.forEach((i, k) => (fragments[i] = written[k]!));
+      this.#baselines.push({ ports: [...ports], fragments, nodeDependent: base.nodeDependent, rules, chains });
     }
     return { rules, chains };
   }
@@ -177,7 +186,7 @@ function writeFragment(ctx: SyncContext, sp: ProxierServicePort, reuse: PortReus
   const scratch = createRuleset(ctx.family, ['filter', 'nat']);
   const nat = tableOf(scratch, 'nat');
   const filter = tableOf(scratch, 'filter');
-  reuse.taken = undefined;
+  reuse.blocks.taken = undefined;
   writeServicePortRules({ ...ctx, out: new RulesetSink(scratch), reuse }, fixed, sp);
   if (filter.chains.size > 0) throw new Error(`${sp.info.spn}: a service port declared filter chains; fragments keep nat chains only`);
   const parts: [keyof FixedChains, readonly Rule[]][] = [];
@@ -189,7 +198,7 @@ function writeFragment(ctx: SyncContext, sp: ProxierServicePort, reuse: PortReus
     ruleCount += rules.length;
   }
   const declared = [...nat.chains.values()];
-  let block: EndpointChainBlock | undefined = reuse.taken;
+  let block: EndpointChainBlock | undefined = reuse.blocks.taken;
   let chains = declared;
   if (block === undefined) {
     // The KUBE-SEP chains are the last ones writeServicePortRules declares, one per reachable endpoint.
@@ -202,7 +211,7 @@ function writeFragment(ctx: SyncContext, sp: ProxierServicePort, reuse: PortReus
       shareChainRendering(chain);
     }
     block = { endpoints, chains: written, ruleCount: blockRules };
-    reuse.keepEndpointChainBlock(block);
+    reuse.blocks.keep(block);
   }
   for (const chain of chains) {
     ruleCount += chain.rules.length;
@@ -285,18 +294,11 @@ class PortReuse implements PortChainReuse {
     this.#policyChains.set(chain.name, list);
   }
 
-  /** The block the last takeEndpointChains gave (read by writeFragment). */
-  taken: EndpointChainBlock | undefined;
-  readonly #blocks: EndpointChainBlock[] = [];
+  /** Whole KUBE-SEP blocks; the one the last takeEndpointChains gave is read by writeFragment. */
+  readonly blocks = new EndpointBlocks<EndpointChainBlock>(KEPT_VARIANTS);
 
   takeEndpointChains(endpoints: readonly EndpointInfo[]): boolean {
-    this.taken = this.#blocks.find((b) => sameEndpoints(b.endpoints, endpoints));
-    return this.taken !== undefined;
-  }
-
-  keepEndpointChainBlock(block: EndpointChainBlock): void {
-    if (this.#blocks.length >= KEPT_VARIANTS) this.#blocks.shift();
-    this.#blocks.push(block);
+    return this.blocks.take(endpoints);
   }
 }
 

@@ -11,7 +11,7 @@
 import { sameEndpoints } from '../topology/categorize.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import type { Family } from '../util/ip.js';
-import { PositionCache, changedPositions } from '../util/position-cache.js';
+import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline } from '../util/position-cache.js';
 import { SourceRangeCheck } from '../tracker/source-ranges.js';
 import { type PlanSums, type PortPlan, addPlan } from './compile.js';
 import { shareServerRendering } from './ipvsadm-format.js';
@@ -140,7 +140,7 @@ export class PlanCache {
   /** The nodes' IPs in loadBalancerSourceRanges, checked once per port and node. */
   readonly sourceRanges = new SourceRangeCheck();
 
-  #baseline: { readonly ports: readonly ProxierServicePort[]; readonly plans: readonly PortPlan[]; readonly sums: PlanSums } | undefined;
+  readonly #baselines: { readonly ports: readonly ProxierServicePort[]; readonly plans: PortPlan[]; readonly sums: PlanSums }[] = [];
 
   /**
    * The plans' sums over the ports, counted against a baseline node: nodes share most port
@@ -148,19 +148,28 @@ export class PlanCache {
    * are looked at (counts do not depend on the node's IP).
    */
   count(ports: readonly ProxierServicePort[], planOf: (sp: ProxierServicePort, index: number) => PortPlan): PlanSums {
-    let base = this.#baseline;
-    if (base === undefined || base.ports.length !== ports.length) {
+    const nearest = nearestBaseline(this.#baselines, ports);
+    if (nearest === undefined) {
       const plans = ports.map((sp, i) => planOf(sp, i));
       const sums: PlanSums = { servers: 0, realServers: 0, nodePorts: 0, nodePortRealServers: 0 };
       for (const plan of plans) addPlan(sums, plan, 1);
-      base = { ports: [...ports], plans, sums };
-      this.#baseline = base;
+      if (this.#baselines.length < MAX_BASELINES) this.#baselines.push({ ports: [...ports], plans, sums });
       return { ...sums };
     }
+    const { base, changed } = nearest;
     const sums = { ...base.sums };
-    for (const i of changedPositions(ports, base.ports)) {
+    const made: PortPlan[] = [];
+    for (const i of changed) {
+      const plan = planOf(ports[i]!, i);
       addPlan(sums, base.plans[i]!, -1);
-      addPlan(sums, planOf(ports[i]!, i), 1);
+      addPlan(sums, plan, 1);
+      made.push(plan);
+    }
+    if (keepAsBaseline(changed, ports.length, this.#baselines.length)) {
+      // This node as a baseline: the nearest one's plans but where this node differs.
+      const plans = base.plans.slice();
+      changed.forEach((i, k) => (plans[i] = made[k]!));
+      this.#baselines.push({ ports: [...ports], plans, sums: { ...sums } });
     }
     return sums;
   }

@@ -133,23 +133,35 @@ export interface NftPortReuse {
   readonly endpointChains: Map<string, NftChain>;
   /** The service- chain last written, the endpoints it sends to, and whether it starts with the masquerade rule. */
   clusterChain?: { readonly endpoints: readonly EndpointInfo[]; readonly masquerade: boolean; readonly chain: NftChain };
+  /**
+   * Whether the caller holds every endpoint chain of exactly these reachable endpoints, in this
+   * order, as one block written before: the port then declares none of them in the table (the
+   * caller puts the block where they belong, before the port's other chains).
+   */
+  takeEndpointChains?(reachable: readonly EndpointInfo[]): boolean;
 }
 
 export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: ProxierServicePort, reuse?: NftPortReuse): void {
   const svc = sp.info;
   const facts = servicePortFacts(sp);
   const reachable = sp.categorized.allReachableEndpoints;
-  const names = reachable.map((ep) => endpointNames(svc.svcPortName, ep.endpoint));
+  // Names when first needed: a port whose endpoint chains are taken over as a block names only
+  // the endpoints its policy chains send to (a node's own view of a DaemonSet's port: one).
+  const names = new Array<EndpointNames | undefined>(reachable.length);
+  const nameAt = (i: number): EndpointNames => (names[i] ??= endpointNames(svc.svcPortName, reachable[i]!.endpoint));
 
   writeElements(maps, svc, facts);
 
   // Chains are created in kube-proxy's order: the endpoints' first, then the policy chains.
-  const endpointChains = reuse?.endpointChains;
-  const taken = reachable.map((ep) => endpointChains?.get(ep.endpoint));
-  for (let i = 0; i < names.length; i++) {
-    const chain = taken[i];
-    if (chain === undefined) ensureChain(ctx.table, names[i]!.chain);
-    else ctx.table.chains.set(chain.name, chain);
+  const blockTaken = reuse?.takeEndpointChains?.(reachable) === true;
+  const endpointChains = blockTaken ? undefined : reuse?.endpointChains;
+  const taken = blockTaken ? undefined : reachable.map((ep) => endpointChains?.get(ep.endpoint));
+  if (taken !== undefined) {
+    for (let i = 0; i < reachable.length; i++) {
+      const chain = taken[i];
+      if (chain === undefined) ensureChain(ctx.table, nameAt(i).chain);
+      else ctx.table.chains.set(chain.name, chain);
+    }
   }
   // The service- chain is the same wherever the port has the same cluster endpoints (a node's
   // own endpoint changes only the local- chain): take it over when another node wrote it.
@@ -170,9 +182,9 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   if (facts.usesFWChain) writeFirewallChain(ctx, svc, facts);
 
   if (svc.sessionAffinityTimeoutSeconds > 0) {
-    for (const n of names) {
+    for (let i = 0; i < reachable.length; i++) {
       ensureSet(ctx.table, {
-        kind: 'set', name: n.affinitySet, type: ctx.addrType,
+        kind: 'set', name: nameAt(i).affinitySet, type: ctx.addrType,
         // "dynamic" too: without it some kernels add it themselves, and the next add would
         // then look like a change of flags and fail.
         flags: ['dynamic', 'timeout'],
@@ -181,16 +193,17 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
     }
   }
 
-  const nameOf = endpointNameLookup(reachable, names);
+  const nameOf = endpointNameLookup(reachable, nameAt, svc.svcPortName);
   if (clusterChain) {
     writeServiceToEndpointRules(ctx, clusterChain, svc, clusterEndpoints, nameOf);
     if (reuse !== undefined) reuse.clusterChain = { endpoints: clusterEndpoints, masquerade: masqueradeInCluster, chain: clusterChain };
   }
   if (localChain) writeServiceToEndpointRules(ctx, localChain, svc, sp.categorized.localEndpoints ?? [], nameOf);
 
+  if (taken === undefined) return;
   for (let i = 0; i < reachable.length; i++) {
     if (taken[i] !== undefined) continue;
-    const chain = writeEndpointChain(ctx, svc, reachable[i]!, names[i]!);
+    const chain = writeEndpointChain(ctx, svc, reachable[i]!, nameAt(i));
     endpointChains?.set(reachable[i]!.endpoint, chain);
   }
 }
@@ -296,17 +309,11 @@ type EndpointNameOf = (list: readonly EndpointInfo[], i: number) => EndpointName
 
 /**
  * The names of `list[i]`. The cluster (or local) list is usually the reachable list itself, so
- * names are found by position; otherwise by endpoint.
+ * names are found by position; otherwise by the endpoint's text (names are a function of the
+ * port and the text: a node's few local endpoints need no index of thousands of reachable ones).
  */
-function endpointNameLookup(reachable: readonly EndpointInfo[], names: readonly EndpointNames[]): EndpointNameOf {
-  let byEndpoint: Map<EndpointInfo, EndpointNames> | undefined;
-  return (list, i) => {
-    if (list === reachable) return names[i]!;
-    byEndpoint ??= new Map(reachable.map((ep, j) => [ep, names[j]!]));
-    const found = byEndpoint.get(list[i]!);
-    if (found === undefined) throw new Error(`endpoint ${list[i]!.endpoint} is used but not among the reachable endpoints`);
-    return found;
-  };
+function endpointNameLookup(reachable: readonly EndpointInfo[], nameAt: (i: number) => EndpointNames, spn: ServicePortInfo['svcPortName']): EndpointNameOf {
+  return (list, i) => (list === reachable ? nameAt(i) : endpointNames(spn, list[i]!.endpoint));
 }
 
 /** service- / local-: affinity checks first, then one numgen verdict map over the endpoints. */

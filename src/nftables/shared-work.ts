@@ -17,8 +17,9 @@
  * nodes, so their chains and elements must never change once written.
  */
 import { SourceRangeCheck } from '../tracker/source-ranges.js';
-import type { ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
-import { PositionCache, changedPositions } from '../util/position-cache.js';
+import { EndpointBlocks } from '../topology/endpoint-blocks.js';
+import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
+import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline } from '../util/position-cache.js';
 import { CLUSTER_IPS_SET } from './names.js';
 import { type NftPortReuse, serviceMapsOf, writeServicePort } from './service-rules.js';
 import type { NftSyncContext } from './sync-context.js';
@@ -27,7 +28,9 @@ import type { NftChain, NftElement, NftSet, NftTable } from './types.js';
 
 /** What one service port wrote on a node. */
 export interface NftPortFragment {
-  /** The port's own chains, in the order it declared them. */
+  /** Its endpoint- chains, declared first (one block, which fragments of other nodes may share). */
+  readonly endpointChains: EndpointChainBlock;
+  /** The port's other chains, in the order it declared them. */
   readonly chains: readonly NftChain[];
   /** The sets it declared (session affinity), in order. */
   readonly sets: readonly NftSet[];
@@ -36,6 +39,30 @@ export interface NftPortFragment {
   readonly ruleCount: number;
   /** Elements added to sets other than cluster-ips (whose one element per IP every port of a service adds again). */
   readonly mapElements: number;
+}
+
+/** A port's endpoint- chains for one list of reachable endpoints, in order. */
+interface EndpointChainBlock {
+  readonly endpoints: readonly EndpointInfo[];
+  readonly chains: readonly NftChain[];
+  readonly ruleCount: number;
+}
+
+/**
+ * What other nodes wrote for one port (service-rules.ts NftPortReuse): endpoint chains one by
+ * one, and as whole blocks. A node's own view of a DaemonSet's port (its one local endpoint
+ * among one per node) reaches the same endpoints as every other node: it takes the block over
+ * instead of walking thousands of chains again.
+ */
+class PortChains implements NftPortReuse {
+  readonly endpointChains = new Map<string, NftChain>();
+  clusterChain?: NftPortReuse['clusterChain'];
+  /** Whole blocks; the one the last takeEndpointChains gave is read by writeFragment. */
+  readonly blocks = new EndpointBlocks<EndpointChainBlock>(KEPT_VARIANTS);
+
+  takeEndpointChains(reachable: readonly EndpointInfo[]): boolean {
+    return this.blocks.take(reachable);
+  }
 }
 
 /** How much a node's kube-proxy table holds. */
@@ -71,7 +98,7 @@ export class NftablesSharedWork {
   }
 }
 
-/** A node's counts against: one node of the context compiled whole, with its ports' fragments. */
+/** A node's counts against: a node of the context counted before (the first compiled whole), with its ports' fragments. */
 interface Baseline {
   readonly ports: readonly ProxierServicePort[];
   readonly fragments: (NftPortFragment | undefined)[];
@@ -83,8 +110,8 @@ export class NftContextWork {
   readonly #positions = new PositionCache<ProxierServicePort, FragmentPair>(KEPT_VARIANTS);
   readonly #firewall = new SourceRangeCheck();
   /** Each port's chains that do not depend on the node: its endpoint chains, and its service- chain over the same endpoints. */
-  readonly #reuse = new WeakMap<ServicePortInfo, NftPortReuse>();
-  #baseline: Baseline | undefined;
+  readonly #reuse = new WeakMap<ServicePortInfo, PortChains>();
+  readonly #baselines: Baseline[] = [];
 
   /** What `sp`, the port at `index` of the node's servicePorts, writes on the node `ctx` is for. */
   fragment(ctx: NftSyncContext, sp: ProxierServicePort, index: number): NftPortFragment {
@@ -93,7 +120,7 @@ export class NftContextWork {
     const known = pair?.[slot];
     if (known !== undefined) return known;
     let reuse = this.#reuse.get(sp.info);
-    if (reuse === undefined) this.#reuse.set(sp.info, (reuse = { endpointChains: new Map() }));
+    if (reuse === undefined) this.#reuse.set(sp.info, (reuse = new PortChains()));
     const fragment = writeFragment(ctx, sp, reuse);
     const kept: FragmentPair = pair ?? [undefined, undefined];
     kept[slot] = fragment;
@@ -107,25 +134,28 @@ export class NftContextWork {
    * the node's ports writes (for the baseline, once).
    */
   count(ctx: NftSyncContext, ports: readonly ProxierServicePort[], wholeCount: () => NftCounts): NftCounts {
-    const base = this.#baseline;
-    if (base === undefined || base.ports.length !== ports.length) {
+    const nearest = nearestBaseline(this.#baselines, ports);
+    if (nearest === undefined) {
       const counts = wholeCount();
-      this.#baseline = { ports: [...ports], fragments: [], counts };
+      if (this.#baselines.length < MAX_BASELINES) this.#baselines.push({ ports: [...ports], fragments: [], counts });
       return { ...counts };
     }
+    const { base, changed } = nearest;
     const counts = { ...base.counts };
-    for (const i of changedPositions(ports, base.ports)) {
+    for (const i of changed) {
       const sp = ports[i]!;
       const was = base.ports[i]!;
       // Another service port at this position: not the list the baseline had.
       if (sp.info !== was.info) return wholeCount();
       const f = this.fragment(ctx, sp, i);
+      // Counts do not depend on the node's IP (below): any node's context counts the baseline's port.
       const b = (base.fragments[i] ??= this.fragment(ctx, was, i));
       counts.rules += f.ruleCount - b.ruleCount;
-      counts.chains += f.chains.length - b.chains.length;
+      counts.chains += f.chains.length + f.endpointChains.chains.length - b.chains.length - b.endpointChains.chains.length;
       counts.sets += f.sets.length - b.sets.length;
       counts.elements += f.mapElements - b.mapElements;
     }
+    if (keepAsBaseline(changed, ports.length, this.#baselines.length)) this.#baselines.push({ ports: [...ports], fragments: [], counts: { ...counts } });
     // The firewall chain's one rule reads the node's IP, but is one rule on every node: counts
     // do not depend on it.
     return counts;
@@ -133,7 +163,7 @@ export class NftContextWork {
 }
 
 /** Write the port into a table of empty shared sets and keep what it wrote. */
-function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: NftPortReuse): NftPortFragment {
+function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: PortChains): NftPortFragment {
   const scratch: NftTable = createTable(ctx.table.family, ctx.table.name);
   // The shared sets and maps a port adds elements to, empty.
   const shared = new Set<string>();
@@ -142,9 +172,21 @@ function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: NftPo
     shared.add(set.name);
   }
   const scratchCtx: NftSyncContext = { ...ctx, table: scratch };
+  reuse.blocks.taken = undefined;
   writeServicePort(scratchCtx, serviceMapsOf(scratchCtx), sp, reuse);
-  const chains = [...scratch.chains.values()];
-  let ruleCount = 0;
+  let chains = [...scratch.chains.values()];
+  let block: EndpointChainBlock | undefined = reuse.blocks.taken;
+  if (block === undefined) {
+    // The endpoint- chains are the first ones writeServicePort declares, one per reachable endpoint.
+    const endpoints = sp.categorized.allReachableEndpoints;
+    const written = chains.slice(0, endpoints.length);
+    chains = chains.slice(endpoints.length);
+    let blockRules = 0;
+    for (const chain of written) blockRules += chain.rules.length;
+    block = { endpoints, chains: written, ruleCount: blockRules };
+    reuse.blocks.keep(block);
+  }
+  let ruleCount = block.ruleCount;
   for (const chain of chains) ruleCount += chain.rules.length;
   const sets: NftSet[] = [];
   const elements: [string, NftElement][] = [];
@@ -157,11 +199,12 @@ function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: NftPo
     for (const element of set.elements) elements.push([name, element]);
     if (name !== CLUSTER_IPS_SET) mapElements += set.elements.length;
   }
-  return { chains, sets, elements, ruleCount, mapElements };
+  return { endpointChains: block, chains, sets, elements, ruleCount, mapElements };
 }
 
 /** Put a fragment into the node's table: its chains and sets after those already there, its elements into the shared maps. */
 export function applyFragment(table: NftTable, fragment: NftPortFragment): void {
+  for (const chain of fragment.endpointChains.chains) table.chains.set(chain.name, chain);
   for (const chain of fragment.chains) table.chains.set(chain.name, chain);
   for (const set of fragment.sets) table.sets.set(set.name, set);
   for (const [name, element] of fragment.elements) addElement(table.sets.get(name)!, element);

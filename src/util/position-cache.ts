@@ -59,3 +59,35 @@ export function changedPositions<T>(current: readonly T[], baseline: readonly T[
   }
   return changed;
 }
+
+/**
+ * Nodes are counted against baselines: a few nodes counted before, with their values per
+ * position. A node of another zone than the first sees every topology-aware port otherwise
+ * (hundreds of positions at 5,000 nodes, against a few dozen for its own endpoints), so a node
+ * that differs from every kept baseline at more than one position in NEW_BASELINE_SHARE is kept
+ * as one too, up to MAX_BASELINES (derived from the nearest: no whole count again).
+ */
+export const NEW_BASELINE_SHARE = 32;
+export const MAX_BASELINES = 8;
+
+/**
+ * Of `baselines`, the one whose ports differ from `ports` at the fewest positions, with those
+ * positions; the first one near enough not to be kept as another baseline ends the search.
+ */
+export function nearestBaseline<T, B extends { readonly ports: readonly T[] }>(
+  baselines: readonly B[], ports: readonly T[], always?: (base: B) => readonly boolean[],
+): { base: B; changed: number[] } | undefined {
+  let best: { base: B; changed: number[] } | undefined;
+  for (const base of baselines) {
+    if (base.ports.length !== ports.length) continue;
+    const changed = changedPositions(ports, base.ports, always?.(base));
+    if (best === undefined || changed.length < best.changed.length) best = { base, changed };
+    if (changed.length * NEW_BASELINE_SHARE <= ports.length) break;
+  }
+  return best;
+}
+
+/** Whether a node that differs at `changed` of `ports` positions from its nearest baseline should be kept as one. */
+export function keepAsBaseline(changed: readonly number[], ports: number, kept: number): boolean {
+  return changed.length * NEW_BASELINE_SHARE > ports && kept < MAX_BASELINES;
+}

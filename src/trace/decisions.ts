@@ -20,8 +20,9 @@
  * there, since every decision before was the same.
  */
 import type { Words } from '../util/ip.js';
-import { passesSourceChecks, type FastChecks } from './fast-checks.js';
-import { recentKey, type RecentChange, type RecentLists } from './recent.js';
+import { CHECK, sourceInterval, sourcePasses, type FastChecks } from './fast-checks.js';
+import type { SeededDraws } from '../util/random.js';
+import { recentKey, type RecentChange, RecentLists } from './recent.js';
 import type { Flow } from './walk-state.js';
 
 /** A source of uniform 32-bit integers (a sampled walk's random draws). */
@@ -43,11 +44,14 @@ const PACKED = 0;
 const DRAW = 1;
 const CALL = 2;
 const LEAF = 3;
+const RECENT = 4;
 
 /**
  * One decision: a packed source check of a rule (FastChecks row and flags, the common case), a
  * packed statistic draw (`row` the stored probability, `flags` 1 when negated), both asked
- * without a call; or any other as a function.
+ * without a call; a `recent` check (a function, with `flags` 1 when it matches while every
+ * list is empty: what a client nobody has seen gets, asked without a call); or any other as a
+ * function.
  */
 interface Decision {
   readonly kind: number;
@@ -72,6 +76,16 @@ export class DecisionLog {
   add(decide: Decide, result: boolean): void {
     if (this.unpredictable) return;
     this.decisions.push({ kind: CALL, decide, checks: undefined, row: 0, flags: 0 });
+    this.results.push(result);
+  }
+
+  /**
+   * A rule's `recent` checks, asked again by `decide`, answered `result`; `whenEmpty`: their
+   * answer when every list is empty (and the walk changed none, as for every logged one).
+   */
+  addRecent(decide: Decide, result: boolean, whenEmpty: boolean): void {
+    if (this.unpredictable) return;
+    this.decisions.push({ kind: RECENT, decide, checks: undefined, row: 0, flags: whenEmpty ? 1 : 0 });
     this.results.push(result);
   }
 
@@ -124,24 +138,78 @@ class TrieNode<L> {
   }
 }
 
+/** Lists with nobody in them. */
+const NO_RECENT = new RecentLists(undefined);
+
 /** Looked up: a walk's answer, or why there is none. */
 export const MISS = Symbol('no walk took these decisions yet');
 export const UNPREDICTABLE = Symbol('the walk must be made');
 
+/** Classes of sources kept per trie, at most (past it lookups start at the root again). */
+const MAX_CLASSES = 4096;
+/** Address types per interval of a class key (ADDRESS_TYPES has 12; no type: 15). */
+const TYPE_SLOTS = 16;
+
+/**
+ * The walks of one destination side, branching on their decisions; and, so that a lookup need
+ * not ask the packed source checks one by one, the classes of IPv4 sources they draw.
+ *
+ * Source classes: every packed source check of the trie tests the source address against one
+ * network (a prefix: an interval of addresses) and its address type against a set of types.
+ * The boundaries of all those intervals, sorted, cut the address space into intervals inside
+ * which every such check answers the same; with the address type they make a source's class.
+ * Two sources of a class follow the same way down the packed checks, so a class is looked up
+ * once (a binary search over the boundaries) and the node it reaches past the packed checks
+ * from the root (the answer itself when the walks read nothing else) is kept for it. A new walk
+ * that reads a network not seen before adds boundaries: the kept classes are let go and found
+ * again. A mask that is not a prefix, or IPv6, turns classes off (every lookup starts at the
+ * root, as before).
+ */
 export class DecisionTrie<L> {
   private root: TrieNode<L> | undefined = undefined;
+  /** Interval starts of the source classes, ascending, from 0. */
+  private bounds: number[] = [0];
+  /** Class key (interval * TYPE_SLOTS + the type's index) → the node past the packed checks. */
+  private classes: Map<number, TrieNode<L>> | undefined = undefined;
+  /** Classes can be used (every packed source network is a prefix). */
+  private classed = true;
+  /** A decision that only a call can ask (a closure): lookups need the whole flow. */
+  calls = false;
+  /** A recent check: lookups with lists that are not all empty need the whole flow. */
+  recentReads = false;
 
-  /** The answer of the walk that took the same decisions as `flow` would, or MISS / UNPREDICTABLE. */
-  find(flow: Flow, lists: RecentLists, draw: Draw | undefined): L | typeof MISS | typeof UNPREDICTABLE {
-    let node = this.root;
+  /**
+   * The answer of the walk that took the same decisions as the packet would, or MISS /
+   * UNPREDICTABLE: the source as its IPv4 address (-1 for IPv6) and type bit, its flow
+   * (needed only when `calls`), its recent lists (undefined: every list is empty; needed when
+   * `recentReads` and they are not); `draws` for a seeded walk's draws.
+   */
+  find(
+    src32: number, srcTypeBit: number, flow: Flow | undefined, lists: RecentLists | undefined, draws: SeededDraws | undefined,
+  ): L | typeof MISS | typeof UNPREDICTABLE {
+    let node: TrieNode<L> | undefined;
+    if (this.classed && src32 >= 0 && lists === undefined) {
+      const key = this.classKey(src32, srcTypeBit);
+      const classes = this.classes ??= new Map();
+      node = classes.get(key);
+      if (node === undefined) {
+        node = this.pastSourceChecks(src32, srcTypeBit);
+        if (node !== undefined && classes.size < MAX_CLASSES) classes.set(key, node);
+      }
+    } else {
+      node = this.root;
+    }
     while (node !== undefined) {
       const kind = node.kind;
       if (kind === PACKED) {
-        node = passesSourceChecks(node.checks!, node.row, node.flags, flow) ? node.yes : node.no;
+        node = sourcePasses(node.checks!, node.row, node.flags, src32, srcTypeBit) ? node.yes : node.no;
       } else if (kind === DRAW) {
-        node = ((draw!() & 0x7fffffff) < node.row) !== (node.flags !== 0) ? node.yes : node.no;
+        node = ((draws!.next() & 0x7fffffff) < node.row) !== (node.flags !== 0) ? node.yes : node.no;
+      } else if (kind === RECENT) {
+        const matched = lists === undefined ? node.flags !== 0 : node.decide!(flow!, lists, undefined);
+        node = matched ? node.yes : node.no;
       } else if (kind === CALL) {
-        node = node.decide!(flow, lists, draw) ? node.yes : node.no;
+        node = node.decide!(flow!, lists ?? NO_RECENT, draws?.draw) ? node.yes : node.no;
       } else {
         return node.value === undefined ? UNPREDICTABLE : node.value;
       }
@@ -149,16 +217,45 @@ export class DecisionTrie<L> {
     return MISS;
   }
 
+  /**
+   * Where a source's packed checks (and recent checks, every list empty) lead from the root:
+   * the first node of another kind.
+   */
+  private pastSourceChecks(src32: number, srcTypeBit: number): TrieNode<L> | undefined {
+    let node = this.root;
+    while (node !== undefined) {
+      if (node.kind === PACKED) node = sourcePasses(node.checks!, node.row, node.flags, src32, srcTypeBit) ? node.yes : node.no;
+      else if (node.kind === RECENT) node = node.flags !== 0 ? node.yes : node.no;
+      else break;
+    }
+    return node;
+  }
+
+  private classKey(src32: number, srcTypeBit: number): number {
+    const bounds = this.bounds;
+    let lo = 0;
+    let hi = bounds.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (bounds[mid]! <= src32) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo * TYPE_SLOTS + ((31 - Math.clz32(srcTypeBit)) & 15);
+  }
+
   /** Keep a walk's decisions and answer; returns how many nodes were added. */
   insert(log: DecisionLog, value: L): number {
+    this.learn(log);
     const leaf = new TrieNode<L>(LEAF, undefined, undefined, 0, 0, log.unpredictable ? undefined : value);
     const n = log.decisions.length;
     if (n === 0) {
+      if (this.root !== undefined) this.forgetClasses();
       this.root = leaf;
       return 1;
     }
     let added = 0;
     if (this.root === undefined || this.root.kind === LEAF) {
+      if (this.root !== undefined) this.forgetClasses();
       this.root = TrieNode.of(log.decisions[0]!);
       added++;
     }
@@ -175,6 +272,8 @@ export class DecisionTrie<L> {
         child = next;
       }
       if (child !== next) {
+        // A kept class may lead to the node replaced (a leaf): let the classes go.
+        if (next !== undefined) this.forgetClasses();
         if (yes) node.yes = child;
         else node.no = child;
         added++;
@@ -182,5 +281,40 @@ export class DecisionTrie<L> {
       node = child;
     }
     return added;
+  }
+
+  /** The source networks and kinds of decision a walk read (see the class comment). */
+  private learn(log: DecisionLog): void {
+    let changed = false;
+    for (const d of log.decisions) {
+      if (d.kind === CALL) {
+        this.calls = true;
+      } else if (d.kind === RECENT) {
+        this.recentReads = true;
+      } else if (d.kind === PACKED && (d.flags & CHECK.SRC) !== 0 && this.classed) {
+        const interval = sourceInterval(d.checks!, d.row);
+        if (interval === undefined) {
+          this.classed = false;
+          changed = true;
+          continue;
+        }
+        if (this.addBound(interval[0])) changed = true;
+        if (interval[1] < 0x100000000 && this.addBound(interval[1])) changed = true;
+      }
+    }
+    if (changed) this.forgetClasses();
+  }
+
+  private addBound(at: number): boolean {
+    const bounds = this.bounds;
+    let i = bounds.length;
+    while (i > 0 && bounds[i - 1]! > at) i--;
+    if (bounds[i - 1] === at) return false;
+    bounds.splice(i, 0, at);
+    return true;
+  }
+
+  private forgetClasses(): void {
+    this.classes?.clear();
   }
 }

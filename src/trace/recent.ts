@@ -25,16 +25,21 @@ interface StoredEntry extends RecentSeen {
 /** The lists from the context, ready for lookups. */
 export class RecentLists {
   private readonly lists = new Map<string, Map<string, StoredEntry>>();
+  /** No list has anyone in it: every lookup finds nothing. */
+  readonly empty: boolean;
 
   constructor(state: RecentState | undefined) {
+    let empty = true;
     for (const [name, entries] of Object.entries(state ?? {})) {
       const list = new Map<string, StoredEntry>();
       for (const entry of entries) {
         const stored = readEntry(entry);
         if (stored) list.set(stored.ip, stored);
       }
+      if (list.size > 0) empty = false;
       this.lists.set(name, list);
     }
+    this.empty = empty;
   }
 
   find(list: string, ip: string, words: Words, mask: Words | undefined): RecentSeen | undefined {

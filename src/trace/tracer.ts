@@ -17,11 +17,11 @@ import { traceKubeProxyTest } from './kube-proxy-test.js';
 import { PreparedRuleset } from './prepared-ruleset.js';
 import { addressTypeBit, ctStateBits, protocolCode } from './fast-checks.js';
 import { type RecentChange, RecentLists } from './recent.js';
-import { seededUint32 } from '../util/random.js';
+import { SeededDraws, seededUint32 } from '../util/random.js';
 import type { Hop, Packet, RecentUpdate, TraceContext, TraceOptions, TraceResult, TraceSample, Verdict } from './types.js';
 import { walk, type PathOutcome, type WalkResult, type WalkSetup } from './walk.js';
-import { DecisionLog, MISS, recentChangesOf, UNPREDICTABLE } from './decisions.js';
-import { type CacheSlot, type SampleLeaf, WalkCache } from './walk-cache.js';
+import { DecisionLog, type DecisionTrie, MISS, recentChangesOf, UNPREDICTABLE } from './decisions.js';
+import { type CacheSlot, findSlot, type SampleLeaf, WalkCache } from './walk-cache.js';
 import { PathState, type Flow } from './walk-state.js';
 
 export const DEFAULT_MASQUERADE_MARK = 0x4000;
@@ -67,6 +67,8 @@ export function createTracer(
   const cache = options.cache === false ? undefined : new WalkCache();
   let lookups = 0;
   let hits = 0;
+  /** The draws of a seeded lookup (one object, started over for each seed). */
+  const draws = new SeededDraws();
 
   /** A packet checked, with its flow and recent lists; the walk's setup is made only if it walks. */
   const prepare = (packet: Packet, opts: TraceOptions): Prepared => {
@@ -93,7 +95,8 @@ export function createTracer(
    * kept result itself, shared: results are read only).
    */
   const allOutcomes = (p: Prepared): TraceResult => {
-    const found = p.slot?.all.find(p.flow, p.recentLists, undefined) ?? UNPREDICTABLE;
+    const flow = p.flow;
+    const found = p.slot?.all.find(flow.src32, flow.srcTypeBit, flow, listsOf(p), undefined) ?? UNPREDICTABLE;
     if (p.slot !== undefined) lookups++;
     if (found !== MISS && found !== UNPREDICTABLE) {
       hits++;
@@ -107,23 +110,59 @@ export function createTracer(
     // was half the bytes a trace allocated (13.6 kB per trace at 1k services before).
     const all = walk(setup, start(), undefined, false, log);
     const result = summarize(all.paths, () => hopsOf(walk(setup, start())), p.flow.fromNode ? 'OUTPUT' : 'PREROUTING', undefined);
-    if (log !== undefined) cache!.added(p.slot!.all.insert(log, result));
+    if (log !== undefined) {
+      Object.freeze(result);
+      cache!.added(p.slot!.all.insert(log, result));
+    }
     return result;
   };
 
   /** The one walk drawn with `seed`: a walk kept earlier when one took the same decisions and draws. */
-  const seeded = (p: Prepared, seed: number): TraceSample => {
-    const found = p.slot?.one.find(p.flow, p.recentLists, seededUint32(seed)) ?? UNPREDICTABLE;
+  const seededLeaf = (p: Prepared, seed: number): SampleLeaf | TraceSample => {
+    const flow = p.flow;
+    const found = p.slot?.one.find(flow.src32, flow.srcTypeBit, flow, listsOf(p), draws.reset(seed)) ?? UNPREDICTABLE;
     if (p.slot !== undefined) lookups++;
     if (found !== MISS && found !== UNPREDICTABLE) {
       hits++;
-      return sampleFromLeaf(found, p.flow);
+      return found;
     }
     const log = found === MISS ? new DecisionLog() : undefined;
     const one = walk(walkSetup(p), startState(p.checked, p.flow, p.opts, facts), seededUint32(seed), true, log);
     const sample = sampleOf(one);
-    if (log !== undefined) cache!.added(p.slot!.one.insert(log, leafOf(sample, log)));
-    return sample;
+    if (log === undefined) return sample;
+    const leaf = leafOf(sample, log);
+    cache!.added(p.slot!.one.insert(log, leaf));
+    return leaf;
+  };
+
+  const seeded = (p: Prepared, seed: number): TraceSample => {
+    const got = seededLeaf(p, seed);
+    return isLeaf(got) ? sampleFromLeaf(got, p.flow) : got;
+  };
+
+  /**
+   * The kept walks of a plain packet: both addresses seen before, walks kept for its
+   * destination side, and no option that needs the whole flow (recent lists, conntrack state,
+   * interfaces); undefined otherwise (the packet then takes the way of every packet). Its
+   * source's facts are left in `plainSource`. Nothing is allocated.
+   */
+  let plainSource: AddressFacts | undefined;
+  /** A trie a plain packet can look up with its source's address and type alone. */
+  const plainLookup = (trie: DecisionTrie<unknown>): boolean => !trie.calls && (contextRecent.empty || !trie.recentReads);
+  const plainSlot = (packet: Packet, opts: TraceOptions): CacheSlot | undefined => {
+    if (cache === undefined || opts.recent !== undefined || opts.ctstate !== undefined || opts.inInterface !== undefined
+      || opts.outInterface !== undefined || opts.semantics !== undefined) return undefined;
+    const proto = packet.proto;
+    const protoCode = proto === 'tcp' ? 6 : proto === 'udp' ? 17 : proto === 'sctp' ? 132 : 0;
+    const { src, dst, dport, sport } = packet;
+    if (protoCode === 0 || typeof src !== 'string' || typeof dst !== 'string') return undefined;
+    const dstFacts = facts.known(dst);
+    if (dstFacts === undefined || dstFacts.slots === undefined) return undefined;
+    const srcFacts = facts.known(src);
+    if (srcFacts === undefined || srcFacts.words.length !== dstFacts.words.length) return undefined;
+    if (!isPort(dport, false) || (sport !== undefined && !isPort(sport, false))) return undefined;
+    plainSource = srcFacts;
+    return findSlot(dstFacts, protoCode, dport, opts.fromNode ?? srcFacts.local, (opts.mark ?? 0) >>> 0);
   };
 
   return {
@@ -131,17 +170,68 @@ export function createTracer(
       for (const program of programs.values()) program.warm();
     },
     cacheStats: () => ({ lookups, hits }),
-    sample: (packet, seed, opts = {}) => seeded(prepare(packet, opts), seed),
-    trace: (packet, opts = {}) => {
+    sample: (packet, seed, opts = NO_OPTIONS) => {
+      const slot = plainSlot(packet, opts);
+      if (slot !== undefined && plainLookup(slot.one)) {
+        const src = plainSource!;
+        const found = slot.one.find(src.src32, src.typeBit, undefined, undefined, draws.reset(seed));
+        if (found !== MISS && found !== UNPREDICTABLE && found.recent === undefined) {
+          lookups++;
+          hits++;
+          return found.sample;
+        }
+      }
+      return seeded(prepare(packet, opts), seed);
+    },
+    trace: (packet, opts = NO_OPTIONS) => {
+      const slot = plainSlot(packet, opts);
+      if (slot !== undefined) {
+        // A kept answer, found without a flow: the hit path of a load test or a simulation.
+        const src = plainSource!;
+        if (opts.sampleOnly) {
+          if (opts.seed !== undefined && plainLookup(slot.one)) {
+            const found = slot.one.find(src.src32, src.typeBit, undefined, undefined, draws.reset(opts.seed));
+            if (found !== MISS && found !== UNPREDICTABLE && found.recent === undefined) {
+              lookups++;
+              hits++;
+              return (found.sampleOnly ??= Object.freeze(sampleOnlyResult(found.sample, slot.fromNode ? 'OUTPUT' : 'PREROUTING')));
+            }
+          }
+        } else if (opts.seed === undefined && plainLookup(slot.all)) {
+          const found = slot.all.find(src.src32, src.typeBit, undefined, undefined, undefined);
+          if (found !== MISS && found !== UNPREDICTABLE) {
+            lookups++;
+            hits++;
+            return found;
+          }
+        }
+      }
       const prepared = prepare(packet, opts);
       if (opts.semantics === 'kube-proxy-test') {
         return kubeProxyTestResult(prepared.program.ruleset, packet, context.localAddresses);
       }
-      if (opts.sampleOnly) return sampleOnlyResult(seeded(prepared, seedOfSampleOnly(opts)), prepared.flow.fromNode ? 'OUTPUT' : 'PREROUTING');
+      const origin = prepared.flow.fromNode ? 'OUTPUT' : 'PREROUTING';
+      if (opts.sampleOnly) {
+        const got = seededLeaf(prepared, seedOfSampleOnly(opts));
+        if (!isLeaf(got)) return sampleOnlyResult(got, origin);
+        if (got.recent !== undefined) return sampleOnlyResult(sampleFromLeaf(got, prepared.flow), origin);
+        return (got.sampleOnly ??= Object.freeze(sampleOnlyResult(got.sample, origin)));
+      }
       const all = allOutcomes(prepared);
       return opts.seed === undefined ? all : withSample(all, seeded(prepared, opts.seed));
     },
   };
+}
+
+const NO_OPTIONS: TraceOptions = Object.freeze({});
+
+/** The packet's recent lists for a trie lookup: undefined when nobody is in them. */
+function listsOf(p: Prepared): RecentLists | undefined {
+  return p.recentLists.empty ? undefined : p.recentLists;
+}
+
+function isLeaf(value: SampleLeaf | TraceSample): value is SampleLeaf {
+  return 'sampleOnly' in value && 'recent' in value && 'sample' in value;
 }
 
 /** A packet ready to walk, and its cache slot when its walks are kept. */
@@ -207,7 +297,7 @@ function withSample(base: TraceResult, sample: TraceSample | undefined): TraceRe
 
 /** A sampled walk's answer as kept: the sample itself (shared) unless it changed recent lists. */
 function leafOf(sample: TraceSample, log: DecisionLog): SampleLeaf {
-  return { sample, recent: log.recent.length > 0 ? [...log.recent] : undefined };
+  return { sample, recent: log.recent.length > 0 ? [...log.recent] : undefined, sampleOnly: undefined };
 }
 
 /** A kept sampled walk as this packet's sample: its recent changes made with this packet's source. */
@@ -282,13 +372,15 @@ const FIRST_PACKET_STATES = ctStateBits(['NEW']);
 /** What a packet's addresses are to the node. */
 interface AddressFacts {
   readonly words: Words;
+  /** The IPv4 address as a number (-1 for IPv6), as Flow.src32. */
+  readonly src32: number;
   readonly type: string;
   readonly typeBit: number;
   readonly local: boolean;
   /** The last flow made with this address as its source and the default options (see flowOf). */
   flow: Flow | undefined;
   /** The kept walks to this address (see walk-cache.ts). */
-  slots: CacheSlot[] | undefined;
+  slots: Map<number, CacheSlot> | undefined;
 }
 
 /**
@@ -310,7 +402,10 @@ class AddressFactsCache {
     if (!facts) {
       const words = this.addresses.words(ip);
       const type = this.local.addressType(ip, words);
-      facts = { words, type, typeBit: addressTypeBit(type), local: this.local.isLocal(ip, words), flow: undefined, slots: undefined };
+      facts = {
+        words, src32: words.length === 1 ? words[0]! : -1, type, typeBit: addressTypeBit(type), local: this.local.isLocal(ip, words),
+        flow: undefined, slots: undefined,
+      };
       if (this.cache.size > 100_000) this.cache.clear(); // bounded, as AddressCache is
       this.cache.set(ip, facts);
     }

@@ -30,13 +30,16 @@ import { ACTION, type CompiledChain, type CompiledRule, type CompiledTarget, typ
 import { addressTypeBit, CHECK, checkFlags, passesChecks, passesSourceChecks, randomStored, SOURCE_CHECKS } from './fast-checks.js';
 import { PROBABILITY_SCALE } from '../iptables/rule-values.js';
 import type { PreparedRuleset } from './prepared-ruleset.js';
-import { lookupRecent, recentKey, type RecentChange, type RecentLists } from './recent.js';
+import { lookupRecent, recentKey, type RecentChange, RecentLists } from './recent.js';
 import type { DecisionLog, Draw } from './decisions.js';
 import { HopLog } from './hop-log.js';
 import type { Verdict } from './types.js';
 import type { Flow, PathState, Stage } from './walk-state.js';
 export type { Draw } from './decisions.js';
 import { StageMemo, UNCLEAN_CHECKS } from './stage-memo.js';
+
+/** Lists with nobody in them (a recent check's answer for a client nobody has seen). */
+const EMPTY_LISTS = new RecentLists(undefined);
 
 /** More paths than this means a ruleset that multiplies statistic branches; stop forking. */
 export const MAX_PATHS = 4096;
@@ -210,7 +213,8 @@ class Walker {
       if (state.recent !== undefined) log.unpredictable = true;
       const ok = recentMatches(rule, flow, recentLists, state);
       const frozen = state.snapshot();
-      log.add((f, lists) => recentMatches(rule, f, lists, frozen), ok);
+      const whenEmpty = recentLists.empty ? ok : recentMatches(rule, flow, EMPTY_LISTS, frozen);
+      log.addRecent((f, lists) => recentMatches(rule, f, lists, frozen), ok, whenEmpty);
       if (!ok) return false;
     }
     const draw = this.draw;

@@ -105,7 +105,7 @@ export class DecisionLog {
 }
 
 /** The changes of `templates` made by the packet of `flow`, newest first (as PathState.recent). */
-export function recentChangesOf(templates: readonly RecentTemplate[], flow: Flow): RecentChange | undefined {
+export function recentChangesOf(templates: readonly RecentTemplate[], flow: Pick<Flow, 'src' | 'srcWords'>): RecentChange | undefined {
   let changes: RecentChange | undefined;
   for (const t of templates) {
     const ip = t.ip ?? recentKey(flow.src, flow.srcWords, t.mask);
@@ -145,6 +145,64 @@ const NO_RECENT = new RecentLists(undefined);
 export const MISS = Symbol('no walk took these decisions yet');
 export const UNPREDICTABLE = Symbol('the walk must be made');
 
+/**
+ * Where a source class leads: the trie node past its source checks (and, when that is a leaf,
+ * its answer), and for seeded lookups the draws below it flattened (`steps`, made when first
+ * asked; null when a decision there needs a call). Below a class every source check answers
+ * the same, so what is left is a tree of draws: `steps` holds 4 numbers per draw (the stored
+ * probability, 1 when negated, where yes and no lead: a draw's index, or -(end + 1)), and
+ * `ends` the answers they reach, so a seeded lookup reads two small arrays rather than a trie
+ * node per draw scattered over the heap.
+ */
+class SourceClass<L> {
+  readonly answer: L | typeof MISS | typeof UNPREDICTABLE | undefined;
+  steps: number[] | null | undefined = undefined;
+  ends: (L | typeof MISS | typeof UNPREDICTABLE)[] = [];
+  start = 0;
+
+  constructor(readonly node: TrieNode<L>) {
+    this.answer = node.kind === LEAF ? answerOf(node) : undefined;
+  }
+
+  /** Flatten the draws below the class (see above); false when they cannot be. */
+  flatten(src32: number, srcTypeBit: number): boolean {
+    const steps: number[] = [];
+    const ends = this.ends;
+    const code = (start: TrieNode<L> | undefined): number | null => {
+      let node = start;
+      while (node !== undefined && (node.kind === PACKED || node.kind === RECENT)) {
+        const yes = node.kind === PACKED ? sourcePasses(node.checks!, node.row, node.flags, src32, srcTypeBit) : node.flags !== 0;
+        node = yes ? node.yes : node.no;
+      }
+      if (node === undefined || node.kind === LEAF) {
+        ends.push(node === undefined ? MISS : answerOf(node));
+        return -ends.length;
+      }
+      if (node.kind !== DRAW || steps.length >= MAX_FLAT_DRAWS * 4) return null;
+      const at = steps.length / 4;
+      steps.push(node.row, node.flags, 0, 0);
+      const yes = code(node.yes);
+      if (yes === null) return null;
+      const no = code(node.no);
+      if (no === null) return null;
+      steps[at * 4 + 2] = yes;
+      steps[at * 4 + 3] = no;
+      return at;
+    };
+    const start = code(this.node);
+    this.steps = start === null ? null : steps;
+    this.start = start ?? 0;
+    return start !== null;
+  }
+}
+
+function answerOf<L>(leaf: TrieNode<L>): L | typeof UNPREDICTABLE {
+  return leaf.value === undefined ? UNPREDICTABLE : leaf.value;
+}
+
+/** Draws past this many are not flattened (a ruleset that multiplies statistic rules). */
+const MAX_FLAT_DRAWS = 256;
+
 /** Classes of sources kept per trie, at most (past it lookups start at the root again). */
 const MAX_CLASSES = 4096;
 /** Address types per interval of a class key (ADDRESS_TYPES has 12; no type: 15). */
@@ -169,8 +227,8 @@ export class DecisionTrie<L> {
   private root: TrieNode<L> | undefined = undefined;
   /** Interval starts of the source classes, ascending, from 0. */
   private bounds: number[] = [0];
-  /** Class key (interval * TYPE_SLOTS + the type's index) → the node past the packed checks. */
-  private classes: Map<number, TrieNode<L>> | undefined = undefined;
+  /** Class key (interval * TYPE_SLOTS + the type's index) → where the class leads. */
+  private classes: Map<number, SourceClass<L>> | undefined = undefined;
   /** Classes can be used (every packed source network is a prefix). */
   private classed = true;
   /** A decision that only a call can ask (a closure): lookups need the whole flow. */
@@ -191,11 +249,28 @@ export class DecisionTrie<L> {
     if (this.classed && src32 >= 0 && lists === undefined) {
       const key = this.classKey(src32, srcTypeBit);
       const classes = this.classes ??= new Map();
-      node = classes.get(key);
-      if (node === undefined) {
-        node = this.pastSourceChecks(src32, srcTypeBit);
-        if (node !== undefined && classes.size < MAX_CLASSES) classes.set(key, node);
+      let known = classes.get(key);
+      if (known === undefined) {
+        const past = this.pastSourceChecks(src32, srcTypeBit);
+        if (past === undefined) return MISS;
+        known = new SourceClass(past);
+        if (classes.size < MAX_CLASSES) classes.set(key, known);
       }
+      if (known.answer !== undefined) return known.answer;
+      if (draws !== undefined) {
+        // A seeded lookup: the class's draws, flattened (see SourceClass).
+        let steps = known.steps;
+        if (steps === undefined) steps = known.flatten(src32, srcTypeBit) ? known.steps! : null;
+        if (steps !== null) {
+          let at = known.start;
+          while (at >= 0) {
+            const o = at * 4;
+            at = ((draws.next() & 0x7fffffff) < steps[o]!) !== (steps[o + 1] !== 0) ? steps[o + 2]! : steps[o + 3]!;
+          }
+          return known.ends[-at - 1]!;
+        }
+      }
+      node = known.node;
     } else {
       node = this.root;
     }
@@ -246,6 +321,8 @@ export class DecisionTrie<L> {
   /** Keep a walk's decisions and answer; returns how many nodes were added. */
   insert(log: DecisionLog, value: L): number {
     this.learn(log);
+    // Flattened draws may end where this walk goes on: start every class again.
+    this.forgetClasses();
     const leaf = new TrieNode<L>(LEAF, undefined, undefined, 0, 0, log.unpredictable ? undefined : value);
     const n = log.decisions.length;
     if (n === 0) {

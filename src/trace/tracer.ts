@@ -175,10 +175,10 @@ export function createTracer(
       if (slot !== undefined && plainLookup(slot.one)) {
         const src = plainSource!;
         const found = slot.one.find(src.src32, src.typeBit, undefined, undefined, draws.reset(seed));
-        if (found !== MISS && found !== UNPREDICTABLE && found.recent === undefined) {
+        if (found !== MISS && found !== UNPREDICTABLE) {
           lookups++;
           hits++;
-          return found.sample;
+          return found.recent === undefined ? found.sample : sampleFromLeaf(found, { src: packet.src, srcWords: src.words });
         }
       }
       return seeded(prepare(packet, opts), seed);
@@ -191,10 +191,12 @@ export function createTracer(
         if (opts.sampleOnly) {
           if (opts.seed !== undefined && plainLookup(slot.one)) {
             const found = slot.one.find(src.src32, src.typeBit, undefined, undefined, draws.reset(opts.seed));
-            if (found !== MISS && found !== UNPREDICTABLE && found.recent === undefined) {
+            if (found !== MISS && found !== UNPREDICTABLE) {
               lookups++;
               hits++;
-              return (found.sampleOnly ??= Object.freeze(sampleOnlyResult(found.sample, slot.fromNode ? 'OUTPUT' : 'PREROUTING')));
+              const origin = slot.fromNode ? 'OUTPUT' : 'PREROUTING';
+              if (found.recent !== undefined) return sampleOnlyResult(sampleFromLeaf(found, { src: packet.src, srcWords: src.words }), origin);
+              return (found.sampleOnly ??= Object.freeze(sampleOnlyResult(found.sample, origin)));
             }
           }
         } else if (opts.seed === undefined && plainLookup(slot.all)) {
@@ -301,7 +303,7 @@ function leafOf(sample: TraceSample, log: DecisionLog): SampleLeaf {
 }
 
 /** A kept sampled walk as this packet's sample: its recent changes made with this packet's source. */
-function sampleFromLeaf(leaf: SampleLeaf, flow: Flow): TraceSample {
+function sampleFromLeaf(leaf: SampleLeaf, flow: Pick<Flow, 'src' | 'srcWords'>): TraceSample {
   if (leaf.recent === undefined) return leaf.sample;
   return { ...leaf.sample, recent: recentUpdatesOf(recentChangesOf(leaf.recent, flow)!) };
 }

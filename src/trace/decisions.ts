@@ -46,24 +46,10 @@ const CALL = 2;
 const LEAF = 3;
 const RECENT = 4;
 
-/**
- * One decision: a packed source check of a rule (FastChecks row and flags, the common case), a
- * packed statistic draw (`row` the stored probability, `flags` 1 when negated), both asked
- * without a call; a `recent` check (a function, with `flags` 1 when it matches while every
- * list is empty: what a client nobody has seen gets, asked without a call); or any other as a
- * function.
- */
-interface Decision {
-  readonly kind: number;
-  readonly decide: Decide | undefined;
-  readonly checks: FastChecks | undefined;
-  readonly row: number;
-  readonly flags: number;
-}
-
 /** The decisions of one walk, in walk order, with their answers. */
 export class DecisionLog {
-  readonly decisions: Decision[] = [];
+  /** As trie nodes, so that a kept walk's new part is its own decisions (no copies). */
+  readonly decisions: TrieNode<unknown>[] = [];
   readonly results: boolean[] = [];
   /** The changes a sampled walk made to recent lists, in order. */
   readonly recent: RecentTemplate[] = [];
@@ -75,7 +61,7 @@ export class DecisionLog {
 
   add(decide: Decide, result: boolean): void {
     if (this.unpredictable) return;
-    this.decisions.push({ kind: CALL, decide, checks: undefined, row: 0, flags: 0 });
+    this.decisions.push(new TrieNode(CALL, decide, undefined, 0, 0, undefined));
     this.results.push(result);
   }
 
@@ -85,21 +71,21 @@ export class DecisionLog {
    */
   addRecent(decide: Decide, result: boolean, whenEmpty: boolean): void {
     if (this.unpredictable) return;
-    this.decisions.push({ kind: RECENT, decide, checks: undefined, row: 0, flags: whenEmpty ? 1 : 0 });
+    this.decisions.push(new TrieNode(RECENT, decide, undefined, 0, whenEmpty ? 1 : 0, undefined));
     this.results.push(result);
   }
 
   /** Row `row`'s packed source checks (passesSourceChecks with `flags`) answered `result`. */
   addSourceChecks(checks: FastChecks, row: number, flags: number, result: boolean): void {
     if (this.unpredictable) return;
-    this.decisions.push({ kind: PACKED, decide: undefined, checks, row, flags });
+    this.decisions.push(new TrieNode(PACKED, undefined, checks, row, flags, undefined));
     this.results.push(result);
   }
 
   /** A `statistic --mode random` draw below `stored` (the kernel's 31-bit comparison) answered `result`. */
   addDraw(stored: number, negated: boolean, result: boolean): void {
     if (this.unpredictable) return;
-    this.decisions.push({ kind: DRAW, decide: undefined, checks: undefined, row: stored, flags: negated ? 1 : 0 });
+    this.decisions.push(new TrieNode(DRAW, undefined, undefined, stored, negated ? 1 : 0, undefined));
     this.results.push(result);
   }
 }
@@ -116,7 +102,11 @@ export function recentChangesOf(templates: readonly RecentTemplate[], flow: Pick
 
 
 /**
- * A decision (PACKED, DRAW or CALL) with where each answer leads (undefined: nobody walked there
+ * A decision (PACKED: a packed source check of a rule, FastChecks row and flags, the common
+ * case; DRAW: a packed statistic draw, `row` the stored probability, `flags` 1 when negated;
+ * RECENT: a rule's recent checks, a function, `flags` 1 when they match while every list is
+ * empty, what a client nobody has seen gets, asked without a call; CALL: any other, a function)
+ * with where each answer leads (undefined: nobody walked there
  * yet), or a LEAF: a walk's answer (`value` undefined: unpredictable from here, see
  * DecisionLog). One shape for all, so that following the trie stays monomorphic.
  */
@@ -132,10 +122,6 @@ class TrieNode<L> {
     readonly flags: number,
     readonly value: L | undefined,
   ) {}
-
-  static of<L>(d: Decision): TrieNode<L> {
-    return new TrieNode<L>(d.kind, d.decide, d.checks, d.row, d.flags, undefined);
-  }
 }
 
 /** Lists with nobody in them. */
@@ -203,6 +189,8 @@ function answerOf<L>(leaf: TrieNode<L>): L | typeof UNPREDICTABLE {
 /** Draws past this many are not flattened (a ruleset that multiplies statistic rules). */
 const MAX_FLAT_DRAWS = 256;
 
+const NO_BOUNDS: readonly number[] = [0];
+
 /** Classes of sources kept per trie, at most (past it lookups start at the root again). */
 const MAX_CLASSES = 4096;
 /** Address types per interval of a class key (ADDRESS_TYPES has 12; no type: 15). */
@@ -225,8 +213,8 @@ const TYPE_SLOTS = 16;
  */
 export class DecisionTrie<L> {
   private root: TrieNode<L> | undefined = undefined;
-  /** Interval starts of the source classes, ascending, from 0. */
-  private bounds: number[] = [0];
+  /** Interval starts of the source classes, ascending, from 0 (shared until the first is added). */
+  private bounds: readonly number[] = NO_BOUNDS;
   /** Class key (interval * TYPE_SLOTS + the type's index) → where the class leads. */
   private classes: Map<number, SourceClass<L>> | undefined = undefined;
   /** Classes can be used (every packed source network is a prefix). */
@@ -333,7 +321,7 @@ export class DecisionTrie<L> {
     let added = 0;
     if (this.root === undefined || this.root.kind === LEAF) {
       if (this.root !== undefined) this.forgetClasses();
-      this.root = TrieNode.of(log.decisions[0]!);
+      this.root = log.decisions[0] as TrieNode<L>;
       added++;
     }
     let node = this.root;
@@ -344,7 +332,7 @@ export class DecisionTrie<L> {
       if (i === n - 1) {
         child = leaf;
       } else if (next === undefined || next.kind === LEAF) {
-        child = TrieNode.of(log.decisions[i + 1]!);
+        child = log.decisions[i + 1] as TrieNode<L>;
       } else {
         child = next;
       }
@@ -383,11 +371,12 @@ export class DecisionTrie<L> {
   }
 
   private addBound(at: number): boolean {
-    const bounds = this.bounds;
+    const bounds = this.bounds === NO_BOUNDS ? [0] : this.bounds as number[];
     let i = bounds.length;
     while (i > 0 && bounds[i - 1]! > at) i--;
     if (bounds[i - 1] === at) return false;
     bounds.splice(i, 0, at);
+    this.bounds = bounds;
     return true;
   }
 

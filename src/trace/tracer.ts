@@ -128,9 +128,8 @@ export function createTracer(
     }
     const log = found === MISS ? new DecisionLog() : undefined;
     const one = walk(walkSetup(p), startState(p.checked, p.flow, p.opts, facts), seededUint32(seed), true, log);
-    const sample = sampleOf(one);
-    if (log === undefined) return sample;
-    const leaf = leafOf(sample, log);
+    if (log === undefined) return sampleOf(one);
+    const leaf = leafOf(keptSampleOf(one), log);
     cache!.added(p.slot!.one.insert(log, leaf));
     return leaf;
   };
@@ -196,7 +195,7 @@ export function createTracer(
               hits++;
               const origin = slot.fromNode ? 'OUTPUT' : 'PREROUTING';
               if (found.recent !== undefined) return sampleOnlyResult(sampleFromLeaf(found, { src: packet.src, srcWords: src.words }), origin);
-              return (found.sampleOnly ??= Object.freeze(sampleOnlyResult(found.sample, origin)));
+              return (found.sampleOnly ??= keptSampleOnlyResult(found.sample, origin));
             }
           }
         } else if (opts.seed === undefined && plainLookup(slot.all)) {
@@ -217,7 +216,7 @@ export function createTracer(
         const got = seededLeaf(prepared, seedOfSampleOnly(opts));
         if (!isLeaf(got)) return sampleOnlyResult(got, origin);
         if (got.recent !== undefined) return sampleOnlyResult(sampleFromLeaf(got, prepared.flow), origin);
-        return (got.sampleOnly ??= Object.freeze(sampleOnlyResult(got.sample, origin)));
+        return (got.sampleOnly ??= keptSampleOnlyResult(got.sample, origin));
       }
       const all = allOutcomes(prepared);
       return opts.seed === undefined ? all : withSample(all, seeded(prepared, opts.seed));
@@ -279,6 +278,24 @@ export function sampleOnlyResult(sample: TraceSample, origin: 'PREROUTING' | 'OU
     sample,
     sampleOnly: true,
   };
+}
+
+/** sampleOnlyResult of a kept sample, kept with it (frozen): its hops read from the sample when read. */
+function keptSampleOnlyResult(sample: TraceSample, origin: 'PREROUTING' | 'OUTPUT'): TraceResult {
+  const endpoint = sample.endpoint;
+  const masqueradeByEndpoint: Record<string, boolean> = keyedRecord();
+  if (endpoint !== undefined) masqueradeByEndpoint[endpoint] = sample.masquerade;
+  return Object.freeze({
+    verdict: sample.verdict,
+    endpoints: Object.freeze(endpoint === undefined ? [] : [endpoint]),
+    probabilities: Object.freeze({}),
+    masquerade: sample.masquerade,
+    masqueradeByEndpoint: Object.freeze(masqueradeByEndpoint),
+    get hops() { return sample.hops; },
+    origin,
+    sample,
+    sampleOnly: true as const,
+  });
 }
 
 /**
@@ -576,6 +593,21 @@ function sampleOf(one: WalkResult): TraceSample {
   const sample: { -readonly [K in keyof TraceSample]: TraceSample[K] } = path.verdict === 'DNAT' && path.endpoint !== undefined
     ? { endpoint: path.endpoint, verdict: path.verdict, masquerade: path.masquerade, hops }
     : { verdict: path.verdict, masquerade: path.masquerade, hops };
+  if (path.recent !== undefined) sample.recent = recentUpdatesOf(path.recent);
+  return sample;
+}
+
+/**
+ * sampleOf for a walk that is kept: its hops are made when first read. A kept sample lives as
+ * long as the cache, and most are never read for their hops (a load test, a simulation): the
+ * compact hop log is all it holds until then, rather than a dozen objects the GC must copy.
+ */
+function keptSampleOf(one: WalkResult): TraceSample {
+  const path = one.paths[0]!;
+  const log = one.hops!;
+  const sample: { -readonly [K in keyof TraceSample]: TraceSample[K] } = path.verdict === 'DNAT' && path.endpoint !== undefined
+    ? { endpoint: path.endpoint, verdict: path.verdict, masquerade: path.masquerade, get hops() { return log.toHops(); } }
+    : { verdict: path.verdict, masquerade: path.masquerade, get hops() { return log.toHops(); } };
   if (path.recent !== undefined) sample.recent = recentUpdatesOf(path.recent);
   return sample;
 }

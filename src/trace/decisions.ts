@@ -22,14 +22,14 @@
 import type { Words } from '../util/ip.js';
 import { CHECK, sourceInterval, sourcePasses, type FastChecks } from './fast-checks.js';
 import type { SeededDraws } from '../util/random.js';
-import { recentKey, type RecentChange, RecentLists } from './recent.js';
+import { recentKey, type RecentChange, RecentLists, type RecentSource } from './recent.js';
 import type { Flow } from './walk-state.js';
 
 /** A source of uniform 32-bit integers (a sampled walk's random draws). */
 export type Draw = () => number;
 
 /** One decision asked again: for this flow, these recent lists, this sample's draws. */
-export type Decide = (flow: Flow, lists: RecentLists, draw: Draw | undefined) => boolean;
+export type Decide = (flow: Flow, lists: RecentSource, draw: Draw | undefined) => boolean;
 
 /** A `recent --set/--update/--remove` of a walk, with the source's address left open. */
 export interface RecentTemplate {
@@ -231,7 +231,7 @@ export class DecisionTrie<L> {
    * `recentReads` and they are not); `draws` for a seeded walk's draws.
    */
   find(
-    src32: number, srcTypeBit: number, flow: Flow | undefined, lists: RecentLists | undefined, draws: SeededDraws | undefined,
+    src32: number, srcTypeBit: number, flow: Flow | undefined, lists: RecentSource | undefined, draws: SeededDraws | undefined,
   ): L | typeof MISS | typeof UNPREDICTABLE {
     let node: TrieNode<L> | undefined;
     if (this.classed && src32 >= 0 && lists === undefined) {

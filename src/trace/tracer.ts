@@ -16,9 +16,9 @@ import { Ipset } from './ipsets.js';
 import { traceKubeProxyTest } from './kube-proxy-test.js';
 import { PreparedRuleset } from './prepared-ruleset.js';
 import { addressTypeBit, ctStateBits, protocolCode } from './fast-checks.js';
-import { type RecentChange, RecentLists } from './recent.js';
+import { callerRecentLists, type RecentChange, RecentLists, type RecentSource } from './recent.js';
 import { SeededDraws, seededUint32 } from '../util/random.js';
-import type { Hop, Packet, RecentUpdate, TraceContext, TraceOptions, TraceResult, TraceSample, Verdict } from './types.js';
+import type { Hop, Packet, RecentLookup, RecentUpdate, TraceContext, TraceOptions, TraceResult, TraceSample, Verdict } from './types.js';
 import { walk, type PathOutcome, type WalkResult, type WalkSetup } from './walk.js';
 import { DecisionLog, type DecisionTrie, MISS, recentChangesOf, UNPREDICTABLE } from './decisions.js';
 import { type CacheSlot, findSlot, type SampleLeaf, WalkCache } from './walk-cache.js';
@@ -64,6 +64,16 @@ export function createTracer(
   const addresses = new AddressCache();
   const facts = new AddressFactsCache(addresses, local);
   const contextRecent = new RecentLists(context.recent);
+  /** The last caller's lookup, as a walk asks it (a simulator passes the same one every time). */
+  let lastLookup: RecentLookup | undefined;
+  let lastLists: RecentSource | undefined;
+  const callerLists = (lookup: RecentLookup): RecentSource => {
+    if (lookup !== lastLookup) {
+      lastLookup = lookup;
+      lastLists = callerRecentLists(lookup);
+    }
+    return lastLists!;
+  };
   const cache = options.cache === false ? undefined : new WalkCache();
   let lookups = 0;
   let hits = 0;
@@ -79,7 +89,7 @@ export function createTracer(
       throw new KpsimError('KPSIM_ERR_TRACE_BAD_PACKET', `an IPv${checked.family} packet, but there is no IPv${checked.family} ruleset`, { path: 'packet.dst' });
     }
     const flow = flowOf(checked, opts, facts);
-    const recentLists = opts.recent ? new RecentLists(opts.recent) : contextRecent;
+    const recentLists = opts.recentLookup !== undefined ? callerLists(opts.recentLookup) : opts.recent ? new RecentLists(opts.recent) : contextRecent;
     const slot = cache !== undefined && keptWalks(opts)
       ? cache.slot(known?.dstFacts ?? facts.of(checked.dst), flow.protoCode, checked.dport, flow.fromNode, (opts.mark ?? 0) >>> 0)
       : undefined;
@@ -149,7 +159,7 @@ export function createTracer(
   /** A trie a plain packet can look up with its source's address and type alone. */
   const plainLookup = (trie: DecisionTrie<unknown>): boolean => !trie.calls && (contextRecent.empty || !trie.recentReads);
   const plainSlot = (packet: Packet, opts: TraceOptions): CacheSlot | undefined => {
-    if (cache === undefined || opts.recent !== undefined || opts.ctstate !== undefined || opts.inInterface !== undefined
+    if (cache === undefined || opts.recent !== undefined || opts.recentLookup !== undefined || opts.ctstate !== undefined || opts.inInterface !== undefined
       || opts.outInterface !== undefined || opts.semantics !== undefined) return undefined;
     const proto = packet.proto;
     const protoCode = proto === 'tcp' ? 6 : proto === 'udp' ? 17 : proto === 'sctp' ? 132 : 0;
@@ -227,7 +237,7 @@ export function createTracer(
 const NO_OPTIONS: TraceOptions = Object.freeze({});
 
 /** The packet's recent lists for a trie lookup: undefined when nobody is in them. */
-function listsOf(p: Prepared): RecentLists | undefined {
+function listsOf(p: Prepared): RecentSource | undefined {
   return p.recentLists.empty ? undefined : p.recentLists;
 }
 
@@ -241,7 +251,7 @@ interface Prepared {
   readonly checked: CheckedPacket;
   readonly opts: TraceOptions;
   readonly flow: Flow;
-  readonly recentLists: RecentLists;
+  readonly recentLists: RecentSource;
   readonly slot: CacheSlot | undefined;
 }
 
@@ -321,8 +331,13 @@ function leafOf(sample: TraceSample, log: DecisionLog): SampleLeaf {
 
 /** A kept sampled walk as this packet's sample: its recent changes made with this packet's source. */
 function sampleFromLeaf(leaf: SampleLeaf, flow: Pick<Flow, 'src' | 'srcWords'>): TraceSample {
-  if (leaf.recent === undefined) return leaf.sample;
-  return { ...leaf.sample, recent: recentUpdatesOf(recentChangesOf(leaf.recent, flow)!) };
+  const base = leaf.sample;
+  if (leaf.recent === undefined) return base;
+  const recent = recentUpdatesOf(recentChangesOf(leaf.recent, flow)!);
+  // Written out rather than spread: a spread of the kept sample (whose hops are a getter) is slow.
+  return base.endpoint !== undefined
+    ? { endpoint: base.endpoint, verdict: base.verdict, masquerade: base.masquerade, get hops() { return base.hops; }, recent }
+    : { verdict: base.verdict, masquerade: base.masquerade, get hops() { return base.hops; }, recent };
 }
 
 /** Trace one packet through a node's rulesets (IPv4 and/or IPv6). */
@@ -614,6 +629,9 @@ function keptSampleOf(one: WalkResult): TraceSample {
 
 /** A walk's changes to `recent` lists, oldest first, the last change of each (list, address) only. */
 function recentUpdatesOf(newestFirst: RecentChange): RecentUpdate[] {
+  const c = newestFirst;
+  // One change (kube-proxy's affinity: the endpoint's --set) needs no sorting out.
+  if (c.previous === undefined) return [c.seen === undefined ? { list: c.list, address: c.ip, removed: true } : { list: c.list, address: c.ip }];
   const updates: RecentUpdate[] = [];
   const seen = new Set<string>();
   for (let c: RecentChange | undefined = newestFirst; c; c = c.previous) {

@@ -13,7 +13,7 @@ import type { NftRuleset } from '../../nftables/types.js';
 import { seededUint32 } from '../../util/random.js';
 import type { Family } from '../../util/ip.js';
 import { AddressCache, LocalAddresses } from '../addresses.js';
-import { RecentLists } from '../recent.js';
+import { callerRecentLists, RecentLists } from '../recent.js';
 import { checkPacket, sampleOnlyResult, seedOfSampleOnly, summarize } from '../tracer.js';
 import type { Hop, Packet, TraceContext, TraceOptions, TraceResult, TraceSample } from '../types.js';
 import { KpsimError } from '../../errors.js';
@@ -54,7 +54,7 @@ export function createNftTracer(rulesets: NftRuleset | readonly NftRuleset[], co
     const fromNode = opts.fromNode ?? local.isLocal(checked.src, addresses.words(checked.src));
     const setup: NftWalkSetup = {
       program, local, addresses,
-      dynamic: opts.recent ? new RecentLists(opts.recent) : contextDynamic,
+      dynamic: opts.recentLookup !== undefined ? callerRecentLists(opts.recentLookup) : opts.recent ? new RecentLists(opts.recent) : contextDynamic,
       flow: {
         proto: checked.proto,
         src: checked.src,

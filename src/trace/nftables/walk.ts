@@ -35,7 +35,7 @@ import { tableId, type NftElement } from '../../nftables/types.js';
 import { joinHostPort, normalizeIP, splitHostPortText } from '../../util/ip.js';
 import type { LocalAddresses } from '../addresses.js';
 import type { AddressCache } from '../addresses.js';
-import type { RecentLists } from '../recent.js';
+import type { RecentSource } from '../recent.js';
 import type { Hop, SetLookup, Verdict } from '../types.js';
 import type { PathOutcome } from '../walk.js';
 import type { RecentUpdate } from '../types.js';
@@ -68,7 +68,7 @@ export interface NftWalkSetup {
   readonly local: LocalAddresses;
   readonly addresses: AddressCache;
   /** Dynamic sets' members (affinity): by set name, as `recent` lists. */
-  readonly dynamic: RecentLists;
+  readonly dynamic: RecentSource;
 }
 
 interface Frame {

@@ -22,14 +22,18 @@
 import type { Words } from '../util/ip.js';
 import { CHECK, sourceInterval, sourcePasses, type FastChecks } from './fast-checks.js';
 import type { SeededDraws } from '../util/random.js';
+import { numgenIndex } from '../nftables/numgen.js';
 import { recentKey, type RecentChange, RecentLists, type RecentSource } from './recent.js';
 import type { Flow } from './walk-state.js';
 
 /** A source of uniform 32-bit integers (a sampled walk's random draws). */
 export type Draw = () => number;
 
-/** One decision asked again: for this flow, these recent lists, this sample's draws. */
-export type Decide = (flow: Flow, lists: RecentSource, draw: Draw | undefined) => boolean;
+/**
+ * One decision asked again: for this flow (iptables mode's Flow; the nftables tracer's own),
+ * these recent lists, this sample's draws.
+ */
+export type Decide<F = Flow> = (flow: F, lists: RecentSource, draw: Draw | undefined) => boolean;
 
 /** A `recent --set/--update/--remove` of a walk, with the source's address left open. */
 export interface RecentTemplate {
@@ -45,11 +49,15 @@ const DRAW = 1;
 const CALL = 2;
 const LEAF = 3;
 const RECENT = 4;
+/** A numgen draw (`row` its modulus): yes when the index drawn is `flags`; the index is kept for PICKED. */
+const PICK = 5;
+/** The same numgen draw's index is `flags`. */
+const PICKED = 6;
 
 /** The decisions of one walk, in walk order, with their answers. */
-export class DecisionLog {
+export class DecisionLog<F = Flow> {
   /** As trie nodes, so that a kept walk's new part is its own decisions (no copies). */
-  readonly decisions: TrieNode<unknown>[] = [];
+  readonly decisions: TrieNode<unknown, F>[] = [];
   readonly results: boolean[] = [];
   /** The changes a sampled walk made to recent lists, in order. */
   readonly recent: RecentTemplate[] = [];
@@ -59,7 +67,7 @@ export class DecisionLog {
    */
   unpredictable = false;
 
-  add(decide: Decide, result: boolean): void {
+  add(decide: Decide<F>, result: boolean): void {
     if (this.unpredictable) return;
     this.decisions.push(new TrieNode(CALL, decide, undefined, 0, 0, undefined));
     this.results.push(result);
@@ -69,10 +77,18 @@ export class DecisionLog {
    * A rule's `recent` checks, asked again by `decide`, answered `result`; `whenEmpty`: their
    * answer when every list is empty (and the walk changed none, as for every logged one).
    */
-  addRecent(decide: Decide, result: boolean, whenEmpty: boolean): void {
+  addRecent(decide: Decide<F>, result: boolean, whenEmpty: boolean): void {
     if (this.unpredictable) return;
     this.decisions.push(new TrieNode(RECENT, decide, undefined, 0, whenEmpty ? 1 : 0, undefined));
     this.results.push(result);
+  }
+
+  /** A `numgen random mod N` vmap drew index `index` (one draw, asked as a chain of yes/no). */
+  addPick(mod: number, index: number): void {
+    for (let k = 0; k <= index && !this.unpredictable; k++) {
+      this.decisions.push(new TrieNode(k === 0 ? PICK : PICKED, undefined, undefined, mod, k, undefined));
+      this.results.push(k === index);
+    }
   }
 
   /** Row `row`'s packed source checks (passesSourceChecks with `flags`) answered `result`. */
@@ -110,13 +126,13 @@ export function recentChangesOf(templates: readonly RecentTemplate[], flow: Pick
  * yet), or a LEAF: a walk's answer (`value` undefined: unpredictable from here, see
  * DecisionLog). One shape for all, so that following the trie stays monomorphic.
  */
-class TrieNode<L> {
-  yes: TrieNode<L> | undefined = undefined;
-  no: TrieNode<L> | undefined = undefined;
+class TrieNode<L, F = Flow> {
+  yes: TrieNode<L, F> | undefined = undefined;
+  no: TrieNode<L, F> | undefined = undefined;
 
   constructor(
     readonly kind: number,
-    readonly decide: Decide | undefined,
+    readonly decide: Decide<F> | undefined,
     readonly checks: FastChecks | undefined,
     readonly row: number,
     readonly flags: number,
@@ -140,13 +156,13 @@ export const UNPREDICTABLE = Symbol('the walk must be made');
  * `ends` the answers they reach, so a seeded lookup reads two small arrays rather than a trie
  * node per draw scattered over the heap.
  */
-class SourceClass<L> {
+class SourceClass<L, F = Flow> {
   readonly answer: L | typeof MISS | typeof UNPREDICTABLE | undefined;
   steps: number[] | null | undefined = undefined;
   ends: (L | typeof MISS | typeof UNPREDICTABLE)[] = [];
   start = 0;
 
-  constructor(readonly node: TrieNode<L>) {
+  constructor(readonly node: TrieNode<L, F>) {
     this.answer = node.kind === LEAF ? answerOf(node) : undefined;
   }
 
@@ -154,7 +170,7 @@ class SourceClass<L> {
   flatten(src32: number, srcTypeBit: number): boolean {
     const steps: number[] = [];
     const ends = this.ends;
-    const code = (start: TrieNode<L> | undefined): number | null => {
+    const code = (start: TrieNode<L, F> | undefined): number | null => {
       let node = start;
       while (node !== undefined && (node.kind === PACKED || node.kind === RECENT)) {
         const yes = node.kind === PACKED ? sourcePasses(node.checks!, node.row, node.flags, src32, srcTypeBit) : node.flags !== 0;
@@ -182,7 +198,7 @@ class SourceClass<L> {
   }
 }
 
-function answerOf<L>(leaf: TrieNode<L>): L | typeof UNPREDICTABLE {
+function answerOf<L, F>(leaf: TrieNode<L, F>): L | typeof UNPREDICTABLE {
   return leaf.value === undefined ? UNPREDICTABLE : leaf.value;
 }
 
@@ -211,12 +227,12 @@ const TYPE_SLOTS = 16;
  * again. A mask that is not a prefix, or IPv6, turns classes off (every lookup starts at the
  * root, as before).
  */
-export class DecisionTrie<L> {
-  private root: TrieNode<L> | undefined = undefined;
+export class DecisionTrie<L, F = Flow> {
+  private root: TrieNode<L, F> | undefined = undefined;
   /** Interval starts of the source classes, ascending, from 0 (shared until the first is added). */
   private bounds: readonly number[] = NO_BOUNDS;
   /** Class key (interval * TYPE_SLOTS + the type's index) → where the class leads. */
-  private classes: Map<number, SourceClass<L>> | undefined = undefined;
+  private classes: Map<number, SourceClass<L, F>> | undefined = undefined;
   /** Classes can be used (every packed source network is a prefix). */
   private classed = true;
   /** A decision that only a call can ask (a closure): lookups need the whole flow. */
@@ -231,9 +247,9 @@ export class DecisionTrie<L> {
    * `recentReads` and they are not); `draws` for a seeded walk's draws.
    */
   find(
-    src32: number, srcTypeBit: number, flow: Flow | undefined, lists: RecentSource | undefined, draws: SeededDraws | undefined,
+    src32: number, srcTypeBit: number, flow: F | undefined, lists: RecentSource | undefined, draws: SeededDraws | undefined,
   ): L | typeof MISS | typeof UNPREDICTABLE {
-    let node: TrieNode<L> | undefined;
+    let node: TrieNode<L, F> | undefined;
     if (this.classed && src32 >= 0 && lists === undefined) {
       const key = this.classKey(src32, srcTypeBit);
       const classes = this.classes ??= new Map();
@@ -262,6 +278,7 @@ export class DecisionTrie<L> {
     } else {
       node = this.root;
     }
+    let picked = -1;
     while (node !== undefined) {
       const kind = node.kind;
       if (kind === PACKED) {
@@ -273,6 +290,11 @@ export class DecisionTrie<L> {
         node = matched ? node.yes : node.no;
       } else if (kind === CALL) {
         node = node.decide!(flow!, lists ?? NO_RECENT, draws?.draw) ? node.yes : node.no;
+      } else if (kind === PICK) {
+        picked = numgenIndex(draws!.next(), node.row);
+        node = picked === node.flags ? node.yes : node.no;
+      } else if (kind === PICKED) {
+        node = picked === node.flags ? node.yes : node.no;
       } else {
         return node.value === undefined ? UNPREDICTABLE : node.value;
       }
@@ -284,7 +306,7 @@ export class DecisionTrie<L> {
    * Where a source's packed checks (and recent checks, every list empty) lead from the root:
    * the first node of another kind.
    */
-  private pastSourceChecks(src32: number, srcTypeBit: number): TrieNode<L> | undefined {
+  private pastSourceChecks(src32: number, srcTypeBit: number): TrieNode<L, F> | undefined {
     let node = this.root;
     while (node !== undefined) {
       if (node.kind === PACKED) node = sourcePasses(node.checks!, node.row, node.flags, src32, srcTypeBit) ? node.yes : node.no;
@@ -307,11 +329,11 @@ export class DecisionTrie<L> {
   }
 
   /** Keep a walk's decisions and answer; returns how many nodes were added. */
-  insert(log: DecisionLog, value: L): number {
+  insert(log: DecisionLog<F>, value: L): number {
     this.learn(log);
     // Flattened draws may end where this walk goes on: start every class again.
     this.forgetClasses();
-    const leaf = new TrieNode<L>(LEAF, undefined, undefined, 0, 0, log.unpredictable ? undefined : value);
+    const leaf = new TrieNode<L, F>(LEAF, undefined, undefined, 0, 0, log.unpredictable ? undefined : value);
     const n = log.decisions.length;
     if (n === 0) {
       if (this.root !== undefined) this.forgetClasses();
@@ -321,18 +343,18 @@ export class DecisionTrie<L> {
     let added = 0;
     if (this.root === undefined || this.root.kind === LEAF) {
       if (this.root !== undefined) this.forgetClasses();
-      this.root = log.decisions[0] as TrieNode<L>;
+      this.root = log.decisions[0] as TrieNode<L, F>;
       added++;
     }
     let node = this.root;
     for (let i = 0; i < n; i++) {
       const yes = log.results[i]!;
       const next = yes ? node.yes : node.no;
-      let child: TrieNode<L>;
+      let child: TrieNode<L, F>;
       if (i === n - 1) {
         child = leaf;
       } else if (next === undefined || next.kind === LEAF) {
-        child = log.decisions[i + 1] as TrieNode<L>;
+        child = log.decisions[i + 1] as TrieNode<L, F>;
       } else {
         child = next;
       }
@@ -349,7 +371,7 @@ export class DecisionTrie<L> {
   }
 
   /** The source networks and kinds of decision a walk read (see the class comment). */
-  private learn(log: DecisionLog): void {
+  private learn(log: DecisionLog<F>): void {
     let changed = false;
     for (const d of log.decisions) {
       if (d.kind === CALL) {

@@ -312,7 +312,7 @@ function keptSampleOnlyResult(sample: TraceSample, origin: 'PREROUTING' | 'OUTPU
  * A result of its own for the caller, with `sample` when given: the every-outcome result may be
  * a kept walk's, whose fields (read only) it shares, hops included (made once, when first read).
  */
-function withSample(base: TraceResult, sample: TraceSample | undefined): TraceResult {
+export function withSample(base: TraceResult, sample: TraceSample | undefined): TraceResult {
   const result: { -readonly [K in keyof TraceResult]: TraceResult[K] } = {
     verdict: base.verdict, endpoints: base.endpoints, probabilities: base.probabilities, masquerade: base.masquerade,
     masqueradeByEndpoint: base.masqueradeByEndpoint,

@@ -297,10 +297,10 @@ function keptSampleOnlyResult(sample: TraceSample, origin: 'PREROUTING' | 'OUTPU
   if (endpoint !== undefined) masqueradeByEndpoint[endpoint] = sample.masquerade;
   return Object.freeze({
     verdict: sample.verdict,
-    endpoints: Object.freeze(endpoint === undefined ? [] : [endpoint]),
-    probabilities: Object.freeze({}),
+    endpoints: endpoint === undefined ? [] : [endpoint],
+    probabilities: {},
     masquerade: sample.masquerade,
-    masqueradeByEndpoint: Object.freeze(masqueradeByEndpoint),
+    masqueradeByEndpoint,
     get hops() { return sample.hops; },
     origin,
     sample,

@@ -414,12 +414,17 @@ class NftWalker {
     const ok = this.match(path, rule, st.left, st.op, st.right, lookups, notes);
     const clean = typeof ok === 'boolean' && lookups.length === lookupsBefore && notes.length === notesBefore;
     const frozen = path.clone();
-    const setup = this.setup;
+    // One walker asks the match again for every later packet, its flow and lists set each time.
+    const asked: { -readonly [K in keyof NftWalkSetup]: NftWalkSetup[K] } = { ...this.setup };
+    const again = new NftWalker(asked, undefined, false);
+    const ownLookups: SetLookup[] = [];
+    const ownNotes: string[] = [];
     let last: boolean | undefined;
     log.add((flow, lists) => {
-      const again = new NftWalker({ ...setup, flow, dynamic: lists }, undefined, false);
-      const ownLookups: SetLookup[] = [];
-      const ownNotes: string[] = [];
+      asked.flow = flow;
+      asked.dynamic = lists;
+      ownLookups.length = 0;
+      ownNotes.length = 0;
       const answer = again.match(frozen, rule, st.left, st.op, st.right, ownLookups, ownNotes);
       last = typeof answer === 'boolean' && ownLookups.length === 0 && ownNotes.length === 0 ? answer : undefined;
       return last !== undefined;
@@ -699,8 +704,8 @@ function partSelector(sel: Selector, i: number): Selector {
 function partMatches(sel: Selector, value: string, quotedItem: string, op: RelOp): boolean {
   const item = quotedItem.startsWith('"') && quotedItem.endsWith('"') ? quotedItem.slice(1, -1) : quotedItem;
   if (sel.kind === 'payload' && (sel.field === 'saddr' || sel.field === 'daddr')) {
-    const iv = parseAddressInterval(item);
-    const v = addressValue(value);
+    const iv = intervalOf(item);
+    const v = valueOf(value);
     return iv !== undefined && v !== undefined && intervalContains(iv, v.family, v.value);
   }
   if (sel.kind === 'ct' && sel.key === 'state') {
@@ -771,4 +776,32 @@ export function updatesFor(templates: readonly RecentTemplate[], src: string): R
     updates = [...updates.filter((u) => u.list !== t.list || u.address !== address), { list: t.list, address }];
   }
   return updates;
+}
+
+/**
+ * Addresses and intervals as rules and packets write them, each read once: a kept walk's
+ * decisions ask `ip saddr` matches again for every packet (decisions.ts), and reading the
+ * rule's network from its text each time was most of what they cost. Bounded, as AddressCache is.
+ */
+const intervals = new Map<string, ReturnType<typeof parseAddressInterval>>();
+const values = new Map<string, ReturnType<typeof addressValue>>();
+
+function intervalOf(text: string): ReturnType<typeof parseAddressInterval> {
+  let iv = intervals.get(text);
+  if (iv === undefined && !intervals.has(text)) {
+    iv = parseAddressInterval(text);
+    if (intervals.size > 100_000) intervals.clear();
+    intervals.set(text, iv);
+  }
+  return iv;
+}
+
+function valueOf(text: string): ReturnType<typeof addressValue> {
+  let v = values.get(text);
+  if (v === undefined && !values.has(text)) {
+    v = addressValue(text);
+    if (values.size > 100_000) values.clear();
+    values.set(text, v);
+  }
+  return v;
 }

@@ -787,21 +787,17 @@ const intervals = new Map<string, ReturnType<typeof parseAddressInterval>>();
 const values = new Map<string, ReturnType<typeof addressValue>>();
 
 function intervalOf(text: string): ReturnType<typeof parseAddressInterval> {
-  let iv = intervals.get(text);
-  if (iv === undefined && !intervals.has(text)) {
-    iv = parseAddressInterval(text);
-    if (intervals.size > 100_000) intervals.clear();
-    intervals.set(text, iv);
-  }
-  return iv;
+  return readOnce(intervals, text, parseAddressInterval);
 }
 
 function valueOf(text: string): ReturnType<typeof addressValue> {
-  let v = values.get(text);
-  if (v === undefined && !values.has(text)) {
-    v = addressValue(text);
-    if (values.size > 100_000) values.clear();
-    values.set(text, v);
-  }
-  return v;
+  return readOnce(values, text, addressValue);
+}
+
+function readOnce<T>(cache: Map<string, T>, text: string, read: (text: string) => T): T {
+  if (cache.has(text)) return cache.get(text)!;
+  const value = read(text);
+  if (cache.size > 100_000) cache.clear();
+  cache.set(text, value);
+  return value;
 }

@@ -158,8 +158,8 @@ export function createTracer(
   let plainSource: AddressFacts | undefined;
   /** A trie a plain packet can look up with its source's address and type alone. */
   const plainLookup = (trie: DecisionTrie<unknown>): boolean => !trie.calls && (contextRecent.empty || !trie.recentReads);
-  const plainSlot = (packet: Packet, opts: TraceOptions): CacheSlot | undefined => {
-    if (cache === undefined || opts.recent !== undefined || opts.recentLookup !== undefined || opts.ctstate !== undefined || opts.inInterface !== undefined
+  const plainSlot = (packet: Packet, opts: TraceOptions, lookupAllowed = false): CacheSlot | undefined => {
+    if (cache === undefined || opts.recent !== undefined || (opts.recentLookup !== undefined && !lookupAllowed) || opts.ctstate !== undefined || opts.inInterface !== undefined
       || opts.outInterface !== undefined || opts.semantics !== undefined) return undefined;
     const proto = packet.proto;
     const protoCode = proto === 'tcp' ? 6 : proto === 'udp' ? 17 : proto === 'sctp' ? 132 : 0;
@@ -180,10 +180,15 @@ export function createTracer(
     },
     cacheStats: () => ({ lookups, hits }),
     sample: (packet, seed, opts = NO_OPTIONS) => {
-      const slot = plainSlot(packet, opts);
-      if (slot !== undefined && plainLookup(slot.one)) {
+      const lookup = opts.recentLookup;
+      const slot = plainSlot(packet, opts, true);
+      // A caller's own lists (the simulator's returning clients) are asked by the recent checks
+      // alone, which read nothing of the flow but the source's address.
+      if (slot !== undefined && (lookup === undefined ? plainLookup(slot.one) : !slot.one.calls)) {
         const src = plainSource!;
-        const found = slot.one.find(src.src32, src.typeBit, undefined, undefined, draws.reset(seed));
+        const found = lookup === undefined
+          ? slot.one.find(src.src32, src.typeBit, undefined, undefined, draws.reset(seed))
+          : slot.one.find(src.src32, src.typeBit, (src.recentFlow ??= recentFlowOf(packet, src)), callerLists(lookup), draws.reset(seed));
         if (found !== MISS && found !== UNPREDICTABLE) {
           lookups++;
           hits++;
@@ -415,6 +420,20 @@ interface AddressFacts {
   flow: Flow | undefined;
   /** The kept walks to this address (see walk-cache.ts). */
   slots: Map<number, CacheSlot> | undefined;
+  /** A flow from this address for recent checks, which read only its address (see recentFlowOf). */
+  recentFlow: Flow | undefined;
+}
+
+/**
+ * A flow from the packet's source with no port, for a kept walk's recent checks alone: they
+ * read the source's address and nothing else of the flow (recentMatches).
+ */
+function recentFlowOf(packet: Packet, src: AddressFacts): Flow {
+  return {
+    proto: packet.proto, protoCode: protocolCode(packet.proto), src: packet.src, srcWords: src.words, src32: src.src32,
+    srcType: src.type, srcTypeBit: src.typeBit, sport: undefined, inInterface: undefined, outInterface: undefined,
+    ctBits: FIRST_PACKET_STATES, fromNode: src.local,
+  };
 }
 
 /**
@@ -438,7 +457,7 @@ class AddressFactsCache {
       const type = this.local.addressType(ip, words);
       facts = {
         words, src32: words.length === 1 ? words[0]! : -1, type, typeBit: addressTypeBit(type), local: this.local.isLocal(ip, words),
-        flow: undefined, slots: undefined,
+        flow: undefined, slots: undefined, recentFlow: undefined,
       };
       if (this.cache.size > 100_000) this.cache.clear(); // bounded, as AddressCache is
       this.cache.set(ip, facts);

@@ -15,15 +15,21 @@
  * node-port connections from pods (sources drawn from the whole pod range, so most lookups meet
  * a source their destination has not seen yet) and from outside, picked with a seed; "first
  * pass" is the rate over packets none of which was traced before, "steady" the rate once each
- * has been. Each rate is the median of several rounds, in lookups per second of wall time and
- * per CPU-second (steadier on a shared machine); at 1k, the ratio of the index against a tracer
- * that scans every chain rule by rule. Targets are printed beside the figures, never asserted.
+ * has been; the tracer that walks every packet is measured the same way, so each figure is
+ * set against its own baseline. Each rate is the median of several rounds, in lookups per
+ * second of wall time and per CPU-second (steadier on a shared machine); at 1k, the ratio of
+ * the index against a tracer that scans every chain rule by rule. nftables mode is measured
+ * on the same cluster and packets (kept walks against every packet walked). Targets are
+ * printed beside the figures, never asserted.
  */
 import { performance } from 'node:perf_hooks';
 import { compileIptablesRules } from '../src/iptables/compile.js';
 import { countRules } from '../src/iptables/render.js';
 import type { Ruleset } from '../src/iptables/types.js';
 import { createTracer, type Tracer } from '../src/trace/tracer.js';
+import { compileNftablesRules } from '../src/nftables/compile.js';
+import { countNftRules } from '../src/nftables/render-script.js';
+import { createNftTracer, type NftTracer } from '../src/trace/nftables/tracer.js';
 import type { Packet } from '../src/trace/types.js';
 import type { ProxierState } from '../src/tracker/types.js';
 import { seededRandom } from '../test/helpers/cluster-builders.js';
@@ -37,6 +43,7 @@ const PACKETS = 16384;
 
 interface Setup {
   services: number;
+  state: ProxierState;
   ruleset: Ruleset;
   packets: Packet[];
   localAddresses: readonly string[];
@@ -44,7 +51,7 @@ interface Setup {
 
 function setup(services: number): Setup {
   const state = generatedState(services);
-  return { services, ruleset: compileIptablesRules(state), packets: packetsFor(state), localAddresses: state.localAddresses };
+  return { services, state, ruleset: compileIptablesRules(state), packets: packetsFor(state), localAddresses: state.localAddresses };
 }
 
 /** Mostly pod → cluster IP, some outside → cluster IP, some outside → node port. */
@@ -143,6 +150,33 @@ function ratio(a: Rate, b: Rate): string {
   return `${(a.wall / b.wall).toFixed(1)}x (CPU: ${(a.cpu / b.cpu).toFixed(1)}x)`;
 }
 
+/**
+ * nftables mode on the same cluster and packets: every outcome and one outcome (sampleOnly),
+ * walks kept against every packet walked, in the same run.
+ */
+function nftablesFigures(s: Setup, seconds: number, rounds: number, target: (n: number) => string): void {
+  const ruleset = compileNftablesRules(s.state);
+  const context = { localAddresses: s.localAddresses };
+  const lookups: { name: string; goal: number; lookup: (t: NftTracer) => (p: Packet, i: number) => void }[] = [
+    { name: 'all outcomes', goal: TARGET_ALL_OUTCOMES, lookup: (t) => (p) => t.trace(p) },
+    { name: 'one outcome (trace sampleOnly)', goal: TARGET_ONE_OUTCOME, lookup: (t) => (p, i) => t.trace(p, { seed: i & 1023, sampleOnly: true }) },
+  ];
+  const walking = createNftTracer(ruleset, context, { cache: false });
+  walking.warm();
+  const base = lookups.map((l) => rate(seconds / 2, rounds, l.lookup(walking), s.packets));
+  const keeping = createNftTracer(ruleset, context);
+  keeping.warm();
+  console.log(`  nftables mode (${fmt(countNftRules(ruleset).rules)} rules):`);
+  lookups.forEach((l, k) => {
+    const cold = firstPass(l.lookup(keeping), s.packets);
+    const steady = rate(seconds, rounds, l.lookup(keeping), s.packets);
+    console.log(`    ${l.name}: kept walks, steady: ${show(steady)}${target(l.goal)}; / every packet walked = ${ratio(steady, base[k]!)}`);
+    console.log(`      kept walks, first pass: ${show(cold)}; every packet walked: ${show(base[k]!)}`);
+  });
+  const stats = keeping.cacheStats();
+  console.log(`    kept-walk hits: ${fmt(stats.hits)} of ${fmt(stats.lookups)} lookups`);
+}
+
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const sizes = quick ? [1000, 3000] : [1000, 10000];
@@ -163,12 +197,17 @@ async function main(): Promise<void> {
     const target = (n: number): string => (big ? `  (target >= ${fmt(n)})` : '');
     console.log(`${services} services x ${ENDPOINTS_PER_SERVICE} endpoints: ${fmt(countRules(s.ruleset))} rules, ${fmt(s.packets.length)} packets`);
     // The baseline first, on a tracer of its own that is let go before the kept walks are
-    // measured: two prepared 10k-service tracers in one heap slow each other's GC.
-    const walked = ((): Rate[] => {
+    // measured: two prepared 10k-service tracers in one heap slow each other's GC. Both
+    // tracers get the same sequence (each kind's first pass, then its steady rate), so each
+    // figure has its own baseline: a first pass against the walks' first pass, steady against steady.
+    const walked = ((): { cold: Rate | undefined; steady: Rate }[] => {
       const uncached = prepare(s, true, false).tracer;
-      return kinds.map((kind) => rate(seconds, rounds, kind.lookup(uncached), s.packets));
+      return kinds.map((kind) => ({
+        cold: kind.firstPass ? firstPass(kind.lookup(uncached), s.packets) : undefined,
+        steady: rate(seconds, rounds, kind.lookup(uncached), s.packets),
+      }));
     })();
-    const indexedAll = walked[0]!;
+    const indexedAll = walked[0]!.steady;
     const build = prepare(s, true);
     const tracer = build.tracer;
     console.log(`  index built (every chain): ${build.ms.toFixed(0)} ms (${build.cpuMs.toFixed(0)} ms CPU); first trace of a fresh tracer: ${first.ms.toFixed(0)} ms (${first.cpuMs.toFixed(0)} ms CPU)`);
@@ -177,12 +216,13 @@ async function main(): Promise<void> {
       const steady = rate(seconds, rounds, kind.lookup(tracer), s.packets);
       const base = walked[k]!;
       console.log(`  ${kind.name}:`);
-      console.log(`    kept walks, steady:     ${show(steady)}${target(kind.goal)}; / every packet walked = ${ratio(steady, base)}`);
-      if (cold) console.log(`    kept walks, first pass: ${show(cold)}; / every packet walked = ${ratio(cold, base)}`);
-      console.log(`    every packet walked:    ${show(base)}`);
+      console.log(`    kept walks, steady:     ${show(steady)}${target(kind.goal)}; / every packet walked = ${ratio(steady, base.steady)}`);
+      if (cold && base.cold) console.log(`    kept walks, first pass: ${show(cold)}; / every packet walked, first pass = ${ratio(cold, base.cold)}; / steady = ${ratio(cold, base.steady)}`);
+      console.log(`    every packet walked:    ${show(base.steady)}${base.cold ? `; first pass ${show(base.cold)}` : ''}`);
     });
     const stats = tracer.cacheStats();
     console.log(`  kept-walk hits: ${fmt(stats.hits)} of ${fmt(stats.lookups)} lookups`);
+    nftablesFigures(s, seconds, rounds, big ? target : () => '');
     if (services === 1000) {
       const linear = prepare(s, false, false).tracer;
       const scan = rate(seconds, rounds, (p) => linear.trace(p), s.packets);

@@ -44,7 +44,7 @@ export type { ProxierState, ProxierServicePort, ServicePortInfo, EndpointInfo, C
 export type { Ruleset, Table, Chain, Rule, TableName } from './iptables/types.js';
 export { renderIptablesSave } from './iptables/render.js';
 export { renderCanonical } from './iptables/canonical.js';
-export type { Packet, TraceContext, TraceOptions, TraceResult, Hop, Verdict, TraceSample } from './trace/types.js';
+export type { Packet, TraceContext, TraceOptions, TraceResult, Hop, Verdict, TraceSample, RecentLookup } from './trace/types.js';
 export { formatTrace } from './trace/format.js';
 export { formatTraceBranches, type BranchFormatOptions } from './trace/format-branches.js';
 export { ANSI_STYLE, PLAIN_STYLE, type TextStyle } from './trace/text-style.js';

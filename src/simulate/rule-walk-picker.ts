@@ -10,7 +10,7 @@
  * address unmasked (--rsource, no --mask), so no other entry could match.
  */
 import { defaultTcpTimeoutsSeconds } from '../ipvs/conn-table.js';
-import type { Packet, RecentEntry, TraceOptions, TraceSample } from '../trace/types.js';
+import type { Packet, RecentLookup, TraceOptions, TraceSample } from '../trace/types.js';
 import { splitHostPort } from '../util/ip.js';
 import { seededUint32 } from '../util/random.js';
 import { LingeringCounts, type PickedConnection, type Picker } from './picker.js';
@@ -44,20 +44,31 @@ export function ruleWalkPicker(tracer: SampleTracer, opts: RuleWalkPickerOptions
   /** address → list → when it was last set, and how often. */
   const recent = new Map<string, Map<string, Seen>>();
   const clients = new ClientNames();
-
-  const recentOf = (address: string): Record<string, RecentEntry[]> | undefined => {
-    const lists = recent.get(address);
-    if (lists === undefined) return undefined;
-    const state: Record<string, RecentEntry[]> = {};
-    for (const [list, seen] of lists) state[list] = [{ address, ageSeconds: counts.now - seen.at, hits: seen.hits }];
-    return state;
+  // The walks ask the picker's own lists (with ages at the picker's time): nothing is copied
+  // per connection. A client in none walks as a fresh client (the tracer's plain lookups).
+  const lookup: RecentLookup = {
+    find(list, address) {
+      const seen = recent.get(address)?.get(list);
+      return seen === undefined ? undefined : { ageSeconds: counts.now - seen.at, hits: seen.hits };
+    },
+    *entries(list) {
+      for (const [address, lists] of recent) {
+        const seen = lists.get(list);
+        if (seen !== undefined) yield [address, { ageSeconds: counts.now - seen.at, hits: seen.hits }] as const;
+      }
+    },
   };
+  const withLookup: TraceOptions = { recentLookup: lookup };
+  const plain: TraceOptions = {};
 
   const remember = (sample: TraceSample): void => {
-    for (const update of sample.recent ?? []) {
+    const updates = sample.recent;
+    if (updates === undefined) return;
+    for (const update of updates) {
       let lists = recent.get(update.address);
       if (update.removed) {
         lists?.delete(update.list);
+        if (lists?.size === 0) recent.delete(update.address);
         continue;
       }
       if (lists === undefined) recent.set(update.address, (lists = new Map()));
@@ -82,8 +93,7 @@ export function ruleWalkPicker(tracer: SampleTracer, opts: RuleWalkPickerOptions
       const packet: Packet = parts
         ? { proto: opts.packet.proto, src: host, dst: opts.packet.dst, dport: opts.packet.dport, sport: parts.port }
         : { proto: opts.packet.proto, src: host, dst: opts.packet.dst, dport: opts.packet.dport };
-      const state = recentOf(host);
-      const sample = tracer.sample(packet, nextSeed(), state !== undefined ? { recent: state } : {});
+      const sample = tracer.sample(packet, nextSeed(), recent.has(host) ? withLookup : plain);
       remember(sample);
       return sample.endpoint === undefined ? undefined : counts.open(sample.endpoint);
     },
@@ -94,17 +104,35 @@ export function ruleWalkPicker(tracer: SampleTracer, opts: RuleWalkPickerOptions
 /**
  * Clients' "ip:port" names split as splitHostPort splits them, each host's address normalised
  * once: a simulation's million connections come from some 65k hosts, and parsing each name's
- * address again was a fifth of a kept walk's pick.
+ * address again was a fifth of a kept walk's pick. An IPv4 host in plain form is read as a
+ * number (no substring made and hashed per connection), and the same string is handed out for
+ * it every time, so the tracer's lookups by address compare it by identity.
  */
 class ClientNames {
   private readonly hosts = new Map<string, string | null>();
+  private readonly plainV4 = new Map<number, string>();
 
   split(client: string): { ip: string; port: number } | undefined {
     const colon = client.lastIndexOf(':');
     // Bracketed or bare IPv6 names take the general way.
-    if (colon <= 0 || client.indexOf(':') !== colon) return splitHostPort(client);
-    const portText = client.slice(colon + 1);
-    if (!/^\d+$/.test(portText)) return undefined;
+    if (colon <= 0 || client.indexOf(':') !== colon || colon === client.length - 1) return splitHostPort(client);
+    let port = 0;
+    for (let i = colon + 1; i < client.length; i++) {
+      const digit = client.charCodeAt(i) - 48;
+      if (digit < 0 || digit > 9) return undefined;
+      port = port * 10 + digit;
+    }
+    if (port > 65535) return undefined;
+    const v4 = plainIPv4(client, colon);
+    if (v4 >= 0) {
+      let ip = this.plainV4.get(v4);
+      if (ip === undefined) {
+        ip = client.slice(0, colon);
+        if (this.plainV4.size >= 100_000) this.plainV4.clear();
+        this.plainV4.set(v4, ip);
+      }
+      return { ip, port };
+    }
     const host = client.slice(0, colon);
     let ip = this.hosts.get(host);
     if (ip === undefined) {
@@ -112,7 +140,35 @@ class ClientNames {
       if (this.hosts.size >= 100_000) this.hosts.clear();
       this.hosts.set(host, ip);
     }
-    const port = Number.parseInt(portText, 10);
-    return ip === null || port > 65535 ? undefined : { ip, port };
+    return ip === null ? undefined : { ip, port };
   }
+}
+
+/**
+ * The first `end` characters of `text` as an IPv4 address in normal form (four decimal octets
+ * without leading zeros), as a number; -1 when they are anything else.
+ */
+function plainIPv4(text: string, end: number): number {
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < end; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch === 46) {
+      if (digits === 0) return -1;
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+      continue;
+    }
+    const digit = ch - 48;
+    if (digit < 0 || digit > 9 || (digits > 0 && octet === 0)) return -1;
+    octet = octet * 10 + digit;
+    digits++;
+    if (octet > 255) return -1;
+  }
+  if (dots !== 3 || digits === 0) return -1;
+  return value * 256 + octet;
 }

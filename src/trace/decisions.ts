@@ -20,15 +20,20 @@
  * there, since every decision before was the same.
  */
 import type { Words } from '../util/ip.js';
-import { passesSourceChecks, type FastChecks } from './fast-checks.js';
-import { recentKey, type RecentChange, type RecentLists } from './recent.js';
+import { CHECK, sourceInterval, sourcePasses, type FastChecks } from './fast-checks.js';
+import type { SeededDraws } from '../util/random.js';
+import { numgenIndex } from '../nftables/numgen.js';
+import { recentKey, type RecentChange, RecentLists, type RecentSource } from './recent.js';
 import type { Flow } from './walk-state.js';
 
 /** A source of uniform 32-bit integers (a sampled walk's random draws). */
 export type Draw = () => number;
 
-/** One decision asked again: for this flow, these recent lists, this sample's draws. */
-export type Decide = (flow: Flow, lists: RecentLists, draw: Draw | undefined) => boolean;
+/**
+ * One decision asked again: for this flow (iptables mode's Flow; the nftables tracer's own),
+ * these recent lists, this sample's draws.
+ */
+export type Decide<F = Flow> = (flow: F, lists: RecentSource, draw: Draw | undefined) => boolean;
 
 /** A `recent --set/--update/--remove` of a walk, with the source's address left open. */
 export interface RecentTemplate {
@@ -43,23 +48,16 @@ const PACKED = 0;
 const DRAW = 1;
 const CALL = 2;
 const LEAF = 3;
-
-/**
- * One decision: a packed source check of a rule (FastChecks row and flags, the common case), a
- * packed statistic draw (`row` the stored probability, `flags` 1 when negated), both asked
- * without a call; or any other as a function.
- */
-interface Decision {
-  readonly kind: number;
-  readonly decide: Decide | undefined;
-  readonly checks: FastChecks | undefined;
-  readonly row: number;
-  readonly flags: number;
-}
+const RECENT = 4;
+/** A numgen draw (`row` its modulus): yes when the index drawn is `flags`; the index is kept for PICKED. */
+const PICK = 5;
+/** The same numgen draw's index is `flags`. */
+const PICKED = 6;
 
 /** The decisions of one walk, in walk order, with their answers. */
-export class DecisionLog {
-  readonly decisions: Decision[] = [];
+export class DecisionLog<F = Flow> {
+  /** As trie nodes, so that a kept walk's new part is its own decisions (no copies). */
+  readonly decisions: TrieNode<unknown, F>[] = [];
   readonly results: boolean[] = [];
   /** The changes a sampled walk made to recent lists, in order. */
   readonly recent: RecentTemplate[] = [];
@@ -69,29 +67,47 @@ export class DecisionLog {
    */
   unpredictable = false;
 
-  add(decide: Decide, result: boolean): void {
+  add(decide: Decide<F>, result: boolean): void {
     if (this.unpredictable) return;
-    this.decisions.push({ kind: CALL, decide, checks: undefined, row: 0, flags: 0 });
+    this.decisions.push(new TrieNode(CALL, decide, undefined, 0, 0, undefined));
     this.results.push(result);
+  }
+
+  /**
+   * A rule's `recent` checks, asked again by `decide`, answered `result`; `whenEmpty`: their
+   * answer when every list is empty (and the walk changed none, as for every logged one).
+   */
+  addRecent(decide: Decide<F>, result: boolean, whenEmpty: boolean): void {
+    if (this.unpredictable) return;
+    this.decisions.push(new TrieNode(RECENT, decide, undefined, 0, whenEmpty ? 1 : 0, undefined));
+    this.results.push(result);
+  }
+
+  /** A `numgen random mod N` vmap drew index `index` (one draw, asked as a chain of yes/no). */
+  addPick(mod: number, index: number): void {
+    for (let k = 0; k <= index && !this.unpredictable; k++) {
+      this.decisions.push(new TrieNode(k === 0 ? PICK : PICKED, undefined, undefined, mod, k, undefined));
+      this.results.push(k === index);
+    }
   }
 
   /** Row `row`'s packed source checks (passesSourceChecks with `flags`) answered `result`. */
   addSourceChecks(checks: FastChecks, row: number, flags: number, result: boolean): void {
     if (this.unpredictable) return;
-    this.decisions.push({ kind: PACKED, decide: undefined, checks, row, flags });
+    this.decisions.push(new TrieNode(PACKED, undefined, checks, row, flags, undefined));
     this.results.push(result);
   }
 
   /** A `statistic --mode random` draw below `stored` (the kernel's 31-bit comparison) answered `result`. */
   addDraw(stored: number, negated: boolean, result: boolean): void {
     if (this.unpredictable) return;
-    this.decisions.push({ kind: DRAW, decide: undefined, checks: undefined, row: stored, flags: negated ? 1 : 0 });
+    this.decisions.push(new TrieNode(DRAW, undefined, undefined, stored, negated ? 1 : 0, undefined));
     this.results.push(result);
   }
 }
 
 /** The changes of `templates` made by the packet of `flow`, newest first (as PathState.recent). */
-export function recentChangesOf(templates: readonly RecentTemplate[], flow: Flow): RecentChange | undefined {
+export function recentChangesOf(templates: readonly RecentTemplate[], flow: Pick<Flow, 'src' | 'srcWords'>): RecentChange | undefined {
   let changes: RecentChange | undefined;
   for (const t of templates) {
     const ip = t.ip ?? recentKey(flow.src, flow.srcWords, t.mask);
@@ -102,46 +118,183 @@ export function recentChangesOf(templates: readonly RecentTemplate[], flow: Flow
 
 
 /**
- * A decision (PACKED, DRAW or CALL) with where each answer leads (undefined: nobody walked there
+ * A decision (PACKED: a packed source check of a rule, FastChecks row and flags, the common
+ * case; DRAW: a packed statistic draw, `row` the stored probability, `flags` 1 when negated;
+ * RECENT: a rule's recent checks, a function, `flags` 1 when they match while every list is
+ * empty, what a client nobody has seen gets, asked without a call; CALL: any other, a function)
+ * with where each answer leads (undefined: nobody walked there
  * yet), or a LEAF: a walk's answer (`value` undefined: unpredictable from here, see
  * DecisionLog). One shape for all, so that following the trie stays monomorphic.
  */
-class TrieNode<L> {
-  yes: TrieNode<L> | undefined = undefined;
-  no: TrieNode<L> | undefined = undefined;
+class TrieNode<L, F = Flow> {
+  yes: TrieNode<L, F> | undefined = undefined;
+  no: TrieNode<L, F> | undefined = undefined;
 
   constructor(
     readonly kind: number,
-    readonly decide: Decide | undefined,
+    readonly decide: Decide<F> | undefined,
     readonly checks: FastChecks | undefined,
     readonly row: number,
     readonly flags: number,
     readonly value: L | undefined,
   ) {}
-
-  static of<L>(d: Decision): TrieNode<L> {
-    return new TrieNode<L>(d.kind, d.decide, d.checks, d.row, d.flags, undefined);
-  }
 }
+
+/** Lists with nobody in them. */
+const NO_RECENT = new RecentLists(undefined);
 
 /** Looked up: a walk's answer, or why there is none. */
 export const MISS = Symbol('no walk took these decisions yet');
 export const UNPREDICTABLE = Symbol('the walk must be made');
 
-export class DecisionTrie<L> {
-  private root: TrieNode<L> | undefined = undefined;
+/**
+ * Where a source class leads: the trie node past its source checks (and, when that is a leaf,
+ * its answer), and for seeded lookups the draws below it flattened (`steps`, made when first
+ * asked; null when a decision there needs a call). Below a class every source check answers
+ * the same, so what is left is a tree of draws: `steps` holds 4 numbers per draw (the stored
+ * probability, 1 when negated, where yes and no lead: a draw's index, or -(end + 1)), and
+ * `ends` the answers they reach, so a seeded lookup reads two small arrays rather than a trie
+ * node per draw scattered over the heap.
+ */
+class SourceClass<L, F = Flow> {
+  readonly answer: L | typeof MISS | typeof UNPREDICTABLE | undefined;
+  steps: number[] | null | undefined = undefined;
+  ends: (L | typeof MISS | typeof UNPREDICTABLE)[] = [];
+  start = 0;
 
-  /** The answer of the walk that took the same decisions as `flow` would, or MISS / UNPREDICTABLE. */
-  find(flow: Flow, lists: RecentLists, draw: Draw | undefined): L | typeof MISS | typeof UNPREDICTABLE {
-    let node = this.root;
+  constructor(readonly node: TrieNode<L, F>) {
+    this.answer = node.kind === LEAF ? answerOf(node) : undefined;
+  }
+
+  /** Flatten the draws below the class (see above); false when they cannot be. */
+  flatten(src32: number, srcTypeBit: number): boolean {
+    const steps: number[] = [];
+    const ends = this.ends;
+    const code = (start: TrieNode<L, F> | undefined): number | null => {
+      let node = start;
+      while (node !== undefined && (node.kind === PACKED || node.kind === RECENT)) {
+        const yes = node.kind === PACKED ? sourcePasses(node.checks!, node.row, node.flags, src32, srcTypeBit) : node.flags !== 0;
+        node = yes ? node.yes : node.no;
+      }
+      if (node === undefined || node.kind === LEAF) {
+        ends.push(node === undefined ? MISS : answerOf(node));
+        return -ends.length;
+      }
+      if (node.kind !== DRAW || steps.length >= MAX_FLAT_DRAWS * 4) return null;
+      const at = steps.length / 4;
+      steps.push(node.row, node.flags, 0, 0);
+      const yes = code(node.yes);
+      if (yes === null) return null;
+      const no = code(node.no);
+      if (no === null) return null;
+      steps[at * 4 + 2] = yes;
+      steps[at * 4 + 3] = no;
+      return at;
+    };
+    const start = code(this.node);
+    this.steps = start === null ? null : steps;
+    this.start = start ?? 0;
+    return start !== null;
+  }
+}
+
+function answerOf<L, F>(leaf: TrieNode<L, F>): L | typeof UNPREDICTABLE {
+  return leaf.value === undefined ? UNPREDICTABLE : leaf.value;
+}
+
+/** Draws past this many are not flattened (a ruleset that multiplies statistic rules). */
+const MAX_FLAT_DRAWS = 256;
+
+const NO_BOUNDS: readonly number[] = [0];
+
+/** Classes of sources kept per trie, at most (past it lookups start at the root again). */
+const MAX_CLASSES = 4096;
+/** Address types per interval of a class key (ADDRESS_TYPES has 12; no type: 15). */
+const TYPE_SLOTS = 16;
+
+/**
+ * The walks of one destination side, branching on their decisions; and, so that a lookup need
+ * not ask the packed source checks one by one, the classes of IPv4 sources they draw.
+ *
+ * Source classes: every packed source check of the trie tests the source address against one
+ * network (a prefix: an interval of addresses) and its address type against a set of types.
+ * The boundaries of all those intervals, sorted, cut the address space into intervals inside
+ * which every such check answers the same; with the address type they make a source's class.
+ * Two sources of a class follow the same way down the packed checks, so a class is looked up
+ * once (a binary search over the boundaries) and the node it reaches past the packed checks
+ * from the root (the answer itself when the walks read nothing else) is kept for it. A new walk
+ * that reads a network not seen before adds boundaries: the kept classes are let go and found
+ * again. A mask that is not a prefix, or IPv6, turns classes off (every lookup starts at the
+ * root, as before).
+ */
+export class DecisionTrie<L, F = Flow> {
+  private root: TrieNode<L, F> | undefined = undefined;
+  /** Interval starts of the source classes, ascending, from 0 (shared until the first is added). */
+  private bounds: readonly number[] = NO_BOUNDS;
+  /** Class key (interval * TYPE_SLOTS + the type's index) → where the class leads. */
+  private classes: Map<number, SourceClass<L, F>> | undefined = undefined;
+  /** Classes can be used (every packed source network is a prefix). */
+  private classed = true;
+  /** A decision that only a call can ask (a closure): lookups need the whole flow. */
+  calls = false;
+  /** A recent check: lookups with lists that are not all empty need the whole flow. */
+  recentReads = false;
+
+  /**
+   * The answer of the walk that took the same decisions as the packet would, or MISS /
+   * UNPREDICTABLE: the source as its IPv4 address (-1 for IPv6) and type bit, its flow
+   * (needed only when `calls`), its recent lists (undefined: every list is empty; needed when
+   * `recentReads` and they are not); `draws` for a seeded walk's draws.
+   */
+  find(
+    src32: number, srcTypeBit: number, flow: F | undefined, lists: RecentSource | undefined, draws: SeededDraws | undefined,
+  ): L | typeof MISS | typeof UNPREDICTABLE {
+    let node: TrieNode<L, F> | undefined;
+    if (this.classed && src32 >= 0 && lists === undefined) {
+      const key = this.classKey(src32, srcTypeBit);
+      const classes = this.classes ??= new Map();
+      let known = classes.get(key);
+      if (known === undefined) {
+        const past = this.pastSourceChecks(src32, srcTypeBit);
+        if (past === undefined) return MISS;
+        known = new SourceClass(past);
+        if (classes.size < MAX_CLASSES) classes.set(key, known);
+      }
+      if (known.answer !== undefined) return known.answer;
+      if (draws !== undefined) {
+        // A seeded lookup: the class's draws, flattened (see SourceClass).
+        let steps = known.steps;
+        if (steps === undefined) steps = known.flatten(src32, srcTypeBit) ? known.steps! : null;
+        if (steps !== null) {
+          let at = known.start;
+          while (at >= 0) {
+            const o = at * 4;
+            at = ((draws.next() & 0x7fffffff) < steps[o]!) !== (steps[o + 1] !== 0) ? steps[o + 2]! : steps[o + 3]!;
+          }
+          return known.ends[-at - 1]!;
+        }
+      }
+      node = known.node;
+    } else {
+      node = this.root;
+    }
+    let picked = -1;
     while (node !== undefined) {
       const kind = node.kind;
       if (kind === PACKED) {
-        node = passesSourceChecks(node.checks!, node.row, node.flags, flow) ? node.yes : node.no;
+        node = sourcePasses(node.checks!, node.row, node.flags, src32, srcTypeBit) ? node.yes : node.no;
       } else if (kind === DRAW) {
-        node = ((draw!() & 0x7fffffff) < node.row) !== (node.flags !== 0) ? node.yes : node.no;
+        node = ((draws!.next() & 0x7fffffff) < node.row) !== (node.flags !== 0) ? node.yes : node.no;
+      } else if (kind === RECENT) {
+        const matched = lists === undefined ? node.flags !== 0 : node.decide!(flow!, lists, undefined);
+        node = matched ? node.yes : node.no;
       } else if (kind === CALL) {
-        node = node.decide!(flow, lists, draw) ? node.yes : node.no;
+        node = node.decide!(flow!, lists ?? NO_RECENT, draws?.draw) ? node.yes : node.no;
+      } else if (kind === PICK) {
+        picked = numgenIndex(draws!.next(), node.row);
+        node = picked === node.flags ? node.yes : node.no;
+      } else if (kind === PICKED) {
+        node = picked === node.flags ? node.yes : node.no;
       } else {
         return node.value === undefined ? UNPREDICTABLE : node.value;
       }
@@ -149,32 +302,65 @@ export class DecisionTrie<L> {
     return MISS;
   }
 
+  /**
+   * Where a source's packed checks (and recent checks, every list empty) lead from the root:
+   * the first node of another kind.
+   */
+  private pastSourceChecks(src32: number, srcTypeBit: number): TrieNode<L, F> | undefined {
+    let node = this.root;
+    while (node !== undefined) {
+      if (node.kind === PACKED) node = sourcePasses(node.checks!, node.row, node.flags, src32, srcTypeBit) ? node.yes : node.no;
+      else if (node.kind === RECENT) node = node.flags !== 0 ? node.yes : node.no;
+      else break;
+    }
+    return node;
+  }
+
+  private classKey(src32: number, srcTypeBit: number): number {
+    const bounds = this.bounds;
+    let lo = 0;
+    let hi = bounds.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (bounds[mid]! <= src32) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo * TYPE_SLOTS + ((31 - Math.clz32(srcTypeBit)) & 15);
+  }
+
   /** Keep a walk's decisions and answer; returns how many nodes were added. */
-  insert(log: DecisionLog, value: L): number {
-    const leaf = new TrieNode<L>(LEAF, undefined, undefined, 0, 0, log.unpredictable ? undefined : value);
+  insert(log: DecisionLog<F>, value: L): number {
+    this.learn(log);
+    // Flattened draws may end where this walk goes on: start every class again.
+    this.forgetClasses();
+    const leaf = new TrieNode<L, F>(LEAF, undefined, undefined, 0, 0, log.unpredictable ? undefined : value);
     const n = log.decisions.length;
     if (n === 0) {
+      if (this.root !== undefined) this.forgetClasses();
       this.root = leaf;
       return 1;
     }
     let added = 0;
     if (this.root === undefined || this.root.kind === LEAF) {
-      this.root = TrieNode.of(log.decisions[0]!);
+      if (this.root !== undefined) this.forgetClasses();
+      this.root = log.decisions[0] as TrieNode<L, F>;
       added++;
     }
     let node = this.root;
     for (let i = 0; i < n; i++) {
       const yes = log.results[i]!;
       const next = yes ? node.yes : node.no;
-      let child: TrieNode<L>;
+      let child: TrieNode<L, F>;
       if (i === n - 1) {
         child = leaf;
       } else if (next === undefined || next.kind === LEAF) {
-        child = TrieNode.of(log.decisions[i + 1]!);
+        child = log.decisions[i + 1] as TrieNode<L, F>;
       } else {
         child = next;
       }
       if (child !== next) {
+        // A kept class may lead to the node replaced (a leaf): let the classes go.
+        if (next !== undefined) this.forgetClasses();
         if (yes) node.yes = child;
         else node.no = child;
         added++;
@@ -182,5 +368,41 @@ export class DecisionTrie<L> {
       node = child;
     }
     return added;
+  }
+
+  /** The source networks and kinds of decision a walk read (see the class comment). */
+  private learn(log: DecisionLog<F>): void {
+    let changed = false;
+    for (const d of log.decisions) {
+      if (d.kind === CALL) {
+        this.calls = true;
+      } else if (d.kind === RECENT) {
+        this.recentReads = true;
+      } else if (d.kind === PACKED && (d.flags & CHECK.SRC) !== 0 && this.classed) {
+        const interval = sourceInterval(d.checks!, d.row);
+        if (interval === undefined) {
+          this.classed = false;
+          changed = true;
+          continue;
+        }
+        if (this.addBound(interval[0])) changed = true;
+        if (interval[1] < 0x100000000 && this.addBound(interval[1])) changed = true;
+      }
+    }
+    if (changed) this.forgetClasses();
+  }
+
+  private addBound(at: number): boolean {
+    const bounds = this.bounds === NO_BOUNDS ? [0] : this.bounds as number[];
+    let i = bounds.length;
+    while (i > 0 && bounds[i - 1]! > at) i--;
+    if (bounds[i - 1] === at) return false;
+    bounds.splice(i, 0, at);
+    this.bounds = bounds;
+    return true;
+  }
+
+  private forgetClasses(): void {
+    this.classes?.clear();
   }
 }

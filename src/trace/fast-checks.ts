@@ -153,10 +153,28 @@ export const SOURCE_CHECKS = CHECK.SRC | CHECK.SRC_NEG | CHECK.SRC_TYPE | CHECK.
  * alone, so the answer can be asked again for another packet (see decisions.ts).
  */
 export function passesSourceChecks(c: FastChecks, i: number, flags: number, flow: Flow): boolean {
+  return sourcePasses(c, i, flags, flow.src32, flow.srcTypeBit);
+}
+
+/** passesSourceChecks for a source given as its IPv4 address (-1 for IPv6) and address type bit. */
+export function sourcePasses(c: FastChecks, i: number, flags: number, src32: number, srcTypeBit: number): boolean {
   const o = i * STRIDE;
-  if (flags & CHECK.SRC && (((flow.src32 & c[o + W.SRC_MASK]!) >>> 0) === c[o + W.SRC_NET]) === ((flags & CHECK.SRC_NEG) !== 0)) return false;
-  if (flags & CHECK.SRC_TYPE && (((flow.srcTypeBit & c[o + W.SRC_TYPES]!) !== 0) === ((flags & CHECK.SRC_TYPE_NEG) !== 0))) return false;
+  if (flags & CHECK.SRC && (((src32 & c[o + W.SRC_MASK]!) >>> 0) === c[o + W.SRC_NET]) === ((flags & CHECK.SRC_NEG) !== 0)) return false;
+  if (flags & CHECK.SRC_TYPE && (((srcTypeBit & c[o + W.SRC_TYPES]!) !== 0) === ((flags & CHECK.SRC_TYPE_NEG) !== 0))) return false;
   return true;
+}
+
+/**
+ * The IPv4 addresses row `i`'s packed source network holds, as [first, end) (end 2^32 at the
+ * top); undefined when its mask is not a prefix (the addresses are then no one interval).
+ */
+export function sourceInterval(c: FastChecks, i: number): readonly [number, number] | undefined {
+  const o = i * STRIDE;
+  const mask = c[o + W.SRC_MASK]!;
+  const host = (~mask) >>> 0;
+  if ((host & (host + 1)) !== 0) return undefined;
+  const first = (c[o + W.SRC_NET]! & mask) >>> 0;
+  return [first, first + host + 1];
 }
 
 /** Whether row `i` passes its packed checks (the caller still runs its closure when SLOW). */

@@ -9,7 +9,7 @@
  */
 import { ipToWords, type Words } from '../util/ip.js';
 import { inNetwork, normalizeAddress } from './addresses.js';
-import type { RecentEntry, RecentState } from './types.js';
+import type { RecentEntry, RecentLookup, RecentState } from './types.js';
 
 export interface RecentSeen {
   readonly ageSeconds: number;
@@ -22,19 +22,31 @@ interface StoredEntry extends RecentSeen {
   words: Words | undefined;
 }
 
+/** Recent lists as a walk asks them (RecentLists, or a caller's own: callerRecentLists). */
+export interface RecentSource {
+  /** No list has anyone in it: every lookup finds nothing. */
+  readonly empty: boolean;
+  find(list: string, ip: string, words: Words, mask: Words | undefined): RecentSeen | undefined;
+}
+
 /** The lists from the context, ready for lookups. */
-export class RecentLists {
+export class RecentLists implements RecentSource {
   private readonly lists = new Map<string, Map<string, StoredEntry>>();
+  /** No list has anyone in it: every lookup finds nothing. */
+  readonly empty: boolean;
 
   constructor(state: RecentState | undefined) {
+    let empty = true;
     for (const [name, entries] of Object.entries(state ?? {})) {
       const list = new Map<string, StoredEntry>();
       for (const entry of entries) {
         const stored = readEntry(entry);
         if (stored) list.set(stored.ip, stored);
       }
+      if (list.size > 0) empty = false;
       this.lists.set(name, list);
     }
+    this.empty = empty;
   }
 
   find(list: string, ip: string, words: Words, mask: Words | undefined): RecentSeen | undefined {
@@ -67,7 +79,7 @@ export interface RecentChange {
 
 /** Looks a (list, address) up in a walk's changes first, then in the context's lists. */
 export function lookupRecent(
-  changes: RecentChange | undefined, lists: RecentLists, list: string, ip: string, words: Words, mask: Words | undefined,
+  changes: RecentChange | undefined, lists: RecentSource, list: string, ip: string, words: Words, mask: Words | undefined,
 ): RecentSeen | undefined {
   for (let c = changes; c; c = c.previous) {
     if (c.list === list && c.ip === ip) return c.seen;
@@ -79,4 +91,23 @@ export function lookupRecent(
 export function recentKey(ip: string, words: Words, mask: Words | undefined): string {
   if (!mask) return ip;
   return Array.from(words, (w, i) => ((w & mask[i]!) >>> 0).toString(16)).join(':');
+}
+
+/**
+ * A caller's own lists (TraceOptions.recentLookup) as a walk asks them: nothing is copied, so a
+ * simulator that keeps its clients' entries pays nothing per connection to show them.
+ */
+export function callerRecentLists(lookup: RecentLookup): RecentSource {
+  return {
+    empty: false,
+    find(list, ip, words, mask) {
+      if (mask === undefined || mask.every((w) => w === 0xffffffff)) return lookup.find(list, ip);
+      const masked = { network: words.map((w, i) => (w & mask[i]!) >>> 0), mask };
+      for (const [address, seen] of lookup.entries(list)) {
+        const entry = normalizeAddress(address);
+        if (entry !== undefined && inNetwork(ipToWords(entry), masked)) return seen;
+      }
+      return undefined;
+    },
+  };
 }

@@ -16,12 +16,12 @@ import { Ipset } from './ipsets.js';
 import { traceKubeProxyTest } from './kube-proxy-test.js';
 import { PreparedRuleset } from './prepared-ruleset.js';
 import { addressTypeBit, ctStateBits, protocolCode } from './fast-checks.js';
-import { type RecentChange, RecentLists } from './recent.js';
-import { seededUint32 } from '../util/random.js';
-import type { Hop, Packet, RecentUpdate, TraceContext, TraceOptions, TraceResult, TraceSample, Verdict } from './types.js';
+import { callerRecentLists, type RecentChange, RecentLists, type RecentSource } from './recent.js';
+import { SeededDraws, seededUint32 } from '../util/random.js';
+import type { Hop, Packet, RecentLookup, RecentUpdate, TraceContext, TraceOptions, TraceResult, TraceSample, Verdict } from './types.js';
 import { walk, type PathOutcome, type WalkResult, type WalkSetup } from './walk.js';
-import { DecisionLog, MISS, recentChangesOf, UNPREDICTABLE } from './decisions.js';
-import { type CacheSlot, type SampleLeaf, WalkCache } from './walk-cache.js';
+import { DecisionLog, type DecisionTrie, MISS, recentChangesOf, UNPREDICTABLE } from './decisions.js';
+import { type CacheSlot, findSlot, type SampleLeaf, WalkCache } from './walk-cache.js';
 import { PathState, type Flow } from './walk-state.js';
 
 export const DEFAULT_MASQUERADE_MARK = 0x4000;
@@ -64,9 +64,21 @@ export function createTracer(
   const addresses = new AddressCache();
   const facts = new AddressFactsCache(addresses, local);
   const contextRecent = new RecentLists(context.recent);
+  /** The last caller's lookup, as a walk asks it (a simulator passes the same one every time). */
+  let lastLookup: RecentLookup | undefined;
+  let lastLists: RecentSource | undefined;
+  const callerLists = (lookup: RecentLookup): RecentSource => {
+    if (lookup !== lastLookup) {
+      lastLookup = lookup;
+      lastLists = callerRecentLists(lookup);
+    }
+    return lastLists!;
+  };
   const cache = options.cache === false ? undefined : new WalkCache();
   let lookups = 0;
   let hits = 0;
+  /** The draws of a seeded lookup (one object, started over for each seed). */
+  const draws = new SeededDraws();
 
   /** A packet checked, with its flow and recent lists; the walk's setup is made only if it walks. */
   const prepare = (packet: Packet, opts: TraceOptions): Prepared => {
@@ -77,7 +89,7 @@ export function createTracer(
       throw new KpsimError('KPSIM_ERR_TRACE_BAD_PACKET', `an IPv${checked.family} packet, but there is no IPv${checked.family} ruleset`, { path: 'packet.dst' });
     }
     const flow = flowOf(checked, opts, facts);
-    const recentLists = opts.recent ? new RecentLists(opts.recent) : contextRecent;
+    const recentLists = opts.recentLookup !== undefined ? callerLists(opts.recentLookup) : opts.recent ? new RecentLists(opts.recent) : contextRecent;
     const slot = cache !== undefined && keptWalks(opts)
       ? cache.slot(known?.dstFacts ?? facts.of(checked.dst), flow.protoCode, checked.dport, flow.fromNode, (opts.mark ?? 0) >>> 0)
       : undefined;
@@ -93,7 +105,8 @@ export function createTracer(
    * kept result itself, shared: results are read only).
    */
   const allOutcomes = (p: Prepared): TraceResult => {
-    const found = p.slot?.all.find(p.flow, p.recentLists, undefined) ?? UNPREDICTABLE;
+    const flow = p.flow;
+    const found = p.slot?.all.find(flow.src32, flow.srcTypeBit, flow, listsOf(p), undefined) ?? UNPREDICTABLE;
     if (p.slot !== undefined) lookups++;
     if (found !== MISS && found !== UNPREDICTABLE) {
       hits++;
@@ -107,23 +120,58 @@ export function createTracer(
     // was half the bytes a trace allocated (13.6 kB per trace at 1k services before).
     const all = walk(setup, start(), undefined, false, log);
     const result = summarize(all.paths, () => hopsOf(walk(setup, start())), p.flow.fromNode ? 'OUTPUT' : 'PREROUTING', undefined);
-    if (log !== undefined) cache!.added(p.slot!.all.insert(log, result));
+    if (log !== undefined) {
+      Object.freeze(result);
+      cache!.added(p.slot!.all.insert(log, result));
+    }
     return result;
   };
 
   /** The one walk drawn with `seed`: a walk kept earlier when one took the same decisions and draws. */
-  const seeded = (p: Prepared, seed: number): TraceSample => {
-    const found = p.slot?.one.find(p.flow, p.recentLists, seededUint32(seed)) ?? UNPREDICTABLE;
+  const seededLeaf = (p: Prepared, seed: number): SampleLeaf | TraceSample => {
+    const flow = p.flow;
+    const found = p.slot?.one.find(flow.src32, flow.srcTypeBit, flow, listsOf(p), draws.reset(seed)) ?? UNPREDICTABLE;
     if (p.slot !== undefined) lookups++;
     if (found !== MISS && found !== UNPREDICTABLE) {
       hits++;
-      return sampleFromLeaf(found, p.flow);
+      return found;
     }
     const log = found === MISS ? new DecisionLog() : undefined;
     const one = walk(walkSetup(p), startState(p.checked, p.flow, p.opts, facts), seededUint32(seed), true, log);
-    const sample = sampleOf(one);
-    if (log !== undefined) cache!.added(p.slot!.one.insert(log, leafOf(sample, log)));
-    return sample;
+    if (log === undefined) return sampleOf(one);
+    const leaf = leafOf(keptSampleOf(one), log);
+    cache!.added(p.slot!.one.insert(log, leaf));
+    return leaf;
+  };
+
+  const seeded = (p: Prepared, seed: number): TraceSample => {
+    const got = seededLeaf(p, seed);
+    return isLeaf(got) ? sampleFromLeaf(got, p.flow) : got;
+  };
+
+  /**
+   * The kept walks of a plain packet: both addresses seen before, walks kept for its
+   * destination side, and no option that needs the whole flow (recent lists, conntrack state,
+   * interfaces); undefined otherwise (the packet then takes the way of every packet). Its
+   * source's facts are left in `plainSource`. Nothing is allocated.
+   */
+  let plainSource: AddressFacts | undefined;
+  /** A trie a plain packet can look up with its source's address and type alone. */
+  const plainLookup = (trie: DecisionTrie<unknown>): boolean => !trie.calls && (contextRecent.empty || !trie.recentReads);
+  const plainSlot = (packet: Packet, opts: TraceOptions, lookupAllowed = false): CacheSlot | undefined => {
+    if (cache === undefined || opts.recent !== undefined || (opts.recentLookup !== undefined && !lookupAllowed) || opts.ctstate !== undefined || opts.inInterface !== undefined
+      || opts.outInterface !== undefined || opts.semantics !== undefined) return undefined;
+    const proto = packet.proto;
+    const protoCode = proto === 'tcp' ? 6 : proto === 'udp' ? 17 : proto === 'sctp' ? 132 : 0;
+    const { src, dst, dport, sport } = packet;
+    if (protoCode === 0 || typeof src !== 'string' || typeof dst !== 'string') return undefined;
+    const dstFacts = facts.known(dst);
+    if (dstFacts === undefined || dstFacts.slots === undefined) return undefined;
+    const srcFacts = facts.known(src);
+    if (srcFacts === undefined || srcFacts.words.length !== dstFacts.words.length) return undefined;
+    if (!isPort(dport, false) || (sport !== undefined && !isPort(sport, false))) return undefined;
+    plainSource = srcFacts;
+    return findSlot(dstFacts, protoCode, dport, opts.fromNode ?? srcFacts.local, (opts.mark ?? 0) >>> 0);
   };
 
   return {
@@ -131,17 +179,75 @@ export function createTracer(
       for (const program of programs.values()) program.warm();
     },
     cacheStats: () => ({ lookups, hits }),
-    sample: (packet, seed, opts = {}) => seeded(prepare(packet, opts), seed),
-    trace: (packet, opts = {}) => {
+    sample: (packet, seed, opts = NO_OPTIONS) => {
+      const lookup = opts.recentLookup;
+      const slot = plainSlot(packet, opts, true);
+      // A caller's own lists (the simulator's returning clients) are asked by the recent checks
+      // alone, which read nothing of the flow but the source's address.
+      if (slot !== undefined && (lookup === undefined ? plainLookup(slot.one) : !slot.one.calls)) {
+        const src = plainSource!;
+        const found = lookup === undefined
+          ? slot.one.find(src.src32, src.typeBit, undefined, undefined, draws.reset(seed))
+          : slot.one.find(src.src32, src.typeBit, (src.recentFlow ??= recentFlowOf(packet, src)), callerLists(lookup), draws.reset(seed));
+        if (found !== MISS && found !== UNPREDICTABLE) {
+          lookups++;
+          hits++;
+          return found.recent === undefined ? found.sample : sampleFromLeaf(found, { src: packet.src, srcWords: src.words });
+        }
+      }
+      return seeded(prepare(packet, opts), seed);
+    },
+    trace: (packet, opts = NO_OPTIONS) => {
+      const slot = plainSlot(packet, opts);
+      if (slot !== undefined) {
+        // A kept answer, found without a flow: the hit path of a load test or a simulation.
+        const src = plainSource!;
+        if (opts.sampleOnly) {
+          if (opts.seed !== undefined && plainLookup(slot.one)) {
+            const found = slot.one.find(src.src32, src.typeBit, undefined, undefined, draws.reset(opts.seed));
+            if (found !== MISS && found !== UNPREDICTABLE) {
+              lookups++;
+              hits++;
+              const origin = slot.fromNode ? 'OUTPUT' : 'PREROUTING';
+              if (found.recent !== undefined) return sampleOnlyResult(sampleFromLeaf(found, { src: packet.src, srcWords: src.words }), origin);
+              return (found.sampleOnly ??= keptSampleOnlyResult(found.sample, origin));
+            }
+          }
+        } else if (opts.seed === undefined && plainLookup(slot.all)) {
+          const found = slot.all.find(src.src32, src.typeBit, undefined, undefined, undefined);
+          if (found !== MISS && found !== UNPREDICTABLE) {
+            lookups++;
+            hits++;
+            return found;
+          }
+        }
+      }
       const prepared = prepare(packet, opts);
       if (opts.semantics === 'kube-proxy-test') {
         return kubeProxyTestResult(prepared.program.ruleset, packet, context.localAddresses);
       }
-      if (opts.sampleOnly) return sampleOnlyResult(seeded(prepared, seedOfSampleOnly(opts)), prepared.flow.fromNode ? 'OUTPUT' : 'PREROUTING');
+      const origin = prepared.flow.fromNode ? 'OUTPUT' : 'PREROUTING';
+      if (opts.sampleOnly) {
+        const got = seededLeaf(prepared, seedOfSampleOnly(opts));
+        if (!isLeaf(got)) return sampleOnlyResult(got, origin);
+        if (got.recent !== undefined) return sampleOnlyResult(sampleFromLeaf(got, prepared.flow), origin);
+        return (got.sampleOnly ??= keptSampleOnlyResult(got.sample, origin));
+      }
       const all = allOutcomes(prepared);
       return opts.seed === undefined ? all : withSample(all, seeded(prepared, opts.seed));
     },
   };
+}
+
+const NO_OPTIONS: TraceOptions = Object.freeze({});
+
+/** The packet's recent lists for a trie lookup: undefined when nobody is in them. */
+function listsOf(p: Prepared): RecentSource | undefined {
+  return p.recentLists.empty ? undefined : p.recentLists;
+}
+
+function isLeaf(value: SampleLeaf | TraceSample): value is SampleLeaf {
+  return 'sampleOnly' in value && 'recent' in value && 'sample' in value;
 }
 
 /** A packet ready to walk, and its cache slot when its walks are kept. */
@@ -150,7 +256,7 @@ interface Prepared {
   readonly checked: CheckedPacket;
   readonly opts: TraceOptions;
   readonly flow: Flow;
-  readonly recentLists: RecentLists;
+  readonly recentLists: RecentSource;
   readonly slot: CacheSlot | undefined;
 }
 
@@ -189,11 +295,29 @@ export function sampleOnlyResult(sample: TraceSample, origin: 'PREROUTING' | 'OU
   };
 }
 
+/** sampleOnlyResult of a kept sample, kept with it (frozen): its hops read from the sample when read. */
+function keptSampleOnlyResult(sample: TraceSample, origin: 'PREROUTING' | 'OUTPUT'): TraceResult {
+  const endpoint = sample.endpoint;
+  const masqueradeByEndpoint: Record<string, boolean> = keyedRecord();
+  if (endpoint !== undefined) masqueradeByEndpoint[endpoint] = sample.masquerade;
+  return Object.freeze({
+    verdict: sample.verdict,
+    endpoints: endpoint === undefined ? [] : [endpoint],
+    probabilities: {},
+    masquerade: sample.masquerade,
+    masqueradeByEndpoint,
+    get hops() { return sample.hops; },
+    origin,
+    sample,
+    sampleOnly: true as const,
+  });
+}
+
 /**
  * A result of its own for the caller, with `sample` when given: the every-outcome result may be
  * a kept walk's, whose fields (read only) it shares, hops included (made once, when first read).
  */
-function withSample(base: TraceResult, sample: TraceSample | undefined): TraceResult {
+export function withSample(base: TraceResult, sample: TraceSample | undefined): TraceResult {
   const result: { -readonly [K in keyof TraceResult]: TraceResult[K] } = {
     verdict: base.verdict, endpoints: base.endpoints, probabilities: base.probabilities, masquerade: base.masquerade,
     masqueradeByEndpoint: base.masqueradeByEndpoint,
@@ -207,13 +331,18 @@ function withSample(base: TraceResult, sample: TraceSample | undefined): TraceRe
 
 /** A sampled walk's answer as kept: the sample itself (shared) unless it changed recent lists. */
 function leafOf(sample: TraceSample, log: DecisionLog): SampleLeaf {
-  return { sample, recent: log.recent.length > 0 ? [...log.recent] : undefined };
+  return { sample, recent: log.recent.length > 0 ? [...log.recent] : undefined, sampleOnly: undefined };
 }
 
 /** A kept sampled walk as this packet's sample: its recent changes made with this packet's source. */
-function sampleFromLeaf(leaf: SampleLeaf, flow: Flow): TraceSample {
-  if (leaf.recent === undefined) return leaf.sample;
-  return { ...leaf.sample, recent: recentUpdatesOf(recentChangesOf(leaf.recent, flow)!) };
+function sampleFromLeaf(leaf: SampleLeaf, flow: Pick<Flow, 'src' | 'srcWords'>): TraceSample {
+  const base = leaf.sample;
+  if (leaf.recent === undefined) return base;
+  const recent = recentUpdatesOf(recentChangesOf(leaf.recent, flow)!);
+  // Written out rather than spread: a spread of the kept sample (whose hops are a getter) is slow.
+  return base.endpoint !== undefined
+    ? { endpoint: base.endpoint, verdict: base.verdict, masquerade: base.masquerade, get hops() { return base.hops; }, recent }
+    : { verdict: base.verdict, masquerade: base.masquerade, get hops() { return base.hops; }, recent };
 }
 
 /** Trace one packet through a node's rulesets (IPv4 and/or IPv6). */
@@ -282,13 +411,29 @@ const FIRST_PACKET_STATES = ctStateBits(['NEW']);
 /** What a packet's addresses are to the node. */
 interface AddressFacts {
   readonly words: Words;
+  /** The IPv4 address as a number (-1 for IPv6), as Flow.src32. */
+  readonly src32: number;
   readonly type: string;
   readonly typeBit: number;
   readonly local: boolean;
   /** The last flow made with this address as its source and the default options (see flowOf). */
   flow: Flow | undefined;
   /** The kept walks to this address (see walk-cache.ts). */
-  slots: CacheSlot[] | undefined;
+  slots: Map<number, CacheSlot> | undefined;
+  /** A flow from this address for recent checks, which read only its address (see recentFlowOf). */
+  recentFlow: Flow | undefined;
+}
+
+/**
+ * A flow from the packet's source with no port, for a kept walk's recent checks alone: they
+ * read the source's address and nothing else of the flow (recentMatches).
+ */
+function recentFlowOf(packet: Packet, src: AddressFacts): Flow {
+  return {
+    proto: packet.proto, protoCode: protocolCode(packet.proto), src: packet.src, srcWords: src.words, src32: src.src32,
+    srcType: src.type, srcTypeBit: src.typeBit, sport: undefined, inInterface: undefined, outInterface: undefined,
+    ctBits: FIRST_PACKET_STATES, fromNode: src.local,
+  };
 }
 
 /**
@@ -310,7 +455,10 @@ class AddressFactsCache {
     if (!facts) {
       const words = this.addresses.words(ip);
       const type = this.local.addressType(ip, words);
-      facts = { words, type, typeBit: addressTypeBit(type), local: this.local.isLocal(ip, words), flow: undefined, slots: undefined };
+      facts = {
+        words, src32: words.length === 1 ? words[0]! : -1, type, typeBit: addressTypeBit(type), local: this.local.isLocal(ip, words),
+        flow: undefined, slots: undefined, recentFlow: undefined,
+      };
       if (this.cache.size > 100_000) this.cache.clear(); // bounded, as AddressCache is
       this.cache.set(ip, facts);
     }
@@ -483,8 +631,26 @@ function sampleOf(one: WalkResult): TraceSample {
   return sample;
 }
 
+/**
+ * sampleOf for a walk that is kept: its hops are made when first read. A kept sample lives as
+ * long as the cache, and most are never read for their hops (a load test, a simulation): the
+ * compact hop log is all it holds until then, rather than a dozen objects the GC must copy.
+ */
+function keptSampleOf(one: WalkResult): TraceSample {
+  const path = one.paths[0]!;
+  const log = one.hops!;
+  const sample: { -readonly [K in keyof TraceSample]: TraceSample[K] } = path.verdict === 'DNAT' && path.endpoint !== undefined
+    ? { endpoint: path.endpoint, verdict: path.verdict, masquerade: path.masquerade, get hops() { return log.toHops(); } }
+    : { verdict: path.verdict, masquerade: path.masquerade, get hops() { return log.toHops(); } };
+  if (path.recent !== undefined) sample.recent = recentUpdatesOf(path.recent);
+  return sample;
+}
+
 /** A walk's changes to `recent` lists, oldest first, the last change of each (list, address) only. */
 function recentUpdatesOf(newestFirst: RecentChange): RecentUpdate[] {
+  const c = newestFirst;
+  // One change (kube-proxy's affinity: the endpoint's --set) needs no sorting out.
+  if (c.previous === undefined) return [c.seen === undefined ? { list: c.list, address: c.ip, removed: true } : { list: c.list, address: c.ip }];
   const updates: RecentUpdate[] = [];
   const seen = new Set<string>();
   for (let c: RecentChange | undefined = newestFirst; c; c = c.previous) {

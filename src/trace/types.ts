@@ -28,6 +28,14 @@ export type RecentEntry = string | { readonly address: string; readonly ageSecon
 /** `recent` lists by name (kube-proxy names them after the KUBE-SEP chain). */
 export type RecentState = Readonly<Record<string, readonly RecentEntry[]>>;
 
+/** Recent lists a caller keeps (TraceOptions.recentLookup): addresses as kpsim normalises them. */
+export interface RecentLookup {
+  /** The entry of `address` in list `list`, if it is there. */
+  find(list: string, address: string): { readonly ageSeconds: number; readonly hits: number } | undefined;
+  /** Every entry of list `list` (for a `recent --mask` wider than one address). */
+  entries(list: string): Iterable<readonly [string, { readonly ageSeconds: number; readonly hits: number }]>;
+}
+
 /** The node the rules run on; fixed for a prepared tracer. */
 export interface TraceContext {
   /** The node's own addresses. 127.0.0.0/8 and ::1 are always local, as in the kernel. */
@@ -62,6 +70,11 @@ export interface TraceOptions {
   readonly outInterface?: string;
   /** Overrides the tracer context's recent lists for this packet. */
   readonly recent?: RecentState;
+  /**
+   * Overrides them too (and `recent`), asked rather than copied: for a caller that keeps its own
+   * lists over many traces (the simulator's clients), so that none is read again per packet.
+   */
+  readonly recentLookup?: RecentLookup;
   /** 'kube-proxy-test' reproduces the simplified tracer of kube-proxy's proxier_test.go. */
   readonly semantics?: 'kernel' | 'kube-proxy-test';
 }

@@ -12,10 +12,15 @@
 import { DecisionTrie, type RecentTemplate } from './decisions.js';
 import type { TraceResult, TraceSample } from './types.js';
 
-/** A sampled walk's answer: the sample (shared), and its recent changes with the source's address left open. */
+/**
+ * A sampled walk's answer: the sample (shared), and its recent changes with the source's address
+ * left open; the `sampleOnly` answer made from it when first asked (shared, frozen) when the
+ * walk changed no recent list (else each packet's own is made).
+ */
 export interface SampleLeaf {
   readonly sample: TraceSample;
   readonly recent: readonly RecentTemplate[] | undefined;
+  sampleOnly: TraceResult | undefined;
 }
 
 /** The walks of one destination side. */
@@ -24,9 +29,11 @@ export interface CacheSlot {
   readonly dport: number;
   readonly fromNode: boolean;
   readonly mark: number;
-  /** Every outcome, the result without `sample` (shared: copied before it is handed out). */
+  /** Every outcome, the result without `sample` (shared, frozen). */
   readonly all: DecisionTrie<TraceResult>;
   readonly one: DecisionTrie<SampleLeaf>;
+  /** The slot of the same protocol, port and origin with another mark. */
+  otherMark: CacheSlot | undefined;
 }
 
 /**
@@ -38,10 +45,23 @@ const MAX_NODES = 1_000_000;
 
 /**
  * Where a destination address's slots are kept: on what the tracer already looks up for that
- * address (its facts), so a lookup pays no map of its own.
+ * address (its facts), so a lookup pays no map of its own beyond the one by port.
  */
 export interface SlotHolder {
-  slots: CacheSlot[] | undefined;
+  /** By slotKey (protocol, origin, port); marks other than the first are chained (otherMark). */
+  slots: Map<number, CacheSlot> | undefined;
+}
+
+/** A destination side's key under its address: one small integer, no string built. */
+export function slotKey(protoCode: number, dport: number, fromNode: boolean): number {
+  return (protoCode * 2 + (fromNode ? 1 : 0)) * 65536 + dport;
+}
+
+/** The slot of a destination side when walks were kept for it. */
+export function findSlot(holder: SlotHolder, protoCode: number, dport: number, fromNode: boolean, mark: number): CacheSlot | undefined {
+  let slot = holder.slots?.get(slotKey(protoCode, dport, fromNode));
+  while (slot !== undefined && slot.mark !== mark) slot = slot.otherMark;
+  return slot;
 }
 
 export class WalkCache {
@@ -53,15 +73,14 @@ export class WalkCache {
   slot(holder: SlotHolder, protoCode: number, dport: number, fromNode: boolean, mark: number): CacheSlot {
     let slots = holder.slots;
     if (slots === undefined) {
-      slots = holder.slots = [];
+      slots = holder.slots = new Map();
       this.holders.push(holder);
     }
-    for (let i = 0; i < slots.length; i++) {
-      const s = slots[i]!;
-      if (s.dport === dport && s.protoCode === protoCode && s.fromNode === fromNode && s.mark === mark) return s;
-    }
-    const made: CacheSlot = { protoCode, dport, fromNode, mark, all: new DecisionTrie(), one: new DecisionTrie() };
-    slots.push(made);
+    const key = slotKey(protoCode, dport, fromNode);
+    const first = slots.get(key);
+    for (let s = first; s !== undefined; s = s.otherMark) if (s.mark === mark) return s;
+    const made: CacheSlot = { protoCode, dport, fromNode, mark, all: new DecisionTrie(), one: new DecisionTrie(), otherMark: first };
+    slots.set(key, made);
     return made;
   }
 

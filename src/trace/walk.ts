@@ -30,13 +30,16 @@ import { ACTION, type CompiledChain, type CompiledRule, type CompiledTarget, typ
 import { addressTypeBit, CHECK, checkFlags, passesChecks, passesSourceChecks, randomStored, SOURCE_CHECKS } from './fast-checks.js';
 import { PROBABILITY_SCALE } from '../iptables/rule-values.js';
 import type { PreparedRuleset } from './prepared-ruleset.js';
-import { lookupRecent, recentKey, type RecentChange, type RecentLists } from './recent.js';
+import { lookupRecent, recentKey, type RecentChange, RecentLists, type RecentSource } from './recent.js';
 import type { DecisionLog, Draw } from './decisions.js';
 import { HopLog } from './hop-log.js';
 import type { Verdict } from './types.js';
 import type { Flow, PathState, Stage } from './walk-state.js';
 export type { Draw } from './decisions.js';
 import { StageMemo, UNCLEAN_CHECKS } from './stage-memo.js';
+
+/** Lists with nobody in them (a recent check's answer for a client nobody has seen). */
+const EMPTY_LISTS = new RecentLists(undefined);
 
 /** More paths than this means a ruleset that multiplies statistic branches; stop forking. */
 export const MAX_PATHS = 4096;
@@ -47,7 +50,7 @@ const MAX_DEPTH = 64;
 export interface WalkSetup {
   readonly program: PreparedRuleset;
   readonly flow: Flow;
-  readonly recentLists: RecentLists;
+  readonly recentLists: RecentSource;
   readonly local: LocalAddresses;
   readonly addresses: AddressCache;
   readonly masqueradeMark: number;
@@ -210,7 +213,8 @@ class Walker {
       if (state.recent !== undefined) log.unpredictable = true;
       const ok = recentMatches(rule, flow, recentLists, state);
       const frozen = state.snapshot();
-      log.add((f, lists) => recentMatches(rule, f, lists, frozen), ok);
+      const whenEmpty = recentLists.empty ? ok : recentMatches(rule, flow, EMPTY_LISTS, frozen);
+      log.addRecent((f, lists) => recentMatches(rule, f, lists, frozen), ok, whenEmpty);
       if (!ok) return false;
     }
     const draw = this.draw;
@@ -419,7 +423,7 @@ function drawMatches(step: RandomStep, draw: () => number): boolean {
 }
 
 /** Whether the rule's `recent` steps all match, for this flow and these lists. */
-function recentMatches(rule: CompiledRule, flow: Flow, recentLists: RecentLists, state: PathState): boolean {
+function recentMatches(rule: CompiledRule, flow: Flow, recentLists: RecentSource, state: PathState): boolean {
   for (const step of rule.recent) {
     const { ip, words } = step.side === 'source' ? { ip: flow.src, words: flow.srcWords } : { ip: state.dst, words: state.dstWords };
     const key = recentKey(ip, words, step.mask);

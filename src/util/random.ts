@@ -9,12 +9,40 @@ export type Rng = () => number;
 export function seededUint32(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
+    state = (state + MULBERRY32_STEP) >>> 0;
+    return mulberry32Mix(state);
   };
+}
+
+const MULBERRY32_STEP = 0x6d2b79f5;
+
+/** mulberry32's output for a state (the state advances by MULBERRY32_STEP before each draw). */
+function mulberry32Mix(state: number): number {
+  let t = state;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return (t ^ (t >>> 14)) >>> 0;
+}
+
+/**
+ * seededUint32's sequence in an object that can start over with another seed: a caller that
+ * draws for many seeds (a tracer answering seeded lookups) keeps one, rather than making a
+ * closure per seed. `draw` is `next` as a function, made once.
+ */
+export class SeededDraws {
+  private state = 0;
+  readonly draw: () => number = () => this.next();
+
+  /** Start over: the draws that follow are seededUint32(seed)'s. */
+  reset(seed: number): this {
+    this.state = seed >>> 0;
+    return this;
+  }
+
+  next(): number {
+    this.state = (this.state + MULBERRY32_STEP) >>> 0;
+    return mulberry32Mix(this.state);
+  }
 }
 
 /** Uniform numbers in [0, 1): seededUint32 / 2^32. */

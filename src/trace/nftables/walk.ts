@@ -35,7 +35,8 @@ import { tableId, type NftElement } from '../../nftables/types.js';
 import { joinHostPort, normalizeIP, splitHostPortText } from '../../util/ip.js';
 import type { LocalAddresses } from '../addresses.js';
 import type { AddressCache } from '../addresses.js';
-import type { RecentLists } from '../recent.js';
+import type { RecentSource } from '../recent.js';
+import type { DecisionLog, RecentTemplate } from '../decisions.js';
 import type { Hop, SetLookup, Verdict } from '../types.js';
 import type { PathOutcome } from '../walk.js';
 import type { RecentUpdate } from '../types.js';
@@ -68,7 +69,7 @@ export interface NftWalkSetup {
   readonly local: LocalAddresses;
   readonly addresses: AddressCache;
   /** Dynamic sets' members (affinity): by set name, as `recent` lists. */
-  readonly dynamic: RecentLists;
+  readonly dynamic: RecentSource;
 }
 
 interface Frame {
@@ -145,8 +146,10 @@ const ABSENT: Value = { kind: 'absent' };
 /** Statement outcome: go on with the rule, the rule does not match, or it could not be evaluated. */
 type Step = 'next' | 'nomatch' | { readonly unknown: string };
 
-export function walkNft(setup: NftWalkSetup, start: { dst: string; dport: number; mark: number }, draw?: () => number, recordHops = true): NftWalkResult {
-  const walker = new NftWalker(setup, draw, recordHops);
+export function walkNft(
+  setup: NftWalkSetup, start: { dst: string; dport: number; mark: number }, draw?: () => number, recordHops = true, log?: DecisionLog<NftFlow>,
+): NftWalkResult {
+  const walker = new NftWalker(setup, draw, recordHops, log);
   const first = new NftPath();
   first.dst = start.dst;
   first.dport = start.dport;
@@ -186,7 +189,10 @@ class NftWalker {
   rulesEvaluated = 0;
   private forks = 0;
 
-  constructor(private readonly setup: NftWalkSetup, private readonly draw: (() => number) | undefined, recordHops: boolean) {
+  constructor(
+    private readonly setup: NftWalkSetup, private readonly draw: (() => number) | undefined, recordHops: boolean,
+    private readonly log: DecisionLog<NftFlow> | undefined = undefined,
+  ) {
     this.hops = recordHops ? [] : undefined;
   }
 
@@ -289,6 +295,7 @@ class NftWalker {
   private statement(path: NftPath, rule: CompiledRule, st: Statement, lookups: SetLookup[], notes: string[]): Step | 'stop' {
     switch (st.kind) {
       case 'match': {
+        if (this.log !== undefined && readsSource(st.left)) return this.loggedMatch(path, rule, st, lookups, notes);
         const ok = this.match(path, rule, st.left, st.op, st.right, lookups, notes);
         return typeof ok === 'object' ? ok : ok ? 'next' : 'nomatch';
       }
@@ -303,7 +310,10 @@ class NftWalker {
         const key = this.value(path, st.key);
         if (key.kind === 'value' && key.parts.length === 1) {
           const address = normalizeIP(key.parts[0]!);
-          if (address !== undefined) path.updates = [...path.updates.filter((u) => u.list !== st.set || u.address !== address), { list: st.set, address }];
+          if (address !== undefined) {
+            path.updates = [...path.updates.filter((u) => u.list !== st.set || u.address !== address), { list: st.set, address }];
+            this.logUpdate(st.set, st.key, address);
+          }
         }
         return 'next';
       }
@@ -390,10 +400,55 @@ class NftWalker {
     return path.stack[0]?.chain.chain.base?.type;
   }
 
+  // ---------------------------------------------------------------- kept walks
+
+  /**
+   * A match that reads the source, logged as two decisions that can be asked again for another
+   * packet (decisions.ts): whether it answers without a lookup or a note of its own (which
+   * would name the source: the walk is then made every time from here), and what it answers.
+   */
+  private loggedMatch(path: NftPath, rule: CompiledRule, st: Extract<Statement, { kind: 'match' }>, lookups: SetLookup[], notes: string[]): Step {
+    const log = this.log!;
+    const lookupsBefore = lookups.length;
+    const notesBefore = notes.length;
+    const ok = this.match(path, rule, st.left, st.op, st.right, lookups, notes);
+    const clean = typeof ok === 'boolean' && lookups.length === lookupsBefore && notes.length === notesBefore;
+    const frozen = path.clone();
+    // One walker asks the match again for every later packet, its flow and lists set each time.
+    const asked: { -readonly [K in keyof NftWalkSetup]: NftWalkSetup[K] } = { ...this.setup };
+    const again = new NftWalker(asked, undefined, false);
+    const ownLookups: SetLookup[] = [];
+    const ownNotes: string[] = [];
+    let last: boolean | undefined;
+    log.add((flow, lists) => {
+      asked.flow = flow;
+      asked.dynamic = lists;
+      ownLookups.length = 0;
+      ownNotes.length = 0;
+      const answer = again.match(frozen, rule, st.left, st.op, st.right, ownLookups, ownNotes);
+      last = typeof answer === 'boolean' && ownLookups.length === 0 && ownNotes.length === 0 ? answer : undefined;
+      return last !== undefined;
+    }, clean);
+    if (clean) log.add(() => last === true, ok === true);
+    else log.unpredictable = true;
+    return typeof ok === 'object' ? ok : ok ? 'next' : 'nomatch';
+  }
+
+  /** A dynamic set updated with `address`: the source's left open (see RecentTemplate). */
+  private logUpdate(set: string, key: Selector, address: string): void {
+    const log = this.log;
+    if (log === undefined) return;
+    if (!readsSource(key)) log.recent.push({ list: set, ip: address, mask: undefined, removed: false });
+    else if (key.kind === 'payload' && key.field === 'saddr') log.recent.push({ list: set, ip: undefined, mask: undefined, removed: false });
+    else log.unpredictable = true;
+  }
+
   // ---------------------------------------------------------------- verdict maps
 
   private vmap(path: NftPath, rule: CompiledRule, st: Extract<Statement, { kind: 'vmap' }>, lookups: SetLookup[], notes: string[]): Step | 'stop' {
     if (st.key.kind === 'numgen') return this.numgenVmap(path, rule, st, st.key, lookups, notes);
+    // A verdict map keyed by the source leads each source its own way: walked every time.
+    if (this.log !== undefined && readsSource(st.key)) this.log.unpredictable = true;
     const key = this.value(path, st.key);
     if (key.kind === 'absent') return 'nomatch';
     if (key.kind === 'unknown') return { unknown: key.why };
@@ -438,6 +493,7 @@ class NftWalker {
     };
     if (this.draw) {
       const i = numgenIndex(this.draw(), sel.mod);
+      this.log?.addPick(sel.mod, i);
       const hit = verdictOf(i);
       if (!hit) return 'nomatch';
       lookups.push(hit.element);
@@ -648,8 +704,8 @@ function partSelector(sel: Selector, i: number): Selector {
 function partMatches(sel: Selector, value: string, quotedItem: string, op: RelOp): boolean {
   const item = quotedItem.startsWith('"') && quotedItem.endsWith('"') ? quotedItem.slice(1, -1) : quotedItem;
   if (sel.kind === 'payload' && (sel.field === 'saddr' || sel.field === 'daddr')) {
-    const iv = parseAddressInterval(item);
-    const v = addressValue(value);
+    const iv = intervalOf(item);
+    const v = valueOf(value);
     return iv !== undefined && v !== undefined && intervalContains(iv, v.family, v.value);
   }
   if (sel.kind === 'ct' && sel.key === 'state') {
@@ -698,4 +754,50 @@ export function hopsOf(records: readonly HopRecord[], withProbability: boolean):
     hop.depth = r.depth;
     return hop;
   });
+}
+
+/** Whether a selector reads the packet's source (address, port, or the source's address type). */
+export function readsSource(sel: Selector): boolean {
+  switch (sel.kind) {
+    case 'payload': return sel.field === 'saddr';
+    case 'transport': return sel.field === 'sport';
+    case 'fib': return sel.flags.includes('saddr');
+    case 'concat': return sel.parts.some(readsSource);
+    case 'bitwise': return readsSource(sel.left);
+    default: return false;
+  }
+}
+
+/** A kept sampled walk's updates for the packet from `src` (as the walk would have made them). */
+export function updatesFor(templates: readonly RecentTemplate[], src: string): RecentUpdate[] {
+  let updates: RecentUpdate[] = [];
+  for (const t of templates) {
+    const address = t.ip ?? src;
+    updates = [...updates.filter((u) => u.list !== t.list || u.address !== address), { list: t.list, address }];
+  }
+  return updates;
+}
+
+/**
+ * Addresses and intervals as rules and packets write them, each read once: a kept walk's
+ * decisions ask `ip saddr` matches again for every packet (decisions.ts), and reading the
+ * rule's network from its text each time was most of what they cost. Bounded, as AddressCache is.
+ */
+const intervals = new Map<string, ReturnType<typeof parseAddressInterval>>();
+const values = new Map<string, ReturnType<typeof addressValue>>();
+
+function intervalOf(text: string): ReturnType<typeof parseAddressInterval> {
+  return readOnce(intervals, text, parseAddressInterval);
+}
+
+function valueOf(text: string): ReturnType<typeof addressValue> {
+  return readOnce(values, text, addressValue);
+}
+
+function readOnce<T>(cache: Map<string, T>, text: string, read: (text: string) => T): T {
+  if (cache.has(text)) return cache.get(text)!;
+  const value = read(text);
+  if (cache.size > 100_000) cache.clear();
+  cache.set(text, value);
+  return value;
 }

@@ -22,6 +22,7 @@ import type { Packet, RecentLookup, RecentState, TraceOptions } from '../../src/
 import { buildProxierState, resolveNode } from '../../src/tracker/proxier-state.js';
 import { bigIntToIP, ipToBigInt, parseCIDR } from '../../src/util/ip.js';
 import { generateClusterManifests, seededRandom } from '../helpers/cluster-builders.js';
+import { KeptWalkCheck } from '../helpers/kept-walks.js';
 
 function generatedState(seed: number) {
   const manifests = generateClusterManifests({ seed, services: 40, endpointsPerService: 4, nodes: 3 });
@@ -79,22 +80,8 @@ test('kept walks answer as walks do: nftables mode, a generated cluster (load-ba
   const nodeNeighbours = state.localAddresses.flatMap((ip) => [ip, offset(ip, -1), offset(ip, 1)]).filter((ip): ip is string => ip !== undefined && !ip.includes(':'));
   const sources = [...new Set([...boundarySources(text), ...nodeNeighbours, '203.0.113.9', '198.51.100.77', '100.64.3.3', '127.0.0.1'])];
   const random = seededRandom(7);
-  let compared = 0;
-  const compare = (packet: Packet, opts: TraceOptions): void => {
-    let want: string;
-    try {
-      want = JSON.stringify(walking.trace(packet, opts));
-    } catch (e) {
-      assert.throws(() => keeping.trace(packet, opts), { message: (e as Error).message }, `${JSON.stringify(packet)} ${JSON.stringify(opts)}`);
-      return;
-    }
-    const got = JSON.stringify(keeping.trace(packet, opts));
-    assert.equal(got, want, `${JSON.stringify(packet)} ${JSON.stringify(opts)}`);
-    if (opts.seed !== undefined && !opts.sampleOnly) {
-      assert.equal(JSON.stringify(keeping.sample(packet, opts.seed, opts)), JSON.stringify(walking.sample(packet, opts.seed, opts)), JSON.stringify(packet));
-    }
-    compared++;
-  };
+  const check = new KeptWalkCheck(keeping, walking);
+  const compare = (packet: Packet, opts: TraceOptions): void => check.compare(packet, opts);
   const dsts = destinations(text, state.nodeIPs);
   assert.ok(dsts.length > 20, `destinations found in the table: ${dsts.length}`);
   for (const { dst, proto, dport } of dsts) {
@@ -119,12 +106,12 @@ test('kept walks answer as walks do: nftables mode, a generated cluster (load-ba
         for (const age of [timeout - 1, timeout]) {
           const recent: RecentState = { [set]: [{ address: src, ageSeconds: age }] };
           compare({ proto, src, dst, dport }, { recent });
-          compare({ proto, src, dst, dport, sport: 40000 }, { recent, seed: compared % 97, sampleOnly: compared % 2 === 0 });
+          compare({ proto, src, dst, dport, sport: 40000 }, { recent, seed: check.compared % 97, sampleOnly: check.compared % 2 === 0 });
         }
       }
     }
   }
-  assert.ok(compared > 500, `compared ${compared} answers`);
+  assert.ok(check.compared > 500, `compared ${check.compared} answers`);
   const stats = keeping.cacheStats();
   assert.ok(stats.hits > stats.lookups / 2, `most lookups answered from kept walks: ${JSON.stringify(stats)}`);
 });

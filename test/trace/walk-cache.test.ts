@@ -28,6 +28,7 @@ import type { Packet, RecentState, TraceOptions } from '../../src/trace/types.js
 import { buildProxierState, resolveNode } from '../../src/tracker/proxier-state.js';
 import { bigIntToIP, ipFamily, ipToBigInt, normalizeIP, parseCIDR } from '../../src/util/ip.js';
 import { generateClusterManifests, seededRandom } from '../helpers/cluster-builders.js';
+import { KeptWalkCheck } from '../helpers/kept-walks.js';
 import { IPV6, MASQUERADE_ALL, NODE_IPS, OVERALL, TRACE_PACKET_TEST } from './fixtures.js';
 
 interface Case {
@@ -164,23 +165,8 @@ for (const c of cases) {
     };
     const dsts = [...new Set([...destinations, ...c.localAddresses, '127.0.0.1'])].filter((d) => ipFamily(d) === c.rules.family);
     const random = seededRandom(99);
-    let compared = 0;
-    const compare = (packet: Packet, opts: TraceOptions): void => {
-      let want: string;
-      try {
-        want = JSON.stringify(walking.trace(packet, opts));
-      } catch (e) {
-        assert.throws(() => keeping.trace(packet, opts), { message: (e as Error).message }, `${JSON.stringify(packet)} ${JSON.stringify(opts)}`);
-        return;
-      }
-      const got = JSON.stringify(keeping.trace(packet, opts));
-      assert.equal(got, want, `${JSON.stringify(packet)} ${JSON.stringify(opts)}`);
-      assert.deepEqual(JSON.parse(got), JSON.parse(want));
-      if (opts.seed !== undefined && !opts.sampleOnly) {
-        assert.deepEqual(JSON.stringify(keeping.sample(packet, opts.seed, opts)), JSON.stringify(walking.sample(packet, opts.seed, opts)));
-      }
-      compared++;
-    };
+    const check = new KeptWalkCheck(keeping, walking);
+    const compare = (packet: Packet, opts: TraceOptions): void => check.compare(packet, opts);
     for (const dst of dsts) {
       const family = ipFamily(dst);
       const sameFamily = sources.filter((s) => ipFamily(s) === family);
@@ -204,13 +190,13 @@ for (const c of cases) {
         for (const src of [...sources.filter((s) => ipFamily(s) === 4).slice(0, 6), ...hairpins(dst, dport)]) {
           for (const recent of affinityStates(c.text, src)) {
             compare({ proto: 'tcp', src, dst, dport }, { recent });
-            compare({ proto: 'tcp', src, dst, dport, sport: 40000 }, { recent, seed: compared % 97 });
+            compare({ proto: 'tcp', src, dst, dport, sport: 40000 }, { recent, seed: check.compared % 97 });
           }
         }
       }
     }
     const stats = keeping.cacheStats();
-    assert.ok(compared > 50, `compared ${compared} answers`);
+    assert.ok(check.compared > 50, `compared ${check.compared} answers`);
     assert.ok(stats.hits > stats.lookups / 2, `most lookups answered from kept walks: ${JSON.stringify(stats)}`);
   });
 }

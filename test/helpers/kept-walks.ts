@@ -1,0 +1,35 @@
+/**
+ * The check every kept-walk test makes: a tracer keeping walks answers each packet exactly as
+ * one walking every packet does (the same JSON, the same error, the same seeded sample).
+ */
+import assert from 'node:assert/strict';
+import type { Packet, TraceOptions } from '../../src/trace/types.js';
+
+/** What both modes' tracers offer (createTracer, createNftTracer). */
+export interface ComparableTracer {
+  trace(packet: Packet, opts?: TraceOptions): unknown;
+  sample(packet: Packet, seed: number, opts?: TraceOptions): unknown;
+}
+
+export class KeptWalkCheck {
+  /** Answers compared so far (errors excepted). */
+  compared = 0;
+
+  constructor(private readonly keeping: ComparableTracer, private readonly walking: ComparableTracer) {}
+
+  compare(packet: Packet, opts: TraceOptions): void {
+    let want: string;
+    try {
+      want = JSON.stringify(this.walking.trace(packet, opts));
+    } catch (e) {
+      assert.throws(() => this.keeping.trace(packet, opts), { message: (e as Error).message }, `${JSON.stringify(packet)} ${JSON.stringify(opts)}`);
+      return;
+    }
+    const got = JSON.stringify(this.keeping.trace(packet, opts));
+    assert.equal(got, want, `${JSON.stringify(packet)} ${JSON.stringify(opts)}`);
+    if (opts.seed !== undefined && !opts.sampleOnly) {
+      assert.equal(JSON.stringify(this.keeping.sample(packet, opts.seed, opts)), JSON.stringify(this.walking.sample(packet, opts.seed, opts)), `sample: ${JSON.stringify(packet)} seed ${opts.seed}`);
+    }
+    this.compared++;
+  }
+}

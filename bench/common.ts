@@ -1,5 +1,5 @@
 /**
- * What the benchmarks share: the seeded cluster they all measure on, CPU-time and median
+ * What the benchmarks share: the seeded cluster they all measure on, CPU-time, timing and median
  * helpers, and the line that records the machine. Not a benchmark itself (run.ts runs only
  * *.bench.js files).
  */
@@ -41,6 +41,29 @@ export function median(values: readonly number[]): number {
 /** "node v20.20.2, AMD EPYC x 2, load average 0.52": the figures depend on it. */
 export function machineLine(): string {
   return `node ${process.version}, ${cpus()[0]?.model.trim() ?? 'unknown CPU'} x ${cpus().length}, load average ${loadavg()[0]!.toFixed(2)}`;
+}
+
+/** A value with the wall and CPU time it took to make. */
+export interface Timed<T> {
+  readonly value: T;
+  readonly wallMs: number;
+  readonly cpuMs: number;
+}
+
+/** `fn` run once, timed (wall and CPU of the process). */
+export function timed<T>(fn: () => T): Timed<T> {
+  const c0 = cpuMs();
+  const t0 = performance.now();
+  const value = fn();
+  return { value, wallMs: performance.now() - t0, cpuMs: cpuMs() - c0 };
+}
+
+/** `timed` for a promise: the time until it settles. */
+export async function timedAsync<T>(fn: () => Promise<T>): Promise<Timed<T>> {
+  const c0 = cpuMs();
+  const t0 = performance.now();
+  const value = await fn();
+  return { value, wallMs: performance.now() - t0, cpuMs: cpuMs() - c0 };
 }
 
 export interface StepTimes {

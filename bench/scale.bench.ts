@@ -33,32 +33,12 @@ import type { Cluster } from '../src/model/types.js';
 import { compileNode } from '../src/node/compile-node.js';
 import { RULES_MODES, modeDriver } from '../src/node/modes.js';
 import type { Packet } from '../src/trace/types.js';
-import { cpuMs, gc, machineLine, median } from './common.js';
+import { type Timed, gc, machineLine, median, timed, timedAsync } from './common.js';
 
 const quick = process.argv.includes('--quick');
 const SIZE = quick ? { nodes: 500, pods: 15000, services: 1000 } : { nodes: 5000, pods: 150000, services: 10000 };
 const SEED = 1;
 const TARGETS = { firstNodeMs: 2000, heapMB: 1024, nodesMs: 60000, traceMs: 50 };
-
-interface Timed<T> {
-  readonly value: T;
-  readonly wallMs: number;
-  readonly cpuMs: number;
-}
-
-function timed<T>(fn: () => T): Timed<T> {
-  const c0 = cpuMs();
-  const t0 = performance.now();
-  const value = fn();
-  return { value, wallMs: performance.now() - t0, cpuMs: cpuMs() - c0 };
-}
-
-async function timedAsync<T>(fn: () => Promise<T>): Promise<Timed<T>> {
-  const c0 = cpuMs();
-  const t0 = performance.now();
-  const value = await fn();
-  return { value, wallMs: performance.now() - t0, cpuMs: cpuMs() - c0 };
-}
 
 const ms = (t: { wallMs: number; cpuMs: number }): string => `${t.wallMs.toFixed(0).padStart(6)} ms (cpu ${t.cpuMs.toFixed(0).padStart(6)})`;
 const heapMB = (): number => {

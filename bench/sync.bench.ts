@@ -45,7 +45,7 @@ import { ProxierView, type ViewUpdate } from '../src/tracker/proxier-view.js';
 import { ServiceChangeTracker } from '../src/tracker/service-change-tracker.js';
 import { type EndpointSliceManifest, type Manifest, generateClusterManifests } from '../test/helpers/cluster-builders.js';
 import { kubeConfigFor } from '../test/helpers/agent.js';
-import { BENCH_SEED, ENDPOINTS_PER_SERVICE, cpuMs, gc, machineLine, median } from './common.js';
+import { BENCH_SEED, ENDPOINTS_PER_SERVICE, type Timed, cpuMs, gc, machineLine, median, timed } from './common.js';
 
 const quick = process.argv.includes('--quick');
 const SERVICES = quick ? 1000 : 10_000;
@@ -54,19 +54,6 @@ const CHANGES_PER_SECOND = 100;
 const CHANGE_SECONDS = quick ? 3 : 10;
 const TARGET_PARTIAL_MS = 5;
 const TARGET_P99_MS = 50;
-
-interface Timed<T> {
-  readonly value: T;
-  readonly wallMs: number;
-  readonly cpuMs: number;
-}
-
-function timed<T>(fn: () => T): Timed<T> {
-  const c0 = cpuMs();
-  const t0 = performance.now();
-  const value = fn();
-  return { value, wallMs: performance.now() - t0, cpuMs: cpuMs() - c0 };
-}
 
 function ms(x: number): string {
   return x < 10 ? x.toFixed(2) : x.toFixed(0);

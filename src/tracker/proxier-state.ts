@@ -186,8 +186,6 @@ export interface NodeOverlayOptions {
 /** One node's ProxierState of the family: the shared ports with the node's own endpoints and topology applied. */
 export function proxierStateOn(shared: FamilyServicePorts, cluster: Cluster, node: ResolvedNode, opts: NodeOverlayOptions = {}): ProxierState {
   const family = shared.family;
-  const nodeIPs = node.ips.filter((ip) => ipFamily(ip) === family);
-  const loopback = family === 4 ? '127.0.0.1' : '::1';
   const topology: TopologyContext = { nodeName: node.name, nodeLabels: node.labels, preferSameTrafficDistribution: shared.preferSameTrafficDistribution };
   const servicePorts = shared.servicePorts.slice();
   const local = shared.portsByNode.get(node.name) ?? [];
@@ -211,18 +209,27 @@ export function proxierStateOn(shared: FamilyServicePorts, cluster: Cluster, nod
   }
   const serviceCIDRs = shared.serviceCIDRs;
   return {
+    ...nodeFacts(cluster.config, node, family),
+    config: cluster.config,
+    // With the cluster's CIDRs (not the node's own) every node has the same detector.
+    localDetector: cluster.config.detectLocalMode === 'NodeCIDR' ? localDetector(cluster.config, node, family) : (shared.localDetector ??= { detector: localDetector(cluster.config, node, family) }).detector,
+    servicePorts,
+    endpointCount: shared.endpointCount,
+    ...(serviceCIDRs.length > 0 ? { serviceCIDRs } : {}),
+  };
+}
+
+/** What every proxier state and node context of a family says of its node. */
+function nodeFacts(config: ProxyConfig, node: ResolvedNode, family: Family): Pick<ProxierNodeContext, 'family' | 'nodeName' | 'nodeIPs' | 'localAddresses' | 'nodeLabels' | 'masqueradeMark'> {
+  const nodeIPs = node.ips.filter((ip) => ipFamily(ip) === family);
+  const loopback = family === 4 ? '127.0.0.1' : '::1';
+  return {
     family,
     nodeName: node.name,
     nodeIPs,
     localAddresses: [...nodeIPs.filter((ip) => !isLoopback(ip)), loopback],
     nodeLabels: node.labels,
-    config: cluster.config,
-    // With the cluster's CIDRs (not the node's own) every node has the same detector.
-    localDetector: cluster.config.detectLocalMode === 'NodeCIDR' ? localDetector(cluster.config, node, family) : (shared.localDetector ??= { detector: localDetector(cluster.config, node, family) }).detector,
-    masqueradeMark: `0x${(1 << cluster.config.masqueradeBit >>> 0).toString(16)}`,
-    servicePorts,
-    endpointCount: shared.endpointCount,
-    ...(serviceCIDRs.length > 0 ? { serviceCIDRs } : {}),
+    masqueradeMark: `0x${(1 << config.masqueradeBit >>> 0).toString(16)}`,
   };
 }
 
@@ -245,18 +252,11 @@ export interface ProxierNodeContext {
 }
 
 export function proxierNodeContext(config: ProxyConfig, node: ResolvedNode, family: Family, serviceCIDRsOfCluster?: readonly string[]): ProxierNodeContext {
-  const nodeIPs = node.ips.filter((ip) => ipFamily(ip) === family);
-  const loopback = family === 4 ? '127.0.0.1' : '::1';
   const serviceCIDRs = (serviceCIDRsOfCluster ?? []).filter((c) => parseCIDR(c)?.family === family);
   return {
-    family,
-    nodeName: node.name,
-    nodeIPs,
-    localAddresses: [...nodeIPs.filter((ip) => !isLoopback(ip)), loopback],
-    nodeLabels: node.labels,
+    ...nodeFacts(config, node, family),
     config,
     localDetector: localDetector(config, node, family),
-    masqueradeMark: `0x${(1 << config.masqueradeBit >>> 0).toString(16)}`,
     topology: {
       nodeName: node.name,
       nodeLabels: node.labels,

@@ -16,6 +16,7 @@ import { WatchHub } from '../../src/api/kube/watch.js';
 import { ENDPOINT_SLICES, SERVICES } from '../../src/api/kube/resources.js';
 import { buildApiServer } from '../../src/api/server.js';
 import type { Json, JsonObject } from '../../src/model/fields.js';
+import type { SyncEvent } from '../../src/agent/proxier.js';
 import { parseNftRuleset } from '../../src/nftables/parse.js';
 import { compileNode } from '../../src/node/compile-node.js';
 import type { CompiledNftables } from '../../src/node/modes/nftables.js';
@@ -131,74 +132,77 @@ test('objects kpsim cannot read are logged by name and skipped; the rest is sync
   }
 });
 
-test('a sync the kernel refuses makes the next one full, and the tables come out right', async () => {
-  const api = await startKubeApi({ files: ['rules/example'] });
-  let t: TestAgent | undefined;
-  let refuse = false;
-  try {
-    t = await startTestAgent(api.url, {
-      mode: 'iptables',
-      config: fastConfig(api, 1),
-      kernelHook: ({ family }) => {
-        if (refuse && family === 4) {
-          refuse = false;
-          throw new Error('iptables-restore: line 42 failed');
-        }
-      },
-    });
-    refuse = true;
-    const from = t.events.length;
-    await api.store.create(SERVICES, 'default', svc('refused', '10.96.88.1'));
-    const failed = await t.nextSync((e) => e.family === 4, from);
-    assert.equal(failed.ok, false);
-    assert.equal(failed.full, false, 'the refused sync was a partial one');
-    // The runner retries within syncPeriod (1 s here): the retry is a full sync.
-    const retry = await t.nextSync((e) => e.family === 4, t.events.indexOf(failed) + 1);
-    assert.equal(retry.full, true, `after a failure the next sync is full; log:\n${t.log.join('\n')}`);
-    assert.ok(retry.ok);
-    assertConverged(t, api, 'after the full sync that followed the failure');
-    const metrics = await (await fetch(`http://${t.agent.metricsAddress}/metrics`)).text();
-    assert.match(metrics, /^kubeproxy_sync_proxy_rules_iptables_restore_failures_total\{ip_family="IPv4"\} 1$/m);
-    assert.match(metrics, /^kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total\{ip_family="IPv4"\} 1$/m);
-  } finally {
-    await t?.stop();
-    await api.close();
-  }
-});
+/**
+ * A refused sync in each mode: the kernel (its hook) refuses the IPv4 sync that carries a new
+ * Service; the refused sync was a partial one, the runner's retry is full and comes out right.
+ */
+const REFUSED_SYNCS: {
+  name: string;
+  mode: 'iptables' | 'nftables';
+  refusal: string;
+  /** Wait for the first IPv6 sync before refusing (the nftables writers sync each family on its own). */
+  afterIPv6Sync: boolean;
+  /** What must hold after the full retry. */
+  check(t: TestAgent, api: StartedApi, retry: SyncEvent, metrics: string): void;
+}[] = [
+  {
+    name: 'a sync the kernel refuses makes the next one full, and the tables come out right',
+    mode: 'iptables',
+    refusal: 'iptables-restore: line 42 failed',
+    afterIPv6Sync: false,
+    check(t, api, _retry, metrics) {
+      assertConverged(t, api, 'after the full sync that followed the failure');
+      assert.match(metrics, /^kubeproxy_sync_proxy_rules_iptables_restore_failures_total\{ip_family="IPv4"\} 1$/m);
+      assert.match(metrics, /^kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total\{ip_family="IPv4"\} 1$/m);
+    },
+  },
+  {
+    name: 'nftables mode: a transaction the kernel refuses makes the next one full, and the table comes out right',
+    mode: 'nftables',
+    refusal: 'Error: Could not process rule: No such file or directory',
+    afterIPv6Sync: true,
+    check(t, api, retry, metrics) {
+      assert.match(retry.payload.find((a) => a.name === 'nft')!.text(), /^add element ip kube-proxy no-endpoint-services \{ 10\.96\.88\.1 \. tcp \. 80 comment "default\/refused:http" : goto reject-chain \}$/m, 'the Service the refused transaction carried (no endpoints: rejected) is written');
+      const listed = parseNftRuleset(stateText(retry, 'nft-ruleset'));
+      const compiled = compileNode(api.store.cluster(), 'nftables', { node: t.agent.nodeName }) as CompiledNftables;
+      assert.equal(nftDifference({ ...listed, tables: listed.tables.filter((tb) => tb.family === 'ip') }, compiled.rulesets[0]!), undefined, 'after the full sync that followed the failure');
+      assert.match(metrics, /^kubeproxy_sync_proxy_rules_nftables_sync_failures_total\{ip_family="IPv4"\} 1$/m);
+    },
+  },
+];
 
-test('nftables mode: a transaction the kernel refuses makes the next one full, and the table comes out right', async () => {
-  const api = await startKubeApi({ files: ['rules/example'] });
-  let t: TestAgent | undefined;
-  let refuse = false;
-  try {
-    t = await startTestAgent(api.url, {
-      mode: 'nftables',
-      config: fastConfig(api, 1),
-      kernelHook: ({ family }) => {
-        if (refuse && family === 4) {
-          refuse = false;
-          throw new Error('Error: Could not process rule: No such file or directory');
-        }
-      },
-    });
-    await t.nextSync((e) => e.family === 6, 0);
-    refuse = true;
-    const from = t.events.length;
-    await api.store.create(SERVICES, 'default', svc('refused', '10.96.88.1'));
-    const failed = await t.nextSync((e) => e.family === 4, from);
-    assert.equal(failed.ok, false);
-    assert.equal(failed.full, false, 'the refused sync was a partial one');
-    const retry = await t.nextSync((e) => e.family === 4, t.events.indexOf(failed) + 1);
-    assert.equal(retry.full, true, `after a failure the next sync is full; log:\n${t.log.join('\n')}`);
-    assert.ok(retry.ok, retry.error);
-    assert.match(retry.payload.find((a) => a.name === 'nft')!.text(), /^add element ip kube-proxy no-endpoint-services \{ 10\.96\.88\.1 \. tcp \. 80 comment "default\/refused:http" : goto reject-chain \}$/m, 'the Service the refused transaction carried (no endpoints: rejected) is written');
-    const listed = parseNftRuleset(stateText(retry, 'nft-ruleset'));
-    const compiled = compileNode(api.store.cluster(), 'nftables', { node: t.agent.nodeName }) as CompiledNftables;
-    assert.equal(nftDifference({ ...listed, tables: listed.tables.filter((tb) => tb.family === 'ip') }, compiled.rulesets[0]!), undefined, 'after the full sync that followed the failure');
-    const metrics = await (await fetch(`http://${t.agent.metricsAddress}/metrics`)).text();
-    assert.match(metrics, /^kubeproxy_sync_proxy_rules_nftables_sync_failures_total\{ip_family="IPv4"\} 1$/m);
-  } finally {
-    await t?.stop();
-    await api.close();
-  }
-});
+for (const c of REFUSED_SYNCS) {
+  test(c.name, async () => {
+    const api = await startKubeApi({ files: ['rules/example'] });
+    let t: TestAgent | undefined;
+    let refuse = false;
+    try {
+      t = await startTestAgent(api.url, {
+        mode: c.mode,
+        config: fastConfig(api, 1),
+        kernelHook: ({ family }) => {
+          if (refuse && family === 4) {
+            refuse = false;
+            throw new Error(c.refusal);
+          }
+        },
+      });
+      if (c.afterIPv6Sync) await t.nextSync((e) => e.family === 6, 0);
+      refuse = true;
+      const from = t.events.length;
+      await api.store.create(SERVICES, 'default', svc('refused', '10.96.88.1'));
+      const failed = await t.nextSync((e) => e.family === 4, from);
+      assert.equal(failed.ok, false);
+      assert.equal(failed.full, false, 'the refused sync was a partial one');
+      // The runner retries within syncPeriod (1 s here): the retry is a full sync.
+      const retry = await t.nextSync((e) => e.family === 4, t.events.indexOf(failed) + 1);
+      assert.equal(retry.full, true, `after a failure the next sync is full; log:\n${t.log.join('\n')}`);
+      assert.ok(retry.ok, retry.error);
+      const metrics = await (await fetch(`http://${t.agent.metricsAddress}/metrics`)).text();
+      c.check(t, api, retry, metrics);
+    } finally {
+      await t?.stop();
+      await api.close();
+    }
+  });
+}

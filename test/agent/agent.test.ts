@@ -32,6 +32,20 @@ function config() {
   return { ...c, syncPeriods: { ...c.syncPeriods, iptables: { syncPeriodSeconds: 30, minSyncPeriodSeconds: 0 }, ipvs: { syncPeriodSeconds: 30, minSyncPeriodSeconds: 0 } } };
 }
 
+/**
+ * The example's web Service loses its first endpoint; the IPv4 sync that writes the change,
+ * which must be a partial one.
+ */
+async function dropFirstWebEndpoint(t: TestAgent): Promise<SyncEvent> {
+  const slice = api.store.get(ENDPOINT_SLICES, 'default', 'web-x7k2p')!;
+  const endpoints = slice['endpoints'] as Json[];
+  const from = t.events.length;
+  await api.store.patch(ENDPOINT_SLICES, 'default', 'web-x7k2p', 'merge', { endpoints: endpoints.slice(1) });
+  const partial = await t.nextSync((e) => e.family === 4 && e.updatedServices.length > 0, from);
+  assert.equal(partial.full, false, `the change came in a partial sync; log:\n${t.log.join('\n')}`);
+  return partial;
+}
+
 test('iptables mode: a full first sync, then a partial one per change, each leaving the compiled tables', async () => {
   let t: TestAgent | undefined;
   try {
@@ -48,12 +62,7 @@ test('iptables mode: a full first sync, then a partial one per change, each leav
     }
 
     // One endpoint of web goes: a partial sync writes web's chains and leaves the others.
-    const slice = api.store.get(ENDPOINT_SLICES, 'default', 'web-x7k2p')!;
-    const endpoints = slice['endpoints'] as Json[];
-    const from = t.events.length;
-    await api.store.patch(ENDPOINT_SLICES, 'default', 'web-x7k2p', 'merge', { endpoints: endpoints.slice(1) });
-    const partial = await t.nextSync((e) => e.family === 4 && e.updatedServices.length > 0, from);
-    assert.equal(partial.full, false, `the change came in a partial sync; log:\n${t.log.join('\n')}`);
+    const partial = await dropFirstWebEndpoint(t);
     assert.deepEqual(partial.updatedServices, ['default/web']);
     const payload = partial.payload.find((a) => a.name === 'iptables-restore')!.text();
     assert.match(payload, /^:KUBE-SVC-\S+ - \[0:0\]$/m, 'web\'s service chain is rewritten');
@@ -124,12 +133,7 @@ test('nftables mode: a full first transaction leaves the compiled tables; a chan
     assert.match(first, /^add rule ip kube-proxy cluster-ips-check ip daddr \{ 10\.96\.0\.0\/12 \} drop comment "Drop traffic to unallocated ClusterIPs"$/m, 'the ServiceCIDRs were listed before the first sync');
 
     // One endpoint of web goes: web's chains are rewritten, the removed endpoint's chain flushed, nothing else.
-    const slice = api.store.get(ENDPOINT_SLICES, 'default', 'web-x7k2p')!;
-    const endpoints = slice['endpoints'] as Json[];
-    const from = t.events.length;
-    await api.store.patch(ENDPOINT_SLICES, 'default', 'web-x7k2p', 'merge', { endpoints: endpoints.slice(1) });
-    const partial = await t.nextSync((e) => e.family === 4 && e.updatedServices.length > 0, from);
-    assert.equal(partial.full, false, `the change came in a partial sync; log:\n${t.log.join('\n')}`);
+    const partial = await dropFirstWebEndpoint(t);
     const tx = partial.payload.find((a) => a.name === 'nft')!.text();
     assert.doesNotMatch(tx, /^add table/m, 'no setup in a partial transaction');
     assert.match(tx, /^flush chain ip kube-proxy service-\S+-default\/web\/tcp\/http$/m, `web's service chain is rewritten:\n${tx}`);

@@ -70,7 +70,7 @@ function syncRules(state: ProxierState, options: IptablesCompileOptions, countOn
 }
 
 /** syncProxyRules: every chain and rule of one sync, written to `out`; `writePorts` writes the service ports' rules. */
-function writeSync<C, R>(state: ProxierState, options: IptablesCompileOptions, out: RuleSink<C>, writePorts: (ctx: SyncContext<C>, fixed: FixedChains<C>) => R): R {
+export function writeSync<C, R>(state: ProxierState, options: IptablesCompileOptions, out: RuleSink<C>, writePorts: (ctx: SyncContext<C>, fixed: FixedChains<C>) => R): R {
   const fixed = declareFixedChains(out);
   const ctx = createSyncContext(state, options, out);
   writeMasqueradeAndFirewallRules(ctx, fixed);

@@ -20,7 +20,8 @@
  * two change trackers).
  */
 import type { ProxierServicePort, ProxierState } from '../tracker/types.js';
-import { declareFixedChains, writeForwardRules, writeMasqueradeAndFirewallRules, writeNodePortDispatch } from './fixed-rules.js';
+import { writeSync } from './compile.js';
+import { declareFixedChains } from './fixed-rules.js';
 import { isServiceChainName } from './names.js';
 import { renderRule } from './render.js';
 import type { ChainRules, RestorePayload, RestoreTable } from './restore.js';
@@ -312,13 +313,8 @@ function frameOf(state: ProxierState, options: IptablesCompileOptions): Frame {
   const ruleset = createRuleset(state.family, ['filter', 'nat']);
   const filter = tableOf(ruleset, 'filter');
   const nat = tableOf(ruleset, 'nat');
-  const sink = new RulesetSink(ruleset);
-  const fixed = declareFixedChains(sink);
-  const ctx = createSyncContext(state, options, sink);
-  writeMasqueradeAndFirewallRules(ctx, fixed);
-  const before = harvest(filter, nat);
-  writeNodePortDispatch(ctx, fixed);
-  writeForwardRules(ctx, fixed);
+  // A sync without service ports: what it writes where the ports go splits the frame in two.
+  const { fixed, before } = writeSync(state, options, new RulesetSink(ruleset), (_ctx, fixed) => ({ fixed, before: harvest(filter, nat) }));
   const after = harvest(filter, nat);
   const roles = new Map<string, number>();
   FIXED_ROLES.forEach((role, i) => roles.set(`${NAT_ROLES.has(role) ? 'nat' : 'filter'} ${fixed[role].name}`, i));

@@ -98,14 +98,8 @@ export interface Delivery {
  * The one-node contract's fields (verdict, endpoints, probabilities, masquerade) over every
  * entry node, weighted by its share, plus the entry nodes and the deliveries.
  */
-export interface ClusterTraceResult {
-  readonly verdict: Verdict;
-  readonly endpoints: readonly string[];
-  readonly probabilities: Readonly<Record<string, number>>;
-  readonly masquerade: boolean;
-  readonly masqueradeByEndpoint: Readonly<Record<string, boolean>>;
-  /** When entry nodes or branches end differently: each verdict's total probability. */
-  readonly outcomes?: Readonly<Partial<Record<Verdict, number>>>;
+export interface ClusterTraceResult extends Pick<TraceResult, 'verdict' | 'endpoints' | 'probabilities' | 'masquerade' | 'masqueradeByEndpoint' | 'outcomes'> {
+  // outcomes: when entry nodes or branches end differently, each verdict's total probability.
   readonly client: Client;
   readonly nodes: readonly EntryNode[];
   readonly deliveries: readonly Delivery[];

@@ -237,18 +237,8 @@ function nodeFacts(config: ProxyConfig, node: ResolvedNode, family: Family): Pic
  * What a proxier knows besides its service ports: the node, its addresses and labels, the
  * configuration and the local detector. An agent keeps this while service ports come and go.
  */
-export interface ProxierNodeContext {
-  readonly family: Family;
-  readonly nodeName: string;
-  readonly nodeIPs: readonly string[];
-  readonly localAddresses: readonly string[];
-  readonly nodeLabels: Readonly<Record<string, string>>;
-  readonly config: ProxyConfig;
-  readonly localDetector: LocalDetector | undefined;
-  readonly masqueradeMark: string;
+export interface ProxierNodeContext extends Omit<ProxierState, 'servicePorts' | 'endpointCount'> {
   readonly topology: TopologyContext;
-  /** This family's ServiceCIDRs (networking.k8s.io ServiceCIDR objects), when any are known. */
-  readonly serviceCIDRs?: readonly string[];
 }
 
 export function proxierNodeContext(config: ProxyConfig, node: ResolvedNode, family: Family, serviceCIDRsOfCluster?: readonly string[]): ProxierNodeContext {

@@ -112,6 +112,9 @@ export class ProxyConnection implements IdleMember, DialMember {
   /** Per side (client, backend): a shutdown was issued on it and is not complete yet. */
   #clientShutting = false;
   #backendShutting = false;
+  /** Per side (client, backend): the other side's FIN is to be passed on to it at the end of the loop turn. */
+  #clientFinOwed = false;
+  #backendFinOwed = false;
   #closing = false;
   /** See IdleSweep: the sweep's tick when bytes last moved. */
   idleTick = 0;
@@ -172,6 +175,15 @@ export class ProxyConnection implements IdleMember, DialMember {
       this.#dialFailed(errorKindOf({ code: errorName(err) } as NodeJS.ErrnoException));
       return;
     }
+    // Reading is armed on the backend while it connects (libuv has made its socket in connect):
+    // its first epoll registration then asks for writable and readable at once, and the connect
+    // completing only drops writable (one epoll_ctl MOD). Armed after the connect, libuv's
+    // registration would be three calls (the connect's ADD, then an ADD refused with EEXIST and a
+    // MOD). libuv completes the connect before it reads, so nothing is read before #open.
+    const toClient = (this.#toClientSlot ??= readBuffers.take());
+    backend.useUserBuffer(toClient.buffer);
+    backend.onread = onBackendRead;
+    backend.readStart();
     this.#host.dials.add(this, this.#host.dialTimeoutsMs[this.#attempt]!);
   }
 
@@ -261,15 +273,10 @@ export class ProxyConnection implements IdleMember, DialMember {
     this.#host.stats.forwarded++;
     this.#host.idle?.add(this);
     const client = this.#client;
-    const backend = this.#backend!;
     const toBackend = (this.#toBackendSlot = readBuffers.take());
-    const toClient = (this.#toClientSlot = readBuffers.take());
     client.useUserBuffer(toBackend.buffer);
     client.onread = onClientRead;
-    backend.useUserBuffer(toClient.buffer);
-    backend.onread = onBackendRead;
     client.readStart();
-    backend.readStart();
   }
 
   /** `from` read something (bytes, its FIN, or an error): pass it on in `direction`. */
@@ -335,9 +342,13 @@ export class ProxyConnection implements IdleMember, DialMember {
   /**
    * One side sent its FIN. Pass it on once pending writes are out (shutdown waits for them);
    * when the other side had already sent its FIN and no write is pending, both directions are
-   * over, and closing both sends that last FIN itself: a shutdown (libuv makes it wait for the
-   * socket to be writable: an epoll change and a loop turn) saved per connection that ends
-   * normally.
+   * over, and closing both sends that last FIN itself.
+   *
+   * The FIN is passed on at the end of the loop turn (finsOwed), not at once: a connection that
+   * ends normally usually has both FINs read in the same turn (a client that closes once it has
+   * its response, a server that closes after it), and then close sends both, with no shutdown
+   * request made, completed and called back (cancelled) for the first one. Measured: a
+   * shutdown request and its callback per connection, for a FIN at most one loop turn later.
    */
   #onEnd(direction: Direction): void {
     if (direction === TO_BACKEND) this.#clientEnded = true;
@@ -345,29 +356,63 @@ export class ProxyConnection implements IdleMember, DialMember {
     this.#deactivate();
     // A shutdown still in progress only waits for pending writes to drain before its FIN; with
     // none pending, close sends that FIN too (both receive queues are empty after a FIN).
-    if (this.#clientEnded && this.#backendEnded && !this.#toBackendPending && !this.#toClientPending) {
+    if (this.#bothDone()) {
       this.#closeBoth();
       return;
     }
-    const to = direction === TO_BACKEND ? this.#backend! : this.#client;
+    if (direction === TO_BACKEND) this.#backendFinOwed = true;
+    else this.#clientFinOwed = true;
+    finsOwed.push(this);
+    if (finsOwed.length === 1) setImmediate(sendOwedFins);
+  }
+
+  /** Both sides sent their FIN and nothing is left to write: close sends the FINs still owed. */
+  #bothDone(): boolean {
+    return this.#clientEnded && this.#backendEnded && !this.#toBackendPending && !this.#toClientPending;
+  }
+
+  /** End of the loop turn: send the FINs still owed (see #onEnd). */
+  sendOwedFins(): void {
+    if (this.#closing || this.#phase === 'done') return;
+    if (!this.#clientFinOwed && !this.#backendFinOwed) return;
+    if (this.#bothDone()) {
+      this.#closeBoth();
+      return;
+    }
+    if (this.#backendFinOwed) {
+      this.#backendFinOwed = false;
+      if (!this.#shutdown('backend')) return;
+    }
+    if (this.#clientFinOwed) {
+      this.#clientFinOwed = false;
+      this.#shutdown('client');
+    }
+  }
+
+  /** Send a FIN to `side` once its pending writes are out; false when libuv refused (both closed then). */
+  #shutdown(side: 'client' | 'backend'): boolean {
+    const to = side === 'backend' ? this.#backend! : this.#client;
     const req = newShutdownRequest() as LinkedShutdown;
     req[CONN] = this;
-    req.side = direction === TO_BACKEND ? 'backend' : 'client';
+    req.side = side;
     req.handle = to;
     req.oncomplete = onShutdown;
     if (to.shutdown(req) !== 0) {
       this.#closeBoth();
-      return;
+      return false;
     }
-    if (direction === TO_BACKEND) this.#backendShutting = true;
+    if (side === 'backend') this.#backendShutting = true;
     else this.#clientShutting = true;
+    return true;
   }
 
   onShutdown(side: 'client' | 'backend'): void {
     if (side === 'client') this.#clientShutting = false;
     else this.#backendShutting = false;
     if (this.#closing) return;
-    if (this.#clientEnded && this.#backendEnded && !this.#clientShutting && !this.#backendShutting) this.#closeBoth();
+    if (this.#clientEnded && this.#backendEnded && !this.#clientShutting && !this.#backendShutting && !this.#clientFinOwed && !this.#backendFinOwed) {
+      this.#closeBoth();
+    }
   }
 
   /** A read or write error on one side: count it, and pass a reset on as a reset. */
@@ -444,6 +489,15 @@ export class ProxyConnection implements IdleMember, DialMember {
     this.#uncount();
     this.#host.release(this);
   }
+}
+
+/** Connections with a FIN to pass on at the end of this loop turn (see #onEnd), one setImmediate for all. */
+let finsOwed: ProxyConnection[] = [];
+
+function sendOwedFins(): void {
+  const owed = finsOwed;
+  finsOwed = [];
+  for (const conn of owed) conn.sendOwedFins();
 }
 
 // Shared callbacks: `this` is the handle or request, which names its connection.

@@ -203,6 +203,44 @@ test('half-close, backend first: its FIN reaches the client, which can still sen
   });
 });
 
+// The proxy passes a FIN on at the end of its loop turn, and closes both sides at once when the
+// other FIN arrived meanwhile: whichever way the two FINs meet, no byte sent before either may be
+// lost and neither side may see a reset.
+for (const { name, backendWaits } of [
+  { name: 'at once (both send and close as soon as connected)', backendWaits: false },
+  { name: 'client first, the backend answering its FIN with its own', backendWaits: true },
+]) {
+  test(`FINs from both sides ${name}: 20 connections each get the other side's bytes and a clean end`, async (t: TestContext) => {
+    t.plan(4);
+    const COUNT = 20;
+    const backendEnds: { got: string; how: string }[] = [];
+    await withRawBackends((socket) => {
+      let got = '';
+      let how = 'close';
+      socket.on('data', (c: Buffer) => { got += c.toString(); });
+      socket.on('end', () => { how = 'end'; if (backendWaits) socket.end(`to ${got}`); });
+      socket.on('error', (err: NodeJS.ErrnoException) => { how = err.code ?? err.message; });
+      socket.on('close', () => backendEnds.push({ got, how }));
+      if (!backendWaits) socket.end('from backend');
+    }, {}, async (front, proxy) => {
+      const ends = await Promise.all(Array.from({ length: COUNT }, async (_, i) => {
+        const client = await connect(front, { allowHalfOpen: true });
+        const end = readToEnd(client);
+        client.end(`client ${i}`);
+        return { i, ...(await end) };
+      }));
+      const expected = (i: number): string => (backendWaits ? `to client ${i}` : 'from backend');
+      t.assert.deepStrictEqual(ends.filter((e) => e.how !== 'end' || e.data.toString() !== expected(e.i)).map((e) => `${e.i}: ${e.how} ${JSON.stringify(e.data.toString())}`), [], 'clients with a reset or missing bytes');
+      t.assert.ok(await eventually(() => backendEnds.length === COUNT), `the backend saw ${backendEnds.length} of ${COUNT} connections close`);
+      t.assert.deepStrictEqual(backendEnds.filter((e) => e.how !== 'end' || !/^client \d+$/.test(e.got)), [], 'backend sockets with a reset or missing bytes');
+      await eventually(() => proxy.stats().active === 0);
+      const stats = proxy.stats();
+      t.assert.deepStrictEqual({ active: stats.active, errors: stats.endpoints.map((e) => e.errors), clientResets: stats.listeners.reduce((n, l) => n + l.clientResets, 0) },
+        { active: 0, errors: [{ refused: 0, timeout: 0, reset: 0, other: 0 }], clientResets: 0 });
+    });
+  });
+}
+
 test('backpressure: a client that does not read does not make the proxy buffer without bound', async (t: TestContext) => {
   t.plan(4);
   const total = 32 * 1024 * 1024;

@@ -22,7 +22,7 @@
  * --profile adds, for kpsim without and with keep-alive: the functions with the most self time in a
  * --cpu-prof profile of the proxy process, a `perf record` split by binary (the kernel's share),
  * and `strace -c` syscall counts per connection or request for kpsim and haproxy (the kernel
- * work each asks for).
+ * work each asks for), with their epoll registrations by operation.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
@@ -520,7 +520,33 @@ async function straceCounts(pid: number, url: string, folder: string, keepAlive:
     .map((r) => `${r.name} ${(r.calls / Math.max(1, run.requests)).toFixed(2)}`);
   const totalCalls = rows.reduce((sum, cols) => sum + Number(cols[3]), 0);
   const per = keepAlive ? 'request' : 'connection';
-  return [`${(totalCalls / Math.max(1, run.requests)).toFixed(1)} syscalls per ${per} (${run.requests} ${per}s under strace): ${perRequest.join(', ')}`];
+  return [
+    `${(totalCalls / Math.max(1, run.requests)).toFixed(1)} syscalls per ${per} (${run.requests} ${per}s under strace): ${perRequest.join(', ')}`,
+    await epollChanges(pid, url, folder, keepAlive),
+  ];
+}
+
+/**
+ * `strace -e trace=epoll_ctl` for one short wrk run: epoll registrations per connection (per request
+ * with keep-alive) by operation, and how many the kernel refused (libuv's ADD refused with EEXIST
+ * before a MOD): what each proxy's event loop asks of the kernel besides the reads and writes.
+ */
+async function epollChanges(pid: number, url: string, folder: string, keepAlive: boolean): Promise<string> {
+  const out = join(folder, `epoll-${pid}-${keepAlive ? 'ka' : 'close'}.txt`);
+  const tracer = spawn('strace', ['-f', '-e', 'trace=epoll_ctl', '-o', out, '-p', String(pid)], { stdio: 'ignore' });
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const run = await runWrk({ url, seconds: 2, connections: CONNECTIONS, keepAlive }, folder);
+  await stopProcess(tracer, 'SIGINT');
+  const counts = new Map<string, number>();
+  for (const line of readFileSync(out, 'utf8').split('\n')) {
+    const m = /epoll_ctl\(\d+, EPOLL_CTL_(\w+),.*= (-?\d+)/.exec(line);
+    if (m === null) continue;
+    const key = m[2] === '0' ? m[1]! : `${m[1]!} refused`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  const per = (n: number): string => (n / Math.max(1, run.requests)).toFixed(2);
+  const cells = ['ADD', 'MOD', 'DEL', 'ADD refused', 'MOD refused', 'DEL refused'].filter((k) => counts.has(k)).map((k) => `${k} ${per(counts.get(k)!)}`);
+  return `; epoll_ctl per ${keepAlive ? 'request' : 'connection'}: ${cells.join(', ') || 'none'}`;
 }
 
 // ------------------------------------------------------------------ main

@@ -308,7 +308,6 @@ export class ProxyConnection implements IdleMember, DialMember {
     const to = direction === TO_BACKEND ? this.#backend! : this.#client;
     const slot = direction === TO_BACKEND ? this.#toBackendSlot! : this.#toClientSlot!;
     const req = writeRequest();
-    req.handle = to;
     const err = to.writeBuffer(req, slot.view(n));
     if (err !== 0) {
       this.#onError(direction === TO_BACKEND ? 'backend' : 'client', err);
@@ -395,7 +394,6 @@ export class ProxyConnection implements IdleMember, DialMember {
     const req = newShutdownRequest() as LinkedShutdown;
     req[CONN] = this;
     req.side = side;
-    req.handle = to;
     req.oncomplete = onShutdown;
     if (to.shutdown(req) !== 0) {
       this.#closeBoth();

@@ -45,14 +45,16 @@ export interface PeerName {
   family?: string;
 }
 
-/** A write request; `oncomplete` runs with `this` the request when an async write is done. */
+/**
+ * A write request; `oncomplete` runs with `this` the request when an async write is done. Node's
+ * net.js also hangs the handle on its requests (`req.handle`) for its own JavaScript; the C++
+ * side never reads it, so the proxy does not set it (a store per write saved).
+ */
 export interface WriteRequest {
-  handle: TcpHandle;
   oncomplete: (this: never, status: number) => void;
 }
 
 export interface ShutdownRequest {
-  handle: TcpHandle;
   oncomplete: (this: never, status: number) => void;
 }
 

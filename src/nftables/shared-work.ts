@@ -49,19 +49,45 @@ interface EndpointChainBlock {
 }
 
 /**
- * What other nodes wrote for one port (service-rules.ts NftPortReuse): endpoint chains one by
- * one, and as whole blocks. A node's own view of a DaemonSet's port (its one local endpoint
+ * What other nodes wrote for one port (service-rules.ts NftPortReuse): endpoint chains as whole
+ * blocks, and one by one. A node's own view of a DaemonSet's port (its one local endpoint
  * among one per node) reaches the same endpoints as every other node: it takes the block over
- * instead of walking thousands of chains again.
+ * instead of walking thousands of chains again. A view that reaches other endpoints (a zone's,
+ * for a topology-aware port) takes the chains it shares with the kept blocks one by one.
  */
 class PortChains implements NftPortReuse {
-  readonly endpointChains = new Map<string, NftChain>();
   clusterChain?: NftPortReuse['clusterChain'];
-  /** Whole blocks; the one the last takeEndpointChains gave is read by writeFragment. */
+  /** Whole blocks; the one the last takeEndpointChains gave (or keepEndpointChains made) is read by writeFragment. */
   readonly blocks = new EndpointBlocks<EndpointChainBlock>(KEPT_VARIANTS);
+  /**
+   * The kept blocks' chains by endpoint text, made only when a port is written a second time
+   * with other endpoints: most ports are written once, and an index per port would keep a map
+   * entry per endpoint of the cluster alive.
+   */
+  #byEndpoint: Map<string, NftChain> | undefined;
 
   takeEndpointChains(reachable: readonly EndpointInfo[]): boolean {
     return this.blocks.take(reachable);
+  }
+
+  endpointChain(endpoint: string): NftChain | undefined {
+    const kept = this.blocks.kept();
+    if (kept.length === 0) return undefined;
+    if (this.#byEndpoint === undefined) {
+      this.#byEndpoint = new Map();
+      for (const block of kept) block.endpoints.forEach((ep, i) => this.#byEndpoint!.set(ep.endpoint, block.chains[i]!));
+    }
+    return this.#byEndpoint.get(endpoint);
+  }
+
+  keepEndpointChains(endpoints: readonly EndpointInfo[], chains: readonly NftChain[]): void {
+    let ruleCount = 0;
+    for (const chain of chains) ruleCount += chain.rules.length;
+    const block: EndpointChainBlock = { endpoints, chains, ruleCount };
+    this.blocks.keep(block);
+    this.blocks.taken = block;
+    // Chains the index does not have yet, or of a block just dropped: made again when next needed.
+    this.#byEndpoint = undefined;
   }
 }
 
@@ -174,18 +200,9 @@ function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: PortC
   const scratchCtx: NftSyncContext = { ...ctx, table: scratch };
   reuse.blocks.taken = undefined;
   writeServicePort(scratchCtx, serviceMapsOf(scratchCtx), sp, reuse);
-  let chains = [...scratch.chains.values()];
-  let block: EndpointChainBlock | undefined = reuse.blocks.taken;
-  if (block === undefined) {
-    // The endpoint- chains are the first ones writeServicePort declares, one per reachable endpoint.
-    const endpoints = sp.categorized.allReachableEndpoints;
-    const written = chains.slice(0, endpoints.length);
-    chains = chains.slice(endpoints.length);
-    let blockRules = 0;
-    for (const chain of written) blockRules += chain.rules.length;
-    block = { endpoints, chains: written, ruleCount: blockRules };
-    reuse.blocks.keep(block);
-  }
+  // Taken over, or made by writeServicePort (keepEndpointChains); the table holds the port's other chains.
+  const block = reuse.blocks.taken!;
+  const chains = [...scratch.chains.values()];
   let ruleCount = block.ruleCount;
   for (const chain of chains) ruleCount += chain.rules.length;
   const sets: NftSet[] = [];

@@ -23,7 +23,7 @@ import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline } from '.
 import { CLUSTER_IPS_SET } from './names.js';
 import { type NftPortReuse, serviceMapsOf, writeServicePort } from './service-rules.js';
 import type { NftSyncContext } from './sync-context.js';
-import { addElement, createTable } from './table-builder.js';
+import { addKeyedElement, createTable, elementKey } from './table-builder.js';
 import type { NftChain, NftElement, NftSet, NftTable } from './types.js';
 
 /** What one service port wrote on a node. */
@@ -34,8 +34,8 @@ export interface NftPortFragment {
   readonly chains: readonly NftChain[];
   /** The sets it declared (session affinity), in order. */
   readonly sets: readonly NftSet[];
-  /** The elements it added to the shared sets and maps, by set name, in order. */
-  readonly elements: readonly (readonly [string, NftElement])[];
+  /** The elements it added to the shared sets and maps, by set name, in order, each with its key (elementKey). */
+  readonly elements: readonly (readonly [string, NftElement, string])[];
   readonly ruleCount: number;
   /** Elements added to sets other than cluster-ips (whose one element per IP every port of a service adds again). */
   readonly mapElements: number;
@@ -206,14 +206,14 @@ function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: PortC
   let ruleCount = block.ruleCount;
   for (const chain of chains) ruleCount += chain.rules.length;
   const sets: NftSet[] = [];
-  const elements: [string, NftElement][] = [];
+  const elements: [string, NftElement, string][] = [];
   let mapElements = 0;
   for (const [name, set] of scratch.sets) {
     if (!shared.has(name)) {
       sets.push(set);
       continue;
     }
-    for (const element of set.elements) elements.push([name, element]);
+    for (const element of set.elements) elements.push([name, element, elementKey(element)]);
     if (name !== CLUSTER_IPS_SET) mapElements += set.elements.length;
   }
   return { endpointChains: block, chains, sets, elements, ruleCount, mapElements };
@@ -224,7 +224,7 @@ export function applyFragment(table: NftTable, fragment: NftPortFragment): void 
   for (const chain of fragment.endpointChains.chains) table.chains.set(chain.name, chain);
   for (const chain of fragment.chains) table.chains.set(chain.name, chain);
   for (const set of fragment.sets) table.sets.set(set.name, set);
-  for (const [name, element] of fragment.elements) addElement(table.sets.get(name)!, element);
+  for (const [name, element, key] of fragment.elements) addKeyedElement(table.sets.get(name)!, element, key);
 }
 
 /** Rules, chains, sets and elements of a table. */

@@ -60,9 +60,10 @@ class PortChains implements NftPortReuse {
   /** Whole blocks; the one the last takeEndpointChains gave (or keepEndpointChains made) is read by writeFragment. */
   readonly blocks = new EndpointBlocks<EndpointChainBlock>(KEPT_VARIANTS);
   /**
-   * The kept blocks' chains by endpoint text, made only when a port is written a second time
-   * with other endpoints: most ports are written once, and an index per port would keep a map
-   * entry per endpoint of the cluster alive.
+   * Chains written for the port by endpoint text, made only when a port is written a second time
+   * with other endpoints (from the kept blocks), then added to as blocks are written: most ports
+   * are written once, and an index for each would keep a map entry per endpoint of the cluster
+   * alive.
    */
   #byEndpoint: Map<string, NftChain> | undefined;
 
@@ -75,7 +76,7 @@ class PortChains implements NftPortReuse {
     if (kept.length === 0) return undefined;
     if (this.#byEndpoint === undefined) {
       this.#byEndpoint = new Map();
-      for (const block of kept) block.endpoints.forEach((ep, i) => this.#byEndpoint!.set(ep.endpoint, block.chains[i]!));
+      for (const block of kept) this.#index(block);
     }
     return this.#byEndpoint.get(endpoint);
   }
@@ -86,8 +87,12 @@ class PortChains implements NftPortReuse {
     const block: EndpointChainBlock = { endpoints, chains, ruleCount };
     this.blocks.keep(block);
     this.blocks.taken = block;
-    // Chains the index does not have yet, or of a block just dropped: made again when next needed.
-    this.#byEndpoint = undefined;
+    if (this.#byEndpoint !== undefined) this.#index(block);
+  }
+
+  #index(block: EndpointChainBlock): void {
+    const byEndpoint = this.#byEndpoint!;
+    for (let i = 0; i < block.endpoints.length; i++) byEndpoint.set(block.endpoints[i]!.endpoint, block.chains[i]!);
   }
 }
 

@@ -13,6 +13,7 @@ import { compileNode } from '../../src/node/compile-node.js';
 import { type CompiledNftables, nftablesDriver } from '../../src/node/modes/nftables.js';
 import { sameEndpoints } from '../../src/topology/categorize.js';
 import { endpointNames } from '../../src/nftables/names.js';
+import { firstDifference } from '../helpers/first-difference.js';
 import { generatedCluster } from '../helpers/generated-cluster.js';
 
 const cluster = generatedCluster({ nodes: 12, pods: 600, services: 150, seed: 12 });
@@ -73,11 +74,3 @@ test('a node whose view of a port reaches other endpoints shares the endpoint ch
   assert.ok(differing > 0, 'the generated cluster has no port that two consecutive nodes see with different but overlapping endpoints: nothing is checked');
   assert.deepEqual(evidence, [], `endpoint chains written again instead of shared (${shared} shared)`);
 });
-
-function firstDifference(got: string, want: string): string {
-  const a = got.split('\n');
-  const b = want.split('\n');
-  const i = a.findIndex((line, k) => line !== b[k]);
-  const at = i < 0 ? Math.min(a.length, b.length) : i;
-  return `line ${at + 1}:\n  got:  ${a[at] ?? '(end)'}\n  want: ${b[at] ?? '(end)'}`;
-}

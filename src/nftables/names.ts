@@ -95,6 +95,15 @@ export function hashAndTruncate(name: string): string {
   return base.length > NAME_BASE_LENGTH_MAX ? `${base.slice(0, NAME_BASE_LENGTH_MAX - 3)}...` : base;
 }
 
+/**
+ * prefix + base as one flat string. `+` makes a concatenation node that V8 copies into a flat
+ * string of its own the first time the name is hashed as a Map key (every chain name is), so
+ * each name cost two strings and a copy; a join makes the flat one at once.
+ */
+function flatName(prefix: string, base: string): string {
+  return [prefix, base].join('');
+}
+
 /** "ns/name/proto/portName": "/" cannot occur in any part, so it separates them. */
 function servicePortText(spn: ServicePortName): string {
   return `${spn.namespace}/${spn.name}/${protocolWord(spn.protocol)}/${spn.port}`;
@@ -130,10 +139,10 @@ export interface ServicePortChains {
 export function servicePortChains(spn: ServicePortName): ServicePortChains {
   const base = servicePortChainNameBase(spn);
   return {
-    clusterPolicyChain: CLUSTER_POLICY_PREFIX + base,
-    localPolicyChain: LOCAL_POLICY_PREFIX + base,
-    externalChain: EXTERNAL_PREFIX + base,
-    firewallChain: FIREWALL_PREFIX + base,
+    clusterPolicyChain: flatName(CLUSTER_POLICY_PREFIX, base),
+    localPolicyChain: flatName(LOCAL_POLICY_PREFIX, base),
+    externalChain: flatName(EXTERNAL_PREFIX, base),
+    firewallChain: flatName(FIREWALL_PREFIX, base),
   };
 }
 
@@ -167,16 +176,15 @@ function makeEndpointNames(spn: ServicePortName, endpoint: string): EndpointName
  * these per endpoint (150k at 5,000 nodes).
  */
 class LazyEndpointNames implements EndpointNames {
+  /** The only string kept: the affinity set's name is made from it when asked for. */
   readonly chain: string;
-  readonly #base: string;
 
   constructor(base: string) {
-    this.chain = ENDPOINT_PREFIX + base;
-    this.#base = base;
+    this.chain = flatName(ENDPOINT_PREFIX, base);
   }
 
   get affinitySet(): string {
-    return AFFINITY_PREFIX + this.#base;
+    return flatName(AFFINITY_PREFIX, this.chain.slice(ENDPOINT_PREFIX.length));
   }
 }
 

@@ -129,8 +129,8 @@ function factsOf(sp: ProxierServicePort): ServicePortFacts {
  * kept in it.
  */
 export interface NftPortReuse {
-  /** The endpoint chains, by endpoint text. */
-  readonly endpointChains: Map<string, NftChain>;
+  /** The endpoint chain another node wrote for this endpoint text, if the caller knows one. */
+  endpointChain(endpoint: string): NftChain | undefined;
   /** The service- chain last written, the endpoints it sends to, and whether it starts with the masquerade rule. */
   clusterChain?: { readonly endpoints: readonly EndpointInfo[]; readonly masquerade: boolean; readonly chain: NftChain };
   /**
@@ -138,7 +138,12 @@ export interface NftPortReuse {
    * order, as one block written before: the port then declares none of them in the table (the
    * caller puts the block where they belong, before the port's other chains).
    */
-  takeEndpointChains?(reachable: readonly EndpointInfo[]): boolean;
+  takeEndpointChains(reachable: readonly EndpointInfo[]): boolean;
+  /**
+   * The endpoint chains of these reachable endpoints, in order, when no block was taken: handed
+   * to the caller as the port's block instead of being declared in the table.
+   */
+  keepEndpointChains(reachable: readonly EndpointInfo[], chains: readonly NftChain[]): void;
 }
 
 export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: ProxierServicePort, reuse?: NftPortReuse): void {
@@ -153,16 +158,9 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   writeElements(maps, svc, facts);
 
   // Chains are created in kube-proxy's order: the endpoints' first, then the policy chains.
-  const blockTaken = reuse?.takeEndpointChains?.(reachable) === true;
-  const endpointChains = blockTaken ? undefined : reuse?.endpointChains;
-  const taken = blockTaken ? undefined : reachable.map((ep) => endpointChains?.get(ep.endpoint));
-  if (taken !== undefined) {
-    for (let i = 0; i < reachable.length; i++) {
-      const chain = taken[i];
-      if (chain === undefined) ensureChain(ctx.table, nameAt(i).chain);
-      else ctx.table.chains.set(chain.name, chain);
-    }
-  }
+  // With `reuse` the endpoint chains are a block of the caller's, never declared in the table.
+  const blockTaken = reuse?.takeEndpointChains(reachable) === true;
+  if (reuse === undefined) for (let i = 0; i < reachable.length; i++) ensureChain(ctx.table, nameAt(i).chain);
   // The service- chain is the same wherever the port has the same cluster endpoints (a node's
   // own endpoint changes only the local- chain): take it over when another node wrote it.
   const clusterEndpoints = sp.categorized.clusterEndpoints ?? [];
@@ -200,12 +198,17 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   }
   if (localChain) writeServiceToEndpointRules(ctx, localChain, svc, sp.categorized.localEndpoints ?? [], nameOf);
 
-  if (taken === undefined) return;
-  for (let i = 0; i < reachable.length; i++) {
-    if (taken[i] !== undefined) continue;
-    const chain = writeEndpointChain(ctx, svc, reachable[i]!, nameAt(i));
-    endpointChains?.set(reachable[i]!.endpoint, chain);
+  if (reuse === undefined) {
+    for (let i = 0; i < reachable.length; i++) writeEndpointChain(ctx, svc, reachable[i]!, nameAt(i));
+    return;
   }
+  if (blockTaken) return;
+  const block = new Array<NftChain>(reachable.length);
+  for (let i = 0; i < reachable.length; i++) {
+    const ep = reachable[i]!;
+    block[i] = reuse.endpointChain(ep.endpoint) ?? endpointChain(ctx, svc, ep, nameAt(i).chain);
+  }
+  reuse.keepEndpointChains(reachable, block);
 }
 
 /** The elements that capture the port's cluster IP, external IPs, LB IPs and node port. */
@@ -339,19 +342,26 @@ function writeServiceToEndpointRules(
  * a tree of concatenations, twice the bytes) and the rules array has no room to grow (an array
  * grown by push has room for 16).
  */
-function writeEndpointChain(ctx: NftSyncContext, svc: ServicePortInfo, ep: EndpointInfo, n: EndpointNames): NftChain {
-  const masquerade: NftRule = { text: [ctx.ipX, ' saddr ', ep.ip, ' jump ', MARK_MASQ_CHAIN].join('') };
-  const dnat: NftRule = { text: ['meta l4proto ', protocolWord(svc.protocol), ' dnat to ', ep.endpoint].join('') };
-  const rules = svc.sessionAffinityTimeoutSeconds > 0
-    ? [masquerade, { text: `update @${n.affinitySet} { ${ctx.ipX} saddr }` }, dnat]
-    : [masquerade, dnat];
+function writeEndpointChain(ctx: NftSyncContext, svc: ServicePortInfo, ep: EndpointInfo, n: EndpointNames): void {
   const declared = ctx.table.chains.get(n.chain);
   if (declared !== undefined && declared.rules.length > 0) {
-    declared.rules.push(...rules);
-    return declared;
+    declared.rules.push(...endpointRules(ctx, svc, ep));
+    return;
   }
   // The chain declared empty first (for kube-proxy's order) is replaced in place: a Map keeps a key's position.
-  const chain: NftChain = declared === undefined ? { name: n.chain, rules } : { ...declared, rules };
-  ctx.table.chains.set(n.chain, chain);
-  return chain;
+  const chain = endpointChain(ctx, svc, ep, n.chain);
+  ctx.table.chains.set(n.chain, declared === undefined ? chain : { ...declared, rules: chain.rules });
+}
+
+/** An endpoint- chain, as the one object a block of shared chains holds for it. */
+function endpointChain(ctx: NftSyncContext, svc: ServicePortInfo, ep: EndpointInfo, name: string): NftChain {
+  return { name, rules: endpointRules(ctx, svc, ep) };
+}
+
+function endpointRules(ctx: NftSyncContext, svc: ServicePortInfo, ep: EndpointInfo): NftRule[] {
+  const masquerade: NftRule = { text: [ctx.ipX, ' saddr ', ep.ip, ' jump ', MARK_MASQ_CHAIN].join('') };
+  const dnat: NftRule = { text: ['meta l4proto ', protocolWord(svc.protocol), ' dnat to ', ep.endpoint].join('') };
+  return svc.sessionAffinityTimeoutSeconds > 0
+    ? [masquerade, { text: `update @${endpointNames(svc.svcPortName, ep.endpoint).affinitySet} { ${ctx.ipX} saddr }` }, dnat]
+    : [masquerade, dnat];
 }

@@ -23,7 +23,7 @@ import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline } from '.
 import { CLUSTER_IPS_SET } from './names.js';
 import { type NftPortReuse, serviceMapsOf, writeServicePort } from './service-rules.js';
 import type { NftSyncContext } from './sync-context.js';
-import { addElement, createTable } from './table-builder.js';
+import { addKeyedElement, createTable, elementKey } from './table-builder.js';
 import type { NftChain, NftElement, NftSet, NftTable } from './types.js';
 
 /** What one service port wrote on a node. */
@@ -34,8 +34,8 @@ export interface NftPortFragment {
   readonly chains: readonly NftChain[];
   /** The sets it declared (session affinity), in order. */
   readonly sets: readonly NftSet[];
-  /** The elements it added to the shared sets and maps, by set name, in order. */
-  readonly elements: readonly (readonly [string, NftElement])[];
+  /** The elements it added to the shared sets and maps, by set name, in order, each with its key (elementKey). */
+  readonly elements: readonly (readonly [string, NftElement, string])[];
   readonly ruleCount: number;
   /** Elements added to sets other than cluster-ips (whose one element per IP every port of a service adds again). */
   readonly mapElements: number;
@@ -49,19 +49,50 @@ interface EndpointChainBlock {
 }
 
 /**
- * What other nodes wrote for one port (service-rules.ts NftPortReuse): endpoint chains one by
- * one, and as whole blocks. A node's own view of a DaemonSet's port (its one local endpoint
+ * What other nodes wrote for one port (service-rules.ts NftPortReuse): endpoint chains as whole
+ * blocks, and one by one. A node's own view of a DaemonSet's port (its one local endpoint
  * among one per node) reaches the same endpoints as every other node: it takes the block over
- * instead of walking thousands of chains again.
+ * instead of walking thousands of chains again. A view that reaches other endpoints (a zone's,
+ * for a topology-aware port) takes the chains it shares with the kept blocks one by one.
  */
 class PortChains implements NftPortReuse {
-  readonly endpointChains = new Map<string, NftChain>();
   clusterChain?: NftPortReuse['clusterChain'];
-  /** Whole blocks; the one the last takeEndpointChains gave is read by writeFragment. */
+  /** Whole blocks; the one the last takeEndpointChains gave (or keepEndpointChains made) is read by writeFragment. */
   readonly blocks = new EndpointBlocks<EndpointChainBlock>(KEPT_VARIANTS);
+  /**
+   * Chains written for the port by endpoint text, made only when a port is written a second time
+   * with other endpoints (from the kept blocks), then added to as blocks are written: most ports
+   * are written once, and an index for each would keep a map entry per endpoint of the cluster
+   * alive.
+   */
+  #byEndpoint: Map<string, NftChain> | undefined;
 
   takeEndpointChains(reachable: readonly EndpointInfo[]): boolean {
     return this.blocks.take(reachable);
+  }
+
+  endpointChain(endpoint: string): NftChain | undefined {
+    const kept = this.blocks.kept();
+    if (kept.length === 0) return undefined;
+    if (this.#byEndpoint === undefined) {
+      this.#byEndpoint = new Map();
+      for (const block of kept) this.#index(block);
+    }
+    return this.#byEndpoint.get(endpoint);
+  }
+
+  keepEndpointChains(endpoints: readonly EndpointInfo[], chains: readonly NftChain[]): void {
+    let ruleCount = 0;
+    for (const chain of chains) ruleCount += chain.rules.length;
+    const block: EndpointChainBlock = { endpoints, chains, ruleCount };
+    this.blocks.keep(block);
+    this.blocks.taken = block;
+    if (this.#byEndpoint !== undefined) this.#index(block);
+  }
+
+  #index(block: EndpointChainBlock): void {
+    const byEndpoint = this.#byEndpoint!;
+    for (let i = 0; i < block.endpoints.length; i++) byEndpoint.set(block.endpoints[i]!.endpoint, block.chains[i]!);
   }
 }
 
@@ -174,29 +205,20 @@ function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: PortC
   const scratchCtx: NftSyncContext = { ...ctx, table: scratch };
   reuse.blocks.taken = undefined;
   writeServicePort(scratchCtx, serviceMapsOf(scratchCtx), sp, reuse);
-  let chains = [...scratch.chains.values()];
-  let block: EndpointChainBlock | undefined = reuse.blocks.taken;
-  if (block === undefined) {
-    // The endpoint- chains are the first ones writeServicePort declares, one per reachable endpoint.
-    const endpoints = sp.categorized.allReachableEndpoints;
-    const written = chains.slice(0, endpoints.length);
-    chains = chains.slice(endpoints.length);
-    let blockRules = 0;
-    for (const chain of written) blockRules += chain.rules.length;
-    block = { endpoints, chains: written, ruleCount: blockRules };
-    reuse.blocks.keep(block);
-  }
+  // Taken over, or made by writeServicePort (keepEndpointChains); the table holds the port's other chains.
+  const block = reuse.blocks.taken!;
+  const chains = [...scratch.chains.values()];
   let ruleCount = block.ruleCount;
   for (const chain of chains) ruleCount += chain.rules.length;
   const sets: NftSet[] = [];
-  const elements: [string, NftElement][] = [];
+  const elements: [string, NftElement, string][] = [];
   let mapElements = 0;
   for (const [name, set] of scratch.sets) {
     if (!shared.has(name)) {
       sets.push(set);
       continue;
     }
-    for (const element of set.elements) elements.push([name, element]);
+    for (const element of set.elements) elements.push([name, element, elementKey(element)]);
     if (name !== CLUSTER_IPS_SET) mapElements += set.elements.length;
   }
   return { endpointChains: block, chains, sets, elements, ruleCount, mapElements };
@@ -207,7 +229,7 @@ export function applyFragment(table: NftTable, fragment: NftPortFragment): void 
   for (const chain of fragment.endpointChains.chains) table.chains.set(chain.name, chain);
   for (const chain of fragment.chains) table.chains.set(chain.name, chain);
   for (const set of fragment.sets) table.sets.set(set.name, set);
-  for (const [name, element] of fragment.elements) addElement(table.sets.get(name)!, element);
+  for (const [name, element, key] of fragment.elements) addKeyedElement(table.sets.get(name)!, element, key);
 }
 
 /** Rules, chains, sets and elements of a table. */

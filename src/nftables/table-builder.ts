@@ -58,12 +58,21 @@ const positions = new WeakMap<NftSet, Map<string, number>>();
  * value the old element is deleted and the new one added at the end.
  */
 export function addElement(set: NftSet, element: NftElement): void {
+  addKeyedElement(set, element, elementKey(element));
+}
+
+/** The element's key as one string: what the duplicate check compares. */
+export function elementKey(element: NftElement): string {
+  return element.key.length === 1 ? element.key[0]! : element.key.join(' . ');
+}
+
+/** addElement with the element's key (elementKey) worked out before: shared elements are added on many nodes. */
+export function addKeyedElement(set: NftSet, element: NftElement, key: string): void {
   let byKey = positions.get(set);
   if (!byKey) {
     byKey = new Map();
     positions.set(set, byKey);
   }
-  const key = element.key.length === 1 ? element.key[0]! : element.key.join(' . ');
   const at = byKey.get(key);
   if (at !== undefined) {
     const old = set.elements[at]!;

@@ -27,6 +27,11 @@ export class EndpointBlocks<B extends EndpointBlock> {
     return this.taken !== undefined;
   }
 
+  /** The kept blocks, oldest first. */
+  kept(): readonly B[] {
+    return this.#blocks;
+  }
+
   keep(block: B): void {
     if (this.#blocks.length >= this.#kept) this.#blocks.shift();
     this.#blocks.push(block);

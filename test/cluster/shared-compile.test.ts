@@ -14,6 +14,7 @@ import type { ModeCompileOptions } from '../../src/node/mode-driver.js';
 import { RULES_MODES, modeDriver } from '../../src/node/modes.js';
 import { buildProxierStates } from '../../src/tracker/proxier-state.js';
 import { loadRulesClusters } from '../helpers/cluster-builders.js';
+import { firstDifference } from '../helpers/first-difference.js';
 import { generatedCluster } from '../helpers/generated-cluster.js';
 
 interface Case {
@@ -37,7 +38,7 @@ function checkEveryNode(c: Case): void {
       for (const format of driver.formats) {
         const got = driver.render(shared, format);
         const want = driver.render(single, format);
-        if (got !== want) assert.fail(`${c.name}: node ${node.name}: ${mode} ${format} differs from compiling the node alone:\n${firstDifference(got, want)}`);
+        if (got !== want) assert.fail(`${c.name}: node ${node.name}: ${mode} ${format} differs from compiling the node alone:\n${firstDifference(got, want, ['shared', 'alone'])}`);
       }
       if (driver.size) {
         const sharedWork = view.sharedWork(mode, options);
@@ -46,14 +47,6 @@ function checkEveryNode(c: Case): void {
       }
     }
   }
-}
-
-function firstDifference(got: string, want: string): string {
-  const a = got.split('\n');
-  const b = want.split('\n');
-  const i = a.findIndex((line, k) => line !== b[k]);
-  const at = i < 0 ? Math.min(a.length, b.length) : i;
-  return `line ${at + 1}:\n  shared: ${a[at] ?? '(end)'}\n  alone:  ${b[at] ?? '(end)'}`;
 }
 
 test('a generated cluster has what sharing must get right: Local policies with local endpoints, topology hints, terminating endpoints, dual-stack', () => {

@@ -1,0 +1,76 @@
+/**
+ * The nftables work shared across the nodes of a cluster (src/nftables/shared-work.ts): a port's
+ * endpoint chains are kept as one block that other nodes take over whole, and a node whose view
+ * of the port reaches other endpoints (a zone's, under topology hints) takes the chains it has in
+ * common with the kept blocks one by one. Those chains are the same objects in several nodes'
+ * tables, so nothing a later node writes may show up in an earlier node's table, and a node's
+ * own difference (its local endpoints, its zone's endpoints) must not reach another node's.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ClusterView } from '../../src/cluster/cluster-view.js';
+import { compileNode } from '../../src/node/compile-node.js';
+import { type CompiledNftables, nftablesDriver } from '../../src/node/modes/nftables.js';
+import { sameEndpoints } from '../../src/topology/categorize.js';
+import { endpointNames } from '../../src/nftables/names.js';
+import { firstDifference } from '../helpers/first-difference.js';
+import { generatedCluster } from '../helpers/generated-cluster.js';
+
+const cluster = generatedCluster({ nodes: 12, pods: 600, services: 150, seed: 12 });
+const nodeNames = cluster.nodes.map((n) => n.name);
+
+function compileAll(): { view: ClusterView; compiled: CompiledNftables[]; texts: string[] } {
+  const view = new ClusterView(cluster);
+  const compiled: CompiledNftables[] = [];
+  const texts: string[] = [];
+  for (const name of nodeNames) {
+    const c = view.compile('nftables', view.resolve(name)) as CompiledNftables;
+    compiled.push(c);
+    texts.push(nftablesDriver.render(c, 'kube-proxy'));
+  }
+  return { view, compiled, texts };
+}
+
+test('no node compiled later changes the table of a node compiled before it (shared chains are never written again)', () => {
+  const { compiled, texts } = compileAll();
+  for (let i = 0; i < compiled.length; i++) {
+    const again = nftablesDriver.render(compiled[i]!, 'kube-proxy');
+    if (again !== texts[i]) assert.fail(`node ${nodeNames[i]}: its table changed once the nodes after it were compiled:\n${firstDifference(again, texts[i]!)}`);
+    const alone = nftablesDriver.render(compileNode(cluster, 'nftables', { node: nodeNames[i]! }) as CompiledNftables, 'kube-proxy');
+    if (again !== alone) assert.fail(`node ${nodeNames[i]}: differs from the node compiled alone:\n${firstDifference(again, alone)}`);
+  }
+});
+
+test('a node whose view of a port reaches other endpoints shares the endpoint chains it has in common with a node before it', () => {
+  const { view, compiled } = compileAll();
+  let shared = 0;
+  let differing = 0;
+  const evidence: string[] = [];
+  for (let i = 1; i < compiled.length; i++) {
+    const before = view.statesOf(view.resolve(nodeNames[i - 1]!));
+    const now = view.statesOf(view.resolve(nodeNames[i]!));
+    for (let f = 0; f < now.length; f++) {
+      const chainsBefore = compiled[i - 1]!.rulesets[f]!.tables[0]!.chains;
+      const chainsNow = compiled[i]!.rulesets[f]!.tables[0]!.chains;
+      now[f]!.servicePorts.forEach((sp, k) => {
+        const was = before[f]!.servicePorts[k];
+        if (was === undefined || was.info !== sp.info) return;
+        const a = was.categorized.allReachableEndpoints;
+        const b = sp.categorized.allReachableEndpoints;
+        if (sameEndpoints(a, b)) return;
+        const common = b.filter((ep) => a.some((x) => x.endpoint === ep.endpoint));
+        if (common.length === 0) return;
+        differing++;
+        for (const ep of common) {
+          const name = endpointNames(sp.info.svcPortName, ep.endpoint).chain;
+          const x = chainsBefore.get(name);
+          const y = chainsNow.get(name);
+          if (x !== undefined && x === y) shared++;
+          else evidence.push(`${sp.info.spn} ${ep.endpoint} on ${nodeNames[i - 1]} and ${nodeNames[i]}: ${name} ${x === undefined || y === undefined ? 'missing' : 'written again'}`);
+        }
+      });
+    }
+  }
+  assert.ok(differing > 0, 'the generated cluster has no port that two consecutive nodes see with different but overlapping endpoints: nothing is checked');
+  assert.deepEqual(evidence, [], `endpoint chains written again instead of shared (${shared} shared)`);
+});

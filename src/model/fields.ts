@@ -5,6 +5,7 @@
  */
 import { KpsimError, type ErrorCode } from '../errors.js';
 import { normalizeIP, parseCIDR } from '../util/ip.js';
+import type { SharedValues } from './shared-values.js';
 import type { Warning } from './types.js';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -32,6 +33,8 @@ function describe(value: unknown): string {
 export class FieldReader {
   readonly problems: KpsimError[] = [];
   readonly warnings: Warning[] = [];
+  /** Values the objects of one load share (shared-values.ts); undefined: nothing shared. */
+  shared: SharedValues | undefined;
 
   constructor(
     readonly file: string,

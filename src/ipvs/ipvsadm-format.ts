@@ -18,7 +18,7 @@
  * With --nosort services come in the kernel's hash-table order (see `kernelServiceOrder`) and
  * dests in list order.
  */
-import { dottedNetmask, ipToWords, joinHostPort } from '../util/ip.js';
+import { type Family, dottedNetmask, ipToWords, joinHostPort } from '../util/ip.js';
 import { foldAddress } from './schedulers/hash.js';
 import {
   type ForwardMethod,
@@ -215,9 +215,41 @@ export function compareDests(a: RealServer, b: RealServer): number {
   return compareKeyedDests({ item: a, words: addressWords(a.ip) }, { item: b, words: addressWords(b.ip) });
 }
 
+/**
+ * Whether the comparator's wrapped differences are the true ones for these entries: every
+ * address word (position by position, within each family) less than 2^31 from every other. The
+ * order is then a total one, and any stable sort gives what glibc's merge sort gives; only when
+ * addresses lie further apart (10.x beside 192.x) must the merge sort be repeated step by step.
+ */
+function wordsWithinHalfRange(keyed: readonly Keyed<{ readonly family: Family }>[]): boolean {
+  const low = [[Infinity], [Infinity, Infinity, Infinity, Infinity]];
+  const high = [[-Infinity], [-Infinity, -Infinity, -Infinity, -Infinity]];
+  for (const { item, words } of keyed) {
+    const f = item.family === 6 ? 1 : 0;
+    const lo = low[f]!;
+    const hi = high[f]!;
+    for (let i = 0; i < words.length; i++) {
+      const w = words[i]!;
+      if (w < lo[i]!) lo[i] = w;
+      if (w > hi[i]!) hi[i] = w;
+    }
+  }
+  for (let f = 0; f < 2; f++) for (let i = 0; i < low[f]!.length; i++) if (high[f]![i]! - low[f]![i]! >= 2 ** 31) return false;
+  return true;
+}
+
+/** glibc's qsort of keyed entries: the engine's own (stable) sort when the comparison is a true order. */
+function sortKeyed<T extends { readonly family: Family }>(keyed: Keyed<T>[], compare: (a: Keyed<T>, b: Keyed<T>) => number): T[] {
+  const sorted = wordsWithinHalfRange(keyed) ? keyed.sort(compare) : sortLikeGlibc(keyed, compare);
+  return sorted.map((k) => k.item);
+}
+
 /** ipvsadm's qsort of the services (glibc's merge sort with ipvs_cmp_services). */
 export function sortServices(services: readonly VirtualServer[]): VirtualServer[] {
-  return sortLikeGlibc(services.map((item) => ({ item, words: serverWords(item) })), compareKeyedServices).map((k) => k.item);
+  const keyed = services.map((item) => ({ item, words: serverWords(item) }));
+  // Firewall marks are compared by wrapped difference too: past 2^31 only the merge sort is right.
+  if (services.some((vs) => vs.fwmark >= 2 ** 31)) return sortLikeGlibc(keyed, compareKeyedServices).map((k) => k.item);
+  return sortKeyed(keyed, compareKeyedServices);
 }
 
 const wordsOfShared = new WeakMap<VirtualServer, number[]>();
@@ -233,7 +265,7 @@ function serverWords(vs: VirtualServer): number[] {
 /** ipvsadm's qsort of one service's dests (ipvs_cmp_dests). */
 export function sortDests(dests: readonly RealServer[]): RealServer[] {
   if (dests.length < 2) return [...dests];
-  return sortLikeGlibc(dests.map((item) => ({ item, words: addressWords(item.ip) })), compareKeyedDests).map((k) => k.item);
+  return sortKeyed(dests.map((item) => ({ item, words: addressWords(item.ip) })), compareKeyedDests);
 }
 
 /**
@@ -301,8 +333,15 @@ function serviceLine(vs: VirtualServer, opts: IpvsadmListOptions): string {
   return serviceSummary(vs);
 }
 
+/** The columns after the name of a fresh Masq dest of weight 1, as the default format prints them. */
+const FRESH_MASQ_COLUMNS = ` ${padRight('Masq', 7)} ${padRight('1', 6)} ${padRight('0', 10)} ${padRight('0', 10)}`;
+
 function destLine(dest: RealServer, opts: IpvsadmListOptions): string {
   const name = `  -> ${padRight(destName(dest, false), 28)}`;
+  if (dest.forward === 'Masq' && dest.weight === 1 && dest.activeConns === 0 && dest.inactConns === 0 && !opts.stats && !opts.rate && !opts.thresholds && !opts.persistentConn) {
+    // What nearly every line of a compiled table is: one concatenation, not five paddings.
+    return name + FRESH_MASQ_COLUMNS;
+  }
   const exact = opts.exact ?? false;
   if (opts.stats) {
     const s = dest.stats;

@@ -142,9 +142,45 @@ export function sortLikeGlibc<T>(items: readonly T[], compare: (a: T, b: T) => n
 }
 
 /** The address as the 32-bit words ntohl gives (one for IPv4, four for IPv6). */
-function addressWords(ip: string): number[] {
+export function addressWords(ip: string): number[] {
   if (!ip.includes(':')) return [ipv4Word(ip)];
-  return Array.from(ipToWords(ip));
+  return ipv6Words(ip) ?? Array.from(ipToWords(ip));
+}
+
+/**
+ * IPv6 text of hex groups (one "::" at most) as four words, read character by character; undefined
+ * for anything else (an embedded IPv4 part), which the full parser then reads.
+ */
+function ipv6Words(ip: string): number[] | undefined {
+  const groups: number[] = [];
+  let gap = -1;
+  let group = 0;
+  let digits = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 58) {
+      if (i + 1 < ip.length && ip.charCodeAt(i + 1) === 58) {
+        if (gap !== -1) return undefined;
+        if (digits > 0) groups.push(group);
+        gap = groups.length;
+        i++;
+      } else if (digits > 0) {
+        groups.push(group);
+      } else {
+        return undefined;
+      }
+      group = 0;
+      digits = 0;
+      continue;
+    }
+    const v = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+    if (v < 0 || ++digits > 4) return undefined;
+    group = group * 16 + v;
+  }
+  if (digits > 0) groups.push(group);
+  if (gap === -1 ? groups.length !== 8 : groups.length > 7) return undefined;
+  const full = gap === -1 ? groups : [...groups.slice(0, gap), ...new Array<number>(8 - groups.length).fill(0), ...groups.slice(gap)];
+  return [0, 1, 2, 3].map((w) => (full[2 * w]! * 65536 + full[2 * w + 1]!) >>> 0);
 }
 
 /**
@@ -265,7 +301,30 @@ function serverWords(vs: VirtualServer): number[] {
 /** ipvsadm's qsort of one service's dests (ipvs_cmp_dests). */
 export function sortDests(dests: readonly RealServer[]): RealServer[] {
   if (dests.length < 2) return [...dests];
-  return sortKeyed(dests.map((item) => ({ item, words: addressWords(item.ip) })), compareKeyedDests);
+  return sortIPv4Dests(dests) ?? sortKeyed(dests.map((item) => ({ item, words: addressWords(item.ip) })), compareKeyedDests);
+}
+
+/**
+ * IPv4 dests whose addresses lie within 2^31 of each other (a cluster's pod network) by address,
+ * then port, as one number each: the comparison is then a true order and the engine's stable
+ * sort gives glibc's order. Undefined for other dests.
+ */
+function sortIPv4Dests(dests: readonly RealServer[]): RealServer[] | undefined {
+  const n = dests.length;
+  const keys = new Float64Array(n);
+  let low = Infinity;
+  let high = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const dest = dests[i]!;
+    if (dest.family !== 4) return undefined;
+    const word = ipv4Word(dest.ip);
+    if (word < low) low = word;
+    if (word > high) high = word;
+    keys[i] = word * 65536 + dest.port;
+  }
+  if (high - low >= 2 ** 31) return undefined;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => keys[a]! - keys[b]!);
+  return order.map((i) => dests[i]!);
 }
 
 /**

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   type IpvsConnectionRow,
+  addressWords,
   compareDests,
   compareServices,
   formatIpvsadmConnections,
@@ -23,6 +24,7 @@ import {
   sortLikeGlibc,
   sortServices,
 } from '../../src/ipvs/ipvsadm-format.js';
+import { ipToWords } from '../../src/util/ip.js';
 import { seededRng } from '../../src/util/random.js';
 import {
   type IpvsStats,
@@ -329,4 +331,10 @@ test('a fresh Masq dest and any other dest print the same columns as ipvsadm', (
     `  -> ${name.padEnd(28)} ${forward.padEnd(7)} ${String(weight).padEnd(6)} ${String(active).padEnd(10)} ${String(inact).padEnd(10)}`;
   assert.deepEqual(lines, [line('10.0.0.1:80', 'Masq', 1, 0, 0), line('10.0.0.2:80', 'Masq', 0, 0, 0), line('10.0.0.3:80', 'Masq', 1, 12, 3), line('10.0.0.4:80', 'Tunnel', 1, 0, 0)]);
   assert.equal(lines[0], '  -> 10.0.0.1:80                  Masq    1      0          0         ');
+});
+
+test('address words read digit by digit agree with the full parser, every IPv6 form', () => {
+  const addresses = ['10.96.0.1', '0.0.0.0', '255.255.255.255', '::', '::1', '1::', 'fd00::a', 'fd00:1::12dc', '2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1',
+    'fe80::1', 'FD00::A', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', '1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8', '::ffff:10.0.0.1', '64:ff9b::192.0.2.33'];
+  for (const ip of addresses) assert.deepEqual(addressWords(ip), Array.from(ipToWords(ip)), ip);
 });

@@ -30,7 +30,11 @@ export function decodePod(doc: JsonObject, r: FieldReader): Pod | undefined {
   const specObject = r.object_(doc, 'spec', '') ?? {};
   const status = r.object_(doc, 'status', '') ?? {};
   const spec = readPodSpec(specObject, 'spec', r);
-  if (r.shared !== undefined) spec.nodeSelector = r.shared.stringMap(spec.nodeSelector);
+  if (r.shared !== undefined) {
+    spec.nodeSelector = r.shared.stringMap(spec.nodeSelector);
+    spec.tolerations = r.shared.list(spec.tolerations);
+    spec.unmodelled = r.shared.list(spec.unmodelled);
+  }
   const podIPs = readPodIPs(status, r);
   const phase = r.string(status, 'phase', 'status') ?? '';
   const readyCondition = r.list(status, 'conditions', 'status').find((c): c is JsonObject => isObject(c) && c['type'] === 'Ready' && c['status'] === 'True');

@@ -22,6 +22,7 @@ function part(text: string): string {
 }
 
 const EMPTY_MAP: Readonly<Record<string, string>> = Object.freeze({});
+const EMPTY_LIST: readonly never[] = Object.freeze([]);
 
 /** The 27 condition triples (each flag true, false or unset), one frozen object each. */
 const CONDITIONS = new Map<number, EndpointConditions>();
@@ -62,6 +63,11 @@ export class SharedValues {
       this.#maps.set(key, shared);
     }
     return shared;
+  }
+
+  /** The list, or one shared frozen empty list for an empty one (most pods have no tolerations). */
+  list<T>(list: T[]): T[] {
+    return list.length === 0 ? (EMPTY_LIST as unknown as T[]) : list;
   }
 
   /** An owner reference with the same fields, frozen. */

@@ -61,6 +61,10 @@ const PODS: readonly Doc[] = [
   edit('port-number', (p) => (port(p)['containerPort'] = 8081)),
   edit('port-protocol', (p) => (port(p)['protocol'] = 'UDP')),
   edit('node-selector', (p) => (spec(p)['nodeSelector'] = { disk: 'hdd' })),
+  edit('tolerated', (p) => (spec(p)['tolerations'] = [{ key: 'gpu', operator: 'Exists', effect: 'NoSchedule' }])),
+  // Addresses as written but not in normal form are read normalised; in normal form, as written.
+  edit('ipv6-as-written', (p) => (p['status'] = { ...(p['status'] as object), podIP: 'FD00:0:0::0A', podIPs: [{ ip: 'FD00:0:0::0A' }] })),
+  edit('ipv6-normal', (p) => (p['status'] = { ...(p['status'] as object), podIP: 'fd00::a', podIPs: [{ ip: 'fd00::a' }, { ip: '10.244.1.5' }] })),
 ];
 
 /** Endpoints with every condition triple that matters: each flag true, false or unset. */
@@ -97,6 +101,8 @@ test('every pod and endpoint decoded in one load (shared values) equals itself d
     assert.deepStrictEqual(loaded, alone, `pod ${name}: the shared form differs from the pod read alone`);
     assert.equal(Object.keys(loaded.labels).join(','), Object.keys(alone.labels).join(','), `pod ${name}: label order`);
   }
+  assert.deepEqual(cluster.pods!.find((p) => p.name === 'ipv6-as-written')!.podIPs, ['fd00::a']);
+  assert.deepEqual(cluster.pods!.find((p) => p.name === 'ipv6-normal')!.podIPs, ['fd00::a', '10.244.1.5']);
   const aloneSlice = decodeManifest(list([SLICE]), 'all.json').endpointSlices[0]!;
   const loadedSlice = cluster.endpointSlices.find((s) => s.name === 'web-1')!;
   assert.equal(loadedSlice.endpoints.length, 27);
@@ -116,6 +122,7 @@ test('equal values are one frozen object; different ones are not', () => {
     { what: 'owner reference', get: (p: typeof a) => p.ownerReferences[0], differs: 'owner-uid' },
     { what: 'container port', get: (p: typeof a) => p.spec.ports[0], differs: 'port-number' },
     { what: 'node selector', get: (p: typeof a) => p.spec.nodeSelector, differs: 'node-selector' },
+    { what: 'tolerations (none)', get: (p: typeof a) => p.spec.tolerations, differs: 'tolerated' },
   ];
   for (const { what, get, differs } of cases) {
     assert.equal(get(a), get(same), `${what}: two pods with equal ones should share one object`);

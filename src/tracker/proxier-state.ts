@@ -360,20 +360,14 @@ function servicePortInfo(svc: Service, port: ServicePort, clusterIP: string, fam
 /** Endpoints per service port (servicePortKey), deduplicated by "ip:port" (a non-terminating entry wins). */
 export function collectEndpoints(slices: readonly EndpointSlice[], family: Family, nodeName: string): Map<string, Map<string, EndpointInfo>> {
   const bySpn = new Map<string, Map<string, EndpointInfo>>();
-  const addressType = family === 4 ? 'IPv4' : 'IPv6';
-  for (const slice of slices) {
-    if (slice.serviceName === '' || slice.addressType !== addressType) continue;
-    for (const port of slice.ports) {
-      if (port.port === undefined || port.port === 0) continue;
-      const key = servicePortKey({ namespace: slice.namespace, name: slice.serviceName, port: port.name, protocol: port.protocol });
-      const set = bySpn.get(key) ?? new Map<string, EndpointInfo>();
-      bySpn.set(key, set);
-      for (const ep of slice.endpoints) {
-        const info = endpointInfo(ep, port.port, nodeName);
-        if (!set.has(info.endpoint) || !info.terminating) set.set(info.endpoint, info);
-      }
+  forEachSlicePort(slices, family, (key, endpoints, port) => {
+    let set = bySpn.get(key);
+    if (set === undefined) bySpn.set(key, (set = new Map<string, EndpointInfo>()));
+    for (const ep of endpoints) {
+      const info = endpointInfo(ep, port, nodeName);
+      if (!set.has(info.endpoint) || !info.terminating) set.set(info.endpoint, info);
     }
-  }
+  });
   return bySpn;
 }
 
@@ -384,18 +378,25 @@ export function collectEndpoints(slices: readonly EndpointSlice[], family: Famil
  */
 function collectEndpointLists(slices: readonly EndpointSlice[], family: Family): Map<string, EndpointInfo[]> {
   const bySpn = new Map<string, EndpointInfo[]>();
+  forEachSlicePort(slices, family, (key, endpoints, port) => {
+    let list = bySpn.get(key);
+    if (list === undefined) bySpn.set(key, (list = []));
+    for (const ep of endpoints) list.push(endpointInfo(ep, port, ''));
+  });
+  return bySpn;
+}
+
+/** Each port kube-proxy uses of the family's slices, with its servicePortKey and the slice's endpoints. */
+function forEachSlicePort(slices: readonly EndpointSlice[], family: Family, visit: (key: string, endpoints: EndpointSlice['endpoints'], port: number) => void): void {
   const addressType = family === 4 ? 'IPv4' : 'IPv6';
   for (const slice of slices) {
     if (slice.serviceName === '' || slice.addressType !== addressType) continue;
     for (const port of slice.ports) {
       if (port.port === undefined || port.port === 0) continue;
       const key = servicePortKey({ namespace: slice.namespace, name: slice.serviceName, port: port.name, protocol: port.protocol });
-      let list = bySpn.get(key);
-      if (list === undefined) bySpn.set(key, (list = []));
-      for (const ep of slice.endpoints) list.push(endpointInfo(ep, port.port, ''));
+      visit(key, slice.endpoints, port.port);
     }
   }
-  return bySpn;
 }
 
 /**

@@ -34,6 +34,7 @@ export function decodePod(doc: JsonObject, r: FieldReader): Pod | undefined {
     spec.nodeSelector = r.shared.stringMap(spec.nodeSelector);
     spec.tolerations = r.shared.list(spec.tolerations);
     spec.unmodelled = r.shared.list(spec.unmodelled);
+    spec.ports = r.shared.containerPorts(spec.ports);
   }
   const podIPs = readPodIPs(status, r);
   const phase = r.string(status, 'phase', 'status') ?? '';

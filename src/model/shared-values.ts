@@ -21,6 +21,10 @@ function part(text: string): string {
   return `${text.length}:${text}`;
 }
 
+function portKey(port: ContainerPort): string {
+  return `${part(port.name)}${port.containerPort}:${part(port.protocol)}`;
+}
+
 const EMPTY_MAP: Readonly<Record<string, string>> = Object.freeze({});
 const EMPTY_LIST: readonly never[] = Object.freeze([]);
 
@@ -50,6 +54,7 @@ export class SharedValues {
   readonly #maps = new Map<string, Record<string, string>>();
   readonly #owners = new Map<string, OwnerReference>();
   readonly #ports = new Map<string, ContainerPort>();
+  readonly #portLists = new Map<string, ContainerPort[]>();
 
   /** A string map (labels, annotations) with the same entries in the same order, frozen. */
   stringMap(map: Record<string, string>): Record<string, string> {
@@ -70,6 +75,19 @@ export class SharedValues {
     return list.length === 0 ? (EMPTY_LIST as unknown as T[]) : list;
   }
 
+  /** A pod's container ports: one frozen list per content (the pods of a workload declare the same ones). */
+  containerPorts(ports: ContainerPort[]): ContainerPort[] {
+    if (ports.length === 0) return EMPTY_LIST as unknown as ContainerPort[];
+    let key = '';
+    for (const port of ports) key += portKey(port);
+    let shared = this.#portLists.get(key);
+    if (shared === undefined) {
+      shared = Object.freeze(ports.map((p) => this.containerPort(p))) as ContainerPort[];
+      this.#portLists.set(key, shared);
+    }
+    return shared;
+  }
+
   /** An owner reference with the same fields, frozen. */
   ownerReference(ref: OwnerReference): OwnerReference {
     const key = `${part(ref.apiVersion)}${part(ref.kind)}${part(ref.name)}${ref.controller ? 1 : 0}${ref.uid === undefined ? '-' : part(ref.uid)}`;
@@ -83,7 +101,7 @@ export class SharedValues {
 
   /** A container port with the same fields, frozen. */
   containerPort(port: ContainerPort): ContainerPort {
-    const key = `${part(port.name)}${port.containerPort}:${port.protocol}`;
+    const key = portKey(port);
     let shared = this.#ports.get(key);
     if (shared === undefined) {
       shared = Object.freeze(port);

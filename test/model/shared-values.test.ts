@@ -61,6 +61,7 @@ const PODS: readonly Doc[] = [
   edit('port-number', (p) => (port(p)['containerPort'] = 8081)),
   edit('port-protocol', (p) => (port(p)['protocol'] = 'UDP')),
   edit('node-selector', (p) => (spec(p)['nodeSelector'] = { disk: 'hdd' })),
+  edit('second-port', (p) => ((spec(p)['containers'] as Json[]).push({ name: 'side', ports: [{ name: 'metrics', containerPort: 9090, protocol: 'TCP' }] }))),
   edit('tolerated', (p) => (spec(p)['tolerations'] = [{ key: 'gpu', operator: 'Exists', effect: 'NoSchedule' }])),
   // Addresses as written but not in normal form are read normalised; in normal form, as written.
   edit('ipv6-as-written', (p) => (p['status'] = { ...(p['status'] as object), podIP: 'FD00:0:0::0A', podIPs: [{ ip: 'FD00:0:0::0A' }] })),
@@ -123,6 +124,7 @@ test('equal values are one frozen object; different ones are not', () => {
     { what: 'container port', get: (p: typeof a) => p.spec.ports[0], differs: 'port-number' },
     { what: 'node selector', get: (p: typeof a) => p.spec.nodeSelector, differs: 'node-selector' },
     { what: 'tolerations (none)', get: (p: typeof a) => p.spec.tolerations, differs: 'tolerated' },
+    { what: 'container port list', get: (p: typeof a) => p.spec.ports, differs: 'second-port' },
   ];
   for (const { what, get, differs } of cases) {
     assert.equal(get(a), get(same), `${what}: two pods with equal ones should share one object`);

@@ -18,7 +18,7 @@
  * With --nosort services come in the kernel's hash-table order (see `kernelServiceOrder`) and
  * dests in list order.
  */
-import { dottedNetmask, ipToWords, joinHostPort } from '../util/ip.js';
+import { type Family, dottedNetmask, ipToWords, joinHostPort } from '../util/ip.js';
 import { foldAddress } from './schedulers/hash.js';
 import {
   type ForwardMethod,
@@ -142,9 +142,45 @@ export function sortLikeGlibc<T>(items: readonly T[], compare: (a: T, b: T) => n
 }
 
 /** The address as the 32-bit words ntohl gives (one for IPv4, four for IPv6). */
-function addressWords(ip: string): number[] {
+export function addressWords(ip: string): number[] {
   if (!ip.includes(':')) return [ipv4Word(ip)];
-  return Array.from(ipToWords(ip));
+  return ipv6Words(ip) ?? Array.from(ipToWords(ip));
+}
+
+/**
+ * IPv6 text of hex groups (one "::" at most) as four words, read character by character; undefined
+ * for anything else (an embedded IPv4 part), which the full parser then reads.
+ */
+function ipv6Words(ip: string): number[] | undefined {
+  const groups: number[] = [];
+  let gap = -1;
+  let group = 0;
+  let digits = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 58) {
+      if (i + 1 < ip.length && ip.charCodeAt(i + 1) === 58) {
+        if (gap !== -1) return undefined;
+        if (digits > 0) groups.push(group);
+        gap = groups.length;
+        i++;
+      } else if (digits > 0) {
+        groups.push(group);
+      } else {
+        return undefined;
+      }
+      group = 0;
+      digits = 0;
+      continue;
+    }
+    const v = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+    if (v < 0 || ++digits > 4) return undefined;
+    group = group * 16 + v;
+  }
+  if (digits > 0) groups.push(group);
+  if (gap === -1 ? groups.length !== 8 : groups.length > 7) return undefined;
+  const full = gap === -1 ? groups : [...groups.slice(0, gap), ...new Array<number>(8 - groups.length).fill(0), ...groups.slice(gap)];
+  return [0, 1, 2, 3].map((w) => (full[2 * w]! * 65536 + full[2 * w + 1]!) >>> 0);
 }
 
 /**
@@ -215,9 +251,41 @@ export function compareDests(a: RealServer, b: RealServer): number {
   return compareKeyedDests({ item: a, words: addressWords(a.ip) }, { item: b, words: addressWords(b.ip) });
 }
 
+/**
+ * Whether the comparator's wrapped differences are the true ones for these entries: every
+ * address word (position by position, within each family) less than 2^31 from every other. The
+ * order is then a total one, and any stable sort gives what glibc's merge sort gives; only when
+ * addresses lie further apart (10.x beside 192.x) must the merge sort be repeated step by step.
+ */
+function wordsWithinHalfRange(keyed: readonly Keyed<{ readonly family: Family }>[]): boolean {
+  const low = [[Infinity], [Infinity, Infinity, Infinity, Infinity]];
+  const high = [[-Infinity], [-Infinity, -Infinity, -Infinity, -Infinity]];
+  for (const { item, words } of keyed) {
+    const f = item.family === 6 ? 1 : 0;
+    const lo = low[f]!;
+    const hi = high[f]!;
+    for (let i = 0; i < words.length; i++) {
+      const w = words[i]!;
+      if (w < lo[i]!) lo[i] = w;
+      if (w > hi[i]!) hi[i] = w;
+    }
+  }
+  for (let f = 0; f < 2; f++) for (let i = 0; i < low[f]!.length; i++) if (high[f]![i]! - low[f]![i]! >= 2 ** 31) return false;
+  return true;
+}
+
+/** glibc's qsort of keyed entries: the engine's own (stable) sort when the comparison is a true order. */
+function sortKeyed<T extends { readonly family: Family }>(keyed: Keyed<T>[], compare: (a: Keyed<T>, b: Keyed<T>) => number): T[] {
+  const sorted = wordsWithinHalfRange(keyed) ? keyed.sort(compare) : sortLikeGlibc(keyed, compare);
+  return sorted.map((k) => k.item);
+}
+
 /** ipvsadm's qsort of the services (glibc's merge sort with ipvs_cmp_services). */
 export function sortServices(services: readonly VirtualServer[]): VirtualServer[] {
-  return sortLikeGlibc(services.map((item) => ({ item, words: serverWords(item) })), compareKeyedServices).map((k) => k.item);
+  const keyed = services.map((item) => ({ item, words: serverWords(item) }));
+  // Firewall marks are compared by wrapped difference too: past 2^31 only the merge sort is right.
+  if (services.some((vs) => vs.fwmark >= 2 ** 31)) return sortLikeGlibc(keyed, compareKeyedServices).map((k) => k.item);
+  return sortKeyed(keyed, compareKeyedServices);
 }
 
 const wordsOfShared = new WeakMap<VirtualServer, number[]>();
@@ -233,7 +301,30 @@ function serverWords(vs: VirtualServer): number[] {
 /** ipvsadm's qsort of one service's dests (ipvs_cmp_dests). */
 export function sortDests(dests: readonly RealServer[]): RealServer[] {
   if (dests.length < 2) return [...dests];
-  return sortLikeGlibc(dests.map((item) => ({ item, words: addressWords(item.ip) })), compareKeyedDests).map((k) => k.item);
+  return sortIPv4Dests(dests) ?? sortKeyed(dests.map((item) => ({ item, words: addressWords(item.ip) })), compareKeyedDests);
+}
+
+/**
+ * IPv4 dests whose addresses lie within 2^31 of each other (a cluster's pod network) by address,
+ * then port, as one number each: the comparison is then a true order and the engine's stable
+ * sort gives glibc's order. Undefined for other dests.
+ */
+function sortIPv4Dests(dests: readonly RealServer[]): RealServer[] | undefined {
+  const n = dests.length;
+  const keys = new Float64Array(n);
+  let low = Infinity;
+  let high = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const dest = dests[i]!;
+    if (dest.family !== 4) return undefined;
+    const word = ipv4Word(dest.ip);
+    if (word < low) low = word;
+    if (word > high) high = word;
+    keys[i] = word * 65536 + dest.port;
+  }
+  if (high - low >= 2 ** 31) return undefined;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => keys[a]! - keys[b]!);
+  return order.map((i) => dests[i]!);
 }
 
 /**
@@ -301,8 +392,15 @@ function serviceLine(vs: VirtualServer, opts: IpvsadmListOptions): string {
   return serviceSummary(vs);
 }
 
+/** The columns after the name of a fresh Masq dest of weight 1, as the default format prints them. */
+const FRESH_MASQ_COLUMNS = ` ${padRight('Masq', 7)} ${padRight('1', 6)} ${padRight('0', 10)} ${padRight('0', 10)}`;
+
 function destLine(dest: RealServer, opts: IpvsadmListOptions): string {
   const name = `  -> ${padRight(destName(dest, false), 28)}`;
+  if (dest.forward === 'Masq' && dest.weight === 1 && dest.activeConns === 0 && dest.inactConns === 0 && !opts.stats && !opts.rate && !opts.thresholds && !opts.persistentConn) {
+    // What nearly every line of a compiled table is: one concatenation, not five paddings.
+    return name + FRESH_MASQ_COLUMNS;
+  }
   const exact = opts.exact ?? false;
   if (opts.stats) {
     const s = dest.stats;

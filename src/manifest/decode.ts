@@ -15,12 +15,15 @@ import { decodePod } from '../model/pod.js';
 import { decodeProxyConfig } from '../model/proxy-config.js';
 import { decodeService } from '../model/service.js';
 import { decodeServiceCIDR } from '../model/service-cidr.js';
+import type { SharedValues } from '../model/shared-values.js';
 import type { EndpointSlice, Node, Pod, ProxyConfig, Service, Warning, Workload, WorkloadKind } from '../model/types.js';
 import { WORKLOAD_KINDS, decodeWorkload } from '../model/workload.js';
 
 export interface DecodeOptions {
   /** Fill in what the API server always defaults (protocol TCP). */
   apiDefaults?: boolean;
+  /** Share equal labels, owner references and container ports among the objects decoded with it (one per load). */
+  shared?: SharedValues;
 }
 
 export interface DecodedManifest {
@@ -157,6 +160,7 @@ function decodeDocument(doc: Json, file: string, label: string, options: DecodeO
     return;
   }
   const r = new FieldReader(file, what, options.apiDefaults ?? false);
+  r.shared = options.shared;
   decodeKnownKind(`${apiVersion} ${kind}`, doc, r, out) || countSkipped(kind, apiVersion, out);
   out.problems.push(...r.problems);
   out.warnings.push(...r.warnings);

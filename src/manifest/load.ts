@@ -10,6 +10,7 @@ import { runControlPlane } from '../controller/control-plane.js';
 import { KpsimError, aggregateErrors } from '../errors.js';
 import { DEFAULT_NODE_PORT_RANGE, type NodePortRange, parseNodePortRange } from '../model/allocate.js';
 import { assembleCluster } from '../model/cluster.js';
+import { SharedValues } from '../model/shared-values.js';
 import type { Cluster, Warning } from '../model/types.js';
 import { parseCIDR } from '../util/ip.js';
 import type { Json } from '../model/fields.js';
@@ -80,7 +81,8 @@ export function parseManifestObjects(texts: readonly ManifestText[]): ManifestOb
 /** The same, from texts already in memory (pure: for tests and the API). */
 export function clusterFromManifests(texts: readonly ManifestText[], options: LoadOptions = {}): Cluster {
   const decoded = emptyDecodedManifest();
-  for (const { file, text } of texts) mergeDecoded(decoded, decodeManifest(text, file, { apiDefaults: options.allocate ?? false }));
+  const shared = new SharedValues();
+  for (const { file, text } of texts) mergeDecoded(decoded, decodeManifest(text, file, { apiDefaults: options.allocate ?? false, shared }));
   return clusterFromDecoded(decoded, options);
 }
 
@@ -93,7 +95,8 @@ export interface ManifestObject {
 /** The same, from objects already parsed (a live cluster's lists, the API's store). */
 export function clusterFromObjects(objects: readonly ManifestObject[], options: LoadOptions = {}): Cluster {
   const decoded = emptyDecodedManifest();
-  for (const { file, doc } of objects) mergeDecoded(decoded, decodeObject(doc, file, { apiDefaults: options.allocate ?? false }));
+  const shared = new SharedValues();
+  for (const { file, doc } of objects) mergeDecoded(decoded, decodeObject(doc, file, { apiDefaults: options.allocate ?? false, shared }));
   return clusterFromDecoded(decoded, options);
 }
 

@@ -6,6 +6,7 @@ import { ipFamily } from '../util/ip.js';
 import { child, type FieldReader, type Json, type JsonObject, isObject } from './fields.js';
 import { readMetadata } from './metadata.js';
 import { PROTOCOLS } from './service.js';
+import { exactList, sharedConditions } from './shared-values.js';
 import type { Endpoint, EndpointConditions, EndpointPort, EndpointSlice, Protocol } from './types.js';
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -18,10 +19,10 @@ export function decodeEndpointSlice(doc: JsonObject, r: FieldReader): EndpointSl
   if (doc['addressType'] === undefined) r.fail('KPSIM_ERR_MODEL_MISSING_FIELD', 'addressType', 'is required (IPv4, IPv6 or FQDN)');
   const serviceName = meta.labels[SERVICE_NAME_LABEL] ?? '';
   if (serviceName === '') r.warn(`metadata.labels[${SERVICE_NAME_LABEL}]`, 'not set, so kube-proxy ignores this slice');
-  const endpoints = r
+  const endpoints = exactList(r
     .list(doc, 'endpoints', '')
     .map((e, i) => readEndpoint(e, child('endpoints', i), addressType, r))
-    .filter((e): e is Endpoint => e !== undefined);
+    .filter((e): e is Endpoint => e !== undefined));
   const ports = r
     .list(doc, 'ports', '')
     .map((p, i) => readEndpointPort(p, child('ports', i), r))
@@ -68,7 +69,7 @@ function readEndpoint(value: Json, path: string, addressType: EndpointSlice['add
     const flag = r.boolean(conditionsObject, key, child(path, 'conditions'));
     if (flag !== undefined) conditions[key] = flag;
   }
-  const endpoint: Endpoint = { addresses, conditions };
+  const endpoint: Endpoint = { addresses: exactList(addresses), conditions: sharedConditions(conditions) };
   const nodeName = r.string(value, 'nodeName', path);
   if (nodeName !== undefined) endpoint.nodeName = nodeName;
   const zone = r.string(value, 'zone', path);

@@ -5,6 +5,7 @@
  */
 import { KpsimError, type ErrorCode } from '../errors.js';
 import { normalizeIP, parseCIDR } from '../util/ip.js';
+import type { SharedValues } from './shared-values.js';
 import type { Warning } from './types.js';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -32,6 +33,8 @@ function describe(value: unknown): string {
 export class FieldReader {
   readonly problems: KpsimError[] = [];
   readonly warnings: Warning[] = [];
+  /** Values the objects of one load share (shared-values.ts); undefined: nothing shared. */
+  shared: SharedValues | undefined;
 
   constructor(
     readonly file: string,
@@ -120,7 +123,9 @@ export class FieldReader {
     if (typeof value !== 'string') return this.fail('KPSIM_ERR_MODEL_BAD_IP', path, `${describe(value)} is not an IP address`);
     const ip = normalizeIP(value);
     if (ip === undefined) return this.fail('KPSIM_ERR_MODEL_BAD_IP', path, `${describe(value)} is not an IP address`);
-    return ip;
+    // The text as read when it is already normal (nearly always): the normalised copy of an IPv6
+    // address is pieced together from slices of a longer text, which it would keep alive (150k pod IPs).
+    return ip === value ? value : ip;
   }
 
   /** A normalised CIDR "network/prefix" (leading/trailing spaces allowed, as the API allows them). */

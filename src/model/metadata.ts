@@ -1,5 +1,6 @@
 /** metadata.name / namespace / labels / annotations, shared by every kind; ownerReferences. */
 import { child, type FieldReader, type JsonObject, isDNSSubdomain, isObject } from './fields.js';
+import { exactList } from './shared-values.js';
 import type { OwnerReference } from './types.js';
 
 export interface Metadata {
@@ -32,7 +33,7 @@ export function readMetadata(doc: JsonObject, r: FieldReader, kind: string, name
 /** metadata.ownerReferences: which controller owns the object (a ReplicaSet's Pods, a Deployment's ReplicaSets). */
 export function readOwnerReferences(doc: JsonObject, r: FieldReader): OwnerReference[] {
   const meta = isObject(doc['metadata']) ? doc['metadata'] : {};
-  return r.list(meta, 'ownerReferences', 'metadata').flatMap((o, i) => {
+  return exactList(r.list(meta, 'ownerReferences', 'metadata').flatMap((o, i) => {
     const path = child('metadata.ownerReferences', i);
     if (!isObject(o)) {
       r.fail('KPSIM_ERR_MODEL_BAD_FIELD', path, 'is not an object');
@@ -43,8 +44,9 @@ export function readOwnerReferences(doc: JsonObject, r: FieldReader): OwnerRefer
     const name = r.string(o, 'name', path, true);
     if (apiVersion === undefined || kind === undefined || name === undefined) return [];
     const uid = r.string(o, 'uid', path);
-    return [{ apiVersion, kind, name, controller: r.boolean(o, 'controller', path) ?? false, ...(uid !== undefined && uid !== '' ? { uid } : {}) }];
-  });
+    const ref: OwnerReference = { apiVersion, kind, name, controller: r.boolean(o, 'controller', path) ?? false, ...(uid !== undefined && uid !== '' ? { uid } : {}) };
+    return [r.shared?.ownerReference(ref) ?? ref];
+  }));
 }
 
 /** A string in the object's metadata (uid, creationTimestamp) as the API server set it; undefined when absent or not a string. */

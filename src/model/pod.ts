@@ -7,6 +7,7 @@ import { child, type FieldReader, type Json, type JsonObject, isObject } from '.
 import { readNodeSelectorTerms } from './label-selector.js';
 import { hasMetadataField, metadataString, readMetadata, readOwnerReferences } from './metadata.js';
 import { PROTOCOLS } from './service.js';
+import { exactList } from './shared-values.js';
 import type { ContainerPort, Pod, PodSpec, Protocol, TaintEffect, Toleration } from './types.js';
 
 export const TAINT_EFFECTS: readonly TaintEffect[] = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'];
@@ -29,6 +30,12 @@ export function decodePod(doc: JsonObject, r: FieldReader): Pod | undefined {
   const specObject = r.object_(doc, 'spec', '') ?? {};
   const status = r.object_(doc, 'status', '') ?? {};
   const spec = readPodSpec(specObject, 'spec', r);
+  if (r.shared !== undefined) {
+    spec.nodeSelector = r.shared.stringMap(spec.nodeSelector);
+    spec.tolerations = r.shared.list(spec.tolerations);
+    spec.unmodelled = r.shared.list(spec.unmodelled);
+    spec.ports = r.shared.containerPorts(spec.ports);
+  }
   const podIPs = readPodIPs(status, r);
   const phase = r.string(status, 'phase', 'status') ?? '';
   const readyCondition = r.list(status, 'conditions', 'status').find((c): c is JsonObject => isObject(c) && c['type'] === 'Ready' && c['status'] === 'True');
@@ -42,11 +49,11 @@ export function decodePod(doc: JsonObject, r: FieldReader): Pod | undefined {
     origin: { file: r.file, object: r.object },
     namespace: meta.namespace,
     name: meta.name,
-    labels: meta.labels,
-    annotations: meta.annotations,
+    labels: r.shared?.stringMap(meta.labels) ?? meta.labels,
+    annotations: r.shared?.stringMap(meta.annotations) ?? meta.annotations,
     ownerReferences: readOwnerReferences(doc, r),
     spec,
-    podIPs,
+    podIPs: exactList(podIPs),
     phase,
     ready,
     terminating: hasMetadataField(doc, 'deletionTimestamp'),
@@ -83,11 +90,11 @@ export function readPodSpec(spec: JsonObject, path: string, r: FieldReader): Pod
       .list(spec, 'tolerations', path)
       .map((t, i) => readToleration(t, child(child(path, 'tolerations'), i), r))
       .filter((t): t is Toleration => t !== undefined),
-    ports: [
+    ports: exactList([
       ...readContainerPorts(spec, 'containers', path, r, () => true),
       // Sidecars (init containers that keep running) serve ports too; FindPort looks there last.
       ...readContainerPorts(spec, 'initContainers', path, r, (c) => c['restartPolicy'] === 'Always'),
-    ],
+    ]),
     unmodelled: UNMODELLED_SPEC_FIELDS.filter((fields) => present(spec, fields)).map((fields) => fields.join('.')),
   };
   const affinity = r.object_(spec, 'affinity', path);
@@ -131,7 +138,8 @@ function readContainerPorts(spec: JsonObject, key: 'containers' | 'initContainer
         r.fail('KPSIM_ERR_MODEL_BAD_FIELD', child(portPath, 'protocol'), `${JSON.stringify(protocolText)} is not one of ${PROTOCOLS.join(', ')}`);
         return [];
       }
-      return [{ name: r.string(p, 'name', portPath) ?? '', containerPort, protocol: protocolText as Protocol }];
+      const port: ContainerPort = { name: r.string(p, 'name', portPath) ?? '', containerPort, protocol: protocolText as Protocol };
+      return [r.shared?.containerPort(port) ?? port];
     });
   });
 }

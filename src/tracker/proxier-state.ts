@@ -91,7 +91,7 @@ export function familiesInUse(cluster: Cluster, node: ResolvedNode, serviceFamil
 /** The families of the services' ClusterIPs (the same for every node: worked out once for many). */
 export function familiesOfServices(cluster: Cluster): Set<Family> {
   const families = new Set<Family>();
-  for (const svc of cluster.services) for (const ip of svc.clusterIPs) families.add(ipFamily(ip)!);
+  for (const svc of cluster.services) for (const ip of svc.clusterIPs) families.add(familyOfModelIP(ip));
   return families;
 }
 
@@ -125,12 +125,14 @@ const NO_NODE: TopologyContext = { nodeName: '', nodeLabels: {}, preferSameTraff
 
 export function buildFamilyServicePorts(cluster: Cluster, family: Family): FamilyServicePorts {
   const preferSameTrafficDistribution = featureGateEnabled(cluster.config, 'PreferSameTrafficDistribution');
-  const endpointsBySpn = collectEndpoints(cluster.endpointSlices, family, '');
+  const endpointsBySpn = collectEndpointLists(cluster.endpointSlices, family);
   const servicePorts: ProxierServicePort[] = [];
+  const noNode: TopologyContext = { ...NO_NODE, preferSameTrafficDistribution };
   for (const svc of cluster.services) {
     for (const info of servicePortInfos(svc, family, cluster.config)) {
-      const endpoints = [...(endpointsBySpn.get(servicePortKey(info.svcPortName))?.values() ?? [])].sort(byEndpointText);
-      servicePorts.push({ info, endpoints, categorized: categorizeEndpoints(endpoints, info, { ...NO_NODE, preferSameTrafficDistribution }) });
+      const listed = endpointsBySpn.get(servicePortKey(info.svcPortName));
+      const endpoints = listed === undefined ? [] : sortedUnique(listed);
+      servicePorts.push({ info, endpoints, categorized: categorizeEndpoints(endpoints, info, noNode) });
     }
   }
   // By spn, then protocol: each key made once, not twice per comparison (10k services, 150k comparisons).
@@ -306,20 +308,28 @@ export function servicePortKey(n: { namespace: string; name: string; port: strin
   return `${n.namespace}/${n.name}\0${n.port}\0${n.protocol}`;
 }
 
+/**
+ * The family of an address the model holds (decoded and validated, so an IP): IPv6 text always
+ * has a colon, IPv4 text never. What ipFamily says, without parsing 10k services' addresses again.
+ */
+function familyOfModelIP(ip: string): Family {
+  return ip.includes(':') ? 6 : 4;
+}
+
 /** kube-proxy skips ExternalName and headless services, and those without a ClusterIP of this family. */
 export function servicePortInfos(svc: Service, family: Family, config: ProxyConfig): ServicePortInfo[] {
   if (svc.type === 'ExternalName' || svc.headless) return [];
-  const clusterIP = svc.clusterIPs.find((ip) => ipFamily(ip) === family);
+  const clusterIP = svc.clusterIPs.find((ip) => familyOfModelIP(ip) === family);
   if (clusterIP === undefined) return [];
   return svc.ports.filter((p) => p.port !== 0).map((p) => servicePortInfo(svc, p, clusterIP, family, config));
 }
 
 function servicePortInfo(svc: Service, port: ServicePort, clusterIP: string, family: Family, config: ProxyConfig): ServicePortInfo {
   const svcPortName: ServicePortName = { namespace: svc.namespace, name: svc.name, port: port.name, protocol: port.protocol };
-  const externalIPs = svc.externalIPs.filter((ip) => ipFamily(ip) === family);
+  const externalIPs = svc.externalIPs.filter((ip) => familyOfModelIP(ip) === family);
   // An ipMode Proxy ingress is the load balancer's business, unless the LoadBalancerIPMode gate is off.
   const loadBalancerVIPs = svc.loadBalancerIngress
-    .filter((ing) => ing.ip !== undefined && isVIPMode(ing, config) && ipFamily(ing.ip) === family)
+    .filter((ing) => ing.ip !== undefined && isVIPMode(ing, config) && familyOfModelIP(ing.ip) === family)
     .map((ing) => ing.ip!);
   const loadBalancerSourceRanges = svc.loadBalancerSourceRanges.map((c) => parseCIDR(c)).filter((c) => c?.family === family).map((c) => c!.text);
   const externallyAccessible = port.nodePort !== 0 || loadBalancerVIPs.length > 0 || externalIPs.length > 0;
@@ -350,26 +360,67 @@ function servicePortInfo(svc: Service, port: ServicePort, clusterIP: string, fam
 /** Endpoints per service port (servicePortKey), deduplicated by "ip:port" (a non-terminating entry wins). */
 export function collectEndpoints(slices: readonly EndpointSlice[], family: Family, nodeName: string): Map<string, Map<string, EndpointInfo>> {
   const bySpn = new Map<string, Map<string, EndpointInfo>>();
+  forEachSlicePort(slices, family, (key, endpoints, port) => {
+    let set = bySpn.get(key);
+    if (set === undefined) bySpn.set(key, (set = new Map<string, EndpointInfo>()));
+    for (const ep of endpoints) {
+      const info = endpointInfo(ep, port, nodeName);
+      if (!set.has(info.endpoint) || !info.terminating) set.set(info.endpoint, info);
+    }
+  });
+  return bySpn;
+}
+
+/**
+ * Every family endpoint of each service port (servicePortKey), in slice order, duplicates
+ * included: collectEndpoints without its map per port, for the cluster-wide build, which sorts
+ * each port's list once and then drops the duplicates (sortedUnique).
+ */
+function collectEndpointLists(slices: readonly EndpointSlice[], family: Family): Map<string, EndpointInfo[]> {
+  const bySpn = new Map<string, EndpointInfo[]>();
+  forEachSlicePort(slices, family, (key, endpoints, port) => {
+    let list = bySpn.get(key);
+    if (list === undefined) bySpn.set(key, (list = []));
+    for (const ep of endpoints) list.push(endpointInfo(ep, port, ''));
+  });
+  return bySpn;
+}
+
+/** Each port kube-proxy uses of the family's slices, with its servicePortKey and the slice's endpoints. */
+function forEachSlicePort(slices: readonly EndpointSlice[], family: Family, visit: (key: string, endpoints: EndpointSlice['endpoints'], port: number) => void): void {
   const addressType = family === 4 ? 'IPv4' : 'IPv6';
   for (const slice of slices) {
     if (slice.serviceName === '' || slice.addressType !== addressType) continue;
     for (const port of slice.ports) {
       if (port.port === undefined || port.port === 0) continue;
       const key = servicePortKey({ namespace: slice.namespace, name: slice.serviceName, port: port.name, protocol: port.protocol });
-      const set = bySpn.get(key) ?? new Map<string, EndpointInfo>();
-      bySpn.set(key, set);
-      for (const ep of slice.endpoints) {
-        const info = endpointInfo(ep, port.port, nodeName);
-        if (!set.has(info.endpoint) || !info.terminating) set.set(info.endpoint, info);
-      }
+      visit(key, slice.endpoints, port.port);
     }
   }
-  return bySpn;
+}
+
+/**
+ * The endpoints sorted by text, one per "ip:port", as collectEndpoints keeps them: of those with
+ * one text (in slice order, which the stable sort keeps), the last that is not terminating, else
+ * the first. A new list; `listed` is sorted in place.
+ */
+function sortedUnique(listed: EndpointInfo[]): EndpointInfo[] {
+  listed.sort(byEndpointText);
+  const out: EndpointInfo[] = [];
+  for (let i = 0; i < listed.length; ) {
+    const text = listed[i]!.endpoint;
+    let kept = listed[i]!;
+    let j = i + 1;
+    for (; j < listed.length && listed[j]!.endpoint === text; j++) if (!listed[j]!.terminating) kept = listed[j]!;
+    out.push(kept);
+    i = j;
+  }
+  return out.length === listed.length ? listed : out;
 }
 
 function endpointInfo(ep: EndpointSlice['endpoints'][number], port: number, nodeName: string): EndpointInfo {
   const ip = ep.addresses[0]!;
-  return {
+  const info: { -readonly [K in keyof EndpointInfo]: EndpointInfo[K] } = {
     ip,
     port,
     endpoint: joinHostPort(ip, port),
@@ -379,10 +430,12 @@ function endpointInfo(ep: EndpointSlice['endpoints'][number], port: number, node
     terminating: ep.conditions.terminating ?? false,
     zoneHints: hintSet(ep.hints?.forZones),
     nodeHints: hintSet(ep.hints?.forNodes),
-    ...(ep.nodeName !== undefined ? { nodeName: ep.nodeName } : {}),
-    ...(ep.zone !== undefined ? { zone: ep.zone } : {}),
-    ...(ep.targetRef !== undefined ? { podName: ep.targetRef.name } : {}),
   };
+  // Set afterwards, not spread in: a literal with spreads is built field by field at run time (150k endpoints).
+  if (ep.nodeName !== undefined) info.nodeName = ep.nodeName;
+  if (ep.zone !== undefined) info.zone = ep.zone;
+  if (ep.targetRef !== undefined) info.podName = ep.targetRef.name;
+  return info;
 }
 
 /** One empty set for every endpoint without hints (most of them): a large cluster has 100k endpoints. */

@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   type IpvsConnectionRow,
+  addressWords,
+  compareDests,
   compareServices,
   formatIpvsadmConnections,
   formatIpvsadmList,
@@ -18,8 +20,12 @@ import {
   formatIpvsadmTimeout,
   formatLargeNumber,
   kernelServiceOrder,
+  sortDests,
   sortLikeGlibc,
+  sortServices,
 } from '../../src/ipvs/ipvsadm-format.js';
+import { ipToWords } from '../../src/util/ip.js';
+import { seededRng } from '../../src/util/random.js';
 import {
   type IpvsStats,
   type IpvsTable,
@@ -284,4 +290,51 @@ test('--nosort: services in hash-bucket order, newest first in a shared bucket',
   const order = kernelServiceOrder([a, b, c], 0).map((vs) => `${vs.address}:${vs.port}`);
   // Buckets with salt 0: a,b → 6^2^80 = 6^3^81 = 0x54 (84); c → 6^1^80 = 0x57 (87).
   assert.deepEqual(order, ['10.0.0.3:81', '10.0.0.2:80', '10.0.0.1:80']);
+});
+
+test('sortServices and sortDests give glibc\'s merge sort\'s order, near addresses (engine sort) and far ones (the merge sort repeated)', () => {
+  // Addresses within 2^31 of each other compare truly, and the engine's stable sort is taken;
+  // 10.x beside 192.x (or IPv6 words far apart) take the step-by-step merge sort: either way the order is glibc's.
+  const pools: { what: string; v4: string[]; v6: string[] }[] = [
+    { what: 'near (one /8)', v4: ['10.96.0.1', '10.96.3.7', '10.0.0.5', '10.255.1.1', '10.96.0.2'], v6: ['fd00::1', 'fd00::a', 'fd00:1::1'] },
+    { what: 'far (10.x and 192.x)', v4: ['10.96.0.1', '192.168.0.2', '10.0.0.5', '100.64.0.1', '203.0.113.9'], v6: ['fd00::1', '2001:db8::1', 'fe80::1', '::1'] },
+  ];
+  for (const { what, v4, v6 } of pools) {
+    for (let seed = 1; seed <= 20; seed++) {
+      const rng = seededRng(seed);
+      const pick = <T>(list: readonly T[]): T => list[Math.floor(rng() * list.length)]!;
+      const protocols = ['TCP', 'UDP', 'SCTP'] as const;
+      const services = Array.from({ length: 30 }, () => {
+        const address = pick(rng() < 0.3 ? v6 : v4);
+        return virtualServer({ protocol: pick(protocols), address, port: pick([53, 80, 443, 9153]), scheduler: 'rr' });
+      });
+      const expected = sortLikeGlibc(services, compareServices).map((vs) => `${vs.protocol} ${vs.address}:${vs.port}`);
+      assert.deepEqual(sortServices(services).map((vs) => `${vs.protocol} ${vs.address}:${vs.port}`), expected, `${what}, seed ${seed}: services`);
+      const dests = Array.from({ length: 25 }, () => realServer({ ip: pick(v4), port: pick([8080, 8443, 53]) }));
+      const expectedDests = sortLikeGlibc(dests, compareDests).map((d) => `${d.ip}:${d.port}`);
+      assert.deepEqual(sortDests(dests).map((d) => `${d.ip}:${d.port}`), expectedDests, `${what}, seed ${seed}: dests`);
+    }
+  }
+});
+
+test('a fresh Masq dest and any other dest print the same columns as ipvsadm', () => {
+  const dests = [
+    realServer({ ip: '10.0.0.1', port: 80 }),
+    { ...realServer({ ip: '10.0.0.2', port: 80 }), weight: 0 },
+    { ...realServer({ ip: '10.0.0.3', port: 80 }), activeConns: 12, inactConns: 3 },
+    { ...realServer({ ip: '10.0.0.4', port: 80 }), forward: 'Tunnel' as const },
+  ];
+  const vs = virtualServer({ protocol: 'TCP', address: '10.96.0.1', port: 80, scheduler: 'rr', dests });
+  const lines = formatIpvsadmList({ services: [vs] }).split('\n').slice(4, 8);
+  // print_service_entry: "  -> %-28s %-7s %-6d %-10u %-10u".
+  const line = (name: string, forward: string, weight: number, active: number, inact: number): string =>
+    `  -> ${name.padEnd(28)} ${forward.padEnd(7)} ${String(weight).padEnd(6)} ${String(active).padEnd(10)} ${String(inact).padEnd(10)}`;
+  assert.deepEqual(lines, [line('10.0.0.1:80', 'Masq', 1, 0, 0), line('10.0.0.2:80', 'Masq', 0, 0, 0), line('10.0.0.3:80', 'Masq', 1, 12, 3), line('10.0.0.4:80', 'Tunnel', 1, 0, 0)]);
+  assert.equal(lines[0], '  -> 10.0.0.1:80                  Masq    1      0          0         ');
+});
+
+test('address words read digit by digit agree with the full parser, every IPv6 form', () => {
+  const addresses = ['10.96.0.1', '0.0.0.0', '255.255.255.255', '::', '::1', '1::', 'fd00::a', 'fd00:1::12dc', '2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1',
+    'fe80::1', 'FD00::A', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', '1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8', '::ffff:10.0.0.1', '64:ff9b::192.0.2.33'];
+  for (const ip of addresses) assert.deepEqual(addressWords(ip), Array.from(ipToWords(ip)), ip);
 });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { KpsimError } from '../../src/errors.js';
 import { clusterFromManifests } from '../../src/manifest/load.js';
-import { buildProxierState, familiesInUse, resolveNode } from '../../src/tracker/proxier-state.js';
+import { buildProxierState, collectEndpoints, familiesInUse, resolveNode, servicePortKey } from '../../src/tracker/proxier-state.js';
 
 const node = `apiVersion: v1
 kind: Node
@@ -75,6 +75,33 @@ ports: [{name: p80, port: 80, protocol: TCP}]
   assert.deepEqual(summary(state(slices('false', 'true'))), ['ns1/svc1:p80/TCP 172.30.0.41:80 -> 10.0.0.1:80']);
   assert.deepEqual(summary(state(slices('true', 'false'))), ['ns1/svc1:p80/TCP 172.30.0.41:80 -> 10.0.0.1:80']);
   assert.deepEqual(summary(state(slices('true', 'true'))), ['ns1/svc1:p80/TCP 172.30.0.41:80 -> 10.0.0.1:80(t)']);
+});
+
+test('of endpoints with one address in several slices, the cluster-wide build keeps the one the endpoint map keeps', () => {
+  // Three slices list 10.0.0.1 (told apart by zone), with every mix of terminating; 10.0.0.2 once.
+  // collectEndpoints is the endpoint map's rule (a later non-terminating entry wins, a
+  // terminating one never replaces); buildProxierState sorts each port's list and keeps the same one.
+  for (let mix = 0; mix < 8; mix++) {
+    const terminating = [0, 1, 2].map((k) => ((mix >> k) & 1) === 1);
+    const slice = (k: number) => `apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: s${k}, namespace: ns1, labels: {kubernetes.io/service-name: svc1}}
+addressType: IPv4
+endpoints: [{addresses: [10.0.0.1], zone: z${k}, conditions: {terminating: ${terminating[k]}}}${k === 1 ? ', {addresses: [10.0.0.2], zone: only}' : ''}]
+ports: [{name: p80, port: 80, protocol: TCP}]
+`;
+    const text = `apiVersion: v1
+kind: Service
+metadata: {name: svc1, namespace: ns1}
+spec: {clusterIP: 172.30.0.41, ports: [{name: p80, port: 80, protocol: TCP}]}
+---
+${[0, 1, 2].map(slice).join('---\n')}`;
+    const cluster = clusterFromManifests([{ file: 'node.yaml', text: node }, { file: 'objects.yaml', text }]);
+    const built = buildProxierState(cluster, resolveNode(cluster, { node: 'test-node' }), 4).servicePorts[0]!.endpoints;
+    const kept = [...collectEndpoints(cluster.endpointSlices, 4, 'test-node').get(servicePortKey({ namespace: 'ns1', name: 'svc1', port: 'p80', protocol: 'TCP' }))!.values()];
+    const show = (eps: readonly { endpoint: string; zone?: string; terminating: boolean }[]) => eps.map((e) => `${e.endpoint} ${e.zone}${e.terminating ? ' (t)' : ''}`).sort();
+    assert.deepEqual(show(built), show(kept), `terminating ${terminating.join(', ')}`);
+  }
 });
 
 test('headless, ExternalName and other-family services get no service ports', () => {

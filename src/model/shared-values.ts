@@ -1,0 +1,112 @@
+/**
+ * What decoded objects hold alike, made once and shared, so that a loaded cluster of 150,000 pods
+ * and as many endpoints is not that many copies of the same few values: every pod of a ReplicaSet
+ * has the same labels and owner reference, every endpoint one of a few condition triples. The
+ * garbage collector walks the loaded cluster at every full collection, so each object it does not
+ * hold makes every later compile cheaper.
+ *
+ * Shared values are frozen: nothing may change them in place (code that wants other labels makes
+ * a new object, as it always did). Lists are copied to their exact length: a list built by
+ * pushing keeps room for 16 more elements, which for a one-address endpoint is most of its size.
+ */
+import type { ContainerPort, EndpointConditions, OwnerReference } from './types.js';
+
+/** The same elements in a list of exactly their number (what `push` and `filter` leave has spare room). */
+export function exactList<T>(list: T[]): T[] {
+  return list.slice();
+}
+
+/** A text in a key, length first: no two lists of texts make the same key, whatever they hold. */
+function part(text: string): string {
+  return `${text.length}:${text}`;
+}
+
+function portKey(port: ContainerPort): string {
+  return `${part(port.name)}${port.containerPort}:${part(port.protocol)}`;
+}
+
+const EMPTY_MAP: Readonly<Record<string, string>> = Object.freeze({});
+const EMPTY_LIST: readonly never[] = Object.freeze([]);
+
+/** The 27 condition triples (each flag true, false or unset), one frozen object each. */
+const CONDITIONS = new Map<number, EndpointConditions>();
+
+function flagDigit(flag: boolean | undefined): number {
+  return flag === undefined ? 0 : flag ? 1 : 2;
+}
+
+/** The shared, frozen conditions object with these flags (an unset flag stays unset, not false). */
+export function sharedConditions(conditions: EndpointConditions): EndpointConditions {
+  const key = flagDigit(conditions.ready) * 9 + flagDigit(conditions.serving) * 3 + flagDigit(conditions.terminating);
+  let shared = CONDITIONS.get(key);
+  if (shared === undefined) {
+    shared = Object.freeze({ ...conditions });
+    CONDITIONS.set(key, shared);
+  }
+  return shared;
+}
+
+/**
+ * Values shared within one load (one cluster): label maps, owner references and container ports
+ * by content. Kept by the load only, so a long-running server does not gather every value it saw.
+ */
+export class SharedValues {
+  readonly #maps = new Map<string, Record<string, string>>();
+  readonly #owners = new Map<string, OwnerReference>();
+  readonly #ports = new Map<string, ContainerPort>();
+  readonly #portLists = new Map<string, ContainerPort[]>();
+
+  /** A string map (labels, annotations) with the same entries in the same order, frozen. */
+  stringMap(map: Record<string, string>): Record<string, string> {
+    const keys = Object.keys(map);
+    if (keys.length === 0) return EMPTY_MAP as Record<string, string>;
+    let key = '';
+    for (const k of keys) key += `${part(k)}${part(map[k]!)}`;
+    let shared = this.#maps.get(key);
+    if (shared === undefined) {
+      shared = Object.freeze(map) as Record<string, string>;
+      this.#maps.set(key, shared);
+    }
+    return shared;
+  }
+
+  /** The list, or one shared frozen empty list for an empty one (most pods have no tolerations). */
+  list<T>(list: T[]): T[] {
+    return list.length === 0 ? (EMPTY_LIST as unknown as T[]) : list;
+  }
+
+  /** A pod's container ports: one frozen list per content (the pods of a workload declare the same ones). */
+  containerPorts(ports: ContainerPort[]): ContainerPort[] {
+    if (ports.length === 0) return EMPTY_LIST as unknown as ContainerPort[];
+    let key = '';
+    for (const port of ports) key += portKey(port);
+    let shared = this.#portLists.get(key);
+    if (shared === undefined) {
+      shared = Object.freeze(ports.map((p) => this.containerPort(p))) as ContainerPort[];
+      this.#portLists.set(key, shared);
+    }
+    return shared;
+  }
+
+  /** An owner reference with the same fields, frozen. */
+  ownerReference(ref: OwnerReference): OwnerReference {
+    const key = `${part(ref.apiVersion)}${part(ref.kind)}${part(ref.name)}${ref.controller ? 1 : 0}${ref.uid === undefined ? '-' : part(ref.uid)}`;
+    let shared = this.#owners.get(key);
+    if (shared === undefined) {
+      shared = Object.freeze(ref);
+      this.#owners.set(key, shared);
+    }
+    return shared;
+  }
+
+  /** A container port with the same fields, frozen. */
+  containerPort(port: ContainerPort): ContainerPort {
+    const key = portKey(port);
+    let shared = this.#ports.get(key);
+    if (shared === undefined) {
+      shared = Object.freeze(port);
+      this.#ports.set(key, shared);
+    }
+    return shared;
+  }
+}

@@ -11,7 +11,7 @@
  * "ns1/svc1:p80" bare). See canonical.ts for the form a kernel's iptables-save prints back.
  */
 import { type TextBuffer, giveBackTextBuffer, quoteToken, takeTextBuffer } from './save-text.js';
-import { untouchedChainText, untouchedRulesetText, untouchedTableText } from './text-ruleset.js';
+import { untouchedChainTexts, untouchedRulesetText, untouchedTableText } from './text-ruleset.js';
 import type { Chain, Rule, Ruleset, Table } from './types.js';
 
 export { quoteToken } from './save-text.js';
@@ -28,41 +28,11 @@ function renderChainDeclaration(chain: Chain): string {
   return `:${chain.name} ${chain.policy ?? '-'} [0:0]`;
 }
 
-/**
- * Chains that many nodes' rulesets hold (shared-rules.ts), with their text in kube-proxy's form
- * once rendered: the next node's render joins the texts instead of rendering every rule again.
- * Such chains never change once written; the rule count is kept to catch it if one did.
- */
-const sharedChains = new WeakSet<Chain>();
-const renderedChains = new WeakMap<Chain, { readonly rules: number; readonly declaration: string; readonly body: string }>();
-
-/** Mark a chain that several rulesets share, so that its text is rendered once. */
-export function shareChainRendering(chain: Chain): void {
-  sharedChains.add(chain);
-}
-
-function renderedSharedChain(chain: Chain): { readonly declaration: string; readonly body: string } {
-  let text = renderedChains.get(chain);
-  if (text === undefined || text.rules !== chain.rules.length) {
-    text = { rules: chain.rules.length, declaration: renderChainDeclaration(chain), body: chain.rules.map((rule) => renderRule(rule)).join('\n') };
-    renderedChains.set(chain, text);
-  }
-  return text;
-}
-
 /** One table: its chain declarations, then every chain's rules, then COMMIT. */
 export function renderTable(table: Table, quote: (token: string) => string = quoteToken): string {
   const lines: string[] = [`*${table.name}`];
-  const cached = quote === quoteToken;
+  for (const chain of table.chains.values()) lines.push(renderChainDeclaration(chain));
   for (const chain of table.chains.values()) {
-    lines.push(cached && sharedChains.has(chain) ? renderedSharedChain(chain).declaration : renderChainDeclaration(chain));
-  }
-  for (const chain of table.chains.values()) {
-    if (cached && sharedChains.has(chain)) {
-      const body = renderedSharedChain(chain).body;
-      if (body !== '') lines.push(body);
-      continue;
-    }
     for (const rule of chain.rules) lines.push(renderRule(rule, quote));
   }
   lines.push('COMMIT', '');
@@ -110,6 +80,7 @@ function estimatedSize(ruleset: Ruleset): number {
       size += tableText.end - tableText.start;
       continue;
     }
+    const untouchedChainText = untouchedChainTexts(table);
     for (const chain of table.chains.values()) {
       const chainText = untouchedChainText(chain);
       if (chainText !== undefined) {
@@ -141,6 +112,7 @@ function writeTable(out: TextBuffer, table: Table): void {
   }
   out.write(`*${table.name}\n`);
   for (const chain of table.chains.values()) out.writeChainDeclaration(chain.name, chain.policy);
+  const untouchedChainText = untouchedChainTexts(table);
   for (const chain of table.chains.values()) {
     const chainText = untouchedChainText(chain);
     if (chainText !== undefined) {
@@ -162,6 +134,7 @@ export function countRules(ruleset: Ruleset): number {
       n += tableText.rules;
       continue;
     }
+    const untouchedChainText = untouchedChainTexts(table);
     for (const chain of table.chains.values()) n += untouchedChainText(chain)?.rules ?? chain.rules.length;
   }
   return n;

@@ -24,7 +24,27 @@ import type { Chain, Rule, Ruleset, Table, TableName } from './types.js';
 
 /** The text and where each chain lies in it, shared by the tables and chains of one ruleset. */
 class SavedText {
-  constructor(readonly layout: TextLayout) {}
+  /** By chain id: 1 once its rules were read. */
+  readonly read: Uint8Array;
+  /** By chain id: the chain object, once its table's Map was made; `made` of them. */
+  readonly byId: Chain[] = [];
+  made = 0;
+  /** byId inverted, made when first wanted (render of a table that was read) and again when more chains were made. */
+  #ids: Map<Chain, number> | undefined;
+
+  constructor(readonly layout: TextLayout) {
+    this.read = new Uint8Array(layout.ruleCount.length);
+  }
+
+  /** The id of a chain made from this text (undefined for any other chain). */
+  idOf(chain: Chain): number | undefined {
+    if (this.#ids === undefined || this.#ids.size !== this.made) {
+      const ids = new Map<Chain, number>();
+      this.byId.forEach((c, id) => ids.set(c, id));
+      this.#ids = ids;
+    }
+    return this.#ids.get(chain);
+  }
 
   get text(): string {
     return this.layout.text;
@@ -91,49 +111,60 @@ export interface UntouchedText {
 }
 
 /**
- * Where a text-backed chain or table comes from, and whether it was read. The chains and tables
- * themselves are plain objects with a getter, shaped as any other ruleset's (a reader may compare
- * them with assert.deepStrictEqual, which reads the getter), so this is kept beside them.
+ * Where a text-backed table comes from, and whether it was read. Tables and chains are plain
+ * objects with a getter, shaped as any other ruleset's (a reader may compare them with
+ * assert.deepStrictEqual, which reads the getter), so this is kept beside them: for the few
+ * tables in a WeakMap, for the many chains by id in their SavedText (a WeakMap entry per chain
+ * cost more than the rest of making the chain).
  */
-interface Source {
+interface TableSource {
   readonly saved: SavedText;
-  /** Chain id, or table index. */
-  readonly at: number;
+  readonly index: number;
   read: boolean;
 }
 
-const chainSources = new WeakMap<Chain, Source>();
-const tableSources = new WeakMap<Table, Source>();
+const tableSources = new WeakMap<Table, TableSource>();
 
 /** A chain whose rules are read from the text when first wanted. */
 function textBackedChain(name: string, saved: SavedText, id: number): Chain {
-  const source: Source = { saved, at: id, read: false };
   let rules: Rule[] | undefined;
-  const chain: Chain = {
+  return {
     name,
     get rules(): Rule[] {
       if (rules === undefined) {
         rules = saved.rulesOf(id, name);
-        source.read = true;
+        saved.read[id] = 1;
       }
       return rules;
     },
   };
-  chainSources.set(chain, source);
-  return chain;
 }
 
-/** A chain's rules' lines as written, while its rules were never read (undefined for any other chain). */
-export function untouchedChainText(chain: Chain): UntouchedText | undefined {
-  const source = chainSources.get(chain);
-  if (source === undefined || source.read) return undefined;
-  const { text, ruleStart, ruleEnd, ruleCount } = source.saved.layout;
-  return { text, start: ruleStart[source.at]!, end: ruleEnd[source.at]!, rules: ruleCount[source.at]! };
+/**
+ * The text of a chain of a text-backed table's Map, while its rules were never read (undefined
+ * for a chain the table's text does not hold, or one that was read).
+ */
+function untouchedChainText(saved: SavedText, chain: Chain): UntouchedText | undefined {
+  const id = saved.idOf(chain);
+  if (id === undefined || saved.read[id] !== 0) return undefined;
+  const { text, ruleStart, ruleEnd, ruleCount } = saved.layout;
+  return { text, start: ruleStart[id]!, end: ruleEnd[id]!, rules: ruleCount[id]! };
+}
+
+/**
+ * For each chain of `table` in order, its text while untouched (else undefined): what render.ts
+ * may copy instead of rendering the chain's rules. Only chains of a text-backed table's own text
+ * are found; a chain carried into another table (with-jumps.ts) is rendered from its rules.
+ */
+export function untouchedChainTexts(table: Table): (chain: Chain) => UntouchedText | undefined {
+  const source = tableSources.get(table);
+  if (source === undefined) return () => undefined;
+  return (chain) => untouchedChainText(source.saved, chain);
 }
 
 /** A table whose Map of chains is made when first wanted. */
 function textBackedTable(name: TableName, saved: SavedText, index: number): Table {
-  const source: Source = { saved, at: index, read: false };
+  const source: TableSource = { saved, index, read: false };
   let chains: Map<string, Chain> | undefined;
   const table: Table = {
     name,
@@ -144,7 +175,10 @@ function textBackedTable(name: TableName, saved: SavedText, index: number): Tabl
         chains = new Map<string, Chain>();
         for (let i = 0; i < ids.length; i++) {
           const id = ids[i]!;
-          chains.set(names[id]!, textBackedChain(names[id]!, saved, id));
+          const chain = textBackedChain(names[id]!, saved, id);
+          saved.byId[id] = chain;
+          saved.made++;
+          chains.set(names[id]!, chain);
         }
         source.read = true;
       }
@@ -160,7 +194,7 @@ export function untouchedTableText(table: Table): UntouchedText | undefined {
   const source = tableSources.get(table);
   if (source === undefined || source.read) return undefined;
   const { text, tables, ruleCount } = source.saved.layout;
-  const t = tables[source.at]!;
+  const t = tables[source.index]!;
   let rules = 0;
   for (let i = 0; i < t.chains.length; i++) rules += ruleCount[t.chains[i]!]!;
   return { text, start: t.start, end: t.end, rules };

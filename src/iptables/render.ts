@@ -28,11 +28,41 @@ function renderChainDeclaration(chain: Chain): string {
   return `:${chain.name} ${chain.policy ?? '-'} [0:0]`;
 }
 
+/**
+ * Chains that many nodes' rulesets hold (shared-rules.ts), with their text in kube-proxy's form
+ * once rendered: the next node's render joins the texts instead of rendering every rule again.
+ * Such chains never change once written; the rule count is kept to catch it if one did.
+ */
+const sharedChains = new WeakSet<Chain>();
+const renderedChains = new WeakMap<Chain, { readonly rules: number; readonly declaration: string; readonly body: string }>();
+
+/** Mark a chain that several rulesets share, so that its text is rendered once. */
+export function shareChainRendering(chain: Chain): void {
+  sharedChains.add(chain);
+}
+
+function renderedSharedChain(chain: Chain): { readonly declaration: string; readonly body: string } {
+  let text = renderedChains.get(chain);
+  if (text === undefined || text.rules !== chain.rules.length) {
+    text = { rules: chain.rules.length, declaration: renderChainDeclaration(chain), body: chain.rules.map((rule) => renderRule(rule)).join('\n') };
+    renderedChains.set(chain, text);
+  }
+  return text;
+}
+
 /** One table: its chain declarations, then every chain's rules, then COMMIT. */
 export function renderTable(table: Table, quote: (token: string) => string = quoteToken): string {
   const lines: string[] = [`*${table.name}`];
-  for (const chain of table.chains.values()) lines.push(renderChainDeclaration(chain));
+  const cached = quote === quoteToken;
   for (const chain of table.chains.values()) {
+    lines.push(cached && sharedChains.has(chain) ? renderedSharedChain(chain).declaration : renderChainDeclaration(chain));
+  }
+  for (const chain of table.chains.values()) {
+    if (cached && sharedChains.has(chain)) {
+      const body = renderedSharedChain(chain).body;
+      if (body !== '') lines.push(body);
+      continue;
+    }
     for (const rule of chain.rules) lines.push(renderRule(rule, quote));
   }
   lines.push('COMMIT', '');

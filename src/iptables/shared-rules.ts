@@ -19,46 +19,29 @@ import { EndpointBlocks } from '../topology/endpoint-blocks.js';
 import { SourceRangeCheck } from '../tracker/source-ranges.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline } from '../util/position-cache.js';
-import type { RuleSink } from './rule-sink.js';
-import { TextBuffer } from './save-text.js';
+import { shareChainRendering } from './render.js';
+import { RulesetSink } from './rule-sink.js';
+import { adoptChain, createRuleset, tableOf } from './ruleset-builder.js';
 import { writeServicePortRules } from './service-rules.js';
 import type { FixedChains, PortChainReuse, SyncContext } from './sync-context.js';
-import type { IptablesTextSink, TextChain } from './text-sink.js';
-import type { TableName } from './types.js';
-
-/**
- * One chain's rules as a fragment keeps them: their lines of iptables-save text ("-A CHAIN
- * ...\n" each, as the node's text would have them), and how many. Text, not rule objects: a
- * big cluster's fragments hold 370k rules, which as objects were most of what the garbage
- * collector traced, and a node's text is then the fragments' lines copied.
- */
-export interface ChainText {
-  readonly name: string;
-  /** Set once the fragment that wrote the chain is done; never changed after. */
-  lines: string;
-  rules: number;
-  /** The lines are ASCII (as kube-proxy's always are). */
-  ascii: boolean;
-}
+import type { Chain, Rule, Table } from './types.js';
 
 /** What one service port wrote on a node. */
 export interface PortFragment {
   /** Rules for the fixed chains, by the chain's key in FixedChains, in the order they were written. */
-  readonly fixed: readonly (readonly [keyof FixedChains, ChainText])[];
+  readonly fixed: readonly (readonly [keyof FixedChains, readonly Rule[]])[];
   /** The port's own nat chains, in the order they were declared, but for the KUBE-SEP chains. */
-  readonly chains: readonly ChainText[];
+  readonly chains: readonly Chain[];
   /** Its KUBE-SEP chains, declared last (one block, which fragments of other nodes may share). */
-  readonly endpointChains: readonly ChainText[];
+  readonly endpointChains: readonly Chain[];
   /** Every rule of the fragment (fixed and own chains). */
   readonly ruleCount: number;
-  /** Every line is ASCII (as kube-proxy's always are): copied without a look at each character. */
-  readonly ascii: boolean;
 }
 
 /** A port's KUBE-SEP chains for one list of endpoints. */
 interface EndpointChainBlock {
   readonly endpoints: readonly EndpointInfo[];
-  readonly chains: readonly ChainText[];
+  readonly chains: readonly Chain[];
   readonly ruleCount: number;
 }
 
@@ -68,7 +51,7 @@ export class IptablesSharedWork {
   readonly #contexts = new Map<string, ContextWork>();
 
   /** The fragments made under the same proxier-wide facts as `ctx`. */
-  forContext(ctx: SyncContext<unknown>): ContextWork {
+  forContext(ctx: SyncContext): ContextWork {
     // Everything writeServicePortRules reads from the context except the node's IP (the
     // firewall chain's self rule: part of each fragment's key) and the tables it writes to.
     const key = [
@@ -109,7 +92,7 @@ export class ContextWork {
    * The rules of `sp`, the port at position `index` of the node's servicePorts, on the node
    * `ctx` is for: taken over when some node wrote the same, else written now.
    */
-  fragment(ctx: SyncContext<unknown>, sp: ProxierServicePort, index: number): PortFragment {
+  fragment(ctx: SyncContext, sp: ProxierServicePort, index: number): PortFragment {
     const allowFromNode = this.#firewall.allowsNode(sp.info, ctx.nodeIP);
     const slot = allowFromNode ? 1 : 0;
     const pair = this.#positions.get(index, sp);
@@ -138,7 +121,7 @@ export class ContextWork {
   readonly #baselines: Baseline[] = [];
 
   /** The rules and chains the ports write on the node `ctx` is for, counted against a baseline node. */
-  count(ctx: SyncContext<unknown>, ports: readonly ProxierServicePort[]): { rules: number; chains: number } {
+  count(ctx: SyncContext, ports: readonly ProxierServicePort[]): { rules: number; chains: number } {
     const nearest = nearestBaseline(this.#baselines, ports, (b) => b.nodeDependent);
     if (nearest === undefined) {
       const fragments = ports.map((sp, i) => this.fragment(ctx, sp, i));
@@ -197,80 +180,24 @@ function hasLocalEndpoint(sp: ProxierServicePort): boolean {
   return sp.endpoints.some((ep) => ep.isLocal);
 }
 
-/**
- * A RuleSink for one fragment: every rule is written as its line into one scratch buffer, and
- * each chain's lines become its text when the fragment is done. Chains adopted from earlier
- * fragments (PortChainReuse) are listed as they are.
- */
-class FragmentSink implements RuleSink<ChainText> {
-  /** The port's nat chains, written or adopted, in declaration order. */
-  readonly declared: ChainText[] = [];
-  /** Each chain written here, with its lines' [start, end) ranges in the scratch buffer (neighbours merged). */
-  readonly #ranges = new Map<ChainText, number[]>();
-
-  constructor(private readonly lines: TextBuffer) {}
-
-  declareChain(table: TableName, name: string): ChainText {
-    if (table !== 'nat') throw new Error(`chain ${name}: a service port declared a ${table} chain; fragments keep nat chains only`);
-    const chain: ChainText = { name, lines: '', rules: 0, ascii: true };
-    this.declared.push(chain);
-    this.#ranges.set(chain, []);
-    return chain;
-  }
-
-  appendRule(chain: ChainText, args: readonly string[]): void {
-    let ranges = this.#ranges.get(chain);
-    if (ranges === undefined) this.#ranges.set(chain, (ranges = []));
-    const start = this.lines.length;
-    this.lines.writeRule(chain.name, args);
-    const n = ranges.length;
-    if (n > 0 && ranges[n - 1] === start) ranges[n - 1] = this.lines.length;
-    else ranges.push(start, this.lines.length);
-    chain.rules++;
-  }
-
-  writeChain(table: TableName, name: string, rules: readonly (readonly string[])[]): ChainText {
-    const chain = this.declareChain(table, name);
-    for (let i = 0; i < rules.length; i++) this.appendRule(chain, rules[i]!);
-    return chain;
-  }
-
-  adoptChain(table: TableName, chain: ChainText): void {
-    if (table !== 'nat') throw new Error(`chain ${chain.name}: fragments keep nat chains only`);
-    this.declared.push(chain);
-  }
-
-  /** Give every chain written here its text. */
-  finish(): void {
-    const ascii = this.lines.isAscii;
-    for (const [chain, ranges] of this.#ranges) {
-      let lines = '';
-      for (let i = 0; i < ranges.length; i += 2) lines += this.lines.toString(ranges[i]!, ranges[i + 1]!);
-      chain.lines = lines;
-      chain.ascii = ascii;
-    }
-  }
-}
-
-/** The scratch buffer of the fragment being written (one at a time: compiles are synchronous). */
-const scratchLines = new TextBuffer(1 << 16);
-
 /** Write the port's rules into empty chains and keep them as a fragment. */
-function writeFragment(ctx: SyncContext<unknown>, sp: ProxierServicePort, reuse: PortReuse): PortFragment {
+function writeFragment(ctx: SyncContext, sp: ProxierServicePort, reuse: PortReuse): PortFragment {
   const fixed = emptyFixedChains();
-  const sink = new FragmentSink(scratchLines.reset(1 << 16));
+  const scratch = createRuleset(ctx.family, ['filter', 'nat']);
+  const nat = tableOf(scratch, 'nat');
+  const filter = tableOf(scratch, 'filter');
   reuse.blocks.taken = undefined;
-  writeServicePortRules({ ...ctx, out: sink, reuse }, fixed, sp);
-  sink.finish();
-  const parts: [keyof FixedChains, ChainText][] = [];
+  writeServicePortRules({ ...ctx, out: new RulesetSink(scratch), reuse }, fixed, sp);
+  if (filter.chains.size > 0) throw new Error(`${sp.info.spn}: a service port declared filter chains; fragments keep nat chains only`);
+  const parts: [keyof FixedChains, readonly Rule[]][] = [];
   let ruleCount = 0;
   for (const key of Object.keys(fixed) as (keyof FixedChains)[]) {
-    const chain = fixed[key];
-    if (chain.rules === 0) continue;
-    parts.push([key, chain]);
-    ruleCount += chain.rules;
+    const rules = fixed[key].rules;
+    if (rules.length === 0) continue;
+    parts.push([key, rules]);
+    ruleCount += rules.length;
   }
-  const declared = sink.declared;
+  const declared = [...nat.chains.values()];
   let block: EndpointChainBlock | undefined = reuse.blocks.taken;
   let chains = declared;
   if (block === undefined) {
@@ -279,17 +206,22 @@ function writeFragment(ctx: SyncContext<unknown>, sp: ProxierServicePort, reuse:
     const written = declared.slice(declared.length - endpoints.length);
     chains = declared.slice(0, declared.length - endpoints.length);
     let blockRules = 0;
-    for (const chain of written) blockRules += chain.rules;
+    for (const chain of written) {
+      blockRules += chain.rules.length;
+      shareChainRendering(chain);
+    }
     block = { endpoints, chains: written, ruleCount: blockRules };
     reuse.blocks.keep(block);
   }
-  for (const chain of chains) ruleCount += chain.rules;
-  const ascii = parts.every(([, chain]) => chain.ascii) && chains.every((chain) => chain.ascii) && block.chains.every((chain) => chain.ascii);
-  return { fixed: parts, chains, endpointChains: block.chains, ruleCount: ruleCount + block.ruleCount, ascii };
+  for (const chain of chains) {
+    ruleCount += chain.rules.length;
+    shareChainRendering(chain);
+  }
+  return { fixed: parts, chains, endpointChains: block.chains, ruleCount: ruleCount + block.ruleCount };
 }
 
-function emptyFixedChains(): FixedChains<ChainText> {
-  const chain = (name: string): ChainText => ({ name, lines: '', rules: 0, ascii: true });
+function emptyFixedChains(): FixedChains {
+  const chain = (name: string): Chain => ({ name, rules: [] });
   return {
     filterServices: chain('KUBE-SERVICES'),
     filterExternalServices: chain('KUBE-EXTERNAL-SERVICES'),
@@ -303,12 +235,14 @@ function emptyFixedChains(): FixedChains<ChainText> {
   };
 }
 
-/** Add a fragment to a node's text: its fixed-chain rules at the end of those chains, its own chains declared. */
-export function applyFragment(fragment: PortFragment, fixed: FixedChains<TextChain>, out: IptablesTextSink): void {
-  const ascii = fragment.ascii;
-  for (const [key, chain] of fragment.fixed) out.appendLines(fixed[key], chain.lines, chain.rules, ascii);
-  for (const chain of fragment.chains) out.appendLines(out.declareChain('nat', chain.name), chain.lines, chain.rules, ascii);
-  for (const chain of fragment.endpointChains) out.appendLines(out.declareChain('nat', chain.name), chain.lines, chain.rules, ascii);
+/** Add a fragment to a node's ruleset: its fixed-chain rules at the end of those chains, its own chains declared. */
+export function applyFragment(fragment: PortFragment, fixed: FixedChains, nat: Table): void {
+  for (const [key, rules] of fragment.fixed) {
+    const target = fixed[key].rules;
+    for (const rule of rules) target.push(rule);
+  }
+  for (const chain of fragment.chains) adoptChain(nat, chain);
+  for (const chain of fragment.endpointChains) adoptChain(nat, chain);
 }
 
 /** Whether two views of one port write the same rules: writeServicePortRules reads only these. */
@@ -325,10 +259,10 @@ function sameRulesInput(a: ProxierServicePort, b: ProxierServicePort): boolean {
 }
 
 /** The chains of one port that any node may take over (see PortChainReuse). */
-class PortReuse implements PortChainReuse<ChainText> {
+class PortReuse implements PortChainReuse {
   readonly #names = new Map<string, string>();
-  readonly #endpointChains = new Map<string, ChainText>();
-  readonly #policyChains = new Map<string, { endpoints: readonly EndpointInfo[]; masquerade: boolean; chain: ChainText }[]>();
+  readonly #endpointChains = new Map<string, Chain>();
+  readonly #policyChains = new Map<string, { endpoints: readonly EndpointInfo[]; masquerade: boolean; chain: Chain }[]>();
 
   endpointChainName(endpoint: string, hash: () => string): string {
     let name = this.#names.get(endpoint);
@@ -339,19 +273,19 @@ class PortReuse implements PortChainReuse<ChainText> {
     return name;
   }
 
-  endpointChain(name: string): ChainText | undefined {
+  endpointChain(name: string): Chain | undefined {
     return this.#endpointChains.get(name);
   }
 
-  keepEndpointChain(chain: ChainText): void {
+  keepEndpointChain(chain: Chain): void {
     this.#endpointChains.set(chain.name, chain);
   }
 
-  policyChain(name: string, endpoints: readonly EndpointInfo[], masquerade: boolean): ChainText | undefined {
+  policyChain(name: string, endpoints: readonly EndpointInfo[], masquerade: boolean): Chain | undefined {
     return this.#policyChains.get(name)?.find((c) => c.masquerade === masquerade && sameEndpoints(c.endpoints, endpoints))?.chain;
   }
 
-  keepPolicyChain(chain: ChainText, endpoints: readonly EndpointInfo[], masquerade: boolean): void {
+  keepPolicyChain(chain: Chain, endpoints: readonly EndpointInfo[], masquerade: boolean): void {
     // A policy chain over a node's own local endpoints is that node's alone: keep only a few
     // (enough for the zones of a topology-aware service).
     const list = this.#policyChains.get(chain.name) ?? [];

@@ -112,19 +112,6 @@ export class IptablesTextSink implements RuleSink<TextChain> {
     if (chain.id === this.filling) this.bodyEnd.values[chain.id] = this.body.length;
   }
 
-  /**
-   * Append `rules` rules given as their lines of text (each "-A CHAIN ...\n", as TextBuffer
-   * writes them): rules another compile wrote (shared-rules.ts). `ascii`: the lines are ASCII,
-   * copied without a look at each character.
-   */
-  appendLines(chain: TextChain, lines: string, rules: number, ascii: boolean): void {
-    if (rules === 0) return;
-    const buffer = this.#bufferFor(chain, rules);
-    if (ascii) buffer.writeAsciiSlice(lines, 0, lines.length);
-    else buffer.write(lines);
-    if (chain.id === this.filling) this.bodyEnd.values[chain.id] = this.body.length;
-  }
-
   /** Where the next rules of `chain` go (counting them): the body while it is the chain being filled, else its own buffer. */
   #bufferFor(chain: TextChain, rules: number): TextBuffer {
     if (this.finished) throw new Error('the text sink is finished');

@@ -126,7 +126,9 @@ function measure(services: number, runs: number): Figures {
   // Rounds interleave the paths, so a change in the machine's load touches them alike.
   const [directTimes, compile, render, readAll, objectsCompile, objectsRender, oldRender] = timeSteps(runs, [
     () => {
+      // Each path drops what its last round made before it runs again (the Ruleset's text is `text`).
       objects = undefined;
+      text = '';
       direct = compileIptablesSave(s);
     },
     () => {

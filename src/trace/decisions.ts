@@ -22,6 +22,7 @@
 import type { Words } from '../util/ip.js';
 import { CHECK, sourceInterval, sourcePasses, type FastChecks } from './fast-checks.js';
 import type { SeededDraws } from '../util/random.js';
+import { CELL_ANSWER, CELL_DRAWS, CELL_NODE, ClassTable, MAX_REGION_BOUNDS, NOT_FLAT } from './class-table.js';
 import { numgenIndex } from '../nftables/numgen.js';
 import { recentKey, type RecentChange, RecentLists, type RecentSource } from './recent.js';
 import type { Flow } from './walk-state.js';
@@ -148,54 +149,40 @@ export const MISS = Symbol('no walk took these decisions yet');
 export const UNPREDICTABLE = Symbol('the walk must be made');
 
 /**
- * Where a source class leads: the trie node past its source checks (and, when that is a leaf,
- * its answer), and for seeded lookups the draws below it flattened (`steps`, made when first
- * asked; null when a decision there needs a call). Below a class every source check answers
- * the same, so what is left is a tree of draws: `steps` holds 4 numbers per draw (the stored
- * probability, 1 when negated, where yes and no lead: a draw's index, or -(end + 1)), and
- * `ends` the answers they reach, so a seeded lookup reads two small arrays rather than a trie
- * node per draw scattered over the heap.
+ * The draws below a source class, flattened for the class table (ClassTable.addDraws): below a
+ * class every source check answers the same, so what is left is a tree of draws. `steps` holds
+ * 4 numbers per draw (the stored probability, 1 when negated, where yes and no lead: a draw's
+ * index, or -(end + 1)), `ends` the answers they reach; undefined when a decision there is not
+ * a draw or a source check (it needs a call) or there are too many draws.
  */
-class SourceClass<L, F = Flow> {
-  readonly answer: L | typeof MISS | typeof UNPREDICTABLE | undefined;
-  steps: number[] | null | undefined = undefined;
-  ends: (L | typeof MISS | typeof UNPREDICTABLE)[] = [];
-  start = 0;
-
-  constructor(readonly node: TrieNode<L, F>) {
-    this.answer = node.kind === LEAF ? answerOf(node) : undefined;
-  }
-
-  /** Flatten the draws below the class (see above); false when they cannot be. */
-  flatten(src32: number, srcTypeBit: number): boolean {
-    const steps: number[] = [];
-    const ends = this.ends;
-    const code = (start: TrieNode<L, F> | undefined): number | null => {
-      let node = start;
-      while (node !== undefined && (node.kind === PACKED || node.kind === RECENT)) {
-        const yes = node.kind === PACKED ? sourcePasses(node.checks!, node.row, node.flags, src32, srcTypeBit) : node.flags !== 0;
-        node = yes ? node.yes : node.no;
-      }
-      if (node === undefined || node.kind === LEAF) {
-        ends.push(node === undefined ? MISS : answerOf(node));
-        return -ends.length;
-      }
-      if (node.kind !== DRAW || steps.length >= MAX_FLAT_DRAWS * 4) return null;
-      const at = steps.length / 4;
-      steps.push(node.row, node.flags, 0, 0);
-      const yes = code(node.yes);
-      if (yes === null) return null;
-      const no = code(node.no);
-      if (no === null) return null;
-      steps[at * 4 + 2] = yes;
-      steps[at * 4 + 3] = no;
-      return at;
-    };
-    const start = code(this.node);
-    this.steps = start === null ? null : steps;
-    this.start = start ?? 0;
-    return start !== null;
-  }
+function flattenDraws<L, F>(
+  from: TrieNode<L, F>, src32: number, srcTypeBit: number,
+): { steps: number[]; ends: (L | typeof MISS | typeof UNPREDICTABLE)[]; start: number } | undefined {
+  const steps: number[] = [];
+  const ends: (L | typeof MISS | typeof UNPREDICTABLE)[] = [];
+  const code = (start: TrieNode<L, F> | undefined): number | null => {
+    let node = start;
+    while (node !== undefined && (node.kind === PACKED || node.kind === RECENT)) {
+      const yes = node.kind === PACKED ? sourcePasses(node.checks!, node.row, node.flags, src32, srcTypeBit) : node.flags !== 0;
+      node = yes ? node.yes : node.no;
+    }
+    if (node === undefined || node.kind === LEAF) {
+      ends.push(node === undefined ? MISS : answerOf(node));
+      return -ends.length;
+    }
+    if (node.kind !== DRAW || steps.length >= MAX_FLAT_DRAWS * 4) return null;
+    const at = steps.length / 4;
+    steps.push(node.row, node.flags, 0, 0);
+    const yes = code(node.yes);
+    if (yes === null) return null;
+    const no = code(node.no);
+    if (no === null) return null;
+    steps[at * 4 + 2] = yes;
+    steps[at * 4 + 3] = no;
+    return at;
+  };
+  const start = code(from);
+  return start === null || start < 0 ? undefined : { steps, ends, start };
 }
 
 function answerOf<L, F>(leaf: TrieNode<L, F>): L | typeof UNPREDICTABLE {
@@ -207,11 +194,6 @@ const MAX_FLAT_DRAWS = 256;
 
 const NO_BOUNDS: readonly number[] = [0];
 
-/** Classes of sources kept per trie, at most (past it lookups start at the root again). */
-const MAX_CLASSES = 4096;
-/** Address types per interval of a class key (ADDRESS_TYPES has 12; no type: 15). */
-const TYPE_SLOTS = 16;
-
 /**
  * The walks of one destination side, branching on their decisions; and, so that a lookup need
  * not ask the packed source checks one by one, the classes of IPv4 sources they draw.
@@ -221,24 +203,41 @@ const TYPE_SLOTS = 16;
  * The boundaries of all those intervals, sorted, cut the address space into intervals inside
  * which every such check answers the same; with the address type they make a source's class.
  * Two sources of a class follow the same way down the packed checks, so a class is looked up
- * once (a binary search over the boundaries) and the node it reaches past the packed checks
- * from the root (the answer itself when the walks read nothing else) is kept for it. A new walk
- * that reads a network not seen before adds boundaries: the kept classes are let go and found
- * again. A mask that is not a prefix, or IPv6, turns classes off (every lookup starts at the
- * root, as before).
+ * once (a binary search over the boundaries) and where it leads past the packed checks from
+ * the root (the answer itself when the walks read nothing else, else its draws laid out flat,
+ * else the node) is kept for it, in the trie's region of the class table (class-table.ts). A
+ * new walk that reads a network not seen before adds boundaries: the region is let go and the
+ * classes found again. A mask that is not a prefix, or IPv6, turns classes off (every lookup
+ * starts at the root, as before).
  */
 export class DecisionTrie<L, F = Flow> {
   private root: TrieNode<L, F> | undefined = undefined;
   /** Interval starts of the source classes, ascending, from 0 (shared until the first is added). */
   private bounds: readonly number[] = NO_BOUNDS;
-  /** Class key (interval * TYPE_SLOTS + the type's index) → where the class leads. */
-  private classes: Map<number, SourceClass<L, F>> | undefined = undefined;
+  /** This trie's region in the class table (-1: none yet), and the table's generation it is of. */
+  private regionAt = -1;
+  private regionGeneration = -1;
   /** Classes can be used (every packed source network is a prefix). */
   private classed = true;
   /** A decision that only a call can ask (a closure): lookups need the whole flow. */
   calls = false;
   /** A recent check: lookups with lists that are not all empty need the whole flow. */
   recentReads = false;
+
+  /** `table`: where the classes are laid out (shared by a tracer's tries; made when first needed if not given). */
+  constructor(private table?: ClassTable) {}
+
+  /**
+   * The trie's live region in the class table, made when there is none: what a tracer records
+   * for a destination side (ClassTable.setSideRegion); -1 when classes are off.
+   */
+  region(): number {
+    if (!this.classed || this.bounds.length > MAX_REGION_BOUNDS) return -1;
+    const table = this.table ??= new ClassTable();
+    if (this.regionAt >= 0 && this.regionGeneration === table.generation) return this.regionAt;
+    this.regionGeneration = table.generation;
+    return (this.regionAt = table.region(this.bounds));
+  }
 
   /**
    * The answer of the walk that took the same decisions as the packet would, or MISS /
@@ -249,34 +248,24 @@ export class DecisionTrie<L, F = Flow> {
   find(
     src32: number, srcTypeBit: number, flow: F | undefined, lists: RecentSource | undefined, draws: SeededDraws | undefined,
   ): L | typeof MISS | typeof UNPREDICTABLE {
-    let node: TrieNode<L, F> | undefined;
-    if (this.classed && src32 >= 0 && lists === undefined) {
-      const key = this.classKey(src32, srcTypeBit);
-      const classes = this.classes ??= new Map();
-      let known = classes.get(key);
-      if (known === undefined) {
+    let node: TrieNode<L, F> | undefined = this.root;
+    const region = src32 >= 0 && lists === undefined ? this.region() : -1;
+    if (region >= 0) {
+      const table = this.table!;
+      const known = table.answer(region, src32, srcTypeBit, draws);
+      if (known !== NOT_FLAT) return known as L | typeof MISS | typeof UNPREDICTABLE;
+      const cellAt = table.cellOf(region, src32, srcTypeBit);
+      const cell = table.data[cellAt]!;
+      if (cell === 0) {
         const past = this.pastSourceChecks(src32, srcTypeBit);
         if (past === undefined) return MISS;
-        known = new SourceClass(past);
-        if (classes.size < MAX_CLASSES) classes.set(key, known);
+        const answer = this.learnClass(table, cellAt, past, src32, srcTypeBit);
+        if (answer !== NOT_FLAT) return answer;
+        node = past;
+      } else if ((cell & 3) === CELL_NODE) {
+        node = table.refs[(cell - CELL_NODE) / 4] as TrieNode<L, F>;
       }
-      if (known.answer !== undefined) return known.answer;
-      if (draws !== undefined) {
-        // A seeded lookup: the class's draws, flattened (see SourceClass).
-        let steps = known.steps;
-        if (steps === undefined) steps = known.flatten(src32, srcTypeBit) ? known.steps! : null;
-        if (steps !== null) {
-          let at = known.start;
-          while (at >= 0) {
-            const o = at * 4;
-            at = ((draws.next() & 0x7fffffff) < steps[o]!) !== (steps[o + 1] !== 0) ? steps[o + 2]! : steps[o + 3]!;
-          }
-          return known.ends[-at - 1]!;
-        }
-      }
-      node = known.node;
-    } else {
-      node = this.root;
+      // Else draws and no draws given: from the root (a trie of seeded walks is asked with draws).
     }
     let picked = -1;
     while (node !== undefined) {
@@ -303,6 +292,29 @@ export class DecisionTrie<L, F = Flow> {
   }
 
   /**
+   * Fill a class's cell: its answer when its source checks end at a leaf (returned), else its
+   * draws laid out, else the node to walk from (NOT_FLAT returned: the caller walks from `past`
+   * this time; the next lookup of the class reads the cell).
+   */
+  private learnClass(table: ClassTable, cellAt: number, past: TrieNode<L, F>, src32: number, srcTypeBit: number): L | typeof UNPREDICTABLE | typeof NOT_FLAT {
+    const generation = table.generation;
+    if (past.kind === LEAF) {
+      const answer = answerOf(past);
+      table.data[cellAt] = CELL_ANSWER + 4 * table.ref(answer);
+      return answer;
+    }
+    const flat = past.kind === DRAW ? flattenDraws(past, src32, srcTypeBit) : undefined;
+    if (flat !== undefined) {
+      const at = table.addDraws(flat.steps, flat.ends, flat.start);
+      // No room: everything was let go, this region with it.
+      if (at >= 0) table.data[cellAt] = CELL_DRAWS + 4 * at;
+    } else if (generation === table.generation) {
+      table.data[cellAt] = CELL_NODE + 4 * table.ref(past);
+    }
+    return NOT_FLAT;
+  }
+
+  /**
    * Where a source's packed checks (and recent checks, every list empty) lead from the root:
    * the first node of another kind.
    */
@@ -316,19 +328,7 @@ export class DecisionTrie<L, F = Flow> {
     return node;
   }
 
-  private classKey(src32: number, srcTypeBit: number): number {
-    const bounds = this.bounds;
-    let lo = 0;
-    let hi = bounds.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (bounds[mid]! <= src32) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo * TYPE_SLOTS + ((31 - Math.clz32(srcTypeBit)) & 15);
-  }
-
-  /** Keep a walk's decisions and answer; returns how many nodes were added. */
+/** Keep a walk's decisions and answer; returns how many nodes were added. */
   insert(log: DecisionLog<F>, value: L): number {
     this.learn(log);
     // Flattened draws may end where this walk goes on: start every class again.
@@ -402,7 +402,9 @@ export class DecisionTrie<L, F = Flow> {
     return true;
   }
 
+  /** The trie changed: its region is not answered from again (a new one is made when asked). */
   private forgetClasses(): void {
-    this.classes?.clear();
+    if (this.regionAt >= 0 && this.regionGeneration === this.table!.generation) this.table!.kill(this.regionAt);
+    this.regionAt = -1;
   }
 }

@@ -21,7 +21,8 @@ import { SeededDraws, seededUint32 } from '../util/random.js';
 import type { Hop, Packet, RecentLookup, RecentUpdate, TraceContext, TraceOptions, TraceResult, TraceSample, Verdict } from './types.js';
 import { walk, type PathOutcome, type WalkResult, type WalkSetup } from './walk.js';
 import { DecisionLog, type DecisionTrie, MISS, recentChangesOf, UNPREDICTABLE } from './decisions.js';
-import { type CacheSlot, findSlot, type SampleLeaf, WalkCache } from './walk-cache.js';
+import { type CacheSlot, findSlot, type SampleLeaf, slotKey, WalkCache } from './walk-cache.js';
+import { NOT_FLAT } from './class-table.js';
 import { PathState, type Flow } from './walk-state.js';
 
 export const DEFAULT_MASQUERADE_MARK = 0x4000;
@@ -62,7 +63,7 @@ export function createTracer(
     programs.set(ruleset.family, new PreparedRuleset(ruleset, ipsets, masqueradeMark, local, options.useIndex ?? true));
   }
   const addresses = new AddressCache();
-  const facts = new AddressFactsCache(addresses, local);
+  const facts = new AddressFactsCache(addresses, local, () => cache?.classes.clearSides());
   const contextRecent = new RecentLists(context.recent);
   /** The last caller's lookup, as a walk asks it (a simulator passes the same one every time). */
   let lastLookup: RecentLookup | undefined;
@@ -150,29 +151,77 @@ export function createTracer(
   };
 
   /**
-   * The kept walks of a plain packet: both addresses seen before, walks kept for its
-   * destination side, and no option that needs the whole flow (recent lists, conntrack state,
-   * interfaces); undefined otherwise (the packet then takes the way of every packet). Its
-   * source's facts are left in `plainSource`. Nothing is allocated.
+   * The destination side of a plain packet: both addresses seen before, and no option that
+   * needs the whole flow (recent lists, conntrack state, interfaces); false otherwise (the
+   * packet then takes the way of every packet). What a lookup needs is left in `plain`: the
+   * addresses' ids, the side's key, mark and origin. Nothing is allocated and no facts object
+   * is read.
    */
-  let plainSource: AddressFacts | undefined;
-  /** A trie a plain packet can look up with its source's address and type alone. */
-  const plainLookup = (trie: DecisionTrie<unknown>): boolean => !trie.calls && (contextRecent.empty || !trie.recentReads);
-  const plainSlot = (packet: Packet, opts: TraceOptions, lookupAllowed = false): CacheSlot | undefined => {
+  // In a typed array rather than the closure's variables: a lookup writes them all, and writes
+  // to a long-lived closure context pay the GC's write barrier (and a heap number for an address
+  // past 2^30), which made lookups several times slower while the GC was marking.
+  const plain = new Int32Array(PLAIN_FIELDS);
+  const plainSide = (packet: Packet, opts: TraceOptions, lookupAllowed = false): boolean => {
     if (cache === undefined || opts.recent !== undefined || (opts.recentLookup !== undefined && !lookupAllowed) || opts.ctstate !== undefined || opts.inInterface !== undefined
-      || opts.outInterface !== undefined || opts.semantics !== undefined) return undefined;
+      || opts.outInterface !== undefined || opts.semantics !== undefined) return false;
     const proto = packet.proto;
     const protoCode = proto === 'tcp' ? 6 : proto === 'udp' ? 17 : proto === 'sctp' ? 132 : 0;
     const { src, dst, dport, sport } = packet;
-    if (protoCode === 0 || typeof src !== 'string' || typeof dst !== 'string') return undefined;
-    const dstFacts = facts.known(dst);
-    if (dstFacts === undefined || dstFacts.slots === undefined) return undefined;
-    const srcFacts = facts.known(src);
-    if (srcFacts === undefined || srcFacts.words.length !== dstFacts.words.length) return undefined;
-    if (!isPort(dport, false) || (sport !== undefined && !isPort(sport, false))) return undefined;
-    plainSource = srcFacts;
-    return findSlot(dstFacts, protoCode, dport, opts.fromNode ?? srcFacts.local, (opts.mark ?? 0) >>> 0);
+    if (protoCode === 0 || typeof src !== 'string' || typeof dst !== 'string') return false;
+    const dstId = facts.idOf(dst);
+    const srcId = facts.idOf(src);
+    if (dstId === undefined || srcId === undefined) return false;
+    const info = facts.info;
+    const srcInfo = info[srcId]!;
+    // Of one family.
+    if ((srcInfo & INFO_IPV6) !== (info[dstId]! & INFO_IPV6)) return false;
+    if (!isPort(dport, false) || (sport !== undefined && !isPort(sport, false))) return false;
+    const fromNode = opts.fromNode ?? (srcInfo & INFO_LOCAL) !== 0;
+    plain[PLAIN_DST] = dstId;
+    plain[PLAIN_SRC] = srcId;
+    plain[PLAIN_FROM_NODE] = fromNode ? 1 : 0;
+    plain[PLAIN_KEY] = slotKey(protoCode, dport, fromNode);
+    plain[PLAIN_MARK] = opts.mark ?? 0;
+    return true;
   };
+  /** A plain packet's kept walks (after plainSide). */
+  const plainSlot = (): CacheSlot | undefined => findSlot(facts.byIdOf(plain[PLAIN_DST]!), plain[PLAIN_KEY]!, plain[PLAIN_MARK]! >>> 0);
+  /** A trie a plain packet can look up with its source's address and type alone. */
+  const plainLookup = (trie: DecisionTrie<unknown>): boolean => !trie.calls && (contextRecent.empty || !trie.recentReads);
+
+  /**
+   * A plain packet's kept answer read from the class table alone (after plainSide; `which` 0:
+   * every outcome, 1: samples, drawn with `seeded`): undefined when the table does not have it.
+   */
+  const flatLookup = <L>(which: 0 | 1, seeded: SeededDraws | undefined): L | undefined => {
+    const src = plain[PLAIN_SRC]!;
+    const info = facts.info[src]!;
+    if ((info & INFO_IPV6) !== 0) return undefined;
+    const table = cache!.classes;
+    const region = table.sideRegion(plain[PLAIN_DST]!, plain[PLAIN_KEY]!, plain[PLAIN_MARK]!, which);
+    if (region < 0) return undefined;
+    const found = table.answer(region, facts.v4[src]! >>> 0, info & INFO_TYPE, seeded);
+    return found === NOT_FLAT || found === MISS || found === UNPREDICTABLE ? undefined : found as L;
+  };
+
+  /**
+   * A plain packet's kept answer from its slot's trie (after plainSide, when the table did not
+   * have it), recording the trie's region for the side so that the next lookup reads the table.
+   */
+  const trieLookup = <L>(which: 0 | 1, seeded: number | undefined): L | undefined => {
+    const slot = plainSlot();
+    if (slot === undefined) return undefined;
+    const trie: DecisionTrie<L> = (which === 0 ? slot.all : slot.one) as unknown as DecisionTrie<L>;
+    if (!plainLookup(trie)) return undefined;
+    const src = facts.byIdOf(plain[PLAIN_SRC]!);
+    const found = trie.find(src.src32, src.typeBit, undefined, undefined, seeded === undefined ? undefined : draws.reset(seeded));
+    if (src.src32 >= 0) cache!.classes.setSideRegion(plain[PLAIN_DST]!, plain[PLAIN_KEY]!, plain[PLAIN_MARK]!, which, trie.region());
+    return found === MISS || found === UNPREDICTABLE ? undefined : found;
+  };
+
+  /** A sample of a kept walk that changed recent lists: its changes made by this packet's source. */
+  const plainSample = (found: SampleLeaf, packet: Packet): TraceSample =>
+    sampleFromLeaf(found, { src: packet.src, srcWords: facts.byIdOf(plain[PLAIN_SRC]!).words });
 
   return {
     warm: () => {
@@ -181,41 +230,46 @@ export function createTracer(
     cacheStats: () => ({ lookups, hits }),
     sample: (packet, seed, opts = NO_OPTIONS) => {
       const lookup = opts.recentLookup;
-      const slot = plainSlot(packet, opts, true);
-      // A caller's own lists (the simulator's returning clients) are asked by the recent checks
-      // alone, which read nothing of the flow but the source's address.
-      if (slot !== undefined && (lookup === undefined ? plainLookup(slot.one) : !slot.one.calls)) {
-        const src = plainSource!;
-        const found = lookup === undefined
-          ? slot.one.find(src.src32, src.typeBit, undefined, undefined, draws.reset(seed))
-          : slot.one.find(src.src32, src.typeBit, (src.recentFlow ??= recentFlowOf(packet, src)), callerLists(lookup), draws.reset(seed));
-        if (found !== MISS && found !== UNPREDICTABLE) {
+      if (plainSide(packet, opts, true)) {
+        let found: SampleLeaf | undefined;
+        if (lookup === undefined) {
+          found = flatLookup<SampleLeaf>(1, draws.reset(seed)) ?? trieLookup<SampleLeaf>(1, seed);
+        } else {
+          // A caller's own lists (the simulator's returning clients) are asked by the recent checks
+          // alone, which read nothing of the flow but the source's address.
+          const slot = plainSlot();
+          if (slot !== undefined && !slot.one.calls) {
+            const src = facts.byIdOf(plain[PLAIN_SRC]!);
+            const got = slot.one.find(src.src32, src.typeBit, (src.recentFlow ??= recentFlowOf(packet, src)), callerLists(lookup), draws.reset(seed));
+            if (got !== MISS && got !== UNPREDICTABLE) found = got;
+          }
+        }
+        if (found !== undefined) {
           lookups++;
           hits++;
-          return found.recent === undefined ? found.sample : sampleFromLeaf(found, { src: packet.src, srcWords: src.words });
+          return found.recent === undefined ? found.sample : plainSample(found, packet);
         }
       }
       return seeded(prepare(packet, opts), seed);
     },
     trace: (packet, opts = NO_OPTIONS) => {
-      const slot = plainSlot(packet, opts);
-      if (slot !== undefined) {
+      if (plainSide(packet, opts)) {
         // A kept answer, found without a flow: the hit path of a load test or a simulation.
-        const src = plainSource!;
         if (opts.sampleOnly) {
-          if (opts.seed !== undefined && plainLookup(slot.one)) {
-            const found = slot.one.find(src.src32, src.typeBit, undefined, undefined, draws.reset(opts.seed));
-            if (found !== MISS && found !== UNPREDICTABLE) {
+          const seed = opts.seed;
+          if (seed !== undefined) {
+            const found = flatLookup<SampleLeaf>(1, draws.reset(seed)) ?? trieLookup<SampleLeaf>(1, seed);
+            if (found !== undefined) {
               lookups++;
               hits++;
-              const origin = slot.fromNode ? 'OUTPUT' : 'PREROUTING';
-              if (found.recent !== undefined) return sampleOnlyResult(sampleFromLeaf(found, { src: packet.src, srcWords: src.words }), origin);
-              return (found.sampleOnly ??= keptSampleOnlyResult(found.sample, origin));
+              const origin = plain[PLAIN_FROM_NODE] !== 0 ? 'OUTPUT' : 'PREROUTING';
+              const kept = (found.sampleOnly ??= keptSampleOnlyResult(found.sample, origin));
+              return found.recent === undefined ? kept : withOwnSample(kept, plainSample(found, packet));
             }
           }
-        } else if (opts.seed === undefined && plainLookup(slot.all)) {
-          const found = slot.all.find(src.src32, src.typeBit, undefined, undefined, undefined);
-          if (found !== MISS && found !== UNPREDICTABLE) {
+        } else if (opts.seed === undefined) {
+          const found = flatLookup<TraceResult>(0, undefined) ?? trieLookup<TraceResult>(0, undefined);
+          if (found !== undefined) {
             lookups++;
             hits++;
             return found;
@@ -230,8 +284,8 @@ export function createTracer(
       if (opts.sampleOnly) {
         const got = seededLeaf(prepared, seedOfSampleOnly(opts));
         if (!isLeaf(got)) return sampleOnlyResult(got, origin);
-        if (got.recent !== undefined) return sampleOnlyResult(sampleFromLeaf(got, prepared.flow), origin);
-        return (got.sampleOnly ??= keptSampleOnlyResult(got.sample, origin));
+        const kept = (got.sampleOnly ??= keptSampleOnlyResult(got.sample, origin));
+        return got.recent === undefined ? kept : withOwnSample(kept, sampleFromLeaf(got, prepared.flow));
       }
       const all = allOutcomes(prepared);
       return opts.seed === undefined ? all : withSample(all, seeded(prepared, opts.seed));
@@ -295,7 +349,10 @@ export function sampleOnlyResult(sample: TraceSample, origin: 'PREROUTING' | 'OU
   };
 }
 
-/** sampleOnlyResult of a kept sample, kept with it (frozen): its hops read from the sample when read. */
+/**
+ * sampleOnlyResult of a kept sample, kept with it (frozen): its hops read from the sample when
+ * read (a kept sample's are made when first read: most callers never read them).
+ */
 function keptSampleOnlyResult(sample: TraceSample, origin: 'PREROUTING' | 'OUTPUT'): TraceResult {
   const endpoint = sample.endpoint;
   const masqueradeByEndpoint: Record<string, boolean> = keyedRecord();
@@ -311,6 +368,25 @@ function keptSampleOnlyResult(sample: TraceSample, origin: 'PREROUTING' | 'OUTPU
     sample,
     sampleOnly: true as const,
   });
+}
+
+/**
+ * A kept sampleOnly answer with a packet's own sample (a walk that changed recent lists: its
+ * changes name the packet's source); what does not depend on the source is the kept answer's,
+ * shared (answers are read only).
+ */
+function withOwnSample(kept: TraceResult, sample: TraceSample): TraceResult {
+  return {
+    verdict: kept.verdict,
+    endpoints: kept.endpoints,
+    probabilities: kept.probabilities,
+    masquerade: kept.masquerade,
+    masqueradeByEndpoint: kept.masqueradeByEndpoint,
+    hops: sample.hops,
+    origin: kept.origin,
+    sample,
+    sampleOnly: true,
+  };
 }
 
 /**
@@ -331,18 +407,22 @@ export function withSample(base: TraceResult, sample: TraceSample | undefined): 
 
 /** A sampled walk's answer as kept: the sample itself (shared) unless it changed recent lists. */
 function leafOf(sample: TraceSample, log: DecisionLog): SampleLeaf {
-  return { sample, recent: log.recent.length > 0 ? [...log.recent] : undefined, sampleOnly: undefined };
+  return { sample, recent: log.recent.length > 0 ? [...log.recent] : undefined, sampleOnly: undefined, hops: undefined };
 }
 
-/** A kept sampled walk as this packet's sample: its recent changes made with this packet's source. */
+/**
+ * A kept sampled walk as this packet's sample: its recent changes made with this packet's
+ * source. Its hops are the leaf's, made once and shared (a getter per packet's sample was a
+ * closure and an accessor made per lookup, slow to make and to collect).
+ */
 function sampleFromLeaf(leaf: SampleLeaf, flow: Pick<Flow, 'src' | 'srcWords'>): TraceSample {
   const base = leaf.sample;
   if (leaf.recent === undefined) return base;
   const recent = recentUpdatesOf(recentChangesOf(leaf.recent, flow)!);
-  // Written out rather than spread: a spread of the kept sample (whose hops are a getter) is slow.
+  const hops = (leaf.hops ??= base.hops);
   return base.endpoint !== undefined
-    ? { endpoint: base.endpoint, verdict: base.verdict, masquerade: base.masquerade, get hops() { return base.hops; }, recent }
-    : { verdict: base.verdict, masquerade: base.masquerade, get hops() { return base.hops; }, recent };
+    ? { endpoint: base.endpoint, verdict: base.verdict, masquerade: base.masquerade, hops, recent }
+    : { verdict: base.verdict, masquerade: base.masquerade, hops, recent };
 }
 
 /** Trace one packet through a node's rulesets (IPv4 and/or IPv6). */
@@ -410,6 +490,8 @@ const FIRST_PACKET_STATES = ctStateBits(['NEW']);
 
 /** What a packet's addresses are to the node. */
 interface AddressFacts {
+  /** The address interned: a small integer of its own (the class table's key for a destination). */
+  readonly id: number;
   readonly words: Words;
   /** The IPv4 address as a number (-1 for IPv6), as Flow.src32. */
   readonly src32: number;
@@ -439,32 +521,80 @@ function recentFlowOf(packet: Packet, src: AddressFacts): Flow {
 /**
  * An address's words, type and locality, worked out once: each trace looked them up in four
  * maps and sets for its source and destination, a tenth of a sampled walk at 10k services.
+ *
+ * Each address is interned: its id is what the map holds, and what a plain packet's lookup
+ * needs of it (the source's IPv4 address, type and locality; the destination's id, the class
+ * table's key) is laid out in typed arrays by id, so that the lookup reads no facts object.
  */
 class AddressFactsCache {
-  private readonly cache = new Map<string, AddressFacts>();
+  private readonly ids = new Map<string, number>();
+  private byId: AddressFacts[] = [];
+  /** By id: the IPv4 address as an Int32 (its bits), and INFO_* bits with the type bit. */
+  v4 = new Int32Array(1024);
+  info = new Int32Array(1024);
 
-  constructor(private readonly addresses: AddressCache, private readonly local: LocalAddresses) {}
+  /** `onClear`: the ids were let go (and will be given again). */
+  constructor(private readonly addresses: AddressCache, private readonly local: LocalAddresses, private readonly onClear: () => void) {}
+
+  /** An address's id when it was seen before: a string found here is a normalised address. */
+  idOf(text: string): number | undefined {
+    return this.ids.get(text);
+  }
 
   /** An address's facts when it was seen before: a string found here is a normalised address. */
   known(text: string): AddressFacts | undefined {
-    return this.cache.get(text);
+    const id = this.ids.get(text);
+    return id === undefined ? undefined : this.byId[id];
   }
 
   of(ip: string): AddressFacts {
-    let facts = this.cache.get(ip);
-    if (!facts) {
-      const words = this.addresses.words(ip);
-      const type = this.local.addressType(ip, words);
-      facts = {
-        words, src32: words.length === 1 ? words[0]! : -1, type, typeBit: addressTypeBit(type), local: this.local.isLocal(ip, words),
-        flow: undefined, slots: undefined, recentFlow: undefined,
-      };
-      if (this.cache.size > 100_000) this.cache.clear(); // bounded, as AddressCache is
-      this.cache.set(ip, facts);
+    const id = this.ids.get(ip);
+    if (id !== undefined) return this.byId[id]!;
+    if (this.ids.size >= 100_000) {
+      // Bounded, as AddressCache is.
+      this.ids.clear();
+      this.byId = [];
+      this.onClear();
     }
+    const words = this.addresses.words(ip);
+    const type = this.local.addressType(ip, words);
+    const facts: AddressFacts = {
+      id: this.byId.length, words, src32: words.length === 1 ? words[0]! : -1, type, typeBit: addressTypeBit(type), local: this.local.isLocal(ip, words),
+      flow: undefined, slots: undefined, recentFlow: undefined,
+    };
+    if (facts.id >= this.v4.length) {
+      const v4 = new Int32Array(this.v4.length * 2);
+      v4.set(this.v4);
+      this.v4 = v4;
+      const info = new Int32Array(this.info.length * 2);
+      info.set(this.info);
+      this.info = info;
+    }
+    this.v4[facts.id] = facts.src32 | 0;
+    this.info[facts.id] = facts.typeBit | (facts.local ? INFO_LOCAL : 0) | (facts.src32 < 0 ? INFO_IPV6 : 0);
+    this.byId.push(facts);
+    this.ids.set(ip, facts.id);
     return facts;
   }
+
+  /** The facts of an id (given by idOf). */
+  byIdOf(id: number): AddressFacts {
+    return this.byId[id]!;
+  }
 }
+
+/** What plainSide leaves for a lookup: the addresses' ids, the side's origin (1: the node), key and mark. */
+const PLAIN_DST = 0;
+const PLAIN_SRC = 1;
+const PLAIN_FROM_NODE = 2;
+const PLAIN_KEY = 3;
+const PLAIN_MARK = 4;
+const PLAIN_FIELDS = 5;
+
+/** AddressFactsCache.info: a node's own address; an IPv6 address. Below them, the type bit. */
+const INFO_LOCAL = 1 << 20;
+const INFO_IPV6 = 1 << 21;
+const INFO_TYPE = INFO_LOCAL - 1;
 
 /**
  * The packet's flow. With the default options (what load tests and the simulator trace) the

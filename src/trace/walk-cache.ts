@@ -9,8 +9,9 @@
  * others every time): those are what load tests, the simulator, IPVS mode's walks after the
  * virtual server (with the mark set before it) and the bench ask.
  */
+import { ClassTable } from './class-table.js';
 import { DecisionTrie, type RecentTemplate } from './decisions.js';
-import type { TraceResult, TraceSample } from './types.js';
+import type { Hop, TraceResult, TraceSample } from './types.js';
 
 /**
  * A sampled walk's answer: the sample (shared), and its recent changes with the source's address
@@ -21,6 +22,11 @@ export interface SampleLeaf {
   readonly sample: TraceSample;
   readonly recent: readonly RecentTemplate[] | undefined;
   sampleOnly: TraceResult | undefined;
+  /**
+   * The sample's hops, made when a packet's own sample first needs them (a walk that changed
+   * recent lists: each packet gets its own sample, all with these hops, which name no source).
+   */
+  hops: readonly Hop[] | undefined;
 }
 
 /** The walks of one destination side. */
@@ -57,9 +63,9 @@ export function slotKey(protoCode: number, dport: number, fromNode: boolean): nu
   return (protoCode * 2 + (fromNode ? 1 : 0)) * 65536 + dport;
 }
 
-/** The slot of a destination side when walks were kept for it. */
-export function findSlot(holder: SlotHolder, protoCode: number, dport: number, fromNode: boolean, mark: number): CacheSlot | undefined {
-  let slot = holder.slots?.get(slotKey(protoCode, dport, fromNode));
+/** The slot of a destination side (its slotKey and mark) when walks were kept for it. */
+export function findSlot(holder: SlotHolder, key: number, mark: number): CacheSlot | undefined {
+  let slot = holder.slots?.get(key);
   while (slot !== undefined && slot.mark !== mark) slot = slot.otherMark;
   return slot;
 }
@@ -68,6 +74,8 @@ export class WalkCache {
   /** The holders given slots, to let go of them all at once. */
   private holders: SlotHolder[] = [];
   private nodes = 0;
+  /** The source classes of every slot's tries, and each destination side's regions (class-table.ts). */
+  readonly classes = new ClassTable();
 
   /** The slot of a destination side (the address's holder, then the rest), made empty when new. */
   slot(holder: SlotHolder, protoCode: number, dport: number, fromNode: boolean, mark: number): CacheSlot {
@@ -79,7 +87,7 @@ export class WalkCache {
     const key = slotKey(protoCode, dport, fromNode);
     const first = slots.get(key);
     for (let s = first; s !== undefined; s = s.otherMark) if (s.mark === mark) return s;
-    const made: CacheSlot = { protoCode, dport, fromNode, mark, all: new DecisionTrie(), one: new DecisionTrie(), otherMark: first };
+    const made: CacheSlot = { protoCode, dport, fromNode, mark, all: new DecisionTrie(this.classes), one: new DecisionTrie(this.classes), otherMark: first };
     slots.set(key, made);
     return made;
   }
@@ -91,6 +99,7 @@ export class WalkCache {
       for (const holder of this.holders) holder.slots = undefined;
       this.holders = [];
       this.nodes = 0;
+      this.classes.clear();
     }
   }
 }

@@ -123,48 +123,35 @@ function measure(services: number, runs: number): Figures {
   let direct = '';
   let old = '';
   let readRules = 0;
-  // Rounds interleave the paths, so a change in the machine's load touches them alike. Each
-  // timed step starts on a collected heap holding only the state and what it reads (the compile
-  // before a render, the Ruleset before reading it): the results of the other paths are let go
-  // first, so no path pays for collecting another's. The results are compared afterwards.
-  // Each path's last text, kept aside for the comparisons below (a string is not copied).
-  const texts = { direct: '', ruleset: '', objects: '' };
-  const nothing = (): void => undefined;
+  // Rounds interleave the paths, so a change in the machine's load touches them alike.
   const [directTimes, compile, render, readAll, objectsCompile, objectsRender, oldRender] = timeSteps(runs, [
-    {
-      drop: () => {
-        ruleset = objects = undefined;
-        text = direct = objectsText = old = '';
-      },
-      run: () => (direct = compileIptablesSave(s)),
+    () => {
+      // Each path drops what its last round made before it runs again (the Ruleset's text is `text`).
+      objects = undefined;
+      text = '';
+      direct = compileIptablesSave(s);
     },
-    {
-      drop: () => {
-        texts.direct = direct;
-        direct = '';
-      },
-      run: () => (ruleset = compileIptablesRules(s)),
+    () => {
+      direct = '';
+      ruleset = compileIptablesRules(s);
     },
-    { drop: nothing, run: () => (text = renderIptablesSave(ruleset!)) },
-    {
-      drop: () => {
-        texts.ruleset = text;
-        text = '';
-      },
-      run: () => (readRules = readEveryRule(ruleset!)),
+    () => {
+      text = renderIptablesSave(ruleset!);
     },
-    { drop: () => (ruleset = undefined), run: () => (objects = compileIptablesRuleObjects(s)) },
-    { drop: nothing, run: () => (objectsText = renderIptablesSave(objects!)) },
-    {
-      drop: () => {
-        texts.objects = objectsText;
-        objectsText = '';
-      },
-      run: () => (old = renderByLines(objects!)),
+    () => {
+      readRules = readEveryRule(ruleset!);
+    },
+    () => {
+      ruleset = undefined;
+      objects = compileIptablesRuleObjects(s);
+    },
+    () => {
+      objectsText = renderIptablesSave(objects!);
+    },
+    () => {
+      old = renderByLines(objects!);
     },
   ]) as [StepTimes, StepTimes, StepTimes, StepTimes, StepTimes, StepTimes, StepTimes];
-  ({ direct, ruleset: text, objects: objectsText } = texts);
-  texts.direct = texts.ruleset = texts.objects = '';
   if (objectsText !== old) throw new Error(`${services} services: renderIptablesSave and the line-joining renderer disagree`);
   if (text !== old) throw new Error(`${services} services: the text-backed Ruleset and the Ruleset of rule objects render differently`);
   const rules = countRules(objects!);

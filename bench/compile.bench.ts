@@ -6,30 +6,25 @@
  * Clusters are generated in-process from a seed (a realistic mix: mostly ClusterIP, some
  * NodePort, a few LoadBalancers with source ranges, some externalTrafficPolicy Local). Only the
  * compile and the render are timed; decoding the manifests and building the proxier state are
- * not. Paths, timed in the same run (rounds interleaved):
+ * not. Two paths, timed in the same run:
  *
  * - direct: compileIptablesSave, state -> iptables-save text in one buffer (what `kpsim compile`
  *   prints); no Ruleset is built. Its buffers are kept from one compile to the next, as
  *   kube-proxy keeps its restore buffers between syncs, so the medians are of repeated syncs;
  *   the first compile at each size (bigger buffers allocated, and every chain name hashed: like
  *   kube-proxy, which hashes them when it first sees a service port or endpoint, the compiler
- *   keeps them for as long as the state's objects live) is printed beside them, for both paths,
- *   each on a state of its own that was never compiled.
- * - Ruleset: compileIptablesRules (the Ruleset the tracer walks, read from the text its compile
- *   writes: chains and rules are made when first read), then renderIptablesSave (the text as
- *   written, while nothing has read the ruleset). What the laziness defers is timed too: reading
- *   every rule of the ruleset (what a reader of every chain pays; the tracer reads a few).
+ *   keeps them for as long as the state's objects live) is printed beside them.
+ * - Ruleset: compileIptablesRules (the Ruleset the tracer walks), then renderIptablesSave.
  *
- * Baselines in the same run: the Ruleset of rule objects (compileIptablesRuleObjects, what
- * compileIptablesRules returned before) rendered by renderIptablesSave, and by the line-joining
- * renderer renderIptablesSave used to be (a string per rule, joined per table).
+ * Baselines in the same run: the line-joining renderer renderIptablesSave used to be (a string
+ * per rule, joined per table), and the Ruleset path with it (compile + old render).
  *
  * Printed: median CPU time of the process (steadier when the machine is shared, GC included)
  * with the wall time beside it, rule count, output size, heap after each path with its result
  * held, and the 10k/1k ratio (about 10 for a compiler that scales linearly). Targets are
  * printed beside the figures, never asserted.
  */
-import { compileIptablesRuleObjects, compileIptablesRules, compileIptablesSave } from '../src/iptables/compile.js';
+import { compileIptablesRules, compileIptablesSave } from '../src/iptables/compile.js';
 import { countRules, renderIptablesSave, renderTable } from '../src/iptables/render.js';
 import type { Ruleset } from '../src/iptables/types.js';
 import { BENCH_SEED as SEED, ENDPOINTS_PER_SERVICE, type StepTimes, cpuMs, gc, generatedState, machineLine, timeSteps } from './common.js';
@@ -41,16 +36,10 @@ interface Figures {
   services: number;
   endpoints: number;
   direct: StepTimes;
-  /** The first direct compile of a state: its chain names are hashed and its buffers allocated, not kept from before. */
+  /** The first direct compile of this state: its chain names are hashed and its buffers allocated, not kept from before. */
   firstDirect: StepTimes;
-  /** The first Ruleset compile + render of another such state. */
-  firstRuleset: StepTimes;
   compile: StepTimes;
   render: StepTimes;
-  /** Every rule of the text-backed ruleset made (after its render). */
-  readAll: StepTimes;
-  objectsCompile: StepTimes;
-  objectsRender: StepTimes;
   oldRender: StepTimes;
   rules: number;
   textBytes: number;
@@ -58,12 +47,8 @@ interface Figures {
   directHeapMB: number;
   /** Outside the heap at the same time (the text itself, spare buffers). */
   directExternalMB: number;
-  /** Heap with the state and the Ruleset held, as compiled (and rendered). */
+  /** Heap with the state and the Ruleset held. */
   rulesetHeapMB: number;
-  /** Heap with the state and the Ruleset held after every rule of it was read. */
-  rulesetReadHeapMB: number;
-  /** Heap with the state and the Ruleset of rule objects held. */
-  objectsHeapMB: number;
   /** Heap with only the state held. */
   stateHeapMB: number;
 }
@@ -73,13 +58,6 @@ function renderByLines(ruleset: Ruleset): string {
   const parts: string[] = [];
   for (const table of ruleset.tables.values()) parts.push(renderTable(table));
   return parts.join('');
-}
-
-/** Every rule of every chain, as a reader of the whole ruleset gets them. */
-function readEveryRule(ruleset: Ruleset): number {
-  let n = 0;
-  for (const table of ruleset.tables.values()) for (const chain of table.chains.values()) n += chain.rules.length;
-  return n;
 }
 
 function heapMB(): number {
@@ -93,42 +71,22 @@ function externalMB(): number {
   return (usage.external + usage.arrayBuffers) / 1048576;
 }
 
-function timeOnce(fn: () => void): StepTimes {
-  gc?.();
-  const c0 = cpuMs();
-  const t0 = performance.now();
-  fn();
-  return { cpuMs: cpuMs() - c0, wallMs: performance.now() - t0 };
-}
-
-/** The first compile of a state made for it alone (nothing hashed or kept for it before); the state is not held after. */
-function firstCompile(services: number, compile: (state: ReturnType<typeof generatedState>) => string): StepTimes & { bytes: number } {
-  const state = generatedState(services);
-  let bytes = 0;
-  const t = timeOnce(() => (bytes = compile(state).length));
-  return { ...t, bytes };
-}
-
 function measure(services: number, runs: number): Figures {
-  // Fresh states for the first compiles: names are kept per state object, so each path gets its own.
-  const firstDirect = firstCompile(services, (state) => compileIptablesSave(state));
-  const firstRuleset = firstCompile(services, (state) => renderIptablesSave(compileIptablesRules(state)));
-  if (firstDirect.bytes !== firstRuleset.bytes) throw new Error(`${services} services: the first compiles of two equal states differ in length`);
   const s = generatedState(services);
   const stateHeapMB = heapMB();
   let ruleset: Ruleset | undefined;
-  let objects: Ruleset | undefined;
   let text = '';
-  let objectsText = '';
   let direct = '';
   let old = '';
-  let readRules = 0;
+  gc?.();
+  const c0 = cpuMs();
+  const t0 = performance.now();
+  direct = compileIptablesSave(s);
+  const firstDirect = { cpuMs: cpuMs() - c0, wallMs: performance.now() - t0 };
   // Rounds interleave the paths, so a change in the machine's load touches them alike.
-  const [directTimes, compile, render, readAll, objectsCompile, objectsRender, oldRender] = timeSteps(runs, [
+  const [directTimes, compile, render, oldRender] = timeSteps(runs, [
     () => {
-      // Each path drops what its last round made before it runs again (the Ruleset's text is `text`).
-      objects = undefined;
-      text = '';
+      ruleset = undefined;
       direct = compileIptablesSave(s);
     },
     () => {
@@ -139,33 +97,14 @@ function measure(services: number, runs: number): Figures {
       text = renderIptablesSave(ruleset!);
     },
     () => {
-      readRules = readEveryRule(ruleset!);
+      old = renderByLines(ruleset!);
     },
-    () => {
-      ruleset = undefined;
-      objects = compileIptablesRuleObjects(s);
-    },
-    () => {
-      objectsText = renderIptablesSave(objects!);
-    },
-    () => {
-      old = renderByLines(objects!);
-    },
-  ]) as [StepTimes, StepTimes, StepTimes, StepTimes, StepTimes, StepTimes, StepTimes];
-  if (objectsText !== old) throw new Error(`${services} services: renderIptablesSave and the line-joining renderer disagree`);
-  if (text !== old) throw new Error(`${services} services: the text-backed Ruleset and the Ruleset of rule objects render differently`);
-  const rules = countRules(objects!);
-  if (readRules !== rules) throw new Error(`${services} services: ${readRules} rules read from the text-backed Ruleset, ${rules} rule objects`);
-  const objectsHeapMB = heapMB();
-  objects = undefined;
-  old = '';
-  objectsText = '';
-  ruleset = compileIptablesRules(s);
-  text = renderIptablesSave(ruleset);
+  ]) as [StepTimes, StepTimes, StepTimes, StepTimes];
+  if (text !== old) throw new Error(`${services} services: renderIptablesSave and the line-joining renderer disagree`);
+  const rules = countRules(ruleset!);
   const rulesetHeapMB = heapMB();
-  readEveryRule(ruleset);
-  const rulesetReadHeapMB = heapMB();
   ruleset = undefined;
+  old = '';
   direct = compileIptablesSave(s);
   if (direct !== text) throw new Error(`${services} services: compileIptablesSave and renderIptablesSave(compileIptablesRules) disagree`);
   text = '';
@@ -173,10 +112,7 @@ function measure(services: number, runs: number): Figures {
   const directExternalMB = externalMB();
   let endpoints = 0;
   for (const sp of s.servicePorts) endpoints += sp.endpoints.length;
-  return {
-    services, endpoints, direct: directTimes, firstDirect, firstRuleset, compile, render, readAll, objectsCompile, objectsRender, oldRender, rules,
-    textBytes: direct.length, directHeapMB, directExternalMB, rulesetHeapMB, rulesetReadHeapMB, objectsHeapMB, stateHeapMB,
-  };
+  return { services, endpoints, direct: directTimes, firstDirect, compile, render, oldRender, rules, textBytes: direct.length, directHeapMB, directExternalMB, rulesetHeapMB, stateHeapMB };
 }
 
 function cpuWall(t: { cpuMs: number; wallMs: number }): string {
@@ -198,20 +134,17 @@ function heapTarget(f: Figures): string {
 
 function report(f: Figures): void {
   const rulesetPath = sum(f.compile, f.render);
-  const objectsPath = sum(f.objectsCompile, f.objectsRender);
-  const oldPath = sum(f.objectsCompile, f.oldRender);
+  const oldPath = sum(f.compile, f.oldRender);
   console.log(`${f.services} services, ${f.endpoints} endpoints: ${f.rules} rules, ${(f.textBytes / 1048576).toFixed(1)} MB of text; heap: state ${f.stateHeapMB.toFixed(0)} MB`);
   console.log(
-    `  direct  compileIptablesSave             ${cpuWall(f.direct)}${cpuTarget(f)}  heap ${f.directHeapMB.toFixed(0)} MB with the text${heapTarget(f)} (+ ${f.directExternalMB.toFixed(0)} MB outside it)`,
+    `  direct  compileIptablesSave             ${cpuWall(f.direct)}${cpuTarget(f)}  heap ${f.directHeapMB.toFixed(0)} MB with the text${heapTarget(f)} (+ ${f.directExternalMB.toFixed(0)} MB outside it); ` +
+      `first compile of this state (chain names hashed, buffers allocated) ${cpuWall(f.firstDirect)}`,
   );
   console.log(`  Ruleset compile ${cpuWall(f.compile)} + render ${cpuWall(f.render)} = ${cpuWall(rulesetPath)}${cpuTarget(f)}  heap ${f.rulesetHeapMB.toFixed(0)} MB with the Ruleset${heapTarget(f)}`);
-  console.log(`  first compile of a fresh state (chain names hashed, buffers allocated): direct ${cpuWall(f.firstDirect)}, Ruleset compile + render ${cpuWall(f.firstRuleset)}`);
-  console.log(`  deferred: reading every rule of the Ruleset afterwards ${cpuWall(f.readAll)}; heap ${f.rulesetReadHeapMB.toFixed(0)} MB with every rule read`);
-  console.log(`  baseline: Ruleset of rule objects compile ${cpuWall(f.objectsCompile)} + render ${cpuWall(f.objectsRender)} = ${cpuWall(objectsPath)}  heap ${f.objectsHeapMB.toFixed(0)} MB with it`);
-  console.log(`  baseline: line-joining render of it ${cpuWall(f.oldRender)}; compile + it ${cpuWall(oldPath)}`);
+  console.log(`  baseline: line-joining render ${cpuWall(f.oldRender)}; compile + it ${cpuWall(oldPath)}`);
   console.log(
-    `  ratios (cpu): direct / line-joining path ${(f.direct.cpuMs / oldPath.cpuMs).toFixed(2)}, Ruleset path / rule-objects path ${(rulesetPath.cpuMs / objectsPath.cpuMs).toFixed(2)}, ` +
-      `Ruleset path + reading every rule / rule-objects path ${((rulesetPath.cpuMs + f.readAll.cpuMs) / objectsPath.cpuMs).toFixed(2)}`,
+    `  ratios (cpu): direct / baseline path ${(f.direct.cpuMs / oldPath.cpuMs).toFixed(2)}, Ruleset path / baseline path ${(rulesetPath.cpuMs / oldPath.cpuMs).toFixed(2)}, ` +
+      `render / line-joining render ${(f.render.cpuMs / f.oldRender.cpuMs).toFixed(2)}`,
   );
 }
 
@@ -227,7 +160,7 @@ function main(): void {
   report(b);
   console.log(
     `ratio ${large}/${small} (cpu): direct ${(b.direct.cpuMs / Math.max(a.direct.cpuMs, 0.001)).toFixed(1)}, ` +
-      `Ruleset compile ${(b.compile.cpuMs / Math.max(a.compile.cpuMs, 0.001)).toFixed(1)}, rule-objects compile ${(b.objectsCompile.cpuMs / Math.max(a.objectsCompile.cpuMs, 0.001)).toFixed(1)} (linear would be ${(large / small).toFixed(0)})`,
+      `compile ${(b.compile.cpuMs / Math.max(a.compile.cpuMs, 0.001)).toFixed(1)}, render ${(b.render.cpuMs / Math.max(a.render.cpuMs, 0.001)).toFixed(1)} (linear would be ${(large / small).toFixed(0)})`,
   );
   if (!quick) {
     const direct = b.direct.cpuMs / 1000;

@@ -20,7 +20,6 @@ import { createRuleset, tableOf } from './ruleset-builder.js';
 import { writeServicePortRules } from './service-rules.js';
 import { applyFragment } from './shared-rules.js';
 import { type FixedChains, type IptablesCompileOptions, type SyncContext, createSyncContext } from './sync-context.js';
-import { textBackedRuleset } from './text-ruleset.js';
 import { IptablesTextSink } from './text-sink.js';
 import type { Chain, Ruleset, Table } from './types.js';
 
@@ -28,23 +27,7 @@ export type { IptablesCompileOptions } from './sync-context.js';
 export { LARGE_CLUSTER_ENDPOINTS_THRESHOLD } from './sync-context.js';
 export { IptablesSharedWork } from './shared-rules.js';
 
-/**
- * The ruleset of one sync. Without `options.shared` it is read from the text the sync writes
- * (text-ruleset.ts: chains and rules made when first read, the text rendered as it is); with it,
- * it is put together from the fragments other nodes share, as rule objects.
- */
 export function compileIptablesRules(state: ProxierState, options: IptablesCompileOptions = {}): Ruleset {
-  if (options.shared === undefined) {
-    const layout = writeText(state, options, true).finishLayout();
-    // kube-proxy's text is ASCII (names, addresses, comments made of them); other text is rare
-    // enough to be written as objects.
-    if (layout.ascii) return textBackedRuleset(state.family, layout);
-  }
-  return compileIptablesRuleObjects(state, options);
-}
-
-/** The same ruleset as compileIptablesRules, written as rule objects from the start. */
-export function compileIptablesRuleObjects(state: ProxierState, options: IptablesCompileOptions = {}): Ruleset {
   return syncRules(state, options, false).ruleset;
 }
 
@@ -67,17 +50,12 @@ export function countIptablesRules(state: ProxierState, options: IptablesCompile
  * fragments shared across nodes are rule objects, and the text of one node is written afresh.
  */
 export function compileIptablesSave(state: ProxierState, options: IptablesCompileOptions = {}): string {
-  return writeText(state, options, false).finish();
-}
-
-/** One sync written into a text sink (not finished); `keepNames` for a layout that names the chains. */
-function writeText(state: ProxierState, options: IptablesCompileOptions, keepNames: boolean): IptablesTextSink {
   let endpoints = 0;
   for (const sp of state.servicePorts) endpoints += sp.endpoints.length;
   // About 350 bytes of text per endpoint (its SVC rule and its SEP chain) and 250 per service port.
-  const sink = new IptablesTextSink(['filter', 'nat'], 65536 + 350 * endpoints + 250 * state.servicePorts.length, keepNames);
+  const sink = new IptablesTextSink(['filter', 'nat'], 65536 + 350 * endpoints + 250 * state.servicePorts.length);
   writeSync(state, options, sink, (ctx, fixed) => writeEachServicePort(ctx, fixed, state, options));
-  return sink;
+  return sink.finish();
 }
 
 /**

@@ -11,7 +11,6 @@
  * "ns1/svc1:p80" bare). See canonical.ts for the form a kernel's iptables-save prints back.
  */
 import { type TextBuffer, giveBackTextBuffer, quoteToken, takeTextBuffer } from './save-text.js';
-import { untouchedChainTexts, untouchedRulesetText, untouchedTableText } from './text-ruleset.js';
 import type { Chain, Rule, Ruleset, Table } from './types.js';
 
 export { quoteToken } from './save-text.js';
@@ -80,9 +79,6 @@ export function renderIptablesSave(ruleset: Ruleset, quote: (token: string) => s
     for (const table of ruleset.tables.values()) parts.push(renderTable(table, quote));
     return parts.join('');
   }
-  // A compiled ruleset nobody has read into: its text is the one its compile wrote.
-  const whole = untouchedRulesetText(ruleset);
-  if (whole !== undefined) return whole;
   const out = takeTextBuffer(estimatedSize(ruleset));
   for (const table of ruleset.tables.values()) writeTable(out, table);
   const text = out.toString();
@@ -105,18 +101,7 @@ function estimatedSize(ruleset: Ruleset): number {
   let sampledRules = 0;
   let sampledBytes = 0;
   for (const table of ruleset.tables.values()) {
-    const tableText = untouchedTableText(table);
-    if (tableText !== undefined) {
-      size += tableText.end - tableText.start;
-      continue;
-    }
-    const untouchedChainText = untouchedChainTexts(table);
     for (const chain of table.chains.values()) {
-      const chainText = untouchedChainText(chain);
-      if (chainText !== undefined) {
-        size += 2 * chain.name.length + 16 + chainText.end - chainText.start;
-        continue;
-      }
       const chainRules = chain.rules;
       const n = chainRules.length;
       size += 2 * chain.name.length + 16 + n * (chain.name.length + 6);
@@ -135,20 +120,9 @@ function estimatedSize(ruleset: Ruleset): number {
 const SAMPLE_EVERY = 8;
 
 function writeTable(out: TextBuffer, table: Table): void {
-  const tableText = untouchedTableText(table);
-  if (tableText !== undefined) {
-    out.writeAsciiSlice(tableText.text, tableText.start, tableText.end);
-    return;
-  }
   out.write(`*${table.name}\n`);
   for (const chain of table.chains.values()) out.writeChainDeclaration(chain.name, chain.policy);
-  const untouchedChainText = untouchedChainTexts(table);
   for (const chain of table.chains.values()) {
-    const chainText = untouchedChainText(chain);
-    if (chainText !== undefined) {
-      out.writeAsciiSlice(chainText.text, chainText.start, chainText.end);
-      continue;
-    }
     const rules = chain.rules;
     for (let i = 0; i < rules.length; i++) out.writeRule(rules[i]!.chain, rules[i]!.args);
   }
@@ -158,14 +132,6 @@ function writeTable(out: TextBuffer, table: Table): void {
 /** Number of rules in a ruleset (all tables), for reports and benchmarks. */
 export function countRules(ruleset: Ruleset): number {
   let n = 0;
-  for (const table of ruleset.tables.values()) {
-    const tableText = untouchedTableText(table);
-    if (tableText !== undefined) {
-      n += tableText.rules;
-      continue;
-    }
-    const untouchedChainText = untouchedChainTexts(table);
-    for (const chain of table.chains.values()) n += untouchedChainText(chain)?.rules ?? chain.rules.length;
-  }
+  for (const table of ruleset.tables.values()) for (const chain of table.chains.values()) n += chain.rules.length;
   return n;
 }

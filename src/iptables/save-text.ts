@@ -41,11 +41,6 @@ export class TextBuffer {
     this.bytes = Buffer.allocUnsafe(Math.max(capacity, 64));
   }
 
-  /** Only ASCII written so far. */
-  get isAscii(): boolean {
-    return this.ascii;
-  }
-
   /** Bytes it can hold before it grows. */
   get capacity(): number {
     return this.bytes.length;
@@ -92,13 +87,6 @@ export class TextBuffer {
     const b = this.reserve(s.length * 3);
     this.length += b.write(s, this.length, 'utf8');
     this.ascii = false;
-  }
-
-  /** Characters [start, end) of a string that is all ASCII (a piece of text this module wrote), copied as they are. */
-  writeAsciiSlice(text: string, start: number, end: number): void {
-    if (end <= start) return;
-    const b = this.reserve(end - start);
-    this.length += b.write(text.slice(start, end), this.length, 'latin1');
   }
 
   /** One ASCII character by its code. */

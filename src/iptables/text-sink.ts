@@ -49,29 +49,8 @@ interface TableText {
   readonly chains: IntList;
 }
 
-/**
- * Where each piece of the text finish() made lies in it (offsets in characters, which are
- * bytes: only when `ascii`), for a Ruleset read from the text (text-ruleset.ts).
- */
-export interface TextLayout {
-  readonly text: string;
-  /** Only ASCII was written: character offsets are byte offsets. */
-  readonly ascii: boolean;
-  /** In output order: each table's text [start, end) from `*name` to COMMIT, and its chains' ids in declaration order. */
-  readonly tables: readonly { readonly name: TableName; readonly start: number; readonly end: number; readonly chains: Int32Array }[];
-  /** By chain id: its name (only with `keepNames`), its rules' lines [ruleStart, ruleEnd), and how many. */
-  readonly names: readonly string[];
-  readonly ruleStart: Int32Array;
-  readonly ruleEnd: Int32Array;
-  readonly ruleCount: Int32Array;
-}
-
 export class IptablesTextSink implements RuleSink<TextChain> {
   private readonly tables = new Map<TableName, TableText>();
-  /** Rules appended, by chain id. */
-  private readonly ruleCount = new IntList();
-  /** Chain names by id, when a layout with names is wanted. */
-  private readonly names: string[] | undefined;
   /** Each chain's run of the body, [start, end); start is -1 when it has none. */
   private readonly bodyStart = new IntList();
   private readonly bodyEnd = new IntList();
@@ -83,12 +62,8 @@ export class IptablesTextSink implements RuleSink<TextChain> {
   /** finish() has given the body buffer back. */
   private finished = false;
 
-  /**
-   * `tables` in output order; `expectedBytes` sizes the body buffer (it grows if need be);
-   * `keepNames`: the layout names every chain.
-   */
-  constructor(tables: readonly TableName[], expectedBytes = 1 << 20, keepNames = false) {
-    if (keepNames) this.names = [];
+  /** `tables` in output order; `expectedBytes` sizes the body buffer (it grows if need be). */
+  constructor(tables: readonly TableName[], expectedBytes = 1 << 20) {
     for (const name of tables) this.tables.set(name, { name, declarations: new TextBuffer(1 << 16), chains: new IntList() });
     this.body = takeTextBuffer(expectedBytes);
   }
@@ -100,32 +75,27 @@ export class IptablesTextSink implements RuleSink<TextChain> {
     const id = this.bodyStart.length;
     this.bodyStart.push(-1);
     this.bodyEnd.push(-1);
-    this.ruleCount.push(0);
-    this.names?.push(name);
     text.chains.push(id);
     text.declarations.writeChainDeclaration(name, undefined);
     return { id, name };
   }
 
   appendRule(chain: TextChain, args: readonly string[]): void {
-    this.#bufferFor(chain, 1).writeRule(chain.name, args);
-    if (chain.id === this.filling) this.bodyEnd.values[chain.id] = this.body.length;
-  }
-
-  /** Where the next rules of `chain` go (counting them): the body while it is the chain being filled, else its own buffer. */
-  #bufferFor(chain: TextChain, rules: number): TextBuffer {
     if (this.finished) throw new Error('the text sink is finished');
     const id = chain.id;
-    this.ruleCount.values[id] += rules;
     if (id !== this.filling && id === this.bodyStart.length - 1 && this.bodyStart.values[id] === -1) {
       // The last chain declared, and still empty: everything in the body was declared before it.
       this.filling = id;
       this.bodyStart.values[id] = this.body.length;
     }
-    if (id === this.filling) return this.body;
+    if (id === this.filling) {
+      this.body.writeRule(chain.name, args);
+      this.bodyEnd.values[id] = this.body.length;
+      return;
+    }
     let own = this.own.get(id);
     if (own === undefined) this.own.set(id, (own = new TextBuffer(4096)));
-    return own;
+    own.writeRule(chain.name, args);
   }
 
   writeChain(table: TableName, name: string, rules: readonly (readonly string[])[]): TextChain {
@@ -150,11 +120,6 @@ export class IptablesTextSink implements RuleSink<TextChain> {
    * on the heap, and a full collection with it.) The sink cannot be written to after.
    */
   finish(): string {
-    return this.finishLayout().text;
-  }
-
-  /** finish(), and where each table and each chain's rules are in the text. */
-  finishLayout(): TextLayout {
     if (this.finished) throw new Error('the text sink is finished');
     this.finished = true;
     let size = this.body.length;
@@ -164,14 +129,7 @@ export class IptablesTextSink implements RuleSink<TextChain> {
     const bodyStart = this.bodyStart.values;
     const bodyEnd = this.bodyEnd.values;
     const body = this.body;
-    const chainCount = this.bodyStart.length;
-    // Where each chain's rules land: the runs are copied in chain order, so a chain's lines are
-    // contiguous in the text, at the output's length when its turn comes plus what is pending.
-    const ruleStart = new Int32Array(chainCount);
-    const ruleEnd = new Int32Array(chainCount);
-    const tables: { name: TableName; start: number; end: number; chains: Int32Array }[] = [];
     for (const table of this.tables.values()) {
-      const tableStart = out.length;
       out.write(`*${table.name}\n`);
       out.append(table.declarations, 0, table.declarations.length);
       // A run of the body not copied yet: chains filled one after the other are copied together.
@@ -186,10 +144,7 @@ export class IptablesTextSink implements RuleSink<TextChain> {
             out.append(body, start, end);
             start = s;
           }
-          ruleStart[id] = out.length + (s - start);
           end = bodyEnd[id]!;
-        } else {
-          ruleStart[id] = out.length + (end - start);
         }
         const own = this.own.get(id);
         if (own !== undefined) {
@@ -197,16 +152,13 @@ export class IptablesTextSink implements RuleSink<TextChain> {
           start = end;
           out.append(own, 0, own.length);
         }
-        ruleEnd[id] = out.length + (end - start);
       }
       out.append(body, start, end);
       out.write('COMMIT\n');
-      tables.push({ name: table.name, start: tableStart, end: out.length, chains: table.chains.values.slice(0, table.chains.length) });
     }
     const text = out.toString();
-    const ascii = out.isAscii;
     giveBackTextBuffer(body);
     giveBackTextBuffer(out);
-    return { text, ascii, tables, names: this.names ?? [], ruleStart, ruleEnd, ruleCount: this.ruleCount.values.slice(0, chainCount) };
+    return text;
   }
 }

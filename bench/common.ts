@@ -74,18 +74,34 @@ export interface StepTimes {
 }
 
 /**
- * Runs `steps` in order, once to warm up and then `runs` times, collecting garbage before each
- * run (with --expose-gc); returns each step's median wall and CPU time.
+ * A step timed on its own heap: `drop` (untimed) lets go of what the step must not find still
+ * held (its own last output, the other paths' results), then garbage is collected, then `run` is
+ * timed. So no step pays for collecting what another step left behind.
  */
-export function timeSteps(runs: number, steps: readonly (() => void)[]): StepTimes[] {
+export interface IsolatedStep {
+  readonly drop: () => void;
+  readonly run: () => void;
+}
+
+/**
+ * Runs `steps` in order, once to warm up and then `runs` times, collecting garbage before each
+ * run (with --expose-gc), and before each IsolatedStep after its drop; returns each step's
+ * median wall and CPU time.
+ */
+export function timeSteps(runs: number, steps: readonly ((() => void) | IsolatedStep)[]): StepTimes[] {
   const wall = steps.map((): number[] => []);
   const cpu = steps.map((): number[] => []);
   for (let i = 0; i <= runs; i++) {
     gc?.();
     steps.forEach((step, s) => {
+      if (typeof step !== 'function') {
+        step.drop();
+        gc?.();
+      }
+      const run = typeof step === 'function' ? step : step.run;
       const c0 = cpuMs();
       const t0 = performance.now();
-      step();
+      run();
       if (i === 0) return;
       wall[s]!.push(performance.now() - t0);
       cpu[s]!.push(cpuMs() - c0);

@@ -25,6 +25,7 @@
  * spreading scheduler roughly does, never above 110 per node.
  */
 import { KpsimError } from '../errors.js';
+import { familyOfValidIP } from '../util/ip.js';
 import { type Rng, seededRng } from '../util/random.js';
 import type { ApiObject } from './objects.js';
 import {
@@ -363,7 +364,7 @@ export function generateCluster(opts: GenerateOptions): GeneratedCluster {
   for (const svc of services) {
     if (svc.type === 'ExternalName') continue;
     const w = workloadByKey.get(`${svc.namespace}/${svc.workload}`)!;
-    const families: (4 | 6)[] = svc.headless ? [4] : svc.clusterIPs!.map((ip) => (ip.includes(':') ? 6 : 4));
+    const families: (4 | 6)[] = svc.headless ? [4] : svc.clusterIPs!.map((ip) => familyOfValidIP(ip));
     const pods = w.pods;
     largest.push({ name: `${svc.namespace}/${svc.name}`, endpoints: pods.length });
     for (const family of families) {

@@ -7,7 +7,7 @@
  * Every reader returns undefined for a value iptables would refuse; callers turn that into a
  * problem report with the rule's location.
  */
-import { ipToBytes, maskPrefixLength, normalizeIP, prefixMaskBytes, type Family } from '../util/ip.js';
+import { familyOfValidIP, ipToBytes, maskPrefixLength, normalizeIP, prefixMaskBytes, type Family } from '../util/ip.js';
 
 // ---------------------------------------------------------------- numbers
 
@@ -116,7 +116,7 @@ export function parseAddressSpec(text: string): AddressSpec | undefined {
   const addrText = slash < 0 ? text : text.slice(0, slash);
   const ip = normalizeIP(addrText);
   if (ip === undefined) return undefined;
-  const family: Family = ip.includes(':') ? 6 : 4;
+  const family: Family = familyOfValidIP(ip);
   const bits = family === 4 ? 32 : 128;
   let mask: number[];
   if (slash < 0) {
@@ -129,7 +129,7 @@ export function parseAddressSpec(text: string): AddressSpec | undefined {
       mask = prefixMaskBytes(length, family);
     } else {
       const maskIP = normalizeIP(maskText);
-      if (maskIP === undefined || (maskIP.includes(':') ? 6 : 4) !== family) return undefined;
+      if (maskIP === undefined || familyOfValidIP(maskIP) !== family) return undefined;
       mask = ipToBytes(maskIP);
     }
   }
@@ -195,7 +195,7 @@ export function parseNatRange(text: string, family: Family): NatRange | undefine
     minIP = normalizeIP(dash < 0 ? addrPart : addrPart.slice(0, dash));
     maxIP = dash < 0 ? minIP : normalizeIP(addrPart.slice(dash + 1));
     if (minIP === undefined || maxIP === undefined) return undefined;
-    if ((minIP.includes(':') ? 6 : 4) !== family || (maxIP.includes(':') ? 6 : 4) !== family) return undefined;
+    if (familyOfValidIP(minIP) !== family || familyOfValidIP(maxIP) !== family) return undefined;
   }
   let minPort: number | undefined;
   let maxPort: number | undefined;

@@ -11,6 +11,7 @@ import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import type { Protocol } from '../model/types.js';
 import { Backend } from '../proxy/backends.js';
+import { familyOfValidIP } from '../util/ip.js';
 import type { PodSocket, PodsSpec, PodsStats } from './pods.js';
 
 const { values } = parseArgs({ options: { spec: { type: 'string' }, lab: { type: 'string' } } });
@@ -30,7 +31,7 @@ spec.sockets.forEach((s, i) => {
 const backends = await Promise.all([...byEndpoint.values()].map(async ({ socket: s, fds: own, spns }, i) => {
   const protocols = (['TCP', 'UDP'] as const).filter((p) => own.has(p));
   const backend = new Backend({
-    endpoint: s.endpoint, ip: s.ip, port: s.port, family: s.ip.includes(':') ? 6 : 4, ...(s.podName !== undefined ? { podName: s.podName } : {}),
+    endpoint: s.endpoint, ip: s.ip, port: s.port, family: familyOfValidIP(s.ip), ...(s.podName !== undefined ? { podName: s.podName } : {}),
     loopback: { address: s.ip, port: s.port }, spns: [...spns], protocols,
     ...(own.has('TCP') ? { listenFd: own.get('TCP')! } : {}),
     ...(own.has('UDP') ? { udpListenFd: own.get('UDP')!, udpLoopback: { address: s.ip, port: s.port } } : {}),

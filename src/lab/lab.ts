@@ -12,7 +12,7 @@ import type { CompiledNode, ModeDriver } from '../node/mode-driver.js';
 import { isRulesMode, modeDriver } from '../node/modes.js';
 import type { ResolvedNode } from '../tracker/proxier-state.js';
 import type { ProxierState } from '../tracker/types.js';
-import type { Family } from '../util/ip.js';
+import { type Family, familyOfValidIP } from '../util/ip.js';
 import { forEachLimited, inNamespace, run } from './exec.js';
 import { type KernelMode, type LabMode, kernelMode, labUnavailable } from './kernel-modes.js';
 import { type LabPlan, planLab, plannedEndpoints } from './plan.js';
@@ -299,7 +299,7 @@ export async function labStatuses(dir: string): Promise<LabStatus[]> {
 function neighbourWarnings(plan: LabPlan): string[] {
   const warnings: string[] = [];
   for (const family of plan.families) {
-    const pods = plan.pods.filter((p) => p.placement !== 'host' && p.ips.some((ip) => (ip.includes(':') ? 6 : 4) === family)).length;
+    const pods = plan.pods.filter((p) => p.placement !== 'host' && p.ips.some((ip) => familyOfValidIP(ip) === family)).length;
     let limit: number;
     try {
       limit = Number(readFileSync(`/proc/sys/net/ipv${family}/neigh/default/gc_thresh3`, 'utf8'));

@@ -15,6 +15,7 @@ import { simulateModes } from '../simulate/simulation.js';
 import { connectionStream } from '../simulate/stream.js';
 import { type CompareRow, type SimulatedStream, simulatedRow } from './compare-report.js';
 import type { ResolvedTarget } from './target.js';
+import { familyOfValidIP } from '../util/ip.js';
 
 export interface StreamShape {
   /** New connections in the stream. */
@@ -34,7 +35,7 @@ const LOOKUP_PACKETS = 100;
 
 /** Each connection opens `intervalSeconds` after the previous and lives for `concurrent` intervals. */
 export function compareStream(shape: StreamShape, first = 0): OpenEvent[] {
-  const family = shape.clientIP.includes(':') ? 6 : 4;
+  const family = familyOfValidIP(shape.clientIP);
   const events = connectionStream({
     connections: first + shape.connections,
     family,

@@ -9,7 +9,7 @@
  * draws (repeatable for a given seed). See walk.ts for the hooks and chain semantics.
  */
 import { KpsimError } from '../errors.js';
-import { type Family, type Words } from '../util/ip.js';
+import { type Family, type Words, familyOfValidIP } from '../util/ip.js';
 import type { Ruleset } from '../iptables/types.js';
 import { AddressCache, LocalAddresses, normalizeAddress } from './addresses.js';
 import { Ipset } from './ipsets.js';
@@ -456,8 +456,8 @@ export function checkPacket(packet: Packet): CheckedPacket {
   if (src === undefined) throw bad('packet.src', `${packet.src} is not an IP address`);
   const dst = normalizeAddress(String(packet.dst));
   if (dst === undefined) throw bad('packet.dst', `${packet.dst} is not an IP address`);
-  const family: Family = dst.includes(':') ? 6 : 4;
-  if ((src.includes(':') ? 6 : 4) !== family) throw bad('packet.src', `${packet.src} and ${packet.dst} are of different families`);
+  const family: Family = familyOfValidIP(dst);
+  if (familyOfValidIP(src) !== family) throw bad('packet.src', `${packet.src} and ${packet.dst} are of different families`);
   if (!isPort(packet.dport, false)) throw bad('packet.dport', `${packet.dport} is not a port (1-65535)`);
   if (packet.sport !== undefined && !isPort(packet.sport, false)) throw bad('packet.sport', `${packet.sport} is not a port (1-65535)`);
   return { proto, src, dst, dport: packet.dport, sport: packet.sport, family };

@@ -8,7 +8,7 @@ import { featureGateEnabled, isVIPMode } from '../model/feature-gates.js';
 import { nodeIPs as nodeObjectIPs } from '../model/node.js';
 import type { Cluster, EndpointSlice, Node, Protocol, ProxyConfig, Service, ServicePort, Warning } from '../model/types.js';
 import { ZONE_LABEL, byEndpointText, categorizeEndpoints, type TopologyContext } from '../topology/categorize.js';
-import { type Family, ipFamily, isLoopback, joinHostPort, normalizeIP, parseCIDR } from '../util/ip.js';
+import { type Family, familyOfValidIP, ipFamily, isLoopback, joinHostPort, normalizeIP, parseCIDR } from '../util/ip.js';
 import type { EndpointInfo, LocalDetector, ProxierServicePort, ProxierState, ServicePortInfo, ServicePortName } from './types.js';
 
 /** Which node's point of view, and its addresses. */
@@ -91,7 +91,7 @@ export function familiesInUse(cluster: Cluster, node: ResolvedNode, serviceFamil
 /** The families of the services' ClusterIPs (the same for every node: worked out once for many). */
 export function familiesOfServices(cluster: Cluster): Set<Family> {
   const families = new Set<Family>();
-  for (const svc of cluster.services) for (const ip of svc.clusterIPs) families.add(familyOfModelIP(ip));
+  for (const svc of cluster.services) for (const ip of svc.clusterIPs) families.add(familyOfValidIP(ip));
   return families;
 }
 
@@ -308,28 +308,20 @@ export function servicePortKey(n: { namespace: string; name: string; port: strin
   return `${n.namespace}/${n.name}\0${n.port}\0${n.protocol}`;
 }
 
-/**
- * The family of an address the model holds (decoded and validated, so an IP): IPv6 text always
- * has a colon, IPv4 text never. What ipFamily says, without parsing 10k services' addresses again.
- */
-function familyOfModelIP(ip: string): Family {
-  return ip.includes(':') ? 6 : 4;
-}
-
 /** kube-proxy skips ExternalName and headless services, and those without a ClusterIP of this family. */
 export function servicePortInfos(svc: Service, family: Family, config: ProxyConfig): ServicePortInfo[] {
   if (svc.type === 'ExternalName' || svc.headless) return [];
-  const clusterIP = svc.clusterIPs.find((ip) => familyOfModelIP(ip) === family);
+  const clusterIP = svc.clusterIPs.find((ip) => familyOfValidIP(ip) === family);
   if (clusterIP === undefined) return [];
   return svc.ports.filter((p) => p.port !== 0).map((p) => servicePortInfo(svc, p, clusterIP, family, config));
 }
 
 function servicePortInfo(svc: Service, port: ServicePort, clusterIP: string, family: Family, config: ProxyConfig): ServicePortInfo {
   const svcPortName: ServicePortName = { namespace: svc.namespace, name: svc.name, port: port.name, protocol: port.protocol };
-  const externalIPs = svc.externalIPs.filter((ip) => familyOfModelIP(ip) === family);
+  const externalIPs = svc.externalIPs.filter((ip) => familyOfValidIP(ip) === family);
   // An ipMode Proxy ingress is the load balancer's business, unless the LoadBalancerIPMode gate is off.
   const loadBalancerVIPs = svc.loadBalancerIngress
-    .filter((ing) => ing.ip !== undefined && isVIPMode(ing, config) && familyOfModelIP(ing.ip) === family)
+    .filter((ing) => ing.ip !== undefined && isVIPMode(ing, config) && familyOfValidIP(ing.ip) === family)
     .map((ing) => ing.ip!);
   const loadBalancerSourceRanges = svc.loadBalancerSourceRanges.map((c) => parseCIDR(c)).filter((c) => c?.family === family).map((c) => c!.text);
   const externallyAccessible = port.nodePort !== 0 || loadBalancerVIPs.length > 0 || externalIPs.length > 0;

@@ -35,6 +35,14 @@ export function isIP(text: string): boolean {
 }
 
 /** 4 or 6 for an address (normalised or not); undefined when it is not an address. */
+/**
+ * The family of an address already validated (decoded into the model, or checked): IPv6 text
+ * always has a colon, IPv4 text never. What ipFamily says, without parsing the address again.
+ */
+export function familyOfValidIP(ip: string): Family {
+  return ip.includes(':') ? 6 : 4;
+}
+
 export function ipFamily(text: string): Family | undefined {
   const addr = parseAddress(text.trim());
   if (!addr) return undefined;

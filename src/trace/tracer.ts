@@ -24,6 +24,10 @@ import { DecisionLog, type DecisionTrie, MISS, recentChangesOf, UNPREDICTABLE } 
 import { type CacheSlot, findSlot, type SampleLeaf, slotKey, WalkCache } from './walk-cache.js';
 import { NOT_FLAT } from './class-table.js';
 import { PathState, type Flow } from './walk-state.js';
+import { defineLazyHops } from './lazy-hops.js';
+
+/** A result being built (its fields are read only once it is handed out). */
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
 
 export const DEFAULT_MASQUERADE_MARK = 0x4000;
 
@@ -357,17 +361,17 @@ function keptSampleOnlyResult(sample: TraceSample, origin: 'PREROUTING' | 'OUTPU
   const endpoint = sample.endpoint;
   const masqueradeByEndpoint: Record<string, boolean> = keyedRecord();
   if (endpoint !== undefined) masqueradeByEndpoint[endpoint] = sample.masquerade;
-  return Object.freeze({
+  const result = defineLazyHops({
     verdict: sample.verdict,
     endpoints: endpoint === undefined ? [] : [endpoint],
     probabilities: {},
     masquerade: sample.masquerade,
     masqueradeByEndpoint,
-    get hops() { return sample.hops; },
-    origin,
-    sample,
-    sampleOnly: true as const,
-  });
+  }, sample) as Writable<TraceResult>;
+  result.origin = origin;
+  result.sample = sample;
+  result.sampleOnly = true;
+  return Object.freeze(result);
 }
 
 /**
@@ -394,12 +398,11 @@ function withOwnSample(kept: TraceResult, sample: TraceSample): TraceResult {
  * a kept walk's, whose fields (read only) it shares, hops included (made once, when first read).
  */
 export function withSample(base: TraceResult, sample: TraceSample | undefined): TraceResult {
-  const result: { -readonly [K in keyof TraceResult]: TraceResult[K] } = {
+  const result = defineLazyHops({
     verdict: base.verdict, endpoints: base.endpoints, probabilities: base.probabilities, masquerade: base.masquerade,
     masqueradeByEndpoint: base.masqueradeByEndpoint,
-    get hops() { return base.hops; },
-    origin: base.origin,
-  };
+  }, base) as Writable<TraceResult>;
+  result.origin = base.origin;
   if (base.outcomes !== undefined) result.outcomes = base.outcomes;
   if (sample !== undefined) result.sample = sample;
   return result;
@@ -704,7 +707,6 @@ function sortByEndpoint(paths: PathOutcome[]): void {
 
 /** Every path's outcome → the TraceResult (shared with the nftables tracer). */
 export function summarize(paths: readonly PathOutcome[], makeHops: () => Hop[], origin: 'PREROUTING' | 'OUTPUT', sample: TraceSample | undefined): TraceResult {
-  let hops: Hop[] | undefined;
   const byVerdict: Partial<Record<Verdict, number>> = {};
   let verdicts = 0;
   const dnat: PathOutcome[] = [];
@@ -733,11 +735,8 @@ export function summarize(paths: readonly PathOutcome[], makeHops: () => Hop[], 
       masqueradeByEndpoint[endpoint] ||= path.masquerade;
     }
   }
-  const result: TraceResult & { outcomes?: Partial<Record<Verdict, number>>; sample?: TraceSample } = {
-    verdict, endpoints, probabilities, masquerade, masqueradeByEndpoint,
-    get hops() { return (hops ??= makeHops()); },
-    origin,
-  };
+  const result = defineLazyHops({ verdict, endpoints, probabilities, masquerade, masqueradeByEndpoint }, makeHops) as Writable<TraceResult>;
+  result.origin = origin;
   if (verdicts > 1) {
     const outcomes: Partial<Record<Verdict, number>> = {};
     for (const v of VERDICT_ORDER) if (byVerdict[v] !== undefined) outcomes[v] = byVerdict[v];
@@ -769,9 +768,10 @@ function sampleOf(one: WalkResult): TraceSample {
 function keptSampleOf(one: WalkResult): TraceSample {
   const path = one.paths[0]!;
   const log = one.hops!;
-  const sample: { -readonly [K in keyof TraceSample]: TraceSample[K] } = path.verdict === 'DNAT' && path.endpoint !== undefined
-    ? { endpoint: path.endpoint, verdict: path.verdict, masquerade: path.masquerade, get hops() { return log.toHops(); } }
-    : { verdict: path.verdict, masquerade: path.masquerade, get hops() { return log.toHops(); } };
+  const fields = path.verdict === 'DNAT' && path.endpoint !== undefined
+    ? { endpoint: path.endpoint, verdict: path.verdict, masquerade: path.masquerade }
+    : { verdict: path.verdict, masquerade: path.masquerade };
+  const sample = defineLazyHops(fields, log) as Writable<TraceSample>;
   if (path.recent !== undefined) sample.recent = recentUpdatesOf(path.recent);
   return sample;
 }

@@ -11,7 +11,7 @@
  */
 import { defaultTcpTimeoutsSeconds } from '../ipvs/conn-table.js';
 import type { Packet, RecentLookup, TraceOptions, TraceSample } from '../trace/types.js';
-import { splitHostPort } from '../util/ip.js';
+import { plainIPv4Value, splitHostPort } from '../util/ip.js';
 import { seededUint32 } from '../util/random.js';
 import { LingeringCounts, type PickedConnection, type Picker } from './picker.js';
 
@@ -123,7 +123,7 @@ class ClientNames {
       port = port * 10 + digit;
     }
     if (port > 65535) return undefined;
-    const v4 = plainIPv4(client, colon);
+    const v4 = plainIPv4Value(client, colon);
     if (v4 >= 0) {
       let ip = this.plainV4.get(v4);
       if (ip === undefined) {
@@ -142,33 +142,4 @@ class ClientNames {
     }
     return ip === null ? undefined : { ip, port };
   }
-}
-
-/**
- * The first `end` characters of `text` as an IPv4 address in normal form (four decimal octets
- * without leading zeros), as a number; -1 when they are anything else.
- */
-function plainIPv4(text: string, end: number): number {
-  let value = 0;
-  let octet = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = 0; i < end; i++) {
-    const ch = text.charCodeAt(i);
-    if (ch === 46) {
-      if (digits === 0) return -1;
-      value = value * 256 + octet;
-      octet = 0;
-      digits = 0;
-      dots++;
-      continue;
-    }
-    const digit = ch - 48;
-    if (digit < 0 || digit > 9 || (digits > 0 && octet === 0)) return -1;
-    octet = octet * 10 + digit;
-    digits++;
-    if (octet > 255) return -1;
-  }
-  if (dots !== 3 || digits === 0) return -1;
-  return value * 256 + octet;
 }

@@ -2,7 +2,7 @@
  * Addresses as 32-bit words, for matching a packet against -s/-d networks many times a second,
  * and the node's view of an address: local or not, and its addrtype (RTN_*) type.
  */
-import { bytesToWords, ipToWords, normalizeIP, type Words } from '../util/ip.js';
+import { bytesToWords, ipToWords, normalizeIP, plainIPv4Value, type Words } from '../util/ip.js';
 import type { AddressSpec } from '../iptables/rule-values.js';
 
 /** An IPv4 address already in normal form (no leading zeros): the common case, checked cheaply. */
@@ -56,13 +56,30 @@ const MULTICAST_V6: Network = { network: Uint32Array.of(0xff000000, 0, 0, 0), ma
  */
 export class LocalAddresses {
   private readonly local: Set<string>;
+  /** The IPv4 ones as numbers (for isLocalV4). */
+  private readonly localV4 = new Set<number>();
 
   constructor(addresses: readonly string[]) {
     this.local = new Set(['::1']);
     for (const address of addresses) {
       const ip = normalizeIP(address);
-      if (ip !== undefined) this.local.add(ip);
+      if (ip === undefined) continue;
+      this.local.add(ip);
+      const v4 = plainIPv4Value(ip);
+      if (v4 >= 0) this.localV4.add(v4);
     }
+  }
+
+  /** isLocal for an IPv4 address given as a number (no string read). */
+  isLocalV4(value: number): boolean {
+    return this.localV4.has(value) || value >>> 24 === 127;
+  }
+
+  /** addressType for an IPv4 address given as a number. */
+  addressTypeV4(value: number): 'BROADCAST' | 'MULTICAST' | 'LOCAL' | 'UNICAST' {
+    if (value === 0 || value === 0xffffffff) return 'BROADCAST';
+    if (value >>> 28 === 0xe) return 'MULTICAST';
+    return this.isLocalV4(value) ? 'LOCAL' : 'UNICAST';
   }
 
   isLocal(ip: string, words: Words): boolean {

@@ -15,10 +15,12 @@
  * x: an answer (`refs[x]`), draws at offset x, or a trie node to walk from (`refs[x]`: the
  * draws below it could not be flattened). Answers and nodes are kept in `refs`, by index.
  *
- * And keyed by destination side (interned destination address, protocol, port, origin, mark),
- * an open-addressing table of each side's two regions (every outcome, seeded samples), so that
- * a plain packet's lookup reads its destination's facts, this table and the region, and nothing
- * of the slot or the tries.
+ * And keyed by destination side (the IPv4 destination address as a number, protocol, port,
+ * origin, mark), an open-addressing table of each side's two regions (every outcome, seeded
+ * samples), so that a plain packet's lookup reads this table and the region, and nothing of the
+ * slot, the tries or the destination's facts (not even its interned id: a map of strings, two
+ * or three cache lines far apart, was a quarter of a lookup). Only IPv4 sources have classes,
+ * so only IPv4 destinations have regions.
  *
  * Staleness: a region is a copy of its trie's boundaries and classes. A trie that changes (a
  * walk added: new boundaries, a leaf replaced, new draws) kills its region (its first number
@@ -44,9 +46,8 @@ export const MAX_REGION_BOUNDS = 256;
 /** Not answered from the table: ask the trie. */
 export const NOT_FLAT = Symbol('not in the class table');
 
-/** Numbers per side in the side table: address id, side key, mark, the two regions (and room). */
+/** Numbers per side in the side table: side key + 1 (0: free), destination, mark, the two regions (and room). */
 const SIDE_STRIDE = 8;
-const FIRST_STRIDE = 4;
 
 export class ClassTable {
   data = new Int32Array(1024);
@@ -55,9 +56,7 @@ export class ClassTable {
   /** Answers and trie nodes, by the index a cell or a draw keeps. */
   refs: unknown[] = [];
   generation = 0;
-  /** Each address's first side, by its id: side key + 1 (0: none), mark, the two regions. */
-  private firstSides = new Int32Array(FIRST_STRIDE * 1024);
-  /** The other sides: SIDE_STRIDE Int32 per side (address id + 1, 0: free), open addressing. */
+  /** The sides: SIDE_STRIDE Int32 per side, open addressing, at most half full. */
   private sides = new Int32Array(SIDE_STRIDE * 1024);
   private sideCount = 0;
 
@@ -145,57 +144,31 @@ export class ClassTable {
   // ------------------------------------------------------------ the side table
 
   /**
-   * The regions recorded for a destination side (`which` 0: every outcome, 1: samples), or -1:
-   * none, or not of this generation. An address's first side is kept by its id (most
-   * destinations, cluster IPs, have one port: a dense array read); others in the hash table.
+   * The regions recorded for a destination side (`dst32` its IPv4 address; `which` 0: every
+   * outcome, 1: samples), or -1: none, or not of this generation.
    */
-  sideRegion(addressId: number, sideKey: number, mark: number, which: 0 | 1): number {
-    const first = this.firstSides;
-    const f = addressId * FIRST_STRIDE;
-    if (f >= first.length) return -1;
-    const key = first[f]!;
-    if (key === 0) return -1;
-    if (key === sideKey + 1 && first[f + 1] === (mark | 0)) return first[f + 2 + which]!;
+  sideRegion(dst32: number, sideKey: number, mark: number, which: 0 | 1): number {
     const sides = this.sides;
     const mask = sides.length / SIDE_STRIDE - 1;
-    for (let i = sideHash(addressId, sideKey, mark) & mask; ; i = (i + 1) & mask) {
+    for (let i = sideHash(dst32, sideKey, mark) & mask; ; i = (i + 1) & mask) {
       const o = i * SIDE_STRIDE;
-      const id = sides[o]!;
-      if (id === 0) return -1;
-      if (id === addressId + 1 && sides[o + 1] === sideKey && sides[o + 2] === (mark | 0)) return sides[o + 3 + which]!;
+      const key = sides[o]!;
+      if (key === 0) return -1;
+      if (key === sideKey + 1 && sides[o + 1] === (dst32 | 0) && sides[o + 2] === (mark | 0)) return sides[o + 3 + which]!;
     }
   }
 
-  /** Record a side's region (`which` as sideRegion). */
-  setSideRegion(addressId: number, sideKey: number, mark: number, which: 0 | 1, region: number): void {
-    const f = addressId * FIRST_STRIDE;
-    if (f >= this.firstSides.length) {
-      let size = this.firstSides.length * 2;
-      while (size <= f) size *= 2;
-      const first = new Int32Array(size);
-      first.set(this.firstSides);
-      this.firstSides = first;
-    }
-    const first = this.firstSides;
-    if (first[f] === 0) {
-      first[f] = sideKey + 1;
-      first[f + 1] = mark | 0;
-      first[f + 2] = -1;
-      first[f + 3] = -1;
-    }
-    if (first[f] === sideKey + 1 && first[f + 1] === (mark | 0)) {
-      first[f + 2 + which] = region;
-      return;
-    }
+  /** Record a side's region (arguments as sideRegion). */
+  setSideRegion(dst32: number, sideKey: number, mark: number, which: 0 | 1, region: number): void {
     if ((this.sideCount + 1) * 2 * SIDE_STRIDE > this.sides.length) this.growSides();
     const sides = this.sides;
     const mask = sides.length / SIDE_STRIDE - 1;
-    for (let i = sideHash(addressId, sideKey, mark) & mask; ; i = (i + 1) & mask) {
+    for (let i = sideHash(dst32, sideKey, mark) & mask; ; i = (i + 1) & mask) {
       const o = i * SIDE_STRIDE;
-      const id = sides[o]!;
-      if (id === 0) {
-        sides[o] = addressId + 1;
-        sides[o + 1] = sideKey;
+      const key = sides[o]!;
+      if (key === 0) {
+        sides[o] = sideKey + 1;
+        sides[o + 1] = dst32 | 0;
         sides[o + 2] = mark | 0;
         sides[o + 3] = -1;
         sides[o + 4] = -1;
@@ -203,7 +176,7 @@ export class ClassTable {
         this.sideCount++;
         return;
       }
-      if (id === addressId + 1 && sides[o + 1] === sideKey && sides[o + 2] === (mark | 0)) {
+      if (key === sideKey + 1 && sides[o + 1] === (dst32 | 0) && sides[o + 2] === (mark | 0)) {
         sides[o + 3 + which] = region;
         return;
       }
@@ -218,9 +191,8 @@ export class ClassTable {
     this.clearSides();
   }
 
-  /** Forget every side's regions (the addresses' ids are given again). */
+  /** Forget every side's regions. */
   clearSides(): void {
-    this.firstSides = new Int32Array(FIRST_STRIDE * 1024);
     this.sides = new Int32Array(SIDE_STRIDE * 1024);
     this.sideCount = 0;
   }
@@ -231,7 +203,7 @@ export class ClassTable {
     const mask = sides.length / SIDE_STRIDE - 1;
     for (let o = 0; o < old.length; o += SIDE_STRIDE) {
       if (old[o] === 0) continue;
-      let i = sideHash(old[o]! - 1, old[o + 1]!, old[o + 2]!) & mask;
+      let i = sideHash(old[o + 1]!, old[o]! - 1, old[o + 2]!) & mask;
       while (sides[i * SIDE_STRIDE] !== 0) i = (i + 1) & mask;
       sides.set(old.subarray(o, o + SIDE_STRIDE), i * SIDE_STRIDE);
     }
@@ -262,8 +234,8 @@ function signedOrder(u32: number): number {
   return u32 ^ 0x80000000;
 }
 
-function sideHash(addressId: number, sideKey: number, mark: number): number {
-  let h = Math.imul(addressId, 0x9e3779b1) ^ Math.imul(sideKey, 0x85ebca6b) ^ mark;
+function sideHash(dst32: number, sideKey: number, mark: number): number {
+  let h = Math.imul(dst32, 0x9e3779b1) ^ Math.imul(sideKey, 0x85ebca6b) ^ mark;
   h ^= h >>> 15;
   return Math.imul(h, 0x2c1b3c6d) >>> 0;
 }

@@ -9,7 +9,7 @@
  * draws (repeatable for a given seed). See walk.ts for the hooks and chain semantics.
  */
 import { KpsimError } from '../errors.js';
-import { type Family, type Words, familyOfValidIP } from '../util/ip.js';
+import { type Family, type Words, familyOfValidIP, plainIPv4Value } from '../util/ip.js';
 import type { Ruleset } from '../iptables/types.js';
 import { AddressCache, LocalAddresses, normalizeAddress } from './addresses.js';
 import { Ipset } from './ipsets.js';
@@ -155,11 +155,13 @@ export function createTracer(
   };
 
   /**
-   * The destination side of a plain packet: both addresses seen before, and no option that
-   * needs the whole flow (recent lists, conntrack state, interfaces); false otherwise (the
-   * packet then takes the way of every packet). What a lookup needs is left in `plain`: the
-   * addresses' ids, the side's key, mark and origin. Nothing is allocated and no facts object
-   * is read.
+   * The destination side of a plain packet: no option that needs the whole flow (recent lists,
+   * conntrack state, interfaces), and both addresses IPv4 in normal form (read as numbers) or
+   * seen before; false otherwise (the packet then takes the way of every packet). What a lookup
+   * needs is left in `plain`: the source's IPv4 number and INFO_* bits, the destination's IPv4
+   * number, the addresses' ids when they were looked up (-1 when not), the side's key, mark and
+   * origin. Nothing is allocated, and for IPv4 no map and no facts object is read: the class
+   * table is keyed by the destination's number (class-table.ts).
    */
   // In a typed array rather than the closure's variables: a lookup writes them all, and writes
   // to a long-lived closure context pay the GC's write barrier (and a heap number for an address
@@ -172,24 +174,47 @@ export function createTracer(
     const protoCode = proto === 'tcp' ? 6 : proto === 'udp' ? 17 : proto === 'sctp' ? 132 : 0;
     const { src, dst, dport, sport } = packet;
     if (protoCode === 0 || typeof src !== 'string' || typeof dst !== 'string') return false;
-    const dstId = facts.idOf(dst);
-    const srcId = facts.idOf(src);
-    if (dstId === undefined || srcId === undefined) return false;
-    const cells = facts.cells;
-    const srcInfo = cells[srcId * CELL_STRIDE + CELL_INFO]!;
-    // Of one family.
-    if ((srcInfo & INFO_IPV6) !== (cells[dstId * CELL_STRIDE + CELL_INFO]! & INFO_IPV6)) return false;
     if (!isPort(dport, false) || (sport !== undefined && !isPort(sport, false))) return false;
+    const src32 = plainIPv4Value(src);
+    const dst32 = src32 < 0 ? -1 : plainIPv4Value(dst);
+    let srcInfo: number;
+    if (dst32 >= 0) {
+      srcInfo = v4Info(local, src32);
+      plain[PLAIN_SRC] = -1;
+      plain[PLAIN_DST] = -1;
+      plain[PLAIN_V4] = 1;
+    } else {
+      // IPv6, a family each, or an address not in normal form: known addresses only (they are
+      // normal), of one family.
+      const dstId = facts.idOf(dst);
+      const srcId = facts.idOf(src);
+      if (dstId === undefined || srcId === undefined) return false;
+      const cells = facts.cells;
+      srcInfo = cells[srcId * CELL_STRIDE + CELL_INFO]!;
+      if ((srcInfo & INFO_IPV6) !== (cells[dstId * CELL_STRIDE + CELL_INFO]! & INFO_IPV6)) return false;
+      plain[PLAIN_SRC] = srcId;
+      plain[PLAIN_DST] = dstId;
+      plain[PLAIN_V4] = 0;
+    }
+    plain[PLAIN_SRC32] = src32;
+    plain[PLAIN_SRC_INFO] = srcInfo;
+    plain[PLAIN_DST32] = dst32;
     const fromNode = opts.fromNode ?? (srcInfo & INFO_LOCAL) !== 0;
-    plain[PLAIN_DST] = dstId;
-    plain[PLAIN_SRC] = srcId;
     plain[PLAIN_FROM_NODE] = fromNode ? 1 : 0;
     plain[PLAIN_KEY] = slotKey(protoCode, dport, fromNode);
     plain[PLAIN_MARK] = opts.mark ?? 0;
     return true;
   };
+  /** A plain packet's source's facts (after plainSide), the address interned when new. */
+  const plainSrc = (packet: Packet): AddressFacts => {
+    const id = plain[PLAIN_SRC]!;
+    return id >= 0 ? facts.byIdOf(id) : facts.of(packet.src);
+  };
   /** A plain packet's kept walks (after plainSide). */
-  const plainSlot = (): CacheSlot | undefined => findSlot(facts.byIdOf(plain[PLAIN_DST]!), plain[PLAIN_KEY]!, plain[PLAIN_MARK]! >>> 0);
+  const plainSlot = (packet: Packet): CacheSlot | undefined => {
+    const id = plain[PLAIN_DST]!;
+    return findSlot(id >= 0 ? facts.byIdOf(id) : facts.of(packet.dst), plain[PLAIN_KEY]!, plain[PLAIN_MARK]! >>> 0);
+  };
   /** A trie a plain packet can look up with its source's address and type alone. */
   const plainLookup = (trie: DecisionTrie<unknown>): boolean => !trie.calls && (contextRecent.empty || !trie.recentReads);
 
@@ -198,14 +223,11 @@ export function createTracer(
    * every outcome, 1: samples, drawn with `seeded`): undefined when the table does not have it.
    */
   const flatLookup = <L>(which: 0 | 1, seeded: SeededDraws | undefined): L | undefined => {
-    const src = plain[PLAIN_SRC]! * CELL_STRIDE;
-    const cells = facts.cells;
-    const info = cells[src + CELL_INFO]!;
-    if ((info & INFO_IPV6) !== 0) return undefined;
+    if (plain[PLAIN_V4] === 0) return undefined;
     const table = cache!.classes;
-    const region = table.sideRegion(plain[PLAIN_DST]!, plain[PLAIN_KEY]!, plain[PLAIN_MARK]!, which);
+    const region = table.sideRegion(plain[PLAIN_DST32]!, plain[PLAIN_KEY]!, plain[PLAIN_MARK]!, which);
     if (region < 0) return undefined;
-    const found = table.answer(region, cells[src + CELL_V4]! >>> 0, info & INFO_TYPE, seeded);
+    const found = table.answer(region, plain[PLAIN_SRC32]! >>> 0, plain[PLAIN_SRC_INFO]! & INFO_TYPE, seeded);
     return found === NOT_FLAT || found === MISS || found === UNPREDICTABLE ? undefined : found as L;
   };
 
@@ -213,20 +235,20 @@ export function createTracer(
    * A plain packet's kept answer from its slot's trie (after plainSide, when the table did not
    * have it), recording the trie's region for the side so that the next lookup reads the table.
    */
-  const trieLookup = <L>(which: 0 | 1, seeded: number | undefined): L | undefined => {
-    const slot = plainSlot();
+  const trieLookup = <L>(packet: Packet, which: 0 | 1, seeded: number | undefined): L | undefined => {
+    const slot = plainSlot(packet);
     if (slot === undefined) return undefined;
     const trie: DecisionTrie<L> = (which === 0 ? slot.all : slot.one) as unknown as DecisionTrie<L>;
     if (!plainLookup(trie)) return undefined;
-    const src = facts.byIdOf(plain[PLAIN_SRC]!);
-    const found = trie.find(src.src32, src.typeBit, undefined, undefined, seeded === undefined ? undefined : draws.reset(seeded));
-    if (src.src32 >= 0) cache!.classes.setSideRegion(plain[PLAIN_DST]!, plain[PLAIN_KEY]!, plain[PLAIN_MARK]!, which, trie.region());
+    const v4 = plain[PLAIN_V4] !== 0;
+    const found = trie.find(v4 ? plain[PLAIN_SRC32]! >>> 0 : -1, plain[PLAIN_SRC_INFO]! & INFO_TYPE, undefined, undefined, seeded === undefined ? undefined : draws.reset(seeded));
+    if (v4) cache!.classes.setSideRegion(plain[PLAIN_DST32]!, plain[PLAIN_KEY]!, plain[PLAIN_MARK]!, which, trie.region());
     return found === MISS || found === UNPREDICTABLE ? undefined : found;
   };
 
   /** A sample of a kept walk that changed recent lists: its changes made by this packet's source. */
   const plainSample = (found: SampleLeaf, packet: Packet): TraceSample =>
-    sampleFromLeaf(found, { src: packet.src, srcWords: facts.byIdOf(plain[PLAIN_SRC]!).words });
+    sampleFromLeaf(found, { src: packet.src, srcWords: plainSrc(packet).words });
 
   return {
     warm: () => {
@@ -238,13 +260,13 @@ export function createTracer(
       if (plainSide(packet, opts, true)) {
         let found: SampleLeaf | undefined;
         if (lookup === undefined) {
-          found = flatLookup<SampleLeaf>(1, draws.reset(seed)) ?? trieLookup<SampleLeaf>(1, seed);
+          found = flatLookup<SampleLeaf>(1, draws.reset(seed)) ?? trieLookup<SampleLeaf>(packet, 1, seed);
         } else {
           // A caller's own lists (the simulator's returning clients) are asked by the recent checks
           // alone, which read nothing of the flow but the source's address.
-          const slot = plainSlot();
+          const slot = plainSlot(packet);
           if (slot !== undefined && !slot.one.calls) {
-            const src = facts.byIdOf(plain[PLAIN_SRC]!);
+            const src = plainSrc(packet);
             const got = slot.one.find(src.src32, src.typeBit, (src.recentFlow ??= recentFlowOf(packet, src)), callerLists(lookup), draws.reset(seed));
             if (got !== MISS && got !== UNPREDICTABLE) found = got;
           }
@@ -263,7 +285,7 @@ export function createTracer(
         if (opts.sampleOnly) {
           const seed = opts.seed;
           if (seed !== undefined) {
-            const found = flatLookup<SampleLeaf>(1, draws.reset(seed)) ?? trieLookup<SampleLeaf>(1, seed);
+            const found = flatLookup<SampleLeaf>(1, draws.reset(seed)) ?? trieLookup<SampleLeaf>(packet, 1, seed);
             if (found !== undefined) {
               lookups++;
               hits++;
@@ -273,7 +295,7 @@ export function createTracer(
             }
           }
         } else if (opts.seed === undefined) {
-          const found = flatLookup<TraceResult>(0, undefined) ?? trieLookup<TraceResult>(0, undefined);
+          const found = flatLookup<TraceResult>(0, undefined) ?? trieLookup<TraceResult>(packet, 0, undefined);
           if (found !== undefined) {
             lookups++;
             hits++;
@@ -586,13 +608,29 @@ class AddressFactsCache {
   }
 }
 
-/** What plainSide leaves for a lookup: the addresses' ids, the side's origin (1: the node), key and mark. */
+/**
+ * What plainSide leaves for a lookup: the addresses' ids (-1: not looked up), the side's origin
+ * (1: the node), key and mark; 1 when both addresses are IPv4, then the source's number and
+ * INFO_* bits and the destination's number.
+ */
 const PLAIN_DST = 0;
 const PLAIN_SRC = 1;
 const PLAIN_FROM_NODE = 2;
 const PLAIN_KEY = 3;
 const PLAIN_MARK = 4;
-const PLAIN_FIELDS = 5;
+const PLAIN_V4 = 5;
+const PLAIN_SRC32 = 6;
+const PLAIN_SRC_INFO = 7;
+const PLAIN_DST32 = 8;
+const PLAIN_FIELDS = 9;
+
+/**
+ * An IPv4 address's INFO_* bits (as AddressFactsCache keeps them: its type bit, and whether it
+ * is the node's), from its number alone.
+ */
+function v4Info(local: LocalAddresses, value: number): number {
+  return addressTypeBit(local.addressTypeV4(value)) | (local.isLocalV4(value) ? INFO_LOCAL : 0);
+}
 
 /** AddressFactsCache.cells: an address's INFO_* bits, then its IPv4 address. */
 const CELL_INFO = 0;

@@ -155,6 +155,36 @@ export function isLoopback(ip: string): boolean {
 }
 
 /** The address as an unsigned 32-bit integer (IPv4) or a bigint (IPv6), for hashing and ordering. */
+/**
+ * The first `end` characters of `text` as an IPv4 address in normal form (four decimal octets
+ * without leading zeros), as a number; -1 when they are anything else. No string is made: hot
+ * paths (the simulator's client names, the tracer's kept-walk lookups) read addresses this way.
+ */
+export function plainIPv4Value(text: string, end = text.length): number {
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < end; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch === 46) {
+      if (digits === 0) return -1;
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+      continue;
+    }
+    const digit = ch - 48;
+    if (digit < 0 || digit > 9 || (digits > 0 && octet === 0)) return -1;
+    octet = octet * 10 + digit;
+    digits++;
+    if (octet > 255) return -1;
+  }
+  if (dots !== 3 || digits === 0) return -1;
+  return value * 256 + octet;
+}
+
 export function ipv4ToUint32(ip: string): number {
   const addr = parseAddress(ip);
   if (!addr || addr.kind() !== 'ipv4') throw new Error(`ipv4ToUint32: ${ip} is not an IPv4 address`);

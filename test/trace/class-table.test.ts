@@ -107,8 +107,10 @@ test('class table: every side of an address keeps its own regions (ports, marks,
   const table = new ClassTable();
   const want = new Map<string, number>();
   const random = seededRandom(7);
-  // 3,000 addresses, the first with 2,000 sides (a node address's node ports), the rest one or two.
-  for (let address = 0; address < 3000; address++) {
+  // 3,000 IPv4 destinations (by number: 0.0.0.0 on, and the top of the space, where numbers
+  // pass 2^31), the first with 2,000 sides (a node address's node ports), the rest one or two.
+  const addresses = [...Array.from({ length: 2000 }, (_, i) => i), ...Array.from({ length: 1000 }, (_, i) => 0xffffffff - i)];
+  for (const address of addresses) {
     const sides = address === 0 ? 2000 : 1 + (address % 2);
     for (let s = 0; s < sides; s++) {
       const key = 30000 + s;
@@ -127,6 +129,8 @@ test('class table: every side of an address keeps its own regions (ports, marks,
   assert.equal(table.sideRegion(0, 30000, 0x8000, 0), -1, 'another mark');
   assert.equal(table.sideRegion(5, 29999, 0, 1), -1, 'another port');
   assert.equal(table.sideRegion(3000, 30000, 0, 0), -1, 'another address');
+  assert.equal(table.sideRegion(0xffffffff - 1000, 30000, 0, 0), -1, 'another address past 2^31');
+  assert.equal(table.sideRegion(0xffffffff, 30001, 0, 1), want.get(`${0xffffffff} 30001 0 1`), 'the second side of 255.255.255.255');
 });
 
 function generatedRules(services: number): { rules: ReturnType<typeof compileIptablesRules>; localAddresses: readonly string[] } {

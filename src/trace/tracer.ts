@@ -246,9 +246,12 @@ export function createTracer(
     return found === MISS || found === UNPREDICTABLE ? undefined : found;
   };
 
-  /** A sample of a kept walk that changed recent lists: its changes made by this packet's source. */
+  /**
+   * A sample of a kept walk that changed recent lists: its changes made by this packet's source
+   * (whose words are read only when a change masks the address: kube-proxy's affinity does not).
+   */
   const plainSample = (found: SampleLeaf, packet: Packet): TraceSample =>
-    sampleFromLeaf(found, { src: packet.src, srcWords: plainSrc(packet).words });
+    sampleFromLeaf(found, { src: packet.src, srcWords: found.recentMasks ? plainSrc(packet).words : NO_WORDS });
 
   return {
     warm: () => {
@@ -433,8 +436,13 @@ export function withSample(base: TraceResult, sample: TraceSample | undefined): 
 
 /** A sampled walk's answer as kept: the sample itself (shared) unless it changed recent lists. */
 function leafOf(sample: TraceSample, log: DecisionLog): SampleLeaf {
-  return { sample, recent: log.recent.length > 0 ? [...log.recent] : undefined, sampleOnly: undefined, hops: undefined };
+  const recent = log.recent.length > 0 ? [...log.recent] : undefined;
+  const recentMasks = recent !== undefined && recent.some((t) => t.ip === undefined && t.mask !== undefined);
+  return { sample, recent, recentMasks, sampleOnly: undefined, hops: undefined };
 }
+
+/** The words of a source whose words are not read (recentKey reads them only with a mask). */
+const NO_WORDS: Words = new Uint32Array(0);
 
 /**
  * A kept sampled walk as this packet's sample: its recent changes made with this packet's

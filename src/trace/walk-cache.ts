@@ -21,6 +21,8 @@ import type { Hop, TraceResult, TraceSample } from './types.js';
 export interface SampleLeaf {
   readonly sample: TraceSample;
   readonly recent: readonly RecentTemplate[] | undefined;
+  /** A recent change keys the source's address with a mask (so needs its words; see recentKey). */
+  readonly recentMasks: boolean;
   sampleOnly: TraceResult | undefined;
   /**
    * The sample's hops, made when a packet's own sample first needs them (a walk that changed

@@ -46,9 +46,13 @@ export function ruleWalkPicker(tracer: SampleTracer, opts: RuleWalkPickerOptions
   const clients = new ClientNames();
   // The walks ask the picker's own lists (with ages at the picker's time): nothing is copied
   // per connection. A client in none walks as a fresh client (the tracer's plain lookups).
+  // The client being placed and its lists, looked up once per connection: its walk asks them
+  // for each endpoint's affinity rule (a map of some 65k clients, a likely cache miss each time).
+  let currentHost: string | undefined;
+  let currentLists: Map<string, Seen> | undefined;
   const lookup: RecentLookup = {
     find(list, address) {
-      const seen = recent.get(address)?.get(list);
+      const seen = (address === currentHost ? currentLists : recent.get(address))?.get(list);
       return seen === undefined ? undefined : { ageSeconds: counts.now - seen.at, hits: seen.hits };
     },
     *entries(list) {
@@ -93,7 +97,12 @@ export function ruleWalkPicker(tracer: SampleTracer, opts: RuleWalkPickerOptions
       const packet: Packet = parts
         ? { proto: opts.packet.proto, src: host, dst: opts.packet.dst, dport: opts.packet.dport, sport: parts.port }
         : { proto: opts.packet.proto, src: host, dst: opts.packet.dst, dport: opts.packet.dport };
-      const sample = tracer.sample(packet, nextSeed(), recent.has(host) ? withLookup : plain);
+      const lists = recent.get(host);
+      currentHost = host;
+      currentLists = lists;
+      const sample = tracer.sample(packet, nextSeed(), lists !== undefined ? withLookup : plain);
+      currentHost = undefined;
+      currentLists = undefined;
       remember(sample);
       return sample.endpoint === undefined ? undefined : counts.open(sample.endpoint);
     },

@@ -50,7 +50,7 @@ export const NOT_FLAT = Symbol('not in the class table');
 const SIDE_STRIDE = 8;
 
 export class ClassTable {
-  data = new Int32Array(1024);
+  data: Int32Array;
   /** The first free number of `data`. */
   top = 0;
   /** Answers and trie nodes, by the index a cell or a draw keeps. */
@@ -59,6 +59,20 @@ export class ClassTable {
   /** The sides: SIDE_STRIDE Int32 per side, open addressing, at most half full. */
   private sides = new Int32Array(SIDE_STRIDE * 1024);
   private sideCount = 0;
+
+  /**
+   * `capacity`: numbers to make room for at once (rounded up to a power of two, at most
+   * MAX_ENTRIES). A tracer sizes it by its rules: growing later allocates a buffer twice the
+   * size and copies, tens of MB at 10k services, and V8 answers that much new external memory
+   * with a major collection of the whole heap, which slowed every lookup for seconds while it
+   * marked. A buffer's pages are the system's zeroed pages until written, so room not used
+   * costs address space, not memory.
+   */
+  constructor(capacity = 1024) {
+    let size = 1024;
+    while (size < capacity && size < MAX_ENTRIES) size *= 2;
+    this.data = new Int32Array(size);
+  }
 
   /** A region for these boundaries, every class unknown; -1 when there is no room. */
   region(bounds: readonly number[]): number {
@@ -72,9 +86,25 @@ export class ClassTable {
     return at;
   }
 
-  /** The region will not be answered from again (its trie changed). */
-  kill(region: number): void {
+  /** The region will not be answered from again (its trie changed); its number of boundaries. */
+  kill(region: number): number {
+    const b = this.data[region]!;
     this.data[region] = DEAD;
+    return b;
+  }
+
+  /**
+   * A killed region made again in place for the same trie, every class unknown: `bounds` as
+   * many as it had. Only its own trie may do this: the sides that pointed to it are its trie's,
+   * and find it live again with that trie's classes.
+   */
+  reviveRegion(region: number, bounds: readonly number[]): number {
+    const b = bounds.length;
+    const data = this.data;
+    data[region] = b;
+    for (let i = 0; i < b; i++) data[region + 1 + i] = signedOrder(bounds[i]!);
+    data.fill(0, region + 1 + b, region + 1 + b + b * TYPE_SLOTS);
+    return region;
   }
 
   /** The offset of a source's class cell in a live region; -1 when the region is dead. */

@@ -217,6 +217,15 @@ export class DecisionTrie<L, F = Flow> {
   /** This trie's region in the class table (-1: none yet), and the table's generation it is of. */
   private regionAt = -1;
   private regionGeneration = -1;
+  /**
+   * The region let go last and its number of boundaries (of generation regionGeneration): made
+   * again in place when the boundaries are as many (a walk added without a new network, the
+   * common case), so that the table does not grow by a region per walk kept. Its growth was
+   * what started major collections in the middle of steady lookups (V8's external memory
+   * pressure: the table's buffer doubling).
+   */
+  private deadAt = -1;
+  private deadBounds = 0;
   /** Classes can be used (every packed source network is a prefix). */
   private classed = true;
   /** A decision that only a call can ask (a closure): lookups need the whole flow. */
@@ -235,8 +244,11 @@ export class DecisionTrie<L, F = Flow> {
     if (!this.classed || this.bounds.length > MAX_REGION_BOUNDS) return -1;
     const table = this.table ??= new ClassTable();
     if (this.regionAt >= 0 && this.regionGeneration === table.generation) return this.regionAt;
+    const reuse = this.deadAt >= 0 && this.regionGeneration === table.generation && this.deadBounds === this.bounds.length;
+    const dead = this.deadAt;
+    this.deadAt = -1;
     this.regionGeneration = table.generation;
-    return (this.regionAt = table.region(this.bounds));
+    return (this.regionAt = reuse ? table.reviveRegion(dead, this.bounds) : table.region(this.bounds));
   }
 
   /**
@@ -404,7 +416,10 @@ export class DecisionTrie<L, F = Flow> {
 
   /** The trie changed: its region is not answered from again (a new one is made when asked). */
   private forgetClasses(): void {
-    if (this.regionAt >= 0 && this.regionGeneration === this.table!.generation) this.table!.kill(this.regionAt);
+    if (this.regionAt >= 0 && this.regionGeneration === this.table!.generation) {
+      this.deadBounds = this.table!.kill(this.regionAt);
+      this.deadAt = this.regionAt;
+    }
     this.regionAt = -1;
   }
 }

@@ -11,6 +11,7 @@
 import { KpsimError } from '../errors.js';
 import { type Family, type Words, familyOfValidIP, plainIPv4Value } from '../util/ip.js';
 import type { Ruleset } from '../iptables/types.js';
+import { countRules } from '../iptables/render.js';
 import { AddressCache, LocalAddresses, normalizeAddress } from './addresses.js';
 import { Ipset } from './ipsets.js';
 import { traceKubeProxyTest } from './kube-proxy-test.js';
@@ -30,6 +31,12 @@ import { defineLazyHops } from './lazy-hops.js';
 type Writable<T> = { -readonly [K in keyof T]: T[K] };
 
 export const DEFAULT_MASQUERADE_MARK = 0x4000;
+
+/**
+ * The class table's first size per rule of the rulesets: at 10k services x 10 endpoints (368k
+ * rules) a load of every kind of lookup over 16k packets filled some 12 numbers per rule.
+ */
+const CLASS_NUMBERS_PER_RULE = 16;
 
 export interface Tracer {
   /** Every outcome, and a seeded sample when `opts.seed` is given. */
@@ -79,7 +86,7 @@ export function createTracer(
     }
     return lastLists!;
   };
-  const cache = options.cache === false ? undefined : new WalkCache();
+  const cache = options.cache === false ? undefined : new WalkCache(list.reduce((n, ruleset) => n + countRules(ruleset), 0) * CLASS_NUMBERS_PER_RULE);
   let lookups = 0;
   let hits = 0;
   /** The draws of a seeded lookup (one object, started over for each seed). */

@@ -77,7 +77,12 @@ export class WalkCache {
   private holders: SlotHolder[] = [];
   private nodes = 0;
   /** The source classes of every slot's tries, and each destination side's regions (class-table.ts). */
-  readonly classes = new ClassTable();
+  readonly classes: ClassTable;
+
+  /** `classCapacity`: the class table's first size (see ClassTable). */
+  constructor(classCapacity?: number) {
+    this.classes = new ClassTable(classCapacity);
+  }
 
   /** The slot of a destination side (the address's holder, then the rest), made empty when new. */
   slot(holder: SlotHolder, protoCode: number, dport: number, fromNode: boolean, mark: number): CacheSlot {

@@ -5,7 +5,9 @@
  * - the table itself: a source finds its own class on both sides of every boundary (the whole
  *   unsigned range, past the Int32 sign), a region whose trie changed is not answered from, a
  *   cleared table answers nothing, every side of an address (ports, origins, marks) keeps its
- *   own regions, past the first side of an address and past the table's first growth;
+ *   own regions, past the first side of an address and past the table's first growth; a trie
+ *   whose walks add no boundary makes its region again in place (the table does not grow by a
+ *   region per walk kept), answering as a trie asked only once all walks were in;
  * - a tracer answering from it: every packet asked a second time (now from the table, after
  *   every walk of the first pass changed the tries) answers as a walk does; answers read from
  *   the table give way to the walk when the affinity state changes (a client put in a recent
@@ -19,6 +21,7 @@ import { parseIptablesSave } from '../../src/iptables/parse.js';
 import { renderIptablesSave } from '../../src/iptables/render.js';
 import { clusterFromManifests } from '../../src/manifest/load.js';
 import { CELL_ANSWER, ClassTable, NOT_FLAT } from '../../src/trace/class-table.js';
+import { DecisionLog, DecisionTrie } from '../../src/trace/decisions.js';
 import { createTracer } from '../../src/trace/tracer.js';
 import type { Packet, RecentLookup, TraceOptions } from '../../src/trace/types.js';
 import { buildProxierState, resolveNode } from '../../src/tracker/proxier-state.js';
@@ -131,6 +134,35 @@ test('class table: every side of an address keeps its own regions (ports, marks,
   assert.equal(table.sideRegion(3000, 30000, 0, 0), -1, 'another address');
   assert.equal(table.sideRegion(0xffffffff - 1000, 30000, 0, 0), -1, 'another address past 2^31');
   assert.equal(table.sideRegion(0xffffffff, 30001, 0, 1), want.get(`${0xffffffff} 30001 0 1`), 'the second side of 255.255.255.255');
+});
+
+test('class table: a trie whose walks add no boundary makes its region again in place, answering as a fresh one', () => {
+  const table = new ClassTable(1 << 16);
+  assert.equal(table.data.length, 1 << 16, 'the size asked for');
+  const live = new DecisionTrie<string>(table);
+  const logs: DecisionLog[] = [];
+  const regions = new Set<number>();
+  const draws = new SeededDraws();
+  // Walk k: k draws of one half that fail, then one that succeeds (a statistic chain).
+  for (let k = 0; k < 40; k++) {
+    const log = new DecisionLog();
+    for (let j = 0; j < k; j++) log.addDraw(0x40000000, false, false);
+    log.addDraw(0x40000000, false, true);
+    logs.push(log);
+    live.insert(log, `walk ${k}`);
+    live.find(0x0a000001, TYPE_BIT, undefined, undefined, draws.reset(k));
+    regions.add(live.region());
+  }
+  assert.deepEqual([...regions], [[...regions][0]], `one region for every walk kept, got ${regions.size}`);
+  const fresh = new DecisionTrie<string>(new ClassTable());
+  logs.forEach((log, k) => fresh.insert(log, `walk ${k}`));
+  for (let seed = 0; seed < 200; seed++) {
+    for (const src of [0x0a000001, 0xc0a80001]) {
+      const got = live.find(src, TYPE_BIT, undefined, undefined, draws.reset(seed));
+      const want = fresh.find(src, TYPE_BIT, undefined, undefined, new SeededDraws().reset(seed));
+      assert.equal(got, want, `seed ${seed}, source ${src.toString(16)}`);
+    }
+  }
 });
 
 function generatedRules(services: number): { rules: ReturnType<typeof compileIptablesRules>; localAddresses: readonly string[] } {

@@ -481,7 +481,7 @@ function checkKnownPacket(packet: Packet, facts: AddressFactsCache): (CheckedPac
 }
 
 
-function isPort(value: unknown, allowZero: boolean): value is number {
+export function isPort(value: unknown, allowZero: boolean): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value <= 65535 && (allowZero ? value >= 0 : value >= 1);
 }
 
@@ -489,7 +489,7 @@ function isPort(value: unknown, allowZero: boolean): value is number {
 const FIRST_PACKET_STATES = ctStateBits(['NEW']);
 
 /** What a packet's addresses are to the node. */
-interface AddressFacts {
+export interface AddressFacts {
   /** The address interned: a small integer of its own (the class table's key for a destination). */
   readonly id: number;
   readonly words: Words;
@@ -526,7 +526,7 @@ function recentFlowOf(packet: Packet, src: AddressFacts): Flow {
  * needs of it (the source's IPv4 address, type and locality; the destination's id, the class
  * table's key) is laid out in typed arrays by id, so that the lookup reads no facts object.
  */
-class AddressFactsCache {
+export class AddressFactsCache {
   private readonly ids = new Map<string, number>();
   private byId: AddressFacts[] = [];
   /** By id: the IPv4 address as an Int32 (its bits), and INFO_* bits with the type bit. */
@@ -592,9 +592,9 @@ const PLAIN_MARK = 4;
 const PLAIN_FIELDS = 5;
 
 /** AddressFactsCache.info: a node's own address; an IPv6 address. Below them, the type bit. */
-const INFO_LOCAL = 1 << 20;
-const INFO_IPV6 = 1 << 21;
-const INFO_TYPE = INFO_LOCAL - 1;
+export const INFO_LOCAL = 1 << 20;
+export const INFO_IPV6 = 1 << 21;
+export const INFO_TYPE = INFO_LOCAL - 1;
 
 /**
  * The packet's flow. With the default options (what load tests and the simulator trace) the

@@ -375,7 +375,7 @@ function keptSampleOnlyResult(sample: TraceSample, origin: 'PREROUTING' | 'OUTPU
  * changes name the packet's source); what does not depend on the source is the kept answer's,
  * shared (answers are read only).
  */
-function withOwnSample(kept: TraceResult, sample: TraceSample): TraceResult {
+export function withOwnSample(kept: TraceResult, sample: TraceSample): TraceResult {
   return {
     verdict: kept.verdict,
     endpoints: kept.endpoints,

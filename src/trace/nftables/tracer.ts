@@ -17,7 +17,7 @@ import { NOT_FLAT } from '../class-table.js';
 import { callerRecentLists, RecentLists } from '../recent.js';
 import { DecisionLog, type DecisionTrie, MISS, UNPREDICTABLE } from '../decisions.js';
 import { protocolCode } from '../fast-checks.js';
-import { AddressFactsCache, checkPacket, INFO_IPV6, INFO_LOCAL, INFO_TYPE, isPort, sampleOnlyResult, seedOfSampleOnly, summarize, withSample } from '../tracer.js';
+import { AddressFactsCache, checkPacket, INFO_IPV6, INFO_LOCAL, INFO_TYPE, isPort, sampleOnlyResult, seedOfSampleOnly, summarize, withOwnSample, withSample } from '../tracer.js';
 import type { Hop, Packet, TraceContext, TraceOptions, TraceResult, TraceSample } from '../types.js';
 import { slotKey } from '../walk-cache.js';
 import { KpsimError } from '../../errors.js';
@@ -38,8 +38,12 @@ export interface NftTracer {
   rulesEvaluated(packet: Packet, opts?: TraceOptions): number;
   /** Index every set and read every rule now, rather than on first use. */
   warm(): void;
-  /** Lookups that could be answered from kept walks, and how many were (as iptables mode's). */
-  cacheStats(): { readonly lookups: number; readonly hits: number };
+  /**
+   * Lookups that could be answered from kept walks, and how many were (as iptables mode's);
+   * `tableHits`: how many of those were read from the class table alone (a source class's
+   * answer, no trie asked).
+   */
+  cacheStats(): { readonly lookups: number; readonly hits: number; readonly tableHits: number };
 }
 
 function isRuleset(value: NftRuleset | readonly NftRuleset[]): value is NftRuleset {
@@ -87,6 +91,7 @@ export function createNftTracer(rulesets: NftRuleset | readonly NftRuleset[], co
   const sourceMatches = kept === undefined ? undefined : new NftSourceMatches();
   let lookups = 0;
   let hits = 0;
+  let tableHits = 0;
   const draws = new SeededDraws();
 
   const prepare = (packet: Packet, opts: TraceOptions): Prepared => {
@@ -147,19 +152,29 @@ export function createNftTracer(rulesets: NftRuleset | readonly NftRuleset[], co
     return leaf;
   };
 
+  /**
+   * A kept sample as this packet's: the kept one itself, or (a walk that updated affinity sets)
+   * one with the updates made by this packet's source, the rest shared (a literal: a spread
+   * of the kept sample per lookup was most of an affinity service's hit).
+   */
   const sampleFor = (got: NftSampleLeaf | TraceSample, src: string): TraceSample => {
-    if (!('sampleOnly' in got && 'updates' in got)) return got;
+    if (!isLeaf(got)) return got;
     if (got.updates === undefined) return got.sample;
-    const { recent: _recent, ...rest } = got.sample;
-    return { ...rest, recent: updatesFor(got.updates, src) };
+    const base = got.sample;
+    const recent = updatesFor(got.updates, src);
+    return base.endpoint !== undefined
+      ? { endpoint: base.endpoint, verdict: base.verdict, masquerade: base.masquerade, hops: base.hops, recent }
+      : { verdict: base.verdict, masquerade: base.masquerade, hops: base.hops, recent };
   };
 
-  /** A kept sample's sampleOnly answer: shared when the walk made no updates, else the packet's own. */
+  /**
+   * A kept sample's sampleOnly answer: made once and shared (frozen); a walk that updated
+   * affinity sets gets the packet's own sample in a copy of it (see withOwnSample).
+   */
   const sampleOnlyOf = (got: NftSampleLeaf | TraceSample, src: string, origin: 'PREROUTING' | 'OUTPUT'): TraceResult => {
-    if ('sampleOnly' in got && 'updates' in got && got.updates === undefined) {
-      return (got.sampleOnly ??= Object.freeze(sampleOnlyResult(got.sample, origin)));
-    }
-    return sampleOnlyResult(sampleFor(got, src), origin);
+    if (!isLeaf(got)) return sampleOnlyResult(got, origin);
+    const kept = (got.sampleOnly ??= Object.freeze(sampleOnlyResult(got.sample, origin)));
+    return got.updates === undefined ? kept : withOwnSample(kept, sampleFor(got, src));
   };
 
   /**
@@ -202,7 +217,9 @@ export function createNftTracer(rulesets: NftRuleset | readonly NftRuleset[], co
     const region = table.sideRegion(plain[PLAIN_DST]!, plain[PLAIN_KEY]!, plain[PLAIN_MARK]!, which);
     if (region < 0) return undefined;
     const found = table.answer(region, facts.v4[src]! >>> 0, info & INFO_TYPE, seededDraws);
-    return found === NOT_FLAT || found === MISS || found === UNPREDICTABLE ? undefined : found as L;
+    if (found === NOT_FLAT || found === MISS || found === UNPREDICTABLE) return undefined;
+    tableHits++;
+    return found as L;
   };
 
   /**
@@ -228,7 +245,7 @@ export function createNftTracer(rulesets: NftRuleset | readonly NftRuleset[], co
     warm: () => {
       for (const program of programs.values()) program.warm();
     },
-    cacheStats: () => ({ lookups, hits }),
+    cacheStats: () => ({ lookups, hits, tableHits }),
     sample: (packet, seed, opts = NO_OPTIONS) => {
       if (plainSide(packet, opts)) {
         const found = plainLeaf(seed);
@@ -292,6 +309,10 @@ export function createNftTracer(rulesets: NftRuleset | readonly NftRuleset[], co
       return opts.seed === undefined ? all : withSample(all, sampleFor(seeded(p, opts.seed), setup.flow.src));
     },
   };
+}
+
+function isLeaf(got: NftSampleLeaf | TraceSample): got is NftSampleLeaf {
+  return 'sampleOnly' in got && 'updates' in got;
 }
 
 /** Trace one packet through nftables rulesets (IPv4 and/or IPv6 tables). */

@@ -847,6 +847,8 @@ export function readsSource(sel: Selector): boolean {
 
 /** A kept sampled walk's updates for the packet from `src` (as the walk would have made them). */
 export function updatesFor(templates: readonly RecentTemplate[], src: string): RecentUpdate[] {
+  // kube-proxy's one update (the endpoint's affinity set) needs no sorting out.
+  if (templates.length === 1) return [{ list: templates[0]!.list, address: templates[0]!.ip ?? src }];
   let updates: RecentUpdate[] = [];
   for (const t of templates) {
     const address = t.ip ?? src;

@@ -159,10 +159,12 @@ test('nftables: answers read from the class table give way when a client enters 
   assert.ok(sets.length > 0, 'the generated cluster has services with ClientIP affinity');
   const client = '10.244.1.77';
   let pinned = 0;
+  const affinityPackets: Packet[] = [];
   for (const { dst, proto, dport } of destinations(text, state.nodeIPs)) {
     const packet: Packet = { proto, src: client, dst, dport };
     // The set the walk with seed 1 updates (none: the service has no affinity).
     const set = keeping.trace(packet, { seed: 1 }).sample?.recent?.[0]?.list;
+    if (set !== undefined) affinityPackets.push(packet);
     for (let round = 0; round < 2; round++) {
       for (let seed = 0; seed < 12; seed++) {
         check.compare(packet, { seed, sampleOnly: true });
@@ -179,6 +181,19 @@ test('nftables: answers read from the class table give way when a client enters 
     }
   }
   assert.ok(pinned > 0, 'clients were pinned by an affinity set');
+  // With every set empty again, an affinity service's answers come back to the class table: its
+  // affinity checks answer the same for every source then (and so are no reason to walk).
+  for (const packet of affinityPackets) {
+    const ask = (): void => {
+      keeping.trace(packet);
+      keeping.trace(packet, { seed: 5, sampleOnly: true });
+    };
+    ask();
+    const before = keeping.cacheStats();
+    ask();
+    const after = keeping.cacheStats();
+    assert.equal(after.tableHits - before.tableHits, 2, `${JSON.stringify(packet)}: both answers read from the class table (${JSON.stringify({ before, after })})`);
+  }
 });
 
 test('prefixesOf: the prefixes that cover an IPv4 range exactly, largest first at each step', () => {

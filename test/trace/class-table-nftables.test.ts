@@ -27,7 +27,7 @@ import type { Packet, RecentState, TraceOptions } from '../../src/trace/types.js
 import { buildProxierState, resolveNode } from '../../src/tracker/proxier-state.js';
 import { bigIntToIP, ipToBigInt } from '../../src/util/ip.js';
 import { generateClusterManifests } from '../helpers/cluster-builders.js';
-import { KeptWalkCheck } from '../helpers/kept-walks.js';
+import { KeptWalkCheck, nftServiceDestinations } from '../helpers/kept-walks.js';
 
 function generatedState(seed: number, services: number) {
   const manifests = generateClusterManifests({ seed, services, endpointsPerService: 4, nodes: 3 });
@@ -94,17 +94,6 @@ function boundarySources(text: string, localAddresses: readonly string[]): strin
   return [...out];
 }
 
-/** The destinations kube-proxy's maps send to services, node ports on each node address. */
-function destinations(text: string, nodeIPs: readonly string[]): { dst: string; proto: 'tcp' | 'udp'; dport: number }[] {
-  const out: { dst: string; proto: 'tcp' | 'udp'; dport: number }[] = [];
-  for (const m of text.matchAll(/add element ip kube-proxy service-ips \{ (\S+) \. (tcp|udp) \. (\d+) :/g)) {
-    out.push({ dst: m[1]!, proto: m[2] as 'tcp' | 'udp', dport: Number(m[3]) });
-  }
-  for (const m of text.matchAll(/add element ip kube-proxy service-nodeports \{ (tcp|udp) \. (\d+) :/g)) {
-    for (const dst of nodeIPs) out.push({ dst, proto: m[1] as 'tcp' | 'udp', dport: Number(m[2]) });
-  }
-  return out;
-}
 
 interface Case {
   readonly name: string;
@@ -128,7 +117,7 @@ for (const c of CASES) {
     const check = new KeptWalkCheck(keeping, walking);
     const sources = boundarySources(text + FIREWALL, state.localAddresses);
     const packets: Packet[] = [];
-    for (const { dst, proto, dport } of destinations(text, state.nodeIPs)) for (const src of sources) packets.push({ proto, src, dst, dport });
+    for (const { dst, proto, dport } of nftServiceDestinations(text, state.nodeIPs)) for (const src of sources) packets.push({ proto, src, dst, dport });
     assert.ok(packets.length > 3000, `${packets.length} packets`);
     const optsOf = (i: number): TraceOptions => [{}, { seed: i % 37, sampleOnly: true }, { seed: i % 41 }, { seed: i % 13, mark: 0x4000 }, { fromNode: true }, { seed: i % 7, sampleOnly: true, fromNode: true }][i % 6]!;
     // First pass: walks added one after another (each changes its trie: new boundaries, new draws).
@@ -160,7 +149,7 @@ test('nftables: answers read from the class table give way when a client enters 
   const client = '10.244.1.77';
   let pinned = 0;
   const affinityPackets: Packet[] = [];
-  for (const { dst, proto, dport } of destinations(text, state.nodeIPs)) {
+  for (const { dst, proto, dport } of nftServiceDestinations(text, state.nodeIPs)) {
     const packet: Packet = { proto, src: client, dst, dport };
     // The set the walk with seed 1 updates (none: the service has no affinity).
     const set = keeping.trace(packet, { seed: 1 }).sample?.recent?.[0]?.list;

@@ -9,7 +9,10 @@
  *                           signedOrder(bound), so that signed comparison keeps their order
  *   draws (one per class):  4 numbers per draw: the stored probability less one (a 31-bit draw
  *                           matches when not above it), 1 when negated, and where yes and no
- *                           lead (a draw's offset, or -(ref + 1): an answer)
+ *                           lead (a draw's offset, or -(ref + 1): an answer); or an nftables
+ *                           `numgen random mod N` pick: N less one, PICK_STEP or PICKED_STEP
+ *                           + 4 * the index it asks for (PICK draws the index, PICKED asks the
+ *                           same draw's index again), and where yes and no lead
  *
  * A class cell is 0 until the class is first asked, then CELL_ANSWER/CELL_DRAWS/CELL_NODE + 4 *
  * x: an answer (`refs[x]`), draws at offset x, or a trie node to walk from (`refs[x]`: the
@@ -30,6 +33,7 @@
  * region is of an older generation make a new one.
  */
 import type { SeededDraws } from '../util/random.js';
+import { numgenIndex } from '../nftables/numgen.js';
 
 /** Address types per interval of a class (ADDRESS_TYPES has 12; no type: 15). */
 export const TYPE_SLOTS = 16;
@@ -42,6 +46,10 @@ export const CELL_NODE = 3;
 const MAX_ENTRIES = 1 << 25;
 /** Boundaries past which a trie keeps no region (its classes would be too many to lay out). */
 export const MAX_REGION_BOUNDS = 256;
+
+/** A flattened numgen pick's second number: draw the index (PICK_STEP) or ask the last one (PICKED_STEP), + 4 * the index asked for. */
+export const PICK_STEP = 2;
+export const PICKED_STEP = 3;
 
 /** Not answered from the table: ask the trie. */
 export const NOT_FLAT = Symbol('not in the class table');
@@ -137,7 +145,16 @@ export class ClassTable {
     if (kind === CELL_ANSWER) return this.refs[(cell - CELL_ANSWER) / 4];
     if (kind !== CELL_DRAWS || draws === undefined) return NOT_FLAT;
     let at = (cell - CELL_DRAWS) / 4;
-    while (at >= 0) at = ((draws.next() & 0x7fffffff) <= data[at]!) !== (data[at + 1] !== 0) ? data[at + 2]! : data[at + 3]!;
+    let picked = -1;
+    while (at >= 0) {
+      const how = data[at + 1]!;
+      if (how <= 1) {
+        at = ((draws.next() & 0x7fffffff) <= data[at]!) !== (how !== 0) ? data[at + 2]! : data[at + 3]!;
+      } else {
+        if ((how & 3) === PICK_STEP) picked = numgenIndex(draws.next(), data[at]! + 1);
+        at = picked === how >> 2 ? data[at + 2]! : data[at + 3]!;
+      }
+    }
     return this.refs[-at - 1];
   }
 

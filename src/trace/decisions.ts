@@ -22,7 +22,7 @@
 import type { Words } from '../util/ip.js';
 import { CHECK, sourceInterval, sourcePasses, type FastChecks } from './fast-checks.js';
 import type { SeededDraws } from '../util/random.js';
-import { CELL_ANSWER, CELL_DRAWS, CELL_NODE, ClassTable, MAX_REGION_BOUNDS, NOT_FLAT } from './class-table.js';
+import { CELL_ANSWER, CELL_DRAWS, CELL_NODE, ClassTable, MAX_REGION_BOUNDS, NOT_FLAT, PICK_STEP, PICKED_STEP } from './class-table.js';
 import { numgenIndex } from '../nftables/numgen.js';
 import { recentKey, type RecentChange, RecentLists, type RecentSource } from './recent.js';
 import type { Flow } from './walk-state.js';
@@ -152,8 +152,9 @@ export const UNPREDICTABLE = Symbol('the walk must be made');
  * The draws below a source class, flattened for the class table (ClassTable.addDraws): below a
  * class every source check answers the same, so what is left is a tree of draws. `steps` holds
  * 4 numbers per draw (the stored probability, 1 when negated, where yes and no lead: a draw's
- * index, or -(end + 1)), `ends` the answers they reach; undefined when a decision there is not
- * a draw or a source check (it needs a call) or there are too many draws.
+ * index, or -(end + 1); a numgen pick: its modulus, PICK_STEP/PICKED_STEP + 4 * its index),
+ * `ends` the answers they reach; undefined when a decision there is not a draw, a pick or a
+ * source check (it needs a call) or there are too many draws.
  */
 function flattenDraws<L, F>(
   from: TrieNode<L, F>, src32: number, srcTypeBit: number,
@@ -170,9 +171,11 @@ function flattenDraws<L, F>(
       ends.push(node === undefined ? MISS : answerOf(node));
       return -ends.length;
     }
-    if (node.kind !== DRAW || steps.length >= MAX_FLAT_DRAWS * 4) return null;
+    if ((node.kind !== DRAW && node.kind !== PICK && node.kind !== PICKED) || steps.length >= MAX_FLAT_DRAWS * 4) return null;
     const at = steps.length / 4;
-    steps.push(node.row, node.flags, 0, 0);
+    // A numgen pick (nftables mode): its modulus, and which index it asks for (see ClassTable).
+    if (node.kind === DRAW) steps.push(node.row, node.flags, 0, 0);
+    else steps.push(node.row, (node.kind === PICK ? PICK_STEP : PICKED_STEP) + 4 * node.flags, 0, 0);
     const yes = code(node.yes);
     if (yes === null) return null;
     const no = code(node.no);
@@ -315,7 +318,7 @@ export class DecisionTrie<L, F = Flow> {
       table.data[cellAt] = CELL_ANSWER + 4 * table.ref(answer);
       return answer;
     }
-    const flat = past.kind === DRAW ? flattenDraws(past, src32, srcTypeBit) : undefined;
+    const flat = past.kind === DRAW || past.kind === PICK ? flattenDraws(past, src32, srcTypeBit) : undefined;
     if (flat !== undefined) {
       const at = table.addDraws(flat.steps, flat.ends, flat.start);
       // No room: everything was let go, this region with it.

@@ -412,7 +412,7 @@ function keptSampleOnlyResult(sample: TraceSample, origin: 'PREROUTING' | 'OUTPU
  * changes name the packet's source); what does not depend on the source is the kept answer's,
  * shared (answers are read only).
  */
-function withOwnSample(kept: TraceResult, sample: TraceSample): TraceResult {
+export function withOwnSample(kept: TraceResult, sample: TraceSample): TraceResult {
   return {
     verdict: kept.verdict,
     endpoints: kept.endpoints,
@@ -522,7 +522,7 @@ function checkKnownPacket(packet: Packet, facts: AddressFactsCache): (CheckedPac
 }
 
 
-function isPort(value: unknown, allowZero: boolean): value is number {
+export function isPort(value: unknown, allowZero: boolean): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value <= 65535 && (allowZero ? value >= 0 : value >= 1);
 }
 
@@ -530,7 +530,7 @@ function isPort(value: unknown, allowZero: boolean): value is number {
 const FIRST_PACKET_STATES = ctStateBits(['NEW']);
 
 /** What a packet's addresses are to the node. */
-interface AddressFacts {
+export interface AddressFacts {
   /** The address interned: a small integer of its own (the class table's key for a destination). */
   readonly id: number;
   readonly words: Words;
@@ -569,7 +569,7 @@ function recentFlowOf(packet: Packet, src: AddressFacts): Flow {
  * an address's numbers side by side (CELL_STRIDE), one cache line where two arrays were two
  * (a lookup at 10k services is bound by memory latency: each line it reads is a likely miss).
  */
-class AddressFactsCache {
+export class AddressFactsCache {
   private readonly ids = new Map<string, number>();
   private byId: AddressFacts[] = [];
   /** By id (CELL_STRIDE numbers each): INFO_* bits with the type bit, and the IPv4 address as an Int32 (its bits). */
@@ -648,14 +648,14 @@ function v4Info(local: LocalAddresses, value: number): number {
 }
 
 /** AddressFactsCache.cells: an address's INFO_* bits, then its IPv4 address. */
-const CELL_INFO = 0;
-const CELL_V4 = 1;
-const CELL_STRIDE = 2;
+export const CELL_INFO = 0;
+export const CELL_V4 = 1;
+export const CELL_STRIDE = 2;
 
 /** An address's INFO_* bits: a node's own address; an IPv6 address. Below them, the type bit. */
-const INFO_LOCAL = 1 << 20;
-const INFO_IPV6 = 1 << 21;
-const INFO_TYPE = INFO_LOCAL - 1;
+export const INFO_LOCAL = 1 << 20;
+export const INFO_IPV6 = 1 << 21;
+export const INFO_TYPE = INFO_LOCAL - 1;
 
 /**
  * The packet's flow. With the default options (what load tests and the simulator trace) the

@@ -33,3 +33,18 @@ export class KeptWalkCheck {
     this.compared++;
   }
 }
+
+/**
+ * The destinations kube-proxy's nftables maps send to services, from the table's script
+ * (renderNftScript): service IPs with their protocol and port, node ports on each node address.
+ */
+export function nftServiceDestinations(text: string, nodeIPs: readonly string[]): { dst: string; proto: 'tcp' | 'udp'; dport: number }[] {
+  const out: { dst: string; proto: 'tcp' | 'udp'; dport: number }[] = [];
+  for (const m of text.matchAll(/add element ip kube-proxy service-ips \{ (\S+) \. (tcp|udp) \. (\d+) :/g)) {
+    out.push({ dst: m[1]!, proto: m[2] as 'tcp' | 'udp', dport: Number(m[3]) });
+  }
+  for (const m of text.matchAll(/add element ip kube-proxy service-nodeports \{ (tcp|udp) \. (\d+) :/g)) {
+    for (const dst of nodeIPs) out.push({ dst, proto: m[1] as 'tcp' | 'udp', dport: Number(m[2]) });
+  }
+  return out;
+}

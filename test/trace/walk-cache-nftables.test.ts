@@ -22,7 +22,7 @@ import type { Packet, RecentLookup, RecentState, TraceOptions } from '../../src/
 import { buildProxierState, resolveNode } from '../../src/tracker/proxier-state.js';
 import { bigIntToIP, ipToBigInt, parseCIDR } from '../../src/util/ip.js';
 import { generateClusterManifests, seededRandom } from '../helpers/cluster-builders.js';
-import { KeptWalkCheck } from '../helpers/kept-walks.js';
+import { KeptWalkCheck, nftServiceDestinations } from '../helpers/kept-walks.js';
 
 function generatedState(seed: number) {
   const manifests = generateClusterManifests({ seed, services: 40, endpointsPerService: 4, nodes: 3 });
@@ -51,17 +51,6 @@ function boundarySources(text: string): string[] {
   return [...out];
 }
 
-/** The destinations the maps send to services: (address, protocol, port), node ports on the node's addresses. */
-function destinations(text: string, nodeIPs: readonly string[]): { dst: string; proto: 'tcp' | 'udp'; dport: number }[] {
-  const out: { dst: string; proto: 'tcp' | 'udp'; dport: number }[] = [];
-  for (const m of text.matchAll(/add element ip kube-proxy service-ips \{ (\S+) \. (tcp|udp) \. (\d+) :/g)) {
-    out.push({ dst: m[1]!, proto: m[2] as 'tcp' | 'udp', dport: Number(m[3]) });
-  }
-  for (const m of text.matchAll(/add element ip kube-proxy service-nodeports \{ (tcp|udp) \. (\d+) :/g)) {
-    for (const dst of nodeIPs) out.push({ dst, proto: m[1] as 'tcp' | 'udp', dport: Number(m[2]) });
-  }
-  return out;
-}
 
 /** Affinity sets and their timeouts. */
 function affinitySets(text: string): Map<string, number> {
@@ -82,7 +71,7 @@ test('kept walks answer as walks do: nftables mode, a generated cluster (load-ba
   const random = seededRandom(7);
   const check = new KeptWalkCheck(keeping, walking);
   const compare = (packet: Packet, opts: TraceOptions): void => check.compare(packet, opts);
-  const dsts = destinations(text, state.nodeIPs);
+  const dsts = nftServiceDestinations(text, state.nodeIPs);
   assert.ok(dsts.length > 20, `destinations found in the table: ${dsts.length}`);
   for (const { dst, proto, dport } of dsts) {
     // Sources in order, so that each boundary's addresses come one after another; twice, so
@@ -140,7 +129,7 @@ test('recentLookup answers as the same lists given as recent (iptables and nftab
   const sets = affinitySets(iptablesText);
   let compared = 0;
   for (const { mode, tracer } of tracers) {
-    for (const { dst, proto, dport } of destinations(iptablesText, state.nodeIPs).slice(0, 30)) {
+    for (const { dst, proto, dport } of nftServiceDestinations(iptablesText, state.nodeIPs).slice(0, 30)) {
       const src = '10.244.7.9';
       // iptables mode's lists are named after the KUBE-SEP chains: take the names its walk sets.
       const names = new Set([...sets.keys(), ...(tracer.trace({ proto, src, dst, dport }, { seed: 1 }).sample?.recent ?? []).map((u) => u.list)]);

@@ -40,6 +40,8 @@ import type { DecisionLog, RecentTemplate } from '../decisions.js';
 import type { Hop, SetLookup, Verdict } from '../types.js';
 import type { PathOutcome } from '../walk.js';
 import type { RecentUpdate } from '../types.js';
+import { addressTypeBit, sourcePasses } from '../fast-checks.js';
+import type { NftSourceMatches, PackedSourceMatch } from './source-matches.js';
 
 /** A path's outcome, with the dynamic-set updates it made. */
 export interface NftPathOutcome extends PathOutcome {
@@ -70,6 +72,8 @@ export interface NftWalkSetup {
   readonly addresses: AddressCache;
   /** Dynamic sets' members (affinity): by set name, as `recent` lists. */
   readonly dynamic: RecentSource;
+  /** Packed forms of source matches, for walks that log their decisions (kept walks' source classes). */
+  readonly sourceMatches?: NftSourceMatches;
 }
 
 interface Frame {
@@ -403,35 +407,108 @@ class NftWalker {
   // ---------------------------------------------------------------- kept walks
 
   /**
-   * A match that reads the source, logged as two decisions that can be asked again for another
-   * packet (decisions.ts): whether it answers without a lookup or a note of its own (which
-   * would name the source: the walk is then made every time from here), and what it answers.
+   * A match that reads the source, logged as decisions that can be asked again for another
+   * packet (decisions.ts). An IPv4 source network or address-type match is logged as packed
+   * source checks (source-matches.ts), which give the kept walks their source classes; a match
+   * on a dynamic set (affinity) as recent checks; any other as two closures: whether it answers
+   * without a lookup or a note of its own (which would name the source: the walk is then made
+   * every time from here), and what it answers.
    */
   private loggedMatch(path: NftPath, rule: CompiledRule, st: Extract<Statement, { kind: 'match' }>, lookups: SetLookup[], notes: string[]): Step {
+    const packed = this.setup.program.family === 4 ? this.setup.sourceMatches?.of(st) : undefined;
+    if (packed !== undefined) {
+      const step = this.loggedPacked(path, rule, st, packed, lookups, notes);
+      if (step !== undefined) return step;
+    }
     const log = this.log!;
     const lookupsBefore = lookups.length;
     const notesBefore = notes.length;
     const ok = this.match(path, rule, st.left, st.op, st.right, lookups, notes);
     const clean = typeof ok === 'boolean' && lookups.length === lookupsBefore && notes.length === notesBefore;
+    const ask = this.askAgain(path, rule, st);
+    let last: boolean | undefined;
+    const decideClean = (flow: NftFlow, lists: RecentSource): boolean => {
+      last = ask(flow, lists);
+      return last !== undefined;
+    };
+    if (this.isEmptyDynamicSet(rule, st)) {
+      // With every list empty such a match answers the same for every source, cleanly (no
+      // element, no note): recent checks, which a lookup with empty lists answers without a call.
+      log.addRecent(decideClean, clean, true);
+      if (clean) log.addRecent(() => last === true, ok === true, st.op === '!=');
+      else log.unpredictable = true;
+    } else {
+      log.add(decideClean, clean);
+      if (clean) log.add(() => last === true, ok === true);
+      else log.unpredictable = true;
+    }
+    return typeof ok === 'object' ? ok : ok ? 'next' : 'nomatch';
+  }
+
+  /**
+   * The match asked again for another packet (its flow and lists): its answer when it makes no
+   * lookup or note of its own, else undefined. One walker asks it for every later packet.
+   */
+  private askAgain(path: NftPath, rule: CompiledRule, st: Extract<Statement, { kind: 'match' }>): (flow: NftFlow, lists: RecentSource) => boolean | undefined {
     const frozen = path.clone();
-    // One walker asks the match again for every later packet, its flow and lists set each time.
     const asked: { -readonly [K in keyof NftWalkSetup]: NftWalkSetup[K] } = { ...this.setup };
     const again = new NftWalker(asked, undefined, false);
     const ownLookups: SetLookup[] = [];
     const ownNotes: string[] = [];
-    let last: boolean | undefined;
-    log.add((flow, lists) => {
+    return (flow, lists) => {
       asked.flow = flow;
       asked.dynamic = lists;
       ownLookups.length = 0;
       ownNotes.length = 0;
       const answer = again.match(frozen, rule, st.left, st.op, st.right, ownLookups, ownNotes);
-      last = typeof answer === 'boolean' && ownLookups.length === 0 && ownNotes.length === 0 ? answer : undefined;
-      return last !== undefined;
-    }, clean);
-    if (clean) log.add(() => last === true, ok === true);
-    else log.unpredictable = true;
-    return typeof ok === 'object' ? ok : ok ? 'next' : 'nomatch';
+      return typeof answer === 'boolean' && ownLookups.length === 0 && ownNotes.length === 0 ? answer : undefined;
+    };
+  }
+
+  /**
+   * `ip saddr @set` (or `!=`) on a dynamic set with no elements of its own, of this family:
+   * kube-proxy's affinity sets, filled only by the packet path (here: the trace's lists).
+   */
+  private isEmptyDynamicSet(rule: CompiledRule, st: Extract<Statement, { kind: 'match' }>): boolean {
+    const left = st.left;
+    if (st.right.kind !== 'ref' || (st.op !== '==' && st.op !== '!=')) return false;
+    if (left.kind !== 'payload' || left.field !== 'saddr' || (left.base === 'ip') !== (this.setup.program.family === 4)) return false;
+    const set = this.setup.program.set(rule.table, st.right.set);
+    return set !== undefined && set.set.flags?.includes('dynamic') === true && set.set.elements.length === 0;
+  }
+
+  /**
+   * A packed source match (IPv4 networks or address types), logged as its packed checks in the
+   * order asked, up to the first that holds. The match is evaluated as every match is, too:
+   * should the packed answer differ, or the match make a lookup or note of its own, undefined
+   * is returned (and the match is logged as closures): the packed form is only a faster way to
+   * ask the same question, never another answer.
+   */
+  private loggedPacked(
+    path: NftPath, rule: CompiledRule, st: Extract<Statement, { kind: 'match' }>, packed: PackedSourceMatch, lookups: SetLookup[], notes: string[],
+  ): Step | undefined {
+    const lookupsBefore = lookups.length;
+    const notesBefore = notes.length;
+    const ok = this.match(path, rule, st.left, st.op, st.right, lookups, notes);
+    const { src32, typeBit } = this.sourceClass();
+    let held = -1;
+    for (let i = 0; i < packed.rows.length && held < 0; i++) if (sourcePasses(packed.checks, packed.rows[i]!, packed.flags[i]!, src32, typeBit)) held = i;
+    const answer = (held >= 0) !== packed.negated;
+    if (typeof ok !== 'boolean' || ok !== answer || lookups.length !== lookupsBefore || notes.length !== notesBefore) {
+      lookups.length = lookupsBefore;
+      notes.length = notesBefore;
+      return undefined;
+    }
+    const asked = held >= 0 ? held + 1 : packed.rows.length;
+    for (let i = 0; i < asked; i++) this.log!.addSourceChecks(packed.checks, packed.rows[i]!, packed.flags[i]!, i === held);
+    return ok ? 'next' : 'nomatch';
+  }
+
+  /** The source as packed checks read it: its IPv4 address (unsigned) and its address type's bit. */
+  private sourceClass(): { src32: number; typeBit: number } {
+    const src = this.setup.flow.src;
+    const words = this.setup.addresses.words(src);
+    return { src32: words.length === 1 ? words[0]! >>> 0 : -1, typeBit: addressTypeBit(this.setup.local.addressType(src, words)) };
   }
 
   /** A dynamic set updated with `address`: the source's left open (see RecentTemplate). */
@@ -770,6 +847,8 @@ export function readsSource(sel: Selector): boolean {
 
 /** A kept sampled walk's updates for the packet from `src` (as the walk would have made them). */
 export function updatesFor(templates: readonly RecentTemplate[], src: string): RecentUpdate[] {
+  // kube-proxy's one update (the endpoint's affinity set) needs no sorting out.
+  if (templates.length === 1) return [{ list: templates[0]!.list, address: templates[0]!.ip ?? src }];
   let updates: RecentUpdate[] = [];
   for (const t of templates) {
     const address = t.ip ?? src;

@@ -11,6 +11,7 @@
  *   add rule ip kube-proxy cluster-ips-check ip daddr @cluster-ips reject comment "..."
  *   add element ip kube-proxy service-ips { 172.30.0.41 . tcp . 80 : goto service-... }
  */
+import { ChainMap } from './chain-map.js';
 import { durationText } from './durations.js';
 import type { NftChain, NftElement, NftRuleset, NftSet, NftTable } from './types.js';
 
@@ -62,19 +63,36 @@ export function elementText(element: NftElement): string {
   return text;
 }
 
+/** A run of chains' declarations and rules, as renderChains writes them. */
+interface SegmentText {
+  readonly prefix: string;
+  readonly decls: string;
+  readonly body: string;
+}
+
 /**
- * One table's text, as pieces pushed onto `decls` (the table, its chains, sets and maps) and
- * `body` (the rules, then the elements), each joined once at the end: no intermediate strings
- * per line, which at 10k services meant half a million short-lived concatenations. Chains are
- * walked once for both their declaration and their rules: a node of a big cluster has 150k of
- * them spread over the heap, and each visit is a cache miss.
+ * The text of runs of chains shared by the tables of many nodes (chain-map.ts): an endpoint
+ * chain block is the same on every node that sees its port alike, and so is its text. Kept
+ * while the run is.
  */
-function renderTable(table: NftTable, decls: string[], body: string[]): void {
-  const prefix = `${table.family} ${table.name}`;
-  decls.push(tableLine(table), '\n');
+const segmentTexts = new WeakMap<readonly NftChain[], SegmentText>();
+
+function segmentText(prefix: string, run: readonly NftChain[]): SegmentText {
+  const known = segmentTexts.get(run);
+  if (known !== undefined && known.prefix === prefix) return known;
+  const decls: string[] = [];
+  const body: string[] = [];
+  renderChains(prefix, run, decls, body);
+  const text = { prefix, decls: decls.join(''), body: body.join('') };
+  segmentTexts.set(run, text);
+  return text;
+}
+
+/** Chains' declaration lines onto `decls`, their rules' lines onto `body`. */
+function renderChains(prefix: string, chains: Iterable<NftChain>, decls: string[], body: string[]): void {
   const chainHead = `add chain ${prefix} `;
   const ruleHead = `add rule ${prefix} `;
-  for (const chain of table.chains.values()) {
+  for (const chain of chains) {
     // Most chains have neither hook nor comment: their line is three pieces, nothing made.
     if (chain.base === undefined && chain.comment === undefined) decls.push(chainHead, chain.name, '\n');
     else decls.push(chainLine(prefix, chain), '\n');
@@ -87,6 +105,31 @@ function renderTable(table: NftTable, decls: string[], body: string[]): void {
       if (rule.comment !== undefined) body.push(' comment ', quoteComment(rule.comment));
       body.push('\n');
     }
+  }
+}
+
+/**
+ * One table's text, as pieces pushed onto `decls` (the table, its chains, sets and maps) and
+ * `body` (the rules, then the elements), each joined once at the end: no intermediate strings
+ * per line, which at 10k services meant half a million short-lived concatenations. Chains are
+ * walked once for both their declaration and their rules: a node of a big cluster has 150k of
+ * them spread over the heap, and each visit is a cache miss.
+ */
+function renderTable(table: NftTable, decls: string[], body: string[]): void {
+  const prefix = `${table.family} ${table.name}`;
+  decls.push(tableLine(table), '\n');
+  const chains = table.chains;
+  if (chains instanceof ChainMap) {
+    const { own, segments } = chains.runs();
+    // The table's own chains (the fixed ones) are made for this table alone; segments are shared.
+    renderChains(prefix, own, decls, body);
+    for (const segment of segments) {
+      const text = segmentText(prefix, segment);
+      decls.push(text.decls);
+      body.push(text.body);
+    }
+  } else {
+    renderChains(prefix, chains.values(), decls, body);
   }
   for (const set of table.sets.values()) decls.push(setLine(prefix, set), '\n');
   for (const set of table.sets.values()) {

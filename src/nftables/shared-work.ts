@@ -20,6 +20,7 @@ import { SourceRangeCheck } from '../tracker/source-ranges.js';
 import { EndpointBlocks } from '../topology/endpoint-blocks.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline } from '../util/position-cache.js';
+import { appendChains } from './chain-map.js';
 import { CLUSTER_IPS_SET } from './names.js';
 import { type NftPortReuse, serviceMapsOf, writeServicePort } from './service-rules.js';
 import type { NftSyncContext } from './sync-context.js';
@@ -226,8 +227,9 @@ function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: PortC
 
 /** Put a fragment into the node's table: its chains and sets after those already there, its elements into the shared maps. */
 export function applyFragment(table: NftTable, fragment: NftPortFragment): void {
-  for (const chain of fragment.endpointChains.chains) table.chains.set(chain.name, chain);
-  for (const chain of fragment.chains) table.chains.set(chain.name, chain);
+  // As segments: the chains are the fragment's, named after its port (chain-map.ts).
+  appendChains(table.chains, fragment.endpointChains.chains);
+  appendChains(table.chains, fragment.chains);
   for (const set of fragment.sets) table.sets.set(set.name, set);
   for (const [name, element, key] of fragment.elements) addKeyedElement(table.sets.get(name)!, element, key);
 }

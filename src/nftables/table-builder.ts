@@ -4,10 +4,11 @@
  * a no-op, as `add chain` is in nft; adding an element whose key exists replaces its value,
  * as knftables' fake does.
  */
+import { ChainMap } from './chain-map.js';
 import type { NftBaseChain, NftChain, NftElement, NftFamily, NftRule, NftSet, NftTable } from './types.js';
 
 export function createTable(family: NftFamily, name: string, comment?: string): NftTable {
-  return { family, name, ...(comment !== undefined ? { comment } : {}), sets: new Map(), chains: new Map() };
+  return { family, name, ...(comment !== undefined ? { comment } : {}), sets: new Map(), chains: new ChainMap() };
 }
 
 const NO_EXTRA: { comment?: string; base?: NftBaseChain } = {};

@@ -13,6 +13,7 @@
  */
 import { ChainMap } from './chain-map.js';
 import { durationText } from './durations.js';
+import { EndpointChain, ruleCountOf } from './endpoint-chain.js';
 import type { NftChain, NftElement, NftRuleset, NftSet, NftTable } from './types.js';
 
 /** Go's %q for the plain text nft accepts in a comment. */
@@ -96,9 +97,10 @@ function renderChains(prefix: string, chains: Iterable<NftChain>, decls: string[
     // Most chains have neither hook nor comment: their line is three pieces, nothing made.
     if (chain.base === undefined && chain.comment === undefined) decls.push(chainHead, chain.name, '\n');
     else decls.push(chainLine(prefix, chain), '\n');
+    const head = [ruleHead, chain.name, ' '].join('');
+    if (chain instanceof EndpointChain && chain.pushRuleLines(head, body)) continue;
     const rules = chain.rules;
     if (rules.length === 0) continue;
-    const head = [ruleHead, chain.name, ' '].join('');
     for (let i = 0; i < rules.length; i++) {
       const rule = rules[i]!;
       body.push(head, rule.text);
@@ -157,7 +159,7 @@ export function countNftRules(ruleset: NftRuleset): { rules: number; elements: n
   for (const table of ruleset.tables) {
     for (const chain of table.chains.values()) {
       chains++;
-      rules += chain.rules.length;
+      rules += ruleCountOf(chain);
     }
     for (const set of table.sets.values()) elements += set.elements.length;
   }

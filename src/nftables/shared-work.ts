@@ -21,6 +21,7 @@ import { EndpointBlocks } from '../topology/endpoint-blocks.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline } from '../util/position-cache.js';
 import { appendChains } from './chain-map.js';
+import { ruleCountOf } from './endpoint-chain.js';
 import { CLUSTER_IPS_SET } from './names.js';
 import { type NftPortReuse, serviceMapsOf, writeServicePort } from './service-rules.js';
 import type { NftSyncContext } from './sync-context.js';
@@ -84,7 +85,7 @@ class PortChains implements NftPortReuse {
 
   keepEndpointChains(endpoints: readonly EndpointInfo[], chains: readonly NftChain[]): void {
     let ruleCount = 0;
-    for (const chain of chains) ruleCount += chain.rules.length;
+    for (const chain of chains) ruleCount += ruleCountOf(chain);
     const block: EndpointChainBlock = { endpoints, chains, ruleCount };
     this.blocks.keep(block);
     this.blocks.taken = block;
@@ -210,7 +211,7 @@ function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: PortC
   const block = reuse.blocks.taken!;
   const chains = [...scratch.chains.values()];
   let ruleCount = block.ruleCount;
-  for (const chain of chains) ruleCount += chain.rules.length;
+  for (const chain of chains) ruleCount += ruleCountOf(chain);
   const sets: NftSet[] = [];
   const elements: [string, NftElement, string][] = [];
   let mapElements = 0;
@@ -238,7 +239,7 @@ export function applyFragment(table: NftTable, fragment: NftPortFragment): void 
 export function countTable(table: NftTable): NftCounts {
   let rules = 0;
   let elements = 0;
-  for (const chain of table.chains.values()) rules += chain.rules.length;
+  for (const chain of table.chains.values()) rules += ruleCountOf(chain);
   for (const set of table.sets.values()) elements += set.elements.length;
   return { rules, chains: table.chains.size, sets: table.sets.size, elements };
 }

@@ -45,11 +45,22 @@ export class EndpointChain implements NftChain {
     if (this.#rules !== undefined) return false;
     const ipX = this.#ipX;
     const ep = this.#ep;
-    out.push(head, ipX, ' saddr ', ep.ip, ' jump ', MARK_MASQ_CHAIN, '\n');
+    // Few pieces per line, each a constant or a string that exists: the pieces are what a join pays for.
+    out.push(head, ipX === 'ip' ? 'ip saddr ' : 'ip6 saddr ', ep.ip, MASQUERADE_TAIL);
     if (this.#svc.sessionAffinityTimeoutSeconds > 0) out.push(head, affinityRuleText(ipX, this.#svc, ep), '\n');
-    out.push(head, 'meta l4proto ', protocolWord(this.#svc.protocol), ' dnat to ', ep.endpoint, '\n');
+    out.push(head, dnatHead(this.#svc.protocol), ep.endpoint, '\n');
     return true;
   }
+}
+
+const MASQUERADE_TAIL = ` jump ${MARK_MASQ_CHAIN}\n`;
+const DNAT_HEADS = new Map<string, string>();
+
+/** "meta l4proto tcp dnat to ", made once per protocol. */
+function dnatHead(protocol: ServicePortInfo['protocol']): string {
+  let head = DNAT_HEADS.get(protocol);
+  if (head === undefined) DNAT_HEADS.set(protocol, (head = `meta l4proto ${protocolWord(protocol)} dnat to `));
+  return head;
 }
 
 /**

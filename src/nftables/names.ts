@@ -194,15 +194,44 @@ const endpointTextPrefixes = new WeakMap<ServicePortName, string>();
 export function endpointChainName(spn: ServicePortName, endpoint: string): string {
   let prefix = endpointTextPrefixes.get(spn);
   if (prefix === undefined) endpointTextPrefixes.set(spn, (prefix = `${servicePortText(spn)}__`));
-  const hp = splitHostPortText(endpoint);
-  if (!hp) throw new Error(`endpoint ${endpoint} is not ip:port`);
-  const host = hp.host.includes(':') ? hp.host.replaceAll(':', '.') : hp.host;
-  const port = `/${hp.portText}`;
+  const colon = ipv4HostPortColon(endpoint);
+  let host: string;
+  let port: string;
+  if (colon > 0) {
+    host = endpoint.slice(0, colon);
+    port = `/${endpoint.slice(colon + 1)}`;
+  } else {
+    const hp = splitHostPortText(endpoint);
+    if (!hp) throw new Error(`endpoint ${endpoint} is not ip:port`);
+    host = hp.host.replaceAll(':', '.');
+    port = `/${hp.portText}`;
+  }
   // A name long enough to be cut, or not ASCII: the general path.
   if (9 + prefix.length + host.length + port.length > NAME_BASE_LENGTH_MAX || !sha256AsciiPrefixOf(prefix, host, port, digest, 5)) {
     return flatName(ENDPOINT_PREFIX, endpointChainNameBase(spn, endpoint));
   }
   return [ENDPOINT_PREFIX, base32Prefix8(digest), '-', prefix, host, port].join('');
+}
+
+/**
+ * Where the colon of "host:port" is when the host has no colon or bracket (an IPv4 address, as
+ * splitHostPortText's second form reads it); -1 for anything else. A scan instead of a regular
+ * expression: this runs once per endpoint of the cluster.
+ */
+function ipv4HostPortColon(text: string): number {
+  let colon = -1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 58 /* : */) {
+      if (colon >= 0) return -1;
+      colon = i;
+    } else if (c === 91 /* [ */ || c === 93 /* ] */) {
+      return -1;
+    } else if (colon >= 0 && (c < 48 || c > 57)) {
+      return -1;
+    }
+  }
+  return colon > 0 && colon < text.length - 1 ? colon : -1;
 }
 
 /**

@@ -340,9 +340,14 @@ function writeServiceToEndpointRules(
       addRule(chain, `${ctx.ipX} saddr @${n.affinitySet} goto ${n.chain}`);
     }
   }
-  const vmap = new Array<string>(endpoints.length);
-  for (let i = 0; i < endpoints.length; i++) vmap[i] = `${i} : goto ${nameOf(endpoints, i).chain}`;
-  addRule(chain, `numgen random mod ${endpoints.length} vmap { ${vmap.join(' , ')} }`);
+  // One join of every word: a template per entry made a string per endpoint to join again.
+  const words: (string | number)[] = ['numgen random mod ', endpoints.length, ' vmap { '];
+  for (let i = 0; i < endpoints.length; i++) {
+    if (i > 0) words.push(' , ');
+    words.push(i, ' : goto ', nameOf(endpoints, i).chain);
+  }
+  words.push(' }');
+  addRule(chain, words.join(''));
 }
 
 /**

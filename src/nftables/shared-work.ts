@@ -23,9 +23,9 @@ import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline } from '.
 import { appendChains } from './chain-map.js';
 import { ruleCountOf } from './endpoint-chain.js';
 import { CLUSTER_IPS_SET } from './names.js';
-import { type NftPortReuse, serviceMapsOf, writeServicePort } from './service-rules.js';
+import { type NftPortReuse, type ServiceMaps, serviceMapsOf, writeServicePort } from './service-rules.js';
 import type { NftSyncContext } from './sync-context.js';
-import { addKeyedElement, createTable, elementKey } from './table-builder.js';
+import { addKeyedElement, clearElements, createTable, elementKey } from './table-builder.js';
 import type { NftChain, NftElement, NftSet, NftTable } from './types.js';
 
 /** What one service port wrote on a node. */
@@ -145,6 +145,7 @@ export class NftContextWork {
   /** Each port's chains that do not depend on the node: its endpoint chains, and its service- chain over the same endpoints. */
   readonly #reuse = new WeakMap<ServicePortInfo, PortChains>();
   readonly #baselines: Baseline[] = [];
+  #scratch: ScratchTable | undefined;
 
   /** What `sp`, the port at `index` of the node's servicePorts, writes on the node `ctx` is for. */
   fragment(ctx: NftSyncContext, sp: ProxierServicePort, index: number): NftPortFragment {
@@ -154,7 +155,7 @@ export class NftContextWork {
     if (known !== undefined) return known;
     let reuse = this.#reuse.get(sp.info);
     if (reuse === undefined) this.#reuse.set(sp.info, (reuse = new PortChains()));
-    const fragment = writeFragment(ctx, sp, reuse);
+    const fragment = writeFragment(ctx, sp, reuse, (this.#scratch ??= new ScratchTable(ctx)));
     const kept: FragmentPair = pair ?? [undefined, undefined];
     kept[slot] = fragment;
     // A node's own view of a port (a local endpoint) is its alone: it must not push out what others share.
@@ -195,28 +196,60 @@ export class NftContextWork {
   }
 }
 
-/** Write the port into a table of empty shared sets and keep what it wrote. */
-function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: PortChains): NftPortFragment {
-  const scratch: NftTable = createTable(ctx.table.family, ctx.table.name);
-  // The shared sets and maps a port adds elements to, empty.
-  const shared = new Set<string>();
-  for (const set of Object.values(serviceMapsOf(ctx))) {
-    scratch.sets.set(set.name, { ...set, elements: [] });
-    shared.add(set.name);
+/**
+ * A table holding only empty copies of the shared sets and maps, that one port after another
+ * is written into (writeFragment) and emptied again: a table, six sets and their indexes made
+ * per port of a 10k-service cluster were garbage of their own.
+ */
+class ScratchTable {
+  readonly #table: NftTable;
+  /** Names of the shared sets (the others a port declares are its own). */
+  readonly #shared = new Set<string>();
+  constructor(ctx: NftSyncContext) {
+    this.#table = createTable(ctx.table.family, ctx.table.name);
+    for (const set of Object.values(serviceMapsOf(ctx))) {
+      this.#table.sets.set(set.name, { ...set, elements: [] });
+      this.#shared.add(set.name);
+    }
   }
-  const scratchCtx: NftSyncContext = { ...ctx, table: scratch };
+
+  /** The emptied table, as a context for writing on the node `ctx` is for, and its shared maps. */
+  reset(ctx: NftSyncContext): { ctx: NftSyncContext; maps: ServiceMaps } {
+    const table = this.#table;
+    table.chains.clear();
+    for (const [name, set] of table.sets) {
+      if (this.#shared.has(name)) clearElements(set);
+      else table.sets.delete(name);
+    }
+    // A context per call, not kept: it holds the node's state and table.
+    const scratchCtx: NftSyncContext = { ...ctx, table };
+    return { ctx: scratchCtx, maps: serviceMapsOf(scratchCtx) };
+  }
+
+  isShared(name: string): boolean {
+    return this.#shared.has(name);
+  }
+
+  get table(): NftTable {
+    return this.#table;
+  }
+}
+
+/** Write the port into the emptied scratch table and keep what it wrote. */
+function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: PortChains, scratch: ScratchTable): NftPortFragment {
+  const written = scratch.reset(ctx);
   reuse.blocks.taken = undefined;
-  writeServicePort(scratchCtx, serviceMapsOf(scratchCtx), sp, reuse);
+  writeServicePort(written.ctx, written.maps, sp, reuse);
   // Taken over, or made by writeServicePort (keepEndpointChains); the table holds the port's other chains.
   const block = reuse.blocks.taken!;
-  const chains = [...scratch.chains.values()];
+  const chains = [...scratch.table.chains.values()];
   let ruleCount = block.ruleCount;
   for (const chain of chains) ruleCount += ruleCountOf(chain);
   const sets: NftSet[] = [];
   const elements: [string, NftElement, string][] = [];
   let mapElements = 0;
-  for (const [name, set] of scratch.sets) {
-    if (!shared.has(name)) {
+  for (const [name, set] of scratch.table.sets) {
+    if (!scratch.isShared(name)) {
       sets.push(set);
       continue;
     }

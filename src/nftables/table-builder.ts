@@ -84,3 +84,9 @@ export function addKeyedElement(set: NftSet, element: NftElement, key: string): 
   byKey.set(key, set.elements.length);
   set.elements.push(element);
 }
+
+/** Empty a set, to be filled again from scratch (a table reused for one port after another). */
+export function clearElements(set: NftSet): void {
+  set.elements.length = 0;
+  positions.get(set)?.clear();
+}

@@ -11,7 +11,9 @@
  *   add rule ip kube-proxy cluster-ips-check ip daddr @cluster-ips reject comment "..."
  *   add element ip kube-proxy service-ips { 172.30.0.41 . tcp . 80 : goto service-... }
  */
+import { ChainMap } from './chain-map.js';
 import { durationText } from './durations.js';
+import { EndpointChain, ruleCountOf } from './endpoint-chain.js';
 import type { NftChain, NftElement, NftRuleset, NftSet, NftTable } from './types.js';
 
 /** Go's %q for the plain text nft accepts in a comment. */
@@ -62,6 +64,52 @@ export function elementText(element: NftElement): string {
   return text;
 }
 
+/** A run of chains' declarations and rules, as renderChains writes them. */
+interface SegmentText {
+  readonly prefix: string;
+  readonly decls: string;
+  readonly body: string;
+}
+
+/**
+ * The text of runs of chains shared by the tables of many nodes (chain-map.ts): an endpoint
+ * chain block is the same on every node that sees its port alike, and so is its text. Kept
+ * while the run is.
+ */
+const segmentTexts = new WeakMap<readonly NftChain[], SegmentText>();
+
+function segmentText(prefix: string, run: readonly NftChain[]): SegmentText {
+  const known = segmentTexts.get(run);
+  if (known !== undefined && known.prefix === prefix) return known;
+  const decls: string[] = [];
+  const body: string[] = [];
+  renderChains(prefix, run, decls, body);
+  const text = { prefix, decls: decls.join(''), body: body.join('') };
+  segmentTexts.set(run, text);
+  return text;
+}
+
+/** Chains' declaration lines onto `decls`, their rules' lines onto `body`. */
+function renderChains(prefix: string, chains: Iterable<NftChain>, decls: string[], body: string[]): void {
+  const chainHead = `add chain ${prefix} `;
+  const ruleHead = `add rule ${prefix} `;
+  for (const chain of chains) {
+    // Most chains have neither hook nor comment: their line is three pieces, nothing made.
+    if (chain.base === undefined && chain.comment === undefined) decls.push(chainHead, chain.name, '\n');
+    else decls.push(chainLine(prefix, chain), '\n');
+    const head = [ruleHead, chain.name, ' '].join('');
+    if (chain instanceof EndpointChain && chain.pushRuleLines(head, body)) continue;
+    const rules = chain.rules;
+    if (rules.length === 0) continue;
+    for (let i = 0; i < rules.length; i++) {
+      const rule = rules[i]!;
+      body.push(head, rule.text);
+      if (rule.comment !== undefined) body.push(' comment ', quoteComment(rule.comment));
+      body.push('\n');
+    }
+  }
+}
+
 /**
  * One table's text, as pieces pushed onto `decls` (the table, its chains, sets and maps) and
  * `body` (the rules, then the elements), each joined once at the end: no intermediate strings
@@ -72,21 +120,18 @@ export function elementText(element: NftElement): string {
 function renderTable(table: NftTable, decls: string[], body: string[]): void {
   const prefix = `${table.family} ${table.name}`;
   decls.push(tableLine(table), '\n');
-  const chainHead = `add chain ${prefix} `;
-  const ruleHead = `add rule ${prefix} `;
-  for (const chain of table.chains.values()) {
-    // Most chains have neither hook nor comment: their line is three pieces, nothing made.
-    if (chain.base === undefined && chain.comment === undefined) decls.push(chainHead, chain.name, '\n');
-    else decls.push(chainLine(prefix, chain), '\n');
-    const rules = chain.rules;
-    if (rules.length === 0) continue;
-    const head = [ruleHead, chain.name, ' '].join('');
-    for (let i = 0; i < rules.length; i++) {
-      const rule = rules[i]!;
-      body.push(head, rule.text);
-      if (rule.comment !== undefined) body.push(' comment ', quoteComment(rule.comment));
-      body.push('\n');
+  const chains = table.chains;
+  if (chains instanceof ChainMap) {
+    const { own, segments } = chains.runs();
+    // The table's own chains (the fixed ones) are made for this table alone; segments are shared.
+    renderChains(prefix, own, decls, body);
+    for (const segment of segments) {
+      const text = segmentText(prefix, segment);
+      decls.push(text.decls);
+      body.push(text.body);
     }
+  } else {
+    renderChains(prefix, chains.values(), decls, body);
   }
   for (const set of table.sets.values()) decls.push(setLine(prefix, set), '\n');
   for (const set of table.sets.values()) {
@@ -114,7 +159,7 @@ export function countNftRules(ruleset: NftRuleset): { rules: number; elements: n
   for (const table of ruleset.tables) {
     for (const chain of table.chains.values()) {
       chains++;
-      rules += chain.rules.length;
+      rules += ruleCountOf(chain);
     }
     for (const set of table.sets.values()) elements += set.elements.length;
   }

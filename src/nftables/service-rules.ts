@@ -23,11 +23,14 @@ import {
   SERVICE_NODEPORTS_MAP,
   type EndpointNames,
   endpointNames,
+  endpointNamesOfChain,
+  makeEndpointNames,
   servicePortChains,
 } from './names.js';
+import { EndpointChain, endpointRules } from './endpoint-chain.js';
 import type { NftSyncContext } from './sync-context.js';
 import { addElement, addRule, ensureChain, ensureSet, setOf } from './table-builder.js';
-import type { NftChain, NftRule, NftSet } from './types.js';
+import type { NftChain, NftSet } from './types.js';
 
 /** The maps and sets every service port writes into, looked up once per sync. */
 export interface ServiceMaps {
@@ -153,7 +156,10 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   // Names when first needed: a port whose endpoint chains are taken over as a block names only
   // the endpoints its policy chains send to (a node's own view of a DaemonSet's port: one).
   const names = new Array<EndpointNames | undefined>(reachable.length);
-  const nameAt = (i: number): EndpointNames => (names[i] ??= endpointNames(svc.svcPortName, reachable[i]!.endpoint));
+  // With `reuse` the names are the kept chains' (or new, not kept apart from the chains they name).
+  const nameAt = (i: number): EndpointNames => (names[i] ??= reuse === undefined
+    ? endpointNames(svc.svcPortName, reachable[i]!.endpoint)
+    : reusedEndpointNames(reuse, svc, reachable[i]!.endpoint));
 
   writeElements(maps, svc, facts);
 
@@ -206,9 +212,14 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   const block = new Array<NftChain>(reachable.length);
   for (let i = 0; i < reachable.length; i++) {
     const ep = reachable[i]!;
-    block[i] = reuse.endpointChain(ep.endpoint) ?? endpointChain(ctx, svc, ep, nameAt(i).chain);
+    block[i] = reuse.endpointChain(ep.endpoint) ?? new EndpointChain(nameAt(i).chain, ctx.ipX, svc, ep);
   }
   reuse.keepEndpointChains(reachable, block);
+}
+
+function reusedEndpointNames(reuse: NftPortReuse, svc: ServicePortInfo, endpoint: string): EndpointNames {
+  const known = reuse.endpointChain(endpoint);
+  return known !== undefined ? endpointNamesOfChain(known.name) : makeEndpointNames(svc.svcPortName, endpoint);
 }
 
 /** The elements that capture the port's cluster IP, external IPs, LB IPs and node port. */
@@ -329,39 +340,27 @@ function writeServiceToEndpointRules(
       addRule(chain, `${ctx.ipX} saddr @${n.affinitySet} goto ${n.chain}`);
     }
   }
-  const vmap = new Array<string>(endpoints.length);
-  for (let i = 0; i < endpoints.length; i++) vmap[i] = `${i} : goto ${nameOf(endpoints, i).chain}`;
-  addRule(chain, `numgen random mod ${endpoints.length} vmap { ${vmap.join(' , ')} }`);
+  // One join of every word: a template per entry made a string per endpoint to join again.
+  const words: (string | number)[] = ['numgen random mod ', endpoints.length, ' vmap { '];
+  for (let i = 0; i < endpoints.length; i++) {
+    if (i > 0) words.push(' , ');
+    words.push(i, ' : goto ', nameOf(endpoints, i).chain);
+  }
+  words.push(' }');
+  addRule(chain, words.join(''));
 }
 
 /**
- * endpoint-: hairpin masquerade (a pod reaching itself through the service), affinity, DNAT.
- *
- * A cluster has one of these per endpoint (150k at 5,000 nodes), kept across nodes by the
- * shared work: each is made compact. The rules' texts are joined flat (a template literal makes
- * a tree of concatenations, twice the bytes) and the rules array has no room to grow (an array
- * grown by push has room for 16).
+ * endpoint- (endpoint-chain.ts), written into the table: the path without shared work. A chain
+ * declared empty first (for kube-proxy's order) is filled in place.
  */
 function writeEndpointChain(ctx: NftSyncContext, svc: ServicePortInfo, ep: EndpointInfo, n: EndpointNames): void {
   const declared = ctx.table.chains.get(n.chain);
   if (declared !== undefined && declared.rules.length > 0) {
-    declared.rules.push(...endpointRules(ctx, svc, ep));
+    declared.rules.push(...endpointRules(ctx.ipX, svc, ep));
     return;
   }
   // The chain declared empty first (for kube-proxy's order) is replaced in place: a Map keeps a key's position.
-  const chain = endpointChain(ctx, svc, ep, n.chain);
-  ctx.table.chains.set(n.chain, declared === undefined ? chain : { ...declared, rules: chain.rules });
-}
-
-/** An endpoint- chain, as the one object a block of shared chains holds for it. */
-function endpointChain(ctx: NftSyncContext, svc: ServicePortInfo, ep: EndpointInfo, name: string): NftChain {
-  return { name, rules: endpointRules(ctx, svc, ep) };
-}
-
-function endpointRules(ctx: NftSyncContext, svc: ServicePortInfo, ep: EndpointInfo): NftRule[] {
-  const masquerade: NftRule = { text: [ctx.ipX, ' saddr ', ep.ip, ' jump ', MARK_MASQ_CHAIN].join('') };
-  const dnat: NftRule = { text: ['meta l4proto ', protocolWord(svc.protocol), ' dnat to ', ep.endpoint].join('') };
-  return svc.sessionAffinityTimeoutSeconds > 0
-    ? [masquerade, { text: `update @${endpointNames(svc.svcPortName, ep.endpoint).affinitySet} { ${ctx.ipX} saddr }` }, dnat]
-    : [masquerade, dnat];
+  const rules = endpointRules(ctx.ipX, svc, ep);
+  ctx.table.chains.set(n.chain, declared === undefined ? { name: n.chain, rules } : { ...declared, rules });
 }

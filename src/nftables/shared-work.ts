@@ -20,10 +20,12 @@ import { SourceRangeCheck } from '../tracker/source-ranges.js';
 import { EndpointBlocks } from '../topology/endpoint-blocks.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline } from '../util/position-cache.js';
+import { appendChains } from './chain-map.js';
+import { ruleCountOf } from './endpoint-chain.js';
 import { CLUSTER_IPS_SET } from './names.js';
-import { type NftPortReuse, serviceMapsOf, writeServicePort } from './service-rules.js';
+import { type NftPortReuse, type ServiceMaps, serviceMapsOf, writeServicePort } from './service-rules.js';
 import type { NftSyncContext } from './sync-context.js';
-import { addKeyedElement, createTable, elementKey } from './table-builder.js';
+import { addKeyedElement, clearElements, createTable, elementKey } from './table-builder.js';
 import type { NftChain, NftElement, NftSet, NftTable } from './types.js';
 
 /** What one service port wrote on a node. */
@@ -83,7 +85,7 @@ class PortChains implements NftPortReuse {
 
   keepEndpointChains(endpoints: readonly EndpointInfo[], chains: readonly NftChain[]): void {
     let ruleCount = 0;
-    for (const chain of chains) ruleCount += chain.rules.length;
+    for (const chain of chains) ruleCount += ruleCountOf(chain);
     const block: EndpointChainBlock = { endpoints, chains, ruleCount };
     this.blocks.keep(block);
     this.blocks.taken = block;
@@ -143,6 +145,7 @@ export class NftContextWork {
   /** Each port's chains that do not depend on the node: its endpoint chains, and its service- chain over the same endpoints. */
   readonly #reuse = new WeakMap<ServicePortInfo, PortChains>();
   readonly #baselines: Baseline[] = [];
+  #scratch: ScratchTable | undefined;
 
   /** What `sp`, the port at `index` of the node's servicePorts, writes on the node `ctx` is for. */
   fragment(ctx: NftSyncContext, sp: ProxierServicePort, index: number): NftPortFragment {
@@ -152,7 +155,7 @@ export class NftContextWork {
     if (known !== undefined) return known;
     let reuse = this.#reuse.get(sp.info);
     if (reuse === undefined) this.#reuse.set(sp.info, (reuse = new PortChains()));
-    const fragment = writeFragment(ctx, sp, reuse);
+    const fragment = writeFragment(ctx, sp, reuse, (this.#scratch ??= new ScratchTable(ctx)));
     const kept: FragmentPair = pair ?? [undefined, undefined];
     kept[slot] = fragment;
     // A node's own view of a port (a local endpoint) is its alone: it must not push out what others share.
@@ -193,28 +196,60 @@ export class NftContextWork {
   }
 }
 
-/** Write the port into a table of empty shared sets and keep what it wrote. */
-function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: PortChains): NftPortFragment {
-  const scratch: NftTable = createTable(ctx.table.family, ctx.table.name);
-  // The shared sets and maps a port adds elements to, empty.
-  const shared = new Set<string>();
-  for (const set of Object.values(serviceMapsOf(ctx))) {
-    scratch.sets.set(set.name, { ...set, elements: [] });
-    shared.add(set.name);
+/**
+ * A table holding only empty copies of the shared sets and maps, that one port after another
+ * is written into (writeFragment) and emptied again: a table, six sets and their indexes made
+ * per port of a 10k-service cluster were garbage of their own.
+ */
+class ScratchTable {
+  readonly #table: NftTable;
+  /** Names of the shared sets (the others a port declares are its own). */
+  readonly #shared = new Set<string>();
+  constructor(ctx: NftSyncContext) {
+    this.#table = createTable(ctx.table.family, ctx.table.name);
+    for (const set of Object.values(serviceMapsOf(ctx))) {
+      this.#table.sets.set(set.name, { ...set, elements: [] });
+      this.#shared.add(set.name);
+    }
   }
-  const scratchCtx: NftSyncContext = { ...ctx, table: scratch };
+
+  /** The emptied table, as a context for writing on the node `ctx` is for, and its shared maps. */
+  reset(ctx: NftSyncContext): { ctx: NftSyncContext; maps: ServiceMaps } {
+    const table = this.#table;
+    table.chains.clear();
+    for (const [name, set] of table.sets) {
+      if (this.#shared.has(name)) clearElements(set);
+      else table.sets.delete(name);
+    }
+    // A context per call, not kept: it holds the node's state and table.
+    const scratchCtx: NftSyncContext = { ...ctx, table };
+    return { ctx: scratchCtx, maps: serviceMapsOf(scratchCtx) };
+  }
+
+  isShared(name: string): boolean {
+    return this.#shared.has(name);
+  }
+
+  get table(): NftTable {
+    return this.#table;
+  }
+}
+
+/** Write the port into the emptied scratch table and keep what it wrote. */
+function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: PortChains, scratch: ScratchTable): NftPortFragment {
+  const written = scratch.reset(ctx);
   reuse.blocks.taken = undefined;
-  writeServicePort(scratchCtx, serviceMapsOf(scratchCtx), sp, reuse);
+  writeServicePort(written.ctx, written.maps, sp, reuse);
   // Taken over, or made by writeServicePort (keepEndpointChains); the table holds the port's other chains.
   const block = reuse.blocks.taken!;
-  const chains = [...scratch.chains.values()];
+  const chains = [...scratch.table.chains.values()];
   let ruleCount = block.ruleCount;
-  for (const chain of chains) ruleCount += chain.rules.length;
+  for (const chain of chains) ruleCount += ruleCountOf(chain);
   const sets: NftSet[] = [];
   const elements: [string, NftElement, string][] = [];
   let mapElements = 0;
-  for (const [name, set] of scratch.sets) {
-    if (!shared.has(name)) {
+  for (const [name, set] of scratch.table.sets) {
+    if (!scratch.isShared(name)) {
       sets.push(set);
       continue;
     }
@@ -226,8 +261,9 @@ function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: PortC
 
 /** Put a fragment into the node's table: its chains and sets after those already there, its elements into the shared maps. */
 export function applyFragment(table: NftTable, fragment: NftPortFragment): void {
-  for (const chain of fragment.endpointChains.chains) table.chains.set(chain.name, chain);
-  for (const chain of fragment.chains) table.chains.set(chain.name, chain);
+  // As segments: the chains are the fragment's, named after its port (chain-map.ts).
+  appendChains(table.chains, fragment.endpointChains.chains);
+  appendChains(table.chains, fragment.chains);
   for (const set of fragment.sets) table.sets.set(set.name, set);
   for (const [name, element, key] of fragment.elements) addKeyedElement(table.sets.get(name)!, element, key);
 }
@@ -236,7 +272,7 @@ export function applyFragment(table: NftTable, fragment: NftPortFragment): void 
 export function countTable(table: NftTable): NftCounts {
   let rules = 0;
   let elements = 0;
-  for (const chain of table.chains.values()) rules += chain.rules.length;
+  for (const chain of table.chains.values()) rules += ruleCountOf(chain);
   for (const set of table.sets.values()) elements += set.elements.length;
   return { rules, chains: table.chains.size, sets: table.sets.size, elements };
 }

@@ -4,10 +4,11 @@
  * a no-op, as `add chain` is in nft; adding an element whose key exists replaces its value,
  * as knftables' fake does.
  */
+import { ChainMap } from './chain-map.js';
 import type { NftBaseChain, NftChain, NftElement, NftFamily, NftRule, NftSet, NftTable } from './types.js';
 
 export function createTable(family: NftFamily, name: string, comment?: string): NftTable {
-  return { family, name, ...(comment !== undefined ? { comment } : {}), sets: new Map(), chains: new Map() };
+  return { family, name, ...(comment !== undefined ? { comment } : {}), sets: new Map(), chains: new ChainMap() };
 }
 
 const NO_EXTRA: { comment?: string; base?: NftBaseChain } = {};
@@ -82,4 +83,10 @@ export function addKeyedElement(set: NftSet, element: NftElement, key: string): 
   }
   byKey.set(key, set.elements.length);
   set.elements.push(element);
+}
+
+/** Empty a set, to be filled again from scratch (a table reused for one port after another). */
+export function clearElements(set: NftSet): void {
+  set.elements.length = 0;
+  positions.get(set)?.clear();
 }

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { clusterFromManifests } from '../../src/manifest/load.js';
 import { compileNftablesRules } from '../../src/nftables/compile.js';
-import { endpointChainNameBase, hashAndTruncate, servicePortChainNameBase } from '../../src/nftables/names.js';
+import { endpointChainName, endpointChainNameBase, hashAndTruncate, servicePortChainNameBase } from '../../src/nftables/names.js';
 import { elementText, renderNftScript } from '../../src/nftables/render-script.js';
 import type { NftRuleset } from '../../src/nftables/types.js';
 import { buildProxierState, resolveNode } from '../../src/tracker/proxier-state.js';
@@ -100,6 +100,33 @@ test('chain names: service port and IPv6 endpoint (":" becomes ".")', () => {
   const spn = { namespace: 'testing', name: 'service', port: 'http', protocol: 'TCP' as const };
   assert.equal(servicePortChainNameBase(spn), 'P4ZYZVCF-testing/service/tcp/http');
   assert.equal(endpointChainNameBase(spn, '[fd80:abcd:12::a1b2:c3d4:e5f6:9999]:80'), 'U7E2ET36-testing/service/tcp/http__fd80.abcd.12..a1b2.c3d4.e5f6.9999/80');
+});
+
+// endpointChainName makes the name from the port's text and the endpoint's parts without the
+// general path's intermediate strings: it must name every endpoint as that path does.
+const ENDPOINT_NAME_CASES: { spn: { namespace: string; name: string; port: string; protocol: 'TCP' | 'UDP' | 'SCTP' }; endpoint: string }[] = [
+  { spn: { namespace: 'ns1', name: 'svc1', port: 'p80', protocol: 'TCP' }, endpoint: '10.180.0.1:80' },
+  { spn: { namespace: 'ns1', name: 'svc1', port: '', protocol: 'UDP' }, endpoint: '10.180.0.1:53' },
+  { spn: { namespace: 'testing', name: 'service', port: 'http', protocol: 'SCTP' }, endpoint: '[fd80:abcd:12::a1b2:c3d4:e5f6:9999]:80' },
+  { spn: { namespace: 'testing', name: 'service', port: 'http', protocol: 'TCP' }, endpoint: '[::ffff:10.0.0.1]:8080' },
+  // Long enough to be cut (the general path); a base of exactly 240 characters, and of 241 (cut).
+  { spn: { namespace: 'n'.repeat(63), name: 's'.repeat(63), port: 'p'.repeat(63), protocol: 'TCP' }, endpoint: '[fd80:abcd:12::a1b2:c3d4:e5f6:9999]:65535' },
+  { spn: { namespace: 'n'.repeat(63), name: 's'.repeat(63), port: 'p'.repeat(77), protocol: 'TCP' }, endpoint: '10.180.100.200:65535' },
+  { spn: { namespace: 'n'.repeat(63), name: 's'.repeat(63), port: 'p'.repeat(78), protocol: 'TCP' }, endpoint: '10.180.100.200:65535' },
+];
+
+for (const c of ENDPOINT_NAME_CASES) {
+  test(`endpointChainName(${c.spn.namespace.slice(0, 8)}/${c.spn.name.slice(0, 8)}, ${c.endpoint}) is "endpoint-" + endpointChainNameBase`, () => {
+    assert.equal(endpointChainName(c.spn, c.endpoint), `endpoint-${endpointChainNameBase(c.spn, c.endpoint)}`);
+  });
+}
+
+test('endpointChainName refuses an endpoint that is not ip:port, as endpointChainNameBase does', () => {
+  const spn = { namespace: 'ns1', name: 'svc1', port: 'p80', protocol: 'TCP' as const };
+  for (const bad of ['10.180.0.1', '10.180.0.1:', ':80', '10.180.0.1:8a', 'fd80::1:80', '[fd80::1]80']) {
+    assert.throws(() => endpointChainName(spn, bad), /is not ip:port/, bad);
+    assert.throws(() => endpointChainNameBase(spn, bad), /is not ip:port/, bad);
+  }
 });
 
 test('a name longer than 240 characters is cut to 237 and "..."', () => {

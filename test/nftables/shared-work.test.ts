@@ -74,3 +74,26 @@ test('a node whose view of a port reaches other endpoints shares the endpoint ch
   assert.ok(differing > 0, 'the generated cluster has no port that two consecutive nodes see with different but overlapping endpoints: nothing is checked');
   assert.deepEqual(evidence, [], `endpoint chains written again instead of shared (${shared} shared)`);
 });
+
+test('a shared table reads the same whether its endpoint chains\' rule objects are made or not (render, counts, canonical listing)', () => {
+  // Endpoint chains of the shared work render from their words until something reads `rules`
+  // (src/nftables/endpoint-chain.ts); afterwards from the rule objects. Both must say the same.
+  const view = new ClusterView(cluster);
+  const size = nftablesDriver.size;
+  assert.ok(size !== undefined, 'the nftables driver has no size');
+  const evidence: string[] = [];
+  for (const name of nodeNames.slice(0, 4)) {
+    const lazy = view.compile('nftables', view.resolve(name)) as CompiledNftables;
+    const before = { script: nftablesDriver.render(lazy, 'kube-proxy'), size: JSON.stringify(size(lazy)) };
+    const alone = compileNode(cluster, 'nftables', { node: name }) as CompiledNftables;
+    const made = { script: nftablesDriver.render(alone, 'kube-proxy'), size: JSON.stringify(size(alone)), canonical: nftablesDriver.render(alone, 'canonical') };
+    // The canonical listing reads every rule: from here on the shared chains hold rule objects.
+    const canonical = nftablesDriver.render(lazy, 'canonical');
+    const after = { script: nftablesDriver.render(lazy, 'kube-proxy'), size: JSON.stringify(size(lazy)) };
+    if (before.script !== made.script) evidence.push(`${name}: script before the rules were read differs from the node alone:\n${firstDifference(before.script, made.script)}`);
+    if (after.script !== made.script) evidence.push(`${name}: script after the rules were read differs from the node alone:\n${firstDifference(after.script, made.script)}`);
+    if (canonical !== made.canonical) evidence.push(`${name}: canonical listing differs from the node alone:\n${firstDifference(canonical, made.canonical)}`);
+    if (before.size !== made.size || after.size !== made.size) evidence.push(`${name}: size ${before.size} / ${after.size}, alone ${made.size}`);
+  }
+  assert.deepEqual(evidence, []);
+});

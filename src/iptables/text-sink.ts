@@ -84,51 +84,53 @@ export class IptablesTextSink implements RuleSink<TextChain> {
   }
 
   declareChain(table: TableName, name: string): TextChain {
-    if (this.finished) throw new Error('the text sink is finished');
-    const text = this.tables.get(table);
-    if (!text) throw new Error(`the text sink has no ${table} table`);
-    const id = this.bodyStart.length;
-    this.bodyStart.push(-1);
-    this.bodyEnd.push(-1);
-    text.chains.push(id);
+    const text = this.tableText(table);
+    const id = this.newChainId(text);
     text.declarations.writeChainDeclaration(name, undefined);
     return { id, name };
   }
 
   appendRule(chain: TextChain, args: readonly string[]): void {
+    const out = this.bufferFor(chain.id);
+    out.writeRule(chain.name, args);
+    if (out === this.body) this.bodyEnd.values[chain.id] = this.body.length;
+  }
+
+  /** Rules already written as text (whole `-A` lines of `chain`), appended as appendRule would. */
+  appendRuleText(chain: TextChain, from: TextBuffer, start: number, end: number): void {
+    const out = this.bufferFor(chain.id);
+    out.append(from, start, end);
+    if (out === this.body) this.bodyEnd.values[chain.id] = this.body.length;
+  }
+
+  private tableText(table: TableName): TableText {
     if (this.finished) throw new Error('the text sink is finished');
-    const id = chain.id;
+    const text = this.tables.get(table);
+    if (!text) throw new Error(`the text sink has no ${table} table`);
+    return text;
+  }
+
+  /** The next chain of `text`, without rules yet. */
+  private newChainId(text: TableText): number {
+    const id = this.bodyStart.length;
+    this.bodyStart.push(-1);
+    this.bodyEnd.push(-1);
+    text.chains.push(id);
+    return id;
+  }
+
+  /** Where the next rule of chain `id` goes: the body (the caller then records where it ends) or the chain's own buffer. */
+  private bufferFor(id: number): TextBuffer {
+    if (this.finished) throw new Error('the text sink is finished');
     if (id !== this.filling && id === this.bodyStart.length - 1 && this.bodyStart.values[id] === -1) {
       // The last chain declared, and still empty: everything in the body was declared before it.
       this.filling = id;
       this.bodyStart.values[id] = this.body.length;
     }
-    if (id === this.filling) {
-      this.body.writeRule(chain.name, args);
-      this.bodyEnd.values[id] = this.body.length;
-      return;
-    }
+    if (id === this.filling) return this.body;
     let own = this.own.get(id);
     if (own === undefined) this.own.set(id, (own = new TextBuffer(4096)));
-    own.writeRule(chain.name, args);
-  }
-
-  /** Rules already written as text (whole `-A` lines of `chain`), appended as appendRule would. */
-  appendRuleText(chain: TextChain, from: TextBuffer, start: number, end: number): void {
-    if (this.finished) throw new Error('the text sink is finished');
-    const id = chain.id;
-    if (id !== this.filling && id === this.bodyStart.length - 1 && this.bodyStart.values[id] === -1) {
-      this.filling = id;
-      this.bodyStart.values[id] = this.body.length;
-    }
-    if (id === this.filling) {
-      this.body.append(from, start, end);
-      this.bodyEnd.values[id] = this.body.length;
-      return;
-    }
-    let own = this.own.get(id);
-    if (own === undefined) this.own.set(id, (own = new TextBuffer(4096)));
-    own.append(from, start, end);
+    return own;
   }
 
   /**
@@ -138,14 +140,9 @@ export class IptablesTextSink implements RuleSink<TextChain> {
    * rule may be appended to them after.
    */
   adoptText(table: TableName, declarations: readonly TextPiece[], rules: readonly TextPiece[]): void {
-    if (this.finished) throw new Error('the text sink is finished');
-    const text = this.tables.get(table);
-    if (!text) throw new Error(`the text sink has no ${table} table`);
+    const text = this.tableText(table);
     // The bytes are copied once, into the output, by finish(): only where they are is kept here.
-    const id = this.bodyStart.length;
-    this.bodyStart.push(-1);
-    this.bodyEnd.push(-1);
-    text.chains.push(id);
+    const id = this.newChainId(text);
     this.adopted.set(id, rules);
     if (text.declarations.length > text.declarationsFrom) {
       text.declarationPieces.push({ from: text.declarations, start: text.declarationsFrom, end: text.declarations.length });

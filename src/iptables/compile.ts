@@ -18,9 +18,11 @@ import { countRules } from './render.js';
 import { type RuleSink, RulesetSink } from './rule-sink.js';
 import { createRuleset, tableOf } from './ruleset-builder.js';
 import { writeServicePortRules } from './service-rules.js';
-import { applyFragment } from './shared-rules.js';
+import { type ContextWork, applyFragment } from './shared-rules.js';
+import { emitTextFragment } from './shared-text.js';
 import { type FixedChains, type IptablesCompileOptions, type SyncContext, createSyncContext } from './sync-context.js';
-import { IptablesTextSink } from './text-sink.js';
+import { type TextBuffer, giveBackTextBuffer, takeTextBuffer } from './save-text.js';
+import { IptablesTextSink, type TextChain } from './text-sink.js';
 import type { Chain, Ruleset, Table } from './types.js';
 
 export type { IptablesCompileOptions } from './sync-context.js';
@@ -46,16 +48,73 @@ export function countIptablesRules(state: ProxierState, options: IptablesCompile
 /**
  * The iptables-save text of the same sync, written straight into one buffer: exactly
  * renderIptablesSave(compileIptablesRules(state, options)), at a fraction of the cost in time
- * and memory when only the text is wanted (no Ruleset is built). `options.shared` is not read:
- * fragments shared across nodes are rule objects, and the text of one node is written afresh.
+ * and memory when only the text is wanted (no Ruleset is built). With `options.shared` each
+ * service port's text is taken from the nodes of the cluster written before (shared-text.ts).
  */
 export function compileIptablesSave(state: ProxierState, options: IptablesCompileOptions = {}): string {
+  return syncText(state, options).finish();
+}
+
+/**
+ * compileIptablesSave of each state, one after the other in one string, each after the line
+ * `header` gives for it (when given): the text is made once, as one string outside V8's heap,
+ * instead of joining the texts (which copies them all into a string on the heap).
+ */
+export function compileIptablesSaveEach(states: readonly ProxierState[], options: IptablesCompileOptions = {}, header?: (state: ProxierState) => string): string {
+  let out: TextBuffer | undefined;
+  for (let i = 0; i < states.length; i++) {
+    const state = states[i]!;
+    const sink = syncText(state, options);
+    const line = header?.(state) ?? '';
+    if (out === undefined) {
+      let rest = 0;
+      for (let j = i + 1; j < states.length; j++) rest += expectedTextBytes(states[j]!) + 256;
+      out = takeTextBuffer(line.length + sink.size() + rest);
+    }
+    out.write(line);
+    sink.finishInto(out);
+  }
+  if (out === undefined) return '';
+  const text = out.toString();
+  giveBackTextBuffer(out);
+  return text;
+}
+
+/** About the bytes of a sync's text: 350 per endpoint (its SVC rule and its SEP chain) and 250 per service port. */
+function expectedTextBytes(state: ProxierState): number {
   let endpoints = 0;
   for (const sp of state.servicePorts) endpoints += sp.endpoints.length;
-  // About 350 bytes of text per endpoint (its SVC rule and its SEP chain) and 250 per service port.
-  const sink = new IptablesTextSink(['filter', 'nat'], 65536 + 350 * endpoints + 250 * state.servicePorts.length);
-  writeSync(state, options, sink, (ctx, fixed) => writeEachServicePort(ctx, fixed, state, options));
-  return sink.finish();
+  return 65536 + 350 * endpoints + 250 * state.servicePorts.length;
+}
+
+/** One sync written to a text sink, not finished. */
+function syncText(state: ProxierState, options: IptablesCompileOptions): IptablesTextSink {
+  // With shared work the ports' text stays where the fragments hold it, until finish() copies it.
+  const sink = new IptablesTextSink(['filter', 'nat'], options.shared === undefined ? expectedTextBytes(state) : 1 << 20);
+  writeSync(state, options, sink, (ctx, fixed) => {
+    const shared = options.shared?.forContext(ctx);
+    if (shared === undefined) writeEachServicePort(ctx, fixed, state, options);
+    else emitEachServicePort(ctx, fixed, sink, shared, state, options);
+  });
+  return sink;
+}
+
+/** Every service port's text, taken from the fragments shared across nodes (written when new). */
+function emitEachServicePort(
+  ctx: SyncContext<TextChain>,
+  fixed: FixedChains<TextChain>,
+  sink: IptablesTextSink,
+  shared: ContextWork,
+  state: ProxierState,
+  options: IptablesCompileOptions,
+): void {
+  const only = options.onlyServicePorts;
+  const ports = state.servicePorts;
+  for (let i = 0; i < ports.length; i++) {
+    const sp = ports[i]!;
+    if (only !== undefined && !only(sp.info)) continue;
+    emitTextFragment(shared.textFragment(ctx, sp, i), fixed, sink);
+  }
 }
 
 /**

@@ -15,15 +15,17 @@
  * nodes, so their rules and chains must never change once written.
  */
 import { sameEndpoints } from '../topology/categorize.js';
-import { EndpointBlocks } from '../topology/endpoint-blocks.js';
 import { SourceRangeCheck } from '../tracker/source-ranges.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline } from '../util/position-cache.js';
+import { EndpointChainNameCache, KEPT_VARIANTS, PortReuse } from './port-reuse.js';
 import { shareChainRendering } from './render.js';
 import { RulesetSink } from './rule-sink.js';
 import { adoptChain, createRuleset, tableOf } from './ruleset-builder.js';
 import { writeServicePortRules } from './service-rules.js';
-import type { FixedChains, PortChainReuse, SyncContext } from './sync-context.js';
+import { type TextFragment, TextFragmentArena, type TextPortReuse } from './shared-text.js';
+import type { FixedChains, SyncContext } from './sync-context.js';
+import type { TextChain } from './text-sink.js';
 import type { Chain, Rule, Table } from './types.js';
 
 /** What one service port wrote on a node. */
@@ -51,7 +53,7 @@ export class IptablesSharedWork {
   readonly #contexts = new Map<string, ContextWork>();
 
   /** The fragments made under the same proxier-wide facts as `ctx`. */
-  forContext(ctx: SyncContext): ContextWork {
+  forContext(ctx: SyncContext<unknown>): ContextWork {
     // Everything writeServicePortRules reads from the context except the node's IP (the
     // firewall chain's self rule: part of each fragment's key) and the tables it writes to.
     const key = [
@@ -67,33 +69,42 @@ export class IptablesSharedWork {
   }
 }
 
-interface PortWork {
-  readonly reuse: PortReuse;
+interface PortWork<F, R> {
+  readonly reuse: R;
   /**
    * Fragments and the ports they were written for, taken by another node whose port has the
    * same rules input: the view most nodes share, and one per zone for a topology-aware port.
    */
-  readonly references: { readonly sp: ProxierServicePort; readonly allowFromNode: boolean; readonly fragment: PortFragment }[];
+  readonly references: { readonly sp: ProxierServicePort; readonly allowFromNode: boolean; readonly fragment: F }[];
 }
 
 /** A port's fragments by the node-dependent firewall bit (false, true). */
-type FragmentPair = [PortFragment | undefined, PortFragment | undefined];
+type FragmentPair<F> = [F | undefined, F | undefined];
 
-export class ContextWork {
+/**
+ * One kind of fragment (`F`, written by `write` with the port's reuse `R` from a node's sync
+ * context `X`), looked up for a node's view of a port: the very same port object at the same
+ * position as a node before, else a port with the same rules input, else written now.
+ */
+export class PortFragments<F, R, X extends SyncContext<unknown>> {
   /**
    * Fragments by position in the states' servicePorts and port object: nodes of one cluster and
    * family list the same ports in the same order, and most of them as the very same objects.
    */
-  readonly #positions = new PositionCache<ProxierServicePort, FragmentPair>(KEPT_VARIANTS);
-  readonly #byInfo = new WeakMap<ServicePortInfo, PortWork>();
-  readonly #firewall = new SourceRangeCheck();
-
+  readonly #positions = new PositionCache<ProxierServicePort, FragmentPair<F>>(KEPT_VARIANTS);
   /**
-   * The rules of `sp`, the port at position `index` of the node's servicePorts, on the node
-   * `ctx` is for: taken over when some node wrote the same, else written now.
+   * A Map, not a WeakMap: the ports live as long as the cluster view the shared work belongs to,
+   * and a full collection marks a WeakMap's values only once their keys are marked, in rounds
+   * that at 10k ports (whose values hold other WeakMaps' keys) took seconds.
    */
-  fragment(ctx: SyncContext, sp: ProxierServicePort, index: number): PortFragment {
-    const allowFromNode = this.#firewall.allowsNode(sp.info, ctx.nodeIP);
+  readonly #byInfo = new Map<ServicePortInfo, PortWork<F, R>>();
+
+  constructor(
+    private readonly newReuse: (info: ServicePortInfo) => R,
+    private readonly write: (ctx: X, sp: ProxierServicePort, reuse: R) => F,
+  ) {}
+
+  get(ctx: X, sp: ProxierServicePort, index: number, allowFromNode: boolean): F {
     const slot = allowFromNode ? 1 : 0;
     const pair = this.#positions.get(index, sp);
     const known = pair?.[slot];
@@ -101,7 +112,7 @@ export class ContextWork {
 
     let work = this.#byInfo.get(sp.info);
     if (work === undefined) {
-      work = { reuse: new PortReuse(), references: [] };
+      work = { reuse: this.newReuse(sp.info), references: [] };
       this.#byInfo.set(sp.info, work);
     }
     let fragment = work.references.find((r) => r.allowFromNode === allowFromNode && sameRulesInput(r.sp, sp))?.fragment;
@@ -109,13 +120,42 @@ export class ContextWork {
     // only views that other nodes may share.
     const shareable = !hasLocalEndpoint(sp);
     if (fragment === undefined) {
-      fragment = writeFragment(ctx, sp, work.reuse);
+      fragment = this.write(ctx, sp, work.reuse);
       if (shareable || work.references.length === 0) keepLast(work.references, { sp, allowFromNode, fragment });
     }
-    const kept: FragmentPair = pair ?? [undefined, undefined];
+    const kept: FragmentPair<F> = pair ?? [undefined, undefined];
     kept[slot] = fragment;
     this.#positions.set(index, sp, kept, shareable);
     return fragment;
+  }
+}
+
+type RulesReuse = PortReuse<Chain, EndpointChainBlock>;
+
+export class ContextWork {
+  readonly #firewall = new SourceRangeCheck();
+  readonly #names = new EndpointChainNameCache();
+  readonly #rules = new PortFragments<PortFragment, RulesReuse, SyncContext>(
+    (info) => new PortReuse(this.#names.of(info), true),
+    writeFragment,
+  );
+  readonly #texts = new PortFragments<TextFragment, TextPortReuse, SyncContext<TextChain>>(
+    (info) => new PortReuse(this.#names.of(info), false),
+    (ctx, sp, reuse) => this.#arena.write(ctx, sp, reuse),
+  );
+  readonly #arena = new TextFragmentArena();
+
+  /**
+   * The rules of `sp`, the port at position `index` of the node's servicePorts, on the node
+   * `ctx` is for: taken over when some node wrote the same, else written now.
+   */
+  fragment(ctx: SyncContext, sp: ProxierServicePort, index: number): PortFragment {
+    return this.#rules.get(ctx, sp, index, this.#firewall.allowsNode(sp.info, ctx.nodeIP));
+  }
+
+  /** The same rules as iptables-save text (shared-text.ts), for a sync written straight to text. */
+  textFragment(ctx: SyncContext<TextChain>, sp: ProxierServicePort, index: number): TextFragment {
+    return this.#texts.get(ctx, sp, index, this.#firewall.allowsNode(sp.info, ctx.nodeIP));
   }
 
   readonly #baselines: Baseline[] = [];
@@ -181,7 +221,7 @@ function hasLocalEndpoint(sp: ProxierServicePort): boolean {
 }
 
 /** Write the port's rules into empty chains and keep them as a fragment. */
-function writeFragment(ctx: SyncContext, sp: ProxierServicePort, reuse: PortReuse): PortFragment {
+function writeFragment(ctx: SyncContext, sp: ProxierServicePort, reuse: RulesReuse): PortFragment {
   const fixed = emptyFixedChains();
   const scratch = createRuleset(ctx.family, ['filter', 'nat']);
   const nat = tableOf(scratch, 'nat');
@@ -257,50 +297,3 @@ function sameRulesInput(a: ProxierServicePort, b: ProxierServicePort): boolean {
     && sameEndpoints(x.clusterEndpoints, y.clusterEndpoints)
     && sameEndpoints(x.allReachableEndpoints, y.allReachableEndpoints);
 }
-
-/** The chains of one port that any node may take over (see PortChainReuse). */
-class PortReuse implements PortChainReuse {
-  readonly #names = new Map<string, string>();
-  readonly #endpointChains = new Map<string, Chain>();
-  readonly #policyChains = new Map<string, { endpoints: readonly EndpointInfo[]; masquerade: boolean; chain: Chain }[]>();
-
-  endpointChainName(endpoint: string, hash: () => string): string {
-    let name = this.#names.get(endpoint);
-    if (name === undefined) {
-      name = hash();
-      this.#names.set(endpoint, name);
-    }
-    return name;
-  }
-
-  endpointChain(name: string): Chain | undefined {
-    return this.#endpointChains.get(name);
-  }
-
-  keepEndpointChain(chain: Chain): void {
-    this.#endpointChains.set(chain.name, chain);
-  }
-
-  policyChain(name: string, endpoints: readonly EndpointInfo[], masquerade: boolean): Chain | undefined {
-    return this.#policyChains.get(name)?.find((c) => c.masquerade === masquerade && sameEndpoints(c.endpoints, endpoints))?.chain;
-  }
-
-  keepPolicyChain(chain: Chain, endpoints: readonly EndpointInfo[], masquerade: boolean): void {
-    // A policy chain over a node's own local endpoints is that node's alone: keep only a few
-    // (enough for the zones of a topology-aware service).
-    const list = this.#policyChains.get(chain.name) ?? [];
-    if (list.length >= KEPT_VARIANTS) list.shift();
-    list.push({ endpoints, masquerade, chain });
-    this.#policyChains.set(chain.name, list);
-  }
-
-  /** Whole KUBE-SEP blocks; the one the last takeEndpointChains gave is read by writeFragment. */
-  readonly blocks = new EndpointBlocks<EndpointChainBlock>(KEPT_VARIANTS);
-
-  takeEndpointChains(endpoints: readonly EndpointInfo[]): boolean {
-    return this.blocks.take(endpoints);
-  }
-}
-
-/** How many views of one port's policy chains and endpoint chains are kept. */
-const KEPT_VARIANTS = 4;

@@ -42,9 +42,22 @@ class IntList {
   }
 }
 
+/** Bytes [start, end) of a buffer: whole lines of iptables-save text written by another compile. */
+export interface TextPiece {
+  readonly from: TextBuffer;
+  readonly start: number;
+  readonly end: number;
+}
+
 interface TableText {
   readonly name: TableName;
   readonly declarations: TextBuffer;
+  /**
+   * Declarations of adopted text (adoptText) among this sink's own: the declarations are the
+   * pieces, then the bytes of `declarations` from `declarationsFrom` on.
+   */
+  readonly declarationPieces: TextPiece[];
+  declarationsFrom: number;
   /** Its chains' ids in declaration order. */
   readonly chains: IntList;
 }
@@ -56,6 +69,8 @@ export class IptablesTextSink implements RuleSink<TextChain> {
   private readonly bodyEnd = new IntList();
   /** The rules a chain got while another chain was being filled, by chain id. */
   private readonly own = new Map<number, TextBuffer>();
+  /** The rules of adopted text (adoptText), by its id: copied from where they are in finish(). */
+  private readonly adopted = new Map<number, readonly TextPiece[]>();
   private readonly body: TextBuffer;
   /** The chain whose rules end the body. */
   private filling = -1;
@@ -64,38 +79,78 @@ export class IptablesTextSink implements RuleSink<TextChain> {
 
   /** `tables` in output order; `expectedBytes` sizes the body buffer (it grows if need be). */
   constructor(tables: readonly TableName[], expectedBytes = 1 << 20) {
-    for (const name of tables) this.tables.set(name, { name, declarations: new TextBuffer(1 << 16), chains: new IntList() });
+    for (const name of tables) this.tables.set(name, { name, declarations: new TextBuffer(1 << 16), declarationPieces: [], declarationsFrom: 0, chains: new IntList() });
     this.body = takeTextBuffer(expectedBytes);
   }
 
   declareChain(table: TableName, name: string): TextChain {
-    if (this.finished) throw new Error('the text sink is finished');
-    const text = this.tables.get(table);
-    if (!text) throw new Error(`the text sink has no ${table} table`);
-    const id = this.bodyStart.length;
-    this.bodyStart.push(-1);
-    this.bodyEnd.push(-1);
-    text.chains.push(id);
+    const text = this.tableText(table);
+    const id = this.newChainId(text);
     text.declarations.writeChainDeclaration(name, undefined);
     return { id, name };
   }
 
   appendRule(chain: TextChain, args: readonly string[]): void {
+    const out = this.bufferFor(chain.id);
+    out.writeRule(chain.name, args);
+    if (out === this.body) this.bodyEnd.values[chain.id] = this.body.length;
+  }
+
+  /** Rules already written as text (whole `-A` lines of `chain`), appended as appendRule would. */
+  appendRuleText(chain: TextChain, from: TextBuffer, start: number, end: number): void {
+    const out = this.bufferFor(chain.id);
+    out.append(from, start, end);
+    if (out === this.body) this.bodyEnd.values[chain.id] = this.body.length;
+  }
+
+  private tableText(table: TableName): TableText {
     if (this.finished) throw new Error('the text sink is finished');
-    const id = chain.id;
+    const text = this.tables.get(table);
+    if (!text) throw new Error(`the text sink has no ${table} table`);
+    return text;
+  }
+
+  /** The next chain of `text`, without rules yet. */
+  private newChainId(text: TableText): number {
+    const id = this.bodyStart.length;
+    this.bodyStart.push(-1);
+    this.bodyEnd.push(-1);
+    text.chains.push(id);
+    return id;
+  }
+
+  /** Where the next rule of chain `id` goes: the body (the caller then records where it ends) or the chain's own buffer. */
+  private bufferFor(id: number): TextBuffer {
+    if (this.finished) throw new Error('the text sink is finished');
     if (id !== this.filling && id === this.bodyStart.length - 1 && this.bodyStart.values[id] === -1) {
       // The last chain declared, and still empty: everything in the body was declared before it.
       this.filling = id;
       this.bodyStart.values[id] = this.body.length;
     }
-    if (id === this.filling) {
-      this.body.writeRule(chain.name, args);
-      this.bodyEnd.values[id] = this.body.length;
-      return;
-    }
+    if (id === this.filling) return this.body;
     let own = this.own.get(id);
     if (own === undefined) this.own.set(id, (own = new TextBuffer(4096)));
-    own.writeRule(chain.name, args);
+    return own;
+  }
+
+  /**
+   * Chains another compile wrote as text (shared-text.ts), declared here in their order:
+   * `declarations` their `:CHAIN` lines, `rules` their `-A` lines, each chain's after the one
+   * before. They take one place in the table's order, after every chain declared so far; no
+   * rule may be appended to them after.
+   */
+  adoptText(table: TableName, declarations: readonly TextPiece[], rules: readonly TextPiece[]): void {
+    const text = this.tableText(table);
+    // The bytes are copied once, into the output, by finish(): only where they are is kept here.
+    const id = this.newChainId(text);
+    this.adopted.set(id, rules);
+    if (text.declarations.length > text.declarationsFrom) {
+      text.declarationPieces.push({ from: text.declarations, start: text.declarationsFrom, end: text.declarations.length });
+      text.declarationsFrom = text.declarations.length;
+    }
+    for (let i = 0; i < declarations.length; i++) text.declarationPieces.push(declarations[i]!);
+    // Nothing may be appended to these chains: the next rule of a chain declared before goes to its own buffer.
+    this.filling = id;
   }
 
   writeChain(table: TableName, name: string, rules: readonly (readonly string[])[]): TextChain {
@@ -120,18 +175,36 @@ export class IptablesTextSink implements RuleSink<TextChain> {
    * on the heap, and a full collection with it.) The sink cannot be written to after.
    */
   finish(): string {
+    const out = takeTextBuffer(this.size());
+    this.finishInto(out);
+    const text = out.toString();
+    giveBackTextBuffer(out);
+    return text;
+  }
+
+  /** The bytes finish() makes a string of. */
+  size(): number {
+    let size = this.body.length;
+    for (const table of this.tables.values()) {
+      size += table.declarations.length + 32;
+      for (const piece of table.declarationPieces) size += piece.end - piece.start;
+    }
+    for (const own of this.own.values()) size += own.length;
+    for (const pieces of this.adopted.values()) for (const piece of pieces) size += piece.end - piece.start;
+    return size;
+  }
+
+  /** What finish() returns, written at the end of `out` (several syncs' text in one string). */
+  finishInto(out: TextBuffer): void {
     if (this.finished) throw new Error('the text sink is finished');
     this.finished = true;
-    let size = this.body.length;
-    for (const table of this.tables.values()) size += table.declarations.length + 32;
-    for (const own of this.own.values()) size += own.length;
-    const out = takeTextBuffer(size);
     const bodyStart = this.bodyStart.values;
     const bodyEnd = this.bodyEnd.values;
     const body = this.body;
     for (const table of this.tables.values()) {
       out.write(`*${table.name}\n`);
-      out.append(table.declarations, 0, table.declarations.length);
+      for (const piece of table.declarationPieces) out.append(piece.from, piece.start, piece.end);
+      out.append(table.declarations, table.declarationsFrom, table.declarations.length);
       // A run of the body not copied yet: chains filled one after the other are copied together.
       let start = 0;
       let end = 0;
@@ -147,18 +220,17 @@ export class IptablesTextSink implements RuleSink<TextChain> {
           end = bodyEnd[id]!;
         }
         const own = this.own.get(id);
-        if (own !== undefined) {
+        const adopted = own === undefined ? this.adopted.get(id) : undefined;
+        if (own !== undefined || adopted !== undefined) {
           out.append(body, start, end);
           start = end;
-          out.append(own, 0, own.length);
+          if (own !== undefined) out.append(own, 0, own.length);
+          else for (const piece of adopted!) out.append(piece.from, piece.start, piece.end);
         }
       }
       out.append(body, start, end);
       out.write('COMMIT\n');
     }
-    const text = out.toString();
     giveBackTextBuffer(body);
-    giveBackTextBuffer(out);
-    return text;
   }
 }

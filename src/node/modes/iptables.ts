@@ -4,7 +4,7 @@
  * placed by walking the rules with the kernel's random draw.
  */
 import { renderCanonical } from '../../iptables/canonical.js';
-import { IptablesSharedWork, compileIptablesRules, compileIptablesSave, countIptablesRules, type IptablesCompileOptions } from '../../iptables/compile.js';
+import { IptablesSharedWork, compileIptablesRules, compileIptablesSaveEach, countIptablesRules, type IptablesCompileOptions } from '../../iptables/compile.js';
 import { parseIptablesSave } from '../../iptables/parse.js';
 import { countRules, renderIptablesSave } from '../../iptables/render.js';
 import type { Ruleset } from '../../iptables/types.js';
@@ -51,16 +51,17 @@ export function compileIptablesForStates(node: ResolvedNode, states: readonly Pr
       }));
     },
   };
-  // Without the built-in jumps, kube-proxy's text needs no Ruleset (while none has been made).
-  // Nodes of one cluster (shared work) render from the fragments they share instead.
-  if (!opts.withJumps && compileOptions.shared === undefined) {
-    directTexts.set(compiled, () => (rulesets === undefined ? states.map((state) => compileIptablesSave(state, compileOptions)) : undefined));
+  // Without the built-in jumps, kube-proxy's text needs no Ruleset (while none has been made);
+  // nodes of one cluster (shared work) write it from the text of the ports they share.
+  if (!opts.withJumps) {
+    const header = states.length > 1 ? (state: ProxierState) => familyHeader(node, state.family) : undefined;
+    directTexts.set(compiled, () => (rulesets === undefined ? compileIptablesSaveEach(states, compileOptions, header) : undefined));
   }
   return compiled;
 }
 
-/** The text of each family written straight from the states, or undefined once the rulesets exist. */
-const directTexts = new WeakMap<CompiledIptables, () => string[] | undefined>();
+/** The text of every family written straight from the states, or undefined once the rulesets exist. */
+const directTexts = new WeakMap<CompiledIptables, () => string | undefined>();
 
 /**
  * iptables-save text of every family, each after a comment line naming the tool it is for
@@ -72,7 +73,11 @@ export function renderRulesetsPerFamily(node: ResolvedNode, rulesets: readonly R
 
 function textsPerFamily(node: ResolvedNode, texts: readonly { family: 4 | 6; text: string }[]): string {
   if (texts.length === 1) return texts[0]!.text;
-  return texts.map(({ family, text }) => `# ${family === 4 ? 'iptables-save' : 'ip6tables-save'} (IPv${family}), node ${node.name}\n${text}`).join('');
+  return texts.map(({ family, text }) => `${familyHeader(node, family)}${text}`).join('');
+}
+
+function familyHeader(node: ResolvedNode, family: 4 | 6): string {
+  return `# ${family === 4 ? 'iptables-save' : 'ip6tables-save'} (IPv${family}), node ${node.name}\n`;
 }
 
 /** The tracer of compiled rules, made once per compiled node (indexes are built on first use). */
@@ -92,7 +97,7 @@ export const iptablesDriver: ModeDriver<CompiledIptables> = {
   compile: compileIptablesForStates,
   render(compiled, format: OutputFormat) {
     const direct = format === 'kube-proxy' ? directTexts.get(compiled)?.() : undefined;
-    if (direct) return textsPerFamily(compiled.node, direct.map((text, i) => ({ family: compiled.states[i]!.family, text })));
+    if (direct !== undefined) return direct;
     return renderRulesetsPerFamily(compiled.node, compiled.rulesets, format === 'canonical' ? renderCanonical : renderIptablesSave);
   },
   tracer: tracerOf,

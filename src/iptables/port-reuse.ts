@@ -1,0 +1,77 @@
+/**
+ * The chains of one service port that any node of a cluster may take over from another node's
+ * compile (PortChainReuse): chain names already hashed, KUBE-SEP chains, KUBE-SVC/KUBE-SVL
+ * chains over the same endpoints, and whole blocks of KUBE-SEP chains. Generic over the sink's
+ * chain handle `C` (rule objects, or text: shared-text.ts) and the kept block `B`.
+ */
+import { sameEndpoints } from '../topology/categorize.js';
+import { type EndpointBlock, EndpointBlocks } from '../topology/endpoint-blocks.js';
+import type { EndpointInfo, ServicePortInfo } from '../tracker/types.js';
+import type { PortChainReuse } from './sync-context.js';
+
+/** How many views of one port's policy chains and endpoint chains are kept. */
+export const KEPT_VARIANTS = 4;
+
+/**
+ * KUBE-SEP chain names by endpoint, per port: hashed once for every node, and for every kind of
+ * fragment (rule objects and text) made of the port.
+ */
+export class EndpointChainNameCache {
+  /** A Map, not a WeakMap: the ports live as long as the cluster view this cache belongs to. */
+  readonly #byPort = new Map<ServicePortInfo, Map<string, string>>();
+
+  of(info: ServicePortInfo): Map<string, string> {
+    let names = this.#byPort.get(info);
+    if (names === undefined) this.#byPort.set(info, (names = new Map()));
+    return names;
+  }
+}
+
+export class PortReuse<C extends { readonly name: string }, B extends EndpointBlock> implements PortChainReuse<C> {
+  readonly #names: Map<string, string>;
+  /** Single KUBE-SEP chains by name (undefined: only whole blocks are kept). */
+  readonly #endpointChains: Map<string, C> | undefined;
+  readonly #policyChains = new Map<string, { endpoints: readonly EndpointInfo[]; masquerade: boolean; chain: C }[]>();
+
+  constructor(names: Map<string, string>, keepEndpointChains: boolean) {
+    this.#names = names;
+    this.#endpointChains = keepEndpointChains ? new Map() : undefined;
+  }
+
+  endpointChainName(endpoint: string, hash: () => string): string {
+    let name = this.#names.get(endpoint);
+    if (name === undefined) {
+      name = hash();
+      this.#names.set(endpoint, name);
+    }
+    return name;
+  }
+
+  endpointChain(name: string): C | undefined {
+    return this.#endpointChains?.get(name);
+  }
+
+  keepEndpointChain(chain: C): void {
+    this.#endpointChains?.set(chain.name, chain);
+  }
+
+  policyChain(name: string, endpoints: readonly EndpointInfo[], masquerade: boolean): C | undefined {
+    return this.#policyChains.get(name)?.find((c) => c.masquerade === masquerade && sameEndpoints(c.endpoints, endpoints))?.chain;
+  }
+
+  keepPolicyChain(chain: C, endpoints: readonly EndpointInfo[], masquerade: boolean): void {
+    // A policy chain over a node's own local endpoints is that node's alone: keep only a few
+    // (enough for the zones of a topology-aware service).
+    const list = this.#policyChains.get(chain.name) ?? [];
+    if (list.length >= KEPT_VARIANTS) list.shift();
+    list.push({ endpoints, masquerade, chain });
+    this.#policyChains.set(chain.name, list);
+  }
+
+  /** Whole KUBE-SEP blocks; the one the last takeEndpointChains gave is read by the fragment's writer. */
+  readonly blocks = new EndpointBlocks<B>(KEPT_VARIANTS);
+
+  takeEndpointChains(endpoints: readonly EndpointInfo[]): boolean {
+    return this.blocks.take(endpoints);
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * Service ports' rules shared across a cluster's nodes as iptables-save text, for syncs written
+ * straight to text (compileIptablesSave with shared work, what `kpsim compile` and a node's
+ * render print). The Ruleset's fragments (shared-rules.ts) are rule objects: hundreds of
+ * thousands of them for a big cluster, each kept alive for the next node and rendered again by
+ * every node that prints its ruleset. Here a port's rules are written once as bytes, in buffers
+ * outside V8's heap (nothing for the garbage collector to trace or copy), and every node that
+ * shares the port copies those bytes into its own text; no node re-reads them as rules.
+ *
+ * A text fragment is what the port's compile wrote, split as the text sink lays it out: the
+ * rules it appended to the fixed chains (KUBE-SERVICES, KUBE-NODEPORTS, ...) and its own nat
+ * chains, declarations and rules, in declaration order. Its KUBE-SEP chains are one block,
+ * which other views of the port (a node's own, with a local endpoint) take over, as are the
+ * KUBE-SVC/KUBE-SVL chains over the same endpoints (PortReuse). Bytes once written never change.
+ */
+import type { EndpointBlock } from '../topology/endpoint-blocks.js';
+import { KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_MARK_MASQ, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_PROXY_FIREWALL, KUBE_SERVICES } from './names.js';
+import type { ProxierServicePort } from '../tracker/types.js';
+import type { PortReuse } from './port-reuse.js';
+import type { RuleSink } from './rule-sink.js';
+import { TextBuffer } from './save-text.js';
+import { writeServicePortRules } from './service-rules.js';
+import type { FixedChains, SyncContext } from './sync-context.js';
+import type { IptablesTextSink, TextChain, TextPiece } from './text-sink.js';
+import type { TableName } from './types.js';
+
+/** The fixed chains by number, as a fragment's fixed-chain runs name them. */
+const FIXED_KEYS = [
+  'filterServices', 'filterExternalServices', 'filterForward', 'filterNodePorts', 'filterProxyFirewall',
+  'natServices', 'natNodePorts', 'natPostrouting', 'natMarkMasq',
+] as const satisfies readonly (keyof FixedChains)[];
+
+export interface TextFragment {
+  /** Rules for the fixed chains: runs of (FIXED_KEYS index, start, end) of `fixedText`, in the order written. */
+  readonly fixedText: TextBuffer;
+  readonly fixed: readonly number[];
+  /** The port's own nat chains: their declarations, and their rules in the same order. */
+  readonly declarations: readonly TextPiece[];
+  readonly rules: readonly TextPiece[];
+}
+
+/** A chain the recorder declared (or a fixed chain, `fixed` >= 0), with where its text is. */
+export interface RecordedChain {
+  readonly name: string;
+  /** Its FIXED_KEYS index, or -1 for a chain of the port. */
+  readonly fixed: number;
+  readonly declaration: TextPiece;
+  readonly rulesFrom: TextBuffer;
+  readonly rulesStart: number;
+  rulesEnd: number;
+}
+
+interface TextEndpointBlock extends EndpointBlock {
+  readonly declarations: TextPiece;
+  readonly rules: TextPiece;
+}
+
+export type TextPortReuse = PortReuse<RecordedChain, TextEndpointBlock>;
+
+/** A buffer is left for a new one between fragments once it holds this much of its capacity. */
+const CHUNK_BYTES = { fixed: 1 << 20, declarations: 1 << 20, rules: 4 << 20 };
+
+/**
+ * Where text fragments are written: the fixed-chain rules, the declarations and the rules of
+ * the ports' own chains each in their own buffer, a new one started between two fragments once
+ * one is three quarters full (a fragment's pieces stay where they were written).
+ */
+export class TextFragmentArena implements RuleSink<RecordedChain> {
+  #fixedText = new TextBuffer(CHUNK_BYTES.fixed);
+  #declarations = new TextBuffer(CHUNK_BYTES.declarations);
+  #rules = new TextBuffer(CHUNK_BYTES.rules);
+  readonly #fixedChains: FixedChains<RecordedChain>;
+
+  // The fragment being written.
+  #fixedRuns: number[] = [];
+  #declarationPieces: TextPiece[] = [];
+  #rulePieces: TextPiece[] = [];
+  /** Where the bytes not yet in a piece start. */
+  #declarationsFrom = 0;
+  #rulesFrom = 0;
+  /** The chain whose rules end #rules. */
+  #filling: RecordedChain | undefined;
+  /** Each chain of the fragment in order: where its declaration and rules start, -1 for one taken over. */
+  #chainStarts: number[] = [];
+
+  constructor() {
+    const chains = {} as Record<keyof FixedChains, RecordedChain>;
+    const none: TextPiece = { from: this.#declarations, start: 0, end: 0 };
+    FIXED_KEYS.forEach((key, i) => {
+      chains[key] = { name: fixedChainName(key), fixed: i, declaration: none, rulesFrom: this.#rules, rulesStart: 0, rulesEnd: 0 };
+    });
+    this.#fixedChains = chains;
+  }
+
+  /** Write the rules of `sp` on the node of `ctx` as a fragment. */
+  write(ctx: SyncContext<unknown>, sp: ProxierServicePort, reuse: TextPortReuse): TextFragment {
+    this.#begin();
+    reuse.blocks.taken = undefined;
+    writeServicePortRules({ ...ctx, out: this, reuse }, this.#fixedChains, sp);
+
+    let block: TextEndpointBlock | undefined = reuse.blocks.taken;
+    if (block === undefined) {
+      // The KUBE-SEP chains are the last ones writeServicePortRules declares, one per reachable
+      // endpoint, all written here (no single KUBE-SEP chain is taken over): one block.
+      const endpoints = sp.categorized.allReachableEndpoints;
+      const first = this.#chainStarts.length / 2 - endpoints.length;
+      const declarationsAt = endpoints.length === 0 ? this.#declarations.length : this.#chainStarts[2 * first]!;
+      const rulesAt = endpoints.length === 0 ? this.#rules.length : this.#chainStarts[2 * first + 1]!;
+      if (first < 0 || declarationsAt < this.#declarationsFrom || rulesAt < this.#rulesFrom) {
+        throw new Error(`${sp.info.spn}: the KUBE-SEP chains were not written last, one after the other`);
+      }
+      addPiece(this.#declarationPieces, this.#declarations, this.#declarationsFrom, declarationsAt);
+      addPiece(this.#rulePieces, this.#rules, this.#rulesFrom, rulesAt);
+      block = {
+        endpoints,
+        declarations: { from: this.#declarations, start: declarationsAt, end: this.#declarations.length },
+        rules: { from: this.#rules, start: rulesAt, end: this.#rules.length },
+      };
+      reuse.blocks.keep(block);
+    } else {
+      this.#closePieces();
+    }
+    addPiece(this.#declarationPieces, block.declarations.from, block.declarations.start, block.declarations.end);
+    addPiece(this.#rulePieces, block.rules.from, block.rules.start, block.rules.end);
+    return { fixedText: this.#fixedText, fixed: this.#fixedRuns, declarations: this.#declarationPieces, rules: this.#rulePieces };
+  }
+
+  #begin(): void {
+    if (this.#fixedText.length > (CHUNK_BYTES.fixed * 3) / 4) this.#fixedText = new TextBuffer(CHUNK_BYTES.fixed);
+    if (this.#declarations.length > (CHUNK_BYTES.declarations * 3) / 4) this.#declarations = new TextBuffer(CHUNK_BYTES.declarations);
+    if (this.#rules.length > (CHUNK_BYTES.rules * 3) / 4) this.#rules = new TextBuffer(CHUNK_BYTES.rules);
+    this.#fixedRuns = [];
+    this.#declarationPieces = [];
+    this.#rulePieces = [];
+    this.#declarationsFrom = this.#declarations.length;
+    this.#rulesFrom = this.#rules.length;
+    this.#filling = undefined;
+    this.#chainStarts.length = 0;
+  }
+
+  /** The bytes written since the last piece, as pieces. */
+  #closePieces(): void {
+    addPiece(this.#declarationPieces, this.#declarations, this.#declarationsFrom, this.#declarations.length);
+    addPiece(this.#rulePieces, this.#rules, this.#rulesFrom, this.#rules.length);
+    this.#declarationsFrom = this.#declarations.length;
+    this.#rulesFrom = this.#rules.length;
+  }
+
+  declareChain(table: TableName, name: string): RecordedChain {
+    if (table !== 'nat') throw new Error(`chain ${name}: a service port declared a ${table} chain; fragments keep nat chains only`);
+    const start = this.#declarations.length;
+    this.#declarations.writeChainDeclaration(name, undefined);
+    const rulesStart = this.#rules.length;
+    const chain: RecordedChain = {
+      name, fixed: -1, declaration: { from: this.#declarations, start, end: this.#declarations.length }, rulesFrom: this.#rules, rulesStart, rulesEnd: rulesStart,
+    };
+    this.#chainStarts.push(start, rulesStart);
+    this.#filling = chain;
+    return chain;
+  }
+
+  appendRule(chain: RecordedChain, args: readonly string[]): void {
+    if (chain.fixed >= 0) {
+      const text = this.#fixedText;
+      const start = text.length;
+      text.writeRule(chain.name, args);
+      const runs = this.#fixedRuns;
+      const n = runs.length;
+      if (n > 0 && runs[n - 3] === chain.fixed && runs[n - 1] === start) runs[n - 1] = text.length;
+      else runs.push(chain.fixed, start, text.length);
+      return;
+    }
+    // kube-proxy fills each of a port's chains before it declares the next.
+    if (chain !== this.#filling) throw new Error(`chain ${chain.name}: a rule came after the next chain was declared`);
+    this.#rules.writeRule(chain.name, args);
+    chain.rulesEnd = this.#rules.length;
+  }
+
+  writeChain(table: TableName, name: string, rules: readonly (readonly string[])[]): RecordedChain {
+    const chain = this.declareChain(table, name);
+    for (let i = 0; i < rules.length; i++) this.appendRule(chain, rules[i]!);
+    return chain;
+  }
+
+  /** A chain another fragment wrote (a policy chain over the same endpoints): its text is taken as it is. */
+  adoptChain(_table: TableName, chain: RecordedChain): void {
+    this.#closePieces();
+    addPiece(this.#declarationPieces, chain.declaration.from, chain.declaration.start, chain.declaration.end);
+    addPiece(this.#rulePieces, chain.rulesFrom, chain.rulesStart, chain.rulesEnd);
+    this.#chainStarts.push(-1, -1);
+    this.#filling = undefined;
+  }
+}
+
+/** Append a piece, joined to the last one when the bytes follow on. */
+function addPiece(pieces: TextPiece[], from: TextBuffer, start: number, end: number): void {
+  if (end <= start) return;
+  const last = pieces[pieces.length - 1];
+  if (last !== undefined && last.from === from && last.end === start) pieces[pieces.length - 1] = { from, start: last.start, end };
+  else pieces.push({ from, start, end });
+}
+
+/** Put a fragment into a node's text: its fixed-chain rules at the end of those chains, its own chains declared and filled. */
+export function emitTextFragment(fragment: TextFragment, fixed: FixedChains<TextChain>, out: IptablesTextSink): void {
+  const runs = fragment.fixed;
+  for (let i = 0; i < runs.length; i += 3) out.appendRuleText(fixed[FIXED_KEYS[runs[i]!]!], fragment.fixedText, runs[i + 1]!, runs[i + 2]!);
+  if (fragment.declarations.length > 0) out.adoptText('nat', fragment.declarations, fragment.rules);
+}
+
+function fixedChainName(key: keyof FixedChains): string {
+  return FIXED_CHAIN_NAMES[key];
+}
+
+/** The chain each of FixedChains stands for (fixed-rules.ts declares them). */
+const FIXED_CHAIN_NAMES: Readonly<Record<keyof FixedChains, string>> = {
+  filterServices: KUBE_SERVICES,
+  filterExternalServices: KUBE_EXTERNAL_SERVICES,
+  filterForward: KUBE_FORWARD,
+  filterNodePorts: KUBE_NODEPORTS,
+  filterProxyFirewall: KUBE_PROXY_FIREWALL,
+  natServices: KUBE_SERVICES,
+  natNodePorts: KUBE_NODEPORTS,
+  natPostrouting: KUBE_POSTROUTING,
+  natMarkMasq: KUBE_MARK_MASQ,
+};

@@ -46,7 +46,7 @@ import {
   ipPortNetEntry,
 } from './ipsets.js';
 import { type NoNodeAccessEntry, buildIpvsIptables } from './iptables-rules.js';
-import { type RealServerSelection, copyDests, realServersFor, selectEndpoints } from './real-servers.js';
+import { type RealServerSelection, realServersFor, selectEndpoints } from './real-servers.js';
 import { getScheduler } from './schedulers/registry.js';
 import {
   type IpvsProtocol,
@@ -248,9 +248,8 @@ interface NodePortPlan {
   readonly flags: number;
   readonly timeoutSeconds: number;
   readonly origin: VirtualServerOrigin;
-  /** The real servers of the first node-port virtual server; copies for the others (made once, kept). */
+  /** The real servers of every node-port virtual server of the port (one list, shared). */
   readonly dests: RealServer[];
-  readonly copies: RealServer[][];
 }
 
 /** One sync's working state, the fields syncProxyRules keeps in locals. */
@@ -337,7 +336,6 @@ class IpvsSync {
           timeoutSeconds: info.sessionAffinityTimeoutSeconds,
           origin: { spn: info.spn, kind: 'NodePort', endpointScope: scope },
           dests,
-          copies: [],
         },
       });
     }
@@ -400,13 +398,10 @@ class IpvsSync {
     for (const entry of entries) this.#ipsets.get(plainSet)!.entries.add(entry);
     if (np.externalPolicyLocal) for (const entry of entries) this.#ipsets.get(localSet)!.entries.add(entry);
     const family = this.#state.family;
-    this.#nodePortIPs.forEach((ip, k) => {
-      // Each server has its own real servers, as kube-proxy adds them: copies made once per address position.
-      let dests = np.dests;
-      if (k > 0) {
-        dests = np.copies[k - 1] ?? copyDests(np.dests);
-        np.copies[k - 1] = dests;
-      }
+    for (const ip of this.#nodePortIPs) {
+      // A compiled table is data that never changes (nodes share its servers): the node port's
+      // servers on every address share one list of real servers.
+      const dests = np.dests;
       const vs = virtualServer({
         protocol: np.protocol,
         address: ip,
@@ -420,7 +415,7 @@ class IpvsSync {
         origin: np.origin,
       });
       this.#addServer(vs, virtualServerKey(vs), false);
-    });
+    }
   }
 
   finish(randomFully: boolean): IpvsCompiled {
@@ -452,11 +447,12 @@ class IpvsSync {
 
   /**
    * The real servers of one of the port's virtual servers: the selection is the same for every
-   * server with the same endpoint policy, so it is made once per port and copied.
+   * server with the same endpoint policy, so it is made once per port, and its servers share it
+   * (a compiled table never changes: live services and the kernel model copy what they change).
    */
   #selection(sp: ProxierServicePort, selections: Map<boolean, RealServerSelection>, onlyNodeLocal: boolean): { dests: RealServer[]; scope: VirtualServerOrigin['endpointScope'] } {
     const cached = selections.get(onlyNodeLocal);
-    if (cached !== undefined) return { dests: copyDests(cached.dests), scope: cached.scope };
+    if (cached !== undefined) return cached;
     const selection = realServersFor(sp, onlyNodeLocal, sp.info.protocol, this.#state.family, { gracefulTermination: this.#options.gracefulTermination ?? false });
     selections.set(onlyNodeLocal, selection);
     return selection;

@@ -20,6 +20,7 @@
  */
 import { type Family, dottedNetmask, ipToWords, joinHostPort } from '../util/ip.js';
 import { foldAddress } from './schedulers/hash.js';
+import { type ByteRun, TextBytes } from './text-bytes.js';
 import {
   type ForwardMethod,
   type IpvsProtocol,
@@ -152,7 +153,9 @@ export function addressWords(ip: string): number[] {
  * for anything else (an embedded IPv4 part), which the full parser then reads.
  */
 function ipv6Words(ip: string): number[] | undefined {
-  const groups: number[] = [];
+  // The groups read so far, in a scratch array: a sort of a big table reads 10k addresses.
+  const groups = ipv6Groups;
+  let count = 0;
   let gap = -1;
   let group = 0;
   let digits = 0;
@@ -161,11 +164,15 @@ function ipv6Words(ip: string): number[] | undefined {
     if (c === 58) {
       if (i + 1 < ip.length && ip.charCodeAt(i + 1) === 58) {
         if (gap !== -1) return undefined;
-        if (digits > 0) groups.push(group);
-        gap = groups.length;
+        if (digits > 0) {
+          if (count === 8) return undefined;
+          groups[count++] = group;
+        }
+        gap = count;
         i++;
       } else if (digits > 0) {
-        groups.push(group);
+        if (count === 8) return undefined;
+        groups[count++] = group;
       } else {
         return undefined;
       }
@@ -177,11 +184,23 @@ function ipv6Words(ip: string): number[] | undefined {
     if (v < 0 || ++digits > 4) return undefined;
     group = group * 16 + v;
   }
-  if (digits > 0) groups.push(group);
-  if (gap === -1 ? groups.length !== 8 : groups.length > 7) return undefined;
-  const full = gap === -1 ? groups : [...groups.slice(0, gap), ...new Array<number>(8 - groups.length).fill(0), ...groups.slice(gap)];
-  return [0, 1, 2, 3].map((w) => (full[2 * w]! * 65536 + full[2 * w + 1]!) >>> 0);
+  if (digits > 0) {
+    if (count === 8) return undefined;
+    groups[count++] = group;
+  }
+  if (gap === -1 ? count !== 8 : count > 7) return undefined;
+  // The k-th of the eight groups, with the "::" gap filled by zeros.
+  const zeros = gap === -1 ? 0 : 8 - count;
+  const at = (k: number): number => (gap === -1 || k < gap ? groups[k]! : k < gap + zeros ? 0 : groups[k - zeros]!);
+  return [
+    (at(0) * 65536 + at(1)) >>> 0,
+    (at(2) * 65536 + at(3)) >>> 0,
+    (at(4) * 65536 + at(5)) >>> 0,
+    (at(6) * 65536 + at(7)) >>> 0,
+  ];
 }
+
+const ipv6Groups: number[] = [0, 0, 0, 0, 0, 0, 0, 0];
 
 /**
  * Normalised IPv4 text (four decimal octets) as one word, read digit by digit: a sort of a
@@ -310,21 +329,84 @@ export function sortDests(dests: readonly RealServer[]): RealServer[] {
  * sort gives glibc's order. Undefined for other dests.
  */
 function sortIPv4Dests(dests: readonly RealServer[]): RealServer[] | undefined {
+  if (!orderIPv4Dests(dests)) return undefined;
+  const order = destOrder;
+  const sorted = new Array<RealServer>(dests.length);
+  for (let k = 0; k < dests.length; k++) sorted[k] = dests[order[k]!]!;
+  return sorted;
+}
+
+/**
+ * sortIPv4Dests as positions, in `destOrder` (scratch arrays, kept between calls: a big table
+ * has 10k services, and a sort's arrays for each were most of what printing one allocated).
+ * False, with nothing ordered, for other dests.
+ */
+function orderIPv4Dests(dests: readonly RealServer[]): boolean {
   const n = dests.length;
-  const keys = new Float64Array(n);
+  if (destKeys.length < n) {
+    const size = Math.max(n, destKeys.length * 2);
+    destKeys = new Float64Array(size);
+    destOrder = new Int32Array(size);
+    destMerge = new Int32Array(size);
+  }
+  const keys = destKeys;
   let low = Infinity;
   let high = -Infinity;
   for (let i = 0; i < n; i++) {
     const dest = dests[i]!;
-    if (dest.family !== 4) return undefined;
+    if (dest.family !== 4) return false;
     const word = ipv4Word(dest.ip);
     if (word < low) low = word;
     if (word > high) high = word;
     keys[i] = word * 65536 + dest.port;
   }
-  if (high - low >= 2 ** 31) return undefined;
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => keys[a]! - keys[b]!);
-  return order.map((i) => dests[i]!);
+  if (high - low >= 2 ** 31) return false;
+  stableOrder(keys, n, destOrder, destMerge);
+  return true;
+}
+
+let destKeys = new Float64Array(64);
+let destOrder = new Int32Array(64);
+let destMerge = new Int32Array(64);
+
+/**
+ * 0..n-1 in `order`, stably sorted by `keys` (ties keep their order, as the engine's sort does):
+ * insertion sort for runs of 16, then bottom-up merges through `temp`.
+ */
+function stableOrder(keys: Float64Array, n: number, order: Int32Array, temp: Int32Array): void {
+  const RUN = 16;
+  for (let i = 0; i < n; i++) order[i] = i;
+  for (let lo = 0; lo < n; lo += RUN) {
+    const hi = Math.min(lo + RUN, n);
+    for (let i = lo + 1; i < hi; i++) {
+      const item = order[i]!;
+      const key = keys[item]!;
+      let j = i - 1;
+      while (j >= lo && keys[order[j]!]! > key) {
+        order[j + 1] = order[j]!;
+        j--;
+      }
+      order[j + 1] = item;
+    }
+  }
+  let from = order;
+  let to = temp;
+  for (let width = RUN; width < n; width *= 2) {
+    for (let lo = 0; lo < n; lo += 2 * width) {
+      const mid = Math.min(lo + width, n);
+      const hi = Math.min(lo + 2 * width, n);
+      let i = lo;
+      let j = mid;
+      let k = lo;
+      while (i < mid && j < hi) to[k++] = keys[from[j]!]! < keys[from[i]!]! ? from[j++]! : from[i++]!;
+      while (i < mid) to[k++] = from[i++]!;
+      while (j < hi) to[k++] = from[j++]!;
+    }
+    const swap = from;
+    from = to;
+    to = swap;
+  }
+  if (from !== order) order.set(from.subarray(0, n));
 }
 
 /**
@@ -422,34 +504,120 @@ function destLine(dest: RealServer, opts: IpvsadmListOptions): string {
 
 /**
  * Virtual servers that many nodes' tables share (shared-plans.ts), with their lines in each list
- * format once printed: the next node's table joins them instead of sorting and printing every
- * real server again. Such servers never change once made (a compiled table is data; live
+ * format once printed: the next node's table copies those bytes instead of sorting and printing
+ * every real server again. Such servers never change once made (a compiled table is data; live
  * services have their own dests).
  */
 const sharedServers = new WeakSet<VirtualServer>();
-const printedServers = new WeakMap<VirtualServer, Map<string, string>>();
+const printedServers = new WeakMap<VirtualServer, Map<string, ByteRun>>();
 
 /** Mark a virtual server that several tables share, so that its lines are printed once per format. */
 export function shareServerRendering(vs: VirtualServer): void {
   sharedServers.add(vs);
 }
 
-function serviceBlock(vs: VirtualServer, opts: IpvsadmListOptions): string {
-  const print = (): string => [serviceLine(vs, opts), ...orderedDests(vs, opts.nosort).map((dest) => destLine(dest, opts))].join('\n');
-  if (!sharedServers.has(vs)) return print();
-  const format = `${opts.stats ? 's' : ''}${opts.rate ? 'r' : ''}${opts.thresholds ? 't' : ''}${opts.persistentConn ? 'p' : ''}${opts.exact ? 'e' : ''}${opts.nosort ? 'n' : ''}`;
-  let byFormat = printedServers.get(vs);
-  if (byFormat === undefined) printedServers.set(vs, (byFormat = new Map()));
-  let block = byFormat.get(format);
-  if (block === undefined) byFormat.set(format, (block = print()));
-  return block;
+/** Whether the options print dests in the default columns (where a fresh dest has one fixed tail). */
+function defaultColumns(opts: IpvsadmListOptions): boolean {
+  return !opts.stats && !opts.rate && !opts.thresholds && !opts.persistentConn;
+}
+
+/** The service line and its dest lines, each ended by a newline. */
+function writeServiceBlock(out: TextBytes, vs: VirtualServer, opts: IpvsadmListOptions): void {
+  out.text(serviceLine(vs, opts));
+  out.char(NEWLINE);
+  const fresh = defaultColumns(opts);
+  const dests = vs.dests;
+  if (!opts.nosort && dests.length >= 2 && orderIPv4Dests(dests)) {
+    // destOrder is not touched again until this loop is done.
+    const order = destOrder;
+    for (let k = 0; k < dests.length; k++) writeDest(out, dests[order[k]!]!, opts, fresh);
+    return;
+  }
+  for (const dest of orderedDests(vs, opts.nosort)) writeDest(out, dest, opts, fresh);
+}
+
+function writeDest(out: TextBytes, dest: RealServer, opts: IpvsadmListOptions, fresh: boolean): void {
+  if (!(fresh && writeFreshDest(out, dest))) out.text(destLine(dest, opts));
+  out.char(NEWLINE);
+}
+
+const NEWLINE = 10;
+
+/**
+ * destLine of a fresh Masq dest of weight 1 in the default format, written without making the
+ * line: what nearly every line of a compiled table is. False (nothing written) for any other dest.
+ */
+function writeFreshDest(out: TextBytes, dest: RealServer): boolean {
+  if (dest.forward !== 'Masq' || dest.weight !== 1 || dest.activeConns !== 0 || dest.inactConns !== 0) return false;
+  const { ip, port } = dest;
+  if (!Number.isSafeInteger(port) || port < 0) return false;
+  let portDigits = 1;
+  for (let v = port; v >= 10; v = Math.floor(v / 10)) portDigits++;
+  // joinHostPort: brackets around an address with a colon.
+  const bracket = ip.includes(':');
+  const nameLength = ip.length + (bracket ? 2 : 0) + 1 + portDigits;
+  // An IPv4 name longer than 28 characters is cut (destName): leave that to destLine.
+  if (dest.family !== 6 && nameLength > 28) return false;
+  out.text('  -> ');
+  if (bracket) out.char(91);
+  out.text(ip);
+  if (bracket) out.char(93);
+  out.char(58);
+  out.decimal(port);
+  out.spaces(28 - nameLength);
+  out.text(FRESH_MASQ_COLUMNS);
+  return true;
 }
 
 /** `ipvsadm -Ln [--stats|--rate|--thresholds|--persistent-conn] [--exact] [--nosort]`. */
 export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {}): string {
-  const lines = [`IP Virtual Server version ${IPVS_VERSION} (size=${opts.connTabSize ?? DEFAULT_CONN_TAB_SIZE})`, ...titleLines(opts)];
-  for (const vs of orderedServices(table, opts)) lines.push(serviceBlock(vs, opts));
-  return `${lines.join('\n')}\n`;
+  let dests = 0;
+  for (const vs of table.services) dests += vs.dests.length;
+  const out = new TextBytes(256 + 64 * table.services.length + 72 * dests);
+  out.text(`IP Virtual Server version ${IPVS_VERSION} (size=${opts.connTabSize ?? DEFAULT_CONN_TAB_SIZE})`);
+  out.char(NEWLINE);
+  for (const line of titleLines(opts)) {
+    out.text(line);
+    out.char(NEWLINE);
+  }
+  const format = `${opts.stats ? 's' : ''}${opts.rate ? 'r' : ''}${opts.thresholds ? 't' : ''}${opts.persistentConn ? 'p' : ''}${opts.exact ? 'e' : ''}${opts.nosort ? 'n' : ''}`;
+  /** Shared servers printed here for the first time, with where their bytes are. */
+  const printed: { vs: VirtualServer; start: number; end: number }[] = [];
+  for (const vs of orderedServices(table, opts)) {
+    if (!sharedServers.has(vs)) {
+      writeServiceBlock(out, vs, opts);
+      continue;
+    }
+    const kept = printedServers.get(vs)?.get(format);
+    if (kept !== undefined) {
+      out.run(kept);
+      continue;
+    }
+    const start = out.length;
+    writeServiceBlock(out, vs, opts);
+    printed.push({ vs, start, end: out.length });
+  }
+  keepPrinted(out, printed, format);
+  return out.toString();
+}
+
+/**
+ * Keep the bytes of shared servers printed for the first time, copied together into one store
+ * of their own (not the whole listing's bytes: a later node prints only a few new servers).
+ */
+function keepPrinted(out: TextBytes, printed: readonly { vs: VirtualServer; start: number; end: number }[], format: string): void {
+  if (printed.length === 0) return;
+  let size = 0;
+  for (const p of printed) size += p.end - p.start;
+  const store = new Uint8Array(size);
+  let at = 0;
+  for (const p of printed) {
+    out.copyOut(p.start, p.end, store, at);
+    let byFormat = printedServers.get(p.vs);
+    if (byFormat === undefined) printedServers.set(p.vs, (byFormat = new Map()));
+    byFormat.set(format, { bytes: store, start: at, end: at + p.end - p.start });
+    at += p.end - p.start;
+  }
 }
 
 // ---------------------------------------------------------------- -S

@@ -1,0 +1,138 @@
+/**
+ * The ipvsadm -Ln listing is written as bytes (src/ipvs/text-bytes.ts), its dests ordered in
+ * scratch arrays, and shared servers' lines copied from the listing that printed them first.
+ * Each is checked here against the plain way: string concatenation, glibc's merge sort with
+ * ipvsadm's comparator, and the listing of each virtual server on its own.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { compareDests, formatIpvsadmList, shareServerRendering, sortDests, sortLikeGlibc, sortServices } from '../../src/ipvs/ipvsadm-format.js';
+import { type IpvsTable, type RealServer, type VirtualServer, SVC_F_PERSISTENT, realServer, virtualServer } from '../../src/ipvs/table.js';
+import { TextBytes } from '../../src/ipvs/text-bytes.js';
+import { seededRng } from '../../src/util/random.js';
+
+type Op = { text: string } | { decimal: number } | { spaces: number } | { char: number } | { again: [number, number] };
+
+const OPS_CASES: { name: string; capacity: number; ops: Op[] }[] = [
+  { name: 'ASCII', capacity: 4, ops: [{ text: 'TCP  10.96.0.1:443 rr' }, { char: 10 }, { text: '' }] },
+  { name: 'non-ASCII after ASCII', capacity: 2, ops: [{ text: 'pe caf\u00e9 ' }, { text: '\u65e5\u672c' }, { text: ' \ud83d\ude00 end' }] },
+  { name: 'decimals', capacity: 1, ops: [{ decimal: 0 }, { char: 32 }, { decimal: 7 }, { decimal: 10 }, { decimal: 65535 }, { decimal: 2 ** 40 }, { decimal: -1 }, { decimal: 1.5 }] },
+  { name: 'spaces', capacity: 1, ops: [{ spaces: 0 }, { text: 'a' }, { spaces: 3 }, { spaces: -2 }, { text: 'b' }, { spaces: 100 }] },
+  { name: 'bytes written before, copied', capacity: 8, ops: [{ text: 'abc\u00e9def' }, { again: [1, 6] }, { again: [0, 0] }, { text: 'x' }] },
+];
+
+test('TextBytes writes what string concatenation makes', () => {
+  for (const { name, capacity, ops } of OPS_CASES) {
+    const out = new TextBytes(capacity);
+    let expected = '';
+    for (const op of ops) {
+      if ('text' in op) {
+        out.text(op.text);
+        expected += op.text;
+      } else if ('decimal' in op) {
+        out.decimal(op.decimal);
+        expected += String(op.decimal);
+      } else if ('spaces' in op) {
+        out.spaces(op.spaces);
+        expected += ' '.repeat(Math.max(0, op.spaces));
+      } else if ('char' in op) {
+        out.char(op.char);
+        expected += String.fromCharCode(op.char);
+      } else {
+        // Copy bytes [start, end) of what is written so far (ASCII-only stretches of `expected`).
+        const [start, end] = op.again;
+        const bytes = out.bytes.slice(0, out.length);
+        out.run({ bytes, start, end });
+        expected += new TextDecoder().decode(bytes.subarray(start, end));
+      }
+    }
+    assert.equal(out.toString(), expected, `${name}: ${JSON.stringify(ops)}`);
+    assert.equal(out.length, new TextEncoder().encode(expected).length, `${name}: byte length`);
+  }
+});
+
+function dests(rng: () => number, n: number, base: number, span: number): RealServer[] {
+  return Array.from({ length: n }, () => {
+    const word = (base + Math.floor(rng() * span)) >>> 0;
+    const ip = [word >>> 24, (word >>> 16) & 255, (word >>> 8) & 255, word & 255].join('.');
+    return realServer({ ip, port: [80, 8080, 443][Math.floor(rng() * 3)]!, family: 4, weight: Math.floor(rng() * 3) });
+  });
+}
+
+test('dests are ordered as glibc sorts them with ipvsadm\'s comparator', () => {
+  const rng = seededRng(7);
+  const POD_NET = 0x0a800000; // 10.128.0.0
+  const cases = [
+    ...[0, 1, 2, 3, 15, 16, 17, 31, 32, 33, 100, 1000, 5000].map((n) => ({ name: `${n} pod addresses`, list: dests(rng, n, POD_NET, 1 << 16) })),
+    // Few addresses for many dests: ties (same address and port) keep their order.
+    { name: 'ties', list: dests(rng, 200, POD_NET, 4) },
+    // 10.x beside 192.x: more than 2^31 apart, the merge sort of the wrapped comparison.
+    { name: 'beyond half the range', list: [...dests(rng, 40, POD_NET, 256), ...dests(rng, 40, 0xc0a80000, 256)] },
+  ];
+  for (const { name, list } of cases) {
+    const expected = sortLikeGlibc(list, compareDests);
+    const got = sortDests(list);
+    assert.equal(got.length, expected.length, name);
+    got.forEach((d, i) => assert.equal(d, expected[i], `${name}: position ${i}: ${d.ip}:${d.port} w${d.weight}, want ${expected[i]!.ip}:${expected[i]!.port} w${expected[i]!.weight}`));
+  }
+});
+
+function service(rng: () => number, i: number, list: RealServer[]): VirtualServer {
+  const v6 = i % 7 === 3;
+  return virtualServer({
+    protocol: i % 5 === 0 ? 'UDP' : 'TCP',
+    address: v6 ? `fd00:96::${(i + 1).toString(16)}` : i % 11 === 5 ? `192.168.0.${i % 250}` : `10.96.${i >> 8}.${i & 255}`,
+    port: 80 + i,
+    family: v6 ? 6 : 4,
+    scheduler: 'rr',
+    ...(i % 4 === 1 ? { flags: SVC_F_PERSISTENT, timeoutSeconds: 10800 } : {}),
+    dests: v6
+      ? list.slice(0, 3).map((d, k) => realServer({ ip: `fd00:10::${(k + 1).toString(16)}`, port: d.port, family: 6 }))
+      : i % 9 === 2
+        ? list.map((d) => realServer({ ip: d.ip, port: d.port, family: 4, activeConns: Math.floor(rng() * 3) }))
+        : list,
+  });
+}
+
+/** What the listing is made of: the header, then each virtual server's block as a listing of it alone gives it. */
+function plainListing(table: IpvsTable, services: readonly VirtualServer[]): string {
+  const header = formatIpvsadmList({ services: [] });
+  const blocks = services.map((vs) => formatIpvsadmList({ services: [vs] }).slice(header.length));
+  assert.equal(blocks.join('').length + header.length, formatIpvsadmList(table).length);
+  return header + blocks.join('');
+}
+
+test('a listing is its servers\' blocks, and shared servers copied from an earlier listing print the same', () => {
+  const rng = seededRng(3);
+  const make = (n: number): VirtualServer[] => Array.from({ length: n }, (_, i) => service(rng, i, dests(rng, Math.floor(rng() * 40), 0x0a800000, 1 << 16)));
+  const first = make(60);
+  const second = [...first.slice(0, 30), ...make(20)];
+  const firstTable = { services: first };
+  const secondTable = { services: second };
+  const expectedFirst = formatIpvsadmList(firstTable);
+  const expectedSecond = formatIpvsadmList(secondTable);
+  // The listing against its blocks, each printed alone, in ipvsadm's service order.
+  assert.equal(expectedFirst, plainListing(firstTable, sortServices(first)), 'first listing: its blocks');
+  assert.equal(expectedSecond, plainListing(secondTable, sortServices(second)), 'second listing: its blocks');
+  for (const vs of [...first, ...second]) shareServerRendering(vs);
+  for (const [name, table, expected] of [['first, printing shared servers', firstTable, expectedFirst], ['first again, copying', firstTable, expectedFirst], ['second, half copied', secondTable, expectedSecond]] as const) {
+    assert.equal(formatIpvsadmList(table), expected, name);
+    assert.equal(formatIpvsadmList(table, { stats: true }).split('\n').length, expected.split('\n').length, `${name}: --stats lists as many lines`);
+  }
+});
+
+test('a fresh Masq dest\'s line, written without making it, is ipvsadm\'s', () => {
+  const columns = ` ${'Masq'.padEnd(7)} ${'1'.padEnd(6)} ${'0'.padEnd(10)} ${'0'.padEnd(10)}`;
+  const cases: { ip: string; port: number; family: 4 | 6; name: string }[] = [
+    { ip: '10.128.0.2', port: 80, family: 4, name: '10.128.0.2:80' },
+    { ip: '255.255.255.255', port: 65535, family: 4, name: '255.255.255.255:65535' },
+    { ip: '1.2.3.4', port: 0, family: 4, name: '1.2.3.4:0' },
+    { ip: 'fd00:10::1', port: 8080, family: 6, name: '[fd00:10::1]:8080' },
+    { ip: '2001:db8:1234:5678:9abc:def0:1234:5678', port: 443, family: 6, name: '[2001:db8:1234:5678:9abc:def0:1234:5678]:443' },
+  ];
+  for (const { ip, port, family, name } of cases) {
+    const vs = virtualServer({ protocol: 'TCP', address: family === 4 ? '10.96.0.1' : 'fd00:96::1', port: 80, family, scheduler: 'rr', dests: [realServer({ ip, port, family })] });
+    const lines = formatIpvsadmList({ services: [vs] }).split('\n');
+    assert.equal(lines[4], `  -> ${name.padEnd(28)}${columns}`, `${ip} port ${port}`);
+  }
+});

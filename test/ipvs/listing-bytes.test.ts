@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { compareDests, formatIpvsadmList, shareServerRendering, sortDests, sortLikeGlibc, sortServices } from '../../src/ipvs/ipvsadm-format.js';
+import { compareDests, compareServices, formatIpvsadmList, shareServerRendering, sortDests, sortLikeGlibc, sortServices } from '../../src/ipvs/ipvsadm-format.js';
 import { type IpvsTable, type RealServer, type VirtualServer, SVC_F_PERSISTENT, realServer, virtualServer } from '../../src/ipvs/table.js';
 import { TextBytes } from '../../src/ipvs/text-bytes.js';
 import { seededRng } from '../../src/util/random.js';
@@ -134,5 +134,29 @@ test('a fresh Masq dest\'s line, written without making it, is ipvsadm\'s', () =
     const vs = virtualServer({ protocol: 'TCP', address: family === 4 ? '10.96.0.1' : 'fd00:96::1', port: 80, family, scheduler: 'rr', dests: [realServer({ ip, port, family })] });
     const lines = formatIpvsadmList({ services: [vs] }).split('\n');
     assert.equal(lines[4], `  -> ${name.padEnd(28)}${columns}`, `${ip} port ${port}`);
+  }
+});
+
+test('services are ordered as glibc sorts them with ipvsadm\'s comparator', () => {
+  const rng = seededRng(11);
+  const pick = <T>(list: readonly T[]): T => list[Math.floor(rng() * list.length)]!;
+  const randomService = (kind: string): VirtualServer => {
+    const v6 = kind === 'mixed' ? rng() < 0.2 : false;
+    const fwmark = kind === 'fwmark' ? pick([0, 0, 7, 2 ** 31 + 5, 2 ** 32 - 1]) : 0;
+    const address = v6
+      ? `${pick(['fd00', '2001:db8', 'fe80'])}::${Math.floor(rng() * 65536).toString(16)}`
+      : kind === 'pod-net'
+        ? `10.96.${Math.floor(rng() * 256)}.${Math.floor(rng() * 256)}`
+        : `${pick([10, 172, 192, 203, 100])}.${Math.floor(rng() * 256)}.${Math.floor(rng() * 4)}.${Math.floor(rng() * 256)}`;
+    return virtualServer({ protocol: pick(['TCP', 'UDP', 'SCTP'] as const), address, port: pick([53, 80, 443, 30000 + Math.floor(rng() * 10)]), family: v6 ? 6 : 4, fwmark });
+  };
+  for (const kind of ['pod-net', 'far-apart', 'mixed', 'fwmark']) {
+    for (const n of [0, 1, 2, 3, 17, 100, 2000]) {
+      const services = Array.from({ length: n }, () => randomService(kind));
+      const expected = sortLikeGlibc(services, compareServices);
+      const got = sortServices(services);
+      got.forEach((vs, i) => assert.equal(vs, expected[i], `${kind}, ${n} services: position ${i}: ${vs.protocol} ${vs.address}:${vs.port} fwmark ${vs.fwmark}, want ${expected[i]!.address}:${expected[i]!.port}`));
+      assert.equal(got.length, n, `${kind}, ${n} services`);
+    }
   }
 });

@@ -651,10 +651,12 @@ function writeFreshDest(out: TextBytes, dest: RealServer): boolean {
   if (bracket) out.char(93);
   out.char(58);
   out.decimal(port);
-  out.spaces(28 - nameLength);
-  out.text(FRESH_MASQ_COLUMNS);
+  out.ascii(FRESH_TAILS[Math.max(0, 28 - nameLength)]!);
   return true;
 }
+
+/** For each dest name length up to 28: the padding to 28 characters, then FRESH_MASQ_COLUMNS, as bytes. */
+const FRESH_TAILS: readonly Uint8Array[] = Array.from({ length: 29 }, (_, pad) => new TextEncoder().encode(' '.repeat(pad) + FRESH_MASQ_COLUMNS));
 
 /** `ipvsadm -Ln [--stats|--rate|--thresholds|--persistent-conn] [--exact] [--nosort]`. */
 export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {}): string {

@@ -97,6 +97,13 @@ export class TextBytes {
     } while (v > 0);
   }
 
+  /** Bytes of ASCII text, encoded beforehand (a piece written many times). */
+  ascii(bytes: Uint8Array): void {
+    this.#reserve(bytes.length);
+    this.#bytes.set(bytes, this.#length);
+    this.#length += bytes.length;
+  }
+
   /** Copy bytes written before. */
   run(run: ByteRun): void {
     const n = run.end - run.start;

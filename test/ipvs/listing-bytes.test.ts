@@ -11,12 +11,13 @@ import { type IpvsTable, type RealServer, type VirtualServer, SVC_F_PERSISTENT, 
 import { TextBytes } from '../../src/ipvs/text-bytes.js';
 import { seededRng } from '../../src/util/random.js';
 
-type Op = { text: string } | { decimal: number } | { spaces: number } | { char: number } | { again: [number, number] };
+type Op = { text: string } | { decimal: number } | { spaces: number } | { char: number } | { ascii: string } | { again: [number, number] };
 
 const OPS_CASES: { name: string; capacity: number; ops: Op[] }[] = [
   { name: 'ASCII', capacity: 4, ops: [{ text: 'TCP  10.96.0.1:443 rr' }, { char: 10 }, { text: '' }] },
   { name: 'non-ASCII after ASCII', capacity: 2, ops: [{ text: 'pe caf\u00e9 ' }, { text: '\u65e5\u672c' }, { text: ' \ud83d\ude00 end' }] },
   { name: 'decimals', capacity: 1, ops: [{ decimal: 0 }, { char: 32 }, { decimal: 7 }, { decimal: 10 }, { decimal: 65535 }, { decimal: 2 ** 40 }, { decimal: -1 }, { decimal: 1.5 }] },
+  { name: 'encoded ASCII', capacity: 3, ops: [{ ascii: ' Masq    1' }, { text: '!' }, { ascii: '' }, { ascii: '0123456789' }] },
   { name: 'spaces', capacity: 1, ops: [{ spaces: 0 }, { text: 'a' }, { spaces: 3 }, { spaces: -2 }, { text: 'b' }, { spaces: 100 }] },
   { name: 'bytes written before, copied', capacity: 8, ops: [{ text: 'abc\u00e9def' }, { again: [1, 6] }, { again: [0, 0] }, { text: 'x' }] },
 ];
@@ -35,6 +36,9 @@ test('TextBytes writes what string concatenation makes', () => {
       } else if ('spaces' in op) {
         out.spaces(op.spaces);
         expected += ' '.repeat(Math.max(0, op.spaces));
+      } else if ('ascii' in op) {
+        out.ascii(new TextEncoder().encode(op.ascii));
+        expected += op.ascii;
       } else if ('char' in op) {
         out.char(op.char);
         expected += String.fromCharCode(op.char);

@@ -118,28 +118,37 @@ const FORWARD_SWITCH: Readonly<Record<ForwardMethod, string>> = { Masq: '-m', Tu
 
 /** glibc's qsort for arrays that fit its buffer: a top-down merge sort taking the left on ties (msort.c). */
 export function sortLikeGlibc<T>(items: readonly T[], compare: (a: T, b: T) => number): T[] {
-  const a = [...items];
-  const tmp = new Array<T>(a.length);
-  const sort = (lo: number, n: number): void => {
-    if (n <= 1) return;
-    const n1 = n >> 1;
-    const n2 = n - n1;
-    sort(lo, n1);
-    sort(lo + n1, n2);
-    let i = lo;
-    let j = lo + n1;
-    let k = 0;
-    let left = n1;
-    let right = n2;
-    while (left > 0 && right > 0) {
-      if (compare(a[i]!, a[j]!) <= 0) { tmp[k++] = a[i++]!; left--; } else { tmp[k++] = a[j++]!; right--; }
+  const n = items.length;
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  glibcMergeSort(order, new Int32Array(n), 0, n, (x, y) => compare(items[x]!, items[y]!));
+  return Array.from(order, (i) => items[i]!);
+}
+
+/** glibc's msort of positions [lo, lo + n) of `order`, comparing the items at two positions; `temp` as long as `order`. */
+function glibcMergeSort(order: Int32Array, temp: Int32Array, lo: number, n: number, compare: (a: number, b: number) => number): void {
+  if (n <= 1) return;
+  const n1 = n >> 1;
+  const n2 = n - n1;
+  glibcMergeSort(order, temp, lo, n1, compare);
+  glibcMergeSort(order, temp, lo + n1, n2, compare);
+  let i = lo;
+  let j = lo + n1;
+  let k = 0;
+  let left = n1;
+  let right = n2;
+  while (left > 0 && right > 0) {
+    if (compare(order[i]!, order[j]!) <= 0) {
+      temp[k++] = order[i++]!;
+      left--;
+    } else {
+      temp[k++] = order[j++]!;
+      right--;
     }
-    while (left-- > 0) tmp[k++] = a[i++]!;
-    // The rest of the right run is already in place.
-    for (let m = 0; m < k; m++) a[lo + m] = tmp[m]!;
-  };
-  sort(0, a.length);
-  return a;
+  }
+  while (left-- > 0) temp[k++] = order[i++]!;
+  // The rest of the right run is already in place.
+  for (let m = 0; m < k; m++) order[lo + m] = temp[m]!;
 }
 
 /** The address as the 32-bit words ntohl gives (one for IPv4, four for IPv6). */
@@ -322,7 +331,7 @@ export function sortServices(services: readonly VirtualServer[]): VirtualServer[
   }
   const order = serviceKeys.order;
   for (let i = 0; i < n; i++) order[i] = i;
-  glibcMergeSort(order, serviceKeys.temp, 0, n);
+  glibcMergeSort(order, serviceKeys.temp, 0, n, compareServiceKeys);
   const sorted = new Array<VirtualServer>(n);
   for (let k = 0; k < n; k++) sorted[k] = services[order[k]!]!;
   return sorted;
@@ -368,31 +377,6 @@ function compareServiceKeys(a: number, b: number): number {
   return port[a]! - port[b]!;
 }
 
-/** sortLikeGlibc of positions [lo, lo + n) of `order` with compareServiceKeys. */
-function glibcMergeSort(order: Int32Array, temp: Int32Array, lo: number, n: number): void {
-  if (n <= 1) return;
-  const n1 = n >> 1;
-  const n2 = n - n1;
-  glibcMergeSort(order, temp, lo, n1);
-  glibcMergeSort(order, temp, lo + n1, n2);
-  let i = lo;
-  let j = lo + n1;
-  let k = 0;
-  let left = n1;
-  let right = n2;
-  while (left > 0 && right > 0) {
-    if (compareServiceKeys(order[i]!, order[j]!) <= 0) {
-      temp[k++] = order[i++]!;
-      left--;
-    } else {
-      temp[k++] = order[j++]!;
-      right--;
-    }
-  }
-  while (left-- > 0) temp[k++] = order[i++]!;
-  // The rest of the right run is already in place.
-  for (let m = 0; m < k; m++) order[lo + m] = temp[m]!;
-}
 
 const wordsOfShared = new WeakMap<VirtualServer, number[]>();
 

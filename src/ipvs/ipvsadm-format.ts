@@ -646,7 +646,7 @@ const FRESH_TAILS: readonly Uint8Array[] = Array.from({ length: 29 }, (_, pad) =
 export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {}): string {
   let dests = 0;
   for (const vs of table.services) dests += vs.dests.length;
-  const out = new TextBytes(256 + 64 * table.services.length + 72 * dests);
+  const out = new TextBytes(256 + 64 * table.services.length + 72 * dests, listingBytes);
   out.text(`IP Virtual Server version ${IPVS_VERSION} (size=${opts.connTabSize ?? DEFAULT_CONN_TAB_SIZE})`);
   out.char(NEWLINE);
   for (const line of titleLines(opts)) {
@@ -671,8 +671,16 @@ export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {
     printed.push({ vs, start, end: out.length });
   }
   keepPrinted(out, printed, format);
-  return out.toString();
+  const text = out.toString();
+  listingBytes = out.bytes;
+  return text;
 }
+
+/**
+ * The bytes the last listing was written in, for the next one: listing node after node, each
+ * as big as the last, allocates no new bytes (which the collector would count against the heap).
+ */
+let listingBytes: Uint8Array | undefined;
 
 /**
  * Keep the bytes of shared servers printed for the first time, copied together into one store

@@ -21,8 +21,9 @@ export class TextBytes {
   #bytes: Uint8Array;
   #length = 0;
 
-  constructor(capacity = 1 << 16) {
-    this.#bytes = new Uint8Array(capacity);
+  /** `reuse`: bytes to write into (from an earlier TextBytes' `bytes`) when they hold `capacity`. */
+  constructor(capacity = 1 << 16, reuse?: Uint8Array) {
+    this.#bytes = reuse !== undefined && reuse.length >= capacity ? reuse : new Uint8Array(capacity);
   }
 
   get length(): number {

@@ -24,7 +24,8 @@ const OPS_CASES: { name: string; capacity: number; ops: Op[] }[] = [
 
 test('TextBytes writes what string concatenation makes', () => {
   for (const { name, capacity, ops } of OPS_CASES) {
-    const out = new TextBytes(capacity);
+    // Into fresh bytes, and into bytes reused from before (holding older text).
+    const out = new TextBytes(capacity, capacity > 3 ? new TextEncoder().encode('x'.repeat(capacity + 5)) : undefined);
     let expected = '';
     for (const op of ops) {
       if ('text' in op) {

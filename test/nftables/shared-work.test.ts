@@ -97,3 +97,40 @@ test('a shared table reads the same whether its endpoint chains\' rule objects a
   }
   assert.deepEqual(evidence, []);
 });
+
+test('a node\'s script reads the same whatever nodes were rendered before it (runs kept as spans of a first table, slices, strings of their own)', () => {
+  // render-script.ts keeps the runs of the first table rendered with none of them known as
+  // spans of its text, takes known runs over as slices (adjacent ones as one), and keeps a later
+  // table's new runs as strings of their own. Every order must give each node the text it has
+  // compiled alone.
+  const alone = new Map<string, string>();
+  const aloneText = (name: string): string => {
+    let text = alone.get(name);
+    if (text === undefined) alone.set(name, (text = nftablesDriver.render(compileNode(cluster, 'nftables', { node: name }) as CompiledNftables, 'kube-proxy')));
+    return text;
+  };
+  const last = nodeNames.length - 1;
+  const cases: { name: string; compileFirst: boolean; order: number[] }[] = [
+    { name: 'in order, each rendered as compiled', compileFirst: false, order: nodeNames.map((_, i) => i) },
+    { name: 'every node compiled, then rendered backwards', compileFirst: true, order: nodeNames.map((_, i) => last - i) },
+    { name: 'one node rendered twice, then the others, then it again', compileFirst: true, order: [3, 3, 0, 1, last, 3] },
+    { name: 'every other node, then the rest', compileFirst: false, order: [...nodeNames.keys()].sort((a, b) => (a % 2) - (b % 2) || a - b) },
+  ];
+  const evidence: string[] = [];
+  for (const c of cases) {
+    const view = new ClusterView(cluster);
+    const compiled = new Map<number, CompiledNftables>();
+    const compile = (i: number): CompiledNftables => {
+      let got = compiled.get(i);
+      if (got === undefined) compiled.set(i, (got = view.compile('nftables', view.resolve(nodeNames[i]!)) as CompiledNftables));
+      return got;
+    };
+    if (c.compileFirst) for (let i = 0; i < nodeNames.length; i++) compile(i);
+    for (const i of c.order) {
+      const got = nftablesDriver.render(compile(i), 'kube-proxy');
+      const want = aloneText(nodeNames[i]!);
+      if (got !== want) evidence.push(`${c.name}: node ${nodeNames[i]}:\n${firstDifference(got, want)}`);
+    }
+  }
+  assert.deepEqual(evidence, []);
+});

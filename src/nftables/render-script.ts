@@ -120,20 +120,37 @@ function knownSegment(prefix: string, run: readonly NftChain[]): SegmentText | u
 }
 
 /**
- * Pieces of text to be joined once, with their length so far, and a slice of a rendered text
- * pending at the end (taken over runs are adjacent in the text they come from: one slice for
- * all of them, grown until something else is added).
+ * Pieces so many that they are joined into a chunk before more are added: pieces are joined
+ * while the strings they are (names, addresses scattered over a big heap) are still in the
+ * processor's cache, and a chunk of this many pieces (some 300 KB) is big enough to be made in
+ * the large-object space, which young-generation scavenges never copy. One join of two million
+ * pieces at the end cost several times the joins of its chunks.
+ */
+const CHUNK_PIECES = 8192;
+
+/**
+ * Pieces of text, joined into chunks as they grow and into one text at the end, with their
+ * length so far, and a slice of a rendered text pending at the end (runs taken over are
+ * adjacent in the text they come from: one slice for all of them, grown until something else
+ * is added).
  */
 class Pieces {
+  /** The pieces added since the last chunk was made. */
   readonly parts: string[] = [];
-  /** Characters in `parts` up to `counted`, and the pending slice's. */
+  readonly #chunks: string[] = [];
+  readonly #chunkPieces: number;
+  /** Characters in the chunks and in `parts` up to `counted`. */
   #chars = 0;
   #counted = 0;
   #pending: { source: RenderedText; start: number; end: number } | undefined;
 
+  constructor(chunkPieces: number) {
+    this.#chunkPieces = chunkPieces;
+  }
+
   /** Characters so far. */
   get chars(): number {
-    this.#flushPending();
+    this.flushPending();
     const parts = this.parts;
     let chars = this.#chars;
     for (let i = this.#counted; i < parts.length; i++) chars += parts[i]!.length;
@@ -148,17 +165,28 @@ class Pieces {
       pending.end = span.end;
       return;
     }
-    this.#flushPending();
+    this.flushPending();
     this.#pending = { source: span.source, start: span.start, end: span.end };
   }
 
-  /** Every piece, the pending slice included, in `parts`. */
-  settle(): string[] {
-    this.#flushPending();
-    return this.parts;
+  /** Join the pieces added so far into a chunk once they are many. */
+  chunkIfLarge(): void {
+    if (this.parts.length < this.#chunkPieces) return;
+    const chars = this.chars;
+    this.#chunks.push(this.parts.join(''));
+    this.parts.length = 0;
+    this.#counted = 0;
+    this.#chars = chars;
   }
 
-  #flushPending(): void {
+  /** Every piece, the pending slice included, in order: chunks first, then `parts`. */
+  settle(): string[] {
+    this.flushPending();
+    return this.#chunks.concat(this.parts);
+  }
+
+  /** Add the pending slice to `parts`: before pieces are pushed onto `parts` directly. */
+  flushPending(): void {
     const pending = this.#pending;
     if (pending === undefined) return;
     this.#pending = undefined;
@@ -204,10 +232,10 @@ interface FreshSegment {
  * declaration and their rules: a node of a big cluster has 150k of them spread over the heap,
  * and each visit is a cache miss.
  */
-function renderTable(table: NftTable): string {
+function renderTable(table: NftTable, chunkPieces: number): string {
   const prefix = `${table.family} ${table.name}`;
-  const decls = new Pieces();
-  const body = new Pieces();
+  const decls = new Pieces(chunkPieces);
+  const body = new Pieces(chunkPieces);
   decls.parts.push(tableLine(table), '\n');
   const chains = table.chains;
   const fresh: FreshSegment[] = [];
@@ -227,6 +255,8 @@ function renderTable(table: NftTable): string {
         const bodyStart = body.chars;
         renderChains(prefix, segment, decls.parts, body.parts);
         fresh.push({ run: segment, declStart, declEnd: decls.chars, bodyStart, bodyEnd: body.chars });
+        decls.chunkIfLarge();
+        body.chunkIfLarge();
       } else {
         segmentTexts.set(segment, ownSegmentText(prefix, segment));
         const text = segmentTexts.get(segment)!;
@@ -237,20 +267,20 @@ function renderTable(table: NftTable): string {
   } else {
     renderChains(prefix, chains.values(), decls.parts, body.parts);
   }
-  const declParts = decls.settle();
-  for (const set of table.sets.values()) declParts.push(setLine(prefix, set), '\n');
-  const bodyParts = body.settle();
+  decls.flushPending();
+  body.flushPending();
+  for (const set of table.sets.values()) decls.parts.push(setLine(prefix, set), '\n');
   for (const set of table.sets.values()) {
     const head = `add element ${prefix} ${set.name} { `;
     for (const element of set.elements) {
-      bodyParts.push(head);
-      pushElementText(element, bodyParts);
-      bodyParts.push(' }\n');
+      body.parts.push(head);
+      pushElementText(element, body.parts);
+      body.parts.push(' }\n');
     }
   }
   // The body starts where the declarations end: the runs' body spans are moved by that much.
   const bodyBase = decls.chars;
-  rendered.text = declParts.concat(bodyParts).join('');
+  rendered.text = decls.settle().concat(body.settle()).join('');
   for (const f of fresh) {
     segmentTexts.set(f.run, {
       prefix,
@@ -276,8 +306,13 @@ function ownSegmentText(prefix: string, run: readonly NftChain[]): SegmentText {
 }
 
 export function renderNftScript(ruleset: NftRuleset): string {
+  return renderNftScriptInChunks(ruleset, CHUNK_PIECES);
+}
+
+/** renderNftScript joining its pieces into chunks of `chunkPieces` (tests: the text is the same for any). */
+export function renderNftScriptInChunks(ruleset: NftRuleset, chunkPieces: number): string {
   let out = '';
-  for (const table of ruleset.tables) out += renderTable(table);
+  for (const table of ruleset.tables) out += renderTable(table, chunkPieces);
   return out;
 }
 

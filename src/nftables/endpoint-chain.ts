@@ -11,7 +11,7 @@
  */
 import { protocolWord } from '../iptables/names.js';
 import type { EndpointInfo, ServicePortInfo } from '../tracker/types.js';
-import { MARK_MASQ_CHAIN, endpointNames } from './names.js';
+import { AFFINITY_PREFIX, ENDPOINT_PREFIX, MARK_MASQ_CHAIN, endpointNames } from './names.js';
 import type { NftChain, NftRule } from './types.js';
 
 export class EndpointChain implements NftChain {
@@ -37,18 +37,21 @@ export class EndpointChain implements NftChain {
   }
 
   /**
-   * Each rule's line onto `out` as pieces: `head` (the "add rule <table> <chain> " words), the
-   * rule's text, a newline. False, and nothing pushed, once the rule objects are made: they are
-   * then what the chain holds.
+   * Each rule's line onto `out` as pieces: `ruleHead` ("add rule <table> "), the chain's name,
+   * the rule's text, a newline. False, and nothing pushed, once the rule objects are made: they
+   * are then what the chain holds.
    */
-  pushRuleLines(head: string, out: string[]): boolean {
+  pushRuleLines(ruleHead: string, out: string[]): boolean {
     if (this.#rules !== undefined) return false;
     const ipX = this.#ipX;
     const ep = this.#ep;
-    // Few pieces per line, each a constant or a string that exists: the pieces are what a join pays for.
-    out.push(head, ipX === 'ip' ? 'ip saddr ' : 'ip6 saddr ', ep.ip, MASQUERADE_TAIL);
-    if (this.#svc.sessionAffinityTimeoutSeconds > 0) out.push(head, affinityRuleText(ipX, this.#svc, ep), '\n');
-    out.push(head, dnatHead(this.#svc.protocol), ep.endpoint, '\n');
+    const name = this.name;
+    // Few pieces per line, each a constant or a string that exists: the pieces are what a join
+    // pays for, and they are kept until the table is joined.
+    out.push(ruleHead, name, ipX === 'ip' ? ' ip saddr ' : ' ip6 saddr ', ep.ip, MASQUERADE_TAIL);
+    // The affinity set is named after the chain (names.ts): no name looked up or hashed again.
+    if (this.#svc.sessionAffinityTimeoutSeconds > 0) out.push(ruleHead, name, ' update @', AFFINITY_PREFIX, name.slice(ENDPOINT_PREFIX.length), ipX === 'ip' ? ' { ip saddr }\n' : ' { ip6 saddr }\n');
+    out.push(ruleHead, name, dnatHead(this.#svc.protocol), ep.endpoint, '\n');
     return true;
   }
 }
@@ -56,10 +59,10 @@ export class EndpointChain implements NftChain {
 const MASQUERADE_TAIL = ` jump ${MARK_MASQ_CHAIN}\n`;
 const DNAT_HEADS = new Map<string, string>();
 
-/** "meta l4proto tcp dnat to ", made once per protocol. */
+/** " meta l4proto tcp dnat to " (after the chain name), made once per protocol. */
 function dnatHead(protocol: ServicePortInfo['protocol']): string {
   let head = DNAT_HEADS.get(protocol);
-  if (head === undefined) DNAT_HEADS.set(protocol, (head = `meta l4proto ${protocolWord(protocol)} dnat to `));
+  if (head === undefined) DNAT_HEADS.set(protocol, (head = ` meta l4proto ${protocolWord(protocol)} dnat to `));
   return head;
 }
 

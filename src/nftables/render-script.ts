@@ -56,37 +56,142 @@ export function setLine(prefix: string, set: NftSet): string {
 }
 
 export function elementText(element: NftElement): string {
-  let text = element.key.join(' . ');
-  if (element.timeoutSeconds !== undefined) text += ` timeout ${durationText(element.timeoutSeconds)}`;
-  if (element.expiresSeconds !== undefined) text += ` expires ${durationText(element.expiresSeconds)}`;
-  if (element.comment !== undefined) text += ` comment ${quoteComment(element.comment)}`;
-  if (element.value !== undefined && element.value.length > 0) text += ` : ${element.value.join(' . ')}`;
-  return text;
+  const parts: string[] = [];
+  pushElementText(element, parts);
+  return parts.join('');
 }
 
-/** A run of chains' declarations and rules, as renderChains writes them. */
+/** elementText as pieces onto `out`: a table's elements are joined with the rest of its text. */
+function pushElementText(element: NftElement, out: string[]): void {
+  pushJoined(element.key, out);
+  if (element.timeoutSeconds !== undefined) out.push(' timeout ', durationText(element.timeoutSeconds));
+  if (element.expiresSeconds !== undefined) out.push(' expires ', durationText(element.expiresSeconds));
+  if (element.comment !== undefined) out.push(' comment ', quoteComment(element.comment));
+  if (element.value !== undefined && element.value.length > 0) {
+    out.push(' : ');
+    pushJoined(element.value, out);
+  }
+}
+
+/** The words with " . " between them. */
+function pushJoined(words: readonly string[], out: string[]): void {
+  for (let i = 0; i < words.length; i++) {
+    if (i > 0) out.push(' . ');
+    out.push(words[i]!);
+  }
+}
+
+/** A stretch of rendered text: characters start..end of `source.text`. */
+interface Span {
+  readonly source: RenderedText;
+  readonly start: number;
+  readonly end: number;
+}
+
+/** A text a span points into, set once it is made (a table's text is joined after its runs are rendered). */
+interface RenderedText {
+  text: string;
+}
+
+/** Where a run of chains' declarations and rules are, as renderChains writes them. */
 interface SegmentText {
   readonly prefix: string;
-  readonly decls: string;
-  readonly body: string;
+  readonly decls: Span;
+  readonly body: Span;
 }
 
 /**
  * The text of runs of chains shared by the tables of many nodes (chain-map.ts): an endpoint
  * chain block is the same on every node that sees its port alike, and so is its text. Kept
  * while the run is.
+ *
+ * The first table rendered with none of its runs known (the first node of a cluster) keeps
+ * its runs as spans of its own text: 67 MB of lines at 10k services, which as a string per run
+ * were each made, then copied into the table's text, and copied twice more by the young
+ * generation's scavenges because they were kept. A later table takes known runs as slices of
+ * that text (adjacent runs as one slice) and keeps its few new runs as strings of their own, so
+ * that no node's whole text is kept for one run of it.
  */
 const segmentTexts = new WeakMap<readonly NftChain[], SegmentText>();
 
-function segmentText(prefix: string, run: readonly NftChain[]): SegmentText {
+function knownSegment(prefix: string, run: readonly NftChain[]): SegmentText | undefined {
   const known = segmentTexts.get(run);
-  if (known !== undefined && known.prefix === prefix) return known;
-  const decls: string[] = [];
-  const body: string[] = [];
-  renderChains(prefix, run, decls, body);
-  const text = { prefix, decls: decls.join(''), body: body.join('') };
-  segmentTexts.set(run, text);
-  return text;
+  return known !== undefined && known.prefix === prefix ? known : undefined;
+}
+
+/**
+ * Pieces so many that they are joined into a chunk before more are added: pieces are joined
+ * while the strings they are (names, addresses scattered over a big heap) are still in the
+ * processor's cache, and a chunk of this many pieces (some 300 KB) is big enough to be made in
+ * the large-object space, which young-generation scavenges never copy. One join of two million
+ * pieces at the end cost several times the joins of its chunks.
+ */
+const CHUNK_PIECES = 8192;
+
+/**
+ * Pieces of text, joined into chunks as they grow and into one text at the end, with their
+ * length so far, and a slice of a rendered text pending at the end (runs taken over are
+ * adjacent in the text they come from: one slice for all of them, grown until something else
+ * is added).
+ */
+class Pieces {
+  /** The pieces added since the last chunk was made. */
+  readonly parts: string[] = [];
+  readonly #chunks: string[] = [];
+  readonly #chunkPieces: number;
+  /** Characters in the chunks and in `parts` up to `counted`. */
+  #chars = 0;
+  #counted = 0;
+  #pending: { source: RenderedText; start: number; end: number } | undefined;
+
+  constructor(chunkPieces: number) {
+    this.#chunkPieces = chunkPieces;
+  }
+
+  /** Characters so far. */
+  get chars(): number {
+    this.flushPending();
+    const parts = this.parts;
+    let chars = this.#chars;
+    for (let i = this.#counted; i < parts.length; i++) chars += parts[i]!.length;
+    this.#chars = chars;
+    this.#counted = parts.length;
+    return chars;
+  }
+
+  addSpan(span: Span): void {
+    const pending = this.#pending;
+    if (pending !== undefined && pending.source === span.source && pending.end === span.start) {
+      pending.end = span.end;
+      return;
+    }
+    this.flushPending();
+    this.#pending = { source: span.source, start: span.start, end: span.end };
+  }
+
+  /** Join the pieces added so far into a chunk once they are many. */
+  chunkIfLarge(): void {
+    if (this.parts.length < this.#chunkPieces) return;
+    const chars = this.chars;
+    this.#chunks.push(this.parts.join(''));
+    this.parts.length = 0;
+    this.#counted = 0;
+    this.#chars = chars;
+  }
+
+  /** Every piece, the pending slice included, in order: chunks first, then `parts`. */
+  settle(): string[] {
+    this.flushPending();
+    return this.#chunks.concat(this.parts);
+  }
+
+  /** Add the pending slice to `parts`: before pieces are pushed onto `parts` directly. */
+  flushPending(): void {
+    const pending = this.#pending;
+    if (pending === undefined) return;
+    this.#pending = undefined;
+    this.parts.push(pending.source.text.slice(pending.start, pending.end));
+  }
 }
 
 /** Chains' declaration lines onto `decls`, their rules' lines onto `body`. */
@@ -97,57 +202,117 @@ function renderChains(prefix: string, chains: Iterable<NftChain>, decls: string[
     // Most chains have neither hook nor comment: their line is three pieces, nothing made.
     if (chain.base === undefined && chain.comment === undefined) decls.push(chainHead, chain.name, '\n');
     else decls.push(chainLine(prefix, chain), '\n');
-    const head = [ruleHead, chain.name, ' '].join('');
-    if (chain instanceof EndpointChain && chain.pushRuleLines(head, body)) continue;
+    if (chain instanceof EndpointChain && chain.pushRuleLines(ruleHead, body)) continue;
     const rules = chain.rules;
     if (rules.length === 0) continue;
+    const name = chain.name;
     for (let i = 0; i < rules.length; i++) {
       const rule = rules[i]!;
-      body.push(head, rule.text);
+      // The line's head as pieces: a string per chain would be kept until the table is joined.
+      body.push(ruleHead, name, ' ', rule.text);
       if (rule.comment !== undefined) body.push(' comment ', quoteComment(rule.comment));
       body.push('\n');
     }
   }
 }
 
+/** A run's lines rendered where a later table can take them from (`decls` and `body` joined). */
+interface FreshSegment {
+  readonly run: readonly NftChain[];
+  readonly declStart: number;
+  readonly declEnd: number;
+  readonly bodyStart: number;
+  readonly bodyEnd: number;
+}
+
 /**
- * One table's text, as pieces pushed onto `decls` (the table, its chains, sets and maps) and
- * `body` (the rules, then the elements), each joined once at the end: no intermediate strings
- * per line, which at 10k services meant half a million short-lived concatenations. Chains are
- * walked once for both their declaration and their rules: a node of a big cluster has 150k of
- * them spread over the heap, and each visit is a cache miss.
+ * One table's text: the table, its chains, sets and maps, then the rules, then the elements,
+ * as pieces joined once at the end: no intermediate strings per line, which at 10k services
+ * meant half a million short-lived concatenations. Chains are walked once for both their
+ * declaration and their rules: a node of a big cluster has 150k of them spread over the heap,
+ * and each visit is a cache miss.
  */
-function renderTable(table: NftTable, decls: string[], body: string[]): void {
+function renderTable(table: NftTable, chunkPieces: number): string {
   const prefix = `${table.family} ${table.name}`;
-  decls.push(tableLine(table), '\n');
+  const decls = new Pieces(chunkPieces);
+  const body = new Pieces(chunkPieces);
+  decls.parts.push(tableLine(table), '\n');
   const chains = table.chains;
+  const fresh: FreshSegment[] = [];
+  const rendered: RenderedText = { text: '' };
   if (chains instanceof ChainMap) {
     const { own, segments } = chains.runs();
     // The table's own chains (the fixed ones) are made for this table alone; segments are shared.
-    renderChains(prefix, own, decls, body);
+    renderChains(prefix, own, decls.parts, body.parts);
+    const firstOfItsKind = !segments.some((segment) => knownSegment(prefix, segment) !== undefined);
     for (const segment of segments) {
-      const text = segmentText(prefix, segment);
-      decls.push(text.decls);
-      body.push(text.body);
+      const known = knownSegment(prefix, segment);
+      if (known !== undefined) {
+        decls.addSpan(known.decls);
+        body.addSpan(known.body);
+      } else if (firstOfItsKind) {
+        const declStart = decls.chars;
+        const bodyStart = body.chars;
+        renderChains(prefix, segment, decls.parts, body.parts);
+        fresh.push({ run: segment, declStart, declEnd: decls.chars, bodyStart, bodyEnd: body.chars });
+        decls.chunkIfLarge();
+        body.chunkIfLarge();
+      } else {
+        segmentTexts.set(segment, ownSegmentText(prefix, segment));
+        const text = segmentTexts.get(segment)!;
+        decls.addSpan(text.decls);
+        body.addSpan(text.body);
+      }
     }
   } else {
-    renderChains(prefix, chains.values(), decls, body);
+    renderChains(prefix, chains.values(), decls.parts, body.parts);
   }
-  for (const set of table.sets.values()) decls.push(setLine(prefix, set), '\n');
+  decls.flushPending();
+  body.flushPending();
+  for (const set of table.sets.values()) decls.parts.push(setLine(prefix, set), '\n');
   for (const set of table.sets.values()) {
     const head = `add element ${prefix} ${set.name} { `;
-    for (const element of set.elements) body.push(head, elementText(element), ' }\n');
+    for (const element of set.elements) {
+      body.parts.push(head);
+      pushElementText(element, body.parts);
+      body.parts.push(' }\n');
+    }
   }
+  // The body starts where the declarations end: the runs' body spans are moved by that much.
+  const bodyBase = decls.chars;
+  rendered.text = decls.settle().concat(body.settle()).join('');
+  for (const f of fresh) {
+    segmentTexts.set(f.run, {
+      prefix,
+      decls: { source: rendered, start: f.declStart, end: f.declEnd },
+      body: { source: rendered, start: bodyBase + f.bodyStart, end: bodyBase + f.bodyEnd },
+    });
+  }
+  return rendered.text;
+}
+
+/** A run's text as strings of its own (a table that took other runs over: its text is not kept for this one). */
+function ownSegmentText(prefix: string, run: readonly NftChain[]): SegmentText {
+  const decls: string[] = [];
+  const body: string[] = [];
+  renderChains(prefix, run, decls, body);
+  const declText = decls.join('');
+  const bodyText = body.join('');
+  return {
+    prefix,
+    decls: { source: { text: declText }, start: 0, end: declText.length },
+    body: { source: { text: bodyText }, start: 0, end: bodyText.length },
+  };
 }
 
 export function renderNftScript(ruleset: NftRuleset): string {
+  return renderNftScriptInChunks(ruleset, CHUNK_PIECES);
+}
+
+/** renderNftScript joining its pieces into chunks of `chunkPieces` (tests: the text is the same for any). */
+export function renderNftScriptInChunks(ruleset: NftRuleset, chunkPieces: number): string {
   let out = '';
-  for (const table of ruleset.tables) {
-    const decls: string[] = [];
-    const body: string[] = [];
-    renderTable(table, decls, body);
-    out += decls.join('') + body.join('');
-  }
+  for (const table of ruleset.tables) out += renderTable(table, chunkPieces);
   return out;
 }
 

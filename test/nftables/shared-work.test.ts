@@ -13,6 +13,7 @@ import { compileNode } from '../../src/node/compile-node.js';
 import { type CompiledNftables, nftablesDriver } from '../../src/node/modes/nftables.js';
 import { sameEndpoints } from '../../src/topology/categorize.js';
 import { endpointNames } from '../../src/nftables/names.js';
+import { renderNftScriptInChunks } from '../../src/nftables/render-script.js';
 import { firstDifference } from '../helpers/first-difference.js';
 import { generatedCluster } from '../helpers/generated-cluster.js';
 
@@ -94,6 +95,53 @@ test('a shared table reads the same whether its endpoint chains\' rule objects a
     if (after.script !== made.script) evidence.push(`${name}: script after the rules were read differs from the node alone:\n${firstDifference(after.script, made.script)}`);
     if (canonical !== made.canonical) evidence.push(`${name}: canonical listing differs from the node alone:\n${firstDifference(canonical, made.canonical)}`);
     if (before.size !== made.size || after.size !== made.size) evidence.push(`${name}: size ${before.size} / ${after.size}, alone ${made.size}`);
+  }
+  assert.deepEqual(evidence, []);
+});
+
+test('a node\'s script reads the same whatever nodes were rendered before it (runs kept as spans of a first table, slices, strings of their own)', () => {
+  // render-script.ts keeps the runs of the first table rendered with none of them known as
+  // spans of its text, takes known runs over as slices (adjacent ones as one), and keeps a later
+  // table's new runs as strings of their own. Every order must give each node the text it has
+  // compiled alone.
+  const alone = new Map<string, string>();
+  const aloneText = (name: string): string => {
+    let text = alone.get(name);
+    if (text === undefined) alone.set(name, (text = nftablesDriver.render(compileNode(cluster, 'nftables', { node: name }) as CompiledNftables, 'kube-proxy')));
+    return text;
+  };
+  const last = nodeNames.length - 1;
+  // Pieces are joined into chunks as they grow (the default is more than this cluster's tables
+  // have): chunks of every size must give the same text.
+  const cases: { name: string; compileFirst: boolean; order: number[]; chunkPieces?: number }[] = [
+    { name: 'in order, each rendered as compiled', compileFirst: false, order: nodeNames.map((_, i) => i) },
+    { name: 'every node compiled, then rendered backwards', compileFirst: true, order: nodeNames.map((_, i) => last - i) },
+    { name: 'one node rendered twice, then the others, then it again', compileFirst: true, order: [3, 3, 0, 1, last, 3] },
+    { name: 'every other node, then the rest', compileFirst: false, order: [...nodeNames.keys()].sort((a, b) => (a % 2) - (b % 2) || a - b) },
+    { name: 'in order, in chunks of 1 piece', compileFirst: false, order: [0, 1, 2, 0], chunkPieces: 1 },
+    { name: 'in order, in chunks of 100 pieces', compileFirst: true, order: [2, 0, 1, 2], chunkPieces: 100 },
+    { name: 'in order, in chunks of 4096 pieces', compileFirst: true, order: [0, 1, 2, 0], chunkPieces: 4096 },
+  ];
+  const evidence: string[] = [];
+  for (const c of cases) {
+    const view = new ClusterView(cluster);
+    const compiled = new Map<number, CompiledNftables>();
+    const compile = (i: number): CompiledNftables => {
+      let got = compiled.get(i);
+      if (got === undefined) compiled.set(i, (got = view.compile('nftables', view.resolve(nodeNames[i]!)) as CompiledNftables));
+      return got;
+    };
+    if (c.compileFirst) for (let i = 0; i < nodeNames.length; i++) compile(i);
+    for (const i of c.order) {
+      const node = compile(i);
+      const got = c.chunkPieces === undefined
+        ? nftablesDriver.render(node, 'kube-proxy')
+        : node.rulesets.length === 1
+          ? renderNftScriptInChunks(node.rulesets[0]!, c.chunkPieces)
+          : node.rulesets.map((ruleset, f) => `# nft -f (IPv${node.states[f]!.family}), node ${node.node.name}\n${renderNftScriptInChunks(ruleset, c.chunkPieces!)}`).join('');
+      const want = aloneText(nodeNames[i]!);
+      if (got !== want) evidence.push(`${c.name}: node ${nodeNames[i]}:\n${firstDifference(got, want)}`);
+    }
   }
   assert.deepEqual(evidence, []);
 });

@@ -25,24 +25,32 @@ export class EndpointChainNameCache {
     if (names === undefined) this.#byPort.set(info, (names = new Map()));
     return names;
   }
+
+  /** The names hashed so far for `info`, if any (nothing is made). */
+  peek(info: ServicePortInfo): Map<string, string> | undefined {
+    return this.#byPort.get(info);
+  }
 }
 
 export class PortReuse<C extends { readonly name: string }, B extends EndpointBlock> implements PortChainReuse<C> {
-  readonly #names: Map<string, string>;
+  /** Names hashed before, by endpoint (undefined: each is hashed when asked for, and not kept). */
+  readonly #names: Map<string, string> | undefined;
   /** Single KUBE-SEP chains by name (undefined: only whole blocks are kept). */
   readonly #endpointChains: Map<string, C> | undefined;
   readonly #policyChains = new Map<string, { endpoints: readonly EndpointInfo[]; masquerade: boolean; chain: C }[]>();
 
-  constructor(names: Map<string, string>, keepEndpointChains: boolean) {
+  constructor(names: Map<string, string> | undefined, keepEndpointChains: boolean) {
     this.#names = names;
     this.#endpointChains = keepEndpointChains ? new Map() : undefined;
   }
 
   endpointChainName(endpoint: string, hash: () => string): string {
-    let name = this.#names.get(endpoint);
+    const names = this.#names;
+    if (names === undefined) return hash();
+    let name = names.get(endpoint);
     if (name === undefined) {
       name = hash();
-      this.#names.set(endpoint, name);
+      names.set(endpoint, name);
     }
     return name;
   }

@@ -339,7 +339,9 @@ class EndpointChainNames {
 
   /** The chain of `list[i]`. */
   nameAt(list: readonly EndpointInfo[], i: number): string {
-    if (this.reuse) return this.#name(list[i]!);
+    // With reuse, a list other than the reachable one (a node's few local endpoints) is named
+    // endpoint by endpoint: the reuse may keep the names, and hashing a few is cheaper than a Map.
+    if (this.reuse && list !== this.reachable) return this.#name(list[i]!);
     const kept = this.#keptNames();
     if (list === this.reachable) return kept.names[i]!;
     kept.byEndpoint ??= new Map(this.reachable.map((ep, j) => [ep, kept.names[j]!]));

@@ -140,7 +140,11 @@ export class ContextWork {
     writeFragment,
   );
   readonly #texts = new PortFragments<TextFragment, TextPortReuse, SyncContext<TextChain>>(
-    (info) => new PortReuse(this.#names.of(info), false),
+    // A text fragment is written once per view of a port and its KUBE-SEP chains are taken as a
+    // block: the names are hashed again only for a node's own policy chains (a few local
+    // endpoints), so none is kept (150k strings and a Map per port for a big cluster, each
+    // copied by the young-generation collections of the first node's compile).
+    (info) => new PortReuse(this.#names.peek(info), false),
     (ctx, sp, reuse) => this.#arena.write(ctx, sp, reuse),
   );
   readonly #arena = new TextFragmentArena();

@@ -7,6 +7,7 @@
 import { sameEndpoints } from '../topology/categorize.js';
 import { type EndpointBlock, EndpointBlocks } from '../topology/endpoint-blocks.js';
 import type { EndpointInfo, ServicePortInfo } from '../tracker/types.js';
+import { withLast } from '../util/position-cache.js';
 import type { PortChainReuse } from './sync-context.js';
 
 /** How many views of one port's policy chains and endpoint chains are kept. */
@@ -37,7 +38,7 @@ export class PortReuse<C extends { readonly name: string }, B extends EndpointBl
   readonly #names: Map<string, string> | undefined;
   /** Single KUBE-SEP chains by name (undefined: only whole blocks are kept). */
   readonly #endpointChains: Map<string, C> | undefined;
-  readonly #policyChains = new Map<string, { endpoints: readonly EndpointInfo[]; masquerade: boolean; chain: C }[]>();
+  readonly #policyChains = new Map<string, readonly { endpoints: readonly EndpointInfo[]; masquerade: boolean; chain: C }[]>();
 
   constructor(names: Map<string, string> | undefined, keepEndpointChains: boolean) {
     this.#names = names;
@@ -70,10 +71,7 @@ export class PortReuse<C extends { readonly name: string }, B extends EndpointBl
   keepPolicyChain(chain: C, endpoints: readonly EndpointInfo[], masquerade: boolean): void {
     // A policy chain over a node's own local endpoints is that node's alone: keep only a few
     // (enough for the zones of a topology-aware service).
-    const list = this.#policyChains.get(chain.name) ?? [];
-    if (list.length >= KEPT_VARIANTS) list.shift();
-    list.push({ endpoints, masquerade, chain });
-    this.#policyChains.set(chain.name, list);
+    this.#policyChains.set(chain.name, withLast(this.#policyChains.get(chain.name) ?? [], { endpoints, masquerade, chain }, KEPT_VARIANTS));
   }
 
   /** Whole KUBE-SEP blocks; the one the last takeEndpointChains gave is read by the fragment's writer. */

@@ -72,9 +72,9 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
   readonly #fixedChains: FixedChains<RecordedChain>;
 
   // The fragment being written.
-  #fixedRuns: number[] = [];
-  #declarationPieces: TextPiece[] = [];
-  #rulePieces: TextPiece[] = [];
+  readonly #fixedRuns: number[] = [];
+  readonly #declarationPieces: TextPiece[] = [];
+  readonly #rulePieces: TextPiece[] = [];
   /** Where the bytes not yet in a piece start. */
   #declarationsFrom = 0;
   #rulesFrom = 0;
@@ -122,16 +122,19 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
     }
     addPiece(this.#declarationPieces, block.declarations.from, block.declarations.start, block.declarations.end);
     addPiece(this.#rulePieces, block.rules.from, block.rules.start, block.rules.end);
-    return { fixedText: this.#fixedText, fixed: this.#fixedRuns, declarations: this.#declarationPieces, rules: this.#rulePieces };
+    // The lists are the writer's, used again for the next fragment: the fragment keeps copies of
+    // exactly their length (a list grown by push keeps room for 17, and a big cluster keeps a
+    // fragment for each of its 10k+ ports).
+    return { fixedText: this.#fixedText, fixed: this.#fixedRuns.slice(), declarations: this.#declarationPieces.slice(), rules: this.#rulePieces.slice() };
   }
 
   #begin(): void {
     if (this.#fixedText.length > (CHUNK_BYTES.fixed * 3) / 4) this.#fixedText = new TextBuffer(CHUNK_BYTES.fixed);
     if (this.#declarations.length > (CHUNK_BYTES.declarations * 3) / 4) this.#declarations = new TextBuffer(CHUNK_BYTES.declarations);
     if (this.#rules.length > (CHUNK_BYTES.rules * 3) / 4) this.#rules = new TextBuffer(CHUNK_BYTES.rules);
-    this.#fixedRuns = [];
-    this.#declarationPieces = [];
-    this.#rulePieces = [];
+    this.#fixedRuns.length = 0;
+    this.#declarationPieces.length = 0;
+    this.#rulePieces.length = 0;
     this.#declarationsFrom = this.#declarations.length;
     this.#rulesFrom = this.#rules.length;
     this.#filling = undefined;

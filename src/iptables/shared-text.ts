@@ -44,7 +44,10 @@ export interface RecordedChain {
   readonly name: string;
   /** Its FIXED_KEYS index, or -1 for a chain of the port. */
   readonly fixed: number;
-  readonly declaration: TextPiece;
+  /** Where its declaration is: bytes [declarationStart, declarationEnd) of `declarationFrom` (numbers, not a piece: one per KUBE-SEP chain). */
+  readonly declarationFrom: TextBuffer;
+  readonly declarationStart: number;
+  readonly declarationEnd: number;
   readonly rulesFrom: TextBuffer;
   readonly rulesStart: number;
   rulesEnd: number;
@@ -85,9 +88,8 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
 
   constructor() {
     const chains = {} as Record<keyof FixedChains, RecordedChain>;
-    const none: TextPiece = { from: this.#declarations, start: 0, end: 0 };
     FIXED_KEYS.forEach((key, i) => {
-      chains[key] = { name: fixedChainName(key), fixed: i, declaration: none, rulesFrom: this.#rules, rulesStart: 0, rulesEnd: 0 };
+      chains[key] = { name: fixedChainName(key), fixed: i, declarationFrom: this.#declarations, declarationStart: 0, declarationEnd: 0, rulesFrom: this.#rules, rulesStart: 0, rulesEnd: 0 };
     });
     this.#fixedChains = chains;
   }
@@ -155,7 +157,7 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
     this.#declarations.writeChainDeclaration(name, undefined);
     const rulesStart = this.#rules.length;
     const chain: RecordedChain = {
-      name, fixed: -1, declaration: { from: this.#declarations, start, end: this.#declarations.length }, rulesFrom: this.#rules, rulesStart, rulesEnd: rulesStart,
+      name, fixed: -1, declarationFrom: this.#declarations, declarationStart: start, declarationEnd: this.#declarations.length, rulesFrom: this.#rules, rulesStart, rulesEnd: rulesStart,
     };
     this.#chainStarts.push(start, rulesStart);
     this.#filling = chain;
@@ -188,7 +190,7 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
   /** A chain another fragment wrote (a policy chain over the same endpoints): its text is taken as it is. */
   adoptChain(_table: TableName, chain: RecordedChain): void {
     this.#closePieces();
-    addPiece(this.#declarationPieces, chain.declaration.from, chain.declaration.start, chain.declaration.end);
+    addPiece(this.#declarationPieces, chain.declarationFrom, chain.declarationStart, chain.declarationEnd);
     addPiece(this.#rulePieces, chain.rulesFrom, chain.rulesStart, chain.rulesEnd);
     this.#chainStarts.push(-1, -1);
     this.#filling = undefined;

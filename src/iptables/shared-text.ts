@@ -69,6 +69,7 @@ const CHUNK_BYTES = { fixed: 1 << 20, declarations: 1 << 20, rules: 4 << 20 };
  * one is three quarters full (a fragment's pieces stay where they were written).
  */
 export class TextFragmentArena implements RuleSink<RecordedChain> {
+  readonly copiesArgs = true;
   #fixedText = new TextBuffer(CHUNK_BYTES.fixed);
   #declarations = new TextBuffer(CHUNK_BYTES.declarations);
   #rules = new TextBuffer(CHUNK_BYTES.rules);

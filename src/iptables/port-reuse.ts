@@ -7,6 +7,7 @@
 import { sameEndpoints } from '../topology/categorize.js';
 import { type EndpointBlock, EndpointBlocks } from '../topology/endpoint-blocks.js';
 import type { EndpointInfo, ServicePortInfo } from '../tracker/types.js';
+import { withLast } from '../util/position-cache.js';
 import type { PortChainReuse } from './sync-context.js';
 
 /** How many views of one port's policy chains and endpoint chains are kept. */
@@ -25,24 +26,32 @@ export class EndpointChainNameCache {
     if (names === undefined) this.#byPort.set(info, (names = new Map()));
     return names;
   }
+
+  /** The names hashed so far for `info`, if any (nothing is made). */
+  peek(info: ServicePortInfo): Map<string, string> | undefined {
+    return this.#byPort.get(info);
+  }
 }
 
 export class PortReuse<C extends { readonly name: string }, B extends EndpointBlock> implements PortChainReuse<C> {
-  readonly #names: Map<string, string>;
+  /** Names hashed before, by endpoint (undefined: each is hashed when asked for, and not kept). */
+  readonly #names: Map<string, string> | undefined;
   /** Single KUBE-SEP chains by name (undefined: only whole blocks are kept). */
   readonly #endpointChains: Map<string, C> | undefined;
-  readonly #policyChains = new Map<string, { endpoints: readonly EndpointInfo[]; masquerade: boolean; chain: C }[]>();
+  readonly #policyChains = new Map<string, readonly { endpoints: readonly EndpointInfo[]; masquerade: boolean; chain: C }[]>();
 
-  constructor(names: Map<string, string>, keepEndpointChains: boolean) {
+  constructor(names: Map<string, string> | undefined, keepEndpointChains: boolean) {
     this.#names = names;
     this.#endpointChains = keepEndpointChains ? new Map() : undefined;
   }
 
   endpointChainName(endpoint: string, hash: () => string): string {
-    let name = this.#names.get(endpoint);
+    const names = this.#names;
+    if (names === undefined) return hash();
+    let name = names.get(endpoint);
     if (name === undefined) {
       name = hash();
-      this.#names.set(endpoint, name);
+      names.set(endpoint, name);
     }
     return name;
   }
@@ -62,10 +71,7 @@ export class PortReuse<C extends { readonly name: string }, B extends EndpointBl
   keepPolicyChain(chain: C, endpoints: readonly EndpointInfo[], masquerade: boolean): void {
     // A policy chain over a node's own local endpoints is that node's alone: keep only a few
     // (enough for the zones of a topology-aware service).
-    const list = this.#policyChains.get(chain.name) ?? [];
-    if (list.length >= KEPT_VARIANTS) list.shift();
-    list.push({ endpoints, masquerade, chain });
-    this.#policyChains.set(chain.name, list);
+    this.#policyChains.set(chain.name, withLast(this.#policyChains.get(chain.name) ?? [], { endpoints, masquerade, chain }, KEPT_VARIANTS));
   }
 
   /** Whole KUBE-SEP blocks; the one the last takeEndpointChains gave is read by the fragment's writer. */

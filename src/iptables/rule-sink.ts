@@ -27,6 +27,12 @@ export interface RuleSink<C> {
    * can: the Ruleset sink.
    */
   adoptChain(table: TableName, chain: C): void;
+  /**
+   * The sink is done with a rule's arguments once appendRule or writeChain returns (it copies
+   * them as text): the compiler may then hand it one array again and again, filled anew for each
+   * endpoint, instead of a new array per rule (hundreds of thousands for a big cluster).
+   */
+  readonly copiesArgs?: boolean;
 }
 
 /** Writes into a Ruleset that has the tables written to. */

@@ -122,13 +122,14 @@ export function writeServicePortRules<C>(ctx: SyncContext<C>, fixed: FixedChains
   if (!internalMasqueradeWritten) throw new Error(`${facts.spn}: internal traffic chain ${facts.internalPolicyChain} has internal endpoints but was not written`);
 
   if (ctx.reuse?.takeEndpointChains(reachable)) return;
+  const scratch: EndpointChainScratch | undefined = ctx.out.copiesArgs === true ? {} : undefined;
   for (let i = 0; i < reachable.length; i++) {
     const name = sepNames.names[i]!;
     const written = ctx.reuse?.endpointChain(name);
     if (written !== undefined) {
       ctx.out.adoptChain('nat', written);
     } else {
-      const chain = writeEndpointChain(ctx, svc, facts, reachable[i]!, name);
+      const chain = writeEndpointChain(ctx, svc, facts, reachable[i]!, name, scratch);
       ctx.reuse?.keepEndpointChain(chain);
     }
   }
@@ -339,7 +340,9 @@ class EndpointChainNames {
 
   /** The chain of `list[i]`. */
   nameAt(list: readonly EndpointInfo[], i: number): string {
-    if (this.reuse) return this.#name(list[i]!);
+    // With reuse, a list other than the reachable one (a node's few local endpoints) is named
+    // endpoint by endpoint: the reuse may keep the names, and hashing a few is cheaper than a Map.
+    if (this.reuse && list !== this.reachable) return this.#name(list[i]!);
     const kept = this.#keptNames();
     if (list === this.reachable) return kept.names[i]!;
     kept.byEndpoint ??= new Map(this.reachable.map((ep, j) => [ep, kept.names[j]!]));
@@ -374,15 +377,31 @@ function writeServiceToEndpointRules<C>(
     }
   }
   const n = endpoints.length;
+  // A sink that copies the arguments gets one array, filled anew for each endpoint.
+  const scratch = ctx.out.copiesArgs === true;
+  let random: string[] | undefined;
   for (let i = 0; i < n; i++) {
     const sep = sepNames.nameAt(endpoints, i);
     let args: string[];
     if (i < n - 1) {
       // Each rule but the last matches with probability 1/(rules left), so the choice is uniform.
       const probability = ctx.probabilities.get(n - i);
-      args = large
-        ? ['-m', 'statistic', '--mode', 'random', '--probability', probability, '-j', sep]
-        : ['-m', 'comment', '--comment', `${spn} -> ${endpoints[i]!.endpoint}`, '-m', 'statistic', '--mode', 'random', '--probability', probability, '-j', sep];
+      if (scratch && random !== undefined) {
+        if (large) {
+          random[5] = probability;
+          random[7] = sep;
+        } else {
+          random[3] = `${spn} -> ${endpoints[i]!.endpoint}`;
+          random[9] = probability;
+          random[11] = sep;
+        }
+        args = random;
+      } else {
+        args = large
+          ? ['-m', 'statistic', '--mode', 'random', '--probability', probability, '-j', sep]
+          : ['-m', 'comment', '--comment', `${spn} -> ${endpoints[i]!.endpoint}`, '-m', 'statistic', '--mode', 'random', '--probability', probability, '-j', sep];
+        random = args;
+      }
     } else {
       args = large ? ['-j', sep] : ['-m', 'comment', '--comment', `${spn} -> ${endpoints[i]!.endpoint}`, '-j', sep];
     }
@@ -390,8 +409,27 @@ function writeServiceToEndpointRules<C>(
   }
 }
 
+/**
+ * A port's KUBE-SEP chains' arguments, for a sink that copies them (copiesArgs): made for the
+ * first endpoint, then only the endpoint's values put in again (three arrays fewer per endpoint).
+ */
+interface EndpointChainScratch {
+  rules?: [string[], string[]];
+  /** Where the chain's own name is in the DNAT rule (-m recent --name), or -1. */
+  nameIndex?: number;
+}
+
 /** KUBE-SEP: hairpin masquerade (a pod reaching itself through the service), then DNAT. */
-function writeEndpointChain<C>(ctx: SyncContext<C>, svc: ServicePortInfo, facts: ServicePortFacts, ep: EndpointInfo, sep: string): C {
+function writeEndpointChain<C>(ctx: SyncContext<C>, svc: ServicePortInfo, facts: ServicePortFacts, ep: EndpointInfo, sep: string, scratch?: EndpointChainScratch): C {
+  const rules = scratch?.rules;
+  if (rules !== undefined) {
+    const [hairpin, dnat] = rules;
+    // Both rules end with the endpoint's values: `-s IP -j KUBE-MARK-MASQ`, `--to-destination IP:PORT`.
+    hairpin[hairpin.length - 3] = ep.ip;
+    dnat[dnat.length - 1] = ep.endpoint;
+    if (scratch!.nameIndex! >= 0) dnat[scratch!.nameIndex!] = sep;
+    return ctx.out.writeChain('nat', sep, rules);
+  }
   const large = ctx.largeClusterMode;
   const protocol = facts.protocol;
   const hairpin = large ? ['-s', ep.ip, '-j', KUBE_MARK_MASQ] : ['-m', 'comment', '--comment', facts.spn, '-s', ep.ip, '-j', KUBE_MARK_MASQ];
@@ -404,6 +442,11 @@ function writeEndpointChain<C>(ctx: SyncContext<C>, svc: ServicePortInfo, facts:
     dnat = large
       ? ['-m', protocol, '-p', protocol, '-j', 'DNAT', '--to-destination', ep.endpoint]
       : ['-m', 'comment', '--comment', facts.spn, '-m', protocol, '-p', protocol, '-j', 'DNAT', '--to-destination', ep.endpoint];
+  }
+  if (scratch !== undefined) {
+    scratch.rules = [hairpin, dnat];
+    scratch.nameIndex = svc.sessionAffinityTimeoutSeconds > 0 ? dnat.indexOf('--name') + 1 : -1;
+    return ctx.out.writeChain('nat', sep, scratch.rules);
   }
   return ctx.out.writeChain('nat', sep, [hairpin, dnat]);
 }

@@ -17,7 +17,7 @@
 import { sameEndpoints } from '../topology/categorize.js';
 import { SourceRangeCheck } from '../tracker/source-ranges.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
-import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline } from '../util/position-cache.js';
+import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline, withLast } from '../util/position-cache.js';
 import { EndpointChainNameCache, KEPT_VARIANTS, PortReuse } from './port-reuse.js';
 import { shareChainRendering } from './render.js';
 import { RulesetSink } from './rule-sink.js';
@@ -75,7 +75,7 @@ interface PortWork<F, R> {
    * Fragments and the ports they were written for, taken by another node whose port has the
    * same rules input: the view most nodes share, and one per zone for a topology-aware port.
    */
-  readonly references: { readonly sp: ProxierServicePort; readonly allowFromNode: boolean; readonly fragment: F }[];
+  references: readonly { readonly sp: ProxierServicePort; readonly allowFromNode: boolean; readonly fragment: F }[];
 }
 
 /** A port's fragments by the node-dependent firewall bit (false, true). */
@@ -121,7 +121,7 @@ export class PortFragments<F, R, X extends SyncContext<unknown>> {
     const shareable = !hasLocalEndpoint(sp);
     if (fragment === undefined) {
       fragment = this.write(ctx, sp, work.reuse);
-      if (shareable || work.references.length === 0) keepLast(work.references, { sp, allowFromNode, fragment });
+      if (shareable || work.references.length === 0) work.references = withLast(work.references, { sp, allowFromNode, fragment }, KEPT_VARIANTS);
     }
     const kept: FragmentPair<F> = pair ?? [undefined, undefined];
     kept[slot] = fragment;
@@ -140,7 +140,11 @@ export class ContextWork {
     writeFragment,
   );
   readonly #texts = new PortFragments<TextFragment, TextPortReuse, SyncContext<TextChain>>(
-    (info) => new PortReuse(this.#names.of(info), false),
+    // A text fragment is written once per view of a port and its KUBE-SEP chains are taken as a
+    // block: the names are hashed again only for a node's own policy chains (a few local
+    // endpoints), so none is kept (150k strings and a Map per port for a big cluster, each
+    // copied by the young-generation collections of the first node's compile).
+    (info) => new PortReuse(this.#names.peek(info), false),
     (ctx, sp, reuse) => this.#arena.write(ctx, sp, reuse),
   );
   readonly #arena = new TextFragmentArena();
@@ -208,12 +212,6 @@ interface Baseline {
   readonly nodeDependent: readonly boolean[];
   readonly rules: number;
   readonly chains: number;
-}
-
-/** Append, dropping the oldest beyond KEPT_VARIANTS. */
-function keepLast<T>(list: T[], item: T): void {
-  if (list.length >= KEPT_VARIANTS) list.shift();
-  list.push(item);
 }
 
 function hasLocalEndpoint(sp: ProxierServicePort): boolean {

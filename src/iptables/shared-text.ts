@@ -44,7 +44,10 @@ export interface RecordedChain {
   readonly name: string;
   /** Its FIXED_KEYS index, or -1 for a chain of the port. */
   readonly fixed: number;
-  readonly declaration: TextPiece;
+  /** Where its declaration is: bytes [declarationStart, declarationEnd) of `declarationFrom` (numbers, not a piece: one per KUBE-SEP chain). */
+  readonly declarationFrom: TextBuffer;
+  readonly declarationStart: number;
+  readonly declarationEnd: number;
   readonly rulesFrom: TextBuffer;
   readonly rulesStart: number;
   rulesEnd: number;
@@ -66,15 +69,16 @@ const CHUNK_BYTES = { fixed: 1 << 20, declarations: 1 << 20, rules: 4 << 20 };
  * one is three quarters full (a fragment's pieces stay where they were written).
  */
 export class TextFragmentArena implements RuleSink<RecordedChain> {
+  readonly copiesArgs = true;
   #fixedText = new TextBuffer(CHUNK_BYTES.fixed);
   #declarations = new TextBuffer(CHUNK_BYTES.declarations);
   #rules = new TextBuffer(CHUNK_BYTES.rules);
   readonly #fixedChains: FixedChains<RecordedChain>;
 
   // The fragment being written.
-  #fixedRuns: number[] = [];
-  #declarationPieces: TextPiece[] = [];
-  #rulePieces: TextPiece[] = [];
+  readonly #fixedRuns: number[] = [];
+  readonly #declarationPieces: TextPiece[] = [];
+  readonly #rulePieces: TextPiece[] = [];
   /** Where the bytes not yet in a piece start. */
   #declarationsFrom = 0;
   #rulesFrom = 0;
@@ -85,9 +89,8 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
 
   constructor() {
     const chains = {} as Record<keyof FixedChains, RecordedChain>;
-    const none: TextPiece = { from: this.#declarations, start: 0, end: 0 };
     FIXED_KEYS.forEach((key, i) => {
-      chains[key] = { name: fixedChainName(key), fixed: i, declaration: none, rulesFrom: this.#rules, rulesStart: 0, rulesEnd: 0 };
+      chains[key] = { name: fixedChainName(key), fixed: i, declarationFrom: this.#declarations, declarationStart: 0, declarationEnd: 0, rulesFrom: this.#rules, rulesStart: 0, rulesEnd: 0 };
     });
     this.#fixedChains = chains;
   }
@@ -122,16 +125,19 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
     }
     addPiece(this.#declarationPieces, block.declarations.from, block.declarations.start, block.declarations.end);
     addPiece(this.#rulePieces, block.rules.from, block.rules.start, block.rules.end);
-    return { fixedText: this.#fixedText, fixed: this.#fixedRuns, declarations: this.#declarationPieces, rules: this.#rulePieces };
+    // The lists are the writer's, used again for the next fragment: the fragment keeps copies of
+    // exactly their length (a list grown by push keeps room for 17, and a big cluster keeps a
+    // fragment for each of its 10k+ ports).
+    return { fixedText: this.#fixedText, fixed: this.#fixedRuns.slice(), declarations: this.#declarationPieces.slice(), rules: this.#rulePieces.slice() };
   }
 
   #begin(): void {
     if (this.#fixedText.length > (CHUNK_BYTES.fixed * 3) / 4) this.#fixedText = new TextBuffer(CHUNK_BYTES.fixed);
     if (this.#declarations.length > (CHUNK_BYTES.declarations * 3) / 4) this.#declarations = new TextBuffer(CHUNK_BYTES.declarations);
     if (this.#rules.length > (CHUNK_BYTES.rules * 3) / 4) this.#rules = new TextBuffer(CHUNK_BYTES.rules);
-    this.#fixedRuns = [];
-    this.#declarationPieces = [];
-    this.#rulePieces = [];
+    this.#fixedRuns.length = 0;
+    this.#declarationPieces.length = 0;
+    this.#rulePieces.length = 0;
     this.#declarationsFrom = this.#declarations.length;
     this.#rulesFrom = this.#rules.length;
     this.#filling = undefined;
@@ -152,7 +158,7 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
     this.#declarations.writeChainDeclaration(name, undefined);
     const rulesStart = this.#rules.length;
     const chain: RecordedChain = {
-      name, fixed: -1, declaration: { from: this.#declarations, start, end: this.#declarations.length }, rulesFrom: this.#rules, rulesStart, rulesEnd: rulesStart,
+      name, fixed: -1, declarationFrom: this.#declarations, declarationStart: start, declarationEnd: this.#declarations.length, rulesFrom: this.#rules, rulesStart, rulesEnd: rulesStart,
     };
     this.#chainStarts.push(start, rulesStart);
     this.#filling = chain;
@@ -185,7 +191,7 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
   /** A chain another fragment wrote (a policy chain over the same endpoints): its text is taken as it is. */
   adoptChain(_table: TableName, chain: RecordedChain): void {
     this.#closePieces();
-    addPiece(this.#declarationPieces, chain.declaration.from, chain.declaration.start, chain.declaration.end);
+    addPiece(this.#declarationPieces, chain.declarationFrom, chain.declarationStart, chain.declarationEnd);
     addPiece(this.#rulePieces, chain.rulesFrom, chain.rulesStart, chain.rulesEnd);
     this.#chainStarts.push(-1, -1);
     this.#filling = undefined;

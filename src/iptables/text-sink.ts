@@ -63,6 +63,7 @@ interface TableText {
 }
 
 export class IptablesTextSink implements RuleSink<TextChain> {
+  readonly copiesArgs = true;
   private readonly tables = new Map<TableName, TableText>();
   /** Each chain's run of the body, [start, end); start is -1 when it has none. */
   private readonly bodyStart = new IntList();

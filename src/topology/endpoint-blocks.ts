@@ -4,6 +4,7 @@
  * again: the view most nodes share, and a few more (a zone's, for a topology-aware port).
  */
 import type { EndpointInfo } from '../model/proxy-info.js';
+import { withLast } from '../util/position-cache.js';
 import { sameEndpoints } from './categorize.js';
 
 export interface EndpointBlock {
@@ -13,7 +14,7 @@ export interface EndpointBlock {
 export class EndpointBlocks<B extends EndpointBlock> {
   /** The block the last take() found (undefined when none). */
   taken: B | undefined;
-  readonly #blocks: B[] = [];
+  #blocks: readonly B[] = [];
   readonly #kept: number;
 
   /** `kept`: how many blocks are kept, the oldest dropped first. */
@@ -33,7 +34,6 @@ export class EndpointBlocks<B extends EndpointBlock> {
   }
 
   keep(block: B): void {
-    if (this.#blocks.length >= this.#kept) this.#blocks.shift();
-    this.#blocks.push(block);
+    this.#blocks = withLast(this.#blocks, block, this.#kept);
   }
 }

@@ -39,9 +39,17 @@ export class PositionCache<K extends object, V> {
       return;
     }
     if (!shareable) return;
-    if (seen.length >= this.#variants) seen.shift();
-    seen.push({ key, value });
+    this.#positions[index] = withLast(seen, { key, value }, this.#variants);
   }
+}
+
+/**
+ * `list` and `item`, the oldest dropped beyond `kept`, as a new list of exactly that length: a
+ * list of a few variants is kept for each of 10k+ ports of a big cluster, mostly with one item,
+ * where a list grown by push would keep room for 17.
+ */
+export function withLast<T>(list: readonly T[], item: T, kept: number): T[] {
+  return (list.length >= kept ? list.slice(1) : list).concat([item]);
 }
 
 /**

@@ -52,6 +52,12 @@ for (const c of CLUSTERS) {
     // A dual-stack cluster's IPv6 proxier has fewer endpoints: the largest count decides.
     assert.equal(Math.max(...counts) > 1000, c.largeClusterMode, `endpoint counts ${counts.join(', ')}`);
   });
+  test(`${c.name}: some node has its own view of a port (a local endpoint under a Local policy), written with names hashed again`, () => {
+    // Text fragments keep no KUBE-SEP names: such a port's policy chains name their endpoints anew.
+    const own = statesOfEveryNode(c.cluster).flatMap(({ node, state }) =>
+      state.servicePorts.filter((sp) => (sp.info.externalPolicyLocal || sp.info.internalPolicyLocal) && sp.endpoints.some((ep) => ep.isLocal)).map((sp) => `${node} ${sp.info.spn}`));
+    assert.ok(own.length > 0, 'no node sees a port with a local endpoint under a Local policy');
+  });
   for (const order of ORDERS) {
     test(`${c.name}: every node's text through shared work equals its text alone (${order.name})`, () => {
       const everyNode = statesOfEveryNode(c.cluster);

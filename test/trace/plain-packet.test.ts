@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { AddressCache, LocalAddresses } from '../../src/trace/addresses.js';
 import { AddressFactsCache } from '../../src/trace/address-facts.js';
 import { PlainPacket } from '../../src/trace/plain-packet.js';
-import type { Packet, TraceOptions } from '../../src/trace/types.js';
+import type { Packet, RecentLookup, TraceOptions } from '../../src/trace/types.js';
 import { slotKey } from '../../src/trace/walk-cache.js';
 
 const NODE = ['192.168.0.10', 'fd00::10'];
@@ -24,6 +24,9 @@ interface Case {
   /** undefined: not plain (read gives false). */
   readonly expect?: { readonly fromNode: boolean; readonly mark: number; readonly v4: boolean };
 }
+
+/** A caller's lists with nobody in them. */
+const NO_LOOKUP: RecentLookup = { find: () => undefined, entries: () => [] };
 
 const tcp = (src: string, dst: string, more: Partial<Packet> = {}): Packet => ({ proto: 'tcp', src, dst, dport: 80, ...more });
 
@@ -45,13 +48,13 @@ const CASES: readonly Case[] = [
   { name: 'icmp', packet: { proto: 'icmp', src: '10.244.1.7', dst: '10.96.0.10', dport: 80 } as unknown as Packet },
   { name: 'port 0', packet: tcp('10.244.1.7', '10.96.0.10', { dport: 0 }) },
   { name: 'source port out of range', packet: tcp('10.244.1.7', '10.96.0.10', { sport: 70000 }) },
-  { name: 'recent lists given', packet: tcp('10.244.1.7', '10.96.0.10'), opts: { recent: [] } },
+  { name: 'recent lists given', packet: tcp('10.244.1.7', '10.96.0.10'), opts: { recent: {} } },
   { name: 'conntrack state given', packet: tcp('10.244.1.7', '10.96.0.10'), opts: { ctstate: ['NEW'] } },
   { name: 'input interface given', packet: tcp('10.244.1.7', '10.96.0.10'), opts: { inInterface: 'eth0' } },
   { name: 'output interface given', packet: tcp('10.244.1.7', '10.96.0.10'), opts: { outInterface: 'eth0' } },
   { name: 'semantics given', packet: tcp('10.244.1.7', '10.96.0.10'), opts: { semantics: 'kube-proxy-test' } },
-  { name: "a caller's recent lookup", packet: tcp('10.244.1.7', '10.96.0.10'), opts: { recentLookup: () => undefined } },
-  { name: "a caller's recent lookup, allowed", packet: tcp('10.244.1.7', '10.96.0.10'), opts: { recentLookup: () => undefined }, lookupAllowed: true, expect: { fromNode: false, mark: 0, v4: true } },
+  { name: "a caller's recent lookup", packet: tcp('10.244.1.7', '10.96.0.10'), opts: { recentLookup: NO_LOOKUP } },
+  { name: "a caller's recent lookup, allowed", packet: tcp('10.244.1.7', '10.96.0.10'), opts: { recentLookup: NO_LOOKUP }, lookupAllowed: true, expect: { fromNode: false, mark: 0, v4: true } },
 ];
 
 for (const c of CASES) {

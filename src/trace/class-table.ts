@@ -54,6 +54,14 @@ export const PICKED_STEP = 3;
 /** Not answered from the table: ask the trie. */
 export const NOT_FLAT = Symbol('not in the class table');
 
+/**
+ * The class table's first size per rule of the rulesets (see the constructor): at 10k services x
+ * 10 endpoints a load of every kind of lookup over 16k packets filled some 12 numbers per rule
+ * in iptables mode (368k rules) and 17 in nftables mode (256k rules: its maps make fewer rules
+ * for the same walks); rounded up to a power of two, both come to 8M numbers (32 MB).
+ */
+export const CLASS_NUMBERS_PER_RULE = 20;
+
 /** Numbers per side in the side table: side key + 1 (0: free), destination, mark, the two regions (and room). */
 const SIDE_STRIDE = 8;
 

@@ -9,34 +9,33 @@
  * draws (repeatable for a given seed). See walk.ts for the hooks and chain semantics.
  */
 import { KpsimError } from '../errors.js';
-import { type Family, type Words, familyOfValidIP, plainIPv4Value } from '../util/ip.js';
+import { type Family, type Words, familyOfValidIP } from '../util/ip.js';
 import type { Ruleset } from '../iptables/types.js';
 import { countRules } from '../iptables/render.js';
 import { AddressCache, LocalAddresses, normalizeAddress } from './addresses.js';
 import { Ipset } from './ipsets.js';
 import { traceKubeProxyTest } from './kube-proxy-test.js';
 import { PreparedRuleset } from './prepared-ruleset.js';
-import { addressTypeBit, ctStateBits, protocolCode } from './fast-checks.js';
-import { callerRecentLists, type RecentChange, RecentLists, type RecentSource } from './recent.js';
+import { ctStateBits, protocolCode } from './fast-checks.js';
+import { callerRecentLists, type RecentChange, recentKey, RecentLists, type RecentSource } from './recent.js';
 import { SeededDraws, seededUint32 } from '../util/random.js';
 import type { Hop, Packet, RecentLookup, RecentUpdate, TraceContext, TraceOptions, TraceResult, TraceSample, Verdict } from './types.js';
 import { walk, type PathOutcome, type WalkResult, type WalkSetup } from './walk.js';
-import { DecisionLog, type DecisionTrie, MISS, recentChangesOf, UNPREDICTABLE } from './decisions.js';
-import { type CacheSlot, findSlot, type SampleLeaf, slotKey, WalkCache } from './walk-cache.js';
-import { NOT_FLAT } from './class-table.js';
+import { DecisionLog, type DecisionTrie, MISS, recentChangesOf, type RecentTemplate, UNPREDICTABLE } from './decisions.js';
+import { type CacheSlot, findSlot, type SampleLeaf, WalkCache } from './walk-cache.js';
+import { CLASS_NUMBERS_PER_RULE } from './class-table.js';
 import { PathState, type Flow } from './walk-state.js';
 import { defineLazyHops } from './lazy-hops.js';
+import { type AddressFacts, AddressFactsCache, CELL_INFO, CELL_STRIDE, CELL_V4, INFO_IPV6, INFO_LOCAL, INFO_TYPE } from './address-facts.js';
+import { isPort, PlainPacket } from './plain-packet.js';
+
+// Where they were first exported from (the nftables tracer and others import them from here).
+export { type AddressFacts, AddressFactsCache, CELL_INFO, CELL_STRIDE, CELL_V4, INFO_IPV6, INFO_LOCAL, INFO_TYPE, isPort };
 
 /** A result being built (its fields are read only once it is handed out). */
 type Writable<T> = { -readonly [K in keyof T]: T[K] };
 
 export const DEFAULT_MASQUERADE_MARK = 0x4000;
-
-/**
- * The class table's first size per rule of the rulesets: at 10k services x 10 endpoints (368k
- * rules) a load of every kind of lookup over 16k packets filled some 12 numbers per rule.
- */
-const CLASS_NUMBERS_PER_RULE = 16;
 
 export interface Tracer {
   /** Every outcome, and a seeded sample when `opts.seed` is given. */
@@ -158,70 +157,14 @@ export function createTracer(
 
   const seeded = (p: Prepared, seed: number): TraceSample => {
     const got = seededLeaf(p, seed);
-    return isLeaf(got) ? sampleFromLeaf(got, p.flow) : got;
+    return isLeaf(got) ? sampleFromLeaf(got, p.flow.src, p.flow.srcWords) : got;
   };
 
-  /**
-   * The destination side of a plain packet: no option that needs the whole flow (recent lists,
-   * conntrack state, interfaces), and both addresses IPv4 in normal form (read as numbers) or
-   * seen before; false otherwise (the packet then takes the way of every packet). What a lookup
-   * needs is left in `plain`: the source's IPv4 number and INFO_* bits, the destination's IPv4
-   * number, the addresses' ids when they were looked up (-1 when not), the side's key, mark and
-   * origin. Nothing is allocated, and for IPv4 no map and no facts object is read: the class
-   * table is keyed by the destination's number (class-table.ts).
-   */
-  // In a typed array rather than the closure's variables: a lookup writes them all, and writes
-  // to a long-lived closure context pay the GC's write barrier (and a heap number for an address
-  // past 2^30), which made lookups several times slower while the GC was marking.
-  const plain = new Int32Array(PLAIN_FIELDS);
-  const plainSide = (packet: Packet, opts: TraceOptions, lookupAllowed = false): boolean => {
-    if (cache === undefined || opts.recent !== undefined || (opts.recentLookup !== undefined && !lookupAllowed) || opts.ctstate !== undefined || opts.inInterface !== undefined
-      || opts.outInterface !== undefined || opts.semantics !== undefined) return false;
-    const proto = packet.proto;
-    const protoCode = proto === 'tcp' ? 6 : proto === 'udp' ? 17 : proto === 'sctp' ? 132 : 0;
-    const { src, dst, dport, sport } = packet;
-    if (protoCode === 0 || typeof src !== 'string' || typeof dst !== 'string') return false;
-    if (!isPort(dport, false) || (sport !== undefined && !isPort(sport, false))) return false;
-    const src32 = plainIPv4Value(src);
-    const dst32 = src32 < 0 ? -1 : plainIPv4Value(dst);
-    let srcInfo: number;
-    if (dst32 >= 0) {
-      srcInfo = v4Info(local, src32);
-      plain[PLAIN_SRC] = -1;
-      plain[PLAIN_DST] = -1;
-      plain[PLAIN_V4] = 1;
-    } else {
-      // IPv6, a family each, or an address not in normal form: known addresses only (they are
-      // normal), of one family.
-      const dstId = facts.idOf(dst);
-      const srcId = facts.idOf(src);
-      if (dstId === undefined || srcId === undefined) return false;
-      const cells = facts.cells;
-      srcInfo = cells[srcId * CELL_STRIDE + CELL_INFO]!;
-      if ((srcInfo & INFO_IPV6) !== (cells[dstId * CELL_STRIDE + CELL_INFO]! & INFO_IPV6)) return false;
-      plain[PLAIN_SRC] = srcId;
-      plain[PLAIN_DST] = dstId;
-      plain[PLAIN_V4] = 0;
-    }
-    plain[PLAIN_SRC32] = src32;
-    plain[PLAIN_SRC_INFO] = srcInfo;
-    plain[PLAIN_DST32] = dst32;
-    const fromNode = opts.fromNode ?? (srcInfo & INFO_LOCAL) !== 0;
-    plain[PLAIN_FROM_NODE] = fromNode ? 1 : 0;
-    plain[PLAIN_KEY] = slotKey(protoCode, dport, fromNode);
-    plain[PLAIN_MARK] = opts.mark ?? 0;
-    return true;
-  };
-  /** A plain packet's source's facts (after plainSide), the address interned when new. */
-  const plainSrc = (packet: Packet): AddressFacts => {
-    const id = plain[PLAIN_SRC]!;
-    return id >= 0 ? facts.byIdOf(id) : facts.of(packet.src);
-  };
+  /** A plain packet's side, read without a flow (plain-packet.ts). */
+  const plain = new PlainPacket(facts, local);
+  const plainSide = (packet: Packet, opts: TraceOptions, lookupAllowed = false): boolean => cache !== undefined && plain.read(packet, opts, lookupAllowed);
   /** A plain packet's kept walks (after plainSide). */
-  const plainSlot = (packet: Packet): CacheSlot | undefined => {
-    const id = plain[PLAIN_DST]!;
-    return findSlot(id >= 0 ? facts.byIdOf(id) : facts.of(packet.dst), plain[PLAIN_KEY]!, plain[PLAIN_MARK]! >>> 0);
-  };
+  const plainSlot = (packet: Packet): CacheSlot | undefined => findSlot(plain.dstFacts(packet), plain.key, plain.mark);
   /** A trie a plain packet can look up with its source's address and type alone. */
   const plainLookup = (trie: DecisionTrie<unknown>): boolean => !trie.calls && (contextRecent.empty || !trie.recentReads);
 
@@ -229,14 +172,7 @@ export function createTracer(
    * A plain packet's kept answer read from the class table alone (after plainSide; `which` 0:
    * every outcome, 1: samples, drawn with `seeded`): undefined when the table does not have it.
    */
-  const flatLookup = <L>(which: 0 | 1, seeded: SeededDraws | undefined): L | undefined => {
-    if (plain[PLAIN_V4] === 0) return undefined;
-    const table = cache!.classes;
-    const region = table.sideRegion(plain[PLAIN_DST32]!, plain[PLAIN_KEY]!, plain[PLAIN_MARK]!, which);
-    if (region < 0) return undefined;
-    const found = table.answer(region, plain[PLAIN_SRC32]! >>> 0, plain[PLAIN_SRC_INFO]! & INFO_TYPE, seeded);
-    return found === NOT_FLAT || found === MISS || found === UNPREDICTABLE ? undefined : found as L;
-  };
+  const flatLookup = <L>(which: 0 | 1, seeded: SeededDraws | undefined): L | undefined => plain.fromTable(cache!.classes, which, seeded) as L | undefined;
 
   /**
    * A plain packet's kept answer from its slot's trie (after plainSide, when the table did not
@@ -247,9 +183,8 @@ export function createTracer(
     if (slot === undefined) return undefined;
     const trie: DecisionTrie<L> = (which === 0 ? slot.all : slot.one) as unknown as DecisionTrie<L>;
     if (!plainLookup(trie)) return undefined;
-    const v4 = plain[PLAIN_V4] !== 0;
-    const found = trie.find(v4 ? plain[PLAIN_SRC32]! >>> 0 : -1, plain[PLAIN_SRC_INFO]! & INFO_TYPE, undefined, undefined, seeded === undefined ? undefined : draws.reset(seeded));
-    if (v4) cache!.classes.setSideRegion(plain[PLAIN_DST32]!, plain[PLAIN_KEY]!, plain[PLAIN_MARK]!, which, trie.region());
+    const found = trie.find(plain.src32, plain.srcTypeBit, undefined, undefined, seeded === undefined ? undefined : draws.reset(seeded));
+    plain.recordRegion(cache!.classes, which, trie.region());
     return found === MISS || found === UNPREDICTABLE ? undefined : found;
   };
 
@@ -258,7 +193,7 @@ export function createTracer(
    * (whose words are read only when a change masks the address: kube-proxy's affinity does not).
    */
   const plainSample = (found: SampleLeaf, packet: Packet): TraceSample =>
-    sampleFromLeaf(found, { src: packet.src, srcWords: found.recentMasks ? plainSrc(packet).words : NO_WORDS });
+    sampleFromLeaf(found, packet.src, found.recentMasks ? plain.srcFacts(packet).words : NO_WORDS);
 
   return {
     warm: () => {
@@ -276,7 +211,7 @@ export function createTracer(
           // alone, which read nothing of the flow but the source's address.
           const slot = plainSlot(packet);
           if (slot !== undefined && !slot.one.calls) {
-            const src = plainSrc(packet);
+            const src = plain.srcFacts(packet);
             const got = slot.one.find(src.src32, src.typeBit, (src.recentFlow ??= recentFlowOf(packet, src)), callerLists(lookup), draws.reset(seed));
             if (got !== MISS && got !== UNPREDICTABLE) found = got;
           }
@@ -299,7 +234,7 @@ export function createTracer(
             if (found !== undefined) {
               lookups++;
               hits++;
-              const origin = plain[PLAIN_FROM_NODE] !== 0 ? 'OUTPUT' : 'PREROUTING';
+              const origin = plain.fromNode ? 'OUTPUT' : 'PREROUTING';
               const kept = (found.sampleOnly ??= keptSampleOnlyResult(found.sample, origin));
               return found.recent === undefined ? kept : withOwnSample(kept, plainSample(found, packet));
             }
@@ -322,7 +257,7 @@ export function createTracer(
         const got = seededLeaf(prepared, seedOfSampleOnly(opts));
         if (!isLeaf(got)) return sampleOnlyResult(got, origin);
         const kept = (got.sampleOnly ??= keptSampleOnlyResult(got.sample, origin));
-        return got.recent === undefined ? kept : withOwnSample(kept, sampleFromLeaf(got, prepared.flow));
+        return got.recent === undefined ? kept : withOwnSample(kept, sampleFromLeaf(got, prepared.flow.src, prepared.flow.srcWords));
       }
       const all = allOutcomes(prepared);
       return opts.seed === undefined ? all : withSample(all, seeded(prepared, opts.seed));
@@ -456,10 +391,13 @@ const NO_WORDS: Words = new Uint32Array(0);
  * source. Its hops are the leaf's, made once and shared (a getter per packet's sample was a
  * closure and an accessor made per lookup, slow to make and to collect).
  */
-function sampleFromLeaf(leaf: SampleLeaf, flow: Pick<Flow, 'src' | 'srcWords'>): TraceSample {
+function sampleFromLeaf(leaf: SampleLeaf, src: string, srcWords: Words): TraceSample {
   const base = leaf.sample;
-  if (leaf.recent === undefined) return base;
-  const recent = recentUpdatesOf(recentChangesOf(leaf.recent, flow)!);
+  const templates = leaf.recent;
+  if (templates === undefined) return base;
+  // kube-proxy's one change (the endpoint's affinity --set) is made straight into its update:
+  // through recentChangesOf and recentUpdatesOf it was two more objects per lookup.
+  const recent = templates.length === 1 ? [updateOf(templates[0]!, src, srcWords)] : recentUpdatesOf(recentChangesOf(templates, { src, srcWords })!);
   const hops = (leaf.hops ??= base.hops);
   return base.endpoint !== undefined
     ? { endpoint: base.endpoint, verdict: base.verdict, masquerade: base.masquerade, hops, recent }
@@ -522,30 +460,9 @@ function checkKnownPacket(packet: Packet, facts: AddressFactsCache): (CheckedPac
 }
 
 
-export function isPort(value: unknown, allowZero: boolean): value is number {
-  return typeof value === 'number' && Number.isInteger(value) && value <= 65535 && (allowZero ? value >= 0 : value >= 1);
-}
 
 /** The first packet of a connection. */
 const FIRST_PACKET_STATES = ctStateBits(['NEW']);
-
-/** What a packet's addresses are to the node. */
-export interface AddressFacts {
-  /** The address interned: a small integer of its own (the class table's key for a destination). */
-  readonly id: number;
-  readonly words: Words;
-  /** The IPv4 address as a number (-1 for IPv6), as Flow.src32. */
-  readonly src32: number;
-  readonly type: string;
-  readonly typeBit: number;
-  readonly local: boolean;
-  /** The last flow made with this address as its source and the default options (see flowOf). */
-  flow: Flow | undefined;
-  /** The kept walks to this address (see walk-cache.ts). */
-  slots: Map<number, CacheSlot> | undefined;
-  /** A flow from this address for recent checks, which read only its address (see recentFlowOf). */
-  recentFlow: Flow | undefined;
-}
 
 /**
  * A flow from the packet's source with no port, for a kept walk's recent checks alone: they
@@ -558,104 +475,6 @@ function recentFlowOf(packet: Packet, src: AddressFacts): Flow {
     ctBits: FIRST_PACKET_STATES, fromNode: src.local,
   };
 }
-
-/**
- * An address's words, type and locality, worked out once: each trace looked them up in four
- * maps and sets for its source and destination, a tenth of a sampled walk at 10k services.
- *
- * Each address is interned: its id is what the map holds, and what a plain packet's lookup
- * needs of it (the source's IPv4 address, type and locality; the destination's id, the class
- * table's key) is laid out in a typed array by id, so that the lookup reads no facts object:
- * an address's numbers side by side (CELL_STRIDE), one cache line where two arrays were two
- * (a lookup at 10k services is bound by memory latency: each line it reads is a likely miss).
- */
-export class AddressFactsCache {
-  private readonly ids = new Map<string, number>();
-  private byId: AddressFacts[] = [];
-  /** By id (CELL_STRIDE numbers each): INFO_* bits with the type bit, and the IPv4 address as an Int32 (its bits). */
-  cells = new Int32Array(1024 * CELL_STRIDE);
-
-  /** `onClear`: the ids were let go (and will be given again). */
-  constructor(private readonly addresses: AddressCache, private readonly local: LocalAddresses, private readonly onClear: () => void) {}
-
-  /** An address's id when it was seen before: a string found here is a normalised address. */
-  idOf(text: string): number | undefined {
-    return this.ids.get(text);
-  }
-
-  /** An address's facts when it was seen before: a string found here is a normalised address. */
-  known(text: string): AddressFacts | undefined {
-    const id = this.ids.get(text);
-    return id === undefined ? undefined : this.byId[id];
-  }
-
-  of(ip: string): AddressFacts {
-    const id = this.ids.get(ip);
-    if (id !== undefined) return this.byId[id]!;
-    if (this.ids.size >= 100_000) {
-      // Bounded, as AddressCache is.
-      this.ids.clear();
-      this.byId = [];
-      this.onClear();
-    }
-    const words = this.addresses.words(ip);
-    const type = this.local.addressType(ip, words);
-    const facts: AddressFacts = {
-      id: this.byId.length, words, src32: words.length === 1 ? words[0]! : -1, type, typeBit: addressTypeBit(type), local: this.local.isLocal(ip, words),
-      flow: undefined, slots: undefined, recentFlow: undefined,
-    };
-    const at = facts.id * CELL_STRIDE;
-    if (at >= this.cells.length) {
-      const cells = new Int32Array(this.cells.length * 2);
-      cells.set(this.cells);
-      this.cells = cells;
-    }
-    this.cells[at + CELL_V4] = facts.src32 | 0;
-    this.cells[at + CELL_INFO] = facts.typeBit | (facts.local ? INFO_LOCAL : 0) | (facts.src32 < 0 ? INFO_IPV6 : 0);
-    this.byId.push(facts);
-    this.ids.set(ip, facts.id);
-    return facts;
-  }
-
-  /** The facts of an id (given by idOf). */
-  byIdOf(id: number): AddressFacts {
-    return this.byId[id]!;
-  }
-}
-
-/**
- * What plainSide leaves for a lookup: the addresses' ids (-1: not looked up), the side's origin
- * (1: the node), key and mark; 1 when both addresses are IPv4, then the source's number and
- * INFO_* bits and the destination's number.
- */
-const PLAIN_DST = 0;
-const PLAIN_SRC = 1;
-const PLAIN_FROM_NODE = 2;
-const PLAIN_KEY = 3;
-const PLAIN_MARK = 4;
-const PLAIN_V4 = 5;
-const PLAIN_SRC32 = 6;
-const PLAIN_SRC_INFO = 7;
-const PLAIN_DST32 = 8;
-const PLAIN_FIELDS = 9;
-
-/**
- * An IPv4 address's INFO_* bits (as AddressFactsCache keeps them: its type bit, and whether it
- * is the node's), from its number alone.
- */
-function v4Info(local: LocalAddresses, value: number): number {
-  return addressTypeBit(local.addressTypeV4(value)) | (local.isLocalV4(value) ? INFO_LOCAL : 0);
-}
-
-/** AddressFactsCache.cells: an address's INFO_* bits, then its IPv4 address. */
-export const CELL_INFO = 0;
-export const CELL_V4 = 1;
-export const CELL_STRIDE = 2;
-
-/** An address's INFO_* bits: a node's own address; an IPv6 address. Below them, the type bit. */
-export const INFO_LOCAL = 1 << 20;
-export const INFO_IPV6 = 1 << 21;
-export const INFO_TYPE = INFO_LOCAL - 1;
 
 /**
  * The packet's flow. With the default options (what load tests and the simulator trace) the
@@ -832,6 +651,12 @@ function keptSampleOf(one: WalkResult): TraceSample {
   const sample = defineLazyHops(fields, log) as Writable<TraceSample>;
   if (path.recent !== undefined) sample.recent = recentUpdatesOf(path.recent);
   return sample;
+}
+
+/** The update one recent change makes for a packet from `src` (as recentChangesOf, then recentUpdatesOf). */
+function updateOf(t: RecentTemplate, src: string, srcWords: Words): RecentUpdate {
+  const address = t.ip ?? recentKey(src, srcWords, t.mask);
+  return t.removed ? { list: t.list, address, removed: true } : { list: t.list, address };
 }
 
 /** A walk's changes to `recent` lists, oldest first, the last change of each (list, address) only. */

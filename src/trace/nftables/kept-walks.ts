@@ -37,7 +37,13 @@ export class NftKeptWalks {
   /** By destination address id: its slots by slotKey, marks chained. */
   private byAddress: (Map<number, NftSlot> | undefined)[] = [];
   private nodes = 0;
-  readonly classes = new ClassTable();
+  /** The source classes of every slot's tries, and each side's regions. */
+  readonly classes: ClassTable;
+
+  /** `classCapacity`: the class table's first size (see ClassTable). */
+  constructor(classCapacity?: number) {
+    this.classes = new ClassTable(classCapacity);
+  }
 
   /** The slot of a side when walks were kept for it. */
   find(addressId: number, key: number, mark: number): NftSlot | undefined {

@@ -10,16 +10,18 @@
  * evaluate are taken as not matching, and the hop says so.
  */
 import type { NftRuleset } from '../../nftables/types.js';
+import { countNftRules } from '../../nftables/render-script.js';
 import { SeededDraws, seededUint32 } from '../../util/random.js';
 import type { Family } from '../../util/ip.js';
 import { AddressCache, LocalAddresses } from '../addresses.js';
-import { NOT_FLAT } from '../class-table.js';
+import { CLASS_NUMBERS_PER_RULE } from '../class-table.js';
 import { callerRecentLists, RecentLists } from '../recent.js';
 import { DecisionLog, type DecisionTrie, MISS, UNPREDICTABLE } from '../decisions.js';
 import { protocolCode } from '../fast-checks.js';
-import { AddressFactsCache, CELL_INFO, CELL_STRIDE, CELL_V4, checkPacket, INFO_IPV6, INFO_LOCAL, INFO_TYPE, isPort, sampleOnlyResult, seedOfSampleOnly, summarize, withOwnSample, withSample } from '../tracer.js';
+import { AddressFactsCache } from '../address-facts.js';
+import { PlainPacket } from '../plain-packet.js';
+import { checkPacket, sampleOnlyResult, seedOfSampleOnly, summarize, withOwnSample, withSample } from '../tracer.js';
 import type { Hop, Packet, TraceContext, TraceOptions, TraceResult, TraceSample } from '../types.js';
-import { slotKey } from '../walk-cache.js';
 import { KpsimError } from '../../errors.js';
 import { type NftSampleLeaf, type NftSlot, NftKeptWalks } from './kept-walks.js';
 import { NftProgram } from './program.js';
@@ -65,14 +67,6 @@ interface Prepared {
   readonly typeBit: number;
 }
 
-/** What plainSide leaves for a lookup: the addresses' ids, the side's origin (1: the node), key and mark. */
-const PLAIN_DST = 0;
-const PLAIN_SRC = 1;
-const PLAIN_FROM_NODE = 2;
-const PLAIN_KEY = 3;
-const PLAIN_MARK = 4;
-const PLAIN_FIELDS = 5;
-
 const NO_OPTIONS: TraceOptions = Object.freeze({});
 
 export function createNftTracer(rulesets: NftRuleset | readonly NftRuleset[], context: TraceContext, options: CreateNftTracerOptions = {}): NftTracer {
@@ -84,7 +78,9 @@ export function createNftTracer(rulesets: NftRuleset | readonly NftRuleset[], co
   // Walks are kept by destination side and by the decisions that read the source or a draw,
   // as in iptables mode (decisions.ts): the nftables walk logs its matches on the source
   // (packed networks and address types, dynamic sets, else closures) and its numgen draws.
-  const kept = options.cache === false ? undefined : new NftKeptWalks();
+  // The class table sized by the rules, as iptables mode's (see ClassTable: a table that doubles
+  // mid-stream made V8 collect the whole heap, and sampleOnly lookups ran at a third of their rate).
+  const kept = options.cache === false ? undefined : new NftKeptWalks(list.reduce((n, ruleset) => n + countNftRules(ruleset).rules, 0) * CLASS_NUMBERS_PER_RULE);
   // Addresses interned (ids for the class table's side records, the source's facts in typed
   // arrays); ids given again let every kept walk go, since slots are found by id.
   const facts = new AddressFactsCache(addresses, local, () => kept?.clear());
@@ -177,48 +173,14 @@ export function createNftTracer(rulesets: NftRuleset | readonly NftRuleset[], co
     return got.updates === undefined ? kept : withOwnSample(kept, sampleFor(got, src));
   };
 
-  /**
-   * The destination side of a plain packet (as iptables mode's): both addresses seen before, of
-   * one family, and no option that needs the whole flow (lists, conntrack state, interfaces);
-   * false otherwise (the packet then takes the way of every packet). What a lookup needs is
-   * left in `plain` (a typed array: see the iptables tracer for why): the addresses' ids, the
-   * side's key, origin and mark.
-   */
-  const plain = new Int32Array(PLAIN_FIELDS);
-  const plainSide = (packet: Packet, opts: TraceOptions): boolean => {
-    if (kept === undefined || opts.recent !== undefined || opts.recentLookup !== undefined || opts.ctstate !== undefined
-      || opts.inInterface !== undefined || opts.outInterface !== undefined) return false;
-    const proto = packet.proto;
-    const protoCode = proto === 'tcp' ? 6 : proto === 'udp' ? 17 : proto === 'sctp' ? 132 : 0;
-    const { src, dst, dport, sport } = packet;
-    if (protoCode === 0 || typeof src !== 'string' || typeof dst !== 'string') return false;
-    const dstId = facts.idOf(dst);
-    const srcId = facts.idOf(src);
-    if (dstId === undefined || srcId === undefined) return false;
-    const cells = facts.cells;
-    const srcInfo = cells[srcId * CELL_STRIDE + CELL_INFO]!;
-    if ((srcInfo & INFO_IPV6) !== (cells[dstId * CELL_STRIDE + CELL_INFO]! & INFO_IPV6)) return false;
-    if (!isPort(dport, false) || (sport !== undefined && !isPort(sport, false))) return false;
-    const fromNode = opts.fromNode ?? (srcInfo & INFO_LOCAL) !== 0;
-    plain[PLAIN_DST] = dstId;
-    plain[PLAIN_SRC] = srcId;
-    plain[PLAIN_FROM_NODE] = fromNode ? 1 : 0;
-    plain[PLAIN_KEY] = slotKey(protoCode, dport, fromNode);
-    plain[PLAIN_MARK] = opts.mark ?? 0;
-    return true;
-  };
+  /** A plain packet's side, read without a flow (plain-packet.ts, as iptables mode's). */
+  const plain = new PlainPacket(facts, local);
+  const plainSide = (packet: Packet, opts: TraceOptions): boolean => kept !== undefined && plain.read(packet, opts, false);
 
   /** A plain packet's kept answer from the class table alone (`which` 0: every outcome, 1: samples). */
   const flatLookup = <L>(which: 0 | 1, seededDraws: SeededDraws | undefined): L | undefined => {
-    const src = plain[PLAIN_SRC]!;
-    const cells = facts.cells;
-    const info = cells[src * CELL_STRIDE + CELL_INFO]!;
-    if ((info & INFO_IPV6) !== 0) return undefined;
-    const table = kept!.classes;
-    const region = table.sideRegion(plain[PLAIN_DST]!, plain[PLAIN_KEY]!, plain[PLAIN_MARK]!, which);
-    if (region < 0) return undefined;
-    const found = table.answer(region, cells[src * CELL_STRIDE + CELL_V4]! >>> 0, info & INFO_TYPE, seededDraws);
-    if (found === NOT_FLAT || found === MISS || found === UNPREDICTABLE) return undefined;
+    const found = plain.fromTable(kept!.classes, which, seededDraws);
+    if (found === undefined) return undefined;
     tableHits++;
     return found as L;
   };
@@ -227,20 +189,50 @@ export function createNftTracer(rulesets: NftRuleset | readonly NftRuleset[], co
    * A plain packet's kept answer from its side's trie, when the table did not have it; the
    * trie's region is recorded for the side, so that the next lookup reads the table.
    */
-  const trieLookup = <L>(which: 0 | 1, seed: number | undefined): L | undefined => {
-    const slot = kept!.find(plain[PLAIN_DST]!, plain[PLAIN_KEY]!, plain[PLAIN_MARK]! >>> 0);
+  const trieLookup = <L>(packet: Packet, which: 0 | 1, seed: number | undefined): L | undefined => {
+    const slot = kept!.find(plain.dstFacts(packet).id, plain.key, plain.mark);
     if (slot === undefined) return undefined;
     const trie = (which === 0 ? slot.all : slot.one) as unknown as DecisionTrie<L, NftFlow>;
     // Closures need the whole flow, and recent checks the lists when they are not empty.
     if (trie.calls || (!contextDynamic.empty && trie.recentReads)) return undefined;
-    const src = facts.byIdOf(plain[PLAIN_SRC]!);
-    const src32 = src.src32 < 0 ? -1 : src.src32 >>> 0;
-    const found = trie.find(src32, src.typeBit, undefined, undefined, seed === undefined ? undefined : draws.reset(seed));
-    if (src32 >= 0) kept!.classes.setSideRegion(plain[PLAIN_DST]!, plain[PLAIN_KEY]!, plain[PLAIN_MARK]!, which, trie.region());
+    const found = trie.find(plain.src32, plain.srcTypeBit, undefined, undefined, seed === undefined ? undefined : draws.reset(seed));
+    plain.recordRegion(kept!.classes, which, trie.region());
     return found === MISS || found === UNPREDICTABLE ? undefined : found;
   };
 
-  const plainLeaf = (seed: number): NftSampleLeaf | undefined => flatLookup<NftSampleLeaf>(1, draws.reset(seed)) ?? trieLookup<NftSampleLeaf>(1, seed);
+  const plainLeaf = (packet: Packet, seed: number): NftSampleLeaf | undefined => flatLookup<NftSampleLeaf>(1, draws.reset(seed)) ?? trieLookup<NftSampleLeaf>(packet, 1, seed);
+
+  /**
+   * A packet the plain path did not answer: prepared with its flow, then kept walks or a walk.
+   * A function of its own: `makeHops` closes over its variables, and a function with a closure
+   * makes its context on every call, 40 bytes per lookup on the plain path when they shared one.
+   */
+  const traceWalked = (packet: Packet, opts: TraceOptions): TraceResult => {
+    const p = prepare(packet, opts);
+    const { setup, start, slot } = p;
+    const origin = setup.flow.fromNode ? 'OUTPUT' : 'PREROUTING';
+    if (opts.sampleOnly) return sampleOnlyOf(seeded(p, seedOfSampleOnly(opts)), setup.flow.src, origin);
+    const lists = setup.dynamic.empty ? undefined : setup.dynamic;
+    const found = slot?.all.find(p.src32, p.typeBit, setup.flow, lists, undefined) ?? UNPREDICTABLE;
+    if (slot !== undefined) lookups++;
+    let all: TraceResult;
+    if (found !== MISS && found !== UNPREDICTABLE) {
+      hits++;
+      all = found;
+    } else {
+      const log = found === MISS ? new DecisionLog<NftFlow>() : undefined;
+      const walked = walkNft(setup, start, undefined, false, log);
+      const makeHops = (): Hop[] => {
+        const walk = walkNft(setup, start);
+        const hops = hopsOf(walk.hops!, true);
+        if (walk.truncated) hops.push({ table: '', chain: '', rule: '', target: '', notes: [`more than ${MAX_NFT_PATHS} branches: the rest were not walked`] });
+        return hops;
+      };
+      all = summarize(walked.paths, makeHops, origin, undefined);
+      if (log !== undefined) kept!.added(slot!.all.insert(log, Object.freeze(all)));
+    }
+    return opts.seed === undefined ? all : withSample(all, sampleFor(seeded(p, opts.seed), setup.flow.src));
+  };
 
   return {
     warm: () => {
@@ -249,7 +241,7 @@ export function createNftTracer(rulesets: NftRuleset | readonly NftRuleset[], co
     cacheStats: () => ({ lookups, hits, tableHits }),
     sample: (packet, seed, opts = NO_OPTIONS) => {
       if (plainSide(packet, opts)) {
-        const found = plainLeaf(seed);
+        const found = plainLeaf(packet, seed);
         if (found !== undefined) {
           lookups++;
           hits++;
@@ -268,15 +260,15 @@ export function createNftTracer(rulesets: NftRuleset | readonly NftRuleset[], co
         // A kept answer, found without a flow: the hit path of a load test or a simulation.
         if (opts.sampleOnly) {
           if (opts.seed !== undefined) {
-            const found = plainLeaf(opts.seed);
+            const found = plainLeaf(packet, opts.seed);
             if (found !== undefined) {
               lookups++;
               hits++;
-              return sampleOnlyOf(found, packet.src, plain[PLAIN_FROM_NODE] !== 0 ? 'OUTPUT' : 'PREROUTING');
+              return sampleOnlyOf(found, packet.src, plain.fromNode ? 'OUTPUT' : 'PREROUTING');
             }
           }
         } else if (opts.seed === undefined) {
-          const found = flatLookup<TraceResult>(0, undefined) ?? trieLookup<TraceResult>(0, undefined);
+          const found = flatLookup<TraceResult>(0, undefined) ?? trieLookup<TraceResult>(packet, 0, undefined);
           if (found !== undefined) {
             lookups++;
             hits++;
@@ -284,30 +276,7 @@ export function createNftTracer(rulesets: NftRuleset | readonly NftRuleset[], co
           }
         }
       }
-      const p = prepare(packet, opts);
-      const { setup, start, slot } = p;
-      const origin = setup.flow.fromNode ? 'OUTPUT' : 'PREROUTING';
-      if (opts.sampleOnly) return sampleOnlyOf(seeded(p, seedOfSampleOnly(opts)), setup.flow.src, origin);
-      const lists = setup.dynamic.empty ? undefined : setup.dynamic;
-      const found = slot?.all.find(p.src32, p.typeBit, setup.flow, lists, undefined) ?? UNPREDICTABLE;
-      if (slot !== undefined) lookups++;
-      let all: TraceResult;
-      if (found !== MISS && found !== UNPREDICTABLE) {
-        hits++;
-        all = found;
-      } else {
-        const log = found === MISS ? new DecisionLog<NftFlow>() : undefined;
-        const walked = walkNft(setup, start, undefined, false, log);
-        const makeHops = (): Hop[] => {
-          const walk = walkNft(setup, start);
-          const hops = hopsOf(walk.hops!, true);
-          if (walk.truncated) hops.push({ table: '', chain: '', rule: '', target: '', notes: [`more than ${MAX_NFT_PATHS} branches: the rest were not walked`] });
-          return hops;
-        };
-        all = summarize(walked.paths, makeHops, origin, undefined);
-        if (log !== undefined) kept!.added(slot!.all.insert(log, Object.freeze(all)));
-      }
-      return opts.seed === undefined ? all : withSample(all, sampleFor(seeded(p, opts.seed), setup.flow.src));
+      return traceWalked(packet, opts);
     },
   };
 }

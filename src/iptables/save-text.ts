@@ -95,6 +95,31 @@ export class TextBuffer {
     b[this.length++] = c;
   }
 
+  /** A non-negative integer in decimal (anything else as String() writes it). */
+  writeDecimal(value: number): void {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      this.write(String(value));
+      return;
+    }
+    let digits = 1;
+    for (let v = value; v >= 10; v = Math.floor(v / 10)) digits++;
+    const b = this.reserve(digits);
+    let p = this.length + digits;
+    this.length = p;
+    let v = value;
+    do {
+      b[--p] = 48 + (v % 10);
+      v = Math.floor(v / 10);
+    } while (v > 0);
+  }
+
+  /** ASCII text encoded beforehand (a piece written many times). */
+  writeBytes(bytes: Uint8Array): void {
+    const b = this.reserve(bytes.length);
+    b.set(bytes, this.length);
+    this.length += bytes.length;
+  }
+
   /** A token, quoted as quoteToken quotes it. */
   writeToken(token: string): void {
     const n = token.length;

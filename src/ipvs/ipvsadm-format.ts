@@ -18,9 +18,10 @@
  * With --nosort services come in the kernel's hash-table order (see `kernelServiceOrder`) and
  * dests in list order.
  */
+import { TextBuffer } from '../iptables/save-text.js';
+import type { TextPiece } from '../iptables/text-sink.js';
 import { type Family, dottedNetmask, ipToWords, joinHostPort } from '../util/ip.js';
 import { foldAddress } from './schedulers/hash.js';
-import { type ByteRun, TextBytes } from './text-bytes.js';
 import {
   type ForwardMethod,
   type IpvsProtocol,
@@ -580,7 +581,7 @@ function destLine(dest: RealServer, opts: IpvsadmListOptions): string {
  * services have their own dests).
  */
 const sharedServers = new WeakSet<VirtualServer>();
-const printedServers = new WeakMap<VirtualServer, Map<string, ByteRun>>();
+const printedServers = new WeakMap<VirtualServer, Map<string, TextPiece>>();
 
 /** Mark a virtual server that several tables share, so that its lines are printed once per format. */
 export function shareServerRendering(vs: VirtualServer): void {
@@ -593,9 +594,9 @@ function defaultColumns(opts: IpvsadmListOptions): boolean {
 }
 
 /** The service line and its dest lines, each ended by a newline. */
-function writeServiceBlock(out: TextBytes, vs: VirtualServer, opts: IpvsadmListOptions): void {
-  out.text(serviceLine(vs, opts));
-  out.char(NEWLINE);
+function writeServiceBlock(out: TextBuffer, vs: VirtualServer, opts: IpvsadmListOptions): void {
+  out.write(serviceLine(vs, opts));
+  out.writeCode(NEWLINE);
   const fresh = defaultColumns(opts);
   const dests = vs.dests;
   if (!opts.nosort && dests.length >= 2 && orderIPv4Dests(dests)) {
@@ -607,9 +608,9 @@ function writeServiceBlock(out: TextBytes, vs: VirtualServer, opts: IpvsadmListO
   for (const dest of orderedDests(vs, opts.nosort)) writeDest(out, dest, opts, fresh);
 }
 
-function writeDest(out: TextBytes, dest: RealServer, opts: IpvsadmListOptions, fresh: boolean): void {
-  if (!(fresh && writeFreshDest(out, dest))) out.text(destLine(dest, opts));
-  out.char(NEWLINE);
+function writeDest(out: TextBuffer, dest: RealServer, opts: IpvsadmListOptions, fresh: boolean): void {
+  if (!(fresh && writeFreshDest(out, dest))) out.write(destLine(dest, opts));
+  out.writeCode(NEWLINE);
 }
 
 const NEWLINE = 10;
@@ -618,7 +619,7 @@ const NEWLINE = 10;
  * destLine of a fresh Masq dest of weight 1 in the default format, written without making the
  * line: what nearly every line of a compiled table is. False (nothing written) for any other dest.
  */
-function writeFreshDest(out: TextBytes, dest: RealServer): boolean {
+function writeFreshDest(out: TextBuffer, dest: RealServer): boolean {
   if (dest.forward !== 'Masq' || dest.weight !== 1 || dest.activeConns !== 0 || dest.inactConns !== 0) return false;
   const { ip, port } = dest;
   if (!Number.isSafeInteger(port) || port < 0) return false;
@@ -629,13 +630,13 @@ function writeFreshDest(out: TextBytes, dest: RealServer): boolean {
   const nameLength = ip.length + (bracket ? 2 : 0) + 1 + portDigits;
   // An IPv4 name longer than 28 characters is cut (destName): leave that to destLine.
   if (dest.family !== 6 && nameLength > 28) return false;
-  out.text('  -> ');
-  if (bracket) out.char(91);
-  out.text(ip);
-  if (bracket) out.char(93);
-  out.char(58);
-  out.decimal(port);
-  out.ascii(FRESH_TAILS[Math.max(0, 28 - nameLength)]!);
+  out.write('  -> ');
+  if (bracket) out.writeCode(91);
+  out.write(ip);
+  if (bracket) out.writeCode(93);
+  out.writeCode(58);
+  out.writeDecimal(port);
+  out.writeBytes(FRESH_TAILS[Math.max(0, 28 - nameLength)]!);
   return true;
 }
 
@@ -646,12 +647,13 @@ const FRESH_TAILS: readonly Uint8Array[] = Array.from({ length: 29 }, (_, pad) =
 export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {}): string {
   let dests = 0;
   for (const vs of table.services) dests += vs.dests.length;
-  const out = new TextBytes(256 + 64 * table.services.length + 72 * dests, listingBytes);
-  out.text(`IP Virtual Server version ${IPVS_VERSION} (size=${opts.connTabSize ?? DEFAULT_CONN_TAB_SIZE})`);
-  out.char(NEWLINE);
+  const capacity = 256 + 64 * table.services.length + 72 * dests;
+  const out = listing === undefined ? (listing = new TextBuffer(capacity)) : listing.reset(capacity);
+  out.write(`IP Virtual Server version ${IPVS_VERSION} (size=${opts.connTabSize ?? DEFAULT_CONN_TAB_SIZE})`);
+  out.writeCode(NEWLINE);
   for (const line of titleLines(opts)) {
-    out.text(line);
-    out.char(NEWLINE);
+    out.write(line);
+    out.writeCode(NEWLINE);
   }
   const format = `${opts.stats ? 's' : ''}${opts.rate ? 'r' : ''}${opts.thresholds ? 't' : ''}${opts.persistentConn ? 'p' : ''}${opts.exact ? 'e' : ''}${opts.nosort ? 'n' : ''}`;
   /** Shared servers printed here for the first time, with where their bytes are. */
@@ -663,7 +665,7 @@ export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {
     }
     const kept = printedServers.get(vs)?.get(format);
     if (kept !== undefined) {
-      out.run(kept);
+      out.append(kept.from, kept.start, kept.end);
       continue;
     }
     const start = out.length;
@@ -671,33 +673,31 @@ export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {
     printed.push({ vs, start, end: out.length });
   }
   keepPrinted(out, printed, format);
-  const text = out.toString();
-  listingBytes = out.bytes;
-  return text;
+  return out.toString();
 }
 
 /**
- * The bytes the last listing was written in, for the next one: listing node after node, each
- * as big as the last, allocates no new bytes (which the collector would count against the heap).
+ * The bytes the last listing was written in, written again by the next one: listing node after
+ * node, each as big as the last, allocates no new bytes (which the collector would count against
+ * the heap).
  */
-let listingBytes: Uint8Array | undefined;
+let listing: TextBuffer | undefined;
 
 /**
  * Keep the bytes of shared servers printed for the first time, copied together into one store
  * of their own (not the whole listing's bytes: a later node prints only a few new servers).
  */
-function keepPrinted(out: TextBytes, printed: readonly { vs: VirtualServer; start: number; end: number }[], format: string): void {
+function keepPrinted(out: TextBuffer, printed: readonly { vs: VirtualServer; start: number; end: number }[], format: string): void {
   if (printed.length === 0) return;
   let size = 0;
   for (const p of printed) size += p.end - p.start;
-  const store = new Uint8Array(size);
-  let at = 0;
+  const store = new TextBuffer(size);
   for (const p of printed) {
-    out.copyOut(p.start, p.end, store, at);
+    const at = store.length;
+    store.append(out, p.start, p.end);
     let byFormat = printedServers.get(p.vs);
     if (byFormat === undefined) printedServers.set(p.vs, (byFormat = new Map()));
-    byFormat.set(format, { bytes: store, start: at, end: at + p.end - p.start });
-    at += p.end - p.start;
+    byFormat.set(format, { from: store, start: at, end: store.length });
   }
 }
 

@@ -1,54 +1,56 @@
 /**
- * The ipvsadm -Ln listing is written as bytes (src/ipvs/text-bytes.ts), its dests ordered in
+ * The ipvsadm -Ln listing is written as bytes (TextBuffer, src/iptables/save-text.ts), its dests ordered in
  * scratch arrays, and shared servers' lines copied from the listing that printed them first.
  * Each is checked here against the plain way: string concatenation, glibc's merge sort with
  * ipvsadm's comparator, and the listing of each virtual server on its own.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { TextBuffer } from '../../src/iptables/save-text.js';
 import { compareDests, compareServices, formatIpvsadmList, shareServerRendering, sortDests, sortLikeGlibc, sortServices } from '../../src/ipvs/ipvsadm-format.js';
 import { type IpvsTable, type RealServer, type VirtualServer, SVC_F_PERSISTENT, realServer, virtualServer } from '../../src/ipvs/table.js';
-import { TextBytes } from '../../src/ipvs/text-bytes.js';
 import { seededRng } from '../../src/util/random.js';
 
-type Op = { text: string } | { decimal: number } | { spaces: number } | { char: number } | { ascii: string } | { again: [number, number] };
+type Op = { text: string } | { decimal: number } | { char: number } | { ascii: string } | { again: [number, number] };
 
 const OPS_CASES: { name: string; capacity: number; ops: Op[] }[] = [
   { name: 'ASCII', capacity: 4, ops: [{ text: 'TCP  10.96.0.1:443 rr' }, { char: 10 }, { text: '' }] },
   { name: 'non-ASCII after ASCII', capacity: 2, ops: [{ text: 'pe caf\u00e9 ' }, { text: '\u65e5\u672c' }, { text: ' \ud83d\ude00 end' }] },
   { name: 'decimals', capacity: 1, ops: [{ decimal: 0 }, { char: 32 }, { decimal: 7 }, { decimal: 10 }, { decimal: 65535 }, { decimal: 2 ** 40 }, { decimal: -1 }, { decimal: 1.5 }] },
   { name: 'encoded ASCII', capacity: 3, ops: [{ ascii: ' Masq    1' }, { text: '!' }, { ascii: '' }, { ascii: '0123456789' }] },
-  { name: 'spaces', capacity: 1, ops: [{ spaces: 0 }, { text: 'a' }, { spaces: 3 }, { spaces: -2 }, { text: 'b' }, { spaces: 100 }] },
+  { name: 'grows past its capacity', capacity: 1, ops: [{ text: 'x'.repeat(100) }, { decimal: 2 ** 40 }, { ascii: ' Masq    1'.repeat(10) }, { text: '\u00e9'.repeat(50) }, { again: [3, 90] }] },
   { name: 'bytes written before, copied', capacity: 8, ops: [{ text: 'abc\u00e9def' }, { again: [1, 6] }, { again: [0, 0] }, { text: 'x' }] },
 ];
 
-test('TextBytes writes what string concatenation makes', () => {
+test('TextBuffer writes what string concatenation makes (text, codes, decimals, encoded bytes, runs copied)', () => {
   for (const { name, capacity, ops } of OPS_CASES) {
-    // Into fresh bytes, and into bytes reused from before (holding older text).
-    const out = new TextBytes(capacity, capacity > 3 ? new TextEncoder().encode('x'.repeat(capacity + 5)) : undefined);
+    // Into a fresh buffer, and into one written before and reset (holding older bytes).
+    const out = new TextBuffer(capacity);
+    if (capacity > 3) {
+      out.write('\u00e9'.repeat(capacity + 40));
+      out.reset(capacity);
+    }
     let expected = '';
     for (const op of ops) {
       if ('text' in op) {
-        out.text(op.text);
+        out.write(op.text);
         expected += op.text;
       } else if ('decimal' in op) {
-        out.decimal(op.decimal);
+        out.writeDecimal(op.decimal);
         expected += String(op.decimal);
-      } else if ('spaces' in op) {
-        out.spaces(op.spaces);
-        expected += ' '.repeat(Math.max(0, op.spaces));
       } else if ('ascii' in op) {
-        out.ascii(new TextEncoder().encode(op.ascii));
+        out.writeBytes(new TextEncoder().encode(op.ascii));
         expected += op.ascii;
       } else if ('char' in op) {
-        out.char(op.char);
+        out.writeCode(op.char);
         expected += String.fromCharCode(op.char);
       } else {
-        // Copy bytes [start, end) of what is written so far (ASCII-only stretches of `expected`).
+        // Copy bytes [start, end) of what is written so far, kept in a buffer of their own.
         const [start, end] = op.again;
-        const bytes = out.bytes.slice(0, out.length);
-        out.run({ bytes, start, end });
-        expected += new TextDecoder().decode(bytes.subarray(start, end));
+        const from = new TextBuffer(out.length);
+        from.append(out, 0, out.length);
+        out.append(from, start, end);
+        expected += new TextDecoder().decode(new TextEncoder().encode(expected).subarray(start, end));
       }
     }
     assert.equal(out.toString(), expected, `${name}: ${JSON.stringify(ops)}`);

@@ -29,6 +29,13 @@ export function quoteToken(token: string): string {
   return `"${token.replace(/(["\\])/g, '\\$1')}"`;
 }
 
+/** How many digits a non-negative safe integer has in decimal. */
+export function decimalDigits(value: number): number {
+  let digits = 1;
+  for (let v = value; v >= 10; v = Math.floor(v / 10)) digits++;
+  return digits;
+}
+
 /** Bytes of text, appended to; ASCII is copied byte by byte, anything else encoded as UTF-8. */
 export class TextBuffer {
   private bytes: Buffer;
@@ -101,8 +108,7 @@ export class TextBuffer {
       this.write(String(value));
       return;
     }
-    let digits = 1;
-    for (let v = value; v >= 10; v = Math.floor(v / 10)) digits++;
+    const digits = decimalDigits(value);
     const b = this.reserve(digits);
     let p = this.length + digits;
     this.length = p;

@@ -18,7 +18,7 @@
  * With --nosort services come in the kernel's hash-table order (see `kernelServiceOrder`) and
  * dests in list order.
  */
-import { TextBuffer } from '../iptables/save-text.js';
+import { TextBuffer, decimalDigits } from '../iptables/save-text.js';
 import type { TextPiece } from '../iptables/text-sink.js';
 import { type Family, dottedNetmask, ipToWords, joinHostPort } from '../util/ip.js';
 import { foldAddress } from './schedulers/hash.js';
@@ -623,11 +623,9 @@ function writeFreshDest(out: TextBuffer, dest: RealServer): boolean {
   if (dest.forward !== 'Masq' || dest.weight !== 1 || dest.activeConns !== 0 || dest.inactConns !== 0) return false;
   const { ip, port } = dest;
   if (!Number.isSafeInteger(port) || port < 0) return false;
-  let portDigits = 1;
-  for (let v = port; v >= 10; v = Math.floor(v / 10)) portDigits++;
   // joinHostPort: brackets around an address with a colon.
   const bracket = ip.includes(':');
-  const nameLength = ip.length + (bracket ? 2 : 0) + 1 + portDigits;
+  const nameLength = ip.length + (bracket ? 2 : 0) + 1 + decimalDigits(port);
   // An IPv4 name longer than 28 characters is cut (destName): leave that to destLine.
   if (dest.family !== 6 && nameLength > 28) return false;
   out.write('  -> ');

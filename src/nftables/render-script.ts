@@ -258,8 +258,8 @@ function renderTable(table: NftTable, chunkPieces: number): string {
         decls.chunkIfLarge();
         body.chunkIfLarge();
       } else {
-        segmentTexts.set(segment, ownSegmentText(prefix, segment));
-        const text = segmentTexts.get(segment)!;
+        const text = ownSegmentText(prefix, segment);
+        segmentTexts.set(segment, text);
         decls.addSpan(text.decls);
         body.addSpan(text.body);
       }

@@ -8,7 +8,7 @@ import { featureGateEnabled, isVIPMode } from '../model/feature-gates.js';
 import { nodeIPs as nodeObjectIPs } from '../model/node.js';
 import type { Cluster, EndpointSlice, Node, Protocol, ProxyConfig, Service, ServicePort, Warning } from '../model/types.js';
 import { ZONE_LABEL, byEndpointText, categorizeEndpoints, type TopologyContext } from '../topology/categorize.js';
-import { type Family, familyOfValidIP, ipFamily, isLoopback, joinHostPort, normalizeIP, parseCIDR } from '../util/ip.js';
+import { type Family, familyOfValidIP, ipFamily, isLoopback, normalizeIP, parseCIDR } from '../util/ip.js';
 import type { EndpointInfo, LocalDetector, ProxierServicePort, ProxierState, ServicePortInfo, ServicePortName } from './types.js';
 
 /** Which node's point of view, and its addresses. */
@@ -120,40 +120,60 @@ export interface FamilyServicePorts {
   localDetector?: { readonly detector: LocalDetector | undefined };
 }
 
+/** One empty list for every port without endpoints. */
+const NO_ENDPOINTS: readonly EndpointInfo[] = Object.freeze([]);
+
 /** No node's point of view: categorising for it gives what a node without local endpoints gets. */
 const NO_NODE: TopologyContext = { nodeName: '', nodeLabels: {}, preferSameTrafficDistribution: false };
 
 export function buildFamilyServicePorts(cluster: Cluster, family: Family): FamilyServicePorts {
   const preferSameTrafficDistribution = featureGateEnabled(cluster.config, 'PreferSameTrafficDistribution');
   const endpointsBySpn = collectEndpointLists(cluster.endpointSlices, family);
-  const servicePorts: ProxierServicePort[] = [];
+  const built: ProxierServicePort[] = [];
+  const keys: string[] = [];
   const noNode: TopologyContext = { ...NO_NODE, preferSameTrafficDistribution };
   for (const svc of cluster.services) {
     for (const info of servicePortInfos(svc, family, cluster.config)) {
       const listed = endpointsBySpn.get(servicePortKey(info.svcPortName));
-      const endpoints = listed === undefined ? [] : sortedUnique(listed);
-      servicePorts.push({ info, endpoints, categorized: categorizeEndpoints(endpoints, info, noNode) });
+      const endpoints = listed === undefined ? NO_ENDPOINTS : sortedUnique(listed);
+      built.push({ info, endpoints, categorized: categorizeEndpoints(endpoints, info, noNode) });
+      keys.push(servicePortSortKey(info));
     }
   }
-  // By spn, then protocol: each key made once, not twice per comparison (10k services, 150k comparisons).
-  const keys = new Map(servicePorts.map((sp) => [sp, `${sp.info.spn}\0${sp.info.protocol}`]));
-  servicePorts.sort((a, b) => compareText(keys.get(a)!, keys.get(b)!));
-  const portsByNode = new Map<string, number[]>();
+  // By spn, then protocol: positions sorted by keys made once (10k services, 150k comparisons),
+  // then the ports copied into a list of exactly their number.
+  const order = built.map((_, i) => i).sort((a, b) => compareText(keys[a]!, keys[b]!));
+  const servicePorts = order.map((i) => built[i]!);
+  const portsByNode = portsByNodeOf(servicePorts);
   const topologyPorts = new Map<number, 'zone' | 'node'>();
-  servicePorts.forEach((sp, i) => {
-    for (const ep of sp.endpoints) {
+  let endpointCount = 0;
+  for (let i = 0; i < servicePorts.length; i++) {
+    const sp = servicePorts[i]!;
+    endpointCount += sp.endpoints.length;
+    const topology = topologySensitivity(sp, preferSameTrafficDistribution);
+    if (topology !== undefined) topologyPorts.set(i, topology);
+  }
+  const serviceCIDRs = (cluster.serviceCIDRs ?? []).filter((c) => parseCIDR(c)?.family === family);
+  return { family, servicePorts, portsByNode, topologyPorts, preferSameTrafficDistribution, topologyCache: new Map(), endpointCount, serviceCIDRs };
+}
+
+/**
+ * The positions of the ports with an endpoint on each node, in order. Each node's list is kept
+ * for as long as the cluster is, so it is copied to exactly its length: a list grown by push
+ * keeps room for 17, or half again its length, for each of 5,000 nodes.
+ */
+function portsByNodeOf(servicePorts: readonly ProxierServicePort[]): Map<string, number[]> {
+  const portsByNode = new Map<string, number[]>();
+  for (let i = 0; i < servicePorts.length; i++) {
+    for (const ep of servicePorts[i]!.endpoints) {
       if (ep.nodeName === undefined || ep.nodeName === '') continue;
       const list = portsByNode.get(ep.nodeName);
       if (list === undefined) portsByNode.set(ep.nodeName, [i]);
       else if (list[list.length - 1] !== i) list.push(i);
     }
-    const topology = topologySensitivity(sp, preferSameTrafficDistribution);
-    if (topology !== undefined) topologyPorts.set(i, topology);
-  });
-  let endpointCount = 0;
-  for (const sp of servicePorts) endpointCount += sp.endpoints.length;
-  const serviceCIDRs = (cluster.serviceCIDRs ?? []).filter((c) => parseCIDR(c)?.family === family);
-  return { family, servicePorts, portsByNode, topologyPorts, preferSameTrafficDistribution, topologyCache: new Map(), endpointCount, serviceCIDRs };
+  }
+  for (const [nodeName, list] of portsByNode) portsByNode.set(nodeName, list.slice());
+  return portsByNode;
 }
 
 /**
@@ -300,7 +320,8 @@ function compareText(a: string, b: string): number {
 }
 
 export function servicePortNameString(n: ServicePortName): string {
-  return n.port === '' ? `${n.namespace}/${n.name}` : `${n.namespace}/${n.name}:${n.port}`;
+  // Joined, not concatenated: a port keeps its spn, and concatenation keeps a tree of the parts.
+  return n.port === '' ? [n.namespace, n.name].join('/') : [n.namespace, '/', n.name, ':', n.port].join('');
 }
 
 /** kube-proxy's ServicePortName as a map key: namespace/name, port name and protocol. */
@@ -308,40 +329,78 @@ export function servicePortKey(n: { namespace: string; name: string; port: strin
   return `${n.namespace}/${n.name}\0${n.port}\0${n.protocol}`;
 }
 
+/** One empty list for every port without external IPs, load-balancer IPs or source ranges (most of them). */
+const NO_ADDRESSES: readonly string[] = Object.freeze([]);
+
+/** What a Service's ports share in a family's proxier: worked out once for all its ports. */
+interface ServiceFamilyFacts {
+  readonly clusterIP: string;
+  readonly externalIPs: readonly string[];
+  readonly loadBalancerVIPs: readonly string[];
+  readonly loadBalancerSourceRanges: readonly string[];
+  readonly externalPolicyLocal: boolean;
+  readonly internalPolicyLocal: boolean;
+  readonly sessionAffinityTimeoutSeconds: number;
+  readonly healthCheckNodePort: number;
+}
+
 /** kube-proxy skips ExternalName and headless services, and those without a ClusterIP of this family. */
 export function servicePortInfos(svc: Service, family: Family, config: ProxyConfig): ServicePortInfo[] {
   if (svc.type === 'ExternalName' || svc.headless) return [];
   const clusterIP = svc.clusterIPs.find((ip) => familyOfValidIP(ip) === family);
   if (clusterIP === undefined) return [];
-  return svc.ports.filter((p) => p.port !== 0).map((p) => servicePortInfo(svc, p, clusterIP, family, config));
+  let count = 0;
+  for (const p of svc.ports) if (p.port !== 0) count++;
+  const infos = new Array<ServicePortInfo>(count);
+  if (count === 0) return infos;
+  const facts = serviceFamilyFacts(svc, clusterIP, family, config);
+  let at = 0;
+  for (const p of svc.ports) if (p.port !== 0) infos[at++] = servicePortInfo(svc, p, facts);
+  return infos;
 }
 
-function servicePortInfo(svc: Service, port: ServicePort, clusterIP: string, family: Family, config: ProxyConfig): ServicePortInfo {
-  const svcPortName: ServicePortName = { namespace: svc.namespace, name: svc.name, port: port.name, protocol: port.protocol };
-  const externalIPs = svc.externalIPs.filter((ip) => familyOfValidIP(ip) === family);
+function serviceFamilyFacts(svc: Service, clusterIP: string, family: Family, config: ProxyConfig): ServiceFamilyFacts {
+  const externalIPs = svc.externalIPs.length === 0 ? NO_ADDRESSES : orNone(svc.externalIPs.filter((ip) => familyOfValidIP(ip) === family));
   // An ipMode Proxy ingress is the load balancer's business, unless the LoadBalancerIPMode gate is off.
-  const loadBalancerVIPs = svc.loadBalancerIngress
+  const loadBalancerVIPs = svc.loadBalancerIngress.length === 0 ? NO_ADDRESSES : orNone(svc.loadBalancerIngress
     .filter((ing) => ing.ip !== undefined && isVIPMode(ing, config) && familyOfValidIP(ing.ip) === family)
-    .map((ing) => ing.ip!);
-  const loadBalancerSourceRanges = svc.loadBalancerSourceRanges.map((c) => parseCIDR(c)).filter((c) => c?.family === family).map((c) => c!.text);
+    .map((ing) => ing.ip!));
+  const loadBalancerSourceRanges = svc.loadBalancerSourceRanges.length === 0 ? NO_ADDRESSES
+    : orNone(svc.loadBalancerSourceRanges.map((c) => parseCIDR(c)).filter((c) => c?.family === family).map((c) => c!.text));
+  return {
+    clusterIP,
+    externalIPs,
+    loadBalancerVIPs,
+    loadBalancerSourceRanges,
+    externalPolicyLocal: svc.externalTrafficPolicy === 'Local' && (svc.type === 'LoadBalancer' || svc.type === 'NodePort' || svc.externalIPs.length > 0),
+    internalPolicyLocal: svc.internalTrafficPolicy === 'Local',
+    sessionAffinityTimeoutSeconds: svc.sessionAffinity === 'ClientIP' ? svc.sessionAffinityTimeoutSeconds : 0,
+    healthCheckNodePort: svc.type === 'LoadBalancer' && svc.externalTrafficPolicy === 'Local' ? svc.healthCheckNodePort : 0,
+  };
+}
+
+function orNone(list: readonly string[]): readonly string[] {
+  return list.length === 0 ? NO_ADDRESSES : list;
+}
+
+function servicePortInfo(svc: Service, port: ServicePort, facts: ServiceFamilyFacts): ServicePortInfo {
+  const svcPortName: ServicePortName = { namespace: svc.namespace, name: svc.name, port: port.name, protocol: port.protocol };
+  const { externalIPs, loadBalancerVIPs, externalPolicyLocal, internalPolicyLocal } = facts;
   const externallyAccessible = port.nodePort !== 0 || loadBalancerVIPs.length > 0 || externalIPs.length > 0;
-  const externalPolicyLocal =
-    svc.externalTrafficPolicy === 'Local' && (svc.type === 'LoadBalancer' || svc.type === 'NodePort' || svc.externalIPs.length > 0);
-  const internalPolicyLocal = svc.internalTrafficPolicy === 'Local';
   return {
     svcPortName,
     spn: servicePortNameString(svcPortName),
     protocol: port.protocol,
-    clusterIP,
+    clusterIP: facts.clusterIP,
     port: port.port,
     nodePort: port.nodePort,
     externalIPs,
     loadBalancerVIPs,
-    loadBalancerSourceRanges,
+    loadBalancerSourceRanges: facts.loadBalancerSourceRanges,
     externalPolicyLocal,
     internalPolicyLocal,
-    sessionAffinityTimeoutSeconds: svc.sessionAffinity === 'ClientIP' ? svc.sessionAffinityTimeoutSeconds : 0,
-    healthCheckNodePort: svc.type === 'LoadBalancer' && svc.externalTrafficPolicy === 'Local' ? svc.healthCheckNodePort : 0,
+    sessionAffinityTimeoutSeconds: facts.sessionAffinityTimeoutSeconds,
+    healthCheckNodePort: facts.healthCheckNodePort,
     externallyAccessible,
     usesClusterEndpoints: !internalPolicyLocal || externallyAccessible,
     usesLocalEndpoints: internalPolicyLocal || (externalPolicyLocal && externallyAccessible),
@@ -352,11 +411,12 @@ function servicePortInfo(svc: Service, port: ServicePort, clusterIP: string, fam
 /** Endpoints per service port (servicePortKey), deduplicated by "ip:port" (a non-terminating entry wins). */
 export function collectEndpoints(slices: readonly EndpointSlice[], family: Family, nodeName: string): Map<string, Map<string, EndpointInfo>> {
   const bySpn = new Map<string, Map<string, EndpointInfo>>();
+  const hints: HintSets = new Map();
   forEachSlicePort(slices, family, (key, endpoints, port) => {
     let set = bySpn.get(key);
     if (set === undefined) bySpn.set(key, (set = new Map<string, EndpointInfo>()));
     for (const ep of endpoints) {
-      const info = endpointInfo(ep, port, nodeName);
+      const info = endpointInfo(ep, port, nodeName, hints);
       if (!set.has(info.endpoint) || !info.terminating) set.set(info.endpoint, info);
     }
   });
@@ -366,14 +426,18 @@ export function collectEndpoints(slices: readonly EndpointSlice[], family: Famil
 /**
  * Every family endpoint of each service port (servicePortKey), in slice order, duplicates
  * included: collectEndpoints without its map per port, for the cluster-wide build, which sorts
- * each port's list once and then drops the duplicates (sortedUnique).
+ * each port's list once and then drops the duplicates (sortedUnique). Each list holds exactly its
+ * endpoints (most ports have one slice, whose endpoints are mapped at once): the list is what a
+ * port keeps when it has no duplicates.
  */
 function collectEndpointLists(slices: readonly EndpointSlice[], family: Family): Map<string, EndpointInfo[]> {
   const bySpn = new Map<string, EndpointInfo[]>();
+  const hints: HintSets = new Map();
   forEachSlicePort(slices, family, (key, endpoints, port) => {
-    let list = bySpn.get(key);
-    if (list === undefined) bySpn.set(key, (list = []));
-    for (const ep of endpoints) list.push(endpointInfo(ep, port, ''));
+    const list = new Array<EndpointInfo>(endpoints.length);
+    for (let i = 0; i < endpoints.length; i++) list[i] = endpointInfo(endpoints[i]!, port, '', hints);
+    const before = bySpn.get(key);
+    bySpn.set(key, before === undefined ? list : before.concat(list));
   });
   return bySpn;
 }
@@ -394,36 +458,51 @@ function forEachSlicePort(slices: readonly EndpointSlice[], family: Family, visi
 /**
  * The endpoints sorted by text, one per "ip:port", as collectEndpoints keeps them: of those with
  * one text (in slice order, which the stable sort keeps), the last that is not terminating, else
- * the first. A new list; `listed` is sorted in place.
+ * the first. `listed` itself, sorted in place, when it has no duplicates; else a new list of
+ * exactly the endpoints kept.
  */
 function sortedUnique(listed: EndpointInfo[]): EndpointInfo[] {
+  if (listed.length < 2) return listed;
   listed.sort(byEndpointText);
-  const out: EndpointInfo[] = [];
+  let unique = 1;
+  for (let i = 1; i < listed.length; i++) if (listed[i]!.endpoint !== listed[i - 1]!.endpoint) unique++;
+  if (unique === listed.length) return listed;
+  const out = new Array<EndpointInfo>(unique);
+  let at = 0;
   for (let i = 0; i < listed.length; ) {
     const text = listed[i]!.endpoint;
     let kept = listed[i]!;
     let j = i + 1;
     for (; j < listed.length && listed[j]!.endpoint === text; j++) if (!listed[j]!.terminating) kept = listed[j]!;
-    out.push(kept);
+    out[at++] = kept;
     i = j;
   }
-  return out.length === listed.length ? listed : out;
+  return out;
 }
 
-function endpointInfo(ep: EndpointSlice['endpoints'][number], port: number, nodeName: string): EndpointInfo {
+/** "ip:port", or "[ip]:port" for IPv6 (util/ip.ts joinHostPort), joined into one flat string. */
+function endpointText(ip: string, port: number): string {
+  // Every endpoint keeps its text: concatenation would keep a tree of two or three strings (and
+  // the flat copy the first comparison of the sort makes), a join keeps one string.
+  return ip.includes(':') ? ['[', ip, ']:', port].join('') : [ip, port].join(':');
+}
+
+function endpointInfo(ep: EndpointSlice['endpoints'][number], port: number, nodeName: string, hints: HintSets): EndpointInfo {
   const ip = ep.addresses[0]!;
-  const info: { -readonly [K in keyof EndpointInfo]: EndpointInfo[K] } = {
-    ip,
-    port,
-    endpoint: joinHostPort(ip, port),
-    isLocal: nodeName !== '' && ep.nodeName === nodeName,
-    ready: ep.conditions.ready ?? true,
-    serving: ep.conditions.serving ?? true,
-    terminating: ep.conditions.terminating ?? false,
-    zoneHints: hintSet(ep.hints?.forZones),
-    nodeHints: hintSet(ep.hints?.forNodes),
-  };
-  // Set afterwards, not spread in: a literal with spreads is built field by field at run time (150k endpoints).
+  const endpoint = endpointText(ip, port);
+  const isLocal = nodeName !== '' && ep.nodeName === nodeName;
+  const ready = ep.conditions.ready ?? true;
+  const serving = ep.conditions.serving ?? true;
+  const terminating = ep.conditions.terminating ?? false;
+  const zoneHints = hintSet(ep.hints?.forZones, hints);
+  const nodeHints = hintSet(ep.hints?.forNodes, hints);
+  if (ep.nodeName !== undefined && ep.zone !== undefined && ep.targetRef !== undefined) {
+    // What a cluster's endpoints nearly always have: one literal with every field keeps them all
+    // in the object (fields added afterwards go to a second, out-of-object array).
+    return { ip, port, endpoint, isLocal, ready, serving, terminating, zoneHints, nodeHints, nodeName: ep.nodeName, zone: ep.zone, podName: ep.targetRef.name };
+  }
+  const info: { -readonly [K in keyof EndpointInfo]: EndpointInfo[K] } = { ip, port, endpoint, isLocal, ready, serving, terminating, zoneHints, nodeHints };
+  // Set afterwards, not spread in: a literal with spreads is built field by field at run time.
   if (ep.nodeName !== undefined) info.nodeName = ep.nodeName;
   if (ep.zone !== undefined) info.zone = ep.zone;
   if (ep.targetRef !== undefined) info.podName = ep.targetRef.name;
@@ -432,8 +511,16 @@ function endpointInfo(ep: EndpointSlice['endpoints'][number], port: number, node
 
 /** One empty set for every endpoint without hints (most of them): a large cluster has 100k endpoints. */
 const NO_HINTS: ReadonlySet<string> = new Set();
-function hintSet(names: readonly string[] | undefined): ReadonlySet<string> {
-  return names === undefined || names.length === 0 ? NO_HINTS : new Set(names);
+
+/** Hint sets by their names (joined by NUL): the endpoints with the same hints (a zone's) share one set. */
+type HintSets = Map<string, ReadonlySet<string>>;
+
+function hintSet(names: readonly string[] | undefined, sets: HintSets): ReadonlySet<string> {
+  if (names === undefined || names.length === 0) return NO_HINTS;
+  const key = names.length === 1 ? names[0]! : names.join('\0');
+  let set = sets.get(key);
+  if (set === undefined) sets.set(key, (set = new Set(names)));
+  return set;
 }
 
 function localDetector(config: ProxyConfig, node: Pick<ResolvedNode, 'podCIDRs'>, family: Family): LocalDetector | undefined {

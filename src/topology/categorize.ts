@@ -18,23 +18,27 @@ export interface TopologyContext {
   preferSameTrafficDistribution: boolean;
 }
 
+/** One empty list for every port with no endpoint of a kind (kept per port, per node's view). */
+const NO_ENDPOINTS: readonly EndpointInfo[] = Object.freeze([]);
+
 export function categorizeEndpoints(endpoints: readonly EndpointInfo[], svc: ServicePortInfo, ctx: TopologyContext): CategorizedEndpoints {
-  if (endpoints.length === 0) return { clusterEndpoints: undefined, localEndpoints: undefined, allReachableEndpoints: [], hasAnyEndpoints: false };
+  if (endpoints.length === 0) return { clusterEndpoints: undefined, localEndpoints: undefined, allReachableEndpoints: NO_ENDPOINTS, hasAnyEndpoints: false };
   const zone = ctx.nodeLabels[ZONE_LABEL] ?? '';
   let topologyMode: TopologyMode = '';
-  let clusterEndpoints: EndpointInfo[] | undefined;
+  let clusterEndpoints: readonly EndpointInfo[] | undefined;
   let hasAnyEndpoints = false;
 
   if (svc.usesClusterEndpoints) {
     topologyMode = topologyModeFromHints(endpoints, ctx, zone);
-    clusterEndpoints = endpoints.filter((ep) => ep.ready && availableForTopology(ep, topologyMode, ctx.nodeName, zone));
+    const mode = topologyMode;
+    clusterEndpoints = endpointsWhere(endpoints, (ep) => ep.ready && availableForTopology(ep, mode, ctx.nodeName, zone));
     // No ready endpoint anywhere (topology would have been dropped otherwise): fall back to
     // serving-terminating ones so connections keep working while pods drain.
-    if (clusterEndpoints.length === 0) clusterEndpoints = endpoints.filter((ep) => ep.serving && ep.terminating);
+    if (clusterEndpoints.length === 0) clusterEndpoints = endpointsWhere(endpoints, isServingTerminating);
     if (clusterEndpoints.length > 0) hasAnyEndpoints = true;
   }
   if (!svc.usesLocalEndpoints) {
-    return { clusterEndpoints, localEndpoints: undefined, allReachableEndpoints: clusterEndpoints ?? [], hasAnyEndpoints };
+    return { clusterEndpoints, localEndpoints: undefined, allReachableEndpoints: clusterEndpoints ?? NO_ENDPOINTS, hasAnyEndpoints };
   }
 
   let hasLocalReady = false;
@@ -48,25 +52,53 @@ export function categorizeEndpoints(endpoints: readonly EndpointInfo[], svc: Ser
       if (ep.isLocal) hasLocalServingTerminating = true;
     }
   }
-  let localEndpoints: EndpointInfo[] | undefined;
+  let localEndpoints: readonly EndpointInfo[] | undefined;
   let usesServingTerminating = false;
   if (hasLocalReady) {
-    localEndpoints = endpoints.filter((ep) => ep.isLocal && ep.ready);
+    localEndpoints = endpointsWhere(endpoints, isLocalReady);
   } else if (hasLocalServingTerminating) {
     usesServingTerminating = true;
-    localEndpoints = endpoints.filter((ep) => ep.isLocal && ep.serving && ep.terminating);
+    localEndpoints = endpointsWhere(endpoints, isLocalServingTerminating);
   }
   if (!svc.usesClusterEndpoints) {
-    return { clusterEndpoints, localEndpoints, allReachableEndpoints: localEndpoints ?? [], hasAnyEndpoints };
+    return { clusterEndpoints, localEndpoints, allReachableEndpoints: localEndpoints ?? NO_ENDPOINTS, hasAnyEndpoints };
   }
   if (topologyMode === '' && !usesServingTerminating) {
     // clusterEndpoints then holds every ready endpoint, a superset of the local ready ones.
-    return { clusterEndpoints, localEndpoints, allReachableEndpoints: clusterEndpoints ?? [], hasAnyEndpoints };
+    return { clusterEndpoints, localEndpoints, allReachableEndpoints: clusterEndpoints ?? NO_ENDPOINTS, hasAnyEndpoints };
   }
   const union = new Map<string, EndpointInfo>();
   for (const ep of [...(clusterEndpoints ?? []), ...(localEndpoints ?? [])]) union.set(ep.endpoint, ep);
   const allReachableEndpoints = [...union.values()].sort(byEndpointText);
   return { clusterEndpoints, localEndpoints, allReachableEndpoints, hasAnyEndpoints };
+}
+
+/**
+ * The endpoints that pass `keep`, in order: `endpoints` itself when all do (a port whose endpoints
+ * are all ready, the usual case, keeps one list for both), one shared empty list when none do,
+ * else a list of exactly those (filter's list keeps room to grow, and every port keeps its lists).
+ */
+function endpointsWhere(endpoints: readonly EndpointInfo[], keep: (ep: EndpointInfo) => boolean): readonly EndpointInfo[] {
+  let count = 0;
+  for (let i = 0; i < endpoints.length; i++) if (keep(endpoints[i]!)) count++;
+  if (count === endpoints.length) return endpoints;
+  if (count === 0) return NO_ENDPOINTS;
+  const kept = new Array<EndpointInfo>(count);
+  let at = 0;
+  for (let i = 0; i < endpoints.length && at < count; i++) if (keep(endpoints[i]!)) kept[at++] = endpoints[i]!;
+  return kept;
+}
+
+function isServingTerminating(ep: EndpointInfo): boolean {
+  return ep.serving && ep.terminating;
+}
+
+function isLocalReady(ep: EndpointInfo): boolean {
+  return ep.isLocal && ep.ready;
+}
+
+function isLocalServingTerminating(ep: EndpointInfo): boolean {
+  return ep.isLocal && ep.serving && ep.terminating;
 }
 
 /**

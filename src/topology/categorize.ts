@@ -83,10 +83,11 @@ function endpointsWhere(endpoints: readonly EndpointInfo[], keep: (ep: EndpointI
   for (let i = 0; i < endpoints.length; i++) if (keep(endpoints[i]!)) count++;
   if (count === endpoints.length) return endpoints;
   if (count === 0) return NO_ENDPOINTS;
-  const kept = new Array<EndpointInfo>(count);
-  let at = 0;
-  for (let i = 0; i < endpoints.length && at < count; i++) if (keep(endpoints[i]!)) kept[at++] = endpoints[i]!;
-  return kept;
+  // Pushed, then copied to its length: a list made by length has holes, for V8, and the lists
+  // every port keeps are best of one kind.
+  const kept: EndpointInfo[] = [];
+  for (let i = 0; i < endpoints.length && kept.length < count; i++) if (keep(endpoints[i]!)) kept.push(endpoints[i]!);
+  return kept.slice();
 }
 
 function isServingTerminating(ep: EndpointInfo): boolean {

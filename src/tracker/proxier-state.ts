@@ -129,51 +129,39 @@ const NO_NODE: TopologyContext = { nodeName: '', nodeLabels: {}, preferSameTraff
 export function buildFamilyServicePorts(cluster: Cluster, family: Family): FamilyServicePorts {
   const preferSameTrafficDistribution = featureGateEnabled(cluster.config, 'PreferSameTrafficDistribution');
   const endpointsBySpn = collectEndpointLists(cluster.endpointSlices, family);
-  const built: ProxierServicePort[] = [];
-  const keys: string[] = [];
+  const infos: ServicePortInfo[] = [];
+  for (const svc of cluster.services) for (const info of servicePortInfos(svc, family, cluster.config)) infos.push(info);
+  // By spn, then protocol: positions sorted by keys made once (10k services, 150k comparisons).
+  const keys = infos.map(servicePortSortKey);
+  const order = infos.map((_, i) => i).sort((a, b) => compareText(keys[a]!, keys[b]!));
   const noNode: TopologyContext = { ...NO_NODE, preferSameTrafficDistribution };
-  for (const svc of cluster.services) {
-    for (const info of servicePortInfos(svc, family, cluster.config)) {
-      const listed = endpointsBySpn.get(servicePortKey(info.svcPortName));
-      const endpoints = listed === undefined ? NO_ENDPOINTS : sortedUnique(listed);
-      built.push({ info, endpoints, categorized: categorizeEndpoints(endpoints, info, noNode) });
-      keys.push(servicePortSortKey(info));
-    }
-  }
-  // By spn, then protocol: positions sorted by keys made once (10k services, 150k comparisons),
-  // then the ports copied into a list of exactly their number.
-  const order = built.map((_, i) => i).sort((a, b) => compareText(keys[a]!, keys[b]!));
-  const servicePorts = order.map((i) => built[i]!);
-  const portsByNode = portsByNodeOf(servicePorts);
+  const servicePorts: ProxierServicePort[] = [];
+  const portsByNode = new Map<string, number[]>();
   const topologyPorts = new Map<number, 'zone' | 'node'>();
   let endpointCount = 0;
-  for (let i = 0; i < servicePorts.length; i++) {
-    const sp = servicePorts[i]!;
-    endpointCount += sp.endpoints.length;
-    const topology = topologySensitivity(sp, preferSameTrafficDistribution);
-    if (topology !== undefined) topologyPorts.set(i, topology);
-  }
-  const serviceCIDRs = (cluster.serviceCIDRs ?? []).filter((c) => parseCIDR(c)?.family === family);
-  return { family, servicePorts, portsByNode, topologyPorts, preferSameTrafficDistribution, topologyCache: new Map(), endpointCount, serviceCIDRs };
-}
-
-/**
- * The positions of the ports with an endpoint on each node, in order. Each node's list is kept
- * for as long as the cluster is, so it is copied to exactly its length: a list grown by push
- * keeps room for 17, or half again its length, for each of 5,000 nodes.
- */
-function portsByNodeOf(servicePorts: readonly ProxierServicePort[]): Map<string, number[]> {
-  const portsByNode = new Map<string, number[]>();
-  for (let i = 0; i < servicePorts.length; i++) {
-    for (const ep of servicePorts[i]!.endpoints) {
+  for (let i = 0; i < order.length; i++) {
+    const info = infos[order[i]!]!;
+    const listed = endpointsBySpn.get(servicePortKey(info.svcPortName));
+    const endpoints = listed === undefined ? NO_ENDPOINTS : sortedUnique(listed);
+    const sp: ProxierServicePort = { info, endpoints, categorized: categorizeEndpoints(endpoints, info, noNode) };
+    servicePorts.push(sp);
+    endpointCount += endpoints.length;
+    // Everything else the build reads of the endpoints is read now, while the sort has them in
+    // cache: 150k endpoints walked again from memory cost more than the work done on them.
+    for (const ep of endpoints) {
       if (ep.nodeName === undefined || ep.nodeName === '') continue;
       const list = portsByNode.get(ep.nodeName);
       if (list === undefined) portsByNode.set(ep.nodeName, [i]);
       else if (list[list.length - 1] !== i) list.push(i);
     }
+    const topology = topologySensitivity(sp, preferSameTrafficDistribution);
+    if (topology !== undefined) topologyPorts.set(i, topology);
   }
+  // Each node's list is kept for as long as the cluster is: copied to exactly its length (a list
+  // grown by push keeps room for 17, or half again its length, for each of 5,000 nodes).
   for (const [nodeName, list] of portsByNode) portsByNode.set(nodeName, list.slice());
-  return portsByNode;
+  const serviceCIDRs = (cluster.serviceCIDRs ?? []).filter((c) => parseCIDR(c)?.family === family);
+  return { family, servicePorts, portsByNode, topologyPorts, preferSameTrafficDistribution, topologyCache: new Map(), endpointCount, serviceCIDRs };
 }
 
 /**
@@ -434,8 +422,8 @@ function collectEndpointLists(slices: readonly EndpointSlice[], family: Family):
   const bySpn = new Map<string, EndpointInfo[]>();
   const hints: HintSets = new Map();
   forEachSlicePort(slices, family, (key, endpoints, port) => {
-    const list = new Array<EndpointInfo>(endpoints.length);
-    for (let i = 0; i < endpoints.length; i++) list[i] = endpointInfo(endpoints[i]!, port, '', hints);
+    // map: a list of exactly the slice's endpoints, packed (a list made by length has holes, for V8).
+    const list = endpoints.map((ep) => endpointInfo(ep, port, '', hints));
     const before = bySpn.get(key);
     bySpn.set(key, before === undefined ? list : before.concat(list));
   });
@@ -467,17 +455,16 @@ function sortedUnique(listed: EndpointInfo[]): EndpointInfo[] {
   let unique = 1;
   for (let i = 1; i < listed.length; i++) if (listed[i]!.endpoint !== listed[i - 1]!.endpoint) unique++;
   if (unique === listed.length) return listed;
-  const out = new Array<EndpointInfo>(unique);
-  let at = 0;
+  const out: EndpointInfo[] = [];
   for (let i = 0; i < listed.length; ) {
     const text = listed[i]!.endpoint;
     let kept = listed[i]!;
     let j = i + 1;
     for (; j < listed.length && listed[j]!.endpoint === text; j++) if (!listed[j]!.terminating) kept = listed[j]!;
-    out[at++] = kept;
+    out.push(kept);
     i = j;
   }
-  return out;
+  return out.slice();
 }
 
 /** "ip:port", or "[ip]:port" for IPv6 (util/ip.ts joinHostPort), joined into one flat string. */

@@ -309,8 +309,19 @@ function compareText(a: string, b: string): number {
 
 export function servicePortNameString(n: ServicePortName): string {
   // Joined, not concatenated: a port keeps its spn, and concatenation keeps a tree of the parts.
-  return n.port === '' ? [n.namespace, n.name].join('/') : [n.namespace, '/', n.name, ':', n.port].join('');
+  // The parts arrays are reused.
+  if (n.port === '') {
+    SPN_PARTS[0] = n.namespace;
+    SPN_PARTS[1] = n.name;
+    return SPN_PARTS.join('/');
+  }
+  NAMED_SPN_PARTS[0] = n.namespace;
+  NAMED_SPN_PARTS[2] = n.name;
+  NAMED_SPN_PARTS[4] = n.port;
+  return NAMED_SPN_PARTS.join('');
 }
+const SPN_PARTS = ['', ''];
+const NAMED_SPN_PARTS = ['', '/', '', ':', ''];
 
 /** kube-proxy's ServicePortName as a map key: namespace/name, port name and protocol. */
 export function servicePortKey(n: { namespace: string; name: string; port: string; protocol: Protocol }): string {
@@ -403,8 +414,9 @@ export function collectEndpoints(slices: readonly EndpointSlice[], family: Famil
   forEachSlicePort(slices, family, (key, endpoints, port) => {
     let set = bySpn.get(key);
     if (set === undefined) bySpn.set(key, (set = new Map<string, EndpointInfo>()));
+    const portSuffix = `:${port}`;
     for (const ep of endpoints) {
-      const info = endpointInfo(ep, port, nodeName, hints);
+      const info = endpointInfo(ep, port, portSuffix, nodeName, hints);
       if (!set.has(info.endpoint) || !info.terminating) set.set(info.endpoint, info);
     }
   });
@@ -423,7 +435,8 @@ function collectEndpointLists(slices: readonly EndpointSlice[], family: Family):
   const hints: HintSets = new Map();
   forEachSlicePort(slices, family, (key, endpoints, port) => {
     // map: a list of exactly the slice's endpoints, packed (a list made by length has holes, for V8).
-    const list = endpoints.map((ep) => endpointInfo(ep, port, '', hints));
+    const portSuffix = `:${port}`;
+    const list = endpoints.map((ep) => endpointInfo(ep, port, portSuffix, '', hints));
     const before = bySpn.get(key);
     bySpn.set(key, before === undefined ? list : before.concat(list));
   });
@@ -467,16 +480,29 @@ function sortedUnique(listed: EndpointInfo[]): EndpointInfo[] {
   return out.slice();
 }
 
-/** "ip:port", or "[ip]:port" for IPv6 (util/ip.ts joinHostPort), joined into one flat string. */
-function endpointText(ip: string, port: number): string {
+/**
+ * "ip:port", or "[ip]:port" for IPv6 (util/ip.ts joinHostPort), joined into one flat string from
+ * the ":port" made once for the slice port.
+ */
+function endpointText(ip: string, portSuffix: string): string {
   // Every endpoint keeps its text: concatenation would keep a tree of two or three strings (and
-  // the flat copy the first comparison of the sort makes), a join keeps one string.
-  return ip.includes(':') ? ['[', ip, ']:', port].join('') : [ip, port].join(':');
+  // the flat copy the first comparison of the sort makes), a join keeps one string. The parts
+  // arrays are reused (a join allocates half as much then, for each of 150k endpoints).
+  if (ip.includes(':')) {
+    IPV6_TEXT_PARTS[1] = ip;
+    IPV6_TEXT_PARTS[3] = portSuffix;
+    return IPV6_TEXT_PARTS.join('');
+  }
+  IPV4_TEXT_PARTS[0] = ip;
+  IPV4_TEXT_PARTS[1] = portSuffix;
+  return IPV4_TEXT_PARTS.join('');
 }
+const IPV4_TEXT_PARTS = ['', ''];
+const IPV6_TEXT_PARTS = ['[', '', ']', ''];
 
-function endpointInfo(ep: EndpointSlice['endpoints'][number], port: number, nodeName: string, hints: HintSets): EndpointInfo {
+function endpointInfo(ep: EndpointSlice['endpoints'][number], port: number, portSuffix: string, nodeName: string, hints: HintSets): EndpointInfo {
   const ip = ep.addresses[0]!;
-  const endpoint = endpointText(ip, port);
+  const endpoint = endpointText(ip, portSuffix);
   const isLocal = nodeName !== '' && ep.nodeName === nodeName;
   const ready = ep.conditions.ready ?? true;
   const serving = ep.conditions.serving ?? true;

@@ -222,3 +222,21 @@ for (const c of cases) {
     );
   });
 }
+
+// Every port keeps its categorised lists for as long as the cluster is: a selection that keeps
+// every endpoint is the endpoint list itself, and one that keeps some holds exactly those.
+const listCases: { name: string; endpoints: Ep[]; same: boolean; cluster: string[] }[] = [
+  { name: 'all ready: the cluster endpoints are the endpoint list', endpoints: [{ ep: '10.0.0.1:80' }, { ep: '10.0.0.2:80' }], same: true, cluster: ['10.0.0.1:80', '10.0.0.2:80'] },
+  { name: 'some not ready: a list of exactly the ready ones', endpoints: [{ ep: '10.0.0.1:80', ready: false }, { ep: '10.0.0.2:80' }, { ep: '10.0.0.3:80' }], same: false, cluster: ['10.0.0.2:80', '10.0.0.3:80'] },
+  { name: 'none ready or serving: an empty list', endpoints: [{ ep: '10.0.0.1:80', ready: false, serving: false }], same: false, cluster: [] },
+];
+
+for (const c of listCases) {
+  test(`lists: ${c.name}`, () => {
+    const endpoints = c.endpoints.map(endpoint);
+    const got = categorizeEndpoints(endpoints, servicePort({}), { nodeName: 'test-node', nodeLabels: {}, preferSameTrafficDistribution: true });
+    assert.equal(got.clusterEndpoints === endpoints, c.same, 'whether the cluster endpoints are the endpoint list itself');
+    assert.deepEqual(texts(got.clusterEndpoints), c.cluster);
+    assert.equal(got.clusterEndpoints!.length, c.cluster.length);
+  });
+}

@@ -248,3 +248,50 @@ test('an IPv6 proxier on a node without an IPv6 address: no node IP, loopback as
   const s6 = buildProxierState(cluster, resolveNode(cluster, { node: 'test-node' }), 6);
   assert.deepEqual([s6.nodeIPs, s6.localAddresses, s6.localDetector?.cidrs, s6.servicePorts.length], [[], ['::1'], ['fd00:10::/64'], 0]);
 });
+
+// Endpoint texts and spns are joined from parts: IPv6 endpoints are bracketed, unnamed ports have no ":name".
+const textCases: { name: string; family: 4 | 6; want: string[] }[] = [
+  { name: 'IPv4 endpoints are ip:port; a named port is ns/name:port', family: 4, want: ['ns1/svc6:p80/TCP -> 10.1.1.1:8080', 'ns1/svc7/TCP -> 10.1.1.2:8081'] },
+  { name: 'IPv6 endpoints are [ip]:port', family: 6, want: ['ns1/svc6:p80/TCP -> [fd00:10::1]:8080'] },
+];
+const dualStack = `apiVersion: v1
+kind: Service
+metadata: {name: svc6, namespace: ns1}
+spec:
+  clusterIPs: [172.30.0.46, "fd00:30::46"]
+  ports: [{name: p80, port: 80, protocol: TCP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: svc7, namespace: ns1}
+spec:
+  clusterIP: 172.30.0.47
+  ports: [{port: 81, protocol: TCP}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: svc6-v4, namespace: ns1, labels: {kubernetes.io/service-name: svc6}}
+addressType: IPv4
+endpoints: [{addresses: [10.1.1.1]}]
+ports: [{name: p80, port: 8080, protocol: TCP}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: svc6-v6, namespace: ns1, labels: {kubernetes.io/service-name: svc6}}
+addressType: IPv6
+endpoints: [{addresses: ["fd00:10::1"]}]
+ports: [{name: p80, port: 8080, protocol: TCP}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: svc7-a, namespace: ns1, labels: {kubernetes.io/service-name: svc7}}
+addressType: IPv4
+endpoints: [{addresses: [10.1.1.2]}]
+ports: [{name: "", port: 8081, protocol: TCP}]
+`;
+for (const c of textCases) {
+  test(c.name, () => {
+    const s = state(dualStack, c.family);
+    assert.deepEqual(s.servicePorts.map((sp) => `${sp.info.spn}/${sp.info.protocol} -> ${sp.endpoints.map((e) => e.endpoint).join(' ')}`), c.want);
+  });
+}

@@ -15,6 +15,7 @@ import { ChainMap } from './chain-map.js';
 import { durationText } from './durations.js';
 import { EndpointChain, ruleCountOf } from './endpoint-chain.js';
 import type { NftChain, NftElement, NftRuleset, NftSet, NftTable } from './types.js';
+import { NumgenVmapRule } from './vmap-rule.js';
 
 /** Go's %q for the plain text nft accepts in a comment. */
 export function quoteComment(text: string): string {
@@ -210,8 +211,14 @@ function renderChains(prefix: string, chains: Iterable<NftChain>, decls: string[
     for (let i = 0; i < rules.length; i++) {
       const rule = rules[i]!;
       // The line's head as pieces: a string per chain would be kept until the table is joined.
-      body.push(ruleHead, name, ' ', rule.text);
-      if (rule.comment !== undefined) body.push(' comment ', quoteComment(rule.comment));
+      body.push(ruleHead, name, ' ');
+      if (rule instanceof NumgenVmapRule) {
+        // Its words as pieces (it has no comment): the text is made only when something reads it.
+        rule.pushText(body);
+      } else {
+        body.push(rule.text);
+        if (rule.comment !== undefined) body.push(' comment ', quoteComment(rule.comment));
+      }
       body.push('\n');
     }
   }

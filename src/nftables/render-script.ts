@@ -15,6 +15,7 @@ import { ChainMap } from './chain-map.js';
 import { durationText } from './durations.js';
 import { EndpointChain, ruleCountOf } from './endpoint-chain.js';
 import type { NftChain, NftElement, NftRuleset, NftSet, NftTable } from './types.js';
+import { NumgenVmapRule } from './vmap-rule.js';
 
 /** Go's %q for the plain text nft accepts in a comment. */
 export function quoteComment(text: string): string {
@@ -106,7 +107,8 @@ interface SegmentText {
  * while the run is.
  *
  * The first table rendered with none of its runs known (the first node of a cluster) keeps
- * its runs as spans of its own text: 67 MB of lines at 10k services, which as a string per run
+ * its runs as spans of the script's text it is part of (renderNftScripts: the text returned,
+ * not a copy): 67 MB of lines at 10k services, which as a string per run
  * were each made, then copied into the table's text, and copied twice more by the young
  * generation's scavenges because they were kept. A later table takes known runs as slices of
  * that text (adjacent runs as one slice) and keeps its few new runs as strings of their own, so
@@ -209,16 +211,23 @@ function renderChains(prefix: string, chains: Iterable<NftChain>, decls: string[
     for (let i = 0; i < rules.length; i++) {
       const rule = rules[i]!;
       // The line's head as pieces: a string per chain would be kept until the table is joined.
-      body.push(ruleHead, name, ' ', rule.text);
-      if (rule.comment !== undefined) body.push(' comment ', quoteComment(rule.comment));
+      body.push(ruleHead, name, ' ');
+      if (rule instanceof NumgenVmapRule) {
+        // Its words as pieces (it has no comment): the text is made only when something reads it.
+        rule.pushText(body);
+      } else {
+        body.push(rule.text);
+        if (rule.comment !== undefined) body.push(' comment ', quoteComment(rule.comment));
+      }
       body.push('\n');
     }
   }
 }
 
-/** A run's lines rendered where a later table can take them from (`decls` and `body` joined). */
+/** A run's lines rendered where a later table can take them from: characters of its table's declarations and of its body. */
 interface FreshSegment {
   readonly run: readonly NftChain[];
+  readonly prefix: string;
   readonly declStart: number;
   readonly declEnd: number;
   readonly bodyStart: number;
@@ -226,20 +235,20 @@ interface FreshSegment {
 }
 
 /**
- * One table's text: the table, its chains, sets and maps, then the rules, then the elements,
- * as pieces joined once at the end: no intermediate strings per line, which at 10k services
- * meant half a million short-lived concatenations. Chains are walked once for both their
- * declaration and their rules: a node of a big cluster has 150k of them spread over the heap,
- * and each visit is a cache miss.
+ * One table's lines as pieces: the table, its chains, sets and maps onto `decls`, then the
+ * rules, then the elements onto `body`, joined once with the rest of the script: no
+ * intermediate strings per line, which at 10k services meant half a million short-lived
+ * concatenations. Chains are walked once for both their declaration and their rules: a node of
+ * a big cluster has 150k of them spread over the heap, and each visit is a cache miss. The runs
+ * rendered here that a later table can take over are returned with where they are in
+ * `decls` and `body`.
  */
-function renderTable(table: NftTable, chunkPieces: number): string {
+function renderTable(table: NftTable, decls: Pieces, body: Pieces): FreshSegment[] {
+  // Empty pieces: a run's place in them is its place in the table's declarations and body.
   const prefix = `${table.family} ${table.name}`;
-  const decls = new Pieces(chunkPieces);
-  const body = new Pieces(chunkPieces);
   decls.parts.push(tableLine(table), '\n');
   const chains = table.chains;
   const fresh: FreshSegment[] = [];
-  const rendered: RenderedText = { text: '' };
   if (chains instanceof ChainMap) {
     const { own, segments } = chains.runs();
     // The table's own chains (the fixed ones) are made for this table alone; segments are shared.
@@ -254,7 +263,7 @@ function renderTable(table: NftTable, chunkPieces: number): string {
         const declStart = decls.chars;
         const bodyStart = body.chars;
         renderChains(prefix, segment, decls.parts, body.parts);
-        fresh.push({ run: segment, declStart, declEnd: decls.chars, bodyStart, bodyEnd: body.chars });
+        fresh.push({ run: segment, prefix, declStart, declEnd: decls.chars, bodyStart, bodyEnd: body.chars });
         decls.chunkIfLarge();
         body.chunkIfLarge();
       } else {
@@ -278,17 +287,7 @@ function renderTable(table: NftTable, chunkPieces: number): string {
       body.parts.push(' }\n');
     }
   }
-  // The body starts where the declarations end: the runs' body spans are moved by that much.
-  const bodyBase = decls.chars;
-  rendered.text = decls.settle().concat(body.settle()).join('');
-  for (const f of fresh) {
-    segmentTexts.set(f.run, {
-      prefix,
-      decls: { source: rendered, start: f.declStart, end: f.declEnd },
-      body: { source: rendered, start: bodyBase + f.bodyStart, end: bodyBase + f.bodyEnd },
-    });
-  }
-  return rendered.text;
+  return fresh;
 }
 
 /** A run's text as strings of its own (a table that took other runs over: its text is not kept for this one). */
@@ -311,9 +310,65 @@ export function renderNftScript(ruleset: NftRuleset): string {
 
 /** renderNftScript joining its pieces into chunks of `chunkPieces` (tests: the text is the same for any). */
 export function renderNftScriptInChunks(ruleset: NftRuleset, chunkPieces: number): string {
-  let out = '';
-  for (const table of ruleset.tables) out += renderTable(table, chunkPieces);
-  return out;
+  return renderNftScriptsInChunks([{ heading: '', ruleset }], chunkPieces);
+}
+
+/** A ruleset in a file of several (one per family), after a line of its own. */
+export interface NftScriptPart {
+  /** Text before the ruleset's tables ("# nft -f (IPv4), node n1\n"), or ''. */
+  readonly heading: string;
+  readonly ruleset: NftRuleset;
+}
+
+/**
+ * The parts' scripts one after the other, as one text: the same as each heading followed by
+ * renderNftScript of its ruleset, joined. Every table's pieces are joined once, into the text
+ * returned: a text per table joined again into the file was a second copy of the whole, 67 MB
+ * for the first node of a 5,000-node cluster, which the runs kept from it (segmentTexts) also
+ * kept alive.
+ */
+export function renderNftScripts(parts: readonly NftScriptPart[]): string {
+  return renderNftScriptsInChunks(parts, CHUNK_PIECES);
+}
+
+/** renderNftScripts joining its pieces into chunks of `chunkPieces` (tests: the text is the same for any). */
+export function renderNftScriptsInChunks(parts: readonly NftScriptPart[], chunkPieces: number): string {
+  const rendered: RenderedText = { text: '' };
+  const all: string[] = [];
+  // Where each table's declarations and body start in the text, for the runs it rendered.
+  const placed: { fresh: FreshSegment[]; declAt: number; bodyAt: number }[] = [];
+  let at = 0;
+  for (const part of parts) {
+    if (part.heading !== '') {
+      all.push(part.heading);
+      at += part.heading.length;
+    }
+    for (const table of part.ruleset.tables) {
+      const decls = new Pieces(chunkPieces);
+      const body = new Pieces(chunkPieces);
+      const fresh = renderTable(table, decls, body);
+      const declChars = decls.chars;
+      placed.push({ fresh, declAt: at, bodyAt: at + declChars });
+      at += declChars + body.chars;
+      pushAll(all, decls.settle());
+      pushAll(all, body.settle());
+    }
+  }
+  rendered.text = all.join('');
+  for (const { fresh, declAt, bodyAt } of placed) {
+    for (const f of fresh) {
+      segmentTexts.set(f.run, {
+        prefix: f.prefix,
+        decls: { source: rendered, start: declAt + f.declStart, end: declAt + f.declEnd },
+        body: { source: rendered, start: bodyAt + f.bodyStart, end: bodyAt + f.bodyEnd },
+      });
+    }
+  }
+  return rendered.text;
+}
+
+function pushAll(out: string[], items: readonly string[]): void {
+  for (let i = 0; i < items.length; i++) out.push(items[i]!);
 }
 
 /** Number of rules and elements, for reports and benchmarks. */

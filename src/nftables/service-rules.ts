@@ -30,6 +30,7 @@ import {
 import { EndpointChain, endpointRules } from './endpoint-chain.js';
 import type { NftSyncContext } from './sync-context.js';
 import { addElement, addRule, ensureChain, ensureSet, setOf } from './table-builder.js';
+import { NumgenVmapRule } from './vmap-rule.js';
 import type { NftChain, NftSet } from './types.js';
 
 /** The maps and sets every service port writes into, looked up once per sync. */
@@ -340,14 +341,10 @@ function writeServiceToEndpointRules(
       addRule(chain, `${ctx.ipX} saddr @${n.affinitySet} goto ${n.chain}`);
     }
   }
-  // One join of every word: a template per entry made a string per endpoint to join again.
-  const words: (string | number)[] = ['numgen random mod ', endpoints.length, ' vmap { '];
-  for (let i = 0; i < endpoints.length; i++) {
-    if (i > 0) words.push(' , ');
-    words.push(i, ' : goto ', nameOf(endpoints, i).chain);
-  }
-  words.push(' }');
-  addRule(chain, words.join(''));
+  // The endpoint chains' names, not the rule's text (vmap-rule.ts).
+  const targets = new Array<string>(endpoints.length);
+  for (let i = 0; i < endpoints.length; i++) targets[i] = nameOf(endpoints, i).chain;
+  chain.rules.push(new NumgenVmapRule(targets));
 }
 
 /**

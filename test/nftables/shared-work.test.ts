@@ -13,7 +13,7 @@ import { compileNode } from '../../src/node/compile-node.js';
 import { type CompiledNftables, nftablesDriver } from '../../src/node/modes/nftables.js';
 import { sameEndpoints } from '../../src/topology/categorize.js';
 import { endpointNames } from '../../src/nftables/names.js';
-import { renderNftScriptInChunks } from '../../src/nftables/render-script.js';
+import { renderNftScript, renderNftScriptInChunks, renderNftScripts, renderNftScriptsInChunks } from '../../src/nftables/render-script.js';
 import { firstDifference } from '../helpers/first-difference.js';
 import { generatedCluster } from '../helpers/generated-cluster.js';
 
@@ -138,10 +138,48 @@ test('a node\'s script reads the same whatever nodes were rendered before it (ru
         ? nftablesDriver.render(node, 'kube-proxy')
         : node.rulesets.length === 1
           ? renderNftScriptInChunks(node.rulesets[0]!, c.chunkPieces)
-          : node.rulesets.map((ruleset, f) => `# nft -f (IPv${node.states[f]!.family}), node ${node.node.name}\n${renderNftScriptInChunks(ruleset, c.chunkPieces!)}`).join('');
+          : renderNftScriptsInChunks(node.rulesets.map((ruleset, f) => ({ heading: `# nft -f (IPv${node.states[f]!.family}), node ${node.node.name}\n`, ruleset })), c.chunkPieces);
       const want = aloneText(nodeNames[i]!);
       if (got !== want) evidence.push(`${c.name}: node ${nodeNames[i]}:\n${firstDifference(got, want)}`);
     }
+  }
+  assert.deepEqual(evidence, []);
+});
+
+test('a script of several rulesets is each heading followed by its ruleset\'s script, whichever was rendered first', () => {
+  // renderNftScripts joins every table of its parts once, and the runs of the first tables
+  // rendered are kept as spans of that one text (the second family's at an offset): the text
+  // must be the parts rendered one by one, and a later node taking those spans over must read
+  // what it reads compiled alone.
+  const byParts = (node: CompiledNftables, headed: boolean) => node.rulesets.map((ruleset, f) => ({
+    heading: headed ? `# nft -f (IPv${node.states[f]!.family}), node ${node.node.name}\n` : '',
+    ruleset,
+  }));
+  const oneByOne = (node: CompiledNftables, headed: boolean): string =>
+    byParts(node, headed).map((part) => part.heading + renderNftScript(part.ruleset)).join('');
+  const cases: { name: string; first: 'joined' | 'one by one'; headed: boolean; order: number[]; chunkPieces?: number; ipv6First?: true }[] = [
+    { name: 'joined first, with headings', first: 'joined', headed: true, order: [0, 1, 2] },
+    { name: 'joined first, without headings', first: 'joined', headed: false, order: [1, 0, 2] },
+    { name: 'one by one first, then joined', first: 'one by one', headed: true, order: [2, 1, 0] },
+    { name: 'joined first, in chunks of 7 pieces', first: 'joined', headed: true, order: [0, 2, 1], chunkPieces: 7 },
+    { name: 'the IPv6 ruleset before the IPv4 one', first: 'joined', headed: true, order: [0, 1], ipv6First: true },
+  ];
+  const evidence: string[] = [];
+  for (const c of cases) {
+    const view = new ClusterView(cluster);
+    const nodes = c.order.map((i) => view.compile('nftables', view.resolve(nodeNames[i]!)) as CompiledNftables);
+    nodes.forEach((node, k) => {
+      const parts = c.ipv6First ? byParts(node, c.headed).reverse() : byParts(node, c.headed);
+      const joined = (): string => (c.chunkPieces === undefined ? renderNftScripts(parts) : renderNftScriptsInChunks(parts, c.chunkPieces));
+      const separate = (): string => parts.map((part) => part.heading + renderNftScript(part.ruleset)).join('');
+      // The first node is rendered the case's way first (its runs kept from that text), then the other way.
+      const [a, b] = k === 0 && c.first === 'one by one' ? [separate(), joined()] : [joined(), separate()];
+      if (a !== b) evidence.push(`${c.name}: node ${node.node.name}:\n${firstDifference(a, b)}`);
+      if (!c.ipv6First) {
+        const alone = oneByOne(compileNode(cluster, 'nftables', { node: node.node.name }) as CompiledNftables, c.headed);
+        if (a !== alone) evidence.push(`${c.name}: node ${node.node.name} differs from the node compiled alone:\n${firstDifference(a, alone)}`);
+      }
+    });
   }
   assert.deepEqual(evidence, []);
 });

@@ -8,7 +8,7 @@ import { canonicalRule, renderNftCanonical } from '../../nftables/canonical.js';
 import { type NftCounts, type NftablesCompileOptions, NftablesSharedWork, compileNftablesRules, countNftablesRules } from '../../nftables/compile.js';
 import { countTable } from '../../nftables/shared-work.js';
 import { parseNftRuleset } from '../../nftables/parse.js';
-import { countNftRules, renderNftScript } from '../../nftables/render-script.js';
+import { countNftRules, renderNftScripts } from '../../nftables/render-script.js';
 import type { NftRuleset } from '../../nftables/types.js';
 import { createNftTracer, type NftTracer } from '../../trace/nftables/tracer.js';
 import type { ResolvedNode } from '../../tracker/proxier-state.js';
@@ -82,11 +82,12 @@ export const nftablesDriver: ModeDriver<CompiledNftables> = {
       // `nft list ruleset` of a node holding both tables lists them one after the other.
       return compiled.rulesets.map(renderNftCanonical).join('');
     }
-    if (compiled.rulesets.length === 1) return renderNftScript(compiled.rulesets[0]!);
+    if (compiled.rulesets.length === 1) return renderNftScripts([{ heading: '', ruleset: compiled.rulesets[0]! }]);
     // One file nft -f loads whole: each family's table after a comment line.
-    return compiled.rulesets
-      .map((ruleset, i) => `# nft -f (IPv${compiled.states[i]!.family}), node ${compiled.node.name}\n${renderNftScript(ruleset)}`)
-      .join('');
+    return renderNftScripts(compiled.rulesets.map((ruleset, i) => ({
+      heading: `# nft -f (IPv${compiled.states[i]!.family}), node ${compiled.node.name}\n`,
+      ruleset,
+    })));
   },
   tracer: tracerOf,
   shareAcrossNodes: () => new NftablesSharedWork(),

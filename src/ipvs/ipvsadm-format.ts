@@ -759,21 +759,33 @@ export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {
 let listing: TextBuffer | undefined;
 
 /**
- * Keep the bytes of shared servers printed for the first time, copied together into one store
- * of their own (not the whole listing's bytes: a later node prints only a few new servers).
+ * Keep the bytes of shared servers printed for the first time. When they are most of the
+ * listing (the first node of a cluster), the listing's own bytes are kept, where they are, and
+ * the next listing gets a buffer of its own: copying them would make the same bytes twice.
+ * Otherwise (a later node prints only a few new servers) they are copied together into one
+ * store of their own, and the listing's bytes are written again by the next listing.
  */
 function keepPrinted(out: TextBuffer, printed: readonly { vs: VirtualServer; start: number; end: number }[], format: string): void {
   if (printed.length === 0) return;
   let size = 0;
   for (const p of printed) size += p.end - p.start;
+  if (2 * size >= out.length) {
+    if (listing === out) listing = undefined;
+    for (const p of printed) keepPiece(p.vs, format, { from: out, start: p.start, end: p.end });
+    return;
+  }
   const store = new TextBuffer(size);
   for (const p of printed) {
     const at = store.length;
     store.append(out, p.start, p.end);
-    let byFormat = printedServers.get(p.vs);
-    if (byFormat === undefined) printedServers.set(p.vs, (byFormat = new Map()));
-    byFormat.set(format, { from: store, start: at, end: store.length });
+    keepPiece(p.vs, format, { from: store, start: at, end: store.length });
   }
+}
+
+function keepPiece(vs: VirtualServer, format: string, piece: TextPiece): void {
+  let byFormat = printedServers.get(vs);
+  if (byFormat === undefined) printedServers.set(vs, (byFormat = new Map()));
+  byFormat.set(format, piece);
 }
 
 // ---------------------------------------------------------------- -S

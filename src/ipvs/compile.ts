@@ -145,7 +145,7 @@ export function countIpvs(state: ProxierState, options: IpvsCompileOptions = {})
   const sync = new IpvsSync(state, scheduler, options, plans);
   const nodePortAddresses = sync.nodePortAddresses.length;
   const sums = options.onlyServicePorts === undefined
-    ? plans.count(state.servicePorts, (sp, i) => planOf(sp, i, sync, plans))
+    ? plans.count(state.servicePorts, (sp, i) => plans.register(planOf(sp, i, sync, plans)))
     : sumPlans(state, options, sync, plans);
   if (plans.mayClaimTwice(sync.nodePortAddresses)) return countTable(compileIpvs(state, options));
   return {
@@ -173,7 +173,7 @@ export function addPlan(sums: PlanSums, plan: PortPlan, sign: 1 | -1): void {
 
 function sumPlans(state: ProxierState, options: IpvsCompileOptions, sync: IpvsSync, plans: PlanCache): PlanSums {
   const sums: PlanSums = { servers: 0, realServers: 0, nodePorts: 0, nodePortRealServers: 0 };
-  forEachPlan(state, options, sync, plans, (plan) => addPlan(sums, plan, 1));
+  forEachPlan(state, options, sync, plans, (plan) => addPlan(sums, plans.register(plan), 1));
   return sums;
 }
 

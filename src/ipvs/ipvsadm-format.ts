@@ -591,7 +591,21 @@ function destLine(dest: RealServer, opts: IpvsadmListOptions): string {
  * services have their own dests).
  */
 const sharedServers = new WeakSet<VirtualServer>();
-const printedServers = new WeakMap<VirtualServer, Map<string, TextPiece>>();
+const printedServers = new WeakMap<VirtualServer, PrintedBlock>();
+
+/**
+ * A shared server's lines in one format, linked to those in the next format printed: nearly
+ * every server is printed in one format only, and one record each is what 10k of them keep.
+ */
+interface PrintedBlock extends TextPiece {
+  readonly format: string;
+  readonly next: PrintedBlock | undefined;
+}
+
+function printedBlock(vs: VirtualServer, format: string): TextPiece | undefined {
+  for (let block = printedServers.get(vs); block !== undefined; block = block.next) if (block.format === format) return block;
+  return undefined;
+}
 
 /** Mark a virtual server that several tables share, so that its lines are printed once per format. */
 export function shareServerRendering(vs: VirtualServer): void {
@@ -738,7 +752,7 @@ export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {
       writeServiceBlock(out, vs, opts);
       continue;
     }
-    const kept = printedServers.get(vs)?.get(format);
+    const kept = printedBlock(vs, format);
     if (kept !== undefined) {
       out.append(kept.from, kept.start, kept.end);
       continue;
@@ -783,9 +797,7 @@ function keepPrinted(out: TextBuffer, printed: readonly { vs: VirtualServer; sta
 }
 
 function keepPiece(vs: VirtualServer, format: string, piece: TextPiece): void {
-  let byFormat = printedServers.get(vs);
-  if (byFormat === undefined) printedServers.set(vs, (byFormat = new Map()));
-  byFormat.set(format, piece);
+  printedServers.set(vs, { format, from: piece.from, start: piece.start, end: piece.end, next: printedServers.get(vs) });
 }
 
 // ---------------------------------------------------------------- -S

@@ -46,7 +46,7 @@ import {
   ipPortNetEntry,
 } from './ipsets.js';
 import { type NoNodeAccessEntry, buildIpvsIptables } from './iptables-rules.js';
-import { type RealServerSelection, realServersFor, selectEndpoints } from './real-servers.js';
+import { type PendingDests, type RealServerChoice, selectEndpoints, selectRealServers } from './real-servers.js';
 import { getScheduler } from './schedulers/registry.js';
 import {
   type IpvsProtocol,
@@ -57,6 +57,7 @@ import {
   type VirtualServer,
   type VirtualServerKind,
   type VirtualServerOrigin,
+  destCount,
   virtualServer,
   virtualServerKey,
 } from './table.js';
@@ -127,7 +128,7 @@ export interface IpvsCounts {
 
 export function countTable(compiled: IpvsCompiled): IpvsCounts {
   let realServers = 0;
-  for (const vs of compiled.table.services) realServers += vs.dests.length;
+  for (const vs of compiled.table.services) realServers += destCount(vs);
   return { virtualServers: compiled.table.services.length, realServers };
 }
 
@@ -144,7 +145,7 @@ export function countIpvs(state: ProxierState, options: IpvsCompileOptions = {})
   const sync = new IpvsSync(state, scheduler, options, plans);
   const nodePortAddresses = sync.nodePortAddresses.length;
   const sums = options.onlyServicePorts === undefined
-    ? plans.count(state.servicePorts, (sp, i) => planOf(sp, i, sync, plans))
+    ? plans.count(state.servicePorts, (sp, i) => plans.register(planOf(sp, i, sync, plans)))
     : sumPlans(state, options, sync, plans);
   if (plans.mayClaimTwice(sync.nodePortAddresses)) return countTable(compileIpvs(state, options));
   return {
@@ -172,7 +173,7 @@ export function addPlan(sums: PlanSums, plan: PortPlan, sign: 1 | -1): void {
 
 function sumPlans(state: ProxierState, options: IpvsCompileOptions, sync: IpvsSync, plans: PlanCache): PlanSums {
   const sums: PlanSums = { servers: 0, realServers: 0, nodePorts: 0, nodePortRealServers: 0 };
-  forEachPlan(state, options, sync, plans, (plan) => addPlan(sums, plan, 1));
+  forEachPlan(state, options, sync, plans, (plan) => addPlan(sums, plans.register(plan), 1));
   return sums;
 }
 
@@ -249,7 +250,7 @@ interface NodePortPlan {
   readonly timeoutSeconds: number;
   readonly origin: VirtualServerOrigin;
   /** The real servers of every node-port virtual server of the port (one list, shared). */
-  readonly dests: RealServer[];
+  readonly dests: RealServer[] | PendingDests;
 }
 
 /** One sync's working state, the fields syncProxyRules keeps in locals. */
@@ -291,7 +292,7 @@ class IpvsSync {
   /** The body of syncProxyRules' loop over the service map, for one service port, as a plan. */
   plan(sp: ProxierServicePort, allowFromNode: boolean): PortPlan {
     const ops: PlanOp[] = [];
-    const selections = new Map<boolean, RealServerSelection>();
+    const selections = new Map<boolean, RealServerChoice>();
     const info = sp.info;
     const protocol = info.protocol;
     const word = protocolWord(protocol);
@@ -347,7 +348,7 @@ class IpvsSync {
     for (const op of ops) {
       if (op.op === 'server') {
         servers++;
-        realServers += op.vs.dests.length;
+        realServers += destCount(op.vs);
       } else if (op.op === 'nodePorts') {
         nodePort = op.nodePort;
       }
@@ -450,10 +451,10 @@ class IpvsSync {
    * server with the same endpoint policy, so it is made once per port, and its servers share it
    * (a compiled table never changes: live services and the kernel model copy what they change).
    */
-  #selection(sp: ProxierServicePort, selections: Map<boolean, RealServerSelection>, onlyNodeLocal: boolean): { dests: RealServer[]; scope: VirtualServerOrigin['endpointScope'] } {
+  #selection(sp: ProxierServicePort, selections: Map<boolean, RealServerChoice>, onlyNodeLocal: boolean): RealServerChoice {
     const cached = selections.get(onlyNodeLocal);
     if (cached !== undefined) return cached;
-    const selection = realServersFor(sp, onlyNodeLocal, sp.info.protocol, this.#state.family, { gracefulTermination: this.#options.gracefulTermination ?? false });
+    const selection = selectRealServers(sp, onlyNodeLocal, sp.info.protocol, this.#state.family, { gracefulTermination: this.#options.gracefulTermination ?? false });
     selections.set(onlyNodeLocal, selection);
     return selection;
   }
@@ -466,7 +467,7 @@ class IpvsSync {
   }
 
   /** syncService + syncEndpoint for one service address of the port (the node's own ones: #nodePorts). */
-  #server(sp: ProxierServicePort, selections: Map<boolean, RealServerSelection>, kind: VirtualServerKind, address: string, port: number, onlyNodeLocal: boolean, bind: 'always' | 'unless-node-address'): PlanOp {
+  #server(sp: ProxierServicePort, selections: Map<boolean, RealServerChoice>, kind: VirtualServerKind, address: string, port: number, onlyNodeLocal: boolean, bind: 'always' | 'unless-node-address'): PlanOp {
     const info = sp.info;
     const family = this.#state.family;
     const selected = this.#plans !== undefined ? selectEndpoints(sp, onlyNodeLocal) : undefined;

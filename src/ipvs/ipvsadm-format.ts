@@ -21,6 +21,7 @@
 import { TextBuffer, decimalDigits } from '../iptables/save-text.js';
 import type { TextPiece } from '../iptables/text-sink.js';
 import { type Family, dottedNetmask, ipToWords, joinHostPort } from '../util/ip.js';
+import { PendingDests } from './real-servers.js';
 import { foldAddress } from './schedulers/hash.js';
 import {
   type ForwardMethod,
@@ -34,6 +35,8 @@ import {
   SVC_F_SCHED2,
   SVC_F_SCHED3,
   type VirtualServer,
+  deferredDestsOf,
+  destCount,
   schedulerFlagNames,
 } from './table.js';
 
@@ -265,7 +268,10 @@ function compareKeyedServices(a: Keyed<VirtualServer>, b: Keyed<VirtualServer>):
   return x.port - y.port;
 }
 
-function compareKeyedDests(a: Keyed<RealServer>, b: Keyed<RealServer>): number {
+/** ipvs_cmp_dests reads a dest's address, family and port only. */
+type DestKey = Pick<RealServer, 'ip' | 'port' | 'family'>;
+
+function compareKeyedDests(a: Keyed<DestKey>, b: Keyed<DestKey>): number {
   const r = compareWords(a.item.family, a.words, b.words);
   return r !== 0 ? r : a.item.port - b.item.port;
 }
@@ -415,12 +421,7 @@ function sortIPv4Dests(dests: readonly RealServer[]): RealServer[] | undefined {
  */
 function orderIPv4Dests(dests: readonly RealServer[]): boolean {
   const n = dests.length;
-  if (destKeys.length < n) {
-    const size = Math.max(n, destKeys.length * 2);
-    destKeys = new Float64Array(size);
-    destOrder = new Int32Array(size);
-    destMerge = new Int32Array(size);
-  }
+  growDestScratch(n);
   const keys = destKeys;
   let low = Infinity;
   let high = -Infinity;
@@ -435,6 +436,15 @@ function orderIPv4Dests(dests: readonly RealServer[]): boolean {
   if (high - low >= 2 ** 31) return false;
   stableOrder(keys, n, destOrder, destMerge);
   return true;
+}
+
+/** Room for n dests in the scratch arrays. */
+function growDestScratch(n: number): void {
+  if (destKeys.length >= n) return;
+  const size = Math.max(n, destKeys.length * 2);
+  destKeys = new Float64Array(size);
+  destOrder = new Int32Array(size);
+  destMerge = new Int32Array(size);
 }
 
 let destKeys = new Float64Array(64);
@@ -581,7 +591,21 @@ function destLine(dest: RealServer, opts: IpvsadmListOptions): string {
  * services have their own dests).
  */
 const sharedServers = new WeakSet<VirtualServer>();
-const printedServers = new WeakMap<VirtualServer, Map<string, TextPiece>>();
+const printedServers = new WeakMap<VirtualServer, PrintedBlock>();
+
+/**
+ * A shared server's lines in one format, linked to those in the next format printed: nearly
+ * every server is printed in one format only, and one record each is what 10k of them keep.
+ */
+interface PrintedBlock extends TextPiece {
+  readonly format: string;
+  readonly next: PrintedBlock | undefined;
+}
+
+function printedBlock(vs: VirtualServer, format: string): TextPiece | undefined {
+  for (let block = printedServers.get(vs); block !== undefined; block = block.next) if (block.format === format) return block;
+  return undefined;
+}
 
 /** Mark a virtual server that several tables share, so that its lines are printed once per format. */
 export function shareServerRendering(vs: VirtualServer): void {
@@ -598,6 +622,11 @@ function writeServiceBlock(out: TextBuffer, vs: VirtualServer, opts: IpvsadmList
   out.write(serviceLine(vs, opts));
   out.writeCode(NEWLINE);
   const fresh = defaultColumns(opts);
+  const pending = deferredDestsOf(vs);
+  if (fresh && pending instanceof PendingDests && !pending.isMade) {
+    writePendingDests(out, pending, opts.nosort ?? false);
+    return;
+  }
   const dests = vs.dests;
   if (!opts.nosort && dests.length >= 2 && orderIPv4Dests(dests)) {
     // destOrder is not touched again until this loop is done.
@@ -621,13 +650,17 @@ const NEWLINE = 10;
  */
 function writeFreshDest(out: TextBuffer, dest: RealServer): boolean {
   if (dest.forward !== 'Masq' || dest.weight !== 1 || dest.activeConns !== 0 || dest.inactConns !== 0) return false;
-  const { ip, port } = dest;
+  return writeFreshName(out, dest.ip, dest.port, dest.family);
+}
+
+/** writeFreshDest's line (without the newline) for the dest at ip:port; false, with nothing written, for a name destLine must cut. */
+function writeFreshName(out: TextBuffer, ip: string, port: number, family: Family): boolean {
   if (!Number.isSafeInteger(port) || port < 0) return false;
   // joinHostPort: brackets around an address with a colon.
   const bracket = ip.includes(':');
   const nameLength = ip.length + (bracket ? 2 : 0) + 1 + decimalDigits(port);
   // An IPv4 name longer than 28 characters is cut (destName): leave that to destLine.
-  if (dest.family !== 6 && nameLength > 28) return false;
+  if (family !== 6 && nameLength > 28) return false;
   out.write('  -> ');
   if (bracket) out.writeCode(91);
   out.write(ip);
@@ -638,13 +671,71 @@ function writeFreshDest(out: TextBuffer, dest: RealServer): boolean {
   return true;
 }
 
+/**
+ * The dest lines of real servers not made yet (PendingDests), in the default columns: every one
+ * a fresh dest, printed from its endpoint. The list holds the endpoints reversed, so list
+ * position i is endpoint n-1-i; ipvsadm sorts them as it sorts made ones.
+ */
+function writePendingDests(out: TextBuffer, pending: PendingDests, nosort: boolean): void {
+  const endpoints = pending.endpoints;
+  const n = endpoints.length;
+  const family = pending.family;
+  if (nosort || n < 2) {
+    for (let k = n - 1; k >= 0; k--) writeFreshEndpoint(out, endpoints[k]!, family);
+    return;
+  }
+  if (family === 4 && orderIPv4Endpoints(endpoints)) {
+    // destOrder is not touched again until this loop is done.
+    const order = destOrder;
+    for (let k = 0; k < n; k++) writeFreshEndpoint(out, endpoints[n - 1 - order[k]!]!, family);
+    return;
+  }
+  const keyed: Keyed<DestKey>[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const ep = endpoints[n - 1 - i]!;
+    keyed[i] = { item: { ip: ep.ip, port: ep.port, family }, words: addressWords(ep.ip) };
+  }
+  for (const dest of sortKeyed(keyed, compareKeyedDests)) writeFreshEndpoint(out, dest, family);
+}
+
+/** destLine of a fresh dest (weight 1, Masq, no connections) at this address, and a newline. */
+function writeFreshEndpoint(out: TextBuffer, at: { readonly ip: string; readonly port: number }, family: Family): void {
+  if (!writeFreshName(out, at.ip, at.port, family)) {
+    const name = joinHostPort(at.ip, at.port);
+    out.write(`  -> ${padRight(family === 6 ? name : name.slice(0, 28), 28)}${FRESH_MASQ_COLUMNS}`);
+  }
+  out.writeCode(NEWLINE);
+}
+
+/**
+ * orderIPv4Dests for pending dests: the positions of the list (endpoint n-1-i at position i) in
+ * `destOrder`. False, with nothing ordered, when addresses lie 2^31 apart or more.
+ */
+function orderIPv4Endpoints(endpoints: readonly { readonly ip: string; readonly port: number }[]): boolean {
+  const n = endpoints.length;
+  growDestScratch(n);
+  const keys = destKeys;
+  let low = Infinity;
+  let high = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const ep = endpoints[n - 1 - i]!;
+    const word = ipv4Word(ep.ip);
+    if (word < low) low = word;
+    if (word > high) high = word;
+    keys[i] = word * 65536 + ep.port;
+  }
+  if (high - low >= 2 ** 31) return false;
+  stableOrder(keys, n, destOrder, destMerge);
+  return true;
+}
+
 /** For each dest name length up to 28: the padding to 28 characters, then FRESH_MASQ_COLUMNS, as bytes. */
 const FRESH_TAILS: readonly Uint8Array[] = Array.from({ length: 29 }, (_, pad) => new TextEncoder().encode(' '.repeat(pad) + FRESH_MASQ_COLUMNS));
 
 /** `ipvsadm -Ln [--stats|--rate|--thresholds|--persistent-conn] [--exact] [--nosort]`. */
 export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {}): string {
   let dests = 0;
-  for (const vs of table.services) dests += vs.dests.length;
+  for (const vs of table.services) dests += destCount(vs);
   const capacity = 256 + 64 * table.services.length + 72 * dests;
   const out = listing === undefined ? (listing = new TextBuffer(capacity)) : listing.reset(capacity);
   out.write(`IP Virtual Server version ${IPVS_VERSION} (size=${opts.connTabSize ?? DEFAULT_CONN_TAB_SIZE})`);
@@ -661,7 +752,7 @@ export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {
       writeServiceBlock(out, vs, opts);
       continue;
     }
-    const kept = printedServers.get(vs)?.get(format);
+    const kept = printedBlock(vs, format);
     if (kept !== undefined) {
       out.append(kept.from, kept.start, kept.end);
       continue;
@@ -682,21 +773,31 @@ export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {
 let listing: TextBuffer | undefined;
 
 /**
- * Keep the bytes of shared servers printed for the first time, copied together into one store
- * of their own (not the whole listing's bytes: a later node prints only a few new servers).
+ * Keep the bytes of shared servers printed for the first time. When they are most of the
+ * listing (the first node of a cluster), the listing's own bytes are kept, where they are, and
+ * the next listing gets a buffer of its own: copying them would make the same bytes twice.
+ * Otherwise (a later node prints only a few new servers) they are copied together into one
+ * store of their own, and the listing's bytes are written again by the next listing.
  */
 function keepPrinted(out: TextBuffer, printed: readonly { vs: VirtualServer; start: number; end: number }[], format: string): void {
   if (printed.length === 0) return;
   let size = 0;
   for (const p of printed) size += p.end - p.start;
+  if (2 * size >= out.length) {
+    if (listing === out) listing = undefined;
+    for (const p of printed) keepPiece(p.vs, format, { from: out, start: p.start, end: p.end });
+    return;
+  }
   const store = new TextBuffer(size);
   for (const p of printed) {
     const at = store.length;
     store.append(out, p.start, p.end);
-    let byFormat = printedServers.get(p.vs);
-    if (byFormat === undefined) printedServers.set(p.vs, (byFormat = new Map()));
-    byFormat.set(format, { from: store, start: at, end: store.length });
+    keepPiece(p.vs, format, { from: store, start: at, end: store.length });
   }
+}
+
+function keepPiece(vs: VirtualServer, format: string, piece: TextPiece): void {
+  printedServers.set(vs, { format, from: piece.from, start: piece.start, end: piece.end, next: printedServers.get(vs) });
 }
 
 // ---------------------------------------------------------------- -S

@@ -23,7 +23,7 @@
  */
 import type { EndpointInfo, ProxierServicePort } from '../tracker/types.js';
 import type { Family } from '../util/ip.js';
-import { type IpvsProtocol, type RealServer, type VirtualServerOrigin, realServer } from './table.js';
+import { type DeferredDests, type IpvsProtocol, type RealServer, type VirtualServerOrigin, realServer } from './table.js';
 
 export interface RealServerOptions {
   /**
@@ -52,6 +52,60 @@ export function selectEndpoints(sp: ProxierServicePort, onlyNodeLocalEndpoints: 
 /** kube-proxy's IsRsGracefulTerminationNeeded: only TCP dests wait for their connections. */
 export function isGracefulTerminationNeeded(protocol: IpvsProtocol): boolean {
   return protocol === 'TCP';
+}
+
+/**
+ * The real servers of one sync from the objects (no draining ones), made when first read: each
+ * selected endpoint as a fresh dest (weight 1, Masq), the last added in front.
+ */
+export class PendingDests implements DeferredDests {
+  /** The endpoints, in the order they are added (sorted by endpoint text): the list holds them reversed. */
+  readonly endpoints: readonly EndpointInfo[];
+  readonly family: Family;
+  #made: RealServer[] | undefined;
+
+  constructor(endpoints: readonly EndpointInfo[], family: Family) {
+    this.endpoints = endpoints;
+    this.family = family;
+  }
+
+  get length(): number {
+    return this.endpoints.length;
+  }
+
+  /** Whether made() has been called (its records may have been changed since). */
+  get isMade(): boolean {
+    return this.#made !== undefined;
+  }
+
+  made(): RealServer[] {
+    if (this.#made !== undefined) return this.#made;
+    const endpoints = this.endpoints;
+    const family = this.family;
+    const dests = new Array<RealServer>(endpoints.length);
+    for (let i = 0, k = endpoints.length - 1; k >= 0; i++, k--) {
+      const ep = endpoints[k]!;
+      dests[i] = realServer({ ip: ep.ip, port: ep.port, family });
+    }
+    this.#made = dests;
+    return dests;
+  }
+}
+
+/** What `selectRealServers` gives a virtual server: its dests, made or pending. */
+export interface RealServerChoice {
+  readonly dests: RealServer[] | PendingDests;
+  readonly scope: VirtualServerOrigin['endpointScope'];
+}
+
+/**
+ * realServersFor, with the dests left pending (PendingDests) when there is no draining one to
+ * place among them: every dest is then a fresh one, in the reverse of the endpoints' order.
+ */
+export function selectRealServers(sp: ProxierServicePort, onlyNodeLocalEndpoints: boolean, protocol: IpvsProtocol, family: Family, opts: RealServerOptions = {}): RealServerChoice {
+  if ((opts.gracefulTermination ?? false) && isGracefulTerminationNeeded(protocol)) return realServersFor(sp, onlyNodeLocalEndpoints, protocol, family, opts);
+  const { endpoints, scope } = selectEndpoints(sp, onlyNodeLocalEndpoints);
+  return { dests: new PendingDests(endpoints, family), scope };
 }
 
 export function realServersFor(sp: ProxierServicePort, onlyNodeLocalEndpoints: boolean, protocol: IpvsProtocol, family: Family, opts: RealServerOptions = {}): RealServerSelection {

@@ -88,7 +88,6 @@ export class PlanCache {
     }
     if (plan === undefined) {
       plan = make();
-      this.#register(plan);
       if (this.#byContent && (shareable || work.references.length === 0)) keepLast(work.references, { sp, allowFromNode, plan });
     }
     const kept: PlanPair = pair ?? [undefined, undefined];
@@ -118,7 +117,12 @@ export class PlanCache {
   readonly #addresses = new Set<string>();
   #claimedTwice = false;
 
-  #register(plan: PortPlan): void {
+  /**
+   * Note which port's plan made each virtual server key, for mayClaimTwice: done only by
+   * counting (countIpvs passes every plan it adds up through here), as a compile never asks,
+   * and a map entry per virtual server of the cluster is work and memory kept.
+   */
+  register(plan: PortPlan): PortPlan {
     for (const op of plan.ops) {
       if (op.op !== 'server') continue;
       const owner = this.#keys.get(op.key);
@@ -126,12 +130,14 @@ export class PlanCache {
       this.#keys.set(op.key, plan.spn);
       this.#addresses.add(op.vs.address);
     }
+    return plan;
   }
 
   /**
    * Whether two service ports may claim one virtual server on a node with these node-port
    * addresses: two ports with one service address and port, or a node-port address that is also
-   * a service address. Plans then cannot simply be added up (compile.ts countIpvs).
+   * a service address, among the plans registered (every plan of the node being counted is).
+   * Plans then cannot simply be added up (compile.ts countIpvs).
    */
   mayClaimTwice(nodePortAddresses: readonly string[]): boolean {
     return this.#claimedTwice || nodePortAddresses.some((ip) => this.#addresses.has(ip));

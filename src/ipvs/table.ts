@@ -167,17 +167,69 @@ export interface VirtualServerSpec {
   timeoutSeconds?: number;
   netmaskPrefix?: number;
   pe?: string;
-  /** In list order (front first). */
-  dests?: RealServer[];
+  /** In list order (front first); or made when first read (DeferredDests). */
+  dests?: RealServer[] | DeferredDests;
   stats?: Partial<IpvsStats>;
   rates?: Partial<IpvsRates>;
   origin?: VirtualServerOrigin;
+}
+
+/**
+ * Real servers made when first read. A big compiled table has 150k real servers, nearly all of
+ * them fresh ones (weight 1, Masq, zero counters) that are only ever printed, and ipvsadm -Ln
+ * prints those from the endpoints they stand for (`deferredDestsOf`): the records are made only
+ * for what reads them one by one (the tracer, live services, the kernel model).
+ */
+export interface DeferredDests {
+  /** How many real servers there are, without making them. */
+  readonly length: number;
+  /** The real servers in list order, made on the first call; the same list on every later one. */
+  made(): RealServer[];
+}
+
+/**
+ * Where a virtual server made with DeferredDests keeps them (or the list assigned to its `dests`
+ * since): a property of its own that is not enumerable, so that copies, JSON and deep equality
+ * see a virtual server's fields only.
+ */
+const DEFERRED_DESTS = Symbol('deferredDests');
+
+interface HoldsDeferredDests {
+  [DEFERRED_DESTS]?: DeferredDests | RealServer[];
+}
+
+/** `dests` of a virtual server made with DeferredDests: one getter and setter for all, so they share a hidden class. */
+const DEFERRED_DESTS_ACCESSOR: PropertyDescriptor = {
+  get(this: HoldsDeferredDests): RealServer[] {
+    const dests = this[DEFERRED_DESTS]!;
+    return Array.isArray(dests) ? dests : dests.made();
+  },
+  set(this: HoldsDeferredDests, dests: RealServer[]): void {
+    this[DEFERRED_DESTS] = dests;
+  },
+  enumerable: true,
+  configurable: true,
+};
+
+const DEFERRED_DESTS_HOLDER: PropertyDescriptor = { value: undefined, writable: true, enumerable: false, configurable: true };
+
+/** The DeferredDests of a virtual server, while its dests are still those (undefined for any other). */
+export function deferredDestsOf(vs: VirtualServer): DeferredDests | undefined {
+  const dests = (vs as HoldsDeferredDests)[DEFERRED_DESTS];
+  return dests === undefined || Array.isArray(dests) ? undefined : dests;
+}
+
+/** How many real servers a virtual server has, without making deferred ones. */
+export function destCount(vs: VirtualServer): number {
+  return ((vs as HoldsDeferredDests)[DEFERRED_DESTS] ?? vs.dests).length;
 }
 
 /** A virtual server as ipvsadm -A creates it (default scheduler wlc, as ipvsadm's own default). */
 export function virtualServer(spec: VirtualServerSpec): VirtualServer {
   const family = spec.family ?? ipFamily(spec.address);
   if (family === undefined) throw new Error(`virtualServer: ${spec.address} is not an IP address`);
+  const dests = spec.dests ?? [];
+  if (!Array.isArray(dests)) return deferredVirtualServer(spec, family, dests);
   const vs: { -readonly [K in keyof VirtualServer]: VirtualServer[K] } = {
     family,
     protocol: spec.protocol,
@@ -189,11 +241,38 @@ export function virtualServer(spec: VirtualServerSpec): VirtualServer {
     timeoutSeconds: spec.timeoutSeconds ?? 0,
     netmaskPrefix: spec.netmaskPrefix ?? (family === 4 ? 32 : 128),
     pe: spec.pe ?? '',
-    dests: spec.dests ?? [],
+    dests,
     stats: spec.stats ? { ...ZERO_STATS, ...spec.stats } : ZERO_STATS,
     rates: spec.rates ? { ...ZERO_RATES, ...spec.rates } : ZERO_RATES,
   };
   if (spec.origin) vs.origin = spec.origin;
+  return vs;
+}
+
+/**
+ * virtualServer with `dests` an accessor over DeferredDests: an own, enumerable property in the
+ * same place, so spreading, JSON and deep equality see the same fields as a plain one's.
+ */
+function deferredVirtualServer(spec: VirtualServerSpec, family: Family, dests: DeferredDests): VirtualServer {
+  const fields = {
+    family,
+    protocol: spec.protocol,
+    address: spec.address,
+    port: spec.port,
+    fwmark: spec.fwmark ?? 0,
+    scheduler: spec.scheduler ?? 'wlc',
+    flags: spec.flags ?? 0,
+    timeoutSeconds: spec.timeoutSeconds ?? 0,
+    netmaskPrefix: spec.netmaskPrefix ?? (family === 4 ? 32 : 128),
+    pe: spec.pe ?? '',
+  };
+  Object.defineProperty(fields, 'dests', DEFERRED_DESTS_ACCESSOR);
+  const vs = fields as typeof fields & HoldsDeferredDests & { -readonly [K in keyof VirtualServer]: VirtualServer[K] };
+  vs.stats = spec.stats ? { ...ZERO_STATS, ...spec.stats } : ZERO_STATS;
+  vs.rates = spec.rates ? { ...ZERO_RATES, ...spec.rates } : ZERO_RATES;
+  if (spec.origin) vs.origin = spec.origin;
+  Object.defineProperty(vs, DEFERRED_DESTS, DEFERRED_DESTS_HOLDER);
+  vs[DEFERRED_DESTS] = dests;
   return vs;
 }
 

@@ -122,7 +122,7 @@ test('a listing is its servers\' blocks, and shared servers copied from an earli
   assert.equal(expectedFirst, plainListing(firstTable, sortServices(first)), 'first listing: its blocks');
   assert.equal(expectedSecond, plainListing(secondTable, sortServices(second)), 'second listing: its blocks');
   for (const vs of [...first, ...second]) shareServerRendering(vs);
-  for (const [name, table, expected] of [['first, printing shared servers', firstTable, expectedFirst], ['first again, copying', firstTable, expectedFirst], ['second, half copied', secondTable, expectedSecond]] as const) {
+  for (const [name, table, expected] of [['first, printing shared servers', firstTable, expectedFirst], ['first again, copying', firstTable, expectedFirst], ['second, half copied', secondTable, expectedSecond], ['first once more: bytes kept where a listing printed them are not written over', firstTable, expectedFirst]] as const) {
     assert.equal(formatIpvsadmList(table), expected, name);
     assert.equal(formatIpvsadmList(table, { stats: true }).split('\n').length, expected.split('\n').length, `${name}: --stats lists as many lines`);
   }

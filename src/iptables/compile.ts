@@ -57,8 +57,8 @@ export function compileIptablesSave(state: ProxierState, options: IptablesCompil
 
 /**
  * compileIptablesSave of each state, one after the other in one string, each after the line
- * `header` gives for it (when given): the text is made once, as one string outside V8's heap,
- * instead of joining the texts (which copies them all into a string on the heap).
+ * `header` gives for it (when given): the text is made once, as one flat string, instead of
+ * joining the texts (which makes each text and then copies them all once more).
  */
 export function compileIptablesSaveEach(states: readonly ProxierState[], options: IptablesCompileOptions = {}, header?: (state: ProxierState) => string): string {
   let out: TextBuffer | undefined;
@@ -75,7 +75,7 @@ export function compileIptablesSaveEach(states: readonly ProxierState[], options
     sink.finishInto(out);
   }
   if (out === undefined) return '';
-  const text = out.toString();
+  const text = out.toHeapString();
   giveBackTextBuffer(out);
   return text;
 }

@@ -81,7 +81,7 @@ export function renderIptablesSave(ruleset: Ruleset, quote: (token: string) => s
   }
   const out = takeTextBuffer(estimatedSize(ruleset));
   for (const table of ruleset.tables.values()) writeTable(out, table);
-  const text = out.toString();
+  const text = out.toHeapString();
   giveBackTextBuffer(out);
   return text;
 }

@@ -6,6 +6,7 @@
  * ASCII; the text sink against the Ruleset sink on chains written out of declaration order.
  */
 import assert from 'node:assert/strict';
+import { Buffer } from 'node:buffer';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { type IptablesCompileOptions, compileIptablesRules, compileIptablesSave } from '../../src/iptables/compile.js';
@@ -134,6 +135,33 @@ test('a TextBuffer that starts small grows without losing or reordering bytes', 
     want.push(quoteToken(token));
   }
   assertSameText(buffer.toString(), `${want.join('\n')}\n`, 'grown buffer');
+});
+
+/** What a TextBuffer is given, for toHeapString against toString: small and over Node's external-string size. */
+const HEAP_STRING_CASES: readonly { name: string; write: (b: TextBuffer) => void }[] = [
+  { name: 'nothing', write: () => {} },
+  { name: 'one ASCII rule', write: (b) => b.writeRule('KUBE-SERVICES', ['-m', 'comment', '--comment', 'ns1/svc1:p80 cluster IP', '-j', 'KUBE-SVC-X']) },
+  { name: 'every ASCII code', write: (b) => { for (let c = 0; c < 128; c++) b.writeCode(c); } },
+  { name: 'a token that is not ASCII', write: (b) => { b.write('a'); b.writeToken('café au lait'); b.write('\n'); } },
+  { name: 'an astral character', write: (b) => b.writeToken('x\u{1F600}y') },
+  { name: '3 MB of ASCII (an external string for toString)', write: (b) => { for (let i = 0; i < 100_000; i++) b.writeRule(`KUBE-SEP-${i}`, ['-j', 'DNAT', '--to-destination', `10.0.${i & 255}.1:80`]); } },
+  { name: '3 MB, not ASCII at the end', write: (b) => { for (let i = 0; i < 100_000; i++) b.writeRule(`KUBE-SEP-${i}`, ['-j', 'RETURN']); b.writeToken('été'); } },
+];
+
+test('toHeapString is toString, for the whole buffer and for a range', async (t) => {
+  for (const { name, write } of HEAP_STRING_CASES) {
+    await t.test(name, () => {
+      const buffer = new TextBuffer(16);
+      write(buffer);
+      assertSameText(buffer.toHeapString(), buffer.toString(), name);
+      // A range that starts and ends on whole lines (or anywhere, while the text is ASCII).
+      const text = buffer.toString();
+      const from = text.indexOf('\n') + 1;
+      const start = Buffer.byteLength(text.slice(0, from));
+      assertSameText(buffer.toHeapString(start), buffer.toString(start), `${name}, from byte ${start}`);
+      assertSameText(buffer.toHeapString(0, start), buffer.toString(0, start), `${name}, up to byte ${start}`);
+    });
+  }
 });
 
 /** A script of sink operations: declare a chain in a table, or append a rule to a declared chain. */

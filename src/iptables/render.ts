@@ -10,7 +10,7 @@
  * double-quoted (kube-proxy quotes exactly the comments that have spaces in them and leaves
  * "ns1/svc1:p80" bare). See canonical.ts for the form a kernel's iptables-save prints back.
  */
-import { type TextBuffer, giveBackTextBuffer, quoteToken, takeTextBuffer } from './save-text.js';
+import { type TextBuffer, quoteToken, writeHeapText } from './save-text.js';
 import type { Chain, Rule, Ruleset, Table } from './types.js';
 
 export { quoteToken } from './save-text.js';
@@ -79,11 +79,9 @@ export function renderIptablesSave(ruleset: Ruleset, quote: (token: string) => s
     for (const table of ruleset.tables.values()) parts.push(renderTable(table, quote));
     return parts.join('');
   }
-  const out = takeTextBuffer(estimatedSize(ruleset));
-  for (const table of ruleset.tables.values()) writeTable(out, table);
-  const text = out.toHeapString();
-  giveBackTextBuffer(out);
-  return text;
+  return writeHeapText(estimatedSize(ruleset), (out) => {
+    for (const table of ruleset.tables.values()) writeTable(out, table);
+  });
 }
 
 /**

@@ -17,7 +17,7 @@
  * mean a set of every name): the compiler is the same code for both, and the tests run it
  * through both.
  */
-import { TextBuffer, giveBackTextBuffer, takeTextBuffer } from './save-text.js';
+import { TextBuffer, giveBackTextBuffer, takeTextBuffer, writeHeapText } from './save-text.js';
 import type { RuleSink } from './rule-sink.js';
 import type { TableName } from './types.js';
 
@@ -177,11 +177,7 @@ export class IptablesTextSink implements RuleSink<TextChain> {
    * written to after.
    */
   finish(): string {
-    const out = takeTextBuffer(this.size());
-    this.finishInto(out);
-    const text = out.toHeapString();
-    giveBackTextBuffer(out);
-    return text;
+    return writeHeapText(this.size(), (out) => this.finishInto(out));
   }
 
   /** The bytes finish() makes a string of. */

@@ -85,10 +85,9 @@ export function renderIptablesSave(ruleset: Ruleset, quote: (token: string) => s
 }
 
 /**
- * About the size of the text, so the buffer is allocated once (or a spare one from the last
- * render is reused): growing it by doubling would allocate twice the text again outside the
- * heap, and V8 answers that with full collections, which cost most when the ruleset being
- * rendered is large. Every rule's "-A CHAIN" is counted; the arguments of one rule in
+ * About the size of the text, so that a small ruleset's buffer is allocated once (or a spare
+ * one from the last render is reused); a large one is written through a few megabytes at a
+ * time (writeHeapText), which this size only caps. Every rule's "-A CHAIN" is counted; the arguments of one rule in
  * SAMPLE_EVERY (reading every token's length cost a tenth of the render), scaled up, with a
  * margin, and two bytes per rule for the quotes around a comment. What is not covered grows
  * the buffer; the text is the same either way.

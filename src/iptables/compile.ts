@@ -21,7 +21,7 @@ import { writeServicePortRules } from './service-rules.js';
 import { type ContextWork, applyFragment } from './shared-rules.js';
 import { emitTextFragment } from './shared-text.js';
 import { type FixedChains, type IptablesCompileOptions, type SyncContext, createSyncContext } from './sync-context.js';
-import { type TextBuffer, giveBackTextBuffer, takeTextBuffer } from './save-text.js';
+import { writeHeapText } from './save-text.js';
 import { IptablesTextSink, type TextChain } from './text-sink.js';
 import type { Chain, Ruleset, Table } from './types.js';
 
@@ -57,27 +57,20 @@ export function compileIptablesSave(state: ProxierState, options: IptablesCompil
 
 /**
  * compileIptablesSave of each state, one after the other in one string, each after the line
- * `header` gives for it (when given): the text is made once, as one string outside V8's heap,
- * instead of joining the texts (which copies them all into a string on the heap).
+ * `header` gives for it (when given): the text is made once, as one flat string, instead of
+ * joining the texts (which makes each text and then copies them all once more).
  */
 export function compileIptablesSaveEach(states: readonly ProxierState[], options: IptablesCompileOptions = {}, header?: (state: ProxierState) => string): string {
-  let out: TextBuffer | undefined;
-  for (let i = 0; i < states.length; i++) {
-    const state = states[i]!;
-    const sink = syncText(state, options);
-    const line = header?.(state) ?? '';
-    if (out === undefined) {
-      let rest = 0;
-      for (let j = i + 1; j < states.length; j++) rest += expectedTextBytes(states[j]!) + 256;
-      out = takeTextBuffer(line.length + sink.size() + rest);
+  let expected = 0;
+  for (const state of states) expected += expectedTextBytes(state) + 256;
+  return writeHeapText(expected, (out) => {
+    for (let i = 0; i < states.length; i++) {
+      const state = states[i]!;
+      const sink = syncText(state, options);
+      out.write(header?.(state) ?? '');
+      sink.finishInto(out);
     }
-    out.write(line);
-    sink.finishInto(out);
-  }
-  if (out === undefined) return '';
-  const text = out.toString();
-  giveBackTextBuffer(out);
-  return text;
+  });
 }
 
 /** About the bytes of a sync's text: 350 per endpoint (its SVC rule and its SEP chain) and 250 per service port. */

@@ -10,7 +10,7 @@
  * double-quoted (kube-proxy quotes exactly the comments that have spaces in them and leaves
  * "ns1/svc1:p80" bare). See canonical.ts for the form a kernel's iptables-save prints back.
  */
-import { type TextBuffer, giveBackTextBuffer, quoteToken, takeTextBuffer } from './save-text.js';
+import { type TextBuffer, quoteToken, writeHeapText } from './save-text.js';
 import type { Chain, Rule, Ruleset, Table } from './types.js';
 
 export { quoteToken } from './save-text.js';
@@ -79,18 +79,15 @@ export function renderIptablesSave(ruleset: Ruleset, quote: (token: string) => s
     for (const table of ruleset.tables.values()) parts.push(renderTable(table, quote));
     return parts.join('');
   }
-  const out = takeTextBuffer(estimatedSize(ruleset));
-  for (const table of ruleset.tables.values()) writeTable(out, table);
-  const text = out.toString();
-  giveBackTextBuffer(out);
-  return text;
+  return writeHeapText(estimatedSize(ruleset), (out) => {
+    for (const table of ruleset.tables.values()) writeTable(out, table);
+  });
 }
 
 /**
- * About the size of the text, so the buffer is allocated once (or a spare one from the last
- * render is reused): growing it by doubling would allocate twice the text again outside the
- * heap, and V8 answers that with full collections, which cost most when the ruleset being
- * rendered is large. Every rule's "-A CHAIN" is counted; the arguments of one rule in
+ * About the size of the text, so that a small ruleset's buffer is allocated once (or a spare
+ * one from the last render is reused); a large one is written through a few megabytes at a
+ * time (writeHeapText), which this size only caps. Every rule's "-A CHAIN" is counted; the arguments of one rule in
  * SAMPLE_EVERY (reading every token's length cost a tenth of the render), scaled up, with a
  * margin, and two bytes per rule for the quotes around a comment. What is not covered grows
  * the buffer; the text is the same either way.

@@ -36,6 +36,8 @@ export function decimalDigits(value: number): number {
   return digits;
 }
 
+const NO_BYTES = Buffer.alloc(0);
+
 /** Bytes of text, appended to; ASCII is copied byte by byte, anything else encoded as UTF-8. */
 export class TextBuffer {
   private bytes: Buffer;
@@ -43,6 +45,10 @@ export class TextBuffer {
   length = 0;
   /** Only ASCII written so far: the bytes are then also Latin-1, the cheapest string to make. */
   private ascii = true;
+  /** The text, once seal() has made it a string and handed the bytes on. */
+  private sealedText: string | undefined;
+  /** With spillWhenFull(): the text of the bytes written before, one string each time the buffer was full. */
+  private spilled: string[] | undefined;
 
   constructor(capacity = 1 << 16) {
     this.bytes = Buffer.allocUnsafe(Math.max(capacity, 64));
@@ -57,6 +63,8 @@ export class TextBuffer {
   reset(capacity: number): this {
     this.length = 0;
     this.ascii = true;
+    this.sealedText = undefined;
+    this.spilled = undefined;
     if (this.bytes.length < capacity) this.bytes = Buffer.allocUnsafe(capacity);
     return this;
   }
@@ -65,6 +73,13 @@ export class TextBuffer {
   private reserve(n: number): Buffer {
     const need = this.length + n;
     if (need <= this.bytes.length) return this.bytes;
+    if (this.sealedText !== undefined) throw new Error('a sealed text buffer cannot be written to');
+    if (this.spilled !== undefined && this.length > 0) {
+      // Every write reserves its room before it writes: the bytes so far are whole characters.
+      this.spilled.push(this.bytes.toString('utf8', 0, this.length));
+      this.length = 0;
+      if (n <= this.bytes.length) return this.bytes;
+    }
     let capacity = this.bytes.length * 2;
     while (capacity < need) capacity *= 2;
     const bytes = Buffer.allocUnsafe(capacity);
@@ -238,14 +253,67 @@ export class TextBuffer {
   append(from: TextBuffer, start: number, end: number): void {
     if (end <= start) return;
     const b = this.reserve(end - start);
-    from.bytes.copy(b, this.length, start, end);
+    // A sealed buffer's text is ASCII: its characters are its bytes.
+    if (from.sealedText !== undefined) b.write(from.sealedText.slice(start, end), this.length, end - start, 'latin1');
+    else from.bytes.copy(b, this.length, start, end);
     this.length += end - start;
     if (!from.ascii) this.ascii = false;
   }
 
   /** The text of bytes [start, end) (default: all). */
   toString(start = 0, end = this.length): string {
+    if (this.sealedText !== undefined || (this.spilled !== undefined && this.spilled.length > 0)) return this.toHeapString(start, end);
     return this.bytes.toString(this.ascii ? 'latin1' : 'utf8', start, end);
+  }
+
+  /**
+   * toString's text as a string on V8's heap. Node makes a Latin-1 string of more than about a
+   * megabyte an external string, and reports its bytes to V8 as external memory: a node's
+   * ruleset text (140 MB for a 10k-service cluster) then pushes V8 over its external-memory
+   * limit, and V8 answers with a full mark-compact of the whole heap, whatever the heap holds.
+   * Decoding as UTF-8 makes an ordinary sequential string instead (one byte a character while
+   * the text is ASCII), which counts towards the heap like any other string and costs the
+   * marker nothing to hold (it has no pointers). The bytes are UTF-8 either way: ASCII is both.
+   */
+  toHeapString(start = 0, end = this.length): string {
+    if (this.sealedText !== undefined) return this.sealedText.slice(start, end);
+    if (this.spilled !== undefined && this.spilled.length > 0) {
+      if (start !== 0 || end !== this.length) throw new Error('a spilled text buffer is read whole');
+      // One join: the text is then one flat string (a + b would be a rope, flattened on first read).
+      return [...this.spilled, this.bytes.toString('utf8', 0, this.length)].join('');
+    }
+    return this.bytes.toString('utf8', start, end);
+  }
+
+  /**
+   * From now on (until reset), a write that does not fit makes the bytes so far a heap string
+   * and starts again at the front of the same bytes, instead of growing them; toHeapString then
+   * gives the whole text, and nothing else reads it. For a text made once into one string (a
+   * node's iptables-save text): its bytes are only on their way to the string, and a buffer of
+   * the text's full size would be external memory that V8 counts towards a full collection.
+   */
+  spillWhenFull(): this {
+    this.spilled = [];
+    return this;
+  }
+
+  /**
+   * No more writes: the text becomes a string on the heap (toHeapString), and the bytes go to
+   * the buffer returned, empty, to write what comes next. For text kept long and read often by
+   * range (shared-text.ts keeps every service port's text for the next node): bytes held in
+   * Buffers are external memory to V8, and past 64 MB of it allocated since the last full
+   * collection V8 starts another, however little the heap itself grew; the same text as strings
+   * is heap like any other, and one set of bytes serves every chunk in turn. Reading a sealed
+   * buffer (toString, append from it) gives the same text as before. Text that is not ASCII is
+   * left as bytes (its characters are not its bytes), and the buffer returned has new ones.
+   */
+  seal(): TextBuffer {
+    if (!this.ascii) return new TextBuffer(this.bytes.length);
+    const next = new TextBuffer(0);
+    next.bytes = this.bytes;
+    this.sealedText = this.toHeapString();
+    this.bytes = NO_BYTES;
+    return next;
   }
 }
 
@@ -273,6 +341,22 @@ export function takeTextBuffer(capacity: number): TextBuffer {
     if (spare !== undefined) return spare.reset(capacity);
   }
   return new TextBuffer(capacity);
+}
+
+/** What writeHeapText writes through: a few megabytes at a time. */
+const SPILL_BYTES = 4 << 20;
+
+/**
+ * The text `write` writes, as one string on the heap (TextBuffer.toHeapString), written through
+ * a spare buffer of at most a few megabytes (TextBuffer.spillWhenFull): a 47 MB ruleset text
+ * then neither allocates 47 MB outside the heap nor counts as external memory.
+ */
+export function writeHeapText(expectedBytes: number, write: (out: TextBuffer) => void): string {
+  const out = takeTextBuffer(Math.min(expectedBytes, SPILL_BYTES)).spillWhenFull();
+  write(out);
+  const text = out.toHeapString();
+  giveBackTextBuffer(out);
+  return text;
 }
 
 /** Give a buffer back once nothing reads its bytes any more. */

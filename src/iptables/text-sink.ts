@@ -17,7 +17,7 @@
  * mean a set of every name): the compiler is the same code for both, and the tests run it
  * through both.
  */
-import { TextBuffer, giveBackTextBuffer, takeTextBuffer } from './save-text.js';
+import { TextBuffer, giveBackTextBuffer, takeTextBuffer, writeHeapText } from './save-text.js';
 import type { RuleSink } from './rule-sink.js';
 import type { TableName } from './types.js';
 
@@ -171,16 +171,13 @@ export class IptablesTextSink implements RuleSink<TextChain> {
   /**
    * The iptables-save text of every table. The pieces (a table's declarations, runs of the body,
    * the few chains with their own buffer) are copied into one buffer of the final size, which
-   * becomes one string: Node keeps a string this long outside V8's heap, so the text costs the
-   * garbage collector nothing to hold. (Joining strings of the pieces would make the text twice
-   * on the heap, and a full collection with it.) The sink cannot be written to after.
+   * becomes one flat string on the heap (TextBuffer.toHeapString: one without pointers, which
+   * the marker does not read, and which is not external memory that would force a full
+   * collection). Joining strings of the pieces would make the text twice. The sink cannot be
+   * written to after.
    */
   finish(): string {
-    const out = takeTextBuffer(this.size());
-    this.finishInto(out);
-    const text = out.toString();
-    giveBackTextBuffer(out);
-    return text;
+    return writeHeapText(this.size(), (out) => this.finishInto(out));
   }
 
   /** The bytes finish() makes a string of. */

@@ -6,13 +6,14 @@
  * ASCII; the text sink against the Ruleset sink on chains written out of declaration order.
  */
 import assert from 'node:assert/strict';
+import { Buffer } from 'node:buffer';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { type IptablesCompileOptions, compileIptablesRules, compileIptablesSave } from '../../src/iptables/compile.js';
 import { quoteToken, renderIptablesSave, renderTable } from '../../src/iptables/render.js';
 import { type RuleSink, RulesetSink } from '../../src/iptables/rule-sink.js';
 import { createRuleset } from '../../src/iptables/ruleset-builder.js';
-import { TextBuffer } from '../../src/iptables/save-text.js';
+import { TextBuffer, giveBackTextBuffer, takeTextBuffer, writeHeapText } from '../../src/iptables/save-text.js';
 import { IptablesTextSink } from '../../src/iptables/text-sink.js';
 import type { Ruleset, TableName } from '../../src/iptables/types.js';
 import { generateClusterManifests, clusterOf, goldenFile, goldenState, loadRulesClusters } from '../helpers/cluster-builders.js';
@@ -134,6 +135,92 @@ test('a TextBuffer that starts small grows without losing or reordering bytes', 
     want.push(quoteToken(token));
   }
   assertSameText(buffer.toString(), `${want.join('\n')}\n`, 'grown buffer');
+});
+
+/** What a TextBuffer is given, for toHeapString against toString: small and over Node's external-string size. */
+const HEAP_STRING_CASES: readonly { name: string; write: (b: TextBuffer) => void }[] = [
+  { name: 'nothing', write: () => {} },
+  { name: 'one ASCII rule', write: (b) => b.writeRule('KUBE-SERVICES', ['-m', 'comment', '--comment', 'ns1/svc1:p80 cluster IP', '-j', 'KUBE-SVC-X']) },
+  { name: 'every ASCII code', write: (b) => { for (let c = 0; c < 128; c++) b.writeCode(c); } },
+  { name: 'a token that is not ASCII', write: (b) => { b.write('a'); b.writeToken('café au lait'); b.write('\n'); } },
+  { name: 'an astral character', write: (b) => b.writeToken('x\u{1F600}y') },
+  { name: '3 MB of ASCII (an external string for toString)', write: (b) => { for (let i = 0; i < 100_000; i++) b.writeRule(`KUBE-SEP-${i}`, ['-j', 'DNAT', '--to-destination', `10.0.${i & 255}.1:80`]); } },
+  { name: '3 MB, not ASCII at the end', write: (b) => { for (let i = 0; i < 100_000; i++) b.writeRule(`KUBE-SEP-${i}`, ['-j', 'RETURN']); b.writeToken('été'); } },
+];
+
+test('toHeapString is toString, for the whole buffer and for a range', async (t) => {
+  for (const { name, write } of HEAP_STRING_CASES) {
+    await t.test(name, () => {
+      const buffer = new TextBuffer(16);
+      write(buffer);
+      assertSameText(buffer.toHeapString(), buffer.toString(), name);
+      // A range that starts and ends on whole lines (or anywhere, while the text is ASCII).
+      const text = buffer.toString();
+      const from = text.indexOf('\n') + 1;
+      const start = Buffer.byteLength(text.slice(0, from));
+      assertSameText(buffer.toHeapString(start), buffer.toString(start), `${name}, from byte ${start}`);
+      assertSameText(buffer.toHeapString(0, start), buffer.toString(0, start), `${name}, up to byte ${start}`);
+    });
+  }
+});
+
+test('a sealed TextBuffer reads as before, refuses writes, and hands its bytes to the next one', async (t) => {
+  for (const { name, write } of HEAP_STRING_CASES) {
+    await t.test(name, () => {
+      const buffer = new TextBuffer(16);
+      write(buffer);
+      const before = buffer.toString();
+      const length = buffer.length;
+      const next = buffer.seal();
+      assert.equal(next.length, 0);
+      assertSameText(buffer.toString(), before, `${name}: toString after seal`);
+      assertSameText(buffer.toHeapString(), before, `${name}: toHeapString after seal`);
+      const copy = new TextBuffer(16);
+      copy.append(buffer, 0, length);
+      assertSameText(copy.toString(), before, `${name}: appended whole after seal`);
+      const half = Math.floor(length / 2);
+      if (/^[\x00-\x7f]*$/.test(before)) {
+        assertSameText(buffer.toString(half), before.slice(half), `${name}: second half after seal`);
+        const part = new TextBuffer(16);
+        part.append(buffer, half, length);
+        assertSameText(part.toString(), before.slice(half), `${name}: second half appended after seal`);
+      }
+      // The next buffer writes what comes after, and leaves the sealed text as it was.
+      next.writeRule('KUBE-NEXT', ['-j', 'RETURN']);
+      assert.equal(next.toString(), '-A KUBE-NEXT -j RETURN\n');
+      assertSameText(buffer.toString(), before, `${name}: after the next buffer was written`);
+      if (length > 0 && /^[\x00-\x7f]*$/.test(before)) assert.throws(() => buffer.write('x'.repeat(100)), /sealed/);
+    });
+  }
+});
+
+test('a TextBuffer that spills when full gives the whole text as one string, whatever its chunk size', async (t) => {
+  for (const chunk of [64, 100, 4096, 1 << 20]) {
+    for (const { name, write } of HEAP_STRING_CASES) {
+      await t.test(`${chunk}-byte chunks: ${name}`, () => {
+        const want = new TextBuffer(16);
+        write(want);
+        const spilling = new TextBuffer(chunk).spillWhenFull();
+        write(spilling);
+        assertSameText(spilling.toHeapString(), want.toString(), name);
+        assertSameText(spilling.toString(), want.toString(), `${name} (toString)`);
+        assert.ok(spilling.capacity <= Math.max(chunk, 64 * 3), `grew to ${spilling.capacity} bytes`);
+        assertSameText(writeHeapText(chunk, write), want.toString(), `${name} (writeHeapText)`);
+      });
+    }
+  }
+});
+
+test('a spilling buffer given back is an ordinary buffer again when taken', () => {
+  const first = takeTextBuffer(64).spillWhenFull();
+  for (let i = 0; i < 100; i++) first.writeRule('KUBE-A', ['-j', `X${i}`]);
+  const text = first.toHeapString();
+  giveBackTextBuffer(first);
+  const again = takeTextBuffer(64);
+  again.write('only this');
+  assert.equal(again.toString(), 'only this');
+  assert.ok(text.startsWith('-A KUBE-A -j X0\n') && text.endsWith('-A KUBE-A -j X99\n'));
+  giveBackTextBuffer(again);
 });
 
 /** A script of sink operations: declare a chain in a table, or append a rule to a declared chain. */

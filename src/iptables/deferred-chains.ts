@@ -17,7 +17,7 @@
 import type { EndpointInfo } from '../tracker/types.js';
 import { KUBE_MARK_MASQ } from './names.js';
 import type { ProbabilityCache } from './probability.js';
-import type { TextBuffer } from './save-text.js';
+import { type TextBuffer, quoteToken } from './save-text.js';
 import type { Chain, Rule } from './types.js';
 
 /** A chain whose rules are made on first read (see the top of this file). */
@@ -252,6 +252,20 @@ class RuleMaker implements RuleArgsWriter {
   }
 }
 
+/** Whether a token goes between double quotes as it is: no quote or backslash to escape. */
+function bareInQuotes(token: string): boolean {
+  for (let i = 0; i < token.length; i++) {
+    const c = token.charCodeAt(i);
+    if (c === 34 || c === 92) return false;
+  }
+  return true;
+}
+
+/** Whether a token is quoted in iptables-save text (empty, or with white space, a quote or a backslash). */
+function needsQuoting(token: string): boolean {
+  return quoteToken(token) !== token;
+}
+
 /** Writes a policy chain's rules as text. */
 class RuleTextWriter implements RuleArgsWriter {
   readonly copiesArgs = true;
@@ -288,9 +302,43 @@ export class PolicyChain extends DeferredChain {
   }
 
   protected writePlannedRules(out: TextBuffer): void {
-    const writer = new RuleTextWriter(out, this.name);
-    if (this.plan.masquerade !== undefined) writer.rule(this.plan.masquerade);
-    writeServiceToEndpointRules(this.plan, writer);
+    const plan = this.plan;
+    if (plan.masquerade !== undefined) out.writeRule(this.name, plan.masquerade);
+    if (plan.large || plan.affinitySeconds !== '' || !this.#commentsWriteBare()) {
+      writeServiceToEndpointRules(plan, new RuleTextWriter(out, this.name));
+      return;
+    }
+    // The common chain, written in pieces: each rule's comment ("SPN -> ENDPOINT", quoted for
+    // its spaces) would otherwise be a string made for the line alone, 110k of them at 10k services.
+    const { endpoints, endpointChains, probabilities } = plan;
+    const head = `-A ${this.name} -m comment --comment "${plan.spn} -> `;
+    const n = endpoints.length;
+    for (let i = 0; i < n; i++) {
+      out.write(head);
+      out.write(endpoints[i]!.endpoint);
+      if (i < n - 1) {
+        out.write('" -m statistic --mode random --probability ');
+        out.write(probabilities.get(n - i));
+        out.write(' -j ');
+      } else {
+        out.write('" -j ');
+      }
+      out.write(endpointChains[i]!);
+      out.writeCode(10);
+    }
+  }
+
+  /**
+   * Whether every token of the endpoint rules is written as it is, but the comments, which have
+   * spaces and are quoted: no quote or backslash to escape in them, no other token needing quotes.
+   */
+  #commentsWriteBare(): boolean {
+    const { spn, endpoints, endpointChains } = this.plan;
+    if (!bareInQuotes(spn) || needsQuoting(this.name)) return false;
+    for (let i = 0; i < endpoints.length; i++) {
+      if (!bareInQuotes(endpoints[i]!.endpoint) || needsQuoting(endpointChains[i]!)) return false;
+    }
+    return true;
   }
 
   protected plannedTextBytes(): number {

@@ -17,7 +17,7 @@
 import type { EndpointInfo } from '../tracker/types.js';
 import { KUBE_MARK_MASQ } from './names.js';
 import type { ProbabilityCache } from './probability.js';
-import { type TextBuffer, quoteToken } from './save-text.js';
+import type { TextBuffer } from './save-text.js';
 import type { Chain, Rule } from './types.js';
 
 /** A chain whose rules are made on first read (see the top of this file). */
@@ -129,6 +129,50 @@ export class EndpointArgsScratch {
 /** For rendering: a port's KUBE-SEP chains are declared one after the other, so its shape is met in a run. */
 const renderScratch = new EndpointArgsScratch();
 
+/** The text of a KUBE-SEP chain's two lines between the chain's name, the endpoint's IP and the endpoint. */
+interface EndpointLinePieces {
+  /** From after the name to the IP: ` -m comment --comment SPN -s `. */
+  readonly hairpin: string;
+  /** From after the IP to the name: ` -j KUBE-MARK-MASQ\n-A `. */
+  readonly dnat: string;
+  /** From after the name to the endpoint: ` -m comment --comment SPN -m tcp -p tcp -j DNAT --to-destination `. */
+  readonly dnatArgs: string;
+}
+
+let piecesShape: EndpointChainShape | undefined;
+let pieces: EndpointLinePieces | undefined;
+
+/**
+ * The pieces of the shape's lines, for a port without session affinity whose comment and
+ * protocol are written as they are (else undefined: the lines go through the general writer).
+ */
+function endpointLinePieces(shape: EndpointChainShape): EndpointLinePieces | undefined {
+  if (piecesShape === shape) return pieces;
+  piecesShape = shape;
+  const { spn, protocol, large } = shape;
+  if (shape.affinity || !isBareToken(spn) || !isBareToken(protocol)) {
+    pieces = undefined;
+    return pieces;
+  }
+  const comment = large ? '' : ` -m comment --comment ${spn}`;
+  pieces = {
+    hairpin: `${comment} -s `,
+    dnat: ` -j ${KUBE_MARK_MASQ}\n-A `,
+    dnatArgs: `${comment} -m ${protocol} -p ${protocol} -j DNAT --to-destination `,
+  };
+  return pieces;
+}
+
+/** Whether iptables-save writes a token as it is: not empty, ASCII, nothing that needs quotes. */
+function isBareToken(token: string): boolean {
+  if (token.length === 0) return false;
+  for (let i = 0; i < token.length; i++) {
+    const c = token.charCodeAt(i);
+    if (c <= 39 ? c === 32 || (c >= 9 && c <= 13) || c === 34 || c === 39 : c === 92 || c > 127) return false;
+  }
+  return true;
+}
+
 /** A KUBE-SEP chain: one endpoint of a service port. */
 export class EndpointChain extends DeferredChain {
   constructor(
@@ -151,6 +195,21 @@ export class EndpointChain extends DeferredChain {
   }
 
   protected writePlannedRules(out: TextBuffer): void {
+    const pieces = endpointLinePieces(this.shape);
+    if (pieces !== undefined && isBareToken(this.name) && isBareToken(this.ip) && isBareToken(this.endpoint)) {
+      // The common chain, written in pieces: the tokens between the endpoint's values are the
+      // same for the whole port.
+      out.write('-A ');
+      out.write(this.name);
+      out.write(pieces.hairpin);
+      out.write(this.ip);
+      out.write(pieces.dnat);
+      out.write(this.name);
+      out.write(pieces.dnatArgs);
+      out.write(this.endpoint);
+      out.writeCode(10);
+      return;
+    }
     const [hairpin, dnat] = renderScratch.fill(this.shape, this.ip, this.endpoint, this.name);
     out.writeRule(this.name, hairpin);
     out.writeRule(this.name, dnat);
@@ -239,16 +298,16 @@ export function writeServiceToEndpointRules(plan: PolicyChainPlan, out: RuleArgs
 /** Makes a policy chain's rules (fresh arrays). */
 class RuleMaker implements RuleArgsWriter {
   readonly copiesArgs = false;
-  /** Of exactly the chain's length (one grown by push keeps spare room). */
-  readonly rules: Rule[];
-  #next = 0;
+  /**
+   * Grown by push, as a chain the compiler fills rule by rule: an array made at its length
+   * first is a holey one, which the tracer's reads (map, index) take more slowly.
+   */
+  readonly rules: Rule[] = [];
 
-  constructor(private readonly chain: string, count: number) {
-    this.rules = new Array<Rule>(count);
-  }
+  constructor(private readonly chain: string) {}
 
   rule(args: readonly string[]): void {
-    this.rules[this.#next++] = { chain: this.chain, args };
+    this.rules.push({ chain: this.chain, args });
   }
 }
 
@@ -259,11 +318,6 @@ function bareInQuotes(token: string): boolean {
     if (c === 34 || c === 92) return false;
   }
   return true;
-}
-
-/** Whether a token is quoted in iptables-save text (empty, or with white space, a quote or a backslash). */
-function needsQuoting(token: string): boolean {
-  return quoteToken(token) !== token;
 }
 
 /** Writes a policy chain's rules as text. */
@@ -290,7 +344,7 @@ export class PolicyChain extends DeferredChain {
   }
 
   protected makeRules(): Rule[] {
-    const maker = new RuleMaker(this.name, this.plannedRuleCount());
+    const maker = new RuleMaker(this.name);
     if (this.plan.masquerade !== undefined) maker.rule(this.plan.masquerade);
     writeServiceToEndpointRules(this.plan, maker);
     return maker.rules;
@@ -334,9 +388,9 @@ export class PolicyChain extends DeferredChain {
    */
   #commentsWriteBare(): boolean {
     const { spn, endpoints, endpointChains } = this.plan;
-    if (!bareInQuotes(spn) || needsQuoting(this.name)) return false;
+    if (!bareInQuotes(spn) || !isBareToken(this.name)) return false;
     for (let i = 0; i < endpoints.length; i++) {
-      if (!bareInQuotes(endpoints[i]!.endpoint) || needsQuoting(endpointChains[i]!)) return false;
+      if (!bareInQuotes(endpoints[i]!.endpoint) || !isBareToken(endpointChains[i]!)) return false;
     }
     return true;
   }

@@ -18,7 +18,7 @@ import type { EndpointInfo } from '../tracker/types.js';
 import { KUBE_MARK_MASQ } from './names.js';
 import type { ProbabilityCache } from './probability.js';
 import type { TextBuffer } from './save-text.js';
-import type { Chain, Rule } from './types.js';
+import type { Chain, Rule, Ruleset } from './types.js';
 
 /** A chain whose rules are made on first read (see the top of this file). */
 export abstract class DeferredChain implements Chain {
@@ -29,6 +29,11 @@ export abstract class DeferredChain implements Chain {
 
   get rules(): Rule[] {
     return this.#made ??= this.makeRules();
+  }
+
+  /** Make the rules now (see makeDeferredRules). */
+  make(): void {
+    this.#made ??= this.makeRules();
   }
 
   /** How many rules the chain holds, without making them. */
@@ -62,6 +67,20 @@ export abstract class DeferredChain implements Chain {
   protected abstract plannedRuleCount(): number;
   protected abstract writePlannedRules(out: TextBuffer): void;
   protected abstract plannedTextBytes(): number;
+}
+
+/**
+ * Make the rules of every deferred chain of the ruleset now, chain after chain in one pass: for
+ * a reader about to read them all (the tracer's warm), which then finds them laid out together
+ * in memory as a compile that made them at once would have left them, not spread among its
+ * own objects.
+ */
+export function makeDeferredRules(ruleset: Ruleset): void {
+  for (const table of ruleset.tables.values()) {
+    for (const chain of table.chains.values()) {
+      if (chain instanceof DeferredChain) chain.make();
+    }
+  }
 }
 
 /** Rules in a chain, read without making a deferred chain's rules. */

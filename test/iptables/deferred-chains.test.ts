@@ -7,15 +7,17 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { compileIptablesRules } from '../../src/iptables/compile.js';
 import {
-  EndpointArgsScratch, EndpointChain, type EndpointChainShape, PolicyChain, type PolicyChainPlan,
-  endpointChainArgs, ruleCountOf, writeServiceToEndpointRules,
+  DeferredChain, EndpointArgsScratch, EndpointChain, type EndpointChainShape, PolicyChain, type PolicyChainPlan,
+  endpointChainArgs, makeDeferredRules, ruleCountOf, writeServiceToEndpointRules,
 } from '../../src/iptables/deferred-chains.js';
 import { ProbabilityCache } from '../../src/iptables/probability.js';
-import { renderRule } from '../../src/iptables/render.js';
+import { countRules, renderIptablesSave, renderRule } from '../../src/iptables/render.js';
 import { TextBuffer } from '../../src/iptables/save-text.js';
 import type { EndpointInfo } from '../../src/model/proxy-info.js';
 import type { Chain } from '../../src/iptables/types.js';
+import { fixtureState, overallServices } from '../helpers/cluster-builders.js';
 
 function endpoint(ip: string, port: number): EndpointInfo {
   return { ip, port, endpoint: `${ip}:${port}`, isLocal: false, ready: true, serving: true, terminating: false, zoneHints: new Set(), nodeHints: new Set() };
@@ -122,4 +124,15 @@ test('a made chain is an ordinary one: its rule list is kept and may be changed'
   rules.length = 1;
   assert.equal(ruleCountOf(chain), 1);
   assert.equal(textOf((out) => chain.writeRules(out)), linesOf(chain));
+});
+
+test('a compiled ruleset renders and counts the same before and after its deferred chains make their rules', () => {
+  const ruleset = compileIptablesRules(fixtureState(overallServices()));
+  const deferred = [...ruleset.tables.get('nat')!.chains.values()].filter((chain) => chain instanceof DeferredChain).length;
+  assert.ok(deferred > 0, 'the fixture has KUBE-SVC and KUBE-SEP chains');
+  const text = renderIptablesSave(ruleset);
+  const count = countRules(ruleset);
+  makeDeferredRules(ruleset);
+  assert.equal(renderIptablesSave(ruleset), text);
+  assert.equal(countRules(ruleset), count);
 });

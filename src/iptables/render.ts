@@ -10,6 +10,7 @@
  * double-quoted (kube-proxy quotes exactly the comments that have spaces in them and leaves
  * "ns1/svc1:p80" bare). See canonical.ts for the form a kernel's iptables-save prints back.
  */
+import { DeferredChain, ruleCountOf } from './deferred-chains.js';
 import { type TextBuffer, quoteToken, writeHeapText } from './save-text.js';
 import type { Chain, Rule, Ruleset, Table } from './types.js';
 
@@ -99,6 +100,11 @@ function estimatedSize(ruleset: Ruleset): number {
   let sampledBytes = 0;
   for (const table of ruleset.tables.values()) {
     for (const chain of table.chains.values()) {
+      if (chain instanceof DeferredChain) {
+        // Counted from what its rules are made of: reading them would make them.
+        size += 2 * chain.name.length + 16 + chain.estimatedTextBytes();
+        continue;
+      }
       const chainRules = chain.rules;
       const n = chainRules.length;
       size += 2 * chain.name.length + 16 + n * (chain.name.length + 6);
@@ -120,6 +126,11 @@ function writeTable(out: TextBuffer, table: Table): void {
   out.write(`*${table.name}\n`);
   for (const chain of table.chains.values()) out.writeChainDeclaration(chain.name, chain.policy);
   for (const chain of table.chains.values()) {
+    // A chain whose rules are not made yet writes its text without making them (deferred-chains.ts).
+    if (chain instanceof DeferredChain) {
+      chain.writeRules(out);
+      continue;
+    }
     const rules = chain.rules;
     for (let i = 0; i < rules.length; i++) out.writeRule(rules[i]!.chain, rules[i]!.args);
   }
@@ -129,6 +140,6 @@ function writeTable(out: TextBuffer, table: Table): void {
 /** Number of rules in a ruleset (all tables), for reports and benchmarks. */
 export function countRules(ruleset: Ruleset): number {
   let n = 0;
-  for (const table of ruleset.tables.values()) for (const chain of table.chains.values()) n += chain.rules.length;
+  for (const table of ruleset.tables.values()) for (const chain of table.chains.values()) n += ruleCountOf(chain);
   return n;
 }

@@ -5,6 +5,7 @@
  * 370k rule objects for a 10k-service cluster only to print them. The compiler is the same code
  * for both, so both say the same thing.
  */
+import { EndpointChain, type EndpointChainShape, PolicyChain, type PolicyChainPlan } from './deferred-chains.js';
 import { adoptChain, appendRule, declareChain, tableOf } from './ruleset-builder.js';
 import type { Chain, Ruleset, TableName } from './types.js';
 
@@ -33,6 +34,14 @@ export interface RuleSink<C> {
    * endpoint, instead of a new array per rule (hundreds of thousands for a big cluster).
    */
   readonly copiesArgs?: boolean;
+  /**
+   * Declare a KUBE-SVC or KUBE-SVL chain with its rules, given as what they are made of
+   * (deferred-chains.ts): a sink that keeps the plan and makes the rules when they are read.
+   * Without it, the compiler appends the rules one by one.
+   */
+  writePolicyChain?(table: TableName, name: string, plan: PolicyChainPlan): C;
+  /** The same for a KUBE-SEP chain: the port's shape and the endpoint. */
+  writeEndpointChain?(table: TableName, name: string, shape: EndpointChainShape, ip: string, endpoint: string): C;
 }
 
 /** Writes into a Ruleset that has the tables written to. */
@@ -55,5 +64,18 @@ export class RulesetSink implements RuleSink<Chain> {
 
   adoptChain(table: TableName, chain: Chain): void {
     adoptChain(tableOf(this.ruleset, table), chain);
+  }
+
+  /** A chain whose rules are made when first read: most of a big ruleset is only ever rendered. */
+  writePolicyChain(table: TableName, name: string, plan: PolicyChainPlan): Chain {
+    const chain = new PolicyChain(name, plan);
+    adoptChain(tableOf(this.ruleset, table), chain);
+    return chain;
+  }
+
+  writeEndpointChain(table: TableName, name: string, shape: EndpointChainShape, ip: string, endpoint: string): Chain {
+    const chain = new EndpointChain(name, shape, ip, endpoint);
+    adoptChain(tableOf(this.ruleset, table), chain);
+    return chain;
   }
 }

@@ -9,6 +9,7 @@ import type { Protocol } from '../model/types.js';
 import { KeptPerServicePort } from '../tracker/kept-per-port.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { cidrContains, parseCIDR } from '../util/ip.js';
+import { EndpointArgsScratch, type EndpointChainShape, type PolicyChainPlan, endpointChainArgs, writeServiceToEndpointRules } from './deferred-chains.js';
 import { KUBE_MARK_MASQ, endpointChainName, protocolWord, servicePortChainNames } from './names.js';
 import { type FixedChains, LOCALHOST_NODEPORT_ACCEPTED_COUNTER, type PortChainReuse, type SyncContext } from './sync-context.js';
 
@@ -122,14 +123,16 @@ export function writeServicePortRules<C>(ctx: SyncContext<C>, fixed: FixedChains
   if (!internalMasqueradeWritten) throw new Error(`${facts.spn}: internal traffic chain ${facts.internalPolicyChain} has internal endpoints but was not written`);
 
   if (ctx.reuse?.takeEndpointChains(reachable)) return;
-  const scratch: EndpointChainScratch | undefined = ctx.out.copiesArgs === true ? {} : undefined;
+  const shape: EndpointChainShape = { spn: facts.spn, protocol: facts.protocol, affinity: svc.sessionAffinityTimeoutSeconds > 0, large: ctx.largeClusterMode };
+  // A sink that copies the arguments gets one pair of arrays, filled anew for each endpoint.
+  const scratch = ctx.out.copiesArgs === true ? new EndpointArgsScratch() : undefined;
   for (let i = 0; i < reachable.length; i++) {
     const name = sepNames.names[i]!;
     const written = ctx.reuse?.endpointChain(name);
     if (written !== undefined) {
       ctx.out.adoptChain('nat', written);
     } else {
-      const chain = writeEndpointChain(ctx, svc, facts, reachable[i]!, name, scratch);
+      const chain = writeEndpointChain(ctx, shape, reachable[i]!, name, scratch);
       ctx.reuse?.keepEndpointChain(chain);
     }
   }
@@ -150,9 +153,25 @@ function writePolicyChain<C>(
     ctx.out.adoptChain('nat', written);
     return;
   }
-  const chain = ctx.out.declareChain('nat', name);
-  if (masquerade) ctx.out.appendRule(chain, masquerade);
-  writeServiceToEndpointRules(ctx, chain, svc, spn, endpoints, sepNames);
+  const plan: PolicyChainPlan = {
+    masquerade,
+    spn,
+    endpoints,
+    endpointChains: sepNames.namesOf(endpoints),
+    affinitySeconds: svc.sessionAffinityTimeoutSeconds > 0 ? String(svc.sessionAffinityTimeoutSeconds) : '',
+    large: ctx.largeClusterMode,
+    probabilities: ctx.probabilities,
+  };
+  let chain: C;
+  if (ctx.out.writePolicyChain !== undefined) {
+    chain = ctx.out.writePolicyChain('nat', name, plan);
+  } else {
+    const out = ctx.out;
+    const declared = out.declareChain('nat', name);
+    if (masquerade) out.appendRule(declared, masquerade);
+    writeServiceToEndpointRules(plan, { copiesArgs: out.copiesArgs === true, rule: (args) => out.appendRule(declared, args) });
+    chain = declared;
+  }
   ctx.reuse?.keepPolicyChain(chain, endpoints, masquerade !== undefined);
 }
 
@@ -338,6 +357,14 @@ class EndpointChainNames {
     return endpointChainName(this.spn, this.protocol, ep.endpoint);
   }
 
+  /** The chains of a list's endpoints, by position. */
+  namesOf(list: readonly EndpointInfo[]): readonly string[] {
+    if (list === this.reachable) return this.#keptNames().names;
+    const names = new Array<string>(list.length);
+    for (let i = 0; i < list.length; i++) names[i] = this.nameAt(list, i);
+    return names;
+  }
+
   /** The chain of `list[i]`. */
   nameAt(list: readonly EndpointInfo[], i: number): string {
     // With reuse, a list other than the reachable one (a node's few local endpoints) is named
@@ -352,101 +379,9 @@ class EndpointChainNames {
   }
 }
 
-/** SVC / SVL: session-affinity checks first, then one rule per endpoint with probability 1/(remaining). */
-function writeServiceToEndpointRules<C>(
-  ctx: SyncContext<C>,
-  chain: C,
-  svc: ServicePortInfo,
-  spn: string,
-  endpoints: readonly EndpointInfo[],
-  sepNames: EndpointChainNames,
-): void {
-  // Each rule's arguments are one array literal of exactly its length: a Ruleset keeps 300k of
-  // them for a 10k-service cluster, and an array grown by push keeps spare room.
-  const large = ctx.largeClusterMode;
-  if (svc.sessionAffinityTimeoutSeconds > 0) {
-    const seconds = String(svc.sessionAffinityTimeoutSeconds);
-    for (let i = 0; i < endpoints.length; i++) {
-      const sep = sepNames.nameAt(endpoints, i);
-      ctx.out.appendRule(
-        chain,
-        large
-          ? ['-m', 'recent', '--name', sep, '--rcheck', '--seconds', seconds, '--reap', '-j', sep]
-          : ['-m', 'comment', '--comment', `${spn} -> ${endpoints[i]!.endpoint}`, '-m', 'recent', '--name', sep, '--rcheck', '--seconds', seconds, '--reap', '-j', sep],
-      );
-    }
-  }
-  const n = endpoints.length;
-  // A sink that copies the arguments gets one array, filled anew for each endpoint.
-  const scratch = ctx.out.copiesArgs === true;
-  let random: string[] | undefined;
-  for (let i = 0; i < n; i++) {
-    const sep = sepNames.nameAt(endpoints, i);
-    let args: string[];
-    if (i < n - 1) {
-      // Each rule but the last matches with probability 1/(rules left), so the choice is uniform.
-      const probability = ctx.probabilities.get(n - i);
-      if (scratch && random !== undefined) {
-        if (large) {
-          random[5] = probability;
-          random[7] = sep;
-        } else {
-          random[3] = `${spn} -> ${endpoints[i]!.endpoint}`;
-          random[9] = probability;
-          random[11] = sep;
-        }
-        args = random;
-      } else {
-        args = large
-          ? ['-m', 'statistic', '--mode', 'random', '--probability', probability, '-j', sep]
-          : ['-m', 'comment', '--comment', `${spn} -> ${endpoints[i]!.endpoint}`, '-m', 'statistic', '--mode', 'random', '--probability', probability, '-j', sep];
-        random = args;
-      }
-    } else {
-      args = large ? ['-j', sep] : ['-m', 'comment', '--comment', `${spn} -> ${endpoints[i]!.endpoint}`, '-j', sep];
-    }
-    ctx.out.appendRule(chain, args);
-  }
-}
-
-/**
- * A port's KUBE-SEP chains' arguments, for a sink that copies them (copiesArgs): made for the
- * first endpoint, then only the endpoint's values put in again (three arrays fewer per endpoint).
- */
-interface EndpointChainScratch {
-  rules?: [string[], string[]];
-  /** Where the chain's own name is in the DNAT rule (-m recent --name), or -1. */
-  nameIndex?: number;
-}
-
 /** KUBE-SEP: hairpin masquerade (a pod reaching itself through the service), then DNAT. */
-function writeEndpointChain<C>(ctx: SyncContext<C>, svc: ServicePortInfo, facts: ServicePortFacts, ep: EndpointInfo, sep: string, scratch?: EndpointChainScratch): C {
-  const rules = scratch?.rules;
-  if (rules !== undefined) {
-    const [hairpin, dnat] = rules;
-    // Both rules end with the endpoint's values: `-s IP -j KUBE-MARK-MASQ`, `--to-destination IP:PORT`.
-    hairpin[hairpin.length - 3] = ep.ip;
-    dnat[dnat.length - 1] = ep.endpoint;
-    if (scratch!.nameIndex! >= 0) dnat[scratch!.nameIndex!] = sep;
-    return ctx.out.writeChain('nat', sep, rules);
-  }
-  const large = ctx.largeClusterMode;
-  const protocol = facts.protocol;
-  const hairpin = large ? ['-s', ep.ip, '-j', KUBE_MARK_MASQ] : ['-m', 'comment', '--comment', facts.spn, '-s', ep.ip, '-j', KUBE_MARK_MASQ];
-  let dnat: string[];
-  if (svc.sessionAffinityTimeoutSeconds > 0) {
-    dnat = large
-      ? ['-m', 'recent', '--name', sep, '--set', '-m', protocol, '-p', protocol, '-j', 'DNAT', '--to-destination', ep.endpoint]
-      : ['-m', 'comment', '--comment', facts.spn, '-m', 'recent', '--name', sep, '--set', '-m', protocol, '-p', protocol, '-j', 'DNAT', '--to-destination', ep.endpoint];
-  } else {
-    dnat = large
-      ? ['-m', protocol, '-p', protocol, '-j', 'DNAT', '--to-destination', ep.endpoint]
-      : ['-m', 'comment', '--comment', facts.spn, '-m', protocol, '-p', protocol, '-j', 'DNAT', '--to-destination', ep.endpoint];
-  }
-  if (scratch !== undefined) {
-    scratch.rules = [hairpin, dnat];
-    scratch.nameIndex = svc.sessionAffinityTimeoutSeconds > 0 ? dnat.indexOf('--name') + 1 : -1;
-    return ctx.out.writeChain('nat', sep, scratch.rules);
-  }
-  return ctx.out.writeChain('nat', sep, [hairpin, dnat]);
+function writeEndpointChain<C>(ctx: SyncContext<C>, shape: EndpointChainShape, ep: EndpointInfo, sep: string, scratch: EndpointArgsScratch | undefined): C {
+  if (ctx.out.writeEndpointChain !== undefined) return ctx.out.writeEndpointChain('nat', sep, shape, ep.ip, ep.endpoint);
+  if (scratch !== undefined) return ctx.out.writeChain('nat', sep, scratch.fill(shape, ep.ip, ep.endpoint, sep));
+  return ctx.out.writeChain('nat', sep, endpointChainArgs(shape, ep.ip, ep.endpoint, sep));
 }

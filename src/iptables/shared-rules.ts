@@ -18,6 +18,7 @@ import { sameEndpoints } from '../topology/categorize.js';
 import { SourceRangeCheck } from '../tracker/source-ranges.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline, withLast } from '../util/position-cache.js';
+import { ruleCountOf } from './deferred-chains.js';
 import { EndpointChainNameCache, KEPT_VARIANTS, PortReuse } from './port-reuse.js';
 import { shareChainRendering } from './render.js';
 import { RulesetSink } from './rule-sink.js';
@@ -245,14 +246,14 @@ function writeFragment(ctx: SyncContext, sp: ProxierServicePort, reuse: RulesReu
     chains = declared.slice(0, declared.length - endpoints.length);
     let blockRules = 0;
     for (const chain of written) {
-      blockRules += chain.rules.length;
+      blockRules += ruleCountOf(chain);
       shareChainRendering(chain);
     }
     block = { endpoints, chains: written, ruleCount: blockRules };
     reuse.blocks.keep(block);
   }
   for (const chain of chains) {
-    ruleCount += chain.rules.length;
+    ruleCount += ruleCountOf(chain);
     shareChainRendering(chain);
   }
   return { fixed: parts, chains, endpointChains: block.chains, ruleCount: ruleCount + block.ruleCount };

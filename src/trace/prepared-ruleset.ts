@@ -3,6 +3,7 @@
  * the thousands of chains kube-proxy writes), and the built-in chains a walk starts from,
  * with kube-proxy's jumps assumed where the ruleset leaves a built-in chain out.
  */
+import { makeDeferredRules } from '../iptables/deferred-chains.js';
 import { isBuiltinChain, type Ruleset, type TableName } from '../iptables/types.js';
 import { compileChain, type CompileEnv, type CompiledChain } from './compile-rule.js';
 import { kubeProxyJumpRules } from './default-jumps.js';
@@ -105,6 +106,7 @@ export class PreparedRuleset {
 
   /** Compile every chain now (for measuring, or to fail early). */
   warm(): void {
+    makeDeferredRules(this.ruleset);
     for (const table of this.ruleset.tables.values()) {
       for (const name of table.chains.keys()) this.chain(table.name, name);
     }

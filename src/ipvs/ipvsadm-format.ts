@@ -762,7 +762,9 @@ export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {
     printed.push({ vs, start, end: out.length });
   }
   keepPrinted(out, printed, format);
-  return out.toString();
+  // A heap string, not Node's external Latin-1 one: a 12 MB listing counted as external memory
+  // moves V8 towards a full collection of the whole heap (save-text.ts, toHeapString).
+  return out.toHeapString();
 }
 
 /**

@@ -332,16 +332,17 @@ export function servicePortKey(n: { namespace: string; name: string; port: strin
 const NO_ADDRESSES: readonly string[] = Object.freeze([]);
 
 /** What a Service's ports share in a family's proxier: worked out once for all its ports. */
-interface ServiceFamilyFacts {
-  readonly clusterIP: string;
-  readonly externalIPs: readonly string[];
-  readonly loadBalancerVIPs: readonly string[];
-  readonly loadBalancerSourceRanges: readonly string[];
-  readonly externalPolicyLocal: boolean;
-  readonly internalPolicyLocal: boolean;
-  readonly sessionAffinityTimeoutSeconds: number;
-  readonly healthCheckNodePort: number;
-}
+type ServiceFamilyFacts = Pick<
+  ServicePortInfo,
+  | 'clusterIP'
+  | 'externalIPs'
+  | 'loadBalancerVIPs'
+  | 'loadBalancerSourceRanges'
+  | 'externalPolicyLocal'
+  | 'internalPolicyLocal'
+  | 'sessionAffinityTimeoutSeconds'
+  | 'healthCheckNodePort'
+>;
 
 /** kube-proxy skips ExternalName and headless services, and those without a ClusterIP of this family. */
 export function servicePortInfos(svc: Service, family: Family, config: ProxyConfig): ServicePortInfo[] {

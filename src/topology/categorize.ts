@@ -31,7 +31,8 @@ export function categorizeEndpoints(endpoints: readonly EndpointInfo[], svc: Ser
   if (svc.usesClusterEndpoints) {
     topologyMode = topologyModeFromHints(endpoints, ctx, zone);
     const mode = topologyMode;
-    clusterEndpoints = endpointsWhere(endpoints, (ep) => ep.ready && availableForTopology(ep, mode, ctx.nodeName, zone));
+    // Without topology every ready endpoint is kept: a function made once, not a closure per port.
+    clusterEndpoints = mode === '' ? endpointsWhere(endpoints, isReady) : endpointsWhere(endpoints, (ep) => ep.ready && availableForTopology(ep, mode, ctx.nodeName, zone));
     // No ready endpoint anywhere (topology would have been dropped otherwise): fall back to
     // serving-terminating ones so connections keep working while pods drain.
     if (clusterEndpoints.length === 0) clusterEndpoints = endpointsWhere(endpoints, isServingTerminating);
@@ -43,7 +44,8 @@ export function categorizeEndpoints(endpoints: readonly EndpointInfo[], svc: Ser
 
   let hasLocalReady = false;
   let hasLocalServingTerminating = false;
-  for (const ep of endpoints) {
+  for (let i = 0; i < endpoints.length; i++) {
+    const ep = endpoints[i]!;
     if (ep.ready) {
       hasAnyEndpoints = true;
       if (ep.isLocal) hasLocalReady = true;
@@ -69,7 +71,7 @@ export function categorizeEndpoints(endpoints: readonly EndpointInfo[], svc: Ser
   }
   const union = new Map<string, EndpointInfo>();
   for (const ep of [...(clusterEndpoints ?? []), ...(localEndpoints ?? [])]) union.set(ep.endpoint, ep);
-  const allReachableEndpoints = [...union.values()].sort(byEndpointText);
+  const allReachableEndpoints = sortByEndpointText([...union.values()]);
   return { clusterEndpoints, localEndpoints, allReachableEndpoints, hasAnyEndpoints };
 }
 
@@ -88,6 +90,10 @@ function endpointsWhere(endpoints: readonly EndpointInfo[], keep: (ep: EndpointI
   const kept: EndpointInfo[] = [];
   for (let i = 0; i < endpoints.length && kept.length < count; i++) if (keep(endpoints[i]!)) kept.push(endpoints[i]!);
   return kept.slice();
+}
+
+function isReady(ep: EndpointInfo): boolean {
+  return ep.ready;
 }
 
 function isServingTerminating(ep: EndpointInfo): boolean {
@@ -123,6 +129,37 @@ export function byEndpointText(a: EndpointInfo, b: EndpointInfo): number {
   return a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0;
 }
 
+/** Lists up to this long are sorted by sortByEndpointText's own insertion sort. */
+export const INSERTION_SORT_MAX = 32;
+
+/**
+ * Sorts `endpoints` in place by endpoint text, stably (equal texts keep their order): the order
+ * `endpoints.sort(byEndpointText)` gives. A short list (a port's usual 2 to 30 endpoints) is
+ * sorted by binary insertion here: the built-in sort allocates its state and a copy of the list
+ * on every call, about 1 KB, which for 10k ports is more than the lists themselves.
+ */
+export function sortByEndpointText(endpoints: EndpointInfo[]): EndpointInfo[] {
+  const n = endpoints.length;
+  if (n > INSERTION_SORT_MAX) return endpoints.sort(byEndpointText);
+  for (let i = 1; i < n; i++) {
+    const ep = endpoints[i]!;
+    const text = ep.endpoint;
+    // Already in place (the list often comes sorted): one comparison.
+    if (!(text < endpoints[i - 1]!.endpoint)) continue;
+    // The first position whose text is greater: after every equal one, which keeps the sort stable.
+    let lo = 0;
+    let hi = i - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (text < endpoints[mid]!.endpoint) hi = mid;
+      else lo = mid + 1;
+    }
+    for (let j = i; j > lo; j--) endpoints[j] = endpoints[j - 1]!;
+    endpoints[lo] = ep;
+  }
+  return endpoints;
+}
+
 /**
  * PreferSameNode when the gate is on, every ready endpoint has node hints and one is for this
  * node; else PreferSameZone when every ready endpoint has zone hints and one is for this zone.
@@ -133,7 +170,8 @@ function topologyModeFromHints(endpoints: readonly EndpointInfo[], ctx: Topology
   let allHaveNodeHints = true;
   let hasForZone = false;
   let allHaveZoneHints = true;
-  for (const ep of endpoints) {
+  for (let i = 0; i < endpoints.length; i++) {
+    const ep = endpoints[i]!;
     if (!ep.ready) continue;
     hasReady = true;
     if (ep.nodeHints.size === 0) allHaveNodeHints = false;

@@ -7,7 +7,7 @@ import { KpsimError } from '../errors.js';
 import { featureGateEnabled, isVIPMode } from '../model/feature-gates.js';
 import { nodeIPs as nodeObjectIPs } from '../model/node.js';
 import type { Cluster, EndpointSlice, Node, Protocol, ProxyConfig, Service, ServicePort, Warning } from '../model/types.js';
-import { ZONE_LABEL, byEndpointText, categorizeEndpoints, type TopologyContext } from '../topology/categorize.js';
+import { ZONE_LABEL, categorizeEndpoints, sortByEndpointText, type TopologyContext } from '../topology/categorize.js';
 import { type Family, familyOfValidIP, ipFamily, isLoopback, normalizeIP, parseCIDR } from '../util/ip.js';
 import type { EndpointInfo, LocalDetector, ProxierServicePort, ProxierState, ServicePortInfo, ServicePortName } from './types.js';
 
@@ -130,13 +130,21 @@ export function buildFamilyServicePorts(cluster: Cluster, family: Family): Famil
   const preferSameTrafficDistribution = featureGateEnabled(cluster.config, 'PreferSameTrafficDistribution');
   const endpointsBySpn = collectEndpointLists(cluster.endpointSlices, family);
   const infos: ServicePortInfo[] = [];
-  for (const svc of cluster.services) for (const info of servicePortInfos(svc, family, cluster.config)) infos.push(info);
+  // Indexed loops: this function runs once per family, mostly before it is optimised, and a
+  // for-of there allocates an iterator result per step.
+  const services = cluster.services;
+  for (let s = 0; s < services.length; s++) {
+    const ofService = servicePortInfos(services[s]!, family, cluster.config);
+    for (let p = 0; p < ofService.length; p++) infos.push(ofService[p]!);
+  }
   // By spn, then protocol: positions sorted by keys made once (10k services, 150k comparisons).
   const keys = infos.map(servicePortSortKey);
   const order = infos.map((_, i) => i).sort((a, b) => compareText(keys[a]!, keys[b]!));
   const noNode: TopologyContext = { ...NO_NODE, preferSameTrafficDistribution };
   const servicePorts: ProxierServicePort[] = [];
-  const portsByNode = new Map<string, number[]>();
+  let listedTotal = 0;
+  endpointsBySpn.forEach((list) => (listedTotal += list.length));
+  const onNodes = new PortsOnNodes(listedTotal, cluster.nodes.length);
   const topologyPorts = new Map<number, 'zone' | 'node'>();
   let endpointCount = 0;
   for (let i = 0; i < order.length; i++) {
@@ -148,20 +156,87 @@ export function buildFamilyServicePorts(cluster: Cluster, family: Family): Famil
     endpointCount += endpoints.length;
     // Everything else the build reads of the endpoints is read now, while the sort has them in
     // cache: 150k endpoints walked again from memory cost more than the work done on them.
-    for (const ep of endpoints) {
-      if (ep.nodeName === undefined || ep.nodeName === '') continue;
-      const list = portsByNode.get(ep.nodeName);
-      if (list === undefined) portsByNode.set(ep.nodeName, [i]);
-      else if (list[list.length - 1] !== i) list.push(i);
-    }
+    onNodes.note(endpoints, i);
     const topology = topologySensitivity(sp, preferSameTrafficDistribution);
     if (topology !== undefined) topologyPorts.set(i, topology);
   }
-  // Each node's list is kept for as long as the cluster is: copied to exactly its length (a list
-  // grown by push keeps room for 17, or half again its length, for each of 5,000 nodes).
-  for (const [nodeName, list] of portsByNode) portsByNode.set(nodeName, list.slice());
+  const portsByNode = onNodes.lists();
   const serviceCIDRs = (cluster.serviceCIDRs ?? []).filter((c) => parseCIDR(c)?.family === family);
   return { family, servicePorts, portsByNode, topologyPorts, preferSameTrafficDistribution, topologyCache: new Map(), endpointCount, serviceCIDRs };
+}
+
+/**
+ * Which ports have an endpoint on each node, noted port by port in position order and then made
+ * into one list per node of exactly its length. Every node's list is kept for as long as the
+ * cluster is: lists grown by push would leave the garbage of their growth and a copy to their
+ * length for each of 5,000 nodes, so the pairs are noted in one flat array first and counted.
+ */
+class PortsOnNodes {
+  readonly #index = new Map<string, number>();
+  readonly #names: string[] = [];
+  /** Per node (by index): the last port noted, and how many ports. */
+  #lastPort: Int32Array;
+  #counts: Int32Array;
+  /** Node index and port position, pair after pair. */
+  #pairs: Int32Array;
+  #length = 0;
+
+  /** Sized for `endpoints` noted endpoints on about `nodes` nodes (then nothing grows). */
+  constructor(endpoints: number, nodes: number) {
+    this.#pairs = new Int32Array(2 * Math.max(endpoints, 1));
+    this.#counts = new Int32Array(Math.max(nodes, 1));
+    this.#lastPort = new Int32Array(Math.max(nodes, 1)).fill(-1);
+  }
+
+  note(endpoints: readonly EndpointInfo[], position: number): void {
+    for (let e = 0; e < endpoints.length; e++) {
+      const nodeName = endpoints[e]!.nodeName;
+      if (nodeName === undefined || nodeName === '') continue;
+      let k = this.#index.get(nodeName);
+      if (k === undefined) k = this.#addNode(nodeName);
+      if (this.#lastPort[k] === position) continue;
+      this.#lastPort[k] = position;
+      this.#counts[k]!++;
+      if (this.#length + 2 > this.#pairs.length) this.#pairs = grown(this.#pairs, this.#pairs.length * 2);
+      this.#pairs[this.#length++] = k;
+      this.#pairs[this.#length++] = position;
+    }
+  }
+
+  #addNode(nodeName: string): number {
+    const k = this.#names.length;
+    this.#names.push(nodeName);
+    this.#index.set(nodeName, k);
+    if (k === this.#counts.length) {
+      this.#counts = grown(this.#counts, k * 2);
+      const last = grown(this.#lastPort, k * 2);
+      last.fill(-1, k);
+      this.#lastPort = last;
+    }
+    return k;
+  }
+
+  /** Each node's port positions, in order; nodes in the order they were first noted. */
+  lists(): Map<string, number[]> {
+    const names = this.#names;
+    const lists = new Array<number[]>(names.length);
+    for (let k = 0; k < names.length; k++) lists[k] = new Array<number>(this.#counts[k]!);
+    const filled = new Int32Array(names.length);
+    const pairs = this.#pairs;
+    for (let p = 0; p < this.#length; p += 2) {
+      const k = pairs[p]!;
+      lists[k]![filled[k]!++] = pairs[p + 1]!;
+    }
+    const byNode = new Map<string, number[]>();
+    for (let k = 0; k < names.length; k++) byNode.set(names[k]!, lists[k]!);
+    return byNode;
+  }
+}
+
+function grown(array: Int32Array, length: number): Int32Array {
+  const bigger = new Int32Array(length);
+  bigger.set(array);
+  return bigger;
 }
 
 /**
@@ -174,7 +249,9 @@ function topologySensitivity(sp: ProxierServicePort, gate: boolean): 'zone' | 'n
   let hasReady = false;
   let allHaveZoneHints = true;
   let allHaveNodeHints = true;
-  for (const ep of sp.endpoints) {
+  const endpoints = sp.endpoints;
+  for (let i = 0; i < endpoints.length; i++) {
+    const ep = endpoints[i]!;
     if (!ep.ready) continue;
     hasReady = true;
     if (ep.zoneHints.size === 0) allHaveZoneHints = false;
@@ -268,7 +345,7 @@ export function proxierNodeContext(config: ProxyConfig, node: ResolvedNode, fami
 
 /** One service port with its endpoints (deduplicated and sorted as kube-proxy sorts them), categorised. */
 export function proxierServicePort(info: ServicePortInfo, endpoints: Iterable<EndpointInfo>, topology: TopologyContext): ProxierServicePort {
-  const sorted = [...endpoints].sort(byEndpointText);
+  const sorted = sortByEndpointText([...endpoints]);
   return { info, endpoints: sorted, categorized: categorizeEndpoints(sorted, info, topology) };
 }
 
@@ -349,13 +426,14 @@ export function servicePortInfos(svc: Service, family: Family, config: ProxyConf
   if (svc.type === 'ExternalName' || svc.headless) return [];
   const clusterIP = svc.clusterIPs.find((ip) => familyOfValidIP(ip) === family);
   if (clusterIP === undefined) return [];
+  const ports = svc.ports;
   let count = 0;
-  for (const p of svc.ports) if (p.port !== 0) count++;
+  for (let i = 0; i < ports.length; i++) if (ports[i]!.port !== 0) count++;
   const infos = new Array<ServicePortInfo>(count);
   if (count === 0) return infos;
   const facts = serviceFamilyFacts(svc, clusterIP, family, config);
   let at = 0;
-  for (const p of svc.ports) if (p.port !== 0) infos[at++] = servicePortInfo(svc, p, facts);
+  for (let i = 0; i < ports.length; i++) if (ports[i]!.port !== 0) infos[at++] = servicePortInfo(svc, ports[i]!, facts);
   return infos;
 }
 
@@ -447,9 +525,11 @@ function collectEndpointLists(slices: readonly EndpointSlice[], family: Family):
 /** Each port kube-proxy uses of the family's slices, with its servicePortKey and the slice's endpoints. */
 function forEachSlicePort(slices: readonly EndpointSlice[], family: Family, visit: (key: string, endpoints: EndpointSlice['endpoints'], port: number) => void): void {
   const addressType = family === 4 ? 'IPv4' : 'IPv6';
-  for (const slice of slices) {
+  for (let s = 0; s < slices.length; s++) {
+    const slice = slices[s]!;
     if (slice.serviceName === '' || slice.addressType !== addressType) continue;
-    for (const port of slice.ports) {
+    for (let p = 0; p < slice.ports.length; p++) {
+      const port = slice.ports[p]!;
       if (port.port === undefined || port.port === 0) continue;
       const key = servicePortKey({ namespace: slice.namespace, name: slice.serviceName, port: port.name, protocol: port.protocol });
       visit(key, slice.endpoints, port.port);
@@ -465,7 +545,7 @@ function forEachSlicePort(slices: readonly EndpointSlice[], family: Family, visi
  */
 function sortedUnique(listed: EndpointInfo[]): EndpointInfo[] {
   if (listed.length < 2) return listed;
-  listed.sort(byEndpointText);
+  sortByEndpointText(listed);
   let unique = 1;
   for (let i = 1; i < listed.length; i++) if (listed[i]!.endpoint !== listed[i - 1]!.endpoint) unique++;
   if (unique === listed.length) return listed;

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { categorizeEndpoints } from '../../src/topology/categorize.js';
+import { INSERTION_SORT_MAX, byEndpointText, categorizeEndpoints, sortByEndpointText } from '../../src/topology/categorize.js';
 import type { EndpointInfo, ServicePortInfo } from '../../src/model/proxy-info.js';
 
 interface Ep {
@@ -238,5 +238,42 @@ for (const c of listCases) {
     assert.equal(got.clusterEndpoints === endpoints, c.same, 'whether the cluster endpoints are the endpoint list itself');
     assert.deepEqual(texts(got.clusterEndpoints), c.cluster);
     assert.equal(got.clusterEndpoints!.length, c.cluster.length);
+  });
+}
+
+// sortByEndpointText sorts short lists itself: it must give exactly the built-in stable sort's
+// order, equal texts (an address listed by two slices) in the order they came.
+const sortCases: { name: string; texts: string[] }[] = (() => {
+  // A small deterministic generator: the lists are the same on every run.
+  let seed = 12345;
+  const next = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+  const random = (n: number, spread: number) => Array.from({ length: n }, () => `10.0.${next(spread)}.${next(spread)}:80`);
+  const rising = (n: number) => Array.from({ length: n }, (_, i) => `10.0.0.${i}:80`);
+  return [
+    { name: 'empty', texts: [] },
+    { name: 'one', texts: ['10.0.0.1:80'] },
+    { name: 'two, reversed', texts: ['10.0.0.2:80', '10.0.0.1:80'] },
+    { name: 'a prefix of another text (10.0.0.3 and 10.0.0.30)', texts: ['10.0.0.3:80', '10.0.0.30:80', '10.0.0.3:8080', '10.0.0.300:1'] },
+    { name: 'all equal', texts: ['10.0.0.1:80', '10.0.0.1:80', '10.0.0.1:80', '10.0.0.1:80'] },
+    { name: 'IPv6 and IPv4 texts', texts: ['[fd00::2]:80', '10.0.0.1:80', '[fd00::1]:80', '[fd00::10]:80'] },
+    { name: `rising, ${INSERTION_SORT_MAX}`, texts: rising(INSERTION_SORT_MAX) },
+    { name: `falling, ${INSERTION_SORT_MAX}`, texts: rising(INSERTION_SORT_MAX).reverse() },
+    { name: `random with ties, ${INSERTION_SORT_MAX}`, texts: random(INSERTION_SORT_MAX, 3) },
+    { name: `random with ties, ${INSERTION_SORT_MAX + 1} (the built-in sort)`, texts: random(INSERTION_SORT_MAX + 1, 3) },
+    ...[3, 7, 15, 16, 17, 31].map((n) => ({ name: `random with ties, ${n}`, texts: random(n, 4) })),
+    { name: 'random, 200', texts: random(200, 50) },
+  ];
+})();
+
+for (const c of sortCases) {
+  test(`sortByEndpointText: ${c.name}`, () => {
+    // Each endpoint is its own object, numbered by its place in the input: ties show their order.
+    const endpoints = c.texts.map((ep, i) => ({ ...endpoint({ ep }), podName: `#${i}` }));
+    const want = [...endpoints].sort(byEndpointText);
+    const list = [...endpoints];
+    const got = sortByEndpointText(list);
+    assert.equal(got, list, 'sorted in place');
+    const show = (eps: readonly EndpointInfo[]) => eps.map((e) => `${e.endpoint} ${e.podName}`);
+    assert.deepEqual(show(got), show(want), `input: ${show(endpoints).join(', ')}`);
   });
 }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { KpsimError } from '../../src/errors.js';
 import { clusterFromManifests } from '../../src/manifest/load.js';
-import { buildProxierState, collectEndpoints, familiesInUse, resolveNode, servicePortKey } from '../../src/tracker/proxier-state.js';
+import { buildFamilyServicePorts, buildProxierState, collectEndpoints, familiesInUse, resolveNode, servicePortKey } from '../../src/tracker/proxier-state.js';
 
 const node = `apiVersion: v1
 kind: Node
@@ -293,5 +293,55 @@ for (const c of textCases) {
   test(c.name, () => {
     const s = state(dualStack, c.family);
     assert.deepEqual(s.servicePorts.map((sp) => `${sp.info.spn}/${sp.info.protocol} -> ${sp.endpoints.map((e) => e.endpoint).join(' ')}`), c.want);
+  });
+}
+
+// Which ports have an endpoint on each node: the positions (in the family's port order) of every
+// port with an endpoint naming the node, each once, nodes in the order first met. Checked against
+// that rule applied to the built ports, and against the lists written out.
+const nodeCases: { name: string; ports: (string | undefined)[][]; want: Record<string, number[]> }[] = [
+  { name: 'no endpoint names a node', ports: [[undefined, undefined], []], want: {} },
+  { name: 'one node, every port', ports: [['n1'], ['n1', 'n1'], ['n1']], want: { n1: [0, 1, 2] } },
+  { name: 'two endpoints of one port on one node: the port once', ports: [['n1', 'n2', 'n1'], ['n2']], want: { n1: [0], n2: [0, 1] } },
+  { name: 'a port without endpoints in between', ports: [['n2'], [], ['n1', 'n2']], want: { n2: [0, 2], n1: [2] } },
+  { name: 'an empty node name counts as none', ports: [[''], ['n3', '']], want: { n3: [1] } },
+  { name: 'many nodes (more than the table sized for the cluster\'s one Node)', ports: Array.from({ length: 6 }, (_, p) => Array.from({ length: 40 }, (_, k) => `n${(k * 7 + p) % 300}`)), want: {} },
+];
+
+for (const c of nodeCases) {
+  test(`ports by node: ${c.name}`, () => {
+    const docs: string[] = [];
+    c.ports.forEach((nodes, p) => {
+      // svc0, svc1, ... sort as their positions (fewer than 10 ports).
+      docs.push(`apiVersion: v1
+kind: Service
+metadata: {name: svc${p}, namespace: ns1}
+spec: {clusterIP: 172.30.0.${p + 1}, ports: [{name: p80, port: 80, protocol: TCP}]}
+`);
+      if (nodes.length === 0) return;
+      const eps = nodes.map((n, k) => `{addresses: [10.${p}.${k >> 8}.${k & 255}]${n === undefined ? '' : `, nodeName: "${n}"`}}`);
+      docs.push(`apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: svc${p}-a, namespace: ns1, labels: {kubernetes.io/service-name: svc${p}}}
+addressType: IPv4
+endpoints: [${eps.join(', ')}]
+ports: [{name: p80, port: 80, protocol: TCP}]
+`);
+    });
+    const cluster = clusterFromManifests([{ file: 'node.yaml', text: node }, { file: 'objects.yaml', text: docs.join('---\n') }]);
+    const shared = buildFamilyServicePorts(cluster, 4);
+    const rule = new Map<string, number[]>();
+    shared.servicePorts.forEach((sp, i) => {
+      for (const ep of sp.endpoints) {
+        if (ep.nodeName === undefined || ep.nodeName === '') continue;
+        const list = rule.get(ep.nodeName) ?? [];
+        if (list[list.length - 1] !== i) list.push(i);
+        rule.set(ep.nodeName, list);
+      }
+    });
+    const got = [...shared.portsByNode].map(([n, list]) => [n, [...list]]);
+    assert.deepEqual(got, [...rule], 'the rule applied to the built ports');
+    if (Object.keys(c.want).length > 0) assert.deepEqual(Object.fromEntries(got), c.want);
+    for (const [n, list] of shared.portsByNode) assert.equal(list.length, rule.get(n)!.length, `${n}: a list of exactly its ports`);
   });
 }

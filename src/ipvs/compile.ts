@@ -46,7 +46,7 @@ import {
   ipPortNetEntry,
 } from './ipsets.js';
 import { type NoNodeAccessEntry, buildIpvsIptables } from './iptables-rules.js';
-import { type PendingDests, type RealServerChoice, selectEndpoints, selectRealServers } from './real-servers.js';
+import { type PendingDests, type RealServerChoice, type RealServerOptions, selectEndpoints, selectRealServers } from './real-servers.js';
 import { getScheduler } from './schedulers/registry.js';
 import {
   type IpvsProtocol,
@@ -179,9 +179,8 @@ function sumPlans(state: ProxierState, options: IpvsCompileOptions, sync: IpvsSy
 
 function planOf(sp: ProxierServicePort, index: number, sync: IpvsSync, plans: PlanCache | undefined): PortPlan {
   const allowFromNode = sync.allowsNode(sp.info);
-  return plans !== undefined
-    ? plans.plan(sp, index, allowFromNode, () => sync.plan(sp, allowFromNode), () => loopbackEntries(sp))
-    : sync.plan(sp, allowFromNode);
+  // The sync itself makes what the cache lacks: no pair of closures per port and node.
+  return plans !== undefined ? plans.plan(sp, index, allowFromNode, sync) : sync.plan(sp, allowFromNode);
 }
 
 /** The plan of every service port compiled, in order (from other nodes' work when shared). */
@@ -226,12 +225,18 @@ export interface PortPlan {
   readonly nodePortRealServers: number;
 }
 
+/** One empty list for every port without a local endpoint (nearly all of a node's ports). */
+const NO_LOOPBACK: readonly string[] = Object.freeze([]);
+
 /** Hairpin: a local endpoint reaching its own service is masqueraded (KUBE-LOOP-BACK). */
-function loopbackEntries(sp: ProxierServicePort): string[] {
-  const word = protocolWord(sp.info.protocol);
-  const entries: string[] = [];
-  for (const ep of sp.endpoints) if (ep.isLocal) entries.push(ipPortIPEntry(ep.ip, word, ep.port, ep.ip));
-  return entries;
+export function loopbackEntries(sp: ProxierServicePort): readonly string[] {
+  const endpoints = sp.endpoints;
+  let entries: string[] | undefined;
+  for (let i = 0; i < endpoints.length; i++) {
+    const ep = endpoints[i]!;
+    if (ep.isLocal) (entries ??= []).push(ipPortIPEntry(ep.ip, protocolWord(sp.info.protocol), ep.port, ep.ip));
+  }
+  return entries ?? NO_LOOPBACK;
 }
 
 type PlanOp =
@@ -253,11 +258,20 @@ interface NodePortPlan {
   readonly dests: RealServer[] | PendingDests;
 }
 
+/** A port's real server selections by endpoint policy (IpvsSync.plan). */
+interface Selections {
+  cluster: RealServerChoice | undefined;
+  local: RealServerChoice | undefined;
+}
+
+function ipsetEntryOp(set: IPSetBaseName, entry: string): PlanOp {
+  return { op: 'entry', set, entry };
+}
+
 /** One sync's working state, the fields syncProxyRules keeps in locals. */
 class IpvsSync {
   readonly #state: ProxierState;
   readonly #scheduler: string;
-  readonly #options: IpvsCompileOptions;
   readonly #ipsets: Map<IPSetBaseName, IPSet>;
   readonly #services = new Map<string, VirtualServer>();
   readonly #bound = new Set<string>();
@@ -274,12 +288,17 @@ class IpvsSync {
   constructor(state: ProxierState, scheduler: string, options: IpvsCompileOptions, plans?: PlanCache) {
     this.#state = state;
     this.#scheduler = scheduler;
-    this.#options = options;
     this.#plans = plans;
     this.#ipsets = createIPSets(state.family);
     this.#nodeAddresses = new Set(state.nodeIPs.filter((ip) => isNodeAddress(ip, state.family)));
     this.#nodeIP = state.nodeIPs[0] ?? (state.family === 4 ? '127.0.0.1' : '::1');
     this.#nodePortIPs = this.#nodePortTargets();
+    this.#realServerOptions = { gracefulTermination: options.gracefulTermination ?? false };
+  }
+
+  /** What a PlanCache asks of a sync that has no plan for a port: loopback entries only, or a whole plan. */
+  loopback(sp: ProxierServicePort): readonly string[] {
+    return loopbackEntries(sp);
   }
 
   /** Whether the node's own IP is inside the port's loadBalancerSourceRanges (the only per-port fact of the node a plan depends on). */
@@ -292,34 +311,37 @@ class IpvsSync {
   /** The body of syncProxyRules' loop over the service map, for one service port, as a plan. */
   plan(sp: ProxierServicePort, allowFromNode: boolean): PortPlan {
     const ops: PlanOp[] = [];
-    const selections = new Map<boolean, RealServerChoice>();
+    // The port's real server selections, made on first use: one per endpoint policy.
+    const selections: Selections = { cluster: undefined, local: undefined };
     const info = sp.info;
     const protocol = info.protocol;
     const word = protocolWord(protocol);
-    const entry = (set: IPSetBaseName, value: string): void => {
-      ops.push({ op: 'entry', set, entry: value });
-    };
+    const entry = ipsetEntryOp;
 
-    entry(KUBE_CLUSTER_IP, ipPortEntry(info.clusterIP, word, info.port));
+    ops.push(entry(KUBE_CLUSTER_IP, ipPortEntry(info.clusterIP, word, info.port)));
     ops.push(this.#server(sp, selections, 'ClusterIP', info.clusterIP, info.port, info.internalPolicyLocal, 'always'));
 
-    for (const externalIP of info.externalIPs) {
-      entry(info.externalPolicyLocal ? KUBE_EXTERNAL_IP_LOCAL : KUBE_EXTERNAL_IP, ipPortEntry(externalIP, word, info.port));
+    // Indexed loops: most ports have no external or load-balancer address, and a for-of over an
+    // empty list still allocates its iterator until the function is optimised.
+    for (let k = 0; k < info.externalIPs.length; k++) {
+      const externalIP = info.externalIPs[k]!;
+      ops.push(entry(info.externalPolicyLocal ? KUBE_EXTERNAL_IP_LOCAL : KUBE_EXTERNAL_IP, ipPortEntry(externalIP, word, info.port)));
       // An address the node already has must not be added to the dummy device.
       ops.push(this.#server(sp, selections, 'ExternalIP', externalIP, info.port, info.externalPolicyLocal, 'unless-node-address'));
     }
 
-    for (const ingress of info.loadBalancerVIPs) {
+    for (let k = 0; k < info.loadBalancerVIPs.length; k++) {
+      const ingress = info.loadBalancerVIPs[k]!;
       const lbEntry = ipPortEntry(ingress, word, info.port);
-      entry(KUBE_LOAD_BALANCER, lbEntry);
-      if (info.externalPolicyLocal) entry(KUBE_LOAD_BALANCER_LOCAL, lbEntry);
+      ops.push(entry(KUBE_LOAD_BALANCER, lbEntry));
+      if (info.externalPolicyLocal) ops.push(entry(KUBE_LOAD_BALANCER_LOCAL, lbEntry));
       if (info.loadBalancerSourceRanges.length > 0) {
         // LoadBalancer source ranges: the FW set, the allowed CIDRs, and the node's own access.
-        entry(KUBE_LOAD_BALANCER_FW, lbEntry);
-        for (const range of info.loadBalancerSourceRanges) entry(KUBE_LOAD_BALANCER_SOURCE_CIDR, ipPortNetEntry(ingress, word, info.port, range));
+        ops.push(entry(KUBE_LOAD_BALANCER_FW, lbEntry));
+        for (const range of info.loadBalancerSourceRanges) ops.push(entry(KUBE_LOAD_BALANCER_SOURCE_CIDR, ipPortNetEntry(ingress, word, info.port, range)));
         // Traffic from the LB's own backends is often routed straight back to this node: with the
         // node inside the ranges it may pass (source = VIP); otherwise the node is kept out.
-        if (allowFromNode) entry(KUBE_LOAD_BALANCER_SOURCE_IP, ipPortIPEntry(ingress, word, info.port, ingress));
+        if (allowFromNode) ops.push(entry(KUBE_LOAD_BALANCER_SOURCE_IP, ipPortIPEntry(ingress, word, info.port, ingress)));
         else ops.push({ op: 'noNodeAccess', entry: { ip: ingress, protocol: word, port: info.port } });
       }
       ops.push(this.#server(sp, selections, 'LoadBalancer', ingress, info.port, info.externalPolicyLocal, 'unless-node-address'));
@@ -341,11 +363,12 @@ class IpvsSync {
       });
     }
 
-    if (info.healthCheckNodePort !== 0) entry(KUBE_HEALTH_CHECK_NODE_PORT, String(info.healthCheckNodePort));
+    if (info.healthCheckNodePort !== 0) ops.push(entry(KUBE_HEALTH_CHECK_NODE_PORT, String(info.healthCheckNodePort)));
     let servers = 0;
     let realServers = 0;
     let nodePort: NodePortPlan | undefined;
-    for (const op of ops) {
+    for (let k = 0; k < ops.length; k++) {
+      const op = ops[k]!;
       if (op.op === 'server') {
         servers++;
         realServers += destCount(op.vs);
@@ -371,9 +394,13 @@ class IpvsSync {
 
   /** Add a port's plan to this node. */
   apply(plan: PortPlan): void {
-    const loopback = this.#ipsets.get(KUBE_LOOP_BACK)!.entries;
-    for (const entry of plan.loopback) loopback.add(entry);
-    for (const op of plan.ops) {
+    if (plan.loopback.length > 0) {
+      const loopback = this.#ipsets.get(KUBE_LOOP_BACK)!.entries;
+      for (const entry of plan.loopback) loopback.add(entry);
+    }
+    const ops = plan.ops;
+    for (let k = 0; k < ops.length; k++) {
+      const op = ops[k]!;
       switch (op.op) {
         case 'entry':
           this.#ipsets.get(op.set)!.entries.add(op.entry);
@@ -451,13 +478,17 @@ class IpvsSync {
    * server with the same endpoint policy, so it is made once per port, and its servers share it
    * (a compiled table never changes: live services and the kernel model copy what they change).
    */
-  #selection(sp: ProxierServicePort, selections: Map<boolean, RealServerChoice>, onlyNodeLocal: boolean): RealServerChoice {
-    const cached = selections.get(onlyNodeLocal);
+  #selection(sp: ProxierServicePort, selections: Selections, onlyNodeLocal: boolean): RealServerChoice {
+    const cached = onlyNodeLocal ? selections.local : selections.cluster;
     if (cached !== undefined) return cached;
-    const selection = selectRealServers(sp, onlyNodeLocal, sp.info.protocol, this.#state.family, { gracefulTermination: this.#options.gracefulTermination ?? false });
-    selections.set(onlyNodeLocal, selection);
+    const selection = selectRealServers(sp, onlyNodeLocal, sp.info.protocol, this.#state.family, this.#realServerOptions);
+    if (onlyNodeLocal) selections.local = selection;
+    else selections.cluster = selection;
     return selection;
   }
+
+  /** The same options for every selection of the sync. */
+  readonly #realServerOptions: RealServerOptions;
 
   #flags(info: ServicePortInfo): number {
     let flags = info.sessionAffinityTimeoutSeconds > 0 ? SVC_F_PERSISTENT : 0;
@@ -467,7 +498,7 @@ class IpvsSync {
   }
 
   /** syncService + syncEndpoint for one service address of the port (the node's own ones: #nodePorts). */
-  #server(sp: ProxierServicePort, selections: Map<boolean, RealServerChoice>, kind: VirtualServerKind, address: string, port: number, onlyNodeLocal: boolean, bind: 'always' | 'unless-node-address'): PlanOp {
+  #server(sp: ProxierServicePort, selections: Selections, kind: VirtualServerKind, address: string, port: number, onlyNodeLocal: boolean, bind: 'always' | 'unless-node-address'): PlanOp {
     const info = sp.info;
     const family = this.#state.family;
     const selected = this.#plans !== undefined ? selectEndpoints(sp, onlyNodeLocal) : undefined;

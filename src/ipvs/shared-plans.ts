@@ -59,6 +59,26 @@ interface InfoWork {
 
 const KEPT_VARIANTS = 4;
 
+/** What makes a port's plan when no node made it before (compile.ts IpvsSync). */
+export interface PortPlanMaker {
+  plan(sp: ProxierServicePort, allowFromNode: boolean): PortPlan;
+  /** The port's KUBE-LOOP-BACK entries alone, for a plan taken over from another node. */
+  loopback(sp: ProxierServicePort): readonly string[];
+}
+
+function isLocalEndpoint(ep: EndpointInfo): boolean {
+  return ep.isLocal;
+}
+
+/** A plan made for another view of the port that makes the same plan (a loop: no closure per port). */
+function referenceFor(references: InfoWork['references'], sp: ProxierServicePort, allowFromNode: boolean): InfoWork['references'][number] | undefined {
+  for (let i = 0; i < references.length; i++) {
+    const r = references[i]!;
+    if (r.allowFromNode === allowFromNode && sameIpvsInput(r.sp, sp)) return r;
+  }
+  return undefined;
+}
+
 export class PlanCache {
   readonly #positions = new PositionCache<ProxierServicePort, PlanPair>(KEPT_VARIANTS);
   readonly #byInfo = new WeakMap<ServicePortInfo, InfoWork>();
@@ -74,20 +94,20 @@ export class PlanCache {
    * for the same port, or for a port with the same endpoints (with this node's own KUBE-LOOP-BACK
    * entries), else `make()`.
    */
-  plan(sp: ProxierServicePort, index: number, allowFromNode: boolean, make: () => PortPlan, loopback: () => readonly string[]): PortPlan {
+  plan(sp: ProxierServicePort, index: number, allowFromNode: boolean, maker: PortPlanMaker): PortPlan {
     const slot = allowFromNode ? 1 : 0;
     const pair = this.#positions.get(index, sp);
     const known = pair?.[slot];
     if (known !== undefined) return known;
     const work = this.#work(sp.info);
-    const shareable = !sp.endpoints.some((ep) => ep.isLocal);
+    const shareable = !sp.endpoints.some(isLocalEndpoint);
     let plan: PortPlan | undefined;
     if (this.#byContent) {
-      const ref = work.references.find((r) => r.allowFromNode === allowFromNode && sameIpvsInput(r.sp, sp));
-      if (ref !== undefined) plan = ref.plan.loopback.length === 0 && shareable ? ref.plan : { ...ref.plan, loopback: loopback() };
+      const ref = referenceFor(work.references, sp, allowFromNode);
+      if (ref !== undefined) plan = ref.plan.loopback.length === 0 && shareable ? ref.plan : { ...ref.plan, loopback: maker.loopback(sp) };
     }
     if (plan === undefined) {
-      plan = make();
+      plan = maker.plan(sp, allowFromNode);
       if (this.#byContent && (shareable || work.references.length === 0)) keepLast(work.references, { sp, allowFromNode, plan });
     }
     const kept: PlanPair = pair ?? [undefined, undefined];

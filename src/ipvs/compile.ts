@@ -309,7 +309,8 @@ class IpvsSync {
   readonly #sourceRanges = new SourceRangeCheck();
 
   /** The body of syncProxyRules' loop over the service map, for one service port, as a plan. */
-  plan(sp: ProxierServicePort, allowFromNode: boolean): PortPlan {
+  /** `loopback`: the port's loopbackEntries, when the caller has them already. */
+  plan(sp: ProxierServicePort, allowFromNode: boolean, loopback: readonly string[] = loopbackEntries(sp)): PortPlan {
     const ops: PlanOp[] = [];
     // The port's real server selections, made on first use: one per endpoint policy.
     const selections: Selections = { cluster: undefined, local: undefined };
@@ -378,7 +379,7 @@ class IpvsSync {
     }
     return {
       spn: info.spn,
-      loopback: loopbackEntries(sp),
+      loopback,
       ops,
       servers,
       realServers,

@@ -61,13 +61,10 @@ const KEPT_VARIANTS = 4;
 
 /** What makes a port's plan when no node made it before (compile.ts IpvsSync). */
 export interface PortPlanMaker {
-  plan(sp: ProxierServicePort, allowFromNode: boolean): PortPlan;
-  /** The port's KUBE-LOOP-BACK entries alone, for a plan taken over from another node. */
+  /** `loopback`: the port's KUBE-LOOP-BACK entries, as `loopback(sp)` gives them. */
+  plan(sp: ProxierServicePort, allowFromNode: boolean, loopback: readonly string[]): PortPlan;
+  /** The port's KUBE-LOOP-BACK entries (one per local endpoint): none when it has no local endpoint. */
   loopback(sp: ProxierServicePort): readonly string[];
-}
-
-function isLocalEndpoint(ep: EndpointInfo): boolean {
-  return ep.isLocal;
 }
 
 /** A plan made for another view of the port that makes the same plan (a loop: no closure per port). */
@@ -100,14 +97,16 @@ export class PlanCache {
     const known = pair?.[slot];
     if (known !== undefined) return known;
     const work = this.#work(sp.info);
-    const shareable = !sp.endpoints.some(isLocalEndpoint);
+    // One walk over the endpoints for both: a port without local endpoints has no loopback entries.
+    const loopback = maker.loopback(sp);
+    const shareable = loopback.length === 0;
     let plan: PortPlan | undefined;
     if (this.#byContent) {
       const ref = referenceFor(work.references, sp, allowFromNode);
-      if (ref !== undefined) plan = ref.plan.loopback.length === 0 && shareable ? ref.plan : { ...ref.plan, loopback: maker.loopback(sp) };
+      if (ref !== undefined) plan = ref.plan.loopback.length === 0 && shareable ? ref.plan : { ...ref.plan, loopback };
     }
     if (plan === undefined) {
-      plan = maker.plan(sp, allowFromNode);
+      plan = maker.plan(sp, allowFromNode, loopback);
       if (this.#byContent && (shareable || work.references.length === 0)) keepLast(work.references, { sp, allowFromNode, plan });
     }
     const kept: PlanPair = pair ?? [undefined, undefined];

@@ -97,6 +97,11 @@ export class TextBuffer {
     return this.ascii;
   }
 
+  /** Whether seal() made the text a string (read from then on as slices of it). */
+  get isSealed(): boolean {
+    return this.sealedText !== undefined;
+  }
+
   /** Whether the bytes are growable shared memory (SHARED_FROM). */
   get isShared(): boolean {
     return this.memory !== undefined;

@@ -8,6 +8,10 @@
  * checked for quoting as they are copied (the check and the copy read the same characters):
  * kube-proxy's text is ASCII, so a token that needs quotes or is not ASCII is rare and is
  * written again through quoteToken and the UTF-8 encoder.
+ *
+ * A big text's bytes are shared memory (SHARED_FROM), kept from one text to the next (spare
+ * buffers, takeTextBuffer): a node's text is written into memory already touched by the text
+ * before, and made a string once.
  */
 import { Buffer } from 'node:buffer';
 

@@ -21,8 +21,7 @@ import { writeServicePortRules } from './service-rules.js';
 import { type ContextWork, applyFragment } from './shared-rules.js';
 import { emitTextFragment } from './shared-text.js';
 import { type FixedChains, type IptablesCompileOptions, type SyncContext, createSyncContext } from './sync-context.js';
-import { writeHeapText } from './save-text.js';
-import { IptablesTextSink, type TextChain } from './text-sink.js';
+import { IptablesTextSink, type TextChain, finishTextSinks } from './text-sink.js';
 import type { Chain, Ruleset, Table } from './types.js';
 
 export type { IptablesCompileOptions } from './sync-context.js';
@@ -61,16 +60,10 @@ export function compileIptablesSave(state: ProxierState, options: IptablesCompil
  * joining the texts (which makes each text and then copies them all once more).
  */
 export function compileIptablesSaveEach(states: readonly ProxierState[], options: IptablesCompileOptions = {}, header?: (state: ProxierState) => string): string {
-  let expected = 0;
-  for (const state of states) expected += expectedTextBytes(state) + 256;
-  return writeHeapText(expected, (out) => {
-    for (let i = 0; i < states.length; i++) {
-      const state = states[i]!;
-      const sink = syncText(state, options);
-      out.write(header?.(state) ?? '');
-      sink.finishInto(out);
-    }
-  });
+  // Every sync is written before any is laid out: finishTextSinks then makes the text once,
+  // the way that suits where its bytes are (mostly shared text kept as strings, or not).
+  const sinks = states.map((state) => syncText(state, options));
+  return finishTextSinks(sinks, header === undefined ? undefined : states.map(header));
 }
 
 /** About the bytes of a sync's text: 350 per endpoint (its SVC rule and its SEP chain) and 250 per service port. */

@@ -8,6 +8,10 @@
  * checked for quoting as they are copied (the check and the copy read the same characters):
  * kube-proxy's text is ASCII, so a token that needs quotes or is not ASCII is rare and is
  * written again through quoteToken and the UTF-8 encoder.
+ *
+ * A big text's bytes are shared memory (SHARED_FROM), kept from one text to the next (spare
+ * buffers, takeTextBuffer): a node's text is written into memory already touched by the text
+ * before, and made a string once.
  */
 import { Buffer } from 'node:buffer';
 
@@ -38,20 +42,73 @@ export function decimalDigits(value: number): number {
 
 const NO_BYTES = Buffer.alloc(0);
 
+/**
+ * From this size on a buffer's bytes are a growable SharedArrayBuffer, not a Buffer. V8 counts
+ * a Buffer's bytes (an ArrayBuffer's) as external memory, and past about 64 MB of it allocated
+ * since the last full collection it starts another, a mark-compact of the whole heap (600 MB on
+ * the first node of a 5,000-node cluster): a node's 45 MB iptables text in one Buffer did that.
+ * A SharedArrayBuffer's bytes are not counted, and a growable one grows in place: its address
+ * space is reserved up front (SHARED_MAX_BYTES, no memory until written), so growing copies
+ * nothing and the pages written before stay where they are. Smaller buffers (a chain's own rules,
+ * a table's declarations) stay Buffers: many, short-lived, and too small to matter to V8.
+ */
+const SHARED_FROM = 1 << 20;
+/** The address space a growable buffer reserves: more than V8's longest string (2^29 characters). */
+const SHARED_MAX_BYTES = 1 << 30;
+
+/** A growable SharedArrayBuffer: ES2024, which Node 20 has and the ES2023 library's types do not. */
+interface GrowableSharedArrayBuffer extends SharedArrayBuffer {
+  readonly maxByteLength: number;
+  grow(byteLength: number): void;
+}
+const GrowableSharedArrayBuffer = SharedArrayBuffer as unknown as new (byteLength: number, options: { maxByteLength: number }) => GrowableSharedArrayBuffer;
+
+/** Bytes for a buffer of `capacity`: shared memory that can grow in place from SHARED_FROM on (see there). */
+function allocateBytes(capacity: number, shared: boolean): { bytes: Buffer; memory: GrowableSharedArrayBuffer | undefined } {
+  if (!shared) return { bytes: Buffer.allocUnsafe(capacity), memory: undefined };
+  const memory = new GrowableSharedArrayBuffer(capacity, { maxByteLength: Math.max(SHARED_MAX_BYTES, capacity) });
+  return { bytes: Buffer.from(memory, 0, capacity), memory };
+}
+
 /** Bytes of text, appended to; ASCII is copied byte by byte, anything else encoded as UTF-8. */
 export class TextBuffer {
   private bytes: Buffer;
+  /** The growable shared memory under `bytes`, when they are shared (SHARED_FROM). */
+  private memory: GrowableSharedArrayBuffer | undefined;
   /** Bytes written so far. */
   length = 0;
   /** Only ASCII written so far: the bytes are then also Latin-1, the cheapest string to make. */
   private ascii = true;
   /** The text, once seal() has made it a string and handed the bytes on. */
   private sealedText: string | undefined;
-  /** With spillWhenFull(): the text of the bytes written before, one string each time the buffer was full. */
-  private spilled: string[] | undefined;
 
-  constructor(capacity = 1 << 16) {
-    this.bytes = Buffer.allocUnsafe(Math.max(capacity, 64));
+  /** Room for `capacity` bytes; `shared` bytes (see SHARED_FROM) by default from SHARED_FROM on. */
+  constructor(capacity = 1 << 16, shared = capacity >= SHARED_FROM) {
+    ({ bytes: this.bytes, memory: this.memory } = allocateBytes(Math.max(capacity, 64), shared));
+  }
+
+  /** A sealed buffer whose text is `text`, which must be ASCII (its characters are then its bytes): text made already, read by range. */
+  static ofAsciiText(text: string): TextBuffer {
+    const buffer = new TextBuffer(0);
+    buffer.bytes = NO_BYTES;
+    buffer.sealedText = text;
+    buffer.length = text.length;
+    return buffer;
+  }
+
+  /** Whether only ASCII was written (the text's characters are then its bytes). */
+  get isAscii(): boolean {
+    return this.ascii;
+  }
+
+  /** Whether seal() made the text a string (read from then on as slices of it). */
+  get isSealed(): boolean {
+    return this.sealedText !== undefined;
+  }
+
+  /** Whether the bytes are growable shared memory (SHARED_FROM). */
+  get isShared(): boolean {
+    return this.memory !== undefined;
   }
 
   /** Bytes it can hold before it grows. */
@@ -64,8 +121,7 @@ export class TextBuffer {
     this.length = 0;
     this.ascii = true;
     this.sealedText = undefined;
-    this.spilled = undefined;
-    if (this.bytes.length < capacity) this.bytes = Buffer.allocUnsafe(capacity);
+    if (this.bytes.length < capacity) this.growTo(capacity);
     return this;
   }
 
@@ -74,18 +130,24 @@ export class TextBuffer {
     const need = this.length + n;
     if (need <= this.bytes.length) return this.bytes;
     if (this.sealedText !== undefined) throw new Error('a sealed text buffer cannot be written to');
-    if (this.spilled !== undefined && this.length > 0) {
-      // Every write reserves its room before it writes: the bytes so far are whole characters.
-      this.spilled.push(this.bytes.toString('utf8', 0, this.length));
-      this.length = 0;
-      if (n <= this.bytes.length) return this.bytes;
-    }
-    let capacity = this.bytes.length * 2;
+    let capacity = Math.max(this.bytes.length * 2, 64);
     while (capacity < need) capacity *= 2;
-    const bytes = Buffer.allocUnsafe(capacity);
-    this.bytes.copy(bytes, 0, 0, this.length);
-    this.bytes = bytes;
-    return bytes;
+    this.growTo(capacity);
+    return this.bytes;
+  }
+
+  /** Room for `capacity` bytes, the bytes written kept: in place when the memory can grow, else copied to new bytes. */
+  private growTo(capacity: number): void {
+    const memory = this.memory;
+    if (memory !== undefined && capacity <= memory.maxByteLength) {
+      if (capacity > memory.byteLength) memory.grow(capacity);
+      this.bytes = Buffer.from(memory, 0, capacity);
+      return;
+    }
+    const next = allocateBytes(capacity, memory !== undefined || capacity >= SHARED_FROM);
+    this.bytes.copy(next.bytes, 0, 0, this.length);
+    this.bytes = next.bytes;
+    this.memory = next.memory;
   }
 
   /** `s` as it is. */
@@ -262,7 +324,7 @@ export class TextBuffer {
 
   /** The text of bytes [start, end) (default: all). */
   toString(start = 0, end = this.length): string {
-    if (this.sealedText !== undefined || (this.spilled !== undefined && this.spilled.length > 0)) return this.toHeapString(start, end);
+    if (this.sealedText !== undefined) return this.toHeapString(start, end);
     return this.bytes.toString(this.ascii ? 'latin1' : 'utf8', start, end);
   }
 
@@ -277,89 +339,102 @@ export class TextBuffer {
    */
   toHeapString(start = 0, end = this.length): string {
     if (this.sealedText !== undefined) return this.sealedText.slice(start, end);
-    if (this.spilled !== undefined && this.spilled.length > 0) {
-      if (start !== 0 || end !== this.length) throw new Error('a spilled text buffer is read whole');
-      // One join: the text is then one flat string (a + b would be a rope, flattened on first read).
-      return [...this.spilled, this.bytes.toString('utf8', 0, this.length)].join('');
-    }
     return this.bytes.toString('utf8', start, end);
   }
 
   /**
-   * From now on (until reset), a write that does not fit makes the bytes so far a heap string
-   * and starts again at the front of the same bytes, instead of growing them; toHeapString then
-   * gives the whole text, and nothing else reads it. For a text made once into one string (a
-   * node's iptables-save text): its bytes are only on their way to the string, and a buffer of
-   * the text's full size would be external memory that V8 counts towards a full collection.
+   * Kept for callers written when a big text was written a few megabytes at a time into heap
+   * strings, joined at the end (its bytes were external memory then, see SHARED_FROM): a big
+   * buffer's bytes are shared memory now, which V8 does not count, so the whole text is written
+   * into one buffer and made a string once. Nothing changes; the buffer is returned.
    */
   spillWhenFull(): this {
-    this.spilled = [];
     return this;
   }
 
   /**
    * No more writes: the text becomes a string on the heap (toHeapString), and the bytes go to
-   * the buffer returned, empty, to write what comes next. For text kept long and read often by
-   * range (shared-text.ts keeps every service port's text for the next node): bytes held in
-   * Buffers are external memory to V8, and past 64 MB of it allocated since the last full
-   * collection V8 starts another, however little the heap itself grew; the same text as strings
-   * is heap like any other, and one set of bytes serves every chunk in turn. Reading a sealed
-   * buffer (toString, append from it) gives the same text as before. Text that is not ASCII is
-   * left as bytes (its characters are not its bytes), and the buffer returned has new ones.
+   * the buffer returned, empty, to write what comes next. Reading a sealed buffer (toString,
+   * append from it) gives the same text as before. Text that is not ASCII is left as bytes
+   * (its characters are not its bytes), and the buffer returned has new ones.
    */
   seal(): TextBuffer {
-    if (!this.ascii) return new TextBuffer(this.bytes.length);
-    const next = new TextBuffer(0);
+    if (!this.ascii) return new TextBuffer(this.bytes.length, this.memory !== undefined);
+    const next = new TextBuffer(0, false);
     next.bytes = this.bytes;
+    next.memory = this.memory;
     this.sealedText = this.toHeapString();
     this.bytes = NO_BYTES;
+    this.memory = undefined;
     return next;
   }
 }
 
 /**
- * Buffers kept from one compile to the next, as kube-proxy keeps its restore buffers from one
- * sync to the next: a 10k-service sync writes 37 MB, and allocating that afresh each time costs
- * page faults and, because V8 counts it as external memory, a full garbage collection. Held
- * weakly, so an idle process gives the memory back at its next full collection.
+ * Buffers kept from one text to the next, as kube-proxy keeps its restore buffers for the life
+ * of the process: a node's iptables text is 45 MB on a 10k-service cluster, and memory touched
+ * for the first time costs a page fault every 4 KB (about 3 ms a megabyte). A spare's bytes are
+ * shared memory (SHARED_FROM), already written: the next text written into them faults only
+ * where it is longer than every text before. Held strongly: a weak reference is cleared by every
+ * full collection, and a process making node after node collects between them.
+ *
+ * Bound: at most MAX_SPARES buffers, the largest given back (a smaller one gives way to a larger
+ * one), so what is kept outside the heap is at most MAX_SPARES times the largest text written:
+ * about 100 MB after a 10k-service cluster's node.
  */
-const spares: WeakRef<TextBuffer>[] = [];
-/** A direct compile uses two (the body and the output); more would only hold memory. */
+const spares: TextBuffer[] = [];
+/** A direct compile uses two at once (the body and the output); more would only hold memory. */
 const MAX_SPARES = 2;
 
-/** A spare buffer (one with room for `capacity` bytes if there is one), or a new one. */
+/**
+ * A spare buffer, empty, with room for `capacity` bytes (the smallest that has it, else the
+ * largest, grown), or a new one; its bytes are shared memory that grows in place either way.
+ */
 export function takeTextBuffer(capacity: number): TextBuffer {
   let chosen = -1;
-  for (let i = spares.length - 1; i >= 0; i--) {
-    const spare = spares[i]!.deref();
-    if (spare === undefined) spares.splice(i, 1);
-    else if (chosen < 0 || spare.capacity >= capacity) chosen = i;
+  for (let i = 0; i < spares.length; i++) {
+    const c = spares[i]!.capacity;
+    if (chosen < 0) chosen = i;
+    else {
+      const best = spares[chosen]!.capacity;
+      if (best >= capacity ? c >= capacity && c < best : c > best) chosen = i;
+    }
   }
-  if (chosen >= 0) {
-    const spare = spares[chosen]!.deref();
-    spares.splice(chosen, 1);
-    if (spare !== undefined) return spare.reset(capacity);
-  }
-  return new TextBuffer(capacity);
+  if (chosen < 0) return new TextBuffer(capacity, true);
+  const spare = spares[chosen]!;
+  spares.splice(chosen, 1);
+  return spare.reset(capacity);
 }
 
-/** What writeHeapText writes through: a few megabytes at a time. */
-const SPILL_BYTES = 4 << 20;
-
 /**
- * The text `write` writes, as one string on the heap (TextBuffer.toHeapString), written through
- * a spare buffer of at most a few megabytes (TextBuffer.spillWhenFull): a 47 MB ruleset text
- * then neither allocates 47 MB outside the heap nor counts as external memory.
+ * The text `write` writes, as one string on the heap (TextBuffer.toHeapString): written into a
+ * spare buffer (takeTextBuffer), whose bytes are shared memory that V8 does not count, and made
+ * a string once.
  */
 export function writeHeapText(expectedBytes: number, write: (out: TextBuffer) => void): string {
-  const out = takeTextBuffer(Math.min(expectedBytes, SPILL_BYTES)).spillWhenFull();
+  const out = takeTextBuffer(expectedBytes);
   write(out);
   const text = out.toHeapString();
   giveBackTextBuffer(out);
   return text;
 }
 
-/** Give a buffer back once nothing reads its bytes any more. */
+/**
+ * Give a buffer back once nothing reads its bytes any more. Kept only if its bytes are shared
+ * memory (takeTextBuffer's, or a big one's) and not sealed, within the bound above.
+ */
 export function giveBackTextBuffer(buffer: TextBuffer): void {
-  if (spares.length < MAX_SPARES) spares.push(new WeakRef(buffer));
+  if (!buffer.isShared || spares.includes(buffer)) return;
+  if (spares.length < MAX_SPARES) {
+    spares.push(buffer);
+    return;
+  }
+  let smallest = 0;
+  for (let i = 1; i < spares.length; i++) if (spares[i]!.capacity < spares[smallest]!.capacity) smallest = i;
+  if (spares[smallest]!.capacity < buffer.capacity) spares[smallest] = buffer;
+}
+
+/** Let every spare go (takeTextBuffer then makes new ones): for a process done making texts. */
+export function releaseTextBuffers(): void {
+  spares.length = 0;
 }

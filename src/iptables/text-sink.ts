@@ -169,31 +169,51 @@ export class IptablesTextSink implements RuleSink<TextChain> {
   }
 
   /**
-   * The iptables-save text of every table. The pieces (a table's declarations, runs of the body,
-   * the few chains with their own buffer) are copied into one buffer of the final size, which
-   * becomes one flat string on the heap (TextBuffer.toHeapString: one without pointers, which
-   * the marker does not read, and which is not external memory that would force a full
-   * collection). Joining strings of the pieces would make the text twice. The sink cannot be
-   * written to after.
+   * The iptables-save text of every table, as one flat string on the heap (one without pointers,
+   * which the marker does not read, and not external memory that would force a full collection).
+   * The sink cannot be written to after.
+   *
+   * The text is made once, one of two ways. When most of it is other compiles' text kept as
+   * strings (shared-text.ts seals its chunks: a node after the first takes nearly every port's
+   * rules from there), the pieces are joined as strings: slices of those strings, and the few
+   * runs of this sink's own bytes made strings, copied once into the result. Otherwise (a sync
+   * written here, or the node that writes the shared text) the pieces are copied into a spare
+   * buffer of the final size, whose bytes stay touched from one text to the next, and that is
+   * made a string once (writeHeapText).
    */
   finish(): string {
-    return writeHeapText(this.size(), (out) => this.finishInto(out));
+    return finishTextSinks([this]);
   }
 
   /** The bytes finish() makes a string of. */
   size(): number {
+    return this.measure().size;
+  }
+
+  /** The bytes finish() makes a string of, and how many of them are in sealed buffers (TextBuffer.seal). */
+  measure(): { size: number; sealed: number } {
     let size = this.body.length;
+    let sealed = 0;
+    const add = (piece: TextPiece): void => {
+      size += piece.end - piece.start;
+      if (piece.from.isSealed) sealed += piece.end - piece.start;
+    };
     for (const table of this.tables.values()) {
       size += table.declarations.length + 32;
-      for (const piece of table.declarationPieces) size += piece.end - piece.start;
+      for (const piece of table.declarationPieces) add(piece);
     }
     for (const own of this.own.values()) size += own.length;
-    for (const pieces of this.adopted.values()) for (const piece of pieces) size += piece.end - piece.start;
-    return size;
+    for (const pieces of this.adopted.values()) for (const piece of pieces) add(piece);
+    return { size, sealed };
   }
 
   /** What finish() returns, written at the end of `out` (several syncs' text in one string). */
   finishInto(out: TextBuffer): void {
+    this.layOut(out);
+  }
+
+  /** The text, piece by piece in order, to `out`; the body buffer is given back after. */
+  layOut(out: TextOut): void {
     if (this.finished) throw new Error('the text sink is finished');
     this.finished = true;
     const bodyStart = this.bodyStart.values;
@@ -229,6 +249,79 @@ export class IptablesTextSink implements RuleSink<TextChain> {
       out.append(body, start, end);
       out.write('COMMIT\n');
     }
+    // The body's bytes are read by now: TextParts makes a string of its run at each write (COMMIT).
     giveBackTextBuffer(body);
+  }
+}
+
+/**
+ * What finish() returns for each sink, one after the other, each after its header (if given):
+ * one string made once, as finish() makes it (strings joined when most of the bytes are in
+ * sealed buffers, else bytes copied into a spare buffer and made a string).
+ */
+export function finishTextSinks(sinks: readonly IptablesTextSink[], headers?: readonly string[]): string {
+  let size = 0;
+  let sealed = 0;
+  for (let i = 0; i < sinks.length; i++) {
+    const m = sinks[i]!.measure();
+    size += m.size + (headers?.[i]?.length ?? 0);
+    sealed += m.sealed;
+  }
+  const layOut = (out: TextOut): void => {
+    for (let i = 0; i < sinks.length; i++) {
+      const header = headers?.[i];
+      if (header !== undefined && header !== '') out.write(header);
+      sinks[i]!.layOut(out);
+    }
+  };
+  if (2 * sealed < size) return writeHeapText(size, layOut);
+  const parts = new TextParts();
+  layOut(parts);
+  return parts.join();
+}
+
+/** Where layOut puts the text: a TextBuffer, or TextParts. */
+export interface TextOut {
+  write(s: string): void;
+  append(from: TextBuffer, start: number, end: number): void;
+}
+
+/**
+ * The text as strings, joined once at the end: bytes of one buffer that follow on from the last
+ * piece's are taken with it, and each run is made a string when the next one starts elsewhere
+ * (a slice of a sealed buffer's string, which copies nothing, or the run's bytes made a string).
+ */
+class TextParts implements TextOut {
+  private readonly parts: string[] = [];
+  private from: TextBuffer | undefined;
+  private start = 0;
+  private end = 0;
+
+  write(s: string): void {
+    this.flush();
+    this.parts.push(s);
+  }
+
+  append(from: TextBuffer, start: number, end: number): void {
+    if (end <= start) return;
+    if (from === this.from && start === this.end) {
+      this.end = end;
+      return;
+    }
+    this.flush();
+    this.from = from;
+    this.start = start;
+    this.end = end;
+  }
+
+  private flush(): void {
+    if (this.from !== undefined) this.parts.push(this.from.toHeapString(this.start, this.end));
+    this.from = undefined;
+  }
+
+  /** One flat string (a + b would make a rope, flattened on first read: the text twice). */
+  join(): string {
+    this.flush();
+    return this.parts.join('');
   }
 }

@@ -18,7 +18,7 @@
  * With --nosort services come in the kernel's hash-table order (see `kernelServiceOrder`) and
  * dests in list order.
  */
-import { TextBuffer, decimalDigits } from '../iptables/save-text.js';
+import { TextBuffer, decimalDigits, giveBackTextBuffer, takeTextBuffer } from '../iptables/save-text.js';
 import type { TextPiece } from '../iptables/text-sink.js';
 import { type Family, dottedNetmask, ipToWords, joinHostPort } from '../util/ip.js';
 import { PendingDests } from './real-servers.js';
@@ -737,7 +737,7 @@ export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {
   let dests = 0;
   for (const vs of table.services) dests += destCount(vs);
   const capacity = 256 + 64 * table.services.length + 72 * dests;
-  const out = listing === undefined ? (listing = new TextBuffer(capacity)) : listing.reset(capacity);
+  const out = takeTextBuffer(capacity);
   out.write(`IP Virtual Server version ${IPVS_VERSION} (size=${opts.connTabSize ?? DEFAULT_CONN_TAB_SIZE})`);
   out.writeCode(NEWLINE);
   for (const line of titleLines(opts)) {
@@ -761,34 +761,31 @@ export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {
     writeServiceBlock(out, vs, opts);
     printed.push({ vs, start, end: out.length });
   }
-  keepPrinted(out, printed, format);
   // A heap string, not Node's external Latin-1 one: a 12 MB listing counted as external memory
   // moves V8 towards a full collection of the whole heap (save-text.ts, toHeapString).
-  return out.toHeapString();
+  const text = out.toHeapString();
+  // The bytes were written into a spare buffer (the one the node's iptables text was written
+  // in, already touched), given back for the next listing unless the printed servers keep them.
+  if (!keepPrinted(out, text, printed, format)) giveBackTextBuffer(out);
+  return text;
 }
 
 /**
- * The bytes the last listing was written in, written again by the next one: listing node after
- * node, each as big as the last, allocates no new bytes (which the collector would count against
- * the heap).
+ * Keep the bytes of shared servers printed for the first time; true when they are kept where
+ * `out` has them (the buffer is then theirs). When they are most of the listing (the first node
+ * of a cluster) they are kept in `text`, the listing itself (as ASCII, its characters are its
+ * bytes): copying them would make the same bytes twice, and keeping the buffer would keep a
+ * spare from the next listing. Otherwise (a later node prints only a few new servers) they are
+ * copied together into one store of their own.
  */
-let listing: TextBuffer | undefined;
-
-/**
- * Keep the bytes of shared servers printed for the first time. When they are most of the
- * listing (the first node of a cluster), the listing's own bytes are kept, where they are, and
- * the next listing gets a buffer of its own: copying them would make the same bytes twice.
- * Otherwise (a later node prints only a few new servers) they are copied together into one
- * store of their own, and the listing's bytes are written again by the next listing.
- */
-function keepPrinted(out: TextBuffer, printed: readonly { vs: VirtualServer; start: number; end: number }[], format: string): void {
-  if (printed.length === 0) return;
+function keepPrinted(out: TextBuffer, text: string, printed: readonly { vs: VirtualServer; start: number; end: number }[], format: string): boolean {
+  if (printed.length === 0) return false;
   let size = 0;
   for (const p of printed) size += p.end - p.start;
   if (2 * size >= out.length) {
-    if (listing === out) listing = undefined;
-    for (const p of printed) keepPiece(p.vs, format, { from: out, start: p.start, end: p.end });
-    return;
+    const from = out.isAscii ? TextBuffer.ofAsciiText(text) : out;
+    for (const p of printed) keepPiece(p.vs, format, { from, start: p.start, end: p.end });
+    return from === out;
   }
   const store = new TextBuffer(size);
   for (const p of printed) {
@@ -796,6 +793,7 @@ function keepPrinted(out: TextBuffer, printed: readonly { vs: VirtualServer; sta
     store.append(out, p.start, p.end);
     keepPiece(p.vs, format, { from: store, start: at, end: store.length });
   }
+  return false;
 }
 
 function keepPiece(vs: VirtualServer, format: string, piece: TextPiece): void {

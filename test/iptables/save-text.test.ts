@@ -13,8 +13,8 @@ import { type IptablesCompileOptions, compileIptablesRules, compileIptablesSave 
 import { quoteToken, renderIptablesSave, renderTable } from '../../src/iptables/render.js';
 import { type RuleSink, RulesetSink } from '../../src/iptables/rule-sink.js';
 import { createRuleset } from '../../src/iptables/ruleset-builder.js';
-import { TextBuffer, giveBackTextBuffer, takeTextBuffer, writeHeapText } from '../../src/iptables/save-text.js';
-import { IptablesTextSink } from '../../src/iptables/text-sink.js';
+import { TextBuffer, giveBackTextBuffer, releaseTextBuffers, takeTextBuffer, writeHeapText } from '../../src/iptables/save-text.js';
+import { IptablesTextSink, type TextPiece, finishTextSinks } from '../../src/iptables/text-sink.js';
 import type { Ruleset, TableName } from '../../src/iptables/types.js';
 import { generateClusterManifests, clusterOf, goldenFile, goldenState, loadRulesClusters } from '../helpers/cluster-builders.js';
 import { buildProxierState, resolveNode } from '../../src/tracker/proxier-state.js';
@@ -194,33 +194,200 @@ test('a sealed TextBuffer reads as before, refuses writes, and hands its bytes t
   }
 });
 
-test('a TextBuffer that spills when full gives the whole text as one string, whatever its chunk size', async (t) => {
-  for (const chunk of [64, 100, 4096, 1 << 20]) {
+/** A TextBuffer's text written through plain Buffers (not shared memory): what the shared-memory ones must give. */
+function plainText(write: (b: TextBuffer) => void): string {
+  // Room for every case from the start: a Buffer that never grows (growing past 1 MB would make it shared memory).
+  const plain = new TextBuffer(8 << 20, false);
+  write(plain);
+  assert.equal(plain.isShared, false, 'an 8 MB buffer asked not to be shared memory is');
+  return plain.toString();
+}
+
+/**
+ * Buffers whose bytes are shared memory (a growable SharedArrayBuffer) or become it as they
+ * grow: each HEAP_STRING_CASES text written into them, across the size they started with and
+ * across the 1 MB from which a buffer is shared memory.
+ */
+const SHARED_CASES: readonly { name: string; make: () => TextBuffer; shared: (bytes: number) => boolean }[] = [
+  { name: 'shared from the start, 64 bytes', make: () => new TextBuffer(64, true), shared: () => true },
+  { name: 'shared from the start, 100 bytes (not a power of two)', make: () => new TextBuffer(100, true), shared: () => true },
+  { name: 'shared by size, 1 MB', make: () => new TextBuffer(1 << 20), shared: () => true },
+  { name: 'a Buffer first, shared memory once grown past 1 MB', make: () => new TextBuffer(16), shared: (bytes) => bytes > 1 << 20 },
+  { name: 'a spare (takeTextBuffer)', make: () => takeTextBuffer(64), shared: () => true },
+];
+
+test('a TextBuffer in shared memory gives the text of one in Buffers, as toString and as one decoded heap string', async (t) => {
+  for (const buffer of SHARED_CASES) {
     for (const { name, write } of HEAP_STRING_CASES) {
-      await t.test(`${chunk}-byte chunks: ${name}`, () => {
-        const want = new TextBuffer(16);
-        write(want);
-        const spilling = new TextBuffer(chunk).spillWhenFull();
-        write(spilling);
-        assertSameText(spilling.toHeapString(), want.toString(), name);
-        assertSameText(spilling.toString(), want.toString(), `${name} (toString)`);
-        assert.ok(spilling.capacity <= Math.max(chunk, 64 * 3), `grew to ${spilling.capacity} bytes`);
-        assertSameText(writeHeapText(chunk, write), want.toString(), `${name} (writeHeapText)`);
+      await t.test(`${buffer.name}: ${name}`, () => {
+        const want = plainText(write);
+        const b = buffer.make();
+        write(b);
+        assert.equal(b.isShared, buffer.shared(b.length), `${b.length} bytes written: isShared is ${b.isShared}`);
+        assert.ok(b.capacity >= b.length, `capacity ${b.capacity} below the ${b.length} bytes written`);
+        assertSameText(b.toString(), want, `${name} (toString)`);
+        assertSameText(b.toHeapString(), want, `${name} (toHeapString)`);
+        assert.equal(b.isAscii, /^[\x00-\x7f]*$/.test(want), `isAscii of ${JSON.stringify(want.slice(0, 40))}`);
+        // Written again from the start (reset), the same text: nothing of the first is left.
+        b.reset(16);
+        write(b);
+        assertSameText(b.toHeapString(), want, `${name} written again after reset`);
+        assertSameText(writeHeapText(16, write), want, `${name} (writeHeapText)`);
+        giveBackTextBuffer(b);
+        releaseTextBuffers();
       });
     }
   }
 });
 
-test('a spilling buffer given back is an ordinary buffer again when taken', () => {
-  const first = takeTextBuffer(64).spillWhenFull();
-  for (let i = 0; i < 100; i++) first.writeRule('KUBE-A', ['-j', `X${i}`]);
-  const text = first.toHeapString();
-  giveBackTextBuffer(first);
-  const again = takeTextBuffer(64);
-  again.write('only this');
-  assert.equal(again.toString(), 'only this');
-  assert.ok(text.startsWith('-A KUBE-A -j X0\n') && text.endsWith('-A KUBE-A -j X99\n'));
-  giveBackTextBuffer(again);
+test('a shared-memory buffer grows in place: what was written before stays, bytes and text', () => {
+  const b = new TextBuffer(64, true);
+  const lines: string[] = [];
+  // Past 64 bytes, 1 MB and 8 MB, a line not ASCII now and then.
+  for (let i = 0; b.length < (9 << 20); i++) {
+    const line = i % 1000 === 999 ? `-A KUBE-ÉTÉ-${i} -j RETURN` : `-A KUBE-SEP-${i} -m comment --comment ns/svc:p${i} -j DNAT --to-destination 10.0.${i & 255}.1:80`;
+    b.write(line);
+    b.writeCode(10);
+    lines.push(line);
+  }
+  assert.ok(b.isShared && b.capacity >= 9 << 20, `capacity ${b.capacity}, shared ${b.isShared}`);
+  assertSameText(b.toHeapString(), `${lines.join('\n')}\n`, 'grown across 64 bytes, 1 MB and 8 MB');
+});
+
+test('spare buffers: taken again as they were given back, the smallest that fits, at most two, shared memory only', async (t) => {
+  const filled = (capacity: number): TextBuffer => {
+    const b = takeTextBuffer(capacity);
+    b.write('x'.repeat(capacity));
+    return b;
+  };
+  const cases: { name: string; run: () => string | undefined }[] = [
+    {
+      name: 'a buffer given back is the next one taken, empty, with its room',
+      run: () => {
+        const b = filled(5000);
+        giveBackTextBuffer(b);
+        const again = takeTextBuffer(100);
+        if (again !== b) return 'a new buffer, not the one given back';
+        if (again.length !== 0 || again.capacity < 5000) return `length ${again.length}, capacity ${again.capacity}`;
+        return undefined;
+      },
+    },
+    {
+      name: 'the smallest spare with room is taken, else the largest',
+      run: () => {
+        const small = filled(1000);
+        const large = filled(100_000);
+        giveBackTextBuffer(large);
+        giveBackTextBuffer(small);
+        if (takeTextBuffer(500) !== small) return 'a 500-byte text did not get the 1000-byte spare';
+        giveBackTextBuffer(small);
+        if (takeTextBuffer(200_000) !== large) return 'a text larger than every spare did not get the largest';
+        return undefined;
+      },
+    },
+    {
+      name: 'at most two are kept: a third gives way, the smallest going',
+      run: () => {
+        const [a, b, c] = [filled(1000), filled(2000), filled(3000)];
+        giveBackTextBuffer(a);
+        giveBackTextBuffer(b);
+        giveBackTextBuffer(c);
+        const got = [takeTextBuffer(1), takeTextBuffer(1), takeTextBuffer(1)];
+        if (got[0] !== b || got[1] !== c) return `kept ${got.slice(0, 2).map((x) => x.capacity).join(', ')}`;
+        if (got[2] === a) return 'the smallest was kept as a third spare';
+        return undefined;
+      },
+    },
+    {
+      name: 'a buffer given back twice is kept once (two writers would share its bytes)',
+      run: () => {
+        const b = filled(1000);
+        giveBackTextBuffer(b);
+        giveBackTextBuffer(b);
+        const first = takeTextBuffer(1);
+        const second = takeTextBuffer(1);
+        return first === second ? 'the same buffer taken twice' : undefined;
+      },
+    },
+    {
+      name: 'a Buffer-backed buffer is not kept',
+      run: () => {
+        const plain = new TextBuffer(1000, false);
+        giveBackTextBuffer(plain);
+        const got = takeTextBuffer(1);
+        if (got === plain) return 'the Buffer-backed buffer was handed out as a spare';
+        return got.isShared ? undefined : 'takeTextBuffer gave a buffer that is not shared memory';
+      },
+    },
+  ];
+  for (const c of cases) {
+    await t.test(c.name, () => {
+      releaseTextBuffers();
+      const problem = c.run();
+      releaseTextBuffers();
+      assert.equal(problem, undefined, problem);
+    });
+  }
+});
+
+test('a buffer made of ASCII text already a string reads as that text, by range', () => {
+  const text = '-A KUBE-SERVICES -j KUBE-NODEPORTS\n-A KUBE-SEP-X -j DNAT\n';
+  const b = TextBuffer.ofAsciiText(text);
+  assert.equal(b.length, text.length);
+  assert.ok(b.isSealed);
+  assert.equal(b.toString(), text);
+  const to = new TextBuffer(16);
+  to.append(b, 35, text.length);
+  to.append(b, 0, 35);
+  assert.equal(to.toString(), text.slice(35) + text.slice(0, 35));
+  assert.throws(() => b.write('more text than it has room for'), /sealed/);
+});
+
+/** Lines written into a buffer, as pieces (one a line), the buffer sealed or not. */
+function linePieces(lines: readonly string[], sealed: boolean): TextPiece[] {
+  const from = new TextBuffer(16);
+  const pieces = lines.map((line) => {
+    const start = from.length;
+    from.write(`${line}\n`);
+    return { from, start, end: from.length };
+  });
+  if (sealed) from.seal();
+  return pieces;
+}
+
+test('finishTextSinks gives the same text whether it joins sealed text or copies it into one buffer', async (t) => {
+  // Many adopted chains (most of the text), a few written in the sink, a header per sink.
+  const write = (sealed: boolean, nonAscii: boolean): string => {
+    const sinks = [0, 1].map((k) => {
+      const sink = new IptablesTextSink(['filter', 'nat'], 16);
+      const services = sink.declareChain('nat', 'KUBE-SERVICES');
+      sink.appendRule(sink.declareChain('filter', 'KUBE-FORWARD'), ['-j', `ACCEPT${k}`]);
+      for (let port = 0; port < 50; port++) {
+        const chain = `KUBE-SVC-${k}-${port}${nonAscii && port === 7 ? '-É' : ''}`;
+        if (port % 10 === 0) {
+          const rules = linePieces([`-A KUBE-SERVICES -m comment --comment "ns/svc${port}:p" -j ${chain}`], sealed)[0]!;
+          sink.appendRuleText(services, rules.from, rules.start, rules.end);
+        }
+        sink.adoptText('nat', linePieces([`:${chain} - [0:0]`], sealed), linePieces([`-A ${chain} -j KUBE-SEP-${port}a`, `-A ${chain} -j KUBE-SEP-${port}b`], sealed));
+      }
+      sink.appendRule(services, ['-j', 'KUBE-NODEPORTS']);
+      return sink;
+    });
+    // Sealed, the adopted text is most of it: finishTextSinks joins strings (else it copies bytes).
+    const { size, sealed: sealedBytes } = sinks[0]!.measure();
+    assert.equal(2 * sealedBytes >= size, sealed, `${sealedBytes} of ${size} bytes sealed`);
+    return finishTextSinks(sinks, ['# first\n', '# second\n']);
+  };
+  for (const nonAscii of [false, true]) {
+    await t.test(nonAscii ? 'a chain name not ASCII (its buffer is left unsealed)' : 'ASCII', () => {
+      const joined = write(true, nonAscii);
+      const copied = write(false, nonAscii);
+      assertSameText(joined, copied, 'sealed pieces joined vs copied');
+      assert.ok(joined.startsWith('# first\n*filter\n:KUBE-FORWARD - [0:0]\n-A KUBE-FORWARD -j ACCEPT0\nCOMMIT\n*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-SVC-0-0 - [0:0]\n'), joined.slice(0, 300));
+      assert.ok(joined.endsWith('-A KUBE-SVC-1-49 -j KUBE-SEP-49b\nCOMMIT\n'), joined.slice(-300));
+      assert.ok(joined.includes('# second\n*filter\n'), 'the second header');
+    });
+  }
 });
 
 /** A script of sink operations: declare a chain in a table, or append a rule to a declared chain. */

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { TextBuffer } from '../../src/iptables/save-text.js';
+import { TextBuffer, giveBackTextBuffer, releaseTextBuffers, takeTextBuffer } from '../../src/iptables/save-text.js';
 import { compareDests, compareServices, formatIpvsadmList, shareServerRendering, sortDests, sortLikeGlibc, sortServices } from '../../src/ipvs/ipvsadm-format.js';
 import { type IpvsTable, type RealServer, type VirtualServer, SVC_F_PERSISTENT, realServer, virtualServer } from '../../src/ipvs/table.js';
 import { seededRng } from '../../src/util/random.js';
@@ -125,6 +125,29 @@ test('a listing is its servers\' blocks, and shared servers copied from an earli
   for (const [name, table, expected] of [['first, printing shared servers', firstTable, expectedFirst], ['first again, copying', firstTable, expectedFirst], ['second, half copied', secondTable, expectedSecond], ['first once more: bytes kept where a listing printed them are not written over', firstTable, expectedFirst]] as const) {
     assert.equal(formatIpvsadmList(table), expected, name);
     assert.equal(formatIpvsadmList(table, { stats: true }).split('\n').length, expected.split('\n').length, `${name}: --stats lists as many lines`);
+  }
+});
+
+test('a listing is written in a spare buffer and gives it back, shared servers printed for the first time too', async (t) => {
+  const rng = seededRng(5);
+  const make = (n: number): VirtualServer[] => Array.from({ length: n }, (_, i) => service(rng, i, dests(rng, 20 + Math.floor(rng() * 20), 0x0a800000, 1 << 16)));
+  const cases: { name: string; services: VirtualServer[]; shared: boolean }[] = [
+    { name: 'servers of this table only', services: make(40), shared: false },
+    { name: 'shared servers, printed for the first time (their lines kept in the listing\'s text)', services: make(40), shared: true },
+  ];
+  for (const c of cases) {
+    await t.test(c.name, () => {
+      if (c.shared) for (const vs of c.services) shareServerRendering(vs);
+      releaseTextBuffers();
+      const text = formatIpvsadmList({ services: c.services });
+      const spare = takeTextBuffer(1);
+      assert.ok(spare.capacity >= text.length, `the spare taken after a ${text.length}-byte listing has room for ${spare.capacity} bytes: the listing's buffer was not given back`);
+      // Written over, the spare leaves the kept lines as they were: the next listing copies them.
+      spare.write('x'.repeat(text.length));
+      giveBackTextBuffer(spare);
+      assert.equal(formatIpvsadmList({ services: c.services }), text, 'listed again');
+      releaseTextBuffers();
+    });
   }
 });
 

@@ -214,32 +214,42 @@ export class EndpointChain extends DeferredChain {
   }
 
   protected writePlannedRules(out: TextBuffer): void {
-    const pieces = endpointLinePieces(this.shape);
-    if (pieces !== undefined && isBareToken(this.name) && isBareToken(this.ip) && isBareToken(this.endpoint)) {
-      // The common chain, written in pieces: the tokens between the endpoint's values are the
-      // same for the whole port.
-      out.write('-A ');
-      out.write(this.name);
-      out.write(pieces.hairpin);
-      out.write(this.ip);
-      out.write(pieces.dnat);
-      out.write(this.name);
-      out.write(pieces.dnatArgs);
-      out.write(this.endpoint);
-      out.writeCode(10);
-      return;
-    }
-    const [hairpin, dnat] = renderScratch.fill(this.shape, this.ip, this.endpoint, this.name);
-    out.writeRule(this.name, hairpin);
-    out.writeRule(this.name, dnat);
+    writeEndpointChainRules(out, this.name, this.shape, this.ip, this.endpoint);
   }
 
   protected plannedTextBytes(): number {
-    const { spn, protocol, large, affinity } = this.shape;
-    const comment = large ? 0 : 2 * (spn.length + 23);
-    const recent = affinity ? this.name.length + 22 : 0;
-    return 2 * (this.name.length + 4) + comment + recent + this.ip.length + 26 + 2 * protocol.length + 37 + this.endpoint.length + 2;
+    return endpointChainTextBytes(this.name, this.shape, this.ip, this.endpoint);
   }
+}
+
+/** A KUBE-SEP chain's two lines, written from what they are made of (EndpointChain, ServicePortChains). */
+export function writeEndpointChainRules(out: TextBuffer, name: string, shape: EndpointChainShape, ip: string, endpoint: string): void {
+  const pieces = endpointLinePieces(shape);
+  if (pieces !== undefined && isBareToken(name) && isBareToken(ip) && isBareToken(endpoint)) {
+    // The common chain, written in pieces: the tokens between the endpoint's values are the
+    // same for the whole port.
+    out.write('-A ');
+    out.write(name);
+    out.write(pieces.hairpin);
+    out.write(ip);
+    out.write(pieces.dnat);
+    out.write(name);
+    out.write(pieces.dnatArgs);
+    out.write(endpoint);
+    out.writeCode(10);
+    return;
+  }
+  const [hairpin, dnat] = renderScratch.fill(shape, ip, endpoint, name);
+  out.writeRule(name, hairpin);
+  out.writeRule(name, dnat);
+}
+
+/** About the bytes writeEndpointChainRules writes. */
+export function endpointChainTextBytes(name: string, shape: EndpointChainShape, ip: string, endpoint: string): number {
+  const { spn, protocol, large, affinity } = shape;
+  const comment = large ? 0 : 2 * (spn.length + 23);
+  const recent = affinity ? name.length + 22 : 0;
+  return 2 * (name.length + 4) + comment + recent + ip.length + 26 + 2 * protocol.length + 37 + endpoint.length + 2;
 }
 
 /** What a KUBE-SVC or KUBE-SVL chain is made of. */
@@ -370,64 +380,94 @@ export class PolicyChain extends DeferredChain {
   }
 
   protected plannedRuleCount(): number {
-    const n = this.plan.endpoints.length;
-    return (this.plan.masquerade === undefined ? 0 : 1) + (this.plan.affinitySeconds === '' ? n : 2 * n);
+    return policyChainRuleCount(this.plan);
   }
 
   protected writePlannedRules(out: TextBuffer): void {
-    const plan = this.plan;
-    if (plan.masquerade !== undefined) out.writeRule(this.name, plan.masquerade);
-    if (plan.large || plan.affinitySeconds !== '' || !this.#commentsWriteBare()) {
-      writeServiceToEndpointRules(plan, new RuleTextWriter(out, this.name));
-      return;
-    }
-    // The common chain, written in pieces: each rule's comment ("SPN -> ENDPOINT", quoted for
-    // its spaces) would otherwise be a string made for the line alone, 110k of them at 10k services.
-    const { endpoints, endpointChains, probabilities } = plan;
-    const head = `-A ${this.name} -m comment --comment "${plan.spn} -> `;
-    const n = endpoints.length;
-    for (let i = 0; i < n; i++) {
-      out.write(head);
-      out.write(endpoints[i]!.endpoint);
-      if (i < n - 1) {
-        out.write('" -m statistic --mode random --probability ');
-        out.write(probabilities.get(n - i));
-        out.write(' -j ');
-      } else {
-        out.write('" -j ');
-      }
-      out.write(endpointChains[i]!);
-      out.writeCode(10);
-    }
-  }
-
-  /**
-   * Whether every token of the endpoint rules is written as it is, but the comments, which have
-   * spaces and are quoted: no quote or backslash to escape in them, no other token needing quotes.
-   */
-  #commentsWriteBare(): boolean {
-    const { spn, endpoints, endpointChains } = this.plan;
-    if (!bareInQuotes(spn) || !isBareToken(this.name)) return false;
-    for (let i = 0; i < endpoints.length; i++) {
-      if (!bareInQuotes(endpoints[i]!.endpoint) || !isBareToken(endpointChains[i]!)) return false;
-    }
-    return true;
+    writePolicyChainRules(out, this.name, this.plan);
   }
 
   protected plannedTextBytes(): number {
-    const { masquerade, spn, endpoints, endpointChains, affinitySeconds, large } = this.plan;
-    const line = this.name.length + 4;
-    let bytes = 0;
-    if (masquerade !== undefined) {
-      bytes += line;
-      for (const arg of masquerade) bytes += arg.length + 1;
-    }
-    const comment = large ? 0 : spn.length + 29;
-    for (let i = 0; i < endpoints.length; i++) {
-      const each = line + comment + (large ? 0 : endpoints[i]!.endpoint.length) + endpointChains[i]!.length + 4;
-      bytes += each + 58;
-      if (affinitySeconds !== '') bytes += each + endpointChains[i]!.length + 40;
-    }
-    return bytes;
+    return policyChainTextBytes(this.name, this.plan);
   }
+}
+
+/** Rules in a KUBE-SVC or KUBE-SVL chain of this plan. */
+export function policyChainRuleCount(plan: PolicyChainPlan): number {
+  const n = plan.endpoints.length;
+  return (plan.masquerade === undefined ? 0 : 1) + (plan.affinitySeconds === '' ? n : 2 * n);
+}
+
+/** A KUBE-SVC or KUBE-SVL chain's lines, written from its plan (PolicyChain, ServicePortChains). */
+export function writePolicyChainRules(out: TextBuffer, name: string, plan: PolicyChainPlan): void {
+  if (plan.masquerade !== undefined) out.writeRule(name, plan.masquerade);
+  if (plan.affinitySeconds !== '' || !policyTokensWriteBare(name, plan)) {
+    writeServiceToEndpointRules(plan, new RuleTextWriter(out, name));
+    return;
+  }
+  // The common chain, written in pieces: each rule's comment ("SPN -> ENDPOINT", quoted for its
+  // spaces) would otherwise be a string made for the line alone, 110k of them at 10k services.
+  const { endpoints, endpointChains, probabilities } = plan;
+  const n = endpoints.length;
+  if (plan.large) {
+    const head = `-A ${name} -m statistic --mode random --probability `;
+    for (let i = 0; i < n - 1; i++) {
+      out.write(head);
+      out.write(probabilities.get(n - i));
+      out.write(' -j ');
+      out.write(endpointChains[i]!);
+      out.writeCode(10);
+    }
+    if (n > 0) {
+      out.write(`-A ${name} -j `);
+      out.write(endpointChains[n - 1]!);
+      out.writeCode(10);
+    }
+    return;
+  }
+  const head = `-A ${name} -m comment --comment "${plan.spn} -> `;
+  for (let i = 0; i < n; i++) {
+    out.write(head);
+    out.write(endpoints[i]!.endpoint);
+    if (i < n - 1) {
+      out.write('" -m statistic --mode random --probability ');
+      out.write(probabilities.get(n - i));
+      out.write(' -j ');
+    } else {
+      out.write('" -j ');
+    }
+    out.write(endpointChains[i]!);
+    out.writeCode(10);
+  }
+}
+
+/**
+ * Whether every token of the endpoint rules is written as it is, but the comments (when there
+ * are), which have spaces and are quoted: no quote or backslash to escape in them, no other
+ * token needing quotes.
+ */
+function policyTokensWriteBare(name: string, plan: PolicyChainPlan): boolean {
+  const { spn, endpoints, endpointChains, large } = plan;
+  if (!isBareToken(name) || (!large && !bareInQuotes(spn))) return false;
+  for (let i = 0; i < endpoints.length; i++) {
+    if ((!large && !bareInQuotes(endpoints[i]!.endpoint)) || !isBareToken(endpointChains[i]!)) return false;
+  }
+  return true;
+}
+
+/** About the bytes writePolicyChainRules writes (from the first endpoint's lines, times their number). */
+export function policyChainTextBytes(name: string, plan: PolicyChainPlan): number {
+  const { masquerade, spn, endpoints, endpointChains, affinitySeconds, large } = plan;
+  const line = name.length + 4;
+  let bytes = 0;
+  if (masquerade !== undefined) {
+    bytes += line;
+    for (const arg of masquerade) bytes += arg.length + 1;
+  }
+  if (endpoints.length === 0) return bytes;
+  const comment = large ? 0 : spn.length + 29;
+  const each = line + comment + (large ? 0 : endpoints[0]!.endpoint.length) + endpointChains[0]!.length + 4;
+  bytes += endpoints.length * (each + 58);
+  if (affinitySeconds !== '') bytes += endpoints.length * (each + endpointChains[0]!.length + 40);
+  return bytes;
 }

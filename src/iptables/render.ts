@@ -91,7 +91,8 @@ export function renderIptablesSave(ruleset: Ruleset, quote: (token: string) => s
  * one from the last render is reused); a large one is written through a few megabytes at a
  * time (writeHeapText), which this size only caps. Every rule's "-A CHAIN" is counted; the arguments of one rule in
  * SAMPLE_EVERY (reading every token's length cost a tenth of the render), scaled up, with a
- * margin, and two bytes per rule for the quotes around a comment. What is not covered grows
+ * margin, and two bytes per rule for the quotes around a comment; a service port's chains, one
+ * port in SAMPLE_EVERY, scaled up by the number of chains. What is not covered grows
  * the buffer; the text is the same either way.
  */
 function estimatedSize(ruleset: Ruleset): number {
@@ -99,10 +100,19 @@ function estimatedSize(ruleset: Ruleset): number {
   let rules = 0;
   let sampledRules = 0;
   let sampledBytes = 0;
+  // A service port's chains (declared-chains.ts): one run in SAMPLE_EVERY counted, scaled up by chains.
+  let runChains = 0;
+  let sampledRunChains = 0;
+  let sampledRunBytes = 0;
+  let runs = 0;
   for (const table of ruleset.tables.values()) {
     for (const chain of declaredChains(table)) {
       if (isChainRun(chain)) {
-        size += chain.estimatedTextBytes();
+        runChains += chain.chainCount;
+        if (runs++ % SAMPLE_EVERY === 0) {
+          sampledRunChains += chain.chainCount;
+          sampledRunBytes += chain.estimatedTextBytes();
+        }
         continue;
       }
       if (chain instanceof DeferredChain) {
@@ -122,6 +132,7 @@ function estimatedSize(ruleset: Ruleset): number {
     }
   }
   if (sampledRules > 0) size += Math.ceil((sampledBytes / sampledRules) * rules * 1.1);
+  if (sampledRunChains > 0) size += Math.ceil((sampledRunBytes / sampledRunChains) * runChains * 1.1);
   return size;
 }
 

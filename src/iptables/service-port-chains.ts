@@ -7,11 +7,12 @@
  * gets them as deferred chains (deferred-chains.ts), whose rules are the lines written here.
  */
 import type { EndpointInfo } from '../tracker/types.js';
-import type { ChainRun } from './declared-chains.js';
+import { ChainRun } from './declared-chains.js';
 import {
   EndpointChain, type EndpointChainShape, PolicyChain, type PolicyChainPlan,
-  endpointChainTextBytes, policyChainRuleCount, policyChainTextBytes, writeEndpointChainRules, writePolicyChainRules,
+  endpointChainTextBytes, policyChainRuleCount, policyChainTextBytes, writeEndpointChainLines, writePolicyChainLines,
 } from './deferred-chains.js';
+import { LINE_SCRATCH, type LineScratch, asciiBytes } from './line-scratch.js';
 import type { TextBuffer } from './save-text.js';
 import type { Chain } from './types.js';
 
@@ -21,7 +22,7 @@ export interface PlannedPolicyChain {
   readonly plan: PolicyChainPlan;
 }
 
-export class ServicePortChains implements ChainRun {
+export class ServicePortChains extends ChainRun {
   readonly chainCount: number;
 
   /**
@@ -34,6 +35,7 @@ export class ServicePortChains implements ChainRun {
     readonly endpoints: readonly EndpointInfo[],
     readonly endpointChains: readonly string[],
   ) {
+    super();
     this.chainCount = policies.length + endpoints.length;
   }
 
@@ -52,15 +54,19 @@ export class ServicePortChains implements ChainRun {
   }
 
   writeDeclarations(out: TextBuffer): void {
-    for (const policy of this.policies) out.writeChainDeclaration(policy.name, undefined);
+    const scratch = LINE_SCRATCH;
+    for (const policy of this.policies) writeDeclarationLine(scratch, out, policy.name);
     const names = this.endpointChains;
-    for (let i = 0; i < this.endpoints.length; i++) out.writeChainDeclaration(names[i]!, undefined);
+    for (let i = 0; i < this.endpoints.length; i++) writeDeclarationLine(scratch, out, names[i]!);
+    scratch.flush(out);
   }
 
   writeRules(out: TextBuffer): void {
-    for (const policy of this.policies) writePolicyChainRules(out, policy.name, policy.plan);
+    const scratch = LINE_SCRATCH;
+    for (const policy of this.policies) writePolicyChainLines(scratch, out, policy.name, policy.plan);
     const { shape, endpoints, endpointChains } = this;
-    for (let i = 0; i < endpoints.length; i++) writeEndpointChainRules(out, endpointChains[i]!, shape, endpoints[i]!.ip, endpoints[i]!.endpoint);
+    for (let i = 0; i < endpoints.length; i++) writeEndpointChainLines(scratch, out, endpointChains[i]!, shape, endpoints[i]!.ip, endpoints[i]!.endpoint);
+    scratch.flush(out);
   }
 
   /**
@@ -79,3 +85,20 @@ export class ServicePortChains implements ChainRun {
     return bytes;
   }
 }
+
+/** `:NAME - [0:0]` through the scratch (TextBuffer.writeChainDeclaration's text), or through `out` for a name that is not ASCII. */
+function writeDeclarationLine(scratch: LineScratch, out: TextBuffer, name: string): void {
+  if (scratch.room(out, name.length + 10)) {
+    const mark = scratch.length;
+    scratch.code(58); // :
+    if (scratch.ascii7(name)) {
+      scratch.bytes(DECLARATION_END);
+      return;
+    }
+    scratch.length = mark;
+  }
+  scratch.flush(out);
+  out.writeChainDeclaration(name, undefined);
+}
+
+const DECLARATION_END = asciiBytes(' - [0:0]\n');

@@ -41,13 +41,15 @@ interface PortCase {
   readonly reachable: number;
 }
 
-function portChains(c: PortCase, hash: string): ServicePortChains {
+/** `odd`: the endpoint at that position has an address that is not ASCII (as no real one has). */
+function portChains(c: PortCase, hash: string, odd?: number): ServicePortChains {
   const spn = c.spn ?? 'ns1/svc1:p80';
+  const endpoints = ENDPOINTS.map((ep, i) => (i === odd ? endpoint('10.180.0.é', 81) : ep));
   const seps = sepsOf(hash);
   const plan = (n: number, masquerade: boolean): PolicyChainPlan => ({
     masquerade: masquerade ? MASQUERADE : undefined,
     spn,
-    endpoints: ENDPOINTS.slice(0, n),
+    endpoints: endpoints.slice(0, n),
     endpointChains: seps.slice(0, n),
     affinitySeconds: c.affinitySeconds ?? '',
     large: c.large,
@@ -57,11 +59,11 @@ function portChains(c: PortCase, hash: string): ServicePortChains {
   if (c.cluster !== undefined) policies.push({ name: `KUBE-SVC-${hash}`, plan: plan(c.cluster, c.masquerade === true) });
   if (c.local !== undefined) policies.push({ name: `KUBE-SVL-${hash}`, plan: plan(c.local, false) });
   const shape: EndpointChainShape = { spn, protocol: 'tcp', affinity: (c.affinitySeconds ?? '') !== '', large: c.large };
-  return new ServicePortChains(policies, shape, ENDPOINTS.slice(0, c.reachable), seps.slice(0, c.reachable));
+  return new ServicePortChains(policies, shape, endpoints.slice(0, c.reachable), seps.slice(0, c.reachable));
 }
 
 /** What is declared into the nat table: a plain chain with rules, or a service port's run. */
-type Step = { readonly chain: string; readonly rules: readonly (readonly string[])[] } | { readonly port: PortCase; readonly hash: string };
+type Step = { readonly chain: string; readonly rules: readonly (readonly string[])[] } | { readonly port: PortCase; readonly hash: string; readonly odd?: number };
 
 interface Case {
   readonly name: string;
@@ -77,6 +79,8 @@ const CASES: readonly Case[] = [
   { name: 'session affinity', steps: [{ port: { large: false, affinitySeconds: '10800', cluster: 2, reachable: 2 }, hash: 'CCCCCCCCCCCCCCCC' }, SERVICES] },
   { name: 'a comment with a quote (general quoting path)', steps: [{ port: { spn: 'ns1/we"ird:p80', large: false, cluster: 2, reachable: 2 }, hash: 'DDDDDDDDDDDDDDDD' }] },
   { name: 'a port without endpoints: a local policy chain with no rules, no KUBE-SEP', steps: [{ port: { large: false, local: 0, reachable: 0 }, hash: 'EEEEEEEEEEEEEEEE' }] },
+  { name: 'large-cluster mode, a KUBE-SEP name that needs quotes: those lines through the general writer', steps: [{ port: { large: true, cluster: 3, reachable: 3, masquerade: true }, hash: 'ODD NAME\'QUOTED' }] },
+  { name: 'comments, an endpoint that is not ASCII: those lines through the general writer', steps: [{ port: { large: false, cluster: 3, reachable: 3 }, hash: 'JJJJJJJJJJJJJJJJ', odd: 1 }] },
   { name: 'two ports one after the other', steps: [{ port: { large: true, cluster: 2, reachable: 2 }, hash: 'FFFFFFFFFFFFFFFF' }, { port: { large: true, cluster: 1, reachable: 1 }, hash: 'GGGGGGGGGGGGGGGG' }] },
 ];
 
@@ -91,7 +95,7 @@ function build(c: Case): { ruleset: Ruleset; nat: Table; names: string[] } {
       for (const args of step.rules) appendRule(chain, args);
       names.push(step.chain);
     } else {
-      const run = portChains(step.port, step.hash);
+      const run = portChains(step.port, step.hash, step.odd);
       declareRunInto(nat, run);
       names.push(...run.policies.map((p) => p.name), ...run.endpointChains);
     }

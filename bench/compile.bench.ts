@@ -20,20 +20,47 @@
  * per rule, joined per table), and the Ruleset path with it (compile + old render).
  *
  * Printed: median CPU time of the process (steadier when the machine is shared, GC included)
- * with the wall time beside it, rule count, output size, heap after each path with its result
- * held, and the 10k/1k ratio (about 10 for a compiler that scales linearly). Targets are
- * printed beside the figures, never asserted.
+ * with the wall time beside it, the median page faults of the direct compile and of the
+ * Ruleset's compile and render (memory touched for the first time, not work), rule count,
+ * output size, heap after each path with its result held, and the 10k/1k ratio (about 10 for a
+ * compiler that scales linearly). Targets are printed beside the figures, never asserted.
  */
 import { compileIptablesRules, compileIptablesSave } from '../src/iptables/compile.js';
 import { countRules, renderIptablesSave, renderTable } from '../src/iptables/render.js';
 import type { Ruleset } from '../src/iptables/types.js';
-import { BENCH_SEED as SEED, ENDPOINTS_PER_SERVICE, type StepTimes, cpuMs, gc, generatedState, machineLine, timeSteps } from './common.js';
+import { BENCH_SEED as SEED, ENDPOINTS_PER_SERVICE, type StepTimes, cpuMs, gc, generatedState, machineLine, median, timeSteps } from './common.js';
 
 const TARGET_CPU_SECONDS_10K = 0.5;
 const TARGET_HEAP_MB_10K = 300;
 
+/** Page faults of the process so far (minor: first touches of memory, ~12.5 µs each on a small VM). */
+function pageFaults(): number {
+  return process.resourceUsage().minorPageFault;
+}
+
+/**
+ * `run`, with its page faults added to `into` (the warm-up run left out): how much of a step is
+ * memory touched for the first time (fresh buffers, large strings) rather than work.
+ */
+function countingFaults(into: number[], run: () => void): () => void {
+  let runs = 0;
+  return () => {
+    const f0 = pageFaults();
+    run();
+    if (runs++ > 0) into.push(pageFaults() - f0);
+  };
+}
+
+/** Median page faults per step. */
+interface StepFaults {
+  direct: number;
+  compile: number;
+  render: number;
+}
+
 interface Figures {
   services: number;
+  faults: StepFaults;
   endpoints: number;
   direct: StepTimes;
   /** The first direct compile of this state: its chain names are hashed and its buffers allocated, not kept from before. */
@@ -53,7 +80,11 @@ interface Figures {
   stateHeapMB: number;
 }
 
-/** The renderer before it wrote into one buffer: each rule a string, lines joined per table. */
+/**
+ * The renderer before it wrote into one buffer: each rule a string, lines joined per table. It
+ * reads the tables' Maps, so it also makes them, and the chain objects of the service ports'
+ * chains (declared-chains.ts), which renderIptablesSave writes without making.
+ */
 function renderByLines(ruleset: Ruleset): string {
   const parts: string[] = [];
   for (const table of ruleset.tables.values()) parts.push(renderTable(table));
@@ -88,22 +119,23 @@ function measure(services: number, runs: number): Figures {
   // Ruleset, for the renders): the other paths' results are let go first (`drop`, untimed), so
   // no path pays for collecting another's. The last round's texts are compared afterwards.
   const last = { direct: '', text: '' };
+  const faults = { direct: [] as number[], compile: [] as number[], render: [] as number[] };
   const [directTimes, compile, render, oldRender] = timeSteps(runs, [
     {
       drop: () => {
         ruleset = undefined;
         text = old = '';
       },
-      run: () => (direct = compileIptablesSave(s)),
+      run: countingFaults(faults.direct, () => (direct = compileIptablesSave(s))),
     },
     {
       drop: () => {
         last.direct = direct;
         direct = '';
       },
-      run: () => (ruleset = compileIptablesRules(s)),
+      run: countingFaults(faults.compile, () => (ruleset = compileIptablesRules(s))),
     },
-    { drop: () => undefined, run: () => (text = renderIptablesSave(ruleset!)) },
+    { drop: () => undefined, run: countingFaults(faults.render, () => (text = renderIptablesSave(ruleset!))) },
     {
       drop: () => {
         last.text = text;
@@ -126,7 +158,8 @@ function measure(services: number, runs: number): Figures {
   const directExternalMB = externalMB();
   let endpoints = 0;
   for (const sp of s.servicePorts) endpoints += sp.endpoints.length;
-  return { services, endpoints, direct: directTimes, firstDirect, compile, render, oldRender, rules, textBytes: direct.length, directHeapMB, directExternalMB, rulesetHeapMB, stateHeapMB };
+  const faultMedians = { direct: median(faults.direct), compile: median(faults.compile), render: median(faults.render) };
+  return { services, faults: faultMedians, endpoints, direct: directTimes, firstDirect, compile, render, oldRender, rules, textBytes: direct.length, directHeapMB, directExternalMB, rulesetHeapMB, stateHeapMB };
 }
 
 function cpuWall(t: { cpuMs: number; wallMs: number }): string {
@@ -156,6 +189,10 @@ function report(f: Figures): void {
   );
   console.log(`  Ruleset compile ${cpuWall(f.compile)} + render ${cpuWall(f.render)} = ${cpuWall(rulesetPath)}${cpuTarget(f)}  heap ${f.rulesetHeapMB.toFixed(0)} MB with the Ruleset${heapTarget(f)}`);
   console.log(`  baseline: line-joining render ${cpuWall(f.oldRender)}; compile + it ${cpuWall(oldPath)}`);
+  console.log(
+    `  page faults (median; ~12.5 µs each here): direct ${f.faults.direct}, Ruleset compile ${f.faults.compile} + render ${f.faults.render} ` +
+      `(${f.textBytes >= 1 << 20 ? `the text is ${Math.ceil(f.textBytes / 4096)} pages` : 'small text'})`,
+  );
   console.log(
     `  ratios (cpu): direct / baseline path ${(f.direct.cpuMs / oldPath.cpuMs).toFixed(2)}, Ruleset path / baseline path ${(rulesetPath.cpuMs / oldPath.cpuMs).toFixed(2)}, ` +
       `render / line-joining render ${(f.render.cpuMs / f.oldRender.cpuMs).toFixed(2)}`,

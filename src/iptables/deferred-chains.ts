@@ -17,6 +17,7 @@
 import type { EndpointInfo } from '../tracker/types.js';
 import { KUBE_MARK_MASQ } from './names.js';
 import type { ProbabilityCache } from './probability.js';
+import { LINE_SCRATCH, type LineScratch, asciiBytes } from './line-scratch.js';
 import type { TextBuffer } from './save-text.js';
 import type { Chain, Rule, Ruleset } from './types.js';
 
@@ -148,18 +149,27 @@ export class EndpointArgsScratch {
 /** For rendering: a port's KUBE-SEP chains are declared one after the other, so its shape is met in a run. */
 const renderScratch = new EndpointArgsScratch();
 
-/** The text of a KUBE-SEP chain's two lines between the chain's name, the endpoint's IP and the endpoint. */
+/** The text of a KUBE-SEP chain's two lines between the chain's name, the endpoint's IP and the endpoint, as bytes. */
 interface EndpointLinePieces {
   /** From after the name to the IP: ` -m comment --comment SPN -s `. */
-  readonly hairpin: string;
+  readonly hairpin: Uint8Array;
   /** From after the IP to the name: ` -j KUBE-MARK-MASQ\n-A `. */
-  readonly dnat: string;
+  readonly dnat: Uint8Array;
   /** From after the name to the endpoint: ` -m comment --comment SPN -m tcp -p tcp -j DNAT --to-destination `. */
-  readonly dnatArgs: string;
+  readonly dnatArgs: Uint8Array;
+  /** The pieces' length, with `-A ` and the newline. */
+  readonly bytes: number;
 }
 
 let piecesShape: EndpointChainShape | undefined;
 let pieces: EndpointLinePieces | undefined;
+/**
+ * Pieces by what they are made of (in large-cluster mode, the protocol alone: a big cluster's
+ * 10k ports encode them once). Emptied when it grows past PIECES_KEPT: with comments each port
+ * has its own.
+ */
+const piecesByKey = new Map<string, EndpointLinePieces>();
+const PIECES_KEPT = 1024;
 
 /**
  * The pieces of the shape's lines, for a port without session affinity whose comment and
@@ -173,14 +183,28 @@ function endpointLinePieces(shape: EndpointChainShape): EndpointLinePieces | und
     pieces = undefined;
     return pieces;
   }
-  const comment = large ? '' : ` -m comment --comment ${spn}`;
-  pieces = {
-    hairpin: `${comment} -s `,
-    dnat: ` -j ${KUBE_MARK_MASQ}\n-A `,
-    dnatArgs: `${comment} -m ${protocol} -p ${protocol} -j DNAT --to-destination `,
-  };
+  const key = large ? protocol : `${protocol} ${spn}`;
+  pieces = piecesByKey.get(key);
+  if (pieces === undefined) {
+    const comment = large ? '' : ` -m comment --comment ${spn}`;
+    const hairpin = asciiBytes(`${comment} -s `);
+    const dnat = asciiBytes(` -j ${KUBE_MARK_MASQ}\n-A `);
+    const dnatArgs = asciiBytes(`${comment} -m ${protocol} -p ${protocol} -j DNAT --to-destination `);
+    pieces = { hairpin, dnat, dnatArgs, bytes: hairpin.length + dnat.length + dnatArgs.length + 4 };
+    if (piecesByKey.size >= PIECES_KEPT) piecesByKey.clear();
+    piecesByKey.set(key, pieces);
+  }
   return pieces;
 }
+
+/** The constant pieces of the lines, as bytes. */
+const DASH_A = asciiBytes('-A ');
+const COMMENT_OPEN = asciiBytes(' -m comment --comment "');
+const ARROW = asciiBytes(' -> ');
+const STATISTIC = asciiBytes('" -m statistic --mode random --probability ');
+const STATISTIC_LARGE = asciiBytes(' -m statistic --mode random --probability ');
+const JUMP = asciiBytes(' -j ');
+const QUOTE_JUMP = asciiBytes('" -j ');
 
 /** Whether iptables-save writes a token as it is: not empty, ASCII, nothing that needs quotes. */
 function isBareToken(token: string): boolean {
@@ -214,32 +238,65 @@ export class EndpointChain extends DeferredChain {
   }
 
   protected writePlannedRules(out: TextBuffer): void {
-    const pieces = endpointLinePieces(this.shape);
-    if (pieces !== undefined && isBareToken(this.name) && isBareToken(this.ip) && isBareToken(this.endpoint)) {
-      // The common chain, written in pieces: the tokens between the endpoint's values are the
-      // same for the whole port.
-      out.write('-A ');
-      out.write(this.name);
-      out.write(pieces.hairpin);
-      out.write(this.ip);
-      out.write(pieces.dnat);
-      out.write(this.name);
-      out.write(pieces.dnatArgs);
-      out.write(this.endpoint);
-      out.writeCode(10);
-      return;
-    }
-    const [hairpin, dnat] = renderScratch.fill(this.shape, this.ip, this.endpoint, this.name);
-    out.writeRule(this.name, hairpin);
-    out.writeRule(this.name, dnat);
+    writeEndpointChainRules(out, this.name, this.shape, this.ip, this.endpoint);
   }
 
   protected plannedTextBytes(): number {
-    const { spn, protocol, large, affinity } = this.shape;
-    const comment = large ? 0 : 2 * (spn.length + 23);
-    const recent = affinity ? this.name.length + 22 : 0;
-    return 2 * (this.name.length + 4) + comment + recent + this.ip.length + 26 + 2 * protocol.length + 37 + this.endpoint.length + 2;
+    return endpointChainTextBytes(this.name, this.shape, this.ip, this.endpoint);
   }
+}
+
+/** A KUBE-SEP chain's two lines, written from what they are made of (EndpointChain). */
+export function writeEndpointChainRules(out: TextBuffer, name: string, shape: EndpointChainShape, ip: string, endpoint: string): void {
+  writeEndpointChainLines(LINE_SCRATCH, out, name, shape, ip, endpoint);
+  LINE_SCRATCH.flush(out);
+}
+
+/**
+ * writeEndpointChainRules through `scratch`, which it may leave holding the lines (the caller
+ * flushes it before writing to `out` itself): ServicePortChains writes a port's chains so.
+ */
+export function writeEndpointChainLines(scratch: LineScratch, out: TextBuffer, name: string, shape: EndpointChainShape, ip: string, endpoint: string): void {
+  const pieces = endpointLinePieces(shape);
+  if (pieces !== undefined && scratch.room(out, 2 * name.length + ip.length + endpoint.length + pieces.bytes)) {
+    // The common chain, written in pieces: the tokens between the endpoint's values are the
+    // same for the whole port; each value is checked for quotes as it is copied.
+    const mark = scratch.length;
+    scratch.bytes(DASH_A);
+    const nameAt = scratch.length;
+    if (scratch.bare(name)) {
+      const nameEnd = scratch.length;
+      scratch.bytes(pieces.hairpin);
+      if (scratch.bare(ip)) {
+        scratch.bytes(pieces.dnat);
+        scratch.again(nameAt, nameEnd);
+        scratch.bytes(pieces.dnatArgs);
+        if (scratch.bare(endpoint)) {
+          scratch.code(10);
+          return;
+        }
+      }
+    }
+    scratch.length = mark;
+  }
+  const [hairpin, dnat] = renderScratch.fill(shape, ip, endpoint, name);
+  writeRuleLine(scratch, out, name, hairpin);
+  writeRuleLine(scratch, out, name, dnat);
+}
+
+/** One rule through the scratch, or (a token not ASCII, a line longer than the scratch) through `out`'s own writer. */
+function writeRuleLine(scratch: LineScratch, out: TextBuffer, chain: string, args: readonly string[]): void {
+  if (scratch.rule(out, chain, args)) return;
+  scratch.flush(out);
+  out.writeRule(chain, args);
+}
+
+/** About the bytes writeEndpointChainRules writes. */
+export function endpointChainTextBytes(name: string, shape: EndpointChainShape, ip: string, endpoint: string): number {
+  const { spn, protocol, large, affinity } = shape;
+  const comment = large ? 0 : 2 * (spn.length + 23);
+  const recent = affinity ? name.length + 22 : 0;
+  return 2 * (name.length + 4) + comment + recent + ip.length + 26 + 2 * protocol.length + 37 + endpoint.length + 2;
 }
 
 /** What a KUBE-SVC or KUBE-SVL chain is made of. */
@@ -286,32 +343,40 @@ export function writeServiceToEndpointRules(plan: PolicyChainPlan, out: RuleArgs
   const scratch = out.copiesArgs;
   let random: string[] | undefined;
   for (let i = 0; i < n; i++) {
-    const sep = endpointChains[i]!;
-    let args: string[];
-    if (i < n - 1) {
+    if (scratch && random !== undefined && i < n - 1) {
+      // The array of the rule before, filled anew: a writer that copies is done with it.
+      const sep = endpointChains[i]!;
       const probability = plan.probabilities.get(n - i);
-      if (scratch && random !== undefined) {
-        if (large) {
-          random[5] = probability;
-          random[7] = sep;
-        } else {
-          random[3] = `${spn} -> ${endpoints[i]!.endpoint}`;
-          random[9] = probability;
-          random[11] = sep;
-        }
-        args = random;
+      if (large) {
+        random[5] = probability;
+        random[7] = sep;
       } else {
-        // One array literal of exactly its length: an array grown by push keeps spare room.
-        args = large
-          ? ['-m', 'statistic', '--mode', 'random', '--probability', probability, '-j', sep]
-          : ['-m', 'comment', '--comment', `${spn} -> ${endpoints[i]!.endpoint}`, '-m', 'statistic', '--mode', 'random', '--probability', probability, '-j', sep];
-        random = args;
+        random[3] = `${spn} -> ${endpoints[i]!.endpoint}`;
+        random[9] = probability;
+        random[11] = sep;
       }
-    } else {
-      args = large ? ['-j', sep] : ['-m', 'comment', '--comment', `${spn} -> ${endpoints[i]!.endpoint}`, '-j', sep];
+      out.rule(random);
+      continue;
     }
+    const args = serviceToEndpointArgs(plan, i);
+    if (i < n - 1) random = args;
     out.rule(args);
   }
+}
+
+/** Endpoint rule `i` of a policy chain, after the affinity rules (a new array, one literal of exactly its length). */
+export function serviceToEndpointArgs(plan: PolicyChainPlan, i: number): string[] {
+  const { spn, endpoints, endpointChains, large } = plan;
+  const n = endpoints.length;
+  const sep = endpointChains[i]!;
+  if (i < n - 1) {
+    const probability = plan.probabilities.get(n - i);
+    // An array grown by push keeps spare room.
+    return large
+      ? ['-m', 'statistic', '--mode', 'random', '--probability', probability, '-j', sep]
+      : ['-m', 'comment', '--comment', `${spn} -> ${endpoints[i]!.endpoint}`, '-m', 'statistic', '--mode', 'random', '--probability', probability, '-j', sep];
+  }
+  return large ? ['-j', sep] : ['-m', 'comment', '--comment', `${spn} -> ${endpoints[i]!.endpoint}`, '-j', sep];
 }
 
 /** Makes a policy chain's rules (fresh arrays). */
@@ -330,26 +395,18 @@ class RuleMaker implements RuleArgsWriter {
   }
 }
 
-/** Whether a token goes between double quotes as it is: no quote or backslash to escape. */
-function bareInQuotes(token: string): boolean {
-  for (let i = 0; i < token.length; i++) {
-    const c = token.charCodeAt(i);
-    if (c === 34 || c === 92) return false;
-  }
-  return true;
-}
-
-/** Writes a policy chain's rules as text. */
-class RuleTextWriter implements RuleArgsWriter {
+/** Writes a policy chain's rules as text, through the scratch (writeRuleLine). */
+class ScratchRuleWriter implements RuleArgsWriter {
   readonly copiesArgs = true;
 
   constructor(
+    private readonly scratch: LineScratch,
     private readonly out: TextBuffer,
     private readonly chain: string,
   ) {}
 
   rule(args: readonly string[]): void {
-    this.out.writeRule(this.chain, args);
+    writeRuleLine(this.scratch, this.out, this.chain, args);
   }
 }
 
@@ -370,64 +427,110 @@ export class PolicyChain extends DeferredChain {
   }
 
   protected plannedRuleCount(): number {
-    const n = this.plan.endpoints.length;
-    return (this.plan.masquerade === undefined ? 0 : 1) + (this.plan.affinitySeconds === '' ? n : 2 * n);
+    return policyChainRuleCount(this.plan);
   }
 
   protected writePlannedRules(out: TextBuffer): void {
-    const plan = this.plan;
-    if (plan.masquerade !== undefined) out.writeRule(this.name, plan.masquerade);
-    if (plan.large || plan.affinitySeconds !== '' || !this.#commentsWriteBare()) {
-      writeServiceToEndpointRules(plan, new RuleTextWriter(out, this.name));
-      return;
-    }
-    // The common chain, written in pieces: each rule's comment ("SPN -> ENDPOINT", quoted for
-    // its spaces) would otherwise be a string made for the line alone, 110k of them at 10k services.
-    const { endpoints, endpointChains, probabilities } = plan;
-    const head = `-A ${this.name} -m comment --comment "${plan.spn} -> `;
-    const n = endpoints.length;
-    for (let i = 0; i < n; i++) {
-      out.write(head);
-      out.write(endpoints[i]!.endpoint);
-      if (i < n - 1) {
-        out.write('" -m statistic --mode random --probability ');
-        out.write(probabilities.get(n - i));
-        out.write(' -j ');
-      } else {
-        out.write('" -j ');
-      }
-      out.write(endpointChains[i]!);
-      out.writeCode(10);
-    }
-  }
-
-  /**
-   * Whether every token of the endpoint rules is written as it is, but the comments, which have
-   * spaces and are quoted: no quote or backslash to escape in them, no other token needing quotes.
-   */
-  #commentsWriteBare(): boolean {
-    const { spn, endpoints, endpointChains } = this.plan;
-    if (!bareInQuotes(spn) || !isBareToken(this.name)) return false;
-    for (let i = 0; i < endpoints.length; i++) {
-      if (!bareInQuotes(endpoints[i]!.endpoint) || !isBareToken(endpointChains[i]!)) return false;
-    }
-    return true;
+    writePolicyChainRules(out, this.name, this.plan);
   }
 
   protected plannedTextBytes(): number {
-    const { masquerade, spn, endpoints, endpointChains, affinitySeconds, large } = this.plan;
-    const line = this.name.length + 4;
-    let bytes = 0;
-    if (masquerade !== undefined) {
-      bytes += line;
-      for (const arg of masquerade) bytes += arg.length + 1;
-    }
-    const comment = large ? 0 : spn.length + 29;
-    for (let i = 0; i < endpoints.length; i++) {
-      const each = line + comment + (large ? 0 : endpoints[i]!.endpoint.length) + endpointChains[i]!.length + 4;
-      bytes += each + 58;
-      if (affinitySeconds !== '') bytes += each + endpointChains[i]!.length + 40;
-    }
-    return bytes;
+    return policyChainTextBytes(this.name, this.plan);
   }
+}
+
+/** Rules in a KUBE-SVC or KUBE-SVL chain of this plan. */
+export function policyChainRuleCount(plan: PolicyChainPlan): number {
+  const n = plan.endpoints.length;
+  return (plan.masquerade === undefined ? 0 : 1) + (plan.affinitySeconds === '' ? n : 2 * n);
+}
+
+/** A KUBE-SVC or KUBE-SVL chain's lines, written from its plan (PolicyChain). */
+export function writePolicyChainRules(out: TextBuffer, name: string, plan: PolicyChainPlan): void {
+  writePolicyChainLines(LINE_SCRATCH, out, name, plan);
+  LINE_SCRATCH.flush(out);
+}
+
+/** writePolicyChainRules through `scratch`, which it may leave holding the lines (as writeEndpointChainLines). */
+export function writePolicyChainLines(scratch: LineScratch, out: TextBuffer, name: string, plan: PolicyChainPlan): void {
+  if (plan.masquerade !== undefined) writeRuleLine(scratch, out, name, plan.masquerade);
+  if (plan.affinitySeconds !== '') {
+    writeServiceToEndpointRules(plan, new ScratchRuleWriter(scratch, out, name));
+    return;
+  }
+  // The common chain, written in pieces: each rule's comment ("SPN -> ENDPOINT", quoted for its
+  // spaces) would otherwise be a string made for the line alone, 110k of them at 10k services,
+  // and the chain's name is copied from its first line. A rule with a token the pieces cannot
+  // take (quotes in a chain name or a comment, not ASCII) goes through the general writer.
+  const { endpoints, endpointChains, probabilities, spn, large } = plan;
+  const n = endpoints.length;
+  // Where the chain's name is in the scratch, while it is there (no flush since).
+  let nameAt = -1;
+  let nameEnd = -1;
+  let nameFlushes = -1;
+  for (let i = 0; i < n; i++) {
+    const sep = endpointChains[i]!;
+    const endpoint = endpoints[i]!.endpoint;
+    const room = name.length + sep.length + (large ? 0 : spn.length + endpoint.length) + POLICY_LINE_PIECES;
+    if (!scratch.room(out, room)) {
+      writeRuleLine(scratch, out, name, serviceToEndpointArgs(plan, i));
+      continue;
+    }
+    const mark = scratch.length;
+    scratch.bytes(DASH_A);
+    let ok = true;
+    if (nameAt >= 0 && nameFlushes === scratch.flushes) {
+      scratch.again(nameAt, nameEnd);
+    } else {
+      nameAt = scratch.length;
+      ok = scratch.bare(name);
+      nameEnd = scratch.length;
+      nameFlushes = scratch.flushes;
+    }
+    if (ok && !large) {
+      scratch.bytes(COMMENT_OPEN);
+      ok = scratch.inQuotes(spn);
+      if (ok) {
+        scratch.bytes(ARROW);
+        ok = scratch.inQuotes(endpoint);
+      }
+    }
+    if (ok) {
+      if (i < n - 1) {
+        scratch.bytes(large ? STATISTIC_LARGE : STATISTIC);
+        scratch.bytes(probabilities.bytes(n - i));
+        scratch.bytes(JUMP);
+      } else {
+        scratch.bytes(large ? JUMP : QUOTE_JUMP);
+      }
+      ok = scratch.bare(sep);
+    }
+    if (!ok) {
+      scratch.length = mark;
+      nameAt = -1;
+      writeRuleLine(scratch, out, name, serviceToEndpointArgs(plan, i));
+      continue;
+    }
+    scratch.code(10);
+  }
+}
+
+/** Room for a policy rule's line in pieces: its constant text (72 bytes at most, the probability included) with a margin. */
+const POLICY_LINE_PIECES = 96;
+
+/** About the bytes writePolicyChainRules writes (from the first endpoint's lines, times their number). */
+export function policyChainTextBytes(name: string, plan: PolicyChainPlan): number {
+  const { masquerade, spn, endpoints, endpointChains, affinitySeconds, large } = plan;
+  const line = name.length + 4;
+  let bytes = 0;
+  if (masquerade !== undefined) {
+    bytes += line;
+    for (const arg of masquerade) bytes += arg.length + 1;
+  }
+  if (endpoints.length === 0) return bytes;
+  const comment = large ? 0 : spn.length + 29;
+  const each = line + comment + (large ? 0 : endpoints[0]!.endpoint.length) + endpointChains[0]!.length + 4;
+  bytes += endpoints.length * (each + 58);
+  if (affinitySeconds !== '') bytes += endpoints.length * (each + endpointChains[0]!.length + 40);
+  return bytes;
 }

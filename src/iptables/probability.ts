@@ -48,6 +48,19 @@ export function computeProbability(n: number): string {
  */
 export class ProbabilityCache {
   private readonly values: string[] = [];
+  private readonly encoded: Uint8Array[] = [];
+
+  /** get(n) as ASCII bytes, for the renderers (line-scratch.ts). */
+  bytes(n: number): Uint8Array {
+    let bytes = this.encoded[n];
+    if (bytes === undefined) {
+      const value = this.get(n);
+      bytes = new Uint8Array(value.length);
+      for (let i = 0; i < value.length; i++) bytes[i] = value.charCodeAt(i);
+      this.encoded[n] = bytes;
+    }
+    return bytes;
+  }
 
   get(n: number): string {
     let value = this.values[n];

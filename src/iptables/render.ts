@@ -10,6 +10,7 @@
  * double-quoted (kube-proxy quotes exactly the comments that have spaces in them and leaves
  * "ns1/svc1:p80" bare). See canonical.ts for the form a kernel's iptables-save prints back.
  */
+import { type ChainRun, isChainRun, pendingChainsOf } from './declared-chains.js';
 import { DeferredChain, ruleCountOf } from './deferred-chains.js';
 import { type TextBuffer, quoteToken, writeHeapText } from './save-text.js';
 import type { Chain, Rule, Ruleset, Table } from './types.js';
@@ -90,7 +91,8 @@ export function renderIptablesSave(ruleset: Ruleset, quote: (token: string) => s
  * one from the last render is reused); a large one is written through a few megabytes at a
  * time (writeHeapText), which this size only caps. Every rule's "-A CHAIN" is counted; the arguments of one rule in
  * SAMPLE_EVERY (reading every token's length cost a tenth of the render), scaled up, with a
- * margin, and two bytes per rule for the quotes around a comment. What is not covered grows
+ * margin, and two bytes per rule for the quotes around a comment; a service port's chains, one
+ * port in SAMPLE_EVERY, scaled up by the number of chains. What is not covered grows
  * the buffer; the text is the same either way.
  */
 function estimatedSize(ruleset: Ruleset): number {
@@ -98,8 +100,21 @@ function estimatedSize(ruleset: Ruleset): number {
   let rules = 0;
   let sampledRules = 0;
   let sampledBytes = 0;
+  // A service port's chains (declared-chains.ts): one run in SAMPLE_EVERY counted, scaled up by chains.
+  let runChains = 0;
+  let sampledRunChains = 0;
+  let sampledRunBytes = 0;
+  let runs = 0;
   for (const table of ruleset.tables.values()) {
-    for (const chain of table.chains.values()) {
+    for (const chain of declaredChains(table)) {
+      if (isChainRun(chain)) {
+        runChains += chain.chainCount;
+        if (runs++ % SAMPLE_EVERY === 0) {
+          sampledRunChains += chain.chainCount;
+          sampledRunBytes += chain.estimatedTextBytes();
+        }
+        continue;
+      }
       if (chain instanceof DeferredChain) {
         // Counted from what its rules are made of: reading them would make them.
         size += 2 * chain.name.length + 16 + chain.estimatedTextBytes();
@@ -117,6 +132,7 @@ function estimatedSize(ruleset: Ruleset): number {
     }
   }
   if (sampledRules > 0) size += Math.ceil((sampledBytes / sampledRules) * rules * 1.1);
+  if (sampledRunChains > 0) size += Math.ceil((sampledRunBytes / sampledRunChains) * runChains * 1.1);
   return size;
 }
 
@@ -124,22 +140,50 @@ const SAMPLE_EVERY = 8;
 
 function writeTable(out: TextBuffer, table: Table): void {
   out.write(`*${table.name}\n`);
-  for (const chain of table.chains.values()) out.writeChainDeclaration(chain.name, chain.policy);
-  for (const chain of table.chains.values()) {
-    // A chain whose rules are not made yet writes its text without making them (deferred-chains.ts).
-    if (chain instanceof DeferredChain) {
-      chain.writeRules(out);
-      continue;
-    }
-    const rules = chain.rules;
-    for (let i = 0; i < rules.length; i++) out.writeRule(rules[i]!.chain, rules[i]!.args);
+  const pending = pendingChainsOf(table);
+  if (pending !== undefined) {
+    writeDeclaredChains(out, pending.entries);
+  } else {
+    for (const chain of table.chains.values()) out.writeChainDeclaration(chain.name, chain.policy);
+    for (const chain of table.chains.values()) writeChainRules(out, chain);
   }
   out.write('COMMIT\n');
+}
+
+/** A table's chains and runs of chains as declared, before its Map is made (declared-chains.ts). */
+function writeDeclaredChains(out: TextBuffer, entries: readonly (Chain | ChainRun)[]): void {
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i]!;
+    if (isChainRun(entry)) entry.writeDeclarations(out);
+    else out.writeChainDeclaration(entry.name, entry.policy);
+  }
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i]!;
+    if (isChainRun(entry)) entry.writeRules(out);
+    else writeChainRules(out, entry);
+  }
+}
+
+function writeChainRules(out: TextBuffer, chain: Chain): void {
+  // A chain whose rules are not made yet writes its text without making them (deferred-chains.ts).
+  if (chain instanceof DeferredChain) {
+    chain.writeRules(out);
+    return;
+  }
+  const rules = chain.rules;
+  for (let i = 0; i < rules.length; i++) out.writeRule(rules[i]!.chain, rules[i]!.args);
+}
+
+/** A table's chains as declared: its Map's, or the list of chains and runs before the Map is made. */
+function declaredChains(table: Table): Iterable<Chain | ChainRun> {
+  return pendingChainsOf(table)?.entries ?? table.chains.values();
 }
 
 /** Number of rules in a ruleset (all tables), for reports and benchmarks. */
 export function countRules(ruleset: Ruleset): number {
   let n = 0;
-  for (const table of ruleset.tables.values()) for (const chain of table.chains.values()) n += ruleCountOf(chain);
+  for (const table of ruleset.tables.values()) {
+    for (const chain of declaredChains(table)) n += isChainRun(chain) ? chain.ruleCount() : ruleCountOf(chain);
+  }
   return n;
 }

@@ -6,7 +6,9 @@
  * for both, so both say the same thing.
  */
 import { EndpointChain, type EndpointChainShape, PolicyChain, type PolicyChainPlan } from './deferred-chains.js';
+import { declareRunInto } from './declared-chains.js';
 import { adoptChain, appendRule, declareChain, tableOf } from './ruleset-builder.js';
+import type { ServicePortChains } from './service-port-chains.js';
 import type { Chain, Ruleset, TableName } from './types.js';
 
 /** `C` is the sink's handle of a declared chain. */
@@ -42,6 +44,13 @@ export interface RuleSink<C> {
   writePolicyChain?(table: TableName, name: string, plan: PolicyChainPlan): C;
   /** The same for a KUBE-SEP chain: the port's shape and the endpoint. */
   writeEndpointChain?(table: TableName, name: string, shape: EndpointChainShape, ip: string, endpoint: string): C;
+  /**
+   * Declare a service port's KUBE-SVC/KUBE-SVL and KUBE-SEP chains at once, as what they are made
+   * of (service-port-chains.ts): a sink that keeps them so, one object for the port's chains,
+   * and writes them when it is read. Without it (or when chains are shared with other compiles),
+   * the compiler declares them one by one.
+   */
+  writeServicePortChains?(table: TableName, chains: ServicePortChains): void;
 }
 
 /** Writes into a Ruleset that has the tables written to. */
@@ -77,5 +86,10 @@ export class RulesetSink implements RuleSink<Chain> {
     const chain = new EndpointChain(name, shape, ip, endpoint);
     adoptChain(tableOf(this.ruleset, table), chain);
     return chain;
+  }
+
+  /** One object for the port's chains; their chain objects are made if the table's Map is read (declared-chains.ts). */
+  writeServicePortChains(table: TableName, chains: ServicePortChains): void {
+    declareRunInto(tableOf(this.ruleset, table), chains);
   }
 }

@@ -4,11 +4,13 @@
  * chain in the order they are written.
  */
 import type { Family } from '../util/ip.js';
+import { createTable, declareInto } from './declared-chains.js';
 import type { Chain, Ruleset, Table, TableName } from './types.js';
 
+/** Tables whose chains are kept as a list while they are declared, made a Map on first read (declared-chains.ts). */
 export function createRuleset(family: Family, tableNames: readonly TableName[]): Ruleset {
   const tables = new Map<TableName, Table>();
-  for (const name of tableNames) tables.set(name, { name, chains: new Map() });
+  for (const name of tableNames) tables.set(name, createTable(name));
   return { family, tables };
 }
 
@@ -18,21 +20,19 @@ export function tableOf(ruleset: Ruleset, name: TableName): Table {
   return table;
 }
 
-/** Declare a chain; declaring one twice is a bug in the compiler (iptables-restore would take it, kube-proxy never does it). */
+/**
+ * Declare a chain; declaring one twice is a bug in the compiler (iptables-restore would take it,
+ * kube-proxy never does it), found when the table's Map is made (declared-chains.ts).
+ */
 export function declareChain(table: Table, name: string, policy?: string): Chain {
   const chain: Chain = policy === undefined ? { name, rules: [] } : { name, policy, rules: [] };
-  // One map operation, not has() then set(): this runs once per endpoint.
-  const before = table.chains.size;
-  table.chains.set(name, chain);
-  if (table.chains.size === before) throw new Error(`chain ${name} declared twice in table ${table.name}`);
+  declareInto(table, chain);
   return chain;
 }
 
 /** Put a chain written for another node's ruleset (same name, same rules) into this one; once only, as declareChain. */
 export function adoptChain(table: Table, chain: Chain): void {
-  const before = table.chains.size;
-  table.chains.set(chain.name, chain);
-  if (table.chains.size === before) throw new Error(`chain ${chain.name} declared twice in table ${table.name}`);
+  declareInto(table, chain);
 }
 
 export function chainOf(table: Table, name: string): Chain {

@@ -11,6 +11,7 @@ import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../track
 import { cidrContains, parseCIDR } from '../util/ip.js';
 import { EndpointArgsScratch, type EndpointChainShape, type PolicyChainPlan, endpointChainArgs, writeServiceToEndpointRules } from './deferred-chains.js';
 import { KUBE_MARK_MASQ, endpointChainName, protocolWord, servicePortChainNames } from './names.js';
+import { type PlannedPolicyChain, ServicePortChains } from './service-port-chains.js';
 import { type FixedChains, LOCALHOST_NODEPORT_ACCEPTED_COUNTER, type PortChainReuse, type SyncContext } from './sync-context.js';
 
 /** What kube-proxy decides about a service port before writing any of its rules. */
@@ -109,6 +110,11 @@ export function writeServicePortRules<C>(ctx: SyncContext<C>, fixed: FixedChains
 
   const reachable = sp.categorized.allReachableEndpoints;
   const sepNames = new EndpointChainNames(facts.spn, svc.protocol, reachable, ctx.reuse);
+  const shape: EndpointChainShape = { spn: facts.spn, protocol: facts.protocol, affinity: svc.sessionAffinityTimeoutSeconds > 0, large: ctx.largeClusterMode };
+  if (ctx.reuse === undefined && ctx.out.writeServicePortChains !== undefined) {
+    ctx.out.writeServicePortChains('nat', new ServicePortChains(policyChainsOf(ctx, sp, facts, internalMasquerade, sepNames), shape, reachable, sepNames.names));
+    return;
+  }
   let internalMasqueradeWritten = internalMasquerade === undefined;
   if (facts.usesClusterPolicyChain) {
     const masquerade = facts.internalPolicyChain === facts.clusterPolicyChain ? internalMasquerade : undefined;
@@ -123,7 +129,6 @@ export function writeServicePortRules<C>(ctx: SyncContext<C>, fixed: FixedChains
   if (!internalMasqueradeWritten) throw new Error(`${facts.spn}: internal traffic chain ${facts.internalPolicyChain} has internal endpoints but was not written`);
 
   if (ctx.reuse?.takeEndpointChains(reachable)) return;
-  const shape: EndpointChainShape = { spn: facts.spn, protocol: facts.protocol, affinity: svc.sessionAffinityTimeoutSeconds > 0, large: ctx.largeClusterMode };
   // A sink that copies the arguments gets one pair of arrays, filled anew for each endpoint.
   const scratch = ctx.out.copiesArgs === true ? new EndpointArgsScratch() : undefined;
   for (let i = 0; i < reachable.length; i++) {
@@ -136,6 +141,28 @@ export function writeServicePortRules<C>(ctx: SyncContext<C>, fixed: FixedChains
       ctx.reuse?.keepEndpointChain(chain);
     }
   }
+}
+
+/**
+ * The port's KUBE-SVC and KUBE-SVL chains as plans, in the order writeServicePortRules declares
+ * them, the internal masquerade rule first in the internal policy chain.
+ */
+function policyChainsOf<C>(ctx: SyncContext<C>, sp: ProxierServicePort, facts: ServicePortFacts, internalMasquerade: string[] | undefined, sepNames: EndpointChainNames): PlannedPolicyChain[] {
+  const svc = sp.info;
+  const policies: PlannedPolicyChain[] = [];
+  let internalMasqueradeWritten = internalMasquerade === undefined;
+  if (facts.usesClusterPolicyChain) {
+    const masquerade = facts.internalPolicyChain === facts.clusterPolicyChain ? internalMasquerade : undefined;
+    if (masquerade) internalMasqueradeWritten = true;
+    policies.push({ name: facts.clusterPolicyChain, plan: policyPlanOf(ctx, masquerade, svc, facts.spn, sp.categorized.clusterEndpoints ?? [], sepNames) });
+  }
+  if (facts.usesLocalPolicyChain) {
+    const masquerade = facts.internalPolicyChain === facts.localPolicyChain ? internalMasquerade : undefined;
+    if (masquerade) internalMasqueradeWritten = true;
+    policies.push({ name: facts.localPolicyChain, plan: policyPlanOf(ctx, masquerade, svc, facts.spn, sp.categorized.localEndpoints ?? [], sepNames) });
+  }
+  if (!internalMasqueradeWritten) throw new Error(`${facts.spn}: internal traffic chain ${facts.internalPolicyChain} has internal endpoints but was not written`);
+  return policies;
 }
 
 /** KUBE-SVC or KUBE-SVL: the internal masquerade rule when it is the internal policy chain, then the endpoints. */
@@ -153,15 +180,7 @@ function writePolicyChain<C>(
     ctx.out.adoptChain('nat', written);
     return;
   }
-  const plan: PolicyChainPlan = {
-    masquerade,
-    spn,
-    endpoints,
-    endpointChains: sepNames.namesOf(endpoints),
-    affinitySeconds: svc.sessionAffinityTimeoutSeconds > 0 ? String(svc.sessionAffinityTimeoutSeconds) : '',
-    large: ctx.largeClusterMode,
-    probabilities: ctx.probabilities,
-  };
+  const plan = policyPlanOf(ctx, masquerade, svc, spn, endpoints, sepNames);
   let chain: C;
   if (ctx.out.writePolicyChain !== undefined) {
     chain = ctx.out.writePolicyChain('nat', name, plan);
@@ -173,6 +192,26 @@ function writePolicyChain<C>(
     chain = declared;
   }
   ctx.reuse?.keepPolicyChain(chain, endpoints, masquerade !== undefined);
+}
+
+/** What a KUBE-SVC or KUBE-SVL chain over `endpoints` is made of. */
+function policyPlanOf<C>(
+  ctx: SyncContext<C>,
+  masquerade: string[] | undefined,
+  svc: ServicePortInfo,
+  spn: string,
+  endpoints: readonly EndpointInfo[],
+  sepNames: EndpointChainNames,
+): PolicyChainPlan {
+  return {
+    masquerade,
+    spn,
+    endpoints,
+    endpointChains: sepNames.namesOf(endpoints),
+    affinitySeconds: svc.sessionAffinityTimeoutSeconds > 0 ? String(svc.sessionAffinityTimeoutSeconds) : '',
+    large: ctx.largeClusterMode,
+    probabilities: ctx.probabilities,
+  };
 }
 
 /** Rules in the top-level chains that send each of the service's destinations to its chains (or reject/drop them). */

@@ -199,7 +199,7 @@ export function endpointChainName(spn: ServicePortName, endpoint: string): strin
   let port: string;
   if (colon > 0) {
     host = endpoint.slice(0, colon);
-    port = `/${endpoint.slice(colon + 1)}`;
+    port = slashPort(endpoint, colon);
   } else {
     const hp = splitHostPortText(endpoint);
     if (!hp) throw new Error(`endpoint ${endpoint} is not ip:port`);
@@ -211,6 +211,30 @@ export function endpointChainName(spn: ServicePortName, endpoint: string): strin
     return flatName(ENDPOINT_PREFIX, endpointChainNameBase(spn, endpoint));
   }
   return [ENDPOINT_PREFIX, base32Prefix8(digest), '-', prefix, host, port].join('');
+}
+
+/** The last "/port" slashPort made. */
+let lastSlashPort = '/';
+
+/**
+ * "/port" for the endpoint "host:port" whose colon is at `colon`: the last one made when the
+ * port is the same (a port's endpoints mostly share their target port), so that naming an
+ * endpoint makes no string for its port.
+ */
+function slashPort(endpoint: string, colon: number): string {
+  const n = endpoint.length - colon;
+  const last = lastSlashPort;
+  if (last.length === n) {
+    let same = true;
+    for (let i = 1; i < n; i++) {
+      if (endpoint.charCodeAt(colon + i) !== last.charCodeAt(i)) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return last;
+  }
+  return (lastSlashPort = `/${endpoint.slice(colon + 1)}`);
 }
 
 /**

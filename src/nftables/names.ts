@@ -272,8 +272,13 @@ class LazyEndpointNames implements EndpointNames {
   }
 
   get affinitySet(): string {
-    return flatName(AFFINITY_PREFIX, this.chain.slice(ENDPOINT_PREFIX.length));
+    return affinitySetOf(this.chain);
   }
+}
+
+/** The affinity set's name of the endpoint whose chain is `chain` (a name made by endpointChainName). */
+export function affinitySetOf(chain: string): string {
+  return flatName(AFFINITY_PREFIX, chain.slice(ENDPOINT_PREFIX.length));
 }
 
 /** kube-proxy's isServiceChainName: its own fixed chains never contain "/". */

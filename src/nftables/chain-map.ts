@@ -35,6 +35,13 @@ export class ChainMap extends Map<string, NftChain> {
     return { own: [...super.values()], segments: [...this.#pending] };
   }
 
+  /** The chains in order, as an array: without a generator's iterator result per chain. */
+  toArray(): NftChain[] {
+    const chains = [...super.values()];
+    for (const segment of this.#pending) for (let i = 0; i < segment.length; i++) chains.push(segment[i]!);
+    return chains;
+  }
+
   /** Index every appended chain: from now on this is a plain Map. */
   #index(): void {
     if (this.#pendingCount === 0) return;

@@ -12,7 +12,7 @@
 import { protocolWord } from '../iptables/names.js';
 import type { EndpointInfo, ServicePortInfo } from '../tracker/types.js';
 import { AFFINITY_PREFIX, ENDPOINT_PREFIX, MARK_MASQ_CHAIN, endpointNames } from './names.js';
-import type { NftChain, NftRule } from './types.js';
+import type { NftChain, NftRule, TextWriter } from './types.js';
 
 export class EndpointChain implements NftChain {
   readonly name: string;
@@ -37,21 +37,35 @@ export class EndpointChain implements NftChain {
   }
 
   /**
-   * Each rule's line onto `out` as pieces: `ruleHead` ("add rule <table> "), the chain's name,
-   * the rule's text, a newline. False, and nothing pushed, once the rule objects are made: they
+   * Each rule's line written onto `out`: `ruleHead` ("add rule <table> "), the chain's name, the
+   * rule's text, a newline. False, and nothing written, once the rule objects are made: they
    * are then what the chain holds.
    */
-  pushRuleLines(ruleHead: string, out: string[]): boolean {
+  writeRuleLines(ruleHead: string, out: TextWriter): boolean {
     if (this.#rules !== undefined) return false;
-    const ipX = this.#ipX;
+    const saddr = this.#ipX === 'ip' ? ' ip saddr ' : ' ip6 saddr ';
     const ep = this.#ep;
     const name = this.name;
-    // Few pieces per line, each a constant or a string that exists: the pieces are what a join
-    // pays for, and they are kept until the table is joined.
-    out.push(ruleHead, name, ipX === 'ip' ? ' ip saddr ' : ' ip6 saddr ', ep.ip, MASQUERADE_TAIL);
-    // The affinity set is named after the chain (names.ts): no name looked up or hashed again.
-    if (this.#svc.sessionAffinityTimeoutSeconds > 0) out.push(ruleHead, name, ' update @', AFFINITY_PREFIX, name.slice(ENDPOINT_PREFIX.length), ipX === 'ip' ? ' { ip saddr }\n' : ' { ip6 saddr }\n');
-    out.push(ruleHead, name, dnatHead(this.#svc.protocol), ep.endpoint, '\n');
+    // Each piece a constant or a string that exists: nothing is made per line.
+    out.write(ruleHead);
+    out.write(name);
+    out.write(saddr);
+    out.write(ep.ip);
+    out.write(MASQUERADE_TAIL);
+    if (this.#svc.sessionAffinityTimeoutSeconds > 0) {
+      // The affinity set is named after the chain (names.ts): no name looked up or hashed again.
+      out.write(ruleHead);
+      out.write(name);
+      out.write(' update @');
+      out.write(AFFINITY_PREFIX);
+      out.write(name.slice(ENDPOINT_PREFIX.length));
+      out.write(this.#ipX === 'ip' ? ' { ip saddr }\n' : ' { ip6 saddr }\n');
+    }
+    out.write(ruleHead);
+    out.write(name);
+    out.write(dnatHead(this.#svc.protocol));
+    out.write(ep.endpoint);
+    out.write('\n');
     return true;
   }
 }

@@ -199,18 +199,74 @@ export function endpointChainName(spn: ServicePortName, endpoint: string): strin
   let port: string;
   if (colon > 0) {
     host = endpoint.slice(0, colon);
-    port = `/${endpoint.slice(colon + 1)}`;
+    port = slashPort(endpoint, colon);
   } else {
-    const hp = splitHostPortText(endpoint);
-    if (!hp) throw new Error(`endpoint ${endpoint} is not ip:port`);
-    host = hp.host.replaceAll(':', '.');
-    port = `/${hp.portText}`;
+    const close = ipv6HostPortClose(endpoint);
+    if (close > 0) {
+      host = endpoint.slice(1, close).replaceAll(':', '.');
+      port = slashPort(endpoint, close + 1);
+    } else {
+      const hp = splitHostPortText(endpoint);
+      if (!hp) throw new Error(`endpoint ${endpoint} is not ip:port`);
+      host = hp.host.replaceAll(':', '.');
+      port = `/${hp.portText}`;
+    }
   }
   // A name long enough to be cut, or not ASCII: the general path.
   if (9 + prefix.length + host.length + port.length > NAME_BASE_LENGTH_MAX || !sha256AsciiPrefixOf(prefix, host, port, digest, 5)) {
     return flatName(ENDPOINT_PREFIX, endpointChainNameBase(spn, endpoint));
   }
-  return [ENDPOINT_PREFIX, base32Prefix8(digest), '-', prefix, host, port].join('');
+  // One array for every name joined: the name is all that is kept.
+  const parts = nameParts;
+  parts[1] = base32Prefix8(digest);
+  parts[3] = prefix;
+  parts[4] = host;
+  parts[5] = port;
+  const name = parts.join('');
+  parts[1] = parts[3] = parts[4] = parts[5] = '';
+  return name;
+}
+
+/** endpointChainName's parts: "endpoint-", the hash, "-", the port's text, the host, "/port". */
+const nameParts = [ENDPOINT_PREFIX, '', '-', '', '', ''];
+
+/**
+ * Where the "]" of "[host]:port" is (a bracketed IPv6 address, as splitHostPortText's first
+ * form reads it: a non-empty host without "]", digits after the colon); -1 for anything else.
+ */
+function ipv6HostPortClose(text: string): number {
+  if (text.charCodeAt(0) !== 91 /* [ */) return -1;
+  const close = text.indexOf(']');
+  if (close < 2 || text.charCodeAt(close + 1) !== 58 /* : */ || close + 2 >= text.length) return -1;
+  for (let i = close + 2; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return -1;
+  }
+  return close;
+}
+
+/** The last "/port" slashPort made. */
+let lastSlashPort = '/';
+
+/**
+ * "/port" for the endpoint "host:port" whose colon is at `colon`: the last one made when the
+ * port is the same (a port's endpoints mostly share their target port), so that naming an
+ * endpoint makes no string for its port.
+ */
+function slashPort(endpoint: string, colon: number): string {
+  const n = endpoint.length - colon;
+  const last = lastSlashPort;
+  if (last.length === n) {
+    let same = true;
+    for (let i = 1; i < n; i++) {
+      if (endpoint.charCodeAt(colon + i) !== last.charCodeAt(i)) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return last;
+  }
+  return (lastSlashPort = `/${endpoint.slice(colon + 1)}`);
 }
 
 /**
@@ -248,8 +304,13 @@ class LazyEndpointNames implements EndpointNames {
   }
 
   get affinitySet(): string {
-    return flatName(AFFINITY_PREFIX, this.chain.slice(ENDPOINT_PREFIX.length));
+    return affinitySetOf(this.chain);
   }
+}
+
+/** The affinity set's name of the endpoint whose chain is `chain` (a name made by endpointChainName). */
+export function affinitySetOf(chain: string): string {
+  return flatName(AFFINITY_PREFIX, chain.slice(ENDPOINT_PREFIX.length));
 }
 
 /** kube-proxy's isServiceChainName: its own fixed chains never contain "/". */

@@ -12,9 +12,10 @@
  *   add element ip kube-proxy service-ips { 172.30.0.41 . tcp . 80 : goto service-... }
  */
 import { ChainMap } from './chain-map.js';
+import { TextBuffer, writeHeapText } from '../iptables/save-text.js';
 import { durationText } from './durations.js';
 import { EndpointChain, ruleCountOf } from './endpoint-chain.js';
-import type { NftChain, NftElement, NftRuleset, NftSet, NftTable } from './types.js';
+import type { NftChain, NftElement, NftRuleset, NftSet, NftTable, TextWriter } from './types.js';
 import { NumgenVmapRule } from './vmap-rule.js';
 
 /** Go's %q for the plain text nft accepts in a comment. */
@@ -57,28 +58,40 @@ export function setLine(prefix: string, set: NftSet): string {
 }
 
 export function elementText(element: NftElement): string {
-  const parts: string[] = [];
-  pushElementText(element, parts);
-  return parts.join('');
+  let text = element.key.join(' . ');
+  if (element.timeoutSeconds !== undefined) text += ` timeout ${durationText(element.timeoutSeconds)}`;
+  if (element.expiresSeconds !== undefined) text += ` expires ${durationText(element.expiresSeconds)}`;
+  if (element.comment !== undefined) text += ` comment ${quoteComment(element.comment)}`;
+  if (element.value !== undefined && element.value.length > 0) text += ` : ${element.value.join(' . ')}`;
+  return text;
 }
 
-/** elementText as pieces onto `out`: a table's elements are joined with the rest of its text. */
-function pushElementText(element: NftElement, out: string[]): void {
-  pushJoined(element.key, out);
-  if (element.timeoutSeconds !== undefined) out.push(' timeout ', durationText(element.timeoutSeconds));
-  if (element.expiresSeconds !== undefined) out.push(' expires ', durationText(element.expiresSeconds));
-  if (element.comment !== undefined) out.push(' comment ', quoteComment(element.comment));
+/** elementText onto `out`: a table's elements are written with the rest of its text. */
+function writeElementText(element: NftElement, out: ScriptWriter): void {
+  writeJoined(element.key, out);
+  if (element.timeoutSeconds !== undefined) {
+    out.write(' timeout ');
+    out.write(durationText(element.timeoutSeconds));
+  }
+  if (element.expiresSeconds !== undefined) {
+    out.write(' expires ');
+    out.write(durationText(element.expiresSeconds));
+  }
+  if (element.comment !== undefined) {
+    out.write(' comment ');
+    out.write(quoteComment(element.comment));
+  }
   if (element.value !== undefined && element.value.length > 0) {
-    out.push(' : ');
-    pushJoined(element.value, out);
+    out.write(' : ');
+    writeJoined(element.value, out);
   }
 }
 
 /** The words with " . " between them. */
-function pushJoined(words: readonly string[], out: string[]): void {
+function writeJoined(words: readonly string[], out: ScriptWriter): void {
   for (let i = 0; i < words.length; i++) {
-    if (i > 0) out.push(' . ');
-    out.push(words[i]!);
+    if (i > 0) out.write(' . ');
+    out.write(words[i]!);
   }
 }
 
@@ -89,12 +102,12 @@ interface Span {
   readonly end: number;
 }
 
-/** A text a span points into, set once it is made (a table's text is joined after its runs are rendered). */
+/** A text a span points into, set once it is made (a script's text is made once it is all written). */
 interface RenderedText {
   text: string;
 }
 
-/** Where a run of chains' declarations and rules are, as renderChains writes them. */
+/** Where a run of chains' declarations and rules are, as renderChainDecls and renderChainRules write them. */
 interface SegmentText {
   readonly prefix: string;
   readonly decls: Span;
@@ -108,11 +121,14 @@ interface SegmentText {
  *
  * The first table rendered with none of its runs known (the first node of a cluster) keeps
  * its runs as spans of the script's text it is part of (renderNftScripts: the text returned,
- * not a copy): 67 MB of lines at 10k services, which as a string per run
- * were each made, then copied into the table's text, and copied twice more by the young
- * generation's scavenges because they were kept. A later table takes known runs as slices of
- * that text (adjacent runs as one slice) and keeps its few new runs as strings of their own, so
- * that no node's whole text is kept for one run of it.
+ * not a copy): 67 MB of lines at 10k services, kept once, as the node's own text. A later table
+ * copies known runs from that text (adjacent runs as one stretch) and keeps its few new runs as
+ * strings of their own, so that no node's whole text is kept for one run of it.
+ *
+ * Spans of a string, not bytes of a kept buffer: the string is what the first node returns
+ * anyway, while a buffer would be a second copy of the text, fresh memory for the first node to
+ * touch (about 3 ms a megabyte) and external memory V8 counts towards a full collection. A
+ * stretch of a string is copied into the next script by the runtime's encoder, as fast as bytes.
  */
 const segmentTexts = new WeakMap<readonly NftChain[], SegmentText>();
 
@@ -122,193 +138,233 @@ function knownSegment(prefix: string, run: readonly NftChain[]): SegmentText | u
 }
 
 /**
- * Pieces so many that they are joined into a chunk before more are added: pieces are joined
- * while the strings they are (names, addresses scattered over a big heap) are still in the
- * processor's cache, and a chunk of this many pieces (some 300 KB) is big enough to be made in
- * the large-object space, which young-generation scavenges never copy. One join of two million
- * pieces at the end cost several times the joins of its chunks.
+ * Stretches of a kept text copied at most this many characters at a time: the runtime's encoder
+ * copies a stretch in one call, and a text buffer makes room for each copy before it is made.
  */
-const CHUNK_PIECES = 8192;
+const COPY_CHARS = 1 << 20;
+
+/** Strings this long or longer are written by the runtime's encoder (TextBuffer.writeLong). */
+const LONG_CHARS = 40;
 
 /**
- * Pieces of text, joined into chunks as they grow and into one text at the end, with their
- * length so far, and a slice of a rendered text pending at the end (runs taken over are
- * adjacent in the text they come from: one slice for all of them, grown until something else
- * is added).
+ * The script as it is written: text into a TextBuffer, with the characters written so far
+ * counted (where a run starts in the script is where a later table takes it from), and a
+ * stretch of a kept text pending at the end (runs taken over are adjacent in the text they come
+ * from: one copy for all of them, grown until something else is written).
  */
-class Pieces {
-  /** The pieces added since the last chunk was made. */
-  readonly parts: string[] = [];
-  readonly #chunks: string[] = [];
-  readonly #chunkPieces: number;
-  /** Characters in the chunks and in `parts` up to `counted`. */
-  #chars = 0;
-  #counted = 0;
+class ScriptWriter implements TextWriter {
+  /** Characters written so far, the pending stretch left out. */
+  chars = 0;
+  readonly #out: TextBuffer;
   #pending: { source: RenderedText; start: number; end: number } | undefined;
 
-  constructor(chunkPieces: number) {
-    this.#chunkPieces = chunkPieces;
+  constructor(out: TextBuffer) {
+    this.#out = out;
   }
 
-  /** Characters so far. */
-  get chars(): number {
-    this.flushPending();
-    const parts = this.parts;
-    let chars = this.#chars;
-    for (let i = this.#counted; i < parts.length; i++) chars += parts[i]!.length;
-    this.#chars = chars;
-    this.#counted = parts.length;
-    return chars;
+  /** `s` as it is: after flushSpan() if a stretch may be pending. */
+  write(s: string): void {
+    // A chain name (50 to 110 characters) is copied faster by the runtime's encoder, in one
+    // call, than by a loop over its characters; a short word the other way round.
+    if (s.length >= LONG_CHARS) this.#out.writeLong(s);
+    else this.#out.write(s);
+    this.chars += s.length;
   }
 
+  /** A stretch of a kept text, written with the adjacent stretches that follow it. */
   addSpan(span: Span): void {
     const pending = this.#pending;
     if (pending !== undefined && pending.source === span.source && pending.end === span.start) {
       pending.end = span.end;
       return;
     }
-    this.flushPending();
+    this.flushSpan();
     this.#pending = { source: span.source, start: span.start, end: span.end };
   }
 
-  /** Join the pieces added so far into a chunk once they are many. */
-  chunkIfLarge(): void {
-    if (this.parts.length < this.#chunkPieces) return;
-    const chars = this.chars;
-    this.#chunks.push(this.parts.join(''));
-    this.parts.length = 0;
-    this.#counted = 0;
-    this.#chars = chars;
-  }
-
-  /** Every piece, the pending slice included, in order: chunks first, then `parts`. */
-  settle(): string[] {
-    this.flushPending();
-    return this.#chunks.concat(this.parts);
-  }
-
-  /** Add the pending slice to `parts`: before pieces are pushed onto `parts` directly. */
-  flushPending(): void {
+  /** Write the pending stretch: before anything else is written. */
+  flushSpan(): void {
     const pending = this.#pending;
     if (pending === undefined) return;
     this.#pending = undefined;
-    this.parts.push(pending.source.text.slice(pending.start, pending.end));
+    const text = pending.source.text;
+    for (let at = pending.start; at < pending.end; at += COPY_CHARS) {
+      this.#out.writeLong(text.slice(at, Math.min(at + COPY_CHARS, pending.end)));
+    }
+    this.chars += pending.end - pending.start;
   }
 }
 
-/** Chains' declaration lines onto `decls`, their rules' lines onto `body`. */
-function renderChains(prefix: string, chains: Iterable<NftChain>, decls: string[], body: string[]): void {
+/** Chains' declaration lines. */
+function renderChainDecls(prefix: string, chains: readonly NftChain[] | Iterable<NftChain>, out: ScriptWriter): void {
   const chainHead = `add chain ${prefix} `;
+  for (const chain of chains) {
+    if (chain.base === undefined && chain.comment === undefined) {
+      // Most chains have neither hook nor comment: their line is three writes, nothing made.
+      out.write(chainHead);
+      out.write(chain.name);
+      out.write('\n');
+    } else {
+      out.write(chainLine(prefix, chain));
+      out.write('\n');
+    }
+  }
+}
+
+/** Chains' rules' lines, chain after chain. */
+function renderChainRules(prefix: string, chains: readonly NftChain[] | Iterable<NftChain>, out: ScriptWriter): void {
   const ruleHead = `add rule ${prefix} `;
   for (const chain of chains) {
-    // Most chains have neither hook nor comment: their line is three pieces, nothing made.
-    if (chain.base === undefined && chain.comment === undefined) decls.push(chainHead, chain.name, '\n');
-    else decls.push(chainLine(prefix, chain), '\n');
-    if (chain instanceof EndpointChain && chain.pushRuleLines(ruleHead, body)) continue;
+    if (chain instanceof EndpointChain && chain.writeRuleLines(ruleHead, out)) continue;
     const rules = chain.rules;
     if (rules.length === 0) continue;
     const name = chain.name;
     for (let i = 0; i < rules.length; i++) {
       const rule = rules[i]!;
-      // The line's head as pieces: a string per chain would be kept until the table is joined.
-      body.push(ruleHead, name, ' ');
+      out.write(ruleHead);
+      out.write(name);
+      out.write(' ');
       if (rule instanceof NumgenVmapRule) {
-        // Its words as pieces (it has no comment): the text is made only when something reads it.
-        rule.pushText(body);
+        // Its words (it has no comment): the text is made only when something reads it.
+        rule.writeText(out);
       } else {
-        body.push(rule.text);
-        if (rule.comment !== undefined) body.push(' comment ', quoteComment(rule.comment));
+        out.write(rule.text);
+        if (rule.comment !== undefined) {
+          out.write(' comment ');
+          out.write(quoteComment(rule.comment));
+        }
       }
-      body.push('\n');
+      out.write('\n');
     }
   }
 }
 
-/** A run's lines rendered where a later table can take them from: characters of its table's declarations and of its body. */
+/** A run's lines written where a later table can take them from: characters of the script. */
 interface FreshSegment {
   readonly run: readonly NftChain[];
   readonly prefix: string;
-  readonly declStart: number;
-  readonly declEnd: number;
-  readonly bodyStart: number;
-  readonly bodyEnd: number;
+  declStart: number;
+  declEnd: number;
+  bodyStart: number;
+  bodyEnd: number;
 }
 
 /**
- * One table's lines as pieces: the table, its chains, sets and maps onto `decls`, then the
- * rules, then the elements onto `body`, joined once with the rest of the script: no
- * intermediate strings per line, which at 10k services meant half a million short-lived
- * concatenations. Chains are walked once for both their declaration and their rules: a node of
- * a big cluster has 150k of them spread over the heap, and each visit is a cache miss. The runs
- * rendered here that a later table can take over are returned with where they are in
- * `decls` and `body`.
+ * One table's lines: the table, its chains, sets and maps, then the rules, then the elements,
+ * written once into the script: no intermediate strings per line or per table. Chains are
+ * walked twice, once for their declarations and once for their rules (a node of a big cluster
+ * has 150k of them spread over the heap; the second walk costs less than keeping the
+ * declarations apart until the rules are written). The runs written here that a later table
+ * can take over are returned with where they are in the script.
  */
-function renderTable(table: NftTable, decls: Pieces, body: Pieces): FreshSegment[] {
-  // Empty pieces: a run's place in them is its place in the table's declarations and body.
+function renderTable(table: NftTable, out: ScriptWriter): FreshSegment[] {
   const prefix = `${table.family} ${table.name}`;
-  decls.parts.push(tableLine(table), '\n');
+  out.write(tableLine(table));
+  out.write('\n');
   const chains = table.chains;
   const fresh: FreshSegment[] = [];
   if (chains instanceof ChainMap) {
     const { own, segments } = chains.runs();
     // The table's own chains (the fixed ones) are made for this table alone; segments are shared.
-    renderChains(prefix, own, decls.parts, body.parts);
-    const firstOfItsKind = !segments.some((segment) => knownSegment(prefix, segment) !== undefined);
-    for (const segment of segments) {
-      const known = knownSegment(prefix, segment);
-      if (known !== undefined) {
-        decls.addSpan(known.decls);
-        body.addSpan(known.body);
-      } else if (firstOfItsKind) {
-        const declStart = decls.chars;
-        const bodyStart = body.chars;
-        renderChains(prefix, segment, decls.parts, body.parts);
-        fresh.push({ run: segment, prefix, declStart, declEnd: decls.chars, bodyStart, bodyEnd: body.chars });
-        decls.chunkIfLarge();
-        body.chunkIfLarge();
+    // Each run's text when it is kept (known from a table before, or made now as a string of its
+    // own), else it is written here, and kept from this table's text.
+    const texts = new Array<SegmentText | undefined>(segments.length);
+    let firstOfItsKind = true;
+    for (let i = 0; i < segments.length; i++) {
+      const known = knownSegment(prefix, segments[i]!);
+      texts[i] = known;
+      if (known !== undefined) firstOfItsKind = false;
+    }
+    const written = new Array<FreshSegment | undefined>(segments.length);
+    for (let i = 0; i < segments.length; i++) {
+      if (texts[i] !== undefined) continue;
+      const segment = segments[i]!;
+      if (firstOfItsKind) {
+        fresh.push((written[i] = { run: segment, prefix, declStart: 0, declEnd: 0, bodyStart: 0, bodyEnd: 0 }));
       } else {
         const text = ownSegmentText(prefix, segment);
         segmentTexts.set(segment, text);
-        decls.addSpan(text.decls);
-        body.addSpan(text.body);
+        texts[i] = text;
       }
     }
+    renderChainDecls(prefix, own, out);
+    for (let i = 0; i < segments.length; i++) {
+      const text = texts[i];
+      if (text !== undefined) {
+        out.addSpan(text.decls);
+        continue;
+      }
+      const run = written[i]!;
+      out.flushSpan();
+      run.declStart = out.chars;
+      renderChainDecls(prefix, segments[i]!, out);
+      run.declEnd = out.chars;
+    }
+    out.flushSpan();
+    for (const set of table.sets.values()) {
+      out.write(setLine(prefix, set));
+      out.write('\n');
+    }
+    renderChainRules(prefix, own, out);
+    for (let i = 0; i < segments.length; i++) {
+      const text = texts[i];
+      if (text !== undefined) {
+        out.addSpan(text.body);
+        continue;
+      }
+      const run = written[i]!;
+      out.flushSpan();
+      run.bodyStart = out.chars;
+      renderChainRules(prefix, segments[i]!, out);
+      run.bodyEnd = out.chars;
+    }
+    out.flushSpan();
   } else {
-    renderChains(prefix, chains.values(), decls.parts, body.parts);
+    renderChainDecls(prefix, chains.values(), out);
+    for (const set of table.sets.values()) {
+      out.write(setLine(prefix, set));
+      out.write('\n');
+    }
+    renderChainRules(prefix, chains.values(), out);
   }
-  decls.flushPending();
-  body.flushPending();
-  for (const set of table.sets.values()) decls.parts.push(setLine(prefix, set), '\n');
   for (const set of table.sets.values()) {
     const head = `add element ${prefix} ${set.name} { `;
     for (const element of set.elements) {
-      body.parts.push(head);
-      pushElementText(element, body.parts);
-      body.parts.push(' }\n');
+      out.write(head);
+      writeElementText(element, out);
+      out.write(' }\n');
     }
   }
   return fresh;
 }
 
+/** Where ownSegmentText writes, kept from one run to the next (a run is at most a port's endpoint chains). */
+let ownText: TextBuffer | undefined;
+
 /** A run's text as strings of its own (a table that took other runs over: its text is not kept for this one). */
 function ownSegmentText(prefix: string, run: readonly NftChain[]): SegmentText {
-  const decls: string[] = [];
-  const body: string[] = [];
-  renderChains(prefix, run, decls, body);
-  const declText = decls.join('');
-  const bodyText = body.join('');
+  const buffer = (ownText ??= new TextBuffer());
+  const write = (render: (out: ScriptWriter) => void): Span => {
+    buffer.reset(0);
+    render(new ScriptWriter(buffer));
+    const text = buffer.toHeapString();
+    return { source: { text }, start: 0, end: text.length };
+  };
   return {
     prefix,
-    decls: { source: { text: declText }, start: 0, end: declText.length },
-    body: { source: { text: bodyText }, start: 0, end: bodyText.length },
+    decls: write((out) => renderChainDecls(prefix, run, out)),
+    body: write((out) => renderChainRules(prefix, run, out)),
   };
 }
 
 export function renderNftScript(ruleset: NftRuleset): string {
-  return renderNftScriptInChunks(ruleset, CHUNK_PIECES);
+  return renderNftScripts([{ heading: '', ruleset }]);
 }
 
-/** renderNftScript joining its pieces into chunks of `chunkPieces` (tests: the text is the same for any). */
+/**
+ * renderNftScript. Its pieces were once joined into chunks of `chunkPieces`; the text is now
+ * written once into a buffer, and the text is the same for any `chunkPieces`.
+ */
 export function renderNftScriptInChunks(ruleset: NftRuleset, chunkPieces: number): string {
   return renderNftScriptsInChunks([{ heading: '', ruleset }], chunkPieces);
 }
@@ -321,54 +377,58 @@ export interface NftScriptPart {
 }
 
 /**
- * The parts' scripts one after the other, as one text: the same as each heading followed by
- * renderNftScript of its ruleset, joined. Every table's pieces are joined once, into the text
- * returned: a text per table joined again into the file was a second copy of the whole, 67 MB
- * for the first node of a 5,000-node cluster, which the runs kept from it (segmentTexts) also
- * kept alive.
+ * The script's length in bytes, as a guess before it is written: the last script's (the nodes
+ * of one cluster are much alike), else a little per chain and element.
  */
-export function renderNftScripts(parts: readonly NftScriptPart[]): string {
-  return renderNftScriptsInChunks(parts, CHUNK_PIECES);
-}
+let lastScriptBytes = 0;
 
-/** renderNftScripts joining its pieces into chunks of `chunkPieces` (tests: the text is the same for any). */
-export function renderNftScriptsInChunks(parts: readonly NftScriptPart[], chunkPieces: number): string {
-  const rendered: RenderedText = { text: '' };
-  const all: string[] = [];
-  // Where each table's declarations and body start in the text, for the runs it rendered.
-  const placed: { fresh: FreshSegment[]; declAt: number; bodyAt: number }[] = [];
-  let at = 0;
+function expectedScriptBytes(parts: readonly NftScriptPart[]): number {
+  if (lastScriptBytes > 0) return lastScriptBytes;
+  let bytes = 0;
   for (const part of parts) {
-    if (part.heading !== '') {
-      all.push(part.heading);
-      at += part.heading.length;
-    }
     for (const table of part.ruleset.tables) {
-      const decls = new Pieces(chunkPieces);
-      const body = new Pieces(chunkPieces);
-      const fresh = renderTable(table, decls, body);
-      const declChars = decls.chars;
-      placed.push({ fresh, declAt: at, bodyAt: at + declChars });
-      at += declChars + body.chars;
-      pushAll(all, decls.settle());
-      pushAll(all, body.settle());
+      bytes += 4096 + 400 * table.chains.size;
+      for (const set of table.sets.values()) bytes += 100 * set.elements.length;
     }
   }
-  rendered.text = all.join('');
-  for (const { fresh, declAt, bodyAt } of placed) {
-    for (const f of fresh) {
-      segmentTexts.set(f.run, {
-        prefix: f.prefix,
-        decls: { source: rendered, start: declAt + f.declStart, end: declAt + f.declEnd },
-        body: { source: rendered, start: bodyAt + f.bodyStart, end: bodyAt + f.bodyEnd },
-      });
+  return bytes;
+}
+
+/**
+ * The parts' scripts one after the other, as one text: the same as each heading followed by
+ * renderNftScript of its ruleset, joined. Every line is written once, as bytes, into one buffer
+ * made into the text returned (save-text.ts writeHeapText): string pieces joined into chunks
+ * and the chunks joined into the script made the text twice, each time in fresh memory (67 MB
+ * for the first node of a 5,000-node cluster), and left millions of pieces to the garbage
+ * collector.
+ */
+export function renderNftScripts(parts: readonly NftScriptPart[]): string {
+  const rendered: RenderedText = { text: '' };
+  const fresh: FreshSegment[] = [];
+  let chars = 0;
+  rendered.text = writeHeapText(expectedScriptBytes(parts), (buffer) => {
+    const out = new ScriptWriter(buffer);
+    for (const part of parts) {
+      if (part.heading !== '') out.write(part.heading);
+      for (const table of part.ruleset.tables) fresh.push(...renderTable(table, out));
     }
+    chars = out.chars;
+  });
+  if (rendered.text.length !== chars) throw new Error(`nft script: ${chars} characters written, ${rendered.text.length} read back`);
+  lastScriptBytes = Math.max(chars, 1 << 16);
+  for (const f of fresh) {
+    segmentTexts.set(f.run, {
+      prefix: f.prefix,
+      decls: { source: rendered, start: f.declStart, end: f.declEnd },
+      body: { source: rendered, start: f.bodyStart, end: f.bodyEnd },
+    });
   }
   return rendered.text;
 }
 
-function pushAll(out: string[], items: readonly string[]): void {
-  for (let i = 0; i < items.length; i++) out.push(items[i]!);
+/** renderNftScripts (see renderNftScriptInChunks: `chunkPieces` no longer changes anything). */
+export function renderNftScriptsInChunks(parts: readonly NftScriptPart[], _chunkPieces: number): string {
+  return renderNftScripts(parts);
 }
 
 /** Number of rules and elements, for reports and benchmarks. */

@@ -21,10 +21,9 @@ import {
   REJECT_CHAIN,
   SERVICE_IPS_MAP,
   SERVICE_NODEPORTS_MAP,
-  type EndpointNames,
+  affinitySetOf,
+  endpointChainName,
   endpointNames,
-  endpointNamesOfChain,
-  makeEndpointNames,
   servicePortChains,
 } from './names.js';
 import { EndpointChain, endpointRules } from './endpoint-chain.js';
@@ -156,18 +155,18 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   const reachable = sp.categorized.allReachableEndpoints;
   // Names when first needed: a port whose endpoint chains are taken over as a block names only
   // the endpoints its policy chains send to (a node's own view of a DaemonSet's port: one).
-  const names = new Array<EndpointNames | undefined>(reachable.length);
+  const names = new Array<string | undefined>(reachable.length);
   // With `reuse` the names are the kept chains' (or new, not kept apart from the chains they name).
-  const nameAt = (i: number): EndpointNames => (names[i] ??= reuse === undefined
-    ? endpointNames(svc.svcPortName, reachable[i]!.endpoint)
-    : reusedEndpointNames(reuse, svc, reachable[i]!.endpoint));
+  const nameAt = (i: number): string => (names[i] ??= reuse === undefined
+    ? endpointNames(svc.svcPortName, reachable[i]!.endpoint).chain
+    : reusedEndpointChainName(reuse, svc, reachable[i]!.endpoint));
 
   writeElements(maps, svc, facts);
 
   // Chains are created in kube-proxy's order: the endpoints' first, then the policy chains.
   // With `reuse` the endpoint chains are a block of the caller's, never declared in the table.
   const blockTaken = reuse?.takeEndpointChains(reachable) === true;
-  if (reuse === undefined) for (let i = 0; i < reachable.length; i++) ensureChain(ctx.table, nameAt(i).chain);
+  if (reuse === undefined) for (let i = 0; i < reachable.length; i++) ensureChain(ctx.table, nameAt(i));
   // The service- chain is the same wherever the port has the same cluster endpoints (a node's
   // own endpoint changes only the local- chain): take it over when another node wrote it.
   const clusterEndpoints = sp.categorized.clusterEndpoints ?? [];
@@ -189,7 +188,7 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   if (svc.sessionAffinityTimeoutSeconds > 0) {
     for (let i = 0; i < reachable.length; i++) {
       ensureSet(ctx.table, {
-        kind: 'set', name: nameAt(i).affinitySet, type: ctx.addrType,
+        kind: 'set', name: affinitySetOf(nameAt(i)), type: ctx.addrType,
         // "dynamic" too: without it some kernels add it themselves, and the next add would
         // then look like a change of flags and fail.
         flags: ['dynamic', 'timeout'],
@@ -213,14 +212,15 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   const block = new Array<NftChain>(reachable.length);
   for (let i = 0; i < reachable.length; i++) {
     const ep = reachable[i]!;
-    block[i] = reuse.endpointChain(ep.endpoint) ?? new EndpointChain(nameAt(i).chain, ctx.ipX, svc, ep);
+    block[i] = reuse.endpointChain(ep.endpoint) ?? new EndpointChain(nameAt(i), ctx.ipX, svc, ep);
   }
   reuse.keepEndpointChains(reachable, block);
 }
 
-function reusedEndpointNames(reuse: NftPortReuse, svc: ServicePortInfo, endpoint: string): EndpointNames {
+/** The endpoint chain's name: the kept chain's, or made (not kept apart from the chain it names). */
+function reusedEndpointChainName(reuse: NftPortReuse, svc: ServicePortInfo, endpoint: string): string {
   const known = reuse.endpointChain(endpoint);
-  return known !== undefined ? endpointNamesOfChain(known.name) : makeEndpointNames(svc.svcPortName, endpoint);
+  return known !== undefined ? known.name : endpointChainName(svc.svcPortName, endpoint);
 }
 
 /** The elements that capture the port's cluster IP, external IPs, LB IPs and node port. */
@@ -320,15 +320,16 @@ function writeFirewallChain(ctx: NftSyncContext, svc: ServicePortInfo, facts: Se
   addRule(chain, `${ctx.ipX} saddr != { ${sources.join(' , ')} } drop`);
 }
 
-type EndpointNameOf = (list: readonly EndpointInfo[], i: number) => EndpointNames;
+/** The endpoint chain's name of `list[i]`. */
+type EndpointNameOf = (list: readonly EndpointInfo[], i: number) => string;
 
 /**
  * The names of `list[i]`. The cluster (or local) list is usually the reachable list itself, so
  * names are found by position; otherwise by the endpoint's text (names are a function of the
  * port and the text: a node's few local endpoints need no index of thousands of reachable ones).
  */
-function endpointNameLookup(reachable: readonly EndpointInfo[], nameAt: (i: number) => EndpointNames, spn: ServicePortInfo['svcPortName']): EndpointNameOf {
-  return (list, i) => (list === reachable ? nameAt(i) : endpointNames(spn, list[i]!.endpoint));
+function endpointNameLookup(reachable: readonly EndpointInfo[], nameAt: (i: number) => string, spn: ServicePortInfo['svcPortName']): EndpointNameOf {
+  return (list, i) => (list === reachable ? nameAt(i) : endpointNames(spn, list[i]!.endpoint).chain);
 }
 
 /** service- / local-: affinity checks first, then one numgen verdict map over the endpoints. */
@@ -338,12 +339,12 @@ function writeServiceToEndpointRules(
   if (svc.sessionAffinityTimeoutSeconds > 0) {
     for (let i = 0; i < endpoints.length; i++) {
       const n = nameOf(endpoints, i);
-      addRule(chain, `${ctx.ipX} saddr @${n.affinitySet} goto ${n.chain}`);
+      addRule(chain, `${ctx.ipX} saddr @${affinitySetOf(n)} goto ${n}`);
     }
   }
   // The endpoint chains' names, not the rule's text (vmap-rule.ts).
   const targets = new Array<string>(endpoints.length);
-  for (let i = 0; i < endpoints.length; i++) targets[i] = nameOf(endpoints, i).chain;
+  for (let i = 0; i < endpoints.length; i++) targets[i] = nameOf(endpoints, i);
   chain.rules.push(new NumgenVmapRule(targets));
 }
 
@@ -351,13 +352,13 @@ function writeServiceToEndpointRules(
  * endpoint- (endpoint-chain.ts), written into the table: the path without shared work. A chain
  * declared empty first (for kube-proxy's order) is filled in place.
  */
-function writeEndpointChain(ctx: NftSyncContext, svc: ServicePortInfo, ep: EndpointInfo, n: EndpointNames): void {
-  const declared = ctx.table.chains.get(n.chain);
+function writeEndpointChain(ctx: NftSyncContext, svc: ServicePortInfo, ep: EndpointInfo, chainName: string): void {
+  const declared = ctx.table.chains.get(chainName);
   if (declared !== undefined && declared.rules.length > 0) {
     declared.rules.push(...endpointRules(ctx.ipX, svc, ep));
     return;
   }
   // The chain declared empty first (for kube-proxy's order) is replaced in place: a Map keeps a key's position.
   const rules = endpointRules(ctx.ipX, svc, ep);
-  ctx.table.chains.set(n.chain, declared === undefined ? { name: n.chain, rules } : { ...declared, rules });
+  ctx.table.chains.set(chainName, declared === undefined ? { name: chainName, rules } : { ...declared, rules });
 }

@@ -20,7 +20,7 @@ import { SourceRangeCheck } from '../tracker/source-ranges.js';
 import { EndpointBlocks } from '../topology/endpoint-blocks.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline } from '../util/position-cache.js';
-import { appendChains } from './chain-map.js';
+import { ChainMap, appendChains } from './chain-map.js';
 import { ruleCountOf } from './endpoint-chain.js';
 import { CLUSTER_IPS_SET } from './names.js';
 import { type NftPortReuse, type ServiceMaps, serviceMapsOf, writeServicePort } from './service-rules.js';
@@ -203,12 +203,23 @@ export class NftContextWork {
  */
 class ScratchTable {
   readonly #table: NftTable;
-  /** Names of the shared sets (the others a port declares are its own). */
+  /** The shared sets, in the table's order (the others a port declares are its own). */
+  readonly #sharedSets: NftSet[] = [];
+  /** Names of the shared sets. */
   readonly #shared = new Set<string>();
+  /**
+   * The scratch context and maps of each node's context: made once per node, not per port
+   * (a context per port was a copy of the node's context and an object of six lookups, 12k times
+   * a node). Held by the node's context alone: they hold the node's state.
+   */
+  readonly #contexts = new WeakMap<NftSyncContext, { ctx: NftSyncContext; maps: ServiceMaps }>();
+
   constructor(ctx: NftSyncContext) {
     this.#table = createTable(ctx.table.family, ctx.table.name);
     for (const set of Object.values(serviceMapsOf(ctx))) {
-      this.#table.sets.set(set.name, { ...set, elements: [] });
+      const copy: NftSet = { ...set, elements: [] };
+      this.#table.sets.set(set.name, copy);
+      this.#sharedSets.push(copy);
       this.#shared.add(set.name);
     }
   }
@@ -216,14 +227,18 @@ class ScratchTable {
   /** The emptied table, as a context for writing on the node `ctx` is for, and its shared maps. */
   reset(ctx: NftSyncContext): { ctx: NftSyncContext; maps: ServiceMaps } {
     const table = this.#table;
-    table.chains.clear();
-    for (const [name, set] of table.sets) {
-      if (this.#shared.has(name)) clearElements(set);
-      else table.sets.delete(name);
+    // Emptied only when written to: emptying a Map makes it a new table.
+    if (table.chains.size > 0) table.chains.clear();
+    for (const set of this.#sharedSets) if (set.elements.length > 0) clearElements(set);
+    if (table.sets.size > this.#sharedSets.length) {
+      for (const name of [...table.sets.keys()]) if (!this.#shared.has(name)) table.sets.delete(name);
     }
-    // A context per call, not kept: it holds the node's state and table.
-    const scratchCtx: NftSyncContext = { ...ctx, table };
-    return { ctx: scratchCtx, maps: serviceMapsOf(scratchCtx) };
+    let written = this.#contexts.get(ctx);
+    if (written === undefined) {
+      const scratchCtx: NftSyncContext = { ...ctx, table };
+      this.#contexts.set(ctx, (written = { ctx: scratchCtx, maps: serviceMapsOf(scratchCtx) }));
+    }
+    return written;
   }
 
   isShared(name: string): boolean {
@@ -237,18 +252,20 @@ class ScratchTable {
 
 /** Write the port into the emptied scratch table and keep what it wrote. */
 function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: PortChains, scratch: ScratchTable): NftPortFragment {
-  const written = scratch.reset(ctx);
+  const into = scratch.reset(ctx);
   reuse.blocks.taken = undefined;
-  writeServicePort(written.ctx, written.maps, sp, reuse);
+  writeServicePort(into.ctx, into.maps, sp, reuse);
   // Taken over, or made by writeServicePort (keepEndpointChains); the table holds the port's other chains.
   const block = reuse.blocks.taken!;
-  const chains = [...scratch.table.chains.values()];
+  const written = scratch.table.chains;
+  const chains = written instanceof ChainMap ? written.toArray() : [...written.values()];
   let ruleCount = block.ruleCount;
   for (const chain of chains) ruleCount += ruleCountOf(chain);
   const sets: NftSet[] = [];
   const elements: [string, NftElement, string][] = [];
   let mapElements = 0;
-  for (const [name, set] of scratch.table.sets) {
+  for (const set of scratch.table.sets.values()) {
+    const name = set.name;
     if (!scratch.isShared(name)) {
       sets.push(set);
       continue;

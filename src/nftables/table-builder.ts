@@ -88,5 +88,7 @@ export function addKeyedElement(set: NftSet, element: NftElement, key: string): 
 /** Empty a set, to be filled again from scratch (a table reused for one port after another). */
 export function clearElements(set: NftSet): void {
   set.elements.length = 0;
-  positions.get(set)?.clear();
+  // Emptying a Map makes it a new table: only when it holds something.
+  const byKey = positions.get(set);
+  if (byKey !== undefined && byKey.size > 0) byKey.clear();
 }

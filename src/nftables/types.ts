@@ -109,6 +109,11 @@ export interface NftRuleset {
   readonly skipped: readonly NftSkipped[];
 }
 
+/** Where rendered text is written, piece after piece (render-script.ts). */
+export interface TextWriter {
+  write(s: string): void;
+}
+
 /** "ip kube-proxy": a table as nft names it. */
 export function tableId(table: Pick<NftTable, 'family' | 'name'>): string {
   return `${table.family} ${table.name}`;

@@ -6,11 +6,11 @@
  * kept as the endpoint chains' names (strings that exist anyway) instead of its text. A
  * cluster's service chains together go to every endpoint (150k at 5,000 nodes): their texts were
  * 10 MB made on the first node, copied by the young generation's scavenges, kept, then copied
- * once more into the rendered script. The script's renderer takes the rule's words as pieces
- * (pushText); the text is made the first time something reads `text` (a tracer, a parser, a
+ * once more into the rendered script. The script's renderer writes the rule's words
+ * (writeText); the text is made the first time something reads `text` (a tracer, a parser, a
  * kernel model) and kept from then on.
  */
-import type { NftRule } from './types.js';
+import type { NftRule, TextWriter } from './types.js';
 
 export class NumgenVmapRule implements NftRule {
   /** The chain each index of the draw goes to, in index order. */
@@ -40,6 +40,21 @@ export class NumgenVmapRule implements NftRule {
     out.push(modHead(targets.length));
     for (let i = 0; i < targets.length; i++) out.push(entryHead(i), targets[i]!);
     out.push(' }');
+  }
+
+  /** The rule's text written onto `out`: constants and the targets' names, nothing made per rule. */
+  writeText(out: TextWriter): void {
+    if (this.#text !== undefined) {
+      out.write(this.#text);
+      return;
+    }
+    const targets = this.targets;
+    out.write(modHead(targets.length));
+    for (let i = 0; i < targets.length; i++) {
+      out.write(entryHead(i));
+      out.write(targets[i]!);
+    }
+    out.write(' }');
   }
 }
 

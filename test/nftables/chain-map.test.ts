@@ -39,6 +39,8 @@ function describe(map: Map<string, NftChain>): string {
     values: [...map.values()].map((c) => c.name),
     entries: [...map].map(([k, c]) => `${k}=${c.name}`),
     forEach,
+    // ChainMap's own array of its chains, in the order a Map lists them.
+    array: (map instanceof ChainMap ? map.toArray() : [...map.values()]).map((c) => c.name),
   });
 }
 

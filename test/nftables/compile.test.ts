@@ -107,6 +107,12 @@ test('chain names: service port and IPv6 endpoint (":" becomes ".")', () => {
 const ENDPOINT_NAME_CASES: { spn: { namespace: string; name: string; port: string; protocol: 'TCP' | 'UDP' | 'SCTP' }; endpoint: string }[] = [
   { spn: { namespace: 'ns1', name: 'svc1', port: 'p80', protocol: 'TCP' }, endpoint: '10.180.0.1:80' },
   { spn: { namespace: 'ns1', name: 'svc1', port: '', protocol: 'UDP' }, endpoint: '10.180.0.1:53' },
+  // The "/port" of the endpoint named before is reused only for the same digits.
+  { spn: { namespace: 'ns1', name: 'svc1', port: '', protocol: 'UDP' }, endpoint: '10.180.0.2:54' },
+  { spn: { namespace: 'ns1', name: 'svc1', port: '', protocol: 'UDP' }, endpoint: '10.180.0.3:54' },
+  { spn: { namespace: 'ns1', name: 'svc1', port: '', protocol: 'UDP' }, endpoint: '10.180.0.4:5' },
+  { spn: { namespace: 'ns1', name: 'svc1', port: '', protocol: 'UDP' }, endpoint: '[fd00::5]:5' },
+  { spn: { namespace: 'ns1', name: 'svc1', port: '', protocol: 'UDP' }, endpoint: '[fd00::6]:6' },
   { spn: { namespace: 'testing', name: 'service', port: 'http', protocol: 'SCTP' }, endpoint: '[fd80:abcd:12::a1b2:c3d4:e5f6:9999]:80' },
   { spn: { namespace: 'testing', name: 'service', port: 'http', protocol: 'TCP' }, endpoint: '[::ffff:10.0.0.1]:8080' },
   // Long enough to be cut (the general path); a base of exactly 240 characters, and of 241 (cut).
@@ -123,7 +129,7 @@ for (const c of ENDPOINT_NAME_CASES) {
 
 test('endpointChainName refuses an endpoint that is not ip:port, as endpointChainNameBase does', () => {
   const spn = { namespace: 'ns1', name: 'svc1', port: 'p80', protocol: 'TCP' as const };
-  for (const bad of ['10.180.0.1', '10.180.0.1:', ':80', '10.180.0.1:8a', 'fd80::1:80', '[fd80::1]80']) {
+  for (const bad of ['10.180.0.1', '10.180.0.1:', ':80', '10.180.0.1:8a', 'fd80::1:80', '[fd80::1]80', '[]:80', '[fd80::1]:', '[fd80::1]:8a', '[fd80]::80', '[a]b]:80']) {
     assert.throws(() => endpointChainName(spn, bad), /is not ip:port/, bad);
     assert.throws(() => endpointChainNameBase(spn, bad), /is not ip:port/, bad);
   }

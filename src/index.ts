@@ -43,6 +43,7 @@ export type * from './model/types.js';
 export type { ProxierState, ProxierServicePort, ServicePortInfo, EndpointInfo, CategorizedEndpoints } from './tracker/types.js';
 export type { Ruleset, Table, Chain, Rule, TableName } from './iptables/types.js';
 export { renderIptablesSave } from './iptables/render.js';
+export { releaseTextBuffers } from './iptables/save-text.js';
 export { renderCanonical } from './iptables/canonical.js';
 export type { Packet, TraceContext, TraceOptions, TraceResult, Hop, Verdict, TraceSample, RecentLookup } from './trace/types.js';
 export { formatTrace } from './trace/format.js';

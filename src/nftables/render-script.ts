@@ -288,37 +288,13 @@ function renderTable(table: NftTable, out: ScriptWriter): FreshSegment[] {
       }
     }
     renderChainDecls(prefix, own, out);
-    for (let i = 0; i < segments.length; i++) {
-      const text = texts[i];
-      if (text !== undefined) {
-        out.addSpan(text.decls);
-        continue;
-      }
-      const run = written[i]!;
-      out.flushSpan();
-      run.declStart = out.chars;
-      renderChainDecls(prefix, segments[i]!, out);
-      run.declEnd = out.chars;
-    }
-    out.flushSpan();
+    writeRuns('decls', prefix, segments, texts, written, out);
     for (const set of table.sets.values()) {
       out.write(setLine(prefix, set));
       out.write('\n');
     }
     renderChainRules(prefix, own, out);
-    for (let i = 0; i < segments.length; i++) {
-      const text = texts[i];
-      if (text !== undefined) {
-        out.addSpan(text.body);
-        continue;
-      }
-      const run = written[i]!;
-      out.flushSpan();
-      run.bodyStart = out.chars;
-      renderChainRules(prefix, segments[i]!, out);
-      run.bodyEnd = out.chars;
-    }
-    out.flushSpan();
+    writeRuns('body', prefix, segments, texts, written, out);
   } else {
     renderChainDecls(prefix, chains.values(), out);
     for (const set of table.sets.values()) {
@@ -336,6 +312,40 @@ function renderTable(table: NftTable, out: ScriptWriter): FreshSegment[] {
     }
   }
   return fresh;
+}
+
+/**
+ * The runs' declarations (`decls`) or rules (`body`): a run whose text is kept as a span of it,
+ * any other written here, where it starts and ends noted in `written` for the tables after.
+ */
+function writeRuns(
+  part: 'decls' | 'body',
+  prefix: string,
+  segments: readonly (readonly NftChain[])[],
+  texts: readonly (SegmentText | undefined)[],
+  written: readonly (FreshSegment | undefined)[],
+  out: ScriptWriter,
+): void {
+  const render = part === 'decls' ? renderChainDecls : renderChainRules;
+  for (let i = 0; i < segments.length; i++) {
+    const text = texts[i];
+    if (text !== undefined) {
+      out.addSpan(text[part]);
+      continue;
+    }
+    const run = written[i]!;
+    out.flushSpan();
+    const start = out.chars;
+    render(prefix, segments[i]!, out);
+    if (part === 'decls') {
+      run.declStart = start;
+      run.declEnd = out.chars;
+    } else {
+      run.bodyStart = start;
+      run.bodyEnd = out.chars;
+    }
+  }
+  out.flushSpan();
 }
 
 /** Where ownSegmentText writes, kept from one run to the next (a run is at most a port's endpoint chains). */

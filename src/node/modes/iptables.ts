@@ -5,6 +5,7 @@
  */
 import { renderCanonical } from '../../iptables/canonical.js';
 import { IptablesSharedWork, compileIptablesRules, compileIptablesSaveEach, countIptablesRules, type IptablesCompileOptions } from '../../iptables/compile.js';
+import { chainCountOf } from '../../iptables/declared-chains.js';
 import { parseIptablesSave } from '../../iptables/parse.js';
 import { countRules, renderIptablesSave } from '../../iptables/render.js';
 import type { Ruleset } from '../../iptables/types.js';
@@ -107,7 +108,7 @@ export const iptablesDriver: ModeDriver<CompiledIptables> = {
     let chains = 0;
     for (const ruleset of compiled.rulesets) {
       rules += countRules(ruleset);
-      for (const table of ruleset.tables.values()) chains += table.chains.size;
+      for (const table of ruleset.tables.values()) chains += chainCountOf(table);
     }
     return rulesSize(rules, chains);
   },
@@ -126,7 +127,7 @@ export const iptablesDriver: ModeDriver<CompiledIptables> = {
   },
   summarize(compiled) {
     return compiled.rulesets.map((ruleset) => {
-      const chains = [...ruleset.tables.values()].reduce((n, t) => n + t.chains.size, 0);
+      const chains = [...ruleset.tables.values()].reduce((n, t) => n + chainCountOf(t), 0);
       return `iptables mode: ${countRules(ruleset)} rules in ${chains} chains`;
     });
   },

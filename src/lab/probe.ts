@@ -80,13 +80,13 @@ const CONNTRACK_TIMEOUTS = ['tcp_timeout_close', 'tcp_timeout_close_wait', 'tcp_
 /** Probers at once: each traces one try at a time, and nft's monitor keeps up with a few such streams. */
 const PROBER_CONCURRENCY = 4;
 const TRACED_PORTS = { first: 10_000, last: 29_999 };
+const UNTRACED_PORTS = { first: 30_000, last: 65_499 };
 /**
  * The entry written and removed in the node's table to know that conntrack's destroy monitor has
  * printed everything removed before it (TEST-NET-1 addresses: no lab's, no try's); its source port
  * tells one sentinel from the next.
  */
 const SENTINEL = { src: '192.0.2.1', dst: '192.0.2.2', dport: 9 };
-const UNTRACED_PORTS = { first: 30_000, last: 65_499 };
 
 /** The table that marks the lab's traced tries. Priority -350: before conntrack and the raw table. */
 export function traceTableScript(): string {

@@ -177,6 +177,17 @@ export function parseConntrack(text: string): ConntrackEntry[] {
 }
 
 /**
+ * `conntrack -E -e DESTROY -o extended` lines → the entries of answered connections the kernel
+ * removed. An entry that never saw a reply ([UNREPLIED]: a SYN
+ * answered by RST, a datagram nobody answered) is left out: the kernel removes those as part of
+ * refusing them, and what a missing entry means for such a try is the judgement's to say.
+ */
+export function parseConntrackDestroyed(text: string): ConntrackEntry[] {
+  const answered = text.split('\n').filter((line) => line.includes('[DESTROY]') && !line.includes('[UNREPLIED]'));
+  return parseConntrack(answered.join('\n'));
+}
+
+/**
  * `nft -a list ruleset` → each chain's rule handles in order ("ip nat KUBE-SERVICES" → [4, 7, …]),
  * so that a traced rule's handle gives its place in the chain.
  */

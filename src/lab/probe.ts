@@ -10,13 +10,21 @@
  * that a thousand untraced tries to measure a distribution do not flood the trace. Each prober
  * first sends a canary datagram and waits until the trace monitor has seen it (the packets of
  * that source reach the node and are heard), and traces only while no other prober does.
+ *
+ * conntrack's table is read once, after the last try; what the kernel removed from it before
+ * then is read from its destroy events, heard while the tries run. It does remove closed entries
+ * of tries, timeouts aside: masquerade is fully-random, so a try's masqueraded source port is any
+ * port, and when a later try from the node itself uses that port to the same endpoint, its NAT
+ * finds the reply tuple taken by the closed entry and evicts it (Linux 6.5+, nf_nat_used_tuple_harder:
+ * a closing TCP entry with source NAT, in the NAT's last attempts; a DNAT to one address and port
+ * has only one). About one try in 7 500 of large-cluster's, one probe in three.
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { KpsimError } from '../errors.js';
 import { type Family, ipFamily } from '../util/ip.js';
 import { forEachLimited, inNamespace, type Monitor, run, startMonitor } from './exec.js';
-import { type ConntrackEntry, type FlowKey, type L4, TRACE_TABLE, type TracedPacket, flowKeyText, parseConntrack, parseNftTrace, parseRuleHandles, sourceKeyText } from './kernel-text.js';
+import { type ConntrackEntry, type FlowKey, type L4, TRACE_TABLE, type TracedPacket, flowKeyText, parseConntrack, parseConntrackDestroyed, parseNftTrace, parseRuleHandles, sourceKeyText } from './kernel-text.js';
 import type { Lab } from './lab.js';
 import { type LabPlan, namespaceOf } from './plan.js';
 
@@ -48,6 +56,8 @@ export interface ProbeTry {
   readonly traced: boolean;
   readonly outcome: TryOutcome;
   readonly conntrack?: ConntrackEntry;
+  /** Its conntrack entry is what the kernel's destroy event printed: the kernel removed it while the probe ran. */
+  readonly evicted?: boolean;
   readonly trace?: TracedPacket;
 }
 
@@ -71,6 +81,12 @@ const CONNTRACK_TIMEOUTS = ['tcp_timeout_close', 'tcp_timeout_close_wait', 'tcp_
 const PROBER_CONCURRENCY = 4;
 const TRACED_PORTS = { first: 10_000, last: 29_999 };
 const UNTRACED_PORTS = { first: 30_000, last: 65_499 };
+/**
+ * The entry written and removed in the node's table to know that conntrack's destroy monitor has
+ * printed everything removed before it (TEST-NET-1 addresses: no lab's, no try's); its source port
+ * tells one sentinel from the next.
+ */
+const SENTINEL = { src: '192.0.2.1', dst: '192.0.2.2', dport: 9 };
 
 /** The table that marks the lab's traced tries. Priority -350: before conntrack and the raw table. */
 export function traceTableScript(): string {
@@ -192,14 +208,21 @@ export async function probe(lab: Lab, flows: readonly ProbeFlow[]): Promise<Prob
   heard.monitor = trace;
   // conntrack's record is read once at the end (`conntrack -E` loses events when thousands of
   // connections a second are made, even with a large buffer): until then every entry must stay,
-  // so the node keeps closed and unanswered ones for an hour while the probe runs.
+  // so the node keeps closed and unanswered ones for an hour while the probe runs. Those the kernel
+  // evicts all the same (see the top) are heard from its destroy events.
   const timeouts = (await run(inNamespace(node, ['sysctl', ...CONNTRACK_TIMEOUTS]))).stdout;
   await run(inNamespace(node, ['sysctl', '-qw', ...CONNTRACK_TIMEOUTS.map((k) => `${k}=3600`)]));
   await beaconHeard(node, heard);
+  // Only destroy events are subscribed to (a few per probe), so none are lost, unlike `conntrack -E` of every new entry.
+  const destroyed = new SentinelWatcher();
+  const destroyMonitor = startMonitor(inNamespace(node, ['conntrack', '-E', '-e', 'DESTROY', '-o', 'extended', '-b', '8388608']), (line) => destroyed.line(line));
+  destroyed.monitor = destroyMonitor;
   const collected: { flow: number; order: number; sport: number; outcome: TryOutcome; src: string }[] = [];
   let traceText = '';
   let conntrackText = '';
+  let destroyedText = '';
   try {
+    await destroyed.heard(node, 1);
     // Sources in different namespaces do not interact: their probers run side by side, one of
     // them tracing at a time.
     const tracing = new Mutex();
@@ -223,23 +246,30 @@ export async function probe(lab: Lab, flows: readonly ProbeFlow[]): Promise<Prob
     });
     await quiet(trace);
     conntrackText = (await run(inNamespace(node, ['conntrack', '-L', '-o', 'extended']))).stdout;
+    await destroyed.heard(node, 2);
   } finally {
     traceText = await trace.stop();
+    destroyedText = await destroyMonitor.stop();
     await run(inNamespace(node, ['sysctl', '-qw', ...timeouts.split('\n').filter((l) => l.includes(' = ')).map((l) => l.replace(' = ', '='))]), { allowFailure: true });
     // What the kernel's monitors printed, kept for a person to read when a path looks wrong.
     const keep = process.env['KPSIM_LAB_TRACE_LOG'];
-    if (keep) writeFileSync(keep, `${traceText}\n# conntrack -L\n${conntrackText}`);
+    if (keep) writeFileSync(keep, `${traceText}\n# conntrack -L\n${conntrackText}\n# conntrack -E -e DESTROY\n${destroyedText}`);
     await run(inNamespace(node, ['nft', 'delete', 'table', 'inet', TRACE_TABLE]), { allowFailure: true });
   }
   const entries = new Map(parseConntrack(conntrackText).map((e) => [flowKeyText(e.key), e]));
+  const evicted = new Map(parseConntrackDestroyed(destroyedText).map((e) => [flowKeyText(e.key), e]));
   const traces = new Map<string, TracedPacket>();
   for (const packet of parseNftTrace(traceText)) if (packet.key !== undefined) traces.set(sourceKeyText(packet.key), packet);
   const tries: ProbeTry[] = collected.map((t) => {
     const f = flows[t.flow]!;
     const key: FlowKey = { proto: f.proto, src: t.src, sport: t.sport, dst: f.dst, dport: f.dport };
-    const entry = entries.get(flowKeyText(key));
+    const listed = entries.get(flowKeyText(key));
+    const entry = listed ?? evicted.get(flowKeyText(key));
     const packet = traces.get(sourceKeyText(key));
-    return { flow: t.flow, order: t.order, sport: t.sport, traced: t.sport <= TRACED_PORTS.last, outcome: t.outcome, ...(entry ? { conntrack: entry } : {}), ...(packet ? { trace: packet } : {}) };
+    return {
+      flow: t.flow, order: t.order, sport: t.sport, traced: t.sport <= TRACED_PORTS.last, outcome: t.outcome,
+      ...(entry ? { conntrack: entry } : {}), ...(entry !== undefined && listed === undefined ? { evicted: true } : {}), ...(packet ? { trace: packet } : {}),
+    };
   });
   return { tries, handles: parseRuleHandles(listing.stdout), kernelRules, ms: performance.now() - started };
 }
@@ -357,6 +387,37 @@ class TraceWatcher {
       }
       await sleep(5);
     }
+  }
+}
+
+/** What conntrack's destroy monitor has printed of the sentinel entries. */
+class SentinelWatcher {
+  readonly #sports = new Set<number>();
+  monitor: Monitor | undefined;
+
+  line(line: string): void {
+    if (!line.includes(`src=${SENTINEL.src} dst=${SENTINEL.dst} `)) return;
+    const m = / sport=(\d+) /.exec(line);
+    if (m) this.#sports.add(Number(m[1]));
+  }
+
+  /**
+   * Writes and removes sentinel `sport`, then waits (at most 10 s) until the monitor has printed
+   * its removal: netlink hands a listener its events in order, so every entry removed before is
+   * printed by then. At the start, it tells that the monitor listens. A monitor that does not
+   * answer is waited for no longer: the tries whose entries it missed are judged lost records.
+   */
+  async heard(node: string, sport: number): Promise<boolean> {
+    const tuple = ['-p', 'tcp', '-s', SENTINEL.src, '-d', SENTINEL.dst, '--sport', String(sport), '--dport', String(SENTINEL.dport)];
+    await run(inNamespace(node, ['conntrack', '-I', ...tuple, '--state', 'CLOSE', '-t', '60']), { allowFailure: true });
+    await run(inNamespace(node, ['conntrack', '-D', ...tuple]), { allowFailure: true });
+    const deadline = Date.now() + 10_000;
+    while (!this.#sports.has(sport)) {
+      const child = this.monitor!.child;
+      if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) return false;
+      await sleep(5);
+    }
+    return true;
   }
 }
 

@@ -17,13 +17,13 @@ import { type LabInput, type LabUpOptions, compileForLab } from './lab.js';
 import { DEFAULT_CLIENT } from './plan.js';
 import { type TryOutcome, probe } from './probe.js';
 import { DEFAULT_ALPHA } from './differential.js';
-import { type PathComparison, type PathStep, PathIndex, formatPaths, kernelCategory, verifyCase } from './verify.js';
+import { LOST_RECORD, type PathComparison, type PathStep, PathIndex, formatPaths, kernelCategory, verifyCase } from './verify.js';
 
 export interface KernelTry {
   readonly sport: number;
   /** What the client saw. */
   readonly outcome: TryOutcome;
-  /** An endpoint ("10.244.0.5:8080"), REJECT, DROP or NONE; "A|B" when the kernel's records cannot tell. */
+  /** An endpoint ("10.244.0.5:8080"), REJECT, DROP or NONE; "A|B" when the kernel's records cannot tell; LOST when it connected and the kernel kept no record (not judged). */
   readonly result: string;
   /** The source the endpoint saw, when conntrack shows it was changed (masquerade). */
   readonly snatTo?: string;
@@ -118,6 +118,7 @@ export function formatKernelVerification(v: KernelVerification): string {
 
 function describe(result: string): string {
   if (result === 'NONE') return 'no NAT (let through)';
+  if (result === LOST_RECORD) return 'let through, where to unknown (the kernel kept no record of it: left out)';
   if (result.includes('|')) return `${result.split('|').join(' or ')} (no connection was recorded)`;
   if (result === 'REJECT' || result === 'DROP') return result;
   return `DNAT to ${result} (conntrack)`;

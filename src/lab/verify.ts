@@ -73,8 +73,22 @@ export class PathIndex {
 }
 
 /**
+ * What kernelCategory calls a TCP try that connected while the kernel kept no entry of it: the
+ * kernel let it through (REJECT and DROP give no connection), but where to is not known, so the
+ * try cannot be judged. The probe hears the entries the kernel evicts (probe.ts), so a lost
+ * record is one that went unheard; verifyCase leaves such tries out and counts them.
+ */
+export const LOST_RECORD = 'LOST';
+
+/** Lost records a case may have: 1% of its tries, at least one, at most three. */
+export function lostRecordLimit(tries: number): number {
+  return Math.min(3, Math.max(1, Math.floor(tries / 100)));
+}
+
+/**
  * What a try came to, in the trace's terms: an endpoint ("10.0.0.5:80"), REJECT, DROP or NONE (no
- * NAT), or "A|B" when what the kernel left cannot tell A from B.
+ * NAT), or "A|B" when what the kernel left cannot tell A from B; LOST_RECORD when the client
+ * connected and the kernel kept nothing to say where to.
  *
  * A trace that ends in a dropping rule decides (kube-proxy's REJECT is iptables' REJECT target,
  * which drops the packet after answering it; the kernel's listing says which rule it was). Else
@@ -89,6 +103,7 @@ export function kernelCategory(t: ProbeTry, index: PathIndex): string {
     if (isDnat(t.conntrack)) return joinHostPort(t.conntrack.replySource.ip, t.conntrack.replySource.port);
     return t.outcome === 'refused' && t.trace === undefined ? 'NONE|REJECT' : 'NONE';
   }
+  if (t.outcome === 'connected') return LOST_RECORD;
   // Refused with no record in conntrack (the kernel drops a connection's entry when a RST answers
   // its SYN): a traced try whose rules dropped nothing was refused by the stack, nothing listening.
   if (t.outcome === 'refused') return t.trace !== undefined ? 'NONE' : 'REJECT';
@@ -109,8 +124,12 @@ export interface PathComparison {
 export interface CaseReport {
   readonly name: string;
   readonly tries: number;
-  /** Tries left out: a source port in use, a socket error. */
+  /** Tries left out: a source port in use, a socket error, a lost record. */
   readonly excluded: number;
+  /** Of those, tries that connected while the kernel kept no record of them (LOST_RECORD); more than lostRecordLimit is a problem. */
+  readonly lost: number;
+  /** Tries judged from the entry the kernel evicted during the probe (its destroy event), not its table. */
+  readonly evicted: number;
   /** The fresh-client prediction: each category's probability. */
   readonly predicted: Readonly<Record<string, number>>;
   /** What the kernel chose, every try. */
@@ -146,6 +165,8 @@ export function verifyCase(c: FlowCase, tries: readonly (ProbeTry & { readonly s
   const freshCounts = new Map<string, number>([...freshCategories.keys()].map((k) => [k, 0]));
   let freshTries = 0;
   let excluded = 0;
+  let lost = 0;
+  let evicted = 0;
   const paths: PathComparison[] = [];
   const compared = new Set<string>();
   const sources = new Map<string, SourceState>();
@@ -157,13 +178,19 @@ export function verifyCase(c: FlowCase, tries: readonly (ProbeTry & { readonly s
       excluded++;
       continue;
     }
+    const got = kernelCategory(t, index);
+    if (got === LOST_RECORD) {
+      excluded++;
+      lost++;
+      continue;
+    }
+    if (t.evicted) evicted++;
     const state = sources.get(t.src) ?? { recent: {} };
     sources.set(t.src, state);
     const packet: Packet = { proto: c.proto, src: t.src, dst: c.dst, dport: c.dport };
     const recent: RecentState = state.recent;
     const predicted = tracer.trace(packet, { fromNode: c.fromNode, recent });
     const categories = predictedCategories(predicted);
-    const got = kernelCategory(t, index);
     kernelCounts.set(got, (kernelCounts.get(got) ?? 0) + 1);
     const fresh = sameCategories(categories, freshCategories);
     if (fresh) {
@@ -199,6 +226,10 @@ export function verifyCase(c: FlowCase, tries: readonly (ProbeTry & { readonly s
     }
   }
 
+  if (lost > lostRecordLimit(tries.length)) {
+    problems.push(`${lost} of ${tries.length} tries connected, yet the kernel kept no record of them (no conntrack entry, heard or listed, and no trace): more than the ${lostRecordLimit(tries.length)} a case may leave out`);
+  }
+
   let chiSquare: CaseReport['chiSquare'];
   const expected = [...freshCategories.values()];
   const pMin = Math.min(...expected);
@@ -217,7 +248,7 @@ export function verifyCase(c: FlowCase, tries: readonly (ProbeTry & { readonly s
     }
   }
   return {
-    name: c.name, tries: tries.length, excluded,
+    name: c.name, tries: tries.length, excluded, lost, evicted,
     predicted: Object.fromEntries(freshCategories), kernel: Object.fromEntries(kernelCounts),
     ...(chiSquare !== undefined ? { chiSquare } : {}),
     paths, problems,

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  iptablesSaveRules, isDnat, isSnat, parseConntrack, parseNftTrace, parseRuleHandles, readPacketKey, sourceKeyText,
+  iptablesSaveRules, isDnat, isSnat, parseConntrack, parseConntrackDestroyed, parseNftTrace, parseRuleHandles, readPacketKey, sourceKeyText,
 } from '../../src/lab/kernel-text.js';
 
 /** A try DNATed and masqueraded through iptables-nft tables, marked again at forward and postrouting. */
@@ -100,6 +100,22 @@ test('conntrack: the DNAT target and masquerade from the reply tuple, -E and -L 
     ['tcp', '10.99.0.2', true, true, '10.99.1.2:8081'],
     ['tcp', '100.64.0.23', true, false, '10.244.1.65:8080'],
     ['udp', '2001:db8::2', false, false, '2001:db8::2:9'],
+  ]);
+});
+
+test('conntrack destroy events: answered connections the kernel removed, refused and unanswered ones left out', () => {
+  // As printed during a probe (kernel 6.18): a refused localhost node port try (the RST to its SYN
+  // removes it), a closed try evicted when a later try's NAT wanted its reply tuple, a sentinel.
+  const text = [
+    '[1796406935.632421]\t[DESTROY] ipv4     2 tcp      6 3600 CLOSE src=127.0.0.1 dst=127.0.0.1 sport=10054 dport=30004 [UNREPLIED] src=127.0.0.1 dst=127.0.0.1 sport=30004 dport=10054',
+    '[1796406937.921818]\t[DESTROY] ipv4     2 tcp      6 3599 CLOSE src=192.168.0.11 dst=10.96.0.42 sport=32075 dport=80 src=10.244.2.143 dst=192.168.0.11 sport=8080 dport=32202 [ASSURED]',
+    '    [DESTROY] ipv4     2 tcp      6 3599 CLOSE src=100.64.0.21 dst=198.18.0.35 sport=34587 dport=80 src=10.244.2.176 dst=192.168.0.11 sport=8080 dport=7791 [ASSURED]',
+    '[DESTROY] ipv4     2 tcp      6 49 CLOSE src=192.0.2.1 dst=192.0.2.2 sport=1 dport=2 [UNREPLIED] src=192.0.2.2 dst=192.0.2.1 sport=2 dport=1 [ASSURED] [USERSPACE] portid=2231498742',
+    'ipv4     2 tcp      6 3599 CLOSE src=100.64.0.16 dst=10.96.0.10 sport=30141 dport=80 src=10.244.0.21 dst=192.168.0.11 sport=8080 dport=45186 [ASSURED] mark=0 use=1',
+  ].join('\n');
+  assert.deepEqual(parseConntrackDestroyed(text).map((e) => `${e.key.src}:${e.key.sport} ${e.replySource.ip}:${e.replySource.port} snat=${isSnat(e)}`), [
+    '192.168.0.11:32075 10.244.2.143:8080 snat=true',
+    '100.64.0.21:34587 10.244.2.176:8080 snat=true',
   ]);
 });
 

@@ -11,7 +11,7 @@ import { kernelMode } from '../../src/lab/kernel-modes.js';
 import type { ConntrackEntry, TraceEvent, TracedPacket } from '../../src/lab/kernel-text.js';
 import { compileForLab } from '../../src/lab/lab.js';
 import type { ProbeTry } from '../../src/lab/probe.js';
-import { PathIndex, kernelCategory, verifyCase } from '../../src/lab/verify.js';
+import { LOST_RECORD, PathIndex, kernelCategory, lostRecordLimit, verifyCase } from '../../src/lab/verify.js';
 import { loadCluster } from '../../src/manifest/load.js';
 import { driverOf } from '../../src/node/modes.js';
 import type { Hop } from '../../src/trace/types.js';
@@ -142,6 +142,12 @@ test('what a try came to, from conntrack, the trace and the client', async () =>
     { name: 'no NAT', t: { ...base, outcome: 'connected', conntrack: entry(false) }, want: 'NONE' },
     { name: 'refused, no connection', t: { ...base, outcome: 'refused' }, want: 'REJECT' },
     { name: 'timed out, no connection', t: { ...base, outcome: 'timeout' }, want: 'DROP' },
+    { name: 'connected, no entry, no trace: a lost record, not REJECT|DROP', t: { ...base, outcome: 'connected' }, want: LOST_RECORD },
+    {
+      name: 'connected, traced, no entry: a lost record', want: LOST_RECORD,
+      t: { ...base, outcome: 'connected', traced: true, trace: { id: '1', key: undefined, events: [{ table: 'ip nat', chain: 'KUBE-SERVICES', kind: 'rule', verdict: 'jump KUBE-SVC-X', text: 'jump KUBE-SVC-X' }] } },
+    },
+    { name: 'an entry the kernel evicted, heard from its destroy event', t: { ...base, outcome: 'connected', conntrack: entry(true), evicted: true }, want: '10.244.0.5:8080' },
     { name: 'a datagram, nothing recorded', t: { ...base, outcome: 'sent' }, want: 'REJECT|DROP' },
     { name: 'refused by the node\'s own rules', t: { ...base, outcome: 'denied' }, want: 'REJECT|DROP' },
     { name: 'confirmed, then refused, untraced', t: { ...base, outcome: 'refused', conntrack: entry(false) }, want: 'NONE|REJECT' },
@@ -151,6 +157,44 @@ test('what a try came to, from conntrack, the trace and the client', async () =>
     },
   ];
   for (const c of cases) assert.equal(kernelCategory(c.t, index), c.want, c.name);
+});
+
+test('lost records a case may leave out: 1% of its tries, at least one, at most three', () => {
+  const cases: [tries: number, limit: number][] = [[3, 1], [37, 1], [199, 1], [200, 2], [328, 3], [2000, 3]];
+  for (const [tries, limit] of cases) assert.equal(lostRecordLimit(tries), limit, `${tries} tries`);
+});
+
+test('a try that connected with no record is left out and counted; a refused or timed-out one is still judged; too many lost fail', async () => {
+  const s = await setup();
+  const { c, index } = s;
+  const lostTry = (n: number): ProbeTry & { src: string } => ({ flow: 0, order: n, sport: 30000 + n, traced: false, outcome: 'connected', src: CLIENT });
+  const cases: { name: string; change: (n: number) => (ProbeTry & { src: string }) | undefined; want: { excluded: number; lost: number; evicted: number }; problem?: RegExp }[] = [
+    { name: 'one lost record', change: (n) => (n === 4 ? lostTry(n) : undefined), want: { excluded: 1, lost: 1, evicted: 0 } },
+    {
+      name: 'a REJECT where a DNAT is predicted (refused, no entry)', want: { excluded: 0, lost: 0, evicted: 0 },
+      change: (n) => (n === 4 ? { ...lostTry(n), outcome: 'refused' } : undefined), problem: /port 30004: the kernel rejected it, the client saw refused; kpsim predicts/,
+    },
+    {
+      name: 'a DROP where a DNAT is predicted (timed out, no entry)', want: { excluded: 0, lost: 0, evicted: 0 },
+      change: (n) => (n === 4 ? { ...lostTry(n), outcome: 'timeout' } : undefined), problem: /port 30004: the kernel dropped it, the client saw timeout; kpsim predicts/,
+    },
+    {
+      name: 'more lost records than the limit', want: { excluded: 2, lost: 2, evicted: 0 },
+      change: (n) => (n === 4 || n === 9 ? lostTry(n) : undefined), problem: new RegExp(`^2 of ${c.triesPerSource} tries connected, yet the kernel kept no record of them .*more than the 1 a case may leave out`),
+    },
+    {
+      name: 'an evicted entry, heard: judged like any', want: { excluded: 0, lost: 0, evicted: 1 },
+      change: (n) => (n === 4 ? { ...makeTry(index, undefined, ENDPOINTS[n % 3]!, n), evicted: true } : undefined),
+    },
+  ];
+  for (const k of cases) {
+    const tries = Array.from({ length: c.triesPerSource }, (_, n) => k.change(n) ?? makeTry(index, undefined, ENDPOINTS[n % 3]!, n));
+    const report = verifyCase(c, tries, s.tracer, index, { alpha: 1e-6, servers: true });
+    assert.deepEqual({ excluded: report.excluded, lost: report.lost, evicted: report.evicted }, k.want, `${k.name}: ${JSON.stringify(report.kernel)}`);
+    if (k.problem === undefined) assert.deepEqual(report.problems, [], k.name);
+    else assert.ok(report.problems.some((p) => k.problem!.test(p)), `${k.name}: want ${k.problem}; problems:\n${report.problems.join('\n')}`);
+    assert.ok(!Object.keys(report.kernel).includes('REJECT|DROP') && !Object.keys(report.kernel).includes(LOST_RECORD), `${k.name}: ${JSON.stringify(report.kernel)}`);
+  }
 });
 
 test('tries per case: enough that a miss is rarer than 1e-6 and 5 are expected per endpoint', () => {

@@ -27,6 +27,13 @@ export abstract class ChainRun {
   abstract readonly chainCount: number;
   /** The run's chains, in declaration order (made on call). */
   abstract makeChains(): Chain[];
+  /** The name of the run's chain `i` (makeChains()[i].name), without making it. */
+  abstract chainName(i: number): string;
+  /**
+   * How many of the run's first chains other chains jump to: the rest are jumped to only from
+   * the run's own chains (a service port's KUBE-SEP chains, from its KUBE-SVC and KUBE-SVL).
+   */
+  abstract readonly entryChainCount: number;
   /** Rules in the run's chains, without making them. */
   abstract ruleCount(): number;
   /** The chains' `:NAME - [0:0]` lines. */

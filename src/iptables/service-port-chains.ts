@@ -47,6 +47,15 @@ export class ServicePortChains extends ChainRun {
     return chains;
   }
 
+  get entryChainCount(): number {
+    return this.policies.length;
+  }
+
+  chainName(i: number): string {
+    const policies = this.policies;
+    return i < policies.length ? policies[i]!.name : this.endpointChains[i - policies.length]!;
+  }
+
   ruleCount(): number {
     let n = 2 * this.endpoints.length;
     for (const policy of this.policies) n += policyChainRuleCount(policy.plan);

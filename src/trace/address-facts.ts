@@ -98,6 +98,23 @@ export function v4Info(local: LocalAddresses, value: number): number {
   return addressTypeBit(local.addressTypeV4(value)) | (local.isLocalV4(value) ? INFO_LOCAL : 0);
 }
 
+/**
+ * v4Info of the IPv4 address kept as its 32 bits (an Int32) in `cells[at]`, read there: an
+ * address past 2^30 given as an argument is a heap number made per call (a plain packet's
+ * lookup from 128.0.0.0 up allocated one), and asked of a Set, another.
+ */
+export function v4InfoAt(local: LocalAddresses, cells: Int32Array, at: number): number {
+  const bits = cells[at]!;
+  const isLocal = local.isLocalV4Bits(bits);
+  const typeBit = bits === 0 || bits === -1 ? BROADCAST_BIT : bits >>> 28 === 0xe ? MULTICAST_BIT : isLocal ? LOCAL_BIT : UNICAST_BIT;
+  return isLocal ? typeBit | INFO_LOCAL : typeBit;
+}
+
+const BROADCAST_BIT = addressTypeBit('BROADCAST');
+const MULTICAST_BIT = addressTypeBit('MULTICAST');
+const LOCAL_BIT = addressTypeBit('LOCAL');
+const UNICAST_BIT = addressTypeBit('UNICAST');
+
 /** AddressFactsCache.cells: an address's INFO_* bits, then its IPv4 address. */
 export const CELL_INFO = 0;
 export const CELL_V4 = 1;

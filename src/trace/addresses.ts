@@ -58,6 +58,11 @@ export class LocalAddresses {
   private readonly local: Set<string>;
   /** The IPv4 ones as numbers (for isLocalV4). */
   private readonly localV4 = new Set<number>();
+  /**
+   * The IPv4 ones again, as Int32 bits (for isLocalV4Bits): a node has a few, and a number past
+   * 2^30 asked of a Set is a heap number made per lookup.
+   */
+  readonly localV4Bits: Int32Array;
 
   constructor(addresses: readonly string[]) {
     this.local = new Set(['::1']);
@@ -68,6 +73,15 @@ export class LocalAddresses {
       const v4 = plainIPv4Value(ip);
       if (v4 >= 0) this.localV4.add(v4);
     }
+    this.localV4Bits = Int32Array.from(this.localV4, (v4) => v4 | 0);
+  }
+
+  /** isLocalV4 for an IPv4 address given as its 32 bits in an Int32 (allocates nothing). */
+  isLocalV4Bits(bits: number): boolean {
+    if (bits >>> 24 === 127) return true;
+    const list = this.localV4Bits;
+    for (let i = 0; i < list.length; i++) if (list[i] === bits) return true;
+    return false;
   }
 
   /** isLocal for an IPv4 address given as a number (no string read). */

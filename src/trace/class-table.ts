@@ -33,7 +33,6 @@
  * region is of an older generation make a new one.
  */
 import type { SeededDraws } from '../util/random.js';
-import { numgenIndex } from '../nftables/numgen.js';
 
 /** Address types per interval of a class (ADDRESS_TYPES has 12; no type: 15). */
 export const TYPE_SLOTS = 16;
@@ -72,6 +71,8 @@ export class ClassTable {
   /** Answers and trie nodes, by the index a cell or a draw keeps. */
   refs: unknown[] = [];
   generation = 0;
+  /** Where cellOf, answer and sideRegion put what they are given, for cellAt, answerAt and sideRegionAt to read. */
+  private readonly scratch = new Int32Array(3);
   /** The sides: SIDE_STRIDE Int32 per side, open addressing, at most half full. */
   private sides = new Int32Array(SIDE_STRIDE * 1024);
   private sideCount = 0;
@@ -125,10 +126,21 @@ export class ClassTable {
 
   /** The offset of a source's class cell in a live region; -1 when the region is dead. */
   cellOf(region: number, src32: number, srcTypeBit: number): number {
+    const scratch = this.scratch;
+    scratch[0] = src32;
+    return this.cellAt(region, scratch, 0, srcTypeBit);
+  }
+
+  /**
+   * cellOf for a source whose IPv4 address is read from `addresses[at]` (its 32 bits as an
+   * Int32). A plain packet's lookup asks this way: an address past 2^30 given as an argument
+   * is a heap number made per call, one or two per lookup from 128.0.0.0 up.
+   */
+  cellAt(region: number, addresses: Int32Array, at: number, srcTypeBit: number): number {
     const data = this.data;
     const b = data[region]!;
     if (b === DEAD) return -1;
-    const key = signedOrder(src32);
+    const key = signedOrder(addresses[at]!);
     let lo = 0;
     let hi = b - 1;
     while (lo < hi) {
@@ -145,7 +157,14 @@ export class ClassTable {
    * none given).
    */
   answer(region: number, src32: number, srcTypeBit: number, draws: SeededDraws | undefined): unknown {
-    const cellAt = this.cellOf(region, src32, srcTypeBit);
+    const scratch = this.scratch;
+    scratch[0] = src32;
+    return this.answerAt(region, scratch, 0, srcTypeBit, draws);
+  }
+
+  /** answer for a source whose IPv4 address is read from `addresses[at]` (as cellAt). */
+  answerAt(region: number, addresses: Int32Array, addressAt: number, srcTypeBit: number, draws: SeededDraws | undefined): unknown {
+    const cellAt = this.cellAt(region, addresses, addressAt, srcTypeBit);
     if (cellAt < 0) return NOT_FLAT;
     const data = this.data;
     const cell = data[cellAt]!;
@@ -157,9 +176,10 @@ export class ClassTable {
     while (at >= 0) {
       const how = data[at + 1]!;
       if (how <= 1) {
-        at = ((draws.next() & 0x7fffffff) <= data[at]!) !== (how !== 0) ? data[at + 2]! : data[at + 3]!;
+        at = draws.nextLow31AtMost(data[at]!) !== (how !== 0) ? data[at + 2]! : data[at + 3]!;
       } else {
-        if ((how & 3) === PICK_STEP) picked = numgenIndex(draws.next(), data[at]! + 1);
+        // numgenIndex(draws.next(), N), the draw kept inside draws (see nextScaled).
+        if ((how & 3) === PICK_STEP) picked = draws.nextScaled(data[at]! + 1);
         at = picked === how >> 2 ? data[at + 2]! : data[at + 3]!;
       }
     }
@@ -203,13 +223,29 @@ export class ClassTable {
    * outcome, 1: samples), or -1: none, or not of this generation.
    */
   sideRegion(dst32: number, sideKey: number, mark: number, which: 0 | 1): number {
+    const scratch = this.scratch;
+    scratch[0] = dst32;
+    scratch[1] = sideKey;
+    scratch[2] = mark;
+    return this.sideRegionAt(scratch, 0, which);
+  }
+
+  /**
+   * sideRegion for a side read from `side`: its destination's IPv4 address (32 bits as an
+   * Int32), side key and mark at `at`, `at + 1`, `at + 2` (read there, as cellAt reads an
+   * address: a destination or mark past 2^30 given as an argument is a heap number per call).
+   */
+  sideRegionAt(side: Int32Array, at: number, which: 0 | 1): number {
+    const dst = side[at]!;
+    const sideKey = side[at + 1]!;
+    const mark = side[at + 2]!;
     const sides = this.sides;
     const mask = sides.length / SIDE_STRIDE - 1;
-    for (let i = sideHash(dst32, sideKey, mark) & mask; ; i = (i + 1) & mask) {
+    for (let i = sideHash(dst, sideKey, mark) & mask; ; i = (i + 1) & mask) {
       const o = i * SIDE_STRIDE;
       const key = sides[o]!;
       if (key === 0) return -1;
-      if (key === sideKey + 1 && sides[o + 1] === (dst32 | 0) && sides[o + 2] === (mark | 0)) return sides[o + 3 + which]!;
+      if (key === sideKey + 1 && sides[o + 1] === dst && sides[o + 2] === mark) return sides[o + 3 + which]!;
     }
   }
 

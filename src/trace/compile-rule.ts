@@ -124,7 +124,8 @@ export interface CompileEnv {
   readonly masqueradeMark: number;
   /** Where the chains' packed checks are kept (see ChecksSlab); each its own array without. */
   readonly slab?: ChecksSlab;
-  hasChain(table: TableName, chain: string): boolean;
+  /** Whether the table has the chain, jumped to from chain `from`. */
+  hasChain(table: TableName, chain: string, from: string): boolean;
 }
 
 export function compileChain(
@@ -165,10 +166,10 @@ export function compileRule(
   let factor = 1;
   for (const r of randoms) factor *= randomChance(r);
   const allNotes = notes.length === 0 ? NONE : notes;
-  const missingJump = spec.target?.kind === 'jump' && !env.hasChain(table, spec.target.name)
+  const missingJump = spec.target?.kind === 'jump' && !env.hasChain(table, spec.target.name, chain)
     && !(table === 'nat' && EMULATED_CHAINS.has(spec.target.name));
   const silent = assumed && missingJump;
-  const target = silent ? { kind: 'none' as const } : compileTarget(env, table, spec.target, notes);
+  const target = silent ? { kind: 'none' as const } : compileTarget(env, table, spec.target, notes, chain);
   return {
     table, chain, rule, assumed, factor, target, silent, jumpChain: undefined,
     action: actionOf(target),
@@ -316,7 +317,7 @@ function interfaceMatches(pattern: string, name: string | undefined): boolean {
 
 // ---------------------------------------------------------------- targets
 
-function compileTarget(env: CompileEnv, table: TableName, target: TargetSpec | undefined, notes: string[]): CompiledTarget {
+function compileTarget(env: CompileEnv, table: TableName, target: TargetSpec | undefined, notes: string[], chain: string): CompiledTarget {
   if (!target) return { kind: 'none' };
   switch (target.kind) {
     case 'standard':
@@ -346,7 +347,7 @@ function compileTarget(env: CompileEnv, table: TableName, target: TargetSpec | u
     case 'mark':
       return { kind: 'mark', value: target.value, mask: target.mask };
     case 'jump':
-      if (env.hasChain(table, target.name)) return { kind: 'jump', chain: target.name, goto: target.goto };
+      if (env.hasChain(table, target.name, chain)) return { kind: 'jump', chain: target.name, goto: target.goto };
       if (table === 'nat' && target.name === 'KUBE-MARK-MASQ') {
         notes.push(`KUBE-MARK-MASQ is not in the ruleset: kube-proxy's "-j MARK --or-mark 0x${env.masqueradeMark.toString(16)}" assumed`);
         return { kind: 'mark-masq' };

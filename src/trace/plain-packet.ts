@@ -10,26 +10,63 @@
 // In a typed array rather than fields or a closure's variables: a lookup writes them all, and
 // writes to a long-lived object pay the GC's write barrier (and a heap number for an address
 // past 2^30), which made lookups several times slower while the GC was marking.
-import { plainIPv4Value } from '../util/ip.js';
 import type { SeededDraws } from '../util/random.js';
 import type { LocalAddresses } from './addresses.js';
-import { type AddressFacts, type AddressFactsCache, CELL_INFO, CELL_STRIDE, INFO_IPV6, INFO_LOCAL, INFO_TYPE, v4Info } from './address-facts.js';
+import { type AddressFacts, type AddressFactsCache, CELL_INFO, CELL_STRIDE, INFO_IPV6, INFO_LOCAL, INFO_TYPE, v4InfoAt } from './address-facts.js';
 import { type ClassTable, NOT_FLAT } from './class-table.js';
 import { MISS, UNPREDICTABLE } from './decisions.js';
 import type { Packet, TraceOptions } from './types.js';
 import { slotKey } from './walk-cache.js';
 
-/** The fields: the addresses' ids (-1: not looked up), origin (1: the node), key, mark; 1 when both are IPv4, then their numbers and the source's INFO_* bits. */
+/**
+ * The fields: the addresses' ids (-1: not looked up), origin (1: the node); 1 when both are
+ * IPv4, then the source's address and INFO_* bits; the side as the class table reads it
+ * (ClassTable.sideRegionAt: the destination's address, key, mark). Addresses as their 32 bits
+ * in an Int32, read where they are used: one past 2^30 given as an argument is a heap number.
+ */
 const DST = 0;
 const SRC = 1;
 const FROM_NODE = 2;
-const KEY = 3;
-const MARK = 4;
-const V4 = 5;
-const SRC32 = 6;
-const SRC_INFO = 7;
-const DST32 = 8;
+const V4 = 3;
+const SRC32 = 4;
+const SRC_INFO = 5;
+const DST32 = 6;
+const KEY = 7;
+const MARK = 8;
 const FIELDS = 9;
+
+/**
+ * plainIPv4Value (util/ip.ts) written into `out[at]` as the address's 32 bits (an Int32) rather
+ * than returned: a number past 2^30 returned from a call is a heap number, made per lookup for
+ * a source from 128.0.0.0 up. False (out[at] unchanged) when `text` is not an IPv4 address in
+ * normal form.
+ */
+export function plainIPv4Into(text: string, out: Int32Array, at: number): boolean {
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  const end = text.length;
+  for (let i = 0; i < end; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch === 46) {
+      if (digits === 0) return false;
+      value = ((value << 8) | octet) | 0;
+      octet = 0;
+      digits = 0;
+      dots++;
+      continue;
+    }
+    const digit = ch - 48;
+    if (digit < 0 || digit > 9 || (digits > 0 && octet === 0)) return false;
+    octet = octet * 10 + digit;
+    digits++;
+    if (octet > 255) return false;
+  }
+  if (dots !== 3 || digits === 0) return false;
+  out[at] = (value << 8) | octet;
+  return true;
+}
 
 export function isPort(value: unknown, allowZero: boolean): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value <= 65535 && (allowZero ? value >= 0 : value >= 1);
@@ -53,11 +90,9 @@ export class PlainPacket {
     if (protoCode === 0 || typeof src !== 'string' || typeof dst !== 'string') return false;
     if (!isPort(dport, false) || (sport !== undefined && !isPort(sport, false))) return false;
     const f = this.fields;
-    const src32 = plainIPv4Value(src);
-    const dst32 = src32 < 0 ? -1 : plainIPv4Value(dst);
     let srcInfo: number;
-    if (dst32 >= 0) {
-      srcInfo = v4Info(this.local, src32);
+    if (plainIPv4Into(src, f, SRC32) && plainIPv4Into(dst, f, DST32)) {
+      srcInfo = v4InfoAt(this.local, f, SRC32);
       f[SRC] = -1;
       f[DST] = -1;
       f[V4] = 1;
@@ -74,10 +109,10 @@ export class PlainPacket {
       f[SRC] = srcId;
       f[DST] = dstId;
       f[V4] = 0;
+      f[SRC32] = -1;
+      f[DST32] = -1;
     }
-    f[SRC32] = src32;
     f[SRC_INFO] = srcInfo;
-    f[DST32] = dst32;
     const fromNode = opts.fromNode ?? (srcInfo & INFO_LOCAL) !== 0;
     f[FROM_NODE] = fromNode ? 1 : 0;
     f[KEY] = slotKey(protoCode, dport, fromNode);
@@ -129,9 +164,9 @@ export class PlainPacket {
   fromTable(table: ClassTable, which: 0 | 1, draws: SeededDraws | undefined): unknown {
     const f = this.fields;
     if (f[V4] === 0) return undefined;
-    const region = table.sideRegion(f[DST32]!, f[KEY]!, f[MARK]!, which);
+    const region = table.sideRegionAt(f, DST32, which);
     if (region < 0) return undefined;
-    const found = table.answer(region, f[SRC32]! >>> 0, f[SRC_INFO]! & INFO_TYPE, draws);
+    const found = table.answerAt(region, f, SRC32, f[SRC_INFO]! & INFO_TYPE, draws);
     return found === NOT_FLAT || found === MISS || found === UNPREDICTABLE ? undefined : found;
   }
 

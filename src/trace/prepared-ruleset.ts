@@ -5,6 +5,7 @@
  */
 import { makeDeferredRules } from '../iptables/deferred-chains.js';
 import { isBuiltinChain, type Ruleset, type TableName } from '../iptables/types.js';
+import { ChainsByName } from './chains-by-name.js';
 import { compileChain, type CompileEnv, type CompiledChain } from './compile-rule.js';
 import { kubeProxyJumpRules } from './default-jumps.js';
 import { ChecksSlab } from './fast-checks.js';
@@ -23,6 +24,8 @@ export class PreparedRuleset {
   private filterOutput: CompiledChain | undefined;
   private natPostrouting: CompiledChain | undefined;
   private readonly env: CompileEnv;
+  /** Each table's chains by name, read without making the table's Map (see chains-by-name.ts). */
+  private readonly sources = new Map<TableName, ChainsByName>();
 
   constructor(
     readonly ruleset: Ruleset,
@@ -37,16 +40,30 @@ export class PreparedRuleset {
       ipsets,
       masqueradeMark,
       slab: new ChecksSlab(),
-      hasChain: (table, chain) => ruleset.tables.get(table)?.chains.has(chain) ?? false,
+      hasChain: (table, chain, from) => this.sourceOf(table)?.has(chain, from) ?? false,
     };
+  }
+
+  private sourceOf(table: TableName): ChainsByName | undefined {
+    let source = this.sources.get(table);
+    if (source === undefined) {
+      const own = this.ruleset.tables.get(table);
+      if (own === undefined) return undefined;
+      source = new ChainsByName(own);
+      this.sources.set(table, source);
+    }
+    return source;
   }
 
   get family(): 4 | 6 {
     return this.ruleset.family;
   }
 
-  /** A chain of the ruleset, compiled; undefined when the table has no such chain. */
-  chain(table: TableName, name: string): CompiledChain | undefined {
+  /**
+   * A chain of the ruleset, compiled; undefined when the table has no such chain. `from`: the
+   * chain that jumps to it, whose run is searched first (see ChainsByName).
+   */
+  chain(table: TableName, name: string, from?: string): CompiledChain | undefined {
     let byName = this.chains.get(table);
     if (!byName) {
       byName = new Map();
@@ -54,7 +71,7 @@ export class PreparedRuleset {
     }
     const cached = byName.get(name);
     if (cached !== undefined) return cached ?? undefined;
-    const source = this.ruleset.tables.get(table)?.chains.get(name);
+    const source = this.sourceOf(table)?.get(name, from);
     const compiled = source
       ? compileChain(this.env, table, name, source.rules, {
         builtin: isBuiltinChain(table, name), policy: source.policy, assumed: false, useIndex: this.useIndex,

@@ -398,7 +398,7 @@ class Walker {
 
   private resolveJump(rule: CompiledRule): CompiledChain {
     const target = rule.target as Extract<CompiledTarget, { kind: 'jump' }>;
-    const chain = this.setup.program.chain(rule.table, target.chain);
+    const chain = this.setup.program.chain(rule.table, target.chain, rule.chain);
     if (!chain) throw new Error(`walk: chain ${target.chain} vanished from table ${rule.table}`);
     return chain;
   }

@@ -43,6 +43,19 @@ export class SeededDraws {
     this.state = (this.state + MULBERRY32_STEP) >>> 0;
     return mulberry32Mix(this.state);
   }
+
+  /**
+   * `(next() & 0x7fffffff) <= limit`, the draw kept in here: a draw past 2^30 handed out of a
+   * call that is not inlined is a heap number, one per draw of a seeded lookup.
+   */
+  nextLow31AtMost(limit: number): boolean {
+    return (this.next() & 0x7fffffff) <= limit;
+  }
+
+  /** `Math.floor(next() * n / 2^32)`: the draw scaled to 0 .. n - 1, kept in here (as nextLow31AtMost). */
+  nextScaled(n: number): number {
+    return Math.floor((this.next() * n) / 0x100000000);
+  }
 }
 
 /** Uniform numbers in [0, 1): seededUint32 / 2^32. */

@@ -7,8 +7,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AddressCache, LocalAddresses } from '../../src/trace/addresses.js';
-import { AddressFactsCache } from '../../src/trace/address-facts.js';
-import { PlainPacket } from '../../src/trace/plain-packet.js';
+import { AddressFactsCache, v4Info, v4InfoAt } from '../../src/trace/address-facts.js';
+import { PlainPacket, plainIPv4Into } from '../../src/trace/plain-packet.js';
+import { plainIPv4Value } from '../../src/util/ip.js';
 import type { Packet, RecentLookup, TraceOptions } from '../../src/trace/types.js';
 import { slotKey } from '../../src/trace/walk-cache.js';
 
@@ -79,5 +80,33 @@ for (const c of CASES) {
     assert.equal(c.expect.fromNode, c.opts?.fromNode ?? src.local, `origin as the facts say: ${evidence}`);
     assert.equal(plain.srcFacts(c.packet), src, `the source's facts: ${evidence}`);
     assert.equal(plain.dstFacts(c.packet), facts.of(c.packet.dst), `the destination's facts: ${evidence}`);
+  });
+}
+
+/**
+ * plainIPv4Into and v4InfoAt read what plainIPv4Value and v4Info read, the address kept as its
+ * bits in an Int32 (so that a lookup makes no heap number for an address past 2^30).
+ */
+const ADDRESS_TEXTS: readonly string[] = [
+  '0.0.0.0', '10.244.1.7', '63.255.255.255', '64.0.0.0', '127.0.0.1', '127.255.255.254', '128.0.0.0', '192.168.0.10',
+  '203.0.113.7', '224.0.0.1', '239.255.255.255', '255.255.255.255', '255.255.255.254',
+  // not in normal form, or not IPv4: both refuse them
+  '10.244.1.07', '01.2.3.4', '256.0.0.1', '1.2.3', '1.2.3.4.5', '1..2.3', '.1.2.3', '1.2.3.', '', 'fd00::7', '1.2.3.4 ', '10.96.0.1x',
+];
+
+for (const text of ADDRESS_TEXTS) {
+  test(`plainIPv4Into reads ${JSON.stringify(text)} as plainIPv4Value, and v4InfoAt as v4Info`, () => {
+    const local = new LocalAddresses(NODE);
+    const out = Int32Array.of(12345, 0);
+    const want = plainIPv4Value(text);
+    const read = plainIPv4Into(text, out, 1);
+    assert.equal(read, want >= 0, `read or refused: plainIPv4Value says ${want}`);
+    if (!read) {
+      assert.deepEqual([...out], [12345, 0], 'nothing written when refused');
+      return;
+    }
+    assert.equal(out[1]! >>> 0, want, `the bits of ${want}`);
+    assert.equal(out[0], 12345, 'only out[at] written');
+    assert.equal(v4InfoAt(local, out, 1), v4Info(local, want), `info of ${text} (node ${NODE.join(', ')})`);
   });
 }

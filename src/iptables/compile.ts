@@ -96,6 +96,7 @@ function emitEachServicePort(
 ): void {
   const only = options.onlyServicePorts;
   const ports = state.servicePorts;
+  shared.textSyncStarts();
   for (let i = 0; i < ports.length; i++) {
     const sp = ports[i]!;
     if (only !== undefined && !only(sp.info)) continue;

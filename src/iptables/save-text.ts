@@ -88,6 +88,8 @@ export class TextBuffer {
    * and text that must come before it may be written there later (writeBefore).
    */
   private room = 0;
+  /** The room is memory never written (withRoomBefore), not a spare's: sealInPlace hands on only what was written. */
+  private roomUntouched = false;
   /** Bytes written so far (from 0, or from roomBefore on). */
   length = 0;
   /** Only ASCII written so far: the bytes are then also Latin-1, the cheapest string to make. */
@@ -111,7 +113,17 @@ export class TextBuffer {
     const buffer = new TextBuffer(capacity + room, true);
     buffer.room = room;
     buffer.length = room;
+    buffer.roomUntouched = true;
     return buffer;
+  }
+
+  /** Empty as it is, its text to start after `room` bytes (see withRoomBefore): for a spare (takeTextBuffer). */
+  leaveRoomBefore(room: number): this {
+    if (this.length !== this.room || this.sealedText !== undefined) throw new Error('room is left only before a text not written yet');
+    if (this.bytes.length < room + 64) this.growTo(room + 64);
+    this.room = room;
+    this.length = room;
+    return this;
   }
 
   /** Bytes left unwritten before the text (withRoomBefore), 0 for most buffers. */
@@ -152,6 +164,7 @@ export class TextBuffer {
   reset(capacity: number): this {
     this.length = 0;
     this.room = 0;
+    this.roomUntouched = false;
     this.ascii = true;
     this.sealedText = undefined;
     this.sealedFrom = 0;
@@ -433,15 +446,17 @@ export class TextBuffer {
   /**
    * Bytes [start, length) made one string on the heap (toHeapString), returned; the buffer is
    * sealed with that string as its text (the bytes from `start` on are its characters, so they
-   * must be ASCII), and its memory is given back as a spare (giveBackTextBuffer) from `start`
-   * on, where it was written. For a text written in place around this buffer's (writeBefore,
-   * then appended to): the text is made once, and this buffer's text is a part of it.
+   * must be ASCII), and its memory is given back as a spare (giveBackTextBuffer): from `start`
+   * on when the room before was never written (withRoomBefore), else whole (a spare's, whose
+   * next text is then written where this one was). For a text written in place around this
+   * buffer's (writeBefore, then appended to): the text is made once, and this buffer's text is
+   * a part of it.
    */
   sealInPlace(start: number): string {
     if (!this.ascii || this.sealedText !== undefined) throw new Error('only a text buffer of ASCII, not sealed, is sealed in place');
     const text = this.toHeapString(start, this.length);
     const memory = this.memory;
-    const offset = this.memoryOffset + start;
+    const offset = this.memoryOffset + (this.roomUntouched ? start : 0);
     this.sealedText = text;
     this.sealedFrom = start;
     this.bytes = NO_BYTES;
@@ -488,21 +503,28 @@ const MAX_SPARES = 2;
 /**
  * A spare buffer, empty, with room for `capacity` bytes (the smallest that has it, else the
  * largest, grown), or a new one; its bytes are shared memory that grows in place either way.
+ * With `roomBefore`, its text starts after that many bytes (TextBuffer.withRoomBefore), where
+ * the text before it may be written later (writeBefore): the spare's memory is written from
+ * where the last text in it started, as without.
  */
-export function takeTextBuffer(capacity: number): TextBuffer {
+export function takeTextBuffer(capacity: number, roomBefore = 0): TextBuffer {
+  const need = capacity + roomBefore;
   let chosen = -1;
   for (let i = 0; i < spares.length; i++) {
     const c = spares[i]!.capacity;
     if (chosen < 0) chosen = i;
     else {
       const best = spares[chosen]!.capacity;
-      if (best >= capacity ? c >= capacity && c < best : c > best) chosen = i;
+      if (best >= need ? c >= need && c < best : c > best) chosen = i;
     }
   }
-  if (chosen < 0) return new TextBuffer(capacity, true);
-  const spare = spares[chosen]!;
-  spares.splice(chosen, 1);
-  return spare.reset(capacity);
+  let buffer: TextBuffer;
+  if (chosen < 0) buffer = new TextBuffer(need, true);
+  else {
+    buffer = spares[chosen]!.reset(need);
+    spares.splice(chosen, 1);
+  }
+  return roomBefore > 0 ? buffer.leaveRoomBefore(roomBefore) : buffer;
 }
 
 /**

@@ -52,6 +52,8 @@ export interface TextPiece {
 
 interface TableText {
   readonly name: TableName;
+  /** Its place in output order. */
+  readonly index: number;
   readonly declarations: TextBuffer;
   /**
    * Declarations of adopted text (adoptText) among this sink's own: the declarations are the
@@ -74,15 +76,42 @@ export class IptablesTextSink implements RuleSink<TextChain> {
   /** The rules of adopted text (adoptText), by its id: copied from where they are in finish(). */
   private readonly adopted = new Map<number, readonly TextPiece[]>();
   private readonly body: TextBuffer;
+  /**
+   * The body holds the rules of the last table only (the others' go to their chains' own
+   * buffers): the body is then one run of the text, which finish() can make the text around in
+   * place (its room before holds the text before it). Otherwise any table's.
+   */
+  private readonly bodyTable: TableText | undefined;
+  /** Each chain's table (its index in output order). */
+  private readonly tableOfChain = new IntList();
+  /** Buffers taken from the spares (takeTextBuffer), given back by release(). */
+  private readonly spares: TextBuffer[] = [];
   /** The chain whose rules end the body. */
   private filling = -1;
   /** finish() has given the body buffer back. */
   private finished = false;
 
-  /** `tables` in output order; `expectedBytes` sizes the body buffer (it grows if need be). */
-  constructor(tables: readonly TableName[], expectedBytes = 1 << 20) {
-    for (const name of tables) this.tables.set(name, { name, declarations: new TextBuffer(1 << 16), declarationPieces: [], declarationsFrom: 0, chains: new IntList() });
-    this.body = takeTextBuffer(expectedBytes);
+  /**
+   * `tables` in output order; `expectedBytes` sizes the body buffer (it grows if need be). With
+   * `roomBefore` (about the bytes of the text before the last table's rules: the other tables,
+   * and the last one's declarations), the body leaves that much room before its text and holds
+   * the last table's rules only, and that table's declarations are written into a spare buffer
+   * of that size: a sync written here (not from shared text) then writes its text into memory
+   * touched by the one before, and finish() makes the text around the body in place.
+   */
+  constructor(tables: readonly TableName[], expectedBytes = 1 << 20, roomBefore = 0) {
+    const last = tables[tables.length - 1];
+    let bodyTable: TableText | undefined;
+    for (const name of tables) {
+      let declarations: TextBuffer;
+      if (roomBefore > 0 && name === last) this.spares.push((declarations = takeTextBuffer(roomBefore)));
+      else declarations = new TextBuffer(1 << 16);
+      const text: TableText = { name, index: this.tables.size, declarations, declarationPieces: [], declarationsFrom: 0, chains: new IntList() };
+      this.tables.set(name, text);
+      if (roomBefore > 0 && name === last) bodyTable = text;
+    }
+    this.bodyTable = bodyTable;
+    this.body = takeTextBuffer(expectedBytes, roomBefore);
   }
 
   declareChain(table: TableName, name: string): TextChain {
@@ -117,6 +146,7 @@ export class IptablesTextSink implements RuleSink<TextChain> {
     const id = this.bodyStart.length;
     this.bodyStart.push(-1);
     this.bodyEnd.push(-1);
+    this.tableOfChain.push(text.index);
     text.chains.push(id);
     return id;
   }
@@ -124,7 +154,8 @@ export class IptablesTextSink implements RuleSink<TextChain> {
   /** Where the next rule of chain `id` goes: the body (the caller then records where it ends) or the chain's own buffer. */
   private bufferFor(id: number): TextBuffer {
     if (this.finished) throw new Error('the text sink is finished');
-    if (id !== this.filling && id === this.bodyStart.length - 1 && this.bodyStart.values[id] === -1) {
+    const bodyTable = this.bodyTable;
+    if (id !== this.filling && id === this.bodyStart.length - 1 && this.bodyStart.values[id] === -1 && (bodyTable === undefined || this.tableOfChain.values[id] === bodyTable.index)) {
       // The last chain declared, and still empty: everything in the body was declared before it.
       this.filling = id;
       this.bodyStart.values[id] = this.body.length;
@@ -165,11 +196,9 @@ export class IptablesTextSink implements RuleSink<TextChain> {
     const text = this.tableText(table);
     const id = this.newChainId(text);
     chains.writeDeclarations(text.declarations);
-    const body = this.body;
-    this.filling = id;
-    this.bodyStart.values[id] = body.length;
-    chains.writeRules(body);
-    this.bodyEnd.values[id] = body.length;
+    const out = this.bufferFor(id);
+    chains.writeRules(out);
+    if (out === this.body) this.bodyEnd.values[id] = out.length;
   }
 
   writeChain(table: TableName, name: string, rules: readonly (readonly string[])[]): TextChain {
@@ -212,7 +241,7 @@ export class IptablesTextSink implements RuleSink<TextChain> {
 
   /** The bytes finish() makes a string of, and how many of them are in sealed buffers (TextBuffer.seal). */
   measure(): { size: number; sealed: number } {
-    let size = this.body.length;
+    let size = this.body.length - this.body.roomBefore;
     let sealed = 0;
     const add = (piece: TextPiece): void => {
       size += piece.end - piece.start;
@@ -281,6 +310,7 @@ export class IptablesTextSink implements RuleSink<TextChain> {
     if (this.finished) throw new Error('the text sink is finished');
     this.finished = true;
     giveBackTextBuffer(this.body);
+    for (const spare of this.spares) giveBackTextBuffer(spare);
   }
 }
 
@@ -385,8 +415,8 @@ class TextRuns implements TextOut {
         atBytes = bytes;
       }
     }
-    // Worth it only for most of the text: else the text is joined or copied as it would be.
-    if (at < 0 || 2 * atBytes < this.bytes) return undefined;
+    // Where the text would be joined from sealed strings (finishTextSinks), only for most of it.
+    if (at < 0 || (2 * this.sealedBytes >= this.bytes && 2 * atBytes < this.bytes)) return undefined;
     const buffer = this.from[at] as TextBuffer;
     let before = 0;
     for (let i = 0; i < n; i++) {

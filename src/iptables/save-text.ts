@@ -413,15 +413,17 @@ export class TextBuffer {
       const fresh = new TextBuffer(this.bytes.length, this.memory !== undefined);
       fresh.room = room;
       fresh.length = room;
+      fresh.roomUntouched = true;
       return fresh;
     }
     const next = new TextBuffer(0, false);
     next.bytes = this.bytes;
     next.memory = this.memory;
     next.memoryOffset = this.memoryOffset;
-    // The next buffer leaves as much room before its text (written bytes, but left unread).
+    // The next buffer leaves as much room before its text (never written, if it was not here).
     next.room = room;
     next.length = room;
+    next.roomUntouched = this.roomUntouched;
     this.sealedText = this.toHeapString(room, this.length);
     this.sealedFrom = room;
     this.bytes = NO_BYTES;

@@ -73,10 +73,24 @@ function expectedTextBytes(state: ProxierState): number {
   return 65536 + 350 * endpoints + 250 * state.servicePorts.length;
 }
 
+/**
+ * About the bytes of a sync's text before the nat rules: its filter table and the nat
+ * declarations (40 per endpoint, its KUBE-SEP chain's), and the nat KUBE-SERVICES and
+ * KUBE-NODEPORTS rules (400 per service port, with its own chains' declarations). Room for it
+ * is left before the nat rules (IptablesTextSink): too little only makes finish() copy them.
+ */
+function expectedTextBytesBeforeRules(state: ProxierState): number {
+  let endpoints = 0;
+  for (const sp of state.servicePorts) endpoints += sp.endpoints.length;
+  return 65536 + 48 * endpoints + 400 * state.servicePorts.length;
+}
+
 /** One sync written to a text sink, not finished. */
 function syncText(state: ProxierState, options: IptablesCompileOptions): IptablesTextSink {
   // With shared work the ports' text stays where the fragments hold it, until finish() copies it.
-  const sink = new IptablesTextSink(['filter', 'nat'], options.shared === undefined ? expectedTextBytes(state) : 1 << 20);
+  const sink = options.shared === undefined
+    ? new IptablesTextSink(['filter', 'nat'], expectedTextBytes(state), expectedTextBytesBeforeRules(state))
+    : new IptablesTextSink(['filter', 'nat'], 1 << 20);
   writeSync(state, options, sink, (ctx, fixed) => {
     const shared = options.shared?.forContext(ctx);
     if (shared === undefined) writeEachServicePort(ctx, fixed, state, options);
@@ -96,6 +110,7 @@ function emitEachServicePort(
 ): void {
   const only = options.onlyServicePorts;
   const ports = state.servicePorts;
+  shared.textSyncStarts();
   for (let i = 0; i < ports.length; i++) {
     const sp = ports[i]!;
     if (only !== undefined && !only(sp.info)) continue;

@@ -56,6 +56,10 @@ export class PortReuse<C extends { readonly name: string }, B extends EndpointBl
     return name;
   }
 
+  get keepsEndpointChains(): boolean {
+    return this.#endpointChains !== undefined;
+  }
+
   endpointChain(name: string): C | undefined {
     return this.#endpointChains?.get(name);
   }

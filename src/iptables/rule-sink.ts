@@ -9,6 +9,7 @@ import { EndpointChain, type EndpointChainShape, PolicyChain, type PolicyChainPl
 import { declareRunInto } from './declared-chains.js';
 import { adoptChain, appendRule, declareChain, tableOf } from './ruleset-builder.js';
 import type { ServicePortChains } from './service-port-chains.js';
+import type { EndpointInfo } from '../tracker/types.js';
 import type { Chain, Ruleset, TableName } from './types.js';
 
 /** `C` is the sink's handle of a declared chain. */
@@ -51,6 +52,12 @@ export interface RuleSink<C> {
    * the compiler declares them one by one.
    */
   writeServicePortChains?(table: TableName, chains: ServicePortChains): void;
+  /**
+   * Declare a port's KUBE-SEP chains, one per endpoint (`names[i]` for `endpoints[i]`), with their
+   * rules, as one block: no handle per chain. Used when no single KUBE-SEP chain is taken over
+   * from another compile (PortChainReuse.keepsEndpointChains); without it, one writeChain each.
+   */
+  writeEndpointChains?(table: TableName, shape: EndpointChainShape, endpoints: readonly EndpointInfo[], names: readonly string[]): void;
 }
 
 /** Writes into a Ruleset that has the tables written to. */

@@ -70,21 +70,65 @@ function allocateBytes(capacity: number, shared: boolean): { bytes: Buffer; memo
   return { bytes: Buffer.from(memory, 0, capacity), memory };
 }
 
+/** Whether a string is ASCII (its characters are then its bytes). */
+export function isAsciiString(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 127) return false;
+  return true;
+}
+
 /** Bytes of text, appended to; ASCII is copied byte by byte, anything else encoded as UTF-8. */
 export class TextBuffer {
   private bytes: Buffer;
   /** The growable shared memory under `bytes`, when they are shared (SHARED_FROM). */
   private memory: GrowableSharedArrayBuffer | undefined;
-  /** Bytes written so far. */
+  /** Where `bytes` start in `memory` (a spare made of memory whose first bytes were never written: sealInPlace). */
+  private memoryOffset = 0;
+  /**
+   * Bytes before the text left unwritten (withRoomBefore): the text is bytes [roomBefore, length),
+   * and text that must come before it may be written there later (writeBefore).
+   */
+  private room = 0;
+  /** The room is memory never written (withRoomBefore), not a spare's: sealInPlace hands on only what was written. */
+  private roomUntouched = false;
+  /** Bytes written so far (from 0, or from roomBefore on). */
   length = 0;
   /** Only ASCII written so far: the bytes are then also Latin-1, the cheapest string to make. */
   private ascii = true;
   /** The text, once seal() has made it a string and handed the bytes on. */
   private sealedText: string | undefined;
+  /** The byte whose character is sealedText's first: byte `i` is sealedText[i - sealedFrom]. */
+  private sealedFrom = 0;
 
   /** Room for `capacity` bytes; `shared` bytes (see SHARED_FROM) by default from SHARED_FROM on. */
   constructor(capacity = 1 << 16, shared = capacity >= SHARED_FROM) {
     ({ bytes: this.bytes, memory: this.memory } = allocateBytes(Math.max(capacity, 64), shared));
+  }
+
+  /**
+   * Room for `capacity` bytes of text after `room` bytes left unwritten, shared memory: the
+   * room costs address space, not memory, until writeBefore writes into it. For text that
+   * another text will take whole, after text not known yet (sealInPlace).
+   */
+  static withRoomBefore(capacity: number, room: number): TextBuffer {
+    const buffer = new TextBuffer(capacity + room, true);
+    buffer.room = room;
+    buffer.length = room;
+    buffer.roomUntouched = true;
+    return buffer;
+  }
+
+  /** Empty as it is, its text to start after `room` bytes (see withRoomBefore): for a spare (takeTextBuffer). */
+  leaveRoomBefore(room: number): this {
+    if (this.length !== this.room || this.sealedText !== undefined) throw new Error('room is left only before a text not written yet');
+    if (this.bytes.length < room + 64) this.growTo(room + 64);
+    this.room = room;
+    this.length = room;
+    return this;
+  }
+
+  /** Bytes left unwritten before the text (withRoomBefore), 0 for most buffers. */
+  get roomBefore(): number {
+    return this.room;
   }
 
   /** A sealed buffer whose text is `text`, which must be ASCII (its characters are then its bytes): text made already, read by range. */
@@ -119,8 +163,11 @@ export class TextBuffer {
   /** Empty, with room for `capacity` bytes: to be written again from the start. */
   reset(capacity: number): this {
     this.length = 0;
+    this.room = 0;
+    this.roomUntouched = false;
     this.ascii = true;
     this.sealedText = undefined;
+    this.sealedFrom = 0;
     if (this.bytes.length < capacity) this.growTo(capacity);
     return this;
   }
@@ -139,15 +186,17 @@ export class TextBuffer {
   /** Room for `capacity` bytes, the bytes written kept: in place when the memory can grow, else copied to new bytes. */
   private growTo(capacity: number): void {
     const memory = this.memory;
-    if (memory !== undefined && capacity <= memory.maxByteLength) {
-      if (capacity > memory.byteLength) memory.grow(capacity);
-      this.bytes = Buffer.from(memory, 0, capacity);
+    const offset = this.memoryOffset;
+    if (memory !== undefined && offset + capacity <= memory.maxByteLength) {
+      if (offset + capacity > memory.byteLength) memory.grow(offset + capacity);
+      this.bytes = Buffer.from(memory, offset, capacity);
       return;
     }
     const next = allocateBytes(capacity, memory !== undefined || capacity >= SHARED_FROM);
     this.bytes.copy(next.bytes, 0, 0, this.length);
     this.bytes = next.bytes;
     this.memory = next.memory;
+    this.memoryOffset = 0;
   }
 
   /** `s` as it is. */
@@ -316,14 +365,14 @@ export class TextBuffer {
     if (end <= start) return;
     const b = this.reserve(end - start);
     // A sealed buffer's text is ASCII: its characters are its bytes.
-    if (from.sealedText !== undefined) b.write(from.sealedText.slice(start, end), this.length, end - start, 'latin1');
+    if (from.sealedText !== undefined) b.write(from.sealedText.slice(start - from.sealedFrom, end - from.sealedFrom), this.length, end - start, 'latin1');
     else from.bytes.copy(b, this.length, start, end);
     this.length += end - start;
     if (!from.ascii) this.ascii = false;
   }
 
   /** The text of bytes [start, end) (default: all). */
-  toString(start = 0, end = this.length): string {
+  toString(start = this.room, end = this.length): string {
     if (this.sealedText !== undefined) return this.toHeapString(start, end);
     return this.bytes.toString(this.ascii ? 'latin1' : 'utf8', start, end);
   }
@@ -337,8 +386,8 @@ export class TextBuffer {
    * the text is ASCII), which counts towards the heap like any other string and costs the
    * marker nothing to hold (it has no pointers). The bytes are UTF-8 either way: ASCII is both.
    */
-  toHeapString(start = 0, end = this.length): string {
-    if (this.sealedText !== undefined) return this.sealedText.slice(start, end);
+  toHeapString(start = this.room, end = this.length): string {
+    if (this.sealedText !== undefined) return this.sealedText.slice(start - this.sealedFrom, end - this.sealedFrom);
     return this.bytes.toString('utf8', start, end);
   }
 
@@ -359,14 +408,69 @@ export class TextBuffer {
    * (its characters are not its bytes), and the buffer returned has new ones.
    */
   seal(): TextBuffer {
-    if (!this.ascii) return new TextBuffer(this.bytes.length, this.memory !== undefined);
+    const room = this.room;
+    if (!this.ascii) {
+      const fresh = new TextBuffer(this.bytes.length, this.memory !== undefined);
+      fresh.room = room;
+      fresh.length = room;
+      fresh.roomUntouched = true;
+      return fresh;
+    }
     const next = new TextBuffer(0, false);
     next.bytes = this.bytes;
     next.memory = this.memory;
-    this.sealedText = this.toHeapString();
+    next.memoryOffset = this.memoryOffset;
+    // The next buffer leaves as much room before its text (never written, if it was not here).
+    next.room = room;
+    next.length = room;
+    next.roomUntouched = this.roomUntouched;
+    this.sealedText = this.toHeapString(room, this.length);
+    this.sealedFrom = room;
     this.bytes = NO_BYTES;
     this.memory = undefined;
     return next;
+  }
+
+  /**
+   * Write `bytes` bytes of text into the room before the text (withRoomBefore), ending where
+   * the text starts: `write` writes them, as to any buffer. The room must hold them.
+   */
+  writeBefore(bytes: number, write: (out: this) => void): void {
+    const end = this.length;
+    if (bytes > this.room || this.sealedText !== undefined) throw new Error(`no room for ${bytes} bytes before the text (${this.room})`);
+    this.length = this.room - bytes;
+    write(this);
+    const written = this.length - (this.room - bytes);
+    this.length = end;
+    if (written !== bytes) throw new Error(`${written} bytes written before the text, not ${bytes}`);
+  }
+
+  /**
+   * Bytes [start, length) made one string on the heap (toHeapString), returned; the buffer is
+   * sealed with that string as its text (the bytes from `start` on are its characters, so they
+   * must be ASCII), and its memory is given back as a spare (giveBackTextBuffer): from `start`
+   * on when the room before was never written (withRoomBefore), else whole (a spare's, whose
+   * next text is then written where this one was). For a text written in place around this
+   * buffer's (writeBefore, then appended to): the text is made once, and this buffer's text is
+   * a part of it.
+   */
+  sealInPlace(start: number): string {
+    if (!this.ascii || this.sealedText !== undefined) throw new Error('only a text buffer of ASCII, not sealed, is sealed in place');
+    const text = this.toHeapString(start, this.length);
+    const memory = this.memory;
+    const offset = this.memoryOffset + (this.roomUntouched ? start : 0);
+    this.sealedText = text;
+    this.sealedFrom = start;
+    this.bytes = NO_BYTES;
+    this.memory = undefined;
+    if (memory !== undefined) {
+      const spare = new TextBuffer(0, false);
+      spare.memory = memory;
+      spare.memoryOffset = offset;
+      spare.bytes = Buffer.from(memory, offset, memory.byteLength - offset);
+      giveBackTextBuffer(spare);
+    }
+    return text;
   }
 
   /**
@@ -401,21 +505,28 @@ const MAX_SPARES = 2;
 /**
  * A spare buffer, empty, with room for `capacity` bytes (the smallest that has it, else the
  * largest, grown), or a new one; its bytes are shared memory that grows in place either way.
+ * With `roomBefore`, its text starts after that many bytes (TextBuffer.withRoomBefore), where
+ * the text before it may be written later (writeBefore): the spare's memory is written from
+ * where the last text in it started, as without.
  */
-export function takeTextBuffer(capacity: number): TextBuffer {
+export function takeTextBuffer(capacity: number, roomBefore = 0): TextBuffer {
+  const need = capacity + roomBefore;
   let chosen = -1;
   for (let i = 0; i < spares.length; i++) {
     const c = spares[i]!.capacity;
     if (chosen < 0) chosen = i;
     else {
       const best = spares[chosen]!.capacity;
-      if (best >= capacity ? c >= capacity && c < best : c > best) chosen = i;
+      if (best >= need ? c >= need && c < best : c > best) chosen = i;
     }
   }
-  if (chosen < 0) return new TextBuffer(capacity, true);
-  const spare = spares[chosen]!;
-  spares.splice(chosen, 1);
-  return spare.reset(capacity);
+  let buffer: TextBuffer;
+  if (chosen < 0) buffer = new TextBuffer(need, true);
+  else {
+    buffer = spares[chosen]!.reset(need);
+    spares.splice(chosen, 1);
+  }
+  return roomBefore > 0 ? buffer.leaveRoomBefore(roomBefore) : buffer;
 }
 
 /**

@@ -95,6 +95,25 @@ export class ServicePortChains extends ChainRun {
   }
 }
 
+/**
+ * KUBE-SEP chains as text: each endpoint's declaration (`:NAME - [0:0]`) into `declarations`,
+ * its two rules into `rules`, in the order of `endpoints` (`names[i]` is the chain of
+ * `endpoints[i]`), through the line scratch, which is left empty.
+ */
+export function writeEndpointChainsText(
+  declarations: TextBuffer,
+  rules: TextBuffer,
+  shape: EndpointChainShape,
+  endpoints: readonly EndpointInfo[],
+  names: readonly string[],
+): void {
+  const scratch = LINE_SCRATCH;
+  for (let i = 0; i < endpoints.length; i++) writeDeclarationLine(scratch, declarations, names[i]!);
+  scratch.flush(declarations);
+  for (let i = 0; i < endpoints.length; i++) writeEndpointChainLines(scratch, rules, names[i]!, shape, endpoints[i]!.ip, endpoints[i]!.endpoint);
+  scratch.flush(rules);
+}
+
 /** `:NAME - [0:0]` through the scratch (TextBuffer.writeChainDeclaration's text), or through `out` for a name that is not ASCII. */
 function writeDeclarationLine(scratch: LineScratch, out: TextBuffer, name: string): void {
   if (scratch.room(out, name.length + 10)) {

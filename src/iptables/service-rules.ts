@@ -129,6 +129,10 @@ export function writeServicePortRules<C>(ctx: SyncContext<C>, fixed: FixedChains
   if (!internalMasqueradeWritten) throw new Error(`${facts.spn}: internal traffic chain ${facts.internalPolicyChain} has internal endpoints but was not written`);
 
   if (ctx.reuse?.takeEndpointChains(reachable)) return;
+  if (ctx.out.writeEndpointChains !== undefined && ctx.reuse?.keepsEndpointChains !== true) {
+    ctx.out.writeEndpointChains('nat', shape, reachable, sepNames.names);
+    return;
+  }
   // A sink that copies the arguments gets one pair of arrays, filled anew for each endpoint.
   const scratch = ctx.out.copiesArgs === true ? new EndpointArgsScratch() : undefined;
   for (let i = 0; i < reachable.length; i++) {

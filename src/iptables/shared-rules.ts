@@ -158,6 +158,11 @@ export class ContextWork {
     return this.#rules.get(ctx, sp, index, this.#firewall.allowsNode(sp.info, ctx.nodeIP));
   }
 
+  /** A sync written straight to text starts taking text fragments (TextFragmentArena.syncStarts). */
+  textSyncStarts(): void {
+    this.#arena.syncStarts();
+  }
+
   /** The same rules as iptables-save text (shared-text.ts), for a sync written straight to text. */
   textFragment(ctx: SyncContext<TextChain>, sp: ProxierServicePort, index: number): TextFragment {
     return this.#texts.get(ctx, sp, index, this.#firewall.allowsNode(sp.info, ctx.nodeIP));

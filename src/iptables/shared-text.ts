@@ -14,11 +14,14 @@
  * KUBE-SVC/KUBE-SVL chains over the same endpoints (PortReuse). Bytes once written never change.
  */
 import type { EndpointBlock } from '../topology/endpoint-blocks.js';
+import type { EndpointChainShape, PolicyChainPlan } from './deferred-chains.js';
+import { writePolicyChainRules } from './deferred-chains.js';
 import { KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_MARK_MASQ, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_PROXY_FIREWALL, KUBE_SERVICES } from './names.js';
-import type { ProxierServicePort } from '../tracker/types.js';
+import type { EndpointInfo, ProxierServicePort } from '../tracker/types.js';
 import type { PortReuse } from './port-reuse.js';
 import type { RuleSink } from './rule-sink.js';
 import { TextBuffer } from './save-text.js';
+import { writeEndpointChainsText } from './service-port-chains.js';
 import { writeServicePortRules } from './service-rules.js';
 import type { FixedChains, SyncContext } from './sync-context.js';
 import type { IptablesTextSink, TextChain, TextPiece } from './text-sink.js';
@@ -64,6 +67,16 @@ export type TextPortReuse = PortReuse<RecordedChain, TextEndpointBlock>;
 const CHUNK_BYTES = { fixed: 1 << 20, declarations: 1 << 20, rules: 4 << 20 };
 
 /**
+ * Room left before the text of a rules buffer (TextBuffer.withRoomBefore): address space only
+ * until written. The node that writes most ports' rules (the first of a cluster) takes them as
+ * one run of its text, and the text before them (its filter table, the nat declarations and the
+ * fixed chains' rules: 8 MB for 10k services) is written into this room when the node's text is
+ * made (IptablesTextSink.finish): the rules are then bytes of the node's text where they were
+ * written, not copied, and the text made once, with them as a slice of it.
+ */
+const RULES_ROOM_BEFORE = 64 << 20;
+
+/**
  * Where text fragments are written: the fixed-chain rules, the declarations and the rules of
  * the ports' own chains each in their own buffer, a new one started between two fragments once
  * one is three quarters full (a fragment's pieces stay where they were written).
@@ -72,7 +85,7 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
   readonly copiesArgs = true;
   #fixedText = new TextBuffer(CHUNK_BYTES.fixed);
   #declarations = new TextBuffer(CHUNK_BYTES.declarations);
-  #rules = new TextBuffer(CHUNK_BYTES.rules);
+  #rules = TextBuffer.withRoomBefore(CHUNK_BYTES.rules, RULES_ROOM_BEFORE);
   readonly #fixedChains: FixedChains<RecordedChain>;
 
   // The fragment being written.
@@ -84,8 +97,9 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
   #rulesFrom = 0;
   /** The chain whose rules end #rules. */
   #filling: RecordedChain | undefined;
-  /** Each chain of the fragment in order: where its declaration and rules start, -1 for one taken over. */
-  #chainStarts: number[] = [];
+  /** Where the fragment's KUBE-SEP block (writeEndpointChains) starts in #declarations and #rules; -1 while none is written. */
+  #endpointDeclarationsAt = -1;
+  #endpointRulesAt = -1;
 
   constructor() {
     const chains = {} as Record<keyof FixedChains, RecordedChain>;
@@ -104,13 +118,12 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
     let block: TextEndpointBlock | undefined = reuse.blocks.taken;
     if (block === undefined) {
       // The KUBE-SEP chains are the last ones writeServicePortRules declares, one per reachable
-      // endpoint, all written here (no single KUBE-SEP chain is taken over): one block.
+      // endpoint, all written by writeEndpointChains (no single KUBE-SEP chain is taken over): one block.
       const endpoints = sp.categorized.allReachableEndpoints;
-      const first = this.#chainStarts.length / 2 - endpoints.length;
-      const declarationsAt = endpoints.length === 0 ? this.#declarations.length : this.#chainStarts[2 * first]!;
-      const rulesAt = endpoints.length === 0 ? this.#rules.length : this.#chainStarts[2 * first + 1]!;
-      if (first < 0 || declarationsAt < this.#declarationsFrom || rulesAt < this.#rulesFrom) {
-        throw new Error(`${sp.info.spn}: the KUBE-SEP chains were not written last, one after the other`);
+      const declarationsAt = this.#endpointDeclarationsAt;
+      const rulesAt = this.#endpointRulesAt;
+      if (declarationsAt < this.#declarationsFrom || rulesAt < this.#rulesFrom) {
+        throw new Error(`${sp.info.spn}: the KUBE-SEP chains were not written last, as one block`);
       }
       addPiece(this.#declarationPieces, this.#declarations, this.#declarationsFrom, declarationsAt);
       addPiece(this.#rulePieces, this.#rules, this.#rulesFrom, rulesAt);
@@ -139,14 +152,26 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
     // touched on the first node of a 10k-service cluster and no faster on the next (measured).
     if (this.#fixedText.length > (CHUNK_BYTES.fixed * 3) / 4) this.#fixedText = this.#fixedText.seal();
     if (this.#declarations.length > (CHUNK_BYTES.declarations * 3) / 4) this.#declarations = this.#declarations.seal();
-    if (this.#rules.length > (CHUNK_BYTES.rules * 3) / 4) this.#rules = this.#rules.seal();
+    // The rules buffer grows through a sync (see syncStarts); a node's text may have sealed it in place.
+    if (this.#rules.isSealed) this.#rules = TextBuffer.withRoomBefore(CHUNK_BYTES.rules, RULES_ROOM_BEFORE);
     this.#fixedRuns.length = 0;
     this.#declarationPieces.length = 0;
     this.#rulePieces.length = 0;
     this.#declarationsFrom = this.#declarations.length;
     this.#rulesFrom = this.#rules.length;
     this.#filling = undefined;
-    this.#chainStarts.length = 0;
+    this.#endpointDeclarationsAt = -1;
+    this.#endpointRulesAt = -1;
+  }
+
+  /**
+   * A node's sync starts taking fragments. The rules buffer is left for a new one only here, not
+   * between fragments: the rules a node writes are then one run of one buffer, which its text
+   * can take in place (RULES_ROOM_BEFORE). Its bytes go on to the next buffer (TextBuffer.seal).
+   */
+  syncStarts(): void {
+    const rules = this.#rules;
+    if (!rules.isSealed && rules.length - rules.roomBefore > (CHUNK_BYTES.rules * 3) / 4) this.#rules = rules.seal();
   }
 
   /** The bytes written since the last piece, as pieces. */
@@ -165,9 +190,26 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
     const chain: RecordedChain = {
       name, fixed: -1, declarationFrom: this.#declarations, declarationStart: start, declarationEnd: this.#declarations.length, rulesFrom: this.#rules, rulesStart, rulesEnd: rulesStart,
     };
-    this.#chainStarts.push(start, rulesStart);
     this.#filling = chain;
     return chain;
+  }
+
+  /** A KUBE-SVC or KUBE-SVL chain, its lines written from its plan through the line scratch (as the Ruleset's render writes them). */
+  writePolicyChain(table: TableName, name: string, plan: PolicyChainPlan): RecordedChain {
+    const chain = this.declareChain(table, name);
+    writePolicyChainRules(this.#rules, name, plan);
+    chain.rulesEnd = this.#rules.length;
+    this.#filling = undefined;
+    return chain;
+  }
+
+  /** The port's KUBE-SEP chains, as one block (the fragment's, which other views of the port take over): no handle per chain. */
+  writeEndpointChains(table: TableName, shape: EndpointChainShape, endpoints: readonly EndpointInfo[], names: readonly string[]): void {
+    if (table !== 'nat') throw new Error(`${shape.spn}: KUBE-SEP chains declared in ${table}; fragments keep nat chains only`);
+    this.#endpointDeclarationsAt = this.#declarations.length;
+    this.#endpointRulesAt = this.#rules.length;
+    writeEndpointChainsText(this.#declarations, this.#rules, shape, endpoints, names);
+    this.#filling = undefined;
   }
 
   appendRule(chain: RecordedChain, args: readonly string[]): void {
@@ -198,7 +240,6 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
     this.#closePieces();
     addPiece(this.#declarationPieces, chain.declarationFrom, chain.declarationStart, chain.declarationEnd);
     addPiece(this.#rulePieces, chain.rulesFrom, chain.rulesStart, chain.rulesEnd);
-    this.#chainStarts.push(-1, -1);
     this.#filling = undefined;
   }
 }

@@ -84,6 +84,11 @@ export interface PortChainReuse<C = Chain> {
   /** The KUBE-SEP chain of that name written before, if any. */
   endpointChain(name: string): C | undefined;
   keepEndpointChain(chain: C): void;
+  /**
+   * Whether single KUBE-SEP chains are kept (endpointChain may give one): when not, only whole
+   * blocks are, and a sink may write a port's KUBE-SEP chains as one block (writeEndpointChains).
+   */
+  readonly keepsEndpointChains: boolean;
   /** A KUBE-SVC/KUBE-SVL chain written before over the same endpoints, with or without the masquerade rule. */
   policyChain(name: string, endpoints: readonly EndpointInfo[], masquerade: boolean): C | undefined;
   keepPolicyChain(chain: C, endpoints: readonly EndpointInfo[], masquerade: boolean): void;

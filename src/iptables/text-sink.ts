@@ -17,8 +17,9 @@
  * mean a set of every name): the compiler is the same code for both, and the tests run it
  * through both.
  */
-import { TextBuffer, giveBackTextBuffer, takeTextBuffer, writeHeapText } from './save-text.js';
+import { TextBuffer, giveBackTextBuffer, isAsciiString, takeTextBuffer, writeHeapText } from './save-text.js';
 import type { RuleSink } from './rule-sink.js';
+import type { ServicePortChains } from './service-port-chains.js';
 import type { TableName } from './types.js';
 
 export interface TextChain {
@@ -51,6 +52,8 @@ export interface TextPiece {
 
 interface TableText {
   readonly name: TableName;
+  /** Its place in output order. */
+  readonly index: number;
   readonly declarations: TextBuffer;
   /**
    * Declarations of adopted text (adoptText) among this sink's own: the declarations are the
@@ -73,15 +76,42 @@ export class IptablesTextSink implements RuleSink<TextChain> {
   /** The rules of adopted text (adoptText), by its id: copied from where they are in finish(). */
   private readonly adopted = new Map<number, readonly TextPiece[]>();
   private readonly body: TextBuffer;
+  /**
+   * The body holds the rules of the last table only (the others' go to their chains' own
+   * buffers): the body is then one run of the text, which finish() can make the text around in
+   * place (its room before holds the text before it). Otherwise any table's.
+   */
+  private readonly bodyTable: TableText | undefined;
+  /** Each chain's table (its index in output order). */
+  private readonly tableOfChain = new IntList();
+  /** Buffers taken from the spares (takeTextBuffer), given back by release(). */
+  private readonly spares: TextBuffer[] = [];
   /** The chain whose rules end the body. */
   private filling = -1;
   /** finish() has given the body buffer back. */
   private finished = false;
 
-  /** `tables` in output order; `expectedBytes` sizes the body buffer (it grows if need be). */
-  constructor(tables: readonly TableName[], expectedBytes = 1 << 20) {
-    for (const name of tables) this.tables.set(name, { name, declarations: new TextBuffer(1 << 16), declarationPieces: [], declarationsFrom: 0, chains: new IntList() });
-    this.body = takeTextBuffer(expectedBytes);
+  /**
+   * `tables` in output order; `expectedBytes` sizes the body buffer (it grows if need be). With
+   * `roomBefore` (about the bytes of the text before the last table's rules: the other tables,
+   * and the last one's declarations), the body leaves that much room before its text and holds
+   * the last table's rules only, and that table's declarations are written into a spare buffer
+   * of that size: a sync written here (not from shared text) then writes its text into memory
+   * touched by the one before, and finish() makes the text around the body in place.
+   */
+  constructor(tables: readonly TableName[], expectedBytes = 1 << 20, roomBefore = 0) {
+    const last = tables[tables.length - 1];
+    let bodyTable: TableText | undefined;
+    for (const name of tables) {
+      let declarations: TextBuffer;
+      if (roomBefore > 0 && name === last) this.spares.push((declarations = takeTextBuffer(roomBefore)));
+      else declarations = new TextBuffer(1 << 16);
+      const text: TableText = { name, index: this.tables.size, declarations, declarationPieces: [], declarationsFrom: 0, chains: new IntList() };
+      this.tables.set(name, text);
+      if (roomBefore > 0 && name === last) bodyTable = text;
+    }
+    this.bodyTable = bodyTable;
+    this.body = takeTextBuffer(expectedBytes, roomBefore);
   }
 
   declareChain(table: TableName, name: string): TextChain {
@@ -116,6 +146,7 @@ export class IptablesTextSink implements RuleSink<TextChain> {
     const id = this.bodyStart.length;
     this.bodyStart.push(-1);
     this.bodyEnd.push(-1);
+    this.tableOfChain.push(text.index);
     text.chains.push(id);
     return id;
   }
@@ -123,7 +154,8 @@ export class IptablesTextSink implements RuleSink<TextChain> {
   /** Where the next rule of chain `id` goes: the body (the caller then records where it ends) or the chain's own buffer. */
   private bufferFor(id: number): TextBuffer {
     if (this.finished) throw new Error('the text sink is finished');
-    if (id !== this.filling && id === this.bodyStart.length - 1 && this.bodyStart.values[id] === -1) {
+    const bodyTable = this.bodyTable;
+    if (id !== this.filling && id === this.bodyStart.length - 1 && this.bodyStart.values[id] === -1 && (bodyTable === undefined || this.tableOfChain.values[id] === bodyTable.index)) {
       // The last chain declared, and still empty: everything in the body was declared before it.
       this.filling = id;
       this.bodyStart.values[id] = this.body.length;
@@ -154,6 +186,21 @@ export class IptablesTextSink implements RuleSink<TextChain> {
     this.filling = id;
   }
 
+  /**
+   * A service port's KUBE-SVC/KUBE-SVL and KUBE-SEP chains, declared and filled at once: their
+   * lines written from what they are made of (service-port-chains.ts, through the line scratch),
+   * not a rule's argument array and comment string per endpoint. Nothing is appended to these
+   * chains after, so they take one place in the table's order, as one run of the body.
+   */
+  writeServicePortChains(table: TableName, chains: ServicePortChains): void {
+    const text = this.tableText(table);
+    const id = this.newChainId(text);
+    chains.writeDeclarations(text.declarations);
+    const out = this.bufferFor(id);
+    chains.writeRules(out);
+    if (out === this.body) this.bodyEnd.values[id] = out.length;
+  }
+
   writeChain(table: TableName, name: string, rules: readonly (readonly string[])[]): TextChain {
     const chain = this.declareChain(table, name);
     for (let i = 0; i < rules.length; i++) this.appendRule(chain, rules[i]!);
@@ -173,13 +220,15 @@ export class IptablesTextSink implements RuleSink<TextChain> {
    * which the marker does not read, and not external memory that would force a full collection).
    * The sink cannot be written to after.
    *
-   * The text is made once, one of two ways. When most of it is other compiles' text kept as
-   * strings (shared-text.ts seals its chunks: a node after the first takes nearly every port's
-   * rules from there), the pieces are joined as strings: slices of those strings, and the few
-   * runs of this sink's own bytes made strings, copied once into the result. Otherwise (a sync
-   * written here, or the node that writes the shared text) the pieces are copied into a spare
-   * buffer of the final size, whose bytes stay touched from one text to the next, and that is
-   * made a string once (writeHeapText).
+   * The text is made once, one of three ways (finishTextSinks). When one buffer of text written
+   * with room before it (shared-text.ts: the rules of the ports' own chains, which the node
+   * that writes the shared text takes whole) is most of it, the rest is written around it, in
+   * its room and after it, and that is made a string, of which that buffer's text is then a
+   * part. When most of it is other compiles' text kept as strings (a node after the first takes
+   * nearly every port's rules from there), the pieces are joined as strings: slices of those
+   * strings, and the few runs of this sink's own bytes made strings. Otherwise (a sync written
+   * here) the pieces are copied into a spare buffer of the final size, whose bytes stay touched
+   * from one text to the next, and that is made a string once (writeHeapText).
    */
   finish(): string {
     return finishTextSinks([this]);
@@ -192,7 +241,7 @@ export class IptablesTextSink implements RuleSink<TextChain> {
 
   /** The bytes finish() makes a string of, and how many of them are in sealed buffers (TextBuffer.seal). */
   measure(): { size: number; sealed: number } {
-    let size = this.body.length;
+    let size = this.body.length - this.body.roomBefore;
     let sealed = 0;
     const add = (piece: TextPiece): void => {
       size += piece.end - piece.start;
@@ -214,8 +263,13 @@ export class IptablesTextSink implements RuleSink<TextChain> {
 
   /** The text, piece by piece in order, to `out`; the body buffer is given back after. */
   layOut(out: TextOut): void {
+    this.lay(out);
+    this.release();
+  }
+
+  /** The text, piece by piece in order, to `out` (the sink is left as it is: release() after). */
+  lay(out: TextOut): void {
     if (this.finished) throw new Error('the text sink is finished');
-    this.finished = true;
     const bodyStart = this.bodyStart.values;
     const bodyEnd = this.bodyEnd.values;
     const body = this.body;
@@ -249,79 +303,132 @@ export class IptablesTextSink implements RuleSink<TextChain> {
       out.append(body, start, end);
       out.write('COMMIT\n');
     }
-    // The body's bytes are read by now: TextParts makes a string of its run at each write (COMMIT).
-    giveBackTextBuffer(body);
+  }
+
+  /** No more writes or layouts: the body buffer is given back (its bytes must have been read). */
+  release(): void {
+    if (this.finished) throw new Error('the text sink is finished');
+    this.finished = true;
+    giveBackTextBuffer(this.body);
+    for (const spare of this.spares) giveBackTextBuffer(spare);
   }
 }
 
 /**
  * What finish() returns for each sink, one after the other, each after its header (if given):
- * one string made once, as finish() makes it (strings joined when most of the bytes are in
- * sealed buffers, else bytes copied into a spare buffer and made a string).
+ * one string made once, as finish() says: written in place around a buffer that is most of it,
+ * else strings joined when most of the bytes are in sealed buffers, else bytes copied into a
+ * spare buffer and made a string.
  */
 export function finishTextSinks(sinks: readonly IptablesTextSink[], headers?: readonly string[]): string {
-  let size = 0;
-  let sealed = 0;
+  const runs = new TextRuns();
   for (let i = 0; i < sinks.length; i++) {
-    const m = sinks[i]!.measure();
-    size += m.size + (headers?.[i]?.length ?? 0);
-    sealed += m.sealed;
+    const header = headers?.[i];
+    if (header !== undefined && header !== '') runs.write(header);
+    sinks[i]!.lay(runs);
   }
-  const layOut = (out: TextOut): void => {
-    for (let i = 0; i < sinks.length; i++) {
-      const header = headers?.[i];
-      if (header !== undefined && header !== '') out.write(header);
-      sinks[i]!.layOut(out);
-    }
-  };
-  if (2 * sealed < size) return writeHeapText(size, layOut);
-  const parts = new TextParts();
-  layOut(parts);
-  return parts.join();
+  // The sinks' bodies are given back once their bytes are copied (a body may be the spare the text is written into next).
+  let text = runs.inPlace();
+  if (text === undefined) text = 2 * runs.sealedBytes < runs.bytes ? writeHeapText(runs.bytes, (out) => runs.replay(out)) : runs.join();
+  for (const sink of sinks) sink.release();
+  return text;
 }
 
-/** Where layOut puts the text: a TextBuffer, or TextParts. */
+/** Where layOut puts the text: a TextBuffer, or TextRuns. */
 export interface TextOut {
   write(s: string): void;
   append(from: TextBuffer, start: number, end: number): void;
 }
 
 /**
- * The text as strings, joined once at the end: bytes of one buffer that follow on from the last
- * piece's are taken with it, and each run is made a string when the next one starts elsewhere
- * (a slice of a sealed buffer's string, which copies nothing, or the run's bytes made a string).
+ * The text as runs, in order: strings, and bytes [start, end) of buffers (bytes of one buffer
+ * that follow on from the last run's are taken with it). Then made one string, one of three
+ * ways (finishTextSinks).
  */
-class TextParts implements TextOut {
-  private readonly parts: string[] = [];
-  private from: TextBuffer | undefined;
-  private start = 0;
-  private end = 0;
+class TextRuns implements TextOut {
+  /** Each run: a string, or a buffer with its bytes [starts[i], ends[i]). */
+  private readonly from: (TextBuffer | string)[] = [];
+  private readonly starts: number[] = [];
+  private readonly ends: number[] = [];
+  /** Bytes of the text (a string counted by its length: the text is ASCII but for rare tokens). */
+  bytes = 0;
+  /** Of those, bytes in sealed buffers. */
+  sealedBytes = 0;
 
   write(s: string): void {
-    this.flush();
-    this.parts.push(s);
+    if (s.length === 0) return;
+    this.from.push(s);
+    this.starts.push(0);
+    this.ends.push(s.length);
+    this.bytes += s.length;
   }
 
   append(from: TextBuffer, start: number, end: number): void {
     if (end <= start) return;
-    if (from === this.from && start === this.end) {
-      this.end = end;
+    this.bytes += end - start;
+    if (from.isSealed) this.sealedBytes += end - start;
+    const last = this.from.length - 1;
+    if (last >= 0 && this.from[last] === from && this.ends[last] === start) {
+      this.ends[last] = end;
       return;
     }
-    this.flush();
-    this.from = from;
-    this.start = start;
-    this.end = end;
+    this.from.push(from);
+    this.starts.push(start);
+    this.ends.push(end);
   }
 
-  private flush(): void {
-    if (this.from !== undefined) this.parts.push(this.from.toHeapString(this.start, this.end));
-    this.from = undefined;
+  /** Runs [first, last) written to `out`. */
+  replay(out: TextOut, first = 0, last = this.from.length): void {
+    for (let i = first; i < last; i++) {
+      const from = this.from[i]!;
+      if (typeof from === 'string') out.write(from);
+      else out.append(from, this.starts[i]!, this.ends[i]!);
+    }
   }
 
-  /** One flat string (a + b would make a rope, flattened on first read: the text twice). */
+  /** One flat string of the runs made strings (a + b would make a rope, flattened on first read: the text twice). */
   join(): string {
-    this.flush();
-    return this.parts.join('');
+    const parts = new Array<string>(this.from.length);
+    for (let i = 0; i < parts.length; i++) {
+      const from = this.from[i]!;
+      parts[i] = typeof from === 'string' ? from : from.toHeapString(this.starts[i], this.ends[i]);
+    }
+    return parts.join('');
+  }
+
+  /**
+   * The text written in place around its largest run when that run is the whole text of a
+   * buffer with room before it (TextBuffer.withRoomBefore) and the text is ASCII: the runs
+   * before it into its room, those after it appended, and that made a string, of which the
+   * buffer's text is then a slice (TextBuffer.sealInPlace). Else undefined, nothing written.
+   */
+  inPlace(): string | undefined {
+    const n = this.from.length;
+    let at = -1;
+    let atBytes = 0;
+    for (let i = 0; i < n; i++) {
+      const from = this.from[i]!;
+      if (typeof from === 'string' || from.roomBefore === 0 || from.isSealed || !from.isAscii) continue;
+      const bytes = this.ends[i]! - this.starts[i]!;
+      if (this.starts[i] === from.roomBefore && this.ends[i] === from.length && bytes > atBytes) {
+        at = i;
+        atBytes = bytes;
+      }
+    }
+    // Where the text would be joined from sealed strings (finishTextSinks), only for most of it.
+    if (at < 0 || (2 * this.sealedBytes >= this.bytes && 2 * atBytes < this.bytes)) return undefined;
+    const buffer = this.from[at] as TextBuffer;
+    let before = 0;
+    for (let i = 0; i < n; i++) {
+      const from = this.from[i]!;
+      // Its bytes are read once, where they are; the text's characters must be its bytes.
+      if (i !== at && from === buffer) return undefined;
+      if (typeof from === 'string' ? !isAsciiString(from) : !from.isAscii) return undefined;
+      if (i < at) before += this.ends[i]! - this.starts[i]!;
+    }
+    if (before > buffer.roomBefore) return undefined;
+    buffer.writeBefore(before, (out) => this.replay(out, 0, at));
+    this.replay(buffer, at + 1, n);
+    return buffer.sealInPlace(buffer.roomBefore - before);
   }
 }

@@ -390,6 +390,76 @@ test('finishTextSinks gives the same text whether it joins sealed text or copies
   }
 });
 
+/**
+ * A node's text most of which is one buffer's rules, written with room before them (as the
+ * shared text's rules buffer is): finishTextSinks writes the rest around them in place when it
+ * can, and the text is the same as when every piece is copied.
+ */
+const IN_PLACE_CASES: readonly { name: string; room: number; ports: number; skipFirst: boolean; nonAscii: boolean; sealedPad: number; inPlace: boolean }[] = [
+  { name: 'the whole buffer, room enough: in place', room: 1 << 16, ports: 50, skipFirst: false, nonAscii: false, sealedPad: 0, inPlace: true },
+  { name: 'room for exactly the text before', room: -1, ports: 50, skipFirst: false, nonAscii: false, sealedPad: 0, inPlace: true },
+  { name: 'room one byte short of the text before', room: -2, ports: 50, skipFirst: false, nonAscii: false, sealedPad: 0, inPlace: false },
+  { name: 'the buffer\'s first rules not laid out', room: 1 << 16, ports: 50, skipFirst: true, nonAscii: false, sealedPad: 0, inPlace: false },
+  { name: 'a chain name not ASCII in the text before', room: 1 << 16, ports: 50, skipFirst: false, nonAscii: true, sealedPad: 0, inPlace: false },
+  { name: 'the buffer less than half of the text, nothing sealed: in place all the same', room: 1 << 16, ports: 1, skipFirst: false, nonAscii: false, sealedPad: 0, inPlace: true },
+  { name: 'the buffer less than half of a text mostly sealed: joined', room: 1 << 16, ports: 1, skipFirst: false, nonAscii: false, sealedPad: 200, inPlace: false },
+  { name: 'the buffer most of a text partly sealed: in place', room: 1 << 16, ports: 50, skipFirst: false, nonAscii: false, sealedPad: 20, inPlace: true },
+];
+
+test('finishTextSinks writes the text around a buffer with room before it in place, or as it would otherwise', async (t) => {
+  const build = (rules: TextBuffer, ports: number, skipFirst: boolean, nonAscii: boolean, sealedPad: number): { sink: IptablesTextSink; pieces: TextPiece[] } => {
+    const sink = new IptablesTextSink(['filter', 'nat'], 16);
+    const services = sink.declareChain('nat', 'KUBE-SERVICES');
+    sink.appendRule(sink.declareChain('filter', `KUBE-FORWARD${nonAscii ? '-É' : ''}`), ['-j', 'ACCEPT']);
+    if (sealedPad > 0) {
+      // Chains declared by another compile, their text sealed (a string, as shared text is).
+      const pad = new TextBuffer(64);
+      for (let i = 0; i < sealedPad; i++) pad.writeChainDeclaration(`KUBE-SEP-PAD${i}`, undefined);
+      const end = pad.length;
+      pad.seal();
+      sink.adoptText('nat', [{ from: pad, start: 0, end }], []);
+    }
+    const declarations = new TextBuffer(64);
+    const pieces: TextPiece[] = [];
+    for (let port = 0; port < ports; port++) {
+      const chain = `KUBE-SVC-${port}`;
+      const d = declarations.length;
+      declarations.writeChainDeclaration(chain, undefined);
+      const r = rules.length;
+      rules.writeRule(chain, ['-m', 'comment', '--comment', `ns/svc${port}:p -> 10.0.0.${port}:80`, '-j', `KUBE-SEP-${port}`]);
+      rules.writeRule(chain, ['-j', `KUBE-SEP-${port}b`]);
+      pieces.push({ from: rules, start: r, end: rules.length });
+      if (skipFirst && port === 0) continue;
+      sink.appendRule(services, ['-d', `10.96.0.${port}`, '-j', chain]);
+      sink.adoptText('nat', [{ from: declarations, start: d, end: declarations.length }], [pieces[pieces.length - 1]!]);
+    }
+    sink.appendRule(services, ['-j', 'KUBE-NODEPORTS']);
+    return { sink, pieces };
+  };
+  for (const c of IN_PLACE_CASES) {
+    await t.test(c.name, () => {
+      const expected = build(new TextBuffer(64, false), c.ports, c.skipFirst, c.nonAscii, c.sealedPad).sink.finish();
+      const rulesAt = expected.indexOf('-A KUBE-SVC-');
+      // Room for the text before the rules exactly (-1), or one byte less (-2).
+      const room = c.room >= 0 ? c.room : Buffer.byteLength(expected.slice(0, rulesAt)) + c.room + 1;
+      const rules = TextBuffer.withRoomBefore(64, room);
+      const { sink, pieces } = build(rules, c.ports, c.skipFirst, c.nonAscii, c.sealedPad);
+      const before = pieces.map((p) => rules.toString(p.start, p.end));
+      const text = sink.finish();
+      assertSameText(text, expected, `${c.name}: the text`);
+      assert.equal(rules.isSealed, c.inPlace, `${c.name}: the rules buffer sealed in place`);
+      // Its text reads as before, by range, sealed in place (a slice of the node's text) or not.
+      pieces.forEach((p, i) => {
+        assert.equal(rules.toHeapString(p.start, p.end), before[i], `${c.name}: rules of port ${i} by range`);
+        const copy = new TextBuffer(16);
+        copy.append(rules, p.start, p.end);
+        assert.equal(copy.toString(), before[i], `${c.name}: rules of port ${i} appended`);
+      });
+    });
+  }
+  releaseTextBuffers();
+});
+
 /** A script of sink operations: declare a chain in a table, or append a rule to a declared chain. */
 type Step = { declare: string; table: TableName } | { rule: string; args: readonly string[] };
 

@@ -9,7 +9,6 @@ import { nodeIPs as nodeObjectIPs } from '../model/node.js';
 import type { Cluster, EndpointSlice, Node, Protocol, ProxyConfig, Service, ServicePort, Warning } from '../model/types.js';
 import { ZONE_LABEL, categorizeEndpoints, sortByEndpointText, type TopologyContext } from '../topology/categorize.js';
 import { type Family, familyOfValidIP, ipFamily, isLoopback, normalizeIP, parseCIDR } from '../util/ip.js';
-import { SliceEndpointInfo } from './endpoint-info.js';
 import type { EndpointInfo, LocalDetector, ProxierServicePort, ProxierState, ServicePortInfo, ServicePortName } from './types.js';
 
 /** Which node's point of view, and its addresses. */
@@ -280,7 +279,7 @@ export function proxierStateOn(shared: FamilyServicePorts, cluster: Cluster, nod
   for (const i of local) {
     const sp = servicePorts[i]!;
     if (opts.only && !opts.only(sp.info)) continue;
-    const endpoints = sp.endpoints.map((ep) => (ep.nodeName !== node.name ? ep : ep instanceof SliceEndpointInfo ? ep.withLocal(true) : { ...ep, isLocal: true }));
+    const endpoints = sp.endpoints.map((ep) => (ep.nodeName === node.name ? { ...ep, isLocal: true } : ep));
     servicePorts[i] = { info: sp.info, endpoints, categorized: categorizeEndpoints(endpoints, sp.info, topology) };
   }
   for (const [i, by] of shared.topologyPorts) {
@@ -497,12 +496,13 @@ function servicePortInfo(svc: Service, port: ServicePort, facts: ServiceFamilyFa
 /** Endpoints per service port (servicePortKey), deduplicated by "ip:port" (a non-terminating entry wins). */
 export function collectEndpoints(slices: readonly EndpointSlice[], family: Family, nodeName: string): Map<string, Map<string, EndpointInfo>> {
   const bySpn = new Map<string, Map<string, EndpointInfo>>();
+  const hints: HintSets = new Map();
   forEachSlicePort(slices, family, (key, endpoints, port) => {
     let set = bySpn.get(key);
     if (set === undefined) bySpn.set(key, (set = new Map<string, EndpointInfo>()));
     const portSuffix = `:${port}`;
     for (const ep of endpoints) {
-      const info = endpointInfo(ep, port, portSuffix, nodeName);
+      const info = endpointInfo(ep, port, portSuffix, nodeName, hints);
       if (!set.has(info.endpoint) || !info.terminating) set.set(info.endpoint, info);
     }
   });
@@ -518,10 +518,11 @@ export function collectEndpoints(slices: readonly EndpointSlice[], family: Famil
  */
 function collectEndpointLists(slices: readonly EndpointSlice[], family: Family): Map<string, EndpointInfo[]> {
   const bySpn = new Map<string, EndpointInfo[]>();
+  const hints: HintSets = new Map();
   forEachSlicePort(slices, family, (key, endpoints, port) => {
     // map: a list of exactly the slice's endpoints, packed (a list made by length has holes, for V8).
     const portSuffix = `:${port}`;
-    const list = endpoints.map((ep) => endpointInfo(ep, port, portSuffix, ''));
+    const list = endpoints.map((ep) => endpointInfo(ep, port, portSuffix, '', hints));
     const before = bySpn.get(key);
     bySpn.set(key, before === undefined ? list : before.concat(list));
   });
@@ -587,8 +588,40 @@ function endpointText(ip: string, portSuffix: string): string {
 const IPV4_TEXT_PARTS = ['', ''];
 const IPV6_TEXT_PARTS = ['[', '', ']', ''];
 
-function endpointInfo(ep: EndpointSlice['endpoints'][number], port: number, portSuffix: string, nodeName: string): EndpointInfo {
-  return new SliceEndpointInfo(ep, endpointText(ep.addresses[0]!, portSuffix), port, nodeName !== '' && ep.nodeName === nodeName);
+function endpointInfo(ep: EndpointSlice['endpoints'][number], port: number, portSuffix: string, nodeName: string, hints: HintSets): EndpointInfo {
+  const ip = ep.addresses[0]!;
+  const endpoint = endpointText(ip, portSuffix);
+  const isLocal = nodeName !== '' && ep.nodeName === nodeName;
+  const ready = ep.conditions.ready ?? true;
+  const serving = ep.conditions.serving ?? true;
+  const terminating = ep.conditions.terminating ?? false;
+  const zoneHints = hintSet(ep.hints?.forZones, hints);
+  const nodeHints = hintSet(ep.hints?.forNodes, hints);
+  if (ep.nodeName !== undefined && ep.zone !== undefined && ep.targetRef !== undefined) {
+    // What a cluster's endpoints nearly always have: one literal with every field keeps them all
+    // in the object (fields added afterwards go to a second, out-of-object array).
+    return { ip, port, endpoint, isLocal, ready, serving, terminating, zoneHints, nodeHints, nodeName: ep.nodeName, zone: ep.zone, podName: ep.targetRef.name };
+  }
+  const info: { -readonly [K in keyof EndpointInfo]: EndpointInfo[K] } = { ip, port, endpoint, isLocal, ready, serving, terminating, zoneHints, nodeHints };
+  // Set afterwards, not spread in: a literal with spreads is built field by field at run time.
+  if (ep.nodeName !== undefined) info.nodeName = ep.nodeName;
+  if (ep.zone !== undefined) info.zone = ep.zone;
+  if (ep.targetRef !== undefined) info.podName = ep.targetRef.name;
+  return info;
+}
+
+/** One empty set for every endpoint without hints (most of them): a large cluster has 100k endpoints. */
+const NO_HINTS: ReadonlySet<string> = new Set();
+
+/** Hint sets by their names (joined by NUL): the endpoints with the same hints (a zone's) share one set. */
+type HintSets = Map<string, ReadonlySet<string>>;
+
+function hintSet(names: readonly string[] | undefined, sets: HintSets): ReadonlySet<string> {
+  if (names === undefined || names.length === 0) return NO_HINTS;
+  const key = names.length === 1 ? names[0]! : names.join('\0');
+  let set = sets.get(key);
+  if (set === undefined) sets.set(key, (set = new Set(names)));
+  return set;
 }
 
 function localDetector(config: ProxyConfig, node: Pick<ResolvedNode, 'podCIDRs'>, family: Family): LocalDetector | undefined {

@@ -10,7 +10,7 @@ import { EndpointsChangeTracker } from '../../src/tracker/endpoints-change-track
 import { proxierNodeContext, resolveNode } from '../../src/tracker/proxier-state.js';
 import { ProxierView } from '../../src/tracker/proxier-view.js';
 import { ServiceChangeTracker } from '../../src/tracker/service-change-tracker.js';
-import type { EndpointInfo, ProxierState } from '../../src/tracker/types.js';
+import type { ProxierState } from '../../src/tracker/types.js';
 import { seededRng } from '../../src/util/random.js';
 import {
   type EndpointSliceManifest, type ServiceManifest, TEST_NODE_NAME, clusterOf, ep, fixtureConfig, fixtureNode, makeService, makeSlice, tcpPort,
@@ -82,18 +82,13 @@ test('trigger times are kept for changes after the tracker started, and dropped 
   assert.deepEqual(Object.fromEntries(t.view.update(t.services, t.endpoints).endpoints.lastChangeTriggerTimes), {});
 });
 
-/** Every field of an EndpointInfo, by name (getters included: a spread copies own fields only). */
-function endpointFields(e: EndpointInfo): unknown[] {
-  return [e.ip, e.port, e.endpoint, e.isLocal, e.ready, e.serving, e.terminating, [...e.zoneHints], [...e.nodeHints], e.nodeName, e.zone, e.podName];
-}
-
 /** What a state says, minus object identity. */
 function summary(state: ProxierState): string[] {
   return state.servicePorts.map((sp) => {
     const { service: _s, ...info } = sp.info;
     const c = sp.categorized;
     const eps = (list: readonly { endpoint: string }[] | undefined) => list === undefined ? '-' : list.map((e) => e.endpoint).join(',');
-    return JSON.stringify({ info, endpoints: sp.endpoints.map(endpointFields), cluster: eps(c.clusterEndpoints), local: eps(c.localEndpoints), all: eps(c.allReachableEndpoints), any: c.hasAnyEndpoints });
+    return JSON.stringify({ info, endpoints: sp.endpoints.map((e) => ({ ...e, zoneHints: [...e.zoneHints], nodeHints: [...e.nodeHints] })), cluster: eps(c.clusterEndpoints), local: eps(c.localEndpoints), all: eps(c.allReachableEndpoints), any: c.hasAnyEndpoints });
   });
 }
 

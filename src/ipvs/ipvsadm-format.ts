@@ -20,6 +20,7 @@
  */
 import { TextBuffer, decimalDigits, giveBackTextBuffer, takeTextBuffer } from '../iptables/save-text.js';
 import type { TextPiece } from '../iptables/text-sink.js';
+import type { EndpointInfo } from '../tracker/types.js';
 import { type Family, dottedNetmask, ipToWords, joinHostPort } from '../util/ip.js';
 import { PendingDests } from './real-servers.js';
 import { foldAddress } from './schedulers/hash.js';
@@ -681,13 +682,13 @@ function writePendingDests(out: TextBuffer, pending: PendingDests, nosort: boole
   const n = endpoints.length;
   const family = pending.family;
   if (nosort || n < 2) {
-    for (let k = n - 1; k >= 0; k--) writeFreshEndpoint(out, endpoints[k]!, family);
+    for (let k = n - 1; k >= 0; k--) writeFreshEndpointInfo(out, endpoints[k]!, family);
     return;
   }
   if (family === 4 && orderIPv4Endpoints(endpoints)) {
     // destOrder is not touched again until this loop is done.
     const order = destOrder;
-    for (let k = 0; k < n; k++) writeFreshEndpoint(out, endpoints[n - 1 - order[k]!]!, family);
+    for (let k = 0; k < n; k++) writeFreshEndpointInfo(out, endpoints[n - 1 - order[k]!]!, family);
     return;
   }
   const keyed: Keyed<DestKey>[] = new Array(n);
@@ -696,6 +697,24 @@ function writePendingDests(out: TextBuffer, pending: PendingDests, nosort: boole
     keyed[i] = { item: { ip: ep.ip, port: ep.port, family }, words: addressWords(ep.ip) };
   }
   for (const dest of sortKeyed(keyed, compareKeyedDests)) writeFreshEndpoint(out, dest, family);
+}
+
+/**
+ * writeFreshEndpoint for an endpoint, from its "ip:port" text (what joinHostPort makes of its
+ * address and port, made once by the tracker): the name is written as one string, not as
+ * address, colon and port apart, and the padding, columns and newline as one run of bytes. A
+ * name destLine must cut (IPv4, longer than 28) goes to writeFreshEndpoint.
+ */
+function writeFreshEndpointInfo(out: TextBuffer, ep: EndpointInfo, family: Family): void {
+  const name = ep.endpoint;
+  const n = name.length;
+  if (family !== 6 && n > 28) {
+    writeFreshEndpoint(out, ep, family);
+    return;
+  }
+  out.write('  -> ');
+  out.write(name);
+  out.writeBytes(FRESH_LINE_ENDS[n < 28 ? 28 - n : 0]!);
 }
 
 /** destLine of a fresh dest (weight 1, Masq, no connections) at this address, and a newline. */
@@ -731,6 +750,8 @@ function orderIPv4Endpoints(endpoints: readonly { readonly ip: string; readonly 
 
 /** For each dest name length up to 28: the padding to 28 characters, then FRESH_MASQ_COLUMNS, as bytes. */
 const FRESH_TAILS: readonly Uint8Array[] = Array.from({ length: 29 }, (_, pad) => new TextEncoder().encode(' '.repeat(pad) + FRESH_MASQ_COLUMNS));
+/** FRESH_TAILS with the newline that ends the line. */
+const FRESH_LINE_ENDS: readonly Uint8Array[] = Array.from({ length: 29 }, (_, pad) => new TextEncoder().encode(`${' '.repeat(pad)}${FRESH_MASQ_COLUMNS}\n`));
 
 /** `ipvsadm -Ln [--stats|--rate|--thresholds|--persistent-conn] [--exact] [--nosort]`. */
 export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {}): string {

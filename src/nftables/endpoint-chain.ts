@@ -8,24 +8,52 @@
  * (the port and the endpoint, objects that exist anyway) and makes its rule objects the first
  * time something reads `rules` (a tracer, a kernel model). Three small objects per endpoint fewer
  * to allocate and to copy through the young generation while a big table is built.
+ *
+ * Its name too is kept as what it is made of: the hash (names.ts endpointChainHash), the port's
+ * text and the endpoint's text. The renderer writes it from those four times per endpoint (its
+ * declaration, its two rules, the service chain's verdict map), and the string is made only when
+ * something reads `name`: 150k names of 60 to 110 characters were 17 MB made on the first node
+ * of a big cluster, copied by the young generation's scavenges and kept.
  */
 import { protocolWord } from '../iptables/names.js';
 import type { EndpointInfo, ServicePortInfo } from '../tracker/types.js';
-import { AFFINITY_PREFIX, ENDPOINT_PREFIX, MARK_MASQ_CHAIN, endpointNames } from './names.js';
-import type { NftChain, NftRule, TextWriter } from './types.js';
+import {
+  AFFINITY_PREFIX, ENDPOINT_PREFIX, MARK_MASQ_CHAIN, endpointChainHash, endpointChainName, endpointNames, endpointTextPrefix,
+  hashedName, hashedNameLength, writeHashedName,
+} from './names.js';
+import type { ByteTextWriter, NftChain, NftRule, TextWriter } from './types.js';
+
+/** Hashes of 40 bits are kept as two numbers of 20 (small integers, not boxed doubles). */
+const LOW_BITS = 2 ** 20;
 
 export class EndpointChain implements NftChain {
-  readonly name: string;
+  /** Its name, as given, or made from the hash when first read. */
+  #name: string | undefined;
+  /** endpointChainHash's first and last 20 bits; -1 when the name was given or is made the general way. */
+  readonly #hashHigh: number;
+  readonly #hashLow: number;
   readonly #ipX: 'ip' | 'ip6';
   readonly #svc: ServicePortInfo;
   readonly #ep: EndpointInfo;
   #rules: NftRule[] | undefined;
 
-  constructor(name: string, ipX: 'ip' | 'ip6', svc: ServicePortInfo, ep: EndpointInfo) {
-    this.name = name;
+  /** `name` undefined: the chain is named by endpointChainName (written from its hash, made when read). */
+  constructor(name: string | undefined, ipX: 'ip' | 'ip6', svc: ServicePortInfo, ep: EndpointInfo) {
+    let hash = -1;
+    if (name === undefined) {
+      hash = endpointChainHash(svc.svcPortName, ep.endpoint);
+      if (hash < 0) name = endpointChainName(svc.svcPortName, ep.endpoint);
+    }
+    this.#name = name;
+    this.#hashHigh = hash < 0 ? -1 : Math.floor(hash / LOW_BITS);
+    this.#hashLow = hash < 0 ? -1 : hash % LOW_BITS;
     this.#ipX = ipX;
     this.#svc = svc;
     this.#ep = ep;
+  }
+
+  get name(): string {
+    return (this.#name ??= hashedName(ENDPOINT_PREFIX, this.#hashHigh, this.#hashLow, endpointTextPrefix(this.#svc.svcPortName), this.#ep.endpoint));
   }
 
   get rules(): NftRule[] {
@@ -36,13 +64,78 @@ export class EndpointChain implements NftChain {
     return this.#rules !== undefined ? this.#rules.length : this.#svc.sessionAffinityTimeoutSeconds > 0 ? 3 : 2;
   }
 
+  /** `head` then the chain's name, written onto `out` (a declaration's line, a verdict map's entry). */
+  writeNameAfter(head: string, out: ByteTextWriter): void {
+    if (this.#hashHigh < 0) {
+      out.write(head);
+      out.write(this.name);
+      return;
+    }
+    const portText = endpointTextPrefix(this.#svc.svcPortName);
+    const endpoint = this.#ep.endpoint;
+    const b = out.room(head.length + hashedNameLength(ENDPOINT_PREFIX, portText, endpoint));
+    const p = copyAscii(b, out.at, head);
+    if (p < 0) {
+      out.write(head);
+      out.write(this.name);
+      return;
+    }
+    out.end(writeHashedName(b, p, ENDPOINT_PREFIX, this.#hashHigh, this.#hashLow, portText, endpoint));
+  }
+
   /**
    * Each rule's line written onto `out`: `ruleHead` ("add rule <table> "), the chain's name, the
    * rule's text, a newline. False, and nothing written, once the rule objects are made: they
    * are then what the chain holds.
    */
-  writeRuleLines(ruleHead: string, out: TextWriter): boolean {
+  writeRuleLines(ruleHead: string, out: ByteTextWriter): boolean {
     if (this.#rules !== undefined) return false;
+    if (this.#hashHigh < 0 || !this.#writeHashedRuleLines(ruleHead, out)) this.#writeRuleLines(ruleHead, out);
+    return true;
+  }
+
+  /** writeRuleLines as bytes, in one go, the name written from its hash; false (nothing written) for a head that is not ASCII. */
+  #writeHashedRuleLines(ruleHead: string, out: ByteTextWriter): boolean {
+    const ep = this.#ep;
+    const endpoint = ep.endpoint;
+    const portText = endpointTextPrefix(this.#svc.svcPortName);
+    const high = this.#hashHigh;
+    const low = this.#hashLow;
+    const saddr = this.#ipX === 'ip' ? ' ip saddr ' : ' ip6 saddr ';
+    const dnat = dnatHead(this.#svc.protocol);
+    const affinity = this.#svc.sessionAffinityTimeoutSeconds > 0;
+    const affinityTail = this.#ipX === 'ip' ? ' { ip saddr }\n' : ' { ip6 saddr }\n';
+    const nameLength = hashedNameLength(ENDPOINT_PREFIX, portText, endpoint);
+    const lines = affinity ? 3 : 2;
+    let n = lines * (ruleHead.length + nameLength) + saddr.length + ep.ip.length + MASQUERADE_TAIL.length + dnat.length + endpoint.length + 1;
+    if (affinity) n += UPDATE_AT.length + hashedNameLength(AFFINITY_PREFIX, portText, endpoint) + affinityTail.length;
+    const b = out.room(n);
+    let p = copyAscii(b, out.at, ruleHead);
+    if (p < 0) return false;
+    p = writeHashedName(b, p, ENDPOINT_PREFIX, high, low, portText, endpoint);
+    p = copyAscii(b, p, saddr);
+    p = copyAscii(b, p, ep.ip);
+    p = copyAscii(b, p, MASQUERADE_TAIL);
+    if (affinity) {
+      // The affinity set is named after the chain (names.ts): no name looked up or hashed again.
+      p = copyAscii(b, p, ruleHead);
+      p = writeHashedName(b, p, ENDPOINT_PREFIX, high, low, portText, endpoint);
+      p = copyAscii(b, p, UPDATE_AT);
+      p = writeHashedName(b, p, AFFINITY_PREFIX, high, low, portText, endpoint);
+      p = copyAscii(b, p, affinityTail);
+    }
+    p = copyAscii(b, p, ruleHead);
+    p = writeHashedName(b, p, ENDPOINT_PREFIX, high, low, portText, endpoint);
+    p = copyAscii(b, p, dnat);
+    p = copyAscii(b, p, endpoint);
+    // Every piece is ASCII (addresses, constants; the head was checked): p is never -1 here.
+    b[p++] = 10;
+    out.end(p);
+    return true;
+  }
+
+  /** writeRuleLines piece by piece, through the name string. */
+  #writeRuleLines(ruleHead: string, out: TextWriter): void {
     const saddr = this.#ipX === 'ip' ? ' ip saddr ' : ' ip6 saddr ';
     const ep = this.#ep;
     const name = this.name;
@@ -53,10 +146,9 @@ export class EndpointChain implements NftChain {
     out.write(ep.ip);
     out.write(MASQUERADE_TAIL);
     if (this.#svc.sessionAffinityTimeoutSeconds > 0) {
-      // The affinity set is named after the chain (names.ts): no name looked up or hashed again.
       out.write(ruleHead);
       out.write(name);
-      out.write(' update @');
+      out.write(UPDATE_AT);
       out.write(AFFINITY_PREFIX);
       out.write(name.slice(ENDPOINT_PREFIX.length));
       out.write(this.#ipX === 'ip' ? ' { ip saddr }\n' : ' { ip6 saddr }\n');
@@ -66,11 +158,25 @@ export class EndpointChain implements NftChain {
     out.write(dnatHead(this.#svc.protocol));
     out.write(ep.endpoint);
     out.write('\n');
-    return true;
   }
 }
 
+/**
+ * The characters of `s` as bytes from `at` on, where they end; -1 for a character that is not
+ * ASCII (what was copied is then to be written over).
+ */
+function copyAscii(b: Uint8Array, at: number, s: string): number {
+  let p = at;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 127) return -1;
+    b[p++] = c;
+  }
+  return p;
+}
+
 const MASQUERADE_TAIL = ` jump ${MARK_MASQ_CHAIN}\n`;
+const UPDATE_AT = ' update @';
 const DNAT_HEADS = new Map<string, string>();
 
 /** " meta l4proto tcp dnat to " (after the chain name), made once per protocol. */

@@ -18,8 +18,8 @@
 import { protocolWord } from '../iptables/names.js';
 import type { EndpointInfo, ServicePortInfo } from '../tracker/types.js';
 import {
-  AFFINITY_PREFIX, ENDPOINT_PREFIX, MARK_MASQ_CHAIN, endpointChainHash, endpointChainName, endpointNames, endpointTextPrefix,
-  hashedName, hashedNameLength, writeHashedName,
+  AFFINITY_PREFIX, AFFINITY_PREFIX_BYTES, ENDPOINT_PREFIX, ENDPOINT_PREFIX_BYTES, MARK_MASQ_CHAIN, asciiBytes, endpointChainHash, endpointChainName,
+  endpointNames, endpointTextPrefix, endpointTextPrefixBytes, hashedName, writeHashedName,
 } from './names.js';
 import type { ByteTextWriter, NftChain, NftRule, TextWriter } from './types.js';
 
@@ -32,6 +32,8 @@ export class EndpointChain implements NftChain {
   /** endpointChainHash's first and last 20 bits; -1 when the name was given or is made the general way. */
   readonly #hashHigh: number;
   readonly #hashLow: number;
+  /** The port's text in the name, as bytes (hashed names only). */
+  readonly #portText: Uint8Array | undefined;
   readonly #ipX: 'ip' | 'ip6';
   readonly #svc: ServicePortInfo;
   readonly #ep: EndpointInfo;
@@ -47,6 +49,7 @@ export class EndpointChain implements NftChain {
     this.#name = name;
     this.#hashHigh = hash < 0 ? -1 : Math.floor(hash / LOW_BITS);
     this.#hashLow = hash < 0 ? -1 : hash % LOW_BITS;
+    this.#portText = hash < 0 ? undefined : endpointTextPrefixBytes(svc.svcPortName);
     this.#ipX = ipX;
     this.#svc = svc;
     this.#ep = ep;
@@ -66,21 +69,23 @@ export class EndpointChain implements NftChain {
 
   /** `head` then the chain's name, written onto `out` (a declaration's line, a verdict map's entry). */
   writeNameAfter(head: string, out: ByteTextWriter): void {
-    if (this.#hashHigh < 0) {
+    const headBytes = this.#hashHigh < 0 ? null : headBytesOf(head);
+    if (headBytes === null) {
       out.write(head);
       out.write(this.name);
       return;
     }
-    const portText = endpointTextPrefix(this.#svc.svcPortName);
     const endpoint = this.#ep.endpoint;
-    const b = out.room(head.length + hashedNameLength(ENDPOINT_PREFIX, portText, endpoint));
-    const p = copyAscii(b, out.at, head);
-    if (p < 0) {
-      out.write(head);
-      out.write(this.name);
-      return;
-    }
-    out.end(writeHashedName(b, p, ENDPOINT_PREFIX, this.#hashHigh, this.#hashLow, portText, endpoint));
+    const b = out.room(headBytes.length + this.#nameLength(ENDPOINT_PREFIX_BYTES));
+    const at = out.at;
+    b.set(headBytes, at);
+    out.end(writeHashedName(b, at + headBytes.length, ENDPOINT_PREFIX_BYTES, this.#hashHigh, this.#hashLow, this.#portText!, endpoint));
+  }
+
+  /** The length of the hashed name after `prefix`. */
+  #nameLength(prefix: Uint8Array): number {
+    const endpoint = this.#ep.endpoint;
+    return prefix.length + 9 + this.#portText!.length + endpoint.length - (endpoint.charCodeAt(0) === 91 /* [ */ ? 2 : 0);
   }
 
   /**
@@ -94,41 +99,59 @@ export class EndpointChain implements NftChain {
     return true;
   }
 
-  /** writeRuleLines as bytes, in one go, the name written from its hash; false (nothing written) for a head that is not ASCII. */
+  /**
+   * writeRuleLines as bytes, in one go: constants copied in one call each (TypedArray.set), the
+   * name written from its hash once and copied within the line after (copyWithin); false
+   * (nothing written) for a head that is not ASCII.
+   */
   #writeHashedRuleLines(ruleHead: string, out: ByteTextWriter): boolean {
+    const head = headBytesOf(ruleHead);
+    if (head === null) return false;
     const ep = this.#ep;
     const endpoint = ep.endpoint;
-    const portText = endpointTextPrefix(this.#svc.svcPortName);
-    const high = this.#hashHigh;
-    const low = this.#hashLow;
-    const saddr = this.#ipX === 'ip' ? ' ip saddr ' : ' ip6 saddr ';
-    const dnat = dnatHead(this.#svc.protocol);
+    const ip = ep.ip;
+    const v4 = this.#ipX === 'ip';
+    const saddr = v4 ? IP_SADDR : IP6_SADDR;
+    const dnat = dnatHeadBytes(this.#svc.protocol);
     const affinity = this.#svc.sessionAffinityTimeoutSeconds > 0;
-    const affinityTail = this.#ipX === 'ip' ? ' { ip saddr }\n' : ' { ip6 saddr }\n';
-    const nameLength = hashedNameLength(ENDPOINT_PREFIX, portText, endpoint);
+    const nameLength = this.#nameLength(ENDPOINT_PREFIX_BYTES);
     const lines = affinity ? 3 : 2;
-    let n = lines * (ruleHead.length + nameLength) + saddr.length + ep.ip.length + MASQUERADE_TAIL.length + dnat.length + endpoint.length + 1;
-    if (affinity) n += UPDATE_AT.length + hashedNameLength(AFFINITY_PREFIX, portText, endpoint) + affinityTail.length;
+    let n = lines * (head.length + nameLength) + saddr.length + ip.length + MASQUERADE_TAIL.length + dnat.length + endpoint.length + 1;
+    if (affinity) n += UPDATE_AT.length + nameLength + (v4 ? IP_AFFINITY_TAIL : IP6_AFFINITY_TAIL).length;
     const b = out.room(n);
-    let p = copyAscii(b, out.at, ruleHead);
+    let p = out.at;
+    b.set(head, p);
+    p += head.length;
+    const name = p;
+    p = writeHashedName(b, p, ENDPOINT_PREFIX_BYTES, this.#hashHigh, this.#hashLow, this.#portText!, endpoint);
+    b.set(saddr, p);
+    p = copyAscii(b, p + saddr.length, ip);
+    // Nothing is kept of what was written (end() not called) if the address is not ASCII.
     if (p < 0) return false;
-    p = writeHashedName(b, p, ENDPOINT_PREFIX, high, low, portText, endpoint);
-    p = copyAscii(b, p, saddr);
-    p = copyAscii(b, p, ep.ip);
-    p = copyAscii(b, p, MASQUERADE_TAIL);
+    b.set(MASQUERADE_TAIL, p);
+    p += MASQUERADE_TAIL.length;
     if (affinity) {
-      // The affinity set is named after the chain (names.ts): no name looked up or hashed again.
-      p = copyAscii(b, p, ruleHead);
-      p = writeHashedName(b, p, ENDPOINT_PREFIX, high, low, portText, endpoint);
-      p = copyAscii(b, p, UPDATE_AT);
-      p = writeHashedName(b, p, AFFINITY_PREFIX, high, low, portText, endpoint);
-      p = copyAscii(b, p, affinityTail);
+      // The affinity set is named after the chain (names.ts): "affinity-" and the rest of its name.
+      b.set(head, p);
+      p += head.length;
+      b.copyWithin(p, name, name + nameLength);
+      p += nameLength;
+      b.set(UPDATE_AT, p);
+      p += UPDATE_AT.length;
+      b.set(AFFINITY_PREFIX_BYTES, p);
+      b.copyWithin(p + AFFINITY_PREFIX_BYTES.length, name + ENDPOINT_PREFIX_BYTES.length, name + nameLength);
+      p += nameLength;
+      const tail = v4 ? IP_AFFINITY_TAIL : IP6_AFFINITY_TAIL;
+      b.set(tail, p);
+      p += tail.length;
     }
-    p = copyAscii(b, p, ruleHead);
-    p = writeHashedName(b, p, ENDPOINT_PREFIX, high, low, portText, endpoint);
-    p = copyAscii(b, p, dnat);
-    p = copyAscii(b, p, endpoint);
-    // Every piece is ASCII (addresses, constants; the head was checked): p is never -1 here.
+    b.set(head, p);
+    p += head.length;
+    b.copyWithin(p, name, name + nameLength);
+    p += nameLength;
+    b.set(dnat, p);
+    p = copyAscii(b, p + dnat.length, endpoint);
+    if (p < 0) return false;
     b[p++] = 10;
     out.end(p);
     return true;
@@ -144,11 +167,11 @@ export class EndpointChain implements NftChain {
     out.write(name);
     out.write(saddr);
     out.write(ep.ip);
-    out.write(MASQUERADE_TAIL);
+    out.write(MASQUERADE_TAIL_TEXT);
     if (this.#svc.sessionAffinityTimeoutSeconds > 0) {
       out.write(ruleHead);
       out.write(name);
-      out.write(UPDATE_AT);
+      out.write(UPDATE_AT_TEXT);
       out.write(AFFINITY_PREFIX);
       out.write(name.slice(ENDPOINT_PREFIX.length));
       out.write(this.#ipX === 'ip' ? ' { ip saddr }\n' : ' { ip6 saddr }\n');
@@ -175,9 +198,42 @@ function copyAscii(b: Uint8Array, at: number, s: string): number {
   return p;
 }
 
-const MASQUERADE_TAIL = ` jump ${MARK_MASQ_CHAIN}\n`;
-const UPDATE_AT = ' update @';
+const MASQUERADE_TAIL_TEXT = ` jump ${MARK_MASQ_CHAIN}\n`;
+const UPDATE_AT_TEXT = ' update @';
+
+// The constant parts of the rules' lines, as bytes (TypedArray.set copies them in one call).
+const MASQUERADE_TAIL = asciiBytes(MASQUERADE_TAIL_TEXT);
+const UPDATE_AT = asciiBytes(UPDATE_AT_TEXT);
+const IP_SADDR = asciiBytes(' ip saddr ');
+const IP6_SADDR = asciiBytes(' ip6 saddr ');
+const IP_AFFINITY_TAIL = asciiBytes(' { ip saddr }\n');
+const IP6_AFFINITY_TAIL = asciiBytes(' { ip6 saddr }\n');
+
+/**
+ * Heads of lines ("add rule ip kube-proxy ", " , 7 : goto ") as bytes, by their text; null for
+ * one that is not ASCII (written through the writer's strings then). Heads are few (a table's,
+ * a verdict map's indexes), the bound only a guard.
+ */
+const HEAD_BYTES = new Map<string, Uint8Array | null>();
+const MAX_HEADS = 1 << 14;
+
+function headBytesOf(head: string): Uint8Array | null {
+  let bytes = HEAD_BYTES.get(head);
+  if (bytes === undefined) {
+    bytes = /^[\x00-\x7f]*$/.test(head) ? asciiBytes(head) : null;
+    if (HEAD_BYTES.size < MAX_HEADS) HEAD_BYTES.set(head, bytes);
+  }
+  return bytes;
+}
+
 const DNAT_HEADS = new Map<string, string>();
+const DNAT_HEAD_BYTES = new Map<string, Uint8Array>();
+
+function dnatHeadBytes(protocol: ServicePortInfo['protocol']): Uint8Array {
+  let bytes = DNAT_HEAD_BYTES.get(protocol);
+  if (bytes === undefined) DNAT_HEAD_BYTES.set(protocol, (bytes = asciiBytes(dnatHead(protocol))));
+  return bytes;
+}
 
 /** " meta l4proto tcp dnat to " (after the chain name), made once per protocol. */
 function dnatHead(protocol: ServicePortInfo['protocol']): string {

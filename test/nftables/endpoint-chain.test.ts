@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ChainMap } from '../../src/nftables/chain-map.js';
 import { EndpointChain, endpointRules } from '../../src/nftables/endpoint-chain.js';
-import { ENDPOINT_PREFIX, endpointChainHash, endpointChainName, endpointTextPrefix, hashedName, hashedNameLength, writeHashedName } from '../../src/nftables/names.js';
+import {
+  ENDPOINT_PREFIX, ENDPOINT_PREFIX_BYTES, endpointChainHash, endpointChainName, endpointTextPrefix, endpointTextPrefixBytes, hashedName, hashedNameLength, writeHashedName,
+} from '../../src/nftables/names.js';
 import { renderNftScript } from '../../src/nftables/render-script.js';
 import { createTable } from '../../src/nftables/table-builder.js';
 import type { NftChain, NftTable } from '../../src/nftables/types.js';
@@ -83,7 +85,7 @@ test('writeHashedName writes endpointChainName, and hashedName makes it, from th
     const portText = endpointTextPrefix(c.spn);
     const n = hashedNameLength(ENDPOINT_PREFIX, portText, c.endpoint);
     const bytes = new Uint8Array(n + 4).fill(33);
-    assert.equal(writeHashedName(bytes, 2, ENDPOINT_PREFIX, high, low, portText, c.endpoint), n + 2, c.name);
+    assert.equal(writeHashedName(bytes, 2, ENDPOINT_PREFIX_BYTES, high, low, endpointTextPrefixBytes(c.spn), c.endpoint), n + 2, c.name);
     const want = endpointChainName(c.spn, c.endpoint);
     assert.equal(Buffer.from(bytes).toString('latin1'), `!!${want}!!`, c.name);
     assert.equal(hashedName(ENDPOINT_PREFIX, high, low, portText, c.endpoint), want, c.name);

@@ -474,6 +474,24 @@ export class TextBuffer {
   }
 
   /**
+   * `s`, which must be ASCII (a stretch of a text written before as ASCII), copied by the
+   * runtime in one call: as Latin-1 its characters are its bytes, so it is neither measured nor
+   * checked for UTF-8 first (writeLong does both: a third of the time of a big copy).
+   */
+  writeAscii(s: string): void {
+    const b = this.reserve(s.length);
+    this.length += b.write(s, this.length, s.length, 'latin1');
+  }
+
+  /**
+   * Room for `n` more bytes, for a writer that fills them itself from `length` on and then sets
+   * `length` past them: it must write ASCII only (the text is read as UTF-8 or Latin-1 alike).
+   */
+  reserveBytes(n: number): Uint8Array {
+    return this.reserve(n);
+  }
+
+  /**
    * `s` as it is, encoded by the runtime in one call: for long text (a stretch of a text written
    * before), where write()'s loop over its characters costs some twenty times more.
    */

@@ -8,6 +8,7 @@
  * base32 SHA-256 of the text after it. Unlike iptables' 28-character names these are readable;
  * the hash keeps names unique if one ever has to be cut to knftables' length limit.
  */
+import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { sha256AsciiPrefix, sha256AsciiPrefixOf } from '../iptables/sha256.js';
 import { protocolWord } from '../iptables/names.js';
@@ -186,14 +187,24 @@ export function endpointNamesOfChain(chain: string): EndpointNames {
 /** "ns/name/proto/port__": what every endpoint chain name of a port hashes and ends with first. */
 const endpointTextPrefixes = new WeakMap<ServicePortName, string>();
 
-/**
- * "endpoint-" + endpointChainNameBase, made as one flat string: the port's part of the hashed
- * text is made once per port, the hash reads the parts where they are, and no intermediate
- * name is made (this runs once per endpoint of the cluster: 150k times at 5,000 nodes).
- */
-export function endpointChainName(spn: ServicePortName, endpoint: string): string {
+/** The port's part of its endpoint chain names: "ns/name/proto/port__", made once per port. */
+export function endpointTextPrefix(spn: ServicePortName): string {
   let prefix = endpointTextPrefixes.get(spn);
   if (prefix === undefined) endpointTextPrefixes.set(spn, (prefix = `${servicePortText(spn)}__`));
+  return prefix;
+}
+
+/** The host and "/port" the last hashEndpointText hashed (the name's last parts). */
+let hashedHost = '';
+let hashedPort = '';
+
+/**
+ * SHA-256 of the text an endpoint chain's name is made of, the port's text and the endpoint's
+ * parts read where they are, into `digest` (its first 5 bytes): the port's text, or undefined
+ * when the name is made the general way (long enough to be cut, or not ASCII).
+ */
+function hashEndpointText(spn: ServicePortName, endpoint: string): string | undefined {
+  const prefix = endpointTextPrefix(spn);
   const colon = ipv4HostPortColon(endpoint);
   let host: string;
   let port: string;
@@ -212,19 +223,121 @@ export function endpointChainName(spn: ServicePortName, endpoint: string): strin
       port = `/${hp.portText}`;
     }
   }
+  if (9 + prefix.length + host.length + port.length > NAME_BASE_LENGTH_MAX || !sha256AsciiPrefixOf(prefix, host, port, digest, 5)) return undefined;
+  hashedHost = host;
+  hashedPort = port;
+  return prefix;
+}
+
+/**
+ * "endpoint-" + endpointChainNameBase, made as one flat string: the port's part of the hashed
+ * text is made once per port, the hash reads the parts where they are, and no intermediate
+ * name is made (this runs once per endpoint of the cluster: 150k times at 5,000 nodes).
+ */
+export function endpointChainName(spn: ServicePortName, endpoint: string): string {
+  const prefix = hashEndpointText(spn, endpoint);
   // A name long enough to be cut, or not ASCII: the general path.
-  if (9 + prefix.length + host.length + port.length > NAME_BASE_LENGTH_MAX || !sha256AsciiPrefixOf(prefix, host, port, digest, 5)) {
-    return flatName(ENDPOINT_PREFIX, endpointChainNameBase(spn, endpoint));
-  }
+  if (prefix === undefined) return flatName(ENDPOINT_PREFIX, endpointChainNameBase(spn, endpoint));
   // One array for every name joined: the name is all that is kept.
   const parts = nameParts;
   parts[1] = base32Prefix8(digest);
   parts[3] = prefix;
-  parts[4] = host;
-  parts[5] = port;
+  parts[4] = hashedHost;
+  parts[5] = hashedPort;
   const name = parts.join('');
   parts[1] = parts[3] = parts[4] = parts[5] = '';
   return name;
+}
+
+/**
+ * endpointChainName's hash as a number, its 40 bits (the 8 base32 characters) in order, for a
+ * chain that writes its name from the hash, the port's text (endpointTextPrefix) and the
+ * endpoint's text (writeHashedName) instead of keeping it as a string: -1 when the name is made
+ * the general way (endpointChainName must then be kept), or the endpoint's text is not of the
+ * two forms the name is written from ("a.b.c.d:port", "[v6]:port").
+ */
+export function endpointChainHash(spn: ServicePortName, endpoint: string): number {
+  if (ipv4HostPortColon(endpoint) < 0 && ipv6HostPortClose(endpoint) < 0) return -1;
+  if (hashEndpointText(spn, endpoint) === undefined) return -1;
+  return digest[0]! * 2 ** 32 + (((digest[1]! << 24) | (digest[2]! << 16) | (digest[3]! << 8) | digest[4]!) >>> 0);
+}
+
+/**
+ * How many characters writeHashedName writes: `prefix`, the hash, "-", the port's text, the
+ * endpoint's text as the name has it (brackets left out).
+ */
+export function hashedNameLength(prefix: string, portText: string, endpoint: string): number {
+  return prefix.length + 9 + portText.length + endpoint.length - (endpoint.charCodeAt(0) === 91 /* [ */ ? 2 : 0);
+}
+
+/** ASCII text as bytes (from Node's pool of small buffers, no memory of its own): for TypedArray.set, one call for all its characters. */
+export function asciiBytes(text: string): Uint8Array {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 127) throw new Error(`${text} is not ASCII`);
+  return Buffer.from(text, 'latin1');
+}
+
+export const ENDPOINT_PREFIX_BYTES = asciiBytes(ENDPOINT_PREFIX);
+export const AFFINITY_PREFIX_BYTES = asciiBytes(AFFINITY_PREFIX);
+
+/** endpointTextPrefix's bytes by port: every endpoint chain name of the port ends with them first. */
+const endpointTextBytes = new WeakMap<ServicePortName, Uint8Array>();
+
+/** endpointTextPrefix as bytes, for writeHashedName; only for a port whose names are hashed (ASCII: endpointChainHash). */
+export function endpointTextPrefixBytes(spn: ServicePortName): Uint8Array {
+  let bytes = endpointTextBytes.get(spn);
+  if (bytes === undefined) endpointTextBytes.set(spn, (bytes = asciiBytes(endpointTextPrefix(spn))));
+  return bytes;
+}
+
+/**
+ * `prefix` ("endpoint-" or "affinity-", as bytes) and the rest of the endpoint chain's name
+ * whose hash is `high` and `low` (its first and last 20 bits), `portText` the port's text as
+ * bytes (endpointTextPrefixBytes), written from `at` on: the same characters as
+ * endpointChainName's after its prefix, with no string made. Returns where they end. The
+ * constant parts are copied in one call each; a loop over characters costs some five times
+ * more than TypedArray.set for a name's 40 characters of port text.
+ */
+export function writeHashedName(bytes: Uint8Array, at: number, prefix: Uint8Array, high: number, low: number, portText: Uint8Array, endpoint: string): number {
+  bytes.set(prefix, at);
+  let p = at + prefix.length;
+  const c = BASE32_CODES;
+  bytes[p++] = c[(high >>> 15) & 31]!;
+  bytes[p++] = c[(high >>> 10) & 31]!;
+  bytes[p++] = c[(high >>> 5) & 31]!;
+  bytes[p++] = c[high & 31]!;
+  bytes[p++] = c[(low >>> 15) & 31]!;
+  bytes[p++] = c[(low >>> 10) & 31]!;
+  bytes[p++] = c[(low >>> 5) & 31]!;
+  bytes[p++] = c[low & 31]!;
+  bytes[p++] = 45; // -
+  bytes.set(portText, p);
+  p += portText.length;
+  const n = endpoint.length;
+  if (endpoint.charCodeAt(0) === 91 /* [ */) {
+    // "[a:b::1]:80" → "a.b..1/80"
+    let i = 1;
+    for (; i < n; i++) {
+      const ch = endpoint.charCodeAt(i);
+      if (ch === 93 /* ] */) break;
+      bytes[p++] = ch === 58 ? 46 : ch;
+    }
+    bytes[p++] = 47; // /
+    for (i += 2; i < n; i++) bytes[p++] = endpoint.charCodeAt(i);
+  } else {
+    // "10.0.0.1:80" → "10.0.0.1/80": its only colon is the port's.
+    for (let i = 0; i < n; i++) {
+      const ch = endpoint.charCodeAt(i);
+      bytes[p++] = ch === 58 ? 47 : ch;
+    }
+  }
+  return p;
+}
+
+/** What writeHashedName writes, as a string (for a reader of the name: a tracer, a set's name). */
+export function hashedName(prefix: string, high: number, low: number, portText: string, endpoint: string): string {
+  const bytes = new Uint8Array(hashedNameLength(prefix, portText, endpoint));
+  writeHashedName(bytes, 0, asciiBytes(prefix), high, low, asciiBytes(portText), endpoint);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1');
 }
 
 /** endpointChainName's parts: "endpoint-", the hash, "-", the port's text, the host, "/port". */

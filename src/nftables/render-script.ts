@@ -15,7 +15,7 @@ import { ChainMap } from './chain-map.js';
 import { TextBuffer, writeHeapText } from '../iptables/save-text.js';
 import { durationText } from './durations.js';
 import { EndpointChain, ruleCountOf } from './endpoint-chain.js';
-import type { NftChain, NftElement, NftRuleset, NftSet, NftTable, TextWriter } from './types.js';
+import type { ByteTextWriter, NftChain, NftElement, NftRuleset, NftSet, NftTable } from './types.js';
 import { NumgenVmapRule } from './vmap-rule.js';
 
 /** Go's %q for the plain text nft accepts in a comment. */
@@ -105,6 +105,8 @@ interface Span {
 /** A text a span points into, set once it is made (a script's text is made once it is all written). */
 interface RenderedText {
   text: string;
+  /** Only ASCII: its characters are its bytes (a stretch is copied as Latin-1, unchecked). */
+  ascii: boolean;
 }
 
 /** Where a run of chains' declarations and rules are, as renderChainDecls and renderChainRules write them. */
@@ -152,7 +154,7 @@ const LONG_CHARS = 40;
  * stretch of a kept text pending at the end (runs taken over are adjacent in the text they come
  * from: one copy for all of them, grown until something else is written).
  */
-class ScriptWriter implements TextWriter {
+class ScriptWriter implements ByteTextWriter {
   /** Characters written so far, the pending stretch left out. */
   chars = 0;
   readonly #out: TextBuffer;
@@ -171,6 +173,22 @@ class ScriptWriter implements TextWriter {
     this.chars += s.length;
   }
 
+  /** Room for `n` more bytes (ByteTextWriter): after flushSpan() if a stretch may be pending. */
+  room(n: number): Uint8Array {
+    return this.#out.reserveBytes(n);
+  }
+
+  /** Where room()'s bytes are written from. */
+  get at(): number {
+    return this.#out.length;
+  }
+
+  /** The bytes written from `at` on end before `p` (ASCII: as many characters). */
+  end(p: number): void {
+    this.chars += p - this.#out.length;
+    this.#out.length = p;
+  }
+
   /** A stretch of a kept text, written with the adjacent stretches that follow it. */
   addSpan(span: Span): void {
     const pending = this.#pending;
@@ -187,9 +205,11 @@ class ScriptWriter implements TextWriter {
     const pending = this.#pending;
     if (pending === undefined) return;
     this.#pending = undefined;
-    const text = pending.source.text;
+    const { text, ascii } = pending.source;
     for (let at = pending.start; at < pending.end; at += COPY_CHARS) {
-      this.#out.writeLong(text.slice(at, Math.min(at + COPY_CHARS, pending.end)));
+      const stretch = text.slice(at, Math.min(at + COPY_CHARS, pending.end));
+      if (ascii) this.#out.writeAscii(stretch);
+      else this.#out.writeLong(stretch);
     }
     this.chars += pending.end - pending.start;
   }
@@ -199,7 +219,11 @@ class ScriptWriter implements TextWriter {
 function renderChainDecls(prefix: string, chains: readonly NftChain[] | Iterable<NftChain>, out: ScriptWriter): void {
   const chainHead = `add chain ${prefix} `;
   for (const chain of chains) {
-    if (chain.base === undefined && chain.comment === undefined) {
+    if (chain instanceof EndpointChain) {
+      // Its name is written from what it is made of (endpoint-chain.ts).
+      chain.writeNameAfter(chainHead, out);
+      out.write('\n');
+    } else if (chain.base === undefined && chain.comment === undefined) {
       // Most chains have neither hook nor comment: their line is three writes, nothing made.
       out.write(chainHead);
       out.write(chain.name);
@@ -358,7 +382,7 @@ function ownSegmentText(prefix: string, run: readonly NftChain[]): SegmentText {
     buffer.reset(0);
     render(new ScriptWriter(buffer));
     const text = buffer.toHeapString();
-    return { source: { text }, start: 0, end: text.length };
+    return { source: { text, ascii: buffer.isAscii }, start: 0, end: text.length };
   };
   return {
     prefix,
@@ -413,7 +437,7 @@ function expectedScriptBytes(parts: readonly NftScriptPart[]): number {
  * collector.
  */
 export function renderNftScripts(parts: readonly NftScriptPart[]): string {
-  const rendered: RenderedText = { text: '' };
+  const rendered: RenderedText = { text: '', ascii: false };
   const fresh: FreshSegment[] = [];
   let chars = 0;
   rendered.text = writeHeapText(expectedScriptBytes(parts), (buffer) => {
@@ -423,6 +447,7 @@ export function renderNftScripts(parts: readonly NftScriptPart[]): string {
       for (const table of part.ruleset.tables) fresh.push(...renderTable(table, out));
     }
     chars = out.chars;
+    rendered.ascii = buffer.isAscii;
   });
   if (rendered.text.length !== chars) throw new Error(`nft script: ${chars} characters written, ${rendered.text.length} read back`);
   lastScriptBytes = Math.max(chars, 1 << 16);

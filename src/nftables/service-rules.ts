@@ -22,14 +22,13 @@ import {
   SERVICE_IPS_MAP,
   SERVICE_NODEPORTS_MAP,
   affinitySetOf,
-  endpointChainName,
   endpointNames,
   servicePortChains,
 } from './names.js';
 import { EndpointChain, endpointRules } from './endpoint-chain.js';
 import type { NftSyncContext } from './sync-context.js';
 import { addElement, addRule, ensureChain, ensureSet, setOf } from './table-builder.js';
-import { NumgenVmapRule } from './vmap-rule.js';
+import { NumgenVmapRule, type VmapTarget } from './vmap-rule.js';
 import type { NftChain, NftSet } from './types.js';
 
 /** The maps and sets every service port writes into, looked up once per sync. */
@@ -137,11 +136,11 @@ export interface NftPortReuse {
   /** The service- chain last written, the endpoints it sends to, and whether it starts with the masquerade rule. */
   clusterChain?: { readonly endpoints: readonly EndpointInfo[]; readonly masquerade: boolean; readonly chain: NftChain };
   /**
-   * Whether the caller holds every endpoint chain of exactly these reachable endpoints, in this
-   * order, as one block written before: the port then declares none of them in the table (the
-   * caller puts the block where they belong, before the port's other chains).
+   * Every endpoint chain of exactly these reachable endpoints, in this order, when the caller
+   * holds them as one block written before: the port then declares none of them in the table
+   * (the caller puts the block where they belong, before the port's other chains).
    */
-  takeEndpointChains(reachable: readonly EndpointInfo[]): boolean;
+  takeEndpointChains(reachable: readonly EndpointInfo[]): readonly NftChain[] | undefined;
   /**
    * The endpoint chains of these reachable endpoints, in order, when no block was taken: handed
    * to the caller as the port's block instead of being declared in the table.
@@ -153,19 +152,19 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   const svc = sp.info;
   const facts = servicePortFacts(sp);
   const reachable = sp.categorized.allReachableEndpoints;
-  // Names when first needed: a port whose endpoint chains are taken over as a block names only
-  // the endpoints its policy chains send to (a node's own view of a DaemonSet's port: one).
+  // With `reuse` the endpoint chains are a block of the caller's, never declared in the table:
+  // the one kept for these endpoints, else one made now (each chain another view of the port
+  // wrote, or new, named from its hash: endpoint-chain.ts), kept for the next node.
+  const endpointChains = reuse === undefined ? undefined : reuse.takeEndpointChains(reachable) ?? keepEndpointChains(ctx, svc, reachable, reuse);
+  // Names when first needed, without `reuse` (a port written alone).
   const names = new Array<string | undefined>(reachable.length);
-  // With `reuse` the names are the kept chains' (or new, not kept apart from the chains they name).
-  const nameAt = (i: number): string => (names[i] ??= reuse === undefined
-    ? endpointNames(svc.svcPortName, reachable[i]!.endpoint).chain
-    : reusedEndpointChainName(reuse, svc, reachable[i]!.endpoint));
+  const nameAt = (i: number): string => (names[i] ??= endpointChains !== undefined
+    ? endpointChains[i]!.name
+    : endpointNames(svc.svcPortName, reachable[i]!.endpoint).chain);
 
   writeElements(maps, svc, facts);
 
   // Chains are created in kube-proxy's order: the endpoints' first, then the policy chains.
-  // With `reuse` the endpoint chains are a block of the caller's, never declared in the table.
-  const blockTaken = reuse?.takeEndpointChains(reachable) === true;
   if (reuse === undefined) for (let i = 0; i < reachable.length; i++) ensureChain(ctx.table, nameAt(i));
   // The service- chain is the same wherever the port has the same cluster endpoints (a node's
   // own endpoint changes only the local- chain): take it over when another node wrote it.
@@ -198,29 +197,34 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   }
 
   const nameOf = endpointNameLookup(reachable, nameAt, svc.svcPortName);
+  // The service chains' verdict maps send to the chains themselves where they are at hand.
+  const targetOf: EndpointTargetOf = endpointChains !== undefined
+    ? (list, i) => (list === reachable ? endpointChains[i]! : nameOf(list, i))
+    : nameOf;
   if (clusterChain) {
-    writeServiceToEndpointRules(ctx, clusterChain, svc, clusterEndpoints, nameOf);
+    writeServiceToEndpointRules(ctx, clusterChain, svc, clusterEndpoints, nameOf, targetOf);
     if (reuse !== undefined) reuse.clusterChain = { endpoints: clusterEndpoints, masquerade: masqueradeInCluster, chain: clusterChain };
   }
-  if (localChain) writeServiceToEndpointRules(ctx, localChain, svc, sp.categorized.localEndpoints ?? [], nameOf);
+  if (localChain) writeServiceToEndpointRules(ctx, localChain, svc, sp.categorized.localEndpoints ?? [], nameOf, targetOf);
 
   if (reuse === undefined) {
     for (let i = 0; i < reachable.length; i++) writeEndpointChain(ctx, svc, reachable[i]!, nameAt(i));
-    return;
   }
-  if (blockTaken) return;
+}
+
+/**
+ * The port's endpoint chains for `reachable`, in order, handed to `reuse` as the port's block:
+ * the chain another view of the port wrote for an endpoint, else a new one (named from its
+ * hash, its name made only if something reads it).
+ */
+function keepEndpointChains(ctx: NftSyncContext, svc: ServicePortInfo, reachable: readonly EndpointInfo[], reuse: NftPortReuse): readonly NftChain[] {
   const block = new Array<NftChain>(reachable.length);
   for (let i = 0; i < reachable.length; i++) {
     const ep = reachable[i]!;
-    block[i] = reuse.endpointChain(ep.endpoint) ?? new EndpointChain(nameAt(i), ctx.ipX, svc, ep);
+    block[i] = reuse.endpointChain(ep.endpoint) ?? new EndpointChain(undefined, ctx.ipX, svc, ep);
   }
   reuse.keepEndpointChains(reachable, block);
-}
-
-/** The endpoint chain's name: the kept chain's, or made (not kept apart from the chain it names). */
-function reusedEndpointChainName(reuse: NftPortReuse, svc: ServicePortInfo, endpoint: string): string {
-  const known = reuse.endpointChain(endpoint);
-  return known !== undefined ? known.name : endpointChainName(svc.svcPortName, endpoint);
+  return block;
 }
 
 /** The elements that capture the port's cluster IP, external IPs, LB IPs and node port. */
@@ -323,6 +327,9 @@ function writeFirewallChain(ctx: NftSyncContext, svc: ServicePortInfo, facts: Se
 /** The endpoint chain's name of `list[i]`. */
 type EndpointNameOf = (list: readonly EndpointInfo[], i: number) => string;
 
+/** The endpoint chain of `list[i]`, or its name, as a verdict map's target. */
+type EndpointTargetOf = (list: readonly EndpointInfo[], i: number) => VmapTarget;
+
 /**
  * The names of `list[i]`. The cluster (or local) list is usually the reachable list itself, so
  * names are found by position; otherwise by the endpoint's text (names are a function of the
@@ -334,7 +341,7 @@ function endpointNameLookup(reachable: readonly EndpointInfo[], nameAt: (i: numb
 
 /** service- / local-: affinity checks first, then one numgen verdict map over the endpoints. */
 function writeServiceToEndpointRules(
-  ctx: NftSyncContext, chain: NftChain, svc: ServicePortInfo, endpoints: readonly EndpointInfo[], nameOf: EndpointNameOf,
+  ctx: NftSyncContext, chain: NftChain, svc: ServicePortInfo, endpoints: readonly EndpointInfo[], nameOf: EndpointNameOf, targetOf: EndpointTargetOf,
 ): void {
   if (svc.sessionAffinityTimeoutSeconds > 0) {
     for (let i = 0; i < endpoints.length; i++) {
@@ -342,9 +349,9 @@ function writeServiceToEndpointRules(
       addRule(chain, `${ctx.ipX} saddr @${affinitySetOf(n)} goto ${n}`);
     }
   }
-  // The endpoint chains' names, not the rule's text (vmap-rule.ts).
-  const targets = new Array<string>(endpoints.length);
-  for (let i = 0; i < endpoints.length; i++) targets[i] = nameOf(endpoints, i);
+  // The endpoint chains (or their names), not the rule's text (vmap-rule.ts).
+  const targets = new Array<VmapTarget>(endpoints.length);
+  for (let i = 0; i < endpoints.length; i++) targets[i] = targetOf(endpoints, i);
   chain.rules.push(new NumgenVmapRule(targets));
 }
 

@@ -69,8 +69,8 @@ class PortChains implements NftPortReuse {
    */
   #byEndpoint: Map<string, NftChain> | undefined;
 
-  takeEndpointChains(reachable: readonly EndpointInfo[]): boolean {
-    return this.blocks.take(reachable);
+  takeEndpointChains(reachable: readonly EndpointInfo[]): readonly NftChain[] | undefined {
+    return this.blocks.take(reachable) ? this.blocks.taken!.chains : undefined;
   }
 
   endpointChain(endpoint: string): NftChain | undefined {

@@ -114,6 +114,17 @@ export interface TextWriter {
   write(s: string): void;
 }
 
+/**
+ * A TextWriter whose bytes can also be written in place, for a line made of many pieces
+ * (endpoint-chain.ts): room(n) gives the bytes with room for `n` more from `at` on; the writer
+ * fills them with ASCII only, and says where it stopped with end(p).
+ */
+export interface ByteTextWriter extends TextWriter {
+  room(n: number): Uint8Array;
+  readonly at: number;
+  end(p: number): void;
+}
+
 /** "ip kube-proxy": a table as nft names it. */
 export function tableId(table: Pick<NftTable, 'family' | 'name'>): string {
   return `${table.family} ${table.name}`;

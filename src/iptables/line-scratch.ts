@@ -150,13 +150,8 @@ export class LineScratch {
 
   /** `s` if it is ASCII (copied as it is, as TextBuffer.write would); else false. */
   ascii7(s: string): boolean {
-    const b = this.#bytes;
-    let p = this.length;
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      if (c > 127) return false;
-      b[p++] = c;
-    }
+    const p = copyAscii(this.#bytes, this.length, s);
+    if (p < 0) return false;
     this.length = p;
     return true;
   }
@@ -164,6 +159,20 @@ export class LineScratch {
 
 /** The one scratch the renderers share: rendering is synchronous, and each render leaves it empty. */
 export const LINE_SCRATCH = new LineScratch();
+
+/**
+ * The characters of `s` as bytes from `at` on, where they end; -1 for a character that is not
+ * ASCII (what was copied is then to be written over).
+ */
+export function copyAscii(b: Uint8Array, at: number, s: string): number {
+  let p = at;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 127) return -1;
+    b[p++] = c;
+  }
+  return p;
+}
 
 /** ASCII text as bytes, for LineScratch.bytes. */
 export function asciiBytes(s: string): Uint8Array {

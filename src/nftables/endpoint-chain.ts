@@ -15,11 +15,13 @@
  * something reads `name`: 150k names of 60 to 110 characters were 17 MB made on the first node
  * of a big cluster, copied by the young generation's scavenges and kept.
  */
+import { copyAscii } from '../iptables/line-scratch.js';
 import { protocolWord } from '../iptables/names.js';
+import { isAsciiString } from '../iptables/save-text.js';
 import type { EndpointInfo, ServicePortInfo } from '../tracker/types.js';
 import {
   AFFINITY_PREFIX, AFFINITY_PREFIX_BYTES, ENDPOINT_PREFIX, ENDPOINT_PREFIX_BYTES, MARK_MASQ_CHAIN, asciiBytes, endpointChainHash, endpointChainName,
-  endpointNames, endpointTextPrefix, endpointTextPrefixBytes, hashedName, writeHashedName,
+  endpointNames, endpointTextPrefix, endpointTextPrefixBytes, hashedName, hashedNameLength, writeHashedName,
 } from './names.js';
 import type { ByteTextWriter, NftChain, NftRule, TextWriter } from './types.js';
 
@@ -84,8 +86,7 @@ export class EndpointChain implements NftChain {
 
   /** The length of the hashed name after `prefix`. */
   #nameLength(prefix: Uint8Array): number {
-    const endpoint = this.#ep.endpoint;
-    return prefix.length + 9 + this.#portText!.length + endpoint.length - (endpoint.charCodeAt(0) === 91 /* [ */ ? 2 : 0);
+    return hashedNameLength(prefix, this.#portText!, this.#ep.endpoint);
   }
 
   /**
@@ -184,20 +185,6 @@ export class EndpointChain implements NftChain {
   }
 }
 
-/**
- * The characters of `s` as bytes from `at` on, where they end; -1 for a character that is not
- * ASCII (what was copied is then to be written over).
- */
-function copyAscii(b: Uint8Array, at: number, s: string): number {
-  let p = at;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c > 127) return -1;
-    b[p++] = c;
-  }
-  return p;
-}
-
 const MASQUERADE_TAIL_TEXT = ` jump ${MARK_MASQ_CHAIN}\n`;
 const UPDATE_AT_TEXT = ' update @';
 
@@ -220,7 +207,7 @@ const MAX_HEADS = 1 << 14;
 function headBytesOf(head: string): Uint8Array | null {
   let bytes = HEAD_BYTES.get(head);
   if (bytes === undefined) {
-    bytes = /^[\x00-\x7f]*$/.test(head) ? asciiBytes(head) : null;
+    bytes = isAsciiString(head) ? asciiBytes(head) : null;
     if (HEAD_BYTES.size < MAX_HEADS) HEAD_BYTES.set(head, bytes);
   }
   return bytes;

@@ -10,6 +10,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
+import { asciiBytes } from '../iptables/line-scratch.js';
 import { sha256AsciiPrefix, sha256AsciiPrefixOf } from '../iptables/sha256.js';
 import { protocolWord } from '../iptables/names.js';
 import type { ServicePortName } from '../tracker/types.js';
@@ -266,15 +267,13 @@ export function endpointChainHash(spn: ServicePortName, endpoint: string): numbe
  * How many characters writeHashedName writes: `prefix`, the hash, "-", the port's text, the
  * endpoint's text as the name has it (brackets left out).
  */
-export function hashedNameLength(prefix: string, portText: string, endpoint: string): number {
+export function hashedNameLength(prefix: string | Uint8Array, portText: string | Uint8Array, endpoint: string): number {
   return prefix.length + 9 + portText.length + endpoint.length - (endpoint.charCodeAt(0) === 91 /* [ */ ? 2 : 0);
 }
 
-/** ASCII text as bytes (from Node's pool of small buffers, no memory of its own): for TypedArray.set, one call for all its characters. */
-export function asciiBytes(text: string): Uint8Array {
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 127) throw new Error(`${text} is not ASCII`);
-  return Buffer.from(text, 'latin1');
-}
+
+/** ASCII text as bytes (the line scratch's, re-exported for the nftables writers). */
+export { asciiBytes };
 
 export const ENDPOINT_PREFIX_BYTES = asciiBytes(ENDPOINT_PREFIX);
 export const AFFINITY_PREFIX_BYTES = asciiBytes(AFFINITY_PREFIX);

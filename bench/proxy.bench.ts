@@ -33,6 +33,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { median } from './common.js';
+import { startFloorRelay } from './proxy-floor.js';
 import { formatTable, millis, rate } from '../src/load/table.js';
 import type { LoadRunResult } from '../src/load/types.js';
 import { runLoadInWorker } from '../src/load/worker-runner.js';
@@ -161,6 +162,35 @@ async function startKpsim(folder: string, backend: HostPort, workers: number, no
     },
   };
 }
+
+/** `--role floor --backend HOST:PORT`: the floor relay (proxy-floor.ts); prints its port, runs until stdin closes. */
+async function runFloorChild(): Promise<void> {
+  const [address, port] = splitHostPort(valueOf('--backend') ?? '');
+  const relay = await startFloorRelay({ address, port });
+  process.stdout.write(`${JSON.stringify({ port: relay.port })}\n`);
+  const stop = (): void => void relay.close().then(() => process.exit(0));
+  process.stdin.on('end', stop).on('close', stop).resume();
+  process.on('SIGTERM', stop);
+}
+
+function splitHostPort(text: string): [string, number] {
+  const i = text.lastIndexOf(':');
+  const port = Number(text.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port)) throw new Error(`--backend wants HOST:PORT, got "${text}"`);
+  return [text.slice(0, i), port];
+}
+
+/**
+ * The floor (proxy-floor.ts) in its own process: the least a proxy on Node's own handles does, so
+ * the tables show how much of kpsim's cost is its own code and how much any Node proxy pays.
+ */
+async function startFloor(backend: HostPort): Promise<Forwarder> {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--role', 'floor', '--backend', `${backend.address}:${backend.port}`], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const { port } = JSON.parse(await firstLine(child, 'the floor relay')) as { port: number };
+  return { name: FLOOR, address: { address: '127.0.0.1', port }, pid: child.pid!, stop: () => stopProcess(child) };
+}
+
+const FLOOR = 'node floor';
 
 /** haproxy's version, or undefined when it is not on PATH. */
 function haproxyVersion(): string | undefined {
@@ -451,6 +481,36 @@ function table(title: string, rows: readonly Summary[], target: (s: Summary, vsH
   )}`;
 }
 
+// ------------------------------------------------------------------ the floor
+
+function floorCell(s: Summary): string {
+  return s.name === FLOOR ? 'the least a proxy on Node\'s handles spends (proxy-floor.ts)' : '';
+}
+
+/**
+ * Where kpsim stands between the floor and haproxy: how much of its CPU per request is above the
+ * floor (its own code), and whether the floor itself is within the target (if it is not, no proxy
+ * on Node's handles in this Node version reaches it, whatever its code).
+ */
+function floorNote(rows: readonly Summary[], unit: 'request' | 'connection', cpuTarget: number, rateTarget?: number): string {
+  const kpsim = rows.find((r) => r.name === 'kpsim');
+  const floor = rows.find((r) => r.name === FLOOR);
+  const haproxy = rows.find((r) => r.name.startsWith('haproxy'));
+  if (kpsim?.cpuUs === undefined || floor?.cpuUs === undefined || haproxy?.cpuUs === undefined) return '';
+  const above = kpsim.cpuUs - floor.cpuUs;
+  const floorCpu = floor.cpuUs / haproxy.cpuUs;
+  const lines = [
+    `  kpsim above the floor: ${above >= 0 ? '+' : ''}${above.toFixed(1)} µs per ${unit} (user ${(kpsim.userUs! - floor.userUs!).toFixed(1)}, system ${(kpsim.systemUs! - floor.systemUs!).toFixed(1)}), ${((100 * above) / kpsim.cpuUs).toFixed(0)}% of its CPU;`
+    + ` the floor is ${floorCpu.toFixed(2)}x haproxy's CPU per ${unit} (user ${(floor.userUs! / haproxy.userUs!).toFixed(2)}x, system ${(floor.systemUs! / haproxy.systemUs!).toFixed(2)}x)`,
+    `  the CPU target (<= ${cpuTarget.toFixed(1)}x haproxy) ${floorCpu <= cpuTarget ? 'is within the floor\'s reach' : 'is below the floor: out of reach for a proxy on Node\'s handles in this run'}`,
+  ];
+  if (rateTarget !== undefined) {
+    const floorRate = floor.rps / haproxy.rps;
+    lines.push(`  the rate target (>= ${rateTarget.toFixed(1)}x haproxy): the floor reaches ${floorRate.toFixed(2)}x, kpsim ${(kpsim.rps / haproxy.rps).toFixed(2)}x`);
+  }
+  return lines.join('\n');
+}
+
 // ------------------------------------------------------------------ profile
 
 /**
@@ -582,6 +642,11 @@ async function main(): Promise<void> {
       forwarders.push(kpsim);
       const paths = [pathOf(kpsim)];
       if (workers > 1) paths.unshift(single[1]!);
+      else {
+        const floor = await startFloor(backend.address);
+        forwarders.push(floor);
+        paths.push(pathOf(floor));
+      }
       if (version !== undefined) {
         const haproxy = await startHaproxy(folder, backend.address, workers);
         forwarders.push(haproxy);
@@ -602,11 +667,13 @@ async function main(): Promise<void> {
       const noKeepAlive = (await interleaved('wrk no keep-alive', single, wrk(false))).map(summarize);
       const moderate = (await interleaved(`wrk ${MODERATE_RATE} req/s`, single, wrk(true, MODERATE_CONNECTIONS, MODERATE_RATE))).map(summarize);
       sections.push(table('wrk, keep-alive (as fast as possible): CPU per request from each forwarder\'s /proc stat', keepAlive, (s, vs) =>
-        (s.name === 'kpsim' && vs !== undefined ? `CPU/req <= ${TARGETS.keepAliveCpu.toFixed(1)}x haproxy: ${verdict(vs.cpu <= TARGETS.keepAliveCpu)}` : '')));
+        (s.name === 'kpsim' && vs !== undefined ? `CPU/req <= ${TARGETS.keepAliveCpu.toFixed(1)}x haproxy: ${verdict(vs.cpu <= TARGETS.keepAliveCpu)}` : floorCell(s))));
+      sections.push(floorNote(keepAlive, 'request', TARGETS.keepAliveCpu));
       sections.push(table('wrk, no keep-alive (one request per TCP connection: req/s = connections/s, CPU per connection)', noKeepAlive, (s, vs) =>
         (s.name === 'kpsim' && vs !== undefined
           ? `conn/s >= ${TARGETS.noKeepAliveConnRate.toFixed(1)}x haproxy: ${verdict(vs.rps >= TARGETS.noKeepAliveConnRate)}; CPU/conn <= ${TARGETS.noKeepAliveCpu.toFixed(1)}x: ${verdict(vs.cpu <= TARGETS.noKeepAliveCpu)}`
-          : '')));
+          : floorCell(s))));
+      sections.push(floorNote(noKeepAlive, 'connection', TARGETS.noKeepAliveCpu, TARGETS.noKeepAliveConnRate));
       const directP99 = moderate.find((s) => s.name === 'direct')!.p99Ms;
       sections.push(table(`wrk, moderate load: ${MODERATE_RATE} req/s paced over ${MODERATE_CONNECTIONS} keep-alive connections (added p99 = p99 - direct's p99)`, moderate, (s) =>
         (s.name === 'direct' ? '' : `added p99 ${(s.p99Ms - directP99 >= 0 ? '+' : '')}${millis(s.p99Ms - directP99)} ms < ${TARGETS.addedP99Ms} ms: ${verdict(s.p99Ms - directP99 < TARGETS.addedP99Ms)}`)));
@@ -674,7 +741,7 @@ async function main(): Promise<void> {
     }
 
     console.log('');
-    console.log(sections.join('\n\n'));
+    console.log(sections.filter((s) => s !== '').join('\n\n'));
     console.log('');
     console.log(`load average at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')}; "machine busy" is the share of all ${cpus().length} CPUs in use during each run, by every process (this bench's included)`);
     console.log('CPU µs/req is the forwarding process\'s own user + system time (all its threads) over the requests served; system time is the kernel\'s work on its behalf');
@@ -688,4 +755,5 @@ async function main(): Promise<void> {
 }
 
 if (valueOf('--role') === 'backend') await runBackendChild();
+else if (valueOf('--role') === 'floor') await runFloorChild();
 else await main();

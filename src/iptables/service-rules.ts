@@ -396,7 +396,7 @@ class EndpointChainNames {
   }
 
   #name(ep: EndpointInfo): string {
-    if (this.reuse) return this.reuse.endpointChainName(ep.endpoint, () => endpointChainName(this.spn, this.protocol, ep.endpoint));
+    if (this.reuse) return this.reuse.endpointChainName(this.spn, this.protocol, ep.endpoint);
     return endpointChainName(this.spn, this.protocol, ep.endpoint);
   }
 

@@ -8,6 +8,8 @@ import { sameEndpoints } from '../topology/categorize.js';
 import { type EndpointBlock, EndpointBlocks } from '../topology/endpoint-blocks.js';
 import type { EndpointInfo, ServicePortInfo } from '../tracker/types.js';
 import { withLast } from '../util/position-cache.js';
+import type { Protocol } from '../model/types.js';
+import { endpointChainName } from './names.js';
 import type { PortChainReuse } from './sync-context.js';
 
 /** How many views of one port's policy chains and endpoint chains are kept. */
@@ -45,12 +47,12 @@ export class PortReuse<C extends { readonly name: string }, B extends EndpointBl
     this.#endpointChains = keepEndpointChains ? new Map() : undefined;
   }
 
-  endpointChainName(endpoint: string, hash: () => string): string {
+  endpointChainName(spn: string, protocol: Protocol, endpoint: string): string {
     const names = this.#names;
-    if (names === undefined) return hash();
+    if (names === undefined) return endpointChainName(spn, protocol, endpoint);
     let name = names.get(endpoint);
     if (name === undefined) {
-      name = hash();
+      name = endpointChainName(spn, protocol, endpoint);
       names.set(endpoint, name);
     }
     return name;

@@ -24,6 +24,15 @@ const W = new Int32Array(64);
 let words = new Int32Array(64);
 
 /**
+ * The message words of the last first part hashed (sha256AsciiPrefixOf's `a`), its bytes
+ * packed as loadAscii packs them, the rest of the last word zero: kube-proxy hashes one
+ * `spn + protocol + endpoint` per endpoint, and the endpoints of a port come one after the
+ * other, so the port's part is read once per port instead of once per endpoint.
+ */
+let firstWords = new Int32Array(16);
+let firstText: string | undefined;
+
+/**
  * The first `length` bytes (at most 32) of SHA-256 over the UTF-8 bytes of `input`, written to
  * `out`. Returns false, writing nothing, when `input` is not plain ASCII (callers then use
  * node:crypto; chain-name inputs are always ASCII in practice).
@@ -35,7 +44,7 @@ export function sha256AsciiPrefix(input: string, out: Uint8Array, length: number
 /**
  * sha256AsciiPrefix of the concatenation a + b + c, without making it: kube-proxy hashes
  * `spn + protocol + endpoint` once per endpoint, and the characters are read from the parts
- * straight into the message words.
+ * straight into the message words (`a`'s from the words kept for it when it is the last `a`).
  */
 export function sha256AsciiPrefixOf(a: string, b: string, c: string, out: Uint8Array, length: number): boolean {
   const n = a.length + b.length + c.length;
@@ -43,9 +52,13 @@ export function sha256AsciiPrefixOf(a: string, b: string, c: string, out: Uint8A
   const size = blocks * 16;
   if (words.length < size) words = new Int32Array(size * 2);
   const m = words;
-  m.fill(0, 0, size);
-  let pos = loadAscii(m, a, 0);
-  if (pos >= 0) pos = loadAscii(m, b, pos);
+  if (a !== firstText && !keepFirstWords(a)) return false;
+  // a's whole words and the one it ends in (zero past its end), then zeros up to the padding.
+  const full = (a.length + 3) >>> 2;
+  const kept = firstWords;
+  for (let i = 0; i < full; i++) m[i] = kept[i]!;
+  m.fill(0, full, size);
+  let pos = loadAscii(m, b, a.length);
   if (pos >= 0) pos = loadAscii(m, c, pos);
   if (pos < 0) return false;
   m[n >>> 2]! |= 0x80 << (24 - 8 * (n & 3));
@@ -55,6 +68,19 @@ export function sha256AsciiPrefixOf(a: string, b: string, c: string, out: Uint8A
   H.set(H0);
   for (let block = 0; block < blocks; block++) compress(m, block * 16);
   for (let i = 0; i < length; i++) out[i] = (H[i >>> 2]! >>> (24 - 8 * (i & 3))) & 0xff;
+  return true;
+}
+
+/** `a`'s message words into firstWords (firstText then `a`); false, nothing kept, when `a` is not ASCII. */
+function keepFirstWords(a: string): boolean {
+  const need = ((a.length + 3) >>> 2) + 1;
+  if (firstWords.length < need) firstWords = new Int32Array(need * 2);
+  firstWords.fill(0);
+  if (loadAscii(firstWords, a, 0) < 0) {
+    firstText = undefined;
+    return false;
+  }
+  firstText = a;
   return true;
 }
 
@@ -69,19 +95,23 @@ function loadAscii(m: Int32Array, s: string, pos: number): number {
 }
 
 function compress(m: Int32Array, offset: number): void {
-  for (let t = 0; t < 16; t++) W[t] = m[offset + t]!;
-  for (let t = 16; t < 64; t++) {
-    const w15 = W[t - 15]!;
-    const w2 = W[t - 2]!;
-    const s0 = ((w15 >>> 7) | (w15 << 25)) ^ ((w15 >>> 18) | (w15 << 14)) ^ (w15 >>> 3);
-    const s1 = ((w2 >>> 17) | (w2 << 15)) ^ ((w2 >>> 19) | (w2 << 13)) ^ (w2 >>> 10);
-    W[t] = (W[t - 16]! + s0 + W[t - 7]! + s1) | 0;
-  }
+  const w = W;
+  for (let t = 0; t < 16; t++) w[t] = m[offset + t]!;
   let a = H[0]!, b = H[1]!, c = H[2]!, d = H[3]!, e = H[4]!, f = H[5]!, g = H[6]!, h = H[7]!;
   for (let t = 0; t < 64; t++) {
+    // The message schedule, word by word as the rounds need it (one loop instead of two).
+    let wt: number;
+    if (t < 16) wt = w[t]!;
+    else {
+      const w15 = w[t - 15]!;
+      const w2 = w[t - 2]!;
+      const s0 = ((w15 >>> 7) | (w15 << 25)) ^ ((w15 >>> 18) | (w15 << 14)) ^ (w15 >>> 3);
+      const s1 = ((w2 >>> 17) | (w2 << 15)) ^ ((w2 >>> 19) | (w2 << 13)) ^ (w2 >>> 10);
+      wt = w[t] = (w[t - 16]! + s0 + w[t - 7]! + s1) | 0;
+    }
     const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
     const ch = (e & f) ^ (~e & g);
-    const t1 = (h + S1 + ch + K[t]! + W[t]!) | 0;
+    const t1 = (h + S1 + ch + K[t]! + wt) | 0;
     const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
     const maj = (a & b) ^ (a & c) ^ (b & c);
     const t2 = (S0 + maj) | 0;

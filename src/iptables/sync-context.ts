@@ -3,6 +3,7 @@
  * options before any rule is written (the fields kube-proxy's Proxier holds, plus the
  * per-sync largeClusterMode).
  */
+import type { Protocol } from '../model/types.js';
 import type { EndpointInfo, ProxierState, ServicePortInfo } from '../tracker/types.js';
 import type { IptablesSharedWork } from './shared-rules.js';
 import type { Family } from '../util/ip.js';
@@ -79,8 +80,11 @@ export interface SyncContext<C = Chain> {
  * A chain taken over is handed to the sink's adoptChain (`C`: the sink's chain handle).
  */
 export interface PortChainReuse<C = Chain> {
-  /** The KUBE-SEP chain name of one of the port's endpoints; `hash` makes it when it is new. */
-  endpointChainName(endpoint: string, hash: () => string): string;
+  /**
+   * The KUBE-SEP chain name of one of the port's endpoints (names.ts endpointChainName), hashed
+   * when it is new. Its parts, not a function that hashes: no closure per endpoint (150k).
+   */
+  endpointChainName(spn: string, protocol: Protocol, endpoint: string): string;
   /** The KUBE-SEP chain of that name written before, if any. */
   endpointChain(name: string): C | undefined;
   keepEndpointChain(chain: C): void;

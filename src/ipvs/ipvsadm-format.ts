@@ -386,14 +386,11 @@ function compareServiceKeys(a: number, b: number): number {
 }
 
 
-const wordsOfShared = new WeakMap<VirtualServer, number[]>();
-
 /** The service's address words, kept for shared servers (every node's table sorts them). */
 function serverWords(vs: VirtualServer): number[] {
-  if (!sharedServers.has(vs)) return addressWords(vs.address);
-  let words = wordsOfShared.get(vs);
-  if (words === undefined) wordsOfShared.set(vs, (words = addressWords(vs.address)));
-  return words;
+  const shared = sharedServers.get(vs);
+  if (shared === undefined) return addressWords(vs.address);
+  return (shared.words ??= addressWords(vs.address));
 }
 
 /** ipvsadm's qsort of one service's dests (ipvs_cmp_dests). */
@@ -591,8 +588,20 @@ function destLine(dest: RealServer, opts: IpvsadmListOptions): string {
  * every real server again. Such servers never change once made (a compiled table is data; live
  * services have their own dests).
  */
-const sharedServers = new WeakSet<VirtualServer>();
-const printedServers = new WeakMap<VirtualServer, PrintedBlock>();
+const sharedServers = new WeakMap<VirtualServer, SharedRendering>();
+
+/**
+ * What is kept of a shared server for every table that prints it, in one record: looked up once
+ * per server and listing, and one weak-map entry per server (not one in a set that marks it
+ * shared and one more in a map for each thing kept: 10k servers on the first node of a big
+ * cluster, and every later node looks each up).
+ */
+interface SharedRendering {
+  /** Its address as sort words (serverWords), once sorted. */
+  words: number[] | undefined;
+  /** Its lines in each format printed, latest first. */
+  printed: PrintedBlock | undefined;
+}
 
 /**
  * A shared server's lines in one format, linked to those in the next format printed: nearly
@@ -603,14 +612,14 @@ interface PrintedBlock extends TextPiece {
   readonly next: PrintedBlock | undefined;
 }
 
-function printedBlock(vs: VirtualServer, format: string): TextPiece | undefined {
-  for (let block = printedServers.get(vs); block !== undefined; block = block.next) if (block.format === format) return block;
+function printedBlock(shared: SharedRendering, format: string): TextPiece | undefined {
+  for (let block = shared.printed; block !== undefined; block = block.next) if (block.format === format) return block;
   return undefined;
 }
 
 /** Mark a virtual server that several tables share, so that its lines are printed once per format. */
 export function shareServerRendering(vs: VirtualServer): void {
-  sharedServers.add(vs);
+  if (!sharedServers.has(vs)) sharedServers.set(vs, { words: undefined, printed: undefined });
 }
 
 /** Whether the options print dests in the default columns (where a fresh dest has one fixed tail). */
@@ -767,20 +776,21 @@ export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {
   }
   const format = `${opts.stats ? 's' : ''}${opts.rate ? 'r' : ''}${opts.thresholds ? 't' : ''}${opts.persistentConn ? 'p' : ''}${opts.exact ? 'e' : ''}${opts.nosort ? 'n' : ''}`;
   /** Shared servers printed here for the first time, with where their bytes are. */
-  const printed: { vs: VirtualServer; start: number; end: number }[] = [];
+  const printed: { shared: SharedRendering; start: number; end: number }[] = [];
   for (const vs of orderedServices(table, opts)) {
-    if (!sharedServers.has(vs)) {
+    const shared = sharedServers.get(vs);
+    if (shared === undefined) {
       writeServiceBlock(out, vs, opts);
       continue;
     }
-    const kept = printedBlock(vs, format);
+    const kept = printedBlock(shared, format);
     if (kept !== undefined) {
       out.append(kept.from, kept.start, kept.end);
       continue;
     }
     const start = out.length;
     writeServiceBlock(out, vs, opts);
-    printed.push({ vs, start, end: out.length });
+    printed.push({ shared, start, end: out.length });
   }
   // A heap string, not Node's external Latin-1 one: a 12 MB listing counted as external memory
   // moves V8 towards a full collection of the whole heap (save-text.ts, toHeapString).
@@ -799,26 +809,26 @@ export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {
  * spare from the next listing. Otherwise (a later node prints only a few new servers) they are
  * copied together into one store of their own.
  */
-function keepPrinted(out: TextBuffer, text: string, printed: readonly { vs: VirtualServer; start: number; end: number }[], format: string): boolean {
+function keepPrinted(out: TextBuffer, text: string, printed: readonly { shared: SharedRendering; start: number; end: number }[], format: string): boolean {
   if (printed.length === 0) return false;
   let size = 0;
   for (const p of printed) size += p.end - p.start;
   if (2 * size >= out.length) {
     const from = out.isAscii ? TextBuffer.ofAsciiText(text) : out;
-    for (const p of printed) keepPiece(p.vs, format, { from, start: p.start, end: p.end });
+    for (const p of printed) keepPiece(p.shared, format, { from, start: p.start, end: p.end });
     return from === out;
   }
   const store = new TextBuffer(size);
   for (const p of printed) {
     const at = store.length;
     store.append(out, p.start, p.end);
-    keepPiece(p.vs, format, { from: store, start: at, end: store.length });
+    keepPiece(p.shared, format, { from: store, start: at, end: store.length });
   }
   return false;
 }
 
-function keepPiece(vs: VirtualServer, format: string, piece: TextPiece): void {
-  printedServers.set(vs, { format, from: piece.from, start: piece.start, end: piece.end, next: printedServers.get(vs) });
+function keepPiece(shared: SharedRendering, format: string, piece: TextPiece): void {
+  shared.printed = { format, from: piece.from, start: piece.start, end: piece.end, next: shared.printed };
 }
 
 // ---------------------------------------------------------------- -S

@@ -118,8 +118,13 @@ export class PlanCache {
   /** A virtual server made before for this port, address and endpoints (undefined when plans are shared by identity only). */
   server(info: ServicePortInfo, kind: VirtualServerKind, address: string, onlyNodeLocal: boolean, selected: Selected): VirtualServer | undefined {
     if (!this.#byContent) return undefined;
-    return this.#work(info).servers.find((s) =>
-      s.kind === kind && s.address === address && s.onlyNodeLocal === onlyNodeLocal && s.scope === selected.scope && sameEndpoints(s.endpoints, selected.endpoints))?.vs;
+    // A loop, not find with a closure: one call per virtual server of the node.
+    const servers = this.#work(info).servers;
+    for (let i = 0; i < servers.length; i++) {
+      const s = servers[i]!;
+      if (s.kind === kind && s.address === address && s.onlyNodeLocal === onlyNodeLocal && s.scope === selected.scope && sameEndpoints(s.endpoints, selected.endpoints)) return s.vs;
+    }
+    return undefined;
   }
 
   keepServer(info: ServicePortInfo, kind: VirtualServerKind, address: string, onlyNodeLocal: boolean, selected: Selected, vs: VirtualServer): void {
@@ -199,12 +204,23 @@ export class PlanCache {
     return sums;
   }
 
+  /**
+   * The last port's work, kept for the next call: a port's plan and each of its virtual servers
+   * (server, keepServer) ask for the same port's work one after the other, and a weak map
+   * lookup per ask was a tenth of the first node's IPVS compile.
+   */
+  #lastInfo: ServicePortInfo | undefined;
+  #lastWork: InfoWork | undefined;
+
   #work(info: ServicePortInfo): InfoWork {
+    if (info === this.#lastInfo) return this.#lastWork!;
     let work = this.#byInfo.get(info);
     if (work === undefined) {
       work = { references: [], servers: [] };
       this.#byInfo.set(info, work);
     }
+    this.#lastInfo = info;
+    this.#lastWork = work;
     return work;
   }
 }

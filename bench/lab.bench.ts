@@ -15,10 +15,12 @@
  * Targets (issue 10): lab up + down of a 3-service cluster under 5 s. The throughput and sync
  * rows have no target of their own: they are printed as ratios (to direct, to kpsim's compile).
  */
+import { randomBytes } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import { kernelRelease, labUnavailable } from '../src/lab/kernel-modes.js';
 import { kernelCompareRows, loadFromClient, withLab } from '../src/lab/kernel-load.js';
-import { labUp } from '../src/lab/lab.js';
+import { type Lab, labDownNamed, labUp } from '../src/lab/lab.js';
+import { namePrefix, removeStateFiles, stateDir } from '../src/lab/state.js';
 import { generatedCluster, runSyncBench } from '../src/lab/sync-bench.js';
 import { runCompare } from '../src/load/compare.js';
 import type { CompareRow } from '../src/load/compare-report.js';
@@ -27,6 +29,7 @@ import type { LoadRunResult } from '../src/load/types.js';
 import { loadCluster } from '../src/manifest/load.js';
 import { buildProxierStates, resolveNode } from '../src/tracker/proxier-state.js';
 import { median } from './common.js';
+import { undoOnInterrupt } from './interrupt.js';
 
 const QUICK = process.argv.includes('--quick');
 const SECONDS = QUICK ? 1 : 3;
@@ -92,12 +95,23 @@ for (const mode of ['iptables', 'nftables'] as const) {
   const downs: number[] = [];
   const cpu0 = process.cpuUsage();
   for (let i = 0; i < (QUICK ? 1 : 3); i++) {
+    // Interrupted while it is made, the lab's namespaces are found by its name; once up, by its record.
+    const id = randomBytes(3).toString('hex');
+    let lab: Lab | undefined;
+    const release = undoOnInterrupt(async () => {
+      if (lab !== undefined) await lab.down();
+      else {
+        await labDownNamed(`${namePrefix()}-${id}-`);
+        removeStateFiles(stateDir(), id);
+      }
+    });
     const t0 = performance.now();
-    const lab = await labUp(input, { mode });
+    lab = await labUp(input, { mode, id });
     const t1 = performance.now();
     await lab.down();
     ups.push(t1 - t0);
     downs.push(performance.now() - t1);
+    release();
   }
   const cpu = process.cpuUsage(cpu0);
   const total = median(ups) + median(downs);

@@ -13,9 +13,10 @@
  *    nft load time grows faster than linearly, about 25 s at 5k).
  *
  * Clusters are generated from a seed (bench/common.ts). Figures are printed with their targets
- * and ratios; nothing is asserted. Namespaces are named kpsim-bench-<pid>-... and deleted.
+ * and ratios; nothing is asserted. Namespaces are named kpsim-bench-<pid>-... and deleted, also
+ * when the run is interrupted (SIGINT, SIGTERM: bench/interrupt.ts).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +34,7 @@ import type { Packet } from '../src/trace/types.js';
 import type { ProxierState } from '../src/tracker/types.js';
 import { seededRng } from '../src/util/random.js';
 import { BENCH_SEED, ENDPOINTS_PER_SERVICE, type StepTimes, gc, generatedState, machineLine, timeSteps } from './common.js';
+import { undoOnInterrupt, withBenchNetns } from './interrupt.js';
 
 const TARGET_SECONDS_10K = 1;
 const TARGET_HEAP_MB_10K = 500;
@@ -151,31 +153,42 @@ interface LoadTime {
 }
 
 /** Run `cmd < file` in a fresh namespace; wall and CPU (user + sys) seconds of the command. */
-function timedLoad(tag: string, cmd: string, file: string): LoadTime {
-  const ns = `kpsim-bench-${process.pid}-${tag}`;
-  spawnSync('ip', ['netns', 'add', ns]);
-  try {
+function timedLoad(tag: string, cmd: string, file: string): Promise<LoadTime> {
+  return withBenchNetns(`kpsim-bench-${process.pid}-${tag}`, (ns) => new Promise<LoadTime>((resolve, reject) => {
     const script = `TIMEFORMAT='%R %U %S'; { time ip netns exec ${ns} ${cmd} < ${file} >/dev/null; } 2>&1`;
-    const r = spawnSync('bash', ['-c', script], { encoding: 'utf8', timeout: 600_000 });
-    const m = /(\d+\.\d+) (\d+\.\d+) (\d+\.\d+)\s*$/.exec(r.stdout);
-    if (r.status !== 0 || !m) throw new Error(`${cmd}: ${r.stdout}${r.stderr}`);
-    return { wallS: Number(m[1]), cpuS: Number(m[2]) + Number(m[3]) };
-  } finally {
-    spawnSync('ip', ['netns', 'del', ns]);
-  }
+    // Waited for asynchronously, so that an interrupt is handled while it runs (interrupt.ts);
+    // a process group of its own, so that the interrupt's undo ends the load with it.
+    const child = spawn('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, timeout: 600_000 });
+    const release = undoOnInterrupt(() => {
+      if (child.pid !== undefined && child.exitCode === null) process.kill(-child.pid, 'SIGKILL');
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    child.on('error', (e) => {
+      release();
+      reject(e);
+    });
+    child.on('close', (status) => {
+      release();
+      const m = /(\d+\.\d+) (\d+\.\d+) (\d+\.\d+)\s*$/.exec(out);
+      if (status !== 0 || !m) reject(new Error(`${cmd}: ${out}`));
+      else resolve({ wallS: Number(m[1]), cpuS: Number(m[2]) + Number(m[3]) });
+    });
+  }));
 }
 
-function measureLoad(state: ProxierState, services: number, dir: string): string {
+async function measureLoad(state: ProxierState, services: number, dir: string): Promise<string> {
   const nftFile = join(dir, `nft-${services}.nft`);
   const iptFile = join(dir, `ipt-${services}.rules`);
   writeFileSync(nftFile, renderNftScript(compileNftablesRules(state)));
   writeFileSync(iptFile, renderIptablesSave(compileIptablesRules(state, { nfacct: false })));
-  const nft = timedLoad(`n${services}`, 'nft -f -', nftFile);
-  const ipt = timedLoad(`i${services}`, 'iptables-restore', iptFile);
+  const nft = await timedLoad(`n${services}`, 'nft -f -', nftFile);
+  const ipt = await timedLoad(`i${services}`, 'iptables-restore', iptFile);
   return `${String(services).padStart(6)} services  nft -f ${nft.wallS.toFixed(2)} s (cpu ${nft.cpuS.toFixed(2)})  iptables-restore ${ipt.wallS.toFixed(2)} s (cpu ${ipt.cpuS.toFixed(2)})  nft/iptables ${(nft.wallS / ipt.wallS).toFixed(1)}`;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const [small, large] = quick ? [100, 1000] : [1000, 10000];
   const loads = quick ? [100, 1000] : [1000, 5000];
@@ -220,11 +233,14 @@ function main(): void {
     return;
   }
   const dir = mkdtempSync(join(tmpdir(), 'kpsim-nft-bench-'));
+  const removeDir = (): void => rmSync(dir, { recursive: true, force: true });
+  const release = undoOnInterrupt(removeDir);
   try {
-    for (const n of loads) console.log(measureLoad(stateOf(n), n, dir));
+    for (const n of loads) console.log(await measureLoad(stateOf(n), n, dir));
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    release();
+    removeDir();
   }
 }
 
-main();
+await main();

@@ -298,7 +298,15 @@ export function endpointTextPrefixBytes(spn: ServicePortName): Uint8Array {
  */
 export function writeHashedName(bytes: Uint8Array, at: number, prefix: Uint8Array, high: number, low: number, portText: Uint8Array, endpoint: string): number {
   bytes.set(prefix, at);
-  let p = at + prefix.length;
+  return writeHashedNameTail(bytes, at + prefix.length, high, low, portText, endpoint);
+}
+
+/**
+ * writeHashedName without its prefix, from the hash on: for a writer that copies the prefix
+ * with what comes before it ("add chain ip kube-proxy endpoint-") in one call.
+ */
+export function writeHashedNameTail(bytes: Uint8Array, at: number, high: number, low: number, portText: Uint8Array, endpoint: string): number {
+  let p = at;
   const c = BASE32_CODES;
   bytes[p++] = c[(high >>> 15) & 31]!;
   bytes[p++] = c[(high >>> 10) & 31]!;

@@ -21,7 +21,7 @@ import { isAsciiString } from '../iptables/save-text.js';
 import type { EndpointInfo, ServicePortInfo } from '../tracker/types.js';
 import {
   AFFINITY_PREFIX, AFFINITY_PREFIX_BYTES, ENDPOINT_PREFIX, ENDPOINT_PREFIX_BYTES, MARK_MASQ_CHAIN, asciiBytes, endpointChainHash, endpointChainName,
-  endpointNames, endpointTextPrefix, endpointTextPrefixBytes, hashedName, hashedNameLength, writeHashedNameTail,
+  endpointNames, endpointTextPrefixBytes, hashedNameLength, hashedNameOfBytes, writeHashedNameTail,
 } from './names.js';
 import type { ByteTextWriter, NftChain, NftRule, TextWriter } from './types.js';
 
@@ -99,7 +99,7 @@ export class EndpointChain implements NftChain {
   }
 
   get name(): string {
-    return (this.#name ??= hashedName(ENDPOINT_PREFIX, this.#hashHigh, this.#hashLow, endpointTextPrefix(this.#port.svc.svcPortName), this.#endpoint));
+    return (this.#name ??= hashedNameOfBytes(ENDPOINT_PREFIX_BYTES, this.#hashHigh, this.#hashLow, this.#port.portText!, this.#endpoint));
   }
 
   get rules(): NftRule[] {

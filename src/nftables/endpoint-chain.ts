@@ -112,30 +112,17 @@ export class EndpointChain implements NftChain {
 
   /** `head` then the chain's name, written onto `out` (a verdict map's entry). */
   writeNameAfter(head: string, out: ByteTextWriter): void {
-    this.#writeNameAfter(head, out, false);
+    if (writeHashedNameAfter(head, out, this.#port, this.#endpoint, this.#hashHigh, this.#hashLow, false)) return;
+    out.write(head);
+    out.write(this.name);
   }
 
   /** `head`, the chain's name and a newline, written onto `out` (a declaration's line). */
   writeNameLine(head: string, out: ByteTextWriter): void {
-    this.#writeNameAfter(head, out, true);
-  }
-
-  #writeNameAfter(head: string, out: ByteTextWriter, newline: boolean): void {
-    const headBytes = this.#hashHigh < 0 ? null : headNameBytesOf(head);
-    if (headBytes === null) {
-      out.write(head);
-      out.write(this.name);
-      if (newline) out.write('\n');
-      return;
-    }
-    const endpoint = this.#endpoint;
-    const portText = this.#port.portText!;
-    // The head and "endpoint-" in one copy, then the name from its hash on.
-    const b = out.room(headBytes.length + hashedNameLength(ENDPOINT_PREFIX_BYTES, portText, endpoint) + 1);
-    let p = writeHashedNameTail(b, out.at + headBytes.length, this.#hashHigh, this.#hashLow, portText, endpoint);
-    b.set(headBytes, out.at);
-    if (newline) b[p++] = 10;
-    out.end(p);
+    if (writeHashedNameAfter(head, out, this.#port, this.#endpoint, this.#hashHigh, this.#hashLow, true)) return;
+    out.write(head);
+    out.write(this.name);
+    out.write('\n');
   }
 
   /**
@@ -151,6 +138,24 @@ export class EndpointChain implements NftChain {
     }
     return true;
   }
+}
+
+/**
+ * `head` and the name of the chain whose hash is `high` and `low` (and a newline), as bytes:
+ * the head and "endpoint-" in one copy, then the name from its hash on. False, nothing written,
+ * for a chain named the general way (high < 0) or a head that is not ASCII.
+ */
+function writeHashedNameAfter(head: string, out: ByteTextWriter, port: ChainsPort, endpoint: string, high: number, low: number, newline: boolean): boolean {
+  const headBytes = high < 0 ? null : headNameBytesOf(head);
+  if (headBytes === null) return false;
+  const portText = port.portText!;
+  const b = out.room(headBytes.length + hashedNameLength(ENDPOINT_PREFIX_BYTES, portText, endpoint) + 1);
+  const at = out.at;
+  b.set(headBytes, at);
+  let p = writeHashedNameTail(b, at + headBytes.length, high, low, portText, endpoint);
+  if (newline) b[p++] = 10;
+  out.end(p);
+  return true;
 }
 
 /**

@@ -21,24 +21,63 @@ import { isAsciiString } from '../iptables/save-text.js';
 import type { EndpointInfo, ServicePortInfo } from '../tracker/types.js';
 import {
   AFFINITY_PREFIX, AFFINITY_PREFIX_BYTES, ENDPOINT_PREFIX, ENDPOINT_PREFIX_BYTES, MARK_MASQ_CHAIN, asciiBytes, endpointChainHash, endpointChainName,
-  endpointNames, endpointTextPrefix, endpointTextPrefixBytes, hashedName, hashedNameLength, writeHashedName,
+  endpointNames, endpointTextPrefixBytes, hashedNameLength, hashedNameOfBytes, writeHashedNameTail,
 } from './names.js';
 import type { ByteTextWriter, NftChain, NftRule, TextWriter } from './types.js';
 
 /** Hashes of 40 bits are kept as two numbers of 20 (small integers, not boxed doubles). */
 const LOW_BITS = 2 ** 20;
 
+/**
+ * What every endpoint chain of one port in one family shares: the port, the family's word, and
+ * the port's text in its chains' names as bytes (when they are hashed). One object per port that
+ * each chain points to, instead of three fields in each of 150k chains.
+ */
+class ChainsPort {
+  readonly ipX: 'ip' | 'ip6';
+  readonly svc: ServicePortInfo;
+  /** endpointTextPrefixBytes of the port, made when its first hashed chain is. */
+  portText: Uint8Array | undefined;
+
+  constructor(ipX: 'ip' | 'ip6', svc: ServicePortInfo) {
+    this.ipX = ipX;
+    this.svc = svc;
+  }
+}
+
+/**
+ * The ChainsPort of the chain made last: a port's endpoint chains are made one after the other,
+ * so this makes one per port without an index of ports (a port made again later gets a second
+ * one, which writes the same).
+ */
+let lastPort: ChainsPort | undefined;
+
+function chainsPortOf(ipX: 'ip' | 'ip6', svc: ServicePortInfo): ChainsPort {
+  const last = lastPort;
+  if (last !== undefined && last.svc === svc && last.ipX === ipX) return last;
+  return (lastPort = new ChainsPort(ipX, svc));
+}
+
+/**
+ * A chain holds seven fields (no private methods: those would add a brand field to every
+ * instance; the port's parts in one shared object), its hash as two small integers (a double
+ * would be a boxed number of its own): 80 bytes where it was 112, on 150k chains made and kept
+ * by the first node of a big cluster and copied by the young generation's scavenges.
+ */
 export class EndpointChain implements NftChain {
-  /** Its name, as given, or made from the hash when first read. */
-  #name: string | undefined;
+  readonly #port: ChainsPort;
+  /**
+   * The endpoint's text and address, not the endpoint: a renderer walking 150k chains reads
+   * them from the chain, one object fewer to fetch from memory each time (an endpoint is an
+   * object of a dozen fields made elsewhere, far from its chain).
+   */
+  readonly #endpoint: string;
+  readonly #ip: string;
   /** endpointChainHash's first and last 20 bits; -1 when the name was given or is made the general way. */
   readonly #hashHigh: number;
   readonly #hashLow: number;
-  /** The port's text in the name, as bytes (hashed names only). */
-  readonly #portText: Uint8Array | undefined;
-  readonly #ipX: 'ip' | 'ip6';
-  readonly #svc: ServicePortInfo;
-  readonly #ep: EndpointInfo;
+  /** Its name, as given, or made from the hash when first read. */
+  #name: string | undefined;
   #rules: NftRule[] | undefined;
 
   /** `name` undefined: the chain is named by endpointChainName (written from its hash, made when read). */
@@ -48,45 +87,42 @@ export class EndpointChain implements NftChain {
       hash = endpointChainHash(svc.svcPortName, ep.endpoint);
       if (hash < 0) name = endpointChainName(svc.svcPortName, ep.endpoint);
     }
+    const port = chainsPortOf(ipX, svc);
+    if (hash >= 0 && port.portText === undefined) port.portText = endpointTextPrefixBytes(svc.svcPortName);
+    this.#port = port;
+    this.#endpoint = ep.endpoint;
+    this.#ip = ep.ip;
+    this.#hashHigh = hash < 0 ? -1 : Math.floor(hash / LOW_BITS) | 0;
+    this.#hashLow = hash < 0 ? -1 : (hash % LOW_BITS) | 0;
     this.#name = name;
-    this.#hashHigh = hash < 0 ? -1 : Math.floor(hash / LOW_BITS);
-    this.#hashLow = hash < 0 ? -1 : hash % LOW_BITS;
-    this.#portText = hash < 0 ? undefined : endpointTextPrefixBytes(svc.svcPortName);
-    this.#ipX = ipX;
-    this.#svc = svc;
-    this.#ep = ep;
+    this.#rules = undefined;
   }
 
   get name(): string {
-    return (this.#name ??= hashedName(ENDPOINT_PREFIX, this.#hashHigh, this.#hashLow, endpointTextPrefix(this.#svc.svcPortName), this.#ep.endpoint));
+    return (this.#name ??= hashedNameOfBytes(ENDPOINT_PREFIX_BYTES, this.#hashHigh, this.#hashLow, this.#port.portText!, this.#endpoint));
   }
 
   get rules(): NftRule[] {
-    return (this.#rules ??= endpointRules(this.#ipX, this.#svc, this.#ep));
+    return (this.#rules ??= endpointRulesOf(this.#port.ipX, this.#port.svc, this.#ip, this.#endpoint));
   }
 
   get ruleCount(): number {
-    return this.#rules !== undefined ? this.#rules.length : this.#svc.sessionAffinityTimeoutSeconds > 0 ? 3 : 2;
+    return this.#rules !== undefined ? this.#rules.length : this.#port.svc.sessionAffinityTimeoutSeconds > 0 ? 3 : 2;
   }
 
-  /** `head` then the chain's name, written onto `out` (a declaration's line, a verdict map's entry). */
+  /** `head` then the chain's name, written onto `out` (a verdict map's entry). */
   writeNameAfter(head: string, out: ByteTextWriter): void {
-    const headBytes = this.#hashHigh < 0 ? null : headBytesOf(head);
-    if (headBytes === null) {
-      out.write(head);
-      out.write(this.name);
-      return;
-    }
-    const endpoint = this.#ep.endpoint;
-    const b = out.room(headBytes.length + this.#nameLength(ENDPOINT_PREFIX_BYTES));
-    const at = out.at;
-    b.set(headBytes, at);
-    out.end(writeHashedName(b, at + headBytes.length, ENDPOINT_PREFIX_BYTES, this.#hashHigh, this.#hashLow, this.#portText!, endpoint));
+    if (writeHashedNameAfter(head, out, this.#port, this.#endpoint, this.#hashHigh, this.#hashLow, false)) return;
+    out.write(head);
+    out.write(this.name);
   }
 
-  /** The length of the hashed name after `prefix`. */
-  #nameLength(prefix: Uint8Array): number {
-    return hashedNameLength(prefix, this.#portText!, this.#ep.endpoint);
+  /** `head`, the chain's name and a newline, written onto `out` (a declaration's line). */
+  writeNameLine(head: string, out: ByteTextWriter): void {
+    if (writeHashedNameAfter(head, out, this.#port, this.#endpoint, this.#hashHigh, this.#hashLow, true)) return;
+    out.write(head);
+    out.write(this.name);
+    out.write('\n');
   }
 
   /**
@@ -96,93 +132,110 @@ export class EndpointChain implements NftChain {
    */
   writeRuleLines(ruleHead: string, out: ByteTextWriter): boolean {
     if (this.#rules !== undefined) return false;
-    if (this.#hashHigh < 0 || !this.#writeHashedRuleLines(ruleHead, out)) this.#writeRuleLines(ruleHead, out);
+    const port = this.#port;
+    if (this.#hashHigh < 0 || !writeHashedRuleLines(ruleHead, out, port, this.#ip, this.#endpoint, this.#hashHigh, this.#hashLow)) {
+      writeRuleLinesOf(ruleHead, out, port, this.#ip, this.#endpoint, this.name);
+    }
     return true;
   }
+}
 
-  /**
-   * writeRuleLines as bytes, in one go: constants copied in one call each (TypedArray.set), the
-   * name written from its hash once and copied within the line after (copyWithin); false
-   * (nothing written) for a head that is not ASCII.
-   */
-  #writeHashedRuleLines(ruleHead: string, out: ByteTextWriter): boolean {
-    const head = headBytesOf(ruleHead);
-    if (head === null) return false;
-    const ep = this.#ep;
-    const endpoint = ep.endpoint;
-    const ip = ep.ip;
-    const v4 = this.#ipX === 'ip';
-    const saddr = v4 ? IP_SADDR : IP6_SADDR;
-    const dnat = dnatHeadBytes(this.#svc.protocol);
-    const affinity = this.#svc.sessionAffinityTimeoutSeconds > 0;
-    const nameLength = this.#nameLength(ENDPOINT_PREFIX_BYTES);
-    const lines = affinity ? 3 : 2;
-    let n = lines * (head.length + nameLength) + saddr.length + ip.length + MASQUERADE_TAIL.length + dnat.length + endpoint.length + 1;
-    if (affinity) n += UPDATE_AT.length + nameLength + (v4 ? IP_AFFINITY_TAIL : IP6_AFFINITY_TAIL).length;
-    const b = out.room(n);
-    let p = out.at;
-    b.set(head, p);
-    p += head.length;
-    const name = p;
-    p = writeHashedName(b, p, ENDPOINT_PREFIX_BYTES, this.#hashHigh, this.#hashLow, this.#portText!, endpoint);
-    b.set(saddr, p);
-    p = copyAscii(b, p + saddr.length, ip);
-    // Nothing is kept of what was written (end() not called) if the address is not ASCII.
-    if (p < 0) return false;
-    b.set(MASQUERADE_TAIL, p);
-    p += MASQUERADE_TAIL.length;
-    if (affinity) {
-      // The affinity set is named after the chain (names.ts): "affinity-" and the rest of its name.
-      b.set(head, p);
-      p += head.length;
-      b.copyWithin(p, name, name + nameLength);
-      p += nameLength;
-      b.set(UPDATE_AT, p);
-      p += UPDATE_AT.length;
-      b.set(AFFINITY_PREFIX_BYTES, p);
-      b.copyWithin(p + AFFINITY_PREFIX_BYTES.length, name + ENDPOINT_PREFIX_BYTES.length, name + nameLength);
-      p += nameLength;
-      const tail = v4 ? IP_AFFINITY_TAIL : IP6_AFFINITY_TAIL;
-      b.set(tail, p);
-      p += tail.length;
-    }
+/**
+ * `head` and the name of the chain whose hash is `high` and `low` (and a newline), as bytes:
+ * the head and "endpoint-" in one copy, then the name from its hash on. False, nothing written,
+ * for a chain named the general way (high < 0) or a head that is not ASCII.
+ */
+function writeHashedNameAfter(head: string, out: ByteTextWriter, port: ChainsPort, endpoint: string, high: number, low: number, newline: boolean): boolean {
+  const headBytes = high < 0 ? null : headNameBytesOf(head);
+  if (headBytes === null) return false;
+  const portText = port.portText!;
+  const b = out.room(headBytes.length + hashedNameLength(ENDPOINT_PREFIX_BYTES, portText, endpoint) + 1);
+  const at = out.at;
+  b.set(headBytes, at);
+  let p = writeHashedNameTail(b, at + headBytes.length, high, low, portText, endpoint);
+  if (newline) b[p++] = 10;
+  out.end(p);
+  return true;
+}
+
+/**
+ * An endpoint chain's rule lines as bytes, in one go: constants copied in one call each
+ * (TypedArray.set), the name written from its hash once and copied within the line after
+ * (copyWithin); false (nothing written) for a head that is not ASCII.
+ */
+function writeHashedRuleLines(ruleHead: string, out: ByteTextWriter, port: ChainsPort, ip: string, endpoint: string, high: number, low: number): boolean {
+  const headName = headNameBytesOf(ruleHead);
+  if (headName === null) return false;
+  const head = headBytesOf(ruleHead)!;
+  const portText = port.portText!;
+  const v4 = port.ipX === 'ip';
+  const saddr = v4 ? IP_SADDR : IP6_SADDR;
+  const dnat = dnatHeadBytes(port.svc.protocol);
+  const affinity = port.svc.sessionAffinityTimeoutSeconds > 0;
+  const nameLength = hashedNameLength(ENDPOINT_PREFIX_BYTES, portText, endpoint);
+  const lines = affinity ? 3 : 2;
+  let n = lines * (head.length + nameLength) + saddr.length + ip.length + MASQUERADE_TAIL.length + dnat.length + endpoint.length + 1;
+  if (affinity) n += UPDATE_AT.length + nameLength + (v4 ? IP_AFFINITY_TAIL : IP6_AFFINITY_TAIL).length;
+  const b = out.room(n);
+  let p = out.at;
+  b.set(headName, p);
+  const name = p + head.length;
+  p = writeHashedNameTail(b, p + headName.length, high, low, portText, endpoint);
+  b.set(saddr, p);
+  p = copyAscii(b, p + saddr.length, ip);
+  // Nothing is kept of what was written (end() not called) if the address is not ASCII.
+  if (p < 0) return false;
+  b.set(MASQUERADE_TAIL, p);
+  p += MASQUERADE_TAIL.length;
+  if (affinity) {
+    // The affinity set is named after the chain (names.ts): "affinity-" and the rest of its name.
     b.set(head, p);
     p += head.length;
     b.copyWithin(p, name, name + nameLength);
     p += nameLength;
-    b.set(dnat, p);
-    p = copyAscii(b, p + dnat.length, endpoint);
-    if (p < 0) return false;
-    b[p++] = 10;
-    out.end(p);
-    return true;
+    b.set(UPDATE_AT, p);
+    p += UPDATE_AT.length;
+    b.set(AFFINITY_PREFIX_BYTES, p);
+    b.copyWithin(p + AFFINITY_PREFIX_BYTES.length, name + ENDPOINT_PREFIX_BYTES.length, name + nameLength);
+    p += nameLength;
+    const tail = v4 ? IP_AFFINITY_TAIL : IP6_AFFINITY_TAIL;
+    b.set(tail, p);
+    p += tail.length;
   }
+  b.set(head, p);
+  p += head.length;
+  b.copyWithin(p, name, name + nameLength);
+  p += nameLength;
+  b.set(dnat, p);
+  p = copyAscii(b, p + dnat.length, endpoint);
+  if (p < 0) return false;
+  b[p++] = 10;
+  out.end(p);
+  return true;
+}
 
-  /** writeRuleLines piece by piece, through the name string. */
-  #writeRuleLines(ruleHead: string, out: TextWriter): void {
-    const saddr = this.#ipX === 'ip' ? ' ip saddr ' : ' ip6 saddr ';
-    const ep = this.#ep;
-    const name = this.name;
-    // Each piece a constant or a string that exists: nothing is made per line.
+/** An endpoint chain's rule lines piece by piece, through its name's string. */
+function writeRuleLinesOf(ruleHead: string, out: TextWriter, port: ChainsPort, ip: string, endpoint: string, name: string): void {
+  const saddr = port.ipX === 'ip' ? ' ip saddr ' : ' ip6 saddr ';
+  // Each piece a constant or a string that exists: nothing is made per line.
+  out.write(ruleHead);
+  out.write(name);
+  out.write(saddr);
+  out.write(ip);
+  out.write(MASQUERADE_TAIL_TEXT);
+  if (port.svc.sessionAffinityTimeoutSeconds > 0) {
     out.write(ruleHead);
     out.write(name);
-    out.write(saddr);
-    out.write(ep.ip);
-    out.write(MASQUERADE_TAIL_TEXT);
-    if (this.#svc.sessionAffinityTimeoutSeconds > 0) {
-      out.write(ruleHead);
-      out.write(name);
-      out.write(UPDATE_AT_TEXT);
-      out.write(AFFINITY_PREFIX);
-      out.write(name.slice(ENDPOINT_PREFIX.length));
-      out.write(this.#ipX === 'ip' ? ' { ip saddr }\n' : ' { ip6 saddr }\n');
-    }
-    out.write(ruleHead);
-    out.write(name);
-    out.write(dnatHead(this.#svc.protocol));
-    out.write(ep.endpoint);
-    out.write('\n');
+    out.write(UPDATE_AT_TEXT);
+    out.write(AFFINITY_PREFIX);
+    out.write(name.slice(ENDPOINT_PREFIX.length));
+    out.write(port.ipX === 'ip' ? ' { ip saddr }\n' : ' { ip6 saddr }\n');
   }
+  out.write(ruleHead);
+  out.write(name);
+  out.write(dnatHead(port.svc.protocol));
+  out.write(endpoint);
+  out.write('\n');
 }
 
 const MASQUERADE_TAIL_TEXT = ` jump ${MARK_MASQ_CHAIN}\n`;
@@ -213,6 +266,18 @@ function headBytesOf(head: string): Uint8Array | null {
   return bytes;
 }
 
+/** A head and "endpoint-" as bytes (what comes before an endpoint chain's hash), by the head's text; null as headBytesOf. */
+const HEAD_NAME_BYTES = new Map<string, Uint8Array | null>();
+
+function headNameBytesOf(head: string): Uint8Array | null {
+  let bytes = HEAD_NAME_BYTES.get(head);
+  if (bytes === undefined) {
+    bytes = isAsciiString(head) ? asciiBytes(head + ENDPOINT_PREFIX) : null;
+    if (HEAD_NAME_BYTES.size < MAX_HEADS) HEAD_NAME_BYTES.set(head, bytes);
+  }
+  return bytes;
+}
+
 const DNAT_HEADS = new Map<string, string>();
 const DNAT_HEAD_BYTES = new Map<string, Uint8Array>();
 
@@ -235,13 +300,18 @@ function dnatHead(protocol: ServicePortInfo['protocol']): string {
  * has room for 16).
  */
 export function endpointRules(ipX: 'ip' | 'ip6', svc: ServicePortInfo, ep: EndpointInfo): NftRule[] {
-  const masquerade: NftRule = { text: [ipX, ' saddr ', ep.ip, ' jump ', MARK_MASQ_CHAIN].join('') };
-  const dnat: NftRule = { text: ['meta l4proto ', protocolWord(svc.protocol), ' dnat to ', ep.endpoint].join('') };
-  return svc.sessionAffinityTimeoutSeconds > 0 ? [masquerade, { text: affinityRuleText(ipX, svc, ep) }, dnat] : [masquerade, dnat];
+  return endpointRulesOf(ipX, svc, ep.ip, ep.endpoint);
 }
 
-function affinityRuleText(ipX: 'ip' | 'ip6', svc: ServicePortInfo, ep: EndpointInfo): string {
-  return `update @${endpointNames(svc.svcPortName, ep.endpoint).affinitySet} { ${ipX} saddr }`;
+/** endpointRules of the endpoint whose address is `ip` and text `endpoint`. */
+function endpointRulesOf(ipX: 'ip' | 'ip6', svc: ServicePortInfo, ip: string, endpoint: string): NftRule[] {
+  const masquerade: NftRule = { text: [ipX, ' saddr ', ip, ' jump ', MARK_MASQ_CHAIN].join('') };
+  const dnat: NftRule = { text: ['meta l4proto ', protocolWord(svc.protocol), ' dnat to ', endpoint].join('') };
+  return svc.sessionAffinityTimeoutSeconds > 0 ? [masquerade, { text: affinityRuleText(ipX, svc, endpoint) }, dnat] : [masquerade, dnat];
+}
+
+function affinityRuleText(ipX: 'ip' | 'ip6', svc: ServicePortInfo, endpoint: string): string {
+  return `update @${endpointNames(svc.svcPortName, endpoint).affinitySet} { ${ipX} saddr }`;
 }
 
 /** How many rules a chain holds, without making an endpoint chain's rule objects. */

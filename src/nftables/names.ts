@@ -298,7 +298,15 @@ export function endpointTextPrefixBytes(spn: ServicePortName): Uint8Array {
  */
 export function writeHashedName(bytes: Uint8Array, at: number, prefix: Uint8Array, high: number, low: number, portText: Uint8Array, endpoint: string): number {
   bytes.set(prefix, at);
-  let p = at + prefix.length;
+  return writeHashedNameTail(bytes, at + prefix.length, high, low, portText, endpoint);
+}
+
+/**
+ * writeHashedName without its prefix, from the hash on: for a writer that copies the prefix
+ * with what comes before it ("add chain ip kube-proxy endpoint-") in one call.
+ */
+export function writeHashedNameTail(bytes: Uint8Array, at: number, high: number, low: number, portText: Uint8Array, endpoint: string): number {
+  let p = at;
   const c = BASE32_CODES;
   bytes[p++] = c[(high >>> 15) & 31]!;
   bytes[p++] = c[(high >>> 10) & 31]!;
@@ -334,9 +342,25 @@ export function writeHashedName(bytes: Uint8Array, at: number, prefix: Uint8Arra
 
 /** What writeHashedName writes, as a string (for a reader of the name: a tracer, a set's name). */
 export function hashedName(prefix: string, high: number, low: number, portText: string, endpoint: string): string {
-  const bytes = new Uint8Array(hashedNameLength(prefix, portText, endpoint));
-  writeHashedName(bytes, 0, asciiBytes(prefix), high, low, asciiBytes(portText), endpoint);
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1');
+  return hashedNameOfBytes(asciiBytes(prefix), high, low, asciiBytes(portText), endpoint);
+}
+
+/**
+ * Where hashedNameOfBytes writes a name before making it a string: a hashed name is at most
+ * NAME_BASE_LENGTH_MAX characters after a prefix (longer ones are made the general way).
+ */
+const nameScratch = Buffer.alloc(512);
+
+/**
+ * hashedName with the prefix and the port's text as bytes (ENDPOINT_PREFIX_BYTES,
+ * endpointTextPrefixBytes): written into one reused buffer and made a string there, nothing
+ * else made (the names of a port with ClientIP affinity are all made, for its affinity sets).
+ */
+export function hashedNameOfBytes(prefix: Uint8Array, high: number, low: number, portText: Uint8Array, endpoint: string): string {
+  const n = hashedNameLength(prefix, portText, endpoint);
+  const bytes = n <= nameScratch.length ? nameScratch : Buffer.alloc(n);
+  writeHashedName(bytes, 0, prefix, high, low, portText, endpoint);
+  return bytes.toString('latin1', 0, n);
 }
 
 /** endpointChainName's parts: "endpoint-", the hash, "-", the port's text, the host, "/port". */

@@ -221,8 +221,7 @@ function renderChainDecls(prefix: string, chains: readonly NftChain[] | Iterable
   for (const chain of chains) {
     if (chain instanceof EndpointChain) {
       // Its name is written from what it is made of (endpoint-chain.ts).
-      chain.writeNameAfter(chainHead, out);
-      out.write('\n');
+      chain.writeNameLine(chainHead, out);
     } else if (chain.base === undefined && chain.comment === undefined) {
       // Most chains have neither hook nor comment: their line is three writes, nothing made.
       out.write(chainHead);

@@ -25,7 +25,7 @@ import { ruleCountOf } from './endpoint-chain.js';
 import { CLUSTER_IPS_SET } from './names.js';
 import { type NftPortReuse, type ServiceMaps, serviceMapsOf, writeServicePort } from './service-rules.js';
 import type { NftSyncContext } from './sync-context.js';
-import { addKeyedElement, clearElements, createTable, elementKey } from './table-builder.js';
+import { addKeyedElement, clearElements, createTable, elementKeyAt } from './table-builder.js';
 import type { NftChain, NftElement, NftSet, NftTable } from './types.js';
 
 /** What one service port wrote on a node. */
@@ -270,7 +270,8 @@ function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: PortC
       sets.push(set);
       continue;
     }
-    for (const element of set.elements) elements.push([name, element, elementKey(element)]);
+    const added = set.elements;
+    for (let i = 0; i < added.length; i++) elements.push([name, added[i]!, elementKeyAt(set, i)]);
     if (name !== CLUSTER_IPS_SET) mapElements += set.elements.length;
   }
   return { endpointChains: block, chains, sets, elements, ruleCount, mapElements };

@@ -50,8 +50,40 @@ export function setOf(table: NftTable, name: string): NftSet {
   return set;
 }
 
-/** Each set's element positions by key, for the duplicate check. */
-const positions = new WeakMap<NftSet, Map<string, number>>();
+/**
+ * Each set's element keys (elementKey), in the order of its elements, and from INDEXED_FROM
+ * elements on their positions by key too, for the duplicate check. A set of a few elements is
+ * checked by a scan of its keys: the scratch table shared work writes each port into (five
+ * sets emptied and filled again per port, a few elements each) made and dropped an index per
+ * set and port.
+ */
+interface SetIndex {
+  readonly keys: string[];
+  byKey: Map<string, number> | undefined;
+}
+
+const indexes = new WeakMap<NftSet, SetIndex>();
+
+/** From this many elements on a set's keys are indexed by a Map; below, scanned. */
+const INDEXED_FROM = 8;
+
+/** The set's index, made again from its elements if they were changed by something else than the functions here. */
+function indexOf(set: NftSet): SetIndex {
+  let index = indexes.get(set);
+  if (index === undefined || index.keys.length !== set.elements.length) {
+    const keys = set.elements.map(elementKey);
+    index = { keys, byKey: undefined };
+    if (keys.length >= INDEXED_FROM) index.byKey = byKeyOf(keys);
+    indexes.set(set, index);
+  }
+  return index;
+}
+
+function byKeyOf(keys: readonly string[]): Map<string, number> {
+  const byKey = new Map<string, number>();
+  for (let i = 0; i < keys.length; i++) byKey.set(keys[i]!, i);
+  return byKey;
+}
 
 /**
  * Add an element, as kube-proxy's nftElementStorage.ensureElem does: a key already there with
@@ -67,28 +99,46 @@ export function elementKey(element: NftElement): string {
   return element.key.length === 1 ? element.key[0]! : element.key.join(' . ');
 }
 
+/** elementKey of the set's element at `i`, as the set keeps it (not joined again). */
+export function elementKeyAt(set: NftSet, i: number): string {
+  return indexOf(set).keys[i]!;
+}
+
 /** addElement with the element's key (elementKey) worked out before: shared elements are added on many nodes. */
 export function addKeyedElement(set: NftSet, element: NftElement, key: string): void {
-  let byKey = positions.get(set);
-  if (!byKey) {
-    byKey = new Map();
-    positions.set(set, byKey);
+  const index = indexOf(set);
+  const keys = index.keys;
+  let at: number | undefined;
+  if (index.byKey !== undefined) at = index.byKey.get(key);
+  else {
+    for (let i = 0; i < keys.length; i++) {
+      if (keys[i] === key) {
+        at = i;
+        break;
+      }
+    }
   }
-  const at = byKey.get(key);
   if (at !== undefined) {
     const old = set.elements[at]!;
     if ((old.value ?? []).join(' . ') === (element.value ?? []).join(' . ')) return;
     set.elements.splice(at, 1);
-    for (const [k, i] of byKey) if (i > at) byKey.set(k, i - 1);
+    keys.splice(at, 1);
+    const byKey = index.byKey;
+    if (byKey !== undefined) for (const [k, i] of byKey) if (i > at) byKey.set(k, i - 1);
   }
-  byKey.set(key, set.elements.length);
+  if (index.byKey !== undefined) index.byKey.set(key, keys.length);
+  keys.push(key);
   set.elements.push(element);
+  if (index.byKey === undefined && keys.length >= INDEXED_FROM) index.byKey = byKeyOf(keys);
 }
 
 /** Empty a set, to be filled again from scratch (a table reused for one port after another). */
 export function clearElements(set: NftSet): void {
   set.elements.length = 0;
-  // Emptying a Map makes it a new table: only when it holds something.
-  const byKey = positions.get(set);
-  if (byKey !== undefined && byKey.size > 0) byKey.clear();
+  const index = indexes.get(set);
+  if (index !== undefined) {
+    index.keys.length = 0;
+    // Dropped, not emptied: emptying a Map makes it a new table, and most sets refilled are small.
+    index.byKey = undefined;
+  }
 }

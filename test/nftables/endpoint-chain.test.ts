@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { ChainMap } from '../../src/nftables/chain-map.js';
 import { EndpointChain, endpointRules } from '../../src/nftables/endpoint-chain.js';
 import {
-  ENDPOINT_PREFIX, ENDPOINT_PREFIX_BYTES, endpointChainHash, endpointChainName, endpointTextPrefix, endpointTextPrefixBytes, hashedName, hashedNameLength, writeHashedName,
+  ENDPOINT_PREFIX, ENDPOINT_PREFIX_BYTES, endpointChainHash, endpointChainName, endpointTextPrefix, endpointTextPrefixBytes, hashedName, hashedNameLength, hashedNameOfBytes, writeHashedName,
 } from '../../src/nftables/names.js';
 import { renderNftScript } from '../../src/nftables/render-script.js';
 import { createTable } from '../../src/nftables/table-builder.js';
@@ -89,5 +89,6 @@ test('writeHashedName writes endpointChainName, and hashedName makes it, from th
     const want = endpointChainName(c.spn, c.endpoint);
     assert.equal(Buffer.from(bytes).toString('latin1'), `!!${want}!!`, c.name);
     assert.equal(hashedName(ENDPOINT_PREFIX, high, low, portText, c.endpoint), want, c.name);
+    assert.equal(hashedNameOfBytes(ENDPOINT_PREFIX_BYTES, high, low, endpointTextPrefixBytes(c.spn), c.endpoint), want, c.name);
   }
 });

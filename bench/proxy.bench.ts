@@ -33,7 +33,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { median } from './common.js';
-import { startFloorRelay } from './proxy-floor.js';
+import { type FloorEnd, startFloorRelay } from './proxy-floor.js';
 import { formatTable, millis, rate } from '../src/load/table.js';
 import type { LoadRunResult } from '../src/load/types.js';
 import { runLoadInWorker } from '../src/load/worker-runner.js';
@@ -166,7 +166,8 @@ async function startKpsim(folder: string, backend: HostPort, workers: number, no
 /** `--role floor --backend HOST:PORT`: the floor relay (proxy-floor.ts); prints its port, runs until stdin closes. */
 async function runFloorChild(): Promise<void> {
   const [address, port] = splitHostPort(valueOf('--backend') ?? '');
-  const relay = await startFloorRelay({ address, port });
+  const end = valueOf('--end') === 'half-close' ? 'half-close' : 'close';
+  const relay = await startFloorRelay({ address, port }, end);
   process.stdout.write(`${JSON.stringify({ port: relay.port })}\n`);
   const stop = (): void => void relay.close().then(() => process.exit(0));
   process.stdin.on('end', stop).on('close', stop).resume();
@@ -181,16 +182,18 @@ function splitHostPort(text: string): [string, number] {
 }
 
 /**
- * The floor (proxy-floor.ts) in its own process: the least a proxy on Node's own handles does, so
+ * A floor (proxy-floor.ts) in its own process: the least a proxy on Node's own handles does, so
  * the tables show how much of kpsim's cost is its own code and how much any Node proxy pays.
  */
-async function startFloor(backend: HostPort): Promise<Forwarder> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--role', 'floor', '--backend', `${backend.address}:${backend.port}`], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const { port } = JSON.parse(await firstLine(child, 'the floor relay')) as { port: number };
-  return { name: FLOOR, address: { address: '127.0.0.1', port }, pid: child.pid!, stop: () => stopProcess(child) };
+async function startFloor(backend: HostPort, end: FloorEnd): Promise<Forwarder> {
+  const args = [fileURLToPath(import.meta.url), '--role', 'floor', '--end', end, '--backend', `${backend.address}:${backend.port}`];
+  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const { port } = JSON.parse(await firstLine(child, `the ${end} floor`)) as { port: number };
+  return { name: FLOORS[end], address: { address: '127.0.0.1', port }, pid: child.pid!, stop: () => stopProcess(child) };
 }
 
-const FLOOR = 'node floor';
+/** The floors' rows: closing both sockets at the first FIN, and passing each FIN on as kpsim does. */
+const FLOORS: Readonly<Record<FloorEnd, string>> = { 'close': 'node floor, close', 'half-close': 'node floor, half-close' };
 
 /** haproxy's version, or undefined when it is not on PATH. */
 function haproxyVersion(): string | undefined {
@@ -484,29 +487,33 @@ function table(title: string, rows: readonly Summary[], target: (s: Summary, vsH
 // ------------------------------------------------------------------ the floor
 
 function floorCell(s: Summary): string {
-  return s.name === FLOOR ? 'the least a proxy on Node\'s handles spends (proxy-floor.ts)' : '';
+  if (s.name === FLOORS['half-close']) return 'the least a proxy on Node\'s handles spends, passing FINs on as kpsim does';
+  if (s.name === FLOORS.close) return 'the same, closing both at the first FIN (kube-proxy\'s userspace proxier)';
+  return '';
 }
 
 /**
- * Where kpsim stands between the floor and haproxy: how much of its CPU per request is above the
- * floor (its own code), and whether the floor itself is within the target (if it is not, no proxy
- * on Node's handles in this Node version reaches it, whatever its code).
+ * Where kpsim stands between the floors and haproxy: how much of its CPU per request is above the
+ * half-close floor (its own code; the floor ends connections as kpsim does), and whether that
+ * floor is within the target (if it is not, no proxy on Node's handles that passes FINs on reaches
+ * the target in this run, whatever its code).
  */
 function floorNote(rows: readonly Summary[], unit: 'request' | 'connection', cpuTarget: number, rateTarget?: number): string {
   const kpsim = rows.find((r) => r.name === 'kpsim');
-  const floor = rows.find((r) => r.name === FLOOR);
+  const floor = rows.find((r) => r.name === FLOORS['half-close']);
+  const closing = rows.find((r) => r.name === FLOORS.close);
   const haproxy = rows.find((r) => r.name.startsWith('haproxy'));
   if (kpsim?.cpuUs === undefined || floor?.cpuUs === undefined || haproxy?.cpuUs === undefined) return '';
   const above = kpsim.cpuUs - floor.cpuUs;
   const floorCpu = floor.cpuUs / haproxy.cpuUs;
   const lines = [
-    `  kpsim above the floor: ${above >= 0 ? '+' : ''}${above.toFixed(1)} µs per ${unit} (user ${(kpsim.userUs! - floor.userUs!).toFixed(1)}, system ${(kpsim.systemUs! - floor.systemUs!).toFixed(1)}), ${((100 * above) / kpsim.cpuUs).toFixed(0)}% of its CPU;`
-    + ` the floor is ${floorCpu.toFixed(2)}x haproxy's CPU per ${unit} (user ${(floor.userUs! / haproxy.userUs!).toFixed(2)}x, system ${(floor.systemUs! / haproxy.systemUs!).toFixed(2)}x)`,
-    `  the CPU target (<= ${cpuTarget.toFixed(1)}x haproxy) ${floorCpu <= cpuTarget ? 'is within the floor\'s reach' : 'is below the floor: out of reach for a proxy on Node\'s handles in this run'}`,
+    `  kpsim above the half-close floor: ${above >= 0 ? '+' : ''}${above.toFixed(1)} µs per ${unit} (user ${(kpsim.userUs! - floor.userUs!).toFixed(1)}, system ${(kpsim.systemUs! - floor.systemUs!).toFixed(1)}), ${((100 * above) / kpsim.cpuUs).toFixed(0)}% of its CPU;`
+    + ` that floor is ${floorCpu.toFixed(2)}x haproxy's CPU per ${unit} (user ${(floor.userUs! / haproxy.userUs!).toFixed(2)}x, system ${(floor.systemUs! / haproxy.systemUs!).toFixed(2)}x)`
+    + (closing?.cpuUs !== undefined ? `, the close floor ${(closing.cpuUs / haproxy.cpuUs).toFixed(2)}x` : ''),
+    `  the CPU target (<= ${cpuTarget.toFixed(1)}x haproxy) ${floorCpu <= cpuTarget ? 'is within the half-close floor\'s reach' : 'is below the half-close floor: out of reach in this run for a proxy on Node\'s handles that passes FINs on'}`,
   ];
   if (rateTarget !== undefined) {
-    const floorRate = floor.rps / haproxy.rps;
-    lines.push(`  the rate target (>= ${rateTarget.toFixed(1)}x haproxy): the floor reaches ${floorRate.toFixed(2)}x, kpsim ${(kpsim.rps / haproxy.rps).toFixed(2)}x`);
+    lines.push(`  the rate target (>= ${rateTarget.toFixed(1)}x haproxy): the half-close floor reaches ${(floor.rps / haproxy.rps).toFixed(2)}x${closing !== undefined ? `, the close floor ${(closing.rps / haproxy.rps).toFixed(2)}x` : ''}, kpsim ${(kpsim.rps / haproxy.rps).toFixed(2)}x`);
   }
   return lines.join('\n');
 }
@@ -643,9 +650,11 @@ async function main(): Promise<void> {
       const paths = [pathOf(kpsim)];
       if (workers > 1) paths.unshift(single[1]!);
       else {
-        const floor = await startFloor(backend.address);
-        forwarders.push(floor);
-        paths.push(pathOf(floor));
+        for (const end of ['half-close', 'close'] as const) {
+          const floor = await startFloor(backend.address, end);
+          forwarders.push(floor);
+          paths.push(pathOf(floor));
+        }
       }
       if (version !== undefined) {
         const haproxy = await startHaproxy(folder, backend.address, workers);

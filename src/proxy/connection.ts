@@ -20,13 +20,14 @@
  *
  * What a connection that ends normally costs (strace, the proxy bench without keep-alive): accept4,
  * socket, setsockopt (TCP_NODELAY: the client's comes from the listener), connect, getsockopt
- * (libuv reads the connect's result), two reads and two writes, two reads of a FIN, two closes,
- * and five epoll changes (an ADD per socket, a MOD when the connect completes, a DEL per close:
- * libuv's, which haproxy saves by letting close drop them); haproxy makes about 18 syscalls, this
- * relay 20. Into JavaScript it is called six times (the accept, the connect, a read each way, a
- * FIN each way), plus a shutdown's completion when a FIN has to be passed on alone; Node's fixed
- * cost per call (MakeCallback, handle scopes, the microtask checkpoint) and per handle (its
- * object, weak reference and close) is most of the user time left.
+ * (libuv reads the connect's result), two reads and two writes, two reads of a FIN, a shutdown
+ * when the first FIN is passed on alone, two closes, and five epoll changes (an ADD per socket, a
+ * MOD when the connect completes, a DEL per close: libuv's, which haproxy saves by letting close
+ * drop them); haproxy makes about 18 syscalls, this relay 20 to 21. Into JavaScript it is called
+ * six or seven times (the accept, the connect, a read each way, a FIN each way, the shutdown's
+ * completion); Node's fixed cost per call (MakeCallback, handle scopes, the microtask checkpoint)
+ * and per handle (its object, weak reference and close) is most of the user time left. The
+ * proxy bench's node floors (bench/proxy-floor.ts) measure that part alone.
  *
  * The IPVS virtual service sees the connection as the kernel would: counted active when it is
  * scheduled, inactive once either side sends a FIN, gone when both sockets are closed. That is
@@ -122,9 +123,6 @@ export class ProxyConnection implements IdleMember, DialMember {
   /** Per side (client, backend): a shutdown was issued on it and is not complete yet. */
   #clientShutting = false;
   #backendShutting = false;
-  /** Per side (client, backend): the other side's FIN is to be passed on to it at the end of the loop turn. */
-  #clientFinOwed = false;
-  #backendFinOwed = false;
   #closing = false;
   /** See IdleSweep: the sweep's tick when bytes last moved. */
   idleTick = 0;
@@ -349,15 +347,18 @@ export class ProxyConnection implements IdleMember, DialMember {
   }
 
   /**
-   * One side sent its FIN. Pass it on once pending writes are out (shutdown waits for them);
-   * when the other side had already sent its FIN and no write is pending, both directions are
-   * over, and closing both sends that last FIN itself.
+   * One side sent its FIN: pass it on now (libuv sends it once the pending write, if any, is out).
+   * When the other side had already sent its FIN and no write is pending, both directions are
+   * over, and closing both sends that last FIN itself. (A side's FIN is read only while nothing
+   * it sent is pending, since its reading stops meanwhile; a shutdown that waits for a pending
+   * write completes in onShutdown.)
    *
-   * The FIN is passed on at the end of the loop turn (finsOwed), not at once: a connection that
-   * ends normally usually has both FINs read in the same turn (a client that closes once it has
-   * its response, a server that closes after it), and then close sends both, with no shutdown
-   * request made, completed and called back (cancelled) for the first one. Measured: a
-   * shutdown request and its callback per connection, for a FIN at most one loop turn later.
+   * Passed on at once, the FIN usually reaches the client before the client closes its own side
+   * (an HTTP client closes once it has read its response). Held back to the end of the loop turn,
+   * it usually came after the client's own FIN, which saved the shutdown but left the proxy's
+   * close to end the client's connection: in the proxy bench (no keep-alive, node floors on
+   * Node's handles that differ only in this) passing it on at once cost about 8 µs less CPU per
+   * connection, as haproxy does it.
    */
   #onEnd(direction: Direction): void {
     if (direction === TO_BACKEND) this.#clientEnded = true;
@@ -369,33 +370,12 @@ export class ProxyConnection implements IdleMember, DialMember {
       this.#closeBoth();
       return;
     }
-    if (direction === TO_BACKEND) this.#backendFinOwed = true;
-    else this.#clientFinOwed = true;
-    finsOwed.push(this);
-    if (finsOwed.length === 1) setImmediate(sendOwedFins);
+    this.#shutdown(direction === TO_BACKEND ? 'backend' : 'client');
   }
 
   /** Both sides sent their FIN and nothing is left to write: close sends the FINs still owed. */
   #bothDone(): boolean {
     return this.#clientEnded && this.#backendEnded && !this.#toBackendPending && !this.#toClientPending;
-  }
-
-  /** End of the loop turn: send the FINs still owed (see #onEnd). */
-  sendOwedFins(): void {
-    if (this.#closing || this.#phase === 'done') return;
-    if (!this.#clientFinOwed && !this.#backendFinOwed) return;
-    if (this.#bothDone()) {
-      this.#closeBoth();
-      return;
-    }
-    if (this.#backendFinOwed) {
-      this.#backendFinOwed = false;
-      if (!this.#shutdown('backend')) return;
-    }
-    if (this.#clientFinOwed) {
-      this.#clientFinOwed = false;
-      this.#shutdown('client');
-    }
   }
 
   /** Send a FIN to `side` once its pending writes are out; false when libuv refused (both closed then). */
@@ -418,7 +398,7 @@ export class ProxyConnection implements IdleMember, DialMember {
     if (side === 'client') this.#clientShutting = false;
     else this.#backendShutting = false;
     if (this.#closing) return;
-    if (this.#clientEnded && this.#backendEnded && !this.#clientShutting && !this.#backendShutting && !this.#clientFinOwed && !this.#backendFinOwed) {
+    if (this.#clientEnded && this.#backendEnded && !this.#clientShutting && !this.#backendShutting) {
       this.#closeBoth();
     }
   }
@@ -497,15 +477,6 @@ export class ProxyConnection implements IdleMember, DialMember {
     this.#uncount();
     this.#host.release(this);
   }
-}
-
-/** Connections with a FIN to pass on at the end of this loop turn (see #onEnd), one setImmediate for all. */
-let finsOwed: ProxyConnection[] = [];
-
-function sendOwedFins(): void {
-  const owed = finsOwed;
-  finsOwed = [];
-  for (const conn of owed) conn.sendOwedFins();
 }
 
 // Shared callbacks: `this` is the handle or request, which names its connection.

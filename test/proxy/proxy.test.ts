@@ -203,9 +203,9 @@ test('half-close, backend first: its FIN reaches the client, which can still sen
   });
 });
 
-// The proxy passes a FIN on at the end of its loop turn, and closes both sides at once when the
-// other FIN arrived meanwhile: whichever way the two FINs meet, no byte sent before either may be
-// lost and neither side may see a reset.
+// The proxy passes a FIN on as soon as it reads it, and closes both sides once the other FIN has
+// arrived too and nothing is left to write: whichever way the two FINs meet, no byte sent before
+// either may be lost and neither side may see a reset.
 for (const { name, backendWaits } of [
   { name: 'at once (both send and close as soon as connected)', backendWaits: false },
   { name: 'client first, the backend answering its FIN with its own', backendWaits: true },

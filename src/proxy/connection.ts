@@ -347,11 +347,12 @@ export class ProxyConnection implements IdleMember, DialMember {
   }
 
   /**
-   * One side sent its FIN: pass it on now (libuv sends it once the pending write, if any, is out).
-   * When the other side had already sent its FIN and no write is pending, both directions are
-   * over, and closing both sends that last FIN itself. (A side's FIN is read only while nothing
-   * it sent is pending, since its reading stops meanwhile; a shutdown that waits for a pending
-   * write completes in onShutdown.)
+   * One side sent its FIN: pass it on now (libuv sends it after anything still queued on the
+   * other side). When the other side had already sent its FIN, both directions are over, and
+   * closing both sends that last FIN itself. Nothing is left to write then: a side's reading stops
+   * while a write of its bytes is pending, so its FIN is read only once that write is done, and
+   * after its FIN nothing more comes from it. So the second FIN always closes, and a shutdown's
+   * completion (onShutdown) never has to.
    *
    * Passed on at once, the FIN usually reaches the client before the client closes its own side
    * (an HTTP client closes once it has read its response). Held back to the end of the loop turn,
@@ -395,13 +396,10 @@ export class ProxyConnection implements IdleMember, DialMember {
     return true;
   }
 
+  /** The shutdown is done (or cancelled by a close): a reset may be sent on that side again (#onError). */
   onShutdown(side: 'client' | 'backend'): void {
     if (side === 'client') this.#clientShutting = false;
     else this.#backendShutting = false;
-    if (this.#closing) return;
-    if (this.#clientEnded && this.#backendEnded && !this.#clientShutting && !this.#backendShutting) {
-      this.#closeBoth();
-    }
   }
 
   /** A read or write error on one side: count it, and pass a reset on as a reset. */

@@ -37,6 +37,7 @@ import { type FloorEnd, startFloorRelay } from './proxy-floor.js';
 import { formatTable, millis, rate } from '../src/load/table.js';
 import type { LoadRunResult } from '../src/load/types.js';
 import { runLoadInWorker } from '../src/load/worker-runner.js';
+import { joinHostPort, splitHostPort } from '../src/util/ip.js';
 import { type HostPort, planAddressMap, startBackends } from '../src/proxy/index.js';
 import { clusterFromManifests } from '../src/manifest/load.js';
 import { buildProxierStates, resolveNode } from '../src/tracker/proxier-state.js';
@@ -98,7 +99,12 @@ async function runBackendChild(): Promise<void> {
   const states = benchStates();
   const backends = await startBackends(states, { ports: 'ephemeral', map: planAddressMap(states, { ports: 'ephemeral' }) });
   process.stdout.write(`${JSON.stringify(backends.entries[0]!.loopback)}\n`);
-  const stop = (): void => void backends.close().then(() => process.exit(0));
+  runUntilParentLets(() => backends.close());
+}
+
+/** A child role: close and exit once the bench closes our stdin or sends SIGTERM. */
+function runUntilParentLets(close: () => Promise<void>): void {
+  const stop = (): void => void close().then(() => process.exit(0));
   process.stdin.on('end', stop).on('close', stop).resume();
   process.on('SIGTERM', stop);
 }
@@ -165,20 +171,13 @@ async function startKpsim(folder: string, backend: HostPort, workers: number, no
 
 /** `--role floor --backend HOST:PORT`: the floor relay (proxy-floor.ts); prints its port, runs until stdin closes. */
 async function runFloorChild(): Promise<void> {
-  const [address, port] = splitHostPort(valueOf('--backend') ?? '');
+  const text = valueOf('--backend') ?? '';
+  const backend = splitHostPort(text);
+  if (backend === undefined) throw new Error(`--backend wants IP:PORT, got "${text}"`);
   const end = valueOf('--end') === 'half-close' ? 'half-close' : 'close';
-  const relay = await startFloorRelay({ address, port }, end);
+  const relay = await startFloorRelay({ address: backend.ip, port: backend.port }, end);
   process.stdout.write(`${JSON.stringify({ port: relay.port })}\n`);
-  const stop = (): void => void relay.close().then(() => process.exit(0));
-  process.stdin.on('end', stop).on('close', stop).resume();
-  process.on('SIGTERM', stop);
-}
-
-function splitHostPort(text: string): [string, number] {
-  const i = text.lastIndexOf(':');
-  const port = Number(text.slice(i + 1));
-  if (i <= 0 || !Number.isInteger(port)) throw new Error(`--backend wants HOST:PORT, got "${text}"`);
-  return [text.slice(0, i), port];
+  runUntilParentLets(() => relay.close());
 }
 
 /**
@@ -186,7 +185,7 @@ function splitHostPort(text: string): [string, number] {
  * the tables show how much of kpsim's cost is its own code and how much any Node proxy pays.
  */
 async function startFloor(backend: HostPort, end: FloorEnd): Promise<Forwarder> {
-  const args = [fileURLToPath(import.meta.url), '--role', 'floor', '--end', end, '--backend', `${backend.address}:${backend.port}`];
+  const args = [fileURLToPath(import.meta.url), '--role', 'floor', '--end', end, '--backend', joinHostPort(backend.address, backend.port)];
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const { port } = JSON.parse(await firstLine(child, `the ${end} floor`)) as { port: number };
   return { name: FLOORS[end], address: { address: '127.0.0.1', port }, pid: child.pid!, stop: () => stopProcess(child) };

@@ -152,6 +152,20 @@ export function servicePortChains(spn: ServicePortName): ServicePortChains {
   };
 }
 
+/** The port's service- chain name (servicePortChains' clusterPolicyChain), alone. */
+export function clusterPolicyChainOf(spn: ServicePortName): string {
+  return flatName(CLUSTER_POLICY_PREFIX, servicePortChainNameBase(spn));
+}
+
+/**
+ * The name of the port's chain with `prefix` (local-, external-, firewall-), from its service-
+ * chain's name (clusterPolicyChainOf): they share the hashed part after the prefix, so the
+ * port's text need not be hashed again.
+ */
+export function siblingChainName(prefix: string, clusterPolicyChain: string): string {
+  return flatName(prefix, clusterPolicyChain.slice(CLUSTER_POLICY_PREFIX.length));
+}
+
 export interface EndpointNames {
   readonly chain: string;
   /** Made when asked for: only services with ClientIP affinity have the sets. */

@@ -97,7 +97,7 @@ function base32Prefix8(d: Uint8Array): string {
  * than 240 (it never is for a service port; an endpoint with a long IPv6 address could be).
  */
 export function hashAndTruncate(name: string): string {
-  const base = `${hash8(name)}-${name}`;
+  const base = [hash8(name), '-', name].join('');
   return base.length > NAME_BASE_LENGTH_MAX ? `${base.slice(0, NAME_BASE_LENGTH_MAX - 3)}...` : base;
 }
 
@@ -112,7 +112,8 @@ function flatName(prefix: string, base: string): string {
 
 /** "ns/name/proto/portName": "/" cannot occur in any part, so it separates them. */
 function servicePortText(spn: ServicePortName): string {
-  return `${spn.namespace}/${spn.name}/${protocolWord(spn.protocol)}/${spn.port}`;
+  // Joined flat: a template literal makes a tree of concatenations, copied flat again when hashed.
+  return [spn.namespace, '/', spn.name, '/', protocolWord(spn.protocol), '/', spn.port].join('');
 }
 
 /** servicePortChainNameBase: "ULMVA6XW-ns1/svc1/tcp/p80". */
@@ -205,7 +206,7 @@ const endpointTextPrefixes = new WeakMap<ServicePortName, string>();
 /** The port's part of its endpoint chain names: "ns/name/proto/port__", made once per port. */
 export function endpointTextPrefix(spn: ServicePortName): string {
   let prefix = endpointTextPrefixes.get(spn);
-  if (prefix === undefined) endpointTextPrefixes.set(spn, (prefix = `${servicePortText(spn)}__`));
+  if (prefix === undefined) endpointTextPrefixes.set(spn, (prefix = [servicePortText(spn), '__'].join('')));
   return prefix;
 }
 

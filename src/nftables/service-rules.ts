@@ -237,16 +237,14 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   // the one kept for these endpoints, else one made now (each chain another view of the port
   // wrote, or new, named from its hash: endpoint-chain.ts), kept for the next node.
   const endpointChains = reuse === undefined ? undefined : reuse.takeEndpointChains(reachable) ?? keepEndpointChains(ctx, svc, reachable, reuse);
-  // Names when first needed, without `reuse` (a port written alone).
-  const names = new Array<string | undefined>(reachable.length);
-  const nameAt = (i: number): string => (names[i] ??= endpointChains !== undefined
-    ? endpointChains[i]!.name
-    : endpointNames(svc.svcPortName, reachable[i]!.endpoint).chain);
+  // The port's endpoints as the verdict maps and affinity rules name them (no closures: this
+  // runs once per port of a cluster, 12k times on its first node).
+  const endpoints: PortEndpoints = { spn: svc.svcPortName, reachable, chains: endpointChains };
 
   writeElements(maps, svc, facts);
 
   // Chains are created in kube-proxy's order: the endpoints' first, then the policy chains.
-  if (reuse === undefined) for (let i = 0; i < reachable.length; i++) ensureChain(ctx.table, nameAt(i));
+  if (reuse === undefined) for (let i = 0; i < reachable.length; i++) ensureChain(ctx.table, endpointNameOf(endpoints, reachable, i));
   // The service- chain is the same wherever the port has the same cluster endpoints (a node's
   // own endpoint changes only the local- chain): take it over when another node wrote it.
   const clusterEndpoints = sp.categorized.clusterEndpoints ?? [];
@@ -268,7 +266,7 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   if (svc.sessionAffinityTimeoutSeconds > 0) {
     for (let i = 0; i < reachable.length; i++) {
       ensureSet(ctx.table, {
-        kind: 'set', name: affinitySetOf(nameAt(i)), type: ctx.addrType,
+        kind: 'set', name: affinitySetOf(endpointNameOf(endpoints, reachable, i)), type: ctx.addrType,
         // "dynamic" too: without it some kernels add it themselves, and the next add would
         // then look like a change of flags and fail.
         flags: ['dynamic', 'timeout'],
@@ -277,19 +275,14 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
     }
   }
 
-  const nameOf = endpointNameLookup(reachable, nameAt, svc.svcPortName);
-  // The service chains' verdict maps send to the chains themselves where they are at hand.
-  const targetOf: EndpointTargetOf = endpointChains !== undefined
-    ? (list, i) => (list === reachable ? endpointChains[i]! : nameOf(list, i))
-    : nameOf;
   if (clusterChain) {
-    writeServiceToEndpointRules(ctx, clusterChain, svc, clusterEndpoints, nameOf, targetOf);
+    writeServiceToEndpointRules(ctx, clusterChain, svc, clusterEndpoints, endpoints);
     if (reuse !== undefined) reuse.clusterChain = { endpoints: clusterEndpoints, masquerade: masqueradeInCluster, chain: clusterChain };
   }
-  if (localChain) writeServiceToEndpointRules(ctx, localChain, svc, sp.categorized.localEndpoints ?? [], nameOf, targetOf);
+  if (localChain) writeServiceToEndpointRules(ctx, localChain, svc, sp.categorized.localEndpoints ?? [], endpoints);
 
   if (reuse === undefined) {
-    for (let i = 0; i < reachable.length; i++) writeEndpointChain(ctx, svc, reachable[i]!, nameAt(i));
+    for (let i = 0; i < reachable.length; i++) writeEndpointChain(ctx, svc, reachable[i]!, endpointNameOf(endpoints, reachable, i));
   }
 }
 
@@ -405,34 +398,41 @@ function writeFirewallChain(ctx: NftSyncContext, svc: ServicePortInfo, facts: Se
   addRule(chain, `${ctx.ipX} saddr != { ${sources.join(' , ')} } drop`);
 }
 
-/** The endpoint chain's name of `list[i]`. */
-type EndpointNameOf = (list: readonly EndpointInfo[], i: number) => string;
-
-/** The endpoint chain of `list[i]`, or its name, as a verdict map's target. */
-type EndpointTargetOf = (list: readonly EndpointInfo[], i: number) => VmapTarget;
+/** A port's reachable endpoints and, when the caller holds them as a block, their chains in the same order. */
+interface PortEndpoints {
+  readonly spn: ServicePortInfo['svcPortName'];
+  readonly reachable: readonly EndpointInfo[];
+  readonly chains: readonly NftChain[] | undefined;
+}
 
 /**
- * The names of `list[i]`. The cluster (or local) list is usually the reachable list itself, so
- * names are found by position; otherwise by the endpoint's text (names are a function of the
- * port and the text: a node's few local endpoints need no index of thousands of reachable ones).
+ * The endpoint chain's name of `list[i]`. The cluster (or local) list is usually the reachable
+ * list itself, so a chain at hand is found by position; otherwise the name is found by the
+ * endpoint's text (names are a function of the port and the text, kept by names.ts: a node's
+ * few local endpoints need no index of thousands of reachable ones).
  */
-function endpointNameLookup(reachable: readonly EndpointInfo[], nameAt: (i: number) => string, spn: ServicePortInfo['svcPortName']): EndpointNameOf {
-  return (list, i) => (list === reachable ? nameAt(i) : endpointNames(spn, list[i]!.endpoint).chain);
+function endpointNameOf(port: PortEndpoints, list: readonly EndpointInfo[], i: number): string {
+  return port.chains !== undefined && list === port.reachable ? port.chains[i]!.name : endpointNames(port.spn, list[i]!.endpoint).chain;
+}
+
+/** The endpoint chain of `list[i]` where it is at hand (the verdict maps send to the chains themselves), else its name. */
+function endpointTargetOf(port: PortEndpoints, list: readonly EndpointInfo[], i: number): VmapTarget {
+  return port.chains !== undefined && list === port.reachable ? port.chains[i]! : endpointNames(port.spn, list[i]!.endpoint).chain;
 }
 
 /** service- / local-: affinity checks first, then one numgen verdict map over the endpoints. */
 function writeServiceToEndpointRules(
-  ctx: NftSyncContext, chain: NftChain, svc: ServicePortInfo, endpoints: readonly EndpointInfo[], nameOf: EndpointNameOf, targetOf: EndpointTargetOf,
+  ctx: NftSyncContext, chain: NftChain, svc: ServicePortInfo, endpoints: readonly EndpointInfo[], port: PortEndpoints,
 ): void {
   if (svc.sessionAffinityTimeoutSeconds > 0) {
     for (let i = 0; i < endpoints.length; i++) {
-      const n = nameOf(endpoints, i);
+      const n = endpointNameOf(port, endpoints, i);
       addRule(chain, `${ctx.ipX} saddr @${affinitySetOf(n)} goto ${n}`);
     }
   }
   // The endpoint chains (or their names), not the rule's text (vmap-rule.ts).
   const targets = new Array<VmapTarget>(endpoints.length);
-  for (let i = 0; i < endpoints.length; i++) targets[i] = targetOf(endpoints, i);
+  for (let i = 0; i < endpoints.length; i++) targets[i] = endpointTargetOf(port, endpoints, i);
   chain.rules.push(new NumgenVmapRule(targets));
 }
 

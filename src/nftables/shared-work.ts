@@ -116,6 +116,12 @@ const KEPT_VARIANTS = 4;
 /** A port's fragments by whether the node's IP is in its source ranges (false, true). */
 type FragmentPair = [NftPortFragment | undefined, NftPortFragment | undefined];
 
+/**
+ * What is kept for a port at a position: the fragment itself when only the first slot (the
+ * node's IP outside the port's source ranges) is known, as for almost every port; else both.
+ */
+type KeptFragments = NftPortFragment | FragmentPair;
+
 /** The work of compiles of one cluster; per proxier-wide facts inside. */
 export class NftablesSharedWork {
   readonly mode = 'nftables' as const;
@@ -144,7 +150,7 @@ interface Baseline {
 }
 
 export class NftContextWork {
-  readonly #positions = new PositionCache<ProxierServicePort, FragmentPair>(KEPT_VARIANTS);
+  readonly #positions = new PositionCache<ProxierServicePort, KeptFragments>(KEPT_VARIANTS);
   readonly #firewall = new SourceRangeCheck();
   /** Each port's chains that do not depend on the node: its endpoint chains, and its service- chain over the same endpoints. */
   readonly #reuse = new WeakMap<ServicePortInfo, PortChains>();
@@ -154,16 +160,22 @@ export class NftContextWork {
   /** What `sp`, the port at `index` of the node's servicePorts, writes on the node `ctx` is for. */
   fragment(ctx: NftSyncContext, sp: ProxierServicePort, index: number): NftPortFragment {
     const slot = this.#firewall.allowsNode(sp.info, ctx.nodeIP) ? 1 : 0;
-    const pair = this.#positions.get(index, sp);
-    const known = pair?.[slot];
+    const kept = this.#positions.get(index, sp);
+    const known = kept === undefined ? undefined : Array.isArray(kept) ? kept[slot] : slot === 0 ? kept : undefined;
     if (known !== undefined) return known;
     let reuse = this.#reuse.get(sp.info);
     if (reuse === undefined) this.#reuse.set(sp.info, (reuse = new PortChains()));
     const fragment = writeFragment(ctx, sp, reuse, (this.#scratch ??= new ScratchTable(ctx)));
-    const kept: FragmentPair = pair ?? [undefined, undefined];
-    kept[slot] = fragment;
+    let value: KeptFragments;
+    if (kept === undefined) value = slot === 0 ? fragment : [undefined, fragment];
+    else if (Array.isArray(kept)) {
+      kept[slot] = fragment;
+      value = kept;
+    }
+    // The first slot's fragment was kept alone: this is the second.
+    else value = [kept, fragment];
     // A node's own view of a port (a local endpoint) is its alone: it must not push out what others share.
-    this.#positions.set(index, sp, kept, !sp.endpoints.some((ep) => ep.isLocal));
+    this.#positions.set(index, sp, value, !sp.endpoints.some((ep) => ep.isLocal));
     return fragment;
   }
 

@@ -310,24 +310,38 @@ const IP6_AFFINITY_TAIL = asciiBytes(' { ip6 saddr }\n');
 const HEAD_BYTES = new Map<string, Uint8Array | null>();
 const MAX_HEADS = 1 << 14;
 
+/** The head headBytesOf was last asked for and its bytes: most calls in a row ask for the same one. */
+let lastHead: string | undefined;
+let lastHeadBytes: Uint8Array | null = null;
+
 function headBytesOf(head: string): Uint8Array | null {
+  if (head === lastHead) return lastHeadBytes;
   let bytes = HEAD_BYTES.get(head);
   if (bytes === undefined) {
     bytes = isAsciiString(head) ? asciiBytes(head) : null;
     if (HEAD_BYTES.size < MAX_HEADS) HEAD_BYTES.set(head, bytes);
   }
+  lastHead = head;
+  lastHeadBytes = bytes;
   return bytes;
 }
 
 /** A head and "endpoint-" as bytes (what comes before an endpoint chain's hash), by the head's text; null as headBytesOf. */
 const HEAD_NAME_BYTES = new Map<string, Uint8Array | null>();
 
+/** As lastHead and lastHeadBytes, for headNameBytesOf. */
+let lastNameHead: string | undefined;
+let lastNameHeadBytes: Uint8Array | null = null;
+
 function headNameBytesOf(head: string): Uint8Array | null {
+  if (head === lastNameHead) return lastNameHeadBytes;
   let bytes = HEAD_NAME_BYTES.get(head);
   if (bytes === undefined) {
     bytes = isAsciiString(head) ? asciiBytes(head + ENDPOINT_PREFIX) : null;
     if (HEAD_NAME_BYTES.size < MAX_HEADS) HEAD_NAME_BYTES.set(head, bytes);
   }
+  lastNameHead = head;
+  lastNameHeadBytes = bytes;
   return bytes;
 }
 

@@ -107,14 +107,6 @@ export class EndpointChain implements NftChain {
     this.#made = hostIsIP(ep.endpoint, ep.ip) ? name : { name, rules: undefined, ip: ep.ip };
   }
 
-  /** The endpoint's address: its text's host part, unless it was given otherwise. */
-  get #ip(): string {
-    const made = this.#made;
-    if (typeof made === 'object' && made.ip !== undefined) return made.ip;
-    const endpoint = this.#endpoint;
-    return endpoint.slice(hostStart(endpoint), hostEnd(endpoint));
-  }
-
   get name(): string {
     const made = this.#made;
     if (typeof made === 'string') return made;
@@ -129,7 +121,7 @@ export class EndpointChain implements NftChain {
   get rules(): NftRule[] {
     const made = this.#made;
     if (typeof made === 'object' && made.rules !== undefined) return made.rules;
-    const rules = endpointRulesOf(this.#port.ipX, this.#port.svc, this.#ip, this.#endpoint);
+    const rules = endpointRulesOf(this.#port.ipX, this.#port.svc, ipOf(made, this.#endpoint), this.#endpoint);
     if (typeof made === 'object') made.rules = rules;
     else this.#made = { name: made, rules, ip: undefined };
     return rules;
@@ -168,10 +160,19 @@ export class EndpointChain implements NftChain {
     // The address from the endpoint's text (the hashed forms hold it as is), else as given.
     const fromText = typeof made !== 'object';
     if (this.#hashHigh < 0 || !fromText || !writeHashedRuleLines(ruleHead, out, port, this.#endpoint, this.#hashHigh, this.#hashLow)) {
-      writeRuleLinesOf(ruleHead, out, port, this.#ip, this.#endpoint, this.name);
+      writeRuleLinesOf(ruleHead, out, port, ipOf(made, this.#endpoint), this.#endpoint, this.name);
     }
     return true;
   }
+}
+
+/**
+ * The endpoint's address: its text's host part, unless the chain was given another (a function,
+ * not a private getter: that would add a brand field to every chain).
+ */
+function ipOf(made: string | MadeParts | undefined, endpoint: string): string {
+  if (typeof made === 'object' && made.ip !== undefined) return made.ip;
+  return endpoint.slice(hostStart(endpoint), hostEnd(endpoint));
 }
 
 /** Where the host of "host:port" or "[host]:port" starts. */

@@ -430,9 +430,15 @@ function writeServiceToEndpointRules(
       addRule(chain, `${ctx.ipX} saddr @${affinitySetOf(n)} goto ${n}`);
     }
   }
-  // The endpoint chains (or their names), not the rule's text (vmap-rule.ts).
-  const targets = new Array<VmapTarget>(endpoints.length);
-  for (let i = 0; i < endpoints.length; i++) targets[i] = endpointTargetOf(port, endpoints, i);
+  // The endpoint chains (or their names), not the rule's text (vmap-rule.ts): the port's block of
+  // chains itself when the rule sends to every reachable endpoint, as most do.
+  let targets: readonly VmapTarget[];
+  if (port.chains !== undefined && endpoints === port.reachable) targets = port.chains;
+  else {
+    const list = new Array<VmapTarget>(endpoints.length);
+    for (let i = 0; i < endpoints.length; i++) list[i] = endpointTargetOf(port, endpoints, i);
+    targets = list;
+  }
   chain.rules.push(new NumgenVmapRule(targets));
 }
 

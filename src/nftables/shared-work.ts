@@ -61,10 +61,10 @@ interface EndpointChainBlock {
  * instead of walking thousands of chains again. A view that reaches other endpoints (a zone's,
  * for a topology-aware port) takes the chains it shares with the kept blocks one by one.
  */
-class PortChains implements NftPortReuse {
+class PortChains extends EndpointBlocks<EndpointChainBlock> implements NftPortReuse {
+  // Whole blocks are what it is (one object per port of a cluster, not two); the one the last
+  // takeEndpointChains gave (or keepEndpointChains made) is `taken`, read by writeFragment.
   clusterChain?: NftPortReuse['clusterChain'];
-  /** Whole blocks; the one the last takeEndpointChains gave (or keepEndpointChains made) is read by writeFragment. */
-  readonly blocks = new EndpointBlocks<EndpointChainBlock>(KEPT_VARIANTS);
   /**
    * Chains written for the port by endpoint text, made only when a port is written a second time
    * with other endpoints (from the kept blocks), then added to as blocks are written: most ports
@@ -73,16 +73,20 @@ class PortChains implements NftPortReuse {
    */
   #byEndpoint: Map<string, NftChain> | undefined;
 
+  constructor() {
+    super(KEPT_VARIANTS);
+  }
+
   takeEndpointChains(reachable: readonly EndpointInfo[]): readonly NftChain[] | undefined {
-    return this.blocks.take(reachable) ? this.blocks.taken!.chains : undefined;
+    return this.take(reachable) ? this.taken!.chains : undefined;
   }
 
   endpointChain(endpoint: string): NftChain | undefined {
-    const kept = this.blocks.kept();
+    const kept = this.kept();
     if (kept.length === 0) return undefined;
     if (this.#byEndpoint === undefined) {
-      this.#byEndpoint = new Map();
-      for (const block of kept) this.#index(block);
+      const byEndpoint = (this.#byEndpoint = new Map());
+      for (const block of kept) indexBlock(byEndpoint, block);
     }
     return this.#byEndpoint.get(endpoint);
   }
@@ -91,15 +95,15 @@ class PortChains implements NftPortReuse {
     let ruleCount = 0;
     for (const chain of chains) ruleCount += ruleCountOf(chain);
     const block: EndpointChainBlock = { endpoints, chains, ruleCount };
-    this.blocks.keep(block);
-    this.blocks.taken = block;
-    if (this.#byEndpoint !== undefined) this.#index(block);
+    this.keep(block);
+    this.taken = block;
+    if (this.#byEndpoint !== undefined) indexBlock(this.#byEndpoint, block);
   }
+}
 
-  #index(block: EndpointChainBlock): void {
-    const byEndpoint = this.#byEndpoint!;
-    for (let i = 0; i < block.endpoints.length; i++) byEndpoint.set(block.endpoints[i]!.endpoint, block.chains[i]!);
-  }
+/** The block's chains by endpoint text (a function, not a private method: that would add a brand field to every port's object). */
+function indexBlock(byEndpoint: Map<string, NftChain>, block: EndpointChainBlock): void {
+  for (let i = 0; i < block.endpoints.length; i++) byEndpoint.set(block.endpoints[i]!.endpoint, block.chains[i]!);
 }
 
 /** How much a node's kube-proxy table holds. */
@@ -269,12 +273,12 @@ class ScratchTable {
 /** Write the port into the emptied scratch table and keep what it wrote. */
 function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: PortChains, scratch: ScratchTable): NftPortFragment {
   const into = scratch.reset(ctx);
-  reuse.blocks.taken = undefined;
+  reuse.taken = undefined;
   // The service- chain another node wrote, which this port may take over as it is.
   const taken = reuse.clusterChain?.chain;
   writeServicePort(into.ctx, into.maps, sp, reuse);
   // Taken over, or made by writeServicePort (keepEndpointChains); the table holds the port's other chains.
-  const block = reuse.blocks.taken!;
+  const block = reuse.taken!;
   const written = scratch.table.chains;
   const chains = written instanceof ChainMap ? written.toArray() : [...written.values()];
   let ruleCount = block.ruleCount;

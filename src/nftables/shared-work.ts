@@ -261,6 +261,11 @@ class ScratchTable {
     return written;
   }
 
+  /** The shared sets, in the table's order. */
+  get sharedSets(): readonly NftSet[] {
+    return this.#sharedSets;
+  }
+
   isShared(name: string): boolean {
     return this.#shared.has(name);
   }
@@ -287,26 +292,31 @@ function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: PortC
     // Made by this port (not the service- chain taken over): its rules were pushed one by one.
     if (chain !== taken) fitRules(chain);
   }
-  let sets: readonly NftSet[] = NO_SETS;
+  // The shared sets' elements, set after set in the table's order (an array walked, not the map).
+  const shared = scratch.sharedSets;
   let count = 0;
-  for (const set of scratch.table.sets.values()) if (scratch.isShared(set.name)) count += set.elements.length;
+  for (let s = 0; s < shared.length; s++) count += shared[s]!.elements.length;
   const elements = new Array<string | NftElement>(3 * count);
   let at = 0;
   let mapElements = 0;
-  for (const set of scratch.table.sets.values()) {
-    const name = set.name;
-    if (!scratch.isShared(name)) {
-      // Sets of its own (session affinity) are few: most ports share the empty list.
-      sets = sets === NO_SETS ? [set] : [...sets, set];
-      continue;
-    }
+  for (let s = 0; s < shared.length; s++) {
+    const set = shared[s]!;
     const added = set.elements;
     for (let i = 0; i < added.length; i++) {
-      elements[at++] = name;
+      elements[at++] = set.name;
       elements[at++] = added[i]!;
       elements[at++] = elementKeyAt(set, i);
     }
-    if (name !== CLUSTER_IPS_SET) mapElements += set.elements.length;
+    if (set.name !== CLUSTER_IPS_SET) mapElements += added.length;
+  }
+  // Sets of its own (session affinity), after the shared ones: few ports have any, the others
+  // share the empty list.
+  let sets: readonly NftSet[] = NO_SETS;
+  const table = scratch.table;
+  if (table.sets.size > shared.length) {
+    const own: NftSet[] = [];
+    for (const set of table.sets.values()) if (!scratch.isShared(set.name)) own.push(set);
+    sets = own;
   }
   return { endpointChains: block, chains, sets, elements, ruleCount, mapElements };
 }

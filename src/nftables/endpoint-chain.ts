@@ -134,8 +134,9 @@ export class EndpointChain implements NftChain {
   }
 
   /** `head` then the chain's name, written onto `out` (a verdict map's entry). */
-  writeNameAfter(head: string, out: ByteTextWriter): void {
-    if (writeHashedNameAfter(head, out, this.#port, this.#endpoint, this.#hashHigh, this.#hashLow, false)) return;
+  writeNameAfter(head: string, out: ByteTextWriter, headName?: Uint8Array): void {
+    // `headName`: the head and "endpoint-" as bytes, when the caller keeps them (a verdict map's entries).
+    if (writeHashedNameAfter(head, out, this.#port, this.#endpoint, this.#hashHigh, this.#hashLow, false, headName)) return;
     out.write(head);
     out.write(this.name);
   }
@@ -196,8 +197,10 @@ function hostIsIP(endpoint: string, ip: string): boolean {
  * the head and "endpoint-" in one copy, then the name from its hash on. False, nothing written,
  * for a chain named the general way (high < 0) or a head that is not ASCII.
  */
-function writeHashedNameAfter(head: string, out: ByteTextWriter, port: ChainsPort, endpoint: string, high: number, low: number, newline: boolean): boolean {
-  const headBytes = high < 0 ? null : headNameBytesOf(head);
+function writeHashedNameAfter(
+  head: string, out: ByteTextWriter, port: ChainsPort, endpoint: string, high: number, low: number, newline: boolean, headName?: Uint8Array,
+): boolean {
+  const headBytes = high < 0 ? null : headName ?? headNameBytesOf(head);
   if (headBytes === null) return false;
   const portText = port.portText!;
   const b = out.room(headBytes.length + hashedNameLength(ENDPOINT_PREFIX_BYTES, portText, endpoint) + 1);

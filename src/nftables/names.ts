@@ -118,7 +118,10 @@ function servicePortText(spn: ServicePortName): string {
 
 /** servicePortChainNameBase: "ULMVA6XW-ns1/svc1/tcp/p80". */
 export function servicePortChainNameBase(spn: ServicePortName): string {
-  return hashAndTruncate(servicePortText(spn));
+  // The port's text as its endpoint chains' names hold it, kept per port (endpointTextPrefix),
+  // without its "__": the text is not made a second time per port.
+  const prefix = endpointTextPrefix(spn);
+  return hashAndTruncate(prefix.slice(0, prefix.length - 2));
 }
 
 /**

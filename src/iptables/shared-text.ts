@@ -109,11 +109,22 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
     this.#fixedChains = chains;
   }
 
+  /**
+   * The context a port's rules are written in, by the node's: the node's, with this arena as
+   * the sink and the port's reuse. Made once per node's context and given each port's reuse in
+   * turn: a copy of the context for each port (a spread, some 700 bytes) was 9 MB of garbage
+   * for a big cluster's first node. Weak: a node's context is not kept past its sync.
+   */
+  readonly #portContexts = new WeakMap<SyncContext<unknown>, Mutable<SyncContext<RecordedChain>>>();
+
   /** Write the rules of `sp` on the node of `ctx` as a fragment. */
   write(ctx: SyncContext<unknown>, sp: ProxierServicePort, reuse: TextPortReuse): TextFragment {
     this.#begin();
     reuse.blocks.taken = undefined;
-    writeServicePortRules({ ...ctx, out: this, reuse }, this.#fixedChains, sp);
+    let portCtx = this.#portContexts.get(ctx);
+    if (portCtx === undefined) this.#portContexts.set(ctx, (portCtx = { ...ctx, out: this, reuse }));
+    portCtx.reuse = reuse;
+    writeServicePortRules(portCtx, this.#fixedChains, sp);
 
     let block: TextEndpointBlock | undefined = reuse.blocks.taken;
     if (block === undefined) {
@@ -243,6 +254,8 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
     this.#filling = undefined;
   }
 }
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** Append a piece, joined to the last one when the bytes follow on. */
 function addPiece(pieces: TextPiece[], from: TextBuffer, start: number, end: number): void {

@@ -75,21 +75,44 @@ export function computeProbability(n: number): string {
  */
 export class ProbabilityCache {
   private readonly values: string[] = [];
-  private readonly encoded: Uint8Array[] = [];
+  /**
+   * get(n)'s characters as bytes for n from 1 on, ENCODED_WIDTH at ENCODED_WIDTH * n (1/n is
+   * "0." and ten digits, or "1.0000000000"), a zero first byte until made: one array, not an
+   * array per n (5,000 for a big cluster's largest port, each an ArrayBuffer to the collector).
+   */
+  #encoded = new Uint8Array(ENCODED_WIDTH * 64);
+
+  /** get(n) as ASCII bytes (a new array). */
+  bytes(n: number): Uint8Array {
+    const at = this.bytesAt(n);
+    return this.#encoded.slice(at, at + ENCODED_WIDTH);
+  }
 
   /**
-   * get(n) as ASCII bytes, for the renderers (line-scratch.ts). The string is not kept (a text
-   * written as bytes reads only these: 5,000 of each for a big cluster's largest port).
+   * Where get(n)'s ENCODED_WIDTH bytes are in encodedBytes, made when first asked for: for the
+   * renderers (line-scratch.ts), which copy them from there. The string is not kept (a text
+   * written as bytes reads only these).
    */
-  bytes(n: number): Uint8Array {
-    let bytes = this.encoded[n];
-    if (bytes === undefined) {
-      const value = this.values[n] ?? computeProbability(n);
-      bytes = new Uint8Array(value.length);
-      for (let i = 0; i < value.length; i++) bytes[i] = value.charCodeAt(i);
-      this.encoded[n] = bytes;
+  bytesAt(n: number): number {
+    if (!Number.isSafeInteger(n) || n < 1) throw new Error(`probability of 1/${n}: n must be a positive integer`);
+    const at = ENCODED_WIDTH * n;
+    if (at + ENCODED_WIDTH > this.#encoded.length) {
+      const grown = new Uint8Array(Math.max(2 * this.#encoded.length, at + ENCODED_WIDTH));
+      grown.set(this.#encoded);
+      this.#encoded = grown;
     }
-    return bytes;
+    const encoded = this.#encoded;
+    if (encoded[at] === 0) {
+      const value = this.values[n] ?? computeProbability(n);
+      if (value.length !== ENCODED_WIDTH) throw new Error(`probability of 1/${n} is ${value}, not ${ENCODED_WIDTH} characters`);
+      for (let i = 0; i < ENCODED_WIDTH; i++) encoded[at + i] = value.charCodeAt(i);
+    }
+    return at;
+  }
+
+  /** The bytes bytesAt points into (replaced when they grow: read after bytesAt). */
+  get encodedBytes(): Uint8Array {
+    return this.#encoded;
   }
 
   get(n: number): string {
@@ -101,3 +124,6 @@ export class ProbabilityCache {
     return value;
   }
 }
+
+/** The characters of every 1/n with n >= 1 as kube-proxy writes it: "0.1666666667", "1.0000000000". */
+export const ENCODED_WIDTH = DECIMALS + 2;

@@ -72,7 +72,7 @@ export class IptablesTextSink implements RuleSink<TextChain> {
   private readonly bodyStart = new IntList();
   private readonly bodyEnd = new IntList();
   /** The rules a chain got while another chain was being filled, by chain id. */
-  private readonly own = new Map<number, TextBuffer>();
+  private readonly own = new Map<number, OwnRules>();
   /** The rules of adopted text (adoptText), by its id: copied from where they are in finish(). */
   private readonly adopted = new Map<number, readonly TextPiece[]>();
   private readonly body: TextBuffer;
@@ -122,16 +122,28 @@ export class IptablesTextSink implements RuleSink<TextChain> {
   }
 
   appendRule(chain: TextChain, args: readonly string[]): void {
-    const out = this.bufferFor(chain.id);
-    out.writeRule(chain.name, args);
-    if (out === this.body) this.bodyEnd.values[chain.id] = this.body.length;
+    const id = chain.id;
+    if (this.fills(id)) {
+      this.body.writeRule(chain.name, args);
+      this.bodyEnd.values[id] = this.body.length;
+    } else {
+      this.ownRules(id).bytes().writeRule(chain.name, args);
+    }
   }
 
-  /** Rules already written as text (whole `-A` lines of `chain`), appended as appendRule would. */
+  /**
+   * Rules already written as text (whole `-A` lines of `chain`), appended as appendRule would.
+   * Into the body they are copied; for a chain with its own rules only where they are is kept
+   * (OwnRules), and they are copied once, into the text (finish()).
+   */
   appendRuleText(chain: TextChain, from: TextBuffer, start: number, end: number): void {
-    const out = this.bufferFor(chain.id);
-    out.append(from, start, end);
-    if (out === this.body) this.bodyEnd.values[chain.id] = this.body.length;
+    const id = chain.id;
+    if (this.fills(id)) {
+      this.body.append(from, start, end);
+      this.bodyEnd.values[id] = this.body.length;
+    } else {
+      this.ownRules(id).take(from, start, end);
+    }
   }
 
   private tableText(table: TableName): TableText {
@@ -151,8 +163,11 @@ export class IptablesTextSink implements RuleSink<TextChain> {
     return id;
   }
 
-  /** Where the next rule of chain `id` goes: the body (the caller then records where it ends) or the chain's own buffer. */
-  private bufferFor(id: number): TextBuffer {
+  /**
+   * Whether the next rule of chain `id` goes to the body (the caller then records where it
+   * ends), else to the chain's own rules.
+   */
+  private fills(id: number): boolean {
     if (this.finished) throw new Error('the text sink is finished');
     const bodyTable = this.bodyTable;
     if (id !== this.filling && id === this.bodyStart.length - 1 && this.bodyStart.values[id] === -1 && (bodyTable === undefined || this.tableOfChain.values[id] === bodyTable.index)) {
@@ -160,9 +175,12 @@ export class IptablesTextSink implements RuleSink<TextChain> {
       this.filling = id;
       this.bodyStart.values[id] = this.body.length;
     }
-    if (id === this.filling) return this.body;
+    return id === this.filling;
+  }
+
+  private ownRules(id: number): OwnRules {
     let own = this.own.get(id);
-    if (own === undefined) this.own.set(id, (own = new TextBuffer(4096)));
+    if (own === undefined) this.own.set(id, (own = new OwnRules()));
     return own;
   }
 
@@ -196,9 +214,12 @@ export class IptablesTextSink implements RuleSink<TextChain> {
     const text = this.tableText(table);
     const id = this.newChainId(text);
     chains.writeDeclarations(text.declarations);
-    const out = this.bufferFor(id);
-    chains.writeRules(out);
-    if (out === this.body) this.bodyEnd.values[id] = out.length;
+    if (this.fills(id)) {
+      chains.writeRules(this.body);
+      this.bodyEnd.values[id] = this.body.length;
+    } else {
+      chains.writeRules(this.ownRules(id).bytes());
+    }
   }
 
   writeChain(table: TableName, name: string, rules: readonly (readonly string[])[]): TextChain {
@@ -251,7 +272,7 @@ export class IptablesTextSink implements RuleSink<TextChain> {
       size += table.declarations.length + 32;
       for (const piece of table.declarationPieces) add(piece);
     }
-    for (const own of this.own.values()) size += own.length;
+    for (const own of this.own.values()) own.lay({ write: () => {}, append: (from, start, end) => add({ from, start, end }) });
     for (const pieces of this.adopted.values()) for (const piece of pieces) add(piece);
     return { size, sealed };
   }
@@ -296,7 +317,7 @@ export class IptablesTextSink implements RuleSink<TextChain> {
         if (own !== undefined || adopted !== undefined) {
           out.append(body, start, end);
           start = end;
-          if (own !== undefined) out.append(own, 0, own.length);
+          if (own !== undefined) own.lay(out);
           else for (const piece of adopted!) out.append(piece.from, piece.start, piece.end);
         }
       }
@@ -332,6 +353,58 @@ export function finishTextSinks(sinks: readonly IptablesTextSink[], headers?: re
   if (text === undefined) text = 2 * runs.sealedBytes < runs.bytes ? writeHeapText(runs.bytes, (out) => runs.replay(out)) : runs.join();
   for (const sink of sinks) sink.release();
   return text;
+}
+
+/**
+ * A chain's rules that are not a run of the body, in order: lines written here (appendRule)
+ * and stretches of other compiles' text taken as they are (appendRuleText), each copied once,
+ * into the text, when it is laid out. A node's KUBE-SERVICES and KUBE-NODEPORTS take a line or
+ * two from each of 12k service ports' shared text in a big cluster (2.4 MB): copied into a
+ * buffer of their own first, that buffer was more memory touched (and, for a node whose text
+ * is joined from strings, made a string of its own) on every node.
+ */
+class OwnRules {
+  #bytes: TextBuffer | undefined;
+  /** Bytes of #bytes before this are in the runs already. */
+  #bytesFrom = 0;
+  /** The runs before what #bytes holds from #bytesFrom on: bytes [starts[i], ends[i]) of from[i]. */
+  readonly #from: TextBuffer[] = [];
+  readonly #starts: number[] = [];
+  readonly #ends: number[] = [];
+
+  /** Where lines written for the chain go (after every run taken so far). */
+  bytes(): TextBuffer {
+    return (this.#bytes ??= new TextBuffer(4096));
+  }
+
+  /** Bytes [start, end) of `from`, after everything before. */
+  take(from: TextBuffer, start: number, end: number): void {
+    if (end <= start) return;
+    const bytes = this.#bytes;
+    if (bytes !== undefined && bytes.length > this.#bytesFrom) {
+      this.#push(bytes, this.#bytesFrom, bytes.length);
+      this.#bytesFrom = bytes.length;
+    }
+    this.#push(from, start, end);
+  }
+
+  #push(from: TextBuffer, start: number, end: number): void {
+    const last = this.#from.length - 1;
+    if (last >= 0 && this.#from[last] === from && this.#ends[last] === start) {
+      this.#ends[last] = end;
+      return;
+    }
+    this.#from.push(from);
+    this.#starts.push(start);
+    this.#ends.push(end);
+  }
+
+  /** The rules, in order, to `out`. */
+  lay(out: TextOut): void {
+    for (let i = 0; i < this.#from.length; i++) out.append(this.#from[i]!, this.#starts[i]!, this.#ends[i]!);
+    const bytes = this.#bytes;
+    if (bytes !== undefined) out.append(bytes, this.#bytesFrom, bytes.length);
+  }
 }
 
 /** Where layOut puts the text: a TextBuffer, or TextRuns. */

@@ -7,7 +7,6 @@
 import { sameEndpoints } from '../topology/categorize.js';
 import { type EndpointBlock, EndpointBlocks } from '../topology/endpoint-blocks.js';
 import type { EndpointInfo, ServicePortInfo } from '../tracker/types.js';
-import { withLast } from '../util/position-cache.js';
 import type { Protocol } from '../model/types.js';
 import { endpointChainName } from './names.js';
 import type { PortChainReuse } from './sync-context.js';
@@ -95,7 +94,7 @@ export class PortReuse<C extends { readonly name: string }, B extends EndpointBl
       const oldest = kept.findIndex((c) => c.chain.name === name);
       kept = kept.slice(0, oldest).concat(kept.slice(oldest + 1));
     }
-    this.#policyChains = withLast(kept, { endpoints, masquerade, chain }, Infinity);
+    this.#policyChains = [...kept, { endpoints, masquerade, chain }];
   }
 
   /** Whole KUBE-SEP blocks; the one the last takeEndpointChains gave is read by the fragment's writer. */

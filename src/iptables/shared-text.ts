@@ -34,9 +34,9 @@ const FIXED_KEYS = [
 ] as const satisfies readonly (keyof FixedChains)[];
 
 /**
- * What one service port wrote, as one flat list, for a big cluster keeps one for each of its
- * 12k+ ports for every node after the first (an object for the fragment, lists for its parts
- * and an object for each piece were some 500 bytes a port):
+ * What one service port wrote, as one flat list: a big cluster keeps one for each of its 12k+
+ * ports for every node after the first, and an object for the fragment, lists for its parts and
+ * an object for each piece were some 500 bytes a port. The list holds:
  *
  *   fixedText, n, then n runs (FIXED_KEYS index, start, end) of fixedText's bytes: the rules for
  *   the fixed chains, in the order written;

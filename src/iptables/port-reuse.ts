@@ -94,7 +94,8 @@ export class PortReuse<C extends { readonly name: string }, B extends EndpointBl
       const oldest = kept.findIndex((c) => c.chain.name === name);
       kept = kept.slice(0, oldest).concat(kept.slice(oldest + 1));
     }
-    this.#policyChains = [...kept, { endpoints, masquerade, chain }];
+    // concat, not a spread: a list made by a spread keeps spare room, and one is kept per port.
+    this.#policyChains = kept.concat([{ endpoints, masquerade, chain }]);
   }
 
   /** Whole KUBE-SEP blocks; the one the last takeEndpointChains gave is read by the fragment's writer. */

@@ -18,7 +18,11 @@
  *   npm run bench:scale [-- --quick]      (--quick: 500 nodes, 15,000 pods, 1,000 services)
  *
  * Wall time with the process's CPU time beside it (all threads: on a busy machine CPU time is
- * the steadier figure); ratios against a baseline measured in the same run. Nothing is asserted.
+ * the steadier figure); ratios against a baseline measured in the same run. Beside each step of
+ * a node's view, the page faults it took and the garbage collector's pauses in it, and for the
+ * first node what the faults cost at this machine's price of a fault (measured in the run, see
+ * memory-cost.ts): the part of the figure that is the machine's rather than kpsim's own work.
+ * Nothing is asserted.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -34,6 +38,7 @@ import { compileNode } from '../src/node/compile-node.js';
 import { RULES_MODES, modeDriver } from '../src/node/modes.js';
 import type { Packet } from '../src/trace/types.js';
 import { type Timed, gc, machineLine, median, timed, timedAsync } from './common.js';
+import { GcPauses, minorFaults, pageFaultMicros } from './memory-cost.js';
 
 const quick = process.argv.includes('--quick');
 const SIZE = quick ? { nodes: 500, pods: 15000, services: 1000 } : { nodes: 5000, pods: 150000, services: 10000 };
@@ -47,32 +52,71 @@ const heapMB = (): number => {
 };
 const target = (label: string): string => `  [target ${label}]`;
 
-/** One node's view in every mode, compiled and rendered through `view`: the states, then each mode. */
-function nodeView(view: ClusterView, name: string): { steps: { label: string; t: Timed<number> }[]; total: { wallMs: number; cpuMs: number }; keep: unknown[] } {
-  const keep: unknown[] = [];
-  const node = view.resolve(name);
-  const steps: { label: string; t: Timed<number> }[] = [];
-  steps.push({ label: 'proxier states (every family)', t: timed(() => view.statesOf(node).length) });
-  for (const mode of RULES_MODES) {
-    const driver = modeDriver(mode);
-    steps.push({
-      label: `${mode}: compile + render`,
-      t: timed(() => {
-        const compiled = view.compile(mode, node);
-        const text = driver.render(compiled, driver.formats[0]!);
-        keep.push(compiled, text);
-        return text.length;
-      }),
-    });
-  }
-  const total = steps.reduce((sum, s) => ({ wallMs: sum.wallMs + s.t.wallMs, cpuMs: sum.cpuMs + s.t.cpuMs }), { wallMs: 0, cpuMs: 0 });
-  return { steps, total, keep };
+/** A step of a node's view: its times, and when it ran and the page faults it took (for its memory line). */
+interface ViewStep {
+  readonly label: string;
+  readonly t: Timed<number>;
+  readonly from: number;
+  readonly to: number;
+  readonly faults: number;
 }
 
-function printView(title: string, v: ReturnType<typeof nodeView>): void {
+/** `fn` timed as a step of a node's view. */
+function viewStep(label: string, fn: () => number): ViewStep {
+  const f0 = minorFaults();
+  const from = performance.now();
+  const t = timed(fn);
+  return { label, t, from, to: performance.now(), faults: minorFaults() - f0 };
+}
+
+interface NodeView {
+  readonly steps: ViewStep[];
+  readonly total: { wallMs: number; cpuMs: number };
+  readonly faults: number;
+  readonly keep: unknown[];
+}
+
+/** One node's view in every mode, compiled and rendered through `view`: the states, then each mode. */
+function nodeView(view: ClusterView, name: string): NodeView {
+  const keep: unknown[] = [];
+  const node = view.resolve(name);
+  const steps: ViewStep[] = [];
+  steps.push(viewStep('proxier states (every family)', () => (view.statesOf(node), 0)));
+  for (const mode of RULES_MODES) {
+    const driver = modeDriver(mode);
+    steps.push(viewStep(`${mode}: compile + render`, () => {
+      const compiled = view.compile(mode, node);
+      const text = driver.render(compiled, driver.formats[0]!);
+      keep.push(compiled, text);
+      return text.length;
+    }));
+  }
+  const total = steps.reduce((sum, s) => ({ wallMs: sum.wallMs + s.t.wallMs, cpuMs: sum.cpuMs + s.t.cpuMs }), { wallMs: 0, cpuMs: 0 });
+  return { steps, total, faults: steps.reduce((n, s) => n + s.faults, 0), keep };
+}
+
+/** Each step's times, text, page faults (MB of pages first touched) and collector's pauses; then the total. */
+function printView(title: string, v: NodeView, pauses: GcPauses): void {
   console.log(title);
-  for (const s of v.steps) console.log(`  ${s.label.padEnd(32)} ${ms(s.t)}${s.t.value > 1 ? `  ${(s.t.value / 1048576).toFixed(1)} MB text` : ''}`);
+  for (const s of v.steps) {
+    const text = s.t.value > 1 ? `  ${(s.t.value / 1048576).toFixed(1).padStart(5)} MB text` : ''.padEnd(16);
+    const g = pauses.between(s.from, s.to);
+    const memory = `  faults ${String(s.faults).padStart(6)} (${((s.faults * 4096) / 1048576).toFixed(0).padStart(3)} MB), gc ${g.ms.toFixed(0).padStart(4)} ms (${g.scavenges} scavenges, ${g.count - g.scavenges} other)`;
+    console.log(`  ${s.label.padEnd(32)} ${ms(s.t)}${text}${memory}`);
+  }
   console.log(`  ${'total'.padEnd(32)} ${ms(v.total)}`);
+}
+
+/**
+ * How much of a view's wall time is the machine's price of memory first touched (its page
+ * faults at `faultMicros` each, measured in this run) and the collector's pauses; the rest is
+ * kpsim's own work. An estimate: a fault's cost is the probe's, on pages touched the same way.
+ */
+function printMemoryShare(v: NodeView, pauses: GcPauses, faultMicros: number): void {
+  const faultMs = (v.faults * faultMicros) / 1000;
+  const gcMs = v.steps.reduce((n, s) => n + pauses.between(s.from, s.to).ms, 0);
+  const rest = v.total.wallMs - faultMs - gcMs;
+  console.log(`  of the total: page faults ${v.faults} x ${faultMicros.toFixed(2)} us (this machine's price of a fault, measured now) = ~${faultMs.toFixed(0)} ms; gc pauses ${gcMs.toFixed(0)} ms; the rest ${rest.toFixed(0)} ms`);
 }
 
 /**
@@ -163,18 +207,23 @@ async function main(): Promise<void> {
     console.log(`1. load the manifests            ${ms(loaded)}  heap ${heapMB().toFixed(0)} MB with the cluster loaded`);
 
     // 2. the first node, every mode
+    const pauses = new GcPauses();
     const view = new ClusterView(cluster);
     const names = cluster.nodes.map((n) => n.name);
     const first = nodeView(view, names[0]!);
+    await pauses.settle();
     const heapFirst = heapMB();
-    printView(`2. one node's view in every mode (${names[0]}), the shared work included`, first);
+    printView(`2. one node's view in every mode (${names[0]}), the shared work included`, first, pauses);
     console.log(`  ${'heap after'.padEnd(32)} ${heapFirst.toFixed(0).padStart(6)} MB${target(`under ${TARGETS.heapMB} MB`)}`);
     console.log(`  ${'total'.padEnd(32)} ${(first.total.wallMs / 1000).toFixed(2)} s wall${target(`under ${TARGETS.firstNodeMs / 1000} s`)}`);
+    printMemoryShare(first, pauses, pageFaultMicros());
     first.keep.length = 0;
 
     // 3. the second node, against the same node alone
     const second = nodeView(view, names[1]!);
-    printView(`3. the second node's view (${names[1]}) after the first`, second);
+    await pauses.settle();
+    printView(`3. the second node's view (${names[1]}) after the first`, second, pauses);
+    pauses.stop();
     const alone = timed(() => {
       let n = 0;
       for (const mode of RULES_MODES) {

@@ -16,7 +16,7 @@
  */
 import type { EndpointInfo } from '../tracker/types.js';
 import { KUBE_MARK_MASQ } from './names.js';
-import type { ProbabilityCache } from './probability.js';
+import { ENCODED_WIDTH, type ProbabilityCache } from './probability.js';
 import { LINE_SCRATCH, type LineScratch, asciiBytes } from './line-scratch.js';
 import type { TextBuffer } from './save-text.js';
 import type { Chain, Rule, Ruleset } from './types.js';
@@ -498,7 +498,8 @@ export function writePolicyChainLines(scratch: LineScratch, out: TextBuffer, nam
     if (ok) {
       if (i < n - 1) {
         scratch.bytes(large ? STATISTIC_LARGE : STATISTIC);
-        scratch.bytes(probabilities.bytes(n - i));
+        const at = probabilities.bytesAt(n - i);
+        scratch.bytesOf(probabilities.encodedBytes, at, at + ENCODED_WIDTH);
         scratch.bytes(JUMP);
       } else {
         scratch.bytes(large ? JUMP : QUOTE_JUMP);

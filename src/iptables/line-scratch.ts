@@ -58,6 +58,14 @@ export class LineScratch {
     this.length += end - start;
   }
 
+  /** Bytes [start, end) of `source` (a piece among others in one array). Room must have been made. */
+  bytesOf(source: Uint8Array, start: number, end: number): void {
+    const b = this.#bytes;
+    let p = this.length;
+    for (let i = start; i < end; i++) b[p++] = source[i]!;
+    this.length = p;
+  }
+
   /** One byte. Room must have been made. */
   code(c: number): void {
     this.#bytes[this.length++] = c;

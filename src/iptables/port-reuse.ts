@@ -7,7 +7,6 @@
 import { sameEndpoints } from '../topology/categorize.js';
 import { type EndpointBlock, EndpointBlocks } from '../topology/endpoint-blocks.js';
 import type { EndpointInfo, ServicePortInfo } from '../tracker/types.js';
-import { withLast } from '../util/position-cache.js';
 import type { Protocol } from '../model/types.js';
 import { endpointChainName } from './names.js';
 import type { PortChainReuse } from './sync-context.js';
@@ -40,7 +39,12 @@ export class PortReuse<C extends { readonly name: string }, B extends EndpointBl
   readonly #names: Map<string, string> | undefined;
   /** Single KUBE-SEP chains by name (undefined: only whole blocks are kept). */
   readonly #endpointChains: Map<string, C> | undefined;
-  readonly #policyChains = new Map<string, readonly { endpoints: readonly EndpointInfo[]; masquerade: boolean; chain: C }[]>();
+  /**
+   * Policy chains kept, oldest first, at most KEPT_VARIANTS of each name: a list, not a Map by
+   * name, as a port has one or two (KUBE-SVC, KUBE-SVL) and a big cluster keeps this for each of
+   * its 12k+ ports (a Map is some 200 bytes even when it holds one entry).
+   */
+  #policyChains: readonly { readonly endpoints: readonly EndpointInfo[]; readonly masquerade: boolean; readonly chain: C }[] = [];
 
   constructor(names: Map<string, string> | undefined, keepEndpointChains: boolean) {
     this.#names = names;
@@ -71,13 +75,27 @@ export class PortReuse<C extends { readonly name: string }, B extends EndpointBl
   }
 
   policyChain(name: string, endpoints: readonly EndpointInfo[], masquerade: boolean): C | undefined {
-    return this.#policyChains.get(name)?.find((c) => c.masquerade === masquerade && sameEndpoints(c.endpoints, endpoints))?.chain;
+    const kept = this.#policyChains;
+    for (let i = 0; i < kept.length; i++) {
+      const c = kept[i]!;
+      if (c.chain.name === name && c.masquerade === masquerade && sameEndpoints(c.endpoints, endpoints)) return c.chain;
+    }
+    return undefined;
   }
 
   keepPolicyChain(chain: C, endpoints: readonly EndpointInfo[], masquerade: boolean): void {
     // A policy chain over a node's own local endpoints is that node's alone: keep only a few
     // (enough for the zones of a topology-aware service).
-    this.#policyChains.set(chain.name, withLast(this.#policyChains.get(chain.name) ?? [], { endpoints, masquerade, chain }, KEPT_VARIANTS));
+    const name = chain.name;
+    let kept = this.#policyChains;
+    let named = 0;
+    for (let i = 0; i < kept.length; i++) if (kept[i]!.chain.name === name) named++;
+    if (named >= KEPT_VARIANTS) {
+      const oldest = kept.findIndex((c) => c.chain.name === name);
+      kept = kept.slice(0, oldest).concat(kept.slice(oldest + 1));
+    }
+    // concat, not a spread: a list made by a spread keeps spare room, and one is kept per port.
+    this.#policyChains = kept.concat([{ endpoints, masquerade, chain }]);
   }
 
   /** Whole KUBE-SEP blocks; the one the last takeEndpointChains gave is read by the fragment's writer. */

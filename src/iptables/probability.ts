@@ -9,8 +9,35 @@
 const DECIMALS = 10;
 const SCALE = 10n ** BigInt(DECIMALS);
 
-/** Go's strconv.FormatFloat(x, 'f', 10, 64) for a finite, non-negative x. */
+/**
+ * Go's strconv.FormatFloat(x, 'f', 10, 64) for a finite, non-negative x.
+ *
+ * x * 10^10 in floating point is within one unit in the last place of the exact product, 2^-19
+ * at most below 10^10: when its fraction is not within FAR_FROM_HALF of one half, the exact
+ * product rounds to the same integer, found without BigInt (the first node of a big cluster
+ * formats 1/n for n up to its largest port's endpoints, 5,000 of them: 35 ms with BigInt).
+ * Nearer a half (a tie such as 1/2048), the float's exact bits decide (formatFixed10Exact).
+ */
 export function formatFixed10(x: number): string {
+  if (!Number.isFinite(x) || x < 0) throw new Error(`formatFixed10: ${x} is not a finite non-negative number`);
+  const scaled = x * 1e10;
+  if (scaled < 1e10) {
+    const floor = Math.floor(scaled);
+    const fraction = scaled - floor;
+    if (Math.abs(fraction - 0.5) > FAR_FROM_HALF) {
+      const rounded = fraction < 0.5 ? floor : floor + 1;
+      // rounded <= 10^10: "1.0000000000" for x just below 1, else "0." and ten digits.
+      return rounded === 1e10 ? '1.0000000000' : `0.${String(rounded).padStart(DECIMALS, '0')}`;
+    }
+  }
+  return formatFixed10Exact(x);
+}
+
+/** Far enough from one half that the float product's error (2^-19 at most, below 10^10) cannot cross it. */
+const FAR_FROM_HALF = 2 ** -10;
+
+/** formatFixed10 from the float's exact binary value, with BigInt: for any x (the fast path's check). */
+export function formatFixed10Exact(x: number): string {
   if (!Number.isFinite(x) || x < 0) throw new Error(`formatFixed10: ${x} is not a finite non-negative number`);
   const { mantissa, exponent } = exactBinary(x);
   // x = mantissa * 2^exponent; scaled = x * 10^10 as a fraction numerator / denominator.
@@ -48,18 +75,44 @@ export function computeProbability(n: number): string {
  */
 export class ProbabilityCache {
   private readonly values: string[] = [];
-  private readonly encoded: Uint8Array[] = [];
+  /**
+   * get(n)'s characters as bytes for n from 1 on, ENCODED_WIDTH at ENCODED_WIDTH * n (1/n is
+   * "0." and ten digits, or "1.0000000000"), a zero first byte until made: one array, not an
+   * array per n (5,000 for a big cluster's largest port, each an ArrayBuffer to the collector).
+   */
+  #encoded = new Uint8Array(ENCODED_WIDTH * 64);
 
-  /** get(n) as ASCII bytes, for the renderers (line-scratch.ts). */
+  /** get(n) as ASCII bytes (a new array). */
   bytes(n: number): Uint8Array {
-    let bytes = this.encoded[n];
-    if (bytes === undefined) {
-      const value = this.get(n);
-      bytes = new Uint8Array(value.length);
-      for (let i = 0; i < value.length; i++) bytes[i] = value.charCodeAt(i);
-      this.encoded[n] = bytes;
+    const at = this.bytesAt(n);
+    return this.#encoded.slice(at, at + ENCODED_WIDTH);
+  }
+
+  /**
+   * Where get(n)'s ENCODED_WIDTH bytes are in encodedBytes, made when first asked for: for the
+   * renderers (line-scratch.ts), which copy them from there. The string is not kept (a text
+   * written as bytes reads only these).
+   */
+  bytesAt(n: number): number {
+    if (!Number.isSafeInteger(n) || n < 1) throw new Error(`probability of 1/${n}: n must be a positive integer`);
+    const at = ENCODED_WIDTH * n;
+    if (at + ENCODED_WIDTH > this.#encoded.length) {
+      const grown = new Uint8Array(Math.max(2 * this.#encoded.length, at + ENCODED_WIDTH));
+      grown.set(this.#encoded);
+      this.#encoded = grown;
     }
-    return bytes;
+    const encoded = this.#encoded;
+    if (encoded[at] === 0) {
+      const value = this.values[n] ?? computeProbability(n);
+      if (value.length !== ENCODED_WIDTH) throw new Error(`probability of 1/${n} is ${value}, not ${ENCODED_WIDTH} characters`);
+      for (let i = 0; i < ENCODED_WIDTH; i++) encoded[at + i] = value.charCodeAt(i);
+    }
+    return at;
+  }
+
+  /** The bytes bytesAt points into (replaced when they grow: read after bytesAt). */
+  get encodedBytes(): Uint8Array {
+    return this.#encoded;
   }
 
   get(n: number): string {
@@ -71,3 +124,6 @@ export class ProbabilityCache {
     return value;
   }
 }
+
+/** The characters of every 1/n with n >= 1 as kube-proxy writes it: "0.1666666667", "1.0000000000". */
+export const ENCODED_WIDTH = DECIMALS + 2;

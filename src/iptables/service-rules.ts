@@ -104,7 +104,10 @@ function factsOf(sp: ProxierServicePort): ServicePortFacts {
 
 export function writeServicePortRules<C>(ctx: SyncContext<C>, fixed: FixedChains<C>, sp: ProxierServicePort): void {
   const svc = sp.info;
-  const facts = servicePortFacts(sp);
+  // With shared work (ctx.reuse) a port's view is written once for every node that shares it,
+  // and what is kept is its text or fragment: facts kept per port as well (12k ports: 5 MB of
+  // objects and names for a big cluster's first node) would only be copied by the collector.
+  const facts = ctx.reuse === undefined ? servicePortFacts(sp) : factsOf(sp);
   writeDestinationCaptureRules(ctx, fixed, svc, facts);
 
   // The internal masquerade rule is the first rule of the internal policy chain, which kube-proxy

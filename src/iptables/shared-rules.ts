@@ -79,6 +79,9 @@ interface PortWork<F, R> {
   references: readonly { readonly sp: ProxierServicePort; readonly allowFromNode: boolean; readonly fragment: F }[];
 }
 
+/** No references yet (one list for every port's work until its first fragment). */
+const NO_REFERENCES: readonly never[] = [];
+
 /** A port's fragments by the node-dependent firewall bit (false, true). */
 type FragmentPair<F> = [F | undefined, F | undefined];
 
@@ -113,10 +116,17 @@ export class PortFragments<F, R, X extends SyncContext<unknown>> {
 
     let work = this.#byInfo.get(sp.info);
     if (work === undefined) {
-      work = { reuse: this.newReuse(sp.info), references: [] };
+      work = { reuse: this.newReuse(sp.info), references: NO_REFERENCES };
       this.#byInfo.set(sp.info, work);
     }
-    let fragment = work.references.find((r) => r.allowFromNode === allowFromNode && sameRulesInput(r.sp, sp))?.fragment;
+    let fragment: F | undefined;
+    // A loop, not find() with a closure: this runs for every port of the first node (12k).
+    for (const r of work.references) {
+      if (r.allowFromNode === allowFromNode && sameRulesInput(r.sp, sp)) {
+        fragment = r.fragment;
+        break;
+      }
+    }
     // A node's own view of the port (a local endpoint under a Local policy) is its alone: keep
     // only views that other nodes may share.
     const shareable = !hasLocalEndpoint(sp);
@@ -221,7 +231,9 @@ interface Baseline {
 }
 
 function hasLocalEndpoint(sp: ProxierServicePort): boolean {
-  return sp.endpoints.some((ep) => ep.isLocal);
+  const endpoints = sp.endpoints;
+  for (let i = 0; i < endpoints.length; i++) if (endpoints[i]!.isLocal) return true;
+  return false;
 }
 
 /** Write the port's rules into empty chains and keep them as a fragment. */

@@ -24,7 +24,7 @@ import { TextBuffer } from './save-text.js';
 import { writeEndpointChainsText } from './service-port-chains.js';
 import { writeServicePortRules } from './service-rules.js';
 import type { FixedChains, SyncContext } from './sync-context.js';
-import type { IptablesTextSink, TextChain, TextPiece } from './text-sink.js';
+import { type IptablesTextSink, type PieceList, type TextChain, addPiece } from './text-sink.js';
 import type { TableName } from './types.js';
 
 /** The fixed chains by number, as a fragment's fixed-chain runs name them. */
@@ -33,14 +33,17 @@ const FIXED_KEYS = [
   'natServices', 'natNodePorts', 'natPostrouting', 'natMarkMasq',
 ] as const satisfies readonly (keyof FixedChains)[];
 
-export interface TextFragment {
-  /** Rules for the fixed chains: runs of (FIXED_KEYS index, start, end) of `fixedText`, in the order written. */
-  readonly fixedText: TextBuffer;
-  readonly fixed: readonly number[];
-  /** The port's own nat chains: their declarations, and their rules in the same order. */
-  readonly declarations: readonly TextPiece[];
-  readonly rules: readonly TextPiece[];
-}
+/**
+ * What one service port wrote, as one flat list: a big cluster keeps one for each of its 12k+
+ * ports for every node after the first, and an object for the fragment, lists for its parts and
+ * an object for each piece were some 500 bytes a port. The list holds:
+ *
+ *   fixedText, n, then n runs (FIXED_KEYS index, start, end) of fixedText's bytes: the rules for
+ *   the fixed chains, in the order written;
+ *   d, then d pieces (PieceList: buffer, start, end): the declarations of the port's own nat
+ *   chains; then to the end, pieces: their rules, in the same order.
+ */
+export type TextFragment = readonly (TextBuffer | number)[];
 
 /** A chain the recorder declared (or a fixed chain, `fixed` >= 0), with where its text is. */
 export interface RecordedChain {
@@ -56,9 +59,14 @@ export interface RecordedChain {
   rulesEnd: number;
 }
 
+/** A port's KUBE-SEP chains: their declarations and their rules, each one stretch of a buffer (numbers, not pieces: one object a block). */
 interface TextEndpointBlock extends EndpointBlock {
-  readonly declarations: TextPiece;
-  readonly rules: TextPiece;
+  readonly declarationsFrom: TextBuffer;
+  readonly declarationsStart: number;
+  readonly declarationsEnd: number;
+  readonly rulesFrom: TextBuffer;
+  readonly rulesStart: number;
+  readonly rulesEnd: number;
 }
 
 export type TextPortReuse = PortReuse<RecordedChain, TextEndpointBlock>;
@@ -90,8 +98,8 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
 
   // The fragment being written.
   readonly #fixedRuns: number[] = [];
-  readonly #declarationPieces: TextPiece[] = [];
-  readonly #rulePieces: TextPiece[] = [];
+  readonly #declarationPieces: PieceList = [];
+  readonly #rulePieces: PieceList = [];
   /** Where the bytes not yet in a piece start. */
   #declarationsFrom = 0;
   #rulesFrom = 0;
@@ -109,11 +117,22 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
     this.#fixedChains = chains;
   }
 
+  /**
+   * The context a port's rules are written in, by the node's: the node's, with this arena as
+   * the sink and the port's reuse. Made once per node's context and given each port's reuse in
+   * turn: a copy of the context for each port (a spread, some 700 bytes) was 9 MB of garbage
+   * for a big cluster's first node. Weak: a node's context is not kept past its sync.
+   */
+  readonly #portContexts = new WeakMap<SyncContext<unknown>, Mutable<SyncContext<RecordedChain>>>();
+
   /** Write the rules of `sp` on the node of `ctx` as a fragment. */
   write(ctx: SyncContext<unknown>, sp: ProxierServicePort, reuse: TextPortReuse): TextFragment {
     this.#begin();
     reuse.blocks.taken = undefined;
-    writeServicePortRules({ ...ctx, out: this, reuse }, this.#fixedChains, sp);
+    let portCtx = this.#portContexts.get(ctx);
+    if (portCtx === undefined) this.#portContexts.set(ctx, (portCtx = { ...ctx, out: this, reuse }));
+    portCtx.reuse = reuse;
+    writeServicePortRules(portCtx, this.#fixedChains, sp);
 
     let block: TextEndpointBlock | undefined = reuse.blocks.taken;
     if (block === undefined) {
@@ -129,19 +148,40 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
       addPiece(this.#rulePieces, this.#rules, this.#rulesFrom, rulesAt);
       block = {
         endpoints,
-        declarations: { from: this.#declarations, start: declarationsAt, end: this.#declarations.length },
-        rules: { from: this.#rules, start: rulesAt, end: this.#rules.length },
+        declarationsFrom: this.#declarations,
+        declarationsStart: declarationsAt,
+        declarationsEnd: this.#declarations.length,
+        rulesFrom: this.#rules,
+        rulesStart: rulesAt,
+        rulesEnd: this.#rules.length,
       };
       reuse.blocks.keep(block);
     } else {
       this.#closePieces();
     }
-    addPiece(this.#declarationPieces, block.declarations.from, block.declarations.start, block.declarations.end);
-    addPiece(this.#rulePieces, block.rules.from, block.rules.start, block.rules.end);
-    // The lists are the writer's, used again for the next fragment: the fragment keeps copies of
-    // exactly their length (a list grown by push keeps room for 17, and a big cluster keeps a
-    // fragment for each of its 10k+ ports).
-    return { fixedText: this.#fixedText, fixed: this.#fixedRuns.slice(), declarations: this.#declarationPieces.slice(), rules: this.#rulePieces.slice() };
+    addPiece(this.#declarationPieces, block.declarationsFrom, block.declarationsStart, block.declarationsEnd);
+    addPiece(this.#rulePieces, block.rulesFrom, block.rulesStart, block.rulesEnd);
+    return this.#fragment();
+  }
+
+  /**
+   * The fragment written (TextFragment), one list of exactly its length: the lists it is made of
+   * are the writer's, used again for the next fragment (and a list grown by push keeps room for
+   * 17, where a big cluster keeps a fragment for each of its 12k+ ports).
+   */
+  #fragment(): TextFragment {
+    const fixed = this.#fixedRuns;
+    const declarations = this.#declarationPieces;
+    const rules = this.#rulePieces;
+    const fragment = new Array<TextBuffer | number>(3 + fixed.length + declarations.length + rules.length);
+    let at = 0;
+    fragment[at++] = this.#fixedText;
+    fragment[at++] = fixed.length / 3;
+    for (let i = 0; i < fixed.length; i++) fragment[at++] = fixed[i]!;
+    fragment[at++] = declarations.length / 3;
+    for (let i = 0; i < declarations.length; i++) fragment[at++] = declarations[i]!;
+    for (let i = 0; i < rules.length; i++) fragment[at++] = rules[i]!;
+    return fragment;
   }
 
   #begin(): void {
@@ -244,19 +284,16 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
   }
 }
 
-/** Append a piece, joined to the last one when the bytes follow on. */
-function addPiece(pieces: TextPiece[], from: TextBuffer, start: number, end: number): void {
-  if (end <= start) return;
-  const last = pieces[pieces.length - 1];
-  if (last !== undefined && last.from === from && last.end === start) pieces[pieces.length - 1] = { from, start: last.start, end };
-  else pieces.push({ from, start, end });
-}
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 
 /** Put a fragment into a node's text: its fixed-chain rules at the end of those chains, its own chains declared and filled. */
 export function emitTextFragment(fragment: TextFragment, fixed: FixedChains<TextChain>, out: IptablesTextSink): void {
-  const runs = fragment.fixed;
-  for (let i = 0; i < runs.length; i += 3) out.appendRuleText(fixed[FIXED_KEYS[runs[i]!]!], fragment.fixedText, runs[i + 1]!, runs[i + 2]!);
-  if (fragment.declarations.length > 0) out.adoptText('nat', fragment.declarations, fragment.rules);
+  const fixedText = fragment[0] as TextBuffer;
+  const fixedEnd = 2 + 3 * (fragment[1] as number);
+  for (let i = 2; i < fixedEnd; i += 3) out.appendRuleText(fixed[FIXED_KEYS[fragment[i] as number]!], fixedText, fragment[i + 1] as number, fragment[i + 2] as number);
+  const declarations = fragment[fixedEnd] as number;
+  if (declarations > 0) out.adoptPieces('nat', fragment, fixedEnd + 1, fixedEnd + 1 + 3 * declarations);
 }
 
 function fixedChainName(key: keyof FixedChains): string {

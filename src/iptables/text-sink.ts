@@ -50,6 +50,29 @@ export interface TextPiece {
   readonly end: number;
 }
 
+/**
+ * Pieces of text as one flat list, three entries a piece: a buffer, then the start and the end
+ * of its bytes. No object a piece: a node of a big cluster takes some 25k pieces of shared text,
+ * and every port's shared text is kept as such a list for every node after (shared-text.ts).
+ */
+export type PieceList = (TextBuffer | number)[];
+
+/** Add bytes [start, end) of `from` to `pieces`: to the last piece when they follow on from it. */
+export function addPiece(pieces: PieceList, from: TextBuffer, start: number, end: number): void {
+  if (end <= start) return;
+  const n = pieces.length;
+  if (n > 0 && pieces[n - 3] === from && pieces[n - 1] === start) {
+    pieces[n - 1] = end;
+    return;
+  }
+  pieces.push(from, start, end);
+}
+
+/** Pieces from entry `first` to the end of `pieces` (a multiple of three entries), in order, to `out`. */
+function layPieces(pieces: readonly (TextBuffer | number)[], first: number, out: TextOut): void {
+  for (let i = first; i < pieces.length; i += 3) out.append(pieces[i] as TextBuffer, pieces[i + 1] as number, pieces[i + 2] as number);
+}
+
 interface TableText {
   readonly name: TableName;
   /** Its place in output order. */
@@ -59,7 +82,7 @@ interface TableText {
    * Declarations of adopted text (adoptText) among this sink's own: the declarations are the
    * pieces, then the bytes of `declarations` from `declarationsFrom` on.
    */
-  readonly declarationPieces: TextPiece[];
+  readonly declarationPieces: PieceList;
   declarationsFrom: number;
   /** Its chains' ids in declaration order. */
   readonly chains: IntList;
@@ -72,9 +95,13 @@ export class IptablesTextSink implements RuleSink<TextChain> {
   private readonly bodyStart = new IntList();
   private readonly bodyEnd = new IntList();
   /** The rules a chain got while another chain was being filled, by chain id. */
-  private readonly own = new Map<number, TextBuffer>();
-  /** The rules of adopted text (adoptText), by its id: copied from where they are in finish(). */
-  private readonly adopted = new Map<number, readonly TextPiece[]>();
+  private readonly own = new Map<number, OwnRules>();
+  /**
+   * The rules of adopted text (adoptText, adoptPieces), by its id: the pieces of the list from
+   * entry adoptedAt[id] on, copied from where they are in finish().
+   */
+  private readonly adopted = new Map<number, readonly (TextBuffer | number)[]>();
+  private readonly adoptedAt = new IntList();
   private readonly body: TextBuffer;
   /**
    * The body holds the rules of the last table only (the others' go to their chains' own
@@ -122,16 +149,28 @@ export class IptablesTextSink implements RuleSink<TextChain> {
   }
 
   appendRule(chain: TextChain, args: readonly string[]): void {
-    const out = this.bufferFor(chain.id);
-    out.writeRule(chain.name, args);
-    if (out === this.body) this.bodyEnd.values[chain.id] = this.body.length;
+    const id = chain.id;
+    if (this.fills(id)) {
+      this.body.writeRule(chain.name, args);
+      this.bodyEnd.values[id] = this.body.length;
+    } else {
+      this.ownRules(id).bytes().writeRule(chain.name, args);
+    }
   }
 
-  /** Rules already written as text (whole `-A` lines of `chain`), appended as appendRule would. */
+  /**
+   * Rules already written as text (whole `-A` lines of `chain`), appended as appendRule would.
+   * Into the body they are copied; for a chain with its own rules only where they are is kept
+   * (OwnRules), and they are copied once, into the text (finish()).
+   */
   appendRuleText(chain: TextChain, from: TextBuffer, start: number, end: number): void {
-    const out = this.bufferFor(chain.id);
-    out.append(from, start, end);
-    if (out === this.body) this.bodyEnd.values[chain.id] = this.body.length;
+    const id = chain.id;
+    if (this.fills(id)) {
+      this.body.append(from, start, end);
+      this.bodyEnd.values[id] = this.body.length;
+    } else {
+      this.ownRules(id).take(from, start, end);
+    }
   }
 
   private tableText(table: TableName): TableText {
@@ -146,13 +185,17 @@ export class IptablesTextSink implements RuleSink<TextChain> {
     const id = this.bodyStart.length;
     this.bodyStart.push(-1);
     this.bodyEnd.push(-1);
+    this.adoptedAt.push(0);
     this.tableOfChain.push(text.index);
     text.chains.push(id);
     return id;
   }
 
-  /** Where the next rule of chain `id` goes: the body (the caller then records where it ends) or the chain's own buffer. */
-  private bufferFor(id: number): TextBuffer {
+  /**
+   * Whether the next rule of chain `id` goes to the body (the caller then records where it
+   * ends), else to the chain's own rules.
+   */
+  private fills(id: number): boolean {
     if (this.finished) throw new Error('the text sink is finished');
     const bodyTable = this.bodyTable;
     if (id !== this.filling && id === this.bodyStart.length - 1 && this.bodyStart.values[id] === -1 && (bodyTable === undefined || this.tableOfChain.values[id] === bodyTable.index)) {
@@ -160,9 +203,12 @@ export class IptablesTextSink implements RuleSink<TextChain> {
       this.filling = id;
       this.bodyStart.values[id] = this.body.length;
     }
-    if (id === this.filling) return this.body;
+    return id === this.filling;
+  }
+
+  private ownRules(id: number): OwnRules {
     let own = this.own.get(id);
-    if (own === undefined) this.own.set(id, (own = new TextBuffer(4096)));
+    if (own === undefined) this.own.set(id, (own = new OwnRules()));
     return own;
   }
 
@@ -173,15 +219,29 @@ export class IptablesTextSink implements RuleSink<TextChain> {
    * rule may be appended to them after.
    */
   adoptText(table: TableName, declarations: readonly TextPiece[], rules: readonly TextPiece[]): void {
+    const pieces: PieceList = [];
+    for (const piece of declarations) pieces.push(piece.from, piece.start, piece.end);
+    const rulesAt = pieces.length;
+    for (const piece of rules) pieces.push(piece.from, piece.start, piece.end);
+    this.adoptPieces(table, pieces, 0, rulesAt);
+  }
+
+  /**
+   * adoptText with the pieces in one list (PieceList): the declarations from entry
+   * `declarationsAt` to `rulesAt`, the rules from there to the end. The list is kept as it is
+   * until finish(): it must not change.
+   */
+  adoptPieces(table: TableName, pieces: readonly (TextBuffer | number)[], declarationsAt: number, rulesAt: number): void {
     const text = this.tableText(table);
     // The bytes are copied once, into the output, by finish(): only where they are is kept here.
     const id = this.newChainId(text);
-    this.adopted.set(id, rules);
+    this.adopted.set(id, pieces);
+    this.adoptedAt.values[id] = rulesAt;
     if (text.declarations.length > text.declarationsFrom) {
-      text.declarationPieces.push({ from: text.declarations, start: text.declarationsFrom, end: text.declarations.length });
+      addPiece(text.declarationPieces, text.declarations, text.declarationsFrom, text.declarations.length);
       text.declarationsFrom = text.declarations.length;
     }
-    for (let i = 0; i < declarations.length; i++) text.declarationPieces.push(declarations[i]!);
+    for (let i = declarationsAt; i < rulesAt; i += 3) addPiece(text.declarationPieces, pieces[i] as TextBuffer, pieces[i + 1] as number, pieces[i + 2] as number);
     // Nothing may be appended to these chains: the next rule of a chain declared before goes to its own buffer.
     this.filling = id;
   }
@@ -196,9 +256,12 @@ export class IptablesTextSink implements RuleSink<TextChain> {
     const text = this.tableText(table);
     const id = this.newChainId(text);
     chains.writeDeclarations(text.declarations);
-    const out = this.bufferFor(id);
-    chains.writeRules(out);
-    if (out === this.body) this.bodyEnd.values[id] = out.length;
+    if (this.fills(id)) {
+      chains.writeRules(this.body);
+      this.bodyEnd.values[id] = this.body.length;
+    } else {
+      chains.writeRules(this.ownRules(id).bytes());
+    }
   }
 
   writeChain(table: TableName, name: string, rules: readonly (readonly string[])[]): TextChain {
@@ -243,16 +306,19 @@ export class IptablesTextSink implements RuleSink<TextChain> {
   measure(): { size: number; sealed: number } {
     let size = this.body.length - this.body.roomBefore;
     let sealed = 0;
-    const add = (piece: TextPiece): void => {
-      size += piece.end - piece.start;
-      if (piece.from.isSealed) sealed += piece.end - piece.start;
+    const counter: TextOut = {
+      write: () => {},
+      append: (from, start, end) => {
+        size += end - start;
+        if (from.isSealed) sealed += end - start;
+      },
     };
     for (const table of this.tables.values()) {
       size += table.declarations.length + 32;
-      for (const piece of table.declarationPieces) add(piece);
+      layPieces(table.declarationPieces, 0, counter);
     }
-    for (const own of this.own.values()) size += own.length;
-    for (const pieces of this.adopted.values()) for (const piece of pieces) add(piece);
+    for (const own of this.own.values()) own.lay(counter);
+    for (const [id, pieces] of this.adopted) layPieces(pieces, this.adoptedAt.values[id]!, counter);
     return { size, sealed };
   }
 
@@ -275,7 +341,7 @@ export class IptablesTextSink implements RuleSink<TextChain> {
     const body = this.body;
     for (const table of this.tables.values()) {
       out.write(`*${table.name}\n`);
-      for (const piece of table.declarationPieces) out.append(piece.from, piece.start, piece.end);
+      layPieces(table.declarationPieces, 0, out);
       out.append(table.declarations, table.declarationsFrom, table.declarations.length);
       // A run of the body not copied yet: chains filled one after the other are copied together.
       let start = 0;
@@ -296,8 +362,8 @@ export class IptablesTextSink implements RuleSink<TextChain> {
         if (own !== undefined || adopted !== undefined) {
           out.append(body, start, end);
           start = end;
-          if (own !== undefined) out.append(own, 0, own.length);
-          else for (const piece of adopted!) out.append(piece.from, piece.start, piece.end);
+          if (own !== undefined) own.lay(out);
+          else layPieces(adopted!, this.adoptedAt.values[id]!, out);
         }
       }
       out.append(body, start, end);
@@ -332,6 +398,45 @@ export function finishTextSinks(sinks: readonly IptablesTextSink[], headers?: re
   if (text === undefined) text = 2 * runs.sealedBytes < runs.bytes ? writeHeapText(runs.bytes, (out) => runs.replay(out)) : runs.join();
   for (const sink of sinks) sink.release();
   return text;
+}
+
+/**
+ * A chain's rules that are not a run of the body, in order: lines written here (appendRule)
+ * and stretches of other compiles' text taken as they are (appendRuleText), each copied once,
+ * into the text, when it is laid out. A node's KUBE-SERVICES and KUBE-NODEPORTS take a line or
+ * two from each of 12k service ports' shared text in a big cluster (2.4 MB): copied into a
+ * buffer of their own first, that buffer was more memory touched (and, for a node whose text
+ * is joined from strings, made a string of its own) on every node.
+ */
+class OwnRules {
+  #bytes: TextBuffer | undefined;
+  /** Bytes of #bytes before this are in the runs already. */
+  #bytesFrom = 0;
+  /** The pieces before what #bytes holds from #bytesFrom on. */
+  readonly #pieces: PieceList = [];
+
+  /** Where lines written for the chain go (after every run taken so far). */
+  bytes(): TextBuffer {
+    return (this.#bytes ??= new TextBuffer(4096));
+  }
+
+  /** Bytes [start, end) of `from`, after everything before. */
+  take(from: TextBuffer, start: number, end: number): void {
+    if (end <= start) return;
+    const bytes = this.#bytes;
+    if (bytes !== undefined && bytes.length > this.#bytesFrom) {
+      addPiece(this.#pieces, bytes, this.#bytesFrom, bytes.length);
+      this.#bytesFrom = bytes.length;
+    }
+    addPiece(this.#pieces, from, start, end);
+  }
+
+  /** The rules, in order, to `out`. */
+  lay(out: TextOut): void {
+    layPieces(this.#pieces, 0, out);
+    const bytes = this.#bytes;
+    if (bytes !== undefined) out.append(bytes, this.#bytesFrom, bytes.length);
+  }
 }
 
 /** Where layOut puts the text: a TextBuffer, or TextRuns. */

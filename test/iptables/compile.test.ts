@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type IptablesCompileOptions, LARGE_CLUSTER_ENDPOINTS_THRESHOLD, compileIptablesRules } from '../../src/iptables/compile.js';
 import { chainHash, endpointChainName, servicePortChainNames } from '../../src/iptables/names.js';
-import { computeProbability, formatFixed10 } from '../../src/iptables/probability.js';
+import { computeProbability, formatFixed10, formatFixed10Exact } from '../../src/iptables/probability.js';
 import { renderRule } from '../../src/iptables/render.js';
 import type { Ruleset, TableName } from '../../src/iptables/types.js';
 import { type BuiltinJump, addBuiltinJumps } from '../../src/iptables/with-jumps.js';
@@ -122,6 +122,19 @@ test('probabilities strictly grow as n falls from 100000 to 2 (as kube-proxy che
     assert.ok(p > previous, `1/${n} = ${p} is not above 1/${n + 1} = ${previous}`);
     previous = p;
   }
+});
+
+test('formatFixed10 without BigInt is formatFixed10Exact (the float\'s exact bits) for 1/n and values near ties', () => {
+  const values: number[] = [];
+  for (let n = 1; n <= 100000; n++) values.push(1 / n);
+  // Ties and near-ties: k + 1/2 ten-thousand-millionths, exactly and one float either side.
+  for (const k of [0, 1, 4, 5, 4882812, 4882813, 9999999999]) {
+    const tie = (k + 0.5) / 1e10;
+    values.push(tie, tie * (1 + Number.EPSILON), tie * (1 - Number.EPSILON));
+  }
+  values.push(0, 0.25, 0.5, 0.99999999995, 0.999999999949, 1, 12.5, 2 ** -1074, 1 - Number.EPSILON / 2);
+  const wrong = values.filter((x) => formatFixed10(x) !== formatFixed10Exact(x)).map((x) => `${x}: ${formatFixed10(x)} != ${formatFixed10Exact(x)}`);
+  assert.deepEqual(wrong, []);
 });
 
 test('formatFixed10 rounds halves to even and other values to nearest', () => {

@@ -71,6 +71,30 @@ export function sha256AsciiPrefixOf(a: string, b: string, c: string, out: Uint8A
   return true;
 }
 
+/**
+ * sha256AsciiPrefixOf of `a` followed by the first `n` bytes of `bytes` (ASCII, as the caller
+ * wrote them): for a text whose last part is written as bytes rather than made a string.
+ */
+export function sha256AsciiPrefixOfBytes(a: string, bytes: Uint8Array, n: number, out: Uint8Array, length: number): boolean {
+  const total = a.length + n;
+  const blocks = ((total + 8) >>> 6) + 1;
+  const size = blocks * 16;
+  if (words.length < size) words = new Int32Array(size * 2);
+  const m = words;
+  if (a !== firstText && !keepFirstWords(a)) return false;
+  const full = (a.length + 3) >>> 2;
+  const kept = firstWords;
+  for (let i = 0; i < full; i++) m[i] = kept[i]!;
+  m.fill(0, full, size);
+  for (let i = 0, pos = a.length; i < n; i++, pos++) m[pos >>> 2]! |= bytes[i]! << (24 - 8 * (pos & 3));
+  m[total >>> 2]! |= 0x80 << (24 - 8 * (total & 3));
+  m[size - 1] = total * 8;
+  H.set(H0);
+  for (let block = 0; block < blocks; block++) compress(m, block * 16);
+  for (let i = 0; i < length; i++) out[i] = (H[i >>> 2]! >>> (24 - 8 * (i & 3))) & 0xff;
+  return true;
+}
+
 /** `a`'s message words into firstWords (firstText then `a`); false, nothing kept, when `a` is not ASCII. */
 function keepFirstWords(a: string): boolean {
   const need = ((a.length + 3) >>> 2) + 1;

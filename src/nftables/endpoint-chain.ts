@@ -59,26 +59,37 @@ function chainsPortOf(ipX: 'ip' | 'ip6', svc: ServicePortInfo): ChainsPort {
 }
 
 /**
- * A chain holds seven fields (no private methods: those would add a brand field to every
+ * What a chain made of itself when something asked, or was given that it cannot work out: its
+ * name, its rule objects, its address when the endpoint's text does not hold it as is. Most
+ * chains never need one (they are only rendered).
+ */
+interface MadeParts {
+  name: string | undefined;
+  rules: NftRule[] | undefined;
+  ip: string | undefined;
+}
+
+/**
+ * A chain holds five fields (no private methods: those would add a brand field to every
  * instance; the port's parts in one shared object), its hash as two small integers (a double
- * would be a boxed number of its own): 80 bytes where it was 112, on 150k chains made and kept
- * by the first node of a big cluster and copied by the young generation's scavenges.
+ * would be a boxed number of its own): 64 bytes where it was 112, on 150k chains made and kept
+ * by the first node of a big cluster and copied by the young generation's scavenges. Its
+ * address is read from the endpoint's text ("ip:port", "[ip]:port"), its name and rules, made
+ * only when read, share one field.
  */
 export class EndpointChain implements NftChain {
   readonly #port: ChainsPort;
   /**
-   * The endpoint's text and address, not the endpoint: a renderer walking 150k chains reads
-   * them from the chain, one object fewer to fetch from memory each time (an endpoint is an
-   * object of a dozen fields made elsewhere, far from its chain).
+   * The endpoint's text, not the endpoint: a renderer walking 150k chains reads it from the
+   * chain, one object fewer to fetch from memory each time (an endpoint is an object of a dozen
+   * fields made elsewhere, far from its chain).
    */
   readonly #endpoint: string;
-  readonly #ip: string;
   /** endpointChainHash's first and last 20 bits; -1 when the name was given or is made the general way. */
   readonly #hashHigh: number;
   readonly #hashLow: number;
-  /** Its name, as given, or made from the hash when first read. */
-  #name: string | undefined;
-  #rules: NftRule[] | undefined;
+  /** Its name as given or made when first read (a string), or what else it made (MadeParts); undefined until then. */
+  #made: string | MadeParts | undefined;
 
   /** `name` undefined: the chain is named by endpointChainName (written from its hash, made when read). */
   constructor(name: string | undefined, ipX: 'ip' | 'ip6', svc: ServicePortInfo, ep: EndpointInfo) {
@@ -91,28 +102,41 @@ export class EndpointChain implements NftChain {
     if (hash >= 0 && port.portText === undefined) port.portText = endpointTextPrefixBytes(svc.svcPortName);
     this.#port = port;
     this.#endpoint = ep.endpoint;
-    this.#ip = ep.ip;
     this.#hashHigh = hash < 0 ? -1 : Math.floor(hash / LOW_BITS) | 0;
     this.#hashLow = hash < 0 ? -1 : (hash % LOW_BITS) | 0;
-    this.#name = name;
-    this.#rules = undefined;
+    this.#made = hostIsIP(ep.endpoint, ep.ip) ? name : { name, rules: undefined, ip: ep.ip };
   }
 
   get name(): string {
-    return (this.#name ??= hashedNameOfBytes(ENDPOINT_PREFIX_BYTES, this.#hashHigh, this.#hashLow, this.#port.portText!, this.#endpoint));
+    const made = this.#made;
+    if (typeof made === 'string') return made;
+    if (made !== undefined && made.name !== undefined) return made.name;
+    // Only a chain named from its hash has no name yet.
+    const name = hashedNameOfBytes(ENDPOINT_PREFIX_BYTES, this.#hashHigh, this.#hashLow, this.#port.portText!, this.#endpoint);
+    if (made === undefined) this.#made = name;
+    else made.name = name;
+    return name;
   }
 
   get rules(): NftRule[] {
-    return (this.#rules ??= endpointRulesOf(this.#port.ipX, this.#port.svc, this.#ip, this.#endpoint));
+    const made = this.#made;
+    if (typeof made === 'object' && made.rules !== undefined) return made.rules;
+    const rules = endpointRulesOf(this.#port.ipX, this.#port.svc, ipOf(made, this.#endpoint), this.#endpoint);
+    if (typeof made === 'object') made.rules = rules;
+    else this.#made = { name: made, rules, ip: undefined };
+    return rules;
   }
 
   get ruleCount(): number {
-    return this.#rules !== undefined ? this.#rules.length : this.#port.svc.sessionAffinityTimeoutSeconds > 0 ? 3 : 2;
+    const made = this.#made;
+    if (typeof made === 'object' && made.rules !== undefined) return made.rules.length;
+    return this.#port.svc.sessionAffinityTimeoutSeconds > 0 ? 3 : 2;
   }
 
   /** `head` then the chain's name, written onto `out` (a verdict map's entry). */
-  writeNameAfter(head: string, out: ByteTextWriter): void {
-    if (writeHashedNameAfter(head, out, this.#port, this.#endpoint, this.#hashHigh, this.#hashLow, false)) return;
+  writeNameAfter(head: string, out: ByteTextWriter, headName?: Uint8Array): void {
+    // `headName`: the head and "endpoint-" as bytes, when the caller keeps them (a verdict map's entries).
+    if (writeHashedNameAfter(head, out, this.#port, this.#endpoint, this.#hashHigh, this.#hashLow, false, headName)) return;
     out.write(head);
     out.write(this.name);
   }
@@ -131,13 +155,41 @@ export class EndpointChain implements NftChain {
    * are then what the chain holds.
    */
   writeRuleLines(ruleHead: string, out: ByteTextWriter): boolean {
-    if (this.#rules !== undefined) return false;
+    const made = this.#made;
+    if (typeof made === 'object' && made.rules !== undefined) return false;
     const port = this.#port;
-    if (this.#hashHigh < 0 || !writeHashedRuleLines(ruleHead, out, port, this.#ip, this.#endpoint, this.#hashHigh, this.#hashLow)) {
-      writeRuleLinesOf(ruleHead, out, port, this.#ip, this.#endpoint, this.name);
+    // The address from the endpoint's text (the hashed forms hold it as is), else as given.
+    const fromText = typeof made !== 'object';
+    if (this.#hashHigh < 0 || !fromText || !writeHashedRuleLines(ruleHead, out, port, this.#endpoint, this.#hashHigh, this.#hashLow)) {
+      writeRuleLinesOf(ruleHead, out, port, ipOf(made, this.#endpoint), this.#endpoint, this.name);
     }
     return true;
   }
+}
+
+/**
+ * The endpoint's address: its text's host part, unless the chain was given another (a function,
+ * not a private getter: that would add a brand field to every chain).
+ */
+function ipOf(made: string | MadeParts | undefined, endpoint: string): string {
+  if (typeof made === 'object' && made.ip !== undefined) return made.ip;
+  return endpoint.slice(hostStart(endpoint), hostEnd(endpoint));
+}
+
+/** Where the host of "host:port" or "[host]:port" starts. */
+function hostStart(endpoint: string): number {
+  return endpoint.charCodeAt(0) === 91 /* [ */ ? 1 : 0;
+}
+
+/** Where it ends: before "]" or the (last) colon. */
+function hostEnd(endpoint: string): number {
+  return endpoint.charCodeAt(0) === 91 /* [ */ ? endpoint.indexOf(']') : endpoint.lastIndexOf(':');
+}
+
+/** Whether `ip` is the host part of the endpoint's text, as hostStart and hostEnd find it. */
+function hostIsIP(endpoint: string, ip: string): boolean {
+  const start = hostStart(endpoint);
+  return hostEnd(endpoint) - start === ip.length && endpoint.startsWith(ip, start);
 }
 
 /**
@@ -145,8 +197,10 @@ export class EndpointChain implements NftChain {
  * the head and "endpoint-" in one copy, then the name from its hash on. False, nothing written,
  * for a chain named the general way (high < 0) or a head that is not ASCII.
  */
-function writeHashedNameAfter(head: string, out: ByteTextWriter, port: ChainsPort, endpoint: string, high: number, low: number, newline: boolean): boolean {
-  const headBytes = high < 0 ? null : headNameBytesOf(head);
+function writeHashedNameAfter(
+  head: string, out: ByteTextWriter, port: ChainsPort, endpoint: string, high: number, low: number, newline: boolean, headName?: Uint8Array,
+): boolean {
+  const headBytes = high < 0 ? null : headName ?? headNameBytesOf(head);
   if (headBytes === null) return false;
   const portText = port.portText!;
   const b = out.room(headBytes.length + hashedNameLength(ENDPOINT_PREFIX_BYTES, portText, endpoint) + 1);
@@ -159,11 +213,11 @@ function writeHashedNameAfter(head: string, out: ByteTextWriter, port: ChainsPor
 }
 
 /**
- * An endpoint chain's rule lines as bytes, in one go: constants copied in one call each
+ * An endpoint chain's rule lines as bytes, in one go (its address from the endpoint's text): constants copied in one call each
  * (TypedArray.set), the name written from its hash once and copied within the line after
  * (copyWithin); false (nothing written) for a head that is not ASCII.
  */
-function writeHashedRuleLines(ruleHead: string, out: ByteTextWriter, port: ChainsPort, ip: string, endpoint: string, high: number, low: number): boolean {
+function writeHashedRuleLines(ruleHead: string, out: ByteTextWriter, port: ChainsPort, endpoint: string, high: number, low: number): boolean {
   const headName = headNameBytesOf(ruleHead);
   if (headName === null) return false;
   const head = headBytesOf(ruleHead)!;
@@ -174,7 +228,9 @@ function writeHashedRuleLines(ruleHead: string, out: ByteTextWriter, port: Chain
   const affinity = port.svc.sessionAffinityTimeoutSeconds > 0;
   const nameLength = hashedNameLength(ENDPOINT_PREFIX_BYTES, portText, endpoint);
   const lines = affinity ? 3 : 2;
-  let n = lines * (head.length + nameLength) + saddr.length + ip.length + MASQUERADE_TAIL.length + dnat.length + endpoint.length + 1;
+  const ipStart = hostStart(endpoint);
+  const ipEnd = hostEnd(endpoint);
+  let n = lines * (head.length + nameLength) + saddr.length + (ipEnd - ipStart) + MASQUERADE_TAIL.length + dnat.length + endpoint.length + 1;
   if (affinity) n += UPDATE_AT.length + nameLength + (v4 ? IP_AFFINITY_TAIL : IP6_AFFINITY_TAIL).length;
   const b = out.room(n);
   let p = out.at;
@@ -182,9 +238,10 @@ function writeHashedRuleLines(ruleHead: string, out: ByteTextWriter, port: Chain
   const name = p + head.length;
   p = writeHashedNameTail(b, p + headName.length, high, low, portText, endpoint);
   b.set(saddr, p);
-  p = copyAscii(b, p + saddr.length, ip);
-  // Nothing is kept of what was written (end() not called) if the address is not ASCII.
-  if (p < 0) return false;
+  // The address, as the endpoint's text holds it (checked when the chain was made); the text is
+  // ASCII, or it would not have been hashed (names.ts).
+  p += saddr.length;
+  for (let i = ipStart; i < ipEnd; i++) b[p++] = endpoint.charCodeAt(i);
   b.set(MASQUERADE_TAIL, p);
   p += MASQUERADE_TAIL.length;
   if (affinity) {
@@ -257,24 +314,38 @@ const IP6_AFFINITY_TAIL = asciiBytes(' { ip6 saddr }\n');
 const HEAD_BYTES = new Map<string, Uint8Array | null>();
 const MAX_HEADS = 1 << 14;
 
+/** The head headBytesOf was last asked for and its bytes: most calls in a row ask for the same one. */
+let lastHead: string | undefined;
+let lastHeadBytes: Uint8Array | null = null;
+
 function headBytesOf(head: string): Uint8Array | null {
+  if (head === lastHead) return lastHeadBytes;
   let bytes = HEAD_BYTES.get(head);
   if (bytes === undefined) {
     bytes = isAsciiString(head) ? asciiBytes(head) : null;
     if (HEAD_BYTES.size < MAX_HEADS) HEAD_BYTES.set(head, bytes);
   }
+  lastHead = head;
+  lastHeadBytes = bytes;
   return bytes;
 }
 
 /** A head and "endpoint-" as bytes (what comes before an endpoint chain's hash), by the head's text; null as headBytesOf. */
 const HEAD_NAME_BYTES = new Map<string, Uint8Array | null>();
 
+/** As lastHead and lastHeadBytes, for headNameBytesOf. */
+let lastNameHead: string | undefined;
+let lastNameHeadBytes: Uint8Array | null = null;
+
 function headNameBytesOf(head: string): Uint8Array | null {
+  if (head === lastNameHead) return lastNameHeadBytes;
   let bytes = HEAD_NAME_BYTES.get(head);
   if (bytes === undefined) {
     bytes = isAsciiString(head) ? asciiBytes(head + ENDPOINT_PREFIX) : null;
     if (HEAD_NAME_BYTES.size < MAX_HEADS) HEAD_NAME_BYTES.set(head, bytes);
   }
+  lastNameHead = head;
+  lastNameHeadBytes = bytes;
   return bytes;
 }
 

@@ -11,7 +11,7 @@
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { asciiBytes } from '../iptables/line-scratch.js';
-import { sha256AsciiPrefix, sha256AsciiPrefixOf } from '../iptables/sha256.js';
+import { sha256AsciiPrefix, sha256AsciiPrefixOf, sha256AsciiPrefixOfBytes } from '../iptables/sha256.js';
 import { protocolWord } from '../iptables/names.js';
 import type { ServicePortName } from '../tracker/types.js';
 import { base32Std } from '../util/hash.js';
@@ -97,7 +97,7 @@ function base32Prefix8(d: Uint8Array): string {
  * than 240 (it never is for a service port; an endpoint with a long IPv6 address could be).
  */
 export function hashAndTruncate(name: string): string {
-  const base = `${hash8(name)}-${name}`;
+  const base = [hash8(name), '-', name].join('');
   return base.length > NAME_BASE_LENGTH_MAX ? `${base.slice(0, NAME_BASE_LENGTH_MAX - 3)}...` : base;
 }
 
@@ -112,12 +112,16 @@ function flatName(prefix: string, base: string): string {
 
 /** "ns/name/proto/portName": "/" cannot occur in any part, so it separates them. */
 function servicePortText(spn: ServicePortName): string {
-  return `${spn.namespace}/${spn.name}/${protocolWord(spn.protocol)}/${spn.port}`;
+  // Joined flat: a template literal makes a tree of concatenations, copied flat again when hashed.
+  return [spn.namespace, '/', spn.name, '/', protocolWord(spn.protocol), '/', spn.port].join('');
 }
 
 /** servicePortChainNameBase: "ULMVA6XW-ns1/svc1/tcp/p80". */
 export function servicePortChainNameBase(spn: ServicePortName): string {
-  return hashAndTruncate(servicePortText(spn));
+  // The port's text as its endpoint chains' names hold it, kept per port (endpointTextPrefix),
+  // without its "__": the text is not made a second time per port.
+  const prefix = endpointTextPrefix(spn);
+  return hashAndTruncate(prefix.slice(0, prefix.length - 2));
 }
 
 /**
@@ -150,6 +154,20 @@ export function servicePortChains(spn: ServicePortName): ServicePortChains {
     externalChain: flatName(EXTERNAL_PREFIX, base),
     firewallChain: flatName(FIREWALL_PREFIX, base),
   };
+}
+
+/** The port's service- chain name (servicePortChains' clusterPolicyChain), alone. */
+export function clusterPolicyChainOf(spn: ServicePortName): string {
+  return flatName(CLUSTER_POLICY_PREFIX, servicePortChainNameBase(spn));
+}
+
+/**
+ * The name of the port's chain with `prefix` (local-, external-, firewall-), from its service-
+ * chain's name (clusterPolicyChainOf): they share the hashed part after the prefix, so the
+ * port's text need not be hashed again.
+ */
+export function siblingChainName(prefix: string, clusterPolicyChain: string): string {
+  return flatName(prefix, clusterPolicyChain.slice(CLUSTER_POLICY_PREFIX.length));
 }
 
 export interface EndpointNames {
@@ -191,7 +209,7 @@ const endpointTextPrefixes = new WeakMap<ServicePortName, string>();
 /** The port's part of its endpoint chain names: "ns/name/proto/port__", made once per port. */
 export function endpointTextPrefix(spn: ServicePortName): string {
   let prefix = endpointTextPrefixes.get(spn);
-  if (prefix === undefined) endpointTextPrefixes.set(spn, (prefix = `${servicePortText(spn)}__`));
+  if (prefix === undefined) endpointTextPrefixes.set(spn, (prefix = [servicePortText(spn), '__'].join('')));
   return prefix;
 }
 
@@ -259,8 +277,23 @@ export function endpointChainName(spn: ServicePortName, endpoint: string): strin
  */
 export function endpointChainHash(spn: ServicePortName, endpoint: string): number {
   if (ipv4HostPortColon(endpoint) < 0 && ipv6HostPortClose(endpoint) < 0) return -1;
-  if (hashEndpointText(spn, endpoint) === undefined) return -1;
+  // The endpoint's part of the hashed text written as bytes, as the name has it: no string is
+  // made per endpoint for its host (a slice, or a copy with colons replaced) and port.
+  const prefix = endpointTextPrefix(spn);
+  const n = endpoint.length - (endpoint.charCodeAt(0) === 91 /* [ */ ? 2 : 0);
+  if (9 + prefix.length + n > NAME_BASE_LENGTH_MAX || !isAsciiText(endpoint)) return -1;
+  if (writeEndpointText(endpointScratch, 0, endpoint) !== n) throw new Error(`endpoint ${endpoint}: its name's text is not ${n} characters`);
+  if (!sha256AsciiPrefixOfBytes(prefix, endpointScratch, n, digest, 5)) return -1;
   return digest[0]! * 2 ** 32 + (((digest[1]! << 24) | (digest[2]! << 16) | (digest[3]! << 8) | digest[4]!) >>> 0);
+}
+
+/** Where endpointChainHash writes an endpoint's part of the hashed text (at most NAME_BASE_LENGTH_MAX bytes). */
+const endpointScratch = new Uint8Array(NAME_BASE_LENGTH_MAX);
+
+/** Whether every character of `text` is ASCII. */
+function isAsciiText(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
 }
 
 /**
@@ -318,7 +351,15 @@ export function writeHashedNameTail(bytes: Uint8Array, at: number, high: number,
   bytes[p++] = c[low & 31]!;
   bytes[p++] = 45; // -
   bytes.set(portText, p);
-  p += portText.length;
+  return writeEndpointText(bytes, p + portText.length, endpoint);
+}
+
+/**
+ * The endpoint's part of its chain's name, written from `at` on: "10.0.0.1:80" as "10.0.0.1/80",
+ * "[a:b::1]:80" as "a.b..1/80" (the two forms endpointChainHash takes). Returns where it ends.
+ */
+function writeEndpointText(bytes: Uint8Array, at: number, endpoint: string): number {
+  let p = at;
   const n = endpoint.length;
   if (endpoint.charCodeAt(0) === 91 /* [ */) {
     // "[a:b::1]:80" → "a.b..1/80"

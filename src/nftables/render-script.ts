@@ -95,13 +95,6 @@ function writeJoined(words: readonly string[], out: ScriptWriter): void {
   }
 }
 
-/** A stretch of rendered text: characters start..end of `source.text`. */
-interface Span {
-  readonly source: RenderedText;
-  readonly start: number;
-  readonly end: number;
-}
-
 /** A text a span points into, set once it is made (a script's text is made once it is all written). */
 interface RenderedText {
   text: string;
@@ -109,11 +102,24 @@ interface RenderedText {
   ascii: boolean;
 }
 
-/** Where a run of chains' declarations and rules are, as renderChainDecls and renderChainRules write them. */
-interface SegmentText {
+/**
+ * Where a run of chains' declarations and rules are, as renderChainDecls and renderChainRules
+ * write them: characters declStart..declEnd and bodyStart..bodyEnd of `source.text`. One object
+ * per run (11k on the first node of a 5,000-node cluster), its stretches as numbers.
+ */
+class SegmentText {
   readonly prefix: string;
-  readonly decls: Span;
-  readonly body: Span;
+  /** The text the stretches are of: set when the script is made (renderNftScripts). */
+  source: RenderedText | undefined;
+  declStart = 0;
+  declEnd = 0;
+  bodyStart = 0;
+  bodyEnd = 0;
+
+  constructor(prefix: string, source: RenderedText | undefined) {
+    this.prefix = prefix;
+    this.source = source;
+  }
 }
 
 /**
@@ -189,15 +195,15 @@ class ScriptWriter implements ByteTextWriter {
     this.#out.length = p;
   }
 
-  /** A stretch of a kept text, written with the adjacent stretches that follow it. */
-  addSpan(span: Span): void {
+  /** Characters start..end of a kept text, written with the adjacent stretches that follow them. */
+  addSpan(source: RenderedText, start: number, end: number): void {
     const pending = this.#pending;
-    if (pending !== undefined && pending.source === span.source && pending.end === span.start) {
-      pending.end = span.end;
+    if (pending !== undefined && pending.source === source && pending.end === start) {
+      pending.end = end;
       return;
     }
     this.flushSpan();
-    this.#pending = { source: span.source, start: span.start, end: span.end };
+    this.#pending = { source, start, end };
   }
 
   /** Write the pending stretch: before anything else is written. */
@@ -215,9 +221,28 @@ class ScriptWriter implements ByteTextWriter {
   }
 }
 
+/** "add chain <prefix> " and "add rule <prefix> ". */
+interface LineHeads {
+  readonly prefix: string;
+  readonly chain: string;
+  readonly rule: string;
+}
+
+let lastHeads: LineHeads = { prefix: '', chain: 'add chain  ', rule: 'add rule  ' };
+
+/**
+ * The line heads of a table, made once per table rather than per run of chains (11k runs on the
+ * first node of a big cluster): the same string each time, which endpoint-chain.ts finds its
+ * bytes for by identity instead of hashing a new string per run.
+ */
+function headsOf(prefix: string): LineHeads {
+  if (lastHeads.prefix !== prefix) lastHeads = { prefix, chain: ['add chain ', prefix, ' '].join(''), rule: ['add rule ', prefix, ' '].join('') };
+  return lastHeads;
+}
+
 /** Chains' declaration lines. */
 function renderChainDecls(prefix: string, chains: readonly NftChain[] | Iterable<NftChain>, out: ScriptWriter): void {
-  const chainHead = `add chain ${prefix} `;
+  const chainHead = headsOf(prefix).chain;
   for (const chain of chains) {
     if (chain instanceof EndpointChain) {
       // Its name is written from what it is made of (endpoint-chain.ts).
@@ -236,7 +261,7 @@ function renderChainDecls(prefix: string, chains: readonly NftChain[] | Iterable
 
 /** Chains' rules' lines, chain after chain. */
 function renderChainRules(prefix: string, chains: readonly NftChain[] | Iterable<NftChain>, out: ScriptWriter): void {
-  const ruleHead = `add rule ${prefix} `;
+  const ruleHead = headsOf(prefix).rule;
   for (const chain of chains) {
     if (chain instanceof EndpointChain && chain.writeRuleLines(ruleHead, out)) continue;
     const rules = chain.rules;
@@ -265,11 +290,7 @@ function renderChainRules(prefix: string, chains: readonly NftChain[] | Iterable
 /** A run's lines written where a later table can take them from: characters of the script. */
 interface FreshSegment {
   readonly run: readonly NftChain[];
-  readonly prefix: string;
-  declStart: number;
-  declEnd: number;
-  bodyStart: number;
-  bodyEnd: number;
+  readonly text: SegmentText;
 }
 
 /**
@@ -298,12 +319,13 @@ function renderTable(table: NftTable, out: ScriptWriter): FreshSegment[] {
       texts[i] = known;
       if (known !== undefined) firstOfItsKind = false;
     }
-    const written = new Array<FreshSegment | undefined>(segments.length);
+    const written = new Array<SegmentText | undefined>(segments.length);
     for (let i = 0; i < segments.length; i++) {
       if (texts[i] !== undefined) continue;
       const segment = segments[i]!;
       if (firstOfItsKind) {
-        fresh.push((written[i] = { run: segment, prefix, declStart: 0, declEnd: 0, bodyStart: 0, bodyEnd: 0 }));
+        const text = (written[i] = new SegmentText(prefix, undefined));
+        fresh.push({ run: segment, text });
       } else {
         const text = ownSegmentText(prefix, segment);
         segmentTexts.set(segment, text);
@@ -346,14 +368,15 @@ function writeRuns(
   prefix: string,
   segments: readonly (readonly NftChain[])[],
   texts: readonly (SegmentText | undefined)[],
-  written: readonly (FreshSegment | undefined)[],
+  written: readonly (SegmentText | undefined)[],
   out: ScriptWriter,
 ): void {
   const render = part === 'decls' ? renderChainDecls : renderChainRules;
   for (let i = 0; i < segments.length; i++) {
     const text = texts[i];
     if (text !== undefined) {
-      out.addSpan(text[part]);
+      if (part === 'decls') out.addSpan(text.source!, text.declStart, text.declEnd);
+      else out.addSpan(text.source!, text.bodyStart, text.bodyEnd);
       continue;
     }
     const run = written[i]!;
@@ -374,20 +397,20 @@ function writeRuns(
 /** Where ownSegmentText writes, kept from one run to the next (a run is at most a port's endpoint chains). */
 let ownText: TextBuffer | undefined;
 
-/** A run's text as strings of its own (a table that took other runs over: its text is not kept for this one). */
+/** A run's text as a string of its own, its declarations then its rules (a table that took other runs over: its text is not kept for this one). */
 function ownSegmentText(prefix: string, run: readonly NftChain[]): SegmentText {
   const buffer = (ownText ??= new TextBuffer());
-  const write = (render: (out: ScriptWriter) => void): Span => {
-    buffer.reset(0);
-    render(new ScriptWriter(buffer));
-    const text = buffer.toHeapString();
-    return { source: { text, ascii: buffer.isAscii }, start: 0, end: text.length };
-  };
-  return {
-    prefix,
-    decls: write((out) => renderChainDecls(prefix, run, out)),
-    body: write((out) => renderChainRules(prefix, run, out)),
-  };
+  buffer.reset(0);
+  const out = new ScriptWriter(buffer);
+  renderChainDecls(prefix, run, out);
+  const declEnd = out.chars;
+  renderChainRules(prefix, run, out);
+  const text = buffer.toHeapString();
+  if (text.length !== out.chars) throw new Error(`nft script: ${out.chars} characters written, ${text.length} read back`);
+  const segment = new SegmentText(prefix, { text, ascii: buffer.isAscii });
+  segment.declEnd = segment.bodyStart = declEnd;
+  segment.bodyEnd = text.length;
+  return segment;
 }
 
 export function renderNftScript(ruleset: NftRuleset): string {
@@ -451,11 +474,8 @@ export function renderNftScripts(parts: readonly NftScriptPart[]): string {
   if (rendered.text.length !== chars) throw new Error(`nft script: ${chars} characters written, ${rendered.text.length} read back`);
   lastScriptBytes = Math.max(chars, 1 << 16);
   for (const f of fresh) {
-    segmentTexts.set(f.run, {
-      prefix: f.prefix,
-      decls: { source: rendered, start: f.declStart, end: f.declEnd },
-      body: { source: rendered, start: f.bodyStart, end: f.bodyEnd },
-    });
+    f.text.source = rendered;
+    segmentTexts.set(f.run, f.text);
   }
   return rendered.text;
 }

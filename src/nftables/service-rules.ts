@@ -21,9 +21,13 @@ import {
   REJECT_CHAIN,
   SERVICE_IPS_MAP,
   SERVICE_NODEPORTS_MAP,
+  EXTERNAL_PREFIX,
+  FIREWALL_PREFIX,
+  LOCAL_POLICY_PREFIX,
   affinitySetOf,
+  clusterPolicyChainOf,
   endpointNames,
-  servicePortChains,
+  siblingChainName,
 } from './names.js';
 import { EndpointChain, endpointRules } from './endpoint-chain.js';
 import type { NftSyncContext } from './sync-context.js';
@@ -52,28 +56,126 @@ export function serviceMapsOf(ctx: NftSyncContext): ServiceMaps {
   };
 }
 
-/** What kube-proxy decides about a service port before writing anything for it. */
-interface ServicePortFacts {
+/** ServicePortFacts' flags, as bits of one number. */
+const USES_CLUSTER_POLICY = 1;
+const USES_LOCAL_POLICY = 2;
+const HAS_ENDPOINTS = 4;
+const HAS_INTERNAL_ENDPOINTS = 8;
+const HAS_EXTERNAL_ENDPOINTS = 16;
+const USES_EXTERNAL_TRAFFIC_CHAIN = 32;
+const USES_FW_CHAIN = 64;
+const INTERNAL_POLICY_LOCAL = 128;
+const EXTERNAL_POLICY_LOCAL = 256;
+
+/** A no-endpoint element's verdict, as its value: the same array for every element. */
+const REJECT_VALUE: readonly string[] = [`goto ${REJECT_CHAIN}`];
+const DROP_VALUE: readonly string[] = ['drop'];
+
+/**
+ * What kube-proxy decides about a service port before writing anything for it.
+ *
+ * Kept for every port of a cluster (12k at 5,000 nodes), so it is small: its flags are bits of
+ * one number, and of the port's four chain names only the service- chain's (which almost every
+ * port writes, and its elements name) is made at once; the local-, external- and firewall-
+ * chains' are made when first read (a few hundred ports write them), from the service- chain's
+ * name (they share its hashed part). The element values that send to the port's chains are
+ * made once and shared by every element that sends there.
+ */
+class ServicePortFacts {
   readonly protocol: string;
   readonly port: string;
+  /** service-: the endpoints for Cluster traffic policy. */
   readonly clusterPolicyChain: string;
-  readonly localPolicyChain: string;
-  readonly externalChain: string;
-  readonly firewallChain: string;
-  readonly usesClusterPolicyChain: boolean;
-  readonly usesLocalPolicyChain: boolean;
-  readonly hasEndpoints: boolean;
-  readonly internalTrafficChain: string;
-  readonly hasInternalEndpoints: boolean;
-  readonly externalPolicyChain: string;
-  readonly hasExternalEndpoints: boolean;
+  readonly #flags: number;
+  #localPolicyChain: string | undefined;
+  #externalChain: string | undefined;
+  #firewallChain: string | undefined;
+  #internalValue: readonly string[] | undefined;
+  #externalValue: readonly string[] | undefined;
+
+  constructor(protocol: string, port: string, clusterPolicyChain: string, flags: number) {
+    this.protocol = protocol;
+    this.port = port;
+    this.clusterPolicyChain = clusterPolicyChain;
+    this.#flags = flags;
+    this.#localPolicyChain = undefined;
+    this.#externalChain = undefined;
+    this.#firewallChain = undefined;
+    this.#internalValue = undefined;
+    this.#externalValue = undefined;
+  }
+
+  /** local-: the endpoints for Local traffic policy. */
+  get localPolicyChain(): string {
+    return (this.#localPolicyChain ??= siblingChainName(LOCAL_POLICY_PREFIX, this.clusterPolicyChain));
+  }
+
+  /** external-: every external destination (node port, external IP, LB IP) goes here. */
+  get externalChain(): string {
+    return (this.#externalChain ??= siblingChainName(EXTERNAL_PREFIX, this.clusterPolicyChain));
+  }
+
+  /** firewall-: loadBalancerSourceRanges. */
+  get firewallChain(): string {
+    return (this.#firewallChain ??= siblingChainName(FIREWALL_PREFIX, this.clusterPolicyChain));
+  }
+
+  get usesClusterPolicyChain(): boolean {
+    return (this.#flags & USES_CLUSTER_POLICY) !== 0;
+  }
+
+  get usesLocalPolicyChain(): boolean {
+    return (this.#flags & USES_LOCAL_POLICY) !== 0;
+  }
+
+  get hasEndpoints(): boolean {
+    return (this.#flags & HAS_ENDPOINTS) !== 0;
+  }
+
+  get internalTrafficChain(): string {
+    return (this.#flags & INTERNAL_POLICY_LOCAL) !== 0 ? this.localPolicyChain : this.clusterPolicyChain;
+  }
+
+  get hasInternalEndpoints(): boolean {
+    return (this.#flags & HAS_INTERNAL_ENDPOINTS) !== 0;
+  }
+
+  get externalPolicyChain(): string {
+    return (this.#flags & EXTERNAL_POLICY_LOCAL) !== 0 ? this.localPolicyChain : this.clusterPolicyChain;
+  }
+
+  get hasExternalEndpoints(): boolean {
+    return (this.#flags & HAS_EXTERNAL_ENDPOINTS) !== 0;
+  }
+
   /** Based on hasEndpoints, not hasExternalEndpoints: the short-circuit rules are needed even with no local endpoints. */
-  readonly usesExternalTrafficChain: boolean;
+  get usesExternalTrafficChain(): boolean {
+    return (this.#flags & USES_EXTERNAL_TRAFFIC_CHAIN) !== 0;
+  }
+
   /** Unlike iptables mode, independent of endpoints: the source ranges are checked before anything else. */
-  readonly usesFWChain: boolean;
-  /** "goto reject-chain" with no endpoints at all, "drop" when only local ones are missing. */
-  readonly internalFilterVerdict: string;
-  readonly externalFilterVerdict: string;
+  get usesFWChain(): boolean {
+    return (this.#flags & USES_FW_CHAIN) !== 0;
+  }
+
+  /** ["goto <internal traffic chain>"]: a service-ips element's value for the cluster IP. */
+  get internalValue(): readonly string[] {
+    return (this.#internalValue ??= [['goto ', this.internalTrafficChain].join('')]);
+  }
+
+  /** ["goto <external chain>"]: the value of the elements of external destinations. */
+  get externalValue(): readonly string[] {
+    return (this.#externalValue ??= [['goto ', this.externalChain].join('')]);
+  }
+
+  /** ["goto reject-chain"] with no endpoints at all, ["drop"] when only local ones are missing. */
+  get internalFilterValue(): readonly string[] {
+    return !this.hasEndpoints ? REJECT_VALUE : DROP_VALUE;
+  }
+
+  get externalFilterValue(): readonly string[] {
+    return !this.hasEndpoints ? REJECT_VALUE : DROP_VALUE;
+  }
 }
 
 /**
@@ -90,39 +192,18 @@ function servicePortFacts(sp: ProxierServicePort): ServicePortFacts {
 
 function factsOf(sp: ProxierServicePort): ServicePortFacts {
   const svc = sp.info;
-  const chains = servicePortChains(svc.svcPortName);
   const policy = policyFacts(sp);
-  const { hasEndpoints, hasInternalEndpoints, hasExternalEndpoints } = policy;
-  const internalTrafficChain = policy.internalPolicyLocal ? chains.localPolicyChain : chains.clusterPolicyChain;
-  const externalPolicyChain = policy.externalPolicyLocal ? chains.localPolicyChain : chains.clusterPolicyChain;
-
-  let internalFilterVerdict = '';
-  let externalFilterVerdict = '';
-  if (!hasEndpoints) {
-    internalFilterVerdict = `goto ${REJECT_CHAIN}`;
-    externalFilterVerdict = `goto ${REJECT_CHAIN}`;
-  } else {
-    // Endpoints exist, but not on this node for a Local policy: drop what is not short-circuited.
-    if (!hasInternalEndpoints) internalFilterVerdict = 'drop';
-    if (!hasExternalEndpoints) externalFilterVerdict = 'drop';
-  }
-
-  return {
-    protocol: protocolWord(svc.protocol),
-    port: String(svc.port),
-    ...chains,
-    usesClusterPolicyChain: policy.usesClusterPolicy,
-    usesLocalPolicyChain: policy.usesLocalPolicy,
-    hasEndpoints,
-    internalTrafficChain,
-    hasInternalEndpoints,
-    externalPolicyChain,
-    hasExternalEndpoints,
-    usesExternalTrafficChain: policy.usesExternalTrafficChain,
-    usesFWChain: svc.loadBalancerVIPs.length > 0 && svc.loadBalancerSourceRanges.length > 0,
-    internalFilterVerdict,
-    externalFilterVerdict,
-  };
+  let flags = 0;
+  if (policy.usesClusterPolicy) flags |= USES_CLUSTER_POLICY;
+  if (policy.usesLocalPolicy) flags |= USES_LOCAL_POLICY;
+  if (policy.hasEndpoints) flags |= HAS_ENDPOINTS;
+  if (policy.hasInternalEndpoints) flags |= HAS_INTERNAL_ENDPOINTS;
+  if (policy.hasExternalEndpoints) flags |= HAS_EXTERNAL_ENDPOINTS;
+  if (policy.usesExternalTrafficChain) flags |= USES_EXTERNAL_TRAFFIC_CHAIN;
+  if (svc.loadBalancerVIPs.length > 0 && svc.loadBalancerSourceRanges.length > 0) flags |= USES_FW_CHAIN;
+  if (policy.internalPolicyLocal) flags |= INTERNAL_POLICY_LOCAL;
+  if (policy.externalPolicyLocal) flags |= EXTERNAL_POLICY_LOCAL;
+  return new ServicePortFacts(protocolWord(svc.protocol), String(svc.port), clusterPolicyChainOf(svc.svcPortName), flags);
 }
 
 /**
@@ -156,16 +237,14 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   // the one kept for these endpoints, else one made now (each chain another view of the port
   // wrote, or new, named from its hash: endpoint-chain.ts), kept for the next node.
   const endpointChains = reuse === undefined ? undefined : reuse.takeEndpointChains(reachable) ?? keepEndpointChains(ctx, svc, reachable, reuse);
-  // Names when first needed, without `reuse` (a port written alone).
-  const names = new Array<string | undefined>(reachable.length);
-  const nameAt = (i: number): string => (names[i] ??= endpointChains !== undefined
-    ? endpointChains[i]!.name
-    : endpointNames(svc.svcPortName, reachable[i]!.endpoint).chain);
+  // The port's endpoints as the verdict maps and affinity rules name them (no closures: this
+  // runs once per port of a cluster, 12k times on its first node).
+  const endpoints: PortEndpoints = { spn: svc.svcPortName, reachable, chains: endpointChains };
 
   writeElements(maps, svc, facts);
 
   // Chains are created in kube-proxy's order: the endpoints' first, then the policy chains.
-  if (reuse === undefined) for (let i = 0; i < reachable.length; i++) ensureChain(ctx.table, nameAt(i));
+  if (reuse === undefined) for (let i = 0; i < reachable.length; i++) ensureChain(ctx.table, endpointNameOf(endpoints, reachable, i));
   // The service- chain is the same wherever the port has the same cluster endpoints (a node's
   // own endpoint changes only the local- chain): take it over when another node wrote it.
   const clusterEndpoints = sp.categorized.clusterEndpoints ?? [];
@@ -187,7 +266,7 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   if (svc.sessionAffinityTimeoutSeconds > 0) {
     for (let i = 0; i < reachable.length; i++) {
       ensureSet(ctx.table, {
-        kind: 'set', name: affinitySetOf(nameAt(i)), type: ctx.addrType,
+        kind: 'set', name: affinitySetOf(endpointNameOf(endpoints, reachable, i)), type: ctx.addrType,
         // "dynamic" too: without it some kernels add it themselves, and the next add would
         // then look like a change of flags and fail.
         flags: ['dynamic', 'timeout'],
@@ -196,19 +275,14 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
     }
   }
 
-  const nameOf = endpointNameLookup(reachable, nameAt, svc.svcPortName);
-  // The service chains' verdict maps send to the chains themselves where they are at hand.
-  const targetOf: EndpointTargetOf = endpointChains !== undefined
-    ? (list, i) => (list === reachable ? endpointChains[i]! : nameOf(list, i))
-    : nameOf;
   if (clusterChain) {
-    writeServiceToEndpointRules(ctx, clusterChain, svc, clusterEndpoints, nameOf, targetOf);
+    writeServiceToEndpointRules(ctx, clusterChain, svc, clusterEndpoints, endpoints);
     if (reuse !== undefined) reuse.clusterChain = { endpoints: clusterEndpoints, masquerade: masqueradeInCluster, chain: clusterChain };
   }
-  if (localChain) writeServiceToEndpointRules(ctx, localChain, svc, sp.categorized.localEndpoints ?? [], nameOf, targetOf);
+  if (localChain) writeServiceToEndpointRules(ctx, localChain, svc, sp.categorized.localEndpoints ?? [], endpoints);
 
   if (reuse === undefined) {
-    for (let i = 0; i < reachable.length; i++) writeEndpointChain(ctx, svc, reachable[i]!, nameAt(i));
+    for (let i = 0; i < reachable.length; i++) writeEndpointChain(ctx, svc, reachable[i]!, endpointNameOf(endpoints, reachable, i));
   }
 }
 
@@ -234,32 +308,32 @@ function writeElements(maps: ServiceMaps, svc: ServicePortInfo, facts: ServicePo
 
   addElement(maps.clusterIPs, { key: [svc.clusterIP] });
   if (facts.hasInternalEndpoints) {
-    addElement(maps.serviceIPs, { key: [svc.clusterIP, protocol, port], value: [`goto ${facts.internalTrafficChain}`] });
+    addElement(maps.serviceIPs, { key: [svc.clusterIP, protocol, port], value: facts.internalValue });
   } else {
-    addElement(maps.noEndpointServices, { key: [svc.clusterIP, protocol, port], value: [facts.internalFilterVerdict], comment });
+    addElement(maps.noEndpointServices, { key: [svc.clusterIP, protocol, port], value: facts.internalFilterValue, comment });
   }
 
   for (const externalIP of svc.externalIPs) {
     if (facts.hasEndpoints) {
-      addElement(maps.serviceIPs, { key: [externalIP, protocol, port], value: [`goto ${facts.externalChain}`] });
+      addElement(maps.serviceIPs, { key: [externalIP, protocol, port], value: facts.externalValue });
     }
     if (!facts.hasExternalEndpoints) {
       // No endpoints at all (reject), or none for external traffic (drop what was not short-circuited).
-      addElement(maps.noEndpointServices, { key: [externalIP, protocol, port], value: [facts.externalFilterVerdict], comment });
+      addElement(maps.noEndpointServices, { key: [externalIP, protocol, port], value: facts.externalFilterValue, comment });
     }
   }
 
   for (const vip of svc.loadBalancerVIPs) {
     if (facts.hasEndpoints) {
-      addElement(maps.serviceIPs, { key: [vip, protocol, port], value: [`goto ${facts.externalChain}`] });
+      addElement(maps.serviceIPs, { key: [vip, protocol, port], value: facts.externalValue });
     }
     if (facts.usesFWChain) {
-      addElement(maps.firewallIPs, { key: [vip, protocol, port], value: [`goto ${facts.firewallChain}`] });
+      addElement(maps.firewallIPs, { key: [vip, protocol, port], value: [['goto ', facts.firewallChain].join('')] });
     }
   }
   if (!facts.hasExternalEndpoints) {
     for (const vip of svc.loadBalancerVIPs) {
-      addElement(maps.noEndpointServices, { key: [vip, protocol, port], value: [facts.externalFilterVerdict], comment });
+      addElement(maps.noEndpointServices, { key: [vip, protocol, port], value: facts.externalFilterValue, comment });
     }
   }
 
@@ -267,10 +341,10 @@ function writeElements(maps: ServiceMaps, svc: ServicePortInfo, facts: ServicePo
   if (svc.nodePort !== 0) {
     const nodePort = String(svc.nodePort);
     if (facts.hasEndpoints) {
-      addElement(maps.serviceNodePorts, { key: [protocol, nodePort], value: [`goto ${facts.externalChain}`] });
+      addElement(maps.serviceNodePorts, { key: [protocol, nodePort], value: facts.externalValue });
     }
     if (!facts.hasExternalEndpoints) {
-      addElement(maps.noEndpointNodePorts, { key: [protocol, nodePort], value: [facts.externalFilterVerdict], comment });
+      addElement(maps.noEndpointNodePorts, { key: [protocol, nodePort], value: facts.externalFilterValue, comment });
     }
   }
 }
@@ -282,9 +356,9 @@ function writeElements(maps: ServiceMaps, svc: ServicePortInfo, facts: ServicePo
  */
 function writeInternalMasquerade(ctx: NftSyncContext, chain: NftChain, svc: ServicePortInfo): void {
   if (ctx.masqueradeAll) {
-    addRule(chain, `${ctx.ipX} daddr ${svc.clusterIP} jump ${MARK_MASQ_CHAIN}`);
+    addRule(chain, [ctx.ipX, ' daddr ', svc.clusterIP, ' jump ', MARK_MASQ_CHAIN].join(''));
   } else if (ctx.ifNotLocal !== undefined) {
-    addRule(chain, `${ctx.ipX} daddr ${svc.clusterIP} ${ctx.ifNotLocal} jump ${MARK_MASQ_CHAIN}`);
+    addRule(chain, [ctx.ipX, ' daddr ', svc.clusterIP, ' ', ctx.ifNotLocal, ' jump ', MARK_MASQ_CHAIN].join(''));
   }
 }
 
@@ -324,34 +398,47 @@ function writeFirewallChain(ctx: NftSyncContext, svc: ServicePortInfo, facts: Se
   addRule(chain, `${ctx.ipX} saddr != { ${sources.join(' , ')} } drop`);
 }
 
-/** The endpoint chain's name of `list[i]`. */
-type EndpointNameOf = (list: readonly EndpointInfo[], i: number) => string;
-
-/** The endpoint chain of `list[i]`, or its name, as a verdict map's target. */
-type EndpointTargetOf = (list: readonly EndpointInfo[], i: number) => VmapTarget;
+/** A port's reachable endpoints and, when the caller holds them as a block, their chains in the same order. */
+interface PortEndpoints {
+  readonly spn: ServicePortInfo['svcPortName'];
+  readonly reachable: readonly EndpointInfo[];
+  readonly chains: readonly NftChain[] | undefined;
+}
 
 /**
- * The names of `list[i]`. The cluster (or local) list is usually the reachable list itself, so
- * names are found by position; otherwise by the endpoint's text (names are a function of the
- * port and the text: a node's few local endpoints need no index of thousands of reachable ones).
+ * The endpoint chain's name of `list[i]`. The cluster (or local) list is usually the reachable
+ * list itself, so a chain at hand is found by position; otherwise the name is found by the
+ * endpoint's text (names are a function of the port and the text, kept by names.ts: a node's
+ * few local endpoints need no index of thousands of reachable ones).
  */
-function endpointNameLookup(reachable: readonly EndpointInfo[], nameAt: (i: number) => string, spn: ServicePortInfo['svcPortName']): EndpointNameOf {
-  return (list, i) => (list === reachable ? nameAt(i) : endpointNames(spn, list[i]!.endpoint).chain);
+function endpointNameOf(port: PortEndpoints, list: readonly EndpointInfo[], i: number): string {
+  return port.chains !== undefined && list === port.reachable ? port.chains[i]!.name : endpointNames(port.spn, list[i]!.endpoint).chain;
+}
+
+/** The endpoint chain of `list[i]` where it is at hand (the verdict maps send to the chains themselves), else its name. */
+function endpointTargetOf(port: PortEndpoints, list: readonly EndpointInfo[], i: number): VmapTarget {
+  return port.chains !== undefined && list === port.reachable ? port.chains[i]! : endpointNames(port.spn, list[i]!.endpoint).chain;
 }
 
 /** service- / local-: affinity checks first, then one numgen verdict map over the endpoints. */
 function writeServiceToEndpointRules(
-  ctx: NftSyncContext, chain: NftChain, svc: ServicePortInfo, endpoints: readonly EndpointInfo[], nameOf: EndpointNameOf, targetOf: EndpointTargetOf,
+  ctx: NftSyncContext, chain: NftChain, svc: ServicePortInfo, endpoints: readonly EndpointInfo[], port: PortEndpoints,
 ): void {
   if (svc.sessionAffinityTimeoutSeconds > 0) {
     for (let i = 0; i < endpoints.length; i++) {
-      const n = nameOf(endpoints, i);
+      const n = endpointNameOf(port, endpoints, i);
       addRule(chain, `${ctx.ipX} saddr @${affinitySetOf(n)} goto ${n}`);
     }
   }
-  // The endpoint chains (or their names), not the rule's text (vmap-rule.ts).
-  const targets = new Array<VmapTarget>(endpoints.length);
-  for (let i = 0; i < endpoints.length; i++) targets[i] = targetOf(endpoints, i);
+  // The endpoint chains (or their names), not the rule's text (vmap-rule.ts): the port's block of
+  // chains itself when the rule sends to every reachable endpoint, as most do.
+  let targets: readonly VmapTarget[];
+  if (port.chains !== undefined && endpoints === port.reachable) targets = port.chains;
+  else {
+    const list = new Array<VmapTarget>(endpoints.length);
+    for (let i = 0; i < endpoints.length; i++) list[i] = endpointTargetOf(port, endpoints, i);
+    targets = list;
+  }
   chain.rules.push(new NumgenVmapRule(targets));
 }
 

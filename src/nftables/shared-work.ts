@@ -25,7 +25,7 @@ import { ruleCountOf } from './endpoint-chain.js';
 import { CLUSTER_IPS_SET } from './names.js';
 import { type NftPortReuse, type ServiceMaps, serviceMapsOf, writeServicePort } from './service-rules.js';
 import type { NftSyncContext } from './sync-context.js';
-import { addKeyedElement, clearElements, createTable, elementKeyAt } from './table-builder.js';
+import { addKeyedElement, clearElements, createTable, elementKeyAt, fitRules } from './table-builder.js';
 import type { NftChain, NftElement, NftSet, NftTable } from './types.js';
 
 /** What one service port wrote on a node. */
@@ -36,8 +36,12 @@ export interface NftPortFragment {
   readonly chains: readonly NftChain[];
   /** The sets it declared (session affinity), in order. */
   readonly sets: readonly NftSet[];
-  /** The elements it added to the shared sets and maps, by set name, in order, each with its key (elementKey). */
-  readonly elements: readonly (readonly [string, NftElement, string])[];
+  /**
+   * The elements it added to the shared sets and maps, in order, as flat triples: the set's
+   * name, the element, its key (elementKey). One array per port instead of an array per element
+   * (a port adds two or more; 12k ports at 5,000 nodes).
+   */
+  readonly elements: readonly (string | NftElement)[];
   readonly ruleCount: number;
   /** Elements added to sets other than cluster-ips (whose one element per IP every port of a service adds again). */
   readonly mapElements: number;
@@ -57,10 +61,10 @@ interface EndpointChainBlock {
  * instead of walking thousands of chains again. A view that reaches other endpoints (a zone's,
  * for a topology-aware port) takes the chains it shares with the kept blocks one by one.
  */
-class PortChains implements NftPortReuse {
+class PortChains extends EndpointBlocks<EndpointChainBlock> implements NftPortReuse {
+  // Whole blocks are what it is (one object per port of a cluster, not two); the one the last
+  // takeEndpointChains gave (or keepEndpointChains made) is `taken`, read by writeFragment.
   clusterChain?: NftPortReuse['clusterChain'];
-  /** Whole blocks; the one the last takeEndpointChains gave (or keepEndpointChains made) is read by writeFragment. */
-  readonly blocks = new EndpointBlocks<EndpointChainBlock>(KEPT_VARIANTS);
   /**
    * Chains written for the port by endpoint text, made only when a port is written a second time
    * with other endpoints (from the kept blocks), then added to as blocks are written: most ports
@@ -69,16 +73,20 @@ class PortChains implements NftPortReuse {
    */
   #byEndpoint: Map<string, NftChain> | undefined;
 
+  constructor() {
+    super(KEPT_VARIANTS);
+  }
+
   takeEndpointChains(reachable: readonly EndpointInfo[]): readonly NftChain[] | undefined {
-    return this.blocks.take(reachable) ? this.blocks.taken!.chains : undefined;
+    return this.take(reachable) ? this.taken!.chains : undefined;
   }
 
   endpointChain(endpoint: string): NftChain | undefined {
-    const kept = this.blocks.kept();
+    const kept = this.kept();
     if (kept.length === 0) return undefined;
     if (this.#byEndpoint === undefined) {
-      this.#byEndpoint = new Map();
-      for (const block of kept) this.#index(block);
+      const byEndpoint = (this.#byEndpoint = new Map());
+      for (const block of kept) indexBlock(byEndpoint, block);
     }
     return this.#byEndpoint.get(endpoint);
   }
@@ -87,15 +95,15 @@ class PortChains implements NftPortReuse {
     let ruleCount = 0;
     for (const chain of chains) ruleCount += ruleCountOf(chain);
     const block: EndpointChainBlock = { endpoints, chains, ruleCount };
-    this.blocks.keep(block);
-    this.blocks.taken = block;
-    if (this.#byEndpoint !== undefined) this.#index(block);
+    this.keep(block);
+    this.taken = block;
+    if (this.#byEndpoint !== undefined) indexBlock(this.#byEndpoint, block);
   }
+}
 
-  #index(block: EndpointChainBlock): void {
-    const byEndpoint = this.#byEndpoint!;
-    for (let i = 0; i < block.endpoints.length; i++) byEndpoint.set(block.endpoints[i]!.endpoint, block.chains[i]!);
-  }
+/** The block's chains by endpoint text (a function, not a private method: that would add a brand field to every port's object). */
+function indexBlock(byEndpoint: Map<string, NftChain>, block: EndpointChainBlock): void {
+  for (let i = 0; i < block.endpoints.length; i++) byEndpoint.set(block.endpoints[i]!.endpoint, block.chains[i]!);
 }
 
 /** How much a node's kube-proxy table holds. */
@@ -111,6 +119,12 @@ const KEPT_VARIANTS = 4;
 
 /** A port's fragments by whether the node's IP is in its source ranges (false, true). */
 type FragmentPair = [NftPortFragment | undefined, NftPortFragment | undefined];
+
+/**
+ * What is kept for a port at a position: the fragment itself when only the first slot (the
+ * node's IP outside the port's source ranges) is known, as for almost every port; else both.
+ */
+type KeptFragments = NftPortFragment | FragmentPair;
 
 /** The work of compiles of one cluster; per proxier-wide facts inside. */
 export class NftablesSharedWork {
@@ -140,7 +154,7 @@ interface Baseline {
 }
 
 export class NftContextWork {
-  readonly #positions = new PositionCache<ProxierServicePort, FragmentPair>(KEPT_VARIANTS);
+  readonly #positions = new PositionCache<ProxierServicePort, KeptFragments>(KEPT_VARIANTS);
   readonly #firewall = new SourceRangeCheck();
   /** Each port's chains that do not depend on the node: its endpoint chains, and its service- chain over the same endpoints. */
   readonly #reuse = new WeakMap<ServicePortInfo, PortChains>();
@@ -150,16 +164,22 @@ export class NftContextWork {
   /** What `sp`, the port at `index` of the node's servicePorts, writes on the node `ctx` is for. */
   fragment(ctx: NftSyncContext, sp: ProxierServicePort, index: number): NftPortFragment {
     const slot = this.#firewall.allowsNode(sp.info, ctx.nodeIP) ? 1 : 0;
-    const pair = this.#positions.get(index, sp);
-    const known = pair?.[slot];
+    const kept = this.#positions.get(index, sp);
+    const known = kept === undefined ? undefined : Array.isArray(kept) ? kept[slot] : slot === 0 ? kept : undefined;
     if (known !== undefined) return known;
     let reuse = this.#reuse.get(sp.info);
     if (reuse === undefined) this.#reuse.set(sp.info, (reuse = new PortChains()));
     const fragment = writeFragment(ctx, sp, reuse, (this.#scratch ??= new ScratchTable(ctx)));
-    const kept: FragmentPair = pair ?? [undefined, undefined];
-    kept[slot] = fragment;
+    let value: KeptFragments;
+    if (kept === undefined) value = slot === 0 ? fragment : [undefined, fragment];
+    else if (Array.isArray(kept)) {
+      kept[slot] = fragment;
+      value = kept;
+    }
+    // The first slot's fragment was kept alone: this is the second.
+    else value = [kept, fragment];
     // A node's own view of a port (a local endpoint) is its alone: it must not push out what others share.
-    this.#positions.set(index, sp, kept, !sp.endpoints.some((ep) => ep.isLocal));
+    this.#positions.set(index, sp, value, !sp.endpoints.some((ep) => ep.isLocal));
     return fragment;
   }
 
@@ -241,6 +261,11 @@ class ScratchTable {
     return written;
   }
 
+  /** The shared sets, in the table's order. */
+  get sharedSets(): readonly NftSet[] {
+    return this.#sharedSets;
+  }
+
   isShared(name: string): boolean {
     return this.#shared.has(name);
   }
@@ -253,29 +278,51 @@ class ScratchTable {
 /** Write the port into the emptied scratch table and keep what it wrote. */
 function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: PortChains, scratch: ScratchTable): NftPortFragment {
   const into = scratch.reset(ctx);
-  reuse.blocks.taken = undefined;
+  reuse.taken = undefined;
+  // The service- chain another node wrote, which this port may take over as it is.
+  const taken = reuse.clusterChain?.chain;
   writeServicePort(into.ctx, into.maps, sp, reuse);
   // Taken over, or made by writeServicePort (keepEndpointChains); the table holds the port's other chains.
-  const block = reuse.blocks.taken!;
+  const block = reuse.taken!;
   const written = scratch.table.chains;
   const chains = written instanceof ChainMap ? written.toArray() : [...written.values()];
   let ruleCount = block.ruleCount;
-  for (const chain of chains) ruleCount += ruleCountOf(chain);
-  const sets: NftSet[] = [];
-  const elements: [string, NftElement, string][] = [];
+  for (const chain of chains) {
+    ruleCount += ruleCountOf(chain);
+    // Made by this port (not the service- chain taken over): its rules were pushed one by one.
+    if (chain !== taken) fitRules(chain);
+  }
+  // The shared sets' elements, set after set in the table's order (an array walked, not the map).
+  const shared = scratch.sharedSets;
+  let count = 0;
+  for (let s = 0; s < shared.length; s++) count += shared[s]!.elements.length;
+  const elements = new Array<string | NftElement>(3 * count);
+  let at = 0;
   let mapElements = 0;
-  for (const set of scratch.table.sets.values()) {
-    const name = set.name;
-    if (!scratch.isShared(name)) {
-      sets.push(set);
-      continue;
-    }
+  for (let s = 0; s < shared.length; s++) {
+    const set = shared[s]!;
     const added = set.elements;
-    for (let i = 0; i < added.length; i++) elements.push([name, added[i]!, elementKeyAt(set, i)]);
-    if (name !== CLUSTER_IPS_SET) mapElements += set.elements.length;
+    for (let i = 0; i < added.length; i++) {
+      elements[at++] = set.name;
+      elements[at++] = added[i]!;
+      elements[at++] = elementKeyAt(set, i);
+    }
+    if (set.name !== CLUSTER_IPS_SET) mapElements += added.length;
+  }
+  // Sets of its own (session affinity), after the shared ones: few ports have any, the others
+  // share the empty list.
+  let sets: readonly NftSet[] = NO_SETS;
+  const table = scratch.table;
+  if (table.sets.size > shared.length) {
+    const own: NftSet[] = [];
+    for (const set of table.sets.values()) if (!scratch.isShared(set.name)) own.push(set);
+    sets = own;
   }
   return { endpointChains: block, chains, sets, elements, ruleCount, mapElements };
 }
+
+/** The sets of a fragment that declares none. */
+const NO_SETS: readonly NftSet[] = [];
 
 /** Put a fragment into the node's table: its chains and sets after those already there, its elements into the shared maps. */
 export function applyFragment(table: NftTable, fragment: NftPortFragment): void {
@@ -283,7 +330,10 @@ export function applyFragment(table: NftTable, fragment: NftPortFragment): void 
   appendChains(table.chains, fragment.endpointChains.chains);
   appendChains(table.chains, fragment.chains);
   for (const set of fragment.sets) table.sets.set(set.name, set);
-  for (const [name, element, key] of fragment.elements) addKeyedElement(table.sets.get(name)!, element, key);
+  const elements = fragment.elements;
+  for (let i = 0; i < elements.length; i += 3) {
+    addKeyedElement(table.sets.get(elements[i] as string)!, elements[i + 1] as NftElement, elements[i + 2] as string);
+  }
 }
 
 /** Rules, chains, sets and elements of a table. */

@@ -12,6 +12,7 @@
  * then on.
  */
 import { EndpointChain } from './endpoint-chain.js';
+import { ENDPOINT_PREFIX, asciiBytes } from './names.js';
 import type { ByteTextWriter, NftChain, NftRule } from './types.js';
 
 /** A verdict map's target: a chain's name, or the chain. */
@@ -63,7 +64,7 @@ export class NumgenVmapRule implements NftRule {
     for (let i = 0; i < targets.length; i++) {
       const target = targets[i]!;
       if (target instanceof EndpointChain) {
-        target.writeNameAfter(entryHead(i), out);
+        target.writeNameAfter(entryHead(i), out, entryHeadNameBytes(i));
       } else {
         out.write(entryHead(i));
         out.write(targetName(target));
@@ -87,4 +88,11 @@ function modHead(n: number): string {
 
 function entryHead(i: number): string {
   return (entryHeads[i] ??= i === 0 ? '0 : goto ' : ` , ${i} : goto `);
+}
+
+/** entryHead(i) and "endpoint-" as bytes, by I: what an endpoint chain written from its hash starts with (endpoint-chain.ts). */
+const entryHeadsNameBytes: Uint8Array[] = [];
+
+function entryHeadNameBytes(i: number): Uint8Array {
+  return (entryHeadsNameBytes[i] ??= asciiBytes(entryHead(i) + ENDPOINT_PREFIX));
 }

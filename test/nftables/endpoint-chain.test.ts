@@ -5,7 +5,9 @@
  * endpointRules makes them, gives.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { test } from 'node:test';
+import { sha256AsciiPrefixOfBytes } from '../../src/iptables/sha256.js';
 import { ChainMap } from '../../src/nftables/chain-map.js';
 import { EndpointChain, endpointRules } from '../../src/nftables/endpoint-chain.js';
 import {
@@ -38,6 +40,10 @@ const CASES: Case[] = [
   { name: 'IPv6, affinity', spn: spn('testing', 'service', 'http'), ipX: 'ip6', ip: 'fd00::5', endpoint: '[fd00::5]:5', affinity: true, hashed: true },
   { name: 'a name long enough to be cut', spn: spn('n'.repeat(63), 's'.repeat(63), 'p'.repeat(78)), ipX: 'ip', ip: '10.180.100.200', endpoint: '10.180.100.200:65535', affinity: true, hashed: false },
   { name: 'a namespace that is not ASCII', spn: spn('nämespace', 'svc', 'p'), ipX: 'ip', ip: '10.0.0.1', endpoint: '10.0.0.1:80', affinity: false, hashed: false },
+  { name: 'an endpoint text that is not ASCII', spn: spn('ns', 'svc', 'p'), ipX: 'ip', ip: '10.0.0.1', endpoint: '10.0.0.1ä:80', affinity: true, hashed: false },
+  // The address is read from the endpoint's text only where the text holds it as it is.
+  { name: 'an address other than the text\'s host', spn: spn('ns', 'svc', 'p'), ipX: 'ip', ip: '10.0.0.7', endpoint: '10.0.0.70:80', affinity: true, hashed: true },
+  { name: 'an IPv6 address other than the text\'s host', spn: spn('ns', 'svc', 'p'), ipX: 'ip6', ip: 'fd00::7', endpoint: '[fd00::0007]:80', affinity: false, hashed: true },
 ];
 
 function infoOf(c: Case): { svc: ServicePortInfo; ep: EndpointInfo } {
@@ -90,5 +96,16 @@ test('writeHashedName writes endpointChainName, and hashedName makes it, from th
     assert.equal(Buffer.from(bytes).toString('latin1'), `!!${want}!!`, c.name);
     assert.equal(hashedName(ENDPOINT_PREFIX, high, low, portText, c.endpoint), want, c.name);
     assert.equal(hashedNameOfBytes(ENDPOINT_PREFIX_BYTES, high, low, endpointTextPrefixBytes(c.spn), c.endpoint), want, c.name);
+  }
+});
+
+test('sha256AsciiPrefixOfBytes: SHA-256 of a string and then bytes, as node:crypto has it', () => {
+  // Lengths around the one- and two-block boundaries (55/56 bytes, 64, 119/120).
+  for (const [a, tail] of [['', ''], ['ns/svc/tcp/p__', '10.0.0.1/80'], ['x'.repeat(40), 'y'.repeat(15)], ['x'.repeat(40), 'y'.repeat(16)],
+    ['x'.repeat(30), 'z'.repeat(34)], ['ab', 'c'.repeat(117)], ['ab', 'c'.repeat(118)], ['q'.repeat(200), 'r'.repeat(40)]] as const) {
+    const out = new Uint8Array(10);
+    assert.ok(sha256AsciiPrefixOfBytes(a, Buffer.from(tail + '!!!', 'latin1'), tail.length, out, 10), `${a.length}+${tail.length}`);
+    const want = createHash('sha256').update(a + tail).digest().subarray(0, 10);
+    assert.deepEqual([...out], [...want], `${a.length}+${tail.length}`);
   }
 });

@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { addElement, addKeyedElement, clearElements, elementKey, elementKeyAt } from '../../src/nftables/table-builder.js';
-import type { NftElement, NftSet } from '../../src/nftables/types.js';
+import { addElement, addKeyedElement, addRule, clearElements, elementKey, elementKeyAt, fitRules } from '../../src/nftables/table-builder.js';
+import type { NftChain, NftElement, NftRule, NftSet } from '../../src/nftables/types.js';
 
 /** ensureElem as a scan: same key and value kept, same key and another value moved to the end. */
 function model(elements: readonly NftElement[], element: NftElement): NftElement[] {
@@ -35,6 +35,8 @@ const CASES: Case[] = [
   { name: 'a key again with another value, indexed', adds: [...many(12), el('10.0.0.3', '80', 'z'), el('10.0.0.11', '80', 'y'), el('10.0.0.3', '80', 'z')] },
   { name: 'replaced while scanned, then indexed', adds: [...many(5), el('10.0.0.0', '80', 'b'), ...many(10, 'c')] },
   { name: 'one-part keys', adds: [{ key: ['10.0.0.1'] }, { key: ['10.0.0.2'] }, { key: ['10.0.0.1'] }] },
+  // Emptied at once (a small one is emptied by pops, keeping its storage).
+  { name: 'more than a small array, emptied and refilled', adds: many(70) },
 ];
 
 for (const c of CASES) {
@@ -66,4 +68,36 @@ test('addElement: elements pushed by something else are found too', () => {
   set.elements.push({ key: ['10.0.0.2'] });
   addElement(set, { key: ['10.0.0.2'] });
   assert.deepEqual(set.elements.map(elementKey), ['10.0.0.1', '10.0.0.2']);
+});
+
+/** A chain that is not a plain object (its rules its own business): fitRules leaves it alone. */
+class OwnRulesChain implements NftChain {
+  readonly name = 'own';
+  readonly rules: NftRule[] = [{ text: 'drop' }];
+}
+
+for (const c of [
+  { name: 'no rules', rules: [] as string[] },
+  { name: 'one rule', rules: ['jump mark-for-masquerade'] },
+  { name: 'two rules, one with a comment', rules: ['ip daddr 10.0.0.1 jump mark-for-masquerade', 'goto service-X'] },
+  { name: 'more than an array grown by push has room for', rules: Array.from({ length: 20 }, (_, i) => `goto c${i}`) },
+]) {
+  test(`fitRules: ${c.name}`, () => {
+    const chain: NftChain = { name: 'service-X', rules: [] };
+    c.rules.forEach((text, i) => addRule(chain, text, i === 1 ? 'a comment' : undefined));
+    const before = chain.rules;
+    const want = before.map((r) => ({ ...r }));
+    fitRules(chain);
+    assert.deepEqual(chain.rules, want, 'the same rules, in order');
+    assert.deepEqual(chain.rules.map((r) => r.text), c.rules);
+    // A copy (exactly as long) where there are rules; an empty list is left as it is.
+    assert.equal(chain.rules === before, c.rules.length === 0, 'a new array only when there are rules');
+  });
+}
+
+test('fitRules: a chain that is not a plain object is left as it is', () => {
+  const chain = new OwnRulesChain();
+  const before = chain.rules;
+  fitRules(chain);
+  assert.equal(chain.rules, before);
 });

@@ -264,6 +264,27 @@ interface Selections {
   local: RealServerChoice | undefined;
 }
 
+/**
+ * A plan's ops as they are made, in one list reused for every plan, then copied out at their
+ * exact length: plans are kept for other nodes (one per port of a big cluster), and a list grown
+ * by push keeps room for 17 where a port has 2 or 3 ops.
+ */
+class OpList {
+  readonly #items: PlanOp[] = [];
+  #length = 0;
+
+  push(op: PlanOp): void {
+    this.#items[this.#length++] = op;
+  }
+
+  /** The ops pushed since the last take, as a list of their own. */
+  take(): PlanOp[] {
+    const ops = this.#items.slice(0, this.#length);
+    this.#length = 0;
+    return ops;
+  }
+}
+
 function ipsetEntryOp(set: IPSetBaseName, entry: string): PlanOp {
   return { op: 'entry', set, entry };
 }
@@ -308,10 +329,13 @@ class IpvsSync {
 
   readonly #sourceRanges = new SourceRangeCheck();
 
+  /** The ops of the plan being made (plan() is never re-entered). */
+  readonly #ops = new OpList();
+
   /** The body of syncProxyRules' loop over the service map, for one service port, as a plan. */
   /** `loopback`: the port's loopbackEntries, when the caller has them already. */
   plan(sp: ProxierServicePort, allowFromNode: boolean, loopback: readonly string[] = loopbackEntries(sp)): PortPlan {
-    const ops: PlanOp[] = [];
+    const ops = this.#ops;
     // The port's real server selections, made on first use: one per endpoint policy.
     const selections: Selections = { cluster: undefined, local: undefined };
     const info = sp.info;
@@ -365,11 +389,12 @@ class IpvsSync {
     }
 
     if (info.healthCheckNodePort !== 0) ops.push(entry(KUBE_HEALTH_CHECK_NODE_PORT, String(info.healthCheckNodePort)));
+    const made = ops.take();
     let servers = 0;
     let realServers = 0;
     let nodePort: NodePortPlan | undefined;
-    for (let k = 0; k < ops.length; k++) {
-      const op = ops[k]!;
+    for (let k = 0; k < made.length; k++) {
+      const op = made[k]!;
       if (op.op === 'server') {
         servers++;
         realServers += destCount(op.vs);
@@ -380,7 +405,7 @@ class IpvsSync {
     return {
       spn: info.spn,
       loopback,
-      ops,
+      ops: made,
       servers,
       realServers,
       hasNodePort: nodePort !== undefined,

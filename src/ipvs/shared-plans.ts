@@ -11,7 +11,7 @@
 import { sameEndpoints } from '../topology/categorize.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import type { Family } from '../util/ip.js';
-import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline } from '../util/position-cache.js';
+import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline, withLast } from '../util/position-cache.js';
 import { SourceRangeCheck } from '../tracker/source-ranges.js';
 import { type PlanSums, type PortPlan, addPlan } from './compile.js';
 import { shareServerRendering } from './ipvsadm-format.js';
@@ -52,12 +52,21 @@ interface KeptServer {
   readonly vs: VirtualServer;
 }
 
+/**
+ * What is kept of one port for other nodes. The lists are replaced, not grown by push, so each
+ * is exactly as long as what it holds: a list grown by push keeps room for 17, and two are kept
+ * for each of the 10k+ ports of a big cluster, mostly with one item.
+ */
 interface InfoWork {
-  readonly references: { readonly sp: ProxierServicePort; readonly allowFromNode: boolean; readonly plan: PortPlan }[];
-  readonly servers: KeptServer[];
+  references: readonly { readonly sp: ProxierServicePort; readonly allowFromNode: boolean; readonly plan: PortPlan }[];
+  servers: readonly KeptServer[];
 }
 
 const KEPT_VARIANTS = 4;
+
+/** The lists of a port nothing is kept for yet: one each for every port. */
+const NO_REFERENCES: InfoWork['references'] = Object.freeze([]);
+const NO_SERVERS: InfoWork['servers'] = Object.freeze([]);
 
 /** What makes a port's plan when no node made it before (compile.ts IpvsSync). */
 export interface PortPlanMaker {
@@ -107,7 +116,7 @@ export class PlanCache {
     }
     if (plan === undefined) {
       plan = maker.plan(sp, allowFromNode, loopback);
-      if (this.#byContent && (shareable || work.references.length === 0)) keepLast(work.references, { sp, allowFromNode, plan });
+      if (this.#byContent && (shareable || work.references.length === 0)) work.references = withLast(work.references, { sp, allowFromNode, plan }, KEPT_VARIANTS);
     }
     const kept: PlanPair = pair ?? [undefined, undefined];
     kept[slot] = plan;
@@ -129,10 +138,10 @@ export class PlanCache {
 
   keepServer(info: ServicePortInfo, kind: VirtualServerKind, address: string, onlyNodeLocal: boolean, selected: Selected, vs: VirtualServer): void {
     if (!this.#byContent) return;
-    const servers = this.#work(info).servers;
+    const work = this.#work(info);
     // One per address and policy for the view most nodes share, a few more for zones.
-    if (servers.length >= KEPT_VARIANTS * (1 + info.externalIPs.length + info.loadBalancerVIPs.length)) servers.shift();
-    servers.push({ kind, address, onlyNodeLocal, scope: selected.scope, endpoints: selected.endpoints, vs });
+    const kept = KEPT_VARIANTS * (1 + info.externalIPs.length + info.loadBalancerVIPs.length);
+    work.servers = withLast(work.servers, { kind, address, onlyNodeLocal, scope: selected.scope, endpoints: selected.endpoints, vs }, kept);
     shareServerRendering(vs);
   }
 
@@ -216,7 +225,7 @@ export class PlanCache {
     if (info === this.#lastInfo) return this.#lastWork!;
     let work = this.#byInfo.get(info);
     if (work === undefined) {
-      work = { references: [], servers: [] };
+      work = { references: NO_REFERENCES, servers: NO_SERVERS };
       this.#byInfo.set(info, work);
     }
     this.#lastInfo = info;
@@ -234,9 +243,4 @@ function sameIpvsInput(a: ProxierServicePort, b: ProxierServicePort): boolean {
   return a === b || (a.info === b.info
     && sameEndpoints(a.categorized.localEndpoints, b.categorized.localEndpoints)
     && sameEndpoints(a.categorized.clusterEndpoints, b.categorized.clusterEndpoints));
-}
-
-function keepLast<T>(list: T[], item: T): void {
-  if (list.length >= KEPT_VARIANTS) list.shift();
-  list.push(item);
 }

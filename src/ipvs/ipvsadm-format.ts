@@ -333,9 +333,14 @@ export function sortServices(services: readonly VirtualServer[]): VirtualServer[
     af[i] = vs.family === 6 ? AF_INET6 : AF_INET;
     protocol[i] = PROTOCOL_NUMBERS[vs.protocol];
     port[i] = vs.port;
-    const w = serverWords(vs);
-    if (vs.family === 6) for (let k = 0; k < 4; k++) words[4 * i + k] = w[k]!;
-    else words[4 * i] = w[0]!;
+    if (vs.family === 6) {
+      const w = serverWords(vs);
+      for (let k = 0; k < 4; k++) words[4 * i + k] = w[k]!;
+    } else {
+      // Read straight from the text: a list of one word kept for each of a big table's 10k
+      // IPv4 servers cost more to keep (and to make) than reading the address again.
+      words[4 * i] = vs.address.includes(':') ? addressWords(vs.address)[0]! : ipv4Word(vs.address);
+    }
   }
   const order = serviceKeys.order;
   for (let i = 0; i < n; i++) order[i] = i;
@@ -386,7 +391,7 @@ function compareServiceKeys(a: number, b: number): number {
 }
 
 
-/** The service's address words, kept for shared servers (every node's table sorts them). */
+/** An IPv6 service's address words, kept for shared servers (every node's table sorts them). */
 function serverWords(vs: VirtualServer): number[] {
   const shared = sharedServers.get(vs);
   if (shared === undefined) return addressWords(vs.address);
@@ -597,7 +602,7 @@ const sharedServers = new WeakMap<VirtualServer, SharedRendering>();
  * cluster, and every later node looks each up).
  */
 interface SharedRendering {
-  /** Its address as sort words (serverWords), once sorted. */
+  /** Its IPv6 address as sort words (serverWords), once sorted. */
   words: number[] | undefined;
   /** Its lines in each format printed, latest first. */
   printed: PrintedBlock | undefined;

@@ -239,10 +239,17 @@ export function loopbackEntries(sp: ProxierServicePort): readonly string[] {
   return entries ?? NO_LOOPBACK;
 }
 
+/** A virtual server on a service address; bound to kube-ipvs0 always, or unless the node owns the address. */
+export interface ServerOp {
+  readonly op: 'server';
+  readonly vs: VirtualServer;
+  readonly key: string;
+  readonly bind: 'always' | 'unless-node-address';
+}
+
 type PlanOp =
   | { readonly op: 'entry'; readonly set: IPSetBaseName; readonly entry: string }
-  /** A virtual server on a service address; bound to kube-ipvs0 always, or unless the node owns the address. */
-  | { readonly op: 'server'; readonly vs: VirtualServer; readonly key: string; readonly bind: 'always' | 'unless-node-address' }
+  | ServerOp
   | { readonly op: 'noNodeAccess'; readonly entry: NoNodeAccessEntry }
   /** The node port on every node-port address; without any, kube-proxy skips the rest of the port. */
   | { readonly op: 'nodePorts'; readonly nodePort: NodePortPlan };
@@ -529,7 +536,8 @@ class IpvsSync {
     const family = this.#state.family;
     const selected = this.#plans !== undefined ? selectEndpoints(sp, onlyNodeLocal) : undefined;
     const kept = selected !== undefined ? this.#plans!.server(info, kind, address, onlyNodeLocal, selected) : undefined;
-    if (kept !== undefined) return { op: 'server', vs: kept, key: virtualServerKey(kept), bind };
+    // The op itself is shared: its bind follows from the kind, its key from the server.
+    if (kept !== undefined) return kept;
     const selection = this.#selection(sp, selections, onlyNodeLocal);
     const vs = virtualServer({
       protocol: info.protocol,
@@ -543,8 +551,9 @@ class IpvsSync {
       dests: selection.dests,
       origin: { spn: info.spn, kind, endpointScope: selection.scope },
     });
-    if (selected !== undefined) this.#plans!.keepServer(info, kind, address, onlyNodeLocal, selected, vs);
-    return { op: 'server', vs, key: virtualServerKey(vs), bind };
+    const op: ServerOp = { op: 'server', vs, key: virtualServerKey(vs), bind };
+    if (selected !== undefined) this.#plans!.keepServer(info, onlyNodeLocal, selected, op);
+    return op;
   }
 
   #addServer(vs: VirtualServer, key: string, bind: boolean): void {

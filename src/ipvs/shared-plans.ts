@@ -13,9 +13,9 @@ import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../track
 import type { Family } from '../util/ip.js';
 import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline, withLast } from '../util/position-cache.js';
 import { SourceRangeCheck } from '../tracker/source-ranges.js';
-import { type PlanSums, type PortPlan, addPlan } from './compile.js';
+import { type PlanSums, type PortPlan, type ServerOp, addPlan } from './compile.js';
 import { shareServerRendering } from './ipvsadm-format.js';
-import type { VirtualServer, VirtualServerKind, VirtualServerOrigin } from './table.js';
+import type { VirtualServerKind, VirtualServerOrigin } from './table.js';
 
 /** The endpoints a virtual server's real servers come from (real-servers.ts selectEndpoints). */
 interface Selected {
@@ -43,13 +43,14 @@ export class IpvsSharedWork {
 /** A port's plans by the node-dependent source-range bit (false, true). */
 type PlanPair = [PortPlan | undefined, PortPlan | undefined];
 
+/**
+ * A virtual server kept for other nodes, as the plan op that adds it (its kind, address and
+ * endpoint scope are the server's own: one record per server of a big cluster, kept small).
+ */
 interface KeptServer {
-  readonly kind: VirtualServerKind;
-  readonly address: string;
   readonly onlyNodeLocal: boolean;
-  readonly scope: VirtualServerOrigin['endpointScope'];
   readonly endpoints: readonly EndpointInfo[];
-  readonly vs: VirtualServer;
+  readonly op: ServerOp;
 }
 
 /**
@@ -124,25 +125,31 @@ export class PlanCache {
     return plan;
   }
 
-  /** A virtual server made before for this port, address and endpoints (undefined when plans are shared by identity only). */
-  server(info: ServicePortInfo, kind: VirtualServerKind, address: string, onlyNodeLocal: boolean, selected: Selected): VirtualServer | undefined {
+  /**
+   * The op of a virtual server made before for this port, kind, address and endpoints (undefined
+   * when plans are shared by identity only): the same op for every node, as its server is.
+   */
+  server(info: ServicePortInfo, kind: VirtualServerKind, address: string, onlyNodeLocal: boolean, selected: Selected): ServerOp | undefined {
     if (!this.#byContent) return undefined;
     // A loop, not find with a closure: one call per virtual server of the node.
     const servers = this.#work(info).servers;
     for (let i = 0; i < servers.length; i++) {
       const s = servers[i]!;
-      if (s.kind === kind && s.address === address && s.onlyNodeLocal === onlyNodeLocal && s.scope === selected.scope && sameEndpoints(s.endpoints, selected.endpoints)) return s.vs;
+      const vs = s.op.vs;
+      const origin = vs.origin!;
+      if (origin.kind === kind && vs.address === address && s.onlyNodeLocal === onlyNodeLocal && origin.endpointScope === selected.scope && sameEndpoints(s.endpoints, selected.endpoints)) return s.op;
     }
     return undefined;
   }
 
-  keepServer(info: ServicePortInfo, kind: VirtualServerKind, address: string, onlyNodeLocal: boolean, selected: Selected, vs: VirtualServer): void {
+  /** Keep a virtual server compile.ts made (with its origin) for other nodes. */
+  keepServer(info: ServicePortInfo, onlyNodeLocal: boolean, selected: Selected, op: ServerOp): void {
     if (!this.#byContent) return;
     const work = this.#work(info);
     // One per address and policy for the view most nodes share, a few more for zones.
     const kept = KEPT_VARIANTS * (1 + info.externalIPs.length + info.loadBalancerVIPs.length);
-    work.servers = withLast(work.servers, { kind, address, onlyNodeLocal, scope: selected.scope, endpoints: selected.endpoints, vs }, kept);
-    shareServerRendering(vs);
+    work.servers = withLast(work.servers, { onlyNodeLocal, endpoints: selected.endpoints, op }, kept);
+    shareServerRendering(op.vs);
   }
 
   /** Which port (by name) made each virtual server key, and every address with a server on it. */

@@ -634,9 +634,9 @@ function defaultColumns(opts: IpvsadmListOptions): boolean {
 
 /** The service line and its dest lines, each ended by a newline. */
 function writeServiceBlock(out: TextBuffer, vs: VirtualServer, opts: IpvsadmListOptions): void {
-  out.write(serviceLine(vs, opts));
-  out.writeCode(NEWLINE);
   const fresh = defaultColumns(opts);
+  if (!(fresh && writePlainServiceLine(out, vs))) out.write(serviceLine(vs, opts));
+  out.writeCode(NEWLINE);
   const pending = deferredDestsOf(vs);
   if (fresh && pending instanceof PendingDests && !pending.isMade) {
     writePendingDests(out, pending, opts.nosort ?? false);
@@ -650,6 +650,34 @@ function writeServiceBlock(out: TextBuffer, vs: VirtualServer, opts: IpvsadmList
     return;
   }
   for (const dest of orderedDests(vs, opts.nosort)) writeDest(out, dest, opts, fresh);
+}
+
+/** The protocol column and its padding: padRight(protocol, 4) and a space. */
+const PROTOCOL_COLUMNS: Readonly<Record<IpvsProtocol, string>> = { TCP: 'TCP  ', UDP: 'UDP  ', SCTP: 'SCTP ' };
+
+/**
+ * serviceSummary of a service without fwmark, persistence or flags (nearly every service of a
+ * compiled table), written in pieces without making the line; false, with nothing written, for
+ * any other or for an IPv4 name serviceName must cut.
+ */
+function writePlainServiceLine(out: TextBuffer, vs: VirtualServer): boolean {
+  if (vs.fwmark !== 0 || (vs.flags & (SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3 | SVC_F_PERSISTENT | SVC_F_ONEPACKET)) !== 0) return false;
+  const port = vs.port;
+  if (!Number.isSafeInteger(port) || port < 0) return false;
+  const ip = vs.address;
+  // joinHostPort: brackets around an address with a colon.
+  const bracket = ip.includes(':');
+  const columns = PROTOCOL_COLUMNS[vs.protocol];
+  if (vs.family !== 6 && columns.length + ip.length + (bracket ? 2 : 0) + 1 + decimalDigits(port) > 33) return false;
+  out.write(columns);
+  if (bracket) out.writeCode(91);
+  out.write(ip);
+  if (bracket) out.writeCode(93);
+  out.writeCode(58);
+  out.writeDecimal(port);
+  out.writeCode(32);
+  out.write(vs.scheduler);
+  return true;
 }
 
 function writeDest(out: TextBuffer, dest: RealServer, opts: IpvsadmListOptions, fresh: boolean): void {

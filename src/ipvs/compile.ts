@@ -239,10 +239,17 @@ export function loopbackEntries(sp: ProxierServicePort): readonly string[] {
   return entries ?? NO_LOOPBACK;
 }
 
+/** A virtual server on a service address; bound to kube-ipvs0 always, or unless the node owns the address. */
+export interface ServerOp {
+  readonly op: 'server';
+  readonly vs: VirtualServer;
+  readonly key: string;
+  readonly bind: 'always' | 'unless-node-address';
+}
+
 type PlanOp =
   | { readonly op: 'entry'; readonly set: IPSetBaseName; readonly entry: string }
-  /** A virtual server on a service address; bound to kube-ipvs0 always, or unless the node owns the address. */
-  | { readonly op: 'server'; readonly vs: VirtualServer; readonly key: string; readonly bind: 'always' | 'unless-node-address' }
+  | ServerOp
   | { readonly op: 'noNodeAccess'; readonly entry: NoNodeAccessEntry }
   /** The node port on every node-port address; without any, kube-proxy skips the rest of the port. */
   | { readonly op: 'nodePorts'; readonly nodePort: NodePortPlan };
@@ -262,6 +269,27 @@ interface NodePortPlan {
 interface Selections {
   cluster: RealServerChoice | undefined;
   local: RealServerChoice | undefined;
+}
+
+/**
+ * A plan's ops as they are made, in one list reused for every plan, then copied out at their
+ * exact length: plans are kept for other nodes (one per port of a big cluster), and a list grown
+ * by push keeps room for 17 where a port has 2 or 3 ops.
+ */
+class OpList {
+  readonly #items: PlanOp[] = [];
+  #length = 0;
+
+  push(op: PlanOp): void {
+    this.#items[this.#length++] = op;
+  }
+
+  /** The ops pushed since the last take, as a list of their own. */
+  take(): PlanOp[] {
+    const ops = this.#items.slice(0, this.#length);
+    this.#length = 0;
+    return ops;
+  }
 }
 
 function ipsetEntryOp(set: IPSetBaseName, entry: string): PlanOp {
@@ -308,10 +336,13 @@ class IpvsSync {
 
   readonly #sourceRanges = new SourceRangeCheck();
 
+  /** The ops of the plan being made (plan() is never re-entered). */
+  readonly #ops = new OpList();
+
   /** The body of syncProxyRules' loop over the service map, for one service port, as a plan. */
   /** `loopback`: the port's loopbackEntries, when the caller has them already. */
   plan(sp: ProxierServicePort, allowFromNode: boolean, loopback: readonly string[] = loopbackEntries(sp)): PortPlan {
-    const ops: PlanOp[] = [];
+    const ops = this.#ops;
     // The port's real server selections, made on first use: one per endpoint policy.
     const selections: Selections = { cluster: undefined, local: undefined };
     const info = sp.info;
@@ -365,11 +396,12 @@ class IpvsSync {
     }
 
     if (info.healthCheckNodePort !== 0) ops.push(entry(KUBE_HEALTH_CHECK_NODE_PORT, String(info.healthCheckNodePort)));
+    const made = ops.take();
     let servers = 0;
     let realServers = 0;
     let nodePort: NodePortPlan | undefined;
-    for (let k = 0; k < ops.length; k++) {
-      const op = ops[k]!;
+    for (let k = 0; k < made.length; k++) {
+      const op = made[k]!;
       if (op.op === 'server') {
         servers++;
         realServers += destCount(op.vs);
@@ -380,7 +412,7 @@ class IpvsSync {
     return {
       spn: info.spn,
       loopback,
-      ops,
+      ops: made,
       servers,
       realServers,
       hasNodePort: nodePort !== undefined,
@@ -504,7 +536,8 @@ class IpvsSync {
     const family = this.#state.family;
     const selected = this.#plans !== undefined ? selectEndpoints(sp, onlyNodeLocal) : undefined;
     const kept = selected !== undefined ? this.#plans!.server(info, kind, address, onlyNodeLocal, selected) : undefined;
-    if (kept !== undefined) return { op: 'server', vs: kept, key: virtualServerKey(kept), bind };
+    // The op itself is shared: its bind follows from the kind, its key from the server.
+    if (kept !== undefined) return kept;
     const selection = this.#selection(sp, selections, onlyNodeLocal);
     const vs = virtualServer({
       protocol: info.protocol,
@@ -518,8 +551,9 @@ class IpvsSync {
       dests: selection.dests,
       origin: { spn: info.spn, kind, endpointScope: selection.scope },
     });
-    if (selected !== undefined) this.#plans!.keepServer(info, kind, address, onlyNodeLocal, selected, vs);
-    return { op: 'server', vs, key: virtualServerKey(vs), bind };
+    const op: ServerOp = { op: 'server', vs, key: virtualServerKey(vs), bind };
+    if (selected !== undefined) this.#plans!.keepServer(info, onlyNodeLocal, selected, op);
+    return op;
   }
 
   #addServer(vs: VirtualServer, key: string, bind: boolean): void {

@@ -11,11 +11,11 @@
 import { sameEndpoints } from '../topology/categorize.js';
 import type { EndpointInfo, ProxierServicePort, ServicePortInfo } from '../tracker/types.js';
 import type { Family } from '../util/ip.js';
-import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline } from '../util/position-cache.js';
+import { MAX_BASELINES, PositionCache, keepAsBaseline, nearestBaseline, withLast } from '../util/position-cache.js';
 import { SourceRangeCheck } from '../tracker/source-ranges.js';
-import { type PlanSums, type PortPlan, addPlan } from './compile.js';
+import { type PlanSums, type PortPlan, type ServerOp, addPlan } from './compile.js';
 import { shareServerRendering } from './ipvsadm-format.js';
-import type { VirtualServer, VirtualServerKind, VirtualServerOrigin } from './table.js';
+import type { VirtualServerKind, VirtualServerOrigin } from './table.js';
 
 /** The endpoints a virtual server's real servers come from (real-servers.ts selectEndpoints). */
 interface Selected {
@@ -43,21 +43,31 @@ export class IpvsSharedWork {
 /** A port's plans by the node-dependent source-range bit (false, true). */
 type PlanPair = [PortPlan | undefined, PortPlan | undefined];
 
+/**
+ * A virtual server kept for other nodes, as the plan op that adds it (its kind, address and
+ * endpoint scope are the server's own: one record per server of a big cluster, kept small).
+ */
 interface KeptServer {
-  readonly kind: VirtualServerKind;
-  readonly address: string;
   readonly onlyNodeLocal: boolean;
-  readonly scope: VirtualServerOrigin['endpointScope'];
   readonly endpoints: readonly EndpointInfo[];
-  readonly vs: VirtualServer;
+  readonly op: ServerOp;
 }
 
+/**
+ * What is kept of one port for other nodes. The lists are replaced, not grown by push, so each
+ * is exactly as long as what it holds: a list grown by push keeps room for 17, and two are kept
+ * for each of the 10k+ ports of a big cluster, mostly with one item.
+ */
 interface InfoWork {
-  readonly references: { readonly sp: ProxierServicePort; readonly allowFromNode: boolean; readonly plan: PortPlan }[];
-  readonly servers: KeptServer[];
+  references: readonly { readonly sp: ProxierServicePort; readonly allowFromNode: boolean; readonly plan: PortPlan }[];
+  servers: readonly KeptServer[];
 }
 
 const KEPT_VARIANTS = 4;
+
+/** The lists of a port nothing is kept for yet: one each for every port. */
+const NO_REFERENCES: InfoWork['references'] = Object.freeze([]);
+const NO_SERVERS: InfoWork['servers'] = Object.freeze([]);
 
 /** What makes a port's plan when no node made it before (compile.ts IpvsSync). */
 export interface PortPlanMaker {
@@ -107,7 +117,7 @@ export class PlanCache {
     }
     if (plan === undefined) {
       plan = maker.plan(sp, allowFromNode, loopback);
-      if (this.#byContent && (shareable || work.references.length === 0)) keepLast(work.references, { sp, allowFromNode, plan });
+      if (this.#byContent && (shareable || work.references.length === 0)) work.references = withLast(work.references, { sp, allowFromNode, plan }, KEPT_VARIANTS);
     }
     const kept: PlanPair = pair ?? [undefined, undefined];
     kept[slot] = plan;
@@ -115,25 +125,31 @@ export class PlanCache {
     return plan;
   }
 
-  /** A virtual server made before for this port, address and endpoints (undefined when plans are shared by identity only). */
-  server(info: ServicePortInfo, kind: VirtualServerKind, address: string, onlyNodeLocal: boolean, selected: Selected): VirtualServer | undefined {
+  /**
+   * The op of a virtual server made before for this port, kind, address and endpoints (undefined
+   * when plans are shared by identity only): the same op for every node, as its server is.
+   */
+  server(info: ServicePortInfo, kind: VirtualServerKind, address: string, onlyNodeLocal: boolean, selected: Selected): ServerOp | undefined {
     if (!this.#byContent) return undefined;
     // A loop, not find with a closure: one call per virtual server of the node.
     const servers = this.#work(info).servers;
     for (let i = 0; i < servers.length; i++) {
       const s = servers[i]!;
-      if (s.kind === kind && s.address === address && s.onlyNodeLocal === onlyNodeLocal && s.scope === selected.scope && sameEndpoints(s.endpoints, selected.endpoints)) return s.vs;
+      const vs = s.op.vs;
+      const origin = vs.origin!;
+      if (origin.kind === kind && vs.address === address && s.onlyNodeLocal === onlyNodeLocal && origin.endpointScope === selected.scope && sameEndpoints(s.endpoints, selected.endpoints)) return s.op;
     }
     return undefined;
   }
 
-  keepServer(info: ServicePortInfo, kind: VirtualServerKind, address: string, onlyNodeLocal: boolean, selected: Selected, vs: VirtualServer): void {
+  /** Keep a virtual server compile.ts made (with its origin) for other nodes. */
+  keepServer(info: ServicePortInfo, onlyNodeLocal: boolean, selected: Selected, op: ServerOp): void {
     if (!this.#byContent) return;
-    const servers = this.#work(info).servers;
+    const work = this.#work(info);
     // One per address and policy for the view most nodes share, a few more for zones.
-    if (servers.length >= KEPT_VARIANTS * (1 + info.externalIPs.length + info.loadBalancerVIPs.length)) servers.shift();
-    servers.push({ kind, address, onlyNodeLocal, scope: selected.scope, endpoints: selected.endpoints, vs });
-    shareServerRendering(vs);
+    const kept = KEPT_VARIANTS * (1 + info.externalIPs.length + info.loadBalancerVIPs.length);
+    work.servers = withLast(work.servers, { onlyNodeLocal, endpoints: selected.endpoints, op }, kept);
+    shareServerRendering(op.vs);
   }
 
   /** Which port (by name) made each virtual server key, and every address with a server on it. */
@@ -216,7 +232,7 @@ export class PlanCache {
     if (info === this.#lastInfo) return this.#lastWork!;
     let work = this.#byInfo.get(info);
     if (work === undefined) {
-      work = { references: [], servers: [] };
+      work = { references: NO_REFERENCES, servers: NO_SERVERS };
       this.#byInfo.set(info, work);
     }
     this.#lastInfo = info;
@@ -234,9 +250,4 @@ function sameIpvsInput(a: ProxierServicePort, b: ProxierServicePort): boolean {
   return a === b || (a.info === b.info
     && sameEndpoints(a.categorized.localEndpoints, b.categorized.localEndpoints)
     && sameEndpoints(a.categorized.clusterEndpoints, b.categorized.clusterEndpoints));
-}
-
-function keepLast<T>(list: T[], item: T): void {
-  if (list.length >= KEPT_VARIANTS) list.shift();
-  list.push(item);
 }

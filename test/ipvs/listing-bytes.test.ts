@@ -190,3 +190,23 @@ test('services are ordered as glibc sorts them with ipvsadm\'s comparator', () =
     }
   }
 });
+
+/** Service lines written in pieces (no fwmark, persistence or flags) and the ones still made as strings, with the line ipvsadm prints. */
+const SERVICE_LINE_CASES: { name: string; vs: VirtualServer; line: string }[] = [
+  { name: 'TCP IPv4', vs: virtualServer({ protocol: 'TCP', address: '10.96.0.1', port: 443, scheduler: 'rr' }), line: 'TCP  10.96.0.1:443 rr' },
+  { name: 'UDP port 0', vs: virtualServer({ protocol: 'UDP', address: '10.96.0.10', port: 0, scheduler: 'rr' }), line: 'UDP  10.96.0.10:0 rr' },
+  { name: 'SCTP IPv6', vs: virtualServer({ protocol: 'SCTP', address: 'fd00:10:96::abcd:1234:5678:9abc', port: 65535, scheduler: 'lc' }), line: 'SCTP [fd00:10:96::abcd:1234:5678:9abc]:65535 lc' },
+  { name: 'IPv4 name of exactly 33', vs: virtualServer({ protocol: 'TCP', address: '100.100.100.100', port: 123456789012, scheduler: 'rr' }), line: 'TCP  100.100.100.100:123456789012 rr' },
+  { name: 'IPv4 name cut at 33', vs: virtualServer({ protocol: 'SCTP', address: '100.100.100.100', port: 1234567890123, scheduler: 'rr' }), line: 'SCTP 100.100.100.100:123456789012 rr' },
+  { name: 'persistent', vs: virtualServer({ protocol: 'TCP', address: '10.96.0.2', port: 80, scheduler: 'rr', flags: SVC_F_PERSISTENT, timeoutSeconds: 10800 }), line: 'TCP  10.96.0.2:80 rr persistent 10800' },
+  { name: 'mh-port', vs: virtualServer({ protocol: 'TCP', address: '10.96.0.3', port: 80, scheduler: 'mh', flags: 0x10 }), line: 'TCP  10.96.0.3:80 mh (mh-port)' },
+  { name: 'fwmark', vs: virtualServer({ protocol: 'TCP', address: '0.0.0.0', port: 0, fwmark: 7, scheduler: 'rr' }), line: 'FWM  7 rr' },
+];
+
+test('ipvsadm -Ln service lines, written in pieces or made as strings, are the ones ipvsadm prints', () => {
+  for (const { name, vs, line } of SERVICE_LINE_CASES) {
+    const listing = formatIpvsadmList({ services: [vs] });
+    const printed = listing.split('\n')[3];
+    assert.equal(printed, line, `${name}: listing was ${JSON.stringify(listing)}`);
+  }
+});

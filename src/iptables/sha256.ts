@@ -48,26 +48,12 @@ export function sha256AsciiPrefix(input: string, out: Uint8Array, length: number
  */
 export function sha256AsciiPrefixOf(a: string, b: string, c: string, out: Uint8Array, length: number): boolean {
   const n = a.length + b.length + c.length;
-  const blocks = ((n + 8) >>> 6) + 1;
-  const size = blocks * 16;
-  if (words.length < size) words = new Int32Array(size * 2);
+  if (!startMessage(a, n)) return false;
   const m = words;
-  if (a !== firstText && !keepFirstWords(a)) return false;
-  // a's whole words and the one it ends in (zero past its end), then zeros up to the padding.
-  const full = (a.length + 3) >>> 2;
-  const kept = firstWords;
-  for (let i = 0; i < full; i++) m[i] = kept[i]!;
-  m.fill(0, full, size);
   let pos = loadAscii(m, b, a.length);
   if (pos >= 0) pos = loadAscii(m, c, pos);
   if (pos < 0) return false;
-  m[n >>> 2]! |= 0x80 << (24 - 8 * (n & 3));
-  // Bit length in the last 8 bytes (the high 4 are 0 for any string this short).
-  m[size - 1] = n * 8;
-
-  H.set(H0);
-  for (let block = 0; block < blocks; block++) compress(m, block * 16);
-  for (let i = 0; i < length; i++) out[i] = (H[i >>> 2]! >>> (24 - 8 * (i & 3))) & 0xff;
+  finishDigest(m, n, out, length);
   return true;
 }
 
@@ -77,22 +63,43 @@ export function sha256AsciiPrefixOf(a: string, b: string, c: string, out: Uint8A
  */
 export function sha256AsciiPrefixOfBytes(a: string, bytes: Uint8Array, n: number, out: Uint8Array, length: number): boolean {
   const total = a.length + n;
-  const blocks = ((total + 8) >>> 6) + 1;
-  const size = blocks * 16;
-  if (words.length < size) words = new Int32Array(size * 2);
+  if (!startMessage(a, total)) return false;
   const m = words;
+  for (let i = 0, pos = a.length; i < n; i++, pos++) m[pos >>> 2]! |= bytes[i]! << (24 - 8 * (pos & 3));
+  finishDigest(m, total, out, length);
+  return true;
+}
+
+/** Blocks of a message of `n` bytes, its length and padding included. */
+function blocksOf(n: number): number {
+  return ((n + 8) >>> 6) + 1;
+}
+
+/**
+ * `words` made ready for a message of `n` bytes that starts with `a`: a's whole words and the one
+ * it ends in (zero past its end), then zeros up to the padding. False when `a` is not ASCII.
+ */
+function startMessage(a: string, n: number): boolean {
+  const size = blocksOf(n) * 16;
+  if (words.length < size) words = new Int32Array(size * 2);
   if (a !== firstText && !keepFirstWords(a)) return false;
+  const m = words;
   const full = (a.length + 3) >>> 2;
   const kept = firstWords;
   for (let i = 0; i < full; i++) m[i] = kept[i]!;
   m.fill(0, full, size);
-  for (let i = 0, pos = a.length; i < n; i++, pos++) m[pos >>> 2]! |= bytes[i]! << (24 - 8 * (pos & 3));
-  m[total >>> 2]! |= 0x80 << (24 - 8 * (total & 3));
-  m[size - 1] = total * 8;
+  return true;
+}
+
+/** The padding and bit length after the `n` bytes loaded into `m`, the rounds, and the digest's first `length` bytes into `out`. */
+function finishDigest(m: Int32Array, n: number, out: Uint8Array, length: number): void {
+  const blocks = blocksOf(n);
+  m[n >>> 2]! |= 0x80 << (24 - 8 * (n & 3));
+  // Bit length in the last 8 bytes (the high 4 are 0 for any string this short).
+  m[blocks * 16 - 1] = n * 8;
   H.set(H0);
   for (let block = 0; block < blocks; block++) compress(m, block * 16);
   for (let i = 0; i < length; i++) out[i] = (H[i >>> 2]! >>> (24 - 8 * (i & 3))) & 0xff;
-  return true;
 }
 
 /** `a`'s message words into firstWords (firstText then `a`); false, nothing kept, when `a` is not ASCII. */

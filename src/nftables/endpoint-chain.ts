@@ -307,46 +307,46 @@ const IP_AFFINITY_TAIL = asciiBytes(' { ip saddr }\n');
 const IP6_AFFINITY_TAIL = asciiBytes(' { ip6 saddr }\n');
 
 /**
- * Heads of lines ("add rule ip kube-proxy ", " , 7 : goto ") as bytes, by their text; null for
- * one that is not ASCII (written through the writer's strings then). Heads are few (a table's,
- * a verdict map's indexes), the bound only a guard.
+ * Heads of lines ("add rule ip kube-proxy ", " , 7 : goto "), each followed by a fixed text, as
+ * bytes by the head's text; null for a head that is not ASCII (written through the writer's
+ * strings then). Heads are few (a table's, a verdict map's indexes), the bound only a guard.
+ * The head last asked for is checked first: most calls in a row ask for the same one.
  */
-const HEAD_BYTES = new Map<string, Uint8Array | null>();
-const MAX_HEADS = 1 << 14;
+class HeadBytes {
+  static readonly MAX_HEADS = 1 << 14;
+  readonly #suffix: string;
+  readonly #byHead = new Map<string, Uint8Array | null>();
+  #lastHead: string | undefined = undefined;
+  #lastBytes: Uint8Array | null = null;
 
-/** The head headBytesOf was last asked for and its bytes: most calls in a row ask for the same one. */
-let lastHead: string | undefined;
-let lastHeadBytes: Uint8Array | null = null;
-
-function headBytesOf(head: string): Uint8Array | null {
-  if (head === lastHead) return lastHeadBytes;
-  let bytes = HEAD_BYTES.get(head);
-  if (bytes === undefined) {
-    bytes = isAsciiString(head) ? asciiBytes(head) : null;
-    if (HEAD_BYTES.size < MAX_HEADS) HEAD_BYTES.set(head, bytes);
+  constructor(suffix: string) {
+    this.#suffix = suffix;
   }
-  lastHead = head;
-  lastHeadBytes = bytes;
-  return bytes;
+
+  of(head: string): Uint8Array | null {
+    if (head === this.#lastHead) return this.#lastBytes;
+    let bytes = this.#byHead.get(head);
+    if (bytes === undefined) {
+      bytes = isAsciiString(head) ? asciiBytes(head + this.#suffix) : null;
+      if (this.#byHead.size < HeadBytes.MAX_HEADS) this.#byHead.set(head, bytes);
+    }
+    this.#lastHead = head;
+    this.#lastBytes = bytes;
+    return bytes;
+  }
 }
 
-/** A head and "endpoint-" as bytes (what comes before an endpoint chain's hash), by the head's text; null as headBytesOf. */
-const HEAD_NAME_BYTES = new Map<string, Uint8Array | null>();
+/** A head as bytes. */
+const HEADS = new HeadBytes('');
+/** A head and "endpoint-" as bytes (what comes before an endpoint chain's hash). */
+const HEAD_NAMES = new HeadBytes(ENDPOINT_PREFIX);
 
-/** As lastHead and lastHeadBytes, for headNameBytesOf. */
-let lastNameHead: string | undefined;
-let lastNameHeadBytes: Uint8Array | null = null;
+function headBytesOf(head: string): Uint8Array | null {
+  return HEADS.of(head);
+}
 
 function headNameBytesOf(head: string): Uint8Array | null {
-  if (head === lastNameHead) return lastNameHeadBytes;
-  let bytes = HEAD_NAME_BYTES.get(head);
-  if (bytes === undefined) {
-    bytes = isAsciiString(head) ? asciiBytes(head + ENDPOINT_PREFIX) : null;
-    if (HEAD_NAME_BYTES.size < MAX_HEADS) HEAD_NAME_BYTES.set(head, bytes);
-  }
-  lastNameHead = head;
-  lastNameHeadBytes = bytes;
-  return bytes;
+  return HEAD_NAMES.of(head);
 }
 
 const DNAT_HEADS = new Map<string, string>();

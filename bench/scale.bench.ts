@@ -2,7 +2,8 @@
  * The seed's scale: the generated 5,000-node / 150,000-pod / 10,000-service cluster (kpsim
  * generate, seed 1), in one run:
  *
- * 1. load the manifests (the files `kpsim generate` writes, read from a temporary folder);
+ * 1. load the manifests (the files `kpsim generate` writes, read from a temporary folder), with
+ *    the page faults and collector pauses it took (no target: every command pays it first);
  * 2. compile and render one node's view in every mode (target: under 2 s, heap under 1 GB),
  *    the node-independent work (the family's service ports) included;
  * 3. the second node's view after the first (target: a small fraction of the first), against
@@ -207,9 +208,18 @@ async function main(): Promise<void> {
     await generateInto(dir);
 
     // 1. load
+    const loadPauses = new GcPauses();
+    const loadFrom = performance.now();
+    const loadFaults0 = minorFaults();
     const loaded = await timedAsync(() => loadCluster(dir));
+    const loadFaults = minorFaults() - loadFaults0;
+    const loadTo = performance.now();
+    await loadPauses.settle();
+    const loadGc = loadPauses.between(loadFrom, loadTo);
+    loadPauses.stop();
     const cluster: Cluster = loaded.value;
     console.log(`1. load the manifests            ${ms(loaded)}  heap ${heapMB().toFixed(0)} MB with the cluster loaded`);
+    console.log(`  of it: page faults ${loadFaults} (${((loadFaults * 4096) / 1048576).toFixed(0)} MB) = ~${((loadFaults * faultMicros) / 1000).toFixed(0)} ms at the price above; gc pauses ${loadGc.ms.toFixed(0)} ms (${loadGc.scavenges} scavenges, ${loadGc.count - loadGc.scavenges} other)`);
     // heapMB forced a full collection: its sweeping is the bench's, not the first node's.
     await settleCollector();
 

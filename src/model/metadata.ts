@@ -1,5 +1,5 @@
 /** metadata.name / namespace / labels / annotations, shared by every kind; ownerReferences. */
-import { child, type FieldReader, type JsonObject, isDNSSubdomain, isObject } from './fields.js';
+import { child, type FieldReader, type Json, type JsonObject, isDNSSubdomain, isObject } from './fields.js';
 import { exactList } from './shared-values.js';
 import type { OwnerReference } from './types.js';
 
@@ -33,20 +33,46 @@ export function readMetadata(doc: JsonObject, r: FieldReader, kind: string, name
 /** metadata.ownerReferences: which controller owns the object (a ReplicaSet's Pods, a Deployment's ReplicaSets). */
 export function readOwnerReferences(doc: JsonObject, r: FieldReader): OwnerReference[] {
   const meta = isObject(doc['metadata']) ? doc['metadata'] : {};
-  return exactList(r.list(meta, 'ownerReferences', 'metadata').flatMap((o, i) => {
-    const path = child('metadata.ownerReferences', i);
-    if (!isObject(o)) {
-      r.fail('KPSIM_ERR_MODEL_BAD_FIELD', path, 'is not an object');
-      return [];
-    }
-    const apiVersion = r.string(o, 'apiVersion', path, true);
-    const kind = r.string(o, 'kind', path, true);
-    const name = r.string(o, 'name', path, true);
-    if (apiVersion === undefined || kind === undefined || name === undefined) return [];
-    const uid = r.string(o, 'uid', path);
-    const ref: OwnerReference = { apiVersion, kind, name, controller: r.boolean(o, 'controller', path) ?? false, ...(uid !== undefined && uid !== '' ? { uid } : {}) };
-    return [r.shared?.ownerReference(ref) ?? ref];
-  }));
+  const values = r.list(meta, 'ownerReferences', 'metadata');
+  const refs: OwnerReference[] = [];
+  for (let i = 0; i < values.length; i++) {
+    // A reference as the API server stores it is taken as it is; any other goes the way that
+    // reports what is wrong with it (its field path made only then).
+    const ref = plainOwnerReference(values[i]!) ?? readOwnerReference(values[i]!, child('metadata.ownerReferences', i), r);
+    if (ref !== undefined) refs.push(r.shared?.ownerReference(ref) ?? ref);
+  }
+  return exactList(refs);
+}
+
+/** The reference when readOwnerReference would report nothing about it: the three names set, uid and controller of their types or absent. */
+function plainOwnerReference(o: Json): OwnerReference | undefined {
+  if (!isObject(o)) return undefined;
+  const apiVersion = o['apiVersion'];
+  const kind = o['kind'];
+  const name = o['name'];
+  const uid = o['uid'];
+  const controller = o['controller'];
+  if (typeof apiVersion !== 'string' || apiVersion === '' || typeof kind !== 'string' || kind === '' || typeof name !== 'string' || name === '') return undefined;
+  if (uid !== undefined && uid !== null && typeof uid !== 'string') return undefined;
+  if (controller !== undefined && controller !== null && typeof controller !== 'boolean') return undefined;
+  const ref: OwnerReference = { apiVersion, kind, name, controller: controller ?? false };
+  if (typeof uid === 'string' && uid !== '') ref.uid = uid;
+  return ref;
+}
+
+function readOwnerReference(o: Json, path: string, r: FieldReader): OwnerReference | undefined {
+  if (!isObject(o)) {
+    r.fail('KPSIM_ERR_MODEL_BAD_FIELD', path, 'is not an object');
+    return undefined;
+  }
+  const apiVersion = r.string(o, 'apiVersion', path, true);
+  const kind = r.string(o, 'kind', path, true);
+  const name = r.string(o, 'name', path, true);
+  if (apiVersion === undefined || kind === undefined || name === undefined) return undefined;
+  const uid = r.string(o, 'uid', path);
+  const ref: OwnerReference = { apiVersion, kind, name, controller: r.boolean(o, 'controller', path) ?? false };
+  if (uid !== undefined && uid !== '') ref.uid = uid;
+  return ref;
 }
 
 /** A string in the object's metadata (uid, creationTimestamp) as the API server set it; undefined when absent or not a string. */

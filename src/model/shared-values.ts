@@ -53,6 +53,7 @@ export function sharedConditions(conditions: EndpointConditions): EndpointCondit
 export class SharedValues {
   readonly #maps = new Map<string, Record<string, string>>();
   readonly #owners = new Map<string, OwnerReference>();
+  readonly #ownersByUid = new Map<string, OwnerReference>();
   readonly #ports = new Map<string, ContainerPort>();
   readonly #portLists = new Map<string, ContainerPort[]>();
 
@@ -90,6 +91,17 @@ export class SharedValues {
 
   /** An owner reference with the same fields, frozen. */
   ownerReference(ref: OwnerReference): OwnerReference {
+    // A uid names its owner: looked up by it alone, the rest compared, no key text made (a
+    // generated cluster's 150,000 pods may each name another uid; the texts were 20 MB kept).
+    if (ref.uid !== undefined) {
+      const known = this.#ownersByUid.get(ref.uid);
+      if (known === undefined) {
+        const shared = Object.freeze(ref);
+        this.#ownersByUid.set(ref.uid, shared);
+        return shared;
+      }
+      if (known.apiVersion === ref.apiVersion && known.kind === ref.kind && known.name === ref.name && known.controller === ref.controller) return known;
+    }
     const key = `${part(ref.apiVersion)}${part(ref.kind)}${part(ref.name)}${ref.controller ? 1 : 0}${ref.uid === undefined ? '-' : part(ref.uid)}`;
     let shared = this.#owners.get(key);
     if (shared === undefined) {

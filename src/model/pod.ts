@@ -8,7 +8,7 @@ import { readNodeSelectorTerms } from './label-selector.js';
 import { hasMetadataField, metadataString, readMetadata, readOwnerReferences } from './metadata.js';
 import { normalizeIP } from '../util/ip.js';
 import { PROTOCOLS } from './service.js';
-import { exactList } from './shared-values.js';
+import { type SharedValues, exactList } from './shared-values.js';
 import type { ContainerPort, Pod, PodSpec, Protocol, TaintEffect, Toleration } from './types.js';
 
 export const TAINT_EFFECTS: readonly TaintEffect[] = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'];
@@ -31,7 +31,8 @@ export function decodePod(doc: JsonObject, r: FieldReader): Pod | undefined {
   if (!meta) return undefined;
   const specObject = r.object_(doc, 'spec', '') ?? {};
   const status = r.object_(doc, 'status', '') ?? {};
-  const spec = readPodSpec(specObject, 'spec', r);
+  // The port list is shared as a whole below, which shares each port of a list it keeps.
+  const spec = readPodSpec(specObject, 'spec', r, false);
   if (r.shared !== undefined) {
     spec.nodeSelector = r.shared.stringMap(spec.nodeSelector);
     spec.tolerations = r.shared.list(spec.tolerations);
@@ -107,8 +108,12 @@ function readPodIPs(status: JsonObject, r: FieldReader): string[] {
   return exactList(listed);
 }
 
-/** A PodSpec (a Pod's spec, or a workload's spec.template.spec) at `path`. */
-export function readPodSpec(spec: JsonObject, path: string, r: FieldReader): PodSpec {
+/**
+ * A PodSpec (a Pod's spec, or a workload's spec.template.spec) at `path`. `sharePorts`: each
+ * container port is made the shared one (r.shared) as it is read; false for a caller that
+ * shares the list as a whole.
+ */
+export function readPodSpec(spec: JsonObject, path: string, r: FieldReader, sharePorts = true): PodSpec {
   const nodeName = r.string(spec, 'nodeName', path) ?? '';
   const hostname = r.string(spec, 'hostname', path) ?? '';
   const subdomain = r.string(spec, 'subdomain', path) ?? '';
@@ -121,9 +126,10 @@ export function readPodSpec(spec: JsonObject, path: string, r: FieldReader): Pod
     if (toleration !== undefined) tolerations.push(toleration);
   }
   const ports: ContainerPort[] = [];
-  readContainerPorts(spec, 'containers', path, r, false, ports);
+  const shared = sharePorts ? r.shared : undefined;
+  readContainerPorts(spec, 'containers', path, r, false, shared, ports);
   // Sidecars (init containers that keep running) serve ports too; FindPort looks there last.
-  readContainerPorts(spec, 'initContainers', path, r, true, ports);
+  readContainerPorts(spec, 'initContainers', path, r, true, shared, ports);
   const unmodelled: string[] = [];
   for (let i = 0; i < UNMODELLED_SPEC_FIELDS.length; i++) if (present(spec, UNMODELLED_SPEC_FIELDS[i]!)) unmodelled.push(UNMODELLED_SPEC_NAMES[i]!);
   const podSpec: PodSpec = {
@@ -156,7 +162,7 @@ function present(spec: JsonObject, fields: readonly string[]): boolean {
  * The ports of spec[key]'s containers, appended to `out` (only the sidecars' when `sidecarsOnly`:
  * init containers with restartPolicy Always).
  */
-function readContainerPorts(spec: JsonObject, key: 'containers' | 'initContainers', path: string, r: FieldReader, sidecarsOnly: boolean, out: ContainerPort[]): void {
+function readContainerPorts(spec: JsonObject, key: 'containers' | 'initContainers', path: string, r: FieldReader, sidecarsOnly: boolean, shared: SharedValues | undefined, out: ContainerPort[]): void {
   const containers = r.list(spec, key, path);
   for (let i = 0; i < containers.length; i++) {
     const c = containers[i]!;
@@ -171,7 +177,7 @@ function readContainerPorts(spec: JsonObject, key: 'containers' | 'initContainer
       // A port as the API server stores it is taken as it is; any other goes the way that reports
       // what is wrong with it (its field path made only then).
       const port = plainContainerPort(p) ?? readContainerPort(p, child(child(child(child(path, key), i), 'ports'), j), r);
-      if (port !== undefined) out.push(r.shared?.containerPort(port) ?? port);
+      if (port !== undefined) out.push(shared?.containerPort(port) ?? port);
     }
   }
 }

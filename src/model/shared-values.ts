@@ -46,6 +46,27 @@ export function sharedConditions(conditions: EndpointConditions): EndpointCondit
   return shared;
 }
 
+/** Whether two maps have the same entries in the same order (`keys` and `otherKeys` are their keys). */
+function sameEntries(keys: readonly string[], map: Readonly<Record<string, string>>, otherKeys: readonly string[], other: Readonly<Record<string, string>>): boolean {
+  if (keys.length !== otherKeys.length) return false;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    if (k !== otherKeys[i] || map[k] !== other[k]) return false;
+  }
+  return true;
+}
+
+/** Whether two port lists have the same ports (every field) in the same order. */
+function samePorts(ports: readonly ContainerPort[], other: readonly ContainerPort[]): boolean {
+  if (ports.length !== other.length) return false;
+  for (let i = 0; i < ports.length; i++) {
+    const a = ports[i]!;
+    const b = other[i]!;
+    if (a.containerPort !== b.containerPort || a.name !== b.name || a.protocol !== b.protocol) return false;
+  }
+  return true;
+}
+
 /**
  * Values shared within one load (one cluster): label maps, owner references and container ports
  * by content. Kept by the load only, so a long-running server does not gather every value it saw.
@@ -56,11 +77,21 @@ export class SharedValues {
   readonly #ownersByUid = new Map<string, OwnerReference>();
   readonly #ports = new Map<string, ContainerPort>();
   readonly #portLists = new Map<string, ContainerPort[]>();
+  /**
+   * The last map and port list handed out, and the map's keys: the pods of one workload mostly
+   * come one after another, and one that has the same entries as the last is answered by
+   * comparing them, with no key text made.
+   */
+  #lastMap: Record<string, string> | undefined;
+  #lastMapKeys: string[] = [];
+  #lastPorts: ContainerPort[] | undefined;
 
   /** A string map (labels, annotations) with the same entries in the same order, frozen. */
   stringMap(map: Record<string, string>): Record<string, string> {
     const keys = Object.keys(map);
     if (keys.length === 0) return EMPTY_MAP as Record<string, string>;
+    const last = this.#lastMap;
+    if (last !== undefined && sameEntries(keys, map, this.#lastMapKeys, last)) return last;
     let key = '';
     for (const k of keys) key += `${part(k)}${part(map[k]!)}`;
     let shared = this.#maps.get(key);
@@ -68,6 +99,9 @@ export class SharedValues {
       shared = Object.freeze(map) as Record<string, string>;
       this.#maps.set(key, shared);
     }
+    // The shared map has these keys in this order: its key text says so.
+    this.#lastMap = shared;
+    this.#lastMapKeys = keys;
     return shared;
   }
 
@@ -79,6 +113,8 @@ export class SharedValues {
   /** A pod's container ports: one frozen list per content (the pods of a workload declare the same ones). */
   containerPorts(ports: ContainerPort[]): ContainerPort[] {
     if (ports.length === 0) return EMPTY_LIST as unknown as ContainerPort[];
+    const last = this.#lastPorts;
+    if (last !== undefined && samePorts(ports, last)) return last;
     let key = '';
     for (const port of ports) key += portKey(port);
     let shared = this.#portLists.get(key);
@@ -86,6 +122,7 @@ export class SharedValues {
       shared = Object.freeze(ports.map((p) => this.containerPort(p))) as ContainerPort[];
       this.#portLists.set(key, shared);
     }
+    this.#lastPorts = shared;
     return shared;
   }
 

@@ -68,6 +68,20 @@ function samePorts(ports: readonly ContainerPort[], other: readonly ContainerPor
 }
 
 /**
+ * The shared, frozen conditions object with these flags, its keys in the order ready, serving,
+ * terminating (the order readEndpoint gives sharedConditions), made without a conditions object first.
+ */
+export function sharedConditionsOf(ready: boolean | undefined, serving: boolean | undefined, terminating: boolean | undefined): EndpointConditions {
+  const shared = CONDITIONS.get(flagDigit(ready) * 9 + flagDigit(serving) * 3 + flagDigit(terminating));
+  if (shared !== undefined) return shared;
+  const conditions: EndpointConditions = {};
+  if (ready !== undefined) conditions.ready = ready;
+  if (serving !== undefined) conditions.serving = serving;
+  if (terminating !== undefined) conditions.terminating = terminating;
+  return sharedConditions(conditions);
+}
+
+/**
  * Values shared within one load (one cluster): label maps, owner references and container ports
  * by content. Kept by the load only, so a long-running server does not gather every value it saw.
  */

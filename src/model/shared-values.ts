@@ -46,6 +46,14 @@ export function sharedConditions(conditions: EndpointConditions): EndpointCondit
   return shared;
 }
 
+/** How many references of one owner name are compared one by one before the rest are looked up by uid. */
+const OWNERS_PER_NAME = 16;
+
+/** Whether two owner references of the same name have the same other fields (an unset uid is not ""). */
+function sameOwner(a: OwnerReference, b: OwnerReference): boolean {
+  return a.uid === b.uid && a.kind === b.kind && a.apiVersion === b.apiVersion && a.controller === b.controller;
+}
+
 /** Whether two maps have the same entries in the same order (`keys` and `otherKeys` are their keys). */
 function sameEntries(keys: readonly string[], map: Readonly<Record<string, string>>, otherKeys: readonly string[], other: Readonly<Record<string, string>>): boolean {
   if (keys.length !== otherKeys.length) return false;
@@ -89,6 +97,8 @@ export class SharedValues {
   readonly #maps = new Map<string, Record<string, string>>();
   readonly #owners = new Map<string, OwnerReference>();
   readonly #ownersByUid = new Map<string, OwnerReference>();
+  /** The references of each owner name: one, or a list of up to OWNERS_PER_NAME. */
+  readonly #ownersByName = new Map<string, OwnerReference | OwnerReference[]>();
   readonly #ports = new Map<string, ContainerPort>();
   readonly #portLists = new Map<string, ContainerPort[]>();
   /**
@@ -142,8 +152,29 @@ export class SharedValues {
 
   /** An owner reference with the same fields, frozen. */
   ownerReference(ref: OwnerReference): OwnerReference {
-    // A uid names its owner: looked up by it alone, the rest compared, no key text made (a
-    // generated cluster's 150,000 pods may each name another uid; the texts were 20 MB kept).
+    // By the owner's name first: a workload's pods name one owner, so a load holds few names
+    // for many references. The references of a name are compared field by field, up to
+    // OWNERS_PER_NAME of them; past that (a generated cluster whose pods each name another
+    // owner uid) by uid. A map entry per reference cost more than reading the reference did.
+    const named = this.#ownersByName.get(ref.name);
+    if (named === undefined) {
+      const shared = Object.freeze(ref);
+      this.#ownersByName.set(ref.name, shared);
+      return shared;
+    }
+    if (!Array.isArray(named)) {
+      if (sameOwner(named, ref)) return named;
+      const shared = Object.freeze(ref);
+      this.#ownersByName.set(ref.name, [named, shared]);
+      return shared;
+    }
+    for (const known of named) if (sameOwner(known, ref)) return known;
+    if (named.length < OWNERS_PER_NAME) {
+      const shared = Object.freeze(ref);
+      named.push(shared);
+      return shared;
+    }
+    // A uid names its owner: looked up by it alone, the rest compared, no key text made.
     if (ref.uid !== undefined) {
       const known = this.#ownersByUid.get(ref.uid);
       if (known === undefined) {

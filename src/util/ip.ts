@@ -166,7 +166,9 @@ export function parseCIDR(text: string, allowBareIP = false): Cidr | undefined {
     return undefined;
   }
   const network = networkAddress(addr, prefixLength);
-  return { family, prefixLength, network: network.toString(), text: `${network.toString()}/${prefixLength}`, addr: network };
+  // Written once: an IPv6 address's text is ipaddr.js's RFC 5952 writer, regular expressions and all.
+  const networkText = network.toString();
+  return { family, prefixLength, network: networkText, text: `${networkText}/${prefixLength}`, addr: network };
 }
 
 function networkAddress(addr: ipaddr.IPv4 | ipaddr.IPv6, prefixLength: number): ipaddr.IPv4 | ipaddr.IPv6 {

@@ -3,10 +3,10 @@
  * addresses, readiness, deletion, container ports, node, hostname) and what the scheduler and
  * the kubelet need to place a pod that has not been placed yet (--allocate).
  */
+import { normalizeIP } from '../util/ip.js';
 import { child, type FieldReader, type Json, type JsonObject, isObject } from './fields.js';
 import { readNodeSelectorTerms } from './label-selector.js';
 import { hasMetadataField, metadataString, readMetadata, readOwnerReferences } from './metadata.js';
-import { normalizeIP } from '../util/ip.js';
 import { PROTOCOLS } from './service.js';
 import { type SharedValues, exactList } from './shared-values.js';
 import type { ContainerPort, Pod, PodSpec, Protocol, TaintEffect, Toleration } from './types.js';

@@ -15,9 +15,14 @@ export interface Metadata {
  * undefined when the object has no usable name: nothing else about it can be reported usefully.
  */
 export function readMetadata(doc: JsonObject, r: FieldReader, kind: string, namespaced: boolean): Metadata | undefined {
-  const meta = r.object_(doc, 'metadata', '') ?? {};
-  const name = r.string(meta, 'name', 'metadata', true);
-  const namespace = namespaced ? (r.string(meta, 'namespace', 'metadata') ?? 'default') : '';
+  // Loaded by name, handed to the reader only when not plainly set (its load, by a key that
+  // changes from call to call, is a slow one: every object of a load has these fields).
+  const metaValue = doc['metadata'];
+  const meta = isObject(metaValue) ? metaValue : (r.object_(doc, 'metadata', '') ?? {});
+  const nameValue = meta['name'];
+  const namespaceValue = meta['namespace'];
+  const name = typeof nameValue === 'string' && nameValue !== '' ? nameValue : r.string(meta, 'name', 'metadata', true);
+  const namespace = !namespaced ? '' : typeof namespaceValue === 'string' && namespaceValue !== '' ? namespaceValue : (r.string(meta, 'namespace', 'metadata') ?? 'default');
   if (name !== undefined && !isDNSSubdomain(name)) {
     r.fail('KPSIM_ERR_MODEL_BAD_FIELD', 'metadata.name', `${JSON.stringify(name)} is not a valid Kubernetes name (lower-case letters, digits, '-' and '.')`);
   }
@@ -26,14 +31,15 @@ export function readMetadata(doc: JsonObject, r: FieldReader, kind: string, name
   }
   if (name !== undefined) r.object = namespaced ? `${kind} ${namespace}/${name}` : `${kind} ${name}`;
   const labels = r.stringMap(meta, 'labels', 'metadata');
-  const annotations = r.stringMap(meta, 'annotations', 'metadata');
+  const annotations = meta['annotations'] === undefined ? {} : r.stringMap(meta, 'annotations', 'metadata');
   return name === undefined ? undefined : { name, namespace, labels, annotations };
 }
 
 /** metadata.ownerReferences: which controller owns the object (a ReplicaSet's Pods, a Deployment's ReplicaSets). */
 export function readOwnerReferences(doc: JsonObject, r: FieldReader): OwnerReference[] {
   const meta = isObject(doc['metadata']) ? doc['metadata'] : {};
-  const values = r.list(meta, 'ownerReferences', 'metadata');
+  const ownerValues = meta['ownerReferences'];
+  const values = Array.isArray(ownerValues) ? ownerValues : r.list(meta, 'ownerReferences', 'metadata');
   const refs: OwnerReference[] = [];
   for (let i = 0; i < values.length; i++) {
     // A reference as the API server stores it is taken as it is; any other goes the way that

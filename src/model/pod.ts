@@ -29,8 +29,11 @@ const UNMODELLED_SPEC_NAMES: readonly string[] = UNMODELLED_SPEC_FIELDS.map((fie
 export function decodePod(doc: JsonObject, r: FieldReader): Pod | undefined {
   const meta = readMetadata(doc, r, 'Pod', true);
   if (!meta) return undefined;
-  const specObject = r.object_(doc, 'spec', '') ?? {};
-  const status = r.object_(doc, 'status', '') ?? {};
+  // Loaded by name, handed to the reader only when not plainly set (as in readPodSpec).
+  const specValue = doc['spec'];
+  const statusValue = doc['status'];
+  const specObject = isObject(specValue) ? specValue : (r.object_(doc, 'spec', '') ?? {});
+  const status = isObject(statusValue) ? statusValue : (r.object_(doc, 'status', '') ?? {});
   // The port list is shared as a whole below, which shares each port of a list it keeps.
   const spec = readPodSpec(specObject, 'spec', r, false);
   if (r.shared !== undefined) {
@@ -40,8 +43,10 @@ export function decodePod(doc: JsonObject, r: FieldReader): Pod | undefined {
     spec.ports = r.shared.containerPorts(spec.ports);
   }
   const podIPs = readPodIPs(status, r);
-  const phase = r.string(status, 'phase', 'status') ?? '';
-  const readyCondition = findReadyCondition(r.list(status, 'conditions', 'status'));
+  const phaseValue = status['phase'];
+  const conditionsValue = status['conditions'];
+  const phase = typeof phaseValue === 'string' ? phaseValue : (r.string(status, 'phase', 'status') ?? '');
+  const readyCondition = findReadyCondition(Array.isArray(conditionsValue) ? conditionsValue : r.list(status, 'conditions', 'status'));
   const ready = readyCondition !== undefined;
   const uid = metadataString(doc, 'uid');
   const creationTimestamp = metadataString(doc, 'creationTimestamp');
@@ -90,7 +95,8 @@ function mostRestarts(statuses: Json | undefined): number {
  */
 function readPodIPs(status: JsonObject, r: FieldReader): string[] {
   const podIP = status['podIP'] === undefined || status['podIP'] === null || status['podIP'] === '' ? undefined : r.ip(status['podIP'], 'status.podIP');
-  const entries = r.list(status, 'podIPs', 'status');
+  const podIPsValue = status['podIPs'];
+  const entries = Array.isArray(podIPsValue) ? podIPsValue : r.list(status, 'podIPs', 'status');
   const listed: string[] = [];
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i]!;
@@ -114,12 +120,18 @@ function readPodIPs(status: JsonObject, r: FieldReader): string[] {
  * shares the list as a whole.
  */
 export function readPodSpec(spec: JsonObject, path: string, r: FieldReader, sharePorts = true): PodSpec {
-  const nodeName = r.string(spec, 'nodeName', path) ?? '';
-  const hostname = r.string(spec, 'hostname', path) ?? '';
-  const subdomain = r.string(spec, 'subdomain', path) ?? '';
-  const hostNetwork = r.boolean(spec, 'hostNetwork', path) ?? false;
-  const nodeSelector = r.stringMap(spec, 'nodeSelector', path);
-  const tolerationValues = r.list(spec, 'tolerations', path);
+  // Each field is loaded here by its name, and handed to the reader only when it is not plainly
+  // set or absent (the reader's load, by a key that changes from call to call, is a slow one).
+  const nodeNameValue = spec['nodeName'];
+  const hostnameValue = spec['hostname'];
+  const subdomainValue = spec['subdomain'];
+  const hostNetworkValue = spec['hostNetwork'];
+  const nodeName = typeof nodeNameValue === 'string' ? nodeNameValue : (r.string(spec, 'nodeName', path) ?? '');
+  const hostname = typeof hostnameValue === 'string' ? hostnameValue : (r.string(spec, 'hostname', path) ?? '');
+  const subdomain = typeof subdomainValue === 'string' ? subdomainValue : (r.string(spec, 'subdomain', path) ?? '');
+  const hostNetwork = typeof hostNetworkValue === 'boolean' ? hostNetworkValue : (r.boolean(spec, 'hostNetwork', path) ?? false);
+  const nodeSelector = spec['nodeSelector'] === undefined ? {} : r.stringMap(spec, 'nodeSelector', path);
+  const tolerationValues = spec['tolerations'] === undefined ? [] : r.list(spec, 'tolerations', path);
   const tolerations: Toleration[] = [];
   for (let i = 0; i < tolerationValues.length; i++) {
     const toleration = readToleration(tolerationValues[i]!, child(child(path, 'tolerations'), i), r);
@@ -129,9 +141,11 @@ export function readPodSpec(spec: JsonObject, path: string, r: FieldReader, shar
   const shared = sharePorts ? r.shared : undefined;
   readContainerPorts(spec, 'containers', path, r, false, shared, ports);
   // Sidecars (init containers that keep running) serve ports too; FindPort looks there last.
-  readContainerPorts(spec, 'initContainers', path, r, true, shared, ports);
+  if (spec['initContainers'] !== undefined) readContainerPorts(spec, 'initContainers', path, r, true, shared, ports);
   const unmodelled: string[] = [];
-  for (let i = 0; i < UNMODELLED_SPEC_FIELDS.length; i++) if (present(spec, UNMODELLED_SPEC_FIELDS[i]!)) unmodelled.push(UNMODELLED_SPEC_NAMES[i]!);
+  if (spec['affinity'] !== undefined || spec['topologySpreadConstraints'] !== undefined || spec['schedulingGates'] !== undefined) {
+    for (let i = 0; i < UNMODELLED_SPEC_FIELDS.length; i++) if (present(spec, UNMODELLED_SPEC_FIELDS[i]!)) unmodelled.push(UNMODELLED_SPEC_NAMES[i]!);
+  }
   const podSpec: PodSpec = {
     nodeName,
     hostname,
@@ -142,7 +156,7 @@ export function readPodSpec(spec: JsonObject, path: string, r: FieldReader, shar
     ports: exactList(ports),
     unmodelled: unmodelled.length === 0 ? unmodelled : exactList(unmodelled),
   };
-  const affinity = r.object_(spec, 'affinity', path);
+  const affinity = spec['affinity'] === undefined ? undefined : r.object_(spec, 'affinity', path);
   const nodeAffinity = affinity ? r.object_(affinity, 'nodeAffinity', child(path, 'affinity')) : undefined;
   const required = nodeAffinity ? r.object_(nodeAffinity, 'requiredDuringSchedulingIgnoredDuringExecution', child(path, 'affinity.nodeAffinity')) : undefined;
   if (required) podSpec.requiredNodeAffinity = readNodeSelectorTerms(required, 'nodeSelectorTerms', child(path, 'affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution'), r);

@@ -28,6 +28,7 @@ const LBRACE = 0x7b;
 const RBRACE = 0x7d;
 const LBRACKET = 0x5b;
 const RBRACKET = 0x5d;
+const LINE_FEED = 0x0a;
 
 export interface JSONListExtents {
   /** Byte offset of the items array's `[` and one past its `]`. */
@@ -81,7 +82,8 @@ function scanItems(bytes: Uint8Array, i: number, items: number[]): number {
   if (bytes[i] === RBRACKET) return i + 1; // []
   for (;;) {
     const start = i;
-    i = valueEnd(bytes, i);
+    i = lineItemEnd(bytes, i);
+    if (i < 0) i = valueEnd(bytes, start);
     if (i < 0 || i === start) return -1;
     items.push(start, i);
     i = skipSpace(bytes, i);
@@ -90,6 +92,43 @@ function scanItems(bytes: Uint8Array, i: number, items: number[]): number {
     if (c !== COMMA) return -1;
     i = skipSpace(bytes, i + 1);
   }
+}
+
+/**
+ * The end of an object item written on a line of its own (a line feed, `{...}` and `,` or a line
+ * feed), as `kpsim generate` writes Lists, one item a line; -1 when the item is not written so. A
+ * raw line feed is never inside a JSON string, and a Buffer's indexOf is a memchr: finding an item's
+ * end this way costs next to nothing, where scanning its bytes is most of the scanner's time. The
+ * guess is safe: if the line is not the whole item, its slice does not parse (an object's text can
+ * end only where its braces balance), and the loader then parses the whole text.
+ */
+function lineItemEnd(bytes: Uint8Array, start: number): number {
+  if (bytes[start] !== LBRACE || !startsLine(bytes, start)) return -1;
+  const lineEnd = bytes.indexOf(LINE_FEED, start);
+  if (lineEnd < 0) return -1;
+  let j = skipSpaceBack(bytes, lineEnd - 1, start);
+  if (bytes[j] === COMMA) j = skipSpaceBack(bytes, j - 1, start);
+  return bytes[j] === RBRACE && j > start ? j + 1 : -1;
+}
+
+/** Only spaces, tabs and carriage returns between the line feed before `i` and `i`. */
+function startsLine(bytes: Uint8Array, i: number): boolean {
+  for (i--; i >= 0; i--) {
+    const c = bytes[i];
+    if (c === LINE_FEED) return true;
+    if (c !== 0x20 && c !== 0x0d && c !== 0x09) return false;
+  }
+  return false;
+}
+
+/** The last offset at or before `i` (and after `floor`) that is not a space. */
+function skipSpaceBack(bytes: Uint8Array, i: number, floor: number): number {
+  while (i > floor) {
+    const c = bytes[i];
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
+    i--;
+  }
+  return i;
 }
 
 /**

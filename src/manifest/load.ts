@@ -62,8 +62,8 @@ export async function loadCluster(paths: string | readonly string[], options: Lo
   const decodeOptions: DecodeOptions = { apiDefaults: options.allocate ?? false, shared: new SharedValues() };
   const buffer: ReadBuffer = { bytes: Buffer.alloc(0) };
   for (const file of await manifestFiles(paths, options.config)) {
-    const got = file === STDIN_FILE ? decodeManifest(await readStdin(), file, decodeOptions) : decodeManifestBytes(await readInputBytes(file, buffer), file, decodeOptions);
-    mergeDecoded(decoded, got);
+    const bytes = file === STDIN_FILE ? await readStdinBytes() : await readInputBytes(file, buffer);
+    mergeDecoded(decoded, decodeManifestBytes(bytes, file, decodeOptions));
   }
   if (options.config !== undefined) mergeDecoded(decoded, decodeManifestBytes(await readInputBytes(options.config, buffer), options.config, decodeOptions));
   return clusterFromDecoded(decoded, options);
@@ -237,6 +237,10 @@ async function expandPath(path: string): Promise<string[]> {
 
 /** All of standard input (-f -), as kubectl apply -f - reads it; refused above the file size limit. */
 async function readStdin(): Promise<string> {
+  return (await readStdinBytes()).toString('utf8');
+}
+
+async function readStdinBytes(): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of process.stdin) {
@@ -247,7 +251,7 @@ async function readStdin(): Promise<string> {
     }
     chunks.push(buffer);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 /**

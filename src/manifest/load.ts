@@ -4,7 +4,7 @@
  * the control plane, controller/control-plane.ts, derives what the cluster would add); and, with
  * `readInputFile`, the CLI's other inputs (iptables-save dumps, --flows, serve's flag files).
  */
-import { type FileHandle, open, readFile, readdir, stat } from 'node:fs/promises';
+import { open, readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runControlPlane } from '../controller/control-plane.js';
 import { KpsimError, aggregateErrors } from '../errors.js';
@@ -283,27 +283,28 @@ interface ReadBuffer {
  * a page fault per 4 KB: a fresh buffer for each 22 MB file would be 22 MB of faults every time.
  */
 async function readInputBytes(file: string, buffer: ReadBuffer): Promise<Buffer> {
-  let handle: FileHandle | undefined;
   try {
     const info = await stat(file);
     if (info.size > MAX_MANIFEST_BYTES) throw tooLarge(file, info.size, '');
-    handle = await open(file, 'r');
-    if (info.size > buffer.bytes.length) buffer.bytes = Buffer.allocUnsafeSlow(info.size);
-    // Read to the end as readFile does: up to the size stat gave, or to end of file when the size
-    // is unknown (0: grow the buffer as it fills) or the file is shorter.
-    let length = 0;
-    while (info.size === 0 || length < info.size) {
-      if (length === buffer.bytes.length) buffer.bytes = grown(buffer.bytes, length, Math.max(2 * length, 65536));
-      const { bytesRead } = await handle.read(buffer.bytes, length, (info.size === 0 ? buffer.bytes.length : info.size) - length, null);
-      if (bytesRead === 0) break;
-      length += bytesRead;
+    const handle = await open(file, 'r');
+    try {
+      if (info.size > buffer.bytes.length) buffer.bytes = Buffer.allocUnsafeSlow(info.size);
+      // Read to the end as readFile does: up to the size stat gave, or to end of file when the
+      // size is unknown (0: grow the buffer as it fills) or the file is shorter.
+      let length = 0;
+      while (info.size === 0 || length < info.size) {
+        if (length === buffer.bytes.length) buffer.bytes = grown(buffer.bytes, length, Math.max(2 * length, 65536));
+        const { bytesRead } = await handle.read(buffer.bytes, length, (info.size === 0 ? buffer.bytes.length : info.size) - length, null);
+        if (bytesRead === 0) break;
+        length += bytesRead;
+      }
+      return buffer.bytes.subarray(0, length);
+    } finally {
+      await handle.close();
     }
-    return buffer.bytes.subarray(0, length);
   } catch (e) {
     if (e instanceof KpsimError) throw e;
     throw new KpsimError('KPSIM_ERR_MANIFEST_READ', `cannot read: ${systemReason(e)}`, { file });
-  } finally {
-    await handle?.close();
   }
 }
 

@@ -69,6 +69,38 @@ export function parseDocuments(text: string, file: string, problems: KpsimError[
   return looksLikeJSON(text, file) ? parseJSON(text, file, problems) : parseYAML(text, file, problems);
 }
 
+/**
+ * A JSON List given in pieces (its bytes scanned by json-list.ts): `head` is its top-level object
+ * with the items array emptied, `items` each item's JSON text, in order. Each item is parsed and
+ * decoded as it comes, so its tree dies young instead of the whole List's tree staying alive until
+ * the last item is decoded. Gives what decodeManifest of the whole text gives (the same objects,
+ * labels and problems), or undefined when the head is not a List or a piece is not valid JSON:
+ * decodeManifest of the whole text then reports the problem in JSON.parse's words.
+ */
+export function decodeJSONListPieces(head: string, items: Iterable<string>, file: string, options: DecodeOptions = {}): DecodedManifest | undefined {
+  let list: Json;
+  try {
+    list = JSON.parse(head) as Json;
+  } catch {
+    return undefined;
+  }
+  // Of a List, decodeDocument reads only kind and items; any other head goes the whole way.
+  const kind = isObject(list) ? list['kind'] : undefined;
+  if (typeof kind !== 'string' || !kind.endsWith('List')) return undefined;
+  const out = emptyDecodedManifest();
+  let index = 0;
+  for (const text of items) {
+    let item: Json;
+    try {
+      item = JSON.parse(text) as Json;
+    } catch {
+      return undefined;
+    }
+    decodeDocument(item, file, `${kind} item ${index++}`, options, out);
+  }
+  return out;
+}
+
 /** Merge b into a (for many files). */
 export function mergeDecoded(a: DecodedManifest, b: DecodedManifest): void {
   a.services.push(...b.services);

@@ -4,7 +4,7 @@
  * the control plane, controller/control-plane.ts, derives what the cluster would add); and, with
  * `readInputFile`, the CLI's other inputs (iptables-save dumps, --flows, serve's flag files).
  */
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { open, readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runControlPlane } from '../controller/control-plane.js';
 import { KpsimError, aggregateErrors } from '../errors.js';
@@ -14,7 +14,8 @@ import { SharedValues } from '../model/shared-values.js';
 import type { Cluster, Warning } from '../model/types.js';
 import { parseCIDR } from '../util/ip.js';
 import type { Json } from '../model/fields.js';
-import { type DecodedManifest, decodeManifest, decodeObject, emptyDecodedManifest, mergeDecoded, parseDocuments } from './decode.js';
+import { type DecodeOptions, type DecodedManifest, decodeJSONListPieces, decodeManifest, decodeObject, emptyDecodedManifest, mergeDecoded, parseDocuments } from './decode.js';
+import { type JSONListExtents, scanJSONList } from './json-list.js';
 
 /** Files above this size are refused with a clear error rather than read into memory. */
 export const MAX_MANIFEST_BYTES = 256 * 1024 * 1024;
@@ -48,22 +49,62 @@ export interface ManifestText {
   text: string;
 }
 
-/** Load manifests from files and folders into a validated Cluster; throws one KpsimError listing every problem. */
+/**
+ * Load manifests from files and folders into a validated Cluster; throws one KpsimError listing every problem.
+ *
+ * Files are read and decoded one at a time, into one buffer grown to the largest file, and a JSON
+ * List is decoded item by item straight from its bytes: a big cluster's texts (hundreds of MB) are
+ * never made whole, let alone all alive at once, and each item's text and tree die young.
+ */
 export async function loadCluster(paths: string | readonly string[], options: LoadOptions = {}): Promise<Cluster> {
   if (paths.length === 0) throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', 'no manifest given (-f FILE or FOLDER)');
-  return clusterFromManifests(await readManifestTexts(paths, options.config), options);
+  const decoded = emptyDecodedManifest();
+  const decodeOptions: DecodeOptions = { apiDefaults: options.allocate ?? false, shared: new SharedValues() };
+  const buffer: ReadBuffer = { bytes: Buffer.alloc(0) };
+  for (const file of await manifestFiles(paths, options.config)) {
+    const bytes = file === STDIN_FILE ? await readStdinBytes() : await readInputBytes(file, buffer);
+    mergeDecoded(decoded, decodeManifestBytes(bytes, file, decodeOptions));
+  }
+  if (options.config !== undefined) mergeDecoded(decoded, decodeManifestBytes(await readInputBytes(options.config, buffer), options.config, decodeOptions));
+  return clusterFromDecoded(decoded, options);
+}
+
+/**
+ * One file's bytes decoded as decodeManifest decodes its text: a JSON List item by item, each
+ * item's text made from its bytes only when it is parsed; anything else (or any doubt) from the
+ * whole text.
+ */
+function decodeManifestBytes(bytes: Buffer, file: string, options: DecodeOptions): DecodedManifest {
+  const list = scanJSONList(bytes);
+  if (list) {
+    const head = `${bytes.toString('utf8', 0, list.arrayStart)}[]${bytes.toString('utf8', list.arrayEnd)}`;
+    const decoded = decodeJSONListPieces(head, itemTexts(bytes, list), file, options);
+    if (decoded) return decoded;
+  }
+  return decodeManifest(bytes.toString('utf8'), file, options);
+}
+
+function* itemTexts(bytes: Buffer, list: JSONListExtents): Generator<string> {
+  const extents = list.items;
+  for (let k = 0; k < extents.length; k += 2) yield bytes.toString('utf8', extents[k], extents[k + 1]);
 }
 
 /** The texts of files and folders (recursively) and of the --config file, in order. */
 export async function readManifestTexts(paths: string | readonly string[], config?: string): Promise<ManifestText[]> {
+  const files = await manifestFiles(paths, config);
+  const texts = await Promise.all(files.map(async (file) => ({ file, text: file === STDIN_FILE ? await readStdin() : await readInputFile(file) })));
+  if (config !== undefined) texts.push({ file: config, text: await readInputFile(config) });
+  return texts;
+}
+
+/** The files that paths name (folders expanded, "-" as STDIN_FILE), in order; `config` only for the usage check. */
+async function manifestFiles(paths: string | readonly string[], config?: string): Promise<string[]> {
   const list = typeof paths === 'string' ? [paths] : paths;
   if (list.length === 0 && config === undefined) throw new KpsimError('KPSIM_ERR_USAGE_MISSING_FLAG', 'no manifest given (-f FILE or FOLDER)');
   if (list.filter((p) => p === '-').length > 1) throw new KpsimError('KPSIM_ERR_USAGE_BAD_FLAG', '-f -: standard input can be read only once');
   const files: string[] = [];
   for (const path of list) files.push(...(path === '-' ? [STDIN_FILE] : await expandPath(path)));
-  const texts = await Promise.all(files.map(async (file) => ({ file, text: file === STDIN_FILE ? await readStdin() : await readInputFile(file) })));
-  if (config !== undefined) texts.push({ file: config, text: await readInputFile(config) });
-  return texts;
+  return files;
 }
 
 /**
@@ -196,6 +237,10 @@ async function expandPath(path: string): Promise<string[]> {
 
 /** All of standard input (-f -), as kubectl apply -f - reads it; refused above the file size limit. */
 async function readStdin(): Promise<string> {
+  return (await readStdinBytes()).toString('utf8');
+}
+
+async function readStdinBytes(): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of process.stdin) {
@@ -206,7 +251,7 @@ async function readStdin(): Promise<string> {
     }
     chunks.push(buffer);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 /**
@@ -218,14 +263,60 @@ export async function readInputFile(file: string, flag?: string): Promise<string
   const said = flag === undefined ? '' : `${flag}: `;
   try {
     const info = await stat(file);
-    if (info.size > MAX_MANIFEST_BYTES) {
-      throw new KpsimError('KPSIM_ERR_MANIFEST_TOO_LARGE', `${said}is ${Math.round(info.size / 1048576)} MiB; kpsim reads files up to ${MAX_MANIFEST_BYTES / 1048576} MiB`, { file });
-    }
+    if (info.size > MAX_MANIFEST_BYTES) throw tooLarge(file, info.size, said);
     return await readFile(file, 'utf8');
   } catch (e) {
     if (e instanceof KpsimError) throw e;
     throw new KpsimError('KPSIM_ERR_MANIFEST_READ', `${said}cannot read: ${systemReason(e)}`, { file });
   }
+}
+
+/** The buffer a load reads its files into, one after another. */
+interface ReadBuffer {
+  bytes: Buffer;
+}
+
+/**
+ * One input file's bytes, read into `buffer` (grown when the file is bigger): the bytes of one
+ * file are valid until the next is read. Refused as readInputFile refuses (the same codes and
+ * messages). One buffer for every file of a load, because memory touched for the first time costs
+ * a page fault per 4 KB: a fresh buffer for each 22 MB file would be 22 MB of faults every time.
+ */
+async function readInputBytes(file: string, buffer: ReadBuffer): Promise<Buffer> {
+  try {
+    const info = await stat(file);
+    if (info.size > MAX_MANIFEST_BYTES) throw tooLarge(file, info.size, '');
+    const handle = await open(file, 'r');
+    try {
+      if (info.size > buffer.bytes.length) buffer.bytes = Buffer.allocUnsafeSlow(info.size);
+      // Read to the end as readFile does: up to the size stat gave, or to end of file when the
+      // size is unknown (0: grow the buffer as it fills) or the file is shorter.
+      let length = 0;
+      while (info.size === 0 || length < info.size) {
+        if (length === buffer.bytes.length) buffer.bytes = grown(buffer.bytes, length, Math.max(2 * length, 65536));
+        const { bytesRead } = await handle.read(buffer.bytes, length, (info.size === 0 ? buffer.bytes.length : info.size) - length, null);
+        if (bytesRead === 0) break;
+        length += bytesRead;
+      }
+      return buffer.bytes.subarray(0, length);
+    } finally {
+      await handle.close();
+    }
+  } catch (e) {
+    if (e instanceof KpsimError) throw e;
+    throw new KpsimError('KPSIM_ERR_MANIFEST_READ', `cannot read: ${systemReason(e)}`, { file });
+  }
+}
+
+/** A bigger buffer holding the first `length` bytes of `bytes`. */
+function grown(bytes: Buffer, length: number, size: number): Buffer {
+  const bigger = Buffer.allocUnsafeSlow(size);
+  bytes.copy(bigger, 0, 0, length);
+  return bigger;
+}
+
+function tooLarge(file: string, size: number, said: string): KpsimError {
+  return new KpsimError('KPSIM_ERR_MANIFEST_TOO_LARGE', `${said}is ${Math.round(size / 1048576)} MiB; kpsim reads files up to ${MAX_MANIFEST_BYTES / 1048576} MiB`, { file });
 }
 
 function systemReason(e: unknown): string {

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { parseAllDocuments } from 'yaml';
 import { runCli } from '../helpers/run-cli.js';
 
 const guide = ['rules/nginx-deployment/deployment.yaml', 'rules/nginx-deployment/service.yaml'].map((f) => readFileSync(f, 'utf8')).join('---\n');
@@ -23,10 +24,23 @@ test('compile -f - gives what compile -f FOLDER gives for the same manifests', (
   assert.equal(fromStdin.stdout, readFileSync('rules/nginx-deployment/iptables-save.v4.txt', 'utf8'));
 });
 
+test('compile -f - of the same manifests as a JSON List, one item a line or pretty-printed', () => {
+  const items = parseAllDocuments(guide).map((doc) => doc.toJS() as unknown);
+  const oneALine = `{"apiVersion":"v1","items":[\n${items.map((item) => JSON.stringify(item)).join(',\n')}\n],"kind":"List"}\n`;
+  for (const input of [oneALine, JSON.stringify({ apiVersion: 'v1', kind: 'List', items }, null, 4)]) {
+    const fromStdin = runCli(['compile', '-q', '-f', '-', '--allocate'], { input });
+    assert.equal(fromStdin.status, 0, fromStdin.stderr);
+    assert.equal(fromStdin.stdout, readFileSync('rules/nginx-deployment/iptables-save.v4.txt', 'utf8'));
+  }
+});
+
 test('problems on stdin are named <stdin>', () => {
   const got = runCli(['compile', '-f', '-'], { input: 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template: {metadata: {labels: {app: web}}}\n' });
   assert.equal(got.status, 1);
   assert.equal(got.stderr, 'kpsim: <stdin>: Deployment default/web: spec.selector: Required value\n');
+  const list = runCli(['compile', '-f', '-'], { input: '{"apiVersion":"v1","items":[\n{"apiVersion":"v1","kind":"Service"},\n{"apiVersion":"v1","kind":"Node","metadata":tru}\n],"kind":"List"}\n' });
+  assert.equal(list.status, 1);
+  assert.match(list.stderr, /^kpsim: <stdin>: not valid JSON: /);
 });
 
 interface UsageCase {

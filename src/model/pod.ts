@@ -6,7 +6,7 @@
 import { normalizeIP } from '../util/ip.js';
 import { child, type FieldReader, type Json, type JsonObject, isObject } from './fields.js';
 import { readNodeSelectorTerms } from './label-selector.js';
-import { hasMetadataField, metadataString, readMetadata, readOwnerReferences } from './metadata.js';
+import { readMetadata, readOwnerReferences } from './metadata.js';
 import { PROTOCOLS } from './service.js';
 import { type SharedValues, exactList } from './shared-values.js';
 import type { ContainerPort, Pod, PodSpec, Protocol, TaintEffect, Toleration } from './types.js';
@@ -48,8 +48,14 @@ export function decodePod(doc: JsonObject, r: FieldReader): Pod | undefined {
   const phase = typeof phaseValue === 'string' ? phaseValue : (r.string(status, 'phase', 'status') ?? '');
   const readyCondition = findReadyCondition(Array.isArray(conditionsValue) ? conditionsValue : r.list(status, 'conditions', 'status'));
   const ready = readyCondition !== undefined;
-  const uid = metadataString(doc, 'uid');
-  const creationTimestamp = metadataString(doc, 'creationTimestamp');
+  // metadataString and hasMetadataField, each field loaded by its name.
+  const metaValue = doc['metadata'];
+  const metaObject = isObject(metaValue) ? metaValue : undefined;
+  const uidValue = metaObject?.['uid'];
+  const creationTimestampValue = metaObject?.['creationTimestamp'];
+  const deletionTimestampValue = metaObject?.['deletionTimestamp'];
+  const uid = typeof uidValue === 'string' && uidValue !== '' ? uidValue : undefined;
+  const creationTimestamp = typeof creationTimestampValue === 'string' && creationTimestampValue !== '' ? creationTimestampValue : undefined;
   const readySince = typeof readyCondition?.['lastTransitionTime'] === 'string' ? readyCondition['lastTransitionTime'] : undefined;
   const restarts = mostRestarts(status['containerStatuses']);
   const pod: Pod = {
@@ -64,7 +70,7 @@ export function decodePod(doc: JsonObject, r: FieldReader): Pod | undefined {
     podIPs,
     phase,
     ready,
-    terminating: hasMetadataField(doc, 'deletionTimestamp'),
+    terminating: deletionTimestampValue !== undefined && deletionTimestampValue !== null,
   };
   // Set one by one rather than spread from little objects: 150,000 pods made 4 such objects each.
   if (uid !== undefined) pod.uid = uid;

@@ -2,7 +2,7 @@
  * discovery.k8s.io/v1 EndpointSlice, and the legacy v1 Endpoints converted the way the
  * EndpointSlice mirroring controller converts them.
  */
-import { ipFamily, normalizeIP } from '../util/ip.js';
+import { ipFamily, isNormalIPv6, plainIPv4Value } from '../util/ip.js';
 import { child, type FieldReader, type Json, type JsonObject, isObject } from './fields.js';
 import { readMetadata } from './metadata.js';
 import { PROTOCOLS } from './service.js';
@@ -64,10 +64,10 @@ function plainEndpoint(value: Json, addressType: EndpointSlice['addressType']): 
   if (!isObject(value) || addressType === 'FQDN') return undefined;
   const rawAddresses = value['addresses'];
   if (!Array.isArray(rawAddresses) || rawAddresses.length === 0) return undefined;
-  const family = addressType === 'IPv4' ? 4 : 6;
   const addresses: string[] = [];
   for (const a of rawAddresses) {
-    if (typeof a !== 'string' || ipFamily(a) !== family || normalizeIP(a) !== a) return undefined;
+    // In normal form of the slice's family: what r.ip gives back as it is, and ipFamily agrees.
+    if (typeof a !== 'string' || (addressType === 'IPv4' ? plainIPv4Value(a) < 0 : !isNormalIPv6(a))) return undefined;
     addresses.push(a);
   }
   const conditionsValue = value['conditions'];

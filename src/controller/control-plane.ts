@@ -30,6 +30,8 @@ export function runControlPlane(cluster: Cluster, options: ControlPlaneOptions =
   let { nodes, config } = cluster;
   let pods = cluster.pods ?? [];
   let workloads = cluster.workloads ?? [];
+  /** The pods by label, when they are the input's: both the warnings and the EndpointSlice controller select from them. */
+  let podIndex: PodIndex | undefined;
   if (options.allocate) {
     const clusterCIDRs = options.clusterCIDRs ?? (config.clusterCIDRs.length > 0 ? config.clusterCIDRs : [DEFAULT_CLUSTER_CIDR]);
     const result = runWorkloadControllers({ nodes, pods, workloads }, { clusterCIDRs, ...(options.nodeCount !== undefined ? { nodeCount: options.nodeCount } : {}), ...(options.seed !== undefined ? { seed: options.seed } : {}) });
@@ -43,10 +45,11 @@ export function runControlPlane(cluster: Cluster, options: ControlPlaneOptions =
       warnings.push({ message: `kube-proxy's clusterCIDR is not set: taken as ${clusterCIDRs.join(',')}, where --allocate gave the pods their addresses` });
     }
   } else {
-    warnings.push(...workloadsWithoutPods(cluster));
+    podIndex = new PodIndex(pods);
+    warnings.push(...workloadsWithoutPods(cluster, podIndex));
   }
   const derived = deriveEndpointSlices(
-    { services: cluster.services, pods, nodes, givenSlices: cluster.endpointSlices },
+    { services: cluster.services, pods, nodes, givenSlices: cluster.endpointSlices, ...(podIndex !== undefined ? { podIndex } : {}) },
     {
       preferSameTrafficDistribution: config.featureGates['PreferSameTrafficDistribution'] ?? true,
       ...(options.maxEndpointsPerSlice !== undefined ? { maxEndpointsPerSlice: options.maxEndpointsPerSlice } : {}),
@@ -62,8 +65,7 @@ export function runControlPlane(cluster: Cluster, options: ControlPlaneOptions =
  * pods in the input, unless the input already holds EndpointSlices of a Service selecting its
  * pods (a folder of manifests written beside its endpoints: the slices are what kube-proxy reads).
  */
-function workloadsWithoutPods(cluster: Cluster): Warning[] {
-  const index = new PodIndex(cluster.pods ?? []);
+function workloadsWithoutPods(cluster: Cluster, index: PodIndex): Warning[] {
   const slicedServices = new Set(cluster.endpointSlices.map((s) => `${s.namespace}/${s.serviceName}`));
   const endpointsGiven = (namespace: string, podLabels: Readonly<Record<string, string>>): boolean =>
     cluster.services.some((svc) => svc.namespace === namespace && svc.selector !== undefined

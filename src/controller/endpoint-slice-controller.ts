@@ -42,6 +42,8 @@ export interface EndpointSliceControllerInput {
   nodes: readonly Node[];
   /** Slices that exist already (given, or written by others): their Services get none derived, their names stay taken. */
   givenSlices?: readonly EndpointSlice[];
+  /** An index of `pods` made already (by a caller that selects from the same pods): else one is made. */
+  podIndex?: PodIndex;
 }
 
 export interface DerivedEndpointSlices {
@@ -75,7 +77,7 @@ export function deriveEndpointSlices(input: EndpointSliceControllerInput, option
     if (list) list.push(slice);
     else slicesByService.set(key, [slice]);
   }
-  const index = new PodIndex(input.pods);
+  const index = input.podIndex ?? new PodIndex(input.pods);
   const context: ReconcileContext = {
     nodesByName: new Map(input.nodes.map((n) => [n.name, n])),
     cpuRatios: lazy(() => cpuRatiosByZone(input.nodes)),

@@ -2,11 +2,11 @@
  * discovery.k8s.io/v1 EndpointSlice, and the legacy v1 Endpoints converted the way the
  * EndpointSlice mirroring controller converts them.
  */
-import { ipFamily } from '../util/ip.js';
+import { ipFamily, isNormalIPv6, plainIPv4Value } from '../util/ip.js';
 import { child, type FieldReader, type Json, type JsonObject, isObject } from './fields.js';
 import { readMetadata } from './metadata.js';
 import { PROTOCOLS } from './service.js';
-import { exactList, sharedConditions } from './shared-values.js';
+import { exactList, sharedConditions, sharedConditionsOf } from './shared-values.js';
 import type { Endpoint, EndpointConditions, EndpointPort, EndpointSlice, Protocol } from './types.js';
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -19,10 +19,15 @@ export function decodeEndpointSlice(doc: JsonObject, r: FieldReader): EndpointSl
   if (doc['addressType'] === undefined) r.fail('KPSIM_ERR_MODEL_MISSING_FIELD', 'addressType', 'is required (IPv4, IPv6 or FQDN)');
   const serviceName = meta.labels[SERVICE_NAME_LABEL] ?? '';
   if (serviceName === '') r.warn(`metadata.labels[${SERVICE_NAME_LABEL}]`, 'not set, so kube-proxy ignores this slice');
-  const endpoints = exactList(r
-    .list(doc, 'endpoints', '')
-    .map((e, i) => readEndpoint(e, child('endpoints', i), addressType, r))
-    .filter((e): e is Endpoint => e !== undefined));
+  const values = r.list(doc, 'endpoints', '');
+  const read: Endpoint[] = [];
+  for (let i = 0; i < values.length; i++) {
+    // An endpoint as the controller writes it is taken as it is; any other goes the way that
+    // reports what is wrong with it (its field paths made only then).
+    const endpoint = plainEndpoint(values[i]!, addressType) ?? readEndpoint(values[i]!, child('endpoints', i), addressType, r);
+    if (endpoint !== undefined) read.push(endpoint);
+  }
+  const endpoints = exactList(read);
   const ports = r
     .list(doc, 'ports', '')
     .map((p, i) => readEndpointPort(p, child('ports', i), r))
@@ -38,6 +43,75 @@ export function decodeEndpointSlice(doc: JsonObject, r: FieldReader): EndpointSl
     endpoints,
     ports,
   };
+}
+
+/** A condition flag as r.boolean reads it without a problem: true, false, or unset (undefined); null when it is not that. */
+function plainFlag(value: Json | undefined): boolean | undefined | null {
+  return value === undefined || value === null ? undefined : typeof value === 'boolean' ? value : null;
+}
+
+/** A string field as r.string reads it without a problem (absent, null and "" are unset); null when it is not that. */
+function plainString(value: Json | undefined): string | undefined | null {
+  return value === undefined || value === null || value === '' ? undefined : typeof value === 'string' ? value : null;
+}
+
+/**
+ * The endpoint readEndpoint would read when it has nothing to report about it: addresses in
+ * normal form of the slice's family, flags, names, a targetRef, no hints. Undefined when it
+ * has anything else (readEndpoint reads that one).
+ */
+function plainEndpoint(value: Json, addressType: EndpointSlice['addressType']): Endpoint | undefined {
+  if (!isObject(value) || addressType === 'FQDN') return undefined;
+  const rawAddresses = value['addresses'];
+  if (!Array.isArray(rawAddresses) || rawAddresses.length === 0) return undefined;
+  const addresses: string[] = [];
+  for (const a of rawAddresses) {
+    // In normal form of the slice's family: what r.ip gives back as it is, and ipFamily agrees.
+    if (typeof a !== 'string' || (addressType === 'IPv4' ? plainIPv4Value(a) < 0 : !isNormalIPv6(a))) return undefined;
+    addresses.push(a);
+  }
+  const conditionsValue = value['conditions'];
+  let ready: boolean | undefined;
+  let serving: boolean | undefined;
+  let terminating: boolean | undefined;
+  if (conditionsValue !== undefined && conditionsValue !== null) {
+    if (!isObject(conditionsValue)) return undefined;
+    const readyFlag = plainFlag(conditionsValue['ready']);
+    const servingFlag = plainFlag(conditionsValue['serving']);
+    const terminatingFlag = plainFlag(conditionsValue['terminating']);
+    if (readyFlag === null || servingFlag === null || terminatingFlag === null) return undefined;
+    ready = readyFlag;
+    serving = servingFlag;
+    terminating = terminatingFlag;
+  }
+  const nodeName = plainString(value['nodeName']);
+  const zone = plainString(value['zone']);
+  const hostname = plainString(value['hostname']);
+  if (nodeName === null || zone === null || hostname === null) return undefined;
+  if (value['hints'] !== undefined && value['hints'] !== null) return undefined;
+  const targetRef = value['targetRef'];
+  let refName: string | undefined;
+  let refNamespace: string | undefined;
+  let refKind: string | undefined;
+  if (targetRef !== undefined && targetRef !== null) {
+    if (!isObject(targetRef)) return undefined;
+    const name = plainString(targetRef['name']);
+    const namespace = plainString(targetRef['namespace']);
+    const kind = plainString(targetRef['kind']);
+    if (name === null || namespace === null || kind === null) return undefined;
+    refName = name;
+    refNamespace = namespace;
+    refKind = kind;
+  }
+  const endpoint: Endpoint = { addresses: exactList(addresses), conditions: sharedConditionsOf(ready, serving, terminating) };
+  if (nodeName !== undefined) endpoint.nodeName = nodeName;
+  if (zone !== undefined) endpoint.zone = zone;
+  if (hostname !== undefined) endpoint.hostname = hostname;
+  if (refName !== undefined) {
+    endpoint.targetRef = { kind: refKind ?? 'Pod', name: refName };
+    if (refNamespace !== undefined) endpoint.targetRef.namespace = refNamespace;
+  }
+  return endpoint;
 }
 
 function readEndpoint(value: Json, path: string, addressType: EndpointSlice['addressType'], r: FieldReader): Endpoint | undefined {

@@ -141,7 +141,9 @@ export class FieldReader {
     const value = this.object_(parent, key, path);
     const out: Record<string, string> = {};
     if (!value) return out;
-    for (const [k, v] of Object.entries(value)) {
+    // Keys, not entries: no pair array per label of every object.
+    for (const k of Object.keys(value)) {
+      const v = value[k]!;
       if (typeof v === 'string') out[k] = v;
       else if (typeof v === 'number' || typeof v === 'boolean') out[k] = String(v);
       else this.fail('KPSIM_ERR_MODEL_BAD_FIELD', child(child(path, key), k), `${describe(v)} is not a string`);

@@ -1,5 +1,5 @@
 /** metadata.name / namespace / labels / annotations, shared by every kind; ownerReferences. */
-import { child, type FieldReader, type JsonObject, isDNSSubdomain, isObject } from './fields.js';
+import { child, type FieldReader, type Json, type JsonObject, isDNSSubdomain, isObject } from './fields.js';
 import { exactList } from './shared-values.js';
 import type { OwnerReference } from './types.js';
 
@@ -15,9 +15,14 @@ export interface Metadata {
  * undefined when the object has no usable name: nothing else about it can be reported usefully.
  */
 export function readMetadata(doc: JsonObject, r: FieldReader, kind: string, namespaced: boolean): Metadata | undefined {
-  const meta = r.object_(doc, 'metadata', '') ?? {};
-  const name = r.string(meta, 'name', 'metadata', true);
-  const namespace = namespaced ? (r.string(meta, 'namespace', 'metadata') ?? 'default') : '';
+  // Loaded by name, handed to the reader only when not plainly set (its load, by a key that
+  // changes from call to call, is a slow one: every object of a load has these fields).
+  const metaValue = doc['metadata'];
+  const meta = isObject(metaValue) ? metaValue : (r.object_(doc, 'metadata', '') ?? {});
+  const nameValue = meta['name'];
+  const namespaceValue = meta['namespace'];
+  const name = typeof nameValue === 'string' && nameValue !== '' ? nameValue : r.string(meta, 'name', 'metadata', true);
+  const namespace = !namespaced ? '' : typeof namespaceValue === 'string' && namespaceValue !== '' ? namespaceValue : (r.string(meta, 'namespace', 'metadata') ?? 'default');
   if (name !== undefined && !isDNSSubdomain(name)) {
     r.fail('KPSIM_ERR_MODEL_BAD_FIELD', 'metadata.name', `${JSON.stringify(name)} is not a valid Kubernetes name (lower-case letters, digits, '-' and '.')`);
   }
@@ -26,27 +31,54 @@ export function readMetadata(doc: JsonObject, r: FieldReader, kind: string, name
   }
   if (name !== undefined) r.object = namespaced ? `${kind} ${namespace}/${name}` : `${kind} ${name}`;
   const labels = r.stringMap(meta, 'labels', 'metadata');
-  const annotations = r.stringMap(meta, 'annotations', 'metadata');
+  const annotations = meta['annotations'] === undefined ? {} : r.stringMap(meta, 'annotations', 'metadata');
   return name === undefined ? undefined : { name, namespace, labels, annotations };
 }
 
 /** metadata.ownerReferences: which controller owns the object (a ReplicaSet's Pods, a Deployment's ReplicaSets). */
 export function readOwnerReferences(doc: JsonObject, r: FieldReader): OwnerReference[] {
   const meta = isObject(doc['metadata']) ? doc['metadata'] : {};
-  return exactList(r.list(meta, 'ownerReferences', 'metadata').flatMap((o, i) => {
-    const path = child('metadata.ownerReferences', i);
-    if (!isObject(o)) {
-      r.fail('KPSIM_ERR_MODEL_BAD_FIELD', path, 'is not an object');
-      return [];
-    }
-    const apiVersion = r.string(o, 'apiVersion', path, true);
-    const kind = r.string(o, 'kind', path, true);
-    const name = r.string(o, 'name', path, true);
-    if (apiVersion === undefined || kind === undefined || name === undefined) return [];
-    const uid = r.string(o, 'uid', path);
-    const ref: OwnerReference = { apiVersion, kind, name, controller: r.boolean(o, 'controller', path) ?? false, ...(uid !== undefined && uid !== '' ? { uid } : {}) };
-    return [r.shared?.ownerReference(ref) ?? ref];
-  }));
+  const ownerValues = meta['ownerReferences'];
+  const values = Array.isArray(ownerValues) ? ownerValues : r.list(meta, 'ownerReferences', 'metadata');
+  const refs: OwnerReference[] = [];
+  for (let i = 0; i < values.length; i++) {
+    // A reference as the API server stores it is taken as it is; any other goes the way that
+    // reports what is wrong with it (its field path made only then).
+    const ref = plainOwnerReference(values[i]!) ?? readOwnerReference(values[i]!, child('metadata.ownerReferences', i), r);
+    if (ref !== undefined) refs.push(r.shared?.ownerReference(ref) ?? ref);
+  }
+  return exactList(refs);
+}
+
+/** The reference when readOwnerReference would report nothing about it: the three names set, uid and controller of their types or absent. */
+function plainOwnerReference(o: Json): OwnerReference | undefined {
+  if (!isObject(o)) return undefined;
+  const apiVersion = o['apiVersion'];
+  const kind = o['kind'];
+  const name = o['name'];
+  const uid = o['uid'];
+  const controller = o['controller'];
+  if (typeof apiVersion !== 'string' || apiVersion === '' || typeof kind !== 'string' || kind === '' || typeof name !== 'string' || name === '') return undefined;
+  if (uid !== undefined && uid !== null && typeof uid !== 'string') return undefined;
+  if (controller !== undefined && controller !== null && typeof controller !== 'boolean') return undefined;
+  const ref: OwnerReference = { apiVersion, kind, name, controller: controller ?? false };
+  if (typeof uid === 'string' && uid !== '') ref.uid = uid;
+  return ref;
+}
+
+function readOwnerReference(o: Json, path: string, r: FieldReader): OwnerReference | undefined {
+  if (!isObject(o)) {
+    r.fail('KPSIM_ERR_MODEL_BAD_FIELD', path, 'is not an object');
+    return undefined;
+  }
+  const apiVersion = r.string(o, 'apiVersion', path, true);
+  const kind = r.string(o, 'kind', path, true);
+  const name = r.string(o, 'name', path, true);
+  if (apiVersion === undefined || kind === undefined || name === undefined) return undefined;
+  const uid = r.string(o, 'uid', path);
+  const ref: OwnerReference = { apiVersion, kind, name, controller: r.boolean(o, 'controller', path) ?? false };
+  if (uid !== undefined && uid !== '') ref.uid = uid;
+  return ref;
 }
 
 /** A string in the object's metadata (uid, creationTimestamp) as the API server set it; undefined when absent or not a string. */

@@ -48,6 +48,9 @@ export function decodeWorkload(kind: WorkloadKind, doc: JsonObject, r: FieldRead
   if (templateObject && selectorValid && !matchesSelector(selector, templateLabels)) {
     r.fail('KPSIM_ERR_MODEL_BAD_FIELD', 'spec.template.metadata.labels', `Invalid value: ${labelsValueText(templateLabels)}: \`selector\` does not match template \`labels\``);
   }
+  const hash = controllerHash(template);
+  // A template without the pod-template-hash label (every Deployment's) is its own base: hashed once.
+  const baseTemplate = withoutTemplateHash(template);
   const workload: Workload = {
     kind,
     origin: { file: r.file, object: r.object },
@@ -57,7 +60,7 @@ export function decodeWorkload(kind: WorkloadKind, doc: JsonObject, r: FieldRead
     ownerReferences: readOwnerReferences(doc, r),
     replicas,
     selector,
-    template: { labels: templateLabels, annotations: templateAnnotations, spec: podSpec, hash: controllerHash(template), baseHash: controllerHash(withoutTemplateHash(template)) },
+    template: { labels: templateLabels, annotations: templateAnnotations, spec: podSpec, hash, baseHash: baseTemplate === template ? hash : controllerHash(baseTemplate) },
     serviceName: '',
     podManagementPolicy: 'OrderedReady',
     ordinalsStart: 0,

@@ -77,7 +77,65 @@ export function safeEncodeString(text: string): string {
  * kpsim's canonical JSON, so the value is stable for the same input but not a real cluster's.
  */
 export function controllerHash(value: unknown): string {
-  return safeEncodeString(String(fnv32a(canonicalJSON(value))));
+  return safeEncodeString(String(fnv32aCanonicalJSON(FNV32_OFFSET_BASIS, value) >>> 0));
+}
+
+/**
+ * fnv32aUpdate(hash, canonicalJSON(value)), hashed while walking the value: no text is made.
+ * Every workload's template is hashed twice at load (tens of thousands of them), and the
+ * strings, entry pairs and joined pieces canonicalJSON makes were most of what that cost.
+ */
+function fnv32aCanonicalJSON(hash: number, value: unknown): number {
+  let h = hash;
+  if (typeof value === 'string') return fnv32aJSONString(h, value);
+  if (Array.isArray(value)) {
+    h = fnv32aChar(h, 91); // [
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) h = fnv32aChar(h, 44); // ,
+      const item: unknown = value[i];
+      // An undefined item is null, as canonicalJSON writes it; a hole is nothing (map skips it, join writes '').
+      if (item !== undefined) h = fnv32aCanonicalJSON(h, item);
+      else if (i in value) h = fnv32aUpdate(h, 'null');
+    }
+    return fnv32aChar(h, 93); // ]
+  }
+  if (value !== null && typeof value === 'object') {
+    const object = value as Record<string, unknown>;
+    const keys = Object.keys(object);
+    // Manifests mostly list keys in order already: sort only when they are not.
+    for (let i = 1; i < keys.length; i++) {
+      if (keys[i - 1]! > keys[i]!) {
+        keys.sort();
+        break;
+      }
+    }
+    h = fnv32aChar(h, 123); // {
+    let first = true;
+    for (const key of keys) {
+      const item = object[key];
+      if (item === undefined) continue;
+      if (!first) h = fnv32aChar(h, 44); // ,
+      first = false;
+      h = fnv32aCanonicalJSON(fnv32aChar(fnv32aJSONString(h, key), 58), item); // "key":
+    }
+    return fnv32aChar(h, 125); // }
+  }
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return fnv32aUpdate(h, JSON.stringify(value));
+  return fnv32aUpdate(h, canonicalJSON(value));
+}
+
+function fnv32aChar(hash: number, code: number): number {
+  return Math.imul(hash ^ code, 0x01000193) >>> 0;
+}
+
+/** The hash continued over JSON.stringify(text): the characters themselves when none needs escaping. */
+function fnv32aJSONString(hash: number, text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    // '"', '\\', control characters and surrogates (a lone one is escaped) go through JSON.stringify.
+    if (ch < 32 || ch === 34 || ch === 92 || (ch >= 0xd800 && ch <= 0xdfff)) return fnv32aUpdate(hash, JSON.stringify(text));
+  }
+  return fnv32aChar(fnv32aUpdate(fnv32aChar(hash, 34), text), 34);
 }
 
 /** murmur3's 32-bit finaliser: spreads every input bit over the output. */

@@ -24,10 +24,93 @@ function parseAddress(text: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
   return v6.isIPv4MappedAddress() ? v6.toIPv4Address() : v6;
 }
 
-/** The normalised text of an IP address, or undefined when `text` is not one. */
+/**
+ * The normalised text of an IP address, or undefined when `text` is not one. An address already
+ * in normal form (nearly every one a manifest holds: 150,000 pods have two each) is the answer
+ * itself, said without parsing it; any other text is parsed.
+ */
 export function normalizeIP(text: string): string | undefined {
+  if (plainIPv4Value(text) >= 0 || isNormalIPv6(text)) return text;
+  return slowNormalizeIP(text);
+}
+
+/** normalizeIP by parsing, whatever the text: what the fast checks are tested against. */
+export function slowNormalizeIP(text: string): string | undefined {
   const addr = parseAddress(text.trim());
   return addr?.toString();
+}
+
+/** The groups of the address isNormalIPv6 last read, as written (reused: no array per address). */
+const writtenGroups = new Int32Array(8);
+
+/**
+ * Whether `text` is an IPv6 address exactly as normalizeIP writes it (ipaddr.js's RFC 5952
+ * form): groups of lower-case hex without leading zeros; the longest run of two or more zero
+ * groups (the leftmost of equals) written "::", and no other; not IPv4-mapped (that one is
+ * written as IPv4); no zone, no dotted tail. False means only "not known to be normal": the
+ * caller parses the text. Nothing is allocated.
+ */
+export function isNormalIPv6(text: string): boolean {
+  const n = text.length;
+  if (n < 2 || n > 39) return false;
+  let i = 0;
+  let groups = 0;
+  /** How many groups are written before the "::"; -1 when there is none. */
+  let gapAt = -1;
+  if (text.charCodeAt(0) === 58) {
+    if (text.charCodeAt(1) !== 58) return false;
+    gapAt = 0;
+    i = 2;
+  }
+  while (i < n) {
+    const start = i;
+    let value = 0;
+    for (; i < n; i++) {
+      const ch = text.charCodeAt(i);
+      const digit = ch >= 48 && ch <= 57 ? ch - 48 : ch >= 97 && ch <= 102 ? ch - 87 : -1;
+      if (digit < 0) break;
+      value = value * 16 + digit;
+    }
+    const digits = i - start;
+    // An empty group, more than four digits, a leading zero, or a ninth group: not normal form.
+    if (digits === 0 || digits > 4 || (digits > 1 && text.charCodeAt(start) === 48) || groups === 8) return false;
+    writtenGroups[groups++] = value;
+    if (i === n) break;
+    if (text.charCodeAt(i) !== 58) return false;
+    i++;
+    if (i === n) return false;
+    if (text.charCodeAt(i) === 58) {
+      if (gapAt >= 0) return false;
+      gapAt = groups;
+      i++;
+    }
+  }
+  // "::" stands for two or more zero groups in normal form; without one, all eight are written.
+  if (gapAt < 0 ? groups !== 8 : groups > 6) return false;
+  const gap = gapAt < 0 ? 0 : 8 - groups;
+  // The longest run of zero groups of the whole address, leftmost first, as toRFC5952String picks it.
+  let bestStart = -1;
+  let bestLength = 1;
+  let runStart = -1;
+  let leadingZeros = 0;
+  let group5 = -1;
+  for (let g = 0; g <= 8; g++) {
+    const value = g === 8 ? -1 : gapAt < 0 || g < gapAt ? writtenGroups[g]! : g < gapAt + gap ? 0 : writtenGroups[g - gap]!;
+    if (g === 5) group5 = value;
+    if (value === 0) {
+      if (runStart < 0) runStart = g;
+      if (g === leadingZeros) leadingZeros++;
+      continue;
+    }
+    if (runStart >= 0 && g - runStart > bestLength) {
+      bestStart = runStart;
+      bestLength = g - runStart;
+    }
+    runStart = -1;
+  }
+  // ::ffff:a.b.c.d is IPv4 to normalizeIP.
+  if (leadingZeros >= 5 && group5 === 0xffff) return false;
+  return bestStart < 0 ? gapAt < 0 : gapAt === bestStart && gap === bestLength;
 }
 
 export function isIP(text: string): boolean {
@@ -44,6 +127,8 @@ export function familyOfValidIP(ip: string): Family {
 }
 
 export function ipFamily(text: string): Family | undefined {
+  if (plainIPv4Value(text) >= 0) return 4;
+  if (isNormalIPv6(text)) return 6;
   const addr = parseAddress(text.trim());
   if (!addr) return undefined;
   return addr.kind() === 'ipv4' ? 4 : 6;
@@ -81,7 +166,9 @@ export function parseCIDR(text: string, allowBareIP = false): Cidr | undefined {
     return undefined;
   }
   const network = networkAddress(addr, prefixLength);
-  return { family, prefixLength, network: network.toString(), text: `${network.toString()}/${prefixLength}`, addr: network };
+  // Written once: an IPv6 address's text is ipaddr.js's RFC 5952 writer, regular expressions and all.
+  const networkText = network.toString();
+  return { family, prefixLength, network: networkText, text: `${networkText}/${prefixLength}`, addr: network };
 }
 
 function networkAddress(addr: ipaddr.IPv4 | ipaddr.IPv6, prefixLength: number): ipaddr.IPv4 | ipaddr.IPv6 {

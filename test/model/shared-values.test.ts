@@ -11,6 +11,7 @@ import { decodeManifest } from '../../src/manifest/decode.js';
 import { clusterFromManifests } from '../../src/manifest/load.js';
 import type { Json } from '../../src/model/fields.js';
 import { SharedValues, sharedConditions } from '../../src/model/shared-values.js';
+import type { OwnerReference } from '../../src/model/types.js';
 
 const basePod = (name: string): { [key: string]: Json } => ({
   apiVersion: 'v1',
@@ -146,4 +147,33 @@ test('sharedConditions and SharedValues keep every field and its absence', () =>
   assert.deepStrictEqual(shared.ownerReference({ apiVersion: 'v1', kind: 'X', name: 'n', controller: false }), { apiVersion: 'v1', kind: 'X', name: 'n', controller: false });
   assert.notEqual(shared.ownerReference({ apiVersion: 'v1', kind: 'X', name: 'n', controller: false }), shared.ownerReference({ apiVersion: 'v1', kind: 'X', name: 'n', controller: false, uid: '' }));
   assert.notEqual(shared.stringMap({ a: 'b\0c' }), shared.stringMap({ 'a\0b': 'c' }), 'keys and values that run into each other');
+});
+
+test('owner references: equal ones are one object and different ones are not, however many share a name', () => {
+  const shared = new SharedValues();
+  // Owners of one name: more uids than are compared one by one, some without a uid, some differing in another field only.
+  const refs: OwnerReference[] = [];
+  for (let i = 0; i < 40; i++) refs.push({ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-abc', controller: true, uid: `rs-${i}` });
+  refs.push({ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-abc', controller: true });
+  refs.push({ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-abc', controller: false, uid: 'rs-3' });
+  refs.push({ apiVersion: 'apps/v2', kind: 'ReplicaSet', name: 'web-abc', controller: true, uid: 'rs-30' });
+  refs.push({ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'web-abc', controller: true, uid: 'rs-30' });
+  refs.push({ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-abd', controller: true, uid: 'rs-30' });
+  refs.push({ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-abc', controller: true, uid: '' });
+  const key = (r: OwnerReference): string => JSON.stringify([r.apiVersion, r.kind, r.name, r.controller, r.uid ?? null]);
+  const first = new Map<string, OwnerReference>();
+  // Each reference three times, in an order that mixes them: a copy must find the first every time.
+  const order = [...refs, ...[...refs].reverse(), ...refs.filter((_, i) => i % 3 === 0), ...refs];
+  for (const ref of order) {
+    const got = shared.ownerReference({ ...ref });
+    assert.deepStrictEqual(got, ref, `${key(ref)}: what was shared differs from it`);
+    const seen = first.get(key(ref));
+    if (seen === undefined) {
+      for (const [other, value] of first) assert.notEqual(got, value, `${key(ref)} was handed ${other}'s object`);
+      first.set(key(ref), got);
+    } else {
+      assert.equal(got, seen, `${key(ref)}: an equal reference got another object`);
+    }
+  }
+  assert.equal(first.size, refs.length);
 });

@@ -78,7 +78,9 @@ export class ChainMap extends Map<string, NftChain> {
   override clear(): void {
     this.#pending = [];
     this.#pendingCount = 0;
-    super.clear();
+    // Emptying a Map makes it a new hash table: only when it holds something (a table written
+    // port after port holds runs only).
+    if (super.size > 0) super.clear();
   }
 
   override forEach(callback: (value: NftChain, key: string, map: Map<string, NftChain>) => void, thisArg?: unknown): void {

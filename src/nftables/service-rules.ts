@@ -29,9 +29,10 @@ import {
   endpointNames,
   siblingChainName,
 } from './names.js';
-import { EndpointChain, endpointRules } from './endpoint-chain.js';
+import { appendChains } from './chain-map.js';
+import { EndpointChain } from './endpoint-chain.js';
 import type { NftSyncContext } from './sync-context.js';
-import { addElement, addRule, ensureChain, ensureSet, setOf } from './table-builder.js';
+import { addElement, addRule, ensureSet, setOf } from './table-builder.js';
 import { NumgenVmapRule, type VmapTarget } from './vmap-rule.js';
 import type { NftChain, NftSet } from './types.js';
 
@@ -236,15 +237,21 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   // With `reuse` the endpoint chains are a block of the caller's, never declared in the table:
   // the one kept for these endpoints, else one made now (each chain another view of the port
   // wrote, or new, named from its hash: endpoint-chain.ts), kept for the next node.
-  const endpointChains = reuse === undefined ? undefined : reuse.takeEndpointChains(reachable) ?? keepEndpointChains(ctx, svc, reachable, reuse);
+  // Without `reuse` the block is made here (the same chains, named from their hashes) and
+  // declared in the table as one run, before the port's other chains (chain-map.ts).
+  const endpointChains = reuse === undefined
+    ? endpointChainBlock(ctx, svc, reachable, undefined)
+    : reuse.takeEndpointChains(reachable) ?? keepEndpointChains(ctx, svc, reachable, reuse);
   // The port's endpoints as the verdict maps and affinity rules name them (no closures: this
   // runs once per port of a cluster, 12k times on its first node).
   const endpoints: PortEndpoints = { spn: svc.svcPortName, reachable, chains: endpointChains };
 
   writeElements(maps, svc, facts);
 
-  // Chains are created in kube-proxy's order: the endpoints' first, then the policy chains.
-  if (reuse === undefined) for (let i = 0; i < reachable.length; i++) ensureChain(ctx.table, endpointNameOf(endpoints, reachable, i));
+  // Chains are created in kube-proxy's order: the endpoints' first, then the policy chains. The
+  // port's own chains are gathered here and declared after the endpoints' as a run of their own:
+  // a chain put into the table by name would make the table index every run before it by name.
+  const own: NftChain[] = [];
   // The service- chain is the same wherever the port has the same cluster endpoints (a node's
   // own endpoint changes only the local- chain): take it over when another node wrote it.
   const clusterEndpoints = sp.categorized.clusterEndpoints ?? [];
@@ -253,15 +260,15 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   const takenCluster = facts.usesClusterPolicyChain && known !== undefined && known.masquerade === masqueradeInCluster && sameEndpoints(known.endpoints, clusterEndpoints)
     ? known.chain
     : undefined;
-  if (takenCluster !== undefined) ctx.table.chains.set(takenCluster.name, takenCluster);
-  const clusterChain = facts.usesClusterPolicyChain && takenCluster === undefined ? ensureChain(ctx.table, facts.clusterPolicyChain) : undefined;
-  const localChain = facts.usesLocalPolicyChain ? ensureChain(ctx.table, facts.localPolicyChain) : undefined;
+  if (takenCluster !== undefined) own.push(takenCluster);
+  const clusterChain = facts.usesClusterPolicyChain && takenCluster === undefined ? ensurePortChain(own, facts.clusterPolicyChain) : undefined;
+  const localChain = facts.usesLocalPolicyChain ? ensurePortChain(own, facts.localPolicyChain) : undefined;
 
   if (facts.hasInternalEndpoints && !(takenCluster !== undefined && masqueradeInCluster)) {
-    writeInternalMasquerade(ctx, ensureChain(ctx.table, facts.internalTrafficChain), svc);
+    writeInternalMasquerade(ctx, ensurePortChain(own, facts.internalTrafficChain), svc);
   }
-  if (facts.usesExternalTrafficChain) writeExternalChain(ctx, svc, facts);
-  if (facts.usesFWChain) writeFirewallChain(ctx, svc, facts);
+  if (facts.usesExternalTrafficChain) writeExternalChain(ctx, ensurePortChain(own, facts.externalChain), svc, facts);
+  if (facts.usesFWChain) writeFirewallChain(ctx, ensurePortChain(own, facts.firewallChain), svc);
 
   if (svc.sessionAffinityTimeoutSeconds > 0) {
     for (let i = 0; i < reachable.length; i++) {
@@ -281,9 +288,20 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
   }
   if (localChain) writeServiceToEndpointRules(ctx, localChain, svc, sp.categorized.localEndpoints ?? [], endpoints);
 
-  if (reuse === undefined) {
-    for (let i = 0; i < reachable.length; i++) writeEndpointChain(ctx, svc, reachable[i]!, endpointNameOf(endpoints, reachable, i));
-  }
+  // A port's chains are named after the port: no chain of the table has their names (chain-map.ts).
+  if (reuse === undefined) appendChains(ctx.table.chains, endpointChains);
+  appendChains(ctx.table.chains, own);
+}
+
+/**
+ * The port's chain named `name` among those it wrote so far (`own`, a few at most), else a new
+ * one added to them: ensureChain on the port's own chains.
+ */
+function ensurePortChain(own: NftChain[], name: string): NftChain {
+  for (let i = 0; i < own.length; i++) if (own[i]!.name === name) return own[i]!;
+  const chain: NftChain = { name, rules: [] };
+  own.push(chain);
+  return chain;
 }
 
 /**
@@ -292,12 +310,18 @@ export function writeServicePort(ctx: NftSyncContext, maps: ServiceMaps, sp: Pro
  * hash, its name made only if something reads it).
  */
 function keepEndpointChains(ctx: NftSyncContext, svc: ServicePortInfo, reachable: readonly EndpointInfo[], reuse: NftPortReuse): readonly NftChain[] {
+  const block = endpointChainBlock(ctx, svc, reachable, reuse);
+  reuse.keepEndpointChains(reachable, block);
+  return block;
+}
+
+/** The port's endpoint chains for `reachable`, in order: the one `reuse` holds for an endpoint, else a new one. */
+function endpointChainBlock(ctx: NftSyncContext, svc: ServicePortInfo, reachable: readonly EndpointInfo[], reuse: NftPortReuse | undefined): NftChain[] {
   const block = new Array<NftChain>(reachable.length);
   for (let i = 0; i < reachable.length; i++) {
     const ep = reachable[i]!;
-    block[i] = reuse.endpointChain(ep.endpoint) ?? new EndpointChain(undefined, ctx.ipX, svc, ep);
+    block[i] = reuse?.endpointChain(ep.endpoint) ?? new EndpointChain(undefined, ctx.ipX, svc, ep);
   }
-  reuse.keepEndpointChains(reachable, block);
   return block;
 }
 
@@ -363,8 +387,7 @@ function writeInternalMasquerade(ctx: NftSyncContext, chain: NftChain, svc: Serv
 }
 
 /** external-: every external destination comes here, then to the external policy chain. */
-function writeExternalChain(ctx: NftSyncContext, svc: ServicePortInfo, facts: ServicePortFacts): void {
-  const chain = ensureChain(ctx.table, facts.externalChain);
+function writeExternalChain(ctx: NftSyncContext, chain: NftChain, svc: ServicePortInfo, facts: ServicePortFacts): void {
   if (!svc.externalPolicyLocal) {
     // Endpoints may be on other nodes: masquerade so replies come back through this node.
     addRule(chain, `jump ${MARK_MASQ_CHAIN}`);
@@ -383,8 +406,7 @@ function writeExternalChain(ctx: NftSyncContext, svc: ServicePortInfo, facts: Se
 }
 
 /** firewall-: loadBalancerSourceRanges, checked before DNAT through firewall-ips. */
-function writeFirewallChain(ctx: NftSyncContext, svc: ServicePortInfo, facts: ServicePortFacts): void {
-  const chain = ensureChain(ctx.table, facts.firewallChain);
+function writeFirewallChain(ctx: NftSyncContext, chain: NftChain, svc: ServicePortInfo): void {
   const sources: string[] = [];
   let allowFromNode = false;
   for (const range of svc.loadBalancerSourceRanges) {
@@ -440,19 +462,4 @@ function writeServiceToEndpointRules(
     targets = list;
   }
   chain.rules.push(new NumgenVmapRule(targets));
-}
-
-/**
- * endpoint- (endpoint-chain.ts), written into the table: the path without shared work. A chain
- * declared empty first (for kube-proxy's order) is filled in place.
- */
-function writeEndpointChain(ctx: NftSyncContext, svc: ServicePortInfo, ep: EndpointInfo, chainName: string): void {
-  const declared = ctx.table.chains.get(chainName);
-  if (declared !== undefined && declared.rules.length > 0) {
-    declared.rules.push(...endpointRules(ctx.ipX, svc, ep));
-    return;
-  }
-  // The chain declared empty first (for kube-proxy's order) is replaced in place: a Map keeps a key's position.
-  const rules = endpointRules(ctx.ipX, svc, ep);
-  ctx.table.chains.set(chainName, declared === undefined ? { name: chainName, rules } : { ...declared, rules });
 }

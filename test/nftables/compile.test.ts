@@ -8,7 +8,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { clusterFromManifests } from '../../src/manifest/load.js';
+import { ChainMap } from '../../src/nftables/chain-map.js';
 import { compileNftablesRules } from '../../src/nftables/compile.js';
+import { EndpointChain } from '../../src/nftables/endpoint-chain.js';
 import { endpointChainName, endpointChainNameBase, hashAndTruncate, servicePortChainNameBase } from '../../src/nftables/names.js';
 import { elementText, renderNftScript } from '../../src/nftables/render-script.js';
 import type { NftRuleset } from '../../src/nftables/types.js';
@@ -368,4 +370,59 @@ test('a KubeProxyConfiguration with mode: nftables is read (nftables mode\'s nod
   assert.equal(cluster.config.mode, 'nftables');
   const rs = compileNftablesRules(buildProxierState(cluster, resolveNode(cluster), 4));
   assert.deepEqual(elements(rs, 'nodeport-ips'), ['192.168.0.2']);
+});
+
+/** Where the chains of a table compiled without shared work are: fixed chains indexed by name, service ports' as runs. */
+function chainLayout(rs: NftRuleset): { own: string[]; runs: string[][]; endpointObjects: number; endpointChains: number } {
+  const chains = rs.tables[0]!.chains;
+  assert.ok(chains instanceof ChainMap, 'the table keeps its chains in a ChainMap');
+  const { own, segments } = chains.runs();
+  let endpointObjects = 0;
+  let endpointChains = 0;
+  for (const run of segments) {
+    for (const chain of run) {
+      if (!chain.name.startsWith('endpoint-')) continue;
+      endpointChains++;
+      if (chain instanceof EndpointChain) endpointObjects++;
+    }
+  }
+  return { own: own.map((c) => c.name), runs: segments.map((run) => run.map((c) => c.name)), endpointObjects, endpointChains };
+}
+
+test('without shared work a service port\'s chains are declared as runs, its endpoint chains named from their hashes, never indexed by name', () => {
+  const cases: { name: string; manifests: Manifest[]; family?: 4 | 6 }[] = [
+    { name: 'TestOverallNFTablesRules', manifests: overallServices() },
+    {
+      name: 'IPv6 with ClientIP affinity',
+      family: 6,
+      manifests: [
+        makeService('ns1', 'svc1', (s) => {
+          s.spec.clusterIP = 'fd00:172:30::41';
+          s.spec.ipFamilies = ['IPv6'];
+          s.spec.ports = [tcpPort('p80', 80)];
+          s.spec.sessionAffinity = 'ClientIP';
+          s.spec.sessionAffinityConfig = { clientIP: { timeoutSeconds: 300 } };
+        }),
+        makeSlice('ns1', 'svc1', 1, (eps) => {
+          eps.addressType = 'IPv6';
+          eps.endpoints = [ep('fd00:10:180::1'), ep('fd00:10:180::2')];
+          eps.ports = [{ name: 'p80', port: 80, protocol: 'TCP' }];
+        }),
+      ],
+    },
+  ];
+  const portChain = /^(service|local|external|firewall|endpoint)-[A-Z2-7]{8}-/;
+  for (const c of cases) {
+    const rs = compile(c.manifests, c.family !== undefined ? { family: c.family } : {});
+    const layout = chainLayout(rs);
+    const indexed = layout.own.filter((n) => portChain.test(n));
+    assert.deepEqual(indexed, [], `${c.name}: service ports' chains indexed by name: ${indexed.join(', ')}`);
+    assert.ok(layout.endpointChains > 0, `${c.name}: no endpoint chain in the runs ${JSON.stringify(layout.runs)}`);
+    assert.equal(layout.endpointObjects, layout.endpointChains, `${c.name}: endpoint chains that are not EndpointChain objects, in ${JSON.stringify(layout.runs)}`);
+    // Each run is one port's: its endpoint chains (a run of their own), or its other chains.
+    for (const run of layout.runs) {
+      const kinds = new Set(run.map((n) => (n.startsWith('endpoint-') ? 'endpoint' : 'port')));
+      assert.equal(kinds.size, 1, `${c.name}: a run mixes endpoint chains with others: ${run.join(', ')}`);
+    }
+  }
 });

@@ -100,6 +100,11 @@ export interface IpvsCompiled {
   readonly nodePortAddresses: readonly string[];
   /** Things kube-proxy would log as errors and carry on. */
   readonly warnings: readonly string[];
+  /**
+   * Compiled with only some service ports (onlyServicePorts): made to trace a packet to them,
+   * once (a cluster-wide trace compiles each entry node so), not to answer many packets.
+   */
+  readonly partial?: boolean;
 }
 
 /** The scheduler to use; KPSIM_ERR_IPVS_UNKNOWN_SCHEDULER (naming the valid ones) for any other. */
@@ -117,7 +122,7 @@ export function compileIpvs(state: ProxierState, options: IpvsCompileOptions = {
   const plans = options.shared?.forSync(state.family, scheduler, options.gracefulTermination ?? false);
   const sync = new IpvsSync(state, scheduler, options, plans);
   forEachPlan(state, options, sync, plans, (plan) => sync.apply(plan));
-  return sync.finish(options.randomFully ?? false);
+  return sync.finish(options.randomFully ?? false, options.onlyServicePorts !== undefined);
 }
 
 /** The figures of an IPVS table: its virtual servers and their real servers. */
@@ -479,7 +484,7 @@ class IpvsSync {
     }
   }
 
-  finish(randomFully: boolean): IpvsCompiled {
+  finish(randomFully: boolean, partial: boolean): IpvsCompiled {
     const ipvsIPs = this.#ipsets.get(KUBE_IPVS_IPS)!;
     for (const ip of this.#bound) ipvsIPs.entries.add(ip);
     const state = this.#state;
@@ -503,6 +508,7 @@ class IpvsSync {
       nodeAddresses: [...this.#nodeAddresses],
       nodePortAddresses: this.#nodePortIPs,
       warnings: this.#warnings,
+      ...(partial ? { partial } : {}),
     };
   }
 

@@ -30,7 +30,7 @@ import { type ShareBasis, pickFor, schedulerShares } from '../ipvs/shares.js';
 import { type VirtualServer, destAddr, isPersistent, schedulerFlagNames, serviceAddr } from '../ipvs/table.js';
 import type { Chain, Ruleset, Table, TableName } from '../iptables/types.js';
 import { ipFamily, isLoopback, joinHostPort, normalizeIP } from '../util/ip.js';
-import { createTracer, sampleOnlyResult, seedOfSampleOnly, type Tracer } from './tracer.js';
+import { type CreateTracerOptions, createTracer, sampleOnlyResult, seedOfSampleOnly, type Tracer } from './tracer.js';
 import type { Hop, Packet, TraceOptions, TraceResult, TraceSample, Verdict } from './types.js';
 
 export interface IpvsTraceResult extends TraceResult {
@@ -229,6 +229,10 @@ function nodeTracers(compiled: IpvsCompiled): NodeTracers {
   const masqueradeMark = Number.parseInt(state.masqueradeMark, 16);
   const context = { localAddresses, ipsets, masqueradeMark };
   const ruleset = compiled.ruleset;
+  // A node compiled for one packet is traced once: keeping its walks for later packets (a class
+  // table and a decision log per tracer, two tracers per node) would be work and memory for
+  // nothing, paid on every entry node of a cluster-wide trace.
+  const options: CreateTracerOptions = compiled.partial === true ? { cache: false } : {};
   // Each tracer made when first needed: a packet from outside never needs the node's own two
   // (a cluster-wide trace makes these for every entry node, and uses each once).
   let full: Tracer | undefined;
@@ -237,16 +241,16 @@ function nodeTracers(compiled: IpvsCompiled): NodeTracers {
   let afterFromNode: Tracer | undefined;
   const tracers: NodeTracers = {
     get full() {
-      return (full ??= createTracer(ruleset, context));
+      return (full ??= createTracer(ruleset, context, options));
     },
     get beforeFromNode() {
-      return (beforeFromNode ??= createTracer(withEmptyChains(ruleset, [['filter', 'OUTPUT'], ['nat', 'POSTROUTING'], ['filter', 'INPUT']]), context));
+      return (beforeFromNode ??= createTracer(withEmptyChains(ruleset, [['filter', 'OUTPUT'], ['nat', 'POSTROUTING'], ['filter', 'INPUT']]), context, options));
     },
     get afterArriving() {
-      return (afterArriving ??= createTracer(withEmptyChains(ruleset, [['nat', 'PREROUTING'], ['nat', 'OUTPUT'], ['filter', 'INPUT']]), context));
+      return (afterArriving ??= createTracer(withEmptyChains(ruleset, [['nat', 'PREROUTING'], ['nat', 'OUTPUT'], ['filter', 'INPUT']]), context, options));
     },
     get afterFromNode() {
-      return (afterFromNode ??= createTracer(withEmptyChains(ruleset, [['nat', 'PREROUTING'], ['nat', 'OUTPUT']]), context));
+      return (afterFromNode ??= createTracer(withEmptyChains(ruleset, [['nat', 'PREROUTING'], ['nat', 'OUTPUT']]), context, options));
     },
     localAddresses: new Set(localAddresses),
     masqueradeMark,

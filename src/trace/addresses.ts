@@ -5,12 +5,9 @@
 import { bytesToWords, ipToWords, normalizeIP, plainIPv4Value, type Words } from '../util/ip.js';
 import type { AddressSpec } from '../iptables/rule-values.js';
 
-/** An IPv4 address already in normal form (no leading zeros): the common case, checked cheaply. */
-const PLAIN_IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-
-/** The normalised text of an address (normalizeIP), without parsing one already in normal IPv4 form. */
+/** The normalised text of an address: normalizeIP, which takes one already in normal form as it is, unparsed. */
 export function normalizeAddress(text: string): string | undefined {
-  return PLAIN_IPV4.test(text) ? text : normalizeIP(text);
+  return normalizeIP(text);
 }
 
 /** A network to test addresses against: (address & mask) === network, word by word. */

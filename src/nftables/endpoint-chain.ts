@@ -20,8 +20,8 @@ import { protocolWord } from '../iptables/names.js';
 import { isAsciiString } from '../iptables/save-text.js';
 import type { EndpointInfo, ServicePortInfo } from '../tracker/types.js';
 import {
-  AFFINITY_PREFIX, AFFINITY_PREFIX_BYTES, ENDPOINT_PREFIX, ENDPOINT_PREFIX_BYTES, MARK_MASQ_CHAIN, asciiBytes, endpointChainHash, endpointChainName,
-  endpointNames, endpointTextPrefixBytes, hashedNameLength, hashedNameOfBytes, writeHashedNameTail,
+  AFFINITY_PREFIX, AFFINITY_PREFIX_BYTES, ENDPOINT_PREFIX, ENDPOINT_PREFIX_BYTES, MARK_MASQ_CHAIN, asciiBytes, endpointChainHashAfter, endpointChainName,
+  endpointNames, endpointTextPrefix, hashedNameLength, hashedNameOfBytes, keptAsciiBytes, writeHashedNameTail,
 } from './names.js';
 import type { ByteTextWriter, NftChain, NftRule, TextWriter } from './types.js';
 
@@ -36,12 +36,16 @@ const LOW_BITS = 2 ** 20;
 class ChainsPort {
   readonly ipX: 'ip' | 'ip6';
   readonly svc: ServicePortInfo;
-  /** endpointTextPrefixBytes of the port, made when its first hashed chain is. */
+  /** endpointTextPrefix of the port: what each of its chains' hashes is taken over first. */
+  readonly text: string;
+  /** The port's text as bytes (keptAsciiBytes), made when its first hashed chain is. */
   portText: Uint8Array | undefined;
 
   constructor(ipX: 'ip' | 'ip6', svc: ServicePortInfo) {
     this.ipX = ipX;
     this.svc = svc;
+    this.text = endpointTextPrefix(svc.svcPortName);
+    this.portText = undefined;
   }
 }
 
@@ -93,13 +97,13 @@ export class EndpointChain implements NftChain {
 
   /** `name` undefined: the chain is named by endpointChainName (written from its hash, made when read). */
   constructor(name: string | undefined, ipX: 'ip' | 'ip6', svc: ServicePortInfo, ep: EndpointInfo) {
+    const port = chainsPortOf(ipX, svc);
     let hash = -1;
     if (name === undefined) {
-      hash = endpointChainHash(svc.svcPortName, ep.endpoint);
+      hash = endpointChainHashAfter(port.text, ep.endpoint);
       if (hash < 0) name = endpointChainName(svc.svcPortName, ep.endpoint);
     }
-    const port = chainsPortOf(ipX, svc);
-    if (hash >= 0 && port.portText === undefined) port.portText = endpointTextPrefixBytes(svc.svcPortName);
+    if (hash >= 0 && port.portText === undefined) port.portText = keptAsciiBytes(port.text);
     this.#port = port;
     this.#endpoint = ep.endpoint;
     this.#hashHigh = hash < 0 ? -1 : Math.floor(hash / LOW_BITS) | 0;

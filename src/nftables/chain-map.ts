@@ -35,10 +35,20 @@ export class ChainMap extends Map<string, NftChain> {
     return { own: [...super.values()], segments: [...this.#pending] };
   }
 
-  /** The chains in order, as an array: without a generator's iterator result per chain. */
+  /**
+   * The chains in order, as an array of exactly their number: without a generator's iterator
+   * result per chain, and without the room an array grown by push keeps (16 more slots, on each
+   * of the 12k ports' chain lists shared work keeps for a 5,000-node cluster).
+   */
   toArray(): NftChain[] {
-    const chains = [...super.values()];
-    for (const segment of this.#pending) for (let i = 0; i < segment.length; i++) chains.push(segment[i]!);
+    const chains = new Array<NftChain>(this.size);
+    let at = 0;
+    if (super.size > 0) for (const chain of super.values()) chains[at++] = chain;
+    const pending = this.#pending;
+    for (let s = 0; s < pending.length; s++) {
+      const segment = pending[s]!;
+      for (let i = 0; i < segment.length; i++) chains[at++] = segment[i]!;
+    }
     return chains;
   }
 

@@ -93,7 +93,7 @@ class PortChains extends EndpointBlocks<EndpointChainBlock> implements NftPortRe
 
   keepEndpointChains(endpoints: readonly EndpointInfo[], chains: readonly NftChain[]): void {
     let ruleCount = 0;
-    for (const chain of chains) ruleCount += ruleCountOf(chain);
+    for (let i = 0; i < chains.length; i++) ruleCount += ruleCountOf(chains[i]!);
     const block: EndpointChainBlock = { endpoints, chains, ruleCount };
     this.keep(block);
     this.taken = block;
@@ -249,7 +249,9 @@ class ScratchTable {
     const table = this.#table;
     // Emptied only when written to: emptying a Map makes it a new table.
     if (table.chains.size > 0) table.chains.clear();
-    for (const set of this.#sharedSets) if (set.elements.length > 0) clearElements(set);
+    // By index: a for-of made an iterator result per port (12k on the first node of a big cluster).
+    const shared = this.#sharedSets;
+    for (let i = 0; i < shared.length; i++) if (shared[i]!.elements.length > 0) clearElements(shared[i]!);
     if (table.sets.size > this.#sharedSets.length) {
       for (const name of [...table.sets.keys()]) if (!this.#shared.has(name)) table.sets.delete(name);
     }
@@ -287,7 +289,8 @@ function writeFragment(ctx: NftSyncContext, sp: ProxierServicePort, reuse: PortC
   const written = scratch.table.chains;
   const chains = written instanceof ChainMap ? written.toArray() : [...written.values()];
   let ruleCount = block.ruleCount;
-  for (const chain of chains) {
+  for (let i = 0; i < chains.length; i++) {
+    const chain = chains[i]!;
     ruleCount += ruleCountOf(chain);
     // Made by this port (not the service- chain taken over): its rules were pushed one by one.
     if (chain !== taken) fitRules(chain);
@@ -329,7 +332,8 @@ export function applyFragment(table: NftTable, fragment: NftPortFragment): void 
   // As segments: the chains are the fragment's, named after its port (chain-map.ts).
   appendChains(table.chains, fragment.endpointChains.chains);
   appendChains(table.chains, fragment.chains);
-  for (const set of fragment.sets) table.sets.set(set.name, set);
+  const sets = fragment.sets;
+  for (let i = 0; i < sets.length; i++) table.sets.set(sets[i]!.name, sets[i]!);
   const elements = fragment.elements;
   for (let i = 0; i < elements.length; i += 3) {
     addKeyedElement(table.sets.get(elements[i] as string)!, elements[i + 1] as NftElement, elements[i + 2] as string);

@@ -12,7 +12,7 @@
  * then on.
  */
 import { EndpointChain } from './endpoint-chain.js';
-import { ENDPOINT_PREFIX, asciiBytes } from './names.js';
+import { ENDPOINT_PREFIX, keptAsciiBytes } from './names.js';
 import type { ByteTextWriter, NftChain, NftRule } from './types.js';
 
 /** A verdict map's target: a chain's name, or the chain. */
@@ -94,5 +94,5 @@ function entryHead(i: number): string {
 const entryHeadsNameBytes: Uint8Array[] = [];
 
 function entryHeadNameBytes(i: number): Uint8Array {
-  return (entryHeadsNameBytes[i] ??= asciiBytes(entryHead(i) + ENDPOINT_PREFIX));
+  return (entryHeadsNameBytes[i] ??= keptAsciiBytes(entryHead(i) + ENDPOINT_PREFIX));
 }

@@ -7,7 +7,11 @@
  * kept, the oldest dropped first.
  */
 export class PositionCache<K extends object, V> {
-  readonly #positions: { readonly key: K; value: V }[][] = [];
+  /**
+   * Per position its one entry, or its entries when it has more than one (a few positions
+   * only): an array of one per position was 56 bytes more on each of a cluster's 12k ports.
+   */
+  readonly #positions: (PositionEntry<K, V> | PositionEntry<K, V>[] | undefined)[] = [];
   readonly #variants: number;
 
   constructor(variants = 4) {
@@ -18,6 +22,7 @@ export class PositionCache<K extends object, V> {
   get(index: number, key: K): V | undefined {
     const seen = this.#positions[index];
     if (seen === undefined) return undefined;
+    if (!Array.isArray(seen)) return seen.key === key ? seen.value : undefined;
     for (let i = 0; i < seen.length; i++) if (seen[i]!.key === key) return seen[i]!.value;
     return undefined;
   }
@@ -30,17 +35,24 @@ export class PositionCache<K extends object, V> {
   set(index: number, key: K, value: V, shareable: boolean): void {
     const seen = this.#positions[index];
     if (seen === undefined) {
-      this.#positions[index] = [{ key, value }];
+      this.#positions[index] = { key, value };
       return;
     }
-    const entry = seen.find((e) => e.key === key);
+    const list = Array.isArray(seen) ? seen : [seen];
+    const entry = list.find((e) => e.key === key);
     if (entry !== undefined) {
       entry.value = value;
       return;
     }
     if (!shareable) return;
-    this.#positions[index] = withLast(seen, { key, value }, this.#variants);
+    this.#positions[index] = withLast(list, { key, value }, this.#variants);
   }
+}
+
+/** A value kept at a position, for the object it was worked out for. */
+interface PositionEntry<K, V> {
+  readonly key: K;
+  value: V;
 }
 
 /**

@@ -11,7 +11,8 @@ import { sha256AsciiPrefixOfBytes } from '../../src/iptables/sha256.js';
 import { ChainMap } from '../../src/nftables/chain-map.js';
 import { EndpointChain, endpointRules } from '../../src/nftables/endpoint-chain.js';
 import {
-  ENDPOINT_PREFIX, ENDPOINT_PREFIX_BYTES, endpointChainHash, endpointChainName, endpointTextPrefix, endpointTextPrefixBytes, hashedName, hashedNameLength, hashedNameOfBytes, writeHashedName,
+  ENDPOINT_PREFIX, ENDPOINT_PREFIX_BYTES, endpointChainHash, endpointChainHashAfter, endpointChainName, endpointTextPrefix, endpointTextPrefixBytes, hashedName, hashedNameLength, hashedNameOfBytes, keptAsciiBytes,
+  writeHashedName,
 } from '../../src/nftables/names.js';
 import { renderNftScript } from '../../src/nftables/render-script.js';
 import { createTable } from '../../src/nftables/table-builder.js';
@@ -97,6 +98,21 @@ test('writeHashedName writes endpointChainName, and hashedName makes it, from th
     assert.equal(hashedName(ENDPOINT_PREFIX, high, low, portText, c.endpoint), want, c.name);
     assert.equal(hashedNameOfBytes(ENDPOINT_PREFIX_BYTES, high, low, endpointTextPrefixBytes(c.spn), c.endpoint), want, c.name);
   }
+});
+
+test('endpointChainHashAfter of the port\'s text is endpointChainHash of the port', () => {
+  for (const c of CASES) assert.equal(endpointChainHashAfter(endpointTextPrefix(c.spn), c.endpoint), endpointChainHash(c.spn, c.endpoint), c.name);
+});
+
+test('keptAsciiBytes: the text\'s bytes, each text its own bytes however many share a slab', () => {
+  const texts = ['', 'a', 'ns1/svc1/tcp/p80__', ' , 7 : goto endpoint-', 'x'.repeat(4095), 'y'.repeat(4096), 'z'.repeat(4097), 'w'.repeat(70000)];
+  const kept = texts.map((t) => keptAsciiBytes(t));
+  texts.forEach((t, i) => assert.equal(Buffer.from(kept[i]!).toString('latin1'), t, `text ${i} (${t.length} characters)`));
+  // Many more than one slab holds: none written over.
+  const many = Array.from({ length: 5000 }, (_, i) => `ns/svc-${i}/tcp/p${i}__`);
+  const bytes = many.map((t) => keptAsciiBytes(t));
+  many.forEach((t, i) => assert.equal(Buffer.from(bytes[i]!).toString('latin1'), t));
+  assert.throws(() => keptAsciiBytes('caf\u00e9'), /not ASCII/);
 });
 
 test('sha256AsciiPrefixOfBytes: SHA-256 of a string and then bytes, as node:crypto has it', () => {

@@ -34,3 +34,26 @@ test('PositionCache keeps a few shareable variants per position, the oldest drop
   const got = [...keys, own].map((key) => cache.get(0, key));
   assert.deepEqual(got, [undefined, 1, 2, undefined], `values of keys 0, 1, 2 and a node's own key: ${got.join(', ')}`);
 });
+
+// A position holds its one value alone until a second comes: each step's values must read back
+// the same either way.
+const STEPS: readonly { name: string; sets: readonly [key: number, value: number, shareable: boolean][]; want: readonly (number | undefined)[] }[] = [
+  { name: 'nothing kept', sets: [], want: [undefined, undefined, undefined] },
+  { name: 'one value', sets: [[0, 10, true]], want: [10, undefined, undefined] },
+  { name: 'a node\'s own key alone is kept', sets: [[1, 11, false]], want: [undefined, 11, undefined] },
+  { name: 'a second key, after one kept alone', sets: [[0, 10, true], [1, 11, true]], want: [10, 11, undefined] },
+  { name: 'a node\'s own key after one kept: not kept', sets: [[0, 10, true], [1, 11, false]], want: [10, undefined, undefined] },
+  { name: 'the one key set again', sets: [[0, 10, true], [0, 20, false]], want: [20, undefined, undefined] },
+  { name: 'a key of two set again', sets: [[0, 10, true], [1, 11, true], [1, 21, true]], want: [10, 21, undefined] },
+  { name: 'three keys, two kept', sets: [[0, 10, true], [1, 11, true], [2, 12, true]], want: [undefined, 11, 12] },
+];
+
+for (const c of STEPS) {
+  test(`PositionCache, ${c.name}`, () => {
+    const cache = new PositionCache<{ id: number }, number>(2);
+    const keys = [{ id: 0 }, { id: 1 }, { id: 2 }];
+    for (const [key, value, shareable] of c.sets) cache.set(3, keys[key]!, value, shareable);
+    assert.deepEqual(keys.map((key) => cache.get(3, key)), c.want);
+    assert.equal(cache.get(2, keys[0]!), undefined, 'another position holds nothing');
+  });
+}

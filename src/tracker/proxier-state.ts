@@ -137,10 +137,9 @@ export function buildFamilyServicePorts(cluster: Cluster, family: Family): Famil
     const ofService = servicePortInfos(services[s]!, family, cluster.config);
     for (let p = 0; p < ofService.length; p++) infos.push(ofService[p]!);
   }
-  // By spn, then protocol: servicePortSortKey's order, compared field by field. An spn holds no
-  // NUL, so one that is a prefix of another sorts first either way; the keys themselves were 11k
-  // joined strings made and then flattened by their first comparison, all garbage at once.
-  const order = infos.map((_, i) => i).sort((a, b) => compareServicePorts(infos[a]!, infos[b]!));
+  // By spn, then protocol: positions sorted by keys made once (10k services, 150k comparisons).
+  const keys = infos.map(servicePortSortKey);
+  const order = infos.map((_, i) => i).sort((a, b) => compareText(keys[a]!, keys[b]!));
   const noNode: TopologyContext = { ...NO_NODE, preferSameTrafficDistribution };
   const servicePorts: ProxierServicePort[] = [];
   let listedTotal = 0;
@@ -383,11 +382,6 @@ export function buildProxierStates(cluster: Cluster, node: ResolvedNode): Proxie
 
 function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** The order of servicePortSortKey (spn, then protocol) without making the keys. */
-function compareServicePorts(a: ServicePortInfo, b: ServicePortInfo): number {
-  return compareText(a.spn, b.spn) || compareText(a.protocol, b.protocol);
 }
 
 export function servicePortNameString(n: ServicePortName): string {

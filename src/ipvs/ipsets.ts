@@ -106,8 +106,14 @@ type EntryProtocol = 'tcp' | 'udp' | 'sctp';
 
 /** hash:ip,port: "10.96.0.1,tcp:443". */
 export function ipPortEntry(ip: string, protocol: EntryProtocol, port: number): string {
-  return `${ip},${protocol}:${port}`;
+  // Joined flat from a reused parts array: the entry goes into a set at once (hashed), and a
+  // concatenation is a tree of strings flattened into one more first (a big node has 12k).
+  IP_PORT_PARTS[0] = ip;
+  IP_PORT_PARTS[2] = protocol;
+  IP_PORT_PARTS[4] = port;
+  return IP_PORT_PARTS.join('');
 }
+const IP_PORT_PARTS: (string | number)[] = ['', ',', '', ':', 0];
 
 /** hash:ip,port,ip: "10.244.0.5,tcp:8080,10.244.0.5". */
 export function ipPortIPEntry(ip: string, protocol: EntryProtocol, port: number, ip2: string): string {

@@ -23,6 +23,12 @@ const CASES: { name: string; family: Family; address: string; endpoints: [string
   { name: 'more than 2^31 apart (10.x beside 192.x)', family: 4, address: '10.96.0.3', endpoints: [['10.0.0.1', 80], ['192.168.0.1', 80], ['172.16.0.1', 80], ['10.0.0.2', 80]] },
   { name: 'names longer than the column', family: 4, address: '10.96.0.4', endpoints: [['255.255.255.255', 65535], ['1.2.3.4', 0]] },
   { name: 'IPv6', family: 6, address: 'fd00:96::1', endpoints: [['fd00:10::2', 80], ['fd00:10::10', 80], ['2001:db8:1234:5678:9abc:def0:1234:5678', 443], ['fd00:10::1', 80]] },
+  { name: 'IPv6 words more than 2^31 apart, ties on the address', family: 6, address: 'fd00:96::2', endpoints: [['fd00::1', 80], ['::1', 443], ['2001:db8::', 80], ['fd00::1', 79], ['8000::', 80], ['::', 80], ['ffff::ffff', 8080], ['::1', 80]] },
+  { name: 'IPv6 gaps at either end, capital hex', family: 6, address: 'fd00:96::3', endpoints: [['1::', 80], ['::FFFF:1', 80], ['1:2:3:4:5:6:7::', 80], ['::2:3:4:5:6:7:8', 80], ['1:2:3:4:5:6:7:8', 80], ['1:2:3::8', 80]] },
+  { name: 'IPv6 with an IPv4 part (the full parser reads it)', family: 6, address: 'fd00:96::4', endpoints: [['::ffff:10.0.0.2', 80], ['fd00::1', 80], ['::ffff:10.0.0.1', 80]] },
+  { name: 'IPv6, more than the insertion sort takes', family: 6, address: 'fd00:96::5', endpoints: Array.from({ length: 40 }, (_, i): [string, number] => [`fd00:10::${((i * 7919) % 97).toString(16)}`, 80 + (i % 3)]) },
+  { name: 'IPv6 words more than 2^31 apart, more than the insertion sort takes', family: 6, address: 'fd00:96::6', endpoints: Array.from({ length: 40 }, (_, i): [string, number] => [`${i % 2 === 0 ? 'fd00' : '2001'}::${((i * 7919) % 13).toString(16)}`, 80 + (i % 3)]) },
+  { name: 'more than 2^31 apart, ties on the address', family: 4, address: '10.96.0.5', endpoints: [['192.168.0.1', 80], ['10.0.0.1', 443], ['200.0.0.1', 80], ['10.0.0.1', 80], ['1.1.1.1', 80], ['192.168.0.1', 8]] },
 ];
 
 const FORMATS: { name: string; opts: IpvsadmListOptions }[] = [

@@ -319,9 +319,12 @@ export { asciiBytes };
 export const ENDPOINT_PREFIX_BYTES = asciiBytes(ENDPOINT_PREFIX);
 export const AFFINITY_PREFIX_BYTES = asciiBytes(AFFINITY_PREFIX);
 
-/** endpointTextPrefix as bytes, for writeHashedName; only for a port whose names are hashed (ASCII: endpointChainHash). */
+/**
+ * endpointTextPrefix as bytes of their own, for writeHashedName; only for a port whose names are
+ * hashed (ASCII: endpointChainHash). Not kept: a chain keeps its port's once (keptAsciiBytes).
+ */
 export function endpointTextPrefixBytes(spn: ServicePortName): Uint8Array {
-  return keptAsciiBytes(endpointTextPrefix(spn));
+  return asciiBytes(endpointTextPrefix(spn));
 }
 
 /** The slab keptAsciiBytes cuts texts from, and where its free bytes start. */

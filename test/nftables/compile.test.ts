@@ -48,6 +48,17 @@ function compile(manifests: readonly Manifest[], opts: CompileOpts = {}): NftRul
   return compileNftablesRules(state, { serviceCIDRs: opts.serviceCIDRs ?? FIXTURE_SERVICE_CIDRS });
 }
 
+/** ns1/svc1: IPv6 only, port p80, ClientIP affinity for 300 s. */
+function ipv6AffinityService(): Manifest {
+  return makeService('ns1', 'svc1', (s) => {
+    s.spec.clusterIP = 'fd00:172:30::41';
+    s.spec.ipFamilies = ['IPv6'];
+    s.spec.ports = [tcpPort('p80', 80)];
+    s.spec.sessionAffinity = 'ClientIP';
+    s.spec.sessionAffinityConfig = { clientIP: { timeoutSeconds: 300 } };
+  });
+}
+
 function chainRules(rs: NftRuleset, chain: string): string[] | undefined {
   return rs.tables[0]!.chains.get(chain)?.rules.map((r) => (r.comment === undefined ? r.text : `${r.text} comment "${r.comment}"`));
 }
@@ -249,13 +260,7 @@ test('health-check node ports get no rule (nftables mode has no firewall-bypass 
 
 test('IPv6: ip6 matches, ipv6_addr sets, bracketed DNAT, dots for colons in endpoint names', () => {
   const rs = compile([
-    makeService('ns1', 'svc1', (s) => {
-      s.spec.clusterIP = 'fd00:172:30::41';
-      s.spec.ipFamilies = ['IPv6'];
-      s.spec.ports = [tcpPort('p80', 80)];
-      s.spec.sessionAffinity = 'ClientIP';
-      s.spec.sessionAffinityConfig = { clientIP: { timeoutSeconds: 300 } };
-    }),
+    ipv6AffinityService(),
     makeSlice('ns1', 'svc1', 1, (eps) => { eps.addressType = 'IPv6'; eps.endpoints = [ep('fd00:10:180::1')]; eps.ports = [{ name: 'p80', port: 80, protocol: 'TCP' }]; }),
   ], { family: 6 });
   const table = rs.tables[0]!;
@@ -396,13 +401,7 @@ test('without shared work a service port\'s chains are declared as runs, its end
       name: 'IPv6 with ClientIP affinity',
       family: 6,
       manifests: [
-        makeService('ns1', 'svc1', (s) => {
-          s.spec.clusterIP = 'fd00:172:30::41';
-          s.spec.ipFamilies = ['IPv6'];
-          s.spec.ports = [tcpPort('p80', 80)];
-          s.spec.sessionAffinity = 'ClientIP';
-          s.spec.sessionAffinityConfig = { clientIP: { timeoutSeconds: 300 } };
-        }),
+        ipv6AffinityService(),
         makeSlice('ns1', 'svc1', 1, (eps) => {
           eps.addressType = 'IPv6';
           eps.endpoints = [ep('fd00:10:180::1'), ep('fd00:10:180::2')];

@@ -7,12 +7,30 @@
  * in the same run, so that a reader can tell a figure's own work from the machine's. Not a
  * benchmark itself (run.ts runs only *.bench.js files).
  */
+import { readFileSync } from 'node:fs';
 import { PerformanceObserver, constants, performance } from 'node:perf_hooks';
 import { median } from './common.js';
 
 /** The process's minor page faults so far (first touches of anonymous memory, mostly). */
 export function minorFaults(): number {
   return process.resourceUsage().minorPageFault;
+}
+
+/**
+ * The main thread's minor page faults so far: the ones its own time pays. The process's count
+ * (minorFaults) also has those of other threads: the collector's helpers copying survivors, and
+ * kpsim's prefaulter touching text memory ahead of its writer (src/util/prefault.ts). Linux
+ * counts them per thread in /proc/self/task/<tid>/stat (field 10; the main thread's tid is the
+ * pid); elsewhere this is the process's count.
+ */
+export function mainThreadFaults(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may hold spaces: minflt is the 8th.
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
+  } catch {
+    return minorFaults();
+  }
 }
 
 /**

@@ -14,6 +14,7 @@
  * before, and made a string once.
  */
 import { Buffer } from 'node:buffer';
+import { prefault } from '../util/prefault.js';
 
 /** Whether a token has white space, a quote or a backslash: checked by char code (hot path). */
 function needsQuotes(token: string): boolean {
@@ -110,11 +111,21 @@ export class TextBuffer {
    * another text will take whole, after text not known yet (sealInPlace).
    */
   static withRoomBefore(capacity: number, room: number): TextBuffer {
-    const buffer = new TextBuffer(capacity + room, true);
+    const buffer = new TextBuffer(0, false);
+    ({ bytes: buffer.bytes, memory: buffer.memory } = allocateBytes(capacity + room, true));
     buffer.room = room;
     buffer.length = room;
     buffer.roomUntouched = true;
+    buffer.prefaultAhead();
     return buffer;
+  }
+
+  /**
+   * Have the bytes from the write position to the capacity touched in the background
+   * (prefault), when they are shared memory: the pages the text is written into next.
+   */
+  prefaultAhead(): void {
+    if (this.memory !== undefined) prefault(this.memory, this.memoryOffset + this.length, this.memoryOffset + this.bytes.length);
   }
 
   /** Empty as it is, its text to start after `room` bytes (see withRoomBefore): for a spare (takeTextBuffer). */
@@ -180,6 +191,7 @@ export class TextBuffer {
     let capacity = Math.max(this.bytes.length * 2, 64);
     while (capacity < need) capacity *= 2;
     this.growTo(capacity);
+    this.prefaultAhead();
     return this.bytes;
   }
 
@@ -544,7 +556,9 @@ export function takeTextBuffer(capacity: number, roomBefore = 0): TextBuffer {
     buffer = spares[chosen]!.reset(need);
     spares.splice(chosen, 1);
   }
-  return roomBefore > 0 ? buffer.leaveRoomBefore(roomBefore) : buffer;
+  if (roomBefore > 0) buffer.leaveRoomBefore(roomBefore);
+  buffer.prefaultAhead();
+  return buffer;
 }
 
 /**

@@ -112,8 +112,7 @@ export class TextBuffer {
    * another text will take whole, after text not known yet (sealInPlace).
    */
   static withRoomBefore(capacity: number, room: number): TextBuffer {
-    const buffer = new TextBuffer(0, false);
-    ({ bytes: buffer.bytes, memory: buffer.memory } = allocateBytes(capacity + room, true));
+    const buffer = new TextBuffer(capacity + room, true);
     buffer.room = room;
     buffer.length = room;
     buffer.roomUntouched = true;

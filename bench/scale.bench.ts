@@ -5,7 +5,9 @@
  * 1. load the manifests (the files `kpsim generate` writes, read from a temporary folder), with
  *    the page faults and collector pauses it took (no target: every command pays it first);
  * 2. compile and render one node's view in every mode (target: under 2 s, heap under 1 GB),
- *    the node-independent work (the family's service ports) included;
+ *    the node-independent work (the family's service ports) included; rendered as `kpsim
+ *    compile` renders it for its output (renderOutput: bytes from the modes that write them
+ *    without making a string, nftables and IPVS; iptables mode's string);
  * 3. the second node's view after the first (target: a small fraction of the first), against
  *    the same node compiled alone without sharing (the baseline);
  * 4. `kpsim nodes` over every node, in worker threads, one per core (target: under 60 s on 2
@@ -37,6 +39,7 @@ import { generateCluster } from '../src/generate/cluster.js';
 import { loadCluster } from '../src/manifest/load.js';
 import type { Cluster } from '../src/model/types.js';
 import { compileNode } from '../src/node/compile-node.js';
+import { renderOutput } from '../src/node/mode-driver.js';
 import { RULES_MODES, modeDriver } from '../src/node/modes.js';
 import type { Packet } from '../src/trace/types.js';
 import { type Timed, gc, machineLine, median, timed, timedAsync } from './common.js';
@@ -83,7 +86,7 @@ interface NodeView {
   readonly keep: unknown[];
 }
 
-/** One node's view in every mode, compiled and rendered through `view`: the states, then each mode. */
+/** One node's view in every mode, compiled and rendered for output (renderOutput, as `kpsim compile` does) through `view`: the states, then each mode. */
 function nodeView(view: ClusterView, name: string): NodeView {
   const keep: unknown[] = [];
   const node = view.resolve(name);
@@ -93,7 +96,7 @@ function nodeView(view: ClusterView, name: string): NodeView {
     const driver = modeDriver(mode);
     steps.push(viewStep(`${mode}: compile + render`, () => {
       const compiled = view.compile(mode, node);
-      const text = driver.render(compiled, driver.formats[0]!);
+      const text = renderOutput(driver, compiled, driver.formats[0]!);
       keep.push(compiled, text);
       return text.length;
     }));
@@ -262,7 +265,7 @@ async function main(): Promise<void> {
       let n = 0;
       for (const mode of RULES_MODES) {
         const compiled = compileNode(cluster, mode, { node: names[1]! });
-        n += modeDriver(mode).render(compiled, modeDriver(mode).formats[0]!).length;
+        n += renderOutput(modeDriver(mode), compiled, modeDriver(mode).formats[0]!).length;
       }
       return n;
     });

@@ -9,7 +9,7 @@
  *                     ruleset IPVS mode keeps).
  */
 import { type Command, Option } from 'commander';
-import type { ModeCompileOptions, OutputFormat } from '../node/mode-driver.js';
+import { type CompiledNode, type ModeCompileOptions, type ModeDriver, type OutputFormat, renderOutput } from '../node/mode-driver.js';
 import { RULES_MODES, defaultRulesMode, modeDriver, parseRulesMode } from '../node/modes.js';
 import type { Family } from '../util/ip.js';
 import { type ClusterOptions, action, addClusterOptions, loadClusterFromOptions, parseChoiceFlag, usageError } from './common.js';
@@ -65,11 +65,19 @@ export function registerCompile(program: Command): void {
     .option('--ipsets', 'ipvs: print the ipsets (ipset save)')
     .option('--iptables', 'ipvs: print the iptables rules IPVS mode keeps (iptables-save)')
     .action(action(async (opts: CompileOptions) => {
-      process.stdout.write(await compileText(opts));
+      // Bytes, not a string: a big node's text is written out without being made a string first.
+      const { driver, compiled, format } = await compileForOptions(opts);
+      process.stdout.write(renderOutput(driver, compiled, format));
     }));
 }
 
 export async function compileText(opts: CompileOptions): Promise<string> {
+  const { driver, compiled, format } = await compileForOptions(opts);
+  return driver.render(compiled, format);
+}
+
+/** The node compiled as the flags say, with its mode's driver and the output format asked for. */
+async function compileForOptions(opts: CompileOptions): Promise<{ driver: ModeDriver<CompiledNode>; compiled: CompiledNode; format: OutputFormat }> {
   const family = parseFamilyFlag(opts.family);
   const loaded = await loadClusterFromOptions(opts);
   const mode = opts.mode === undefined ? defaultRulesMode(loaded.cluster.config) : parseRulesMode(opts.mode, '--mode');
@@ -88,7 +96,7 @@ export async function compileText(opts: CompileOptions): Promise<string> {
     randomFully: opts.randomFully ?? false,
     ...(opts.scheduler !== undefined ? { scheduler: opts.scheduler } : {}),
   });
-  return driver.render(compiled, format);
+  return { driver, compiled, format };
 }
 
 export function parseFamilyFlag(value: string | undefined): Family | undefined {

@@ -96,6 +96,8 @@ export class TextBuffer {
   length = 0;
   /** Only ASCII written so far: the bytes are then also Latin-1, the cheapest string to make. */
   private ascii = true;
+  /** keepAsBytes() made the bytes written the text for good: no more writes, never a spare. */
+  private kept = false;
   /** The text, once seal() has made it a string and handed the bytes on. */
   private sealedText: string | undefined;
   /** The byte whose character is sealedText's first: byte `i` is sealedText[i - sealedFrom]. */
@@ -161,6 +163,25 @@ export class TextBuffer {
     return this.sealedText !== undefined;
   }
 
+  /** Whether keepAsBytes() made the bytes written the text for good. */
+  get isKept(): boolean {
+    return this.kept;
+  }
+
+  /**
+   * No more writes: the text stays as its bytes, a view of which is returned, and this buffer
+   * keeps them (it is never given back as a spare, and reading it, toString or append from it,
+   * reads them). For a text whose output is bytes (a command's standard output): no string is
+   * made of it, which would be as much fresh memory again for the writer's thread to touch.
+   */
+  keepAsBytes(): Buffer {
+    if (this.sealedText !== undefined) throw new Error('a sealed text buffer has no bytes to keep');
+    this.kept = true;
+    // Capacity cut to the text: any write now takes reserve()'s slow path, which refuses it.
+    this.bytes = this.bytes.subarray(0, this.length);
+    return this.bytes.subarray(this.room, this.length);
+  }
+
   /** Whether the bytes are growable shared memory (SHARED_FROM). */
   get isShared(): boolean {
     return this.memory !== undefined;
@@ -173,6 +194,7 @@ export class TextBuffer {
 
   /** Empty, with room for `capacity` bytes: to be written again from the start. */
   reset(capacity: number): this {
+    if (this.kept) throw new Error('a text buffer kept as bytes cannot be written again');
     this.length = 0;
     this.room = 0;
     this.roomUntouched = false;
@@ -188,6 +210,7 @@ export class TextBuffer {
     const need = this.length + n;
     if (need <= this.bytes.length) return this.bytes;
     if (this.sealedText !== undefined) throw new Error('a sealed text buffer cannot be written to');
+    if (this.kept) throw new Error('a text buffer kept as bytes cannot be written to');
     let capacity = Math.max(this.bytes.length * 2, 64);
     while (capacity < need) capacity *= 2;
     this.growTo(capacity);
@@ -579,7 +602,7 @@ export function writeHeapText(expectedBytes: number, write: (out: TextBuffer) =>
  * memory (takeTextBuffer's, or a big one's) and not sealed, within the bound above.
  */
 export function giveBackTextBuffer(buffer: TextBuffer): void {
-  if (!buffer.isShared || spares.includes(buffer)) return;
+  if (!buffer.isShared || buffer.isKept || spares.includes(buffer)) return;
   if (spares.length < MAX_SPARES) {
     spares.push(buffer);
     return;

@@ -896,6 +896,30 @@ const FRESH_LINE_ENDS: readonly Uint8Array[] = Array.from({ length: 29 }, (_, pa
 
 /** `ipvsadm -Ln [--stats|--rate|--thresholds|--persistent-conn] [--exact] [--nosort]`. */
 export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {}): string {
+  const { out, printed, format } = writeIpvsadmList(table, opts);
+  // A heap string, not Node's external Latin-1 one: a 12 MB listing counted as external memory
+  // moves V8 towards a full collection of the whole heap (save-text.ts, toHeapString).
+  const text = out.toHeapString();
+  // The bytes were written into a spare buffer (the one the node's iptables text was written
+  // in, already touched), given back for the next listing unless the printed servers keep them.
+  if (!keepPrinted(out, text, printed, format)) giveBackTextBuffer(out);
+  return text;
+}
+
+/**
+ * formatIpvsadmList's listing as bytes (UTF-8, as the string would be written), made no string:
+ * the bytes it was written into, which the listing keeps (TextBuffer.keepAsBytes), and from
+ * which the servers printed here for the first time are read by later listings.
+ */
+export function formatIpvsadmListBytes(table: IpvsTable, opts: IpvsadmListOptions = {}): Uint8Array {
+  const { out, printed, format } = writeIpvsadmList(table, opts);
+  const bytes = out.keepAsBytes();
+  keepPrinted(out, undefined, printed, format);
+  return bytes;
+}
+
+/** The listing written into a spare text buffer, with the shared servers printed in it for the first time. */
+function writeIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions): { out: TextBuffer; printed: PrintedServer[]; format: string } {
   // Indexed loops here: the listing runs once per node, mostly before it is optimised, and a
   // for-of there allocates an iterator result per step (1 MB for a big table's 14k services).
   const services = orderedServices(table, opts);
@@ -911,7 +935,7 @@ export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {
   }
   const format = `${opts.stats ? 's' : ''}${opts.rate ? 'r' : ''}${opts.thresholds ? 't' : ''}${opts.persistentConn ? 'p' : ''}${opts.exact ? 'e' : ''}${opts.nosort ? 'n' : ''}`;
   /** Shared servers printed here for the first time, with where their bytes are. */
-  const printed: { shared: SharedRendering; start: number; end: number }[] = [];
+  const printed: PrintedServer[] = [];
   for (let k = 0; k < services.length; k++) {
     const vs = services[k]!;
     const shared = sharedServers.get(vs);
@@ -928,13 +952,14 @@ export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {
     writeServiceBlock(out, vs, opts);
     printed.push({ shared, start, end: out.length });
   }
-  // A heap string, not Node's external Latin-1 one: a 12 MB listing counted as external memory
-  // moves V8 towards a full collection of the whole heap (save-text.ts, toHeapString).
-  const text = out.toHeapString();
-  // The bytes were written into a spare buffer (the one the node's iptables text was written
-  // in, already touched), given back for the next listing unless the printed servers keep them.
-  if (!keepPrinted(out, text, printed, format)) giveBackTextBuffer(out);
-  return text;
+  return { out, printed, format };
+}
+
+/** A shared server printed for the first time in a listing, where its bytes are in it. */
+interface PrintedServer {
+  readonly shared: SharedRendering;
+  readonly start: number;
+  readonly end: number;
 }
 
 /**
@@ -942,15 +967,16 @@ export function formatIpvsadmList(table: IpvsTable, opts: IpvsadmListOptions = {
  * `out` has them (the buffer is then theirs). When they are most of the listing (the first node
  * of a cluster) they are kept in `text`, the listing itself (as ASCII, its characters are its
  * bytes): copying them would make the same bytes twice, and keeping the buffer would keep a
- * spare from the next listing. Otherwise (a later node prints only a few new servers) they are
+ * spare from the next listing; with no `text` (a listing kept as bytes), in `out`, whose bytes
+ * the listing keeps anyway. Otherwise (a later node prints only a few new servers) they are
  * copied together into one store of their own.
  */
-function keepPrinted(out: TextBuffer, text: string, printed: readonly { shared: SharedRendering; start: number; end: number }[], format: string): boolean {
+function keepPrinted(out: TextBuffer, text: string | undefined, printed: readonly PrintedServer[], format: string): boolean {
   if (printed.length === 0) return false;
   let size = 0;
   for (let k = 0; k < printed.length; k++) size += printed[k]!.end - printed[k]!.start;
   if (2 * size >= out.length) {
-    const from = out.isAscii ? TextBuffer.ofAsciiText(text) : out;
+    const from = text !== undefined && out.isAscii ? TextBuffer.ofAsciiText(text) : out;
     for (let k = 0; k < printed.length; k++) {
       const p = printed[k]!;
       keepPiece(p.shared, format, from, p.start, p.end);

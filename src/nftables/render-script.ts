@@ -12,7 +12,8 @@
  *   add element ip kube-proxy service-ips { 172.30.0.41 . tcp . 80 : goto service-... }
  */
 import { ChainMap } from './chain-map.js';
-import { TextBuffer, writeHeapText } from '../iptables/save-text.js';
+import { Buffer } from 'node:buffer';
+import { TextBuffer, giveBackTextBuffer, takeTextBuffer, writeHeapText } from '../iptables/save-text.js';
 import { durationText } from './durations.js';
 import { EndpointChain, ruleCountOf } from './endpoint-chain.js';
 import type { ByteTextWriter, NftChain, NftElement, NftRuleset, NftSet, NftTable } from './types.js';
@@ -100,6 +101,11 @@ interface RenderedText {
   text: string;
   /** Only ASCII: its characters are its bytes (a stretch is copied as Latin-1, unchecked). */
   ascii: boolean;
+  /**
+   * The text's bytes, when it was kept as bytes and made no string (renderNftScriptsBytes; only
+   * ASCII, whose characters are its bytes): spans are copied from them, and `text` is empty.
+   */
+  bytes?: TextBuffer;
 }
 
 /**
@@ -211,8 +217,9 @@ class ScriptWriter implements ByteTextWriter {
     const pending = this.#pending;
     if (pending === undefined) return;
     this.#pending = undefined;
-    const { text, ascii } = pending.source;
-    for (let at = pending.start; at < pending.end; at += COPY_CHARS) {
+    const { text, ascii, bytes } = pending.source;
+    if (bytes !== undefined) this.#out.append(bytes, pending.start, pending.end);
+    else for (let at = pending.start; at < pending.end; at += COPY_CHARS) {
       const stretch = text.slice(at, Math.min(at + COPY_CHARS, pending.end));
       if (ascii) this.#out.writeAscii(stretch);
       else this.#out.writeLong(stretch);
@@ -479,24 +486,59 @@ function expectedScriptBytes(parts: readonly NftScriptPart[]): number {
  */
 export function renderNftScripts(parts: readonly NftScriptPart[]): string {
   const rendered: RenderedText = { text: '', ascii: false };
-  const fresh: FreshSegment[] = [];
-  let chars = 0;
+  let written: WrittenScript | undefined;
   rendered.text = writeHeapText(expectedScriptBytes(parts), (buffer) => {
-    const out = new ScriptWriter(buffer);
-    for (const part of parts) {
-      if (part.heading !== '') out.write(part.heading);
-      for (const table of part.ruleset.tables) fresh.push(...renderTable(table, out));
-    }
-    chars = out.chars;
+    written = writeScripts(parts, buffer);
     rendered.ascii = buffer.isAscii;
   });
-  if (rendered.text.length !== chars) throw new Error(`nft script: ${chars} characters written, ${rendered.text.length} read back`);
-  lastScriptBytes = Math.max(chars, 1 << 16);
-  for (const f of fresh) {
+  keepSegments(written!, rendered, rendered.text.length);
+  return rendered.text;
+}
+
+/**
+ * renderNftScripts's text as bytes (UTF-8, as the string would be written), made no string: the
+ * bytes it was written into, kept (TextBuffer.keepAsBytes), from which later tables copy the runs
+ * written here first. A text that is not ASCII (its characters are not its bytes, and spans count
+ * characters) is made a string as renderNftScripts makes it, and its bytes written from that.
+ */
+export function renderNftScriptsBytes(parts: readonly NftScriptPart[]): Uint8Array {
+  const buffer = takeTextBuffer(expectedScriptBytes(parts));
+  const written = writeScripts(parts, buffer);
+  if (!buffer.isAscii) {
+    const rendered: RenderedText = { text: buffer.toHeapString(), ascii: false };
+    giveBackTextBuffer(buffer);
+    keepSegments(written, rendered, rendered.text.length);
+    return Buffer.from(rendered.text, 'utf8');
+  }
+  const bytes = buffer.keepAsBytes();
+  keepSegments(written, { text: '', ascii: true, bytes: buffer }, bytes.length);
+  return bytes;
+}
+
+/** A script as writeScripts wrote it: its runs written for the first time, and its characters. */
+interface WrittenScript {
+  readonly fresh: readonly FreshSegment[];
+  readonly chars: number;
+}
+
+function writeScripts(parts: readonly NftScriptPart[], buffer: TextBuffer): WrittenScript {
+  const fresh: FreshSegment[] = [];
+  const out = new ScriptWriter(buffer);
+  for (const part of parts) {
+    if (part.heading !== '') out.write(part.heading);
+    for (const table of part.ruleset.tables) fresh.push(...renderTable(table, out));
+  }
+  return { fresh, chars: out.chars };
+}
+
+/** The runs written first in `written` kept as spans of `rendered`, whose length (characters, or bytes as ASCII) is `length`. */
+function keepSegments(written: WrittenScript, rendered: RenderedText, length: number): void {
+  if (length !== written.chars) throw new Error(`nft script: ${written.chars} characters written, ${length} read back`);
+  lastScriptBytes = Math.max(written.chars, 1 << 16);
+  for (const f of written.fresh) {
     f.text.source = rendered;
     segmentTexts.set(f.run, f.text);
   }
-  return rendered.text;
 }
 
 /** renderNftScripts (see renderNftScriptInChunks: `chunkPieces` no longer changes anything). */

@@ -121,6 +121,12 @@ export interface ModeDriver<C extends CompiledNode = CompiledNode> {
   compile(node: ResolvedNode, states: readonly ProxierState[], opts?: ModeCompileOptions): C;
   /** The text of every family, as one would feed it to (or read it from) the kernel. */
   render(compiled: C, format: OutputFormat): string;
+  /**
+   * render's text as bytes (UTF-8), for output that is bytes anyway (a command's standard
+   * output), when the mode writes them without making a string of the text (which is as much
+   * memory again, fresh). Modes without it are output as strings (renderOutput below).
+   */
+  renderBytes?(compiled: C, format: OutputFormat): Uint8Array;
   tracer(compiled: C): NodeTracer;
 
   /** A one-line summary per family, for `kpsim demo` (same order as `compiled.states`). */
@@ -159,4 +165,12 @@ export interface DumpReader {
   readonly flag: string;
   readonly mode: RulesMode;
   tracer(texts: readonly { file: string; text: string }[], context: TraceContext): NodeTracer;
+}
+
+/**
+ * The mode's text for `format` as output: its bytes when the mode writes them without a string
+ * (renderBytes), else its string (which a stream encodes as it writes it).
+ */
+export function renderOutput<C extends CompiledNode>(driver: ModeDriver<C>, compiled: C, format: OutputFormat): string | Uint8Array {
+  return driver.renderBytes !== undefined ? driver.renderBytes(compiled, format) : driver.render(compiled, format);
 }

@@ -536,3 +536,30 @@ test('the text sink lays out chains and rules as renderIptablesSave lays out the
     });
   }
 });
+
+test('a text buffer kept as bytes: its bytes are its text, it refuses writes, is never a spare, and is still read', () => {
+  const cases = [
+    { name: 'ASCII, shared memory', text: 'add chain ip kube-proxy a\n'.repeat(50_000), room: 0 },
+    { name: 'not ASCII, small', text: 'naïve – chain ✓\n', room: 0 },
+    { name: 'with room before', text: 'rules\n'.repeat(1000), room: 4096 },
+  ];
+  for (const c of cases) {
+    const buffer = c.room > 0 ? TextBuffer.withRoomBefore(c.text.length, c.room) : takeTextBuffer(c.text.length);
+    buffer.write(c.text);
+    const bytes = buffer.keepAsBytes();
+    assert.equal(Buffer.from(bytes).toString('utf8'), c.text, `${c.name}: the bytes kept are not the text`);
+    assert.ok(buffer.isKept, `${c.name}: not kept`);
+    assert.throws(() => buffer.write('x'), /kept as bytes/, `${c.name}: a write was taken`);
+    assert.throws(() => buffer.reset(16), /kept as bytes/, `${c.name}: a reset was taken`);
+    giveBackTextBuffer(buffer);
+    const next = takeTextBuffer(16);
+    assert.notEqual(next, buffer, `${c.name}: given back as a spare`);
+    next.write('y');
+    assert.equal(Buffer.from(bytes).toString('utf8'), c.text, `${c.name}: the kept bytes changed after another buffer was written`);
+    assert.equal(buffer.toString(), c.text, `${c.name}: toString of a kept buffer`);
+    const copy = new TextBuffer();
+    copy.append(buffer, c.room, buffer.length);
+    assert.equal(copy.toString(), c.text, `${c.name}: appended from a kept buffer`);
+    giveBackTextBuffer(next);
+  }
+});

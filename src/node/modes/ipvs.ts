@@ -3,10 +3,11 @@
  * (one per family), printed as ipvsadm, ipset and iptables-save print them, the IPVS tracer,
  * and connections placed by the kernel's scheduler with its connection table.
  */
+import { Buffer } from 'node:buffer';
 import { compileIpvs, countIpvs, countTable, type IpvsCompiled, type IpvsCompileOptions, type IpvsCounts } from '../../ipvs/compile.js';
 import { IpvsSharedWork } from '../../ipvs/shared-plans.js';
 import { renderIPSets } from '../../ipvs/ipsets.js';
-import { formatIpvsadmList } from '../../ipvs/ipvsadm-format.js';
+import { type IpvsadmListOptions, formatIpvsadmList, formatIpvsadmListBytes } from '../../ipvs/ipvsadm-format.js';
 import { liveServiceOf } from '../../ipvs/live-service.js';
 import { destAddr, type IpvsTable } from '../../ipvs/table.js';
 import { KpsimError } from '../../errors.js';
@@ -16,7 +17,7 @@ import type { ResolvedNode } from '../../tracker/proxier-state.js';
 import type { ProxierState } from '../../tracker/types.js';
 import { ipFamily, joinHostPort } from '../../util/ip.js';
 import { seededRng } from '../../util/random.js';
-import type { CompiledNode, ModeCompileOptions, ModeDriver, ModeSize, SimulationTarget } from '../mode-driver.js';
+import type { CompiledNode, ModeCompileOptions, ModeDriver, ModeSize, OutputFormat, SimulationTarget } from '../mode-driver.js';
 import { rulePositions, rulesCheckedOnPath } from '../rules-checked.js';
 import type { NodeTracer } from '../trace-context.js';
 import { renderRulesetsPerFamily } from './iptables.js';
@@ -91,6 +92,11 @@ function virtualServerFor(compiled: CompiledIpvsNode, target: SimulationTarget) 
 /** IPVS-mode iptables tables the packet is checked against (the rest of a trace is IPVS itself). */
 const IPTABLES_TABLES: ReadonlySet<string> = new Set(['raw', 'mangle', 'nat', 'filter']);
 
+/** ipvsadm -Ln's options for a listing format: a freshly compiled table has zero counters (--stats and --rate show zeros). */
+function listOptions(format: OutputFormat): IpvsadmListOptions {
+  return { ...(format === 'stats' ? { stats: true } : {}), ...(format === 'rate' ? { rate: true } : {}) };
+}
+
 export const ipvsDriver: ModeDriver<CompiledIpvsNode> = {
   mode: 'ipvs',
   describe: 'the IPVS table as ipvsadm -Ln lists it',
@@ -107,8 +113,12 @@ export const ipvsDriver: ModeDriver<CompiledIpvsNode> = {
         return renderRulesetsPerFamily(compiled.node, compiled.tables.map((t) => t.ruleset));
       default:
         // A freshly compiled table has zero counters: --stats and --rate show zeros.
-        return formatIpvsadmList(kernelTableOf(compiled), { ...(format === 'stats' ? { stats: true } : {}), ...(format === 'rate' ? { rate: true } : {}) });
+        return formatIpvsadmList(kernelTableOf(compiled), listOptions(format));
     }
+  },
+  renderBytes(compiled, format) {
+    if (format === 'ipsets' || format === 'iptables') return Buffer.from(ipvsDriver.render(compiled, format), 'utf8');
+    return formatIpvsadmListBytes(kernelTableOf(compiled), listOptions(format));
   },
   tracer: tracerOf,
   summarize: (compiled) => compiled.tables.map((t) => `IPVS mode: ${t.table.services.length} virtual servers`),

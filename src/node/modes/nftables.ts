@@ -4,11 +4,12 @@
  * and connections placed by walking the table with the kernel's numgen draw (affinity sets kept
  * between connections, as `recent` lists are in iptables mode).
  */
+import { Buffer } from 'node:buffer';
 import { canonicalRule, renderNftCanonical } from '../../nftables/canonical.js';
 import { type NftCounts, type NftablesCompileOptions, NftablesSharedWork, compileNftablesRules, countNftablesRules } from '../../nftables/compile.js';
 import { countTable } from '../../nftables/shared-work.js';
 import { parseNftRuleset } from '../../nftables/parse.js';
-import { countNftRules, renderNftScripts } from '../../nftables/render-script.js';
+import { countNftRules, type NftScriptPart, renderNftScripts, renderNftScriptsBytes } from '../../nftables/render-script.js';
 import type { NftRuleset } from '../../nftables/types.js';
 import { createNftTracer, type NftTracer } from '../../trace/nftables/tracer.js';
 import type { ResolvedNode } from '../../tracker/proxier-state.js';
@@ -70,6 +71,15 @@ export function nftRulePositions(rulesets: readonly NftRuleset[]): Map<string, n
   return positions;
 }
 
+/** The script nft -f loads whole: one family's table, or each family's after a comment line. */
+function scriptParts(compiled: CompiledNftables): NftScriptPart[] {
+  if (compiled.rulesets.length === 1) return [{ heading: '', ruleset: compiled.rulesets[0]! }];
+  return compiled.rulesets.map((ruleset, i) => ({
+    heading: `# nft -f (IPv${compiled.states[i]!.family}), node ${compiled.node.name}\n`,
+    ruleset,
+  }));
+}
+
 export const nftablesDriver: ModeDriver<CompiledNftables> = {
   mode: 'nftables',
   describe: 'the kube-proxy table as kube-proxy hands it to nft -f',
@@ -82,12 +92,11 @@ export const nftablesDriver: ModeDriver<CompiledNftables> = {
       // `nft list ruleset` of a node holding both tables lists them one after the other.
       return compiled.rulesets.map(renderNftCanonical).join('');
     }
-    if (compiled.rulesets.length === 1) return renderNftScripts([{ heading: '', ruleset: compiled.rulesets[0]! }]);
-    // One file nft -f loads whole: each family's table after a comment line.
-    return renderNftScripts(compiled.rulesets.map((ruleset, i) => ({
-      heading: `# nft -f (IPv${compiled.states[i]!.family}), node ${compiled.node.name}\n`,
-      ruleset,
-    })));
+    return renderNftScripts(scriptParts(compiled));
+  },
+  renderBytes(compiled, format) {
+    if (format === 'canonical') return Buffer.from(nftablesDriver.render(compiled, format), 'utf8');
+    return renderNftScriptsBytes(scriptParts(compiled));
   },
   tracer: tracerOf,
   shareAcrossNodes: () => new NftablesSharedWork(),

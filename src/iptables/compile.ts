@@ -21,7 +21,7 @@ import { writeServicePortRules } from './service-rules.js';
 import { type ContextWork, applyFragment } from './shared-rules.js';
 import { emitTextFragment } from './shared-text.js';
 import { type FixedChains, type IptablesCompileOptions, type SyncContext, createSyncContext } from './sync-context.js';
-import { IptablesTextSink, type TextChain, finishTextSinks } from './text-sink.js';
+import { IptablesTextSink, type TextChain, finishTextSinks, finishTextSinksBytes } from './text-sink.js';
 import type { Chain, Ruleset, Table } from './types.js';
 
 export type { IptablesCompileOptions } from './sync-context.js';
@@ -64,6 +64,12 @@ export function compileIptablesSaveEach(states: readonly ProxierState[], options
   // the way that suits where its bytes are (mostly shared text kept as strings, or not).
   const sinks = states.map((state) => syncText(state, options));
   return finishTextSinks(sinks, header === undefined ? undefined : states.map(header));
+}
+
+/** compileIptablesSaveEach's text as bytes (UTF-8), made no string (finishTextSinksBytes). */
+export function compileIptablesSaveEachBytes(states: readonly ProxierState[], options: IptablesCompileOptions = {}, header?: (state: ProxierState) => string): Uint8Array {
+  const sinks = states.map((state) => syncText(state, options));
+  return finishTextSinksBytes(sinks, header === undefined ? undefined : states.map(header));
 }
 
 /** About the bytes of a sync's text: 350 per endpoint (its SVC rule and its SEP chain) and 250 per service port. */

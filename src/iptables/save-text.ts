@@ -169,17 +169,18 @@ export class TextBuffer {
   }
 
   /**
-   * No more writes: the text stays as its bytes, a view of which is returned, and this buffer
+   * No more writes: the text stays as its bytes, a view of which is returned (from `start`: a
+   * text written in place around this buffer's, writeBefore, starts before it), and this buffer
    * keeps them (it is never given back as a spare, and reading it, toString or append from it,
    * reads them). For a text whose output is bytes (a command's standard output): no string is
    * made of it, which would be as much fresh memory again for the writer's thread to touch.
    */
-  keepAsBytes(): Buffer {
+  keepAsBytes(start = this.room): Buffer {
     if (this.sealedText !== undefined) throw new Error('a sealed text buffer has no bytes to keep');
     this.kept = true;
     // Capacity cut to the text: any write now takes reserve()'s slow path, which refuses it.
     this.bytes = this.bytes.subarray(0, this.length);
-    return this.bytes.subarray(this.room, this.length);
+    return this.bytes.subarray(start, this.length);
   }
 
   /** Whether the bytes are growable shared memory (SHARED_FROM). */
@@ -443,6 +444,7 @@ export class TextBuffer {
    * (its characters are not its bytes), and the buffer returned has new ones.
    */
   seal(): TextBuffer {
+    if (this.kept) throw new Error('a text buffer kept as bytes is not sealed');
     const room = this.room;
     if (!this.ascii) {
       const fresh = new TextBuffer(this.bytes.length, this.memory !== undefined);
@@ -472,7 +474,7 @@ export class TextBuffer {
    */
   writeBefore(bytes: number, write: (out: this) => void): void {
     const end = this.length;
-    if (bytes > this.room || this.sealedText !== undefined) throw new Error(`no room for ${bytes} bytes before the text (${this.room})`);
+    if (bytes > this.room || this.sealedText !== undefined || this.kept) throw new Error(`no room for ${bytes} bytes before the text (${this.room})`);
     this.length = this.room - bytes;
     write(this);
     const written = this.length - (this.room - bytes);
@@ -490,7 +492,7 @@ export class TextBuffer {
    * a part of it.
    */
   sealInPlace(start: number): string {
-    if (!this.ascii || this.sealedText !== undefined) throw new Error('only a text buffer of ASCII, not sealed, is sealed in place');
+    if (!this.ascii || this.sealedText !== undefined || this.kept) throw new Error('only a text buffer of ASCII, not sealed nor kept, is sealed in place');
     const text = this.toHeapString(start, this.length);
     const memory = this.memory;
     const offset = this.memoryOffset + (this.roomUntouched ? start : 0);

@@ -192,8 +192,9 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
     // touched on the first node of a 10k-service cluster and no faster on the next (measured).
     if (this.#fixedText.length > (CHUNK_BYTES.fixed * 3) / 4) this.#fixedText = this.#fixedText.seal();
     if (this.#declarations.length > (CHUNK_BYTES.declarations * 3) / 4) this.#declarations = this.#declarations.seal();
-    // The rules buffer grows through a sync (see syncStarts); a node's text may have sealed it in place.
-    if (this.#rules.isSealed) this.#rules = TextBuffer.withRoomBefore(CHUNK_BYTES.rules, RULES_ROOM_BEFORE);
+    // The rules buffer grows through a sync (see syncStarts); a node's text may have sealed it in
+    // place, or kept it as bytes (its text output as bytes).
+    if (this.#rules.isSealed || this.#rules.isKept) this.#rules = TextBuffer.withRoomBefore(CHUNK_BYTES.rules, RULES_ROOM_BEFORE);
     this.#fixedRuns.length = 0;
     this.#declarationPieces.length = 0;
     this.#rulePieces.length = 0;
@@ -211,7 +212,8 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
    */
   syncStarts(): void {
     const rules = this.#rules;
-    if (!rules.isSealed && rules.length - rules.roomBefore > (CHUNK_BYTES.rules * 3) / 4) this.#rules = rules.seal();
+    if (rules.isKept) this.#rules = TextBuffer.withRoomBefore(CHUNK_BYTES.rules, RULES_ROOM_BEFORE);
+    else if (!rules.isSealed && rules.length - rules.roomBefore > (CHUNK_BYTES.rules * 3) / 4) this.#rules = rules.seal();
   }
 
   /** The bytes written since the last piece, as pieces. */

@@ -380,6 +380,17 @@ export class IptablesTextSink implements RuleSink<TextChain> {
   }
 }
 
+/** The sinks' texts laid out one after the other, each after its header (if given). */
+function layTextSinks(sinks: readonly IptablesTextSink[], headers?: readonly string[]): TextRuns {
+  const runs = new TextRuns();
+  for (let i = 0; i < sinks.length; i++) {
+    const header = headers?.[i];
+    if (header !== undefined && header !== '') runs.write(header);
+    sinks[i]!.lay(runs);
+  }
+  return runs;
+}
+
 /**
  * What finish() returns for each sink, one after the other, each after its header (if given):
  * one string made once, as finish() says: written in place around a buffer that is most of it,
@@ -387,17 +398,28 @@ export class IptablesTextSink implements RuleSink<TextChain> {
  * spare buffer and made a string.
  */
 export function finishTextSinks(sinks: readonly IptablesTextSink[], headers?: readonly string[]): string {
-  const runs = new TextRuns();
-  for (let i = 0; i < sinks.length; i++) {
-    const header = headers?.[i];
-    if (header !== undefined && header !== '') runs.write(header);
-    sinks[i]!.lay(runs);
-  }
+  const runs = layTextSinks(sinks, headers);
   // The sinks' bodies are given back once their bytes are copied (a body may be the spare the text is written into next).
   let text = runs.inPlace();
   if (text === undefined) text = 2 * runs.sealedBytes < runs.bytes ? writeHeapText(runs.bytes, (out) => runs.replay(out)) : runs.join();
   for (const sink of sinks) sink.release();
   return text;
+}
+
+/**
+ * finishTextSinks's text as bytes (UTF-8), made no string: written in place the same way when it
+ * can be, else copied into a spare buffer; the buffer keeps them (TextBuffer.keepAsBytes).
+ */
+export function finishTextSinksBytes(sinks: readonly IptablesTextSink[], headers?: readonly string[]): Buffer {
+  const runs = layTextSinks(sinks, headers);
+  let bytes = runs.inPlaceBytes();
+  if (bytes === undefined) {
+    const out = takeTextBuffer(runs.bytes);
+    runs.replay(out);
+    bytes = out.keepAsBytes();
+  }
+  for (const sink of sinks) sink.release();
+  return bytes;
 }
 
 /**
@@ -508,12 +530,24 @@ class TextRuns implements TextOut {
    * buffer's text is then a slice (TextBuffer.sealInPlace). Else undefined, nothing written.
    */
   inPlace(): string | undefined {
+    const buffer = this.#inPlaceAround();
+    return buffer === undefined ? undefined : buffer.text.sealInPlace(buffer.start);
+  }
+
+  /** inPlace's text as the bytes it is written in, which keep it (TextBuffer.keepAsBytes): no string made. */
+  inPlaceBytes(): Buffer | undefined {
+    const buffer = this.#inPlaceAround();
+    return buffer === undefined ? undefined : buffer.text.keepAsBytes(buffer.start);
+  }
+
+  /** The text written in place (inPlace) into a buffer, and where in it it starts; undefined, nothing written, when it cannot be. */
+  #inPlaceAround(): { text: TextBuffer; start: number } | undefined {
     const n = this.from.length;
     let at = -1;
     let atBytes = 0;
     for (let i = 0; i < n; i++) {
       const from = this.from[i]!;
-      if (typeof from === 'string' || from.roomBefore === 0 || from.isSealed || !from.isAscii) continue;
+      if (typeof from === 'string' || from.roomBefore === 0 || from.isSealed || from.isKept || !from.isAscii) continue;
       const bytes = this.ends[i]! - this.starts[i]!;
       if (this.starts[i] === from.roomBefore && this.ends[i] === from.length && bytes > atBytes) {
         at = i;
@@ -534,6 +568,6 @@ class TextRuns implements TextOut {
     if (before > buffer.roomBefore) return undefined;
     buffer.writeBefore(before, (out) => this.replay(out, 0, at));
     this.replay(buffer, at + 1, n);
-    return buffer.sealInPlace(buffer.roomBefore - before);
+    return { text: buffer, start: buffer.roomBefore - before };
   }
 }

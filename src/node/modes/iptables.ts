@@ -3,8 +3,9 @@
  * iptables-save text in kube-proxy's or the kernel's form, the tracer over them, and connections
  * placed by walking the rules with the kernel's random draw.
  */
+import { Buffer } from 'node:buffer';
 import { renderCanonical } from '../../iptables/canonical.js';
-import { IptablesSharedWork, compileIptablesRules, compileIptablesSaveEach, countIptablesRules, type IptablesCompileOptions } from '../../iptables/compile.js';
+import { IptablesSharedWork, compileIptablesRules, compileIptablesSaveEach, compileIptablesSaveEachBytes, countIptablesRules, type IptablesCompileOptions } from '../../iptables/compile.js';
 import { chainCountOf } from '../../iptables/declared-chains.js';
 import { parseIptablesSave } from '../../iptables/parse.js';
 import { countRules, renderIptablesSave } from '../../iptables/render.js';
@@ -56,13 +57,16 @@ export function compileIptablesForStates(node: ResolvedNode, states: readonly Pr
   // nodes of one cluster (shared work) write it from the text of the ports they share.
   if (!opts.withJumps) {
     const header = states.length > 1 ? (state: ProxierState) => familyHeader(node, state.family) : undefined;
-    directTexts.set(compiled, () => (rulesets === undefined ? compileIptablesSaveEach(states, compileOptions, header) : undefined));
+    directTexts.set(compiled, {
+      text: () => (rulesets === undefined ? compileIptablesSaveEach(states, compileOptions, header) : undefined),
+      bytes: () => (rulesets === undefined ? compileIptablesSaveEachBytes(states, compileOptions, header) : undefined),
+    });
   }
   return compiled;
 }
 
-/** The text of every family written straight from the states, or undefined once the rulesets exist. */
-const directTexts = new WeakMap<CompiledIptables, () => string | undefined>();
+/** The text of every family written straight from the states, as a string or as bytes; undefined once the rulesets exist. */
+const directTexts = new WeakMap<CompiledIptables, { text(): string | undefined; bytes(): Uint8Array | undefined }>();
 
 /**
  * iptables-save text of every family, each after a comment line naming the tool it is for
@@ -97,9 +101,13 @@ export const iptablesDriver: ModeDriver<CompiledIptables> = {
   connectionTable: 'conntrack',
   compile: compileIptablesForStates,
   render(compiled, format: OutputFormat) {
-    const direct = format === 'kube-proxy' ? directTexts.get(compiled)?.() : undefined;
+    const direct = format === 'kube-proxy' ? directTexts.get(compiled)?.text() : undefined;
     if (direct !== undefined) return direct;
     return renderRulesetsPerFamily(compiled.node, compiled.rulesets, format === 'canonical' ? renderCanonical : renderIptablesSave);
+  },
+  renderBytes(compiled, format: OutputFormat) {
+    const direct = format === 'kube-proxy' ? directTexts.get(compiled)?.bytes() : undefined;
+    return direct ?? Buffer.from(iptablesDriver.render(compiled, format), 'utf8');
   },
   tracer: tracerOf,
   shareAcrossNodes: () => new IptablesSharedWork(),

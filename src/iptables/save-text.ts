@@ -55,6 +55,9 @@ const NO_BYTES = Buffer.alloc(0);
  * a table's declarations) stay Buffers: many, short-lived, and too small to matter to V8.
  */
 const SHARED_FROM = 1 << 20;
+/** From this capacity on a shared buffer grows by GROW_STEP past what it needs, not by doubling. */
+const GROW_STEP_FROM = 16 << 20;
+const GROW_STEP = 16 << 20;
 /** The address space a growable buffer reserves: more than V8's longest string (2^29 characters). */
 const SHARED_MAX_BYTES = 1 << 30;
 
@@ -214,6 +217,9 @@ export class TextBuffer {
     if (this.kept) throw new Error('a text buffer kept as bytes cannot be written to');
     let capacity = Math.max(this.bytes.length * 2, 64);
     while (capacity < need) capacity *= 2;
+    // Big shared memory grows in place (nothing is copied), so by steps, not doubling: the pages
+    // past the text would be touched for nothing (the prefaulter touches all of them).
+    if (this.memory !== undefined && this.bytes.length >= GROW_STEP_FROM) capacity = Math.min(capacity, need + GROW_STEP);
     this.growTo(capacity);
     this.prefaultAhead();
     return this.bytes;

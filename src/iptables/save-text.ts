@@ -11,8 +11,9 @@
  *
  * A big text's bytes are shared memory (SHARED_FROM), kept from one text to the next (spare
  * buffers, takeTextBuffer): a node's text is written into memory already touched by the text
- * before, and made a string once. Memory no text has touched yet is touched ahead of the writer
- * by a worker thread (prefaultAhead, util/prefault.ts), which takes its page faults on another core.
+ * before, and made a string once, or kept as the bytes it is (keepAsBytes) for output that is
+ * bytes anyway. Memory no text has touched yet is touched ahead of the writer by a worker thread
+ * (prefaultAhead, util/prefault.ts), which takes its page faults on another core.
  */
 import { Buffer } from 'node:buffer';
 import { prefault } from '../util/prefault.js';

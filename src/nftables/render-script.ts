@@ -139,10 +139,10 @@ class SegmentText {
  * copies known runs from that text (adjacent runs as one stretch) and keeps its few new runs as
  * strings of their own, so that no node's whole text is kept for one run of it.
  *
- * Spans of a string, not bytes of a kept buffer: the string is what the first node returns
- * anyway, while a buffer would be a second copy of the text, fresh memory for the first node to
- * touch (about 3 ms a megabyte) and external memory V8 counts towards a full collection. A
- * stretch of a string is copied into the next script by the runtime's encoder, as fast as bytes.
+ * Spans of what the first node returns, not of a copy: its string (render), whose stretches the
+ * runtime's encoder copies into the next script as fast as bytes; or its bytes, when it was
+ * rendered as bytes and made no string (renderNftScriptsBytes), copied as they are. A copy would
+ * be the text again in fresh memory for the first node to touch (about 3 ms a megabyte).
  */
 const segmentTexts = new WeakMap<readonly NftChain[], SegmentText>();
 

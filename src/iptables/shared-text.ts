@@ -212,8 +212,8 @@ export class TextFragmentArena implements RuleSink<RecordedChain> {
    */
   syncStarts(): void {
     const rules = this.#rules;
-    if (rules.isKept) this.#rules = TextBuffer.withRoomBefore(CHUNK_BYTES.rules, RULES_ROOM_BEFORE);
-    else if (!rules.isSealed && rules.length - rules.roomBefore > (CHUNK_BYTES.rules * 3) / 4) this.#rules = rules.seal();
+    // A buffer kept as bytes is left for a new one by #begin, as a sealed one is.
+    if (!rules.isSealed && !rules.isKept && rules.length - rules.roomBefore > (CHUNK_BYTES.rules * 3) / 4) this.#rules = rules.seal();
   }
 
   /** The bytes written since the last piece, as pieces. */

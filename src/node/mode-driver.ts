@@ -124,9 +124,10 @@ export interface ModeDriver<C extends CompiledNode = CompiledNode> {
   /**
    * render's text as bytes (UTF-8), for output that is bytes anyway (a command's standard
    * output), when the mode writes them without making a string of the text (which is as much
-   * memory again, fresh). Modes without it are output as strings (renderOutput below).
+   * memory again, fresh); undefined for a format it makes only as a string. Modes and formats
+   * without it are output as strings (renderOutput below).
    */
-  renderBytes?(compiled: C, format: OutputFormat): Uint8Array;
+  renderBytes?(compiled: C, format: OutputFormat): Uint8Array | undefined;
   tracer(compiled: C): NodeTracer;
 
   /** A one-line summary per family, for `kpsim demo` (same order as `compiled.states`). */
@@ -172,5 +173,5 @@ export interface DumpReader {
  * (renderBytes), else its string (which a stream encodes as it writes it).
  */
 export function renderOutput<C extends CompiledNode>(driver: ModeDriver<C>, compiled: C, format: OutputFormat): string | Uint8Array {
-  return driver.renderBytes !== undefined ? driver.renderBytes(compiled, format) : driver.render(compiled, format);
+  return driver.renderBytes?.(compiled, format) ?? driver.render(compiled, format);
 }

@@ -1,6 +1,7 @@
 /**
- * A mode's text as bytes (ModeDriver.renderBytes, what `kpsim compile` writes) is its text as a
- * string (render), byte for byte, as UTF-8: for every node of a generated cluster and of every
+ * A mode's text for output (renderOutput: bytes where the mode writes them, ModeDriver.renderBytes;
+ * what `kpsim compile` writes) is its text as a string (render), byte for byte, as UTF-8: for
+ * every node of a generated cluster and of every
  * example cluster under rules/, in every format, through a ClusterView whose nodes are rendered
  * in turn, some as bytes and some as strings (a later node copies what an earlier one kept, kept
  * as bytes or as a string), in both interleavings, against the node compiled alone.
@@ -33,7 +34,8 @@ function checkEveryNode(name: string, cluster: Cluster): void {
           const shared = view.compile(mode, node);
           const want = driver.render(compileNode(cluster, mode, nodeName !== undefined ? { node: nodeName } : {}), format);
           const asBytes = i % 2 === interleaving;
-          const got = asBytes ? Buffer.from(driver.renderBytes!(shared, format)).toString('utf8') : driver.render(shared, format);
+          const out = asBytes ? renderOutput(driver, shared, format) : driver.render(shared, format);
+          const got = typeof out === 'string' ? out : Buffer.from(out).toString('utf8');
           if (got !== want) {
             assert.fail(`${name}: node ${node.name}: ${mode} ${format} ${asBytes ? 'as bytes' : 'as a string'} (nodes before it the other way) differs from the node alone:\n${firstDifference(got, want, ['shared', 'alone'])}`);
           }
@@ -45,6 +47,19 @@ function checkEveryNode(name: string, cluster: Cluster): void {
 
 test('every mode writes bytes (renderBytes)', () => {
   assert.deepEqual(BYTES_MODES, [...RULES_MODES], `modes with renderBytes: ${BYTES_MODES.join(', ')}`);
+});
+
+test('each mode writes its default format as bytes, and the formats it makes only as strings as strings', () => {
+  const cluster = generatedCluster({ nodes: 2, pods: 40, services: 10, seed: 3 });
+  const stringOnly: Record<string, readonly string[]> = { iptables: ['canonical'], ipvs: ['ipsets', 'iptables'], nftables: ['canonical'] };
+  for (const mode of RULES_MODES) {
+    const driver = modeDriver(mode);
+    for (const format of driver.formats) {
+      const out = renderOutput(driver, compileNode(cluster, mode, {}), format);
+      const want = (stringOnly[mode] ?? []).includes(format) ? 'string' : 'bytes';
+      assert.equal(typeof out === 'string' ? 'string' : 'bytes', want, `${mode} ${format}: output as ${typeof out}`);
+    }
+  }
 });
 
 test('renderOutput gives the bytes of a mode that writes them, else its string', () => {

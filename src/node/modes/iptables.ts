@@ -3,7 +3,6 @@
  * iptables-save text in kube-proxy's or the kernel's form, the tracer over them, and connections
  * placed by walking the rules with the kernel's random draw.
  */
-import { Buffer } from 'node:buffer';
 import { renderCanonical } from '../../iptables/canonical.js';
 import { IptablesSharedWork, compileIptablesRules, compileIptablesSaveEach, compileIptablesSaveEachBytes, countIptablesRules, type IptablesCompileOptions } from '../../iptables/compile.js';
 import { chainCountOf } from '../../iptables/declared-chains.js';
@@ -106,8 +105,7 @@ export const iptablesDriver: ModeDriver<CompiledIptables> = {
     return renderRulesetsPerFamily(compiled.node, compiled.rulesets, format === 'canonical' ? renderCanonical : renderIptablesSave);
   },
   renderBytes(compiled, format: OutputFormat) {
-    const direct = format === 'kube-proxy' ? directTexts.get(compiled)?.bytes() : undefined;
-    return direct ?? Buffer.from(iptablesDriver.render(compiled, format), 'utf8');
+    return format === 'kube-proxy' ? directTexts.get(compiled)?.bytes() : undefined;
   },
   tracer: tracerOf,
   shareAcrossNodes: () => new IptablesSharedWork(),

@@ -3,7 +3,6 @@
  * (one per family), printed as ipvsadm, ipset and iptables-save print them, the IPVS tracer,
  * and connections placed by the kernel's scheduler with its connection table.
  */
-import { Buffer } from 'node:buffer';
 import { compileIpvs, countIpvs, countTable, type IpvsCompiled, type IpvsCompileOptions, type IpvsCounts } from '../../ipvs/compile.js';
 import { IpvsSharedWork } from '../../ipvs/shared-plans.js';
 import { renderIPSets } from '../../ipvs/ipsets.js';
@@ -117,7 +116,7 @@ export const ipvsDriver: ModeDriver<CompiledIpvsNode> = {
     }
   },
   renderBytes(compiled, format) {
-    if (format === 'ipsets' || format === 'iptables') return Buffer.from(ipvsDriver.render(compiled, format), 'utf8');
+    if (format === 'ipsets' || format === 'iptables') return undefined;
     return formatIpvsadmListBytes(kernelTableOf(compiled), listOptions(format));
   },
   tracer: tracerOf,

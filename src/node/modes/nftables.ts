@@ -4,7 +4,6 @@
  * and connections placed by walking the table with the kernel's numgen draw (affinity sets kept
  * between connections, as `recent` lists are in iptables mode).
  */
-import { Buffer } from 'node:buffer';
 import { canonicalRule, renderNftCanonical } from '../../nftables/canonical.js';
 import { type NftCounts, type NftablesCompileOptions, NftablesSharedWork, compileNftablesRules, countNftablesRules } from '../../nftables/compile.js';
 import { countTable } from '../../nftables/shared-work.js';
@@ -95,8 +94,7 @@ export const nftablesDriver: ModeDriver<CompiledNftables> = {
     return renderNftScripts(scriptParts(compiled));
   },
   renderBytes(compiled, format) {
-    if (format === 'canonical') return Buffer.from(nftablesDriver.render(compiled, format), 'utf8');
-    return renderNftScriptsBytes(scriptParts(compiled));
+    return format === 'canonical' ? undefined : renderNftScriptsBytes(scriptParts(compiled));
   },
   tracer: tracerOf,
   shareAcrossNodes: () => new NftablesSharedWork(),

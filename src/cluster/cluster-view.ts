@@ -17,13 +17,14 @@ import {
   type ResolvedNode,
   buildFamilyServicePorts,
   familiesInUse,
-  familiesOfServices,
+  servicesPerFamily,
   proxierStateOn,
   resolveNode,
 } from '../tracker/proxier-state.js';
 import type { ProxierState } from '../tracker/types.js';
 import { nodeIPs } from '../model/node.js';
 import { type Family, parseCIDR } from '../util/ip.js';
+import { mapSmallestFirst } from '../util/smallest-first.js';
 import { HealthChecks } from './health-check.js';
 
 /** Service port positions by what a packet is addressed to (ClusterView.positionsFor). */
@@ -41,6 +42,8 @@ export interface NodeStatesOptions extends NodeOverlayOptions {
 export class ClusterView {
   readonly cluster: Cluster;
   readonly #serviceFamilies: ReadonlySet<Family>;
+  /** Services with a ClusterIP of each family: a family's states are built smallest first. */
+  readonly #servicesPerFamily: ReadonlyMap<Family, number>;
   readonly #familyPorts = new Map<Family, FamilyServicePorts>();
   readonly #nodesByName: ReadonlyMap<string, Node>;
   readonly #shared = new Map<string, SharedModeWork>();
@@ -48,7 +51,8 @@ export class ClusterView {
   /** The cluster must not change while the view is used: the view keeps what it worked out. */
   constructor(cluster: Cluster) {
     this.cluster = cluster;
-    this.#serviceFamilies = familiesOfServices(cluster);
+    this.#servicesPerFamily = servicesPerFamily(cluster);
+    this.#serviceFamilies = new Set(this.#servicesPerFamily.keys());
     this.#nodesByName = new Map(cluster.nodes.map((n) => [n.name, n]));
   }
 
@@ -153,12 +157,14 @@ export class ClusterView {
     return families;
   }
 
-  /** The node's ProxierStates, one per family in use, IPv4 first (what buildProxierStates gives). */
+  /**
+   * The node's ProxierStates, one per family in use, IPv4 first (what buildProxierStates gives),
+   * built smallest family first (util/smallest-first.ts says why).
+   */
   statesOf(node: ResolvedNode, opts: NodeStatesOptions = {}): ProxierState[] {
     const overlay: NodeOverlayOptions = opts.only !== undefined ? { only: opts.only } : {};
-    return this.familiesOf(node)
-      .filter((f) => opts.family === undefined || f === opts.family)
-      .map((family) => proxierStateOn(this.familyPorts(family), this.cluster, node, overlay));
+    const families = this.familiesOf(node).filter((f) => opts.family === undefined || f === opts.family);
+    return mapSmallestFirst(families, (family) => this.#servicesPerFamily.get(family) ?? 0, (family) => proxierStateOn(this.familyPorts(family), this.cluster, node, overlay));
   }
 
   /**

@@ -12,6 +12,7 @@
  * text the rules of different chains interleave; a Ruleset keeps each chain's rules together
  * (as iptables-save prints them back). The order of rules inside every chain is kube-proxy's.
  */
+import { mapStatesSmallestFirst } from '../tracker/proxier-state.js';
 import type { ProxierState } from '../tracker/types.js';
 import { declareFixedChains, writeForwardRules, writeMasqueradeAndFirewallRules, writeNodePortDispatch } from './fixed-rules.js';
 import { countRules } from './render.js';
@@ -62,13 +63,13 @@ export function compileIptablesSave(state: ProxierState, options: IptablesCompil
 export function compileIptablesSaveEach(states: readonly ProxierState[], options: IptablesCompileOptions = {}, header?: (state: ProxierState) => string): string {
   // Every sync is written before any is laid out: finishTextSinks then makes the text once,
   // the way that suits where its bytes are (mostly shared text kept as strings, or not).
-  const sinks = states.map((state) => syncText(state, options));
+  const sinks = mapStatesSmallestFirst(states, (state) => syncText(state, options));
   return finishTextSinks(sinks, header === undefined ? undefined : states.map(header));
 }
 
 /** compileIptablesSaveEach's text as bytes (UTF-8), made no string (finishTextSinksBytes). */
 export function compileIptablesSaveEachBytes(states: readonly ProxierState[], options: IptablesCompileOptions = {}, header?: (state: ProxierState) => string): Uint8Array {
-  const sinks = states.map((state) => syncText(state, options));
+  const sinks = mapStatesSmallestFirst(states, (state) => syncText(state, options));
   return finishTextSinksBytes(sinks, header === undefined ? undefined : states.map(header));
 }
 

@@ -9,6 +9,7 @@ import { nodeIPs as nodeObjectIPs } from '../model/node.js';
 import type { Cluster, EndpointSlice, Node, Protocol, ProxyConfig, Service, ServicePort, Warning } from '../model/types.js';
 import { ZONE_LABEL, categorizeEndpoints, sortByEndpointText, type TopologyContext } from '../topology/categorize.js';
 import { type Family, familyOfValidIP, ipFamily, isLoopback, normalizeIP, parseCIDR } from '../util/ip.js';
+import { mapSmallestFirst } from '../util/smallest-first.js';
 import type { EndpointInfo, LocalDetector, ProxierServicePort, ProxierState, ServicePortInfo, ServicePortName } from './types.js';
 
 /** Which node's point of view, and its addresses. */
@@ -90,9 +91,25 @@ export function familiesInUse(cluster: Cluster, node: ResolvedNode, serviceFamil
 
 /** The families of the services' ClusterIPs (the same for every node: worked out once for many). */
 export function familiesOfServices(cluster: Cluster): Set<Family> {
-  const families = new Set<Family>();
-  for (const svc of cluster.services) for (const ip of svc.clusterIPs) families.add(familyOfValidIP(ip));
-  return families;
+  return new Set(servicesPerFamily(cluster).keys());
+}
+
+/** How many services have a ClusterIP of each family (a dual-stack service counts in both). */
+export function servicesPerFamily(cluster: Cluster): Map<Family, number> {
+  const counts = new Map<Family, number>();
+  for (const svc of cluster.services) for (const ip of svc.clusterIPs) {
+    const family = familyOfValidIP(ip);
+    counts.set(family, (counts.get(family) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/**
+ * `fn` of each family's state, the family with the fewest service ports first (see
+ * util/smallest-first.ts for why), the results in the states' order (IPv4 first).
+ */
+export function mapStatesSmallestFirst<R>(states: readonly ProxierState[], fn: (state: ProxierState, index: number) => R): R[] {
+  return mapSmallestFirst(states, (state) => state.servicePorts.length, fn);
 }
 
 /**
@@ -377,7 +394,10 @@ export function buildProxierState(cluster: Cluster, node: ResolvedNode, family: 
 
 /** One ProxierState per family in use, IPv4 first. */
 export function buildProxierStates(cluster: Cluster, node: ResolvedNode): ProxierState[] {
-  return familiesInUse(cluster, node).map((family) => buildProxierState(cluster, node, family));
+  // Built smallest family first (util/smallest-first.ts says why), listed IPv4 first.
+  const perFamily = servicesPerFamily(cluster);
+  const families = familiesInUse(cluster, node, new Set(perFamily.keys()));
+  return mapSmallestFirst(families, (family) => perFamily.get(family) ?? 0, (family) => buildProxierState(cluster, node, family));
 }
 
 function compareText(a: string, b: string): number {

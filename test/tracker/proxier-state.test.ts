@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { KpsimError } from '../../src/errors.js';
 import { clusterFromManifests } from '../../src/manifest/load.js';
-import { buildFamilyServicePorts, buildProxierState, collectEndpoints, familiesInUse, resolveNode, servicePortKey } from '../../src/tracker/proxier-state.js';
+import { ClusterView } from '../../src/cluster/cluster-view.js';
+import { buildFamilyServicePorts, buildProxierState, buildProxierStates, collectEndpoints, familiesInUse, resolveNode, servicePortKey, servicesPerFamily } from '../../src/tracker/proxier-state.js';
 
 const node = `apiVersion: v1
 kind: Node
@@ -237,6 +238,32 @@ spec: {clusterIP: ${c.serviceIP}, ports: [{name: p80, port: 80, protocol: TCP}]}
     ]);
     const resolved = resolveNode(cluster, { node: 'test-node' });
     assert.deepEqual(familiesInUse(cluster, resolved), c.want);
+  });
+}
+
+// The families are built smallest first (util/smallest-first.ts) and listed IPv4 first, whichever is larger.
+const sizeCases: { name: string; v4: number; v6: number }[] = [
+  { name: 'IPv4 larger', v4: 3, v6: 1 },
+  { name: 'IPv6 larger', v4: 1, v6: 4 },
+  { name: 'as large', v4: 2, v6: 2 },
+];
+for (const c of sizeCases) {
+  test(`dual-stack states, ${c.name}: IPv4 first, each as built alone`, () => {
+    const services = [
+      ...Array.from({ length: c.v4 }, (_, i) => `apiVersion: v1\nkind: Service\nmetadata: {name: v4-${i}, namespace: ns1}\nspec: {clusterIP: 172.30.0.${10 + i}, ports: [{port: 80, protocol: TCP}]}\n`),
+      ...Array.from({ length: c.v6 }, (_, i) => `apiVersion: v1\nkind: Service\nmetadata: {name: v6-${i}, namespace: ns1}\nspec: {clusterIP: "fd00:172:30::${10 + i}", ports: [{port: 80, protocol: TCP}]}\n`),
+    ].join('---\n');
+    const cluster = clusterFromManifests([
+      { file: 'node.yaml', text: node },
+      { file: 'kp.yaml', text: config },
+      { file: 'objects.yaml', text: services },
+    ]);
+    const resolved = resolveNode(cluster, { node: 'test-node' });
+    assert.deepEqual([...servicesPerFamily(cluster)].sort(), [[4, c.v4], [6, c.v6]]);
+    const portsOf = (states: { family: number; servicePorts: readonly { info: { spn: string } }[] }[]) => states.map((s) => [s.family, s.servicePorts.map((sp) => sp.info.spn)]);
+    const alone = portsOf([buildProxierState(cluster, resolved, 4), buildProxierState(cluster, resolved, 6)]);
+    assert.deepEqual(portsOf(buildProxierStates(cluster, resolved)), alone, 'buildProxierStates');
+    assert.deepEqual(portsOf(new ClusterView(cluster).statesOf(resolved)), alone, 'ClusterView.statesOf');
   });
 }
 

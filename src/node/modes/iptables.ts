@@ -12,7 +12,7 @@ import type { Ruleset } from '../../iptables/types.js';
 import { addBuiltinJumps } from '../../iptables/with-jumps.js';
 import { kubeProxyJumpsInChainOrder } from '../../trace/default-jumps.js';
 import { createTracer, type Tracer } from '../../trace/tracer.js';
-import type { ResolvedNode } from '../../tracker/proxier-state.js';
+import { type ResolvedNode, mapStatesSmallestFirst } from '../../tracker/proxier-state.js';
 import type { ProxierState } from '../../tracker/types.js';
 import type { CompiledNode, DumpReader, ModeCompileOptions, ModeDriver, ModeSize, OutputFormat } from '../mode-driver.js';
 import { rulePositions } from '../rules-checked.js';
@@ -46,7 +46,7 @@ export function compileIptablesForStates(node: ResolvedNode, states: readonly Pr
     node,
     states,
     get rulesets(): readonly Ruleset[] {
-      return (rulesets ??= states.map((state) => {
+      return (rulesets ??= mapStatesSmallestFirst(states, (state) => {
         const ruleset = compileIptablesRules(state, compileOptions);
         return opts.withJumps ? addBuiltinJumps(ruleset, kubeProxyJumpsInChainOrder(state.family)) : ruleset;
       }));

@@ -12,7 +12,7 @@ import { destAddr, type IpvsTable } from '../../ipvs/table.js';
 import { KpsimError } from '../../errors.js';
 import { ipvsPicker } from '../../simulate/picker.js';
 import { traceIpvs } from '../../trace/ipvs.js';
-import type { ResolvedNode } from '../../tracker/proxier-state.js';
+import { type ResolvedNode, mapStatesSmallestFirst } from '../../tracker/proxier-state.js';
 import type { ProxierState } from '../../tracker/types.js';
 import { ipFamily, joinHostPort } from '../../util/ip.js';
 import { seededRng } from '../../util/random.js';
@@ -29,7 +29,7 @@ export interface CompiledIpvsNode extends CompiledNode {
 
 export function compileIpvsForStates(node: ResolvedNode, states: readonly ProxierState[], opts: ModeCompileOptions = {}): CompiledIpvsNode {
   const options = ipvsOptions(opts);
-  return { mode: 'ipvs', node, states, tables: states.map((state) => compileIpvs(state, options)) };
+  return { mode: 'ipvs', node, states, tables: mapStatesSmallestFirst(states, (state) => compileIpvs(state, options)) };
 }
 
 function ipvsOptions(opts: ModeCompileOptions): IpvsCompileOptions {
@@ -125,7 +125,7 @@ export const ipvsDriver: ModeDriver<CompiledIpvsNode> = {
   size: (compiled) => ipvsSize(compiled.tables.map(countTable)),
   sizeOf(_node, states, opts = {}) {
     const options = ipvsOptions(opts);
-    return ipvsSize(states.map((state) => countIpvs(state, options)));
+    return ipvsSize(mapStatesSmallestFirst(states, (state) => countIpvs(state, options)));
   },
   variants: (schedulers) => schedulers.map((scheduler) => ({ scheduler, options: { scheduler } })),
   picker(compiled, target, opts) {

@@ -11,7 +11,7 @@ import { parseNftRuleset } from '../../nftables/parse.js';
 import { countNftRules, type NftScriptPart, renderNftScripts, renderNftScriptsBytes } from '../../nftables/render-script.js';
 import type { NftRuleset } from '../../nftables/types.js';
 import { createNftTracer, type NftTracer } from '../../trace/nftables/tracer.js';
-import type { ResolvedNode } from '../../tracker/proxier-state.js';
+import { type ResolvedNode, mapStatesSmallestFirst } from '../../tracker/proxier-state.js';
 import type { ProxierState } from '../../tracker/types.js';
 import type { CompiledNode, DumpReader, ModeCompileOptions, ModeDriver, ModeSize } from '../mode-driver.js';
 import { traceContextOf } from '../trace-context.js';
@@ -33,7 +33,7 @@ function nftablesOptions(opts: ModeCompileOptions): NftablesCompileOptions {
 
 export function compileNftablesForStates(node: ResolvedNode, states: readonly ProxierState[], opts: ModeCompileOptions = {}): CompiledNftables {
   const options = nftablesOptions(opts);
-  return { mode: 'nftables', node, states, rulesets: states.map((state) => compileNftablesRules(state, options)) };
+  return { mode: 'nftables', node, states, rulesets: mapStatesSmallestFirst(states, (state) => compileNftablesRules(state, options)) };
 }
 
 function nftablesSize(counts: readonly NftCounts[]): ModeSize {
@@ -101,7 +101,7 @@ export const nftablesDriver: ModeDriver<CompiledNftables> = {
   size: (compiled) => nftablesSize(compiled.rulesets.flatMap((ruleset) => ruleset.tables.map(countTable))),
   sizeOf(_node, states, opts = {}) {
     const options = nftablesOptions(opts);
-    return nftablesSize(states.map((state) => countNftablesRules(state, options)));
+    return nftablesSize(mapStatesSmallestFirst(states, (state) => countNftablesRules(state, options)));
   },
   summarize: (compiled) => compiled.rulesets.map((ruleset) => {
     const counted = countNftRules(ruleset);

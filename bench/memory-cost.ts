@@ -33,6 +33,29 @@ export function mainThreadFaults(): number {
   }
 }
 
+/** The main thread's time on a core and time runnable but waiting for one, in ms, so far. */
+export interface ThreadSchedule {
+  readonly runMs: number;
+  readonly waitMs: number;
+}
+
+/**
+ * The main thread's schedule so far (Linux's /proc/self/task/<pid>/schedstat: nanoseconds on a
+ * core, nanoseconds runnable on a run queue), or undefined where the kernel does not say. On a
+ * machine with few cores, a step's wall time is its main thread's time on a core plus its wait
+ * for one, while the process's other threads (V8's optimising compiler and collector threads,
+ * kpsim's prefaulter) take the cores.
+ */
+export function mainThreadSchedule(): ThreadSchedule | undefined {
+  try {
+    const [run, wait] = readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+    if (run === undefined || wait === undefined || Number.isNaN(run) || Number.isNaN(wait)) return undefined;
+    return { runMs: run / 1e6, waitMs: wait / 1e6 };
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Microseconds per first touch of a page on this machine: a fresh 64 MB buffer (memory the
  * process has not touched: Buffers this size are mapped anew and unmapped when freed) written a

@@ -43,7 +43,7 @@ import { renderOutput } from '../src/node/mode-driver.js';
 import { RULES_MODES, modeDriver } from '../src/node/modes.js';
 import type { Packet } from '../src/trace/types.js';
 import { type Timed, gc, machineLine, median, timed, timedAsync } from './common.js';
-import { GcPauses, mainThreadFaults, minorFaults, pageFaultMicros, settleCollector } from './memory-cost.js';
+import { GcPauses, type ThreadSchedule, mainThreadFaults, mainThreadSchedule, minorFaults, pageFaultMicros, settleCollector } from './memory-cost.js';
 
 const quick = process.argv.includes('--quick');
 const SIZE = quick ? { nodes: 500, pods: 15000, services: 1000 } : { nodes: 5000, pods: 150000, services: 10000 };
@@ -66,16 +66,21 @@ interface ViewStep {
   readonly faults: number;
   /** Of them, the main thread's: the ones the step's wall time pays (the others ran beside it). */
   readonly mainFaults: number;
+  /** The main thread's time on a core and waiting for one in the step (undefined where unknown). */
+  readonly schedule: ThreadSchedule | undefined;
 }
 
 /** `fn` timed as a step of a node's view. */
 function viewStep(label: string, fn: () => number): ViewStep {
   const f0 = minorFaults();
   const m0 = mainThreadFaults();
+  const s0 = mainThreadSchedule();
   const from = performance.now();
   const t = timed(fn);
   const to = performance.now();
-  return { label, t, from, to, faults: minorFaults() - f0, mainFaults: mainThreadFaults() - m0 };
+  const s1 = mainThreadSchedule();
+  const schedule = s0 !== undefined && s1 !== undefined ? { runMs: s1.runMs - s0.runMs, waitMs: s1.waitMs - s0.waitMs } : undefined;
+  return { label, t, from, to, faults: minorFaults() - f0, mainFaults: mainThreadFaults() - m0, schedule };
 }
 
 interface NodeView {
@@ -132,6 +137,14 @@ function printMemoryShare(v: NodeView, pauses: GcPauses, faultMicros: number): v
   const rest = v.total.wallMs - faultMs - gcMs;
   console.log(`  of the total: page faults on the main thread ${v.mainFaults} x ${faultMicros.toFixed(2)} us (the price measured above) = ~${faultMs.toFixed(0)} ms; gc pauses ${gcMs.toFixed(0)} ms; the rest ${rest.toFixed(0)} ms`);
   console.log(`  beside it, on other threads (the collector's helpers, the prefaulter): ${v.faults - v.mainFaults} faults`);
+  const schedules = v.steps.map((s) => s.schedule);
+  if (schedules.every((s) => s !== undefined)) {
+    const runMs = schedules.reduce((n, s) => n + s!.runMs, 0);
+    const waitMs = schedules.reduce((n, s) => n + s!.waitMs, 0);
+    // The process's CPU time counts every thread's: what is not the main thread's ran beside it.
+    const othersMs = Math.max(0, v.total.cpuMs - runMs);
+    console.log(`  the main thread: ${runMs.toFixed(0)} ms on a core, ${waitMs.toFixed(0)} ms runnable but waiting for one; the other threads (V8's compiler and collector threads, the prefaulter): ${othersMs.toFixed(0)} ms cpu beside it, on ${availableParallelism()} cores in all`);
+  }
 }
 
 /**

@@ -17,9 +17,9 @@ import {
   type ResolvedNode,
   buildFamilyServicePorts,
   familiesInUse,
-  servicesPerFamily,
   proxierStateOn,
   resolveNode,
+  servicesPerFamily,
 } from '../tracker/proxier-state.js';
 import type { ProxierState } from '../tracker/types.js';
 import { nodeIPs } from '../model/node.js';

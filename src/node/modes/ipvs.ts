@@ -111,7 +111,6 @@ export const ipvsDriver: ModeDriver<CompiledIpvsNode> = {
       case 'iptables':
         return renderRulesetsPerFamily(compiled.node, compiled.tables.map((t) => t.ruleset));
       default:
-        // A freshly compiled table has zero counters: --stats and --rate show zeros.
         return formatIpvsadmList(kernelTableOf(compiled), listOptions(format));
     }
   },

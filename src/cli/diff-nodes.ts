@@ -19,6 +19,7 @@ interface DiffNodesOptions extends ClusterOptions {
 
 export function registerDiffNodes(program: Command): void {
   const cmd = program.command('diff-nodes').description(summaryOf('diff-nodes')).argument('<a>', 'a node').argument('<b>', 'another node');
+  cmd.configureOutput({ outputError: (text, write) => write(text + swallowedNodesHint(text, cmd.opts<DiffNodesOptions>().file)) });
   addClusterOptions(cmd)
     .option('--mode <mode>', `${RULES_MODES.join(' or ')} (default: the config's mode, else iptables)`)
     .option('--scheduler <name>', 'ipvs: scheduler (default: the config\'s ipvs.scheduler, else rr)')
@@ -39,6 +40,15 @@ export function registerDiffNodes(program: Command): void {
       const diff = diffNodes(view, a, b, mode, { ...(opts.nfacct === false ? { nfacct: false } : {}), ...(opts.scheduler !== undefined ? { scheduler: opts.scheduler } : {}) });
       process.stdout.write(opts.json ? `${JSON.stringify(diff)}\n` : formatDifference(diff));
     }));
+}
+
+/**
+ * `-f` takes every word after it, so `kpsim diff-nodes -f DIR node-1 node-2` reads the nodes as
+ * files and then misses them as arguments: say so, beside commander's error.
+ */
+function swallowedNodesHint(error: string, files: readonly string[] | undefined): string {
+  if (!error.includes('missing required argument') || files === undefined || files.length < 2) return '';
+  return `kpsim: -f took every word after it as a path (${files.join(', ')}): give the two nodes before -f, as in kpsim diff-nodes NODE-A NODE-B -f PATH\n`;
 }
 
 function formatDifference(d: NodeDifference): string {

@@ -135,6 +135,8 @@ const usage: UsageCase[] = [
   { name: 'nodes with --node', args: ['nodes', '-f', 'rules/example', '--node', 'node-a'], status: 2, stderr: /--node: kpsim nodes takes every Node of the input as it is/ },
   { name: 'nodes with --node-ip', args: ['nodes', '-f', 'rules/example', '--node-ip', '10.0.0.9'], status: 2, stderr: /--node-ip: kpsim nodes takes every Node of the input as it is/ },
   { name: 'nodes with an unknown --mode', args: ['nodes', '-f', 'rules/example', '--mode', 'iptables,nope'], status: 2, stderr: /--mode: "nope" is not one of/ },
+  { name: 'diff-nodes with its nodes after -f, which takes them as paths', args: ['diff-nodes', '-q', '-f', 'rules/example', 'node-a', 'node-b'], status: 2, stderr: /^error: missing required argument 'a'\nkpsim: -f took every word after it as a path \(rules\/example, node-a, node-b\): give the two nodes before -f, as in kpsim diff-nodes NODE-A NODE-B -f PATH\n/ },
+  { name: 'diff-nodes without its nodes: no word about -f', args: ['diff-nodes', '-q', '-f', 'rules/example'], status: 2, stderr: /^error: missing required argument 'a'\n\(add --help for usage\)\n$/ },
   { name: 'diff-nodes with an unknown node', args: ['diff-nodes', 'node-a', 'node-z', '-q', '-f', 'rules/example'], status: 1, stderr: /node "node-z" is not in the cluster/ },
   { name: '--via without --cluster', args: ['trace', '-q', '-f', 'rules/example', '--src', '10.244.1.5', '--dst', '10.96.100.20', '--dport', '80', '--via', 'node-a'], status: 2, stderr: /--via: needs --cluster/ },
   { name: 'trace --cluster with a dump', args: ['trace', '--cluster', '--iptables-save', 'x', '--src', '10.244.1.5', '--dst', '10.96.100.20', '--dport', '80'], status: 2, stderr: /--iptables-save: --cluster traces through manifests/ },

@@ -44,7 +44,7 @@ export function registerDiffNodes(program: Command): void {
 
 /**
  * `-f` takes every word after it, so `kpsim diff-nodes -f DIR node-1 node-2` reads the nodes as
- * files and then misses them as arguments: say so, beside commander's error.
+ * paths and then misses them as arguments: say so, beside commander's error.
  */
 function swallowedNodesHint(error: string, files: readonly string[] | undefined): string {
   if (!error.includes('missing required argument') || files === undefined || files.length < 2) return '';

@@ -41,8 +41,10 @@ export interface NodeStatesOptions extends NodeOverlayOptions {
 
 export class ClusterView {
   readonly cluster: Cluster;
-  readonly #serviceFamilies: ReadonlySet<Family>;
-  /** Services with a ClusterIP of each family: a family's states are built smallest first. */
+  /**
+   * Services with a ClusterIP of each family (its keys are the services' families): a family's
+   * states are built smallest first.
+   */
   readonly #servicesPerFamily: ReadonlyMap<Family, number>;
   readonly #familyPorts = new Map<Family, FamilyServicePorts>();
   readonly #nodesByName: ReadonlyMap<string, Node>;
@@ -52,7 +54,6 @@ export class ClusterView {
   constructor(cluster: Cluster) {
     this.cluster = cluster;
     this.#servicesPerFamily = servicesPerFamily(cluster);
-    this.#serviceFamilies = new Set(this.#servicesPerFamily.keys());
     this.#nodesByName = new Map(cluster.nodes.map((n) => [n.name, n]));
   }
 
@@ -151,7 +152,7 @@ export class ClusterView {
   familiesOf(node: ResolvedNode): Family[] {
     let families = this.#families.get(node);
     if (families === undefined) {
-      families = familiesInUse(this.cluster, node, this.#serviceFamilies);
+      families = familiesInUse(this.cluster, node, this.#servicesPerFamily.keys());
       this.#families.set(node, families);
     }
     return families;

@@ -76,7 +76,7 @@ function readNodeIPs(flagIPs: readonly string[] | undefined, node: Node | undefi
  * the node is dual-stack: the node has an address of it, a service a ClusterIP of it, or the
  * configuration or the node names a CIDR of it (clusterCIDR, nodePortAddresses, podCIDRs).
  */
-export function familiesInUse(cluster: Cluster, node: ResolvedNode, serviceFamilies: ReadonlySet<Family> = familiesOfServices(cluster)): Family[] {
+export function familiesInUse(cluster: Cluster, node: ResolvedNode, serviceFamilies: Iterable<Family> = servicesPerFamily(cluster).keys()): Family[] {
   const families = new Set<Family>(serviceFamilies);
   for (const ip of node.ips) families.add(ipFamily(ip)!);
   const { clusterCIDRs, nodePortAddresses } = cluster.config;
@@ -89,12 +89,10 @@ export function familiesInUse(cluster: Cluster, node: ResolvedNode, serviceFamil
   return [...families].sort();
 }
 
-/** The families of the services' ClusterIPs (the same for every node: worked out once for many). */
-export function familiesOfServices(cluster: Cluster): Set<Family> {
-  return new Set(servicesPerFamily(cluster).keys());
-}
-
-/** How many services have a ClusterIP of each family (a dual-stack service counts in both). */
+/**
+ * How many services have a ClusterIP of each family (a dual-stack service counts in both); its
+ * keys are the services' families (the same for every node: worked out once for many).
+ */
 export function servicesPerFamily(cluster: Cluster): Map<Family, number> {
   const counts = new Map<Family, number>();
   for (const svc of cluster.services) for (const ip of svc.clusterIPs) {
@@ -396,7 +394,7 @@ export function buildProxierState(cluster: Cluster, node: ResolvedNode, family: 
 export function buildProxierStates(cluster: Cluster, node: ResolvedNode): ProxierState[] {
   // Built smallest family first (util/smallest-first.ts says why), listed IPv4 first.
   const perFamily = servicesPerFamily(cluster);
-  const families = familiesInUse(cluster, node, new Set(perFamily.keys()));
+  const families = familiesInUse(cluster, node, perFamily.keys());
   return mapSmallestFirst(families, (family) => perFamily.get(family) ?? 0, (family) => buildProxierState(cluster, node, family));
 }
 
